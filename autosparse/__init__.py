@@ -1,0 +1,41 @@
+"""autosparse: learn to prune neural networks at initialisation from iterative pruning.
+
+The public API is re-exported here lazily so ``import autosparse`` (and the CLI's start-up)
+stays fast and does not import torch-geometric, zarr or Ray until they are used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "prune": "autosparse.pruners.base",
+    "prune_timed": "autosparse.pruners.base",
+    "available_methods": ("autosparse.pruners.base", "available"),
+    "PruningData": "autosparse.pruners.base",
+    "Masks": "autosparse.masks",
+    "allocate": "autosparse.allocation",
+    "build_model": "autosparse.models",
+    "available_models": "autosparse.models",
+    "load_dataset": "autosparse.data",
+    "available_datasets": "autosparse.data",
+    "pruning_batch": "autosparse.data",
+    "TrainConfig": "autosparse.train",
+    "train": "autosparse.train",
+    "evaluate": "autosparse.train",
+    "AutosparseError": "autosparse.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    target = _EXPORTS.get(name)
+    if target is None:
+        raise AttributeError(f"module 'autosparse' has no attribute {name!r}")
+    module, attr = target if isinstance(target, tuple) else (target, name)
+    return getattr(importlib.import_module(module), attr)
+
+
+__all__ = sorted(_EXPORTS)

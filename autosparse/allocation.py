@@ -1,0 +1,187 @@
+"""How many weights each layer keeps, and exact-count top-k selection.
+
+A pruner only says *which* weights matter (scores, higher = keep). This module decides *how
+many per layer*: one global threshold, the same density in every layer, ERK's
+fan-in/fan-out rule, or explicit per-layer counts (what a learned allocation predicts).
+Selection is an exact-count top-k with deterministic tie-breaking (a stable sort, earlier
+index wins), so the kept count is always ``round(density * total)`` and a seed reproduces a
+mask bit for bit even when scores tie (random masks, all-equal SynFlow layers, ...).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Literal
+
+import torch
+
+from autosparse.errors import ConfigError, DensityError, check_density
+from autosparse.masks import Masks
+
+Scope = Literal["global", "uniform", "erk"]
+SCOPES: tuple[str, ...] = ("global", "uniform", "erk")
+
+
+def target_count(total: int, density: float) -> int:
+    """Weights to keep: ``round(density * total)``, at least one."""
+    return max(1, min(total, int(round(density * total))))
+
+
+def topk_mask(score: torch.Tensor, k: int) -> torch.Tensor:
+    """Boolean mask of the ``k`` highest scores; ties go to the lower flat index.
+
+    NaN scores are treated as the lowest possible score so a diverging saliency cannot be
+    selected silently.
+    """
+    flat = score.detach().reshape(-1).to(torch.float64)
+    flat = torch.nan_to_num(flat, nan=-math.inf)
+    mask = torch.zeros(flat.numel(), dtype=torch.bool)
+    if k > 0:
+        order = torch.argsort(flat.cpu(), descending=True, stable=True)
+        mask[order[:k]] = True
+    return mask.reshape(score.shape)
+
+
+def _largest_remainder(ideal: list[float], caps: list[int], total: int) -> list[int]:
+    """Integer counts close to ``ideal`` (each <= cap) summing exactly to ``total``."""
+    counts = [min(c, int(math.floor(x))) for x, c in zip(ideal, caps, strict=True)]
+    short = total - sum(counts)
+    order = sorted(range(len(ideal)), key=lambda i: (-(ideal[i] - math.floor(ideal[i])), i))
+    while short > 0:
+        progressed = False
+        for i in order:
+            if short == 0:
+                break
+            if counts[i] < caps[i]:
+                counts[i] += 1
+                short -= 1
+                progressed = True
+        if not progressed:
+            raise DensityError("cannot place that many weights: every layer is already dense")
+    while short < 0:  # floors never exceed, but keep-at-least-one can
+        for i in sorted(range(len(counts)), key=lambda i: -counts[i]):
+            if short == 0:
+                break
+            if counts[i] > 1:
+                counts[i] -= 1
+                short += 1
+    return counts
+
+
+def uniform_counts(shapes: Mapping[str, torch.Size], density: float) -> dict[str, int]:
+    names = list(shapes)
+    sizes = [math.prod(shapes[n]) for n in names]
+    total = target_count(sum(sizes), density)
+    ideal = [max(1.0, density * s) for s in sizes]
+    return dict(zip(names, _largest_remainder(ideal, sizes, total), strict=True))
+
+
+def erk_densities(shapes: Mapping[str, torch.Size], density: float, power_scale: float = 1.0) -> dict[str, float]:
+    """Erdős–Rényi-Kernel layer densities (Evci et al., RigL): density_l ∝ sum(dims)/prod(dims).
+
+    Layers whose density would exceed 1 are made dense and the scale re-solved for the rest,
+    which is the standard fix (it matters for small first/last layers at moderate density).
+    """
+    names = list(shapes)
+    sizes = {n: math.prod(shapes[n]) for n in names}
+    raw = {n: (sum(shapes[n]) / sizes[n]) ** power_scale for n in names}
+    total = sum(sizes.values())
+    dense: set[str] = set()
+    while True:
+        budget = density * total - sum(sizes[n] for n in dense)
+        denom = sum(raw[n] * sizes[n] for n in names if n not in dense)
+        if denom <= 0:
+            break
+        eps = budget / denom
+        over = [n for n in names if n not in dense and eps * raw[n] > 1.0]
+        if not over:
+            break
+        dense.update(over)
+    return {n: 1.0 if n in dense else min(1.0, eps * raw[n]) for n in names}
+
+
+def erk_counts(shapes: Mapping[str, torch.Size], density: float) -> dict[str, int]:
+    names = list(shapes)
+    sizes = [math.prod(shapes[n]) for n in names]
+    dens = erk_densities(shapes, density)
+    total = target_count(sum(sizes), density)
+    ideal = [max(1.0, dens[n] * s) for n, s in zip(names, sizes, strict=True)]
+    return dict(zip(names, _largest_remainder(ideal, sizes, total), strict=True))
+
+
+def counts_from_shares(shapes: Mapping[str, torch.Size], density: float, shares: Mapping[str, float]) -> dict[str, int]:
+    """Per-layer counts from predicted *shares of the kept budget* (non-negative, any scale).
+
+    A learned allocation predicts how the budget splits across layers; this turns that into
+    exact integer counts, capping dense layers and keeping at least one weight per layer.
+    """
+    names = list(shapes)
+    sizes = [math.prod(shapes[n]) for n in names]
+    total = target_count(sum(sizes), density)
+    w = [max(0.0, float(shares[n])) for n in names]
+    if sum(w) <= 0:
+        raise ConfigError("all predicted layer shares are zero; cannot allocate a budget")
+    caps = sizes
+    alloc = [0.0] * len(names)
+    free = set(range(len(names)))
+    remaining = float(total)
+    while free:  # water-filling: redistribute what capped layers cannot take
+        z = sum(w[i] for i in free)
+        if z <= 0:
+            break
+        capped = [i for i in free if remaining * w[i] / z >= caps[i]]
+        if not capped:
+            for i in free:
+                alloc[i] = remaining * w[i] / z
+            break
+        for i in capped:
+            alloc[i] = caps[i]
+            remaining -= caps[i]
+            free.discard(i)
+    ideal = [max(1.0, a) for a in alloc]
+    return dict(zip(names, _largest_remainder(ideal, caps, total), strict=True))
+
+
+def masks_from_counts(scores: Mapping[str, torch.Tensor], counts: Mapping[str, int]) -> Masks:
+    return Masks({n: topk_mask(s, int(counts[n])) for n, s in scores.items()})
+
+
+def allocate(
+    scores: Mapping[str, torch.Tensor],
+    density: float | None = None,
+    scope: Scope = "global",
+    *,
+    sparsity: float | None = None,
+) -> Masks:
+    """Turn scores into masks that keep exactly ``round(density * total)`` weights.
+
+    ``global`` ranks every weight against every other (what SNIP, GraSP, SynFlow prescribe);
+    ``uniform`` keeps the same fraction of each layer; ``erk`` uses ERK layer densities and
+    ranks within each layer.
+    """
+    density = check_density(density, sparsity)
+    if not scores:
+        raise DensityError("no scores to allocate; the model has no prunable layer")
+    shapes = {n: s.shape for n, s in scores.items()}
+    if scope == "global":
+        names = list(scores)
+        flat = torch.cat([scores[n].detach().reshape(-1).to(torch.float64).cpu() for n in names])
+        total = flat.numel()
+        keep = topk_mask(flat, target_count(total, density))
+        out, offset = {}, 0
+        for n in names:
+            size = scores[n].numel()
+            out[n] = keep[offset : offset + size].reshape(scores[n].shape)
+            offset += size
+        return Masks(out, meta={"scope": scope, "density": density})
+    if scope == "uniform":
+        counts = uniform_counts(shapes, density)
+    elif scope == "erk":
+        counts = erk_counts(shapes, density)
+    else:
+        from autosparse.errors import UnknownNameError
+
+        raise UnknownNameError("allocation scope", str(scope), SCOPES)
+    masks = masks_from_counts(scores, counts)
+    return Masks(masks.to_dict(), meta={"scope": scope, "density": density})

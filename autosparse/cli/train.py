@@ -1,0 +1,65 @@
+"""``autosparse train``: train a (masked) model and report test accuracy."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from autosparse.cli.common import ModelData, add_arguments, add_config_argument, resolve
+from autosparse.train import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainJob:
+    masks: str | None = None  # a directory or .safetensors written by `autosparse prune`
+    out: str | None = None  # where to write metrics.json (and the trained weights)
+    init_seed: int = 0  # seed of the model's initial weights (the one the mask was made on)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model, optionally under saved masks",
+        description="Train a model on a dataset (optionally under masks from `autosparse prune`) and "
+        "print its test accuracy. Example: autosparse train --model lenet_300_100 --dataset fashion-mnist --epochs 5",
+    )
+    add_config_argument(p)
+    add_arguments(p, ModelData, TrainJob, TrainConfig)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    md, job, cfg = resolve(args, ModelData, TrainJob, TrainConfig)
+    from autosparse.masks import Masks
+    from autosparse.train import train
+
+    dataset = md.load_dataset()
+    model = md.build_model(dataset, seed=job.init_seed)
+    masks = Masks.load(job.masks).validate(model) if job.masks else None
+    result = train(model, dataset, cfg, masks=masks, desc=f"train {md.model}")
+    density = f", density {masks.density:.4f}" if masks else ""
+    print(
+        f"{md.model} on {md.dataset}: test accuracy {100 * result.test_accuracy:.2f}% "
+        f"after {cfg.epochs:g} epochs in {result.seconds:.1f}s{density}"
+    )
+    if job.out:
+        out = Path(job.out)
+        out.mkdir(parents=True, exist_ok=True)
+        from safetensors.torch import save_file
+
+        save_file(
+            {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(out / "model.safetensors")
+        )
+        metrics = {
+            "test_accuracy": result.test_accuracy,
+            "seconds": result.seconds,
+            "history": result.history,
+            "density": masks.density if masks else 1.0,
+        }
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return 0

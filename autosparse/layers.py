@@ -1,0 +1,103 @@
+"""Which weights are prunable, and in what order.
+
+One definition used everywhere (pruners, masks, features, graph, scorer): the ``weight`` of
+every ``nn.Linear``, ``nn.Conv1d``, ``nn.Conv2d`` and the input/output projections of
+``nn.MultiheadAttention``. Biases and norm parameters are never pruned: they are few, and
+removing them changes what the network can represent rather than how sparse it is.
+
+Order is module-registration order, which for every model in the zoo and for torchvision is
+the forward order; ``graph.py`` refines it with traced topology where that matters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from autosparse.errors import NoPrunableLayersError
+
+PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
+@dataclass(frozen=True)
+class PrunableLayer:
+    """A prunable weight: the module that owns it and the attribute it lives under."""
+
+    name: str  # qualified parameter name, e.g. "layer1.0.conv1.weight"
+    module_name: str  # e.g. "layer1.0.conv1"
+    module: nn.Module
+    param_name: str  # "weight", or "in_proj_weight" for attention
+
+    @property
+    def kind(self) -> str:
+        if isinstance(self.module, nn.MultiheadAttention):
+            return "attention"
+        if isinstance(self.module, nn.Linear):
+            return "linear"
+        return "conv"
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The *effective* weight (``weight_orig * weight_mask`` once pruned by torch)."""
+        return getattr(self.module, self.param_name)
+
+    @property
+    def parameter(self) -> nn.Parameter:
+        """The trainable tensor: ``weight_orig`` if torch pruning is applied, else ``weight``."""
+        orig = getattr(self.module, self.param_name + "_orig", None)
+        return orig if orig is not None else getattr(self.module, self.param_name)
+
+    @property
+    def shape(self) -> torch.Size:
+        return self.parameter.shape
+
+    @property
+    def fan_in(self) -> int:
+        return int(self.parameter[0].numel()) if self.parameter.dim() > 1 else 1
+
+    @property
+    def fan_out(self) -> int:
+        w = self.parameter
+        return int(w.shape[0] * (w[0, 0].numel() if w.dim() > 2 else 1))
+
+
+def prunable_layers(model: nn.Module, *, include_attention: bool = True) -> list[PrunableLayer]:
+    """All prunable weights of ``model`` in registration order.
+
+    Raises :class:`NoPrunableLayersError` for a model with none, because every caller would
+    otherwise fail later with a confusing empty-tensor error.
+    """
+    layers: list[PrunableLayer] = []
+    for mname, module in model.named_modules():
+        prefix = f"{mname}." if mname else ""
+        if isinstance(module, PRUNABLE_TYPES):
+            layers.append(PrunableLayer(prefix + "weight", mname, module, "weight"))
+        elif (
+            include_attention
+            and isinstance(module, nn.MultiheadAttention)
+            and getattr(module, "_qkv_same_embed_dim", True)
+            and _has(module, "in_proj_weight")
+        ):
+            # out_proj is an nn.Linear subclass and is picked up as its own module.
+            layers.append(PrunableLayer(prefix + "in_proj_weight", mname, module, "in_proj_weight"))
+    if not layers:
+        raise NoPrunableLayersError(
+            f"{type(model).__name__} has no prunable layer (nn.Linear, nn.Conv1d, nn.Conv2d or "
+            "nn.MultiheadAttention); autosparse prunes the weights of those modules only"
+        )
+    return layers
+
+
+def _has(module: nn.Module, attr: str) -> bool:
+    return getattr(module, attr, None) is not None or getattr(module, attr + "_orig", None) is not None
+
+
+def prunable_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Name -> trainable weight tensor for every prunable layer (the tensors scores refer to)."""
+    return {layer.name: layer.parameter for layer in prunable_layers(model)}
+
+
+def count_prunable(model: nn.Module) -> int:
+    return sum(layer.parameter.numel() for layer in prunable_layers(model))

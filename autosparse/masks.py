@@ -1,0 +1,197 @@
+"""Binary masks over prunable weights: validation, application, persistence, reports.
+
+Masks are applied the ``torch.nn.utils.prune`` way (``weight_orig`` + ``weight_mask`` and a
+forward pre-hook), and saved as plain safetensors plus a JSON report, so code that has never
+heard of autosparse can use a mask made here with ``prune.custom_from_mask`` alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn.utils import prune
+
+from autosparse.errors import MaskError
+from autosparse.layers import prunable_layers
+
+MASKS_FILE = "masks.safetensors"
+REPORT_FILE = "report.json"
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    name: str
+    kept: int
+    total: int
+
+    @property
+    def density(self) -> float:
+        return self.kept / self.total if self.total else 0.0
+
+
+class Masks(Mapping[str, torch.Tensor]):
+    """A validated ``dict[param_name, BoolTensor]``.
+
+    It is a read-only mapping so a mask cannot drift from the report it was validated against;
+    build a new one to change it.
+    """
+
+    def __init__(self, masks: Mapping[str, torch.Tensor], meta: Mapping[str, object] | None = None) -> None:
+        clean: dict[str, torch.Tensor] = {}
+        for name, m in masks.items():
+            if not isinstance(m, torch.Tensor):
+                raise MaskError(f"mask {name!r} is a {type(m).__name__}, expected a torch.Tensor")
+            clean[name] = m.detach().to(device="cpu", dtype=torch.bool).contiguous()
+        if not clean:
+            raise MaskError("empty mask set: give one boolean tensor per prunable weight")
+        self._masks = clean
+        self.meta: dict[str, object] = dict(meta or {})
+
+    # Mapping protocol
+    def __getitem__(self, key: str) -> torch.Tensor:
+        return self._masks[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._masks)
+
+    def __len__(self) -> int:
+        return len(self._masks)
+
+    # Counting
+    @property
+    def kept(self) -> int:
+        return int(sum(int(m.sum()) for m in self._masks.values()))
+
+    @property
+    def total(self) -> int:
+        return int(sum(m.numel() for m in self._masks.values()))
+
+    @property
+    def density(self) -> float:
+        return self.kept / self.total
+
+    @property
+    def sparsity(self) -> float:
+        return 1.0 - self.density
+
+    def layers(self) -> list[LayerReport]:
+        return [LayerReport(n, int(m.sum()), m.numel()) for n, m in self._masks.items()]
+
+    def empty_layers(self) -> list[str]:
+        return [n for n, m in self._masks.items() if not bool(m.any())]
+
+    def report(self) -> dict[str, object]:
+        return {
+            "kept": self.kept,
+            "total": self.total,
+            "density": self.density,
+            "sparsity": self.sparsity,
+            "empty_layers": self.empty_layers(),
+            "layers": [{"name": r.name, "kept": r.kept, "total": r.total, "density": r.density} for r in self.layers()],
+            "meta": self.meta,
+        }
+
+    def format_report(self) -> str:
+        """A fixed-width per-layer table for terminals and logs."""
+        width = max(len(n) for n in self._masks) + 2
+        lines = [f"{'layer':<{width}}{'kept':>10}{'total':>12}{'density':>10}"]
+        for r in self.layers():
+            flag = "  <- EMPTY" if r.kept == 0 else ""
+            lines.append(f"{r.name:<{width}}{r.kept:>10}{r.total:>12}{r.density:>10.4f}{flag}")
+        lines.append(f"{'total':<{width}}{self.kept:>10}{self.total:>12}{self.density:>10.4f}")
+        return "\n".join(lines)
+
+    # Validation
+    def validate(self, model: nn.Module) -> Masks:
+        """Check names, shapes and dtype against ``model``; return self for chaining."""
+        expected = {layer.name: tuple(layer.shape) for layer in prunable_layers(model)}
+        missing = sorted(set(expected) - set(self._masks))
+        extra = sorted(set(self._masks) - set(expected))
+        if missing or extra:
+            raise MaskError(
+                f"mask does not fit {type(model).__name__}: missing {missing[:3]}{'…' if len(missing) > 3 else ''}, "
+                f"unexpected {extra[:3]}{'…' if len(extra) > 3 else ''}; the mask was made for another model — "
+                "prune this model again (autosparse prune --model …)"
+            )
+        for name, shape in expected.items():
+            if tuple(self._masks[name].shape) != shape:
+                raise MaskError(
+                    f"mask {name!r} has shape {tuple(self._masks[name].shape)} but the weight has {shape}; "
+                    "the mask was made for another width or input shape — prune this model again"
+                )
+        return self
+
+    # Application
+    def apply(self, model: nn.Module) -> nn.Module:
+        """Attach masks with ``torch.nn.utils.prune`` (``weight_orig`` + ``weight_mask``).
+
+        Re-applying to an already-pruned layer combines masks the torch way (logical and).
+        """
+        self.validate(model)
+        for layer in prunable_layers(model):
+            mask = self._masks[layer.name].to(layer.parameter.device)
+            prune.custom_from_mask(layer.module, layer.param_name, mask)
+        return model
+
+    def to_dict(self) -> dict[str, torch.Tensor]:
+        return dict(self._masks)
+
+    # Persistence
+    def save(self, directory: str | Path) -> Path:
+        """Write ``masks.safetensors`` (uint8 tensors: safetensors has no bool in every reader)
+        and ``report.json``; return the directory."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {n: m.to(torch.uint8) for n, m in self._masks.items()}
+        save_file(tensors, str(directory / MASKS_FILE), metadata={"format": "autosparse-masks-v1"})
+        (directory / REPORT_FILE).write_text(json.dumps(self.report(), indent=2, default=str))
+        return directory
+
+    @classmethod
+    def load(cls, path: str | Path) -> Masks:
+        """Load from a directory written by :meth:`save` or from the ``.safetensors`` file."""
+        path = Path(path)
+        file = path / MASKS_FILE if path.is_dir() else path
+        if not file.exists():
+            raise MaskError(f"no mask at {file}; write one with `autosparse prune … --out {path}`")
+        try:
+            tensors = load_file(str(file))
+        except Exception as exc:  # safetensors raises its own error types
+            raise MaskError(f"cannot read mask file {file}: {exc}; it is corrupt — prune again") from exc
+        meta: dict[str, object] = {}
+        report = file.parent / REPORT_FILE
+        if report.exists():
+            meta = dict(json.loads(report.read_text()).get("meta", {}))
+        return cls({n: t.bool() for n, t in tensors.items()}, meta=meta)
+
+
+def remove_masks(model: nn.Module) -> nn.Module:
+    """Make masks permanent (zeros baked into ``weight``), removing the torch pruning hooks."""
+    for layer in prunable_layers(model):
+        if prune.is_pruned(layer.module) and hasattr(layer.module, layer.param_name + "_mask"):
+            prune.remove(layer.module, layer.param_name)
+    return model
+
+
+def current_masks(model: nn.Module) -> Masks:
+    """The masks attached to ``model`` (all-ones for a layer that has none)."""
+    out = {}
+    for layer in prunable_layers(model):
+        m = getattr(layer.module, layer.param_name + "_mask", None)
+        out[layer.name] = m.bool() if m is not None else torch.ones_like(layer.parameter, dtype=torch.bool)
+    return Masks(out)
+
+
+def assert_masks_exact(model: nn.Module, masks: Masks) -> None:
+    """Raise if any pruned weight became non-zero (training must never resurrect a weight)."""
+    for layer in prunable_layers(model):
+        w = layer.weight.detach()
+        leaked = int((w[~masks[layer.name].to(w.device)] != 0).sum())
+        if leaked:
+            raise AssertionError(f"{leaked} pruned weights of {layer.name} are non-zero after training")

@@ -1,0 +1,209 @@
+"""Masked training and evaluation on in-memory datasets.
+
+Everything a bench cell or an IRP round needs: a typed recipe (the config *is* the CLI and the
+YAML), exact masks through training (torch pruning hooks keep pruned weights at zero; asserted
+at the end), and determinism for a seed (batch order from a seeded generator, no DataLoader
+workers). Small datasets live as tensors, so an epoch is a loop over index slices rather than
+per-sample Python transforms — that is what makes LeNet-300-100 train in seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from autosparse.errors import ConfigError
+from autosparse.masks import Masks, assert_masks_exact, remove_masks
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """A training recipe.
+
+    Defaults are the Fashion-MNIST LeNet recipe of DESIGN.md: SGD with Nesterov momentum and a
+    one-cycle schedule, which reaches ~89% in 5 epochs on a dense LeNet-300-100.
+    """
+
+    epochs: float = 8  # fractional epochs are allowed (IRP rounds on subsets use them)
+    batch_size: int = 128
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: Literal["onecycle", "cosine", "step", "constant"] = "onecycle"
+    step_milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of training, for "step"
+    step_gamma: float = 0.1
+    warmup_fraction: float = 0.15  # one-cycle's rising phase
+    label_smoothing: float = 0.0
+    seed: int = 0
+    num_threads: int = 0  # 0 = every core of this machine
+    device: str = "auto"  # auto | cpu | cuda
+    eval_batch_size: int = 1024
+    eval_every_epoch: bool = False
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0:
+            raise ConfigError(f"epochs must be > 0, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.lr <= 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.schedule not in ("onecycle", "cosine", "step", "constant"):
+            raise ConfigError(f"unknown schedule {self.schedule!r}; use onecycle, cosine, step or constant")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; use sgd or adam")
+        self.step_milestones = tuple(float(m) for m in self.step_milestones)
+
+
+@dataclass
+class TrainResult:
+    test_accuracy: float
+    train_loss: float
+    seconds: float
+    steps: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but no GPU is visible; use --device cpu")
+    return torch.device(device)
+
+
+def set_threads(num_threads: int = 0) -> None:
+    torch.set_num_threads(num_threads if num_threads > 0 else max(1, os.cpu_count() or 1))
+
+
+def _lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    """Multiplier on the base lr at a step; written out so every schedule is one formula."""
+    warm = max(1, int(cfg.warmup_fraction * total_steps))
+
+    def onecycle(step: int) -> float:
+        if step < warm:
+            return 0.04 + 0.96 * step / warm
+        t = (step - warm) / max(1, total_steps - warm)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t))) * 0.999 + 1e-3
+
+    def cosine(step: int) -> float:
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, total_steps))))
+
+    def step_fn(step: int) -> float:
+        frac = step / max(1, total_steps)
+        return cfg.step_gamma ** sum(frac >= m for m in cfg.step_milestones)
+
+    return {"onecycle": onecycle, "cosine": cosine, "step": step_fn, "constant": lambda s: 1.0}[cfg.schedule]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
+    """Top-1 accuracy in [0, 1]."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        out = model(x[i : i + batch_size].to(device))
+        correct += int((out.argmax(1).cpu() == y[i : i + batch_size]).sum())
+    model.train(was_training)
+    return correct / max(1, len(x))
+
+
+def train(
+    model: nn.Module,
+    dataset: object,
+    config: TrainConfig | None = None,
+    *,
+    masks: Masks | None = None,
+    on_step: Callable[[int, nn.Module], None] | None = None,
+    desc: str = "train",
+    keep_masks_attached: bool = False,
+) -> TrainResult:
+    """Train ``model`` (optionally under ``masks``) and report test accuracy.
+
+    ``dataset`` is an :class:`autosparse.data.Dataset` (in-memory ``x_train``, ``y_train``,
+    ``x_test``, ``y_test``). ``on_step(step, model)`` is called before each optimiser step —
+    IRP uses it to save the rewind point θ_k. With masks, pruned weights stay exactly zero;
+    the masks are made permanent at the end unless ``keep_masks_attached``.
+    """
+    cfg = config or TrainConfig()
+    set_threads(cfg.num_threads)
+    device = resolve_device(cfg.device)
+    model.to(device)
+    if masks is not None:
+        masks.apply(model)
+        if masks.meta.get("rescale"):
+            from autosparse.pruners.robust import apply_rescale
+
+            apply_rescale(model, masks)
+    x_train, y_train = dataset.x_train, dataset.y_train  # type: ignore[attr-defined]
+    n = len(x_train)
+    steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
+    total_steps = max(1, int(round(cfg.epochs * steps_per_epoch)))
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.optimizer == "sgd":
+        opt: torch.optim.Optimizer = torch.optim.SGD(
+            params,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            nesterov=cfg.nesterov and cfg.momentum > 0,
+            weight_decay=cfg.weight_decay,
+        )
+    else:
+        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total_steps))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    history: list[dict[str, float]] = []
+    start = time.perf_counter()
+    model.train()
+    step, running, seen = 0, 0.0, 0
+    bar = tqdm(total=total_steps, desc=desc, leave=False, disable=None, unit="step")
+    while step < total_steps:
+        perm = torch.randperm(n, generator=gen)
+        epoch_loss, epoch_seen = 0.0, 0
+        for i in range(0, n, cfg.batch_size):
+            if step >= total_steps:
+                break
+            idx = perm[i : i + cfg.batch_size]
+            xb, yb = x_train[idx].to(device, non_blocking=True), y_train[idx].to(device, non_blocking=True)
+            if on_step is not None:
+                on_step(step, model)
+            loss = F.cross_entropy(model(xb), yb, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            epoch_loss += float(loss) * len(idx)
+            epoch_seen += len(idx)
+            bar.update(1)
+        running, seen = epoch_loss, epoch_seen
+        record = {"epoch": len(history) + 1, "train_loss": running / max(1, seen)}
+        if cfg.eval_every_epoch:
+            record["test_accuracy"] = evaluate(model, dataset.x_test, dataset.y_test, cfg.eval_batch_size)  # type: ignore[attr-defined]
+        history.append(record)
+        bar.set_postfix(loss=f"{record['train_loss']:.3f}")
+    bar.close()
+    if not math.isfinite(running):
+        log.warning("training diverged (loss %s); lower --lr", running)
+    if masks is not None:
+        assert_masks_exact(model, masks)
+        if not keep_masks_attached:
+            remove_masks(model)
+    acc = evaluate(model, dataset.x_test, dataset.y_test, cfg.eval_batch_size)  # type: ignore[attr-defined]
+    seconds = time.perf_counter() - start
+    return TrainResult(acc, running / max(1, seen), seconds, step, history)
