@@ -110,11 +110,18 @@ def erk_counts(shapes: Mapping[str, torch.Size], density: float) -> dict[str, in
     return dict(zip(names, _largest_remainder(ideal, sizes, total), strict=True))
 
 
-def counts_from_shares(shapes: Mapping[str, torch.Size], density: float, shares: Mapping[str, float]) -> dict[str, int]:
+def counts_from_shares(
+    shapes: Mapping[str, torch.Size],
+    density: float,
+    shares: Mapping[str, float],
+    *,
+    caps: Mapping[str, int] | None = None,
+) -> dict[str, int]:
     """Per-layer counts from predicted *shares of the kept budget* (non-negative, any scale).
 
     A learned allocation predicts how the budget splits across layers; this turns that into
-    exact integer counts, capping dense layers and keeping at least one weight per layer.
+    exact integer counts, capping full layers (or ``caps``, e.g. what an earlier pruning round
+    left alive) and keeping at least one weight per layer.
     """
     names = list(shapes)
     sizes = [math.prod(shapes[n]) for n in names]
@@ -122,7 +129,9 @@ def counts_from_shares(shapes: Mapping[str, torch.Size], density: float, shares:
     w = [max(0.0, float(shares[n])) for n in names]
     if sum(w) <= 0:
         raise ConfigError("all predicted layer shares are zero; cannot allocate a budget")
-    caps = sizes
+    cap_list = [min(s, int(caps[n])) for s, n in zip(sizes, names)] if caps is not None else sizes
+    if sum(cap_list) < total:
+        raise DensityError(f"cannot keep {total} weights when only {sum(cap_list)} are allowed")
     alloc = [0.0] * len(names)
     free = set(range(len(names)))
     remaining = float(total)
@@ -130,17 +139,17 @@ def counts_from_shares(shapes: Mapping[str, torch.Size], density: float, shares:
         z = sum(w[i] for i in free)
         if z <= 0:
             break
-        capped = [i for i in free if remaining * w[i] / z >= caps[i]]
+        capped = [i for i in free if remaining * w[i] / z >= cap_list[i]]
         if not capped:
             for i in free:
                 alloc[i] = remaining * w[i] / z
             break
         for i in capped:
-            alloc[i] = caps[i]
-            remaining -= caps[i]
+            alloc[i] = cap_list[i]
+            remaining -= cap_list[i]
             free.discard(i)
-    ideal = [max(1.0, a) for a in alloc]
-    return dict(zip(names, _largest_remainder(ideal, caps, total), strict=True))
+    ideal = [min(max(1.0, a), c) for a, c in zip(alloc, cap_list)]
+    return dict(zip(names, _largest_remainder(ideal, cap_list, total), strict=True))
 
 
 def masks_from_counts(scores: Mapping[str, torch.Tensor], counts: Mapping[str, int]) -> Masks:

@@ -188,7 +188,7 @@ def train(
             opt.step()
             sched.step()
             step += 1
-            epoch_loss += float(loss) * len(idx)
+            epoch_loss += loss.item() * len(idx)
             epoch_seen += len(idx)
             bar.update(1)
         running, seen = epoch_loss, epoch_seen

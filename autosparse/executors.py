@@ -1,0 +1,133 @@
+"""Where long jobs run: in this process, in a process pool, or on a Ray cluster.
+
+A job (an IRP run, a bench cell) is a pure function of its config that writes its result in
+one place and marks it complete last. The executor only decides where it runs, so the three
+executors give the same results: a finished job is skipped before submission, a failing job is
+reported without stopping the others, and a killed job is simply rerun.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from typing import Any, Literal
+
+from tqdm.auto import tqdm
+
+from autosparse.errors import AutosparseError, ConfigError, UnknownNameError
+
+log = logging.getLogger(__name__)
+
+ExecutorName = Literal["local", "process", "ray"]
+EXECUTORS = ("local", "process", "ray")
+
+
+@dataclass
+class JobOutcome:
+    key: str
+    ok: bool
+    value: Any = None
+    error: str = ""
+
+
+def _call(fn: Callable[[Any], Any], job: Any, key: str) -> JobOutcome:
+    try:
+        return JobOutcome(key, True, fn(job))
+    except AutosparseError as exc:
+        return JobOutcome(key, False, error=str(exc))
+    except Exception as exc:  # a bug in one job must not stop the grid; keep the traceback for the report
+        return JobOutcome(key, False, error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+
+
+def run_jobs(
+    fn: Callable[[Any], Any],
+    jobs: Sequence[Any],
+    keys: Sequence[str],
+    *,
+    executor: str = "local",
+    workers: int = 0,
+    address: str | None = None,
+    num_cpus: float = 1.0,
+    num_gpus: float = 0.0,
+    desc: str = "jobs",
+) -> list[JobOutcome]:
+    """Run ``fn(job)`` for every job; return outcomes in completion order.
+
+    ``fn`` must be a top-level (picklable) function for the process and Ray executors.
+    """
+    if executor not in EXECUTORS:
+        raise UnknownNameError("executor", executor, EXECUTORS)
+    if not jobs:
+        return []
+    outcomes: list[JobOutcome] = []
+    bar = tqdm(total=len(jobs), desc=desc, unit="job", disable=None)
+
+    def done(outcome: JobOutcome) -> None:
+        outcomes.append(outcome)
+        if not outcome.ok:
+            log.error("%s failed: %s", outcome.key, outcome.error.splitlines()[0] if outcome.error else "")
+        bar.update(1)
+
+    try:
+        if executor == "local":
+            for job, key in zip(jobs, keys, strict=True):
+                bar.set_postfix_str(key[-40:])
+                done(_call(fn, job, key))
+        elif executor == "process":
+            n = workers or max(1, (os.cpu_count() or 1))
+            with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn")) as pool:
+                futures = {pool.submit(_call, fn, job, key): key for job, key in zip(jobs, keys, strict=True)}
+                for fut in as_completed(futures):
+                    done(fut.result())
+        else:
+            outcomes_ray = _run_ray(fn, jobs, keys, address=address, num_cpus=num_cpus, num_gpus=num_gpus)
+            for outcome in outcomes_ray:
+                done(outcome)
+    finally:
+        bar.close()
+    return outcomes
+
+
+def _run_ray(
+    fn: Callable[[Any], Any],
+    jobs: Sequence[Any],
+    keys: Sequence[str],
+    *,
+    address: str | None,
+    num_cpus: float,
+    num_gpus: float,
+) -> list[JobOutcome]:
+    try:
+        import ray
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ConfigError("the ray executor needs Ray: pip install 'autosparse[ray]'") from exc
+    started = False
+    if not ray.is_initialized():
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
+        except ConnectionError as exc:
+            raise ConfigError(
+                f"cannot reach the Ray cluster at {address!r}: {exc}; start one with `ray start --head`"
+            ) from exc
+        started = True
+    try:
+        remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)(_call)
+        refs = {remote.remote(fn, job, key): key for job, key in zip(jobs, keys, strict=True)}
+        pending = list(refs)
+        out: list[JobOutcome] = []
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            for ref in ready:
+                try:
+                    out.append(ray.get(ref))
+                except Exception as exc:  # a worker that died (OOM, killed) is a failed job, not a failed grid
+                    out.append(JobOutcome(refs[ref], False, error=f"ray task died: {exc}"))
+        return out
+    finally:
+        if started and address is None:
+            ray.shutdown()

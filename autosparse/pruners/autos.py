@@ -1,0 +1,82 @@
+"""``autos``: prune an unseen architecture at init with a scorer learned from IRP labels.
+
+One shot: measure the scorer's features at θ0 on the pruning batch (the same code that made the
+training data), rank weights within each layer with the ranker, and give each layer the number
+of weights the allocator predicts IMP would have kept there at this density — turned into exact
+counts, at least one per layer. ``allocation`` can instead borrow a classic rule (global,
+uniform, ERK) to study ranking alone.
+
+``rounds > 1`` re-measures the mask-dependent features (unit degrees, layer density) on the
+thinned network between rounds, the way SynFlow iterates; the default is one shot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from autosparse.allocation import allocate, counts_from_shares, masks_from_counts
+from autosparse.errors import ConfigError
+from autosparse.masks import Masks
+from autosparse.pruners.base import Pruner, PrunerConfig, PruningData, Scores, register
+from autosparse.pruners.iterate import schedule_densities
+
+DEFAULT_SCORER = "autos_mlp_fmnist"
+
+
+@dataclass
+class AutosConfig(PrunerConfig):
+    scorer: str = DEFAULT_SCORER  # a shipped scorer's name or a scorer directory
+    allocation: str = "learned"  # learned | global | uniform | erk
+    rounds: int = 1
+    input_shape: tuple[int, ...] = ()  # only needed without data
+
+    def __post_init__(self) -> None:
+        if self.allocation not in ("learned", "global", "uniform", "erk"):
+            raise ConfigError(f"unknown autos allocation {self.allocation!r}; use learned, global, uniform or erk")
+        if self.rounds < 1:
+            raise ConfigError("autos rounds must be >= 1")
+
+
+@register("autos")
+class Autos(Pruner):
+    Config = AutosConfig
+    data_dependent = True
+    description = "learned scorer (AutoSparse): IMP-like layer allocation + within-layer ranking from init features"
+
+    def _scorer(self):
+        from autosparse.scorer.api import load_scorer
+
+        return load_scorer(self.config.scorer)  # type: ignore[attr-defined]
+
+    def scores(self, model: nn.Module, data: PruningData | None, *, seed: int = 0) -> Scores:
+        from autosparse.features import compute_features
+
+        scorer = self._scorer()
+        table = compute_features(model, data, names=scorer.features, seed=seed)
+        return scorer.score_layers(table, model, data.input_shape if data else None)
+
+    def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
+        from autosparse.features import compute_features
+
+        cfg: AutosConfig = self.config  # type: ignore[assignment]
+        scorer = self._scorer()
+        masks: Masks | None = None
+        steps = schedule_densities(density, cfg.rounds, "exp")
+        for d in steps:
+            table = compute_features(model, data, names=scorer.features, masks=masks, seed=seed)
+            scores = scorer.score_layers(table, model, data.input_shape if data else None)
+            if masks is not None:  # what an earlier round pruned stays pruned
+                scores = {n: torch.where(masks[n], s, torch.tensor(float("-inf"))) for n, s in scores.items()}
+            if cfg.allocation == "learned":
+                shapes = {lf.name: torch.Size(lf.shape) for lf in table.layers}
+                dens = scorer.layer_densities(table, d)
+                shares = {lf.name: p * lf.numel for lf, p in zip(table.layers, dens)}
+                caps = {n: int(m.sum()) for n, m in masks.items()} if masks is not None else None
+                masks = masks_from_counts(scores, counts_from_shares(shapes, d, shares, caps=caps))
+            else:
+                masks = allocate(scores, d, scope=cfg.allocation)  # type: ignore[arg-type]
+        assert masks is not None
+        return Masks(masks.to_dict(), meta={"scorer": cfg.scorer, "allocation": cfg.allocation})

@@ -1,0 +1,124 @@
+"""Scorer checkpoints: safetensors weights + a JSON card. Loading never unpickles code.
+
+The card records what the scorer needs to be used correctly (architecture, feature schema
+version and the features it reads, normalisation statistics) and what it is worth (training
+runs, held-out runs and metrics, the command that reproduces it). It also records the SHA-256
+of the weights file, so a card and weights that do not belong together — a tampered or
+half-copied checkpoint — are refused rather than producing a silently wrong mask.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from autosparse.errors import CheckpointError, UnknownNameError
+from autosparse.features import check_schema
+
+WEIGHTS_FILE = "model.safetensors"
+CARD_FILE = "card.json"
+CARD_FORMAT = "autosparse-scorer-v1"
+# Shipped scorers live in the repository's trained_scorers/ folder (next to the package).
+SHIPPED_DIR = Path(__file__).resolve().parents[2] / "trained_scorers"
+
+
+@dataclass
+class Card:
+    name: str
+    arch: str  # mlp | gnn
+    schema_version: int
+    ranker: dict[str, Any]  # architecture hyperparameters and feature names per group
+    allocator: dict[str, Any]
+    normalisation: dict[str, Any]  # feature -> [mean, std]
+    training: dict[str, Any] = field(default_factory=dict)  # runs, holdout filter, config, command
+    metrics: dict[str, Any] = field(default_factory=dict)  # held-out metrics
+    weights_sha256: str = ""
+    format: str = CARD_FORMAT
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, indent=2, sort_keys=False, default=str)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_checkpoint(directory: str | Path, tensors: dict[str, torch.Tensor], card: Card) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    weights = directory / WEIGHTS_FILE
+    save_file(
+        {k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(weights), metadata={"format": CARD_FORMAT}
+    )
+    card.weights_sha256 = _sha256(weights)
+    (directory / CARD_FILE).write_text(card.to_json())
+    return directory
+
+
+def shipped_scorers() -> list[str]:
+    if not SHIPPED_DIR.exists():
+        return []
+    return sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / CARD_FILE).exists())
+
+
+def resolve_scorer(name_or_path: str | Path) -> Path:
+    """A shipped scorer's name, or a directory holding card.json + model.safetensors."""
+    path = Path(name_or_path)
+    if (path / CARD_FILE).exists():
+        return path
+    shipped = SHIPPED_DIR / str(name_or_path)
+    if (shipped / CARD_FILE).exists():
+        return shipped
+    if path.exists() or "/" in str(name_or_path):
+        raise CheckpointError(
+            f"{path} holds no {CARD_FILE}; train a scorer there with `autosparse train-scorer --out {path}`"
+        )
+    raise UnknownNameError(
+        "scorer", str(name_or_path), shipped_scorers(), hint="or pass the path of a trained scorer directory"
+    )
+
+
+def load_checkpoint(name_or_path: str | Path) -> tuple[Card, dict[str, torch.Tensor]]:
+    """Read and verify a checkpoint: card format, weights hash, feature schema."""
+    directory = resolve_scorer(name_or_path)
+    card_path, weights = directory / CARD_FILE, directory / WEIGHTS_FILE
+    try:
+        raw = json.loads(card_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(
+            f"cannot read {card_path}: {exc}; the checkpoint is damaged — retrain or re-copy it"
+        ) from exc
+    if not isinstance(raw, dict) or raw.get("format") != CARD_FORMAT:
+        raise CheckpointError(f"{card_path} is not an autosparse scorer card ({CARD_FORMAT}); retrain the scorer")
+    known = set(Card.__dataclass_fields__)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise CheckpointError(f"{card_path} has unexpected fields {unknown}; it was edited or made by another version")
+    try:
+        card = Card(**raw)
+    except TypeError as exc:
+        raise CheckpointError(f"{card_path} is missing fields ({exc}); retrain the scorer") from exc
+    if not weights.exists():
+        raise CheckpointError(f"{weights} is missing; re-copy the whole scorer directory")
+    digest = _sha256(weights)
+    if digest != card.weights_sha256:
+        raise CheckpointError(
+            f"{weights} does not match its card (sha256 {digest[:12]}… != {card.weights_sha256[:12]}…); "
+            "the checkpoint was modified — retrain it or restore both files together"
+        )
+    check_schema(card.schema_version, list(card.ranker.get("features", [])) + list(card.allocator.get("features", [])))
+    try:
+        tensors = load_file(str(weights))
+    except Exception as exc:
+        raise CheckpointError(f"cannot read {weights}: {exc}; retrain or re-copy the scorer") from exc
+    return card, tensors

@@ -1,0 +1,160 @@
+"""Scorer training data, read from the feature store and split *by run*.
+
+Validation is always on whole held-out runs (architectures the scorer never saw), never on
+held-out weights of training runs: weights of one network are strongly correlated, and a
+scorer that has seen LeNet's other weights would look better than it is on a new model.
+
+Two views of each run:
+- per (run, layer) groups of weights with their features and labels, for the within-layer
+  ranking loss (sampled afresh each step);
+- per (run, layer, round) rows of layer descriptors, log global density and the log ratio of
+  the layer's IMP density to the global density, for the allocator.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from autosparse.errors import StoreError
+from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LayerGroup:
+    run_id: str
+    layer_name: str
+    numel: int
+    features: torch.Tensor  # (n, F) float32 — ranker features, possibly a subsample of the layer
+    label: torch.Tensor  # (n,) int64
+    rounds: int
+
+
+@dataclass
+class RunSamples:
+    run_id: str
+    attrs: dict[str, Any]
+    groups: list[LayerGroup]
+    layer_feats: torch.Tensor  # (L, F_alloc) allocator features, one row per layer
+    layer_numel: torch.Tensor  # (L,)
+    densities: list[float]  # global density trained in each round
+    layer_densities: list[list[float]]  # [round][layer]
+    full_label: torch.Tensor | None = None  # (n_weights,) labels of the whole run (validation)
+    full_features: torch.Tensor | None = None  # (n_weights, F) (validation)
+    extra_features: dict[str, torch.Tensor] = field(default_factory=dict)  # baseline rankers (validation)
+
+
+def _filter(spec: str | Mapping[str, Any] | None) -> Any:
+    """CLI filters: ``model=lenet_300_100`` or ``model=a,b`` or a dict."""
+    if spec is None or isinstance(spec, Mapping):
+        return spec
+    out: dict[str, Any] = {}
+    for part in str(spec).split(";"):
+        if not part.strip():
+            continue
+        if "=" not in part:
+            raise StoreError(f"filter {spec!r} must look like key=value (e.g. model=lenet_300_100)")
+        k, v = part.split("=", 1)
+        vals = [x.strip() for x in v.split(",")]
+        out[k.strip()] = vals if len(vals) > 1 else vals[0]
+    return out
+
+
+def open_split(store: str, holdout: str | Mapping[str, Any] | None):  # -> tuple[StoreReader, StoreReader | None]
+    from autosparse.store import StoreReader
+
+    kw = {"schema_version": SCHEMA_VERSION, "feature_names": list(FEATURE_NAMES)}
+    hold = _filter(holdout)
+    train = StoreReader(store, exclude=hold, **kw) if hold else StoreReader(store, **kw)
+    val = StoreReader(store, where=hold, **kw) if hold else None
+    if train.n_runs == 0:
+        raise StoreError(
+            f"no complete training runs in {store} (holdout {holdout!r}); generate some with `autosparse gen`"
+        )
+    if val is not None and val.n_runs == 0:
+        raise StoreError(
+            f"the holdout filter {holdout!r} matches no complete run in {store}; check `autosparse store info`"
+        )
+    return train, val
+
+
+def load_samples(
+    reader: Any,
+    ranker_features: Sequence[str],
+    allocator_features: Sequence[str],
+    *,
+    max_per_layer: int = 200_000,
+    keep_full: bool = False,
+    baseline_features: Sequence[str] = (),
+    seed: int = 0,
+) -> list[RunSamples]:
+    """Load every run of ``reader`` into per-layer groups (subsampling very large layers)."""
+    names = list(reader.feature_names)
+    rcols = [names.index(f) for f in ranker_features]
+    acols = [names.index(f) for f in allocator_features]
+    bcols = {f: names.index(f) for f in baseline_features}
+    rng = np.random.default_rng(seed)
+    out = []
+    for run_id in reader.run_ids:
+        run = reader.load_run(run_id)
+        feats = np.asarray(run.features, dtype=np.float32)
+        label = np.asarray(run.label, dtype=np.int64)
+        rounds = int(run.attrs["rounds"])
+        groups, lrows, numels = [], [], []
+        for entry in run.layers:
+            off, n = int(entry["offset"]), int(entry["numel"])
+            idx = np.arange(off, off + n)
+            if n > max_per_layer:
+                idx = np.sort(rng.choice(idx, size=max_per_layer, replace=False))
+            groups.append(
+                LayerGroup(
+                    run_id,
+                    entry["name"],
+                    n,
+                    torch.from_numpy(feats[idx][:, rcols]),
+                    torch.from_numpy(label[idx]),
+                    rounds,
+                )
+            )
+            lrows.append(feats[off, acols])
+            numels.append(n)
+        layer_names = [e["name"] for e in run.layers]
+        ld = run.attrs.get("layer_densities") or []
+        samples = RunSamples(
+            run_id,
+            dict(run.attrs),
+            groups,
+            torch.from_numpy(np.stack(lrows)),
+            torch.tensor(numels),
+            list(run.attrs.get("densities") or []),
+            [[float(r[n]) for n in layer_names] for r in ld],
+        )
+        if keep_full:
+            samples.full_label = torch.from_numpy(label)
+            samples.full_features = torch.from_numpy(feats[:, rcols])
+            samples.extra_features = {f: torch.from_numpy(feats[:, c]) for f, c in bcols.items()}
+        out.append(samples)
+    return out
+
+
+def allocator_rows(runs: Sequence[RunSamples]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y): x = layer features + log global density, y = log(layer density / global density)."""
+    xs, ys = [], []
+    for run in runs:
+        for r in range(1, len(run.densities)):
+            d = run.densities[r]
+            for li in range(len(run.groups)):
+                dl = max(run.layer_densities[r][li], 1.0 / float(run.layer_numel[li]))
+                xs.append(torch.cat([run.layer_feats[li], torch.tensor([math.log(d)])]))
+                ys.append(math.log(dl / d))
+    if not xs:
+        raise StoreError("the store's runs carry no per-round layer densities; regenerate them with `autosparse gen`")
+    return torch.stack(xs).float(), torch.tensor(ys, dtype=torch.float32)

@@ -1,0 +1,370 @@
+"""``train-scorer``: fit the ranker and the allocator on a store, validate on held-out runs.
+
+Ranker loss (within layer, top-heavy): for a random subset of one layer's weights, the target
+distribution is softmax(label · log base) — a weight that survived one more IRP round counts
+``base`` times more — and the loss is its cross-entropy with softmax(score) (ListNet). Only
+relative scores inside a layer matter, which is exactly how the score is used (ranking, then a
+top-k per layer), and survivors of late rounds — the weights kept at ≥99% sparsity — dominate.
+
+Allocator loss: squared error of log(layer density / global density) against IMP's layer
+densities at every round of every training run.
+
+Early stopping keeps the ranker state with the best held-out precision at the extreme rounds.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from autosparse.config import to_dict
+from autosparse.errors import ConfigError
+from autosparse.features import SCHEMA_VERSION
+from autosparse.scorer.checkpoint import Card, save_checkpoint
+from autosparse.scorer.data import RunSamples, allocator_rows, load_samples, open_split
+from autosparse.scorer.metrics import (
+    alloc_log_error,
+    mask_overlap,
+    precision_at_round,
+    random_precision,
+    spearman_within_layers,
+)
+from autosparse.scorer.nets import Allocator, Ranker
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RANKER_FEATURES = (
+    "abs_theta_rank",
+    "theta_z",
+    "abs_grad_rank",
+    "grad_z",
+    "snip_rank",
+    "snip_lognorm",
+    "synflow_rank",
+    "synflow_lognorm",
+    "row_mass",
+    "row_grad_mass",
+    "col_mass",
+    "col_grad_mass",
+    "log_fan_in",
+    "log_fan_out",
+    "log_numel_frac",
+    "rel_depth",
+    "is_first",
+    "is_last",
+    "kind_conv",
+)
+DEFAULT_ALLOCATOR_FEATURES = (
+    "kind_linear",
+    "kind_conv",
+    "log_fan_in",
+    "log_fan_out",
+    "log_numel",
+    "log_numel_frac",
+    "log_kernel",
+    "log_in_units",
+    "log_out_units",
+    "rel_depth",
+    "is_first",
+    "is_last",
+    "log_total",
+)
+BASELINE_RANKERS = {
+    "magnitude": "abs_theta_rank",
+    "snip": "snip_rank",
+    "grasp": "grasp_rank",
+    "synflow": "synflow_rank",
+}
+
+
+@dataclass
+class ScorerConfig:
+    """Hyperparameters of ``autosparse train-scorer`` (YAML keys = these field names)."""
+
+    arch: Literal["mlp", "gnn"] = "mlp"
+    ranker_features: tuple[str, ...] = DEFAULT_RANKER_FEATURES
+    allocator_features: tuple[str, ...] = DEFAULT_ALLOCATOR_FEATURES
+    hidden: tuple[int, ...] = (32, 16)
+    steps: int = 3000
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    groups_per_step: int = 16
+    group_size: int = 2048
+    label_base: float = 2.0  # a weight surviving one more round weighs this much more in the target
+    eval_every: int = 250
+    eval_min_round_density: float = 0.03  # early stopping looks at rounds at or below this density
+    alloc_hidden: tuple[int, ...] = (32, 32)
+    alloc_steps: int = 3000
+    alloc_lr: float = 3e-3
+    alloc_weight_decay: float = 1e-3
+    max_per_layer: int = 300_000
+    seed: int = 0
+    # GNN-only settings (ignored by the MLP)
+    gnn_hidden: int = 32
+    gnn_layers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.arch not in ("mlp", "gnn"):
+            raise ConfigError(f"unknown scorer arch {self.arch!r}; use mlp or gnn")
+        if self.steps < 1 or self.group_size < 2 or self.groups_per_step < 1:
+            raise ConfigError("steps, groups_per_step must be >= 1 and group_size >= 2")
+        if self.label_base <= 1.0:
+            raise ConfigError("label_base must be > 1 (survivors of later rounds must weigh more)")
+
+
+@dataclass
+class TrainedScorer:
+    ranker: torch.nn.Module
+    allocator: Allocator
+    card: Card
+    curve: list[dict[str, float]] = field(default_factory=list)
+
+
+def listnet_loss(scores: torch.Tensor, labels: torch.Tensor, base: float) -> torch.Tensor:
+    """(G, m) scores and labels -> mean over groups of CE(softmax(label·log base), softmax(score))."""
+    target = torch.softmax(labels.float() * math.log(base), dim=1)
+    return -(target * torch.log_softmax(scores, dim=1)).sum(1).mean()
+
+
+def _sample_groups(
+    runs: list[RunSamples], cfg: ScorerConfig, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    groups = [g for r in runs for g in r.groups if g.label.numel() >= 2]
+    pick = torch.randint(len(groups), (cfg.groups_per_step,), generator=gen)
+    xs, ys = [], []
+    for i in pick.tolist():
+        g = groups[i]
+        idx = torch.randint(g.label.numel(), (cfg.group_size,), generator=gen)
+        xs.append(g.features[idx])
+        ys.append(g.label[idx])
+    return torch.stack(xs), torch.stack(ys)
+
+
+def _eval_rounds(run: RunSamples, cfg: ScorerConfig) -> list[int]:
+    rounds = [r for r in range(1, len(run.densities)) if run.densities[r] <= cfg.eval_min_round_density]
+    return rounds or [len(run.densities) - 1]
+
+
+def _layer_scores(ranker: torch.nn.Module, run: RunSamples) -> list[torch.Tensor]:
+    with torch.no_grad():
+        out = []
+        for g in run.groups:
+            out.append(torch.cat([ranker(g.features[s : s + 65536]) for s in range(0, g.label.numel(), 65536)]))
+        return out
+
+
+def evaluate_ranker(ranker: torch.nn.Module, runs: list[RunSamples], cfg: ScorerConfig) -> dict[str, float]:
+    precs, rhos = [], []
+    for run in runs:
+        scores = _layer_scores(ranker, run)
+        labels = [g.label for g in run.groups]
+        rhos.append(spearman_within_layers(scores, labels))
+        precs.extend(precision_at_round(scores, labels, r) for r in _eval_rounds(run, cfg))
+    return {"precision": float(np.nanmean(precs)), "spearman": float(np.nanmean(rhos))}
+
+
+def train_ranker(
+    train_runs: list[RunSamples], val_runs: list[RunSamples], cfg: ScorerConfig
+) -> tuple[Ranker, list[dict]]:
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    ranker = Ranker(cfg.ranker_features, cfg.hidden)
+    allx = torch.cat([g.features for r in train_runs for g in r.groups])
+    ranker.set_normalisation(allx.mean(0), allx.std(0))
+    opt = torch.optim.AdamW(ranker.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.steps)
+    monitor = val_runs or train_runs
+    best, best_state, curve = -1.0, copy.deepcopy(ranker.state_dict()), []
+    running = 0.0
+    bar = tqdm(range(1, cfg.steps + 1), desc="ranker", disable=None, leave=False)
+    for step in bar:
+        x, y = _sample_groups(train_runs, cfg, gen)
+        loss = listnet_loss(ranker(x.reshape(-1, x.shape[-1])).reshape(y.shape), y, cfg.label_base)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        running = 0.98 * running + 0.02 * float(loss) if step > 1 else float(loss)
+        if step % cfg.eval_every == 0 or step == cfg.steps:
+            metrics = evaluate_ranker(ranker, monitor, cfg)
+            curve.append({"step": step, "loss": running, **{f"val_{k}": v for k, v in metrics.items()}})
+            bar.set_postfix(loss=f"{running:.3f}", prec=f"{metrics['precision']:.3f}")
+            if metrics["precision"] > best:
+                best, best_state = metrics["precision"], copy.deepcopy(ranker.state_dict())
+    ranker.load_state_dict(best_state)
+    return ranker, curve
+
+
+def train_allocator(train_runs: list[RunSamples], cfg: ScorerConfig) -> Allocator:
+    torch.manual_seed(cfg.seed)
+    x, y = allocator_rows(train_runs)
+    alloc = Allocator(cfg.allocator_features, cfg.alloc_hidden)
+    alloc.set_normalisation(x.mean(0), x.std(0))
+    opt = torch.optim.AdamW(alloc.parameters(), lr=cfg.alloc_lr, weight_decay=cfg.alloc_weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.alloc_steps)
+    for _ in tqdm(range(cfg.alloc_steps), desc="allocator", disable=None, leave=False):
+        loss = F.mse_loss(alloc(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+    return alloc
+
+
+def evaluate_scorer(
+    ranker: torch.nn.Module, alloc: Allocator, runs: list[RunSamples], cfg: ScorerConfig
+) -> dict[str, Any]:
+    """Per held-out run: ranking, allocation and full-mask metrics, plus baseline rankers."""
+    from autosparse.allocation import counts_from_shares
+
+    report: dict[str, Any] = {}
+    for run in runs:
+        labels = [
+            run.full_label[_slice(run, i)] if run.full_label is not None else g.label for i, g in enumerate(run.groups)
+        ]
+        scores = _full_scores(ranker, run)
+        rounds = list(range(1, len(run.densities)))
+        per = {"spearman": spearman_within_layers(scores, labels), "rounds": {}}
+        for r in rounds:
+            d = run.densities[r]
+            x = torch.cat([run.layer_feats, torch.full((len(run.groups), 1), math.log(d))], dim=1)
+            with torch.no_grad():
+                pred = (alloc(x).exp() * d).clamp(max=1.0).tolist()
+            numel = run.layer_numel.tolist()
+            shapes = {str(i): torch.Size([n]) for i, n in enumerate(numel)}
+            counts = counts_from_shares(shapes, d, {str(i): p * n for i, (p, n) in enumerate(zip(pred, numel))})
+            row = {
+                "density": d,
+                "precision": precision_at_round(scores, labels, r),
+                "random_precision": random_precision(labels, r),
+                "alloc_log_error": alloc_log_error(pred, run.layer_densities[r], numel),
+                "mask_overlap": mask_overlap(scores, [counts[str(i)] for i in range(len(numel))], labels, r),
+            }
+            for name, feat in BASELINE_RANKERS.items():
+                if feat in run.extra_features:
+                    bscores = [run.extra_features[feat][_slice(run, i)] for i in range(len(run.groups))]
+                    row[f"precision_{name}"] = precision_at_round(bscores, labels, r)
+            per["rounds"][str(r)] = row
+        for name, feat in BASELINE_RANKERS.items():
+            if feat in run.extra_features:
+                bscores = [run.extra_features[feat][_slice(run, i)] for i in range(len(run.groups))]
+                per[f"spearman_{name}"] = spearman_within_layers(bscores, labels)
+        report[run.run_id] = per
+    return report
+
+
+def _slice(run: RunSamples, i: int) -> slice:
+    off = int(run.layer_numel[:i].sum())
+    return slice(off, off + int(run.layer_numel[i]))
+
+
+def _full_scores(ranker: torch.nn.Module, run: RunSamples) -> list[torch.Tensor]:
+    if run.full_features is None:
+        return _layer_scores(ranker, run)
+    with torch.no_grad():
+        out = []
+        for i in range(len(run.groups)):
+            x = run.full_features[_slice(run, i)]
+            out.append(torch.cat([ranker(x[s : s + 65536]) for s in range(0, len(x), 65536)]))
+        return out
+
+
+def train_scorer(
+    store: str | Path,
+    *,
+    holdout: str | None,
+    out: str | Path,
+    config: ScorerConfig | None = None,
+    name: str | None = None,
+    command: str | None = None,
+) -> TrainedScorer:
+    """Train a scorer on the store's runs not matched by ``holdout``; write it to ``out``."""
+    cfg = config or ScorerConfig()
+    start = time.perf_counter()
+    train_reader, val_reader = open_split(str(store), holdout)
+    baseline_feats = tuple(f for f in BASELINE_RANKERS.values())
+    train_runs = load_samples(
+        train_reader, cfg.ranker_features, cfg.allocator_features, max_per_layer=cfg.max_per_layer, seed=cfg.seed
+    )
+    val_runs = (
+        load_samples(
+            val_reader, cfg.ranker_features, cfg.allocator_features, keep_full=True, baseline_features=baseline_feats
+        )
+        if val_reader is not None
+        else []
+    )
+    log.info("training on %d runs, validating on %d held-out runs", len(train_runs), len(val_runs))
+    if cfg.arch == "gnn":
+        from autosparse.scorer.gnn import train_gnn_ranker
+
+        ranker, curve = train_gnn_ranker(train_reader, val_reader, cfg)
+    else:
+        ranker, curve = train_ranker(train_runs, val_runs, cfg)
+    alloc = train_allocator(train_runs, cfg)
+    metrics: dict[str, Any] = {}
+    if val_runs and cfg.arch == "mlp":
+        metrics = evaluate_scorer(ranker, alloc, val_runs, cfg)
+    name = name or Path(out).name
+    card = Card(
+        name=name,
+        arch=cfg.arch,
+        schema_version=SCHEMA_VERSION,
+        ranker={"features": list(cfg.ranker_features), "hidden": list(cfg.hidden), **_gnn_meta(cfg)},
+        allocator={"features": list(cfg.allocator_features), "hidden": list(cfg.alloc_hidden)},
+        normalisation={},
+        training={
+            "store": str(store),
+            "holdout": holdout,
+            "train_runs": train_reader.run_ids,
+            "val_runs": val_reader.run_ids if val_reader is not None else [],
+            "config": to_dict(cfg),
+            "command": command or " ".join(shlex.quote(a) for a in sys.argv),
+            "seconds": round(time.perf_counter() - start, 1),
+            "curve": curve,
+        },
+        metrics=metrics,
+    )
+    tensors = {f"ranker.{k}": v for k, v in ranker.state_dict().items()}
+    tensors.update({f"allocator.{k}": v for k, v in alloc.state_dict().items()})
+    save_checkpoint(out, tensors, card)
+    _plot_curve(curve, Path(out) / "training_curve.png")
+    (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return TrainedScorer(ranker, alloc, card, curve)
+
+
+def _gnn_meta(cfg: ScorerConfig) -> dict[str, Any]:
+    return {"gnn_hidden": cfg.gnn_hidden, "gnn_layers": cfg.gnn_layers} if cfg.arch == "gnn" else {}
+
+
+def _plot_curve(curve: list[dict[str, float]], path: Path) -> None:
+    if not curve:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [c["step"] for c in curve]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+    ax[0].plot(steps, [c["loss"] for c in curve])
+    ax[0].set(xlabel="step", ylabel="ranking loss (train)", title="training loss")
+    ax[1].plot(steps, [c.get("val_precision", float("nan")) for c in curve], label="precision@IMP count")
+    ax[1].plot(steps, [c.get("val_spearman", float("nan")) for c in curve], label="Spearman")
+    ax[1].set(xlabel="step", title="held-out runs")
+    ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

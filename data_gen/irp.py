@@ -1,0 +1,277 @@
+"""Iterative rewind pruning (lottery-ticket IMP with rewinding), producing per-weight labels.
+
+Round r = 0…R: train the masked network from the rewind point θ_k, record its test accuracy,
+then (for r < R) prune a fraction of the *remaining* weights by the criterion and rewind the
+survivors. A weight's label is the round in which it was pruned, R if it survived every round.
+The accuracies after each round, at the densities the schedule passed through, are the IMP
+baseline the bench compares against.
+
+Each round is checkpointed (masks, labels so far, accuracies, the rewind point) so a killed run
+resumes at its last finished round; every round's training is seeded by (seed, round), so a
+resumed run is bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import logging
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from autosparse.allocation import topk_mask
+from autosparse.config import to_dict
+from autosparse.errors import ConfigError
+from autosparse.layers import prunable_layers
+from autosparse.masks import Masks
+from autosparse.train import TrainConfig, train
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IRPConfig:
+    """How the labels are made. Defaults: 10 rounds of 50% global magnitude pruning (density
+    0.1% after the last), rewinding to initialisation — the lottery-ticket recipe for MLPs."""
+
+    rounds: int = 10
+    prune_fraction: float = 0.5  # of the remaining weights, per round
+    criterion: Literal["magnitude", "snip"] = "magnitude"
+    scope: Literal["global", "layerwise"] = "global"
+    rewind_step: int = 0  # 0 rewinds to θ0; k > 0 to the weights after k steps of the dense run
+    # Explicit schedule instead of a fixed fraction: round r prunes to target_densities[r]
+    # (of all prunable weights). The bench uses it so IMP passes through exactly its densities.
+    target_densities: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.target_densities = tuple(float(d) for d in self.target_densities)
+        if self.target_densities:
+            ds = self.target_densities
+            if any(not 0.0 < d < 1.0 for d in ds) or any(b >= a for a, b in itertools.pairwise(ds)):
+                raise ConfigError(f"target_densities must be strictly decreasing values in (0, 1), got {list(ds)}")
+            self.rounds = len(ds)
+        if self.rounds < 1:
+            raise ConfigError(f"IRP needs at least one round, got rounds={self.rounds}")
+        if not 0.0 < self.prune_fraction < 1.0:
+            raise ConfigError(f"prune_fraction must be in (0, 1), got {self.prune_fraction}")
+        if self.criterion not in ("magnitude", "snip"):
+            raise ConfigError(f"unknown IRP criterion {self.criterion!r}; use magnitude or snip")
+        if self.scope not in ("global", "layerwise"):
+            raise ConfigError(f"unknown IRP scope {self.scope!r}; use global or layerwise")
+        if self.rewind_step < 0:
+            raise ConfigError("rewind_step must be >= 0")
+
+    def densities(self) -> list[float]:
+        """Nominal density trained in each round (R + 1 entries, the first is 1)."""
+        if self.target_densities:
+            return [1.0, *self.target_densities]
+        return [(1.0 - self.prune_fraction) ** r for r in range(self.rounds + 1)]
+
+
+@dataclass
+class IRPResult:
+    labels: dict[str, torch.Tensor]  # int8, the round each weight was pruned in (R = survived)
+    accuracies: list[float]  # test accuracy after training in round r (R + 1 entries)
+    densities: list[float]  # actual density trained in round r
+    layer_densities: list[dict[str, float]]  # per-layer density in round r
+    seconds_train: float
+    seconds_total: float
+    rounds: int
+    history: list[dict[str, object]] = field(default_factory=list)
+
+    def masks_at_round(self, r: int) -> Masks:
+        """The IMP mask trained in round r (weights with label >= r)."""
+        return Masks({n: lab >= r for n, lab in self.labels.items()})
+
+
+def _criterion_scores(model: nn.Module, cfg: IRPConfig, batch: tuple[torch.Tensor, torch.Tensor] | None) -> dict:
+    layers = prunable_layers(model)
+    if cfg.criterion == "magnitude":
+        return {layer.name: layer.weight.detach().abs().cpu() for layer in layers}
+    if batch is None:
+        raise ConfigError("IRP criterion 'snip' needs a pruning batch")
+    model.zero_grad(set_to_none=True)
+    x, y = batch
+    torch.nn.functional.cross_entropy(model(x), y).backward()
+    return {layer.name: (layer.weight.detach() * layer.parameter.grad.detach()).abs().cpu() for layer in layers}
+
+
+def _prune_step(scores: dict, masks: dict, cfg: IRPConfig, r: int) -> dict[str, torch.Tensor]:
+    """Remove ``prune_fraction`` of the weights still alive (or prune to the round's target density)."""
+    total = sum(m.numel() for m in masks.values())
+
+    def keep_count(alive: int, numel: int) -> int:
+        if cfg.target_densities:
+            return max(1, int(round(cfg.target_densities[r] * numel)))
+        return max(1, int(round(alive * (1.0 - cfg.prune_fraction))))
+
+    if cfg.scope == "global":
+        names = list(scores)
+        alive = torch.cat([masks[n].reshape(-1) for n in names])
+        flat = torch.cat([scores[n].reshape(-1).to(torch.float64) for n in names])
+        flat = torch.where(alive, flat, torch.full_like(flat, -math.inf))
+        keep = topk_mask(flat, keep_count(int(alive.sum()), total))
+        out, off = {}, 0
+        for n in names:
+            k = scores[n].numel()
+            out[n] = keep[off : off + k].reshape(scores[n].shape)
+            off += k
+        return out
+    out = {}
+    for n, s in scores.items():
+        s = torch.where(masks[n], s.to(torch.float64), torch.full_like(s, -math.inf, dtype=torch.float64))
+        out[n] = topk_mask(s, keep_count(int(masks[n].sum()), masks[n].numel()))
+    return out
+
+
+def _round_seed(seed: int, r: int) -> int:
+    return seed * 1000 + r
+
+
+def run_irp(
+    model: nn.Module,
+    dataset: object,
+    irp: IRPConfig,
+    train_cfg: TrainConfig,
+    *,
+    seed: int = 0,
+    workdir: str | Path | None = None,
+    criterion_batch: tuple[torch.Tensor, torch.Tensor] | None = None,
+    on_round: Callable[[int, float, float], None] | None = None,
+) -> IRPResult:
+    """Run IRP on ``model`` (whose current weights are θ0) and return labels and the IMP curve.
+
+    ``workdir`` (optional) holds one checkpoint per finished round; a rerun with the same
+    arguments resumes after the last one. The caller's model is not modified.
+    """
+    start = time.perf_counter()
+    theta0 = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    names = [layer.name for layer in prunable_layers(model)]
+    shapes = {layer.name: layer.parameter.shape for layer in prunable_layers(model)}
+    R = irp.rounds
+    masks = {n: torch.ones(shapes[n], dtype=torch.bool) for n in names}
+    labels = {n: torch.full(shapes[n], R, dtype=torch.int8) for n in names}
+    accuracies: list[float] = []
+    densities: list[float] = []
+    layer_densities: list[dict[str, float]] = []
+    history: list[dict[str, object]] = []
+    rewind: dict[str, torch.Tensor] | None = theta0 if irp.rewind_step == 0 else None
+    seconds_train = 0.0
+    first_round = 0
+    wd = Path(workdir) if workdir is not None else None
+    if wd is not None:
+        state = _load_checkpoint(wd)
+        if state is not None:
+            first_round = state["next_round"]
+            masks, labels, rewind = state["masks"], state["labels"], state["rewind"]
+            accuracies, densities = state["accuracies"], state["densities"]
+            layer_densities, history = state["layer_densities"], state["history"]
+            seconds_train = state["seconds_train"]
+            log.info("resuming IRP at round %d from %s", first_round, wd)
+
+    for r in range(first_round, R + 1):
+        net = copy.deepcopy(model)
+        net.load_state_dict(rewind if (r > 0 and rewind is not None) else theta0)
+        captured: dict[str, dict[str, torch.Tensor]] = {}
+
+        def on_step(step: int, m: nn.Module, _captured: dict = captured, _r: int = r) -> None:
+            if _r == 0 and irp.rewind_step > 0 and step == irp.rewind_step:
+                _captured["theta"] = {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+        cur = Masks({n: masks[n] for n in names})
+        cfg = TrainConfig(**{**to_dict(train_cfg), "seed": _round_seed(seed, r)})
+        result = train(net, dataset, cfg, masks=cur, on_step=on_step, desc=f"IRP round {r}/{R}")
+        seconds_train += result.seconds
+        if r == 0 and irp.rewind_step > 0:
+            if "theta" not in captured:
+                raise ConfigError(f"rewind_step {irp.rewind_step} is beyond the {result.steps} steps of round 0")
+            # state_dict of a torch-pruned module names weights *_orig: map back to plain names
+            rewind = {
+                (k[: -len("_orig")] if k.endswith("_orig") else k): v
+                for k, v in captured["theta"].items()
+                if not k.endswith("_mask")
+            }
+        accuracies.append(result.test_accuracy)
+        densities.append(cur.density)
+        layer_densities.append({n: float(masks[n].float().mean()) for n in names})
+        history.append(
+            {"round": r, "density": cur.density, "accuracy": result.test_accuracy, "seconds": result.seconds}
+        )
+        if on_round is not None:
+            on_round(r, cur.density, result.test_accuracy)
+        log.info("IRP round %d/%d density %.5f accuracy %.4f", r, R, cur.density, result.test_accuracy)
+        if r < R:
+            scores = _criterion_scores(net, irp, criterion_batch)
+            new = _prune_step(scores, masks, irp, r)
+            for n in names:
+                labels[n][masks[n] & ~new[n]] = r
+            masks = new
+        if wd is not None:
+            _save_checkpoint(
+                wd,
+                next_round=r + 1,
+                masks=masks,
+                labels=labels,
+                rewind=rewind if rewind is not None else theta0,
+                meta={
+                    "accuracies": accuracies,
+                    "densities": densities,
+                    "layer_densities": layer_densities,
+                    "history": history,
+                    "seconds_train": seconds_train,
+                },
+            )
+    return IRPResult(
+        labels, accuracies, densities, layer_densities, seconds_train, time.perf_counter() - start, R, history
+    )
+
+
+def _save_checkpoint(wd: Path, *, next_round: int, masks: dict, labels: dict, rewind: dict, meta: dict) -> None:
+    """Write round state to a temp folder, then rename: a kill leaves the previous checkpoint intact."""
+    wd.mkdir(parents=True, exist_ok=True)
+    tmp = wd / "checkpoint.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    save_file(
+        {f"mask/{k}": v.to(torch.uint8).contiguous() for k, v in masks.items()}
+        | {f"label/{k}": v.contiguous() for k, v in labels.items()},
+        str(tmp / "state.safetensors"),
+    )
+    save_file({k: v.contiguous() for k, v in rewind.items()}, str(tmp / "rewind.safetensors"))
+    (tmp / "meta.json").write_text(json.dumps({**meta, "next_round": next_round}))
+    final = wd / "checkpoint"
+    old = wd / "checkpoint.old"
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def _load_checkpoint(wd: Path) -> dict | None:
+    final = wd / "checkpoint"
+    if not final.exists() and (wd / "checkpoint.old").exists():
+        final = wd / "checkpoint.old"  # killed between the two renames
+    if not (final / "meta.json").exists():
+        return None
+    try:
+        meta = json.loads((final / "meta.json").read_text())
+        state = load_file(str(final / "state.safetensors"))
+        rewind = load_file(str(final / "rewind.safetensors"))
+    except Exception:  # a checkpoint we cannot read is discarded: the run restarts from round 0
+        log.warning("discarding unreadable IRP checkpoint in %s", wd)
+        return None
+    masks = {k[5:]: v.bool() for k, v in state.items() if k.startswith("mask/")}
+    labels = {k[6:]: v for k, v in state.items() if k.startswith("label/")}
+    return {**meta, "masks": masks, "labels": labels, "rewind": rewind}

@@ -1,0 +1,361 @@
+"""Tests for the dataset registry: real files, generated data, fakes, and the errors users will hit."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import autosparse.data as data
+from autosparse.data import (
+    Dataset,
+    available_datasets,
+    dataset_info,
+    load_dataset,
+    pruning_batch,
+    read_idx,
+    resolve_data_root,
+)
+from autosparse.errors import ConfigError, DatasetNotFoundError, UnknownNameError
+
+FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+needs_fmnist = pytest.mark.skipif(
+    not (FMNIST_DIR / "train-images-idx3-ubyte.gz").is_file(), reason="dataset-fashion-mnist not installed"
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Never touch the user's real cache (and never find a dataset there by accident)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("AUTOSPARSE_CACHE", str(cache))
+    return cache
+
+
+@pytest.fixture(scope="module")
+def fmnist() -> Dataset:
+    return load_dataset("fashion-mnist")
+
+
+def _write_idx(path: Path, arr: np.ndarray) -> None:
+    header = bytes([0, 0, 0x08, arr.ndim]) + struct.pack(f">{arr.ndim}i", *arr.shape)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wb") as f:
+        f.write(header + arr.astype(np.uint8).tobytes())
+
+
+# ---------------------------------------------------------------- fashion-mnist / idx
+
+
+@needs_fmnist
+def test_fashion_mnist_shapes_and_normalisation(fmnist: Dataset) -> None:
+    assert (fmnist.n_train, fmnist.n_test) == (60000, 10000)
+    assert fmnist.input_shape == (1, 28, 28) and fmnist.num_classes == 10
+    assert fmnist.x_train.shape == (60000, 1, 28, 28) and fmnist.x_test.shape == (10000, 1, 28, 28)
+    assert fmnist.x_train.dtype == torch.float32 and fmnist.y_train.dtype == torch.int64
+    assert abs(fmnist.x_train.mean().item()) < 1e-4
+    assert abs(fmnist.x_train.std().item() - 1.0) < 1e-3
+    # the well-known Fashion-MNIST statistics, in pixel units
+    assert fmnist.mean[0] / 255 == pytest.approx(0.2860, abs=1e-3)
+    assert fmnist.std[0] / 255 == pytest.approx(0.3530, abs=1e-3)
+    assert torch.bincount(fmnist.y_train).tolist() == [6000] * 10
+    assert torch.bincount(fmnist.y_test).tolist() == [1000] * 10
+
+
+@needs_fmnist
+@pytest.mark.parametrize("alias", ["fmnist", "fashion_mnist", "Fashion-MNIST"])
+def test_fashion_mnist_aliases(alias: str) -> None:
+    assert dataset_info(alias).name == "fashion-mnist"
+
+
+@needs_fmnist
+def test_subset_is_stratified_seeded_and_reproducible(fmnist: Dataset) -> None:
+    a = fmnist.subset(1000, 200, seed=1)
+    b = fmnist.subset(1000, 200, seed=1)
+    c = fmnist.subset(1000, 200, seed=2)
+    assert (a.n_train, a.n_test) == (1000, 200)
+    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)
+    assert not torch.equal(a.x_train, c.x_train)
+    assert torch.bincount(a.y_train).tolist() == [100] * 10
+    assert torch.bincount(a.y_test).tolist() == [20] * 10
+    # the test subset does not depend on the train subset size
+    assert torch.equal(fmnist.subset(500, 200, seed=1).x_test, a.x_test)
+    # subsets keep the full training set's normalisation
+    assert a.mean == fmnist.mean and a.std == fmnist.std
+    # load_dataset's n_train/n_test is the same subset
+    d = load_dataset("fmnist", n_train=1000, n_test=200, seed=1)
+    assert torch.equal(d.x_train, a.x_train) and torch.equal(d.y_test, a.y_test)
+
+
+@needs_fmnist
+def test_subset_rejects_impossible_sizes(fmnist: Dataset) -> None:
+    with pytest.raises(ConfigError, match="60000"):
+        fmnist.subset(70000, None)
+    with pytest.raises(ConfigError):
+        fmnist.subset(0, None)
+    assert fmnist.subset(None, None).x_train is fmnist.x_train
+
+
+def test_fashion_mnist_missing_root_names_the_fix(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_dataset("fashion-mnist", root=empty)
+    msg = str(err.value)
+    assert "--data-root" in msg and "--download" in msg and "train-images-idx3-ubyte.gz" in msg
+    assert "apt-get install dataset-fashion-mnist" in msg
+    assert isinstance(err.value, FileNotFoundError)  # callers catching the builtin still work
+
+
+def test_idx_root_layouts_and_uncompressed(tmp_path: Path) -> None:
+    """A plain directory of the four files or torchvision's <root>/MNIST/raw layout both load."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (30, 28, 28)),
+        "train-labels-idx1-ubyte": np.arange(30) % 10,
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (20, 28, 28)),
+        "t10k-labels-idx1-ubyte": np.arange(20) % 10,
+    }
+    for stem, arr in arrays.items():
+        _write_idx(tmp_path / "tv" / "MNIST" / "raw" / f"{stem}.gz", arr)
+    ds = load_dataset("mnist", root=tmp_path / "tv")
+    assert ds.x_train.shape == (30, 1, 28, 28) and ds.y_test.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
+    raw = arrays["train-images-idx3-ubyte"].astype(np.float64)
+    expect = (raw - raw.mean()) / raw.std()
+    assert np.allclose(ds.x_train[:, 0].numpy(), expect, atol=1e-5)
+    # uncompressed files in a flat directory
+    flat = tmp_path / "flat"
+    for stem in arrays:
+        flat.mkdir(exist_ok=True)
+        (flat / stem).write_bytes(gzip.decompress((tmp_path / "tv" / "MNIST" / "raw" / f"{stem}.gz").read_bytes()))
+    assert torch.equal(load_dataset("mnist", root=flat).x_train, ds.x_train)
+
+
+def test_corrupt_idx_file_is_a_dataset_error(tmp_path: Path) -> None:
+    bad = tmp_path / "train-images-idx3-ubyte.gz"
+    bad.write_bytes(gzip.compress(bytes([0, 0, 8, 3]) + struct.pack(">3i", 10, 28, 28) + b"\x00" * 100))
+    with pytest.raises(DatasetNotFoundError, match="truncated"):
+        read_idx(bad)
+    bad.write_bytes(b"not gzip")
+    with pytest.raises(DatasetNotFoundError, match=r"re-download|reinstall"):
+        read_idx(bad)
+
+
+# ---------------------------------------------------------------- torchvision datasets
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100", "svhn", "mnist"])
+def test_torchvision_dataset_missing_without_download(name: str, tmp_path: Path) -> None:
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_dataset(name, root=tmp_path, download=False)
+    assert "--download" in str(err.value) and "--data-root" in str(err.value)
+    assert not any(tmp_path.iterdir()), "nothing may be written without download=True"
+
+
+def test_cifar_arrays_are_converted_once_to_nchw(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The torchvision wrapper reads .data/.targets directly (no per-sample transform) and goes NHWC -> NCHW."""
+    import torchvision.datasets as tvd
+
+    calls = []
+
+    class FakeCIFAR:
+        def __init__(self, root: str, train: bool, download: bool) -> None:
+            calls.append((root, train, download))
+            n = 20 if train else 10
+            self.data = np.zeros((n, 32, 32, 3), dtype=np.uint8)
+            self.data[..., 0] = 10
+            self.data[..., 1] = np.arange(n).reshape(n, 1, 1)
+            self.data[..., 2] = 200
+            self.targets = [i % 10 for i in range(n)]
+
+    monkeypatch.setattr(tvd, "CIFAR10", FakeCIFAR)
+    ds = load_dataset("cifar10", root=tmp_path)
+    assert calls == [(str(tmp_path), True, False), (str(tmp_path), False, False)]
+    assert ds.x_train.shape == (20, 3, 32, 32) and ds.x_test.shape == (10, 3, 32, 32)
+    assert ds.mean == pytest.approx((10.0, 9.5, 200.0))
+    assert ds.x_train[:, 0].abs().max() < 1e-3  # constant channel: centred, std clamped, no NaN
+    assert torch.isfinite(ds.x_train).all()
+    assert ds.x_train[:, 1].std().item() == pytest.approx(1.0, abs=0.05)
+
+
+# ---------------------------------------------------------------- mnist1d
+
+
+def test_mnist1d_generates_then_caches(_isolated_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mnist1d.data
+
+    real = mnist1d.data.make_dataset
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mnist1d.data, "make_dataset", counting)
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("mnist1d's download must never be called")
+
+    monkeypatch.setattr(mnist1d.data, "get_dataset", no_download)
+    np.random.seed(123)
+    before = np.random.random()
+    np.random.seed(123)
+    a = load_dataset("mnist1d")
+    assert np.random.random() == before, "generation must not reseed the caller's numpy RNG"
+    assert len(calls) == 1
+    assert list(_isolated_cache.glob("data/mnist1d/mnist1d-*.npz"))
+    b = load_dataset("mnist-1d")
+    assert len(calls) == 1, "second load must come from the .npz cache"
+    assert (a.n_train, a.n_test, a.input_shape, a.num_classes) == (4000, 1000, (1, 40), 10)
+    assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_test, b.y_test)
+    assert abs(a.x_train.mean().item()) < 1e-4 and abs(a.x_train.std().item() - 1) < 1e-3
+
+
+def test_mnist1d_root_cache_and_corrupt_cache(
+    _isolated_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Small generator arguments keep this fast; they also get their own cache key."""
+    real_args = data._mnist1d_args
+    monkeypatch.setattr(data, "_mnist1d_args", lambda: {**real_args(), "num_samples": 500})
+    root = tmp_path / "elsewhere"
+    first = load_dataset("mnist1d", root=root)
+    assert (first.n_train, first.n_test) == (400, 100)
+    (path,) = (root / "mnist1d").glob("*.npz")
+    assert not list(_isolated_cache.glob("data/mnist1d/*.npz")), "an explicit root is where the cache goes"
+    path.write_bytes(b"garbage")
+    again = load_dataset("mnist1d", root=root)
+    assert torch.equal(first.x_train, again.x_train)
+    assert np.load(path)["x"].shape == (400, 40), "the corrupt cache was rewritten"
+
+
+# ---------------------------------------------------------------- digits, fakes, registry
+
+
+def test_digits_fixed_split() -> None:
+    a, b = load_dataset("digits"), load_dataset("digits", seed=5)
+    assert a.input_shape == (1, 8, 8) and a.num_classes == 10
+    assert a.n_train + a.n_test == 1797 and a.n_test == 359
+    assert (a.n_train, a.n_test) == (dataset_info("digits").n_train, dataset_info("digits").n_test)
+    assert torch.equal(a.x_test, b.x_test), "the split does not move with the run seed"
+    counts = torch.bincount(a.y_test, minlength=10)
+    assert counts.min() >= 35 and counts.max() <= 37  # stratified
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "classes"),
+    [
+        ("fake:cifar10", (3, 32, 32), 10),
+        ("fake:cifar100", (3, 32, 32), 100),
+        ("fake:fashion-mnist", (1, 28, 28), 10),
+        ("fake:fmnist", (1, 28, 28), 10),
+        ("fake:mnist1d", (1, 40), 10),
+        ("fake:digits", (1, 8, 8), 10),
+    ],
+)
+def test_fake_shapes(name: str, shape: tuple[int, ...], classes: int) -> None:
+    ds = load_dataset(name)
+    assert ds.name.startswith("fake:") and ds.input_shape == shape and ds.num_classes == classes
+    assert ds.x_train.shape == (512, *shape) and ds.x_test.shape == (256, *shape)
+    assert ds.y_train.dtype == torch.int64 and int(ds.y_train.max()) < classes
+    assert dataset_info(name).input_shape == shape
+
+
+def test_fake_is_seeded_sized_and_learnable() -> None:
+    a = load_dataset("fake:fashion-mnist", n_train=200, n_test=100, seed=3)
+    b = load_dataset("fake:fashion-mnist", n_train=200, n_test=100, seed=3)
+    c = load_dataset("fake:fashion-mnist", n_train=200, n_test=100, seed=4)
+    assert (a.n_train, a.n_test) == (200, 100)
+    assert torch.equal(a.x_train, b.x_train) and not torch.equal(a.x_train, c.x_train)
+    # class signal: nearest class mean of the training set classifies the test set well above chance
+    means = torch.stack([a.x_train[a.y_train == k].flatten(1).mean(0) for k in range(10)])
+    pred = torch.cdist(a.x_test.flatten(1), means).argmin(1)
+    assert (pred == a.y_test).float().mean() > 0.5
+
+
+def test_unknown_dataset_name() -> None:
+    with pytest.raises(UnknownNameError) as err:
+        load_dataset("cifar11")
+    assert "cifar10" in str(err.value) and "fake:" in str(err.value)
+    with pytest.raises(UnknownNameError):
+        load_dataset("fake:nope")
+    with pytest.raises(UnknownNameError):
+        dataset_info("imagenet")
+
+
+def test_registry_lists_and_registers(monkeypatch: pytest.MonkeyPatch) -> None:
+    names = available_datasets()
+    assert {"fashion-mnist", "mnist1d", "digits", "mnist", "cifar10", "cifar100", "svhn"} <= set(names)
+    assert "fake:cifar10" in available_datasets(include_fake=True)
+    monkeypatch.setattr(data, "_REGISTRY", dict(data._REGISTRY))
+    monkeypatch.setattr(data, "_ALIASES", dict(data._ALIASES))
+
+    @data.register_dataset("toy", input_shape=(2,), num_classes=2, description="two blobs", aliases=("toy2",))
+    def _toy(root: Path | None, download: bool):
+        x = np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0], [6.0, 7.0]])
+        y = np.array([0, 1, 0, 1])
+        return x, y, x[:2], y[:2]
+
+    ds = load_dataset("toy2")
+    assert ds.name == "toy" and ds.x_train.shape == (4, 2)
+    assert abs(ds.x_train.mean().item()) < 1e-6  # flat inputs: normalised as one channel
+    assert dataset_info("toy").description == "two blobs"
+    with pytest.raises(ValueError, match="twice"):
+        data.register_dataset("toy", input_shape=(2,), num_classes=2)(_toy)
+
+
+def test_resolve_data_root(_isolated_cache: Path, tmp_path: Path) -> None:
+    assert resolve_data_root() == _isolated_cache / "data"
+    assert resolve_data_root(tmp_path) == tmp_path
+
+
+# ---------------------------------------------------------------- pruning batch and loaders
+
+
+def test_pruning_batch_is_balanced_and_deterministic() -> None:
+    ds = load_dataset("fake:cifar10", n_train=300, n_test=50)
+    pb = pruning_batch(ds, samples_per_class=7, seed=1)
+    again = pruning_batch(ds, samples_per_class=7, seed=1)
+    other = pruning_batch(ds, samples_per_class=7, seed=2)
+    assert pb.num_classes == 10 and len(pb.batches) == 1 and pb.input_shape == (3, 32, 32)
+    x, y = pb.batches[0]
+    assert torch.bincount(y, minlength=10).tolist() == [7] * 10
+    assert torch.equal(x, again.batches[0][0]) and torch.equal(y, again.batches[0][1])
+    assert not torch.equal(x, other.batches[0][0])
+    # the examples really are training examples with their own labels
+    flat = ds.x_train.flatten(1)
+    for xi, yi in zip(x[:5], y[:5]):
+        row = (flat == xi.flatten()).all(1).nonzero().item()
+        assert ds.y_train[row] == yi
+    split = pruning_batch(ds, samples_per_class=7, seed=1, batch_size=32)
+    assert [len(b[1]) for b in split.batches] == [32, 32, 6]
+    assert torch.equal(torch.cat([b[0] for b in split.batches]), x)
+
+
+def test_pruning_batch_short_class_and_bad_args() -> None:
+    ds = load_dataset("fake:mnist1d", n_train=30, n_test=10)  # 3 per class
+    pb = pruning_batch(ds, samples_per_class=10)
+    assert torch.bincount(pb.batches[0][1]).tolist() == [3] * 10
+    with pytest.raises(ConfigError):
+        pruning_batch(ds, samples_per_class=0)
+    with pytest.raises(ConfigError):
+        pruning_batch(ds, batch_size=0)
+
+
+def test_train_loader_covers_every_example_reproducibly() -> None:
+    ds = load_dataset("fake:digits", n_train=100, n_test=30)
+    loader = ds.train_loader(32, shuffle=True, seed=0)
+    assert len(loader) == 4
+    epoch1 = torch.cat([y for _, y in loader])
+    epoch2 = torch.cat([y for _, y in loader])
+    assert sorted(epoch1.tolist()) == sorted(ds.y_train.tolist())
+    assert not torch.equal(epoch1, epoch2), "each epoch gets a new order"
+    replay = ds.train_loader(32, shuffle=True, seed=0)
+    assert torch.equal(torch.cat([y for _, y in replay]), epoch1)
+    assert len(ds.train_loader(32, drop_last=True)) == 3
+    xs = torch.cat([x for x, _ in ds.test_loader(8)])
+    assert torch.equal(xs, ds.x_test)
+    assert "fake:digits" in repr(ds) and "tensor" not in repr(ds)
