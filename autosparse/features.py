@@ -22,7 +22,6 @@ shipped scorers do not use them.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from autosparse.errors import SchemaMismatchError
-from autosparse.layers import prunable_layers
+from autosparse.layers import prunable_layers, safe_deepcopy
 from autosparse.masks import Masks
 from autosparse.pruners.base import PruningData
 from autosparse.pruners.iterate import masked_weights
@@ -249,7 +248,7 @@ def compute_features(
     passes = needed_passes(names)
     if "grad" in passes and data is None:
         raise SchemaMismatchError("features needing gradients were requested but no pruning data was given")
-    work = copy.deepcopy(model)
+    work = safe_deepcopy(model)
     layers = prunable_layers(work)
     if input_shape is None and data is not None:
         input_shape = data.input_shape

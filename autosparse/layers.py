@@ -11,6 +11,7 @@ the forward order; ``graph.py`` refines it with traced topology where that matte
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -101,3 +102,23 @@ def prunable_weights(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def count_prunable(model: nn.Module) -> int:
     return sum(layer.parameter.numel() for layer in prunable_layers(model))
+
+
+def safe_deepcopy(model: nn.Module) -> nn.Module:
+    """``copy.deepcopy`` that also works on a model pruned with ``torch.nn.utils.prune``.
+
+    Torch pruning stores the masked weight as a plain attribute computed from ``weight_orig``
+    (a non-leaf tensor), and ``deepcopy`` refuses non-leaf tensors. Such attributes are
+    recomputed by the pruning hook on every forward, so the copy gets a detached value.
+    """
+    swapped: list[tuple[nn.Module, str, torch.Tensor]] = []
+    for module in model.modules():
+        for key, value in list(vars(module).items()):
+            if isinstance(value, torch.Tensor) and not value.is_leaf:
+                swapped.append((module, key, value))
+                vars(module)[key] = value.detach()
+    try:
+        return copy.deepcopy(model)
+    finally:
+        for module, key, value in swapped:
+            vars(module)[key] = value

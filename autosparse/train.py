@@ -145,11 +145,12 @@ def train(
     device = resolve_device(cfg.device)
     model.to(device)
     if masks is not None:
-        masks.apply(model)
-        if masks.meta.get("rescale"):
-            from autosparse.pruners.robust import apply_rescale
+        # Robust pruning (Hayou et al.) rescales kept weights / residual branches at init; a no-op
+        # for every other method's masks.
+        from autosparse.pruners.robust import prepare_for_training
 
-            apply_rescale(model, masks)
+        prepare_for_training(model, masks)
+        masks.apply(model)
     x_train, y_train = dataset.x_train, dataset.y_train  # type: ignore[attr-defined]
     n = len(x_train)
     steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))

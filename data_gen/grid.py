@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import platform
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,11 +91,13 @@ class GenConfig:
 def expand_grid(cfg: GenConfig) -> list[RunSpec]:
     if not cfg.models or not cfg.datasets or not cfg.seeds:
         raise ConfigError("a generation grid needs at least one model, one dataset and one seed")
+    # Seeds outermost: the first runs to finish already cover every architecture, so a scorer can
+    # be trained on a partly generated store.
     return [
         RunSpec(m, d, s, cfg.irp, cfg.train, cfg.n_train, cfg.n_test, cfg.data_root, cfg.samples_per_class)
+        for s in cfg.seeds
         for m in cfg.models
         for d in cfg.datasets
-        for s in cfg.seeds
     ]
 
 
@@ -121,11 +124,15 @@ def execute_run(job: RunJob) -> dict[str, Any]:
     from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION, compute_features
     from autosparse.models import build_model
     from autosparse.store import FeatureStore
+    from autosparse.train import set_threads
 
     spec = job.spec
     store = FeatureStore(job.store, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
     if store.is_complete(spec.run_id):
         return {"run_id": spec.run_id, "skipped": True}
+    # The whole run (features included, not only training) uses the configured thread count, so its
+    # numbers do not depend on what the executor's worker happened to default to (Ray sets 1 thread).
+    set_threads(spec.train.num_threads)
     torch.manual_seed(spec.seed)
     dataset = load_dataset(spec.dataset, spec.data_root, n_train=spec.n_train, n_test=spec.n_test, seed=spec.seed)
     model = build_model(
@@ -134,15 +141,8 @@ def execute_run(job: RunJob) -> dict[str, Any]:
     pdata = pruning_batch(dataset, samples_per_class=spec.samples_per_class, seed=spec.seed)
     table = compute_features(model, pdata, seed=spec.seed)
     batch = pdata.batches[0]
-    result = run_irp(
-        model,
-        dataset,
-        spec.irp,
-        spec.train,
-        seed=spec.seed,
-        workdir=Path(job.workdir) / spec.run_id,
-        criterion_batch=batch,
-    )
+    workdir = Path(job.workdir) / spec.run_id
+    result = run_irp(model, dataset, spec.irp, spec.train, seed=spec.seed, workdir=workdir, criterion_batch=batch)
     label = torch.cat([result.labels[lf.name].reshape(-1) for lf in table.layers]).numpy().astype(np.int8)
     attrs = {
         "model": spec.model.model,
@@ -170,6 +170,7 @@ def execute_run(job: RunJob) -> dict[str, Any]:
         attrs=attrs,
         graph=_graph_arrays(model, tuple(dataset.input_shape)),
     )
+    shutil.rmtree(workdir, ignore_errors=True)  # the store holds the result now; round checkpoints are spent
     return {"run_id": spec.run_id, "skipped": False, "accuracies": result.accuracies, "seconds": result.seconds_total}
 
 

@@ -12,7 +12,6 @@ Pruners never modify the caller's model: they work on a deep copy.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -24,7 +23,7 @@ from torch import nn
 
 from autosparse.allocation import SCOPES, Scope, allocate
 from autosparse.errors import ConfigError, UnknownNameError, check_density
-from autosparse.layers import prunable_layers
+from autosparse.layers import prunable_layers, safe_deepcopy
 from autosparse.masks import Masks
 
 Scores = dict[str, torch.Tensor]
@@ -204,7 +203,7 @@ def prune_timed(
             f"{method} needs data: pass data=(inputs, targets) or a DataLoader "
             "(autosparse.data.pruning_batch(dataset) gives the standard one)"
         )
-    work = copy.deepcopy(model)
+    work = safe_deepcopy(model)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         start = time.perf_counter()

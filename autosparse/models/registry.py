@@ -1,0 +1,311 @@
+"""The model registry: one place where a model name becomes an ``nn.Module``.
+
+Model names come from the CLI, YAML configs and the bench, so everything here accepts the
+loose forms those produce (``widths="500,150"``, ``width="0.25"``) and turns every mistake
+into an :class:`~autosparse.errors.AutosparseError` whose message lists what *would* work.
+
+A builder is a plain function ``builder(input_shape, num_classes, *, option=default, ...)``
+decorated with :func:`register_model`. Its keyword-only parameters *are* the model's
+options: their defaults document them, drive string coercion, and are what an unknown-option
+error lists, so an option can never be accepted by one path and rejected by another.
+
+Any torchvision classification model is available as ``tv:<name>`` (see
+:mod:`autosparse.models.torchvision_models`); torchvision is imported only when such a name
+is used, because importing it costs seconds at CLI start-up.
+"""
+
+from __future__ import annotations
+
+import inspect
+import operator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+from autosparse.errors import ConfigError, UnknownNameError
+
+TV_PREFIX = "tv:"
+
+#: Input kinds a model can declare. ``flat``: any shape (the model flattens it);
+#: ``signal``: a 1-D signal ``(C, L)`` or ``(L,)``; ``image``: ``(C, H, W)``.
+INPUT_KINDS: dict[str, str] = {
+    "flat": "any shape, flattened (e.g. (1, 28, 28), (3, 32, 32), (1, 8, 8), (1, 40))",
+    "signal": "1-D signals (C, L) or (L,), e.g. (1, 40) for MNIST-1D",
+    "image": "images (C, H, W), e.g. (1, 28, 28), (3, 32, 32), (1, 8, 8)",
+}
+
+Builder = Callable[..., nn.Module]
+B = TypeVar("B", bound=Builder)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a user needs to pick a model: what it is, what it takes, and how to configure it."""
+
+    name: str
+    description: str
+    inputs: tuple[str, ...]  # subset of INPUT_KINDS
+    options: dict[str, Any] = field(default_factory=dict)  # option -> default
+
+    def format(self) -> str:
+        """One human-readable line (used by the CLI's model listing)."""
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items()) or "none"
+        return f"{self.name}: {self.description} [inputs: {', '.join(self.inputs)}; options: {opts}]"
+
+
+@dataclass(frozen=True)
+class _Entry:
+    builder: Builder
+    info: ModelInfo
+
+
+_REGISTRY: dict[str, _Entry] = {}
+
+
+def register_model(
+    name: str, *, inputs: Sequence[str] = ("image",), description: str | None = None
+) -> Callable[[B], B]:
+    """Decorator: make ``builder`` available as ``build_model(name, ...)``.
+
+    ``inputs`` declares which input kinds (see :data:`INPUT_KINDS`) the model accepts; the
+    registry rejects any other shape before the builder runs. ``description`` defaults to the
+    first line of the builder's docstring.
+    """
+    bad = [k for k in inputs if k not in INPUT_KINDS]
+    if bad:
+        raise ValueError(f"model {name!r}: unknown input kinds {bad}; use {sorted(INPUT_KINDS)}")
+    if name.startswith(TV_PREFIX):
+        raise ValueError(f"model names starting with {TV_PREFIX!r} are reserved for torchvision models")
+
+    def deco(builder: B) -> B:
+        if name in _REGISTRY and _REGISTRY[name].builder is not builder:
+            raise ValueError(f"model {name!r} registered twice")
+        desc = description or (inspect.getdoc(builder) or name).splitlines()[0]
+        _REGISTRY[name] = _Entry(builder, ModelInfo(name, desc, tuple(inputs), builder_options(builder)))
+        return builder
+
+    return deco
+
+
+def builder_options(builder: Callable[..., Any]) -> dict[str, Any]:
+    """The keyword-only parameters of ``builder`` and their defaults: the model's options."""
+    return {
+        p.name: p.default
+        for p in inspect.signature(builder).parameters.values()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+def _load_builtin() -> None:
+    # Importing the package imports every family module, which registers the zoo once.
+    import autosparse.models  # noqa: F401
+
+
+def available_models(*, include_torchvision: bool = False) -> list[str]:
+    """Names of the zoo models; with ``include_torchvision`` also every ``tv:<name>``.
+
+    torchvision names are left out by default because listing them imports torchvision
+    (slow) and every one of them is accepted as ``tv:<name>`` anyway.
+    """
+    _load_builtin()
+    names = sorted(_REGISTRY)
+    if include_torchvision:
+        from autosparse.models.torchvision_models import torchvision_names
+
+        names += [TV_PREFIX + n for n in torchvision_names()]
+    return names
+
+
+def _unknown(name: str) -> UnknownNameError:
+    return UnknownNameError(
+        "model",
+        name,
+        _REGISTRY,
+        hint=f"Or use {TV_PREFIX}<name> for any torchvision classification model (e.g. {TV_PREFIX}resnet18)",
+    )
+
+
+def model_info(name: str) -> ModelInfo:
+    """Description, accepted input kinds and options (with defaults) of a model."""
+    _load_builtin()
+    if name.startswith(TV_PREFIX):
+        from autosparse.models.torchvision_models import torchvision_info
+
+        return torchvision_info(name[len(TV_PREFIX) :])
+    if name not in _REGISTRY:
+        raise _unknown(name)
+    return _REGISTRY[name].info
+
+
+def build_model(
+    name: str, input_shape: Sequence[int], num_classes: int, *, seed: int | None = None, **kwargs: Any
+) -> nn.Module:
+    """Build a freshly initialised (never pretrained) model for inputs of ``input_shape``.
+
+    ``input_shape`` excludes the batch dimension. With ``seed`` the initial weights are a pure
+    function of (name, shape, classes, options, seed) and the global RNG is left exactly as it
+    was, so building a model never shifts the data order of a run that follows. ``kwargs`` are
+    the model's options (see :func:`model_info`); strings such as ``"0.5"`` or ``"500,150"`` are
+    coerced to the option's type because they arrive from the CLI and YAML.
+    """
+    _load_builtin()
+    if not name.startswith(TV_PREFIX) and name not in _REGISTRY:
+        raise _unknown(name)
+    shape = _check_shape(name, input_shape)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
+    if name.startswith(TV_PREFIX):
+        from autosparse.models.torchvision_models import build_torchvision
+
+        def make() -> nn.Module:
+            return build_torchvision(name[len(TV_PREFIX) :], shape, num_classes, **kwargs)
+
+    else:
+        entry = _REGISTRY[name]
+        _check_kind(entry.info, shape)
+        options = coerce_options(name, entry.info.options, kwargs)
+
+        def make() -> nn.Module:
+            return entry.builder(shape, num_classes, **options)
+
+    with seeded(seed):
+        model = make()
+    return model
+
+
+@contextmanager
+def seeded(seed: int | None) -> Iterator[None]:
+    """Run the block on a private CPU RNG stream seeded with ``seed`` (no-op for ``None``).
+
+    Module constructors draw from the global generator and offer no ``generator=`` argument,
+    so forking the global state is the only way to make them reproducible without side effects.
+    Models are built on the CPU, so only the CPU generator is forked.
+    """
+    if seed is None:
+        yield
+        return
+    try:
+        if isinstance(seed, bool):
+            raise TypeError
+        value = operator.index(seed)  # accepts numpy integers, rejects floats
+    except TypeError:
+        raise ConfigError(f"seed must be an integer, got {seed!r}") from None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(value)
+        yield
+
+
+def _check_shape(name: str, input_shape: Sequence[int]) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"input_shape for {name} must be a sequence of positive integers without the batch "
+            f"dimension, e.g. (1, 28, 28); got {input_shape!r}"
+        ) from None
+    if not shape or any(d < 1 for d in shape):
+        raise ConfigError(
+            f"input_shape for {name} must be non-empty positive sizes without the batch dimension, "
+            f"e.g. (1, 28, 28); got {input_shape!r}"
+        )
+    return shape
+
+
+def input_kind(shape: tuple[int, ...]) -> str | None:
+    """The most specific kind a shape is: ``signal`` for 1-/2-D, ``image`` for 3-D."""
+    return {1: "signal", 2: "signal", 3: "image"}.get(len(shape))
+
+
+def _check_kind(info: ModelInfo, shape: tuple[int, ...]) -> None:
+    if "flat" in info.inputs:
+        return
+    kind = input_kind(shape)
+    if kind not in info.inputs:
+        accepted = "; ".join(INPUT_KINDS[k] for k in info.inputs)
+        raise ConfigError(
+            f"{info.name} cannot take input shape {shape}: it supports {accepted}. "
+            f"Pick a model made for this data (see `autosparse models`)"
+        )
+
+
+def coerce_options(model: str, defaults: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+    """Check option names and coerce CLI/YAML strings to the type of each option's default."""
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        valid = ", ".join(f"{k} (default {v!r})" for k, v in defaults.items()) or "none"
+        raise ConfigError(f"{model} has no option {', '.join(map(repr, unknown))}; its options are: {valid}")
+    return {k: coerce_value(model, k, v, defaults[k]) for k, v in given.items()}
+
+
+_TRUE = {"1", "true", "yes", "on", "y"}
+_FALSE = {"0", "false", "no", "off", "n"}
+
+
+def coerce_value(model: str, option: str, value: Any, default: Any) -> Any:
+    """``value`` converted to the type of ``default`` (bool, int, float, str or int tuple)."""
+
+    def fail(expected: str) -> ConfigError:
+        return ConfigError(f"{model} option {option}={value!r} is not valid: expected {expected}")
+
+    if isinstance(default, bool) or (default is None and isinstance(value, str)):
+        if isinstance(value, bool) or (value is None and default is None):
+            return value
+        text = str(value).strip().lower()
+        if default is None and text in {"none", "auto", ""}:
+            return None
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise fail("true or false" + (" or auto" if default is None else ""))
+    if isinstance(default, int):
+        try:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        except (TypeError, ValueError):
+            raise fail("an integer") from None
+    if isinstance(default, float):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise fail("a number") from None
+    if isinstance(default, tuple):
+        return parse_int_tuple(model, option, value)
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise fail("a string")
+        return value
+    return value
+
+
+def parse_int_tuple(model: str, option: str, value: Any) -> tuple[int, ...]:
+    """Accept ``(500, 150)``, ``[500, 150]``, ``"500,150"``, ``"[500, 150]"``, ``300`` or ``""``."""
+    items: list[Any]
+    if isinstance(value, str):
+        text = value.strip().strip("[]()").replace("x", ",").replace(" ", ",")
+        items = [t for t in text.split(",") if t]
+    elif isinstance(value, int) and not isinstance(value, bool):
+        items = [value]
+    elif isinstance(value, Sequence):
+        items = list(value)
+    else:
+        items = [value]
+    out: list[int] = []
+    for v in items:
+        try:
+            if isinstance(v, bool) or (isinstance(v, float) and not v.is_integer()):
+                raise ValueError
+            out.append(int(v))
+        except (TypeError, ValueError):
+            out.append(0)
+    if any(v < 1 for v in out):
+        raise ConfigError(
+            f"{model} option {option}={value!r} is not valid: expected positive integers such as "
+            f'"500,150" or [500, 150]'
+        )
+    return tuple(out)

@@ -1,0 +1,198 @@
+"""Any torchvision classification model as ``tv:<name>``, randomly initialised and fitted to the data.
+
+``torchvision.models.get_model(name, weights=None, num_classes=...)`` builds the network --
+pretrained weights are never loaded (a ``weights``/``pretrained`` option is an error), since
+pruning *at initialisation* on pretrained weights would be a different experiment. Then:
+
+- **Input channels.** If the data's channel count differs from the model's (1-channel
+  Fashion-MNIST into a 3-channel ResNet), the first ``nn.Conv2d`` is replaced by one with the
+  right ``in_channels`` and otherwise identical geometry. Its weights are drawn from a normal
+  whose standard deviation is the original's scaled by sqrt(old fan-in / new fan-in), so the
+  first layer's pre-activations keep the variance the model was designed for.
+- **Small images (CIFAR stem).** torchvision ResNets/ResNeXts/Wide-ResNets begin with a 7x7
+  stride-2 convolution and a stride-2 max pool, which turn a 32x32 image into 8x8 before the
+  first block. With ``cifar_stem`` (default: on for images smaller than 64 pixels) the stem is
+  replaced by a 3x3 stride-1 convolution and the max pool is removed, as in the CIFAR ResNet-18
+  of the pruning literature (e.g. Synaptic-Flow's ResNet-18 anchor numbers).
+- **Vision Transformers** (``vit_*``) get ``image_size`` equal to the (square) input size, which
+  must be a multiple of the patch size (``vit_b_16`` on 32x32 -> 2x2 patches); MaxViT gets
+  ``input_size``. GoogLeNet/Inception-v3 are built without auxiliary heads so that ``forward``
+  returns plain logits.
+
+Every model is checked with one forward pass on a zero batch at build time, so a model that
+cannot take the input size (Inception-v3 needs 75x75) fails here with a ConfigError naming the
+shape, not later inside training. Other keyword options are passed to torchvision unchanged
+(strings from the CLI are read as Python literals: ``dropout="0.2"`` -> 0.2).
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from functools import cache
+from typing import Any
+
+import torch
+from torch import nn
+
+from autosparse.errors import ConfigError, UnknownNameError
+from autosparse.models.registry import TV_PREFIX, ModelInfo, coerce_value
+
+_FORBIDDEN = ("weights", "pretrained", "weights_backbone", "progress")
+_RESNET_PREFIXES = ("resnet", "resnext", "wide_resnet")
+SMALL_IMAGE = 64  # below this side length the CIFAR stem is applied by default
+
+
+@cache
+def torchvision_names() -> list[str]:
+    """Names of torchvision's image-classification models (not detection/segmentation/video)."""
+    import torchvision
+
+    return list(torchvision.models.list_models(module=torchvision.models))
+
+
+def _check_name(name: str) -> None:
+    names = torchvision_names()
+    if name not in names:
+        raise UnknownNameError(
+            "torchvision model", name, names, hint=f"Write it as {TV_PREFIX}<name>, e.g. {TV_PREFIX}resnet18"
+        )
+
+
+def _is_resnet(name: str) -> bool:
+    return name.startswith(_RESNET_PREFIXES)
+
+
+def torchvision_info(name: str) -> ModelInfo:
+    """Registry entry for ``tv:<name>`` (built on demand: torchvision has ~80 models)."""
+    _check_name(name)
+    options: dict[str, Any] = {"cifar_stem": None} if _is_resnet(name) else {}
+    return ModelInfo(
+        TV_PREFIX + name,
+        f"torchvision {name}, randomly initialised (never pretrained), first conv adapted to the input "
+        "channels; other options go to torchvision's constructor",
+        ("image",),
+        options,
+    )
+
+
+def _literal(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+
+
+def build_torchvision(
+    name: str, input_shape: tuple[int, ...], num_classes: int, *, cifar_stem: bool | None = None, **kwargs: Any
+) -> nn.Module:
+    """Build ``tv:<name>`` for ``input_shape`` (see the module docstring for the adaptations)."""
+    import torchvision
+
+    _check_name(name)
+    full = TV_PREFIX + name
+    bad = [k for k in kwargs if k in _FORBIDDEN]
+    if bad:
+        raise ConfigError(
+            f"{full}: option {', '.join(bad)} is not accepted; autosparse never loads pretrained weights "
+            "(pruning at initialisation needs a random init)"
+        )
+    if len(input_shape) != 3:
+        raise ConfigError(
+            f"{full} cannot take input shape {input_shape}: torchvision models take images (C, H, W) such as "
+            "(3, 32, 32) or (1, 28, 28); for 1-D signals use cnn1d or mlp"
+        )
+    c, h, w = input_shape
+    cifar_stem = coerce_value(full, "cifar_stem", cifar_stem, None)
+    if cifar_stem and not _is_resnet(name):
+        raise ConfigError(f"{full}: option cifar_stem applies only to torchvision ResNet/ResNeXt/Wide-ResNet models")
+    options = {k: _literal(v) for k, v in kwargs.items()}
+    if name.startswith("vit_"):
+        patch = int(name.rsplit("_", 1)[1])
+        if h != w or h % patch:
+            raise ConfigError(
+                f"{full} cannot take input shape {input_shape}: it needs square images whose side is a multiple "
+                f"of its patch size {patch} (e.g. (3, {2 * patch}, {2 * patch}) or (3, 224, 224))"
+            )
+        if options.setdefault("image_size", h) != h:
+            raise ConfigError(f"{full}: option image_size={options['image_size']} must equal the input size {h}")
+    elif name.startswith("maxvit"):
+        options.setdefault("input_size", (h, w))
+    elif name in ("googlenet", "inception_v3"):
+        options.setdefault("aux_logits", False)
+        options.setdefault("init_weights", True)
+
+    try:
+        model = torchvision.models.get_model(name, weights=None, num_classes=num_classes, **options)
+    except TypeError as exc:
+        raise ConfigError(
+            f"{full} does not accept option(s) {', '.join(sorted(options))}: {exc}. Valid options are the keyword "
+            f"arguments of torchvision.models.{name} (and cifar_stem for ResNets)"
+        ) from None
+    except ValueError as exc:  # torchvision's own checks, e.g. MaxViT's partition size vs. the input size
+        raise ConfigError(f"{full} cannot be built for input shape {input_shape}: {_first_line(exc)}") from None
+
+    if _is_resnet(name) and (cifar_stem if cifar_stem is not None else min(h, w) < SMALL_IMAGE):
+        _cifar_stem(model, c)
+    _adapt_first_conv(model, full, c)
+    _check_forward(model, full, input_shape)
+    return model
+
+
+def _cifar_stem(model: nn.Module, in_channels: int) -> None:
+    """3x3 stride-1 stem, no max pool (He et al.'s CIFAR setting); He-normal like torchvision's ResNet init."""
+    old = model.conv1
+    model.conv1 = nn.Conv2d(in_channels, old.out_channels, 3, stride=1, padding=1, bias=False)
+    nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+    model.maxpool = nn.Identity()
+
+
+def _adapt_first_conv(model: nn.Module, full: str, channels: int) -> None:
+    first = next(((n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d)), None)
+    if first is None:
+        raise ConfigError(f"{full} has no Conv2d to take {channels}-channel images")
+    path, old = first
+    if old.in_channels == channels:
+        return
+    if old.groups != 1:
+        raise ConfigError(f"{full}: its first convolution is grouped and cannot be adapted to {channels} channels")
+    new = nn.Conv2d(
+        channels,
+        old.out_channels,
+        old.kernel_size,  # type: ignore[arg-type]
+        stride=old.stride,  # type: ignore[arg-type]
+        padding=old.padding,  # type: ignore[arg-type]
+        dilation=old.dilation,  # type: ignore[arg-type]
+        bias=old.bias is not None,
+        padding_mode=old.padding_mode,
+    )
+    with torch.no_grad():
+        std = float(old.weight.std()) * math.sqrt(old.in_channels / channels)
+        new.weight.normal_(0.0, std)
+        if old.bias is not None:
+            new.bias.copy_(old.bias)  # type: ignore[union-attr]
+    parent_path, _, attr = path.rpartition(".")
+    parent = model.get_submodule(parent_path) if parent_path else model
+    setattr(parent, attr, new)
+
+
+def _check_forward(model: nn.Module, full: str, input_shape: tuple[int, ...]) -> None:
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape))
+    except (RuntimeError, ValueError, AssertionError, IndexError) as exc:
+        raise ConfigError(
+            f"{full} cannot take input shape {input_shape} ({_first_line(exc)}); it was designed for larger images "
+            "(e.g. 224x224): pick another model or resize the data"
+        ) from None
+    finally:
+        model.train(was_training)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,73 @@
+"""``imp``: iterative magnitude pruning with rewinding (the lottery-ticket procedure).
+
+Not a pruning-*at-initialisation* method — it trains the network once per round — but the
+reference every PaI method is measured against and the procedure whose labels ``autos`` learns
+from. It needs the training set, so its config names the dataset; the pruning batch is unused.
+The schedule is geometric: the fewest rounds that remove at most ``prune_fraction`` of the
+remaining weights each, landing exactly on the requested density in the last round.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from autosparse.errors import ConfigError
+from autosparse.layers import prunable_layers
+from autosparse.masks import Masks
+from autosparse.pruners.base import Pruner, PrunerConfig, PruningData, Scores, register
+
+
+@dataclass
+class ImpConfig(PrunerConfig):
+    dataset: str = ""  # required: the training set IMP trains on each round
+    data_root: str | None = None
+    n_train: int | None = None
+    prune_fraction: float = 0.5  # per round, as in Frankle & Carbin for fully-connected nets
+    rewind_step: int = 0
+    epochs: float = 8
+    lr: float = 0.1
+    batch_size: int = 128
+    criterion: str = "magnitude"
+
+
+@register("imp")
+class ImpPruner(Pruner):
+    Config = ImpConfig
+    data_dependent = False
+    description = (
+        "iterative magnitude pruning with rewinding (lottery ticket); trains every round — the upper reference"
+    )
+
+    def scores(self, model: nn.Module, data: PruningData | None, *, seed: int = 0) -> Scores:
+        raise ConfigError("imp produces masks through training rounds, not one-shot scores; use prune(..., 'imp')")
+
+    def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
+        from autosparse.data import load_dataset
+        from autosparse.train import TrainConfig
+        from data_gen.irp import IRPConfig, run_irp
+
+        cfg: ImpConfig = self.config  # type: ignore[assignment]
+        if not cfg.dataset:
+            raise ConfigError(
+                "imp trains the network: give its dataset, e.g. prune(model, 'imp', dataset='fashion-mnist')"
+            )
+        if density >= 1.0:
+            return Masks(
+                {layer.name: torch.ones_like(layer.parameter, dtype=torch.bool) for layer in prunable_layers(model)}
+            )
+        rounds = max(1, math.ceil(math.log(density) / math.log(1.0 - cfg.prune_fraction) - 1e-9))
+        targets = tuple(density ** ((r + 1) / rounds) for r in range(rounds))
+        dataset = load_dataset(cfg.dataset, cfg.data_root, n_train=cfg.n_train, seed=seed)
+        irp = IRPConfig(
+            criterion=cfg.criterion,  # type: ignore[arg-type]
+            rewind_step=cfg.rewind_step,
+            target_densities=targets,
+        )
+        train_cfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed)
+        result = run_irp(model, dataset, irp, train_cfg, seed=seed)
+        # the last round's mask: weights that survived every pruning step
+        return Masks({n: lab >= irp.rounds for n, lab in result.labels.items()})

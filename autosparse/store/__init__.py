@@ -1,0 +1,30 @@
+"""The zarr feature store between IRP data generation and scorer training (DESIGN.md §5).
+
+``FeatureStore`` creates a store and writes runs (one zarr group per IRP run, marked
+``complete`` last); ``StoreReader`` reads complete runs only, filtered by their attributes, as
+whole runs or as a stream of shuffled torch batches; ``validate_store`` / ``store_info`` check
+and summarise a store; ``autosparse.store.bench`` measures its throughput. zarr and torch are
+imported on first use, so importing this package stays cheap for the CLI.
+"""
+
+from __future__ import annotations
+
+from autosparse.store.layout import LABEL_KIND, STORE_FORMAT, StorageOptions
+from autosparse.store.reader import Batch, RunData, StoreReader
+from autosparse.store.validate import ValidationReport, store_info, validate_store
+from autosparse.store.writer import FeatureStore, open_store, package_versions
+
+__all__ = [
+    "LABEL_KIND",
+    "STORE_FORMAT",
+    "Batch",
+    "FeatureStore",
+    "RunData",
+    "StorageOptions",
+    "StoreReader",
+    "ValidationReport",
+    "open_store",
+    "package_versions",
+    "store_info",
+    "validate_store",
+]

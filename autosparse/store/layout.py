@@ -1,0 +1,325 @@
+"""On-disk layout of the feature store, shared by the writer, the reader and the validator.
+
+Everything that more than one of those needs to agree on lives here: directory names, fill
+values, codecs, how run ids are spelled, and how a run's metadata is read without trusting it.
+Keeping it in one module is what makes "the reader never sees a half-written run" checkable:
+the rule for "complete" is written exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from autosparse.errors import SchemaMismatchError, StoreError
+
+#: Version of the *directory layout* (not of the feature schema): bump it when runs/<id>/ changes shape.
+STORE_FORMAT = 1
+LABEL_KIND = "irp_round"
+RUNS = "runs"
+#: Per-run advisory lock files; outside ``runs/`` so listing runs never sees them.
+LOCKS = ".locks"
+#: Runs being deleted are first renamed here, so a deletion killed half-way never leaves a
+#: "complete" run with missing chunks behind.
+TRASH = ".trash"
+
+# Fill values are values a real chunk can never contain (features are finite, labels and layer
+# indices are >= 0). A chunk file that has gone missing therefore reads back as something the
+# reader recognises instead of silently as zeros.
+FEATURES_FILL = float("nan")
+LABEL_FILL = -1
+LAYER_FILL = -1
+
+#: Run attributes the store owns; a caller passing them would be overwritten, so that is an error.
+RESERVED_ATTRS = frozenset(
+    {"complete", "run_id", "n_weights", "n_features", "n_layers", "layers", "schema_version", "written_at", "storage"}
+)
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]{0,199}$")
+
+MiB = 2**20
+
+
+@dataclass(frozen=True)
+class StorageOptions:
+    """How arrays are chunked and compressed; a write-time choice, readers adapt to any of them.
+
+    The defaults were chosen by measurement on a 2-core machine (see ``autosparse.store.bench``):
+    zstd level 1 + bitshuffle writes several hundred MB/s, and compresses as well as levels 3-5
+    within a few percent on feature matrices, because most of the gain comes from ``transpose``
+    (storing each chunk column-major puts a feature's values next to each other, so layer-constant
+    and rank columns compress) rather than from the zstd level.
+    """
+
+    chunk_bytes: int = 4 * MiB
+    cname: str = "zstd"
+    clevel: int = 1
+    shuffle: str = "bitshuffle"
+    #: crc32c per chunk turns a flipped or truncated chunk into a loud error instead of bad data.
+    checksum: bool = True
+    #: Store each feature chunk column-major (a zarr ``transpose`` filter).
+    transpose: bool = True
+
+    def __post_init__(self) -> None:
+        if self.chunk_bytes < 1:
+            raise ValueError(f"chunk_bytes must be >= 1, got {self.chunk_bytes}")
+        if self.cname not in {"lz4", "lz4hc", "blosclz", "snappy", "zlib", "zstd"}:
+            raise ValueError(f"unknown blosc compressor {self.cname!r}")
+        if not 0 <= self.clevel <= 9:
+            raise ValueError(f"clevel must be in [0, 9], got {self.clevel}")
+        if self.shuffle not in {"noshuffle", "shuffle", "bitshuffle"}:
+            raise ValueError(f"shuffle must be noshuffle, shuffle or bitshuffle, got {self.shuffle!r}")
+
+    def compressors(self, typesize: int) -> list[Any]:
+        """The zarr v3 bytes->bytes codec chain for an array of ``typesize``-byte elements."""
+        from zarr.codecs import BloscCodec, Crc32cCodec
+
+        chain: list[Any] = [BloscCodec(cname=self.cname, clevel=self.clevel, shuffle=self.shuffle, typesize=typesize)]
+        if self.checksum:
+            chain.append(Crc32cCodec())
+        return chain
+
+    def rows_per_chunk(self, row_bytes: int) -> int:
+        """Rows per chunk so one chunk is about ``chunk_bytes`` uncompressed."""
+        return max(1, self.chunk_bytes // max(1, row_bytes))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "chunk_bytes": self.chunk_bytes,
+            "cname": self.cname,
+            "clevel": self.clevel,
+            "shuffle": self.shuffle,
+            "checksum": self.checksum,
+            "transpose": self.transpose,
+        }
+
+
+def check_name(name: str, what: str = "run id") -> str:
+    """Reject names that could escape ``runs/`` or collide with hidden bookkeeping directories."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ValueError(
+            f"invalid {what} {name!r}: use 1-200 characters from letters, digits and ._+=- "
+            "starting with a letter or digit (e.g. 'lenet_300_100-fmnist-s0')"
+        )
+    return name
+
+
+def validate_hint(path: Path | str) -> str:
+    return f"run `autosparse store validate {path}` to list what is broken"
+
+
+def read_json(file: Path, what: str, fix: str) -> dict[str, Any]:
+    """Read a zarr.json, turning every way it can be unreadable into one StoreError with a fix."""
+    try:
+        data = json.loads(file.read_text())
+    except FileNotFoundError:
+        raise StoreError(f"{what}: missing {file}; {fix}") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise StoreError(f"{what}: unreadable metadata {file} ({exc}); {fix}") from exc
+    if not isinstance(data, dict) or data.get("zarr_format") != 3 or not isinstance(data.get("attributes", {}), dict):
+        raise StoreError(f"{what}: {file} is not zarr v3 metadata; {fix}")
+    return data
+
+
+def read_root_attrs(path: Path) -> dict[str, Any]:
+    """Root attributes of an existing store, or a StoreError saying why ``path`` is not one."""
+    if not path.exists():
+        raise StoreError(
+            f"no feature store at {path}: check the path, or generate one (data generation creates it "
+            "with FeatureStore(path, schema_version=..., feature_names=...))"
+        )
+    if not path.is_dir():
+        raise StoreError(f"{path} is a file, not a feature store directory; point at the store.zarr directory")
+    meta_file = path / "zarr.json"
+    if not meta_file.exists():
+        raise StoreError(
+            f"{path} is not a feature store (no zarr.json); point at the store.zarr directory, or delete it "
+            "and regenerate the store"
+        )
+    fix = f"the store root is corrupt: restore it from a backup or delete {path} and regenerate the store"
+    meta = read_json(meta_file, f"store {path}", fix)
+    attrs = meta.get("attributes", {})
+    if meta.get("node_type") != "group":
+        raise StoreError(f"{path} holds a zarr array, not a feature store; {fix}")
+    missing = [k for k in ("schema_version", "feature_names", "label_kind") if k not in attrs]
+    if missing:
+        raise StoreError(
+            f"{path} is a zarr group but not an autosparse feature store (root attrs lack {', '.join(missing)}); "
+            "point at the right directory, or delete it and regenerate the store"
+        )
+    if not (path / RUNS).is_dir():
+        raise StoreError(f"store {path} has no {RUNS}/ group; {fix}")
+    fmt = attrs.get("store_format", STORE_FORMAT)
+    if fmt != STORE_FORMAT:
+        raise StoreError(
+            f"store {path} uses store layout v{fmt} but this autosparse reads v{STORE_FORMAT}; "
+            "use the autosparse version that wrote it, or regenerate the store"
+        )
+    return attrs
+
+
+def run_dir(path: Path, run_id: str) -> Path:
+    return path / RUNS / run_id
+
+
+def list_run_dirs(path: Path) -> list[str]:
+    """Run ids present on disk (complete or not), sorted; hidden/temporary entries are skipped."""
+    runs = path / RUNS
+    try:
+        entries = list(runs.iterdir())
+    except FileNotFoundError:
+        return []
+    return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith((".", "_")))
+
+
+def read_run_attrs(path: Path, run_id: str) -> dict[str, Any] | None:
+    """Attributes of one run, or None if its group metadata was never written (killed at birth).
+
+    Corrupt metadata raises: the caller cannot tell a complete run from an incomplete one then.
+    """
+    meta_file = run_dir(path, run_id) / "zarr.json"
+    if not meta_file.exists():
+        return None
+    fix = (
+        f"delete the run (FeatureStore({str(path)!r}).delete_run({run_id!r})) and regenerate it; {validate_hint(path)}"
+    )
+    meta = read_json(meta_file, f"run {run_id!r} in {path}", fix)
+    if meta.get("node_type") != "group":
+        raise StoreError(f"run {run_id!r} in {path}: {meta_file} is not a group; {fix}")
+    return dict(meta.get("attributes", {}))
+
+
+def is_complete_attrs(attrs: Mapping[str, Any] | None) -> bool:
+    """The single definition of a readable run: ``complete`` is literally ``True``."""
+    return attrs is not None and attrs.get("complete") is True
+
+
+def jsonable(obj: Any, where: str = "attrs") -> Any:
+    """Convert numpy scalars/arrays, tuples and paths to plain JSON types, or say which key is not.
+
+    zarr stores attributes as JSON; failing here names the offending key instead of failing deep
+    inside zarr after the arrays were already written.
+    """
+    import numpy as np
+
+    if obj is None or isinstance(obj, (bool, str, int)):
+        return obj
+    if isinstance(obj, float):
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, Mapping):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                raise TypeError(f"{where}: keys must be strings, got {k!r}")
+            out[k] = jsonable(v, f"{where}.{k}")
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    raise TypeError(f"{where}: {type(obj).__name__} is not JSON-serialisable; store a number, string, list or dict")
+
+
+def lookup(attrs: Mapping[str, Any], key: str) -> tuple[bool, Any]:
+    """Find ``key`` (dotted paths allowed) in a run's attrs, then inside its ``config``.
+
+    Runs record ``config = {model, dataset, seed, irp...}``; letting ``where={"model": ...}``
+    reach into it keeps filters short without the writer having to duplicate keys.
+    """
+    for base in (attrs, attrs.get("config")):
+        if not isinstance(base, Mapping):
+            continue
+        node: Any = base
+        for part in key.split("."):
+            if isinstance(node, Mapping) and part in node:
+                node = node[part]
+            else:
+                break
+        else:
+            return True, node
+    return False, None
+
+
+def display_name(value: Any) -> Any:
+    """A config entry like ``{"name": "vgg16", "width": 2}`` is known by its name."""
+    if isinstance(value, Mapping) and "name" in value:
+        return value["name"]
+    return value
+
+
+Predicate = Callable[[dict[str, Any]], bool]
+
+
+def matches(run_id: str, attrs: Mapping[str, Any], cond: Predicate | Mapping[str, Any] | None) -> bool:
+    """Whether a run satisfies a filter.
+
+    A callable gets the attrs (plus ``run_id``). A mapping must match on every key: a value that
+    is a list/tuple/set means "any of", a callable is a predicate on the found value, anything else
+    is equality (against the value, or its ``name`` if the value is a config dict). A missing key
+    never matches, so a typo in a filter selects nothing rather than everything.
+    """
+    if cond is None:
+        return True
+    full = {**attrs, "run_id": run_id}
+    if callable(cond):
+        return bool(cond(full))
+    for key, want in cond.items():
+        found, value = lookup(full, key)
+        if not found:
+            return False
+        candidates = [value, display_name(value)]
+        if callable(want):
+            ok = bool(want(value))
+        elif isinstance(want, (list, tuple, set, frozenset)):
+            ok = any(_eq(c, w) for c in candidates for w in want)
+        else:
+            ok = any(_eq(c, want) for c in candidates)
+        if not ok:
+            return False
+    return True
+
+
+def _eq(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # e.g. comparing numpy arrays; a filter should not crash on odd attrs
+        return False
+
+
+def check_schema(
+    path: Path,
+    attrs: Mapping[str, Any],
+    schema_version: int | None = None,
+    feature_names: list[str] | None = None,
+    label_kind: str | None = None,
+) -> None:
+    """Refuse to mix feature schemas (or label kinds): misaligned columns would train silently wrong."""
+    have_v = attrs["schema_version"]
+    if schema_version is not None and have_v != schema_version:
+        raise SchemaMismatchError(
+            f"store {path} holds features of schema v{have_v} but this code expects schema v{schema_version}; "
+            f"regenerate the store with this version (write to a new path or delete {path}), or use an "
+            f"autosparse/scorer of schema v{have_v}"
+        )
+    have_names = list(attrs["feature_names"])
+    if feature_names is not None and have_names != list(feature_names):
+        missing = [f for f in feature_names if f not in have_names]
+        extra = [f for f in have_names if f not in feature_names]
+        detail = f"missing {missing}, unexpected {extra}" if missing or extra else "same names in another order"
+        raise SchemaMismatchError(
+            f"store {path} (schema v{have_v}) has different feature columns ({detail}); the feature code changed "
+            "without a schema_version bump — bump it and regenerate the store"
+        )
+    if label_kind is not None and attrs["label_kind"] != label_kind:
+        raise SchemaMismatchError(
+            f"store {path} holds labels of kind {attrs['label_kind']!r}, expected {label_kind!r}; "
+            "use a store generated for this label kind"
+        )

@@ -1,0 +1,340 @@
+"""Checking a feature store end to end, and summarising it for humans.
+
+Scorer training trusts the store; a flipped bit or a chunk lost to a full disk would otherwise
+show up as a mysteriously worse scorer weeks later. ``validate_store`` reads every chunk and
+checks every invariant the writer promised, and it separates *broken* runs (must be deleted and
+regenerated) from *incomplete* ones (a killed job: harmless, readers skip them, the next data
+generation rewrites them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from autosparse.errors import StoreError
+from autosparse.store.layout import (
+    RUNS,
+    TRASH,
+    display_name,
+    is_complete_attrs,
+    list_run_dirs,
+    lookup,
+    read_root_attrs,
+    read_run_attrs,
+    run_dir,
+)
+
+_DTYPES = {"features": np.float32, "label": np.int8, "layer": np.int16}
+
+
+@dataclass
+class ValidationReport:
+    """What ``validate_store`` found; ``ok`` means every complete run is fully readable and consistent."""
+
+    path: str
+    schema_version: int | None = None
+    n_features: int = 0
+    store_errors: list[str] = field(default_factory=list)
+    run_errors: dict[str, list[str]] = field(default_factory=dict)
+    complete_runs: list[str] = field(default_factory=list)
+    incomplete_runs: list[str] = field(default_factory=list)
+    writing_runs: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    n_weights: int = 0
+    chunks_read: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.store_errors and not self.run_errors
+
+    @property
+    def bad_runs(self) -> list[str]:
+        return sorted(self.run_errors)
+
+    @property
+    def valid_runs(self) -> list[str]:
+        return [r for r in self.complete_runs if r not in self.run_errors]
+
+    def format(self) -> str:
+        lines = [f"feature store {self.path}: {'OK' if self.ok else 'BROKEN'}"]
+        if self.schema_version is not None:
+            lines.append(
+                f"  schema v{self.schema_version}, {self.n_features} features; {len(self.valid_runs)} valid runs, "
+                f"{self.n_weights:,} weights, {self.chunks_read} chunks read"
+            )
+        lines += [f"  store error: {e}" for e in self.store_errors]
+        for run_id in self.bad_runs:
+            lines += [f"  run {run_id}: {e}" for e in self.run_errors[run_id]]
+        if self.bad_runs:
+            lines.append(
+                f"  fix: delete the {len(self.bad_runs)} broken run(s) "
+                f"(open_store(path).delete_run(run_id)) and rerun data generation; complete runs are skipped, "
+                "so only those are regenerated"
+            )
+        stale = [r for r in self.incomplete_runs if r not in self.writing_runs]
+        if stale:
+            lines.append(f"  {len(stale)} incomplete run(s) (killed jobs; will be regenerated): {', '.join(stale)}")
+        if self.writing_runs:
+            lines.append(f"  {len(self.writing_runs)} run(s) being written now: {', '.join(self.writing_runs)}")
+        lines += [f"  warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+    __str__ = format
+
+    def raise_for_errors(self) -> None:
+        """Raise a StoreError carrying the formatted report if anything is broken."""
+        if not self.ok:
+            raise StoreError(self.format())
+
+
+def _chunk_slices(arr: Any) -> Iterator[tuple[slice, ...]]:
+    """Every chunk of ``arr`` as a tuple of slices, so each chunk file is decoded exactly once."""
+    grid = [range(0, s, c) for s, c in zip(arr.shape, arr.chunks, strict=True)]
+    for starts in itertools.product(*grid):
+        yield tuple(slice(a, min(a + c, s)) for a, c, s in zip(starts, arr.chunks, arr.shape, strict=True))
+
+
+def _check_table(attrs: dict[str, Any], n: int) -> tuple[list[str], np.ndarray | None]:
+    """Problems with the layer table, and the per-row layer index it implies."""
+    table = attrs.get("layers")
+    if not isinstance(table, list) or not table:
+        return ["attrs 'layers' (the layer table) is missing or empty"], None
+    problems, offset = [], 0
+    for i, e in enumerate(table):
+        try:
+            numel = int(np.prod(e["shape"])) if e["shape"] else 1
+            if int(e["numel"]) != numel:
+                problems.append(f"layer table entry {i} ({e.get('name')}): numel {e['numel']} != prod(shape) {numel}")
+            if int(e["offset"]) != offset:
+                problems.append(f"layer table entry {i} ({e.get('name')}): offset {e['offset']}, expected {offset}")
+            offset += numel
+        except (KeyError, TypeError, ValueError) as exc:
+            return [f"layer table entry {i} is malformed ({exc!r})"], None
+    if offset != n:
+        problems.append(f"layer table covers {offset} weights but n_weights = {n}")
+    if problems:
+        return problems, None
+    return [], np.repeat(np.arange(len(table), dtype=np.int64), [int(e["numel"]) for e in table])
+
+
+def _validate_run(
+    path: Path, run_id: str, attrs: dict[str, Any], root: dict[str, Any], check_chunks: bool
+) -> tuple[list[str], int]:
+    import zarr
+    from zarr.storage import LocalStore
+
+    errors: list[str] = []
+    chunks = 0
+    n_features = len(root["feature_names"])
+    if attrs.get("schema_version") != root["schema_version"]:
+        errors.append(f"schema_version {attrs.get('schema_version')} != store's {root['schema_version']}")
+    if attrs.get("n_features") != n_features:
+        errors.append(f"n_features {attrs.get('n_features')} != store's {n_features}")
+    n, rounds = attrs.get("n_weights"), attrs.get("rounds")
+    if not isinstance(n, int) or n < 1:
+        return [*errors, f"n_weights {n!r} is not a positive int"], chunks
+    if not isinstance(rounds, int) or rounds < 0:
+        errors.append(f"rounds {rounds!r} is not a non-negative int (labels are rounds in [0, R])")
+        rounds = None
+    table_errors, expected_layer = _check_table(attrs, n)
+    errors += table_errors
+
+    store = LocalStore(path, read_only=True)
+    arrays: dict[str, Any] = {}
+    for name, dtype in _DTYPES.items():
+        try:
+            arr = zarr.open_array(store=store, path=f"{RUNS}/{run_id}/{name}", mode="r")
+        except Exception as exc:
+            errors.append(f"array {name!r} missing or unreadable metadata ({type(exc).__name__}: {exc})")
+            continue
+        want_shape = (n, n_features) if name == "features" else (n,)
+        if tuple(arr.shape) != want_shape:
+            errors.append(f"{name} has shape {tuple(arr.shape)}, expected {want_shape}")
+            continue
+        if np.dtype(arr.dtype) != np.dtype(dtype):
+            errors.append(f"{name} has dtype {arr.dtype}, expected {np.dtype(dtype)}")
+            continue
+        arrays[name] = arr
+    for sub in ("graph", "extra"):
+        if (run_dir(path, run_id) / sub).exists():
+            try:
+                group = zarr.open_group(store=store, path=f"{RUNS}/{run_id}/{sub}", mode="r")
+                arrays.update({f"{sub}/{k}": v for k, v in group.arrays()})
+            except Exception as exc:
+                errors.append(f"{sub}/ metadata unreadable ({type(exc).__name__}: {exc})")
+
+    for name, arr in arrays.items():
+        try:
+            present, total = arr.nchunks_initialized, arr.nchunks
+        except Exception as exc:
+            errors.append(f"cannot list chunks of {name} ({exc})")
+            continue
+        if present != total and arr.size:
+            errors.append(f"{name}: {total - present} of {total} chunk files missing")
+        if not check_chunks:
+            continue
+        for sel in _chunk_slices(arr):
+            try:
+                block = np.asarray(arr[sel])
+            except Exception as exc:
+                errors.append(
+                    f"{name}: chunk at rows {sel[0].start}:{sel[0].stop} unreadable ({type(exc).__name__}: {exc})"
+                )
+                break
+            chunks += 1
+            rows = sel[0] if sel else slice(None)
+            if name == "features" and not np.isfinite(block).all():
+                errors.append(f"features rows {rows.start}:{rows.stop} contain NaN/inf (or a missing chunk)")
+                break
+            if name == "label" and rounds is not None and (block.min() < 0 or block.max() > rounds):
+                errors.append(f"label rows {rows.start}:{rows.stop} outside [0, R={rounds}]")
+                break
+            if name == "layer" and expected_layer is not None and not np.array_equal(block, expected_layer[rows]):
+                errors.append(f"layer rows {rows.start}:{rows.stop} disagree with the layer table")
+                break
+    return errors, chunks
+
+
+def validate_store(path: str | os.PathLike[str], *, check_chunks: bool = True) -> ValidationReport:
+    """Check the root attrs and every run; with ``check_chunks`` every chunk is decoded (slow but thorough).
+
+    Incomplete runs are listed separately and are not errors: readers never see them and data
+    generation rewrites them.
+    """
+    from autosparse.store.writer import open_store
+
+    path = Path(path).absolute()
+    report = ValidationReport(path=str(path))
+    try:
+        root = read_root_attrs(path)
+    except StoreError as exc:
+        report.store_errors.append(str(exc))
+        return report
+    names = root["feature_names"]
+    if not isinstance(root["schema_version"], int) or not isinstance(names, list) or not names:
+        report.store_errors.append("root attrs schema_version/feature_names malformed; regenerate the store")
+        return report
+    report.schema_version, report.n_features = root["schema_version"], len(names)
+    store = open_store(path)
+    for run_id in tqdm(list_run_dirs(path), desc="validate runs", unit="run", disable=None):
+        try:
+            attrs = read_run_attrs(path, run_id)
+        except StoreError as exc:
+            report.run_errors[run_id] = [str(exc)]
+            continue
+        if not is_complete_attrs(attrs):
+            report.incomplete_runs.append(run_id)
+            if store.is_being_written(run_id):
+                report.writing_runs.append(run_id)
+            continue
+        assert attrs is not None
+        report.complete_runs.append(run_id)
+        errors, chunks = _validate_run(path, run_id, attrs, root, check_chunks)
+        report.chunks_read += chunks
+        if errors:
+            report.run_errors[run_id] = errors
+        else:
+            report.n_weights += int(attrs["n_weights"])
+    for entry in path.parent.glob(f".{path.name}.tmp-*"):
+        report.warnings.append(f"leftover temporary store {entry} from an interrupted creation; safe to delete")
+    trash = path / TRASH
+    if trash.is_dir() and any(trash.iterdir()):
+        report.warnings.append(f"{trash} holds runs whose deletion was interrupted; safe to delete")
+    return report
+
+
+def _dir_bytes(p: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(p):
+        for f in files:
+            with contextlib.suppress(OSError):  # a file deleted while we walk
+                total += os.path.getsize(os.path.join(dirpath, f))
+    return total
+
+
+def _raw_bytes(run_path: Path) -> int:
+    """Uncompressed size of every array of a run, from its zarr.json metadata (no chunk reads)."""
+    total = 0
+    for meta in run_path.rglob("zarr.json"):
+        try:
+            m = json.loads(meta.read_text())
+            if m.get("node_type") == "array":
+                total += int(np.prod(m["shape"])) * np.dtype(m["data_type"]).itemsize
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return total
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+def store_info(path: str | os.PathLike[str]) -> str:
+    """A human summary: runs by model/dataset, weights, features, size on disk, compression ratio.
+
+    Reads only metadata, so it is instant even on a large store (``validate_store`` is the
+    thorough check).
+    """
+    path = Path(path).absolute()
+    root = read_root_attrs(path)
+    names = list(root["feature_names"])
+    per: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    complete, incomplete, broken, rounds = [], [], [], set()
+    raw = disk = 0
+    for run_id in list_run_dirs(path):
+        try:
+            attrs = read_run_attrs(path, run_id)
+        except StoreError:
+            broken.append(run_id)
+            continue
+        if not is_complete_attrs(attrs):
+            incomplete.append(run_id)
+            continue
+        assert attrs is not None
+        complete.append(run_id)
+        key = (str(display_name(lookup(attrs, "model")[1])), str(display_name(lookup(attrs, "dataset")[1])))
+        per[key][0] += 1
+        per[key][1] += int(attrs.get("n_weights", 0))
+        if isinstance(attrs.get("rounds"), int):
+            rounds.add(attrs["rounds"])
+        raw += _raw_bytes(run_dir(path, run_id))
+        disk += _dir_bytes(run_dir(path, run_id))
+    n_weights = sum(w for _r, w in per.values())
+    shown = ", ".join(names[:12]) + (f", ... (+{len(names) - 12})" if len(names) > 12 else "")
+    lines = [
+        f"feature store {path}",
+        f"  schema v{root['schema_version']}, label {root['label_kind']}, created by {root.get('created_by', '?')}",
+        f"  {len(names)} features: {shown}",
+        f"  runs: {len(complete)} complete, {len(incomplete)} incomplete"
+        + (f", {len(broken)} with unreadable metadata (run validate)" if broken else ""),
+        f"  weights: {n_weights:,} in complete runs; IRP rounds: {sorted(rounds) or '-'}",
+        f"  size on disk: {_human(_dir_bytes(path))} total; complete runs {_human(disk)} for {_human(raw)} raw"
+        + (f" (compression x{raw / disk:.2f})" if disk else ""),
+    ]
+    if per:
+        w_model = max(len("model"), *(len(m) for m, _ in per))
+        w_data = max(len("dataset"), *(len(d) for _, d in per))
+        lines.append(f"  {'model':<{w_model}}  {'dataset':<{w_data}}  {'runs':>5}  {'weights':>13}")
+        for (model, dataset), (n_runs, n_w) in sorted(per.items()):
+            lines.append(f"  {model:<{w_model}}  {dataset:<{w_data}}  {n_runs:>5}  {n_w:>13,}")
+    if incomplete:
+        lines.append(f"  incomplete (will be regenerated): {', '.join(incomplete)}")
+    return "\n".join(lines)
+
+
+__all__ = ["ValidationReport", "store_info", "validate_store"]

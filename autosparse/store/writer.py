@@ -1,0 +1,600 @@
+"""Writing the feature store: one zarr group per IRP run, marked complete only when durable.
+
+The contract the rest of the pipeline relies on:
+
+* the root attributes (schema version, feature names) are written once, when the store is
+  created, and never touched again — so any number of processes can add runs concurrently
+  without a read-modify-write race on shared metadata (runs are discovered by listing ``runs/``);
+* a run is written by one worker; ``complete: true`` is set only after every chunk is on disk,
+  so a job killed at any point leaves a run that readers ignore and the next attempt rewrites;
+* every failure a user can hit (wrong path, another schema, a corrupt file) is a
+  :class:`~autosparse.errors.StoreError` / :class:`~autosparse.errors.SchemaMismatchError`
+  whose message names the fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from autosparse.errors import StoreError
+from autosparse.store.layout import (
+    FEATURES_FILL,
+    LABEL_FILL,
+    LABEL_KIND,
+    LAYER_FILL,
+    LOCKS,
+    RESERVED_ATTRS,
+    RUNS,
+    STORE_FORMAT,
+    TRASH,
+    StorageOptions,
+    check_name,
+    check_schema,
+    is_complete_attrs,
+    jsonable,
+    list_run_dirs,
+    read_root_attrs,
+    read_run_attrs,
+    run_dir,
+)
+
+try:  # advisory per-run locks; POSIX only, and only a guard on top of "one worker per run"
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from autosparse.store.reader import StoreReader
+    from autosparse.store.validate import ValidationReport
+
+log = logging.getLogger(__name__)
+
+#: Rows handed to zarr per write call: big enough that zarr compresses several chunks in parallel,
+#: small enough that the finite-check temporaries stay bounded.
+_WRITE_BLOCK_BYTES = 64 * 2**20
+
+
+def package_versions() -> dict[str, str]:
+    """Versions that can change a feature's value; recorded per run so drift is diagnosable."""
+    from importlib import metadata
+
+    import autosparse
+
+    out = {"python": platform.python_version(), "autosparse": autosparse.__version__}
+    for pkg in ("numpy", "torch", "zarr", "numcodecs", "torch_geometric"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[pkg] = metadata.version(pkg)
+    return out
+
+
+def _fsync_path(p: Path) -> None:
+    fd = os.open(p, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file and directory below ``root`` (zarr writes via rename, but never fsyncs)."""
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            _fsync_path(Path(dirpath) / name)
+        _fsync_path(Path(dirpath))
+
+
+def _generic_chunks(shape: tuple[int, ...], itemsize: int, chunk_bytes: int) -> tuple[int, ...]:
+    """Chunk an arbitrary graph/extra array by splitting its longest axis into ~chunk_bytes pieces.
+
+    ``edge_index`` is (2, E): splitting the first axis (as one would for row tables) would make a
+    single giant chunk, so the longest axis is the one that grows with the network.
+    """
+    if not shape:
+        return ()
+    if min(shape) == 0:
+        return tuple(max(1, s) for s in shape)
+    axis = int(np.argmax(shape))
+    other = int(np.prod(shape)) // shape[axis] * itemsize
+    chunks = list(shape)
+    chunks[axis] = max(1, min(shape[axis], chunk_bytes // max(1, other)))
+    return tuple(chunks)
+
+
+def _as_numpy(x: Any) -> np.ndarray:
+    """Accept torch tensors (on any device, with grad) as well as numpy arrays, without importing torch."""
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _normalise_table(layers_table: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Check the layer table and fill in offset/numel, so readers can trust it without recomputing."""
+    if not layers_table:
+        raise ValueError("layers_table is empty: a run needs at least one prunable layer")
+    table: list[dict[str, Any]] = []
+    offset = 0
+    for i, entry in enumerate(layers_table):
+        e = dict(jsonable(dict(entry), f"layers_table[{i}]"))
+        if "name" not in e or "shape" not in e:
+            raise ValueError(f"layers_table[{i}] needs 'name' and 'shape' (and usually 'kind'); got keys {sorted(e)}")
+        shape = [int(s) for s in e["shape"]]
+        numel = int(np.prod(shape)) if shape else 1
+        if "numel" in e and int(e["numel"]) != numel:
+            raise ValueError(f"layers_table[{i}] ({e['name']}): numel {e['numel']} != prod(shape {shape}) = {numel}")
+        if "offset" in e and int(e["offset"]) != offset:
+            raise ValueError(
+                f"layers_table[{i}] ({e['name']}): offset {e['offset']} but the layers before it hold {offset} "
+                "weights; rows must be the layers' flattened weights concatenated in table order"
+            )
+        e.update(name=str(e["name"]), shape=shape, offset=offset, numel=numel, kind=str(e.get("kind", "unknown")))
+        table.append(e)
+        offset += numel
+    if len({e["name"] for e in table}) != len(table):
+        raise ValueError("layers_table has duplicate layer names")
+    if len(table) > np.iinfo(np.int16).max:
+        raise ValueError(f"{len(table)} layers do not fit the int16 layer index")
+    return table
+
+
+def _normalise_arrays(arrays: Mapping[str, Any] | None, what: str) -> dict[str, np.ndarray]:
+    """Graph/extra arrays as bool, int64 or float32 — the dtypes the GNN side expects."""
+    out: dict[str, np.ndarray] = {}
+    for name, value in (arrays or {}).items():
+        check_name(name, f"{what} array name")
+        a = _as_numpy(value)
+        if a.dtype == np.bool_:
+            pass
+        elif np.issubdtype(a.dtype, np.integer):
+            a = a.astype(np.int64, copy=False)
+        elif np.issubdtype(a.dtype, np.floating):
+            a = a.astype(np.float32, copy=False)
+        else:
+            raise ValueError(f"{what}[{name!r}] has dtype {a.dtype}; store bool, integer or floating arrays")
+        out[name] = np.ascontiguousarray(a)
+    return out
+
+
+class FeatureStore:
+    """A zarr feature store on local disk: create it, add runs, list and delete them.
+
+    ``FeatureStore(path, schema_version=1, feature_names=[...])`` creates the store if ``path``
+    does not exist (``create=True``) and otherwise opens it, checking that it was written with
+    the same feature schema — mixing schemas in one store would silently misalign columns.
+    Use :func:`open_store` to open a store without knowing its schema.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        schema_version: int,
+        feature_names: Sequence[str],
+        create: bool = True,
+        label_kind: str = LABEL_KIND,
+        storage: StorageOptions | None = None,
+        durable: bool = True,
+    ) -> None:
+        self.path = Path(path).absolute()
+        self.storage = storage or StorageOptions()
+        #: fsync a run's files before marking it complete (survives power loss, not just kill -9).
+        self.durable = durable
+        feature_names = [str(f) for f in feature_names]
+        if len(set(feature_names)) != len(feature_names):
+            raise ValueError("feature_names has duplicates")
+        if not feature_names:
+            raise ValueError("feature_names is empty")
+        if isinstance(schema_version, bool) or not isinstance(schema_version, (int, np.integer)):
+            raise ValueError(f"schema_version must be an int, got {schema_version!r}")
+        if create and not self._exists():
+            self._create(int(schema_version), feature_names, label_kind)
+        attrs = read_root_attrs(self.path)
+        check_schema(self.path, attrs, int(schema_version), feature_names, label_kind)
+        self._load_root(attrs)
+
+    @classmethod
+    def _open(cls, path: Path, storage: StorageOptions | None, durable: bool) -> FeatureStore:
+        self = cls.__new__(cls)
+        self.path = path.absolute()
+        self.storage = storage or StorageOptions()
+        self.durable = durable
+        self._load_root(read_root_attrs(self.path))
+        return self
+
+    def _load_root(self, attrs: Mapping[str, Any]) -> None:
+        self.schema_version = int(attrs["schema_version"])
+        self.feature_names: list[str] = list(attrs["feature_names"])
+        self.label_kind = str(attrs["label_kind"])
+        self.root_attrs = dict(attrs)
+
+    def _exists(self) -> bool:
+        return self.path.exists() and not (self.path.is_dir() and not any(self.path.iterdir()))
+
+    def _create(self, schema_version: int, feature_names: list[str], label_kind: str) -> None:
+        """Build the root in a sibling temp dir and rename it into place.
+
+        The rename is atomic, so two workers racing to create the same store end with exactly one
+        root (the loser sees it exists and just opens it) and a crash never leaves a half-made root.
+        """
+        import zarr
+        from zarr.storage import LocalStore
+
+        import autosparse
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.parent / f".{self.path.name}.tmp-{uuid.uuid4().hex}"
+        attrs = {
+            "schema_version": schema_version,
+            "feature_names": feature_names,
+            "label_kind": label_kind,
+            "store_format": STORE_FORMAT,
+            "created_by": f"autosparse {autosparse.__version__}",
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        try:
+            store = LocalStore(tmp)
+            zarr.create_group(store=store, attributes=attrs)
+            zarr.create_group(store=store, path=RUNS)
+            if self.durable:
+                _fsync_tree(tmp)
+            try:
+                os.rename(tmp, self.path)  # replaces an empty directory, fails on a non-empty one
+            except OSError:
+                if not self._exists():
+                    raise
+                log.debug("store %s was created concurrently; opening it", self.path)
+            else:
+                if self.durable:
+                    _fsync_path(self.path.parent)
+                log.info(
+                    "created feature store %s (schema v%d, %d features)", self.path, schema_version, len(feature_names)
+                )
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    # ------------------------------------------------------------------ properties / listing
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    def __repr__(self) -> str:
+        return f"FeatureStore({str(self.path)!r}, schema_version={self.schema_version}, n_features={self.n_features})"
+
+    def run_ids(self) -> list[str]:
+        """Every run group on disk, complete or not."""
+        return list_run_dirs(self.path)
+
+    def run_attrs(self, run_id: str) -> dict[str, Any]:
+        """A run's attributes (complete or not); StoreError if there is no such run."""
+        attrs = read_run_attrs(self.path, check_name(run_id))
+        if attrs is None:
+            raise StoreError(f"no run {run_id!r} in {self.path}; known runs: {', '.join(self.run_ids()) or 'none'}")
+        return attrs
+
+    def is_complete(self, run_id: str) -> bool:
+        """True only for a run whose ``complete`` flag was written; corrupt metadata counts as not complete.
+
+        Data generation asks this to skip finished runs; a run with unreadable metadata is not
+        trustworthy, so it is reported as not complete and gets regenerated.
+        """
+        try:
+            return is_complete_attrs(read_run_attrs(self.path, check_name(run_id)))
+        except StoreError:
+            return False
+
+    def complete_runs(self) -> list[str]:
+        return [r for r in self.run_ids() if self.is_complete(r)]
+
+    def incomplete_runs(self) -> list[str]:
+        """Runs that were started but not finished (killed jobs, or being written right now)."""
+        return [r for r in self.run_ids() if not self.is_complete(r)]
+
+    def is_being_written(self, run_id: str) -> bool:
+        """Whether a live process holds this run's write lock (as opposed to a killed job's leftovers)."""
+        if fcntl is None:  # pragma: no cover
+            return False
+        lock = self.path / LOCKS / f"{check_name(run_id)}.lock"
+        if not lock.exists():
+            return False
+        fd = os.open(lock, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops the probe lock
+        return False
+
+    # ------------------------------------------------------------------ writing
+
+    @contextlib.contextmanager
+    def _run_lock(self, run_id: str) -> Iterator[None]:
+        """Refuse to let two processes write or delete the same run at once.
+
+        zarr would interleave their chunks silently; this turns an executor bug (the same run
+        scheduled twice) into an error instead of a corrupt run.
+        """
+        if fcntl is None:  # pragma: no cover
+            yield
+            return
+        locks = self.path / LOCKS
+        locks.mkdir(exist_ok=True)
+        fd = os.open(locks / f"{run_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+                raise StoreError(
+                    f"run {run_id!r} in {self.path} is being written by {holder}; a run must be written by "
+                    "exactly one worker — wait for it, or kill that job and rerun"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {platform.node()}".encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
+
+    def _remove_run_dir(self, run_id: str) -> bool:
+        """Atomically unpublish a run (rename into .trash), then delete its files at leisure."""
+        src = run_dir(self.path, run_id)
+        if not src.exists():
+            return False
+        trash = self.path / TRASH
+        trash.mkdir(exist_ok=True)
+        os.rename(src, trash / f"{run_id}.{uuid.uuid4().hex}")
+        if self.durable:
+            _fsync_path(src.parent)
+        for leftover in trash.iterdir():  # also sweeps what a killed deletion left behind
+            shutil.rmtree(leftover, ignore_errors=True)
+        return True
+
+    def delete_run(self, run_id: str) -> bool:
+        """Delete a run (complete or not); returns whether it existed."""
+        check_name(run_id)
+        with self._run_lock(run_id):
+            existed = self._remove_run_dir(run_id)
+        if existed:
+            log.info("deleted run %s from %s", run_id, self.path)
+        return existed
+
+    def write_run(
+        self,
+        run_id: str,
+        *,
+        features: np.ndarray,
+        label: np.ndarray,
+        layer: np.ndarray | None = None,
+        layers_table: Sequence[Mapping[str, Any]],
+        attrs: Mapping[str, Any],
+        graph: Mapping[str, np.ndarray] | None = None,
+        extra: Mapping[str, np.ndarray] | None = None,
+        overwrite: bool = False,
+    ) -> dict[str, Any]:
+        """Write one run and mark it complete; returns the run's final attributes.
+
+        ``features`` is (n_weights, n_features) with rows = the prunable layers' flattened weights
+        concatenated in ``layers_table`` order (entries: name, shape, kind; offset/numel are
+        filled in and checked). ``label`` is the IRP round each weight was pruned in, in
+        [0, attrs["rounds"]]. ``layer`` (the row's index into the table) is derived from the
+        table when omitted and checked against it when given. ``attrs`` must be JSON-like and
+        include ``rounds``; put the run's ``config`` (model, dataset, seed, IRP settings),
+        ``accuracies`` and ``densities`` per round there.
+
+        A leftover incomplete run of the same id (a killed job) is deleted and rewritten from
+        scratch; a complete one is an error unless ``overwrite=True`` — a finished run is never
+        recomputed by accident.
+        """
+        check_name(run_id)
+        table = _normalise_table(layers_table)
+        n = sum(e["numel"] for e in table)
+        user_attrs = jsonable(dict(attrs), "attrs")
+        clash = RESERVED_ATTRS & set(user_attrs)
+        if clash:
+            raise ValueError(f"attrs may not set {sorted(clash)}: the store writes those itself")
+        rounds = user_attrs.get("rounds")
+        if isinstance(rounds, bool) or not isinstance(rounds, int) or not 0 <= rounds <= np.iinfo(np.int8).max:
+            raise ValueError(
+                f"attrs['rounds'] must be the number of IRP rounds R (an int in [0, 127]), got {rounds!r}: "
+                "labels are rounds in [0, R]"
+            )
+        if not isinstance(user_attrs.get("versions", {}), dict):
+            raise ValueError(
+                "attrs['versions'] must be a dict of package -> version (it is merged with the detected ones)"
+            )
+        feats = self._check_features(features, n)
+        lab = _check_label(label, n, rounds)
+        lay = _check_layer(layer, table)
+        graph_arrays = _normalise_arrays(graph, "graph")
+        extra_arrays = _normalise_arrays(extra, "extra")
+
+        run_attrs = {
+            **user_attrs,
+            "versions": {**package_versions(), **user_attrs.get("versions", {})},
+            "run_id": run_id,
+            "n_weights": n,
+            "n_features": self.n_features,
+            "n_layers": len(table),
+            "layers": table,
+            "schema_version": self.schema_version,
+            "storage": self.storage.as_dict(),
+            "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "complete": False,
+        }
+        with self._run_lock(run_id):
+            try:
+                previous = read_run_attrs(self.path, run_id)
+            except StoreError:
+                previous = None  # unreadable metadata: not trustworthy, so it is replaced
+            if is_complete_attrs(previous) and not overwrite:
+                raise StoreError(
+                    f"run {run_id!r} is already complete in {self.path}; skip it (check store.is_complete) "
+                    "or pass overwrite=True / delete_run() to recompute it"
+                )
+            if self._remove_run_dir(run_id):
+                log.info("run %s: replacing a previous %s run", run_id, "complete" if previous else "incomplete")
+            t0 = time.perf_counter()
+            try:
+                self._write_group(run_id, run_attrs, feats, lab, lay, graph_arrays, extra_arrays)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    self._remove_run_dir(run_id)
+                raise
+            seconds = time.perf_counter() - t0
+        log.info("run %s: wrote %d weights x %d features in %.2fs", run_id, n, self.n_features, seconds)
+        return {**run_attrs, "complete": True}
+
+    def _check_features(self, features: np.ndarray, n: int) -> np.ndarray:
+        feats = _as_numpy(features)
+        if feats.ndim != 2 or feats.shape != (n, self.n_features):
+            raise ValueError(
+                f"features must be (n_weights={n}, n_features={self.n_features}) for this store's schema, "
+                f"got {feats.shape}"
+            )
+        if not np.issubdtype(feats.dtype, np.floating) and not np.issubdtype(feats.dtype, np.integer):
+            raise ValueError(f"features must be numeric, got {feats.dtype}")
+        feats = np.ascontiguousarray(feats, dtype=np.float32)
+        step = max(1, _WRITE_BLOCK_BYTES // (4 * self.n_features))
+        for a in range(0, n, step):
+            block = feats[a : a + step]
+            if not np.isfinite(block).all():
+                bad = [self.feature_names[j] for j in np.flatnonzero(~np.isfinite(block).all(axis=0))]
+                raise ValueError(
+                    f"features contain NaN/inf in columns {bad}; fix the feature computation (e.g. a per-layer "
+                    "std of zero) — a non-finite feature would poison scorer training"
+                )
+        return feats
+
+    def _write_group(
+        self,
+        run_id: str,
+        run_attrs: dict[str, Any],
+        feats: np.ndarray,
+        lab: np.ndarray,
+        lay: np.ndarray,
+        graph: dict[str, np.ndarray],
+        extra: dict[str, np.ndarray],
+    ) -> None:
+        import zarr
+        from zarr.codecs import TransposeCodec
+        from zarr.storage import LocalStore
+
+        store = LocalStore(self.path)
+        group = zarr.create_group(store=store, path=f"{RUNS}/{run_id}", attributes=run_attrs)
+        n, f = feats.shape
+        rows = self.storage.rows_per_chunk(4 * f)
+        config = {"write_empty_chunks": True}
+        fa = group.create_array(
+            "features",
+            shape=feats.shape,
+            dtype="float32",
+            chunks=(rows, f),
+            filters=[TransposeCodec(order=(1, 0))] if self.storage.transpose else None,
+            compressors=self.storage.compressors(4),
+            fill_value=FEATURES_FILL,
+            dimension_names=("weight", "feature"),
+            config=config,
+        )
+        step = rows * max(1, _WRITE_BLOCK_BYTES // (rows * 4 * f))
+        for a in range(0, n, step):
+            fa[a : a + step] = feats[a : a + step]
+        for name, data, fill in (("label", lab, LABEL_FILL), ("layer", lay, LAYER_FILL)):
+            arr = group.create_array(
+                name,
+                shape=data.shape,
+                dtype=data.dtype,
+                chunks=(rows,),
+                compressors=self.storage.compressors(data.dtype.itemsize),
+                fill_value=fill,
+                dimension_names=("weight",),
+                config=config,
+            )
+            arr[:] = data
+        for sub, arrays in (("graph", graph), ("extra", extra)):
+            if not arrays:
+                continue
+            g = group.create_group(sub)
+            for name, data in arrays.items():
+                arr = g.create_array(
+                    name,
+                    shape=data.shape,
+                    dtype=data.dtype,
+                    chunks=_generic_chunks(data.shape, data.dtype.itemsize, self.storage.chunk_bytes),
+                    compressors=self.storage.compressors(data.dtype.itemsize),
+                    fill_value=0,
+                    config=config,
+                )
+                if data.size:
+                    arr[...] = data
+        directory = run_dir(self.path, run_id)
+        if self.durable:
+            _fsync_tree(directory)
+        # The commit point: zarr rewrites zarr.json via write-to-temp + rename, so readers see
+        # either the old (incomplete) or the new (complete) metadata, never a torn file.
+        group.attrs.update({"complete": True})
+        if self.durable:
+            _fsync_path(directory / "zarr.json")
+            _fsync_path(directory)
+
+    # ------------------------------------------------------------------ conveniences
+
+    def reader(self, **kwargs: Any) -> StoreReader:
+        """A :class:`StoreReader` over this store's complete runs (kwargs: where=, exclude=)."""
+        from autosparse.store.reader import StoreReader
+
+        return StoreReader(self.path, **kwargs)
+
+    def validate(self, **kwargs: Any) -> ValidationReport:
+        from autosparse.store.validate import validate_store
+
+        return validate_store(self.path, **kwargs)
+
+
+def _check_label(label: np.ndarray, n: int, rounds: int) -> np.ndarray:
+    lab = _as_numpy(label)
+    if lab.shape != (n,):
+        raise ValueError(f"label must have shape ({n},) (one IRP round per weight), got {lab.shape}")
+    is_int = np.issubdtype(lab.dtype, np.integer)
+    if not is_int and not (np.issubdtype(lab.dtype, np.floating) and np.array_equal(lab, np.round(lab))):
+        raise ValueError(f"label must hold integer rounds, got dtype {lab.dtype}")
+    if n and (lab.min() < 0 or lab.max() > rounds):
+        raise ValueError(
+            f"labels must be in [0, R={rounds}] (R = survived every round), got [{lab.min()}, {lab.max()}]"
+        )
+    return np.ascontiguousarray(lab, dtype=np.int8)
+
+
+def _check_layer(layer: np.ndarray | None, table: list[dict[str, Any]]) -> np.ndarray:
+    expected = np.repeat(np.arange(len(table), dtype=np.int16), [e["numel"] for e in table])
+    if layer is None:
+        return expected
+    lay = _as_numpy(layer)
+    if lay.shape != expected.shape or not np.array_equal(lay, expected):
+        raise ValueError(
+            "layer must give each row's index into layers_table, rows ordered by layer "
+            f"(expected {len(table)} consecutive blocks of sizes {[e['numel'] for e in table]}); "
+            "omit it to have it derived from the table"
+        )
+    return expected
+
+
+def open_store(
+    path: str | os.PathLike[str], *, storage: StorageOptions | None = None, durable: bool = True
+) -> FeatureStore:
+    """Open an existing store whatever its schema (StoreError if ``path`` is not a store)."""
+    return FeatureStore._open(Path(path), storage, durable)
+
+
+__all__ = ["FeatureStore", "open_store", "package_versions"]

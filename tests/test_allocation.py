@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from autosparse.allocation import (
+    allocate,
+    counts_from_shares,
+    erk_counts,
+    erk_densities,
+    target_count,
+    topk_mask,
+    uniform_counts,
+)
+from autosparse.errors import DensityError, UnknownNameError
+
+
+def _scores(seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "a.weight": torch.rand(300, 784, generator=g),
+        "b.weight": torch.rand(100, 300, generator=g),
+        "c.weight": torch.rand(10, 100, generator=g),
+    }
+
+
+@pytest.mark.parametrize("scope", ["global", "uniform", "erk"])
+@pytest.mark.parametrize("density", [0.5, 0.01, 0.001])
+def test_exact_kept_count(scope: str, density: float) -> None:
+    scores = _scores()
+    total = sum(s.numel() for s in scores.values())
+    masks = allocate(scores, density, scope=scope)
+    assert masks.kept == round(density * total)
+    assert not masks.empty_layers() or scope == "global"
+
+
+def test_global_keeps_the_highest_scores() -> None:
+    scores = {"x": torch.tensor([[0.1, 0.9], [0.5, 0.2]]), "y": torch.tensor([0.8, 0.3])}
+    m = allocate(scores, density=0.5)  # 3 of 6
+    assert m["x"].tolist() == [[False, True], [True, False]]
+    assert m["y"].tolist() == [True, False]
+
+
+def test_ties_break_by_index_deterministically() -> None:
+    s = torch.zeros(10)
+    m = topk_mask(s, 3)
+    assert m.tolist() == [True] * 3 + [False] * 7
+
+
+def test_nan_scores_are_never_kept_first() -> None:
+    s = torch.tensor([float("nan"), 1.0, 2.0])
+    assert topk_mask(s, 2).tolist() == [False, True, True]
+
+
+def test_uniform_counts_are_proportional() -> None:
+    shapes = {n: s.shape for n, s in _scores().items()}
+    counts = uniform_counts(shapes, 0.1)
+    for n, shape in shapes.items():
+        assert abs(counts[n] - 0.1 * math.prod(shape)) <= 1
+
+
+def test_erk_densities_follow_the_rule_and_cap_at_one() -> None:
+    shapes = {"a": torch.Size([300, 784]), "b": torch.Size([100, 300]), "c": torch.Size([10, 100])}
+    dens = erk_densities(shapes, 0.5)
+    assert all(0 < d <= 1 for d in dens.values())
+    assert dens["c"] == 1.0  # the small last layer saturates
+    # below saturation densities scale as (fan_in + fan_out) / (fan_in * fan_out)
+    dens = erk_densities(shapes, 0.01)
+    ratio = dens["a"] / dens["b"]
+    expected = ((300 + 784) / (300 * 784)) / ((100 + 300) / (100 * 300))
+    assert ratio == pytest.approx(expected, rel=1e-6)
+    counts = erk_counts(shapes, 0.01)
+    assert sum(counts.values()) == target_count(sum(math.prod(s) for s in shapes.values()), 0.01)
+
+
+def test_counts_from_shares_water_fills_full_layers() -> None:
+    shapes = {"a": torch.Size([1000]), "b": torch.Size([10])}
+    counts = counts_from_shares(shapes, 0.5, {"a": 1.0, "b": 100.0})
+    assert counts["b"] == 10  # capped at its size
+    assert counts["a"] == 505 - 10
+
+
+def test_counts_from_shares_respects_caps() -> None:
+    shapes = {"a": torch.Size([1000]), "b": torch.Size([1000])}
+    counts = counts_from_shares(shapes, 0.1, {"a": 1.0, "b": 1.0}, caps={"a": 20, "b": 1000})
+    assert counts == {"a": 20, "b": 180}
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.1, 1.5])
+def test_bad_density_is_a_clear_error(bad: float) -> None:
+    with pytest.raises(DensityError, match="density"):
+        allocate(_scores(), bad)
+
+
+def test_both_density_and_sparsity_is_ambiguous() -> None:
+    with pytest.raises(DensityError, match="exactly one"):
+        allocate(_scores(), 0.1, sparsity=0.9)
+
+
+def test_unknown_scope() -> None:
+    with pytest.raises(UnknownNameError, match="erk"):
+        allocate(_scores(), 0.1, scope="layerwise")  # type: ignore[arg-type]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 400), min_size=1, max_size=5),
+    density=st.floats(0.0005, 1.0),
+    scope=st.sampled_from(["global", "uniform", "erk"]),
+)
+def test_property_exact_count(sizes: list[int], density: float, scope: str) -> None:
+    scores = {f"l{i}": torch.rand(n) for i, n in enumerate(sizes)}
+    total = sum(sizes)
+    k = target_count(total, density)
+    if scope != "global" and k < len(sizes):
+        k = len(sizes)  # per-layer scopes keep at least one weight per layer
+    masks = allocate(scores, density, scope=scope)
+    assert masks.kept == max(k, target_count(total, density)) or masks.kept == target_count(total, density)

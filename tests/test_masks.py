@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+from torch.nn.utils import prune
+
+from autosparse.errors import MaskError, NoPrunableLayersError
+from autosparse.layers import prunable_layers
+from autosparse.masks import Masks, assert_masks_exact, current_masks, remove_masks
+
+
+def _mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 4))
+
+
+def _random_masks(model: nn.Module, density: float = 0.3) -> Masks:
+    g = torch.Generator().manual_seed(1)
+    return Masks({layer.name: torch.rand(layer.shape, generator=g) < density for layer in prunable_layers(model)})
+
+
+def test_apply_uses_torch_pruning_and_zeroes_weights() -> None:
+    model = _mlp()
+    masks = _random_masks(model)
+    masks.apply(model)
+    lin = model[1]
+    assert hasattr(lin, "weight_orig") and hasattr(lin, "weight_mask")
+    assert torch.all(lin.weight[~masks["1.weight"]] == 0)
+    remove_masks(model)
+    assert not hasattr(lin, "weight_orig")
+    assert_masks_exact(model, masks)
+
+
+def test_save_load_roundtrip_and_report(tmp_path) -> None:
+    model = _mlp()
+    masks = _random_masks(model)
+    masks.save(tmp_path)
+    loaded = Masks.load(tmp_path)
+    assert set(loaded) == set(masks)
+    for n in masks:
+        assert torch.equal(loaded[n], masks[n])
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["kept"] == masks.kept
+    assert [r["name"] for r in report["layers"]] == list(masks)
+
+
+def test_mask_for_another_model_is_a_clear_error() -> None:
+    masks = _random_masks(_mlp())
+    other = nn.Sequential(nn.Linear(16, 9), nn.ReLU(), nn.Linear(9, 4))
+    with pytest.raises(MaskError, match="another"):
+        masks.validate(other)
+
+
+def test_corrupt_mask_file(tmp_path) -> None:
+    (tmp_path / "masks.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(MaskError, match="corrupt"):
+        Masks.load(tmp_path)
+
+
+def test_model_without_prunable_layers() -> None:
+    with pytest.raises(NoPrunableLayersError, match="no prunable layer"):
+        prunable_layers(nn.Sequential(nn.ReLU(), nn.BatchNorm1d(3)))
+
+
+def test_saved_mask_loads_into_plain_torchvision_resnet18_with_torch_prune_only(tmp_path) -> None:
+    """A mask made here is usable by code that has never heard of autosparse."""
+    from safetensors.torch import load_file
+
+    model = torchvision.models.resnet18(weights=None, num_classes=10)
+    masks = _random_masks(model, density=0.05)
+    masks.save(tmp_path)
+
+    plain = torchvision.models.resnet18(weights=None, num_classes=10)
+    tensors = load_file(str(tmp_path / "masks.safetensors"))
+    modules = dict(plain.named_modules())
+    for name, m in tensors.items():
+        module_name, param = name.rsplit(".", 1)
+        prune.custom_from_mask(modules[module_name], param, m.bool())
+    assert torch.all(plain.conv1.weight[~masks["conv1.weight"]] == 0)
+    kept = sum(int(modules[n.rsplit(".", 1)[0]].weight_mask.sum()) for n in tensors)
+    assert kept == masks.kept
+    plain(torch.randn(2, 3, 32, 32))  # still runs
+
+
+def test_current_masks_reads_attached_masks() -> None:
+    model = _mlp()
+    masks = _random_masks(model)
+    masks.apply(model)
+    cur = current_masks(model)
+    assert cur.kept == masks.kept
+
+
+def test_assert_masks_exact_catches_resurrected_weights() -> None:
+    model = _mlp()
+    masks = _random_masks(model)
+    with pytest.raises(AssertionError, match="non-zero"):
+        assert_masks_exact(model, masks)

@@ -1,0 +1,301 @@
+"""The model zoo: every model builds, trains (forward + backward) and traces on every input it claims.
+
+Models are built at tiny widths so the whole file runs in seconds; full-size models are only
+built to check their weight counts against the published ones.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+import torch
+import torch.fx
+from torch import nn
+
+from autosparse.errors import AutosparseError, ConfigError, UnknownNameError
+from autosparse.layers import prunable_layers
+from autosparse.models import available_models, build_model, model_info, register_model
+from autosparse.models import registry as registry_mod
+
+FMNIST, CIFAR, DIGITS, MNIST1D = (1, 28, 28), (3, 32, 32), (1, 8, 8), (1, 40)
+IMAGES = [FMNIST, CIFAR, DIGITS]
+
+# name -> (tiny options, input shapes it must support)
+ZOO: dict[str, tuple[dict[str, Any], list[tuple[int, ...]]]] = {
+    "lenet_300_100": ({}, [FMNIST, CIFAR, DIGITS, MNIST1D, (40,)]),
+    "mlp": ({"widths": "12,8"}, [FMNIST, CIFAR, DIGITS, MNIST1D]),
+    "lenet5": ({"width": 0.5}, [FMNIST, CIFAR]),
+    "conv2": ({"width": 0.0625}, IMAGES),
+    "conv4": ({"width": 0.0625}, IMAGES),
+    "conv6": ({"width": 0.0625}, IMAGES),
+    "resnet20": ({"width": 0.25}, IMAGES),
+    "resnet32": ({"width": 0.25}, [CIFAR]),
+    "resnet56": ({"width": 0.25}, [CIFAR]),
+    "vgg11": ({"width": 0.0625}, IMAGES),
+    "vgg16": ({"width": 0.0625}, IMAGES),
+    "vgg19": ({"width": 0.0625}, [CIFAR]),
+    "cnn1d": ({"channels": 4}, [MNIST1D, (40,)]),
+    "vit_tiny": ({"depth": 2, "dim": 16, "heads": 2}, IMAGES),
+}
+CASES = [(name, shape) for name, (_, shapes) in ZOO.items() for shape in shapes]
+
+
+def test_every_registered_model_is_covered() -> None:
+    assert set(available_models()) == set(ZOO)
+
+
+@pytest.mark.parametrize(("name", "shape"), CASES, ids=[f"{n}-{'x'.join(map(str, s))}" for n, s in CASES])
+def test_builds_trains_and_traces(name: str, shape: tuple[int, ...]) -> None:
+    opts, _ = ZOO[name]
+    model = build_model(name, shape, 7, seed=0, **opts)
+    x = torch.randn(3, *shape)
+    out = model(x)
+    assert out.shape == (3, 7)
+    assert torch.isfinite(out).all()
+    out.logsumexp(1).sum().backward()
+    layers = prunable_layers(model)
+    for layer in layers:
+        assert isinstance(layer.module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.MultiheadAttention))
+        assert layer.parameter.grad is not None and layer.parameter.grad.abs().sum() > 0, layer.name
+    # graph.py traces the zoo with torch.fx: the traced module must compute the same function.
+    model.eval()
+    traced = torch.fx.symbolic_trace(model)
+    torch.testing.assert_close(traced(x), model(x))
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "expected"),
+    [
+        ("lenet_300_100", FMNIST, 266_200),  # 784*300 + 300*100 + 100*10
+        ("conv2", CIFAR, 4.3e6),  # Frankle & Carbin 2019, Fig. 2
+        ("conv4", CIFAR, 2.4e6),
+        ("resnet20", CIFAR, 0.27e6),  # He et al. 2016, Table 6
+        ("resnet56", CIFAR, 0.85e6),
+        ("vgg16", CIFAR, 14.7e6),  # CIFAR VGG-16 conv + one linear layer
+    ],
+)
+def test_full_size_weight_counts_match_the_papers(name: str, shape: tuple[int, ...], expected: float) -> None:
+    model = build_model(name, shape, 10, seed=0)
+    n = sum(layer.parameter.numel() for layer in prunable_layers(model))
+    assert n == pytest.approx(expected, rel=0.02)  # the papers round to two significant figures
+
+
+def test_seed_reproducible_and_global_rng_untouched() -> None:
+    state = torch.get_rng_state()
+    a = build_model("resnet20", CIFAR, 10, seed=3, width=0.25).state_dict()
+    b = build_model("resnet20", CIFAR, 10, seed=3, width=0.25).state_dict()
+    c = build_model("resnet20", CIFAR, 10, seed=4, width=0.25).state_dict()
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["conv.weight"], c["conv.weight"])
+
+
+def test_without_seed_uses_global_rng() -> None:
+    torch.manual_seed(11)
+    a = build_model("mlp", DIGITS, 10, widths=(5,)).state_dict()
+    torch.manual_seed(11)
+    b = build_model("mlp", DIGITS, 10, widths=(5,)).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_kaiming_normal_init_is_the_default() -> None:
+    model = build_model("lenet_300_100", FMNIST, 10, seed=0)
+    w = model.fc1.weight.detach()
+    assert float(w.std()) == pytest.approx(math.sqrt(2 / 784), rel=0.05)
+    assert torch.count_nonzero(model.fc1.bias) == 0
+    torch_init = build_model("lenet_300_100", FMNIST, 10, seed=0, init="torch")
+    assert float(torch_init.fc1.weight.detach().abs().max()) <= 1 / math.sqrt(784) + 1e-6  # PyTorch's uniform bound
+
+
+@pytest.mark.parametrize("widths", ["20,10", "[20, 10]", (20, 10), [20, 10]])
+def test_mlp_widths_accept_cli_and_yaml_forms(widths: Any) -> None:
+    model = build_model("mlp", FMNIST, 10, widths=widths)
+    assert [layer.shape for layer in prunable_layers(model)] == [(20, 784), (10, 20), (10, 10)]
+
+
+def test_string_options_are_coerced() -> None:
+    model = build_model("vit_tiny", DIGITS, 10, depth="1", dim="16", heads="2", patch="2", mlp_ratio="1")
+    assert len(model.blocks) == 1
+    assert model(torch.randn(2, *DIGITS)).shape == (2, 10)
+    assert build_model("conv2", DIGITS, 10, width="0.125").features.conv1_1.out_channels == 8
+
+
+def test_resnet_shortcut_options() -> None:
+    b = build_model("resnet20", CIFAR, 10, width=0.25)
+    a = build_model("resnet20", CIFAR, 10, width=0.25, shortcut="A")
+    n_b, n_a = len(prunable_layers(b)), len(prunable_layers(a))
+    assert n_b - n_a == 2  # two 1x1 projections, at the two stage transitions
+    assert a(torch.randn(2, *CIFAR)).shape == (2, 10)
+
+
+def test_vgg_drops_pools_on_tiny_images() -> None:
+    def pools(shape: tuple[int, ...]) -> int:
+        model = build_model("vgg16", shape, 10, width=0.0625)
+        return sum(isinstance(m, nn.MaxPool2d) for m in model.modules())
+
+    assert pools(CIFAR) == 4
+    assert pools(DIGITS) == 3
+
+
+def test_model_info() -> None:
+    for name in available_models():
+        info = model_info(name)
+        assert info.name == name and info.description and info.inputs
+        assert "widths" in model_info("mlp").options
+    assert model_info("resnet20").options["shortcut"] == "B"
+    assert model_info("cnn1d").inputs == ("signal",)
+    assert "torchvision" in model_info("tv:resnet18").description
+
+
+def test_register_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry_mod, "_REGISTRY", dict(registry_mod._REGISTRY))
+
+    @register_model("tiny_linear", inputs=("flat",))
+    def tiny(input_shape: tuple[int, ...], num_classes: int, *, bias: bool = True) -> nn.Module:
+        """A single linear layer."""
+        return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_classes, bias=bias))
+
+    assert "tiny_linear" in available_models()
+    assert model_info("tiny_linear").description == "A single linear layer."
+    model = build_model("tiny_linear", DIGITS, 3, bias="false")
+    assert model[1].bias is None
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+
+def test_unknown_model_suggests_a_close_name() -> None:
+    with pytest.raises(UnknownNameError, match="did you mean 'resnet20'") as exc:
+        build_model("resnt20", CIFAR, 10)
+    assert "tv:" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "match"),
+    [
+        ("resnet20", {"depth": 3}, "has no option 'depth'.*width"),
+        ("mlp", {"widths": "300,abc"}, "positive integers"),
+        ("mlp", {"widths": (300, 0)}, "positive integers"),
+        ("conv2", {"width": 0}, "width"),
+        ("conv2", {"width": "wide"}, "a number"),
+        ("vit_tiny", {"dim": 30, "heads": 4}, "divisible"),
+        ("vit_tiny", {"patch": 5}, r"patch= one of \[1, 2, 4, 7, 14, 28\]"),
+    ],
+)
+def test_bad_options(name: str, kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        build_model(name, FMNIST, 10, **kwargs)
+
+
+def test_unknown_option_value() -> None:
+    with pytest.raises(UnknownNameError, match="init scheme"):
+        build_model("mlp", FMNIST, 10, init="xavier")
+    with pytest.raises(UnknownNameError, match="shortcut"):
+        build_model("resnet20", CIFAR, 10, shortcut="C")
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "match"),
+    [
+        ("resnet20", MNIST1D, r"images \(C, H, W\)"),
+        ("vit_tiny", (40,), r"images \(C, H, W\)"),
+        ("cnn1d", FMNIST, "1-D signals"),
+        ("lenet5", DIGITS, "at least 28x28"),
+        ("conv6", (1, 4, 4), "at least 8x8"),
+        ("vgg16", (1, 4, 4), "at least 8x8"),
+        ("mlp", (0, 28), "positive"),
+    ],
+)
+def test_unsupported_shapes(name: str, shape: tuple[int, ...], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        build_model(name, shape, 10)
+
+
+def test_bad_num_classes_and_seed() -> None:
+    with pytest.raises(ConfigError, match="num_classes"):
+        build_model("mlp", FMNIST, 0)
+    with pytest.raises(ConfigError, match="seed"):
+        build_model("mlp", FMNIST, 10, seed=1.5)
+
+
+# -- torchvision --------------------------------------------------------------------------------
+
+
+def _forbid_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a pretrained weight download was attempted")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+
+
+def test_tv_resnet18_cifar(monkeypatch: pytest.MonkeyPatch) -> None:
+    _forbid_downloads(monkeypatch)
+    model = build_model("tv:resnet18", CIFAR, 10, seed=1)
+    again = build_model("tv:resnet18", CIFAR, 10, seed=1)
+    torch.testing.assert_close(again.state_dict(), model.state_dict(), rtol=0, atol=0)
+    assert model.conv1.kernel_size == (3, 3) and model.conv1.stride == (1, 1)  # CIFAR stem
+    assert isinstance(model.maxpool, nn.Identity)
+    out = model(torch.randn(2, *CIFAR))
+    assert out.shape == (2, 10)
+    out.sum().backward()
+    plain = build_model("tv:resnet18", CIFAR, 10, cifar_stem="false")
+    assert plain.conv1.kernel_size == (7, 7)
+
+
+def test_tv_resnet18_grayscale_adapts_first_conv() -> None:
+    model = build_model("tv:resnet18", FMNIST, 10, seed=0)
+    assert model.conv1.in_channels == 1
+    assert model(torch.randn(2, *FMNIST)).shape == (2, 10)
+
+
+def test_tv_mobilenet_v3_small() -> None:
+    model = build_model("tv:mobilenet_v3_small", CIFAR, 10, seed=0)
+    assert model(torch.randn(2, *CIFAR)).shape == (2, 10)
+    gray = build_model("tv:mobilenet_v3_small", FMNIST, 10, seed=0)
+    assert gray.features[0][0].in_channels == 1
+    assert gray(torch.randn(2, *FMNIST)).shape == (2, 10)
+
+
+@pytest.mark.slow
+def test_tv_vit_b_16_small_images() -> None:
+    model = build_model("tv:vit_b_16", CIFAR, 10, seed=0)  # image_size=32: 2x2 patches of 16
+    assert model.image_size == 32
+    assert model(torch.randn(1, *CIFAR)).shape == (1, 10)
+    assert any(layer.kind == "attention" for layer in prunable_layers(model))
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "kwargs", "match"),
+    [
+        ("tv:resnet18", CIFAR, {"weights": "DEFAULT"}, "never loads pretrained"),
+        ("tv:resnet18", CIFAR, {"bogus": 1}, "does not accept"),
+        ("tv:resnet18", MNIST1D, {}, r"images \(C, H, W\)"),
+        ("tv:vit_b_16", FMNIST, {}, "multiple of its patch size 16"),
+        ("tv:mobilenet_v2", CIFAR, {"cifar_stem": True}, "only to torchvision ResNet"),
+        ("tv:densenet121", FMNIST, {}, r"cannot take input shape \(1, 28, 28\)"),
+    ],
+)
+def test_tv_errors(name: str, shape: tuple[int, ...], kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        build_model(name, shape, 10, **kwargs)
+
+
+def test_tv_unknown_name_and_listing() -> None:
+    with pytest.raises(UnknownNameError, match="did you mean 'resnet18'"):
+        build_model("tv:resnet1", CIFAR, 10)
+    names = available_models(include_torchvision=True)
+    assert "tv:resnet18" in names and "resnet20" in names
+    assert not any(n.startswith("tv:") for n in available_models())
+
+
+def test_errors_are_project_errors() -> None:
+    # The CLI prints AutosparseError in one line; anything else would surface as a traceback.
+    for call in (
+        lambda: build_model("nope", CIFAR, 10),
+        lambda: build_model("mlp", CIFAR, 10, nope=1),
+        lambda: build_model("resnet20", MNIST1D, 10),
+    ):
+        with pytest.raises(AutosparseError):
+            call()

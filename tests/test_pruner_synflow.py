@@ -1,0 +1,146 @@
+"""synflow: path-product scores by hand, layer conservation, input shapes, 100-round exp schedule."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _classic_pruner_helpers import (
+    KEEP_AT_999,
+    LENET_TOTAL,
+    bn_data,
+    check_scores_leave_model_unchanged,
+    check_scores_on_torch_pruned_model,
+    lenet,
+    lenet_data,
+)
+from torch import nn
+
+from autosparse.allocation import allocate
+from autosparse.errors import ConfigError
+from autosparse.pruners import get_pruner, prune
+
+W1 = torch.tensor([[0.5, -1.0, 0.2], [-0.3, 0.8, -0.1]])
+W2 = torch.tensor([[1.5, -0.5], [-0.2, 0.4], [0.9, -1.1], [0.05, 0.6]])
+W3 = torch.tensor([[-0.7, 0.3, 0.2, -1.4]])
+
+
+def _chain(activation: type[nn.Module] | None = None) -> nn.Module:
+    act = [activation()] if activation is not None else []
+    model = nn.Sequential(
+        nn.Linear(3, 2, bias=False), *act, nn.Linear(2, 4, bias=False), *act, nn.Linear(4, 1, bias=False)
+    )
+    linears = [m for m in model if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        for lin, w in zip(linears, (W1, W2, W3)):
+            lin.weight.copy_(w)
+    return model
+
+
+def _hand_scores() -> tuple[list[torch.Tensor], float]:
+    """score_l[i, j] = (1ᵀ|W_L|…|W_{l+1}|)_i · |W_l|_ij · (|W_{l-1}|…|W_1| 1)_j, R = 1ᵀ|W3||W2||W1|1."""
+    a1, a2, a3 = W1.double().abs(), W2.double().abs(), W3.double().abs()
+    ones_in = torch.ones(3, dtype=torch.float64)
+    h1 = a1 @ ones_in
+    h2 = a2 @ h1
+    out_ones = torch.ones(1, dtype=torch.float64)
+    d3 = out_ones
+    d2 = a3.T @ d3
+    d1 = a2.T @ d2
+    s1 = d1[:, None] * a1 * ones_in[None, :]
+    s2 = d2[:, None] * a2 * h1[None, :]
+    s3 = d3[:, None] * a3 * h2[None, :]
+    return [s1, s2, s3], float((a3 @ h2).sum())
+
+
+@pytest.mark.parametrize("activation", [None, nn.ReLU])
+def test_one_shot_scores_match_hand_path_products(activation: type[nn.Module] | None) -> None:
+    model = _chain(activation)
+    scores = get_pruner("synflow")(input_shape=(3,)).scores(model, None)
+    names = list(scores)
+    hand, _ = _hand_scores()
+    for n, h in zip(names, hand):
+        assert scores[n].dtype == torch.float64 and scores[n].device.type == "cpu"
+        torch.testing.assert_close(scores[n], h, rtol=1e-12, atol=0)
+
+
+def test_layer_conservation_on_a_linear_chain() -> None:
+    """Bias-free chain: every layer's total score equals R (synaptic-flow conservation)."""
+    scores = get_pruner("synflow")(input_shape=(3,)).scores(_chain(nn.ReLU), None)
+    _, r = _hand_scores()
+    for s in scores.values():
+        assert float(s.sum()) == pytest.approx(r, rel=1e-12)
+    torch.manual_seed(0)
+    deep = nn.Sequential(*[nn.Linear(8, 8, bias=False) for _ in range(5)])
+    sums = [float(s.sum()) for s in get_pruner("synflow")(input_shape=(8,)).scores(deep, None).values()]
+    assert max(sums) == pytest.approx(min(sums), rel=1e-10)
+
+
+def test_input_shape_from_config_data_or_model_attribute() -> None:
+    model = lenet()
+    x, y = lenet_data(4)
+    from_config = prune(model, "synflow", density=0.01, data=None, input_shape=(1, 28, 28), rounds=5)
+    from_data = prune(model, "synflow", density=0.01, data=(x, y), rounds=5)
+    model.input_shape = (1, 28, 28)
+    from_attr = prune(model, "synflow", density=0.01, rounds=5)
+    for n in from_config:
+        assert torch.equal(from_config[n], from_data[n]) and torch.equal(from_config[n], from_attr[n])
+    del model.input_shape
+    with pytest.raises(ConfigError, match="input_shape"):
+        prune(model, "synflow", density=0.01)
+    assert get_pruner("synflow")(input_shape=[1, 28, 28]).config.input_shape == (1, 28, 28)  # YAML lists
+
+
+def test_defaults_follow_reference() -> None:
+    cls = get_pruner("synflow")
+    cfg = cls.Config()
+    assert cfg.rounds == 100 and cfg.schedule == "exp" and cfg.scope == "global" and cfg.float64
+    assert not cls.data_dependent
+    with pytest.raises(ConfigError):
+        cls(rounds=0)
+    with pytest.raises(ConfigError):
+        cls(schedule="cosine")
+
+
+def test_one_round_is_one_shot_allocation() -> None:
+    model = lenet()
+    one = prune(model, "synflow", density=0.05, input_shape=(784,), rounds=1)
+    expected = allocate(get_pruner("synflow")(input_shape=(784,)).scores(model, None), 0.05)
+    assert all(torch.equal(one[n], expected[n]) for n in one)
+
+
+def test_100_round_exp_keeps_every_layer_at_999_sparsity_exact_count_and_determinism() -> None:
+    model = lenet()
+    a = prune(model, "synflow", sparsity=0.999, input_shape=(1, 28, 28), seed=0)  # the default 100 rounds
+    assert a.meta["method"] == "synflow"
+    assert a.total == LENET_TOTAL and a.kept == KEEP_AT_999
+    assert a.empty_layers() == []
+    b = prune(model, "synflow", sparsity=0.999, input_shape=(1, 28, 28), seed=0, rounds=10)
+    c = prune(model, "synflow", sparsity=0.999, input_shape=(1, 28, 28), seed=1, rounds=10)
+    assert b.kept == KEEP_AT_999
+    assert all(torch.equal(b[n], c[n]) for n in b)  # data- and seed-free, so fully deterministic
+
+
+def test_batchnorm_model_scored_in_eval_mode_regardless_of_caller_mode() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 5 * 5, 3)
+    )
+    with torch.no_grad():
+        model[1].running_var.uniform_(0.5, 2.0)
+    pruner = get_pruner("synflow")(input_shape=(1, 5, 5))
+    model.train()
+    in_train = pruner.scores(model, None)
+    model.eval()
+    in_eval = pruner.scores(model, None)
+    for n in in_train:
+        assert torch.equal(in_train[n], in_eval[n]) and torch.isfinite(in_train[n]).all()
+        assert (in_train[n] > 0).all()
+
+
+def test_scores_leave_model_unchanged() -> None:
+    check_scores_leave_model_unchanged("synflow", None, input_shape=(6,), rounds=10)
+    check_scores_leave_model_unchanged("synflow", bn_data(), rounds=10)
+
+
+def test_scores_on_a_torch_pruned_model() -> None:
+    check_scores_on_torch_pruned_model("synflow", None, input_shape=(6,))

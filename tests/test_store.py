@@ -1,0 +1,404 @@
+"""Tests for the zarr feature store: round trips, crash safety, corruption, schema checks, streaming."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import zarr
+
+from autosparse.errors import AutosparseError, SchemaMismatchError, StoreError, UnknownNameError
+from autosparse.store import (
+    FeatureStore,
+    StorageOptions,
+    StoreReader,
+    open_store,
+    store_info,
+    validate_store,
+)
+from autosparse.store.bench import format_results, measure_write_read, synthetic_run, write_synthetic_run
+
+NAMES = ["theta", "grad", "snip", "rank_theta", "log_fan_in"]
+SMALL = StorageOptions(chunk_bytes=20 * 4 * len(NAMES))  # 20 rows per chunk: many chunks from tiny runs
+
+
+def make_run(n_layers: int = 3, width: int = 6, seed: int = 0, rounds: int = 4, model: str = "mlp") -> dict:
+    """write_run kwargs for a small fake run; column 0 holds the row index so batches can be traced."""
+    rng = np.random.default_rng(seed)
+    table = [{"name": f"fc{i}.weight", "shape": [width + i, width], "kind": "linear"} for i in range(n_layers)]
+    n = sum(int(np.prod(e["shape"])) for e in table)
+    features = rng.standard_normal((n, len(NAMES))).astype(np.float32)
+    features[:, 0] = np.arange(n)
+    return {
+        "features": features,
+        "label": rng.integers(0, rounds + 1, n),
+        "layers_table": table,
+        "attrs": {
+            "config": {"model": model, "dataset": "fashion_mnist", "seed": seed, "irp": {"prune_fraction": 0.2}},
+            "rounds": rounds,
+            "accuracies": [0.9 - 0.01 * r for r in range(rounds)],
+            "densities": [0.8 ** (r + 1) for r in range(rounds)],
+        },
+    }
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FeatureStore:
+    return FeatureStore(tmp_path / "store.zarr", schema_version=1, feature_names=NAMES, storage=SMALL, durable=False)
+
+
+def mark_incomplete(store: FeatureStore, run_id: str) -> None:
+    """Leave a run as a job killed just before its commit point would."""
+    zarr.open_group(str(store.path / "runs" / run_id), mode="r+").attrs.update({"complete": False})
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+def test_round_trip(store: FeatureStore) -> None:
+    run = make_run()
+    graph = {"edge_index": np.arange(20).reshape(2, 10), "node_x": np.ones((7, 3), dtype=np.float64)}
+    extra = {"layer_density": np.array([0.1, 0.2, 0.3])}
+    attrs = store.write_run("a", **run, graph=graph, extra=extra)
+    assert attrs["complete"] is True and store.is_complete("a")
+    assert store.complete_runs() == ["a"] and store.incomplete_runs() == []
+
+    reader = StoreReader(store.path)
+    data = reader.load_run("a")
+    np.testing.assert_array_equal(data.features, run["features"])
+    np.testing.assert_array_equal(data.label, run["label"])
+    assert data.features.dtype == np.float32 and data.label.dtype == np.int8 and data.layer.dtype == np.int16
+    sizes = [int(np.prod(e["shape"])) for e in run["layers_table"]]
+    np.testing.assert_array_equal(data.layer, np.repeat(np.arange(3), sizes))
+    assert [e["offset"] for e in data.layers] == [0, sizes[0], sizes[0] + sizes[1]]
+    assert [e["numel"] for e in data.layers] == sizes and data.layers[0]["kind"] == "linear"
+    assert data.attrs["config"] == run["attrs"]["config"]
+    assert data.attrs["accuracies"] == run["attrs"]["accuracies"] and data.rounds == 4
+    assert data.attrs["n_weights"] == data.n_weights == sum(sizes)
+    assert "numpy" in data.attrs["versions"] and data.attrs["schema_version"] == 1
+    np.testing.assert_array_equal(data.graph["edge_index"], graph["edge_index"])
+    assert data.graph["edge_index"].dtype == np.int64 and data.graph["node_x"].dtype == np.float32
+    np.testing.assert_allclose(data.extra["layer_density"], extra["layer_density"])
+
+    t = reader.load_run("a", columns=["snip", 0], as_tensors=True)
+    assert isinstance(t.features, torch.Tensor) and t.features.shape == (sum(sizes), 2)
+    assert t.feature_names == ["snip", "theta"] and t.label.dtype == torch.int64
+    torch.testing.assert_close(t.features[:, 1], torch.from_numpy(run["features"][:, 0]))
+    assert isinstance(t.graph["edge_index"], torch.Tensor)
+    with pytest.raises(UnknownNameError, match="did you mean 'snip'"):
+        reader.load_run("a", columns=["snp"])
+
+
+def test_torch_inputs_are_accepted(store: FeatureStore) -> None:
+    run = make_run()
+    feats = torch.from_numpy(run["features"]).requires_grad_(True)
+    store.write_run(
+        "t", **{**run, "features": feats, "label": torch.from_numpy(run["label"])}, graph={"e": torch.arange(6)}
+    )
+    data = StoreReader(store.path).load_run("t")
+    np.testing.assert_array_equal(data.features, run["features"])
+    np.testing.assert_array_equal(data.graph["e"], np.arange(6))
+
+
+def test_open_existing_store_and_reopen(store: FeatureStore) -> None:
+    store.write_run("a", **make_run())
+    again = FeatureStore(store.path, schema_version=1, feature_names=NAMES)
+    assert again.complete_runs() == ["a"]
+    opened = open_store(store.path)
+    assert opened.schema_version == 1 and opened.feature_names == NAMES
+    assert opened.root_attrs["label_kind"] == "irp_round" and opened.root_attrs["created_by"].startswith("autosparse")
+
+
+def test_write_run_rejects_bad_input(store: FeatureStore) -> None:
+    run = make_run()
+    with pytest.raises(ValueError, match="n_features=5"):
+        store.write_run("a", **{**run, "features": run["features"][:, :3]})
+    bad = run["features"].copy()
+    bad[3, 2] = np.nan
+    with pytest.raises(ValueError, match=r"NaN/inf in columns \['snip'\]"):
+        store.write_run("a", **{**run, "features": bad})
+    with pytest.raises(ValueError, match="labels must be in"):
+        store.write_run("a", **{**run, "label": run["label"] + 5})
+    with pytest.raises(ValueError, match="rounds"):
+        store.write_run("a", **{**run, "attrs": {"config": {}}})
+    with pytest.raises(ValueError, match="may not set"):
+        store.write_run("a", **{**run, "attrs": {**run["attrs"], "complete": True}})
+    with pytest.raises(ValueError, match="invalid run id"):
+        store.write_run("../evil", **run)
+    with pytest.raises(ValueError, match="layer must give"):
+        store.write_run("a", **run, layer=np.zeros(len(run["label"]), dtype=np.int16))
+    assert store.run_ids() == []  # nothing half-written by a rejected call
+
+
+def test_complete_run_is_not_recomputed_by_accident(store: FeatureStore) -> None:
+    store.write_run("a", **make_run(seed=0))
+    with pytest.raises(StoreError, match="already complete"):
+        store.write_run("a", **make_run(seed=1))
+    store.write_run("a", **make_run(seed=1), overwrite=True)
+    assert StoreReader(store.path).attrs("a")["config"]["seed"] == 1
+    assert store.delete_run("a") and not store.delete_run("a") and store.run_ids() == []
+
+
+# ---------------------------------------------------------------------------------------------- crash safety
+
+
+def test_reader_never_sees_incomplete_run_and_rewrite_replaces_it(store: FeatureStore) -> None:
+    store.write_run("done", **make_run(seed=0))
+    store.write_run("killed", **make_run(seed=1, n_layers=2))
+    mark_incomplete(store, "killed")
+    (store.path / "runs" / "born_dead").mkdir()  # killed before even its group metadata was written
+
+    assert store.complete_runs() == ["done"] and store.incomplete_runs() == ["born_dead", "killed"]
+    reader = StoreReader(store.path)
+    assert reader.run_ids == ["done"]
+    assert {int(b.run_index.max()) for b in reader.iter_batches(64)} == {0}
+    with pytest.raises(StoreError, match="not complete"):
+        reader.load_run("killed")
+    report = validate_store(store.path)
+    assert report.ok and report.incomplete_runs == ["born_dead", "killed"] and report.complete_runs == ["done"]
+    assert "will be regenerated" in report.format()
+
+    store.write_run("killed", **make_run(seed=7, n_layers=3))  # the restarted job rewrites it from scratch
+    reader.refresh()
+    assert reader.run_ids == ["done", "killed"]
+    assert reader.attrs("killed")["config"]["seed"] == 7 and reader.attrs("killed")["n_layers"] == 3
+    np.testing.assert_array_equal(reader.load_run("killed").label, make_run(seed=7)["label"])
+
+
+def test_killed_writer_process_leaves_an_invisible_run(store: FeatureStore) -> None:
+    """A writer killed right before its commit point (hard exit, no cleanup) leaves only an incomplete run."""
+    code = textwrap.dedent(
+        f"""
+        import os, numpy as np
+        import autosparse.store.writer as w
+        from autosparse.store.bench import synthetic_run
+        w._fsync_tree = lambda root: os._exit(3)  # die after the arrays, before complete=true
+        store = w.FeatureStore({str(store.path)!r}, schema_version=1, feature_names={NAMES!r}, durable=True)
+        store.write_run("victim", **synthetic_run(500, {len(NAMES)}))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 3, proc.stderr
+    assert (store.path / "runs" / "victim" / "features").is_dir()
+    assert store.incomplete_runs() == ["victim"] and not store.is_being_written("victim")
+    assert StoreReader(store.path).run_ids == []
+    store.write_run("victim", **make_run())
+    assert validate_store(store.path).valid_runs == ["victim"]
+
+
+def test_one_run_one_writer_lock(store: FeatureStore) -> None:
+    other = open_store(store.path)
+    with store._run_lock("busy"):
+        assert other.is_being_written("busy")
+        with pytest.raises(StoreError, match="being written by pid"):
+            other.write_run("busy", **make_run())
+        with pytest.raises(StoreError, match="exactly one worker"):
+            other.delete_run("busy")
+    assert not other.is_being_written("busy")
+    other.write_run("busy", **make_run())
+
+
+# ---------------------------------------------------------------------------------------------- corruption
+
+
+def _chunks(store: FeatureStore, run_id: str, array: str) -> list[Path]:
+    return sorted(p for p in (store.path / "runs" / run_id / array / "c").rglob("*") if p.is_file())
+
+
+def test_missing_chunk_is_detected(store: FeatureStore) -> None:
+    store.write_run("a", **make_run())
+    _chunks(store, "a", "features")[2].unlink()
+    reader = StoreReader(store.path)
+    with pytest.raises(StoreError, match=r"missing chunk.*autosparse store validate"):
+        reader.load_run("a")
+    with pytest.raises(StoreError, match="missing chunk"):
+        list(reader.iter_batches(16, shuffle=False))
+    report = validate_store(store.path)
+    assert not report.ok and report.bad_runs == ["a"]
+    assert any("chunk files missing" in e for e in report.run_errors["a"])
+    with pytest.raises(StoreError, match="delete the 1 broken run"):
+        report.raise_for_errors()
+
+
+@pytest.mark.parametrize("array", ["features", "label"])
+def test_truncated_or_flipped_chunk_is_detected(store: FeatureStore, array: str) -> None:
+    store.write_run("a", **make_run())
+    chunk = _chunks(store, "a", array)[1]
+    raw = chunk.read_bytes()
+    chunk.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(StoreError, match=r"corrupt or truncated.*delete the run"):
+        StoreReader(store.path).load_run("a")
+    assert any("unreadable" in e for e in validate_store(store.path).run_errors["a"])
+    flipped = bytearray(raw)
+    flipped[len(raw) // 2] ^= 0xFF  # same length, one bad byte: only the checksum catches this
+    chunk.write_bytes(bytes(flipped))
+    with pytest.raises(StoreError, match="corrupt"):
+        list(StoreReader(store.path).iter_batches(32))
+
+
+def test_corrupt_run_metadata(store: FeatureStore) -> None:
+    store.write_run("a", **make_run())
+    store.write_run("b", **make_run(seed=1))
+    (store.path / "runs" / "b" / "zarr.json").write_text("{not json")
+    with pytest.raises(StoreError, match=r"run 'b'.*unreadable metadata.*delete_run\('b'\)"):
+        StoreReader(store.path)
+    report = validate_store(store.path)
+    assert report.bad_runs == ["b"] and report.valid_runs == ["a"]
+    assert not store.is_complete("b")  # so data generation regenerates it
+    store.write_run("b", **make_run(seed=1))
+    assert StoreReader(store.path).run_ids == ["a", "b"]
+
+
+def test_corrupt_or_missing_store(tmp_path: Path, store: FeatureStore) -> None:
+    with pytest.raises(StoreError, match="no feature store"):
+        StoreReader(tmp_path / "nope.zarr")
+    with pytest.raises(StoreError, match="no feature store"):
+        FeatureStore(tmp_path / "nope.zarr", schema_version=1, feature_names=NAMES, create=False)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("hi")
+    with pytest.raises(StoreError, match="not a feature store"):
+        FeatureStore(other, schema_version=1, feature_names=NAMES)
+    zarr.open_group(str(tmp_path / "plain.zarr"), mode="w")
+    with pytest.raises(StoreError, match="not an autosparse feature store"):
+        open_store(tmp_path / "plain.zarr")
+    (store.path / "zarr.json").write_text('{"zarr_format": 3, "node_type": "gro')
+    with pytest.raises(StoreError, match=r"unreadable metadata.*regenerate"):
+        open_store(store.path)
+    report = validate_store(store.path)
+    assert not report.ok and "unreadable metadata" in report.store_errors[0]
+    assert issubclass(StoreError, AutosparseError)
+
+
+def test_schema_mismatch(store: FeatureStore) -> None:
+    store.write_run("a", **make_run())
+    with pytest.raises(SchemaMismatchError, match=r"schema v1.*expects schema v2.*regenerate"):
+        FeatureStore(store.path, schema_version=2, feature_names=NAMES)
+    with pytest.raises(SchemaMismatchError, match=r"missing \['new'\], unexpected \['snip'\]"):
+        FeatureStore(store.path, schema_version=1, feature_names=[n if n != "snip" else "new" for n in NAMES])
+    with pytest.raises(SchemaMismatchError, match="another order"):
+        FeatureStore(store.path, schema_version=1, feature_names=NAMES[::-1])
+    with pytest.raises(SchemaMismatchError, match="scorer of schema v1"):
+        StoreReader(store.path, schema_version=2)
+    assert StoreReader(store.path, schema_version=1, feature_names=NAMES).run_ids == ["a"]
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def test_filtering_by_attrs(store: FeatureStore) -> None:
+    for i, model in enumerate(["lenet_300_100", "mlp_wide", "mlp_deep"]):
+        store.write_run(f"r{i}", **make_run(seed=i, model=model))
+    assert StoreReader(store.path, where={"model": "lenet_300_100"}).run_ids == ["r0"]
+    assert StoreReader(store.path, exclude={"model": "lenet_300_100"}).run_ids == ["r1", "r2"]
+    assert StoreReader(store.path, where={"model": ["mlp_wide", "mlp_deep"], "seed": 2}).run_ids == ["r2"]
+    assert StoreReader(store.path, where={"config.irp.prune_fraction": 0.2}).n_runs == 3
+    assert StoreReader(store.path, where={"rounds": lambda r: r > 3, "dataset": "fashion_mnist"}).n_runs == 3
+    assert StoreReader(store.path, where=lambda a: a["run_id"] != "r1").run_ids == ["r0", "r2"]
+    assert StoreReader(store.path, where={"modle": "lenet_300_100"}).run_ids == []  # typo selects nothing
+    reader = StoreReader(store.path, exclude={"model": "lenet_300_100"})
+    with pytest.raises(StoreError, match="excluded by this reader's filter"):
+        reader.load_run("r0")
+    summary = reader.summary()
+    assert summary["runs_by_model"] == {"mlp_deep": 1, "mlp_wide": 1}
+    assert summary["n_weights"] == reader.n_weights == 2 * len(make_run()["label"])
+    np.testing.assert_array_equal(reader.run_rounds(), [4, 4])
+
+
+def test_shuffled_batches_cover_every_row_once_and_are_deterministic(store: FeatureStore) -> None:
+    runs = {f"r{i}": make_run(seed=i, n_layers=2 + i) for i in range(3)}
+    for run_id, run in runs.items():
+        store.write_run(run_id, **run)
+    reader = StoreReader(store.path)
+
+    def epoch(**kw: object) -> list:
+        return list(reader.iter_batches(50, buffer_chunks=2, **kw))
+
+    batches = epoch(seed=3)
+    assert all(len(b.label) == 50 for b in batches[:-1]) and 0 < len(batches[-1].label) <= 50
+    assert len(batches) == reader.n_batches(50)
+    rows = torch.cat([torch.stack([b.run_index, b.features[:, 0].long()], 1) for b in batches])
+    expected = {(i, r) for i, run in enumerate(runs.values()) for r in range(len(run["label"]))}
+    assert len(rows) == len(expected) and {tuple(x) for x in rows.tolist()} == expected
+    for b in batches:  # labels/layers travel with their row
+        for i, run in enumerate(runs.values()):
+            sel = b.run_index == i
+            idx = b.features[sel, 0].long().numpy()
+            np.testing.assert_array_equal(b.label[sel].numpy(), run["label"][idx])
+            np.testing.assert_allclose(b.features[sel, 1:].numpy(), run["features"][idx, 1:])
+        assert b.features.dtype == torch.float32 and b.label.dtype == b.layer.dtype == torch.int64
+
+    again = epoch(seed=3, prefetch=False)
+    assert all(torch.equal(x.features, y.features) for x, y in zip(batches, again, strict=True))
+    assert not torch.equal(epoch(seed=4)[0].features, batches[0].features)
+
+    seq = torch.cat([b.features[:, 0] for b in epoch(shuffle=False)])
+    np.testing.assert_array_equal(seq.numpy(), np.concatenate([np.arange(len(r["label"])) for r in runs.values()]))
+
+    sub = list(reader.iter_batches(40, runs=["r2"], columns=["rank_theta", "theta"], drop_last=True))
+    assert {int(i) for b in sub for i in b.run_index} == {2} and all(b.features.shape == (40, 2) for b in sub)
+    assert sum(len(b.label) for b in sub) == len(runs["r2"]["label"]) // 40 * 40
+
+
+def test_early_stop_of_stream_is_clean(store: FeatureStore) -> None:
+    store.write_run("a", **make_run(width=20))
+    it = StoreReader(store.path).iter_batches(8, buffer_chunks=1)
+    next(it)
+    it.close()  # the prefetch thread must not be left running
+
+
+# ---------------------------------------------------------------------------------------------- concurrency
+
+
+def test_two_processes_write_different_runs_concurrently(tmp_path: Path) -> None:
+    path = tmp_path / "shared.zarr"  # does not exist yet: both workers race to create it too
+    ctx = mp.get_context("spawn")
+    kw = {"n_weights": 3000, "n_features": 6, "storage": StorageOptions(chunk_bytes=4096)}
+    with ctx.Pool(2) as pool:
+        results = [
+            pool.apply_async(write_synthetic_run, (path, run_id), {**kw, "seed": i, "model": f"m{i}"})
+            for i, run_id in enumerate(["w0", "w1"])
+        ]
+        assert sorted(r.get(timeout=180) for r in results) == ["w0", "w1"]
+    report = validate_store(path)
+    assert report.ok and report.valid_runs == ["w0", "w1"] and report.n_weights == 6000, report.format()
+    reader = StoreReader(path)
+    for i, run_id in enumerate(["w0", "w1"]):
+        np.testing.assert_array_equal(reader.load_run(run_id).features, synthetic_run(3000, 6, seed=i)["features"])
+    assert open_store(path).root_attrs["feature_names"] == [f"f{i}" for i in range(6)]
+
+
+# ---------------------------------------------------------------------------------------------- info / bench
+
+
+def test_store_info_and_bench(store: FeatureStore, tmp_path: Path) -> None:
+    store.write_run("a", **make_run(model="lenet_300_100"))
+    store.write_run("b", **make_run(model="mlp_wide", seed=1))
+    store.write_run("c", **make_run(model="mlp_wide", seed=2))
+    mark_incomplete(store, "c")
+    info = store_info(store.path)
+    assert "2 complete, 1 incomplete" in info and "lenet_300_100" in info and "compression x" in info
+    assert "incomplete (will be regenerated): c" in info
+
+    result = measure_write_read(tmp_path / "bench", 20_000, 8, storage=StorageOptions(chunk_bytes=64 * 1024))
+    assert result["write_mb_s"] > 0 and result["read_shuffled_mb_s"] > 0 and result["compression_ratio"] > 1
+    assert not (tmp_path / "bench" / "bench.zarr").exists()
+    assert "zstd-1-bits" in format_results([result])
+
+
+def test_storage_options_are_recorded_and_any_layout_is_readable(tmp_path: Path) -> None:
+    opts = StorageOptions(cname="lz4", clevel=5, transpose=False, checksum=False, chunk_bytes=1000)
+    store = FeatureStore(tmp_path / "s.zarr", schema_version=1, feature_names=NAMES, storage=opts, durable=True)
+    run = make_run()
+    store.write_run("a", **run)
+    meta = json.loads((store.path / "runs" / "a" / "features" / "zarr.json").read_text())
+    assert [c["name"] for c in meta["codecs"]] == ["bytes", "blosc"]
+    assert StoreReader(store.path).attrs("a")["storage"]["cname"] == "lz4"
+    np.testing.assert_array_equal(StoreReader(store.path).load_run("a").features, run["features"])

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from autosparse.allocation import allocate
+from autosparse.data import load_dataset
+from autosparse.errors import ConfigError
+from autosparse.layers import prunable_layers
+from autosparse.masks import Masks
+from autosparse.models import build_model
+from autosparse.train import TrainConfig, evaluate, train
+
+
+@pytest.fixture(scope="module")
+def small_fmnist():
+    return load_dataset("fashion-mnist", n_train=3000, n_test=1000, seed=0)
+
+
+def _masks(model, density: float) -> Masks:
+    g = torch.Generator().manual_seed(0)
+    scores = {layer.name: torch.rand(layer.shape, generator=g) for layer in prunable_layers(model)}
+    return allocate(scores, density, scope="erk")
+
+
+def test_dense_training_learns(small_fmnist) -> None:
+    model = build_model("lenet_300_100", (1, 28, 28), 10, seed=0)
+    before = evaluate(model, small_fmnist.x_test, small_fmnist.y_test)
+    result = train(model, small_fmnist, TrainConfig(epochs=2))
+    assert result.test_accuracy > 0.7 > before
+    assert len(result.history) == 2
+
+
+def test_masks_stay_exact_and_training_is_deterministic(small_fmnist) -> None:
+    accs, weights = [], []
+    for _ in range(2):
+        model = build_model("lenet_300_100", (1, 28, 28), 10, seed=0)
+        masks = _masks(model, 0.05)
+        result = train(model, small_fmnist, TrainConfig(epochs=1, seed=3), masks=masks)
+        for layer in prunable_layers(model):
+            assert torch.all(layer.weight[~masks[layer.name]] == 0)
+        accs.append(result.test_accuracy)
+        weights.append(model.state_dict()["fc1.weight"].clone())
+    assert accs[0] == accs[1]
+    assert torch.equal(weights[0], weights[1])
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "cosine", "step", "constant"])
+def test_every_schedule_runs(small_fmnist, schedule: str) -> None:
+    model = build_model("mlp", (1, 28, 28), 10, seed=0, widths=(32,))
+    result = train(model, small_fmnist, TrainConfig(epochs=0.5, schedule=schedule))
+    assert 0.0 <= result.test_accuracy <= 1.0
+
+
+def test_on_step_sees_every_step(small_fmnist) -> None:
+    seen: list[int] = []
+    model = build_model("mlp", (1, 28, 28), 10, seed=0, widths=(16,))
+    result = train(model, small_fmnist, TrainConfig(epochs=1, batch_size=500), on_step=lambda s, m: seen.append(s))
+    assert seen == list(range(result.steps)) and result.steps == 6
+
+
+def test_bad_recipe_values() -> None:
+    with pytest.raises(ConfigError, match="schedule"):
+        TrainConfig(schedule="linear")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="lr"):
+        TrainConfig(lr=0)
