@@ -44,6 +44,21 @@ def _call(fn: Callable[[Any], Any], job: Any, key: str) -> JobOutcome:
         return JobOutcome(key, False, error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: exit when the parent dies (even by SIGKILL), so no orphan keeps
+    writing into a store that a rerun is about to resume."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os._exit(1)
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def run_jobs(
     fn: Callable[[Any], Any],
     jobs: Sequence[Any],
@@ -80,10 +95,24 @@ def run_jobs(
                 done(_call(fn, job, key))
         elif executor == "process":
             n = workers or max(1, (os.cpu_count() or 1))
-            with ProcessPoolExecutor(max_workers=n, mp_context=get_context("spawn")) as pool:
+            pool = ProcessPoolExecutor(
+                max_workers=n, mp_context=get_context("spawn"), initializer=_exit_with_parent, initargs=(os.getpid(),)
+            )
+            try:
                 futures = {pool.submit(_call, fn, job, key): key for job, key in zip(jobs, keys, strict=True)}
                 for fut in as_completed(futures):
-                    done(fut.result())
+                    try:
+                        done(fut.result())
+                    except Exception as exc:  # the worker died (OOM, kill -9): BrokenProcessPool fails every job left
+                        done(JobOutcome(futures[fut], False, error=f"worker process died: {type(exc).__name__}: {exc}"))
+            except BaseException:
+                # Interrupted (Ctrl-C, SIGTERM): stop the workers now rather than leaving them
+                # running jobs nobody waits for; their unfinished jobs resume on the next run.
+                for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                    proc.terminate()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
         else:
             outcomes_ray = _run_ray(fn, jobs, keys, address=address, num_cpus=num_cpus, num_gpus=num_gpus)
             for outcome in outcomes_ray:

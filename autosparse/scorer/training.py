@@ -21,6 +21,7 @@ import math
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -197,7 +198,7 @@ def train_ranker(
         loss.backward()
         opt.step()
         sched.step()
-        running = 0.98 * running + 0.02 * float(loss) if step > 1 else float(loss)
+        running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
         if step % cfg.eval_every == 0 or step == cfg.steps:
             metrics = evaluate_ranker(ranker, monitor, cfg)
             curve.append({"step": step, "loss": running, **{f"val_{k}": v for k, v in metrics.items()}})
@@ -225,9 +226,13 @@ def train_allocator(train_runs: list[RunSamples], cfg: ScorerConfig) -> Allocato
 
 
 def evaluate_scorer(
-    ranker: torch.nn.Module, alloc: Allocator, runs: list[RunSamples], cfg: ScorerConfig
+    score_run: Callable[[RunSamples], list[torch.Tensor]], alloc: Allocator, runs: list[RunSamples], cfg: ScorerConfig
 ) -> dict[str, Any]:
-    """Per held-out run: ranking, allocation and full-mask metrics, plus baseline rankers."""
+    """Per held-out run: ranking, allocation and full-mask metrics, plus baseline rankers.
+
+    ``score_run(run)`` gives the ranker's scores of every weight of the run, one tensor per layer
+    (for the MLP: :func:`mlp_score_run`; the GNN supplies its own).
+    """
     from autosparse.allocation import counts_from_shares
 
     report: dict[str, Any] = {}
@@ -235,7 +240,7 @@ def evaluate_scorer(
         labels = [
             run.full_label[_slice(run, i)] if run.full_label is not None else g.label for i, g in enumerate(run.groups)
         ]
-        scores = _full_scores(ranker, run)
+        scores = score_run(run)
         rounds = list(range(1, len(run.densities)))
         per = {"spearman": spearman_within_layers(scores, labels), "rounds": {}}
         for r in rounds:
@@ -271,7 +276,7 @@ def _slice(run: RunSamples, i: int) -> slice:
     return slice(off, off + int(run.layer_numel[i]))
 
 
-def _full_scores(ranker: torch.nn.Module, run: RunSamples) -> list[torch.Tensor]:
+def mlp_score_run(ranker: torch.nn.Module, run: RunSamples) -> list[torch.Tensor]:
     if run.full_features is None:
         return _layer_scores(ranker, run)
     with torch.no_grad():
@@ -315,8 +320,13 @@ def train_scorer(
         ranker, curve = train_ranker(train_runs, val_runs, cfg)
     alloc = train_allocator(train_runs, cfg)
     metrics: dict[str, Any] = {}
-    if val_runs and cfg.arch == "mlp":
-        metrics = evaluate_scorer(ranker, alloc, val_runs, cfg)
+    if val_runs:
+        if cfg.arch == "gnn":
+            from autosparse.scorer.gnn import gnn_score_run
+
+            metrics = evaluate_scorer(lambda run: gnn_score_run(ranker, val_reader, run), alloc, val_runs, cfg)
+        else:
+            metrics = evaluate_scorer(lambda run: mlp_score_run(ranker, run), alloc, val_runs, cfg)
     name = name or Path(out).name
     card = Card(
         name=name,

@@ -1,0 +1,53 @@
+"""``autosparse train-scorer``: learn a scorer from an IRP feature store."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+
+from autosparse.cli.common import add_arguments, add_config_argument, resolve
+from autosparse.scorer.training import ScorerConfig
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train-scorer",
+        help="train the learned scorer (MLP or GNN) on a feature store",
+        description="Train a ranker (which weights) and an allocator (how many per layer) on the store's IRP runs, "
+        "validating on held-out architectures. Example: autosparse train-scorer --store runs/fmnist_mlps.zarr "
+        "--holdout model_label=mlp-widths400x100 --out trained_scorers/my_scorer",
+    )
+    add_config_argument(p)
+    p.add_argument("--store", required=True, help="zarr feature store written by `autosparse gen`")
+    p.add_argument(
+        "--holdout",
+        default=None,
+        help="runs to validate on, never trained on: key=value[,value…][;key=value], e.g. model_label=mlp-widths400x100",
+    )
+    p.add_argument("--out", required=True, help="directory for model.safetensors + card.json")
+    p.add_argument("--name", default=None, help="scorer name on its card (default: the out directory's name)")
+    add_arguments(p, ScorerConfig)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from autosparse.scorer.training import train_scorer
+
+    (cfg,) = resolve(args, ScorerConfig)
+    command = "autosparse " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    trained = train_scorer(args.store, holdout=args.holdout, out=args.out, config=cfg, name=args.name, command=command)
+    print(f"scorer written to {args.out} ({cfg.arch}; {len(trained.card.training['train_runs'])} training runs)")
+    for run_id, per in trained.card.metrics.items():
+        rounds = per.get("rounds", {})
+        deep = [r for r in rounds.values() if r["density"] <= 0.011]
+        if deep:
+            r = deep[0]
+            base = {k[10:]: round(v, 3) for k, v in r.items() if k.startswith("precision_")}
+            print(
+                f"held-out {run_id}: spearman {per['spearman']:.3f}; at density {r['density']:.4f} precision "
+                f"{r['precision']:.3f} (random {r['random_precision']:.3f}, baselines {json.dumps(base)}), "
+                f"alloc log-error {r['alloc_log_error']:.3f}, mask overlap with IMP {r['mask_overlap']:.3f}"
+            )
+    return 0

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from autosparse.data import load_dataset, pruning_batch
+from autosparse.errors import SchemaMismatchError
+from autosparse.features import FEATURE_NAMES, FEATURES, SCHEMA_VERSION, check_schema, compute_features
+from autosparse.masks import Masks
+from autosparse.models import build_model
+
+
+@pytest.fixture(scope="module")
+def setup():
+    ds = load_dataset("fake:fashion-mnist", n_train=200, n_test=50)
+    model = build_model("mlp", (1, 28, 28), 10, seed=0, widths=(32, 16))
+    return model, pruning_batch(ds, samples_per_class=4)
+
+
+def test_full_schema_shapes_and_finiteness(setup) -> None:
+    model, data = setup
+    table = compute_features(model, data)
+    dense = table.dense()
+    assert dense.shape == (table.n_weights, len(FEATURE_NAMES))
+    assert torch.isfinite(dense).all()
+    offsets = [e["offset"] for e in table.layer_table()]
+    assert offsets == [0, 784 * 32, 784 * 32 + 32 * 16]
+
+
+def test_features_match_hand_computations(setup) -> None:
+    model, data = setup
+    table = compute_features(model, data)
+    lf = table.layers[1]
+    w = [m for m in model.modules() if isinstance(m, nn.Linear)][1].weight.detach()
+    assert torch.allclose(lf.column("theta"), w.reshape(-1))
+    assert torch.allclose(lf.column("theta_z"), (w / w.std()).reshape(-1), atol=1e-5)
+    # row mass = Σ|θ| into each output unit / mean over units, broadcast to the unit's weights
+    rows = w.abs().sum(1)
+    assert torch.allclose(lf.row["row_mass"], rows / rows.mean(), atol=1e-5)
+    assert torch.allclose(lf.column("row_mass").reshape(w.shape)[:, 0], rows / rows.mean(), atol=1e-5)
+    cols = w.abs().sum(0)
+    assert torch.allclose(lf.column("col_mass").reshape(w.shape)[0], cols / cols.mean(), atol=1e-5)
+    ranks = lf.column("abs_theta_rank")
+    assert ranks.min() == 0 and ranks.max() == 1
+    assert int(ranks.argmax()) == int(w.abs().reshape(-1).argmax())
+    assert lf.layer["is_first"] == 0.0 and table.layers[0].layer["is_first"] == 1.0
+
+
+def test_gradient_features_equal_autograd(setup) -> None:
+    model, data = setup
+    table = compute_features(model, data, names=["grad", "snip_rank"])
+    x = torch.cat([b[0] for b in data])
+    y = torch.cat([b[1] for b in data])
+    import copy
+
+    m = copy.deepcopy(model).train()
+    torch.nn.functional.cross_entropy(m(x), y).backward()
+    first = next(p for n, p in m.named_parameters() if n.endswith("weight"))
+    assert torch.allclose(table.layers[0].column("grad"), first.grad.reshape(-1), atol=1e-6)
+
+
+def test_masked_features_see_the_mask(setup) -> None:
+    model, data = setup
+    from autosparse.layers import prunable_layers
+
+    masks = Masks({layer.name: torch.rand(layer.shape) < 0.2 for layer in prunable_layers(model)})
+    table = compute_features(model, data, names=["row_log_degree", "layer_density", "theta"], masks=masks)
+    lf = table.layers[0]
+    assert lf.layer["layer_density"] == pytest.approx(float(masks[lf.name].float().mean()))
+    assert torch.allclose(lf.row["row_log_degree"], torch.log1p(masks[lf.name].sum(1).float()))
+    assert torch.all(lf.column("theta")[~masks[lf.name].reshape(-1)] == 0)
+
+
+def test_model_is_untouched(setup) -> None:
+    model, data = setup
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.eval()
+    compute_features(model, data)
+    assert not model.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+def test_schema_checks() -> None:
+    check_schema(SCHEMA_VERSION, ["theta", "snip_rank"])
+    with pytest.raises(SchemaMismatchError, match="retrain"):
+        check_schema(SCHEMA_VERSION + 1)
+    with pytest.raises(SchemaMismatchError, match="not in schema"):
+        check_schema(SCHEMA_VERSION, ["no_such_feature"])
+    assert len({f.name for f in FEATURES}) == len(FEATURES)
+
+
+def test_conv_features() -> None:
+    ds = load_dataset("fake:cifar10", n_train=100, n_test=20)
+    model = build_model("resnet20", (3, 32, 32), 10, seed=0, width=0.25)
+    table = compute_features(model, pruning_batch(ds, samples_per_class=2))
+    assert torch.isfinite(table.dense()).all()
+    conv = next(lf for lf in table.layers if len(lf.shape) == 4)
+    assert conv.layer["log_kernel"] == pytest.approx(torch.log(torch.tensor(9.0)).item())

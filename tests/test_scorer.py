@@ -1,0 +1,126 @@
+"""The MLP scorer end to end on a tiny real store: train, checkpoint, load, prune an unseen model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from autosparse.data import load_dataset, pruning_batch
+from autosparse.errors import CheckpointError, SchemaMismatchError, StoreError, UnknownNameError
+from autosparse.models import build_model
+from autosparse.pruners import prune
+from autosparse.scorer.api import load_scorer
+from autosparse.scorer.checkpoint import CARD_FILE, WEIGHTS_FILE
+from autosparse.scorer.training import ScorerConfig, listnet_loss, train_scorer
+from autosparse.train import TrainConfig
+from data_gen.grid import GenConfig, ModelSpec, generate
+from data_gen.irp import IRPConfig
+
+FEATS = ("abs_theta_rank", "snip_rank", "synflow_rank", "row_mass", "col_mass", "rel_depth")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("store") / "s.zarr"
+    cfg = GenConfig(
+        models=[ModelSpec("mlp", {"widths": [48, 24]}), ModelSpec("mlp", {"widths": [40]})],
+        datasets=["fashion-mnist"],
+        seeds=[0],
+        n_train=1500,
+        n_test=300,
+        irp=IRPConfig(rounds=3, prune_fraction=0.6),
+        train=TrainConfig(epochs=1, num_threads=1),
+        samples_per_class=3,
+    )
+    outcomes = generate(cfg, path)
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    return path
+
+
+@pytest.fixture(scope="module")
+def scorer_dir(store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("scorer") / "tiny"
+    cfg = ScorerConfig(ranker_features=FEATS, steps=60, eval_every=30, alloc_steps=200, group_size=256)
+    train_scorer(store, holdout="model_label=mlp-widths40", out=out, config=cfg)
+    return out
+
+
+def test_listnet_prefers_the_right_order() -> None:
+    labels = torch.tensor([[0, 1, 2, 3]])
+    good = listnet_loss(torch.tensor([[0.0, 1.0, 2.0, 3.0]]), labels, 2.0)
+    bad = listnet_loss(torch.tensor([[3.0, 2.0, 1.0, 0.0]]), labels, 2.0)
+    assert good < bad
+
+
+def test_card_records_training_and_heldout_metrics(scorer_dir) -> None:
+    card = json.loads((scorer_dir / CARD_FILE).read_text())
+    assert card["arch"] == "mlp" and card["schema_version"] == 1
+    assert len(card["training"]["train_runs"]) == 1 and len(card["training"]["val_runs"]) == 1
+    (run_metrics,) = card["metrics"].values()
+    assert -1.0 <= run_metrics["spearman"] <= 1.0
+    r = run_metrics["rounds"]["3"]
+    assert 0.0 <= r["precision"] <= 1.0 and "precision_synflow" in r
+    assert (scorer_dir / "training_curve.png").stat().st_size > 1000
+
+
+def test_autos_prunes_an_unseen_model_exactly(scorer_dir) -> None:
+    ds = load_dataset("fashion-mnist", n_train=500, n_test=100)
+    model = build_model("lenet_300_100", (1, 28, 28), 10, seed=1)
+    data = pruning_batch(ds, samples_per_class=3)
+    for density in (0.01, 0.002):
+        masks = prune(model, "autos", density=density, data=data, scorer=str(scorer_dir))
+        assert masks.kept == round(density * masks.total)
+        assert not masks.empty_layers()
+    first = prune(model, "autos", density=0.01, data=data, scorer=str(scorer_dir))
+    again = prune(model, "autos", density=0.01, data=data, scorer=str(scorer_dir))
+    assert all(torch.equal(again[n], m) for n, m in first.items())  # same seed, same mask
+
+
+def test_autos_on_a_conv_net_with_borrowed_allocation(scorer_dir) -> None:
+    ds = load_dataset("fake:cifar10", n_train=100, n_test=20)
+    model = build_model("resnet20", (3, 32, 32), 10, seed=0, width=0.25)
+    masks = prune(
+        model,
+        "autos",
+        density=0.02,
+        data=pruning_batch(ds, samples_per_class=2),
+        scorer=str(scorer_dir),
+        allocation="erk",
+    )
+    assert masks.kept == round(0.02 * masks.total) and not masks.empty_layers()
+
+
+def test_tampered_weights_are_refused(scorer_dir, tmp_path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(scorer_dir, copy)
+    raw = bytearray((copy / WEIGHTS_FILE).read_bytes())
+    raw[-5] ^= 0xFF
+    (copy / WEIGHTS_FILE).write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="modified"):
+        load_scorer(copy)
+
+
+def test_card_of_another_schema_is_refused(scorer_dir, tmp_path) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(scorer_dir, copy)
+    card = json.loads((copy / CARD_FILE).read_text())
+    card["schema_version"] = 99
+    (copy / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(SchemaMismatchError, match="retrain"):
+        load_scorer(copy)
+
+
+def test_unknown_scorer_name() -> None:
+    with pytest.raises(UnknownNameError, match="scorer"):
+        load_scorer("no_such_scorer")
+
+
+def test_holdout_that_matches_nothing(store, tmp_path) -> None:
+    with pytest.raises(StoreError, match="matches no complete run"):
+        train_scorer(store, holdout="model=resnet20", out=tmp_path / "x", config=ScorerConfig(steps=1))
