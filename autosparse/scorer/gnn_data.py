@@ -156,7 +156,9 @@ class GraphArrays:
         if self.slice_edge.shape[1] and (int(self.slice_edge[1].min()) < 0 or int(self.slice_edge[1].max()) >= e):
             problems.append("slice_edge out of range")
         if problems:
-            raise StoreError(f"the stored graph is inconsistent ({', '.join(problems)}); delete the run and regenerate it")
+            raise StoreError(
+                f"the stored graph is inconsistent ({', '.join(problems)}); delete the run and regenerate it"
+            )
 
     def check_layers(self, shapes: Sequence[Sequence[int]], where: str = "") -> None:
         """Refuse a graph whose layers do not match the feature table's weight shapes."""
@@ -265,7 +267,11 @@ def _rebuild(run: Any) -> GraphArrays:
         )
     shape = tuple(int(s) for s in attrs["input_shape"])
     model = build_model(
-        attrs["model"], shape, int(attrs["num_classes"]), seed=int(attrs.get("seed", 0)), **(attrs.get("model_kwargs") or {})
+        attrs["model"],
+        shape,
+        int(attrs["num_classes"]),
+        seed=int(attrs.get("seed", 0)),
+        **(attrs.get("model_kwargs") or {}),
     )
     return build_graph(model, shape)
 

@@ -356,7 +356,11 @@ def train_scorer(
 
 
 def _gnn_meta(cfg: ScorerConfig) -> dict[str, Any]:
-    return {"gnn_hidden": cfg.gnn_hidden, "gnn_layers": cfg.gnn_layers} if cfg.arch == "gnn" else {}
+    if cfg.arch != "gnn":
+        return {}
+    from autosparse.scorer.gnn import gnn_card_meta
+
+    return gnn_card_meta(cfg)
 
 
 def _plot_curve(curve: list[dict[str, float]], path: Path) -> None:

@@ -1,0 +1,396 @@
+"""Bench cells: pure functions of a spec that write one JSON result each, atomically.
+
+A cell is one (model, dataset, method, density, seed): build the model with init seed = seed,
+compute the mask (timed), train under it with the bench's single recipe, record the result.
+IMP is one job per (model, dataset, seed) — an IRP run whose schedule passes through every
+bench density — that writes one cell per density.
+
+A cell id is readable (``lenet_300_100__fashion-mnist__snip__d0.01__s0``) and ends with the
+hash of everything that determines the number, so a changed recipe makes new cells instead of
+silently reusing old ones, while adding a method or a seed leaves existing cells valid. Files
+are written to a temporary name and renamed, so a killed job leaves either nothing or a
+complete cell; a complete cell is never recomputed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import functools
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import socket
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from autosparse.bench.config import IMP, BenchConfig, ImpSettings, MethodSpec, imp_settings, slug
+from autosparse.config import config_hash, to_dict
+from autosparse.train import TrainConfig
+from data_gen.grid import ModelSpec
+
+log = logging.getLogger(__name__)
+
+CELL_SCHEMA = 1  # bump when a cell's meaning changes: every cell id changes with it
+CELLS_DIR = "cells"
+WORK_DIR = "work"
+# Fields that do not change a result: left out of the hash so editing them reuses finished cells.
+_COSMETIC_TRAIN = ("num_threads", "eval_batch_size", "eval_every_epoch")
+
+
+@dataclass
+class DataSpec:
+    """Which data a cell trains and is tested on (the same for every cell of a bench)."""
+
+    dataset: str
+    n_train: int | None = None
+    n_test: int | None = None
+    data_root: str | None = None
+    data_seed: int = 0
+    download: bool = False
+    samples_per_class: int = 10
+
+
+@dataclass
+class CellSpec:
+    """Everything that determines one one-shot cell (IMP: one IRP job) and nothing else."""
+
+    model: ModelSpec
+    data: DataSpec
+    method: MethodSpec
+    seed: int
+    train: TrainConfig
+    density: float = 1.0  # one-shot cells
+    schedule: tuple[float, ...] = ()  # IMP: the IRP target densities (the whole path determines each point)
+
+    def hash(self) -> str:
+        d = to_dict(self)
+        d["model"].pop("name", None)
+        d["method"].pop("label", None)
+        d["data"].pop("data_root", None)  # where the same files live
+        d["data"].pop("download", None)
+        for k in _COSMETIC_TRAIN:
+            d["train"].pop(k, None)
+        d["train"].pop("seed", None)  # the cell seed drives training order; see train_config()
+        # seed and density are spelled out in the cell id, so the hash names the recipe: every
+        # cell of one method under one recipe shares it
+        d.pop("seed")
+        d.pop("density")
+        d["schema"] = CELL_SCHEMA
+        return config_hash(d)
+
+    def stem(self) -> str:
+        return "__".join(slug(p) for p in (self.model.label(), self.data.dataset, self.method.title()))
+
+    def cell_id(self, density: float | None = None) -> str:
+        d = float(self.density if density is None else density)
+        text = format(d, "g") if float(format(d, "g")) == d else repr(d)
+        return f"{self.stem()}__d{text}__s{self.seed}__{self.hash()}"
+
+    def job_id(self) -> str:
+        if self.method.is_imp:
+            return f"{self.stem()}__s{self.seed}__{self.hash()}"
+        return self.cell_id()
+
+    def train_config(self, threads: int = 0) -> TrainConfig:
+        """The shared recipe, seeded by the cell seed (so seeds vary the run, not only the init)."""
+        num_threads = self.train.num_threads or threads
+        return dataclasses.replace(self.train, seed=self.seed, num_threads=num_threads)
+
+
+@dataclass
+class BenchJob:
+    """What an executor runs: one spec, the cells it writes, and where."""
+
+    spec: CellSpec
+    densities: tuple[float, ...]  # bench densities this job produces (one for a one-shot cell)
+    out_dir: str
+    threads: int = 0  # torch threads in the worker (0 = leave as is); never part of a result
+
+    @property
+    def key(self) -> str:
+        return self.spec.job_id()
+
+    def cell_ids(self) -> list[str]:
+        return [self.spec.cell_id(d) for d in self.densities]
+
+    def cell_paths(self) -> list[Path]:
+        return [cell_path(self.out_dir, c) for c in self.cell_ids()]
+
+    def missing(self) -> list[tuple[float, Path]]:
+        return [(d, p) for d, p in zip(self.densities, self.cell_paths()) if read_cell(p) is None]
+
+    def is_complete(self) -> bool:
+        return not self.missing()
+
+
+def cell_path(out_dir: str | Path, cell_id: str) -> Path:
+    return Path(out_dir) / CELLS_DIR / f"{cell_id}.json"
+
+
+def read_cell(path: str | Path) -> dict[str, Any] | None:
+    """A finished cell's record, or None if absent or unreadable (an unreadable one is recomputed)."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        log.warning("ignoring unreadable bench cell %s; it will be recomputed", path)
+        return None
+    if not isinstance(record, dict) or record.get("cell_id") != path.stem:
+        log.warning("ignoring bench cell %s whose cell_id does not match its name; it will be recomputed", path)
+        return None
+    return record
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write to a unique temporary file in the same folder, then rename over ``path``.
+
+    ``os.replace`` is atomic on one file system, so readers (and a rerun after a kill) see either
+    the old file or the complete new one, never half a cell.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "w") as fh:
+            json.dump(data, fh, indent=1, sort_keys=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def plan_jobs(config: BenchConfig, out_dir: str | Path, threads: int = 0) -> list[BenchJob]:
+    """Every job of the grid; IMP jobs first because they are the longest (better packing on a pool)."""
+    imp_jobs: list[BenchJob] = []
+    jobs: list[BenchJob] = []
+    bench_densities = tuple(config.sorted_densities())
+    for model in config.models:
+        for ds in config.datasets:
+            data = DataSpec(
+                ds,
+                config.n_train,
+                config.n_test,
+                config.data_root,
+                config.data_seed,
+                config.download,
+                config.samples_per_class,
+            )
+            for method in config.methods:
+                for seed in config.seeds:
+                    if method.is_imp:
+                        schedule = tuple(imp_settings(method).schedule(bench_densities))
+                        spec = CellSpec(model, data, method, seed, config.train, schedule=schedule)
+                        imp_jobs.append(BenchJob(spec, bench_densities, str(out_dir), threads))
+                        continue
+                    for d in bench_densities:
+                        spec = CellSpec(model, data, method, seed, config.train, density=d)
+                        jobs.append(BenchJob(spec, (d,), str(out_dir), threads))
+    return imp_jobs + jobs
+
+
+# ------------------------------------------------------------------------------------------ running
+
+
+@functools.lru_cache(maxsize=4)
+def _load_dataset_cached(
+    name: str, root: str | None, download: bool, n_train: int | None, n_test: int | None, seed: int
+) -> Any:
+    # Loading Fashion-MNIST takes seconds; a worker runs many cells on the same data. Training
+    # only reads the tensors (batches are index copies), so sharing one Dataset object is safe.
+    from autosparse.data import load_dataset
+
+    return load_dataset(name, root, download=download, n_train=n_train, n_test=n_test, seed=seed)
+
+
+def _dataset(data: DataSpec) -> Any:
+    return _load_dataset_cached(data.dataset, data.data_root, data.download, data.n_train, data.n_test, data.data_seed)
+
+
+def _build(spec: CellSpec, dataset: Any) -> torch.nn.Module:
+    from autosparse.models import build_model
+
+    return build_model(
+        spec.model.model, tuple(dataset.input_shape), dataset.num_classes, seed=spec.seed, **spec.model.model_kwargs
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("autosparse", "torch", "numpy"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def _base_record(spec: CellSpec, density: float, dataset: Any) -> dict[str, Any]:
+    return {
+        "schema": CELL_SCHEMA,
+        "cell_id": spec.cell_id(density),
+        "job_id": spec.job_id(),
+        "config_hash": spec.hash(),
+        "model": spec.model.label(),
+        "model_name": spec.model.model,
+        "model_kwargs": spec.model.model_kwargs,
+        "dataset": spec.data.dataset,
+        "n_train": dataset.n_train,
+        "n_test": dataset.n_test,
+        "method": spec.method.method,
+        "label": spec.method.title(),
+        "hparams": spec.method.hparams,
+        "reference": spec.method.is_imp,
+        "density": float(density),
+        "sparsity": 1.0 - float(density),
+        "seed": spec.seed,
+    }
+
+
+def _mask_fields(masks: Any) -> dict[str, Any]:
+    layers = masks.layers()
+    return {
+        "actual_density": masks.density,
+        "kept": masks.kept,
+        "total": masks.total,
+        "layer_densities": {r.name: r.density for r in layers},
+        "layer_kept": {r.name: [r.kept, r.total] for r in layers},
+        "empty_layers": masks.empty_layers(),
+    }
+
+
+def _finish(record: dict[str, Any], spec: CellSpec, device: str) -> dict[str, Any]:
+    record.update(
+        {
+            "spec": to_dict(spec),
+            "device": device,
+            "host": socket.gethostname(),
+            "versions": _versions(),
+            "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+    )
+    return record
+
+
+def execute_job(job: BenchJob) -> dict[str, Any]:
+    """Run one bench job (skipping it if all its cells exist) and write its cells; top-level for pickling."""
+    missing = job.missing()
+    if not missing:
+        return {"job_id": job.key, "skipped": True, "written": []}
+    if job.threads > 0:
+        torch.set_num_threads(job.threads)
+    if job.spec.method.is_imp:
+        written = _run_imp(job, [d for d, _ in missing])
+    else:
+        written = [_run_one_shot(job)]
+    return {"job_id": job.key, "skipped": False, "written": written}
+
+
+def _run_one_shot(job: BenchJob) -> str:
+    from autosparse.data import pruning_batch
+    from autosparse.pruners import prune_timed
+    from autosparse.train import resolve_device, train
+
+    spec = job.spec
+    dataset = _dataset(spec.data)
+    model = _build(spec, dataset)
+    # every method gets the batch: data-free ones (SynFlow, NTK-SAP) read only its input shape
+    pdata = pruning_batch(dataset, samples_per_class=spec.data.samples_per_class, seed=spec.seed)
+    pruned = prune_timed(
+        model, spec.method.method, density=spec.density, data=pdata, seed=spec.seed, **spec.method.hparams
+    )
+    cfg = spec.train_config(job.threads)
+    result = train(model, dataset, cfg, masks=pruned.masks, desc=f"{spec.method.title()} d={spec.density:g}")
+    record = _base_record(spec, spec.density, dataset)
+    record.update(_mask_fields(pruned.masks))
+    record.update(
+        {
+            "test_accuracy": result.test_accuracy,
+            "train_loss": result.train_loss,
+            "time_to_mask": pruned.seconds,
+            "train_seconds": result.seconds,
+            "pruner_config": pruned.config,
+        }
+    )
+    path = cell_path(job.out_dir, spec.cell_id())
+    write_json_atomic(path, _finish(record, spec, str(resolve_device(cfg.device))))
+    log.info("%s: accuracy %.4f", spec.cell_id(), result.test_accuracy)
+    return path.name
+
+
+def _run_imp(job: BenchJob, densities: list[float]) -> list[str]:
+    """One IRP run through the schedule; cells for the bench densities still missing.
+
+    The IRP work folder keeps a checkpoint per round and is kept after the run: a killed job
+    resumes at its last round, and a deleted IMP cell is re-derived without any training.
+    """
+    from autosparse.data import pruning_batch
+    from autosparse.train import resolve_device
+    from data_gen.irp import IRPConfig, run_irp
+
+    spec = job.spec
+    settings: ImpSettings = imp_settings(spec.method)
+    dataset = _dataset(spec.data)
+    model = _build(spec, dataset)
+    irp_cfg = IRPConfig(
+        criterion=settings.criterion,
+        scope=settings.scope,
+        rewind_step=settings.rewind_step,
+        target_densities=spec.schedule,
+    )
+    batch = None
+    if settings.criterion == "snip":
+        batch = pruning_batch(dataset, samples_per_class=spec.data.samples_per_class, seed=spec.seed).batches[0]
+    cfg = spec.train_config(job.threads)
+    workdir = Path(job.out_dir) / WORK_DIR / job.key
+    res = run_irp(model, dataset, irp_cfg, cfg, seed=spec.seed, workdir=workdir, criterion_batch=batch)
+    round_seconds = [float(h["seconds"]) for h in res.history]  # type: ignore[arg-type]
+    rounds = {1.0: 0} | {d: i + 1 for i, d in enumerate(spec.schedule)}
+    written = []
+    for d in densities:
+        r = rounds[float(d)]
+        record = _base_record(spec, d, dataset)
+        record.update(_mask_fields(res.masks_at_round(r)))
+        record.update(
+            {
+                "test_accuracy": res.accuracies[r],
+                "train_loss": None,
+                # finding an IMP mask costs the training of every earlier round
+                "time_to_mask": sum(round_seconds[:r]),
+                "train_seconds": round_seconds[r],
+                "imp_round": r,
+                "imp_rounds": res.rounds,
+                "imp_schedule": list(spec.schedule),
+                "dense_accuracy": res.accuracies[0],
+                "imp_curve": [{"density": dd, "accuracy": a} for dd, a in zip(res.densities, res.accuracies)],
+            }
+        )
+        path = cell_path(job.out_dir, spec.cell_id(d))
+        write_json_atomic(path, _finish(record, spec, str(resolve_device(cfg.device))))
+        written.append(path.name)
+    return written
+
+
+__all__ = [
+    "CELLS_DIR",
+    "CELL_SCHEMA",
+    "IMP",
+    "BenchJob",
+    "CellSpec",
+    "DataSpec",
+    "cell_path",
+    "execute_job",
+    "plan_jobs",
+    "read_cell",
+    "write_json_atomic",
+]

@@ -1,0 +1,232 @@
+"""The bench grid as a typed config: the YAML of ``autosparse bench`` *is* these dataclasses.
+
+A bench is judged by two things — accuracy at each sparsity next to baselines, and whether
+someone else can reproduce it — so everything that determines a number lives here (models,
+datasets, methods with their hyperparameters, densities, seeds, the one training recipe every
+method shares, data subset sizes) and is hashed into the id of each result. Whatever is only
+cosmetic (labels, thread counts) is left out of the hash so renaming a row never recomputes it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from autosparse.config import from_dict, load_yaml
+from autosparse.errors import ConfigError, DensityError, UnknownNameError
+from autosparse.train import TrainConfig
+from data_gen.grid import ModelSpec
+
+IMP = "imp"  # iterative magnitude pruning from an IRP run: the reference row, not a registered pruner
+
+DEFAULT_DENSITIES = (0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001)
+
+
+@dataclass
+class MethodSpec:
+    """One row of the bench: a registered pruner (or ``imp``) with its hyperparameters."""
+
+    method: str
+    hparams: dict[str, Any] = field(default_factory=dict)
+    label: str = ""  # the row name in tables and plots; defaults to the method plus its hparams
+
+    def title(self) -> str:
+        if self.label:
+            return self.label
+        if not self.hparams:
+            return self.method
+        opts = ",".join(f"{k}={v}" for k, v in sorted(self.hparams.items()))
+        return f"{self.method}({opts})"
+
+    @property
+    def is_imp(self) -> bool:
+        return self.method == IMP
+
+
+@dataclass
+class ImpSettings:
+    """Hyperparameters of the ``imp`` row (the ``hparams`` of a ``method: imp`` entry).
+
+    By default IMP prunes straight from one bench density to the next (so its curve passes
+    exactly through the bench's columns) and rewinds survivors to θ₀ — the same initialisation
+    every one-shot method starts from. ``max_prune_fraction`` inserts extra rounds so no round
+    removes more than that fraction of the surviving weights (the lottery-ticket recipe uses 0.2);
+    it costs more training but gives IMP its usual strength at the first bench density.
+    """
+
+    rewind_step: int = 0
+    criterion: Literal["magnitude", "snip"] = "magnitude"
+    scope: Literal["global", "layerwise"] = "global"
+    max_prune_fraction: float = 0.0  # 0 = no extra rounds
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.max_prune_fraction < 1.0:
+            raise ConfigError(
+                f"imp max_prune_fraction must be in [0, 1), got {self.max_prune_fraction}; 0 disables extra rounds"
+            )
+        if self.rewind_step < 0:
+            raise ConfigError(f"imp rewind_step must be >= 0, got {self.rewind_step}")
+
+    def schedule(self, densities: list[float] | tuple[float, ...]) -> list[float]:
+        """The IRP target densities (strictly decreasing, < 1) that pass through every bench density."""
+        targets = sorted({float(d) for d in densities if d < 1.0}, reverse=True)
+        if not self.max_prune_fraction:
+            return targets
+        keep = 1.0 - self.max_prune_fraction
+        out: list[float] = []
+        prev = 1.0
+        for d in targets:
+            # fewest geometric steps from prev to d with each step keeping >= `keep` of the survivors
+            steps = max(1, math.ceil(math.log(d / prev) / math.log(keep) - 1e-9))
+            out.extend(prev * (d / prev) ** (i / steps) for i in range(1, steps))
+            out.append(d)
+            prev = d
+        return out
+
+
+def imp_settings(spec: MethodSpec) -> ImpSettings:
+    return from_dict(ImpSettings, spec.hparams, where=f"hparams of method {spec.title()!r}")
+
+
+@dataclass
+class BenchConfig:
+    """An accuracy-vs-sparsity grid: models × datasets × methods × densities × seeds.
+
+    One cell per (model, dataset, method, density, seed) — IMP is one IRP run per (model,
+    dataset, seed) that yields all densities. Every method is trained with ``train``; the cell
+    seed sets the initial weights, the pruning batch and the training order.
+    """
+
+    kind: Literal["accuracy"] = "accuracy"
+    name: str = ""
+    models: list[ModelSpec] = field(default_factory=lambda: [ModelSpec("lenet_300_100")])
+    datasets: list[str] = field(default_factory=lambda: ["fashion-mnist"])
+    methods: list[MethodSpec] = field(
+        default_factory=lambda: [MethodSpec(m) for m in ("random", "magnitude", "snip", "synflow", IMP)]
+    )
+    densities: list[float] = field(default_factory=lambda: list(DEFAULT_DENSITIES))
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    train: TrainConfig = field(default_factory=TrainConfig)
+    n_train: int | None = None
+    n_test: int | None = None
+    data_root: str | None = None
+    data_seed: int = 0  # picks the train/test subset; the same for every cell so seeds vary only the run
+    download: bool = False
+    samples_per_class: int = 10  # pruning batch of data-dependent methods
+    num_cpus: float = 1.0  # per Ray task
+    num_gpus: float = 0.0
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> BenchConfig:
+        return bench_config_from_dict(load_yaml(path), where=str(path))
+
+    def method_titles(self) -> list[str]:
+        return [m.title() for m in self.methods]
+
+    def sorted_densities(self) -> list[float]:
+        """Densities from dense to sparse: the column order of every table (sparsity increasing)."""
+        return sorted(self.densities, reverse=True)
+
+    def validate(self) -> BenchConfig:
+        """Every mistake that would otherwise surface as a failed cell hours in, caught before anything runs."""
+        from autosparse.data import dataset_info
+        from autosparse.models import model_info
+        from autosparse.pruners import available, make_pruner
+
+        if not self.models or not self.datasets or not self.methods or not self.densities or not self.seeds:
+            raise ConfigError("a bench needs at least one model, dataset, method, density and seed")
+        for d in self.densities:
+            if not 0.0 < float(d) <= 1.0:
+                raise DensityError(f"bench densities must be in (0, 1], got {d}; e.g. 0.01 keeps 1% of the weights")
+        _unique("density", self.densities)
+        _unique("seed", self.seeds)
+        _unique("dataset", self.datasets)
+        _unique("model label", [m.label() for m in self.models])
+        _unique("method label", self.method_titles())
+        known = available()
+        for spec in self.methods:
+            if spec.is_imp:
+                imp_settings(spec)
+                continue
+            if spec.method not in known:
+                raise UnknownNameError(
+                    "pruning method",
+                    spec.method,
+                    [*known, IMP],
+                    hint="list them with `autosparse methods` (imp is the bench's IRP reference)",
+                )
+            try:
+                make_pruner(spec.method, spec.hparams)
+            except ConfigError as exc:
+                raise ConfigError(f"method {spec.title()!r}: {exc}") from exc
+        for ds in self.datasets:
+            dataset_info(ds)
+        for m in self.models:
+            info = model_info(m.model)
+            if not m.model.startswith("tv:"):
+                unknown = sorted(set(m.model_kwargs) - set(info.options))
+                if unknown:
+                    raise ConfigError(
+                        f"model {m.model} has no option {', '.join(unknown)}; its options are: "
+                        f"{', '.join(sorted(info.options)) or 'none'}"
+                    )
+        return self
+
+
+def _unique(what: str, values: list[Any]) -> None:
+    seen: set[Any] = set()
+    dup = [v for v in values if v in seen or seen.add(v)]  # type: ignore[func-returns-value]
+    if dup:
+        raise ConfigError(f"duplicate {what} {dup[0]!r} in the bench config; give each a distinct value or label")
+
+
+def _normalise_models(models: Any) -> list[Any]:
+    if isinstance(models, (str, dict)):
+        models = [models]
+    return [{"model": m} if isinstance(m, str) else m for m in models or []]
+
+
+def _normalise_methods(methods: Any) -> list[Any]:
+    if isinstance(methods, (str, dict)):
+        methods = [methods]
+    out = []
+    for m in methods or []:
+        if isinstance(m, str):
+            out.append({"method": m})
+        elif isinstance(m, dict) and "method" not in m and len(m) == 1:
+            # the short form `- snip: {normalize: false}`
+            ((name, hp),) = m.items()
+            out.append({"method": name, "hparams": hp or {}})
+        else:
+            out.append(m)
+    return out
+
+
+def bench_config_from_dict(data: dict[str, Any], *, where: str = "") -> BenchConfig:
+    data = dict(data)
+    kind = data.get("kind", "accuracy")
+    if kind != "accuracy":
+        raise ConfigError(f"{where or 'config'} has kind {kind!r}; run it with `autosparse bench {kind}`")
+    data["models"] = _normalise_models(data.get("models", ["lenet_300_100"]))
+    if "methods" in data:
+        data["methods"] = _normalise_methods(data["methods"])
+    return from_dict(BenchConfig, data, where=where)
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a label (``fake:fashion-mnist`` → ``fake-fashion-mnist``)."""
+    return _SAFE.sub("-", str(text)).strip("-") or "x"
+
+
+def config_kind(path: str | Path) -> str:
+    """``accuracy`` or ``speed``: what a bench YAML describes (its ``kind`` key, accuracy if absent)."""
+    kind = load_yaml(path).get("kind", "accuracy")
+    if kind not in ("accuracy", "speed"):
+        raise ConfigError(f"{path}: kind must be 'accuracy' or 'speed', got {kind!r}")
+    return str(kind)

@@ -1,0 +1,179 @@
+"""Bench figures (PNG, matplotlib's Agg canvas).
+
+Figures are drawn on a bare :class:`~matplotlib.figure.Figure` with an Agg canvas instead of
+through ``pyplot``, so making them never touches the global backend or figure registry of a
+program (or notebook) that imports autosparse.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+_FLOOR = 1e-5  # lowest layer density a panel shows by default (log axis)
+
+
+@dataclass
+class Series:
+    """One method's line: means and stds (fractions) at its densities."""
+
+    label: str
+    densities: list[float]
+    means: list[float]
+    stds: list[float]
+    reference: bool = False
+
+
+def _figure(width: float, height: float):  # -> matplotlib.figure.Figure
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=110)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _sparsity_label(d: float) -> str:
+    return f"{100 * (1 - d):.4g}%"
+
+
+def plot_accuracy(
+    path: str | Path,
+    series: Sequence[Series],
+    densities: Sequence[float],
+    *,
+    title: str,
+    dense: tuple[float, float] | None = None,
+) -> Path:
+    """Accuracy vs density on a log axis (sparsity grows to the right), error bars = std over seeds.
+
+    A log density axis is what separates methods: on a linear sparsity axis 99%, 99.5% and 99.9%
+    crowd into the last few pixels, exactly where pruning methods differ.
+    """
+    fig = _figure(7.0, 4.6)
+    ax = fig.add_subplot(1, 1, 1)
+    for s in series:
+        if not s.densities:
+            continue
+        style = {"color": "black", "linestyle": "--", "marker": "s", "zorder": 3} if s.reference else {"marker": "o"}
+        ax.errorbar(
+            s.densities,
+            [100 * m for m in s.means],
+            yerr=[100 * v for v in s.stds],
+            label=s.label + (" (reference)" if s.reference else ""),
+            capsize=3,
+            linewidth=1.4,
+            markersize=4,
+            **style,
+        )
+    if dense is not None:
+        ax.axhline(100 * dense[0], color="grey", linestyle=":", linewidth=1, label=f"dense {100 * dense[0]:.1f}%")
+    ax.set_xscale("log")
+    ticks = sorted(set(densities))
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{_sparsity_label(d)}\n{d:g}" for d in ticks], fontsize=8)
+    ax.minorticks_off()
+    if ticks:
+        lo, hi = min(ticks), max(ticks)
+        ax.set_xlim(hi * 1.25, lo / 1.25)  # inverted: denser on the left, sparser on the right
+    ax.set_xlabel("sparsity (top) / density (bottom), log scale")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_layer_densities(
+    path: str | Path,
+    layers: Sequence[str],
+    per_density: Mapping[float, Mapping[str, Mapping[str, float]]],
+    *,
+    title: str,
+    reference: str | None = None,
+) -> Path:
+    """Per-layer density (mean over seeds) of every method, one panel per bench density.
+
+    Layer allocation is half of what makes a mask work at high sparsity (magnitude's collapse of
+    the first layer, SynFlow's balance), so it is shown next to accuracy. Empty layers are drawn
+    at the bottom of the log axis with an ``x``.
+    """
+    densities = sorted(per_density, reverse=True)
+    n = max(1, len(densities))
+    ncols = min(4, n)
+    nrows = math.ceil(n / ncols)
+    fig = _figure(3.6 * ncols, 3.0 * nrows + 0.6)
+    x = list(range(len(layers)))
+    positive = [v for d in densities for dens in per_density[d].values() for v in dens.values() if v > 0]
+    floor = min([_FLOOR * 1e3, *positive, *densities]) / 4  # where an empty layer is drawn
+    for i, d in enumerate(densities):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        for label, dens in per_density[d].items():
+            ys = [max(floor, dens.get(name, 0.0)) for name in layers]
+            style = {"color": "black", "linestyle": "--"} if label == reference else {}
+            (line,) = ax.plot(x, ys, marker="o", markersize=3, linewidth=1.1, label=label, **style)
+            empty = [xi for xi, name in zip(x, layers) if dens.get(name, 0.0) <= 0.0]
+            if empty:
+                ax.plot(empty, [floor] * len(empty), "x", color=line.get_color(), markersize=7)
+        ax.axhline(d, color="grey", linestyle=":", linewidth=1)
+        ax.set_yscale("log")
+        ax.set_ylim(floor / 2, 1.5)
+        ax.set_title(f"density {d:g} (sparsity {_sparsity_label(d)})", fontsize=9)
+        ax.set_xticks(x)
+        if len(layers) <= 12:
+            ax.set_xticklabels([_short(name) for name in layers], rotation=60, ha="right", fontsize=7)
+        else:
+            ax.set_xticklabels([str(xi) if xi % max(1, len(layers) // 10) == 0 else "" for xi in x], fontsize=7)
+        ax.grid(True, alpha=0.3)
+        if i % ncols == 0:
+            ax.set_ylabel("layer density")
+    handles, labels = fig.axes[0].get_legend_handles_labels() if fig.axes else ([], [])
+    if handles:
+        fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.08 if handles else 0, 1, 0.96))
+    return _save(fig, path)
+
+
+def plot_speed(
+    path: str | Path,
+    series: Mapping[str, Sequence[tuple[int, float]]],
+    *,
+    title: str,
+    reference: str | None = None,
+) -> Path:
+    """Time to mask vs number of prunable weights, log–log, one line per method."""
+    fig = _figure(7.0, 4.6)
+    ax = fig.add_subplot(1, 1, 1)
+    for label, points in series.items():
+        pts = sorted(p for p in points if p[1] is not None and p[1] > 0)
+        if not pts:
+            continue
+        style = {"color": "black", "linestyle": "--"} if label == reference else {}
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=4, label=label, **style)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("prunable weights")
+    ax.set_ylabel("time to mask (s)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _short(name: str) -> str:
+    return name[: -len(".weight")] if name.endswith(".weight") else name
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, format="png")
+    tmp.replace(path)
+    return path

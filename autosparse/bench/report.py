@@ -1,0 +1,377 @@
+"""Turn bench cells into results files, markdown tables, plots and ``report.md``.
+
+The report is recomputed from the cell files every time (never updated incrementally), so it is
+always exactly what the cells say: a partial run reports what is done and lists what is
+missing, and ``--report-only`` is the same code without running anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autosparse.bench.cells import plan_jobs, read_cell
+from autosparse.bench.config import BenchConfig, slug
+from autosparse.config import config_hash, to_dict
+from autosparse.executors import JobOutcome
+
+log = logging.getLogger(__name__)
+
+REPORT_FILE = "report.md"
+RESULTS_CSV = "results.csv"
+RESULTS_JSON = "results.json"
+PLOTS_DIR = "plots"
+
+CSV_FIELDS = [
+    "cell_id",
+    "model",
+    "dataset",
+    "method",
+    "label",
+    "reference",
+    "density",
+    "sparsity",
+    "seed",
+    "test_accuracy",
+    "actual_density",
+    "kept",
+    "total",
+    "n_empty_layers",
+    "empty_layers",
+    "time_to_mask",
+    "train_seconds",
+    "config_hash",
+    "device",
+]
+
+
+@dataclass
+class Stat:
+    """Mean and sample standard deviation (ddof = 1; 0 for one value) over seeds."""
+
+    values: list[float]
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values)
+
+    @property
+    def std(self) -> float:
+        return statistics.stdev(self.values) if self.n > 1 else 0.0
+
+
+def format_stat(stat: Stat, *, scale: float = 100.0, digits: int = 1) -> str:
+    """``85.6 ± 0.3`` (a single seed has no spread to show, so just ``85.6``)."""
+    if stat.n == 1:
+        return f"{scale * stat.mean:.{digits}f}"
+    return f"{scale * stat.mean:.{digits}f} ± {scale * stat.std:.{digits}f}"
+
+
+def format_seconds(s: float) -> str:
+    if s >= 100:
+        return f"{s:.0f}"
+    if s >= 1:
+        return f"{s:.2f}"
+    if s >= 0.01:
+        return f"{s:.3f}"
+    return f"{s:.2g}"
+
+
+def sparsity_header(d: float) -> str:
+    return f"{100 * (1 - d):.4g}%"
+
+
+@dataclass
+class BenchReport:
+    """The report as written: where it is, its accuracy tables (what the CLI prints), and gaps."""
+
+    path: Path
+    tables: str
+    records: list[dict[str, Any]]
+    missing: list[str] = field(default_factory=list)
+    plots: list[Path] = field(default_factory=list)
+
+
+def collect(config: BenchConfig, out_dir: str | Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The finished cells of *this* config (stale cells of older recipes are ignored) and the missing ids."""
+    records: list[dict[str, Any]] = []
+    missing: list[str] = []
+    for job in plan_jobs(config, out_dir):
+        for cid, path in zip(job.cell_ids(), job.cell_paths()):
+            rec = read_cell(path)
+            if rec is None:
+                missing.append(cid)
+            else:
+                records.append(rec)
+    return records, missing
+
+
+Key = tuple[str, str, str, float]  # (model label, dataset, method label, density)
+
+
+def group(records: Iterable[dict[str, Any]], field_name: str = "test_accuracy") -> dict[Key, Stat]:
+    out: dict[Key, list[float]] = {}
+    for r in records:
+        value = r.get(field_name)
+        if value is None:
+            continue
+        out.setdefault((r["model"], r["dataset"], r["label"], float(r["density"])), []).append(float(value))
+    return {k: Stat(v) for k, v in out.items()}
+
+
+def _row_name(title: str, reference: bool) -> str:
+    return f"{title} *(reference)*" if reference else title
+
+
+def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def accuracy_table(config: BenchConfig, records: Sequence[dict[str, Any]], model: str, dataset: str) -> str:
+    """Rows = methods, columns = sparsity; mean ± std of test accuracy (%) over seeds.
+
+    The best pruning-at-initialisation method of each column is bold (ties on the printed value
+    all bold); IMP is marked as the reference and not in the contest — it trains many times to
+    find its mask, so beating it at init is the goal, not the baseline.
+    """
+    stats = group(r for r in records if r["model"] == model and r["dataset"] == dataset)
+    empties = {
+        (r["label"], float(r["density"]))
+        for r in records
+        if r["model"] == model and r["dataset"] == dataset and r.get("empty_layers")
+    }
+    densities = config.sorted_densities()
+    n_seeds = len(config.seeds)
+    best: dict[float, float] = {}
+    for d in densities:
+        vals = [
+            round(100 * stats[(model, dataset, m.title(), d)].mean, 1)
+            for m in config.methods
+            if not m.is_imp and (model, dataset, m.title(), d) in stats
+        ]
+        if vals:
+            best[d] = max(vals)
+    rows = []
+    for m in config.methods:
+        row = [_row_name(m.title(), m.is_imp)]
+        for d in densities:
+            st = stats.get((model, dataset, m.title(), d))
+            if st is None:
+                row.append("–")
+                continue
+            text = format_stat(st)
+            if not m.is_imp and d in best and round(100 * st.mean, 1) == best[d]:
+                text = f"**{text}**"
+            if (m.title(), d) in empties:
+                text += " †"
+            if st.n < n_seeds:
+                text += f" (n={st.n})"
+            row.append(text)
+        rows.append(row)
+    return _markdown_table(["method", *[sparsity_header(d) for d in densities]], rows)
+
+
+def time_table(config: BenchConfig, records: Sequence[dict[str, Any]], model: str, dataset: str) -> str:
+    """Mean seconds to compute the mask per method and density (IMP: training of the earlier rounds)."""
+    sel = [r for r in records if r["model"] == model and r["dataset"] == dataset]
+    stats = group(sel, "time_to_mask")
+    train = group(sel, "train_seconds")
+    densities = config.sorted_densities()
+    rows = []
+    for m in config.methods:
+        row = [_row_name(m.title(), m.is_imp)]
+        for d in densities:
+            st = stats.get((model, dataset, m.title(), d))
+            row.append(format_seconds(st.mean) if st else "–")
+        tr = [v for d in densities if (st := train.get((model, dataset, m.title(), d))) for v in st.values]
+        row.append(format_seconds(statistics.fmean(tr)) if tr else "–")
+        rows.append(row)
+    return _markdown_table(["method", *[sparsity_header(d) for d in densities], "train (s/cell)"], rows)
+
+
+def dense_accuracy(records: Sequence[dict[str, Any]], model: str, dataset: str) -> Stat | None:
+    """Dense accuracy comes free from IMP's round 0 (one value per seed)."""
+    per_seed = {
+        r["seed"]: r["dense_accuracy"]
+        for r in records
+        if r["model"] == model and r["dataset"] == dataset and r.get("dense_accuracy") is not None
+    }
+    return Stat([float(v) for v in per_seed.values()]) if per_seed else None
+
+
+def write_results(records: Sequence[dict[str, Any]], config: BenchConfig, out_dir: Path) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for r in records:
+        row = dict(r)
+        row["n_empty_layers"] = len(r.get("empty_layers") or [])
+        row["empty_layers"] = ";".join(r.get("empty_layers") or [])
+        writer.writerow(row)
+    _write_text(out_dir / RESULTS_CSV, buf.getvalue())
+    _write_text(
+        out_dir / RESULTS_JSON,
+        json.dumps({"config": to_dict(config), "config_hash": config_hash(config), "cells": list(records)}, indent=1),
+    )
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _pairs(config: BenchConfig) -> list[tuple[str, str]]:
+    return [(m.label(), ds) for m in config.models for ds in config.datasets]
+
+
+def _plots(
+    config: BenchConfig, records: Sequence[dict[str, Any]], out_dir: Path, model: str, dataset: str
+) -> list[Path]:
+    from autosparse.bench.plots import Series, plot_accuracy, plot_layer_densities
+
+    stats = group(r for r in records if r["model"] == model and r["dataset"] == dataset)
+    densities = config.sorted_densities()
+    series = []
+    for m in config.methods:
+        ds = [d for d in densities if (model, dataset, m.title(), d) in stats]
+        series.append(
+            Series(
+                m.title(),
+                ds,
+                [stats[(model, dataset, m.title(), d)].mean for d in ds],
+                [stats[(model, dataset, m.title(), d)].std for d in ds],
+                reference=m.is_imp,
+            )
+        )
+    dense = dense_accuracy(records, model, dataset)
+    stem = f"{slug(model)}__{slug(dataset)}"
+    title = f"{model} on {dataset} ({len(config.seeds)} seeds, {config.train.epochs:g} epochs)"
+    paths = [
+        plot_accuracy(
+            out_dir / PLOTS_DIR / f"accuracy__{stem}.png",
+            series,
+            densities,
+            title=title,
+            dense=(dense.mean, dense.std) if dense else None,
+        )
+    ]
+    sel = [r for r in records if r["model"] == model and r["dataset"] == dataset and r.get("layer_densities")]
+    if sel:
+        layers = list(sel[0]["layer_densities"])
+        per_density: dict[float, dict[str, dict[str, float]]] = {}
+        for d in densities:
+            per_density[d] = {}
+            for m in config.methods:
+                cells = [r for r in sel if r["label"] == m.title() and float(r["density"]) == d]
+                if cells:
+                    per_density[d][m.title()] = {
+                        name: statistics.fmean(float(c["layer_densities"].get(name, 0.0)) for c in cells)
+                        for name in layers
+                    }
+        imp = next((m.title() for m in config.methods if m.is_imp), None)
+        paths.append(
+            plot_layer_densities(
+                out_dir / PLOTS_DIR / f"layers__{stem}.png",
+                layers,
+                per_density,
+                title=f"per-layer density, {model} on {dataset} (mean over seeds)",
+                reference=imp,
+            )
+        )
+    return paths
+
+
+def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence[JobOutcome] = ()) -> BenchReport:
+    """Write results.csv/json, plots and report.md for the cells of ``config`` found in ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    records, missing = collect(config, out)
+    write_results(records, config, out)
+    n_seeds = len(config.seeds)
+    name = config.name or out.name
+    t = config.train
+    md = [
+        f"# Bench: {name}",
+        "",
+        f"Test accuracy (%) after masked training, mean ± std (sample std) over {n_seeds} seed"
+        f"{'s' if n_seeds != 1 else ''} ({', '.join(map(str, config.seeds))}); the seed sets the initial weights, "
+        "the pruning batch and the training order. Every method is trained with the same recipe: "
+        f"{t.epochs:g} epochs, {t.optimizer} lr {t.lr:g}, batch {t.batch_size}, {t.schedule} schedule, "
+        f"weight decay {t.weight_decay:g}.",
+        "",
+        "**Bold**: best pruning-at-initialisation method in the column. *(reference)*: IMP — iterative "
+        "magnitude pruning with rewinding, which trains once per round to find its mask; it is the target, "
+        "not a competitor. †: at least one seed emptied a whole layer. (n=k): only k seeds finished.",
+        "",
+    ]
+    tables: list[str] = []
+    plots: list[Path] = []
+    for model, dataset in _pairs(config):
+        has = any(r["model"] == model and r["dataset"] == dataset for r in records)
+        head = f"## {model} on {dataset}"
+        table = accuracy_table(config, records, model, dataset)
+        dense = dense_accuracy(records, model, dataset)
+        dense_line = f"Dense network (IMP round 0): {format_stat(dense)}%" if dense else ""
+        tables.append("\n".join((head, "", table, "", dense_line)).rstrip())
+        md += [head, "", table, ""]
+        if dense_line:
+            md += [dense_line, ""]
+        if has:
+            try:
+                ps = _plots(config, records, out, model, dataset)
+            except Exception as exc:  # a plotting problem must not lose the tables
+                log.warning("could not draw plots for %s on %s: %s", model, dataset, exc)
+                ps = []
+            plots += ps
+            for p in ps:
+                kind = "accuracy vs sparsity" if p.name.startswith("accuracy") else "per-layer density"
+                md += [f"![{kind}]({p.relative_to(out).as_posix()})", ""]
+            md += [
+                "### Time to mask (s, mean over seeds)",
+                "",
+                "For IMP: the training of every earlier round. Last column: training time per cell.",
+                "",
+                time_table(config, records, model, dataset),
+                "",
+            ]
+    done = len(records)
+    md += ["## Status", "", f"{done} of {done + len(missing)} cells finished."]
+    if missing:
+        md += ["", "Missing cells (rerun the same command to compute them):", ""]
+        md += [f"- `{cid}`" for cid in missing[:50]]
+        if len(missing) > 50:
+            md.append(f"- … and {len(missing) - 50} more")
+    if failures:
+        md += ["", "Failed jobs in the last run:", ""]
+        md += [f"- `{f.key}`: {(f.error.splitlines() or [''])[0]}" for f in failures]
+    versions = next((r.get("versions") for r in records if r.get("versions")), None)
+    md += [
+        "",
+        "## Reproduce",
+        "",
+        "```",
+        f"autosparse bench --config {out.as_posix()}/bench.yaml --out {out.as_posix()}",
+        "```",
+        "",
+        f"Config hash {config_hash(config)}; every cell file in `cells/` holds its full spec, its config hash, "
+        "the device and package versions. Per-cell numbers: `results.csv`, `results.json`.",
+    ]
+    if versions:
+        md += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items())]
+    path = out / REPORT_FILE
+    _write_text(path, "\n".join(md) + "\n")
+    return BenchReport(path, "\n\n".join(tables), records, missing, plots)

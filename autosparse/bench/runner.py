@@ -1,0 +1,116 @@
+"""Run a bench grid on an executor, skipping finished cells, then write the report.
+
+The executor (``local`` | ``process`` | ``ray``, from :mod:`autosparse.executors`) only decides
+where jobs run: each job is a pure function of its spec that writes its own cell files, so the
+three give the same numbers, a rerun after a kill only computes what is missing, and one failing
+cell is reported without losing the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autosparse.bench.cells import BenchJob, execute_job, plan_jobs
+from autosparse.bench.config import BenchConfig
+from autosparse.config import dump_yaml
+from autosparse.errors import UnknownNameError
+from autosparse.executors import EXECUTORS, JobOutcome, run_jobs
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "bench.yaml"
+
+
+@dataclass
+class BenchRun:
+    """What a call to :func:`run_bench` did (the report itself is on disk and in ``report``)."""
+
+    out_dir: Path
+    jobs_total: int
+    jobs_run: int
+    cells_total: int
+    cells_done_before: int
+    failures: list[JobOutcome] = field(default_factory=list)
+    report: object | None = None  # autosparse.bench.report.BenchReport
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+def _threads_per_job(config: BenchConfig, executor: str, workers: int) -> int:
+    """Torch threads per job, so parallel jobs do not oversubscribe the cores.
+
+    An explicit ``train.num_threads`` wins (it also makes results independent of the executor,
+    since float reductions depend on the thread count). ``local`` keeps torch's default.
+    """
+    if config.train.num_threads > 0:
+        return config.train.num_threads
+    cores = os.cpu_count() or 1
+    if executor == "process":
+        return max(1, cores // max(1, workers or cores))
+    if executor == "ray":
+        return max(1, int(config.num_cpus))
+    return 0
+
+
+def run_bench(
+    config: BenchConfig,
+    out_dir: str | Path,
+    *,
+    executor: str = "local",
+    address: str | None = None,
+    workers: int = 0,
+    methods: list[str] | None = None,
+    report: bool = True,
+) -> BenchRun:
+    """Compute every missing cell of ``config`` into ``out_dir`` and (re)write the report there.
+
+    ``methods`` restricts this call to some method labels (e.g. to run the baselines while a
+    new method is still being written); their cells are the same ones a full run would make.
+    The config is validated first, so a typo in a method name fails before any training.
+    """
+    if executor not in EXECUTORS:
+        raise UnknownNameError("executor", executor, EXECUTORS)
+    config.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / CONFIG_FILE).write_text(dump_yaml(config))
+    jobs = plan_jobs(config, out, threads=_threads_per_job(config, executor, workers))
+    if methods:
+        titles = config.method_titles()
+        unknown = [m for m in methods if m not in titles]
+        if unknown:
+            raise UnknownNameError("method label", unknown[0], titles, hint="labels are the rows of the bench config")
+        jobs = [j for j in jobs if j.spec.method.title() in methods]
+    todo: list[BenchJob] = [j for j in jobs if not j.is_complete()]
+    cells_total = sum(len(j.densities) for j in jobs)
+    cells_before = cells_total - sum(len(j.missing()) for j in todo)
+    log.info("%d cells in the grid, %d already done; running %d jobs", cells_total, cells_before, len(todo))
+    outcomes = run_jobs(
+        execute_job,
+        todo,
+        [j.key for j in todo],
+        executor=executor,
+        workers=workers,
+        address=address,
+        num_cpus=config.num_cpus,
+        num_gpus=config.num_gpus,
+        desc="bench jobs",
+    )
+    run = BenchRun(
+        out_dir=out,
+        jobs_total=len(jobs),
+        jobs_run=sum(1 for o in outcomes if o.ok and not (o.value or {}).get("skipped")),
+        cells_total=cells_total,
+        cells_done_before=cells_before,
+        failures=[o for o in outcomes if not o.ok],
+    )
+    if report:
+        from autosparse.bench.report import write_report
+
+        run.report = write_report(config, out, failures=run.failures)
+    return run

@@ -1,0 +1,543 @@
+"""Input→output paths of a masked network: counts, per-weight and per-unit flows, effectiveness.
+
+Pham et al. (2023, "Towards data-agnostic pruning at initialization: what makes a good sparse
+mask?") describe a sparse network by two numbers: how many input→output *paths* survive and how
+many *nodes* (neurons / channels) still lie on one. Both can be read off a forward and a backward
+pass, so nothing here needs an explicit graph and residual networks work unchanged:
+
+* copy the model in float64, give every prunable weight the value of its mask (1 kept, 0
+  pruned; or ``|θ|·m`` for SynFlow's weighted flow), zero every bias, make every other
+  parameter non-negative, and replace what is not a linear map of non-negative signals by what
+  it is on the path graph: normalisation layers and element-wise activations by identity (on
+  non-negative inputs a ReLU *is* the identity), every pooling window by a *sum* (a max-pool
+  window connects all of its inputs to its output in the graph, even though only one wins on a
+  given image; an average's 1/k would count each path 1/k times);
+* feed an all-ones input. The network is then linear in the input and in each weight, and the
+  summed output ``R`` is exactly the number of paths (Σ over paths of the product of weights);
+* ``w·∂R/∂w`` is the number of paths through weight ``w``; ``∂R/∂w`` for a *pruned* weight is
+  the number of paths it would carry if it were kept; ``a·∂R/∂a`` summed over an activation
+  tensor's positions is the number of paths through each unit (neuron or channel).
+
+Deep networks have more paths than float64 can hold, so all counts are returned as natural
+logarithms. When the plain pass overflows, the input (forward) and the output seed (backward)
+are scaled by powers of two and the scale is taken out again in the log domain; the network is
+linear in both, so this is exact up to rounding. A *functional* average (``F.avg_pool2d`` or
+``x.mean()`` inside ``forward``) cannot be replaced; when every path crosses it (global pooling
+before the classifier) it only shifts the log count by a constant and leaves every
+effective/ineffective decision unchanged.
+
+Definitions used here (per Pham et al.): a kept weight is *effective* when it lies on at least
+one input→output path; the *nodes* of a layer are its output units (neurons of a Linear, output
+channels of a Conv), and a node is effective when at least one path runs through it; a layer has
+*collapsed* when it keeps no weight or no path runs through it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
+
+from autosparse.errors import ConfigError, MaskError
+from autosparse.layers import PrunableLayer, prunable_layers
+from autosparse.masks import Masks, current_masks, remove_masks
+
+Weighting = Literal["unit", "abs"]
+
+#: Input/backward-seed scales tried in turn when a pass overflows float64 (2**0, 2**-256, ...).
+_LOG2_SCALES: tuple[int, ...] = (0, -256, -512, -768)
+
+_NORMS: tuple[type[nn.Module], ...] = (
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.BatchNorm3d,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.InstanceNorm1d,
+    nn.InstanceNorm2d,
+    nn.InstanceNorm3d,
+    nn.LocalResponseNorm,
+)
+_ELEMENTWISE: tuple[type[nn.Module], ...] = (
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Hardtanh,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.Softplus,
+    nn.Softsign,
+    nn.Softmax,
+    nn.LogSoftmax,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.AlphaDropout,
+)
+_POOLS: tuple[type[nn.Module], ...] = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d)
+_ADAPTIVE_POOLS: tuple[type[nn.Module], ...] = (
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+)
+
+
+def _tuple(v: int | Sequence[int], n: int) -> tuple[int, ...]:
+    return tuple(int(x) for x in v) if isinstance(v, Sequence) else (int(v),) * n
+
+
+class SumPool(nn.Module):
+    """A pooling layer's window as a sum: each input position in a window is one edge to its output.
+
+    Implemented as a depthwise convolution with an all-ones kernel (exact for every stride,
+    padding and dilation); the original pool is kept only to read off the output size it would
+    have produced (``ceil_mode``), which the convolution matches by padding on the far side.
+    """
+
+    def __init__(self, pool: nn.Module) -> None:
+        super().__init__()
+        self.dims = 1 if isinstance(pool, (nn.MaxPool1d, nn.AvgPool1d)) else 2
+        self.pool = pool
+        self.kernel = _tuple(pool.kernel_size, self.dims)
+        self.stride = _tuple(pool.stride if pool.stride is not None else pool.kernel_size, self.dims)
+        self.padding = _tuple(pool.padding, self.dims)
+        self.dilation = _tuple(getattr(pool, "dilation", 1), self.dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        target = self.pool(x).shape[-self.dims :]
+        pads: list[int] = []
+        for d in reversed(range(self.dims)):  # F.pad lists the last dimension first
+            size = x.shape[-self.dims + d]
+            need = (target[d] - 1) * self.stride[d] + self.dilation[d] * (self.kernel[d] - 1) + 1
+            extra = max(0, need - (size + 2 * self.padding[d]))
+            pads += [self.padding[d], self.padding[d] + extra]
+        x = F.pad(x, pads)
+        channels = x.shape[-self.dims - 1]
+        weight = torch.ones((channels, 1, *self.kernel), dtype=x.dtype, device=x.device)
+        conv = F.conv1d if self.dims == 1 else F.conv2d
+        out = conv(x, weight, stride=self.stride, dilation=self.dilation, groups=channels)
+        index = (Ellipsis, *(slice(0, t) for t in target))
+        return out[index]
+
+
+class AdaptiveSumPool(nn.Module):
+    """Adaptive pooling as a sum over each (possibly uneven) window: the average times its size."""
+
+    def __init__(self, pool: nn.Module) -> None:
+        super().__init__()
+        self.dims = 1 if isinstance(pool, (nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d)) else 2
+        size = pool.output_size
+        self.output_size = tuple(size) if isinstance(size, Sequence) else (size,) * self.dims
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        in_sizes = x.shape[-self.dims :]
+        out_sizes = tuple(int(o) if o is not None else int(i) for o, i in zip(self.output_size, in_sizes))
+        pool = F.adaptive_avg_pool1d if self.dims == 1 else F.adaptive_avg_pool2d
+        out = pool(x, out_sizes if self.dims == 2 else out_sizes[0])
+        for d, (n_in, n_out) in enumerate(zip(in_sizes, out_sizes)):
+            counts = torch.tensor(
+                [math.ceil((i + 1) * n_in / n_out) - (i * n_in) // n_out for i in range(n_out)],
+                dtype=out.dtype,
+                device=out.device,
+            )
+            shape = [1] * out.dim()
+            shape[out.dim() - self.dims + d] = n_out
+            out = out * counts.reshape(shape)
+        return out
+
+
+def _replace(root: nn.Module) -> None:
+    """Swap, in place, every module that is not a linear map of non-negative signals."""
+    for name, module in list(root.named_modules()):
+        if not name:
+            continue
+        new: nn.Module | None = None
+        if isinstance(module, (*_NORMS, *_ELEMENTWISE)):
+            new = nn.Identity()
+        elif isinstance(module, _POOLS):
+            new = SumPool(module)
+        elif isinstance(module, _ADAPTIVE_POOLS):
+            new = AdaptiveSumPool(module)
+        if new is not None:
+            parent_name, _, attr = name.rpartition(".")
+            parent = root.get_submodule(parent_name) if parent_name else root
+            setattr(parent, attr, new)
+
+
+def _deepcopy(model: nn.Module) -> nn.Module:
+    """``copy.deepcopy`` that also works on a torch-pruned model.
+
+    ``prune.custom_from_mask`` stores ``weight = weight_orig * weight_mask`` as a plain attribute
+    that is not a graph leaf, which ``deepcopy`` refuses; pre-seeding the memo with detached
+    copies of such tensors makes the copy possible without touching the caller's model.
+    """
+    memo: dict[int, object] = {}
+    for module in model.modules():
+        for value in vars(module).values():
+            if isinstance(value, torch.Tensor) and not value.is_leaf:
+                memo[id(value)] = value.detach().clone()
+    return copy.deepcopy(model, memo)
+
+
+def _total(out: object) -> torch.Tensor:
+    """Sum of every output tensor (models returning tuples or dicts count all their heads)."""
+    if isinstance(out, torch.Tensor):
+        return out.sum()
+    if isinstance(out, Mapping):
+        return sum((_total(v) for v in out.values()), torch.zeros((), dtype=torch.float64))
+    if isinstance(out, (tuple, list)):
+        return sum((_total(v) for v in out), torch.zeros((), dtype=torch.float64))
+    return torch.zeros((), dtype=torch.float64)
+
+
+def _unit_dims(layer_kind: str, t: torch.Tensor) -> tuple[int, ...]:
+    """Dimensions summed over to get one value per unit: all but the channel (conv: dim 1;
+    linear: the last dim, so sequence models count per feature)."""
+    unit = 1 if layer_kind == "conv" else t.dim() - 1
+    return tuple(d for d in range(t.dim()) if d != unit)
+
+
+def _log(t: torch.Tensor) -> torch.Tensor:
+    return torch.log(t.clamp_min(0.0))  # exact zeros become -inf, as they should
+
+
+def _resolve_masks(model: nn.Module, masks: Mapping[str, torch.Tensor] | None) -> Masks:
+    if masks is None:
+        return current_masks(model)
+    return (masks if isinstance(masks, Masks) else Masks(masks)).validate(model)
+
+
+def _check_shape(input_shape: Sequence[int] | None) -> tuple[int, ...]:
+    if input_shape is None:
+        raise ConfigError(
+            "path counting needs the input shape without the batch dimension, e.g. input_shape=(1, 28, 28)"
+        )
+    try:
+        shape = tuple(int(d) for d in input_shape)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"input_shape must be a sequence of positive integers, e.g. (1, 28, 28); got {input_shape!r}"
+        ) from exc
+    if not shape or any(d < 1 for d in shape):
+        raise ConfigError(
+            f"input_shape must be positive sizes without the batch dimension, e.g. (1, 28, 28); got {shape}"
+        )
+    return shape
+
+
+@dataclass
+class PathFlow:
+    """Everything one forward + backward pass says about the paths of a masked network.
+
+    All counts are natural logs (``-inf`` = none). Dicts are keyed by prunable-parameter name.
+    """
+
+    order: list[str]  # prunable layers in the order the forward pass reaches them
+    log_paths: float  # log #input→output paths
+    weight_log_paths: dict[str, torch.Tensor]  # log #paths through each (kept) weight
+    weight_log_potential: dict[str, torch.Tensor]  # log #paths a weight would carry if kept (with unit weight)
+    out_unit_log_paths: dict[str, torch.Tensor]  # log #paths through each output unit of the layer
+    in_unit_log_paths: dict[str, torch.Tensor]  # log #paths through each input unit of the layer
+
+    def effective(self) -> dict[str, torch.Tensor]:
+        """Kept weights on at least one path."""
+        return {n: torch.isfinite(t) for n, t in self.weight_log_paths.items()}
+
+
+class PathNetwork:
+    """A float64 copy of a model on which a pass with all-ones input counts paths.
+
+    Build it once and evaluate many masks (NPB solves layer by layer, DPaI takes thousands of
+    steps): the copy, module swaps and hooks are paid for once. Prunable weights are supplied
+    per call (``functional_call``), so they can be differentiable tensors.
+    """
+
+    def __init__(
+        self, model: nn.Module, input_shape: Sequence[int], *, device: torch.device | str | None = None
+    ) -> None:
+        self.input_shape = _check_shape(input_shape)
+        src_layers = prunable_layers(model)
+        if device is None:
+            device = src_layers[0].parameter.device
+        self.device = torch.device(device)
+        net = _deepcopy(model)
+        remove_masks(net)  # a torch-pruned model: bake weight_orig*weight_mask into a plain weight
+        net = net.to(device=self.device, dtype=torch.float64).eval()
+        _replace(net)
+        self.layers: list[PrunableLayer] = prunable_layers(net)
+        self.names = [layer.name for layer in self.layers]
+        prunable = set(self.names)
+        with torch.no_grad():
+            for pname, p in net.named_parameters():
+                p.requires_grad_(False)
+                if pname in prunable:
+                    continue
+                if pname.rsplit(".", 1)[-1].endswith("bias"):
+                    p.zero_()  # a bias is not an edge: it would add "paths" that start mid-network
+                else:
+                    p.abs_()  # any other scale (layer scale, ...) must not flip a path's sign
+        self.net = net
+        self._captures: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self._capture = False
+        for layer in self.layers:
+            layer.module.register_forward_hook(self._hook(layer.name))
+        self.order = self._execution_order()
+
+    # --- passes ---------------------------------------------------------------------------
+    def _hook(self, name: str):
+        def hook(module: nn.Module, inputs: tuple[object, ...], output: object) -> None:
+            if not self._capture:
+                return
+            if inputs and isinstance(inputs[0], torch.Tensor) and isinstance(output, torch.Tensor):
+                self._captures.setdefault(name, []).append((inputs[0], output))
+            else:
+                self._captures.setdefault(name, [])
+
+        return hook
+
+    def _execution_order(self) -> list[str]:
+        ones = {layer.name: torch.ones_like(layer.parameter) for layer in self.layers}
+        with torch.no_grad():
+            _, _, caps = self.forward(ones, capture=True)
+        order = list(caps)  # dicts keep first-insertion order = first call order
+        return order + [n for n in self.names if n not in caps]
+
+    def ones_input(self, log2_scale: int = 0, *, requires_grad: bool = False) -> torch.Tensor:
+        x = torch.full((1, *self.input_shape), 2.0**log2_scale, dtype=torch.float64, device=self.device)
+        return x.requires_grad_(requires_grad)
+
+    def forward(
+        self, weights: Mapping[str, torch.Tensor], *, capture: bool = False, input_grad: bool = False
+    ) -> tuple[torch.Tensor, int, dict[str, list[tuple[torch.Tensor, torch.Tensor]]]]:
+        """``R·2**s`` for the first input scale ``2**s`` at which it is finite.
+
+        Returns (scaled total, s, captured (input, output) pairs per layer when ``capture``).
+        """
+        params = {n: w.to(device=self.device, dtype=torch.float64) for n, w in weights.items()}
+        for log2 in _LOG2_SCALES:
+            self._captures = {}
+            self._capture = capture
+            try:
+                x = self.ones_input(log2, requires_grad=input_grad)
+                total = _total(functional_call(self.net, params, (x,)))
+            finally:
+                self._capture = False
+            if torch.isfinite(total):
+                caps, self._captures = self._captures, {}
+                return total, log2, caps
+        raise OverflowError(
+            "the number of paths exceeds 2**1792 even with a rescaled input; this network is too "
+            "deep for float64 path counting"
+        )
+
+    def log_paths(self, weights: Mapping[str, torch.Tensor]) -> float:
+        with torch.no_grad():
+            total, log2, _ = self.forward(weights)
+        value = float(total)
+        return math.log(value) - log2 * math.log(2.0) if value > 0 else -math.inf
+
+    def weights(
+        self, masks: Mapping[str, torch.Tensor], weighting: Weighting = "unit", model: nn.Module | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Per-layer edge values: the mask itself (path counts) or ``|θ|·m`` (SynFlow flow)."""
+        if weighting not in ("unit", "abs"):
+            raise ConfigError(f"weighting must be 'unit' (path counts) or 'abs' (SynFlow flow), got {weighting!r}")
+        missing = [n for n in self.names if n not in masks]
+        if missing:
+            raise MaskError(f"masks lack {missing[:3]}; give one mask per prunable weight of the model")
+        out = {}
+        if weighting == "abs":
+            if model is None:
+                raise ConfigError("weighting='abs' needs the model whose |θ| weights the edges")
+            theta = {layer.name: layer.weight.detach() for layer in prunable_layers(model)}
+        for n in self.names:
+            m = masks[n].to(device=self.device, dtype=torch.float64)
+            out[n] = m if weighting == "unit" else m * theta[n].to(device=self.device, dtype=torch.float64).abs()
+        return out
+
+    def layer_inputs(self, weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Per layer, the *scaled* path counts from the input to each input position of the layer.
+
+        Only ratios are meaningful (a common power-of-two scale may be applied).
+        """
+        with torch.no_grad():
+            _, _, caps = self.forward(weights, capture=True)
+        return {n: pairs[0][0] for n, pairs in caps.items() if pairs}
+
+    def flow(self, weights: Mapping[str, torch.Tensor]) -> PathFlow:
+        """Path counts through every weight and unit (one forward + one backward pass)."""
+        leaves = {
+            n: w.detach().to(device=self.device, dtype=torch.float64).requires_grad_(True) for n, w in weights.items()
+        }
+        with torch.enable_grad():
+            total, log2_in, caps = self.forward(leaves, capture=True, input_grad=True)
+            pairs = [(n, i, o) for n, lst in caps.items() for i, o in lst]
+            targets: list[torch.Tensor] = [leaves[n] for n in self.names]
+            targets += [t for _, i, o in pairs for t in (i, o)]
+            live = [k for k, t in enumerate(targets) if t.requires_grad]
+            grads: list[torch.Tensor | None] = [None] * len(targets)
+            log2_out = 0
+            if total.requires_grad and live:  # otherwise no prunable layer reaches the output
+                for log2_out in _LOG2_SCALES:
+                    seed = torch.tensor(2.0**log2_out, dtype=torch.float64, device=self.device)
+                    got = torch.autograd.grad(
+                        total * seed, [targets[k] for k in live], allow_unused=True, retain_graph=True
+                    )
+                    if all(g is None or bool(torch.isfinite(g).all()) for g in got):
+                        for k, g in zip(live, got):
+                            grads[k] = g
+                        break
+                else:
+                    raise OverflowError("path gradients overflow float64 even with a rescaled backward seed")
+        shift = (log2_in + log2_out) * math.log(2.0)
+        value = float(total.detach())
+        log_paths = math.log(value) - log2_in * math.log(2.0) if value > 0 else -math.inf
+
+        w_paths: dict[str, torch.Tensor] = {}
+        w_potential: dict[str, torch.Tensor] = {}
+        for k, n in enumerate(self.names):
+            g = grads[k]
+            g = torch.zeros_like(leaves[n]) if g is None else g.detach()
+            w_potential[n] = (_log(g) - shift).cpu()
+            w_paths[n] = (_log(g * leaves[n].detach()) - shift).cpu()
+        kinds = {layer.name: layer.kind for layer in self.layers}
+        out_units: dict[str, torch.Tensor] = {}
+        in_units: dict[str, torch.Tensor] = {}
+        for k, (n, inp, out) in enumerate(pairs):
+            g_in, g_out = grads[len(self.names) + 2 * k], grads[len(self.names) + 2 * k + 1]
+            for store, act, g in ((in_units, inp, g_in), (out_units, out, g_out)):
+                prod = torch.zeros_like(act) if g is None else act.detach() * g.detach()
+                per_unit = prod.sum(dim=_unit_dims(kinds[n], prod))
+                store[n] = store[n] + per_unit if n in store else per_unit
+        for store in (in_units, out_units):
+            for n in list(store):
+                store[n] = (_log(store[n]) - shift).cpu()
+        for layer in self.layers:  # layers the forward pass never reached carry no path
+            w = layer.parameter
+            if layer.name not in out_units:
+                out_units[layer.name] = torch.full((w.shape[0],), -math.inf, dtype=torch.float64)
+            if layer.name not in in_units:
+                n_in = w.shape[1] * (getattr(layer.module, "groups", 1) if layer.kind == "conv" else 1)
+                in_units[layer.name] = torch.full((n_in,), -math.inf, dtype=torch.float64)
+        return PathFlow(list(self.order), log_paths, w_paths, w_potential, out_units, in_units)
+
+
+@dataclass
+class PathStats:
+    """The NPB paper's sparse-topology summary of one masked network."""
+
+    log_paths: float  # natural log of #input→output paths (-inf: no path at all)
+    effective_nodes: int  # output units (all prunable layers) on at least one path
+    total_nodes: int
+    effective_params: int  # kept weights on at least one path
+    kept_params: int
+    nodes_per_layer: dict[str, int]
+    params_per_layer: dict[str, int]
+    collapsed: list[str]
+
+    @property
+    def effective_paths(self) -> float:
+        """#paths as a float (``inf`` when it exceeds float64; use ``log_paths`` then)."""
+        if self.log_paths == -math.inf:
+            return 0.0
+        try:
+            return math.exp(self.log_paths)
+        except OverflowError:
+            return math.inf
+
+
+def path_flow(
+    model: nn.Module,
+    masks: Mapping[str, torch.Tensor] | None,
+    input_shape: Sequence[int],
+    *,
+    weighting: Weighting = "unit",
+) -> PathFlow:
+    """Per-weight and per-unit path counts of ``model`` under ``masks`` (None: the masks
+    attached to the model, or dense). ``weighting='abs'`` weights each edge by ``|θ|``
+    (SynFlow's synaptic flow) instead of counting paths."""
+    m = _resolve_masks(model, masks)
+    net = PathNetwork(model, input_shape)
+    return net.flow(net.weights(m, weighting, model))
+
+
+def path_stats(model: nn.Module, masks: Mapping[str, torch.Tensor] | None, input_shape: Sequence[int]) -> PathStats:
+    """Paths, effective nodes, effective params and collapsed layers in one pass."""
+    m = _resolve_masks(model, masks)
+    flow = path_flow(model, m, input_shape)
+    return stats_from_flow(flow, m)
+
+
+def stats_from_flow(flow: PathFlow, masks: Mapping[str, torch.Tensor]) -> PathStats:
+    eff = flow.effective()
+    params = {n: int(e.sum()) for n, e in eff.items()}
+    nodes = {n: int(torch.isfinite(flow.out_unit_log_paths[n]).sum()) for n in eff}
+    total_nodes = sum(int(flow.out_unit_log_paths[n].numel()) for n in eff)
+    collapsed = [n for n in eff if not bool(masks[n].any()) or params[n] == 0]
+    return PathStats(
+        log_paths=flow.log_paths,
+        effective_nodes=sum(nodes.values()),
+        total_nodes=total_nodes,
+        effective_params=sum(params.values()),
+        kept_params=int(sum(int(masks[n].sum()) for n in eff)),
+        nodes_per_layer=nodes,
+        params_per_layer=params,
+        collapsed=collapsed,
+    )
+
+
+def log_path_count(model: nn.Module, masks: Mapping[str, torch.Tensor] | None, input_shape: Sequence[int]) -> float:
+    """Natural log of the number of input→output paths (``-inf`` when there is none)."""
+    m = _resolve_masks(model, masks)
+    net = PathNetwork(model, input_shape)
+    return net.log_paths(net.weights(m))
+
+
+def effective_paths(model: nn.Module, masks: Mapping[str, torch.Tensor] | None, input_shape: Sequence[int]) -> float:
+    """Number of input→output paths (``inf`` past float64's range: use :func:`log_path_count`)."""
+    log = log_path_count(model, masks, input_shape)
+    if log == -math.inf:
+        return 0.0
+    try:
+        return math.exp(log)
+    except OverflowError:
+        return math.inf
+
+
+def effective_masks(model: nn.Module, masks: Mapping[str, torch.Tensor] | None, input_shape: Sequence[int]) -> Masks:
+    """The kept weights that lie on at least one input→output path."""
+    return Masks(path_flow(model, masks, input_shape).effective())
+
+
+def effective_params(model: nn.Module, masks: Mapping[str, torch.Tensor] | None, input_shape: Sequence[int]) -> int:
+    """How many kept weights lie on at least one input→output path."""
+    return path_stats(model, masks, input_shape).effective_params
+
+
+def effective_nodes(model: nn.Module, masks: Mapping[str, torch.Tensor] | None, input_shape: Sequence[int]) -> int:
+    """How many output units (neurons / channels) of the prunable layers lie on at least one path,
+    i.e. have an input path *and* an output path through them."""
+    return path_stats(model, masks, input_shape).effective_nodes
+
+
+def layer_collapse(model: nn.Module, masks: Mapping[str, torch.Tensor] | None, input_shape: Sequence[int]) -> list[str]:
+    """Layers that keep no weight, or through which no input→output path runs."""
+    return path_stats(model, masks, input_shape).collapsed

@@ -1,0 +1,323 @@
+"""The bench harness end to end on a tiny grid: cells, resume, report numbers, plots, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+from pathlib import Path
+
+import pytest
+import yaml
+
+import autosparse.train
+import data_gen.irp
+from autosparse.bench import BenchConfig, ImpSettings, MethodSpec, plan_jobs, read_cell, run_bench
+from autosparse.bench.config import bench_config_from_dict, config_kind
+from autosparse.bench.report import RESULTS_CSV, RESULTS_JSON, format_stat
+from autosparse.bench.speed import SpeedConfig
+from autosparse.cli import main
+from autosparse.errors import ConfigError, UnknownNameError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "name": "tiny",
+    "models": [{"model": "mlp", "model_kwargs": {"widths": [32]}}],
+    "datasets": ["fake:fashion-mnist"],
+    "methods": ["random", "magnitude", "imp"],
+    "densities": [0.1, 0.02],
+    "seeds": [0, 1],
+    "n_train": 512,
+    "n_test": 256,
+    "train": {"epochs": 1, "batch_size": 64, "num_threads": 1},
+}
+
+
+def tiny_config(**changes: object) -> BenchConfig:
+    return bench_config_from_dict({**TINY, **changes})
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("bench") / "tiny"
+    cfg = tiny_config()
+    run = run_bench(cfg, out)
+    return cfg, out, run
+
+
+def _copy(out: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "copy"
+    shutil.copytree(out, dst)  # copy2: modification times are kept
+    return dst
+
+
+def _mtimes(out: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
+
+
+def _cells(out: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in (out / "cells").glob("*.json")}
+
+
+@pytest.fixture
+def train_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Count every training (one-shot cells call autosparse.train.train; IRP its own import of it)."""
+    calls: list[str] = []
+    real = autosparse.train.train
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs.get("desc", ""))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(autosparse.train, "train", counting)
+    monkeypatch.setattr(data_gen.irp, "train", counting)
+    return calls
+
+
+def test_end_to_end_writes_every_cell(tiny_run) -> None:
+    _, out, run = tiny_run
+    assert run.ok, [f.error for f in run.failures]
+    # 2 one-shot methods x 2 densities x 2 seeds + IMP (one job per seed, 2 densities each)
+    assert run.cells_total == 12 and run.jobs_total == 10 and run.jobs_run == 10
+    cells = _cells(out)
+    assert len(cells) == 12
+    for cid, rec in cells.items():
+        assert rec["cell_id"] == cid
+        assert 0.0 <= rec["test_accuracy"] <= 1.0
+        assert rec["kept"] == round(rec["density"] * rec["total"])
+        assert set(rec["layer_densities"]) == {"fc1.weight", "fc2.weight"}
+        assert rec["time_to_mask"] >= 0 and rec["train_seconds"] > 0
+        assert isinstance(rec["empty_layers"], list)
+        assert rec["spec"]["seed"] == rec["seed"]
+    imp = [r for r in cells.values() if r["method"] == "imp"]
+    assert len(imp) == 4 and all(r["reference"] and r["dense_accuracy"] is not None for r in imp)
+    # IMP's time to mask at the sparser density includes the training of the earlier round
+    by_seed = {(r["seed"], r["density"]): r for r in imp}
+    assert by_seed[(0, 0.02)]["time_to_mask"] > by_seed[(0, 0.1)]["time_to_mask"] > 0
+    lines = (out / RESULTS_CSV).read_text().strip().splitlines()
+    assert len(lines) == 13 and lines[0].startswith("cell_id,model,dataset,method")
+    assert len(json.loads((out / RESULTS_JSON).read_text())["cells"]) == 12
+    assert (out / "bench.yaml").exists()
+
+
+def test_cell_ids_readable_and_hashed(tiny_run) -> None:
+    cfg, out, _ = tiny_run
+    ids = [c for j in plan_jobs(cfg, out) for c in j.cell_ids()]
+    assert any(c.startswith("mlp-widths32__fake-fashion-mnist__random__d0.02__s1__") for c in ids)
+    assert all(len(c.rsplit("__", 1)[1]) == 10 for c in ids)
+    # a changed recipe makes new cells; another method or seed leaves existing cells valid
+    changed = {c for j in plan_jobs(tiny_config(train={**TINY["train"], "epochs": 2}), out) for c in j.cell_ids()}
+    assert not changed & set(ids)
+    more = tiny_config(methods=["random", "magnitude", "snip", "imp"], seeds=[0, 1, 2])
+    grown = {c for j in plan_jobs(more, out) for c in j.cell_ids()}
+    one_shot = {c for c in ids if "__imp__" not in c}
+    assert one_shot <= grown
+    # IMP's whole path determines each of its points: new densities mean new IMP cells
+    other = {c for j in plan_jobs(tiny_config(densities=[0.1, 0.05, 0.02]), out) for c in j.cell_ids()}
+    assert not {c for c in ids if "__imp__" in c} & other
+    # labels are cosmetic: renaming a row does not change the hash
+    relabel = tiny_config(methods=["random", {"method": "magnitude", "label": "mag"}, "imp"])
+    hashes = {c.rsplit("__", 1)[1] for j in plan_jobs(relabel, out) for c in j.cell_ids() if "__mag__" in c}
+    assert hashes == {c.rsplit("__", 1)[1] for c in ids if "__magnitude__" in c}
+
+
+def test_report_mean_and_std_match_cells(tiny_run) -> None:
+    _, out, run = tiny_run
+    cells = list(_cells(out).values())
+    md = (out / "report.md").read_text()
+    rows = {}
+    for line in md.splitlines():
+        parts = [p.strip() for p in line.strip("|").split("|")]
+        if line.startswith("| ") and parts[0] in ("random", "magnitude", "imp *(reference)*"):
+            rows.setdefault(parts[0], parts[1:3])  # the first table is accuracy
+    assert set(rows) == {"random", "magnitude", "imp *(reference)*"}
+    best = {}
+    for col, d in enumerate([0.1, 0.02]):
+        for label, row_name in (("random", "random"), ("magnitude", "magnitude"), ("imp", "imp *(reference)*")):
+            accs = [c["test_accuracy"] for c in cells if c["label"] == label and c["density"] == d]
+            assert len(accs) == 2
+            expected = f"{100 * statistics.fmean(accs):.1f} ± {100 * statistics.stdev(accs):.1f}"
+            assert rows[row_name][col].replace("**", "").replace(" †", "") == expected
+            if label != "imp":
+                best.setdefault(col, []).append((round(100 * statistics.fmean(accs), 1), row_name))
+        top = max(v for v, _ in best[col])
+        for v, name in best[col]:
+            assert rows[name][col].startswith("**") == (v == top)
+        assert not rows["imp *(reference)*"][col].startswith("**")
+    assert "| method | 90% | 98% |" in md
+    assert run.report.tables in md  # what the CLI prints is in the report
+    assert "Dense network (IMP round 0)" in md and "12 of 12 cells finished" in md
+
+
+def test_plots_are_nonempty_pngs(tiny_run) -> None:
+    _, out, _ = tiny_run
+    pngs = sorted((out / "plots").glob("*.png"))
+    assert [p.name.split("__")[0] for p in pngs] == ["accuracy", "layers"]
+    for p in pngs:
+        data = p.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+        assert f"]({p.relative_to(out).as_posix()})" in (out / "report.md").read_text()
+
+
+def test_second_run_recomputes_nothing(tiny_run, tmp_path: Path, train_calls: list[str]) -> None:
+    cfg, out, _ = tiny_run
+    dst = _copy(out, tmp_path)
+    before = _mtimes(dst)
+    run = run_bench(cfg, dst)
+    assert run.jobs_run == 0 and run.cells_done_before == 12 and train_calls == []
+    assert _mtimes(dst) == before
+
+
+def test_deleted_cells_recompute_alone(tiny_run, tmp_path: Path, train_calls: list[str]) -> None:
+    cfg, out, _ = tiny_run
+    dst = _copy(out, tmp_path)
+    original = _cells(dst)
+    victim = next(c for c in original if "__magnitude__d0.02__s1__" in c)
+    (dst / "cells" / f"{victim}.json").unlink()
+    # a killed writer leaves at most a temporary file, which is ignored
+    (dst / "cells" / f".{victim}.json.999.deadbeef.tmp").write_text('{"half": ')
+    before = _mtimes(dst)
+    run = run_bench(cfg, dst)
+    assert run.jobs_run == 1 and len(train_calls) == 1
+    after = _mtimes(dst)
+    assert {k: v for k, v in after.items() if k != f"{victim}.json"} == before
+    # same seed, same config: the recomputed cell is the same number
+    assert _cells(dst)[victim]["test_accuracy"] == original[victim]["test_accuracy"]
+
+    # an IMP cell is re-derived from the kept IRP checkpoint, without training anything
+    imp_victim = next(c for c in original if "__imp__d0.02__s0__" in c)
+    (dst / "cells" / f"{imp_victim}.json").unlink()
+    train_calls.clear()
+    before = _mtimes(dst)
+    run = run_bench(cfg, dst)
+    assert run.jobs_run == 1 and train_calls == []
+    assert {k: v for k, v in _mtimes(dst).items() if k != f"{imp_victim}.json"} == before
+    assert _cells(dst)[imp_victim]["test_accuracy"] == original[imp_victim]["test_accuracy"]
+
+    # a corrupt cell file (not written by us) counts as missing
+    (dst / "cells" / f"{victim}.json").write_text("{not json")
+    assert read_cell(dst / "cells" / f"{victim}.json") is None
+    assert run_bench(cfg, dst).jobs_run == 1
+
+
+def test_partial_results_report_missing_cells(tiny_run, tmp_path: Path) -> None:
+    cfg, out, _ = tiny_run
+    dst = _copy(out, tmp_path)
+    for p in (dst / "cells").glob("*__random__d0.1__s1__*.json"):
+        p.unlink()
+    from autosparse.bench import write_report
+
+    report = write_report(cfg, dst)
+    assert len(report.missing) == 1 and len(report.records) == 11
+    md = report.path.read_text()
+    assert "11 of 12 cells finished" in md and report.missing[0] in md
+    random_row = next(line for line in md.splitlines() if line.startswith("| random |"))
+    assert "(n=1)" in random_row.split("|")[2]
+
+
+def test_unknown_method_fails_before_anything_runs(tmp_path: Path) -> None:
+    out = tmp_path / "b"
+    with pytest.raises(UnknownNameError, match="not_a_method"):
+        run_bench(tiny_config(methods=["random", "not_a_method"]), out)
+    assert not (out / "cells").exists()
+    with pytest.raises(ConfigError, match="bogus"):
+        run_bench(tiny_config(methods=[{"method": "random", "hparams": {"bogus": 1}}]), out)
+    with pytest.raises(ConfigError, match="wrong_key"):
+        run_bench(tiny_config(methods=[{"method": "imp", "hparams": {"wrong_key": 1}}]), out)
+    with pytest.raises(ConfigError, match="duplicate method label"):
+        tiny_config(methods=["random", "random"]).validate()
+    assert not (out / "cells").exists()
+    # the CLI prints it in one line and exits 2
+    cfg_path = tmp_path / "bad.yaml"
+    cfg_path.write_text(yaml.safe_dump({**TINY, "methods": ["random", "autos_not_there"]}))
+    assert main(["bench", "--config", str(cfg_path), "--out", str(out)]) == 2
+
+
+def test_imp_schedule_passes_through_bench_densities() -> None:
+    assert ImpSettings().schedule([0.02, 1.0, 0.1]) == [0.1, 0.02]
+    sched = ImpSettings(max_prune_fraction=0.5).schedule([0.1, 0.02])
+    assert 0.1 in sched and sched[-1] == 0.02
+    prev = 1.0
+    for d in sched:
+        assert 0.5 - 1e-9 <= d / prev < 1.0
+        prev = d
+    with pytest.raises(ConfigError):
+        ImpSettings(max_prune_fraction=1.0)
+
+
+def test_config_forms_and_shipped_configs() -> None:
+    cfg = bench_config_from_dict(
+        {
+            "models": ["lenet_300_100", {"model": "mlp", "model_kwargs": {"widths": [8]}, "name": "tiny"}],
+            "methods": ["snip", {"synflow": {"rounds": 10}}, {"method": "autos", "hparams": {"scorer": "x"}}],
+        }
+    )
+    assert [m.label() for m in cfg.models] == ["lenet_300_100", "tiny"]
+    assert cfg.methods[1] == MethodSpec("synflow", {"rounds": 10})
+    assert cfg.method_titles() == ["snip", "synflow(rounds=10)", "autos(scorer=x)"]
+    with pytest.raises(ConfigError, match="epoch"):
+        bench_config_from_dict({"train": {"epoch": 3}})
+    shipped = sorted((ROOT / "configs" / "bench").glob("*.yaml"))
+    assert {p.stem for p in shipped} >= {"fmnist_lenet", "fmnist_conv", "mnist1d", "speed"}
+    for p in shipped:
+        if config_kind(p) == "speed":
+            SpeedConfig.from_yaml(p)
+        else:
+            c = BenchConfig.from_yaml(p)
+            assert any(m.is_imp for m in c.methods) and any(m.method == "autos" for m in c.methods)
+
+
+def test_cli_report_only_prints_the_table(tiny_run, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = tiny_run
+    dst = _copy(out, tmp_path)
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(TINY))
+    (dst / "report.md").unlink()
+    assert main(["bench", "--config", str(cfg_path), "--out", str(dst), "--report-only"]) == 0
+    printed = capsys.readouterr().out
+    assert "| method | 90% | 98% |" in printed and "12 cells on disk, 0 missing" in printed
+    assert (dst / "report.md").exists()
+    # a normal rerun through the CLI finds everything done
+    assert main(["bench", "accuracy", "--config", str(cfg_path), "--out", str(dst)]) == 0
+    assert "12 were done, 0 jobs ran now" in capsys.readouterr().out
+    assert main(["bench", "speed", "--config", str(cfg_path), "--out", str(dst)]) == 2
+
+
+def test_methods_filter_runs_a_subset(tmp_path: Path) -> None:
+    cfg = tiny_config(methods=["random", "magnitude", "imp"], densities=[0.1], seeds=[0])
+    run = run_bench(cfg, tmp_path / "b", methods=["magnitude"])
+    assert run.cells_total == 1 and run.jobs_run == 1
+    assert "–" in (tmp_path / "b" / "report.md").read_text()  # the other rows are shown as missing
+    with pytest.raises(UnknownNameError, match="snip"):
+        run_bench(cfg, tmp_path / "b", methods=["snip"])
+
+
+def test_format_stat() -> None:
+    from autosparse.bench.report import Stat
+
+    assert format_stat(Stat([0.5, 0.6])) == "55.0 ± 7.1"
+    assert format_stat(Stat([0.8766])) == "87.7"
+
+
+@pytest.mark.slow
+def test_process_executor_matches_local(tiny_run, tmp_path: Path) -> None:
+    cfg, out, _ = tiny_run
+    run = run_bench(cfg, tmp_path / "proc", executor="process", workers=2)
+    assert run.ok and run.jobs_run == 10
+    local = {k: v["test_accuracy"] for k, v in _cells(out).items()}
+    proc = {k: v["test_accuracy"] for k, v in _cells(tmp_path / "proc").items()}
+    assert proc == local
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_ray_executor_matches_local(tiny_run, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    _, out, _ = tiny_run
+    small = tiny_config(methods=["magnitude", "imp"], densities=[0.1, 0.02], seeds=[0])
+    run = run_bench(small, tmp_path / "ray", executor="ray")
+    assert run.ok, [f.error for f in run.failures]
+    local = {k: v["test_accuracy"] for k, v in _cells(out).items()}
+    got = {k: v["test_accuracy"] for k, v in _cells(tmp_path / "ray").items()}
+    assert len(got) == 4 and all(local[k] == v for k, v in got.items())

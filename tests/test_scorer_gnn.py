@@ -1,0 +1,221 @@
+"""The GNN scorer end to end on a tiny generated store, plus its graph and folding invariants."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from autosparse.allocation import target_count
+from autosparse.data import load_dataset, pruning_batch
+from autosparse.errors import CheckpointError, ConfigError
+from autosparse.features import compute_features
+from autosparse.models import build_model
+from autosparse.pruners import prune
+from autosparse.pruners.base import PruningData
+from autosparse.scorer.gnn import GNNRanker, gnn_score_layers, net_inputs
+from autosparse.scorer.gnn_data import ARRAY_NAMES, GraphArrays, build_graph, run_graph
+from autosparse.scorer.training import DEFAULT_RANKER_FEATURES, ScorerConfig, train_scorer
+from autosparse.store import StoreReader
+
+HOLDOUT = "model_label=mlp-widths24"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three MLP runs on a 500-image Fashion-MNIST subset: 2 IRP rounds of 1 epoch each."""
+    from autosparse.train import TrainConfig
+    from data_gen.grid import GenConfig, ModelSpec, generate
+    from data_gen.irp import IRPConfig
+
+    root = tmp_path_factory.mktemp("gnn_store")
+    cfg = GenConfig(
+        models=[
+            ModelSpec("mlp", {"widths": [32, 16]}),
+            ModelSpec("mlp", {"widths": [20, 20]}),
+            ModelSpec("mlp", {"widths": [24]}),
+        ],
+        datasets=["fashion-mnist"],  # fake: names are not valid in run ids
+        seeds=[0],
+        irp=IRPConfig(rounds=2, prune_fraction=0.5),
+        train=TrainConfig(epochs=1, batch_size=128, num_threads=1),
+        n_train=500,
+        n_test=200,
+        samples_per_class=2,
+    )
+    outcomes = generate(cfg, root / "s.zarr")
+    assert len(outcomes) == 3 and not any(isinstance(o, BaseException) for o in outcomes)
+    return root / "s.zarr"
+
+
+@pytest.fixture(scope="module")
+def scorer_dir(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("gnn_scorer") / "gnn"
+    cfg = ScorerConfig(
+        arch="gnn", steps=20, eval_every=10, groups_per_step=4, group_size=64, alloc_steps=50, gnn_hidden=16
+    )
+    trained = train_scorer(store, holdout=HOLDOUT, out=out, config=cfg, command="test")
+    assert len(trained.curve) == 2 and all(np.isfinite(c["loss"]) for c in trained.curve)
+    return out
+
+
+def _residual_net(skip: bool) -> nn.Module:
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+            self.c2 = nn.Conv2d(8, 8, 3, padding=1, groups=4)
+            self.c3 = nn.Conv2d(8, 8, 1)
+            self.fc = nn.Linear(8 * 4 * 4, 10)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            a = torch.relu(self.c1(x))
+            b = torch.relu(self.c2(a))
+            b = b + a if skip else b
+            return self.fc(torch.flatten(self.c3(b), 1))
+
+    torch.manual_seed(0)
+    return Net()
+
+
+def _tiny_data(shape: tuple[int, ...]) -> PruningData:
+    gen = torch.Generator().manual_seed(0)
+    return PruningData([(torch.randn(8, *shape, generator=gen), torch.randint(10, (8,), generator=gen))], 10)
+
+
+def test_stored_graph_equals_the_graph_rebuilt_from_run_attrs(store: Path) -> None:
+    reader = StoreReader(store)
+    for run_id in reader.run_ids:
+        run = reader.load_run(run_id)
+        assert set(ARRAY_NAMES) <= set(run.graph)  # data_gen stored it
+        stored = run_graph(run)
+        run.graph = {}  # a run written before graphs were stored
+        rebuilt = run_graph(run)
+        for name in ARRAY_NAMES:
+            assert torch.equal(getattr(stored, name), getattr(rebuilt, name)), name
+        # every weight of every layer maps to at least one edge, and edges are unit pairs, not weights
+        n_slices = [int(e["numel"]) // int(stored.layer_meta[i, 3]) for i, e in enumerate(run.layers)]
+        for i, n in enumerate(n_slices):
+            assert torch.equal(stored.layer_slice_edge(i)[0].unique(), torch.arange(n))
+
+
+def test_residual_edges_carry_messages() -> None:
+    shape = (3, 4, 4)
+    for skip in (True, False):
+        model = _residual_net(skip)
+        graph = build_graph(model, shape)
+        c1, c3 = graph.out_nodes(0), graph.out_nodes(2)
+        src, dst = graph.edge_index
+        has_skip = bool(((torch.isin(src, c1)) & torch.isin(dst, c3)).any())
+        assert has_skip == skip
+        table = compute_features(model, _tiny_data(shape), names=DEFAULT_RANKER_FEATURES)
+        torch.manual_seed(1)
+        ranker = GNNRanker(DEFAULT_RANKER_FEATURES, gnn_hidden=8, gnn_layers=1).eval()
+        inp = net_inputs(table, graph, ranker.features)
+        with torch.no_grad():
+            h = ranker.embed(inp)
+            inp.node_x[c1] += 5.0  # perturb c1's units: with one round only their direct neighbours see it
+            h2 = ranker.embed(inp)
+        changed = (h2[c3] - h[c3]).abs().max() > 1e-6
+        assert bool(changed) == skip
+
+
+def test_folded_scores_match_the_training_path() -> None:
+    """score_network (folded, chunked, used by autos) == score_weights (used by the loss)."""
+    shape = (3, 4, 4)
+    model = _residual_net(True)  # residual add, grouped conv and a flatten into a linear layer
+    graph = build_graph(model, shape)
+    table = compute_features(model, _tiny_data(shape), names=DEFAULT_RANKER_FEATURES)
+    torch.manual_seed(2)
+    ranker = GNNRanker(DEFAULT_RANKER_FEATURES, gnn_hidden=8)
+    for p in ranker.parameters():
+        nn.init.normal_(p, std=0.3)
+    folded = ranker.score_network(table, graph, chunk=50)  # several chunks per layer
+    with torch.no_grad():
+        h = ranker.embed(net_inputs(table, graph, ranker.features))
+        for li, lf in enumerate(table.layers):
+            dst, src = ranker.unit_terms(h, graph, li)
+            x = torch.stack([lf.column(f) for f in ranker.features], dim=1)
+            direct = ranker.score_weights(x, torch.arange(lf.numel), graph.layer_meta[li], dst, src)
+            torch.testing.assert_close(folded[li], direct, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ConfigError, match="input shape"):
+        gnn_score_layers(ranker, table, model, None)
+
+
+def test_trained_gnn_scorer_prunes_an_unseen_conv_net(scorer_dir: Path) -> None:
+    from autosparse.scorer.api import load_scorer
+
+    scorer = load_scorer(str(scorer_dir))
+    assert scorer.card.arch == "gnn"
+    assert scorer.card.ranker["gnn_hidden"] == 16 and scorer.card.ranker["gnn_layers"] == 2
+    assert scorer.card.ranker["feature_groups"]["weight"]
+    assert scorer.card.metrics  # evaluated on the held-out run through gnn_score_run
+    (per_run,) = scorer.card.metrics.values()
+    assert np.isfinite(per_run["rounds"]["1"]["precision"])
+
+    ds = load_dataset("fake:fashion-mnist", n_train=100, n_test=20)
+    data = pruning_batch(ds, samples_per_class=2)
+    model = build_model("conv2", (1, 28, 28), 10, seed=0, width=0.25)
+    masks = prune(model, "autos", density=0.01, data=data, scorer=str(scorer_dir))
+    total = sum(m.numel() for m in masks.values())
+    assert masks.kept == target_count(total, 0.01)
+    assert not masks.empty_layers()
+
+
+def test_tampered_checkpoint_is_refused(scorer_dir: Path, tmp_path: Path) -> None:
+    from autosparse.scorer.api import load_scorer
+
+    bad = tmp_path / "bad"
+    shutil.copytree(scorer_dir, bad)
+    weights = bad / "model.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[-5] ^= 0xFF
+    weights.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="does not match its card"):
+        load_scorer(str(bad))
+
+    edited = tmp_path / "edited"
+    shutil.copytree(scorer_dir, edited)
+    card = json.loads((edited / "card.json").read_text())
+    card["ranker"]["feature_groups"]["row"] = ["snip_rank"]
+    (edited / "card.json").write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="feature groups"):
+        load_scorer(str(edited))
+
+
+def test_graph_arrays_round_trip_and_validation() -> None:
+    model = build_model("mlp", (1, 28, 28), 10, seed=0, widths=[12])
+    arrays = build_graph(model, (1, 28, 28)).to_arrays()
+    g = GraphArrays.from_arrays(arrays)
+    assert g.num_input_nodes == 784 and g.num_edges == 784 * 12 + 12 * 10
+    from autosparse.errors import StoreError
+
+    broken = dict(arrays, edge_index=arrays["edge_index"] + 10_000)
+    with pytest.raises(StoreError, match="out of range"):
+        GraphArrays.from_arrays(broken)
+    with pytest.raises(StoreError, match="does not match weight shape"):
+        g.check_layers([(12, 784), (10, 13)])
+
+
+def test_training_edge_sample_keeps_about_fanout_edges_per_unit() -> None:
+    model = build_model("mlp", (1, 28, 28), 10, seed=0, widths=[100])
+    graph = build_graph(model, (1, 28, 28))
+    table = compute_features(model, _tiny_data((1, 28, 28)), names=DEFAULT_RANKER_FEATURES)
+    full = net_inputs(table, graph, DEFAULT_RANKER_FEATURES)
+    sub = full.sample_edges(8, torch.Generator().manual_seed(0))
+    first = graph.edge_layer == 0
+    kept_first = int((sub.edge_index[1] < graph.out_nodes(1)[0]).sum())
+    # layer 0: p = 8 / min(784 in, 100 out) = 0.08 of 78,400 edges; layer 1 (100 -> 10): p = 8 / 10
+    assert 5000 < kept_first < 7600 and int(first.sum()) == 78_400
+    assert sub.edge_attr.shape == (sub.edge_index.shape[1], full.edge_attr.shape[1])
+    torch.manual_seed(3)
+    ranker = GNNRanker(DEFAULT_RANKER_FEATURES, gnn_hidden=8).eval()
+    with torch.no_grad():
+        h_full = ranker.embed(full)
+        h_sub = ranker.embed(full.sample_edges(32, torch.Generator().manual_seed(0)))
+    assert float((h_full - h_sub).norm() / h_full.norm()) < 0.15  # the sampled mean estimates the full one
