@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -122,6 +123,23 @@ def run_jobs(
     return outcomes
 
 
+def _check_reachable(address: str | None) -> None:
+    """Ray retries an unreachable ``host:port`` for minutes with log spam; fail in seconds instead."""
+    if not address or address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host, int(port)), timeout=10):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot reach the Ray cluster at {address!r} ({exc}); start one with `ray start --head` "
+            "and pass the address it prints, or --address auto on a node of the cluster"
+        ) from exc
+
+
 def _run_ray(
     fn: Callable[[Any], Any],
     jobs: Sequence[Any],
@@ -137,6 +155,7 @@ def _run_ray(
         raise ConfigError("the ray executor needs Ray: pip install 'autosparse[ray]'") from exc
     started = False
     if not ray.is_initialized():
+        _check_reachable(address)
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
         except ConnectionError as exc:

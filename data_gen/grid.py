@@ -61,7 +61,8 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        return f"{self.model.label()}__{self.dataset}__s{self.seed}__{config_hash(self)}"
+        dataset = self.dataset.replace(":", "-")  # store group names allow no ':' (fake:cifar10)
+        return f"{self.model.label()}__{dataset}__s{self.seed}__{config_hash(self)}"
 
 
 @dataclass
@@ -196,6 +197,8 @@ def generate(
     from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
     from autosparse.store import FeatureStore
 
+    # Absolute, because workers write the store themselves and a Ray worker's cwd is not the driver's.
+    store_path = Path(store_path).absolute()
     store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
     specs = expand_grid(cfg)
     todo = [s for s in specs if not store.is_complete(s.run_id)]

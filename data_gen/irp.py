@@ -13,14 +13,17 @@ resumed run is bit-identical to an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
 import itertools
 import json
 import logging
 import math
+import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -31,12 +34,20 @@ from torch import nn
 
 from autosparse.allocation import topk_mask
 from autosparse.config import to_dict
-from autosparse.errors import ConfigError
+from autosparse.errors import CheckpointError, ConfigError
 from autosparse.layers import prunable_layers
 from autosparse.masks import Masks
 from autosparse.train import TrainConfig, train
 
+try:  # POSIX advisory locks guard a workdir against two concurrent resumers
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
 log = logging.getLogger(__name__)
+
+#: Labels are int8 (the store's label dtype), and R itself is a label value.
+_MAX_ROUNDS = 127
 
 
 @dataclass
@@ -62,6 +73,8 @@ class IRPConfig:
             self.rounds = len(ds)
         if self.rounds < 1:
             raise ConfigError(f"IRP needs at least one round, got rounds={self.rounds}")
+        if self.rounds > _MAX_ROUNDS:
+            raise ConfigError(f"rounds={self.rounds} does not fit the int8 labels; use at most {_MAX_ROUNDS} rounds")
         if not 0.0 < self.prune_fraction < 1.0:
             raise ConfigError(f"prune_fraction must be in (0, 1), got {self.prune_fraction}")
         if self.criterion not in ("magnitude", "snip"):
@@ -152,8 +165,51 @@ def run_irp(
     """Run IRP on ``model`` (whose current weights are θ0) and return labels and the IMP curve.
 
     ``workdir`` (optional) holds one checkpoint per finished round; a rerun with the same
-    arguments resumes after the last one. The caller's model is not modified.
+    arguments resumes after the last one, and a rerun with different ones (another θ0, config or
+    seed) is a CheckpointError rather than a silent mix of two runs. ``on_round(r, density,
+    accuracy)`` is called after round r is checkpointed, so raising from it stops the run
+    cleanly. A workdir is used by one process at a time (a CheckpointError otherwise). The
+    caller's model is not modified.
     """
+    kwargs = {"seed": seed, "criterion_batch": criterion_batch, "on_round": on_round}
+    if workdir is None:
+        return _run_irp(model, dataset, irp, train_cfg, workdir=None, **kwargs)
+    with _workdir_lock(Path(workdir)):
+        return _run_irp(model, dataset, irp, train_cfg, workdir=Path(workdir), **kwargs)
+
+
+@contextlib.contextmanager
+def _workdir_lock(wd: Path) -> Iterator[None]:
+    """Two processes resuming one run would interleave their checkpoint writes into a mixed,
+    silently wrong state (e.g. two `autosparse gen` on one store); the second one fails instead.
+    The lock is an flock, so a killed holder releases it."""
+    wd.mkdir(parents=True, exist_ok=True)
+    fd = os.open(wd / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise CheckpointError(
+                    f"the IRP run in {wd} is being run by another process; wait for it to finish (its result is "
+                    "then skipped here) or stop it first"
+                ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _run_irp(
+    model: nn.Module,
+    dataset: object,
+    irp: IRPConfig,
+    train_cfg: TrainConfig,
+    *,
+    seed: int,
+    workdir: Path | None,
+    criterion_batch: tuple[torch.Tensor, torch.Tensor] | None,
+    on_round: Callable[[int, float, float], None] | None,
+) -> IRPResult:
     start = time.perf_counter()
     theta0 = {k: v.detach().clone() for k, v in model.state_dict().items()}
     names = [layer.name for layer in prunable_layers(model)]
@@ -169,9 +225,15 @@ def run_irp(
     seconds_train = 0.0
     first_round = 0
     wd = Path(workdir) if workdir is not None else None
+    fingerprint = _fingerprint(theta0, irp, train_cfg, seed, criterion_batch) if wd is not None else ""
     if wd is not None:
         state = _load_checkpoint(wd)
         if state is not None:
+            if state.get("fingerprint", fingerprint) != fingerprint:
+                raise CheckpointError(
+                    f"the IRP checkpoint in {wd} was made by a different run (model init, IRP or training config, "
+                    "seed or criterion batch differ); delete that directory or pass another workdir"
+                )
             first_round = state["next_round"]
             masks, labels, rewind = state["masks"], state["labels"], state["rewind"]
             accuracies, densities = state["accuracies"], state["densities"]
@@ -190,7 +252,9 @@ def run_irp(
 
         cur = Masks({n: masks[n] for n in names})
         cfg = TrainConfig(**{**to_dict(train_cfg), "seed": _round_seed(seed, r)})
-        result = train(net, dataset, cfg, masks=cur, on_step=on_step, desc=f"IRP round {r}/{R}")
+        # Round 0 is dense: training it without pruning hooks is bit-identical (weight * 1) and ~10% faster.
+        masks_r = cur if r > 0 else None
+        result = train(net, dataset, cfg, masks=masks_r, on_step=on_step, desc=f"IRP round {r}/{R}")
         seconds_train += result.seconds
         if r == 0 and irp.rewind_step > 0:
             if "theta" not in captured:
@@ -207,8 +271,6 @@ def run_irp(
         history.append(
             {"round": r, "density": cur.density, "accuracy": result.test_accuracy, "seconds": result.seconds}
         )
-        if on_round is not None:
-            on_round(r, cur.density, result.test_accuracy)
         log.info("IRP round %d/%d density %.5f accuracy %.4f", r, R, cur.density, result.test_accuracy)
         if r < R:
             scores = _criterion_scores(net, irp, criterion_batch)
@@ -229,11 +291,32 @@ def run_irp(
                     "layer_densities": layer_densities,
                     "history": history,
                     "seconds_train": seconds_train,
+                    "fingerprint": fingerprint,
                 },
             )
+        # Only after the checkpoint: a callback that stops the run (a budget, Ctrl-C) loses no work.
+        if on_round is not None:
+            on_round(r, cur.density, result.test_accuracy)
     return IRPResult(
         labels, accuracies, densities, layer_densities, seconds_train, time.perf_counter() - start, R, history
     )
+
+
+def _fingerprint(
+    theta0: dict[str, torch.Tensor],
+    irp: IRPConfig,
+    train_cfg: TrainConfig,
+    seed: int,
+    batch: tuple[torch.Tensor, torch.Tensor] | None,
+) -> str:
+    """Digest of everything a checkpoint's contents depend on, so a reused workdir never mixes two runs."""
+    h = hashlib.sha256(json.dumps([to_dict(irp), to_dict(train_cfg), seed], sort_keys=True, default=str).encode())
+    tensors = sorted(theta0.items()) + ([("batch.x", batch[0]), ("batch.y", batch[1])] if batch is not None else [])
+    for name, t in tensors:
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def _save_checkpoint(wd: Path, *, next_round: int, masks: dict, labels: dict, rewind: dict, meta: dict) -> None:
@@ -253,6 +336,8 @@ def _save_checkpoint(wd: Path, *, next_round: int, masks: dict, labels: dict, re
     final = wd / "checkpoint"
     old = wd / "checkpoint.old"
     if final.exists():
+        if old.exists():  # a previous save was killed while deleting it; `final` is the valid one
+            shutil.rmtree(old)
         final.rename(old)
     tmp.rename(final)
     if old.exists():

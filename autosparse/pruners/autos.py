@@ -54,9 +54,10 @@ class Autos(Pruner):
     def scores(self, model: nn.Module, data: PruningData | None, *, seed: int = 0) -> Scores:
         from autosparse.features import compute_features
 
+        cfg: AutosConfig = self.config  # type: ignore[assignment]
         scorer = self._scorer()
         table = compute_features(model, data, names=scorer.features, seed=seed)
-        return scorer.score_layers(table, model, data.input_shape if data else None)
+        return scorer.score_layers(table, model, data.input_shape if data else (tuple(cfg.input_shape) or None))
 
     def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
         from autosparse.features import compute_features
@@ -67,7 +68,7 @@ class Autos(Pruner):
         steps = schedule_densities(density, cfg.rounds, "exp")
         for d in steps:
             table = compute_features(model, data, names=scorer.features, masks=masks, seed=seed)
-            scores = scorer.score_layers(table, model, data.input_shape if data else None)
+            scores = scorer.score_layers(table, model, data.input_shape if data else (tuple(cfg.input_shape) or None))
             if masks is not None:  # what an earlier round pruned stays pruned
                 scores = {n: torch.where(masks[n], s, torch.tensor(float("-inf"))) for n, s in scores.items()}
             if cfg.allocation == "learned":

@@ -1,0 +1,128 @@
+"""The main job on an embedded default, end to end on a laptop in minutes.
+
+1. Generate a small IRP store on a few source MLPs (Fashion-MNIST if the machine has it, else
+   MNIST-1D, which is generated locally — nothing is downloaded).
+2. Train the learned scorer on it.
+3. Prune a *held-out* architecture (LeNet-300-100, not among the sources) with ``autos`` and the
+   baselines at a few extreme sparsities, train every mask with the same recipe, and print the
+   table with IMP (from an IRP run on the held-out model itself) as the reference.
+
+Every step is resumable: the store skips complete runs, the scorer is reused when its config is
+unchanged, and the bench never recomputes a finished cell, so a rerun is near-instant.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autosparse.bench.config import IMP, BenchConfig, MethodSpec
+from autosparse.config import config_hash, to_dict
+from autosparse.scorer.training import ScorerConfig
+from autosparse.train import TrainConfig
+from data_gen.grid import GenConfig, ModelSpec
+from data_gen.irp import IRPConfig
+
+log = logging.getLogger(__name__)
+
+FASHION_MNIST_FILE = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+
+
+@dataclass
+class DemoConfig:
+    out: str = "demo_out"
+    dataset: str = "auto"  # auto = fashion-mnist when installed, else mnist1d (generated locally)
+    n_train: int = 12000
+    n_test: int = 5000
+    densities: tuple[float, ...] = (0.02, 0.01, 0.005)
+    seeds: tuple[int, ...] = (0,)
+    source_models: list[ModelSpec] = field(
+        default_factory=lambda: [
+            ModelSpec("mlp", {"widths": [500, 150]}),
+            ModelSpec("mlp", {"widths": [200, 200, 200]}),
+            ModelSpec("mlp", {"widths": [1000]}),
+            ModelSpec("mlp", {"widths": [600, 300, 100]}),
+        ]
+    )
+    heldout_model: str = "lenet_300_100"
+    irp_rounds: int = 8
+    gen_epochs: float = 2
+    bench_epochs: float = 4
+    scorer_steps: int = 1500
+    baselines: tuple[str, ...] = ("random", "snip", "synflow")
+
+
+def resolve_dataset(name: str) -> str:
+    if name != "auto":
+        return name
+    return "fashion-mnist" if FASHION_MNIST_FILE.exists() else "mnist1d"
+
+
+def run_demo(cfg: DemoConfig | None = None, *, executor: str = "local") -> str:
+    """Run (or resume) the demo and return the comparison table (markdown)."""
+    from autosparse.bench.runner import run_bench
+    from autosparse.scorer.training import train_scorer
+    from data_gen.grid import generate
+
+    cfg = cfg or DemoConfig()
+    dataset = resolve_dataset(cfg.dataset)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    mnist1d = dataset == "mnist1d"
+    n_train = None if mnist1d else cfg.n_train  # MNIST-1D is small already (4000 / 1000)
+    n_test = None if mnist1d else cfg.n_test
+    train_gen = TrainConfig(epochs=cfg.gen_epochs, num_threads=0)
+    gen = GenConfig(
+        models=cfg.source_models,
+        datasets=[dataset],
+        seeds=[0],
+        irp=IRPConfig(rounds=cfg.irp_rounds, prune_fraction=0.5),
+        train=train_gen,
+        n_train=n_train,
+        n_test=n_test,
+    )
+    store = out / "store.zarr"
+    log.info("step 1/3: IRP labels for %d source models on %s", len(cfg.source_models), dataset)
+    print(f"[1/3] IRP source runs on {dataset} -> {store}", flush=True)
+    failed = [o for o in generate(gen, store, executor=executor) if not o.ok]
+    if failed:
+        from autosparse.errors import AutosparseError
+
+        raise AutosparseError(
+            f"{len(failed)} IRP runs failed, first: {failed[0].error.splitlines()[0]}; rerun to retry"
+        )
+
+    scorer_cfg = ScorerConfig(steps=cfg.scorer_steps, eval_every=max(1, cfg.scorer_steps // 6))
+    scorer_dir = out / "scorer"
+    stamp = scorer_dir / "demo_config.json"
+    key = config_hash({"gen": to_dict(gen), "scorer": to_dict(scorer_cfg)})
+    print(f"[2/3] scorer -> {scorer_dir}", flush=True)
+    if not (stamp.exists() and json.loads(stamp.read_text()).get("key") == key):
+        train_scorer(
+            store, holdout=None, out=scorer_dir, config=scorer_cfg, name="demo_scorer", command="autosparse demo"
+        )
+        stamp.write_text(json.dumps({"key": key}))
+
+    methods = [MethodSpec("autos", {"scorer": str(scorer_dir.resolve())}, label="autos")]
+    methods += [MethodSpec(m) for m in cfg.baselines] + [MethodSpec(IMP)]
+    bench = BenchConfig(
+        name="demo",
+        models=[ModelSpec(cfg.heldout_model)],
+        datasets=[dataset],
+        methods=methods,
+        densities=list(cfg.densities),
+        seeds=list(cfg.seeds),
+        train=TrainConfig(epochs=cfg.bench_epochs),
+        n_train=n_train,
+        n_test=n_test,
+    )
+    print(
+        f"[3/3] {cfg.heldout_model} (held out) pruned by autos and baselines, trained, compared -> {out / 'bench'}",
+        flush=True,
+    )
+    run = run_bench(bench, out / "bench", executor=executor)
+    report = run.report
+    table = report.tables if report is not None else ""
+    return f"{table}\n\nreport: {out / 'bench' / 'report.md'}"

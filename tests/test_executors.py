@@ -1,0 +1,160 @@
+"""Executors only decide *where* a job runs: local, process pool and Ray give the same store.
+
+A failing job is reported without stopping the others, a worker that dies is a failed job
+(not a crashed grid), and a grid entry with a bad option fails alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import _gen_helpers as helpers
+import numpy as np
+import pytest
+from _gen_helpers import assert_same_store, snapshot, write_config
+
+from autosparse.cli import main as cli_main
+from autosparse.errors import StoreError, UnknownNameError
+from autosparse.executors import JobOutcome, run_jobs
+from autosparse.store import StoreReader
+from data_gen.grid import GenConfig, expand_grid, generate
+
+KEYS = [f"job{i}" for i in range(5)]
+
+
+def by_key(outcomes: list[JobOutcome]) -> dict[str, JobOutcome]:
+    assert len({o.key for o in outcomes}) == len(outcomes)
+    return {o.key: o for o in outcomes}
+
+
+# ------------------------------------------------------------------------------------ run_jobs
+
+
+@pytest.mark.parametrize("executor", ["local", "process"])
+def test_run_jobs_returns_every_outcome(executor: str) -> None:
+    out = by_key(run_jobs(helpers.square, list(range(5)), KEYS, executor=executor, workers=2))
+    assert {k: (o.ok, o.value) for k, o in out.items()} == {f"job{i}": (True, i * i) for i in range(5)}
+
+
+@pytest.mark.parametrize("executor", ["local", "process"])
+def test_a_failing_job_is_reported_and_the_others_finish(executor: str) -> None:
+    out = by_key(run_jobs(helpers.fail_on_three, list(range(5)), KEYS, executor=executor, workers=2))
+    assert not out["job3"].ok
+    assert out["job3"].error.startswith("ValueError: three is not allowed")
+    assert "Traceback" in out["job3"].error  # a bug keeps its traceback for the report
+    assert all(out[k].ok and out[k].value == i * i for i, k in enumerate(KEYS) if k != "job3")
+
+
+def _user_error(x: int) -> int:
+    raise StoreError(f"store says no to {x}")
+
+
+def test_user_errors_are_reported_without_traceback() -> None:
+    (o,) = run_jobs(_user_error, [1], ["k"])
+    assert not o.ok and o.error == "store says no to 1"
+
+
+def test_a_dying_worker_is_a_failed_job_not_a_crashed_grid() -> None:
+    out = by_key(run_jobs(helpers.die_on_three, list(range(5)), KEYS, executor="process", workers=2))
+    assert set(out) == set(KEYS)
+    assert not out["job3"].ok and "worker process died" in out["job3"].error
+    # Whatever finished before the pool broke is kept; the rest is reported, to be rerun.
+    assert all(o.value == int(k[-1]) ** 2 for k, o in out.items() if o.ok)
+
+
+def test_unknown_executor_and_empty_job_list() -> None:
+    with pytest.raises(UnknownNameError, match="executor"):
+        run_jobs(helpers.square, [1], ["a"], executor="dask")
+    assert run_jobs(helpers.square, [], [], executor="process") == []
+
+
+# ------------------------------------------------------------------------------------ same store
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two runs (seeds 0 and 1) of the tiny MLP grid."""
+    return write_config(tmp_path_factory.mktemp("grid") / "two.yaml", seeds=[0, 1])
+
+
+@pytest.fixture(scope="module")
+def local_store(grid: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    store = tmp_path_factory.mktemp("local") / "store.zarr"
+    outcomes = generate(GenConfig.from_yaml(grid), store, executor="local")
+    assert all(o.ok for o in outcomes) and len(outcomes) == 2, [o.error for o in outcomes]
+    return store
+
+
+@pytest.mark.slow
+def test_process_executor_writes_the_same_store(grid: Path, local_store: Path, tmp_path: Path) -> None:
+    store = tmp_path / "process.zarr"
+    outcomes = generate(GenConfig.from_yaml(grid), store, executor="process", workers=2)
+    assert sorted(o.key for o in outcomes if o.ok) == sorted(s.run_id for s in expand_grid(GenConfig.from_yaml(grid)))
+    assert_same_store(store, local_store)
+
+
+@pytest.fixture
+def local_ray() -> object:
+    ray = pytest.importorskip("ray")
+    tests_dir = str(Path(__file__).parent)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        # so workers can import the picklable jobs of tests/_gen_helpers.py by name
+        runtime_env={"env_vars": {"PYTHONPATH": tests_dir}},
+    )
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_ray_executor_writes_the_same_store(local_ray: object, grid: Path, local_store: Path, tmp_path: Path) -> None:
+    store = tmp_path / "ray.zarr"
+    outcomes = generate(GenConfig.from_yaml(grid), store, executor="ray")
+    assert [o.ok for o in outcomes] == [True, True], [o.error for o in outcomes]
+    assert_same_store(store, local_store)
+    # A failing job on Ray is reported like anywhere else, and the others finish.
+    out = by_key(run_jobs(helpers.fail_on_three, list(range(5)), KEYS, executor="ray"))
+    assert not out["job3"].ok and "three is not allowed" in out["job3"].error
+    assert all(out[k].ok for k in KEYS if k != "job3")
+    assert local_ray.is_initialized()  # run_jobs leaves a Ray it did not start running
+
+
+@pytest.mark.slow
+def test_a_bad_grid_entry_fails_alone(local_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    models = [
+        {"model": "mlp", "model_kwargs": {"widths": [32, 16]}},
+        {"model": "mlp", "model_kwargs": {"widths": [32, 16], "dropout": 0.5}},  # mlp has no dropout option
+    ]
+    cfg = write_config(tmp_path / "bad.yaml", models=models)
+    store = tmp_path / "bad.zarr"
+    rc = cli_main(["gen", "--config", str(cfg), "--store", str(store), "--executor", "process", "--workers", "2"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "2 runs in the grid: 1 generated now, 0 already complete, 1 failed" in out
+    failed = [line for line in out.splitlines() if line.startswith("FAILED ")]
+    assert len(failed) == 1 and "mlp-dropout0.5_widths32x16" in failed[0] and "dropout" in failed[0]
+    good = StoreReader(store).run_ids
+    assert len(good) == 1 and good[0].startswith("mlp-widths32x16__fashion-mnist__s0__")
+    # The good run equals the same run generated in a grid without the bad entry.
+    a, b = snapshot(store)[good[0]], snapshot(local_store)[good[0]]
+    for key in ("features", "label"):
+        np.testing.assert_array_equal(a[key], b[key])
+    assert a["accuracies"] == b["accuracies"]
+    # A rerun skips the good run and retries only the failed one.
+    rc = cli_main(["gen", "--config", str(cfg), "--store", str(store)])
+    assert rc == 1 and "0 generated now, 1 already complete, 1 failed" in capsys.readouterr().out
+
+
+def test_unreachable_ray_cluster_is_one_line_fast(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Ray itself retries an unreachable address for minutes; the executor fails in seconds."""
+    pytest.importorskip("ray")
+    cfg = write_config(tmp_path / "tiny.yaml")
+    args = ["gen", "--config", str(cfg), "--store", str(tmp_path / "s.zarr"), "--executor", "ray"]
+    assert cli_main([*args, "--address", "127.0.0.1:1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("autosparse gen: error: cannot reach the Ray cluster at '127.0.0.1:1'")

@@ -1,0 +1,416 @@
+"""``autosparse gen`` end to end: grids, the store it writes, skip/resume, kill -9, corrupt inputs.
+
+The crash tests use the real command line in a child process and kill it with SIGKILL, then
+check the two promises of DESIGN.md §2.6: a reader never sees the half-written run, and the
+rerun produces exactly (bit for bit) the store an uninterrupted run produces.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _gen_helpers import REPO, TINY, assert_same_store, run_cli, snapshot, write_config
+
+from autosparse.cli import main as cli_main
+from autosparse.data import dataset_info, load_dataset, pruning_batch
+from autosparse.errors import ConfigError
+from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION, compute_features
+from autosparse.models import build_model
+from autosparse.store import FeatureStore, StoreReader, validate_store
+from autosparse.train import TrainConfig
+from data_gen.grid import GenConfig, ModelSpec, RunJob, execute_run, expand_grid, generate
+from data_gen.irp import IRPConfig
+
+CONFIGS = sorted((REPO / "configs" / "gen").glob("*.yaml"))
+
+
+# ------------------------------------------------------------------------------------ configs
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_shipped_configs_parse_and_build(path: Path) -> None:
+    """Every shipped grid parses, expands to unique run ids, and every model builds for its dataset."""
+    cfg = GenConfig.from_yaml(path)
+    specs = expand_grid(cfg)
+    assert len(specs) == len(cfg.models) * len(cfg.datasets) * len(cfg.seeds)
+    assert len({s.run_id for s in specs}) == len(specs)
+    assert len({m.label() for m in cfg.models}) == len(cfg.models), "two models share a run-id label"
+    for m in cfg.models:
+        for d in cfg.datasets:
+            info = dataset_info(d)
+            build_model(m.model, info.input_shape, info.num_classes, seed=0, **m.model_kwargs)
+
+
+def test_expected_configs_exist() -> None:
+    assert {p.name for p in CONFIGS} >= {"fmnist_mlps.yaml", "fmnist_convs.yaml", "mnist1d.yaml"}
+    convs = GenConfig.from_yaml(REPO / "configs/gen/fmnist_convs.yaml")
+    assert convs.irp.rounds == 8 and convs.irp.prune_fraction == 0.5 and len(convs.seeds) >= 2
+    assert {m.model for m in convs.models} >= {"conv2", "conv4", "resnet20"}
+    mnist1d = GenConfig.from_yaml(REPO / "configs/gen/mnist1d.yaml")
+    assert mnist1d.datasets == ["mnist1d"] and len(mnist1d.seeds) == 3
+    assert {m.model for m in mnist1d.models} == {"mlp", "cnn1d"}
+
+
+def test_run_id_names_the_run_and_hashes_every_setting(tmp_path: Path) -> None:
+    cfg = GenConfig.from_yaml(write_config(tmp_path / "g.yaml"))
+    (spec,) = expand_grid(cfg)
+    assert spec.run_id.startswith("mlp-widths32x16__fashion-mnist__s0__")
+    assert spec.run_id == expand_grid(GenConfig.from_yaml(write_config(tmp_path / "h.yaml")))[0].run_id
+    for change in ({"irp": {"rounds": 4}}, {"train": {"epochs": 2}}, {"n_train": 1000}, {"samples_per_class": 5}):
+        other = expand_grid(GenConfig.from_yaml(write_config(tmp_path / "o.yaml", **change)))[0]
+        assert other.run_id != spec.run_id, change
+    assert ModelSpec("mlp", {"widths": [8]}, name="tiny").label() == "tiny"
+
+
+def test_bad_grid_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="at least one model"):
+        expand_grid(GenConfig(seeds=[]))
+    with pytest.raises(ConfigError, match="unknown key"):
+        GenConfig.from_yaml(write_config(tmp_path / "g.yaml", epochs=3))
+
+
+# ------------------------------------------------------------------------------------ one store
+
+
+@pytest.fixture(scope="module")
+def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny grid generated in this process with the local executor: the reference store."""
+    root = tmp_path_factory.mktemp("gen")
+    cfg = GenConfig.from_yaml(write_config(root / "tiny.yaml"))
+    outcomes = generate(cfg, root / "ref.zarr")
+    assert [o.ok for o in outcomes] == [True], [o.error for o in outcomes]
+    return root / "ref.zarr"
+
+
+def test_store_holds_labels_features_and_the_imp_curve(tiny_store: Path) -> None:
+    reader = StoreReader(tiny_store, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
+    (run_id,) = reader.run_ids
+    run = reader.load_run(run_id)
+    R = TINY["irp"]["rounds"]
+    attrs = run.attrs
+    assert attrs["rounds"] == R and attrs["model"] == "mlp" and attrs["dataset"] == "fashion-mnist"
+    assert attrs["spec"]["irp"]["rounds"] == R and attrs["spec"]["n_train"] == 2000
+    assert len(attrs["accuracies"]) == R + 1 and len(attrs["densities"]) == R + 1
+    assert {"torch", "zarr", "numpy"} <= set(attrs["versions"])
+    assert [e["name"] for e in run.layers] == ["fc1.weight", "fc2.weight", "fc3.weight"]
+    label = run.label
+    assert label.dtype == np.int8 and label.min() >= 0 and label.max() <= R
+    n = label.size
+    assert n == 784 * 32 + 32 * 16 + 16 * 10
+    for r, d in enumerate(attrs["densities"]):  # the density trained in round r = share of labels >= r
+        assert int((label >= r).sum()) == round(d * n)
+    for i, entry in enumerate(run.layers):  # per-layer densities agree with the layer column
+        lab = label[run.layer == i]
+        assert lab.size == entry["numel"]
+        for r in range(R + 1):
+            assert float((lab >= r).mean()) == pytest.approx(attrs["layer_densities"][r][entry["name"]])
+    # Features are the θ0 features of the run's model, computed by the same code as at prune time.
+    spec = attrs["spec"]
+    ds = load_dataset("fashion-mnist", n_train=spec["n_train"], n_test=spec["n_test"], seed=spec["seed"])
+    torch.manual_seed(0)
+    model = build_model("mlp", ds.input_shape, ds.num_classes, seed=0, widths=(32, 16))
+    pdata = pruning_batch(ds, samples_per_class=spec["samples_per_class"], seed=0)
+    expected = compute_features(model, pdata, seed=0).dense().numpy()
+    np.testing.assert_array_equal(run.features, expected)
+    assert run.feature_names == list(FEATURE_NAMES)
+
+
+def test_round_checkpoints_are_removed_once_the_run_is_stored(tiny_store: Path) -> None:
+    work = Path(str(tiny_store) + ".work")
+    assert not work.exists() or not any(work.iterdir())
+
+
+def _mtimes(run_path: Path) -> dict[str, int]:
+    return {str(p.relative_to(run_path)): p.stat().st_mtime_ns for p in sorted(run_path.rglob("*"))}
+
+
+def test_complete_runs_are_skipped_not_rewritten(tiny_store: Path, tmp_path: Path) -> None:
+    (run_id,) = StoreReader(tiny_store).run_ids
+    run_path = tiny_store / "runs" / run_id
+    before_attrs = FeatureStore(tiny_store, schema_version=SCHEMA_VERSION, feature_names=FEATURE_NAMES).run_attrs(
+        run_id
+    )
+    before = _mtimes(run_path)
+    cfg_path = write_config(tmp_path / "tiny.yaml")
+    assert generate(GenConfig.from_yaml(cfg_path), tiny_store) == []  # nothing left to do
+    (spec,) = expand_grid(GenConfig.from_yaml(cfg_path))
+    assert execute_run(RunJob(spec, str(tiny_store), str(tmp_path / "work"))) == {"run_id": run_id, "skipped": True}
+    assert cli_main(["gen", "--config", str(cfg_path), "--store", str(tiny_store)]) == 0
+    after_attrs = FeatureStore(tiny_store, schema_version=SCHEMA_VERSION, feature_names=FEATURE_NAMES).run_attrs(run_id)
+    assert after_attrs == before_attrs  # written_at included
+    assert _mtimes(run_path) == before
+    assert not (tmp_path / "work").exists(), "a skipped run must not even start its IRP"
+
+
+# ------------------------------------------------------------------------------------ kill -9
+
+
+def _poll(predicate: object, proc: subprocess.Popen, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"generation ended (rc {proc.returncode}) before the kill point:\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("timed out waiting for a round checkpoint")
+        time.sleep(0.01)
+
+
+def _start_cli(*args: str) -> subprocess.Popen:
+    from _gen_helpers import CLI
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([*CLI, *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_kill_9_between_rounds_then_rerun_gives_the_same_store(tiny_store: Path, tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "tiny.yaml")
+    store = tmp_path / "killed.zarr"
+    (spec,) = expand_grid(GenConfig.from_yaml(cfg))
+    meta = Path(str(store) + ".work") / spec.run_id / "checkpoint" / "meta.json"
+    proc = _start_cli("gen", "--config", str(cfg), "--store", str(store))
+
+    def mid_run() -> bool:
+        try:
+            return json.loads(meta.read_text())["next_round"] >= 1
+        except (OSError, ValueError, KeyError):
+            return False
+
+    _poll(mid_run, proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    next_round = json.loads(meta.read_text())["next_round"]
+    assert 1 <= next_round <= TINY["irp"]["rounds"], "killed after the last round: no mid-run state was tested"
+    reader = StoreReader(store)
+    assert reader.run_ids == []  # the half-done run is invisible
+    assert validate_store(store).ok
+    rerun = run_cli("gen", "--config", str(cfg), "--store", str(store))
+    assert rerun.returncode == 0, rerun.stderr
+    assert "1 generated now" in rerun.stdout
+    assert_same_store(store, tiny_store)
+    assert not meta.parent.parent.exists()
+
+
+_KILL_IN_STORE_WRITE = textwrap.dedent(
+    """
+    import os, signal, sys
+    import zarr
+    from autosparse.store import writer
+    from autosparse.cli import main
+
+    where = sys.argv[1]
+    if where == "before_commit":  # every array is on disk, `complete` not yet set
+        real = writer._fsync_tree
+        def fsync_tree(root):
+            real(root)
+            if "runs" in root.parts:
+                os.kill(os.getpid(), signal.SIGKILL)
+        writer._fsync_tree = fsync_tree
+    else:  # features written, label array being created
+        real = zarr.Group.create_array
+        def create_array(self, name, *args, **kwargs):
+            if name == "label":
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(self, name, *args, **kwargs)
+        zarr.Group.create_array = create_array
+    sys.exit(main(sys.argv[2:]))
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["before_commit", "mid_arrays"])
+def test_kill_9_during_the_store_write(tiny_store: Path, tmp_path: Path, where: str) -> None:
+    """Deterministic kill inside ``write_run`` (a test-only patch in the child, not a product hook)."""
+    cfg = write_config(tmp_path / "tiny.yaml")
+    store = tmp_path / "killed.zarr"
+    (spec,) = expand_grid(GenConfig.from_yaml(cfg))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_IN_STORE_WRITE, where, "gen", "--config", str(cfg), "--store", str(store)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    fs = FeatureStore(store, schema_version=SCHEMA_VERSION, feature_names=FEATURE_NAMES)
+    assert fs.run_ids() == [spec.run_id] and not fs.is_complete(spec.run_id)  # the group is there, half-written
+    assert StoreReader(store).run_ids == []
+    report = validate_store(store)
+    assert report.ok and report.incomplete_runs == [spec.run_id] and not report.writing_runs
+    # Every round was checkpointed: the rerun only recomputes features and rewrites the run.
+    meta = Path(str(store) + ".work") / spec.run_id / "checkpoint" / "meta.json"
+    assert json.loads(meta.read_text())["next_round"] == TINY["irp"]["rounds"] + 1
+    rerun = run_cli("gen", "--config", str(cfg), "--store", str(store))
+    assert rerun.returncode == 0, rerun.stderr
+    assert_same_store(store, tiny_store)
+    assert validate_store(store).ok and validate_store(store).incomplete_runs == []
+
+
+# ------------------------------------------------------------------------------------ corrupt inputs
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str], command: str) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"autosparse {command}: error: "), err
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path: Path) -> Path:
+    return write_config(tmp_path / "tiny.yaml")
+
+
+def test_gen_on_a_truncated_store_is_one_clear_error(
+    tiny_cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "s.zarr"
+    FeatureStore(store, schema_version=SCHEMA_VERSION, feature_names=FEATURE_NAMES)
+    meta = store / "zarr.json"
+    meta.write_bytes(meta.read_bytes()[:40])
+    assert cli_main(["gen", "--config", str(tiny_cfg), "--store", str(store)]) == 2
+    msg = _one_line_error(capsys, "gen")
+    assert "unreadable metadata" in msg and "regenerate" in msg
+    assert cli_main(["store", "validate", str(store)]) == 1
+    out = capsys.readouterr().out
+    assert "BROKEN" in out and "unreadable metadata" in out
+
+
+def test_gen_on_another_schema_is_one_clear_error(
+    tiny_cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "s.zarr"
+    FeatureStore(store, schema_version=SCHEMA_VERSION + 98, feature_names=FEATURE_NAMES)
+    assert cli_main(["gen", "--config", str(tiny_cfg), "--store", str(store)]) == 2
+    msg = _one_line_error(capsys, "gen")
+    assert f"schema v{SCHEMA_VERSION + 98}" in msg and f"expects schema v{SCHEMA_VERSION}" in msg
+    # validate checks a store against itself: it reports the schema it found (a v99 store is intact).
+    cli_main(["store", "validate", str(store)])
+    assert f"schema v{SCHEMA_VERSION + 98}" in capsys.readouterr().out
+    # Other feature columns under the same version are refused as well.
+    other = tmp_path / "o.zarr"
+    FeatureStore(other, schema_version=SCHEMA_VERSION, feature_names=[*FEATURE_NAMES[:-1], "bogus"])
+    assert cli_main(["gen", "--config", str(tiny_cfg), "--store", str(other)]) == 2
+    assert "different feature columns" in _one_line_error(capsys, "gen")
+
+
+def test_gen_on_paths_that_are_not_stores(tiny_cfg: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    afile = tmp_path / "file.zarr"
+    afile.write_text("not a store")
+    assert cli_main(["gen", "--config", str(tiny_cfg), "--store", str(afile)]) == 2
+    assert "is a file" in _one_line_error(capsys, "gen")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "data.csv").write_text("1,2\n")
+    assert cli_main(["gen", "--config", str(tiny_cfg), "--store", str(foreign)]) == 2
+    assert "not a feature store" in _one_line_error(capsys, "gen")
+    assert cli_main(["store", "validate", str(foreign)]) == 1
+    assert "BROKEN" in capsys.readouterr().out
+
+
+def test_bad_config_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = str(tmp_path / "s.zarr")
+    assert cli_main(["gen", "--config", str(tmp_path / "missing.yaml"), "--store", store]) == 2
+    assert "does not exist" in _one_line_error(capsys, "gen")
+    bad = write_config(tmp_path / "bad.yaml", irp={"rounds": 0})
+    assert cli_main(["gen", "--config", str(bad), "--store", store]) == 2
+    assert "at least one round" in _one_line_error(capsys, "gen")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("models: [mlp\nseeds: {")
+    assert cli_main(["gen", "--config", str(broken), "--store", store]) == 2
+    assert "cannot parse" in _one_line_error(capsys, "gen")
+
+
+def test_corrupt_chunk_in_a_complete_run_is_found_and_regenerated(
+    tiny_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """gen trusts `complete`; validate finds the damage; deleting the run makes gen redo exactly it."""
+    import shutil
+
+    store = tmp_path / "copy.zarr"
+    shutil.copytree(tiny_store, store)
+    (run_id,) = StoreReader(store).run_ids
+    chunk = next(
+        p for p in sorted((store / "runs" / run_id / "label").rglob("*")) if p.is_file() and p.name != "zarr.json"
+    )
+    chunk.write_bytes(chunk.read_bytes()[:-7])
+    assert cli_main(["store", "validate", str(store)]) == 1
+    out = capsys.readouterr().out
+    assert "BROKEN" in out and run_id in out
+    with pytest.raises(Exception, match="corrupt or truncated"):
+        StoreReader(store).load_run(run_id)
+    FeatureStore(store, schema_version=SCHEMA_VERSION, feature_names=FEATURE_NAMES).delete_run(run_id)
+    assert cli_main(["gen", "--config", str(write_config(tmp_path / "tiny.yaml")), "--store", str(store)]) == 0
+    assert validate_store(store).ok
+    assert_same_store(store, tiny_store)
+
+
+@pytest.mark.slow
+def test_real_binary_reports_a_corrupt_store_in_one_line(tiny_cfg: Path, tmp_path: Path) -> None:
+    store = tmp_path / "s.zarr"
+    FeatureStore(store, schema_version=SCHEMA_VERSION, feature_names=FEATURE_NAMES)
+    (store / "zarr.json").write_text('{"zarr_format": 3, "node_')
+    gen = run_cli("gen", "--config", str(tiny_cfg), "--store", str(store))
+    assert gen.returncode == 2
+    lines = gen.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("autosparse gen: error:") and "Traceback" not in gen.stderr
+    val = run_cli("store", "validate", str(store))
+    assert val.returncode == 1 and "BROKEN" in val.stdout and "Traceback" not in val.stderr
+
+
+def test_snapshot_helper_sees_every_run(tiny_store: Path) -> None:
+    snap = snapshot(tiny_store)
+    assert len(snap) == 1
+    assert_same_store(tiny_store, tiny_store)
+
+
+# ------------------------------------------------------------------------------------ benchmarks
+
+
+def test_irp_overhead_benchmark_reports_both_sides() -> None:
+    from data_gen.bench import irp_overhead
+
+    res = irp_overhead(
+        "mlp",
+        "fashion-mnist",
+        model_kwargs={"widths": [16]},
+        irp=IRPConfig(rounds=1),
+        train_cfg=TrainConfig(epochs=0.25, num_threads=1),
+        n_train=500,
+        n_test=100,
+        repeats=2,
+    )
+    assert res["rounds"] == 1 and res["total_epochs"] == 0.5 and res["n_weights"] == 784 * 16 + 16 * 10
+    assert len(res["all_repeats"]) == 2
+    assert res["irp_wall_s"] > 0 and res["plain_wall_s"] > 0 and res["irp_train_s"] <= res["irp_wall_s"]
+    # ratios use unrounded times; the reported times are rounded to ms, so compare loosely
+    assert res["overhead_wall"] == pytest.approx(res["irp_wall_s"] / res["plain_wall_s"] - 1, rel=0.2, abs=0.2)
+    assert res["overhead_wall"] > -1 and res["overhead_cpu"] > -1
+    assert {"overhead_cpu", "overhead_cpu_paired_median", "eval_s", "irp_outside_train_s"} <= set(res)
+
+
+def test_store_throughput_benchmark(tmp_path: Path) -> None:
+    from data_gen.bench import main, store_throughput
+
+    res = store_throughput("mlp", (1, 28, 28), model_kwargs={"widths": [16]}, n_runs=2, repeats=1, durable=False)
+    assert res["weights_per_run"] == 784 * 16 + 16 * 10 and res["n_features"] == len(FEATURE_NAMES)
+    assert res["write_mb_s"] > 0 and res["read_shuffled_mb_s"] > 0 and res["n_runs"] == 2
+    assert main(["store", "--model", "mlp", "--model-kwargs", '{"widths": [8]}', "--runs", "1", "--repeats", "1"]) == 0
