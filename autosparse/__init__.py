@@ -27,6 +27,16 @@ _EXPORTS = {
     "train": "autosparse.train",
     "evaluate": "autosparse.train",
     "AutosparseError": "autosparse.errors",
+    "model_info": "autosparse.models",
+    "FeatureStore": "autosparse.store",
+    "StoreReader": "autosparse.store",
+    "validate_store": "autosparse.store",
+    "path_stats": "autosparse.paths",
+    "layer_collapse": "autosparse.paths",
+    "mask_diagnostics": "autosparse.diagnostics",
+    "compute_features": "autosparse.features",
+    "load_scorer": "autosparse.scorer.api",
+    "trace_graph": "autosparse.graph",
 }
 
 

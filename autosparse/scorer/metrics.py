@@ -72,3 +72,52 @@ def mask_overlap(
             top = torch.argsort(s, descending=True, stable=True)[:k]
             hit += int(keep[top].sum())
     return hit / total if total else float("nan")
+
+
+def heldout_table(metrics: dict[str, dict], scorer_names: dict[str, dict] | None = None) -> str:
+    """Markdown: held-out ranking quality of learned scorers next to classic saliencies as rankers.
+
+    ``metrics`` is a card's ``metrics`` (per held-out run: spearman, rounds → precision…);
+    ``scorer_names`` optionally maps extra row names to other cards' metrics on the same runs.
+    Precision is averaged over held-out runs at each IRP round (density shown is the mean).
+    """
+    cards = {"learned": metrics, **(scorer_names or {})}
+    runs = list(metrics)
+    if not runs:
+        return "(no held-out runs)"
+    rounds = sorted({int(r) for run in runs for r in metrics[run]["rounds"]})
+    deep = [
+        r
+        for r in rounds
+        if np.mean([metrics[run]["rounds"][str(r)]["density"] for run in runs if str(r) in metrics[run]["rounds"]])
+        <= 0.05
+    ]
+    dens = {
+        r: np.mean([metrics[run]["rounds"][str(r)]["density"] for run in runs if str(r) in metrics[run]["rounds"]])
+        for r in deep
+    }
+    header = ["ranker", "Spearman", *[f"prec. @ {100 * dens[r]:.2g}%" for r in deep]]
+    rows = []
+
+    def row(name: str, card: dict, key: str, sp_key: str) -> None:
+        sp = np.nanmean([card[run].get(sp_key, np.nan) for run in runs if run in card])
+        precs = [
+            np.nanmean([card[run]["rounds"].get(str(r), {}).get(key, np.nan) for run in runs if run in card])
+            for r in deep
+        ]
+        rows.append([name, f"{sp:.3f}", *[f"{p:.3f}" for p in precs]])
+
+    for name, card in cards.items():
+        row(name, card, "precision", "spearman")
+    for base in ("magnitude", "snip", "grasp", "synflow"):
+        row(base, metrics, f"precision_{base}", f"spearman_{base}")
+    rows.append(
+        [
+            "random",
+            "0",
+            *[f"{np.nanmean([metrics[run]['rounds'][str(r)]['random_precision'] for run in runs]):.3f}" for r in deep],
+        ]
+    )
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
