@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from autosparse.connectivity import repair_connectivity
+from autosparse.masks import Masks
+from autosparse.paths import path_stats
+
+
+def _net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+
+
+def test_dead_weight_moves_to_a_path_and_counts_stay() -> None:
+    model = _net()
+    m1 = torch.zeros(3, 4, dtype=torch.bool)
+    m1[0, 0] = True  # input 0 -> hidden 0 (hidden 0 reaches the output below)
+    m1[2, 1] = True  # input 1 -> hidden 2: dead, hidden 2 feeds nothing
+    m2 = torch.zeros(2, 3, dtype=torch.bool)
+    m2[1, 0] = True  # hidden 0 -> output 1
+    masks = Masks({"0.weight": m1, "2.weight": m2})
+    before = path_stats(model, masks, (4,))
+    assert before.effective_params == 2 < masks.kept
+    scores = {"0.weight": torch.arange(12.0).reshape(3, 4), "2.weight": torch.zeros(2, 3)}
+    repaired, moved = repair_connectivity(model, masks, scores, (4,))
+    assert moved[0] == 1
+    assert [int(repaired[n].sum()) for n in repaired] == [2, 1]  # per-layer counts unchanged
+    # the moved weight must feed hidden 0 (the only unit with an output path); best score: input 3
+    assert repaired["0.weight"][0, 3] and not repaired["0.weight"][2, 1]
+    after = path_stats(model, repaired, (4,))
+    assert after.effective_params == repaired.kept
+
+
+def test_nothing_moves_when_every_weight_is_effective() -> None:
+    model = _net()
+    masks = Masks({"0.weight": torch.ones(3, 4, dtype=torch.bool), "2.weight": torch.ones(2, 3, dtype=torch.bool)})
+    scores = {n: torch.rand(m.shape) for n, m in masks.items()}
+    repaired, moved = repair_connectivity(model, masks, scores, (4,))
+    assert moved == [0]
+    assert all(torch.equal(repaired[n], masks[n]) for n in masks)
