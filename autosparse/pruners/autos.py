@@ -31,6 +31,7 @@ class AutosConfig(PrunerConfig):
     scorer: str = DEFAULT_SCORER  # a shipped scorer's name or a scorer directory
     allocation: str = "learned"  # learned | global | uniform | erk
     rounds: int = 1
+    repair: int = 3  # connectivity-repair iterations (0 = off), see autosparse.connectivity
     input_shape: tuple[int, ...] = ()  # only needed without data
 
     def __post_init__(self) -> None:
@@ -38,6 +39,8 @@ class AutosConfig(PrunerConfig):
             raise ConfigError(f"unknown autos allocation {self.allocation!r}; use learned, global, uniform or erk")
         if self.rounds < 1:
             raise ConfigError("autos rounds must be >= 1")
+        if self.repair < 0:
+            raise ConfigError("autos repair must be >= 0 iterations")
 
 
 @register("autos")
@@ -80,4 +83,10 @@ class Autos(Pruner):
             else:
                 masks = allocate(scores, d, scope=cfg.allocation)  # type: ignore[arg-type]
         assert masks is not None
-        return Masks(masks.to_dict(), meta={"scorer": cfg.scorer, "allocation": cfg.allocation})
+        moved: list[int] = []
+        shape = data.input_shape if data else tuple(cfg.input_shape)
+        if cfg.repair > 0 and shape:
+            from autosparse.connectivity import repair_connectivity
+
+            masks, moved = repair_connectivity(model, masks, scores, shape, iterations=cfg.repair)
+        return Masks(masks.to_dict(), meta={"scorer": cfg.scorer, "allocation": cfg.allocation, "repaired": moved})
