@@ -51,7 +51,7 @@ from torch_geometric.nn import MessagePassing
 from autosparse.errors import CheckpointError, ConfigError
 from autosparse.features import _SPEC, FeatureTable, LayerFeatures
 from autosparse.scorer.gnn_data import GraphArrays, build_graph, run_graph, table_from_run
-from autosparse.scorer.nets import _mlp
+from autosparse.scorer.nets import _mlp, safe_std
 
 if TYPE_CHECKING:
     from autosparse.scorer.checkpoint import Card
@@ -266,7 +266,7 @@ class GNNRanker(nn.Module):
 
     def set_normalisation(self, which: str, mean: torch.Tensor, std: torch.Tensor) -> None:
         getattr(self, f"{which}_mean").copy_(mean)
-        getattr(self, f"{which}_std").copy_(std.clamp(min=1e-6))
+        getattr(self, f"{which}_std").copy_(safe_std(std))
 
     def embed(self, inp: NetInputs) -> torch.Tensor:
         """(N, gnn_hidden) unit embeddings of one whole network."""

@@ -21,9 +21,22 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from autosparse.features import _SPEC, LayerFeatures
+from autosparse.features import _SPEC, LayerFeatures, map_layers
 
 ALLOCATOR_EXTRA = ("log_density",)
+SCORE_CHUNK = 1 << 14  # weights per block in Ranker.score_layer: its (block, hidden) activations fit in L2
+
+
+def safe_std(std: torch.Tensor) -> torch.Tensor:
+    """Per-feature scale for normalisation; a feature constant in the training data gets an
+    infinite scale, so it normalises to 0 at prune time whatever its value.
+
+    Why: an MLP-only store has ``kind_conv == 0`` everywhere. Clamping its std to a tiny value
+    would turn a conv layer's ``kind_conv == 1`` into an input of 1e6 and garbage scores; a
+    feature the scorer never saw vary carries no information it could have learned, so it must
+    not move the output.
+    """
+    return torch.where(std < 1e-6, torch.full_like(std, float("inf")), std)
 
 
 def _mlp(sizes: Sequence[int]) -> nn.Sequential:
@@ -48,15 +61,22 @@ class Ranker(nn.Module):
 
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.mean.copy_(mean)
-        self.std.copy_(std.clamp(min=1e-6))
+        self.std.copy_(safe_std(std))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, F) raw features (in ``self.features`` order) -> (N,) scores."""
         return self.rest(self.first((x - self.mean) / self.std)).squeeze(-1)
 
     @torch.no_grad()
-    def score_layer(self, lf: LayerFeatures, chunk: int = 1 << 20) -> torch.Tensor:
-        """Scores of every weight of one layer, folded and chunked (bounded memory)."""
+    def score_layer(self, lf: LayerFeatures, chunk: int = SCORE_CHUNK) -> torch.Tensor:
+        """Scores of every weight of one layer, folded and chunked (bounded memory).
+
+        Equal to ``forward`` on the layer's dense feature rows up to float rounding. Only the
+        weight-level features are multiplied per weight; the layer, row and column terms of the
+        first linear layer are computed once per unit and added by broadcasting over a block of
+        whole rows, so nothing of size (numel, features) or (numel, hidden) is ever built and
+        each block's (rows, in, kernel, hidden) activations stay in cache.
+        """
         W = self.first.weight / self.std  # fold the normalisation into the first layer
         bias = self.first.bias - W @ self.mean
         idx = {
@@ -71,30 +91,47 @@ class Ranker(nn.Module):
             x = torch.stack([values[self.features[i]].to(torch.float32) for i in cols], dim=1)
             return x @ W[:, cols].T
 
+        hidden = W.shape[0]
         layer_vals = {k: torch.tensor([v]) for k, v in lf.layer.items()}
         layer_term = bias + (term("layer", layer_vals)[0] if idx["layer"] else 0.0)
-        row_term = term("row", lf.row)
-        col_term = term("col", lf.col)
-        w_cols = idx["weight"]
-        Ww = W[:, w_cols].T if w_cols else None
-        n = lf.numel
-        out = torch.empty(n)
-        per_row = n // lf.shape[0]
+        out_units = lf.shape[0]
         in_units = lf.shape[1] if len(lf.shape) > 1 else 1
         kernel = lf.kernel
-        for s in range(0, n, chunk):
-            e = min(n, s + chunk)
-            h = layer_term.expand(e - s, -1).clone()
-            if Ww is not None:
-                xw = torch.stack([lf.weight[self.features[i]][s:e].to(torch.float32) for i in w_cols], dim=1)
-                h += xw @ Ww
-            flat = torch.arange(s, e)
-            if row_term is not None:
-                h += row_term[flat // per_row]
-            if col_term is not None:
-                h += col_term[(flat // kernel) % in_units]
-            out[s:e] = self.rest(h).squeeze(-1)
+        row = term("row", lf.row)
+        row = layer_term.expand(out_units, hidden) if row is None else row + layer_term  # (out, h)
+        col = term("col", lf.col)  # (in, h) or None
+        w_cols = idx["weight"]
+        Ww = W[:, w_cols].T.contiguous() if w_cols else None  # (Fw, h)
+        weight_feats = [lf.weight[self.features[i]] for i in w_cols]
+        per_row = in_units * kernel
+        rows_per_chunk = max(1, chunk // per_row)
+        out = torch.empty(lf.numel)
+
+        def block(a: int) -> None:
+            b = min(out_units, a + rows_per_chunk)
+            s, e = a * per_row, b * per_row
+            with torch.no_grad():  # grad mode is per thread: a worker does not inherit the decorator's
+                unit = row[a:b, None, :] if col is None else row[a:b, None, :] + col  # (rows, in | 1, h)
+                if Ww is not None:
+                    xw = torch.stack([f[s:e].to(torch.float32) for f in weight_feats])  # (Fw, n): contiguous rows
+                    z = torch.mm(xw.T, Ww).view(b - a, -1, kernel, hidden)
+                    z += unit[:, :, None, :]
+                else:
+                    z = unit[:, :, None, :].expand(b - a, in_units, kernel, hidden).clone()
+                out[s:e] = self._rest(z.view(-1, hidden))
+
+        map_layers(block, range(0, out_units, rows_per_chunk))
         return out
+
+    def _rest(self, z: torch.Tensor) -> torch.Tensor:
+        """``self.rest`` on first-layer pre-activations, in place where possible (z is overwritten)."""
+        z = z.relu_()
+        for m in self.rest[1]:
+            if isinstance(m, nn.Linear):
+                z = torch.addmm(m.bias, z, m.weight.T)
+            else:
+                z = z.relu_() if isinstance(m, nn.ReLU) else m(z)
+        return z.squeeze(-1)
 
 
 class Allocator(nn.Module):
@@ -111,7 +148,7 @@ class Allocator(nn.Module):
 
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.mean.copy_(mean)
-        self.std.copy_(std.clamp(min=1e-6))
+        self.std.copy_(safe_std(std))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, F+1) layer features with log density last -> (N,) log density ratio."""
