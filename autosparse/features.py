@@ -23,20 +23,27 @@ shipped scorers do not use them.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autosparse.errors import SchemaMismatchError
-from autosparse.layers import prunable_layers, safe_deepcopy
+from autosparse.errors import ConfigError, SchemaMismatchError
+from autosparse.layers import PrunableLayer, prunable_layers, safe_deepcopy
 from autosparse.masks import Masks
 from autosparse.pruners.base import PruningData
 from autosparse.pruners.iterate import masked_weights
 
 SCHEMA_VERSION = 1
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -175,13 +182,109 @@ class FeatureTable:
         return torch.cat([torch.full((lf.numel,), i, dtype=torch.int16) for i, lf in enumerate(self.layers)])
 
 
-def _pct_rank(x: torch.Tensor) -> torch.Tensor:
-    """Within-layer percentile in [0, 1]; ties get distinct ranks by position (stable, deterministic)."""
-    flat = x.reshape(-1)
-    order = torch.argsort(flat, stable=True)
-    ranks = torch.empty_like(order)
-    ranks[order] = torch.arange(flat.numel())
-    return ranks.to(torch.float32) / max(1, flat.numel() - 1)
+_NAN_KEY = np.iinfo(np.uint32).max
+
+
+def _order_key(flat: torch.Tensor) -> np.ndarray:
+    """uint32 keys that sort like the float32 values of ``flat``, NaN above everything.
+
+    The IEEE trick: flip the sign bit of positives and every bit of negatives. ``+ 0.0`` turns
+    -0.0 into +0.0 first, because a float sort sees them as equal (a tie, broken by index).
+    """
+    v = (flat.to(torch.float32) + 0.0).numpy()
+    bits = v.view(np.int32)
+    key = bits.view(np.uint32) ^ ((bits >> 31).view(np.uint32) | np.uint32(1 << 31))
+    nan = np.isnan(v)
+    if nan.any():
+        key[nan] = _NAN_KEY
+    return key
+
+
+def _rank_values(n: int) -> np.ndarray:
+    """What the weight of sorted position i gets: i / (n - 1) in float32 (shared by a layer's rank features)."""
+    return (torch.arange(n).to(torch.float32) / max(1, n - 1)).numpy()
+
+
+def _radix_steps(key: np.ndarray) -> list[np.ndarray]:
+    """LSD radix sort of unsigned keys over 16-bit digits: the stable argsort of each pass, in order.
+
+    The sorted order is ``steps[0][steps[1][...]]``. Each pass is a numpy stable argsort of
+    ``uint16`` (a counting sort: linear time, stable by construction); a constant digit is skipped.
+    """
+    n = key.size
+    digits = list(key.view(np.uint16).reshape(n, key.itemsize // 2).T)  # 16-bit digits of the native key
+    if not np.little_endian:
+        digits.reverse()  # least significant first
+    steps: list[np.ndarray] = []
+    for j, d in enumerate(digits):
+        if n and d.min() == d.max():
+            continue
+        step = np.argsort(d, kind="stable")
+        steps.append(step)
+        for k in range(j + 1, len(digits)):
+            digits[k] = digits[k][step]  # later digits follow the order sorted so far
+    return steps
+
+
+def _compose(steps: list[np.ndarray], n: int) -> np.ndarray:
+    order = np.arange(n, dtype=np.int64) if not steps else steps[0]
+    for step in steps[1:]:
+        order = order[step]
+    return order
+
+
+def _refine_float64(order: np.ndarray, key32: np.ndarray, v: np.ndarray) -> None:
+    """Fix, in place, an order sorted by float32-rounded keys so it also sorts the float64 values ``v``.
+
+    Rounding to float32 is monotone, so only runs of equal float32 keys can be out of order;
+    each run whose float64 values differ is re-sorted by value, stably (its positions are
+    already in index order, so float64 ties stay broken by index).
+    """
+    k = key32[order]
+    vs = v[order]
+    same = k[1:] == k[:-1]
+    if not same.any():
+        return
+    bad = same & (vs[1:] != vs[:-1]) & (k[1:] != _NAN_KEY)  # NaNs all tie
+    if not bad.any():
+        return
+    run = np.cumsum(np.concatenate(([True], ~same)))  # run id of every sorted position
+    pos = np.flatnonzero(np.isin(run, np.unique(run[1:][bad])))
+    order[pos] = order[pos][np.lexsort((vs[pos], run[pos]))]
+
+
+def _pct_rank(x: torch.Tensor, values: np.ndarray | None = None) -> torch.Tensor:
+    """Within-layer percentile in [0, 1]; ties get distinct ranks by position (stable, deterministic).
+
+    Exactly ``argsort(argsort(x, stable=True))`` scaled to [0, 1] (NaN highest), computed without
+    a comparison sort, which cost ``autos`` about half of SNIP's whole time on an 11M-weight
+    network: floats become order-preserving unsigned keys (:func:`_order_key`) sorted by a radix
+    sort (:func:`_radix_steps`), and the rank values are scattered back through the passes in
+    reverse instead of composing the permutations. float64 values are sorted on their float32
+    rounding (two passes, not four) and the rare runs it merges are re-sorted exactly. numpy
+    releases the GIL, so layers rank in parallel threads. ``values`` is ``_rank_values(numel)``
+    when the caller has it.
+    """
+    flat = x.detach().reshape(-1).cpu()
+    n = flat.numel()
+    vals = _rank_values(n) if values is None else values
+    if not flat.is_floating_point() or flat.dtype == torch.float64:
+        if flat.dtype == torch.float64:
+            key32 = _order_key(flat)  # float32 rounding: monotone, so only its ties need a second look
+            order = _compose(_radix_steps(key32), n)
+            _refine_float64(order, key32, flat.numpy())
+        else:  # integers: rare here, the plain stable sort
+            order = torch.argsort(flat, stable=True).numpy()
+        out = np.empty(n, dtype=np.float32)
+        out[order] = vals
+        return torch.from_numpy(out)
+    key = _order_key(flat)  # exact for float32, float16, bfloat16
+    result = vals
+    for step in reversed(_radix_steps(key)):  # sorted order = steps[0][steps[1][...]]
+        nxt = np.empty(n, dtype=np.float32)
+        nxt[step] = result
+        result = nxt
+    return torch.from_numpy(result if result is not vals else vals.copy())
 
 
 def _z(x: torch.Tensor) -> torch.Tensor:
@@ -191,9 +294,11 @@ def _z(x: torch.Tensor) -> torch.Tensor:
 
 
 def _lognorm(x: torch.Tensor) -> torch.Tensor:
-    x = x.reshape(-1).abs().to(torch.float64)
-    mean = x.mean()
-    return torch.log((x + 1e-30) / (mean + 1e-30)).clamp(min=-30.0).to(torch.float32)
+    # float64 on a private copy, updated in place: the same operations in the same order as the
+    # out-of-place formula log((|x| + 1e-30) / (mean + 1e-30)), without four temporaries per layer
+    y = x.reshape(-1).to(torch.float64, copy=True).abs_()
+    mean = y.mean()
+    return y.add_(1e-30).div_(mean + 1e-30).log_().clamp_(min=-30.0).to(torch.float32)
 
 
 def _unit_sums(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -210,22 +315,210 @@ def _rel(x: torch.Tensor) -> torch.Tensor:
 
 
 def _gradients(model: nn.Module, data: PruningData) -> dict[str, torch.Tensor]:
-    """Mean-loss gradient over all pruning batches (SNIP's g), in train mode on a copy."""
+    """Mean-loss gradient over all pruning batches (SNIP's g), in train mode on a copy.
+
+    ``autograd.grad`` with respect to the prunable weights only, summed over batches in batch
+    order: the same values ``backward()`` would accumulate in ``.grad``, without gradients for
+    the other parameters and without leaving buffers on the model.
+    """
     layers = prunable_layers(model)
     params = [layer.parameter for layer in layers]
     model.train()
-    for p in params:
-        p.grad = None
     total = sum(len(y) for _, y in data)
     device = params[0].device
+    acc: list[torch.Tensor] | None = None
     for x, y in data:
         loss = F.cross_entropy(model(x.to(device)), y.to(device), reduction="sum") / total
-        loss.backward()
-    return {layer.name: layer.parameter.grad.detach().clone() for layer in layers}
+        grads = [g.detach() for g in torch.autograd.grad(loss, params)]
+        if acc is None:  # own every buffer once (a tied weight's gradient may come back twice)
+            acc, seen = [], set()
+            for g in grads:
+                acc.append(g.clone() if id(g) in seen else g)
+                seen.add(id(g))
+        else:
+            acc = [a.add_(g) for a, g in zip(acc, grads, strict=True)]
+    if acc is None:
+        raise ConfigError("the pruning data has no batches; pass at least one (inputs, targets) batch")
+    return {layer.name: g for layer, g in zip(layers, acc, strict=True)}
+
+
+_local = threading.local()  # .workers: the thread count map_layers uses inside single_threaded_torch()
+
+
+@contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(n)``, restoring the previous setting after."""
+    prev = torch.get_num_threads()
+    if n != prev:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n != prev:
+            torch.set_num_threads(prev)
+
+
+@contextmanager
+def single_threaded_torch() -> Iterator[None]:
+    """Torch ops in the block run on one thread; :func:`map_layers` inside still uses every thread.
+
+    Why: on a shared, loaded machine torch's intra-op threads wait for each other after every
+    op, and a stall of one stalls all (the ``autos`` scorer ran 4x slower with 2 torch threads
+    than with 1 on the 2-core dev box). Work done here is parallel where it is large, across
+    layers or blocks (:func:`map_layers`), which needs no barrier.
+    """
+    prev = getattr(_local, "workers", None)
+    _local.workers = prev or torch.get_num_threads()
+    try:
+        with _torch_threads(1):
+            yield
+    finally:
+        _local.workers = prev
+
+
+def map_layers(
+    fn: Callable[[T], R], items: Sequence[T], *, sizes: Sequence[int] | None = None, workers: int | None = None
+) -> list[R]:
+    """``[fn(x) for x in items]``, one item per thread, with torch single-threaded inside each.
+
+    Why: per-layer work (sorts, reductions, a small MLP over millions of rows) is many medium
+    ops, and torch's intra-op threads stall on a loaded machine (see :func:`single_threaded_torch`).
+    Whole items per thread need no barrier and still use ``torch.get_num_threads()`` cores
+    (torch and numpy release the GIL). Each item runs single-threaded whatever the thread
+    count, so results do not depend on it. ``sizes`` (e.g. numels) start the largest items
+    first, for balance; results keep ``items``' order. Called from a worker, it runs serially.
+    """
+    n = len(items)
+    workers = min(n, workers or getattr(_local, "workers", None) or torch.get_num_threads())
+    with single_threaded_torch():
+        if workers <= 1:
+            return [fn(x) for x in items]
+        order = sorted(range(n), key=lambda i: -sizes[i]) if sizes is not None else list(range(n))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {i: pool.submit(fn, items[i]) for i in order}
+            return [futures[i].result() for i in range(n)]
 
 
 def needed_passes(names: Sequence[str]) -> set[str]:
     return {_SPEC[n].needs for n in names if _SPEC[n].needs}
+
+
+@dataclass
+class _Passes:
+    """What the expensive passes measured on the whole network, shared by the per-layer work."""
+
+    names: tuple[str, ...]
+    masks: Masks | None
+    grads: dict[str, torch.Tensor]
+    grasp: dict[str, torch.Tensor]
+    synflow: dict[str, torch.Tensor]
+    total: int
+    n_layers: int
+
+
+def _layer_features(passes: _Passes, i: int, layer: PrunableLayer) -> LayerFeatures:
+    """Every requested feature of one layer (runs in a worker thread; see :func:`map_layers`)."""
+    want = set(passes.names)
+    mask = passes.masks[layer.name] if passes.masks is not None else None
+    theta = layer.parameter.detach().to("cpu", torch.float32)
+    if mask is not None:
+        theta = theta * mask  # without a mask, multiplying by ones would only copy θ
+    lf = LayerFeatures(layer.name, tuple(theta.shape), layer.kind)
+    numel = theta.numel()
+    w = lf.weight
+    values: list[np.ndarray] = []  # the rank values of this layer's size, made once for its rank features
+
+    def rank(x: torch.Tensor) -> torch.Tensor:
+        if not values:
+            values.append(_rank_values(numel))
+        return _pct_rank(x, values[0])
+
+    abs_theta = theta.abs()
+    if "theta" in want:
+        w["theta"] = theta.reshape(-1)
+    if "theta_z" in want:
+        w["theta_z"] = _z(theta)
+    if "abs_theta_rank" in want:
+        w["abs_theta_rank"] = rank(abs_theta)
+    g = passes.grads[layer.name].to("cpu", torch.float32) if layer.name in passes.grads else None
+    abs_g = None
+    if g is not None:
+        if mask is not None:
+            g = g * mask
+        abs_g = g.abs()
+        if "grad" in want:
+            w["grad"] = g.reshape(-1)
+        if "grad_z" in want:
+            w["grad_z"] = _z(g)
+        if "abs_grad_rank" in want:
+            w["abs_grad_rank"] = rank(abs_g)
+        if want & {"snip_lognorm", "snip_rank"}:
+            snip = (theta * g).abs()
+            if "snip_lognorm" in want:
+                w["snip_lognorm"] = _lognorm(snip)
+            if "snip_rank" in want:
+                w["snip_rank"] = rank(snip)
+    if passes.grasp:
+        s = passes.grasp[layer.name].to("cpu", torch.float32)
+        if mask is not None:
+            s = s * mask
+        if "grasp_z" in want:
+            w["grasp_z"] = _z(s)
+        if "grasp_rank" in want:
+            w["grasp_rank"] = rank(s)
+    if passes.synflow:
+        s = passes.synflow[layer.name].to("cpu", torch.float64)
+        if mask is not None:
+            s = s * mask
+        if "synflow_lognorm" in want:
+            w["synflow_lognorm"] = _lognorm(s)
+        if "synflow_rank" in want:
+            w["synflow_rank"] = rank(s)
+    shape = theta.shape
+    in_units = shape[1] if len(shape) > 1 else 1
+    kernel = math.prod(shape[2:]) if len(shape) > 2 else 1
+    if want & {"row_log_degree", "col_log_degree"}:
+        kept = mask if mask is not None else torch.ones(shape, dtype=torch.bool)
+        deg_rows, deg_cols = _unit_sums(kept.to(torch.float32))
+        if "row_log_degree" in want:
+            lf.row["row_log_degree"] = torch.log1p(deg_rows)
+        if "col_log_degree" in want:
+            lf.col["col_log_degree"] = torch.log1p(deg_cols)
+    if want & {"row_mass", "col_mass"}:
+        mass_rows, mass_cols = _unit_sums(abs_theta)
+        if "row_mass" in want:
+            lf.row["row_mass"] = _rel(mass_rows)
+        if "col_mass" in want:
+            lf.col["col_mass"] = _rel(mass_cols)
+    if abs_g is not None and want & {"row_grad_mass", "col_grad_mass"}:
+        grows, gcols = _unit_sums(abs_g)
+        if "row_grad_mass" in want:
+            lf.row["row_grad_mass"] = _rel(grows)
+        if "col_grad_mass" in want:
+            lf.col["col_grad_mass"] = _rel(gcols)
+    total, n_layers = passes.total, passes.n_layers
+    layer_vals = {
+        "kind_linear": float(layer.kind == "linear"),
+        "kind_conv": float(layer.kind == "conv"),
+        "kind_attention": float(layer.kind == "attention"),
+        "log_fan_in": math.log(in_units * kernel),
+        "log_fan_out": math.log(shape[0] * kernel),
+        "log_numel": math.log(numel),
+        "log_numel_frac": math.log(numel / total),
+        "log_kernel": math.log(kernel),
+        "log_in_units": math.log(in_units),
+        "log_out_units": math.log(shape[0]),
+        "rel_depth": i / max(1, n_layers - 1),
+        "is_first": float(i == 0),
+        "is_last": float(i == n_layers - 1),
+        "log_total": math.log10(total),
+        "layer_density": float(mask.float().mean()) if mask is not None else 1.0,
+    }
+    lf.layer = {k: v for k, v in layer_vals.items() if k in want}
+    missing = [n for n in passes.names if _SPEC[n].group == "weight" and n not in w]
+    if missing:
+        raise SchemaMismatchError(f"could not compute {missing}: they need pruning data (pass data=…)")
+    return lf
 
 
 def compute_features(
@@ -241,7 +534,8 @@ def compute_features(
 
     Works on a deep copy, so the caller's model, its BN statistics and its mode are untouched.
     ``masks`` (optional) zeroes pruned weights first, for scoring a partly pruned network.
-    Only the expensive passes the requested features need are run.
+    Only the expensive passes the requested features need are run; the per-layer work after
+    them runs one layer per thread (:func:`map_layers`).
     """
     names = tuple(names or FEATURE_NAMES)
     check_schema(SCHEMA_VERSION, names)
@@ -264,87 +558,12 @@ def compute_features(
             from autosparse.pruners import make_pruner
 
             synflow = make_pruner("synflow", input_shape=input_shape).scores(work, data, seed=seed)
-    total = sum(layer.parameter.numel() for layer in layers)
-    out: list[LayerFeatures] = []
-    n_layers = len(layers)
-    for i, layer in enumerate(layers):
-        theta = layer.parameter.detach().to("cpu", torch.float32)
-        mask = masks[layer.name] if masks is not None else torch.ones_like(theta, dtype=torch.bool)
-        theta = theta * mask
-        lf = LayerFeatures(layer.name, tuple(theta.shape), layer.kind)
-        g = grads[layer.name].to("cpu", torch.float32) * mask if layer.name in grads else None
-        want = set(names)
-        w = lf.weight
-        if "theta" in want:
-            w["theta"] = theta.reshape(-1)
-        if "theta_z" in want:
-            w["theta_z"] = _z(theta)
-        if "abs_theta_rank" in want:
-            w["abs_theta_rank"] = _pct_rank(theta.abs())
-        if g is not None:
-            snip = (theta * g).abs()
-            if "grad" in want:
-                w["grad"] = g.reshape(-1)
-            if "grad_z" in want:
-                w["grad_z"] = _z(g)
-            if "abs_grad_rank" in want:
-                w["abs_grad_rank"] = _pct_rank(g.abs())
-            if "snip_lognorm" in want:
-                w["snip_lognorm"] = _lognorm(snip)
-            if "snip_rank" in want:
-                w["snip_rank"] = _pct_rank(snip)
-        if grasp:
-            s = grasp[layer.name].to("cpu", torch.float32) * mask
-            if "grasp_z" in want:
-                w["grasp_z"] = _z(s)
-            if "grasp_rank" in want:
-                w["grasp_rank"] = _pct_rank(s)
-        if synflow:
-            s = synflow[layer.name].to("cpu", torch.float64) * mask
-            if "synflow_lognorm" in want:
-                w["synflow_lognorm"] = _lognorm(s)
-            if "synflow_rank" in want:
-                w["synflow_rank"] = _pct_rank(s)
-        shape = theta.shape
-        in_units = shape[1] if len(shape) > 1 else 1
-        kernel = math.prod(shape[2:]) if len(shape) > 2 else 1
-        deg_rows, deg_cols = _unit_sums(mask.to(torch.float32))
-        mass_rows, mass_cols = _unit_sums(theta.abs())
-        if "row_log_degree" in want:
-            lf.row["row_log_degree"] = torch.log1p(deg_rows)
-        if "row_mass" in want:
-            lf.row["row_mass"] = _rel(mass_rows)
-        if "col_log_degree" in want:
-            lf.col["col_log_degree"] = torch.log1p(deg_cols)
-        if "col_mass" in want:
-            lf.col["col_mass"] = _rel(mass_cols)
-        if g is not None:
-            grows, gcols = _unit_sums(g.abs())
-            if "row_grad_mass" in want:
-                lf.row["row_grad_mass"] = _rel(grows)
-            if "col_grad_mass" in want:
-                lf.col["col_grad_mass"] = _rel(gcols)
-        numel = theta.numel()
-        layer_vals = {
-            "kind_linear": float(layer.kind == "linear"),
-            "kind_conv": float(layer.kind == "conv"),
-            "kind_attention": float(layer.kind == "attention"),
-            "log_fan_in": math.log(in_units * kernel),
-            "log_fan_out": math.log(shape[0] * kernel),
-            "log_numel": math.log(numel),
-            "log_numel_frac": math.log(numel / total),
-            "log_kernel": math.log(kernel),
-            "log_in_units": math.log(in_units),
-            "log_out_units": math.log(shape[0]),
-            "rel_depth": i / max(1, n_layers - 1),
-            "is_first": float(i == 0),
-            "is_last": float(i == n_layers - 1),
-            "log_total": math.log10(total),
-            "layer_density": float(mask.float().mean()),
-        }
-        lf.layer = {k: v for k, v in layer_vals.items() if k in want}
-        missing = [n for n in names if _SPEC[n].group == "weight" and n not in w]
-        if missing:
-            raise SchemaMismatchError(f"could not compute {missing}: they need pruning data (pass data=…)")
-        out.append(lf)
+    measured = _Passes(
+        names, masks, grads, grasp, synflow, sum(layer.parameter.numel() for layer in layers), len(layers)
+    )
+    out = map_layers(
+        lambda item: _layer_features(measured, *item),
+        list(enumerate(layers)),
+        sizes=[layer.parameter.numel() for layer in layers],
+    )
     return FeatureTable(names, out)

@@ -30,7 +30,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path) -> None:
     for row in ("autos", "random", "synflow", "imp"):
         assert row in table
     assert (tmp_path / "demo" / "bench" / "report.md").exists()
-    assert list((tmp_path / "demo" / "bench").glob("*.png"))
+    assert list((tmp_path / "demo" / "bench" / "plots").glob("*.png"))
     start = time.perf_counter()
     again = run_demo(cfg)
     assert again.split("report:")[0] == table.split("report:")[0]

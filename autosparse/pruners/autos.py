@@ -63,30 +63,37 @@ class Autos(Pruner):
         return scorer.score_layers(table, model, data.input_shape if data else (tuple(cfg.input_shape) or None))
 
     def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
-        from autosparse.features import compute_features
+        from autosparse.features import compute_features, single_threaded_torch
 
         cfg: AutosConfig = self.config  # type: ignore[assignment]
         scorer = self._scorer()
         masks: Masks | None = None
         steps = schedule_densities(density, cfg.rounds, "exp")
         for d in steps:
+            # the gradient and SynFlow passes use torch's threads, as SNIP's does; what follows is
+            # many medium ops whose intra-op threads stall each other on a loaded machine, so it
+            # runs single-threaded, parallel over layers and blocks instead (see map_layers)
             table = compute_features(model, data, names=scorer.features, masks=masks, seed=seed)
-            scores = scorer.score_layers(table, model, data.input_shape if data else (tuple(cfg.input_shape) or None))
-            if masks is not None:  # what an earlier round pruned stays pruned
-                scores = {n: torch.where(masks[n], s, torch.tensor(float("-inf"))) for n, s in scores.items()}
-            if cfg.allocation == "learned":
-                shapes = {lf.name: torch.Size(lf.shape) for lf in table.layers}
-                dens = scorer.layer_densities(table, d)
-                shares = {lf.name: p * lf.numel for lf, p in zip(table.layers, dens)}
-                caps = {n: int(m.sum()) for n, m in masks.items()} if masks is not None else None
-                masks = masks_from_counts(scores, counts_from_shares(shapes, d, shares, caps=caps))
-            else:
-                masks = allocate(scores, d, scope=cfg.allocation)  # type: ignore[arg-type]
+            with single_threaded_torch():
+                scores = scorer.score_layers(
+                    table, model, data.input_shape if data else (tuple(cfg.input_shape) or None)
+                )
+                if masks is not None:  # what an earlier round pruned stays pruned
+                    scores = {n: torch.where(masks[n], s, torch.tensor(float("-inf"))) for n, s in scores.items()}
+                if cfg.allocation == "learned":
+                    shapes = {lf.name: torch.Size(lf.shape) for lf in table.layers}
+                    dens = scorer.layer_densities(table, d)
+                    shares = {lf.name: p * lf.numel for lf, p in zip(table.layers, dens)}
+                    caps = {n: int(m.sum()) for n, m in masks.items()} if masks is not None else None
+                    masks = masks_from_counts(scores, counts_from_shares(shapes, d, shares, caps=caps))
+                else:
+                    masks = allocate(scores, d, scope=cfg.allocation)  # type: ignore[arg-type]
         assert masks is not None
         moved: list[int] = []
         shape = data.input_shape if data else tuple(cfg.input_shape)
         if cfg.repair > 0 and shape:
             from autosparse.connectivity import repair_connectivity
 
-            masks, moved = repair_connectivity(model, masks, scores, shape, iterations=cfg.repair)
+            with single_threaded_torch():  # batch-1 float64 passes: small ops, see above
+                masks, moved = repair_connectivity(model, masks, scores, shape, iterations=cfg.repair)
         return Masks(masks.to_dict(), meta={"scorer": cfg.scorer, "allocation": cfg.allocation, "repaired": moved})

@@ -49,9 +49,9 @@ from torch import nn
 from torch_geometric.nn import MessagePassing
 
 from autosparse.errors import CheckpointError, ConfigError
-from autosparse.features import _SPEC, FeatureTable, LayerFeatures
+from autosparse.features import _SPEC, FeatureTable, LayerFeatures, map_layers, single_threaded_torch
 from autosparse.scorer.gnn_data import GraphArrays, build_graph, run_graph, table_from_run
-from autosparse.scorer.nets import _mlp, safe_std
+from autosparse.scorer.nets import _mlp, _rest, safe_std
 
 if TYPE_CHECKING:
     from autosparse.scorer.checkpoint import Card
@@ -63,7 +63,10 @@ log = logging.getLogger(__name__)
 
 STRUCT_FEATURES = ("is_input", "is_sink", "log_in_degree", "log_out_degree")
 EDGE_CHUNK = 1 << 19  # edges per message chunk: bounds the (E, hidden) message tensor
-WEIGHT_CHUNK = 1 << 20  # weights per head chunk, as in Ranker.score_layer
+WEIGHT_CHUNK = 1 << 14  # weights per head block at prune time, as in Ranker.score_layer (cache-sized)
+TRAIN_WEIGHT_CHUNK = 1 << 20  # sampled weights per head call when scoring training runs
+INFER_CHUNK = 1 << 14  # edges per message block at prune time: its (edges, hidden) messages stay in cache
+INFER_PART = 1 << 18  # edges summed by one thread at prune time (a fixed size: results are thread-count free)
 TRAIN_FANOUT = 64  # training messages: about this many sampled edges per unit and direction
 
 
@@ -139,6 +142,16 @@ def net_inputs(table: FeatureTable, graph: GraphArrays, features: Sequence[str])
     src_cnt = torch.zeros(n, dtype=torch.float64)
     edge_sum = torch.zeros(e, len(fw), dtype=torch.float64)
     edge_cnt = torch.zeros(e, dtype=torch.float64)
+
+    def slice_means(i: int) -> torch.Tensor | None:
+        """(slices, Fw) float64 means of the weight features over each kernel slice of layer ``i``."""
+        if not fw or not graph.layer_slice_edge(i).shape[1]:
+            return None
+        k = int(graph.layer_meta[i, 3])
+        return torch.stack([layers[i].weight[f].reshape(-1, k).double().mean(1) for f in fw], dim=1)
+
+    # the O(weights) part, one layer per thread; the scatter into edges below stays in layer order
+    all_means = map_layers(slice_means, range(len(layers)), sizes=[lf.numel for lf in layers])
     for i, lf in enumerate(layers):
         nodes = graph.out_nodes(i)
         if fr:
@@ -153,9 +166,8 @@ def net_inputs(table: FeatureTable, graph: GraphArrays, features: Sequence[str])
                 src_sum.index_add_(0, pairs[1], cols[pairs[0] % width])
             src_cnt.index_add_(0, pairs[1], torch.ones(pairs.shape[1], dtype=torch.float64))
         se = graph.layer_slice_edge(i)
-        if se.shape[1] and fw:
-            k = int(graph.layer_meta[i, 3])
-            means = torch.stack([lf.weight[f].reshape(-1, k).double().mean(1) for f in fw], dim=1)
+        means = all_means[i]
+        if means is not None:
             edge_sum.index_add_(0, se[1], means[se[0]])
             edge_cnt.index_add_(0, se[1], torch.ones(se.shape[1], dtype=torch.float64))
     src = (src_sum / src_cnt.clamp(min=1).unsqueeze(1)).float()
@@ -209,12 +221,52 @@ class DirectedConv(MessagePassing):
     ) -> torch.Tensor:
         n = h.shape[0]
         x = self.node(h)
+        if not torch.is_grad_enabled():
+            return self._infer(x, edge_index, edge_attr, edge_norm) * inv_deg.unsqueeze(1)
         mean, std = edge_norm
         out = torch.zeros_like(x)
         for s in range(0, edge_index.shape[1], chunk):
             ea = (edge_attr[s : s + chunk] - mean) / std
             out = out + self.propagate(edge_index[:, s : s + chunk], x=x, edge_attr=ea, size=(n, n))
         return out * inv_deg.unsqueeze(1)
+
+    def _infer(
+        self,
+        x: torch.Tensor,
+        edge_index: torch.Tensor,
+        edge_attr: torch.Tensor,
+        edge_norm: tuple[torch.Tensor, torch.Tensor],
+    ) -> torch.Tensor:
+        """Sum of messages without autograd: what ``propagate`` computes, up to float rounding.
+
+        The edge normalisation is folded into the edge weights, each block of edges is one
+        gather, one small matmul and one ``index_add_`` with no PyG bookkeeping, and blocks are
+        small enough for their (edges, hidden) messages to stay in cache. Edge ranges of fixed
+        size are summed separately (one thread each, :func:`~autosparse.features.map_layers`)
+        and added in a fixed order, so the result does not depend on the thread count.
+        """
+        mean, std = edge_norm
+        w = self.edge.weight / std  # (hidden, Fe)
+        b = -(w @ mean)
+        src_row, dst_row = (0, 1) if self.flow == "source_to_target" else (1, 0)
+        src, dst = edge_index[src_row], edge_index[dst_row]
+        e = edge_index.shape[1]
+
+        def part(start: int) -> torch.Tensor:
+            acc = torch.zeros_like(x)
+            with torch.no_grad():
+                for s in range(start, min(e, start + INFER_PART), INFER_CHUNK):
+                    t = min(e, start + INFER_PART, s + INFER_CHUNK)
+                    m = torch.addmm(b, edge_attr[s:t], w.T)
+                    m += x.index_select(0, src[s:t])
+                    acc.index_add_(0, dst[s:t], m.relu_())
+            return acc
+
+        parts = map_layers(part, range(0, e, INFER_PART))
+        out = torch.zeros_like(x)
+        for acc in parts:
+            out += acc
+        return out
 
     def message(self, x_j: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         out = self.edge(edge_attr)
@@ -355,20 +407,25 @@ class GNNRanker(nn.Module):
         rows_per_chunk = max(1, chunk // per_row)
         scores = torch.empty(lf.numel)
         hidden = row.shape[1]
+        weight_feats = [lf.weight[self.features[c]] for c in w_cols]
+
         # Weights are (out, in_per_group, kernel) row-major: a block of rows is a contiguous slice, and
         # the row and column terms broadcast over it without per-weight index arithmetic or gathers.
-        for a in range(0, out_units, rows_per_chunk):
+        # Blocks are cache-sized and run one per thread (map_layers), as in Ranker.score_layer.
+        def block(a: int) -> None:
             b = min(out_units, a + rows_per_chunk)
             s, e = a * per_row, b * per_row
-            unit = row[a:b, None, :] + src[torch.arange(a, b) // out_pg]  # (rows, in_pg, h1)
-            if Ww is not None:
-                xw = torch.stack([lf.weight[self.features[c]][s:e].to(torch.float32) for c in w_cols], dim=1)
-                z = (xw @ Ww).view(b - a, in_pg, k, hidden)
-                z += unit[:, :, None, :]
-            else:
-                z = unit[:, :, None, :].expand(b - a, in_pg, k, hidden).clone()
-            z = z.view(-1, hidden).relu_()  # the first ReLU of ``rest``, in place
-            scores[s:e] = self.rest[1](z).squeeze(-1)
+            with torch.no_grad():  # grad mode is per thread
+                unit = row[a:b, None, :] + src[torch.arange(a, b) // out_pg]  # (rows, in_pg, h1)
+                if Ww is not None:
+                    xw = torch.stack([f[s:e].to(torch.float32) for f in weight_feats])  # (Fw, n)
+                    z = torch.mm(xw.T, Ww).view(b - a, in_pg, k, hidden)
+                    z += unit[:, :, None, :]
+                else:
+                    z = unit[:, :, None, :].expand(b - a, in_pg, k, hidden).clone()
+                scores[s:e] = _rest(self.rest, z.view(-1, hidden))
+
+        map_layers(block, range(0, out_units, rows_per_chunk))
         return scores
 
 
@@ -412,8 +469,9 @@ def gnn_score_layers(
             "pass pruning data (data=...) or input_shape=(C, H, W) to the autos pruner"
         )
     assert isinstance(ranker, GNNRanker)
-    graph = build_graph(model, tuple(int(s) for s in input_shape))
-    scores = ranker.score_network(table, graph)
+    with single_threaded_torch():  # the large parts run in parallel blocks (map_layers)
+        graph = build_graph(model, tuple(int(s) for s in input_shape))
+        scores = ranker.score_network(table, graph)
     return {lf.name: s.reshape(lf.shape) for lf, s in zip(table.layers, scores, strict=True)}
 
 
@@ -532,8 +590,10 @@ def _net_scores(ranker: GNNRanker, net: _Net) -> list[torch.Tensor]:
             out.append(
                 torch.cat(
                     [
-                        ranker.score_weights(x[s : s + WEIGHT_CHUNK], idx[s : s + WEIGHT_CHUNK], meta, dst, src)
-                        for s in range(0, len(idx), WEIGHT_CHUNK)
+                        ranker.score_weights(
+                            x[s : s + TRAIN_WEIGHT_CHUNK], idx[s : s + TRAIN_WEIGHT_CHUNK], meta, dst, src
+                        )
+                        for s in range(0, len(idx), TRAIN_WEIGHT_CHUNK)
                     ]
                 )
             )

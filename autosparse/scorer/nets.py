@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from autosparse.features import _SPEC, LayerFeatures, map_layers
+from autosparse.features import _SPEC, LayerFeatures, map_layers, single_threaded_torch
 
 ALLOCATOR_EXTRA = ("log_density",)
 SCORE_CHUNK = 1 << 14  # weights per block in Ranker.score_layer: its (block, hidden) activations fit in L2
@@ -44,6 +44,21 @@ def _mlp(sizes: Sequence[int]) -> nn.Sequential:
     for a, b in itertools.pairwise(sizes):
         layers += [nn.Linear(a, b), nn.ReLU()]
     return nn.Sequential(*layers[:-1])
+
+
+def _rest(rest: nn.Sequential, z: torch.Tensor) -> torch.Tensor:
+    """``rest`` (ReLU, then the MLP after the first layer) on first-layer pre-activations, in place.
+
+    ``z`` is overwritten: the ReLUs run in place and each Linear is one ``addmm``, so a block
+    allocates one (n, hidden) buffer per layer and nothing else.
+    """
+    z = z.relu_()
+    for m in rest[1]:
+        if isinstance(m, nn.Linear):
+            z = torch.addmm(m.bias, z, m.weight.T)
+        else:
+            z = z.relu_() if isinstance(m, nn.ReLU) else m(z)
+    return z.squeeze(-1)
 
 
 class Ranker(nn.Module):
@@ -77,6 +92,10 @@ class Ranker(nn.Module):
         whole rows, so nothing of size (numel, features) or (numel, hidden) is ever built and
         each block's (rows, in, kernel, hidden) activations stay in cache.
         """
+        with single_threaded_torch():  # the per-weight part is parallel over blocks (map_layers)
+            return self._score_layer(lf, chunk)
+
+    def _score_layer(self, lf: LayerFeatures, chunk: int) -> torch.Tensor:
         W = self.first.weight / self.std  # fold the normalisation into the first layer
         bias = self.first.bias - W @ self.mean
         idx = {
@@ -118,20 +137,10 @@ class Ranker(nn.Module):
                     z += unit[:, :, None, :]
                 else:
                     z = unit[:, :, None, :].expand(b - a, in_units, kernel, hidden).clone()
-                out[s:e] = self._rest(z.view(-1, hidden))
+                out[s:e] = _rest(self.rest, z.view(-1, hidden))
 
         map_layers(block, range(0, out_units, rows_per_chunk))
         return out
-
-    def _rest(self, z: torch.Tensor) -> torch.Tensor:
-        """``self.rest`` on first-layer pre-activations, in place where possible (z is overwritten)."""
-        z = z.relu_()
-        for m in self.rest[1]:
-            if isinstance(m, nn.Linear):
-                z = torch.addmm(m.bias, z, m.weight.T)
-            else:
-                z = z.relu_() if isinstance(m, nn.ReLU) else m(z)
-        return z.squeeze(-1)
 
 
 class Allocator(nn.Module):

@@ -1,0 +1,280 @@
+"""The fast paths behind ``autos``' speed give what the straightforward code gives.
+
+Each fast path (radix-sort ranks, selection top-k, folded block scoring, threaded per-layer
+work) is checked against a plain reference written out here, so a later speed-up cannot change
+what a feature or a mask means without failing a test.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from autosparse.allocation import target_count, topk_mask
+from autosparse.data import load_dataset, pruning_batch
+from autosparse.features import (
+    FEATURE_NAMES,
+    _pct_rank,
+    compute_features,
+    map_layers,
+    single_threaded_torch,
+)
+from autosparse.layers import prunable_layers, safe_deepcopy
+from autosparse.masks import Masks
+from autosparse.models import build_model
+from autosparse.pruners import make_pruner, prune
+from autosparse.pruners.base import PruningData
+from autosparse.pruners.iterate import masked_weights
+from autosparse.scorer.nets import Ranker
+from autosparse.scorer.training import DEFAULT_RANKER_FEATURES
+
+SHIPPED_MLP = Path(__file__).resolve().parents[1] / "trained_scorers" / "autos_mlp_fmnist"
+
+
+# ------------------------------------------------------------------------------ references
+
+
+def ref_rank(x: torch.Tensor) -> torch.Tensor:
+    """Percentile rank by stable argsort: ties by position, NaN last."""
+    flat = x.reshape(-1)
+    order = torch.argsort(flat, stable=True)
+    ranks = torch.empty_like(order)
+    ranks[order] = torch.arange(flat.numel())
+    return ranks.to(torch.float32) / max(1, flat.numel() - 1)
+
+
+def ref_topk(score: torch.Tensor, k: int) -> torch.Tensor:
+    """First k of a stable descending sort, NaN lowest."""
+    flat = torch.nan_to_num(score.detach().reshape(-1).to(torch.float64), nan=-math.inf)
+    mask = torch.zeros(flat.numel(), dtype=torch.bool)
+    if k > 0:
+        mask[torch.argsort(flat, descending=True, stable=True)[:k]] = True
+    return mask.reshape(score.shape)
+
+
+def _unit_sums(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if x.dim() == 1:
+        return x, x.new_ones(1) * x.sum()
+    return x.reshape(x.shape[0], -1).sum(1), x.sum(dim=[d for d in range(x.dim()) if d != 1])
+
+
+def ref_features(
+    model: nn.Module, data: PruningData, masks: Masks | None, input_shape: tuple[int, ...]
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Schema v1 written out plainly: one copy, backward() into .grad, argsort ranks, out-of-place math."""
+
+    def z(x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(-1).float()
+        return x / ((x.std() if x.numel() > 1 else x.abs().mean()) + 1e-12)
+
+    def lognorm(x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(-1).abs().double()
+        return torch.log((x + 1e-30) / (x.mean() + 1e-30)).clamp(min=-30.0).float()
+
+    def rel(x: torch.Tensor) -> torch.Tensor:
+        return (x / (x.mean() + 1e-30)).float()
+
+    work = safe_deepcopy(model)
+    layers = prunable_layers(work)
+    with torch.random.fork_rng(devices=[]), masked_weights(work, masks):
+        torch.manual_seed(0)
+        work.train()
+        total = sum(len(y) for _, y in data)
+        for x, y in data:
+            (F.cross_entropy(work(x), y, reduction="sum") / total).backward()
+        grads = {layer.name: layer.parameter.grad.detach().clone() for layer in layers}
+        grasp = make_pruner("grasp").scores(work, data, seed=0)
+        synflow = make_pruner("synflow", input_shape=input_shape).scores(work, data, seed=0)
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for layer in layers:
+        mask = masks[layer.name] if masks is not None else torch.ones(layer.parameter.shape, dtype=torch.bool)
+        theta = layer.parameter.detach().float() * mask
+        g = grads[layer.name].float() * mask
+        snip = (theta * g).abs()
+        gs = grasp[layer.name].float() * mask
+        sf = synflow[layer.name].double() * mask
+        deg_r, deg_c = _unit_sums(mask.float())
+        mass_r, mass_c = _unit_sums(theta.abs())
+        gm_r, gm_c = _unit_sums(g.abs())
+        out[layer.name] = {
+            "theta": theta.reshape(-1),
+            "theta_z": z(theta),
+            "abs_theta_rank": ref_rank(theta.abs()),
+            "grad": g.reshape(-1),
+            "grad_z": z(g),
+            "abs_grad_rank": ref_rank(g.abs()),
+            "snip_lognorm": lognorm(snip),
+            "snip_rank": ref_rank(snip),
+            "grasp_z": z(gs),
+            "grasp_rank": ref_rank(gs),
+            "synflow_lognorm": lognorm(sf),
+            "synflow_rank": ref_rank(sf),
+            "row_log_degree": torch.log1p(deg_r),
+            "row_mass": rel(mass_r),
+            "row_grad_mass": rel(gm_r),
+            "col_log_degree": torch.log1p(deg_c),
+            "col_mass": rel(mass_c),
+            "col_grad_mass": rel(gm_c),
+        }
+    return out
+
+
+# ------------------------------------------------------------------------------ ranks and top-k
+
+
+def _awkward_vectors() -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    special = torch.randn(2000, generator=g)
+    special[::7] = float("nan")
+    special[::11] = float("inf")
+    special[::13] = -float("inf")
+    special[::17] = -0.0
+    special[::19] = 0.0
+    near64 = torch.randn(3000, generator=g, dtype=torch.float64)
+    near64[::3] = near64[::3] * (1 + 1e-12)  # equal in float32, different in float64
+    near64[::5] = -0.0
+    near64[::29] = float("nan")
+    tiny64 = torch.rand(20000, generator=g, dtype=torch.float64) * 1e-200  # all 0 in float32
+    tiny64[::5] = 0.0
+    return [
+        torch.randn(5000, generator=g),
+        torch.randint(0, 5, (3000,), generator=g).float(),  # many ties
+        special,
+        near64,
+        torch.rand(50000, generator=g, dtype=torch.float64) * 1e-3 + 1.0,  # dense float32 collisions
+        tiny64,
+        torch.exp(torch.randn(20000, generator=g, dtype=torch.float64) * 200),  # beyond float32's range
+        torch.randn(64, 3, 3, 3, generator=g).half(),
+        torch.randn(99, generator=g).bfloat16(),
+        torch.randint(-3, 3, (500,), generator=g),
+        torch.zeros(40),
+        torch.full((7,), 2.5, dtype=torch.float64),
+        torch.tensor([3.0]),
+        torch.tensor([]),
+    ]
+
+
+@pytest.mark.parametrize("i", range(len(_awkward_vectors())))
+def test_rank_equals_stable_argsort(i: int) -> None:
+    x = _awkward_vectors()[i]
+    assert torch.equal(_pct_rank(x), ref_rank(x))
+
+
+@pytest.mark.parametrize("i", range(len(_awkward_vectors())))
+def test_topk_equals_stable_sort(i: int) -> None:
+    x = _awkward_vectors()[i]
+    n = x.numel()
+    for k in sorted({0, 1, n // 7, n // 2, max(0, n - 1), n, n + 3, -1}):
+        assert torch.equal(topk_mask(x, k), ref_topk(x, k)), k
+
+
+# ------------------------------------------------------------------------------ features
+
+
+@pytest.fixture(scope="module")
+def conv_setup():
+    ds = load_dataset("fake:cifar10", n_train=60, n_test=10, seed=0)
+    data = pruning_batch(ds, samples_per_class=2, seed=0)
+    return build_model("resnet20", (3, 32, 32), 10, seed=0), data
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_features_equal_reference(conv_setup, masked: bool) -> None:
+    model, data = conv_setup
+    g = torch.Generator().manual_seed(1)
+    masks = Masks({layer.name: torch.rand(layer.shape, generator=g) < 0.3 for layer in prunable_layers(model)})
+    masks = masks if masked else None
+    table = compute_features(model, data, masks=masks)
+    ref = ref_features(model, data, masks, (3, 32, 32))
+    assert table.names == FEATURE_NAMES
+    for lf in table.layers:
+        for name, want in ref[lf.name].items():
+            got = lf.weight.get(name, lf.row.get(name, lf.col.get(name)))
+            assert got is not None, name
+            if name.endswith("_rank"):
+                assert torch.equal(got, want), (lf.name, name)
+            else:
+                torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-7, msg=f"{lf.name} {name}")
+
+
+def test_map_layers_keeps_order_and_restores_threads() -> None:
+    prev = torch.get_num_threads()
+    out = map_layers(lambda i: (i, torch.get_num_threads()), list(range(9)), sizes=[1, 9, 2, 8, 3, 7, 4, 6, 5])
+    assert [i for i, _ in out] == list(range(9))
+    assert all(t == 1 for _, t in out)  # each item runs single-threaded
+    assert torch.get_num_threads() == prev
+    with single_threaded_torch():
+        assert torch.get_num_threads() == 1
+        assert map_layers(lambda i: map_layers(lambda j: j * i, [1, 2]), [1, 3]) == [[1, 2], [3, 6]]
+    assert torch.get_num_threads() == prev
+    with pytest.raises(ZeroDivisionError):
+        map_layers(lambda i: 1 / i, [1, 0, 2])
+    assert torch.get_num_threads() == prev
+
+
+# ------------------------------------------------------------------------------ scorers
+
+
+def test_folded_ranker_equals_forward(conv_setup) -> None:
+    """Block scoring (row/col/layer terms broadcast, per-weight part only) = the plain MLP."""
+    model, data = conv_setup
+    torch.manual_seed(0)
+    feats = [*DEFAULT_RANKER_FEATURES, "row_log_degree", "col_log_degree", "log_kernel"]
+    ranker = Ranker(feats, hidden=(16, 8, 4)).eval()
+    ranker.set_normalisation(torch.randn(len(feats)) * 0.1, torch.rand(len(feats)) + 0.5)
+    table = compute_features(model, data, names=feats)
+    for lf in table.layers:
+        dense = torch.stack([lf.column(f) for f in feats], dim=1)
+        with torch.no_grad():
+            want = ranker(dense)
+        for chunk in (1, 100, 1 << 14):
+            torch.testing.assert_close(ranker.score_layer(lf, chunk=chunk), want, rtol=1e-5, atol=1e-5)
+
+
+def test_gnn_fast_inference_equals_training_path(conv_setup) -> None:
+    """Prune-time message passing and block head = the differentiable path used in training."""
+    from autosparse.scorer.gnn import GNNRanker, net_inputs
+    from autosparse.scorer.gnn_data import build_graph
+
+    model, data = conv_setup
+    torch.manual_seed(0)
+    feats = list(DEFAULT_RANKER_FEATURES)
+    ranker = GNNRanker(feats, (16, 8), gnn_hidden=8, gnn_layers=2).eval()
+    table = compute_features(model, data, names=feats)
+    graph = build_graph(model, (3, 32, 32))
+    inp = net_inputs(table, graph, feats)
+    ranker.set_normalisation("edge", inp.edge_attr.mean(0), inp.edge_attr.std(0) + 0.1)
+    ranker.set_normalisation("node", inp.node_x.mean(0), inp.node_x.std(0) + 0.1)
+    with torch.no_grad():
+        fast = ranker.embed(inp)
+    slow = ranker.embed(inp).detach()  # grad mode on: PyG propagate over big edge chunks
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
+    scores = ranker.score_network(table, graph, inp)
+    with torch.no_grad():
+        for li, lf in enumerate(table.layers):
+            dst, src = ranker.unit_terms(fast, graph, li)
+            x = torch.stack([lf.column(f) for f in feats], dim=1)
+            want = ranker.score_weights(x, torch.arange(lf.numel), graph.layer_meta[li], dst, src)
+            torch.testing.assert_close(scores[li], want, rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------------------ autos end to end
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHIPPED_MLP.exists(), reason="the shipped MLP scorer is not in this checkout")
+def test_autos_on_resnet18_at_99_percent_sparsity() -> None:
+    ds = load_dataset("fake:cifar10", n_train=200, n_test=10, seed=0)
+    model = build_model("tv:resnet18", (3, 32, 32), 10, seed=0)
+    data = pruning_batch(ds, samples_per_class=10, seed=0)
+    masks = prune(model, "autos", sparsity=0.99, data=data, seed=0)
+    total = sum(layer.parameter.numel() for layer in prunable_layers(model))
+    assert masks.kept == target_count(total, 0.01)
+    assert masks.empty_layers() == []
+    again = prune(model, "autos", sparsity=0.99, data=data, seed=0)
+    assert all(torch.equal(masks[n], again[n]) for n in masks)
