@@ -72,12 +72,16 @@ def _largest_remainder(ideal: list[float], caps: list[int], total: int) -> list[
         if not progressed:
             raise DensityError("cannot place that many weights: every layer is already dense")
     while short < 0:  # floors never exceed, but keep-at-least-one can
+        progressed = False
         for i in sorted(range(len(counts)), key=lambda i: -counts[i]):
             if short == 0:
                 break
             if counts[i] > 1:
                 counts[i] -= 1
                 short += 1
+                progressed = True
+        if not progressed:  # every layer is down to one: keeping one per layer wins over the total
+            break
     return counts
 
 
