@@ -40,8 +40,10 @@ def topk_mask(score: torch.Tensor, k: int) -> torch.Tensor:
     t, every score above t is kept, and the remaining places go to the scores equal to t with the
     lowest indices. A full sort of 11M scores cost more than the rest of SNIP's allocation.
     """
-    flat = score.detach().reshape(-1).to(torch.float64)
-    flat = torch.nan_to_num(flat, nan=-math.inf).cpu()
+    flat = score.detach().reshape(-1)
+    if not flat.is_floating_point() or flat.dtype in (torch.float16, torch.bfloat16):
+        flat = flat.to(torch.float64)  # numpy partitions float32/float64 natively and exactly
+    flat = torch.nan_to_num(flat.cpu(), nan=-math.inf)
     n = flat.numel()
     if k <= 0:
         return torch.zeros(score.shape, dtype=torch.bool)
@@ -169,7 +171,12 @@ def counts_from_shares(
 
 
 def masks_from_counts(scores: Mapping[str, torch.Tensor], counts: Mapping[str, int]) -> Masks:
-    return Masks({n: topk_mask(s, int(counts[n])) for n, s in scores.items()})
+    """Per layer, the ``counts[name]`` best-scored weights (layers in parallel threads)."""
+    from autosparse.features import map_layers  # features imports this module
+
+    names = list(scores)
+    masks = map_layers(lambda n: topk_mask(scores[n], int(counts[n])), names, sizes=[scores[n].numel() for n in names])
+    return Masks(dict(zip(names, masks, strict=True)))
 
 
 def allocate(

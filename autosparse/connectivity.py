@@ -19,7 +19,7 @@ from torch import nn
 
 from autosparse.allocation import topk_mask
 from autosparse.masks import Masks
-from autosparse.paths import path_flow
+from autosparse.paths import PathNetwork
 
 
 def repair_connectivity(
@@ -37,8 +37,11 @@ def repair_connectivity(
     """
     moved_per_iter: list[int] = []
     current = {n: m.clone() for n, m in masks.items()}
-    for _ in range(max(0, iterations)):
-        flow = path_flow(model, current, tuple(input_shape))
+    if iterations <= 0:
+        return Masks(current, meta=dict(masks.meta)), moved_per_iter
+    net = PathNetwork(model, tuple(input_shape))  # built once: the copy and hooks are the costly part
+    for _ in range(iterations):
+        flow = net.flow(net.weights(current))
         eff = flow.effective()
         moved = 0
         for name, m in current.items():
@@ -46,9 +49,9 @@ def repair_connectivity(
             k = int(dead.sum())
             if k == 0:
                 continue
-            potential = torch.isfinite(flow.weight_log_potential[name])
-            candidates = ~m & potential
-            s = scores[name].to(torch.float64).reshape(m.shape)
+            candidates = ~m & flow.potential(name)
+            s = scores[name].reshape(m.shape)
+            s = s if s.is_floating_point() else s.to(torch.float64)
             take = min(k, int(candidates.sum()))
             add = topk_mask(torch.where(candidates, s, torch.full_like(s, -math.inf)), take) & candidates
             keep_dead = topk_mask(torch.where(dead, s, torch.full_like(s, -math.inf)), k - take) & dead

@@ -30,7 +30,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -182,109 +181,47 @@ class FeatureTable:
         return torch.cat([torch.full((lf.numel,), i, dtype=torch.int16) for i, lf in enumerate(self.layers)])
 
 
-_NAN_KEY = np.iinfo(np.uint32).max
+def _sort_key(flat: torch.Tensor) -> torch.Tensor:
+    """Signed integers that sort exactly like the float values of ``flat``, every NaN above all.
 
-
-def _order_key(flat: torch.Tensor) -> np.ndarray:
-    """uint32 keys that sort like the float32 values of ``flat``, NaN above everything.
-
-    The IEEE trick: flip the sign bit of positives and every bit of negatives. ``+ 0.0`` turns
-    -0.0 into +0.0 first, because a float sort sees them as equal (a tie, broken by index).
+    The IEEE trick on the bit pattern: a negative float's magnitude bits are flipped so larger
+    magnitudes sort lower; positives keep theirs. ``+ 0.0`` turns -0.0 into +0.0 first, because
+    a float sort sees them as equal (a tie, broken by index). float64 keeps its 64 bits, so the
+    keys are exact for every floating dtype; integers are their own key.
     """
-    v = (flat.to(torch.float32) + 0.0).numpy()
-    bits = v.view(np.int32)
-    key = bits.view(np.uint32) ^ ((bits >> 31).view(np.uint32) | np.uint32(1 << 31))
-    nan = np.isnan(v)
-    if nan.any():
-        key[nan] = _NAN_KEY
+    if not flat.is_floating_point():
+        return flat.to(torch.int64)
+    if flat.dtype == torch.float64:
+        v, itype, low = flat + 0.0, torch.int64, 0x7FFF_FFFF_FFFF_FFFF
+    else:
+        v, itype, low = flat.to(torch.float32) + 0.0, torch.int32, 0x7FFF_FFFF
+    bits = v.view(itype)
+    key = (bits >> (8 * bits.element_size() - 1)).bitwise_and_(low).bitwise_xor_(bits)
+    nan = torch.isnan(v)
+    if bool(nan.any()):
+        key[nan] = low  # the largest key: NaNs tie with each other above +inf
     return key
 
 
-def _rank_values(n: int) -> np.ndarray:
+def _rank_values(n: int) -> torch.Tensor:
     """What the weight of sorted position i gets: i / (n - 1) in float32 (shared by a layer's rank features)."""
-    return (torch.arange(n).to(torch.float32) / max(1, n - 1)).numpy()
+    return torch.arange(n).to(torch.float32) / max(1, n - 1)
 
 
-def _radix_steps(key: np.ndarray) -> list[np.ndarray]:
-    """LSD radix sort of unsigned keys over 16-bit digits: the stable argsort of each pass, in order.
-
-    The sorted order is ``steps[0][steps[1][...]]``. Each pass is a numpy stable argsort of
-    ``uint16`` (a counting sort: linear time, stable by construction); a constant digit is skipped.
-    """
-    n = key.size
-    digits = list(key.view(np.uint16).reshape(n, key.itemsize // 2).T)  # 16-bit digits of the native key
-    if not np.little_endian:
-        digits.reverse()  # least significant first
-    steps: list[np.ndarray] = []
-    for j, d in enumerate(digits):
-        if n and d.min() == d.max():
-            continue
-        step = np.argsort(d, kind="stable")
-        steps.append(step)
-        for k in range(j + 1, len(digits)):
-            digits[k] = digits[k][step]  # later digits follow the order sorted so far
-    return steps
-
-
-def _compose(steps: list[np.ndarray], n: int) -> np.ndarray:
-    order = np.arange(n, dtype=np.int64) if not steps else steps[0]
-    for step in steps[1:]:
-        order = order[step]
-    return order
-
-
-def _refine_float64(order: np.ndarray, key32: np.ndarray, v: np.ndarray) -> None:
-    """Fix, in place, an order sorted by float32-rounded keys so it also sorts the float64 values ``v``.
-
-    Rounding to float32 is monotone, so only runs of equal float32 keys can be out of order;
-    each run whose float64 values differ is re-sorted by value, stably (its positions are
-    already in index order, so float64 ties stay broken by index).
-    """
-    k = key32[order]
-    vs = v[order]
-    same = k[1:] == k[:-1]
-    if not same.any():
-        return
-    bad = same & (vs[1:] != vs[:-1]) & (k[1:] != _NAN_KEY)  # NaNs all tie
-    if not bad.any():
-        return
-    run = np.cumsum(np.concatenate(([True], ~same)))  # run id of every sorted position
-    pos = np.flatnonzero(np.isin(run, np.unique(run[1:][bad])))
-    order[pos] = order[pos][np.lexsort((vs[pos], run[pos]))]
-
-
-def _pct_rank(x: torch.Tensor, values: np.ndarray | None = None) -> torch.Tensor:
+def _pct_rank(x: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
     """Within-layer percentile in [0, 1]; ties get distinct ranks by position (stable, deterministic).
 
-    Exactly ``argsort(argsort(x, stable=True))`` scaled to [0, 1] (NaN highest), computed without
-    a comparison sort, which cost ``autos`` about half of SNIP's whole time on an 11M-weight
-    network: floats become order-preserving unsigned keys (:func:`_order_key`) sorted by a radix
-    sort (:func:`_radix_steps`), and the rank values are scattered back through the passes in
-    reverse instead of composing the permutations. float64 values are sorted on their float32
-    rounding (two passes, not four) and the rare runs it merges are re-sorted exactly. numpy
-    releases the GIL, so layers rank in parallel threads. ``values`` is ``_rank_values(numel)``
-    when the caller has it.
+    Exactly ``argsort(argsort(x, stable=True))`` scaled to [0, 1] (NaN highest), with one sort:
+    the values become order-preserving integer keys (:func:`_sort_key`), whose stable sort torch
+    does by radix (about 2x faster than its float sort and than a numpy two-pass radix on 16-bit
+    digits, and exact for float64 without a float32 detour), and the rank values are scattered
+    back through the permutation. ``values`` is ``_rank_values(numel)`` when the caller has it.
     """
     flat = x.detach().reshape(-1).cpu()
     n = flat.numel()
     vals = _rank_values(n) if values is None else values
-    if not flat.is_floating_point() or flat.dtype == torch.float64:
-        if flat.dtype == torch.float64:
-            key32 = _order_key(flat)  # float32 rounding: monotone, so only its ties need a second look
-            order = _compose(_radix_steps(key32), n)
-            _refine_float64(order, key32, flat.numpy())
-        else:  # integers: rare here, the plain stable sort
-            order = torch.argsort(flat, stable=True).numpy()
-        out = np.empty(n, dtype=np.float32)
-        out[order] = vals
-        return torch.from_numpy(out)
-    key = _order_key(flat)  # exact for float32, float16, bfloat16
-    result = vals
-    for step in reversed(_radix_steps(key)):  # sorted order = steps[0][steps[1][...]]
-        nxt = np.empty(n, dtype=np.float32)
-        nxt[step] = result
-        result = nxt
-    return torch.from_numpy(result if result is not vals else vals.copy())
+    order = torch.sort(_sort_key(flat), stable=True).indices
+    return torch.empty(n, dtype=torch.float32).index_copy_(0, order, vals)  # 3x faster than out[order] = vals
 
 
 def _z(x: torch.Tensor) -> torch.Tensor:
@@ -426,7 +363,7 @@ def _layer_features(passes: _Passes, i: int, layer: PrunableLayer) -> LayerFeatu
     lf = LayerFeatures(layer.name, tuple(theta.shape), layer.kind)
     numel = theta.numel()
     w = lf.weight
-    values: list[np.ndarray] = []  # the rank values of this layer's size, made once for its rank features
+    values: list[torch.Tensor] = []  # the rank values of this layer's size, made once for its rank features
 
     def rank(x: torch.Tensor) -> torch.Tensor:
         if not values:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -243,6 +243,38 @@ def _check_shape(input_shape: Sequence[int] | None) -> tuple[int, ...]:
     return shape
 
 
+class LogCounts(Mapping[str, torch.Tensor]):
+    """Per-layer log path counts, taken lazily from the raw (scaled, float64) counts.
+
+    Why lazy: a caller often needs only *which* weights lie on a path (connectivity repair,
+    effective-parameter counts), and the log of every weight of an 11M-weight network costs
+    more than the pass that counted them. :meth:`positive` answers that from the raw counts;
+    the logs are computed, once per layer, on first access.
+    """
+
+    def __init__(self, raw: dict[str, tuple[torch.Tensor, torch.Tensor | None]], shift: float) -> None:
+        self._raw = raw  # name -> (count, optional factor): the value is log(count * factor) - shift
+        self._shift = shift
+        self._logs: dict[str, torch.Tensor] = {}
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        if name not in self._logs:
+            g, w = self._raw[name]
+            self._logs[name] = (_log(g if w is None else g * w) - self._shift).cpu()
+        return self._logs[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def positive(self, name: str) -> torch.Tensor:
+        """Where the count is non-zero (the log is finite), without taking any log."""
+        g, w = self._raw[name]
+        return ((g > 0) if w is None else (g * w > 0)).cpu()
+
+
 @dataclass
 class PathFlow:
     """Everything one forward + backward pass says about the paths of a masked network.
@@ -252,14 +284,22 @@ class PathFlow:
 
     order: list[str]  # prunable layers in the order the forward pass reaches them
     log_paths: float  # log #input→output paths
-    weight_log_paths: dict[str, torch.Tensor]  # log #paths through each (kept) weight
-    weight_log_potential: dict[str, torch.Tensor]  # log #paths a weight would carry if kept (with unit weight)
+    weight_log_paths: Mapping[str, torch.Tensor]  # log #paths through each (kept) weight
+    weight_log_potential: Mapping[str, torch.Tensor]  # log #paths a weight would carry if kept (with unit weight)
     out_unit_log_paths: dict[str, torch.Tensor]  # log #paths through each output unit of the layer
     in_unit_log_paths: dict[str, torch.Tensor]  # log #paths through each input unit of the layer
 
     def effective(self) -> dict[str, torch.Tensor]:
         """Kept weights on at least one path."""
-        return {n: torch.isfinite(t) for n, t in self.weight_log_paths.items()}
+        paths = self.weight_log_paths
+        if isinstance(paths, LogCounts):
+            return {n: paths.positive(n) for n in paths}
+        return {n: torch.isfinite(t) for n, t in paths.items()}
+
+    def potential(self, name: str) -> torch.Tensor:
+        """Weights of one layer (kept or not) that would lie on a path if kept."""
+        pot = self.weight_log_potential
+        return pot.positive(name) if isinstance(pot, LogCounts) else torch.isfinite(pot[name])
 
 
 class PathNetwork:
@@ -411,13 +451,13 @@ class PathNetwork:
         value = float(total.detach())
         log_paths = math.log(value) - log2_in * math.log(2.0) if value > 0 else -math.inf
 
-        w_paths: dict[str, torch.Tensor] = {}
-        w_potential: dict[str, torch.Tensor] = {}
+        raw_paths: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        raw_potential: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
         for k, n in enumerate(self.names):
             g = grads[k]
             g = torch.zeros_like(leaves[n]) if g is None else g.detach()
-            w_potential[n] = (_log(g) - shift).cpu()
-            w_paths[n] = (_log(g * leaves[n].detach()) - shift).cpu()
+            raw_potential[n] = (g, None)
+            raw_paths[n] = (g, leaves[n].detach())
         kinds = {layer.name: layer.kind for layer in self.layers}
         out_units: dict[str, torch.Tensor] = {}
         in_units: dict[str, torch.Tensor] = {}
@@ -437,7 +477,14 @@ class PathNetwork:
             if layer.name not in in_units:
                 n_in = w.shape[1] * (getattr(layer.module, "groups", 1) if layer.kind == "conv" else 1)
                 in_units[layer.name] = torch.full((n_in,), -math.inf, dtype=torch.float64)
-        return PathFlow(list(self.order), log_paths, w_paths, w_potential, out_units, in_units)
+        return PathFlow(
+            list(self.order),
+            log_paths,
+            LogCounts(raw_paths, shift),
+            LogCounts(raw_potential, shift),
+            out_units,
+            in_units,
+        )
 
 
 @dataclass
