@@ -179,6 +179,21 @@ def masks_from_counts(scores: Mapping[str, torch.Tensor], counts: Mapping[str, i
     return Masks(dict(zip(names, masks, strict=True)))
 
 
+def masks_from_unit_counts(
+    scores: Mapping[str, torch.Tensor], counts: Mapping[str, int], units: Mapping[str, int]
+) -> Masks:
+    """Per layer, the ``counts[name]`` best weights among its ``units[name]`` best output units."""
+    from autosparse.features import map_layers
+
+    names = list(scores)
+    masks = map_layers(
+        lambda n: unit_topk_mask(scores[n], int(counts[n]), int(units[n])),
+        names,
+        sizes=[scores[n].numel() for n in names],
+    )
+    return Masks(dict(zip(names, masks, strict=True)))
+
+
 def allocate(
     scores: Mapping[str, torch.Tensor],
     density: float | None = None,
@@ -217,3 +232,31 @@ def allocate(
         raise UnknownNameError("allocation scope", str(scope), SCOPES)
     masks = masks_from_counts(scores, counts)
     return Masks(masks.to_dict(), meta={"scope": scope, "density": density})
+
+
+def unit_topk_mask(score: torch.Tensor, k: int, units: int) -> torch.Tensor:
+    """The ``k`` best-scored weights of a layer, drawn from its ``units`` best output units only.
+
+    Why: at extreme sparsity *how many* units a layer keeps alive matters as much as which
+    weights. On LeNet-300-100 at 99.5% IMP keeps a third of the first hidden layer's units with
+    ~6 inputs each; a per-weight ranker spreads the same budget over two thirds of them with ~3,
+    and SynFlow funnels it through ~9 units. A unit's quality is the sum of the within-layer
+    percentiles of its ``c = ceil(k / units)`` best weights (the degree it will get), so a unit
+    is chosen for what it would keep, not for one outlier. ``units`` is raised to what ``k``
+    needs and capped at the layer's units; at the cap this is :func:`topk_mask`.
+    """
+    from autosparse.features import _pct_rank  # features imports this module
+
+    n_out = score.shape[0] if score.dim() > 0 else 1
+    numel = score.numel()
+    per_unit = max(1, numel // max(1, n_out))
+    units = min(n_out, max(int(units), -(-k // per_unit), 1))
+    if k <= 0 or k >= numel or units >= n_out:
+        return topk_mask(score, k)
+    flat = score.detach().reshape(n_out, per_unit)
+    pct = _pct_rank(flat).reshape(n_out, per_unit)
+    c = min(per_unit, -(-k // units))
+    chosen = topk_mask(pct.topk(c, dim=1).values.sum(1), units)
+    flat = flat if flat.is_floating_point() else flat.to(torch.float64)
+    restricted = torch.where(chosen[:, None], flat, torch.full_like(flat, -math.inf))  # ties: lower index, as topk_mask
+    return topk_mask(restricted, k).reshape(score.shape)

@@ -29,11 +29,14 @@ def repair_connectivity(
     input_shape: Sequence[int],
     *,
     iterations: int = 3,
+    prefer: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[Masks, list[int]]:
     """Return repaired masks and the number of weights moved in each iteration.
 
     ``scores`` (higher = better) choose among the candidate positions; ties go to the lower
-    index, so the result is deterministic.
+    index, so the result is deterministic. ``prefer`` (per layer, a boolean tensor broadcastable
+    to the weight) marks positions to fill first — e.g. the output units a unit budget chose, so
+    the repair mends paths inside that structure instead of spreading weights over new units.
     """
     moved_per_iter: list[int] = []
     current = {n: m.clone() for n, m in masks.items()}
@@ -52,8 +55,17 @@ def repair_connectivity(
             candidates = ~m & flow.potential(name)
             s = scores[name].reshape(m.shape)
             s = s if s.is_floating_point() else s.to(torch.float64)
-            take = min(k, int(candidates.sum()))
-            add = topk_mask(torch.where(candidates, s, torch.full_like(s, -math.inf)), take) & candidates
+            tiers = [candidates]
+            if prefer is not None and name in prefer:
+                inside = candidates & prefer[name].expand_as(m)
+                tiers = [inside, candidates & ~inside]
+            add = torch.zeros_like(m)
+            take = 0
+            for tier in tiers:  # fill from the preferred positions first, then from the rest
+                t = min(k - take, int(tier.sum()))
+                if t > 0:
+                    add |= topk_mask(torch.where(tier, s, torch.full_like(s, -math.inf)), t) & tier
+                    take += t
             keep_dead = topk_mask(torch.where(dead, s, torch.full_like(s, -math.inf)), k - take) & dead
             current[name] = (m & eff[name]) | add | keep_dead
             moved += take

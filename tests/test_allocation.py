@@ -120,3 +120,24 @@ def test_property_exact_count(sizes: list[int], density: float, scope: str) -> N
         k = len(sizes)  # per-layer scopes keep at least one weight per layer
     masks = allocate(scores, density, scope=scope)
     assert masks.kept == max(k, target_count(total, density)) or masks.kept == target_count(total, density)
+
+
+def test_unit_topk_keeps_k_weights_in_the_best_units() -> None:
+    from autosparse.allocation import unit_topk_mask
+
+    g = torch.Generator().manual_seed(0)
+    score = torch.rand(20, 30, generator=g)
+    score[3] += 1.0  # two clearly best units
+    score[11] += 1.0
+    mask = unit_topk_mask(score, 12, units=2)
+    assert int(mask.sum()) == 12
+    assert set(torch.nonzero(mask.any(1)).flatten().tolist()) == {3, 11}
+    assert torch.equal(unit_topk_mask(score, 12, units=20), topk_mask(score, 12))  # no restriction
+
+
+def test_unit_topk_raises_units_to_fit_k() -> None:
+    from autosparse.allocation import unit_topk_mask
+
+    score = torch.rand(10, 4, 3, 3)
+    mask = unit_topk_mask(score, 100, units=1)  # 36 weights per unit: needs 3 units
+    assert int(mask.sum()) == 100 and int(mask.reshape(10, -1).any(1).sum()) == 3

@@ -40,3 +40,23 @@ def test_nothing_moves_when_every_weight_is_effective() -> None:
     repaired, moved = repair_connectivity(model, masks, scores, (4,))
     assert moved == [0]
     assert all(torch.equal(repaired[n], masks[n]) for n in masks)
+
+
+def test_preferred_positions_are_filled_first() -> None:
+    """A dead weight moves into a preferred unit even when a better-scored position lies outside it."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    m1 = torch.zeros(3, 4, dtype=torch.bool)
+    m1[0, 0] = m1[1, 0] = True  # hidden 0 and 1 fed by input 0
+    m1[2, 1] = True  # hidden 2 feeds nothing: dead
+    m2 = torch.zeros(2, 3, dtype=torch.bool)
+    m2[0, 0] = m2[1, 1] = True  # hidden 0 and 1 reach the outputs
+    masks = Masks({"0.weight": m1, "2.weight": m2})
+    scores = {"0.weight": torch.zeros(3, 4), "2.weight": torch.zeros(2, 3)}
+    scores["0.weight"][1, 3] = 5.0  # the best free position overall: hidden 1
+    prefer = {"0.weight": torch.tensor([True, False, False])[:, None], "2.weight": torch.ones(2, 1, dtype=torch.bool)}
+    plain, _ = repair_connectivity(model, masks, scores, (4,))
+    assert plain["0.weight"][1, 3]
+    preferred, moved = repair_connectivity(model, masks, scores, (4,), prefer=prefer)
+    assert moved[0] == 1 and int(preferred["0.weight"].sum()) == 3
+    assert not preferred["0.weight"][1, 3] and bool(preferred["0.weight"][0].sum() == 2)

@@ -124,3 +124,67 @@ def test_unknown_scorer_name() -> None:
 def test_holdout_that_matches_nothing(store, tmp_path) -> None:
     with pytest.raises(StoreError, match="matches no complete run"):
         train_scorer(store, holdout="model=resnet20", out=tmp_path / "x", config=ScorerConfig(steps=1))
+
+
+def test_unit_head_is_trained_and_recorded(scorer_dir) -> None:
+    card = json.loads((scorer_dir / CARD_FILE).read_text())
+    assert card["units"]["features"] == card["allocator"]["features"]
+    assert card["units"]["heldout"]["unit_log_error"] >= 0.0 and card["units"]["heldout"]["rows"] > 0
+    scorer = load_scorer(scorer_dir)
+    assert scorer.units is not None
+
+
+def test_autos_units_learned_vs_off(scorer_dir) -> None:
+    """The unit head changes which units stay alive, never the per-layer counts."""
+    ds = load_dataset("fashion-mnist", n_train=500, n_test=100)
+    model = build_model("lenet_300_100", (1, 28, 28), 10, seed=1)
+    data = pruning_batch(ds, samples_per_class=3)
+    on = prune(model, "autos", density=0.01, data=data, scorer=str(scorer_dir), repair=0)
+    off = prune(model, "autos", density=0.01, data=data, scorer=str(scorer_dir), repair=0, units="off")
+    assert {n: int(m.sum()) for n, m in on.items()} == {n: int(m.sum()) for n, m in off.items()}
+    assert on.meta["units"] == "learned" and off.meta["units"] == "off"
+    with pytest.raises(Exception, match="units"):
+        prune(model, "autos", density=0.01, data=data, scorer=str(scorer_dir), units="many")
+
+
+def test_add_unit_head_keeps_ranker_and_allocator(store, scorer_dir, tmp_path) -> None:
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from autosparse.scorer.training import add_unit_head
+
+    copy = tmp_path / "copy"
+    shutil.copytree(scorer_dir, copy)
+    before = load_file(str(copy / WEIGHTS_FILE))
+    card = add_unit_head(copy, store)
+    after = load_file(str(copy / WEIGHTS_FILE))
+    assert all(torch.equal(after[k], v) for k, v in before.items() if not k.startswith("units."))
+    assert any(k.startswith("units.") for k in after) and card.units["heldout"]["rows"] > 0
+    load_scorer(copy)  # the renewed hash verifies
+
+
+def test_alive_unit_fractions_follow_the_labels() -> None:
+    import numpy as np
+
+    from autosparse.scorer.data import _alive_unit_fractions
+
+    # 3 units x 2 inputs; unit 0 keeps a weight to round 2, unit 1 to round 1, unit 2 none past round 0
+    label = np.array([2, 0, 1, 1, 0, 0])
+    assert _alive_unit_fractions(label, [3, 2], 3) == [1.0, 2 / 3, 1 / 3]
+
+
+def test_unit_scale_from_card_or_override(scorer_dir) -> None:
+    from autosparse.errors import ConfigError
+    from autosparse.features import compute_features
+
+    scorer = load_scorer(scorer_dir)
+    assert scorer.card.units["scale"] == ScorerConfig().unit_scale
+    model = build_model("lenet_300_100", (1, 28, 28), 10, seed=1)
+    table = compute_features(model, None, names=list(scorer.card.allocator["features"]), input_shape=(1, 28, 28))
+    card_scaled = scorer.unit_fractions(table, 0.01)
+    raw = scorer.unit_fractions(table, 0.01, scale=1.0)
+    assert all(0.0 <= a <= b <= 1.0 for a, b in zip(card_scaled, raw, strict=True))
+    assert any(a < b for a, b in zip(card_scaled, raw, strict=True))
+    with pytest.raises(ConfigError, match="unit_scale"):
+        prune(model, "autos", density=0.01, data=None, scorer=str(scorer_dir), unit_scale=2.0)

@@ -28,6 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", required=True, help="directory for model.safetensors + card.json")
     p.add_argument("--name", default=None, help="scorer name on its card (default: the out directory's name)")
+    p.add_argument(
+        "--add-unit-head",
+        action="store_true",
+        help="only train the unit head (alive units per layer) of the existing scorer in --out, on its own "
+        "training runs, and add it in place; ranker and allocator stay bit-identical",
+    )
     add_arguments(p, ScorerConfig)
     p.set_defaults(func=run)
 
@@ -36,6 +42,12 @@ def run(args: argparse.Namespace) -> int:
     from autosparse.scorer.training import train_scorer
 
     (cfg,) = resolve(args, ScorerConfig)
+    if args.add_unit_head:
+        from autosparse.scorer.training import add_unit_head
+
+        card = add_unit_head(args.out, args.store, scale=cfg.unit_scale)
+        print(f"unit head added to {args.out}: held-out {json.dumps(card.units.get('heldout', {}))}")
+        return 0
     command = "autosparse " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     trained = train_scorer(args.store, holdout=args.holdout, out=args.out, config=cfg, name=args.name, command=command)
     print(f"scorer written to {args.out} ({cfg.arch}; {len(trained.card.training['train_runs'])} training runs)")

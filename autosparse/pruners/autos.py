@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from autosparse.allocation import allocate, counts_from_shares, masks_from_counts
+from autosparse.allocation import allocate, counts_from_shares, masks_from_counts, masks_from_unit_counts
 from autosparse.errors import ConfigError
 from autosparse.masks import Masks
 from autosparse.pruners.base import Pruner, PrunerConfig, PruningData, Scores, register
@@ -31,12 +31,18 @@ class AutosConfig(PrunerConfig):
     scorer: str = DEFAULT_SCORER  # a shipped scorer's name or a scorer directory
     allocation: str = "learned"  # learned | global | uniform | erk
     rounds: int = 1
+    units: str = "learned"  # learned: keep as many output units alive per layer as the scorer's unit head says; off
+    unit_scale: float = 0.0  # > 0 overrides the scorer card's unit scale (for validation sweeps)
     repair: int = 3  # connectivity-repair iterations (0 = off), see autosparse.connectivity
     input_shape: tuple[int, ...] = ()  # only needed without data
 
     def __post_init__(self) -> None:
         if self.allocation not in ("learned", "global", "uniform", "erk"):
             raise ConfigError(f"unknown autos allocation {self.allocation!r}; use learned, global, uniform or erk")
+        if self.units not in ("learned", "off"):
+            raise ConfigError(f"unknown autos units {self.units!r}; use learned or off")
+        if not 0.0 <= self.unit_scale <= 1.0:
+            raise ConfigError(f"autos unit_scale must be in (0, 1] (0 = the scorer card's), got {self.unit_scale}")
         if self.rounds < 1:
             raise ConfigError("autos rounds must be >= 1")
         if self.repair < 0:
@@ -68,6 +74,7 @@ class Autos(Pruner):
         cfg: AutosConfig = self.config  # type: ignore[assignment]
         scorer = self._scorer()
         masks: Masks | None = None
+        restricted: set[str] = set()  # layers whose alive units the unit head chose
         steps = schedule_densities(density, cfg.rounds, "exp")
         for d in steps:
             # the gradient and SynFlow passes use torch's threads, as SNIP's does; what follows is
@@ -85,7 +92,15 @@ class Autos(Pruner):
                     dens = scorer.layer_densities(table, d)
                     shares = {lf.name: p * lf.numel for lf, p in zip(table.layers, dens)}
                     caps = {n: int(m.sum()) for n, m in masks.items()} if masks is not None else None
-                    masks = masks_from_counts(scores, counts_from_shares(shapes, d, shares, caps=caps))
+                    counts = counts_from_shares(shapes, d, shares, caps=caps)
+                    scale = cfg.unit_scale or None
+                    fractions = scorer.unit_fractions(table, d, scale) if cfg.units == "learned" else None
+                    if fractions is None:
+                        masks = masks_from_counts(scores, counts)
+                    else:
+                        units = _unit_budget(table, fractions)
+                        masks = masks_from_unit_counts(scores, counts, units)
+                        restricted = {n for n, u in units.items() if u < shapes[n][0]}
                 else:
                     masks = allocate(scores, d, scope=cfg.allocation)  # type: ignore[arg-type]
         assert masks is not None
@@ -94,6 +109,29 @@ class Autos(Pruner):
         if cfg.repair > 0 and shape:
             from autosparse.connectivity import repair_connectivity
 
+            prefer = {  # mend paths inside the chosen units rather than reviving others
+                n: m.reshape(m.shape[0], -1).any(1).reshape(-1, *([1] * (m.dim() - 1)))
+                for n, m in masks.items()
+                if n in restricted
+            }
             with single_threaded_torch():  # batch-1 float64 passes: small ops, see above
-                masks, moved = repair_connectivity(model, masks, scores, shape, iterations=cfg.repair)
-        return Masks(masks.to_dict(), meta={"scorer": cfg.scorer, "allocation": cfg.allocation, "repaired": moved})
+                masks, moved = repair_connectivity(
+                    model, masks, scores, shape, iterations=cfg.repair, prefer=prefer or None
+                )
+        meta = {"scorer": cfg.scorer, "allocation": cfg.allocation, "units": cfg.units, "repaired": moved}
+        return Masks(masks.to_dict(), meta=meta)
+
+
+def _unit_budget(table, fractions: list[float]) -> dict[str, int]:
+    """Output units to keep alive per layer: the unit head's share for hidden *linear* layers.
+
+    The last layer's units are the network's outputs (classes) and are never dropped. Conv
+    layers keep every channel available: the head was trained on MLPs only, and a channel
+    budget per conv without the matching input side left most of a ResNet-18 mask dead (the
+    repair moved 97k of 111k weights and still had not converged) — conv source runs first.
+    """
+    last = table.layers[-1].name
+    return {
+        lf.name: round(f * lf.shape[0]) if lf.kind == "linear" and lf.name != last else lf.shape[0]
+        for lf, f in zip(table.layers, fractions, strict=True)
+    }

@@ -20,11 +20,12 @@ class Scorer:
     card: Card
     ranker: nn.Module
     allocator: Allocator
+    units: Allocator | None = None  # predicts how many output units per layer IMP keeps alive
 
     @property
     def features(self) -> tuple[str, ...]:
         """Every schema feature this scorer reads (ranker and allocator)."""
-        names = list(self.card.ranker["features"]) + list(self.card.allocator["features"])
+        names = [*self.card.ranker["features"], *self.card.allocator["features"], *self.card.units.get("features", [])]
         return tuple(dict.fromkeys(names))
 
     def score_layers(
@@ -39,6 +40,17 @@ class Scorer:
 
     def layer_densities(self, table: FeatureTable, density: float) -> list[float]:
         return self.allocator.layer_densities(table.layers, density)
+
+    def unit_fractions(self, table: FeatureTable, density: float, scale: float | None = None) -> list[float] | None:
+        """Fraction of each layer's output units to keep alive (None: no unit head).
+
+        The head predicts IMP's alive fraction; the card's ``scale`` (chosen on the held-out
+        source architecture, see docs/SCORER.md) multiplies it, unless ``scale`` is given.
+        """
+        if self.units is None:
+            return None
+        scale = float(self.card.units.get("scale", 1.0)) if scale is None else scale
+        return [min(1.0, scale * f) for f in self.units.unit_fractions(table.layers, density)]
 
 
 def _split(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -55,16 +67,20 @@ def _load_cached(path: str, mtime: float) -> Scorer:
     else:
         ranker = Ranker(card.ranker["features"], card.ranker["hidden"])
     allocator = Allocator(card.allocator["features"], card.allocator["hidden"])
+    units = Allocator(card.units["features"], card.units["hidden"]) if card.units else None
     try:
         ranker.load_state_dict(_split(tensors, "ranker."))
         allocator.load_state_dict(_split(tensors, "allocator."))
+        if units is not None:
+            units.load_state_dict(_split(tensors, "units."))
+            units.eval()
     except RuntimeError as exc:
         raise CheckpointError(
             f"weights in {path} do not fit the architecture on its card: {exc}".splitlines()[0]
         ) from exc
     ranker.eval()
     allocator.eval()
-    return Scorer(card, ranker, allocator)
+    return Scorer(card, ranker, allocator, units)
 
 
 def load_scorer(name_or_path: str | Path) -> Scorer:

@@ -38,6 +38,7 @@ class Card:
     normalisation: dict[str, Any]  # feature -> [mean, std]
     training: dict[str, Any] = field(default_factory=dict)  # runs, holdout filter, config, command
     metrics: dict[str, Any] = field(default_factory=dict)  # held-out metrics
+    units: dict[str, Any] = field(default_factory=dict)  # optional unit head (alive units per layer); {} = none
     weights_sha256: str = ""
     format: str = CARD_FORMAT
 
@@ -116,7 +117,10 @@ def load_checkpoint(name_or_path: str | Path) -> tuple[Card, dict[str, torch.Ten
             f"{weights} does not match its card (sha256 {digest[:12]}… != {card.weights_sha256[:12]}…); "
             "the checkpoint was modified — retrain it or restore both files together"
         )
-    check_schema(card.schema_version, list(card.ranker.get("features", [])) + list(card.allocator.get("features", [])))
+    check_schema(
+        card.schema_version,
+        [*card.ranker.get("features", []), *card.allocator.get("features", []), *card.units.get("features", [])],
+    )
     try:
         tensors = load_file(str(weights))
     except Exception as exc:

@@ -50,6 +50,7 @@ class RunSamples:
     full_label: torch.Tensor | None = None  # (n_weights,) labels of the whole run (validation)
     full_features: torch.Tensor | None = None  # (n_weights, F) (validation)
     extra_features: dict[str, torch.Tensor] = field(default_factory=dict)  # baseline rankers (validation)
+    unit_fractions: list[list[float]] = field(default_factory=list)  # [round][layer] alive output units / units
 
 
 def _filter(spec: str | Mapping[str, Any] | None) -> Any:
@@ -108,9 +109,11 @@ def load_samples(
         feats = np.asarray(run.features, dtype=np.float32)
         label = np.asarray(run.label, dtype=np.int64)
         rounds = int(run.attrs["rounds"])
-        groups, lrows, numels = [], [], []
+        groups, lrows, numels, units = [], [], [], []
+        n_rounds = len(run.attrs.get("densities") or [])
         for entry in run.layers:
             off, n = int(entry["offset"]), int(entry["numel"])
+            units.append(_alive_unit_fractions(label[off : off + n], entry.get("shape") or [n], n_rounds))
             idx = np.arange(off, off + n)
             if n > max_per_layer:
                 idx = np.sort(rng.choice(idx, size=max_per_layer, replace=False))
@@ -136,6 +139,7 @@ def load_samples(
             torch.tensor(numels),
             list(run.attrs.get("densities") or []),
             [[float(r[n]) for n in layer_names] for r in ld],
+            unit_fractions=[list(per_round) for per_round in zip(*units, strict=True)] if units else [],
         )
         if keep_full:
             samples.full_label = torch.from_numpy(label)
@@ -143,6 +147,29 @@ def load_samples(
             samples.extra_features = {f: torch.from_numpy(feats[:, c]) for f, c in bcols.items()}
         out.append(samples)
     return out
+
+
+def _alive_unit_fractions(label: np.ndarray, shape: Sequence[int], n_rounds: int) -> list[float]:
+    """Per round, the fraction of the layer's output units that IMP's mask keeps any weight of."""
+    out = int(shape[0]) if len(shape) > 1 else 1
+    per_unit = label.reshape(out, -1).max(axis=1)  # the last round each unit still had a weight
+    return [float((per_unit >= r).mean()) for r in range(n_rounds)]
+
+
+def unit_rows(runs: Sequence[RunSamples]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y): x = layer features + log global density, y = log(alive output units / units) under IMP."""
+    xs, ys = [], []
+    for run in runs:
+        for r in range(1, min(len(run.densities), len(run.unit_fractions))):
+            d = run.densities[r]
+            for li, frac in enumerate(run.unit_fractions[r]):
+                if frac <= 0:  # a layer IMP emptied says nothing about how many units to keep
+                    continue
+                xs.append(torch.cat([run.layer_feats[li], torch.tensor([math.log(d)])]))
+                ys.append(math.log(frac))
+    if not xs:
+        raise StoreError("the store's runs carry no per-round labels to read unit structure from")
+    return torch.stack(xs).float(), torch.tensor(ys, dtype=torch.float32)
 
 
 def allocator_rows(runs: Sequence[RunSamples]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -171,3 +171,11 @@ class Allocator(nn.Module):
         )
         ratio = self.forward(x).exp()
         return (ratio * density).clamp(max=1.0).tolist()
+
+    @torch.no_grad()
+    def unit_fractions(self, layers: Sequence[LayerFeatures], density: float) -> list[float]:
+        """As a *unit head* (trained on log alive-unit fractions): each layer's share of output units to keep."""
+        x = torch.tensor(
+            [[lf.layer[f] for f in self.features] + [math.log(density)] for lf in layers], dtype=torch.float32
+        )
+        return self.forward(x).exp().clamp(max=1.0).tolist()

@@ -32,10 +32,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from autosparse.config import to_dict
-from autosparse.errors import ConfigError
-from autosparse.features import SCHEMA_VERSION
+from autosparse.errors import ConfigError, StoreError
+from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
 from autosparse.scorer.checkpoint import Card, save_checkpoint
-from autosparse.scorer.data import RunSamples, allocator_rows, load_samples, open_split
+from autosparse.scorer.data import RunSamples, allocator_rows, load_samples, open_split, unit_rows
 from autosparse.scorer.metrics import (
     alloc_log_error,
     mask_overlap,
@@ -112,6 +112,10 @@ class ScorerConfig:
     alloc_lr: float = 3e-3
     alloc_weight_decay: float = 1e-3
     max_per_layer: int = 300_000
+    unit_head: bool = True  # also learn how many output units per layer IMP keeps alive (autos units=learned)
+    unit_scale: float = (
+        0.5  # multiplies the unit head's fractions at prune time; 0.5 won on held-out 784-400-100-10 (docs/SCORER.md)
+    )
     seed: int = 0
     # GNN-only settings (ignored by the MLP)
     gnn_hidden: int = 32
@@ -122,6 +126,8 @@ class ScorerConfig:
             raise ConfigError(f"unknown scorer arch {self.arch!r}; use mlp or gnn")
         if self.steps < 1 or self.group_size < 2 or self.groups_per_step < 1:
             raise ConfigError("steps, groups_per_step must be >= 1 and group_size >= 2")
+        if not 0.0 < self.unit_scale <= 1.0:
+            raise ConfigError(f"unit_scale must be in (0, 1], got {self.unit_scale}")
         if self.label_base <= 1.0:
             raise ConfigError("label_base must be > 1 (survivors of later rounds must weigh more)")
 
@@ -209,14 +215,16 @@ def train_ranker(
     return ranker, curve
 
 
-def train_allocator(train_runs: list[RunSamples], cfg: ScorerConfig) -> Allocator:
+def train_allocator(train_runs: list[RunSamples], cfg: ScorerConfig, *, target: str = "density") -> Allocator:
+    """Fit a layer-level head: ``density`` = log(layer / global density) (the allocator), ``units`` =
+    log(fraction of output units IMP keeps alive) (the unit head); same inputs, same recipe."""
     torch.manual_seed(cfg.seed)
-    x, y = allocator_rows(train_runs)
+    x, y = allocator_rows(train_runs) if target == "density" else unit_rows(train_runs)
     alloc = Allocator(cfg.allocator_features, cfg.alloc_hidden)
     alloc.set_normalisation(x.mean(0), x.std(0))
     opt = torch.optim.AdamW(alloc.parameters(), lr=cfg.alloc_lr, weight_decay=cfg.alloc_weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.alloc_steps)
-    for _ in tqdm(range(cfg.alloc_steps), desc="allocator", disable=None, leave=False):
+    for _ in tqdm(range(cfg.alloc_steps), desc=f"{target} head", disable=None, leave=False):
         loss = F.mse_loss(alloc(x), y)
         opt.zero_grad()
         loss.backward()
@@ -319,6 +327,7 @@ def train_scorer(
     else:
         ranker, curve = train_ranker(train_runs, val_runs, cfg)
     alloc = train_allocator(train_runs, cfg)
+    units = train_allocator(train_runs, cfg, target="units") if cfg.unit_head else None
     metrics: dict[str, Any] = {}
     if val_runs:
         if cfg.arch == "gnn":
@@ -346,13 +355,77 @@ def train_scorer(
             "curve": curve,
         },
         metrics=metrics,
+        units={"features": list(cfg.allocator_features), "hidden": list(cfg.alloc_hidden), "scale": cfg.unit_scale}
+        if units
+        else {},
     )
     tensors = {f"ranker.{k}": v for k, v in ranker.state_dict().items()}
     tensors.update({f"allocator.{k}": v for k, v in alloc.state_dict().items()})
+    if units is not None:
+        tensors.update({f"units.{k}": v for k, v in units.state_dict().items()})
+        card.units["heldout"] = unit_head_metrics(units, val_runs)
     save_checkpoint(out, tensors, card)
     _plot_curve(curve, Path(out) / "training_curve.png")
     (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return TrainedScorer(ranker, alloc, card, curve)
+
+
+def unit_head_metrics(units: Allocator, runs: list[RunSamples]) -> dict[str, float]:
+    """Held-out mean |log(predicted / IMP's alive-unit fraction)| over layers and rounds."""
+    if not runs:
+        return {}
+    x, y = unit_rows(runs)
+    with torch.no_grad():
+        err = (units(x) - y).abs()
+    return {"unit_log_error": float(err.mean()), "rows": int(len(y))}
+
+
+def add_unit_head(
+    scorer: str | Path, store: str | Path, *, scale: float = 0.5, config: ScorerConfig | None = None
+) -> Card:
+    """Train a unit head on the scorer's own training runs and add it to the checkpoint in place.
+
+    Why: the unit head is a small layer-level regressor; adding it to a shipped scorer keeps the
+    ranker and allocator bit-identical (their results stay valid) instead of retraining them.
+    ``scale`` multiplies the predicted fractions when pruning (choose it on held-out source
+    architectures, never on the target). The card records the command; the weights hash is renewed.
+    """
+    if not 0.0 < scale <= 1.0:
+        raise ConfigError(f"unit scale must be in (0, 1], got {scale}")
+    from autosparse.scorer.checkpoint import load_checkpoint, resolve_scorer
+    from autosparse.store import StoreReader
+
+    directory = resolve_scorer(scorer)
+    card, tensors = load_checkpoint(directory)
+    cfg = config or ScorerConfig(**{k: v for k, v in card.training.get("config", {}).items() if k in _CFG_FIELDS})
+    kw = {"schema_version": SCHEMA_VERSION, "feature_names": list(FEATURE_NAMES)}
+    train_ids = list(card.training.get("train_runs", []))
+    val_ids = list(card.training.get("val_runs", []))
+    reader = StoreReader(str(store), **kw)
+    missing = sorted(set(train_ids + val_ids) - set(reader.run_ids))
+    if missing:
+        raise StoreError(
+            f"{store} lacks {len(missing)} of the scorer's runs (e.g. {missing[0]}); pass the store it was trained on"
+        )
+    runs = load_samples(reader, (), card.allocator["features"], max_per_layer=1, seed=cfg.seed)
+    by_id = {r.run_id: r for r in runs}
+    units = train_allocator([by_id[i] for i in train_ids], cfg, target="units")
+    tensors = {k: v for k, v in tensors.items() if not k.startswith("units.")}
+    tensors.update({f"units.{k}": v for k, v in units.state_dict().items()})
+    card.units = {
+        "features": list(card.allocator["features"]),
+        "hidden": list(cfg.alloc_hidden),
+        "heldout": unit_head_metrics(units, [by_id[i] for i in val_ids]),
+        "scale": scale,
+    }
+    card.training["unit_head_command"] = (
+        f"autosparse train-scorer --add-unit-head --unit-scale {scale:g} --store {store} --out {directory}"
+    )
+    save_checkpoint(directory, tensors, card)
+    return card
+
+
+_CFG_FIELDS = set(ScorerConfig.__dataclass_fields__)
 
 
 def _gnn_meta(cfg: ScorerConfig) -> dict[str, Any]:
