@@ -52,6 +52,9 @@ class DemoConfig:
     bench_epochs: float = 4
     scorer_steps: int = 1500
     baselines: tuple[str, ...] = ("random", "snip", "synflow")
+    # also prune with this shipped scorer (trained once on 16 Fashion-MNIST runs; "" = skip), next to
+    # the demo's own small scorer: what a user gets without generating anything
+    shipped_scorer: str = "autos_mlp_fmnist"
 
 
 def resolve_dataset(name: str) -> str:
@@ -106,6 +109,8 @@ def run_demo(cfg: DemoConfig | None = None, *, executor: str = "local") -> str:
         stamp.write_text(json.dumps({"key": key}))
 
     methods = [MethodSpec("autos", {"scorer": str(scorer_dir.resolve())}, label="autos")]
+    if cfg.shipped_scorer:
+        methods.append(MethodSpec("autos", {"scorer": cfg.shipped_scorer}, label="autos (shipped)"))
     methods += [MethodSpec(m) for m in cfg.baselines] + [MethodSpec(IMP)]
     bench = BenchConfig(
         name="demo",

@@ -27,7 +27,7 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path) -> None:
         baselines=("random", "synflow"),
     )
     table = run_demo(cfg)
-    for row in ("autos", "random", "synflow", "imp"):
+    for row in ("autos", "autos (shipped)", "random", "synflow", "imp"):
         assert row in table
     assert (tmp_path / "demo" / "bench" / "report.md").exists()
     assert list((tmp_path / "demo" / "bench" / "plots").glob("*.png"))
