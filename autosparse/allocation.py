@@ -172,7 +172,7 @@ def counts_from_shares(
 
 def masks_from_counts(scores: Mapping[str, torch.Tensor], counts: Mapping[str, int]) -> Masks:
     """Per layer, the ``counts[name]`` best-scored weights (layers in parallel threads)."""
-    from autosparse.features import map_layers  # features imports this module
+    from autosparse.features import map_layers  # lazy: features imports this module via the pruners
 
     names = list(scores)
     masks = map_layers(lambda n: topk_mask(scores[n], int(counts[n])), names, sizes=[scores[n].numel() for n in names])
@@ -245,7 +245,7 @@ def unit_topk_mask(score: torch.Tensor, k: int, units: int) -> torch.Tensor:
     is chosen for what it would keep, not for one outlier. ``units`` is raised to what ``k``
     needs and capped at the layer's units; at the cap this is :func:`topk_mask`.
     """
-    from autosparse.features import _pct_rank  # features imports this module
+    from autosparse.features import _pct_rank  # lazy: features imports this module via the pruners
 
     n_out = score.shape[0] if score.dim() > 0 else 1
     numel = score.numel()
@@ -258,5 +258,7 @@ def unit_topk_mask(score: torch.Tensor, k: int, units: int) -> torch.Tensor:
     c = min(per_unit, -(-k // units))
     chosen = topk_mask(pct.topk(c, dim=1).values.sum(1), units)
     flat = flat if flat.is_floating_point() else flat.to(torch.float64)
+    if int((torch.isfinite(flat) & chosen[:, None]).sum()) < k:  # e.g. an earlier round pruned them: no restriction
+        return topk_mask(score, k)
     restricted = torch.where(chosen[:, None], flat, torch.full_like(flat, -math.inf))  # ties: lower index, as topk_mask
     return topk_mask(restricted, k).reshape(score.shape)

@@ -3,8 +3,11 @@
 One shot: measure the scorer's features at θ0 on the pruning batch (the same code that made the
 training data), rank weights within each layer with the ranker, and give each layer the number
 of weights the allocator predicts IMP would have kept there at this density — turned into exact
-counts, at least one per layer. ``allocation`` can instead borrow a classic rule (global,
-uniform, ERK) to study ranking alone.
+counts, at least one per layer. With a unit head on the scorer (``units="learned"``), each
+hidden linear layer's weights go to its best ``scale ×`` (predicted alive fraction) output
+units — IMP's structure inside a layer, not only its allocation across layers (docs/SCORER.md).
+Then the connectivity repair puts every kept weight on an input→output path. ``allocation`` can
+instead borrow a classic rule (global, uniform, ERK) to study ranking alone.
 
 ``rounds > 1`` re-measures the mask-dependent features (unit degrees, layer density) on the
 thinned network between rounds, the way SynFlow iterates; the default is one shot.
@@ -13,6 +16,7 @@ thinned network between rounds, the way SynFlow iterates; the default is one sho
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -22,6 +26,9 @@ from autosparse.errors import ConfigError
 from autosparse.masks import Masks
 from autosparse.pruners.base import Pruner, PrunerConfig, PruningData, Scores, register
 from autosparse.pruners.iterate import schedule_densities
+
+if TYPE_CHECKING:
+    from autosparse.features import FeatureTable
 
 DEFAULT_SCORER = "autos_mlp_fmnist"
 
@@ -53,7 +60,7 @@ class AutosConfig(PrunerConfig):
 class Autos(Pruner):
     Config = AutosConfig
     data_dependent = True
-    description = "learned scorer (AutoSparse): IMP-like layer allocation + within-layer ranking from init features"
+    description = "learned scorer (AutoSparse): IMP-like layer allocation and alive units + within-layer ranking from init features"
 
     def _scorer(self):
         from autosparse.scorer.api import load_scorer
@@ -122,7 +129,7 @@ class Autos(Pruner):
         return Masks(masks.to_dict(), meta=meta)
 
 
-def _unit_budget(table, fractions: list[float]) -> dict[str, int]:
+def _unit_budget(table: FeatureTable, fractions: list[float]) -> dict[str, int]:
     """Output units to keep alive per layer: the unit head's share for hidden *linear* layers.
 
     The last layer's units are the network's outputs (classes) and are never dropped. Conv
