@@ -170,27 +170,20 @@ def counts_from_shares(
     return dict(zip(names, _largest_remainder(ideal, cap_list, total), strict=True))
 
 
-def masks_from_counts(scores: Mapping[str, torch.Tensor], counts: Mapping[str, int]) -> Masks:
-    """Per layer, the ``counts[name]`` best-scored weights (layers in parallel threads)."""
+def masks_from_counts(
+    scores: Mapping[str, torch.Tensor], counts: Mapping[str, int], units: Mapping[str, int] | None = None
+) -> Masks:
+    """Per layer, the ``counts[name]`` best-scored weights (layers in parallel threads); with
+    ``units``, drawn from the layer's ``units[name]`` best output units only (:func:`unit_topk_mask`)."""
     from autosparse.features import map_layers  # lazy: features imports this module via the pruners
 
-    names = list(scores)
-    masks = map_layers(lambda n: topk_mask(scores[n], int(counts[n])), names, sizes=[scores[n].numel() for n in names])
-    return Masks(dict(zip(names, masks, strict=True)))
-
-
-def masks_from_unit_counts(
-    scores: Mapping[str, torch.Tensor], counts: Mapping[str, int], units: Mapping[str, int]
-) -> Masks:
-    """Per layer, the ``counts[name]`` best weights among its ``units[name]`` best output units."""
-    from autosparse.features import map_layers
+    def one(n: str) -> torch.Tensor:
+        if units is None:
+            return topk_mask(scores[n], int(counts[n]))
+        return unit_topk_mask(scores[n], int(counts[n]), int(units[n]))
 
     names = list(scores)
-    masks = map_layers(
-        lambda n: unit_topk_mask(scores[n], int(counts[n]), int(units[n])),
-        names,
-        sizes=[scores[n].numel() for n in names],
-    )
+    masks = map_layers(one, names, sizes=[scores[n].numel() for n in names])
     return Masks(dict(zip(names, masks, strict=True)))
 
 

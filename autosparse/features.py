@@ -377,11 +377,17 @@ def _layer_features(passes: _Passes, i: int, layer: PrunableLayer) -> LayerFeatu
         w["theta_z"] = _z(theta)
     if "abs_theta_rank" in want:
         w["abs_theta_rank"] = rank(abs_theta)
-    g = passes.grads[layer.name].to("cpu", torch.float32) if layer.name in passes.grads else None
+
+    def measured(per_layer: dict[str, torch.Tensor], dtype: torch.dtype) -> torch.Tensor | None:
+        """This layer's value from a whole-network pass, on the CPU in ``dtype``, pruned weights zeroed."""
+        if layer.name not in per_layer:
+            return None
+        x = per_layer[layer.name].to("cpu", dtype)
+        return x * mask if mask is not None else x
+
+    g = measured(passes.grads, torch.float32)
     abs_g = None
     if g is not None:
-        if mask is not None:
-            g = g * mask
         abs_g = g.abs()
         if "grad" in want:
             w["grad"] = g.reshape(-1)
@@ -395,18 +401,14 @@ def _layer_features(passes: _Passes, i: int, layer: PrunableLayer) -> LayerFeatu
                 w["snip_lognorm"] = _lognorm(snip)
             if "snip_rank" in want:
                 w["snip_rank"] = rank(snip)
-    if passes.grasp:
-        s = passes.grasp[layer.name].to("cpu", torch.float32)
-        if mask is not None:
-            s = s * mask
+    s = measured(passes.grasp, torch.float32)
+    if s is not None:
         if "grasp_z" in want:
             w["grasp_z"] = _z(s)
         if "grasp_rank" in want:
             w["grasp_rank"] = rank(s)
-    if passes.synflow:
-        s = passes.synflow[layer.name].to("cpu", torch.float64)
-        if mask is not None:
-            s = s * mask
+    s = measured(passes.synflow, torch.float64)
+    if s is not None:
         if "synflow_lognorm" in want:
             w["synflow_lognorm"] = _lognorm(s)
         if "synflow_rank" in want:

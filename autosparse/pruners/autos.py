@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from autosparse.allocation import allocate, counts_from_shares, masks_from_counts, masks_from_unit_counts
+from autosparse.allocation import allocate, counts_from_shares, masks_from_counts
 from autosparse.errors import ConfigError
 from autosparse.masks import Masks
 from autosparse.pruners.base import Pruner, PrunerConfig, PruningData, Scores, register
@@ -102,12 +102,9 @@ class Autos(Pruner):
                     counts = counts_from_shares(shapes, d, shares, caps=caps)
                     scale = cfg.unit_scale or None
                     fractions = scorer.unit_fractions(table, d, scale) if cfg.units == "learned" else None
-                    if fractions is None:
-                        masks = masks_from_counts(scores, counts)
-                    else:
-                        units = _unit_budget(table, fractions)
-                        masks = masks_from_unit_counts(scores, counts, units)
-                        restricted = {n for n, u in units.items() if u < shapes[n][0]}
+                    units = _unit_budget(table, fractions) if fractions is not None else None
+                    masks = masks_from_counts(scores, counts, units)
+                    restricted = {n for n, u in (units or {}).items() if u < shapes[n][0]}
                 else:
                     masks = allocate(scores, d, scope=cfg.allocation)  # type: ignore[arg-type]
         assert masks is not None

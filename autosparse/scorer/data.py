@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,32 +156,43 @@ def _alive_unit_fractions(label: np.ndarray, shape: Sequence[int], n_rounds: int
     return [float((per_unit >= r).mean()) for r in range(n_rounds)]
 
 
-def unit_rows(runs: Sequence[RunSamples]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x, y): x = layer features + log global density, y = log(alive output units / units) under IMP."""
-    xs, ys = [], []
-    for run in runs:
-        for r in range(1, min(len(run.densities), len(run.unit_fractions))):
-            d = run.densities[r]
-            for li, frac in enumerate(run.unit_fractions[r]):
-                if frac <= 0:  # a layer IMP emptied says nothing about how many units to keep
-                    continue
-                xs.append(torch.cat([run.layer_feats[li], torch.tensor([math.log(d)])]))
-                ys.append(math.log(frac))
-    if not xs:
-        raise StoreError("the store's runs carry no per-round labels to read unit structure from")
-    return torch.stack(xs).float(), torch.tensor(ys, dtype=torch.float32)
-
-
-def allocator_rows(runs: Sequence[RunSamples]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x, y): x = layer features + log global density, y = log(layer density / global density)."""
+def _layer_rows(
+    runs: Sequence[RunSamples], target: Callable[[RunSamples, int, int], float | None], empty: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y) over (run, IRP round >= 1, layer): x = layer features + log global density,
+    y = ``target(run, round, layer)`` (rows where it is None are skipped)."""
     xs, ys = [], []
     for run in runs:
         for r in range(1, len(run.densities)):
-            d = run.densities[r]
+            log_d = torch.tensor([math.log(run.densities[r])])
             for li in range(len(run.groups)):
-                dl = max(run.layer_densities[r][li], 1.0 / float(run.layer_numel[li]))
-                xs.append(torch.cat([run.layer_feats[li], torch.tensor([math.log(d)])]))
-                ys.append(math.log(dl / d))
+                y = target(run, r, li)
+                if y is not None:
+                    xs.append(torch.cat([run.layer_feats[li], log_d]))
+                    ys.append(y)
     if not xs:
-        raise StoreError("the store's runs carry no per-round layer densities; regenerate them with `autosparse gen`")
+        raise StoreError(empty)
     return torch.stack(xs).float(), torch.tensor(ys, dtype=torch.float32)
+
+
+def unit_rows(runs: Sequence[RunSamples]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y): y = log(alive output units / units) under IMP's round mask."""
+
+    def target(run: RunSamples, r: int, li: int) -> float | None:
+        if r >= len(run.unit_fractions) or run.unit_fractions[r][li] <= 0:
+            return None  # no labels for that round, or a layer IMP emptied: says nothing about units
+        return math.log(run.unit_fractions[r][li])
+
+    return _layer_rows(runs, target, "the store's runs carry no per-round labels to read unit structure from")
+
+
+def allocator_rows(runs: Sequence[RunSamples]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x, y): y = log(layer density / global density) under IMP's round mask."""
+
+    def target(run: RunSamples, r: int, li: int) -> float:
+        d = run.densities[r]
+        return math.log(max(run.layer_densities[r][li], 1.0 / float(run.layer_numel[li])) / d)
+
+    return _layer_rows(
+        runs, target, "the store's runs carry no per-round layer densities; regenerate them with `autosparse gen`"
+    )

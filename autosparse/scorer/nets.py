@@ -166,16 +166,16 @@ class Allocator(nn.Module):
     @torch.no_grad()
     def layer_densities(self, layers: Sequence[LayerFeatures], density: float) -> list[float]:
         """Predicted density of each layer at global ``density`` (before exact-count rounding)."""
-        x = torch.tensor(
-            [[lf.layer[f] for f in self.features] + [math.log(density)] for lf in layers], dtype=torch.float32
-        )
-        ratio = self.forward(x).exp()
+        ratio = self.forward(self._inputs(layers, density)).exp()
         return (ratio * density).clamp(max=1.0).tolist()
 
     @torch.no_grad()
     def unit_fractions(self, layers: Sequence[LayerFeatures], density: float) -> list[float]:
         """As a *unit head* (trained on log alive-unit fractions): each layer's share of output units to keep."""
-        x = torch.tensor(
+        return self.forward(self._inputs(layers, density)).exp().clamp(max=1.0).tolist()
+
+    def _inputs(self, layers: Sequence[LayerFeatures], density: float) -> torch.Tensor:
+        """One row per layer: its descriptors in ``self.features`` order, then log(density)."""
+        return torch.tensor(
             [[lf.layer[f] for f in self.features] + [math.log(density)] for lf in layers], dtype=torch.float32
         )
-        return self.forward(x).exp().clamp(max=1.0).tolist()

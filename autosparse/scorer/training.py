@@ -21,7 +21,7 @@ import math
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 
 from autosparse.config import to_dict
 from autosparse.errors import ConfigError, StoreError
-from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
+from autosparse.features import SCHEMA_VERSION
 from autosparse.scorer.checkpoint import Card, save_checkpoint
 from autosparse.scorer.data import RunSamples, allocator_rows, load_samples, open_split, unit_rows
 from autosparse.scorer.metrics import (
@@ -355,19 +355,28 @@ def train_scorer(
             "curve": curve,
         },
         metrics=metrics,
-        units={"features": list(cfg.allocator_features), "hidden": list(cfg.alloc_hidden), "scale": cfg.unit_scale}
-        if units
-        else {},
+        units=_unit_card(units, cfg.allocator_features, cfg.alloc_hidden, cfg.unit_scale, val_runs) if units else {},
     )
     tensors = {f"ranker.{k}": v for k, v in ranker.state_dict().items()}
     tensors.update({f"allocator.{k}": v for k, v in alloc.state_dict().items()})
     if units is not None:
         tensors.update({f"units.{k}": v for k, v in units.state_dict().items()})
-        card.units["heldout"] = unit_head_metrics(units, val_runs)
     save_checkpoint(out, tensors, card)
     _plot_curve(curve, Path(out) / "training_curve.png")
     (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return TrainedScorer(ranker, alloc, card, curve)
+
+
+def _unit_card(
+    units: Allocator, features: Sequence[str], hidden: Sequence[int], scale: float, val_runs: list[RunSamples]
+) -> dict[str, Any]:
+    """The card's ``units`` entry: what rebuilds the head, its prune-time scale, its held-out error."""
+    return {
+        "features": list(features),
+        "hidden": list(hidden),
+        "heldout": unit_head_metrics(units, val_runs),
+        "scale": scale,
+    }
 
 
 def unit_head_metrics(units: Allocator, runs: list[RunSamples]) -> dict[str, float]:
@@ -393,15 +402,14 @@ def add_unit_head(
     if not 0.0 < scale <= 1.0:
         raise ConfigError(f"unit scale must be in (0, 1], got {scale}")
     from autosparse.scorer.checkpoint import load_checkpoint, resolve_scorer
-    from autosparse.store import StoreReader
 
     directory = resolve_scorer(scorer)
     card, tensors = load_checkpoint(directory)
-    cfg = config or ScorerConfig(**{k: v for k, v in card.training.get("config", {}).items() if k in _CFG_FIELDS})
-    kw = {"schema_version": SCHEMA_VERSION, "feature_names": list(FEATURE_NAMES)}
+    fields = ScorerConfig.__dataclass_fields__
+    cfg = config or ScorerConfig(**{k: v for k, v in card.training.get("config", {}).items() if k in fields})
     train_ids = list(card.training.get("train_runs", []))
     val_ids = list(card.training.get("val_runs", []))
-    reader = StoreReader(str(store), **kw)
+    reader, _ = open_split(str(store), None)
     missing = sorted(set(train_ids + val_ids) - set(reader.run_ids))
     if missing:
         raise StoreError(
@@ -412,20 +420,12 @@ def add_unit_head(
     units = train_allocator([by_id[i] for i in train_ids], cfg, target="units")
     tensors = {k: v for k, v in tensors.items() if not k.startswith("units.")}
     tensors.update({f"units.{k}": v for k, v in units.state_dict().items()})
-    card.units = {
-        "features": list(card.allocator["features"]),
-        "hidden": list(cfg.alloc_hidden),
-        "heldout": unit_head_metrics(units, [by_id[i] for i in val_ids]),
-        "scale": scale,
-    }
+    card.units = _unit_card(units, card.allocator["features"], cfg.alloc_hidden, scale, [by_id[i] for i in val_ids])
     card.training["unit_head_command"] = (
         f"autosparse train-scorer --add-unit-head --unit-scale {scale:g} --store {store} --out {directory}"
     )
     save_checkpoint(directory, tensors, card)
     return card
-
-
-_CFG_FIELDS = set(ScorerConfig.__dataclass_fields__)
 
 
 def _gnn_meta(cfg: ScorerConfig) -> dict[str, Any]:
