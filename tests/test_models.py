@@ -37,6 +37,7 @@ ZOO: dict[str, tuple[dict[str, Any], list[tuple[int, ...]]]] = {
     "vgg16": ({"width": 0.0625}, IMAGES),
     "vgg19": ({"width": 0.0625}, [CIFAR]),
     "cnn1d": ({"channels": 4}, [MNIST1D, (40,)]),
+    "mobilenet": ({"width": 0.0625, "blocks": 7}, IMAGES),
     "vit_tiny": ({"depth": 2, "dim": 16, "heads": 2}, IMAGES),
 }
 CASES = [(name, shape) for name, (_, shapes) in ZOO.items() for shape in shapes]
@@ -74,6 +75,7 @@ def test_builds_trains_and_traces(name: str, shape: tuple[int, ...]) -> None:
         ("resnet20", CIFAR, 0.27e6),  # He et al. 2016, Table 6
         ("resnet56", CIFAR, 0.85e6),
         ("vgg16", CIFAR, 14.7e6),  # CIFAR VGG-16 conv + one linear layer
+        ("mobilenet", CIFAR, 3.2e6),  # Howard et al. 2017, Table 8: 4.2M with the 1000-class head
     ],
 )
 def test_full_size_weight_counts_match_the_papers(name: str, shape: tuple[int, ...], expected: float) -> None:
@@ -299,3 +301,12 @@ def test_errors_are_project_errors() -> None:
     ):
         with pytest.raises(AutosparseError):
             call()
+
+
+def test_mobilenet_blocks_are_depthwise_then_pointwise() -> None:
+    model = build_model("mobilenet", FMNIST, 10, seed=0, width=0.25, blocks=7)
+    dw, pw = model.features.dw3.conv, model.features.pw3.conv
+    assert dw.groups == dw.in_channels == dw.out_channels and dw.kernel_size == (3, 3)
+    assert pw.groups == 1 and pw.kernel_size == (1, 1)
+    sizes = [model.features[: i + 1](torch.zeros(1, *FMNIST)).shape[-1] for i in range(len(model.features))]
+    assert sizes[-1] == 4  # strides 2 at blocks 2, 4 and 6: 28 -> 14 -> 7 -> 4

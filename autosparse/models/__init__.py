@@ -11,6 +11,7 @@ name                      what                                        inputs
 ``resnet20/32/56``        CIFAR ResNets (option-B shortcuts, BN)      images >= 8x8
 ``vgg11/16/19``           CIFAR VGG-BN, one linear classifier         images >= 8x8
 ``cnn1d``                 MNIST-1D's 1-D CNN                          1-D signals only
+``mobilenet``             MobileNet-v1, depthwise-separable convs     images >= 4x4
 ``vit_tiny``              small ViT with nn.MultiheadAttention        images, patch | size
 ``tv:<name>``             any torchvision classifier, never pretrained  images
 ========================  ==========================================  ==================
@@ -22,7 +23,7 @@ Python control flow, so ``torch.fx`` can trace the zoo for :mod:`autosparse.grap
 
 from __future__ import annotations
 
-from autosparse.models import cnn1d, conv, lenet, mlp, resnet, vgg, vit  # noqa: F401  (register the zoo)
+from autosparse.models import cnn1d, conv, lenet, mlp, mobilenet, resnet, vgg, vit  # noqa: F401  (register the zoo)
 from autosparse.models.registry import (
     INPUT_KINDS,
     ModelInfo,
