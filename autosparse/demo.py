@@ -19,11 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autosparse.bench.config import IMP, BenchConfig, MethodSpec
-from autosparse.config import config_hash, to_dict
+from autosparse.core.config import config_hash, to_dict
 from autosparse.scorer.training import ScorerConfig
-from autosparse.train import TrainConfig
-from data_gen.grid import GenConfig, ModelSpec
-from data_gen.irp import IRPConfig
+from autosparse.sources import RunJob, RunSpec, execute_run
+from autosparse.task import ModelSpec
+from autosparse.training.irp import IRPConfig
+from autosparse.training.trainer import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,6 @@ def run_demo(cfg: DemoConfig | None = None, *, executor: str = "local") -> str:
     """Run (or resume) the demo and return the comparison table (markdown)."""
     from autosparse.bench.runner import run_bench
     from autosparse.scorer.training import train_scorer
-    from data_gen.grid import generate
 
     cfg = cfg or DemoConfig()
     dataset = resolve_dataset(cfg.dataset)
@@ -77,30 +77,18 @@ def run_demo(cfg: DemoConfig | None = None, *, executor: str = "local") -> str:
     n_train = None if mnist1d else cfg.n_train  # MNIST-1D is small already (4000 / 1000)
     n_test = None if mnist1d else cfg.n_test
     train_gen = TrainConfig(epochs=cfg.gen_epochs, num_threads=0)
-    gen = GenConfig(
-        models=cfg.source_models,
-        datasets=[dataset],
-        seeds=[0],
-        irp=IRPConfig(rounds=cfg.irp_rounds, prune_fraction=0.5),
-        train=train_gen,
-        n_train=n_train,
-        n_test=n_test,
-    )
-    store = out / "store.zarr"
+    irp = IRPConfig(rounds=cfg.irp_rounds, prune_fraction=0.5)
+    specs = [RunSpec(m, dataset, 0, irp, train_gen, n_train, n_test) for m in cfg.source_models]
+    store = (out / "store.zarr").absolute()
     log.info("step 1/3: IRP labels for %d source models on %s", len(cfg.source_models), dataset)
     print(f"[1/3] IRP source runs on {dataset} -> {store}", flush=True)
-    failed = [o for o in generate(gen, store, executor=executor) if not o.ok]
-    if failed:
-        from autosparse.errors import AutosparseError
-
-        raise AutosparseError(
-            f"{len(failed)} IRP runs failed, first: {failed[0].error.splitlines()[0]}; rerun to retry"
-        )
+    for spec in specs:  # one after another: each run already uses every core
+        execute_run(RunJob(spec, str(store), str(store) + ".work"))
 
     scorer_cfg = ScorerConfig(steps=cfg.scorer_steps, eval_every=max(1, cfg.scorer_steps // 6))
     scorer_dir = out / "scorer"
     stamp = scorer_dir / "demo_config.json"
-    key = config_hash({"gen": to_dict(gen), "scorer": to_dict(scorer_cfg)})
+    key = config_hash({"gen": [s.run_id for s in specs], "scorer": to_dict(scorer_cfg)})
     print(f"[2/3] scorer -> {scorer_dir}", flush=True)
     if not (stamp.exists() and json.loads(stamp.read_text()).get("key") == key):
         train_scorer(

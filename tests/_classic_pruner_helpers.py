@@ -88,7 +88,7 @@ def check_scores_leave_model_unchanged(method: str, data: object = None, **hpara
 
 def check_scores_on_torch_pruned_model(method: str, data: object = None, **hparams: object) -> None:
     """On a model already pruned the torch way, masked weights score zero and nothing changes."""
-    from autosparse.masks import Masks
+    from autosparse.core.masks import Masks
     from autosparse.pruners import prune
 
     model = bn_mlp()

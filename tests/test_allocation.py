@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autosparse.allocation import (
+from autosparse.core.allocation import (
     allocate,
     counts_from_shares,
     erk_counts,
@@ -16,7 +16,7 @@ from autosparse.allocation import (
     topk_mask,
     uniform_counts,
 )
-from autosparse.errors import DensityError, UnknownNameError
+from autosparse.core.errors import DensityError, UnknownNameError
 
 
 def _scores(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -123,7 +123,7 @@ def test_property_exact_count(sizes: list[int], density: float, scope: str) -> N
 
 
 def test_unit_topk_keeps_k_weights_in_the_best_units() -> None:
-    from autosparse.allocation import unit_topk_mask
+    from autosparse.core.allocation import unit_topk_mask
 
     g = torch.Generator().manual_seed(0)
     score = torch.rand(20, 30, generator=g)
@@ -136,7 +136,7 @@ def test_unit_topk_keeps_k_weights_in_the_best_units() -> None:
 
 
 def test_unit_topk_raises_units_to_fit_k() -> None:
-    from autosparse.allocation import unit_topk_mask
+    from autosparse.core.allocation import unit_topk_mask
 
     score = torch.rand(10, 4, 3, 3)
     mask = unit_topk_mask(score, 100, units=1)  # 36 weights per unit: needs 3 units

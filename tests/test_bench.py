@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-import autosparse.train
-import data_gen.irp
+import autosparse.training.irp
+import autosparse.training.trainer
 from autosparse.bench import BenchConfig, ImpSettings, MethodSpec, plan_jobs, read_cell, run_bench
 from autosparse.bench.config import bench_config_from_dict, config_kind
 from autosparse.bench.report import RESULTS_CSV, RESULTS_JSON, format_stat
 from autosparse.bench.speed import SpeedConfig
 from autosparse.cli import main
-from autosparse.errors import ConfigError, UnknownNameError
+from autosparse.core.errors import ConfigError, UnknownNameError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,16 +62,16 @@ def _cells(out: Path) -> dict[str, dict]:
 
 @pytest.fixture
 def train_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Count every training (one-shot cells call autosparse.train.train; IRP its own import of it)."""
+    """Count every training (one-shot cells call autosparse.training.trainer.train; IRP its own import of it)."""
     calls: list[str] = []
-    real = autosparse.train.train
+    real = autosparse.training.trainer.train
 
     def counting(*args, **kwargs):
         calls.append(kwargs.get("desc", ""))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(autosparse.train, "train", counting)
-    monkeypatch.setattr(data_gen.irp, "train", counting)
+    monkeypatch.setattr(autosparse.training.trainer, "train", counting)
+    monkeypatch.setattr(autosparse.training.irp, "train", counting)
     return calls
 
 

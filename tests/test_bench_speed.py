@@ -8,7 +8,7 @@ import pytest
 
 from autosparse.bench import MethodSpec, SpeedConfig, SpeedModel, run_speed
 from autosparse.bench.speed import SpeedTask, measure_isolated, speed_config_from_dict
-from autosparse.errors import ConfigError, UnknownNameError
+from autosparse.core.errors import ConfigError, UnknownNameError
 
 
 def tiny_speed(**changes: object) -> SpeedConfig:

@@ -5,9 +5,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from autosparse.config import add_dataclass_arguments, config_hash, from_dict, given, load_yaml, to_dict
-from autosparse.errors import ConfigError
-from autosparse.train import TrainConfig
+from autosparse.core.config import add_dataclass_arguments, config_hash, from_dict, given, load_yaml, to_dict
+from autosparse.core.errors import ConfigError
+from autosparse.training.trainer import TrainConfig
 
 
 @dataclass

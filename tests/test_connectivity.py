@@ -3,9 +3,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from autosparse.connectivity import repair_connectivity
-from autosparse.masks import Masks
-from autosparse.paths import path_stats
+from autosparse.core.masks import Masks
+from autosparse.topology.connectivity import repair_connectivity
+from autosparse.topology.paths import path_stats
 
 
 def _net() -> nn.Module:

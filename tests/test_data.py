@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import autosparse.data as data
+from autosparse.core.errors import ConfigError, DatasetNotFoundError, UnknownNameError
 from autosparse.data import (
     Dataset,
     available_datasets,
@@ -20,7 +21,6 @@ from autosparse.data import (
     read_idx,
     resolve_data_root,
 )
-from autosparse.errors import ConfigError, DatasetNotFoundError, UnknownNameError
 
 FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 needs_fmnist = pytest.mark.skipif(

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from autosparse.demo import DemoConfig, resolve_dataset, run_demo
-from data_gen.grid import ModelSpec
+from autosparse.task import ModelSpec
 
 
 @pytest.mark.slow

@@ -14,8 +14,8 @@ import pytest
 from _gen_helpers import assert_same_store, snapshot, write_config
 
 from autosparse.cli import main as cli_main
-from autosparse.errors import StoreError, UnknownNameError
-from autosparse.executors import JobOutcome, run_jobs
+from autosparse.core.errors import StoreError, UnknownNameError
+from autosparse.core.executors import JobOutcome, run_jobs
 from autosparse.store import StoreReader
 from data_gen.grid import GenConfig, expand_grid, generate
 

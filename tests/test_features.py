@@ -4,10 +4,10 @@ import pytest
 import torch
 from torch import nn
 
+from autosparse.core.errors import SchemaMismatchError
+from autosparse.core.masks import Masks
 from autosparse.data import load_dataset, pruning_batch
-from autosparse.errors import SchemaMismatchError
 from autosparse.features import FEATURE_NAMES, FEATURES, SCHEMA_VERSION, check_schema, compute_features
-from autosparse.masks import Masks
 from autosparse.models import build_model
 
 
@@ -62,7 +62,7 @@ def test_gradient_features_equal_autograd(setup) -> None:
 
 def test_masked_features_see_the_mask(setup) -> None:
     model, data = setup
-    from autosparse.layers import prunable_layers
+    from autosparse.core.layers import prunable_layers
 
     masks = Masks({layer.name: torch.rand(layer.shape) < 0.2 for layer in prunable_layers(model)})
     table = compute_features(model, data, names=["row_log_degree", "layer_density", "theta"], masks=masks)

@@ -22,14 +22,16 @@ import torch
 from _gen_helpers import REPO, TINY, assert_same_store, run_cli, snapshot, write_config
 
 from autosparse.cli import main as cli_main
+from autosparse.core.errors import ConfigError
 from autosparse.data import dataset_info, load_dataset, pruning_batch
-from autosparse.errors import ConfigError
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION, compute_features
 from autosparse.models import build_model
+from autosparse.sources import RunJob, execute_run
 from autosparse.store import FeatureStore, StoreReader, validate_store
-from autosparse.train import TrainConfig
-from data_gen.grid import GenConfig, ModelSpec, RunJob, execute_run, expand_grid, generate
-from data_gen.irp import IRPConfig
+from autosparse.task import ModelSpec
+from autosparse.training.irp import IRPConfig
+from autosparse.training.trainer import TrainConfig
+from data_gen.grid import GenConfig, expand_grid, generate
 
 CONFIGS = sorted((REPO / "configs" / "gen").glob("*.yaml"))
 
@@ -386,7 +388,7 @@ def test_snapshot_helper_sees_every_run(tiny_store: Path) -> None:
 
 
 def test_irp_overhead_benchmark_reports_both_sides() -> None:
-    from data_gen.bench import irp_overhead
+    from data_gen.throughput import irp_overhead
 
     res = irp_overhead(
         "mlp",
@@ -408,7 +410,7 @@ def test_irp_overhead_benchmark_reports_both_sides() -> None:
 
 
 def test_store_throughput_benchmark(tmp_path: Path) -> None:
-    from data_gen.bench import main, store_throughput
+    from data_gen.throughput import main, store_throughput
 
     res = store_throughput("mlp", (1, 28, 28), model_kwargs={"widths": [16]}, n_runs=2, repeats=1, durable=False)
     assert res["weights_per_run"] == 784 * 16 + 16 * 10 and res["n_features"] == len(FEATURE_NAMES)

@@ -113,7 +113,7 @@ def test_autos_scores_are_golden(scorer: str, model_key: str) -> None:
 
     torch.set_num_threads(1)
     model = _model(model_key, 0)
-    from autosparse.pruners.base import PruningData
+    from autosparse.data.pruning_data import PruningData
 
     scores = make_pruner("autos", scorer=scorer).scores(model, PruningData.coerce(_data(0)), seed=0)
     prefix = f"{scorer}/{model_key}/"

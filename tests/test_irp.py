@@ -18,14 +18,14 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from autosparse.config import to_dict
+from autosparse.core.config import to_dict
+from autosparse.core.errors import CheckpointError, ConfigError
+from autosparse.core.layers import prunable_layers
+from autosparse.core.masks import Masks
 from autosparse.data import Dataset, load_dataset, pruning_batch
-from autosparse.errors import CheckpointError, ConfigError
-from autosparse.layers import prunable_layers
-from autosparse.masks import Masks
 from autosparse.models import build_model
-from autosparse.train import TrainConfig, train
-from data_gen.irp import IRPConfig, IRPResult, run_irp
+from autosparse.training.irp import IRPConfig, IRPResult, run_irp
+from autosparse.training.trainer import TrainConfig, train
 
 TRAIN = TrainConfig(epochs=1, batch_size=128, num_threads=1)
 R = 3
@@ -293,7 +293,7 @@ def test_unreadable_checkpoint_restarts_from_round_zero(
     state = tmp_path / "checkpoint" / "state.safetensors"
     state.write_bytes(state.read_bytes()[:50])
     rounds: list[int] = []
-    with caplog.at_level(logging.WARNING, logger="data_gen.irp"):
+    with caplog.at_level(logging.WARNING, logger="autosparse.training.irp"):
         res = run_irp(make_model(), fmnist, irp, TRAIN, seed=0, workdir=tmp_path, on_round=recorder(rounds))
     assert "discarding unreadable IRP checkpoint" in caplog.text
     assert rounds == [0, 1, 2, 3]

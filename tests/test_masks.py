@@ -8,9 +8,9 @@ import torchvision
 from torch import nn
 from torch.nn.utils import prune
 
-from autosparse.errors import MaskError, NoPrunableLayersError
-from autosparse.layers import prunable_layers
-from autosparse.masks import Masks, assert_masks_exact, current_masks, remove_masks
+from autosparse.core.errors import MaskError, NoPrunableLayersError
+from autosparse.core.layers import prunable_layers
+from autosparse.core.masks import Masks, assert_masks_exact, current_masks, remove_masks
 
 
 def _mlp() -> nn.Module:

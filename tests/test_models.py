@@ -14,8 +14,8 @@ import torch
 import torch.fx
 from torch import nn
 
-from autosparse.errors import AutosparseError, ConfigError, UnknownNameError
-from autosparse.layers import prunable_layers
+from autosparse.core.errors import AutosparseError, ConfigError, UnknownNameError
+from autosparse.core.layers import prunable_layers
 from autosparse.models import available_models, build_model, model_info, register_model
 from autosparse.models import registry as registry_mod
 

@@ -1,4 +1,4 @@
-"""Path counting (autosparse.paths) against brute-force enumeration on hand-made networks."""
+"""Path counting (autosparse.topology.paths) against brute-force enumeration on hand-made networks."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import torch
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from autosparse.errors import ConfigError
-from autosparse.masks import Masks
-from autosparse.paths import (
+from autosparse.core.errors import ConfigError
+from autosparse.core.masks import Masks
+from autosparse.topology.paths import (
     PathNetwork,
     effective_masks,
     effective_nodes,

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from autosparse.errors import ConfigError
-from autosparse.paths import PathNetwork, path_stats
+from autosparse.core.errors import ConfigError
 from autosparse.pruners import get_pruner, prune
 from autosparse.pruners.dpai import evaluate
+from autosparse.topology.paths import PathNetwork, path_stats
 
 # 3-4-3-2 MLP, hand mask (rows = outputs, cols = inputs): h3 has no way out, g2 no way in.
 HAND = {

@@ -15,8 +15,9 @@ from _classic_pruner_helpers import (
 )
 from torch import nn
 
-from autosparse.allocation import allocate
-from autosparse.pruners import PruningData, get_pruner, prune
+from autosparse.core.allocation import allocate
+from autosparse.data.pruning_data import PruningData
+from autosparse.pruners import get_pruner, prune
 
 T = 200.0
 

@@ -16,9 +16,10 @@ from _classic_pruner_helpers import (
 )
 from torch import nn
 
-from autosparse.allocation import allocate
-from autosparse.errors import ConfigError
-from autosparse.pruners import PruningData, get_pruner, prune
+from autosparse.core.allocation import allocate
+from autosparse.core.errors import ConfigError
+from autosparse.data.pruning_data import PruningData
+from autosparse.pruners import get_pruner, prune
 
 
 def _net_and_data() -> tuple[nn.Module, PruningData]:

@@ -12,7 +12,7 @@ from _classic_pruner_helpers import (
 )
 from torch import nn
 
-from autosparse.masks import Masks
+from autosparse.core.masks import Masks
 from autosparse.pruners import get_pruner, prune
 
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from autosparse.allocation import erk_counts
-from autosparse.errors import ConfigError
-from autosparse.paths import path_stats
+from autosparse.core.allocation import erk_counts
+from autosparse.core.errors import ConfigError
 from autosparse.pruners import get_pruner, prune
 from autosparse.pruners.npb import max_path, npb_objective, solve_layer
+from autosparse.topology.paths import path_stats
 
 LENET_SHAPE = (1, 28, 28)
 

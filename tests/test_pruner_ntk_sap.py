@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from autosparse.errors import ConfigError
-from autosparse.pruners import PruningData, make_pruner, prune
+from autosparse.core.errors import ConfigError
+from autosparse.data.pruning_data import PruningData
+from autosparse.pruners import make_pruner, prune
 from autosparse.pruners.ntk_sap import ntk_sap_scores
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from autosparse.allocation import allocate
-from autosparse.errors import ConfigError
+from autosparse.core.allocation import allocate
+from autosparse.core.errors import ConfigError
 from autosparse.pruners import make_pruner, prune
 from autosparse.pruners.phew import _map_unit, walk_order
 

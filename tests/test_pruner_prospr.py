@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autosparse.errors import ConfigError
-from autosparse.pruners import PruningData, make_pruner, prune
+from autosparse.core.errors import ConfigError
+from autosparse.data.pruning_data import PruningData
+from autosparse.pruners import make_pruner, prune
 from autosparse.pruners.prospr import meta_gradient_scores
 
 

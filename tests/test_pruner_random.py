@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from _classic_pruner_helpers import KEEP_AT_999, LENET_TOTAL, check_scores_leave_model_unchanged, lenet
 
-from autosparse.allocation import erk_counts
+from autosparse.core.allocation import erk_counts
 from autosparse.pruners import get_pruner, prune
 
 

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from autosparse.errors import ConfigError
-from autosparse.masks import Masks
+from autosparse.core.errors import ConfigError
+from autosparse.core.masks import Masks
 from autosparse.pruners import available, make_pruner, prune
 from autosparse.pruners.robust import (
     apply_rescale,

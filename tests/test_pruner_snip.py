@@ -20,8 +20,9 @@ from _classic_pruner_helpers import (
 from torch import nn
 from torch.func import functional_call
 
-from autosparse.errors import ConfigError
-from autosparse.pruners import PruningData, get_pruner, prune
+from autosparse.core.errors import ConfigError
+from autosparse.data.pruning_data import PruningData
+from autosparse.pruners import get_pruner, prune
 
 W = torch.tensor([[0.5, -1.0, 0.25], [-0.75, 0.3, 0.9], [0.1, 0.2, -0.6], [1.2, -0.4, 0.05]], dtype=torch.float64)
 B = torch.tensor([0.1, -0.2, 0.0, 0.3], dtype=torch.float64)

@@ -15,8 +15,8 @@ from _classic_pruner_helpers import (
 )
 from torch import nn
 
-from autosparse.allocation import allocate
-from autosparse.errors import ConfigError
+from autosparse.core.allocation import allocate
+from autosparse.core.errors import ConfigError
 from autosparse.pruners import get_pruner, prune
 
 W1 = torch.tensor([[0.5, -1.0, 0.2], [-0.3, 0.8, -0.1]])

@@ -7,16 +7,17 @@ import json
 import pytest
 import torch
 
+from autosparse.core.errors import CheckpointError, SchemaMismatchError, StoreError, UnknownNameError
 from autosparse.data import load_dataset, pruning_batch
-from autosparse.errors import CheckpointError, SchemaMismatchError, StoreError, UnknownNameError
 from autosparse.models import build_model
 from autosparse.pruners import prune
 from autosparse.scorer.api import load_scorer
 from autosparse.scorer.checkpoint import CARD_FILE, WEIGHTS_FILE
 from autosparse.scorer.training import ScorerConfig, listnet_loss, train_scorer
-from autosparse.train import TrainConfig
-from data_gen.grid import GenConfig, ModelSpec, generate
-from data_gen.irp import IRPConfig
+from autosparse.task import ModelSpec
+from autosparse.training.irp import IRPConfig
+from autosparse.training.trainer import TrainConfig
+from data_gen.grid import GenConfig, generate
 
 FEATS = ("abs_theta_rank", "snip_rank", "synflow_rank", "row_mass", "col_mass", "rel_depth")
 
@@ -175,7 +176,7 @@ def test_alive_unit_fractions_follow_the_labels() -> None:
 
 
 def test_unit_scale_from_card_or_override(scorer_dir) -> None:
-    from autosparse.errors import ConfigError
+    from autosparse.core.errors import ConfigError
     from autosparse.features import compute_features
 
     scorer = load_scorer(scorer_dir)

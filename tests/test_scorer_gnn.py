@@ -11,13 +11,13 @@ import pytest
 import torch
 from torch import nn
 
-from autosparse.allocation import target_count
+from autosparse.core.allocation import target_count
+from autosparse.core.errors import CheckpointError, ConfigError
 from autosparse.data import load_dataset, pruning_batch
-from autosparse.errors import CheckpointError, ConfigError
+from autosparse.data.pruning_data import PruningData
 from autosparse.features import compute_features
 from autosparse.models import build_model
 from autosparse.pruners import prune
-from autosparse.pruners.base import PruningData
 from autosparse.scorer.gnn import GNNRanker, gnn_score_layers, net_inputs
 from autosparse.scorer.gnn_data import ARRAY_NAMES, GraphArrays, build_graph, run_graph
 from autosparse.scorer.training import DEFAULT_RANKER_FEATURES, ScorerConfig, train_scorer
@@ -29,9 +29,10 @@ HOLDOUT = "model_label=mlp-widths24"
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three MLP runs on a 500-image Fashion-MNIST subset: 2 IRP rounds of 1 epoch each."""
-    from autosparse.train import TrainConfig
-    from data_gen.grid import GenConfig, ModelSpec, generate
-    from data_gen.irp import IRPConfig
+    from autosparse.task import ModelSpec
+    from autosparse.training.irp import IRPConfig
+    from autosparse.training.trainer import TrainConfig
+    from data_gen.grid import GenConfig, generate
 
     root = tmp_path_factory.mktemp("gnn_store")
     cfg = GenConfig(
@@ -193,7 +194,7 @@ def test_graph_arrays_round_trip_and_validation() -> None:
     arrays = build_graph(model, (1, 28, 28)).to_arrays()
     g = GraphArrays.from_arrays(arrays)
     assert g.num_input_nodes == 784 and g.num_edges == 784 * 12 + 12 * 10
-    from autosparse.errors import StoreError
+    from autosparse.core.errors import StoreError
 
     broken = dict(arrays, edge_index=arrays["edge_index"] + 10_000)
     with pytest.raises(StoreError, match="out of range"):

@@ -15,20 +15,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autosparse.allocation import target_count, topk_mask
+from autosparse.core.allocation import target_count, topk_mask
+from autosparse.core.layers import prunable_layers, safe_deepcopy
+from autosparse.core.masks import Masks
+from autosparse.core.parallel import map_layers, single_threaded_torch
+from autosparse.core.ranking import pct_rank
 from autosparse.data import load_dataset, pruning_batch
-from autosparse.features import (
-    FEATURE_NAMES,
-    _pct_rank,
-    compute_features,
-    map_layers,
-    single_threaded_torch,
-)
-from autosparse.layers import prunable_layers, safe_deepcopy
-from autosparse.masks import Masks
+from autosparse.data.pruning_data import PruningData
+from autosparse.features import FEATURE_NAMES, compute_features
 from autosparse.models import build_model
 from autosparse.pruners import make_pruner, prune
-from autosparse.pruners.base import PruningData
 from autosparse.pruners.iterate import masked_weights
 from autosparse.scorer.nets import Ranker
 from autosparse.scorer.training import DEFAULT_RANKER_FEATURES
@@ -162,7 +158,7 @@ def _awkward_vectors() -> list[torch.Tensor]:
 @pytest.mark.parametrize("i", range(len(_awkward_vectors())))
 def test_rank_equals_stable_argsort(i: int) -> None:
     x = _awkward_vectors()[i]
-    assert torch.equal(_pct_rank(x), ref_rank(x))
+    assert torch.equal(pct_rank(x), ref_rank(x))
 
 
 @pytest.mark.parametrize("i", range(len(_awkward_vectors())))

@@ -14,7 +14,7 @@ import pytest
 import torch
 import zarr
 
-from autosparse.errors import AutosparseError, SchemaMismatchError, StoreError, UnknownNameError
+from autosparse.core.errors import AutosparseError, SchemaMismatchError, StoreError, UnknownNameError
 from autosparse.store import (
     FeatureStore,
     StorageOptions,
@@ -23,7 +23,7 @@ from autosparse.store import (
     store_info,
     validate_store,
 )
-from autosparse.store.bench import format_results, measure_write_read, synthetic_run, write_synthetic_run
+from autosparse.store.throughput import format_results, measure_write_read, synthetic_run, write_synthetic_run
 
 NAMES = ["theta", "grad", "snip", "rank_theta", "log_fan_in"]
 SMALL = StorageOptions(chunk_bytes=20 * 4 * len(NAMES))  # 20 rows per chunk: many chunks from tiny runs
@@ -178,7 +178,7 @@ def test_killed_writer_process_leaves_an_invisible_run(store: FeatureStore) -> N
         f"""
         import os, numpy as np
         import autosparse.store.writer as w
-        from autosparse.store.bench import synthetic_run
+        from autosparse.store.throughput import synthetic_run
         w._fsync_tree = lambda root: os._exit(3)  # die after the arrays, before complete=true
         store = w.FeatureStore({str(store.path)!r}, schema_version=1, feature_names={NAMES!r}, durable=True)
         store.write_run("victim", **synthetic_run(500, {len(NAMES)}))

@@ -3,13 +3,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autosparse.allocation import allocate
+from autosparse.core.allocation import allocate
+from autosparse.core.errors import ConfigError
+from autosparse.core.layers import prunable_layers
+from autosparse.core.masks import Masks
 from autosparse.data import load_dataset
-from autosparse.errors import ConfigError
-from autosparse.layers import prunable_layers
-from autosparse.masks import Masks
 from autosparse.models import build_model
-from autosparse.train import TrainConfig, evaluate, train
+from autosparse.training.trainer import TrainConfig, evaluate, train
 
 
 @pytest.fixture(scope="module")

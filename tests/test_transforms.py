@@ -7,11 +7,11 @@ import torch
 from _classic_pruner_helpers import lenet
 from torch import nn
 
-from autosparse.allocation import allocate
-from autosparse.errors import ConfigError
-from autosparse.masks import Masks
+from autosparse.core.allocation import allocate
+from autosparse.core.errors import ConfigError
+from autosparse.core.masks import Masks
 from autosparse.pruners import prune
-from autosparse.transforms import invert, reinitialize, shuffle_within_layers
+from autosparse.pruners.sanity import invert, reinitialize, shuffle_within_layers
 
 
 def test_shuffle_keeps_per_layer_counts_and_moves_positions() -> None:

@@ -31,9 +31,9 @@ from typing import Any
 import torch
 
 from autosparse.bench.config import IMP, BenchConfig, ImpSettings, MethodSpec, imp_settings, slug
-from autosparse.config import config_hash, to_dict
-from autosparse.train import TrainConfig
-from data_gen.grid import ModelSpec
+from autosparse.core.config import config_hash, to_dict
+from autosparse.task import ModelSpec
+from autosparse.training.trainer import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ def execute_job(job: BenchJob) -> dict[str, Any]:
 def _run_one_shot(job: BenchJob) -> str:
     from autosparse.data import pruning_batch
     from autosparse.pruners import prune_timed
-    from autosparse.train import resolve_device, train
+    from autosparse.training.trainer import resolve_device, train
 
     spec = job.spec
     dataset = _dataset(spec.data)
@@ -335,8 +335,8 @@ def _run_imp(job: BenchJob, densities: list[float]) -> list[str]:
     resumes at its last round, and a deleted IMP cell is re-derived without any training.
     """
     from autosparse.data import pruning_batch
-    from autosparse.train import resolve_device
-    from data_gen.irp import IRPConfig, run_irp
+    from autosparse.training.irp import IRPConfig, run_irp
+    from autosparse.training.trainer import resolve_device
 
     spec = job.spec
     settings: ImpSettings = imp_settings(spec.method)

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from autosparse.config import from_dict, load_yaml
-from autosparse.errors import ConfigError, DensityError, UnknownNameError
-from autosparse.train import TrainConfig
-from data_gen.grid import ModelSpec
+from autosparse.core.config import from_dict, load_yaml
+from autosparse.core.errors import ConfigError, DensityError, UnknownNameError
+from autosparse.task import ModelSpec
+from autosparse.training.trainer import TrainConfig
 
 IMP = "imp"  # iterative magnitude pruning from an IRP run: the reference row, not a registered pruner
 

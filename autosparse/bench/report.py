@@ -19,8 +19,8 @@ from typing import Any
 
 from autosparse.bench.cells import plan_jobs, read_cell
 from autosparse.bench.config import BenchConfig, slug
-from autosparse.config import config_hash, to_dict
-from autosparse.executors import JobOutcome
+from autosparse.core.config import config_hash, to_dict
+from autosparse.core.executors import JobOutcome
 
 log = logging.getLogger(__name__)
 

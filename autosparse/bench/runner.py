@@ -1,6 +1,6 @@
 """Run a bench grid on an executor, skipping finished cells, then write the report.
 
-The executor (``local`` | ``process`` | ``ray``, from :mod:`autosparse.executors`) only decides
+The executor (``local`` | ``process`` | ``ray``, from :mod:`autosparse.core.executors`) only decides
 where jobs run: each job is a pure function of its spec that writes its own cell files, so the
 three give the same numbers, a rerun after a kill only computes what is missing, and one failing
 cell is reported without losing the others.
@@ -15,9 +15,9 @@ from pathlib import Path
 
 from autosparse.bench.cells import BenchJob, execute_job, plan_jobs
 from autosparse.bench.config import BenchConfig
-from autosparse.config import dump_yaml
-from autosparse.errors import UnknownNameError
-from autosparse.executors import EXECUTORS, JobOutcome, run_jobs
+from autosparse.core.config import dump_yaml
+from autosparse.core.errors import UnknownNameError
+from autosparse.core.executors import EXECUTORS, JobOutcome, run_jobs
 
 log = logging.getLogger(__name__)
 

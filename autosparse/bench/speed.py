@@ -32,9 +32,9 @@ from typing import Any, Literal
 from tqdm.auto import tqdm
 
 from autosparse.bench.config import IMP, MethodSpec, _normalise_methods, _normalise_models, _unique, slug
-from autosparse.config import from_dict, load_yaml, to_dict
-from autosparse.errors import ConfigError, UnknownNameError, check_density
-from data_gen.grid import ModelSpec
+from autosparse.core.config import from_dict, load_yaml, to_dict
+from autosparse.core.errors import ConfigError, UnknownNameError, check_density
+from autosparse.task import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -187,11 +187,11 @@ def measure(task: SpeedTask) -> dict[str, Any]:
     """Time one method on one model in this process; peak memory is meaningful in a fresh process."""
     import torch
 
+    from autosparse.core.layers import prunable_layers
     from autosparse.data import dataset_info, load_dataset, pruning_batch
-    from autosparse.layers import prunable_layers
     from autosparse.models import build_model
     from autosparse.pruners import prune_timed
-    from autosparse.train import resolve_device, set_threads
+    from autosparse.training.trainer import resolve_device, set_threads
 
     set_threads(task.num_threads)
     device = resolve_device(task.device)

@@ -1,8 +1,10 @@
 """The ``autosparse`` command line.
 
 Each subcommand lives in its own module in this package and exposes ``register(subparsers)``;
-modules are discovered automatically, so a new subcommand is a new file. A user error
-(:class:`~autosparse.errors.AutosparseError`) is printed in one line and exits with status 2;
+modules are discovered automatically, so a new subcommand is a new file. Packages outside the
+library add subcommands through the ``autosparse.commands`` entry-point group (``gen`` comes
+from ``data_gen``, which sits above the library and must not be imported by it). A user error
+(:class:`~autosparse.core.errors.AutosparseError`) is printed in one line and exits with status 2;
 anything else is a bug and keeps its traceback.
 """
 
@@ -10,13 +12,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import logging
 import pkgutil
 import sys
 from collections.abc import Sequence
 
 from autosparse import __version__
-from autosparse.errors import AutosparseError
+from autosparse.core.errors import AutosparseError
+
+ENTRY_POINTS = "autosparse.commands"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         module.register(sub)
+    for entry in sorted(importlib.metadata.entry_points(group=ENTRY_POINTS), key=lambda e: e.name):
+        entry.load().register(sub)
     return parser
 
 

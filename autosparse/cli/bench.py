@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from autosparse.errors import ConfigError
-from autosparse.executors import EXECUTORS
+from autosparse.core.errors import ConfigError
+from autosparse.core.executors import EXECUTORS
 
 KINDS = ("accuracy", "speed")
 

@@ -7,8 +7,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from autosparse.config import add_dataclass_arguments, from_dict, given, load_yaml, merge
-from autosparse.errors import ConfigError
+from autosparse.core.config import add_dataclass_arguments, from_dict, given, load_yaml, merge
+from autosparse.core.errors import ConfigError
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from autosparse.cli.common import add_arguments, add_config_argument, resolve
-from autosparse.executors import EXECUTORS
+from autosparse.core.executors import EXECUTORS
 
 
 def register(sub: argparse._SubParsersAction) -> None:

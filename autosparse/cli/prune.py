@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 
 from autosparse.cli.common import ModelData, add_arguments, add_config_argument, resolve
-from autosparse.errors import ConfigError
+from autosparse.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class PruneJob:
 
 def parse_hparams(method: str, items: tuple[str, ...]) -> dict[str, object]:
     """``KEY=VALUE`` strings -> a dict typed by the method's Config dataclass."""
-    from autosparse.config import from_dict
+    from autosparse.core.config import from_dict
     from autosparse.pruners import get_pruner
 
     raw: dict[str, str] = {}
@@ -55,8 +55,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     md, job = resolve(args, ModelData, PruneJob)
     from autosparse.data import pruning_batch
-    from autosparse.diagnostics import mask_diagnostics
     from autosparse.pruners import prune_timed
+    from autosparse.topology.diagnostics import mask_diagnostics
 
     hparams = parse_hparams(job.method, job.hp)
     dataset = md.load_dataset()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autosparse.cli.common import ModelData, add_arguments, add_config_argument, resolve
-from autosparse.train import TrainConfig
+from autosparse.training.trainer import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     md, job, cfg = resolve(args, ModelData, TrainJob, TrainConfig)
-    from autosparse.masks import Masks
-    from autosparse.train import train
+    from autosparse.core.masks import Masks
+    from autosparse.training.trainer import train
 
     dataset = md.load_dataset()
     model = md.build_model(dataset, seed=job.init_seed)

@@ -17,8 +17,8 @@ name                      what                                        inputs
 ========================  ==========================================  ==================
 
 Every prunable layer is an ``nn.Linear``, ``nn.Conv1d``, ``nn.Conv2d`` or
-``nn.MultiheadAttention`` (see :mod:`autosparse.layers`), and forwards have no data-dependent
-Python control flow, so ``torch.fx`` can trace the zoo for :mod:`autosparse.graph`.
+``nn.MultiheadAttention`` (see :mod:`autosparse.core.layers`), and forwards have no data-dependent
+Python control flow, so ``torch.fx`` can trace the zoo for :mod:`autosparse.topology.graph`.
 """
 
 from __future__ import annotations

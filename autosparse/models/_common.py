@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from autosparse.errors import ConfigError, UnknownNameError
+from autosparse.core.errors import ConfigError, UnknownNameError
 
 #: ``kaiming_normal``: He-normal weights (fan-in, ReLU gain) on every Linear/Conv, zero biases,
 #: BatchNorm gamma=1, beta=0 -- the initialisation of open_lth's and Synaptic-Flow's lottery-ticket

@@ -2,7 +2,7 @@
 
 Model names come from the CLI, YAML configs and the bench, so everything here accepts the
 loose forms those produce (``widths="500,150"``, ``width="0.25"``) and turns every mistake
-into an :class:`~autosparse.errors.AutosparseError` whose message lists what *would* work.
+into an :class:`~autosparse.core.errors.AutosparseError` whose message lists what *would* work.
 
 A builder is a plain function ``builder(input_shape, num_classes, *, option=default, ...)``
 decorated with :func:`register_model`. Its keyword-only parameters *are* the model's
@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from autosparse.errors import ConfigError, UnknownNameError
+from autosparse.core.errors import ConfigError, UnknownNameError
 
 TV_PREFIX = "tv:"
 
@@ -100,18 +100,12 @@ def builder_options(builder: Callable[..., Any]) -> dict[str, Any]:
     }
 
 
-def _load_builtin() -> None:
-    # Importing the package imports every family module, which registers the zoo once.
-    import autosparse.models  # noqa: F401
-
-
 def available_models(*, include_torchvision: bool = False) -> list[str]:
     """Names of the zoo models; with ``include_torchvision`` also every ``tv:<name>``.
 
     torchvision names are left out by default because listing them imports torchvision
     (slow) and every one of them is accepted as ``tv:<name>`` anyway.
     """
-    _load_builtin()
     names = sorted(_REGISTRY)
     if include_torchvision:
         from autosparse.models.torchvision_models import torchvision_names
@@ -131,7 +125,6 @@ def _unknown(name: str) -> UnknownNameError:
 
 def model_info(name: str) -> ModelInfo:
     """Description, accepted input kinds and options (with defaults) of a model."""
-    _load_builtin()
     if name.startswith(TV_PREFIX):
         from autosparse.models.torchvision_models import torchvision_info
 
@@ -152,7 +145,6 @@ def build_model(
     the model's options (see :func:`model_info`); strings such as ``"0.5"`` or ``"500,150"`` are
     coerced to the option's type because they arrive from the CLI and YAML.
     """
-    _load_builtin()
     if not name.startswith(TV_PREFIX) and name not in _REGISTRY:
         raise _unknown(name)
     shape = _check_shape(name, input_shape)

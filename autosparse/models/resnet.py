@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autosparse.errors import ConfigError, UnknownNameError
+from autosparse.core.errors import ConfigError, UnknownNameError
 from autosparse.models._common import check_width, init_weights, scaled
 from autosparse.models.registry import register_model
 

@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from autosparse.errors import ConfigError, UnknownNameError
+from autosparse.core.errors import ConfigError, UnknownNameError
 from autosparse.models.registry import TV_PREFIX, ModelInfo, coerce_value
 
 _FORBIDDEN = ("weights", "pretrained", "weights_backbone", "progress")

@@ -18,7 +18,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
-from autosparse.errors import ConfigError
+from autosparse.core.errors import ConfigError
 from autosparse.models._common import check_width, init_weights, scaled
 from autosparse.models.registry import register_model
 

@@ -3,7 +3,7 @@
 Patch embedding by a strided convolution, a learned class token and position embedding,
 ``depth`` pre-norm blocks of ``nn.MultiheadAttention`` (batch_first) and a GELU MLP, and a
 linear head on the final class token. Attention is PyTorch's own module on purpose: its
-``in_proj_weight`` and ``out_proj`` are what :mod:`autosparse.layers` treats as prunable
+``in_proj_weight`` and ``out_proj`` are what :mod:`autosparse.core.layers` treats as prunable
 attention weights, so pruning methods see a transformer exactly as they would in user code.
 
 Defaults (dim 128, depth 6, 4 heads, 4x4 patches, MLP ratio 2: about 0.8M weights) keep it
@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-from autosparse.errors import ConfigError, UnknownNameError
+from autosparse.core.errors import ConfigError, UnknownNameError
 from autosparse.models.registry import register_model
 
 VIT_INITS = ("vit", "torch")

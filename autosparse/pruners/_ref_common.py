@@ -16,9 +16,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from autosparse.errors import ConfigError
-from autosparse.layers import PrunableLayer, prunable_layers
-from autosparse.pruners.base import PruningData
+from autosparse.core.errors import ConfigError
+from autosparse.core.layers import PrunableLayer, prunable_layers
+from autosparse.data.pruning_data import PruningData
 
 
 def param_keys(model: nn.Module) -> dict[str, str]:

@@ -22,9 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autosparse.errors import ConfigError
-from autosparse.layers import prunable_layers, safe_deepcopy
-from autosparse.pruners.base import PruningData, Scores
+from autosparse.core.errors import ConfigError
+from autosparse.core.layers import prunable_layers, safe_deepcopy
+from autosparse.data.pruning_data import PruningData
+from autosparse.pruners.registry import Scores
 
 Reduction = Literal["sum", "mean"]
 

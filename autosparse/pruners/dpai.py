@@ -6,7 +6,7 @@ per layer; DPaI learns the whole mask at once by gradient steps. Every prunable 
 continuous score (``N(0, 1)`` at the start); the mask is the top-k of ``|score|`` per layer
 (ERK budgets by default), and a straight-through estimator passes gradients from the mask back to
 the scores. The signal is the log number of input→output paths ``log R`` of the masked network
-(weights = mask, all-ones input, see :mod:`autosparse.paths`), plus two terms that push weights
+(weights = mask, all-ones input, see :mod:`autosparse.topology.paths`), plus two terms that push weights
 towards units and kernels that currently carry no path:
 
     g        = ∂ log R / ∂m                      (paths through, or that would run through, each weight)
@@ -22,8 +22,8 @@ the update above is what the method actually follows.
 Differences from the reference: paths are counted exactly in float64 (the reference rescales
 each layer's input by its maximum in float32 and adds the logs back, which is exact for chains
 but re-weights the two branches of a residual block; rescaling here is global, see
-:mod:`autosparse.paths`); the kept count per layer is the exact allocation of
-:mod:`autosparse.allocation` (the reference keeps ``numel − int(sparsity·numel)``).
+:mod:`autosparse.topology.paths`); the kept count per layer is the exact allocation of
+:mod:`autosparse.core.allocation` (the reference keeps ``numel − int(sparsity·numel)``).
 """
 
 from __future__ import annotations
@@ -36,12 +36,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from autosparse.allocation import allocate, erk_counts, masks_from_counts, target_count, uniform_counts
-from autosparse.errors import ConfigError
-from autosparse.masks import Masks
-from autosparse.paths import PathNetwork
-from autosparse.pruners.base import Pruner, PrunerConfig, PruningData, Scores, register
+from autosparse.core.allocation import allocate, erk_counts, masks_from_counts, target_count, uniform_counts
+from autosparse.core.errors import ConfigError
+from autosparse.core.masks import Masks
+from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.common import input_shape_of
+from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
+from autosparse.topology.paths import PathNetwork
 
 log = logging.getLogger(__name__)
 

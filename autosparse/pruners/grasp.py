@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from autosparse.pruners.base import Pruner, PrunerConfig, PruningData, Scores, register
+from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.common import (
     batch_losses,
     check_positive,
@@ -37,6 +37,7 @@ from autosparse.pruners.common import (
     to_scores,
     working_copy,
 )
+from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
 
 
 def hessian_gradient_product(

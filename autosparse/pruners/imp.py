@@ -15,10 +15,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from autosparse.errors import ConfigError
-from autosparse.layers import prunable_layers
-from autosparse.masks import Masks
-from autosparse.pruners.base import Pruner, PrunerConfig, PruningData, Scores, register
+from autosparse.core.errors import ConfigError
+from autosparse.core.layers import prunable_layers
+from autosparse.core.masks import Masks
+from autosparse.data.pruning_data import PruningData
+from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
 
 
 @dataclass
@@ -47,8 +48,8 @@ class ImpPruner(Pruner):
 
     def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
         from autosparse.data import load_dataset
-        from autosparse.train import TrainConfig
-        from data_gen.irp import IRPConfig, run_irp
+        from autosparse.training.irp import IRPConfig, run_irp
+        from autosparse.training.trainer import TrainConfig
 
         cfg: ImpConfig = self.config  # type: ignore[assignment]
         if not cfg.dataset:

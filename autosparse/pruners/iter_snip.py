@@ -17,10 +17,11 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from autosparse.masks import Masks
-from autosparse.pruners.base import Pruner, PrunerConfig, PruningData, Scores, register
+from autosparse.core.masks import Masks
+from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.common import check_rounds, require_data
 from autosparse.pruners.iterate import iterate
+from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
 from autosparse.pruners.snip import snip_scores
 
 

@@ -16,10 +16,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from autosparse.allocation import Scope, allocate
-from autosparse.errors import ConfigError
-from autosparse.layers import prunable_layers
-from autosparse.masks import Masks
+from autosparse.core.allocation import Scope, allocate
+from autosparse.core.errors import ConfigError
+from autosparse.core.layers import prunable_layers
+from autosparse.core.masks import Masks
 
 Schedule = Literal["exp", "linear"]
 ScoreFn = Callable[[nn.Module, Masks | None], dict[str, torch.Tensor]]

@@ -63,13 +63,14 @@ from scipy.sparse import coo_array, vstack
 from torch import nn
 from tqdm.auto import tqdm
 
-from autosparse.allocation import erk_counts, uniform_counts
-from autosparse.errors import ConfigError
-from autosparse.layers import prunable_layers
-from autosparse.masks import Masks
-from autosparse.paths import PathNetwork, stats_from_flow
-from autosparse.pruners.base import Pruner, PrunerConfig, PruningData, Scores, register
+from autosparse.core.allocation import erk_counts, uniform_counts
+from autosparse.core.errors import ConfigError
+from autosparse.core.layers import prunable_layers
+from autosparse.core.masks import Masks
+from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.common import input_shape_of
+from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
+from autosparse.topology.paths import PathNetwork, stats_from_flow
 
 log = logging.getLogger(__name__)
 

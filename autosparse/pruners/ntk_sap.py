@@ -39,11 +39,12 @@ from torch import nn
 from torch.func import functional_call
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from autosparse.errors import ConfigError
-from autosparse.masks import Masks
+from autosparse.core.errors import ConfigError
+from autosparse.core.masks import Masks
+from autosparse.data.pruning_data import PruningData
 from autosparse.pruners._ref_common import generator, input_shape_of, model_device, param_keys, working_copy
-from autosparse.pruners.base import Pruner, PrunerConfig, PruningData, Scores, register
 from autosparse.pruners.iterate import iterate
+from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
 
 REINITS = ("layer_std", "kaiming_normal", "none")
 

@@ -36,12 +36,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from autosparse.allocation import allocate, target_count
-from autosparse.errors import ConfigError
-from autosparse.layers import PrunableLayer, prunable_layers
-from autosparse.masks import Masks
+from autosparse.core.allocation import allocate, target_count
+from autosparse.core.errors import ConfigError
+from autosparse.core.layers import PrunableLayer, prunable_layers
+from autosparse.core.masks import Masks
+from autosparse.data.pruning_data import PruningData
 from autosparse.pruners._ref_common import effective_weight
-from autosparse.pruners.base import Pruner, PrunerConfig, PruningData, Scores, register
+from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
 
 log = logging.getLogger(__name__)
 

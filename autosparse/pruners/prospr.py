@@ -30,12 +30,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from autosparse.errors import ConfigError
-from autosparse.layers import prunable_layers
-from autosparse.masks import Masks
+from autosparse.core.errors import ConfigError
+from autosparse.core.layers import prunable_layers
+from autosparse.core.masks import Masks
+from autosparse.data.pruning_data import Batch, PruningData
 from autosparse.pruners._ref_common import param_keys, working_copy
-from autosparse.pruners.base import Batch, Pruner, PrunerConfig, PruningData, Scores, register
 from autosparse.pruners.iterate import iterate
+from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
 
 
 @dataclass

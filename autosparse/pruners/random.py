@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from autosparse.layers import prunable_layers
-from autosparse.pruners.base import Pruner, PrunerConfig, PruningData, Scores, register
+from autosparse.core.layers import prunable_layers
+from autosparse.data.pruning_data import PruningData
+from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
 
 
 @dataclass

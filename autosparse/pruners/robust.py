@@ -24,7 +24,7 @@ It is implemented generically by tracing the model with ``torch.fx``, finding ea
 operand with more prunable layers when both come from a common input, as with a downsampling
 shortcut), and registering a forward hook that multiplies that module's output by ``1/sqrt(L)``.
 Models ``torch.fx`` cannot trace, or whose branch does not end in a module called once, raise
-:class:`~autosparse.errors.ConfigError` with the reason.
+:class:`~autosparse.core.errors.ConfigError` with the reason.
 
 A mask cannot carry a weight change, so the masks this pruner returns say what to do in their
 ``meta``: ``rescale`` (bool), ``rescale_granularity``, ``stable_resnet`` (bool) and
@@ -46,10 +46,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from autosparse.errors import ConfigError
-from autosparse.layers import PRUNABLE_TYPES, prunable_layers
-from autosparse.masks import Masks
-from autosparse.pruners.base import Pruner, PrunerConfig, PruningData, Scores, make_pruner, register
+from autosparse.core.errors import ConfigError
+from autosparse.core.layers import PRUNABLE_TYPES, prunable_layers
+from autosparse.core.masks import Masks
+from autosparse.data.pruning_data import PruningData
+from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, make_pruner, register
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from autosparse.pruners.base import Pruner, PrunerConfig, PruningData, Scores, register
+from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.common import (
     Reduction,
     loss_gradients,
@@ -29,6 +29,7 @@ from autosparse.pruners.common import (
     to_scores,
     working_copy,
 )
+from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
 
 
 def snip_scores(

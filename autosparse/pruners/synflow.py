@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from autosparse.masks import Masks
-from autosparse.pruners.base import Pruner, PrunerConfig, PruningData, Scores, register
+from autosparse.core.masks import Masks
+from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.common import (
     check_rounds,
     input_shape_of,
@@ -34,6 +34,7 @@ from autosparse.pruners.common import (
     working_copy,
 )
 from autosparse.pruners.iterate import iterate
+from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
 
 
 def synflow_scores(model: nn.Module, input_shape: Sequence[int], *, float64: bool = True) -> Scores:

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from autosparse.errors import CheckpointError
+from autosparse.core.errors import CheckpointError
 from autosparse.features import FeatureTable
 from autosparse.scorer.checkpoint import Card, load_checkpoint, resolve_scorer
 from autosparse.scorer.nets import Allocator, Ranker

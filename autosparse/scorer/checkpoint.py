@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from autosparse.errors import CheckpointError, UnknownNameError
+from autosparse.core.errors import CheckpointError, UnknownNameError
 from autosparse.features import check_schema
 
 WEIGHTS_FILE = "model.safetensors"

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from autosparse.errors import StoreError
+from autosparse.core.errors import StoreError
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
 
 log = logging.getLogger(__name__)

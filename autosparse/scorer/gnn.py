@@ -3,7 +3,7 @@
 Why a GNN at all: the MLP ranker scores a weight from its own features and its two units'
 summaries, so it cannot know that a unit feeds a layer that is itself nearly dead, or that a
 channel sits on a residual path that every later block reads. Message passing over the unit
-graph (:mod:`autosparse.graph`, re-packed by :mod:`autosparse.scorer.gnn_data`) lets each unit's
+graph (:mod:`autosparse.topology.graph`, re-packed by :mod:`autosparse.scorer.gnn_data`) lets each unit's
 embedding carry that context, and the per-weight head reads the embeddings of the weight's two
 ends.
 
@@ -48,8 +48,9 @@ import torch
 from torch import nn
 from torch_geometric.nn import MessagePassing
 
-from autosparse.errors import CheckpointError, ConfigError
-from autosparse.features import _SPEC, FeatureTable, LayerFeatures, map_layers, single_threaded_torch
+from autosparse.core.errors import CheckpointError, ConfigError
+from autosparse.core.parallel import map_layers, single_threaded_torch
+from autosparse.features import SPECS, FeatureTable, LayerFeatures
 from autosparse.scorer.gnn_data import GraphArrays, build_graph, run_graph, table_from_run
 from autosparse.scorer.nets import _mlp, _rest, safe_std
 
@@ -72,7 +73,7 @@ TRAIN_FANOUT = 64  # training messages: about this many sampled edges per unit a
 
 def feature_groups(features: Sequence[str]) -> dict[str, list[str]]:
     """The ranker's features split by schema group (the card records this)."""
-    return {g: [f for f in features if _SPEC[f].group == g] for g in ("weight", "row", "col", "layer")}
+    return {g: [f for f in features if SPECS[f].group == g] for g in ("weight", "row", "col", "layer")}
 
 
 def node_feature_names(features: Sequence[str]) -> list[str]:
@@ -242,7 +243,7 @@ class DirectedConv(MessagePassing):
         The edge normalisation is folded into the edge weights, each block of edges is one
         gather, one small matmul and one ``index_add_`` with no PyG bookkeeping, and blocks are
         small enough for their (edges, hidden) messages to stay in cache. Edge ranges of fixed
-        size are summed separately (one thread each, :func:`~autosparse.features.map_layers`)
+        size are summed separately (one thread each, :func:`~autosparse.features.compute.map_layers`)
         and added in a fixed order, so the result does not depend on the thread count.
         """
         mean, std = edge_norm
@@ -359,7 +360,7 @@ class GNNRanker(nn.Module):
         del h
         W = self.first.weight / self.feat_std
         bias = self.first.bias - W @ self.feat_mean
-        idx = {grp: [i for i, f in enumerate(self.features) if _SPEC[f].group == grp] for grp in _GROUPS}
+        idx = {grp: [i for i, f in enumerate(self.features) if SPECS[f].group == grp] for grp in _GROUPS}
         out = []
         for li, lf in enumerate(table.layers):
             out.append(self._score_layer(lf, graph, li, W, bias, idx, p, q, chunk))

@@ -1,6 +1,6 @@
 """The unit graph in the compact form the GNN scorer stores, reloads and runs on.
 
-:mod:`autosparse.graph` decides the topology (by tracing); this module only *re-packs* it, so
+:mod:`autosparse.topology.graph` decides the topology (by tracing); this module only *re-packs* it, so
 that it can live next to a run's features in the store and be rebuilt identically at prune time:
 
 * layers are re-ordered from the graph's topological order to ``prunable_layers`` order, which
@@ -43,8 +43,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from autosparse.errors import StoreError
-from autosparse.features import _SPEC, FeatureTable, LayerFeatures
+from autosparse.core.errors import StoreError
+from autosparse.features import SPECS, FeatureTable, LayerFeatures
 
 GRAPH_FORMAT = 1
 ARRAY_NAMES = (
@@ -179,8 +179,8 @@ class GraphArrays:
 
 def build_graph(model: nn.Module, input_shape: Sequence[int]) -> GraphArrays:
     """Trace ``model`` and pack its unit graph (see the module doc for the arrays)."""
-    from autosparse.graph import trace_graph
-    from autosparse.layers import prunable_layers
+    from autosparse.core.layers import prunable_layers
+    from autosparse.topology.graph import trace_graph
 
     graph = trace_graph(model, tuple(int(s) for s in input_shape))
     names = [layer.name for layer in prunable_layers(model)]
@@ -296,7 +296,7 @@ def table_from_run(run: Any, names: Sequence[str]) -> FeatureTable:
         kernel = lf.kernel
         in_units = shape[1] if len(shape) > 1 else 1
         for name, c in cols.items():
-            group = _SPEC[name].group
+            group = SPECS[name].group
             if group == "weight":
                 lf.weight[name] = block[:, c]
             elif group == "row":

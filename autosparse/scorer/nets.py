@@ -21,7 +21,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from autosparse.features import _SPEC, LayerFeatures, map_layers, single_threaded_torch
+from autosparse.core.parallel import map_layers, single_threaded_torch
+from autosparse.features import SPECS, LayerFeatures
 
 ALLOCATOR_EXTRA = ("log_density",)
 SCORE_CHUNK = 1 << 14  # weights per block in Ranker.score_layer: its (block, hidden) activations fit in L2
@@ -99,7 +100,7 @@ class Ranker(nn.Module):
         W = self.first.weight / self.std  # fold the normalisation into the first layer
         bias = self.first.bias - W @ self.mean
         idx = {
-            g: [i for i, f in enumerate(self.features) if _SPEC[f].group == g]
+            g: [i for i, f in enumerate(self.features) if SPECS[f].group == g]
             for g in ("weight", "row", "col", "layer")
         }
 

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from autosparse.config import to_dict
-from autosparse.errors import ConfigError, StoreError
+from autosparse.core.config import to_dict
+from autosparse.core.errors import ConfigError, StoreError
 from autosparse.features import SCHEMA_VERSION
 from autosparse.scorer.checkpoint import Card, save_checkpoint
 from autosparse.scorer.data import RunSamples, allocator_rows, load_samples, open_split, unit_rows
@@ -241,7 +241,7 @@ def evaluate_scorer(
     ``score_run(run)`` gives the ranker's scores of every weight of the run, one tensor per layer
     (for the MLP: :func:`mlp_score_run`; the GNN supplies its own).
     """
-    from autosparse.allocation import counts_from_shares
+    from autosparse.core.allocation import counts_from_shares
 
     report: dict[str, Any] = {}
     for run in runs:

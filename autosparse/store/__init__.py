@@ -3,7 +3,7 @@
 ``FeatureStore`` creates a store and writes runs (one zarr group per IRP run, marked
 ``complete`` last); ``StoreReader`` reads complete runs only, filtered by their attributes, as
 whole runs or as a stream of shuffled torch batches; ``validate_store`` / ``store_info`` check
-and summarise a store; ``autosparse.store.bench`` measures its throughput. zarr and torch are
+and summarise a store; ``autosparse.store.throughput`` measures its throughput. zarr and torch are
 imported on first use, so importing this package stays cheap for the CLI.
 """
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autosparse.errors import SchemaMismatchError, StoreError
+from autosparse.core.errors import SchemaMismatchError, StoreError
 
 #: Version of the *directory layout* (not of the feature schema): bump it when runs/<id>/ changes shape.
 STORE_FORMAT = 1
@@ -48,7 +48,7 @@ MiB = 2**20
 class StorageOptions:
     """How arrays are chunked and compressed; a write-time choice, readers adapt to any of them.
 
-    The defaults were chosen by measurement on a 2-core machine (see ``autosparse.store.bench``):
+    The defaults were chosen by measurement on a 2-core machine (see ``autosparse.store.throughput``):
     zstd level 1 + bitshuffle writes several hundred MB/s, and compresses as well as levels 3-5
     within a few percent on feature matrices, because most of the gain comes from ``transpose``
     (storing each chunk column-major puts a feature's values next to each other, so layer-constant

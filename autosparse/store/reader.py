@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from autosparse.errors import StoreError, UnknownNameError
+from autosparse.core.errors import StoreError, UnknownNameError
 from autosparse.store.layout import (
     RUNS,
     Predicate,

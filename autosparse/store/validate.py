@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from autosparse.errors import StoreError
+from autosparse.core.errors import StoreError
 from autosparse.store.layout import (
     RUNS,
     TRASH,

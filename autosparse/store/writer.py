@@ -8,7 +8,7 @@ The contract the rest of the pipeline relies on:
 * a run is written by one worker; ``complete: true`` is set only after every chunk is on disk,
   so a job killed at any point leaves a run that readers ignore and the next attempt rewrites;
 * every failure a user can hit (wrong path, another schema, a corrupt file) is a
-  :class:`~autosparse.errors.StoreError` / :class:`~autosparse.errors.SchemaMismatchError`
+  :class:`~autosparse.core.errors.StoreError` / :class:`~autosparse.core.errors.SchemaMismatchError`
   whose message names the fix.
 """
 
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from autosparse.errors import StoreError
+from autosparse.core.errors import StoreError
 from autosparse.store.layout import (
     FEATURES_FILL,
     LABEL_FILL,

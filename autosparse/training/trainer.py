@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from autosparse.errors import ConfigError
-from autosparse.masks import Masks, assert_masks_exact, remove_masks
+from autosparse.core.errors import ConfigError
+from autosparse.core.masks import Masks, assert_masks_exact, remove_masks
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
-from autosparse.errors import ConfigError
+from autosparse.core.errors import ConfigError
 
 T = TypeVar("T")
 

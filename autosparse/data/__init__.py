@@ -5,7 +5,7 @@ tensors, already converted and normalised once at load time: training then slice
 of running per-sample Python transforms, which is what dominates small-model training time on CPU.
 
 Where the files come from is resolved in one place (:func:`cache_dir`, :func:`resolve_data_root`),
-and a missing dataset is a :class:`~autosparse.errors.DatasetNotFoundError` that says how to get it:
+and a missing dataset is a :class:`~autosparse.core.errors.DatasetNotFoundError` that says how to get it:
 nothing is ever downloaded unless the caller allowed it.
 
 Loaders are registered by name (:func:`register_dataset`) so the CLI, configs and the bench discover
@@ -28,21 +28,20 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-from autosparse.errors import ConfigError, DatasetNotFoundError, UnknownNameError
-
-if TYPE_CHECKING:
-    from autosparse.pruners.base import PruningData
+from autosparse.core.errors import ConfigError, DatasetNotFoundError, UnknownNameError
+from autosparse.data.pruning_data import PruningData
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "Dataset",
     "DatasetInfo",
+    "PruningData",
     "TensorBatches",
     "available_datasets",
     "cache_dir",
@@ -491,8 +490,6 @@ def pruning_batch(
     ``seed`` and then shuffled so any split into batches of ``batch_size`` mixes classes. Fixed
     rather than a live loader so the same seed reproduces the same scores and the same features.
     """
-    from autosparse.pruners.base import PruningData
-
     if samples_per_class <= 0:
         raise ConfigError(f"samples_per_class must be positive, got {samples_per_class}")
     if batch_size is not None and batch_size <= 0:

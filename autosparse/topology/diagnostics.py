@@ -2,7 +2,7 @@
 
 A mask can keep the right number of weights and still be useless: a layer with no kept weight,
 or kept weights that lie on no input→output path (layer collapse). The path metrics come from
-:mod:`autosparse.paths`; this module only packages them for the CLI, the bench and warnings.
+:mod:`autosparse.topology.paths`; this module only packages them for the CLI, the bench and warnings.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 from torch import nn
 
-from autosparse.masks import Masks
-from autosparse.paths import path_stats
+from autosparse.core.masks import Masks
+from autosparse.topology.paths import path_stats
 
 log = logging.getLogger(__name__)
 

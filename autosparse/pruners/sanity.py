@@ -20,9 +20,9 @@ from typing import Literal
 import torch
 from torch import nn
 
-from autosparse.errors import ConfigError
-from autosparse.layers import prunable_layers
-from autosparse.masks import Masks
+from autosparse.core.errors import ConfigError
+from autosparse.core.layers import prunable_layers
+from autosparse.core.masks import Masks
 
 ReinitMethod = Literal["permute", "normal"]
 REINIT_METHODS: tuple[str, ...] = ("permute", "normal")

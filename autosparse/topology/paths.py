@@ -45,9 +45,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from autosparse.errors import ConfigError, MaskError
-from autosparse.layers import PrunableLayer, prunable_layers
-from autosparse.masks import Masks, current_masks, remove_masks
+from autosparse.core.errors import ConfigError, MaskError
+from autosparse.core.layers import PrunableLayer, prunable_layers
+from autosparse.core.masks import Masks, current_masks, remove_masks
 
 Weighting = Literal["unit", "abs"]
 

@@ -1,7 +1,7 @@
 """The pruner interface and its registry.
 
 A pruner answers one question — which weights matter — as scores (higher = keep) keyed by
-parameter name. How many weights each layer keeps is :mod:`autosparse.allocation`'s job, and
+parameter name. How many weights each layer keeps is :mod:`autosparse.core.allocation`'s job, and
 making a one-shot score iterative is :mod:`autosparse.pruners.iterate`'s, so each method is a
 small class: a typed hyperparameter dataclass (whose defaults follow the method's paper or
 reference code) and a ``scores`` method. Methods that are not "score then top-k" (NPB's
@@ -13,60 +13,22 @@ Pruners never modify the caller's model: they work on a deep copy.
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 import torch
 from torch import nn
 
-from autosparse.allocation import SCOPES, Scope, allocate
-from autosparse.errors import ConfigError, UnknownNameError, check_density
-from autosparse.layers import prunable_layers, safe_deepcopy
-from autosparse.masks import Masks
+from autosparse.core.allocation import SCOPES, Scope, allocate
+from autosparse.core.errors import ConfigError, UnknownNameError, check_density
+from autosparse.core.layers import prunable_layers, safe_deepcopy
+from autosparse.core.masks import Masks
+from autosparse.data.pruning_data import PruningData
 
 Scores = dict[str, torch.Tensor]
-Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-@dataclass
-class PruningData:
-    """The data a data-dependent pruner sees: a short, fixed list of (inputs, targets) batches.
-
-    Fixed (not a live loader) so that the same seed gives the same mask, and so that a feature
-    computed at data-generation time and at prune time sees the same kind of batch.
-    """
-
-    batches: list[Batch]
-    num_classes: int
-
-    @property
-    def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.batches[0][0].shape[1:])
-
-    def __iter__(self) -> Iterator[Batch]:
-        return iter(self.batches)
-
-    def to(self, device: torch.device | str) -> PruningData:
-        return PruningData([(x.to(device), y.to(device)) for x, y in self.batches], self.num_classes)
-
-    @classmethod
-    def coerce(cls, data: Any, num_classes: int | None = None) -> PruningData | None:
-        """Accept a PruningData, one (x, y) batch, a list of batches or a DataLoader."""
-        if data is None or isinstance(data, PruningData):
-            return data
-        if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
-            batches = [data]
-        elif isinstance(data, Iterable):
-            batches = [(b[0], b[1]) for b in data]
-        else:
-            raise ConfigError(f"cannot use {type(data).__name__} as pruning data; pass (inputs, targets) tensors")
-        if not batches:
-            raise ConfigError("pruning data is empty; pass at least one (inputs, targets) batch")
-        if num_classes is None:
-            num_classes = int(max(int(y.max()) for _, y in batches)) + 1
-        return cls(batches, num_classes)
 
 
 @dataclass
@@ -125,18 +87,31 @@ def register(name: str) -> Callable[[P], P]:
     return deco
 
 
-def _load_builtin() -> None:
-    # Importing the package registers every built-in method exactly once.
-    import autosparse.pruners  # noqa: F401
+#: Methods defined outside this package register through this entry-point group: ``autos`` (which
+#: sits above the pruners, with the scorer it applies) and any third-party method, e.g.
+#: ``[project.entry-points."autosparse.methods"] mine = "my_package.my_pruner"``.
+ENTRY_POINTS = "autosparse.methods"
+_plugins_loaded = False
+
+
+def _load_plugins() -> None:
+    """Import every method module declared under :data:`ENTRY_POINTS` (once)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINTS):
+        entry.load()
 
 
 def available() -> list[str]:
-    _load_builtin()
+    _load_plugins()
     return sorted(_REGISTRY)
 
 
 def get_pruner(name: str) -> type[Pruner]:
-    _load_builtin()
+    if name not in _REGISTRY:
+        _load_plugins()
     if name not in _REGISTRY:
         raise UnknownNameError("pruning method", name, _REGISTRY, hint="list them with `autosparse methods`")
     return _REGISTRY[name]

@@ -5,7 +5,7 @@ a unit nothing reads, or start at a unit nothing feeds: they cost budget and car
 On LeNet-300-100 at 0.5% density about a fifth of an unrepaired ``autos`` mask was such dead
 weight, while IMP's masks have none. Repair moves exactly those weights, layer by layer, to the
 best-scored pruned positions that *would* lie on a path (the path "potential" of
-:mod:`autosparse.paths`), and repeats until nothing moves. Per-layer counts — the allocation —
+:mod:`autosparse.topology.paths`), and repeats until nothing moves. Per-layer counts — the allocation —
 are untouched, so the exact kept count is preserved.
 """
 
@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from autosparse.allocation import topk_mask
-from autosparse.masks import Masks
-from autosparse.paths import PathNetwork
+from autosparse.core.allocation import topk_mask
+from autosparse.core.masks import Masks
+from autosparse.topology.paths import PathNetwork
 
 
 def repair_connectivity(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from autosparse.executors import EXECUTORS
+from autosparse.core.executors import EXECUTORS
 
 
 def register(sub: argparse._SubParsersAction) -> None:

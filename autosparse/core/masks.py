@@ -17,8 +17,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.utils import prune
 
-from autosparse.errors import MaskError
-from autosparse.layers import prunable_layers
+from autosparse.core.errors import MaskError
+from autosparse.core.layers import prunable_layers
 
 MASKS_FILE = "masks.safetensors"
 REPORT_FILE = "report.json"

@@ -17,8 +17,10 @@ from typing import Literal
 import numpy as np
 import torch
 
-from autosparse.errors import ConfigError, DensityError, check_density
-from autosparse.masks import Masks
+from autosparse.core.errors import ConfigError, DensityError, UnknownNameError, check_density
+from autosparse.core.masks import Masks
+from autosparse.core.parallel import map_layers
+from autosparse.core.ranking import pct_rank
 
 Scope = Literal["global", "uniform", "erk"]
 SCOPES: tuple[str, ...] = ("global", "uniform", "erk")
@@ -175,7 +177,6 @@ def masks_from_counts(
 ) -> Masks:
     """Per layer, the ``counts[name]`` best-scored weights (layers in parallel threads); with
     ``units``, drawn from the layer's ``units[name]`` best output units only (:func:`unit_topk_mask`)."""
-    from autosparse.features import map_layers  # lazy: features imports this module via the pruners
 
     def one(n: str) -> torch.Tensor:
         if units is None:
@@ -220,8 +221,6 @@ def allocate(
     elif scope == "erk":
         counts = erk_counts(shapes, density)
     else:
-        from autosparse.errors import UnknownNameError
-
         raise UnknownNameError("allocation scope", str(scope), SCOPES)
     masks = masks_from_counts(scores, counts)
     return Masks(masks.to_dict(), meta={"scope": scope, "density": density})
@@ -238,8 +237,6 @@ def unit_topk_mask(score: torch.Tensor, k: int, units: int) -> torch.Tensor:
     is chosen for what it would keep, not for one outlier. ``units`` is raised to what ``k``
     needs and capped at the layer's units; at the cap this is :func:`topk_mask`.
     """
-    from autosparse.features import _pct_rank  # lazy: features imports this module via the pruners
-
     n_out = score.shape[0] if score.dim() > 0 else 1
     numel = score.numel()
     per_unit = max(1, numel // max(1, n_out))
@@ -247,7 +244,7 @@ def unit_topk_mask(score: torch.Tensor, k: int, units: int) -> torch.Tensor:
     if k <= 0 or k >= numel or units >= n_out:
         return topk_mask(score, k)
     flat = score.detach().reshape(n_out, per_unit)
-    pct = _pct_rank(flat).reshape(n_out, per_unit)
+    pct = pct_rank(flat).reshape(n_out, per_unit)
     c = min(per_unit, -(-k // units))
     chosen = topk_mask(pct.topk(c, dim=1).values.sum(1), units)
     flat = flat if flat.is_floating_point() else flat.to(torch.float64)

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
-from autosparse.errors import AutosparseError, ConfigError, UnknownNameError
+from autosparse.core.errors import AutosparseError, ConfigError, UnknownNameError
 
 log = logging.getLogger(__name__)
 

@@ -32,12 +32,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from autosparse.allocation import topk_mask
-from autosparse.config import to_dict
-from autosparse.errors import CheckpointError, ConfigError
-from autosparse.layers import prunable_layers
-from autosparse.masks import Masks
-from autosparse.train import TrainConfig, train
+from autosparse.core.allocation import topk_mask
+from autosparse.core.config import to_dict
+from autosparse.core.errors import CheckpointError, ConfigError
+from autosparse.core.layers import prunable_layers
+from autosparse.core.masks import Masks
+from autosparse.training.trainer import TrainConfig, train
 
 try:  # POSIX advisory locks guard a workdir against two concurrent resumers
     import fcntl

@@ -7,9 +7,9 @@ overhead, and the target is to keep it within 10% of plain training of the same 
 :func:`irp_overhead` measures exactly that ratio, in one process, alternating the two so a
 shared machine's load hits both alike; it also reports CPU time, which is less sensitive to
 other jobs than wall time. :func:`store_throughput` sizes the store benchmark
-(:mod:`autosparse.store.bench`) like real runs of a given model and feature schema.
+(:mod:`autosparse.store.throughput`) like real runs of a given model and feature schema.
 
-Run as a script (``python -m data_gen.bench irp|store --help``); docs/DATA_GEN.md records
+Run as a script (``python -m data_gen.throughput irp|store --help``); docs/DATA_GEN.md records
 numbers measured with it.
 """
 
@@ -31,10 +31,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from autosparse.config import to_dict
-from autosparse.layers import prunable_layers
-from autosparse.train import TrainConfig, evaluate, set_threads, train
-from data_gen.irp import IRPConfig, run_irp
+from autosparse.core.config import to_dict
+from autosparse.core.layers import prunable_layers
+from autosparse.training.irp import IRPConfig, run_irp
+from autosparse.training.trainer import TrainConfig, evaluate, set_threads, train
 
 log = logging.getLogger(__name__)
 
@@ -177,11 +177,11 @@ def store_throughput(
     """Write and shuffled-read MB/s of the store for ``n_runs`` runs the size of ``model``.
 
     The runs are synthetic but shaped like the real schema's columns (see
-    :func:`autosparse.store.bench.synthetic_run`), ``n_features`` defaults to the current feature
+    :func:`autosparse.store.throughput.synthetic_run`), ``n_features`` defaults to the current feature
     schema's width, and ``durable`` (fsync before the commit flag) matches ``autosparse gen``.
     """
     from autosparse.features import FEATURE_NAMES
-    from autosparse.store.bench import measure_write_read
+    from autosparse.store.throughput import measure_write_read
 
     if isinstance(model, str):
         from autosparse.models import build_model
@@ -206,7 +206,7 @@ def _parse_kwargs(text: str) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m data_gen.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m data_gen.throughput", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="what", required=True)
     p_irp = sub.add_parser("irp", help="IRP wall time vs plain training of the same total epochs")
     p_irp.add_argument("--model", default="lenet_300_100")

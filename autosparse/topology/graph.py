@@ -103,8 +103,8 @@ import torch.nn.functional as F
 from torch import Tensor, fx, nn
 from torch.fx.node import map_aggregate, map_arg
 
-from autosparse.errors import ConfigError, UnknownNameError
-from autosparse.layers import PRUNABLE_TYPES, PrunableLayer, prunable_layers
+from autosparse.core.errors import ConfigError, UnknownNameError
+from autosparse.core.layers import PRUNABLE_TYPES, PrunableLayer, prunable_layers
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class LayerInfo:
     """One prunable weight as a node of the layer graph."""
 
     index: int  # position in topological order
-    name: str  # qualified parameter name, as in autosparse.layers ("layer1.0.conv1.weight")
+    name: str  # qualified parameter name, as in autosparse.core.layers ("layer1.0.conv1.weight")
     module_name: str
     kind: str  # linear | conv | attention
     in_units: int  # input features / channels (the input_index range of in_nodes)

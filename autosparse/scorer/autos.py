@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from autosparse.allocation import allocate, counts_from_shares, masks_from_counts
-from autosparse.errors import ConfigError
-from autosparse.masks import Masks
-from autosparse.pruners.base import Pruner, PrunerConfig, PruningData, Scores, register
+from autosparse.core.allocation import allocate, counts_from_shares, masks_from_counts
+from autosparse.core.errors import ConfigError
+from autosparse.core.masks import Masks
+from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.iterate import schedule_densities
+from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
 
 if TYPE_CHECKING:
     from autosparse.features import FeatureTable
@@ -40,7 +41,7 @@ class AutosConfig(PrunerConfig):
     rounds: int = 1
     units: str = "learned"  # learned: keep as many output units alive per layer as the scorer's unit head says; off
     unit_scale: float = 0.0  # > 0 overrides the scorer card's unit scale (for validation sweeps)
-    repair: int = 3  # connectivity-repair iterations (0 = off), see autosparse.connectivity
+    repair: int = 3  # connectivity-repair iterations (0 = off), see autosparse.topology.connectivity
     input_shape: tuple[int, ...] = ()  # only needed without data
 
     def __post_init__(self) -> None:
@@ -76,7 +77,8 @@ class Autos(Pruner):
         return scorer.score_layers(table, model, data.input_shape if data else (tuple(cfg.input_shape) or None))
 
     def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
-        from autosparse.features import compute_features, single_threaded_torch
+        from autosparse.core.parallel import single_threaded_torch
+        from autosparse.features import compute_features
 
         cfg: AutosConfig = self.config  # type: ignore[assignment]
         scorer = self._scorer()
@@ -111,7 +113,7 @@ class Autos(Pruner):
         moved: list[int] = []
         shape = data.input_shape if data else tuple(cfg.input_shape)
         if cfg.repair > 0 and shape:
-            from autosparse.connectivity import repair_connectivity
+            from autosparse.topology.connectivity import repair_connectivity
 
             prefer = {  # mend paths inside the chosen units rather than reviving others
                 n: m.reshape(m.shape[0], -1).any(1).reshape(-1, *([1] * (m.dim() - 1)))

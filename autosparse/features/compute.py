@@ -1,0 +1,248 @@
+"""Measuring the schema's features on a model: the expensive passes, then per-layer work.
+
+The same function runs when IRP data are generated and when ``autos`` prunes a new model (see
+:mod:`autosparse.features.schema` for what each feature means and why the groups exist).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from autosparse.core.errors import ConfigError, SchemaMismatchError
+from autosparse.core.layers import PrunableLayer, prunable_layers, safe_deepcopy
+from autosparse.core.masks import Masks
+from autosparse.core.parallel import map_layers
+from autosparse.core.ranking import pct_rank, rank_values
+from autosparse.data.pruning_data import PruningData
+from autosparse.features.schema import FEATURE_NAMES, SCHEMA_VERSION, SPECS, FeatureTable, LayerFeatures, check_schema
+from autosparse.pruners.iterate import masked_weights
+from autosparse.pruners.registry import make_pruner
+
+
+def _z(x: torch.Tensor) -> torch.Tensor:
+    x = x.reshape(-1).to(torch.float32)
+    std = x.std() if x.numel() > 1 else x.abs().mean()
+    return x / (std + 1e-12)
+
+
+def _lognorm(x: torch.Tensor) -> torch.Tensor:
+    # float64 on a private copy, updated in place: the same operations in the same order as the
+    # out-of-place formula log((|x| + 1e-30) / (mean + 1e-30)), without four temporaries per layer
+    y = x.reshape(-1).to(torch.float64, copy=True).abs_()
+    mean = y.mean()
+    return y.add_(1e-30).div_(mean + 1e-30).log_().clamp_(min=-30.0).to(torch.float32)
+
+
+def _unit_sums(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Σ over each output unit's and each input unit's weights of a weight-shaped tensor."""
+    if x.dim() == 1:
+        return x, x.new_ones(1) * x.sum()
+    rows = x.reshape(x.shape[0], -1).sum(1)
+    cols = x.sum(dim=[d for d in range(x.dim()) if d != 1]) if x.dim() > 1 else x
+    return rows, cols
+
+
+def _rel(x: torch.Tensor) -> torch.Tensor:
+    return (x / (x.mean() + 1e-30)).to(torch.float32)
+
+
+def _gradients(model: nn.Module, data: PruningData) -> dict[str, torch.Tensor]:
+    """Mean-loss gradient over all pruning batches (SNIP's g), in train mode on a copy.
+
+    ``autograd.grad`` with respect to the prunable weights only, summed over batches in batch
+    order: the same values ``backward()`` would accumulate in ``.grad``, without gradients for
+    the other parameters and without leaving buffers on the model.
+    """
+    layers = prunable_layers(model)
+    params = [layer.parameter for layer in layers]
+    model.train()
+    total = sum(len(y) for _, y in data)
+    device = params[0].device
+    acc: list[torch.Tensor] | None = None
+    for x, y in data:
+        loss = F.cross_entropy(model(x.to(device)), y.to(device), reduction="sum") / total
+        grads = [g.detach() for g in torch.autograd.grad(loss, params)]
+        if acc is None:  # own every buffer once (a tied weight's gradient may come back twice)
+            acc, seen = [], set()
+            for g in grads:
+                acc.append(g.clone() if id(g) in seen else g)
+                seen.add(id(g))
+        else:
+            acc = [a.add_(g) for a, g in zip(acc, grads, strict=True)]
+    if acc is None:
+        raise ConfigError("the pruning data has no batches; pass at least one (inputs, targets) batch")
+    return {layer.name: g for layer, g in zip(layers, acc, strict=True)}
+
+
+def needed_passes(names: Sequence[str]) -> set[str]:
+    return {SPECS[n].needs for n in names if SPECS[n].needs}
+
+
+@dataclass
+class _Passes:
+    """What the expensive passes measured on the whole network, shared by the per-layer work."""
+
+    names: tuple[str, ...]
+    masks: Masks | None
+    grads: dict[str, torch.Tensor]
+    grasp: dict[str, torch.Tensor]
+    synflow: dict[str, torch.Tensor]
+    total: int
+    n_layers: int
+
+
+def _layer_features(passes: _Passes, i: int, layer: PrunableLayer) -> LayerFeatures:
+    """Every requested feature of one layer (runs in a worker thread; see :func:`map_layers`)."""
+    want = set(passes.names)
+    mask = passes.masks[layer.name] if passes.masks is not None else None
+    theta = layer.parameter.detach().to("cpu", torch.float32)
+    if mask is not None:
+        theta = theta * mask  # without a mask, multiplying by ones would only copy θ
+    lf = LayerFeatures(layer.name, tuple(theta.shape), layer.kind)
+    numel = theta.numel()
+    w = lf.weight
+    values: list[torch.Tensor] = []  # the rank values of this layer's size, made once for its rank features
+
+    def rank(x: torch.Tensor) -> torch.Tensor:
+        if not values:
+            values.append(rank_values(numel))
+        return pct_rank(x, values[0])
+
+    abs_theta = theta.abs()
+    if "theta" in want:
+        w["theta"] = theta.reshape(-1)
+    if "theta_z" in want:
+        w["theta_z"] = _z(theta)
+    if "abs_theta_rank" in want:
+        w["abs_theta_rank"] = rank(abs_theta)
+
+    def measured(per_layer: dict[str, torch.Tensor], dtype: torch.dtype) -> torch.Tensor | None:
+        """This layer's value from a whole-network pass, on the CPU in ``dtype``, pruned weights zeroed."""
+        if layer.name not in per_layer:
+            return None
+        x = per_layer[layer.name].to("cpu", dtype)
+        return x * mask if mask is not None else x
+
+    g = measured(passes.grads, torch.float32)
+    abs_g = None
+    if g is not None:
+        abs_g = g.abs()
+        if "grad" in want:
+            w["grad"] = g.reshape(-1)
+        if "grad_z" in want:
+            w["grad_z"] = _z(g)
+        if "abs_grad_rank" in want:
+            w["abs_grad_rank"] = rank(abs_g)
+        if want & {"snip_lognorm", "snip_rank"}:
+            snip = (theta * g).abs()
+            if "snip_lognorm" in want:
+                w["snip_lognorm"] = _lognorm(snip)
+            if "snip_rank" in want:
+                w["snip_rank"] = rank(snip)
+    s = measured(passes.grasp, torch.float32)
+    if s is not None:
+        if "grasp_z" in want:
+            w["grasp_z"] = _z(s)
+        if "grasp_rank" in want:
+            w["grasp_rank"] = rank(s)
+    s = measured(passes.synflow, torch.float64)
+    if s is not None:
+        if "synflow_lognorm" in want:
+            w["synflow_lognorm"] = _lognorm(s)
+        if "synflow_rank" in want:
+            w["synflow_rank"] = rank(s)
+    shape = theta.shape
+    in_units = shape[1] if len(shape) > 1 else 1
+    kernel = math.prod(shape[2:]) if len(shape) > 2 else 1
+    if want & {"row_log_degree", "col_log_degree"}:
+        kept = mask if mask is not None else torch.ones(shape, dtype=torch.bool)
+        deg_rows, deg_cols = _unit_sums(kept.to(torch.float32))
+        if "row_log_degree" in want:
+            lf.row["row_log_degree"] = torch.log1p(deg_rows)
+        if "col_log_degree" in want:
+            lf.col["col_log_degree"] = torch.log1p(deg_cols)
+    if want & {"row_mass", "col_mass"}:
+        mass_rows, mass_cols = _unit_sums(abs_theta)
+        if "row_mass" in want:
+            lf.row["row_mass"] = _rel(mass_rows)
+        if "col_mass" in want:
+            lf.col["col_mass"] = _rel(mass_cols)
+    if abs_g is not None and want & {"row_grad_mass", "col_grad_mass"}:
+        grows, gcols = _unit_sums(abs_g)
+        if "row_grad_mass" in want:
+            lf.row["row_grad_mass"] = _rel(grows)
+        if "col_grad_mass" in want:
+            lf.col["col_grad_mass"] = _rel(gcols)
+    total, n_layers = passes.total, passes.n_layers
+    layer_vals = {
+        "kind_linear": float(layer.kind == "linear"),
+        "kind_conv": float(layer.kind == "conv"),
+        "kind_attention": float(layer.kind == "attention"),
+        "log_fan_in": math.log(in_units * kernel),
+        "log_fan_out": math.log(shape[0] * kernel),
+        "log_numel": math.log(numel),
+        "log_numel_frac": math.log(numel / total),
+        "log_kernel": math.log(kernel),
+        "log_in_units": math.log(in_units),
+        "log_out_units": math.log(shape[0]),
+        "rel_depth": i / max(1, n_layers - 1),
+        "is_first": float(i == 0),
+        "is_last": float(i == n_layers - 1),
+        "log_total": math.log10(total),
+        "layer_density": float(mask.float().mean()) if mask is not None else 1.0,
+    }
+    lf.layer = {k: v for k, v in layer_vals.items() if k in want}
+    missing = [n for n in passes.names if SPECS[n].group == "weight" and n not in w]
+    if missing:
+        raise SchemaMismatchError(f"could not compute {missing}: they need pruning data (pass data=…)")
+    return lf
+
+
+def compute_features(
+    model: nn.Module,
+    data: PruningData | None,
+    *,
+    names: Sequence[str] | None = None,
+    masks: Masks | None = None,
+    input_shape: tuple[int, ...] | None = None,
+    seed: int = 0,
+) -> FeatureTable:
+    """Measure the requested features (default: the whole schema) of ``model`` at its current weights.
+
+    Works on a deep copy, so the caller's model, its BN statistics and its mode are untouched.
+    ``masks`` (optional) zeroes pruned weights first, for scoring a partly pruned network.
+    Only the expensive passes the requested features need are run; the per-layer work after
+    them runs one layer per thread (:func:`map_layers`).
+    """
+    names = tuple(names or FEATURE_NAMES)
+    check_schema(SCHEMA_VERSION, names)
+    passes = needed_passes(names)
+    if "grad" in passes and data is None:
+        raise SchemaMismatchError("features needing gradients were requested but no pruning data was given")
+    work = safe_deepcopy(model)
+    layers = prunable_layers(work)
+    if input_shape is None and data is not None:
+        input_shape = data.input_shape
+    with torch.random.fork_rng(devices=[]), masked_weights(work, masks):
+        torch.manual_seed(seed)
+        grads = _gradients(work, data) if "grad" in passes and data is not None else {}
+        grasp = synflow = {}
+        if "grasp" in passes:
+            grasp = make_pruner("grasp").scores(work, data, seed=seed)
+        if "synflow" in passes:
+            synflow = make_pruner("synflow", input_shape=input_shape).scores(work, data, seed=seed)
+    measured = _Passes(
+        names, masks, grads, grasp, synflow, sum(layer.parameter.numel() for layer in layers), len(layers)
+    )
+    out = map_layers(
+        lambda item: _layer_features(measured, *item),
+        list(enumerate(layers)),
+        sizes=[layer.parameter.numel() for layer in layers],
+    )
+    return FeatureTable(names, out)

@@ -1,0 +1,1 @@
+"""The network's topology: the traced unit graph, path counts, connectivity repair, diagnostics."""
