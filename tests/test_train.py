@@ -64,3 +64,65 @@ def test_bad_recipe_values() -> None:
         TrainConfig(schedule="linear")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="lr"):
         TrainConfig(lr=0)
+
+
+def _hook_masked_training(model, dataset, cfg: TrainConfig, masks: Masks) -> dict[str, torch.Tensor]:
+    """The reference: torch's pruning hooks during training (what train() did before), same loop."""
+    import math
+
+    import torch.nn.functional as F
+
+    from autosparse.core.masks import remove_masks
+    from autosparse.training.trainer import _lr_lambda
+
+    masks.apply(model)
+    n = len(dataset.x_train)
+    total = max(1, int(round(cfg.epochs * math.ceil(n / cfg.batch_size))))
+    opt = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad],
+        lr=cfg.lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov,
+        weight_decay=cfg.weight_decay,
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total))
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step = 0
+    model.train()
+    while step < total:
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, cfg.batch_size):
+            if step >= total:
+                break
+            idx = perm[i : i + cfg.batch_size]
+            loss = F.cross_entropy(model(dataset.x_train[idx]), dataset.y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+    remove_masks(model)
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("model_name,kwargs", [("lenet_300_100", {}), ("resnet20", {"width": 0.25})])
+def test_masked_training_is_bit_identical_to_torch_pruning_hooks(small_fmnist, model_name, kwargs) -> None:
+    """Masking weights once and gradients every step changes the cost, not the trajectory."""
+    cfg = TrainConfig(epochs=0.3, seed=5, batch_size=256)
+    ref_model = build_model(model_name, (1, 28, 28), 10, seed=1, **kwargs)
+    masks = _masks(ref_model, 0.1)
+    ours = build_model(model_name, (1, 28, 28), 10, seed=1, **kwargs)
+    reference = _hook_masked_training(ref_model, small_fmnist, cfg, masks)
+    train(ours, small_fmnist, cfg, masks=masks)
+    got = ours.state_dict()
+    assert set(got) == set(reference)
+    for k, v in reference.items():
+        assert torch.equal(got[k], v), k
+
+
+def test_keep_masks_attached_leaves_torch_pruning_in_place(small_fmnist) -> None:
+    model = build_model("mlp", (1, 28, 28), 10, seed=0, widths=(16,))
+    masks = _masks(model, 0.2)
+    train(model, small_fmnist, TrainConfig(epochs=0.2), masks=masks, keep_masks_attached=True)
+    assert torch.equal(model.fc1.weight_mask.bool(), masks["fc1.weight"])
+    assert torch.all(model.fc1.weight[~masks["fc1.weight"]] == 0)

@@ -3,11 +3,17 @@
 Masks are applied the ``torch.nn.utils.prune`` way (``weight_orig`` + ``weight_mask`` and a
 forward pre-hook), and saved as plain safetensors plus a JSON report, so code that has never
 heard of autosparse can use a mask made here with ``prune.custom_from_mask`` alone.
+
+A method may also prescribe a change of θ0 (Hayou et al.'s rescaling of the kept weights, stable
+ResNet branch scales): that travels with the masks as ``masks.init``
+(:class:`~autosparse.core.init_transform.InitTransform`), is saved in its own file, and
+:meth:`Masks.apply` performs it once, on the weights it was computed on.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +24,13 @@ from torch import nn
 from torch.nn.utils import prune
 
 from autosparse.core.errors import MaskError
+from autosparse.core.init_transform import PREPARED_ATTR, InitTransform
 from autosparse.core.layers import prunable_layers
 
+log = logging.getLogger(__name__)
+
 MASKS_FILE = "masks.safetensors"
+INIT_FILE = "init_factors.safetensors"  # the rescaling factors, apart from the masks a plain loader reads
 REPORT_FILE = "report.json"
 
 
@@ -42,7 +52,13 @@ class Masks(Mapping[str, torch.Tensor]):
     build a new one to change it.
     """
 
-    def __init__(self, masks: Mapping[str, torch.Tensor], meta: Mapping[str, object] | None = None) -> None:
+    def __init__(
+        self,
+        masks: Mapping[str, torch.Tensor],
+        meta: Mapping[str, object] | None = None,
+        *,
+        init: InitTransform | None = None,
+    ) -> None:
         clean: dict[str, torch.Tensor] = {}
         for name, m in masks.items():
             if not isinstance(m, torch.Tensor):
@@ -52,6 +68,15 @@ class Masks(Mapping[str, torch.Tensor]):
             raise MaskError("empty mask set: give one boolean tensor per prunable weight")
         self._masks = clean
         self.meta: dict[str, object] = dict(meta or {})
+        self.init: InitTransform | None = init if init else None
+
+    def with_init(self, init: InitTransform | None) -> Masks:
+        """The same masks carrying ``init`` (what :meth:`apply` does to θ0 besides masking)."""
+        return Masks(self._masks, self.meta, init=init)
+
+    def without_init(self) -> Masks:
+        """The same masks without any rescaling or branch scaling (e.g. to apply them to trained weights)."""
+        return Masks(self._masks, self.meta)
 
     # Mapping protocol
     def __getitem__(self, key: str) -> torch.Tensor:
@@ -95,6 +120,7 @@ class Masks(Mapping[str, torch.Tensor]):
             "empty_layers": self.empty_layers(),
             "layers": [{"name": r.name, "kept": r.kept, "total": r.total, "density": r.density} for r in self.layers()],
             "meta": self.meta,
+            "init": self.init.describe() if self.init else None,
         }
 
     def format_report(self) -> str:
@@ -128,15 +154,31 @@ class Masks(Mapping[str, torch.Tensor]):
         return self
 
     # Application
-    def apply(self, model: nn.Module) -> nn.Module:
-        """Attach masks with ``torch.nn.utils.prune`` (``weight_orig`` + ``weight_mask``).
+    def prepare(self, model: nn.Module) -> bool:
+        """Perform :attr:`init` on ``model``'s θ0 (rescale kept weights, scale branches), once.
 
-        Re-applying to an already-pruned layer combines masks the torch way (logical and).
+        What a training loop must call before the first step when it masks weights itself;
+        :meth:`apply` calls it. Returns whether anything was done (False: nothing to do, or the
+        model was already prepared by these masks).
         """
         self.validate(model)
+        return self.init.apply(model) if self.init else False
+
+    def apply(self, model: nn.Module) -> nn.Module:
+        """Prepare θ0 (:meth:`prepare`) and attach masks with ``torch.nn.utils.prune``.
+
+        The torch way — ``weight_orig`` + ``weight_mask`` and a forward pre-hook — so the result
+        is what ``prune.custom_from_mask`` gives. Re-applying to an already-pruned layer combines
+        masks the torch way (logical and); a second ``apply`` of masks that rescale θ0 does not
+        rescale again (it warns).
+        """
+        if self.init and getattr(model, PREPARED_ATTR, None) == self.init.token:
+            log.warning("these masks were already applied to this model; its weights are not rescaled again")
+        self.prepare(model)
         for layer in prunable_layers(model):
             mask = self._masks[layer.name].to(layer.parameter.device)
             prune.custom_from_mask(layer.module, layer.param_name, mask)
+        _refresh_attention_out_proj(model)
         return model
 
     def to_dict(self) -> dict[str, torch.Tensor]:
@@ -150,6 +192,12 @@ class Masks(Mapping[str, torch.Tensor]):
         directory.mkdir(parents=True, exist_ok=True)
         tensors = {n: m.to(torch.uint8) for n, m in self._masks.items()}
         save_file(tensors, str(directory / MASKS_FILE), metadata={"format": "autosparse-masks-v1"})
+        init_file = directory / INIT_FILE
+        if self.init and self.init.factors:
+            factors = {n: f.contiguous() for n, f in self.init.factors.items()}
+            save_file(factors, str(init_file), metadata={"format": "autosparse-init-factors-v1"})
+        elif init_file.exists():
+            init_file.unlink()  # a stale file from masks saved here before must not be read back with these
         (directory / REPORT_FILE).write_text(json.dumps(self.report(), indent=2, default=str))
         return directory
 
@@ -165,10 +213,54 @@ class Masks(Mapping[str, torch.Tensor]):
         except Exception as exc:  # safetensors raises its own error types
             raise MaskError(f"cannot read mask file {file}: {exc}; it is corrupt — prune again") from exc
         meta: dict[str, object] = {}
+        init = None
         report = file.parent / REPORT_FILE
         if report.exists():
-            meta = dict(json.loads(report.read_text()).get("meta", {}))
-        return cls({n: t.bool() for n, t in tensors.items()}, meta=meta)
+            data = json.loads(report.read_text())
+            meta = dict(data.get("meta", {}))
+            described = data.get("init") or None
+            if described:
+                init_file = file.parent / INIT_FILE
+                factors = {}
+                if described.get("rescale"):
+                    if not init_file.exists():
+                        raise MaskError(
+                            f"{report} says the masks rescale θ0 but {init_file} is missing; copy the whole mask "
+                            "folder, or prune again"
+                        )
+                    factors = load_file(str(init_file))
+                init = InitTransform(
+                    factors=factors,
+                    branch_scale={k: float(v) for k, v in described.get("branch_scale", {}).items()},
+                    fingerprint={k: [float(a) for a in v] for k, v in described.get("fingerprint", {}).items()},
+                    granularity=str(described.get("granularity", "")),
+                )
+        return cls({n: t.bool() for n, t in tensors.items()}, meta=meta, init=init)
+
+
+def _refresh_attention_out_proj(model: nn.Module) -> None:
+    """Keep a pruned ``nn.MultiheadAttention.out_proj`` masked on every forward.
+
+    ``MultiheadAttention`` never *calls* its ``out_proj`` — it passes ``out_proj.weight`` to the
+    functional attention — so torch's pre-hook on ``out_proj`` never runs, and the weight computed
+    when the mask was attached (a tensor from that moment's graph) would be reused by every
+    forward: the second backward fails ("Trying to backward through the graph a second time") and
+    the mask would not follow training. A pre-hook on the attention module recomputes it each call.
+    """
+    for module in model.modules():
+        if (
+            isinstance(module, nn.MultiheadAttention)
+            and hasattr(module.out_proj, "weight_mask")
+            and not getattr(module, "_autosparse_out_proj_hook", False)
+        ):
+            module.register_forward_pre_hook(_mask_out_proj)
+            module._autosparse_out_proj_hook = True  # type: ignore[assignment]
+
+
+def _mask_out_proj(module: nn.Module, _inputs: object) -> None:
+    out_proj = module.out_proj  # type: ignore[attr-defined]
+    if hasattr(out_proj, "weight_orig") and hasattr(out_proj, "weight_mask"):
+        out_proj.weight = out_proj.weight_orig * out_proj.weight_mask
 
 
 def remove_masks(model: nn.Module) -> nn.Module:

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from autosparse.core.errors import ConfigError
 from autosparse.core.masks import Masks, assert_masks_exact, remove_masks
+from autosparse.training.masking import MaskedParameters
 
 log = logging.getLogger(__name__)
 
@@ -137,20 +138,19 @@ def train(
 
     ``dataset`` is an :class:`autosparse.data.Dataset` (in-memory ``x_train``, ``y_train``,
     ``x_test``, ``y_test``). ``on_step(step, model)`` is called before each optimiser step —
-    IRP uses it to save the rewind point θ_k. With masks, pruned weights stay exactly zero;
-    the masks are made permanent at the end unless ``keep_masks_attached``.
+    IRP uses it to save the rewind point θ_k. With masks, θ0 is first prepared as the masks
+    prescribe (``masks.prepare``: e.g. rescaled kept weights), and pruned weights stay exactly
+    zero (:class:`~autosparse.training.masking.MaskedParameters`); with ``keep_masks_attached``
+    the model ends with torch's ``weight_orig`` + ``weight_mask`` attached.
     """
     cfg = config or TrainConfig()
     set_threads(cfg.num_threads)
     device = resolve_device(cfg.device)
     model.to(device)
+    masked: MaskedParameters | None = None
     if masks is not None:
-        # Robust pruning (Hayou et al.) rescales kept weights / residual branches at init; a no-op
-        # for every other method's masks.
-        from autosparse.pruners.robust import prepare_for_training
-
-        prepare_for_training(model, masks)
-        masks.apply(model)
+        masks.prepare(model)
+        masked = MaskedParameters(model, masks)
     x_train, y_train = dataset.x_train, dataset.y_train  # type: ignore[attr-defined]
     n = len(x_train)
     steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
@@ -186,6 +186,8 @@ def train(
             loss = F.cross_entropy(model(xb), yb, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if masked is not None:
+                masked.mask_gradients()
             opt.step()
             sched.step()
             step += 1
@@ -203,8 +205,10 @@ def train(
         log.warning("training diverged (loss %s); lower --lr", running)
     if masks is not None:
         assert_masks_exact(model, masks)
-        if not keep_masks_attached:
-            remove_masks(model)
+        if keep_masks_attached:
+            masks.without_init().apply(model)
+        else:
+            remove_masks(model)  # a model the caller had pruned with torch's hooks comes back plain
     acc = evaluate(model, dataset.x_test, dataset.y_test, cfg.eval_batch_size)  # type: ignore[attr-defined]
     seconds = time.perf_counter() - start
     return TrainResult(acc, running / max(1, seen), seconds, step, history)

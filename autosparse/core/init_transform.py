@@ -1,0 +1,169 @@
+"""What a pruning method changes in the network besides zeroing weights, applied once at θ0.
+
+Why this exists: at extreme sparsity a connected mask can still be untrainable — each unit keeps
+a handful of its inputs, so the pre-activation variance shrinks layer after layer (Hayou et al.,
+*Robust Pruning at Initialization*, ICLR 2021). Their fixes change the network the mask was
+chosen for: the kept weights are rescaled, and (for ResNets) residual branches are scaled by
+1/sqrt(L). A mask alone cannot carry that, so an :class:`InitTransform` rides along with the
+masks (``Masks.init``), is saved next to them, and ``Masks.apply`` performs it — exactly once,
+and only on the weights it was computed on, so a plain training script gets it right too.
+
+Everything here is data (factors, module names, scales), so applying it needs no knowledge of
+the method that produced it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from autosparse.core.errors import ConfigError, MaskError
+from autosparse.core.layers import prunable_layers
+
+#: ``paper``: one factor per (output unit, kernel position) — the sum over input channels, as in
+#: Hayou et al.; ``unit``: one factor per output unit (linear: identical to ``paper``).
+GRANULARITIES = ("paper", "unit")
+#: the module attribute that marks a model as prepared, holding the transform's token
+PREPARED_ATTR = "_autosparse_init_transform"
+BRANCH_SCALE_ATTR = "_autosparse_branch_scale"
+#: relative tolerance of the θ0 fingerprint: float64 sums of the same float32 weights agree to ~1e-12
+FINGERPRINT_RTOL = 1e-6
+
+
+def fingerprint(model: nn.Module) -> dict[str, list[float]]:
+    """(Σw, Σw²) in float64 of every prunable weight: enough to tell θ0 from any other weights."""
+    out = {}
+    for layer in prunable_layers(model):
+        w = layer.parameter.detach().to(torch.float64)
+        out[layer.name] = [float(w.sum()), float(w.pow(2).sum())]
+    return out
+
+
+def rescale_factors(
+    model: nn.Module, masks: Mapping[str, torch.Tensor], granularity: str = "paper"
+) -> dict[str, torch.Tensor]:
+    """Hayou et al.'s rescaling: per output unit (or unit and kernel position), sqrt(dense / kept) energy.
+
+    ``ρ = sqrt(Σ_j w_j² / Σ_j δ_j w_j²)`` over what feeds one unit, from the model's current
+    (dense, θ0) weights; ρ ≡ 1 for an unpruned unit and for a unit with nothing kept. Returned in
+    compact form, broadcastable to the weight: ``(out, 1)`` for linear layers, ``(out, 1, *kernel)``
+    (``paper``) or ``(out, 1, 1, …)`` (``unit``) for convolutions.
+    """
+    if granularity not in GRANULARITIES:
+        raise ConfigError(f"unknown rescale granularity {granularity!r}; use one of {', '.join(GRANULARITIES)}")
+    factors: dict[str, torch.Tensor] = {}
+    for layer in prunable_layers(model):
+        w = layer.parameter.detach()
+        keep = masks[layer.name].to(device=w.device, dtype=torch.bool)
+        if tuple(keep.shape) != tuple(w.shape):
+            raise MaskError(f"mask {layer.name} has shape {tuple(keep.shape)}, the weight {tuple(w.shape)}")
+        w64 = w.to(torch.float64)
+        if bool((~keep).any()) and bool((w64[~keep] == 0).all()) and bool((w64 != 0).any()):
+            raise ConfigError(
+                f"every pruned weight of {layer.name} is already zero, so the dense variance to restore is lost; "
+                "compute the rescaling on θ0, before the masks are baked in (before remove_masks or training)"
+            )
+        sq = w64.pow(2)
+        dims = (1,) if granularity == "paper" or w.dim() <= 2 else tuple(range(1, w.dim()))
+        dense = sq.sum(dim=dims, keepdim=True)
+        kept = (sq * keep).sum(dim=dims, keepdim=True)
+        rho = torch.where(kept > 0, torch.sqrt(dense / kept.clamp_min(torch.finfo(torch.float64).tiny)), 1.0)
+        factors[layer.name] = rho.to(torch.float32).cpu()
+    return factors
+
+
+def _scale_output(module: nn.Module, _inputs: object, output: torch.Tensor) -> torch.Tensor:
+    return output * getattr(module, BRANCH_SCALE_ATTR)
+
+
+def scale_branches(model: nn.Module, branch_scale: Mapping[str, float]) -> None:
+    """Multiply the output of each named module by its scale, with a forward hook (idempotent).
+
+    The hook is a module-level function reading the scale from a module attribute, so it survives
+    ``copy.deepcopy`` and pickling; it is not in ``state_dict``, so a model rebuilt from a state
+    dict must be prepared again.
+    """
+    modules = dict(model.named_modules())
+    missing = sorted(set(branch_scale) - set(modules))
+    if missing:
+        raise MaskError(
+            f"the masks scale the outputs of modules {missing[:3]} that this {type(model).__name__} does not have; "
+            "they were made for another model — prune this one again"
+        )
+    for name, scale in branch_scale.items():
+        module = modules[name]
+        if hasattr(module, BRANCH_SCALE_ATTR):
+            continue
+        setattr(module, BRANCH_SCALE_ATTR, float(scale))
+        module.register_forward_hook(_scale_output)
+
+
+@dataclass
+class InitTransform:
+    """Rescaling factors and branch scales a method prescribes for θ0 (see the module docstring)."""
+
+    factors: dict[str, torch.Tensor] = field(default_factory=dict)  # compact, broadcastable to each weight
+    branch_scale: dict[str, float] = field(default_factory=dict)  # module name -> output multiplier
+    fingerprint: dict[str, list[float]] = field(default_factory=dict)  # of the θ0 the factors were computed on
+    granularity: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.factors or self.branch_scale)
+
+    @property
+    def token(self) -> str:
+        """Identifies this transform on a model it was applied to (see :data:`PREPARED_ATTR`)."""
+        sums = sorted((k, round(v[0], 9), round(v[1], 9)) for k, v in self.fingerprint.items())
+        return repr((sums, sorted(self.branch_scale.items()), self.granularity))
+
+    def describe(self) -> dict[str, object]:
+        """The JSON part (the factors themselves go to a safetensors file)."""
+        return {
+            "rescale": bool(self.factors),
+            "granularity": self.granularity,
+            "branch_scale": dict(self.branch_scale),
+            "fingerprint": {k: list(v) for k, v in self.fingerprint.items()},
+        }
+
+    def check_weights(self, model: nn.Module) -> None:
+        """Raise unless ``model``'s prunable weights are the θ0 this transform was computed on."""
+        if not self.factors or not self.fingerprint:
+            return
+        now = fingerprint(model)
+        for name, (s1, s2) in self.fingerprint.items():
+            if name not in now:
+                raise MaskError(f"the masks' rescaling names layer {name!r}, which this model does not have")
+            t1, t2 = now[name]
+            if not math.isclose(t2, s2, rel_tol=FINGERPRINT_RTOL) or not math.isclose(
+                t1, s1, rel_tol=FINGERPRINT_RTOL, abs_tol=FINGERPRINT_RTOL * math.sqrt(max(s2, 0.0))
+            ):
+                raise MaskError(
+                    f"layer {name!r} does not hold the weights these masks were computed on (rescaling them again "
+                    "would be wrong): apply the masks to the freshly initialised model they were pruned from "
+                    "(same model, same seed), or drop the rescaling with masks.without_init()"
+                )
+
+    def apply(self, model: nn.Module) -> bool:
+        """Rescale the kept weights and scale the branches of ``model`` in place, once.
+
+        Returns False (doing nothing) when ``model`` was already prepared by this transform.
+        """
+        if not self:
+            return False
+        if getattr(model, PREPARED_ATTR, None) == self.token:
+            return False
+        self.check_weights(model)
+        if self.branch_scale:
+            scale_branches(model, self.branch_scale)
+        if self.factors:
+            with torch.no_grad():
+                for layer in prunable_layers(model):
+                    f = self.factors.get(layer.name)
+                    if f is not None:
+                        layer.parameter.mul_(f.to(device=layer.parameter.device, dtype=layer.parameter.dtype))
+        setattr(model, PREPARED_ATTR, self.token)
+        return True

@@ -1,0 +1,106 @@
+"""Masks that change θ0 (rescaling, branch scales): applied once, on the right weights, saved and loaded."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from torch import nn
+
+from autosparse.core.errors import MaskError
+from autosparse.core.init_transform import InitTransform, fingerprint, rescale_factors
+from autosparse.core.layers import prunable_layers
+from autosparse.core.masks import Masks
+
+
+def _mlp(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 4))
+
+
+def _masks(model: nn.Module, density: float = 0.3, seed: int = 0) -> Masks:
+    g = torch.Generator().manual_seed(seed)
+    return Masks({layer.name: torch.rand(layer.shape, generator=g) < density for layer in prunable_layers(model)})
+
+
+def _rescaled(model: nn.Module, masks: Masks) -> Masks:
+    factors = rescale_factors(model, masks, "unit")
+    return masks.with_init(InitTransform(factors=factors, fingerprint=fingerprint(model), granularity="unit"))
+
+
+def test_rescaling_restores_each_units_input_energy() -> None:
+    model = _mlp()
+    masks = _rescaled(model, _masks(model))
+    dense = {layer.name: layer.parameter.detach().pow(2).sum(1) for layer in prunable_layers(model)}
+    masks.apply(model)
+    for layer in prunable_layers(model):
+        kept = layer.weight.detach().pow(2).sum(1)
+        alive = masks[layer.name].any(1)
+        torch.testing.assert_close(kept[alive], dense[layer.name][alive], rtol=1e-5, atol=0)
+
+
+def test_second_apply_does_not_rescale_again_and_warns(caplog) -> None:
+    model = _mlp()
+    masks = _rescaled(model, _masks(model))
+    masks.apply(model)
+    once = model[0].weight.detach().clone()
+    with caplog.at_level(logging.WARNING):
+        masks.apply(model)
+    assert torch.equal(model[0].weight.detach(), once)
+    assert any("already applied" in r.message for r in caplog.records)
+
+
+def test_other_weights_are_refused_not_rescaled() -> None:
+    masks = _rescaled(_mlp(0), _masks(_mlp(0)))
+    other = _mlp(1)  # another seed: not the θ0 the factors were computed on
+    with pytest.raises(MaskError, match="freshly initialised"):
+        masks.apply(other)
+    masks.without_init().apply(other)  # plain masks fit any weights of the right shapes
+
+
+def test_save_load_apply_gives_the_same_weights_as_apply(tmp_path) -> None:
+    a, b = _mlp(), _mlp()
+    masks = _rescaled(a, _masks(a))
+    masks.save(tmp_path / "m")
+    loaded = Masks.load(tmp_path / "m")
+    assert loaded.init is not None and set(loaded.init.factors) == set(masks.init.factors)
+    masks.apply(a)
+    loaded.apply(b)
+    for x, y in zip(prunable_layers(a), prunable_layers(b), strict=True):
+        assert torch.equal(x.weight, y.weight)
+
+
+def test_saving_plain_masks_over_rescaled_ones_drops_the_stale_factors(tmp_path) -> None:
+    model = _mlp()
+    masks = _rescaled(model, _masks(model))
+    masks.save(tmp_path / "m")
+    masks.without_init().save(tmp_path / "m")
+    assert Masks.load(tmp_path / "m").init is None
+
+
+def test_branch_scale_hooks_scale_the_module_output_once() -> None:
+    model = _mlp()
+    x = torch.randn(3, 20)
+    before = model(x)
+    masks = Masks({layer.name: torch.ones(layer.shape, dtype=torch.bool) for layer in prunable_layers(model)})
+    masks = masks.with_init(InitTransform(branch_scale={"4": 0.5}, fingerprint=fingerprint(model)))
+    masks.apply(model)
+    masks.prepare(model)
+    torch.testing.assert_close(model(x), before * 0.5)
+
+
+def test_attention_out_proj_trains_under_torch_pruning() -> None:
+    """MultiheadAttention never calls out_proj, so its pruning hook must be refreshed by the parent."""
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(16, 2, dim_feedforward=32, batch_first=True, dropout=0.0)
+    masks = _masks(layer, 0.5)
+    masks.apply(layer)
+    opt = torch.optim.SGD(layer.parameters(), lr=0.1)
+    for _ in range(3):
+        loss = layer(torch.randn(4, 5, 16)).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for pl in prunable_layers(layer):
+        assert torch.all(pl.weight[~masks[pl.name]] == 0), pl.name
