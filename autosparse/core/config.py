@@ -12,9 +12,15 @@ without a framework deciding how the CLI looks.
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
+import functools
 import hashlib
+import inspect
+import io
 import json
+import textwrap
+import tokenize
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -77,6 +83,44 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """One line of help per field: ``metadata["help"]``, else the docstring under the field, else
+    the comment at the end of its line (as tyro reads them).
+
+    Why comments count: the config dataclasses are read by people first, and a short comment next
+    to a field is where its meaning already lives; making that the ``--help`` text keeps one
+    source of truth instead of a second description that drifts.
+    """
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            src = textwrap.dedent(inspect.getsource(klass))
+        except (OSError, TypeError):  # no source (frozen app): help falls back to the default
+            continue
+        body = ast.parse(src).body[0].body  # type: ignore[attr-defined]
+        comments = {
+            tok.start[0]: tok.string.lstrip("#").strip()
+            for tok in tokenize.generate_tokens(io.StringIO(src).readline)
+            if tok.type == tokenize.COMMENT
+        }
+        for i, node in enumerate(body):
+            if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+                continue
+            text = comments.get(node.end_lineno or node.lineno) or comments.get(node.lineno)
+            nxt = body[i + 1] if i + 1 < len(body) else None
+            if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+                text = inspect.cleandoc(nxt.value.value)
+            if text:
+                docs[node.target.id] = " ".join(text.split())
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("help"):
+            docs[f.name] = str(f.metadata["help"])
+    return docs
+
+
 def add_dataclass_arguments(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     cls: type,
@@ -86,6 +130,7 @@ def add_dataclass_arguments(
 ) -> None:
     """Add one ``--flag`` per field. Defaults are SUPPRESSed so we can tell what was given."""
     hints = _hints(cls)
+    docs = field_docs(cls)
     for f in dataclasses.fields(cls):
         if f.name in exclude or not f.init:
             continue
@@ -106,7 +151,7 @@ def add_dataclass_arguments(
             dest=prefix + f.name,
             type=conv,
             default=argparse.SUPPRESS,
-            help=f"(default: {default})",
+            help=f"{docs[f.name]} (default: {default})" if f.name in docs else f"(default: {default})",
             **extra,
         )
 
