@@ -23,6 +23,7 @@ from autosparse.store import (
     store_info,
     validate_store,
 )
+from autosparse.store.locks import run_lock
 from autosparse.store.throughput import format_results, measure_write_read, synthetic_run, write_synthetic_run
 
 NAMES = ["theta", "grad", "snip", "rank_theta", "log_fan_in"]
@@ -179,7 +180,7 @@ def test_killed_writer_process_leaves_an_invisible_run(store: FeatureStore) -> N
         import os, numpy as np
         import autosparse.store.writer as w
         from autosparse.store.throughput import synthetic_run
-        w._fsync_tree = lambda root: os._exit(3)  # die after the arrays, before complete=true
+        w.fsync_tree = lambda root: os._exit(3)  # die after the arrays, before complete=true
         store = w.FeatureStore({str(store.path)!r}, schema_version=1, feature_names={NAMES!r}, durable=True)
         store.write_run("victim", **synthetic_run(500, {len(NAMES)}))
         """
@@ -195,7 +196,7 @@ def test_killed_writer_process_leaves_an_invisible_run(store: FeatureStore) -> N
 
 def test_one_run_one_writer_lock(store: FeatureStore) -> None:
     other = open_store(store.path)
-    with store._run_lock("busy"):
+    with run_lock(store.path, "busy"):
         assert other.is_being_written("busy")
         with pytest.raises(StoreError, match="being written by pid"):
             other.write_run("busy", **make_run())
