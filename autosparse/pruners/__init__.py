@@ -1,8 +1,9 @@
 """Pruning-at-initialisation methods, one module each, discovered automatically.
 
-Every module in this package registers its method(s) with ``@register``; importing the package
-(which any ``autosparse.pruners.*`` import does first) imports them all, so adding a method is
-adding a file. The learned method ``autos`` lives with the scorer it applies
+Every method module in this package registers its method(s) with ``@register``; importing the
+package (which any ``autosparse.pruners.*`` import does first) imports them all, so adding a
+method is adding a file. The modules in :data:`_INFRA` are the machinery the methods share and
+register nothing. The learned method ``autos`` lives with the scorer it applies
 (:mod:`autosparse.scorer.autos`) and is registered when :mod:`autosparse.api` is imported.
 """
 
@@ -12,21 +13,23 @@ import importlib
 import pkgutil
 
 from autosparse.data.pruning_data import PruningData
+from autosparse.pruners.entry import PruneResult, prune, prune_timed
 from autosparse.pruners.iterate import iterate, schedule_densities
 from autosparse.pruners.registry import (
     Pruner,
     PrunerConfig,
-    PruneResult,
-    Scores,
+    ScoringPruner,
+    as_scoring,
     available,
     get_pruner,
     make_pruner,
-    prune,
-    prune_timed,
+    make_scoring_pruner,
     register,
+    scoring_methods,
 )
+from autosparse.pruners.scores import Scores
 
-_INFRA = {"registry", "iterate", "common", "sanity"}  # not methods
+_INFRA = {"entry", "gradients", "inputs", "iterate", "registry", "sanity", "scores", "weights", "workspace"}
 for _info in pkgutil.iter_modules(__path__):
     if _info.name not in _INFRA and not _info.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_info.name}")
@@ -37,12 +40,16 @@ __all__ = [
     "PrunerConfig",
     "PruningData",
     "Scores",
+    "ScoringPruner",
+    "as_scoring",
     "available",
     "get_pruner",
     "iterate",
     "make_pruner",
+    "make_scoring_pruner",
     "prune",
     "prune_timed",
     "register",
     "schedule_densities",
+    "scoring_methods",
 ]

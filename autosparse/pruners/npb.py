@@ -68,8 +68,8 @@ from autosparse.core.errors import ConfigError
 from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
 from autosparse.data.pruning_data import PruningData
-from autosparse.pruners.common import input_shape_of
-from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
+from autosparse.pruners.inputs import input_shape_of
+from autosparse.pruners.registry import Pruner, PrunerConfig, register
 from autosparse.topology.paths import PathNetwork, stats_from_flow
 
 log = logging.getLogger(__name__)
@@ -427,14 +427,10 @@ class NPB(Pruner):
     Config = NPBConfig
     data_dependent = False
 
-    def scores(self, model: nn.Module, data: PruningData | None, *, seed: int = 0) -> Scores:
-        """NPB builds a mask for one density; it has no density-free ranking to report."""
-        raise ConfigError("npb chooses a mask directly, not scores: call prune(model, 'npb', density=...)")
-
     def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
         cfg: NPBConfig = self.config  # type: ignore[assignment]
         _check(cfg)
-        shape = input_shape_of(cfg.input_shape, data, model)
+        shape = input_shape_of(self.name, cfg.input_shape, data, model)
         net = PathNetwork(model, shape, device="cpu")
         shapes = {layer.name: layer.parameter.shape for layer in net.layers}
         if cfg.scope == "erk":
