@@ -13,7 +13,7 @@ from torch import nn
 from autosparse.core.allocation import erk_counts
 from autosparse.core.errors import ConfigError
 from autosparse.pruners import get_pruner, make_scoring_pruner, prune
-from autosparse.pruners.npb import max_path, npb_objective, solve_layer
+from autosparse.pruners.npb_program import max_path, npb_objective, solve_layer
 from autosparse.topology.paths import path_stats
 
 LENET_SHAPE = (1, 28, 28)

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import pkgutil
-
 import pytest
 import torch
 from torch import nn
 
-import autosparse.pruners as pruners_pkg
 from autosparse.core.allocation import allocate
 from autosparse.core.errors import ConfigError
 from autosparse.core.layers import prunable_layers
@@ -88,14 +85,6 @@ def test_an_incomplete_method_cannot_be_built() -> None:
     for cls in (NoMasks, NoScores):
         with pytest.raises(TypeError):
             cls()
-
-
-def test_every_module_of_the_package_registers_a_method_or_is_declared_infrastructure() -> None:
-    owners = {get_pruner(n).__module__.rpartition(".")[2] for n in available()}
-    for info in pkgutil.iter_modules(pruners_pkg.__path__):
-        if info.name.startswith("_"):
-            continue
-        assert (info.name in pruners_pkg._INFRA) != (info.name in owners), info.name
 
 
 def test_robust_over_a_masks_only_base_prunes_but_has_no_scores() -> None:

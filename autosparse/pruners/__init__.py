@@ -1,10 +1,11 @@
 """Pruning-at-initialisation methods, one module each, discovered automatically.
 
 Every method module in this package registers its method(s) with ``@register``; importing the
-package (which any ``autosparse.pruners.*`` import does first) imports them all, so adding a
-method is adding a file. The modules in :data:`_INFRA` are the machinery the methods share and
-register nothing. The learned method ``autos`` lives with the scorer it applies
-(:mod:`autosparse.scorer.autos`) and is registered when :mod:`autosparse.api` is imported.
+package (which any ``autosparse.pruners.*`` import does first) imports every module in it, so
+adding a method is adding a file. The shared machinery (registry, entry, iterate, workspace,
+weights, gradients, inputs, scores, sanity, npb_program) is imported too and registers nothing.
+The learned method ``autos`` lives with the scorer it applies (:mod:`autosparse.scorer.autos`)
+and is registered when :mod:`autosparse.api` is imported.
 """
 
 from __future__ import annotations
@@ -29,9 +30,8 @@ from autosparse.pruners.registry import (
 )
 from autosparse.pruners.scores import Scores
 
-_INFRA = {"entry", "gradients", "inputs", "iterate", "registry", "sanity", "scores", "weights", "workspace"}
 for _info in pkgutil.iter_modules(__path__):
-    if _info.name not in _INFRA and not _info.name.startswith("_"):
+    if not _info.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_info.name}")
 
 __all__ = [
