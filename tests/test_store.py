@@ -84,6 +84,7 @@ def test_round_trip(store: FeatureStore) -> None:
     assert data.attrs["accuracies"] == run["attrs"]["accuracies"] and data.rounds == 4
     assert data.attrs["n_weights"] == data.n_weights == sum(sizes)
     assert "numpy" in data.attrs["versions"] and data.attrs["schema_version"] == 1
+    assert list(data.attrs["versions"])[:4] == ["python", "autosparse", "numpy", "torch"]
     np.testing.assert_array_equal(data.graph["edge_index"], graph["edge_index"])
     assert data.graph["edge_index"].dtype == np.int64 and data.graph["node_x"].dtype == np.float32
     np.testing.assert_allclose(data.extra["layer_density"], extra["layer_density"])
@@ -204,6 +205,17 @@ def test_one_run_one_writer_lock(store: FeatureStore) -> None:
             other.delete_run("busy")
     assert not other.is_being_written("busy")
     other.write_run("busy", **make_run())
+
+
+def test_validate_tells_a_run_being_written_from_a_killed_one(store: FeatureStore) -> None:
+    for run_id in ("live", "killed"):
+        store.write_run(run_id, **make_run())
+        mark_incomplete(store, run_id)
+    with run_lock(store.path, "live"):
+        report = validate_store(store.path)
+    assert report.ok and report.incomplete_runs == ["killed", "live"] and report.writing_runs == ["live"]
+    assert "1 run(s) being written now: live" in report.format()
+    assert validate_store(store.path).writing_runs == []
 
 
 # ---------------------------------------------------------------------------------------------- corruption
