@@ -10,15 +10,15 @@ source checkout that was never installed.
 from __future__ import annotations
 
 import autosparse.scorer.autos  # noqa: F401  (registers "autos")
+from autosparse.pruners.entry import PruneResult, prune, prune_timed
 from autosparse.pruners.registry import (
     Pruner,
     PrunerConfig,
-    PruneResult,
+    ScoringPruner,
     available,
     get_pruner,
     make_pruner,
-    prune,
-    prune_timed,
+    make_scoring_pruner,
     register,
 )
 
@@ -28,10 +28,12 @@ __all__ = [
     "PruneResult",
     "Pruner",
     "PrunerConfig",
+    "ScoringPruner",
     "available",
     "available_methods",
     "get_pruner",
     "make_pruner",
+    "make_scoring_pruner",
     "prune",
     "prune_timed",
     "register",

@@ -215,12 +215,12 @@ _KILL_IN_STORE_WRITE = textwrap.dedent(
 
     where = sys.argv[1]
     if where == "before_commit":  # every array is on disk, `complete` not yet set
-        real = writer._fsync_tree
+        real = writer.fsync_tree
         def fsync_tree(root):
             real(root)
             if "runs" in root.parts:
                 os.kill(os.getpid(), signal.SIGKILL)
-        writer._fsync_tree = fsync_tree
+        writer.fsync_tree = fsync_tree
     else:  # features written, label array being created
         real = zarr.Group.create_array
         def create_array(self, name, *args, **kwargs):

@@ -12,8 +12,8 @@ from torch import nn
 
 from autosparse.core.allocation import erk_counts
 from autosparse.core.errors import ConfigError
-from autosparse.pruners import get_pruner, prune
-from autosparse.pruners.npb import max_path, npb_objective, solve_layer
+from autosparse.pruners import get_pruner, make_scoring_pruner, prune
+from autosparse.pruners.npb_program import max_path, npb_objective, solve_layer
 from autosparse.topology.paths import path_stats
 
 LENET_SHAPE = (1, 28, 28)
@@ -192,5 +192,5 @@ def test_user_errors() -> None:
     with pytest.raises(ConfigError, match="alpha"):
         prune(model, "npb", density=0.01, input_shape=LENET_SHAPE, alpha=2.0)
     with pytest.raises(ConfigError, match="scores"):
-        get_pruner("npb")().scores(model, None)
+        make_scoring_pruner("npb")
     assert get_pruner("npb").data_dependent is False

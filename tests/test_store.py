@@ -23,6 +23,7 @@ from autosparse.store import (
     store_info,
     validate_store,
 )
+from autosparse.store.locks import run_lock
 from autosparse.store.throughput import format_results, measure_write_read, synthetic_run, write_synthetic_run
 
 NAMES = ["theta", "grad", "snip", "rank_theta", "log_fan_in"]
@@ -83,6 +84,7 @@ def test_round_trip(store: FeatureStore) -> None:
     assert data.attrs["accuracies"] == run["attrs"]["accuracies"] and data.rounds == 4
     assert data.attrs["n_weights"] == data.n_weights == sum(sizes)
     assert "numpy" in data.attrs["versions"] and data.attrs["schema_version"] == 1
+    assert list(data.attrs["versions"])[:4] == ["python", "autosparse", "numpy", "torch"]
     np.testing.assert_array_equal(data.graph["edge_index"], graph["edge_index"])
     assert data.graph["edge_index"].dtype == np.int64 and data.graph["node_x"].dtype == np.float32
     np.testing.assert_allclose(data.extra["layer_density"], extra["layer_density"])
@@ -179,7 +181,7 @@ def test_killed_writer_process_leaves_an_invisible_run(store: FeatureStore) -> N
         import os, numpy as np
         import autosparse.store.writer as w
         from autosparse.store.throughput import synthetic_run
-        w._fsync_tree = lambda root: os._exit(3)  # die after the arrays, before complete=true
+        w.fsync_tree = lambda root: os._exit(3)  # die after the arrays, before complete=true
         store = w.FeatureStore({str(store.path)!r}, schema_version=1, feature_names={NAMES!r}, durable=True)
         store.write_run("victim", **synthetic_run(500, {len(NAMES)}))
         """
@@ -195,7 +197,7 @@ def test_killed_writer_process_leaves_an_invisible_run(store: FeatureStore) -> N
 
 def test_one_run_one_writer_lock(store: FeatureStore) -> None:
     other = open_store(store.path)
-    with store._run_lock("busy"):
+    with run_lock(store.path, "busy"):
         assert other.is_being_written("busy")
         with pytest.raises(StoreError, match="being written by pid"):
             other.write_run("busy", **make_run())
@@ -203,6 +205,17 @@ def test_one_run_one_writer_lock(store: FeatureStore) -> None:
             other.delete_run("busy")
     assert not other.is_being_written("busy")
     other.write_run("busy", **make_run())
+
+
+def test_validate_tells_a_run_being_written_from_a_killed_one(store: FeatureStore) -> None:
+    for run_id in ("live", "killed"):
+        store.write_run(run_id, **make_run())
+        mark_incomplete(store, run_id)
+    with run_lock(store.path, "live"):
+        report = validate_store(store.path)
+    assert report.ok and report.incomplete_runs == ["killed", "live"] and report.writing_runs == ["live"]
+    assert "1 run(s) being written now: live" in report.format()
+    assert validate_store(store.path).writing_runs == []
 
 
 # ---------------------------------------------------------------------------------------------- corruption

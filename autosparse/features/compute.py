@@ -22,7 +22,7 @@ from autosparse.core.ranking import pct_rank, rank_values
 from autosparse.data.pruning_data import PruningData
 from autosparse.features.schema import FEATURE_NAMES, SCHEMA_VERSION, SPECS, FeatureTable, LayerFeatures, check_schema
 from autosparse.pruners.iterate import masked_weights
-from autosparse.pruners.registry import make_pruner
+from autosparse.pruners.registry import make_scoring_pruner
 
 
 def _z(x: torch.Tensor) -> torch.Tensor:
@@ -234,9 +234,9 @@ def compute_features(
         grads = _gradients(work, data) if "grad" in passes and data is not None else {}
         grasp = synflow = {}
         if "grasp" in passes:
-            grasp = make_pruner("grasp").scores(work, data, seed=seed)
+            grasp = make_scoring_pruner("grasp").scores(work, data, seed=seed)
         if "synflow" in passes:
-            synflow = make_pruner("synflow", input_shape=input_shape).scores(work, data, seed=seed)
+            synflow = make_scoring_pruner("synflow", input_shape=input_shape).scores(work, data, seed=seed)
     measured = _Passes(
         names, masks, grads, grasp, synflow, sum(layer.parameter.numel() for layer in layers), len(layers)
     )

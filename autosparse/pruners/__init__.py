@@ -1,9 +1,11 @@
 """Pruning-at-initialisation methods, one module each, discovered automatically.
 
-Every module in this package registers its method(s) with ``@register``; importing the package
-(which any ``autosparse.pruners.*`` import does first) imports them all, so adding a method is
-adding a file. The learned method ``autos`` lives with the scorer it applies
-(:mod:`autosparse.scorer.autos`) and is registered when :mod:`autosparse.api` is imported.
+Every method module in this package registers its method(s) with ``@register``; importing the
+package (which any ``autosparse.pruners.*`` import does first) imports every module in it, so
+adding a method is adding a file. The shared machinery (registry, entry, iterate, workspace,
+weights, gradients, inputs, scores, sanity, npb_program) is imported too and registers nothing.
+The learned method ``autos`` lives with the scorer it applies (:mod:`autosparse.scorer.autos`)
+and is registered when :mod:`autosparse.api` is imported.
 """
 
 from __future__ import annotations
@@ -12,23 +14,24 @@ import importlib
 import pkgutil
 
 from autosparse.data.pruning_data import PruningData
+from autosparse.pruners.entry import PruneResult, prune, prune_timed
 from autosparse.pruners.iterate import iterate, schedule_densities
 from autosparse.pruners.registry import (
     Pruner,
     PrunerConfig,
-    PruneResult,
-    Scores,
+    ScoringPruner,
+    as_scoring,
     available,
     get_pruner,
     make_pruner,
-    prune,
-    prune_timed,
+    make_scoring_pruner,
     register,
+    scoring_methods,
 )
+from autosparse.pruners.scores import Scores
 
-_INFRA = {"registry", "iterate", "common", "sanity"}  # not methods
 for _info in pkgutil.iter_modules(__path__):
-    if _info.name not in _INFRA and not _info.name.startswith("_"):
+    if not _info.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_info.name}")
 
 __all__ = [
@@ -37,12 +40,16 @@ __all__ = [
     "PrunerConfig",
     "PruningData",
     "Scores",
+    "ScoringPruner",
+    "as_scoring",
     "available",
     "get_pruner",
     "iterate",
     "make_pruner",
+    "make_scoring_pruner",
     "prune",
     "prune_timed",
     "register",
     "schedule_densities",
+    "scoring_methods",
 ]

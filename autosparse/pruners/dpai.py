@@ -40,8 +40,9 @@ from autosparse.core.allocation import allocate, erk_counts, masks_from_counts, 
 from autosparse.core.errors import ConfigError
 from autosparse.core.masks import Masks
 from autosparse.data.pruning_data import PruningData
-from autosparse.pruners.common import input_shape_of
-from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
+from autosparse.pruners.inputs import input_shape_of
+from autosparse.pruners.registry import Pruner, PrunerConfig, register
+from autosparse.pruners.scores import Scores
 from autosparse.topology.paths import PathNetwork
 
 log = logging.getLogger(__name__)
@@ -147,10 +148,6 @@ class DPaI(Pruner):
     Config = DPaIConfig
     data_dependent = False
 
-    def scores(self, model: nn.Module, data: PruningData | None, *, seed: int = 0) -> Scores:
-        """DPaI's scores only mean something for the density they were learned at."""
-        raise ConfigError("dpai learns scores for one density: call prune(model, 'dpai', density=...)")
-
     def learned_scores(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Scores:
         """``|score|`` per weight after optimising for ``density`` (top-k of it is the mask)."""
         return self._optimise(model, data, density, seed)[0]
@@ -160,7 +157,7 @@ class DPaI(Pruner):
     ) -> tuple[Scores, PathNetwork]:
         cfg: DPaIConfig = self.config  # type: ignore[assignment]
         _check(cfg)
-        net = PathNetwork(model, input_shape_of(cfg.input_shape, data, model))
+        net = PathNetwork(model, input_shape_of(self.name, cfg.input_shape, data, model))
         counts = _counts(cfg.scope, {layer.name: layer.parameter.shape for layer in net.layers}, density)
         keep = target_count(sum(layer.parameter.numel() for layer in net.layers), density)
         gen = torch.Generator().manual_seed(int(seed))

@@ -25,19 +25,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from autosparse.core.errors import ConfigError
 from autosparse.data.pruning_data import PruningData
-from autosparse.pruners.common import (
-    batch_losses,
-    check_positive,
-    loss_gradients,
-    named_prunable,
-    normalize_by_sum,
-    require_data,
-    seeded,
-    to_scores,
-    working_copy,
-)
-from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
+from autosparse.pruners.gradients import batch_losses, loss_gradients
+from autosparse.pruners.inputs import require_data
+from autosparse.pruners.registry import PrunerConfig, ScoringPruner, register
+from autosparse.pruners.scores import Scores, normalize_by_sum, to_scores
+from autosparse.pruners.weights import named_prunable
+from autosparse.pruners.workspace import seeded, working_copy
 
 
 def hessian_gradient_product(
@@ -92,11 +87,12 @@ class GraspConfig(PrunerConfig):
     normalize: bool = True
 
     def __post_init__(self) -> None:
-        check_positive("temperature", self.temperature)
+        if not self.temperature > 0:
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
 
 
 @register("grasp")
-class GraspPruner(Pruner):
+class GraspPruner(ScoringPruner):
     Config = GraspConfig
     data_dependent = True
     description = "gradient-signal preservation θ·Hg, keeping the largest (Wang et al. 2020)"

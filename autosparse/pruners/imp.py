@@ -19,7 +19,7 @@ from autosparse.core.errors import ConfigError
 from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
 from autosparse.data.pruning_data import PruningData
-from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
+from autosparse.pruners.registry import Pruner, PrunerConfig, register
 
 
 @dataclass
@@ -42,9 +42,6 @@ class ImpPruner(Pruner):
     description = (
         "iterative magnitude pruning with rewinding (lottery ticket); trains every round — the upper reference"
     )
-
-    def scores(self, model: nn.Module, data: PruningData | None, *, seed: int = 0) -> Scores:
-        raise ConfigError("imp produces masks through training rounds, not one-shot scores; use prune(..., 'imp')")
 
     def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
         from autosparse.data import load_dataset

@@ -19,9 +19,10 @@ from torch import nn
 
 from autosparse.core.masks import Masks
 from autosparse.data.pruning_data import PruningData
-from autosparse.pruners.common import check_rounds, require_data
-from autosparse.pruners.iterate import iterate
-from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
+from autosparse.pruners.inputs import require_data
+from autosparse.pruners.iterate import check_schedule, iterate
+from autosparse.pruners.registry import PrunerConfig, ScoringPruner, register
+from autosparse.pruners.scores import Scores
 from autosparse.pruners.snip import snip_scores
 
 
@@ -35,11 +36,11 @@ class IterSnipConfig(PrunerConfig):
     train_mode: bool = True  # FORCE scores a freshly built (train-mode) network
 
     def __post_init__(self) -> None:
-        check_rounds(self.rounds, self.schedule)
+        check_schedule(self.rounds, self.schedule)
 
 
 @register("iter_snip")
-class IterSnipPruner(Pruner):
+class IterSnipPruner(ScoringPruner):
     Config = IterSnipConfig
     data_dependent = True
     description = "SNIP re-scored over rounds on an exponential schedule (de Jorge et al. 2021)"

@@ -25,6 +25,14 @@ Schedule = Literal["exp", "linear"]
 ScoreFn = Callable[[nn.Module, Masks | None], dict[str, torch.Tensor]]
 
 
+def check_schedule(rounds: int, schedule: str) -> None:
+    """Reject a bad ``rounds``/``schedule`` when a config is built, not rounds into a pruning run."""
+    if int(rounds) != rounds or rounds < 1:
+        raise ConfigError(f"rounds must be a positive integer, got {rounds}")
+    if schedule not in ("exp", "linear"):
+        raise ConfigError(f"unknown schedule {schedule!r}; use 'exp' or 'linear'")
+
+
 def schedule_densities(density: float, rounds: int, schedule: Schedule = "exp") -> list[float]:
     """Target density after each round; the last one is exactly ``density``."""
     if rounds < 1:

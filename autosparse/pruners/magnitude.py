@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import nn
 
-from autosparse.core.layers import PrunableLayer, prunable_layers
+from autosparse.core.layers import prunable_layers
 from autosparse.data.pruning_data import PruningData
-from autosparse.pruners.common import to_scores
-from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
+from autosparse.pruners.registry import PrunerConfig, ScoringPruner, register
+from autosparse.pruners.scores import Scores, to_scores
+from autosparse.pruners.weights import effective_weight
 
 
 @dataclass
@@ -27,23 +27,11 @@ class MagnitudeConfig(PrunerConfig):
 
 
 @register("magnitude")
-class MagnitudePruner(Pruner):
+class MagnitudePruner(ScoringPruner):
     Config = MagnitudeConfig
     data_dependent = False
     description = "largest absolute weight at initialisation"
 
     def scores(self, model: nn.Module, data: PruningData | None = None, *, seed: int = 0) -> Scores:
         layers = prunable_layers(model)
-        return to_scores([la.name for la in layers], [_effective(la).abs() for la in layers])
-
-
-def _effective(layer: PrunableLayer) -> torch.Tensor:
-    """The weight the network computes with: ``weight_orig * weight_mask`` on a torch-pruned layer.
-
-    Read from the trainable tensor and the mask rather than from the cached ``weight``
-    attribute, which torch only refreshes on the next forward. A weight pruned earlier thus
-    scores zero, as it does under every gradient-based score.
-    """
-    w = layer.parameter.detach()
-    mask = getattr(layer.module, layer.param_name + "_mask", None)
-    return w * mask.to(w.dtype) if mask is not None else w
+        return to_scores([la.name for la in layers], [effective_weight(la).abs() for la in layers])

@@ -42,9 +42,12 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from autosparse.core.errors import ConfigError
 from autosparse.core.masks import Masks
 from autosparse.data.pruning_data import PruningData
-from autosparse.pruners._ref_common import generator, input_shape_of, model_device, param_keys, working_copy
+from autosparse.pruners.inputs import input_shape_of
 from autosparse.pruners.iterate import iterate
-from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
+from autosparse.pruners.registry import PrunerConfig, ScoringPruner, register
+from autosparse.pruners.scores import Scores
+from autosparse.pruners.weights import param_keys
+from autosparse.pruners.workspace import generator, model_device, working_copy
 
 REINITS = ("layer_std", "kaiming_normal", "none")
 
@@ -170,7 +173,7 @@ def _num_outputs(model: nn.Module, input_shape: Sequence[int]) -> int:
 
 
 @register("ntk_sap")
-class NTKSAP(Pruner):
+class NTKSAP(ScoringPruner):
     Config = NTKSAPConfig
     data_dependent = False
     description = (
@@ -180,7 +183,7 @@ class NTKSAP(Pruner):
 
     def _plan(self, model: nn.Module, data: PruningData | None) -> tuple[tuple[int, ...], int]:
         cfg: NTKSAPConfig = self.config  # type: ignore[assignment]
-        shape = input_shape_of(data, cfg.input_shape, "ntk_sap")
+        shape = input_shape_of(self.name, cfg.input_shape, data, model, data_first=True)
         if cfg.num_samples is not None:
             return shape, int(cfg.num_samples)
         classes = data.num_classes if data is not None else _num_outputs(working_copy(model), shape)

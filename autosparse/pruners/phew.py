@@ -41,8 +41,9 @@ from autosparse.core.errors import ConfigError
 from autosparse.core.layers import PrunableLayer, prunable_layers
 from autosparse.core.masks import Masks
 from autosparse.data.pruning_data import PruningData
-from autosparse.pruners._ref_common import effective_weight
-from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
+from autosparse.pruners.registry import PrunerConfig, ScoringPruner, register
+from autosparse.pruners.scores import Scores
+from autosparse.pruners.weights import effective_weight
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +206,7 @@ def order_scores(model: nn.Module, orders: dict[str, torch.Tensor], visited: int
 
 
 @register("phew")
-class PHEW(Pruner):
+class PHEW(ScoringPruner):
     Config = PHEWConfig
     data_dependent = False
     description = (

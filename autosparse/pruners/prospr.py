@@ -34,9 +34,12 @@ from autosparse.core.errors import ConfigError
 from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
 from autosparse.data.pruning_data import Batch, PruningData
-from autosparse.pruners._ref_common import param_keys, working_copy
+from autosparse.pruners.inputs import require_data
 from autosparse.pruners.iterate import iterate
-from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
+from autosparse.pruners.registry import PrunerConfig, ScoringPruner, register
+from autosparse.pruners.scores import Scores
+from autosparse.pruners.weights import param_keys
+from autosparse.pruners.workspace import working_copy
 
 
 @dataclass
@@ -128,7 +131,7 @@ def meta_gradient_scores(
 
 
 @register("prospr")
-class ProsPr(Pruner):
+class ProsPr(ScoringPruner):
     Config = ProsPrConfig
     data_dependent = True
     description = (
@@ -149,25 +152,22 @@ class ProsPr(Pruner):
         )
 
     def scores(self, model: nn.Module, data: PruningData | None, *, seed: int = 0) -> Scores:
-        if data is None:
-            raise ConfigError("prospr needs data: pass data=(inputs, targets) batches")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # dropout in train mode must not make the score depend on global state
-            return self._score(working_copy(model), data)
+            return self._score(working_copy(model), require_data(data, self.name))
 
     def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
         cfg: ProsPrConfig = self.config  # type: ignore[assignment]
         if cfg.rounds <= 1:
             return super().masks(model, data, density, seed=seed)
-        if data is None:
-            raise ConfigError("prospr needs data: pass data=(inputs, targets) batches")
+        pdata = require_data(data, self.name)
         work = working_copy(model)
         prunable_layers(work)
 
         def score_fn(m: nn.Module, _masks: Masks | None) -> Scores:
             # ``iterate`` hands a model whose pruned weights are zero; score a copy of it so the
             # inner steps' batch-norm statistics never leak into the next round.
-            return self._score(working_copy(m), data)
+            return self._score(working_copy(m), pdata)
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

@@ -16,7 +16,8 @@ from torch import nn
 
 from autosparse.core.layers import prunable_layers
 from autosparse.data.pruning_data import PruningData
-from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
+from autosparse.pruners.registry import PrunerConfig, ScoringPruner, register
+from autosparse.pruners.scores import Scores
 
 
 @dataclass
@@ -27,7 +28,7 @@ class RandomConfig(PrunerConfig):
 
 
 @register("random")
-class RandomPruner(Pruner):
+class RandomPruner(ScoringPruner):
     Config = RandomConfig
     data_dependent = False
     description = "uniformly random weights (global ranking of Gaussian noise)"

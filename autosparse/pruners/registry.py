@@ -1,34 +1,36 @@
 """The pruner interface and its registry.
 
-A pruner answers one question — which weights matter — as scores (higher = keep) keyed by
-parameter name. How many weights each layer keeps is :mod:`autosparse.core.allocation`'s job, and
-making a one-shot score iterative is :mod:`autosparse.pruners.iterate`'s, so each method is a
-small class: a typed hyperparameter dataclass (whose defaults follow the method's paper or
-reference code) and a ``scores`` method. Methods that are not "score then top-k" (NPB's
-integer program, DPaI's optimisation, IMP) override ``masks`` instead.
+Every method answers *which* weights to keep as a mask for a density (:meth:`Pruner.masks`).
+Most do it in two steps that are worth keeping apart: a score per weight (higher = keep), then
+an allocation that decides *how many* weights each layer keeps (:mod:`autosparse.core.allocation`)
+— jaxpruner's split. Those methods are :class:`ScoringPruner`\\ s, and only they have ``scores``:
+the feature extractor, ``robust``'s base criterion and the sanity transforms need a ranking
+independent of the density. Methods that choose a mask directly for one density (IMP's
+training rounds, NPB's integer programs, DPaI's optimisation) are plain :class:`Pruner`\\ s;
+asking one of them for scores is an error raised here, in :func:`as_scoring`, and nowhere else.
 
-Pruners never modify the caller's model: they work on a deep copy.
+Each method is a small class with a typed hyperparameter dataclass whose defaults follow the
+method's paper or reference code. Making a score iterative is
+:mod:`autosparse.pruners.iterate`'s job; running a method on a caller's model is
+:mod:`autosparse.pruners.entry`'s. Pruners never modify the caller's model.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
-import torch
 from torch import nn
 
-from autosparse.core.allocation import SCOPES, Scope, allocate
-from autosparse.core.errors import ConfigError, UnknownNameError, check_density
-from autosparse.core.layers import prunable_layers, safe_deepcopy
+from autosparse.core.allocation import SCOPES, allocate
+from autosparse.core.errors import ConfigError, UnknownNameError
 from autosparse.core.masks import Masks
 from autosparse.data.pruning_data import PruningData
-
-Scores = dict[str, torch.Tensor]
+from autosparse.pruners.scores import Scores
 
 
 @dataclass
@@ -38,8 +40,9 @@ class PrunerConfig:
     scope: str = "global"  # how many per layer: global | uniform | erk
 
 
-class Pruner:
-    """Base class. Subclasses set ``name``, ``Config`` and implement :meth:`scores`."""
+class Pruner(ABC):
+    """A method that chooses a mask. Subclasses set ``name`` (by :func:`register`), ``Config`` and
+    implement :meth:`masks`; a method with a density-free ranking subclasses :class:`ScoringPruner`."""
 
     name: ClassVar[str] = ""
     Config: ClassVar[type[PrunerConfig]] = PrunerConfig
@@ -61,12 +64,23 @@ class Pruner:
             raise UnknownNameError("allocation scope", cfg.scope, SCOPES)
         self.config = cfg
 
+    @abstractmethod
+    def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
+        """A mask keeping exactly ``round(density * total)`` prunable weights of ``model``."""
+
+
+class ScoringPruner(Pruner):
+    """A method that ranks weights: :meth:`scores`, then the configured allocation.
+
+    Iterative methods (SynFlow, iterative SNIP, NTK-SAP) override :meth:`masks` to re-score in
+    rounds; their :meth:`scores` is the one-shot ranking a feature extractor records.
+    """
+
+    @abstractmethod
     def scores(self, model: nn.Module, data: PruningData | None, *, seed: int = 0) -> Scores:
         """Saliency of every prunable weight (same shape as the weight, higher = keep)."""
-        raise NotImplementedError
 
     def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
-        """Default: one-shot scores, then the configured allocation."""
         return allocate(self.scores(model, data, seed=seed), density, scope=self.config.scope)  # type: ignore[arg-type]
 
 
@@ -109,6 +123,11 @@ def available() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def scoring_methods() -> list[str]:
+    """The registered methods that have :meth:`ScoringPruner.scores`."""
+    return [n for n in available() if issubclass(_REGISTRY[n], ScoringPruner)]
+
+
 def get_pruner(name: str) -> type[Pruner]:
     if name not in _REGISTRY:
         _load_plugins()
@@ -125,80 +144,19 @@ def make_pruner(name: str, config: PrunerConfig | Mapping[str, Any] | None = Non
     return cls(config, **overrides)
 
 
-@dataclass
-class PruneResult:
-    masks: Masks
-    seconds: float
-    method: str
-    config: dict[str, Any] = field(default_factory=dict)
-
-
-def prune(
-    model: nn.Module,
-    method: str,
-    *,
-    density: float | None = None,
-    sparsity: float | None = None,
-    data: Any = None,
-    seed: int = 0,
-    apply: bool = False,
-    config: PrunerConfig | Mapping[str, Any] | None = None,
-    **hparams: Any,
-) -> Masks:
-    """Prune ``model`` at initialisation with a registered ``method``.
-
-    Returns masks keeping exactly ``round(density * total)`` weights. With ``apply=True`` the
-    masks are also attached to ``model`` (torch ``weight_orig``/``weight_mask``); otherwise
-    the model is left untouched.
-    """
-    return prune_timed(
-        model, method, density=density, sparsity=sparsity, data=data, seed=seed, apply=apply, config=config, **hparams
-    ).masks
-
-
-def prune_timed(
-    model: nn.Module,
-    method: str,
-    *,
-    density: float | None = None,
-    sparsity: float | None = None,
-    data: Any = None,
-    seed: int = 0,
-    apply: bool = False,
-    config: PrunerConfig | Mapping[str, Any] | None = None,
-    **hparams: Any,
-) -> PruneResult:
-    """:func:`prune` that also reports the wall time spent computing the mask."""
-    d = check_density(density, sparsity)
-    pruner = make_pruner(method, config, **hparams)
-    prunable_layers(model)  # fail early and clearly on a model with nothing to prune
-    pdata = PruningData.coerce(data)
-    if pruner.data_dependent and pdata is None:
+def as_scoring(pruner: Pruner) -> ScoringPruner:
+    """``pruner`` as a scoring method, or the one error for a method that only chooses masks."""
+    if not isinstance(pruner, ScoringPruner):
         raise ConfigError(
-            f"{method} needs data: pass data=(inputs, targets) or a DataLoader "
-            "(autosparse.data.pruning_batch(dataset) gives the standard one)"
+            f"{pruner.name} chooses a mask for one density directly and has no per-weight scores: "
+            f"call prune(model, {pruner.name!r}, density=...) for its mask, or score with one of "
+            f"{', '.join(scoring_methods())}"
         )
-    work = safe_deepcopy(model)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        start = time.perf_counter()
-        masks = pruner.masks(work, pdata, d, seed=seed)
-        seconds = time.perf_counter() - start
-    masks = Masks(masks.to_dict(), meta={**masks.meta, "method": method, "density": d, "seed": seed})
-    masks.validate(model)
-    if apply:
-        masks.apply(model)
-    return PruneResult(masks, seconds, method, dataclasses.asdict(pruner.config))
+    return pruner
 
 
-def scope_of(pruner: Pruner) -> Scope:
-    return pruner.config.scope  # type: ignore[return-value]
-
-
-def named_weights(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    return [(layer.name, layer.parameter) for layer in prunable_layers(model)]
-
-
-def zero_grads(params: Sequence[torch.Tensor]) -> None:
-    for p in params:
-        p.grad = None
+def make_scoring_pruner(
+    name: str, config: PrunerConfig | Mapping[str, Any] | None = None, **overrides: Any
+) -> ScoringPruner:
+    """:func:`make_pruner` for a caller that needs :meth:`ScoringPruner.scores`."""
+    return as_scoring(make_pruner(name, config, **overrides))

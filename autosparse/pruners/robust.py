@@ -35,7 +35,6 @@ before the first optimiser step (before or after ``masks.apply`` — both work).
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import operator
@@ -50,7 +49,9 @@ from autosparse.core.errors import ConfigError
 from autosparse.core.layers import PRUNABLE_TYPES, prunable_layers
 from autosparse.core.masks import Masks
 from autosparse.data.pruning_data import PruningData
-from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, make_pruner, register
+from autosparse.pruners.registry import PrunerConfig, ScoringPruner, as_scoring, make_pruner, register
+from autosparse.pruners.scores import Scores
+from autosparse.pruners.workspace import working_copy
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +245,7 @@ def prepare_for_training(model: nn.Module, masks: Masks) -> nn.Module:
 
 
 @register("robust")
-class RobustPruner(Pruner):
+class RobustPruner(ScoringPruner):
     Config = RobustConfig
     data_dependent = True
     description = (
@@ -269,14 +270,15 @@ class RobustPruner(Pruner):
 
     def _network(self, model: nn.Module) -> nn.Module:
         cfg: RobustConfig = self.config  # type: ignore[assignment]
-        work = copy.deepcopy(model)
+        work = working_copy(model)
         if cfg.stable_resnet:
             apply_stable_resnet(work)
         return work
 
     def scores(self, model: nn.Module, data: PruningData | None, *, seed: int = 0) -> Scores:
-        """The base method's scores, on the stable-ResNet network when that is enabled."""
-        return self.base.scores(self._network(model), data, seed=seed)
+        """The base method's scores, on the stable-ResNet network when that is enabled (a base
+        that only chooses masks, e.g. npb, has none: :func:`as_scoring` says so)."""
+        return as_scoring(self.base).scores(self._network(model), data, seed=seed)
 
     def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
         cfg: RobustConfig = self.config  # type: ignore[assignment]

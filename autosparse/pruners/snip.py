@@ -19,17 +19,12 @@ import torch
 from torch import nn
 
 from autosparse.data.pruning_data import PruningData
-from autosparse.pruners.common import (
-    Reduction,
-    loss_gradients,
-    named_prunable,
-    normalize_by_sum,
-    require_data,
-    seeded,
-    to_scores,
-    working_copy,
-)
-from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
+from autosparse.pruners.gradients import Reduction, loss_gradients
+from autosparse.pruners.inputs import require_data
+from autosparse.pruners.registry import PrunerConfig, ScoringPruner, register
+from autosparse.pruners.scores import Scores, normalize_by_sum, to_scores
+from autosparse.pruners.weights import named_prunable
+from autosparse.pruners.workspace import seeded, working_copy
 
 
 def snip_scores(
@@ -64,7 +59,7 @@ class SnipConfig(PrunerConfig):
 
 
 @register("snip")
-class SnipPruner(Pruner):
+class SnipPruner(ScoringPruner):
     Config = SnipConfig
     data_dependent = True
     description = "connection sensitivity |θ·∂L/∂θ| on a data batch (Lee et al. 2019)"

@@ -16,7 +16,8 @@ products over a deep network overflow or underflow float32.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -24,17 +25,37 @@ from torch import nn
 
 from autosparse.core.masks import Masks
 from autosparse.data.pruning_data import PruningData
-from autosparse.pruners.common import (
-    check_rounds,
-    input_shape_of,
-    linearized,
-    model_device,
-    named_prunable,
-    to_scores,
-    working_copy,
-)
-from autosparse.pruners.iterate import iterate
-from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
+from autosparse.pruners.inputs import input_shape_of
+from autosparse.pruners.iterate import check_schedule, iterate
+from autosparse.pruners.registry import PrunerConfig, ScoringPruner, register
+from autosparse.pruners.scores import Scores, to_scores
+from autosparse.pruners.weights import named_prunable
+from autosparse.pruners.workspace import model_device, working_copy
+
+
+@contextmanager
+def linearized(model: nn.Module) -> Iterator[nn.Module]:
+    """Replace every floating parameter and buffer by its absolute value; restore on exit.
+
+    SynFlow's reference takes ``abs`` of the whole ``state_dict`` (weights, biases, BatchNorm
+    affine parameters and running statistics), which turns the network into a positive,
+    linear map of an all-ones input; we do the same. Values are restored from saved copies
+    (not by multiplying signs back), so restoration is exact.
+    """
+    saved: dict[str, torch.Tensor] = {}
+    state = model.state_dict(keep_vars=True)
+    with torch.no_grad():
+        for name, t in state.items():
+            if t.is_floating_point():
+                saved[name] = t.detach().clone()
+                t.abs_()
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for name, t in state.items():
+                if name in saved:
+                    t.copy_(saved[name])
 
 
 def synflow_scores(model: nn.Module, input_shape: Sequence[int], *, float64: bool = True) -> Scores:
@@ -63,20 +84,20 @@ class SynflowConfig(PrunerConfig):
     float64: bool = True
 
     def __post_init__(self) -> None:
-        check_rounds(self.rounds, self.schedule)
+        check_schedule(self.rounds, self.schedule)
         if self.input_shape is not None:
             self.input_shape = tuple(int(d) for d in self.input_shape)
 
 
 @register("synflow")
-class SynflowPruner(Pruner):
+class SynflowPruner(ScoringPruner):
     Config = SynflowConfig
     data_dependent = False
     description = "iterative synaptic flow |θ·∂R/∂θ| with an all-ones input, no data (Tanaka et al. 2020)"
 
     def _shape(self, model: nn.Module, data: PruningData | None) -> tuple[int, ...]:
         cfg: SynflowConfig = self.config  # type: ignore[assignment]
-        return input_shape_of(cfg.input_shape, PruningData.coerce(data), model)
+        return input_shape_of(self.name, cfg.input_shape, PruningData.coerce(data), model)
 
     def scores(self, model: nn.Module, data: PruningData | None = None, *, seed: int = 0) -> Scores:
         """One-shot scores (what the feature extractor records); :meth:`masks` iterates."""

@@ -26,7 +26,8 @@ from autosparse.core.errors import ConfigError
 from autosparse.core.masks import Masks
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.iterate import schedule_densities
-from autosparse.pruners.registry import Pruner, PrunerConfig, Scores, register
+from autosparse.pruners.registry import PrunerConfig, ScoringPruner, register
+from autosparse.pruners.scores import Scores
 
 if TYPE_CHECKING:
     from autosparse.features import FeatureTable
@@ -58,7 +59,7 @@ class AutosConfig(PrunerConfig):
 
 
 @register("autos")
-class Autos(Pruner):
+class Autos(ScoringPruner):
     Config = AutosConfig
     data_dependent = True
     description = "learned scorer (AutoSparse): IMP-like layer allocation and alive units + within-layer ranking from init features"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from autosparse.store.layout import LABEL_KIND, STORE_FORMAT, StorageOptions
 from autosparse.store.reader import Batch, RunData, StoreReader
 from autosparse.store.validate import ValidationReport, store_info, validate_store
-from autosparse.store.writer import FeatureStore, open_store, package_versions
+from autosparse.store.writer import FeatureStore, open_store
 
 __all__ = [
     "LABEL_KIND",
@@ -24,7 +24,6 @@ __all__ = [
     "StoreReader",
     "ValidationReport",
     "open_store",
-    "package_versions",
     "store_info",
     "validate_store",
 ]

@@ -34,6 +34,7 @@ from autosparse.store.layout import (
     read_run_attrs,
     run_dir,
 )
+from autosparse.store.locks import is_being_written
 
 _DTYPES = {"features": np.float32, "label": np.int8, "layer": np.int16}
 
@@ -212,8 +213,6 @@ def validate_store(path: str | os.PathLike[str], *, check_chunks: bool = True) -
     Incomplete runs are listed separately and are not errors: readers never see them and data
     generation rewrites them.
     """
-    from autosparse.store.writer import open_store
-
     path = Path(path).absolute()
     report = ValidationReport(path=str(path))
     try:
@@ -226,7 +225,6 @@ def validate_store(path: str | os.PathLike[str], *, check_chunks: bool = True) -
         report.store_errors.append("root attrs schema_version/feature_names malformed; regenerate the store")
         return report
     report.schema_version, report.n_features = root["schema_version"], len(names)
-    store = open_store(path)
     for run_id in tqdm(list_run_dirs(path), desc="validate runs", unit="run", disable=None):
         try:
             attrs = read_run_attrs(path, run_id)
@@ -235,7 +233,7 @@ def validate_store(path: str | os.PathLike[str], *, check_chunks: bool = True) -
             continue
         if not is_complete_attrs(attrs):
             report.incomplete_runs.append(run_id)
-            if store.is_being_written(run_id):
+            if is_being_written(path, run_id):
                 report.writing_runs.append(run_id)
             continue
         assert attrs is not None

@@ -17,82 +17,56 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import platform
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from autosparse.core.errors import StoreError
+from autosparse.core.versions import package_version, package_versions
+from autosparse.store.durability import fsync_path, fsync_tree, unpublish_run
 from autosparse.store.layout import (
     FEATURES_FILL,
     LABEL_FILL,
     LABEL_KIND,
     LAYER_FILL,
-    LOCKS,
-    RESERVED_ATTRS,
     RUNS,
     STORE_FORMAT,
-    TRASH,
     StorageOptions,
     check_name,
     check_schema,
     is_complete_attrs,
-    jsonable,
     list_run_dirs,
     read_root_attrs,
     read_run_attrs,
     run_dir,
 )
-
-try:  # advisory per-run locks; POSIX only, and only a guard on top of "one worker per run"
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-
-if TYPE_CHECKING:
-    from autosparse.store.reader import StoreReader
-    from autosparse.store.validate import ValidationReport
+from autosparse.store.locks import is_being_written, run_lock
+from autosparse.store.reader import StoreReader
+from autosparse.store.run_inputs import (
+    check_attrs,
+    check_features,
+    check_label,
+    check_layer,
+    normalise_arrays,
+    normalise_table,
+)
+from autosparse.store.validate import ValidationReport, validate_store
 
 log = logging.getLogger(__name__)
 
 #: Rows handed to zarr per write call: big enough that zarr compresses several chunks in parallel,
-#: small enough that the finite-check temporaries stay bounded.
+#: small enough that the write temporaries stay bounded.
 _WRITE_BLOCK_BYTES = 64 * 2**20
 
-
-def package_versions() -> dict[str, str]:
-    """Versions that can change a feature's value; recorded per run so drift is diagnosable."""
-    from importlib import metadata
-
-    import autosparse
-
-    out = {"python": platform.python_version(), "autosparse": autosparse.__version__}
-    for pkg in ("numpy", "torch", "zarr", "numcodecs", "torch_geometric"):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            out[pkg] = metadata.version(pkg)
-    return out
-
-
-def _fsync_path(p: Path) -> None:
-    fd = os.open(p, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_tree(root: Path) -> None:
-    """fsync every file and directory below ``root`` (zarr writes via rename, but never fsyncs)."""
-    for dirpath, _dirnames, filenames in os.walk(root):
-        for name in filenames:
-            _fsync_path(Path(dirpath) / name)
-        _fsync_path(Path(dirpath))
+#: Packages whose versions a run records (numcodecs and torch_geometric only when installed):
+#: the ones that can change a stored value, so drift between runs is diagnosable.
+RECORDED_PACKAGES = ("autosparse", "numpy", "torch", "zarr", "numcodecs", "torch_geometric")
 
 
 def _generic_chunks(shape: tuple[int, ...], itemsize: int, chunk_bytes: int) -> tuple[int, ...]:
@@ -110,60 +84,6 @@ def _generic_chunks(shape: tuple[int, ...], itemsize: int, chunk_bytes: int) -> 
     chunks = list(shape)
     chunks[axis] = max(1, min(shape[axis], chunk_bytes // max(1, other)))
     return tuple(chunks)
-
-
-def _as_numpy(x: Any) -> np.ndarray:
-    """Accept torch tensors (on any device, with grad) as well as numpy arrays, without importing torch."""
-    if hasattr(x, "detach") and hasattr(x, "cpu"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
-def _normalise_table(layers_table: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Check the layer table and fill in offset/numel, so readers can trust it without recomputing."""
-    if not layers_table:
-        raise ValueError("layers_table is empty: a run needs at least one prunable layer")
-    table: list[dict[str, Any]] = []
-    offset = 0
-    for i, entry in enumerate(layers_table):
-        e = dict(jsonable(dict(entry), f"layers_table[{i}]"))
-        if "name" not in e or "shape" not in e:
-            raise ValueError(f"layers_table[{i}] needs 'name' and 'shape' (and usually 'kind'); got keys {sorted(e)}")
-        shape = [int(s) for s in e["shape"]]
-        numel = int(np.prod(shape)) if shape else 1
-        if "numel" in e and int(e["numel"]) != numel:
-            raise ValueError(f"layers_table[{i}] ({e['name']}): numel {e['numel']} != prod(shape {shape}) = {numel}")
-        if "offset" in e and int(e["offset"]) != offset:
-            raise ValueError(
-                f"layers_table[{i}] ({e['name']}): offset {e['offset']} but the layers before it hold {offset} "
-                "weights; rows must be the layers' flattened weights concatenated in table order"
-            )
-        e.update(name=str(e["name"]), shape=shape, offset=offset, numel=numel, kind=str(e.get("kind", "unknown")))
-        table.append(e)
-        offset += numel
-    if len({e["name"] for e in table}) != len(table):
-        raise ValueError("layers_table has duplicate layer names")
-    if len(table) > np.iinfo(np.int16).max:
-        raise ValueError(f"{len(table)} layers do not fit the int16 layer index")
-    return table
-
-
-def _normalise_arrays(arrays: Mapping[str, Any] | None, what: str) -> dict[str, np.ndarray]:
-    """Graph/extra arrays as bool, int64 or float32 — the dtypes the GNN side expects."""
-    out: dict[str, np.ndarray] = {}
-    for name, value in (arrays or {}).items():
-        check_name(name, f"{what} array name")
-        a = _as_numpy(value)
-        if a.dtype == np.bool_:
-            pass
-        elif np.issubdtype(a.dtype, np.integer):
-            a = a.astype(np.int64, copy=False)
-        elif np.issubdtype(a.dtype, np.floating):
-            a = a.astype(np.float32, copy=False)
-        else:
-            raise ValueError(f"{what}[{name!r}] has dtype {a.dtype}; store bool, integer or floating arrays")
-        out[name] = np.ascontiguousarray(a)
-    return out
 
 
 class FeatureStore:
@@ -230,8 +150,6 @@ class FeatureStore:
         import zarr
         from zarr.storage import LocalStore
 
-        import autosparse
-
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.parent / f".{self.path.name}.tmp-{uuid.uuid4().hex}"
         attrs = {
@@ -239,7 +157,7 @@ class FeatureStore:
             "feature_names": feature_names,
             "label_kind": label_kind,
             "store_format": STORE_FORMAT,
-            "created_by": f"autosparse {autosparse.__version__}",
+            "created_by": f"autosparse {package_version('autosparse') or 'unknown'}",
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         try:
@@ -247,7 +165,7 @@ class FeatureStore:
             zarr.create_group(store=store, attributes=attrs)
             zarr.create_group(store=store, path=RUNS)
             if self.durable:
-                _fsync_tree(tmp)
+                fsync_tree(tmp)
             try:
                 os.rename(tmp, self.path)  # replaces an empty directory, fails on a non-empty one
             except OSError:
@@ -256,7 +174,7 @@ class FeatureStore:
                 log.debug("store %s was created concurrently; opening it", self.path)
             else:
                 if self.durable:
-                    _fsync_path(self.path.parent)
+                    fsync_path(self.path.parent)
                 log.info(
                     "created feature store %s (schema v%d, %d features)", self.path, schema_version, len(feature_names)
                 )
@@ -303,69 +221,15 @@ class FeatureStore:
 
     def is_being_written(self, run_id: str) -> bool:
         """Whether a live process holds this run's write lock (as opposed to a killed job's leftovers)."""
-        if fcntl is None:  # pragma: no cover
-            return False
-        lock = self.path / LOCKS / f"{check_name(run_id)}.lock"
-        if not lock.exists():
-            return False
-        fd = os.open(lock, os.O_RDONLY)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)  # closing drops the probe lock
-        return False
+        return is_being_written(self.path, run_id)
 
     # ------------------------------------------------------------------ writing
-
-    @contextlib.contextmanager
-    def _run_lock(self, run_id: str) -> Iterator[None]:
-        """Refuse to let two processes write or delete the same run at once.
-
-        zarr would interleave their chunks silently; this turns an executor bug (the same run
-        scheduled twice) into an error instead of a corrupt run.
-        """
-        if fcntl is None:  # pragma: no cover
-            yield
-            return
-        locks = self.path / LOCKS
-        locks.mkdir(exist_ok=True)
-        fd = os.open(locks / f"{run_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
-                raise StoreError(
-                    f"run {run_id!r} in {self.path} is being written by {holder}; a run must be written by "
-                    "exactly one worker — wait for it, or kill that job and rerun"
-                ) from None
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()} on {platform.node()}".encode(), 0)
-            yield
-        finally:
-            os.close(fd)  # releases the flock
-
-    def _remove_run_dir(self, run_id: str) -> bool:
-        """Atomically unpublish a run (rename into .trash), then delete its files at leisure."""
-        src = run_dir(self.path, run_id)
-        if not src.exists():
-            return False
-        trash = self.path / TRASH
-        trash.mkdir(exist_ok=True)
-        os.rename(src, trash / f"{run_id}.{uuid.uuid4().hex}")
-        if self.durable:
-            _fsync_path(src.parent)
-        for leftover in trash.iterdir():  # also sweeps what a killed deletion left behind
-            shutil.rmtree(leftover, ignore_errors=True)
-        return True
 
     def delete_run(self, run_id: str) -> bool:
         """Delete a run (complete or not); returns whether it existed."""
         check_name(run_id)
-        with self._run_lock(run_id):
-            existed = self._remove_run_dir(run_id)
+        with run_lock(self.path, run_id):
+            existed = unpublish_run(self.path, run_id, durable=self.durable)
         if existed:
             log.info("deleted run %s from %s", run_id, self.path)
         return existed
@@ -398,31 +262,18 @@ class FeatureStore:
         recomputed by accident.
         """
         check_name(run_id)
-        table = _normalise_table(layers_table)
+        table = normalise_table(layers_table)
         n = sum(e["numel"] for e in table)
-        user_attrs = jsonable(dict(attrs), "attrs")
-        clash = RESERVED_ATTRS & set(user_attrs)
-        if clash:
-            raise ValueError(f"attrs may not set {sorted(clash)}: the store writes those itself")
-        rounds = user_attrs.get("rounds")
-        if isinstance(rounds, bool) or not isinstance(rounds, int) or not 0 <= rounds <= np.iinfo(np.int8).max:
-            raise ValueError(
-                f"attrs['rounds'] must be the number of IRP rounds R (an int in [0, 127]), got {rounds!r}: "
-                "labels are rounds in [0, R]"
-            )
-        if not isinstance(user_attrs.get("versions", {}), dict):
-            raise ValueError(
-                "attrs['versions'] must be a dict of package -> version (it is merged with the detected ones)"
-            )
-        feats = self._check_features(features, n)
-        lab = _check_label(label, n, rounds)
-        lay = _check_layer(layer, table)
-        graph_arrays = _normalise_arrays(graph, "graph")
-        extra_arrays = _normalise_arrays(extra, "extra")
+        user_attrs, rounds = check_attrs(attrs)
+        feats = check_features(features, n, self.feature_names)
+        lab = check_label(label, n, rounds)
+        lay = check_layer(layer, table)
+        graph_arrays = normalise_arrays(graph, "graph")
+        extra_arrays = normalise_arrays(extra, "extra")
 
         run_attrs = {
             **user_attrs,
-            "versions": {**package_versions(), **user_attrs.get("versions", {})},
+            "versions": {**package_versions(RECORDED_PACKAGES, missing=None), **user_attrs.get("versions", {})},
             "run_id": run_id,
             "n_weights": n,
             "n_features": self.n_features,
@@ -433,7 +284,7 @@ class FeatureStore:
             "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "complete": False,
         }
-        with self._run_lock(run_id):
+        with run_lock(self.path, run_id):
             try:
                 previous = read_run_attrs(self.path, run_id)
             except StoreError:
@@ -443,39 +294,18 @@ class FeatureStore:
                     f"run {run_id!r} is already complete in {self.path}; skip it (check store.is_complete) "
                     "or pass overwrite=True / delete_run() to recompute it"
                 )
-            if self._remove_run_dir(run_id):
+            if unpublish_run(self.path, run_id, durable=self.durable):
                 log.info("run %s: replacing a previous %s run", run_id, "complete" if previous else "incomplete")
             t0 = time.perf_counter()
             try:
                 self._write_group(run_id, run_attrs, feats, lab, lay, graph_arrays, extra_arrays)
             except BaseException:
                 with contextlib.suppress(Exception):
-                    self._remove_run_dir(run_id)
+                    unpublish_run(self.path, run_id, durable=self.durable)
                 raise
             seconds = time.perf_counter() - t0
         log.info("run %s: wrote %d weights x %d features in %.2fs", run_id, n, self.n_features, seconds)
         return {**run_attrs, "complete": True}
-
-    def _check_features(self, features: np.ndarray, n: int) -> np.ndarray:
-        feats = _as_numpy(features)
-        if feats.ndim != 2 or feats.shape != (n, self.n_features):
-            raise ValueError(
-                f"features must be (n_weights={n}, n_features={self.n_features}) for this store's schema, "
-                f"got {feats.shape}"
-            )
-        if not np.issubdtype(feats.dtype, np.floating) and not np.issubdtype(feats.dtype, np.integer):
-            raise ValueError(f"features must be numeric, got {feats.dtype}")
-        feats = np.ascontiguousarray(feats, dtype=np.float32)
-        step = max(1, _WRITE_BLOCK_BYTES // (4 * self.n_features))
-        for a in range(0, n, step):
-            block = feats[a : a + step]
-            if not np.isfinite(block).all():
-                bad = [self.feature_names[j] for j in np.flatnonzero(~np.isfinite(block).all(axis=0))]
-                raise ValueError(
-                    f"features contain NaN/inf in columns {bad}; fix the feature computation (e.g. a per-layer "
-                    "std of zero) — a non-finite feature would poison scorer training"
-                )
-        return feats
 
     def _write_group(
         self,
@@ -540,54 +370,22 @@ class FeatureStore:
                     arr[...] = data
         directory = run_dir(self.path, run_id)
         if self.durable:
-            _fsync_tree(directory)
+            fsync_tree(directory)
         # The commit point: zarr rewrites zarr.json via write-to-temp + rename, so readers see
         # either the old (incomplete) or the new (complete) metadata, never a torn file.
         group.attrs.update({"complete": True})
         if self.durable:
-            _fsync_path(directory / "zarr.json")
-            _fsync_path(directory)
+            fsync_path(directory / "zarr.json")
+            fsync_path(directory)
 
     # ------------------------------------------------------------------ conveniences
 
     def reader(self, **kwargs: Any) -> StoreReader:
         """A :class:`StoreReader` over this store's complete runs (kwargs: where=, exclude=)."""
-        from autosparse.store.reader import StoreReader
-
         return StoreReader(self.path, **kwargs)
 
     def validate(self, **kwargs: Any) -> ValidationReport:
-        from autosparse.store.validate import validate_store
-
         return validate_store(self.path, **kwargs)
-
-
-def _check_label(label: np.ndarray, n: int, rounds: int) -> np.ndarray:
-    lab = _as_numpy(label)
-    if lab.shape != (n,):
-        raise ValueError(f"label must have shape ({n},) (one IRP round per weight), got {lab.shape}")
-    is_int = np.issubdtype(lab.dtype, np.integer)
-    if not is_int and not (np.issubdtype(lab.dtype, np.floating) and np.array_equal(lab, np.round(lab))):
-        raise ValueError(f"label must hold integer rounds, got dtype {lab.dtype}")
-    if n and (lab.min() < 0 or lab.max() > rounds):
-        raise ValueError(
-            f"labels must be in [0, R={rounds}] (R = survived every round), got [{lab.min()}, {lab.max()}]"
-        )
-    return np.ascontiguousarray(lab, dtype=np.int8)
-
-
-def _check_layer(layer: np.ndarray | None, table: list[dict[str, Any]]) -> np.ndarray:
-    expected = np.repeat(np.arange(len(table), dtype=np.int16), [e["numel"] for e in table])
-    if layer is None:
-        return expected
-    lay = _as_numpy(layer)
-    if lay.shape != expected.shape or not np.array_equal(lay, expected):
-        raise ValueError(
-            "layer must give each row's index into layers_table, rows ordered by layer "
-            f"(expected {len(table)} consecutive blocks of sizes {[e['numel'] for e in table]}); "
-            "omit it to have it derived from the table"
-        )
-    return expected
 
 
 def open_store(
@@ -597,4 +395,4 @@ def open_store(
     return FeatureStore._open(Path(path), storage, durable)
 
 
-__all__ = ["FeatureStore", "open_store", "package_versions"]
+__all__ = ["RECORDED_PACKAGES", "FeatureStore", "open_store"]

@@ -1,0 +1,57 @@
+"""What a pruner needs from its caller besides the model: pruning data, or at least the input shape.
+
+Both checks raise a :class:`~autosparse.core.errors.ConfigError` that says how to provide the
+missing piece, so every method fails the same way and names the same fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+from autosparse.core.errors import ConfigError
+from autosparse.data.pruning_data import PruningData
+
+
+def require_data(data: Any, method: str) -> PruningData:
+    """The pruning data, or an error that says how to provide it."""
+    pdata = PruningData.coerce(data)
+    if pdata is None:
+        raise ConfigError(
+            f"{method} needs data: pass data=(inputs, targets) or a DataLoader "
+            "(autosparse.data.pruning_batch(dataset) gives the standard one)"
+        )
+    return pdata
+
+
+def input_shape_of(
+    method: str,
+    configured: Sequence[int] | None,
+    data: PruningData | None,
+    model: nn.Module,
+    *,
+    data_first: bool = False,
+) -> tuple[int, ...]:
+    """The per-sample input shape (no batch axis) for a method that builds its own inputs.
+
+    Looked up in the ``input_shape`` hyperparameter, the pruning data, then the model's own
+    ``input_shape`` attribute. ``data_first`` swaps the first two: NTK-SAP's reference takes the
+    shape of the data it was given and its ``input_shape`` only stands in for absent data, while
+    SynFlow, NPB and DPaI let an explicit hyperparameter override the data. An empty
+    ``configured`` counts as not given (a scalar input is never meant).
+    """
+    from_config = tuple(int(d) for d in configured) if configured else None
+    from_data = tuple(int(d) for d in data.input_shape) if data is not None else None
+    for shape in (from_data, from_config) if data_first else (from_config, from_data):
+        if shape is not None:
+            return shape
+    shape = getattr(model, "input_shape", None)
+    if shape is not None:
+        return tuple(int(d) for d in shape)
+    raise ConfigError(
+        f"{method} cannot tell the input shape of {type(model).__name__}: pass the hyperparameter "
+        f"input_shape=(C, H, W) (e.g. prune(model, {method!r}, density=0.01, input_shape=(1, 28, 28))) "
+        "or pruning data"
+    )

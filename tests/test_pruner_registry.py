@@ -1,0 +1,147 @@
+"""The pruner interface: masks-only methods vs scoring methods, and the helpers every method shares."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from autosparse.core.allocation import allocate
+from autosparse.core.errors import ConfigError
+from autosparse.core.layers import prunable_layers
+from autosparse.data.pruning_data import PruningData
+from autosparse.pruners import (
+    Pruner,
+    ScoringPruner,
+    as_scoring,
+    available,
+    get_pruner,
+    make_pruner,
+    make_scoring_pruner,
+    prune,
+    scoring_methods,
+)
+from autosparse.pruners.inputs import input_shape_of, require_data
+from autosparse.pruners.weights import effective_weight
+from autosparse.pruners.workspace import working_copy
+
+MASKS_ONLY = {"imp", "npb", "dpai"}
+
+
+def tiny(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+
+
+def test_exactly_the_masks_only_methods_lack_scores() -> None:
+    for name in available():
+        cls = get_pruner(name)
+        assert issubclass(cls, Pruner)
+        assert issubclass(cls, ScoringPruner) == (name not in MASKS_ONLY), name
+        assert hasattr(cls, "scores") == (name not in MASKS_ONLY), name
+    assert set(available()) - set(scoring_methods()) == MASKS_ONLY
+
+
+@pytest.mark.parametrize("name", sorted(MASKS_ONLY))
+def test_asking_a_masks_only_method_for_scores_is_one_clear_error(name: str) -> None:
+    with pytest.raises(ConfigError, match=rf"{name} .*no per-weight scores.*prune\(model, '{name}', density=") as err:
+        make_scoring_pruner(name)
+    assert "snip" in str(err.value)  # names methods that do score
+    with pytest.raises(ConfigError, match="no per-weight scores"):
+        as_scoring(make_pruner(name))
+
+
+def test_make_scoring_pruner_passes_hyperparameters() -> None:
+    pruner = make_scoring_pruner("synflow", {"rounds": 3}, input_shape=(12,))
+    assert isinstance(pruner, ScoringPruner)
+    assert pruner.config.rounds == 3 and pruner.config.input_shape == (12,)
+
+
+def test_a_scoring_pruner_masks_by_scores_then_allocation() -> None:
+    class Ramp(ScoringPruner):
+        data_dependent = False
+
+        def scores(self, model, data, *, seed=0):
+            return {
+                la.name: torch.arange(la.parameter.numel(), dtype=torch.float32).reshape(la.shape)
+                for la in prunable_layers(model)
+            }
+
+    model = tiny()
+    for scope in ("global", "uniform", "erk"):
+        pruner = Ramp(scope=scope)
+        expected = allocate(pruner.scores(model, None), 0.3, scope=scope)
+        got = pruner.masks(model, None, 0.3)
+        assert all(torch.equal(got[n], expected[n]) for n in expected)
+
+
+def test_an_incomplete_method_cannot_be_built() -> None:
+    class NoMasks(Pruner):
+        pass
+
+    class NoScores(ScoringPruner):
+        pass
+
+    for cls in (NoMasks, NoScores):
+        with pytest.raises(TypeError):
+            cls()
+
+
+def test_robust_over_a_masks_only_base_prunes_but_has_no_scores() -> None:
+    model = tiny()
+    masks = prune(model, "robust", density=0.3, scope="erk", base_method="npb", base_config={"input_shape": (12,)})
+    assert masks.kept == round(0.3 * masks.total) and masks.meta["base_method"] == "npb"
+    with pytest.raises(ConfigError, match=r"npb .*no per-weight scores"):
+        make_pruner("robust", base_method="npb", scope="erk").scores(model, None)
+
+
+def test_data_dependent_methods_say_how_to_pass_data() -> None:
+    with pytest.raises(ConfigError, match=r"snip needs data: pass data=\(inputs, targets\)"):
+        prune(tiny(), "snip", density=0.5)
+    with pytest.raises(ConfigError, match="grasp needs data"):
+        require_data(None, "grasp")
+    x, y = torch.randn(4, 12), torch.tensor([0, 1, 2, 0])
+    assert isinstance(require_data((x, y), "grasp"), PruningData)
+
+
+# ----------------------------------------------------------------------------- shared helpers
+
+
+def test_working_copy_keeps_or_sets_modes_casts_only_the_copy_and_drops_grads() -> None:
+    model = tiny()
+    model.train()
+    model[2].eval()
+    model[1].weight.grad = torch.ones_like(model[1].weight)
+    kept = working_copy(model)
+    assert [m.training for m in kept.modules()] == [m.training for m in model.modules()]
+    assert all(p.grad is None for p in kept.parameters()) and model[1].weight.grad is not None
+    assert not any(m.training for m in working_copy(model, train_mode=False).modules())
+    assert all(m.training for m in working_copy(model, train_mode=True).modules())
+    cast = working_copy(model, dtype=torch.float64)
+    assert cast[1].weight.dtype == torch.float64 and model[1].weight.dtype == torch.float32
+
+
+def test_working_copy_and_effective_weight_on_a_torch_pruned_model() -> None:
+    model = tiny()
+    masks = prune(model, "random", density=0.5, seed=0, apply=True)
+    copy = working_copy(model)
+    for layer in prunable_layers(copy):
+        w = effective_weight(layer)
+        assert torch.equal(w != 0, masks[layer.name])
+        assert torch.equal(w, (layer.module.weight_orig * layer.module.weight_mask).detach())
+    assert copy is not model and copy[1].weight_orig is not model[1].weight_orig
+
+
+def test_input_shape_precedence_is_explicit() -> None:
+    model = tiny()
+    data = PruningData([(torch.randn(2, 3, 4), torch.tensor([0, 1]))], 2)
+    assert input_shape_of("synflow", (12,), data, model) == (12,)
+    assert input_shape_of("ntk_sap", (12,), data, model, data_first=True) == (3, 4)
+    assert input_shape_of("ntk_sap", (12,), None, model, data_first=True) == (12,)
+    assert input_shape_of("synflow", None, data, model) == (3, 4)
+    assert input_shape_of("synflow", (), data, model) == (3, 4)  # empty = not given
+    model.input_shape = (1, 12)
+    assert input_shape_of("synflow", None, None, model) == (1, 12)
+    del model.input_shape
+    with pytest.raises(ConfigError, match=r"input_shape=.*prune\(model, 'npb'"):
+        input_shape_of("npb", None, None, model)
