@@ -8,16 +8,28 @@ import pytest
 import torch
 from torch import nn
 
-from autosparse.core.errors import ConfigError
+from autosparse.core.errors import ConfigError, UnknownNameError
+from autosparse.core.init_transform import InitTransform, fingerprint, rescale_factors, scale_branches
 from autosparse.core.masks import Masks
 from autosparse.pruners import available, make_pruner, prune
-from autosparse.pruners.robust import (
-    apply_rescale,
-    apply_stable_resnet,
-    prepare_for_training,
-    rescale_weights,
-    residual_branch_ends,
-)
+from autosparse.pruners.robust import branch_scales, residual_branch_ends
+
+
+def rescale_weights(model: nn.Module, masks, granularity: str = "paper") -> dict[str, torch.Tensor]:
+    """The factors in weight shape, 1 where pruned (what the paper's formula gives per weight)."""
+    compact = rescale_factors(model, masks, granularity)
+    return {n: torch.where(masks[n], f.expand(masks[n].shape), 1.0) for n, f in compact.items()}
+
+
+def apply_rescale(model: nn.Module, masks, granularity: str = "paper") -> dict[str, torch.Tensor]:
+    init = InitTransform(factors=rescale_factors(model, masks, granularity), fingerprint=fingerprint(model))
+    factors = rescale_weights(model, masks, granularity)
+    init.apply(model)
+    return factors
+
+
+def apply_stable_resnet(model: nn.Module) -> None:
+    scale_branches(model, branch_scales(model))
 
 
 def lenet(seed: int = 0) -> nn.Module:
@@ -66,7 +78,7 @@ def test_rescale_formula_by_hand() -> None:
     keep = torch.tensor([[True, False, False], [False, True, True]])
     f = rescale_weights(lin, {"weight": keep})["weight"]
     # row 0: dense energy 25, kept 9 -> 5/3 ; row 1: dense 9, kept 8 -> 3/sqrt(8)
-    expected = torch.tensor([[5 / 3, 1.0, 1.0], [1.0, 3 / 8**0.5, 3 / 8**0.5]], dtype=torch.float64)
+    expected = torch.tensor([[5 / 3, 1.0, 1.0], [1.0, 3 / 8**0.5, 3 / 8**0.5]], dtype=torch.float32)
     torch.testing.assert_close(f, expected)
 
 
@@ -91,7 +103,7 @@ def test_conv_granularities() -> None:
     kept_unit = ((unit * w) ** 2 * keep).sum(dim=(1, 2, 3))
     torch.testing.assert_close(kept_unit, (w**2).sum(dim=(1, 2, 3)), rtol=1e-5, atol=0)
     with pytest.raises(ConfigError):
-        rescale_weights(conv, {"weight": keep}, "layer")
+        rescale_factors(conv, {"weight": keep}, "layer")
 
 
 def test_apply_rescale_through_torch_pruning_and_baked_zeros() -> None:
@@ -105,8 +117,8 @@ def test_apply_rescale_through_torch_pruning_and_baked_zeros() -> None:
     )
     plain, hooked = copy.deepcopy(net), copy.deepcopy(net)
     apply_rescale(plain, masks)
-    masks.apply(hooked)  # weight_orig + weight_mask: the rescale must act on weight_orig
-    apply_rescale(hooked, masks)
+    init = InitTransform(factors=rescale_factors(net, masks, "paper"), fingerprint=fingerprint(net))
+    masks.with_init(init).apply(hooked)  # weight_orig + weight_mask: the rescale acts on weight_orig
     hooked(torch.zeros(1, 784))  # torch pruning recomputes .weight from weight_orig in a pre-forward hook
     for i in (1, 3, 5):
         torch.testing.assert_close(hooked[i].weight, plain[i].weight * masks[f"{i}.weight"])
@@ -114,7 +126,7 @@ def test_apply_rescale_through_torch_pruning_and_baked_zeros() -> None:
     with torch.no_grad():
         for i in (1, 3, 5):
             baked[i].weight.mul_(masks[f"{i}.weight"])
-    with pytest.raises(ConfigError, match="θ₀"):
+    with pytest.raises(ConfigError, match="θ0"):
         apply_rescale(baked, masks)
 
 
@@ -128,12 +140,11 @@ def test_robust_pruner_exact_count_meta_and_prepare() -> None:
     base = prune(net, "snip", sparsity=0.999, data=data, seed=4)
     assert m1.kept == 266
     assert all(torch.equal(m1[n], m2[n]) and torch.equal(m1[n], base[n]) for n in m1)
-    assert m1.meta["rescale"] is True and m1.meta["method"] == "robust"
-    assert m1.meta["prepare"] == "autosparse.pruners.robust.prepare_for_training"
+    assert m1.init is not None and m1.init.factors and m1.meta["method"] == "robust"
+    assert m1.init.granularity == "paper"
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
 
     trained = copy.deepcopy(net)
-    prepare_for_training(trained, m1)
     m1.apply(trained)
     trained(data[0])
     for i in (1, 3, 5):
@@ -143,9 +154,10 @@ def test_robust_pruner_exact_count_meta_and_prepare() -> None:
         rows = m1[name].any(dim=1)
         energy = (trained[i].weight.detach() ** 2).sum(dim=1)
         torch.testing.assert_close(energy[rows], (w0**2).sum(dim=1)[rows])
-    # masks of other methods: a no-op
+    # masks of other methods change nothing but the masked weights
+    assert base.init is None
     other = copy.deepcopy(net)
-    prepare_for_training(other, base)
+    assert base.prepare(other) is False
     assert all(torch.equal(a, b) for a, b in zip(other.state_dict().values(), net.state_dict().values()))
 
 
@@ -154,10 +166,10 @@ def test_robust_over_data_free_base_needs_no_data() -> None:
     assert not pruner.data_dependent
     masks = prune(lenet(), "robust", density=0.01, base_method="magnitude", rescale_granularity="unit")
     assert masks.kept == round(0.01 * masks.total)
-    assert masks.meta["rescale_granularity"] == "unit"
+    assert masks.init is not None and masks.init.granularity == "unit"
     with pytest.raises(ConfigError):
         make_pruner("robust", base_method="robust")
-    with pytest.raises(ConfigError):
+    with pytest.raises(UnknownNameError):
         make_pruner("robust", base_method="magnitude", rescale_granularity="kernel")
 
 
@@ -215,9 +227,10 @@ def test_sbp_sr_prunes_the_stable_network_and_leaves_caller_alone() -> None:
     data = (torch.randn(8, 3, 8, 8), torch.randint(0, 5, (8,)))
     masks = prune(net, "robust", density=0.1, data=data, stable_resnet=True, rescale=False, seed=0)
     assert masks.kept == round(0.1 * masks.total)
-    assert masks.meta["stable_resnet"] is True and masks.meta["rescale"] is False
+    assert masks.meta["stable_resnet"] is True and masks.init is not None and not masks.init.factors
+    assert masks.init.branch_scale == {"b1.bn2": 1 / 2**0.5, "b2.bn2": 1 / 2**0.5}
     assert not any(m._forward_hooks for m in net.modules())  # caller's model has no hooks
-    prepared = prepare_for_training(copy.deepcopy(net), masks)
+    prepared = masks.apply(copy.deepcopy(net))
     assert prepared.b1.bn2._forward_hooks and prepared.b2.bn2._forward_hooks
 
 

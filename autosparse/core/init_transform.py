@@ -147,10 +147,12 @@ class InitTransform:
                     "(same model, same seed), or drop the rescaling with masks.without_init()"
                 )
 
-    def apply(self, model: nn.Module) -> bool:
+    def apply(self, model: nn.Module, masks: Mapping[str, torch.Tensor] | None = None) -> bool:
         """Rescale the kept weights and scale the branches of ``model`` in place, once.
 
-        Returns False (doing nothing) when ``model`` was already prepared by this transform.
+        With ``masks``, pruned weights keep their θ0 values (only kept weights are multiplied), so
+        a torch-pruned model's ``weight_orig`` stays θ0 where the mask is off. Returns False (doing
+        nothing) when ``model`` was already prepared by this transform.
         """
         if not self:
             return False
@@ -163,7 +165,14 @@ class InitTransform:
             with torch.no_grad():
                 for layer in prunable_layers(model):
                     f = self.factors.get(layer.name)
-                    if f is not None:
-                        layer.parameter.mul_(f.to(device=layer.parameter.device, dtype=layer.parameter.dtype))
+                    if f is None:
+                        continue
+                    p = layer.parameter
+                    f = f.to(device=p.device, dtype=p.dtype)
+                    if masks is not None:
+                        f = torch.where(
+                            masks[layer.name].to(p.device), f, torch.ones((), dtype=p.dtype, device=p.device)
+                        )
+                    p.mul_(f)
         setattr(model, PREPARED_ATTR, self.token)
         return True

@@ -162,7 +162,7 @@ class Masks(Mapping[str, torch.Tensor]):
         model was already prepared by these masks).
         """
         self.validate(model)
-        return self.init.apply(model) if self.init else False
+        return self.init.apply(model, self._masks) if self.init else False
 
     def apply(self, model: nn.Module) -> nn.Module:
         """Prepare θ0 (:meth:`prepare`) and attach masks with ``torch.nn.utils.prune``.

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from autosparse.core.errors import check_density
+from autosparse.core.init_transform import InitTransform, fingerprint, rescale_factors
 from autosparse.core.layers import prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks
 from autosparse.data.pruning_data import PruningData
@@ -79,8 +80,27 @@ def prune_timed(
         start = time.perf_counter()
         masks = pruner.masks(work, pdata, d, seed=seed)
         seconds = time.perf_counter() - start
-    masks = Masks(masks.to_dict(), meta={**masks.meta, "method": method, "density": d, "seed": seed})
+    masks = Masks(
+        masks.to_dict(),
+        meta={**masks.meta, "method": method, "density": d, "seed": seed},
+        init=_init_transform(model, masks, pruner.config),
+    )
     masks.validate(model)
     if apply:
         masks.apply(model)
     return PruneResult(masks, seconds, method, dataclasses.asdict(pruner.config))
+
+
+def _init_transform(model: nn.Module, masks: Masks, config: PrunerConfig) -> InitTransform | None:
+    """What the masks change in θ0: the method's own (e.g. robust's branch scales) plus the
+    rescaling when the config asks for it, fingerprinted on the caller's θ0."""
+    own = masks.init
+    if not config.rescale and not own:
+        return None
+    factors = rescale_factors(model, masks, config.rescale_granularity) if config.rescale else {}
+    return InitTransform(
+        factors=factors,
+        branch_scale=dict(own.branch_scale) if own else {},
+        fingerprint=fingerprint(model),
+        granularity=config.rescale_granularity if config.rescale else "",
+    )

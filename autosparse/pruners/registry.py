@@ -28,6 +28,7 @@ from torch import nn
 
 from autosparse.core.allocation import SCOPES, allocate
 from autosparse.core.errors import ConfigError, UnknownNameError
+from autosparse.core.init_transform import GRANULARITIES
 from autosparse.core.masks import Masks
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.scores import Scores
@@ -38,6 +39,8 @@ class PrunerConfig:
     """Hyperparameters every pruner shares. Subclasses add their own fields."""
 
     scope: str = "global"  # how many per layer: global | uniform | erk
+    rescale: bool = False  # rescale kept weights so each unit keeps its input variance at θ0 (Hayou et al. 2021)
+    rescale_granularity: str = "unit"  # unit: one factor per output unit | paper: per (output unit, kernel position)
 
 
 class Pruner(ABC):
@@ -62,6 +65,8 @@ class Pruner(ABC):
             cfg = dataclasses.replace(cfg, **overrides)
         if cfg.scope not in SCOPES:
             raise UnknownNameError("allocation scope", cfg.scope, SCOPES)
+        if cfg.rescale_granularity not in GRANULARITIES:
+            raise UnknownNameError("rescale granularity", cfg.rescale_granularity, GRANULARITIES)
         self.config = cfg
 
     @abstractmethod

@@ -26,11 +26,11 @@ shortcut), and registering a forward hook that multiplies that module's output b
 Models ``torch.fx`` cannot trace, or whose branch does not end in a module called once, raise
 :class:`~autosparse.core.errors.ConfigError` with the reason.
 
-A mask cannot carry a weight change, so the masks this pruner returns say what to do in their
-``meta``: ``rescale`` (bool), ``rescale_granularity``, ``stable_resnet`` (bool) and
-``prepare = "autosparse.pruners.robust.prepare_for_training"``. Training code calls
-:func:`prepare_for_training` once, on the freshly initialised weights θ₀ that were pruned,
-before the first optimiser step (before or after ``masks.apply`` — both work).
+Both changes travel with the masks as ``masks.init`` (an
+:class:`~autosparse.core.init_transform.InitTransform`: the rescaling factors, computed for every
+method that sets ``rescale`` by :mod:`autosparse.pruners.entry`, and the branch scales found
+here), and ``masks.apply`` / the trainer perform them once, on the θ₀ that was pruned. The
+rescaling itself is no longer specific to this method: any method may set ``rescale: true``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from __future__ import annotations
 import logging
 import math
 import operator
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +45,8 @@ import torch
 from torch import nn
 
 from autosparse.core.errors import ConfigError
-from autosparse.core.layers import PRUNABLE_TYPES, prunable_layers
+from autosparse.core.init_transform import InitTransform, scale_branches
+from autosparse.core.layers import PRUNABLE_TYPES
 from autosparse.core.masks import Masks
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.registry import PrunerConfig, ScoringPruner, as_scoring, make_pruner, register
@@ -55,67 +55,14 @@ from autosparse.pruners.workspace import working_copy
 
 log = logging.getLogger(__name__)
 
-GRANULARITIES = ("paper", "unit")
-PREPARE = "autosparse.pruners.robust.prepare_for_training"
-_SCALE_ATTR = "_autosparse_branch_scale"
-
 
 @dataclass
 class RobustConfig(PrunerConfig):
     base_method: str = "snip"  # the paper's SBP uses SNIP's sensitivity |θ g|
     base_config: dict[str, Any] = field(default_factory=dict)  # hyperparameters of the base method
     rescale: bool = True  # the paper's rescaling trick (Prop. 2)
-    rescale_granularity: str = "paper"  # paper: per (out channel, kernel position) in convs | unit: per out channel
+    rescale_granularity: str = "paper"  # the paper's: per (output unit, kernel position)
     stable_resnet: bool = False  # SBP-SR: scale residual branches by 1/sqrt(L) (prune and train that network)
-
-
-# --------------------------------------------------------------------------- rescaling trick
-
-
-def rescale_weights(
-    model: nn.Module, masks: Mapping[str, torch.Tensor], granularity: str = "paper"
-) -> dict[str, torch.Tensor]:
-    """The factor each prunable weight must be multiplied by (weight-shaped tensors, 1 where pruned).
-
-    Computed from the model's current (dense, θ₀) weights; pure — the model is not changed.
-    """
-    if granularity not in GRANULARITIES:
-        raise ConfigError(f"unknown rescale_granularity {granularity!r}; use one of {', '.join(GRANULARITIES)}")
-    factors: dict[str, torch.Tensor] = {}
-    for layer in prunable_layers(model):
-        w = layer.parameter.detach()
-        keep = masks[layer.name].to(device=w.device, dtype=torch.bool)
-        if tuple(keep.shape) != tuple(w.shape):
-            raise ConfigError(f"mask {layer.name} has shape {tuple(keep.shape)}, the weight {tuple(w.shape)}")
-        w64 = w.to(torch.float64)
-        if bool((~keep).any()) and bool((w64[~keep] == 0).all()) and bool((w64 != 0).any()):
-            raise ConfigError(
-                f"every pruned weight of {layer.name} is already zero, so the dense variance to restore is lost; "
-                "call the rescaling on θ₀ before the masks are baked in (before remove_masks or training)"
-            )
-        sq = w64.pow(2)
-        # Sum over what feeds one unit: input channels (and, for 'unit', the kernel positions too).
-        dims = (1,) if granularity == "paper" else tuple(range(1, w.dim()))
-        dense = sq.sum(dim=dims, keepdim=True)
-        kept = (sq * keep).sum(dim=dims, keepdim=True)
-        rho = torch.where(kept > 0, torch.sqrt(dense / kept.clamp_min(torch.finfo(torch.float64).tiny)), 1.0)
-        factors[layer.name] = torch.where(keep, rho.expand_as(w64), torch.ones_like(w64)).to(w.dtype)
-    return factors
-
-
-def apply_rescale(
-    model: nn.Module, masks: Mapping[str, torch.Tensor], granularity: str = "paper"
-) -> dict[str, torch.Tensor]:
-    """Multiply ``model``'s kept weights in place by :func:`rescale_weights`; return the factors.
-
-    Call exactly once, on θ₀: the factors depend on the dense weights, so calling it again (or
-    after training) would rescale already-rescaled weights.
-    """
-    factors = rescale_weights(model, masks, granularity)
-    with torch.no_grad():
-        for layer in prunable_layers(model):
-            layer.parameter.mul_(factors[layer.name].to(layer.parameter.device))
-    return factors
 
 
 # --------------------------------------------------------------------------- stable ResNet
@@ -198,47 +145,15 @@ def residual_branch_ends(model: nn.Module) -> list[str]:
     return ends
 
 
-def _scale_output(module: nn.Module, _inputs: Any, output: torch.Tensor) -> torch.Tensor:
-    return output * getattr(module, _SCALE_ATTR)
-
-
-def apply_stable_resnet(model: nn.Module) -> list[str]:
-    """Scale every residual branch of ``model`` by ``1/sqrt(L)`` with forward hooks (idempotent).
-
-    Returns the branch-end module names. Hooks survive ``copy.deepcopy`` and pickling (the hook
-    is a module-level function reading the scale from a module attribute); they are not part of
-    ``state_dict``, so a model rebuilt from a state dict must be prepared again.
-    """
+def branch_scales(model: nn.Module) -> dict[str, float]:
+    """SBP-SR: every residual branch of ``model`` scaled by ``1/sqrt(L)`` (module name -> scale)."""
     ends = residual_branch_ends(model)
     if not ends:
         raise ConfigError(
             f"stable_resnet: found no residual additions in {type(model).__name__}; it is not a ResNet — "
             "use stable_resnet=False"
         )
-    scale = 1.0 / math.sqrt(len(ends))
-    modules = dict(model.named_modules())
-    for name in ends:
-        module = modules[name]
-        if hasattr(module, _SCALE_ATTR):
-            continue
-        setattr(module, _SCALE_ATTR, scale)
-        module.register_forward_hook(_scale_output)
-    return ends
-
-
-def prepare_for_training(model: nn.Module, masks: Masks) -> nn.Module:
-    """Make ``model`` the network that ``masks`` were chosen for: what training must call.
-
-    Reads ``masks.meta``: adds the stable-ResNet branch scaling if ``stable_resnet`` and
-    multiplies the kept weights by the rescaling factors if ``rescale``. A no-op for masks of
-    other methods, so training code may call it unconditionally. Call once, on θ₀.
-    """
-    meta = masks.meta
-    if meta.get("stable_resnet"):
-        apply_stable_resnet(model)
-    if meta.get("rescale"):
-        apply_rescale(model, masks, str(meta.get("rescale_granularity", "paper")))
-    return model
+    return dict.fromkeys(ends, 1.0 / math.sqrt(len(ends)))
 
 
 # --------------------------------------------------------------------------- the pruner
@@ -250,16 +165,12 @@ class RobustPruner(ScoringPruner):
     data_dependent = True
     description = (
         "Robust pruning at init (Hayou et al. 2021): a base criterion (SNIP) plus the EOC rescaling of kept "
-        "weights and optional stable-ResNet branch scaling; training must call robust.prepare_for_training"
+        "weights and optional stable-ResNet branch scaling (both carried by the masks, applied by masks.apply)"
     )
 
     def __init__(self, config: PrunerConfig | None = None, **overrides: Any) -> None:
         super().__init__(config, **overrides)
         cfg: RobustConfig = self.config  # type: ignore[assignment]
-        if cfg.rescale_granularity not in GRANULARITIES:
-            raise ConfigError(
-                f"unknown rescale_granularity {cfg.rescale_granularity!r}; use one of {', '.join(GRANULARITIES)}"
-            )
         if cfg.base_method == self.name:
             raise ConfigError("robust cannot wrap itself; choose another base_method (e.g. snip)")
         base_cfg = dict(cfg.base_config)
@@ -272,7 +183,7 @@ class RobustPruner(ScoringPruner):
         cfg: RobustConfig = self.config  # type: ignore[assignment]
         work = working_copy(model)
         if cfg.stable_resnet:
-            apply_stable_resnet(work)
+            scale_branches(work, branch_scales(work))
         return work
 
     def scores(self, model: nn.Module, data: PruningData | None, *, seed: int = 0) -> Scores:
@@ -282,13 +193,8 @@ class RobustPruner(ScoringPruner):
 
     def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
         cfg: RobustConfig = self.config  # type: ignore[assignment]
-        base = self.base.masks(self._network(model), data, density, seed=seed)
-        meta = {
-            **base.meta,
-            "base_method": cfg.base_method,
-            "rescale": cfg.rescale,
-            "rescale_granularity": cfg.rescale_granularity,
-            "stable_resnet": cfg.stable_resnet,
-            "prepare": PREPARE,
-        }
-        return Masks(base.to_dict(), meta=meta)
+        network = self._network(model)
+        base = self.base.masks(network, data, density, seed=seed)
+        meta = {**base.meta, "base_method": cfg.base_method, "stable_resnet": cfg.stable_resnet}
+        init = InitTransform(branch_scale=branch_scales(network)) if cfg.stable_resnet else None
+        return Masks(base.to_dict(), meta=meta, init=init)
