@@ -11,9 +11,11 @@ from autosparse.core.errors import CheckpointError, SchemaMismatchError, StoreEr
 from autosparse.data import load_dataset, pruning_batch
 from autosparse.models import build_model
 from autosparse.pruners import prune
-from autosparse.scorer.api import load_scorer
 from autosparse.scorer.checkpoint import CARD_FILE, WEIGHTS_FILE
-from autosparse.scorer.training import ScorerConfig, listnet_loss, train_scorer
+from autosparse.scorer.config import ScorerConfig
+from autosparse.scorer.fit import listnet_loss
+from autosparse.scorer.loaded import load_scorer
+from autosparse.scorer.training import train_scorer
 from autosparse.task import ModelSpec
 from autosparse.training.irp import IRPConfig
 from autosparse.training.trainer import TrainConfig
@@ -168,11 +170,11 @@ def test_add_unit_head_keeps_ranker_and_allocator(store, scorer_dir, tmp_path) -
 def test_alive_unit_fractions_follow_the_labels() -> None:
     import numpy as np
 
-    from autosparse.scorer.data import _alive_unit_fractions
+    from autosparse.scorer.data import alive_unit_fractions
 
     # 3 units x 2 inputs; unit 0 keeps a weight to round 2, unit 1 to round 1, unit 2 none past round 0
     label = np.array([2, 0, 1, 1, 0, 0])
-    assert _alive_unit_fractions(label, [3, 2], 3) == [1.0, 2 / 3, 1 / 3]
+    assert alive_unit_fractions(label, [3, 2], 3) == [1.0, 2 / 3, 1 / 3]
 
 
 def test_unit_scale_from_card_or_override(scorer_dir) -> None:

@@ -18,9 +18,13 @@ from autosparse.data.pruning_data import PruningData
 from autosparse.features import compute_features
 from autosparse.models import build_model
 from autosparse.pruners import prune
-from autosparse.scorer.gnn import GNNRanker, gnn_score_layers, net_inputs
+from autosparse.scorer.archs.base import get_arch
+from autosparse.scorer.config import DEFAULT_RANKER_FEATURES, ScorerConfig
 from autosparse.scorer.gnn_data import ARRAY_NAMES, GraphArrays, build_graph, run_graph
-from autosparse.scorer.training import DEFAULT_RANKER_FEATURES, ScorerConfig, train_scorer
+from autosparse.scorer.gnn_inputs import net_inputs
+from autosparse.scorer.gnn_net import GNNRanker
+from autosparse.scorer.loaded import load_scorer
+from autosparse.scorer.training import train_scorer
 from autosparse.store import StoreReader
 
 HOLDOUT = "model_label=mlp-widths24"
@@ -145,17 +149,15 @@ def test_folded_scores_match_the_training_path() -> None:
             direct = ranker.score_weights(x, torch.arange(lf.numel), graph.layer_meta[li], dst, src)
             torch.testing.assert_close(folded[li], direct, atol=1e-4, rtol=1e-4)
     with pytest.raises(ConfigError, match="input shape"):
-        gnn_score_layers(ranker, table, model, None)
+        get_arch("gnn").score_layers(ranker, table, model, None)
 
 
 def test_trained_gnn_scorer_prunes_an_unseen_conv_net(scorer_dir: Path) -> None:
-    from autosparse.scorer.api import load_scorer
-
     scorer = load_scorer(str(scorer_dir))
     assert scorer.card.arch == "gnn"
     assert scorer.card.ranker["gnn_hidden"] == 16 and scorer.card.ranker["gnn_layers"] == 2
     assert scorer.card.ranker["feature_groups"]["weight"]
-    assert scorer.card.metrics  # evaluated on the held-out run through gnn_score_run
+    assert scorer.card.metrics  # evaluated on the held-out run through the gnn arch's score_run
     (per_run,) = scorer.card.metrics.values()
     assert np.isfinite(per_run["rounds"]["1"]["precision"])
 
@@ -169,8 +171,6 @@ def test_trained_gnn_scorer_prunes_an_unseen_conv_net(scorer_dir: Path) -> None:
 
 
 def test_tampered_checkpoint_is_refused(scorer_dir: Path, tmp_path: Path) -> None:
-    from autosparse.scorer.api import load_scorer
-
     bad = tmp_path / "bad"
     shutil.copytree(scorer_dir, bad)
     weights = bad / "model.safetensors"
