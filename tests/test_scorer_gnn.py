@@ -220,3 +220,51 @@ def test_training_edge_sample_keeps_about_fanout_edges_per_unit() -> None:
         h_full = ranker.embed(full)
         h_sub = ranker.embed(full.sample_edges(32, torch.Generator().manual_seed(0)))
     assert float((h_full - h_sub).norm() / h_full.norm()) < 0.15  # the sampled mean estimates the full one
+
+
+@pytest.mark.parametrize("name", ["mlp", "gnn"])
+def test_each_arch_keeps_the_fit_loop_contract(store: Path, name: str) -> None:
+    """What scorer.fit and scorer.loaded rely on, checked on both built-in architectures."""
+    from autosparse.scorer.archs.base import TrainingSplit
+    from autosparse.scorer.checkpoint import Card
+    from autosparse.scorer.data import load_samples, open_split
+
+    cfg = ScorerConfig(arch=name, groups_per_step=3, group_size=16, gnn_hidden=8, max_per_layer=500)
+    train_reader, val_reader = open_split(str(store), HOLDOUT)
+    assert val_reader is not None
+    split = TrainingSplit(
+        train_reader,
+        val_reader,
+        load_samples(train_reader, cfg.ranker_features, cfg.allocator_features, max_per_layer=cfg.max_per_layer),
+        load_samples(val_reader, cfg.ranker_features, cfg.allocator_features, keep_full=True),
+    )
+    arch = get_arch(name)
+    torch.manual_seed(0)
+    ranker = arch.new_ranker(cfg)
+    data = arch.training_data(ranker, split, cfg)
+    scores, labels = arch.sample_batch(ranker, data.train, cfg, torch.Generator().manual_seed(0))
+    assert scores.shape == labels.shape == (3, 16) and scores.requires_grad
+    assert len(data.monitor) == len(split.val_runs)  # early stopping looks at the held-out runs
+    for item in data.monitor:
+        got, want = arch.monitor_scores(ranker, item)
+        assert [s.shape for s in got] == [y.shape for y in want] and item.densities
+    (run,) = split.val_runs
+    assert [len(s) for s in arch.score_run(ranker, val_reader, run)] == run.layer_numel.tolist()
+    card = Card(
+        name="t",
+        arch=name,
+        schema_version=1,
+        ranker={"features": list(cfg.ranker_features), "hidden": list(cfg.hidden), **arch.card_meta(cfg)},
+        allocator={},
+        normalisation={},
+    )
+    rebuilt = arch.from_card(card)
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in ranker.state_dict().items()}
+
+
+def test_same_seed_same_gnn_scorer(store: Path, scorer_dir: Path, tmp_path: Path) -> None:
+    cfg = ScorerConfig(
+        arch="gnn", steps=20, eval_every=10, groups_per_step=4, group_size=64, alloc_steps=50, gnn_hidden=16
+    )
+    train_scorer(store, holdout=HOLDOUT, out=tmp_path / "again", config=cfg, command="test")
+    assert (tmp_path / "again" / "model.safetensors").read_bytes() == (scorer_dir / "model.safetensors").read_bytes()
