@@ -48,7 +48,12 @@ INFER_PART = 1 << 18  # edges summed by one thread at prune time (a fixed size: 
 
 @functools.cache
 def directed_conv_class() -> type[nn.Module]:
-    """The class of one direction's message passing, built on first use (torch-geometric is imported here)."""
+    """The class of one direction's message passing (``DirectedConv``), defined on first use.
+
+    Why a factory: a class can only be defined once its base is imported, and the base,
+    torch-geometric's ``MessagePassing``, takes seconds to import while only GNN scorers need it.
+    Cached, so every conv of every ranker shares one class (PyG compiles its ``propagate`` once).
+    """
     from torch_geometric.nn import MessagePassing
 
     class DirectedConv(MessagePassing):
@@ -76,7 +81,7 @@ def directed_conv_class() -> type[nn.Module]:
             n = h.shape[0]
             x = self.node(h)
             if not torch.is_grad_enabled():
-                return sum_messages(
+                return _sum_messages(
                     x, edge_index, edge_attr, edge_norm, self.edge.weight, self.flow
                 ) * inv_deg.unsqueeze(1)
             mean, std = edge_norm
@@ -94,7 +99,7 @@ def directed_conv_class() -> type[nn.Module]:
     return DirectedConv
 
 
-def sum_messages(
+def _sum_messages(
     x: torch.Tensor,
     edge_index: torch.Tensor,
     edge_attr: torch.Tensor,
