@@ -35,7 +35,7 @@ _EXPORTS = {
     "layer_collapse": "autosparse.topology.paths",
     "mask_diagnostics": "autosparse.topology.diagnostics",
     "compute_features": "autosparse.features",
-    "load_scorer": "autosparse.scorer.api",
+    "load_scorer": "autosparse.scorer.loaded",
     "trace_graph": "autosparse.topology.graph",
 }
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from autosparse.bench.config import IMP, BenchConfig, MethodSpec
 from autosparse.core.config import config_hash, to_dict
-from autosparse.scorer.training import ScorerConfig
+from autosparse.scorer.config import ScorerConfig
 from autosparse.sources import RunJob, RunSpec, execute_run
 from autosparse.task import ModelSpec
 from autosparse.training.irp import IRPConfig

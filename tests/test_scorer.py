@@ -11,9 +11,11 @@ from autosparse.core.errors import CheckpointError, SchemaMismatchError, StoreEr
 from autosparse.data import load_dataset, pruning_batch
 from autosparse.models import build_model
 from autosparse.pruners import prune
-from autosparse.scorer.api import load_scorer
 from autosparse.scorer.checkpoint import CARD_FILE, WEIGHTS_FILE
-from autosparse.scorer.training import ScorerConfig, listnet_loss, train_scorer
+from autosparse.scorer.config import ScorerConfig
+from autosparse.scorer.fit import listnet_loss
+from autosparse.scorer.loaded import load_scorer
+from autosparse.scorer.training import train_scorer
 from autosparse.task import ModelSpec
 from autosparse.training.irp import IRPConfig
 from autosparse.training.trainer import TrainConfig
@@ -168,11 +170,11 @@ def test_add_unit_head_keeps_ranker_and_allocator(store, scorer_dir, tmp_path) -
 def test_alive_unit_fractions_follow_the_labels() -> None:
     import numpy as np
 
-    from autosparse.scorer.data import _alive_unit_fractions
+    from autosparse.scorer.data import alive_unit_fractions
 
     # 3 units x 2 inputs; unit 0 keeps a weight to round 2, unit 1 to round 1, unit 2 none past round 0
     label = np.array([2, 0, 1, 1, 0, 0])
-    assert _alive_unit_fractions(label, [3, 2], 3) == [1.0, 2 / 3, 1 / 3]
+    assert alive_unit_fractions(label, [3, 2], 3) == [1.0, 2 / 3, 1 / 3]
 
 
 def test_unit_scale_from_card_or_override(scorer_dir) -> None:
@@ -189,3 +191,49 @@ def test_unit_scale_from_card_or_override(scorer_dir) -> None:
     assert any(a < b for a, b in zip(card_scaled, raw, strict=True))
     with pytest.raises(ConfigError, match="unit_scale"):
         prune(model, "autos", density=0.01, data=None, scorer=str(scorer_dir), unit_scale=2.0)
+
+
+def test_arch_registry_checks_configs_and_cards(scorer_dir, tmp_path) -> None:
+    from autosparse.core.errors import ConfigError
+    from autosparse.scorer.archs import Arch, arch_names, get_arch
+
+    assert arch_names() == ("gnn", "mlp")
+    assert all(isinstance(get_arch(n), Arch) and get_arch(n).name == n for n in arch_names())
+    with pytest.raises(ConfigError, match="unknown scorer arch 'transformer'; use gnn or mlp"):
+        ScorerConfig(arch="transformer")
+    import shutil
+
+    copy = tmp_path / "other_arch"
+    shutil.copytree(scorer_dir, copy)
+    card = json.loads((copy / CARD_FILE).read_text())
+    card["arch"] = "transformer"
+    (copy / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match="'transformer' scorer"):
+        load_scorer(copy)
+
+
+def test_same_seed_same_scorer(store, scorer_dir, tmp_path) -> None:
+    """Training is a function of the store and the config: the weights come out bit for bit."""
+    cfg = ScorerConfig(ranker_features=FEATS, steps=60, eval_every=30, alloc_steps=200, group_size=256)
+    train_scorer(store, holdout="model_label=mlp-widths40", out=tmp_path / "again", config=cfg)
+    assert (tmp_path / "again" / WEIGHTS_FILE).read_bytes() == (scorer_dir / WEIGHTS_FILE).read_bytes()
+    assert (tmp_path / "again" / "metrics.json").read_text() == (scorer_dir / "metrics.json").read_text()
+
+
+def test_the_mlp_path_never_imports_torch_geometric() -> None:
+    """torch-geometric takes seconds to import; only a GNN scorer may pay for it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, torch\n"
+        "from autosparse.api import prune\n"
+        "from autosparse.models import build_model\n"
+        "from autosparse.scorer.config import ScorerConfig\n"
+        "ScorerConfig(arch='gnn')\n"
+        "model = build_model('mlp', (1, 8, 8), 10, seed=0, widths=[16])\n"
+        "prune(model, 'autos', density=0.1, data=(torch.randn(10, 1, 8, 8), torch.arange(10)))\n"
+        "assert 'torch_geometric' not in sys.modules, 'torch_geometric was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -18,9 +18,13 @@ from autosparse.data.pruning_data import PruningData
 from autosparse.features import compute_features
 from autosparse.models import build_model
 from autosparse.pruners import prune
-from autosparse.scorer.gnn import GNNRanker, gnn_score_layers, net_inputs
+from autosparse.scorer.archs.base import get_arch
+from autosparse.scorer.config import DEFAULT_RANKER_FEATURES, ScorerConfig
 from autosparse.scorer.gnn_data import ARRAY_NAMES, GraphArrays, build_graph, run_graph
-from autosparse.scorer.training import DEFAULT_RANKER_FEATURES, ScorerConfig, train_scorer
+from autosparse.scorer.gnn_inputs import net_inputs
+from autosparse.scorer.gnn_net import GNNRanker
+from autosparse.scorer.loaded import load_scorer
+from autosparse.scorer.training import train_scorer
 from autosparse.store import StoreReader
 
 HOLDOUT = "model_label=mlp-widths24"
@@ -145,17 +149,15 @@ def test_folded_scores_match_the_training_path() -> None:
             direct = ranker.score_weights(x, torch.arange(lf.numel), graph.layer_meta[li], dst, src)
             torch.testing.assert_close(folded[li], direct, atol=1e-4, rtol=1e-4)
     with pytest.raises(ConfigError, match="input shape"):
-        gnn_score_layers(ranker, table, model, None)
+        get_arch("gnn").score_layers(ranker, table, model, None)
 
 
 def test_trained_gnn_scorer_prunes_an_unseen_conv_net(scorer_dir: Path) -> None:
-    from autosparse.scorer.api import load_scorer
-
     scorer = load_scorer(str(scorer_dir))
     assert scorer.card.arch == "gnn"
     assert scorer.card.ranker["gnn_hidden"] == 16 and scorer.card.ranker["gnn_layers"] == 2
     assert scorer.card.ranker["feature_groups"]["weight"]
-    assert scorer.card.metrics  # evaluated on the held-out run through gnn_score_run
+    assert scorer.card.metrics  # evaluated on the held-out run through the gnn arch's score_run
     (per_run,) = scorer.card.metrics.values()
     assert np.isfinite(per_run["rounds"]["1"]["precision"])
 
@@ -169,8 +171,6 @@ def test_trained_gnn_scorer_prunes_an_unseen_conv_net(scorer_dir: Path) -> None:
 
 
 def test_tampered_checkpoint_is_refused(scorer_dir: Path, tmp_path: Path) -> None:
-    from autosparse.scorer.api import load_scorer
-
     bad = tmp_path / "bad"
     shutil.copytree(scorer_dir, bad)
     weights = bad / "model.safetensors"
@@ -220,3 +220,51 @@ def test_training_edge_sample_keeps_about_fanout_edges_per_unit() -> None:
         h_full = ranker.embed(full)
         h_sub = ranker.embed(full.sample_edges(32, torch.Generator().manual_seed(0)))
     assert float((h_full - h_sub).norm() / h_full.norm()) < 0.15  # the sampled mean estimates the full one
+
+
+@pytest.mark.parametrize("name", ["mlp", "gnn"])
+def test_each_arch_keeps_the_fit_loop_contract(store: Path, name: str) -> None:
+    """What scorer.fit and scorer.loaded rely on, checked on both built-in architectures."""
+    from autosparse.scorer.archs.base import TrainingSplit
+    from autosparse.scorer.checkpoint import Card
+    from autosparse.scorer.data import load_samples, open_split
+
+    cfg = ScorerConfig(arch=name, groups_per_step=3, group_size=16, gnn_hidden=8, max_per_layer=500)
+    train_reader, val_reader = open_split(str(store), HOLDOUT)
+    assert val_reader is not None
+    split = TrainingSplit(
+        train_reader,
+        val_reader,
+        load_samples(train_reader, cfg.ranker_features, cfg.allocator_features, max_per_layer=cfg.max_per_layer),
+        load_samples(val_reader, cfg.ranker_features, cfg.allocator_features, keep_full=True),
+    )
+    arch = get_arch(name)
+    torch.manual_seed(0)
+    ranker = arch.new_ranker(cfg)
+    data = arch.training_data(ranker, split, cfg)
+    scores, labels = arch.sample_batch(ranker, data.train, cfg, torch.Generator().manual_seed(0))
+    assert scores.shape == labels.shape == (3, 16) and scores.requires_grad
+    assert len(data.monitor) == len(split.val_runs)  # early stopping looks at the held-out runs
+    for item in data.monitor:
+        got, want = arch.monitor_scores(ranker, item)
+        assert [s.shape for s in got] == [y.shape for y in want] and item.densities
+    (run,) = split.val_runs
+    assert [len(s) for s in arch.score_run(ranker, val_reader, run)] == run.layer_numel.tolist()
+    card = Card(
+        name="t",
+        arch=name,
+        schema_version=1,
+        ranker={"features": list(cfg.ranker_features), "hidden": list(cfg.hidden), **arch.card_meta(cfg)},
+        allocator={},
+        normalisation={},
+    )
+    rebuilt = arch.from_card(card)
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {k: v.shape for k, v in ranker.state_dict().items()}
+
+
+def test_same_seed_same_gnn_scorer(store: Path, scorer_dir: Path, tmp_path: Path) -> None:
+    cfg = ScorerConfig(
+        arch="gnn", steps=20, eval_every=10, groups_per_step=4, group_size=64, alloc_steps=50, gnn_hidden=16
+    )
+    train_scorer(store, holdout=HOLDOUT, out=tmp_path / "again", config=cfg, command="test")
+    assert (tmp_path / "again" / "model.safetensors").read_bytes() == (scorer_dir / "model.safetensors").read_bytes()

@@ -26,8 +26,8 @@ from autosparse.features import FEATURE_NAMES, compute_features
 from autosparse.models import build_model
 from autosparse.pruners import make_pruner, prune
 from autosparse.pruners.iterate import masked_weights
+from autosparse.scorer.config import DEFAULT_RANKER_FEATURES
 from autosparse.scorer.nets import Ranker
-from autosparse.scorer.training import DEFAULT_RANKER_FEATURES
 
 SHIPPED_MLP = Path(__file__).resolve().parents[1] / "trained_scorers" / "autos_mlp_fmnist"
 
@@ -234,8 +234,9 @@ def test_folded_ranker_equals_forward(conv_setup) -> None:
 
 def test_gnn_fast_inference_equals_training_path(conv_setup) -> None:
     """Prune-time message passing and block head = the differentiable path used in training."""
-    from autosparse.scorer.gnn import GNNRanker, net_inputs
     from autosparse.scorer.gnn_data import build_graph
+    from autosparse.scorer.gnn_inputs import net_inputs
+    from autosparse.scorer.gnn_net import GNNRanker
 
     model, data = conv_setup
     torch.manual_seed(0)

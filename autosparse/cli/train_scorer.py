@@ -8,7 +8,7 @@ import shlex
 import sys
 
 from autosparse.cli.common import add_arguments, add_config_argument, resolve
-from autosparse.scorer.training import ScorerConfig
+from autosparse.scorer.config import ScorerConfig
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -16,7 +16,6 @@ thinned network between rounds, the way SynFlow iterates; the default is one sho
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -24,13 +23,14 @@ from torch import nn
 from autosparse.core.allocation import allocate, counts_from_shares, masks_from_counts
 from autosparse.core.errors import ConfigError
 from autosparse.core.masks import Masks
+from autosparse.core.parallel import single_threaded_torch
 from autosparse.data.pruning_data import PruningData
+from autosparse.features import FeatureTable, compute_features
 from autosparse.pruners.iterate import schedule_densities
 from autosparse.pruners.registry import PrunerConfig, ScoringPruner, register
 from autosparse.pruners.scores import Scores
-
-if TYPE_CHECKING:
-    from autosparse.features import FeatureTable
+from autosparse.scorer.loaded import Scorer, load_scorer
+from autosparse.topology.connectivity import repair_connectivity
 
 DEFAULT_SCORER = "autos_mlp_fmnist"
 
@@ -64,23 +64,16 @@ class Autos(ScoringPruner):
     data_dependent = True
     description = "learned scorer (AutoSparse): IMP-like layer allocation and alive units + within-layer ranking from init features"
 
-    def _scorer(self):
-        from autosparse.scorer.api import load_scorer
-
+    def _scorer(self) -> Scorer:
         return load_scorer(self.config.scorer)  # type: ignore[attr-defined]
 
     def scores(self, model: nn.Module, data: PruningData | None, *, seed: int = 0) -> Scores:
-        from autosparse.features import compute_features
-
         cfg: AutosConfig = self.config  # type: ignore[assignment]
         scorer = self._scorer()
         table = compute_features(model, data, names=scorer.features, seed=seed)
         return scorer.score_layers(table, model, data.input_shape if data else (tuple(cfg.input_shape) or None))
 
     def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
-        from autosparse.core.parallel import single_threaded_torch
-        from autosparse.features import compute_features
-
         cfg: AutosConfig = self.config  # type: ignore[assignment]
         scorer = self._scorer()
         masks: Masks | None = None
@@ -114,8 +107,6 @@ class Autos(ScoringPruner):
         moved: list[int] = []
         shape = data.input_shape if data else tuple(cfg.input_shape)
         if cfg.repair > 0 and shape:
-            from autosparse.topology.connectivity import repair_connectivity
-
             prefer = {  # mend paths inside the chosen units rather than reviving others
                 n: m.reshape(m.shape[0], -1).any(1).reshape(-1, *([1] * (m.dim() - 1)))
                 for n, m in masks.items()

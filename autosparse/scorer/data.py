@@ -24,6 +24,7 @@ import torch
 
 from autosparse.core.errors import StoreError
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
+from autosparse.store import StoreReader
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,11 @@ class RunSamples:
     extra_features: dict[str, torch.Tensor] = field(default_factory=dict)  # baseline rankers (validation)
     unit_fractions: list[list[float]] = field(default_factory=list)  # [round][layer] alive output units / units
 
+    def layer_slice(self, i: int) -> slice:
+        """Layer ``i``'s weights in the run's flat per-weight arrays (``full_label``, ``extra_features``…)."""
+        off = int(self.layer_numel[:i].sum())
+        return slice(off, off + int(self.layer_numel[i]))
+
 
 def _filter(spec: str | Mapping[str, Any] | None) -> Any:
     """CLI filters: ``model=lenet_300_100`` or ``model=a,b`` or a dict."""
@@ -69,9 +75,8 @@ def _filter(spec: str | Mapping[str, Any] | None) -> Any:
     return out
 
 
-def open_split(store: str, holdout: str | Mapping[str, Any] | None):  # -> tuple[StoreReader, StoreReader | None]
-    from autosparse.store import StoreReader
-
+def open_split(store: str, holdout: str | Mapping[str, Any] | None) -> tuple[StoreReader, StoreReader | None]:
+    """Readers of the training runs and of the held-out runs (None without a holdout filter)."""
     kw = {"schema_version": SCHEMA_VERSION, "feature_names": list(FEATURE_NAMES)}
     hold = _filter(holdout)
     train = StoreReader(store, exclude=hold, **kw) if hold else StoreReader(store, **kw)
@@ -88,7 +93,7 @@ def open_split(store: str, holdout: str | Mapping[str, Any] | None):  # -> tuple
 
 
 def load_samples(
-    reader: Any,
+    reader: StoreReader,
     ranker_features: Sequence[str],
     allocator_features: Sequence[str],
     *,
@@ -113,7 +118,7 @@ def load_samples(
         n_rounds = len(run.attrs.get("densities") or [])
         for entry in run.layers:
             off, n = int(entry["offset"]), int(entry["numel"])
-            units.append(_alive_unit_fractions(label[off : off + n], entry.get("shape") or [n], n_rounds))
+            units.append(alive_unit_fractions(label[off : off + n], entry.get("shape") or [n], n_rounds))
             idx = np.arange(off, off + n)
             if n > max_per_layer:
                 idx = np.sort(rng.choice(idx, size=max_per_layer, replace=False))
@@ -149,7 +154,7 @@ def load_samples(
     return out
 
 
-def _alive_unit_fractions(label: np.ndarray, shape: Sequence[int], n_rounds: int) -> list[float]:
+def alive_unit_fractions(label: np.ndarray, shape: Sequence[int], n_rounds: int) -> list[float]:
     """Per round, the fraction of the layer's output units that IMP's mask keeps any weight of."""
     out = int(shape[0]) if len(shape) > 1 else 1
     per_unit = label.reshape(out, -1).max(axis=1)  # the last round each unit still had a weight

@@ -40,14 +40,16 @@ def safe_std(std: torch.Tensor) -> torch.Tensor:
     return torch.where(std < 1e-6, torch.full_like(std, float("inf")), std)
 
 
-def _mlp(sizes: Sequence[int]) -> nn.Sequential:
+def mlp_layers(sizes: Sequence[int]) -> nn.Sequential:
+    """Linear → ReLU → … → Linear. One definition for every head here and in the GNN ranker, because
+    the checkpoints' state-dict keys (``rest.1.0.weight``, ``net.2.bias``…) follow this layout."""
     layers: list[nn.Module] = []
     for a, b in itertools.pairwise(sizes):
         layers += [nn.Linear(a, b), nn.ReLU()]
     return nn.Sequential(*layers[:-1])
 
 
-def _rest(rest: nn.Sequential, z: torch.Tensor) -> torch.Tensor:
+def rest_forward(rest: nn.Sequential, z: torch.Tensor) -> torch.Tensor:
     """``rest`` (ReLU, then the MLP after the first layer) on first-layer pre-activations, in place.
 
     ``z`` is overwritten: the ReLUs run in place and each Linear is one ``addmm``, so a block
@@ -73,7 +75,7 @@ class Ranker(nn.Module):
         self.register_buffer("mean", torch.zeros(n))
         self.register_buffer("std", torch.ones(n))
         self.first = nn.Linear(n, hidden[0])
-        self.rest = nn.Sequential(nn.ReLU(), _mlp([*hidden, 1]))
+        self.rest = nn.Sequential(nn.ReLU(), mlp_layers([*hidden, 1]))
 
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.mean.copy_(mean)
@@ -138,7 +140,7 @@ class Ranker(nn.Module):
                     z += unit[:, :, None, :]
                 else:
                     z = unit[:, :, None, :].expand(b - a, in_units, kernel, hidden).clone()
-                out[s:e] = _rest(self.rest, z.view(-1, hidden))
+                out[s:e] = rest_forward(self.rest, z.view(-1, hidden))
 
         map_layers(block, range(0, out_units, rows_per_chunk))
         return out
@@ -154,7 +156,7 @@ class Allocator(nn.Module):
         n = len(self.features) + len(ALLOCATOR_EXTRA)
         self.register_buffer("mean", torch.zeros(n))
         self.register_buffer("std", torch.ones(n))
-        self.net = _mlp([n, *hidden, 1])
+        self.net = mlp_layers([n, *hidden, 1])
 
     def set_normalisation(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         self.mean.copy_(mean)

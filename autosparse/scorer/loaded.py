@@ -1,8 +1,13 @@
-"""A trained scorer, loaded from its checkpoint and ready to score a model's weights."""
+"""A trained scorer, loaded from its checkpoint and ready to score a model's weights.
+
+Loading is cached per (path, weights mtime): ``autos`` asks for its scorer on every prune call
+(every cell of a bench grid), and a checkpoint rewritten in place (``--add-unit-head``) must be read again.
+"""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,8 +16,10 @@ from torch import nn
 
 from autosparse.core.errors import CheckpointError
 from autosparse.features import FeatureTable
+from autosparse.scorer.archs.base import get_arch
+from autosparse.scorer.archs.registry import arch_names
 from autosparse.scorer.checkpoint import Card, load_checkpoint, resolve_scorer
-from autosparse.scorer.nets import Allocator, Ranker
+from autosparse.scorer.nets import Allocator
 
 
 @dataclass
@@ -29,14 +36,13 @@ class Scorer:
         return tuple(dict.fromkeys(names))
 
     def score_layers(
-        self, table: FeatureTable, model: nn.Module | None = None, input_shape=None
+        self, table: FeatureTable, model: nn.Module | None = None, input_shape: Sequence[int] | None = None
     ) -> dict[str, torch.Tensor]:
-        """Within-layer scores (higher = keep) for every prunable weight, shaped like the weights."""
-        if self.card.arch == "gnn":
-            from autosparse.scorer.gnn import gnn_score_layers
+        """Within-layer scores (higher = keep) for every prunable weight, shaped like the weights.
 
-            return gnn_score_layers(self.ranker, table, model, input_shape)
-        return {lf.name: self.ranker.score_layer(lf).reshape(lf.shape) for lf in table.layers}  # type: ignore[operator]
+        ``model`` and ``input_shape`` are for architectures that read the network's graph (the GNN).
+        """
+        return get_arch(self.card.arch).score_layers(self.ranker, table, model, input_shape)
 
     def layer_densities(self, table: FeatureTable, density: float) -> list[float]:
         return self.allocator.layer_densities(table.layers, density)
@@ -60,12 +66,13 @@ def _split(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Ten
 @functools.lru_cache(maxsize=8)
 def _load_cached(path: str, mtime: float) -> Scorer:
     card, tensors = load_checkpoint(path)
-    if card.arch == "gnn":
-        from autosparse.scorer.gnn import build_gnn_ranker
-
-        ranker: nn.Module = build_gnn_ranker(card)
-    else:
-        ranker = Ranker(card.ranker["features"], card.ranker["hidden"])
+    if card.arch not in arch_names():
+        raise CheckpointError(
+            f"{path} holds a {card.arch!r} scorer; this autosparse knows {', '.join(arch_names())} — "
+            "use the version that trained it or retrain the scorer"
+        )
+    arch = get_arch(card.arch)
+    ranker = arch.from_card(card)
     allocator = Allocator(card.allocator["features"], card.allocator["hidden"])
     units = Allocator(card.units["features"], card.units["hidden"]) if card.units else None
     try:

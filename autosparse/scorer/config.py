@@ -1,0 +1,89 @@
+"""The hyperparameters of ``autosparse train-scorer``: one dataclass, its YAML keys and its flags.
+
+The default feature lists live here because they are part of what a config means: a YAML file
+that names no features trains on these, and a card records the resolved lists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from autosparse.core.errors import ConfigError
+from autosparse.scorer.archs.registry import arch_class
+
+DEFAULT_RANKER_FEATURES = (
+    "abs_theta_rank",
+    "theta_z",
+    "abs_grad_rank",
+    "grad_z",
+    "snip_rank",
+    "snip_lognorm",
+    "synflow_rank",
+    "synflow_lognorm",
+    "row_mass",
+    "row_grad_mass",
+    "col_mass",
+    "col_grad_mass",
+    "log_fan_in",
+    "log_fan_out",
+    "log_numel_frac",
+    "rel_depth",
+    "is_first",
+    "is_last",
+    "kind_conv",
+)
+DEFAULT_ALLOCATOR_FEATURES = (
+    "kind_linear",
+    "kind_conv",
+    "log_fan_in",
+    "log_fan_out",
+    "log_numel",
+    "log_numel_frac",
+    "log_kernel",
+    "log_in_units",
+    "log_out_units",
+    "rel_depth",
+    "is_first",
+    "is_last",
+    "log_total",
+)
+
+
+@dataclass
+class ScorerConfig:
+    """Hyperparameters of ``autosparse train-scorer`` (YAML keys = these field names)."""
+
+    arch: str = "mlp"  # a registered ranker architecture: mlp | gnn (autosparse.scorer.archs)
+    ranker_features: tuple[str, ...] = DEFAULT_RANKER_FEATURES
+    allocator_features: tuple[str, ...] = DEFAULT_ALLOCATOR_FEATURES
+    hidden: tuple[int, ...] = (32, 16)
+    steps: int = 3000
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    groups_per_step: int = 16
+    group_size: int = 2048
+    label_base: float = 2.0  # a weight surviving one more round weighs this much more in the target
+    eval_every: int = 250
+    eval_min_round_density: float = 0.03  # early stopping looks at rounds at or below this density
+    alloc_hidden: tuple[int, ...] = (32, 32)
+    alloc_steps: int = 3000
+    alloc_lr: float = 3e-3
+    alloc_weight_decay: float = 1e-3
+    max_per_layer: int = 300_000
+    unit_head: bool = True  # also learn how many output units per layer IMP keeps alive (autos units=learned)
+    unit_scale: float = (
+        0.5  # multiplies the unit head's fractions at prune time; 0.5 won on held-out 784-400-100-10 (docs/SCORER.md)
+    )
+    seed: int = 0
+    # GNN-only settings (ignored by the MLP)
+    gnn_hidden: int = 32
+    gnn_layers: int = 2
+
+    def __post_init__(self) -> None:
+        arch_class(self.arch)  # an unknown arch is a ConfigError naming the registered ones
+        if self.steps < 1 or self.group_size < 2 or self.groups_per_step < 1:
+            raise ConfigError("steps, groups_per_step must be >= 1 and group_size >= 2")
+        if not 0.0 < self.unit_scale <= 1.0:
+            raise ConfigError(f"unit_scale must be in (0, 1], got {self.unit_scale}")
+        if self.label_base <= 1.0:
+            raise ConfigError("label_base must be > 1 (survivors of later rounds must weigh more)")

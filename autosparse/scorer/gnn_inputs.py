@@ -1,0 +1,145 @@
+"""What the GNN ranker reads about one network: node and edge features over its unit graph.
+
+Why its own module: the same inputs are built at training time (from a stored run's rows,
+:func:`autosparse.scorer.gnn_data.table_from_run`) and at prune time (from a fresh feature table),
+so both paths go through :func:`net_inputs` and cannot drift apart. The network that consumes them
+is :mod:`autosparse.scorer.gnn_net`.
+
+* nodes = units (neurons, channels, input units). A unit's input vector is its row features as
+  an output unit of its layer, its layer's features, the mean of the column features of every
+  input index it feeds (its role as a *source*), and four structural values (is-input, feeds
+  nothing, log in/out degree in the unit graph). Input nodes have zero row/layer parts.
+* edges = unit pairs (a conv kernel is one edge); an edge's features are the mean, over the
+  weights it carries, of the ranker's weight-level features (ranks, z-scores, saliencies).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from autosparse.core.parallel import map_layers
+from autosparse.features import SPECS, FeatureTable
+from autosparse.scorer.gnn_data import GraphArrays
+
+FEATURE_GROUPS = ("weight", "row", "col", "layer")  # the schema's groups, in the order the card records them
+STRUCT_FEATURES = ("is_input", "is_sink", "log_in_degree", "log_out_degree")
+
+
+def feature_groups(features: Sequence[str]) -> dict[str, list[str]]:
+    """The ranker's features split by schema group (the card records this)."""
+    return {g: [f for f in features if SPECS[f].group == g] for g in FEATURE_GROUPS}
+
+
+def node_feature_names(features: Sequence[str]) -> list[str]:
+    g = feature_groups(features)
+    return [*g["row"], *g["layer"], *[f"src_{c}" for c in g["col"]], *STRUCT_FEATURES]
+
+
+def edge_feature_names(features: Sequence[str]) -> list[str]:
+    return [f"mean_{w}" for w in feature_groups(features)["weight"]]
+
+
+@dataclass
+class NetInputs:
+    """Everything the message passing and the head need about one network (raw, unnormalised)."""
+
+    graph: GraphArrays
+    node_x: torch.Tensor  # (N, Dn)
+    edge_index: torch.Tensor  # (2, E) the edges messages run on (all of the graph's, or a training sample)
+    edge_attr: torch.Tensor  # (E, Fe)
+    inv_in_deg: torch.Tensor  # (N,) 1 / max(1, in-degree): mean over forward messages
+    inv_out_deg: torch.Tensor  # (N,) 1 / max(1, out-degree): mean over backward messages
+    _keep_p: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)  # fanout -> per-edge keep prob
+
+    def sample_edges(self, fanout: int, gen: torch.Generator) -> NetInputs:
+        """A random edge subset where every unit keeps about ``fanout`` edges each way (training only).
+
+        Message cost is (edges x hidden), and a dense layer of a training MLP is a complete
+        bipartite block (784 x 500 edges): GraphSAGE-style neighbour sampling keeps each edge
+        with probability ``fanout / min(in-degree of its dst, out-degree of its src)``, so the
+        mean over the kept edges estimates the full mean that inference uses, at a fraction of the cost.
+        """
+        src, dst = self.graph.edge_index
+        n = self.graph.num_nodes
+        if fanout not in self._keep_p:
+            in_deg = torch.bincount(dst, minlength=n)
+            out_deg = torch.bincount(src, minlength=n)
+            self._keep_p[fanout] = (fanout / torch.minimum(in_deg[dst], out_deg[src]).clamp(min=1).float()).clamp(
+                max=1.0
+            )
+        p = self._keep_p[fanout]
+        keep = torch.rand(p.shape, generator=gen) < p
+        ei = self.graph.edge_index[:, keep]
+        return NetInputs(
+            graph=self.graph,
+            node_x=self.node_x,
+            edge_index=ei,
+            edge_attr=self.edge_attr[keep],
+            inv_in_deg=1.0 / torch.bincount(ei[1], minlength=n).clamp(min=1).float(),
+            inv_out_deg=1.0 / torch.bincount(ei[0], minlength=n).clamp(min=1).float(),
+        )
+
+
+def net_inputs(table: FeatureTable, graph: GraphArrays, features: Sequence[str]) -> NetInputs:
+    """Node and edge features of one network from its feature table and unit graph."""
+    groups = feature_groups(features)
+    n, e = graph.num_nodes, graph.num_edges
+    layers = table.layers
+    graph.check_layers([lf.shape for lf in layers])
+    fr, fl, fc, fw = groups["row"], groups["layer"], groups["col"], groups["weight"]
+    row_part = torch.zeros(n, len(fr) + len(fl))
+    src_sum = torch.zeros(n, len(fc), dtype=torch.float64)
+    src_cnt = torch.zeros(n, dtype=torch.float64)
+    edge_sum = torch.zeros(e, len(fw), dtype=torch.float64)
+    edge_cnt = torch.zeros(e, dtype=torch.float64)
+
+    def slice_means(i: int) -> torch.Tensor | None:
+        """(slices, Fw) float64 means of the weight features over each kernel slice of layer ``i``."""
+        if not fw or not graph.layer_slice_edge(i).shape[1]:
+            return None
+        k = int(graph.layer_meta[i, 3])
+        return torch.stack([layers[i].weight[f].reshape(-1, k).double().mean(1) for f in fw], dim=1)
+
+    # the O(weights) part, one layer per thread; the scatter into edges below stays in layer order
+    all_means = map_layers(slice_means, range(len(layers)), sizes=[lf.numel for lf in layers])
+    for i, lf in enumerate(layers):
+        nodes = graph.out_nodes(i)
+        if fr:
+            row_part[nodes, : len(fr)] = torch.stack([lf.row[f].float() for f in fr], dim=1)
+        if fl:
+            row_part[nodes, len(fr) :] = torch.tensor([float(lf.layer[f]) for f in fl])
+        pairs = graph.layer_in_pairs(i)
+        if pairs.shape[1]:
+            width = lf.shape[1] if len(lf.shape) > 1 else 1
+            if fc:
+                cols = torch.stack([lf.col[f].double() for f in fc], dim=1)
+                src_sum.index_add_(0, pairs[1], cols[pairs[0] % width])
+            src_cnt.index_add_(0, pairs[1], torch.ones(pairs.shape[1], dtype=torch.float64))
+        se = graph.layer_slice_edge(i)
+        means = all_means[i]
+        if means is not None:
+            edge_sum.index_add_(0, se[1], means[se[0]])
+            edge_cnt.index_add_(0, se[1], torch.ones(se.shape[1], dtype=torch.float64))
+    src = (src_sum / src_cnt.clamp(min=1).unsqueeze(1)).float()
+    in_deg = torch.bincount(graph.edge_index[1], minlength=n).float()
+    out_deg = torch.bincount(graph.edge_index[0], minlength=n).float()
+    struct = torch.stack(
+        [
+            (graph.node_layer < 0).float(),
+            (src_cnt == 0).float(),
+            torch.log1p(in_deg),
+            torch.log1p(out_deg),
+        ],
+        dim=1,
+    )
+    return NetInputs(
+        graph=graph,
+        node_x=torch.cat([row_part, src, struct], dim=1),
+        edge_index=graph.edge_index,
+        edge_attr=(edge_sum / edge_cnt.clamp(min=1).unsqueeze(1)).float(),
+        inv_in_deg=1.0 / in_deg.clamp(min=1),
+        inv_out_deg=1.0 / out_deg.clamp(min=1),
+    )
