@@ -44,6 +44,7 @@ class AutosConfig(PrunerConfig):
     unit_scale: float = 0.0  # > 0 overrides the scorer card's unit scale (for validation sweeps)
     repair: int = 3  # connectivity-repair iterations (0 = off), see autosparse.topology.connectivity
     input_shape: tuple[int, ...] = ()  # only needed without data
+    rescale: bool = True  # keep extreme masks trainable at depth: rescale kept weights at θ0 (docs/SCORER.md)
 
     def __post_init__(self) -> None:
         if self.allocation not in ("learned", "global", "uniform", "erk"):
