@@ -19,6 +19,7 @@ from autosparse.bench.cells import plan_jobs
 from autosparse.bench.config import BenchConfig
 from autosparse.bench.speed import SpeedConfig
 from autosparse.core.config import to_dict
+from autosparse.demo import DemoConfig, bench_config, source_specs
 from data_gen.grid import GenConfig, expand_grid
 
 REPO = Path(__file__).resolve().parents[1]
@@ -151,3 +152,54 @@ def test_bench_cell_ids_are_pinned(
 @pytest.mark.parametrize(("name", "config"), SPEED, ids=[s[0] for s in SPEED])
 def test_speed_config_record_is_pinned(name: str, config: str) -> None:
     assert digest(to_dict(SpeedConfig.from_yaml(REPO / "configs" / "bench" / name))) == config
+
+
+# the demo's default: (dataset, its source run ids, digest of their spec dicts, digest of its bench cell ids,
+# first and last cell id, digest of its bench config as written to bench.yaml); scorer folder /demo_out/scorer
+DEMO = [
+    (
+        "fashion-mnist",
+        [
+            "mlp-widths500x150__fashion-mnist__s0__ec9abefe88",
+            "mlp-widths200x200x200__fashion-mnist__s0__9b107b460d",
+            "mlp-widths1000__fashion-mnist__s0__472b21a1c5",
+            "mlp-widths600x300x100__fashion-mnist__s0__6bdd7f90d2",
+        ],
+        "6ce58aa042f6",
+        "c7f011fd7ad0",
+        "lenet_300_100__fashion-mnist__imp__d0.02__s0__f1586dcdef",
+        "lenet_300_100__fashion-mnist__synflow__d0.005__s0__213b54e130",
+        "ecae55322980",
+    ),
+    (
+        "mnist1d",
+        [
+            "mlp-widths500x150__mnist1d__s0__e66fad8ead",
+            "mlp-widths200x200x200__mnist1d__s0__9b75482b13",
+            "mlp-widths1000__mnist1d__s0__2c3a0f81d4",
+            "mlp-widths600x300x100__mnist1d__s0__7c494c1ec3",
+        ],
+        "40ffb5d06270",
+        "b96b87cfc816",
+        "lenet_300_100__mnist1d__imp__d0.02__s0__7033722ecd",
+        "lenet_300_100__mnist1d__synflow__d0.005__s0__fde5b2bb54",
+        "7d869c292022",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("dataset", "runs", "specs", "cells", "first", "last", "bench"), DEMO, ids=[d[0] for d in DEMO]
+)
+def test_demo_ids_are_pinned(
+    dataset: str, runs: list[str], specs: str, cells: str, first: str, last: str, bench: str
+) -> None:
+    """A rerun of the demo after the redesign reuses the store, scorer and cells an earlier run made."""
+    cfg = DemoConfig()
+    sources = source_specs(cfg, dataset)
+    assert [s.run_id for s in sources] == runs
+    assert digest([to_dict(s) for s in sources]) == specs
+    grid = bench_config(cfg, dataset, Path("/demo_out/scorer"))
+    cell_ids = [c for j in plan_jobs(grid, "/nowhere") for c in j.cell_ids()]
+    assert (digest(cell_ids), cell_ids[0], cell_ids[-1]) == (cells, first, last)
+    assert digest(to_dict(grid)) == bench
