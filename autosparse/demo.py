@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autosparse.bench.config import IMP, BenchConfig, MethodSpec
+from autosparse.bench.runner import run_bench
 from autosparse.core.config import config_hash, to_dict
 from autosparse.scorer.config import ScorerConfig
+from autosparse.scorer.training import train_scorer
 from autosparse.sources import RunJob, RunSpec, execute_run
 from autosparse.task import ModelSpec
 from autosparse.training.irp import IRPConfig
@@ -64,21 +66,45 @@ def resolve_dataset(name: str) -> str:
     return "fashion-mnist" if FASHION_MNIST_FILE.exists() else "mnist1d"
 
 
+def _subset(cfg: DemoConfig, dataset: str) -> tuple[int | None, int | None]:
+    # MNIST-1D is small already (4000 / 1000)
+    return (None, None) if dataset == "mnist1d" else (cfg.n_train, cfg.n_test)
+
+
+def source_specs(cfg: DemoConfig, dataset: str) -> list[RunSpec]:
+    """Step 1's IRP runs: one per source model, seed 0."""
+    train_gen = TrainConfig(epochs=cfg.gen_epochs, num_threads=0)
+    irp = IRPConfig(rounds=cfg.irp_rounds, prune_fraction=0.5)
+    return [RunSpec(m, dataset, 0, irp, train_gen, *_subset(cfg, dataset)) for m in cfg.source_models]
+
+
+def bench_config(cfg: DemoConfig, dataset: str, scorer_dir: Path) -> BenchConfig:
+    """Step 3's grid: the held-out model pruned by the demo's scorer, the shipped one and the baselines."""
+    methods = [MethodSpec("autos", {"scorer": str(scorer_dir.resolve())}, label="autos")]
+    if cfg.shipped_scorer:
+        methods.append(MethodSpec("autos", {"scorer": cfg.shipped_scorer}, label="autos (shipped)"))
+    methods += [MethodSpec(m) for m in cfg.baselines] + [MethodSpec(IMP)]
+    n_train, n_test = _subset(cfg, dataset)
+    return BenchConfig(
+        name="demo",
+        models=[ModelSpec(cfg.heldout_model)],
+        datasets=[dataset],
+        methods=methods,
+        densities=list(cfg.densities),
+        seeds=list(cfg.seeds),
+        train=TrainConfig(epochs=cfg.bench_epochs),
+        n_train=n_train,
+        n_test=n_test,
+    )
+
+
 def run_demo(cfg: DemoConfig | None = None, *, executor: str = "local") -> str:
     """Run (or resume) the demo and return the comparison table (markdown)."""
-    from autosparse.bench.runner import run_bench
-    from autosparse.scorer.training import train_scorer
-
     cfg = cfg or DemoConfig()
     dataset = resolve_dataset(cfg.dataset)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    mnist1d = dataset == "mnist1d"
-    n_train = None if mnist1d else cfg.n_train  # MNIST-1D is small already (4000 / 1000)
-    n_test = None if mnist1d else cfg.n_test
-    train_gen = TrainConfig(epochs=cfg.gen_epochs, num_threads=0)
-    irp = IRPConfig(rounds=cfg.irp_rounds, prune_fraction=0.5)
-    specs = [RunSpec(m, dataset, 0, irp, train_gen, n_train, n_test) for m in cfg.source_models]
+    specs = source_specs(cfg, dataset)
     store = (out / "store.zarr").absolute()
     log.info("step 1/3: IRP labels for %d source models on %s", len(cfg.source_models), dataset)
     print(f"[1/3] IRP source runs on {dataset} -> {store}", flush=True)
@@ -96,21 +122,7 @@ def run_demo(cfg: DemoConfig | None = None, *, executor: str = "local") -> str:
         )
         stamp.write_text(json.dumps({"key": key}))
 
-    methods = [MethodSpec("autos", {"scorer": str(scorer_dir.resolve())}, label="autos")]
-    if cfg.shipped_scorer:
-        methods.append(MethodSpec("autos", {"scorer": cfg.shipped_scorer}, label="autos (shipped)"))
-    methods += [MethodSpec(m) for m in cfg.baselines] + [MethodSpec(IMP)]
-    bench = BenchConfig(
-        name="demo",
-        models=[ModelSpec(cfg.heldout_model)],
-        datasets=[dataset],
-        methods=methods,
-        densities=list(cfg.densities),
-        seeds=list(cfg.seeds),
-        train=TrainConfig(epochs=cfg.bench_epochs),
-        n_train=n_train,
-        n_test=n_test,
-    )
+    bench = bench_config(cfg, dataset, scorer_dir)
     print(
         f"[3/3] {cfg.heldout_model} (held out) pruned by autos and baselines, trained, compared -> {out / 'bench'}",
         flush=True,

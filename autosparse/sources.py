@@ -8,8 +8,6 @@ silently reusing an old one. The grid of runs and the executors that run them ar
 
 from __future__ import annotations
 
-import importlib.metadata
-import platform
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,18 +17,23 @@ import numpy as np
 import torch
 
 from autosparse.core.config import config_hash, to_dict
-from autosparse.data import load_dataset, pruning_batch
+from autosparse.core.versions import package_versions
+from autosparse.data import pruning_batch
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION, compute_features
-from autosparse.models import build_model
 from autosparse.store import FeatureStore
-from autosparse.task import ModelSpec
+from autosparse.task import DataSpec, ModelSpec, Task
 from autosparse.training.irp import IRPConfig, run_irp
 from autosparse.training.trainer import TrainConfig, set_threads
 
 
 @dataclass
 class RunSpec:
-    """Everything that determines one IRP run's result."""
+    """Everything that determines one IRP run's result.
+
+    The data fields stay flat here rather than a :class:`~autosparse.task.DataSpec`: this dict is
+    hashed into the run id and recorded in the store, so its shape is an on-disk contract; the
+    :attr:`task` is derived from it.
+    """
 
     model: ModelSpec
     dataset: str
@@ -47,15 +50,14 @@ class RunSpec:
         dataset = self.dataset.replace(":", "-")  # store group names allow no ':' (fake:cifar10)
         return f"{self.model.label()}__{dataset}__s{self.seed}__{config_hash(self)}"
 
+    @property
+    def task(self) -> Task:
+        """The run's model on its data; a source run's data subset follows its seed."""
+        data = DataSpec(self.dataset, self.n_train, self.n_test, self.data_root, data_seed=self.seed)
+        return Task(self.model, data)
 
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("autosparse", "torch", "torchvision", "zarr", "numpy"):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = "unknown"
-    return out
+
+RECORDED_PACKAGES = ("autosparse", "torch", "torchvision", "zarr", "numpy")  # recorded with every run
 
 
 @dataclass
@@ -75,10 +77,9 @@ def execute_run(job: RunJob) -> dict[str, Any]:
     # numbers do not depend on what the executor's worker happened to default to (Ray sets 1 thread).
     set_threads(spec.train.num_threads)
     torch.manual_seed(spec.seed)
-    dataset = load_dataset(spec.dataset, spec.data_root, n_train=spec.n_train, n_test=spec.n_test, seed=spec.seed)
-    model = build_model(
-        spec.model.model, tuple(dataset.input_shape), dataset.num_classes, seed=spec.seed, **spec.model.model_kwargs
-    )
+    task = spec.task
+    dataset = task.load_data()
+    model = task.build_model(dataset, seed=spec.seed)
     pdata = pruning_batch(dataset, samples_per_class=spec.samples_per_class, seed=spec.seed)
     table = compute_features(model, pdata, seed=spec.seed)
     batch = pdata.batches[0]
@@ -100,7 +101,7 @@ def execute_run(job: RunJob) -> dict[str, Any]:
         "layer_densities": result.layer_densities,
         "seconds_train": result.seconds_train,
         "seconds_total": result.seconds_total,
-        "versions": _versions(),
+        "versions": package_versions(RECORDED_PACKAGES),
     }
     store.write_run(
         spec.run_id,

@@ -33,6 +33,10 @@ from torch import nn
 
 from autosparse.core.config import to_dict
 from autosparse.core.layers import prunable_layers
+from autosparse.data import Dataset, DatasetInfo
+from autosparse.features import FEATURE_NAMES
+from autosparse.store.throughput import measure_write_read
+from autosparse.task import DataSpec, ModelSpec
 from autosparse.training.irp import IRPConfig, run_irp
 from autosparse.training.trainer import TrainConfig, evaluate, set_threads, train
 
@@ -41,24 +45,18 @@ log = logging.getLogger(__name__)
 
 def _load(
     model: str | nn.Module,
-    dataset: Any,
+    dataset: str | Dataset,
     *,
     model_kwargs: dict[str, Any] | None,
     n_train: int | None,
     n_test: int | None,
     seed: int,
-) -> tuple[nn.Module, Any]:
-    """Accept names (built like ``autosparse gen`` builds them) or ready objects."""
+) -> tuple[nn.Module, Dataset]:
+    """Accept names (built like ``autosparse gen`` builds them: the subset follows the seed) or ready objects."""
     if isinstance(dataset, str):
-        from autosparse.data import load_dataset
-
-        dataset = load_dataset(dataset, n_train=n_train, n_test=n_test, seed=seed)
+        dataset = DataSpec(dataset, n_train, n_test, data_seed=seed).load()
     if isinstance(model, str):
-        from autosparse.models import build_model
-
-        model = build_model(
-            model, tuple(dataset.input_shape), dataset.num_classes, seed=seed, **dict(model_kwargs or {})
-        )
+        model = ModelSpec(model, dict(model_kwargs or {})).build(dataset, seed)
     return model, dataset
 
 
@@ -70,7 +68,7 @@ def _timed(fn: Any) -> tuple[Any, float, float]:
 
 def irp_overhead(
     model: str | nn.Module,
-    dataset: Any,
+    dataset: str | Dataset,
     *,
     model_kwargs: dict[str, Any] | None = None,
     irp: IRPConfig | None = None,
@@ -180,13 +178,9 @@ def store_throughput(
     :func:`autosparse.store.throughput.synthetic_run`), ``n_features`` defaults to the current feature
     schema's width, and ``durable`` (fsync before the commit flag) matches ``autosparse gen``.
     """
-    from autosparse.features import FEATURE_NAMES
-    from autosparse.store.throughput import measure_write_read
-
     if isinstance(model, str):
-        from autosparse.models import build_model
-
-        model = build_model(model, tuple(input_shape), num_classes, seed=0, **dict(model_kwargs or {}))
+        shape = DatasetInfo("synthetic", tuple(input_shape), num_classes, "")
+        model = ModelSpec(model, dict(model_kwargs or {})).build(shape, seed=0)
     per_run = sum(layer.parameter.numel() for layer in prunable_layers(model))
     n_features = n_features or len(FEATURE_NAMES)
     result = measure_write_read(

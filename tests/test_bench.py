@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import autosparse.bench.cells
 import autosparse.training.irp
 import autosparse.training.trainer
 from autosparse.bench import BenchConfig, ImpSettings, MethodSpec, plan_jobs, read_cell, run_bench
@@ -62,7 +63,7 @@ def _cells(out: Path) -> dict[str, dict]:
 
 @pytest.fixture
 def train_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Count every training (one-shot cells call autosparse.training.trainer.train; IRP its own import of it)."""
+    """Count every training (one-shot cells and IRP each call their own import of the trainer's train)."""
     calls: list[str] = []
     real = autosparse.training.trainer.train
 
@@ -72,6 +73,7 @@ def train_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(autosparse.training.trainer, "train", counting)
     monkeypatch.setattr(autosparse.training.irp, "train", counting)
+    monkeypatch.setattr(autosparse.bench.cells, "train", counting)
     return calls
 
 

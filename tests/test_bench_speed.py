@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 
 from autosparse.bench import MethodSpec, SpeedConfig, SpeedModel, run_speed
-from autosparse.bench.speed import SpeedTask, measure_isolated, speed_config_from_dict
+from autosparse.bench.measure import Measurement, measure_isolated
+from autosparse.bench.speed import speed_config_from_dict
 from autosparse.core.errors import ConfigError, UnknownNameError
+from autosparse.task import DataSpec
 
 
 def tiny_speed(**changes: object) -> SpeedConfig:
@@ -46,15 +48,17 @@ def test_speed_in_process(tmp_path: Path) -> None:
 
 
 def test_isolated_measurement_reports_peak_memory() -> None:
-    task = SpeedTask(
-        SpeedModel("mlp", {"widths": [256]}), "fake:fashion-mnist", MethodSpec("snip"), 0.05, 2, 0, 1, 1, "cpu", None
-    )
-    row = measure_isolated(task, timeout_s=300)
+    cfg = tiny_speed(samples_per_class=2)
+    task = cfg.task(SpeedModel("mlp", {"widths": [256]}, dataset="fake:fashion-mnist"))
+    # only shapes matter for timing: fake data just big enough for the pruning batch, seeded by the bench seed
+    assert task.data == DataSpec("fake:fashion-mnist", n_train=40, n_test=10, data_seed=0)
+    case = Measurement(task, MethodSpec("snip"), 0.05, 2, 0, 1, 1, "cpu")
+    row = measure_isolated(case, timeout_s=300)
     assert row["ok"], row.get("error")
     assert row["weights"] == 784 * 256 + 2560 and row["peak_rss_mb"] >= 0
     assert row["memory_method"] in ("VmHWM reset before pruning", "ru_maxrss increase")
     # a measurement past its time limit is killed and recorded, not waited on
-    late = measure_isolated(task, timeout_s=0.2)
+    late = measure_isolated(case, timeout_s=0.2)
     assert not late["ok"] and late["timed_out"] and "timed out" in late["error"]
 
 

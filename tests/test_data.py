@@ -19,8 +19,10 @@ from autosparse.data import (
     load_dataset,
     pruning_batch,
     read_idx,
+    registry,
     resolve_data_root,
 )
+from autosparse.data import mnist1d as mnist1d_loader
 
 FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 needs_fmnist = pytest.mark.skipif(
@@ -219,8 +221,8 @@ def test_mnist1d_root_cache_and_corrupt_cache(
     _isolated_cache: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Small generator arguments keep this fast; they also get their own cache key."""
-    real_args = data._mnist1d_args
-    monkeypatch.setattr(data, "_mnist1d_args", lambda: {**real_args(), "num_samples": 500})
+    real_args = mnist1d_loader.mnist1d_args
+    monkeypatch.setattr(mnist1d_loader, "mnist1d_args", lambda: {**real_args(), "num_samples": 500})
     root = tmp_path / "elsewhere"
     first = load_dataset("mnist1d", root=root)
     assert (first.n_train, first.n_test) == (400, 100)
@@ -290,8 +292,8 @@ def test_registry_lists_and_registers(monkeypatch: pytest.MonkeyPatch) -> None:
     names = available_datasets()
     assert {"fashion-mnist", "mnist1d", "digits", "mnist", "cifar10", "cifar100", "svhn"} <= set(names)
     assert "fake:cifar10" in available_datasets(include_fake=True)
-    monkeypatch.setattr(data, "_REGISTRY", dict(data._REGISTRY))
-    monkeypatch.setattr(data, "_ALIASES", dict(data._ALIASES))
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_ALIASES", dict(registry._ALIASES))
 
     @data.register_dataset("toy", input_shape=(2,), num_classes=2, description="two blobs", aliases=("toy2",))
     def _toy(root: Path | None, download: bool):

@@ -8,8 +8,8 @@ measures time to mask and peak memory per method. ``autosparse bench`` is the co
 
 from __future__ import annotations
 
-from autosparse.bench.cells import BenchJob, CellSpec, DataSpec, execute_job, plan_jobs, read_cell
-from autosparse.bench.config import IMP, BenchConfig, ImpSettings, MethodSpec, config_kind
+from autosparse.bench.cells import BenchJob, CellSpec, execute_job, plan_jobs, read_cell
+from autosparse.bench.config import IMP, BenchConfig, CellData, ImpSettings, MethodSpec, config_kind
 from autosparse.bench.report import BenchReport, collect, write_report
 from autosparse.bench.runner import BenchRun, run_bench
 from autosparse.bench.speed import SpeedConfig, SpeedModel, SpeedResult, run_speed
@@ -20,8 +20,8 @@ __all__ = [
     "BenchJob",
     "BenchReport",
     "BenchRun",
+    "CellData",
     "CellSpec",
-    "DataSpec",
     "ImpSettings",
     "MethodSpec",
     "SpeedConfig",

@@ -17,11 +17,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
-import importlib.metadata
 import json
 import logging
 import os
-import platform
 import socket
 import uuid
 from dataclasses import dataclass
@@ -30,10 +28,15 @@ from typing import Any
 
 import torch
 
-from autosparse.bench.config import IMP, BenchConfig, ImpSettings, MethodSpec, imp_settings, slug
+from autosparse.bench.config import IMP, BenchConfig, CellData, ImpSettings, MethodSpec, imp_settings, slug
 from autosparse.core.config import config_hash, to_dict
-from autosparse.task import ModelSpec
-from autosparse.training.trainer import TrainConfig
+from autosparse.core.masks import Masks
+from autosparse.core.versions import package_versions
+from autosparse.data import Dataset, pruning_batch
+from autosparse.pruners import prune_timed
+from autosparse.task import DataSpec, ModelSpec, Task
+from autosparse.training.irp import IRPConfig, run_irp
+from autosparse.training.trainer import TrainConfig, resolve_device, train
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +45,7 @@ CELLS_DIR = "cells"
 WORK_DIR = "work"
 # Fields that do not change a result: left out of the hash so editing them reuses finished cells.
 _COSMETIC_TRAIN = ("num_threads", "eval_batch_size", "eval_every_epoch")
-
-
-@dataclass
-class DataSpec:
-    """Which data a cell trains and is tested on (the same for every cell of a bench)."""
-
-    dataset: str
-    n_train: int | None = None
-    n_test: int | None = None
-    data_root: str | None = None
-    data_seed: int = 0
-    download: bool = False
-    samples_per_class: int = 10
+RECORDED_PACKAGES = ("autosparse", "torch", "numpy")  # recorded in every cell: what can move its accuracy
 
 
 @dataclass
@@ -62,7 +53,7 @@ class CellSpec:
     """Everything that determines one one-shot cell (IMP: one IRP job) and nothing else."""
 
     model: ModelSpec
-    data: DataSpec
+    data: CellData
     method: MethodSpec
     seed: int
     train: TrainConfig
@@ -97,6 +88,10 @@ class CellSpec:
         if self.method.is_imp:
             return f"{self.stem()}__s{self.seed}__{self.hash()}"
         return self.cell_id()
+
+    @property
+    def task(self) -> Task:
+        return Task(self.model, self.data)
 
     def train_config(self, threads: int = 0) -> TrainConfig:
         """The shared recipe, seeded by the cell seed (so seeds vary the run, not only the init)."""
@@ -176,15 +171,7 @@ def plan_jobs(config: BenchConfig, out_dir: str | Path, threads: int = 0) -> lis
     bench_densities = tuple(config.sorted_densities())
     for model in config.models:
         for ds in config.datasets:
-            data = DataSpec(
-                ds,
-                config.n_train,
-                config.n_test,
-                config.data_root,
-                config.data_seed,
-                config.download,
-                config.samples_per_class,
-            )
+            data = config.cell_data(ds)
             for method in config.methods:
                 for seed in config.seeds:
                     if method.is_imp:
@@ -202,40 +189,20 @@ def plan_jobs(config: BenchConfig, out_dir: str | Path, threads: int = 0) -> lis
 
 
 @functools.lru_cache(maxsize=4)
-def _load_dataset_cached(
-    name: str, root: str | None, download: bool, n_train: int | None, n_test: int | None, seed: int
-) -> Any:
+def _load_cached(data: DataSpec) -> Dataset:
     # Loading Fashion-MNIST takes seconds; a worker runs many cells on the same data. Training
     # only reads the tensors (batches are index copies), so sharing one Dataset object is safe.
-    from autosparse.data import load_dataset
-
-    return load_dataset(name, root, download=download, n_train=n_train, n_test=n_test, seed=seed)
+    return data.load()
 
 
-def _dataset(data: DataSpec) -> Any:
-    return _load_dataset_cached(data.dataset, data.data_root, data.download, data.n_train, data.n_test, data.data_seed)
+def _setup(spec: CellSpec) -> tuple[Dataset, torch.nn.Module]:
+    """The cell's data (cached per worker) and its model, initialised with the cell seed."""
+    task = spec.task
+    dataset = _load_cached(task.data)
+    return dataset, task.build_model(dataset, spec.seed)
 
 
-def _build(spec: CellSpec, dataset: Any) -> torch.nn.Module:
-    from autosparse.models import build_model
-
-    return build_model(
-        spec.model.model, tuple(dataset.input_shape), dataset.num_classes, seed=spec.seed, **spec.model.model_kwargs
-    )
-
-
-@functools.lru_cache(maxsize=1)
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("autosparse", "torch", "numpy"):
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = "unknown"
-    return out
-
-
-def _base_record(spec: CellSpec, density: float, dataset: Any) -> dict[str, Any]:
+def _base_record(spec: CellSpec, density: float, dataset: Dataset) -> dict[str, Any]:
     return {
         "schema": CELL_SCHEMA,
         "cell_id": spec.cell_id(density),
@@ -257,7 +224,7 @@ def _base_record(spec: CellSpec, density: float, dataset: Any) -> dict[str, Any]
     }
 
 
-def _mask_fields(masks: Any) -> dict[str, Any]:
+def _mask_fields(masks: Masks) -> dict[str, Any]:
     layers = masks.layers()
     return {
         "actual_density": masks.density,
@@ -275,7 +242,7 @@ def _finish(record: dict[str, Any], spec: CellSpec, device: str) -> dict[str, An
             "spec": to_dict(spec),
             "device": device,
             "host": socket.gethostname(),
-            "versions": _versions(),
+            "versions": package_versions(RECORDED_PACKAGES),
             "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
     )
@@ -297,13 +264,8 @@ def execute_job(job: BenchJob) -> dict[str, Any]:
 
 
 def _run_one_shot(job: BenchJob) -> str:
-    from autosparse.data import pruning_batch
-    from autosparse.pruners import prune_timed
-    from autosparse.training.trainer import resolve_device, train
-
     spec = job.spec
-    dataset = _dataset(spec.data)
-    model = _build(spec, dataset)
+    dataset, model = _setup(spec)
     # every method gets the batch: data-free ones (SynFlow, NTK-SAP) read only its input shape
     pdata = pruning_batch(dataset, samples_per_class=spec.data.samples_per_class, seed=spec.seed)
     pruned = prune_timed(
@@ -334,14 +296,9 @@ def _run_imp(job: BenchJob, densities: list[float]) -> list[str]:
     The IRP work folder keeps a checkpoint per round and is kept after the run: a killed job
     resumes at its last round, and a deleted IMP cell is re-derived without any training.
     """
-    from autosparse.data import pruning_batch
-    from autosparse.training.irp import IRPConfig, run_irp
-    from autosparse.training.trainer import resolve_device
-
     spec = job.spec
     settings: ImpSettings = imp_settings(spec.method)
-    dataset = _dataset(spec.data)
-    model = _build(spec, dataset)
+    dataset, model = _setup(spec)
     irp_cfg = IRPConfig(
         criterion=settings.criterion,
         scope=settings.scope,
@@ -386,8 +343,8 @@ __all__ = [
     "CELL_SCHEMA",
     "IMP",
     "BenchJob",
+    "CellData",
     "CellSpec",
-    "DataSpec",
     "cell_path",
     "execute_job",
     "plan_jobs",

@@ -17,7 +17,11 @@ from typing import Any, Literal
 
 from autosparse.core.config import from_dict, load_yaml
 from autosparse.core.errors import ConfigError, DensityError, UnknownNameError
-from autosparse.task import ModelSpec
+from autosparse.data import dataset_info
+from autosparse.models import model_info
+from autosparse.models.info import TV_PREFIX
+from autosparse.pruners import available, make_pruner
+from autosparse.task import DataSpec, ModelSpec
 from autosparse.training.trainer import TrainConfig
 
 IMP = "imp"  # iterative magnitude pruning from an IRP run: the reference row, not a registered pruner
@@ -91,6 +95,25 @@ def imp_settings(spec: MethodSpec) -> ImpSettings:
     return from_dict(ImpSettings, spec.hparams, where=f"hparams of method {spec.title()!r}")
 
 
+def check_hparams(spec: MethodSpec) -> None:
+    """A typo in a hyperparameter fails here, naming the row, not in a worker hours into the grid."""
+    try:
+        make_pruner(spec.method, spec.hparams)
+    except ConfigError as exc:
+        raise ConfigError(f"method {spec.title()!r}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class CellData(DataSpec):
+    """Which data a cell trains and is tested on, and how many examples per class its pruning batch takes.
+
+    The same for every cell of a bench; its fields (in this order) are part of every cell's hash
+    and record, as they were when this was the bench's own DataSpec.
+    """
+
+    samples_per_class: int = 10
+
+
 @dataclass
 class BenchConfig:
     """An accuracy-vs-sparsity grid: models × datasets × methods × densities × seeds.
@@ -126,26 +149,28 @@ class BenchConfig:
     def method_titles(self) -> list[str]:
         return [m.title() for m in self.methods]
 
+    def cell_data(self, dataset: str) -> CellData:
+        """The data every cell on ``dataset`` trains and is tested on (one subset for all seeds)."""
+        return CellData(
+            dataset, self.n_train, self.n_test, self.data_root, self.data_seed, self.download, self.samples_per_class
+        )
+
     def sorted_densities(self) -> list[float]:
         """Densities from dense to sparse: the column order of every table (sparsity increasing)."""
         return sorted(self.densities, reverse=True)
 
     def validate(self) -> BenchConfig:
         """Every mistake that would otherwise surface as a failed cell hours in, caught before anything runs."""
-        from autosparse.data import dataset_info
-        from autosparse.models import model_info
-        from autosparse.pruners import available, make_pruner
-
         if not self.models or not self.datasets or not self.methods or not self.densities or not self.seeds:
             raise ConfigError("a bench needs at least one model, dataset, method, density and seed")
         for d in self.densities:
             if not 0.0 < float(d) <= 1.0:
                 raise DensityError(f"bench densities must be in (0, 1], got {d}; e.g. 0.01 keeps 1% of the weights")
-        _unique("density", self.densities)
-        _unique("seed", self.seeds)
-        _unique("dataset", self.datasets)
-        _unique("model label", [m.label() for m in self.models])
-        _unique("method label", self.method_titles())
+        check_unique("density", self.densities)
+        check_unique("seed", self.seeds)
+        check_unique("dataset", self.datasets)
+        check_unique("model label", [m.label() for m in self.models])
+        check_unique("method label", self.method_titles())
         known = available()
         for spec in self.methods:
             if spec.is_imp:
@@ -158,15 +183,12 @@ class BenchConfig:
                     [*known, IMP],
                     hint="list them with `autosparse methods` (imp is the bench's IRP reference)",
                 )
-            try:
-                make_pruner(spec.method, spec.hparams)
-            except ConfigError as exc:
-                raise ConfigError(f"method {spec.title()!r}: {exc}") from exc
+            check_hparams(spec)
         for ds in self.datasets:
             dataset_info(ds)
         for m in self.models:
             info = model_info(m.model)
-            if not m.model.startswith("tv:"):
+            if not m.model.startswith(TV_PREFIX):
                 unknown = sorted(set(m.model_kwargs) - set(info.options))
                 if unknown:
                     raise ConfigError(
@@ -176,20 +198,20 @@ class BenchConfig:
         return self
 
 
-def _unique(what: str, values: list[Any]) -> None:
+def check_unique(what: str, values: list[Any]) -> None:
     seen: set[Any] = set()
     dup = [v for v in values if v in seen or seen.add(v)]  # type: ignore[func-returns-value]
     if dup:
         raise ConfigError(f"duplicate {what} {dup[0]!r} in the bench config; give each a distinct value or label")
 
 
-def _normalise_models(models: Any) -> list[Any]:
+def normalise_models(models: Any) -> list[Any]:
     if isinstance(models, (str, dict)):
         models = [models]
     return [{"model": m} if isinstance(m, str) else m for m in models or []]
 
 
-def _normalise_methods(methods: Any) -> list[Any]:
+def normalise_methods(methods: Any) -> list[Any]:
     if isinstance(methods, (str, dict)):
         methods = [methods]
     out = []
@@ -210,9 +232,9 @@ def bench_config_from_dict(data: dict[str, Any], *, where: str = "") -> BenchCon
     kind = data.get("kind", "accuracy")
     if kind != "accuracy":
         raise ConfigError(f"{where or 'config'} has kind {kind!r}; run it with `autosparse bench {kind}`")
-    data["models"] = _normalise_models(data.get("models", ["lenet_300_100"]))
+    data["models"] = normalise_models(data.get("models", ["lenet_300_100"]))
     if "methods" in data:
-        data["methods"] = _normalise_methods(data["methods"])
+        data["methods"] = normalise_methods(data["methods"])
     return from_dict(BenchConfig, data, where=where)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from autosparse.bench.cells import plan_jobs, read_cell
 from autosparse.bench.config import BenchConfig, slug
+from autosparse.bench.plots import Series, plot_accuracy, plot_layer_densities
 from autosparse.core.config import config_hash, to_dict
 from autosparse.core.executors import JobOutcome
 
@@ -134,7 +135,7 @@ def _row_name(title: str, reference: bool) -> str:
     return f"{title} *(reference)*" if reference else title
 
 
-def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
@@ -181,7 +182,7 @@ def accuracy_table(config: BenchConfig, records: Sequence[dict[str, Any]], model
                 text += f" (n={st.n})"
             row.append(text)
         rows.append(row)
-    return _markdown_table(["method", *[sparsity_header(d) for d in densities]], rows)
+    return markdown_table(["method", *[sparsity_header(d) for d in densities]], rows)
 
 
 def time_table(config: BenchConfig, records: Sequence[dict[str, Any]], model: str, dataset: str) -> str:
@@ -199,7 +200,7 @@ def time_table(config: BenchConfig, records: Sequence[dict[str, Any]], model: st
         tr = [v for d in densities if (st := train.get((model, dataset, m.title(), d))) for v in st.values]
         row.append(format_seconds(statistics.fmean(tr)) if tr else "–")
         rows.append(row)
-    return _markdown_table(["method", *[sparsity_header(d) for d in densities], "train (s/cell)"], rows)
+    return markdown_table(["method", *[sparsity_header(d) for d in densities], "train (s/cell)"], rows)
 
 
 def dense_accuracy(records: Sequence[dict[str, Any]], model: str, dataset: str) -> Stat | None:
@@ -221,14 +222,14 @@ def write_results(records: Sequence[dict[str, Any]], config: BenchConfig, out_di
         row["n_empty_layers"] = len(r.get("empty_layers") or [])
         row["empty_layers"] = ";".join(r.get("empty_layers") or [])
         writer.writerow(row)
-    _write_text(out_dir / RESULTS_CSV, buf.getvalue())
-    _write_text(
+    write_text(out_dir / RESULTS_CSV, buf.getvalue())
+    write_text(
         out_dir / RESULTS_JSON,
         json.dumps({"config": to_dict(config), "config_hash": config_hash(config), "cells": list(records)}, indent=1),
     )
 
 
-def _write_text(path: Path, text: str) -> None:
+def write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
@@ -241,8 +242,6 @@ def _pairs(config: BenchConfig) -> list[tuple[str, str]]:
 def _plots(
     config: BenchConfig, records: Sequence[dict[str, Any]], out_dir: Path, model: str, dataset: str
 ) -> list[Path]:
-    from autosparse.bench.plots import Series, plot_accuracy, plot_layer_densities
-
     stats = group(r for r in records if r["model"] == model and r["dataset"] == dataset)
     densities = config.sorted_densities()
     series = []
@@ -373,5 +372,5 @@ def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence
     if versions:
         md += ["", "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items())]
     path = out / REPORT_FILE
-    _write_text(path, "\n".join(md) + "\n")
+    write_text(path, "\n".join(md) + "\n")
     return BenchReport(path, "\n\n".join(tables), records, missing, plots)

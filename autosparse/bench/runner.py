@@ -15,6 +15,7 @@ from pathlib import Path
 
 from autosparse.bench.cells import BenchJob, execute_job, plan_jobs
 from autosparse.bench.config import BenchConfig
+from autosparse.bench.report import BenchReport, write_report
 from autosparse.core.config import dump_yaml
 from autosparse.core.errors import UnknownNameError
 from autosparse.core.executors import EXECUTORS, JobOutcome, run_jobs
@@ -34,7 +35,7 @@ class BenchRun:
     cells_total: int
     cells_done_before: int
     failures: list[JobOutcome] = field(default_factory=list)
-    report: object | None = None  # autosparse.bench.report.BenchReport
+    report: BenchReport | None = None
 
     @property
     def ok(self) -> bool:
@@ -110,7 +111,5 @@ def run_bench(
         failures=[o for o in outcomes if not o.ok],
     )
     if report:
-        from autosparse.bench.report import write_report
-
         run.report = write_report(config, out, failures=run.failures)
     return run

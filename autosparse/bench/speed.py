@@ -4,37 +4,41 @@ Absolute seconds depend on the machine, so every method is measured in the same 
 the same model and the same pruning batch, and reported as a ratio to a reference method (SNIP:
 one forward/backward pass, the cheapest data-dependent criterion) measured in the same run.
 
-Memory: ``tracemalloc`` does not see torch's allocations, so each measurement runs in a fresh
-process (``isolate``) and reads the kernel's peak resident set size. On Linux the peak is reset
-just before pruning (``/proc/self/clear_refs``), so building the model and loading data do not
-hide the pruner's own peak; elsewhere the ``ru_maxrss`` increase is reported. On a GPU the
-CUDA allocator's peak is reported too. Measurements run one after another, never in parallel,
-so they do not compete for cores or memory bandwidth.
+Each measurement (:mod:`autosparse.bench.measure`) runs in a fresh process for its peak memory,
+one after another, never in parallel, so they do not compete for cores or memory bandwidth.
 """
 
 from __future__ import annotations
 
 import csv
-import gc
 import io
 import json
 import logging
-import multiprocessing
 import os
-import resource
-import sys
-import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
-from autosparse.bench.config import IMP, MethodSpec, _normalise_methods, _normalise_models, _unique, slug
+from autosparse.bench.config import (
+    IMP,
+    MethodSpec,
+    check_hparams,
+    check_unique,
+    normalise_methods,
+    normalise_models,
+    slug,
+)
+from autosparse.bench.measure import Measurement, measure, measure_isolated
+from autosparse.bench.plots import plot_speed
+from autosparse.bench.report import format_seconds, markdown_table, write_text
 from autosparse.core.config import from_dict, load_yaml, to_dict
 from autosparse.core.errors import ConfigError, UnknownNameError, check_density
-from autosparse.task import ModelSpec
+from autosparse.data import FAKE_PREFIX, dataset_info
+from autosparse.models import model_info
+from autosparse.pruners import available
+from autosparse.task import DataSpec, ModelSpec, Task
 
 log = logging.getLogger(__name__)
 
@@ -97,18 +101,22 @@ class SpeedConfig:
         ref = self.reference_spec()
         return self.methods if ref in self.methods else [ref, *self.methods]
 
-    def validate(self) -> SpeedConfig:
-        from autosparse.data import dataset_info
-        from autosparse.models import model_info
-        from autosparse.pruners import available, make_pruner
+    def task(self, model: SpeedModel) -> Task:
+        """``model`` on its data; only shapes matter for timing, so fake data is made just big enough."""
+        name = model.dataset or self.dataset
+        fake = name.lower().startswith(FAKE_PREFIX)
+        classes = dataset_info(name).num_classes
+        n_train, n_test = (self.samples_per_class * classes * 2, classes) if fake else (None, None)
+        return Task(model, DataSpec(name, n_train, n_test, self.data_root, data_seed=self.seed))
 
+    def validate(self) -> SpeedConfig:
         if not self.models or not self.methods:
             raise ConfigError("a speed bench needs at least one model and one method")
         check_density(self.density)
         if self.repeats < 1:
             raise ConfigError(f"repeats must be >= 1, got {self.repeats}")
-        _unique("model label", [m.label() for m in self.models])
-        _unique("method label", [m.title() for m in self.all_methods()])
+        check_unique("model label", [m.label() for m in self.models])
+        check_unique("method label", [m.title() for m in self.all_methods()])
         known = available()
         for spec in self.all_methods():
             if spec.method == IMP:
@@ -118,10 +126,7 @@ class SpeedConfig:
                 )
             if spec.method not in known:
                 raise UnknownNameError("pruning method", spec.method, known, hint="list them with `autosparse methods`")
-            try:
-                make_pruner(spec.method, spec.hparams)
-            except ConfigError as exc:
-                raise ConfigError(f"method {spec.title()!r}: {exc}") from exc
+            check_hparams(spec)
         for m in self.models:
             model_info(m.model)
             dataset_info(m.dataset or self.dataset)
@@ -134,179 +139,10 @@ def speed_config_from_dict(data: dict[str, Any], *, where: str = "") -> SpeedCon
         raise ConfigError(f"{where or 'config'} is not a speed bench (kind: {data.get('kind')}); drop `speed`")
     data["kind"] = "speed"
     if "models" in data:
-        data["models"] = _normalise_models(data["models"])
+        data["models"] = normalise_models(data["models"])
     if "methods" in data:
-        data["methods"] = _normalise_methods(data["methods"])
+        data["methods"] = normalise_methods(data["methods"])
     return from_dict(SpeedConfig, data, where=where)
-
-
-@dataclass
-class SpeedTask:
-    model: SpeedModel
-    dataset: str
-    method: MethodSpec
-    density: float
-    samples_per_class: int
-    seed: int
-    repeats: int
-    num_threads: int
-    device: str
-    data_root: str | None
-
-
-# ----------------------------------------------------------------------------------- measurement
-
-
-def _status_kib(key: str) -> int | None:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS counter (VmHWM) of this process; False where unsupported."""
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def _maxrss_kib() -> int:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak // 1024 if sys.platform == "darwin" else peak  # macOS reports bytes, Linux KiB
-
-
-def measure(task: SpeedTask) -> dict[str, Any]:
-    """Time one method on one model in this process; peak memory is meaningful in a fresh process."""
-    import torch
-
-    from autosparse.core.layers import prunable_layers
-    from autosparse.data import dataset_info, load_dataset, pruning_batch
-    from autosparse.models import build_model
-    from autosparse.pruners import prune_timed
-    from autosparse.training.trainer import resolve_device, set_threads
-
-    set_threads(task.num_threads)
-    device = resolve_device(task.device)
-    fake = task.dataset.lower().startswith("fake:")
-    classes = dataset_info(task.dataset).num_classes
-    info_ds = load_dataset(
-        task.dataset,
-        task.data_root,
-        n_train=task.samples_per_class * classes * 2 if fake else None,
-        n_test=classes if fake else None,
-        seed=task.seed,
-    )
-    model = build_model(
-        task.model.model, tuple(info_ds.input_shape), info_ds.num_classes, seed=task.seed, **task.model.model_kwargs
-    ).to(device)
-    # every method gets the same batch: data-free ones (SynFlow, NTK-SAP) read only its input shape
-    pdata = pruning_batch(info_ds, samples_per_class=task.samples_per_class, seed=task.seed).to(device)
-    input_shape = list(info_ds.input_shape)
-    del info_ds
-    gc.collect()
-    weights = sum(layer.parameter.numel() for layer in prunable_layers(model))
-    rss_before = _status_kib("VmRSS")
-    exact = rss_before is not None and _reset_peak_rss()
-    maxrss_before = _maxrss_kib()
-    cuda = device.type == "cuda"
-    if cuda:
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        gpu_before = torch.cuda.memory_allocated(device)
-    seconds, walls = [], []
-    result = None
-    for _ in range(task.repeats):
-        if cuda:
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        result = prune_timed(
-            model, task.method.method, density=task.density, data=pdata, seed=task.seed, **task.method.hparams
-        )
-        if cuda:
-            torch.cuda.synchronize(device)
-        walls.append(time.perf_counter() - start)
-        seconds.append(result.seconds)
-    assert result is not None
-    if exact:
-        peak_kib = (_status_kib("VmHWM") or 0) - (rss_before or 0)
-        mem_method = "VmHWM reset before pruning"
-    else:
-        peak_kib = _maxrss_kib() - maxrss_before
-        mem_method = "ru_maxrss increase"
-    best = min(seconds)
-    out: dict[str, Any] = {
-        "model": task.model.label(),
-        "model_name": task.model.model,
-        "dataset": task.dataset,
-        "input_shape": input_shape,
-        "method": task.method.method,
-        "label": task.method.title(),
-        "hparams": task.method.hparams,
-        "density": task.density,
-        "weights": weights,
-        "kept": result.masks.kept,
-        "empty_layers": len(result.masks.empty_layers()),
-        "seconds": best,
-        "seconds_all": seconds,
-        "wall_seconds": min(walls),  # includes the deep copy and mask validation prune_timed does
-        "weights_per_s": weights / best if best > 0 else None,
-        "peak_rss_mb": max(0, peak_kib) / 1024,
-        "memory_method": mem_method,
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "ok": True,
-        "error": "",
-    }
-    if cuda:
-        out["peak_gpu_mb"] = (torch.cuda.max_memory_allocated(device) - gpu_before) / 2**20
-    return out
-
-
-def _child(task: SpeedTask, conn: Any) -> None:
-    try:
-        conn.send(measure(task))
-    except BaseException as exc:  # everything goes back to the parent, which records it for this cell
-        conn.send({"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()})
-    finally:
-        conn.close()
-
-
-def measure_isolated(task: SpeedTask, timeout_s: float) -> dict[str, Any]:
-    """:func:`measure` in a fresh spawned process, killed after ``timeout_s``."""
-    ctx = multiprocessing.get_context("spawn")
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child, args=(task, send), daemon=True)
-    proc.start()
-    send.close()
-    try:
-        if recv.poll(timeout_s):
-            try:
-                return recv.recv()
-            except EOFError:
-                proc.join(10)
-                code = proc.exitcode
-                why = (
-                    f"killed by signal {-code} (out of memory?)"
-                    if code is not None and code < 0
-                    else f"exit code {code}"
-                )
-                return {"ok": False, "error": f"measurement process died before reporting: {why}; see its stderr"}
-            finally:
-                proc.join(60)  # let it exit cleanly (killing it mid-shutdown leaks its semaphores)
-        return {"ok": False, "error": f"timed out after {timeout_s:g} s", "timed_out": True}
-    finally:
-        if proc.is_alive():
-            proc.kill()
-            proc.join(5)
-        recv.close()
 
 
 # ------------------------------------------------------------------------------------------ driver
@@ -330,9 +166,8 @@ def run_speed(config: SpeedConfig, out_dir: str | Path) -> SpeedResult:
     bar = tqdm(pairs, desc="speed", unit="measurement", disable=None)
     for model, method in bar:
         bar.set_postfix_str(f"{model.label()} {method.title()}"[-40:])
-        task = SpeedTask(
-            model,
-            model.dataset or config.dataset,
+        case = Measurement(
+            config.task(model),
             method,
             config.density,
             config.samples_per_class,
@@ -340,13 +175,12 @@ def run_speed(config: SpeedConfig, out_dir: str | Path) -> SpeedResult:
             config.repeats,
             config.num_threads,
             config.device,
-            config.data_root,
         )
         if config.isolate:
-            row = measure_isolated(task, config.timeout_s)
+            row = measure_isolated(case, config.timeout_s)
         else:
             try:
-                row = measure(task)
+                row = measure(case)
             except Exception as exc:  # one method failing on one model is a cell of the table, not the end
                 row = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         row.setdefault("model", model.label())
@@ -376,8 +210,6 @@ def _fmt_weights(n: int | None) -> str:
 
 def speed_tables(config: SpeedConfig, rows: list[dict[str, Any]]) -> str:
     """Markdown: seconds (× reference), peak memory, and throughput; rows = methods, columns = models."""
-    from autosparse.bench.report import _markdown_table, format_seconds
-
     methods = [m.title() for m in config.all_methods()]
     models = [m.label() for m in config.models]
     weights = {m: next((r.get("weights") for r in rows if r["model"] == m and r.get("weights")), None) for m in models}
@@ -400,7 +232,7 @@ def speed_tables(config: SpeedConfig, rows: list[dict[str, Any]]) -> str:
                 else:
                     row.append(fmt(r))
             body.append(row)
-        return _markdown_table(header, body)
+        return markdown_table(header, body)
 
     def time_fmt(r: dict[str, Any]) -> str:
         ratio = r.get("ratio_to_reference")
@@ -433,10 +265,7 @@ def speed_tables(config: SpeedConfig, rows: list[dict[str, Any]]) -> str:
 
 
 def _write(out: Path, config: SpeedConfig, rows: list[dict[str, Any]], tables: str) -> None:
-    from autosparse.bench.plots import plot_speed
-    from autosparse.bench.report import _write_text
-
-    _write_text(out / SPEED_JSON, json.dumps({"config": to_dict(config), "rows": rows}, indent=1))
+    write_text(out / SPEED_JSON, json.dumps({"config": to_dict(config), "rows": rows}, indent=1))
     fields = [
         "model",
         "label",
@@ -457,7 +286,7 @@ def _write(out: Path, config: SpeedConfig, rows: list[dict[str, Any]], tables: s
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
-    _write_text(out / SPEED_CSV, buf.getvalue())
+    write_text(out / SPEED_CSV, buf.getvalue())
     series: dict[str, list[tuple[int, float]]] = {}
     for r in rows:
         if r.get("ok"):
@@ -492,4 +321,4 @@ def _write(out: Path, config: SpeedConfig, rows: list[dict[str, Any]], tables: s
         ]
         md.append("")
     md += ["Per-measurement numbers: `speed.csv`, `speed.json`.", f"CPU cores: {os.cpu_count()}."]
-    _write_text(out / REPORT_FILE, "\n".join(md) + "\n")
+    write_text(out / REPORT_FILE, "\n".join(md) + "\n")

@@ -71,10 +71,10 @@ def _accuracy(args: argparse.Namespace, out: Path) -> int:
     result = run_bench(cfg, out, executor=args.executor, address=args.address, workers=args.workers, methods=methods)
     report = result.report
     assert report is not None
-    print(report.tables)  # type: ignore[attr-defined]
+    print(report.tables)
     print(
         f"\n{result.cells_total} cells: {result.cells_done_before} were done, {result.jobs_run} jobs ran now, "
-        f"{len(result.failures)} failed; report: {report.path}"  # type: ignore[attr-defined]
+        f"{len(result.failures)} failed; report: {report.path}"
     )
     for f in result.failures:
         print(f"FAILED {f.key}: {(f.error.splitlines() or [''])[0]}")

@@ -7,7 +7,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 
-from autosparse.cli.common import ModelData, add_arguments, add_config_argument, resolve
+from autosparse.cli.common import add_config_argument, add_task_arguments, resolve_task
 from autosparse.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -48,26 +48,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Example: autosparse prune --model lenet_300_100 --dataset fashion-mnist --method snip --sparsity 0.99 --out m/",
     )
     add_config_argument(p)
-    add_arguments(p, ModelData, PruneJob)
+    add_task_arguments(p, PruneJob)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    md, job = resolve(args, ModelData, PruneJob)
+    task, (job,) = resolve_task(args, PruneJob)
     from autosparse.data import pruning_batch
     from autosparse.pruners import prune_timed
     from autosparse.topology.diagnostics import mask_diagnostics
 
     hparams = parse_hparams(job.method, job.hp)
-    dataset = md.load_dataset()
-    model = md.build_model(dataset, seed=job.init_seed)
+    dataset = task.load_data()
+    model = task.build_model(dataset, seed=job.init_seed)
     pdata = pruning_batch(dataset, samples_per_class=job.samples_per_class, seed=job.seed)
     result = prune_timed(
         model, job.method, density=job.density, sparsity=job.sparsity, data=pdata, seed=job.seed, **hparams
     )
     masks = result.masks
     masks.meta.update(
-        {"model": md.model, "dataset": md.dataset, "init_seed": job.init_seed, "model_kwargs": md.model_kwargs}
+        {
+            "model": task.model.model,
+            "dataset": task.data.dataset,
+            "init_seed": job.init_seed,
+            "model_kwargs": task.model.model_kwargs,
+        }
     )
     diag = mask_diagnostics(model, masks, tuple(dataset.input_shape))
     masks.meta["diagnostics"] = diag

@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from autosparse.cli.common import ModelData, add_arguments, add_config_argument, resolve
+from autosparse.cli.common import add_config_argument, add_task_arguments, resolve_task
 from autosparse.training.trainer import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -29,22 +29,22 @@ def register(sub: argparse._SubParsersAction) -> None:
         "print its test accuracy. Example: autosparse train --model lenet_300_100 --dataset fashion-mnist --epochs 5",
     )
     add_config_argument(p)
-    add_arguments(p, ModelData, TrainJob, TrainConfig)
+    add_task_arguments(p, TrainJob, TrainConfig)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    md, job, cfg = resolve(args, ModelData, TrainJob, TrainConfig)
+    task, (job, cfg) = resolve_task(args, TrainJob, TrainConfig)
     from autosparse.core.masks import Masks
     from autosparse.training.trainer import train
 
-    dataset = md.load_dataset()
-    model = md.build_model(dataset, seed=job.init_seed)
+    dataset = task.load_data()
+    model = task.build_model(dataset, seed=job.init_seed)
     masks = Masks.load(job.masks).validate(model) if job.masks else None
-    result = train(model, dataset, cfg, masks=masks, desc=f"train {md.model}")
+    result = train(model, dataset, cfg, masks=masks, desc=f"train {task.model.model}")
     density = f", density {masks.density:.4f}" if masks else ""
     print(
-        f"{md.model} on {md.dataset}: test accuracy {100 * result.test_accuracy:.2f}% "
+        f"{task.model.model} on {task.data.dataset}: test accuracy {100 * result.test_accuracy:.2f}% "
         f"after {cfg.epochs:g} epochs in {result.seconds:.1f}s{density}"
     )
     if job.out:

@@ -1,14 +1,20 @@
-"""The data a data-dependent pruner sees: a short, fixed list of (inputs, targets) batches."""
+"""The data a data-dependent pruner sees: a short, fixed list of (inputs, targets) batches, and how it is drawn."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from autosparse.core.errors import ConfigError
+from autosparse.data.dataset import Dataset
+from autosparse.data.sampling import seeded_rng
+
+log = logging.getLogger(__name__)
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -50,3 +56,41 @@ class PruningData:
         if num_classes is None:
             num_classes = int(max(int(y.max()) for _, y in batches)) + 1
         return cls(batches, num_classes)
+
+
+def pruning_batch(
+    dataset: Dataset, *, samples_per_class: int = 10, seed: int = 0, batch_size: int | None = None
+) -> PruningData:
+    """A fixed, class-balanced set of training examples for data-dependent pruners and features.
+
+    ``samples_per_class`` examples of every class (GraSP's and SynFlow's recipe), chosen by
+    ``seed`` and then shuffled so any split into batches of ``batch_size`` mixes classes. Fixed
+    rather than a live loader so the same seed reproduces the same scores and the same features.
+    """
+    if samples_per_class <= 0:
+        raise ConfigError(f"samples_per_class must be positive, got {samples_per_class}")
+    if batch_size is not None and batch_size <= 0:
+        raise ConfigError(f"batch_size must be positive, got {batch_size}")
+    labels = dataset.y_train.cpu().numpy()
+    rng = seeded_rng(seed, 2)
+    picked = []
+    for c in range(dataset.num_classes):
+        pool = np.flatnonzero(labels == c)
+        if len(pool) < samples_per_class:
+            log.warning(
+                "%s has only %d training examples of class %d (asked for %d per class); using all of them",
+                dataset.name,
+                len(pool),
+                c,
+                samples_per_class,
+            )
+        picked.append(rng.choice(pool, size=min(samples_per_class, len(pool)), replace=False))
+    idx = np.concatenate(picked)
+    if idx.size == 0:
+        raise ConfigError(f"{dataset.name} has no training examples to build a pruning batch from")
+    idx = idx[rng.permutation(idx.size)]
+    index = torch.from_numpy(idx.astype(np.int64)).to(dataset.y_train.device)
+    x, y = dataset.x_train[index], dataset.y_train[index]
+    size = int(idx.size) if batch_size is None else int(batch_size)
+    batches = [(x[i : i + size], y[i : i + size]) for i in range(0, int(idx.size), size)]
+    return PruningData(batches, dataset.num_classes)

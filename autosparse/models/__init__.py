@@ -24,13 +24,7 @@ Python control flow, so ``torch.fx`` can trace the zoo for :mod:`autosparse.topo
 from __future__ import annotations
 
 from autosparse.models import cnn1d, conv, lenet, mlp, mobilenet, resnet, vgg, vit  # noqa: F401  (register the zoo)
-from autosparse.models.registry import (
-    INPUT_KINDS,
-    ModelInfo,
-    available_models,
-    build_model,
-    model_info,
-    register_model,
-)
+from autosparse.models.info import INPUT_KINDS, ModelInfo
+from autosparse.models.registry import available_models, build_model, model_info, register_model
 
 __all__ = ["INPUT_KINDS", "ModelInfo", "available_models", "build_model", "model_info", "register_model"]

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from autosparse.core.errors import ConfigError, UnknownNameError
-from autosparse.models.registry import TV_PREFIX, ModelInfo, coerce_value
+from autosparse.models.info import TV_PREFIX, ModelInfo, coerce_value
 
 _FORBIDDEN = ("weights", "pretrained", "weights_backbone", "progress")
 _RESNET_PREFIXES = ("resnet", "resnext", "wide_resnet")

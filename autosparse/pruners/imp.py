@@ -20,6 +20,9 @@ from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.registry import Pruner, PrunerConfig, register
+from autosparse.task import DataSpec
+from autosparse.training.irp import IRPConfig, run_irp
+from autosparse.training.trainer import TrainConfig
 
 
 @dataclass
@@ -34,6 +37,10 @@ class ImpConfig(PrunerConfig):
     batch_size: int = 128
     criterion: str = "magnitude"
 
+    def train_data(self, seed: int) -> DataSpec:
+        """The training set IMP trains on; its subset follows the pruning seed, as a source run's does."""
+        return DataSpec(self.dataset, n_train=self.n_train, data_root=self.data_root, data_seed=seed)
+
 
 @register("imp")
 class ImpPruner(Pruner):
@@ -44,10 +51,6 @@ class ImpPruner(Pruner):
     )
 
     def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
-        from autosparse.data import load_dataset
-        from autosparse.training.irp import IRPConfig, run_irp
-        from autosparse.training.trainer import TrainConfig
-
         cfg: ImpConfig = self.config  # type: ignore[assignment]
         if not cfg.dataset:
             raise ConfigError(
@@ -59,7 +62,7 @@ class ImpPruner(Pruner):
             )
         rounds = max(1, math.ceil(math.log(density) / math.log(1.0 - cfg.prune_fraction) - 1e-9))
         targets = tuple(density ** ((r + 1) / rounds) for r in range(rounds))
-        dataset = load_dataset(cfg.dataset, cfg.data_root, n_train=cfg.n_train, seed=seed)
+        dataset = cfg.train_data(seed).load()
         irp = IRPConfig(
             criterion=cfg.criterion,  # type: ignore[arg-type]
             rewind_step=cfg.rewind_step,

@@ -1,0 +1,163 @@
+"""A dataset as five in-memory tensors, and what is known about one without loading it.
+
+Every dataset autosparse trains on is small enough to live in memory, so a dataset here is five
+tensors, already converted and normalised once at load time: training then slices tensors instead
+of running per-sample Python transforms, which is what dominates small-model training time on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from autosparse.core.errors import ConfigError
+from autosparse.data.sampling import subset_index
+
+ArrayLike = np.ndarray | torch.Tensor
+RawSplits = tuple[ArrayLike, ArrayLike, ArrayLike, ArrayLike]  # x_train, y_train, x_test, y_test
+Loader = Callable[[Path | None, bool], RawSplits]
+
+
+@dataclass(repr=False)
+class Dataset:
+    """A classification dataset held as tensors.
+
+    ``x`` is float32 of shape ``(N, *input_shape)``, normalised per channel with the *full*
+    training set's mean and std (kept in ``mean``/``std``), so a subset is preprocessed exactly
+    like the whole dataset; ``y`` is int64 class indices in ``[0, num_classes)``.
+    """
+
+    name: str
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    input_shape: tuple[int, ...]
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        self.input_shape = tuple(int(s) for s in self.input_shape)
+        for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
+            if tuple(x.shape[1:]) != self.input_shape:
+                raise ValueError(
+                    f"{self.name}: x_{split} has shape {tuple(x.shape)}, expected (N, *{self.input_shape})"
+                )
+            if y.dim() != 1 or y.shape[0] != x.shape[0]:
+                raise ValueError(f"{self.name}: y_{split} has shape {tuple(y.shape)} for {x.shape[0]} inputs")
+
+    @property
+    def n_train(self) -> int:
+        return int(self.x_train.shape[0])
+
+    @property
+    def n_test(self) -> int:
+        return int(self.x_test.shape[0])
+
+    def __repr__(self) -> str:  # the dataclass default would print every tensor
+        return (
+            f"Dataset({self.name!r}, train={self.n_train}, test={self.n_test}, "
+            f"input_shape={self.input_shape}, num_classes={self.num_classes})"
+        )
+
+    def subset(self, n_train: int | None = None, n_test: int | None = None, seed: int = 0) -> Dataset:
+        """A stratified, seeded subset (``None`` keeps a split whole).
+
+        Train and test draw from independent streams of the same seed, so changing ``n_train``
+        never changes which test examples are chosen.
+        """
+        tr = subset_index(self.y_train, n_train, self.num_classes, seed, 0, f"{self.name} train")
+        te = subset_index(self.y_test, n_test, self.num_classes, seed, 1, f"{self.name} test")
+        return Dataset(
+            name=self.name,
+            x_train=self.x_train if tr is None else self.x_train[tr],
+            y_train=self.y_train if tr is None else self.y_train[tr],
+            x_test=self.x_test if te is None else self.x_test[te],
+            y_test=self.y_test if te is None else self.y_test[te],
+            num_classes=self.num_classes,
+            input_shape=self.input_shape,
+            mean=self.mean,
+            std=self.std,
+            description=self.description,
+        )
+
+    def to(self, device: torch.device | str) -> Dataset:
+        """Move every tensor once (e.g. to the GPU) so batches are slices, not host-to-device copies."""
+        return Dataset(
+            self.name,
+            self.x_train.to(device),
+            self.y_train.to(device),
+            self.x_test.to(device),
+            self.y_test.to(device),
+            self.num_classes,
+            self.input_shape,
+            self.mean,
+            self.std,
+            self.description,
+        )
+
+    def train_loader(
+        self, batch_size: int, shuffle: bool = True, seed: int = 0, *, drop_last: bool = False
+    ) -> TensorBatches:
+        return TensorBatches(self.x_train, self.y_train, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
+
+    def test_loader(self, batch_size: int = 1024) -> TensorBatches:
+        return TensorBatches(self.x_test, self.y_test, batch_size, shuffle=False)
+
+
+class TensorBatches:
+    """A DataLoader replacement over in-memory tensors: one index permutation per epoch, no workers.
+
+    The generator is created once, so successive epochs get different (but reproducible) orders.
+    """
+
+    def __init__(
+        self,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+    ) -> None:
+        if batch_size <= 0:
+            raise ConfigError(f"batch_size must be positive, got {batch_size}")
+        self.x, self.y = x, y
+        self.batch_size, self.shuffle, self.drop_last = int(batch_size), shuffle, drop_last
+        self._gen = torch.Generator().manual_seed(int(seed))
+
+    def __len__(self) -> int:
+        n = int(self.x.shape[0])
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = int(self.x.shape[0])
+        order = torch.randperm(n, generator=self._gen).to(self.x.device) if self.shuffle else None
+        for b in range(len(self)):
+            sl = slice(b * self.batch_size, min((b + 1) * self.batch_size, n))
+            if order is None:
+                yield self.x[sl], self.y[sl]
+            else:
+                idx = order[sl]
+                yield self.x[idx], self.y[idx]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What is known about a dataset without loading it (shapes for building a model, nominal sizes)."""
+
+    name: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    description: str
+    n_train: int | None = None
+    n_test: int | None = None
+    aliases: tuple[str, ...] = field(default=())

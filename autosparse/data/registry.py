@@ -1,0 +1,130 @@
+"""The dataset registry: one place where a dataset name becomes a :class:`Dataset`.
+
+Loaders are registered by name (:func:`register_dataset`) so the CLI, configs and the bench discover
+them; ``fake:<name>`` gives seeded random data with a registered dataset's shape. A missing dataset
+is a :class:`~autosparse.core.errors.DatasetNotFoundError` that says how to get it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from autosparse.core.errors import UnknownNameError
+from autosparse.data.convert import to_dataset
+from autosparse.data.dataset import Dataset, DatasetInfo, Loader
+from autosparse.data.fake import FAKE_PREFIX, fake_dataset, fake_info
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    info: DatasetInfo
+    loader: Loader
+
+
+_REGISTRY: dict[str, _Spec] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_dataset(
+    name: str,
+    *,
+    input_shape: Sequence[int],
+    num_classes: int,
+    description: str = "",
+    n_train: int | None = None,
+    n_test: int | None = None,
+    aliases: Sequence[str] = (),
+) -> Callable[[Loader], Loader]:
+    """Decorator: register ``loader(root, download) -> (x_train, y_train, x_test, y_test)``.
+
+    The loader returns raw arrays (any numeric dtype, shape ``(N, *input_shape)``); conversion to
+    float32, normalisation and subsetting are done once by :func:`load_dataset`, so every dataset
+    is preprocessed the same way. Shape and class count are declared up front because models are
+    built (and ``fake:`` data made) without loading anything.
+    """
+    key = name.lower()
+    if key.startswith(FAKE_PREFIX):
+        raise ValueError(f"dataset names may not start with {FAKE_PREFIX!r}")
+
+    def deco(loader: Loader) -> Loader:
+        if key in _REGISTRY or key in _ALIASES:
+            raise ValueError(f"dataset {name!r} registered twice")
+        info = DatasetInfo(
+            key, tuple(int(s) for s in input_shape), int(num_classes), description, n_train, n_test, tuple(aliases)
+        )
+        _REGISTRY[key] = _Spec(info, loader)
+        for alias in aliases:
+            _ALIASES[alias.lower()] = key
+        return loader
+
+    return deco
+
+
+def available_datasets(include_fake: bool = False) -> list[str]:
+    """Canonical dataset names (``fake:<name>`` variants too if asked)."""
+    names = sorted(_REGISTRY)
+    return names + [FAKE_PREFIX + n for n in names] if include_fake else names
+
+
+def _canonical(name: str) -> tuple[str, bool]:
+    """Resolve aliases; returns (canonical base name, is_fake)."""
+    raw = name.strip().lower()
+    fake = raw.startswith(FAKE_PREFIX)
+    base = raw[len(FAKE_PREFIX) :] if fake else raw
+    base = _ALIASES.get(base, base)
+    if base not in _REGISTRY:
+        # "fashion_mnist", "Fashion-MNIST", "cifar-10": spelling variants of a registered name
+        squashed = base.replace("_", "").replace("-", "")
+        for key in list(_REGISTRY) + list(_ALIASES):
+            if key.replace("_", "").replace("-", "") == squashed:
+                base = _ALIASES.get(key, key)
+                break
+        else:
+            raise UnknownNameError(
+                "dataset",
+                name,
+                available_datasets(),
+                hint=f"prefix any of them with {FAKE_PREFIX!r} (e.g. fake:cifar10) for random data of that shape",
+            )
+    return base, fake
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """Input shape, class count and description of a dataset, without loading it."""
+    base, fake = _canonical(name)
+    info = _REGISTRY[base].info
+    return fake_info(info) if fake else info
+
+
+def load_dataset(
+    name: str,
+    root: str | Path | None = None,
+    *,
+    download: bool = False,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    seed: int = 0,
+) -> Dataset:
+    """Load a dataset by name as normalised in-memory tensors.
+
+    ``root`` is the ``--data-root``: when given it is the only place looked in (and downloaded
+    to), so an explicit root never silently picks up another copy. ``n_train``/``n_test`` take a
+    stratified subset chosen by ``seed`` (for ``fake:`` data they are the generated sizes).
+    """
+    base, fake = _canonical(name)
+    spec = _REGISTRY[base]
+    if fake:
+        return fake_dataset(spec.info, n_train, n_test, seed)
+    t0 = time.perf_counter()
+    x_tr, y_tr, x_te, y_te = spec.loader(Path(root).expanduser() if root is not None else None, download)
+    ds = to_dataset(spec.info, x_tr, y_tr, x_te, y_te)
+    log.info("loaded %s (%d train / %d test) in %.2fs", base, ds.n_train, ds.n_test, time.perf_counter() - t0)
+    if n_train is not None or n_test is not None:
+        ds = ds.subset(n_train, n_test, seed)
+    return ds

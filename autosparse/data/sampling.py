@@ -1,0 +1,53 @@
+"""Seeded, stratified choices of examples: the subset rule every dataset split shares.
+
+Kept apart from the dataset type so loaders with a fixed split of their own (digits) draw it with
+the same rule as a run's ``n_train``/``n_test`` subset.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from autosparse.core.errors import ConfigError
+
+
+def seeded_rng(seed: int, stream: int) -> np.random.Generator:
+    """One seed, independent streams (train subset 0, test subset 1, pruning batch 2): changing one never moves another."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, stream]))
+
+
+def stratified_indices(y: torch.Tensor, n: int, num_classes: int, seed: int = 0, stream: int = 0) -> torch.Tensor:
+    """``n`` indices whose class proportions match ``y``'s (largest-remainder rounding), seeded.
+
+    Returned sorted, so a subset keeps the dataset's original order and the same (n, seed)
+    always selects the same examples.
+    """
+    labels = y.cpu().numpy()
+    counts = np.bincount(labels, minlength=num_classes)
+    total = int(counts.sum())
+    exact = counts * (n / total)
+    take = np.floor(exact).astype(np.int64)
+    remainder = n - int(take.sum())
+    if remainder:
+        # largest fractional part first; ties to the lower class index (stable sort)
+        order = np.argsort(-(exact - take), kind="stable")
+        take[order[:remainder]] += 1
+    rng = seeded_rng(seed, stream)
+    chosen = [rng.choice(np.flatnonzero(labels == c), size=int(k), replace=False) for c, k in enumerate(take) if k > 0]
+    idx = np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
+    return torch.from_numpy(idx.astype(np.int64)).to(y.device)
+
+
+def subset_index(
+    y: torch.Tensor, n: int | None, num_classes: int, seed: int, stream: int, what: str
+) -> torch.Tensor | None:
+    if n is None:
+        return None
+    n = int(n)
+    total = int(y.shape[0])
+    if n <= 0 or n > total:
+        raise ConfigError(f"{what} subset of {n} examples is impossible: it has {total}; pass 1..{total} or omit it")
+    if n == total:
+        return None
+    return stratified_indices(y, n, num_classes, seed, stream)
