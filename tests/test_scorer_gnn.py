@@ -19,9 +19,10 @@ from autosparse.features import compute_features
 from autosparse.models import build_model
 from autosparse.pruners import prune
 from autosparse.scorer.gnn import GNNRanker, gnn_score_layers, net_inputs
-from autosparse.scorer.gnn_data import ARRAY_NAMES, GraphArrays, build_graph, run_graph
+from autosparse.scorer.gnn_data import run_graph
 from autosparse.scorer.training import DEFAULT_RANKER_FEATURES, ScorerConfig, train_scorer
 from autosparse.store import StoreReader
+from autosparse.topology.graph_arrays import ARRAY_NAMES, GraphArrays, build_graph
 
 HOLDOUT = "model_label=mlp-widths24"
 
