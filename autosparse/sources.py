@@ -22,6 +22,7 @@ from autosparse.data import pruning_batch
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION, compute_features
 from autosparse.store import FeatureStore
 from autosparse.task import DataSpec, ModelSpec, Task
+from autosparse.topology.graph_arrays import graph_arrays
 from autosparse.training.irp import IRPConfig, run_irp
 from autosparse.training.trainer import TrainConfig, set_threads
 
@@ -110,16 +111,7 @@ def execute_run(job: RunJob) -> dict[str, Any]:
         layer=table.layer_index().numpy(),
         layers_table=table.layer_table(),
         attrs=attrs,
-        graph=_graph_arrays(model, tuple(dataset.input_shape)),
+        graph=graph_arrays(model, tuple(dataset.input_shape)),
     )
     shutil.rmtree(workdir, ignore_errors=True)  # the store holds the result now; round checkpoints are spent
     return {"run_id": spec.run_id, "skipped": False, "accuracies": result.accuracies, "seconds": result.seconds_total}
-
-
-def _graph_arrays(model: torch.nn.Module, input_shape: tuple[int, ...]) -> dict[str, np.ndarray] | None:
-    """The unit-level graph the GNN scorer trains on (None when no GNN support is installed)."""
-    try:
-        from autosparse.scorer.gnn_data import graph_arrays
-    except ImportError:
-        return None
-    return graph_arrays(model, input_shape)

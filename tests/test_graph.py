@@ -296,7 +296,7 @@ def test_control_flow_falls_back_to_a_chain_with_a_warning(caplog: pytest.LogCap
                 x = x * 2
             return self.fc2(self.fc1(x.flatten(1)))
 
-    with caplog.at_level(logging.WARNING, logger="autosparse.topology.graph"):
+    with caplog.at_level(logging.WARNING, logger="autosparse.topology"):
         g = trace_graph(Branchy(), (3, 6, 6))
     assert "chain-in-registration-order" in caplog.text
     assert not g.traced and g.input_axis == 0 and g.num_input_nodes == 3
@@ -320,7 +320,7 @@ def test_mixing_op_without_weight_falls_back(caplog: pytest.LogCaptureFixture) -
             q = self.q(x)
             return self.out(torch.softmax(q @ q.transpose(1, 2), -1) @ x)
 
-    with caplog.at_level(logging.WARNING, logger="autosparse.topology.graph"):
+    with caplog.at_level(logging.WARNING, logger="autosparse.topology"):
         g = trace_graph(RawAttention(), (3, 4))
     assert not g.traced and "mixes features" in caplog.text
 
@@ -335,7 +335,7 @@ def test_shared_layer_is_merged_with_a_warning(caplog: pytest.LogCaptureFixture)
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.b(self.a(torch.relu(self.a(x))))
 
-    with caplog.at_level(logging.WARNING, logger="autosparse.topology.graph"):
+    with caplog.at_level(logging.WARNING, logger="autosparse.topology"):
         g = trace_graph(Shared(), (6,))
     assert "called 2 times" in caplog.text
     assert feeders(g, 0, 1) == {1, int(g.out_nodes[0][1])}

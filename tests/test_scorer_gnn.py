@@ -20,12 +20,13 @@ from autosparse.models import build_model
 from autosparse.pruners import prune
 from autosparse.scorer.archs.base import get_arch
 from autosparse.scorer.config import DEFAULT_RANKER_FEATURES, ScorerConfig
-from autosparse.scorer.gnn_data import ARRAY_NAMES, GraphArrays, build_graph, run_graph
+from autosparse.scorer.gnn_data import run_graph
 from autosparse.scorer.gnn_inputs import net_inputs
 from autosparse.scorer.gnn_net import GNNRanker
 from autosparse.scorer.loaded import load_scorer
 from autosparse.scorer.training import train_scorer
 from autosparse.store import StoreReader
+from autosparse.topology.graph_arrays import ARRAY_NAMES, GraphArrays, build_graph
 
 HOLDOUT = "model_label=mlp-widths24"
 

@@ -234,9 +234,9 @@ def test_folded_ranker_equals_forward(conv_setup) -> None:
 
 def test_gnn_fast_inference_equals_training_path(conv_setup) -> None:
     """Prune-time message passing and block head = the differentiable path used in training."""
-    from autosparse.scorer.gnn_data import build_graph
     from autosparse.scorer.gnn_inputs import net_inputs
     from autosparse.scorer.gnn_net import GNNRanker
+    from autosparse.topology.graph_arrays import build_graph
 
     model, data = conv_setup
     torch.manual_seed(0)

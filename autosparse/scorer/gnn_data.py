@@ -1,241 +1,23 @@
-"""The unit graph in the compact form the GNN scorer stores, reloads and runs on.
+"""A store run read back for the GNN scorer: its unit graph (stored or rebuilt) and its feature table.
 
-:mod:`autosparse.topology.graph` decides the topology (by tracing); this module only *re-packs* it, so
-that it can live next to a run's features in the store and be rebuilt identically at prune time:
-
-* layers are re-ordered from the graph's topological order to ``prunable_layers`` order, which
-  is the order of the feature table and of the store's layer table — every per-layer array
-  here is indexed the way the features are, so no caller has to match names;
-* nothing is stored per *weight*. Edges are unit pairs (a conv's whole kernel is one edge), and
-  the weight → edge map is kept at *slice* granularity (``weight[o, j]``, one entry per kernel),
-  with per-layer offsets; the element ``e`` of layer ``l`` lies in slice ``e // kernel_numel``.
-  For a ResNet-18 that is ~2.4M slice entries for 11M weights.
-
-Arrays (all int64; ``L`` layers, ``N`` nodes, ``E`` edges; the names are the store's
-``runs/<id>/graph/<name>`` arrays):
-
-``node_layer`` (N,)       layer of each node (``-1`` = input node); input nodes come first
-``node_unit`` (N,)        unit index within its layer (or among the input nodes)
-``out_start`` (L,)        node id of output unit 0 of each layer (units are contiguous)
-``in_ptr`` (L+1,)         ``in_pairs[:, in_ptr[l]:in_ptr[l+1]]`` belong to layer ``l``
-``in_pairs`` (2, P)       (input index, feeding node) pairs: who feeds each input unit of a layer
-``edge_index`` (2, E)     (src node, dst node); layer ``l``'s edges are ``edge_ptr[l]:edge_ptr[l+1]``
-``edge_layer`` (E,)       layer of each edge
-``edge_ptr`` (L+1,)
-``slice_ptr`` (L+1,)      ``slice_edge[:, slice_ptr[l]:slice_ptr[l+1]]`` belong to layer ``l``
-``slice_edge`` (2, M)     (slice id within the layer, global edge id)
-``layer_meta`` (L, 4)     out_units, in_units, groups, kernel_numel
-``graph_info`` (3,)       format version, traced (0/1), number of input nodes
-
-Runs written before the graph was stored (or by a data generator without GNN support) are
-handled by :func:`run_graph`, which rebuilds the same arrays from the run's attributes: the
-topology depends only on the architecture, never on θ0.
+The graph arrays themselves are :mod:`autosparse.topology.graph_arrays` (a source run writes
+them; see there for the layout). Runs written before the graph was stored are handled by
+:func:`run_graph`, which rebuilds the same arrays from the run's attributes: the topology
+depends only on the architecture, never on θ0.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from autosparse.core.errors import StoreError
 from autosparse.features import SPECS, FeatureTable, LayerFeatures
-
-GRAPH_FORMAT = 1
-ARRAY_NAMES = (
-    "node_layer",
-    "node_unit",
-    "out_start",
-    "in_ptr",
-    "in_pairs",
-    "edge_index",
-    "edge_layer",
-    "edge_ptr",
-    "slice_ptr",
-    "slice_edge",
-    "layer_meta",
-    "graph_info",
-)
-
-
-@dataclass
-class GraphArrays:
-    """The unit graph of one network, layers in ``prunable_layers`` (= feature table) order."""
-
-    node_layer: torch.Tensor
-    node_unit: torch.Tensor
-    out_start: torch.Tensor
-    in_ptr: torch.Tensor
-    in_pairs: torch.Tensor
-    edge_index: torch.Tensor
-    edge_layer: torch.Tensor
-    edge_ptr: torch.Tensor
-    slice_ptr: torch.Tensor
-    slice_edge: torch.Tensor
-    layer_meta: torch.Tensor
-    graph_info: torch.Tensor
-
-    @property
-    def num_nodes(self) -> int:
-        return int(self.node_layer.numel())
-
-    @property
-    def num_edges(self) -> int:
-        return int(self.edge_index.shape[1])
-
-    @property
-    def num_layers(self) -> int:
-        return int(self.out_start.numel())
-
-    @property
-    def num_input_nodes(self) -> int:
-        return int(self.graph_info[2])
-
-    @property
-    def traced(self) -> bool:
-        return bool(self.graph_info[1])
-
-    def layer_in_pairs(self, layer: int) -> torch.Tensor:
-        """(2, P_l) (input index, node) pairs of one layer."""
-        return self.in_pairs[:, int(self.in_ptr[layer]) : int(self.in_ptr[layer + 1])]
-
-    def layer_slice_edge(self, layer: int) -> torch.Tensor:
-        """(2, M_l) (slice id, global edge id) pairs of one layer."""
-        return self.slice_edge[:, int(self.slice_ptr[layer]) : int(self.slice_ptr[layer + 1])]
-
-    def out_nodes(self, layer: int) -> torch.Tensor:
-        start = int(self.out_start[layer])
-        return torch.arange(start, start + int(self.layer_meta[layer, 0]))
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name).numpy().astype(np.int64, copy=False) for name in ARRAY_NAMES}
-
-    @classmethod
-    def from_arrays(cls, arrays: Mapping[str, Any]) -> GraphArrays:
-        """From stored arrays (numpy or torch); a missing or malformed array is a StoreError."""
-        missing = [n for n in ARRAY_NAMES if n not in arrays]
-        if missing:
-            raise StoreError(f"graph arrays {missing} are missing; regenerate the run or drop its graph/ group")
-        t = {
-            n: (arrays[n] if isinstance(arrays[n], torch.Tensor) else torch.from_numpy(np.asarray(arrays[n]))).to(
-                torch.long
-            )
-            for n in ARRAY_NAMES
-        }
-        out = cls(**t)
-        out._validate()
-        return out
-
-    def _validate(self) -> None:
-        info = self.graph_info
-        if info.numel() != 3 or int(info[0]) != GRAPH_FORMAT:
-            raise StoreError(
-                f"graph format {int(info[0]) if info.numel() else '?'} is not {GRAPH_FORMAT}; "
-                "regenerate the run with this autosparse (or delete its graph/ group to rebuild it from the model)"
-            )
-        n, e, L = self.num_nodes, self.num_edges, self.num_layers
-        problems = []
-        if self.node_unit.shape != (n,):
-            problems.append("node_unit length")
-        if self.edge_index.dim() != 2 or self.edge_index.shape[0] != 2 or self.edge_layer.shape != (e,):
-            problems.append("edge_index / edge_layer shape")
-        if self.layer_meta.shape != (L, 4):
-            problems.append("layer_meta shape")
-        for name in ("in_ptr", "edge_ptr", "slice_ptr"):
-            if getattr(self, name).shape != (L + 1,):
-                problems.append(f"{name} length")
-        if e and (int(self.edge_index.min()) < 0 or int(self.edge_index.max()) >= n):
-            problems.append("edge_index out of range")
-        if self.in_pairs.shape[1] and (int(self.in_pairs[1].min()) < 0 or int(self.in_pairs[1].max()) >= n):
-            problems.append("in_pairs out of range")
-        if self.slice_edge.shape[1] and (int(self.slice_edge[1].min()) < 0 or int(self.slice_edge[1].max()) >= e):
-            problems.append("slice_edge out of range")
-        if problems:
-            raise StoreError(
-                f"the stored graph is inconsistent ({', '.join(problems)}); delete the run and regenerate it"
-            )
-
-    def check_layers(self, shapes: Sequence[Sequence[int]], where: str = "") -> None:
-        """Refuse a graph whose layers do not match the feature table's weight shapes."""
-        if len(shapes) != self.num_layers:
-            raise StoreError(
-                f"{where}graph has {self.num_layers} layers but the features have {len(shapes)}; "
-                "regenerate the run (its graph was made for another model)"
-            )
-        for i, shape in enumerate(shapes):
-            out_units, in_units, groups, k = (int(v) for v in self.layer_meta[i])
-            numel = math.prod(int(s) for s in shape)
-            if int(shape[0]) != out_units or numel != out_units * (in_units // max(groups, 1)) * k:
-                raise StoreError(
-                    f"{where}graph layer {i} ({out_units} units, {in_units} inputs, kernel {k}) does not match "
-                    f"weight shape {tuple(shape)}; regenerate the run (its graph was made for another model)"
-                )
-
-
-def build_graph(model: nn.Module, input_shape: Sequence[int]) -> GraphArrays:
-    """Trace ``model`` and pack its unit graph (see the module doc for the arrays)."""
-    from autosparse.core.layers import prunable_layers
-    from autosparse.topology.graph import trace_graph
-
-    graph = trace_graph(model, tuple(int(s) for s in input_shape))
-    names = [layer.name for layer in prunable_layers(model)]
-    by_name = {info.name: info.index for info in graph.layers}
-    order = [by_name[n] for n in names]  # table position -> graph (topological) index
-    ue = graph.unit_edges()
-    topo_to_table = torch.empty(len(order), dtype=torch.long)
-    topo_to_table[torch.tensor(order, dtype=torch.long)] = torch.arange(len(order))
-    node_layer = graph.node_layer.clone()
-    inner = node_layer >= 0
-    node_layer[inner] = topo_to_table[node_layer[inner]]
-
-    out_start, in_blocks, in_ptr = [], [], [0]
-    edge_blocks, layer_blocks, edge_ptr = [], [], [0]
-    slice_blocks, slice_ptr, meta = [], [0], []
-    for t, gi in enumerate(order):
-        info = graph.layers[gi]
-        outs = graph.out_nodes[gi]
-        if outs.numel() and not torch.equal(outs, torch.arange(int(outs[0]), int(outs[0]) + outs.numel())):
-            raise RuntimeError(f"graph.py gave non-contiguous output nodes for {info.name}")  # contract breach
-        out_start.append(int(outs[0]) if outs.numel() else 0)
-        pairs = graph.in_nodes[gi]
-        in_blocks.append(pairs)
-        in_ptr.append(in_ptr[-1] + pairs.shape[1])
-        lo, hi = int(ue.layer_ptr[gi]), int(ue.layer_ptr[gi + 1])
-        edge_blocks.append(ue.edge_index[:, lo:hi])
-        layer_blocks.append(torch.full((hi - lo,), t, dtype=torch.long))
-        se = ue.slice_edge[gi]
-        slice_blocks.append(torch.stack([se[0], se[1] - lo + edge_ptr[-1]]))
-        slice_ptr.append(slice_ptr[-1] + se.shape[1])
-        edge_ptr.append(edge_ptr[-1] + hi - lo)
-        meta.append([info.out_units, info.in_units, info.groups, info.kernel_numel])
-
-    def cat(blocks: list[torch.Tensor], rows: int) -> torch.Tensor:
-        return torch.cat(blocks, dim=1) if blocks else torch.empty(rows, 0, dtype=torch.long)
-
-    return GraphArrays(
-        node_layer=node_layer,
-        node_unit=graph.node_unit.clone(),
-        out_start=torch.tensor(out_start, dtype=torch.long),
-        in_ptr=torch.tensor(in_ptr, dtype=torch.long),
-        in_pairs=cat(in_blocks, 2),
-        edge_index=cat(edge_blocks, 2),
-        edge_layer=torch.cat(layer_blocks) if layer_blocks else torch.empty(0, dtype=torch.long),
-        edge_ptr=torch.tensor(edge_ptr, dtype=torch.long),
-        slice_ptr=torch.tensor(slice_ptr, dtype=torch.long),
-        slice_edge=cat(slice_blocks, 2),
-        layer_meta=torch.tensor(meta, dtype=torch.long).reshape(-1, 4),
-        graph_info=torch.tensor([GRAPH_FORMAT, int(graph.traced), graph.num_input_nodes], dtype=torch.long),
-    )
-
-
-def graph_arrays(model: nn.Module, input_shape: Sequence[int]) -> dict[str, np.ndarray]:
-    """The arrays stored with each IRP run under ``graph/`` (called by ``data_gen``)."""
-    return build_graph(model, input_shape).to_arrays()
+from autosparse.models import build_model
+from autosparse.topology.graph_arrays import ARRAY_NAMES, GraphArrays, build_graph
 
 
 def run_graph(run: Any) -> GraphArrays:
@@ -256,8 +38,6 @@ def run_graph(run: Any) -> GraphArrays:
 
 
 def _rebuild(run: Any) -> GraphArrays:
-    from autosparse.models import build_model
-
     attrs = run.attrs
     missing = [k for k in ("model", "input_shape", "num_classes") if k not in attrs]
     if missing:

@@ -22,7 +22,7 @@ import torch
 
 from autosparse.core.parallel import map_layers
 from autosparse.features import SPECS, FeatureTable
-from autosparse.scorer.gnn_data import GraphArrays
+from autosparse.topology.graph_arrays import GraphArrays
 
 FEATURE_GROUPS = ("weight", "row", "col", "layer")  # the schema's groups, in the order the card records them
 STRUCT_FEATURES = ("is_input", "is_sink", "log_in_degree", "log_out_degree")

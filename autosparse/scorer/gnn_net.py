@@ -36,9 +36,9 @@ from torch import nn
 from autosparse.core.errors import ConfigError
 from autosparse.core.parallel import map_layers
 from autosparse.features import SPECS, FeatureTable, LayerFeatures
-from autosparse.scorer.gnn_data import GraphArrays
 from autosparse.scorer.gnn_inputs import FEATURE_GROUPS, NetInputs, feature_groups, net_inputs, node_feature_names
 from autosparse.scorer.nets import mlp_layers, rest_forward, safe_std
+from autosparse.topology.graph_arrays import GraphArrays
 
 EDGE_CHUNK = 1 << 19  # edges per message chunk: bounds the (E, hidden) message tensor
 WEIGHT_CHUNK = 1 << 14  # weights per head block at prune time, as in Ranker.score_layer (cache-sized)

@@ -8,10 +8,8 @@ pass, so nothing here needs an explicit graph and residual networks work unchang
 * copy the model in float64, give every prunable weight the value of its mask (1 kept, 0
   pruned; or ``|θ|·m`` for SynFlow's weighted flow), zero every bias, make every other
   parameter non-negative, and replace what is not a linear map of non-negative signals by what
-  it is on the path graph: normalisation layers and element-wise activations by identity (on
-  non-negative inputs a ReLU *is* the identity), every pooling window by a *sum* (a max-pool
-  window connects all of its inputs to its output in the graph, even though only one wins on a
-  given image; an average's 1/k would count each path 1/k times);
+  it is on the path graph (norms and activations by identity, pooling windows by sums; see
+  :mod:`autosparse.topology.path_modules`);
 * feed an all-ones input. The network is then linear in the input and in each weight, and the
   summed output ``R`` is exactly the number of paths (Σ over paths of the product of weights);
 * ``w·∂R/∂w`` is the number of paths through weight ``w``; ``∂R/∂w`` for a *pruned* weight is
@@ -41,145 +39,18 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
 from autosparse.core.errors import ConfigError, MaskError
 from autosparse.core.layers import PrunableLayer, prunable_layers
 from autosparse.core.masks import Masks, current_masks, remove_masks
+from autosparse.topology.path_modules import to_path_modules
 
 Weighting = Literal["unit", "abs"]
 
 #: Input/backward-seed scales tried in turn when a pass overflows float64 (2**0, 2**-256, ...).
 _LOG2_SCALES: tuple[int, ...] = (0, -256, -512, -768)
-
-_NORMS: tuple[type[nn.Module], ...] = (
-    nn.BatchNorm1d,
-    nn.BatchNorm2d,
-    nn.BatchNorm3d,
-    nn.LayerNorm,
-    nn.GroupNorm,
-    nn.InstanceNorm1d,
-    nn.InstanceNorm2d,
-    nn.InstanceNorm3d,
-    nn.LocalResponseNorm,
-)
-_ELEMENTWISE: tuple[type[nn.Module], ...] = (
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.PReLU,
-    nn.ELU,
-    nn.SELU,
-    nn.CELU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Mish,
-    nn.Hardswish,
-    nn.Hardsigmoid,
-    nn.Hardtanh,
-    nn.Tanh,
-    nn.Sigmoid,
-    nn.Softplus,
-    nn.Softsign,
-    nn.Softmax,
-    nn.LogSoftmax,
-    nn.Dropout,
-    nn.Dropout1d,
-    nn.Dropout2d,
-    nn.Dropout3d,
-    nn.AlphaDropout,
-)
-_POOLS: tuple[type[nn.Module], ...] = (nn.MaxPool1d, nn.MaxPool2d, nn.AvgPool1d, nn.AvgPool2d)
-_ADAPTIVE_POOLS: tuple[type[nn.Module], ...] = (
-    nn.AdaptiveAvgPool1d,
-    nn.AdaptiveAvgPool2d,
-    nn.AdaptiveMaxPool1d,
-    nn.AdaptiveMaxPool2d,
-)
-
-
-def _tuple(v: int | Sequence[int], n: int) -> tuple[int, ...]:
-    return tuple(int(x) for x in v) if isinstance(v, Sequence) else (int(v),) * n
-
-
-class SumPool(nn.Module):
-    """A pooling layer's window as a sum: each input position in a window is one edge to its output.
-
-    Implemented as a depthwise convolution with an all-ones kernel (exact for every stride,
-    padding and dilation); the original pool is kept only to read off the output size it would
-    have produced (``ceil_mode``), which the convolution matches by padding on the far side.
-    """
-
-    def __init__(self, pool: nn.Module) -> None:
-        super().__init__()
-        self.dims = 1 if isinstance(pool, (nn.MaxPool1d, nn.AvgPool1d)) else 2
-        self.pool = pool
-        self.kernel = _tuple(pool.kernel_size, self.dims)
-        self.stride = _tuple(pool.stride if pool.stride is not None else pool.kernel_size, self.dims)
-        self.padding = _tuple(pool.padding, self.dims)
-        self.dilation = _tuple(getattr(pool, "dilation", 1), self.dims)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        target = self.pool(x).shape[-self.dims :]
-        pads: list[int] = []
-        for d in reversed(range(self.dims)):  # F.pad lists the last dimension first
-            size = x.shape[-self.dims + d]
-            need = (target[d] - 1) * self.stride[d] + self.dilation[d] * (self.kernel[d] - 1) + 1
-            extra = max(0, need - (size + 2 * self.padding[d]))
-            pads += [self.padding[d], self.padding[d] + extra]
-        x = F.pad(x, pads)
-        channels = x.shape[-self.dims - 1]
-        weight = torch.ones((channels, 1, *self.kernel), dtype=x.dtype, device=x.device)
-        conv = F.conv1d if self.dims == 1 else F.conv2d
-        out = conv(x, weight, stride=self.stride, dilation=self.dilation, groups=channels)
-        index = (Ellipsis, *(slice(0, t) for t in target))
-        return out[index]
-
-
-class AdaptiveSumPool(nn.Module):
-    """Adaptive pooling as a sum over each (possibly uneven) window: the average times its size."""
-
-    def __init__(self, pool: nn.Module) -> None:
-        super().__init__()
-        self.dims = 1 if isinstance(pool, (nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d)) else 2
-        size = pool.output_size
-        self.output_size = tuple(size) if isinstance(size, Sequence) else (size,) * self.dims
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        in_sizes = x.shape[-self.dims :]
-        out_sizes = tuple(int(o) if o is not None else int(i) for o, i in zip(self.output_size, in_sizes))
-        pool = F.adaptive_avg_pool1d if self.dims == 1 else F.adaptive_avg_pool2d
-        out = pool(x, out_sizes if self.dims == 2 else out_sizes[0])
-        for d, (n_in, n_out) in enumerate(zip(in_sizes, out_sizes)):
-            counts = torch.tensor(
-                [math.ceil((i + 1) * n_in / n_out) - (i * n_in) // n_out for i in range(n_out)],
-                dtype=out.dtype,
-                device=out.device,
-            )
-            shape = [1] * out.dim()
-            shape[out.dim() - self.dims + d] = n_out
-            out = out * counts.reshape(shape)
-        return out
-
-
-def _replace(root: nn.Module) -> None:
-    """Swap, in place, every module that is not a linear map of non-negative signals."""
-    for name, module in list(root.named_modules()):
-        if not name:
-            continue
-        new: nn.Module | None = None
-        if isinstance(module, (*_NORMS, *_ELEMENTWISE)):
-            new = nn.Identity()
-        elif isinstance(module, _POOLS):
-            new = SumPool(module)
-        elif isinstance(module, _ADAPTIVE_POOLS):
-            new = AdaptiveSumPool(module)
-        if new is not None:
-            parent_name, _, attr = name.rpartition(".")
-            parent = root.get_submodule(parent_name) if parent_name else root
-            setattr(parent, attr, new)
 
 
 def _deepcopy(model: nn.Module) -> nn.Module:
@@ -321,7 +192,7 @@ class PathNetwork:
         net = _deepcopy(model)
         remove_masks(net)  # a torch-pruned model: bake weight_orig*weight_mask into a plain weight
         net = net.to(device=self.device, dtype=torch.float64).eval()
-        _replace(net)
+        to_path_modules(net)
         self.layers: list[PrunableLayer] = prunable_layers(net)
         self.names = [layer.name for layer in self.layers]
         prunable = set(self.names)

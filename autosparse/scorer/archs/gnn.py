@@ -31,10 +31,11 @@ from autosparse.scorer.archs.registry import register_arch
 from autosparse.scorer.checkpoint import Card
 from autosparse.scorer.config import ScorerConfig
 from autosparse.scorer.data import RunSamples
-from autosparse.scorer.gnn_data import build_graph, run_graph, table_from_run
+from autosparse.scorer.gnn_data import run_graph, table_from_run
 from autosparse.scorer.gnn_inputs import NetInputs, edge_feature_names, feature_groups, net_inputs, node_feature_names
 from autosparse.scorer.gnn_net import GNNRanker
 from autosparse.store import StoreReader
+from autosparse.topology.graph_arrays import build_graph
 
 log = logging.getLogger(__name__)
 
