@@ -26,6 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="runs to validate on, never trained on: key=value[,value…][;key=value], e.g. model_label=mlp-widths400x100",
     )
+    p.add_argument(
+        "--train-on",
+        default=None,
+        help="train only on runs matching this filter (same syntax as --holdout), e.g. dataset=fashion-mnist",
+    )
     p.add_argument("--out", required=True, help="directory for model.safetensors + card.json")
     p.add_argument("--name", default=None, help="scorer name on its card (default: the out directory's name)")
     p.add_argument(
@@ -33,6 +38,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="only train the unit head (alive units per layer) of the existing scorer in --out, on its own "
         "training runs, and add it in place; ranker and allocator stay bit-identical",
+    )
+    p.add_argument(
+        "--add-coverage",
+        action="store_true",
+        help="only record, on the existing scorer in --out, where its allocator was trained (the layer descriptors "
+        "of its training runs, read from --store), so `autos` can tell when it extrapolates; weights stay identical",
     )
     add_arguments(p, ScorerConfig)
     p.set_defaults(func=run)
@@ -42,6 +53,16 @@ def run(args: argparse.Namespace) -> int:
     from autosparse.scorer.training import train_scorer
 
     (cfg,) = resolve(args, ScorerConfig)
+    if args.add_coverage:
+        from autosparse.scorer.training import add_coverage
+
+        card = add_coverage(args.out, args.store)
+        cov = card.coverage
+        print(
+            f"coverage added to {args.out}: {len(cov['points'])} source layers of {len(cov['sources'])} architectures, "
+            f"threshold {cov['threshold']:.2f}"
+        )
+        return 0
     if args.add_unit_head:
         from autosparse.scorer.training import add_unit_head
 
@@ -49,7 +70,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"unit head added to {args.out}: held-out {json.dumps(card.units.get('heldout', {}))}")
         return 0
     command = "autosparse " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    trained = train_scorer(args.store, holdout=args.holdout, out=args.out, config=cfg, name=args.name, command=command)
+    trained = train_scorer(
+        args.store,
+        holdout=args.holdout,
+        out=args.out,
+        config=cfg,
+        name=args.name,
+        command=command,
+        train_on=args.train_on,
+    )
     print(f"scorer written to {args.out} ({cfg.arch}; {len(trained.card.training['train_runs'])} training runs)")
     for run_id, per in trained.card.metrics.items():
         rounds = per.get("rounds", {})

@@ -15,24 +15,30 @@ thinned network between rounds, the way SynFlow iterates; the default is one sho
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from autosparse.core.allocation import allocate, counts_from_shares, masks_from_counts
+from autosparse.core.allocation import allocate, counts_from_shares, erk_densities, masks_from_counts
 from autosparse.core.errors import ConfigError
 from autosparse.core.masks import Masks
 from autosparse.core.parallel import single_threaded_torch
 from autosparse.data.pruning_data import PruningData
 from autosparse.features import FeatureTable, compute_features
 from autosparse.pruners.iterate import schedule_densities
-from autosparse.pruners.registry import PrunerConfig, ScoringPruner, register
+from autosparse.pruners.registry import PrunerConfig, ScoringPruner, make_pruner, register
 from autosparse.pruners.scores import Scores
 from autosparse.scorer.loaded import Scorer, load_scorer
 from autosparse.topology.connectivity import repair_connectivity
 
+log = logging.getLogger(__name__)
+
 DEFAULT_SCORER = "autos_mlp_fmnist"
+GUARDS = ("erk", "synflow", "off")
+_warned: set[tuple[str, ...]] = set()  # (scorer, layers…) already reported, so a bench grid warns once
 
 
 @dataclass
@@ -45,6 +51,7 @@ class AutosConfig(PrunerConfig):
     repair: int = 3  # connectivity-repair iterations (0 = off), see autosparse.topology.connectivity
     input_shape: tuple[int, ...] = ()  # only needed without data
     rescale: bool = True  # keep extreme masks trainable at depth: rescale kept weights at θ0 (docs/SCORER.md)
+    guard: str = "erk"  # layers out of the scorer's training range get this allocation: erk | synflow | off
 
     def __post_init__(self) -> None:
         if self.allocation not in ("learned", "global", "uniform", "erk"):
@@ -57,6 +64,8 @@ class AutosConfig(PrunerConfig):
             raise ConfigError("autos rounds must be >= 1")
         if self.repair < 0:
             raise ConfigError("autos repair must be >= 0 iterations")
+        if self.guard not in GUARDS:
+            raise ConfigError(f"unknown autos guard {self.guard!r}; use {', '.join(GUARDS)}")
 
 
 @register("autos")
@@ -79,6 +88,7 @@ class Autos(ScoringPruner):
         scorer = self._scorer()
         masks: Masks | None = None
         restricted: set[str] = set()  # layers whose alive units the unit head chose
+        guarded: dict[str, float] = {}  # layers out of the scorer's range -> their distance to the sources
         steps = schedule_densities(density, cfg.rounds, "exp")
         for d in steps:
             # the gradient and SynFlow passes use torch's threads, as SNIP's does; what follows is
@@ -94,12 +104,14 @@ class Autos(ScoringPruner):
                 if cfg.allocation == "learned":
                     shapes = {lf.name: torch.Size(lf.shape) for lf in table.layers}
                     dens = scorer.layer_densities(table, d)
+                    outside = self._guard(scorer, table, model, data, d, dens)
+                    guarded.update(outside)
                     shares = {lf.name: p * lf.numel for lf, p in zip(table.layers, dens)}
                     caps = {n: int(m.sum()) for n, m in masks.items()} if masks is not None else None
                     counts = counts_from_shares(shapes, d, shares, caps=caps)
                     scale = cfg.unit_scale or None
                     fractions = scorer.unit_fractions(table, d, scale) if cfg.units == "learned" else None
-                    units = _unit_budget(table, fractions) if fractions is not None else None
+                    units = _unit_budget(table, fractions, outside) if fractions is not None else None
                     masks = masks_from_counts(scores, counts, units)
                     restricted = {n for n, u in (units or {}).items() if u < shapes[n][0]}
                 else:
@@ -118,10 +130,70 @@ class Autos(ScoringPruner):
                     model, masks, scores, shape, iterations=cfg.repair, prefer=prefer or None
                 )
         meta = {"scorer": cfg.scorer, "allocation": cfg.allocation, "units": cfg.units, "repaired": moved}
+        if guarded:
+            meta["guard"] = {"fallback": cfg.guard, "layers": sorted(guarded), "distances": guarded}
         return Masks(masks.to_dict(), meta=meta)
 
+    def _guard(
+        self,
+        scorer: Scorer,
+        table: FeatureTable,
+        model: nn.Module,
+        data: PruningData | None,
+        density: float,
+        dens: list[float],
+    ) -> dict[str, float]:
+        """Replace, in place, the learned density of every layer out of the scorer's range by the
+        fallback rule's; return those layers with their distance to the nearest source layer."""
+        cfg: AutosConfig = self.config  # type: ignore[assignment]
+        if cfg.guard == "off" or scorer.coverage is None:
+            if cfg.guard != "off" and ("no-coverage", cfg.scorer) not in _warned:
+                _warned.add(("no-coverage", cfg.scorer))
+                log.warning(
+                    "scorer %s records no coverage, so autos cannot tell when its allocation extrapolates; add it "
+                    "with `autosparse train-scorer --add-coverage --store STORE --out %s`",
+                    cfg.scorer,
+                    cfg.scorer,
+                )
+            return {}
+        distances = scorer.coverage.distances(table.layers)
+        outside = {
+            lf.name: round(dist, 3)
+            for lf, dist in zip(table.layers, distances, strict=True)
+            if dist > scorer.coverage.threshold
+        }
+        if not outside:
+            return {}
+        shapes = {lf.name: torch.Size(lf.shape) for lf in table.layers}
+        if cfg.guard == "erk":
+            fallback = erk_densities(shapes, density)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                ref = make_pruner("synflow").masks(model, data, density)
+            fallback = {n: float(m.float().mean()) for n, m in ref.items()}
+        for i, lf in enumerate(table.layers):
+            if lf.name in outside:
+                dens[i] = fallback[lf.name]
+        key = (cfg.scorer, cfg.guard, *sorted(outside))
+        if key not in _warned:
+            _warned.add(key)
+            log.warning(
+                "autos: %d of %d layers are outside the range of scorer %s's source layers (distance > %.2f): %s — "
+                "they get %s's allocation; the learned ranker still chooses their weights (guard=off forces the "
+                "learned allocation, allocation=erk uses ERK everywhere)",
+                len(outside),
+                len(table.layers),
+                cfg.scorer,
+                scorer.coverage.threshold,
+                ", ".join(sorted(outside)),
+                cfg.guard.upper() if cfg.guard == "erk" else "SynFlow",
+            )
+        return outside
 
-def _unit_budget(table: FeatureTable, fractions: list[float]) -> dict[str, int]:
+
+def _unit_budget(
+    table: FeatureTable, fractions: list[float], outside: Mapping[str, float] | None = None
+) -> dict[str, int]:
     """Output units to keep alive per layer: the unit head's share for hidden *linear* layers.
 
     The last layer's units are the network's outputs (classes) and are never dropped. Conv
@@ -131,6 +203,8 @@ def _unit_budget(table: FeatureTable, fractions: list[float]) -> dict[str, int]:
     """
     last = table.layers[-1].name
     return {
-        lf.name: round(f * lf.shape[0]) if lf.kind == "linear" and lf.name != last else lf.shape[0]
+        lf.name: round(f * lf.shape[0])
+        if lf.kind == "linear" and lf.name != last and lf.name not in (outside or {})
+        else lf.shape[0]
         for lf, f in zip(table.layers, fractions, strict=True)
     }

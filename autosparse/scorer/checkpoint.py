@@ -39,6 +39,7 @@ class Card:
     training: dict[str, Any] = field(default_factory=dict)  # runs, holdout filter, config, command
     metrics: dict[str, Any] = field(default_factory=dict)  # held-out metrics
     units: dict[str, Any] = field(default_factory=dict)  # optional unit head (alive units per layer); {} = none
+    coverage: dict[str, Any] = field(default_factory=dict)  # source layers' descriptors (scorer.coverage); {} = none
     weights_sha256: str = ""
     format: str = CARD_FORMAT
 

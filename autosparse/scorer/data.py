@@ -75,15 +75,22 @@ def _filter(spec: str | Mapping[str, Any] | None) -> Any:
     return out
 
 
-def open_split(store: str, holdout: str | Mapping[str, Any] | None) -> tuple[StoreReader, StoreReader | None]:
-    """Readers of the training runs and of the held-out runs (None without a holdout filter)."""
+def open_split(
+    store: str, holdout: str | Mapping[str, Any] | None, train_on: str | Mapping[str, Any] | None = None
+) -> tuple[StoreReader, StoreReader | None]:
+    """Readers of the training runs and of the held-out runs (None without a holdout filter).
+
+    ``train_on`` narrows the training runs further (e.g. ``dataset=fashion-mnist`` for a scorer
+    that must never have seen the dataset it is tested on); held-out runs are never trained on.
+    """
     kw = {"schema_version": SCHEMA_VERSION, "feature_names": list(FEATURE_NAMES)}
     hold = _filter(holdout)
-    train = StoreReader(store, exclude=hold, **kw) if hold else StoreReader(store, **kw)
+    train = StoreReader(store, where=_filter(train_on), exclude=hold or None, **kw)
     val = StoreReader(store, where=hold, **kw) if hold else None
     if train.n_runs == 0:
         raise StoreError(
-            f"no complete training runs in {store} (holdout {holdout!r}); generate some with `autosparse gen`"
+            f"no complete training runs in {store} (holdout {holdout!r}, train_on {train_on!r}); generate some "
+            "with `autosparse gen` or widen the filters (`autosparse store info` lists the runs)"
         )
     if val is not None and val.n_runs == 0:
         raise StoreError(

@@ -19,6 +19,7 @@ from autosparse.features import FeatureTable
 from autosparse.scorer.archs.base import get_arch
 from autosparse.scorer.archs.registry import arch_names
 from autosparse.scorer.checkpoint import Card, load_checkpoint, resolve_scorer
+from autosparse.scorer.coverage import Coverage
 from autosparse.scorer.nets import Allocator
 
 
@@ -28,6 +29,7 @@ class Scorer:
     ranker: nn.Module
     allocator: Allocator
     units: Allocator | None = None  # predicts how many output units per layer IMP keeps alive
+    coverage: Coverage | None = None  # where the allocator was trained (None: an old card without it)
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -87,7 +89,7 @@ def _load_cached(path: str, mtime: float) -> Scorer:
         ) from exc
     ranker.eval()
     allocator.eval()
-    return Scorer(card, ranker, allocator, units)
+    return Scorer(card, ranker, allocator, units, Coverage.from_card(card.coverage))
 
 
 def load_scorer(name_or_path: str | Path) -> Scorer:

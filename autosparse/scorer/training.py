@@ -26,7 +26,8 @@ from autosparse.features import SCHEMA_VERSION
 from autosparse.scorer.archs.base import TrainingSplit, get_arch
 from autosparse.scorer.checkpoint import Card, load_checkpoint, resolve_scorer, save_checkpoint
 from autosparse.scorer.config import ScorerConfig
-from autosparse.scorer.data import load_samples, open_split
+from autosparse.scorer.coverage import Coverage
+from autosparse.scorer.data import RunSamples, load_samples, open_split
 from autosparse.scorer.evaluation import BASELINE_RANKERS, evaluate_scorer
 from autosparse.scorer.fit import fit_ranker
 from autosparse.scorer.heads import train_allocator, unit_card
@@ -51,12 +52,13 @@ def train_scorer(
     config: ScorerConfig | None = None,
     name: str | None = None,
     command: str | None = None,
+    train_on: str | None = None,
 ) -> TrainedScorer:
-    """Train a scorer on the store's runs not matched by ``holdout``; write it to ``out``."""
+    """Train a scorer on the store's runs matched by ``train_on`` (default: all) and not by ``holdout``."""
     cfg = config or ScorerConfig()
     arch = get_arch(cfg.arch)
     start = time.perf_counter()
-    train_reader, val_reader = open_split(str(store), holdout)
+    train_reader, val_reader = open_split(str(store), holdout, train_on)
     baseline_feats = tuple(f for f in BASELINE_RANKERS.values())
     train_runs = load_samples(
         train_reader, cfg.ranker_features, cfg.allocator_features, max_per_layer=cfg.max_per_layer, seed=cfg.seed
@@ -86,6 +88,7 @@ def train_scorer(
         training={
             "store": str(store),
             "holdout": holdout,
+            "train_on": train_on,
             "train_runs": train_reader.run_ids,
             "val_runs": val_reader.run_ids if val_reader is not None else [],
             "config": to_dict(cfg),
@@ -95,6 +98,7 @@ def train_scorer(
         },
         metrics=metrics,
         units=unit_card(units, cfg.allocator_features, cfg.alloc_hidden, cfg.unit_scale, val_runs) if units else {},
+        coverage=fit_coverage(cfg.allocator_features, train_runs).to_card(),
     )
     tensors = {f"ranker.{k}": v for k, v in ranker.state_dict().items()}
     tensors.update({f"allocator.{k}": v for k, v in alloc.state_dict().items()})
@@ -139,6 +143,37 @@ def add_unit_head(
     card.training["unit_head_command"] = (
         f"autosparse train-scorer --add-unit-head --unit-scale {scale:g} --store {store} --out {directory}"
     )
+    save_checkpoint(directory, tensors, card)
+    return card
+
+
+def fit_coverage(features: tuple[str, ...] | list[str], runs: list[RunSamples]) -> Coverage:
+    """Where the allocator was trained: every training run's layer descriptors, by architecture."""
+    return Coverage.fit(
+        features, [r.layer_feats for r in runs], [str(r.attrs.get("model_label", r.run_id)) for r in runs]
+    )
+
+
+def add_coverage(scorer: str | Path, store: str | Path) -> Card:
+    """Record the coverage of an existing scorer's training runs on its card, in place (weights untouched).
+
+    For scorers trained before cards carried it: the runs are read back from ``store`` by the ids
+    the card lists, so the coverage is exactly that of the layers the allocator was fitted on.
+    """
+    directory = resolve_scorer(scorer)
+    card, tensors = load_checkpoint(directory)
+    train_ids = list(card.training.get("train_runs", []))
+    reader, _ = open_split(str(store), None)
+    missing = sorted(set(train_ids) - set(reader.run_ids))
+    if missing:
+        raise StoreError(
+            f"{store} lacks {len(missing)} of the scorer's training runs (e.g. {missing[0]}); pass the store it was "
+            "trained on"
+        )
+    runs = load_samples(reader, (), card.allocator["features"], max_per_layer=1)
+    by_id = {r.run_id: r for r in runs}
+    card.coverage = fit_coverage(card.allocator["features"], [by_id[i] for i in train_ids]).to_card()
+    card.training["coverage_command"] = f"autosparse train-scorer --add-coverage --store {store} --out {directory}"
     save_checkpoint(directory, tensors, card)
     return card
 

@@ -1,0 +1,101 @@
+"""autos knows when its allocation extrapolates: the coverage of the scorer's source layers and the guard."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from torch import nn
+
+from autosparse.api import prune
+from autosparse.core.allocation import erk_densities
+from autosparse.features import compute_features
+from autosparse.models import build_model
+from autosparse.scorer import autos as autos_module
+from autosparse.scorer.coverage import Coverage
+from autosparse.scorer.loaded import load_scorer
+
+SHAPE = (1, 28, 28)
+
+
+def _data(n: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, *SHAPE, generator=g), torch.arange(n) % 10
+
+
+@pytest.fixture(autouse=True)
+def _fresh_warnings() -> None:
+    autos_module._warned.clear()
+
+
+def test_coverage_threshold_comes_from_the_sources_and_flags_far_points() -> None:
+    a = torch.tensor([[0.0, 0.0], [1.0, 0.0]])
+    b = torch.tensor([[0.0, 1.0], [1.0, 1.0]])
+    cov = Coverage.fit(("x", "y"), [a, b, a.clone()], ["A", "B", "A"], quantile=1.0, margin=1.0)
+    assert len(cov.points) == 4  # the repeated architecture adds no point
+    # nearest layer of another architecture: one unit of y away, i.e. 1 / std(y) standardised units
+    std_y = float(torch.tensor([0.0, 0.0, 1.0, 1.0, 0.0, 0.0]).std())
+    assert cov.threshold == pytest.approx(1 / std_y)
+    from autosparse.features import LayerFeatures
+
+    near = LayerFeatures("near", (1, 1), "linear", layer={"x": 0.5, "y": 0.5})
+    far = LayerFeatures("far", (1, 1), "linear", layer={"x": 5.0, "y": 0.0})
+    assert cov.out_of_range([near, far]) == [False, True]
+    again = Coverage.from_card(cov.to_card())
+    assert again is not None and again.points == cov.points and again.threshold == cov.threshold
+
+
+def test_shipped_mlp_scorer_has_coverage_and_it_spans_mlps_only() -> None:
+    scorer = load_scorer("autos_mlp_fmnist")
+    assert scorer.coverage is not None and all(s.startswith("mlp") for s in scorer.coverage.sources)
+    lenet = build_model("lenet_300_100", SHAPE, 10, seed=0)
+    conv = build_model("resnet20", SHAPE, 10, seed=0, width=0.25)
+    from autosparse.data.pruning_data import PruningData
+
+    data = PruningData.coerce(_data())
+    assert not any(scorer.coverage.out_of_range(compute_features(lenet, data, names=scorer.features).layers))
+    far = scorer.coverage.out_of_range(compute_features(conv, data, names=scorer.features).layers)
+    assert sum(far) >= len(far) - 2  # every conv; the linear classifier may be near the MLPs' last layers
+
+
+def test_guard_silent_on_a_held_out_mlp_of_the_source_family(caplog) -> None:
+    with caplog.at_level(logging.WARNING, logger="autosparse.scorer.autos"):
+        masks = prune(build_model("lenet_300_100", SHAPE, 10, seed=0), "autos", density=0.01, data=_data())
+    assert "guard" not in masks.meta
+    assert not [r for r in caplog.records if "outside the range" in r.message]
+
+
+def test_guard_fires_once_on_unseen_layer_kinds_and_uses_erk_there(caplog) -> None:
+    model = build_model("resnet20", SHAPE, 10, seed=0, width=0.25)
+    with caplog.at_level(logging.WARNING, logger="autosparse.scorer.autos"):
+        guarded = prune(model, "autos", density=0.05, data=_data(), seed=0)
+        prune(model, "autos", density=0.05, data=_data(), seed=1)  # a second call: no second warning
+    warnings = [r for r in caplog.records if "outside the range" in r.message]
+    assert len(warnings) == 1
+    meta = guarded.meta["guard"]
+    assert meta["fallback"] == "erk" and "conv.weight" in meta["layers"]
+    # the stem conv is out of range: its count follows ERK's density (up to the exact-count rounding)
+    shapes = {n: m.shape for n, m in guarded.items()}
+    erk = erk_densities(shapes, 0.05)
+    stem = guarded["conv.weight"]
+    assert abs(float(stem.float().mean()) - erk["conv.weight"]) < 0.35
+    forced = prune(model, "autos", density=0.05, data=_data(), seed=0, guard="off")
+    assert "guard" not in forced.meta
+    assert guarded.kept == forced.kept == round(0.05 * guarded.total)
+
+
+def test_a_scorer_without_coverage_says_how_to_add_it(tmp_path, caplog) -> None:
+    import json
+    import shutil
+
+    from autosparse.scorer.checkpoint import SHIPPED_DIR
+
+    shutil.copytree(SHIPPED_DIR / "autos_mlp_fmnist", tmp_path / "old")
+    card = json.loads((tmp_path / "old" / "card.json").read_text())
+    card.pop("coverage")
+    (tmp_path / "old" / "card.json").write_text(json.dumps(card))
+    model: nn.Module = build_model("lenet_300_100", SHAPE, 10, seed=0)
+    with caplog.at_level(logging.WARNING, logger="autosparse.scorer.autos"):
+        prune(model, "autos", density=0.05, data=_data(), scorer=str(tmp_path / "old"))
+    assert any("--add-coverage" in r.message for r in caplog.records)
