@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SCORER = "autos_mlp_fmnist"
 GUARDS = ("erk", "synflow", "off")
+UNIT_MODES = ("learned", "all", "off")
 _warned: set[tuple[str, ...]] = set()  # (scorer, layers…) already reported, so a bench grid warns once
 
 
@@ -46,7 +47,7 @@ class AutosConfig(PrunerConfig):
     scorer: str = DEFAULT_SCORER  # a shipped scorer's name or a scorer directory
     allocation: str = "learned"  # learned | global | uniform | erk
     rounds: int = 1
-    units: str = "learned"  # learned: keep as many output units alive per layer as the scorer's unit head says; off
+    units: str = "learned"  # learned: hidden linear layers keep the unit head's alive units | all: convs too | off
     unit_scale: float = 0.0  # > 0 overrides the scorer card's unit scale (for validation sweeps)
     repair: int = 3  # connectivity-repair iterations (0 = off), see autosparse.topology.connectivity
     input_shape: tuple[int, ...] = ()  # only needed without data
@@ -56,8 +57,8 @@ class AutosConfig(PrunerConfig):
     def __post_init__(self) -> None:
         if self.allocation not in ("learned", "global", "uniform", "erk"):
             raise ConfigError(f"unknown autos allocation {self.allocation!r}; use learned, global, uniform or erk")
-        if self.units not in ("learned", "off"):
-            raise ConfigError(f"unknown autos units {self.units!r}; use learned or off")
+        if self.units not in UNIT_MODES:
+            raise ConfigError(f"unknown autos units {self.units!r}; use {', '.join(UNIT_MODES)}")
         if not 0.0 <= self.unit_scale <= 1.0:
             raise ConfigError(f"autos unit_scale must be in (0, 1] (0 = the scorer card's), got {self.unit_scale}")
         if self.rounds < 1:
@@ -110,8 +111,12 @@ class Autos(ScoringPruner):
                     caps = {n: int(m.sum()) for n, m in masks.items()} if masks is not None else None
                     counts = counts_from_shares(shapes, d, shares, caps=caps)
                     scale = cfg.unit_scale or None
-                    fractions = scorer.unit_fractions(table, d, scale) if cfg.units == "learned" else None
-                    units = _unit_budget(table, fractions, outside) if fractions is not None else None
+                    fractions = scorer.unit_fractions(table, d, scale) if cfg.units != "off" else None
+                    units = (
+                        _unit_budget(table, fractions, outside, convs=cfg.units == "all")
+                        if fractions is not None
+                        else None
+                    )
                     masks = masks_from_counts(scores, counts, units)
                     restricted = {n for n, u in (units or {}).items() if u < shapes[n][0]}
                 else:
@@ -192,19 +197,21 @@ class Autos(ScoringPruner):
 
 
 def _unit_budget(
-    table: FeatureTable, fractions: list[float], outside: Mapping[str, float] | None = None
+    table: FeatureTable, fractions: list[float], outside: Mapping[str, float] | None = None, *, convs: bool = False
 ) -> dict[str, int]:
-    """Output units to keep alive per layer: the unit head's share for hidden *linear* layers.
+    """Output units to keep alive per layer: the unit head's share for hidden linear layers (and
+    convolutions with ``convs``, ``units="all"``).
 
-    The last layer's units are the network's outputs (classes) and are never dropped. Conv
-    layers keep every channel available: the head was trained on MLPs only, and a channel
-    budget per conv without the matching input side left most of a ResNet-18 mask dead (the
-    repair moved 97k of 111k weights and still had not converged) — conv source runs first.
+    The last layer's units are the network's outputs (classes) and are never dropped, nor are a
+    layer's whose descriptors are out of the scorer's range (the head would extrapolate there).
+    Convolutions keep every channel by default: IMP keeps nearly all channels of a conv alive at
+    0.8% density on Conv-2/4/6 (docs/SCORER.md), and a channel budget per conv without the
+    matching input side left most of a ResNet-18 mask dead with the MLP-only head.
     """
     last = table.layers[-1].name
     return {
         lf.name: round(f * lf.shape[0])
-        if lf.kind == "linear" and lf.name != last and lf.name not in (outside or {})
+        if (lf.kind == "linear" or (convs and lf.kind == "conv")) and lf.name != last and lf.name not in (outside or {})
         else lf.shape[0]
         for lf, f in zip(table.layers, fractions, strict=True)
     }
