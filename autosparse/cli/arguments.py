@@ -1,57 +1,69 @@
-"""Arguments shared by several subcommands (the task's model and data, config files)."""
+"""The command line's parsers: subcommand options added on first use, and the task's flags.
+
+Every subcommand reads its settings the same way (:func:`autosparse.core.config.resolve`: the
+fields of its config dataclasses, defaults < ``--config`` YAML < flags, help from the fields'
+comments). What is specific to the command line lives here: options are added to a subcommand's
+parser only when it parses or prints help (:class:`CommandParser`), because the dataclasses live
+next to torch code and ``autosparse --help`` should not wait seconds for torch to import; and the
+flags of "this model on this data" shared by ``train`` and ``prune``.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-from autosparse.core.config import add_dataclass_arguments, from_dict, given, load_yaml, merge
-from autosparse.core.errors import ConfigError
-from autosparse.task import DataSpec, ModelSpec, Task
+from autosparse.core.config import add_arguments, resolve
+
+if TYPE_CHECKING:
+    from autosparse.task import Task
 
 #: fields of the task that are not flags of a single run: ``name`` only labels runs of a grid
 TASK_EXCLUDE = ("name",)
 
 
-def add_config_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="YAML", help="YAML file of the same fields; flags override it")
+class CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser whose options are added by ``arguments(parser)`` on first use.
 
-
-def resolve(args: argparse.Namespace, *classes: type, exclude: tuple[str, ...] = ()) -> list[Any]:
-    """Build each dataclass from defaults < YAML (``--config``) < flags.
-
-    One flat YAML mapping serves several dataclasses: each key goes to the class that has it,
-    and a key no class has (or one in ``exclude``) is an error listing the valid keys.
+    Why: building the options imports the config dataclasses, and those import torch; deferring
+    them keeps ``autosparse --help`` (which lists subcommands only) under a second. A subcommand
+    registers with ``sub.add_parser(name, help=..., arguments=add_options)``.
     """
-    yaml_data = load_yaml(args.config) if getattr(args, "config", None) else {}
-    yaml_data = {str(k).replace("-", "_"): v for k, v in yaml_data.items()}
-    owned = [{f.name for f in dataclasses.fields(c)} - set(exclude) for c in classes]
-    unknown = sorted(set(yaml_data) - set().union(*owned))
-    if unknown:
-        valid = sorted(set().union(*owned))
-        raise ConfigError(f"unknown keys {', '.join(unknown)} in {args.config}; valid keys: {', '.join(valid)}")
-    out = []
-    for cls, names in zip(classes, owned, strict=True):
-        section = {k: v for k, v in yaml_data.items() if k in names}
-        out.append(from_dict(cls, merge(section, given(args, cls))))
-    return out
 
+    def __init__(self, *args: Any, arguments: Callable[[argparse.ArgumentParser], None] | None = None, **kw: Any):
+        super().__init__(*args, **kw)
+        self.pending_arguments = arguments
 
-def add_arguments(parser: argparse.ArgumentParser, *classes: type, exclude: tuple[str, ...] = ()) -> None:
-    seen: set[str] = set()
-    for cls in classes:
-        names = [f.name for f in dataclasses.fields(cls)]
-        add_dataclass_arguments(parser, cls, exclude=tuple(seen | set(exclude)))
-        seen.update(names)
+    def add_pending_arguments(self) -> None:
+        """Add the deferred options now (parsing and help do this themselves)."""
+        add, self.pending_arguments = self.pending_arguments, None
+        if add is not None:
+            add(self)
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        self.add_pending_arguments()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self.add_pending_arguments()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self.add_pending_arguments()
+        return super().format_usage()
 
 
 def add_task_arguments(parser: argparse.ArgumentParser, *classes: type) -> None:
     """``--model``, ``--model-kwargs``, ``--dataset``, ``--n-train`` … and then the fields of ``classes``."""
+    from autosparse.task import DataSpec, ModelSpec
+
     add_arguments(parser, ModelSpec, DataSpec, *classes, exclude=TASK_EXCLUDE)
 
 
 def resolve_task(args: argparse.Namespace, *classes: type) -> tuple[Task, list[Any]]:
     """The task given by flags and ``--config``, and the other dataclasses built like :func:`resolve`."""
+    from autosparse.task import DataSpec, ModelSpec, Task
+
     model, data, *rest = resolve(args, ModelSpec, DataSpec, *classes, exclude=TASK_EXCLUDE)
     return Task(model, data), rest
