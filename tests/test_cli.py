@@ -237,3 +237,29 @@ def test_demo_takes_the_executor_options() -> None:
     cfg, where = resolve(args, DemoConfig, ExecutorConfig)
     assert where == ExecutorConfig("process", None, 2) and cfg.densities == (0.01,)
     assert [m.model for m in cfg.source_models] == ["mlp"]
+
+
+def test_every_shipped_config_reads_the_same_through_the_command_line() -> None:
+    """The CLI's path (YAML, then no flags) gives exactly the config the library reads, so ids do not move."""
+    from autosparse.bench.config import BenchConfig, config_kind
+    from autosparse.bench.speed import SpeedConfig
+    from autosparse.cli.bench import resolve_bench
+    from autosparse.core.config import load_config, resolve
+    from autosparse.core.executors import ExecutorConfig
+    from autosparse.scorer.config import ScorerConfig
+    from data_gen.grid import GenConfig
+
+    bench = sorted((REPO / "configs" / "bench").glob("*.yaml"))
+    gen = sorted((REPO / "configs" / "gen").glob("*.yaml"))
+    scorer = sorted((REPO / "configs" / "scorer").glob("*.yaml"))
+    assert len(bench) >= 8 and len(gen) >= 4 and len(scorer) >= 2
+    for path in bench:
+        cfg, where = resolve_bench(parse("bench", "--config", str(path)))
+        library = SpeedConfig if config_kind(path) == "speed" else BenchConfig
+        assert cfg == library.from_yaml(path) and where == ExecutorConfig(), path.name
+    for path in gen:
+        cfg, _ = resolve(parse("gen", "--config", str(path), "--store", "s.zarr"), GenConfig, ExecutorConfig)
+        assert cfg == GenConfig.from_yaml(path), path.name
+    for path in scorer:
+        args = parse("train-scorer", "--config", str(path), "--store", "s.zarr", "--out", "o")
+        assert resolve(args, ScorerConfig) == [load_config(ScorerConfig, path)], path.name

@@ -34,7 +34,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
     from autosparse.core.executors import ExecutorConfig
 
     p.add_argument(
-        "kind",
+        "asked_kind",  # not `kind`: that is a field of the configs, and a given flag would override it
+        metavar="{accuracy,speed}",
         nargs="?",
         choices=KINDS,
         default=None,
@@ -66,9 +67,10 @@ def resolve_bench(args: argparse.Namespace) -> tuple[Any, Any]:
     from autosparse.core.executors import ExecutorConfig
 
     data = read_config(args)
-    kind = kind_of(data, args.config) if args.config else (args.kind or "accuracy")
-    if args.kind is not None and args.kind != kind:
-        raise ConfigError(f"{args.config} is a {kind} bench (its `kind`), but `autosparse bench {args.kind}` was asked")
+    asked = args.asked_kind
+    kind = kind_of(data, args.config) if args.config else (asked or "accuracy")
+    if asked is not None and asked != kind:
+        raise ConfigError(f"{args.config} is a {kind} bench (its `kind`), but `autosparse bench {asked}` was asked")
     cls, other = (SpeedConfig, BenchConfig) if kind == "speed" else (BenchConfig, SpeedConfig)
     own = {f.name for f in dataclasses.fields(cls)}
     stray = {k: v for k, v in given(args, other).items() if k not in own}
