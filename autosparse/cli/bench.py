@@ -70,17 +70,21 @@ def resolve_bench(args: argparse.Namespace) -> tuple[Any, Any]:
     asked = args.asked_kind
     kind = kind_of(data, args.config) if args.config else (asked or "accuracy")
     if asked is not None and asked != kind:
-        raise ConfigError(f"{args.config} is a {kind} bench (its `kind`), but `autosparse bench {asked}` was asked")
+        raise ConfigError(f"{args.config} is {_a(kind)} bench (its `kind`), but `autosparse bench {asked}` was asked")
     cls, other = (SpeedConfig, BenchConfig) if kind == "speed" else (BenchConfig, SpeedConfig)
     own = {f.name for f in dataclasses.fields(cls)}
     stray = {k: v for k, v in given(args, other).items() if k not in own}
     if stray:
         flags = ", ".join("--" + k.replace("_", "-") + (".…" if isinstance(v, dict) else "") for k, v in stray.items())
         other_kind = "accuracy" if kind == "speed" else "speed"
-        raise ConfigError(f"{flags}: only for the {other_kind} bench, and this is a {kind} bench; drop them")
+        raise ConfigError(f"{flags}: only for the {other_kind} bench, and this is {_a(kind)} bench; drop them")
     pick_labelled_rows(args, cls, data)
     cfg, where = resolve(args, cls, ExecutorConfig, data=data)
     return cfg, where
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
 
 
 def pick_labelled_rows(args: argparse.Namespace, cls: type, data: dict[str, Any]) -> None:
