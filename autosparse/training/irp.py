@@ -243,7 +243,9 @@ def _run_irp(
                 log.info("all %d IRP rounds were finished before (checkpoint in %s); nothing to retrain", R, wd)
             else:
                 done = "round 0 was" if first_round == 1 else f"rounds 0-{first_round - 1} were"
-                log.info("resuming IRP at round %d of %d: %s finished before (checkpoint in %s)", first_round, R, done, wd)
+                log.info(
+                    "resuming IRP at round %d of %d: %s finished before (checkpoint in %s)", first_round, R, done, wd
+                )
 
     for r in range(first_round, R + 1):
         net = copy.deepcopy(model)
