@@ -21,6 +21,7 @@ from pathlib import Path
 from autosparse.bench.config import IMP, BenchConfig, MethodSpec
 from autosparse.bench.runner import run_bench
 from autosparse.core.config import config_hash, to_dict
+from autosparse.core.executors import ExecutorConfig
 from autosparse.scorer.config import ScorerConfig
 from autosparse.scorer.training import train_scorer
 from autosparse.sources import RunJob, RunSpec, execute_run
@@ -35,12 +36,14 @@ FASHION_MNIST_FILE = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-u
 
 @dataclass
 class DemoConfig:
-    out: str = "demo_out"
+    """The demo's sizes: every step's budget in one place (``autosparse demo --help`` lists them)."""
+
+    out: str = "demo_out"  # folder for the store, the scorer and the bench (a rerun reuses what is there)
     dataset: str = "auto"  # auto = fashion-mnist when installed, else mnist1d (generated locally)
-    n_train: int = 12000
-    n_test: int = 5000
-    densities: tuple[float, ...] = (0.02, 0.01, 0.005)
-    seeds: tuple[int, ...] = (0,)
+    n_train: int = 12000  # training images per run (Fashion-MNIST subset; MNIST-1D uses all of it)
+    n_test: int = 5000  # test images per run (Fashion-MNIST subset)
+    densities: tuple[float, ...] = (0.02, 0.01, 0.005)  # densities the held-out model is pruned to
+    seeds: tuple[int, ...] = (0,)  # bench seeds (initial weights, pruning batch, training order)
     source_models: list[ModelSpec] = field(
         default_factory=lambda: [
             ModelSpec("mlp", {"widths": [500, 150]}),
@@ -49,15 +52,16 @@ class DemoConfig:
             ModelSpec("mlp", {"widths": [600, 300, 100]}),
         ]
     )
-    heldout_model: str = "lenet_300_100"
-    irp_rounds: int = 8
-    gen_epochs: float = 2
-    bench_epochs: float = 4
-    scorer_steps: int = 1500
-    baselines: tuple[str, ...] = ("random", "snip", "synflow")
-    # also prune with this shipped scorer (trained once on 16 Fashion-MNIST runs; "" = skip), next to
-    # the demo's own small scorer: what a user gets without generating anything
+    """models whose IRP runs the demo's scorer learns from: names or JSON, as the models of a gen config"""
+    heldout_model: str = "lenet_300_100"  # the architecture the scorer never sees, pruned and compared
+    irp_rounds: int = 8  # IRP rounds per source run (50% pruned each: last density 0.4%)
+    gen_epochs: float = 2  # training epochs per IRP round of the source runs
+    bench_epochs: float = 4  # training epochs of every pruned held-out model
+    scorer_steps: int = 1500  # ranker training steps of the demo's scorer
+    baselines: tuple[str, ...] = ("random", "snip", "synflow")  # classic methods compared with autos and IMP
     shipped_scorer: str = "autos_mlp_fmnist"
+    """also prune with this shipped scorer (trained once on 16 Fashion-MNIST runs; "" = skip), next to
+    the demo's own small scorer: what a user gets without generating anything"""
 
 
 def resolve_dataset(name: str) -> str:
@@ -98,9 +102,10 @@ def bench_config(cfg: DemoConfig, dataset: str, scorer_dir: Path) -> BenchConfig
     )
 
 
-def run_demo(cfg: DemoConfig | None = None, *, executor: str = "local") -> str:
-    """Run (or resume) the demo and return the comparison table (markdown)."""
+def run_demo(cfg: DemoConfig | None = None, *, executor: str | ExecutorConfig = "local") -> str:
+    """Run (or resume) the demo and return the comparison table (markdown); ``executor`` runs the bench."""
     cfg = cfg or DemoConfig()
+    where = executor if isinstance(executor, ExecutorConfig) else ExecutorConfig(executor)
     dataset = resolve_dataset(cfg.dataset)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -127,7 +132,7 @@ def run_demo(cfg: DemoConfig | None = None, *, executor: str = "local") -> str:
         f"[3/3] {cfg.heldout_model} (held out) pruned by autos and baselines, trained, compared -> {out / 'bench'}",
         flush=True,
     )
-    run = run_bench(bench, out / "bench", executor=executor)
+    run = run_bench(bench, out / "bench", **where.options())
     report = run.report
     table = report.tables if report is not None else ""
     return f"{table}\n\nreport: {out / 'bench' / 'report.md'}"

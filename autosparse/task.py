@@ -37,8 +37,8 @@ class DataShape(Protocol):
 class ModelSpec:
     """Which model, with which options."""
 
-    model: str = "lenet_300_100"
-    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    model: str = "lenet_300_100"  # a model of the zoo or tv:<name> (list them with `autosparse models`)
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # the model's options, e.g. {"widths": [500, 150]}
     name: str = ""  # short label for run ids; defaults to the model name plus its options
 
     def label(self) -> str:
@@ -66,12 +66,12 @@ class DataSpec:
     so a worker can cache the loaded dataset by its spec.
     """
 
-    dataset: str = "fashion-mnist"
-    n_train: int | None = None
-    n_test: int | None = None
-    data_root: str | None = None
-    data_seed: int = 0
-    download: bool = False
+    dataset: str = "fashion-mnist"  # a registered dataset or fake:<name> (list them with `autosparse datasets`)
+    n_train: int | None = None  # training examples, a stratified subset chosen by data_seed (none: all)
+    n_test: int | None = None  # test examples, a stratified subset chosen by data_seed (none: all)
+    data_root: str | None = None  # where datasets are read from (none: the default data folder)
+    data_seed: int = 0  # which subset n_train/n_test take
+    download: bool = False  # download a missing torchvision dataset instead of failing
 
     def load(self) -> Dataset:
         return load_dataset(

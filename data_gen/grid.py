@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autosparse.core.config import from_dict, load_yaml
+from autosparse.core.config import load_config
 from autosparse.core.errors import ConfigError
 from autosparse.core.executors import run_jobs
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
@@ -28,26 +28,24 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class GenConfig:
-    """The YAML of ``autosparse gen``: a grid of source runs."""
+    """The YAML of ``autosparse gen``: a grid of source runs (every model × dataset × seed)."""
 
     models: list[ModelSpec] = field(default_factory=lambda: [ModelSpec("lenet_300_100")])
-    datasets: list[str] = field(default_factory=lambda: ["fashion-mnist"])
-    seeds: list[int] = field(default_factory=lambda: [0])
+    """source architectures: names (mlp,lenet5) or mappings with model, model_kwargs, name (YAML or JSON)"""
+    datasets: list[str] = field(default_factory=lambda: ["fashion-mnist"])  # datasets every model is trained on
+    seeds: list[int] = field(default_factory=lambda: [0])  # run seeds: initial weights, data subset, training order
     irp: IRPConfig = field(default_factory=IRPConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    n_train: int | None = None
-    n_test: int | None = None
-    data_root: str | None = None
-    samples_per_class: int = 10
-    num_cpus: float = 1.0  # per Ray task
-    num_gpus: float = 0.0
+    n_train: int | None = None  # training examples per run, a stratified subset chosen by the seed (none: all)
+    n_test: int | None = None  # test examples per run (none: all)
+    data_root: str | None = None  # where datasets are read from (none: the default data folder)
+    samples_per_class: int = 10  # examples per class in the batch the data-dependent features are computed on
+    num_cpus: float = 1.0  # CPUs each run reserves on a Ray cluster (--executor ray)
+    num_gpus: float = 0.0  # GPUs each run reserves on a Ray cluster (--executor ray)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> GenConfig:
-        data = load_yaml(path)
-        models = data.get("models", [])
-        data["models"] = [{"model": m} if isinstance(m, str) else m for m in models]
-        return from_dict(cls, data, where=str(path))
+        return load_config(cls, path)
 
 
 def expand_grid(cfg: GenConfig) -> list[RunSpec]:

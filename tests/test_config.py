@@ -5,7 +5,18 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from autosparse.core.config import add_dataclass_arguments, config_hash, from_dict, given, load_yaml, to_dict
+from autosparse.core.config import (
+    add_arguments,
+    add_config_argument,
+    add_dataclass_arguments,
+    config_hash,
+    from_dict,
+    given,
+    load_yaml,
+    resolve,
+    show_default,
+    to_dict,
+)
 from autosparse.core.errors import ConfigError
 from autosparse.training.trainer import TrainConfig
 
@@ -59,3 +70,67 @@ def test_yaml_errors(tmp_path) -> None:
     bad.write_text("- a list\n- not a mapping\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_yaml(bad)
+
+
+@dataclass
+class Row:
+    method: str
+    hparams: dict = field(default_factory=dict)
+    label: str = ""
+
+
+@dataclass
+class Grid:
+    rows: list[Row] = field(default_factory=lambda: [Row("a")])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    inner: Inner = field(default_factory=Inner)
+
+
+def test_list_of_dataclasses_takes_short_forms() -> None:
+    """A name is the first field, {name: mapping} the first two, one mapping a list of one: in YAML and flags alike."""
+    cfg = from_dict(Grid, {"rows": ["snip", {"synflow": {"rounds": 10}}, {"method": "x", "label": "y"}, {"imp": None}]})
+    assert cfg.rows == [Row("snip"), Row("synflow", {"rounds": 10}), Row("x", label="y"), Row("imp")]
+    assert from_dict(Grid, {"rows": "snip, grasp"}).rows == [Row("snip"), Row("grasp")]
+    assert from_dict(Grid, {"rows": {"method": "snip"}}).rows == [Row("snip")]
+    # a one-key mapping whose key is a field, or whose value is no mapping, is read as fields (typos stay errors)
+    with pytest.raises(ConfigError, match="unknown key metod"):
+        from_dict(Grid, {"rows": [{"metod": "snip"}]})
+    # a single dataclass (not a list item) has no short form: a typo in `inner` must not become its first field
+    with pytest.raises(ConfigError, match="mapping"):
+        from_dict(Grid, {"inner": "3"})
+
+
+def test_flags_of_a_list_of_dataclasses_read_like_yaml() -> None:
+    p = argparse.ArgumentParser()
+    add_dataclass_arguments(p, Grid)
+    ns = p.parse_args(["--rows", "snip,synflow", "--seeds", "1,2"])
+    assert from_dict(Grid, given(ns, Grid)) == Grid([Row("snip"), Row("synflow")], [1, 2])
+    ns = p.parse_args(["--rows", '[{"method": "snip", "label": "s"}, "grasp"]'])
+    assert from_dict(Grid, given(ns, Grid)).rows == [Row("snip", label="s"), Row("grasp")]
+    with pytest.raises(SystemExit):
+        p.parse_args(["--rows", "[{not json"])
+
+
+def test_resolve_is_defaults_then_yaml_then_flags(tmp_path) -> None:
+    yaml_file = tmp_path / "g.yaml"
+    yaml_file.write_text("rows: [snip, {grasp: {t: 1}}]\nseeds: [3, 4]\ninner: {x: 5}\n")
+    p = argparse.ArgumentParser()
+    add_config_argument(p)
+    add_arguments(p, Grid)
+    (cfg,) = resolve(p.parse_args(["--config", str(yaml_file), "--seeds", "7", "--inner.x", "6"]), Grid)
+    assert cfg == Grid([Row("snip"), Row("grasp", {"t": 1})], [7], Inner(6))
+    (cfg,) = resolve(p.parse_args([]), Grid)
+    assert cfg == Grid()
+    yaml_file.write_text("seedz: [1]\n")
+    with pytest.raises(ConfigError, match=r"unknown keys seedz .* valid keys: inner, rows, seeds"):
+        resolve(p.parse_args(["--config", str(yaml_file)]), Grid)
+
+
+def test_help_shows_defaults_as_typed() -> None:
+    assert show_default([Row("snip"), Row("imp")]) == "snip,imp"
+    assert show_default([Row("dpai", {"steps": 1})]) == '{"method": "dpai", "hparams": {"steps": 1}, "label": ""}'
+    assert show_default(None) == "None" and show_default("") == '""' and show_default((0.5, 0.75)) == "0.5,0.75"
+    p = argparse.ArgumentParser()
+    add_dataclass_arguments(p, TrainConfig)
+    text = p.format_help()  # a % in a field comment would break argparse's formatting
+    assert "--step-milestones A,B,…" in text and "(default: 0.5,0.75)" in text and "--lr FLOAT" in text

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from autosparse.bench.config import BenchConfig, CellData
-from autosparse.cli.common import add_config_argument, add_task_arguments, resolve_task
+from autosparse.cli.arguments import add_task_arguments, resolve_task
+from autosparse.core.config import add_config_argument
 from autosparse.core.errors import ConfigError
 from autosparse.core.versions import package_versions
 from autosparse.data import dataset_info, load_dataset

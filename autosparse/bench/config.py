@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from autosparse.core.config import from_dict, load_yaml
+from autosparse.core.config import from_dict, load_yaml, to_dict
 from autosparse.core.errors import ConfigError, DensityError, UnknownNameError
 from autosparse.data import dataset_info
 from autosparse.models import model_info
@@ -33,8 +34,8 @@ DEFAULT_DENSITIES = (0.1, 0.05, 0.02, 0.01, 0.005, 0.002, 0.001)
 class MethodSpec:
     """One row of the bench: a registered pruner (or ``imp``) with its hyperparameters."""
 
-    method: str
-    hparams: dict[str, Any] = field(default_factory=dict)
+    method: str  # a registered pruning method, or imp (the IRP reference)
+    hparams: dict[str, Any] = field(default_factory=dict)  # the method's hyperparameters (`autosparse methods`)
     label: str = ""  # the row name in tables and plots; defaults to the method plus its hparams
 
     def title(self) -> str:
@@ -61,10 +62,10 @@ class ImpSettings:
     it costs more training but gives IMP its usual strength at the first bench density.
     """
 
-    rewind_step: int = 0
-    criterion: Literal["magnitude", "snip"] = "magnitude"
-    scope: Literal["global", "layerwise"] = "global"
-    max_prune_fraction: float = 0.0  # 0 = no extra rounds
+    rewind_step: int = 0  # 0 rewinds survivors to θ0; k > 0 to the weights after k steps of dense training
+    criterion: Literal["magnitude", "snip"] = "magnitude"  # what each round prunes by
+    scope: Literal["global", "layerwise"] = "global"  # rank weights across the whole model or per layer
+    max_prune_fraction: float = 0.0  # most of the survivors one round may remove (extra rounds); 0 = no extra rounds
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_prune_fraction < 1.0:
@@ -111,7 +112,7 @@ class CellData(DataSpec):
     and record, as they were when this was the bench's own DataSpec.
     """
 
-    samples_per_class: int = 10
+    samples_per_class: int = 10  # examples per class in the pruning batch of data-dependent methods
 
 
 @dataclass
@@ -123,24 +124,28 @@ class BenchConfig:
     seed sets the initial weights, the pruning batch and the training order.
     """
 
-    kind: Literal["accuracy"] = "accuracy"
-    name: str = ""
+    kind: Literal["accuracy"] = "accuracy"  # accuracy vs sparsity (a `kind: speed` config times the methods)
+    name: str = ""  # the bench's name in its report
     models: list[ModelSpec] = field(default_factory=lambda: [ModelSpec("lenet_300_100")])
-    datasets: list[str] = field(default_factory=lambda: ["fashion-mnist"])
+    """models to prune: names (lenet_300_100,conv4) or mappings with model, model_kwargs, name (YAML or
+    JSON); a name that labels a model of --config picks that entry"""
+    datasets: list[str] = field(default_factory=lambda: ["fashion-mnist"])  # datasets every model is trained on
     methods: list[MethodSpec] = field(
         default_factory=lambda: [MethodSpec(m) for m in ("random", "magnitude", "snip", "synflow", IMP)]
     )
-    densities: list[float] = field(default_factory=lambda: list(DEFAULT_DENSITIES))
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    """rows of the bench: methods (snip,synflow,imp) or mappings with method, hparams, label (YAML or
+    JSON); a name that labels a row of --config picks that row with its hyperparameters"""
+    densities: list[float] = field(default_factory=lambda: list(DEFAULT_DENSITIES))  # fractions of weights kept
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])  # cell seeds: initial weights, pruning batch, order
     train: TrainConfig = field(default_factory=TrainConfig)
-    n_train: int | None = None
-    n_test: int | None = None
-    data_root: str | None = None
+    n_train: int | None = None  # training examples, one stratified subset for every cell (none: all)
+    n_test: int | None = None  # test examples (none: all)
+    data_root: str | None = None  # where datasets are read from (none: the default data folder)
     data_seed: int = 0  # picks the train/test subset; the same for every cell so seeds vary only the run
-    download: bool = False
+    download: bool = False  # download a missing torchvision dataset instead of failing
     samples_per_class: int = 10  # pruning batch of data-dependent methods
-    num_cpus: float = 1.0  # per Ray task
-    num_gpus: float = 0.0
+    num_cpus: float = 1.0  # CPUs each job reserves on a Ray cluster (--executor ray)
+    num_gpus: float = 0.0  # GPUs each job reserves on a Ray cluster (--executor ray)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> BenchConfig:
@@ -205,37 +210,22 @@ def check_unique(what: str, values: list[Any]) -> None:
         raise ConfigError(f"duplicate {what} {dup[0]!r} in the bench config; give each a distinct value or label")
 
 
-def normalise_models(models: Any) -> list[Any]:
-    if isinstance(models, (str, dict)):
-        models = [models]
-    return [{"model": m} if isinstance(m, str) else m for m in models or []]
-
-
-def normalise_methods(methods: Any) -> list[Any]:
-    if isinstance(methods, (str, dict)):
-        methods = [methods]
-    out = []
-    for m in methods or []:
-        if isinstance(m, str):
-            out.append({"method": m})
-        elif isinstance(m, dict) and "method" not in m and len(m) == 1:
-            # the short form `- snip: {normalize: false}`
-            ((name, hp),) = m.items()
-            out.append({"method": name, "hparams": hp or {}})
-        else:
-            out.append(m)
-    return out
-
-
 def bench_config_from_dict(data: dict[str, Any], *, where: str = "") -> BenchConfig:
-    data = dict(data)
     kind = data.get("kind", "accuracy")
     if kind != "accuracy":
         raise ConfigError(f"{where or 'config'} has kind {kind!r}; run it with `autosparse bench {kind}`")
-    data["models"] = normalise_models(data.get("models", ["lenet_300_100"]))
-    if "methods" in data:
-        data["methods"] = normalise_methods(data["methods"])
     return from_dict(BenchConfig, data, where=where)
+
+
+def pick_rows(given: Sequence[Any], rows: Sequence[Any], label: Callable[[Any], str]) -> list[Any]:
+    """Flag items naming a row of the YAML by its label stand for that row (hyperparameters and all).
+
+    Why: ``--methods autos-mlp,imp_lth`` on a config whose rows carry hyperparameters and labels
+    would otherwise mean the bare methods ``autos-mlp`` and ``imp_lth``, which do not exist; other
+    names (``snip``) stay new rows with default hyperparameters.
+    """
+    by_label = {label(r): to_dict(r) for r in rows}
+    return [by_label.get(g, g) if isinstance(g, str) else g for g in given]
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9._+-]+")
@@ -248,7 +238,12 @@ def slug(text: str) -> str:
 
 def config_kind(path: str | Path) -> str:
     """``accuracy`` or ``speed``: what a bench YAML describes (its ``kind`` key, accuracy if absent)."""
-    kind = load_yaml(path).get("kind", "accuracy")
+    return kind_of(load_yaml(path), str(path))
+
+
+def kind_of(data: Mapping[str, Any], where: str) -> str:
+    """``accuracy`` or ``speed``: the ``kind`` of a bench config's mapping (accuracy if absent)."""
+    kind = data.get("kind", "accuracy")
     if kind not in ("accuracy", "speed"):
-        raise ConfigError(f"{path}: kind must be 'accuracy' or 'speed', got {kind!r}")
+        raise ConfigError(f"{where}: kind must be 'accuracy' or 'speed', got {kind!r}")
     return str(kind)

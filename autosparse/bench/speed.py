@@ -21,15 +21,7 @@ from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
-from autosparse.bench.config import (
-    IMP,
-    MethodSpec,
-    check_hparams,
-    check_unique,
-    normalise_methods,
-    normalise_models,
-    slug,
-)
+from autosparse.bench.config import IMP, MethodSpec, check_hparams, check_unique, slug
 from autosparse.bench.measure import Measurement, measure, measure_isolated
 from autosparse.bench.plots import plot_speed
 from autosparse.bench.report import format_seconds, markdown_table, write_text
@@ -51,7 +43,7 @@ REPORT_FILE = "report.md"
 class SpeedModel(ModelSpec):
     """A model of the speed bench; ``dataset`` overrides the config's (e.g. an MLP on 28x28 inputs)."""
 
-    dataset: str = ""
+    dataset: str = ""  # the data whose shapes this model takes (none: the config's dataset)
 
 
 def _default_models() -> list[SpeedModel]:
@@ -68,23 +60,25 @@ def _default_models() -> list[SpeedModel]:
 class SpeedConfig:
     """The YAML of ``autosparse bench speed`` (``kind: speed``)."""
 
-    kind: Literal["speed"] = "speed"
-    name: str = ""
+    kind: Literal["speed"] = "speed"  # time to mask (an accuracy bench has kind: accuracy)
+    name: str = ""  # the bench's name in its report
     models: list[SpeedModel] = field(default_factory=_default_models)
+    """models to time: names or mappings with model, model_kwargs, name, dataset (YAML or JSON)"""
     dataset: str = "fake:cifar10"  # only shapes matter for timing; fake data needs no files
     methods: list[MethodSpec] = field(
         default_factory=lambda: [MethodSpec(m) for m in ("random", "magnitude", "snip", "grasp", "synflow")]
     )
-    density: float = 0.01
+    """methods to time: names or mappings with method, hparams, label (YAML or JSON)"""
+    density: float = 0.01  # the density every method prunes to
     samples_per_class: int = 10  # the pruning batch: 10 per class, GraSP's and SynFlow's recipe
-    seed: int = 0
+    seed: int = 0  # seed of the initial weights and the pruning batch
     reference: str = "snip"  # ratios are to this method's time on the same model in the same run
     repeats: int = 1  # the minimum over repeats is reported (first-call overheads excluded)
     isolate: bool = True  # one fresh process per measurement: needed for peak memory
     timeout_s: float = 1800.0  # per measurement (isolate only): a slow method is recorded, not waited on forever
     num_threads: int = 0  # torch threads; 0 = every core
     device: str = "cpu"  # cpu | cuda | auto
-    data_root: str | None = None
+    data_root: str | None = None  # where real datasets are read from (none: the default data folder)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> SpeedConfig:
@@ -137,12 +131,7 @@ def speed_config_from_dict(data: dict[str, Any], *, where: str = "") -> SpeedCon
     data = dict(data)
     if data.get("kind", "speed") != "speed":
         raise ConfigError(f"{where or 'config'} is not a speed bench (kind: {data.get('kind')}); drop `speed`")
-    data["kind"] = "speed"
-    if "models" in data:
-        data["models"] = normalise_models(data["models"])
-    if "methods" in data:
-        data["methods"] = normalise_methods(data["methods"])
-    return from_dict(SpeedConfig, data, where=where)
+    return from_dict(SpeedConfig, {**data, "kind": "speed"}, where=where)
 
 
 # ------------------------------------------------------------------------------------------ driver

@@ -3,7 +3,10 @@
 Each subcommand lives in its own module in this package and exposes ``register(subparsers)``;
 modules are discovered automatically, so a new subcommand is a new file. Packages outside the
 library add subcommands through the ``autosparse.commands`` entry-point group (``gen`` comes
-from ``data_gen``, which sits above the library and must not be imported by it). A user error
+from ``data_gen``, which sits above the library and must not be imported by it). ``register``
+only names the subcommand and passes ``arguments=`` (a function adding its options); it imports
+nothing heavy, so ``autosparse --help`` never waits for torch
+(:class:`~autosparse.cli.arguments.CommandParser`). A user error
 (:class:`~autosparse.core.errors.AutosparseError`) is printed in one line and exits with status 2;
 anything else is a bug and keeps its traceback.
 """
@@ -19,9 +22,14 @@ import sys
 from collections.abc import Sequence
 
 from autosparse import __version__
+from autosparse.cli.arguments import CommandParser
 from autosparse.core.errors import AutosparseError
 
 ENTRY_POINTS = "autosparse.commands"
+
+
+#: loggers that ``-v`` turns up; every other library's logger stays at WARNING unless ``-vv``
+OUR_LOGGERS = ("autosparse", "data_gen")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,26 +38,43 @@ def build_parser() -> argparse.ArgumentParser:
         description="Learn to prune neural networks at initialisation from iterative pruning.",
     )
     parser.add_argument("--version", action="version", version=f"autosparse {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="-v: debug lines of autosparse (progress lines are on by default); -vv: also of the libraries it uses",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     sub.required = True
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
-        if info.name.startswith("_") or info.name in ("common", "__main__"):
+        if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
-        module.register(sub)
+        if hasattr(module, "register"):  # the others are helpers (arguments)
+            module.register(sub)
     for entry in sorted(importlib.metadata.entry_points(group=ENTRY_POINTS), key=lambda e: e.name):
         entry.load().register(sub)
     return parser
 
 
+def configure_logging(verbose: int) -> None:
+    """INFO (``-v``: DEBUG) for our loggers; WARNING for every other library's unless ``-vv``.
+
+    Why not one root level: at DEBUG, matplotlib's font manager, PIL, urllib3 and friends print
+    hundreds of lines that bury ours.
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose >= 2 else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    for name in OUR_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose >= 1 else logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(2, args.verbose + 1)],
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
     except AutosparseError as exc:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
+from typing import Any
 
+from autosparse.core.config import add_arguments, add_config_argument, from_dict, given, read_config, resolve
 from autosparse.core.errors import ConfigError
-from autosparse.core.executors import EXECUTORS
 
 KINDS = ("accuracy", "speed")
 
@@ -17,58 +19,96 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="benchmark pruning methods: accuracy vs sparsity, or time to mask",
         description="Run a bench grid (models × datasets × methods × densities × seeds, plus IMP as the reference) "
         "and write report.md, results.csv/json and plots to --out; finished cells are never recomputed, so "
-        "rerunning after a kill or after adding a method only computes what is missing. A config with "
+        "rerunning after a kill or after adding a method only computes what is missing. The grid is the "
+        "config's fields, from --config and then flags (e.g. --seeds 0,1 --densities 0.01). A config with "
         "`kind: speed` (or `autosparse bench speed`) measures time to mask and peak memory instead. "
         "Example: autosparse bench --config configs/bench/fmnist_lenet.yaml --executor process --workers 2",
+        arguments=add_options,
     )
+    p.set_defaults(func=run)
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    from autosparse.bench.config import BenchConfig
+    from autosparse.bench.speed import SpeedConfig
+    from autosparse.core.executors import ExecutorConfig
+
     p.add_argument(
-        "kind",
+        "asked_kind",  # not `kind`: that is a field of the configs, and a given flag would override it
+        metavar="{accuracy,speed}",
         nargs="?",
         choices=KINDS,
         default=None,
         help="accuracy (default) or speed; taken from the config's `kind` when omitted",
     )
-    p.add_argument("--config", required=True, metavar="YAML", help="bench config (see configs/bench/)")
+    add_config_argument(p, help="bench config (see configs/bench/): a YAML of the options below; flags override it")
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/bench/<config name>)")
-    p.add_argument("--executor", choices=EXECUTORS, default="local", help="where cells run (default: local)")
-    p.add_argument("--address", default=None, help="Ray cluster address (with --executor ray), e.g. auto")
-    p.add_argument("--workers", type=int, default=0, help="processes for --executor process (default: cores)")
     p.add_argument("--report-only", action="store_true", help="only rewrite the report from the cells on disk")
-    p.add_argument(
-        "--methods",
-        metavar="A,B,…",
-        default=None,
-        help="run only these method labels of the config (the report still lists every row)",
-    )
-    p.set_defaults(func=run)
+    add_arguments(p.add_argument_group("the grid"), BenchConfig, exclude=("kind",))
+    accuracy = [f.name for f in dataclasses.fields(BenchConfig)]
+    add_arguments(p.add_argument_group("speed bench only (kind: speed)"), SpeedConfig, exclude=accuracy)
+    add_arguments(p.add_argument_group("where the jobs run (accuracy bench)"), ExecutorConfig)
 
 
 def run(args: argparse.Namespace) -> int:
-    from autosparse.bench.config import config_kind
+    from autosparse.bench.speed import SpeedConfig
 
-    kind = config_kind(args.config)
-    if args.kind is not None and args.kind != kind:
-        raise ConfigError(f"{args.config} is a {kind} bench (its `kind`), but `autosparse bench {args.kind}` was asked")
-    out = Path(args.out) if args.out else Path("runs") / "bench" / Path(args.config).stem
-    if kind == "speed":
-        return _speed(args, out)
-    return _accuracy(args, out)
+    cfg, where = resolve_bench(args)
+    out = Path(args.out) if args.out else Path("runs") / "bench" / (Path(args.config).stem if args.config else cfg.kind)
+    if isinstance(cfg, SpeedConfig):
+        return _speed(cfg, where, args.report_only, out)
+    return _accuracy(cfg, where, args.report_only, out)
 
 
-def _accuracy(args: argparse.Namespace, out: Path) -> int:
-    from autosparse.bench.config import BenchConfig
+def resolve_bench(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The bench config (accuracy or speed, by the YAML's ``kind``) and the executor, from YAML < flags."""
+    from autosparse.bench.config import BenchConfig, kind_of
+    from autosparse.bench.speed import SpeedConfig
+    from autosparse.core.executors import ExecutorConfig
+
+    data = read_config(args)
+    asked = args.asked_kind
+    kind = kind_of(data, args.config) if args.config else (asked or "accuracy")
+    if asked is not None and asked != kind:
+        raise ConfigError(f"{args.config} is {_a(kind)} bench (its `kind`), but `autosparse bench {asked}` was asked")
+    cls, other = (SpeedConfig, BenchConfig) if kind == "speed" else (BenchConfig, SpeedConfig)
+    own = {f.name for f in dataclasses.fields(cls)}
+    stray = {k: v for k, v in given(args, other).items() if k not in own}
+    if stray:
+        flags = ", ".join("--" + k.replace("_", "-") + (".…" if isinstance(v, dict) else "") for k, v in stray.items())
+        other_kind = "accuracy" if kind == "speed" else "speed"
+        raise ConfigError(f"{flags}: only for the {other_kind} bench, and this is {_a(kind)} bench; drop them")
+    pick_labelled_rows(args, cls, data)
+    cfg, where = resolve(args, cls, ExecutorConfig, data=data)
+    return cfg, where
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind[0] in "aeiou" else f"a {kind}"
+
+
+def pick_labelled_rows(args: argparse.Namespace, cls: type, data: dict[str, Any]) -> None:
+    """``--methods``/``--models`` names that label rows of the YAML stand for those rows."""
+    from autosparse.bench.config import MethodSpec, pick_rows
+    from autosparse.task import ModelSpec
+
+    base = from_dict(cls, {k: data[k] for k in ("methods", "models") if k in data})
+    for key, label in (("methods", MethodSpec.title), ("models", ModelSpec.label)):
+        if hasattr(args, key) and key in data:
+            setattr(args, key, pick_rows(getattr(args, key), getattr(base, key), label))
+
+
+def _accuracy(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
     from autosparse.bench.report import write_report
     from autosparse.bench.runner import run_bench
 
-    cfg = BenchConfig.from_yaml(args.config)
-    if args.report_only:
+    if report_only:
         cfg.validate()
         report = write_report(cfg, out)
         print(report.tables)
         print(f"\n{len(report.records)} cells on disk, {len(report.missing)} missing; report: {report.path}")
         return 0
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
-    result = run_bench(cfg, out, executor=args.executor, address=args.address, workers=args.workers, methods=methods)
+    result = run_bench(cfg, out, **where.options())
     report = result.report
     assert report is not None
     print(report.tables)
@@ -81,15 +121,16 @@ def _accuracy(args: argparse.Namespace, out: Path) -> int:
     return 1 if result.failures else 0
 
 
-def _speed(args: argparse.Namespace, out: Path) -> int:
-    from autosparse.bench.speed import SpeedConfig, run_speed
+def _speed(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
+    from autosparse.bench.speed import run_speed
+    from autosparse.core.executors import ExecutorConfig
 
-    if args.executor != "local" or args.report_only or args.methods:
+    if where != ExecutorConfig() or report_only:
         raise ConfigError(
-            "the speed bench measures one method at a time on this machine; "
-            "drop --executor, --report-only and --methods"
+            "the speed bench measures one method at a time on this machine; drop --executor/--address/--workers "
+            "and --report-only"
         )
-    result = run_speed(SpeedConfig.from_yaml(args.config), out)
+    result = run_speed(cfg, out)
     print(result.tables)
     failed = [r for r in result.rows if not r.get("ok")]
     print(f"\n{len(result.rows)} measurements, {len(failed)} failed; report: {result.path}")

@@ -4,29 +4,34 @@ from __future__ import annotations
 
 import argparse
 
-from autosparse.cli.common import add_arguments, add_config_argument, resolve
-from autosparse.core.executors import EXECUTORS
+from autosparse.core.config import add_arguments, add_config_argument, resolve
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from autosparse.demo import DemoConfig
-
     p = sub.add_parser(
         "demo",
         help="IRP store -> learned scorer -> autos vs baselines on a held-out model (minutes)",
         description="Generate a small IRP store on source MLPs, train the scorer, prune the held-out "
         "LeNet-300-100 with autos and the baselines, train every mask and print the table with IMP as the "
         "reference. Reruns reuse every finished step.",
+        arguments=add_options,
     )
-    add_config_argument(p)
-    add_arguments(p, DemoConfig, exclude=("source_models",))
-    p.add_argument("--executor", choices=EXECUTORS, default="local")
     p.set_defaults(func=run)
 
 
+def add_options(p: argparse.ArgumentParser) -> None:
+    from autosparse.core.executors import ExecutorConfig
+    from autosparse.demo import DemoConfig
+
+    add_config_argument(p)
+    add_arguments(p, DemoConfig)
+    add_arguments(p.add_argument_group("where the bench jobs run"), ExecutorConfig)
+
+
 def run(args: argparse.Namespace) -> int:
+    from autosparse.core.executors import ExecutorConfig
     from autosparse.demo import DemoConfig, run_demo
 
-    (cfg,) = resolve(args, DemoConfig)
-    print(run_demo(cfg, executor=args.executor))
+    cfg, where = resolve(args, DemoConfig, ExecutorConfig)
+    print(run_demo(cfg, executor=where))
     return 0

@@ -1,45 +1,100 @@
-"""``autosparse methods|models|datasets``: what the registries hold."""
+"""``autosparse methods|models|datasets``: what the registries hold, as tables a person reads."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import shutil
+import textwrap
+from collections.abc import Sequence
+
+#: name families outside the zoo's list, one line each (name pattern, what it is)
+MODEL_FAMILIES = [
+    (
+        "tv:<name>",
+        "any torchvision classification model, e.g. tv:resnet18 (options: cifar_stem, and torchvision's own)",
+    ),
+]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("methods", help="list pruning methods and their hyperparameters")
     p.set_defaults(func=_methods)
-    p = sub.add_parser("models", help="list models in the zoo")
+    p = sub.add_parser("models", help="list models in the zoo with their inputs and options")
     p.set_defaults(func=_models)
-    p = sub.add_parser("datasets", help="list datasets")
+    p = sub.add_parser("datasets", help="list datasets with their shapes and sizes")
     p.set_defaults(func=_datasets)
+
+
+def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int | None = None) -> str:
+    """Columns padded to their widest cell; the last column wraps within ``width`` (the terminal's).
+
+    When the last column would be narrower than 30 characters it goes on its own indented lines.
+    """
+    width = width or shutil.get_terminal_size((120, 24)).columns
+    fixed = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers) - 1)]
+    indent = sum(fixed) + 2 * len(fixed)
+    room = width - indent
+    own_line = room < 30
+    lines = []
+    for row in [headers, *rows]:
+        head = "  ".join(str(c).ljust(w) for c, w in zip(row[:-1], fixed, strict=False)) + "  "
+        if own_line:
+            lines.append(head.rstrip())
+            lines += textwrap.wrap(str(row[-1]), width - 4, initial_indent="    ", subsequent_indent="    ")
+            continue
+        wrapped = textwrap.wrap(str(row[-1]), room) or [""]
+        lines.append(head + wrapped[0])
+        lines += [" " * indent + w for w in wrapped[1:]]
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def _methods(args: argparse.Namespace) -> int:
     from autosparse.pruners import available, get_pruner
 
+    rows = []
     for name in available():
         cls = get_pruner(name)
-        data = "data" if cls.data_dependent else "data-free"
-        print(f"{name:12s} [{data}] {cls.description}")
-        for f in dataclasses.fields(cls.Config):
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            print(f"    {f.name} = {default!r}")
+        rows.append([name, "yes" if cls.data_dependent else "no", cls.description])
+    print(text_table(["method", "data", "what it does"], rows))
+    print("\nhyperparameters (defaults; set with `autosparse prune --hp KEY=VALUE` or `hparams:` in a bench config):")
+    for name in available():
+        cls = get_pruner(name)
+        hps = [f"{f.name}={_default(f)!r}" for f in dataclasses.fields(cls.Config)]
+        print(textwrap.fill(", ".join(hps) or "none", 100, initial_indent=f"  {name:12s} ", subsequent_indent=" " * 15))
     return 0
+
+
+def _default(f: dataclasses.Field) -> object:
+    return f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
 
 
 def _models(args: argparse.Namespace) -> int:
     from autosparse.models import available_models, model_info
 
+    rows = []
     for name in available_models():
-        print(f"{name:16s} {model_info(name)}")
-    print("tv:<name>        any torchvision classification model, e.g. tv:resnet18")
+        info = model_info(name)
+        opts = ", ".join(f"{k}={v}" for k, v in info.options.items()) or "none"
+        rows.append([name, ", ".join(info.inputs), opts, info.description])
+    rows += [[pattern, "", "", what] for pattern, what in MODEL_FAMILIES]
+    print(text_table(["model", "inputs", "options (defaults)", "description"], rows))
+    print("\ninputs: flat = any shape, flattened; signal = 1-D (C, L); image = (C, H, W). Set options with")
+    print(
+        "--model-kwargs JSON or model_kwargs: in a config, e.g. --model mlp --model-kwargs '{\"widths\": [500, 150]}'"
+    )
     return 0
 
 
 def _datasets(args: argparse.Namespace) -> int:
     from autosparse.data import available_datasets, dataset_info
 
+    rows = []
     for name in available_datasets():
-        print(f"{name:16s} {dataset_info(name)}")
+        info = dataset_info(name)
+        sizes = f"{info.n_train or '?'}/{info.n_test or '?'}"
+        shape = "x".join(map(str, info.input_shape))
+        rows.append([name, shape, str(info.num_classes), sizes, ", ".join(info.aliases), info.description])
+    print(text_table(["dataset", "input", "classes", "train/test", "aliases", "description"], rows))
+    print("\nfake:<name> gives random data of <name>'s shapes (no files), e.g. fake:cifar10 for timing")
     return 0

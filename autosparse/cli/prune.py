@@ -7,7 +7,8 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 
-from autosparse.cli.common import add_config_argument, add_task_arguments, resolve_task
+from autosparse.cli.arguments import add_task_arguments, resolve_task
+from autosparse.core.config import add_config_argument
 from autosparse.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -15,10 +16,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PruneJob:
-    method: str = "synflow"
-    density: float | None = None
-    sparsity: float | None = None
-    out: str | None = None  # directory for masks.safetensors + report.json
+    method: str = "synflow"  # a registered pruning method (list them with `autosparse methods`)
+    density: float | None = None  # fraction of the weights to keep, e.g. 0.01 (give this or --sparsity)
+    sparsity: float | None = None  # fraction of the weights to remove, e.g. 0.99 (give this or --density)
+    out: str | None = None  # directory for masks.safetensors + report.json (none: the masks are not saved)
     seed: int = 0  # seed of the pruner (random methods, batch choice)
     init_seed: int = 0  # seed of the model's initial weights
     samples_per_class: int = 10  # size of the pruning batch for data-dependent methods
@@ -46,10 +47,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="prune a model at initialisation and save the masks",
         description="Prune a freshly initialised model with a registered method and save its masks. "
         "Example: autosparse prune --model lenet_300_100 --dataset fashion-mnist --method snip --sparsity 0.99 --out m/",
+        arguments=add_options,
     )
+    p.set_defaults(func=run)
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
     add_config_argument(p)
     add_task_arguments(p, PruneJob)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,4 +93,8 @@ def run(args: argparse.Namespace) -> int:
     if job.out:
         path = masks.save(job.out)
         print(f"masks written to {path}")
+    else:
+        print(
+            "masks not saved: rerun with --out DIR to save them (then `autosparse train --masks DIR` trains under them)"
+        )
     return 0

@@ -8,17 +8,17 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from autosparse.cli.common import add_config_argument, add_task_arguments, resolve_task
-from autosparse.training.trainer import TrainConfig
+from autosparse.cli.arguments import add_task_arguments, resolve_task
+from autosparse.core.config import add_config_argument
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class TrainJob:
-    masks: str | None = None  # a directory or .safetensors written by `autosparse prune`
-    out: str | None = None  # where to write metrics.json (and the trained weights)
-    init_seed: int = 0  # seed of the model's initial weights (the one the mask was made on)
+    masks: str | None = None  # train under these masks: a directory or .safetensors written by `autosparse prune`
+    out: str | None = None  # directory for metrics.json and the trained weights (none: print the accuracy only)
+    init_seed: int = 0  # seed of the model's initial weights (the one the masks were made on)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,16 +27,23 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train a model, optionally under saved masks",
         description="Train a model on a dataset (optionally under masks from `autosparse prune`) and "
         "print its test accuracy. Example: autosparse train --model lenet_300_100 --dataset fashion-mnist --epochs 5",
+        arguments=add_options,
     )
-    add_config_argument(p)
-    add_task_arguments(p, TrainJob, TrainConfig)
     p.set_defaults(func=run)
 
 
+def add_options(p: argparse.ArgumentParser) -> None:
+    from autosparse.training.trainer import TrainConfig
+
+    add_config_argument(p)
+    add_task_arguments(p, TrainJob, TrainConfig)
+
+
 def run(args: argparse.Namespace) -> int:
-    task, (job, cfg) = resolve_task(args, TrainJob, TrainConfig)
     from autosparse.core.masks import Masks
-    from autosparse.training.trainer import train
+    from autosparse.training.trainer import TrainConfig, train
+
+    task, (job, cfg) = resolve_task(args, TrainJob, TrainConfig)
 
     dataset = task.load_data()
     model = task.build_model(dataset, seed=job.init_seed)

@@ -7,8 +7,7 @@ import json
 import shlex
 import sys
 
-from autosparse.cli.common import add_arguments, add_config_argument, resolve
-from autosparse.scorer.config import ScorerConfig
+from autosparse.core.config import add_arguments, add_config_argument, resolve
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,21 +17,32 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train a ranker (which weights) and an allocator (how many per layer) on the store's IRP runs, "
         "validating on held-out architectures. Example: autosparse train-scorer --store runs/fmnist_mlps.zarr "
         "--holdout model_label=mlp-widths400x100 --out trained_scorers/my_scorer",
+        arguments=add_options,
     )
+    p.set_defaults(func=run)
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    from autosparse.scorer.config import ScorerConfig
+
     add_config_argument(p)
-    p.add_argument("--store", required=True, help="zarr feature store written by `autosparse gen`")
+    p.add_argument("--store", required=True, metavar="PATH", help="zarr feature store written by `autosparse gen`")
     p.add_argument(
         "--holdout",
         default=None,
+        metavar="FILTER",
         help="runs to validate on, never trained on: key=value[,value…][;key=value], e.g. model_label=mlp-widths400x100",
     )
     p.add_argument(
         "--train-on",
         default=None,
+        metavar="FILTER",
         help="train only on runs matching this filter (same syntax as --holdout), e.g. dataset=fashion-mnist",
     )
-    p.add_argument("--out", required=True, help="directory for model.safetensors + card.json")
-    p.add_argument("--name", default=None, help="scorer name on its card (default: the out directory's name)")
+    p.add_argument("--out", required=True, metavar="DIR", help="directory for model.safetensors + card.json")
+    p.add_argument(
+        "--name", default=None, metavar="TEXT", help="scorer name on its card (default: the out directory's name)"
+    )
     p.add_argument(
         "--add-unit-head",
         action="store_true",
@@ -46,10 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "of its training runs, read from --store), so `autos` can tell when it extrapolates; weights stay identical",
     )
     add_arguments(p, ScorerConfig)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from autosparse.scorer.config import ScorerConfig
+    from autosparse.scorer.metrics import heldout_table
     from autosparse.scorer.training import train_scorer
 
     (cfg,) = resolve(args, ScorerConfig)
@@ -91,4 +102,9 @@ def run(args: argparse.Namespace) -> int:
                 f"{r['precision']:.3f} (random {r['random_precision']:.3f}, baselines {json.dumps(base)}), "
                 f"alloc log-error {r['alloc_log_error']:.3f}, mask overlap with IMP {r['mask_overlap']:.3f}"
             )
+    if trained.card.metrics:
+        print("\nheld-out ranking quality (precision: share of IMP's survivors among the top-scored weights):")
+        print(heldout_table(trained.card.metrics))
+    else:
+        print("no held-out runs (--holdout matched none), so no held-out metrics")
     return 0

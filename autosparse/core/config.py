@@ -4,7 +4,7 @@ open_lth's idea: one dataclass per concern (training recipe, pruner hyperparamet
 settings, bench grid), whose fields become ``--dashed-flags``, whose YAML form is the same
 field names, and whose hash names the run folder. Precedence is defaults < YAML < flags.
 
-We do this in ~150 lines instead of depending on jsonargparse because we want dashed flags
+We do this in a few hundred lines instead of depending on jsonargparse because we want dashed flags
 (``--batch-size``), one-line errors that list the valid keys, and nested dataclasses in YAML
 without a framework deciding how the CLI looks.
 """
@@ -69,14 +69,36 @@ def _converter(tp: Any) -> tuple[Any, dict[str, Any]]:
     if origin in (tuple, list, Sequence) or tp in (tuple, list):
         args = [a for a in get_args(tp) if a is not Ellipsis]
         inner = _base_type(args[0]) if args else str
-        return (lambda s: tuple(inner(v) for v in str(s).replace(",", " ").split())), {"metavar": "A,B,…"}
+        if dataclasses.is_dataclass(inner):
+            return parse_items, {"metavar": "A,B,…|JSON"}
+        return (lambda s: tuple(inner(v) for v in split_list(s))), {"metavar": "A,B,…"}
     if origin in (dict, Mapping) or tp is dict:
         return json.loads, {"metavar": "JSON"}
     if tp in (int, float, str):
-        return tp, {}
+        return tp, {"metavar": {int: "INT", float: "FLOAT", str: "TEXT"}[tp]}
     if tp is Path:
-        return Path, {}
-    return str, {}
+        return Path, {"metavar": "PATH"}
+    return str, {"metavar": "TEXT"}
+
+
+def split_list(text: str) -> list[str]:
+    """``"a,b c"`` -> ``["a", "b", "c"]``: how a list is written on the command line (or as one YAML string)."""
+    return str(text).replace(",", " ").split()
+
+
+def parse_items(text: str) -> tuple[Any, ...]:
+    """A flag for a list of dataclasses: names (``snip,synflow``) or JSON (``[{"method": "snip"}]``).
+
+    The items stay raw (strings or mappings) so they are read by :func:`from_dict` exactly like
+    the same list in YAML: one rule for both.
+    """
+    if str(text).lstrip()[:1] in ("[", "{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise argparse.ArgumentTypeError(f"not valid JSON ({exc})") from exc
+        return tuple(value) if isinstance(value, list) else (value,)
+    return tuple(split_list(text))
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -146,14 +168,81 @@ def add_dataclass_arguments(
                 f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
             )
         )
+        text = f"{docs[f.name]} (default: {show_default(default)})" if f.name in docs else ""
         parser.add_argument(
             _flag(prefix + f.name),
             dest=prefix + f.name,
             type=conv,
             default=argparse.SUPPRESS,
-            help=f"{docs[f.name]} (default: {default})" if f.name in docs else f"(default: {default})",
+            help=text.replace("%", "%%"),  # argparse formats help with %
             **extra,
         )
+
+
+def show_default(value: Any) -> str:
+    """A default as a user would type it: ``snip,synflow`` for a list of methods, not their reprs."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = [f for f in dataclasses.fields(value) if f.init]
+        rest = {f.name: getattr(value, f.name) for f in fields[1:]}
+        if all(v in ((), [], {}, "", None) for v in rest.values()):
+            return str(getattr(value, fields[0].name))
+        return json.dumps(to_dict(value))
+    if isinstance(value, (list, tuple)):
+        return ",".join(show_default(v) for v in value) or "none"
+    if isinstance(value, Mapping):
+        return json.dumps(to_dict(value))
+    if value == "":
+        return '""'
+    return str(value)
+
+
+def add_config_argument(parser: argparse.ArgumentParser, help: str = "") -> None:
+    """``--config YAML``: a file of the same options as the flags (without the ``--``)."""
+    parser.add_argument(
+        "--config", metavar="YAML", help=help or "YAML file of these options (without the --); flags override it"
+    )
+
+
+def add_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, *classes: type, exclude: Sequence[str] = ()
+) -> None:
+    """One flag per field of ``classes``; a field name shared by two classes is one flag (the first's)."""
+    seen: set[str] = set(exclude)
+    for cls in classes:
+        add_dataclass_arguments(parser, cls, exclude=tuple(seen))
+        seen.update(f.name for f in dataclasses.fields(cls))
+
+
+def read_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``--config`` YAML (keys with ``-`` read as ``_``), or ``{}`` when none was given."""
+    path = getattr(args, "config", None)
+    return {str(k).replace("-", "_"): v for k, v in load_yaml(path).items()} if path else {}
+
+
+def resolve(
+    args: argparse.Namespace,
+    *classes: type,
+    exclude: Sequence[str] = (),
+    data: Mapping[str, Any] | None = None,
+) -> list[Any]:
+    """Build each dataclass from defaults < YAML (``--config``, or ``data`` when given) < flags.
+
+    The one loading path of every subcommand. One flat YAML mapping serves several dataclasses:
+    each key goes to the class that has it, and a key no class has (or one in ``exclude``) is an
+    error listing the valid keys.
+    """
+    yaml_data = read_config(args) if data is None else dict(data)
+    owned = [{f.name for f in dataclasses.fields(c)} - set(exclude) for c in classes]
+    unknown = sorted(set(yaml_data) - set().union(*owned))
+    if unknown:
+        valid = sorted(set().union(*owned))
+        where = getattr(args, "config", None) or "the config"
+        raise ConfigError(f"unknown keys {', '.join(unknown)} in {where}; valid keys: {', '.join(valid)}")
+    out = []
+    for cls, names in zip(classes, owned, strict=True):
+        section = {k: v for k, v in yaml_data.items() if k in names}
+        out.append(from_dict(cls, merge(section, given(args, cls))))
+    return out
 
 
 def given(ns: argparse.Namespace, cls: type, prefix: str = "") -> dict[str, Any]:
@@ -184,6 +273,30 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def list_item(cls: type, value: Any) -> Any:
+    """An item of a list of dataclasses in its short forms, as the mapping of fields it means.
+
+    ``snip`` means ``{method: snip}`` (the first field), and ``{snip: {rounds: 10}}`` — one key
+    that is no field, mapped to a mapping — means ``{method: snip, hparams: {rounds: 10}}`` (the
+    first two fields). Why: a grid lists many methods or models, most with defaults, and
+    ``[lenet_300_100, snip]`` reads better than a mapping per entry; it applies to every such list
+    (bench methods and models, gen models, demo sources) instead of one rule per config.
+    """
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    if isinstance(value, str):
+        return {names[0]: value}
+    if isinstance(value, Mapping) and len(value) == 1 and len(names) >= 2:
+        ((key, rest),) = value.items()
+        if str(key).replace("-", "_") not in names and (rest is None or isinstance(rest, Mapping)):
+            return {names[0]: key} if rest is None else {names[0]: key, names[1]: rest}
+    return value
+
+
+def load_config(cls: type[T], path: str | Path) -> T:
+    """A config dataclass from a YAML file of its fields (what ``--config`` reads before the flags)."""
+    return from_dict(cls, load_yaml(path), where=str(path))
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     tp = _base_type(tp)
     if value is None:
@@ -198,10 +311,14 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where} must be one of {list(get_args(tp))}, got {value!r}")
         return value
     if origin in (tuple, list) or tp in (tuple, list):
-        if isinstance(value, str):
-            value = [v for v in value.replace(",", " ").split()]
         args = [a for a in get_args(tp) if a is not Ellipsis]
         inner = _base_type(args[0]) if args else None
+        if isinstance(value, str):
+            value = split_list(value)
+        elif isinstance(value, Mapping) and dataclasses.is_dataclass(inner):
+            value = [value]  # one entry written without the list
+        if dataclasses.is_dataclass(inner):
+            value = [list_item(inner, v) for v in value]  # type: ignore[arg-type]
         items = [_coerce(v, inner, where) if inner is not None else v for v in value]
         return tuple(items) if (origin is tuple or tp is tuple) else items
     if tp is bool:

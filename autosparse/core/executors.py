@@ -29,6 +29,29 @@ EXECUTORS = ("local", "process", "ray")
 
 
 @dataclass
+class ExecutorConfig:
+    """Where the jobs of a grid run: the ``--executor``/``--address``/``--workers`` of gen, bench and demo.
+
+    Not part of any job's config or id: the three executors give the same results, so where a job
+    ran never changes what it computed.
+    """
+
+    executor: ExecutorName = "local"  # local (one job after another here) | process (a pool here) | ray (a cluster)
+    address: str | None = None  # Ray cluster to join with --executor ray, e.g. auto or host:6379 (none: start one)
+    workers: int = 0  # processes of --executor process (0: one per core)
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise UnknownNameError("executor", self.executor, EXECUTORS)
+        if self.workers < 0:
+            raise ConfigError(f"workers must be >= 0 (0 = one per core), got {self.workers}")
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`run_jobs` (and of the drivers that pass them on)."""
+        return {"executor": self.executor, "address": self.address, "workers": self.workers}
+
+
+@dataclass
 class JobOutcome:
     key: str
     ok: bool

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from torch import nn
 
 from autosparse.core.errors import ConfigError
-from autosparse.models.common import conv_out, init_weights
+from autosparse.models.building import conv_out, init_weights
 from autosparse.models.registry import register_model
 
 

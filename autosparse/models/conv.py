@@ -19,7 +19,7 @@ from collections import OrderedDict
 from torch import nn
 
 from autosparse.core.errors import ConfigError
-from autosparse.models.common import check_width, init_weights, scaled
+from autosparse.models.building import check_width, init_weights, scaled
 from autosparse.models.registry import register_model
 
 _PLANS: dict[str, tuple[int, ...]] = {"conv2": (64,), "conv4": (64, 128), "conv6": (64, 128, 256)}

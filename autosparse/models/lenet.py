@@ -13,7 +13,7 @@ from collections import OrderedDict
 from torch import nn
 
 from autosparse.core.errors import ConfigError
-from autosparse.models.common import check_width, conv_out, init_weights, scaled
+from autosparse.models.building import check_width, conv_out, init_weights, scaled
 from autosparse.models.registry import register_model
 
 

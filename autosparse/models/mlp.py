@@ -14,7 +14,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-from autosparse.models.common import init_weights
+from autosparse.models.building import init_weights
 from autosparse.models.registry import register_model
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from autosparse.core.errors import ConfigError, UnknownNameError
-from autosparse.models.common import check_width, init_weights, scaled
+from autosparse.models.building import check_width, init_weights, scaled
 from autosparse.models.registry import register_model
 
 SHORTCUTS = ("A", "B")

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from autosparse.core.errors import ConfigError
-from autosparse.models.common import check_width, init_weights, scaled
+from autosparse.models.building import check_width, init_weights, scaled
 from autosparse.models.registry import register_model
 
 _PLANS: dict[int, list[int | str]] = {

@@ -54,30 +54,29 @@ class ScorerConfig:
     """Hyperparameters of ``autosparse train-scorer`` (YAML keys = these field names)."""
 
     arch: str = "mlp"  # a registered ranker architecture: mlp | gnn (autosparse.scorer.archs)
-    ranker_features: tuple[str, ...] = DEFAULT_RANKER_FEATURES
-    allocator_features: tuple[str, ...] = DEFAULT_ALLOCATOR_FEATURES
-    hidden: tuple[int, ...] = (32, 16)
-    steps: int = 3000
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    groups_per_step: int = 16
-    group_size: int = 2048
+    ranker_features: tuple[str, ...] = DEFAULT_RANKER_FEATURES  # per-weight features the ranker reads (schema names)
+    allocator_features: tuple[str, ...] = DEFAULT_ALLOCATOR_FEATURES  # per-layer features of the allocator/unit head
+    hidden: tuple[int, ...] = (32, 16)  # hidden widths of the ranker's per-weight MLP
+    steps: int = 3000  # ranker training steps
+    lr: float = 1e-3  # ranker learning rate (AdamW, cosine schedule)
+    weight_decay: float = 1e-4  # ranker AdamW weight decay
+    groups_per_step: int = 16  # layer groups (random weights of one layer of one run) per ranker step
+    group_size: int = 2048  # weights per group: the list the ListNet loss ranks
     label_base: float = 2.0  # a weight surviving one more round weighs this much more in the target
-    eval_every: int = 250
+    eval_every: int = 250  # steps between held-out evaluations (early stopping keeps the best)
     eval_min_round_density: float = 0.03  # early stopping looks at rounds at or below this density
-    alloc_hidden: tuple[int, ...] = (32, 32)
-    alloc_steps: int = 3000
-    alloc_lr: float = 3e-3
-    alloc_weight_decay: float = 1e-3
-    max_per_layer: int = 300_000
+    alloc_hidden: tuple[int, ...] = (32, 32)  # hidden widths of the allocator and the unit head
+    alloc_steps: int = 3000  # training steps of the allocator (and of the unit head)
+    alloc_lr: float = 3e-3  # allocator learning rate
+    alloc_weight_decay: float = 1e-3  # allocator AdamW weight decay
+    max_per_layer: int = 300_000  # weights loaded per training layer at most (larger layers are subsampled)
     unit_head: bool = True  # also learn how many output units per layer IMP keeps alive (autos units=learned)
-    unit_scale: float = (
-        0.5  # multiplies the unit head's fractions at prune time; 0.5 won on held-out 784-400-100-10 (docs/SCORER.md)
-    )
-    seed: int = 0
+    unit_scale: float = 0.5
+    """multiplies the unit head's fractions at prune time; 0.5 won on held-out 784-400-100-10 (docs/SCORER.md)"""
+    seed: int = 0  # seed of the weight subsampling, the batches and the networks' initial weights
     # GNN-only settings (ignored by the MLP)
-    gnn_hidden: int = 32
-    gnn_layers: int = 2
+    gnn_hidden: int = 32  # GNN only: width of the unit embeddings passed along the graph
+    gnn_layers: int = 2  # GNN only: rounds of message passing (each one forward and one backward)
 
     def __post_init__(self) -> None:
         arch_class(self.arch)  # an unknown arch is a ConfigError naming the registered ones

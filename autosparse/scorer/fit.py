@@ -17,6 +17,7 @@ trained the same way.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +30,8 @@ from tqdm.auto import tqdm
 from autosparse.scorer.archs.base import Arch, TrainingSplit
 from autosparse.scorer.config import ScorerConfig
 from autosparse.scorer.metrics import precision_at_round, spearman_within_layers
+
+log = logging.getLogger(__name__)
 
 
 def listnet_loss(scores: torch.Tensor, labels: torch.Tensor, base: float) -> torch.Tensor:
@@ -80,6 +83,16 @@ def fit_ranker(arch: Arch, split: TrainingSplit, cfg: ScorerConfig) -> tuple[nn.
             metrics = evaluate_ranker(arch, ranker, data.monitor, cfg)
             curve.append({"step": step, "loss": running, **{f"val_{k}": v for k, v in metrics.items()}})
             bar.set_postfix(loss=f"{running:.3f}", prec=f"{metrics['precision']:.3f}")
+            if bar.disable:  # no terminal to draw the bar on (a pipe, a log file): one line per evaluation
+                log.info(
+                    "%s ranker step %d/%d: loss %.3f, %s precision %.3f",
+                    arch.name,
+                    step,
+                    cfg.steps,
+                    running,
+                    "held-out" if split.val_runs else "training-run",
+                    metrics["precision"],
+                )
             if metrics["precision"] > best:
                 best, best_state = metrics["precision"], copy.deepcopy(ranker.state_dict())
     ranker.load_state_dict(best_state)

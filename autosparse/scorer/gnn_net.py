@@ -27,6 +27,7 @@ How the ranker is trained and applied to stored runs is :mod:`autosparse.scorer.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -54,7 +55,12 @@ def directed_conv_class() -> type[nn.Module]:
     torch-geometric's ``MessagePassing``, takes seconds to import while only GNN scorers need it.
     Cached, so every conv of every ranker shares one class (PyG compiles its ``propagate`` once).
     """
-    from torch_geometric.nn import MessagePassing
+    with warnings.catch_warnings():
+        # torch-geometric 2.x calls torch.jit.script while importing torch_geometric.nn (its pool.select
+        # and pool.connect modules), which torch >= 2.9 deprecates with a FutureWarning on every run of
+        # a GNN scorer; the call is inside their import, not ours, so exactly that warning is silenced.
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+        from torch_geometric.nn import MessagePassing
 
     class DirectedConv(MessagePassing):
         """Mean over one direction's neighbours of relu(A·h_neighbour + B·edge): one half of a round.

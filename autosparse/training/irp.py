@@ -55,14 +55,14 @@ class IRPConfig:
     """How the labels are made. Defaults: 10 rounds of 50% global magnitude pruning (density
     0.1% after the last), rewinding to initialisation — the lottery-ticket recipe for MLPs."""
 
-    rounds: int = 10
+    rounds: int = 10  # pruning rounds after the dense training (labels 0..rounds)
     prune_fraction: float = 0.5  # of the remaining weights, per round
-    criterion: Literal["magnitude", "snip"] = "magnitude"
-    scope: Literal["global", "layerwise"] = "global"
+    criterion: Literal["magnitude", "snip"] = "magnitude"  # what each round prunes by, after training
+    scope: Literal["global", "layerwise"] = "global"  # rank weights across the whole model or within each layer
     rewind_step: int = 0  # 0 rewinds to θ0; k > 0 to the weights after k steps of the dense run
-    # Explicit schedule instead of a fixed fraction: round r prunes to target_densities[r]
-    # (of all prunable weights). The bench uses it so IMP passes through exactly its densities.
     target_densities: tuple[float, ...] = ()
+    """explicit schedule instead of a fixed fraction: round r prunes to target_densities[r] (of all
+    prunable weights); sets rounds. The bench uses it so IMP passes through exactly its densities"""
 
     def __post_init__(self) -> None:
         self.target_densities = tuple(float(d) for d in self.target_densities)
@@ -239,7 +239,13 @@ def _run_irp(
             accuracies, densities = state["accuracies"], state["densities"]
             layer_densities, history = state["layer_densities"], state["history"]
             seconds_train = state["seconds_train"]
-            log.info("resuming IRP at round %d from %s", first_round, wd)
+            if first_round > R:
+                log.info("all %d IRP rounds were finished before (checkpoint in %s); nothing to retrain", R, wd)
+            else:
+                done = "round 0 was" if first_round == 1 else f"rounds 0-{first_round - 1} were"
+                log.info(
+                    "resuming IRP at round %d of %d: %s finished before (checkpoint in %s)", first_round, R, done, wd
+                )
 
     for r in range(first_round, R + 1):
         net = copy.deepcopy(model)

@@ -37,23 +37,23 @@ class TrainConfig:
     one-cycle schedule, which reaches ~89% in 5 epochs on a dense LeNet-300-100.
     """
 
-    epochs: float = 8  # fractional epochs are allowed (IRP rounds on subsets use them)
-    batch_size: int = 128
-    optimizer: Literal["sgd", "adam"] = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = True
-    weight_decay: float = 5e-4
-    schedule: Literal["onecycle", "cosine", "step", "constant"] = "onecycle"
-    step_milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of training, for "step"
-    step_gamma: float = 0.1
+    epochs: float = 8  # passes over the training set; fractional epochs are allowed (IRP rounds on subsets use them)
+    batch_size: int = 128  # examples per SGD step
+    optimizer: Literal["sgd", "adam"] = "sgd"  # sgd (with momentum) or adam
+    lr: float = 0.1  # peak learning rate (one-cycle's maximum)
+    momentum: float = 0.9  # SGD momentum
+    nesterov: bool = True  # Nesterov momentum for SGD
+    weight_decay: float = 5e-4  # L2 penalty on every parameter
+    schedule: Literal["onecycle", "cosine", "step", "constant"] = "onecycle"  # learning-rate schedule
+    step_milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of training where "step" multiplies lr by step_gamma
+    step_gamma: float = 0.1  # factor of the "step" schedule at each milestone
     warmup_fraction: float = 0.15  # one-cycle's rising phase
-    label_smoothing: float = 0.0
-    seed: int = 0
-    num_threads: int = 0  # 0 = every core of this machine
+    label_smoothing: float = 0.0  # cross-entropy label smoothing
+    seed: int = 0  # seed of the batch order
+    num_threads: int = 0  # torch threads; 0 = every core of this machine
     device: str = "auto"  # auto | cpu | cuda
-    eval_batch_size: int = 1024
-    eval_every_epoch: bool = False
+    eval_batch_size: int = 1024  # examples per forward pass when testing
+    eval_every_epoch: bool = False  # also measure test accuracy after every epoch (the history), not only at the end
 
     def __post_init__(self) -> None:
         if self.epochs <= 0:

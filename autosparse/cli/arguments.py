@@ -1,0 +1,69 @@
+"""The command line's parsers: subcommand options added on first use, and the task's flags.
+
+Every subcommand reads its settings the same way (:func:`autosparse.core.config.resolve`: the
+fields of its config dataclasses, defaults < ``--config`` YAML < flags, help from the fields'
+comments). What is specific to the command line lives here: options are added to a subcommand's
+parser only when it parses or prints help (:class:`CommandParser`), because the dataclasses live
+next to torch code and ``autosparse --help`` should not wait seconds for torch to import; and the
+flags of "this model on this data" shared by ``train`` and ``prune``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from autosparse.core.config import add_arguments, resolve
+
+if TYPE_CHECKING:
+    from autosparse.task import Task
+
+#: fields of the task that are not flags of a single run: ``name`` only labels runs of a grid
+TASK_EXCLUDE = ("name",)
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser whose options are added by ``arguments(parser)`` on first use.
+
+    Why: building the options imports the config dataclasses, and those import torch; deferring
+    them keeps ``autosparse --help`` (which lists subcommands only) under a second. A subcommand
+    registers with ``sub.add_parser(name, help=..., arguments=add_options)``.
+    """
+
+    def __init__(self, *args: Any, arguments: Callable[[argparse.ArgumentParser], None] | None = None, **kw: Any):
+        super().__init__(*args, **kw)
+        self.pending_arguments = arguments
+
+    def add_pending_arguments(self) -> None:
+        """Add the deferred options now (parsing and help do this themselves)."""
+        add, self.pending_arguments = self.pending_arguments, None
+        if add is not None:
+            add(self)
+
+    def parse_known_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:  # type: ignore[override]
+        self.add_pending_arguments()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self.add_pending_arguments()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self.add_pending_arguments()
+        return super().format_usage()
+
+
+def add_task_arguments(parser: argparse.ArgumentParser, *classes: type) -> None:
+    """``--model``, ``--model-kwargs``, ``--dataset``, ``--n-train`` … and then the fields of ``classes``."""
+    from autosparse.task import DataSpec, ModelSpec
+
+    add_arguments(parser, ModelSpec, DataSpec, *classes, exclude=TASK_EXCLUDE)
+
+
+def resolve_task(args: argparse.Namespace, *classes: type) -> tuple[Task, list[Any]]:
+    """The task given by flags and ``--config``, and the other dataclasses built like :func:`resolve`."""
+    from autosparse.task import DataSpec, ModelSpec, Task
+
+    model, data, *rest = resolve(args, ModelSpec, DataSpec, *classes, exclude=TASK_EXCLUDE)
+    return Task(model, data), rest
