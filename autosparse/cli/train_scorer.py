@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--holdout",
         default=None,
-        help="runs to validate on, never trained on: key=value[,value…][;key=value], e.g. model_label=mlp-widths400x100",
+        help="runs to validate on, never trained on: key=value[,value…] or key!=value, several joined by ';', "
+        "values read in the stored type, e.g. 'seed=2' or 'model_label!=mlp-widths300' (keys: `autosparse store info`)",
     )
     p.add_argument("--out", required=True, help="directory for model.safetensors + card.json")
     p.add_argument("--name", default=None, help="scorer name on its card (default: the out directory's name)")

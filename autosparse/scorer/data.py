@@ -24,7 +24,7 @@ import torch
 
 from autosparse.core.errors import StoreError
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
-from autosparse.store import StoreReader
+from autosparse.store import StoreReader, parse_filter
 
 log = logging.getLogger(__name__)
 
@@ -59,26 +59,10 @@ class RunSamples:
         return slice(off, off + int(self.layer_numel[i]))
 
 
-def _filter(spec: str | Mapping[str, Any] | None) -> Any:
-    """CLI filters: ``model=lenet_300_100`` or ``model=a,b`` or a dict."""
-    if spec is None or isinstance(spec, Mapping):
-        return spec
-    out: dict[str, Any] = {}
-    for part in str(spec).split(";"):
-        if not part.strip():
-            continue
-        if "=" not in part:
-            raise StoreError(f"filter {spec!r} must look like key=value (e.g. model=lenet_300_100)")
-        k, v = part.split("=", 1)
-        vals = [x.strip() for x in v.split(",")]
-        out[k.strip()] = vals if len(vals) > 1 else vals[0]
-    return out
-
-
 def open_split(store: str, holdout: str | Mapping[str, Any] | None) -> tuple[StoreReader, StoreReader | None]:
     """Readers of the training runs and of the held-out runs (None without a holdout filter)."""
     kw = {"schema_version": SCHEMA_VERSION, "feature_names": list(FEATURE_NAMES)}
-    hold = _filter(holdout)
+    hold = parse_filter(holdout)  # typed, several keys, `!=`: see autosparse.store.filters
     train = StoreReader(store, exclude=hold, **kw) if hold else StoreReader(store, **kw)
     val = StoreReader(store, where=hold, **kw) if hold else None
     if train.n_runs == 0:

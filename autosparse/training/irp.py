@@ -183,8 +183,14 @@ def _workdir_lock(wd: Path) -> Iterator[None]:
     """Two processes resuming one run would interleave their checkpoint writes into a mixed,
     silently wrong state (e.g. two `autosparse gen` on one store); the second one fails instead.
     The lock is an flock, so a killed holder releases it."""
-    wd.mkdir(parents=True, exist_ok=True)
-    fd = os.open(wd / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    for attempt in range(3):
+        wd.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(wd / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+            break
+        except FileNotFoundError:  # the finished holder removed the workdir between mkdir and open
+            if attempt == 2:
+                raise
     try:
         if fcntl is not None:
             try:
@@ -239,7 +245,10 @@ def _run_irp(
             accuracies, densities = state["accuracies"], state["densities"]
             layer_densities, history = state["layer_densities"], state["history"]
             seconds_train = state["seconds_train"]
-            log.info("resuming IRP at round %d from %s", first_round, wd)
+            if first_round > R:
+                log.info("all %d IRP rounds were already checkpointed in %s; reusing them", R + 1, wd)
+            else:
+                log.info("resuming IRP at round %d/%d from the checkpoint in %s", first_round, R, wd)
 
     for r in range(first_round, R + 1):
         net = copy.deepcopy(model)
