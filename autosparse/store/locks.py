@@ -41,7 +41,8 @@ _held_guard = threading.Lock()
 
 
 def lock_file(path: Path, run_id: str) -> Path:
-    return Path(path) / LOCKS / f"{check_name(run_id)}.lock"
+    """The run's lock file; absolute, so one run has one key in the re-entrancy table."""
+    return Path(path).absolute() / LOCKS / f"{check_name(run_id)}.lock"
 
 
 def holder_name() -> str:
@@ -93,7 +94,10 @@ def claim_run(path: Path, run_id: str) -> Iterator[bool]:
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            taken = True
         except BlockingIOError:
+            taken = False
+        if not taken:
             yield False
             return
         previous = os.pread(fd, 200, 0).decode(errors="replace").strip()
