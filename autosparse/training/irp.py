@@ -181,7 +181,8 @@ def run_irp(
 @contextlib.contextmanager
 def _workdir_lock(wd: Path) -> Iterator[None]:
     """Two processes resuming one run would interleave their checkpoint writes into a mixed,
-    silently wrong state (e.g. two `autosparse gen` on one store); the second one fails instead.
+    silently wrong state; the second one fails instead. (`autosparse gen` claims the whole run in
+    the store first, so its processes never get here together; this guards direct callers.)
     The lock is an flock, so a killed holder releases it."""
     for attempt in range(3):
         wd.mkdir(parents=True, exist_ok=True)
