@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from autosparse.core.errors import StoreError
-from autosparse.store.layout import LOCKS, check_name
+from autosparse.store.layout import LOCKS, check_name, is_complete_attrs, read_run_attrs
 
 try:
     import fcntl
@@ -66,6 +66,15 @@ def _holder_is_gone(text: str) -> bool:
     return False  # alive: a lock released by an older autosparse, which left its holder's name behind
 
 
+def _finished(path: Path, run_id: str) -> bool:
+    """A complete run's last holder finished its job (stores written before claims were cleared on
+    release still name it), so taking its lock over is nothing to report."""
+    try:
+        return is_complete_attrs(read_run_attrs(Path(path), run_id))
+    except StoreError:
+        return False
+
+
 @contextlib.contextmanager
 def claim_run(path: Path, run_id: str) -> Iterator[bool]:
     """Try to claim ``run_id`` of the store at ``path``; yields whether this thread holds it.
@@ -101,7 +110,7 @@ def claim_run(path: Path, run_id: str) -> Iterator[bool]:
             yield False
             return
         previous = os.pread(fd, 200, 0).decode(errors="replace").strip()
-        if previous and _holder_is_gone(previous):
+        if previous and _holder_is_gone(previous) and not _finished(path, run_id):
             log.warning("run %s: taking over the lock left by %s, which died while working on it", run_id, previous)
         os.ftruncate(fd, 0)
         os.pwrite(fd, holder_name().encode(), 0)
