@@ -2,29 +2,46 @@
 
 A source run is a pure function of its :class:`RunSpec`; its id is readable *and* carries a hash
 of the full spec, so changing any setting (epochs, rounds, widths) makes a new run instead of
-silently reusing an old one. The grid of runs and the executors that run them are
-``data_gen``'s; this module is what one run does, so the demo and tests use it directly.
+silently reusing an old one. The grid of runs is ``data_gen``'s; this module is what one run
+does, so the demo and tests use it directly. Each run is claimed in the store for the whole
+job, so any number of processes can work through one grid (see :mod:`autosparse.store.jobs`).
+
+The same module recomputes the features of finished runs under the current feature schema
+(:func:`refeaturize_store`): the labels cost hours of IRP, the features seconds, so a schema
+change must never force rerunning IRP — and refeaturized features come from the very function
+(:func:`source_features`) that generation uses, so they equal a fresh run's bit for bit.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from autosparse.core.config import config_hash, to_dict
+from autosparse.core.config import config_hash, from_dict, to_dict
+from autosparse.core.errors import ConfigError, StoreError
+from autosparse.core.executors import JobOutcome
 from autosparse.core.versions import package_versions
-from autosparse.data import pruning_batch
-from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION, compute_features
-from autosparse.store import FeatureStore
+from autosparse.data import Dataset, pruning_batch
+from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION, FeatureTable, compute_features
+from autosparse.store import LABEL_KIND, FeatureStore, StoreReader, open_store
+from autosparse.store.jobs import in_progress_elsewhere, run_store_jobs
+from autosparse.store.layout import RESERVED_ATTRS
+from autosparse.store.locks import holder
 from autosparse.task import DataSpec, ModelSpec, Task
 from autosparse.topology.graph_arrays import graph_arrays
 from autosparse.training.irp import IRPConfig, run_irp
 from autosparse.training.trainer import TrainConfig, set_threads
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -68,14 +85,13 @@ class RunJob:
     workdir: str
 
 
-def execute_run(job: RunJob) -> dict[str, Any]:
-    """One IRP run, end to end: θ0 features, IRP labels, store group (marked complete last)."""
-    spec = job.spec
-    store = FeatureStore(job.store, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
-    if store.is_complete(spec.run_id):
-        return {"run_id": spec.run_id, "skipped": True}
-    # The whole run (features included, not only training) uses the configured thread count, so its
-    # numbers do not depend on what the executor's worker happened to default to (Ray sets 1 thread).
+def source_features(spec: RunSpec) -> tuple[nn.Module, Dataset, FeatureTable, tuple[torch.Tensor, torch.Tensor]]:
+    """The run's model at θ0, its data, its features and its pruning batch: what generation and
+    refeaturization share, so both compute features in exactly one way.
+
+    The whole run (features included, not only training) uses the configured thread count, so its
+    numbers do not depend on what the executor's worker happened to default to (Ray sets 1 thread).
+    """
     set_threads(spec.train.num_threads)
     torch.manual_seed(spec.seed)
     task = spec.task
@@ -83,8 +99,31 @@ def execute_run(job: RunJob) -> dict[str, Any]:
     model = task.build_model(dataset, seed=spec.seed)
     pdata = pruning_batch(dataset, samples_per_class=spec.samples_per_class, seed=spec.seed)
     table = compute_features(model, pdata, seed=spec.seed)
-    batch = pdata.batches[0]
-    workdir = Path(job.workdir) / spec.run_id
+    return model, dataset, table, pdata.batches[0]
+
+
+def execute_run(job: RunJob) -> dict[str, Any]:
+    """One IRP run, end to end: θ0 features, IRP labels, store group (marked complete last).
+
+    Returns ``{"run_id", "skipped": True}`` for a run already complete, and
+    :func:`~autosparse.store.jobs.in_progress_elsewhere` for one a live process holds.
+    """
+    spec = job.spec
+    run_id = spec.run_id
+    store = FeatureStore(job.store, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
+    if store.is_complete(run_id):
+        return {"run_id": run_id, "skipped": True}
+    with store.claim(run_id) as mine:
+        if not mine:
+            log.info("run %s: in progress elsewhere (%s); skipping it for now", run_id, holder(store.path, run_id))
+            return in_progress_elsewhere(run_id)
+        if store.is_complete(run_id):  # completed by another process between the check and the claim
+            return in_progress_elsewhere(run_id)
+        return _generate(spec, store, Path(job.workdir) / run_id)
+
+
+def _generate(spec: RunSpec, store: FeatureStore, workdir: Path) -> dict[str, Any]:
+    model, dataset, table, batch = source_features(spec)
     result = run_irp(model, dataset, spec.irp, spec.train, seed=spec.seed, workdir=workdir, criterion_batch=batch)
     label = torch.cat([result.labels[lf.name].reshape(-1) for lf in table.layers]).numpy().astype(np.int8)
     attrs = {
@@ -115,3 +154,135 @@ def execute_run(job: RunJob) -> dict[str, Any]:
     )
     shutil.rmtree(workdir, ignore_errors=True)  # the store holds the result now; round checkpoints are spent
     return {"run_id": spec.run_id, "skipped": False, "accuracies": result.accuracies, "seconds": result.seconds_total}
+
+
+# ------------------------------------------------------------------------------------ refeaturize
+
+
+@dataclass
+class RefeaturizeJob:
+    src: str
+    dst: str
+    run_id: str
+    data_root: str | None = None  # where the run's dataset is now, if not where it was generated
+
+
+def recorded_spec(attrs: dict[str, Any], run_id: str, data_root: str | None = None) -> RunSpec:
+    """The :class:`RunSpec` a source run recorded (``attrs["spec"]``), to recompute its θ0 from."""
+    if not isinstance(attrs.get("spec"), dict):
+        raise StoreError(
+            f"run {run_id!r} records no spec (model, data, seed), so its features cannot be recomputed; "
+            "regenerate it with `autosparse gen`"
+        )
+    spec = from_dict(RunSpec, attrs["spec"], where=f"run {run_id} spec")
+    if data_root is not None:
+        spec.data_root = data_root  # where the data lives does not change it (the run id keeps the recorded one)
+    elif spec.run_id != run_id:
+        log.warning(
+            "run %s: its recorded spec now hashes to %s (a RunSpec field changed since it was generated); "
+            "refeaturizing it under its old id — `autosparse gen` with this code would generate it anew",
+            run_id,
+            spec.run_id,
+        )
+    return spec
+
+
+def refeaturize_run(job: RefeaturizeJob) -> dict[str, Any]:
+    """Recompute one complete run's features from its recorded spec into ``job.dst``, keeping its
+    labels, layer array and attrs (plus a ``refeaturized`` note). Same claims as :func:`execute_run`."""
+    dst = FeatureStore(job.dst, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
+    if dst.is_complete(job.run_id):
+        return {"run_id": job.run_id, "skipped": True}
+    with dst.claim(job.run_id) as mine:
+        if not mine or dst.is_complete(job.run_id):
+            return in_progress_elsewhere(job.run_id)
+        src = StoreReader(job.src, where={"run_id": job.run_id})
+        run = src.load_run(job.run_id)
+        spec = recorded_spec(run.attrs, job.run_id, job.data_root)
+        model, dataset, table, _batch = source_features(spec)
+        new_layers = table.layer_table()
+        if [(e["name"], list(e["shape"])) for e in new_layers] != [(e["name"], list(e["shape"])) for e in run.layers]:
+            raise StoreError(
+                f"run {job.run_id!r}: {spec.model.model} now builds other prunable layers than when it was generated "
+                f"({[e['name'] for e in new_layers][:4]}… vs {[e['name'] for e in run.layers][:4]}…), so its labels "
+                "no longer line up; regenerate it with `autosparse gen`"
+            )
+        note = {
+            "from_store": str(Path(job.src).absolute()),
+            "from_schema_version": src.schema_version,
+            "schema_version": SCHEMA_VERSION,
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": package_versions(RECORDED_PACKAGES),
+        }
+        attrs = {k: v for k, v in run.attrs.items() if k not in RESERVED_ATTRS}
+        attrs["refeaturized"] = [*attrs.get("refeaturized", []), note]
+        dst.write_run(
+            job.run_id,
+            features=table.dense().numpy(),
+            label=run.label,
+            layer=run.layer,
+            layers_table=new_layers,
+            attrs=attrs,
+            graph=graph_arrays(model, tuple(dataset.input_shape)),
+            extra=run.extra,
+        )
+    return {"run_id": job.run_id, "skipped": False}
+
+
+@dataclass
+class RefeaturizeReport:
+    """What :func:`refeaturize_store` did, run by run."""
+
+    outcomes: list[JobOutcome]
+    already_done: list[str]  # complete in DST before this call
+    not_complete: list[str]  # runs of SRC that are incomplete or unreadable, so not copied
+
+    @property
+    def failed(self) -> list[JobOutcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+
+def refeaturize_store(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    executor: str = "local",
+    workers: int = 0,
+    address: str | None = None,
+    data_root: str | None = None,
+) -> RefeaturizeReport:
+    """Recompute the features of every complete run of ``src`` under the current schema into ``dst``.
+
+    Nothing in ``src`` is changed. ``dst`` is created with this code's schema, or extended:
+    runs already complete there are skipped, so an interrupted call resumes. Runs execute on
+    ``executor`` (local, process, ray) and several calls may share one ``dst``.
+    """
+    src_path, dst_path = Path(src).absolute(), Path(dst).absolute()
+    if src_path == dst_path or dst_path.is_relative_to(src_path) or src_path.is_relative_to(dst_path):
+        raise ConfigError(f"--out {dst} must be a new store outside {src}: the source store is never changed")
+    source = open_store(src_path)
+    if source.label_kind != LABEL_KIND:
+        raise StoreError(f"store {src} holds labels of kind {source.label_kind!r}; refeaturize handles {LABEL_KIND!r}")
+    complete = source.complete_runs()
+    not_complete = [r for r in source.run_ids() if r not in complete]
+    if not_complete:
+        log.info(
+            "skipping %d incomplete or unreadable run(s) of %s: %s", len(not_complete), src, ", ".join(not_complete)
+        )
+    target = FeatureStore(dst_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
+    done = [r for r in complete if target.is_complete(r)]
+    todo = [r for r in complete if r not in done]
+    log.info(
+        "refeaturizing %d run(s) of %s (schema v%d) into %s (schema v%d); %d already there",
+        len(todo),
+        src,
+        source.schema_version,
+        dst,
+        SCHEMA_VERSION,
+        len(done),
+    )
+    jobs = [RefeaturizeJob(str(src_path), str(dst_path), r, data_root) for r in todo]
+    outcomes = run_store_jobs(
+        refeaturize_run, jobs, todo, dst_path, executor=executor, workers=workers, address=address, desc="refeaturize"
+    )
+    return RefeaturizeReport(outcomes, done, not_complete)

@@ -3,7 +3,10 @@
 Each run is a pure function of its :class:`RunSpec`; its id is readable *and* carries a hash
 of the full spec, so changing any setting (epochs, rounds, widths) makes a new run instead of
 silently reusing an old one. Complete runs are skipped, killed runs resume from their last
-round checkpoint, and a failing run is reported while the others go on.
+round checkpoint, and a failing run is reported while the others go on. Any number of
+``generate`` calls (processes, machines sharing the store's filesystem) may work on one store
+and grid at once: they divide the runs through the store's per-run claims, and each returns
+only when every run of the grid has ended (see :mod:`autosparse.store.jobs`).
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ from typing import Any
 
 from autosparse.core.config import load_config
 from autosparse.core.errors import ConfigError
-from autosparse.core.executors import run_jobs
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
 from autosparse.sources import RunJob, RunSpec, execute_run
 from autosparse.store import FeatureStore
+from autosparse.store.jobs import run_store_jobs
 from autosparse.task import ModelSpec
 from autosparse.training.irp import IRPConfig
 from autosparse.training.trainer import TrainConfig
@@ -69,7 +72,11 @@ def generate(
     address: str | None = None,
     workers: int = 0,
 ) -> list[Any]:
-    """Run every incomplete run of the grid; return the outcomes (failures included)."""
+    """Run every incomplete run of the grid; return one outcome per run that was not complete.
+
+    A run another process is generating is waited for; its outcome's value then says
+    ``elsewhere`` (:func:`~autosparse.store.jobs.is_elsewhere`). Failures are outcomes too.
+    """
     # Absolute, because workers write the store themselves and a Ray worker's cwd is not the driver's.
     store_path = Path(store_path).absolute()
     store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
@@ -78,10 +85,11 @@ def generate(
     log.info("%d runs in the grid, %d already complete", len(specs), len(specs) - len(todo))
     workdir = str(Path(str(store_path).rstrip("/") + ".work"))
     jobs = [RunJob(s, str(store_path), workdir) for s in todo]
-    return run_jobs(
+    return run_store_jobs(
         execute_run,
         jobs,
         [s.run_id for s in todo],
+        store_path,
         executor=executor,
         address=address,
         workers=workers,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +41,24 @@ TINY: dict[str, Any] = {
 }
 
 
-def write_config(path: Path, **overrides: Any) -> Path:
-    """A YAML generation config: ``TINY`` with top-level keys replaced (nested dicts merged)."""
-    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in TINY.items()}
+#: A grid of four runs that take about a second each: two small MLPs x two seeds on scikit-learn's
+#: digits (8x8 images), half an epoch per round, three rounds. For tests of several processes.
+DIGITS: dict[str, Any] = {
+    "models": [
+        {"model": "mlp", "model_kwargs": {"widths": [16]}},
+        {"model": "mlp", "model_kwargs": {"widths": [12, 8]}},
+    ],
+    "datasets": ["digits"],
+    "seeds": [0, 1],
+    "irp": {"rounds": 3, "prune_fraction": 0.5},
+    "train": {"epochs": 0.5, "batch_size": 64, "num_threads": 1},
+    "samples_per_class": 2,
+}
+
+
+def write_config(path: Path, base: dict[str, Any] | None = None, **overrides: Any) -> Path:
+    """A YAML generation config: ``base`` (default ``TINY``) with top-level keys replaced (nested dicts merged)."""
+    cfg = {k: (dict(v) if isinstance(v, dict) else v) for k, v in (base or TINY).items()}
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(cfg.get(key), dict):
             cfg[key].update(value)
@@ -60,38 +76,86 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str
     )
 
 
-def snapshot(store: Path) -> dict[str, dict[str, Any]]:
-    """Everything a run's result consists of (arrays + curves), minus timings and timestamps."""
+#: Attributes that record when, how fast and by whom a run was made, not what it is.
+VOLATILE_ATTRS = frozenset({"written_at", "written_by", "seconds_train", "seconds_total"})
+
+
+def snapshot(store: Path, ignore: frozenset[str] | set[str] = frozenset()) -> dict[str, dict[str, Any]]:
+    """Everything a run's result consists of: every array (features, label, layer, graph/…,
+    extra/…) and every attribute except :data:`VOLATILE_ATTRS` (and ``ignore``)."""
     reader = StoreReader(store)
     out = {}
     for run_id in reader.run_ids:
         data = reader.load_run(run_id)
+        arrays = {"features": data.features, "label": data.label, "layer": data.layer}
+        arrays |= {f"graph/{k}": v for k, v in data.graph.items()} | {f"extra/{k}": v for k, v in data.extra.items()}
+        skip = VOLATILE_ATTRS | set(ignore)
         out[run_id] = {
-            "features": np.asarray(data.features),
-            "label": np.asarray(data.label),
-            "layer": np.asarray(data.layer),
-            "layers": data.layers,
-            "accuracies": data.attrs["accuracies"],
-            "densities": data.attrs["densities"],
-            "layer_densities": data.attrs["layer_densities"],
-            "rounds": data.attrs["rounds"],
-            "spec": data.attrs["spec"],
+            **{k: np.asarray(v) for k, v in arrays.items()},
+            "attrs": {k: v for k, v in data.attrs.items() if k not in skip},
         }
     return out
 
 
-def assert_same_store(a: Path, b: Path) -> None:
-    """Two stores hold the same runs with bit-identical labels, features and accuracy curves."""
-    sa, sb = snapshot(a), snapshot(b)
+def assert_same_store(a: Path, b: Path, ignore: frozenset[str] | set[str] = frozenset()) -> None:
+    """Two stores hold the same runs, bit for bit: every array's bytes and every non-volatile attribute."""
+    sa, sb = snapshot(a, ignore), snapshot(b, ignore)
     assert sorted(sa) == sorted(sb), f"different runs: {sorted(sa)} vs {sorted(sb)}"
     assert sa, "no complete run to compare"
     for run_id in sa:
         ra, rb = sa[run_id], sb[run_id]
-        for key in ("features", "label", "layer"):
-            assert ra[key].dtype == rb[key].dtype, (run_id, key)
-            np.testing.assert_array_equal(ra[key], rb[key], err_msg=f"{run_id}: {key} differs")
-        for key in ("layers", "accuracies", "densities", "layer_densities", "rounds", "spec"):
-            assert ra[key] == rb[key], f"{run_id}: {key} differs: {ra[key]} vs {rb[key]}"
+        assert sorted(ra) == sorted(rb), f"{run_id}: different arrays {sorted(ra)} vs {sorted(rb)}"
+        for key in ra:
+            if key == "attrs":
+                continue
+            assert ra[key].dtype == rb[key].dtype and ra[key].shape == rb[key].shape, (run_id, key)
+            assert ra[key].tobytes() == rb[key].tobytes(), f"{run_id}: {key} differs"
+        diff = {k for k in ra["attrs"].keys() | rb["attrs"].keys() if ra["attrs"].get(k) != rb["attrs"].get(k)}
+        assert not diff, f"{run_id}: attrs {sorted(diff)} differ"
+
+
+# ---------------------------------------------------------------- counting IRP trainings across processes
+
+#: The real ``autosparse`` CLI with one test-only patch: every IRP round a process trains (and
+#: checkpoints) is appended to $AUTOSPARSE_TEST_COUNT as "pid run_id round" — so trainings can
+#: be counted across processes, including ones killed with SIGKILL.
+COUNTING_CLI = textwrap.dedent(
+    """
+    import os, sys
+    import autosparse.sources as sources
+    from autosparse.cli import main
+
+    real = sources.run_irp
+
+    def run_irp(*args, workdir, on_round=None, **kwargs):
+        def count(r, density, accuracy):
+            with open(os.environ["AUTOSPARSE_TEST_COUNT"], "a") as f:
+                f.write(f"{os.getpid()} {workdir.name} {r}\\n")
+        return real(*args, workdir=workdir, on_round=count, **kwargs)
+
+    sources.run_irp = run_irp
+    sys.exit(main(sys.argv[1:]))
+    """
+)
+
+
+def start_counting_cli(count_file: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "AUTOSPARSE_TEST_COUNT": str(count_file)}
+    return subprocess.Popen(
+        [sys.executable, "-c", COUNTING_CLI, *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def trainings(count_file: Path) -> list[tuple[int, str, int]]:
+    """The (pid, run id, round) lines the counting CLI wrote: one per IRP round trained."""
+    if not count_file.exists():
+        return []
+    return [(int(p), run, int(r)) for p, run, r in (line.split() for line in count_file.read_text().splitlines())]
 
 
 # ---------------------------------------------------------------- picklable jobs for the executors

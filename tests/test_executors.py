@@ -144,7 +144,7 @@ def test_a_bad_grid_entry_fails_alone(local_store: Path, tmp_path: Path, capsys:
     a, b = snapshot(store)[good[0]], snapshot(local_store)[good[0]]
     for key in ("features", "label"):
         np.testing.assert_array_equal(a[key], b[key])
-    assert a["accuracies"] == b["accuracies"]
+    assert a["attrs"]["accuracies"] == b["attrs"]["accuracies"]
     # A rerun skips the good run and retries only the failed one.
     rc = cli_main(["gen", "--config", str(cfg), "--store", str(store)])
     assert rc == 1 and "0 generated now, 1 already complete, 1 failed" in capsys.readouterr().out

@@ -261,6 +261,12 @@ def test_kill_9_during_the_store_write(tiny_store: Path, tmp_path: Path, where: 
     assert json.loads(meta.read_text())["next_round"] == TINY["irp"]["rounds"] + 1
     rerun = run_cli("gen", "--config", str(cfg), "--store", str(store))
     assert rerun.returncode == 0, rerun.stderr
+    R = TINY["irp"]["rounds"]
+    assert (
+        f"all {R + 1} trainings of this {R}-round IRP were already checkpointed" in rerun.stderr
+    )  # not "resuming at round R+1"
+    assert "replacing a previous incomplete (killed or failed) run" in rerun.stderr
+    assert "previous complete run" not in rerun.stderr and "density" not in rerun.stderr  # no round trained
     assert_same_store(store, tiny_store)
     assert validate_store(store).ok and validate_store(store).incomplete_runs == []
 

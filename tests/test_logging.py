@@ -43,7 +43,7 @@ def test_irp_resume_lines_say_what_happens(tmp_path: Path, caplog: pytest.LogCap
         caplog.clear()
         # a finished run's checkpoint (next round 3 of a 2-round run): nothing is retrained, and it says so
         run_irp(model, data, irp, train, seed=0, workdir=wd)
-    assert "all 2 IRP rounds were finished before" in caplog.text
+    assert "all 3 trainings of this 2-round IRP were already checkpointed" in caplog.text
     assert "resuming" not in caplog.text and not re.search(r"IRP round \d", caplog.text)
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import multiprocessing as mp
+import platform
 import subprocess
 import sys
 import textwrap
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +28,7 @@ from autosparse.store import (
     store_info,
     validate_store,
 )
-from autosparse.store.locks import run_lock
+from autosparse.store.locks import claim_run, run_lock
 from autosparse.store.throughput import format_results, measure_write_read, synthetic_run, write_synthetic_run
 
 NAMES = ["theta", "grad", "snip", "rank_theta", "log_fan_in"]
@@ -195,16 +200,84 @@ def test_killed_writer_process_leaves_an_invisible_run(store: FeatureStore) -> N
     assert validate_store(store.path).valid_runs == ["victim"]
 
 
+@contextlib.contextmanager
+def held_elsewhere(path: Path, run_id: str) -> Iterator[None]:
+    """Hold a run's claim in another thread (claims are re-entrant per thread, not per process)."""
+    taken, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with claim_run(path, run_id) as mine:
+            assert mine
+            taken.set()
+            release.wait(60)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    taken.wait(60)
+    try:
+        yield
+    finally:
+        release.set()
+        t.join()
+
+
 def test_one_run_one_writer_lock(store: FeatureStore) -> None:
     other = open_store(store.path)
-    with run_lock(store.path, "busy"):
+    with held_elsewhere(store.path, "busy"):
         assert other.is_being_written("busy")
         with pytest.raises(StoreError, match="being written by pid"):
             other.write_run("busy", **make_run())
         with pytest.raises(StoreError, match="exactly one worker"):
             other.delete_run("busy")
+        with other.claim("busy") as mine:
+            assert not mine
     assert not other.is_being_written("busy")
     other.write_run("busy", **make_run())
+
+
+def test_a_claim_is_held_through_write_and_delete(store: FeatureStore) -> None:
+    """A job claims its run for its whole duration; write_run/delete_run inside the claim keep it."""
+    with store.claim("job") as mine:
+        assert mine and store.is_being_written("job")
+        store.write_run("job", **make_run())
+        assert store.is_being_written("job")  # still held after the write: no window for another writer
+        assert store.delete_run("job")
+    assert not store.is_being_written("job")
+    assert (store.path / ".locks" / "job.lock").read_text() == ""  # a clean release names no holder
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over_with_one_line(
+    store: FeatureStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    code = textwrap.dedent(
+        f"""
+        import os
+        from autosparse.store.locks import claim_run
+        from pathlib import Path
+        with claim_run(Path({str(store.path)!r}), "victim") as mine:
+            assert mine
+            os.kill(os.getpid(), 9)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -9, proc.stderr
+    assert (store.path / ".locks" / "victim.lock").read_text().startswith("pid ")  # it died holding it
+    assert not store.is_being_written("victim")  # the kernel released the flock
+    with caplog.at_level(logging.INFO, logger="autosparse.store.locks"), store.claim("victim") as mine:
+        assert mine
+    lines = [r.getMessage() for r in caplog.records if r.name == "autosparse.store.locks"]
+    assert len(lines) == 1 and "taking over the lock left by pid" in lines[0] and "died" in lines[0], lines
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="autosparse.store.locks"), store.claim("victim") as mine:
+        assert mine
+    assert not caplog.records  # released cleanly the first time: nothing to take over
+    # Stores written before claims were cleared on release name the last writer of a complete run:
+    # that writer finished, so taking the lock over (e.g. to delete the run) is nothing to report.
+    store.write_run("old", **make_run())
+    (store.path / ".locks" / "old.lock").write_text(f"pid 4194999 on {platform.node()}")
+    with caplog.at_level(logging.INFO, logger="autosparse.store.locks"):
+        assert store.delete_run("old")
+    assert not caplog.records
 
 
 def test_validate_tells_a_run_being_written_from_a_killed_one(store: FeatureStore) -> None:
@@ -236,7 +309,7 @@ def test_missing_chunk_is_detected(store: FeatureStore) -> None:
     report = validate_store(store.path)
     assert not report.ok and report.bad_runs == ["a"]
     assert any("chunk files missing" in e for e in report.run_errors["a"])
-    with pytest.raises(StoreError, match="delete the 1 broken run"):
+    with pytest.raises(StoreError, match=r"autosparse store repair .* drops the 1 broken run"):
         report.raise_for_errors()
 
 

@@ -1,23 +1,68 @@
-"""``autosparse store info|validate PATH``: inspect and check a feature store."""
+"""``autosparse store info|validate|delete-run|repair|refeaturize``: inspect, check, mend and upgrade a store."""
 
 from __future__ import annotations
 
 import argparse
 
+from autosparse.core.executors import EXECUTORS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "store", help="inspect or validate a feature store", description="Inspect or validate a zarr feature store."
+        "store",
+        help="inspect, validate, repair or refeaturize a feature store",
+        description="Inspect, validate, repair or refeaturize a zarr feature store.",
     )
     ss = p.add_subparsers(dest="store_command", metavar="ACTION")
     ss.required = True
-    info = ss.add_parser("info", help="summary: runs by model/dataset, weights, size on disk (metadata only)")
+    info = ss.add_parser(
+        "info", help="summary and a table of every run: id, model label, dataset, seed, rounds, result, status"
+    )
     info.add_argument("path")
     info.set_defaults(func=_info)
-    val = ss.add_parser("validate", help="check every run and chunk; exit 1 if anything is broken")
+    val = ss.add_parser(
+        "validate", help="check every run and chunk, and the schema against this autosparse; exit 1 if broken"
+    )
     val.add_argument("path")
     val.add_argument("--quick", action="store_true", help="check metadata and shapes only, not every chunk")
     val.set_defaults(func=_validate)
+    delete = ss.add_parser(
+        "delete-run",
+        help="delete runs (complete or not); a later `autosparse gen` regenerates them",
+        description="Delete runs from a store. A later `autosparse gen` with the same config regenerates exactly "
+        "those (complete runs are skipped). Run ids are listed by `autosparse store info`.",
+    )
+    delete.add_argument("path")
+    delete.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    delete.set_defaults(func=_delete)
+    repair = ss.add_parser(
+        "repair",
+        help="drop broken and incomplete runs so a `gen` rerun regenerates them",
+        description="Validate the store and drop every broken run and every incomplete run that no process is "
+        "writing; intact runs are never touched. Then rerun `autosparse gen` with the same config.",
+    )
+    repair.add_argument("path")
+    repair.add_argument("--quick", action="store_true", help="find broken runs by metadata only, not every chunk")
+    repair.add_argument("--dry-run", action="store_true", help="only list what would be dropped")
+    repair.set_defaults(func=_repair)
+    refeat = ss.add_parser(
+        "refeaturize",
+        help="recompute every complete run's features under this autosparse's schema into a new store",
+        description="Recompute the features at initialisation of every complete run of SRC from its recorded spec "
+        "(model, data, seed, pruning batch) under this autosparse's feature schema, keeping its IRP labels, into the "
+        "store --out (created, or extended: complete runs there are skipped, so an interrupted call resumes). SRC is "
+        "never changed and IRP is never rerun. Example: autosparse store refeaturize runs/v1.zarr --out runs/v2.zarr "
+        "--executor process --workers 2",
+    )
+    refeat.add_argument("path", metavar="SRC")
+    refeat.add_argument("--out", required=True, metavar="DST", help="the store to write (a new path, or one to resume)")
+    refeat.add_argument("--executor", choices=EXECUTORS, default="local", help="where runs execute (default: local)")
+    refeat.add_argument("--workers", type=int, default=0, help="processes for --executor process (default: cores)")
+    refeat.add_argument("--address", default=None, help="Ray cluster address (with --executor ray), e.g. auto")
+    refeat.add_argument(
+        "--data-root", default=None, help="where the runs' datasets are now, if not where they were generated"
+    )
+    refeat.set_defaults(func=_refeaturize)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -28,8 +73,70 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from autosparse.features.schema import FEATURE_NAMES, SCHEMA_VERSION
     from autosparse.store import validate_store
 
-    report = validate_store(args.path, check_chunks=not args.quick)
+    report = validate_store(args.path, check_chunks=not args.quick, code_schema=(SCHEMA_VERSION, FEATURE_NAMES))
     print(report.format())
     return 0 if report.ok else 1
+
+
+def _delete(args: argparse.Namespace) -> int:
+    from autosparse.core.errors import StoreError
+    from autosparse.store import open_store
+
+    store = open_store(args.path)
+    known = set(store.run_ids())
+    unknown = [r for r in args.run_ids if r not in known]
+    if unknown:
+        raise StoreError(
+            f"no run {', '.join(map(repr, unknown))} in {args.path}; `autosparse store info {args.path}` lists the run "
+            "ids (nothing was deleted)"
+        )
+    for run_id in args.run_ids:
+        store.delete_run(run_id)
+        print(f"deleted {run_id}")
+    print(f"rerun `autosparse gen` with the same config to regenerate {'it' if len(args.run_ids) == 1 else 'them'}")
+    return 0
+
+
+def _repair(args: argparse.Namespace) -> int:
+    from autosparse.store import repair_store
+
+    dropped = repair_store(args.path, check_chunks=not args.quick, dry_run=args.dry_run)
+    verb = "would drop" if args.dry_run else "dropped"
+    for run_id, why in dropped:
+        print(f"{verb} {run_id}: {why}")
+    if not dropped:
+        print(f"nothing to repair in {args.path}: every run is complete and intact (or being written now)")
+    elif not args.dry_run:
+        print(f"rerun `autosparse gen` with the same config to regenerate the {len(dropped)} dropped run(s)")
+    return 0
+
+
+def _refeaturize(args: argparse.Namespace) -> int:
+    from autosparse.sources import refeaturize_store
+
+    report = refeaturize_store(
+        args.path,
+        args.out,
+        executor=args.executor,
+        workers=args.workers,
+        address=args.address,
+        data_root=args.data_root,
+    )
+    done_here = [o for o in report.outcomes if o.ok and not (o.value or {}).get("skipped")]
+    elsewhere = [o for o in report.outcomes if o.ok and (o.value or {}).get("skipped")]
+    total = len(report.outcomes) + len(report.already_done)
+    print(
+        f"{total} complete runs in {args.path}: {len(done_here)} refeaturized now, {len(report.already_done)} already "
+        f"in {args.out}, "
+        + (f"{len(elsewhere)} refeaturized by another process, " if elsewhere else "")
+        + f"{len(report.failed)} failed"
+    )
+    if report.not_complete:
+        print(f"skipped {len(report.not_complete)} incomplete or unreadable run(s) of {args.path}")
+    for o in report.failed:
+        print(f"FAILED {o.key}: {o.error.splitlines()[0] if o.error else ''}")
+    print(f"store: {args.out}  (inspect with `autosparse store info {args.out}`)")
+    return 1 if report.failed else 0

@@ -31,7 +31,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
         "--holdout",
         default=None,
         metavar="FILTER",
-        help="runs to validate on, never trained on: key=value[,value…][;key=value], e.g. model_label=mlp-widths400x100",
+        help="runs to validate on, never trained on: key=value[,value…] or key!=value, several joined by ';', "
+        "values read in the stored type, e.g. 'seed=2' or 'model_label!=mlp-widths300' (keys: `autosparse store info`)",
     )
     p.add_argument(
         "--train-on",

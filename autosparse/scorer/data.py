@@ -24,7 +24,7 @@ import torch
 
 from autosparse.core.errors import StoreError
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
-from autosparse.store import StoreReader
+from autosparse.store import StoreReader, parse_filter
 
 log = logging.getLogger(__name__)
 
@@ -59,22 +59,6 @@ class RunSamples:
         return slice(off, off + int(self.layer_numel[i]))
 
 
-def _filter(spec: str | Mapping[str, Any] | None) -> Any:
-    """CLI filters: ``model=lenet_300_100`` or ``model=a,b`` or a dict."""
-    if spec is None or isinstance(spec, Mapping):
-        return spec
-    out: dict[str, Any] = {}
-    for part in str(spec).split(";"):
-        if not part.strip():
-            continue
-        if "=" not in part:
-            raise StoreError(f"filter {spec!r} must look like key=value (e.g. model=lenet_300_100)")
-        k, v = part.split("=", 1)
-        vals = [x.strip() for x in v.split(",")]
-        out[k.strip()] = vals if len(vals) > 1 else vals[0]
-    return out
-
-
 def open_split(
     store: str, holdout: str | Mapping[str, Any] | None, train_on: str | Mapping[str, Any] | None = None
 ) -> tuple[StoreReader, StoreReader | None]:
@@ -84,8 +68,8 @@ def open_split(
     that must never have seen the dataset it is tested on); held-out runs are never trained on.
     """
     kw = {"schema_version": SCHEMA_VERSION, "feature_names": list(FEATURE_NAMES)}
-    hold = _filter(holdout)
-    train = StoreReader(store, where=_filter(train_on), exclude=hold or None, **kw)
+    hold = parse_filter(holdout)  # typed, several keys, `!=`: see autosparse.store.filters
+    train = StoreReader(store, where=parse_filter(train_on), exclude=hold or None, **kw)
     val = StoreReader(store, where=hold, **kw) if hold else None
     if train.n_runs == 0:
         raise StoreError(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,18 @@ LAYER_FILL = -1
 
 #: Run attributes the store owns; a caller passing them would be overwritten, so that is an error.
 RESERVED_ATTRS = frozenset(
-    {"complete", "run_id", "n_weights", "n_features", "n_layers", "layers", "schema_version", "written_at", "storage"}
+    {
+        "complete",
+        "run_id",
+        "n_weights",
+        "n_features",
+        "n_layers",
+        "layers",
+        "schema_version",
+        "written_at",
+        "written_by",
+        "storage",
+    }
 )
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]{0,199}$")
@@ -226,72 +237,6 @@ def jsonable(obj: Any, where: str = "attrs") -> Any:
     if isinstance(obj, (list, tuple)):
         return [jsonable(v, f"{where}[{i}]") for i, v in enumerate(obj)]
     raise TypeError(f"{where}: {type(obj).__name__} is not JSON-serialisable; store a number, string, list or dict")
-
-
-def lookup(attrs: Mapping[str, Any], key: str) -> tuple[bool, Any]:
-    """Find ``key`` (dotted paths allowed) in a run's attrs, then inside its ``config``.
-
-    Runs record ``config = {model, dataset, seed, irp...}``; letting ``where={"model": ...}``
-    reach into it keeps filters short without the writer having to duplicate keys.
-    """
-    for base in (attrs, attrs.get("config")):
-        if not isinstance(base, Mapping):
-            continue
-        node: Any = base
-        for part in key.split("."):
-            if isinstance(node, Mapping) and part in node:
-                node = node[part]
-            else:
-                break
-        else:
-            return True, node
-    return False, None
-
-
-def display_name(value: Any) -> Any:
-    """A config entry like ``{"name": "vgg16", "width": 2}`` is known by its name."""
-    if isinstance(value, Mapping) and "name" in value:
-        return value["name"]
-    return value
-
-
-Predicate = Callable[[dict[str, Any]], bool]
-
-
-def matches(run_id: str, attrs: Mapping[str, Any], cond: Predicate | Mapping[str, Any] | None) -> bool:
-    """Whether a run satisfies a filter.
-
-    A callable gets the attrs (plus ``run_id``). A mapping must match on every key: a value that
-    is a list/tuple/set means "any of", a callable is a predicate on the found value, anything else
-    is equality (against the value, or its ``name`` if the value is a config dict). A missing key
-    never matches, so a typo in a filter selects nothing rather than everything.
-    """
-    if cond is None:
-        return True
-    full = {**attrs, "run_id": run_id}
-    if callable(cond):
-        return bool(cond(full))
-    for key, want in cond.items():
-        found, value = lookup(full, key)
-        if not found:
-            return False
-        candidates = [value, display_name(value)]
-        if callable(want):
-            ok = bool(want(value))
-        elif isinstance(want, (list, tuple, set, frozenset)):
-            ok = any(_eq(c, w) for c in candidates for w in want)
-        else:
-            ok = any(_eq(c, want) for c in candidates)
-        if not ok:
-            return False
-    return True
-
-
-def _eq(a: Any, b: Any) -> bool:
-    try:
-        return bool(a == b)
-    except Exception:  # e.g. comparing numpy arrays; a filter should not crash on odd attrs
-        return False
 
 
 def check_schema(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import os
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,16 +22,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from autosparse.core.errors import StoreError, UnknownNameError
+from autosparse.store.filters import Filter, display_name, lookup, matches, parse_filter
 from autosparse.store.layout import (
     RUNS,
-    Predicate,
     check_name,
     check_schema,
-    display_name,
     is_complete_attrs,
     list_run_dirs,
-    lookup,
-    matches,
     read_root_attrs,
     read_run_attrs,
     validate_hint,
@@ -39,8 +36,6 @@ from autosparse.store.layout import (
 
 if TYPE_CHECKING:
     import torch
-
-Filter = Predicate | Mapping[str, Any] | None
 
 
 class Batch(NamedTuple):
@@ -117,8 +112,10 @@ class StoreReader:
     """A read-only view of a store's complete runs, optionally filtered by run attributes.
 
     ``where`` / ``exclude`` are a dict (every key must match; list values mean "any of"; keys
-    are looked up in the run attrs, then in its ``config``; dotted paths allowed) or a callable
-    on the attrs. E.g. train on everything but LeNet and validate on LeNet::
+    are looked up in the run attrs, then in its ``config``; dotted paths allowed), a callable
+    on the attrs, or command-line text such as ``"model_label!=mlp-widths300;seed=2"``
+    (:func:`~autosparse.store.filters.parse_filter`). E.g. train on everything but LeNet and
+    validate on LeNet::
 
         train = StoreReader(path, exclude={"model": "lenet_300_100"})
         val = StoreReader(path, where={"model": "lenet_300_100"})
@@ -132,8 +129,8 @@ class StoreReader:
         self,
         path: str | os.PathLike[str],
         *,
-        where: Filter = None,
-        exclude: Filter = None,
+        where: Filter | str = None,
+        exclude: Filter | str = None,
         schema_version: int | None = None,
         feature_names: Sequence[str] | None = None,
     ) -> None:
@@ -144,7 +141,7 @@ class StoreReader:
         check_schema(self.path, self.root_attrs, schema_version, list(feature_names) if feature_names else None)
         self.schema_version = int(self.root_attrs["schema_version"])
         self.feature_names: list[str] = list(self.root_attrs["feature_names"])
-        self.where, self.exclude = where, exclude
+        self.where, self.exclude = parse_filter(where), parse_filter(exclude)
         self._zstore = LocalStore(self.path, read_only=True)
         self.refresh()
 

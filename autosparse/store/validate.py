@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
-from collections import defaultdict
-from collections.abc import Iterator
+import shutil
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,18 +22,17 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from autosparse.core.errors import StoreError
+from autosparse.store.durability import unpublish_run
 from autosparse.store.layout import (
     RUNS,
     TRASH,
-    display_name,
     is_complete_attrs,
     list_run_dirs,
-    lookup,
     read_root_attrs,
     read_run_attrs,
     run_dir,
 )
-from autosparse.store.locks import is_being_written
+from autosparse.store.locks import claim_run, is_being_written
 
 _DTYPES = {"features": np.float32, "label": np.int8, "layer": np.int16}
 
@@ -52,6 +50,8 @@ class ValidationReport:
     incomplete_runs: list[str] = field(default_factory=list)
     writing_runs: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: How the store's feature schema compares with this code's, and what to do if it differs.
+    schema_note: str = ""
     n_weights: int = 0
     chunks_read: int = 0
 
@@ -74,14 +74,16 @@ class ValidationReport:
                 f"  schema v{self.schema_version}, {self.n_features} features; {len(self.valid_runs)} valid runs, "
                 f"{self.n_weights:,} weights, {self.chunks_read} chunks read"
             )
+        if self.schema_note:
+            lines.append(f"  {self.schema_note}")
         lines += [f"  store error: {e}" for e in self.store_errors]
         for run_id in self.bad_runs:
             lines += [f"  run {run_id}: {e}" for e in self.run_errors[run_id]]
         if self.bad_runs:
             lines.append(
-                f"  fix: delete the {len(self.bad_runs)} broken run(s) "
-                f"(open_store(path).delete_run(run_id)) and rerun data generation; complete runs are skipped, "
-                "so only those are regenerated"
+                f"  fix: `autosparse store repair {self.path}` drops the {len(self.bad_runs)} broken run(s) "
+                "(or `autosparse store delete-run STORE RUN_ID` one by one); then rerun `autosparse gen` with the "
+                "same config: complete runs are skipped, so only those are regenerated"
             )
         stale = [r for r in self.incomplete_runs if r not in self.writing_runs]
         if stale:
@@ -97,6 +99,25 @@ class ValidationReport:
         """Raise a StoreError carrying the formatted report if anything is broken."""
         if not self.ok:
             raise StoreError(self.format())
+
+
+def schema_note(path: Path, version: int, names: Sequence[str], code_version: int, code_names: Sequence[str]) -> str:
+    """The store's feature schema against the code's: the same, or what to do about the difference."""
+    if version == code_version and list(names) == list(code_names):
+        return f"schema v{version} is this autosparse's feature schema: its scorers can train on this store"
+    fix = (
+        f"recompute the features under v{code_version}, keeping the IRP labels (no IRP rerun), with "
+        f"`autosparse store refeaturize {path} --out NEW.zarr`"
+    )
+    if version == code_version:
+        return (
+            f"schema v{version} but other feature columns than this autosparse's v{code_version} (the feature code "
+            f"changed without a version bump); {fix}"
+        )
+    return (
+        f"schema v{version}, but this autosparse computes schema v{code_version}: its train-scorer and `autos` "
+        f"cannot use this store as it is; {fix}, or use the autosparse version that wrote it"
+    )
 
 
 def _chunk_slices(arr: Any) -> Iterator[tuple[slice, ...]]:
@@ -207,8 +228,18 @@ def _validate_run(
     return errors, chunks
 
 
-def validate_store(path: str | os.PathLike[str], *, check_chunks: bool = True) -> ValidationReport:
+def validate_store(
+    path: str | os.PathLike[str],
+    *,
+    check_chunks: bool = True,
+    code_schema: tuple[int, Sequence[str]] | None = None,
+) -> ValidationReport:
     """Check the root attrs and every run; with ``check_chunks`` every chunk is decoded (slow but thorough).
+
+    ``code_schema`` (the caller's ``SCHEMA_VERSION, FEATURE_NAMES``; the store layer does not
+    import the feature code, which would pull in torch) adds a :attr:`~ValidationReport.schema_note`
+    saying whether that code can use the store and what to do if not. A different schema is not
+    an error: the store is intact, only this code cannot train on it.
 
     Incomplete runs are listed separately and are not errors: readers never see them and data
     generation rewrites them.
@@ -225,6 +256,8 @@ def validate_store(path: str | os.PathLike[str], *, check_chunks: bool = True) -
         report.store_errors.append("root attrs schema_version/feature_names malformed; regenerate the store")
         return report
     report.schema_version, report.n_features = root["schema_version"], len(names)
+    if code_schema is not None:
+        report.schema_note = schema_note(path, root["schema_version"], names, *code_schema)
     for run_id in tqdm(list_run_dirs(path), desc="validate runs", unit="run", disable=None):
         try:
             attrs = read_run_attrs(path, run_id)
@@ -252,87 +285,41 @@ def validate_store(path: str | os.PathLike[str], *, check_chunks: bool = True) -
     return report
 
 
-def _dir_bytes(p: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(p):
-        for f in files:
-            with contextlib.suppress(OSError):  # a file deleted while we walk
-                total += os.path.getsize(os.path.join(dirpath, f))
-    return total
+def repair_store(
+    path: str | os.PathLike[str], *, check_chunks: bool = True, dry_run: bool = False
+) -> list[tuple[str, str]]:
+    """Drop every broken run and every incomplete run nobody is writing, so a rerun of
+    ``autosparse gen`` regenerates exactly those; returns ``[(run_id, why)]`` of what was (or,
+    with ``dry_run``, would be) dropped. Runs being written now and intact runs are never touched.
 
-
-def _raw_bytes(run_path: Path) -> int:
-    """Uncompressed size of every array of a run, from its zarr.json metadata (no chunk reads)."""
-    total = 0
-    for meta in run_path.rglob("zarr.json"):
-        try:
-            m = json.loads(meta.read_text())
-            if m.get("node_type") == "array":
-                total += int(np.prod(m["shape"])) * np.dtype(m["data_type"]).itemsize
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-    return total
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
-
-
-def store_info(path: str | os.PathLike[str]) -> str:
-    """A human summary: runs by model/dataset, weights, features, size on disk, compression ratio.
-
-    Reads only metadata, so it is instant even on a large store (``validate_store`` is the
-    thorough check).
+    Dropping an incomplete run keeps its IRP round checkpoints (outside the store), so the
+    rerun resumes it rather than starting over.
     """
     path = Path(path).absolute()
-    root = read_root_attrs(path)
-    names = list(root["feature_names"])
-    per: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
-    complete, incomplete, broken, rounds = [], [], [], set()
-    raw = disk = 0
-    for run_id in list_run_dirs(path):
-        try:
-            attrs = read_run_attrs(path, run_id)
-        except StoreError:
-            broken.append(run_id)
+    report = validate_store(path, check_chunks=check_chunks)
+    if report.store_errors:
+        raise StoreError(f"store {path} itself is broken, not just some runs: {report.store_errors[0]}")
+    targets = [(r, f"broken: {report.run_errors[r][0]}") for r in report.bad_runs]
+    targets += [(r, "incomplete") for r in report.incomplete_runs if r not in report.writing_runs]
+    dropped = []
+    for run_id, why in sorted(targets):
+        if dry_run:
+            dropped.append((run_id, why))
             continue
-        if not is_complete_attrs(attrs):
-            incomplete.append(run_id)
-            continue
-        assert attrs is not None
-        complete.append(run_id)
-        key = (str(display_name(lookup(attrs, "model")[1])), str(display_name(lookup(attrs, "dataset")[1])))
-        per[key][0] += 1
-        per[key][1] += int(attrs.get("n_weights", 0))
-        if isinstance(attrs.get("rounds"), int):
-            rounds.add(attrs["rounds"])
-        raw += _raw_bytes(run_dir(path, run_id))
-        disk += _dir_bytes(run_dir(path, run_id))
-    n_weights = sum(w for _r, w in per.values())
-    shown = ", ".join(names[:12]) + (f", ... (+{len(names) - 12})" if len(names) > 12 else "")
-    lines = [
-        f"feature store {path}",
-        f"  schema v{root['schema_version']}, label {root['label_kind']}, created by {root.get('created_by', '?')}",
-        f"  {len(names)} features: {shown}",
-        f"  runs: {len(complete)} complete, {len(incomplete)} incomplete"
-        + (f", {len(broken)} with unreadable metadata (run validate)" if broken else ""),
-        f"  weights: {n_weights:,} in complete runs; IRP rounds: {sorted(rounds) or '-'}",
-        f"  size on disk: {_human(_dir_bytes(path))} total; complete runs {_human(disk)} for {_human(raw)} raw"
-        + (f" (compression x{raw / disk:.2f})" if disk else ""),
-    ]
-    if per:
-        w_model = max(len("model"), *(len(m) for m, _ in per))
-        w_data = max(len("dataset"), *(len(d) for _, d in per))
-        lines.append(f"  {'model':<{w_model}}  {'dataset':<{w_data}}  {'runs':>5}  {'weights':>13}")
-        for (model, dataset), (n_runs, n_w) in sorted(per.items()):
-            lines.append(f"  {model:<{w_model}}  {dataset:<{w_data}}  {n_runs:>5}  {n_w:>13,}")
-    if incomplete:
-        lines.append(f"  incomplete (will be regenerated): {', '.join(incomplete)}")
-    return "\n".join(lines)
+        with claim_run(path, run_id) as mine:
+            if not mine:
+                continue  # a process started writing it since the check: it is that process's now
+            if why == "incomplete":
+                with contextlib.suppress(StoreError):
+                    if is_complete_attrs(read_run_attrs(path, run_id)):
+                        continue  # completed since the check
+            if unpublish_run(path, run_id, durable=True):
+                dropped.append((run_id, why))
+    trash = path / TRASH
+    if not dry_run and trash.is_dir():
+        for leftover in trash.iterdir():
+            shutil.rmtree(leftover, ignore_errors=True)
+    return dropped
 
 
-__all__ = ["ValidationReport", "store_info", "validate_store"]
+__all__ = ["ValidationReport", "repair_store", "schema_note", "validate_store"]

@@ -46,7 +46,7 @@ from autosparse.store.layout import (
     read_run_attrs,
     run_dir,
 )
-from autosparse.store.locks import is_being_written, run_lock
+from autosparse.store.locks import claim_run, holder_name, is_being_written, run_lock
 from autosparse.store.reader import StoreReader
 from autosparse.store.run_inputs import (
     check_attrs,
@@ -223,6 +223,11 @@ class FeatureStore:
         """Whether a live process holds this run's write lock (as opposed to a killed job's leftovers)."""
         return is_being_written(self.path, run_id)
 
+    def claim(self, run_id: str) -> contextlib.AbstractContextManager[bool]:
+        """``with store.claim(run_id) as mine:`` — hold the run for a whole job, or learn that a live
+        process does (``mine`` is False: skip it). ``write_run`` inside the block keeps the claim."""
+        return claim_run(self.path, check_name(run_id))
+
     # ------------------------------------------------------------------ writing
 
     def delete_run(self, run_id: str) -> bool:
@@ -282,6 +287,7 @@ class FeatureStore:
             "schema_version": self.schema_version,
             "storage": self.storage.as_dict(),
             "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "written_by": holder_name(),
             "complete": False,
         }
         with run_lock(self.path, run_id):
@@ -295,7 +301,8 @@ class FeatureStore:
                     "or pass overwrite=True / delete_run() to recompute it"
                 )
             if unpublish_run(self.path, run_id, durable=self.durable):
-                log.info("run %s: replacing a previous %s run", run_id, "complete" if previous else "incomplete")
+                what = "complete" if is_complete_attrs(previous) else "incomplete (killed or failed)"
+                log.info("run %s: replacing a previous %s run", run_id, what)
             t0 = time.perf_counter()
             try:
                 self._write_group(run_id, run_attrs, feats, lab, lay, graph_arrays, extra_arrays)

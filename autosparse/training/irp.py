@@ -181,10 +181,17 @@ def run_irp(
 @contextlib.contextmanager
 def _workdir_lock(wd: Path) -> Iterator[None]:
     """Two processes resuming one run would interleave their checkpoint writes into a mixed,
-    silently wrong state (e.g. two `autosparse gen` on one store); the second one fails instead.
+    silently wrong state; the second one fails instead. (`autosparse gen` claims the whole run in
+    the store first, so its processes never get here together; this guards direct callers.)
     The lock is an flock, so a killed holder releases it."""
-    wd.mkdir(parents=True, exist_ok=True)
-    fd = os.open(wd / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    for attempt in range(3):
+        wd.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(wd / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+            break
+        except FileNotFoundError:  # the finished holder removed the workdir between mkdir and open
+            if attempt == 2:
+                raise
     try:
         if fcntl is not None:
             try:
@@ -240,7 +247,12 @@ def _run_irp(
             layer_densities, history = state["layer_densities"], state["history"]
             seconds_train = state["seconds_train"]
             if first_round > R:
-                log.info("all %d IRP rounds were finished before (checkpoint in %s); nothing to retrain", R, wd)
+                log.info(
+                    "all %d trainings of this %d-round IRP were already checkpointed in %s; nothing to retrain",
+                    R + 1,
+                    R,
+                    wd,
+                )
             else:
                 done = "round 0 was" if first_round == 1 else f"rounds 0-{first_round - 1} were"
                 log.info(
