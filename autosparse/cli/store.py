@@ -4,26 +4,32 @@ from __future__ import annotations
 
 import argparse
 
-from autosparse.core.executors import EXECUTORS
+from autosparse.cli.arguments import add_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
+    sub.add_parser(
         "store",
         help="inspect, validate, repair or refeaturize a feature store",
         description="Inspect, validate, repair or refeaturize a zarr feature store.",
+        arguments=add_options,
     )
+
+
+def add_options(p: argparse.ArgumentParser) -> None:
+    from autosparse.core.executors import ExecutorConfig
+
     ss = p.add_subparsers(dest="store_command", metavar="ACTION")
     ss.required = True
     info = ss.add_parser(
         "info", help="summary and a table of every run: id, model label, dataset, seed, rounds, result, status"
     )
-    info.add_argument("path")
+    info.add_argument("path", help="the zarr store")
     info.set_defaults(func=_info)
     val = ss.add_parser(
         "validate", help="check every run and chunk, and the schema against this autosparse; exit 1 if broken"
     )
-    val.add_argument("path")
+    val.add_argument("path", help="the zarr store")
     val.add_argument("--quick", action="store_true", help="check metadata and shapes only, not every chunk")
     val.set_defaults(func=_validate)
     delete = ss.add_parser(
@@ -32,8 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Delete runs from a store. A later `autosparse gen` with the same config regenerates exactly "
         "those (complete runs are skipped). Run ids are listed by `autosparse store info`.",
     )
-    delete.add_argument("path")
-    delete.add_argument("run_ids", nargs="+", metavar="RUN_ID")
+    delete.add_argument("path", help="the zarr store")
+    delete.add_argument(
+        "run_ids", nargs="+", metavar="RUN_ID", help="ids of the runs to delete (`store info` lists them)"
+    )
     delete.set_defaults(func=_delete)
     repair = ss.add_parser(
         "repair",
@@ -41,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Validate the store and drop every broken run and every incomplete run that no process is "
         "writing; intact runs are never touched. Then rerun `autosparse gen` with the same config.",
     )
-    repair.add_argument("path")
+    repair.add_argument("path", help="the zarr store")
     repair.add_argument("--quick", action="store_true", help="find broken runs by metadata only, not every chunk")
     repair.add_argument("--dry-run", action="store_true", help="only list what would be dropped")
     repair.set_defaults(func=_repair)
@@ -54,11 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "never changed and IRP is never rerun. Example: autosparse store refeaturize runs/v1.zarr --out runs/v2.zarr "
         "--executor process --workers 2",
     )
-    refeat.add_argument("path", metavar="SRC")
+    refeat.add_argument("path", metavar="SRC", help="the store to read (never written)")
     refeat.add_argument("--out", required=True, metavar="DST", help="the store to write (a new path, or one to resume)")
-    refeat.add_argument("--executor", choices=EXECUTORS, default="local", help="where runs execute (default: local)")
-    refeat.add_argument("--workers", type=int, default=0, help="processes for --executor process (default: cores)")
-    refeat.add_argument("--address", default=None, help="Ray cluster address (with --executor ray), e.g. auto")
+    add_arguments(refeat, ExecutorConfig)
     refeat.add_argument(
         "--data-root", default=None, help="where the runs' datasets are now, if not where they were generated"
     )
@@ -115,16 +121,12 @@ def _repair(args: argparse.Namespace) -> int:
 
 
 def _refeaturize(args: argparse.Namespace) -> int:
+    from autosparse.core.config import from_dict, given
+    from autosparse.core.executors import ExecutorConfig
     from autosparse.sources import refeaturize_store
 
-    report = refeaturize_store(
-        args.path,
-        args.out,
-        executor=args.executor,
-        workers=args.workers,
-        address=args.address,
-        data_root=args.data_root,
-    )
+    where = from_dict(ExecutorConfig, given(args, ExecutorConfig))
+    report = refeaturize_store(args.path, args.out, **where.options(), data_root=args.data_root)
     done_here = [o for o in report.outcomes if o.ok and not (o.value or {}).get("skipped")]
     elsewhere = [o for o in report.outcomes if o.ok and (o.value or {}).get("skipped")]
     total = len(report.outcomes) + len(report.already_done)
