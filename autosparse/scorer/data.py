@@ -92,8 +92,17 @@ def load_samples(
     keep_full: bool = False,
     baseline_features: Sequence[str] = (),
     seed: int = 0,
+    min_round_accuracy: float = 0.0,
 ) -> list[RunSamples]:
-    """Load every run of ``reader`` into per-layer groups (subsampling very large layers)."""
+    """Load every run of ``reader`` into per-layer groups (subsampling very large layers).
+
+    ``min_round_accuracy`` keeps only the IRP rounds IMP survived: the rounds up to the last one
+    whose test accuracy is at least that fraction of the dense (round-0) accuracy. Why: on deep
+    conv sources, global magnitude IRP with rewinding to init collapses at the last rounds (a
+    ResNet-20 keeps its shortcuts and empties its last stage, 82% -> 35%; a MobileNet falls to
+    chance at 6% density) — masks that no one should imitate. Later rounds are dropped from the
+    layer heads' targets and the ranker's labels are capped at the last healthy round.
+    """
     names = list(reader.feature_names)
     rcols = [names.index(f) for f in ranker_features]
     acols = [names.index(f) for f in allocator_features]
@@ -104,9 +113,13 @@ def load_samples(
         run = reader.load_run(run_id)
         feats = np.asarray(run.features, dtype=np.float32)
         label = np.asarray(run.label, dtype=np.int64)
-        rounds = int(run.attrs["rounds"])
-        groups, lrows, numels, units = [], [], [], []
+        healthy = healthy_rounds(run.attrs.get("accuracies") or [], min_round_accuracy)
         n_rounds = len(run.attrs.get("densities") or [])
+        if healthy is not None and healthy + 1 < n_rounds:
+            n_rounds = healthy + 1
+            label = np.minimum(label, healthy)
+        rounds = min(int(run.attrs["rounds"]), n_rounds - 1) if n_rounds else int(run.attrs["rounds"])
+        groups, lrows, numels, units = [], [], [], []
         for entry in run.layers:
             off, n = int(entry["offset"]), int(entry["numel"])
             units.append(alive_unit_fractions(label[off : off + n], entry.get("shape") or [n], n_rounds))
@@ -133,8 +146,8 @@ def load_samples(
             groups,
             torch.from_numpy(np.stack(lrows)),
             torch.tensor(numels),
-            list(run.attrs.get("densities") or []),
-            [[float(r[n]) for n in layer_names] for r in ld],
+            list(run.attrs.get("densities") or [])[:n_rounds],
+            [[float(r[n]) for n in layer_names] for r in ld][:n_rounds],
             unit_fractions=[list(per_round) for per_round in zip(*units, strict=True)] if units else [],
         )
         if keep_full:
@@ -143,6 +156,20 @@ def load_samples(
             samples.extra_features = {f: torch.from_numpy(feats[:, c]) for f, c in bcols.items()}
         out.append(samples)
     return out
+
+
+def healthy_rounds(accuracies: Sequence[float], min_fraction: float) -> int | None:
+    """The last IRP round of the unbroken prefix whose accuracy is >= ``min_fraction`` x round 0's
+    (None when there is nothing to cut: no accuracies recorded, or no threshold)."""
+    if not accuracies or min_fraction <= 0:
+        return None
+    floor = min_fraction * float(accuracies[0])
+    last = 0
+    for r, acc in enumerate(accuracies):
+        if float(acc) < floor:
+            break
+        last = r
+    return last
 
 
 def alive_unit_fractions(label: np.ndarray, shape: Sequence[int], n_rounds: int) -> list[float]:

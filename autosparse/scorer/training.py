@@ -61,11 +61,21 @@ def train_scorer(
     train_reader, val_reader = open_split(str(store), holdout, train_on)
     baseline_feats = tuple(f for f in BASELINE_RANKERS.values())
     train_runs = load_samples(
-        train_reader, cfg.ranker_features, cfg.allocator_features, max_per_layer=cfg.max_per_layer, seed=cfg.seed
+        train_reader,
+        cfg.ranker_features,
+        cfg.allocator_features,
+        max_per_layer=cfg.max_per_layer,
+        seed=cfg.seed,
+        min_round_accuracy=cfg.min_round_accuracy,
     )
     val_runs = (
         load_samples(
-            val_reader, cfg.ranker_features, cfg.allocator_features, keep_full=True, baseline_features=baseline_feats
+            val_reader,
+            cfg.ranker_features,
+            cfg.allocator_features,
+            keep_full=True,
+            baseline_features=baseline_feats,
+            min_round_accuracy=cfg.min_round_accuracy,
         )
         if val_reader is not None
         else []

@@ -30,7 +30,7 @@ from autosparse.scorer.archs.base import Arch, RankerData, TrainingSplit
 from autosparse.scorer.archs.registry import register_arch
 from autosparse.scorer.checkpoint import Card
 from autosparse.scorer.config import ScorerConfig
-from autosparse.scorer.data import RunSamples
+from autosparse.scorer.data import RunSamples, healthy_rounds
 from autosparse.scorer.gnn_data import run_graph, table_from_run
 from autosparse.scorer.gnn_inputs import NetInputs, edge_feature_names, feature_groups, net_inputs, node_feature_names
 from autosparse.scorer.gnn_net import GNNRanker
@@ -104,9 +104,12 @@ class GnnArch(Arch):
         rng = np.random.default_rng(cfg.seed)
         features = ranker.features
         train_reader, val_reader = split.train_reader, split.val_reader
-        train = [_load_net(train_reader, r, features, cfg.max_per_layer, rng) for r in train_reader.run_ids]
+        train = [
+            _load_net(train_reader, r, features, cfg.max_per_layer, rng, cfg.min_round_accuracy)
+            for r in train_reader.run_ids
+        ]
         val = (
-            [_load_net(val_reader, r, features, None, rng) for r in val_reader.run_ids]
+            [_load_net(val_reader, r, features, None, rng, cfg.min_round_accuracy) for r in val_reader.run_ids]
             if val_reader is not None
             else []
         )
@@ -165,7 +168,12 @@ class GnnArch(Arch):
 
 
 def _load_net(
-    reader: StoreReader, run_id: str, features: Sequence[str], max_per_layer: int | None, rng: np.random.Generator
+    reader: StoreReader,
+    run_id: str,
+    features: Sequence[str],
+    max_per_layer: int | None,
+    rng: np.random.Generator,
+    min_round_accuracy: float = 0.0,
 ) -> GnnNet:
     data = reader.load_run(run_id, columns=list(features))
     table = table_from_run(data, features)
@@ -174,6 +182,9 @@ def _load_net(
     label = torch.from_numpy(np.asarray(data.label, dtype=np.int64))
     full = max_per_layer is None
     densities = list(data.attrs.get("densities") or [])
+    healthy = healthy_rounds(data.attrs.get("accuracies") or [], min_round_accuracy)  # see load_samples
+    if healthy is not None and healthy + 1 < len(densities):
+        densities, label = densities[: healthy + 1], label.clamp(max=healthy)
     net = GnnNet(run_id, net_inputs(table, graph, features), table if full else None, densities)
     for entry in data.layers:
         off, n = int(entry["offset"]), int(entry["numel"])
