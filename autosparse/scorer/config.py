@@ -70,6 +70,7 @@ class ScorerConfig:
     alloc_lr: float = 3e-3  # allocator learning rate
     alloc_weight_decay: float = 1e-3  # allocator AdamW weight decay
     max_per_layer: int = 300_000  # weights loaded per training layer at most (larger layers are subsampled)
+    min_round_accuracy: float = 0.8  # learn only from IRP rounds whose accuracy stayed >= this x the dense one
     unit_head: bool = True  # also learn how many output units per layer IMP keeps alive (autos units=learned)
     unit_scale: float = 0.5
     """multiplies the unit head's fractions at prune time; 0.5 won on held-out 784-400-100-10 (docs/SCORER.md)"""
