@@ -9,14 +9,18 @@ import pytest
 import torch
 
 from autosparse.bench import MethodSpec, SpeedConfig, SpeedModel, run_speed
+from autosparse.bench.config import config_kind
 from autosparse.bench.floors import floor_config, run_floor
 from autosparse.bench.measure import Measurement, measure_isolated
 from autosparse.bench.speed import speed_config_from_dict
+from autosparse.bench.train_speed import TrainSpeedConfig, TrainSpeedModel, run_train_speed
 from autosparse.core.errors import ConfigError, UnknownNameError
 from autosparse.data.pruning_data import PruningData
 from autosparse.models import build_model
 from autosparse.pruners import prune
 from autosparse.task import DataSpec
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_speed(**changes: object) -> SpeedConfig:
@@ -144,3 +148,22 @@ def test_floor_loop_is_the_methods_algorithm(method: str, hparams: dict[str, int
     floor = run_floor(method, model, data, 0.1, cfg, seed=3)
     assert [torch.equal(masks[n], f) for n, f in zip(masks, floor, strict=True)] == [True] * len(floor)
     assert floor_config(method, {**hparams, "scope": "erk"}) is None and floor_config("snip", {}) is None
+
+
+def test_train_speed_times_every_variant_interleaved(tmp_path: Path) -> None:
+    cfg = TrainSpeedConfig(
+        models=[TrainSpeedModel("mlp", {"widths": [16]}, dataset="fake:fashion-mnist", n_train=256)], runs=2
+    )
+    result = run_train_speed(cfg, tmp_path)
+    (row,) = result["rows"]
+    assert row["n_train"] == 256 and set(row["seconds"]) == {"dense", "masked", "hooks"}
+    assert all(len(t) == 2 and min(t) > 0 for t in row["seconds"].values())
+    assert row["ratio_to_dense"]["dense"] == 1.0
+    assert row["ratio_to_dense"]["masked"] == pytest.approx(row["median"]["masked"] / row["median"]["dense"])
+    md = (tmp_path / "report.md").read_text()
+    assert "mlp-widths16 (256)" in md and "(×1.000)" in md
+    shipped = TrainSpeedConfig.from_yaml(REPO / "configs" / "bench" / "speed_train.yaml")
+    assert [m.label() for m in shipped.models] == ["lenet_300_100", "resnet20"]
+    assert config_kind(REPO / "configs" / "bench" / "speed_train.yaml") == "train_speed"
+    with pytest.raises(ConfigError, match="variants"):
+        TrainSpeedConfig(variants=["sparse"]).validate()

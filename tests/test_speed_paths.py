@@ -19,10 +19,11 @@ from autosparse.core.allocation import allocate, target_count, topk_mask
 from autosparse.core.layers import prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks
 from autosparse.core.parallel import map_layers, single_threaded_torch, torch_threads
-from autosparse.core.ranking import pct_rank
+from autosparse.core.ranking import pct_rank, rank_values
 from autosparse.data import load_dataset, pruning_batch
 from autosparse.data.pruning_data import PruningData
 from autosparse.features import FEATURE_NAMES, compute_features
+from autosparse.features.compute import rank_float64
 from autosparse.models import build_model
 from autosparse.pruners import make_pruner, prune
 from autosparse.pruners.iterate import iterate, masked_weights, schedule_densities
@@ -159,6 +160,13 @@ def _awkward_vectors() -> list[torch.Tensor]:
 def test_rank_equals_stable_argsort(i: int) -> None:
     x = _awkward_vectors()[i]
     assert torch.equal(pct_rank(x), ref_rank(x))
+
+
+@pytest.mark.parametrize("i", range(len(_awkward_vectors())))
+def test_float64_rank_through_float32_equals_stable_argsort(i: int) -> None:
+    """Exact whether the float32 sort suffices (no collisions) or the float64 one must run (near64, tiny64, ...)."""
+    x = _awkward_vectors()[i].to(torch.float64)
+    assert torch.equal(rank_float64(x, rank_values(x.numel())), ref_rank(x))
 
 
 @pytest.mark.parametrize("i", range(len(_awkward_vectors())))

@@ -246,9 +246,12 @@ def slug(text: str) -> str:
     return _SAFE.sub("-", str(text)).strip("-") or "x"
 
 
+BENCH_KINDS = ("accuracy", "speed", "train_speed")
+
+
 def config_kind(path: str | Path) -> str:
-    """``accuracy`` or ``speed``: what a bench YAML describes (its ``kind`` key, accuracy if absent)."""
+    """``accuracy``, ``speed`` or ``train_speed``: what a bench YAML describes (its ``kind`` key, accuracy if absent)."""
     kind = load_yaml(path).get("kind", "accuracy")
-    if kind not in ("accuracy", "speed"):
-        raise ConfigError(f"{path}: kind must be 'accuracy' or 'speed', got {kind!r}")
+    if kind not in BENCH_KINDS:
+        raise ConfigError(f"{path}: kind must be one of {', '.join(map(repr, BENCH_KINDS))}, got {kind!r}")
     return str(kind)

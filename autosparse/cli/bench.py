@@ -8,7 +8,7 @@ from pathlib import Path
 from autosparse.core.errors import ConfigError
 from autosparse.core.executors import EXECUTORS
 
-KINDS = ("accuracy", "speed")
+KINDS = ("accuracy", "speed", "train_speed")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run a bench grid (models × datasets × methods × densities × seeds, plus IMP as the reference) "
         "and write report.md, results.csv/json and plots to --out; finished cells are never recomputed, so "
         "rerunning after a kill or after adding a method only computes what is missing. A config with "
-        "`kind: speed` (or `autosparse bench speed`) measures time to mask and peak memory instead. "
+        "`kind: speed` (or `autosparse bench speed`) measures time to mask and peak memory instead, "
+        "`kind: train_speed` an epoch of masked against dense training. "
         "Example: autosparse bench --config configs/bench/fmnist_lenet.yaml --executor process --workers 2",
     )
     p.add_argument(
@@ -26,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         nargs="?",
         choices=KINDS,
         default=None,
-        help="accuracy (default) or speed; taken from the config's `kind` when omitted",
+        help="accuracy (default), speed or train_speed; taken from the config's `kind` when omitted",
     )
     p.add_argument("--config", required=True, metavar="YAML", help="bench config (see configs/bench/)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/bench/<config name>)")
@@ -52,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / "bench" / Path(args.config).stem
     if kind == "speed":
         return _speed(args, out)
+    if kind == "train_speed":
+        return _train_speed(args, out)
     return _accuracy(args, out)
 
 
@@ -94,3 +97,15 @@ def _speed(args: argparse.Namespace, out: Path) -> int:
     failed = [r for r in result.rows if not r.get("ok")]
     print(f"\n{len(result.rows)} measurements, {len(failed)} failed; report: {result.path}")
     return 1 if failed else 0
+
+
+def _train_speed(args: argparse.Namespace, out: Path) -> int:
+    from autosparse.bench.train_speed import REPORT_FILE, TrainSpeedConfig, run_train_speed
+
+    if args.executor != "local" or args.report_only or args.methods:
+        raise ConfigError(
+            "the training-speed bench times one training at a time; drop --executor, --report-only and --methods"
+        )
+    run_train_speed(TrainSpeedConfig.from_yaml(args.config), out)
+    print((out / REPORT_FILE).read_text())
+    return 0
