@@ -322,6 +322,38 @@ def test_gnn_fast_inference_equals_training_path(conv_setup) -> None:
             torch.testing.assert_close(scores[li], want, rtol=1e-5, atol=1e-5)
 
 
+def ref_edge_attr(table, graph, weight_feats: list[str]) -> torch.Tensor:
+    """Per edge, the mean over the kernel slices it carries of their float64 feature means, for the
+    whole network at once: what the GNN's edge features are, without the per-layer windows."""
+    sums = torch.zeros(graph.num_edges, len(weight_feats), dtype=torch.float64)
+    count = torch.zeros(graph.num_edges, dtype=torch.float64)
+    for i, lf in enumerate(table.layers):
+        se, k = graph.layer_slice_edge(i), int(graph.layer_meta[i, 3])
+        means = torch.stack([lf.weight[f].reshape(-1, k).double().mean(1) for f in weight_feats], dim=1)
+        sums.index_add_(0, se[1], means[se[0]])
+        count.index_add_(0, se[1], torch.ones(se.shape[1], dtype=torch.float64))
+    return (sums / count.clamp(min=1).unsqueeze(1)).float()
+
+
+@pytest.mark.parametrize("model_name", ["conv4", "resnet20"])
+def test_gnn_edge_features_by_layer_window_equal_whole_network(model_name: str, monkeypatch) -> None:
+    """conv4 flattens a channel into many inputs of its linear layer (edges carrying 64 slices), resnet20's
+    residual stream feeds a slice to several edges; tiny scatter chunks exercise the windows."""
+    from autosparse.scorer import gnn_inputs
+    from autosparse.topology.graph_arrays import build_graph
+
+    monkeypatch.setattr(gnn_inputs, "SCATTER_CHUNK", 4099)
+    ds = load_dataset("fake:cifar10", n_train=40, n_test=10, seed=0)
+    shape = (3, 32, 32)
+    model = build_model(model_name, shape, 10, seed=0, **({"width": 0.25} if model_name == "resnet20" else {}))
+    feats = list(DEFAULT_RANKER_FEATURES)
+    table = compute_features(model, pruning_batch(ds, samples_per_class=2, seed=0), names=feats)
+    graph = build_graph(model, shape)
+    weight_feats = gnn_inputs.feature_groups(feats)["weight"]
+    got = gnn_inputs.net_inputs(table, graph, feats).edge_attr
+    assert torch.equal(got, ref_edge_attr(table, graph, weight_feats))
+
+
 # ------------------------------------------------------------------------------ autos end to end
 
 

@@ -104,22 +104,32 @@ def net_inputs(table: FeatureTable, graph: GraphArrays, features: Sequence[str])
 
     def layer_edges(i: int) -> None:
         """Layer ``i``'s rows of ``edge_attr``: per edge, the mean over the kernel slices it carries of
-        the slices' float64 means of the weight features (one layer per thread, disjoint rows)."""
+        the slices' float64 means of the weight features (one layer per thread, disjoint rows).
+
+        In a ResNet every edge carries one slice (a slice feeds several edges through the residual
+        stream, never the reverse), so the mean is the slice's own value and is written directly,
+        chunk by chunk; float64 sums over the layer's edges are kept only where some edge carries
+        several (an input unit spread over a flatten), and are equal to the direct value otherwise.
+        """
         se = graph.layer_slice_edge(i)
         if not fw or not se.shape[1]:
             return
         k = int(graph.layer_meta[i, 3])
         e0, e1 = int(graph.edge_ptr[i]), int(graph.edge_ptr[i + 1])
         means = torch.stack([layers[i].weight[f].reshape(-1, k).double().mean(1) for f in fw], dim=1)
+        count = torch.bincount(se[1] - e0, minlength=e1 - e0)
+        if int(count.max()) <= 1:
+            for a in range(0, se.shape[1], SCATTER_CHUNK):
+                part = se[:, a : a + SCATTER_CHUNK]
+                edge_attr[part[1]] = means[part[0]].add_(0.0).float()  # + 0.0 as a sum from zero: -0.0 -> 0.0
+            return
         edge_sum = torch.zeros(e1 - e0, len(fw), dtype=torch.float64)
-        edge_cnt = torch.zeros(e1 - e0, dtype=torch.float64)
-        ones = torch.ones(min(SCATTER_CHUNK, se.shape[1]), dtype=torch.float64)
         for a in range(0, se.shape[1], SCATTER_CHUNK):  # in order: each edge's sum adds up as in one call
             part = se[:, a : a + SCATTER_CHUNK]
-            local = part[1] - e0
-            edge_sum.index_add_(0, local, means[part[0]])
-            edge_cnt.index_add_(0, local, ones[: part.shape[1]])
-        edge_attr[e0:e1] = edge_sum / edge_cnt.clamp(min=1).unsqueeze(1)
+            edge_sum.index_add_(0, part[1] - e0, means[part[0]])
+        for a in range(0, e1 - e0, SCATTER_CHUNK):
+            b = min(e1 - e0, a + SCATTER_CHUNK)
+            edge_attr[e0 + a : e0 + b] = edge_sum[a:b] / count[a:b].clamp(min=1).to(torch.float64).unsqueeze(1)
 
     map_layers(layer_edges, range(len(layers)), sizes=[lf.numel for lf in layers])
     for i, lf in enumerate(layers):
