@@ -17,6 +17,7 @@ from autosparse.bench import BenchConfig, ImpSettings, MethodSpec, plan_jobs, re
 from autosparse.bench.config import bench_config_from_dict, config_kind
 from autosparse.bench.report import RESULTS_CSV, RESULTS_JSON, format_stat
 from autosparse.bench.speed import SpeedConfig
+from autosparse.bench.train_speed import TrainSpeedConfig
 from autosparse.cli import main
 from autosparse.core.errors import ConfigError, UnknownNameError
 
@@ -265,6 +266,8 @@ def test_config_forms_and_shipped_configs() -> None:
     for p in shipped:
         if config_kind(p) == "speed":
             SpeedConfig.from_yaml(p)
+        elif config_kind(p) == "train_speed":
+            TrainSpeedConfig.from_yaml(p)
         else:
             c = BenchConfig.from_yaml(p)
             assert any(m.is_imp for m in c.methods)

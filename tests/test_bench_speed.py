@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from autosparse.bench import MethodSpec, SpeedConfig, SpeedModel, run_speed
+from autosparse.bench.config import config_kind
+from autosparse.bench.floors import floor_config, run_floor
 from autosparse.bench.measure import Measurement, measure_isolated
 from autosparse.bench.speed import speed_config_from_dict
+from autosparse.bench.train_speed import TrainSpeedConfig, TrainSpeedModel, run_train_speed
 from autosparse.core.errors import ConfigError, UnknownNameError
+from autosparse.data.pruning_data import PruningData
+from autosparse.models import build_model
+from autosparse.pruners import prune
 from autosparse.task import DataSpec
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_speed(**changes: object) -> SpeedConfig:
@@ -33,16 +43,27 @@ def test_speed_in_process(tmp_path: Path) -> None:
     result = run_speed(cfg, tmp_path)
     # the reference (snip) is measured although not listed, so every ratio has a denominator
     assert [m.title() for m in cfg.all_methods()] == ["snip", "random", "magnitude", "synflow(rounds=5)"]
-    assert len(result.rows) == 8 and all(r["ok"] for r in result.rows), [r.get("error") for r in result.rows]
+    # ... and the iterative method's floor loop right after it, on each model
+    labels = ["snip", "random", "magnitude", "synflow(rounds=5)", "synflow(rounds=5) floor"]
+    assert [r["label"] for r in result.rows[:5]] == labels
+    assert len(result.rows) == 10 and all(r["ok"] for r in result.rows), [r.get("error") for r in result.rows]
     for r in result.rows:
         assert r["seconds"] > 0 and r["weights_per_s"] == pytest.approx(r["weights"] / r["seconds"])
         ref = next(x for x in result.rows if x["model"] == r["model"] and x["label"] == "snip")
         assert r["ratio_to_reference"] == pytest.approx(r["seconds"] / ref["seconds"])
+        floor = next((x for x in result.rows if x["model"] == r["model"] and x["label"] == r["label"] + " floor"), None)
+        assert (r["ratio_to_floor"] is None) == (floor is None)
+        if floor is not None:
+            assert r["ratio_to_floor"] == pytest.approx(r["seconds"] / floor["seconds"])
+            assert (
+                floor["floor"] and 0 < floor["kept"] <= r["kept"]
+            )  # a floor prunes every weight tied at the threshold
     weights = {r["model"]: r["weights"] for r in result.rows}
     assert weights == {"mlp16": 784 * 16 + 16 * 10, "mlp64": 784 * 64 + 64 * 32 + 32 * 10}
     md = (tmp_path / "report.md").read_text()
     assert "snip *(reference)*" in md and "(×1)" in md and "mlp64 (53k)" in md
-    assert (tmp_path / "speed.csv").read_text().count("\n") == 9
+    assert "over their floor loops" in md and "synflow(rounds=5) floor" in md
+    assert (tmp_path / "speed.csv").read_text().count("\n") == 11
     png = next((tmp_path / "plots").glob("*.png")).read_bytes()
     assert png[:4] == b"\x89PNG" and len(png) > 5000
 
@@ -84,3 +105,65 @@ def test_failed_measurement_is_recorded_not_fatal(tmp_path: Path) -> None:
     bad = [r for r in result.rows if r["model"] == "bad"]
     assert bad and not any(r["ok"] for r in bad) and all(r["error"] for r in bad)
     assert "failed" in result.tables
+
+
+def test_speed_resumes_per_measurement(tmp_path: Path) -> None:
+    """Each row is on disk as soon as it is measured; a rerun reuses the ok ones and retries failures."""
+    cfg = tiny_speed(models=[{"model": "mlp", "model_kwargs": {"widths": [8]}, "dataset": "fake:fashion-mnist"}])
+    cfg.methods = [MethodSpec("random")]
+    first = run_speed(cfg, tmp_path)
+    files = sorted((tmp_path / "measurements").glob("*.json"))
+    assert len(files) == 2 and all(r["ok"] for r in first.rows)
+    # pretend the run was killed after snip, with random's measurement failed
+    random_file = next(f for f in files if "random" in f.name)
+    random_file.write_text('{"ok": false, "error": "killed"}')
+    snip_file = next(f for f in files if "snip" in f.name)
+    snip_row = json.loads(snip_file.read_text())
+    snip_row["seconds"] = 123.0  # a marker: a reused row keeps what was measured before
+    snip_file.write_text(json.dumps(snip_row))
+    second = run_speed(cfg, tmp_path)
+    rows = {r["label"]: r for r in second.rows}
+    assert rows["snip"]["seconds"] == 123.0
+    assert rows["random"]["ok"] and rows["random"]["seconds"] < 123.0
+    assert json.loads(random_file.read_text())["ok"]
+    # a changed setting is a different measurement, not a reused one
+    cfg.density = 0.5
+    third = run_speed(cfg, tmp_path)
+    assert all(r["seconds"] != 123.0 for r in third.rows)
+    assert len(list((tmp_path / "measurements").glob("*.json"))) == 4
+
+
+@pytest.mark.parametrize(
+    ("method", "hparams"), [("synflow", {"rounds": 6}), ("iter_snip", {"rounds": 4}), ("ntk_sap", {"rounds": 3})]
+)
+def test_floor_loop_is_the_methods_algorithm(method: str, hparams: dict[str, int]) -> None:
+    """Without ties at the threshold a floor loop keeps exactly the method's weights, so the ratio
+    method / floor compares the same work."""
+    torch.manual_seed(0)
+    model = build_model("mlp", (1, 6, 6), 4, seed=0, widths=[24, 12])
+    data = PruningData.coerce((torch.randn(8, 1, 6, 6), torch.arange(8) % 4))
+    masks = prune(model, method, density=0.1, data=data, seed=3, **hparams)
+    cfg = floor_config(method, hparams)
+    assert cfg is not None
+    floor = run_floor(method, model, data, 0.1, cfg, seed=3)
+    assert [torch.equal(masks[n], f) for n, f in zip(masks, floor, strict=True)] == [True] * len(floor)
+    assert floor_config(method, {**hparams, "scope": "erk"}) is None and floor_config("snip", {}) is None
+
+
+def test_train_speed_times_every_variant_interleaved(tmp_path: Path) -> None:
+    cfg = TrainSpeedConfig(
+        models=[TrainSpeedModel("mlp", {"widths": [16]}, dataset="fake:fashion-mnist", n_train=256)], runs=2
+    )
+    result = run_train_speed(cfg, tmp_path)
+    (row,) = result["rows"]
+    assert row["n_train"] == 256 and set(row["seconds"]) == {"dense", "masked", "hooks"}
+    assert all(len(t) == 2 and min(t) > 0 for t in row["seconds"].values())
+    assert row["ratio_to_dense"]["dense"] == 1.0
+    assert row["ratio_to_dense"]["masked"] == pytest.approx(row["median"]["masked"] / row["median"]["dense"])
+    md = (tmp_path / "report.md").read_text()
+    assert "mlp-widths16 (256)" in md and "(×1.000)" in md
+    shipped = TrainSpeedConfig.from_yaml(REPO / "configs" / "bench" / "speed_train.yaml")
+    assert [m.label() for m in shipped.models] == ["lenet_300_100", "resnet20"]
+    assert config_kind(REPO / "configs" / "bench" / "speed_train.yaml") == "train_speed"
+    with pytest.raises(ConfigError, match="variants"):
+        TrainSpeedConfig(variants=["sparse"]).validate()

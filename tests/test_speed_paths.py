@@ -15,17 +15,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autosparse.core.allocation import target_count, topk_mask
+from autosparse.core.allocation import allocate, target_count, topk_mask
 from autosparse.core.layers import prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks
-from autosparse.core.parallel import map_layers, single_threaded_torch
-from autosparse.core.ranking import pct_rank
+from autosparse.core.parallel import map_layers, single_threaded_torch, torch_threads
+from autosparse.core.ranking import pct_rank, rank_values
 from autosparse.data import load_dataset, pruning_batch
 from autosparse.data.pruning_data import PruningData
 from autosparse.features import FEATURE_NAMES, compute_features
+from autosparse.features.compute import rank_float64
 from autosparse.models import build_model
 from autosparse.pruners import make_pruner, prune
-from autosparse.pruners.iterate import masked_weights
+from autosparse.pruners.iterate import iterate, masked_weights, schedule_densities
 from autosparse.scorer.config import DEFAULT_RANKER_FEATURES
 from autosparse.scorer.nets import Ranker
 
@@ -162,11 +163,72 @@ def test_rank_equals_stable_argsort(i: int) -> None:
 
 
 @pytest.mark.parametrize("i", range(len(_awkward_vectors())))
+def test_float64_rank_through_float32_equals_stable_argsort(i: int) -> None:
+    """Exact whether the float32 sort suffices (no collisions) or the float64 one must run (near64, tiny64, ...)."""
+    x = _awkward_vectors()[i].to(torch.float64)
+    assert torch.equal(rank_float64(x, rank_values(x.numel())), ref_rank(x))
+
+
+@pytest.mark.parametrize("i", range(len(_awkward_vectors())))
 def test_topk_equals_stable_sort(i: int) -> None:
     x = _awkward_vectors()[i]
     n = x.numel()
     for k in sorted({0, 1, n // 7, n // 2, max(0, n - 1), n, n + 3, -1}):
         assert torch.equal(topk_mask(x, k), ref_topk(x, k)), k
+
+
+# ------------------------------------------------------------------------------ iterative rounds
+
+
+def ref_iterate(score_fn, model: nn.Module, density: float, rounds: int, scope: str) -> Masks:
+    """Rounds written plainly: a fresh copy of θ0 with the masks applied each round, full allocation."""
+    masks = None
+    for d in schedule_densities(density, rounds):
+        work = safe_deepcopy(model)
+        with masked_weights(work, masks):
+            scores = score_fn(work, masks)
+        if masks is not None:
+            scores = {n: torch.where(masks[n], s.double(), -math.inf) for n, s in scores.items()}
+        masks = allocate(scores, d, scope=scope)
+    return masks
+
+
+def tied_scores(model: nn.Module, masks: Masks | None) -> dict[str, torch.Tensor]:
+    """|θ ⊙ g| in train mode (batch norm updates its statistics), coarsely rounded: many ties."""
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(8, 3, 8, 8, generator=g), torch.arange(8) % 10
+    model.train()
+    layers = prunable_layers(model)
+    grads = torch.autograd.grad(F.cross_entropy(model(x), y), [layer.parameter for layer in layers])
+    out = {}
+    for layer, gr in zip(layers, grads):
+        s = (layer.parameter.detach() * gr).abs()
+        out[layer.name] = (s / (s.max() + 1e-30) * 12).round()
+    return out
+
+
+@pytest.mark.parametrize("scope", ["global", "uniform", "erk"])
+def test_iterate_equals_fresh_copy_every_round(scope: str) -> None:
+    model = build_model("resnet20", (3, 8, 8), 10, seed=0, width=0.25)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    seen: list[nn.Module] = []
+
+    def score_fn(work: nn.Module, masks: Masks | None) -> dict[str, torch.Tensor]:
+        seen.append(work)
+        for layer in prunable_layers(work):  # pruned weights are exactly zero, kept ones are θ0
+            m = masks[layer.name] if masks is not None else torch.ones(layer.shape, dtype=torch.bool)
+            assert torch.equal(layer.parameter.detach() != 0, m & (before[layer.name] != 0))
+        for k, b in work.named_buffers():  # every round starts from the prepared state
+            assert torch.equal(b, before[k]), k
+        return tied_scores(work, masks)
+
+    with torch_threads(1):  # tiny tensors: threads only add contention
+        got = iterate(score_fn, model, 0.05, 8, scope=scope)
+        want = ref_iterate(tied_scores, model, 0.05, 8, scope)
+    assert all(torch.equal(got[n], want[n]) for n in want)
+    assert got.meta == want.meta and got.kept == want.kept
+    assert len(seen) == 8 and all(w is seen[0] for w in seen) and seen[0] is not model  # one copy, reused
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())  # the caller's model untouched
 
 
 # ------------------------------------------------------------------------------ features
@@ -258,6 +320,38 @@ def test_gnn_fast_inference_equals_training_path(conv_setup) -> None:
             x = torch.stack([lf.column(f) for f in feats], dim=1)
             want = ranker.score_weights(x, torch.arange(lf.numel), graph.layer_meta[li], dst, src)
             torch.testing.assert_close(scores[li], want, rtol=1e-5, atol=1e-5)
+
+
+def ref_edge_attr(table, graph, weight_feats: list[str]) -> torch.Tensor:
+    """Per edge, the mean over the kernel slices it carries of their float64 feature means, for the
+    whole network at once: what the GNN's edge features are, without the per-layer windows."""
+    sums = torch.zeros(graph.num_edges, len(weight_feats), dtype=torch.float64)
+    count = torch.zeros(graph.num_edges, dtype=torch.float64)
+    for i, lf in enumerate(table.layers):
+        se, k = graph.layer_slice_edge(i), int(graph.layer_meta[i, 3])
+        means = torch.stack([lf.weight[f].reshape(-1, k).double().mean(1) for f in weight_feats], dim=1)
+        sums.index_add_(0, se[1], means[se[0]])
+        count.index_add_(0, se[1], torch.ones(se.shape[1], dtype=torch.float64))
+    return (sums / count.clamp(min=1).unsqueeze(1)).float()
+
+
+@pytest.mark.parametrize("model_name", ["conv4", "resnet20"])
+def test_gnn_edge_features_by_layer_window_equal_whole_network(model_name: str, monkeypatch) -> None:
+    """conv4 flattens a channel into many inputs of its linear layer (edges carrying 64 slices), resnet20's
+    residual stream feeds a slice to several edges; tiny scatter chunks exercise the windows."""
+    from autosparse.scorer import gnn_inputs
+    from autosparse.topology.graph_arrays import build_graph
+
+    monkeypatch.setattr(gnn_inputs, "SCATTER_CHUNK", 4099)
+    ds = load_dataset("fake:cifar10", n_train=40, n_test=10, seed=0)
+    shape = (3, 32, 32)
+    model = build_model(model_name, shape, 10, seed=0, **({"width": 0.25} if model_name == "resnet20" else {}))
+    feats = list(DEFAULT_RANKER_FEATURES)
+    table = compute_features(model, pruning_batch(ds, samples_per_class=2, seed=0), names=feats)
+    graph = build_graph(model, shape)
+    weight_feats = gnn_inputs.feature_groups(feats)["weight"]
+    got = gnn_inputs.net_inputs(table, graph, feats).edge_attr
+    assert torch.equal(got, ref_edge_attr(table, graph, weight_feats))
 
 
 # ------------------------------------------------------------------------------ autos end to end

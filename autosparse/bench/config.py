@@ -236,14 +236,17 @@ def slug(text: str) -> str:
     return _SAFE.sub("-", str(text)).strip("-") or "x"
 
 
+BENCH_KINDS = ("accuracy", "speed", "train_speed")
+
+
 def config_kind(path: str | Path) -> str:
-    """``accuracy`` or ``speed``: what a bench YAML describes (its ``kind`` key, accuracy if absent)."""
+    """``accuracy``, ``speed`` or ``train_speed``: what a bench YAML describes (its ``kind`` key, accuracy if absent)."""
     return kind_of(load_yaml(path), str(path))
 
 
 def kind_of(data: Mapping[str, Any], where: str) -> str:
-    """``accuracy`` or ``speed``: the ``kind`` of a bench config's mapping (accuracy if absent)."""
+    """``accuracy``, ``speed`` or ``train_speed``: the ``kind`` of a bench config's mapping (accuracy if absent)."""
     kind = data.get("kind", "accuracy")
-    if kind not in ("accuracy", "speed"):
-        raise ConfigError(f"{where}: kind must be 'accuracy' or 'speed', got {kind!r}")
+    if kind not in BENCH_KINDS:
+        raise ConfigError(f"{where}: kind must be one of {', '.join(map(repr, BENCH_KINDS))}, got {kind!r}")
     return str(kind)

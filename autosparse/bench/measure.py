@@ -1,4 +1,5 @@
-"""One speed measurement: a method's time to mask and peak memory on one model, in a fresh process.
+"""One speed measurement: a method's (or its floor loop's) time to mask and peak memory on one model,
+in a fresh process.
 
 Memory: ``tracemalloc`` does not see torch's allocations, so each measurement runs in a fresh
 process (``isolate``) and reads the kernel's peak resident set size. On Linux the peak is reset
@@ -21,6 +22,9 @@ from typing import Any
 import torch
 
 from autosparse.bench.config import MethodSpec
+from autosparse.bench.floors import FLOORS, floor_config, run_floor
+from autosparse.bench.floors import kept as floor_kept
+from autosparse.core.errors import ConfigError
 from autosparse.core.layers import prunable_layers
 from autosparse.data import pruning_batch
 from autosparse.pruners import prune_timed
@@ -40,6 +44,10 @@ class Measurement:
     repeats: int
     num_threads: int
     device: str
+    floor: bool = False  # time the method's floor loop (:mod:`autosparse.bench.floors`) instead of the method
+
+    def label(self) -> str:
+        return self.method.title() + (" floor" if self.floor else "")
 
 
 def _status_kib(key: str) -> int | None:
@@ -88,20 +96,30 @@ def measure(case: Measurement) -> dict[str, Any]:
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         gpu_before = torch.cuda.memory_allocated(device)
+    floor_cfg = floor_config(case.method.method, case.method.hparams) if case.floor else None
+    if case.floor and floor_cfg is None:
+        raise ConfigError(f"{case.method.title()} has no floor loop (only global, iterative {', '.join(FLOORS)})")
     seconds, walls = [], []
-    result = None
+    kept, empty = 0, 0
     for _ in range(case.repeats):
         if cuda:
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        result = prune_timed(
-            model, case.method.method, density=case.density, data=pdata, seed=case.seed, **case.method.hparams
-        )
+        if floor_cfg is not None:
+            masks = run_floor(case.method.method, model, pdata, case.density, floor_cfg, case.seed)
+            if cuda:
+                torch.cuda.synchronize(device)
+            seconds.append(time.perf_counter() - start)  # the floor's one copy included, as the method's is
+            kept, empty = floor_kept(masks), sum(1 for m in masks if not bool(m.any()))
+        else:
+            result = prune_timed(
+                model, case.method.method, density=case.density, data=pdata, seed=case.seed, **case.method.hparams
+            )
+            seconds.append(result.seconds)
+            kept, empty = result.masks.kept, len(result.masks.empty_layers())
         if cuda:
             torch.cuda.synchronize(device)
         walls.append(time.perf_counter() - start)
-        seconds.append(result.seconds)
-    assert result is not None
     if exact:
         peak_kib = (_status_kib("VmHWM") or 0) - (rss_before or 0)
         mem_method = "VmHWM reset before pruning"
@@ -115,12 +133,13 @@ def measure(case: Measurement) -> dict[str, Any]:
         "dataset": case.task.data.dataset,
         "input_shape": input_shape,
         "method": case.method.method,
-        "label": case.method.title(),
+        "label": case.label(),
+        "floor": case.floor,
         "hparams": case.method.hparams,
         "density": case.density,
         "weights": weights,
-        "kept": result.masks.kept,
-        "empty_layers": len(result.masks.empty_layers()),
+        "kept": kept,
+        "empty_layers": empty,
         "seconds": best,
         "seconds_all": seconds,
         "wall_seconds": min(walls),  # includes the deep copy and mask validation prune_timed does

@@ -5,12 +5,16 @@ the same model and the same pruning batch, and reported as a ratio to a referenc
 one forward/backward pass, the cheapest data-dependent criterion) measured in the same run.
 
 Each measurement (:mod:`autosparse.bench.measure`) runs in a fresh process for its peak memory,
-one after another, never in parallel, so they do not compete for cores or memory bandwidth.
+one after another, never in parallel, so they do not compete for cores or memory bandwidth, and
+its row is kept on disk as soon as it is taken, so an interrupted run resumes where it stopped.
+An iterative method (SynFlow, iterative SNIP, NTK-SAP) is also measured against its floor loop
+(:mod:`autosparse.bench.floors`) in the same run: the ratio is the library's overhead.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -22,10 +26,11 @@ from typing import Any, Literal
 from tqdm.auto import tqdm
 
 from autosparse.bench.config import IMP, MethodSpec, check_hparams, check_unique, slug
+from autosparse.bench.floors import floor_config
 from autosparse.bench.measure import Measurement, measure, measure_isolated
 from autosparse.bench.plots import plot_speed
 from autosparse.bench.report import format_seconds, markdown_table, write_text
-from autosparse.core.config import from_dict, load_yaml, to_dict
+from autosparse.core.config import config_hash, from_dict, load_yaml, to_dict
 from autosparse.core.errors import ConfigError, UnknownNameError, check_density
 from autosparse.data import FAKE_PREFIX, dataset_info
 from autosparse.models import model_info
@@ -35,6 +40,7 @@ from autosparse.task import DataSpec, ModelSpec, Task
 log = logging.getLogger(__name__)
 
 SPEED_JSON = "speed.json"
+MEASUREMENTS = "measurements"  # one JSON row per finished measurement: what a rerun resumes from
 SPEED_CSV = "speed.csv"
 REPORT_FILE = "report.md"
 
@@ -144,27 +150,55 @@ class SpeedResult:
     path: Path
 
 
+def plan_measurements(config: SpeedConfig) -> list[Measurement]:
+    """Every measurement of ``config`` in run order: per model, each method, then its floor loop if it has one."""
+    cases = []
+    for model in config.models:
+        task = config.task(model)
+        for method in config.all_methods():
+            case = Measurement(
+                task,
+                method,
+                config.density,
+                config.samples_per_class,
+                config.seed,
+                config.repeats,
+                config.num_threads,
+                config.device,
+            )
+            cases.append(case)
+            if floor_config(method.method, method.hparams) is not None:
+                cases.append(dataclasses.replace(case, floor=True))
+    return cases
+
+
+def measurement_path(out: Path, case: Measurement) -> Path:
+    """Where one measurement's row is kept; named by a hash of everything it depends on, so a
+    changed setting is measured again instead of reused."""
+    return out / MEASUREMENTS / f"{slug(case.task.model.label())}__{slug(case.label())}__{config_hash(case)}.json"
+
+
 def run_speed(config: SpeedConfig, out_dir: str | Path) -> SpeedResult:
-    """Measure every (model, method) one at a time and write speed.json/csv, a plot and report.md."""
+    """Measure every (model, method) one at a time and write speed.json/csv, a plot and report.md.
+
+    Each measurement's row is written as soon as it is taken, so a rerun into the same folder
+    after a kill (or a reboot, an hour into SynFlow on ResNet-50) reuses every successful one
+    and measures only the rest; failed and timed-out measurements are tried again.
+    """
     config.validate()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    methods = config.all_methods()
+    (out / MEASUREMENTS).mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
-    pairs = [(m, meth) for m in config.models for meth in methods]
-    bar = tqdm(pairs, desc="speed", unit="measurement", disable=None)
-    for model, method in bar:
-        bar.set_postfix_str(f"{model.label()} {method.title()}"[-40:])
-        case = Measurement(
-            config.task(model),
-            method,
-            config.density,
-            config.samples_per_class,
-            config.seed,
-            config.repeats,
-            config.num_threads,
-            config.device,
-        )
+    cases = plan_measurements(config)
+    bar = tqdm(cases, desc="speed", unit="measurement", disable=None)
+    for case in bar:
+        path = measurement_path(out, case)
+        previous = json.loads(path.read_text()) if path.exists() else None
+        if previous is not None and previous.get("ok"):
+            log.info("speed %s / %s: reusing %s", case.task.model.label(), case.label(), path.name)
+            rows.append(previous)
+            continue
+        bar.set_postfix_str(f"{case.task.model.label()} {case.label()}"[-40:])
         if config.isolate:
             row = measure_isolated(case, config.timeout_s)
         else:
@@ -172,23 +206,37 @@ def run_speed(config: SpeedConfig, out_dir: str | Path) -> SpeedResult:
                 row = measure(case)
             except Exception as exc:  # one method failing on one model is a cell of the table, not the end
                 row = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        row.setdefault("model", model.label())
-        row.setdefault("label", method.title())
-        row.setdefault("method", method.method)
+        row.setdefault("model", case.task.model.label())
+        row.setdefault("label", case.label())
+        row.setdefault("method", case.method.method)
+        row.setdefault("floor", case.floor)
         if not row.get("ok"):
-            log.error("speed %s / %s failed: %s", model.label(), method.title(), row.get("error"))
+            log.error("speed %s / %s failed: %s", case.task.model.label(), case.label(), row.get("error"))
+        write_text(path, json.dumps(row, indent=1))
         rows.append(row)
-    ref = config.reference_spec().title()
-    for model in config.models:
-        ref_row = next((r for r in rows if r["model"] == model.label() and r["label"] == ref and r.get("ok")), None)
-        for r in rows:
-            if r["model"] == model.label():
-                r["ratio_to_reference"] = (
-                    r["seconds"] / ref_row["seconds"] if ref_row and r.get("ok") and ref_row["seconds"] > 0 else None
-                )
+    add_ratios(config, rows)
     tables = speed_tables(config, rows)
     _write(out, config, rows, tables)
     return SpeedResult(rows, tables, out / REPORT_FILE)
+
+
+def add_ratios(config: SpeedConfig, rows: list[dict[str, Any]]) -> None:
+    """Each row's time over the reference's and, for a method with a floor loop, over its floor's."""
+    ref = config.reference_spec().title()
+
+    def find(model: str, label: str) -> dict[str, Any] | None:
+        return next((r for r in rows if r["model"] == model and r["label"] == label and r.get("ok")), None)
+
+    for r in rows:
+        ref_row = find(r["model"], ref)
+        ok = r.get("ok")
+        r["ratio_to_reference"] = (
+            r["seconds"] / ref_row["seconds"] if ok and ref_row and ref_row["seconds"] > 0 else None
+        )
+        floor_row = None if r.get("floor") else find(r["model"], r["label"] + " floor")
+        r["ratio_to_floor"] = (
+            r["seconds"] / floor_row["seconds"] if ok and floor_row and floor_row["seconds"] > 0 else None
+        )
 
 
 def _fmt_weights(n: int | None) -> str:
@@ -198,8 +246,11 @@ def _fmt_weights(n: int | None) -> str:
 
 
 def speed_tables(config: SpeedConfig, rows: list[dict[str, Any]]) -> str:
-    """Markdown: seconds (× reference), peak memory, and throughput; rows = methods, columns = models."""
-    methods = [m.title() for m in config.all_methods()]
+    """Markdown: seconds (× reference), peak memory, throughput, and methods over their floor loops;
+    rows = methods (each followed by its floor loop), columns = models."""
+    floored = [m.title() for m in config.all_methods() if floor_config(m.method, m.hparams) is not None]
+    methods = [label for m in config.all_methods() for label in (m.title(), m.title() + " floor")]
+    methods = [label for label in methods if not label.endswith(" floor") or label[: -len(" floor")] in floored]
     models = [m.label() for m in config.models]
     weights = {m: next((r.get("weights") for r in rows if r["model"] == m and r.get("weights")), None) for m in models}
     header = ["method", *[f"{m} ({_fmt_weights(weights[m])})" for m in models]]
@@ -208,9 +259,9 @@ def speed_tables(config: SpeedConfig, rows: list[dict[str, Any]]) -> str:
     def cell(model: str, label: str) -> dict[str, Any] | None:
         return next((r for r in rows if r["model"] == model and r["label"] == label), None)
 
-    def table(fmt: Any) -> str:
+    def table(fmt: Any, labels: list[str] = methods) -> str:
         body = []
-        for label in methods:
+        for label in labels:
             row = [label + (" *(reference)*" if label == ref else "")]
             for model in models:
                 r = cell(model, label)
@@ -237,6 +288,16 @@ def speed_tables(config: SpeedConfig, rows: list[dict[str, Any]]) -> str:
         w = r.get("weights_per_s")
         return f"{w:.3g}" if w else "–"
 
+    def floor_fmt(r: dict[str, Any]) -> str:
+        ratio = r.get("ratio_to_floor")
+        return f"×{ratio:.2f}" if ratio is not None else "–"
+
+    floor_part = [
+        "",
+        "### Iterative methods over their floor loops (method's time / floor loop's time, same run)",
+        "",
+        table(floor_fmt, floored),
+    ]
     parts = [
         f"### Time to mask (s, × {ref} on the same model in this run)",
         "",
@@ -249,6 +310,7 @@ def speed_tables(config: SpeedConfig, rows: list[dict[str, Any]]) -> str:
         "### Throughput (prunable weights scored per second)",
         "",
         table(tput_fmt),
+        *(floor_part if floored else []),
     ]
     return "\n".join(parts)
 
@@ -262,6 +324,7 @@ def _write(out: Path, config: SpeedConfig, rows: list[dict[str, Any]], tables: s
         "weights",
         "seconds",
         "ratio_to_reference",
+        "ratio_to_floor",
         "weights_per_s",
         "peak_rss_mb",
         "peak_gpu_mb",
@@ -278,7 +341,7 @@ def _write(out: Path, config: SpeedConfig, rows: list[dict[str, Any]], tables: s
     write_text(out / SPEED_CSV, buf.getvalue())
     series: dict[str, list[tuple[int, float]]] = {}
     for r in rows:
-        if r.get("ok"):
+        if r.get("ok") and not r.get("floor"):
             series.setdefault(r["label"], []).append((int(r["weights"]), float(r["seconds"])))
     plot_name = f"speed__{slug(config.name or 'models')}.png"
     plot_speed(

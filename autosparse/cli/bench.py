@@ -10,7 +10,7 @@ from typing import Any
 from autosparse.core.config import add_arguments, add_config_argument, from_dict, given, read_config, resolve
 from autosparse.core.errors import ConfigError
 
-KINDS = ("accuracy", "speed")
+KINDS = ("accuracy", "speed", "train_speed")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and write report.md, results.csv/json and plots to --out; finished cells are never recomputed, so "
         "rerunning after a kill or after adding a method only computes what is missing. The grid is the "
         "config's fields, from --config and then flags (e.g. --seeds 0,1 --densities 0.01). A config with "
-        "`kind: speed` (or `autosparse bench speed`) measures time to mask and peak memory instead. "
+        "`kind: speed` (or `autosparse bench speed`) measures time to mask and peak memory instead, "
+        "`kind: train_speed` an epoch of masked against dense training. "
         "Example: autosparse bench --config configs/bench/fmnist_lenet.yaml --executor process --workers 2",
         arguments=add_options,
     )
@@ -35,11 +36,11 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument(
         "asked_kind",  # not `kind`: that is a field of the configs, and a given flag would override it
-        metavar="{accuracy,speed}",
+        metavar="{accuracy,speed,train_speed}",
         nargs="?",
         choices=KINDS,
         default=None,
-        help="accuracy (default) or speed; taken from the config's `kind` when omitted",
+        help="accuracy (default), speed or train_speed; taken from the config's `kind` when omitted",
     )
     add_config_argument(p, help="bench config (see configs/bench/): a YAML of the options below; flags override it")
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/bench/<config name>)")
@@ -51,8 +52,11 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from autosparse.bench.config import config_kind
     from autosparse.bench.speed import SpeedConfig
 
+    if args.asked_kind == "train_speed" or (args.config and config_kind(args.config) == "train_speed"):
+        return _train_speed(args)
     cfg, where = resolve_bench(args)
     out = Path(args.out) if args.out else Path("runs") / "bench" / (Path(args.config).stem if args.config else cfg.kind)
     if isinstance(cfg, SpeedConfig):
@@ -135,3 +139,24 @@ def _speed(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
     failed = [r for r in result.rows if not r.get("ok")]
     print(f"\n{len(result.rows)} measurements, {len(failed)} failed; report: {result.path}")
     return 1 if failed else 0
+
+
+def _train_speed(args: argparse.Namespace) -> int:
+    from autosparse.bench.config import BenchConfig
+    from autosparse.bench.speed import SpeedConfig
+    from autosparse.bench.train_speed import REPORT_FILE, TrainSpeedConfig, run_train_speed
+    from autosparse.core.executors import ExecutorConfig
+
+    if not args.config:
+        raise ConfigError(
+            "the training-speed bench reads its models and variants from a YAML; "
+            "pass --config configs/bench/speed_train.yaml"
+        )
+    stray = {**given(args, BenchConfig), **given(args, SpeedConfig), **given(args, ExecutorConfig)}
+    if stray or args.report_only:
+        flags = ", ".join("--" + k.replace("_", "-") for k in stray) or "--report-only"
+        raise ConfigError(f"{flags}: the training-speed bench takes only --config and --out; drop them")
+    out = Path(args.out) if args.out else Path("runs") / "bench" / Path(args.config).stem
+    run_train_speed(TrainSpeedConfig.from_yaml(args.config), out)
+    print((out / REPORT_FILE).read_text())
+    return 0

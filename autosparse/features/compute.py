@@ -18,7 +18,7 @@ from autosparse.core.errors import ConfigError, SchemaMismatchError
 from autosparse.core.layers import PrunableLayer, prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks
 from autosparse.core.parallel import map_layers
-from autosparse.core.ranking import pct_rank, rank_values
+from autosparse.core.ranking import pct_rank, rank_values, sort_key
 from autosparse.data.pruning_data import PruningData
 from autosparse.features.schema import FEATURE_NAMES, SCHEMA_VERSION, SPECS, FeatureTable, LayerFeatures, check_schema
 from autosparse.pruners.iterate import masked_weights
@@ -37,6 +37,28 @@ def _lognorm(x: torch.Tensor) -> torch.Tensor:
     y = x.reshape(-1).to(torch.float64, copy=True).abs_()
     mean = y.mean()
     return y.add_(1e-30).div_(mean + 1e-30).log_().clamp_(min=-30.0).to(torch.float32)
+
+
+def rank_float64(x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """:func:`pct_rank` of float64 values, sorted as float32 whenever that gives the same ranks.
+
+    Why: a 64-bit key sort costs about 1.7x a 32-bit one, and SynFlow's float64 scores are one
+    of four ranked features per weight. Rounding to float32 keeps every strict order except
+    where distinct float64 values collide (or leave float32's range), and those show up as equal
+    neighbours after the float32 sort; if every such pair is also equal in float64, the stable
+    sort's order (ties by position) is the float64 one, so the ranks are identical. Otherwise the
+    float64 sort runs.
+    """
+    flat = x.detach().reshape(-1).cpu()
+    key = sort_key(flat.to(torch.float32))
+    order = torch.sort(key, stable=True).indices
+    ranked = key[order]
+    tied = torch.nonzero(ranked[1:] == ranked[:-1]).squeeze(1)
+    if tied.numel():
+        a, b = order[tied], order[tied + 1]
+        if not torch.equal(sort_key(flat[a]), sort_key(flat[b])):
+            return pct_rank(flat, values)
+    return torch.empty(flat.numel(), dtype=torch.float32).index_copy_(0, order, values)
 
 
 def _unit_sums(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,7 +134,7 @@ def _layer_features(passes: _Passes, i: int, layer: PrunableLayer) -> LayerFeatu
     def rank(x: torch.Tensor) -> torch.Tensor:
         if not values:
             values.append(rank_values(numel))
-        return pct_rank(x, values[0])
+        return rank_float64(x, values[0]) if x.dtype == torch.float64 else pct_rank(x, values[0])
 
     abs_theta = theta.abs()
     if "theta" in want:

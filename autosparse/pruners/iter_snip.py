@@ -54,7 +54,7 @@ class IterSnipPruner(ScoringPruner):
         cfg: IterSnipConfig = self.config  # type: ignore[assignment]
         pdata = require_data(data, self.name)
         return iterate(
-            lambda m, _masks: snip_scores(m, pdata, train_mode=cfg.train_mode, reduction="mean", seed=seed),
+            lambda m, _masks: snip_scores(m, pdata, train_mode=cfg.train_mode, reduction="mean", seed=seed, copy=False),
             model,
             density,
             cfg.rounds,

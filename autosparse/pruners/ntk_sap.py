@@ -200,7 +200,7 @@ class NTKSAP(ScoringPruner):
     ) -> Scores:
         cfg: NTKSAPConfig = self.config  # type: ignore[assignment]
         return ntk_sap_scores(
-            working_copy(model),
+            model,
             masks,
             shape,
             gen=gen,
@@ -215,17 +215,16 @@ class NTKSAP(ScoringPruner):
     def scores(self, model: nn.Module, data: PruningData | None, *, seed: int = 0) -> Scores:
         """One round (no pruning yet) of the saliency; :meth:`masks` iterates it."""
         shape, n = self._plan(model, data)
-        return self._round(model, None, shape, n, generator(seed, model_device(model)), layer_stds(model))
+        return self._round(working_copy(model), None, shape, n, generator(seed, model_device(model)), layer_stds(model))
 
     def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
         cfg: NTKSAPConfig = self.config  # type: ignore[assignment]
         shape, n = self._plan(model, data)
         gen = generator(seed, model_device(model))
-        work = working_copy(model)
         stds = layer_stds(model)
         return iterate(
             lambda m, masks: self._round(m, masks, shape, n, gen, stds),
-            work,
+            model,
             density,
             cfg.rounds,
             schedule=cfg.schedule,  # type: ignore[arg-type]

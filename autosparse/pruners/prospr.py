@@ -31,7 +31,6 @@ from torch import nn
 from torch.func import functional_call
 
 from autosparse.core.errors import ConfigError
-from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
 from autosparse.data.pruning_data import Batch, PruningData
 from autosparse.pruners.inputs import require_data
@@ -161,19 +160,17 @@ class ProsPr(ScoringPruner):
         if cfg.rounds <= 1:
             return super().masks(model, data, density, seed=seed)
         pdata = require_data(data, self.name)
-        work = working_copy(model)
-        prunable_layers(work)
 
         def score_fn(m: nn.Module, _masks: Masks | None) -> Scores:
-            # ``iterate`` hands a model whose pruned weights are zero; score a copy of it so the
-            # inner steps' batch-norm statistics never leak into the next round.
-            return self._score(working_copy(m), pdata)
+            # ``iterate`` hands its private copy with pruned weights zeroed and restores the
+            # batch-norm statistics the inner steps change, so no round leaks into the next.
+            return self._score(m, pdata)
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return iterate(
                 score_fn,
-                work,
+                model,
                 density,
                 cfg.rounds,
                 schedule=cfg.schedule,  # type: ignore[arg-type]

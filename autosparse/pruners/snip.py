@@ -35,13 +35,16 @@ def snip_scores(
     normalize: bool = True,
     reduction: Reduction = "sum",
     seed: int = 0,
+    copy: bool = True,
 ) -> Scores:
     """|θ ⊙ g| with g the pruning-loss gradient; computed on a copy, so ``model`` is untouched.
 
     Shared by :class:`SnipPruner` and iterative SNIP, which calls it once per round on the
-    thinned network (pruned weights are zero there, so their score is exactly zero).
+    thinned network (pruned weights are zero there, so their score is exactly zero) with
+    ``copy=False``: that network is already a private copy, and copying it every round cost
+    more than the round's gradient on a large model.
     """
-    work = working_copy(model, train_mode=train_mode)
+    work = working_copy(model, train_mode=train_mode) if copy else model.train(train_mode)
     names, params = named_prunable(work)
     with seeded(seed, work):
         grads = loss_gradients(work, data, params, reduction=reduction)

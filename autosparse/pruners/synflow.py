@@ -16,8 +16,7 @@ products over a deep network overflow or underflow float32.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -33,43 +32,40 @@ from autosparse.pruners.weights import named_prunable
 from autosparse.pruners.workspace import model_device, working_copy
 
 
-@contextmanager
-def linearized(model: nn.Module) -> Iterator[nn.Module]:
-    """Replace every floating parameter and buffer by its absolute value; restore on exit.
+def positive_copy(model: nn.Module, *, float64: bool = True) -> nn.Module:
+    """SynFlow's linearised network: an eval-mode copy of ``model`` (float64 by default) with every
+    floating parameter and buffer replaced by its absolute value.
 
-    SynFlow's reference takes ``abs`` of the whole ``state_dict`` (weights, biases, BatchNorm
-    affine parameters and running statistics), which turns the network into a positive,
-    linear map of an all-ones input; we do the same. Values are restored from saved copies
-    (not by multiplying signs back), so restoration is exact.
+    As Synaptic-Flow's reference takes ``abs`` of the whole ``state_dict`` (weights, biases,
+    BatchNorm affine parameters and running statistics), this turns the network into a positive,
+    linear map of an all-ones input. Made once per pruning call: the rounds zero pruned weights
+    of this same copy, and ``|0| = 0``, so it equals linearising each round's thinned network.
     """
-    saved: dict[str, torch.Tensor] = {}
-    state = model.state_dict(keep_vars=True)
+    work = working_copy(model, train_mode=False, dtype=torch.float64 if float64 else None)
     with torch.no_grad():
-        for name, t in state.items():
+        for t in work.state_dict(keep_vars=True).values():
             if t.is_floating_point():
-                saved[name] = t.detach().clone()
                 t.abs_()
-    try:
-        yield model
-    finally:
-        with torch.no_grad():
-            for name, t in state.items():
-                if name in saved:
-                    t.copy_(saved[name])
+    return work
+
+
+def flow_scores(positive: nn.Module, input_shape: Sequence[int]) -> Scores:
+    """|θ ⊙ ∂R/∂θ| of a network already made positive by :func:`positive_copy` (no copy here).
+
+    R is the sum of the outputs for one all-ones input in the network's own precision.
+    """
+    names, params = named_prunable(positive)
+    shape = (1, *tuple(int(d) for d in input_shape))
+    x = torch.ones(shape, dtype=params[0].dtype, device=model_device(positive))
+    grads = torch.autograd.grad(positive(x).sum(), params, allow_unused=True)
+    return to_scores(
+        names, [(p.detach() * g).abs_() if g is not None else torch.zeros_like(p) for p, g in zip(params, grads)]
+    )
 
 
 def synflow_scores(model: nn.Module, input_shape: Sequence[int], *, float64: bool = True) -> Scores:
     """One-shot SynFlow scores |θ ⊙ ∂R/∂θ| of ``model`` (computed on a copy; eval mode)."""
-    dtype = torch.float64 if float64 else None
-    work = working_copy(model, train_mode=False, dtype=dtype)
-    names, params = named_prunable(work)
-    with linearized(work):
-        x_dtype = torch.float64 if float64 else params[0].dtype
-        x = torch.ones((1, *tuple(int(d) for d in input_shape)), dtype=x_dtype, device=model_device(work))
-        r = work(x).sum()
-        grads = torch.autograd.grad(r, params, allow_unused=True)
-        flows = [(p.detach() * (g if g is not None else torch.zeros_like(p))).abs() for p, g in zip(params, grads)]
-    return to_scores(names, flows)
+    return flow_scores(positive_copy(model, float64=float64), input_shape)
 
 
 @dataclass
@@ -108,11 +104,12 @@ class SynflowPruner(ScoringPruner):
         cfg: SynflowConfig = self.config  # type: ignore[assignment]
         shape = self._shape(model, data)
         return iterate(
-            lambda m, _masks: synflow_scores(m, shape, float64=cfg.float64),
+            lambda positive, _masks: flow_scores(positive, shape),
             model,
             density,
             cfg.rounds,
             schedule=cfg.schedule,  # type: ignore[arg-type]
             scope=cfg.scope,  # type: ignore[arg-type]
             desc="synflow rounds",
+            prepare=lambda m: positive_copy(m, float64=cfg.float64),
         )

@@ -26,6 +26,7 @@ from autosparse.topology.graph_arrays import GraphArrays
 
 FEATURE_GROUPS = ("weight", "row", "col", "layer")  # the schema's groups, in the order the card records them
 STRUCT_FEATURES = ("is_input", "is_sink", "log_in_degree", "log_out_degree")
+SCATTER_CHUNK = 1 << 18  # slice entries gathered at once when building a layer's edge features (bounded memory)
 
 
 def feature_groups(features: Sequence[str]) -> dict[str, list[str]]:
@@ -84,7 +85,13 @@ class NetInputs:
 
 
 def net_inputs(table: FeatureTable, graph: GraphArrays, features: Sequence[str]) -> NetInputs:
-    """Node and edge features of one network from its feature table and unit graph."""
+    """Node and edge features of one network from its feature table and unit graph.
+
+    Memory is what bounds this on a large network (ResNet-50: 40M edges): the edge features are
+    built one layer at a time, each layer's float64 sums living only while its float32 rows are
+    written, because an edge carries the weights of exactly one layer. The whole-network float64
+    sums and all layers' slice means at once peaked at 7 GB there, for the same values.
+    """
     groups = feature_groups(features)
     n, e = graph.num_nodes, graph.num_edges
     layers = table.layers
@@ -93,18 +100,38 @@ def net_inputs(table: FeatureTable, graph: GraphArrays, features: Sequence[str])
     row_part = torch.zeros(n, len(fr) + len(fl))
     src_sum = torch.zeros(n, len(fc), dtype=torch.float64)
     src_cnt = torch.zeros(n, dtype=torch.float64)
-    edge_sum = torch.zeros(e, len(fw), dtype=torch.float64)
-    edge_cnt = torch.zeros(e, dtype=torch.float64)
+    edge_attr = torch.zeros(e, len(fw))
 
-    def slice_means(i: int) -> torch.Tensor | None:
-        """(slices, Fw) float64 means of the weight features over each kernel slice of layer ``i``."""
-        if not fw or not graph.layer_slice_edge(i).shape[1]:
-            return None
+    def layer_edges(i: int) -> None:
+        """Layer ``i``'s rows of ``edge_attr``: per edge, the mean over the kernel slices it carries of
+        the slices' float64 means of the weight features (one layer per thread, disjoint rows).
+
+        In a ResNet every edge carries one slice (a slice feeds several edges through the residual
+        stream, never the reverse), so the mean is the slice's own value and is written directly,
+        chunk by chunk; float64 sums over the layer's edges are kept only where some edge carries
+        several (an input unit spread over a flatten), and are equal to the direct value otherwise.
+        """
+        se = graph.layer_slice_edge(i)
+        if not fw or not se.shape[1]:
+            return
         k = int(graph.layer_meta[i, 3])
-        return torch.stack([layers[i].weight[f].reshape(-1, k).double().mean(1) for f in fw], dim=1)
+        e0, e1 = int(graph.edge_ptr[i]), int(graph.edge_ptr[i + 1])
+        means = torch.stack([layers[i].weight[f].reshape(-1, k).double().mean(1) for f in fw], dim=1)
+        count = torch.bincount(se[1] - e0, minlength=e1 - e0)
+        if int(count.max()) <= 1:
+            for a in range(0, se.shape[1], SCATTER_CHUNK):
+                part = se[:, a : a + SCATTER_CHUNK]
+                edge_attr[part[1]] = means[part[0]].add_(0.0).float()  # + 0.0 as a sum from zero: -0.0 -> 0.0
+            return
+        edge_sum = torch.zeros(e1 - e0, len(fw), dtype=torch.float64)
+        for a in range(0, se.shape[1], SCATTER_CHUNK):  # in order: each edge's sum adds up as in one call
+            part = se[:, a : a + SCATTER_CHUNK]
+            edge_sum.index_add_(0, part[1] - e0, means[part[0]])
+        for a in range(0, e1 - e0, SCATTER_CHUNK):
+            b = min(e1 - e0, a + SCATTER_CHUNK)
+            edge_attr[e0 + a : e0 + b] = edge_sum[a:b] / count[a:b].clamp(min=1).to(torch.float64).unsqueeze(1)
 
-    # the O(weights) part, one layer per thread; the scatter into edges below stays in layer order
-    all_means = map_layers(slice_means, range(len(layers)), sizes=[lf.numel for lf in layers])
+    map_layers(layer_edges, range(len(layers)), sizes=[lf.numel for lf in layers])
     for i, lf in enumerate(layers):
         nodes = graph.out_nodes(i)
         if fr:
@@ -118,11 +145,6 @@ def net_inputs(table: FeatureTable, graph: GraphArrays, features: Sequence[str])
                 cols = torch.stack([lf.col[f].double() for f in fc], dim=1)
                 src_sum.index_add_(0, pairs[1], cols[pairs[0] % width])
             src_cnt.index_add_(0, pairs[1], torch.ones(pairs.shape[1], dtype=torch.float64))
-        se = graph.layer_slice_edge(i)
-        means = all_means[i]
-        if means is not None:
-            edge_sum.index_add_(0, se[1], means[se[0]])
-            edge_cnt.index_add_(0, se[1], torch.ones(se.shape[1], dtype=torch.float64))
     src = (src_sum / src_cnt.clamp(min=1).unsqueeze(1)).float()
     in_deg = torch.bincount(graph.edge_index[1], minlength=n).float()
     out_deg = torch.bincount(graph.edge_index[0], minlength=n).float()
@@ -139,7 +161,7 @@ def net_inputs(table: FeatureTable, graph: GraphArrays, features: Sequence[str])
         graph=graph,
         node_x=torch.cat([row_part, src, struct], dim=1),
         edge_index=graph.edge_index,
-        edge_attr=(edge_sum / edge_cnt.clamp(min=1).unsqueeze(1)).float(),
+        edge_attr=edge_attr,
         inv_in_deg=1.0 / in_deg.clamp(min=1),
         inv_out_deg=1.0 / out_deg.clamp(min=1),
     )

@@ -45,6 +45,7 @@ EDGE_CHUNK = 1 << 19  # edges per message chunk: bounds the (E, hidden) message 
 WEIGHT_CHUNK = 1 << 14  # weights per head block at prune time, as in Ranker.score_layer (cache-sized)
 INFER_CHUNK = 1 << 14  # edges per message block at prune time: its (edges, hidden) messages stay in cache
 INFER_PART = 1 << 18  # edges summed by one thread at prune time (a fixed size: results are thread-count free)
+PARTS_IN_FLIGHT = 8  # edge ranges summed at once at prune time: bounds memory, not the threads used (up to 8)
 
 
 @functools.cache
@@ -121,7 +122,9 @@ def _sum_messages(
     gather, one small matmul and one ``index_add_`` with no PyG bookkeeping, and blocks are
     small enough for their (edges, hidden) messages to stay in cache. Edge ranges of fixed
     size are summed separately (one thread each, :func:`~autosparse.core.parallel.map_layers`)
-    and added in a fixed order, so the result does not depend on the thread count.
+    and added in a fixed order, so the result does not depend on the thread count. Ranges go
+    in windows of :data:`PARTS_IN_FLIGHT`, so only that many (nodes, hidden) sums exist at once:
+    ResNet-50's 40M edges are 152 ranges, and holding every sum to the end cost half a gigabyte.
     """
     mean, std = edge_norm
     w = edge_weight / std  # (hidden, Fe)
@@ -140,10 +143,11 @@ def _sum_messages(
                 acc.index_add_(0, dst[s:t], m.relu_())
         return acc
 
-    parts = map_layers(part, range(0, e, INFER_PART))
     out = torch.zeros_like(x)
-    for acc in parts:
-        out += acc
+    starts = range(0, e, INFER_PART)
+    for first in range(0, len(starts), PARTS_IN_FLIGHT):
+        for acc in map_layers(part, starts[first : first + PARTS_IN_FLIGHT]):
+            out += acc
     return out
 
 
