@@ -34,6 +34,10 @@ def _models(args: argparse.Namespace) -> int:
     for name in available_models():
         print(f"{name:16s} {model_info(name)}")
     print("tv:<name>        any torchvision classification model, e.g. tv:resnet18")
+    print(
+        "timm:<name>      any timm model, e.g. timm:convnext_atto (optional extra: pip install 'autosparse[timm]'); "
+        'list them with: python -c "import timm; print(timm.list_models())"'
+    )
     return 0
 
 
