@@ -7,7 +7,7 @@ Checked: the exact kept count, the masks unchanged and exact after training, pru
 zero, and path diagnostics that ran on the model (a number of effective parameters, not
 "unavailable"). Models are small where their constructors allow it (28x28 inputs, narrow
 widths, one block) so the whole matrix stays CI-sized; methods get light settings, as in
-``test_golden.py``.
+``test_golden.py``. The whole matrix took about N s on the loaded 2-core dev box.
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ MODELS: dict[str, tuple[str | None, dict[str, object]]] = {
     "user_encoder_batch_first": (None, {"batch_first": True}),
     "user_encoder_seq_first": (None, {"batch_first": False}),
     "tv_mobilenet_v3_small": ("tv:mobilenet_v3_small", {"width_mult": 0.25}),
-    "tv_resnet18": ("tv:resnet18", {}),
+    "tv_resnet18": ("tv:resnet18", {"cifar_stem": False}),
     "timm_resnet18": ("timm:resnet18", {"layers": (1, 1, 1, 1)}),
-    "timm_convnext_atto": ("timm:convnext_atto", {"dims": (16, 32, 64, 128)}),
+    "timm_convnext_atto": ("timm:convnext_atto", {"patch_size": 1, "dims": (16, 32, 64, 128)}),
     "timm_efficientnet_b0": ("timm:efficientnet_b0", {}),
     "timm_mobilenetv3_small_050": ("timm:mobilenetv3_small_050", {}),
     "timm_deit_tiny": ("timm:deit_tiny_patch16_224", {"patch_size": 7, "embed_dim": 48, "num_heads": 3, "depth": 1}),
@@ -68,8 +68,9 @@ HPARAMS: dict[str, dict[str, object]] = {
     "dpai": {"steps": 5},
     "imp": {"dataset": "fashion-mnist", "n_train": 64, "epochs": 1, "batch_size": 32, "prune_fraction": 0.8},
     "iter_snip": {"rounds": 2},
-    "npb": {"time_limit": 1.0},
+    "npb": {"time_limit": 0.1},
     "ntk_sap": {"rounds": 1, "batch_size": 8},
+    "phew": {"max_walks": 500},
     "prospr": {"inner_steps": 1},
     "synflow": {"rounds": 2},
 }
@@ -129,9 +130,14 @@ def test_random_mask_on_attention_models_trains_masked_with_exact_paths(key: str
     assert diag["collapsed_layers"] == []
 
 
+#: IMP trains and evaluates on the 10k test images every round (141 s on the ConvNeXt here): it
+#: is the reference, not a PaI method, so it runs on the models where that takes seconds
+IMP_MODELS = ("vit_tiny", "user_encoder_batch_first", "user_encoder_seq_first", "timm_deit_tiny")
+CASES = [(key, method) for key in MODELS for method in available() if method != "imp" or key in IMP_MODELS]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("method", available())
-@pytest.mark.parametrize("key", list(MODELS))
+@pytest.mark.parametrize("key,method", CASES)
 def test_every_method_then_masked_training(key: str, method: str) -> None:
     check_method(key, method)
 

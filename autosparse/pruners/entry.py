@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from autosparse.core.errors import ConfigError, check_density
 from autosparse.core.init_transform import InitTransform, fingerprint, rescale_factors
@@ -88,8 +90,10 @@ def prune_timed(
     pruner = make_pruner(method, config, **hparams)
     prunable_layers(model)  # fail early and clearly on a model with nothing to prune
     pdata = require_data(data, method) if pruner.data_dependent else PruningData.coerce(data)
-    work = safe_deepcopy(model)
-    with torch.random.fork_rng(devices=[]):
+    work = twice_differentiable(safe_deepcopy(model))
+    # the math attention kernel: torch's fused CPU/flash kernels have no double backward, which
+    # GraSP's Hessian-gradient product and ProsPr's meta-gradient take through every attention
+    with torch.random.fork_rng(devices=[]), sdpa_kernel(SDPBackend.MATH):
         torch.manual_seed(seed)
         start = time.perf_counter()
         masks = pruner.masks(work, pdata, d, seed=seed)
@@ -105,6 +109,37 @@ def prune_timed(
     if apply:
         masks.apply(model)
     return PruneResult(masks, seconds, method, dataclasses.asdict(pruner.config))
+
+
+class HardSigmoid(nn.Module):
+    """``relu6(x + 3) / 6``: ``nn.Hardsigmoid``'s values, with the double backward torch's own lacks."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu6(x + 3.0) / 6.0
+
+
+class HardSwish(nn.Module):
+    """``x * relu6(x + 3) / 6``: ``nn.Hardswish``'s values, with a double backward."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * F.relu6(x + 3.0) / 6.0
+
+
+def twice_differentiable(work: nn.Module) -> nn.Module:
+    """Swap, in the pruner's working copy, the activations whose backward torch cannot differentiate.
+
+    GraSP (Hessian-gradient product) and ProsPr (meta-gradient) differentiate through the
+    backward pass; on MobileNet-v3 or EfficientNet-style squeeze-excitation they failed with
+    "derivative for aten::hardsigmoid_backward is not implemented". The swaps compute the same
+    values, and the caller's model is never touched.
+    """
+    for name, module in list(work.named_modules()):
+        new = HardSigmoid() if isinstance(module, nn.Hardsigmoid) else None
+        new = HardSwish() if isinstance(module, nn.Hardswish) else new
+        if new is not None and name:
+            parent, _, attr = name.rpartition(".")
+            setattr(work.get_submodule(parent) if parent else work, attr, new)
+    return work
 
 
 def record_collapse(

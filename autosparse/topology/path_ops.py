@@ -64,10 +64,10 @@ def _words(text: str) -> list[str]:
 IDENTITY_OPS = frozenset(
     _words(
         "relu6 hardtanh leaky_relu prelu rrelu gelu silu mish hardswish hardsigmoid sigmoid tanh elu selu "
-        "celu softplus softsign logsigmoid tanhshrink threshold glu_ clamp clip clamp_min abs "
+        "celu softplus softsign logsigmoid tanhshrink threshold clamp clip clamp_min abs "
         "softmax log_softmax softmin dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout "
         "layer_norm batch_norm group_norm instance_norm rms_norm local_response_norm normalize "
-        "float double half to type type_as clone detach contiguous"
+        "float double half to type_as clone detach contiguous"
     )
 )
 #: element-wise joins of two operands
@@ -75,6 +75,7 @@ JOIN_OPS = frozenset(_words("add sub subtract mul multiply div divide true_divid
 MATMUL_OPS = frozenset(_words("matmul mm bmm"))
 #: ops that run unchanged on signals without making the counts approximate
 _PLAIN_FUNCS = MOVE_FUNCS | RESAMPLE_FUNCS | REDUCE_FUNCS | MIX_FUNCS | CONST_FUNCS
+_MIX = MIX_FUNCS | MIX_METHODS
 _PLAIN_METHODS = MOVE_METHODS | REDUCE_METHODS | MIX_METHODS | CONST_METHODS
 _PLAIN_NAMES = frozenset(
     _words(
@@ -146,7 +147,9 @@ class PathMode(TorchFunctionMode):
         elif base in ("cat", "concat", "concatenate", "stack") and args:
             out = func([t if is_signal(t) else torch.zeros_like(t) for t in args[0]], *args[1:], **kwargs)
         else:
-            if not (func in _PLAIN_FUNCS or name in _PLAIN_METHODS or base in _PLAIN_NAMES or name in _PLAIN_NAMES):
+            known = func in _PLAIN_FUNCS or name in _PLAIN_METHODS or base in _PLAIN_NAMES or name in _PLAIN_NAMES
+            mixes_signals = (func in _MIX or name in _MIX) and sum(is_signal(a) for a in flat) > 1
+            if not known or mixes_signals:  # e.g. einsum of two signals: a product, not a path sum
                 self.unmodelled.add(name or repr(func))
             out = func(*args, **kwargs)
         return tree_map(lambda t: mark_signal(t) if isinstance(t, torch.Tensor) else t, out)

@@ -9,7 +9,9 @@ pass, so nothing here needs an explicit graph and residual networks work unchang
   pruned; or ``|θ|·m`` for SynFlow's weighted flow), zero every bias, make every other
   parameter non-negative, and replace what is not a linear map of non-negative signals by what
   it is on the path graph (norms and activations by identity, pooling windows by sums; see
-  :mod:`autosparse.topology.path_modules`);
+  :mod:`autosparse.topology.path_modules`), and run the forward under
+  :class:`~autosparse.topology.path_ops.PathMode`, which reads functional ops the same way
+  (a gate ``x * s`` or a product of two signals adds the operands' paths, constants start none);
 * feed an all-ones input. The network is then linear in the input and in each weight, and the
   summed output ``R`` is exactly the number of paths (Σ over paths of the product of weights);
 * ``w·∂R/∂w`` is the number of paths through weight ``w``; ``∂R/∂w`` for a *pruned* weight is
@@ -33,7 +35,7 @@ channels of a Conv), and a node is effective when at least one path runs through
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Literal
@@ -46,6 +48,7 @@ from autosparse.core.errors import ConfigError, MaskError
 from autosparse.core.layers import PrunableLayer, prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks, current_masks, remove_masks
 from autosparse.core.parallel import single_threaded_torch
+from autosparse.topology.log_counts import LogCounts, log_count
 from autosparse.topology.path_modules import to_path_modules
 from autosparse.topology.path_ops import PathMode, mark_signal
 
@@ -73,10 +76,6 @@ def _unit_dims(layer_kind: str, t: torch.Tensor) -> tuple[int, ...]:
     return tuple(d for d in range(t.dim()) if d != unit)
 
 
-def _log(t: torch.Tensor) -> torch.Tensor:
-    return torch.log(t.clamp_min(0.0))  # exact zeros become -inf, as they should
-
-
 def _resolve_masks(model: nn.Module, masks: Mapping[str, torch.Tensor] | None) -> Masks:
     if masks is None:
         return current_masks(model)
@@ -99,38 +98,6 @@ def _check_shape(input_shape: Sequence[int] | None) -> tuple[int, ...]:
             f"input_shape must be positive sizes without the batch dimension, e.g. (1, 28, 28); got {shape}"
         )
     return shape
-
-
-class LogCounts(Mapping[str, torch.Tensor]):
-    """Per-layer log path counts, taken lazily from the raw (scaled, float64) counts.
-
-    Why lazy: a caller often needs only *which* weights lie on a path (connectivity repair,
-    effective-parameter counts), and the log of every weight of an 11M-weight network costs
-    more than the pass that counted them. :meth:`positive` answers that from the raw counts;
-    the logs are computed, once per layer, on first access.
-    """
-
-    def __init__(self, raw: dict[str, tuple[torch.Tensor, torch.Tensor | None]], shift: float) -> None:
-        self._raw = raw  # name -> (count, optional factor): the value is log(count * factor) - shift
-        self._shift = shift
-        self._logs: dict[str, torch.Tensor] = {}
-
-    def __getitem__(self, name: str) -> torch.Tensor:
-        if name not in self._logs:
-            g, w = self._raw[name]
-            self._logs[name] = (_log(g if w is None else g * w) - self._shift).cpu()
-        return self._logs[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._raw)
-
-    def __len__(self) -> int:
-        return len(self._raw)
-
-    def positive(self, name: str) -> torch.Tensor:
-        """Where the count is non-zero (the log is finite), without taking any log."""
-        g, w = self._raw[name]
-        return ((g > 0) if w is None else (g * w > 0)).cpu()
 
 
 @dataclass
@@ -357,7 +324,7 @@ class PathNetwork:
                 store[n] = store[n] + per_unit if n in store else per_unit
         for store in (in_units, out_units):
             for n in list(store):
-                store[n] = (_log(store[n]) - shift).cpu()
+                store[n] = (log_count(store[n]) - shift).cpu()
         for layer in self.layers:  # layers the forward pass never reached carry no path
             w = layer.parameter
             if layer.name not in out_units:
