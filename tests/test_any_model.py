@@ -7,11 +7,14 @@ Checked: the exact kept count, the masks unchanged and exact after training, pru
 zero, and path diagnostics that ran on the model (a number of effective parameters, not
 "unavailable"). Models are small where their constructors allow it (28x28 inputs, narrow
 widths, one block) so the whole matrix stays CI-sized; methods get light settings, as in
-``test_golden.py``. The whole matrix took about N s on the loaded 2-core dev box.
+``test_golden.py``. The whole matrix (144 cases) took 222 s on one
+worker of the loaded 2-core dev box.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -144,8 +147,9 @@ def test_every_method_then_masked_training(key: str, method: str) -> None:
 
 def test_mobilenet_v3_small_diagnostics_are_true_and_cheap() -> None:
     """A random 50% mask on torchvision's MobileNet-v3 (squeeze-excitation gates, hard-swish,
-    depthwise convs): non-zero effective parameters, exact counts, no collapse, and the
-    diagnostics within 5x the time of making the mask (measured 2-4x on the 2-core dev box)."""
+    depthwise convs): non-zero effective parameters, exact counts, no collapse, and cheap
+    diagnostics. Measured on the loaded 2-core dev box: 0.52 s of diagnostics for a 0.20 s mask
+    (2.5x; 2.5-5x across runs; it was 99 s). Asserted with head-room for a loaded CI machine."""
     torch.set_num_threads(1)
     model = build_model("tv:mobilenet_v3_small", SHAPE, 10, seed=0)
     prune(model, "random", density=0.5, check=False)  # warm-up: first-call costs are not the diagnostics'
@@ -161,4 +165,29 @@ def test_mobilenet_v3_small_diagnostics_are_true_and_cheap() -> None:
     assert diag["collapsed_layers"] == []
     assert 0.8 * masks.kept < diag["effective_params"] <= masks.kept
     assert diag["log10_paths"] > 10
-    assert diag_s < 5 * max(mask_s, 0.3), f"diagnostics {diag_s:.2f}s vs mask {mask_s:.2f}s"
+    assert diag_s < 10 * max(mask_s, 0.3), f"diagnostics {diag_s:.2f}s vs mask {mask_s:.2f}s"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "autosparse.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_cli_reports_true_paths_on_mobilenet_and_warns_once() -> None:
+    """It reported every layer collapsed ("effective params 0") and printed the warning three times."""
+    proc = _cli(
+        "prune", "--model", "tv:mobilenet_v3_small", "--dataset", "fake:fashion-mnist", "--method", "random",
+        "--density", "0.5",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    effective = int(proc.stdout.split("effective params ")[1].split(",")[0])
+    assert effective > 0.8 * round(0.5 * 1511784)
+    assert "collapse" not in proc.stdout + proc.stderr
+    proc = _cli(
+        "prune", "--model", "mlp", "--model-kwargs", '{"widths": [16]}', "--dataset", "fake:fashion-mnist",
+        "--method", "random", "--density", "0.0003",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    output = proc.stdout + proc.stderr
+    assert output.count("layer collapse") == 1, output
+    assert output.count("keep no weight: ") == 1
