@@ -111,34 +111,30 @@ def prune_timed(
     return PruneResult(masks, seconds, method, dataclasses.asdict(pruner.config))
 
 
-class HardSigmoid(nn.Module):
-    """``relu6(x + 3) / 6``: ``nn.Hardsigmoid``'s values, with the double backward torch's own lacks."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu6(x + 3.0) / 6.0
+def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """``nn.Hardsigmoid``'s values, with the double backward torch's own kernel lacks."""
+    return F.relu6(x + 3.0) / 6.0
 
 
-class HardSwish(nn.Module):
-    """``x * relu6(x + 3) / 6``: ``nn.Hardswish``'s values, with a double backward."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * F.relu6(x + 3.0) / 6.0
+def hard_swish(x: torch.Tensor) -> torch.Tensor:
+    """``nn.Hardswish``'s values, with a double backward."""
+    return x * F.relu6(x + 3.0) / 6.0
 
 
 def twice_differentiable(work: nn.Module) -> nn.Module:
-    """Swap, in the pruner's working copy, the activations whose backward torch cannot differentiate.
+    """Give the pruner's working copy activations whose backward torch can differentiate.
 
     GraSP (Hessian-gradient product) and ProsPr (meta-gradient) differentiate through the
     backward pass; on MobileNet-v3 or EfficientNet-style squeeze-excitation they failed with
-    "derivative for aten::hardsigmoid_backward is not implemented". The swaps compute the same
-    values, and the caller's model is never touched.
+    "derivative for aten::hardsigmoid_backward is not implemented". Only ``forward`` is replaced,
+    with the same values: module types (which features and graphs read) stay, and the caller's
+    model is never touched.
     """
-    for name, module in list(work.named_modules()):
-        new = HardSigmoid() if isinstance(module, nn.Hardsigmoid) else None
-        new = HardSwish() if isinstance(module, nn.Hardswish) else new
-        if new is not None and name:
-            parent, _, attr = name.rpartition(".")
-            setattr(work.get_submodule(parent) if parent else work, attr, new)
+    for module in work.modules():
+        if isinstance(module, nn.Hardsigmoid):
+            module.forward = hard_sigmoid  # type: ignore[method-assign]
+        elif isinstance(module, nn.Hardswish):
+            module.forward = hard_swish  # type: ignore[method-assign]
     return work
 
 
