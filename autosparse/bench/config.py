@@ -20,7 +20,6 @@ from autosparse.core.config import from_dict, load_yaml, to_dict
 from autosparse.core.errors import ConfigError, DensityError, UnknownNameError
 from autosparse.data import dataset_info
 from autosparse.models import model_info
-from autosparse.models.info import TV_PREFIX
 from autosparse.pruners import available, make_pruner
 from autosparse.task import DataSpec, ModelSpec
 from autosparse.training.trainer import TrainConfig
@@ -193,7 +192,7 @@ class BenchConfig:
             dataset_info(ds)
         for m in self.models:
             info = model_info(m.model)
-            if not m.model.startswith(TV_PREFIX):
+            if not info.open_options:
                 unknown = sorted(set(m.model_kwargs) - set(info.options))
                 if unknown:
                     raise ConfigError(

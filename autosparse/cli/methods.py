@@ -14,6 +14,11 @@ MODEL_FAMILIES = [
         "tv:<name>",
         "any torchvision classification model, e.g. tv:resnet18 (options: cifar_stem, and torchvision's own)",
     ),
+    (
+        "timm:<name>",
+        "any timm model, e.g. timm:convnext_atto (optional extra: pip install 'autosparse[timm]'; "
+        "list them with: python -c \"import timm; print(timm.list_models())\")",
+    ),
 ]
 
 

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 from dataclasses import dataclass
 
 from autosparse.cli.arguments import add_task_arguments, resolve_task
 from autosparse.core.config import add_config_argument
 from autosparse.core.errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,6 +36,18 @@ def parse_hparams(method: str, items: tuple[str, ...]) -> dict[str, object]:
         raw[k.strip()] = v.strip()
     cfg = from_dict(get_pruner(method).Config, raw, where=method)
     return {k: getattr(cfg, k) for k in raw if k.replace("-", "_") in {f.name for f in dataclasses.fields(cfg)}}
+
+
+def _path_summary(diag: dict[str, object]) -> str:
+    """One line on the paths: effective params, log10 paths, and how far they can be trusted."""
+    if diag["effective_params"] is None:
+        return f"path diagnostics {diag['paths']}"
+    text = f"effective params {diag['effective_params']}, log10 paths {diag['log10_paths']:.2f}"
+    if diag["paths"] != "exact":
+        text += f" (path counts {diag['paths']})"
+    if diag["collapsed_layers"]:
+        text += f"; {len(diag['collapsed_layers'])} collapsed layer(s), named in the warning above"  # type: ignore[arg-type]
+    return text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -79,17 +88,13 @@ def run(args: argparse.Namespace) -> int:
             "model_kwargs": task.model.model_kwargs,
         }
     )
-    diag = mask_diagnostics(model, masks, tuple(dataset.input_shape))
-    masks.meta["diagnostics"] = diag
+    diag = masks.meta.get("diagnostics") or mask_diagnostics(model, masks, tuple(dataset.input_shape), warn=False)
+    masks.meta["diagnostics"] = diag  # prune() already warned, once, about collapsed layers
     print(masks.format_report())
     print(
         f"{job.method}: kept {masks.kept} of {masks.total} weights (density {masks.density:.4%}) "
-        f"in {result.seconds:.2f}s; effective params {diag['effective_params']}, "
-        f"log10 paths {diag['log10_paths']:.2f}"
+        f"in {result.seconds:.2f}s; {_path_summary(diag)}"
     )
-    if diag["collapsed_layers"]:
-        log.warning("layer collapse: %s", ", ".join(diag["collapsed_layers"]))
-        print(f"WARNING: collapsed layers (no input-to-output path): {', '.join(diag['collapsed_layers'])}")
     if job.out:
         path = masks.save(job.out)
         print(f"masks written to {path}")

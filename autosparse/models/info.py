@@ -15,6 +15,7 @@ from typing import Any
 from autosparse.core.errors import ConfigError
 
 TV_PREFIX = "tv:"
+TIMM_PREFIX = "timm:"
 
 #: Input kinds a model can declare. ``flat``: any shape (the model flattens it);
 #: ``signal``: a 1-D signal ``(C, L)`` or ``(L,)``; ``image``: ``(C, H, W)``.
@@ -33,6 +34,7 @@ class ModelInfo:
     description: str
     inputs: tuple[str, ...]  # subset of INPUT_KINDS
     options: dict[str, Any] = field(default_factory=dict)  # option -> default
+    open_options: bool = False  # True: options beyond those listed go to the library's constructor (tv:, timm:)
 
     def format(self) -> str:
         """One human-readable line (used by the CLI's model listing)."""

@@ -10,8 +10,9 @@ options: their defaults document them, drive string coercion, and are what an un
 error lists, so an option can never be accepted by one path and rejected by another.
 
 Any torchvision classification model is available as ``tv:<name>`` (see
-:mod:`autosparse.models.torchvision_models`); torchvision is imported only when such a name
-is used, because importing it costs seconds at CLI start-up.
+:mod:`autosparse.models.torchvision_models`) and, with the optional ``timm`` extra, any timm
+model as ``timm:<name>`` (:mod:`autosparse.models.timm_models`); each library is imported only
+when such a name is used, because importing it costs seconds at CLI start-up.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ import torch
 from torch import nn
 
 from autosparse.core.errors import ConfigError, UnknownNameError
-from autosparse.models.info import INPUT_KINDS, TV_PREFIX, ModelInfo, coerce_options
+from autosparse.models.info import INPUT_KINDS, TIMM_PREFIX, TV_PREFIX, ModelInfo, coerce_options
+from autosparse.models.timm_models import build_timm, timm_info
 from autosparse.models.torchvision_models import build_torchvision, torchvision_info, torchvision_names
 
 Builder = Callable[..., nn.Module]
@@ -55,8 +57,8 @@ def register_model(
     bad = [k for k in inputs if k not in INPUT_KINDS]
     if bad:
         raise ValueError(f"model {name!r}: unknown input kinds {bad}; use {sorted(INPUT_KINDS)}")
-    if name.startswith(TV_PREFIX):
-        raise ValueError(f"model names starting with {TV_PREFIX!r} are reserved for torchvision models")
+    if name.startswith((TV_PREFIX, TIMM_PREFIX)):
+        raise ValueError(f"model names starting with {TV_PREFIX!r} or {TIMM_PREFIX!r} are reserved for library models")
 
     def deco(builder: B) -> B:
         if name in _REGISTRY and _REGISTRY[name].builder is not builder:
@@ -94,7 +96,8 @@ def _unknown(name: str) -> UnknownNameError:
         "model",
         name,
         _REGISTRY,
-        hint=f"Or use {TV_PREFIX}<name> for any torchvision classification model (e.g. {TV_PREFIX}resnet18)",
+        hint=f"Or use {TV_PREFIX}<name> for any torchvision classification model (e.g. {TV_PREFIX}resnet18), "
+        f"or {TIMM_PREFIX}<name> for any timm model (e.g. {TIMM_PREFIX}convnext_atto; needs the timm extra)",
     )
 
 
@@ -102,6 +105,8 @@ def model_info(name: str) -> ModelInfo:
     """Description, accepted input kinds and options (with defaults) of a model."""
     if name.startswith(TV_PREFIX):
         return torchvision_info(name[len(TV_PREFIX) :])
+    if name.startswith(TIMM_PREFIX):
+        return timm_info(name[len(TIMM_PREFIX) :])
     if name not in _REGISTRY:
         raise _unknown(name)
     return _REGISTRY[name].info
@@ -118,7 +123,7 @@ def build_model(
     the model's options (see :func:`model_info`); strings such as ``"0.5"`` or ``"500,150"`` are
     coerced to the option's type because they arrive from the CLI and YAML.
     """
-    if not name.startswith(TV_PREFIX) and name not in _REGISTRY:
+    if not name.startswith((TV_PREFIX, TIMM_PREFIX)) and name not in _REGISTRY:
         raise _unknown(name)
     shape = _check_shape(name, input_shape)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
@@ -127,6 +132,11 @@ def build_model(
 
         def make() -> nn.Module:
             return build_torchvision(name[len(TV_PREFIX) :], shape, num_classes, **kwargs)
+
+    elif name.startswith(TIMM_PREFIX):
+
+        def make() -> nn.Module:
+            return build_timm(name[len(TIMM_PREFIX) :], shape, num_classes, **kwargs)
 
     else:
         entry = _REGISTRY[name]

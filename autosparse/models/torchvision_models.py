@@ -73,10 +73,12 @@ def torchvision_info(name: str) -> ModelInfo:
         "channels; other options go to torchvision's constructor",
         ("image",),
         options,
+        open_options=True,
     )
 
 
-def _literal(value: Any) -> Any:
+def literal(value: Any) -> Any:
+    """A CLI/YAML string read as a Python literal (``"0.2"`` -> 0.2); anything else as given."""
     if not isinstance(value, str):
         return value
     try:
@@ -108,7 +110,7 @@ def build_torchvision(
     cifar_stem = coerce_value(full, "cifar_stem", cifar_stem, None)
     if cifar_stem and not _is_resnet(name):
         raise ConfigError(f"{full}: option cifar_stem applies only to torchvision ResNet/ResNeXt/Wide-ResNet models")
-    options = {k: _literal(v) for k, v in kwargs.items()}
+    options = {k: literal(v) for k, v in kwargs.items()}
     if name.startswith("vit_"):
         patch = int(name.rsplit("_", 1)[1])
         if h != w or h % patch:
@@ -132,12 +134,12 @@ def build_torchvision(
             f"arguments of torchvision.models.{name} (and cifar_stem for ResNets)"
         ) from None
     except ValueError as exc:  # torchvision's own checks, e.g. MaxViT's partition size vs. the input size
-        raise ConfigError(f"{full} cannot be built for input shape {input_shape}: {_first_line(exc)}") from None
+        raise ConfigError(f"{full} cannot be built for input shape {input_shape}: {first_line(exc)}") from None
 
     if _is_resnet(name) and (cifar_stem if cifar_stem is not None else min(h, w) < SMALL_IMAGE):
         _cifar_stem(model, c)
     _adapt_first_conv(model, full, c)
-    _check_forward(model, full, input_shape)
+    check_forward(model, full, input_shape)
     return model
 
 
@@ -178,7 +180,8 @@ def _adapt_first_conv(model: nn.Module, full: str, channels: int) -> None:
     setattr(parent, attr, new)
 
 
-def _check_forward(model: nn.Module, full: str, input_shape: tuple[int, ...]) -> None:
+def check_forward(model: nn.Module, full: str, input_shape: tuple[int, ...]) -> None:
+    """One forward on a zero batch, so a model too small for its input fails at build time."""
     was_training = model.training
     model.eval()
     try:
@@ -186,13 +189,14 @@ def _check_forward(model: nn.Module, full: str, input_shape: tuple[int, ...]) ->
             model(torch.zeros(1, *input_shape))
     except (RuntimeError, ValueError, AssertionError, IndexError) as exc:
         raise ConfigError(
-            f"{full} cannot take input shape {input_shape} ({_first_line(exc)}); it was designed for larger images "
+            f"{full} cannot take input shape {input_shape} ({first_line(exc)}); it was designed for larger images "
             "(e.g. 224x224): pick another model or resize the data"
         ) from None
     finally:
         model.train(was_training)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an error, for a one-line ConfigError."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from autosparse.core.errors import check_density
+from autosparse.core.errors import ConfigError, check_density
 from autosparse.core.init_transform import InitTransform, fingerprint, rescale_factors
 from autosparse.core.layers import prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks
 from autosparse.data.pruning_data import PruningData
-from autosparse.pruners.inputs import require_data
+from autosparse.pruners.inputs import input_shape_of, require_data
 from autosparse.pruners.registry import PrunerConfig, make_pruner
+from autosparse.topology.diagnostics import mask_diagnostics
 
 
 @dataclass
@@ -44,16 +47,27 @@ def prune(
     seed: int = 0,
     apply: bool = False,
     config: PrunerConfig | Mapping[str, Any] | None = None,
+    check: bool = True,
     **hparams: Any,
 ) -> Masks:
     """Prune ``model`` at initialisation with a registered ``method``.
 
     Returns masks keeping exactly ``round(density * total)`` weights. With ``apply=True`` the
     masks are also attached to ``model`` (torch ``weight_orig``/``weight_mask``); otherwise
-    the model is left untouched.
+    the model is left untouched. With ``check`` (default) a layer left empty or with no
+    input-to-output path is warned about once and recorded in ``masks.meta["diagnostics"]``.
     """
     return prune_timed(
-        model, method, density=density, sparsity=sparsity, data=data, seed=seed, apply=apply, config=config, **hparams
+        model,
+        method,
+        density=density,
+        sparsity=sparsity,
+        data=data,
+        seed=seed,
+        apply=apply,
+        config=config,
+        check=check,
+        **hparams,
     ).masks
 
 
@@ -67,15 +81,19 @@ def prune_timed(
     seed: int = 0,
     apply: bool = False,
     config: PrunerConfig | Mapping[str, Any] | None = None,
+    check: bool = True,
     **hparams: Any,
 ) -> PruneResult:
-    """:func:`prune` that also reports the wall time spent computing the mask."""
+    """:func:`prune` that also reports the wall time spent computing the mask (the diagnostics of
+    ``check`` are not in that time)."""
     d = check_density(density, sparsity)
     pruner = make_pruner(method, config, **hparams)
     prunable_layers(model)  # fail early and clearly on a model with nothing to prune
     pdata = require_data(data, method) if pruner.data_dependent else PruningData.coerce(data)
-    work = safe_deepcopy(model)
-    with torch.random.fork_rng(devices=[]):
+    work = twice_differentiable(safe_deepcopy(model))
+    # the math attention kernel: torch's fused CPU/flash kernels have no double backward, which
+    # GraSP's Hessian-gradient product and ProsPr's meta-gradient take through every attention
+    with torch.random.fork_rng(devices=[]), sdpa_kernel(SDPBackend.MATH):
         torch.manual_seed(seed)
         start = time.perf_counter()
         masks = pruner.masks(work, pdata, d, seed=seed)
@@ -86,9 +104,55 @@ def prune_timed(
         init=_init_transform(model, masks, pruner.config),
     )
     masks.validate(model)
+    if check:
+        record_collapse(model, masks, pdata, getattr(pruner.config, "input_shape", None), method)
     if apply:
         masks.apply(model)
     return PruneResult(masks, seconds, method, dataclasses.asdict(pruner.config))
+
+
+def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """``nn.Hardsigmoid``'s values, with the double backward torch's own kernel lacks."""
+    return F.relu6(x + 3.0) / 6.0
+
+
+def hard_swish(x: torch.Tensor) -> torch.Tensor:
+    """``nn.Hardswish``'s values, with a double backward."""
+    return x * F.relu6(x + 3.0) / 6.0
+
+
+def twice_differentiable(work: nn.Module) -> nn.Module:
+    """Give the pruner's working copy activations whose backward torch can differentiate.
+
+    GraSP (Hessian-gradient product) and ProsPr (meta-gradient) differentiate through the
+    backward pass; on MobileNet-v3 or EfficientNet-style squeeze-excitation they failed with
+    "derivative for aten::hardsigmoid_backward is not implemented". Only ``forward`` is replaced,
+    with the same values: module types (which features and graphs read) stay, and the caller's
+    model is never touched.
+    """
+    for module in work.modules():
+        if isinstance(module, nn.Hardsigmoid):
+            module.forward = hard_sigmoid  # type: ignore[method-assign]
+        elif isinstance(module, nn.Hardswish):
+            module.forward = hard_swish  # type: ignore[method-assign]
+    return work
+
+
+def record_collapse(
+    model: nn.Module, masks: Masks, data: PruningData | None, configured: Sequence[int] | None, method: str
+) -> None:
+    """Warn once, naming them, and record in ``masks.meta`` the layers a method left empty or
+    with no input-to-output path (``meta["diagnostics"]``, see
+    :func:`~autosparse.topology.diagnostics.mask_diagnostics`).
+
+    Why here: SynFlow and SNIP empty most of a small ViT's layers at 50% density, and a caller
+    of the API should hear it before training to chance accuracy, not only readers of the CLI.
+    """
+    try:
+        shape: tuple[int, ...] | None = input_shape_of(method, configured, data, model)
+    except ConfigError:
+        shape = None  # no data, no configured shape: only empty layers can be found
+    masks.meta["diagnostics"] = mask_diagnostics(model, masks, shape, warn=True)
 
 
 def _init_transform(model: nn.Module, masks: Masks, config: PrunerConfig) -> InitTransform | None:

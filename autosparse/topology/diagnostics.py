@@ -2,7 +2,12 @@
 
 A mask can keep the right number of weights and still be useless: a layer with no kept weight,
 or kept weights that lie on no input→output path (layer collapse). The path metrics come from
-:mod:`autosparse.topology.paths`; this module only packages them for the CLI, the bench and warnings.
+:mod:`autosparse.topology.paths`; this module only packages them for ``prune``, the CLI, the
+bench and warnings — and says how far they can be trusted: ``paths`` is ``exact`` (the path
+graph models every op of the forward), ``approximate (...)`` (it ran, but ops it does not model
+were on the way: a layer without a found path is then reported as *unverified*, never as
+collapsed), or ``unavailable (...)`` (the path pass could not run on this model at all; only
+empty layers are reported).
 """
 
 from __future__ import annotations
@@ -15,32 +20,72 @@ from typing import Any
 from torch import nn
 
 from autosparse.core.masks import Masks
+from autosparse.topology.fx_trace import short_error
 from autosparse.topology.paths import path_stats
 
 log = logging.getLogger(__name__)
 
 
 def mask_diagnostics(
-    model: nn.Module, masks: Masks, input_shape: Sequence[int], *, warn: bool = True
+    model: nn.Module, masks: Masks, input_shape: Sequence[int] | None, *, warn: bool = True
 ) -> dict[str, Any]:
     """Density per layer, effective params / nodes, log10 path count and collapsed layers.
 
-    Logs a warning on layer collapse, because a collapsed mask trains to chance accuracy and
-    that is better said before the training than discovered after it.
+    With ``warn``, logs one warning naming the collapsed layers, because a collapsed mask trains
+    to chance accuracy and that is better said before the training than discovered after it.
+    Without an ``input_shape`` only empty layers can be found.
     """
-    stats = path_stats(model, masks, tuple(input_shape))
-    log10_paths = stats.log_paths / math.log(10) if math.isfinite(stats.log_paths) else float("-inf")
-    collapsed = sorted(set(stats.collapsed) | set(masks.empty_layers()))
-    if warn and collapsed:
-        log.warning("layer collapse: no input-to-output path through %s", ", ".join(collapsed))
-    return {
+    empty = masks.empty_layers()
+    out: dict[str, Any] = {
         "kept": masks.kept,
         "total": masks.total,
         "density": masks.density,
         "layer_density": {r.name: r.density for r in masks.layers()},
-        "effective_params": stats.effective_params,
-        "effective_nodes": stats.effective_nodes,
-        "total_nodes": stats.total_nodes,
-        "log10_paths": log10_paths,
-        "collapsed_layers": collapsed,
+        "empty_layers": empty,
+        "effective_params": None,
+        "effective_nodes": None,
+        "total_nodes": None,
+        "log10_paths": None,
+        "no_path_layers": [],
+        "unverified_layers": [],
+        "paths": "unavailable (no input shape)",
     }
+    if input_shape is not None:
+        try:
+            stats = path_stats(model, masks, tuple(input_shape))
+        except Exception as exc:  # a diagnostic must never break the pruning it reports on
+            out["paths"] = f"unavailable ({type(exc).__name__}: {short_error(exc)})"
+        else:
+            out.update(
+                effective_params=stats.effective_params,
+                effective_nodes=stats.effective_nodes,
+                total_nodes=stats.total_nodes,
+                log10_paths=stats.log_paths / math.log(10) if math.isfinite(stats.log_paths) else float("-inf"),
+                no_path_layers=[n for n in stats.collapsed if n not in empty],
+                unverified_layers=list(stats.unverified),
+                paths=f"approximate (ops not modelled: {', '.join(stats.approximate)})"
+                if stats.approximate
+                else "exact",
+            )
+    out["collapsed_layers"] = [n for n in masks if n in set(empty) | set(out["no_path_layers"])]
+    if warn:
+        warn_collapse(out)
+    return out
+
+
+def warn_collapse(diag: dict[str, Any]) -> None:
+    """The one warning a collapsed (or unverifiable) mask gets, naming its layers."""
+    empty, no_path = diag["empty_layers"], diag["no_path_layers"]
+    parts = []
+    if empty:
+        parts.append(f"{len(empty)} layer(s) keep no weight: {', '.join(empty)}")
+    if no_path:
+        parts.append(f"{len(no_path)} layer(s) have no input-to-output path: {', '.join(no_path)}")
+    if parts:
+        log.warning("layer collapse (the mask trains to chance accuracy): %s", "; ".join(parts))
+    if diag["unverified_layers"]:
+        log.warning(
+            "no path found through %s, but the path counts are %s; not reported as collapsed",
+            ", ".join(diag["unverified_layers"]),
+            diag["paths"],
+        )

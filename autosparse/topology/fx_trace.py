@@ -44,13 +44,13 @@ class _LayerTracer(fx.Tracer):
         # torch's transformer layers branch on tensor properties to pick a fused fast path; their
         # math-equivalent slow path is traceable, so trace that instead of falling back to a chain.
         if isinstance(m, nn.TransformerEncoderLayer):
-            forward = functools.partial(_encoder_layer_slow_path, m)
+            forward = functools.partial(encoder_layer_slow_path, m)
         elif isinstance(m, nn.TransformerEncoder):
-            forward = functools.partial(_encoder_slow_path, m)
+            forward = functools.partial(encoder_slow_path, m)
         return super().call_module(m, forward, args, kwargs)
 
 
-def _encoder_layer_slow_path(
+def encoder_layer_slow_path(
     m: nn.TransformerEncoderLayer,
     src: Tensor,
     src_mask: Tensor | None = None,
@@ -65,7 +65,7 @@ def _encoder_layer_slow_path(
     return m.norm2(x + m._ff_block(x))
 
 
-def _encoder_slow_path(
+def encoder_slow_path(
     m: nn.TransformerEncoder,
     src: Tensor,
     mask: Tensor | None = None,

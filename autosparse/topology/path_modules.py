@@ -5,18 +5,29 @@ non-negative signals, so that an all-ones input's summed output *is* the number 
 Normalisation layers and element-wise activations become the identity (on non-negative inputs
 a ReLU is the identity), and every pooling window becomes a *sum*: a max-pool window connects
 all of its inputs to its output in the graph, even though only one wins on a given image, and
-an average's ``1/k`` would count each path ``1/k`` times. Which module becomes what is decided
-here, once, by type.
+an average's ``1/k`` would count each path ``1/k`` times. Attention and torch's transformer
+layers keep their modules but get a path-graph ``forward``: ``nn.MultiheadAttention`` computes
+its projections with the (masked) weights and mixes tokens by the rule of
+:func:`~autosparse.topology.path_ops.attention_paths`, calling ``out_proj`` as a module so its
+path counts are seen; ``nn.TransformerEncoderLayer``/``nn.TransformerEncoder`` run their
+math-equivalent slow path (their fused fast path reads ``norm1.eps`` and bypasses every swap).
+Which module becomes what is decided here, once, by type. Functional ops are
+:mod:`autosparse.topology.path_ops`' job.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from autosparse.topology.fx_trace import encoder_layer_slow_path, encoder_slow_path
+from autosparse.topology.path_ops import attention_paths
 
 _NORMS: tuple[type[nn.Module], ...] = (
     nn.BatchNorm1d,
@@ -128,9 +139,40 @@ class AdaptiveSumPool(nn.Module):
         return out
 
 
+def path_attention_forward(
+    m: nn.MultiheadAttention, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *args: Any, **kwargs: Any
+) -> tuple[torch.Tensor, None]:
+    """``nn.MultiheadAttention.forward`` on the path graph (masks, biases and dropout play no part).
+
+    Why not torch's own forward: it multiplies two signals (``softmax(q kᵀ) v``), takes its fused
+    fast path under ``no_grad``, and reads ``out_proj.weight`` without calling ``out_proj``, so
+    the out-projection's units would look unreached. The in-projection's input and output are
+    left on ``m.path_io`` for the path counts per unit (a module's output here is not them).
+    """
+    unbatched = query.dim() == 2
+    qkv = [t.unsqueeze(0) if unbatched else (t if m.batch_first else t.transpose(0, 1)) for t in (query, key, value)]
+    e = m.embed_dim
+    w = m.in_proj_weight
+    proj = [F.linear(t, w[i * e : (i + 1) * e]) for i, t in enumerate(qkv)]
+    if len({t.shape[1] for t in proj}) == 1:  # the in-projection's units, for the path counts per unit
+        joined = torch.cat(proj, -1)
+        m.path_io = (qkv[0], joined)  # type: ignore[assignment]
+        proj = list(joined.split(e, -1))
+    heads = [t.unflatten(-1, (m.num_heads, -1)).transpose(1, 2) for t in proj]  # (N, heads, L, head_dim)
+    out = m.out_proj(attention_paths(*heads).transpose(1, 2).flatten(2))
+    out = out.squeeze(0) if unbatched else (out if m.batch_first else out.transpose(0, 1))
+    return out, None
+
+
 def to_path_modules(root: nn.Module) -> None:
     """Swap, in place, every module that is not a linear map of non-negative signals."""
     for name, module in list(root.named_modules()):
+        if isinstance(module, nn.MultiheadAttention) and module._qkv_same_embed_dim:
+            module.forward = functools.partial(path_attention_forward, module)  # type: ignore[method-assign]
+        elif isinstance(module, nn.TransformerEncoderLayer):
+            module.forward = functools.partial(encoder_layer_slow_path, module)  # type: ignore[method-assign]
+        elif isinstance(module, nn.TransformerEncoder):
+            module.forward = functools.partial(encoder_slow_path, module)  # type: ignore[method-assign]
         if not name:
             continue
         new: nn.Module | None = None

@@ -9,7 +9,9 @@ pass, so nothing here needs an explicit graph and residual networks work unchang
   pruned; or ``|θ|·m`` for SynFlow's weighted flow), zero every bias, make every other
   parameter non-negative, and replace what is not a linear map of non-negative signals by what
   it is on the path graph (norms and activations by identity, pooling windows by sums; see
-  :mod:`autosparse.topology.path_modules`);
+  :mod:`autosparse.topology.path_modules`), and run the forward under
+  :class:`~autosparse.topology.path_ops.PathMode`, which reads functional ops the same way
+  (a gate ``x * s`` or a product of two signals adds the operands' paths, constants start none);
 * feed an all-ones input. The network is then linear in the input and in each weight, and the
   summed output ``R`` is exactly the number of paths (Σ over paths of the product of weights);
 * ``w·∂R/∂w`` is the number of paths through weight ``w``; ``∂R/∂w`` for a *pruned* weight is
@@ -32,10 +34,10 @@ channels of a Conv), and a node is effective when at least one path runs through
 
 from __future__ import annotations
 
-import copy
 import math
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -43,29 +45,17 @@ from torch import nn
 from torch.func import functional_call
 
 from autosparse.core.errors import ConfigError, MaskError
-from autosparse.core.layers import PrunableLayer, prunable_layers
+from autosparse.core.layers import PrunableLayer, prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks, current_masks, remove_masks
+from autosparse.core.parallel import single_threaded_torch
+from autosparse.topology.log_counts import LogCounts, log_count
 from autosparse.topology.path_modules import to_path_modules
+from autosparse.topology.path_ops import PathMode, mark_signal
 
 Weighting = Literal["unit", "abs"]
 
 #: Input/backward-seed scales tried in turn when a pass overflows float64 (2**0, 2**-256, ...).
 _LOG2_SCALES: tuple[int, ...] = (0, -256, -512, -768)
-
-
-def _deepcopy(model: nn.Module) -> nn.Module:
-    """``copy.deepcopy`` that also works on a torch-pruned model.
-
-    ``prune.custom_from_mask`` stores ``weight = weight_orig * weight_mask`` as a plain attribute
-    that is not a graph leaf, which ``deepcopy`` refuses; pre-seeding the memo with detached
-    copies of such tensors makes the copy possible without touching the caller's model.
-    """
-    memo: dict[int, object] = {}
-    for module in model.modules():
-        for value in vars(module).values():
-            if isinstance(value, torch.Tensor) and not value.is_leaf:
-                memo[id(value)] = value.detach().clone()
-    return copy.deepcopy(model, memo)
 
 
 def _total(out: object) -> torch.Tensor:
@@ -84,10 +74,6 @@ def _unit_dims(layer_kind: str, t: torch.Tensor) -> tuple[int, ...]:
     linear: the last dim, so sequence models count per feature)."""
     unit = 1 if layer_kind == "conv" else t.dim() - 1
     return tuple(d for d in range(t.dim()) if d != unit)
-
-
-def _log(t: torch.Tensor) -> torch.Tensor:
-    return torch.log(t.clamp_min(0.0))  # exact zeros become -inf, as they should
 
 
 def _resolve_masks(model: nn.Module, masks: Mapping[str, torch.Tensor] | None) -> Masks:
@@ -114,38 +100,6 @@ def _check_shape(input_shape: Sequence[int] | None) -> tuple[int, ...]:
     return shape
 
 
-class LogCounts(Mapping[str, torch.Tensor]):
-    """Per-layer log path counts, taken lazily from the raw (scaled, float64) counts.
-
-    Why lazy: a caller often needs only *which* weights lie on a path (connectivity repair,
-    effective-parameter counts), and the log of every weight of an 11M-weight network costs
-    more than the pass that counted them. :meth:`positive` answers that from the raw counts;
-    the logs are computed, once per layer, on first access.
-    """
-
-    def __init__(self, raw: dict[str, tuple[torch.Tensor, torch.Tensor | None]], shift: float) -> None:
-        self._raw = raw  # name -> (count, optional factor): the value is log(count * factor) - shift
-        self._shift = shift
-        self._logs: dict[str, torch.Tensor] = {}
-
-    def __getitem__(self, name: str) -> torch.Tensor:
-        if name not in self._logs:
-            g, w = self._raw[name]
-            self._logs[name] = (_log(g if w is None else g * w) - self._shift).cpu()
-        return self._logs[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._raw)
-
-    def __len__(self) -> int:
-        return len(self._raw)
-
-    def positive(self, name: str) -> torch.Tensor:
-        """Where the count is non-zero (the log is finite), without taking any log."""
-        g, w = self._raw[name]
-        return ((g > 0) if w is None else (g * w > 0)).cpu()
-
-
 @dataclass
 class PathFlow:
     """Everything one forward + backward pass says about the paths of a masked network.
@@ -159,6 +113,7 @@ class PathFlow:
     weight_log_potential: Mapping[str, torch.Tensor]  # log #paths a weight would carry if kept (with unit weight)
     out_unit_log_paths: dict[str, torch.Tensor]  # log #paths through each output unit of the layer
     in_unit_log_paths: dict[str, torch.Tensor]  # log #paths through each input unit of the layer
+    approximate: tuple[str, ...] = ()  # ops not modelled on the path graph (empty: exact)
 
     def effective(self) -> dict[str, torch.Tensor]:
         """Kept weights on at least one path."""
@@ -189,7 +144,7 @@ class PathNetwork:
         if device is None:
             device = src_layers[0].parameter.device
         self.device = torch.device(device)
-        net = _deepcopy(model)
+        net = safe_deepcopy(model)
         remove_masks(net)  # a torch-pruned model: bake weight_orig*weight_mask into a plain weight
         net = net.to(device=self.device, dtype=torch.float64).eval()
         to_path_modules(net)
@@ -206,30 +161,54 @@ class PathNetwork:
                 else:
                     p.abs_()  # any other scale (layer scale, ...) must not flip a path's sign
         self.net = net
+        self.unmodelled: set[str] = set()  # ops the path graph does not model (see path_ops)
         self._captures: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self._capture = False
         for layer in self.layers:
             layer.module.register_forward_hook(self._hook(layer.name))
-        self.order = self._execution_order()
+        self._order: list[str] | None = None
+
+    @property
+    def approximate(self) -> tuple[str, ...]:
+        """Ops on the input's signal that :mod:`~autosparse.topology.path_ops` does not model
+        (empty: the counts are exact on the path graph; otherwise they are an approximation)."""
+        return tuple(sorted(self.unmodelled))
+
+    def _threads(self) -> AbstractContextManager[None]:
+        """Batch-1 float64 passes are many small ops: on the CPU, one thread (see single_threaded_torch)."""
+        return single_threaded_torch() if self.device.type == "cpu" else nullcontext()
 
     # --- passes ---------------------------------------------------------------------------
     def _hook(self, name: str):
         def hook(module: nn.Module, inputs: tuple[object, ...], output: object) -> None:
             if not self._capture:
                 return
-            if inputs and isinstance(inputs[0], torch.Tensor) and isinstance(output, torch.Tensor):
+            io = getattr(module, "path_io", None)  # attention: its in-projection (path_attention_forward)
+            if io is not None:
+                self._captures.setdefault(name, []).append(io)
+                module.path_io = None
+            elif inputs and isinstance(inputs[0], torch.Tensor) and isinstance(output, torch.Tensor):
                 self._captures.setdefault(name, []).append((inputs[0], output))
             else:
                 self._captures.setdefault(name, [])
 
         return hook
 
-    def _execution_order(self) -> list[str]:
-        ones = {layer.name: torch.ones_like(layer.parameter) for layer in self.layers}
-        with torch.no_grad():
-            _, _, caps = self.forward(ones, capture=True)
-        order = list(caps)  # dicts keep first-insertion order = first call order
-        return order + [n for n in self.names if n not in caps]
+    @property
+    def order(self) -> list[str]:
+        """Prunable layers in the order the forward pass first reaches them (one dense pass, or
+        the first :meth:`flow`'s, whichever comes first)."""
+        if self._order is None:
+            ones = {layer.name: torch.ones_like(layer.parameter) for layer in self.layers}
+            with torch.no_grad():
+                _, _, caps = self.forward(ones, capture=True)
+            self._set_order(caps)
+        assert self._order is not None
+        return self._order
+
+    def _set_order(self, caps: Mapping[str, object]) -> None:
+        if self._order is None:  # dicts keep first-insertion order = first call order
+            self._order = list(caps) + [n for n in self.names if n not in caps]
 
     def ones_input(self, log2_scale: int = 0, *, requires_grad: bool = False) -> torch.Tensor:
         x = torch.full((1, *self.input_shape), 2.0**log2_scale, dtype=torch.float64, device=self.device)
@@ -246,11 +225,15 @@ class PathNetwork:
         for log2 in _LOG2_SCALES:
             self._captures = {}
             self._capture = capture
+            mode = PathMode()
             try:
-                x = self.ones_input(log2, requires_grad=input_grad)
-                total = _total(functional_call(self.net, params, (x,)))
+                x = mark_signal(self.ones_input(log2, requires_grad=input_grad))
+                with self._threads(), mode:
+                    out = functional_call(self.net, params, (x,))
+                total = _total(out)
             finally:
                 self._capture = False
+            self.unmodelled |= mode.unmodelled
             if torch.isfinite(total):
                 caps, self._captures = self._captures, {}
                 return total, log2, caps
@@ -298,8 +281,9 @@ class PathNetwork:
         leaves = {
             n: w.detach().to(device=self.device, dtype=torch.float64).requires_grad_(True) for n, w in weights.items()
         }
-        with torch.enable_grad():
+        with torch.enable_grad(), self._threads():
             total, log2_in, caps = self.forward(leaves, capture=True, input_grad=True)
+            self._set_order(caps)
             pairs = [(n, i, o) for n, lst in caps.items() for i, o in lst]
             targets: list[torch.Tensor] = [leaves[n] for n in self.names]
             targets += [t for _, i, o in pairs for t in (i, o)]
@@ -340,7 +324,7 @@ class PathNetwork:
                 store[n] = store[n] + per_unit if n in store else per_unit
         for store in (in_units, out_units):
             for n in list(store):
-                store[n] = (_log(store[n]) - shift).cpu()
+                store[n] = (log_count(store[n]) - shift).cpu()
         for layer in self.layers:  # layers the forward pass never reached carry no path
             w = layer.parameter
             if layer.name not in out_units:
@@ -355,6 +339,7 @@ class PathNetwork:
             LogCounts(raw_potential, shift),
             out_units,
             in_units,
+            self.approximate,
         )
 
 
@@ -369,7 +354,9 @@ class PathStats:
     kept_params: int
     nodes_per_layer: dict[str, int]
     params_per_layer: dict[str, int]
-    collapsed: list[str]
+    collapsed: list[str]  # no kept weight, or (exact counts only) no path through the layer
+    approximate: tuple[str, ...] = ()  # ops the path graph does not model: counts are approximate
+    unverified: list[str] = field(default_factory=list)  # no path found, but the counts are approximate
 
     @property
     def effective_paths(self) -> float:
@@ -409,7 +396,10 @@ def stats_from_flow(flow: PathFlow, masks: Mapping[str, torch.Tensor]) -> PathSt
     params = {n: int(e.sum()) for n, e in eff.items()}
     nodes = {n: int(torch.isfinite(flow.out_unit_log_paths[n]).sum()) for n in eff}
     total_nodes = sum(int(flow.out_unit_log_paths[n].numel()) for n in eff)
-    collapsed = [n for n in eff if not bool(masks[n].any()) or params[n] == 0]
+    empty = [n for n in eff if not bool(masks[n].any())]
+    no_path = [n for n in eff if n not in empty and params[n] == 0]
+    # an approximate count proves no collapse: such layers are reported, not called collapsed
+    collapsed = empty if flow.approximate else [n for n in eff if n in empty or n in no_path]
     return PathStats(
         log_paths=flow.log_paths,
         effective_nodes=sum(nodes.values()),
@@ -419,6 +409,8 @@ def stats_from_flow(flow: PathFlow, masks: Mapping[str, torch.Tensor]) -> PathSt
         nodes_per_layer=nodes,
         params_per_layer=params,
         collapsed=collapsed,
+        approximate=flow.approximate,
+        unverified=no_path if flow.approximate else [],
     )
 
 

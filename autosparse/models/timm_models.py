@@ -1,0 +1,113 @@
+"""Any timm model as ``timm:<name>``, randomly initialised and fitted to the data (timm is an optional extra).
+
+``timm.create_model(name, pretrained=False, num_classes=..., in_chans=...)`` builds the network:
+pretrained weights are never loaded and nothing is downloaded (a ``pretrained``/``checkpoint_path``
+option is an error), since pruning happens *at initialisation*. timm adapts the first convolution
+to the data's channels itself (``in_chans``). Models that take an image size (ViT, DeiT, Swin...)
+get ``img_size`` equal to the input's, so ``timm:deit_tiny_patch16_224`` runs on 32x32 images as
+2x2 patches; for the others the option is left out. Other options go to ``timm.create_model``
+unchanged (CLI strings are read as Python literals: ``depth="2"`` -> 2), e.g. ``depth=2`` or
+``embed_dim=96`` to shrink a ViT for a quick run.
+
+Every model is checked with one forward pass on a zero batch at build time, as ``tv:`` models
+are, so a model that cannot take the input size fails here with a ConfigError naming the shape.
+List the names with ``python -c "import timm; print(timm.list_models())"`` (about 1,400).
+"""
+
+from __future__ import annotations
+
+import difflib
+from functools import cache
+from types import ModuleType
+from typing import Any
+
+from torch import nn
+
+from autosparse.core.errors import ConfigError, UnknownNameError
+from autosparse.models.info import TIMM_PREFIX, ModelInfo
+from autosparse.models.torchvision_models import check_forward, first_line, literal
+
+_FORBIDDEN = ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path", "weights", "cache_dir")
+_EXAMPLES = ("resnet18", "convnext_atto", "efficientnet_b0", "mobilenetv3_small_050", "deit_tiny_patch16_224")
+INSTALL_HINT = "install the optional extra: pip install 'autosparse[timm]' (or pip install timm)"
+
+
+def _timm() -> ModuleType:
+    try:
+        import timm
+    except ImportError:
+        raise ConfigError(f"{TIMM_PREFIX}<name> models need timm, which is not installed; {INSTALL_HINT}") from None
+    return timm
+
+
+@cache
+def timm_names() -> list[str]:
+    """Every architecture timm can build (``timm.list_models()``, without pretrained tags)."""
+    return list(_timm().list_models())
+
+
+def _check_name(name: str) -> None:
+    if not _timm().is_model(name.split(".", 1)[0]):
+        near = difflib.get_close_matches(name, timm_names(), n=8, cutoff=0.6) or list(_EXAMPLES)
+        raise UnknownNameError(  # the near names only: all ~1,400 would bury the message
+            "timm model",
+            name,
+            near,
+            hint=f'Write it as {TIMM_PREFIX}<name>; list every name with: python -c "import timm; '
+            'print(timm.list_models())"',
+        )
+
+
+def timm_info(name: str) -> ModelInfo:
+    """Registry entry for ``timm:<name>`` (built on demand: timm has ~1,400 architectures)."""
+    _check_name(name)
+    return ModelInfo(
+        TIMM_PREFIX + name,
+        f"timm {name}, randomly initialised (never pretrained, nothing downloaded); options go to timm.create_model",
+        ("image",),
+        {},
+        open_options=True,
+    )
+
+
+def build_timm(name: str, input_shape: tuple[int, ...], num_classes: int, **kwargs: Any) -> nn.Module:
+    """Build ``timm:<name>`` for ``input_shape`` (see the module docstring)."""
+    timm = _timm()
+    _check_name(name)
+    full = TIMM_PREFIX + name
+    bad = [k for k in kwargs if k in _FORBIDDEN]
+    if bad:
+        raise ConfigError(
+            f"{full}: option {', '.join(bad)} is not accepted; autosparse never loads pretrained weights "
+            "(pruning at initialisation needs a random init)"
+        )
+    if len(input_shape) != 3:
+        raise ConfigError(
+            f"{full} cannot take input shape {input_shape}: timm models take images (C, H, W) such as "
+            "(3, 32, 32) or (1, 28, 28); for 1-D signals use cnn1d or mlp"
+        )
+    c, h, w = input_shape
+    options = {k: literal(v) for k, v in kwargs.items()}
+
+    def create(**extra: Any) -> nn.Module:
+        return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=c, **options, **extra)
+
+    try:
+        if "img_size" in options:
+            model = create()
+        else:
+            try:
+                model = create(img_size=(h, w))
+            except TypeError as exc:
+                if "img_size" not in str(exc):
+                    raise
+                model = create()  # a model without a fixed image size (CNNs)
+    except TypeError as exc:
+        raise ConfigError(
+            f"{full} does not accept option(s) {', '.join(sorted(options))}: {first_line(exc)}. Valid options are "
+            f"the keyword arguments of timm's {name}"
+        ) from None
+    except (ValueError, AssertionError, RuntimeError) as exc:
+        raise ConfigError(f"{full} cannot be built for input shape {input_shape}: {first_line(exc)}") from None
+    check_forward(model, full, input_shape)
+    return model

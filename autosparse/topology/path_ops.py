@@ -1,0 +1,186 @@
+"""The functional ops of a forward pass, read as the path graph: :class:`PathMode`.
+
+:mod:`autosparse.topology.path_modules` swaps the *modules* that are not linear maps of
+non-negative signals (norms, activations, pools). Much of a modern network is functional
+instead, and run literally on the path network it is wrong:
+
+* a multiplicative gate — squeeze-excitation's ``scale * input`` (torchvision, timm), timm's
+  ``x * hard_sigmoid(x)`` — *multiplies* two path counts, so every gated block squares the
+  count: MobileNet-v3 overflowed, then underflowed to a false "no path at all";
+* attention written as ``q @ k.transpose(-2, -1)`` / ``attn @ v`` or
+  ``F.scaled_dot_product_attention`` (timm ViTs) multiplies signals the same way;
+* a constant operand (``x + 3`` inside a hard-sigmoid, ``x + pos_embed``, a concatenated class
+  token) creates "paths" that start mid-network, and ``1 - x`` can cancel real ones.
+
+Inside :class:`PathMode` (a ``TorchFunctionMode``, so it sees every op a forward runs, whatever
+the model's Python does — no tracing needed) each op on a *signal* (a tensor computed from the
+input) takes its meaning on the computation DAG, where a path is a chain of edges from an input
+element to an output element and a node reading several operands has an edge from each:
+
+* two signals joined element-wise (``*``, ``+``, ``-``, ``/``, maximum...): paths add, ``a + b``;
+* ``A @ B`` with two signals: ``C_ij`` reads ``A_ik`` and ``B_kj`` for every ``k``, so
+  ``A @ 1 + 1 @ B``; scaled-dot-product attention is that rule applied to ``(q kᵀ) v``;
+* a constant operand is dropped (a python number, or a tensor not computed from the input, in
+  a sum); a product with a constant tensor (layer scale) keeps its ``|value|``, as before;
+* element-wise activations, normalisations, dropout and softmax are the identity.
+
+Everything else (reshapes, convolutions, pooling, reductions) runs unchanged: on non-negative
+signals it already is its path graph. Ops on a signal that are in none of these tables are
+recorded in :attr:`PathMode.unmodelled`; the counts are then an approximation, and the callers
+say so instead of reporting a collapse they cannot prove.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten, tree_map
+
+from autosparse.topology.replay_ops import (
+    CONST_FUNCS,
+    CONST_METHODS,
+    MIX_FUNCS,
+    MIX_METHODS,
+    MOVE_FUNCS,
+    MOVE_METHODS,
+    REDUCE_FUNCS,
+    REDUCE_METHODS,
+    RESAMPLE_FUNCS,
+)
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+#: element-wise ops that are the identity on the path graph (by name, so the function, the
+#: Tensor method and the in-place variant all match). ``relu`` is not among them: on the
+#: non-negative signals here it already *is* the identity in value, and run literally its zero
+#: gradient at 0 keeps the pinned masks of NPB/DPaI/autos on the zoo exactly as they were.
+IDENTITY_OPS = frozenset(
+    _words(
+        "relu6 hardtanh leaky_relu prelu rrelu gelu silu mish hardswish hardsigmoid sigmoid tanh elu selu "
+        "celu softplus softsign logsigmoid tanhshrink threshold clamp clip clamp_min abs "
+        "softmax log_softmax softmin dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout "
+        "layer_norm batch_norm group_norm instance_norm rms_norm local_response_norm normalize "
+        "float double half to type_as clone detach contiguous"
+    )
+)
+#: element-wise joins of two operands
+JOIN_OPS = frozenset(_words("add sub subtract mul multiply div divide true_divide maximum minimum fmax fmin rsub"))
+MATMUL_OPS = frozenset(_words("matmul mm bmm"))
+#: ops that run unchanged on signals without making the counts approximate
+_PLAIN_FUNCS = MOVE_FUNCS | RESAMPLE_FUNCS | REDUCE_FUNCS | MIX_FUNCS | CONST_FUNCS
+_MIX = MIX_FUNCS | MIX_METHODS
+_PLAIN_METHODS = MOVE_METHODS | REDUCE_METHODS | MIX_METHODS | CONST_METHODS
+_PLAIN_NAMES = frozenset(
+    _words(
+        "relu pad size dim numel shape getitem setitem len iter bool format repr get set hash contains "
+        "requires_grad_ retain_grad sum mean cumsum zero_ fill_ new_ones new_zeros unfold fold "
+        "conv1d conv2d conv3d linear adaptive_avg_pool1d adaptive_avg_pool2d avg_pool1d avg_pool2d max_pool1d "
+        "max_pool2d max_pool1d_with_indices max_pool2d_with_indices adaptive_max_pool2d interpolate "
+        "eq ne lt le gt ge isfinite isnan any all item tolist data_ptr is_floating_point element_size"
+    )
+)
+#: marks a tensor computed from the path network's input
+SIGNAL_ATTR = "_autosparse_path_signal"
+
+
+def mark_signal(t: torch.Tensor) -> torch.Tensor:
+    """Tag ``t`` as computed from the input (the seed of every signal the mode tracks)."""
+    setattr(t, SIGNAL_ATTR, True)
+    return t
+
+
+def is_signal(x: object) -> bool:
+    return isinstance(x, torch.Tensor) and getattr(x, SIGNAL_ATTR, False)
+
+
+def op_name(func: Callable[..., Any]) -> str:
+    """``mul`` for ``torch.mul``, ``Tensor.mul``, ``Tensor.__mul__``, ``Tensor.__rmul__``, ``mul_``, ``__imul__``."""
+    name = getattr(func, "__name__", "") or ""
+    if name.startswith("__") and name.endswith("__"):
+        name = name[2:-2]
+        if name.startswith("i") and name[1:] in {"add", "sub", "mul", "truediv", "div", "matmul"}:
+            name = name[1:] + "_"
+        elif name.startswith("r") and name[1:] in {"add", "sub", "mul", "truediv", "div", "matmul"}:
+            name = name[1:]
+    if name == "truediv":
+        name = "div"
+    return name
+
+
+class PathMode(TorchFunctionMode):
+    """Run a forward with every op on a signal read as its path graph (see the module doc)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unmodelled: set[str] = set()
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: tuple[type, ...],
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = kwargs or {}
+        flat, _ = tree_flatten((args, kwargs))
+        if not any(is_signal(a) for a in flat):
+            return func(*args, **kwargs)
+        name = op_name(func)
+        base = name.rstrip("_")
+        inplace = name.endswith("_") and not name.startswith("_")
+        out: Any
+        if base in IDENTITY_OPS and is_signal(args[0] if args else None):
+            out = args[0] if inplace else args[0].clone()  # a cast too: the path network stays float64
+        elif base in JOIN_OPS and len(args) >= 2:
+            out = _join(func, base, inplace, args, kwargs)
+        elif base in MATMUL_OPS and len(args) >= 2 and is_signal(args[0]) and is_signal(args[1]):
+            out = _matmul_paths(args[0], args[1])
+        elif func is F.scaled_dot_product_attention:
+            out = attention_paths(*args[:3])
+        elif base in ("cat", "concat", "concatenate", "stack") and args:
+            out = func([t if is_signal(t) else torch.zeros_like(t) for t in args[0]], *args[1:], **kwargs)
+        else:
+            known = func in _PLAIN_FUNCS or name in _PLAIN_METHODS or base in _PLAIN_NAMES or name in _PLAIN_NAMES
+            mixes_signals = (func in _MIX or name in _MIX) and sum(is_signal(a) for a in flat) > 1
+            if not known or mixes_signals:  # e.g. einsum of two signals: a product, not a path sum
+                self.unmodelled.add(name or repr(func))
+            out = func(*args, **kwargs)
+        return tree_map(lambda t: mark_signal(t) if isinstance(t, torch.Tensor) else t, out)
+
+
+def _join(
+    func: Callable[..., Any], base: str, inplace: bool, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> torch.Tensor:
+    a, b = args[0], args[1]
+    sa, sb = is_signal(a), is_signal(b)
+    if base in ("rsub",):  # torch.rsub(a, b) = b - a
+        a, b, sa, sb = b, a, sb, sa
+    if sa and sb:  # a node reading two signals: an edge from each
+        return a.add_(b) if inplace else a + b
+    sig, other = (a, b) if sa else (b, a)
+    if inplace and not sa:  # constant.mul_(signal): the result must still be the signal's paths
+        return sig + torch.zeros_like(a)
+    if base in ("mul", "multiply") and isinstance(other, torch.Tensor):
+        return sig.mul_(other.abs()) if inplace and sa else sig * other.abs()  # layer scale: |γ| weights its edge
+    if isinstance(other, torch.Tensor) and other.dim() > 0:  # a constant tensor: keep the broadcast shape
+        z = torch.zeros_like(other)
+        return sig.add_(z) if inplace and sa else sig + z
+    return sig if inplace and sa else sig.clone()  # a constant number adds no path and scales none
+
+
+def _matmul_paths(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``C = A @ B`` on the path graph: ``C_ij`` reads ``A_ik`` and ``B_kj`` for every ``k``."""
+    return a @ torch.ones_like(b) + torch.ones_like(a) @ b
+
+
+def attention_paths(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``softmax(q kᵀ) v`` on the path graph, softmax read element-wise (shapes ``(..., L, E)``)."""
+    scores = _matmul_paths(q, k.transpose(-2, -1))
+    return _matmul_paths(scores, v)

@@ -1,0 +1,188 @@
+"""Path counts through what modern networks do functionally: gates, signal products, constants.
+
+Each model is small enough that its path count on the computation DAG (a node reading several
+operands has an edge from each; a constant starts no path) can be written down by hand from the
+0/1 masks, and :func:`path_stats` must give exactly that number.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from autosparse.core.masks import Masks
+from autosparse.pruners import prune
+from autosparse.topology.diagnostics import mask_diagnostics
+from autosparse.topology.paths import path_stats
+
+
+def _masks(model: nn.Module, seed: int = 0, density: float = 0.6) -> Masks:
+    g = torch.Generator().manual_seed(seed)
+    return Masks({n: torch.rand(p.shape, generator=g) < density for n, p in model.named_parameters() if "weight" in n})
+
+
+class Gate(nn.Module):
+    """Squeeze-excitation in miniature: ``a(x) * sigmoid(g(x))``, then a linear read-out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.g, self.out = nn.Linear(5, 4, bias=False), nn.Linear(5, 4, bias=False), nn.Linear(4, 3, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.a(x) * torch.sigmoid(self.g(x)) + 3.0)
+
+
+class Product(nn.Module):
+    """Two signals multiplied as matrices, as attention does: ``(x Aᵀ) @ (x Bᵀ)ᵀ``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(3, 4, bias=False), nn.Linear(3, 4, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.a(x) @ self.b(x).transpose(-2, -1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_multiplicative_gate_paths_add_and_constants_start_none(seed: int) -> None:
+    model = Gate()
+    m = _masks(model, seed)
+    a, g, o = (m[f"{k}.weight"].double() for k in ("a", "g", "out"))
+    ones = torch.ones(5, dtype=torch.float64)
+    expected = float(o.sum(0) @ (a @ ones + g @ ones))  # the "+ 3.0" adds no path
+    stats = path_stats(model, m, (5,))
+    assert stats.approximate == ()
+    assert math.isclose(math.exp(stats.log_paths), expected, rel_tol=1e-9) if expected else stats.log_paths == -math.inf
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_product_of_two_signals_counts_both_operands(seed: int) -> None:
+    model = Product()
+    m = _masks(model, seed)
+    a, b = m["a.weight"].double(), m["b.weight"].double()
+    length = 2  # tokens; C_ij = Σ_k A_ik B_jk reads every A_ik and B_jk
+    pa, pb = a.sum(1), b.sum(1)  # paths into each feature of one token (all-ones input)
+    expected = length * length * float(pa.sum() + pb.sum())
+    stats = path_stats(model, m, (length, 3))
+    assert math.isclose(math.exp(stats.log_paths), expected, rel_tol=1e-9)
+    assert stats.params_per_layer == {n: int(t.sum()) for n, t in m.items()}
+
+
+def test_a_constant_keeps_no_layer_alive_and_is_reported_collapsed() -> None:
+    model = Gate()
+    m = Masks({n: torch.ones(p.shape, dtype=torch.bool) for n, p in model.named_parameters()})
+    m = Masks(
+        {
+            **m.to_dict(),
+            "a.weight": torch.zeros(4, 5, dtype=torch.bool),
+            "g.weight": torch.zeros(4, 5, dtype=torch.bool),
+        }
+    )
+    diag = mask_diagnostics(model, m, (5,), warn=False)
+    assert diag["log10_paths"] == -math.inf
+    assert diag["collapsed_layers"] == ["a.weight", "g.weight", "out.weight"]
+    assert diag["no_path_layers"] == ["out.weight"]  # it keeps weights, but only the constant reaches it
+
+
+class Unmodelled(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.out = nn.Linear(4, 4, bias=False), nn.Linear(4, 2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.frac(self.a(x)))  # frac(1.0) = 0: the pass finds no path into out
+
+
+def test_an_unmodelled_op_makes_counts_approximate_never_a_false_collapse(caplog) -> None:
+    model = Unmodelled()
+    m = Masks({"a.weight": torch.eye(4, dtype=torch.bool), "out.weight": torch.ones(2, 4, dtype=torch.bool)})
+    with caplog.at_level(logging.WARNING):
+        diag = mask_diagnostics(model, m, (4,))
+    assert diag["paths"] == "approximate (ops not modelled: frac)"
+    assert diag["unverified_layers"] == ["out.weight"]
+    assert diag["collapsed_layers"] == []
+    (record,) = caplog.records
+    assert "not reported as collapsed" in record.getMessage()
+
+
+class DictInput(nn.Module):
+    input_shape = (4,)  # what a data-free pruner (and the diagnostics) read without data
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 2)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.lin(sum(batch.values()))  # type: ignore[arg-type]
+
+
+def test_a_model_the_path_pass_cannot_run_gets_unavailable_not_an_error() -> None:
+    model = DictInput()
+    masks = prune(model, "random", density=0.5)
+    diag = masks.meta["diagnostics"]
+    assert diag["paths"].startswith("unavailable (")
+    assert diag["effective_params"] is None
+    assert masks.kept == 4
+
+
+class Chain(nn.Module):
+    input_shape = (4,)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(4, 4, bias=False), nn.Linear(4, 4, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.l2(self.l1(x))
+
+
+def test_prune_warns_once_naming_empty_and_pathless_layers_and_records_them(caplog) -> None:
+    """Magnitude keeps l1's row 0 (output unit 0) and l2's column 1 (reads unit 1): no path, no empty layer."""
+    model = Chain()
+    with torch.no_grad():
+        model.l1.weight.fill_(0.01)
+        model.l2.weight.fill_(0.01)
+        model.l1.weight[0] = 1.0
+        model.l2.weight[:, 1] = 1.0
+    with caplog.at_level(logging.WARNING):
+        masks = prune(model, "magnitude", density=0.25)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "no input-to-output path: l1.weight, l2.weight" in warnings[0].getMessage()
+    assert masks.meta["diagnostics"]["no_path_layers"] == ["l1.weight", "l2.weight"]
+    assert masks.meta["diagnostics"]["collapsed_layers"] == ["l1.weight", "l2.weight"]
+
+    with torch.no_grad():
+        model.l1.weight.fill_(1e-6)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        masks = prune(model, "magnitude", density=0.25)
+    (record,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert "1 layer(s) keep no weight: l1.weight" in record.getMessage()
+    assert masks.meta["diagnostics"]["empty_layers"] == ["l1.weight"]
+
+
+class Tokens(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.head = nn.Linear(8, 16), nn.Linear(16, 3)
+        self.layer = nn.TransformerEncoderLayer(16, 2, 32, dropout=0.0, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.layer(self.embed(x)).mean(1))
+
+
+@pytest.mark.parametrize("scorer", ["autos_mlp_fmnist", pytest.param("autos_gnn_fmnist", marks=pytest.mark.slow)])
+def test_autos_prunes_a_batch_first_transformer_layer(scorer: str) -> None:
+    """It crashed in connectivity repair: the fast path read ``norm1.eps`` of a swapped norm."""
+    torch.manual_seed(0)
+    model = Tokens().eval()
+    x, y = torch.randn(12, 5, 8), torch.arange(12) % 3
+    masks = prune(model, "autos", density=0.5, data=(x, y), scorer=scorer)
+    assert masks.kept == round(0.5 * masks.total)
+    assert masks.meta["diagnostics"]["paths"] == "exact"
+    assert masks.meta["diagnostics"]["collapsed_layers"] == []
