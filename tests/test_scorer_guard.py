@@ -99,3 +99,30 @@ def test_a_scorer_without_coverage_says_how_to_add_it(tmp_path, caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="autosparse.scorer.autos"):
         prune(model, "autos", density=0.05, data=_data(), scorer=str(tmp_path / "old"))
     assert any("--add-coverage" in r.message for r in caplog.records)
+
+
+def test_a_disconnected_learned_mask_falls_back_to_the_guard_allocation(monkeypatch, caplog) -> None:
+    """A mask with no input→output path trains to chance: autos must not hand one out when ERK's
+    allocation connects the network (seen with the learned allocation on a deep plain VGG)."""
+    model = build_model("lenet_300_100", SHAPE, 10, seed=0)
+    real = autos_module.Autos._masks
+
+    def cut_middle_layer(self, model, data, density, *, seed, force):  # type: ignore[no-untyped-def]
+        masks = real(self, model, data, density, seed=seed, force=force)
+        if force:
+            return masks
+        cut = masks.to_dict()
+        name = list(cut)[1]
+        cut[name] = torch.zeros_like(cut[name])  # the learned allocation, as if it starved a layer
+        return autos_module.Masks(cut, meta=masks.meta)
+
+    monkeypatch.setattr(autos_module.Autos, "_masks", cut_middle_layer)
+    with caplog.at_level(logging.WARNING, logger="autosparse.scorer.autos"):
+        fallback = prune(model, "autos", density=0.02, data=_data(), seed=0)
+        prune(model, "autos", density=0.02, data=_data(), seed=1)
+    assert len([r for r in caplog.records if "autos: the learned allocation" in r.message]) == 1
+    guard = fallback.meta["guard"]
+    assert guard["reason"] == "collapse" and guard["fallback"] == "erk" and guard["collapsed"]
+    assert all(bool(m.any()) for m in fallback.values()) and fallback.kept == round(0.02 * fallback.total)
+    kept = prune(model, "autos", density=0.02, data=_data(), seed=0, guard="off")
+    assert "guard" not in kept.meta and not bool(kept[list(kept)[1]].any())

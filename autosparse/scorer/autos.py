@@ -16,6 +16,7 @@ thinned network between rounds, the way SynFlow iterates; the default is one sho
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -33,6 +34,7 @@ from autosparse.pruners.registry import PrunerConfig, ScoringPruner, make_pruner
 from autosparse.pruners.scores import Scores
 from autosparse.scorer.loaded import Scorer, load_scorer
 from autosparse.topology.connectivity import repair_connectivity
+from autosparse.topology.paths import path_stats
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,42 @@ class Autos(ScoringPruner):
         return scorer.score_layers(table, model, data.input_shape if data else (tuple(cfg.input_shape) or None))
 
     def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
+        """The learned mask; if its learned allocation leaves no input→output path at all, the
+        guard's fallback allocation everywhere instead (a disconnected mask trains to chance, and
+        the allocator learned from IMP, whose own masks disconnect deep plain nets at such densities).
+
+        Only a network without any path counts: a dead residual branch still leaves its shortcut.
+        """
+        cfg: AutosConfig = self.config  # type: ignore[assignment]
+        masks = self._masks(model, data, density, seed=seed, force=False)
+        shape = data.input_shape if data else tuple(cfg.input_shape)
+        if cfg.allocation != "learned" or cfg.guard == "off" or not shape:
+            return masks
+        with single_threaded_torch():
+            stats = path_stats(model, masks, shape)
+        if stats.log_paths > -math.inf or stats.approximate:
+            return masks
+        fallback = self._masks(model, data, density, seed=seed, force=True)
+        with single_threaded_torch():
+            if path_stats(model, fallback, shape).log_paths == -math.inf:
+                return masks  # the fallback is no better; prune() reports the collapse
+        key = ("collapse", cfg.scorer, cfg.guard, f"{density:.6g}")
+        if key not in _warned:
+            _warned.add(key)
+            log.warning(
+                "autos: the learned allocation of scorer %s leaves no input-to-output path at density %.4g "
+                "(%d layers cut off: %s); using %s's allocation for every layer instead (guard=off keeps the "
+                "learned one)",
+                cfg.scorer,
+                density,
+                len(stats.collapsed),
+                ", ".join(stats.collapsed),
+                _fallback_name(cfg.guard),
+            )
+        fallback.meta["guard"] = {**fallback.meta["guard"], "reason": "collapse", "collapsed": stats.collapsed}
+        return fallback
+
+    def _masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int, force: bool) -> Masks:
         cfg: AutosConfig = self.config  # type: ignore[assignment]
         scorer = self._scorer()
         masks: Masks | None = None
@@ -105,7 +143,7 @@ class Autos(ScoringPruner):
                 if cfg.allocation == "learned":
                     shapes = {lf.name: torch.Size(lf.shape) for lf in table.layers}
                     dens = scorer.layer_densities(table, d)
-                    outside = self._guard(scorer, table, model, data, d, dens)
+                    outside = self._guard(scorer, table, model, data, d, dens, force=force)
                     guarded.update(outside)
                     shares = {lf.name: p * lf.numel for lf, p in zip(table.layers, dens)}
                     caps = {n: int(m.sum()) for n, m in masks.items()} if masks is not None else None
@@ -136,7 +174,7 @@ class Autos(ScoringPruner):
                 )
         meta = {"scorer": cfg.scorer, "allocation": cfg.allocation, "units": cfg.units, "repaired": moved}
         if guarded:
-            meta["guard"] = {"fallback": cfg.guard, "layers": sorted(guarded), "distances": guarded}
+            meta["guard"] = {"fallback": cfg.guard, "layers": sorted(guarded), "distances": guarded, "reason": "range"}
         return Masks(masks.to_dict(), meta=meta)
 
     def _guard(
@@ -147,10 +185,18 @@ class Autos(ScoringPruner):
         data: PruningData | None,
         density: float,
         dens: list[float],
+        *,
+        force: bool = False,
     ) -> dict[str, float]:
-        """Replace, in place, the learned density of every layer out of the scorer's range by the
-        fallback rule's; return those layers with their distance to the nearest source layer."""
+        """Replace, in place, the learned density of every layer out of the scorer's range (of every
+        layer with ``force``) by the fallback rule's; return those layers with their distance to
+        the nearest source layer (-1 where the scorer records no coverage)."""
         cfg: AutosConfig = self.config  # type: ignore[assignment]
+        if force:
+            known = scorer.coverage.distances(table.layers) if scorer.coverage is not None else None
+            outside = {lf.name: round(known[i], 3) if known is not None else -1.0 for i, lf in enumerate(table.layers)}
+            self._fallback(model, data, table, density, dens, outside)
+            return outside
         if cfg.guard == "off" or scorer.coverage is None:
             if cfg.guard != "off" and ("no-coverage", cfg.scorer) not in _warned:
                 _warned.add(("no-coverage", cfg.scorer))
@@ -169,16 +215,7 @@ class Autos(ScoringPruner):
         }
         if not outside:
             return {}
-        shapes = {lf.name: torch.Size(lf.shape) for lf in table.layers}
-        if cfg.guard == "erk":
-            fallback = erk_densities(shapes, density)
-        else:
-            with torch.random.fork_rng(devices=[]):
-                ref = make_pruner("synflow").masks(model, data, density)
-            fallback = {n: float(m.float().mean()) for n, m in ref.items()}
-        for i, lf in enumerate(table.layers):
-            if lf.name in outside:
-                dens[i] = fallback[lf.name]
+        self._fallback(model, data, table, density, dens, outside)
         key = (cfg.scorer, cfg.guard, *sorted(outside))
         if key not in _warned:
             _warned.add(key)
@@ -191,9 +228,35 @@ class Autos(ScoringPruner):
                 cfg.scorer,
                 scorer.coverage.threshold,
                 ", ".join(sorted(outside)),
-                cfg.guard.upper() if cfg.guard == "erk" else "SynFlow",
+                _fallback_name(cfg.guard),
             )
         return outside
+
+    def _fallback(
+        self,
+        model: nn.Module,
+        data: PruningData | None,
+        table: FeatureTable,
+        density: float,
+        dens: list[float],
+        layers: Mapping[str, float],
+    ) -> None:
+        """Put the guard's rule's density (ERK's, or SynFlow's per-layer share) in ``dens`` for ``layers``."""
+        cfg: AutosConfig = self.config  # type: ignore[assignment]
+        shapes = {lf.name: torch.Size(lf.shape) for lf in table.layers}
+        if cfg.guard == "synflow":
+            with torch.random.fork_rng(devices=[]):
+                ref = make_pruner("synflow").masks(model, data, density)
+            fallback = {n: float(m.float().mean()) for n, m in ref.items()}
+        else:
+            fallback = erk_densities(shapes, density)
+        for i, lf in enumerate(table.layers):
+            if lf.name in layers:
+                dens[i] = fallback[lf.name]
+
+
+def _fallback_name(guard: str) -> str:
+    return "SynFlow" if guard == "synflow" else "ERK"
 
 
 def _unit_budget(
