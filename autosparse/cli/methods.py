@@ -17,7 +17,7 @@ MODEL_FAMILIES = [
     (
         "timm:<name>",
         "any timm model, e.g. timm:convnext_atto (optional extra: pip install 'autosparse[timm]'; "
-        "list them with: python -c \"import timm; print(timm.list_models())\")",
+        'list them with: python -c "import timm; print(timm.list_models())")',
     ),
 ]
 
