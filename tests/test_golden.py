@@ -49,7 +49,7 @@ HPARAMS: dict[str, dict[str, object]] = {
     "synflow": {"rounds": 20},
     "phew": {},
 }
-SCORERS = ("autos_mlp_fmnist", "autos_gnn_fmnist")
+SCORERS = ("autos_mlp", "autos_mlp_fmnist", "autos_gnn_fmnist")
 
 
 def _model(key: str, seed: int) -> torch.nn.Module:

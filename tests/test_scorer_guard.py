@@ -17,6 +17,7 @@ from autosparse.scorer.coverage import Coverage
 from autosparse.scorer.loaded import load_scorer
 
 SHAPE = (1, 28, 28)
+MLP_ONLY = "autos_mlp_fmnist"  # the scorer trained on MLPs alone: convolutions are out of its range
 
 
 def _data(n: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,7 +48,7 @@ def test_coverage_threshold_comes_from_the_sources_and_flags_far_points() -> Non
 
 
 def test_shipped_mlp_scorer_has_coverage_and_it_spans_mlps_only() -> None:
-    scorer = load_scorer("autos_mlp_fmnist")
+    scorer = load_scorer(MLP_ONLY)
     assert scorer.coverage is not None and all(s.startswith("mlp") for s in scorer.coverage.sources)
     lenet = build_model("lenet_300_100", SHAPE, 10, seed=0)
     conv = build_model("resnet20", SHAPE, 10, seed=0, width=0.25)
@@ -61,7 +62,9 @@ def test_shipped_mlp_scorer_has_coverage_and_it_spans_mlps_only() -> None:
 
 def test_guard_silent_on_a_held_out_mlp_of_the_source_family(caplog) -> None:
     with caplog.at_level(logging.WARNING, logger="autosparse.scorer.autos"):
-        masks = prune(build_model("lenet_300_100", SHAPE, 10, seed=0), "autos", density=0.01, data=_data())
+        masks = prune(
+            build_model("lenet_300_100", SHAPE, 10, seed=0), "autos", density=0.01, data=_data(), scorer=MLP_ONLY
+        )
     assert "guard" not in masks.meta
     assert not [r for r in caplog.records if "outside the range" in r.message]
 
@@ -69,8 +72,8 @@ def test_guard_silent_on_a_held_out_mlp_of_the_source_family(caplog) -> None:
 def test_guard_fires_once_on_unseen_layer_kinds_and_uses_erk_there(caplog) -> None:
     model = build_model("resnet20", SHAPE, 10, seed=0, width=0.25)
     with caplog.at_level(logging.WARNING, logger="autosparse.scorer.autos"):
-        guarded = prune(model, "autos", density=0.05, data=_data(), seed=0)
-        prune(model, "autos", density=0.05, data=_data(), seed=1)  # a second call: no second warning
+        guarded = prune(model, "autos", density=0.05, data=_data(), seed=0, scorer=MLP_ONLY)
+        prune(model, "autos", density=0.05, data=_data(), seed=1, scorer=MLP_ONLY)  # no second warning
     warnings = [r for r in caplog.records if "outside the range" in r.message]
     assert len(warnings) == 1
     meta = guarded.meta["guard"]
@@ -80,7 +83,7 @@ def test_guard_fires_once_on_unseen_layer_kinds_and_uses_erk_there(caplog) -> No
     erk = erk_densities(shapes, 0.05)
     stem = guarded["conv.weight"]
     assert abs(float(stem.float().mean()) - erk["conv.weight"]) < 0.35
-    forced = prune(model, "autos", density=0.05, data=_data(), seed=0, guard="off")
+    forced = prune(model, "autos", density=0.05, data=_data(), seed=0, guard="off", scorer=MLP_ONLY)
     assert "guard" not in forced.meta
     assert guarded.kept == forced.kept == round(0.05 * guarded.total)
 
@@ -126,3 +129,14 @@ def test_a_disconnected_learned_mask_falls_back_to_the_guard_allocation(monkeypa
     assert all(bool(m.any()) for m in fallback.values()) and fallback.kept == round(0.02 * fallback.total)
     kept = prune(model, "autos", density=0.02, data=_data(), seed=0, guard="off")
     assert "guard" not in kept.meta and not bool(kept[list(kept)[1]].any())
+
+
+def test_default_scorer_covers_conv_and_residual_nets() -> None:
+    """The all-sources default knows convolutions: no guard on a residual net of its family."""
+    scorer = load_scorer(autos_module.DEFAULT_SCORER)
+    assert scorer.coverage is not None
+    families = {s.split("-")[0] for s in scorer.coverage.sources}
+    assert {"mlp", "conv4", "resnet20", "cnn1d"} <= families
+    model = build_model("resnet20", SHAPE, 10, seed=0, width=0.25)
+    masks = prune(model, "autos", density=0.05, data=_data(), seed=0)
+    assert "guard" not in masks.meta and masks.kept == round(0.05 * masks.total)

@@ -38,7 +38,7 @@ from autosparse.topology.paths import path_stats
 
 log = logging.getLogger(__name__)
 
-DEFAULT_SCORER = "autos_mlp_fmnist"
+DEFAULT_SCORER = "autos_mlp"
 GUARDS = ("erk", "synflow", "off")
 UNIT_MODES = ("learned", "all", "off")
 _warned: set[tuple[str, ...]] = set()  # (scorer, layers…) already reported, so a bench grid warns once
