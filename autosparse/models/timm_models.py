@@ -25,7 +25,7 @@ from torch import nn
 
 from autosparse.core.errors import ConfigError, UnknownNameError
 from autosparse.models.info import TIMM_PREFIX, ModelInfo
-from autosparse.models.torchvision_models import check_forward, first_line, literal
+from autosparse.models.torchvision_models import check_forward, check_image_call, first_line, literal
 
 _FORBIDDEN = ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path", "weights", "cache_dir")
 _EXAMPLES = ("resnet18", "convnext_atto", "efficientnet_b0", "mobilenetv3_small_050", "deit_tiny_patch16_224")
@@ -75,17 +75,7 @@ def build_timm(name: str, input_shape: tuple[int, ...], num_classes: int, **kwar
     timm = _timm()
     _check_name(name)
     full = TIMM_PREFIX + name
-    bad = [k for k in kwargs if k in _FORBIDDEN]
-    if bad:
-        raise ConfigError(
-            f"{full}: option {', '.join(bad)} is not accepted; autosparse never loads pretrained weights "
-            "(pruning at initialisation needs a random init)"
-        )
-    if len(input_shape) != 3:
-        raise ConfigError(
-            f"{full} cannot take input shape {input_shape}: timm models take images (C, H, W) such as "
-            "(3, 32, 32) or (1, 28, 28); for 1-D signals use cnn1d or mlp"
-        )
+    check_image_call(full, "timm", input_shape, kwargs, _FORBIDDEN)
     c, h, w = input_shape
     options = {k: literal(v) for k, v in kwargs.items()}
 

@@ -87,6 +87,24 @@ def literal(value: Any) -> Any:
         return value
 
 
+def check_image_call(
+    full: str, library: str, input_shape: tuple[int, ...], kwargs: dict[str, Any], forbidden: tuple[str, ...]
+) -> None:
+    """A library model is built at random init for an image shape: refuse weight-loading options
+    (pruning at initialisation needs a random init) and non-image inputs, naming the fix."""
+    bad = [k for k in kwargs if k in forbidden]
+    if bad:
+        raise ConfigError(
+            f"{full}: option {', '.join(bad)} is not accepted; autosparse never loads pretrained weights "
+            "(pruning at initialisation needs a random init)"
+        )
+    if len(input_shape) != 3:
+        raise ConfigError(
+            f"{full} cannot take input shape {input_shape}: {library} models take images (C, H, W) such as "
+            "(3, 32, 32) or (1, 28, 28); for 1-D signals use cnn1d or mlp"
+        )
+
+
 def build_torchvision(
     name: str, input_shape: tuple[int, ...], num_classes: int, *, cifar_stem: bool | None = None, **kwargs: Any
 ) -> nn.Module:
@@ -95,17 +113,7 @@ def build_torchvision(
 
     _check_name(name)
     full = TV_PREFIX + name
-    bad = [k for k in kwargs if k in _FORBIDDEN]
-    if bad:
-        raise ConfigError(
-            f"{full}: option {', '.join(bad)} is not accepted; autosparse never loads pretrained weights "
-            "(pruning at initialisation needs a random init)"
-        )
-    if len(input_shape) != 3:
-        raise ConfigError(
-            f"{full} cannot take input shape {input_shape}: torchvision models take images (C, H, W) such as "
-            "(3, 32, 32) or (1, 28, 28); for 1-D signals use cnn1d or mlp"
-        )
+    check_image_call(full, "torchvision", input_shape, kwargs, _FORBIDDEN)
     c, h, w = input_shape
     cifar_stem = coerce_value(full, "cifar_stem", cifar_stem, None)
     if cifar_stem and not _is_resnet(name):
