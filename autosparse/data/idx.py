@@ -52,7 +52,7 @@ def read_idx(path: Path) -> np.ndarray:
     return data.reshape(dims)
 
 
-def _find_idx(dirs: Sequence[Path]) -> dict[str, Path] | None:
+def find_idx(dirs: Sequence[Path]) -> dict[str, Path] | None:
     """The first directory holding all four IDX files (gzipped or not)."""
     for d in dirs:
         found = {}
@@ -66,6 +66,15 @@ def _find_idx(dirs: Sequence[Path]) -> dict[str, Path] | None:
     return None
 
 
+def idx_dirs(root: Path, name: str, tv_class: str) -> list[Path]:
+    """The folders under one data root that may hold a dataset's IDX files.
+
+    torchvision's download layout is ``<root>/<Class>/raw``; a plain folder of the four files, or
+    a ``<root>/<name>`` subfolder, works as well, so a copy from anywhere can be pointed at.
+    """
+    return [root, root / tv_class / "raw", root / name]
+
+
 def _load_idx_dataset(
     name: str, tv_class: str, system_dir: str, apt_package: str | None
 ) -> Callable[[Path | None, bool], RawSplits]:
@@ -73,13 +82,12 @@ def _load_idx_dataset(
 
     def loader(root: Path | None, download: bool) -> RawSplits:
         data_root = resolve_data_root(root)
-        # torchvision's download layout is <root>/<Class>/raw; a plain directory of the four files also works
-        here = [data_root, data_root / tv_class / "raw", data_root / name]
+        here = idx_dirs(data_root, name, tv_class)
         dirs = here if root is not None else [SYSTEM_DATASETS / system_dir, *here]
-        files = _find_idx(dirs)
+        files = find_idx(dirs)
         if files is None and download:
             _torchvision_download(tv_class, data_root, name)
-            files = _find_idx(here)
+            files = find_idx(here)
         if files is None:
             fixes = []
             if apt_package:
