@@ -19,7 +19,7 @@ from autosparse.bench.cells import plan_jobs
 from autosparse.bench.config import BenchConfig
 from autosparse.bench.speed import SpeedConfig
 from autosparse.core.config import to_dict
-from autosparse.demo import DemoConfig, bench_config, source_specs
+from autosparse.demo import DataChoice, DemoConfig, bench_config, source_specs
 from data_gen.grid import GenConfig, expand_grid
 
 REPO = Path(__file__).resolve().parents[1]
@@ -160,30 +160,30 @@ DEMO = [
     (
         "fashion-mnist",
         [
-            "mlp-widths500x150__fashion-mnist__s0__ec9abefe88",
-            "mlp-widths200x200x200__fashion-mnist__s0__9b107b460d",
-            "mlp-widths1000__fashion-mnist__s0__472b21a1c5",
-            "mlp-widths600x300x100__fashion-mnist__s0__6bdd7f90d2",
+            "mlp-widths500x150__fashion-mnist__s0__ee3a4022bc",
+            "mlp-widths200x200x200__fashion-mnist__s0__df56d454c8",
+            "mlp-widths1000__fashion-mnist__s0__510b9c3d16",
+            "mlp-widths600x300x100__fashion-mnist__s0__ef487f88ba",
         ],
-        "6ce58aa042f6",
-        "c7f011fd7ad0",
+        "7a39ac87142d",
+        "e7d728d3d98a",
         "lenet_300_100__fashion-mnist__imp__d0.02__s0__f1586dcdef",
         "lenet_300_100__fashion-mnist__synflow__d0.005__s0__213b54e130",
-        "ecae55322980",
+        "de06833204a5",
     ),
     (
         "mnist1d",
         [
-            "mlp-widths500x150__mnist1d__s0__e66fad8ead",
-            "mlp-widths200x200x200__mnist1d__s0__9b75482b13",
-            "mlp-widths1000__mnist1d__s0__2c3a0f81d4",
-            "mlp-widths600x300x100__mnist1d__s0__7c494c1ec3",
+            "mlp-widths100x100__mnist1d__s0__e48cb5c06b",
+            "mlp-widths256x128__mnist1d__s0__1270826826",
+            "cnn1d-channels16__mnist1d__s0__8fb7e5a29e",
+            "cnn1d-channels24__mnist1d__s0__418ac59a8b",
         ],
-        "40ffb5d06270",
-        "b96b87cfc816",
-        "lenet_300_100__mnist1d__imp__d0.02__s0__7033722ecd",
-        "lenet_300_100__mnist1d__synflow__d0.005__s0__fde5b2bb54",
-        "7d869c292022",
+        "435d494d6395",
+        "eea7a54b47eb",
+        "cnn1d-channels32__mnist1d__imp__d0.2__s0__664438da1c",
+        "cnn1d-channels32__mnist1d__synflow__d0.05__s2__d5f67d259d",
+        "0f6f2df9124d",
     ),
 ]
 
@@ -196,10 +196,11 @@ def test_demo_ids_are_pinned(
 ) -> None:
     """A rerun of the demo after the redesign reuses the store, scorer and cells an earlier run made."""
     cfg = DemoConfig()
-    sources = source_specs(cfg, dataset)
+    setting = cfg.setting(dataset)
+    sources = source_specs(setting, dataset, None)
     assert [s.run_id for s in sources] == runs
     assert digest([to_dict(s) for s in sources]) == specs
-    grid = bench_config(cfg, dataset, Path("/demo_out/scorer"))
+    grid = bench_config(cfg, setting, DataChoice(dataset, None, "pinned"), Path("/demo_out/scorer"))
     cell_ids = [c for j in plan_jobs(grid, "/nowhere") for c in j.cell_ids()]
     assert (digest(cell_ids), cell_ids[0], cell_ids[-1]) == (cells, first, last)
     assert digest(to_dict(grid)) == bench

@@ -1,0 +1,227 @@
+"""The demo's three steps, each resumable, each reporting what it does and how long it has taken.
+
+1. IRP source runs into a store: labels of what IMP keeps, on a few source models.
+2. The demo's own scorer, trained on exactly those runs.
+3. The held-out model pruned by ``autos`` (the demo's scorer and the shipped default), the
+   baselines and IMP, every mask trained with the same recipe, the table printed.
+
+Why every step prints: the demo is the first thing a user runs, and minutes of silence look
+like a hang. Why every step resumes: the store skips complete runs, the scorer is kept while its
+key (its runs and config) is unchanged, and the bench never recomputes a finished cell — so a
+rerun after a kill, or just to see the table again, costs seconds, and :class:`DemoResult` says
+what was computed and what was reused.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autosparse.bench.config import IMP, BenchConfig, MethodSpec
+from autosparse.bench.runner import run_bench
+from autosparse.core.config import config_hash, to_dict
+from autosparse.core.executors import ExecutorConfig
+from autosparse.demo.config import DemoConfig, Setting
+from autosparse.demo.data import DataChoice, choose_dataset
+from autosparse.demo.summary import AUTOS_LABEL, SHIPPED_LABEL, describe, model_sizes
+from autosparse.scorer.config import ScorerConfig
+from autosparse.scorer.training import train_scorer
+from autosparse.sources import RunJob, RunSpec, execute_run
+from autosparse.training.irp import IRPConfig
+from autosparse.training.trainer import TrainConfig, set_threads
+
+log = logging.getLogger(__name__)
+
+STEPS = 3
+
+
+class Progress:
+    """``[2/3 01:05] what is happening``: the step, the time since the demo started, the news."""
+
+    def __init__(self, say: Callable[[str], None] = print) -> None:
+        self.say = say
+        self.start = time.perf_counter()
+        self.current = 0
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def clock(self) -> str:
+        s = int(self.elapsed())
+        return f"{s // 60:02d}:{s % 60:02d}"
+
+    def step(self, i: int, text: str) -> None:
+        self.current = i
+        self.say(f"[{i}/{STEPS} {self.clock()}] {text}")
+
+    def note(self, text: str) -> None:
+        self.say(f"[{self.current}/{STEPS} {self.clock()}]   {text}")
+
+
+@dataclass
+class DemoResult:
+    """What a demo call printed last and what it computed (a rerun computes nothing)."""
+
+    text: str  # the table with its setting, reading, plot and report paths
+    choice: DataChoice
+    runs_generated: int  # source runs trained by this call (the others were in the store)
+    scorer_trained: bool  # False: the scorer of the same runs and config was reused
+    bench_jobs_run: int  # bench jobs computed by this call (IMP is one job for all densities)
+    seconds: float
+    records: list[dict[str, Any]] = field(default_factory=list)  # the bench cells, as in results.json
+
+    def __str__(self) -> str:
+        return self.text
+
+    def final_line(self) -> str:
+        """The total time, and what was computed rather than reused."""
+        fresh = [
+            f"{self.runs_generated} source run{'s' if self.runs_generated != 1 else ''}" if self.runs_generated else "",
+            "the scorer" if self.scorer_trained else "",
+            f"{self.bench_jobs_run} bench job{'s' if self.bench_jobs_run != 1 else ''}" if self.bench_jobs_run else "",
+        ]
+        done = ", ".join(f for f in fresh if f) or "nothing (every step reused)"
+        return f"demo done in {_minutes(self.seconds)} total; computed: {done}"
+
+
+def _minutes(seconds: float) -> str:
+    s = round(seconds)
+    return f"{s // 60}:{s % 60:02d} min ({seconds:.0f} s)"
+
+
+def source_specs(setting: Setting, dataset: str, data_root: str | None) -> list[RunSpec]:
+    """Step 1's IRP runs: one per source model, seed 0."""
+    train_gen = TrainConfig(epochs=setting.gen_epochs, num_threads=setting.num_threads)
+    irp = IRPConfig(rounds=setting.irp_rounds, prune_fraction=setting.irp_prune_fraction)
+    return [
+        RunSpec(m, dataset, 0, irp, train_gen, setting.n_train, setting.n_test, data_root)
+        for m in setting.source_models
+    ]
+
+
+def scorer_key(specs: list[RunSpec], scorer_cfg: ScorerConfig) -> str:
+    """The demo's scorer is a function of its runs and config; its folder is named by this hash, so a
+    changed setting trains a new scorer (and new ``autos`` cells) instead of reusing a stale one."""
+    return config_hash({"gen": [s.run_id for s in specs], "scorer": to_dict(scorer_cfg)})
+
+
+def bench_config(cfg: DemoConfig, setting: Setting, choice: DataChoice, scorer_dir: Path) -> BenchConfig:
+    """Step 3's grid: the held-out model pruned by the demo's scorer, the shipped one and the baselines."""
+    methods = [MethodSpec("autos", {"scorer": str(scorer_dir.resolve())}, label=AUTOS_LABEL)]
+    if cfg.shipped_scorer:
+        methods.append(MethodSpec("autos", {"scorer": cfg.shipped_scorer}, label=SHIPPED_LABEL))
+    methods += [MethodSpec(m) for m in cfg.baselines] + [MethodSpec(IMP)]
+    return BenchConfig(
+        name="demo",
+        models=[setting.heldout()],
+        datasets=[choice.dataset],
+        methods=methods,
+        densities=list(setting.densities),
+        seeds=list(setting.seeds),
+        train=TrainConfig(epochs=setting.bench_epochs, num_threads=setting.num_threads),
+        n_train=setting.n_train,
+        n_test=setting.n_test,
+        data_root=choice.data_root,
+    )
+
+
+def run_demo(
+    cfg: DemoConfig | None = None,
+    *,
+    executor: str | ExecutorConfig = "local",
+    choice: DataChoice | None = None,
+    say: Callable[[str], None] = print,
+) -> DemoResult:
+    """Run (or resume) the demo, printing its progress, the table and the total time through ``say``.
+
+    ``executor`` runs the bench; ``choice`` skips looking for the data (tests name it).
+    """
+    cfg = cfg or DemoConfig()
+    where = executor if isinstance(executor, ExecutorConfig) else ExecutorConfig(executor)
+    progress = Progress(say)
+    if choice is None:
+        choice = choose_dataset(cfg.dataset, cfg.data_root, fetch=cfg.fetch)
+    say(f"demo data: {choice.source}")
+    setting = cfg.setting(choice.dataset)
+    out = Path(cfg.out) / choice.dataset.replace(":", "-")  # one store, scorer and bench per dataset
+    out.mkdir(parents=True, exist_ok=True)
+
+    specs = source_specs(setting, choice.dataset, choice.data_root)
+    store = (out / "store.zarr").absolute()
+    progress.step(
+        1,
+        f"IRP source runs: {len(specs)} models on {choice.dataset}, {setting.irp_rounds} rounds x "
+        f"{setting.gen_epochs:g} epochs each -> {store}",
+    )
+    generated = 0
+    for i, spec in enumerate(specs, 1):  # one after another: each run already uses every core it is given
+        progress.note(f"run {i}/{len(specs)}: {spec.model.label()}")
+        outcome = execute_run(RunJob(spec, str(store), str(store) + ".work"))
+        if outcome.get("skipped"):
+            progress.note(f"run {i}/{len(specs)}: reused (complete in the store)")
+        else:
+            generated += 1
+
+    scorer_cfg = ScorerConfig(steps=setting.scorer_steps, eval_every=max(1, setting.scorer_steps // 6))
+    key = scorer_key(specs, scorer_cfg)
+    scorer_dir = out / f"scorer-{key}"
+    stamp = scorer_dir / "demo_config.json"
+    trained = not (stamp.exists() and json.loads(stamp.read_text()).get("key") == key)
+    if trained:
+        progress.step(
+            2, f"scorer: training {setting.scorer_steps} ranker steps on the {len(specs)} runs -> {scorer_dir}"
+        )
+        set_threads(setting.num_threads)  # on a busy machine a second thread made this 13x slower, not faster
+        train_scorer(
+            store,
+            holdout=None,
+            train_on="run_id=" + ",".join(s.run_id for s in specs),  # this setting's runs, not older ones
+            out=scorer_dir,
+            config=scorer_cfg,
+            name="demo_scorer",
+            command="autosparse demo",
+        )
+        stamp.write_text(json.dumps({"key": key}))
+    else:
+        progress.step(2, f"scorer: reused {scorer_dir} (same runs and config)")
+
+    bench = bench_config(cfg, setting, choice, scorer_dir)
+    bench_dir = out / "bench"
+    n_cells = len(bench.densities) * len(bench.seeds)
+    progress.step(
+        3,
+        f"bench: {bench.models[0].label()} (held out) pruned by {len(bench.methods) - 1} methods at "
+        f"{len(bench.densities)} densities + IMP, {n_cells} masks each trained {setting.bench_epochs:g} epochs "
+        f"-> {bench_dir}",
+    )
+    jobs_run = 0
+    for title in bench.method_titles():  # one method at a time, so every method shows up as it finishes
+        what = "IMP: one IRP run per seed through every density" if title == IMP else f"{title}: {n_cells} masks"
+        progress.note(what)
+        run = run_bench(bench, bench_dir, methods=[title], report=False, **where.options())
+        jobs_run += run.jobs_run
+        if run.jobs_run == 0 and not run.failures:
+            progress.note(f"{title}: reused (every cell finished before)")
+        for failure in run.failures:
+            last = (failure.error or "").strip().splitlines()[-1:] or ["no message"]
+            progress.note(f"{title}: FAILED {failure.key}: {last[0]}")
+    final = run_bench(bench, bench_dir, **where.options())  # every cell is there: this only writes the report
+    if final.report is None:  # pragma: no cover - run_bench writes the report unless told not to
+        raise RuntimeError("the bench wrote no report")
+    text = describe(
+        bench,
+        final.report,
+        source=choice.source,
+        n_sources=len(specs),
+        shipped=cfg.shipped_scorer,
+        sizes=model_sizes(bench.models[0], choice.dataset),
+    )
+    result = DemoResult(text, choice, generated, trained, jobs_run, progress.elapsed(), final.report.records)
+    say(text)
+    say(result.final_line())
+    return result
