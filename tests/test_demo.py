@@ -228,7 +228,10 @@ def test_demo_on_mnist1d_is_far_above_chance_and_a_rerun_trains_nothing(tmp_path
     """The fallback's held-out model, densities and recipe through the whole demo (tiny sources), then a rerun."""
     cfg = _tiny_mnist1d(tmp_path / "demo")
     printed: list[str] = []
-    first = run_demo(cfg, choice=DataChoice("mnist1d", None, "MNIST-1D, as asked"), say=printed.append)
+    fallback = DataChoice("mnist1d", None, "MNIST-1D fallback (generated locally): Fashion-MNIST not in …", True)
+    first = run_demo(cfg, choice=fallback, say=printed.append)
+    assert printed[0] == f"demo data: {fallback.source}"  # announced before anything runs
+    assert printed[1].startswith("[1/3 00:")
     imp = {r["density"]: r["test_accuracy"] for r in first.records if r["label"] == IMP}
     assert sorted(imp) == sorted(MNIST1D_SETTING.densities)
     assert min(imp.values()) > 3 * CHANCE, imp
@@ -237,7 +240,12 @@ def test_demo_on_mnist1d_is_far_above_chance_and_a_rerun_trains_nothing(tmp_path
     text = "\n".join(printed)
     for step in ("[1/3 ", "[2/3 ", "[3/3 "):
         assert step in text
-    for needed in ("Dataset: mnist1d", "Held-out model: cnn1d-channels32, 8,010 parameters", "10 epochs", "1 seed (0)"):
+    for needed in (
+        "Dataset: mnist1d (4000 train / 1000 test) — MNIST-1D fallback",
+        "Held-out model: cnn1d-channels32, 8,010 parameters",
+        "10 epochs",
+        "1 seed (0)",
+    ):
         assert needed in first.text
     assert "autos vs best baseline: " in first.text and "Dense accuracy: " in first.text
     plot = tmp_path / "demo" / "mnist1d" / "bench" / "plots" / "accuracy__cnn1d-channels32__mnist1d.png"
@@ -255,7 +263,7 @@ def test_demo_on_mnist1d_is_far_above_chance_and_a_rerun_trains_nothing(tmp_path
     ):
         monkeypatch.setattr(target, no_training)
     printed.clear()
-    again = run_demo(cfg, choice=DataChoice("mnist1d", None, "MNIST-1D, as asked"), say=printed.append)
+    again = run_demo(cfg, choice=fallback, say=printed.append)
     assert (again.runs_generated, again.scorer_trained, again.bench_jobs_run) == (0, False, 0)
     assert again.text == first.text
     assert printed[-1].endswith("computed: nothing (every step reused)")

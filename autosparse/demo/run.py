@@ -216,7 +216,7 @@ def run_demo(
     text = describe(
         bench,
         final.report,
-        source=choice.source,
+        source="MNIST-1D fallback, generated locally (why: the first line above)" if choice.fallback else choice.source,
         n_sources=len(specs),
         shipped=cfg.shipped_scorer,
         sizes=model_sizes(bench.models[0], choice.dataset),

@@ -76,7 +76,7 @@ def describe(
     n_test = bench.n_test if bench.n_test is not None else info.n_test
     t = bench.train
     seeds = ", ".join(map(str, bench.seeds))
-    rows = f"{AUTOS_LABEL} = the demo's scorer (trained above on {n_sources} source runs)"
+    rows = f"{AUTOS_LABEL} = the demo's scorer (trained on the {n_sources} source runs of step 1)"
     if shipped:
         rows += f"; {SHIPPED_LABEL} = {shipped}"
     dense = dense_accuracy(report.records, model, dataset)
