@@ -270,7 +270,8 @@ def test_config_forms_and_shipped_configs() -> None:
             TrainSpeedConfig.from_yaml(p)
         else:
             c = BenchConfig.from_yaml(p)
-            assert any(m.is_imp for m in c.methods)
+            # every reported comparison has IMP as its reference; a validation grid only chooses options
+            assert c.name.endswith("_validation") or any(m.is_imp for m in c.methods)
             # every comparison includes the learned scorer, except the table of the baselines alone
             assert c.name == "fmnist_lenet_baselines" or any(m.method == "autos" for m in c.methods)
 
