@@ -4,8 +4,8 @@ import torch
 from torch import nn
 
 from autosparse.core.masks import Masks
-from autosparse.topology.connectivity import repair_connectivity
-from autosparse.topology.paths import path_stats
+from autosparse.topology.connectivity import repair_connectivity, repair_with_flow
+from autosparse.topology.paths import PathNetwork, path_stats, stats_from_flow
 
 
 def _net() -> nn.Module:
@@ -60,3 +60,22 @@ def test_preferred_positions_are_filled_first() -> None:
     preferred, moved = repair_connectivity(model, masks, scores, (4,), prefer=prefer)
     assert moved[0] == 1 and int(preferred["0.weight"].sum()) == 3
     assert not preferred["0.weight"][1, 3] and bool(preferred["0.weight"][0].sum() == 2)
+
+
+def test_repair_with_flow_returns_the_flow_of_the_repaired_masks() -> None:
+    """The flow handed back is what a fresh pass on the result measures (autos' collapse check and
+    prune's diagnostics reuse it instead of running that pass again)."""
+    model = _net()
+    m1 = torch.zeros(3, 4, dtype=torch.bool)
+    m1[0, 0] = m1[2, 1] = True
+    m2 = torch.zeros(2, 3, dtype=torch.bool)
+    m2[1, 0] = True
+    masks = Masks({"0.weight": m1, "2.weight": m2})
+    scores = {"0.weight": torch.arange(12.0).reshape(3, 4), "2.weight": torch.zeros(2, 3)}
+    for iterations in (1, 3):  # 1: the last iteration moved weights, so one more pass is needed
+        net = PathNetwork(model, (4,))
+        repaired, moved, flow = repair_with_flow(net, masks, scores, iterations=iterations)
+        assert flow is not None and moved[0] == 1
+        assert stats_from_flow(flow, repaired) == path_stats(model, repaired, (4,))
+    plain, _ = repair_connectivity(model, masks, scores, (4,), iterations=1)
+    assert all(torch.equal(plain[n], repaired[n]) for n in plain)

@@ -110,8 +110,8 @@ def test_a_disconnected_learned_mask_falls_back_to_the_guard_allocation(monkeypa
     model = build_model("lenet_300_100", SHAPE, 10, seed=0)
     real = autos_module.Autos._masks
 
-    def cut_middle_layer(self, model, data, density, *, seed, force):  # type: ignore[no-untyped-def]
-        masks = real(self, model, data, density, seed=seed, force=force)
+    def cut_middle_layer(self, model, data, density, *, seed, force, paths):  # type: ignore[no-untyped-def]
+        masks = real(self, model, data, density, seed=seed, force=force, paths=paths)
         if force:
             return masks
         cut = masks.to_dict()

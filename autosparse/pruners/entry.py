@@ -27,6 +27,7 @@ from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.inputs import input_shape_of, require_data
 from autosparse.pruners.registry import PrunerConfig, make_pruner
 from autosparse.topology.diagnostics import mask_diagnostics
+from autosparse.topology.paths import PathStats
 
 
 @dataclass
@@ -98,6 +99,7 @@ def prune_timed(
         start = time.perf_counter()
         masks = pruner.masks(work, pdata, d, seed=seed)
         seconds = time.perf_counter() - start
+    measured = pruner.measured_paths(masks)
     masks = Masks(
         masks.to_dict(),
         meta={**masks.meta, "method": method, "density": d, "seed": seed},
@@ -105,7 +107,7 @@ def prune_timed(
     )
     masks.validate(model)
     if check:
-        record_collapse(model, masks, pdata, getattr(pruner.config, "input_shape", None), method)
+        record_collapse(model, masks, pdata, getattr(pruner.config, "input_shape", None), method, measured=measured)
     if apply:
         masks.apply(model)
     return PruneResult(masks, seconds, method, dataclasses.asdict(pruner.config))
@@ -139,7 +141,13 @@ def twice_differentiable(work: nn.Module) -> nn.Module:
 
 
 def record_collapse(
-    model: nn.Module, masks: Masks, data: PruningData | None, configured: Sequence[int] | None, method: str
+    model: nn.Module,
+    masks: Masks,
+    data: PruningData | None,
+    configured: Sequence[int] | None,
+    method: str,
+    *,
+    measured: tuple[tuple[int, ...], PathStats] | None = None,
 ) -> None:
     """Warn once, naming them, and record in ``masks.meta`` the layers a method left empty or
     with no input-to-output path (``meta["diagnostics"]``, see
@@ -152,7 +160,10 @@ def record_collapse(
         shape: tuple[int, ...] | None = input_shape_of(method, configured, data, model)
     except ConfigError:
         shape = None  # no data, no configured shape: only empty layers can be found
-    masks.meta["diagnostics"] = mask_diagnostics(model, masks, shape, warn=True)
+    # the method's own measurement of these masks, when it made one on the same input shape
+    # (the working copy it pruned has the caller's weights, so the counts are the same)
+    stats = measured[1] if measured is not None and shape is not None and tuple(measured[0]) == tuple(shape) else None
+    masks.meta["diagnostics"] = mask_diagnostics(model, masks, shape, warn=True, stats=stats)
 
 
 def _init_transform(model: nn.Module, masks: Masks, config: PrunerConfig) -> InitTransform | None:

@@ -32,6 +32,7 @@ from autosparse.core.init_transform import GRANULARITIES
 from autosparse.core.masks import Masks
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.scores import Scores
+from autosparse.topology.paths import PathStats
 
 
 @dataclass
@@ -72,6 +73,11 @@ class Pruner(ABC):
     @abstractmethod
     def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
         """A mask keeping exactly ``round(density * total)`` prunable weights of ``model``."""
+
+    def measured_paths(self, masks: Masks) -> tuple[tuple[int, ...], PathStats] | None:
+        """(input shape, path statistics) of ``masks`` when this pruner measured them while choosing
+        them, so ``prune``'s diagnostics need not run the same float64 pass again; None otherwise."""
+        return None
 
 
 class ScoringPruner(Pruner):

@@ -33,21 +33,22 @@ from autosparse.pruners.iterate import schedule_densities
 from autosparse.pruners.registry import PrunerConfig, ScoringPruner, make_pruner, register
 from autosparse.pruners.scores import Scores
 from autosparse.scorer.loaded import Scorer, load_scorer
-from autosparse.topology.connectivity import repair_connectivity
-from autosparse.topology.paths import path_stats
+from autosparse.topology.connectivity import repair_with_flow
+from autosparse.topology.paths import PathFlow, PathNetwork, PathStats, stats_from_flow
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SCORER = "autos_mlp"
 GUARDS = ("erk", "synflow", "off")
 UNIT_MODES = ("learned", "all", "off")
+ALLOCATIONS = ("learned", "synflow", "global", "uniform", "erk")
 _warned: set[tuple[str, ...]] = set()  # (scorer, layers…) already reported, so a bench grid warns once
 
 
 @dataclass
 class AutosConfig(PrunerConfig):
     scorer: str = DEFAULT_SCORER  # a shipped scorer's name or a scorer directory
-    allocation: str = "learned"  # learned | global | uniform | erk
+    allocation: str = "learned"  # learned | synflow (SynFlow's per-layer shares) | global | uniform | erk
     rounds: int = 1
     units: str = "learned"  # learned: hidden linear layers keep the unit head's alive units | all: convs too | off
     unit_scale: float = 0.0  # > 0 overrides the scorer card's unit scale (for validation sweeps)
@@ -57,8 +58,8 @@ class AutosConfig(PrunerConfig):
     guard: str = "erk"  # layers out of the scorer's training range get this allocation: erk | synflow | off
 
     def __post_init__(self) -> None:
-        if self.allocation not in ("learned", "global", "uniform", "erk"):
-            raise ConfigError(f"unknown autos allocation {self.allocation!r}; use learned, global, uniform or erk")
+        if self.allocation not in ALLOCATIONS:
+            raise ConfigError(f"unknown autos allocation {self.allocation!r}; use {', '.join(ALLOCATIONS)}")
         if self.units not in UNIT_MODES:
             raise ConfigError(f"unknown autos units {self.units!r}; use {', '.join(UNIT_MODES)}")
         if not 0.0 <= self.unit_scale <= 1.0:
@@ -92,20 +93,26 @@ class Autos(ScoringPruner):
         the allocator learned from IMP, whose own masks disconnect deep plain nets at such densities).
 
         Only a network without any path counts: a dead residual branch still leaves its shortcut.
+        One float64 path network serves the repair, this check and (through :meth:`measured_paths`)
+        ``prune``'s diagnostics: the repair's last pass already measured the final masks.
         """
         cfg: AutosConfig = self.config  # type: ignore[assignment]
-        masks = self._masks(model, data, density, seed=seed, force=False)
         shape = data.input_shape if data else tuple(cfg.input_shape)
+        paths = _Paths(model, shape)
+        self._measured = None
+        masks = self._masks(model, data, density, seed=seed, force=False, paths=paths)
         if cfg.allocation != "learned" or cfg.guard == "off" or not shape:
+            self._measured = paths.known(masks)
             return masks
-        with single_threaded_torch():
-            stats = path_stats(model, masks, shape)
+        stats = paths.stats(masks)
         if stats.log_paths > -math.inf or stats.approximate:
+            self._measured = (masks, tuple(shape), stats)
             return masks
-        fallback = self._masks(model, data, density, seed=seed, force=True)
-        with single_threaded_torch():
-            if path_stats(model, fallback, shape).log_paths == -math.inf:
-                return masks  # the fallback is no better; prune() reports the collapse
+        fallback = self._masks(model, data, density, seed=seed, force=True, paths=paths)
+        fallback_stats = paths.stats(fallback)
+        if fallback_stats.log_paths == -math.inf:
+            self._measured = (masks, tuple(shape), stats)
+            return masks  # the fallback is no better; prune() reports the collapse
         key = ("collapse", cfg.scorer, cfg.guard, f"{density:.6g}")
         if key not in _warned:
             _warned.add(key)
@@ -120,9 +127,18 @@ class Autos(ScoringPruner):
                 _fallback_name(cfg.guard),
             )
         fallback.meta["guard"] = {**fallback.meta["guard"], "reason": "collapse", "collapsed": stats.collapsed}
+        self._measured = (fallback, tuple(shape), fallback_stats)
         return fallback
 
-    def _masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int, force: bool) -> Masks:
+    def measured_paths(self, masks: Masks) -> tuple[tuple[int, ...], PathStats] | None:
+        measured = getattr(self, "_measured", None)
+        if measured is None or measured[0] is not masks:
+            return None
+        return measured[1], measured[2]
+
+    def _masks(
+        self, model: nn.Module, data: PruningData | None, density: float, *, seed: int, force: bool, paths: _Paths
+    ) -> Masks:
         cfg: AutosConfig = self.config  # type: ignore[assignment]
         scorer = self._scorer()
         masks: Masks | None = None
@@ -140,11 +156,16 @@ class Autos(ScoringPruner):
                 )
                 if masks is not None:  # what an earlier round pruned stays pruned
                     scores = {n: torch.where(masks[n], s, torch.tensor(float("-inf"))) for n, s in scores.items()}
-                if cfg.allocation == "learned":
+                if cfg.allocation in ("learned", "synflow"):
                     shapes = {lf.name: torch.Size(lf.shape) for lf in table.layers}
                     dens = scorer.layer_densities(table, d)
-                    outside = self._guard(scorer, table, model, data, d, dens, force=force)
-                    guarded.update(outside)
+                    # allocation=synflow: every layer gets SynFlow's share (the guard's rule, forced)
+                    borrowed = cfg.allocation == "synflow"
+                    outside = self._guard(
+                        scorer, table, model, data, d, dens, force=force or borrowed, rule="synflow" if borrowed else ""
+                    )
+                    if not borrowed:
+                        guarded.update(outside)
                     shares = {lf.name: p * lf.numel for lf, p in zip(table.layers, dens)}
                     caps = {n: int(m.sum()) for n, m in masks.items()} if masks is not None else None
                     counts = counts_from_shares(shapes, d, shares, caps=caps)
@@ -168,14 +189,18 @@ class Autos(ScoringPruner):
                 for n, m in masks.items()
                 if n in restricted
             }
-            with single_threaded_torch():  # batch-1 float64 passes: small ops, see above
-                masks, moved = repair_connectivity(
-                    model, masks, scores, shape, iterations=cfg.repair, prefer=prefer or None
-                )
+            # batch-1 float64 passes: small ops, single-threaded inside PathNetwork (see above)
+            masks, moved, flow = repair_with_flow(
+                paths.network, masks, scores, iterations=cfg.repair, prefer=prefer or None
+            )
+        else:
+            flow = None
         meta = {"scorer": cfg.scorer, "allocation": cfg.allocation, "units": cfg.units, "repaired": moved}
         if guarded:
             meta["guard"] = {"fallback": cfg.guard, "layers": sorted(guarded), "distances": guarded, "reason": "range"}
-        return Masks(masks.to_dict(), meta=meta)
+        out = Masks(masks.to_dict(), meta=meta)
+        paths.remember(out, flow)
+        return out
 
     def _guard(
         self,
@@ -187,15 +212,16 @@ class Autos(ScoringPruner):
         dens: list[float],
         *,
         force: bool = False,
+        rule: str = "",
     ) -> dict[str, float]:
         """Replace, in place, the learned density of every layer out of the scorer's range (of every
-        layer with ``force``) by the fallback rule's; return those layers with their distance to
-        the nearest source layer (-1 where the scorer records no coverage)."""
+        layer with ``force``) by the fallback rule's (``rule``, default the guard's); return those
+        layers with their distance to the nearest source layer (-1 where the scorer records no coverage)."""
         cfg: AutosConfig = self.config  # type: ignore[assignment]
         if force:
             known = scorer.coverage.distances(table.layers) if scorer.coverage is not None else None
             outside = {lf.name: round(known[i], 3) if known is not None else -1.0 for i, lf in enumerate(table.layers)}
-            self._fallback(model, data, table, density, dens, outside)
+            self._fallback(model, data, table, density, dens, outside, rule=rule)
             return outside
         if cfg.guard == "off" or scorer.coverage is None:
             if cfg.guard != "off" and ("no-coverage", cfg.scorer) not in _warned:
@@ -240,11 +266,14 @@ class Autos(ScoringPruner):
         density: float,
         dens: list[float],
         layers: Mapping[str, float],
+        *,
+        rule: str = "",
     ) -> None:
-        """Put the guard's rule's density (ERK's, or SynFlow's per-layer share) in ``dens`` for ``layers``."""
+        """Put the rule's density (ERK's, or SynFlow's per-layer share; default the guard's) in
+        ``dens`` for ``layers``."""
         cfg: AutosConfig = self.config  # type: ignore[assignment]
         shapes = {lf.name: torch.Size(lf.shape) for lf in table.layers}
-        if cfg.guard == "synflow":
+        if (rule or cfg.guard) == "synflow":
             with torch.random.fork_rng(devices=[]):
                 ref = make_pruner("synflow").masks(model, data, density)
             fallback = {n: float(m.float().mean()) for n, m in ref.items()}
@@ -278,3 +307,36 @@ def _unit_budget(
         else lf.shape[0]
         for lf, f in zip(table.layers, fractions, strict=True)
     }
+
+
+class _Paths:
+    """One float64 path network of the model for a whole ``autos`` call, built on first use, and the
+    flows it measured per mask (the repair's last pass), so no mask is counted twice."""
+
+    def __init__(self, model: nn.Module, shape: tuple[int, ...]) -> None:
+        self.model, self.shape = model, tuple(shape)
+        self._net: PathNetwork | None = None
+        self._flows: list[tuple[Masks, PathFlow]] = []
+
+    @property
+    def network(self) -> PathNetwork:
+        if self._net is None:
+            self._net = PathNetwork(self.model, self.shape)
+        return self._net
+
+    def remember(self, masks: Masks, flow: PathFlow | None) -> None:
+        if flow is not None:
+            self._flows.append((masks, flow))
+
+    def stats(self, masks: Masks) -> PathStats:
+        flow = next((f for m, f in self._flows if m is masks), None)
+        if flow is None:
+            flow = self.network.flow(self.network.weights(masks))
+            self._flows.append((masks, flow))
+        return stats_from_flow(flow, masks)
+
+    def known(self, masks: Masks) -> tuple[Masks, tuple[int, ...], PathStats] | None:
+        """The statistics of ``masks`` if a pass already measured them (no new pass)."""
+        if not any(m is masks for m, _ in self._flows):
+            return None
+        return masks, self.shape, self.stats(masks)

@@ -21,19 +21,25 @@ from torch import nn
 
 from autosparse.core.masks import Masks
 from autosparse.topology.fx_trace import short_error
-from autosparse.topology.paths import path_stats
+from autosparse.topology.paths import PathStats, path_stats
 
 log = logging.getLogger(__name__)
 
 
 def mask_diagnostics(
-    model: nn.Module, masks: Masks, input_shape: Sequence[int] | None, *, warn: bool = True
+    model: nn.Module,
+    masks: Masks,
+    input_shape: Sequence[int] | None,
+    *,
+    warn: bool = True,
+    stats: PathStats | None = None,
 ) -> dict[str, Any]:
     """Density per layer, effective params / nodes, log10 path count and collapsed layers.
 
     With ``warn``, logs one warning naming the collapsed layers, because a collapsed mask trains
     to chance accuracy and that is better said before the training than discovered after it.
-    Without an ``input_shape`` only empty layers can be found.
+    Without an ``input_shape`` only empty layers can be found. ``stats``: the path statistics of
+    exactly these masks on ``input_shape``, when the caller already has them (the pass is skipped).
     """
     empty = masks.empty_layers()
     out: dict[str, Any] = {
@@ -52,7 +58,7 @@ def mask_diagnostics(
     }
     if input_shape is not None:
         try:
-            stats = path_stats(model, masks, tuple(input_shape))
+            stats = stats if stats is not None else path_stats(model, masks, tuple(input_shape))
         except Exception as exc:  # a diagnostic must never break the pruning it reports on
             out["paths"] = f"unavailable ({type(exc).__name__}: {short_error(exc)})"
         else:

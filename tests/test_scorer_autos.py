@@ -1,0 +1,61 @@
+"""``autos``' own mechanics on the shipped default scorer: one path network per call, whose
+measurements reach ``prune``'s diagnostics, and the borrowed SynFlow allocation."""
+
+from __future__ import annotations
+
+import torch
+
+from autosparse.api import prune
+from autosparse.models import build_model
+from autosparse.pruners import make_pruner
+from autosparse.scorer import autos as autos_module
+from autosparse.topology import paths as paths_module
+from autosparse.topology.diagnostics import mask_diagnostics
+
+SHAPE = (1, 28, 28)
+
+
+def _data(n: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(n, *SHAPE, generator=g), torch.arange(n) % 10
+
+
+def test_one_path_network_serves_repair_collapse_check_and_diagnostics(monkeypatch) -> None:
+    """The repair's last pass measures the final masks: the collapse check and prune's diagnostics
+    reuse it (on MobileNet-v3 the two extra copies and passes were a third of autos' time), and
+    the diagnostics are exactly what a fresh pass says."""
+    model = build_model("conv2", SHAPE, 10, seed=0, width=0.25)
+    built: list[int] = []
+    real_init = paths_module.PathNetwork.__init__
+
+    def counting_init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        built.append(1)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(paths_module.PathNetwork, "__init__", counting_init)
+    masks = prune(model, "autos", density=0.02, data=_data(), seed=0)
+    assert len(built) == 1
+    monkeypatch.setattr(paths_module.PathNetwork, "__init__", real_init)
+    fresh = mask_diagnostics(model, masks, SHAPE, warn=False)
+    assert masks.meta["diagnostics"] == fresh and fresh["paths"] == "exact" and fresh["log10_paths"] > 0
+
+
+def test_measured_paths_only_for_the_masks_it_returned() -> None:
+    pruner = make_pruner("autos")
+    model = build_model("lenet_300_100", SHAPE, 10, seed=0)
+    from autosparse.data.pruning_data import PruningData
+
+    data = PruningData.coerce(_data())
+    masks = pruner.masks(model, data, 0.02, seed=0)
+    measured = pruner.measured_paths(masks)
+    assert measured is not None and measured[0] == SHAPE and measured[1].effective_params == masks.kept
+    assert pruner.measured_paths(autos_module.Masks(masks.to_dict())) is None  # another object: no claim
+
+
+def test_synflow_allocation_takes_synflows_per_layer_counts() -> None:
+    model = build_model("conv2", SHAPE, 10, seed=0, width=0.25)
+    borrowed = prune(model, "autos", density=0.01, data=_data(), seed=0, allocation="synflow")
+    synflow = prune(model, "synflow", density=0.01, data=_data(), seed=0)
+    assert {n: int(m.sum()) for n, m in borrowed.items()} == {n: int(m.sum()) for n, m in synflow.items()}
+    assert "guard" not in borrowed.meta  # a chosen allocation, not a guard's fallback
+    assert any(not torch.equal(borrowed[n], synflow[n]) for n in borrowed)  # the learned ranker chose within
