@@ -15,7 +15,7 @@ the method that produced it.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -44,19 +44,21 @@ def fingerprint(model: nn.Module) -> dict[str, list[float]]:
 
 
 def rescale_factors(
-    model: nn.Module, masks: Mapping[str, torch.Tensor], granularity: str = "paper"
+    model: nn.Module, masks: Mapping[str, torch.Tensor], granularity: str = "paper", *, skip: Collection[str] = ()
 ) -> dict[str, torch.Tensor]:
     """Hayou et al.'s rescaling: per output unit (or unit and kernel position), sqrt(dense / kept) energy.
 
     ``ρ = sqrt(Σ_j w_j² / Σ_j δ_j w_j²)`` over what feeds one unit, from the model's current
     (dense, θ0) weights; ρ ≡ 1 for an unpruned unit and for a unit with nothing kept. Returned in
     compact form, broadcastable to the weight: ``(out, 1)`` for linear layers, ``(out, 1, *kernel)``
-    (``paper``) or ``(out, 1, 1, …)`` (``unit``) for convolutions.
+    (``paper``) or ``(out, 1, 1, …)`` (``unit``) for convolutions. Layers in ``skip`` get no factor.
     """
     if granularity not in GRANULARITIES:
         raise ConfigError(f"unknown rescale granularity {granularity!r}; use one of {', '.join(GRANULARITIES)}")
     factors: dict[str, torch.Tensor] = {}
     for layer in prunable_layers(model):
+        if layer.name in skip:
+            continue
         w = layer.parameter.detach()
         keep = masks[layer.name].to(device=w.device, dtype=torch.bool)
         if tuple(keep.shape) != tuple(w.shape):

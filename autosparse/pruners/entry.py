@@ -27,6 +27,7 @@ from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.inputs import input_shape_of, require_data
 from autosparse.pruners.registry import PrunerConfig, make_pruner
 from autosparse.topology.diagnostics import mask_diagnostics
+from autosparse.topology.normalized import normalized_layers
 from autosparse.topology.paths import PathStats
 
 
@@ -103,7 +104,7 @@ def prune_timed(
     masks = Masks(
         masks.to_dict(),
         meta={**masks.meta, "method": method, "density": d, "seed": seed},
-        init=_init_transform(model, masks, pruner.config),
+        init=_init_transform(model, masks, pruner.config, pdata, method),
     )
     masks.validate(model)
     if check:
@@ -166,16 +167,39 @@ def record_collapse(
     masks.meta["diagnostics"] = mask_diagnostics(model, masks, shape, warn=True, stats=stats)
 
 
-def _init_transform(model: nn.Module, masks: Masks, config: PrunerConfig) -> InitTransform | None:
+def _init_transform(
+    model: nn.Module, masks: Masks, config: PrunerConfig, data: PruningData | None, method: str
+) -> InitTransform | None:
     """What the masks change in θ0: the method's own (e.g. robust's branch scales) plus the
-    rescaling when the config asks for it, fingerprinted on the caller's θ0."""
+    rescaling when the config asks for it, fingerprinted on the caller's θ0.
+
+    Layers that feed a normalization layer are not rescaled unless ``rescale_normalized``: the
+    normalization undoes the scale in the forward pass, so it would only slow their learning
+    (:mod:`autosparse.topology.normalized`)."""
     own = masks.init
     if not config.rescale and not own:
         return None
-    factors = rescale_factors(model, masks, config.rescale_granularity) if config.rescale else {}
+    factors = {}
+    if config.rescale:
+        skip = set() if config.rescale_normalized else _normalized(model, data, config, method)
+        factors = rescale_factors(model, masks, config.rescale_granularity, skip=skip)
     return InitTransform(
         factors=factors,
         branch_scale=dict(own.branch_scale) if own else {},
         fingerprint=fingerprint(model),
         granularity=config.rescale_granularity if config.rescale else "",
     )
+
+
+def _normalized(model: nn.Module, data: PruningData | None, config: PrunerConfig, method: str) -> set[str]:
+    """The prunable layers feeding a normalization layer, probed on the pruning data's first inputs
+    (or zeros of the known input shape); none when neither is at hand."""
+    if data is not None:
+        example = data.batches[0][0][:2]
+    else:
+        try:
+            shape = input_shape_of(method, getattr(config, "input_shape", None), None, model)
+        except ConfigError:
+            return set()
+        example = torch.zeros((2, *shape), device=next(model.parameters()).device)
+    return normalized_layers(model, example)

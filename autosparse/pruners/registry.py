@@ -42,6 +42,7 @@ class PrunerConfig:
     scope: str = "global"  # how many per layer: global | uniform | erk
     rescale: bool = False  # rescale kept weights so each unit keeps its input variance at θ0 (Hayou et al. 2021)
     rescale_granularity: str = "unit"  # unit: one factor per output unit | paper: per (output unit, kernel position)
+    rescale_normalized: bool = False  # also rescale layers feeding a BatchNorm/LayerNorm (which undoes it; slows them)
 
 
 class Pruner(ABC):
