@@ -62,6 +62,7 @@ class RobustConfig(PrunerConfig):
     base_config: dict[str, Any] = field(default_factory=dict)  # hyperparameters of the base method
     rescale: bool = True  # the paper's rescaling trick (Prop. 2)
     rescale_granularity: str = "paper"  # the paper's: per (output unit, kernel position)
+    rescale_normalized: bool = True  # the paper rescales every layer, BatchNorm'd or not (a faithful baseline)
     stable_resnet: bool = False  # SBP-SR: scale residual branches by 1/sqrt(L) (prune and train that network)
 
 
