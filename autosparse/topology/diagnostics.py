@@ -88,7 +88,14 @@ def warn_collapse(diag: dict[str, Any]) -> None:
     if no_path:
         parts.append(f"{len(no_path)} layer(s) have no input-to-output path: {', '.join(no_path)}")
     if parts:
-        log.warning("layer collapse (the mask trains to chance accuracy): %s", "; ".join(parts))
+        paths = diag.get("log10_paths")
+        if paths is not None and paths > float("-inf"):
+            # e.g. a dead residual branch: its shortcut still carries the signal, so the network
+            # trains, only without these layers' capacity
+            reason = "these layers carry no signal, though input-to-output paths remain elsewhere"
+        else:
+            reason = "the mask trains to chance accuracy"
+        log.warning("layer collapse (%s): %s", reason, "; ".join(parts))
     if diag["unverified_layers"]:
         log.warning(
             "no path found through %s, but the path counts are %s; not reported as collapsed",

@@ -1,0 +1,51 @@
+"""The one summary of a mask, and the warning it gives: chance accuracy only when no path is left."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from autosparse.core.masks import Masks
+from autosparse.topology.diagnostics import mask_diagnostics
+
+
+class _Residual(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = nn.Linear(4, 3)
+        self.branch = nn.Linear(3, 3)
+        self.out = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.inp(x))
+        return self.out(h + self.branch(h))
+
+
+def _masks(model: nn.Module, empty: str) -> Masks:
+    return Masks(
+        {
+            n: torch.zeros_like(p, dtype=torch.bool) if n == empty else torch.ones_like(p, dtype=torch.bool)
+            for n, p in model.named_parameters()
+            if n.endswith("weight")
+        }
+    )
+
+
+def test_dead_branch_is_reported_without_claiming_chance_accuracy(caplog) -> None:
+    model = _Residual()
+    with caplog.at_level(logging.WARNING, logger="autosparse.topology.diagnostics"):
+        diag = mask_diagnostics(model, _masks(model, "branch.weight"), (4,))
+    assert diag["empty_layers"] == ["branch.weight"] and diag["log10_paths"] > 0
+    [record] = caplog.records
+    assert "paths remain elsewhere" in record.message and "chance" not in record.message
+
+
+def test_a_cut_network_is_said_to_train_to_chance(caplog) -> None:
+    model = _Residual()
+    with caplog.at_level(logging.WARNING, logger="autosparse.topology.diagnostics"):
+        diag = mask_diagnostics(model, _masks(model, "inp.weight"), (4,))
+    assert diag["log10_paths"] == float("-inf")
+    [record] = caplog.records
+    assert "trains to chance accuracy" in record.message and "inp.weight" in record.message
