@@ -19,7 +19,7 @@ install: $(STAMP)
 
 ## The main job on an embedded default: IRP store -> scorer -> autos vs baselines on a held-out model.
 demo: $(STAMP)
-	$(BIN)/autosparse demo
+	$(BIN)/autosparse demo --executor process
 
 ## The whole suite (slow tests included), two workers for the machine's two cores.
 test: $(STAMP)

@@ -14,6 +14,7 @@ import pytest
 
 from autosparse.bench.config import IMP, BenchConfig, MethodSpec
 from autosparse.core.errors import DatasetNotFoundError
+from autosparse.core.executors import ExecutorConfig
 from autosparse.data import pruning_batch
 from autosparse.data.idx import IDX_FILES
 from autosparse.demo import (
@@ -286,7 +287,9 @@ def test_demo_on_fashion_mnist_runs_end_to_end_and_resumes(tmp_path) -> None:
         baselines=("random", "synflow"),
     )
     choice = DataChoice("fashion-mnist", None, "test: the installed Fashion-MNIST")
-    first = run_demo(cfg, choice=choice, say=lambda _: None)
+    # make demo's executor: the source runs and the bench on a pool of worker processes
+    first = run_demo(cfg, choice=choice, say=lambda _: None, executor=ExecutorConfig("process", workers=2))
+    assert first.runs_generated == 2 and first.bench_jobs_run > 0
     for row in ("| autos |", "| autos (shipped) |", "| random |", "| synflow |", "| imp *(reference)* |"):
         assert row in first.text
     assert "Held-out model: lenet_300_100, 266,610 parameters" in first.text

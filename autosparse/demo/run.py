@@ -25,7 +25,8 @@ from typing import Any
 from autosparse.bench.config import IMP, BenchConfig, MethodSpec
 from autosparse.bench.runner import run_bench
 from autosparse.core.config import config_hash, to_dict
-from autosparse.core.executors import ExecutorConfig
+from autosparse.core.errors import AutosparseError
+from autosparse.core.executors import ExecutorConfig, run_jobs
 from autosparse.demo.config import DemoConfig, Setting
 from autosparse.demo.data import DataChoice, choose_dataset
 from autosparse.demo.summary import AUTOS_LABEL, SHIPPED_LABEL, describe, model_sizes
@@ -158,14 +159,7 @@ def run_demo(
         f"IRP source runs: {len(specs)} models on {choice.dataset}, {setting.irp_rounds} rounds x "
         f"{setting.gen_epochs:g} epochs each -> {store}",
     )
-    generated = 0
-    for i, spec in enumerate(specs, 1):  # one after another: each run already uses every core it is given
-        progress.note(f"run {i}/{len(specs)}: {spec.model.label()}")
-        outcome = execute_run(RunJob(spec, str(store), str(store) + ".work"))
-        if outcome.get("skipped"):
-            progress.note(f"run {i}/{len(specs)}: reused (complete in the store)")
-        else:
-            generated += 1
+    generated = _source_runs(specs, store, where, progress)
 
     scorer_cfg = ScorerConfig(steps=setting.scorer_steps, eval_every=max(1, setting.scorer_steps // 6))
     key = scorer_key(specs, scorer_cfg)
@@ -199,17 +193,7 @@ def run_demo(
         f"{len(bench.densities)} densities + IMP, {n_cells} masks each trained {setting.bench_epochs:g} epochs "
         f"-> {bench_dir}",
     )
-    jobs_run = 0
-    for title in bench.method_titles():  # one method at a time, so every method shows up as it finishes
-        what = "IMP: one IRP run per seed through every density" if title == IMP else f"{title}: {n_cells} masks"
-        progress.note(what)
-        run = run_bench(bench, bench_dir, methods=[title], report=False, **where.options())
-        jobs_run += run.jobs_run
-        if run.jobs_run == 0 and not run.failures:
-            progress.note(f"{title}: reused (every cell finished before)")
-        for failure in run.failures:
-            last = (failure.error or "").strip().splitlines()[-1:] or ["no message"]
-            progress.note(f"{title}: FAILED {failure.key}: {last[0]}")
+    jobs_run = _bench_jobs(bench, bench_dir, where, progress, n_cells)
     final = run_bench(bench, bench_dir, **where.options())  # every cell is there: this only writes the report
     if final.report is None:  # pragma: no cover - run_bench writes the report unless told not to
         raise RuntimeError("the bench wrote no report")
@@ -225,3 +209,63 @@ def run_demo(
     say(text)
     say(result.final_line())
     return result
+
+
+def _source_runs(specs: list[RunSpec], store: Path, where: ExecutorConfig, progress: Progress) -> int:
+    """Generate (or reuse) the source runs; return how many were generated now.
+
+    Locally one after another, saying which; on a pool (``make demo`` passes ``--executor
+    process``: one worker per core, one torch thread each) all at once — on an idle 2-core
+    machine that halves this step, and on a busy one a single thread per run is what keeps it sane.
+    """
+    jobs = [RunJob(spec, str(store), str(store) + ".work") for spec in specs]
+    if where.executor == "local":
+        generated = 0
+        for i, (spec, job) in enumerate(zip(specs, jobs, strict=True), 1):
+            progress.note(f"run {i}/{len(specs)}: {spec.model.label()}")
+            if execute_run(job).get("skipped"):
+                progress.note(f"run {i}/{len(specs)}: reused (complete in the store)")
+            else:
+                generated += 1
+        return generated
+    progress.note(f"{len(specs)} runs on {where.executor} workers: {', '.join(s.model.label() for s in specs)}")
+    outcomes = run_jobs(execute_run, jobs, [s.run_id for s in specs], desc="IRP source runs", **where.options())
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        first = (failed[0].error or "").strip().splitlines()[:1] or ["no message"]
+        raise AutosparseError(
+            f"{len(failed)} source run(s) failed, first {failed[0].key}: {first[0]} — rerun `autosparse demo` to "
+            "resume (finished runs are kept), or run with --executor local to see the traceback"
+        )
+    reused = sum(1 for o in outcomes if (o.value or {}).get("skipped"))
+    if reused:
+        progress.note(f"{reused} of {len(specs)} runs reused (complete in the store)")
+    return len(specs) - reused
+
+
+def _bench_jobs(bench: BenchConfig, bench_dir: Path, where: ExecutorConfig, progress: Progress, n_cells: int) -> int:
+    """Train every missing cell; return how many trained now.
+
+    Locally one method at a time, so every method shows up as it finishes; on a pool the whole
+    grid at once, or the workers would idle at the end of each method's few cells.
+    """
+    pooled = where.executor != "local"
+    groups: list[list[str] | None] = [None] if pooled else [[t] for t in bench.method_titles()]
+    jobs_run = 0
+    for methods in groups:
+        if methods is None:
+            title = "every row"
+            progress.note(f"{len(bench.method_titles())} rows at once on {where.executor} workers")
+        else:
+            title = methods[0]
+            progress.note(
+                "IMP: one IRP run per seed through every density" if title == IMP else f"{title}: {n_cells} masks"
+            )
+        run = run_bench(bench, bench_dir, methods=methods, report=False, **where.options())
+        jobs_run += run.jobs_run
+        if run.jobs_run == 0 and not run.failures:
+            progress.note(f"{title}: reused (every cell finished before)")
+        for failure in run.failures:
+            last = (failure.error or "").strip().splitlines()[-1:] or ["no message"]
+            progress.note(f"{title}: FAILED {failure.key}: {last[0]}")
+    return jobs_run
