@@ -1,8 +1,9 @@
 """The packed unit graph equals the unit-edge list it packs, reordered to the feature table.
 
-``build_graph`` writes the edge arrays in place instead of assembling them from
-``NetworkGraph.unit_edges()`` (on ResNet-50 the copies were two thirds of the GNN scorer's time);
-the reference below is that assembly, written out plainly.
+``build_graph`` asks for the unit edges as one window in table order (written in place: on
+ResNet-50 the old block-and-concatenate assembly was two thirds of the GNN scorer's time); the
+reference below takes the whole graph in topological order and re-orders it by hand, the way
+``build_graph`` used to.
 """
 
 from __future__ import annotations

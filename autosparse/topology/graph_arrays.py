@@ -179,10 +179,9 @@ class GraphArrays:
 def build_graph(model: nn.Module, input_shape: Sequence[int]) -> GraphArrays:
     """Trace ``model`` and pack its unit graph (see the module doc for the arrays).
 
-    The edge arrays are written in place into their final buffers, layer by layer: on ResNet-50
-    they hold ~40M edges, and building them as per-layer blocks, concatenating and re-stacking
-    (what :meth:`NetworkGraph.unit_edges` does for a window) allocated each several times over —
-    two thirds of the GNN scorer's time there, on a machine where fresh memory is slow to touch.
+    The unit edges are asked for as one window in table order, so their edge and slice arrays
+    are already the stored ones (edge ids counted in table order); only the layer of each edge is
+    re-numbered to its table position.
     """
     graph = trace_graph(model, tuple(int(s) for s in input_shape))
     names = [layer.name for layer in prunable_layers(model)]
@@ -194,9 +193,7 @@ def build_graph(model: nn.Module, input_shape: Sequence[int]) -> GraphArrays:
     inner = node_layer >= 0
     node_layer[inner] = topo_to_table[node_layer[inner]]
 
-    n = max(graph.num_nodes, 1)
-    plans = []  # per table position: (pairs, unique feeder keys, inverse, out_pg, in_pg)
-    out_start, in_blocks, in_ptr, edge_ptr, slice_ptr, meta = [], [], [0], [0], [0], []
+    out_start, in_blocks, in_ptr, meta = [], [], [0], []
     for gi in order:
         info = graph.layers[gi]
         outs = graph.out_nodes[gi]
@@ -206,47 +203,20 @@ def build_graph(model: nn.Module, input_shape: Sequence[int]) -> GraphArrays:
         pairs = graph.in_nodes[gi]
         in_blocks.append(pairs)
         in_ptr.append(in_ptr[-1] + pairs.shape[1])
-        in_pg, out_pg = info.in_units // info.groups, info.out_units // info.groups
-        ukey, u = torch.unique((pairs[0] // in_pg) * n + pairs[1], return_inverse=True)
-        plans.append((pairs, ukey, u, out_pg, in_pg))
-        edge_ptr.append(edge_ptr[-1] + ukey.numel() * out_pg)
-        slice_ptr.append(slice_ptr[-1] + pairs.shape[1] * out_pg)
         meta.append([info.out_units, info.in_units, info.groups, info.kernel_numel])
-
-    edge_index = torch.empty(2, edge_ptr[-1], dtype=torch.long)
-    edge_layer = torch.empty(edge_ptr[-1], dtype=torch.long)
-    slice_edge = torch.empty(2, slice_ptr[-1], dtype=torch.long)
-    for t, (pairs, ukey, u, out_pg, in_pg) in enumerate(plans):
-        e0, e1, m0, m1 = edge_ptr[t], edge_ptr[t + 1], slice_ptr[t], slice_ptr[t + 1]
-        edge_layer[e0:e1] = t
-        if e1 == e0:
-            continue
-        ol = torch.arange(out_pg)[None, :]
-        g, su = ukey // n, ukey % n
-        # edge (feeder unit su, output unit ol of group g), feeders in key order, outputs inner
-        edge_index[0, e0:e1].view(-1, out_pg).copy_(su[:, None].expand(-1, out_pg))
-        torch.add((g * out_pg + out_start[t])[:, None], ol, out=edge_index[1, e0:e1].view(-1, out_pg))
-        # slice (output unit, input index within the group) of each pair, and the edge it lies on
-        j = pairs[0]
-        sid = slice_edge[0, m0:m1].view(-1, out_pg)
-        torch.add(((j // in_pg) * out_pg)[:, None], ol, out=sid)
-        sid.mul_(in_pg).add_((j % in_pg)[:, None])
-        torch.add((u * out_pg + e0)[:, None], ol, out=slice_edge[1, m0:m1].view(-1, out_pg))
-
-    def cat(blocks: list[torch.Tensor], rows: int) -> torch.Tensor:
-        return torch.cat(blocks, dim=1) if blocks else torch.empty(rows, 0, dtype=torch.long)
+    ue = graph.unit_edges(order)
 
     return GraphArrays(
         node_layer=node_layer,
         node_unit=graph.node_unit.clone(),
         out_start=torch.tensor(out_start, dtype=torch.long),
         in_ptr=torch.tensor(in_ptr, dtype=torch.long),
-        in_pairs=cat(in_blocks, 2),
-        edge_index=edge_index,
-        edge_layer=edge_layer,
-        edge_ptr=torch.tensor(edge_ptr, dtype=torch.long),
-        slice_ptr=torch.tensor(slice_ptr, dtype=torch.long),
-        slice_edge=slice_edge,
+        in_pairs=torch.cat(in_blocks, dim=1) if in_blocks else torch.empty(2, 0, dtype=torch.long),
+        edge_index=ue.edge_index,
+        edge_layer=topo_to_table[ue.edge_layer] if ue.num_edges else ue.edge_layer,
+        edge_ptr=ue.layer_ptr,
+        slice_ptr=ue.slice_ptr,
+        slice_edge=ue.slice_index,
         layer_meta=torch.tensor(meta, dtype=torch.long).reshape(-1, 4),
         graph_info=torch.tensor([GRAPH_FORMAT, int(graph.traced), graph.num_input_nodes], dtype=torch.long),
     )
