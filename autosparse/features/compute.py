@@ -40,24 +40,32 @@ def _lognorm(x: torch.Tensor) -> torch.Tensor:
 
 
 def rank_float64(x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """:func:`pct_rank` of float64 values, sorted as float32 whenever that gives the same ranks.
+    """:func:`pct_rank` of float64 values, sorted as float32 with only the collisions re-sorted.
 
     Why: a 64-bit key sort costs about 1.7x a 32-bit one, and SynFlow's float64 scores are one
-    of four ranked features per weight. Rounding to float32 keeps every strict order except
-    where distinct float64 values collide (or leave float32's range), and those show up as equal
-    neighbours after the float32 sort; if every such pair is also equal in float64, the stable
-    sort's order (ties by position) is the float64 one, so the ranks are identical. Otherwise the
-    float64 sort runs.
+    of four ranked features per weight. Rounding to float32 is monotonic, so the float32 stable
+    sort already orders every pair whose float32 values differ; only runs of equal float32 keys
+    (distinct float64 values that collided, about 5% of a big layer's SynFlow scores) can be out
+    of float64 order. Those few positions are re-sorted by (run, float64 key), stably, which is
+    the exact float64 stable order — where the earlier version redid the whole layer's sort in
+    64 bits as soon as one collision appeared (19 of ResNet-18's 21 layers).
     """
     flat = x.detach().reshape(-1).cpu()
     key = sort_key(flat.to(torch.float32))
-    order = torch.sort(key, stable=True).indices
-    ranked = key[order]
-    tied = torch.nonzero(ranked[1:] == ranked[:-1]).squeeze(1)
-    if tied.numel():
-        a, b = order[tied], order[tied + 1]
-        if not torch.equal(sort_key(flat[a]), sort_key(flat[b])):
-            return pct_rank(flat, values)
+    ranked, order = torch.sort(key, stable=True)
+    same = ranked[1:] == ranked[:-1]  # position i+1 ties with position i
+    if bool(same.any()):
+        in_run = torch.zeros(flat.numel(), dtype=torch.bool)
+        in_run[1:] |= same
+        in_run[:-1] |= same
+        pos = torch.nonzero(in_run).squeeze(1)  # sorted positions inside a run of equal float32 keys
+        starts = torch.ones(pos.numel(), dtype=torch.bool)
+        starts[1:] = ~same[pos[1:] - 1] | (pos[1:] != pos[:-1] + 1)
+        run = torch.cumsum(starts.to(torch.int64), 0)
+        members = order.index_select(0, pos)  # within a run: index order, which a stable sort keeps
+        by64 = torch.sort(sort_key(flat.index_select(0, members)), stable=True).indices
+        by_run = torch.sort(run.index_select(0, by64), stable=True).indices
+        order.index_copy_(0, pos, members.index_select(0, by64.index_select(0, by_run)))
     return torch.empty(flat.numel(), dtype=torch.float32).index_copy_(0, order, values)
 
 
