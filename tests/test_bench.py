@@ -329,3 +329,16 @@ def test_ray_executor_matches_local(tiny_run, tmp_path: Path) -> None:
     local = {k: v["test_accuracy"] for k, v in _cells(out).items()}
     got = {k: v["test_accuracy"] for k, v in _cells(tmp_path / "ray").items()}
     assert len(got) == 4 and all(local[k] == v for k, v in got.items())
+
+
+def test_a_cell_records_autos_guard_decision() -> None:
+    """Whether autos' guard replaced a mask decides how a cell reads (RESULTS §7/§9), so the cell keeps it."""
+    import torch
+
+    from autosparse.bench.cells import _mask_fields
+    from autosparse.core.masks import Masks
+
+    m = {"w": torch.tensor([True, False, False, True])}
+    guard = {"fallback": "synflow-mask", "reason": "collapse", "collapsed": ["w"]}
+    assert _mask_fields(Masks(m, meta={"guard": guard}))["guard"] == guard
+    assert "guard" not in _mask_fields(Masks(m))

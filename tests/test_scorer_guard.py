@@ -104,9 +104,39 @@ def test_a_scorer_without_coverage_says_how_to_add_it(tmp_path, caplog) -> None:
     assert any("--add-coverage" in r.message for r in caplog.records)
 
 
-def test_a_disconnected_learned_mask_falls_back_to_the_guard_allocation(monkeypatch, caplog) -> None:
-    """A mask with no input→output path trains to chance: autos must not hand one out when ERK's
-    allocation connects the network (seen with the learned allocation on a deep plain VGG)."""
+def _cut_a_layer_of_the_learned_mask(monkeypatch) -> None:
+    """Make the learned allocation starve a layer, as it does on a deep plain VGG."""
+    real = autos_module.Autos._masks
+
+    def cut_middle_layer(self, model, data, density, *, seed, force, paths):  # type: ignore[no-untyped-def]
+        masks = real(self, model, data, density, seed=seed, force=force, paths=paths)
+        if force:
+            return masks
+        cut = masks.to_dict()
+        name = list(cut)[1]
+        cut[name] = torch.zeros_like(cut[name])
+        return autos_module.Masks(cut, meta=masks.meta)
+
+    monkeypatch.setattr(autos_module.Autos, "_masks", cut_middle_layer)
+
+
+def test_a_disconnected_learned_mask_falls_back_to_synflows_mask(monkeypatch, caplog) -> None:
+    """The default collapse rule hands the network to SynFlow, whose masks never disconnect: on
+    the validation VGG-11 every learned-ranker fallback trained below SynFlow's own mask."""
+    model = build_model("lenet_300_100", SHAPE, 10, seed=0)
+    _cut_a_layer_of_the_learned_mask(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="autosparse.scorer.autos"):
+        fallback = prune(model, "autos", density=0.02, data=_data(), seed=3)
+    assert len([r for r in caplog.records if "using SynFlow's mask instead" in r.message]) == 1
+    guard = fallback.meta["guard"]
+    assert guard["reason"] == "collapse" and guard["fallback"] == "synflow-mask" and guard["collapsed"]
+    synflow = prune(model, "synflow", density=0.02, data=_data(), seed=3)
+    assert all(torch.equal(fallback[n], synflow[n]) for n in synflow)
+    assert fallback.kept == round(0.02 * fallback.total)
+
+
+def test_a_disconnected_learned_mask_can_fall_back_to_the_guard_allocation(monkeypatch, caplog) -> None:
+    """``collapse="guard"``: the learned ranker under ERK's allocation for every layer (the ablation)."""
     model = build_model("lenet_300_100", SHAPE, 10, seed=0)
     real = autos_module.Autos._masks
 
@@ -121,8 +151,8 @@ def test_a_disconnected_learned_mask_falls_back_to_the_guard_allocation(monkeypa
 
     monkeypatch.setattr(autos_module.Autos, "_masks", cut_middle_layer)
     with caplog.at_level(logging.WARNING, logger="autosparse.scorer.autos"):
-        fallback = prune(model, "autos", density=0.02, data=_data(), seed=0)
-        prune(model, "autos", density=0.02, data=_data(), seed=1)
+        fallback = prune(model, "autos", density=0.02, data=_data(), seed=0, collapse="guard")
+        prune(model, "autos", density=0.02, data=_data(), seed=1, collapse="guard")
     assert len([r for r in caplog.records if "autos: the learned allocation" in r.message]) == 1
     guard = fallback.meta["guard"]
     assert guard["reason"] == "collapse" and guard["fallback"] == "erk" and guard["collapsed"]

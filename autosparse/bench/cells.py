@@ -233,6 +233,8 @@ def _mask_fields(masks: Masks) -> dict[str, Any]:
         "layer_densities": {r.name: r.density for r in layers},
         "layer_kept": {r.name: [r.kept, r.total] for r in layers},
         "empty_layers": masks.empty_layers(),
+        # autos' guard: which layers got the fallback allocation, or why the whole mask was replaced
+        **({"guard": masks.meta["guard"]} if "guard" in masks.meta else {}),
     }
 
 

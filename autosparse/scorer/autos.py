@@ -27,6 +27,7 @@ from autosparse.core.allocation import allocate, counts_from_shares, erk_densiti
 from autosparse.core.errors import ConfigError
 from autosparse.core.masks import Masks
 from autosparse.core.parallel import single_threaded_torch
+from autosparse.core.ranking import pct_rank
 from autosparse.data.pruning_data import PruningData
 from autosparse.features import FeatureTable, compute_features
 from autosparse.pruners.iterate import schedule_densities
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SCORER = "autos_mlp"
 GUARDS = ("erk", "synflow", "off")
+COLLAPSE_RULES = ("synflow", "guard")
 UNIT_MODES = ("learned", "all", "off")
 ALLOCATIONS = ("learned", "synflow", "global", "uniform", "erk")
 _warned: set[tuple[str, ...]] = set()  # (scorer, layers…) already reported, so a bench grid warns once
@@ -56,6 +58,10 @@ class AutosConfig(PrunerConfig):
     input_shape: tuple[int, ...] = ()  # only needed without data
     rescale: bool = True  # keep extreme masks trainable at depth: rescale kept weights at θ0 (docs/SCORER.md)
     guard: str = "erk"  # layers out of the scorer's training range get this allocation: erk | synflow | off
+    collapse: str = (
+        "synflow"  # learned allocation with no input→output path: synflow (its mask) | guard (its allocation)
+    )
+    synflow_mix: float = 0.0  # weight of SynFlow's within-layer percentile in the ranking (0 = learned only)
 
     def __post_init__(self) -> None:
         if self.allocation not in ALLOCATIONS:
@@ -68,6 +74,12 @@ class AutosConfig(PrunerConfig):
             raise ConfigError("autos rounds must be >= 1")
         if self.repair < 0:
             raise ConfigError("autos repair must be >= 0 iterations")
+        if not 0.0 <= self.synflow_mix <= 1.0:
+            raise ConfigError(
+                f"autos synflow_mix must be in [0, 1] (0 = the learned ranking alone), got {self.synflow_mix}"
+            )
+        if self.collapse not in COLLAPSE_RULES:
+            raise ConfigError(f"unknown autos collapse rule {self.collapse!r}; use {', '.join(COLLAPSE_RULES)}")
         if self.guard not in GUARDS:
             raise ConfigError(f"unknown autos guard {self.guard!r}; use {', '.join(GUARDS)}")
 
@@ -88,9 +100,14 @@ class Autos(ScoringPruner):
         return scorer.score_layers(table, model, data.input_shape if data else (tuple(cfg.input_shape) or None))
 
     def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
-        """The learned mask; if its learned allocation leaves no input→output path at all, the
-        guard's fallback allocation everywhere instead (a disconnected mask trains to chance, and
-        the allocator learned from IMP, whose own masks disconnect deep plain nets at such densities).
+        """The learned mask; if its learned allocation leaves no input→output path at all, SynFlow's
+        mask instead (``collapse="synflow"``), or the guard's allocation everywhere under the
+        learned ranker (``collapse="guard"``). A disconnected mask trains to chance, and the
+        allocator learned from IMP, whose own masks disconnect deep plain nets at such densities.
+        SynFlow's own mask is the default because on the validation shape where this happens
+        (VGG-11-BN w0.125, 99 / 99.5%) every learned-ranker variant — ERK's, SynFlow's or the
+        guard's per-layer counts, a SynFlow-blended ranking, ten rounds — trained 2.4 to 15 points
+        below it (docs/SCORER.md "When the learned allocation collapses").
 
         Only a network without any path counts: a dead residual branch still leaves its shortcut.
         One float64 path network serves the repair, this check and (through :meth:`measured_paths`)
@@ -108,23 +125,36 @@ class Autos(ScoringPruner):
         if stats.log_paths > -math.inf or stats.approximate:
             self._measured = (masks, tuple(shape), stats)
             return masks
-        fallback = self._masks(model, data, density, seed=seed, force=True, paths=paths)
+        if cfg.collapse == "synflow":
+            with torch.random.fork_rng(devices=[]):
+                ref = make_pruner("synflow").masks(model, data, density, seed=seed)
+            fallback = Masks(
+                ref.to_dict(), meta={"scorer": cfg.scorer, "allocation": "synflow", "units": "off", "repaired": []}
+            )
+            fallback.meta["guard"] = {"fallback": "synflow-mask"}
+        else:
+            fallback = self._masks(model, data, density, seed=seed, force=True, paths=paths)
         fallback_stats = paths.stats(fallback)
         if fallback_stats.log_paths == -math.inf:
             self._measured = (masks, tuple(shape), stats)
             return masks  # the fallback is no better; prune() reports the collapse
-        key = ("collapse", cfg.scorer, cfg.guard, f"{density:.6g}")
+        key = ("collapse", cfg.scorer, cfg.guard, cfg.collapse, f"{density:.6g}")
         if key not in _warned:
             _warned.add(key)
+            instead = (
+                "SynFlow's mask"
+                if cfg.collapse == "synflow"
+                else f"{_fallback_name(cfg.guard)}'s allocation for every layer"
+            )
             log.warning(
                 "autos: the learned allocation of scorer %s leaves no input-to-output path at density %.4g "
-                "(%d layers cut off: %s); using %s's allocation for every layer instead (guard=off keeps the "
-                "learned one)",
+                "(%d layers cut off: %s); using %s instead (collapse=guard keeps the learned ranker under "
+                "the guard's allocation, guard=off keeps the learned mask)",
                 cfg.scorer,
                 density,
                 len(stats.collapsed),
                 ", ".join(stats.collapsed),
-                _fallback_name(cfg.guard),
+                instead,
             )
         fallback.meta["guard"] = {**fallback.meta["guard"], "reason": "collapse", "collapsed": stats.collapsed}
         self._measured = (fallback, tuple(shape), fallback_stats)
@@ -149,11 +179,16 @@ class Autos(ScoringPruner):
             # the gradient and SynFlow passes use torch's threads, as SNIP's does; what follows is
             # many medium ops whose intra-op threads stall each other on a loaded machine, so it
             # runs single-threaded, parallel over layers and blocks instead (see map_layers)
-            table = compute_features(model, data, names=scorer.features, masks=masks, seed=seed)
+            names = scorer.features
+            if cfg.synflow_mix > 0 and "synflow_rank" not in names:
+                names = (*names, "synflow_rank")
+            table = compute_features(model, data, names=names, masks=masks, seed=seed)
             with single_threaded_torch():
                 scores = scorer.score_layers(
                     table, model, data.input_shape if data else (tuple(cfg.input_shape) or None)
                 )
+                if cfg.synflow_mix > 0:
+                    scores = _mix_synflow(scores, table, cfg.synflow_mix)
                 if masks is not None:  # what an earlier round pruned stays pruned
                     scores = {n: torch.where(masks[n], s, torch.tensor(float("-inf"))) for n, s in scores.items()}
                 if cfg.allocation in ("learned", "synflow"):
@@ -282,6 +317,21 @@ class Autos(ScoringPruner):
         for i, lf in enumerate(table.layers):
             if lf.name in layers:
                 dens[i] = fallback[lf.name]
+
+
+def _mix_synflow(scores: dict[str, torch.Tensor], table: FeatureTable, mix: float) -> dict[str, torch.Tensor]:
+    """Within each layer, ``(1 - mix)`` × the learned percentile + ``mix`` × SynFlow's.
+
+    Why: the ranker imitates IMP, and on deep plain nets at extreme density IMP's own masks
+    disconnect; SynFlow's order keeps a few channels well connected end to end. Percentiles put
+    both on one scale, and only the order within a layer changes (the allocation is untouched).
+    """
+    out = {}
+    for lf in table.layers:
+        s = scores[lf.name]
+        learned = pct_rank(s)
+        out[lf.name] = ((1.0 - mix) * learned + mix * lf.weight["synflow_rank"]).reshape(s.shape)
+    return out
 
 
 def _fallback_name(guard: str) -> str:
