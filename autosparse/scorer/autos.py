@@ -58,9 +58,7 @@ class AutosConfig(PrunerConfig):
     input_shape: tuple[int, ...] = ()  # only needed without data
     rescale: bool = True  # keep extreme masks trainable at depth: rescale kept weights at θ0 (docs/SCORER.md)
     guard: str = "erk"  # layers out of the scorer's training range get this allocation: erk | synflow | off
-    collapse: str = (
-        "synflow"  # learned allocation with no input→output path: synflow (its mask) | guard (its allocation)
-    )
+    collapse: str = "synflow"  # no input→output path left: synflow (SynFlow's mask) | guard (guard's allocation)
     synflow_mix: float = 0.0  # weight of SynFlow's within-layer percentile in the ranking (0 = learned only)
 
     def __post_init__(self) -> None:
@@ -106,8 +104,9 @@ class Autos(ScoringPruner):
         allocator learned from IMP, whose own masks disconnect deep plain nets at such densities.
         SynFlow's own mask is the default because on the validation shape where this happens
         (VGG-11-BN w0.125, 99 / 99.5%) every learned-ranker variant — ERK's, SynFlow's or the
-        guard's per-layer counts, a SynFlow-blended ranking, ten rounds — trained 2.4 to 15 points
-        below it (docs/SCORER.md "When the learned allocation collapses").
+        guard's per-layer counts, a SynFlow-blended ranking, ten rounds — trained below it, the
+        best by 2.4 / 7.2 points (docs/SCORER.md "When the learned allocation collapses").
+        ``autos``' own θ0 rescale still applies to the mask it returns.
 
         Only a network without any path counts: a dead residual branch still leaves its shortcut.
         One float64 path network serves the repair, this check and (through :meth:`measured_paths`)
