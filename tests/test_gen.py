@@ -409,8 +409,13 @@ def test_irp_overhead_benchmark_reports_both_sides() -> None:
     assert res["rounds"] == 1 and res["total_epochs"] == 0.5 and res["n_weights"] == 784 * 16 + 16 * 10
     assert len(res["all_repeats"]) == 2
     assert res["irp_wall_s"] > 0 and res["plain_wall_s"] > 0 and res["irp_train_s"] <= res["irp_wall_s"]
-    # ratios use unrounded times; the reported times are rounded to ms, so compare loosely
-    assert res["overhead_wall"] == pytest.approx(res["irp_wall_s"] / res["plain_wall_s"] - 1, rel=0.2, abs=0.2)
+    # the ratio uses unrounded times and the reported times are rounded to ms: at these
+    # millisecond sizes only the interval the rounding allows is a fair check (a fixed relative
+    # tolerance failed under a loaded suite)
+    irp, plain, half_ms = res["irp_wall_s"], res["plain_wall_s"], 5e-4
+    low = (irp - half_ms) / (plain + half_ms) - 1
+    high = (irp + half_ms) / max(plain - half_ms, 1e-9) - 1
+    assert low - 1e-3 <= res["overhead_wall"] <= high + 1e-3
     assert res["overhead_wall"] > -1 and res["overhead_cpu"] > -1
     assert {"overhead_cpu", "overhead_cpu_paired_median", "eval_s", "irp_outside_train_s"} <= set(res)
 
