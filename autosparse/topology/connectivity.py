@@ -100,7 +100,8 @@ def repair_with_flow(
 
 def _best_among(score: torch.Tensor, allowed: torch.Tensor, k: int) -> torch.Tensor:
     """Mask of the ``k`` best-scored ``allowed`` positions (ties: lower index), as ``topk_mask``
-    would pick them with every other position at -inf.
+    picks them with every other position at -inf — except that an allowed position scored -inf
+    itself can no longer lose its place to a forbidden one (which left the count short).
 
     Why not that: the selection then runs over the allowed positions only. Filling the rest with
     -inf made most of a big layer one tied value, on which numpy's selection slowed to ~80 ns
