@@ -138,18 +138,7 @@ def test_a_disconnected_learned_mask_falls_back_to_synflows_mask(monkeypatch, ca
 def test_a_disconnected_learned_mask_can_fall_back_to_the_guard_allocation(monkeypatch, caplog) -> None:
     """``collapse="guard"``: the learned ranker under ERK's allocation for every layer (the ablation)."""
     model = build_model("lenet_300_100", SHAPE, 10, seed=0)
-    real = autos_module.Autos._masks
-
-    def cut_middle_layer(self, model, data, density, *, seed, force, paths):  # type: ignore[no-untyped-def]
-        masks = real(self, model, data, density, seed=seed, force=force, paths=paths)
-        if force:
-            return masks
-        cut = masks.to_dict()
-        name = list(cut)[1]
-        cut[name] = torch.zeros_like(cut[name])  # the learned allocation, as if it starved a layer
-        return autos_module.Masks(cut, meta=masks.meta)
-
-    monkeypatch.setattr(autos_module.Autos, "_masks", cut_middle_layer)
+    _cut_a_layer_of_the_learned_mask(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="autosparse.scorer.autos"):
         fallback = prune(model, "autos", density=0.02, data=_data(), seed=0, collapse="guard")
         prune(model, "autos", density=0.02, data=_data(), seed=1, collapse="guard")
