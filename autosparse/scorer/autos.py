@@ -117,6 +117,7 @@ class Autos(ScoringPruner):
         shape = data.input_shape if data else tuple(cfg.input_shape)
         paths = _Paths(model, shape)
         self._measured = None
+        self._synflow: dict[float, Masks] = {}  # SynFlow's mask per density, for this call only
         masks = self._masks(model, data, density, seed=seed, force=False, paths=paths)
         if cfg.allocation != "learned" or cfg.guard == "off" or not shape:
             self._measured = paths.known(masks)
@@ -126,12 +127,11 @@ class Autos(ScoringPruner):
             self._measured = (masks, tuple(shape), stats)
             return masks
         if cfg.collapse == "synflow":
-            with torch.random.fork_rng(devices=[]):
-                ref = make_pruner("synflow").masks(model, data, density, seed=seed)
+            meta = {"scorer": cfg.scorer, "allocation": "synflow", "units": "off", "repaired": []}
             fallback = Masks(
-                ref.to_dict(), meta={"scorer": cfg.scorer, "allocation": "synflow", "units": "off", "repaired": []}
+                self._synflow_masks(model, data, density).to_dict(),
+                meta={**meta, "guard": {"fallback": "synflow-mask"}},
             )
-            fallback.meta["guard"] = {"fallback": "synflow-mask"}
         else:
             fallback = self._masks(model, data, density, seed=seed, force=True, paths=paths)
         fallback_stats = paths.stats(fallback)
@@ -309,14 +309,22 @@ class Autos(ScoringPruner):
         cfg: AutosConfig = self.config  # type: ignore[assignment]
         shapes = {lf.name: torch.Size(lf.shape) for lf in table.layers}
         if (rule or cfg.guard) == "synflow":
-            with torch.random.fork_rng(devices=[]):
-                ref = make_pruner("synflow").masks(model, data, density)
+            ref = self._synflow_masks(model, data, density)
             fallback = {n: float(m.float().mean()) for n, m in ref.items()}
         else:
             fallback = erk_densities(shapes, density)
         for i, lf in enumerate(table.layers):
             if lf.name in layers:
                 dens[i] = fallback[lf.name]
+
+    def _synflow_masks(self, model: nn.Module, data: PruningData | None, density: float) -> Masks:
+        """SynFlow's own mask at ``density`` (100 rounds; data-free and seed-free), computed once
+        per ``masks`` call: the guard's SynFlow shares and the collapse fallback both read it."""
+        cache: dict[float, Masks] = self.__dict__.setdefault("_synflow", {})
+        if density not in cache:
+            with torch.random.fork_rng(devices=[]):
+                cache[density] = make_pruner("synflow").masks(model, data, density)
+        return cache[density]
 
 
 def _mix_synflow(scores: dict[str, torch.Tensor], table: FeatureTable, mix: float) -> dict[str, torch.Tensor]:
