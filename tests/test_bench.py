@@ -342,3 +342,26 @@ def test_a_cell_records_autos_guard_decision() -> None:
     guard = {"fallback": "synflow-mask", "reason": "collapse", "collapsed": ["w"]}
     assert _mask_fields(Masks(m, meta={"guard": guard}))["guard"] == guard
     assert "guard" not in _mask_fields(Masks(m))
+
+
+def test_a_retrained_scorer_makes_new_cells(tmp_path: Path) -> None:
+    """A scorer retrained under the same name must not reuse cells computed with its old weights;
+    methods without a scorer keep their ids (cells cached before the scorer hash was added)."""
+    src = ROOT / "trained_scorers" / "autos_mlp"
+    scorer = tmp_path / "scorer"
+    shutil.copytree(src, scorer)
+    cfg = tiny_config(methods=["magnitude", {"method": "autos", "hparams": {"scorer": str(scorer)}}])
+
+    def ids() -> dict[str, str]:
+        return {j.spec.method.method: j.key for j in plan_jobs(cfg, tmp_path / "out") if j.spec.seed == 0}
+
+    before = ids()
+    card = json.loads((scorer / "card.json").read_text())
+    card["weights_sha256"] = "0" * 64
+    (scorer / "card.json").write_text(json.dumps(card))
+    after = ids()
+    assert after["magnitude"] == before["magnitude"]
+    assert after["autos"] != before["autos"]
+    # the magnitude hash is the one every cell had before the identity existed: no identity key
+    job = next(j for j in plan_jobs(cfg, tmp_path / "out") if j.spec.method.method == "magnitude")
+    assert job.spec.method_identity() == {}

@@ -34,6 +34,7 @@ from autosparse.core.masks import Masks
 from autosparse.core.versions import package_versions
 from autosparse.data import Dataset, pruning_batch
 from autosparse.pruners import prune_timed
+from autosparse.pruners.registry import get_pruner
 from autosparse.task import DataSpec, ModelSpec, Task
 from autosparse.training.irp import IRPConfig, run_irp
 from autosparse.training.trainer import TrainConfig, resolve_device, train
@@ -74,7 +75,16 @@ class CellSpec:
         d.pop("seed")
         d.pop("density")
         d["schema"] = CELL_SCHEMA
+        identity = self.method_identity()
+        if identity:  # only methods with one (a learned scorer's weights); the others keep their ids
+            d["method_identity"] = identity
         return config_hash(d)
+
+    def method_identity(self) -> dict[str, Any]:
+        """What decides the method's masks beyond its hparams as written (PrunerConfig.identity)."""
+        if self.method.is_imp:
+            return {}
+        return get_pruner(self.method.method).Config(**self.method.hparams).identity()
 
     def stem(self) -> str:
         return "__".join(slug(p) for p in (self.model.label(), self.data.dataset, self.method.title()))
@@ -217,6 +227,7 @@ def _base_record(spec: CellSpec, density: float, dataset: Dataset) -> dict[str, 
         "method": spec.method.method,
         "label": spec.method.title(),
         "hparams": spec.method.hparams,
+        **({"method_identity": spec.method_identity()} if spec.method_identity() else {}),
         "reference": spec.method.is_imp,
         "density": float(density),
         "sparsity": 1.0 - float(density),

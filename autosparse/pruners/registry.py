@@ -44,6 +44,12 @@ class PrunerConfig:
     rescale_granularity: str = "unit"  # unit: one factor per output unit | paper: per (output unit, kernel position)
     rescale_normalized: bool = False  # also rescale layers feeding a BatchNorm/LayerNorm (which undoes it; slows them)
 
+    def identity(self) -> dict[str, Any]:
+        """What decides this method's masks besides the hyperparameters as written — e.g. the
+        weights a learned scorer's name points to. A bench cell hashes it, so retraining a
+        shipped scorer makes new cells instead of reusing ones computed with the old weights."""
+        return {}
+
 
 class Pruner(ABC):
     """A method that chooses a mask. Subclasses set ``name`` (by :func:`register`), ``Config`` and

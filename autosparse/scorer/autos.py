@@ -19,6 +19,7 @@ import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -33,6 +34,7 @@ from autosparse.features import FeatureTable, compute_features
 from autosparse.pruners.iterate import schedule_densities
 from autosparse.pruners.registry import PrunerConfig, ScoringPruner, make_pruner, register
 from autosparse.pruners.scores import Scores
+from autosparse.scorer.checkpoint import scorer_weights_sha256
 from autosparse.scorer.loaded import Scorer, load_scorer
 from autosparse.topology.connectivity import repair_with_flow
 from autosparse.topology.paths import PathFlow, PathNetwork, PathStats, stats_from_flow
@@ -80,6 +82,9 @@ class AutosConfig(PrunerConfig):
             raise ConfigError(f"unknown autos collapse rule {self.collapse!r}; use {', '.join(COLLAPSE_RULES)}")
         if self.guard not in GUARDS:
             raise ConfigError(f"unknown autos guard {self.guard!r}; use {', '.join(GUARDS)}")
+
+    def identity(self) -> dict[str, Any]:
+        return {"scorer_sha256": scorer_weights_sha256(self.scorer)}
 
 
 @register("autos")

@@ -90,6 +90,15 @@ def resolve_scorer(name_or_path: str | Path) -> Path:
     )
 
 
+def scorer_weights_sha256(name_or_path: str | Path) -> str:
+    """The weights hash a scorer's card records (loading verifies it), without reading the weights."""
+    card = resolve_scorer(name_or_path) / CARD_FILE
+    try:
+        return str(json.loads(card.read_text()).get("weights_sha256", ""))
+    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+        raise CheckpointError(f"cannot read {card}: {exc}; the checkpoint is damaged — retrain or re-copy it") from exc
+
+
 def load_checkpoint(name_or_path: str | Path) -> tuple[Card, dict[str, torch.Tensor]]:
     """Read and verify a checkpoint: card format, weights hash, feature schema."""
     directory = resolve_scorer(name_or_path)
