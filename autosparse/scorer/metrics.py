@@ -79,23 +79,27 @@ def heldout_table(metrics: dict[str, dict], scorer_names: dict[str, dict] | None
 
     ``metrics`` is a card's ``metrics`` (per held-out run: spearman, rounds → precision…);
     ``scorer_names`` optionally maps extra row names to other cards' metrics on the same runs.
-    Precision is averaged over held-out runs at each IRP round (density shown is the mean).
+    Precision is averaged over the held-out runs that share an IRP schedule — one table per
+    schedule, since round r of an MLP run and of a conv run are different densities.
     """
-    cards = {"learned": metrics, **(scorer_names or {})}
-    runs = list(metrics)
-    if not runs:
+    if not metrics:
         return "(no held-out runs)"
-    rounds = sorted({int(r) for run in runs for r in metrics[run]["rounds"]})
-    deep = [
-        r
-        for r in rounds
-        if np.mean([metrics[run]["rounds"][str(r)]["density"] for run in runs if str(r) in metrics[run]["rounds"]])
-        <= 0.05
-    ]
-    dens = {
-        r: np.mean([metrics[run]["rounds"][str(r)]["density"] for run in runs if str(r) in metrics[run]["rounds"]])
-        for r in deep
-    }
+    groups: dict[tuple[float, ...], list[str]] = {}
+    for run, m in metrics.items():
+        sched = tuple(round(float(m["rounds"][r]["density"]), 6) for r in sorted(m["rounds"], key=int))
+        groups.setdefault(sched, []).append(run)
+    tables = []
+    for runs in groups.values():
+        title = ", ".join(sorted({run.split("__")[0] for run in runs}))
+        tables.append(f"{title} ({len(runs)} runs)\n" + _schedule_table(metrics, runs, scorer_names))
+    return "\n\n".join(tables)
+
+
+def _schedule_table(metrics: dict[str, dict], runs: list[str], scorer_names: dict[str, dict] | None) -> str:
+    cards = {"learned": metrics, **(scorer_names or {})}
+    rounds = sorted(int(r) for r in metrics[runs[0]]["rounds"])
+    dens = {r: float(np.mean([metrics[run]["rounds"][str(r)]["density"] for run in runs])) for r in rounds}
+    deep = [r for r in rounds if dens[r] <= 0.05]
     header = ["ranker", "Spearman", *[f"prec. @ {100 * dens[r]:.2g}%" for r in deep]]
     rows = []
 
