@@ -59,3 +59,37 @@ def test_synflow_allocation_takes_synflows_per_layer_counts() -> None:
     assert {n: int(m.sum()) for n, m in borrowed.items()} == {n: int(m.sum()) for n, m in synflow.items()}
     assert "guard" not in borrowed.meta  # a chosen allocation, not a guard's fallback
     assert any(not torch.equal(borrowed[n], synflow[n]) for n in borrowed)  # the learned ranker chose within
+
+
+def test_erk_floor_lifts_the_layers_the_learned_allocation_starves() -> None:
+    """With ``erk_floor`` no layer's learned density stays below that fraction of ERK's (up to the
+    renormalisation of the budget); layers above it keep their learned share, and the count is exact."""
+    import math
+
+    from autosparse.core.allocation import erk_densities
+    from autosparse.core.layers import prunable_layers
+
+    model = build_model("vgg11", (1, 28, 28), 10, seed=0, width=0.125)
+    shapes = {layer.name: layer.parameter.shape for layer in prunable_layers(model)}
+    density = 0.01
+    erk = erk_densities(shapes, density)
+
+    def ratios(**hp: object) -> dict[str, float]:
+        m = prune(model, "autos", density=density, data=_data(), seed=0, guard="off", repair=0, collapse="guard", **hp)
+        assert m.kept == round(density * m.total)
+        return {n: int(m[n].sum()) / (erk[n] * math.prod(shapes[n])) for n in shapes}
+
+    plain, floored = ratios(), ratios(erk_floor=0.5)
+    starved = [n for n, r in plain.items() if r < 0.4]
+    assert starved, "the default scorer no longer starves a VGG-11 layer: pick another test model"
+    assert all(floored[n] >= 0.4 for n in shapes)
+    assert all(floored[n] <= plain[n] + 1e-9 for n in shapes if n not in starved)
+
+
+def test_erk_floor_outside_zero_one_is_one_clear_error() -> None:
+    import pytest
+
+    from autosparse.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"erk_floor must be in \[0, 1\]"):
+        make_pruner("autos", erk_floor=1.5)

@@ -62,6 +62,7 @@ class AutosConfig(PrunerConfig):
     guard: str = "erk"  # layers out of the scorer's training range get this allocation: erk | synflow | off
     collapse: str = "synflow"  # no input→output path left: synflow (SynFlow's mask) | guard (guard's allocation)
     synflow_mix: float = 0.0  # weight of SynFlow's within-layer percentile in the ranking (0 = learned only)
+    erk_floor: float = 0.0  # every layer keeps at least this fraction of ERK's density for it (0 = off)
 
     def __post_init__(self) -> None:
         if self.allocation not in ALLOCATIONS:
@@ -78,6 +79,8 @@ class AutosConfig(PrunerConfig):
             raise ConfigError(
                 f"autos synflow_mix must be in [0, 1] (0 = the learned ranking alone), got {self.synflow_mix}"
             )
+        if not 0.0 <= self.erk_floor <= 1.0:
+            raise ConfigError(f"autos erk_floor must be in [0, 1] (0 = off), got {self.erk_floor}")
         if self.collapse not in COLLAPSE_RULES:
             raise ConfigError(f"unknown autos collapse rule {self.collapse!r}; use {', '.join(COLLAPSE_RULES)}")
         if self.guard not in GUARDS:
@@ -206,6 +209,8 @@ class Autos(ScoringPruner):
                     )
                     if not borrowed:
                         guarded.update(outside)
+                    if cfg.erk_floor > 0:
+                        dens = _erk_floor(table, d, dens, cfg.erk_floor)
                     shares = {lf.name: p * lf.numel for lf, p in zip(table.layers, dens)}
                     caps = {n: int(m.sum()) for n, m in masks.items()} if masks is not None else None
                     counts = counts_from_shares(shapes, d, shares, caps=caps)
@@ -345,6 +350,18 @@ def _mix_synflow(scores: dict[str, torch.Tensor], table: FeatureTable, mix: floa
         learned = pct_rank(s)
         out[lf.name] = ((1.0 - mix) * learned + mix * lf.weight["synflow_rank"]).reshape(s.shape)
     return out
+
+
+def _erk_floor(table: FeatureTable, density: float, dens: list[float], floor: float) -> list[float]:
+    """Raise every layer's learned density to at least ``floor`` × ERK's for it.
+
+    Why: past the densities where the sources' IMP runs stayed healthy, the learned allocation
+    keeps following IMP's trend of starving the deep layers of plain nets (VGG-11: its last three
+    convs at 0.05-0.16 × ERK at 99%), the trend that collapsed IMP itself there.
+    """
+    shapes = {lf.name: torch.Size(lf.shape) for lf in table.layers}
+    erk = erk_densities(shapes, density)
+    return [max(p, floor * erk[lf.name]) for lf, p in zip(table.layers, dens, strict=True)]
 
 
 def _fallback_name(guard: str) -> str:
