@@ -172,6 +172,27 @@ def test_models_and_datasets_print_tables(capsys: pytest.CaptureFixture[str], mo
     assert main(["methods"]) == 0
     out = capsys.readouterr().out
     assert next(line for line in out.splitlines() if line.startswith("snip ")).split()[1] == "yes"
+    # one method: every hyperparameter with its default and its meaning (the field's comment)
+    assert main(["methods", "autos"]) == 0
+    out = capsys.readouterr().out
+    collapse = next(line for line in out.splitlines() if line.startswith("collapse "))
+    assert "'synflow'" in collapse and "SynFlow's mask" in collapse
+
+
+def test_every_method_hyperparameter_says_what_it_does() -> None:
+    """`autosparse methods METHOD` and the CLI's --help read the config fields' comments."""
+    import dataclasses
+
+    from autosparse.core.config import field_docs
+    from autosparse.pruners import available, get_pruner
+
+    missing = {
+        n: [
+            f.name for f in dataclasses.fields(get_pruner(n).Config) if not field_docs(get_pruner(n).Config).get(f.name)
+        ]
+        for n in available()
+    }
+    assert not {n: m for n, m in missing.items() if m}
 
 
 # ------------------------------------------------------------------ one loading path: defaults < YAML < flags

@@ -24,6 +24,9 @@ MODEL_FAMILIES = [
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("methods", help="list pruning methods and their hyperparameters")
+    p.add_argument(
+        "method", nargs="?", default=None, help="one method: each hyperparameter with its default and what it does"
+    )
     p.set_defaults(func=_methods)
     p = sub.add_parser("models", help="list models in the zoo with their inputs and options")
     p.set_defaults(func=_models)
@@ -57,6 +60,8 @@ def text_table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int
 def _methods(args: argparse.Namespace) -> int:
     from autosparse.pruners import available, get_pruner
 
+    if getattr(args, "method", None):
+        return _one_method(args.method)
     rows = []
     for name in available():
         cls = get_pruner(name)
@@ -67,6 +72,23 @@ def _methods(args: argparse.Namespace) -> int:
         cls = get_pruner(name)
         hps = [f"{f.name}={_default(f)!r}" for f in dataclasses.fields(cls.Config)]
         print(textwrap.fill(", ".join(hps) or "none", 100, initial_indent=f"  {name:12s} ", subsequent_indent=" " * 15))
+    print("\nwhat each one does: autosparse methods METHOD")
+    return 0
+
+
+def _one_method(name: str) -> int:
+    """Why: the defaults alone do not say what ``collapse`` or ``rescale_normalized`` change; the
+    meaning lives in the comment on each config field, which is also the CLI's --help text."""
+    from autosparse.core.config import field_docs
+    from autosparse.pruners import get_pruner
+
+    cls = get_pruner(name)  # an unknown name: one error listing the methods
+    print(f"{name}: {cls.description}")
+    print(f"needs data: {'yes' if cls.data_dependent else 'no'}\n")
+    docs = field_docs(cls.Config)
+    rows = [[f.name, repr(_default(f)), docs.get(f.name, "")] for f in dataclasses.fields(cls.Config)]
+    print(text_table(["hyperparameter", "default", "what it does"], rows) if rows else "no hyperparameters")
+    print(f"\nset them with `autosparse prune --method {name} --hp KEY=VALUE` or `hparams:` in a bench config")
     return 0
 
 

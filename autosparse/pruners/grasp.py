@@ -84,7 +84,7 @@ class GraspConfig(PrunerConfig):
     temperature: float = 200.0  # logits / T in both passes (GraSP paper and both codes: T = 200)
     eps: float = 1e-10  # normaliser |Σ score| + eps
     train_mode: bool = False  # --prune-train-mode False: BatchNorm uses running stats
-    normalize: bool = True
+    normalize: bool = True  # divide the scores by |Σ score| + eps, as both reference codes do
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:

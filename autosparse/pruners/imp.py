@@ -28,14 +28,14 @@ from autosparse.training.trainer import TrainConfig
 @dataclass
 class ImpConfig(PrunerConfig):
     dataset: str = ""  # required: the training set IMP trains on each round
-    data_root: str | None = None
-    n_train: int | None = None
+    data_root: str | None = None  # where the dataset's files are (default: the dataset's usual place)
+    n_train: int | None = None  # a stratified subset of this many training examples (default: all)
     prune_fraction: float = 0.5  # per round, as in Frankle & Carbin for fully-connected nets
-    rewind_step: int = 0
-    epochs: float = 8
-    lr: float = 0.1
-    batch_size: int = 128
-    criterion: str = "magnitude"
+    rewind_step: int = 0  # 0 rewinds survivors to θ0; k > 0 to the weights after k steps of dense training
+    epochs: float = 8  # training per round
+    lr: float = 0.1  # peak learning rate of each round's training
+    batch_size: int = 128  # training batch size
+    criterion: str = "magnitude"  # what each round prunes by: magnitude | snip
 
     def train_data(self, seed: int) -> DataSpec:
         """The training set IMP trains on; its subset follows the pruning seed, as a source run's does."""

@@ -31,8 +31,8 @@ class IterSnipConfig(PrunerConfig):
     """Defaults of naver/force (de Jorge et al. 2021): ``--num_steps 60 --mode exp``, global masks."""
 
     scope: str = "global"
-    rounds: int = 60
-    schedule: str = "exp"
+    rounds: int = 60  # re-scoring rounds (FORCE's reference code: 60)
+    schedule: str = "exp"  # how the density falls over the rounds: exp | linear
     train_mode: bool = True  # FORCE scores a freshly built (train-mode) network
 
     def __post_init__(self) -> None:

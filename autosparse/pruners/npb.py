@@ -94,7 +94,7 @@ class NPBConfig(PrunerConfig):
     path_norm: str = "bound"  # bound | reference (see the module docstring)
     formulation: str = "auto"  # auto | full | aggregated (see solve_layer)
     kernel_fill: str = "random"  # random (reference default) | magnitude (by |θ| at init)
-    reassign_ineffective: bool = True
+    reassign_ineffective: bool = True  # move kept weights on no input-output path to random effective positions
     input_shape: tuple[int, ...] | None = None  # needed when no data is passed
 
 

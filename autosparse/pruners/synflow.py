@@ -74,10 +74,10 @@ class SynflowConfig(PrunerConfig):
     Synaptic-Flow's ``main.py`` (``--compression-schedule exponential``, ``--mask-scope global``)."""
 
     scope: str = "global"
-    rounds: int = 100
+    rounds: int = 100  # pruning rounds, each re-scoring what is left (the paper's 100)
     schedule: str = "exp"  # "exp": d_r = d^(r/R); "linear"
     input_shape: tuple[int, ...] | None = None  # per-sample input shape; else taken from data or model.input_shape
-    float64: bool = True
+    float64: bool = True  # score in float64: deep nets' path products under- or overflow float32
 
     def __post_init__(self) -> None:
         check_schedule(self.rounds, self.schedule)

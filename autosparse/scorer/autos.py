@@ -53,7 +53,7 @@ _warned: set[tuple[str, ...]] = set()  # (scorer, layers…) already reported, s
 class AutosConfig(PrunerConfig):
     scorer: str = DEFAULT_SCORER  # a shipped scorer's name or a scorer directory
     allocation: str = "learned"  # learned | synflow (SynFlow's per-layer shares) | global | uniform | erk
-    rounds: int = 1
+    rounds: int = 1  # > 1: re-score the surviving weights on an exponential schedule down to the density
     units: str = "learned"  # learned: hidden linear layers keep the unit head's alive units | all: convs too | off
     unit_scale: float = 0.0  # > 0 overrides the scorer card's unit scale (for validation sweeps)
     repair: int = 3  # connectivity-repair iterations (0 = off), see autosparse.topology.connectivity
