@@ -350,7 +350,13 @@ def test_a_retrained_scorer_makes_new_cells(tmp_path: Path) -> None:
     src = ROOT / "trained_scorers" / "autos_mlp"
     scorer = tmp_path / "scorer"
     shutil.copytree(src, scorer)
-    cfg = tiny_config(methods=["magnitude", {"method": "autos", "hparams": {"scorer": str(scorer)}}])
+    cfg = tiny_config(
+        methods=[
+            "magnitude",
+            {"method": "autos", "hparams": {"scorer": str(scorer)}},
+            {"method": "imp", "hparams": {"max_prune_fraction": 0.2}},  # bench-only hparams: no pruner config
+        ]
+    )
 
     def ids() -> dict[str, str]:
         return {j.spec.method.method: j.key for j in plan_jobs(cfg, tmp_path / "out") if j.spec.seed == 0}
@@ -362,6 +368,12 @@ def test_a_retrained_scorer_makes_new_cells(tmp_path: Path) -> None:
     after = ids()
     assert after["magnitude"] == before["magnitude"]
     assert after["autos"] != before["autos"]
-    # the magnitude hash is the one every cell had before the identity existed: no identity key
-    job = next(j for j in plan_jobs(cfg, tmp_path / "out") if j.spec.method.method == "magnitude")
-    assert job.spec.method_identity() == {}
+    # the magnitude hash is the one this cell had before the identity existed (pinned from c71fbaa)
+    assert after["magnitude"].endswith("__4bb4155975")
+    assert after["imp"] == before["imp"]
+
+
+def test_a_row_whose_scorer_is_missing_fails_before_anything_runs(tmp_path: Path) -> None:
+    cfg = tiny_config(methods=["magnitude", {"method": "autos", "hparams": {"scorer": str(tmp_path / "nowhere")}}])
+    with pytest.raises(ConfigError, match=r"method 'autos\(scorer=.*nowhere.*holds no card.json.*--methods"):
+        cfg.validate()

@@ -93,3 +93,5 @@ def test_erk_floor_outside_zero_one_is_one_clear_error() -> None:
 
     with pytest.raises(ConfigError, match=r"erk_floor must be in \[0, 1\]"):
         make_pruner("autos", erk_floor=1.5)
+    with pytest.raises(ConfigError, match="erk_floor acts on the learned or synflow allocation"):
+        make_pruner("autos", erk_floor=0.5, allocation="erk")

@@ -34,7 +34,7 @@ from autosparse.core.masks import Masks
 from autosparse.core.versions import package_versions
 from autosparse.data import Dataset, pruning_batch
 from autosparse.pruners import prune_timed
-from autosparse.pruners.registry import get_pruner
+from autosparse.pruners.registry import make_pruner
 from autosparse.task import DataSpec, ModelSpec, Task
 from autosparse.training.irp import IRPConfig, run_irp
 from autosparse.training.trainer import TrainConfig, resolve_device, train
@@ -42,6 +42,8 @@ from autosparse.training.trainer import TrainConfig, resolve_device, train
 log = logging.getLogger(__name__)
 
 CELL_SCHEMA = 1  # bump when a cell's meaning changes: every cell id changes with it
+# (Since 2026-12-01 an `autos` cell's hash also holds its scorer's weights hash, PrunerConfig.identity:
+# `autos` cells made before then keep their old ids on disk, and a rerun recomputes them.)
 CELLS_DIR = "cells"
 WORK_DIR = "work"
 # Fields that do not change a result: left out of the hash so editing them reuses finished cells.
@@ -84,7 +86,7 @@ class CellSpec:
         """What decides the method's masks beyond its hparams as written (PrunerConfig.identity)."""
         if self.method.is_imp:
             return {}
-        return get_pruner(self.method.method).Config(**self.method.hparams).identity()
+        return make_pruner(self.method.method, self.method.hparams).config.identity()
 
     def stem(self) -> str:
         return "__".join(slug(p) for p in (self.model.label(), self.data.dataset, self.method.title()))

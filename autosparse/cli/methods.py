@@ -88,6 +88,15 @@ def _one_method(name: str) -> int:
     docs = field_docs(cls.Config)
     rows = [[f.name, repr(_default(f)), docs.get(f.name, "")] for f in dataclasses.fields(cls.Config)]
     print(text_table(["hyperparameter", "default", "what it does"], rows) if rows else "no hyperparameters")
+    if name == "imp":  # the bench's imp row is an IRP run with the bench's own data and recipe
+        from autosparse.bench.config import ImpSettings
+
+        print(f"\nset them with `autosparse prune --method {name} --hp KEY=VALUE`")
+        print("\nin a bench config an imp row trains with the bench's data and recipe, and takes only these hparams:")
+        docs = field_docs(ImpSettings)
+        rows = [[f.name, repr(_default(f)), docs.get(f.name, "")] for f in dataclasses.fields(ImpSettings)]
+        print(text_table(["hyperparameter", "default", "what it does"], rows))
+        return 0
     print(f"\nset them with `autosparse prune --method {name} --hp KEY=VALUE` or `hparams:` in a bench config")
     return 0
 

@@ -62,7 +62,7 @@ class AutosConfig(PrunerConfig):
     guard: str = "erk"  # layers out of the scorer's training range get this allocation: erk | synflow | off
     collapse: str = "synflow"  # no input→output path left: synflow (SynFlow's mask) | guard (guard's allocation)
     synflow_mix: float = 0.0  # weight of SynFlow's within-layer percentile in the ranking (0 = learned only)
-    erk_floor: float = 0.0  # every layer keeps at least this fraction of ERK's density for it (0 = off)
+    erk_floor: float = 0.0  # raise each layer's learned density to this x ERK's, then renormalise (0 = off)
 
     def __post_init__(self) -> None:
         if self.allocation not in ALLOCATIONS:
@@ -81,6 +81,11 @@ class AutosConfig(PrunerConfig):
             )
         if not 0.0 <= self.erk_floor <= 1.0:
             raise ConfigError(f"autos erk_floor must be in [0, 1] (0 = off), got {self.erk_floor}")
+        if self.erk_floor > 0 and self.allocation not in ("learned", "synflow"):
+            raise ConfigError(
+                f"autos erk_floor acts on the learned or synflow allocation, not allocation={self.allocation!r}; "
+                "drop erk_floor or use allocation=learned"
+            )
         if self.collapse not in COLLAPSE_RULES:
             raise ConfigError(f"unknown autos collapse rule {self.collapse!r}; use {', '.join(COLLAPSE_RULES)}")
         if self.guard not in GUARDS:
