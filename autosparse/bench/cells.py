@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -30,6 +31,7 @@ import torch
 
 from autosparse.bench.config import IMP, BenchConfig, CellData, ImpSettings, MethodSpec, imp_settings, slug
 from autosparse.core.config import config_hash, to_dict
+from autosparse.core.errors import CheckpointError, UnknownNameError
 from autosparse.core.masks import Masks
 from autosparse.core.versions import package_versions
 from autosparse.data import Dataset, pruning_batch
@@ -42,8 +44,7 @@ from autosparse.training.trainer import TrainConfig, resolve_device, train
 log = logging.getLogger(__name__)
 
 CELL_SCHEMA = 1  # bump when a cell's meaning changes: every cell id changes with it
-# (Since 2026-12-01 an `autos` cell's hash also holds its scorer's weights hash, PrunerConfig.identity:
-# `autos` cells made before then keep their old ids on disk, and a rerun recomputes them.)
+STALE_DIR = "cells_stale"  # cells made with other scorer weights than today's, set aside when recomputed
 CELLS_DIR = "cells"
 WORK_DIR = "work"
 # Fields that do not change a result: left out of the hash so editing them reuses finished cells.
@@ -77,16 +78,22 @@ class CellSpec:
         d.pop("seed")
         d.pop("density")
         d["schema"] = CELL_SCHEMA
-        identity = self.method_identity()
-        if identity:  # only methods with one (a learned scorer's weights); the others keep their ids
-            d["method_identity"] = identity
         return config_hash(d)
 
-    def method_identity(self) -> dict[str, Any]:
-        """What decides the method's masks beyond its hparams as written (PrunerConfig.identity)."""
+    def method_identity(self) -> dict[str, Any] | None:
+        """What decides the method's masks beyond its hparams as written (PrunerConfig.identity,
+        e.g. the weights of the scorer ``autos`` loads); None when it cannot be resolved yet (a
+        scorer a later step trains: the cell's own run then fails with the error naming the fix).
+
+        Not part of the cell id — ids name results on disk and must not move (tests/test_ids.py) —
+        but recorded in the cell: a cell made with other weights is stale (:meth:`BenchJob.missing`).
+        """
         if self.method.is_imp:
             return {}
-        return make_pruner(self.method.method, self.method.hparams).config.identity()
+        try:
+            return make_pruner(self.method.method, self.method.hparams).config.identity()
+        except (CheckpointError, UnknownNameError):
+            return None
 
     def stem(self) -> str:
         return "__".join(slug(p) for p in (self.model.label(), self.data.dataset, self.method.title()))
@@ -131,7 +138,8 @@ class BenchJob:
         return [cell_path(self.out_dir, c) for c in self.cell_ids()]
 
     def missing(self) -> list[tuple[float, Path]]:
-        return [(d, p) for d, p in zip(self.densities, self.cell_paths()) if read_cell(p) is None]
+        identity = self.spec.method_identity()
+        return [(d, p) for d, p in zip(self.densities, self.cell_paths()) if read_current_cell(p, identity) is None]
 
     def is_complete(self) -> bool:
         return not self.missing()
@@ -155,6 +163,31 @@ def read_cell(path: str | Path) -> dict[str, Any] | None:
         log.warning("ignoring bench cell %s whose cell_id does not match its name; it will be recomputed", path)
         return None
     return record
+
+
+def read_current_cell(path: str | Path, identity: dict[str, Any] | None) -> dict[str, Any] | None:
+    """:func:`read_cell`, but None for a cell whose recorded method identity (a scorer's weights)
+    differs from ``identity``: a scorer retrained under the same name must not reuse cells of the
+    old weights. Cells that record none (made before 2026-12-01) and an unresolvable ``identity``
+    count as current."""
+    record = read_cell(path)
+    if record is None or not identity or "method_identity" not in record:
+        return record
+    if record["method_identity"] != identity:
+        log.warning("bench cell %s was made with other scorer weights; it will be recomputed", Path(path).name)
+        return None
+    return record
+
+
+def _set_aside_stale(path: Path) -> None:
+    """Keep a stale cell (see :func:`read_current_cell`) under cells_stale/ instead of overwriting it."""
+    if not path.exists():
+        return
+    record = read_cell(path) or {}
+    tag = hashlib.sha256(json.dumps(record.get("method_identity"), sort_keys=True).encode()).hexdigest()[:10]
+    dst = path.parent.parent / STALE_DIR / f"{path.stem}.{tag}.json"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, dst)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -229,7 +262,7 @@ def _base_record(spec: CellSpec, density: float, dataset: Dataset) -> dict[str, 
         "method": spec.method.method,
         "label": spec.method.title(),
         "hparams": spec.method.hparams,
-        **({"method_identity": spec.method_identity()} if spec.method_identity() else {}),
+        **({"method_identity": identity} if (identity := spec.method_identity()) else {}),
         "reference": spec.method.is_imp,
         "density": float(density),
         "sparsity": 1.0 - float(density),
@@ -300,6 +333,7 @@ def _run_one_shot(job: BenchJob) -> str:
         }
     )
     path = cell_path(job.out_dir, spec.cell_id())
+    _set_aside_stale(path)
     write_json_atomic(path, _finish(record, spec, str(resolve_device(cfg.device))))
     log.info("%s: accuracy %.4f", spec.cell_id(), result.test_accuracy)
     return path.name

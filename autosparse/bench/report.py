@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autosparse.bench.cells import plan_jobs, read_cell
+from autosparse.bench.cells import plan_jobs, read_current_cell
 from autosparse.bench.config import BenchConfig, slug
 from autosparse.bench.plots import Series, plot_accuracy, plot_layer_densities
 from autosparse.core.config import config_hash, to_dict
@@ -109,8 +109,9 @@ def collect(config: BenchConfig, out_dir: str | Path) -> tuple[list[dict[str, An
     records: list[dict[str, Any]] = []
     missing: list[str] = []
     for job in plan_jobs(config, out_dir):
+        identity = job.spec.method_identity()
         for cid, path in zip(job.cell_ids(), job.cell_paths()):
-            rec = read_cell(path)
+            rec = read_current_cell(path, identity)
             if rec is None:
                 missing.append(cid)
             else:
