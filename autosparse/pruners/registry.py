@@ -46,8 +46,8 @@ class PrunerConfig:
 
     def identity(self) -> dict[str, Any]:
         """What decides this method's masks besides the hyperparameters as written — e.g. the
-        weights a learned scorer's name points to. A bench cell hashes it, so retraining a
-        shipped scorer makes new cells instead of reusing ones computed with the old weights."""
+        weights a learned scorer's name points to. A bench cell records it and is recomputed when
+        it changes, so a retrained scorer never reuses cells made with its old weights."""
         return {}
 
 
