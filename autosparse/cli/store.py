@@ -1,4 +1,4 @@
-"""``autosparse store info|validate|delete-run|repair|refeaturize``: inspect, check, mend and upgrade a store."""
+"""``autosparse store info|validate|delete-run|repair|refeaturize|copy``: inspect, check, mend, upgrade and combine stores."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from autosparse.cli.arguments import add_arguments
 def register(sub: argparse._SubParsersAction) -> None:
     sub.add_parser(
         "store",
-        help="inspect, validate, repair or refeaturize a feature store",
-        description="Inspect, validate, repair or refeaturize a zarr feature store.",
+        help="inspect, validate, repair, refeaturize or combine feature stores",
+        description="Inspect, validate, repair, refeaturize or combine zarr feature stores.",
         arguments=add_options,
     )
 
@@ -69,6 +69,22 @@ def add_options(p: argparse.ArgumentParser) -> None:
         "--data-root", default=None, help="where the runs' datasets are now, if not where they were generated"
     )
     refeat.set_defaults(func=_refeaturize)
+    copy = ss.add_parser(
+        "copy",
+        help="copy complete runs (all, or those matching --runs) into another store, e.g. to train on both",
+        description="Copy every complete run of SRC matching --runs into the store --out (created with SRC's "
+        "feature schema, or extended: runs complete there are skipped, so an interrupted copy resumes). SRC is never "
+        "changed. Example: autosparse store copy runs/sources_deep_rewind.zarr --out runs/combined.zarr",
+    )
+    copy.add_argument("path", metavar="SRC", help="the store to read (never written)")
+    copy.add_argument("--out", required=True, metavar="DST", help="the store to copy into (created if missing)")
+    copy.add_argument(
+        "--runs",
+        default=None,
+        metavar="FILTER",
+        help="only runs matching this filter, as train-scorer's --holdout: e.g. 'model_label!=vgg11-width0.25'",
+    )
+    copy.set_defaults(func=_copy)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -142,3 +158,11 @@ def _refeaturize(args: argparse.Namespace) -> int:
         print(f"FAILED {o.key}: {o.error.splitlines()[0] if o.error else ''}")
     print(f"store: {args.out}  (inspect with `autosparse store info {args.out}`)")
     return 1 if report.failed else 0
+
+
+def _copy(args: argparse.Namespace) -> int:
+    from autosparse.store.copy import copy_runs
+
+    report = copy_runs(args.path, args.out, where=args.runs)
+    print(f"{args.path} -> {args.out}: {report.format()}")
+    return 0

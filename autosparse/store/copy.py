@@ -1,0 +1,77 @@
+"""Copy complete runs from one store into another: combining sources that were generated apart.
+
+Why: ``train-scorer`` reads one store, while source runs are generated wherever there are cores
+— on another machine, or into a store of their own so an experiment cannot touch the shipped
+scorers' store (``configs/gen/fmnist_deep_rewind.yaml``). Runs go through the reader and the
+writer rather than as copied directories, so a copied run is checked like any written one, is
+published atomically (a reader never sees half of it), and two copies into one store divide the
+runs between them through the writer's per-run claims.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from autosparse.core.errors import ConfigError, StoreError
+from autosparse.store.filters import Filter
+from autosparse.store.layout import RESERVED_ATTRS
+from autosparse.store.reader import StoreReader
+from autosparse.store.writer import FeatureStore
+
+
+@dataclass
+class CopyReport:
+    """Which runs :func:`copy_runs` wrote, found already complete, or left to another live copy."""
+
+    copied: list[str] = field(default_factory=list)
+    already: list[str] = field(default_factory=list)
+    elsewhere: list[str] = field(default_factory=list)
+
+    def format(self) -> str:
+        return (
+            f"{len(self.copied)} run(s) copied, {len(self.already)} already complete in the target, "
+            f"{len(self.elsewhere)} being written by another process"
+        )
+
+
+def copy_runs(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, where: Filter | str = None) -> CopyReport:
+    """Copy every complete run of ``src`` matching ``where`` into ``dst`` (created with ``src``'s
+    feature schema if missing; an existing ``dst`` must have the same schema). Runs already complete
+    in ``dst`` are skipped, so an interrupted copy resumes. ``src`` is never written."""
+    src_path, dst_path = Path(src).absolute(), Path(dst).absolute()
+    if src_path == dst_path:
+        raise ConfigError(f"the target store must differ from the source {src}")
+    reader = StoreReader(src_path, where=where)
+    if reader.n_runs == 0:
+        raise StoreError(
+            f"no complete run of {src} matches {where!r}; `autosparse store info {src}` lists the runs and their columns"
+        )
+    target = FeatureStore(dst_path, schema_version=reader.schema_version, feature_names=reader.feature_names)
+    report = CopyReport()
+    for run_id in reader.run_ids:
+        if target.is_complete(run_id):
+            report.already.append(run_id)
+            continue
+        with target.claim(run_id) as mine:
+            if not mine or target.is_complete(run_id):
+                report.elsewhere.append(run_id)
+                continue
+            run = reader.load_run(run_id)
+            attrs = {k: v for k, v in run.attrs.items() if k not in RESERVED_ATTRS}
+            note = {"from_store": str(src_path), "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            attrs["copied"] = [*attrs.get("copied", []), note]
+            target.write_run(
+                run_id,
+                features=run.features,
+                label=run.label,
+                layer=run.layer,
+                layers_table=run.layers,
+                attrs=attrs,
+                graph=run.graph,
+                extra=run.extra,
+            )
+            report.copied.append(run_id)
+    return report

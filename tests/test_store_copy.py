@@ -1,0 +1,57 @@
+"""``autosparse store copy``: runs generated into separate stores, combined into one to train on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_store_cli import RUNS, _write
+
+from autosparse.cli import main as cli_main
+from autosparse.core.errors import ConfigError, SchemaMismatchError, StoreError
+from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
+from autosparse.store import FeatureStore, StoreReader
+from autosparse.store.copy import copy_runs
+
+
+@pytest.fixture
+def src(tmp_path: Path) -> FeatureStore:
+    fs = FeatureStore(tmp_path / "src.zarr", schema_version=SCHEMA_VERSION, feature_names=FEATURE_NAMES, durable=False)
+    for run_id, label, seed in RUNS:
+        _write(fs, run_id, label, seed)
+    return fs
+
+
+def test_copied_runs_read_back_identical_and_the_copy_resumes(src: FeatureStore, tmp_path: Path) -> None:
+    dst = tmp_path / "dst.zarr"
+    report = copy_runs(src.path, dst, where="model_label=mlp-widths300")
+    assert sorted(report.copied) == sorted(r for r, label, _ in RUNS if label == "mlp-widths300")
+    a, b = StoreReader(src.path), StoreReader(dst)
+    assert set(b.run_ids) == set(report.copied)
+    for run_id in report.copied:
+        x, y = a.load_run(run_id), b.load_run(run_id)
+        np.testing.assert_array_equal(x.features, y.features)
+        np.testing.assert_array_equal(x.label, y.label)
+        np.testing.assert_array_equal(x.layer, y.layer)
+        assert y.attrs["copied"][0]["from_store"] == str(src.path)
+        assert {k: v for k, v in y.attrs.items() if k not in ("copied", "written_at", "written_by", "storage")} == {
+            k: v for k, v in x.attrs.items() if k not in ("written_at", "written_by", "storage")
+        }
+    # the rest through the CLI: the runs already there are skipped, the source is untouched
+    assert cli_main(["store", "copy", str(src.path), "--out", str(dst)]) == 0
+    assert set(StoreReader(dst).run_ids) == {r for r, _, _ in RUNS}
+    assert copy_runs(src.path, dst).already == StoreReader(src.path).run_ids
+    assert set(StoreReader(src.path).run_ids) == {r for r, _, _ in RUNS}
+
+
+def test_bad_copies_are_one_clear_error(src: FeatureStore, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="must differ"):
+        copy_runs(src.path, src.path)
+    with pytest.raises(StoreError, match=r"no complete run .* matches .*store info"):
+        copy_runs(src.path, tmp_path / "d.zarr", where="model_label=nope")
+    other = FeatureStore(
+        tmp_path / "other.zarr", schema_version=SCHEMA_VERSION, feature_names=["a", "b"], durable=False
+    )
+    with pytest.raises(SchemaMismatchError):
+        copy_runs(src.path, other.path)
