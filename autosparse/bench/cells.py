@@ -174,8 +174,7 @@ def read_current_cell(path: str | Path, identity: dict[str, Any] | None) -> dict
     if record is None or not identity or "method_identity" not in record:
         return record
     if record["method_identity"] != identity:
-        log.warning("bench cell %s was made with other scorer weights; it will be recomputed", Path(path).name)
-        return None
+        return None  # _set_aside_stale says so when it is recomputed
     return record
 
 
@@ -188,6 +187,9 @@ def _set_aside_stale(path: Path) -> None:
     dst = path.parent.parent / STALE_DIR / f"{path.stem}.{tag}.json"
     dst.parent.mkdir(parents=True, exist_ok=True)
     os.replace(path, dst)
+    log.warning(
+        "bench cell %s was made with other scorer weights: recomputing it; the old one is in %s", path.name, dst
+    )
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -262,7 +264,6 @@ def _base_record(spec: CellSpec, density: float, dataset: Dataset) -> dict[str, 
         "method": spec.method.method,
         "label": spec.method.title(),
         "hparams": spec.method.hparams,
-        **({"method_identity": identity} if (identity := spec.method_identity()) else {}),
         "reference": spec.method.is_imp,
         "density": float(density),
         "sparsity": 1.0 - float(density),
@@ -316,12 +317,15 @@ def _run_one_shot(job: BenchJob) -> str:
     dataset, model = _setup(spec)
     # every method gets the batch: data-free ones (SynFlow, NTK-SAP) read only its input shape
     pdata = pruning_batch(dataset, samples_per_class=spec.data.samples_per_class, seed=spec.seed)
+    identity = spec.method_identity()  # before pruning: the weights the mask is made with
     pruned = prune_timed(
         model, spec.method.method, density=spec.density, data=pdata, seed=spec.seed, **spec.method.hparams
     )
     cfg = spec.train_config(job.threads)
     result = train(model, dataset, cfg, masks=pruned.masks, desc=f"{spec.method.title()} d={spec.density:g}")
     record = _base_record(spec, spec.density, dataset)
+    if identity:
+        record["method_identity"] = identity
     record.update(_mask_fields(pruned.masks))
     record.update(
         {

@@ -79,26 +79,30 @@ def _methods(args: argparse.Namespace) -> int:
 def _one_method(name: str) -> int:
     """Why: the defaults alone do not say what ``collapse`` or ``rescale_normalized`` change; the
     meaning lives in the comment on each config field, which is also the CLI's --help text."""
-    from autosparse.core.config import field_docs
     from autosparse.pruners import get_pruner
 
     cls = get_pruner(name)  # an unknown name: one error listing the methods
     print(f"{name}: {cls.description}")
     print(f"needs data: {'yes' if cls.data_dependent else 'no'}\n")
-    docs = field_docs(cls.Config)
-    rows = [[f.name, repr(_default(f)), docs.get(f.name, "")] for f in dataclasses.fields(cls.Config)]
-    print(text_table(["hyperparameter", "default", "what it does"], rows) if rows else "no hyperparameters")
+    print(_hparam_table(cls.Config))
     if name == "imp":  # the bench's imp row is an IRP run with the bench's own data and recipe
         from autosparse.bench.config import ImpSettings
 
         print(f"\nset them with `autosparse prune --method {name} --hp KEY=VALUE`")
         print("\nin a bench config an imp row trains with the bench's data and recipe, and takes only these hparams:")
-        docs = field_docs(ImpSettings)
-        rows = [[f.name, repr(_default(f)), docs.get(f.name, "")] for f in dataclasses.fields(ImpSettings)]
-        print(text_table(["hyperparameter", "default", "what it does"], rows))
+        print(_hparam_table(ImpSettings))
         return 0
     print(f"\nset them with `autosparse prune --method {name} --hp KEY=VALUE` or `hparams:` in a bench config")
     return 0
+
+
+def _hparam_table(config_cls: type) -> str:
+    """Each field of a hyperparameter dataclass: name, default, and its comment (field_docs)."""
+    from autosparse.core.config import field_docs
+
+    docs = field_docs(config_cls)
+    rows = [[f.name, repr(_default(f)), docs.get(f.name, "")] for f in dataclasses.fields(config_cls)]
+    return text_table(["hyperparameter", "default", "what it does"], rows) if rows else "no hyperparameters"
 
 
 def _default(f: dataclasses.Field) -> object:

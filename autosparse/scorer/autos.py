@@ -215,7 +215,7 @@ class Autos(ScoringPruner):
                     if not borrowed:
                         guarded.update(outside)
                     if cfg.erk_floor > 0:
-                        dens = _erk_floor(table, d, dens, cfg.erk_floor)
+                        dens = _erk_floor(table, shapes, d, dens, cfg.erk_floor)
                     shares = {lf.name: p * lf.numel for lf, p in zip(table.layers, dens)}
                     caps = {n: int(m.sum()) for n, m in masks.items()} if masks is not None else None
                     counts = counts_from_shares(shapes, d, shares, caps=caps)
@@ -335,11 +335,10 @@ class Autos(ScoringPruner):
     def _synflow_masks(self, model: nn.Module, data: PruningData | None, density: float) -> Masks:
         """SynFlow's own mask at ``density`` (100 rounds; data-free and seed-free), computed once
         per ``masks`` call: the guard's SynFlow shares and the collapse fallback both read it."""
-        cache: dict[float, Masks] = self.__dict__.setdefault("_synflow", {})
-        if density not in cache:
+        if density not in self._synflow:  # reset by every masks() call
             with torch.random.fork_rng(devices=[]):
-                cache[density] = make_pruner("synflow").masks(model, data, density)
-        return cache[density]
+                self._synflow[density] = make_pruner("synflow").masks(model, data, density)
+        return self._synflow[density]
 
 
 def _mix_synflow(scores: dict[str, torch.Tensor], table: FeatureTable, mix: float) -> dict[str, torch.Tensor]:
@@ -357,14 +356,15 @@ def _mix_synflow(scores: dict[str, torch.Tensor], table: FeatureTable, mix: floa
     return out
 
 
-def _erk_floor(table: FeatureTable, density: float, dens: list[float], floor: float) -> list[float]:
+def _erk_floor(
+    table: FeatureTable, shapes: Mapping[str, torch.Size], density: float, dens: list[float], floor: float
+) -> list[float]:
     """Raise every layer's learned density to at least ``floor`` × ERK's for it.
 
     Why: past the densities where the sources' IMP runs stayed healthy, the learned allocation
     keeps following IMP's trend of starving the deep layers of plain nets (VGG-11: its last three
     convs at 0.05-0.16 × ERK at 99%), the trend that collapsed IMP itself there.
     """
-    shapes = {lf.name: torch.Size(lf.shape) for lf in table.layers}
     erk = erk_densities(shapes, density)
     return [max(p, floor * erk[lf.name]) for lf, p in zip(table.layers, dens, strict=True)]
 
