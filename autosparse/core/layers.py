@@ -11,13 +11,13 @@ the forward order; ``graph.py`` refines it with traced topology where that matte
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from autosparse.core.errors import NoPrunableLayersError
-from autosparse.core.module_copy import fast_deepcopy
 
 PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
@@ -118,7 +118,7 @@ def safe_deepcopy(model: nn.Module) -> nn.Module:
                 swapped.append((module, key, value))
                 vars(module)[key] = value.detach()
     try:
-        return fast_deepcopy(model)
+        return copy.deepcopy(model)
     finally:
         for module, key, value in swapped:
             vars(module)[key] = value
