@@ -1,4 +1,5 @@
-"""``autosparse store info|validate|delete-run|repair|refeaturize|copy``: inspect, check, mend, upgrade and combine stores."""
+"""``autosparse store info|validate|delete-run|repair|refeaturize|copy|kept``: inspect, check, mend, upgrade and
+combine stores, and read one run's IMP allocation."""
 
 from __future__ import annotations
 
@@ -85,6 +86,17 @@ def add_options(p: argparse.ArgumentParser) -> None:
         help="only runs matching this filter, as train-scorer's --holdout: e.g. 'model_label!=vgg11-width0.25'",
     )
     copy.set_defaults(func=_copy)
+    kept = ss.add_parser(
+        "kept",
+        help="weights kept per layer after each IRP round of one run: the allocation the scorer learns from",
+        description="Print, for one complete run, every layer's kept weights after each IRP round (from the stored "
+        "labels; r0 = dense), with the density and test accuracy the run recorded. Example: autosparse store kept "
+        "runs/sources.zarr vgg11-width0.25__fashion-mnist__s0__84dd238f70 --last 3",
+    )
+    kept.add_argument("path", help="the zarr store")
+    kept.add_argument("run_id", metavar="RUN_ID", help="a complete run's id (`store info` lists them)")
+    kept.add_argument("--last", type=int, default=None, metavar="N", help="only the last N rounds (default: all)")
+    kept.set_defaults(func=_kept)
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -158,6 +170,16 @@ def _refeaturize(args: argparse.Namespace) -> int:
         print(f"FAILED {o.key}: {o.error.splitlines()[0] if o.error else ''}")
     print(f"store: {args.out}  (inspect with `autosparse store info {args.out}`)")
     return 1 if report.failed else 0
+
+
+def _kept(args: argparse.Namespace) -> int:
+    from autosparse.core.errors import ConfigError
+    from autosparse.store.kept import kept_per_round
+
+    if args.last is not None and args.last < 1:
+        raise ConfigError(f"--last must be at least 1 (got {args.last}); leave it out to see every round")
+    print(kept_per_round(args.path, args.run_id).format(args.last))
+    return 0
 
 
 def _copy(args: argparse.Namespace) -> int:
