@@ -81,8 +81,13 @@ def kept_per_round(path: str | Path, run_id: str) -> KeptTable:
     layer = np.asarray(run.layer, dtype=np.int64)
     n_layers, rounds = len(run.layers), run.rounds
     # weights pruned in round k + 1 carry label k; a weight is kept after round r when its label is >= r
+    if label.size and (label.min() < 0 or label.max() > rounds):
+        raise StoreError(
+            f"run {run_id!r} has labels outside 0..{rounds} (its IRP rounds); check the store with "
+            f"`autosparse store validate {path}` and regenerate the run if it is broken"
+        )
     counts = np.zeros((rounds + 1, n_layers), dtype=np.int64)
-    np.add.at(counts, (np.clip(label, 0, rounds), layer), 1)
+    np.add.at(counts, (label, layer), 1)
     kept = counts[::-1].cumsum(axis=0)[::-1]
     accuracies = [float(a) if a is not None else math.nan for a in run.attrs.get("accuracies") or []]
     return KeptTable(
