@@ -232,7 +232,10 @@ class StoreReader:
             return run_id
         check_name(run_id)
         if not (self.path / RUNS / run_id).is_dir():
-            raise StoreError(f"no run {run_id!r} in {self.path}; selected runs: {', '.join(self._run_ids) or 'none'}")
+            raise StoreError(
+                f"no run {run_id!r} in {self.path}; selected runs: {', '.join(self._run_ids) or 'none'} "
+                f"(`autosparse store info {self.path}` lists every run and its status)"
+            )
         if not is_complete_attrs(read_run_attrs(self.path, run_id)):
             raise StoreError(
                 f"run {run_id!r} in {self.path} is not complete (killed or still being written); "
