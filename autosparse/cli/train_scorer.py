@@ -56,6 +56,16 @@ def add_options(p: argparse.ArgumentParser) -> None:
         help="only record, on the existing scorer in --out, where its allocator was trained (the layer descriptors "
         "of its training runs, read from --store), so `autos` can tell when it extrapolates; weights stay identical",
     )
+    p.add_argument(
+        "--add-evidence",
+        nargs="+",
+        default=None,
+        metavar="BENCH_DIR",
+        help="only record, on the existing scorer in --out, where its teacher was worth imitating: SynFlow's cells "
+        "from these bench folders (its source shapes, trained with the sources' recipe, e.g. "
+        "configs/bench/fmnist_source_evidence.yaml) against IMP's accuracies in --store; `autos` then hands the "
+        "network to SynFlow's mask at densities where SynFlow beat IMP on the nearest sources; weights stay identical",
+    )
     add_arguments(p, ScorerConfig)
 
 
@@ -74,6 +84,16 @@ def run(args: argparse.Namespace) -> int:
             f"coverage added to {args.out}: {len(cov['points'])} source layers of {len(cov['sources'])} architectures, "
             f"threshold {cov['threshold']:.2f}"
         )
+        return 0
+    if args.add_evidence:
+        from autosparse.bench.evidence import add_evidence, evidence_table
+
+        card = add_evidence(args.out, args.store, args.add_evidence)
+        print(
+            f"density evidence added to {args.out} (SynFlow beat IMP by more than {100 * card.evidence['margin']:.0f} points: "
+            "SynFlow's mask at that density):"
+        )
+        print(evidence_table(card))
         return 0
     if args.add_unit_head:
         from autosparse.scorer.training import add_unit_head

@@ -34,7 +34,8 @@ from autosparse.features import FeatureTable, compute_features
 from autosparse.pruners.iterate import schedule_densities
 from autosparse.pruners.registry import PrunerConfig, ScoringPruner, make_pruner, register
 from autosparse.pruners.scores import Scores
-from autosparse.scorer.checkpoint import scorer_weights_sha256
+from autosparse.scorer.checkpoint import scorer_evidence_sha256, scorer_weights_sha256
+from autosparse.scorer.evidence import Verdict
 from autosparse.scorer.loaded import Scorer, load_scorer
 from autosparse.topology.connectivity import repair_with_flow
 from autosparse.topology.paths import PathFlow, PathNetwork, PathStats, stats_from_flow
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SCORER = "autos_mlp"
 GUARDS = ("erk", "synflow", "off")
+DENSITY_GUARDS = ("synflow", "off")
 COLLAPSE_RULES = ("synflow", "guard")
 UNIT_MODES = ("learned", "all", "off")
 ALLOCATIONS = ("learned", "synflow", "global", "uniform", "erk")
@@ -63,6 +65,7 @@ class AutosConfig(PrunerConfig):
     collapse: str = "synflow"  # no input→output path left: synflow (SynFlow's mask) | guard (guard's allocation)
     synflow_mix: float = 0.0  # weight of SynFlow's within-layer percentile in the ranking (0 = learned only)
     erk_floor: float = 0.0  # raise each layer's learned density to this x ERK's, then renormalise (0 = off)
+    density_guard: str = "synflow"  # SynFlow beat IMP on the nearest sources at this density: synflow | off
 
     def __post_init__(self) -> None:
         if self.allocation not in ALLOCATIONS:
@@ -90,9 +93,17 @@ class AutosConfig(PrunerConfig):
             raise ConfigError(f"unknown autos collapse rule {self.collapse!r}; use {', '.join(COLLAPSE_RULES)}")
         if self.guard not in GUARDS:
             raise ConfigError(f"unknown autos guard {self.guard!r}; use {', '.join(GUARDS)}")
+        if self.density_guard not in DENSITY_GUARDS:
+            raise ConfigError(f"unknown autos density_guard {self.density_guard!r}; use {', '.join(DENSITY_GUARDS)}")
 
     def identity(self) -> dict[str, Any]:
-        return {"scorer_sha256": scorer_weights_sha256(self.scorer)}
+        """The scorer's weights, and its density evidence where the density guard reads it: a card
+        that gains evidence changes masks without changing weights."""
+        out = {"scorer_sha256": scorer_weights_sha256(self.scorer)}
+        evidence = scorer_evidence_sha256(self.scorer) if self.density_guard != "off" and self.guard != "off" else ""
+        if evidence:
+            out["evidence_sha256"] = evidence
+        return out
 
 
 @register("autos")
@@ -136,15 +147,26 @@ class Autos(ScoringPruner):
             self._measured = paths.known(masks)
             return masks
         stats = paths.stats(masks)
+        verdict = self._density_verdict(density)
+        if verdict is not None and verdict.prefer_synflow:
+            fallback = self._synflow_fallback(model, data, density, paths, reason="density", verdict=verdict.to_meta())
+            fallback_stats = paths.stats(fallback)
+            if len(fallback_stats.collapsed) <= len(stats.collapsed):
+                self._warn_density(density, verdict)
+                self._measured = (fallback, tuple(shape), fallback_stats)
+                return fallback
+            # SynFlow's mask, even mended, leaves more layers off every path than the learned one
+            # (MobileNet-v3's squeeze-excitation layers at 1%): a mask is only as good as its paths
+            masks.meta["density_guard"] = {
+                **verdict.to_meta(),
+                "declined": f"SynFlow's mask leaves {len(fallback_stats.collapsed)} layers off every path",
+            }
+
         if stats.log_paths > -math.inf or stats.approximate:
             self._measured = (masks, tuple(shape), stats)
             return masks
         if cfg.collapse == "synflow":
-            meta = {"scorer": cfg.scorer, "allocation": "synflow", "units": "off", "repaired": []}
-            fallback = Masks(
-                self._synflow_masks(model, data, density).to_dict(),
-                meta={**meta, "guard": {"fallback": "synflow-mask"}},
-            )
+            fallback = self._synflow_fallback(model, data, density, paths, reason="collapse")
         else:
             fallback = self._masks(model, data, density, seed=seed, force=True, paths=paths)
         fallback_stats = paths.stats(fallback)
@@ -169,9 +191,86 @@ class Autos(ScoringPruner):
                 ", ".join(stats.collapsed),
                 instead,
             )
-        fallback.meta["guard"] = {**fallback.meta["guard"], "reason": "collapse", "collapsed": stats.collapsed}
+        fallback.meta["guard"] = {**fallback.meta.get("guard", {}), "reason": "collapse", "collapsed": stats.collapsed}
         self._measured = (fallback, tuple(shape), fallback_stats)
         return fallback
+
+    def _synflow_fallback(
+        self,
+        model: nn.Module,
+        data: PruningData | None,
+        density: float,
+        paths: _Paths,
+        *,
+        reason: str,
+        **record: Any,
+    ) -> Masks:
+        """SynFlow's own mask, with meta saying why ``autos`` handed the network to it — mended
+        where SynFlow leaves a layer empty or off every input→output path (on torchvision's
+        ResNet-18 at 1% it empties a 1×1 shortcut): each such layer gets a weight from the
+        most crowded layers (exact counts, the learned ranker choosing within the layer), then
+        the connectivity repair. A SynFlow mask with every layer alive and on a path is returned
+        as SynFlow made it."""
+        cfg: AutosConfig = self.config  # type: ignore[assignment]
+        ref = self._synflow_masks(model, data, density)
+        meta = {"scorer": cfg.scorer, "allocation": "synflow", "units": "off", "repaired": []}
+        guard: dict[str, Any] = {"fallback": "synflow-mask", "reason": reason, **record}
+        masks = Masks(ref.to_dict(), meta={**meta, "guard": guard})
+        empty = [n for n, m in masks.items() if not bool(m.any())]
+        off_path = [] if not paths.shape else paths.stats(masks).collapsed
+        learned = getattr(self, "_scores", None)
+        if not (empty or off_path) or learned is None:
+            return masks
+        shapes = {n: m.shape for n, m in masks.items()}
+        counts = counts_from_shares(shapes, density, {n: float(m.sum()) for n, m in masks.items()})
+        # SynFlow's kept weights first, then the learned order: a layer SynFlow emptied gets its
+        # best learned weights, a layer that gives one up loses its lowest-ranked
+        prio = {n: masks[n].float() * 2 + pct_rank(learned[n]).reshape(shapes[n]) for n in masks}
+        mended = masks_from_counts(prio, counts)
+        moved: list[int] = []
+        if cfg.repair > 0 and paths.shape:
+            mended, moved, flow = repair_with_flow(paths.network, mended, prio, iterations=cfg.repair)
+        else:
+            flow = None
+        guard["mended"] = {"empty": empty, "off_path": off_path}
+        out = Masks(mended.to_dict(), meta={**meta, "repaired": moved, "guard": guard})
+        paths.remember(out, flow)
+        return out
+
+    def _density_verdict(self, density: float) -> Verdict | None:
+        """The card's density evidence for this target (None: off, no evidence, or an old card)."""
+        cfg: AutosConfig = self.config  # type: ignore[assignment]
+        scorer = self._scorer()
+        layers = getattr(self, "_layers", None)
+        if cfg.density_guard == "off" or scorer.evidence is None or scorer.coverage is None or not layers:
+            return None
+        owners = scorer.coverage.nearest_sources(layers)
+        if owners is None:
+            if ("no-owners", cfg.scorer) not in _warned:
+                _warned.add(("no-owners", cfg.scorer))
+                log.warning(
+                    "scorer %s has density evidence but its coverage predates per-layer owners, so autos cannot "
+                    "read it; refresh the coverage with `autosparse train-scorer --add-coverage --store STORE --out %s`",
+                    cfg.scorer,
+                    cfg.scorer,
+                )
+            return None
+        return scorer.evidence.verdict(owners, [float(lf.numel) for lf in layers], density)
+
+    def _warn_density(self, density: float, verdict: Verdict) -> None:
+        cfg: AutosConfig = self.config  # type: ignore[assignment]
+        key = ("density", cfg.scorer, f"{density:.6g}", *sorted(verdict.per_source))
+        if key in _warned:
+            return
+        _warned.add(key)
+        log.warning(
+            "autos: at density %.4g the sources nearest this network (%s) trained SynFlow's masks %.1f points above "
+            "IMP's, the teacher of scorer %s; using SynFlow's mask (density_guard=off keeps the learned mask)",
+            density,
+            ", ".join(sorted(verdict.per_source)),
+            100 * (verdict.gap or 0.0),
+            cfg.scorer,
+        )
 
     def measured_paths(self, masks: Masks) -> tuple[tuple[int, ...], PathStats] | None:
         measured = getattr(self, "_measured", None)
@@ -196,6 +295,7 @@ class Autos(ScoringPruner):
             if cfg.synflow_mix > 0 and "synflow_rank" not in names:
                 names = (*names, "synflow_rank")
             table = compute_features(model, data, names=names, masks=masks, seed=seed)
+            self._layers = table.layers  # the density guard reads the target's layer descriptors
             with single_threaded_torch():
                 scores = scorer.score_layers(
                     table, model, data.input_shape if data else (tuple(cfg.input_shape) or None)
@@ -231,6 +331,7 @@ class Autos(ScoringPruner):
                 else:
                     masks = allocate(scores, d, scope=cfg.allocation)  # type: ignore[arg-type]
         assert masks is not None
+        self._scores = scores  # the SynFlow fallback's mend chooses by them
         moved: list[int] = []
         shape = data.input_shape if data else tuple(cfg.input_shape)
         if cfg.repair > 0 and shape:

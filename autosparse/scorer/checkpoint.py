@@ -40,6 +40,7 @@ class Card:
     metrics: dict[str, Any] = field(default_factory=dict)  # held-out metrics
     units: dict[str, Any] = field(default_factory=dict)  # optional unit head (alive units per layer); {} = none
     coverage: dict[str, Any] = field(default_factory=dict)  # source layers' descriptors (scorer.coverage); {} = none
+    evidence: dict[str, Any] = field(default_factory=dict)  # IMP vs SynFlow on the sources by density (scorer.evidence)
     weights_sha256: str = ""
     format: str = CARD_FORMAT
 
@@ -97,6 +98,18 @@ def scorer_weights_sha256(name_or_path: str | Path) -> str:
         return str(json.loads(card.read_text()).get("weights_sha256", ""))
     except (OSError, json.JSONDecodeError, AttributeError) as exc:
         raise CheckpointError(f"cannot read {card}: {exc}; the checkpoint is damaged — retrain or re-copy it") from exc
+
+
+def scorer_evidence_sha256(name_or_path: str | Path) -> str:
+    """A hash of the density evidence on a scorer's card ("" if it has none), without reading the weights."""
+    card = resolve_scorer(name_or_path) / CARD_FILE
+    try:
+        evidence = json.loads(card.read_text()).get("evidence") or {}
+    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+        raise CheckpointError(f"cannot read {card}: {exc}; the checkpoint is damaged — retrain or re-copy it") from exc
+    if not evidence:
+        return ""
+    return hashlib.sha256(json.dumps(evidence, sort_keys=True).encode()).hexdigest()
 
 
 def load_checkpoint(name_or_path: str | Path) -> tuple[Card, dict[str, torch.Tensor]]:

@@ -44,6 +44,7 @@ class Coverage:
     quantile: float = QUANTILE
     margin: float = MARGIN
     sources: list[str] = field(default_factory=list)  # architecture labels the points came from
+    owners: list[str] = field(default_factory=list)  # each point's architecture ([] on cards before 2026-12-01)
 
     @classmethod
     def fit(
@@ -82,13 +83,23 @@ class Coverage:
             quantile=quantile,
             margin=margin,
             sources=sorted(set(owners)),
+            owners=owners,
         )
+
+    def _cdist(self, layers: Sequence[LayerFeatures]) -> torch.Tensor:
+        x = torch.tensor([[lf.layer[f] for f in self.features] for lf in layers], dtype=torch.float64)
+        z = (x - torch.tensor(self.mean, dtype=torch.float64)) / torch.tensor(self.std, dtype=torch.float64)
+        return torch.cdist(z, torch.tensor(self.points, dtype=torch.float64))
 
     def distances(self, layers: Sequence[LayerFeatures]) -> list[float]:
         """Each layer's distance to its nearest source layer (standardised units)."""
-        x = torch.tensor([[lf.layer[f] for f in self.features] for lf in layers], dtype=torch.float64)
-        z = (x - torch.tensor(self.mean, dtype=torch.float64)) / torch.tensor(self.std, dtype=torch.float64)
-        return torch.cdist(z, torch.tensor(self.points, dtype=torch.float64)).min(1).values.tolist()
+        return self._cdist(layers).min(1).values.tolist()
+
+    def nearest_sources(self, layers: Sequence[LayerFeatures]) -> list[str] | None:
+        """The architecture of each layer's nearest source layer (None: a card that records no owners)."""
+        if len(self.owners) != len(self.points):
+            return None
+        return [self.owners[i] for i in self._cdist(layers).argmin(1).tolist()]
 
     def out_of_range(self, layers: Sequence[LayerFeatures]) -> list[bool]:
         return [d > self.threshold for d in self.distances(layers)]
@@ -103,6 +114,7 @@ class Coverage:
             "quantile": self.quantile,
             "margin": self.margin,
             "sources": self.sources,
+            "owners": self.owners,
         }
 
     @classmethod
@@ -118,4 +130,5 @@ class Coverage:
             quantile=float(entry.get("quantile", QUANTILE)),
             margin=float(entry.get("margin", MARGIN)),
             sources=list(entry.get("sources", [])),
+            owners=list(entry.get("owners", [])),
         )

@@ -20,6 +20,7 @@ from autosparse.scorer.archs.base import get_arch
 from autosparse.scorer.archs.registry import arch_names
 from autosparse.scorer.checkpoint import Card, load_checkpoint, resolve_scorer
 from autosparse.scorer.coverage import Coverage
+from autosparse.scorer.evidence import DensityEvidence
 from autosparse.scorer.nets import Allocator
 
 
@@ -30,6 +31,7 @@ class Scorer:
     allocator: Allocator
     units: Allocator | None = None  # predicts how many output units per layer IMP keeps alive
     coverage: Coverage | None = None  # where the allocator was trained (None: an old card without it)
+    evidence: DensityEvidence | None = None  # where its teacher beat SynFlow on the sources (None: not measured)
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -89,7 +91,9 @@ def _load_cached(path: str, mtime: float) -> Scorer:
         ) from exc
     ranker.eval()
     allocator.eval()
-    return Scorer(card, ranker, allocator, units, Coverage.from_card(card.coverage))
+    return Scorer(
+        card, ranker, allocator, units, Coverage.from_card(card.coverage), DensityEvidence.from_card(card.evidence)
+    )
 
 
 def load_scorer(name_or_path: str | Path) -> Scorer:
