@@ -142,14 +142,28 @@ class Autos(ScoringPruner):
         paths = _Paths(model, shape)
         self._measured = None
         self._synflow: dict[float, Masks] = {}  # SynFlow's mask per density, for this call only
+        self._scores = None
+        guarded = cfg.allocation == "learned" and cfg.guard != "off" and bool(shape)
+        verdict = self._density_verdict(model, data, density, seed) if guarded else None
+        if verdict is not None and verdict.prefer_synflow:
+            # decided from the layers' shapes alone: SynFlow's mask as made needs no learned pass
+            fallback, broken = self._synflow_fallback(
+                model, data, density, paths, reason="density", verdict=verdict.to_meta()
+            )
+            if not broken:
+                self._warn_density(density, verdict)
+                self._measured = paths.known(fallback)
+                return fallback
         masks = self._masks(model, data, density, seed=seed, force=False, paths=paths)
-        if cfg.allocation != "learned" or cfg.guard == "off" or not shape:
+        if not guarded:
             self._measured = paths.known(masks)
             return masks
         stats = paths.stats(masks)
-        verdict = self._density_verdict(density)
         if verdict is not None and verdict.prefer_synflow:
-            fallback = self._synflow_fallback(model, data, density, paths, reason="density", verdict=verdict.to_meta())
+            # SynFlow left a layer empty or off every path: mend it, the learned ranker choosing
+            fallback, _ = self._synflow_fallback(
+                model, data, density, paths, reason="density", verdict=verdict.to_meta()
+            )
             fallback_stats = paths.stats(fallback)
             if len(fallback_stats.collapsed) <= len(stats.collapsed):
                 self._warn_density(density, verdict)
@@ -161,12 +175,11 @@ class Autos(ScoringPruner):
                 **verdict.to_meta(),
                 "declined": f"SynFlow's mask leaves {len(fallback_stats.collapsed)} layers off every path",
             }
-
         if stats.log_paths > -math.inf or stats.approximate:
             self._measured = (masks, tuple(shape), stats)
             return masks
         if cfg.collapse == "synflow":
-            fallback = self._synflow_fallback(model, data, density, paths, reason="collapse")
+            fallback, _ = self._synflow_fallback(model, data, density, paths, reason="collapse")
         else:
             fallback = self._masks(model, data, density, seed=seed, force=True, paths=paths)
         fallback_stats = paths.stats(fallback)
@@ -204,13 +217,14 @@ class Autos(ScoringPruner):
         *,
         reason: str,
         **record: Any,
-    ) -> Masks:
-        """SynFlow's own mask, with meta saying why ``autos`` handed the network to it — mended
-        where SynFlow leaves a layer empty or off every input→output path (on torchvision's
-        ResNet-18 at 1% it empties a 1×1 shortcut): each such layer gets a weight from the
-        most crowded layers (exact counts, the learned ranker choosing within the layer), then
-        the connectivity repair. A SynFlow mask with every layer alive and on a path is returned
-        as SynFlow made it."""
+    ) -> tuple[Masks, bool]:
+        """SynFlow's own mask, with meta saying why ``autos`` handed the network to it, and whether
+        SynFlow left a layer empty or off every input→output path (on torchvision's ResNet-18 at 1%
+        it empties a 1×1 shortcut). Such a mask is mended once the learned scores are known (before
+        that it comes back as made, flagged broken): each broken layer gets a weight from the most
+        crowded layers (exact counts, the learned ranker choosing within the layer), then the
+        connectivity repair. A SynFlow mask with every layer alive and on a path is returned as
+        SynFlow made it."""
         cfg: AutosConfig = self.config  # type: ignore[assignment]
         ref = self._synflow_masks(model, data, density)
         meta = {"scorer": cfg.scorer, "allocation": "synflow", "units": "off", "repaired": []}
@@ -218,9 +232,11 @@ class Autos(ScoringPruner):
         masks = Masks(ref.to_dict(), meta={**meta, "guard": guard})
         empty = [n for n, m in masks.items() if not bool(m.any())]
         off_path = [] if not paths.shape else paths.stats(masks).collapsed
-        learned = getattr(self, "_scores", None)
-        if not (empty or off_path) or learned is None:
-            return masks
+        if not (empty or off_path):
+            return masks, False
+        learned = self._scores
+        if learned is None:
+            return masks, True
         shapes = {n: m.shape for n, m in masks.items()}
         counts = counts_from_shares(shapes, density, {n: float(m.sum()) for n, m in masks.items()})
         # SynFlow's kept weights first, then the learned order: a layer SynFlow emptied gets its
@@ -235,15 +251,18 @@ class Autos(ScoringPruner):
         guard["mended"] = {"empty": empty, "off_path": off_path}
         out = Masks(mended.to_dict(), meta={**meta, "repaired": moved, "guard": guard})
         paths.remember(out, flow)
-        return out
+        return out, True
 
-    def _density_verdict(self, density: float) -> Verdict | None:
-        """The card's density evidence for this target (None: off, no evidence, or an old card)."""
+    def _density_verdict(self, model: nn.Module, data: PruningData | None, density: float, seed: int) -> Verdict | None:
+        """The card's density evidence for this target (None: off, no evidence, or an old card).
+
+        It reads only the layers' structural descriptors (the allocator's features: kind, fan-in,
+        depth, share of weights…), so it is the same for every seed and costs no gradient pass."""
         cfg: AutosConfig = self.config  # type: ignore[assignment]
         scorer = self._scorer()
-        layers = getattr(self, "_layers", None)
-        if cfg.density_guard == "off" or scorer.evidence is None or scorer.coverage is None or not layers:
+        if cfg.density_guard == "off" or scorer.evidence is None or scorer.coverage is None:
             return None
+        layers = compute_features(model, data, names=tuple(scorer.coverage.features), seed=seed).layers
         owners = scorer.coverage.nearest_sources(layers)
         if owners is None:
             if ("no-owners", cfg.scorer) not in _warned:
@@ -264,12 +283,13 @@ class Autos(ScoringPruner):
             return
         _warned.add(key)
         log.warning(
-            "autos: at density %.4g the sources nearest this network (%s) trained SynFlow's masks %.1f points above "
-            "IMP's, the teacher of scorer %s; using SynFlow's mask (density_guard=off keeps the learned mask)",
+            "autos: at density %.4g, on the sources nearest this network's layers, SynFlow's masks trained %.1f "
+            "points above those of IMP, the teacher of scorer %s (weighted by the layers' weights; SynFlow minus IMP "
+            "per source: %s); using SynFlow's mask (density_guard=off keeps the learned mask)",
             density,
-            ", ".join(sorted(verdict.per_source)),
             100 * (verdict.gap or 0.0),
             cfg.scorer,
+            ", ".join(f"{a} {100 * g:+.1f}" for a, g in sorted(verdict.per_source.items())),
         )
 
     def measured_paths(self, masks: Masks) -> tuple[tuple[int, ...], PathStats] | None:
@@ -295,7 +315,6 @@ class Autos(ScoringPruner):
             if cfg.synflow_mix > 0 and "synflow_rank" not in names:
                 names = (*names, "synflow_rank")
             table = compute_features(model, data, names=names, masks=masks, seed=seed)
-            self._layers = table.layers  # the density guard reads the target's layer descriptors
             with single_threaded_torch():
                 scores = scorer.score_layers(
                     table, model, data.input_shape if data else (tuple(cfg.input_shape) or None)
