@@ -11,24 +11,15 @@ from pathlib import Path
 import pytest
 import torch
 
+# the guard tests' data and their autouse fixture that forgets which warnings were printed
+from test_scorer_guard import SHAPE, _data, _fresh_warnings  # noqa: F401
+
 from autosparse.api import prune
 from autosparse.models import build_model
 from autosparse.scorer import autos as autos_module
 from autosparse.scorer.checkpoint import SHIPPED_DIR
 from autosparse.scorer.evidence import DensityEvidence, Point
 from autosparse.scorer.loaded import load_scorer
-
-SHAPE = (1, 28, 28)
-
-
-def _data(n: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(0)
-    return torch.randn(n, *SHAPE, generator=g), torch.arange(n) % 10
-
-
-@pytest.fixture(autouse=True)
-def _fresh_warnings() -> None:
-    autos_module._warned.clear()
 
 
 def test_evidence_speaks_for_nearby_densities_only() -> None:
