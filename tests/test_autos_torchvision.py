@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_scorer_evidence import _scorer_with_evidence
 
 from autosparse.api import prune
 from autosparse.models import build_model
@@ -18,7 +19,7 @@ SHAPE = (3, 32, 32)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["tv:resnet18", "tv:mobilenet_v3_small"])
-def test_default_autos_keeps_every_layer_alive_and_connected_at_99_percent(name: str) -> None:
+def test_default_autos_keeps_every_layer_alive_and_connected_at_99_percent(name: str, tmp_path) -> None:
     torch.set_num_threads(1)
     model = build_model(name, SHAPE, 10, seed=0)
     g = torch.Generator().manual_seed(0)
@@ -27,10 +28,16 @@ def test_default_autos_keeps_every_layer_alive_and_connected_at_99_percent(name:
     assert masks.kept == round(0.01 * masks.total)
     assert [n for n, m in masks.items() if not bool(m.any())] == []
     assert layer_collapse(model, masks, SHAPE) == []
-    # both nets sit nearest sources where SynFlow beat IMP at 1% (VGG-11, MobileNet): on ResNet-18
-    # the density guard hands the net to SynFlow's mask, mended where SynFlow empties a 1x1 shortcut;
-    # on MobileNet-v3 SynFlow's mask leaves layers off every path, so the learned mask stays
+    # the shipped evidence leaves both alone (their residual sources' IMP beat SynFlow at 1%); with
+    # evidence that SynFlow won everywhere, ResNet-18 gets SynFlow's mask, mended where SynFlow
+    # empties a 1x1 shortcut, and MobileNet-v3 keeps the learned one, since SynFlow's leaves layers
+    # off every path there
+    assert masks.meta.get("guard", {}).get("reason") != "density"
+    scorer = _scorer_with_evidence(tmp_path, imp=0.10, synflow=0.80, density=0.01)
+    guarded = prune(model, "autos", density=0.01, data=data, seed=0, scorer=scorer)
+    assert guarded.kept == masks.kept and [n for n, m in guarded.items() if not bool(m.any())] == []
+    assert layer_collapse(model, guarded, SHAPE) == []
     if name == "tv:resnet18":
-        assert masks.meta["guard"]["reason"] == "density" and masks.meta["guard"]["mended"]["empty"]
+        assert guarded.meta["guard"]["reason"] == "density" and guarded.meta["guard"]["mended"]["empty"]
     else:
-        assert "declined" in masks.meta["density_guard"]
+        assert "declined" in guarded.meta["density_guard"]

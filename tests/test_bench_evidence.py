@@ -83,6 +83,7 @@ def test_cells_pair_with_the_rounds_imp_recorded_and_land_on_the_card(sources, t
     by_density = {c["density"]: c["test_accuracy"] for c in cells}
     assert [p["synflow"] for p in points] == pytest.approx([by_density[d] for d in densities])
     assert card.weights_sha256 == sha_before and "--add-evidence" in card.training["evidence_command"]
+    assert card.evidence["residual"] == {"mlp-widths48x24": False}  # each source's kind, from its model
     # the command line prints the table it recorded
     assert cli_main(["train-scorer", "--store", str(store), "--out", str(scorer), "--add-evidence", str(bench)]) == 0
     out = capsys.readouterr().out

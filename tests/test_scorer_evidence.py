@@ -94,10 +94,9 @@ def test_evidence_changes_the_cell_identity_so_bench_cells_are_recomputed(tmp_pa
 
     scorer = _scorer_with_evidence(tmp_path, imp=0.1, synflow=0.8, density=0.02)
     with_evidence = make_pruner("autos", {"scorer": scorer}).config.identity()
-    without = make_pruner("autos", {"scorer": autos_module.DEFAULT_SCORER}).config.identity()
-    off = make_pruner("autos", {"scorer": scorer, "density_guard": "off"}).config.identity()
-    assert with_evidence["scorer_sha256"] == without["scorer_sha256"]  # same weights
-    assert "evidence_sha256" in with_evidence and with_evidence != off
+    shipped = make_pruner("autos", {"scorer": autos_module.DEFAULT_SCORER}).config.identity()
+    assert with_evidence["scorer_sha256"] == shipped["scorer_sha256"]  # same weights
+    assert with_evidence["evidence_sha256"] != shipped["evidence_sha256"]  # other evidence: other masks
 
 
 def test_shipped_default_records_per_layer_owners_for_the_guard() -> None:
@@ -113,3 +112,22 @@ def test_shipped_default_records_per_layer_owners_for_the_guard() -> None:
     # the hidden layers (all but 1k of LeNet's 266k weights) are nearest MLP sources; the small
     # classifier may sit nearest a conv net's classifier, which votes with its 1,000 weights only
     assert owners[0].startswith("mlp") and owners[1].startswith("mlp")
+
+
+def test_a_target_listens_only_to_sources_of_its_kind(tmp_path) -> None:
+    """Layer shapes cannot tell a wide ResNet's convs from a VGG's; the vote is among sources of the
+    target's kind (plain or residual), as the card records them."""
+    out = Path(_scorer_with_evidence(tmp_path, imp=0.10, synflow=0.80, density=0.02))
+    card = json.loads((out / "card.json").read_text())
+    owners = sorted(set(card["coverage"]["owners"]))
+    residual = {s: s.startswith("resnet") for s in owners}
+    points = {s: [Point(0.02, 0.60, 0.30) if residual[s] else Point(0.02, 0.10, 0.80)] for s in owners}
+    card["evidence"] = DensityEvidence(points, residual=residual).to_card()
+    (out / "card.json").write_text(json.dumps(card))
+    resnet = build_model("resnet20", SHAPE, 10, seed=0, width=0.25)
+    plain = build_model("conv4", SHAPE, 10, seed=0, width=0.25)
+    kept = prune(resnet, "autos", density=0.02, data=_data(), seed=0, scorer=str(out))
+    handed = prune(plain, "autos", density=0.02, data=_data(), seed=0, scorer=str(out))
+    assert kept.meta.get("guard", {}).get("reason") != "density"
+    assert handed.meta["guard"]["reason"] == "density"
+    assert set(handed.meta["guard"]["verdict"]["per_source"]) <= {s for s, r in residual.items() if not r}

@@ -17,9 +17,11 @@ from typing import Any
 
 from autosparse.bench.cells import CELLS_DIR, read_cell
 from autosparse.core.errors import ConfigError, StoreError
+from autosparse.models import build_model
 from autosparse.scorer.checkpoint import Card, load_checkpoint, resolve_scorer, save_checkpoint
 from autosparse.scorer.evidence import DensityEvidence, Point
 from autosparse.store.reader import StoreReader
+from autosparse.topology.merges import has_residual_adds
 
 #: recipe fields that do not change a trained mask's accuracy (threads, evaluation batching) or
 #: that the bench spells elsewhere (the training seed is the cell's seed)
@@ -94,6 +96,28 @@ def collect_evidence(reader: StoreReader, run_ids: Sequence[str], cells: Sequenc
     return DensityEvidence(points)
 
 
+def source_kinds(reader: StoreReader, run_ids: Sequence[str]) -> dict[str, bool]:
+    """Every source architecture's kind — plain, or with skip connections — from its model, rebuilt
+    from the run's recorded spec (the density guard compares a target with sources of its kind)."""
+    kinds: dict[str, bool] = {}
+    for run_id in run_ids:
+        attrs = reader.attrs(run_id)
+        arch = str(attrs.get("model_label", run_id))
+        if arch in kinds:
+            continue
+        shape = tuple(attrs["input_shape"])
+        model = build_model(
+            str(attrs["model"]), shape, int(attrs["num_classes"]), seed=0, **attrs.get("model_kwargs", {})
+        )
+        residual = has_residual_adds(model, shape)
+        if residual is None:
+            raise ConfigError(
+                f"cannot trace source {arch} ({run_id}) to tell plain from residual; report this as a bug"
+            )
+        kinds[arch] = residual
+    return kinds
+
+
 def add_evidence(scorer: str | Path, store: str | Path, folders: Sequence[str | Path]) -> Card:
     """Record the density evidence of an existing scorer's training runs on its card, in place
     (weights untouched). Folders are bench output folders whose SynFlow cells trained the source
@@ -109,6 +133,7 @@ def add_evidence(scorer: str | Path, store: str | Path, folders: Sequence[str | 
             "trained on"
         )
     evidence = collect_evidence(reader, train_ids, read_cells(folders))
+    evidence.residual = source_kinds(reader, train_ids)
     if not evidence.points:
         raise ConfigError(
             f"no SynFlow cell in {', '.join(map(str, folders))} matches a training run of {directory} (same net, "

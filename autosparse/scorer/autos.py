@@ -38,6 +38,7 @@ from autosparse.scorer.checkpoint import scorer_evidence_sha256, scorer_weights_
 from autosparse.scorer.evidence import Verdict
 from autosparse.scorer.loaded import Scorer, load_scorer
 from autosparse.topology.connectivity import repair_with_flow
+from autosparse.topology.merges import has_residual_adds
 from autosparse.topology.paths import PathFlow, PathNetwork, PathStats, stats_from_flow
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class AutosConfig(PrunerConfig):
     collapse: str = "synflow"  # no input→output path left: synflow (SynFlow's mask) | guard (guard's allocation)
     synflow_mix: float = 0.0  # weight of SynFlow's within-layer percentile in the ranking (0 = learned only)
     erk_floor: float = 0.0  # raise each layer's learned density to this x ERK's, then renormalise (0 = off)
-    density_guard: str = "synflow"  # SynFlow beat IMP on the nearest sources at this density: synflow | off
+    density_guard: str = "synflow"  # SynFlow's mask where it beat IMP on the nearest sources of its kind | off
 
     def __post_init__(self) -> None:
         if self.allocation not in ALLOCATIONS:
@@ -97,10 +98,10 @@ class AutosConfig(PrunerConfig):
             raise ConfigError(f"unknown autos density_guard {self.density_guard!r}; use {', '.join(DENSITY_GUARDS)}")
 
     def identity(self) -> dict[str, Any]:
-        """The scorer's weights, and its density evidence where the density guard reads it: a card
-        that gains evidence changes masks without changing weights."""
+        """The scorer's weights, and its density evidence when the card has some: evidence changes
+        masks (``density_guard="synflow"``) without changing weights, so it is part of the scorer."""
         out = {"scorer_sha256": scorer_weights_sha256(self.scorer)}
-        evidence = scorer_evidence_sha256(self.scorer) if self.density_guard != "off" and self.guard != "off" else ""
+        evidence = scorer_evidence_sha256(self.scorer)
         if evidence:
             out["evidence_sha256"] = evidence
         return out
@@ -256,14 +257,27 @@ class Autos(ScoringPruner):
     def _density_verdict(self, model: nn.Module, data: PruningData | None, density: float, seed: int) -> Verdict | None:
         """The card's density evidence for this target (None: off, no evidence, or an old card).
 
-        It reads only the layers' structural descriptors (the allocator's features: kind, fan-in,
-        depth, share of weights…), so it is the same for every seed and costs no gradient pass."""
+        Each layer votes for its nearest source layer among the sources of the network's kind
+        (plain, or with skip connections), since layer descriptors cannot tell a wide ResNet's
+        convs from a VGG's. It reads only the network's graph and the layers' structural
+        descriptors (kind, fan-in, depth, share of weights…), so it is the same for every seed
+        and costs no gradient pass."""
         cfg: AutosConfig = self.config  # type: ignore[assignment]
         scorer = self._scorer()
         if cfg.density_guard == "off" or scorer.evidence is None or scorer.coverage is None:
             return None
+        shape = data.input_shape if data else tuple(cfg.input_shape)
+        among = None
+        if scorer.evidence.residual:
+            residual = has_residual_adds(model, shape)
+            if residual is None:  # cannot tell plain from residual: no evidence speaks for this net
+                log.debug("autos: %s cannot be traced, so the density guard stays silent", type(model).__name__)
+                return None
+            among = scorer.evidence.sources_like(residual)
         layers = compute_features(model, data, names=tuple(scorer.coverage.features), seed=seed).layers
-        owners = scorer.coverage.nearest_sources(layers)
+        owners = scorer.coverage.nearest_sources(layers, among)
+        if owners is None and among is not None and not among:
+            return None  # no source of this kind
         if owners is None:
             if ("no-owners", cfg.scorer) not in _warned:
                 _warned.add(("no-owners", cfg.scorer))

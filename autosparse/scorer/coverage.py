@@ -17,7 +17,7 @@ one, a 1000-way classifier) lands beyond it; a held-out MLP of the source family
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,11 +95,18 @@ class Coverage:
         """Each layer's distance to its nearest source layer (standardised units)."""
         return self._cdist(layers).min(1).values.tolist()
 
-    def nearest_sources(self, layers: Sequence[LayerFeatures]) -> list[str] | None:
-        """The architecture of each layer's nearest source layer (None: a card that records no owners)."""
+    def nearest_sources(self, layers: Sequence[LayerFeatures], among: Set[str] | None = None) -> list[str] | None:
+        """The architecture of each layer's nearest source layer, only counting sources in ``among``
+        when given (None: a card that records no owners, or no source in ``among``)."""
         if len(self.owners) != len(self.points):
             return None
-        return [self.owners[i] for i in self._cdist(layers).argmin(1).tolist()]
+        d = self._cdist(layers)
+        if among is not None:
+            keep = torch.tensor([o in among for o in self.owners])
+            if not bool(keep.any()):
+                return None
+            d[:, ~keep] = float("inf")
+        return [self.owners[i] for i in d.argmin(1).tolist()]
 
     def out_of_range(self, layers: Sequence[LayerFeatures]) -> list[bool]:
         return [d > self.threshold for d in self.distances(layers)]

@@ -6,7 +6,8 @@ density, where SynFlow's masks of the same net still train to 70-80%; a scorer t
 funnels the deep convs the way IMP did (docs/SCORER.md). On the residual sources IMP is weak at
 0.4% too, yet its allocation is what beats SynFlow on a held-out ResNet. A threshold on "IMP was
 healthy" cannot tell the two apart; the comparison with the classic method at the same density,
-on the same source net and recipe, can. The layer-range guard (:mod:`autosparse.scorer.coverage`)
+on the same source net and recipe, can — among sources of the target's kind: plain or residual
+(:mod:`autosparse.topology.merges`; a wide ResNet's layers look like a VGG's). The layer-range guard (:mod:`autosparse.scorer.coverage`)
 asks "has the allocator seen layers like these?"; this asks "at this density, was what it saw
 worth copying?".
 
@@ -75,6 +76,7 @@ class DensityEvidence:
     reach: float = REACH
     min_covered: float = MIN_COVERED
     provenance: list[str] = field(default_factory=list)  # the bench folders / commands the SynFlow side came from
+    residual: dict[str, bool] = field(default_factory=dict)  # source architecture -> adds skip connections
 
     def at(self, arch: str, density: float) -> Point | None:
         """The architecture's point nearest ``density`` (in log scale), if one lies within ``reach``."""
@@ -110,6 +112,7 @@ class DensityEvidence:
             "reach": self.reach,
             "min_covered": self.min_covered,
             "provenance": list(self.provenance),
+            "residual": dict(sorted(self.residual.items())),
             "points": {
                 arch: [{"density": p.density, "imp": p.imp, "synflow": p.synflow} for p in pts]
                 for arch, pts in sorted(self.points.items())
@@ -129,4 +132,11 @@ class DensityEvidence:
             reach=float(entry.get("reach", REACH)),
             min_covered=float(entry.get("min_covered", MIN_COVERED)),
             provenance=list(entry.get("provenance", [])),
+            residual={str(k): bool(v) for k, v in entry.get("residual", {}).items()},
         )
+
+    def sources_like(self, residual: bool) -> set[str] | None:
+        """The source architectures of the same kind as the target (None: the card records no kinds)."""
+        if not self.residual:
+            return None
+        return {arch for arch, r in self.residual.items() if r == residual}

@@ -1,0 +1,53 @@
+"""Plain or residual: whether a network adds two computed tensors (autosparse/topology/merges.py)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from autosparse.models import build_model
+from autosparse.topology.merges import has_residual_adds
+
+SHAPE = (1, 28, 28)
+
+
+def test_residual_nets_are_told_from_plain_ones() -> None:
+    assert has_residual_adds(build_model("resnet20", SHAPE, 10, seed=0, width=0.25), SHAPE) is True
+    assert has_residual_adds(build_model("vgg11", SHAPE, 10, seed=0, width=0.125), SHAPE) is False
+    assert has_residual_adds(build_model("lenet_300_100", SHAPE, 10, seed=0), SHAPE) is False
+    assert has_residual_adds(build_model("conv4", SHAPE, 10, seed=0, width=0.25), SHAPE) is False
+
+
+class _Biased(nn.Module):
+    """Adds a constant and a shape-derived number: not a skip connection."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x + 1.0) + x.shape[0]
+
+
+class _Branchy(nn.Module):
+    """Data-dependent control flow: fx cannot trace it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x) if x.sum() > 0 else x
+
+
+def test_adding_constants_is_not_residual_and_untraceable_is_unknown() -> None:
+    assert has_residual_adds(_Biased(), (4,)) is False
+    assert has_residual_adds(_Branchy(), (4,)) is None
+
+
+def test_the_probe_leaves_the_model_as_it_was() -> None:
+    model = build_model("resnet20", SHAPE, 10, seed=0, width=0.25).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    has_residual_adds(model, SHAPE)
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BatchNorm stats untouched
