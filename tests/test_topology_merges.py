@@ -30,19 +30,21 @@ class _Biased(nn.Module):
 
 
 class _Branchy(nn.Module):
-    """Data-dependent control flow: fx cannot trace it."""
+    """Data-dependent control flow (which fx could not trace) around a skip connection."""
 
     def __init__(self) -> None:
         super().__init__()
         self.fc = nn.Linear(4, 4)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(x) if x.sum() > 0 else x
+        h = self.fc(x)
+        return h + x if x.sum() <= 0 else h
 
 
-def test_adding_constants_is_not_residual_and_untraceable_is_unknown() -> None:
+def test_adding_constants_is_not_residual_and_a_failing_forward_is_unknown() -> None:
     assert has_residual_adds(_Biased(), (4,)) is False
-    assert has_residual_adds(_Branchy(), (4,)) is None
+    assert has_residual_adds(_Branchy(), (4,)) is True
+    assert has_residual_adds(_Biased(), (5,)) is None  # the forward fails: cannot tell
 
 
 def test_the_probe_leaves_the_model_as_it_was() -> None:
