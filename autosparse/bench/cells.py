@@ -44,7 +44,7 @@ from autosparse.training.trainer import TrainConfig, resolve_device, train
 log = logging.getLogger(__name__)
 
 CELL_SCHEMA = 1  # bump when a cell's meaning changes: every cell id changes with it
-STALE_DIR = "cells_stale"  # cells made with other scorer weights than today's, set aside when recomputed
+STALE_DIR = "cells_stale"  # cells of another version of their scorer (weights, evidence), set aside
 CELLS_DIR = "cells"
 WORK_DIR = "work"
 # Fields that do not change a result: left out of the hash so editing them reuses finished cells.
@@ -188,7 +188,10 @@ def _set_aside_stale(path: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     os.replace(path, dst)
     log.warning(
-        "bench cell %s was made with other scorer weights: recomputing it; the old one is in %s", path.name, dst
+        "bench cell %s was made with another version of its scorer (weights or density evidence): recomputing "
+        "it; the old one is in %s",
+        path.name,
+        dst,
     )
 
 
