@@ -134,6 +134,11 @@ class Autos(ScoringPruner):
         the learned allocation collapses"; it costs the deep 6×100 MLP at 99.8%, RESULTS §8).
         ``autos``' own θ0 rescale still applies to the mask it returns.
 
+        Before any of that, the density guard: where the card's evidence says SynFlow's masks
+        trained more than a margin above IMP's on the nearest sources of the network's kind at this
+        density (the teacher failed there), SynFlow's mask (``density_guard="synflow"``, docs/SCORER.md
+        "Where the teacher was worth imitating").
+
         Only a network without any path counts: a dead residual branch still leaves its shortcut.
         One float64 path network serves the repair, this check and (through :meth:`measured_paths`)
         ``prune``'s diagnostics: the repair's last pass already measured the final masks.
@@ -271,7 +276,9 @@ class Autos(ScoringPruner):
         if scorer.evidence.residual:
             residual = has_residual_adds(model, shape)
             if residual is None:  # cannot tell plain from residual: no evidence speaks for this net
-                log.debug("autos: %s cannot be traced, so the density guard stays silent", type(model).__name__)
+                log.debug(
+                    "autos: no forward pass of %s on zeros, so the density guard stays silent", type(model).__name__
+                )
                 return None
             among = scorer.evidence.sources_like(residual)
         layers = compute_features(model, data, names=tuple(scorer.coverage.features), seed=seed).layers
