@@ -49,7 +49,36 @@ def test_adding_constants_is_not_residual_and_a_failing_forward_is_unknown() -> 
 
 def test_the_probe_leaves_the_model_as_it_was() -> None:
     model = build_model("resnet20", SHAPE, 10, seed=0, width=0.25).train()
+    frozen = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    frozen.eval()  # a user's frozen BatchNorm inside a training model stays frozen
+    modes = {name: m.training for name, m in model.named_modules()}
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    rng = torch.random.get_rng_state()
     has_residual_adds(model, SHAPE)
-    assert model.training
+    assert {name: m.training for name, m in model.named_modules()} == modes
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BatchNorm stats untouched
+    assert torch.equal(torch.random.get_rng_state(), rng)
+
+
+class _Doubling(nn.Module):
+    """h + h doubles one tensor: not a skip connection."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc(x)
+        return h + h
+
+
+def test_adding_a_tensor_to_itself_is_not_a_skip_and_a_failure_names_its_cause() -> None:
+    from autosparse.topology.merges import ProbeError, residual_kind
+
+    assert has_residual_adds(_Doubling(), (4,)) is False
+    try:
+        residual_kind(_Doubling(), (5,))
+    except ProbeError as exc:
+        assert "zero input of shape (5,)" in str(exc)
+    else:
+        raise AssertionError("a failing forward pass must raise ProbeError")

@@ -21,7 +21,7 @@ from autosparse.models import build_model
 from autosparse.scorer.checkpoint import Card, load_checkpoint, resolve_scorer, save_checkpoint
 from autosparse.scorer.evidence import DensityEvidence, Point
 from autosparse.store.reader import StoreReader
-from autosparse.topology.merges import has_residual_adds
+from autosparse.topology.merges import ProbeError, residual_kind
 
 #: recipe fields that do not change a trained mask's accuracy (threads, evaluation batching) or
 #: that the bench spells elsewhere (the training seed is the cell's seed)
@@ -84,8 +84,9 @@ def collect_evidence(reader: StoreReader, run_ids: Sequence[str], cells: Sequenc
                 continue
             d = float(cell["density"])
             rounds = [r for r, rd in enumerate(densities) if abs(float(rd) - d) <= _DENSITY_TOL * d]
-            if rounds and rounds[0] < len(accuracies):
-                pairs[arch][d].append((float(accuracies[rounds[0]]), float(cell["test_accuracy"])))
+            imp = accuracies[rounds[0]] if rounds and rounds[0] < len(accuracies) else None
+            if imp is not None and imp == imp:  # a round without a recorded accuracy is no evidence
+                pairs[arch][d].append((float(imp), float(cell["test_accuracy"])))
     points = {
         arch: [
             Point(d, sum(i for i, _ in v) / len(v), sum(s for _, s in v) / len(v))
@@ -109,12 +110,14 @@ def source_kinds(reader: StoreReader, run_ids: Sequence[str]) -> dict[str, bool]
         model = build_model(
             str(attrs["model"]), shape, int(attrs["num_classes"]), seed=0, **attrs.get("model_kwargs", {})
         )
-        residual = has_residual_adds(model, shape)
-        if residual is None:
+        try:
+            kinds[arch] = residual_kind(model, shape)
+        except ProbeError as exc:
             raise ConfigError(
-                f"cannot trace source {arch} ({run_id}) to tell plain from residual; report this as a bug"
-            )
-        kinds[arch] = residual
+                f"cannot tell whether source {arch} ({run_id}) has skip connections: {exc}; its recorded spec "
+                "(model, model_kwargs, input_shape) no longer builds a working model — check the model zoo's "
+                "options against `autosparse store info`"
+            ) from exc
     return kinds
 
 

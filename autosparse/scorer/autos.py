@@ -38,7 +38,7 @@ from autosparse.scorer.checkpoint import scorer_evidence_sha256, scorer_weights_
 from autosparse.scorer.evidence import Verdict
 from autosparse.scorer.loaded import Scorer, load_scorer
 from autosparse.topology.connectivity import repair_with_flow
-from autosparse.topology.merges import has_residual_adds
+from autosparse.topology.merges import ProbeError, residual_kind
 from autosparse.topology.paths import PathFlow, PathNetwork, PathStats, stats_from_flow
 
 log = logging.getLogger(__name__)
@@ -98,12 +98,13 @@ class AutosConfig(PrunerConfig):
             raise ConfigError(f"unknown autos density_guard {self.density_guard!r}; use {', '.join(DENSITY_GUARDS)}")
 
     def identity(self) -> dict[str, Any]:
-        """The scorer's weights, and its density evidence when the card has some: evidence changes
-        masks (``density_guard="synflow"``) without changing weights, so it is part of the scorer."""
+        """The scorer's weights, and what the density guard reads from its card when the guard can
+        act: evidence (and the coverage it votes through) changes masks without changing weights."""
         out = {"scorer_sha256": scorer_weights_sha256(self.scorer)}
-        evidence = scorer_evidence_sha256(self.scorer)
-        if evidence:
-            out["evidence_sha256"] = evidence
+        if self.density_guard != "off" and self.guard != "off" and self.allocation == "learned":
+            evidence = scorer_evidence_sha256(self.scorer)
+            if evidence:
+                out["evidence_sha256"] = evidence
         return out
 
 
@@ -123,6 +124,13 @@ class Autos(ScoringPruner):
         return scorer.score_layers(table, model, data.input_shape if data else (tuple(cfg.input_shape) or None))
 
     def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
+        try:
+            return self._guarded_masks(model, data, density, seed=seed)
+        finally:  # per-call state: a pruner kept by a caller must not hold the last call's tensors
+            self._scores = None
+            self._synflow = {}
+
+    def _guarded_masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int) -> Masks:
         """The learned mask; if its learned allocation leaves no input→output path at all, SynFlow's
         mask instead (``collapse="synflow"``), or the guard's allocation everywhere under the
         learned ranker (``collapse="guard"``). A disconnected mask trains to chance, and the
@@ -185,7 +193,8 @@ class Autos(ScoringPruner):
             self._measured = (masks, tuple(shape), stats)
             return masks
         if cfg.collapse == "synflow":
-            fallback, _ = self._synflow_fallback(model, data, density, paths, reason="collapse")
+            # as SynFlow made it: the rule was measured so (docs/SCORER.md); mending is the density guard's
+            fallback, _ = self._synflow_fallback(model, data, density, paths, reason="collapse", mend=False)
         else:
             fallback = self._masks(model, data, density, seed=seed, force=True, paths=paths)
         fallback_stats = paths.stats(fallback)
@@ -222,6 +231,7 @@ class Autos(ScoringPruner):
         paths: _Paths,
         *,
         reason: str,
+        mend: bool = True,
         **record: Any,
     ) -> tuple[Masks, bool]:
         """SynFlow's own mask, with meta saying why ``autos`` handed the network to it, and whether
@@ -236,6 +246,8 @@ class Autos(ScoringPruner):
         meta = {"scorer": cfg.scorer, "allocation": "synflow", "units": "off", "repaired": []}
         guard: dict[str, Any] = {"fallback": "synflow-mask", "reason": reason, **record}
         masks = Masks(ref.to_dict(), meta={**meta, "guard": guard})
+        if not mend:
+            return masks, False
         empty = [n for n, m in masks.items() if not bool(m.any())]
         off_path = [] if not paths.shape else paths.stats(masks).collapsed
         if not (empty or off_path):
@@ -274,28 +286,35 @@ class Autos(ScoringPruner):
         shape = data.input_shape if data else tuple(cfg.input_shape)
         among = None
         if scorer.evidence.residual:
-            residual = has_residual_adds(model, shape)
-            if residual is None:  # cannot tell plain from residual: no evidence speaks for this net
-                log.debug(
-                    "autos: no forward pass of %s on zeros, so the density guard stays silent", type(model).__name__
-                )
+            try:
+                residual = residual_kind(model, shape)
+            except ProbeError as exc:  # cannot tell plain from residual: no evidence speaks for this net
+                if ("probe", cfg.scorer, type(model).__name__) not in _warned:
+                    _warned.add(("probe", cfg.scorer, type(model).__name__))
+                    log.warning(
+                        "autos: cannot tell whether %s has skip connections (%s), so the density guard stays "
+                        "silent; check the input shape, or pass density_guard=off to silence this",
+                        type(model).__name__,
+                        exc,
+                    )
                 return None
             among = scorer.evidence.sources_like(residual)
         layers = compute_features(model, data, names=tuple(scorer.coverage.features), seed=seed).layers
-        owners = scorer.coverage.nearest_sources(layers, among)
-        if owners is None and among is not None and not among:
-            return None  # no source of this kind
-        if owners is None:
-            if ("no-owners", cfg.scorer) not in _warned:
-                _warned.add(("no-owners", cfg.scorer))
-                log.warning(
-                    "scorer %s has density evidence but its coverage predates per-layer owners, so autos cannot "
-                    "read it; refresh the coverage with `autosparse train-scorer --add-coverage --store STORE --out %s`",
-                    cfg.scorer,
-                    cfg.scorer,
-                )
-            return None
-        return scorer.evidence.verdict(owners, [float(lf.numel) for lf in layers], density)
+        if len(scorer.coverage.owners) == len(scorer.coverage.points):
+            owners = scorer.coverage.nearest_sources(layers, among)
+            # None: no coverage point of a source of this kind, so no evidence speaks for this net
+            return (
+                None if owners is None else scorer.evidence.verdict(owners, [float(lf.numel) for lf in layers], density)
+            )
+        if ("no-owners", cfg.scorer) not in _warned:
+            _warned.add(("no-owners", cfg.scorer))
+            log.warning(
+                "scorer %s has density evidence but its coverage predates per-layer owners, so autos cannot "
+                "read it; refresh the coverage with `autosparse train-scorer --add-coverage --store STORE --out %s`",
+                cfg.scorer,
+                cfg.scorer,
+            )
+        return None
 
     def _warn_density(self, density: float, verdict: Verdict) -> None:
         cfg: AutosConfig = self.config  # type: ignore[assignment]

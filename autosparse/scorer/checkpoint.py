@@ -101,15 +101,20 @@ def scorer_weights_sha256(name_or_path: str | Path) -> str:
 
 
 def scorer_evidence_sha256(name_or_path: str | Path) -> str:
-    """A hash of the density evidence on a scorer's card ("" if it has none), without reading the weights."""
+    """A hash of what the density guard reads from a scorer's card ("" if the card has no evidence),
+    without reading the weights: the evidence (not where it came from) and the coverage's points
+    and their owners (each target layer votes through them)."""
     card = resolve_scorer(name_or_path) / CARD_FILE
     try:
-        evidence = json.loads(card.read_text()).get("evidence") or {}
+        raw = json.loads(card.read_text())
+        evidence = {k: v for k, v in (raw.get("evidence") or {}).items() if k != "provenance"}
+        coverage = raw.get("coverage") or {}
     except (OSError, json.JSONDecodeError, AttributeError) as exc:
         raise CheckpointError(f"cannot read {card}: {exc}; the checkpoint is damaged — retrain or re-copy it") from exc
     if not evidence:
         return ""
-    return hashlib.sha256(json.dumps(evidence, sort_keys=True).encode()).hexdigest()
+    read = {"evidence": evidence, "points": coverage.get("points"), "owners": coverage.get("owners")}
+    return hashlib.sha256(json.dumps(read, sort_keys=True).encode()).hexdigest()
 
 
 def load_checkpoint(name_or_path: str | Path) -> tuple[Card, dict[str, torch.Tensor]]:

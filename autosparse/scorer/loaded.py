@@ -1,7 +1,8 @@
 """A trained scorer, loaded from its checkpoint and ready to score a model's weights.
 
-Loading is cached per (path, weights mtime): ``autos`` asks for its scorer on every prune call
-(every cell of a bench grid), and a checkpoint rewritten in place (``--add-unit-head``) must be read again.
+Loading is cached per (path, weights mtime, card mtime): ``autos`` asks for its scorer on every
+prune call (every cell of a bench grid), and a checkpoint rewritten in place (``--add-unit-head``,
+or a card given evidence by ``--add-evidence``) must be read again.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from autosparse.core.errors import CheckpointError
 from autosparse.features import FeatureTable
 from autosparse.scorer.archs.base import get_arch
 from autosparse.scorer.archs.registry import arch_names
-from autosparse.scorer.checkpoint import Card, load_checkpoint, resolve_scorer
+from autosparse.scorer.checkpoint import CARD_FILE, Card, load_checkpoint, resolve_scorer
 from autosparse.scorer.coverage import Coverage
 from autosparse.scorer.evidence import DensityEvidence
 from autosparse.scorer.nets import Allocator
@@ -68,7 +69,7 @@ def _split(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Ten
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(path: str, mtime: float) -> Scorer:
+def _load_cached(path: str, mtime: float, card_mtime: float) -> Scorer:
     card, tensors = load_checkpoint(path)
     if card.arch not in arch_names():
         raise CheckpointError(
@@ -101,4 +102,6 @@ def load_scorer(name_or_path: str | Path) -> Scorer:
     path = resolve_scorer(name_or_path)
     weights = path / "model.safetensors"
     mtime = weights.stat().st_mtime if weights.exists() else 0.0
-    return _load_cached(str(path.resolve()), mtime)
+    card = path / CARD_FILE
+    card_mtime = card.stat().st_mtime_ns if card.exists() else 0
+    return _load_cached(str(path.resolve()), mtime, card_mtime)

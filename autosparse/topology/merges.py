@@ -38,8 +38,8 @@ class _FollowInput(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
         inputs = [a for a in tree_flatten((args, kwargs or {}))[0] if isinstance(a, torch.Tensor)]
-        marked = sum(id(a) in self._marked for a in inputs)
-        if marked >= 2 and getattr(func, "__name__", "") in _ADDS:
+        marked = {id(a) for a in inputs if id(a) in self._marked}  # distinct tensors: h + h is no skip
+        if len(marked) >= 2 and getattr(func, "__name__", "") in _ADDS:
             self.found = True
         if marked:
             for o in tree_flatten(out)[0]:
@@ -49,19 +49,36 @@ class _FollowInput(TorchFunctionMode):
         return out
 
 
-def has_residual_adds(model: nn.Module, input_shape: Sequence[int]) -> bool | None:
-    """True if the forward pass adds two tensors computed from the input (a skip connection),
-    False if it never does, None if the forward pass fails on a zero input of ``input_shape``."""
-    first = next(model.parameters())
-    x = torch.zeros(1, *input_shape, dtype=first.dtype, device=first.device)
-    was_training = model.training
-    model.eval()  # the probe must not move BatchNorm's running statistics
-    watch = _FollowInput(x)
+class ProbeError(RuntimeError):
+    """The forward pass on a zero input failed, so the network's kind is unknown."""
+
+
+def residual_kind(model: nn.Module, input_shape: Sequence[int]) -> bool:
+    """True if the forward pass adds two distinct tensors computed from the input (a skip
+    connection), False if it never does. Skips made by concatenation (DenseNet, U-Net) are not
+    additions and read as plain. Raises :class:`ProbeError` naming why the probe failed.
+
+    The model is left as it was: every module's train/eval mode, BatchNorm's statistics (eval mode,
+    no grad) and the global random state."""
+    modes = {m: m.training for m in model.modules()}
     try:
-        with torch.no_grad(), watch:
+        first = next(model.parameters())
+        x = torch.zeros(1, *input_shape, dtype=first.dtype, device=first.device)
+        model.eval()
+        watch = _FollowInput(x)
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), watch:
             model(x)
-    except Exception:  # any failure of the probe means "cannot tell", never a crash
-        return None
+    except Exception as exc:  # the probe reports any failure; it never crashes its caller
+        raise ProbeError(f"its forward pass on a zero input of shape {tuple(input_shape)} failed: {exc}") from exc
     finally:
-        model.train(was_training)
+        for m, training in modes.items():
+            m.training = training
     return watch.found
+
+
+def has_residual_adds(model: nn.Module, input_shape: Sequence[int]) -> bool | None:
+    """:func:`residual_kind`, with None where the probe fails."""
+    try:
+        return residual_kind(model, input_shape)
+    except ProbeError:
+        return None
