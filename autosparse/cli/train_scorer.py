@@ -64,7 +64,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
         help="only record, on the existing scorer in --out, where its teacher was worth imitating: SynFlow's cells "
         "from these bench folders (its source shapes, trained with the sources' recipe, e.g. "
         "configs/bench/fmnist_source_evidence.yaml) against IMP's accuracies in --store; `autos` then hands the "
-        "network to SynFlow's mask at densities where SynFlow beat IMP on the nearest sources; weights stay identical",
+        "network to SynFlow's mask at densities where SynFlow beat IMP on the nearest sources of the net's kind (plain or "
+        "residual); weights stay identical",
     )
     add_arguments(p, ScorerConfig)
 

@@ -6,16 +6,16 @@ density, where SynFlow's masks of the same net still train to 70-80%; a scorer t
 funnels the deep convs the way IMP did (docs/SCORER.md). On the residual sources IMP is weak at
 0.4% too, yet its allocation is what beats SynFlow on a held-out ResNet. A threshold on "IMP was
 healthy" cannot tell the two apart; the comparison with the classic method at the same density,
-on the same source net and recipe, can — among sources of the target's kind: plain or residual
-(:mod:`autosparse.topology.merges`; a wide ResNet's layers look like a VGG's). The layer-range guard (:mod:`autosparse.scorer.coverage`)
-asks "has the allocator seen layers like these?"; this asks "at this density, was what it saw
-worth copying?".
+on the same source net and recipe, can — among sources of the target's kind, plain or residual
+(:mod:`autosparse.topology.merges`; a wide ResNet's layers look like a VGG's). The layer-range
+guard (:mod:`autosparse.scorer.coverage`) asks "has the allocator seen layers like these?"; this
+asks "at this density, was what it saw worth copying?".
 
 The evidence: for each source architecture and each measured density, the test accuracy the
 store recorded for IMP's mask at that IRP round, and SynFlow's mask of the same net at the same
 density trained with the run's own recipe (a bench over the source shapes, e.g.
 ``configs/bench/fmnist_source_evidence.yaml``). At prune time each target layer votes for the
-architecture of its nearest source layer, weighted by its number of weights; where the weighted
+architecture of its nearest source layer of the same kind, weighted by its number of weights; where the weighted
 gap (SynFlow minus IMP) at the target density exceeds ``margin``, ``autos`` hands the network to
 SynFlow's own mask and says so.
 """
