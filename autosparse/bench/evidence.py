@@ -11,7 +11,7 @@ two recipes, not two masks. See :mod:`autosparse.scorer.evidence` for how ``auto
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from autosparse.bench.cells import CELLS_DIR, read_cell
 from autosparse.core.errors import ConfigError, StoreError
 from autosparse.models import build_model
 from autosparse.scorer.checkpoint import Card, load_checkpoint, resolve_scorer, save_checkpoint
+from autosparse.scorer.coverage import source_label
 from autosparse.scorer.evidence import DensityEvidence, Point
 from autosparse.store.reader import StoreReader
 from autosparse.topology.merges import ProbeError, residual_kind
@@ -69,15 +70,15 @@ def read_cells(folders: Sequence[str | Path]) -> list[dict[str, Any]]:
     return cells
 
 
-def collect_evidence(reader: StoreReader, run_ids: Sequence[str], cells: Sequence[dict[str, Any]]) -> DensityEvidence:
-    """Pair every SynFlow cell with the IRP round of a matching source run at the same density.
+def collect_evidence(runs: Mapping[str, Mapping[str, Any]], cells: Sequence[dict[str, Any]]) -> DensityEvidence:
+    """Pair every SynFlow cell with the IRP round of a matching source run (run id → its store
+    attributes) at the same density.
 
     Several runs or seeds of one architecture at one density are averaged (IMP and SynFlow alike).
     """
     pairs: dict[str, dict[float, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
-    for run_id in run_ids:
-        attrs = reader.attrs(run_id)
-        arch = str(attrs.get("model_label", run_id))
+    for run_id, attrs in runs.items():
+        arch = source_label(attrs, run_id)
         densities, accuracies = attrs.get("densities", []), attrs.get("accuracies", [])
         for cell in cells:
             if not _matches(cell, attrs):
@@ -97,13 +98,12 @@ def collect_evidence(reader: StoreReader, run_ids: Sequence[str], cells: Sequenc
     return DensityEvidence(points)
 
 
-def source_kinds(reader: StoreReader, run_ids: Sequence[str]) -> dict[str, bool]:
+def source_kinds(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, bool]:
     """Every source architecture's kind — plain, or with skip connections — from its model, rebuilt
     from the run's recorded spec (the density guard compares a target with sources of its kind)."""
     kinds: dict[str, bool] = {}
-    for run_id in run_ids:
-        attrs = reader.attrs(run_id)
-        arch = str(attrs.get("model_label", run_id))
+    for run_id, attrs in runs.items():
+        arch = source_label(attrs, run_id)
         if arch in kinds:
             continue
         shape = tuple(attrs["input_shape"])
@@ -135,8 +135,9 @@ def add_evidence(scorer: str | Path, store: str | Path, folders: Sequence[str | 
             f"{store} lacks {len(missing)} of the scorer's training runs (e.g. {missing[0]}); pass the store it was "
             "trained on"
         )
-    evidence = collect_evidence(reader, train_ids, read_cells(folders))
-    evidence.residual = source_kinds(reader, train_ids)
+    runs = {run_id: reader.attrs(run_id) for run_id in train_ids}
+    evidence = collect_evidence(runs, read_cells(folders))
+    evidence.residual = source_kinds(runs)
     if not evidence.points:
         raise ConfigError(
             f"no SynFlow cell in {', '.join(map(str, folders))} matches a training run of {directory} (same net, "
@@ -155,11 +156,12 @@ def add_evidence(scorer: str | Path, store: str | Path, folders: Sequence[str | 
 
 def evidence_table(card: Card) -> str:
     """The card's evidence as text: one line per source architecture and density."""
-    entry = card.evidence or {}
     lines = [f"{'source':32s} {'density':>9s} {'IMP':>6s} {'SynFlow':>8s} {'gap':>6s}"]
-    for arch, pts in entry.get("points", {}).items():
+    evidence = DensityEvidence.from_card(card.evidence)
+    if evidence is None:
+        return lines[0]
+    for arch, pts in evidence.points.items():
         for p in pts:
-            gap = p["synflow"] - p["imp"]
-            flag = "  SynFlow" if gap > entry.get("margin", 0.05) else ""
-            lines.append(f"{arch:32s} {p['density']:9.4%} {p['imp']:6.1%} {p['synflow']:8.1%} {gap:+6.1%}{flag}")
+            flag = "  SynFlow" if p.gap > evidence.margin else ""
+            lines.append(f"{arch:32s} {p.density:9.4%} {p.imp:6.1%} {p.synflow:8.1%} {p.gap:+6.1%}{flag}")
     return "\n".join(lines)

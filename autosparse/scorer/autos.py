@@ -52,6 +52,12 @@ ALLOCATIONS = ("learned", "synflow", "global", "uniform", "erk")
 _warned: set[tuple[str, ...]] = set()  # (scorer, layers…) already reported, so a bench grid warns once
 
 
+def _warn_once(key: tuple[str, ...], message: str, *args: Any) -> None:
+    if key not in _warned:
+        _warned.add(key)
+        log.warning(message, *args)
+
+
 @dataclass
 class AutosConfig(PrunerConfig):
     scorer: str = DEFAULT_SCORER  # a shipped scorer's name or a scorer directory
@@ -201,24 +207,22 @@ class Autos(ScoringPruner):
         if fallback_stats.log_paths == -math.inf:
             self._measured = (masks, tuple(shape), stats)
             return masks  # the fallback is no better; prune() reports the collapse
-        key = ("collapse", cfg.scorer, cfg.guard, cfg.collapse, f"{density:.6g}")
-        if key not in _warned:
-            _warned.add(key)
-            instead = (
-                "SynFlow's mask"
-                if cfg.collapse == "synflow"
-                else f"{_fallback_name(cfg.guard)}'s allocation for every layer"
-            )
-            log.warning(
-                "autos: the learned allocation of scorer %s leaves no input-to-output path at density %.4g "
-                "(%d layers cut off: %s); using %s instead (collapse=guard keeps the learned ranker under "
-                "the guard's allocation, guard=off keeps the learned mask)",
-                cfg.scorer,
-                density,
-                len(stats.collapsed),
-                ", ".join(stats.collapsed),
-                instead,
-            )
+        instead = (
+            "SynFlow's mask"
+            if cfg.collapse == "synflow"
+            else f"{_fallback_name(cfg.guard)}'s allocation for every layer"
+        )
+        _warn_once(
+            ("collapse", cfg.scorer, cfg.guard, cfg.collapse, f"{density:.6g}"),
+            "autos: the learned allocation of scorer %s leaves no input-to-output path at density %.4g "
+            "(%d layers cut off: %s); using %s instead (collapse=guard keeps the learned ranker under "
+            "the guard's allocation, guard=off keeps the learned mask)",
+            cfg.scorer,
+            density,
+            len(stats.collapsed),
+            ", ".join(stats.collapsed),
+            instead,
+        )
         fallback.meta["guard"] = {**fallback.meta.get("guard", {}), "reason": "collapse", "collapsed": stats.collapsed}
         self._measured = (fallback, tuple(shape), fallback_stats)
         return fallback
@@ -249,7 +253,10 @@ class Autos(ScoringPruner):
         if not mend:
             return masks, False
         empty = [n for n, m in masks.items() if not bool(m.any())]
-        off_path = [] if not paths.shape else paths.stats(masks).collapsed
+        # measured on SynFlow's own (per-call cached) mask, so the second call of this method in one
+        # masks() call reuses the flow; the copy carrying our meta shares it
+        off_path = [] if not paths.shape else paths.stats(ref).collapsed
+        paths.share(masks, ref)
         if not (empty or off_path):
             return masks, False
         learned = self._scores
@@ -289,14 +296,13 @@ class Autos(ScoringPruner):
             try:
                 residual = residual_kind(model, shape)
             except ProbeError as exc:  # cannot tell plain from residual: no evidence speaks for this net
-                if ("probe", cfg.scorer, type(model).__name__) not in _warned:
-                    _warned.add(("probe", cfg.scorer, type(model).__name__))
-                    log.warning(
-                        "autos: cannot tell whether %s has skip connections (%s), so the density guard stays "
-                        "silent; check the input shape, or pass density_guard=off to silence this",
-                        type(model).__name__,
-                        exc,
-                    )
+                _warn_once(
+                    ("probe", cfg.scorer, type(model).__name__),
+                    "autos: cannot tell whether %s has skip connections (%s), so the density guard stays "
+                    "silent; check the input shape, or pass density_guard=off to silence this",
+                    type(model).__name__,
+                    exc,
+                )
                 return None
             among = scorer.evidence.sources_like(residual)
         layers = compute_features(model, data, names=tuple(scorer.coverage.features), seed=seed).layers
@@ -306,23 +312,19 @@ class Autos(ScoringPruner):
             return (
                 None if owners is None else scorer.evidence.verdict(owners, [float(lf.numel) for lf in layers], density)
             )
-        if ("no-owners", cfg.scorer) not in _warned:
-            _warned.add(("no-owners", cfg.scorer))
-            log.warning(
-                "scorer %s has density evidence but its coverage predates per-layer owners, so autos cannot "
-                "read it; refresh the coverage with `autosparse train-scorer --add-coverage --store STORE --out %s`",
-                cfg.scorer,
-                cfg.scorer,
-            )
+        _warn_once(
+            ("no-owners", cfg.scorer),
+            "scorer %s has density evidence but its coverage predates per-layer owners, so autos cannot "
+            "read it; refresh the coverage with `autosparse train-scorer --add-coverage --store STORE --out %s`",
+            cfg.scorer,
+            cfg.scorer,
+        )
         return None
 
     def _warn_density(self, density: float, verdict: Verdict) -> None:
         cfg: AutosConfig = self.config  # type: ignore[assignment]
-        key = ("density", cfg.scorer, f"{density:.6g}", *sorted(verdict.per_source))
-        if key in _warned:
-            return
-        _warned.add(key)
-        log.warning(
+        _warn_once(
+            ("density", cfg.scorer, f"{density:.6g}", *sorted(verdict.per_source)),
             "autos: at density %.4g, on the sources nearest this network's layers, SynFlow's masks trained %.1f "
             "points above those of IMP, the teacher of scorer %s (weighted by the layers' weights; SynFlow minus IMP "
             "per source: %s); using SynFlow's mask (density_guard=off keeps the learned mask)",
@@ -434,9 +436,9 @@ class Autos(ScoringPruner):
             self._fallback(model, data, table, density, dens, outside, rule=rule)
             return outside
         if cfg.guard == "off" or scorer.coverage is None:
-            if cfg.guard != "off" and ("no-coverage", cfg.scorer) not in _warned:
-                _warned.add(("no-coverage", cfg.scorer))
-                log.warning(
+            if cfg.guard != "off":
+                _warn_once(
+                    ("no-coverage", cfg.scorer),
                     "scorer %s records no coverage, so autos cannot tell when its allocation extrapolates; add it "
                     "with `autosparse train-scorer --add-coverage --store STORE --out %s`",
                     cfg.scorer,
@@ -452,20 +454,18 @@ class Autos(ScoringPruner):
         if not outside:
             return {}
         self._fallback(model, data, table, density, dens, outside)
-        key = (cfg.scorer, cfg.guard, *sorted(outside))
-        if key not in _warned:
-            _warned.add(key)
-            log.warning(
-                "autos: %d of %d layers are outside the range of scorer %s's source layers (distance > %.2f): %s — "
-                "they get %s's allocation; the learned ranker still chooses their weights (guard=off forces the "
-                "learned allocation, allocation=erk uses ERK everywhere)",
-                len(outside),
-                len(table.layers),
-                cfg.scorer,
-                scorer.coverage.threshold,
-                ", ".join(sorted(outside)),
-                _fallback_name(cfg.guard),
-            )
+        _warn_once(
+            (cfg.scorer, cfg.guard, *sorted(outside)),
+            "autos: %d of %d layers are outside the range of scorer %s's source layers (distance > %.2f): %s — "
+            "they get %s's allocation; the learned ranker still chooses their weights (guard=off forces the "
+            "learned allocation, allocation=erk uses ERK everywhere)",
+            len(outside),
+            len(table.layers),
+            cfg.scorer,
+            scorer.coverage.threshold,
+            ", ".join(sorted(outside)),
+            _fallback_name(cfg.guard),
+        )
         return outside
 
     def _fallback(
@@ -572,6 +572,10 @@ class _Paths:
     def remember(self, masks: Masks, flow: PathFlow | None) -> None:
         if flow is not None:
             self._flows.append((masks, flow))
+
+    def share(self, masks: Masks, same: Masks) -> None:
+        """``masks`` keeps exactly the weights of ``same``: the flow measured for one serves both."""
+        self.remember(masks, next((f for m, f in self._flows if m is same), None))
 
     def stats(self, masks: Masks) -> PathStats:
         flow = next((f for m, f in self._flows if m is masks), None)

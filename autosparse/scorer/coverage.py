@@ -17,7 +17,7 @@ one, a 1000-way classifier) lands beyond it; a held-out MLP of the source family
 
 from __future__ import annotations
 
-from collections.abc import Sequence, Set
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,11 @@ from autosparse.features import LayerFeatures
 #: other architectures, by 25% — chosen so the held-out source shapes stay in range (docs/SCORER.md)
 QUANTILE = 0.95
 MARGIN = 1.25
+
+
+def source_label(attrs: Mapping[str, Any], run_id: str) -> str:
+    """The architecture a source run stands for: coverage owners and density evidence are keyed by it."""
+    return str(attrs.get("model_label", run_id))
 
 
 @dataclass

@@ -26,7 +26,7 @@ from autosparse.features import SCHEMA_VERSION
 from autosparse.scorer.archs.base import TrainingSplit, get_arch
 from autosparse.scorer.checkpoint import Card, load_checkpoint, resolve_scorer, save_checkpoint
 from autosparse.scorer.config import ScorerConfig
-from autosparse.scorer.coverage import Coverage
+from autosparse.scorer.coverage import Coverage, source_label
 from autosparse.scorer.data import RunSamples, load_samples, open_split
 from autosparse.scorer.evaluation import BASELINE_RANKERS, evaluate_scorer
 from autosparse.scorer.fit import fit_ranker
@@ -159,9 +159,7 @@ def add_unit_head(
 
 def fit_coverage(features: tuple[str, ...] | list[str], runs: list[RunSamples]) -> Coverage:
     """Where the allocator was trained: every training run's layer descriptors, by architecture."""
-    return Coverage.fit(
-        features, [r.layer_feats for r in runs], [str(r.attrs.get("model_label", r.run_id)) for r in runs]
-    )
+    return Coverage.fit(features, [r.layer_feats for r in runs], [source_label(r.attrs, r.run_id) for r in runs])
 
 
 def add_coverage(scorer: str | Path, store: str | Path) -> Card:
