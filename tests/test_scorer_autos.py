@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 
 from autosparse.api import prune
+from autosparse.core.masks import Masks
 from autosparse.models import build_model
 from autosparse.pruners import make_pruner
-from autosparse.scorer import autos as autos_module
 from autosparse.topology import paths as paths_module
 from autosparse.topology.diagnostics import mask_diagnostics
 
@@ -49,7 +49,7 @@ def test_measured_paths_only_for_the_masks_it_returned() -> None:
     masks = pruner.masks(model, data, 0.02, seed=0)
     measured = pruner.measured_paths(masks)
     assert measured is not None and measured[0] == SHAPE and measured[1].effective_params == masks.kept
-    assert pruner.measured_paths(autos_module.Masks(masks.to_dict())) is None  # another object: no claim
+    assert pruner.measured_paths(Masks(masks.to_dict())) is None  # another object: no claim
 
 
 def test_synflow_allocation_takes_synflows_per_layer_counts() -> None:

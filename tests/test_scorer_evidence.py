@@ -1,5 +1,5 @@
 """The density guard: IMP against SynFlow on the scorer's own sources decides where ``autos`` trusts
-its learned allocation (autosparse/scorer/evidence.py, the guard in autosparse/scorer/autos.py)."""
+its learned allocation (autosparse/scorer/evidence.py, the guard in autosparse/scorer/autos/guards.py)."""
 
 from __future__ import annotations
 

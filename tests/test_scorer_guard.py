@@ -10,9 +10,12 @@ from torch import nn
 
 from autosparse.api import prune
 from autosparse.core.allocation import erk_densities
+from autosparse.core.masks import Masks
 from autosparse.features import compute_features
 from autosparse.models import build_model
 from autosparse.scorer import autos as autos_module
+from autosparse.scorer.autos import guards as guards_module
+from autosparse.scorer.autos import pruner as pruner_module
 from autosparse.scorer.coverage import Coverage
 from autosparse.scorer.loaded import load_scorer
 
@@ -27,7 +30,7 @@ def _data(n: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.fixture(autouse=True)
 def _fresh_warnings() -> None:
-    autos_module._warned.clear()
+    guards_module._warned.clear()
 
 
 def test_coverage_threshold_comes_from_the_sources_and_flags_far_points() -> None:
@@ -106,18 +109,18 @@ def test_a_scorer_without_coverage_says_how_to_add_it(tmp_path, caplog) -> None:
 
 def _cut_a_layer_of_the_learned_mask(monkeypatch) -> None:
     """Make the learned allocation starve a layer, as it does on a deep plain VGG."""
-    real = autos_module.Autos._masks
+    real = pruner_module.learned_masks
 
-    def cut_middle_layer(self, model, data, density, *, seed, force, paths):  # type: ignore[no-untyped-def]
-        masks = real(self, model, data, density, seed=seed, force=force, paths=paths)
+    def cut_middle_layer(call, *, force=False):  # type: ignore[no-untyped-def]
+        masks = real(call, force=force)
         if force:
             return masks
         cut = masks.to_dict()
         name = list(cut)[1]
         cut[name] = torch.zeros_like(cut[name])
-        return autos_module.Masks(cut, meta=masks.meta)
+        return Masks(cut, meta=masks.meta)
 
-    monkeypatch.setattr(autos_module.Autos, "_masks", cut_middle_layer)
+    monkeypatch.setattr(pruner_module, "learned_masks", cut_middle_layer)
 
 
 def test_a_disconnected_learned_mask_falls_back_to_synflows_mask(monkeypatch, caplog) -> None:

@@ -1,0 +1,139 @@
+"""The learned mask: features at θ0, the ranker within each layer, the allocator's (range-guarded)
+counts across layers, the unit head's alive units, then the connectivity repair.
+
+``rounds > 1`` re-measures the mask-dependent features (unit degrees, layer density) on the
+thinned network between rounds, the way SynFlow iterates; the default is one shot. The helpers
+below are the ablation knobs of docs/SCORER.md (SynFlow-blended ranking, an ERK floor, units).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from autosparse.core.allocation import allocate, counts_from_shares, erk_densities, masks_from_counts
+from autosparse.core.masks import Masks
+from autosparse.core.parallel import single_threaded_torch
+from autosparse.core.ranking import pct_rank
+from autosparse.features import FeatureTable, compute_features
+from autosparse.pruners.iterate import schedule_densities
+from autosparse.scorer.autos.call import Call
+from autosparse.scorer.autos.guards import range_guard
+from autosparse.topology.connectivity import repair_with_flow
+
+
+def learned_masks(call: Call, *, force: bool = False) -> Masks:
+    """The learned mask at ``call.density``; ``force`` gives every layer the guard's allocation
+    (the ``collapse="guard"`` fallback) under the learned ranker. Leaves the learned scores on
+    ``call.scores`` and the repair's last path measurement in ``call.paths``."""
+    cfg, scorer, data = call.cfg, call.scorer, call.data
+    masks: Masks | None = None
+    restricted: set[str] = set()  # layers whose alive units the unit head chose
+    guarded: dict[str, float] = {}  # layers out of the scorer's range -> their distance to the sources
+    for d in schedule_densities(call.density, cfg.rounds, "exp"):
+        # the gradient and SynFlow passes use torch's threads, as SNIP's does; what follows is
+        # many medium ops whose intra-op threads stall each other on a loaded machine, so it
+        # runs single-threaded, parallel over layers and blocks instead (see map_layers)
+        names = scorer.features
+        if cfg.synflow_mix > 0 and "synflow_rank" not in names:
+            names = (*names, "synflow_rank")
+        table = compute_features(call.model, data, names=names, masks=masks, seed=call.seed)
+        with single_threaded_torch():
+            scores = scorer.score_layers(table, call.model, call.shape or None)
+            if cfg.synflow_mix > 0:
+                scores = mix_synflow(scores, table, cfg.synflow_mix)
+            if masks is not None:  # what an earlier round pruned stays pruned
+                scores = {n: torch.where(masks[n], s, torch.tensor(float("-inf"))) for n, s in scores.items()}
+            if cfg.allocation in ("learned", "synflow"):
+                shapes = {lf.name: torch.Size(lf.shape) for lf in table.layers}
+                dens = scorer.layer_densities(table, d)
+                # allocation=synflow: every layer gets SynFlow's share (the guard's rule, forced)
+                borrowed = cfg.allocation == "synflow"
+                outside = range_guard(call, table, d, dens, force=force or borrowed, rule="synflow" if borrowed else "")
+                if not borrowed:
+                    guarded.update(outside)
+                if cfg.erk_floor > 0:
+                    dens = erk_floor(table, shapes, d, dens, cfg.erk_floor)
+                shares = {lf.name: p * lf.numel for lf, p in zip(table.layers, dens)}
+                caps = {n: int(m.sum()) for n, m in masks.items()} if masks is not None else None
+                counts = counts_from_shares(shapes, d, shares, caps=caps)
+                scale = cfg.unit_scale or None
+                fractions = scorer.unit_fractions(table, d, scale) if cfg.units != "off" else None
+                units = (
+                    unit_budget(table, fractions, outside, convs=cfg.units == "all") if fractions is not None else None
+                )
+                masks = masks_from_counts(scores, counts, units)
+                restricted = {n for n, u in (units or {}).items() if u < shapes[n][0]}
+            else:
+                masks = allocate(scores, d, scope=cfg.allocation)  # type: ignore[arg-type]
+    assert masks is not None
+    call.scores = scores  # the SynFlow fallback's mend chooses by them
+    moved: list[int] = []
+    if cfg.repair > 0 and call.shape:
+        prefer = {  # mend paths inside the chosen units rather than reviving others
+            n: m.reshape(m.shape[0], -1).any(1).reshape(-1, *([1] * (m.dim() - 1)))
+            for n, m in masks.items()
+            if n in restricted
+        }
+        # batch-1 float64 passes: small ops, single-threaded inside PathNetwork (see above)
+        masks, moved, flow = repair_with_flow(
+            call.paths.network, masks, scores, iterations=cfg.repair, prefer=prefer or None
+        )
+    else:
+        flow = None
+    meta = {"scorer": cfg.scorer, "allocation": cfg.allocation, "units": cfg.units, "repaired": moved}
+    if guarded:
+        meta["guard"] = {"fallback": cfg.guard, "layers": sorted(guarded), "distances": guarded, "reason": "range"}
+    out = Masks(masks.to_dict(), meta=meta)
+    call.paths.remember(out, flow)
+    return out
+
+
+def mix_synflow(scores: dict[str, torch.Tensor], table: FeatureTable, mix: float) -> dict[str, torch.Tensor]:
+    """Within each layer, ``(1 - mix)`` × the learned percentile + ``mix`` × SynFlow's.
+
+    Why: the ranker imitates IMP, and on deep plain nets at extreme density IMP's own masks
+    disconnect; SynFlow's order keeps a few channels well connected end to end. Percentiles put
+    both on one scale, and only the order within a layer changes (the allocation is untouched).
+    """
+    out = {}
+    for lf in table.layers:
+        s = scores[lf.name]
+        learned = pct_rank(s)
+        out[lf.name] = ((1.0 - mix) * learned + mix * lf.weight["synflow_rank"]).reshape(s.shape)
+    return out
+
+
+def erk_floor(
+    table: FeatureTable, shapes: Mapping[str, torch.Size], density: float, dens: list[float], floor: float
+) -> list[float]:
+    """Raise every layer's learned density to at least ``floor`` × ERK's for it.
+
+    Why: past the densities where the sources' IMP runs stayed healthy, the learned allocation
+    keeps following IMP's trend of starving the deep layers of plain nets (VGG-11: its last three
+    convs at 0.05-0.16 × ERK at 99%), the trend that collapsed IMP itself there.
+    """
+    erk = erk_densities(shapes, density)
+    return [max(p, floor * erk[lf.name]) for lf, p in zip(table.layers, dens, strict=True)]
+
+
+def unit_budget(
+    table: FeatureTable, fractions: list[float], outside: Mapping[str, float] | None = None, *, convs: bool = False
+) -> dict[str, int]:
+    """Output units to keep alive per layer: the unit head's share for hidden linear layers (and
+    convolutions with ``convs``, ``units="all"``).
+
+    The last layer's units are the network's outputs (classes) and are never dropped, nor are a
+    layer's whose descriptors are out of the scorer's range (the head would extrapolate there).
+    Convolutions keep every channel by default: IMP keeps nearly all channels of a conv alive at
+    0.8% density on Conv-2/4/6 (docs/SCORER.md), and a channel budget per conv without the
+    matching input side left most of a ResNet-18 mask dead with the MLP-only head.
+    """
+    last = table.layers[-1].name
+    return {
+        lf.name: round(f * lf.shape[0])
+        if (lf.kind == "linear" or (convs and lf.kind == "conv")) and lf.name != last and lf.name not in (outside or {})
+        else lf.shape[0]
+        for lf, f in zip(table.layers, fractions, strict=True)
+    }

@@ -1,0 +1,126 @@
+"""The ``autos`` pruner: the learned mask, and the order of the checks that may replace it.
+
+1. The density guard, from the network's layer shapes alone: SynFlow's mask where the teacher
+   failed on the nearest sources at this density (mended once the learned scores are known, if
+   SynFlow itself left a layer empty or off every path; declined if even mended it cuts more
+   layers off than the learned mask).
+2. The learned mask (:mod:`.learned`, the range guard inside it).
+3. The collapse check: a learned allocation that leaves no input→output path at all falls back to
+   SynFlow's mask (``collapse="synflow"``) or to the guard's allocation everywhere under the
+   learned ranker (``collapse="guard"``). A disconnected mask trains to chance, and the allocator
+   learned from IMP, whose own masks disconnect deep plain nets at such densities. SynFlow's own
+   mask is the default because on the validation shape where this happens (VGG-11-BN w0.125 at
+   99%) it trained 2.1 points above the old fallback, and no learned-ranker variant there —
+   ERK's, SynFlow's or the guard's per-layer counts, a SynFlow-blended ranking, ten rounds —
+   reached it at 99 or 99.5% (docs/SCORER.md "When the learned allocation collapses"; it costs
+   the deep 6×100 MLP at 99.8%, RESULTS §8). Only a network without any path counts: a dead
+   residual branch still leaves its shortcut.
+
+One float64 path network serves the repair, the checks and (through :meth:`Autos.measured_paths`)
+``prune``'s diagnostics: the repair's last pass already measured the final masks. ``autos``' own
+θ0 rescale still applies to whichever mask it returns.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from autosparse.core.masks import Masks
+from autosparse.data.pruning_data import PruningData
+from autosparse.features import compute_features
+from autosparse.pruners.registry import ScoringPruner, register
+from autosparse.pruners.scores import Scores
+from autosparse.scorer.autos.call import Call
+from autosparse.scorer.autos.config import AutosConfig
+from autosparse.scorer.autos.guards import density_verdict, fallback_name, synflow_fallback, warn_density, warn_once
+from autosparse.scorer.autos.learned import learned_masks
+from autosparse.scorer.loaded import Scorer, load_scorer
+from autosparse.topology.paths import PathStats
+
+Measured = tuple[Masks, tuple[int, ...], PathStats]
+
+
+@register("autos")
+class Autos(ScoringPruner):
+    Config = AutosConfig
+    data_dependent = True
+    description = "learned scorer (AutoSparse): IMP-like layer allocation and alive units + within-layer ranking from init features"
+
+    def _scorer(self) -> Scorer:
+        return load_scorer(self.config.scorer)  # type: ignore[attr-defined]
+
+    def scores(self, model: nn.Module, data: PruningData | None, *, seed: int = 0) -> Scores:
+        cfg: AutosConfig = self.config  # type: ignore[assignment]
+        scorer = self._scorer()
+        table = compute_features(model, data, names=scorer.features, seed=seed)
+        return scorer.score_layers(table, model, data.input_shape if data else (tuple(cfg.input_shape) or None))
+
+    def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
+        self._measured: Measured | None = None
+        call = Call(self.config, self._scorer(), model, data, density, seed)  # type: ignore[arg-type]
+        masks, self._measured = _guarded_masks(call)
+        return masks
+
+    def measured_paths(self, masks: Masks) -> tuple[tuple[int, ...], PathStats] | None:
+        measured = getattr(self, "_measured", None)
+        if measured is None or measured[0] is not masks:
+            return None
+        return measured[1], measured[2]
+
+
+def _guarded_masks(call: Call) -> tuple[Masks, Measured | None]:
+    """The mask to return, and its path statistics where a pass already measured them."""
+    cfg, paths, density = call.cfg, call.paths, call.density
+    guarded = cfg.guarded and bool(call.shape)
+    verdict = density_verdict(call) if guarded else None
+    if verdict is not None and verdict.prefer_synflow:
+        # decided from the layers' shapes alone: SynFlow's mask as made needs no learned pass
+        fallback, broken = synflow_fallback(call, reason="density", verdict=verdict.to_meta())
+        if not broken:
+            warn_density(call, verdict)
+            return fallback, paths.known(fallback)
+    masks = learned_masks(call)
+    if not guarded:
+        return masks, paths.known(masks)
+    stats = paths.stats(masks)
+    if verdict is not None and verdict.prefer_synflow:
+        # SynFlow left a layer empty or off every path: mend it, the learned ranker choosing
+        fallback, _ = synflow_fallback(call, reason="density", verdict=verdict.to_meta())
+        fallback_stats = paths.stats(fallback)
+        if len(fallback_stats.collapsed) <= len(stats.collapsed):
+            warn_density(call, verdict)
+            return fallback, (fallback, paths.shape, fallback_stats)
+        # SynFlow's mask, even mended, leaves more layers off every path than the learned one
+        # (MobileNet-v3's squeeze-excitation layers at 1%): a mask is only as good as its paths
+        masks.meta["density_guard"] = {
+            **verdict.to_meta(),
+            "declined": f"SynFlow's mask leaves {len(fallback_stats.collapsed)} layers off every path",
+        }
+    if stats.log_paths > -math.inf or stats.approximate:
+        return masks, (masks, paths.shape, stats)
+    if cfg.collapse == "synflow":
+        # as SynFlow made it: the rule was measured so (docs/SCORER.md); mending is the density guard's
+        fallback, _ = synflow_fallback(call, reason="collapse", mend=False)
+    else:
+        fallback = learned_masks(call, force=True)
+    fallback_stats = paths.stats(fallback)
+    if fallback_stats.log_paths == -math.inf:
+        return masks, (masks, paths.shape, stats)  # the fallback is no better; prune() reports the collapse
+    instead = (
+        "SynFlow's mask" if cfg.collapse == "synflow" else f"{fallback_name(cfg.guard)}'s allocation for every layer"
+    )
+    warn_once(
+        ("collapse", cfg.scorer, cfg.guard, cfg.collapse, f"{density:.6g}"),
+        "autos: the learned allocation of scorer %s leaves no input-to-output path at density %.4g "
+        "(%d layers cut off: %s); using %s instead (collapse=guard keeps the learned ranker under "
+        "the guard's allocation, guard=off keeps the learned mask)",
+        cfg.scorer,
+        density,
+        len(stats.collapsed),
+        ", ".join(stats.collapsed),
+        instead,
+    )
+    fallback.meta["guard"] = {**fallback.meta.get("guard", {}), "reason": "collapse", "collapsed": stats.collapsed}
+    return fallback, (fallback, paths.shape, fallback_stats)
