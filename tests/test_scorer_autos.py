@@ -95,3 +95,45 @@ def test_erk_floor_outside_zero_one_is_one_clear_error() -> None:
         make_pruner("autos", erk_floor=1.5)
     with pytest.raises(ConfigError, match="erk_floor acts on the learned or synflow allocation"):
         make_pruner("autos", erk_floor=0.5, allocation="erk")
+
+
+def test_flow_rounds_keep_every_layers_count_and_put_the_kept_weights_on_paths() -> None:
+    """``flow_rounds`` re-chooses weights within each layer only: the learned allocation's counts are
+    kept to the weight, the unit head's chosen units still bound the hidden layers, and far more of
+    what the flow chose lies on input→output paths than of the unchained choice (before any repair)."""
+    model = build_model("lenet_300_100", SHAPE, 10, seed=0)
+    kw = {"density": 0.01, "data": _data(), "seed": 0, "repair": 0}
+    learned = prune(model, "autos", **kw)
+    chained = prune(model, "autos", flow_rounds=20, **kw)
+    assert {n: int(m.sum()) for n, m in chained.items()} == {n: int(m.sum()) for n, m in learned.items()}
+    assert any(not torch.equal(chained[n], learned[n]) for n in learned)
+    for n in list(learned)[:-1]:  # hidden layers: no unit the head dropped comes back
+        units = learned[n].any(1)
+        assert not bool((chained[n].any(1) & ~units).any())
+    # the last round shrinks every layer at once, so a few lose their partners; far fewer than unchained
+    dead = chained.kept - chained.meta["diagnostics"]["effective_params"]
+    assert dead < 0.5 * (learned.kept - learned.meta["diagnostics"]["effective_params"])
+    again = prune(model, "autos", flow_rounds=20, **kw)
+    assert all(torch.equal(again[n], chained[n]) for n in chained)
+
+
+def test_flow_rounds_magnitude_prior_takes_synflows_edge_values() -> None:
+    """With SynFlow's per-layer counts and |θ| as the prior, 100 flow rounds are SynFlow's own
+    iteration up to its schedule (each layer shrinks to its own count rather than one global top-k),
+    so they keep most of SynFlow's mask; a bad option is one clear error."""
+    import pytest
+
+    from autosparse.core.errors import ConfigError
+
+    model = build_model("conv2", SHAPE, 10, seed=0, width=0.25)
+    kw = {"density": 0.02, "data": _data(), "seed": 0, "repair": 0, "rescale": False}
+    chained = prune(model, "autos", allocation="synflow", flow_rounds=100, flow_prior="magnitude", **kw)
+    synflow = prune(model, "synflow", density=0.02, data=_data(), seed=0)
+    shared = sum(int((chained[n] & synflow[n]).sum()) for n in synflow) / synflow.kept
+    learned = prune(model, "autos", allocation="synflow", **kw)
+    baseline = sum(int((learned[n] & synflow[n]).sum()) for n in synflow) / synflow.kept
+    assert shared > 0.6 and shared > baseline
+    with pytest.raises(ConfigError, match="flow_prior"):
+        make_pruner("autos", flow_prior="theta")
+    with pytest.raises(ConfigError, match="flow_rounds must be >= 0"):
+        make_pruner("autos", flow_rounds=-1)

@@ -16,6 +16,7 @@ DENSITY_GUARDS = ("synflow", "off")
 COLLAPSE_RULES = ("synflow", "guard")
 UNIT_MODES = ("learned", "all", "off")
 ALLOCATIONS = ("learned", "synflow", "global", "uniform", "erk")
+FLOW_PRIORS = ("learned", "magnitude")
 
 
 @dataclass
@@ -33,6 +34,8 @@ class AutosConfig(PrunerConfig):
     synflow_mix: float = 0.0  # weight of SynFlow's within-layer percentile in the ranking (0 = learned only)
     erk_floor: float = 0.0  # raise each layer's learned density to this x ERK's, then renormalise (0 = off)
     density_guard: str = "synflow"  # SynFlow's mask where it beat IMP on the nearest sources of its kind | off
+    flow_rounds: int = 0  # > 0: re-choose each layer's kept weights by prior-weighted path flow over this many rounds
+    flow_prior: str = "learned"  # the flow's edge values: learned (within-layer percentile) | magnitude (|θ|)
 
     def __post_init__(self) -> None:
         if self.allocation not in ALLOCATIONS:
@@ -43,6 +46,10 @@ class AutosConfig(PrunerConfig):
             raise ConfigError(f"autos unit_scale must be in (0, 1] (0 = the scorer card's), got {self.unit_scale}")
         if self.rounds < 1:
             raise ConfigError("autos rounds must be >= 1")
+        if self.flow_rounds < 0:
+            raise ConfigError("autos flow_rounds must be >= 0 (0 = off; SynFlow iterates 100 rounds)")
+        if self.flow_prior not in FLOW_PRIORS:
+            raise ConfigError(f"unknown autos flow_prior {self.flow_prior!r}; use {', '.join(FLOW_PRIORS)}")
         if self.repair < 0:
             raise ConfigError("autos repair must be >= 0 iterations")
         if not 0.0 <= self.synflow_mix <= 1.0:

@@ -19,6 +19,7 @@ from autosparse.core.ranking import pct_rank
 from autosparse.features import FeatureTable, compute_features
 from autosparse.pruners.iterate import schedule_densities
 from autosparse.scorer.autos.call import Call
+from autosparse.scorer.autos.flow import flow_priors, flow_refine
 from autosparse.scorer.autos.guards import range_guard
 from autosparse.topology.connectivity import repair_with_flow
 
@@ -70,12 +71,15 @@ def learned_masks(call: Call, *, force: bool = False) -> Masks:
     assert masks is not None
     call.scores = scores  # the SynFlow fallback's mend chooses by them
     moved: list[int] = []
+    prefer = {  # mend paths inside the chosen units rather than reviving others
+        n: m.reshape(m.shape[0], -1).any(1).reshape(-1, *([1] * (m.dim() - 1)))
+        for n, m in masks.items()
+        if n in restricted
+    }
+    if cfg.flow_rounds > 0 and call.shape:
+        prior = flow_priors(cfg.flow_prior, scores, call.model)
+        masks = flow_refine(call.paths.network, masks, prior, cfg.flow_rounds, prefer or None)
     if cfg.repair > 0 and call.shape:
-        prefer = {  # mend paths inside the chosen units rather than reviving others
-            n: m.reshape(m.shape[0], -1).any(1).reshape(-1, *([1] * (m.dim() - 1)))
-            for n, m in masks.items()
-            if n in restricted
-        }
         # batch-1 float64 passes: small ops, single-threaded inside PathNetwork (see above)
         masks, moved, flow = repair_with_flow(
             call.paths.network, masks, scores, iterations=cfg.repair, prefer=prefer or None
