@@ -7,9 +7,12 @@ no kept weight reads channel 7. SynFlow avoids that by iterating: it scores each
 paths. ``flow_rounds`` runs that iteration with the learned within-layer percentile in place of
 |θ| (the prior: which weights the ranker would keep) and the learned allocation's per-layer
 counts (each layer shrinks geometrically to its count), so the result keeps the learned
-allocation and the learned preferences where they chain. On MNIST-1D even a ranker trained on
-the test family alone stays below SynFlow under SynFlow's own counts, with a held-out Spearman
-no better than |θ|'s (docs/SCORER.md): that gap is what this asks about.
+allocation and the learned preferences where they chain.
+
+An ablation, off by default: on the validation VGG-11 under SynFlow's counts it brought the
+learned ranker to SynFlow's accuracy, never above it, and under the learned counts it cost on
+every other validation shape (Conv-4 trained to chance) — docs/SCORER.md, "Chaining the learned
+choice".
 """
 
 from __future__ import annotations
