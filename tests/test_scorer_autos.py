@@ -137,3 +137,40 @@ def test_flow_rounds_magnitude_prior_takes_synflows_edge_values() -> None:
         make_pruner("autos", flow_prior="theta")
     with pytest.raises(ConfigError, match="flow_rounds must be >= 0"):
         make_pruner("autos", flow_rounds=-1)
+
+
+def test_flow_refine_ranks_off_path_weights_below_on_path_ones_whatever_the_prior_scale() -> None:
+    """|θ| priors are unbounded: a weight on no path must still rank below every weight on one."""
+    from autosparse.scorer.autos.flow import _key
+
+    key = _key(
+        torch.tensor([0.0, 1.0, float("-inf"), float("-inf")]),
+        torch.tensor([0.1, 0.1, 0.5, 1.0], dtype=torch.float64),
+        torch.tensor([True, True, True, False]),
+    )
+    assert key[2] < key[0] < key[1] and key[3] == float("-inf")
+
+
+def test_flow_refine_stays_within_allowed_positions_unless_they_cannot_hold_the_count() -> None:
+    from autosparse.core.masks import Masks as M
+    from autosparse.scorer.autos.flow import flow_priors, flow_refine
+    from autosparse.topology.paths import PathNetwork
+
+    model = build_model("mlp", (1, 4, 4), 10, seed=0, widths=[12])
+    net = PathNetwork(model, (1, 4, 4))
+    g = torch.Generator().manual_seed(0)
+    scores = {n: torch.randn(p.shape, generator=g) for n, p in model.named_parameters() if n.endswith("weight")}
+    masks = M(
+        {
+            n: torch.zeros(s.shape, dtype=torch.bool).view(-1).index_fill_(0, torch.arange(20), True).view(s.shape)
+            for n, s in scores.items()
+        }
+    )
+    first, last = list(scores)
+    roomy = torch.zeros(scores[first].shape, dtype=torch.bool)
+    roomy[:6] = True  # 6 units x 16 inputs: room for 20
+    tight = torch.zeros(scores[last].shape, dtype=torch.bool)
+    tight[:, :1] = True  # 10 positions for 20 weights: the count wins
+    out = flow_refine(net, masks, flow_priors("learned", scores, model), 10, {first: roomy, last: tight})
+    assert {n: int(m.sum()) for n, m in out.items()} == {n: 20 for n in scores}
+    assert not bool((out[first] & ~roomy).any())

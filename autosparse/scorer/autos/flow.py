@@ -31,8 +31,8 @@ from autosparse.topology.paths import PathNetwork
 
 def flow_priors(kind: str, scores: Mapping[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """Edge values of the flow: the learned within-layer percentile, or |θ| (SynFlow's own)."""
-    if kind == "magnitude":
-        return {layer.name: layer.weight.detach().abs().to(torch.float64) for layer in prunable_layers(model)}
+    if kind == "magnitude":  # on the CPU, where the masks are
+        return {layer.name: layer.weight.detach().abs().to("cpu", torch.float64) for layer in prunable_layers(model)}
     return {n: pct_rank(s).reshape(s.shape).to(torch.float64) for n, s in scores.items()}
 
 
@@ -45,31 +45,35 @@ def flow_refine(
 ) -> Masks:
     """``masks`` with each layer's weights re-chosen over ``rounds`` rounds of prior-weighted path
     flow; every layer ends with exactly the count it had. ``allowed`` (per layer, broadcastable
-    boolean) limits a layer to positions it may keep (the unit head's chosen output units)."""
+    boolean) limits a layer to positions it may keep (the unit head's chosen output units, the
+    survivors of earlier rounds); a layer whose allowed positions are fewer than its count is not
+    limited (its count comes first)."""
     names = list(masks)
     prior = {n: prior[n].reshape(masks[n].shape) for n in names}
-    current = {
-        n: allowed[n].expand_as(masks[n]).clone() if allowed and n in allowed else torch.ones_like(masks[n])
-        for n in names
-    }
     final = {n: int(masks[n].sum()) for n in names}
-    start = {n: max(int(current[n].sum()), final[n]) for n in names}
+    current = {}
+    for n in names:
+        limit = allowed[n].expand_as(masks[n]) if allowed and n in allowed else None
+        current[n] = limit.clone() if limit is not None and int(limit.sum()) >= final[n] else torch.ones_like(masks[n])
+    start = {n: int(current[n].sum()) for n in names}
+    order = {n: pct_rank(prior[n]).reshape(masks[n].shape).to(torch.float64) for n in names}  # in [0, 1]
     for r in range(1, rounds + 1):
         flow = net.flow({n: prior[n] * current[n] for n in names})
         for n in names:
             k = final[n]
             if r < rounds and start[n] > 0 and final[n] > 0:
                 k = max(final[n], round(start[n] * (final[n] / start[n]) ** (r / rounds)))
-            current[n] = topk_mask(_key(flow.weight_log_paths[n], prior[n], current[n]), k)
+            current[n] = topk_mask(_key(flow.weight_log_paths[n], order[n], current[n]), k)
     return Masks(current, meta=dict(masks.meta))
 
 
-def _key(log_flow: torch.Tensor, prior: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+def _key(log_flow: torch.Tensor, order: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
     """Selection key: the log flow where a kept weight carries some; below every such weight, the
-    kept weights off every path by their prior (a layer short of on-path weights keeps its best
-    ranked); pruned positions never come back."""
+    kept weights off every path by their prior's percentile ``order`` (in [0, 1], so they stay
+    below: a layer short of on-path weights keeps its best ranked); pruned positions never come
+    back (the count never grows, so a top-k never needs them)."""
     flow = log_flow.to(torch.float64).reshape(current.shape)
     on = torch.isfinite(flow) & current
     floor = float(flow[on].min()) if bool(on.any()) else 0.0
-    key = torch.where(on, flow, floor - 2.0 + prior)
+    key = torch.where(on, flow, floor - 2.0 + order)
     return torch.where(current, key, torch.tensor(float("-inf"), dtype=torch.float64))

@@ -30,7 +30,7 @@ from autosparse.scorer.evidence import Verdict
 from autosparse.topology.connectivity import repair_with_flow
 from autosparse.topology.merges import ProbeError, residual_kind
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("autosparse.scorer.autos")  # the method's own name on every warning line, as before the split
 _warned: set[tuple[str, ...]] = set()  # (reason, scorer, layers…) already reported, so a bench grid warns once
 
 

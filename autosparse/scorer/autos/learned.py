@@ -78,7 +78,9 @@ def learned_masks(call: Call, *, force: bool = False) -> Masks:
     }
     if cfg.flow_rounds > 0 and call.shape:
         prior = flow_priors(cfg.flow_prior, scores, call.model)
-        masks = flow_refine(call.paths.network, masks, prior, cfg.flow_rounds, prefer or None)
+        # within the chosen units, and never a weight an earlier round pruned (scored -inf)
+        allowed = {n: prefer[n] & torch.isfinite(s) if n in prefer else torch.isfinite(s) for n, s in scores.items()}
+        masks = flow_refine(call.paths.network, masks, prior, cfg.flow_rounds, allowed)
     if cfg.repair > 0 and call.shape:
         # batch-1 float64 passes: small ops, single-threaded inside PathNetwork (see above)
         masks, moved, flow = repair_with_flow(
