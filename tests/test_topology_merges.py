@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
 from autosparse.models import build_model
-from autosparse.topology.merges import has_residual_adds
+from autosparse.topology.merges import ProbeError, residual_kind
 
 SHAPE = (1, 28, 28)
 
 
 def test_residual_nets_are_told_from_plain_ones() -> None:
-    assert has_residual_adds(build_model("resnet20", SHAPE, 10, seed=0, width=0.25), SHAPE) is True
-    assert has_residual_adds(build_model("vgg11", SHAPE, 10, seed=0, width=0.125), SHAPE) is False
-    assert has_residual_adds(build_model("lenet_300_100", SHAPE, 10, seed=0), SHAPE) is False
-    assert has_residual_adds(build_model("conv4", SHAPE, 10, seed=0, width=0.25), SHAPE) is False
+    assert residual_kind(build_model("resnet20", SHAPE, 10, seed=0, width=0.25), SHAPE) is True
+    assert residual_kind(build_model("vgg11", SHAPE, 10, seed=0, width=0.125), SHAPE) is False
+    assert residual_kind(build_model("lenet_300_100", SHAPE, 10, seed=0), SHAPE) is False
+    assert residual_kind(build_model("conv4", SHAPE, 10, seed=0, width=0.25), SHAPE) is False
 
 
 class _Biased(nn.Module):
@@ -42,9 +43,10 @@ class _Branchy(nn.Module):
 
 
 def test_adding_constants_is_not_residual_and_a_failing_forward_is_unknown() -> None:
-    assert has_residual_adds(_Biased(), (4,)) is False
-    assert has_residual_adds(_Branchy(), (4,)) is True
-    assert has_residual_adds(_Biased(), (5,)) is None  # the forward fails: cannot tell
+    assert residual_kind(_Biased(), (4,)) is False
+    assert residual_kind(_Branchy(), (4,)) is True
+    with pytest.raises(ProbeError):  # the forward fails: cannot tell
+        residual_kind(_Biased(), (5,))
 
 
 def test_the_probe_leaves_the_model_as_it_was() -> None:
@@ -54,7 +56,7 @@ def test_the_probe_leaves_the_model_as_it_was() -> None:
     modes = {name: m.training for name, m in model.named_modules()}
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rng = torch.random.get_rng_state()
-    has_residual_adds(model, SHAPE)
+    residual_kind(model, SHAPE)
     assert {name: m.training for name, m in model.named_modules()} == modes
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # BatchNorm stats untouched
     assert torch.equal(torch.random.get_rng_state(), rng)
@@ -73,12 +75,6 @@ class _Doubling(nn.Module):
 
 
 def test_adding_a_tensor_to_itself_is_not_a_skip_and_a_failure_names_its_cause() -> None:
-    from autosparse.topology.merges import ProbeError, residual_kind
-
-    assert has_residual_adds(_Doubling(), (4,)) is False
-    try:
+    assert residual_kind(_Doubling(), (4,)) is False
+    with pytest.raises(ProbeError, match=r"zero input of shape \(5,\)"):
         residual_kind(_Doubling(), (5,))
-    except ProbeError as exc:
-        assert "zero input of shape (5,)" in str(exc)
-    else:
-        raise AssertionError("a failing forward pass must raise ProbeError")

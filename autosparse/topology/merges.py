@@ -74,11 +74,3 @@ def residual_kind(model: nn.Module, input_shape: Sequence[int]) -> bool:
         for m, training in modes.items():
             m.training = training
     return watch.found
-
-
-def has_residual_adds(model: nn.Module, input_shape: Sequence[int]) -> bool | None:
-    """:func:`residual_kind`, with None where the probe fails."""
-    try:
-        return residual_kind(model, input_shape)
-    except ProbeError:
-        return None
