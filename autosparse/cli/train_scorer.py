@@ -26,7 +26,12 @@ def add_options(p: argparse.ArgumentParser) -> None:
     from autosparse.scorer.config import ScorerConfig
 
     add_config_argument(p)
-    p.add_argument("--store", required=True, metavar="PATH", help="zarr feature store written by `autosparse gen`")
+    p.add_argument(
+        "--store",
+        default=None,
+        metavar="PATH",
+        help="zarr feature store written by `autosparse gen` (needed for everything but --add-student-evidence)",
+    )
     p.add_argument(
         "--holdout",
         default=None,
@@ -67,6 +72,17 @@ def add_options(p: argparse.ArgumentParser) -> None:
         "network to SynFlow's mask at densities where SynFlow beat IMP on the nearest sources of the net's kind (plain or "
         "residual); weights stay identical",
     )
+    p.add_argument(
+        "--add-student-evidence",
+        nargs="+",
+        default=None,
+        metavar="BENCH_DIR",
+        help="only record, on the existing scorer in --out, where its own learned masks were worth using: its `autos` "
+        "cells with density_guard and student_guard off against SynFlow's cells in these bench folders (validation "
+        "nets in no store, e.g. configs/bench/fmnist_student_evidence.yaml); `autos` then hands a network to "
+        "SynFlow's mask where SynFlow beat the learned masks on validation nets of its kind (plain-conv, plain, "
+        "residual) at nearby densities; weights stay identical",
+    )
     add_arguments(p, ScorerConfig)
 
 
@@ -76,6 +92,20 @@ def run(args: argparse.Namespace) -> int:
     from autosparse.scorer.training import train_scorer
 
     (cfg,) = resolve(args, ScorerConfig)
+    if args.add_student_evidence:
+        from autosparse.bench.student_evidence import add_student_evidence, student_table
+
+        card = add_student_evidence(args.out, args.add_student_evidence)
+        print(
+            f"student evidence added to {args.out} (SynFlow beat the learned masks by more than "
+            f"{100 * card.student['margin']:.0f} points on a kind's validation nets: SynFlow's mask there):"
+        )
+        print(student_table(card))
+        return 0
+    if args.store is None:
+        from autosparse.core.errors import ConfigError
+
+        raise ConfigError("train-scorer needs --store PATH (the feature store written by `autosparse gen`)")
     if args.add_coverage:
         from autosparse.scorer.training import add_coverage
 

@@ -41,6 +41,9 @@ class Card:
     units: dict[str, Any] = field(default_factory=dict)  # optional unit head (alive units per layer); {} = none
     coverage: dict[str, Any] = field(default_factory=dict)  # source layers' descriptors (scorer.coverage); {} = none
     evidence: dict[str, Any] = field(default_factory=dict)  # IMP vs SynFlow on the sources by density (scorer.evidence)
+    student: dict[str, Any] = field(
+        default_factory=dict
+    )  # learned vs SynFlow on validation nets by kind (scorer.student)
     weights_sha256: str = ""
     format: str = CARD_FORMAT
 
@@ -115,6 +118,17 @@ def scorer_evidence_sha256(name_or_path: str | Path) -> str:
         return ""
     read = {"evidence": evidence, "points": coverage.get("points"), "owners": coverage.get("owners")}
     return hashlib.sha256(json.dumps(read, sort_keys=True).encode()).hexdigest()
+
+
+def scorer_student_sha256(name_or_path: str | Path) -> str:
+    """A hash of what the student guard reads from a scorer's card ("" if it has no student
+    evidence), without reading the weights: the points, margin and reach (not where they came from)."""
+    card = resolve_scorer(name_or_path) / CARD_FILE
+    try:
+        student = {k: v for k, v in (json.loads(card.read_text()).get("student") or {}).items() if k != "provenance"}
+    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+        raise CheckpointError(f"cannot read {card}: {exc}; the checkpoint is damaged — retrain or re-copy it") from exc
+    return hashlib.sha256(json.dumps(student, sort_keys=True).encode()).hexdigest() if student.get("points") else ""
 
 
 def load_checkpoint(name_or_path: str | Path) -> tuple[Card, dict[str, torch.Tensor]]:

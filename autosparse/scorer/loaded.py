@@ -23,6 +23,7 @@ from autosparse.scorer.checkpoint import CARD_FILE, Card, load_checkpoint, resol
 from autosparse.scorer.coverage import Coverage
 from autosparse.scorer.evidence import DensityEvidence
 from autosparse.scorer.nets import Allocator
+from autosparse.scorer.student import StudentEvidence
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Scorer:
     units: Allocator | None = None  # predicts how many output units per layer IMP keeps alive
     coverage: Coverage | None = None  # where the allocator was trained (None: an old card without it)
     evidence: DensityEvidence | None = None  # where its teacher beat SynFlow on the sources (None: not measured)
+    student: StudentEvidence | None = None  # where SynFlow beat its own masks on validation nets (None: not measured)
 
     @property
     def features(self) -> tuple[str, ...]:
@@ -69,7 +71,7 @@ def _split(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Ten
 
 
 @functools.lru_cache(maxsize=8)
-def _load_cached(path: str, mtime: float, card_mtime: float) -> Scorer:
+def _load_cached(path: str, mtime: int, card_mtime: int) -> Scorer:
     card, tensors = load_checkpoint(path)
     if card.arch not in arch_names():
         raise CheckpointError(
@@ -93,7 +95,13 @@ def _load_cached(path: str, mtime: float, card_mtime: float) -> Scorer:
     ranker.eval()
     allocator.eval()
     return Scorer(
-        card, ranker, allocator, units, Coverage.from_card(card.coverage), DensityEvidence.from_card(card.evidence)
+        card,
+        ranker,
+        allocator,
+        units,
+        Coverage.from_card(card.coverage),
+        DensityEvidence.from_card(card.evidence),
+        StudentEvidence.from_card(card.student),
     )
 
 
@@ -101,7 +109,7 @@ def load_scorer(name_or_path: str | Path) -> Scorer:
     """Load a shipped scorer by name (``trained_scorers/<name>``) or a scorer directory by path."""
     path = resolve_scorer(name_or_path)
     weights = path / "model.safetensors"
-    mtime = weights.stat().st_mtime if weights.exists() else 0.0
+    mtime = weights.stat().st_mtime_ns if weights.exists() else 0
     card = path / CARD_FILE
     card_mtime = card.stat().st_mtime_ns if card.exists() else 0
     return _load_cached(str(path.resolve()), mtime, card_mtime)

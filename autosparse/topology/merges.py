@@ -23,6 +23,8 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
+from autosparse.core.layers import prunable_layers
+
 _ADDS = {"add", "add_", "__add__", "__radd__", "__iadd__"}
 
 
@@ -74,3 +76,12 @@ def residual_kind(model: nn.Module, input_shape: Sequence[int]) -> bool:
         for m, training in modes.items():
             m.training = training
     return watch.found
+
+
+def network_kind(model: nn.Module, input_shape: Sequence[int]) -> str:
+    """``residual`` (a skip connection adds), ``plain-conv`` (none, and a convolution among the
+    prunable layers) or ``plain`` (neither: an MLP). The kinds ``autos``' student evidence is kept
+    by (:mod:`autosparse.scorer.student`); raises :class:`ProbeError` as :func:`residual_kind` does."""
+    if residual_kind(model, input_shape):
+        return "residual"
+    return "plain-conv" if any(layer.kind == "conv" for layer in prunable_layers(model)) else "plain"

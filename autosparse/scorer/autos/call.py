@@ -18,6 +18,7 @@ from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.registry import make_pruner
 from autosparse.scorer.autos.config import AutosConfig
 from autosparse.scorer.loaded import Scorer
+from autosparse.topology.merges import network_kind
 from autosparse.topology.paths import PathFlow, PathNetwork, PathStats, stats_from_flow
 
 
@@ -72,6 +73,7 @@ class Call:
     #: the learned scores of the last learned mask (the SynFlow fallback's mend chooses by them)
     scores: dict[str, torch.Tensor] | None = field(default=None, init=False)
     _synflow: dict[float, Masks] = field(default_factory=dict, init=False)
+    _kind: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self.paths = PathCache(self.model, self.shape)
@@ -80,6 +82,13 @@ class Call:
     def shape(self) -> tuple[int, ...]:
         """The model's input shape (empty when neither data nor ``input_shape`` says it)."""
         return tuple(self.data.input_shape) if self.data else tuple(self.cfg.input_shape)
+
+    def network_kind(self) -> str:
+        """``plain-conv``, ``plain`` or ``residual``, probed once per call (one batch-1 forward pass);
+        raises :class:`~autosparse.topology.merges.ProbeError` where the forward pass fails."""
+        if self._kind is None:
+            self._kind = network_kind(self.model, self.shape)
+        return self._kind
 
     def synflow_masks(self, density: float) -> Masks:
         """SynFlow's own mask at ``density`` (100 rounds; data-free and seed-free), computed once

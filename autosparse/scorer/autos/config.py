@@ -8,11 +8,12 @@ from typing import Any
 
 from autosparse.core.errors import ConfigError
 from autosparse.pruners.registry import PrunerConfig
-from autosparse.scorer.checkpoint import scorer_evidence_sha256, scorer_weights_sha256
+from autosparse.scorer.checkpoint import scorer_evidence_sha256, scorer_student_sha256, scorer_weights_sha256
 
 DEFAULT_SCORER = "autos_mlp"
 GUARDS = ("erk", "synflow", "off")
 DENSITY_GUARDS = ("synflow", "off")
+STUDENT_GUARDS = ("synflow", "off")
 COLLAPSE_RULES = ("synflow", "guard")
 UNIT_MODES = ("learned", "all", "off")
 ALLOCATIONS = ("learned", "synflow", "global", "uniform", "erk")
@@ -34,6 +35,7 @@ class AutosConfig(PrunerConfig):
     synflow_mix: float = 0.0  # weight of SynFlow's within-layer percentile in the ranking (0 = learned only)
     erk_floor: float = 0.0  # raise each layer's learned density to this x ERK's, then renormalise (0 = off)
     density_guard: str = "synflow"  # SynFlow's mask where it beat IMP on the nearest sources of its kind | off
+    student_guard: str = "synflow"  # SynFlow's mask where it beat the learned one on validation nets of its kind | off
     flow_rounds: int = 0  # > 0: re-choose each layer's kept weights by prior-weighted path flow over this many rounds
     flow_prior: str = "learned"  # the flow's edge values: learned (within-layer percentile) | magnitude (|θ|)
 
@@ -69,6 +71,8 @@ class AutosConfig(PrunerConfig):
             raise ConfigError(f"unknown autos guard {self.guard!r}; use {', '.join(GUARDS)}")
         if self.density_guard not in DENSITY_GUARDS:
             raise ConfigError(f"unknown autos density_guard {self.density_guard!r}; use {', '.join(DENSITY_GUARDS)}")
+        if self.student_guard not in STUDENT_GUARDS:
+            raise ConfigError(f"unknown autos student_guard {self.student_guard!r}; use {', '.join(STUDENT_GUARDS)}")
 
     @property
     def guarded(self) -> bool:
@@ -77,11 +81,15 @@ class AutosConfig(PrunerConfig):
         return self.allocation == "learned" and self.guard != "off"
 
     def identity(self) -> dict[str, Any]:
-        """The scorer's weights, and what the density guard reads from its card when the guard can
-        act: evidence (and the coverage it votes through) changes masks without changing weights."""
+        """The scorer's weights, and what the density and student guards read from its card when they
+        can act: evidence (and the coverage it votes through) changes masks without changing weights."""
         out = {"scorer_sha256": scorer_weights_sha256(self.scorer)}
         if self.density_guard != "off" and self.guarded:
             evidence = scorer_evidence_sha256(self.scorer)
             if evidence:
                 out["evidence_sha256"] = evidence
+        if self.student_guard != "off" and self.guarded:
+            student = scorer_student_sha256(self.scorer)
+            if student:
+                out["student_sha256"] = student
         return out

@@ -6,6 +6,9 @@
 * **Density guard** — where the card's evidence says SynFlow's masks trained more than a margin
   above IMP's on the nearest sources of the network's kind at this density (the teacher failed
   there), SynFlow's own mask.
+* **Student guard** — where the card's student evidence says SynFlow's masks trained more than a
+  margin above this scorer's own learned masks on validation nets of the target's kind
+  (plain conv, plain, residual) at nearby densities, SynFlow's own mask.
 * **SynFlow fallback** — SynFlow's mask with meta saying why, mended when SynFlow itself left a
   layer empty or off every path. The collapse check (a learned allocation with no input→output
   path) uses it too; its order with the learned mask is the pruner's (:mod:`.pruner`).
@@ -27,8 +30,9 @@ from autosparse.core.ranking import pct_rank
 from autosparse.features import FeatureTable, compute_features
 from autosparse.scorer.autos.call import Call
 from autosparse.scorer.evidence import Verdict
+from autosparse.scorer.student import StudentVerdict
 from autosparse.topology.connectivity import repair_with_flow
-from autosparse.topology.merges import ProbeError, residual_kind
+from autosparse.topology.merges import ProbeError
 
 log = logging.getLogger("autosparse.scorer.autos")  # the method's own name on every warning line, as before the split
 _warned: set[tuple[str, ...]] = set()  # (reason, scorer, layers…) already reported, so a bench grid warns once
@@ -119,18 +123,10 @@ def density_verdict(call: Call) -> Verdict | None:
         return None
     among = None
     if scorer.evidence.residual:
-        try:
-            residual = residual_kind(call.model, call.shape)
-        except ProbeError as exc:  # cannot tell plain from residual: no evidence speaks for this net
-            warn_once(
-                ("probe", cfg.scorer, type(call.model).__name__),
-                "autos: cannot tell whether %s has skip connections (%s), so the density guard stays "
-                "silent; check the input shape, or pass density_guard=off to silence this",
-                type(call.model).__name__,
-                exc,
-            )
+        kind = _kind(call)
+        if kind is None:  # cannot tell plain from residual: no evidence speaks for this net
             return None
-        among = scorer.evidence.sources_like(residual)
+        among = scorer.evidence.sources_like(kind == "residual")
     layers = compute_features(call.model, call.data, names=tuple(scorer.coverage.features), seed=call.seed).layers
     if len(scorer.coverage.owners) == len(scorer.coverage.points):
         owners = scorer.coverage.nearest_sources(layers, among)
@@ -148,6 +144,45 @@ def density_verdict(call: Call) -> Verdict | None:
         cfg.scorer,
     )
     return None
+
+
+def _kind(call: Call) -> str | None:
+    """The network's kind, or None (warned once) where the probe's forward pass fails."""
+    try:
+        return call.network_kind()
+    except ProbeError as exc:
+        warn_once(
+            ("probe", call.cfg.scorer, type(call.model).__name__),
+            "autos: cannot tell whether %s has skip connections (%s), so the density and student guards stay "
+            "silent; check the input shape, or pass density_guard=off student_guard=off to silence this",
+            type(call.model).__name__,
+            exc,
+        )
+        return None
+
+
+def student_verdict(call: Call) -> StudentVerdict | None:
+    """The card's student evidence for this target's kind at this density (None: off, no evidence,
+    or the kind cannot be told). Reads only the network's graph: the same for every seed."""
+    if call.cfg.student_guard == "off" or call.scorer.student is None:
+        return None
+    kind = _kind(call)
+    return None if kind is None else call.scorer.student.verdict(kind, call.density)
+
+
+def warn_student(call: Call, verdict: StudentVerdict) -> None:
+    cfg = call.cfg
+    warn_once(
+        ("student", cfg.scorer, verdict.kind, f"{call.density:.6g}"),
+        "autos: at density %.4g, on validation nets of this network's kind (%s), SynFlow's masks trained %.1f "
+        "points above the learned masks of scorer %s (SynFlow minus learned per net: %s); using SynFlow's mask "
+        "(student_guard=off keeps the learned mask)",
+        call.density,
+        verdict.kind,
+        100 * (verdict.gap or 0.0),
+        cfg.scorer,
+        ", ".join(f"{n} {100 * g:+.1f}" for n, g in sorted(verdict.per_net.items())),
+    )
 
 
 def warn_density(call: Call, verdict: Verdict) -> None:

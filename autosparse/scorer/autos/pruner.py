@@ -1,9 +1,11 @@
 """The ``autos`` pruner: the learned mask, and the order of the checks that may replace it.
 
-1. The density guard, from the network's layer shapes alone: SynFlow's mask where the teacher
-   failed on the nearest sources at this density (mended once the learned scores are known, if
-   SynFlow itself left a layer empty or off every path; declined if even mended it cuts more
-   layers off than the learned mask).
+1. The student guard, then the density guard, from the network's graph and layer shapes alone:
+   SynFlow's mask where the scorer's own learned masks trained below SynFlow's on validation nets
+   of this kind at nearby densities (the student failed), else where the teacher failed on the
+   nearest sources at this density (mended once the learned scores are known, if SynFlow itself
+   left a layer empty or off every path; declined if even mended it cuts more layers off than the
+   learned mask).
 2. The learned mask (:mod:`.learned`, the range guard inside it).
 3. The collapse check: a learned allocation that leaves no input→output path at all falls back to
    SynFlow's mask (``collapse="synflow"``) or to the guard's allocation everywhere under the
@@ -24,6 +26,9 @@ One float64 path network serves the repair, the checks and (through :meth:`Autos
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
@@ -34,7 +39,15 @@ from autosparse.pruners.registry import ScoringPruner, register
 from autosparse.pruners.scores import Scores
 from autosparse.scorer.autos.call import Call
 from autosparse.scorer.autos.config import AutosConfig
-from autosparse.scorer.autos.guards import density_verdict, fallback_name, synflow_fallback, warn_density, warn_once
+from autosparse.scorer.autos.guards import (
+    density_verdict,
+    fallback_name,
+    student_verdict,
+    synflow_fallback,
+    warn_density,
+    warn_once,
+    warn_student,
+)
 from autosparse.scorer.autos.learned import learned_masks
 from autosparse.scorer.loaded import Scorer, load_scorer
 from autosparse.topology.paths import PathStats
@@ -70,32 +83,53 @@ class Autos(ScoringPruner):
         return measured[1], measured[2]
 
 
+@dataclass(frozen=True)
+class _Handoff:
+    """A guard's decision, made before any learned pass, to hand the network to SynFlow's mask."""
+
+    reason: str  # "student" | "density": the guard, and the meta key of its record
+    record: dict[str, Any]
+    warn: Callable[[], None]
+
+
+def _handoff(call: Call) -> _Handoff | None:
+    """The student guard first (the scorer's own record on nets of this kind), then the density
+    guard (its teacher's on the nearest sources); each reads only the graph and the layer shapes."""
+    student = student_verdict(call)
+    if student is not None and student.prefer_synflow:
+        return _Handoff("student", {"student": student.to_meta()}, lambda: warn_student(call, student))
+    verdict = density_verdict(call)
+    if verdict is not None and verdict.prefer_synflow:
+        return _Handoff("density", {"verdict": verdict.to_meta()}, lambda: warn_density(call, verdict))
+    return None
+
+
 def _guarded_masks(call: Call) -> tuple[Masks, Measured | None]:
     """The mask to return, and its path statistics where a pass already measured them."""
     cfg, paths, density = call.cfg, call.paths, call.density
     guarded = cfg.guarded and bool(call.shape)
-    verdict = density_verdict(call) if guarded else None
-    if verdict is not None and verdict.prefer_synflow:
-        # decided from the layers' shapes alone: SynFlow's mask as made needs no learned pass
-        fallback, broken = synflow_fallback(call, reason="density", verdict=verdict.to_meta())
+    handoff = _handoff(call) if guarded else None
+    if handoff is not None:
+        # decided from the graph and the layers' shapes alone: SynFlow's mask as made needs no learned pass
+        fallback, broken = synflow_fallback(call, reason=handoff.reason, **handoff.record)
         if not broken:
-            warn_density(call, verdict)
+            handoff.warn()
             return fallback, paths.known(fallback)
     masks = learned_masks(call)
     if not guarded:
         return masks, paths.known(masks)
     stats = paths.stats(masks)
-    if verdict is not None and verdict.prefer_synflow:
+    if handoff is not None:
         # SynFlow left a layer empty or off every path: mend it, the learned ranker choosing
-        fallback, _ = synflow_fallback(call, reason="density", verdict=verdict.to_meta())
+        fallback, _ = synflow_fallback(call, reason=handoff.reason, **handoff.record)
         fallback_stats = paths.stats(fallback)
         if len(fallback_stats.collapsed) <= len(stats.collapsed):
-            warn_density(call, verdict)
+            handoff.warn()
             return fallback, (fallback, paths.shape, fallback_stats)
         # SynFlow's mask, even mended, leaves more layers off every path than the learned one
         # (MobileNet-v3's squeeze-excitation layers at 1%): a mask is only as good as its paths
-        masks.meta["density_guard"] = {
-            **verdict.to_meta(),
+        masks.meta[f"{handoff.reason}_guard"] = {
+            **next(iter(handoff.record.values())),
             "declined": f"SynFlow's mask leaves {len(fallback_stats.collapsed)} layers off every path",
         }
     if stats.log_paths > -math.inf or stats.approximate:

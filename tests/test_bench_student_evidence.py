@@ -1,0 +1,85 @@
+"""``train-scorer --add-student-evidence``: a scorer's own learned cells paired with SynFlow's on the
+same nets, grouped by network kind, on a real (tiny) bench and a copy of the shipped scorer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from autosparse.bench.config import BenchConfig, MethodSpec
+from autosparse.bench.runner import run_bench
+from autosparse.bench.student_evidence import add_student_evidence
+from autosparse.cli import main as cli_main
+from autosparse.core.errors import ConfigError
+from autosparse.scorer import autos as autos_module
+from autosparse.scorer.checkpoint import SHIPPED_DIR, load_checkpoint
+from autosparse.task import ModelSpec
+from autosparse.training.trainer import TrainConfig
+
+N_TRAIN, N_TEST = 1200, 300
+OFF = {"density_guard": "off", "student_guard": "off"}
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory) -> tuple[Path, Path]:
+    """A copy of the default scorer, and a bench of its learned mask and SynFlow's on a plain conv
+    net and an MLP (plus a row with the density guard on, which is not the learned mask)."""
+    root = tmp_path_factory.mktemp("student")
+    scorer = root / "scorer"
+    shutil.copytree(SHIPPED_DIR / autos_module.DEFAULT_SCORER, scorer)
+    config = BenchConfig(
+        name="student",
+        models=[ModelSpec("conv2", {"width": 0.125}), ModelSpec("mlp", {"widths": [48, 24]})],
+        methods=[
+            MethodSpec("synflow"),
+            MethodSpec("autos", {"scorer": str(scorer), **OFF}, label="learned"),
+            MethodSpec("autos", {"scorer": str(scorer), "student_guard": "off"}, label="guarded"),
+        ],
+        densities=[0.05],
+        seeds=[0],
+        train=TrainConfig(epochs=1, num_threads=1),
+        n_train=N_TRAIN,
+        n_test=N_TEST,
+        samples_per_class=3,
+    )
+    run_bench(config, root / "bench", report=False)
+    return scorer, root / "bench"
+
+
+def test_learned_cells_pair_with_synflow_by_kind_and_land_on_the_card(bench, capsys) -> None:
+    scorer, folder = bench
+    sha_before = load_checkpoint(scorer)[0].weights_sha256
+    card = add_student_evidence(scorer, [folder])
+    cells = [json.loads(p.read_text()) for p in sorted((folder / "cells").glob("*.json"))]
+    acc = {(c["model"], c["label"]): c["test_accuracy"] for c in cells}
+    points = card.student["points"]
+    assert set(points) == {"plain-conv", "plain"}  # each net's kind, from its model
+    (conv,) = points["plain-conv"]
+    assert conv["net"] == "conv2-width0.125" and conv["density"] == 0.05 and conv["seeds"] == 1
+    assert conv["learned"] == pytest.approx(acc[("conv2-width0.125", "learned")])
+    assert conv["synflow"] == pytest.approx(acc[("conv2-width0.125", "synflow")])
+    (mlp,) = points["plain"]
+    assert mlp["learned"] == pytest.approx(acc[("mlp-widths48x24", "learned")])
+    assert card.weights_sha256 == sha_before and "--add-student-evidence" in card.training["student_command"]
+    # the command line needs no store for it, and prints the table with the verdict per kind
+    assert cli_main(["train-scorer", "--out", str(scorer), "--add-student-evidence", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "conv2-width0.125" in out and "-> plain-conv at 5.00%" in out
+
+
+def test_cells_of_other_weights_are_not_the_students_evidence(bench, tmp_path) -> None:
+    _, folder = bench
+    other = tmp_path / "other"
+    shutil.copytree(SHIPPED_DIR / "autos_gnn", other)  # another scorer's weights: none of these cells are its
+    with pytest.raises(ConfigError, match="current weights"):
+        add_student_evidence(other, [folder])
+    with pytest.raises(ConfigError, match="holds no bench cells"):
+        add_student_evidence(other, [tmp_path / "nowhere"])
+
+
+def test_train_scorer_without_a_store_says_which_flag_is_missing(tmp_path, capsys) -> None:
+    assert cli_main(["train-scorer", "--out", str(tmp_path / "x")]) != 0
+    assert "--store" in capsys.readouterr().err
