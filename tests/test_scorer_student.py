@@ -81,10 +81,13 @@ def test_where_synflow_beat_the_student_on_the_kind_autos_returns_synflows_mask_
     synflow = prune(model, "synflow", density=0.02, data=_data(), seed=3)
     assert all(torch.equal(masks[n], synflow[n]) for n in synflow)
     assert masks.kept == round(0.02 * masks.total)
-    # the switch to ablate it keeps the learned mask, and so do nets of another kind
+    # as SynFlow makes it: no θ0 rescale of the handed-off mask (the evidence measured SynFlow's own)
+    assert masks.init is None or not masks.init.factors
+    # the switch to ablate it keeps the learned mask, rescaled as autos rescales, and so do nets of another kind
     learned = prune(model, "autos", density=0.02, data=_data(), seed=3, scorer=scorer, student_guard="off")
     assert learned.meta.get("guard", {}).get("reason") != "student"
     assert not all(torch.equal(learned[n], synflow[n]) for n in synflow)
+    assert learned.init is not None and learned.init.factors
     mlp = build_model("lenet_300_100", SHAPE, 10, seed=0)
     kept = prune(mlp, "autos", density=0.02, data=_data(), seed=3, scorer=scorer)
     plain = prune(mlp, "autos", density=0.02, data=_data(), seed=3, scorer=scorer, student_guard="off")

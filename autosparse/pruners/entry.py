@@ -104,7 +104,7 @@ def prune_timed(
     masks = Masks(
         masks.to_dict(),
         meta={**masks.meta, "method": method, "density": d, "seed": seed},
-        init=_init_transform(model, masks, pruner.config, pdata, method),
+        init=_init_transform(model, masks, pruner.config, pdata, method, rescale=pruner.rescales(masks)),
     )
     masks.validate(model)
     if check:
@@ -168,7 +168,7 @@ def record_collapse(
 
 
 def _init_transform(
-    model: nn.Module, masks: Masks, config: PrunerConfig, data: PruningData | None, method: str
+    model: nn.Module, masks: Masks, config: PrunerConfig, data: PruningData | None, method: str, *, rescale: bool
 ) -> InitTransform | None:
     """What the masks change in θ0: the method's own (e.g. robust's branch scales) plus the
     rescaling when the config asks for it, fingerprinted on the caller's θ0.
@@ -177,17 +177,17 @@ def _init_transform(
     normalization undoes the scale in the forward pass, so it would only slow their learning
     (:mod:`autosparse.topology.normalized`)."""
     own = masks.init
-    if not config.rescale and not own:
+    if not rescale and not own:
         return None
     factors = {}
-    if config.rescale:
+    if rescale:
         skip = set() if config.rescale_normalized else _normalized(model, data, config, method)
         factors = rescale_factors(model, masks, config.rescale_granularity, skip=skip)
     return InitTransform(
         factors=factors,
         branch_scale=dict(own.branch_scale) if own else {},
         fingerprint=fingerprint(model),
-        granularity=config.rescale_granularity if config.rescale else "",
+        granularity=config.rescale_granularity if rescale else "",
     )
 
 

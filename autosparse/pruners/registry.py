@@ -86,6 +86,12 @@ class Pruner(ABC):
         them, so ``prune``'s diagnostics need not run the same float64 pass again; None otherwise."""
         return None
 
+    def rescales(self, masks: Masks) -> bool:
+        """Whether ``prune`` applies the θ0 rescaling to ``masks``: the config's ``rescale``, unless
+        the method returned another method's mask as that method makes it (``autos``' hand-off
+        to SynFlow's mask)."""
+        return bool(getattr(self.config, "rescale", False))
+
 
 class ScoringPruner(Pruner):
     """A method that ranks weights: :meth:`scores`, then the configured allocation.

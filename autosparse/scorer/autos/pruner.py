@@ -76,6 +76,14 @@ class Autos(ScoringPruner):
         masks, self._measured = _guarded_masks(call)
         return masks
 
+    def rescales(self, masks: Masks) -> bool:
+        """Not where a guard handed the net to SynFlow's mask: it is returned as SynFlow makes it,
+        the mask the guards' evidence measured (SynFlow's cells, unrescaled). On the validation
+        cnn1d widths, which have no normalization layer to undo it, ``autos``' θ0 rescale cost
+        SynFlow's masks 2-12 points (docs/SCORER.md, "Where the student was worth using")."""
+        handed = masks.meta.get("guard", {}).get("fallback") == "synflow-mask"
+        return super().rescales(masks) and not handed
+
     def measured_paths(self, masks: Masks) -> tuple[tuple[int, ...], PathStats] | None:
         measured = getattr(self, "_measured", None)
         if measured is None or measured[0] is not masks:
