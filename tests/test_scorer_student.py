@@ -49,7 +49,9 @@ def test_each_net_speaks_once_with_its_nearest_density_within_reach() -> None:
     # a mean advantage inside the margin keeps the learned mask
     assert not StudentEvidence({"plain": [_pt("mlp", 0.01, 0.86, 0.88)]}).verdict("plain", 0.01).prefer_synflow
     again = StudentEvidence.from_card(ev.to_card())
-    assert again is not None and sorted(again.points["plain-conv"], key=repr) == sorted(ev.points["plain-conv"], key=repr)
+    assert again is not None and sorted(again.points["plain-conv"], key=repr) == sorted(
+        ev.points["plain-conv"], key=repr
+    )
     assert StudentEvidence.from_card({}) is None
 
 
