@@ -271,8 +271,11 @@ def test_config_forms_and_shipped_configs() -> None:
         else:
             c = BenchConfig.from_yaml(p)
             # every reported comparison has IMP as its reference; a validation grid only chooses options,
-            # and an evidence grid trains SynFlow on the sources, whose IMP accuracies the store holds
-            only_choose = c.name.endswith("_validation") or "_source_evidence" in c.name
+            # an evidence grid trains SynFlow on the sources, whose IMP accuracies the store holds, and a
+            # student-evidence grid compares the learned masks with SynFlow's on validation nets
+            only_choose = (
+                c.name.endswith("_validation") or "_source_evidence" in c.name or c.name.endswith("_student_evidence")
+            )
             assert only_choose or any(m.is_imp for m in c.methods)
             # every comparison includes the learned scorer, except the table of the baselines alone
             assert (
