@@ -20,7 +20,7 @@
 
 One float64 path network serves the repair, the checks and (through :meth:`Autos.measured_paths`)
 ``prune``'s diagnostics: the repair's last pass already measured the final masks. ``autos``' own
-θ0 rescale still applies to whichever mask it returns.
+θ0 rescale applies to the learned mask, not to a mask handed to SynFlow (:meth:`Autos.rescales`).
 """
 
 from __future__ import annotations
