@@ -41,9 +41,7 @@ class Card:
     units: dict[str, Any] = field(default_factory=dict)  # optional unit head (alive units per layer); {} = none
     coverage: dict[str, Any] = field(default_factory=dict)  # source layers' descriptors (scorer.coverage); {} = none
     evidence: dict[str, Any] = field(default_factory=dict)  # IMP vs SynFlow on the sources by density (scorer.evidence)
-    student: dict[str, Any] = field(
-        default_factory=dict
-    )  # learned vs SynFlow on validation nets by kind (scorer.student)
+    student: dict[str, Any] = field(default_factory=dict)  # learned vs SynFlow on validation nets (scorer.student)
     weights_sha256: str = ""
     format: str = CARD_FORMAT
 
