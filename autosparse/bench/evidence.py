@@ -32,7 +32,8 @@ _COSMETIC = ("num_threads", "eval_batch_size", "eval_every_epoch", "seed", "devi
 _DENSITY_TOL = 0.01
 
 
-def _recipe(train: dict[str, Any]) -> dict[str, Any]:
+def training_recipe(train: dict[str, Any]) -> dict[str, Any]:
+    """What of a cell's or run's training config decides its accuracy (cosmetic fields dropped, numbers as floats)."""
     return {
         k: (float(v) if isinstance(v, int | float) and not isinstance(v, bool) else v)
         for k, v in train.items()
@@ -53,7 +54,7 @@ def _matches(cell: dict[str, Any], attrs: dict[str, Any]) -> bool:
         and data.get("n_train") == run.get("n_train")
         and data.get("n_test") == run.get("n_test")
         and int(data.get("data_seed", 0)) == int(attrs.get("seed", 0))
-        and _recipe(spec.get("train", {})) == _recipe(run.get("train", {}))
+        and training_recipe(spec.get("train", {})) == training_recipe(run.get("train", {}))
     )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from autosparse.bench.evidence import read_cells
+from autosparse.bench.evidence import read_cells, training_recipe
 from autosparse.core.errors import ConfigError
 from autosparse.data.registry import dataset_info
 from autosparse.models import build_model
@@ -41,7 +41,7 @@ def _is_learned(cell: dict[str, Any], weights_sha256: str) -> bool:
 def _pair_key(cell: dict[str, Any]) -> tuple[Any, ...]:
     spec = cell.get("spec") or {}
     data = spec.get("data") or {}
-    train = {k: v for k, v in (spec.get("train") or {}).items() if k not in ("num_threads", "device")}
+    train = training_recipe(spec.get("train") or {})  # the same recipe as the density evidence means it
     return (
         cell.get("model"),
         cell.get("dataset"),

@@ -23,9 +23,9 @@ SynFlow's own mask and says so.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 #: SynFlow must have trained this much better than IMP (test accuracy, absolute) on the nearest
 #: sources before the learned allocation is set aside: larger than the seed-to-seed spread of one
@@ -35,6 +35,25 @@ MARGIN = 0.05
 REACH = 2.0
 #: the share of the target's weights whose nearest sources carry evidence for a decision to be made
 MIN_COVERED = 0.5
+
+
+class _HasDensity(Protocol):
+    @property
+    def density(self) -> float: ...
+
+
+P = TypeVar("P", bound=_HasDensity)
+
+
+def nearest(points: Iterable[P], density: float, reach: float) -> P | None:
+    """The point nearest ``density`` in log scale, if one lies within a factor ``reach`` of it
+    (the first of equally near ones); the density and student evidence both speak this way."""
+    best: P | None = None
+    for p in points:
+        dist = abs(math.log(p.density / density))
+        if dist <= math.log(reach) + 1e-9 and (best is None or dist < abs(math.log(best.density / density))):
+            best = p
+    return best
 
 
 @dataclass(frozen=True)
@@ -80,12 +99,7 @@ class DensityEvidence:
 
     def at(self, arch: str, density: float) -> Point | None:
         """The architecture's point nearest ``density`` (in log scale), if one lies within ``reach``."""
-        best: Point | None = None
-        for p in self.points.get(arch, []):
-            dist = abs(math.log(p.density / density))
-            if dist <= math.log(self.reach) + 1e-9 and (best is None or dist < abs(math.log(best.density / density))):
-                best = p
-        return best
+        return nearest(self.points.get(arch, []), density, self.reach)
 
     def verdict(self, owners: Sequence[str], weights: Sequence[float], density: float) -> Verdict:
         """Weigh each target layer's nearest source architecture (``owners``) by the layer's weights."""

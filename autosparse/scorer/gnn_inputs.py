@@ -117,20 +117,20 @@ def net_inputs(table: FeatureTable, graph: GraphArrays, features: Sequence[str])
         k = int(graph.layer_meta[i, 3])
         e0, e1 = int(graph.edge_ptr[i]), int(graph.edge_ptr[i + 1])
         count = torch.bincount(se[1] - e0, minlength=e1 - e0)
+
+        def slice_means(dtype: torch.dtype) -> torch.Tensor:
+            return torch.stack([layers[i].weight[f].reshape(-1, k).to(dtype).mean(1) for f in fw], dim=1)
+
         if int(count.max()) <= 1:
             # a slice of one weight (1x1 convs, linear layers) is its own mean, exactly, in float32 too
-            means = (
-                torch.stack([layers[i].weight[f].to(torch.float32) for f in fw], dim=1)
-                if k == 1
-                else torch.stack([layers[i].weight[f].reshape(-1, k).double().mean(1) for f in fw], dim=1)
-            )
+            means = slice_means(torch.float32 if k == 1 else torch.float64)
             for a in range(0, se.shape[1], SCATTER_CHUNK):
                 part = se[:, a : a + SCATTER_CHUNK]
                 # + 0.0 as a sum from zero: -0.0 -> 0.0; index_select / index_copy_ rather than
                 # advanced indexing, which took twice as long on ResNet-50's 40M edges
                 edge_attr.index_copy_(0, part[1], means.index_select(0, part[0]).add_(0.0).to(torch.float32))
             return
-        means = torch.stack([layers[i].weight[f].reshape(-1, k).double().mean(1) for f in fw], dim=1)
+        means = slice_means(torch.float64)
         edge_sum = torch.zeros(e1 - e0, len(fw), dtype=torch.float64)
         for a in range(0, se.shape[1], SCATTER_CHUNK):  # in order: each edge's sum adds up as in one call
             part = se[:, a : a + SCATTER_CHUNK]

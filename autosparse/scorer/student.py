@@ -21,12 +21,11 @@ SynFlow's mask and says so. A kind without evidence keeps the learned mask.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from autosparse.scorer.evidence import MARGIN, REACH
+from autosparse.scorer.evidence import MARGIN, REACH, nearest
 
 KINDS = ("plain-conv", "plain", "residual")
 
@@ -74,17 +73,14 @@ class StudentEvidence:
 
     def verdict(self, kind: str, density: float) -> StudentVerdict:
         """Each validation net of ``kind`` votes once, with its point nearest ``density`` within reach."""
-        nearest: dict[str, StudentPoint] = {}
+        by_net: dict[str, list[StudentPoint]] = {}
         for p in self.points.get(kind, []):
-            dist = abs(math.log(p.density / density))
-            if dist > math.log(self.reach) + 1e-9:
-                continue
-            best = nearest.get(p.net)
-            if best is None or dist < abs(math.log(best.density / density)):
-                nearest[p.net] = p
-        if not nearest:
+            by_net.setdefault(p.net, []).append(p)
+        per_net = {
+            net: point.gap for net, pts in by_net.items() if (point := nearest(pts, density, self.reach)) is not None
+        }
+        if not per_net:
             return StudentVerdict(False, kind, None, {})
-        per_net = {net: p.gap for net, p in nearest.items()}
         gap = sum(per_net.values()) / len(per_net)
         return StudentVerdict(gap > self.margin, kind, gap, per_net)
 

@@ -35,6 +35,8 @@ from autosparse.topology.connectivity import repair_with_flow
 from autosparse.topology.merges import ProbeError
 
 log = logging.getLogger("autosparse.scorer.autos")  # the method's own name on every warning line, as before the split
+#: ``masks.meta["guard"]["fallback"]`` of a mask handed to SynFlow (student, density or collapse)
+HANDOFF = "synflow-mask"
 _warned: set[tuple[str, ...]] = set()  # (reason, scorer, layers…) already reported, so a bench grid warns once
 
 
@@ -210,7 +212,7 @@ def synflow_fallback(call: Call, *, reason: str, mend: bool = True, **record: An
     cfg, paths, density = call.cfg, call.paths, call.density
     ref = call.synflow_masks(density)
     meta = {"scorer": cfg.scorer, "allocation": "synflow", "units": "off", "repaired": []}
-    guard: dict[str, Any] = {"fallback": "synflow-mask", "reason": reason, **record}
+    guard: dict[str, Any] = {"fallback": HANDOFF, "reason": reason, **record}
     masks = Masks(ref.to_dict(), meta={**meta, "guard": guard})
     if not mend:
         return masks, False

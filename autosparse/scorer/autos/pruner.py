@@ -40,6 +40,7 @@ from autosparse.pruners.scores import Scores
 from autosparse.scorer.autos.call import Call
 from autosparse.scorer.autos.config import AutosConfig
 from autosparse.scorer.autos.guards import (
+    HANDOFF,
     density_verdict,
     fallback_name,
     student_verdict,
@@ -81,7 +82,7 @@ class Autos(ScoringPruner):
         the mask the guards' evidence measured (SynFlow's cells, unrescaled). On the validation
         cnn1d widths, which have no normalization layer to undo it, ``autos``' θ0 rescale cost
         SynFlow's masks 2-12 points (docs/SCORER.md, "Where the student was worth using")."""
-        handed = masks.meta.get("guard", {}).get("fallback") == "synflow-mask"
+        handed = masks.meta.get("guard", {}).get("fallback") == HANDOFF
         return super().rescales(masks) and not handed
 
     def measured_paths(self, masks: Masks) -> tuple[tuple[int, ...], PathStats] | None:
