@@ -153,6 +153,17 @@ def test_a_disconnected_learned_mask_can_fall_back_to_the_guard_allocation(monke
     assert "guard" not in kept.meta and not bool(kept[list(kept)[1]].any())
 
 
+def test_collapse_off_keeps_the_disconnected_learned_mask(monkeypatch) -> None:
+    """``collapse="off"``: the scorer's own mask, as the student evidence measures it; prune()'s
+    diagnostics still report the cut layer."""
+    model = build_model("lenet_300_100", SHAPE, 10, seed=0)
+    _cut_a_layer_of_the_learned_mask(monkeypatch)
+    kept = prune(model, "autos", density=0.02, data=_data(), seed=0, collapse="off")
+    assert "guard" not in kept.meta or kept.meta["guard"].get("reason") != "collapse"
+    assert not bool(kept[list(kept)[1]].any())
+    assert kept.meta["diagnostics"]["collapsed_layers"]
+
+
 def test_default_scorer_covers_conv_and_residual_nets() -> None:
     """The all-sources default knows convolutions: no guard on a residual net of its family."""
     scorer = load_scorer(autos_module.DEFAULT_SCORER)

@@ -9,7 +9,8 @@
 2. The learned mask (:mod:`.learned`, the range guard inside it).
 3. The collapse check: a learned allocation that leaves no input→output path at all falls back to
    SynFlow's mask (``collapse="synflow"``) or to the guard's allocation everywhere under the
-   learned ranker (``collapse="guard"``). A disconnected mask trains to chance, and the allocator
+   learned ranker (``collapse="guard"``); ``collapse="off"`` keeps it (``prune`` reports the
+   collapse), which is how the student evidence measures the scorer's own masks. A disconnected mask trains to chance, and the allocator
    learned from IMP, whose own masks disconnect deep plain nets at such densities. SynFlow's own
    mask is the default because on the validation shape where this happens (VGG-11-BN w0.125 at
    99%) it trained 2.1 points above the old fallback, and no learned-ranker variant there —
@@ -141,8 +142,8 @@ def _guarded_masks(call: Call) -> tuple[Masks, Measured | None]:
             **next(iter(handoff.record.values())),
             "declined": f"SynFlow's mask leaves {len(fallback_stats.collapsed)} layers off every path",
         }
-    if stats.log_paths > -math.inf or stats.approximate:
-        return masks, (masks, paths.shape, stats)
+    if stats.log_paths > -math.inf or stats.approximate or cfg.collapse == "off":
+        return masks, (masks, paths.shape, stats)  # collapse="off": the student's own mask, for its record
     if cfg.collapse == "synflow":
         # as SynFlow made it: the rule was measured so (docs/SCORER.md); mending is the density guard's
         fallback, _ = synflow_fallback(call, reason="collapse", mend=False)
