@@ -188,7 +188,7 @@ def _set_aside_stale(path: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     os.replace(path, dst)
     log.warning(
-        "bench cell %s was made with another version of its scorer (weights or density evidence): recomputing "
+        "bench cell %s was made with another version of its scorer (weights, density or student evidence): recomputing "
         "it; the old one is in %s",
         path.name,
         dst,
