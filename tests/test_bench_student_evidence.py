@@ -11,7 +11,7 @@ import pytest
 
 from autosparse.bench.config import BenchConfig, MethodSpec
 from autosparse.bench.runner import run_bench
-from autosparse.bench.student_evidence import _is_learned, add_student_evidence
+from autosparse.bench.student_evidence import add_student_evidence
 from autosparse.cli import main as cli_main
 from autosparse.core.errors import ConfigError
 from autosparse.scorer import autos as autos_module
@@ -80,16 +80,18 @@ def test_cells_of_other_weights_are_not_the_students_evidence(bench, tmp_path) -
         add_student_evidence(other, [tmp_path / "nowhere"])
 
 
-def test_a_rescued_collapse_is_not_the_students_mask(bench) -> None:
+def test_a_rescued_collapse_is_not_the_students_mask(bench, tmp_path) -> None:
     """With the collapse rule on, a learned allocation that disconnects the net records SynFlow's
     accuracy as the student's: such cells (the definition before 2026-12-02) do not count."""
     scorer, folder = bench
-    cells = [json.loads(p.read_text()) for p in sorted((folder / "cells").glob("*.json"))]
-    learned = next(c for c in cells if c["label"] == "learned")
-    sha = load_checkpoint(scorer)[0].weights_sha256
-    assert _is_learned(learned, sha)
-    rescued = {**learned, "hparams": {k: v for k, v in learned["hparams"].items() if k != "collapse"}}
-    assert not _is_learned(rescued, sha)
+    old = tmp_path / "old"
+    shutil.copytree(folder, old)
+    for path in (old / "cells").glob("*.json"):
+        cell = json.loads(path.read_text())
+        cell["hparams"] = {k: v for k, v in (cell.get("hparams") or {}).items() if k != "collapse"}
+        path.write_text(json.dumps(cell))
+    with pytest.raises(ConfigError, match="student_guard and collapse off"):
+        add_student_evidence(scorer, [old])
 
 
 def test_train_scorer_without_a_store_says_which_flag_is_missing(tmp_path, capsys) -> None:

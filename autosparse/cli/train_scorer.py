@@ -78,8 +78,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
         default=None,
         metavar="BENCH_DIR",
         help="only record, on the existing scorer in --out, where its own learned masks were worth using: its `autos` "
-        "cells with density_guard, student_guard and collapse off against SynFlow's cells in these bench folders (validation "
-        "nets in no store, e.g. configs/bench/fmnist_student_evidence.yaml); `autos` then hands a network to "
+        "cells with density_guard, student_guard and collapse off against SynFlow's cells in these bench folders "
+        "(validation nets in no store, e.g. configs/bench/fmnist_student_evidence.yaml); `autos` then hands a network to "
         "SynFlow's mask where SynFlow beat the learned masks on validation nets of its kind (plain-conv, plain, "
         "residual) at nearby densities; weights stay identical",
     )

@@ -31,9 +31,7 @@ class AutosConfig(PrunerConfig):
     input_shape: tuple[int, ...] = ()  # only needed without data
     rescale: bool = True  # keep extreme masks trainable at depth: rescale kept weights at θ0 (docs/SCORER.md)
     guard: str = "erk"  # layers out of the scorer's training range get this allocation: erk | synflow | off
-    collapse: str = (
-        "synflow"  # no input→output path left: synflow (SynFlow's mask) | guard (guard's allocation) | off (keep it)
-    )
+    collapse: str = "synflow"  # no input→output path left: synflow (SynFlow's mask) | guard (guard's allocation) | off
     synflow_mix: float = 0.0  # weight of SynFlow's within-layer percentile in the ranking (0 = learned only)
     erk_floor: float = 0.0  # raise each layer's learned density to this x ERK's, then renormalise (0 = off)
     density_guard: str = "synflow"  # SynFlow's mask where it beat IMP on the nearest sources of its kind | off

@@ -10,8 +10,8 @@
 3. The collapse check: a learned allocation that leaves no input→output path at all falls back to
    SynFlow's mask (``collapse="synflow"``) or to the guard's allocation everywhere under the
    learned ranker (``collapse="guard"``); ``collapse="off"`` keeps it (``prune`` reports the
-   collapse), which is how the student evidence measures the scorer's own masks. A disconnected mask trains to chance, and the allocator
-   learned from IMP, whose own masks disconnect deep plain nets at such densities. SynFlow's own
+   collapse), which is how the student evidence measures the scorer's own masks. A disconnected
+   mask trains to chance, and the allocator learned from IMP, whose own masks disconnect deep plain nets at such densities. SynFlow's own
    mask is the default because on the validation shape where this happens (VGG-11-BN w0.125 at
    99%) it trained 2.1 points above the old fallback, and no learned-ranker variant there —
    ERK's, SynFlow's or the guard's per-layer counts, a SynFlow-blended ranking, ten rounds —
