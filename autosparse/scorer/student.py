@@ -12,8 +12,9 @@ safe rule because of extrapolating — needs the student's own record.
 The evidence: bench cells of the scorer's learned mask (``autos`` with every check that can put
 SynFlow's mask in its place off, the collapse rule included: a disconnected learned mask is the
 student's failure, not SynFlow's success) and of SynFlow's, same net, seed, data and recipe, on
-*validation* shapes that are in no store (held out of training, never a test net), grouped by network kind (:func:`network_kind
-<autosparse.topology.merges.network_kind>`: ``plain-conv``, ``plain``, ``residual``). At prune time
+*validation* shapes that are in no store (held out of training, never a test net), grouped by
+network kind (:func:`network_kind <autosparse.topology.merges.network_kind>`: ``plain-conv``,
+``plain``, ``residual``). At prune time
 each validation net of the target's kind speaks through its point nearest the target density
 (within ``reach``); where SynFlow's mean advantage over the learned masks exceeds ``margin`` (the
 density guard's constants, fixed before either kind of evidence was measured), ``autos`` uses
