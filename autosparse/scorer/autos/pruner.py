@@ -15,9 +15,9 @@
    plain nets at such densities. SynFlow's own mask is the default because on the validation
    shape where this happens (VGG-11-BN w0.125 at 99%) it trained 2.1 points above the old
    fallback, and no learned-ranker variant there — ERK's, SynFlow's or the guard's per-layer
-   counts, a SynFlow-blended ranking, ten rounds — reached it at 99 or 99.5% (docs/SCORER.md "When the learned allocation collapses"; it costs
-   the deep 6×100 MLP at 99.8%, RESULTS §8). Only a network without any path counts: a dead
-   residual branch still leaves its shortcut.
+   counts, a SynFlow-blended ranking, ten rounds — reached it at 99 or 99.5% (docs/SCORER.md
+   "When the learned allocation collapses"; it costs the deep 6×100 MLP at 99.8%, RESULTS §8).
+   Only a network without any path counts: a dead residual branch still leaves its shortcut.
 
 One float64 path network serves the repair, the checks and (through :meth:`Autos.measured_paths`)
 ``prune``'s diagnostics: the repair's last pass already measured the final masks. ``autos``' own
