@@ -134,3 +134,31 @@ def test_help_shows_defaults_as_typed() -> None:
     add_dataclass_arguments(p, TrainConfig)
     text = p.format_help()  # a % in a field comment would break argparse's formatting
     assert "--step-milestones A,B,…" in text and "(default: 0.5,0.75)" in text and "--lr FLOAT" in text
+
+
+def test_a_list_flag_given_twice_adds_up() -> None:
+    # `--hp a=1 --hp b=2` once kept only b=2, silently
+    p = argparse.ArgumentParser()
+    add_dataclass_arguments(p, Outer)
+    assert given(p.parse_args(["--widths", "5", "--widths", "6,7"]), Outer) == {"widths": (5, 6, 7)}
+    assert given(p.parse_args(["--widths", "5"]), Outer) == {"widths": (5,)}
+
+
+def test_wrong_types_in_yaml_are_config_errors_not_tracebacks() -> None:
+    from autosparse.task import ModelSpec
+
+    with pytest.raises(ConfigError, match=r"flag must be true or false, got 'maybe'"):
+        from_dict(Outer, {"flag": "maybe"})
+    with pytest.raises(ConfigError, match=r"model_kwargs must be a mapping"):
+        from_dict(ModelSpec, {"model_kwargs": "widths=64"})
+    with pytest.raises(ConfigError, match=r"model_kwargs must be a mapping"):
+        from_dict(ModelSpec, {"model_kwargs": [64, 32]})
+
+
+def test_key_value_lists_may_be_written_as_a_mapping() -> None:
+    @dataclass
+    class Job:
+        hp: tuple[str, ...] = ()
+
+    assert from_dict(Job, {"hp": {"rounds": 3, "scope": "uniform"}}).hp == ("rounds=3", "scope=uniform")
+    assert from_dict(Job, {"hp": ["rounds=3"]}).hp == ("rounds=3",)

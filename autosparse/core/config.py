@@ -73,12 +73,23 @@ def _converter(tp: Any) -> tuple[Any, dict[str, Any]]:
             return parse_items, {"metavar": "A,B,…|JSON"}
         return (lambda s: tuple(inner(v) for v in split_list(s))), {"metavar": "A,B,…"}
     if origin in (dict, Mapping) or tp is dict:
-        return json.loads, {"metavar": "JSON"}
+        return _json_mapping, {"metavar": "JSON"}
     if tp in (int, float, str):
         return tp, {"metavar": {int: "INT", float: "FLOAT", str: "TEXT"}[tp]}
     if tp is Path:
         return Path, {"metavar": "PATH"}
     return str, {"metavar": "TEXT"}
+
+
+def _json_mapping(text: str) -> dict[str, Any]:
+    """A ``JSON`` flag: one object, so a list or a bare word is an argparse error, not a traceback later."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc}); write an object, e.g. '{{\"width\": 0.5}}'") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"width\": 0.5}}', got {text!r}")
+    return value
 
 
 def split_list(text: str) -> list[str]:
@@ -169,6 +180,8 @@ def add_dataclass_arguments(
             )
         )
         text = f"{docs[f.name]} (default: {show_default(default)})" if f.name in docs else ""
+        if _is_list(tp):
+            extra["action"] = _ExtendAction
         parser.add_argument(
             _flag(prefix + f.name),
             dest=prefix + f.name,
@@ -177,6 +190,19 @@ def add_dataclass_arguments(
             help=text.replace("%", "%%"),  # argparse formats help with %
             **extra,
         )
+
+
+def _is_list(tp: Any) -> bool:
+    tp = _base_type(tp)
+    return get_origin(tp) in (tuple, list, Sequence) or tp in (tuple, list)
+
+
+class _ExtendAction(argparse.Action):
+    """A list flag given twice adds up (``--hp a=1 --hp b=2``) instead of the second silently winning."""
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: Any = None) -> None:
+        before = getattr(namespace, self.dest, None)
+        setattr(namespace, self.dest, tuple(before) + tuple(values) if before is not None else values)
 
 
 def show_default(value: Any) -> str:
@@ -317,12 +343,23 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             value = split_list(value)
         elif isinstance(value, Mapping) and dataclasses.is_dataclass(inner):
             value = [value]  # one entry written without the list
+        elif isinstance(value, Mapping) and inner is str:
+            value = [f"{k}={v}" for k, v in value.items()]  # KEY=VALUE pairs written as a mapping (`hp: {rounds: 10}`)
         if dataclasses.is_dataclass(inner):
             value = [list_item(inner, v) for v in value]  # type: ignore[arg-type]
         items = [_coerce(v, inner, where) if inner is not None else v for v in value]
         return tuple(items) if (origin is tuple or tp is tuple) else items
     if tp is bool:
-        return value if isinstance(value, bool) else _parse_bool(value)
+        if isinstance(value, bool):
+            return value
+        try:
+            return _parse_bool(value)
+        except argparse.ArgumentTypeError:
+            raise ConfigError(f"{where} must be true or false, got {value!r}") from None
+    if (origin in (dict, Mapping) or tp is dict) and not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{where} must be a mapping (YAML `{{width: 0.5}}`, JSON '{{\"width\": 0.5}}'), got {value!r}"
+        )
     if tp in (int, float):
         try:
             return tp(value)
