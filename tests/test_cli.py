@@ -288,3 +288,33 @@ def test_every_shipped_config_reads_the_same_through_the_command_line() -> None:
     for path in scorer:
         args = parse("train-scorer", "--config", str(path), "--store", "s.zarr", "--out", "o")
         assert resolve(args, ScorerConfig) == [load_config(ScorerConfig, path)], path.name
+
+
+def test_repeated_hp_flags_add_up_and_the_report_records_every_hyperparameter(tmp_path) -> None:
+    out = tmp_path / "m"
+    hp = ["--hp", "scope=uniform", "--hp", "rounds=2"]
+    proc = run("prune", "-v", *SMALL, "--method", "synflow", "--density", "0.1", *hp, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    meta = json.loads((out / "report.json").read_text())["meta"]
+    assert meta["hparams"]["scope"] == "uniform" and meta["hparams"]["rounds"] == 2  # both flags, not the last
+    assert meta["hparams"]["float64"] is True  # the defaults it ran with too
+    assert_user_error(run("prune", *SMALL, "--density", "0.1", "--out", str(out / "report.json")), "is a file")
+
+
+def test_train_uses_the_seed_the_masks_were_made_on(tmp_path) -> None:
+    # training snip masks made at --init-seed 3 on seed 0's weights used to pass silently
+    masks, t = tmp_path / "m", tmp_path / "t"
+    proc = run("prune", *SMALL, "--method", "autos", "--density", "0.1", "--init-seed", "3", "--out", str(masks))
+    assert proc.returncode == 0, proc.stderr
+    proc = run("train", *SMALL, "--epochs", "0.1", "--masks", str(masks), "--out", str(t))
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((t / "metrics.json").read_text())
+    assert metrics["init_seed"] == 3 and metrics["model"] == "mlp" and metrics["n_test"] > 0
+    # autos rescaled seed 3's weights: another seed is refused with the flag that fixes it
+    proc = run("train", *SMALL, "--epochs", "0.1", "--masks", str(masks), "--init-seed", "1")
+    assert_user_error(proc, "--init-seed 3")
+
+
+def test_malformed_values_are_one_line_errors() -> None:
+    assert_user_error(run("prune", "--model", "mlp", "--model-kwargs", "[64, 32]", "--density", "0.5"), "JSON object")
+    assert_user_error(run("prune", *SMALL, "--method", "autos", "--hp", "rescale=maybe", "--density", "0.1"), "maybe")

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from autosparse import __version__
-from autosparse.cli.arguments import CommandParser
+from autosparse.cli.arguments import VERBOSE_HELP, CommandParser
 from autosparse.core.errors import AutosparseError
 
 ENTRY_POINTS = "autosparse.commands"
@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--verbose",
         action="count",
         default=0,
-        help="-v: debug lines of autosparse (progress lines are on by default); -vv: also of the libraries it uses",
+        help=VERBOSE_HELP,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     sub.required = True

@@ -19,6 +19,8 @@ from autosparse.core.config import add_arguments, resolve
 if TYPE_CHECKING:
     from autosparse.task import Task
 
+VERBOSE_HELP = "-v: debug lines of autosparse (progress lines are on by default); -vv: also of the libraries it uses"
+
 #: fields of the task that are not flags of a single run: ``name`` only labels runs of a grid
 TASK_EXCLUDE = ("name",)
 
@@ -34,6 +36,9 @@ class CommandParser(argparse.ArgumentParser):
     def __init__(self, *args: Any, arguments: Callable[[argparse.ArgumentParser], None] | None = None, **kw: Any):
         super().__init__(*args, **kw)
         self.pending_arguments = arguments
+        # -v also after the subcommand (`autosparse prune -v …`), where users type it; SUPPRESS keeps a
+        # `-v` given before the subcommand from being reset by this parser's default
+        self.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=VERBOSE_HELP)
 
     def add_pending_arguments(self) -> None:
         """Add the deferred options now (parsing and help do this themselves)."""

@@ -67,7 +67,9 @@ def _methods(args: argparse.Namespace) -> int:
         cls = get_pruner(name)
         rows.append([name, "yes" if cls.data_dependent else "no", cls.description])
     print(text_table(["method", "data", "what it does"], rows))
-    print("\nhyperparameters (defaults; set with `autosparse prune --hp KEY=VALUE` or `hparams:` in a bench config):")
+    print(
+        "\nhyperparameters (defaults; set with `autosparse prune --hp KEY=VALUE`, `hp: {KEY: VALUE}` in a prune config or `hparams:` in a bench config):"
+    )
     for name in available():
         cls = get_pruner(name)
         hps = [f"{f.name}={_default(f)!r}" for f in dataclasses.fields(cls.Config)]
@@ -92,7 +94,9 @@ def _one_method(name: str) -> int:
         print("\nin a bench config an imp row trains with the bench's data and recipe, and takes only these hparams:")
         print(_hparam_table(ImpSettings))
         return 0
-    print(f"\nset them with `autosparse prune --method {name} --hp KEY=VALUE` or `hparams:` in a bench config")
+    print(
+        f"\nset them with `autosparse prune --method {name} --hp KEY=VALUE`, `hp: {{KEY: VALUE}}` in a prune config or `hparams:` in a bench config"
+    )
     return 0
 
 

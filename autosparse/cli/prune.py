@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 from autosparse.cli.arguments import add_task_arguments, resolve_task
 from autosparse.core.config import add_config_argument
@@ -20,7 +21,7 @@ class PruneJob:
     seed: int = 0  # seed of the pruner (random methods, batch choice)
     init_seed: int = 0  # seed of the model's initial weights
     samples_per_class: int = 10  # size of the pruning batch for data-dependent methods
-    hp: tuple[str, ...] = ()  # method hyperparameters as KEY=VALUE (see `autosparse methods`)
+    hp: tuple[str, ...] = ()  # method hyperparameters KEY=VALUE, repeatable (see `autosparse methods`)
 
 
 def parse_hparams(method: str, items: tuple[str, ...]) -> dict[str, object]:
@@ -31,7 +32,9 @@ def parse_hparams(method: str, items: tuple[str, ...]) -> dict[str, object]:
     raw: dict[str, str] = {}
     for item in items:
         if "=" not in item:
-            raise ConfigError(f"hyperparameter {item!r} must look like KEY=VALUE, e.g. --hp rounds=10")
+            raise ConfigError(
+                f"hyperparameter {item!r} must look like KEY=VALUE, e.g. --hp rounds=10 (in a YAML config: hp: {{rounds: 10}})"
+            )
         k, v = item.split("=", 1)
         raw[k.strip()] = v.strip()
     cfg = from_dict(get_pruner(method).Config, raw, where=method)
@@ -68,6 +71,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     task, (job,) = resolve_task(args, PruneJob)
+    if job.out and Path(job.out).exists() and not Path(job.out).is_dir():
+        raise ConfigError(f"--out {job.out} is a file; give a directory for masks.safetensors and report.json")
     from autosparse.data import pruning_batch
     from autosparse.pruners import prune_timed
     from autosparse.topology.diagnostics import mask_diagnostics
@@ -86,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
             "dataset": task.data.dataset,
             "init_seed": job.init_seed,
             "model_kwargs": task.model.model_kwargs,
+            "hparams": result.config,  # every hyperparameter the method ran with, given or default
         }
     )
     diag = masks.meta.get("diagnostics") or mask_diagnostics(model, masks, tuple(dataset.input_shape), warn=False)

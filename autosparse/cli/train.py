@@ -7,9 +7,14 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autosparse.cli.arguments import add_task_arguments, resolve_task
 from autosparse.core.config import add_config_argument
+from autosparse.core.errors import ConfigError
+
+if TYPE_CHECKING:
+    from autosparse.core.masks import Masks
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +23,7 @@ log = logging.getLogger(__name__)
 class TrainJob:
     masks: str | None = None  # train under these masks: a directory or .safetensors written by `autosparse prune`
     out: str | None = None  # directory for metrics.json and the trained weights (none: print the accuracy only)
-    init_seed: int = 0  # seed of the model's initial weights (the one the masks were made on)
+    init_seed: int | None = None  # seed of the initial weights (unset: the one the masks were made on, else 0)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,15 +44,45 @@ def add_options(p: argparse.ArgumentParser) -> None:
     add_task_arguments(p, TrainJob, TrainConfig)
 
 
+def _init_seed(job: TrainJob, masks: Masks | None) -> int:
+    """The seed to build the model with: the masks were made on one initialisation, so default to it.
+
+    Why not always the flag's default: a mask is a choice among *these* initial weights (and
+    `autos` rescales some of them), so training it on another draw is a different experiment —
+    allowed when asked for (a re-initialisation control), warned about, never silent.
+    """
+    made_on = masks.meta.get("init_seed") if masks is not None else None
+    if job.init_seed is None:
+        return int(made_on) if made_on is not None else 0
+    if made_on is not None and int(made_on) != job.init_seed:
+        if masks is not None and masks.init is not None and masks.init.factors:
+            raise ConfigError(
+                f"these masks were made on --init-seed {made_on} and carry {masks.meta.get('method', 'the method')}'s "
+                f"rescaling of those weights; drop --init-seed (or pass --init-seed {made_on}) to train them as made"
+            )
+        log.warning(
+            "the masks were made on --init-seed %s; training them on --init-seed %s re-initialises the weights "
+            "(a control experiment); drop --init-seed to use the masks' own",
+            made_on,
+            job.init_seed,
+        )
+    return job.init_seed
+
+
 def run(args: argparse.Namespace) -> int:
     from autosparse.core.masks import Masks
     from autosparse.training.trainer import TrainConfig, train
 
     task, (job, cfg) = resolve_task(args, TrainJob, TrainConfig)
 
+    if job.out and Path(job.out).exists() and not Path(job.out).is_dir():
+        raise ConfigError(f"--out {job.out} is a file; give a directory for metrics.json and model.safetensors")
+    masks = Masks.load(job.masks) if job.masks else None
+    init_seed = _init_seed(job, masks)
     dataset = task.load_data()
-    model = task.build_model(dataset, seed=job.init_seed)
-    masks = Masks.load(job.masks).validate(model) if job.masks else None
+    model = task.build_model(dataset, seed=init_seed)
+    if masks is not None:
+        masks.validate(model)
     result = train(model, dataset, cfg, masks=masks, desc=f"train {task.model.model}")
     density = f", density {masks.density:.4f}" if masks else ""
     print(
@@ -63,6 +98,13 @@ def run(args: argparse.Namespace) -> int:
             {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(out / "model.safetensors")
         )
         metrics = {
+            "model": task.model.model,
+            "model_kwargs": task.model.model_kwargs,
+            "dataset": task.data.dataset,
+            "n_train": len(dataset.y_train),
+            "n_test": len(dataset.y_test),
+            "init_seed": init_seed,
+            "masks": job.masks,
             "test_accuracy": result.test_accuracy,
             "seconds": result.seconds,
             "history": result.history,
