@@ -361,3 +361,24 @@ def test_train_loader_covers_every_example_reproducibly() -> None:
     xs = torch.cat([x for x, _ in ds.test_loader(8)])
     assert torch.equal(xs, ds.x_test)
     assert "fake:digits" in repr(ds) and "tensor" not in repr(ds)
+
+
+def test_pruning_data_in_the_wrong_form_names_the_right_one() -> None:
+    from autosparse.data.pruning_data import PruningData
+
+    x, y = torch.randn(6, 3), torch.arange(6) % 3
+    assert PruningData.coerce([x, y]).batches[0][0] is x  # a pair as a list is one batch, not two
+    assert PruningData.coerce((x, y)).num_classes == 3
+    assert len(PruningData.coerce([(x, y), (x, y)]).batches) == 2
+    with pytest.raises(ConfigError, match=r"pass data=\(inputs, targets\)"):
+        PruningData.coerce(x)
+    with pytest.raises(ConfigError, match=r"item 0 is a tensor of shape \(6, 3\)"):
+        PruningData.coerce([x])
+
+
+def test_a_short_pruning_batch_is_one_warning_naming_the_fix(caplog: pytest.LogCaptureFixture) -> None:
+    ds = load_dataset("fake:mnist1d", n_train=30, n_test=10)  # 3 per class: all ten classes short
+    with caplog.at_level("WARNING", logger="autosparse.data.pruning_data"):
+        pruning_batch(ds, samples_per_class=10)
+    assert len(caplog.records) == 1
+    assert "--n-train" in caplog.records[0].getMessage()

@@ -45,17 +45,39 @@ class PruningData:
         """Accept a PruningData, one (x, y) batch, a list of batches or a DataLoader."""
         if data is None or isinstance(data, PruningData):
             return data
-        if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
-            batches = [data]
-        elif isinstance(data, Iterable):
-            batches = [(b[0], b[1]) for b in data]
+        if _is_batch(data):
+            batches = [(data[0], data[1])]  # one (inputs, targets) pair, as a tuple or a list
+        elif isinstance(data, Iterable) and not isinstance(data, torch.Tensor):
+            batches = [_batch(b, i) for i, b in enumerate(data)]
         else:
-            raise ConfigError(f"cannot use {type(data).__name__} as pruning data; pass (inputs, targets) tensors")
+            raise ConfigError(f"cannot use {type(data).__name__} as pruning data; {_FORM}")
         if not batches:
-            raise ConfigError("pruning data is empty; pass at least one (inputs, targets) batch")
+            raise ConfigError(f"pruning data is empty; {_FORM}")
         if num_classes is None:
             num_classes = int(max(int(y.max()) for _, y in batches)) + 1
         return cls(batches, num_classes)
+
+
+_FORM = "pass data=(inputs, targets): a batch of inputs and a 1-D tensor of class indices, or a list of such pairs"
+
+
+def _is_batch(data: Any) -> bool:
+    """An (inputs, targets) pair: two tensors, targets one class index per input."""
+    return (
+        isinstance(data, (tuple, list))
+        and len(data) == 2
+        and all(isinstance(t, torch.Tensor) for t in data)
+        and data[1].dim() == 1
+        and data[0].dim() >= 1
+        and data[0].shape[0] == data[1].shape[0]
+    )
+
+
+def _batch(item: Any, i: int) -> Batch:
+    if not _is_batch(item):
+        what = f"a tensor of shape {tuple(item.shape)}" if isinstance(item, torch.Tensor) else type(item).__name__
+        raise ConfigError(f"pruning data item {i} is {what}, not an (inputs, targets) pair; {_FORM}")
+    return item[0], item[1]
 
 
 def pruning_batch(
@@ -73,18 +95,21 @@ def pruning_batch(
         raise ConfigError(f"batch_size must be positive, got {batch_size}")
     labels = dataset.y_train.cpu().numpy()
     rng = seeded_rng(seed, 2)
-    picked = []
+    picked, short = [], []
     for c in range(dataset.num_classes):
         pool = np.flatnonzero(labels == c)
         if len(pool) < samples_per_class:
-            log.warning(
-                "%s has only %d training examples of class %d (asked for %d per class); using all of them",
-                dataset.name,
-                len(pool),
-                c,
-                samples_per_class,
-            )
+            short.append(f"{c} ({len(pool)})")
         picked.append(rng.choice(pool, size=min(samples_per_class, len(pool)), replace=False))
+    if short:
+        log.warning(
+            "%s's %d training examples hold fewer than %d of class %s; the pruning batch uses all there are "
+            "(a larger --n-train or a smaller --samples-per-class avoids it)",
+            dataset.name,
+            len(labels),
+            samples_per_class,
+            ", ".join(short),
+        )
     idx = np.concatenate(picked)
     if idx.size == 0:
         raise ConfigError(f"{dataset.name} has no training examples to build a pruning batch from")

@@ -124,7 +124,18 @@ def load_dataset(
     t0 = time.perf_counter()
     x_tr, y_tr, x_te, y_te = spec.loader(Path(root).expanduser() if root is not None else None, download)
     ds = to_dataset(spec.info, x_tr, y_tr, x_te, y_te)
-    log.info("loaded %s (%d train / %d test) in %.2fs", base, ds.n_train, ds.n_test, time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
     if n_train is not None or n_test is not None:
+        full = f"{ds.n_train} / {ds.n_test}"
         ds = ds.subset(n_train, n_test, seed)
+        log.info(
+            "loaded %s in %.2fs: %d train / %d test (a stratified subset of %s)",
+            base,
+            seconds,
+            ds.n_train,
+            ds.n_test,
+            full,
+        )
+    else:
+        log.info("loaded %s (%d train / %d test) in %.2fs", base, ds.n_train, ds.n_test, seconds)
     return ds
