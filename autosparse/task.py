@@ -37,7 +37,7 @@ class DataShape(Protocol):
 class ModelSpec:
     """Which model, with which options."""
 
-    model: str = "lenet_300_100"  # a model of the zoo or tv:<name> (list them with `autosparse models`)
+    model: str = "lenet_300_100"  # a zoo model, tv:<name> or timm:<name> (see `autosparse models`)
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # the model's options, e.g. {"widths": [500, 150]}
     name: str = ""  # short label for run ids; defaults to the model name plus its options
 

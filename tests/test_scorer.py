@@ -124,6 +124,13 @@ def test_unknown_scorer_name() -> None:
         load_scorer("no_such_scorer")
 
 
+def test_scorer_path_that_does_not_exist_says_so(tmp_path) -> None:
+    with pytest.raises(CheckpointError, match="does not exist; pass a shipped scorer's name"):
+        load_scorer(tmp_path / "nope")
+    with pytest.raises(CheckpointError, match="holds no card.json"):
+        load_scorer(tmp_path)  # exists, but is not a scorer
+
+
 def test_holdout_that_matches_nothing(store, tmp_path) -> None:
     with pytest.raises(StoreError, match="matches no complete run"):
         train_scorer(store, holdout="model=resnet20", out=tmp_path / "x", config=ScorerConfig(steps=1))

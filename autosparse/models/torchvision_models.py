@@ -198,7 +198,8 @@ def check_forward(model: nn.Module, full: str, input_shape: tuple[int, ...]) -> 
     except (RuntimeError, ValueError, AssertionError, IndexError) as exc:
         raise ConfigError(
             f"{full} cannot take input shape {input_shape} ({first_line(exc)}); it was designed for larger images "
-            "(e.g. 224x224): pick another model or resize the data"
+            "(e.g. 224x224): shrink its stem with --model-kwargs where the model has such an option "
+            """(timm ConvNeXt: '{"patch_size": 1}'), or pick another model"""
         ) from None
     finally:
         model.train(was_training)

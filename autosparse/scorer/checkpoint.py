@@ -83,7 +83,12 @@ def resolve_scorer(name_or_path: str | Path) -> Path:
     shipped = SHIPPED_DIR / str(name_or_path)
     if (shipped / CARD_FILE).exists():
         return shipped
-    if path.exists() or "/" in str(name_or_path):
+    if "/" in str(name_or_path) and not path.exists():
+        raise CheckpointError(
+            f"no scorer at {path}: the directory does not exist; pass a shipped scorer's name "
+            f"({', '.join(shipped_scorers())}) or train one there with `autosparse train-scorer --out {path}`"
+        )
+    if path.exists():
         raise CheckpointError(
             f"{path} holds no {CARD_FILE}; train a scorer there with `autosparse train-scorer --out {path}`"
         )
