@@ -19,7 +19,7 @@ from autosparse.bench.report import RESULTS_CSV, RESULTS_JSON, collect, format_s
 from autosparse.bench.speed import SpeedConfig
 from autosparse.bench.train_speed import TrainSpeedConfig
 from autosparse.cli import main
-from autosparse.core.errors import ConfigError, UnknownNameError
+from autosparse.core.errors import CheckpointError, ConfigError, UnknownNameError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -390,3 +390,29 @@ def test_a_missing_scorer_does_not_stop_planning(tmp_path: Path) -> None:
     cfg = tiny_config(methods=["magnitude", {"method": "autos", "hparams": {"scorer": str(tmp_path / "later")}}])
     jobs = plan_jobs(cfg.validate(), tmp_path / "out")
     assert all(j.missing() for j in jobs) and jobs[-1].spec.method_identity() is None
+
+
+def test_a_broken_scorer_fails_before_any_cell_trains(tmp_path: Path, train_calls: list[str]) -> None:
+    scorer = tmp_path / "scorer"
+    shutil.copytree(ROOT / "trained_scorers" / "autos_mlp", scorer)
+    (scorer / "model.safetensors").unlink()
+    cfg = tiny_config(methods=["magnitude", {"method": "autos", "hparams": {"scorer": str(scorer)}}], seeds=[0])
+    with pytest.raises(CheckpointError, match="model.safetensors is missing"):
+        run_bench(cfg, tmp_path / "out")
+    assert train_calls == [] and not list((tmp_path / "out").glob("cells/*.json"))
+
+
+def test_a_current_cell_written_meanwhile_is_not_set_aside_as_stale(tiny_run, tmp_path: Path) -> None:
+    # two bench processes on one folder: the later writer found the earlier one's (current) cell
+    from autosparse.bench.cells import _set_aside_stale
+
+    _, out, _ = tiny_run
+    out = _copy(out, tmp_path)
+    cell = next((out / "cells").glob("*__random__*.json"))
+    _set_aside_stale(cell, None)
+    assert cell.exists() and not (out / "cells_stale").exists()
+    record = json.loads(cell.read_text())
+    record["method_identity"] = {"scorer_sha256": "old"}
+    cell.write_text(json.dumps(record))
+    _set_aside_stale(cell, {"scorer_sha256": "new"})  # a real stale cell still moves
+    assert not cell.exists() and len(list((out / "cells_stale").glob("*.json"))) == 1

@@ -366,3 +366,22 @@ def test_a_workdir_is_used_by_one_process_at_a_time(fmnist: Dataset, reference: 
     assert not (tmp_path / "checkpoint").exists()
     res = run_irp(make_model(), fmnist, IRPConfig(rounds=R, prune_fraction=0.5), TRAIN, seed=0, workdir=tmp_path)
     assert_same(reference, res)
+
+
+def test_a_waiting_caller_runs_once_the_holder_lets_go(fmnist: Dataset, reference: IRPResult, tmp_path: Path) -> None:
+    # what a second bench process on the same folder does with an IMP job the first one holds
+    import fcntl
+    import os
+    import threading
+    import time
+
+    fd = os.open(tmp_path / "lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    release = threading.Timer(1.0, os.close, args=(fd,))
+    release.start()
+    start = time.monotonic()
+    irp = IRPConfig(rounds=R, prune_fraction=0.5)
+    res = run_irp(make_model(), fmnist, irp, TRAIN, seed=0, workdir=tmp_path, wait=True)
+    assert time.monotonic() - start >= 0.9  # it waited for the holder
+    release.join()
+    assert_same(reference, res)

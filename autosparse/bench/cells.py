@@ -178,9 +178,13 @@ def read_current_cell(path: str | Path, identity: dict[str, Any] | None) -> dict
     return record
 
 
-def _set_aside_stale(path: Path) -> None:
-    """Keep a stale cell (see :func:`read_current_cell`) under cells_stale/ instead of overwriting it."""
-    if not path.exists():
+def _set_aside_stale(path: Path, identity: dict[str, Any] | None) -> None:
+    """Keep a stale cell (see :func:`read_current_cell`) under cells_stale/ instead of overwriting it.
+
+    Only a stale one: a current cell there was written by another bench process on the same
+    folder while this one computed it (the same result), and is simply replaced.
+    """
+    if not path.exists() or read_current_cell(path, identity) is not None:
         return
     record = read_cell(path) or {}
     tag = hashlib.sha256(json.dumps(record.get("method_identity"), sort_keys=True).encode()).hexdigest()[:10]
@@ -340,7 +344,7 @@ def _run_one_shot(job: BenchJob) -> str:
         }
     )
     path = cell_path(job.out_dir, spec.cell_id())
-    _set_aside_stale(path)
+    _set_aside_stale(path, identity)
     write_json_atomic(path, _finish(record, spec, str(resolve_device(cfg.device))))
     log.info("%s: accuracy %.4f", spec.cell_id(), result.test_accuracy)
     return path.name
@@ -366,7 +370,8 @@ def _run_imp(job: BenchJob, densities: list[float]) -> list[str]:
         batch = pruning_batch(dataset, samples_per_class=spec.data.samples_per_class, seed=spec.seed).batches[0]
     cfg = spec.train_config(job.threads)
     workdir = Path(job.out_dir) / WORK_DIR / job.key
-    res = run_irp(model, dataset, irp_cfg, cfg, seed=spec.seed, workdir=workdir, criterion_batch=batch)
+    # another bench process on this folder may hold the run: wait for it, then resume its finished rounds
+    res = run_irp(model, dataset, irp_cfg, cfg, seed=spec.seed, workdir=workdir, criterion_batch=batch, wait=True)
     round_seconds = [float(h["seconds"]) for h in res.history]  # type: ignore[arg-type]
     rounds = {1.0: 0} | {d: i + 1 for i, d in enumerate(spec.schedule)}
     written = []

@@ -19,6 +19,7 @@ from autosparse.bench.report import BenchReport, write_report
 from autosparse.core.config import dump_yaml
 from autosparse.core.errors import UnknownNameError
 from autosparse.core.executors import EXECUTORS, JobOutcome, run_jobs
+from autosparse.pruners.registry import make_pruner
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ def run_bench(
             raise UnknownNameError("method label", unknown[0], titles, hint="labels are the rows of the bench config")
         jobs = [j for j in jobs if j.spec.method.title() in methods]
     todo: list[BenchJob] = [j for j in jobs if not j.is_complete()]
+    for spec in {j.spec.method.title(): j.spec.method for j in todo if not j.spec.method.is_imp}.values():
+        make_pruner(spec.method, spec.hparams).config.preflight()  # a broken scorer fails before any cell trains
     cells_total = sum(len(j.densities) for j in jobs)
     cells_before = cells_total - sum(len(j.missing()) for j in todo)
     log.info("%d cells in the grid, %d already done; running %d jobs", cells_total, cells_before, len(todo))

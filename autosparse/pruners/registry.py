@@ -50,6 +50,11 @@ class PrunerConfig:
         it changes, so a retrained scorer never reuses cells made with its old weights."""
         return {}
 
+    def preflight(self) -> None:
+        """Fail now, with the error naming the fix, on anything a run of this method would fail on
+        that the hyperparameters do not show (e.g. a scorer directory without its weights): a bench
+        calls it before its first cell trains, so the grid does not find out hours in."""
+
 
 class Pruner(ABC):
     """A method that chooses a mask. Subclasses set ``name`` (by :func:`register`), ``Config`` and

@@ -161,6 +161,7 @@ def run_irp(
     workdir: str | Path | None = None,
     criterion_batch: tuple[torch.Tensor, torch.Tensor] | None = None,
     on_round: Callable[[int, float, float], None] | None = None,
+    wait: bool = False,
 ) -> IRPResult:
     """Run IRP on ``model`` (whose current weights are θ0) and return labels and the IMP curve.
 
@@ -168,20 +169,21 @@ def run_irp(
     arguments resumes after the last one, and a rerun with different ones (another θ0, config or
     seed) is a CheckpointError rather than a silent mix of two runs. ``on_round(r, density,
     accuracy)`` is called after round r is checkpointed, so raising from it stops the run
-    cleanly. A workdir is used by one process at a time (a CheckpointError otherwise). The
-    caller's model is not modified.
+    cleanly. A workdir is used by one process at a time: a second one fails with a
+    CheckpointError, or with ``wait`` waits for the first and then resumes after its last round
+    (no training where it finished). The caller's model is not modified.
     """
     kwargs = {"seed": seed, "criterion_batch": criterion_batch, "on_round": on_round}
     if workdir is None:
         return _run_irp(model, dataset, irp, train_cfg, workdir=None, **kwargs)
-    with _workdir_lock(Path(workdir)):
+    with _workdir_lock(Path(workdir), wait=wait):
         return _run_irp(model, dataset, irp, train_cfg, workdir=Path(workdir), **kwargs)
 
 
 @contextlib.contextmanager
-def _workdir_lock(wd: Path) -> Iterator[None]:
+def _workdir_lock(wd: Path, wait: bool = False) -> Iterator[None]:
     """Two processes resuming one run would interleave their checkpoint writes into a mixed,
-    silently wrong state; the second one fails instead. (`autosparse gen` claims the whole run in
+    silently wrong state; the second one fails instead, or waits (``wait``). (`autosparse gen` claims the whole run in
     the store first, so its processes never get here together; this guards direct callers.)
     The lock is an flock, so a killed holder releases it."""
     for attempt in range(3):
@@ -196,11 +198,17 @@ def _workdir_lock(wd: Path) -> Iterator[None]:
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                busy = False
             except BlockingIOError:
+                busy = True
+            if busy and not wait:
                 raise CheckpointError(
                     f"the IRP run in {wd} is being run by another process; wait for it to finish (its result is "
                     "then skipped here) or stop it first"
-                ) from None
+                )
+            if busy:
+                log.info("the IRP run in %s is being run by another process; waiting for it", wd)
+                fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)

@@ -8,7 +8,12 @@ from typing import Any
 
 from autosparse.core.errors import ConfigError
 from autosparse.pruners.registry import PrunerConfig
-from autosparse.scorer.checkpoint import scorer_evidence_sha256, scorer_student_sha256, scorer_weights_sha256
+from autosparse.scorer.checkpoint import (
+    load_checkpoint,
+    scorer_evidence_sha256,
+    scorer_student_sha256,
+    scorer_weights_sha256,
+)
 
 DEFAULT_SCORER = "autos_mlp"
 GUARDS = ("erk", "synflow", "off")
@@ -79,6 +84,10 @@ class AutosConfig(PrunerConfig):
         """Whether the checks that can replace the learned mask (density, collapse) may act: only on
         the learned allocation (a chosen classic one is the user's ablation) and with the guard on."""
         return self.allocation == "learned" and self.guard != "off"
+
+    def preflight(self) -> None:
+        """The scorer resolves, and its card, weights (against their hash) and feature schema check out."""
+        load_checkpoint(self.scorer)
 
     def identity(self) -> dict[str, Any]:
         """The scorer's weights, and what the density and student guards read from its card when they
