@@ -367,14 +367,17 @@ def test_corrupt_or_missing_store(tmp_path: Path, store: FeatureStore) -> None:
 
 def test_schema_mismatch(store: FeatureStore) -> None:
     store.write_run("a", **make_run())
-    with pytest.raises(SchemaMismatchError, match=r"schema v1.*expects schema v2.*regenerate"):
+    # an older store: its features are recomputed, its labels kept — never "rerun IRP"
+    with pytest.raises(SchemaMismatchError, match=r"schema v1, and schema v2 was asked for.*autosparse store refeaturize"):
         FeatureStore(store.path, schema_version=2, feature_names=NAMES)
     with pytest.raises(SchemaMismatchError, match=r"missing \['new'\], unexpected \['snip'\]"):
         FeatureStore(store.path, schema_version=1, feature_names=[n if n != "snip" else "new" for n in NAMES])
     with pytest.raises(SchemaMismatchError, match="another order"):
         FeatureStore(store.path, schema_version=1, feature_names=NAMES[::-1])
-    with pytest.raises(SchemaMismatchError, match="scorer of schema v1"):
+    with pytest.raises(SchemaMismatchError, match="store refeaturize"):
         StoreReader(store.path, schema_version=2)
+    with pytest.raises(SchemaMismatchError, match="use the autosparse that wrote it"):
+        StoreReader(store.path, schema_version=0)
     assert StoreReader(store.path, schema_version=1, feature_names=NAMES).run_ids == ["a"]
 
 

@@ -140,8 +140,8 @@ def read_root_attrs(path: Path) -> dict[str, Any]:
     """Root attributes of an existing store, or a StoreError saying why ``path`` is not one."""
     if not path.exists():
         raise StoreError(
-            f"no feature store at {path}: check the path, or generate one (data generation creates it "
-            "with FeatureStore(path, schema_version=..., feature_names=...))"
+            f"no feature store at {path}: check the path, or generate one with "
+            f"`autosparse gen --config configs/gen/fmnist_mlps.yaml --store {path}`"
         )
     if not path.is_dir():
         raise StoreError(f"{path} is a file, not a feature store directory; point at the store.zarr directory")
@@ -249,10 +249,15 @@ def check_schema(
     """Refuse to mix feature schemas (or label kinds): misaligned columns would train silently wrong."""
     have_v = attrs["schema_version"]
     if schema_version is not None and have_v != schema_version:
+        if have_v < schema_version:
+            fix = (
+                f"recompute its features under schema v{schema_version}, keeping its IRP labels (no IRP rerun): "
+                f"`autosparse store refeaturize {path} --out NEW.zarr`"
+            )
+        else:
+            fix = f"use the autosparse that wrote it (schema v{have_v}), or write to another store"
         raise SchemaMismatchError(
-            f"store {path} holds features of schema v{have_v} but this code expects schema v{schema_version}; "
-            f"regenerate the store with this version (write to a new path or delete {path}), or use an "
-            f"autosparse/scorer of schema v{have_v}"
+            f"store {path} holds features of schema v{have_v}, and schema v{schema_version} was asked for here; {fix}"
         )
     have_names = list(attrs["feature_names"])
     if feature_names is not None and have_names != list(feature_names):
