@@ -397,7 +397,7 @@ def test_a_broken_scorer_fails_before_any_cell_trains(tmp_path: Path, train_call
     shutil.copytree(ROOT / "trained_scorers" / "autos_mlp", scorer)
     (scorer / "model.safetensors").unlink()
     cfg = tiny_config(methods=["magnitude", {"method": "autos", "hparams": {"scorer": str(scorer)}}], seeds=[0])
-    with pytest.raises(CheckpointError, match="model.safetensors is missing"):
+    with pytest.raises(CheckpointError, match=r"model\.safetensors is missing"):
         run_bench(cfg, tmp_path / "out")
     assert train_calls == [] and not list((tmp_path / "out").glob("cells/*.json"))
 

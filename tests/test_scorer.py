@@ -127,7 +127,7 @@ def test_unknown_scorer_name() -> None:
 def test_scorer_path_that_does_not_exist_says_so(tmp_path) -> None:
     with pytest.raises(CheckpointError, match="does not exist; pass a shipped scorer's name"):
         load_scorer(tmp_path / "nope")
-    with pytest.raises(CheckpointError, match="holds no card.json"):
+    with pytest.raises(CheckpointError, match=r"holds no card\.json"):
         load_scorer(tmp_path)  # exists, but is not a scorer
 
 

@@ -368,7 +368,9 @@ def test_corrupt_or_missing_store(tmp_path: Path, store: FeatureStore) -> None:
 def test_schema_mismatch(store: FeatureStore) -> None:
     store.write_run("a", **make_run())
     # an older store: its features are recomputed, its labels kept — never "rerun IRP"
-    with pytest.raises(SchemaMismatchError, match=r"schema v1, and schema v2 was asked for.*autosparse store refeaturize"):
+    with pytest.raises(
+        SchemaMismatchError, match=r"schema v1, and schema v2 was asked for.*autosparse store refeaturize"
+    ):
         FeatureStore(store.path, schema_version=2, feature_names=NAMES)
     with pytest.raises(SchemaMismatchError, match=r"missing \['new'\], unexpected \['snip'\]"):
         FeatureStore(store.path, schema_version=1, feature_names=[n if n != "snip" else "new" for n in NAMES])
