@@ -299,6 +299,13 @@ def test_cli_report_only_prints_the_table(tiny_run, tmp_path: Path, capsys: pyte
     assert main(["bench", "accuracy", "--config", str(cfg_path), "--out", str(dst)]) == 0
     assert "12 were done, 0 jobs ran now" in capsys.readouterr().out
     assert main(["bench", "speed", "--config", str(cfg_path), "--out", str(dst)]) == 2
+    # without --config, the folder's own grid (it once rewrote the report for the default grid)
+    assert main(["bench", "--out", str(dst), "--report-only"]) == 0
+    assert "12 cells on disk, 0 missing" in capsys.readouterr().out
+    # a file where the folder must go is one line, before any work
+    (tmp_path / "afile").write_text("x")
+    assert main(["bench", "--config", str(cfg_path), "--out", str(tmp_path / "afile" / "sub")]) == 2
+    assert "is inside" in capsys.readouterr().err
 
 
 def test_methods_filter_runs_a_subset(tmp_path: Path) -> None:

@@ -318,3 +318,31 @@ def test_train_uses_the_seed_the_masks_were_made_on(tmp_path) -> None:
 def test_malformed_values_are_one_line_errors() -> None:
     assert_user_error(run("prune", "--model", "mlp", "--model-kwargs", "[64, 32]", "--density", "0.5"), "JSON object")
     assert_user_error(run("prune", *SMALL, "--method", "autos", "--hp", "rescale=maybe", "--density", "0.1"), "maybe")
+
+
+def test_an_interrupt_says_whether_a_rerun_resumes(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    # train-scorer used to promise "finished steps are kept and a rerun resumes"; it writes only at the end
+    import autosparse.cli as cli
+
+    real = cli.build_parser
+
+    def interrupted(args: argparse.Namespace) -> int:
+        raise KeyboardInterrupt
+
+    def parser() -> argparse.ArgumentParser:
+        p = real()
+        for name in ("train-scorer", "bench"):
+            p._subparsers._group_actions[0].choices[name].set_defaults(func=interrupted)  # type: ignore[union-attr]
+        return p
+
+    monkeypatch.setattr(cli, "build_parser", parser)
+    assert cli.main(["train-scorer", "--out", "x"]) == 130
+    assert "nothing was written" in capsys.readouterr().err
+    assert cli.main(["bench"]) == 130
+    assert "a rerun resumes" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_is_not_a_traceback(tmp_path) -> None:
+    code = "from autosparse.cli import main; import sys; sys.exit(main(['methods']))"
+    proc = subprocess.run(f'{sys.executable} -c "{code}" | head -1', shell=True, capture_output=True, text=True)
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr

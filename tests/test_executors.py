@@ -37,6 +37,17 @@ def test_run_jobs_returns_every_outcome(executor: str) -> None:
 
 
 @pytest.mark.parametrize("executor", ["local", "process"])
+def test_without_a_terminal_each_finished_job_is_a_progress_line(
+    executor: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a nohup'd `bench --executor process` printed nothing between its first and last line
+    with caplog.at_level("INFO", logger="autosparse.core.executors"):
+        run_jobs(helpers.square, list(range(3)), KEYS[:3], executor=executor, workers=2, desc="grid")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("grid:")]
+    assert [ln.split(" (")[0] for ln in lines] == ["grid: 1 of 3 done", "grid: 2 of 3 done", "grid: 3 of 3 done"]
+
+
+@pytest.mark.parametrize("executor", ["local", "process"])
 def test_a_failing_job_is_reported_and_the_others_finish(executor: str) -> None:
     out = by_key(run_jobs(helpers.fail_on_three, list(range(5)), KEYS, executor=executor, workers=2))
     assert not out["job3"].ok

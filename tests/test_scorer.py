@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from autosparse.core.errors import CheckpointError, SchemaMismatchError, StoreError, UnknownNameError
+from autosparse.core.errors import CheckpointError, ConfigError, SchemaMismatchError, StoreError, UnknownNameError
 from autosparse.data import load_dataset, pruning_batch
 from autosparse.models import build_model
 from autosparse.pruners import prune
@@ -129,6 +129,19 @@ def test_scorer_path_that_does_not_exist_says_so(tmp_path) -> None:
         load_scorer(tmp_path / "nope")
     with pytest.raises(CheckpointError, match=r"holds no card\.json"):
         load_scorer(tmp_path)  # exists, but is not a scorer
+
+
+def test_a_bad_out_or_feature_fails_before_training(store, tmp_path) -> None:
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        train_scorer(store, holdout=None, out=tmp_path / "afile", config=ScorerConfig(steps=1))
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="holds other files and no scorer"):
+        train_scorer(store, holdout=None, out=tmp_path / "other", config=ScorerConfig(steps=1))
+    cfg = ScorerConfig(steps=1, ranker_features=("abs_theta_rank", "no_such_feature"))
+    with pytest.raises(ConfigError, match=r"no_such_feature are not in store .*; its features: "):
+        train_scorer(store, holdout=None, out=tmp_path / "new", config=cfg)
 
 
 def test_holdout_that_matches_nothing(store, tmp_path) -> None:

@@ -184,7 +184,7 @@ class BenchConfig:
                 raise UnknownNameError(
                     "pruning method",
                     spec.method,
-                    [*known, IMP],
+                    sorted({*known, IMP}),
                     hint="list them with `autosparse methods` (imp is the bench's IRP reference)",
                 )
             check_hparams(spec)

@@ -19,6 +19,7 @@ from autosparse.bench.report import BenchReport, write_report
 from autosparse.core.config import dump_yaml
 from autosparse.core.errors import UnknownNameError
 from autosparse.core.executors import EXECUTORS, JobOutcome, run_jobs
+from autosparse.core.folders import make_output_dir
 from autosparse.pruners.registry import make_pruner
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,7 @@ def run_bench(
     if executor not in EXECUTORS:
         raise UnknownNameError("executor", executor, EXECUTORS)
     config.validate()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_dir(out_dir)
     (out / CONFIG_FILE).write_text(dump_yaml(config))
     jobs = plan_jobs(config, out, threads=_threads_per_job(config, executor, workers))
     if methods:

@@ -32,6 +32,7 @@ from autosparse.bench.plots import plot_speed
 from autosparse.bench.report import format_seconds, markdown_table, write_text
 from autosparse.core.config import config_hash, from_dict, load_yaml, to_dict
 from autosparse.core.errors import ConfigError, UnknownNameError, check_density
+from autosparse.core.folders import make_output_dir
 from autosparse.data import FAKE_PREFIX, dataset_info
 from autosparse.models import model_info
 from autosparse.pruners import available
@@ -187,7 +188,7 @@ def run_speed(config: SpeedConfig, out_dir: str | Path) -> SpeedResult:
     """
     config.validate()
     out = Path(out_dir)
-    (out / MEASUREMENTS).mkdir(parents=True, exist_ok=True)
+    make_output_dir(out / MEASUREMENTS)
     rows: list[dict[str, Any]] = []
     cases = plan_measurements(config)
     bar = tqdm(cases, desc="speed", unit="measurement", disable=None)

@@ -17,6 +17,7 @@ import argparse
 import importlib
 import importlib.metadata
 import logging
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -81,8 +82,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"autosparse {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; finished steps are kept and a rerun resumes", file=sys.stderr)
+        # only the long jobs (gen, bench, store copy/refeaturize, demo) keep finished steps; a command that
+        # writes its result at the end says so (resumes=False in its set_defaults)
+        if getattr(args, "resumes", True):
+            print("interrupted; finished steps are kept and a rerun resumes", file=sys.stderr)
+        else:
+            print(
+                f"interrupted; {args.command} writes its result when it ends, so nothing was written", file=sys.stderr
+            )
         return 130
+    except BrokenPipeError:  # `autosparse store info S | head`: the reader left, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail again
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ from autosparse.core.config import add_arguments, add_config_argument, from_dict
 from autosparse.core.errors import ConfigError
 
 KINDS = ("accuracy", "speed", "train_speed")
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,8 +56,13 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from autosparse.bench.config import config_kind
+    from autosparse.bench.runner import CONFIG_FILE
     from autosparse.bench.speed import SpeedConfig
 
+    if not args.config and args.out and (Path(args.out) / CONFIG_FILE).exists():
+        # `bench --out DIR [--report-only]`: the grid that folder holds, not the default one
+        args.config = str(Path(args.out) / CONFIG_FILE)
+        log.info("reading the bench config %s", args.config)
     if args.asked_kind == "train_speed" or (args.config and config_kind(args.config) == "train_speed"):
         return _train_speed(args)
     cfg, where = resolve_bench(args)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
 from autosparse.cli.arguments import add_task_arguments, resolve_task
 from autosparse.core.config import add_config_argument
@@ -61,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Example: autosparse prune --model lenet_300_100 --dataset fashion-mnist --method snip --sparsity 0.99 --out m/",
         arguments=add_options,
     )
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, resumes=False)
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
@@ -70,9 +69,11 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from autosparse.core.folders import check_output_path
+
     task, (job,) = resolve_task(args, PruneJob)
-    if job.out and Path(job.out).exists() and not Path(job.out).is_dir():
-        raise ConfigError(f"--out {job.out} is a file; give a directory for masks.safetensors and report.json")
+    if job.out:
+        check_output_path(job.out)  # before the pruning, not when saving its result
     from autosparse.data import pruning_batch
     from autosparse.pruners import prune_timed
     from autosparse.topology.diagnostics import mask_diagnostics

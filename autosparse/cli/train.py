@@ -6,7 +6,6 @@ import argparse
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autosparse.cli.arguments import add_task_arguments, resolve_task
@@ -34,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "print its test accuracy. Example: autosparse train --model lenet_300_100 --dataset fashion-mnist --epochs 5",
         arguments=add_options,
     )
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, resumes=False)
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
@@ -70,13 +69,14 @@ def _init_seed(job: TrainJob, masks: Masks | None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from autosparse.core.folders import check_output_path, make_output_dir
     from autosparse.core.masks import Masks
     from autosparse.training.trainer import TrainConfig, train
 
     task, (job, cfg) = resolve_task(args, TrainJob, TrainConfig)
 
-    if job.out and Path(job.out).exists() and not Path(job.out).is_dir():
-        raise ConfigError(f"--out {job.out} is a file; give a directory for metrics.json and model.safetensors")
+    if job.out:
+        check_output_path(job.out)  # before the training, not when saving its result
     masks = Masks.load(job.masks) if job.masks else None
     init_seed = _init_seed(job, masks)
     dataset = task.load_data()
@@ -90,8 +90,7 @@ def run(args: argparse.Namespace) -> int:
         f"after {cfg.epochs:g} epochs in {result.seconds:.1f}s{density}"
     )
     if job.out:
-        out = Path(job.out)
-        out.mkdir(parents=True, exist_ok=True)
+        out = make_output_dir(job.out)
         from safetensors.torch import save_file
 
         save_file(

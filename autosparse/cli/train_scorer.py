@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--holdout model_label=mlp-widths400x100 --out trained_scorers/my_scorer",
         arguments=add_options,
     )
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, resumes=False)
 
 
 def add_options(p: argparse.ArgumentParser) -> None:

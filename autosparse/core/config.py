@@ -23,7 +23,7 @@ import textwrap
 import tokenize
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
@@ -71,7 +71,7 @@ def _converter(tp: Any) -> tuple[Any, dict[str, Any]]:
         inner = _base_type(args[0]) if args else str
         if dataclasses.is_dataclass(inner):
             return parse_items, {"metavar": "A,B,…|JSON"}
-        return (lambda s: tuple(inner(v) for v in split_list(s))), {"metavar": "A,B,…"}
+        return _list_of(inner), {"metavar": "A,B,…"}
     if origin in (dict, Mapping) or tp is dict:
         return _json_mapping, {"metavar": "JSON"}
     if tp in (int, float, str):
@@ -79,6 +79,19 @@ def _converter(tp: Any) -> tuple[Any, dict[str, Any]]:
     if tp is Path:
         return Path, {"metavar": "PATH"}
     return str, {"metavar": "TEXT"}
+
+
+def _list_of(inner: Any) -> Callable[[str], tuple[Any, ...]]:
+    """A list flag's converter, whose error says what an item must be (argparse names the function)."""
+    kind = getattr(inner, "__name__", "value")
+
+    def convert(text: str) -> tuple[Any, ...]:
+        try:
+            return tuple(inner(v) for v in split_list(text))
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"expected a list of {kind} such as 1,2 — got {text!r}") from None
+
+    return convert
 
 
 def _json_mapping(text: str) -> dict[str, Any]:

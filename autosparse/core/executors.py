@@ -111,6 +111,15 @@ def run_jobs(
         if not outcome.ok:
             log.error("%s failed: %s", outcome.key, outcome.error.splitlines()[0] if outcome.error else "")
         bar.update(1)
+        if bar.disable:  # no terminal (nohup, a log file, CI): one line per finished job is the progress
+            log.info(
+                "%s: %d of %d done (%s%s)",
+                desc,
+                len(outcomes),
+                len(jobs),
+                outcome.key,
+                "" if outcome.ok else ", failed",
+            )
 
     try:
         if executor == "local":

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from autosparse.core.errors import StoreError
+from autosparse.core.errors import ConfigError, StoreError
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
 from autosparse.store import StoreReader, parse_filter
 
@@ -104,6 +104,11 @@ def load_samples(
     layer heads' targets and the ranker's labels are capped at the last healthy round.
     """
     names = list(reader.feature_names)
+    unknown = [f for f in (*ranker_features, *allocator_features, *baseline_features) if f not in names]
+    if unknown:
+        raise ConfigError(
+            f"feature(s) {', '.join(unknown)} are not in store {reader.path}; its features: {', '.join(names)}"
+        )
     rcols = [names.index(f) for f in ranker_features]
     acols = [names.index(f) for f in allocator_features]
     bcols = {f: names.index(f) for f in baseline_features}

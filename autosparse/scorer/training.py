@@ -22,9 +22,10 @@ import torch
 
 from autosparse.core.config import to_dict
 from autosparse.core.errors import ConfigError, StoreError
+from autosparse.core.folders import check_output_path
 from autosparse.features import SCHEMA_VERSION
 from autosparse.scorer.archs.base import TrainingSplit, get_arch
-from autosparse.scorer.checkpoint import Card, load_checkpoint, resolve_scorer, save_checkpoint
+from autosparse.scorer.checkpoint import CARD_FILE, Card, load_checkpoint, resolve_scorer, save_checkpoint
 from autosparse.scorer.config import ScorerConfig
 from autosparse.scorer.coverage import Coverage, source_label
 from autosparse.scorer.data import RunSamples, load_samples, open_split
@@ -57,6 +58,7 @@ def train_scorer(
     """Train a scorer on the store's runs matched by ``train_on`` (default: all) and not by ``holdout``."""
     cfg = config or ScorerConfig()
     arch = get_arch(cfg.arch)
+    check_scorer_out(out)
     start = time.perf_counter()
     train_reader, val_reader = open_split(str(store), holdout, train_on)
     baseline_feats = tuple(f for f in BASELINE_RANKERS.values())
@@ -184,6 +186,16 @@ def add_coverage(scorer: str | Path, store: str | Path) -> Card:
     card.training["coverage_command"] = f"autosparse train-scorer --add-coverage --store {store} --out {directory}"
     save_checkpoint(directory, tensors, card)
     return card
+
+
+def check_scorer_out(out: str | Path) -> None:
+    """Refuse an ``out`` that training would end by failing on (a file) or by mixing into (a folder of
+    other things) before the minutes of training, not after; replacing a scorer there is said."""
+    path = check_output_path(out)
+    if path.is_dir() and any(path.iterdir()):
+        if not (path / CARD_FILE).exists():
+            raise ConfigError(f"--out {path} holds other files and no scorer; give a new or empty directory")
+        log.warning("replacing the scorer in %s", path)
 
 
 def _plot_curve(curve: list[dict[str, float]], path: Path) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from autosparse.core.errors import StoreError
+from autosparse.core.folders import check_output_path
 from autosparse.core.versions import package_version, package_versions
 from autosparse.store.durability import fsync_path, fsync_tree, unpublish_run
 from autosparse.store.layout import (
@@ -150,6 +151,7 @@ class FeatureStore:
         import zarr
         from zarr.storage import LocalStore
 
+        check_output_path(self.path, flag="--store")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.parent / f".{self.path.name}.tmp-{uuid.uuid4().hex}"
         attrs = {
