@@ -15,7 +15,7 @@ from autosparse.scorer.checkpoint import CARD_FILE, WEIGHTS_FILE
 from autosparse.scorer.config import ScorerConfig
 from autosparse.scorer.fit import listnet_loss
 from autosparse.scorer.loaded import load_scorer
-from autosparse.scorer.training import train_scorer
+from autosparse.scorer.training import check_scorer_out, train_scorer
 from autosparse.task import ModelSpec
 from autosparse.training.irp import IRPConfig
 from autosparse.training.trainer import TrainConfig
@@ -139,6 +139,10 @@ def test_a_bad_out_or_feature_fails_before_training(store, tmp_path) -> None:
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(ConfigError, match="holds other files and no scorer"):
         train_scorer(store, holdout=None, out=tmp_path / "other", config=ScorerConfig(steps=1))
+    # what a run killed between writing the weights and the card leaves is retrained over, not refused
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "model.safetensors").write_bytes(b"partial")
+    check_scorer_out(tmp_path / "half")
     cfg = ScorerConfig(steps=1, ranker_features=("abs_theta_rank", "no_such_feature"))
     with pytest.raises(ConfigError, match=r"no_such_feature are not in store .*; its features: "):
         train_scorer(store, holdout=None, out=tmp_path / "new", config=cfg)

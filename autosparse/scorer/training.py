@@ -25,7 +25,7 @@ from autosparse.core.errors import ConfigError, StoreError
 from autosparse.core.folders import check_output_path
 from autosparse.features import SCHEMA_VERSION
 from autosparse.scorer.archs.base import TrainingSplit, get_arch
-from autosparse.scorer.checkpoint import CARD_FILE, Card, load_checkpoint, resolve_scorer, save_checkpoint
+from autosparse.scorer.checkpoint import CARD_FILE, WEIGHTS_FILE, Card, load_checkpoint, resolve_scorer, save_checkpoint
 from autosparse.scorer.config import ScorerConfig
 from autosparse.scorer.coverage import Coverage, source_label
 from autosparse.scorer.data import RunSamples, load_samples, open_split
@@ -193,9 +193,9 @@ def check_scorer_out(out: str | Path) -> None:
     other things) before the minutes of training, not after; replacing a scorer there is said."""
     path = check_output_path(out)
     if path.is_dir() and any(path.iterdir()):
-        if not (path / CARD_FILE).exists():
+        if not ((path / CARD_FILE).exists() or (path / WEIGHTS_FILE).exists()):
             raise ConfigError(f"--out {path} holds other files and no scorer; give a new or empty directory")
-        log.warning("replacing the scorer in %s", path)
+        log.warning("replacing the scorer in %s", path)  # a finished one, or one a killed run left half-written
 
 
 def _plot_curve(curve: list[dict[str, float]], path: Path) -> None:
