@@ -309,7 +309,8 @@ def test_gen_on_another_schema_is_one_clear_error(
     FeatureStore(store, schema_version=SCHEMA_VERSION + 98, feature_names=FEATURE_NAMES)
     assert cli_main(["gen", "--config", str(tiny_cfg), "--store", str(store)]) == 2
     msg = _one_line_error(capsys, "gen")
-    assert f"schema v{SCHEMA_VERSION + 98}" in msg and f"expects schema v{SCHEMA_VERSION}" in msg
+    assert f"schema v{SCHEMA_VERSION + 98}, and schema v{SCHEMA_VERSION} was asked for" in msg
+    assert "use the autosparse that wrote it" in msg  # a newer store: nothing here can read it
     # validate checks a store against itself: it reports the schema it found (a v99 store is intact).
     cli_main(["store", "validate", str(store)])
     assert f"schema v{SCHEMA_VERSION + 98}" in capsys.readouterr().out
