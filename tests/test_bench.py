@@ -393,7 +393,7 @@ def test_a_retrained_scorer_recomputes_its_cells_under_the_same_ids(tmp_path: Pa
 
 
 def test_a_missing_scorer_does_not_stop_planning(tmp_path: Path) -> None:
-    """A scorer a later step trains (the demo's) or that is missing: ids plan; only its cells fail."""
+    """A scorer a later step trains (the demo's) or that is missing: ids plan (running refuses it: preflight)."""
     cfg = tiny_config(methods=["magnitude", {"method": "autos", "hparams": {"scorer": str(tmp_path / "later")}}])
     jobs = plan_jobs(cfg.validate(), tmp_path / "out")
     assert all(j.missing() for j in jobs) and jobs[-1].spec.method_identity() is None

@@ -162,3 +162,20 @@ def test_key_value_lists_may_be_written_as_a_mapping() -> None:
 
     assert from_dict(Job, {"hp": {"rounds": 3, "scope": "uniform"}}).hp == ("rounds=3", "scope=uniform")
     assert from_dict(Job, {"hp": ["rounds=3"]}).hp == ("rounds=3",)
+
+
+def test_a_mapping_of_hyperparameters_keeps_lists_and_json_objects() -> None:
+    @dataclass
+    class Job:
+        hp: tuple[str, ...] = ()
+
+    got = from_dict(Job, {"hp": {"input_shape": [1, 28, 28], "base": {"scope": "erk"}}}).hp
+    assert got == ("input_shape=1,28,28", 'base={"scope": "erk"}')  # as they would be typed after --hp
+
+    @dataclass
+    class WithDict:
+        base: dict = field(default_factory=dict)
+
+    assert from_dict(WithDict, {"base": '{"scope": "erk"}'}).base == {"scope": "erk"}  # --hp 'base={...}'
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        from_dict(WithDict, {"base": "{scope"})

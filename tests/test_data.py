@@ -374,6 +374,10 @@ def test_pruning_data_in_the_wrong_form_names_the_right_one() -> None:
         PruningData.coerce(x)
     with pytest.raises(ConfigError, match=r"item 0 is a tensor of shape \(6, 3\)"):
         PruningData.coerce([x])
+    idx = torch.arange(6)
+    assert PruningData.coerce([(x, y, idx)]).batches[0][1] is y  # a DataLoader of (x, y, index) batches
+    with pytest.raises(ConfigError, match=r"shapes \(6, 3\) and \(6, 1\)"):
+        PruningData.coerce((x, y.view(-1, 1)))  # 2-D targets: the shapes are named
 
 
 def test_a_short_pruning_batch_is_one_warning_naming_the_fix(caplog: pytest.LogCaptureFixture) -> None:

@@ -83,7 +83,8 @@ class CellSpec:
     def method_identity(self) -> dict[str, Any] | None:
         """What decides the method's masks beyond its hparams as written (PrunerConfig.identity,
         e.g. the weights of the scorer ``autos`` loads); None when it cannot be resolved yet (a
-        scorer a later step trains: the cell's own run then fails with the error naming the fix).
+        scorer a later step trains: planning goes on, and ``run_bench``'s preflight refuses to start
+        while it is still missing, with the error naming the fix).
 
         Not part of the cell id — ids name results on disk and must not move (tests/test_ids.py) —
         but recorded in the cell: a cell made with other weights is stale (:meth:`BenchJob.missing`).

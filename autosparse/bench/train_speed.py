@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from autosparse.bench.report import markdown_table, write_text
 from autosparse.core.config import from_dict, load_yaml, to_dict
 from autosparse.core.errors import ConfigError, check_density
+from autosparse.core.folders import make_output_dir
 from autosparse.data import FAKE_PREFIX, dataset_info
 from autosparse.models import model_info
 from autosparse.pruners import prune
@@ -131,7 +132,7 @@ def run_train_speed(config: TrainSpeedConfig, out_dir: str | Path) -> dict[str, 
     """Time every variant ``runs`` times per model, interleaved; write train_speed.json and report.md."""
     config.validate()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    make_output_dir(out)
     set_threads(config.num_threads)
     rows = []
     for model in config.models:

@@ -105,6 +105,15 @@ def _json_mapping(text: str) -> dict[str, Any]:
     return value
 
 
+def _flag_text(value: Any) -> str:
+    """A YAML value as it would be typed after ``KEY=`` on the command line (lists comma-joined)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, Mapping):
+        return json.dumps(value)
+    return str(value)
+
+
 def split_list(text: str) -> list[str]:
     """``"a,b c"`` -> ``["a", "b", "c"]``: how a list is written on the command line (or as one YAML string)."""
     return str(text).replace(",", " ").split()
@@ -357,7 +366,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         elif isinstance(value, Mapping) and dataclasses.is_dataclass(inner):
             value = [value]  # one entry written without the list
         elif isinstance(value, Mapping) and inner is str:
-            value = [f"{k}={v}" for k, v in value.items()]  # KEY=VALUE pairs written as a mapping (`hp: {rounds: 10}`)
+            value = [
+                f"{k}={_flag_text(v)}" for k, v in value.items()
+            ]  # KEY=VALUE pairs as a mapping (`hp: {rounds: 10}`)
         if dataclasses.is_dataclass(inner):
             value = [list_item(inner, v) for v in value]  # type: ignore[arg-type]
         items = [_coerce(v, inner, where) if inner is not None else v for v in value]
@@ -369,6 +380,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return _parse_bool(value)
         except argparse.ArgumentTypeError:
             raise ConfigError(f"{where} must be true or false, got {value!r}") from None
+    if (origin in (dict, Mapping) or tp is dict) and isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            value = json.loads(value)  # a JSON object given as KEY=VALUE text (--hp 'base_config={"scope": "erk"}')
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{where}: not valid JSON ({exc})") from None
     if (origin in (dict, Mapping) or tp is dict) and not isinstance(value, Mapping):
         raise ConfigError(
             f"{where} must be a mapping (YAML `{{width: 0.5}}`, JSON '{{\"width\": 0.5}}'), got {value!r}"

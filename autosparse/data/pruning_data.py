@@ -47,6 +47,8 @@ class PruningData:
             return data
         if _is_batch(data):
             batches = [(data[0], data[1])]  # one (inputs, targets) pair, as a tuple or a list
+        elif isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+            batches = [_batch(data, 0)]  # a pair whose shapes do not fit: say so, not "item 0 is a tensor"
         elif isinstance(data, Iterable) and not isinstance(data, torch.Tensor):
             batches = [_batch(b, i) for i, b in enumerate(data)]
         else:
@@ -74,10 +76,14 @@ def _is_batch(data: Any) -> bool:
 
 
 def _batch(item: Any, i: int) -> Batch:
-    if not _is_batch(item):
-        what = f"a tensor of shape {tuple(item.shape)}" if isinstance(item, torch.Tensor) else type(item).__name__
-        raise ConfigError(f"pruning data item {i} is {what}, not an (inputs, targets) pair; {_FORM}")
-    return item[0], item[1]
+    """One batch of a list or a DataLoader: its first two entries, as DataLoaders of (x, y, index) give."""
+    if isinstance(item, (tuple, list)) and len(item) >= 2 and _is_batch(item[:2]):
+        return item[0], item[1]
+    if isinstance(item, (tuple, list)) and len(item) >= 2 and all(isinstance(t, torch.Tensor) for t in item[:2]):
+        shapes = f"{tuple(item[0].shape)} and {tuple(item[1].shape)}"
+        raise ConfigError(f"pruning data item {i} has inputs and targets of shapes {shapes}; {_FORM}")
+    what = f"a tensor of shape {tuple(item.shape)}" if isinstance(item, torch.Tensor) else type(item).__name__
+    raise ConfigError(f"pruning data item {i} is {what}, not an (inputs, targets) pair; {_FORM}")
 
 
 def pruning_batch(
