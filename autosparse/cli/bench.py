@@ -150,6 +150,7 @@ def _speed(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
 
 
 def _train_speed(args: argparse.Namespace) -> int:
+    args.resumes = False  # it writes its measurements at the end: an interrupt keeps nothing
     from autosparse.bench.config import BenchConfig
     from autosparse.bench.speed import SpeedConfig
     from autosparse.bench.train_speed import REPORT_FILE, TrainSpeedConfig, run_train_speed
