@@ -22,6 +22,7 @@ from autosparse.bench.config import BenchConfig, slug
 from autosparse.bench.plots import Series, plot_accuracy, plot_layer_densities
 from autosparse.core.config import config_hash, to_dict
 from autosparse.core.executors import JobOutcome
+from autosparse.core.folders import make_output_dir
 
 log = logging.getLogger(__name__)
 
@@ -297,8 +298,7 @@ def _plots(
 
 def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence[JobOutcome] = ()) -> BenchReport:
     """Write results.csv/json, plots and report.md for the cells of ``config`` found in ``out_dir``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_dir(out_dir)
     records, missing = collect(config, out)
     write_results(records, config, out)
     n_seeds = len(config.seeds)

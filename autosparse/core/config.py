@@ -66,7 +66,7 @@ def _converter(tp: Any) -> tuple[Any, dict[str, Any]]:
     if origin is Literal:
         choices = list(get_args(tp))
         return type(choices[0]), {"choices": choices}
-    if origin in (tuple, list, Sequence) or tp in (tuple, list):
+    if _is_list(tp):
         args = [a for a in get_args(tp) if a is not Ellipsis]
         inner = _base_type(args[0]) if args else str
         if dataclasses.is_dataclass(inner):

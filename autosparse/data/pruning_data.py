@@ -45,10 +45,8 @@ class PruningData:
         """Accept a PruningData, one (x, y) batch, a list of batches or a DataLoader."""
         if data is None or isinstance(data, PruningData):
             return data
-        if _is_batch(data):
-            batches = [(data[0], data[1])]  # one (inputs, targets) pair, as a tuple or a list
-        elif isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-            batches = [_batch(data, 0)]  # a pair whose shapes do not fit: say so, not "item 0 is a tensor"
+        if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+            batches = [_batch(data, 0)]  # one (inputs, targets) pair, as a tuple or a list (misshapen: said so)
         elif isinstance(data, Iterable) and not isinstance(data, torch.Tensor):
             batches = [_batch(b, i) for i, b in enumerate(data)]
         else:

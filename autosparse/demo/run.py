@@ -27,6 +27,7 @@ from autosparse.bench.runner import run_bench
 from autosparse.core.config import config_hash, to_dict
 from autosparse.core.errors import AutosparseError
 from autosparse.core.executors import ExecutorConfig, run_jobs
+from autosparse.core.folders import make_output_dir
 from autosparse.demo.config import DemoConfig, Setting
 from autosparse.demo.data import DataChoice, choose_dataset
 from autosparse.demo.summary import AUTOS_LABEL, SHIPPED_LABEL, describe, model_sizes
@@ -149,8 +150,7 @@ def run_demo(
         choice = choose_dataset(cfg.dataset, cfg.data_root, fetch=cfg.fetch)
     say(f"demo data: {choice.source}")
     setting = cfg.setting(choice.dataset)
-    out = Path(cfg.out) / choice.dataset.replace(":", "-")  # one store, scorer and bench per dataset
-    out.mkdir(parents=True, exist_ok=True)
+    out = make_output_dir(Path(cfg.out) / choice.dataset.replace(":", "-"))  # one store, scorer and bench per dataset
 
     specs = source_specs(setting, choice.dataset, choice.data_root)
     store = (out / "store.zarr").absolute()
