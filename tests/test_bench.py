@@ -423,3 +423,67 @@ def test_a_current_cell_written_meanwhile_is_not_set_aside_as_stale(tiny_run, tm
     cell.write_text(json.dumps(record))
     _set_aside_stale(cell, {"scorer_sha256": "new"})  # a real stale cell still moves
     assert not cell.exists() and len(list((out / "cells_stale").glob("*.json"))) == 1
+
+
+_HOLDER = """
+import sys, time
+import yaml
+from autosparse.bench import plan_jobs
+from autosparse.bench.cells import claim_path, execute_job
+from autosparse.bench.config import bench_config_from_dict
+from autosparse.core.claims import claim
+
+out, key, finish = sys.argv[1], sys.argv[2], sys.argv[3] == "finish"
+cfg = bench_config_from_dict(yaml.safe_load(open(sys.argv[4])))
+job = {j.key: j for j in plan_jobs(cfg, out, threads=1)}[key]
+with claim(claim_path(out, key)) as mine:
+    assert mine
+    print("claimed", flush=True)
+    time.sleep(2.0)  # the other process reaches this job while it is held
+    if finish:
+        execute_job(job)  # claims it again (re-entrant) and writes its cell
+"""
+
+
+@pytest.mark.parametrize("finish", [True, False], ids=["holder-finishes", "holder-gives-up"])
+def test_two_bench_processes_divide_the_grid(
+    tiny_run, tmp_path: Path, train_calls: list[str], caplog: pytest.LogCaptureFixture, finish: bool
+) -> None:
+    # a second bench process on the folder holds one missing cell's job: this one computes the
+    # other missing cell, waits for the held one, and computes it only if the holder gave it up
+    import subprocess
+    import sys
+
+    from autosparse.core.config import dump_yaml
+
+    cfg, out, _ = tiny_run
+    dst = _copy(out, tmp_path)
+    held = next(c for c in _cells(dst) if "__random__d0.1__s0__" in c)  # the first job of the plan
+    other = next(c for c in _cells(dst) if "__magnitude__d0.02__s1__" in c)
+    for c in (held, other):
+        (dst / "cells" / f"{c}.json").unlink()
+    (tmp_path / "bench.yaml").write_text(dump_yaml(cfg))
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(dst), held, "finish" if finish else "quit", str(tmp_path / "bench.yaml")],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "claimed"
+        with caplog.at_level("INFO"):
+            run = run_bench(cfg, dst)
+    finally:
+        assert child.wait(timeout=120) == 0
+    cells = _cells(dst)
+    assert held in cells and other in cells and run.ok
+    assert any("in progress elsewhere" in r.getMessage() for r in caplog.records)
+    if finish:
+        assert len(train_calls) == 1 and run.jobs_run == 1 and run.jobs_elsewhere == 1
+        assert cells[held]["written_by"].startswith(f"pid {child.pid} ")
+    else:
+        assert len(train_calls) == 2 and run.jobs_run == 2 and run.jobs_elsewhere == 0
+        assert cells[held]["written_by"].startswith("pid ") and not cells[held]["written_by"].startswith(
+            f"pid {child.pid} "
+        )
+        assert any("without finishing" in r.getMessage() for r in caplog.records)

@@ -9,7 +9,9 @@ A cell id is readable (``lenet_300_100__fashion-mnist__snip__d0.01__s0``) and en
 hash of everything that determines the number, so a changed recipe makes new cells instead of
 silently reusing old ones, while adding a method or a seed leaves existing cells valid. Files
 are written to a temporary name and renamed, so a killed job leaves either nothing or a
-complete cell; a complete cell is never recomputed.
+complete cell; a complete cell is never recomputed. A job claims ``.claims/<job id>.lock``
+(:mod:`autosparse.core.claims`) before it computes anything, so two bench processes on one
+folder divide the grid between them instead of both computing the same cell.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 import torch
 
 from autosparse.bench.config import IMP, BenchConfig, CellData, ImpSettings, MethodSpec, imp_settings, slug
+from autosparse.core.claims import claim, holder_name, in_progress_elsewhere
 from autosparse.core.config import config_hash, to_dict
 from autosparse.core.errors import CheckpointError, UnknownNameError
 from autosparse.core.masks import Masks
@@ -47,6 +50,7 @@ CELL_SCHEMA = 1  # bump when a cell's meaning changes: every cell id changes wit
 STALE_DIR = "cells_stale"  # cells of another version of their scorer (weights, evidence), set aside
 CELLS_DIR = "cells"
 WORK_DIR = "work"
+CLAIMS_DIR = ".claims"  # one lock file per job: which process is computing it (never deleted)
 # Fields that do not change a result: left out of the hash so editing them reuses finished cells.
 _COSMETIC_TRAIN = ("num_threads", "eval_batch_size", "eval_every_epoch")
 RECORDED_PACKAGES = ("autosparse", "torch", "numpy")  # recorded in every cell: what can move its accuracy
@@ -148,6 +152,11 @@ class BenchJob:
 
 def cell_path(out_dir: str | Path, cell_id: str) -> Path:
     return Path(out_dir) / CELLS_DIR / f"{cell_id}.json"
+
+
+def claim_path(out_dir: str | Path, job_id: str) -> Path:
+    """The lock file a job holds while it computes (see :mod:`autosparse.core.claims`)."""
+    return Path(out_dir) / CLAIMS_DIR / f"{job_id}.lock"
 
 
 def read_cell(path: str | Path) -> dict[str, Any] | None:
@@ -299,6 +308,7 @@ def _finish(record: dict[str, Any], spec: CellSpec, device: str) -> dict[str, An
             "spec": to_dict(spec),
             "device": device,
             "host": socket.gethostname(),
+            "written_by": holder_name(),
             "versions": package_versions(RECORDED_PACKAGES),
             "finished_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
@@ -307,17 +317,24 @@ def _finish(record: dict[str, Any], spec: CellSpec, device: str) -> dict[str, An
 
 
 def execute_job(job: BenchJob) -> dict[str, Any]:
-    """Run one bench job (skipping it if all its cells exist) and write its cells; top-level for pickling."""
-    missing = job.missing()
-    if not missing:
-        return {"job_id": job.key, "skipped": True, "written": []}
-    if job.threads > 0:
-        torch.set_num_threads(job.threads)
-    if job.spec.method.is_imp:
-        written = _run_imp(job, [d for d, _ in missing])
-    else:
-        written = [_run_one_shot(job)]
-    return {"job_id": job.key, "skipped": False, "written": written}
+    """Run one bench job (skipping it if all its cells exist) and write its cells; top-level for pickling.
+
+    Returns :func:`~autosparse.core.claims.in_progress_elsewhere` when another live process holds
+    the job's claim; :func:`~autosparse.bench.runner.run_bench` waits for it then.
+    """
+    with claim(claim_path(job.out_dir, job.key)) as mine:
+        if not mine:
+            return in_progress_elsewhere(job.key)
+        missing = job.missing()  # after the claim: another process may have just finished it
+        if not missing:
+            return {"job_id": job.key, "skipped": True, "written": []}
+        if job.threads > 0:
+            torch.set_num_threads(job.threads)
+        if job.spec.method.is_imp:
+            written = _run_imp(job, [d for d, _ in missing])
+        else:
+            written = [_run_one_shot(job)]
+        return {"job_id": job.key, "skipped": False, "written": written}
 
 
 def _run_one_shot(job: BenchJob) -> str:
@@ -403,11 +420,13 @@ def _run_imp(job: BenchJob, densities: list[float]) -> list[str]:
 __all__ = [
     "CELLS_DIR",
     "CELL_SCHEMA",
+    "CLAIMS_DIR",
     "IMP",
     "BenchJob",
     "CellData",
     "CellSpec",
     "cell_path",
+    "claim_path",
     "execute_job",
     "plan_jobs",
     "read_cell",

@@ -3,7 +3,9 @@
 The executor (``local`` | ``process`` | ``ray``, from :mod:`autosparse.core.executors`) only decides
 where jobs run: each job is a pure function of its spec that writes its own cell files, so the
 three give the same numbers, a rerun after a kill only computes what is missing, and one failing
-cell is reported without losing the others.
+cell is reported without losing the others. Two bench processes on one folder divide the grid:
+each job is claimed before it runs, a job another process holds is waited for at the end (and
+computed here only if that process dies or fails before finishing it).
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autosparse.bench.cells import BenchJob, execute_job, plan_jobs
+from autosparse.bench.cells import BenchJob, claim_path, execute_job, plan_jobs
 from autosparse.bench.config import BenchConfig
 from autosparse.bench.report import BenchReport, write_report
+from autosparse.core.claims import is_elsewhere, run_claimed_jobs
 from autosparse.core.config import dump_yaml
 from autosparse.core.errors import UnknownNameError
-from autosparse.core.executors import EXECUTORS, JobOutcome, run_jobs
+from autosparse.core.executors import EXECUTORS, JobOutcome
 from autosparse.core.folders import make_output_dir
 from autosparse.pruners.registry import make_pruner
 
@@ -36,6 +39,7 @@ class BenchRun:
     jobs_run: int
     cells_total: int
     cells_done_before: int
+    jobs_elsewhere: int = 0  # jobs another bench process on the folder computed while this one ran
     failures: list[JobOutcome] = field(default_factory=list)
     report: BenchReport | None = None
 
@@ -94,10 +98,14 @@ def run_bench(
     cells_total = sum(len(j.densities) for j in jobs)
     cells_before = cells_total - sum(len(j.missing()) for j in todo)
     log.info("%d cells in the grid, %d already done; running %d jobs", cells_total, cells_before, len(todo))
-    outcomes = run_jobs(
+    by_key = {j.key: j for j in todo}
+    outcomes = run_claimed_jobs(
         execute_job,
         todo,
-        [j.key for j in todo],
+        list(by_key),
+        lock_of=lambda key: claim_path(out, key),
+        is_done=lambda key: by_key[key].is_complete(),
+        what="bench job",
         executor=executor,
         workers=workers,
         address=address,
@@ -109,6 +117,7 @@ def run_bench(
         out_dir=out,
         jobs_total=len(jobs),
         jobs_run=sum(1 for o in outcomes if o.ok and not (o.value or {}).get("skipped")),
+        jobs_elsewhere=sum(1 for o in outcomes if is_elsewhere(o)),
         cells_total=cells_total,
         cells_done_before=cells_before,
         failures=[o for o in outcomes if not o.ok],

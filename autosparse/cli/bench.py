@@ -126,7 +126,8 @@ def _accuracy(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
     print(report.tables)
     print(
         f"\n{result.cells_total} cells: {result.cells_done_before} were done, {result.jobs_run} jobs ran now, "
-        f"{len(result.failures)} failed; report: {report.path}"
+        + (f"{result.jobs_elsewhere} ran in another bench process, " if result.jobs_elsewhere else "")
+        + f"{len(result.failures)} failed; report: {report.path}"
     )
     for f in result.failures:
         print(f"FAILED {f.key}: {(f.error.splitlines() or [''])[0]}")

@@ -1,0 +1,225 @@
+"""One job, one worker, across processes: claims on lock files, and running jobs that take them.
+
+Several processes on one output (two ``autosparse gen`` on one store, two ``autosparse bench`` on
+one folder, process-pool or Ray workers) divide the work by *claiming* each job before doing it:
+the claim is an exclusive ``flock`` on a lock file per job, held for the whole job. A job
+claimed by a live process is "in progress elsewhere" — skipped now, waited for later — never a
+failure and never computed twice. The kernel drops an ``flock`` when its process dies (even by
+``kill -9``), so a dead holder never blocks anyone; the holder's name is written into the file
+while held and cleared on release, so a file that still names a holder when it is claimed was
+left by a process that died. Lock files are never deleted: deleting one while held would let a
+second process lock a new file of the same name.
+
+Claims are re-entrant per thread, so a job holding its claim can call code that claims it too.
+POSIX only; elsewhere claims always succeed. The store's run locks (:mod:`autosparse.store.locks`)
+and the bench's cell claims are both this.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from autosparse.core.executors import JobOutcome, run_jobs
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
+
+#: (lock file, thread id) -> nesting depth of the claims this thread holds.
+_held: dict[tuple[str, int], int] = {}
+_held_guard = threading.Lock()
+
+
+def holder_name() -> str:
+    """How a lock names its holder (and a store run or bench cell its writer): ``pid N on HOST``."""
+    return f"pid {os.getpid()} on {platform.node()}"
+
+
+def holder_is_gone(text: str) -> bool:
+    """Whether the holder named in a lock file no longer runs (unknown on another host: assume gone)."""
+    parts = text.split()
+    if len(parts) != 4 or parts[0] != "pid" or parts[2] != "on" or not parts[1].isdigit():
+        return True
+    if parts[3] != platform.node():
+        return True  # its flock is gone, so its process is (flock is what guards the job)
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, under another user
+        return False
+    return False  # alive: a lock released by an older autosparse, which left its holder's name behind
+
+
+@contextlib.contextmanager
+def claim(lock: Path, *, on_takeover: Callable[[str], None] | None = None) -> Iterator[bool]:
+    """Try to claim the job guarded by the file ``lock``; yields whether this thread holds it.
+
+    ``False`` means a live process holds it (the caller skips the job and may wait for it).
+    Never blocks. ``on_takeover(previous_holder)`` is called when the file still names a holder
+    that is gone — a process that died holding it — so the caller can say so in its own words.
+    """
+    lock = Path(lock).absolute()
+    key = (str(lock), threading.get_ident())
+    with _held_guard:
+        reentered = key in _held
+        if reentered:
+            _held[key] += 1
+    if reentered or fcntl is None:
+        try:
+            yield True
+        finally:
+            if reentered:
+                with _held_guard:
+                    _held[key] -= 1
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        previous = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        if previous and on_takeover is not None and holder_is_gone(previous):
+            on_takeover(previous)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder_name().encode(), 0)
+        with _held_guard:
+            _held[key] = 1
+        try:
+            yield True
+        finally:
+            with _held_guard:
+                del _held[key]
+            os.ftruncate(fd, 0)  # a cleanly released lock names no holder
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def holder(lock: Path) -> str:
+    """Who holds ``lock``, as written in it (``"another process"`` if it does not say)."""
+    try:
+        with open(lock, "rb") as f:
+            return f.read(200).decode(errors="replace").strip() or "another process"
+    except OSError:
+        return "another process"
+
+
+def is_held(lock: Path) -> bool:
+    """Whether a live process holds ``lock`` (as opposed to a killed job's leftover file)."""
+    if fcntl is None:  # pragma: no cover
+        return False
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe lock
+    return False
+
+
+def wait_for_release(
+    locks: Mapping[str, Path], *, what: str = "job", poll_s: float = 1.0, report_s: float = 60.0
+) -> None:
+    """Block until no live process holds any of ``locks`` (job key -> lock file).
+
+    Why poll rather than block in ``flock``: one line now and one every ``report_s`` seconds say
+    what is being waited for and who holds it, so a user can tell waiting from hanging.
+    """
+    waiting = [k for k, lock in locks.items() if is_held(lock)]
+    next_report = time.monotonic()
+    while waiting:
+        if time.monotonic() >= next_report:
+            shown = ", ".join(f"{k} ({holder(locks[k])})" for k in waiting[:5])
+            more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""
+            log.info("waiting for %d %s(s) in progress elsewhere: %s%s", len(waiting), what, shown, more)
+            next_report = time.monotonic() + report_s
+        time.sleep(poll_s)
+        waiting = [k for k in waiting if is_held(locks[k])]
+
+
+def in_progress_elsewhere(key: str) -> dict[str, Any]:
+    """A job's result when a live process holds its claim: skipped here, to be waited for."""
+    return {"run_id": key, "skipped": True, "elsewhere": True}
+
+
+def is_elsewhere(outcome: JobOutcome) -> bool:
+    """Whether an outcome is a job another process held (and, once returned by
+    :func:`run_claimed_jobs`, completed)."""
+    return outcome.ok and isinstance(outcome.value, dict) and bool(outcome.value.get("elsewhere"))
+
+
+def run_claimed_jobs(
+    fn: Callable[[Any], Any],
+    jobs: Sequence[Any],
+    keys: Sequence[str],
+    *,
+    lock_of: Callable[[str], Path],
+    is_done: Callable[[str], bool],
+    what: str = "job",
+    poll_s: float = 1.0,
+    **executor: Any,
+) -> list[JobOutcome]:
+    """Run ``fn(job)`` for every job (``executor`` kwargs go to :func:`run_jobs`) until each has ended.
+
+    ``fn`` claims ``lock_of(key)`` and returns :func:`in_progress_elsewhere` if it cannot. Those
+    jobs are waited for; one that ends done (``is_done``) is reported as done elsewhere (not a
+    failure, not recomputed); one released *without* being done (its holder failed or was
+    killed) is run here, so the call ends only when every job has ended, and a failure it
+    reports is a real one. Returns one outcome per key, in order.
+    """
+    job_of = dict(zip(keys, jobs, strict=True))
+    final: dict[str, JobOutcome] = {}
+    pending = list(keys)
+    while pending:
+        outcomes = run_jobs(fn, [job_of[k] for k in pending], pending, **executor)
+        held = [o.key for o in outcomes if is_elsewhere(o)]
+        final.update({o.key: o for o in outcomes if not is_elsewhere(o)})
+        if not held:
+            break
+        wait_for_release({k: lock_of(k) for k in held}, what=what, poll_s=poll_s)
+        pending = []
+        for key in held:
+            if is_done(key):
+                final[key] = JobOutcome(key, True, in_progress_elsewhere(key))
+            else:
+                pending.append(key)
+        if pending:
+            log.info(
+                "%d %s(s) were released by another process without finishing (it failed or was killed); "
+                "running them here: %s",
+                len(pending),
+                what,
+                ", ".join(pending),
+            )
+    return [final[k] for k in keys]
+
+
+__all__ = [
+    "claim",
+    "holder",
+    "holder_is_gone",
+    "holder_name",
+    "in_progress_elsewhere",
+    "is_elsewhere",
+    "is_held",
+    "run_claimed_jobs",
+    "wait_for_release",
+]
