@@ -261,3 +261,17 @@ def test_the_mlp_path_never_imports_torch_geometric() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_train_scorer_summary_explains_precision_only_when_its_table_has_it(
+    store, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # these runs stop at 6.4% density: the held-out table has Spearman only, no precision column
+    from autosparse.cli import main as cli_main
+
+    out_dir = str(tmp_path / "sc")
+    args = ["train-scorer", "--store", str(store), "--out", out_dir, "--holdout", "model_label=mlp-widths40"]
+    assert cli_main([*args, "--steps", "5", "--alloc-steps", "5", "--eval-every", "5"]) == 0
+    out = capsys.readouterr().out
+    assert "held-out ranking quality:" in out and "Spearman" in out
+    assert "prec. @" not in out and "precision" not in out

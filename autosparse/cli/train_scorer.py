@@ -155,8 +155,11 @@ def run(args: argparse.Namespace) -> int:
                 f"alloc log-error {r['alloc_log_error']:.3f}, mask overlap with IMP {r['mask_overlap']:.3f}"
             )
     if trained.card.metrics:
-        print("\nheld-out ranking quality (precision: share of IMP's survivors among the top-scored weights):")
-        print(heldout_table(trained.card.metrics))
+        table = heldout_table(trained.card.metrics)
+        # runs pruned too little for a deep density have only Spearman's rank correlation
+        explain = " (precision: share of IMP's survivors among the top-scored weights)" if "prec. @" in table else ""
+        print(f"\nheld-out ranking quality{explain}:")
+        print(table)
     else:
         print("no held-out runs (--holdout matched none), so no held-out metrics")
     return 0
