@@ -55,3 +55,18 @@ def test_bad_copies_are_one_clear_error(src: FeatureStore, tmp_path: Path) -> No
     )
     with pytest.raises(SchemaMismatchError):
         copy_runs(src.path, other.path)
+
+
+def test_copying_across_schemas_names_the_store_to_refeaturize(src: FeatureStore, tmp_path: Path) -> None:
+    # one store holds one feature schema; the fix is to bring the older store up to date, not to
+    # "use the autosparse that wrote it"
+    old = FeatureStore(tmp_path / "old.zarr", schema_version=SCHEMA_VERSION - 1, feature_names=FEATURE_NAMES)
+    run_id, label, seed = RUNS[0]
+    _write(old, run_id, label, seed)
+    for a, b in ((old.path, src.path), (src.path, old.path)):
+        with pytest.raises(SchemaMismatchError, match=rf"store refeaturize {old.path} --out NEW\.zarr"):
+            copy_runs(a, b)
+    new = FeatureStore(tmp_path / "new.zarr", schema_version=SCHEMA_VERSION + 1, feature_names=FEATURE_NAMES)
+    with pytest.raises(SchemaMismatchError, match=rf"{new.path} was written by a newer autosparse"):
+        copy_runs(src.path, new.path)
+    assert set(StoreReader(src.path).run_ids) == {r for r, _, _ in RUNS}  # nothing written anywhere

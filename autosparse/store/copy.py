@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from autosparse.core.errors import ConfigError, StoreError
+from autosparse.core.errors import ConfigError, SchemaMismatchError, StoreError
+from autosparse.features.schema import SCHEMA_VERSION
 from autosparse.store.filters import Filter
-from autosparse.store.layout import RESERVED_ATTRS
+from autosparse.store.layout import RESERVED_ATTRS, read_root_attrs
 from autosparse.store.reader import StoreReader
 from autosparse.store.writer import FeatureStore
 
@@ -37,6 +38,31 @@ class CopyReport:
         )
 
 
+def _check_same_schema(src: Path, version: int, names: list[str], dst: Path) -> None:
+    """Runs of two feature schemas cannot share a store; the fix is to bring the older one up to
+    the newer schema (its labels kept), which the writer's generic schema error cannot say here."""
+    if not (dst / "zarr.json").exists():
+        return  # a new target: created with the source's schema
+    attrs = read_root_attrs(dst)
+    have_v, have_names = attrs["schema_version"], list(attrs["feature_names"])
+    if have_v == version and have_names == list(names):
+        return
+    if max(version, have_v) > SCHEMA_VERSION:
+        newer = src if version > have_v else dst
+        raise SchemaMismatchError(
+            f"cannot copy runs of {src} (feature schema v{version}) into {dst} (v{have_v}): {newer} was written by a "
+            f"newer autosparse than this one (schema v{SCHEMA_VERSION}); run the copy with that version"
+        )
+    older = src if version < have_v else dst
+    raise SchemaMismatchError(
+        f"cannot copy runs of {src} (feature schema v{version}) into {dst} (v{have_v}"
+        + (", other feature columns" if have_v == version else "")
+        + "): one store holds one schema. Recompute the older store's features under this autosparse's schema, "
+        f"keeping its IRP labels: `autosparse store refeaturize {older} --out NEW.zarr`, then copy with NEW.zarr "
+        "in its place"
+    )
+
+
 def copy_runs(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, where: Filter | str = None) -> CopyReport:
     """Copy every complete run of ``src`` matching ``where`` into ``dst`` (created with ``src``'s
     feature schema if missing; an existing ``dst`` must have the same schema). Runs already complete
@@ -49,6 +75,7 @@ def copy_runs(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, where
         raise StoreError(
             f"no complete run of {src} matches {where!r}; `autosparse store info {src}` lists the runs and their columns"
         )
+    _check_same_schema(src_path, reader.schema_version, reader.feature_names, dst_path)
     target = FeatureStore(dst_path, schema_version=reader.schema_version, feature_names=reader.feature_names)
     report = CopyReport()
     for run_id in reader.run_ids:
