@@ -404,9 +404,11 @@ def test_a_broken_scorer_fails_before_any_cell_trains(tmp_path: Path, train_call
     shutil.copytree(ROOT / "trained_scorers" / "autos_mlp", scorer)
     (scorer / "model.safetensors").unlink()
     cfg = tiny_config(methods=["magnitude", {"method": "autos", "hparams": {"scorer": str(scorer)}}], seeds=[0])
-    with pytest.raises(CheckpointError, match=r"model\.safetensors is missing"):
+    with pytest.raises(CheckpointError, match=r"model\.safetensors is missing") as err:
         run_bench(cfg, tmp_path / "out")
     assert train_calls == [] and not list((tmp_path / "out").glob("cells/*.json"))
+    # the message names the row and how to run every other one
+    assert str(err.value).startswith("bench row 'autos(scorer=") and str(err.value).endswith("--methods magnitude")
 
 
 def test_a_current_cell_written_meanwhile_is_not_set_aside_as_stale(tiny_run, tmp_path: Path) -> None:

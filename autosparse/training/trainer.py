@@ -1,8 +1,8 @@
 """Masked training and evaluation on in-memory datasets.
 
 Everything a bench cell or an IRP round needs: a typed recipe (the config *is* the CLI and the
-YAML), exact masks through training (torch pruning hooks keep pruned weights at zero; asserted
-at the end), and determinism for a seed (batch order from a seeded generator, no DataLoader
+YAML), exact masks through training (pruned weights zeroed once and their gradients masked every step,
+:mod:`autosparse.training.masking`; asserted at the end), and determinism for a seed (batch order from a seeded generator, no DataLoader
 workers). Small datasets live as tensors, so an epoch is a loop over index slices rather than
 per-sample Python transforms — that is what makes LeNet-300-100 train in seconds on a CPU.
 """
