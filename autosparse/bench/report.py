@@ -19,6 +19,7 @@ from typing import Any
 
 from autosparse.bench.cells import plan_jobs, read_current_cell
 from autosparse.bench.config import BenchConfig, slug
+from autosparse.bench.contest import contest_table, contests
 from autosparse.bench.plots import Series, plot_accuracy, plot_layer_densities
 from autosparse.core.config import config_hash, to_dict
 from autosparse.core.executors import JobOutcome
@@ -326,10 +327,21 @@ def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence
         table = accuracy_table(config, records, model, dataset)
         dense = dense_accuracy(records, model, dataset)
         dense_line = f"Dense network (IMP round 0): {format_stat(dense)}%" if dense else ""
-        tables.append("\n".join((head, "", table, "", dense_line)).rstrip())
+        verdict = contest_table(contests(config, records, model, dataset))
+        versus = f"### The learned method against the best classic one\n\n{verdict}" if verdict else ""
+        tables.append("\n".join((head, "", table, "", dense_line, "", versus)).rstrip())
         md += [head, "", table, ""]
         if dense_line:
             md += [dense_line, ""]
+        if versus:
+            md += [
+                versus,
+                "",
+                "Best classic: the pruning-at-initialisation method with the highest mean at that sparsity. Seeds "
+                "above it: paired by seed (same initial weights, pruning batch and training order). Share of the gap: "
+                "(learned − best classic) / (IMP − best classic).",
+                "",
+            ]
         if has:
             try:
                 ps = _plots(config, records, out, model, dataset)

@@ -1,0 +1,122 @@
+"""The question every bench asks of a learned method: does it beat the best classic one, and how
+much of the way to IMP does it get?
+
+A learned pruner (``autos``) is worth using at a density only if its masks train better than
+those of *every* classic pruning-at-initialisation method there, and its purpose is to close the
+gap to IMP, which finds its masks by training many times. The bench's accuracy table shows the
+numbers; this module states the verdict the same way every time — the best classic method
+chosen per density by mean accuracy, the margin, on how many seeds the learned method was above
+it (paired by seed: same initial weights, same training order), and its share of the gap to IMP
+— so a report is not read by eye, and a loss is printed as plainly as a win.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from autosparse.bench.config import BenchConfig
+
+#: Registered methods that learn their masks from IRP sources (the contestants).
+LEARNED_METHODS = ("autos",)
+
+
+@dataclass(frozen=True)
+class Contest:
+    """One learned row at one density against the best classic row there (accuracies in %)."""
+
+    learned: str
+    density: float
+    mean: float
+    best: str
+    best_mean: float
+    seeds_above: int
+    seeds_paired: int
+    imp_mean: float | None = None
+
+    @property
+    def margin(self) -> float:
+        return self.mean - self.best_mean
+
+    @property
+    def gap_share(self) -> float | None:
+        """Share of the gap from the best classic method to IMP that the learned one closes; None
+        when IMP is not above the best classic method (then there is no gap to close)."""
+        if self.imp_mean is None or self.imp_mean <= self.best_mean:
+            return None
+        return self.margin / (self.imp_mean - self.best_mean)
+
+
+def _accuracies(
+    records: Sequence[dict[str, Any]], model: str, dataset: str
+) -> dict[tuple[str, float], dict[int, float]]:
+    out: dict[tuple[str, float], dict[int, float]] = {}
+    for r in records:
+        if r["model"] == model and r["dataset"] == dataset and r.get("test_accuracy") is not None:
+            out.setdefault((r["label"], float(r["density"])), {})[int(r["seed"])] = 100 * float(r["test_accuracy"])
+    return out
+
+
+def contests(config: BenchConfig, records: Sequence[dict[str, Any]], model: str, dataset: str) -> list[Contest]:
+    """Every learned row of ``config`` at every density where it and a classic row have cells."""
+    acc = _accuracies(records, model, dataset)
+    learned = [m.title() for m in config.methods if m.method in LEARNED_METHODS]
+    classic = [m.title() for m in config.methods if m.method not in LEARNED_METHODS and not m.is_imp]
+    imp = next((m.title() for m in config.methods if m.is_imp), None)
+    out = []
+    for d in config.sorted_densities():
+        present = [c for c in classic if acc.get((c, d))]
+        if not present:
+            continue
+        best = max(present, key=lambda c: statistics.fmean(acc[(c, d)].values()))
+        imp_cells = acc.get((imp, d)) if imp else None
+        for name in learned:
+            mine = acc.get((name, d))
+            if not mine:
+                continue
+            paired = sorted(set(mine) & set(acc[(best, d)]))
+            out.append(
+                Contest(
+                    learned=name,
+                    density=d,
+                    mean=statistics.fmean(mine.values()),
+                    best=best,
+                    best_mean=statistics.fmean(acc[(best, d)].values()),
+                    seeds_above=sum(mine[s] > acc[(best, d)][s] for s in paired),
+                    seeds_paired=len(paired),
+                    imp_mean=statistics.fmean(imp_cells.values()) if imp_cells else None,
+                )
+            )
+    return out
+
+
+def contest_table(rows: Sequence[Contest]) -> str:
+    """Markdown: one line per learned row and density (empty string when there is nothing to compare)."""
+    if not rows:
+        return ""
+    lines = [
+        "| learned | sparsity | best classic | margin (points) | seeds above it | IMP | share of the gap to IMP |",
+        "|---|---:|---|---:|---:|---:|---:|",
+    ]
+    for c in rows:
+        share = c.gap_share
+        if c.imp_mean is None:
+            share_text, imp_text = "–", "–"
+        else:
+            imp_text = f"{c.imp_mean:.1f}"
+            if share is None:
+                share_text = "none: IMP is not above it"
+            elif c.margin <= 0:
+                share_text = "none: below it"
+            else:
+                share_text = f"{100 * share:.0f}%"
+        lines.append(
+            f"| {c.learned} | {100 * (1 - c.density):.4g}% | {c.best} {c.best_mean:.1f} | {c.margin:+.1f} | "
+            f"{c.seeds_above} of {c.seeds_paired} | {imp_text} | {share_text} |"
+        )
+    return "\n".join(lines)
+
+
+__all__ = ["LEARNED_METHODS", "Contest", "contest_table", "contests"]

@@ -1,0 +1,91 @@
+"""The learned method against the best classic one: choice of the best, paired seeds, share of the gap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autosparse.bench import run_bench
+from autosparse.bench.config import bench_config_from_dict
+from autosparse.bench.contest import contest_table, contests
+
+CFG = bench_config_from_dict(
+    {
+        "name": "c",
+        "models": ["lenet_300_100"],
+        "datasets": ["fashion-mnist"],
+        "methods": ["synflow", "phew", "autos", "imp"],
+        "densities": [0.02, 0.005],
+        "seeds": [0, 1, 2],
+    }
+)
+MODEL = CFG.models[0].label()
+
+
+def _records(acc: dict[tuple[str, float], list[float]]) -> list[dict]:
+    return [
+        {"model": MODEL, "dataset": "fashion-mnist", "label": label, "density": d, "seed": s, "test_accuracy": a / 100}
+        for (label, d), values in acc.items()
+        for s, a in enumerate(values)
+    ]
+
+
+def test_best_classic_by_mean_paired_seeds_and_share_of_the_gap() -> None:
+    records = _records(
+        {
+            ("synflow", 0.005): [36.0, 37.0, 35.0],
+            ("phew", 0.005): [40.0, 36.0, 38.3],  # mean 38.1: the best classic method here
+            ("autos", 0.005): [50.0, 55.0, 54.0],
+            ("imp", 0.005): [53.0, 54.0, 54.4],
+            ("synflow", 0.02): [70.0, 71.0, 70.8],
+            ("phew", 0.02): [75.0, 76.0, 74.6],
+            ("autos", 0.02): [74.9, 76.5, 73.6],  # above PHEW on seed 1 only
+            ("imp", 0.02): [74.5, 74.5, 74.5],  # IMP below PHEW: no gap to close
+        }
+    )
+    by_density = {c.density: c for c in contests(CFG, records, MODEL, "fashion-mnist")}
+    deep = by_density[0.005]
+    assert deep.best == "phew" and deep.best_mean == pytest.approx(38.1)
+    assert deep.margin == pytest.approx(53.0 - 38.1) and (deep.seeds_above, deep.seeds_paired) == (3, 3)
+    assert deep.gap_share == pytest.approx((53.0 - 38.1) / (53.8 - 38.1))
+    shallow = by_density[0.02]
+    assert shallow.best == "phew" and shallow.seeds_above == 1 and shallow.gap_share is None
+    table = contest_table([shallow, deep])
+    assert "| autos | 98% | phew 75.2 | -0.2 | 1 of 3 | 74.5 | none: IMP is not above it |" in table
+    assert "| autos | 99.5% | phew 38.1 | +14.9 | 3 of 3 | 53.8 | 95% |" in table
+
+
+def test_a_loss_says_so_and_missing_rows_are_left_out() -> None:
+    records = _records({("synflow", 0.005): [40.0, 41.0, 42.0], ("autos", 0.005): [30.0, 31.0, 29.0]})
+    rows = contests(CFG, records, MODEL, "fashion-mnist")
+    assert len(rows) == 1 and rows[0].imp_mean is None  # no IMP cells, no cells at 98%
+    assert "| autos | 99.5% | synflow 41.0 | -11.0 | 0 of 3 | – | – |" in contest_table(rows)
+    rows = contests(
+        CFG,
+        _records({("synflow", 0.005): [40.0], ("autos", 0.005): [30.0], ("imp", 0.005): [60.0]}),
+        MODEL,
+        "fashion-mnist",
+    )
+    assert "none: below it" in contest_table(rows)
+    assert contest_table(contests(CFG, _records({("synflow", 0.005): [40.0]}), MODEL, "fashion-mnist")) == ""
+
+
+def test_the_report_states_the_verdict(tmp_path: Path) -> None:
+    cfg = bench_config_from_dict(
+        {
+            "name": "tiny",
+            "models": [{"model": "mlp", "model_kwargs": {"widths": [32]}}],
+            "datasets": ["fake:fashion-mnist"],
+            "methods": ["magnitude", "autos"],
+            "densities": [0.1],
+            "seeds": [0],
+            "n_train": 256,
+            "n_test": 128,
+            "train": {"epochs": 1, "batch_size": 64, "num_threads": 1},
+        }
+    )
+    run = run_bench(cfg, tmp_path / "out")
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "### The learned method against the best classic one" in text
+    assert "| autos | 90% | magnitude " in text and "the learned method against" in run.report.tables.lower()
