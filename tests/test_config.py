@@ -164,6 +164,21 @@ def test_key_value_lists_may_be_written_as_a_mapping() -> None:
     assert from_dict(Job, {"hp": ["rounds=3"]}).hp == ("rounds=3",)
 
 
+def test_key_value_flags_merge_into_a_yaml_mapping_key_by_key() -> None:
+    # `hp: {rounds: 5}` in the config and `--hp scope=uniform` on the command line: both stay,
+    # and a key given in both takes the flag's value
+    from autosparse.core.config import merge
+
+    @dataclass
+    class Job:
+        hp: tuple[str, ...] = ()
+
+    merged = merge({"hp": {"rounds": 5, "scope": "erk"}}, {"hp": ["scope=uniform", "seed=3"]})
+    assert from_dict(Job, merged).hp == ("rounds=5", "scope=uniform", "seed=3")
+    assert merge({"hp": ["rounds=5"]}, {"hp": ["scope=uniform"]}) == {"hp": ["scope=uniform"]}  # a YAML list: replaced
+    assert merge({"seeds": {"a": 1}}, {"seeds": [1, 2]}) == {"seeds": [1, 2]}  # not KEY=VALUE text: replaced
+
+
 def test_a_mapping_of_hyperparameters_keeps_lists_and_json_objects() -> None:
     @dataclass
     class Job:

@@ -415,14 +415,26 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``, mappings key by key.
+
+    A KEY=VALUE list flag (``--hp a=1``) over a YAML mapping of the same field (``hp: {b: 2}``)
+    also merges key by key — a user adding one hyperparameter on the command line expects the
+    config's others to stay, not to vanish.
+    """
     out = dict(base)
     for k, v in override.items():
         k = str(k).replace("-", "_")
         if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
             out[k] = merge(out[k], v)
+        elif isinstance(out.get(k), Mapping) and _is_pairs(v):
+            out[k] = {**out[k], **dict(item.split("=", 1) for item in v)}
         else:
             out[k] = v
     return out
+
+
+def _is_pairs(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(isinstance(i, str) and "=" in i for i in value)
 
 
 def to_dict(obj: Any) -> Any:
