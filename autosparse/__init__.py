@@ -1,7 +1,19 @@
 """autosparse: learn to prune neural networks at initialisation from iterative pruning.
 
 The public API is re-exported here lazily so ``import autosparse`` (and the CLI's start-up)
-stays fast and does not import torch-geometric, zarr or Ray until they are used.
+stays fast and does not import torch-geometric, zarr or Ray until they are used:
+
+- pruning: ``prune``, ``prune_timed``, ``available_methods``, ``Masks``, ``allocate``, ``PruningData``,
+  ``pruning_batch``;
+- models and data: ``build_model``, ``available_models``, ``model_info``, ``load_dataset``,
+  ``available_datasets``;
+- training: ``train``, ``evaluate``, ``TrainConfig``;
+- diagnostics and topology: ``mask_diagnostics``, ``path_stats``, ``layer_collapse``, ``trace_graph``;
+- the learned scorer's data: ``compute_features``, ``FeatureStore``, ``StoreReader``, ``validate_store``,
+  ``load_scorer``;
+- ``AutosparseError``: the base of every user error (its message names the fix).
+
+``help(autosparse.prune)`` and the README's "Prune your own model with a shipped scorer" show them in use.
 """
 
 from __future__ import annotations

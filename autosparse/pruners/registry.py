@@ -148,6 +148,8 @@ def _load_plugins() -> None:
 
 
 def available() -> list[str]:
+    """Names of every registered pruning method, plugins included (``autosparse methods`` prints them
+    with one line each)."""
     _load_plugins()
     return sorted(_REGISTRY)
 
