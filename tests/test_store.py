@@ -266,7 +266,7 @@ def test_a_lock_left_by_a_killed_process_is_taken_over_with_one_line(
     with caplog.at_level(logging.INFO, logger="autosparse.store.locks"), store.claim("victim") as mine:
         assert mine
     lines = [r.getMessage() for r in caplog.records if r.name == "autosparse.store.locks"]
-    assert len(lines) == 1 and "taking over the lock left by pid" in lines[0] and "died" in lines[0], lines
+    assert len(lines) == 1 and "taking over the lock left by pid" in lines[0] and "stopped" in lines[0], lines
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="autosparse.store.locks"), store.claim("victim") as mine:
         assert mine

@@ -49,7 +49,11 @@ def claim_run(path: Path, run_id: str) -> contextlib.AbstractContextManager[bool
 
     def takeover(previous: str) -> None:
         if not _finished(path, run_id):
-            log.warning("run %s: taking over the lock left by %s, which died while working on it", run_id, previous)
+            log.warning(
+                "run %s: taking over the lock left by %s, which stopped (killed, interrupted or crashed) while working on it",
+                run_id,
+                previous,
+            )
 
     return claims.claim(lock_file(path, run_id), on_takeover=takeover)
 
