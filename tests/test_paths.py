@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from autosparse.core.errors import ConfigError
+from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
 from autosparse.topology.paths import (
     PathNetwork,
@@ -251,3 +252,55 @@ def test_execution_order_and_errors() -> None:
         log_path_count(model, None, None)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="weighting"):
         path_flow(model, None, (1, 4, 4), weighting="bogus")  # type: ignore[arg-type]
+
+
+class _WithMHA(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 16)
+        self.mha = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.proj(x)
+        return self.head(self.mha(h, h, h, need_weights=False)[0].mean(1))
+
+
+class _WithSDPA(nn.Module):
+    """The same network with attention written out (timm's route: F.scaled_dot_product_attention)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 16)
+        self.qkv = nn.Linear(16, 48)
+        self.out = nn.Linear(16, 16)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.proj(x)
+        q, k, v = (t.unflatten(-1, (2, 8)).transpose(1, 2) for t in self.qkv(h).split(16, -1))
+        a = torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2)
+        return self.head(self.out(a).mean(1))
+
+
+@pytest.mark.parametrize("empty", ["proj.weight", "mha.in_proj_weight", "mha.out_proj.weight"])
+def test_no_path_through_attention_whose_input_or_output_is_cut(empty: str) -> None:
+    # the output is then constant in the input: no path may start from the all-ones factors of
+    # the attention's path graph (they once counted as signals inside nn.MultiheadAttention)
+    model = _WithMHA()
+    masks = {
+        lyr.name: torch.zeros_like(lyr.parameter, dtype=torch.bool)
+        if lyr.name == empty
+        else torch.ones_like(lyr.parameter, dtype=torch.bool)
+        for lyr in prunable_layers(model)
+    }
+    stats = path_stats(model, masks, input_shape=(5, 8))
+    assert stats.log_paths == float("-inf") and stats.effective_params == 0
+
+
+def test_multihead_attention_counts_the_paths_of_the_same_attention_written_out() -> None:
+    dense = {lyr.name: torch.ones_like(lyr.parameter, dtype=torch.bool) for lyr in prunable_layers(_WithMHA())}
+    mha = path_stats(_WithMHA(), dense, input_shape=(5, 8))
+    sdpa_dense = {lyr.name: torch.ones_like(lyr.parameter, dtype=torch.bool) for lyr in prunable_layers(_WithSDPA())}
+    sdpa = path_stats(_WithSDPA(), sdpa_dense, input_shape=(5, 8))
+    assert mha.log_paths == pytest.approx(sdpa.log_paths, rel=1e-12) and mha.effective_params == sdpa.effective_params

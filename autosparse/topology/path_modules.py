@@ -27,7 +27,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from autosparse.topology.fx_trace import encoder_layer_slow_path, encoder_slow_path
-from autosparse.topology.path_ops import attention_paths
 
 _NORMS: tuple[type[nn.Module], ...] = (
     nn.BatchNorm1d,
@@ -159,7 +158,10 @@ def path_attention_forward(
         m.path_io = (qkv[0], joined)  # type: ignore[assignment]
         proj = list(joined.split(e, -1))
     heads = [t.unflatten(-1, (m.num_heads, -1)).transpose(1, 2) for t in proj]  # (N, heads, L, head_dim)
-    out = m.out_proj(attention_paths(*heads).transpose(1, 2).flatten(2))
+    # through F.scaled_dot_product_attention, not attention_paths directly: PathMode turns that call
+    # into attention_paths with the mode off, so its all-ones factors are constants; called from
+    # here, with the mode on, they would be marked as signals and count paths from nowhere
+    out = m.out_proj(F.scaled_dot_product_attention(*heads).transpose(1, 2).flatten(2))
     out = out.squeeze(0) if unbatched else (out if m.batch_first else out.transpose(0, 1))
     return out, None
 
