@@ -8,7 +8,7 @@ import torchvision
 from torch import nn
 from torch.nn.utils import prune
 
-from autosparse.core.errors import MaskError, NoPrunableLayersError
+from autosparse.core.errors import MaskError, NoPrunableLayersError, TiedWeightsError
 from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks, assert_masks_exact, current_masks, remove_masks
 
@@ -64,6 +64,35 @@ def test_corrupt_mask_file(tmp_path) -> None:
 def test_model_without_prunable_layers() -> None:
     with pytest.raises(NoPrunableLayersError, match="no prunable layer"):
         prunable_layers(nn.Sequential(nn.ReLU(), nn.BatchNorm1d(3)))
+
+
+def test_tied_weights_stay_dense_with_an_embedding_or_are_one_clear_error(caplog: pytest.LogCaptureFixture) -> None:
+    import autosparse
+
+    class LM(nn.Module):  # a language model's head tied to its embedding
+        def __init__(self) -> None:
+            super().__init__()
+            self.emb = nn.Embedding(50, 16)
+            self.mid = nn.Linear(16, 16)
+            self.head = nn.Linear(16, 50, bias=False)
+            self.head.weight = self.emb.weight
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(torch.relu(self.mid(self.emb(x)))).mean(1)
+
+    model = LM()
+    with caplog.at_level("WARNING"):
+        masks = autosparse.prune(
+            model, "snip", density=0.3, data=(torch.randint(0, 50, (20, 6)), torch.arange(20) % 50)
+        )
+    assert [layer.name for layer in masks.layers()] == ["mid.weight"] and masks.total == 256
+    assert sum("head.weight is tied to emb.weight" in r.getMessage() for r in caplog.records) == 1
+    assert torch.count_nonzero(model.emb.weight) == model.emb.weight.numel()
+
+    shared = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 16))
+    shared[4].weight = shared[2].weight
+    with pytest.raises(TiedWeightsError, match=r"2\.weight and 4\.weight share one weight tensor.*Untie them"):
+        prunable_layers(shared)
 
 
 def test_saved_mask_loads_into_plain_torchvision_resnet18_with_torch_prune_only(tmp_path) -> None:

@@ -47,6 +47,10 @@ class NoPrunableLayersError(AutosparseError, ValueError):
     """A model with no Linear/Conv weight to prune."""
 
 
+class TiedWeightsError(AutosparseError, ValueError):
+    """Two prunable layers that share one weight tensor (tied weights)."""
+
+
 class MaskError(AutosparseError, ValueError):
     """A mask that does not fit the model (names, shapes, dtype)."""
 

@@ -7,17 +7,25 @@ removing them changes what the network can represent rather than how sparse it i
 
 Order is module-registration order, which for every model in the zoo and for torchvision is
 the forward order; ``graph.py`` refines it with traced topology where that matters.
+
+Tied weights: a prunable layer whose weight *is* the parameter of a module that is never pruned
+(a language model's head tied to its ``nn.Embedding``) stays dense with it, said once in a
+warning — pruning it would prune the embedding. Two prunable layers sharing one tensor are an
+error naming both: one mask per layer would mask the shared tensor two ways.
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from autosparse.core.errors import NoPrunableLayersError
+from autosparse.core.errors import NoPrunableLayersError, TiedWeightsError
+
+log = logging.getLogger(__name__)
 
 PRUNABLE_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d)
 
@@ -70,25 +78,50 @@ def prunable_layers(model: nn.Module, *, include_attention: bool = True) -> list
     Raises :class:`NoPrunableLayersError` for a model with none, because every caller would
     otherwise fail later with a confusing empty-tensor error.
     """
-    layers: list[PrunableLayer] = []
+    candidates: list[PrunableLayer] = []
+    dense: dict[int, str] = {}  # parameters of modules that are never pruned (embeddings, norms, …)
     for mname, module in model.named_modules():
         prefix = f"{mname}." if mname else ""
         if isinstance(module, PRUNABLE_TYPES):
-            layers.append(PrunableLayer(prefix + "weight", mname, module, "weight"))
-        elif (
-            include_attention
-            and isinstance(module, nn.MultiheadAttention)
-            and getattr(module, "_qkv_same_embed_dim", True)
-            and _has(module, "in_proj_weight")
-        ):
-            # out_proj is an nn.Linear subclass and is picked up as its own module.
-            layers.append(PrunableLayer(prefix + "in_proj_weight", mname, module, "in_proj_weight"))
+            candidates.append(PrunableLayer(prefix + "weight", mname, module, "weight"))
+        elif isinstance(module, nn.MultiheadAttention):
+            if include_attention and getattr(module, "_qkv_same_embed_dim", True) and _has(module, "in_proj_weight"):
+                # out_proj is an nn.Linear subclass and is picked up as its own module.
+                candidates.append(PrunableLayer(prefix + "in_proj_weight", mname, module, "in_proj_weight"))
+        else:
+            for pname, p in module.named_parameters(recurse=False):
+                dense.setdefault(id(p), prefix + pname)
+    layers: list[PrunableLayer] = []
+    owner: dict[int, str] = {}
+    for layer in candidates:
+        key = id(layer.parameter)
+        if key in dense:
+            if (layer.name, dense[key]) not in _warned_tied:
+                _warned_tied.add((layer.name, dense[key]))
+                log.warning(
+                    "%s is tied to %s, which is never pruned: it stays dense (pruning it would prune %s)",
+                    layer.name,
+                    dense[key],
+                    dense[key],
+                )
+            continue
+        if key in owner:
+            raise TiedWeightsError(
+                f"{owner[key]} and {layer.name} share one weight tensor (tied weights); autosparse gives each "
+                "prunable layer its own mask, which would mask that tensor two ways. Untie them before pruning "
+                f"(e.g. set {layer.module_name}.weight = nn.Parameter({owner[key]}.detach().clone()))"
+            )
+        owner[key] = layer.name
+        layers.append(layer)
     if not layers:
         raise NoPrunableLayersError(
             f"{type(model).__name__} has no prunable layer (nn.Linear, nn.Conv1d, nn.Conv2d or "
             "nn.MultiheadAttention); autosparse prunes the weights of those modules only"
         )
     return layers
+
+
+_warned_tied: set[tuple[str, str]] = set()  # (layer, tied to): warned once per process
 
 
 def _has(module: nn.Module, attr: str) -> bool:
