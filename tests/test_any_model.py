@@ -191,3 +191,67 @@ def test_cli_reports_true_paths_on_mobilenet_and_warns_once() -> None:
     output = proc.stdout + proc.stderr
     assert output.count("layer collapse") == 1, output
     assert output.count("keep no weight: ") == 1
+
+
+class WithUnusedLayer(nn.Module):
+    """A prunable layer the forward never calls (a leftover head, an unused branch)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(28 * 28, 32)
+        self.unused = nn.Linear(32, 32)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.a(x.flatten(1))))
+
+
+class WithAuxOutputs(nn.Module):
+    """Returns ``(logits, aux_logits)`` in train mode, as torchvision's GoogLeNet and Inception do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(28 * 28, 32)
+        self.head = nn.Linear(32, 10)
+        self.aux = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        h = torch.relu(self.a(x.flatten(1)))
+        return (self.head(h), self.aux(h)) if self.training else self.head(h)
+
+
+@pytest.mark.parametrize("method", [m for m in available() if m != "imp"])
+@pytest.mark.parametrize("model_cls", [WithUnusedLayer, WithAuxOutputs])
+def test_unused_layers_and_auxiliary_outputs_work_with_every_method(model_cls: type, method: str) -> None:
+    # autos, ntk_sap and prospr crashed on an unused layer ("differentiated Tensor … not used in
+    # the graph"); autos' train-mode gradient pass crashed on a (logits, aux) output
+    torch.manual_seed(0)
+    masks = prune(model_cls(), method, density=DENSITY, data=batch(20), seed=0, **HPARAMS.get(method, {}))
+    assert masks.kept == round(DENSITY * masks.total)
+
+
+def test_training_reads_the_main_logits_of_an_auxiliary_output() -> None:
+    from autosparse.data import load_dataset
+    from autosparse.training import TrainConfig, train
+
+    torch.manual_seed(0)
+    model = WithAuxOutputs()
+    masks = prune(model, "snip", density=DENSITY, data=batch(20))
+    data = load_dataset("fake:fashion-mnist", n_train=64, n_test=32)
+    result = train(model, data, TrainConfig(epochs=1, batch_size=32, num_threads=1), masks=masks)
+    assert 0.0 <= result.test_accuracy <= 1.0
+    assert_masks_exact(model, masks)
+
+
+@pytest.mark.slow
+def test_torchvision_googlenet_with_its_auxiliary_heads() -> None:
+    # the CLI builds tv:googlenet without aux heads; a user's own instance has them on
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.googlenet(num_classes=10, aux_logits=True, init_weights=True)
+    g = torch.Generator().manual_seed(0)
+    data = (torch.randn(10, 3, 64, 64, generator=g), torch.arange(10))
+    for method in ("snip", "autos"):
+        masks = prune(model, method, density=0.05, data=data)
+        assert masks.kept == round(0.05 * masks.total)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autosparse.core.outputs import logits
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.workspace import model_device
 
@@ -40,7 +41,7 @@ def batch_losses(model: nn.Module, data: PruningData, *, temperature: float = 1.
     """
     device, dtype = model_device(model), _param_dtype(model)
     for x, y in data:
-        out = model(_inputs(x, device, dtype))
+        out = logits(model(_inputs(x, device, dtype)))
         if temperature != 1.0:
             out = out / temperature
         yield F.cross_entropy(out, y.to(device))

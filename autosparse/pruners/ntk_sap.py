@@ -153,9 +153,10 @@ def ntk_sap_scores(
             model.eval()
             diff = functional_call(model, clean, (x,)) - functional_call(model, noisy, (x,))
             jac_approx = diff.reshape(size, -1).pow(2).sum()
-            step = torch.autograd.grad(jac_approx, [cvars[n] for n in base])
+            step = torch.autograd.grad(jac_approx, [cvars[n] for n in base], allow_unused=True)
             for n, g in zip(base, step, strict=True):
-                grads[n] += g.detach()
+                if g is not None:  # None: a layer the forward never uses
+                    grads[n] += g.detach()
     out = {}
     for n, g in grads.items():
         s = g.abs()

@@ -32,6 +32,7 @@ from torch.func import functional_call
 
 from autosparse.core.errors import ConfigError
 from autosparse.core.masks import Masks
+from autosparse.core.outputs import logits
 from autosparse.data.pruning_data import Batch, PruningData
 from autosparse.pruners.inputs import require_data
 from autosparse.pruners.iterate import iterate
@@ -109,10 +110,12 @@ def meta_gradient_scores(
     momentum_buf: dict[str, torch.Tensor] = {}
     for step in range(inner_steps):
         x, y = batch(step)
-        loss = F.cross_entropy(functional_call(model, fast, (x,)), y)
-        grads = torch.autograd.grad(loss, [fast[k] for k in trainable], create_graph=not first_order)
+        loss = F.cross_entropy(logits(functional_call(model, fast, (x,))), y)
+        grads = torch.autograd.grad(loss, [fast[k] for k in trainable], create_graph=not first_order, allow_unused=True)
         new_fast = dict(fast)
         for k, g in zip(trainable, grads, strict=True):
+            if g is None:  # a parameter the forward never uses stays where it is
+                continue
             if inner_momentum:
                 g = g if k not in momentum_buf else momentum_buf[k] * inner_momentum + g
                 momentum_buf[k] = g
@@ -120,7 +123,7 @@ def meta_gradient_scores(
         fast = new_fast
 
     x, y = batch(inner_steps)
-    meta_loss = F.cross_entropy(functional_call(model, fast, (x,)), y)
+    meta_loss = F.cross_entropy(logits(functional_call(model, fast, (x,))), y)
     names = list(cvars)
     meta_grads = torch.autograd.grad(meta_loss, [cvars[n] for n in names], allow_unused=True)
     return {

@@ -37,6 +37,7 @@ from autosparse.core.config import to_dict
 from autosparse.core.errors import CheckpointError, ConfigError
 from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
+from autosparse.core.outputs import logits
 from autosparse.training.trainer import TrainConfig, train
 
 try:  # POSIX advisory locks guard a workdir against two concurrent resumers
@@ -115,7 +116,7 @@ def _criterion_scores(model: nn.Module, cfg: IRPConfig, batch: tuple[torch.Tenso
         raise ConfigError("IRP criterion 'snip' needs a pruning batch")
     model.zero_grad(set_to_none=True)
     x, y = batch
-    torch.nn.functional.cross_entropy(model(x), y).backward()
+    torch.nn.functional.cross_entropy(logits(model(x)), y).backward()
     return {layer.name: (layer.weight.detach() * layer.parameter.grad.detach()).abs().cpu() for layer in layers}
 
 

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from autosparse.core.errors import ConfigError
 from autosparse.core.masks import Masks, assert_masks_exact, remove_masks
+from autosparse.core.outputs import logits
 from autosparse.training.masking import MaskedParameters
 
 log = logging.getLogger(__name__)
@@ -118,7 +119,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     device = next(model.parameters()).device
     correct = 0
     for i in range(0, len(x), batch_size):
-        out = model(x[i : i + batch_size].to(device))
+        out = logits(model(x[i : i + batch_size].to(device)))
         correct += int((out.argmax(1).cpu() == y[i : i + batch_size]).sum())
     model.train(was_training)
     return correct / max(1, len(x))
@@ -183,7 +184,7 @@ def train(
             xb, yb = x_train[idx].to(device, non_blocking=True), y_train[idx].to(device, non_blocking=True)
             if on_step is not None:
                 on_step(step, model)
-            loss = F.cross_entropy(model(xb), yb, label_smoothing=cfg.label_smoothing)
+            loss = F.cross_entropy(logits(model(xb)), yb, label_smoothing=cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if masked is not None:
