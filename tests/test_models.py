@@ -292,6 +292,15 @@ def test_tv_unknown_name_and_listing() -> None:
     assert not any(n.startswith("tv:") for n in available_models())
 
 
+def test_an_unknown_timm_name_lists_similar_names_or_says_its_list_is_examples() -> None:
+    pytest.importorskip("timm")
+    with pytest.raises(UnknownNameError, match=r"did you mean 'resnet18'.*similar timm names: .*resnet18d"):
+        build_model("timm:resnet181", CIFAR, 10)
+    with pytest.raises(UnknownNameError, match=r"no similar timm name; for example: convnext_atto") as exc:
+        build_model("timm:notamodel", CIFAR, 10)
+    assert "choose one of" not in str(exc.value)  # five examples of ~1,400 are not the choices
+
+
 def test_errors_are_project_errors() -> None:
     # The CLI prints AutosparseError in one line; anything else would surface as a traceback.
     for call in (

@@ -19,13 +19,17 @@ class AutosparseError(Exception):
 class UnknownNameError(AutosparseError, KeyError):
     """A name (model, dataset, pruner, scorer, executor) that no registry knows."""
 
-    def __init__(self, kind: str, name: str, known: Iterable[str], hint: str = "") -> None:
+    def __init__(
+        self, kind: str, name: str, known: Iterable[str], hint: str = "", *, listed: str = "choose one of"
+    ) -> None:
+        """``listed`` introduces ``known``: keep the default for a complete list, say what it is
+        otherwise (``"similar names"``, ``"for example"``) — a partial list must not read as the only choices."""
         known = sorted(known)
         close = difflib.get_close_matches(name, known, n=1)
         msg = f"unknown {kind} {name!r}"
         if close:
             msg += f" (did you mean {close[0]!r}?)"
-        msg += f"; choose one of: {', '.join(known)}"
+        msg += f"; {listed}: {', '.join(known)}"
         if hint:
             msg += f". {hint}"
         super().__init__(msg)

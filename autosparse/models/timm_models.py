@@ -48,11 +48,12 @@ def timm_names() -> list[str]:
 
 def _check_name(name: str) -> None:
     if not _timm().is_model(name.split(".", 1)[0]):
-        near = difflib.get_close_matches(name, timm_names(), n=8, cutoff=0.6) or list(_EXAMPLES)
+        near = difflib.get_close_matches(name, timm_names(), n=8, cutoff=0.6)
         raise UnknownNameError(  # the near names only: all ~1,400 would bury the message
             "timm model",
             name,
-            near,
+            near or list(_EXAMPLES),
+            listed="similar timm names" if near else "no similar timm name; for example",
             hint=f'Write it as {TIMM_PREFIX}<name>; list every name with: python -c "import timm; '
             'print(timm.list_models())"',
         )
