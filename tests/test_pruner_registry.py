@@ -145,3 +145,15 @@ def test_input_shape_precedence_is_explicit() -> None:
     del model.input_shape
     with pytest.raises(ConfigError, match=r"input_shape=.*prune\(model, 'npb'"):
         input_shape_of("npb", None, None, model)
+
+
+@pytest.mark.parametrize("method", ["synflow", "ntk_sap", "npb", "dpai"])
+def test_data_free_methods_refuse_a_model_that_reads_token_ids(method: str) -> None:
+    # they run the model on float inputs of their own; an nn.Embedding cannot take them
+    import autosparse
+
+    model = nn.Sequential(nn.Embedding(50, 16), nn.Flatten(), nn.Linear(6 * 16, 4))
+    data = (torch.randint(0, 50, (20, 6)), torch.arange(20) % 4)
+    with pytest.raises(ConfigError, match=rf"{method} runs the model on float inputs.*snip, grasp"):
+        autosparse.prune(model, method, density=0.3, data=data)
+    assert autosparse.prune(model, "snip", density=0.3, data=data).kept == round(0.3 * (6 * 16 * 4))

@@ -159,7 +159,7 @@ def record_collapse(
     of the API should hear it before training to chance accuracy, not only readers of the CLI.
     """
     try:
-        shape: tuple[int, ...] | None = input_shape_of(method, configured, data, model)
+        shape: tuple[int, ...] | None = input_shape_of(method, configured, data, model, feeds_model=False)
     except ConfigError:
         shape = None  # no data, no configured shape: only empty layers can be found
     # the method's own measurement of these masks, when it made one on the same input shape
