@@ -6,7 +6,7 @@ stays fast and does not import torch-geometric, zarr or Ray until they are used:
 - pruning: ``prune``, ``prune_timed``, ``available_methods``, ``Masks``, ``allocate``, ``PruningData``,
   ``pruning_batch``;
 - models and data: ``build_model``, ``available_models``, ``model_info``, ``load_dataset``,
-  ``available_datasets``;
+  ``available_datasets``, ``Dataset`` (your own tensors, for ``train``);
 - training: ``train``, ``evaluate``, ``TrainConfig``;
 - diagnostics and topology: ``mask_diagnostics``, ``path_stats``, ``layer_collapse``, ``trace_graph``;
 - the learned scorer's data: ``compute_features``, ``FeatureStore``, ``StoreReader``, ``validate_store``,
@@ -28,6 +28,7 @@ _EXPORTS = {
     "prune_timed": "autosparse.api",
     "available_methods": "autosparse.api",
     "PruningData": "autosparse.data",
+    "Dataset": "autosparse.data",
     "Masks": "autosparse.core.masks",
     "allocate": "autosparse.core.allocation",
     "build_model": "autosparse.models",

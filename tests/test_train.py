@@ -127,3 +127,21 @@ def test_keep_masks_attached_leaves_torch_pruning_in_place(small_fmnist) -> None
     train(model, small_fmnist, TrainConfig(epochs=0.2), masks=masks, keep_masks_attached=True)
     assert torch.equal(model.fc1.weight_mask.bool(), masks["fc1.weight"])
     assert torch.all(model.fc1.weight[~masks["fc1.weight"]] == 0)
+
+
+def test_training_input_in_the_wrong_form_is_one_error_naming_the_fix() -> None:
+    import autosparse
+
+    model = build_model("mlp", (1, 28, 28), 10, widths=[16])
+    x, y = torch.randn(64, 1, 28, 28), torch.arange(64) % 10
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
+    for wrong in (loader, (x, y)):
+        with pytest.raises(ConfigError, match=r"train needs an autosparse Dataset.*autosparse\.load_dataset"):
+            train(model, wrong, TrainConfig(epochs=1))
+    with pytest.raises(ConfigError, match="integer class indices"):
+        autosparse.Dataset("mine", x, y.float(), x, y, 10, (1, 28, 28))
+    with pytest.raises(ConfigError, match=r"classes 0\.\.9, outside \[0, 5\)"):
+        autosparse.Dataset("mine", x, y, x, y, 5, (1, 28, 28))
+    data = autosparse.Dataset("mine", x, y, x, y, 10, (1, 28, 28))
+    result = train(model.double(), data, TrainConfig(epochs=1, batch_size=32))  # float64 model, float32 data
+    assert 0.0 <= result.test_accuracy <= 1.0

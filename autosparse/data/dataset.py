@@ -47,11 +47,18 @@ class Dataset:
         self.input_shape = tuple(int(s) for s in self.input_shape)
         for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
             if tuple(x.shape[1:]) != self.input_shape:
-                raise ValueError(
+                raise ConfigError(
                     f"{self.name}: x_{split} has shape {tuple(x.shape)}, expected (N, *{self.input_shape})"
                 )
             if y.dim() != 1 or y.shape[0] != x.shape[0]:
-                raise ValueError(f"{self.name}: y_{split} has shape {tuple(y.shape)} for {x.shape[0]} inputs")
+                raise ConfigError(f"{self.name}: y_{split} has shape {tuple(y.shape)} for {x.shape[0]} inputs")
+            if y.is_floating_point() or y.dtype == torch.bool:
+                raise ConfigError(f"{self.name}: y_{split} must hold integer class indices, not {y.dtype} (y.long())")
+            if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+                raise ConfigError(
+                    f"{self.name}: y_{split} holds classes {int(y.min())}..{int(y.max())}, outside "
+                    f"[0, {self.num_classes}) for num_classes={self.num_classes}"
+                )
 
     @property
     def n_train(self) -> int:

@@ -116,10 +116,12 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     """Top-1 accuracy in [0, 1]."""
     was_training = model.training
     model.eval()
-    device = next(model.parameters()).device
+    param = next(model.parameters())
+    device = param.device
     correct = 0
     for i in range(0, len(x), batch_size):
-        out = logits(model(x[i : i + batch_size].to(device)))
+        xb = x[i : i + batch_size].to(device)
+        out = logits(model(xb.to(param.dtype) if xb.is_floating_point() and param.is_floating_point() else xb))
         correct += int((out.argmax(1).cpu() == y[i : i + batch_size]).sum())
     model.train(was_training)
     return correct / max(1, len(x))
@@ -144,10 +146,17 @@ def train(
     zero (:class:`~autosparse.training.masking.MaskedParameters`); with ``keep_masks_attached``
     the model ends with torch's ``weight_orig`` + ``weight_mask`` attached.
     """
+    if not all(hasattr(dataset, a) for a in ("x_train", "y_train", "x_test", "y_test")):
+        raise ConfigError(
+            f"train needs an autosparse Dataset (in-memory tensors), not {type(dataset).__name__}: "
+            "autosparse.load_dataset(NAME) gives one, or wrap your tensors as "
+            "autosparse.Dataset(name, x_train, y_train, x_test, y_test, num_classes, input_shape)"
+        )
     cfg = config or TrainConfig()
     set_threads(cfg.num_threads)
     device = resolve_device(cfg.device)
     model.to(device)
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)  # a float64 model
     masked: MaskedParameters | None = None
     if masks is not None:
         masks.prepare(model)
@@ -182,6 +191,8 @@ def train(
                 break
             idx = perm[i : i + cfg.batch_size]
             xb, yb = x_train[idx].to(device, non_blocking=True), y_train[idx].to(device, non_blocking=True)
+            if dtype is not None and xb.is_floating_point() and xb.dtype != dtype:
+                xb = xb.to(dtype)
             if on_step is not None:
                 on_step(step, model)
             loss = F.cross_entropy(logits(model(xb)), yb, label_smoothing=cfg.label_smoothing)
