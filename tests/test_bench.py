@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import statistics
 from pathlib import Path
@@ -411,6 +412,22 @@ def test_a_broken_scorer_fails_before_any_cell_trains(tmp_path: Path, train_call
     assert str(err.value).startswith("bench row 'autos(scorer=") and str(err.value).endswith("--methods magnitude")
 
 
+def test_every_row_that_cannot_run_is_named_in_one_error(tmp_path: Path, train_calls: list[str]) -> None:
+    # an unknown scorer name (UnknownNameError) and a missing directory: both rows, one ConfigError
+    methods = [
+        "magnitude",
+        {"method": "autos", "hparams": {"scorer": "nosuch"}, "label": "typo"},
+        {"method": "autos", "hparams": {"scorer": str(tmp_path / "later")}, "label": "later"},
+    ]
+    with pytest.raises(
+        ConfigError,
+        match=r"bench row 'typo': unknown scorer 'nosuch'.*bench row 'later': .*"
+        r"or leave them out: --methods magnitude$",
+    ):
+        run_bench(tiny_config(methods=methods, seeds=[0]), tmp_path / "out")
+    assert train_calls == []
+
+
 def test_a_current_cell_written_meanwhile_is_not_set_aside_as_stale(tiny_run, tmp_path: Path) -> None:
     # two bench processes on one folder: the later writer found the earlier one's (current) cell
     from autosparse.bench.cells import _set_aside_stale
@@ -428,7 +445,7 @@ def test_a_current_cell_written_meanwhile_is_not_set_aside_as_stale(tiny_run, tm
 
 
 _HOLDER = """
-import sys, time
+import os, sys, time
 import yaml
 from autosparse.bench import plan_jobs
 from autosparse.bench.cells import claim_path, execute_job
@@ -438,10 +455,13 @@ from autosparse.core.claims import claim
 out, key, finish = sys.argv[1], sys.argv[2], sys.argv[3] == "finish"
 cfg = bench_config_from_dict(yaml.safe_load(open(sys.argv[4])))
 job = {j.key: j for j in plan_jobs(cfg, out, threads=1)}[key]
+go = sys.argv[5]
 with claim(claim_path(out, key)) as mine:
     assert mine
     print("claimed", flush=True)
-    time.sleep(2.0)  # the other process reaches this job while it is held
+    deadline = time.monotonic() + 120
+    while not os.path.exists(go) and time.monotonic() < deadline:
+        time.sleep(0.05)  # held until the other process has seen it held and waits for it
     if finish:
         execute_job(job)  # claims it again (re-entrant) and writes its cell
 """
@@ -465,17 +485,37 @@ def test_two_bench_processes_divide_the_grid(
     for c in (held, other):
         (dst / "cells" / f"{c}.json").unlink()
     (tmp_path / "bench.yaml").write_text(dump_yaml(cfg))
+    go = tmp_path / "go"
     child = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(dst), held, "finish" if finish else "quit", str(tmp_path / "bench.yaml")],
+        [
+            sys.executable,
+            "-c",
+            _HOLDER,
+            str(dst),
+            held,
+            "finish" if finish else "quit",
+            str(tmp_path / "bench.yaml"),
+            str(go),
+        ],
         stdout=subprocess.PIPE,
         text=True,
         cwd=ROOT,
     )
+
+    class ReleaseWhenWaiting(logging.Handler):  # the holder goes on once this process waits for it
+        def emit(self, record: logging.LogRecord) -> None:
+            if "in progress elsewhere" in record.getMessage():
+                go.touch()
+
+    handler = ReleaseWhenWaiting()
+    logging.getLogger("autosparse").addHandler(handler)
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "claimed"
-        with caplog.at_level("INFO"):
+        with caplog.at_level("INFO", logger="autosparse"):
             run = run_bench(cfg, dst)
     finally:
+        logging.getLogger("autosparse").removeHandler(handler)
+        go.touch()
         assert child.wait(timeout=120) == 0
     cells = _cells(dst)
     assert held in cells and other in cells and run.ok

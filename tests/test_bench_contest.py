@@ -52,8 +52,8 @@ def test_best_classic_by_mean_paired_seeds_and_share_of_the_gap() -> None:
     shallow = by_density[0.02]
     assert shallow.best == "phew" and shallow.seeds_above == 1 and shallow.gap_share is None
     table = contest_table([shallow, deep])
-    assert "| autos | 98% | phew 75.2 | -0.2 | 1 of 3 | 74.5 | none: IMP is not above it |" in table
-    assert "| autos | 99.5% | phew 38.1 | +14.9 | 3 of 3 | 53.8 | 95% |" in table
+    assert "| autos | 98% | phew 75.2 | -0.2 | 1 of 3 | imp 74.5 | none: IMP is not above it |" in table
+    assert "| autos | 99.5% | phew 38.1 | +14.9 | 3 of 3 | imp 53.8 | 95% |" in table
 
 
 def test_a_loss_says_so_and_missing_rows_are_left_out() -> None:
@@ -69,6 +69,15 @@ def test_a_loss_says_so_and_missing_rows_are_left_out() -> None:
     )
     assert "none: below it" in contest_table(rows)
     assert contest_table(contests(CFG, _records({("synflow", 0.005): [40.0]}), MODEL, "fashion-mnist")) == ""
+
+
+def test_the_margin_compares_the_same_seeds() -> None:
+    # a grid still running: autos has seed 0 only, PHEW all three; the margin is seed 0's
+    records = _records({("phew", 0.005): [40.0, 30.0, 20.0], ("imp", 0.005): [50.0, 50.0, 50.0]})
+    records += _records({("autos", 0.005): [45.0]})
+    (row,) = contests(CFG, records, MODEL, "fashion-mnist")
+    assert (row.mean, row.best_mean, row.seeds_paired, row.imp_mean) == (45.0, 40.0, 1, 50.0)
+    assert row.gap_share == pytest.approx(0.5)
 
 
 def test_the_report_states_the_verdict(tmp_path: Path) -> None:

@@ -175,7 +175,8 @@ def test_key_value_flags_merge_into_a_yaml_mapping_key_by_key() -> None:
 
     merged = merge({"hp": {"rounds": 5, "scope": "erk"}}, {"hp": ["scope=uniform", "seed=3"]})
     assert from_dict(Job, merged).hp == ("rounds=5", "scope=uniform", "seed=3")
-    assert merge({"hp": ["rounds=5"]}, {"hp": ["scope=uniform"]}) == {"hp": ["scope=uniform"]}  # a YAML list: replaced
+    assert merge({"hp": ["rounds=5"]}, {"hp": ["scope=uniform"]}) == {"hp": {"rounds": "5", "scope": "uniform"}}
+    assert merge({"hp": {"a-b": 1}}, {"hp": ["a_b=2"]}) == {"hp": {"a_b": "2"}}  # one key however it is spelled
     assert merge({"seeds": {"a": 1}}, {"seeds": [1, 2]}) == {"seeds": [1, 2]}  # not KEY=VALUE text: replaced
 
 

@@ -378,6 +378,8 @@ def test_pruning_data_in_the_wrong_form_names_the_right_one() -> None:
     assert PruningData.coerce([(x, y, idx)]).batches[0][1] is y  # a DataLoader of (x, y, index) batches
     with pytest.raises(ConfigError, match=r"shapes \(6, 3\) and \(6, 1\)"):
         PruningData.coerce((x, y.view(-1, 1)))  # 2-D targets: the shapes are named
+    with pytest.raises(ConfigError, match=r"torch\.float32 targets; targets are integer class indices"):
+        PruningData.coerce((x, y.float()))  # not torch's "expected target dtype Long" inside a method
 
 
 def test_a_short_pruning_batch_is_one_warning_naming_the_fix(caplog: pytest.LogCaptureFixture) -> None:

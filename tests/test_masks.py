@@ -66,8 +66,13 @@ def test_model_without_prunable_layers() -> None:
         prunable_layers(nn.Sequential(nn.ReLU(), nn.BatchNorm1d(3)))
 
 
-def test_tied_weights_stay_dense_with_an_embedding_or_are_one_clear_error(caplog: pytest.LogCaptureFixture) -> None:
+def test_tied_weights_stay_dense_with_an_embedding_or_are_one_clear_error(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import autosparse
+    import autosparse.core.layers
+
+    monkeypatch.setattr(autosparse.core.layers, "_warned_tied", set())  # warned once per process: start afresh
 
     class LM(nn.Module):  # a language model's head tied to its embedding
         def __init__(self) -> None:

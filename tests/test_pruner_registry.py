@@ -147,13 +147,29 @@ def test_input_shape_precedence_is_explicit() -> None:
         input_shape_of("npb", None, None, model)
 
 
-@pytest.mark.parametrize("method", ["synflow", "ntk_sap", "npb", "dpai"])
-def test_data_free_methods_refuse_a_model_that_reads_token_ids(method: str) -> None:
+@pytest.mark.parametrize("method", ["synflow", "ntk_sap", "npb", "dpai", "autos"])
+def test_methods_with_inputs_of_their_own_refuse_a_model_that_reads_token_ids(method: str) -> None:
     # they run the model on float inputs of their own; an nn.Embedding cannot take them
     import autosparse
 
     model = nn.Sequential(nn.Embedding(50, 16), nn.Flatten(), nn.Linear(6 * 16, 4))
     data = (torch.randint(0, 50, (20, 6)), torch.arange(20) % 4)
-    with pytest.raises(ConfigError, match=rf"{method} runs the model on float inputs.*snip, grasp"):
+    with pytest.raises(ConfigError, match=rf"^{method} runs the model on float inputs.*: grasp, iter_snip, .*snip$"):
         autosparse.prune(model, method, density=0.3, data=data)
     assert autosparse.prune(model, "snip", density=0.3, data=data).kept == round(0.3 * (6 * 16 * 4))
+
+
+@pytest.mark.parametrize("method", ["ntk_sap", "npb"])
+def test_integer_images_the_model_converts_itself_still_work(method: str) -> None:
+    import autosparse
+
+    class U8(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(16, 8), nn.Linear(8, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.b(torch.relu(self.a(x.float() / 255)))
+
+    data = (torch.randint(0, 255, (20, 16), dtype=torch.uint8), torch.arange(20) % 4)
+    assert autosparse.prune(U8(), method, density=0.3, data=data).kept == round(0.3 * 160)

@@ -29,12 +29,13 @@ class Contest:
 
     learned: str
     density: float
-    mean: float
+    mean: float  # over the seeds both rows finished (paired), like best_mean
     best: str
     best_mean: float
     seeds_above: int
     seeds_paired: int
-    imp_mean: float | None = None
+    imp_mean: float | None = None  # over the same seeds where IMP finished them all, else all of IMP's
+    imp: str = "imp"
 
     @property
     def margin(self) -> float:
@@ -64,7 +65,9 @@ def contests(config: BenchConfig, records: Sequence[dict[str, Any]], model: str,
     acc = _accuracies(records, model, dataset)
     learned = [m.title() for m in config.methods if m.method in LEARNED_METHODS]
     classic = [m.title() for m in config.methods if m.method not in LEARNED_METHODS and not m.is_imp]
-    imp = next((m.title() for m in config.methods if m.is_imp), None)
+    imps = [m.title() for m in config.methods if m.is_imp]
+    # the lottery-ticket pace (imp_lth: at most 20% a round) is "IMP" where a grid has both
+    imp = next((t for t in imps if "lth" in t), imps[0] if imps else None)
     out = []
     for d in config.sorted_densities():
         present = [c for c in classic if acc.get((c, d))]
@@ -74,19 +77,22 @@ def contests(config: BenchConfig, records: Sequence[dict[str, Any]], model: str,
         imp_cells = acc.get((imp, d)) if imp else None
         for name in learned:
             mine = acc.get((name, d))
-            if not mine:
+            paired = sorted(set(mine or ()) & set(acc[(best, d)]))
+            if not paired:  # a margin between different seeds would not be one
                 continue
-            paired = sorted(set(mine) & set(acc[(best, d)]))
+            theirs = acc[(best, d)]
+            imp_seeds = paired if imp_cells and set(paired) <= set(imp_cells) else list(imp_cells or ())
             out.append(
                 Contest(
                     learned=name,
                     density=d,
-                    mean=statistics.fmean(mine.values()),
+                    mean=statistics.fmean(mine[s] for s in paired),  # type: ignore[index]
                     best=best,
-                    best_mean=statistics.fmean(acc[(best, d)].values()),
-                    seeds_above=sum(mine[s] > acc[(best, d)][s] for s in paired),
+                    best_mean=statistics.fmean(theirs[s] for s in paired),
+                    seeds_above=sum(mine[s] > theirs[s] for s in paired),  # type: ignore[index]
                     seeds_paired=len(paired),
-                    imp_mean=statistics.fmean(imp_cells.values()) if imp_cells else None,
+                    imp_mean=statistics.fmean(imp_cells[s] for s in imp_seeds) if imp_cells else None,
+                    imp=imp or "imp",
                 )
             )
     return out
@@ -105,10 +111,12 @@ def contest_table(rows: Sequence[Contest]) -> str:
         if c.imp_mean is None:
             share_text, imp_text = "–", "–"
         else:
-            imp_text = f"{c.imp_mean:.1f}"
+            imp_text = f"{c.imp} {c.imp_mean:.1f}"
             if share is None:
                 share_text = "none: IMP is not above it"
-            elif c.margin <= 0:
+            elif c.margin == 0:
+                share_text = "none: level with it"
+            elif c.margin < 0:
                 share_text = "none: below it"
             else:
                 share_text = f"{100 * share:.0f}%"

@@ -20,7 +20,7 @@ from autosparse.bench.config import BenchConfig
 from autosparse.bench.report import BenchReport, write_report
 from autosparse.core.claims import is_elsewhere, run_claimed_jobs
 from autosparse.core.config import dump_yaml
-from autosparse.core.errors import CheckpointError, ConfigError, UnknownNameError
+from autosparse.core.errors import AutosparseError, CheckpointError, ConfigError, UnknownNameError
 from autosparse.core.executors import EXECUTORS, JobOutcome
 from autosparse.core.folders import make_output_dir
 from autosparse.pruners.registry import make_pruner
@@ -64,26 +64,27 @@ def _threads_per_job(config: BenchConfig, executor: str, workers: int) -> int:
     return 0
 
 
-def _preflight(config: BenchConfig, todo: list[BenchJob]) -> None:
+def _preflight(config: BenchConfig, todo: list[BenchJob], selected: list[str] | None = None) -> None:
     """Check what each method still to run will need (``autos``: its scorer) before any cell trains,
     so a grid does not find out hours in; the error names every row that cannot run and the
     ``--methods`` that runs all the others (e.g. validation rows whose scorers a later step trains)."""
     rows = {j.spec.method.title(): j.spec.method for j in todo if not j.spec.method.is_imp}
-    failed: dict[str, CheckpointError | ConfigError] = {}
+    failed: dict[str, AutosparseError] = {}
     for label, spec in rows.items():
         try:
             make_pruner(spec.method, spec.hparams).config.preflight()
-        except (CheckpointError, ConfigError) as e:  # one-message errors: the rows and the way round added
+        except AutosparseError as e:  # a missing or broken scorer, an unknown name, another schema…
             failed[label] = e
     if not failed:
         return
-    others = [t for t in config.method_titles() if t not in failed]
+    others = [t for t in (selected or config.method_titles()) if t not in failed]
     hint = ""
     if others and not any("," in t for t in others):  # --methods splits at commas
         hint = f"; or leave {'it' if len(failed) == 1 else 'them'} out: --methods {','.join(others)}"
     first = next(iter(failed.values()))
     text = "; ".join(f"bench row {label!r}: {e}" for label, e in failed.items())
-    raise type(first)(text + hint) from first
+    cls = type(first) if type(first) in (CheckpointError, ConfigError) else ConfigError  # one-message classes
+    raise cls(text + hint) from first
 
 
 def run_bench(
@@ -115,7 +116,7 @@ def run_bench(
             raise UnknownNameError("method label", unknown[0], titles, hint="labels are the rows of the bench config")
         jobs = [j for j in jobs if j.spec.method.title() in methods]
     todo: list[BenchJob] = [j for j in jobs if not j.is_complete()]
-    _preflight(config, todo)
+    _preflight(config, todo, methods)
     cells_total = sum(len(j.densities) for j in jobs)
     cells_before = cells_total - sum(len(j.missing()) for j in todo)
     log.info("%d cells in the grid, %d already done; running %d jobs", cells_total, cells_before, len(todo))

@@ -417,8 +417,8 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """``override`` over ``base``, mappings key by key.
 
-    A KEY=VALUE list flag (``--hp a=1``) over a YAML mapping of the same field (``hp: {b: 2}``)
-    also merges key by key — a user adding one hyperparameter on the command line expects the
+    A KEY=VALUE list flag (``--hp a=1``) over a YAML mapping or KEY=VALUE list of the same field
+    (``hp: {b: 2}``, ``hp: [b=2]``) also merges key by key — a user adding one hyperparameter on the command line expects the
     config's others to stay, not to vanish.
     """
     out = dict(base)
@@ -426,15 +426,22 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
         k = str(k).replace("-", "_")
         if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
             out[k] = merge(out[k], v)
-        elif isinstance(out.get(k), Mapping) and _is_pairs(v):
-            out[k] = {**out[k], **dict(item.split("=", 1) for item in v)}
+        elif _is_pairs(v) and (isinstance(out.get(k), Mapping) or _is_pairs(out.get(k))):
+            out[k] = {**_pairs(out[k]), **_pairs(v)}
         else:
             out[k] = v
     return out
 
 
 def _is_pairs(value: Any) -> bool:
-    return isinstance(value, (list, tuple)) and all(isinstance(i, str) and "=" in i for i in value)
+    """A non-empty list of ``KEY=VALUE`` texts (``--hp a=1 --hp b=2``, or ``hp: [a=1]`` in YAML)."""
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(i, str) and "=" in i for i in value)
+
+
+def _pairs(value: Mapping[str, Any] | Sequence[str]) -> dict[str, Any]:
+    """KEY=VALUE texts or a mapping as one mapping, keys spelled as fields are (``a-b`` is ``a_b``)."""
+    items = value.items() if isinstance(value, Mapping) else (i.split("=", 1) for i in value)
+    return {str(k).strip().replace("-", "_"): v.strip() if isinstance(v, str) else v for k, v in items}
 
 
 def to_dict(obj: Any) -> Any:

@@ -88,13 +88,17 @@ def prunable_layers(model: nn.Module, *, include_attention: bool = True) -> list
             if include_attention and getattr(module, "_qkv_same_embed_dim", True) and _has(module, "in_proj_weight"):
                 # out_proj is an nn.Linear subclass and is picked up as its own module.
                 candidates.append(PrunableLayer(prefix + "in_proj_weight", mname, module, "in_proj_weight"))
-        else:
+        elif "parametrizations" not in mname.split("."):  # a parametrized weight's own parts are not tied
             for pname, p in module.named_parameters(recurse=False):
                 dense.setdefault(id(p), prefix + pname)
     layers: list[PrunableLayer] = []
     owner: dict[int, str] = {}
     for layer in candidates:
-        key = id(layer.parameter)
+        param = layer.parameter
+        if not isinstance(param, nn.Parameter):  # computed each access (torch parametrizations): never tied here
+            layers.append(layer)
+            continue
+        key = id(param)  # a Parameter lives on its module, so its id stays unique while we look
         if key in dense:
             if (layer.name, dense[key]) not in _warned_tied:
                 _warned_tied.add((layer.name, dense[key]))

@@ -76,6 +76,10 @@ def _is_batch(data: Any) -> bool:
 def _batch(item: Any, i: int) -> Batch:
     """One batch of a list or a DataLoader: its first two entries, as DataLoaders of (x, y, index) give."""
     if isinstance(item, (tuple, list)) and len(item) >= 2 and _is_batch(item[:2]):
+        if item[1].is_floating_point() or item[1].dtype == torch.bool:
+            raise ConfigError(
+                f"pruning data item {i} has {item[1].dtype} targets; targets are integer class indices (y.long())"
+            )
         return item[0], item[1]
     if isinstance(item, (tuple, list)) and len(item) >= 2 and all(isinstance(t, torch.Tensor) for t in item[:2]):
         shapes = f"{tuple(item[0].shape)} and {tuple(item[1].shape)}"

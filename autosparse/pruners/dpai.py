@@ -144,6 +144,7 @@ def evaluate(net: PathNetwork, masks: dict[str, torch.Tensor], alpha: float, bet
 
 @register("dpai")
 class DPaI(Pruner):
+    own_inputs = True
     description = "DPaI (differentiable node-path balancing): learned scores, straight-through top-k, log paths"
     Config = DPaIConfig
     data_dependent = False

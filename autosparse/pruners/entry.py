@@ -25,7 +25,7 @@ from autosparse.core.layers import prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.inputs import input_shape_of, require_data
-from autosparse.pruners.registry import PrunerConfig, make_pruner
+from autosparse.pruners.registry import Pruner, PrunerConfig, available, get_pruner, make_pruner
 from autosparse.topology.diagnostics import mask_diagnostics
 from autosparse.topology.normalized import normalized_layers
 from autosparse.topology.paths import PathStats
@@ -74,6 +74,20 @@ def prune(
     ).masks
 
 
+def _check_own_inputs(pruner: Pruner, method: str, model: nn.Module, data: PruningData | None) -> None:
+    """A method that runs the model on float inputs of its own cannot run a model that reads token
+    ids into an ``nn.Embedding``: say so, naming the methods that can, not an embedding's dtype error."""
+    if not pruner.own_inputs or data is None or data.batches[0][0].is_floating_point():
+        return
+    if not any(isinstance(m, nn.Embedding) for m in model.modules()):
+        return  # integer inputs the model converts itself (uint8 images): its own float inputs work too
+    usable = [m for m in available() if m != "imp" and not get_pruner(m).own_inputs]
+    raise ConfigError(
+        f"{method} runs the model on float inputs of its own, but this model reads "
+        f"{data.batches[0][0].dtype} token ids into an nn.Embedding; use a method that does not: {', '.join(usable)}"
+    )
+
+
 def prune_timed(
     model: nn.Module,
     method: str,
@@ -93,6 +107,7 @@ def prune_timed(
     pruner = make_pruner(method, config, **hparams)
     prunable_layers(model)  # fail early and clearly on a model with nothing to prune
     pdata = require_data(data, method) if pruner.data_dependent else PruningData.coerce(data)
+    _check_own_inputs(pruner, method, model, pdata)
     work = twice_differentiable(safe_deepcopy(model))
     # the math attention kernel: torch's fused CPU/flash kernels have no double backward, which
     # GraSP's Hessian-gradient product and ProsPr's meta-gradient take through every attention
@@ -159,7 +174,7 @@ def record_collapse(
     of the API should hear it before training to chance accuracy, not only readers of the CLI.
     """
     try:
-        shape: tuple[int, ...] | None = input_shape_of(method, configured, data, model, feeds_model=False)
+        shape: tuple[int, ...] | None = input_shape_of(method, configured, data, model)
     except ConfigError:
         shape = None  # no data, no configured shape: only empty layers can be found
     # the method's own measurement of these masks, when it made one on the same input shape

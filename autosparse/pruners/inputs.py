@@ -33,7 +33,6 @@ def input_shape_of(
     model: nn.Module,
     *,
     data_first: bool = False,
-    feeds_model: bool = True,
 ) -> tuple[int, ...]:
     """The per-sample input shape (no batch axis) for a method that builds its own inputs.
 
@@ -42,17 +41,7 @@ def input_shape_of(
     shape of the data it was given and its ``input_shape`` only stands in for absent data, while
     SynFlow, NPB and DPaI let an explicit hyperparameter override the data. An empty
     ``configured`` counts as not given (a scalar input is never meant).
-
-    ``feeds_model``: the method runs the model on float inputs of its own (all ones, noise), which
-    a model reading integer inputs — token ids into an ``nn.Embedding`` — cannot take; that is
-    said here, naming the methods that read the data instead, rather than deep in the forward.
     """
-    if feeds_model and data is not None and not data.batches[0][0].is_floating_point():
-        raise ConfigError(
-            f"{method} runs the model on float inputs of its own (it is data-free), but this model reads "
-            f"{data.batches[0][0].dtype} inputs (e.g. token ids into an nn.Embedding); use a method that reads the "
-            "data instead: snip, grasp, iter_snip, prospr, or random / magnitude"
-        )
     from_config = tuple(int(d) for d in configured) if configured else None
     from_data = tuple(int(d) for d in data.input_shape) if data is not None else None
     for shape in (from_data, from_config) if data_first else (from_config, from_data):

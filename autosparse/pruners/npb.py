@@ -136,6 +136,7 @@ def _fill_kernels(
 
 @register("npb")
 class NPB(Pruner):
+    own_inputs = True
     description = "Node-Path Balancing (Pham et al. 2023): per-layer integer programs over nodes and paths"
     Config = NPBConfig
     data_dependent = False

@@ -41,6 +41,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from autosparse.core.errors import ConfigError
 from autosparse.core.masks import Masks
+from autosparse.core.outputs import logits
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.inputs import input_shape_of
 from autosparse.pruners.iterate import iterate
@@ -151,7 +152,7 @@ def ntk_sap_scores(
                     model.train()
                     functional_call(model, clean, (x,))
             model.eval()
-            diff = functional_call(model, clean, (x,)) - functional_call(model, noisy, (x,))
+            diff = logits(functional_call(model, clean, (x,))) - logits(functional_call(model, noisy, (x,)))
             jac_approx = diff.reshape(size, -1).pow(2).sum()
             step = torch.autograd.grad(jac_approx, [cvars[n] for n in base], allow_unused=True)
             for n, g in zip(base, step, strict=True):
@@ -169,12 +170,13 @@ def ntk_sap_scores(
 def _num_outputs(model: nn.Module, input_shape: Sequence[int]) -> int:
     model.eval()
     with torch.no_grad():
-        out = model(torch.zeros((2, *input_shape), device=model_device(model)))
+        out = logits(model(torch.zeros((2, *input_shape), device=model_device(model))))
     return int(out.shape[-1])
 
 
 @register("ntk_sap")
 class NTKSAP(ScoringPruner):
+    own_inputs = True
     Config = NTKSAPConfig
     data_dependent = False
     description = (

@@ -63,6 +63,9 @@ class Pruner(ABC):
     name: ClassVar[str] = ""
     Config: ClassVar[type[PrunerConfig]] = PrunerConfig
     data_dependent: ClassVar[bool] = True
+    #: runs the model on float inputs of its own (all ones, noise, a traced path graph), which a
+    #: model reading token ids through an ``nn.Embedding`` cannot take (checked by ``prune``)
+    own_inputs: ClassVar[bool] = False
     description: ClassVar[str] = ""
 
     def __init__(self, config: PrunerConfig | None = None, **overrides: Any) -> None:

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from autosparse.core.masks import Masks
+from autosparse.core.outputs import logits
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.inputs import input_shape_of
 from autosparse.pruners.iterate import check_schedule, iterate
@@ -57,7 +58,7 @@ def flow_scores(positive: nn.Module, input_shape: Sequence[int]) -> Scores:
     names, params = named_prunable(positive)
     shape = (1, *tuple(int(d) for d in input_shape))
     x = torch.ones(shape, dtype=params[0].dtype, device=model_device(positive))
-    grads = torch.autograd.grad(positive(x).sum(), params, allow_unused=True)
+    grads = torch.autograd.grad(logits(positive(x)).sum(), params, allow_unused=True)
     return to_scores(
         names, [(p.detach() * g).abs_() if g is not None else torch.zeros_like(p) for p, g in zip(params, grads)]
     )
@@ -87,6 +88,7 @@ class SynflowConfig(PrunerConfig):
 
 @register("synflow")
 class SynflowPruner(ScoringPruner):
+    own_inputs = True
     Config = SynflowConfig
     data_dependent = False
     description = "iterative synaptic flow |θ·∂R/∂θ| with an all-ones input, no data (Tanaka et al. 2020)"

@@ -66,6 +66,8 @@ def _total(out: object) -> torch.Tensor:
         return sum((_total(v) for v in out.values()), torch.zeros((), dtype=torch.float64))
     if isinstance(out, (tuple, list)):
         return sum((_total(v) for v in out), torch.zeros((), dtype=torch.float64))
+    if isinstance(getattr(out, "logits", None), torch.Tensor):  # an output object carrying its logits
+        return out.logits.sum()
     return torch.zeros((), dtype=torch.float64)
 
 

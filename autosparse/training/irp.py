@@ -117,7 +117,13 @@ def _criterion_scores(model: nn.Module, cfg: IRPConfig, batch: tuple[torch.Tenso
     model.zero_grad(set_to_none=True)
     x, y = batch
     torch.nn.functional.cross_entropy(logits(model(x)), y).backward()
-    return {layer.name: (layer.weight.detach() * layer.parameter.grad.detach()).abs().cpu() for layer in layers}
+    return {
+        # no gradient: a layer the forward never uses scores zero
+        layer.name: (layer.weight.detach() * layer.parameter.grad.detach()).abs().cpu()
+        if layer.parameter.grad is not None
+        else torch.zeros_like(layer.weight, device="cpu")
+        for layer in layers
+    }
 
 
 def _prune_step(scores: dict, masks: dict, cfg: IRPConfig, r: int) -> dict[str, torch.Tensor]:

@@ -59,6 +59,7 @@ Measured = tuple[Masks, tuple[int, ...], PathStats]
 
 @register("autos")
 class Autos(ScoringPruner):
+    own_inputs = True
     Config = AutosConfig
     data_dependent = True
     description = "learned scorer (AutoSparse): IMP-like layer allocation and alive units + within-layer ranking from init features"
