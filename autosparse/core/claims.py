@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from autosparse.core.executors import JobOutcome, run_jobs
+from autosparse.core.text import name_list
 
 try:
     import fcntl
@@ -147,9 +148,8 @@ def wait_for_release(
     next_report = time.monotonic()
     while waiting:
         if time.monotonic() >= next_report:
-            shown = ", ".join(f"{k} ({holder(locks[k])})" for k in waiting[:5])
-            more = f" and {len(waiting) - 5} more" if len(waiting) > 5 else ""
-            log.info("waiting for %d %s(s) in progress elsewhere: %s%s", len(waiting), what, shown, more)
+            shown = name_list((f"{k} ({holder(locks[k])})" for k in waiting), shown=5)
+            log.info("waiting for %d %s(s) in progress elsewhere: %s", len(waiting), what, shown)
             next_report = time.monotonic() + report_s
         time.sleep(poll_s)
         waiting = [k for k in waiting if is_held(locks[k])]

@@ -20,6 +20,7 @@ from typing import Any
 from torch import nn
 
 from autosparse.core.masks import Masks
+from autosparse.core.text import name_list
 from autosparse.topology.fx_trace import short_error
 from autosparse.topology.paths import PathStats, path_stats
 
@@ -84,9 +85,9 @@ def warn_collapse(diag: dict[str, Any]) -> None:
     empty, no_path = diag["empty_layers"], diag["no_path_layers"]
     parts = []
     if empty:
-        parts.append(f"{len(empty)} layer(s) keep no weight: {', '.join(empty)}")
+        parts.append(f"{len(empty)} layer(s) keep no weight: {name_list(empty)}")
     if no_path:
-        parts.append(f"{len(no_path)} layer(s) have no input-to-output path: {', '.join(no_path)}")
+        parts.append(f"{len(no_path)} layer(s) have no input-to-output path: {name_list(no_path)}")
     if parts:
         paths = diag.get("log10_paths")
         if paths is not None and paths > float("-inf"):
@@ -99,6 +100,6 @@ def warn_collapse(diag: dict[str, Any]) -> None:
     if diag["unverified_layers"]:
         log.warning(
             "no path found through %s, but the path counts are %s; not reported as collapsed",
-            ", ".join(diag["unverified_layers"]),
+            name_list(diag["unverified_layers"]),
             diag["paths"],
         )

@@ -27,6 +27,7 @@ import torch
 from autosparse.core.allocation import counts_from_shares, erk_densities, masks_from_counts
 from autosparse.core.masks import Masks
 from autosparse.core.ranking import pct_rank
+from autosparse.core.text import name_list
 from autosparse.features import FeatureTable, compute_features
 from autosparse.scorer.autos.call import Call
 from autosparse.scorer.evidence import Verdict
@@ -90,7 +91,7 @@ def range_guard(
         len(table.layers),
         cfg.scorer,
         scorer.coverage.threshold,
-        ", ".join(sorted(outside)),
+        name_list(sorted(outside)),
         fallback_name(cfg.guard),
     )
     return outside

@@ -34,6 +34,7 @@ from typing import Any
 from torch import nn
 
 from autosparse.core.masks import Masks
+from autosparse.core.text import name_list
 from autosparse.data.pruning_data import PruningData
 from autosparse.features import compute_features
 from autosparse.pruners.registry import ScoringPruner, register
@@ -164,7 +165,7 @@ def _guarded_masks(call: Call) -> tuple[Masks, Measured | None]:
         cfg.scorer,
         density,
         len(stats.collapsed),
-        ", ".join(stats.collapsed),
+        name_list(stats.collapsed),
         instead,
     )
     fallback.meta["guard"] = {**fallback.meta.get("guard", {}), "reason": "collapse", "collapsed": stats.collapsed}

@@ -1,0 +1,20 @@
+"""Lists of names in one line of a message: the first few, then how many more.
+
+Why: a warning about 80 of a model's layers that names all 80 buries what it says; the first
+names show which part of the model it is about, the count says how much of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+def name_list(names: Iterable[str], shown: int = 8) -> str:
+    """``a, b, c`` — or ``a, b, … and 77 more`` past ``shown`` names."""
+    names = list(names)
+    if len(names) <= shown:
+        return ", ".join(names)
+    return f"{', '.join(names[:shown])} and {len(names) - shown} more"
+
+
+__all__ = ["name_list"]
