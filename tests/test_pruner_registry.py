@@ -173,3 +173,21 @@ def test_integer_images_the_model_converts_itself_still_work(method: str) -> Non
 
     data = (torch.randint(0, 255, (20, 16), dtype=torch.uint8), torch.arange(20) % 4)
     assert autosparse.prune(U8(), method, density=0.3, data=data).kept == round(0.3 * 160)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10)),
+        nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10)),
+    ],
+    ids=["linear", "conv"],
+)
+def test_inputs_the_model_cannot_take_are_one_error_naming_their_shape(model: nn.Module) -> None:
+    import autosparse
+
+    data = (torch.randn(10, 3, 32, 32), torch.arange(10))
+    with pytest.raises(ConfigError, match=r"^snip could not run the model on inputs of shape \(N, 3, 32, 32\): .*"):
+        autosparse.prune(model, "snip", density=0.1, data=data)
+    with pytest.raises(ConfigError, match=r"^synflow could not run the model on input_shape=\(3, 32, 32\)"):
+        autosparse.prune(model, "synflow", density=0.1, input_shape=(3, 32, 32), rounds=2)

@@ -74,6 +74,25 @@ def prune(
     ).masks
 
 
+#: torch's words for an input the model's first layers cannot take
+_SHAPE_WORDS = ("cannot be multiplied", "size mismatch", "expected input", "sizes of tensors must match", "shape '[")
+
+
+def _shape_error(exc: RuntimeError, method: str, data: PruningData | None, configured: Any) -> Exception:
+    """The model could not run on the inputs it was given: say which inputs and what to pass, with
+    torch's own message; any other runtime error is returned as it is."""
+    text = str(exc)
+    if not any(w in text.lower() for w in _SHAPE_WORDS):
+        return exc
+    given = f"inputs of shape (N, {', '.join(map(str, data.input_shape))})" if data is not None else "its inputs"
+    if configured:
+        given = f"input_shape={tuple(configured)}"
+    return ConfigError(
+        f"{method} could not run the model on {given}: {text.splitlines()[0]}; pass pruning data (or input_shape) "
+        "of the shape the model takes"
+    )
+
+
 def _check_own_inputs(pruner: Pruner, method: str, model: nn.Module, data: PruningData | None) -> None:
     """A method that runs the model on float inputs of its own cannot run a model that reads token
     ids into an ``nn.Embedding``: say so, naming the methods that can, not an embedding's dtype error."""
@@ -114,7 +133,10 @@ def prune_timed(
     with torch.random.fork_rng(devices=[]), sdpa_kernel(SDPBackend.MATH):
         torch.manual_seed(seed)
         start = time.perf_counter()
-        masks = pruner.masks(work, pdata, d, seed=seed)
+        try:
+            masks = pruner.masks(work, pdata, d, seed=seed)
+        except RuntimeError as exc:
+            raise _shape_error(exc, method, pdata, getattr(pruner.config, "input_shape", None)) from exc
         seconds = time.perf_counter() - start
     measured = pruner.measured_paths(masks)
     masks = Masks(
