@@ -124,7 +124,7 @@ def run_bench(
     outcomes = run_claimed_jobs(
         execute_job,
         todo,
-        list(by_key),
+        [j.key for j in todo],
         lock_of=lambda key: claim_path(out, key),
         is_done=lambda key: by_key[key].is_complete(),
         what="bench job",
