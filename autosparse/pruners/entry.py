@@ -57,8 +57,9 @@ def prune(
     Returns masks keeping exactly ``round(density * total)`` weights. With ``apply=True`` the
     masks are also applied to ``model`` through :meth:`Masks.apply`: attached the torch way
     (``weight_orig``/``weight_mask``) *and*, for methods that change θ0 besides masking (``autos``,
-    ``robust``: kept weights rescaled), that change made once; otherwise the model is left untouched. With ``check`` (default) a layer left empty or with no
-    input-to-output path is warned about once and recorded in ``masks.meta["diagnostics"]``.
+    ``robust``: kept weights rescaled), that change made once; otherwise the model is left
+    untouched. With ``check`` (default) a layer left empty or with no input-to-output path is
+    warned about once and recorded in ``masks.meta["diagnostics"]``.
     """
     return prune_timed(
         model,
