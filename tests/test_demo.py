@@ -187,7 +187,14 @@ def test_the_reading_compares_autos_with_the_best_classic_method_of_each_column(
         ("snip", 0.01): 0.60,
     }
     records = [
-        {"model": "lenet_300_100", "dataset": "fashion-mnist", "label": lbl, "density": d, "test_accuracy": a}
+        {
+            "model": "lenet_300_100",
+            "dataset": "fashion-mnist",
+            "label": lbl,
+            "density": d,
+            "seed": 0,
+            "test_accuracy": a,
+        }
         for (lbl, d), a in acc.items()
     ]
     assert (

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from autosparse.bench.config import BenchConfig
-from autosparse.bench.report import BenchReport, accuracy_table, dense_accuracy, format_stat, group, sparsity_header
+from autosparse.bench.contest import contests
+from autosparse.bench.report import BenchReport, accuracy_table, dense_accuracy, format_stat, sparsity_header
 from autosparse.core.layers import count_prunable
 from autosparse.data import dataset_info
 from autosparse.task import ModelSpec
@@ -35,26 +36,19 @@ def model_sizes(model: ModelSpec, dataset: str) -> Sizes:
     return Sizes(sum(p.numel() for p in net.parameters()), count_prunable(net))
 
 
-def baseline_labels(bench: BenchConfig) -> list[str]:
-    """The rows ``autos`` is measured against: every classic method (neither autos nor the IMP reference)."""
-    return [m.title() for m in bench.methods if m.method != "autos" and not m.is_imp]
-
-
 def reading(records: Sequence[dict[str, Any]], bench: BenchConfig, autos: str = AUTOS_LABEL) -> str:
-    """``autos vs best baseline: +0.4 points at 98% (synflow 83.0), …``: per column, from the printed (rounded) means."""
+    """``autos vs best baseline: +0.4 points at 98% (synflow 83.0), …``: per column, the bench's
+    verdict (:mod:`autosparse.bench.contest`) in the printed (rounded) means, so it agrees with the table."""
     model, dataset = bench.models[0].label(), bench.datasets[0]
-    stats = group(r for r in records if r["model"] == model and r["dataset"] == dataset)
-    rivals = baseline_labels(bench)
+    verdicts = {c.density: c for c in contests(bench, records, model, dataset) if c.learned == autos}
     parts = []
     for d in bench.sorted_densities():
-        mine = stats.get((model, dataset, autos, d))
-        theirs = {lbl: round(100 * st.mean, 1) for lbl in rivals if (st := stats.get((model, dataset, lbl, d)))}
-        if mine is None or not theirs:
+        c = verdicts.get(d)
+        if c is None:
             parts.append(f"– at {sparsity_header(d)}")
             continue
-        best = max(theirs, key=lambda lbl: theirs[lbl])
-        diff = round(100 * mine.mean, 1) - theirs[best]
-        parts.append(f"{diff:+.1f} at {sparsity_header(d)} ({best} {theirs[best]:.1f})")
+        diff = round(c.mean, 1) - round(c.best_mean, 1)
+        parts.append(f"{diff:+.1f} at {sparsity_header(d)} ({c.best} {c.best_mean:.1f})")
     if parts and parts[0][0] in "+-":
         parts[0] = parts[0].replace(" at ", " points at ", 1)
     return f"{autos} vs best baseline: " + ", ".join(parts)
