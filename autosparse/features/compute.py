@@ -17,7 +17,7 @@ from torch import nn
 from autosparse.core.errors import ConfigError, SchemaMismatchError
 from autosparse.core.layers import PrunableLayer, prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks
-from autosparse.core.outputs import logits
+from autosparse.core.model_io import logits
 from autosparse.core.parallel import map_layers
 from autosparse.core.ranking import pct_rank, rank_values, sort_key
 from autosparse.data.pruning_data import PruningData

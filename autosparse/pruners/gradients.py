@@ -14,23 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autosparse.core.outputs import logits
+from autosparse.core.model_io import logits, model_input, param_dtype
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.workspace import model_device
 
 Reduction = Literal["sum", "mean"]
-
-
-def _param_dtype(model: nn.Module) -> torch.dtype:
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    return torch.get_default_dtype()
-
-
-def _inputs(x: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    x = x.to(device)
-    return x.to(dtype) if x.is_floating_point() else x
 
 
 def batch_losses(model: nn.Module, data: PruningData, *, temperature: float = 1.0) -> Iterator[torch.Tensor]:
@@ -39,9 +27,9 @@ def batch_losses(model: nn.Module, data: PruningData, *, temperature: float = 1.
     A generator, so each batch's graph is freed before the next is built (GraSP holds a
     second-order graph per batch; keeping them all alive would multiply its memory).
     """
-    device, dtype = model_device(model), _param_dtype(model)
+    device, dtype = model_device(model), param_dtype(model)
     for x, y in data:
-        out = logits(model(_inputs(x, device, dtype)))
+        out = logits(model(model_input(x, device, dtype)))
         if temperature != 1.0:
             out = out / temperature
         yield F.cross_entropy(out, y.to(device))

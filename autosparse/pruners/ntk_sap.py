@@ -41,7 +41,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from autosparse.core.errors import ConfigError
 from autosparse.core.masks import Masks
-from autosparse.core.outputs import logits
+from autosparse.core.model_io import logits
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.inputs import input_shape_of
 from autosparse.pruners.iterate import iterate

@@ -32,7 +32,7 @@ from torch.func import functional_call
 
 from autosparse.core.errors import ConfigError
 from autosparse.core.masks import Masks
-from autosparse.core.outputs import logits
+from autosparse.core.model_io import logits
 from autosparse.data.pruning_data import Batch, PruningData
 from autosparse.pruners.inputs import require_data
 from autosparse.pruners.iterate import iterate

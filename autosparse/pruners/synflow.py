@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from autosparse.core.masks import Masks
-from autosparse.core.outputs import logits
+from autosparse.core.model_io import logits
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.inputs import input_shape_of
 from autosparse.pruners.iterate import check_schedule, iterate

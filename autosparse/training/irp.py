@@ -37,7 +37,7 @@ from autosparse.core.config import to_dict
 from autosparse.core.errors import CheckpointError, ConfigError
 from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
-from autosparse.core.outputs import logits
+from autosparse.core.model_io import logits
 from autosparse.training.trainer import TrainConfig, train
 
 try:  # POSIX advisory locks guard a workdir against two concurrent resumers

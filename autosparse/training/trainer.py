@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from autosparse.core.errors import ConfigError
 from autosparse.core.masks import Masks, assert_masks_exact, remove_masks
-from autosparse.core.outputs import logits
+from autosparse.core.model_io import logits, model_input, param_dtype
 from autosparse.training.masking import MaskedParameters
 
 log = logging.getLogger(__name__)
@@ -116,12 +116,10 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     """Top-1 accuracy in [0, 1]."""
     was_training = model.training
     model.eval()
-    param = next(model.parameters())
-    device = param.device
+    device, dtype = next(model.parameters()).device, param_dtype(model)
     correct = 0
     for i in range(0, len(x), batch_size):
-        xb = x[i : i + batch_size].to(device)
-        out = logits(model(xb.to(param.dtype) if xb.is_floating_point() and param.is_floating_point() else xb))
+        out = logits(model(model_input(x[i : i + batch_size], device, dtype)))
         correct += int((out.argmax(1).cpu() == y[i : i + batch_size]).sum())
     model.train(was_training)
     return correct / max(1, len(x))
@@ -156,7 +154,7 @@ def train(
     set_threads(cfg.num_threads)
     device = resolve_device(cfg.device)
     model.to(device)
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)  # a float64 model
+    dtype = param_dtype(model)  # a float64 model is fed float32 data
     masked: MaskedParameters | None = None
     if masks is not None:
         masks.prepare(model)
@@ -190,9 +188,8 @@ def train(
             if step >= total_steps:
                 break
             idx = perm[i : i + cfg.batch_size]
-            xb, yb = x_train[idx].to(device, non_blocking=True), y_train[idx].to(device, non_blocking=True)
-            if dtype is not None and xb.is_floating_point() and xb.dtype != dtype:
-                xb = xb.to(dtype)
+            xb = model_input(x_train[idx], device, dtype, non_blocking=True)
+            yb = y_train[idx].to(device, non_blocking=True)
             if on_step is not None:
                 on_step(step, model)
             loss = F.cross_entropy(logits(model(xb)), yb, label_smoothing=cfg.label_smoothing)

@@ -1,0 +1,54 @@
+"""A model's inputs and outputs as every pass of the library reads them.
+
+Why: every method and the trainer feed a model batches and need one tensor of logits back, but
+models in the wild differ on both sides. Inputs: a float64 (or bfloat16) model is fed float32
+data, so float inputs are cast to the model's own dtype (integer inputs — token ids, uint8
+images — are left as they are). Outputs: torchvision's GoogLeNet and Inception-v3 return
+``(logits, aux_logits…)`` named tuples in train mode, Hugging Face-style models an object with
+``.logits``. Doing both here, once, lets every pass (gradients, features, training) accept them
+instead of failing deep inside a layer or a loss.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from autosparse.core.errors import ConfigError
+
+
+def param_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of the model's first floating parameter (torch's default if it has none)."""
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.get_default_dtype()
+
+
+def model_input(
+    x: torch.Tensor, device: torch.device | str, dtype: torch.dtype, *, non_blocking: bool = False
+) -> torch.Tensor:
+    """``x`` on ``device``, and in ``dtype`` if it is floating (see the module docstring)."""
+    x = x.to(device, non_blocking=non_blocking)
+    return x.to(dtype) if x.is_floating_point() else x
+
+
+def logits(output: Any) -> torch.Tensor:
+    """The main logits of ``output``: the tensor itself, its ``.logits``, or a tuple's first tensor."""
+    if isinstance(output, torch.Tensor):
+        return output
+    main = getattr(output, "logits", None)
+    if isinstance(main, torch.Tensor):
+        return main
+    if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
+        return output[0]
+    raise ConfigError(
+        f"the model returned {type(output).__name__}, not class logits; autosparse needs a forward that returns a "
+        "(batch, classes) tensor (or an object with .logits, or a tuple whose first item is the logits): wrap the "
+        "model so it does"
+    )
+
+
+__all__ = ["logits", "model_input", "param_dtype"]
