@@ -23,6 +23,11 @@ RawSplits = tuple[ArrayLike, ArrayLike, ArrayLike, ArrayLike]  # x_train, y_trai
 Loader = Callable[[Path | None, bool], RawSplits]
 
 
+def are_class_indices(y: torch.Tensor) -> bool:
+    """Whether targets are integer class indices (what cross-entropy reads), not floats or booleans."""
+    return not (y.is_floating_point() or y.dtype == torch.bool)
+
+
 @dataclass(repr=False)
 class Dataset:
     """A classification dataset held as tensors.
@@ -52,7 +57,7 @@ class Dataset:
                 )
             if y.dim() != 1 or y.shape[0] != x.shape[0]:
                 raise ConfigError(f"{self.name}: y_{split} has shape {tuple(y.shape)} for {x.shape[0]} inputs")
-            if y.is_floating_point() or y.dtype == torch.bool:
+            if not are_class_indices(y):
                 raise ConfigError(f"{self.name}: y_{split} must hold integer class indices, not {y.dtype} (y.long())")
             if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
                 raise ConfigError(

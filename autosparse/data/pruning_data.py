@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from autosparse.core.errors import ConfigError
-from autosparse.data.dataset import Dataset
+from autosparse.data.dataset import Dataset, are_class_indices
 from autosparse.data.sampling import seeded_rng
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def _is_batch(data: Any) -> bool:
 def _batch(item: Any, i: int) -> Batch:
     """One batch of a list or a DataLoader: its first two entries, as DataLoaders of (x, y, index) give."""
     if isinstance(item, (tuple, list)) and len(item) >= 2 and _is_batch(item[:2]):
-        if item[1].is_floating_point() or item[1].dtype == torch.bool:
+        if not are_class_indices(item[1]):
             raise ConfigError(
                 f"pruning data item {i} has {item[1].dtype} targets; targets are integer class indices (y.long())"
             )
