@@ -16,17 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from autosparse.core.claims import in_progress_elsewhere, is_elsewhere, run_claimed_jobs
-from autosparse.core.errors import StoreError
 from autosparse.core.executors import JobOutcome
-from autosparse.store.layout import is_complete_attrs, read_run_attrs
+from autosparse.store.layout import run_is_complete
 from autosparse.store.locks import lock_file
-
-
-def _complete(path: Path, run_id: str) -> bool:
-    try:
-        return is_complete_attrs(read_run_attrs(path, run_id))
-    except StoreError:
-        return False
 
 
 def run_store_jobs(
@@ -50,7 +42,7 @@ def run_store_jobs(
         jobs,
         run_ids,
         lock_of=lambda r: lock_file(path, r),
-        is_done=lambda r: _complete(path, r),
+        is_done=lambda r: run_is_complete(path, r),
         what="run",
         poll_s=poll_s,
         **executor,

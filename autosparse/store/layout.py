@@ -209,6 +209,15 @@ def is_complete_attrs(attrs: Mapping[str, Any] | None) -> bool:
     return attrs is not None and attrs.get("complete") is True
 
 
+def run_is_complete(path: Path, run_id: str) -> bool:
+    """Whether ``run_id`` in the store at ``path`` is complete; corrupt metadata counts as not complete
+    (such a run is not trustworthy: it is regenerated, not read)."""
+    try:
+        return is_complete_attrs(read_run_attrs(Path(path), run_id))
+    except StoreError:
+        return False
+
+
 def jsonable(obj: Any, where: str = "attrs") -> Any:
     """Convert numpy scalars/arrays, tuples and paths to plain JSON types, or say which key is not.
 

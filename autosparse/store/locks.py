@@ -21,7 +21,7 @@ from pathlib import Path
 from autosparse.core import claims
 from autosparse.core.claims import holder_name
 from autosparse.core.errors import StoreError
-from autosparse.store.layout import LOCKS, check_name, is_complete_attrs, read_run_attrs
+from autosparse.store.layout import LOCKS, check_name, run_is_complete
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +29,6 @@ log = logging.getLogger(__name__)
 def lock_file(path: Path, run_id: str) -> Path:
     """The run's lock file; absolute, so one run has one key in the re-entrancy table."""
     return Path(path).absolute() / LOCKS / f"{check_name(run_id)}.lock"
-
-
-def _finished(path: Path, run_id: str) -> bool:
-    """A complete run's last holder finished its job (stores written before claims were cleared on
-    release still name it), so taking its lock over is nothing to report."""
-    try:
-        return is_complete_attrs(read_run_attrs(Path(path), run_id))
-    except StoreError:
-        return False
 
 
 def claim_run(path: Path, run_id: str) -> contextlib.AbstractContextManager[bool]:
@@ -48,7 +39,9 @@ def claim_run(path: Path, run_id: str) -> contextlib.AbstractContextManager[bool
     """
 
     def takeover(previous: str) -> None:
-        if not _finished(path, run_id):
+        # a complete run's last holder finished its job (stores written before claims were cleared
+        # on release still name it), so taking its lock over is nothing to report
+        if not run_is_complete(path, run_id):
             log.warning(
                 "run %s: taking over the lock left by %s, which stopped (killed, interrupted or crashed) while working on it",
                 run_id,

@@ -46,6 +46,7 @@ from autosparse.store.layout import (
     read_root_attrs,
     read_run_attrs,
     run_dir,
+    run_is_complete,
 )
 from autosparse.store.locks import claim_run, holder_name, is_being_written, run_lock
 from autosparse.store.reader import StoreReader
@@ -209,10 +210,7 @@ class FeatureStore:
         Data generation asks this to skip finished runs; a run with unreadable metadata is not
         trustworthy, so it is reported as not complete and gets regenerated.
         """
-        try:
-            return is_complete_attrs(read_run_attrs(self.path, check_name(run_id)))
-        except StoreError:
-            return False
+        return run_is_complete(self.path, check_name(run_id))
 
     def complete_runs(self) -> list[str]:
         return [r for r in self.run_ids() if self.is_complete(r)]
