@@ -195,3 +195,37 @@ def test_a_mapping_of_hyperparameters_keeps_lists_and_json_objects() -> None:
     assert from_dict(WithDict, {"base": '{"scope": "erk"}'}).base == {"scope": "erk"}  # --hp 'base={...}'
     with pytest.raises(ConfigError, match="not valid JSON"):
         from_dict(WithDict, {"base": "{scope"})
+
+
+def test_a_scalar_where_a_list_is_expected_is_a_one_item_list() -> None:
+    # `densities: 0.1` or `seeds: 0` in a YAML crashed with "'float' object is not iterable"
+    @dataclass
+    class Grid:
+        densities: list[float] = field(default_factory=lambda: [0.1, 0.01])
+        seeds: tuple[int, ...] = (0,)
+
+    grid = from_dict(Grid, {"densities": 0.05, "seeds": 3})
+    assert grid.densities == [0.05] and grid.seeds == (3,)
+    assert from_dict(TrainConfig, {"step_milestones": 5}).step_milestones == (5.0,)
+
+
+def test_an_empty_yaml_key_means_the_field_default() -> None:
+    # `model_kwargs:` or `train:` left empty in YAML crashed with NoneType tracebacks later on
+    from autosparse.task import ModelSpec
+
+    assert from_dict(ModelSpec, {"model": "conv4", "model_kwargs": None}).model_kwargs == {}
+
+    @dataclass
+    class Job:
+        train: TrainConfig = field(default_factory=TrainConfig)
+        out: str | None = "x"
+
+    job = from_dict(Job, {"train": None, "out": None})
+    assert job.train == TrainConfig() and job.out is None  # None is a value where the type allows it
+
+    @dataclass
+    class Needs:
+        size: int
+
+    with pytest.raises(ConfigError, match="size needs a value"):
+        from_dict(Needs, {"size": None})

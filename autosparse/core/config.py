@@ -369,6 +369,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             value = [
                 f"{k}={_flag_text(v)}" for k, v in value.items()
             ]  # KEY=VALUE pairs as a mapping (`hp: {rounds: 10}`)
+        elif not isinstance(value, (list, tuple, Mapping)):
+            value = [value]  # one item written without the list (`seeds: 0`, `densities: 0.1`)
         if dataclasses.is_dataclass(inner):
             value = [list_item(inner, v) for v in value]  # type: ignore[arg-type]
         items = [_coerce(v, inner, where) if inner is not None else v for v in value]
@@ -410,8 +412,23 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
             f"unknown {'key' if len(unknown) == 1 else 'keys'} {', '.join(unknown)}"
             f"{' in ' + where if where else ''}; valid keys: {', '.join(sorted(names))}"
         )
-    kwargs = {k: _coerce(v, hints[k], f"{where + '.' if where else ''}{k}") for k, v in normalised.items()}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    kwargs = {}
+    for k, v in normalised.items():
+        if v is None and not _allows_none(hints[k]):
+            # `train:` or `model_kwargs:` left empty in YAML: the field's default, as if the key were absent
+            if fields[k].default is dataclasses.MISSING and fields[k].default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{where + '.' if where else ''}{k} needs a value; it has no default")
+            continue
+        kwargs[k] = _coerce(v, hints[k], f"{where + '.' if where else ''}{k}")
     return cls(**kwargs)
+
+
+def _allows_none(tp: Any) -> bool:
+    """Whether ``None`` is a value of the annotation (``X | None``, ``Optional[X]``, ``Any``)."""
+    if tp is Any or tp is type(None):
+        return True
+    return get_origin(tp) in (typing.Union, types.UnionType) and type(None) in get_args(tp)
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
