@@ -529,3 +529,16 @@ def test_two_bench_processes_divide_the_grid(
             f"pid {child.pid} "
         )
         assert any("without finishing" in r.getMessage() for r in caplog.records)
+
+
+def test_a_bad_device_fails_the_bench_before_any_cell(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown device 'gpu'"):
+        run_bench(tiny_config(train={**TINY["train"], "device": "gpu"}), tmp_path / "b")
+    assert not (tmp_path / "b" / "cells").exists()
+
+
+def test_the_report_says_how_much_data_the_cells_saw(tiny_run) -> None:
+    _, out, _ = tiny_run
+    assert (
+        "a stratified subset of 512 training examples, accuracy on 256 test examples" in (out / "report.md").read_text()
+    )

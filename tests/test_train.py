@@ -145,3 +145,17 @@ def test_training_input_in_the_wrong_form_is_one_error_naming_the_fix() -> None:
     data = autosparse.Dataset("mine", x, y, x, y, 10, (1, 28, 28))
     result = train(model.double(), data, TrainConfig(epochs=1, batch_size=32))  # float64 model, float32 data
     assert 0.0 <= result.test_accuracy <= 1.0
+
+
+def test_a_device_is_checked_by_name_with_the_choices_in_the_error() -> None:
+    from autosparse.core.errors import ConfigError
+    from autosparse.training.trainer import resolve_device
+
+    assert resolve_device("CPU").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    for bad in ("gpu", "meta", "cuda:x"):
+        with pytest.raises(ConfigError, match="use auto, cpu, cuda, cuda:N or mps"):
+            resolve_device(bad)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="--device cpu"):
+            resolve_device("cuda:0")

@@ -297,6 +297,13 @@ def _plots(
     return paths
 
 
+def _data_size(config: BenchConfig) -> str:
+    """What the cells trained and tested on: a subset reads very differently from the full data."""
+    train = f"a stratified subset of {config.n_train} training examples" if config.n_train else "every training example"
+    test = f"{config.n_test} test examples" if config.n_test else "the whole test set"
+    return f"{train}, accuracy on {test}"
+
+
 def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence[JobOutcome] = ()) -> BenchReport:
     """Write results.csv/json, plots and report.md for the cells of ``config`` found in ``out_dir``."""
     out = make_output_dir(out_dir)
@@ -312,7 +319,7 @@ def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence
         f"{'s' if n_seeds != 1 else ''} ({', '.join(map(str, config.seeds))}); the seed sets the initial weights, "
         "the pruning batch and the training order. Every method is trained with the same recipe: "
         f"{t.epochs:g} epochs, {t.optimizer} lr {t.lr:g}, batch {t.batch_size}, {t.schedule} schedule, "
-        f"weight decay {t.weight_decay:g}.",
+        f"weight decay {t.weight_decay:g}; {_data_size(config)}.",
         "",
         "**Bold**: best pruning-at-initialisation method in the column. *(reference)*: IMP — iterative "
         "magnitude pruning with rewinding, which trains once per round to find its mask; it is the target, "

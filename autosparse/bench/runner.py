@@ -24,6 +24,7 @@ from autosparse.core.errors import AutosparseError, CheckpointError, ConfigError
 from autosparse.core.executors import EXECUTORS, JobOutcome
 from autosparse.core.folders import make_output_dir
 from autosparse.pruners.registry import make_pruner
+from autosparse.training.trainer import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +107,8 @@ def run_bench(
     if executor not in EXECUTORS:
         raise UnknownNameError("executor", executor, EXECUTORS)
     config.validate()
+    if executor != "ray":  # a Ray cluster's workers may have the GPU its driver lacks
+        resolve_device(config.train.device)  # before any cell loads data: one error, not one per cell
     out = make_output_dir(out_dir)
     (out / CONFIG_FILE).write_text(dump_yaml(config))
     jobs = plan_jobs(config, out, threads=_threads_per_job(config, executor, workers))

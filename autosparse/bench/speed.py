@@ -37,6 +37,7 @@ from autosparse.data import FAKE_PREFIX, dataset_info
 from autosparse.models import model_info
 from autosparse.pruners import available
 from autosparse.task import DataSpec, ModelSpec, Task
+from autosparse.training.trainer import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,7 @@ class SpeedConfig:
         for m in self.models:
             model_info(m.model)
             dataset_info(m.dataset or self.dataset)
+        resolve_device(self.device)  # one error now, not one per measurement
         return self
 
 

@@ -79,12 +79,33 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+#: where to say the device is set: the flag of `train` and of the speed bench, and an accuracy bench's
+_DEVICE_FIX = "set it to cpu or auto (--device cpu; in an accuracy bench, --train.device cpu)"
+
+
 def resolve_device(device: str) -> torch.device:
-    if device == "auto":
+    """``auto``, ``cpu``, ``cuda``/``cuda:N`` or ``mps`` as a torch device that exists here.
+
+    Why checked by name first: ``torch.device("gpu")`` fails with a list of twenty backend names,
+    and one that torch knows but this build lacks (``mps``) fails only at the first tensor moved.
+    """
+    text = str(device).strip().lower()
+    if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but no GPU is visible; use --device cpu")
-    return torch.device(device)
+    if text == "cpu":
+        return torch.device("cpu")
+    if text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r} requested but no GPU is visible; {_DEVICE_FIX}")
+        index = int(text[5:]) if ":" in text else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: only {torch.cuda.device_count()} GPU(s) are visible; use cuda:0")
+        return torch.device(text)
+    if text == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError(f"device 'mps' requested but this torch build has no MPS backend; {_DEVICE_FIX}")
+        return torch.device("mps")
+    raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
 
 
 def set_threads(num_threads: int = 0) -> None:
