@@ -82,7 +82,7 @@ def test_mask_for_another_model(tmp_path) -> None:
     out = tmp_path / "m"
     assert run("prune", *SMALL, "--method", "random", "--sparsity", "0.5", "--out", str(out)).returncode == 0
     other = ["--model", "mlp", "--model-kwargs", '{"widths": [17]}', "--dataset", "fake:fashion-mnist"]
-    assert_user_error(run("train", *other, "--masks", str(out), "--epochs", "0.1"), "another")
+    assert_user_error(run("train", *other, "--masks", str(out), "--epochs", "0.1"), "the mask was made for mlp")
 
 
 def test_missing_dataset(tmp_path) -> None:
@@ -346,3 +346,35 @@ def test_a_closed_pipe_is_not_a_traceback(tmp_path) -> None:
     code = "from autosparse.cli import main; import sys; sys.exit(main(['methods']))"
     proc = subprocess.run(f'{sys.executable} -c "{code}" | head -1', shell=True, capture_output=True, text=True)
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_train_builds_the_model_the_masks_were_made_for(tmp_path) -> None:
+    # `train --masks DIR` used the default model and sent the user back to prune
+    masks, t = tmp_path / "m", tmp_path / "t"
+    proc = run("prune", *SMALL, "--method", "random", "--density", "0.2", "--out", str(masks))
+    assert proc.returncode == 0, proc.stderr
+    proc = run("train", "--epochs", "0.1", "--masks", str(masks), "--out", str(t))
+    assert proc.returncode == 0, proc.stderr
+    metrics = json.loads((t / "metrics.json").read_text())
+    assert (metrics["model"], metrics["model_kwargs"], metrics["dataset"]) == (
+        "mlp",
+        {"widths": [16]},
+        "fake:fashion-mnist",
+    )
+    # a model named on the command line wins, and a misfit names the flags of the masks' own model
+    other = ["--model", "mlp", "--model-kwargs", '{"widths": [8]}']
+    assert_user_error(
+        run("train", *other, "--epochs", "0.1", "--masks", str(masks)), """--model-kwargs '{"widths": [16]}'"""
+    )
+
+
+def test_argparse_errors_are_one_line_without_the_usage_block() -> None:
+    proc = run("train", "--optimizer", "adamw")
+    assert_user_error(proc, "adamw", "--help")
+    assert "usage:" not in proc.stderr
+
+
+def test_an_unknown_device_is_refused_before_the_data_loads() -> None:
+    proc = run("train", *SMALL, "--device", "gpu")
+    assert_user_error(proc, "use auto, cpu, cuda")
+    assert "loaded" not in proc.stderr

@@ -133,3 +133,11 @@ def test_assert_masks_exact_catches_resurrected_weights() -> None:
     masks = _random_masks(model)
     with pytest.raises(AssertionError, match="non-zero"):
         assert_masks_exact(model, masks)
+
+
+def test_a_mask_that_records_its_model_names_the_flags_that_build_it() -> None:
+    masks = _random_masks(_mlp())
+    masks.meta.update({"model": "conv4", "model_kwargs": {"width": 0.25}, "dataset": "fashion-mnist"})
+    other = nn.Sequential(nn.Linear(16, 9), nn.ReLU(), nn.Linear(9, 4))
+    with pytest.raises(MaskError, match=r"""--model conv4 --model-kwargs '\{"width": 0.25\}'"""):
+        masks.validate(other)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from autosparse.core.config import add_arguments, resolve
 
@@ -39,6 +39,11 @@ class CommandParser(argparse.ArgumentParser):
         # -v also after the subcommand (`autosparse prune -v …`), where users type it; SUPPRESS keeps a
         # `-v` given before the subcommand from being reset by this parser's default
         self.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help=VERBOSE_HELP)
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        """One line, as every other user error of the CLI: argparse's default puts the whole usage
+        block (forty lines for ``bench``) above it."""
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
 
     def add_pending_arguments(self) -> None:
         """Add the deferred options now (parsing and help do this themselves)."""

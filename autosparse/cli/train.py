@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from dataclasses import dataclass
@@ -13,7 +14,10 @@ from autosparse.core.config import add_config_argument
 from autosparse.core.errors import ConfigError
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from autosparse.core.masks import Masks
+    from autosparse.task import Task
 
 log = logging.getLogger(__name__)
 
@@ -68,21 +72,71 @@ def _init_seed(job: TrainJob, masks: Masks | None) -> int:
     return job.init_seed
 
 
+def _task_of_masks(args: argparse.Namespace, task: Task, masks: Masks) -> Task:
+    """The model and dataset the masks were made for, where the flags and ``--config`` name none.
+
+    Why: a mask fits one model at one width and input shape, and ``autosparse prune`` records
+    which; ``train --masks DIR`` after ``prune --model conv4 --model-kwargs …`` should train that
+    conv4, not fail on the default model and send the user back to prune.
+    """
+    from autosparse.core.config import given, read_config
+    from autosparse.task import DataSpec, ModelSpec, Task
+
+    named = set(read_config(args)) | set(given(args, ModelSpec)) | set(given(args, DataSpec))
+    model, data = task.model, task.data
+    made_for = masks.meta.get("model")
+    if made_for and not named & {"model", "model_kwargs"}:
+        model = dataclasses.replace(model, model=str(made_for), model_kwargs=dict(masks.meta.get("model_kwargs") or {}))
+    made_on = masks.meta.get("dataset")
+    if made_on and "dataset" not in named:
+        data = dataclasses.replace(data, dataset=str(made_on))
+    if (model, data) != (task.model, task.data):
+        kwargs = f" {json.dumps(model.model_kwargs)}" if model.model_kwargs else ""
+        log.info(
+            "training %s%s on %s, as the masks were made (--model / --dataset choose otherwise)",
+            model.model,
+            kwargs,
+            data.dataset,
+        )
+    return Task(model, data)
+
+
+def _check_init(masks: Masks, model: nn.Module, init_seed: int) -> None:
+    """Masks that rescale θ0 fit only the draw they were made on; say which flag rebuilds it."""
+    from autosparse.core.errors import MaskError
+
+    if masks.init is None:
+        return
+    try:
+        masks.init.check_weights(model)
+    except MaskError:
+        raise ConfigError(
+            f"the model built with --init-seed {init_seed} does not hold the weights these masks were pruned from, "
+            f"so their θ0 rescaling cannot be applied: pass the --init-seed they were pruned with; masks pruned in "
+            "Python from build_model(seed=None) fit no seed — prune with a seed, or save masks.without_init() to "
+            "train them without the rescaling"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     from autosparse.core.folders import check_output_path, make_output_dir
     from autosparse.core.masks import Masks
-    from autosparse.training.trainer import TrainConfig, train
+    from autosparse.training.trainer import TrainConfig, resolve_device, train
 
     task, (job, cfg) = resolve_task(args, TrainJob, TrainConfig)
 
+    resolve_device(cfg.device)  # before the data loads
     if job.out:
         check_output_path(job.out)  # before the training, not when saving its result
     masks = Masks.load(job.masks) if job.masks else None
+    if masks is not None:
+        task = _task_of_masks(args, task, masks)
     init_seed = _init_seed(job, masks)
     dataset = task.load_data()
     model = task.build_model(dataset, seed=init_seed)
     if masks is not None:
         masks.validate(model)
+        _check_init(masks, model, init_seed)
     result = train(model, dataset, cfg, masks=masks, desc=f"train {task.model.model}")
     density = f", density {masks.density:.4f}" if masks else ""
     print(

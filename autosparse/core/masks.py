@@ -142,16 +142,26 @@ class Masks(Mapping[str, torch.Tensor]):
         if missing or extra:
             raise MaskError(
                 f"mask does not fit {type(model).__name__}: missing {missing[:3]}{'…' if len(missing) > 3 else ''}, "
-                f"unexpected {extra[:3]}{'…' if len(extra) > 3 else ''}; the mask was made for another model — "
-                "prune this model again (autosparse prune --model …)"
+                f"unexpected {extra[:3]}{'…' if len(extra) > 3 else ''}; {self._made_for('another model')}"
             )
         for name, shape in expected.items():
             if tuple(self._masks[name].shape) != shape:
                 raise MaskError(
                     f"mask {name!r} has shape {tuple(self._masks[name].shape)} but the weight has {shape}; "
-                    "the mask was made for another width or input shape — prune this model again"
+                    f"{self._made_for('another width or input shape')}"
                 )
         return self
+
+    def _made_for(self, otherwise: str) -> str:
+        """The fix for a mask that does not fit: the model it was made for, when it says (a mask of
+        `autosparse prune` records it), else prune again."""
+        model, kwargs = self.meta.get("model"), self.meta.get("model_kwargs") or {}
+        if not model:
+            return f"the mask was made for {otherwise} — prune this model again (autosparse prune --model …)"
+        flags = f"--model {model}" + (f" --model-kwargs '{json.dumps(kwargs)}'" if kwargs else "")
+        dataset = self.meta.get("dataset")
+        on = f" on {dataset}" if dataset else ""
+        return f"the mask was made for {model} {json.dumps(kwargs)}{on}: build that model ({flags}), or prune this one"
 
     # Application
     def prepare(self, model: nn.Module) -> bool:
