@@ -388,3 +388,10 @@ def test_a_short_pruning_batch_is_one_warning_naming_the_fix(caplog: pytest.LogC
         pruning_batch(ds, samples_per_class=10)
     assert len(caplog.records) == 1
     assert "--n-train" in caplog.records[0].getMessage()
+
+
+def test_numpy_pruning_data_is_told_to_become_tensors() -> None:
+    from autosparse.data.pruning_data import PruningData
+
+    with pytest.raises(ConfigError, match=r"numpy arrays; convert them to tensors"):
+        PruningData.coerce((np.zeros((4, 3), dtype=np.float32), np.zeros(4, dtype=np.int64)))

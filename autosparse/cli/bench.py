@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "bench",
         help="benchmark pruning methods: accuracy vs sparsity, or time to mask",
-        description="Run a bench grid (models × datasets × methods × densities × seeds, plus IMP as the reference) "
+        description="Run a bench grid (models × datasets × methods × densities × seeds; IMP, the reference, is the method `imp`) "
         "and write report.md, results.csv/json and plots to --out; finished cells are never recomputed, so "
         "rerunning after a kill or after adding a method only computes what is missing. The grid is the "
         "config's fields, from --config and then flags (e.g. --seeds 0,1 --densities 0.01). A config with "

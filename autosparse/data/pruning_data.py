@@ -45,6 +45,11 @@ class PruningData:
         """Accept a PruningData, one (x, y) batch, a list of batches or a DataLoader."""
         if data is None or isinstance(data, PruningData):
             return data
+        if isinstance(data, (tuple, list)) and len(data) == 2 and any(type(t).__module__ == "numpy" for t in data):
+            raise ConfigError(
+                "pruning data is a pair of numpy arrays; convert them to tensors: "
+                "data=(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y).long())"
+            )
         if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
             batches = [_batch(data, 0)]  # one (inputs, targets) pair, as a tuple or a list (misshapen: said so)
         elif isinstance(data, Iterable) and not isinstance(data, torch.Tensor):
