@@ -128,4 +128,8 @@ def test_autos_scores_are_golden(scorer: str, model_key: str) -> None:
     for name, want in golden.items():
         got = scores[name].detach().float()
         assert got.shape == want.shape, name
-        assert torch.allclose(got, want, rtol=1e-5, atol=1e-6), f"{prefix}{name}: scores changed"
+        # float32 sums in another order on another CPU (AVX-512 vs AVX2 kernels) move a score by up to
+        # ~6e-5 of the layer's largest (measured on an AMD EPYC, 2026-12-02) and leave the masks, whose
+        # digests above are exact, unchanged; a change of behaviour moves scores by orders more
+        scale = float(want.abs().max())
+        assert torch.allclose(got, want, rtol=1e-4, atol=5e-4 * scale), f"{prefix}{name}: scores changed"
