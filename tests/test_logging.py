@@ -85,3 +85,25 @@ def test_train_scorer_verbose_shows_our_progress_and_no_library_debug(tmp_path: 
     assert "INFO autosparse.scorer.fit: gnn ranker step 10/20: loss" in proc.stderr
     assert "held-out precision" in proc.stderr
     assert "| ranker | Spearman" in proc.stdout and proc.stdout.rstrip().splitlines()[-1].startswith("| random |")
+
+
+def test_verbose_prune_says_where_autos_spent_its_time(tmp_path) -> None:
+    # `-v` added nothing to `prune`; it now gives autos' stage times and the kept count
+    import subprocess
+    import sys
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "autosparse.cli",
+        "prune",
+        "-v",
+        "--model",
+        "mlp",
+        "--model-kwargs",
+        '{"widths": [16]}',
+    ]
+    cmd += ["--dataset", "fake:fashion-mnist", "--method", "autos", "--density", "0.1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "features" in proc.stderr and "repair" in proc.stderr and "weights kept" in proc.stderr

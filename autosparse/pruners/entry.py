@@ -9,6 +9,7 @@ the timing the bench reports — is enforced here once.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from autosparse.pruners.registry import Pruner, PrunerConfig, available, get_pru
 from autosparse.topology.diagnostics import mask_diagnostics
 from autosparse.topology.normalized import normalized_layers
 from autosparse.topology.paths import PathStats
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -146,6 +149,7 @@ def prune_timed(
         init=_init_transform(model, masks, pruner.config, pdata, method, rescale=pruner.rescales(masks)),
     )
     masks.validate(model)
+    log.debug("%s: %d of %d weights kept (density %.4g) in %.2fs", method, masks.kept, masks.total, d, seconds)
     if check:
         record_collapse(model, masks, pdata, getattr(pruner.config, "input_shape", None), method, measured=measured)
     if apply:

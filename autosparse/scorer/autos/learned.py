@@ -8,6 +8,8 @@ below are the ablation knobs of docs/SCORER.md (SynFlow-blended ranking, an ERK 
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping
 
 import torch
@@ -23,6 +25,8 @@ from autosparse.scorer.autos.flow import flow_priors, flow_refine
 from autosparse.scorer.autos.guards import range_guard
 from autosparse.topology.connectivity import repair_with_flow
 
+log = logging.getLogger(__name__)
+
 
 def learned_masks(call: Call, *, force: bool = False) -> Masks:
     """The learned mask at ``call.density``; ``force`` gives every layer the guard's allocation
@@ -32,6 +36,8 @@ def learned_masks(call: Call, *, force: bool = False) -> Masks:
     masks: Masks | None = None
     restricted: set[str] = set()  # layers whose alive units the unit head chose
     guarded: dict[str, float] = {}  # layers out of the scorer's range -> their distance to the sources
+    spent = {"features": 0.0, "scorer": 0.0, "allocation": 0.0, "repair": 0.0}  # -v: where the time went
+    clock = time.perf_counter()
     for d in schedule_densities(call.density, cfg.rounds, "exp"):
         # the gradient and SynFlow passes use torch's threads, as SNIP's does; what follows is
         # many medium ops whose intra-op threads stall each other on a loaded machine, so it
@@ -40,8 +46,10 @@ def learned_masks(call: Call, *, force: bool = False) -> Masks:
         if cfg.synflow_mix > 0 and "synflow_rank" not in names:
             names = (*names, "synflow_rank")
         table = compute_features(call.model, data, names=names, masks=masks, seed=call.seed)
+        clock = _lap(spent, "features", clock)
         with single_threaded_torch():
             scores = scorer.score_layers(table, call.model, call.shape or None)
+            clock = _lap(spent, "scorer", clock)
             if cfg.synflow_mix > 0:
                 scores = mix_synflow(scores, table, cfg.synflow_mix)
             if masks is not None:  # what an earlier round pruned stays pruned
@@ -69,6 +77,7 @@ def learned_masks(call: Call, *, force: bool = False) -> Masks:
             else:
                 masks = allocate(scores, d, scope=cfg.allocation)  # type: ignore[arg-type]
     assert masks is not None
+    clock = _lap(spent, "allocation", clock)
     call.scores = scores  # the SynFlow fallback's mend chooses by them
     moved: list[int] = []
     prefer = {  # mend paths inside the chosen units rather than reviving others
@@ -88,12 +97,21 @@ def learned_masks(call: Call, *, force: bool = False) -> Masks:
         )
     else:
         flow = None
+    _lap(spent, "repair", clock)
+    log.debug("autos (%s): %s", cfg.scorer, ", ".join(f"{k} {v:.2f}s" for k, v in spent.items()))
     meta = {"scorer": cfg.scorer, "allocation": cfg.allocation, "units": cfg.units, "repaired": moved}
     if guarded:
         meta["guard"] = {"fallback": cfg.guard, "layers": sorted(guarded), "distances": guarded, "reason": "range"}
     out = Masks(masks.to_dict(), meta=meta)
     call.paths.remember(out, flow)
     return out
+
+
+def _lap(spent: dict[str, float], stage: str, since: float) -> float:
+    """Add the time since ``since`` to ``stage``; the new start (for ``-v``'s per-stage line)."""
+    now = time.perf_counter()
+    spent[stage] += now - since
+    return now
 
 
 def mix_synflow(scores: dict[str, torch.Tensor], table: FeatureTable, mix: float) -> dict[str, torch.Tensor]:
