@@ -378,3 +378,9 @@ def test_an_unknown_device_is_refused_before_the_data_loads() -> None:
     proc = run("train", *SMALL, "--device", "gpu")
     assert_user_error(proc, "use auto, cpu, cuda")
     assert "loaded" not in proc.stderr
+
+
+def test_prune_checks_density_and_model_before_the_data_loads() -> None:
+    for args in (["--density", "1.5"], ["--model", "lenet_300_10", "--density", "0.1"]):
+        proc = run("prune", "--dataset", "fake:fashion-mnist", *args)
+        assert proc.returncode == 2 and "loaded" not in proc.stderr, proc.stderr

@@ -69,11 +69,16 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from autosparse.core.errors import check_density
     from autosparse.core.folders import check_output_path
+    from autosparse.models import model_info
 
     task, (job,) = resolve_task(args, PruneJob)
     if job.out:
         check_output_path(job.out)  # before the pruning, not when saving its result
+    # the cheap checks before the dataset loads: a typo should not wait for the data
+    check_density(job.density, job.sparsity)
+    model_info(task.model.model)
     from autosparse.data import pruning_batch
     from autosparse.pruners import prune_timed
     from autosparse.topology.diagnostics import mask_diagnostics
