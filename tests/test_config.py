@@ -229,3 +229,18 @@ def test_an_empty_yaml_key_means_the_field_default() -> None:
 
     with pytest.raises(ConfigError, match="size needs a value"):
         from_dict(Needs, {"size": None})
+
+
+def test_one_list_item_may_carry_a_list() -> None:
+    # `--hp input_shape=[1,28,28]` split at its commas into three hyperparameters
+    from autosparse.core.config import split_list
+
+    assert split_list("rounds=3,input_shape=[1, 28, 28] x") == ["rounds=3", "input_shape=[1, 28, 28]", "x"]
+
+    @dataclass
+    class Shape:
+        input_shape: tuple[int, ...] = ()
+
+    assert from_dict(Shape, {"input_shape": "[1, 28, 28]"}).input_shape == (1, 28, 28)
+    with pytest.raises(ConfigError, match=r"must be a list of int \(e.g. \[1, 28, 28\]\), got 'foo'"):
+        from_dict(Shape, {"input_shape": "foo"})

@@ -115,8 +115,24 @@ def _flag_text(value: Any) -> str:
 
 
 def split_list(text: str) -> list[str]:
-    """``"a,b c"`` -> ``["a", "b", "c"]``: how a list is written on the command line (or as one YAML string)."""
-    return str(text).replace(",", " ").split()
+    """``"a,b c"`` -> ``["a", "b", "c"]``: how a list is written on the command line (or as one YAML string).
+
+    Commas and spaces inside brackets or braces do not split, so one item may carry a list or a
+    mapping: ``--hp input_shape=[1,28,28]`` is one hyperparameter, not three.
+    """
+    items, current, depth = [], [], 0
+    for ch in str(text):
+        depth += ch in "[{("
+        depth -= ch in "]})"
+        if depth <= 0 and (ch == "," or ch.isspace()):
+            if current:
+                items.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    if current:
+        items.append("".join(current))
+    return items
 
 
 def parse_items(text: str) -> tuple[Any, ...]:
@@ -361,6 +377,12 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin in (tuple, list) or tp in (tuple, list):
         args = [a for a in get_args(tp) if a is not Ellipsis]
         inner = _base_type(args[0]) if args else None
+        given = value
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            try:
+                value = json.loads(value)  # a list written as JSON (`--hp input_shape=[1,28,28]`)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{where}: not a valid JSON list ({exc})") from None
         if isinstance(value, str):
             value = split_list(value)
         elif isinstance(value, Mapping) and dataclasses.is_dataclass(inner):
@@ -373,7 +395,12 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             value = [value]  # one item written without the list (`seeds: 0`, `densities: 0.1`)
         if dataclasses.is_dataclass(inner):
             value = [list_item(inner, v) for v in value]  # type: ignore[arg-type]
-        items = [_coerce(v, inner, where) if inner is not None else v for v in value]
+        try:
+            items = [_coerce(v, inner, where) if inner is not None else v for v in value]
+        except ConfigError:
+            if inner not in (int, float):
+                raise
+            raise ConfigError(f"{where} must be a list of {inner.__name__} (e.g. [1, 28, 28]), got {given!r}") from None
         return tuple(items) if (origin is tuple or tp is tuple) else items
     if tp is bool:
         if isinstance(value, bool):
