@@ -384,3 +384,16 @@ def test_prune_checks_density_and_model_before_the_data_loads(tmp_path) -> None:
     nodata = ["--dataset", "fashion-mnist", "--data-root", str(tmp_path)]
     assert_user_error(run("prune", *nodata, "--density", "1.5"), "density must be in (0, 1]")
     assert_user_error(run("prune", *nodata, "--model", "lenet_300_10", "--density", "0.1"), "lenet_300_100")
+
+
+def test_masks_saved_from_python_are_trained_on_seed_0_with_a_warning(tmp_path) -> None:
+    import torch
+
+    import autosparse
+
+    model = autosparse.build_model("mlp", (1, 28, 28), 10, seed=0, widths=[16])
+    x, y = torch.randn(40, 1, 28, 28), torch.arange(40) % 10
+    autosparse.prune(model, "snip", density=0.2, data=(x, y)).save(tmp_path / "m")
+    proc = run("train", *SMALL, "--epochs", "0.1", "--masks", str(tmp_path / "m"))
+    assert proc.returncode == 0, proc.stderr
+    assert "do not record the seed" in proc.stderr

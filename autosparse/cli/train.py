@@ -56,6 +56,11 @@ def _init_seed(job: TrainJob, masks: Masks | None) -> int:
     """
     made_on = masks.meta.get("init_seed") if masks is not None else None
     if job.init_seed is None:
+        if masks is not None and made_on is None:
+            log.warning(
+                "the masks do not record the seed of the weights they were pruned from (masks saved from Python); "
+                "training them on --init-seed 0 — pass --init-seed if they were pruned from another draw"
+            )
         return int(made_on) if made_on is not None else 0
     if made_on is not None and int(made_on) != job.init_seed:
         if masks is not None and masks.init is not None and masks.init.factors:
