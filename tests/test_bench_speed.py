@@ -167,3 +167,15 @@ def test_train_speed_times_every_variant_interleaved(tmp_path: Path) -> None:
     assert config_kind(REPO / "configs" / "bench" / "speed_train.yaml") == "train_speed"
     with pytest.raises(ConfigError, match="variants"):
         TrainSpeedConfig(variants=["sparse"]).validate()
+
+
+def test_an_autos_row_carries_its_own_split_of_the_time() -> None:
+    from autosparse.bench.measure import measure
+
+    cfg = tiny_speed()
+    task = cfg.task(SpeedModel("mlp", {"widths": [32]}, dataset="fake:fashion-mnist"))
+    row = measure(Measurement(task, MethodSpec("autos"), 0.05, 1, 0, 1, 1, "cpu"))
+    stages = row["stage_seconds"]
+    assert set(stages) == {"features", "scorer", "allocation", "repair"}
+    assert 0 < sum(stages.values()) <= row["seconds"]
+    assert "stage_seconds" not in measure(Measurement(task, MethodSpec("snip"), 0.05, 1, 0, 1, 1, "cpu"))

@@ -100,6 +100,7 @@ def learned_masks(call: Call, *, force: bool = False) -> Masks:
     _lap(spent, "repair", clock)
     log.debug("autos (%s): %s", cfg.scorer, ", ".join(f"{k} {v:.2f}s" for k, v in spent.items()))
     meta = {"scorer": cfg.scorer, "allocation": cfg.allocation, "units": cfg.units, "repaired": moved}
+    meta["stage_seconds"] = {k: round(v, 4) for k, v in spent.items()}  # the speed bench reports them
     if guarded:
         meta["guard"] = {"fallback": cfg.guard, "layers": sorted(guarded), "distances": guarded, "reason": "range"}
     out = Masks(masks.to_dict(), meta=meta)
