@@ -76,8 +76,8 @@ def learned_masks(call: Call, *, force: bool = False) -> Masks:
                 restricted = {n for n, u in (units or {}).items() if u < shapes[n][0]}
             else:
                 masks = allocate(scores, d, scope=cfg.allocation)  # type: ignore[arg-type]
+            clock = _lap(spent, "allocation", clock)
     assert masks is not None
-    clock = _lap(spent, "allocation", clock)
     call.scores = scores  # the SynFlow fallback's mend chooses by them
     moved: list[int] = []
     prefer = {  # mend paths inside the chosen units rather than reviving others
