@@ -87,11 +87,8 @@ def test_train_scorer_verbose_shows_our_progress_and_no_library_debug(tmp_path: 
     assert "| ranker | Spearman" in proc.stdout and proc.stdout.rstrip().splitlines()[-1].startswith("| random |")
 
 
-def test_verbose_prune_says_where_autos_spent_its_time(tmp_path) -> None:
+def test_verbose_prune_says_where_autos_spent_its_time() -> None:
     # `-v` added nothing to `prune`; it now gives autos' stage times and the kept count
-    import subprocess
-    import sys
-
     cmd = [
         sys.executable,
         "-m",

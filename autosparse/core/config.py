@@ -377,7 +377,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin in (tuple, list) or tp in (tuple, list):
         args = [a for a in get_args(tp) if a is not Ellipsis]
         inner = _base_type(args[0]) if args else None
-        given = value
+        written = value  # as the user wrote it, for the error
         if isinstance(value, str) and value.lstrip().startswith("["):
             try:
                 value = json.loads(value)  # a list written as JSON (`--hp input_shape=[1,28,28]`)
@@ -400,7 +400,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         except ConfigError:
             if inner not in (int, float):
                 raise
-            raise ConfigError(f"{where} must be a list of {inner.__name__} (e.g. [1, 28, 28]), got {given!r}") from None
+            raise ConfigError(
+                f"{where} must be a list of {inner.__name__} (e.g. [1, 28, 28]), got {written!r}"
+            ) from None
         return tuple(items) if (origin is tuple or tp is tuple) else items
     if tp is bool:
         if isinstance(value, bool):
