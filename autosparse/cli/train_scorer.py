@@ -56,6 +56,13 @@ def add_options(p: argparse.ArgumentParser) -> None:
         "training runs, and add it in place; ranker and allocator stay bit-identical",
     )
     p.add_argument(
+        "--replace-allocator",
+        action="store_true",
+        help="only retrain the allocator of the existing scorer in --out, as --alloc-members networks averaged, on its "
+        "own training runs, in place; ranker and unit head stay bit-identical, held-out metrics are measured again and "
+        "the student evidence (about the old allocator's masks) is dropped",
+    )
+    p.add_argument(
         "--add-coverage",
         action="store_true",
         help="only record, on the existing scorer in --out, where its allocator was trained (the layer descriptors "
@@ -125,6 +132,12 @@ def run(args: argparse.Namespace) -> int:
             "SynFlow's mask at that density):"
         )
         print(evidence_table(card))
+        return 0
+    if args.replace_allocator:
+        from autosparse.scorer.training import replace_allocator
+
+        card = replace_allocator(args.out, args.store, members=cfg.alloc_members)
+        print(f"allocator of {args.out} replaced: the mean of {cfg.alloc_members} network(s)")
         return 0
     if args.add_unit_head:
         from autosparse.scorer.training import add_unit_head

@@ -69,6 +69,8 @@ class ScorerConfig:
     alloc_steps: int = 3000  # training steps of the allocator (and of the unit head)
     alloc_lr: float = 3e-3  # allocator learning rate
     alloc_weight_decay: float = 1e-3  # allocator AdamW weight decay
+    alloc_members: int = 1
+    """allocators trained from seeds seed, seed+1, …; autos uses the mean of their log densities (1: one network)"""
     max_per_layer: int = 300_000  # weights loaded per training layer at most (larger layers are subsampled)
     min_round_accuracy: float = 0.8  # learn only from IRP rounds whose accuracy stayed >= this x the dense one
     unit_head: bool = True  # also learn how many output units per layer IMP keeps alive (autos units=learned)
@@ -83,6 +85,8 @@ class ScorerConfig:
         arch_class(self.arch)  # an unknown arch is a ConfigError naming the registered ones
         if self.steps < 1 or self.group_size < 2 or self.groups_per_step < 1:
             raise ConfigError("steps, groups_per_step must be >= 1 and group_size >= 2")
+        if self.alloc_members < 1:
+            raise ConfigError(f"alloc_members must be >= 1 (1: a single allocator), got {self.alloc_members}")
         if not 0.0 < self.unit_scale <= 1.0:
             raise ConfigError(f"unit_scale must be in (0, 1], got {self.unit_scale}")
         if self.label_base <= 1.0:

@@ -23,7 +23,7 @@ from autosparse.scorer.metrics import (
     random_precision,
     spearman_within_layers,
 )
-from autosparse.scorer.nets import Allocator
+from autosparse.scorer.nets import LayerHead
 
 #: classic saliencies scored as rankers on the same held-out runs: report name -> feature column
 BASELINE_RANKERS = {
@@ -35,7 +35,7 @@ BASELINE_RANKERS = {
 
 
 def evaluate_scorer(
-    score_run: Callable[[RunSamples], list[torch.Tensor]], alloc: Allocator, runs: list[RunSamples]
+    score_run: Callable[[RunSamples], list[torch.Tensor]], alloc: LayerHead, runs: list[RunSamples]
 ) -> dict[str, Any]:
     """Per held-out run: ranking, allocation and full-mask metrics, plus baseline rankers.
 

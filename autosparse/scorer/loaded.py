@@ -22,7 +22,7 @@ from autosparse.scorer.archs.registry import arch_names
 from autosparse.scorer.checkpoint import CARD_FILE, Card, load_checkpoint, resolve_scorer
 from autosparse.scorer.coverage import Coverage
 from autosparse.scorer.evidence import DensityEvidence
-from autosparse.scorer.nets import Allocator
+from autosparse.scorer.nets import Allocator, AllocatorEnsemble, LayerHead
 from autosparse.scorer.student import StudentEvidence
 
 
@@ -30,7 +30,7 @@ from autosparse.scorer.student import StudentEvidence
 class Scorer:
     card: Card
     ranker: nn.Module
-    allocator: Allocator
+    allocator: LayerHead  # one Allocator, or an AllocatorEnsemble (the card's allocator.members > 1)
     units: Allocator | None = None  # predicts how many output units per layer IMP keeps alive
     coverage: Coverage | None = None  # where the allocator was trained (None: an old card without it)
     evidence: DensityEvidence | None = None  # where its teacher beat SynFlow on the sources (None: not measured)
@@ -80,7 +80,7 @@ def _load_cached(path: str, mtime: int, card_mtime: int) -> Scorer:
         )
     arch = get_arch(card.arch)
     ranker = arch.from_card(card)
-    allocator = Allocator(card.allocator["features"], card.allocator["hidden"])
+    allocator = allocator_from_card(card.allocator)
     units = Allocator(card.units["features"], card.units["hidden"]) if card.units else None
     try:
         ranker.load_state_dict(_split(tensors, "ranker."))
@@ -103,6 +103,14 @@ def _load_cached(path: str, mtime: int, card_mtime: int) -> Scorer:
         DensityEvidence.from_card(card.evidence),
         StudentEvidence.from_card(card.student),
     )
+
+
+def allocator_from_card(entry: dict) -> LayerHead:
+    """The allocator a card's ``allocator`` entry describes, untrained: one network, or ``members`` of them
+    (their weights under ``allocator.members.<i>.``; a card without ``members`` has one)."""
+    members = int(entry.get("members", 1))
+    nets = [Allocator(entry["features"], entry["hidden"]) for _ in range(members)]
+    return nets[0] if members == 1 else AllocatorEnsemble(nets)
 
 
 def load_scorer(name_or_path: str | Path) -> Scorer:

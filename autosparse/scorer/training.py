@@ -31,8 +31,9 @@ from autosparse.scorer.coverage import Coverage, source_label
 from autosparse.scorer.data import RunSamples, load_samples, open_split
 from autosparse.scorer.evaluation import BASELINE_RANKERS, evaluate_scorer
 from autosparse.scorer.fit import fit_ranker
-from autosparse.scorer.heads import train_allocator, unit_card
-from autosparse.scorer.nets import Allocator
+from autosparse.scorer.heads import train_allocator, train_allocators, unit_card
+from autosparse.scorer.loaded import load_scorer
+from autosparse.scorer.nets import LayerHead
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainedScorer:
     ranker: torch.nn.Module
-    allocator: Allocator
+    allocator: LayerHead
     card: Card
     curve: list[dict[str, float]] = field(default_factory=list)
 
@@ -84,7 +85,7 @@ def train_scorer(
     )
     log.info("training on %d runs, validating on %d held-out runs", len(train_runs), len(val_runs))
     ranker, curve = fit_ranker(arch, TrainingSplit(train_reader, val_reader, train_runs, val_runs), cfg)
-    alloc = train_allocator(train_runs, cfg)
+    alloc = train_allocators(train_runs, cfg)
     units = train_allocator(train_runs, cfg, target="units") if cfg.unit_head else None
     metrics: dict[str, Any] = {}
     if val_runs:
@@ -95,7 +96,7 @@ def train_scorer(
         arch=cfg.arch,
         schema_version=SCHEMA_VERSION,
         ranker={"features": list(cfg.ranker_features), "hidden": list(cfg.hidden), **arch.card_meta(cfg)},
-        allocator={"features": list(cfg.allocator_features), "hidden": list(cfg.alloc_hidden)},
+        allocator=allocator_entry(cfg),
         normalisation={},
         training={
             "store": str(store),
@@ -156,6 +157,78 @@ def add_unit_head(
         f"autosparse train-scorer --add-unit-head --unit-scale {scale:g} --store {store} --out {directory}"
     )
     save_checkpoint(directory, tensors, card)
+    return card
+
+
+def allocator_entry(cfg: ScorerConfig) -> dict[str, Any]:
+    """The card's ``allocator`` entry; ``members`` only when there are several (older cards have none)."""
+    entry: dict[str, Any] = {"features": list(cfg.allocator_features), "hidden": list(cfg.alloc_hidden)}
+    if cfg.alloc_members > 1:
+        entry["members"] = cfg.alloc_members
+    return entry
+
+
+def replace_allocator(scorer: str | Path, store: str | Path, *, members: int) -> Card:
+    """Retrain the allocator of an existing scorer, as ``members`` networks, on its own training runs, in place.
+
+    Why: the allocator is a small layer-level regressor whose answer outside the sources is largely
+    its training draw (:class:`~autosparse.scorer.nets.AllocatorEnsemble`); replacing it alone keeps
+    the ranker and the unit head bit-identical, so a comparison with the old scorer isolates the
+    allocation. The held-out metrics are measured again (their allocation and mask columns change);
+    the student evidence measured the old allocator's masks, so it is dropped (measure it again
+    with ``--add-student-evidence``); the density evidence and the coverage are about the training
+    runs and stay. The allocator's recipe (widths, steps, rate, seed) is the card's.
+    """
+    directory = resolve_scorer(scorer)
+    card, tensors = load_checkpoint(directory)
+    fields = ScorerConfig.__dataclass_fields__
+    given = {k: v for k, v in card.training.get("config", {}).items() if k in fields}
+    cfg = ScorerConfig(**{**given, "alloc_members": members})
+    train_ids = list(card.training.get("train_runs", []))
+    val_ids = list(card.training.get("val_runs", []))
+    reader, _ = open_split(str(store), None)
+    missing = sorted(set(train_ids + val_ids) - set(reader.run_ids))
+    if missing:
+        raise StoreError(
+            f"{store} lacks {len(missing)} of the scorer's runs (e.g. {missing[0]}); pass the store it was trained on"
+        )
+    runs = load_samples(
+        reader,
+        (),
+        card.allocator["features"],
+        max_per_layer=1,
+        seed=cfg.seed,
+        min_round_accuracy=cfg.min_round_accuracy,
+    )
+    by_id = {r.run_id: r for r in runs}
+    alloc = train_allocators([by_id[i] for i in train_ids], cfg)
+    alloc.eval()
+    if val_ids:
+        _, val_reader = open_split(str(store), f"run_id={','.join(val_ids)}")
+        assert val_reader is not None
+        val_runs = load_samples(
+            val_reader,
+            card.ranker["features"],
+            card.allocator["features"],
+            keep_full=True,
+            baseline_features=tuple(BASELINE_RANKERS.values()),
+            min_round_accuracy=cfg.min_round_accuracy,
+        )
+        arch = get_arch(card.arch)
+        ranker = load_scorer(directory).ranker
+        card.metrics = evaluate_scorer(lambda run: arch.score_run(ranker, val_reader, run), alloc, val_runs)
+    tensors = {k: v for k, v in tensors.items() if not k.startswith("allocator.")}
+    tensors.update({f"allocator.{k}": v for k, v in alloc.state_dict().items()})
+    card.allocator = allocator_entry(cfg)
+    card.training.setdefault("config", {})["alloc_members"] = members
+    card.training["allocator_command"] = (
+        f"autosparse train-scorer --replace-allocator --alloc-members {members} --store {store} --out {directory}"
+    )
+    if card.student:
+        log.warning("dropping the student evidence of %s: it measured the replaced allocator's masks", directory)
+        card.student = {}
+    save_checkpoint(directory, tensors, card)
+    (directory / "metrics.json").write_text(json.dumps(card.metrics, indent=2))
     return card
 
 
