@@ -275,3 +275,74 @@ def test_train_scorer_summary_explains_precision_only_when_its_table_has_it(
     out = capsys.readouterr().out
     assert "held-out ranking quality:" in out and "Spearman" in out
     assert "prec. @" not in out and "precision" not in out
+
+
+def test_allocator_ensemble_is_the_mean_of_its_members() -> None:
+    from autosparse.scorer.nets import Allocator, AllocatorEnsemble
+
+    torch.manual_seed(0)
+    members = [Allocator(("a", "b"), (4,)) for _ in range(3)]
+    ens = AllocatorEnsemble(members)
+    x = torch.randn(5, 3)
+    assert torch.allclose(ens(x), sum(m(x) for m in members) / 3)
+    with pytest.raises(ValueError, match="same features"):
+        AllocatorEnsemble([Allocator(("a",), (4,)), Allocator(("b",), (4,))])
+    with pytest.raises(ConfigError, match="alloc_members must be >= 1"):
+        ScorerConfig(alloc_members=0)
+
+
+def test_replace_allocator_keeps_ranker_and_units_and_member_zero(store, scorer_dir, tmp_path) -> None:
+    """Member i is the single allocator seed + i would train, so member 0 is the scorer's own."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from autosparse.scorer.nets import AllocatorEnsemble
+    from autosparse.scorer.training import replace_allocator
+
+    copy = tmp_path / "ens"
+    shutil.copytree(scorer_dir, copy)
+    card = json.loads((copy / CARD_FILE).read_text())
+    card["student"] = {"points": {"plain": []}, "provenance": ["somewhere"]}
+    (copy / CARD_FILE).write_text(json.dumps(card))
+    before = load_file(str(copy / WEIGHTS_FILE))
+    card = replace_allocator(copy, store, members=3)
+    after = load_file(str(copy / WEIGHTS_FILE))
+    assert all(torch.equal(after[k], v) for k, v in before.items() if not k.startswith("allocator."))
+    assert all(
+        torch.equal(after[f"allocator.members.0.{k[10:]}"], v) for k, v in before.items() if k.startswith("allocator.")
+    )
+    assert not torch.equal(after["allocator.members.1.net.0.weight"], after["allocator.members.0.net.0.weight"])
+    assert card.allocator["members"] == 3 and card.training["config"]["alloc_members"] == 3
+    assert card.student == {} and "--replace-allocator --alloc-members 3" in card.training["allocator_command"]
+    assert card.metrics and all("alloc_log_error" in r for per in card.metrics.values() for r in per["rounds"].values())
+    scorer = load_scorer(copy)
+    assert isinstance(scorer.allocator, AllocatorEnsemble) and len(scorer.allocator.members) == 3
+    ds = load_dataset("fashion-mnist", n_train=500, n_test=100)
+    model = build_model("lenet_300_100", (1, 28, 28), 10, seed=1)
+    masks = prune(model, "autos", density=0.02, data=pruning_batch(ds, samples_per_class=3), scorer=str(copy), repair=0)
+    total = sum(m.numel() for m in masks.values())
+    assert sum(int(m.sum()) for m in masks.values()) == round(0.02 * total)
+
+
+def test_train_scorer_with_several_allocators(store, tmp_path) -> None:
+    from autosparse.scorer.nets import AllocatorEnsemble
+
+    cfg = ScorerConfig(ranker_features=FEATS, steps=30, eval_every=30, alloc_steps=50, group_size=256, alloc_members=2)
+    trained = train_scorer(store, holdout="model_label=mlp-widths40", out=tmp_path / "two", config=cfg)
+    assert isinstance(trained.allocator, AllocatorEnsemble)
+    assert json.loads((tmp_path / "two" / CARD_FILE).read_text())["allocator"]["members"] == 2
+    assert isinstance(load_scorer(tmp_path / "two").allocator, AllocatorEnsemble)
+
+
+def test_cli_replace_allocator(store, scorer_dir, tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+
+    from autosparse.cli import main as cli_main
+
+    copy = tmp_path / "cli_ens"
+    shutil.copytree(scorer_dir, copy)
+    args = ["train-scorer", "--replace-allocator", "--alloc-members", "2", "--store", str(store), "--out", str(copy)]
+    assert cli_main(args) == 0
+    assert "the mean of 2 network(s)" in capsys.readouterr().out
+    assert json.loads((copy / CARD_FILE).read_text())["allocator"]["members"] == 2
