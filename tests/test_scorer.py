@@ -346,3 +346,41 @@ def test_cli_replace_allocator(store, scorer_dir, tmp_path, capsys: pytest.Captu
     assert cli_main(args) == 0
     assert "the mean of 2 network(s)" in capsys.readouterr().out
     assert json.loads((copy / CARD_FILE).read_text())["allocator"]["members"] == 2
+
+
+def test_add_unit_head_reproduces_the_trained_head(tmp_path) -> None:
+    """--add-unit-head sees the rounds the scorer was trained on (min_round_accuracy), so on a scorer
+    trained with a unit head it gives that head back bit for bit."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from autosparse.scorer.data import load_samples, open_split, unit_rows
+    from autosparse.scorer.training import add_unit_head
+
+    store = tmp_path / "steep.zarr"  # pruned 90% per round: the last rounds lose accuracy
+    gen = GenConfig(
+        models=[ModelSpec("mlp", {"widths": [48, 24]}), ModelSpec("mlp", {"widths": [40]})],
+        datasets=["fashion-mnist"],
+        seeds=[0],
+        n_train=1500,
+        n_test=300,
+        irp=IRPConfig(rounds=3, prune_fraction=0.9),
+        train=TrainConfig(epochs=1, num_threads=1),
+        samples_per_class=3,
+    )
+    assert all(o.ok for o in generate(gen, store))
+    reader, _ = open_split(str(store), None)
+    rows = [
+        len(unit_rows(load_samples(reader, (), ["rel_depth"], max_per_layer=1, min_round_accuracy=m))[1])
+        for m in (0.0, 0.8)
+    ]
+    assert rows[1] < rows[0]  # the filter drops rounds here, so a head that ignored it would differ
+    cfg = ScorerConfig(ranker_features=FEATS, steps=20, eval_every=20, alloc_steps=100, group_size=256)
+    train_scorer(store, holdout="model_label=mlp-widths40", out=tmp_path / "trained", config=cfg)
+    shutil.copytree(tmp_path / "trained", tmp_path / "added")
+    add_unit_head(tmp_path / "added", store, scale=cfg.unit_scale)
+    trained = load_file(str(tmp_path / "trained" / WEIGHTS_FILE))
+    added = load_file(str(tmp_path / "added" / WEIGHTS_FILE))
+    assert trained.keys() == added.keys()
+    assert all(torch.equal(added[k], v) for k, v in trained.items())

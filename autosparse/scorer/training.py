@@ -137,8 +137,7 @@ def add_unit_head(
         raise ConfigError(f"unit scale must be in (0, 1], got {scale}")
     directory = resolve_scorer(scorer)
     card, tensors = load_checkpoint(directory)
-    fields = ScorerConfig.__dataclass_fields__
-    cfg = config or ScorerConfig(**{k: v for k, v in card.training.get("config", {}).items() if k in fields})
+    cfg = config or card_config(card)
     train_ids = list(card.training.get("train_runs", []))
     val_ids = list(card.training.get("val_runs", []))
     reader, _ = open_split(str(store), None)
@@ -147,7 +146,14 @@ def add_unit_head(
         raise StoreError(
             f"{store} lacks {len(missing)} of the scorer's runs (e.g. {missing[0]}); pass the store it was trained on"
         )
-    runs = load_samples(reader, (), card.allocator["features"], max_per_layer=1, seed=cfg.seed)
+    runs = load_samples(
+        reader,
+        (),
+        card.allocator["features"],
+        max_per_layer=1,
+        seed=cfg.seed,
+        min_round_accuracy=cfg.min_round_accuracy,
+    )
     by_id = {r.run_id: r for r in runs}
     units = train_allocator([by_id[i] for i in train_ids], cfg, target="units")
     tensors = {k: v for k, v in tensors.items() if not k.startswith("units.")}
@@ -158,6 +164,19 @@ def add_unit_head(
     )
     save_checkpoint(directory, tensors, card)
     return card
+
+
+def card_config(card: Card, **changes: Any) -> ScorerConfig:
+    """The config a card's scorer was trained with, for retraining one of its heads alike.
+
+    A card older than ``min_round_accuracy`` trained on every IRP round, so it gets 0.0, not
+    today's default: the head must see the rounds the scorer was trained on (``--add-unit-head``
+    once trained on every round of a card that had filtered them, and its head differed).
+    """
+    fields = ScorerConfig.__dataclass_fields__
+    given = {k: v for k, v in card.training.get("config", {}).items() if k in fields}
+    given.setdefault("min_round_accuracy", 0.0)
+    return ScorerConfig(**{**given, **changes})
 
 
 def allocator_entry(cfg: ScorerConfig) -> dict[str, Any]:
@@ -181,9 +200,7 @@ def replace_allocator(scorer: str | Path, store: str | Path, *, members: int) ->
     """
     directory = resolve_scorer(scorer)
     card, tensors = load_checkpoint(directory)
-    fields = ScorerConfig.__dataclass_fields__
-    given = {k: v for k, v in card.training.get("config", {}).items() if k in fields}
-    cfg = ScorerConfig(**{**given, "alloc_members": members})
+    cfg = card_config(card, alloc_members=members)
     train_ids = list(card.training.get("train_runs", []))
     val_ids = list(card.training.get("val_runs", []))
     reader, _ = open_split(str(store), None)
