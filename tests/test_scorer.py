@@ -24,20 +24,24 @@ from data_gen.grid import GenConfig, generate
 FEATS = ("abs_theta_rank", "snip_rank", "synflow_rank", "row_mass", "col_mass", "rel_depth")
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("store") / "s.zarr"
-    cfg = GenConfig(
+def tiny_gen(prune_fraction: float) -> GenConfig:
+    """Two small MLPs, three IRP rounds of one epoch each: a store in seconds."""
+    return GenConfig(
         models=[ModelSpec("mlp", {"widths": [48, 24]}), ModelSpec("mlp", {"widths": [40]})],
         datasets=["fashion-mnist"],
         seeds=[0],
         n_train=1500,
         n_test=300,
-        irp=IRPConfig(rounds=3, prune_fraction=0.6),
+        irp=IRPConfig(rounds=3, prune_fraction=prune_fraction),
         train=TrainConfig(epochs=1, num_threads=1),
         samples_per_class=3,
     )
-    outcomes = generate(cfg, path)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("store") / "s.zarr"
+    outcomes = generate(tiny_gen(prune_fraction=0.6), path)
     assert all(o.ok for o in outcomes), [o.error for o in outcomes]
     return path
 
@@ -359,17 +363,7 @@ def test_add_unit_head_reproduces_the_trained_head(tmp_path) -> None:
     from autosparse.scorer.training import add_unit_head
 
     store = tmp_path / "steep.zarr"  # pruned 90% per round: the last rounds lose accuracy
-    gen = GenConfig(
-        models=[ModelSpec("mlp", {"widths": [48, 24]}), ModelSpec("mlp", {"widths": [40]})],
-        datasets=["fashion-mnist"],
-        seeds=[0],
-        n_train=1500,
-        n_test=300,
-        irp=IRPConfig(rounds=3, prune_fraction=0.9),
-        train=TrainConfig(epochs=1, num_threads=1),
-        samples_per_class=3,
-    )
-    assert all(o.ok for o in generate(gen, store))
+    assert all(o.ok for o in generate(tiny_gen(prune_fraction=0.9), store))
     reader, _ = open_split(str(store), None)
     rows = [
         len(unit_rows(load_samples(reader, (), ["rel_depth"], max_per_layer=1, min_round_accuracy=m))[1])

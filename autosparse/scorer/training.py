@@ -140,8 +140,23 @@ def add_unit_head(
     cfg = config or card_config(card)
     train_ids = list(card.training.get("train_runs", []))
     val_ids = list(card.training.get("val_runs", []))
+    by_id = _layer_level_runs(card, store, cfg, train_ids + val_ids)
+    units = train_allocator([by_id[i] for i in train_ids], cfg, target="units")
+    tensors = {k: v for k, v in tensors.items() if not k.startswith("units.")}
+    tensors.update({f"units.{k}": v for k, v in units.state_dict().items()})
+    card.units = unit_card(units, card.allocator["features"], cfg.alloc_hidden, scale, [by_id[i] for i in val_ids])
+    card.training["unit_head_command"] = (
+        f"autosparse train-scorer --add-unit-head --unit-scale {scale:g} --store {store} --out {directory}"
+    )
+    save_checkpoint(directory, tensors, card)
+    return card
+
+
+def _layer_level_runs(card: Card, store: str | Path, cfg: ScorerConfig, ids: list[str]) -> dict[str, RunSamples]:
+    """The card's runs ``ids`` read back from ``store`` at the layer level (what the heads train on), by id,
+    with the rounds the scorer was trained on; a store lacking any of them is refused by name."""
     reader, _ = open_split(str(store), None)
-    missing = sorted(set(train_ids + val_ids) - set(reader.run_ids))
+    missing = sorted(set(ids) - set(reader.run_ids))
     if missing:
         raise StoreError(
             f"{store} lacks {len(missing)} of the scorer's runs (e.g. {missing[0]}); pass the store it was trained on"
@@ -154,16 +169,7 @@ def add_unit_head(
         seed=cfg.seed,
         min_round_accuracy=cfg.min_round_accuracy,
     )
-    by_id = {r.run_id: r for r in runs}
-    units = train_allocator([by_id[i] for i in train_ids], cfg, target="units")
-    tensors = {k: v for k, v in tensors.items() if not k.startswith("units.")}
-    tensors.update({f"units.{k}": v for k, v in units.state_dict().items()})
-    card.units = unit_card(units, card.allocator["features"], cfg.alloc_hidden, scale, [by_id[i] for i in val_ids])
-    card.training["unit_head_command"] = (
-        f"autosparse train-scorer --add-unit-head --unit-scale {scale:g} --store {store} --out {directory}"
-    )
-    save_checkpoint(directory, tensors, card)
-    return card
+    return {r.run_id: r for r in runs}
 
 
 def card_config(card: Card, **changes: Any) -> ScorerConfig:
@@ -203,21 +209,7 @@ def replace_allocator(scorer: str | Path, store: str | Path, *, members: int) ->
     cfg = card_config(card, alloc_members=members)
     train_ids = list(card.training.get("train_runs", []))
     val_ids = list(card.training.get("val_runs", []))
-    reader, _ = open_split(str(store), None)
-    missing = sorted(set(train_ids + val_ids) - set(reader.run_ids))
-    if missing:
-        raise StoreError(
-            f"{store} lacks {len(missing)} of the scorer's runs (e.g. {missing[0]}); pass the store it was trained on"
-        )
-    runs = load_samples(
-        reader,
-        (),
-        card.allocator["features"],
-        max_per_layer=1,
-        seed=cfg.seed,
-        min_round_accuracy=cfg.min_round_accuracy,
-    )
-    by_id = {r.run_id: r for r in runs}
+    by_id = _layer_level_runs(card, store, cfg, train_ids + val_ids)
     alloc = train_allocators([by_id[i] for i in train_ids], cfg)
     alloc.eval()
     if val_ids:
