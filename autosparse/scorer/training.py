@@ -176,8 +176,8 @@ def card_config(card: Card, **changes: Any) -> ScorerConfig:
     """The config a card's scorer was trained with, for retraining one of its heads alike.
 
     A card older than ``min_round_accuracy`` trained on every IRP round, so it gets 0.0, not
-    today's default: the head must see the rounds the scorer was trained on (``--add-unit-head``
-    once trained on every round of a card that had filtered them, and its head differed).
+    today's default: a retrained head must see the rounds the scorer was trained on (before
+    2026-12-02 ``--add-unit-head`` read every round whatever the card said).
     """
     fields = ScorerConfig.__dataclass_fields__
     given = {k: v for k, v in card.training.get("config", {}).items() if k in fields}
