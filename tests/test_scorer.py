@@ -378,3 +378,22 @@ def test_add_unit_head_reproduces_the_trained_head(tmp_path) -> None:
     added = load_file(str(tmp_path / "added" / WEIGHTS_FILE))
     assert trained.keys() == added.keys()
     assert all(torch.equal(added[k], v) for k, v in trained.items())
+
+
+def test_add_coverage_records_the_coverage_training_wrote(store, scorer_dir, tmp_path) -> None:
+    import shutil
+
+    from autosparse.scorer.training import add_coverage
+
+    copy = tmp_path / "cov"
+    shutil.copytree(scorer_dir, copy)
+    card = json.loads((copy / CARD_FILE).read_text())
+    written = card.pop("coverage")
+    (copy / CARD_FILE).write_text(json.dumps(card))
+    assert add_coverage(copy, store).coverage == written
+    assert load_scorer(copy).coverage is not None
+    card = json.loads((copy / CARD_FILE).read_text())
+    card["training"]["train_runs"].append("a-run-of-another-store")
+    (copy / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(StoreError, match="lacks 1 of the scorer's runs"):
+        add_coverage(copy, store)

@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     if args.replace_allocator:
         from autosparse.scorer.training import replace_allocator
 
-        card = replace_allocator(args.out, args.store, members=cfg.alloc_members)
+        replace_allocator(args.out, args.store, members=cfg.alloc_members)
         print(f"allocator of {args.out} replaced: the mean of {cfg.alloc_members} network(s)")
         return 0
     if args.add_unit_head:

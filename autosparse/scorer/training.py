@@ -255,15 +255,7 @@ def add_coverage(scorer: str | Path, store: str | Path) -> Card:
     directory = resolve_scorer(scorer)
     card, tensors = load_checkpoint(directory)
     train_ids = list(card.training.get("train_runs", []))
-    reader, _ = open_split(str(store), None)
-    missing = sorted(set(train_ids) - set(reader.run_ids))
-    if missing:
-        raise StoreError(
-            f"{store} lacks {len(missing)} of the scorer's training runs (e.g. {missing[0]}); pass the store it was "
-            "trained on"
-        )
-    runs = load_samples(reader, (), card.allocator["features"], max_per_layer=1)
-    by_id = {r.run_id: r for r in runs}
+    by_id = _layer_level_runs(card, store, card_config(card), train_ids)
     card.coverage = fit_coverage(card.allocator["features"], [by_id[i] for i in train_ids]).to_card()
     card.training["coverage_command"] = f"autosparse train-scorer --add-coverage --store {store} --out {directory}"
     save_checkpoint(directory, tensors, card)
