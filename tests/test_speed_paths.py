@@ -19,7 +19,7 @@ from autosparse.core.allocation import allocate, target_count, topk_mask
 from autosparse.core.layers import prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks
 from autosparse.core.parallel import map_layers, single_threaded_torch, torch_threads
-from autosparse.core.ranking import pct_rank, rank_values
+from autosparse.core.ranking import pct_rank, rank_values, stable_order
 from autosparse.data import load_dataset, pruning_batch
 from autosparse.data.pruning_data import PruningData
 from autosparse.features import FEATURE_NAMES, compute_features
@@ -167,6 +167,22 @@ def test_float64_rank_through_float32_equals_stable_argsort(i: int) -> None:
     """Exact whether the float32 sort suffices (no collisions) or the float64 one must run (near64, tiny64, ...)."""
     x = _awkward_vectors()[i].to(torch.float64)
     assert torch.equal(rank_float64(x, rank_values(x.numel())), ref_rank(x))
+
+
+def test_packed_stable_order_equals_torch_stable_sort() -> None:
+    """The packed (key, position) sort is torch's stable sort, at the int32 extremes and on many ties."""
+    g = torch.Generator().manual_seed(3)
+    i32 = torch.iinfo(torch.int32)
+    key = torch.randint(-4, 4, (20000,), generator=g, dtype=torch.int32)
+    key[::97] = i32.min
+    key[::89] = i32.max
+    key[5:9] = 0
+    ranked, order = stable_order(key)
+    ref_ranked, ref_order = torch.sort(key, stable=True)
+    assert torch.equal(ranked, ref_ranked)
+    assert torch.equal(torch.from_numpy(order).to(torch.int64), ref_order)
+    wide = key.to(torch.int64) << 33  # 64-bit keys take torch's own sort
+    assert torch.equal(torch.from_numpy(stable_order(wide)[1]), torch.sort(wide, stable=True).indices)
 
 
 @pytest.mark.parametrize("i", range(len(_awkward_vectors())))

@@ -19,7 +19,7 @@ from autosparse.core.layers import PrunableLayer, prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks
 from autosparse.core.model_io import logits
 from autosparse.core.parallel import map_layers
-from autosparse.core.ranking import pct_rank, rank_values, sort_key
+from autosparse.core.ranking import pct_rank, rank_values, scatter_ranks, sort_key, stable_order
 from autosparse.data.pruning_data import PruningData
 from autosparse.features.schema import FEATURE_NAMES, SCHEMA_VERSION, SPECS, FeatureTable, LayerFeatures, check_schema
 from autosparse.pruners.iterate import masked_weights
@@ -41,21 +41,22 @@ def _lognorm(x: torch.Tensor) -> torch.Tensor:
 
 
 def rank_float64(x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """:func:`pct_rank` of float64 values, sorted as float32 with only the collisions re-sorted.
+    """:func:`pct_rank` of float64 values, sorted by a 32-bit key with only the collisions re-sorted.
 
-    Why: a 64-bit key sort costs about 1.7x a 32-bit one, and SynFlow's float64 scores are one
-    of four ranked features per weight. Rounding to float32 is monotonic, so the float32 stable
-    sort already orders every pair whose float32 values differ; only runs of equal float32 keys
-    (distinct float64 values that collided, about 5% of a big layer's SynFlow scores) can be out
-    of float64 order. Those few positions are re-sorted by (run, float64 key), stably, which is
-    the exact float64 stable order — where the earlier version redid the whole layer's sort in
-    64 bits as soon as one collision appeared (19 of ResNet-18's 21 layers).
+    Why: a 64-bit key sort costs several times a 32-bit one, and SynFlow's float64 scores are one
+    of four ranked features per weight. The 32-bit key (:func:`_coarse_key`) is monotonic, so its
+    stable sort already orders every pair whose keys differ; only runs of equal keys (distinct
+    float64 values that collided) can be out of float64 order. Those few positions are re-sorted
+    by (run, float64 key), stably, which is the exact float64 stable order. The key was the
+    float32 value until 2026-12-02: on ResNet-50 SynFlow's scores of the deep layers lie beyond
+    float32's range, so whole layers collided and were sorted in 64 bits (6.3 s of its 10 s of
+    per-layer features on the Intel machine of docs/SPEED.md).
     """
     flat = x.detach().reshape(-1).cpu()
-    key = sort_key(flat.to(torch.float32))
-    ranked, order = torch.sort(key, stable=True)
+    ranked, order_np = stable_order(_coarse_key(sort_key(flat.to(torch.float64))))
     same = ranked[1:] == ranked[:-1]  # position i+1 ties with position i
     if bool(same.any()):
+        order = torch.from_numpy(order_np).to(torch.int64)
         in_run = torch.zeros(flat.numel(), dtype=torch.bool)
         in_run[1:] |= same
         in_run[:-1] |= same
@@ -67,7 +68,22 @@ def rank_float64(x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         by64 = torch.sort(sort_key(flat.index_select(0, members)), stable=True).indices
         by_run = torch.sort(run.index_select(0, by64), stable=True).indices
         order.index_copy_(0, pos, members.index_select(0, by64.index_select(0, by_run)))
-    return torch.empty(flat.numel(), dtype=torch.float32).index_copy_(0, order, values)
+        order_np = order.numpy()
+    return scatter_ranks(order_np, values)
+
+
+def _coarse_key(key: torch.Tensor) -> torch.Tensor:
+    """A non-negative int32 key, non-decreasing in the int64 ``key``: its top 31 bits of *range*.
+
+    Shifting every key right by the same amount keeps order (ties may appear, never inversions),
+    and measuring the shift on this layer's own range spends the 31 bits where its values are —
+    so, unlike float32, it never maps a layer beyond float32's range onto a few values.
+    """
+    if key.numel() == 0:
+        return key.to(torch.int32)
+    lo, hi = int(key.min()), int(key.max())
+    shift = max(0, (hi - lo).bit_length() - 30)
+    return ((key >> shift) - (lo >> shift)).to(torch.int32)  # in [0, 2**31): no overflow on either side
 
 
 def _unit_sums(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
