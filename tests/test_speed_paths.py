@@ -19,11 +19,11 @@ from autosparse.core.allocation import allocate, target_count, topk_mask
 from autosparse.core.layers import prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks
 from autosparse.core.parallel import map_layers, single_threaded_torch, torch_threads
-from autosparse.core.ranking import pct_rank, rank_values, stable_order
+from autosparse.core.ranking import pct_rank, rank_values, sort_key, stable_order
 from autosparse.data import load_dataset, pruning_batch
 from autosparse.data.pruning_data import PruningData
 from autosparse.features import FEATURE_NAMES, compute_features
-from autosparse.features.compute import rank_float64
+from autosparse.features.compute import _coarse_key, rank_float64
 from autosparse.models import build_model
 from autosparse.pruners import make_pruner, prune
 from autosparse.pruners.iterate import iterate, masked_weights, schedule_densities
@@ -183,6 +183,18 @@ def test_packed_stable_order_equals_torch_stable_sort() -> None:
     assert torch.equal(torch.from_numpy(order).to(torch.int64), ref_order)
     wide = key.to(torch.int64) << 33  # 64-bit keys take torch's own sort
     assert torch.equal(torch.from_numpy(stable_order(wide)[1]), torch.sort(wide, stable=True).indices)
+
+
+def test_float64_key_spends_its_bits_on_the_layers_own_range() -> None:
+    """Values far beyond float32's range (SynFlow's scores on ResNet-50's deep layers, ~1e60) must not
+    collide in the 32-bit key, or the whole layer falls back to the 64-bit sort."""
+    g = torch.Generator().manual_seed(5)
+    x = torch.exp(torch.randn(100_000, generator=g, dtype=torch.float64) * 3 + 140)  # ~1e55-1e66
+    assert bool((x.to(torch.float32) == float("inf")).all())  # float32 maps every value to one key
+    key = _coarse_key(sort_key(x))
+    ranked = torch.sort(key).values
+    assert int((ranked[1:] == ranked[:-1]).sum()) < 0.01 * x.numel()
+    assert torch.equal(rank_float64(x, rank_values(x.numel())), ref_rank(x))
 
 
 @pytest.mark.parametrize("i", range(len(_awkward_vectors())))
