@@ -73,7 +73,7 @@ def rank_float64(x: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
 
 
 def _coarse_key(key: torch.Tensor) -> torch.Tensor:
-    """A non-negative int32 key, non-decreasing in the int64 ``key``: its top 31 bits of *range*.
+    """A non-negative int32 key, non-decreasing in the int64 ``key``: its top 30 bits of *range*.
 
     Shifting every key right by the same amount keeps order (ties may appear, never inversions),
     and measuring the shift on this layer's own range spends the 31 bits where its values are —
@@ -83,7 +83,7 @@ def _coarse_key(key: torch.Tensor) -> torch.Tensor:
         return key.to(torch.int32)
     lo, hi = int(key.min()), int(key.max())
     shift = max(0, (hi - lo).bit_length() - 30)
-    return ((key >> shift) - (lo >> shift)).to(torch.int32)  # in [0, 2**31): no overflow on either side
+    return ((key >> shift) - (lo >> shift)).to(torch.int32)  # in [0, 2**30]: no overflow on either side
 
 
 def _unit_sums(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
