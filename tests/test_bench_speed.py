@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,41 @@ def test_failed_measurement_is_recorded_not_fatal(tmp_path: Path) -> None:
     bad = [r for r in result.rows if r["model"] == "bad"]
     assert bad and not any(r["ok"] for r in bad) and all(r["error"] for r in bad)
     assert "failed" in result.tables
+
+
+def test_rounds_pair_each_ratio_within_its_round(tmp_path: Path) -> None:
+    """With rounds, every method is measured once per round beside the reference; the table gives
+    the median time and the median of the per-round ratios, and a rerun reuses every round."""
+    cfg = tiny_speed(models=[{"model": "mlp", "model_kwargs": {"widths": [8]}, "dataset": "fake:fashion-mnist"}])
+    cfg.methods = [MethodSpec("random"), MethodSpec("synflow", {"rounds": 2})]
+    single = run_speed(cfg, tmp_path / "one")
+    cfg.rounds = 3
+    result = run_speed(cfg, tmp_path / "three")
+    names = sorted(p.name for p in (tmp_path / "three" / "measurements").glob("*.json"))
+    # round 0 keeps the file names a one-round bench gives; rounds 1 and 2 add a suffix
+    assert sorted(p.name for p in (tmp_path / "one" / "measurements").glob("*.json")) == [
+        n for n in names if not re.search(r"__r\d+\.json$", n)
+    ]
+    assert len(names) == 3 * 4 and sum(n.endswith("__r2.json") for n in names) == 4
+    record = json.loads((tmp_path / "three" / "speed.json").read_text())
+    per_round = record["measurements"]
+    assert [r["round"] for r in per_round] == [0] * 4 + [1] * 4 + [2] * 4  # the plan, round by round
+    assert len(result.rows) == len(single.rows) == 4
+    for row in result.rows:
+        mine = [r for r in per_round if r["label"] == row["label"]]
+        refs = [r for r in per_round if r["label"] == "snip"]
+        assert row["ok"] and row["rounds"] == 3 and row["seconds_rounds"] == [r["seconds"] for r in mine]
+        assert row["seconds"] == pytest.approx(sorted(row["seconds_rounds"])[1])
+        paired = sorted(m["seconds"] / r["seconds"] for m, r in zip(mine, refs, strict=True))
+        assert row["ratio_to_reference"] == pytest.approx(paired[1])
+    floor = next(r for r in result.rows if r["label"].endswith(" floor"))
+    synflow = next(r for r in result.rows if r["label"] == floor["label"][: -len(" floor")])
+    assert synflow["ratio_to_floor"] is not None and floor["ratio_to_floor"] is None
+    assert "3 rounds" in (tmp_path / "three" / "report.md").read_text()
+    again = run_speed(cfg, tmp_path / "three")  # every round is on disk: nothing is measured twice
+    assert [r["seconds"] for r in again.rows] == [r["seconds"] for r in result.rows]
+    with pytest.raises(ConfigError, match="rounds"):
+        tiny_speed(rounds=0).validate()
 
 
 def test_speed_resumes_per_measurement(tmp_path: Path) -> None:

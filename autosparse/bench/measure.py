@@ -45,6 +45,7 @@ class Measurement:
     num_threads: int
     device: str
     floor: bool = False  # time the method's floor loop (:mod:`autosparse.bench.floors`) instead of the method
+    round: int = 0  # which of the bench's rounds (SpeedConfig.rounds) this measurement belongs to
 
     def label(self) -> str:
         return self.method.title() + (" floor" if self.floor else "")

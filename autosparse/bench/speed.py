@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import os
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -82,6 +83,10 @@ class SpeedConfig:
     seed: int = 0  # seed of the initial weights and the pruning batch
     reference: str = "snip"  # ratios are to this method's time on the same model in the same run
     repeats: int = 1  # the minimum over repeats is reported (first-call overheads excluded)
+    rounds: int = 1
+    """the whole plan this many times, each model's methods back to back in every round; times are
+    medians over rounds and each ratio is the median of its per-round ratios, so a VM whose speed
+    drifts over minutes moves a method and its reference together"""
     isolate: bool = True  # one fresh process per measurement: needed for peak memory
     timeout_s: float = 1800.0  # per measurement (isolate only): a slow method is recorded, not waited on forever
     num_threads: int = 0  # torch threads; 0 = every core
@@ -117,6 +122,8 @@ class SpeedConfig:
         check_density(self.density)
         if self.repeats < 1:
             raise ConfigError(f"repeats must be >= 1, got {self.repeats}")
+        if self.rounds < 1:
+            raise ConfigError(f"rounds must be >= 1, got {self.rounds}")
         check_unique("model label", [m.label() for m in self.models])
         check_unique("method label", [m.title() for m in self.all_methods()])
         known = available()
@@ -154,31 +161,40 @@ class SpeedResult:
 
 
 def plan_measurements(config: SpeedConfig) -> list[Measurement]:
-    """Every measurement of ``config`` in run order: per model, each method, then its floor loop if it has one."""
+    """Every measurement of ``config`` in run order: per model and round, each method, then its floor
+    loop if it has one."""
     cases = []
     for model in config.models:
         task = config.task(model)
-        for method in config.all_methods():
-            case = Measurement(
-                task,
-                method,
-                config.density,
-                config.samples_per_class,
-                config.seed,
-                config.repeats,
-                config.num_threads,
-                config.device,
-            )
-            cases.append(case)
-            if floor_config(method.method, method.hparams) is not None:
-                cases.append(dataclasses.replace(case, floor=True))
+        for round_ in range(config.rounds):
+            for method in config.all_methods():
+                case = Measurement(
+                    task,
+                    method,
+                    config.density,
+                    config.samples_per_class,
+                    config.seed,
+                    config.repeats,
+                    config.num_threads,
+                    config.device,
+                    round=round_,
+                )
+                cases.append(case)
+                if floor_config(method.method, method.hparams) is not None:
+                    cases.append(dataclasses.replace(case, floor=True))
     return cases
 
 
 def measurement_path(out: Path, case: Measurement) -> Path:
     """Where one measurement's row is kept; named by a hash of everything it depends on, so a
     changed setting is measured again instead of reused."""
-    return out / MEASUREMENTS / f"{slug(case.task.model.label())}__{slug(case.label())}__{config_hash(case)}.json"
+    setting = {k: v for k, v in to_dict(case).items() if k != "round"}  # round 0 keeps the names of before rounds
+    suffix = f"__r{case.round}" if case.round else ""
+    return (
+        out
+        / MEASUREMENTS
+        / f"{slug(case.task.model.label())}__{slug(case.label())}__{config_hash(setting)}{suffix}.json"
+    )
 
 
 def run_speed(config: SpeedConfig, out_dir: str | Path) -> SpeedResult:
@@ -199,7 +215,7 @@ def run_speed(config: SpeedConfig, out_dir: str | Path) -> SpeedResult:
         previous = json.loads(path.read_text()) if path.exists() else None
         if previous is not None and previous.get("ok"):
             log.info("speed %s / %s: reusing %s", case.task.model.label(), case.label(), path.name)
-            rows.append(previous)
+            rows.append({**previous, "round": case.round})
             continue
         bar.set_postfix_str(f"{case.task.model.label()} {case.label()}"[-40:])
         if config.isolate:
@@ -216,30 +232,81 @@ def run_speed(config: SpeedConfig, out_dir: str | Path) -> SpeedResult:
         if not row.get("ok"):
             log.error("speed %s / %s failed: %s", case.task.model.label(), case.label(), row.get("error"))
         write_text(path, json.dumps(row, indent=1))
-        rows.append(row)
+        rows.append({**row, "round": case.round})
     add_ratios(config, rows)
+    measured = rows
+    rows = combine_rounds(measured) if config.rounds > 1 else rows
     tables = speed_tables(config, rows)
-    _write(out, config, rows, tables)
+    _write(out, config, rows, tables, measured)
     return SpeedResult(rows, tables, out / REPORT_FILE)
 
 
 def add_ratios(config: SpeedConfig, rows: list[dict[str, Any]]) -> None:
-    """Each row's time over the reference's and, for a method with a floor loop, over its floor's."""
+    """Each row's time over the reference's and, for a method with a floor loop, over its floor's,
+    both measured in the row's own round."""
     ref = config.reference_spec().title()
 
-    def find(model: str, label: str) -> dict[str, Any] | None:
-        return next((r for r in rows if r["model"] == model and r["label"] == label and r.get("ok")), None)
+    def find(model: str, label: str, round_: int) -> dict[str, Any] | None:
+        return next(
+            (
+                r
+                for r in rows
+                if r["model"] == model and r["label"] == label and r.get("round", 0) == round_ and r.get("ok")
+            ),
+            None,
+        )
 
     for r in rows:
-        ref_row = find(r["model"], ref)
+        round_ = r.get("round", 0)
+        ref_row = find(r["model"], ref, round_)
         ok = r.get("ok")
         r["ratio_to_reference"] = (
             r["seconds"] / ref_row["seconds"] if ok and ref_row and ref_row["seconds"] > 0 else None
         )
-        floor_row = None if r.get("floor") else find(r["model"], r["label"] + " floor")
+        floor_row = None if r.get("floor") else find(r["model"], r["label"] + " floor", round_)
         r["ratio_to_floor"] = (
             r["seconds"] / floor_row["seconds"] if ok and floor_row and floor_row["seconds"] > 0 else None
         )
+
+
+def combine_rounds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (model, label) from its rounds: median time, median of the paired per-round
+    ratios, largest peak memory; ``ok`` only if every round was.
+
+    Why medians of per-round ratios rather than a ratio of medians: the rounds exist because the
+    machine's speed drifts, and a method and its reference timed in one round share that round's
+    drift, which the pairing cancels.
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["label"]), []).append(r)
+
+    def median(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return float(statistics.median(known)) if len(known) == len(values) and known else None
+
+    out = []
+    for members in groups.values():
+        first = dict(members[0])
+        ok = all(m.get("ok") for m in members)
+        first["ok"] = ok
+        first["rounds"] = len(members)
+        first.pop("round", None)
+        if not ok:
+            bad = next(m for m in members if not m.get("ok"))
+            first.update({k: bad.get(k) for k in ("error", "timed_out") if k in bad})
+            out.append(first)
+            continue
+        first["seconds_rounds"] = [m["seconds"] for m in members]
+        first["seconds"] = median(first["seconds_rounds"])
+        first["weights_per_s"] = first["weights"] / first["seconds"] if first.get("weights") else None
+        for key in ("ratio_to_reference", "ratio_to_floor"):
+            first[key] = median([m.get(key) for m in members])
+        for key in ("peak_rss_mb", "peak_gpu_mb"):
+            peaks = [m.get(key) for m in members if m.get(key) is not None]
+            first[key] = max(peaks) if peaks else None
+        out.append(first)
+    return out
 
 
 def _fmt_weights(n: int | None) -> str:
@@ -318,8 +385,13 @@ def speed_tables(config: SpeedConfig, rows: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
-def _write(out: Path, config: SpeedConfig, rows: list[dict[str, Any]], tables: str) -> None:
-    write_text(out / SPEED_JSON, json.dumps({"config": to_dict(config), "rows": rows}, indent=1))
+def _write(
+    out: Path, config: SpeedConfig, rows: list[dict[str, Any]], tables: str, measured: list[dict[str, Any]]
+) -> None:
+    record: dict[str, Any] = {"config": to_dict(config), "rows": rows}
+    if measured is not rows:
+        record["measurements"] = measured  # every round's own row, its ratios paired within the round
+    write_text(out / SPEED_JSON, json.dumps(record, indent=1))
     fields = [
         "model",
         "label",
@@ -361,7 +433,14 @@ def _write(out: Path, config: SpeedConfig, rows: list[dict[str, Any]], tables: s
         f"Density {config.density:g}, pruning batch of {config.samples_per_class} samples per class, seed "
         f"{config.seed}, device {first.get('device', config.device)}, {first.get('threads', '?')} torch threads, "
         f"{'one fresh process per measurement' if config.isolate else 'all in one process'}, minimum of "
-        f"{config.repeats} repeat(s). Memory: {first.get('memory_method', 'n/a')}.",
+        f"{config.repeats} repeat(s)"
+        + (
+            f"; {config.rounds} rounds, each model's methods back to back in every round: times are medians "
+            "over rounds, ratios the median of each round's own ratio"
+            if config.rounds > 1
+            else ""
+        )
+        + f". Memory: {first.get('memory_method', 'n/a')}.",
         "",
         tables,
         "",
