@@ -19,7 +19,7 @@ from autosparse.core.allocation import allocate, target_count, topk_mask
 from autosparse.core.layers import prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks
 from autosparse.core.parallel import map_layers, single_threaded_torch, torch_threads
-from autosparse.core.ranking import pct_rank, rank_values, sort_key, stable_order
+from autosparse.core.ranking import pct_rank, rank_values, sort_key, stable_order, stable_permutation
 from autosparse.data import load_dataset, pruning_batch
 from autosparse.data.pruning_data import PruningData
 from autosparse.features import FEATURE_NAMES, compute_features
@@ -181,8 +181,10 @@ def test_packed_stable_order_equals_torch_stable_sort() -> None:
     ref_ranked, ref_order = torch.sort(key, stable=True)
     assert torch.equal(ranked, ref_ranked)
     assert torch.equal(torch.from_numpy(order).to(torch.int64), ref_order)
+    assert torch.equal(torch.from_numpy(stable_permutation(key)), ref_order)  # the order alone, same permutation
     wide = key.to(torch.int64) << 33  # 64-bit keys take torch's own sort
     assert torch.equal(torch.from_numpy(stable_order(wide)[1]), torch.sort(wide, stable=True).indices)
+    assert torch.equal(torch.from_numpy(stable_permutation(wide)), torch.sort(wide, stable=True).indices)
 
 
 def test_float64_key_spends_its_bits_on_the_layers_own_range() -> None:
