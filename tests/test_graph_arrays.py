@@ -56,3 +56,34 @@ def test_packed_edges_equal_the_unit_edge_list(name: str, kwargs: dict, shape: t
         assert torch.equal(getattr(packed, key), want), key
     arrays = packed.to_arrays()
     assert set(arrays) == set(ARRAY_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "shape"),
+    [
+        ("resnet20", {"width": 0.25}, (1, 28, 28)),
+        ("mobilenet", {"width": 0.25, "blocks": 3}, (3, 32, 32)),
+        ("vit_tiny", {"depth": 1, "dim": 32}, (1, 28, 28)),
+        ("lenet_300_100", {}, (1, 28, 28)),
+    ],
+)
+def test_every_layer_is_an_edge_grid_that_lists_its_edges(name: str, kwargs: dict, shape: tuple[int, ...]) -> None:
+    """The grid the GNN sums over must be exactly the layer's edges, in their order, on every row
+    (the layout check samples rows; this compares all of them)."""
+    graph = build_graph(build_model(name, shape, 10, seed=0, **kwargs), shape)
+    for li in range(graph.num_layers):
+        grid = graph.edge_grid(li)
+        assert grid is not None, li
+        e0, e1 = int(graph.edge_ptr[li]), int(graph.edge_ptr[li + 1])
+        assert (grid.first_edge, grid.rows * grid.cols) == (e0, e1 - e0)
+        src = grid.feeder[:, None].expand(-1, grid.cols)
+        dst = grid.out_start + grid.group[:, None] * grid.cols + torch.arange(grid.cols)
+        assert torch.equal(graph.edge_index[:, e0:e1], torch.stack([src.reshape(-1), dst.reshape(-1)]))
+
+
+def test_edges_out_of_grid_order_are_not_taken_for_a_grid() -> None:
+    graph = build_graph(build_model("lenet_300_100", (1, 28, 28), 10, seed=0), (1, 28, 28))
+    e0, e1 = int(graph.edge_ptr[1]), int(graph.edge_ptr[2])
+    graph.edge_index[:, e0:e1] = graph.edge_index[:, e0:e1].flip(1)  # same edges, another order
+    assert graph.edge_grid(1) is None
+    assert graph.edge_grid(0) is not None

@@ -131,6 +131,31 @@ def test_residual_edges_carry_messages() -> None:
         assert bool(changed) == skip
 
 
+def test_grid_message_sums_equal_the_per_edge_sums() -> None:
+    """Prune time sums messages over each layer's edge grid; the per-edge path (training's, and
+    the fallback for a layer that is not a grid) must give the same embeddings up to rounding."""
+    import dataclasses
+
+    shape = (3, 4, 4)
+    model = _residual_net(True)  # residual add, grouped conv and a flatten into a linear layer
+    graph = build_graph(model, shape)
+    table = compute_features(model, _tiny_data(shape), names=DEFAULT_RANKER_FEATURES)
+    torch.manual_seed(3)
+    ranker = GNNRanker(DEFAULT_RANKER_FEATURES, gnn_hidden=8)
+    for p in ranker.parameters():
+        nn.init.normal_(p, std=0.3)
+    n_edge = ranker.edge_mean.numel()
+    ranker.set_normalisation("edge", torch.linspace(-0.5, 0.5, n_edge), torch.linspace(0.5, 2.0, n_edge))
+    inp = net_inputs(table, graph, ranker.features)
+    per_edge = dataclasses.replace(inp, edge_index=inp.edge_index.clone())  # not the graph's: per-edge code
+    assert all(graph.edge_grid(i) is not None for i in range(graph.num_layers))
+    with torch.no_grad():
+        want = ranker.embed(per_edge)
+        torch.testing.assert_close(ranker.embed(inp), want, atol=1e-5, rtol=1e-5)
+        graph.__dict__["_grids"][1] = None  # one layer that is not a grid: its edges the per-edge way
+        torch.testing.assert_close(ranker.embed(inp), want, atol=1e-5, rtol=1e-5)
+
+
 def test_folded_scores_match_the_training_path() -> None:
     """score_network (folded, chunked, used by autos) == score_weights (used by the loss)."""
     shape = (3, 4, 4)

@@ -46,6 +46,7 @@ WEIGHT_CHUNK = 1 << 14  # weights per head block at prune time, as in Ranker.sco
 INFER_CHUNK = 1 << 14  # edges per message block at prune time: its (edges, hidden) messages stay in cache
 INFER_PART = 1 << 18  # edges summed by one thread at prune time (a fixed size: results are thread-count free)
 PARTS_IN_FLIGHT = 8  # edge ranges summed at once at prune time: bounds memory, not the threads used (up to 8)
+GRID_CHUNK = 1 << 13  # edges per block of a layer's edge grid at prune time: its (edges, hidden) messages stay in cache
 
 
 @functools.cache
@@ -151,6 +152,86 @@ def _sum_messages(
     return out
 
 
+def _grid_sums(
+    xf: torch.Tensor,
+    xb: torch.Tensor,
+    inp: NetInputs,
+    weights: tuple[torch.Tensor, torch.Tensor],
+    edge_norm: tuple[torch.Tensor, torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One round's forward and backward message sums over the whole graph, without autograd.
+
+    ``xf``/``xb`` are the two directions' node projections (``DirectedConv.node``), ``weights``
+    their edge projections. Equal, up to float rounding, to :func:`_sum_messages` for each
+    direction, and why it is faster: a layer's edges are a (feeder, output unit) grid
+    (:meth:`~autosparse.topology.graph_arrays.GraphArrays.edge_grid`), so the forward messages
+    into an output unit are a sum down a column, and the backward messages into a feeder a sum
+    along a row. The gather of a node row per edge and the scatter-add per edge become
+    broadcasts and contiguous reductions, and the edge bias is added once per node. Layers run
+    one per thread (:func:`~autosparse.core.parallel.map_layers`); a layer's own sums are added
+    in a fixed order, so the result does not depend on the thread count. A layer whose edges are
+    not laid out as a grid keeps the per-edge code.
+
+    Blocks of :data:`GRID_CHUNK` edges keep each (edges, hidden) message block in the core's cache:
+    on one 512 x 512 grid, 8,192-edge blocks took 18 ms where 16,384-edge blocks of both directions
+    at once took 46 ms (Intel Xeon, one thread, 2026-12-03).
+    """
+    mean, std = edge_norm
+    hidden = xf.shape[1]
+    w_f, w_b = (wt / std for wt in weights)  # (hidden, Fe): the edge normalisation folded in
+    # each direction's edge bias joins its node term (one row per node, not one per edge)
+    xf_b = xf - w_f @ mean
+    xb_b = xb - w_b @ mean
+    wt_f, wt_b = w_f.T.contiguous(), w_b.T.contiguous()
+    graph = inp.graph
+    fwd = torch.zeros_like(xf)
+    bwd = torch.zeros_like(xb)
+    layers = range(graph.num_layers)
+
+    def layer(li: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        grid = graph.edge_grid(li)
+        if grid is None:
+            return None
+        rows, cols, groups = grid.rows, grid.cols, grid.groups
+        into_out = torch.zeros(groups, cols, hidden)
+        into_feeder = torch.empty(rows, hidden)
+        with torch.no_grad():
+            x_feeder = xf_b.index_select(0, grid.feeder)  # (rows, hidden)
+            x_out = xb_b[grid.out_start : grid.out_start + groups * cols].view(groups, cols, hidden)
+            step = max(1, GRID_CHUNK // cols)
+            for a in range(0, rows, step):
+                c = min(rows, a + step) - a
+                e = grid.first_edge + a * cols
+                ea = inp.edge_attr[e : e + c * cols]
+                z = torch.mm(ea, wt_f).view(c, cols, hidden)  # forward: summed down each column
+                z += x_feeder[a : a + c, None, :]
+                z.relu_()
+                if groups == 1:
+                    into_out[0] += z.sum(0)
+                else:
+                    into_out.index_add_(0, grid.group[a : a + c], z)
+                z = torch.mm(ea, wt_b).view(c, cols, hidden)  # backward: summed along each row
+                z += x_out[0][None] if groups == 1 else x_out.index_select(0, grid.group[a : a + c])
+                into_feeder[a : a + c] = z.relu_().sum(1)
+        return into_out.view(groups * cols, hidden), into_feeder
+
+    sums = map_layers(layer, layers, sizes=[int(graph.edge_ptr[i + 1] - graph.edge_ptr[i]) for i in layers])
+    for li, got in zip(layers, sums, strict=True):
+        if got is None:  # not a grid: this layer's edges the per-edge way
+            e0, e1 = int(graph.edge_ptr[li]), int(graph.edge_ptr[li + 1])
+            if e1 > e0:
+                ei, ea = inp.edge_index[:, e0:e1], inp.edge_attr[e0:e1]
+                fwd += _sum_messages(xf, ei, ea, edge_norm, weights[0], "source_to_target")
+                bwd += _sum_messages(xb, ei, ea, edge_norm, weights[1], "target_to_source")
+            continue
+        grid = graph.edge_grid(li)
+        assert grid is not None
+        into_out, into_feeder = got
+        fwd[grid.out_start : grid.out_start + into_out.shape[0]] += into_out
+        bwd.index_add_(0, grid.feeder, into_feeder)
+    return fwd, bwd
+
+
 class GNNRanker(nn.Module):
     """Per-weight score (higher = keep) from its features and its two units' graph embeddings."""
 
@@ -202,9 +283,15 @@ class GNNRanker(nn.Module):
         """(N, gnn_hidden) unit embeddings of one whole network."""
         h = torch.relu(self.node_in((inp.node_x - self.node_mean) / self.node_std))
         norm = (self.edge_mean, self.edge_std)
+        # at prune time, over the whole graph: both directions at once on each layer's edge grid
+        grid = not torch.is_grad_enabled() and inp.edge_index is inp.graph.edge_index
         for fwd, bwd, lin in zip(self.fwd, self.bwd, self.self_lin, strict=True):
-            msg = fwd(h, inp.edge_index, inp.edge_attr, norm, inp.inv_in_deg)
-            msg = msg + bwd(h, inp.edge_index, inp.edge_attr, norm, inp.inv_out_deg)
+            if grid:
+                into_dst, into_src = _grid_sums(fwd.node(h), bwd.node(h), inp, (fwd.edge.weight, bwd.edge.weight), norm)
+                msg = into_dst * inp.inv_in_deg.unsqueeze(1) + into_src * inp.inv_out_deg.unsqueeze(1)
+            else:
+                msg = fwd(h, inp.edge_index, inp.edge_attr, norm, inp.inv_in_deg)
+                msg = msg + bwd(h, inp.edge_index, inp.edge_attr, norm, inp.inv_out_deg)
             h = h + torch.relu(lin(h) + msg)
         return h
 

@@ -62,6 +62,21 @@ ARRAY_NAMES = (
 )
 
 
+@dataclass(frozen=True)
+class EdgeGrid:
+    """One layer's edges as a row-major (rows, cols) grid: row r is feeder ``feeder[r]`` of group
+    ``group[r]``, column c that group's output unit c (node ``out_start + group[r] * cols + c``);
+    edge ids run ``first_edge .. first_edge + rows * cols``."""
+
+    first_edge: int
+    rows: int
+    cols: int
+    groups: int
+    out_start: int
+    feeder: torch.Tensor  # (rows,) node id
+    group: torch.Tensor  # (rows,) group index
+
+
 @dataclass
 class GraphArrays:
     """The unit graph of one network, layers in ``prunable_layers`` (= feature table) order."""
@@ -110,6 +125,44 @@ class GraphArrays:
     def out_nodes(self, layer: int) -> torch.Tensor:
         start = int(self.out_start[layer])
         return torch.arange(start, start + int(self.layer_meta[layer, 0]))
+
+    def edge_grid(self, layer: int) -> EdgeGrid | None:
+        """Layer ``layer``'s edges as the (feeder, output unit) grid they are laid out in, if they are.
+
+        :func:`~autosparse.topology.unit_graph.NetworkGraph.unit_edges` writes a layer's edges
+        row-major over (unique (group, feeding node) key, output unit within the group): every row
+        holds one feeder and all its group's output units, in order. A consumer that sums over one
+        axis of that grid (the GNN's message passing) needs no per-edge gather or scatter. ``None``
+        where the stored edges are not laid out so (checked on the shape and on sampled rows, so
+        that a graph from another writer falls back to per-edge code instead of summing wrongly).
+        """
+        cache = self.__dict__.setdefault("_grids", {})
+        if layer not in cache:
+            cache[layer] = self._edge_grid(layer)
+        return cache[layer]
+
+    def _edge_grid(self, layer: int) -> EdgeGrid | None:
+        out_units, _, groups, _ = (int(v) for v in self.layer_meta[layer])
+        groups = max(groups, 1)
+        e0, e1 = int(self.edge_ptr[layer]), int(self.edge_ptr[layer + 1])
+        cols = out_units // groups
+        if e1 == e0 or cols == 0 or (e1 - e0) % cols:
+            return None
+        rows = (e1 - e0) // cols
+        src = self.edge_index[0, e0:e1].view(rows, cols)
+        dst = self.edge_index[1, e0:e1].view(rows, cols)
+        start = int(self.out_start[layer])
+        feeder = src[:, 0].contiguous()
+        group_of = (dst[:, 0] - start).div(cols, rounding_mode="floor")
+        if bool(((group_of < 0) | (group_of >= groups)).any()):
+            return None
+        sample = torch.unique(torch.linspace(0, rows - 1, min(rows, 64)).round().long())
+        want = start + group_of[sample, None] * cols + torch.arange(cols)
+        if not (torch.equal(src[sample], feeder[sample, None].expand(-1, cols)) and torch.equal(dst[sample], want)):
+            return None
+        return EdgeGrid(
+            first_edge=e0, rows=rows, cols=cols, groups=groups, out_start=start, feeder=feeder, group=group_of
+        )
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         return {name: getattr(self, name).numpy().astype(np.int64, copy=False) for name in ARRAY_NAMES}
