@@ -79,6 +79,9 @@ def test_every_layer_is_an_edge_grid_that_lists_its_edges(name: str, kwargs: dic
         src = grid.feeder[:, None].expand(-1, grid.cols)
         dst = grid.out_start + grid.group[:, None] * grid.cols + torch.arange(grid.cols)
         assert torch.equal(graph.edge_index[:, e0:e1], torch.stack([src.reshape(-1), dst.reshape(-1)]))
+    in_deg, out_deg = graph.degrees()  # counted from the grids
+    assert torch.equal(in_deg, torch.bincount(graph.edge_index[1], minlength=graph.num_nodes))
+    assert torch.equal(out_deg, torch.bincount(graph.edge_index[0], minlength=graph.num_nodes))
 
 
 def test_edges_out_of_grid_order_are_not_taken_for_a_grid() -> None:

@@ -156,6 +156,27 @@ def test_grid_message_sums_equal_the_per_edge_sums() -> None:
         torch.testing.assert_close(ranker.embed(inp), want, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize(
+    ("name", "kwargs", "shape"),
+    [
+        ("resnet20", {"width": 0.25}, (1, 28, 28)),  # residual stream: several feeders per input
+        ("mobilenet", {"width": 0.25, "blocks": 3}, (3, 32, 32)),  # depthwise grids
+        ("lenet_300_100", {}, (1, 28, 28)),  # a flatten: edges carrying many slices
+    ],
+)
+def test_net_inputs_from_edge_grids_equal_the_per_edge_build(name: str, kwargs: dict, shape: tuple) -> None:
+    """Edge features gathered a grid row at a time and degrees counted from the grids are the
+    per-edge build's, bit for bit (the scorer's inputs must not move with the speed work)."""
+    model = build_model(name, shape, 10, seed=0, **kwargs)
+    table = compute_features(model, _tiny_data(shape), names=DEFAULT_RANKER_FEATURES)
+    graph = build_graph(model, shape)
+    fast = net_inputs(table, graph, DEFAULT_RANKER_FEATURES)
+    graph.__dict__["_grids"] = dict.fromkeys(range(graph.num_layers))  # no layer a grid: per-edge code
+    slow = net_inputs(table, graph, DEFAULT_RANKER_FEATURES)
+    for key in ("node_x", "edge_attr", "inv_in_deg", "inv_out_deg"):
+        assert torch.equal(getattr(fast, key), getattr(slow, key)), key
+
+
 def test_folded_scores_match_the_training_path() -> None:
     """score_network (folded, chunked, used by autos) == score_weights (used by the loss)."""
     shape = (3, 4, 4)

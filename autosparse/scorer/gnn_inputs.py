@@ -84,6 +84,26 @@ class NetInputs:
         )
 
 
+def _grid_row_inputs(graph: GraphArrays, layer: int) -> torch.Tensor | None:
+    """The input index whose slices each row of the layer's edge grid carries, where each edge
+    carries exactly one slice (every (group, feeding node) pair feeds one input index); else None.
+
+    The grid's rows are the layer's unique (group, feeding node) keys in sorted order
+    (:meth:`~autosparse.topology.graph_arrays.GraphArrays.edge_grid`); with one input index per
+    key, sorting the layer's (input index, node) pairs by that key lists the rows' input indices.
+    """
+    grid = graph.edge_grid(layer)
+    pairs = graph.layer_in_pairs(layer)
+    if grid is None or pairs.shape[1] != grid.rows:
+        return None
+    in_pg = int(graph.layer_meta[layer, 1]) // grid.groups
+    group = pairs[0].div(in_pg, rounding_mode="floor")
+    order = torch.argsort(group * max(graph.num_nodes, 1) + pairs[1])
+    if not (torch.equal(pairs[1][order], grid.feeder) and torch.equal(group[order], grid.group)):
+        return None
+    return pairs[0][order]
+
+
 def net_inputs(table: FeatureTable, graph: GraphArrays, features: Sequence[str]) -> NetInputs:
     """Node and edge features of one network from its feature table and unit graph.
 
@@ -100,7 +120,7 @@ def net_inputs(table: FeatureTable, graph: GraphArrays, features: Sequence[str])
     row_part = torch.zeros(n, len(fr) + len(fl))
     src_sum = torch.zeros(n, len(fc), dtype=torch.float64)
     src_cnt = torch.zeros(n, dtype=torch.float64)
-    edge_attr = torch.zeros(e, len(fw))
+    edge_attr = torch.empty(e, len(fw))  # every layer writes its own rows (zeroing 40M rows first cost a second)
 
     def layer_edges(i: int) -> None:
         """Layer ``i``'s rows of ``edge_attr``: per edge, the mean over the kernel slices it carries of
@@ -111,15 +131,29 @@ def net_inputs(table: FeatureTable, graph: GraphArrays, features: Sequence[str])
         chunk by chunk; float64 sums over the layer's edges are kept only where some edge carries
         several (an input unit spread over a flatten), and are equal to the direct value otherwise.
         """
-        se = graph.layer_slice_edge(i)
-        if not fw or not se.shape[1]:
+        e0, e1 = int(graph.edge_ptr[i]), int(graph.edge_ptr[i + 1])
+        if not fw or e1 == e0:
+            edge_attr[e0:e1] = 0.0
             return
         k = int(graph.layer_meta[i, 3])
-        e0, e1 = int(graph.edge_ptr[i]), int(graph.edge_ptr[i + 1])
-        count = torch.bincount(se[1] - e0, minlength=e1 - e0)
 
         def slice_means(dtype: torch.dtype) -> torch.Tensor:
             return torch.stack([layers[i].weight[f].reshape(-1, k).to(dtype).mean(1) for f in fw], dim=1)
+
+        rows_input = _grid_row_inputs(graph, i)
+        if rows_input is not None:
+            # one slice per edge, laid out as a (feeder, output unit) grid: each row of the grid is
+            # one input index's slices over the group's output units, gathered as a block
+            grid = graph.edge_grid(i)
+            assert grid is not None
+            means = slice_means(torch.float32 if k == 1 else torch.float64).add_(0.0).to(torch.float32)
+            in_pg = int(graph.layer_meta[i, 1]) // grid.groups
+            by_input = means.view(grid.groups, grid.cols, in_pg, -1).transpose(1, 2)
+            by_input = by_input.reshape(grid.groups * in_pg, grid.cols, -1)
+            torch.index_select(by_input, 0, rows_input, out=edge_attr[e0:e1].view(grid.rows, grid.cols, -1))
+            return
+        se = graph.layer_slice_edge(i)
+        count = torch.bincount(se[1] - e0, minlength=e1 - e0)
 
         if int(count.max()) <= 1:
             # a slice of one weight (1x1 convs, linear layers) is its own mean, exactly, in float32 too
@@ -154,8 +188,7 @@ def net_inputs(table: FeatureTable, graph: GraphArrays, features: Sequence[str])
                 src_sum.index_add_(0, pairs[1], cols[pairs[0] % width])
             src_cnt.index_add_(0, pairs[1], torch.ones(pairs.shape[1], dtype=torch.float64))
     src = (src_sum / src_cnt.clamp(min=1).unsqueeze(1)).float()
-    in_deg = torch.bincount(graph.edge_index[1], minlength=n).float()
-    out_deg = torch.bincount(graph.edge_index[0], minlength=n).float()
+    in_deg, out_deg = (d.float() for d in graph.degrees())
     struct = torch.stack(
         [
             (graph.node_layer < 0).float(),

@@ -141,6 +141,31 @@ class GraphArrays:
             cache[layer] = self._edge_grid(layer)
         return cache[layer]
 
+    def degrees(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(in-degree, out-degree) of every node in the unit graph, int64.
+
+        From each layer's edge grid where it has one (an output unit's in-degree is its group's
+        row count, a feeder gains the row's length), so ResNet-50's 40M edges are not counted one
+        by one (two ``bincount`` passes took 0.4 s there); a layer without a grid is counted per edge.
+        """
+        n = self.num_nodes
+        in_deg = torch.zeros(n, dtype=torch.long)
+        out_deg = torch.zeros(n, dtype=torch.long)
+        for li in range(self.num_layers):
+            e0, e1 = int(self.edge_ptr[li]), int(self.edge_ptr[li + 1])
+            if e1 == e0:
+                continue
+            grid = self.edge_grid(li)
+            if grid is None:
+                in_deg += torch.bincount(self.edge_index[1, e0:e1], minlength=n)
+                out_deg += torch.bincount(self.edge_index[0, e0:e1], minlength=n)
+                continue
+            rows_per_group = torch.bincount(grid.group, minlength=grid.groups)
+            outs = slice(grid.out_start, grid.out_start + grid.groups * grid.cols)
+            in_deg[outs] += rows_per_group.repeat_interleave(grid.cols)
+            out_deg.index_add_(0, grid.feeder, torch.full((grid.rows,), grid.cols, dtype=torch.long))
+        return in_deg, out_deg
+
     def _edge_grid(self, layer: int) -> EdgeGrid | None:
         out_units, _, groups, _ = (int(v) for v in self.layer_meta[layer])
         groups = max(groups, 1)
