@@ -43,17 +43,65 @@ def edge_feature_names(features: Sequence[str]) -> list[str]:
     return [f"mean_{w}" for w in feature_groups(features)["weight"]]
 
 
+@dataclass(frozen=True)
+class GridEdges:
+    """A grid layer's edge features without a row per edge, where each edge carries one slice:
+    row r of the layer's edge grid is ``by_input[row_input[r]]``, its input index's slice
+    features over the group's output units (see :func:`_grid_row_inputs`)."""
+
+    by_input: torch.Tensor  # (groups * inputs per group, cols, Fe) slice features, by input index
+    row_input: torch.Tensor  # (rows,) input index of each grid row
+
+    def rows(self, start: int, stop: int) -> torch.Tensor:
+        """The (edges, Fe) features of grid rows ``start .. stop``, in edge order."""
+        return self.by_input.index_select(0, self.row_input[start:stop]).view(-1, self.by_input.shape[-1])
+
+
 @dataclass
 class NetInputs:
-    """Everything the message passing and the head need about one network (raw, unnormalised)."""
+    """Everything the message passing and the head need about one network (raw, unnormalised).
+
+    Edge features are held per layer where :func:`net_inputs` built them (a grid layer's as
+    :class:`GridEdges`, the rest as rows), and become one (E, Fe) table only when ``edge_attr``
+    is first read (training, the per-edge code): ResNet-50's table is 40M × 8 floats, 1.3 GB, that
+    the grid message sums at prune time never need.
+    """
 
     graph: GraphArrays
     node_x: torch.Tensor  # (N, Dn)
     edge_index: torch.Tensor  # (2, E) the edges messages run on (all of the graph's, or a training sample)
-    edge_attr: torch.Tensor  # (E, Fe)
     inv_in_deg: torch.Tensor  # (N,) 1 / max(1, in-degree): mean over forward messages
     inv_out_deg: torch.Tensor  # (N,) 1 / max(1, out-degree): mean over backward messages
+    edge_dim: int  # Fe
+    edge_rows: torch.Tensor | None = None  # (E, Fe), once built
+    edge_layers: tuple[torch.Tensor | GridEdges, ...] | None = field(default=None, repr=False)  # per graph layer
     _keep_p: dict[int, torch.Tensor] = field(default_factory=dict, repr=False)  # fanout -> per-edge keep prob
+
+    @property
+    def edge_attr(self) -> torch.Tensor:
+        """(E, Fe) raw edge features, one row per edge of ``edge_index`` (built on first read)."""
+        if self.edge_rows is None:
+            if self.edge_layers is None:
+                raise ValueError("NetInputs holds no edge features: give edge_rows or edge_layers")
+            rows = torch.empty(self.graph.num_edges, self.edge_dim)
+            ptr = self.graph.edge_ptr
+            for li, part in enumerate(self.edge_layers):
+                e0, e1 = int(ptr[li]), int(ptr[li + 1])
+                if isinstance(part, GridEdges):
+                    out = rows[e0:e1].view(part.row_input.numel(), -1, self.edge_dim)
+                    torch.index_select(part.by_input, 0, part.row_input, out=out)
+                else:
+                    rows[e0:e1] = part
+            self.edge_rows = rows
+        return self.edge_rows
+
+    def layer_edges(self, layer: int) -> torch.Tensor | GridEdges:
+        """One graph layer's edge features: its :class:`GridEdges`, or its (E_l, Fe) rows."""
+        if self.edge_index is not self.graph.edge_index:
+            raise ValueError("layer_edges needs the whole graph's edges, not a training sample")
+        if self.edge_rows is None and self.edge_layers is not None:
+            return self.edge_layers[layer]
+        return self.edge_attr[int(self.graph.edge_ptr[layer]) : int(self.graph.edge_ptr[layer + 1])]
 
     def sample_edges(self, fanout: int, gen: torch.Generator) -> NetInputs:
         """A random edge subset where every unit keeps about ``fanout`` edges each way (training only).
@@ -78,9 +126,10 @@ class NetInputs:
             graph=self.graph,
             node_x=self.node_x,
             edge_index=ei,
-            edge_attr=self.edge_attr[keep],
             inv_in_deg=1.0 / torch.bincount(ei[1], minlength=n).clamp(min=1).float(),
             inv_out_deg=1.0 / torch.bincount(ei[0], minlength=n).clamp(min=1).float(),
+            edge_dim=self.edge_dim,
+            edge_rows=self.edge_attr[keep],
         )
 
 
@@ -113,28 +162,28 @@ def net_inputs(table: FeatureTable, graph: GraphArrays, features: Sequence[str])
     sums and all layers' slice means at once peaked at 7 GB there, for the same values.
     """
     groups = feature_groups(features)
-    n, e = graph.num_nodes, graph.num_edges
+    n = graph.num_nodes
     layers = table.layers
     graph.check_layers([lf.shape for lf in layers])
     fr, fl, fc, fw = groups["row"], groups["layer"], groups["col"], groups["weight"]
     row_part = torch.zeros(n, len(fr) + len(fl))
     src_sum = torch.zeros(n, len(fc), dtype=torch.float64)
     src_cnt = torch.zeros(n, dtype=torch.float64)
-    edge_attr = torch.empty(e, len(fw))  # every layer writes its own rows (zeroing 40M rows first cost a second)
+    fe = len(fw)
 
-    def layer_edges(i: int) -> None:
-        """Layer ``i``'s rows of ``edge_attr``: per edge, the mean over the kernel slices it carries of
-        the slices' float64 means of the weight features (one layer per thread, disjoint rows).
+    def layer_edges(i: int) -> torch.Tensor | GridEdges:
+        """Layer ``i``'s edge features: per edge, the mean over the kernel slices it carries of the
+        slices' float64 means of the weight features (one layer per thread).
 
         In a ResNet every edge carries one slice (a slice feeds several edges through the residual
-        stream, never the reverse), so the mean is the slice's own value and is written directly,
-        chunk by chunk; float64 sums over the layer's edges are kept only where some edge carries
-        several (an input unit spread over a flatten), and are equal to the direct value otherwise.
+        stream, never the reverse), so the mean is the slice's own value: on a grid layer the slice
+        features are kept by input index (:class:`GridEdges`), elsewhere written per edge, chunk by
+        chunk. Float64 sums over the layer's edges are kept only where some edge carries several
+        (an input unit spread over a flatten), and are equal to the direct value otherwise.
         """
         e0, e1 = int(graph.edge_ptr[i]), int(graph.edge_ptr[i + 1])
         if not fw or e1 == e0:
-            edge_attr[e0:e1] = 0.0
-            return
+            return torch.zeros(e1 - e0, fe)
         k = int(graph.layer_meta[i, 3])
 
         def slice_means(dtype: torch.dtype) -> torch.Tensor:
@@ -142,38 +191,37 @@ def net_inputs(table: FeatureTable, graph: GraphArrays, features: Sequence[str])
 
         rows_input = _grid_row_inputs(graph, i)
         if rows_input is not None:
-            # one slice per edge, laid out as a (feeder, output unit) grid: each row of the grid is
-            # one input index's slices over the group's output units, gathered as a block
             grid = graph.edge_grid(i)
             assert grid is not None
+            # + 0.0 as a sum from zero: -0.0 -> 0.0, as the per-edge write below
             means = slice_means(torch.float32 if k == 1 else torch.float64).add_(0.0).to(torch.float32)
             in_pg = int(graph.layer_meta[i, 1]) // grid.groups
-            by_input = means.view(grid.groups, grid.cols, in_pg, -1).transpose(1, 2)
-            by_input = by_input.reshape(grid.groups * in_pg, grid.cols, -1)
-            torch.index_select(by_input, 0, rows_input, out=edge_attr[e0:e1].view(grid.rows, grid.cols, -1))
-            return
+            by_input = means.view(grid.groups, grid.cols, in_pg, fe).transpose(1, 2)
+            # contiguous: a grid row's block is then one run of memory (a strided view made the gathers 5x slower)
+            return GridEdges(by_input.reshape(grid.groups * in_pg, grid.cols, fe).contiguous(), rows_input)
         se = graph.layer_slice_edge(i)
         count = torch.bincount(se[1] - e0, minlength=e1 - e0)
-
+        out = torch.empty(e1 - e0, fe)
         if int(count.max()) <= 1:
             # a slice of one weight (1x1 convs, linear layers) is its own mean, exactly, in float32 too
             means = slice_means(torch.float32 if k == 1 else torch.float64)
             for a in range(0, se.shape[1], SCATTER_CHUNK):
                 part = se[:, a : a + SCATTER_CHUNK]
-                # + 0.0 as a sum from zero: -0.0 -> 0.0; index_select / index_copy_ rather than
-                # advanced indexing, which took twice as long on ResNet-50's 40M edges
-                edge_attr.index_copy_(0, part[1], means.index_select(0, part[0]).add_(0.0).to(torch.float32))
-            return
+                # index_select / index_copy_ rather than advanced indexing, which took twice as long
+                # on ResNet-50's 40M edges
+                out.index_copy_(0, part[1] - e0, means.index_select(0, part[0]).add_(0.0).to(torch.float32))
+            return out
         means = slice_means(torch.float64)
-        edge_sum = torch.zeros(e1 - e0, len(fw), dtype=torch.float64)
+        edge_sum = torch.zeros(e1 - e0, fe, dtype=torch.float64)
         for a in range(0, se.shape[1], SCATTER_CHUNK):  # in order: each edge's sum adds up as in one call
             part = se[:, a : a + SCATTER_CHUNK]
             edge_sum.index_add_(0, part[1] - e0, means[part[0]])
         for a in range(0, e1 - e0, SCATTER_CHUNK):
             b = min(e1 - e0, a + SCATTER_CHUNK)
-            edge_attr[e0 + a : e0 + b] = edge_sum[a:b] / count[a:b].clamp(min=1).to(torch.float64).unsqueeze(1)
+            out[a:b] = edge_sum[a:b] / count[a:b].clamp(min=1).to(torch.float64).unsqueeze(1)
+        return out
 
-    map_layers(layer_edges, range(len(layers)), sizes=[lf.numel for lf in layers])
+    edge_layers = tuple(map_layers(layer_edges, range(len(layers)), sizes=[lf.numel for lf in layers]))
     for i, lf in enumerate(layers):
         nodes = graph.out_nodes(i)
         if fr:
@@ -202,7 +250,8 @@ def net_inputs(table: FeatureTable, graph: GraphArrays, features: Sequence[str])
         graph=graph,
         node_x=torch.cat([row_part, src, struct], dim=1),
         edge_index=graph.edge_index,
-        edge_attr=edge_attr,
         inv_in_deg=1.0 / in_deg.clamp(min=1),
         inv_out_deg=1.0 / out_deg.clamp(min=1),
+        edge_dim=fe,
+        edge_layers=edge_layers,
     )

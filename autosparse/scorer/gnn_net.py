@@ -37,7 +37,14 @@ from torch import nn
 from autosparse.core.errors import ConfigError
 from autosparse.core.parallel import map_layers
 from autosparse.features import SPECS, FeatureTable, LayerFeatures
-from autosparse.scorer.gnn_inputs import FEATURE_GROUPS, NetInputs, feature_groups, net_inputs, node_feature_names
+from autosparse.scorer.gnn_inputs import (
+    FEATURE_GROUPS,
+    GridEdges,
+    NetInputs,
+    feature_groups,
+    net_inputs,
+    node_feature_names,
+)
 from autosparse.scorer.nets import mlp_layers, rest_forward, safe_std
 from autosparse.topology.graph_arrays import GraphArrays
 
@@ -192,17 +199,21 @@ def _grid_sums(
         grid = graph.edge_grid(li)
         if grid is None:
             return None
+        edges = inp.layer_edges(li)
+        shared = isinstance(edges, GridEdges)
         rows, cols, groups = grid.rows, grid.cols, grid.groups
         into_out = torch.zeros(groups, cols, hidden)
         into_feeder = torch.empty(rows, hidden)
+        step = max(1, GRID_CHUNK // cols)
         with torch.no_grad():
             x_feeder = xf_b.index_select(0, grid.feeder)  # (rows, hidden)
             x_out = xb_b[grid.out_start : grid.out_start + groups * cols].view(groups, cols, hidden)
-            step = max(1, GRID_CHUNK // cols)
             for a in range(0, rows, step):
                 c = min(rows, a + step) - a
-                e = grid.first_edge + a * cols
-                ea = inp.edge_attr[e : e + c * cols]
+                if shared:
+                    ea = edges.rows(a, a + c)  # (c * cols, Fe), gathered into cache a block at a time
+                else:
+                    ea = edges[a * cols : (a + c) * cols]
                 z = torch.mm(ea, wt_f).view(c, cols, hidden)  # forward: summed down each column
                 z += x_feeder[a : a + c, None, :]
                 z.relu_()
@@ -210,9 +221,23 @@ def _grid_sums(
                     into_out[0] += z.sum(0)
                 else:
                     into_out.index_add_(0, grid.group[a : a + c], z)
+                if shared:
+                    continue
                 z = torch.mm(ea, wt_b).view(c, cols, hidden)  # backward: summed along each row
                 z += x_out[0][None] if groups == 1 else x_out.index_select(0, grid.group[a : a + c])
                 into_feeder[a : a + c] = z.relu_().sum(1)
+            if shared:
+                # a row's backward messages depend on its input index only (its feeder enters the
+                # forward term alone), so they are summed once per input index and handed to every
+                # feeder of it: ResNet-50's residual stream feeds each input from several layers
+                per_input = torch.empty(edges.by_input.shape[0], hidden)
+                group_of = torch.arange(per_input.shape[0]) // (per_input.shape[0] // groups)
+                for a in range(0, per_input.shape[0], step):
+                    b = min(per_input.shape[0], a + step)
+                    z = torch.mm(edges.by_input[a:b].view(-1, edges.by_input.shape[-1]), wt_b).view(b - a, cols, hidden)
+                    z += x_out[0][None] if groups == 1 else x_out.index_select(0, group_of[a:b])
+                    per_input[a:b] = z.relu_().sum(1)
+                torch.index_select(per_input, 0, edges.row_input, out=into_feeder)
         return into_out.view(groups * cols, hidden), into_feeder
 
     sums = map_layers(layer, layers, sizes=[int(graph.edge_ptr[i + 1] - graph.edge_ptr[i]) for i in layers])
@@ -220,7 +245,9 @@ def _grid_sums(
         if got is None:  # not a grid: this layer's edges the per-edge way
             e0, e1 = int(graph.edge_ptr[li]), int(graph.edge_ptr[li + 1])
             if e1 > e0:
-                ei, ea = inp.edge_index[:, e0:e1], inp.edge_attr[e0:e1]
+                edges = inp.layer_edges(li)
+                ea = edges.rows(0, edges.row_input.numel()) if isinstance(edges, GridEdges) else edges
+                ei = inp.edge_index[:, e0:e1]
                 fwd += _sum_messages(xf, ei, ea, edge_norm, weights[0], "source_to_target")
                 bwd += _sum_messages(xb, ei, ea, edge_norm, weights[1], "target_to_source")
             continue
