@@ -131,19 +131,26 @@ def test_residual_edges_carry_messages() -> None:
         assert bool(changed) == skip
 
 
+def _random_ranker_on_residual_net(seed: int) -> tuple[nn.Module, GraphArrays, object, GNNRanker]:
+    """A residual net with a grouped conv and a flatten into a linear layer, its graph and feature
+    table, and a GNN ranker with random weights (std 0.3, so every term moves the scores)."""
+    shape = (3, 4, 4)
+    model = _residual_net(True)
+    graph = build_graph(model, shape)
+    table = compute_features(model, _tiny_data(shape), names=DEFAULT_RANKER_FEATURES)
+    torch.manual_seed(seed)
+    ranker = GNNRanker(DEFAULT_RANKER_FEATURES, gnn_hidden=8)
+    for p in ranker.parameters():
+        nn.init.normal_(p, std=0.3)
+    return model, graph, table, ranker
+
+
 def test_grid_message_sums_equal_the_per_edge_sums() -> None:
     """Prune time sums messages over each layer's edge grid; the per-edge path (training's, and
     the fallback for a layer that is not a grid) must give the same embeddings up to rounding."""
     import dataclasses
 
-    shape = (3, 4, 4)
-    model = _residual_net(True)  # residual add, grouped conv and a flatten into a linear layer
-    graph = build_graph(model, shape)
-    table = compute_features(model, _tiny_data(shape), names=DEFAULT_RANKER_FEATURES)
-    torch.manual_seed(3)
-    ranker = GNNRanker(DEFAULT_RANKER_FEATURES, gnn_hidden=8)
-    for p in ranker.parameters():
-        nn.init.normal_(p, std=0.3)
+    _, graph, table, ranker = _random_ranker_on_residual_net(3)
     n_edge = ranker.edge_mean.numel()
     ranker.set_normalisation("edge", torch.linspace(-0.5, 0.5, n_edge), torch.linspace(0.5, 2.0, n_edge))
     inp = net_inputs(table, graph, ranker.features)
@@ -179,14 +186,7 @@ def test_net_inputs_from_edge_grids_equal_the_per_edge_build(name: str, kwargs: 
 
 def test_folded_scores_match_the_training_path() -> None:
     """score_network (folded, chunked, used by autos) == score_weights (used by the loss)."""
-    shape = (3, 4, 4)
-    model = _residual_net(True)  # residual add, grouped conv and a flatten into a linear layer
-    graph = build_graph(model, shape)
-    table = compute_features(model, _tiny_data(shape), names=DEFAULT_RANKER_FEATURES)
-    torch.manual_seed(2)
-    ranker = GNNRanker(DEFAULT_RANKER_FEATURES, gnn_hidden=8)
-    for p in ranker.parameters():
-        nn.init.normal_(p, std=0.3)
+    model, graph, table, ranker = _random_ranker_on_residual_net(2)
     folded = ranker.score_network(table, graph, chunk=50)  # several chunks per layer
     with torch.no_grad():
         h = ranker.embed(net_inputs(table, graph, ranker.features))
