@@ -63,6 +63,11 @@ _LOW32 = np.uint64(0xFFFF_FFFF)
 _SIGN32 = np.uint32(0x8000_0000)
 
 
+def _packable(key: torch.Tensor) -> bool:
+    """A 32-bit key whose positions fit the low half: sorted packed (:func:`_packed_sort`)."""
+    return key.dtype == torch.int32 and key.numel() < _PACKABLE
+
+
 def _packed_sort(key: torch.Tensor) -> np.ndarray:
     """A 32-bit key in the high half and its position in the low half of unique uint64 values, sorted.
 
@@ -92,7 +97,7 @@ def stable_permutation(key: torch.Tensor) -> np.ndarray:
     and the positions are masked out in place, so the permutation costs no further array. 64-bit
     keys (float64 values, integers) keep torch's stable sort.
     """
-    if key.dtype != torch.int32 or key.numel() >= _PACKABLE:
+    if not _packable(key):
         return torch.sort(key, stable=True).indices.numpy()
     packed = _packed_sort(key)
     packed &= _LOW32
@@ -102,7 +107,7 @@ def stable_permutation(key: torch.Tensor) -> np.ndarray:
 def stable_order(key: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
     """The sorted keys and the permutation a stable ascending sort of integer ``key`` gives
     (:func:`stable_permutation` plus the keys, for a caller that looks for ties among them)."""
-    if key.dtype != torch.int32 or key.numel() >= _PACKABLE:
+    if not _packable(key):
         ranked, order = torch.sort(key, stable=True)
         return ranked, order.numpy()
     packed = _packed_sort(key)

@@ -22,7 +22,7 @@ import torch
 
 from autosparse.core.parallel import map_layers
 from autosparse.features import SPECS, FeatureTable
-from autosparse.topology.graph_arrays import GraphArrays
+from autosparse.topology.graph_arrays import EdgeGrid, GraphArrays
 
 FEATURE_GROUPS = ("weight", "row", "col", "layer")  # the schema's groups, in the order the card records them
 STRUCT_FEATURES = ("is_input", "is_sink", "log_in_degree", "log_out_degree")
@@ -133,9 +133,9 @@ class NetInputs:
         )
 
 
-def _grid_row_inputs(graph: GraphArrays, layer: int) -> torch.Tensor | None:
-    """The input index whose slices each row of the layer's edge grid carries, where each edge
-    carries exactly one slice (every (group, feeding node) pair feeds one input index); else None.
+def _grid_row_inputs(graph: GraphArrays, layer: int) -> tuple[EdgeGrid, torch.Tensor] | None:
+    """The layer's edge grid and the input index whose slices each of its rows carries, where each
+    edge carries exactly one slice (every (group, feeding node) pair feeds one input index); else None.
 
     The grid's rows are the layer's unique (group, feeding node) keys in sorted order
     (:meth:`~autosparse.topology.graph_arrays.GraphArrays.edge_grid`); with one input index per
@@ -150,7 +150,7 @@ def _grid_row_inputs(graph: GraphArrays, layer: int) -> torch.Tensor | None:
     order = torch.argsort(group * max(graph.num_nodes, 1) + pairs[1])
     if not (torch.equal(pairs[1][order], grid.feeder) and torch.equal(group[order], grid.group)):
         return None
-    return pairs[0][order]
+    return grid, pairs[0][order]
 
 
 def net_inputs(table: FeatureTable, graph: GraphArrays, features: Sequence[str]) -> NetInputs:
@@ -189,10 +189,9 @@ def net_inputs(table: FeatureTable, graph: GraphArrays, features: Sequence[str])
         def slice_means(dtype: torch.dtype) -> torch.Tensor:
             return torch.stack([layers[i].weight[f].reshape(-1, k).to(dtype).mean(1) for f in fw], dim=1)
 
-        rows_input = _grid_row_inputs(graph, i)
-        if rows_input is not None:
-            grid = graph.edge_grid(i)
-            assert grid is not None
+        one_slice_grid = _grid_row_inputs(graph, i)
+        if one_slice_grid is not None:
+            grid, rows_input = one_slice_grid
             # + 0.0 as a sum from zero: -0.0 -> 0.0, as the per-edge write below
             means = slice_means(torch.float32 if k == 1 else torch.float64).add_(0.0).to(torch.float32)
             in_pg = int(graph.layer_meta[i, 1]) // grid.groups
