@@ -196,7 +196,7 @@ def net_inputs(table: FeatureTable, graph: GraphArrays, features: Sequence[str])
             means = slice_means(torch.float32 if k == 1 else torch.float64).add_(0.0).to(torch.float32)
             in_pg = int(graph.layer_meta[i, 1]) // grid.groups
             by_input = means.view(grid.groups, grid.cols, in_pg, fe).transpose(1, 2)
-            # contiguous: a grid row's block is then one run of memory (a strided view made the gathers 5x slower)
+            # contiguous: a grid row's block is then one run of memory (from a strided view, ResNet-50's embedding took 7.7-9.0 s instead of 6.6-7.5)
             return GridEdges(by_input.reshape(grid.groups * in_pg, grid.cols, fe).contiguous(), rows_input)
         se = graph.layer_slice_edge(i)
         count = torch.bincount(se[1] - e0, minlength=e1 - e0)
