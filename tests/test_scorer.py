@@ -352,6 +352,46 @@ def test_cli_replace_allocator(store, scorer_dir, tmp_path, capsys: pytest.Captu
     assert json.loads((copy / CARD_FILE).read_text())["allocator"]["members"] == 2
 
 
+def test_allocator_from_copies_another_scorers_allocator_and_refuses_other_runs(
+    store, scorer_dir, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two scorers trained on the same runs can share one allocator, so that they differ in the ranker only."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from autosparse.cli import main as cli_main
+    from autosparse.scorer.training import replace_allocator
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    shutil.copytree(scorer_dir, src)
+    shutil.copytree(scorer_dir, dst)
+    replace_allocator(src, store, members=2)  # the allocator to copy: two retrained members
+    before = load_file(str(dst / WEIGHTS_FILE))
+    args = ["train-scorer", "--allocator-from", str(src), "--store", str(store), "--out", str(dst)]
+    assert cli_main(args) == 0
+    assert f"copied from {src}: the mean of 2 network(s)" in capsys.readouterr().out
+    theirs, ours = load_file(str(src / WEIGHTS_FILE)), load_file(str(dst / WEIGHTS_FILE))
+    assert {k for k in ours if k.startswith("allocator.")} == {k for k in theirs if k.startswith("allocator.")}
+    assert all(torch.equal(ours[k], v) for k, v in theirs.items() if k.startswith("allocator."))
+    assert all(torch.equal(ours[k], v) for k, v in before.items() if not k.startswith("allocator."))
+    card = json.loads((dst / CARD_FILE).read_text())
+    assert card["allocator"]["members"] == 2 and card["training"]["config"]["alloc_members"] == 2
+    assert card["training"]["allocator_command"].startswith("autosparse train-scorer --allocator-from")
+
+    other = json.loads((src / CARD_FILE).read_text())
+    other["training"]["train_runs"] = other["training"]["train_runs"][1:]  # as if trained without one run
+    (src / CARD_FILE).write_text(json.dumps(other))
+    with pytest.raises(ConfigError, match="trained on other runs.*--replace-allocator"):
+        replace_allocator(dst, store, members=1, source=src)
+    other["training"]["train_runs"] = card["training"]["train_runs"]
+    other["allocator"]["features"] = other["allocator"]["features"][:-1]
+    (src / CARD_FILE).write_text(json.dumps(other))
+    with pytest.raises(ConfigError, match="other layer descriptors"):
+        replace_allocator(dst, store, members=1, source=src)
+    assert all(torch.equal(load_file(str(dst / WEIGHTS_FILE))[k], v) for k, v in ours.items())  # refused: untouched
+
+
 def test_add_unit_head_reproduces_the_trained_head(tmp_path) -> None:
     """--add-unit-head sees the rounds the scorer was trained on (min_round_accuracy), so on a scorer
     trained with a unit head it gives that head back bit for bit."""

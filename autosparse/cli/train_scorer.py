@@ -63,6 +63,14 @@ def add_options(p: argparse.ArgumentParser) -> None:
         "the student evidence (about the old allocator's masks) is dropped",
     )
     p.add_argument(
+        "--allocator-from",
+        default=None,
+        metavar="SCORER",
+        help="only copy the allocator of SCORER (a shipped name or a folder, trained on the same runs with the same layer "
+        "descriptors) into the existing scorer in --out, in place: the two then differ in their rankers only; ranker and "
+        "unit head stay bit-identical, held-out metrics are measured again on --store and the student evidence is dropped",
+    )
+    p.add_argument(
         "--add-coverage",
         action="store_true",
         help="only record, on the existing scorer in --out, where its allocator was trained (the layer descriptors "
@@ -133,11 +141,12 @@ def run(args: argparse.Namespace) -> int:
         )
         print(evidence_table(card))
         return 0
-    if args.replace_allocator:
+    if args.replace_allocator or args.allocator_from:
         from autosparse.scorer.training import replace_allocator
 
-        replace_allocator(args.out, args.store, members=cfg.alloc_members)
-        print(f"allocator of {args.out} replaced: the mean of {cfg.alloc_members} network(s)")
+        card = replace_allocator(args.out, args.store, members=cfg.alloc_members, source=args.allocator_from)
+        how = f"copied from {args.allocator_from}" if args.allocator_from else "retrained"
+        print(f"allocator of {args.out} {how}: the mean of {card.allocator.get('members', 1)} network(s)")
         return 0
     if args.add_unit_head:
         from autosparse.scorer.training import add_unit_head

@@ -193,24 +193,38 @@ def allocator_entry(cfg: ScorerConfig) -> dict[str, Any]:
     return entry
 
 
-def replace_allocator(scorer: str | Path, store: str | Path, *, members: int) -> Card:
-    """Retrain the allocator of an existing scorer, as ``members`` networks, on its own training runs, in place.
+def replace_allocator(scorer: str | Path, store: str | Path, *, members: int, source: str | Path | None = None) -> Card:
+    """Retrain the allocator of an existing scorer, as ``members`` networks, on its own training runs, in
+    place; or, with ``source``, copy that scorer's allocator instead of training one.
 
     Why: the allocator is a small layer-level regressor whose answer outside the sources is largely
     its training draw (:class:`~autosparse.scorer.nets.AllocatorEnsemble`); replacing it alone keeps
     the ranker and the unit head bit-identical, so a comparison with the old scorer isolates the
-    allocation. The held-out metrics are measured again (their allocation and mask columns change);
-    the student evidence measured the old allocator's masks, so it is dropped (measure it again
-    with ``--add-student-evidence``); the density evidence and the coverage are about the training
-    runs and stay. The allocator's recipe (widths, steps, rate, seed) is the card's.
+    allocation. Copying it from a scorer trained on the same runs makes two scorers differ in their
+    rankers only (a retrained one need not: a store regenerated on another CPU drifts). The held-out
+    metrics are measured again (their allocation and mask columns change); the student evidence
+    measured the old allocator's masks, so it is dropped (measure it again with
+    ``--add-student-evidence``); the density evidence and the coverage are about the training runs
+    and stay. A retrained allocator follows the card's recipe (widths, steps, rate, seed).
     """
     directory = resolve_scorer(scorer)
     card, tensors = load_checkpoint(directory)
-    cfg = card_config(card, alloc_members=members)
     train_ids = list(card.training.get("train_runs", []))
     val_ids = list(card.training.get("val_runs", []))
-    by_id = _layer_level_runs(card, store, cfg, train_ids + val_ids)
-    alloc = train_allocators([by_id[i] for i in train_ids], cfg)
+    cfg = card_config(card, alloc_members=members)
+    copied = (
+        _allocator_of(source, card) if source is not None else None
+    )  # a wrong source fails before the store is read
+    by_id = _layer_level_runs(card, store, cfg, train_ids + val_ids)  # refuses a store lacking any of them
+    if copied is None:
+        alloc = train_allocators([by_id[i] for i in train_ids], cfg)
+        entry, recipe = allocator_entry(cfg), {"alloc_members": members}
+        command = (
+            f"autosparse train-scorer --replace-allocator --alloc-members {members} --store {store} --out {directory}"
+        )
+    else:
+        alloc, entry, recipe = copied
+        command = f"autosparse train-scorer --allocator-from {source} --store {store} --out {directory}"
     alloc.eval()
     if val_ids:
         _, val_reader = open_split(str(store), f"run_id={','.join(val_ids)}")
@@ -228,17 +242,38 @@ def replace_allocator(scorer: str | Path, store: str | Path, *, members: int) ->
         card.metrics = evaluate_scorer(lambda run: arch.score_run(ranker, val_reader, run), alloc, val_runs)
     tensors = {k: v for k, v in tensors.items() if not k.startswith("allocator.")}
     tensors.update({f"allocator.{k}": v for k, v in alloc.state_dict().items()})
-    card.allocator = allocator_entry(cfg)
-    card.training.setdefault("config", {})["alloc_members"] = members
-    card.training["allocator_command"] = (
-        f"autosparse train-scorer --replace-allocator --alloc-members {members} --store {store} --out {directory}"
-    )
+    card.allocator = entry
+    card.training.setdefault("config", {}).update(recipe)
+    card.training["allocator_command"] = command
     if card.student:
         log.warning("dropping the student evidence of %s: it measured the replaced allocator's masks", directory)
         card.student = {}
     save_checkpoint(directory, tensors, card)
     (directory / "metrics.json").write_text(json.dumps(card.metrics, indent=2))
     return card
+
+
+def _allocator_of(source: str | Path, card: Card) -> tuple[LayerHead, dict[str, Any], dict[str, Any]]:
+    """Scorer ``source``'s allocator, its card entry and its recipe, for a scorer whose ``card`` was
+    trained on the same runs with the same layer descriptors (refused by name otherwise: an
+    allocator fitted on other runs would say nothing about this scorer's sources)."""
+    src_card, _ = load_checkpoint(resolve_scorer(source))
+    if list(src_card.allocator["features"]) != list(card.allocator["features"]):
+        raise ConfigError(
+            f"the allocator of {source} reads other layer descriptors ({', '.join(src_card.allocator['features'])}) "
+            f"than this scorer's ({', '.join(card.allocator['features'])}); copy one from a scorer with the same "
+            "allocator features, or retrain with --replace-allocator"
+        )
+    ours, theirs = set(card.training.get("train_runs", [])), set(src_card.training.get("train_runs", []))
+    if ours != theirs:
+        raise ConfigError(
+            f"{source} was trained on other runs ({len(theirs - ours)} not among this scorer's, {len(ours - theirs)} "
+            "of this scorer's missing); copy the allocator of a scorer trained on the same runs, or retrain it "
+            "with --replace-allocator"
+        )
+    recipe = {k: v for k, v in src_card.training.get("config", {}).items() if k.startswith("alloc")}
+    recipe.setdefault("alloc_members", int(src_card.allocator.get("members", 1)))
+    return load_scorer(source).allocator, dict(src_card.allocator), recipe
 
 
 def fit_coverage(features: tuple[str, ...] | list[str], runs: list[RunSamples]) -> Coverage:
