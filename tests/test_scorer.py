@@ -382,7 +382,7 @@ def test_allocator_from_copies_another_scorers_allocator_and_refuses_other_runs(
     other = json.loads((src / CARD_FILE).read_text())
     other["training"]["train_runs"] = other["training"]["train_runs"][1:]  # as if trained without one run
     (src / CARD_FILE).write_text(json.dumps(other))
-    with pytest.raises(ConfigError, match="trained on other runs.*--replace-allocator"):
+    with pytest.raises(ConfigError, match=r"trained on other runs.*--replace-allocator"):
         replace_allocator(dst, store, members=1, source=src)
     other["training"]["train_runs"] = card["training"]["train_runs"]
     other["allocator"]["features"] = other["allocator"]["features"][:-1]
