@@ -82,6 +82,18 @@ def test_model_is_untouched(setup) -> None:
         assert torch.equal(v, before[k])
 
 
+def test_descriptors_alone_read_the_model_in_place_and_equal_the_copied_read(setup) -> None:
+    """Layer descriptors need no pass, so no copy (the guards ask for them on every `autos` call)."""
+    model, data = setup
+    names = ["log_fan_in", "log_numel_frac", "rel_depth", "is_last", "kind_conv"]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.train()
+    table = compute_features(model, data, names=names)
+    assert model.training and all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    with_pass = compute_features(model, data, names=[*names, "grad"])  # copies: the gradient pass runs
+    assert [lf.layer for lf in table.layers] == [{k: lf.layer[k] for k in names} for lf in with_pass.layers]
+
+
 def test_schema_checks() -> None:
     check_schema(SCHEMA_VERSION, ["theta", "snip_rank"])
     with pytest.raises(SchemaMismatchError, match="retrain"):
