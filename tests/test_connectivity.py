@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -79,3 +80,31 @@ def test_repair_with_flow_returns_the_flow_of_the_repaired_masks() -> None:
         assert stats_from_flow(flow, repaired) == path_stats(model, repaired, (4,))
     plain, _ = repair_connectivity(model, masks, scores, (4,), iterations=1)
     assert all(torch.equal(plain[n], repaired[n]) for n in plain)
+
+
+def _deep_mlp_case(seed: int) -> tuple[nn.Module, Masks, dict[str, torch.Tensor]]:
+    torch.manual_seed(seed)
+    model = nn.Sequential(
+        nn.Linear(12, 10), nn.ReLU(), nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 10), nn.ReLU(), nn.Linear(10, 4)
+    )
+    masks = Masks({f"{i}.weight": torch.rand(model[i].weight.shape) < 0.12 for i in (0, 2, 4, 6)})
+    return model, masks, {n: torch.rand(m.shape) for n, m in masks.items()}
+
+
+@pytest.mark.parametrize("seed", [2, 5, 13, 17])
+def test_only_weights_without_room_stay_dead(seed: int) -> None:
+    """A move can strand the weights it places (the potential it read ran through dead weights it
+    removed); on these random masks three rounds of such moves left weights dead in layers that had
+    on-path room. After the repair, a layer keeps dead weights only if, measured on the live
+    weights, no free position of it lies on a path."""
+    model, masks, scores = _deep_mlp_case(seed)
+    net = PathNetwork(model, (12,))
+    repaired, moved, flow = repair_with_flow(net, masks, scores, iterations=3)
+    assert [int(repaired[n].sum()) for n in repaired] == [int(masks[n].sum()) for n in masks]
+    assert len(moved) <= 2 and moved[0] > 0
+    eff = net.flow(net.weights(repaired)).effective()
+    live_flow = net.flow(net.weights({n: repaired[n] & eff[n] for n in repaired}))
+    for n in repaired:
+        if bool((repaired[n] & ~eff[n]).any()):
+            assert not bool((~repaired[n] & live_flow.potential(n)).any()), n
+    assert flow is not None and flow.log_paths == net.flow(net.weights(repaired)).log_paths

@@ -5,8 +5,15 @@ a unit nothing reads, or start at a unit nothing feeds: they cost budget and car
 On LeNet-300-100 at 0.5% density about a fifth of an unrepaired ``autos`` mask was such dead
 weight, while IMP's masks have none. Repair moves exactly those weights, layer by layer, to the
 best-scored pruned positions that *would* lie on a path (the path "potential" of
-:mod:`autosparse.topology.paths`), and repeats until nothing moves. Per-layer counts — the allocation —
-are untouched, so the exact kept count is preserved.
+:mod:`autosparse.topology.paths`). Per-layer counts — the allocation — are untouched, so the exact
+kept count is preserved; a layer with fewer on-path positions than dead weights keeps the rest.
+
+One move can leave weights dead: the potential it read counted reach through dead weights it
+then removed (a dead weight can carry the input halfway to a unit that reaches the output). So
+when a move leaves weights dead, the next step measures the potential again without them, which
+is exact: every weight it places lies on a path, and the repair stops there. On MobileNet-v3-small
+at 1% the old loop of cheap moves never settled (8156, 2513, 1670 weights moved, 13% of the mask
+still dead after three rounds and 12% after twelve).
 """
 
 from __future__ import annotations
@@ -64,38 +71,80 @@ def repair_with_flow(
     moved_per_iter: list[int] = []
     current = {n: m.clone() for n, m in masks.items()}
     flow: PathFlow | None = None
-    for _ in range(iterations):
+    for it in range(iterations):
         flow = net.flow(net.weights(current))
         eff = flow.effective()
-        moved = 0
-        for name, m in current.items():
-            dead = m & ~eff[name]
-            k = int(dead.sum())
-            if k == 0:
-                continue
-            candidates = ~m & flow.potential(name)
-            s = scores[name].reshape(m.shape)
-            s = s if s.is_floating_point() else s.to(torch.float64)
-            tiers = [candidates]
-            if prefer is not None and name in prefer:
-                inside = candidates & prefer[name].expand_as(m)
-                tiers = [inside, candidates & ~inside]
-            add = torch.zeros_like(m)
-            take = 0
-            for tier in tiers:  # fill from the preferred positions first, then from the rest
-                t = min(k - take, int(tier.sum()))
-                if t > 0:
-                    add |= _best_among(s, tier, t)
-                    take += t
-            keep_dead = _best_among(s, dead, k - take)
-            current[name] = (m & eff[name]) | add | keep_dead
-            moved += take
-        moved_per_iter.append(moved)
-        if moved == 0:
+        dead = {n: m & ~eff[n] for n, m in current.items()}
+        if not any(bool(d.any()) for d in dead.values()):
+            moved_per_iter.append(0)
             break
+        if it == 0 or not any(bool(e.any()) for e in eff.values()):
+            # the potential of this pass, dead weights and all: cheap, and exact where the dead carry no
+            # reach; also the only move with a chance where no path is left to measure from
+            moved_per_iter.append(_move_dead(current, eff, flow, scores, prefer))
+            if moved_per_iter[-1] == 0:
+                break
+            continue
+        # Still dead after a move: the potential it used counted reach through weights it then removed
+        # (a dead weight can carry the input halfway). Measured again without them, it is exact, so
+        # every weight placed now lies on a path and nothing is left to iterate (MobileNet-v3-small
+        # at 1%: three rounds of the cheap move left 13% dead; this step leaves only what finds no room).
+        if not any(bool((~current[n] & flow.potential(n)).any()) for n, d in dead.items() if d.any()):
+            moved_per_iter.append(0)  # no layer with dead weights has room even now: nothing can move
+            break
+        live = {n: m & eff[n] for n, m in current.items()}
+        flow = net.flow(net.weights(live))
+        current.clear()
+        current.update(live)
+        moved_per_iter.append(_move_dead(current, eff, flow, scores, prefer, dead=dead))
+        flow = None  # that pass measured the live weights, not the result
+        break
     if final_flow and (flow is None or moved_per_iter[-1] > 0):
         flow = net.flow(net.weights(current))  # the masks changed after the last pass
     return Masks(current, meta=dict(masks.meta)), moved_per_iter, flow if final_flow else None
+
+
+def _move_dead(
+    current: dict[str, torch.Tensor],
+    eff: Mapping[str, torch.Tensor],
+    flow: PathFlow,
+    scores: Mapping[str, torch.Tensor],
+    prefer: Mapping[str, torch.Tensor] | None,
+    *,
+    dead: Mapping[str, torch.Tensor] | None = None,
+) -> int:
+    """Move each layer's dead weights to its best-scored free positions of ``flow``'s potential
+    (the preferred ones first); the best-scored of those it has no room for stay. ``dead``
+    (default: kept and not in ``eff``) are weights already taken out of ``current``. Updates
+    ``current`` in place; returns how many moved."""
+    moved = 0
+    for name, m in current.items():
+        d = m & ~eff[name] if dead is None else dead[name]
+        k = int(d.sum())
+        if k == 0:
+            continue
+        candidates = ~m & ~d & flow.potential(name)
+        s = _float_scores(scores[name], m)
+        tiers = [candidates]
+        if prefer is not None and name in prefer:
+            inside = candidates & prefer[name].expand_as(m)
+            tiers = [inside, candidates & ~inside]
+        add = torch.zeros_like(m)
+        take = 0
+        for tier in tiers:  # fill from the preferred positions first, then from the rest
+            t = min(k - take, int(tier.sum()))
+            if t > 0:
+                add |= _best_among(s, tier, t)
+                take += t
+        keep_dead = _best_among(s, d, k - take)  # no on-path position left in this layer: they stay
+        current[name] = (m & ~d) | add | keep_dead
+        moved += take
+    return moved
+
+
+def _float_scores(score: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    s = score.reshape(like.shape)
+    return s if s.is_floating_point() else s.to(torch.float64)
 
 
 def _best_among(score: torch.Tensor, allowed: torch.Tensor, k: int) -> torch.Tensor:
