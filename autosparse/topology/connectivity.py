@@ -66,7 +66,7 @@ def repair_with_flow(
     Why: a caller that checks the result's paths afterwards (``autos``' collapse check, then
     ``prune``'s diagnostics) would otherwise build a second float64 copy of the model and run the
     pass the repair's last iteration already ran — a third of ``autos``' time on MobileNet-v3.
-    The flow costs one extra pass only when the last iteration still moved weights.
+    The flow costs one extra pass only when the masks changed after the last pass.
     """
     moved_per_iter: list[int] = []
     current = {n: m.clone() for n, m in masks.items()}
@@ -85,10 +85,9 @@ def repair_with_flow(
             if moved_per_iter[-1] == 0:
                 break
             continue
-        # Still dead after a move: the potential it used counted reach through weights it then removed
-        # (a dead weight can carry the input halfway). Measured again without them, it is exact, so
-        # every weight placed now lies on a path and nothing is left to iterate (MobileNet-v3-small
-        # at 1%: three rounds of the cheap move left 13% dead; this step leaves only what finds no room).
+        # Still dead after a move: the potential it used counted reach through weights it then removed.
+        # Measured again without them it is exact, so every weight placed now lies on a path and
+        # nothing is left to iterate (the module doc has the case that needed it).
         if not any(bool((~current[n] & flow.potential(n)).any()) for n, d in dead.items() if d.any()):
             moved_per_iter.append(0)  # no layer with dead weights has room even now: nothing can move
             break
