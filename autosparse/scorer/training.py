@@ -212,9 +212,8 @@ def replace_allocator(scorer: str | Path, store: str | Path, *, members: int, so
     train_ids = list(card.training.get("train_runs", []))
     val_ids = list(card.training.get("val_runs", []))
     cfg = card_config(card, alloc_members=members)
-    copied = (
-        _allocator_of(source, card) if source is not None else None
-    )  # a wrong source fails before the store is read
+    # a wrong source fails before the store is read
+    copied = _allocator_of(source, card) if source is not None else None
     by_id = _layer_level_runs(card, store, cfg, train_ids + val_ids)  # refuses a store lacking any of them
     if copied is None:
         alloc = train_allocators([by_id[i] for i in train_ids], cfg)
