@@ -24,7 +24,8 @@ from autosparse.features import check_schema
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "card.json"
 CARD_FORMAT = "autosparse-scorer-v1"
-# Shipped scorers live in the repository's trained_scorers/ folder (next to the package).
+# Shipped scorers live in the repository's trained_scorers/ folder, next to the package; a wheel
+# installs that folder beside it too (pyproject.toml), so the path is the same in both.
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "trained_scorers"
 
 
@@ -91,6 +92,12 @@ def resolve_scorer(name_or_path: str | Path) -> Path:
     if path.exists():
         raise CheckpointError(
             f"{path} holds no {CARD_FILE}; train a scorer there with `autosparse train-scorer --out {path}`"
+        )
+    if not shipped_scorers():
+        raise CheckpointError(
+            f"no scorer named {name_or_path!r}: this installation has no shipped scorers (looked in {SHIPPED_DIR}); "
+            "install autosparse from its repository (`pip install .` or `make install` there), "
+            "or pass the path of a scorer directory trained with `autosparse train-scorer`"
         )
     raise UnknownNameError(
         "scorer", str(name_or_path), shipped_scorers(), hint="or pass the path of a trained scorer directory"
