@@ -244,3 +244,30 @@ def test_one_list_item_may_carry_a_list() -> None:
     assert from_dict(Shape, {"input_shape": "[1, 28, 28]"}).input_shape == (1, 28, 28)
     with pytest.raises(ConfigError, match=r"must be a list of int \(e.g. \[1, 28, 28\]\), got 'foo'"):
         from_dict(Shape, {"input_shape": "foo"})
+
+
+@dataclass
+class Numbers:
+    n_train: int = 1
+    lr: float = 0.1
+    seeds: tuple[int, ...] = (0,)
+
+
+def test_a_number_is_taken_as_written_or_refused() -> None:
+    # int(256.5) is 256 and float(True) is 1.0: a YAML value must not run as something else than written
+    with pytest.raises(ConfigError, match=r"n_train must be a whole number, got 256.5"):
+        from_dict(Numbers, {"n_train": 256.5})
+    with pytest.raises(ConfigError, match=r"n_train must be a whole number, got '1.9'"):
+        from_dict(Numbers, {"n_train": "1.9"})
+    with pytest.raises(ConfigError, match=r"lr must be float, got True"):
+        from_dict(Numbers, {"lr": True})
+    with pytest.raises(ConfigError, match=r"n_train must be int, got False"):
+        from_dict(Numbers, {"n_train": False})
+    ok = from_dict(Numbers, {"n_train": 256.0, "lr": "0.05", "seeds": ["12345678901234567890", 2]})
+    assert (ok.n_train, ok.lr, ok.seeds) == (256, 0.05, (12345678901234567890, 2))
+    assert type(ok.n_train) is int
+
+
+def test_a_list_error_gives_an_example_of_its_own_kind() -> None:
+    with pytest.raises(ConfigError, match=r"seeds must be a list of int \(e\.g\. \[0, 1, 2\]\)"):
+        from_dict(Numbers, {"seeds": "zero"})

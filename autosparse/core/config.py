@@ -400,9 +400,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         except ConfigError:
             if inner not in (int, float):
                 raise
-            raise ConfigError(
-                f"{where} must be a list of {inner.__name__} (e.g. [1, 28, 28]), got {written!r}"
-            ) from None
+            example = "[1, 28, 28]" if "shape" in where else "[0, 1, 2]" if inner is int else "[0.01, 0.005]"
+            raise ConfigError(f"{where} must be a list of {inner.__name__} (e.g. {example}), got {written!r}") from None
         return tuple(items) if (origin is tuple or tp is tuple) else items
     if tp is bool:
         if isinstance(value, bool):
@@ -421,13 +420,34 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             f"{where} must be a mapping (YAML `{{width: 0.5}}`, JSON '{{\"width\": 0.5}}'), got {value!r}"
         )
     if tp in (int, float):
-        try:
-            return tp(value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{where} must be {tp.__name__}, got {value!r}") from exc
+        return _number(value, tp, where)
     if tp is str:
         return str(value)
     return value
+
+
+def _number(value: Any, tp: type, where: str) -> int | float:
+    """``value`` as an int or float field takes it, refusing what ``int()`` would quietly change.
+
+    Why: ``int(256.5)`` is 256 and ``float(True)`` is 1.0, so a YAML ``n_train: 256.5`` or
+    ``seed: 1.9`` ran as something else than written, while the same value as a CLI flag was
+    refused. A float with an integral value (``epochs`` counts aside, ``n_train: 1000.0``) is kept.
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"{where} must be {tp.__name__}, got {value!r}")
+    try:
+        if tp is int and isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            return int(value)  # exact, however long
+        number = float(value) if tp is float or not isinstance(value, int) else value
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where} must be {tp.__name__}, got {value!r}") from exc
+    if tp is float:
+        return number
+    if isinstance(number, float):
+        if not number.is_integer():
+            raise ConfigError(f"{where} must be a whole number, got {value!r}")
+        return int(number)
+    return int(number)
 
 
 def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
