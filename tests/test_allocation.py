@@ -96,6 +96,18 @@ def test_bad_density_is_a_clear_error(bad: float) -> None:
         allocate(_scores(), bad)
 
 
+@pytest.mark.parametrize("bad", [True, "0.1", None])
+def test_a_density_that_is_not_a_number_is_refused(bad: object) -> None:
+    # float(True) is 1.0 (a dense mask) and float("0.1") parses: neither may slip through
+    from autosparse.core.errors import check_density
+
+    with pytest.raises(DensityError, match="must be a number" if bad is not None else "exactly one"):
+        check_density(bad)  # type: ignore[arg-type]
+    with pytest.raises(DensityError, match="must be a number"):
+        check_density(sparsity=True)  # type: ignore[arg-type]
+    assert check_density(0.25) == 0.25 and check_density(sparsity=0.75) == 0.25
+
+
 def test_both_density_and_sparsity_is_ambiguous() -> None:
     with pytest.raises(DensityError, match="exactly one"):
         allocate(_scores(), 0.1, sparsity=0.9)

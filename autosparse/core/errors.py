@@ -9,6 +9,7 @@ traceback so it can be reported.
 from __future__ import annotations
 
 import difflib
+import numbers
 from collections.abc import Iterable
 
 
@@ -25,10 +26,10 @@ class UnknownNameError(AutosparseError, KeyError):
         """``listed`` introduces ``known``: keep the default for a complete list, say what it is
         otherwise (``"similar names"``, ``"for example"``) — a partial list must not read as the only choices."""
         known = sorted(known)
-        close = difflib.get_close_matches(name, known, n=1)
         msg = f"unknown {kind} {name!r}"
+        close = _closest(name, known)
         if close:
-            msg += f" (did you mean {close[0]!r}?)"
+            msg += f" (did you mean {close!r}?)"
         msg += f"; {listed}: {', '.join(known)}"
         if hint:
             msg += f". {hint}"
@@ -37,6 +38,16 @@ class UnknownNameError(AutosparseError, KeyError):
 
     def __str__(self) -> str:  # KeyError would otherwise repr() the message
         return str(self.args[0])
+
+
+def _closest(name: str, known: list[str]) -> str | None:
+    """The known name ``name`` was most likely meant as: names are case-sensitive (they end up in
+    cell ids and folder names), so ``SNIP`` is refused, but it should point at ``snip``."""
+    by_lower = {k.lower(): k for k in known}
+    if name.lower() in by_lower:
+        return by_lower[name.lower()]
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
+    return by_lower[close[0]] if close else None
 
 
 class DensityError(AutosparseError, ValueError):
@@ -82,13 +93,26 @@ def check_density(density: float | None = None, sparsity: float | None = None) -
     an error rather than a silent precedence rule.
     """
     if (density is None) == (sparsity is None):
-        raise DensityError("give exactly one of density or sparsity (e.g. --sparsity 0.99 or --density 0.01)")
+        raise DensityError(
+            "give exactly one of density or sparsity (e.g. sparsity=0.99 or density=0.01; on the command line "
+            "--sparsity 0.99 or --density 0.01)"
+        )
+    for name, value in (("density", density), ("sparsity", sparsity)):
+        # float(True) is 1.0 and float("0.1") parses: a dense mask or a string slipping through unnoticed
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            raise DensityError(
+                f"{name} must be a number, e.g. {name}={0.99 if name == 'sparsity' else 0.01}; got {value!r}"
+            )
     if density is None:
         assert sparsity is not None
         if not 0.0 <= sparsity < 1.0:
-            raise DensityError(f"sparsity must be in [0, 1), got {sparsity}; e.g. --sparsity 0.99 keeps 1% of weights")
+            raise DensityError(
+                f"sparsity must be in [0, 1), got {sparsity}; e.g. sparsity=0.99 (--sparsity 0.99) keeps 1% of weights"
+            )
         density = 1.0 - float(sparsity)
     density = float(density)
     if not 0.0 < density <= 1.0:
-        raise DensityError(f"density must be in (0, 1], got {density}; e.g. --density 0.01 keeps 1% of weights")
+        raise DensityError(
+            f"density must be in (0, 1], got {density}; e.g. density=0.01 (--density 0.01) keeps 1% of weights"
+        )
     return density
