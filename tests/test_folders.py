@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from autosparse.core.errors import ConfigError
@@ -20,3 +22,34 @@ def test_a_file_in_the_way_is_named(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"--out .*sub is inside .*f, which is a file"):
         make_output_dir(tmp_path / "f" / "sub")
     assert not (tmp_path / "f").is_dir()
+
+
+def test_a_folder_that_cannot_be_created_is_refused_before_any_work() -> None:
+    # /proc takes no new folders even from root, for whom os.access says it is writable
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("needs Linux's /proc")
+    with pytest.raises(ConfigError, match=r"--out /proc/autosparse-nope: cannot create folders in /proc"):
+        check_output_path("/proc/autosparse-nope")
+
+
+def test_a_read_only_folder_is_refused(tmp_path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if (locked / "x").exists() or _can_write(locked):  # root ignores the mode bits
+            pytest.skip("this user can write in a read-only folder (root)")
+        with pytest.raises(ConfigError, match=r"cannot create folders in .*locked"):
+            make_output_dir(locked / "a" / "b")
+    finally:
+        locked.chmod(0o700)
+    assert not any(p.name.startswith(".autosparse-probe") for p in tmp_path.rglob("*"))  # the probe is removed
+
+
+def _can_write(folder) -> bool:
+    try:
+        (folder / ".w").mkdir()
+    except OSError:
+        return False
+    (folder / ".w").rmdir()
+    return True

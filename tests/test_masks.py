@@ -141,3 +141,17 @@ def test_a_mask_that_records_its_model_names_the_flags_that_build_it() -> None:
     other = nn.Sequential(nn.Linear(16, 9), nn.ReLU(), nn.Linear(9, 4))
     with pytest.raises(MaskError, match=r"""--model conv4 --model-kwargs '\{"width": 0.25\}'"""):
         masks.validate(other)
+
+
+def test_saved_files_are_as_readable_as_any_other_file_of_the_run(tmp_path) -> None:
+    # safetensors writes 0600 whatever the umask: a shared run folder had unreadable masks
+    import os
+
+    from autosparse.core.tensor_files import _UMASK
+
+    out = Masks({"weight": torch.rand(3, 4) > 0.5}).save(tmp_path / "m")
+    (tmp_path / "plain.txt").write_text("x")
+    expected = os.stat(tmp_path / "plain.txt").st_mode & 0o777
+    assert expected == 0o666 & ~_UMASK
+    for name in ("masks.safetensors", "report.json"):
+        assert os.stat(out / name).st_mode & 0o777 == expected, name

@@ -7,6 +7,8 @@ work. Every command that writes a folder checks here first.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from autosparse.core.errors import ConfigError
@@ -19,11 +21,28 @@ def check_output_path(path: str | Path, flag: str = "--out") -> Path:
         if part.exists() and not part.is_dir():
             where = "is" if part == path else f"is inside {part}, which is"
             raise ConfigError(f"{flag} {path} {where} a file; give a folder path")
+        if part.exists():  # the nearest existing folder, where the rest will be created
+            _probe(part, path, flag)
+            break
     return path
+
+
+def _probe(folder: Path, path: Path, flag: str) -> None:
+    """Make and remove a folder in ``folder``: the one test that also catches /proc-like file
+    systems and read-only mounts (where ``os.access`` says yes to root), before any work is done."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".autosparse-probe-", dir=folder))
+    except OSError as exc:
+        raise ConfigError(
+            f"{flag} {path}: cannot create folders in {folder} ({exc.strerror}); give a folder you can write to"
+        ) from None
 
 
 def make_output_dir(path: str | Path, flag: str = "--out") -> Path:
     """Create ``path`` (and its parents) as a folder, after :func:`check_output_path`."""
     path = check_output_path(path, flag)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a read-only or special file system (/proc, /sys): one line, not a traceback
+        raise ConfigError(f"cannot create {flag} {path}: {exc.strerror}; give a folder you can write to") from None
     return path

@@ -19,13 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 from torch.nn.utils import prune
 
 from autosparse.core.errors import MaskError
+from autosparse.core.folders import make_output_dir
 from autosparse.core.init_transform import PREPARED_ATTR, InitTransform
 from autosparse.core.layers import prunable_layers
+from autosparse.core.tensor_files import save_tensors
 
 log = logging.getLogger(__name__)
 
@@ -199,13 +201,13 @@ class Masks(Mapping[str, torch.Tensor]):
         """Write ``masks.safetensors`` (uint8 tensors: safetensors has no bool in every reader)
         and ``report.json``; return the directory."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+        make_output_dir(directory, "masks folder")
         tensors = {n: m.to(torch.uint8) for n, m in self._masks.items()}
-        save_file(tensors, str(directory / MASKS_FILE), metadata={"format": "autosparse-masks-v1"})
+        save_tensors(tensors, str(directory / MASKS_FILE), metadata={"format": "autosparse-masks-v1"})
         init_file = directory / INIT_FILE
         if self.init and self.init.factors:
             factors = {n: f.contiguous() for n, f in self.init.factors.items()}
-            save_file(factors, str(init_file), metadata={"format": "autosparse-init-factors-v1"})
+            save_tensors(factors, str(init_file), metadata={"format": "autosparse-init-factors-v1"})
         elif init_file.exists():
             init_file.unlink()  # a stale file from masks saved here before must not be read back with these
         (directory / REPORT_FILE).write_text(json.dumps(self.report(), indent=2, default=str))

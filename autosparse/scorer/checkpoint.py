@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from autosparse.core.errors import CheckpointError, UnknownNameError
+from autosparse.core.tensor_files import save_tensors
 from autosparse.features import check_schema
 
 WEIGHTS_FILE = "model.safetensors"
@@ -62,7 +63,7 @@ def save_checkpoint(directory: str | Path, tensors: dict[str, torch.Tensor], car
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights = directory / WEIGHTS_FILE
-    save_file(
+    save_tensors(
         {k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(weights), metadata={"format": CARD_FORMAT}
     )
     card.weights_sha256 = _sha256(weights)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import nn
 
 from autosparse.core.allocation import topk_mask
@@ -38,6 +38,7 @@ from autosparse.core.errors import CheckpointError, ConfigError
 from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
 from autosparse.core.model_io import logits
+from autosparse.core.tensor_files import save_tensors
 from autosparse.training.trainer import TrainConfig, train
 
 try:  # POSIX advisory locks guard a workdir against two concurrent resumers
@@ -359,12 +360,12 @@ def _save_checkpoint(wd: Path, *, next_round: int, masks: dict, labels: dict, re
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    save_file(
+    save_tensors(
         {f"mask/{k}": v.to(torch.uint8).contiguous() for k, v in masks.items()}
         | {f"label/{k}": v.contiguous() for k, v in labels.items()},
         str(tmp / "state.safetensors"),
     )
-    save_file({k: v.contiguous() for k, v in rewind.items()}, str(tmp / "rewind.safetensors"))
+    save_tensors({k: v.contiguous() for k, v in rewind.items()}, str(tmp / "rewind.safetensors"))
     (tmp / "meta.json").write_text(json.dumps({**meta, "next_round": next_round}))
     final = wd / "checkpoint"
     old = wd / "checkpoint.old"

@@ -1,0 +1,29 @@
+"""safetensors files written with the permissions every other file of a run gets.
+
+Why: ``safetensors.torch.save_file`` creates its file with mode 0600 whatever the umask, so in a
+run folder shared with a group the masks and checkpoints were unreadable to everyone but their
+writer, while ``report.json`` beside them was readable. Every tensor file goes through here.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+# Read once, at import (single-threaded): os.umask can only be read by setting it.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def save_tensors(
+    tensors: Mapping[str, torch.Tensor], path: str | Path, metadata: Mapping[str, str] | None = None
+) -> Path:
+    """``save_file`` then the mode a plain ``open(path, "w")`` would have given (0666 minus the umask)."""
+    path = Path(path)
+    save_file(dict(tensors), str(path), metadata=dict(metadata) if metadata is not None else None)
+    os.chmod(path, 0o666 & ~_UMASK)
+    return path
