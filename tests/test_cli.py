@@ -397,3 +397,35 @@ def test_masks_saved_from_python_are_trained_on_seed_0_with_a_warning(tmp_path) 
     proc = run("train", *SMALL, "--epochs", "0.1", "--masks", str(tmp_path / "m"))
     assert proc.returncode == 0, proc.stderr
     assert "do not record the seed" in proc.stderr
+
+
+def test_a_method_name_in_the_wrong_case_points_at_the_right_one() -> None:
+    assert_user_error(run("prune", *SMALL, "--method", "SNIP", "--sparsity", "0.9"), "did you mean 'snip'")
+
+
+def test_imp_from_the_command_line_trains_on_the_task_data(tmp_path) -> None:
+    # the task's --dataset and --n-train used to be ignored: imp asked for Python's dataset= and,
+    # given one with --hp, loaded the whole training set
+    out = tmp_path / "imp"
+    proc = run(
+        "prune", *SMALL, "--n-train", "64", "--n-test", "32", "--method", "imp", "--density", "0.5",
+        "--hp", "epochs=0.2", "--out", str(out),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    hp = json.loads((out / "report.json").read_text())["meta"]["hparams"]
+    assert (hp["dataset"], hp["n_train"]) == ("fake:fashion-mnist", 64)
+    proc = run("prune", *SMALL, "--method", "imp", "--density", "0.5", "--hp", "n_train=32", "--hp", "epochs=0.2")
+    assert proc.returncode == 0, proc.stderr  # --hp still wins
+
+
+def test_masks_saved_from_python_need_their_model_named(tmp_path) -> None:
+    import autosparse
+    from autosparse.models import build_model
+
+    model = build_model("mlp", (1, 28, 28), 10, seed=0, widths=[16])
+    masks = autosparse.prune(model, "magnitude", density=0.5)
+    masks.save(tmp_path / "m")  # records no model: this is the README's Python flow
+    proc = run("train", "--masks", str(tmp_path / "m"), "--epochs", "0.1", "--dataset", "fake:fashion-mnist")
+    assert_user_error(proc, "do not record which model", "--model")
+    proc = run("train", *SMALL, "--masks", str(tmp_path / "m"), "--epochs", "0.1", "--init-seed", "0")
+    assert proc.returncode == 0, proc.stderr  # named, they train

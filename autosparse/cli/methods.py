@@ -74,7 +74,10 @@ def _methods(args: argparse.Namespace) -> int:
         cls = get_pruner(name)
         hps = [f"{f.name}={_default(f)!r}" for f in dataclasses.fields(cls.Config)]
         print(textwrap.fill(", ".join(hps) or "none", 100, initial_indent=f"  {name:12s} ", subsequent_indent=" " * 15))
-    print("\nwhat each one does: autosparse methods METHOD")
+    print(
+        "\nin a bench config an imp row takes other hparams (it trains with the bench's data): autosparse methods imp"
+    )
+    print("what each one does: autosparse methods METHOD")
     return 0
 
 

@@ -84,6 +84,13 @@ def run(args: argparse.Namespace) -> int:
     from autosparse.topology.diagnostics import mask_diagnostics
 
     hparams = parse_hparams(job.method, job.hp)
+    if job.method == "imp":  # imp trains on the task's data, subset and folder unless --hp says otherwise
+        for key, value in (
+            ("dataset", task.data.dataset),
+            ("n_train", task.data.n_train),
+            ("data_root", task.data.data_root),
+        ):
+            hparams.setdefault(key, value)
     dataset = task.load_data()
     model = task.build_model(dataset, seed=job.init_seed)
     pdata = pruning_batch(dataset, samples_per_class=job.samples_per_class, seed=job.seed)

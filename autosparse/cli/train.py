@@ -90,6 +90,13 @@ def _task_of_masks(args: argparse.Namespace, task: Task, masks: Masks) -> Task:
     named = set(read_config(args)) | set(given(args, ModelSpec)) | set(given(args, DataSpec))
     model, data = task.model, task.data
     made_for = masks.meta.get("model")
+    if not made_for and "model" not in named:
+        # building the default model would only end in "made for another model" after the data loaded
+        raise ConfigError(
+            "these masks do not record which model they were pruned from (masks saved from Python): pass --model "
+            "(with --model-kwargs and --dataset as needed) naming the network they fit, or train them in Python "
+            "with masks.apply(model)"
+        )
     if made_for and not named & {"model", "model_kwargs"}:
         model = dataclasses.replace(model, model=str(made_for), model_kwargs=dict(masks.meta.get("model_kwargs") or {}))
     made_on = masks.meta.get("dataset")
@@ -117,9 +124,10 @@ def _check_init(masks: Masks, model: nn.Module, init_seed: int) -> None:
     except MaskError:
         raise ConfigError(
             f"the model built with --init-seed {init_seed} does not hold the weights these masks were pruned from, "
-            f"so their θ0 rescaling cannot be applied: pass the --init-seed they were pruned with; masks pruned in "
-            "Python from build_model(seed=None) fit no seed — prune with a seed, or save masks.without_init() to "
-            "train them without the rescaling"
+            f"so their θ0 rescaling cannot be applied: pass the --init-seed they were pruned with. Masks pruned in "
+            "Python fit --init-seed N only when the model came from autosparse.build_model(..., seed=N); for any other "
+            "model (a torchvision constructor, seed=None) train in Python with masks.apply(model), or save "
+            "masks.without_init() to train them here without the rescaling"
         ) from None
 
 
@@ -150,9 +158,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if job.out:
         out = make_output_dir(job.out)
-        from safetensors.torch import save_file
+        from autosparse.core.tensor_files import save_tensors
 
-        save_file(
+        save_tensors(
             {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(out / "model.safetensors")
         )
         metrics = {
