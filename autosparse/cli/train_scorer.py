@@ -183,5 +183,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nheld-out ranking quality{explain}:")
         print(table)
     else:
-        print("no held-out runs (--holdout matched none), so no held-out metrics")
+        why = "--holdout matched none" if getattr(args, "holdout", None) else "no --holdout given"
+        print(f"no held-out runs ({why}), so no held-out metrics")
     return 0

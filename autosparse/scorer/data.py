@@ -25,6 +25,7 @@ import torch
 from autosparse.core.errors import ConfigError, StoreError
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
 from autosparse.store import StoreReader, parse_filter
+from autosparse.store.filters import unknown_keys
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,12 @@ def open_split(
             "with `autosparse gen` or widen the filters (`autosparse store info` lists the runs)"
         )
     if val is not None and val.n_runs == 0:
+        missing, known = unknown_keys(hold, train.runs())
+        if missing:
+            raise StoreError(
+                f"no run in {store} records {', '.join(repr(k) for k in missing)}, so the holdout filter {holdout!r} "
+                f"matches nothing; keys the runs record: {', '.join(known)}"
+            )
         raise StoreError(
             f"the holdout filter {holdout!r} matches no complete run in {store}; check `autosparse store info`"
         )

@@ -59,9 +59,9 @@ def train_scorer(
     """Train a scorer on the store's runs matched by ``train_on`` (default: all) and not by ``holdout``."""
     cfg = config or ScorerConfig()
     arch = get_arch(cfg.arch)
-    check_scorer_out(out)
     start = time.perf_counter()
-    train_reader, val_reader = open_split(str(store), holdout, train_on)
+    train_reader, val_reader = open_split(str(store), holdout, train_on)  # a wrong store or filter first: cheap
+    check_scorer_out(out)
     baseline_feats = tuple(f for f in BASELINE_RANKERS.values())
     train_runs = load_samples(
         train_reader,

@@ -159,4 +159,32 @@ def parse_filter(spec: str | Filter) -> Filter:
     return out or None
 
 
-__all__ = ["Condition", "Filter", "Predicate", "display_name", "lookup", "matches", "parse_filter", "read_as", "same"]
+def unknown_keys(where: Filter, runs: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[str]]:
+    """The keys of a mapping filter that no run records, and the keys the runs do record.
+
+    Why: a key a run lacks never matches (see the module doc), so ``model_lable=mlp`` selects
+    nothing, and "matches no run" sends the user looking at the values when the key is the typo.
+    """
+    if not isinstance(where, Mapping) or not runs:
+        return [], []
+    missing = [k for k in where if not any(lookup(a, k)[0] for a in runs.values())]
+    known: set[str] = set()
+    for attrs in runs.values():
+        known.update(k for k in attrs if k != "config")
+        if isinstance(attrs.get("config"), Mapping):
+            known.update(attrs["config"])
+    return missing, sorted(known)
+
+
+__all__ = [
+    "Condition",
+    "Filter",
+    "Predicate",
+    "display_name",
+    "lookup",
+    "matches",
+    "parse_filter",
+    "read_as",
+    "same",
+    "unknown_keys",
+]

@@ -148,8 +148,7 @@ def read_root_attrs(path: Path) -> dict[str, Any]:
     meta_file = path / "zarr.json"
     if not meta_file.exists():
         raise StoreError(
-            f"{path} is not a feature store (no zarr.json); point at the store.zarr directory, or delete it "
-            "and regenerate the store"
+            f"{path} is not a feature store (no zarr.json); point at the folder `autosparse gen --store` wrote"
         )
     fix = f"the store root is corrupt: restore it from a backup or delete {path} and regenerate the store"
     meta = read_json(meta_file, f"store {path}", fix)
@@ -160,7 +159,7 @@ def read_root_attrs(path: Path) -> dict[str, Any]:
     if missing:
         raise StoreError(
             f"{path} is a zarr group but not an autosparse feature store (root attrs lack {', '.join(missing)}); "
-            "point at the right directory, or delete it and regenerate the store"
+            "point at the folder `autosparse gen --store` wrote"
         )
     if not (path / RUNS).is_dir():
         raise StoreError(f"store {path} has no {RUNS}/ group; {fix}")
