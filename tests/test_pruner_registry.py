@@ -191,3 +191,23 @@ def test_inputs_the_model_cannot_take_are_one_error_naming_their_shape(model: nn
         autosparse.prune(model, "snip", density=0.1, data=data)
     with pytest.raises(ConfigError, match=r"^synflow could not run the model on input_shape=\(3, 32, 32\)"):
         autosparse.prune(model, "synflow", density=0.1, input_shape=(3, 32, 32), rounds=2)
+
+
+def test_python_keywords_are_typed_as_the_yaml_and_the_cli_type_them() -> None:
+    # a wrong type used to surface as a bare ValueError from inside the method
+    with pytest.raises(ConfigError, match=r"synflow\.rounds must be int, got 'ten'"):
+        make_pruner("synflow", rounds="ten")
+    with pytest.raises(ConfigError, match=r"synflow\.rounds must be a whole number, got 2\.5"):
+        make_pruner("synflow", rounds=2.5)
+    with pytest.raises(ConfigError, match=r"synflow\.float64 must be true or false"):
+        make_pruner("synflow", float64="perhaps")
+    cfg = make_pruner("synflow", rounds="3", float64="no", input_shape=(1, 4)).config
+    assert (cfg.rounds, cfg.float64, cfg.input_shape) == (3, False, (1, 4))  # a tuple passes as given
+
+
+@pytest.mark.parametrize("method", ["snip", "grasp", "prospr", "autos"])
+def test_targets_past_the_last_class_are_named(method: str) -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))
+    data = (torch.randn(5, 8), torch.tensor([0, 1, 2, 3, 4]))
+    with pytest.raises(ConfigError, match=r"targets run from 0 to 4, but the model outputs 3 classes"):
+        prune(model, method, density=0.5, data=data)

@@ -450,6 +450,23 @@ def _number(value: Any, tp: type, where: str) -> int | float:
     return int(number)
 
 
+def typed_scalars(cls: type, values: Mapping[str, Any], *, where: str = "") -> dict[str, Any]:
+    """``values`` with each scalar (text, bool, number) read as its field of ``cls`` reads it from YAML.
+
+    Why: Python callers pass hyperparameters as keywords (``prune(model, "synflow", rounds="ten")``)
+    that skip the YAML/CLI path, so a wrong type surfaced as a ``ValueError`` deep in the method. Other
+    values (tensors, mappings, objects) pass unchanged: the caller built them on purpose.
+    """
+    hints = _hints(cls)
+    out = dict(values)
+    for key, value in values.items():
+        if key in hints and isinstance(value, (str, bool, int, float)):
+            base = _base_type(hints[key])
+            if base in (int, float, str, bool) or get_origin(base) is Literal:
+                out[key] = _coerce(value, hints[key], f"{where}{'.' if where else ''}{key}")
+    return out
+
+
 def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
     """Build a dataclass from a (YAML) mapping; unknown keys are an error listing valid ones."""
     hints = _hints(cls)  # type: ignore[arg-type]

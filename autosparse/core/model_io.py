@@ -51,4 +51,21 @@ def logits(output: Any) -> torch.Tensor:
     )
 
 
-__all__ = ["logits", "model_input", "param_dtype"]
+def class_targets(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``y``, after checking that every target is a class of ``out``'s logits.
+
+    Why: cross-entropy on a target past the last class fails deep in torch with "Target 17 is out
+    of bounds" (or silently on some devices), which says nothing about the pruning data.
+    """
+    n = out.shape[-1]
+    if y.numel() and not y.is_floating_point():
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= n:
+            raise ConfigError(
+                f"the pruning data's targets run from {lo} to {hi}, but the model outputs {n} classes: targets are "
+                f"class indices 0..{n - 1}; build the model with as many outputs as classes, or remap the labels"
+            )
+    return y
+
+
+__all__ = ["class_targets", "logits", "model_input", "param_dtype"]

@@ -17,7 +17,7 @@ from torch import nn
 from autosparse.core.errors import ConfigError, SchemaMismatchError
 from autosparse.core.layers import PrunableLayer, prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks
-from autosparse.core.model_io import logits
+from autosparse.core.model_io import class_targets, logits
 from autosparse.core.parallel import map_layers
 from autosparse.core.ranking import pct_rank, rank_values, scatter_ranks, sort_key, stable_order
 from autosparse.data.pruning_data import PruningData
@@ -113,7 +113,8 @@ def _gradients(model: nn.Module, data: PruningData) -> dict[str, torch.Tensor]:
     device = params[0].device
     acc: list[torch.Tensor] | None = None
     for x, y in data:
-        loss = F.cross_entropy(logits(model(x.to(device))), y.to(device), reduction="sum") / total
+        out = logits(model(x.to(device)))
+        loss = F.cross_entropy(out, class_targets(out, y.to(device)), reduction="sum") / total
         raw = torch.autograd.grad(loss, params, allow_unused=True)  # a layer the forward never uses: zero
         grads = [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(params, raw, strict=True)]
         if acc is None:  # own every buffer once (a tied weight's gradient may come back twice)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autosparse.core.model_io import logits, model_input, param_dtype
+from autosparse.core.model_io import class_targets, logits, model_input, param_dtype
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.workspace import model_device
 
@@ -32,7 +32,7 @@ def batch_losses(model: nn.Module, data: PruningData, *, temperature: float = 1.
         out = logits(model(model_input(x, device, dtype)))
         if temperature != 1.0:
             out = out / temperature
-        yield F.cross_entropy(out, y.to(device))
+        yield F.cross_entropy(out, class_targets(out, y.to(device)))
 
 
 def loss_gradients(

@@ -27,6 +27,7 @@ from typing import Any, ClassVar, TypeVar
 from torch import nn
 
 from autosparse.core.allocation import SCOPES, allocate
+from autosparse.core.config import typed_scalars
 from autosparse.core.errors import ConfigError, UnknownNameError
 from autosparse.core.init_transform import GRANULARITIES
 from autosparse.core.masks import Masks
@@ -78,7 +79,7 @@ class Pruner(ABC):
                     f"{self.name} has no hyperparameter {', '.join(unknown)}; its hyperparameters are: "
                     f"{', '.join(sorted(known))}"
                 )
-            cfg = dataclasses.replace(cfg, **overrides)
+            cfg = dataclasses.replace(cfg, **typed_scalars(type(cfg), overrides, where=self.name))
         if cfg.scope not in SCOPES:
             raise UnknownNameError("allocation scope", cfg.scope, SCOPES)
         if cfg.rescale_granularity not in GRANULARITIES:
