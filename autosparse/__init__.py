@@ -62,3 +62,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = sorted(_EXPORTS)
+
+
+def __dir__() -> list[str]:
+    """The lazy exports too: ``dir(autosparse)`` and tab completion listed none of the API."""
+    return sorted(set(globals()) | set(__all__))

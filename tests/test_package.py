@@ -17,3 +17,8 @@ def test_the_package_docstring_lists_every_public_name() -> None:
     assert autosparse.__doc__ is not None
     missing = [n for n in autosparse.__all__ if f"``{n}``" not in autosparse.__doc__]
     assert not missing, f"add {missing} to autosparse/__init__.py's docstring"
+
+
+def test_dir_lists_the_lazy_exports() -> None:
+    # tab completion and dir() read __dir__; the exports are resolved lazily, so they were missing
+    assert set(autosparse.__all__) <= set(dir(autosparse))

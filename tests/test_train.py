@@ -64,6 +64,8 @@ def test_bad_recipe_values() -> None:
         TrainConfig(schedule="linear")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="lr"):
         TrainConfig(lr=0)
+    with pytest.raises(ConfigError, match=r"num_threads must be >= 0 \(0: every core\), got -1"):
+        TrainConfig(num_threads=-1)  # was taken silently as "every core"
 
 
 def _hook_masked_training(model, dataset, cfg: TrainConfig, masks: Masks) -> dict[str, torch.Tensor]:

@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     density = f", density {masks.density:.4f}" if masks else ""
     print(
         f"{task.model.model} on {task.data.dataset}: test accuracy {100 * result.test_accuracy:.2f}% "
-        f"after {cfg.epochs:g} epochs in {result.seconds:.1f}s{density}"
+        f"after {cfg.epochs:g} epoch{'' if cfg.epochs == 1 else 's'} in {result.seconds:.1f}s{density}"
     )
     if job.out:
         out = make_output_dir(job.out)

@@ -63,6 +63,8 @@ class TrainConfig:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.num_threads < 0:
+            raise ConfigError(f"num_threads must be >= 0 (0: every core), got {self.num_threads}")
         if self.schedule not in ("onecycle", "cosine", "step", "constant"):
             raise ConfigError(f"unknown schedule {self.schedule!r}; use onecycle, cosine, step or constant")
         if self.optimizer not in ("sgd", "adam"):
