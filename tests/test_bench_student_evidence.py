@@ -15,7 +15,7 @@ from autosparse.bench.student_evidence import add_student_evidence
 from autosparse.cli import main as cli_main
 from autosparse.core.errors import ConfigError
 from autosparse.scorer import autos as autos_module
-from autosparse.scorer.checkpoint import SHIPPED_DIR, load_checkpoint
+from autosparse.scorer.checkpoint import SHIPPED_DIR, load_checkpoint, save_checkpoint
 from autosparse.task import ModelSpec
 from autosparse.training.trainer import TrainConfig
 
@@ -92,6 +92,34 @@ def test_a_rescued_collapse_is_not_the_students_mask(bench, tmp_path) -> None:
         path.write_text(json.dumps(cell))
     with pytest.raises(ConfigError, match="student_guard and collapse off"):
         add_student_evidence(scorer, [old])
+
+
+def test_kept_points_are_replaced_only_where_the_folders_measure(bench, tmp_path) -> None:
+    scorer, folder = bench
+    mine = tmp_path / "scorer"
+    shutil.copytree(scorer, mine)
+    card, tensors = load_checkpoint(mine)
+    card.student = {
+        "margin": 0.03,
+        "reach": 2.0,
+        "provenance": ["earlier/folder"],
+        "points": {
+            "plain-conv": [
+                {"net": "conv2-width0.125", "density": 0.05, "learned": 0.1, "synflow": 0.9, "seeds": 2},
+                {"net": "conv2-width0.125", "density": 0.01, "learned": 0.2, "synflow": 0.3, "seeds": 2},
+            ],
+            "residual": [{"net": "resnet20-width0.75", "density": 0.01, "learned": 0.7, "synflow": 0.6, "seeds": 2}],
+        },
+    }
+    save_checkpoint(mine, tensors, card)
+    merged = add_student_evidence(mine, [folder], keep_other_points=True).student
+    fresh = add_student_evidence(scorer, [folder]).student
+    conv = {p["density"]: p for p in merged["points"]["plain-conv"]}
+    assert conv[0.05] == next(p for p in fresh["points"]["plain-conv"] if p["density"] == 0.05)  # measured: replaced
+    assert conv[0.01]["learned"] == 0.2 and merged["points"]["residual"][0]["learned"] == 0.7  # not measured: kept
+    assert merged["points"]["plain"] == fresh["points"]["plain"]  # a new net joins
+    assert merged["margin"] == 0.03 and merged["provenance"] == ["earlier/folder", str(folder)]
+    assert "--keep-student-points" in load_checkpoint(mine)[0].training["student_command"]
 
 
 def test_train_scorer_without_a_store_says_which_flag_is_missing(tmp_path, capsys) -> None:

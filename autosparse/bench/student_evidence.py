@@ -92,12 +92,21 @@ def collect_student_evidence(cells: Sequence[dict[str, Any]], weights_sha256: st
     return StudentEvidence(dict(points))
 
 
-def add_student_evidence(scorer: str | Path, folders: Sequence[str | Path]) -> Card:
+def add_student_evidence(scorer: str | Path, folders: Sequence[str | Path], *, keep_other_points: bool = False) -> Card:
     """Record the student evidence from bench output folders on an existing scorer's card, in place
-    (weights untouched). Replaces any student evidence the card had."""
+    (weights untouched). Replaces any student evidence the card had — or, with ``keep_other_points``,
+    only its points for the (net, density) pairs the folders measure.
+
+    Why the second way: a code change that alters some of the learned masks (the repair of
+    2026-12-03 changed 12 of 42 cells) needs only those cells measured again; the other points stay
+    what they were, and the provenance lists both sources.
+    """
     directory = resolve_scorer(scorer)
     card, tensors = load_checkpoint(directory)
     evidence = collect_student_evidence(read_cells(folders), card.weights_sha256)
+    old = StudentEvidence.from_card(card.student) if keep_other_points else None
+    if old is not None and evidence.points:
+        evidence = _merged(old, evidence)
     if not evidence.points:
         raise ConfigError(
             f"no cell in {', '.join(map(str, folders))} pairs the learned mask of {directory} (autos with its current "
@@ -105,13 +114,28 @@ def add_student_evidence(scorer: str | Path, folders: Sequence[str | Path]) -> C
             "net, seed, density and recipe; bench the validation shapes first, e.g. "
             "`autosparse bench --config configs/bench/fmnist_student_evidence.yaml`"
         )
-    evidence.provenance = [str(f) for f in folders]
+    flag = " --keep-student-points" if old is not None else ""
+    evidence.provenance = [*(old.provenance if old is not None else []), *(str(f) for f in folders)]
     card.student = evidence.to_card()
-    card.training["student_command"] = (
-        f"autosparse train-scorer --add-student-evidence {' '.join(str(f) for f in folders)} --out {directory}"
+    command = (
+        f"autosparse train-scorer --add-student-evidence {' '.join(str(f) for f in folders)}{flag} --out {directory}"
     )
+    if old is not None and card.training.get("student_command"):
+        command = f"{card.training['student_command']}; then {command}"
+    card.training["student_command"] = command
     save_checkpoint(directory, tensors, card)
     return card
+
+
+def _merged(old: StudentEvidence, new: StudentEvidence) -> StudentEvidence:
+    """``old``'s points, those of a (net, density) that ``new`` measured replaced by ``new``'s; old's margin and reach."""
+    measured = {(p.net, p.density) for pts in new.points.values() for p in pts}
+    points: dict[str, list[StudentPoint]] = defaultdict(list)
+    for kind, pts in old.points.items():
+        points[kind].extend(p for p in pts if (p.net, p.density) not in measured)
+    for kind, pts in new.points.items():
+        points[kind].extend(pts)
+    return StudentEvidence(dict(points), margin=old.margin, reach=old.reach)
 
 
 def student_table(card: Card) -> str:

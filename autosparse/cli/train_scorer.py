@@ -98,6 +98,12 @@ def add_options(p: argparse.ArgumentParser) -> None:
         "SynFlow's mask where SynFlow beat the learned masks on validation nets of its kind (plain-conv, plain, "
         "residual) at nearby densities; weights stay identical",
     )
+    p.add_argument(
+        "--keep-student-points",
+        action="store_true",
+        help="with --add-student-evidence: replace only the card's points for the nets and densities these bench "
+        "folders measure, keeping the rest (evidence re-measured after a change that altered some masks)",
+    )
     add_arguments(p, ScorerConfig)
 
 
@@ -110,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     if args.add_student_evidence:
         from autosparse.bench.student_evidence import add_student_evidence, student_table
 
-        card = add_student_evidence(args.out, args.add_student_evidence)
+        card = add_student_evidence(args.out, args.add_student_evidence, keep_other_points=args.keep_student_points)
         print(
             f"student evidence added to {args.out} (SynFlow beat the learned masks by more than "
             f"{100 * card.student['margin']:.0f} points on a kind's validation nets: SynFlow's mask there):"
