@@ -250,6 +250,19 @@ def test_imp_schedule_passes_through_bench_densities() -> None:
         ImpSettings(max_prune_fraction=1.0)
 
 
+def test_an_imp_row_that_prunes_most_survivors_at_once_says_so(tmp_path, caplog) -> None:
+    # `--densities 0.05 --methods imp` ran one round from dense to 5% under the name "IMP"
+    with caplog.at_level("WARNING", logger="autosparse.bench.cells"):
+        plan_jobs(tiny_config(methods=["imp"], densities=[0.05]), tmp_path)
+    (line,) = [r.getMessage() for r in caplog.records if "max_prune_fraction" in r.getMessage()]
+    assert "imp prunes up to 95% of its surviving weights in one round" in line
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="autosparse.bench.cells"):
+        lth = {"method": "imp", "hparams": {"max_prune_fraction": 0.2}, "label": "imp_lth"}
+        plan_jobs(tiny_config(methods=[lth], densities=[0.05]), tmp_path)
+    assert not [r for r in caplog.records if "max_prune_fraction" in r.getMessage()]
+
+
 def test_config_forms_and_shipped_configs() -> None:
     cfg = bench_config_from_dict(
         {

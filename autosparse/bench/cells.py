@@ -233,6 +233,9 @@ def plan_jobs(config: BenchConfig, out_dir: str | Path, threads: int = 0) -> lis
     imp_jobs: list[BenchJob] = []
     jobs: list[BenchJob] = []
     bench_densities = tuple(config.sorted_densities())
+    for method in config.methods:
+        if method.is_imp:
+            _say_imp_pace(method, imp_settings(method).schedule(bench_densities))
     for model in config.models:
         for ds in config.datasets:
             data = config.cell_data(ds)
@@ -247,6 +250,28 @@ def plan_jobs(config: BenchConfig, out_dir: str | Path, threads: int = 0) -> lis
                         spec = CellSpec(model, data, method, seed, config.train, density=d)
                         jobs.append(BenchJob(spec, (d,), str(out_dir), threads))
     return imp_jobs + jobs
+
+
+def _say_imp_pace(method: MethodSpec, schedule: list[float]) -> None:
+    """Warn when an IMP row prunes most of its survivors in one round.
+
+    Why: the bench's ``imp`` goes straight from one bench density to the next, so a grid of 1% /
+    0.5% prunes 99% of the dense net in its first round — a far weaker reference than the
+    lottery-ticket pace (at most 20% a round) that "IMP" makes a reader expect. It is a choice a
+    config may make (docs/BASELINES.md), but not one a user should make without knowing.
+    """
+    prev, worst = 1.0, 0.0
+    for d in schedule:
+        worst, prev = max(worst, 1.0 - d / prev), d
+    if worst > 0.5:
+        log.warning(
+            "%s prunes up to %.0f%% of its surviving weights in one round (%d round(s) to %.3g); lottery-ticket IMP "
+            "prunes at most 20%% a round: give it hparams {max_prune_fraction: 0.2} for that pace",
+            method.title(),
+            100 * worst,
+            len(schedule),
+            schedule[-1] if schedule else 1.0,
+        )
 
 
 # ------------------------------------------------------------------------------------------ running
