@@ -155,3 +155,25 @@ def test_saved_files_are_as_readable_as_any_other_file_of_the_run(tmp_path) -> N
     assert expected == 0o666 & ~_UMASK
     for name in ("masks.safetensors", "report.json"):
         assert os.stat(out / name).st_mode & 0o777 == expected, name
+
+
+def test_a_damaged_mask_file_is_refused_not_trained(tmp_path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    g = torch.Generator().manual_seed(0)
+    out = Masks(
+        {"a.weight": torch.rand(40, 50, generator=g) < 0.1, "b.weight": torch.rand(10, 40, generator=g) < 0.5}
+    ).save(tmp_path / "m")
+    raw = load_file(str(out / "masks.safetensors"))
+    # bytes that are no longer 0 or 1
+    save_file({**raw, "a.weight": raw["a.weight"] * 7}, str(out / "masks.safetensors"))
+    with pytest.raises(MaskError, match=r"values other than 0 and 1 in a\.weight"):
+        Masks.load(out)
+    # still 0 and 1, but not the mask the report describes: another density would train silently
+    flipped = raw["a.weight"].clone()
+    flipped.view(-1)[:100] = 1
+    save_file({**raw, "a.weight": flipped}, str(out / "masks.safetensors"))
+    with pytest.raises(MaskError, match=r"keeps \d+ weights of a\.weight where its report\.json says \d+"):
+        Masks.load(out)
+    save_file(raw, str(out / "masks.safetensors"))
+    assert Masks.load(out).report()["kept"] == int(sum(t.sum() for t in raw.values()))

@@ -224,11 +224,22 @@ class Masks(Mapping[str, torch.Tensor]):
             tensors = load_file(str(file))
         except Exception as exc:  # safetensors raises its own error types
             raise MaskError(f"cannot read mask file {file}: {exc}; it is corrupt — prune again") from exc
+        bad = [
+            n
+            for n, t in tensors.items()
+            if t.dtype not in (torch.bool, torch.uint8) or bool((t.to(torch.uint8) > 1).any())
+        ]
+        if bad:
+            raise MaskError(
+                f"mask file {file} holds values other than 0 and 1 in {', '.join(bad[:3])}"
+                f"{f' and {len(bad) - 3} more' if len(bad) > 3 else ''}: it is corrupt — prune again"
+            )
         meta: dict[str, object] = {}
         init = None
         report = file.parent / REPORT_FILE
         if report.exists():
             data = json.loads(report.read_text())
+            _check_counts(file, tensors, data)
             meta = dict(data.get("meta", {}))
             described = data.get("init") or None
             if described:
@@ -248,6 +259,26 @@ class Masks(Mapping[str, torch.Tensor]):
                     granularity=str(described.get("granularity", "")),
                 )
         return cls({n: t.bool() for n, t in tensors.items()}, meta=meta, init=init)
+
+
+def _check_counts(file: Path, tensors: Mapping[str, torch.Tensor], report: Mapping[str, object]) -> None:
+    """The kept count of every layer the report lists must be the file's.
+
+    Why: a damaged file whose bytes are still 0 and 1 reads as a valid mask of another density —
+    a reviewer's overwritten 1,000 bytes trained at density 0.069 where the report said 0.050.
+    """
+    layers = report.get("layers")
+    if not isinstance(layers, list):
+        return
+    for entry in layers:
+        if not isinstance(entry, Mapping) or entry.get("name") not in tensors:
+            continue
+        kept = int(tensors[str(entry["name"])].to(torch.bool).sum())
+        if "kept" in entry and kept != int(entry["kept"]):  # type: ignore[call-overload]
+            raise MaskError(
+                f"mask file {file} keeps {kept} weights of {entry['name']} where its report.json says {entry['kept']}: "
+                "the file is damaged (or the folder mixes two masks) — prune again"
+            )
 
 
 def _refresh_attention_out_proj(model: nn.Module) -> None:
