@@ -320,6 +320,9 @@ def test_cli_report_only_prints_the_table(tiny_run, tmp_path: Path, capsys: pyte
     (tmp_path / "afile").write_text("x")
     assert main(["bench", "--config", str(cfg_path), "--out", str(tmp_path / "afile" / "sub")]) == 2
     assert "is inside" in capsys.readouterr().err
+    # a mistyped --out: no cells there is an error, and nothing is created (it wrote an empty report and exited 0)
+    assert main(["bench", "--config", str(cfg_path), "--out", str(tmp_path / "typo"), "--report-only"]) == 2
+    assert "holds no bench cells" in capsys.readouterr().err and not (tmp_path / "typo").exists()
 
 
 def test_methods_filter_runs_a_subset(tmp_path: Path) -> None:

@@ -87,7 +87,7 @@ def test_holdout_filters_compare_typed_values(store: FeatureStore) -> None:
     assert not same(1, True) and not same("2", 2) and not same(0.1, "x")
 
 
-@pytest.mark.parametrize("spec", ["seed", "seed=", "=2", "seed=1;seed=2", "seed=1,,2"])
+@pytest.mark.parametrize("spec", ["seed", "seed=", "=2", "seed=1;seed=2", "seed=1,,2", "", " ", ";", "model==x"])
 def test_malformed_filters_say_how_to_write_one(spec: str) -> None:
     with pytest.raises(ConfigError, match=r"key=value|twice"):
         parse_filter(spec)

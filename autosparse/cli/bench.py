@@ -116,6 +116,13 @@ def _accuracy(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
 
     if report_only:
         cfg.validate()
+        from autosparse.bench.cells import CELLS_DIR
+
+        if not any((out / CELLS_DIR).glob("*.json")):  # a mistyped --out would get an empty "report" and exit 0
+            raise ConfigError(
+                f"--report-only: {out} holds no bench cells ({out / CELLS_DIR}/*.json); point --out at the folder a "
+                "bench wrote, or run the bench without --report-only"
+            )
         report = write_report(cfg, out)
         print(report.tables)
         print(f"\n{len(report.records)} cells on disk, {len(report.missing)} missing; report: {report.path}")

@@ -140,6 +140,12 @@ def parse_filter(spec: str | Filter) -> Filter:
     """
     if not isinstance(spec, str):
         return spec
+    if not spec.replace(";", "").strip():
+        # "" or ";" from an unset shell variable would otherwise mean "no filter": a scorer with no held-out runs
+        raise ConfigError(
+            f"filter {spec!r} has no condition; write key=value (e.g. 'model_label=mlp-widths400x100'), or leave the "
+            "option out for no filter"
+        )
     out: dict[str, Condition] = {}
     for part in spec.split(";"):
         if not part.strip():
@@ -148,7 +154,7 @@ def parse_filter(spec: str | Filter) -> Filter:
         key, sep, text = part.partition("!=" if negate else "=")
         key = key.strip()
         values = tuple(v.strip() for v in text.split(","))
-        if not sep or not key or not all(values):
+        if not sep or not key or not all(values) or text.lstrip().startswith("="):  # `key==x` is not key=x
             raise ConfigError(
                 f"filter {spec!r}: {part.strip()!r} must look like key=value, key=a,b or key!=value, joined by ';' "
                 "(e.g. 'model_label!=mlp-widths300;seed=2'); keys are run attributes, see `autosparse store info`"
@@ -156,7 +162,7 @@ def parse_filter(spec: str | Filter) -> Filter:
         if key in out:
             raise ConfigError(f"filter {spec!r} names {key!r} twice; list several values as {key}=a,b instead")
         out[key] = Condition(values, negate)
-    return out or None
+    return out
 
 
 def unknown_keys(where: Filter, runs: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[str]]:
