@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from pathlib import Path
@@ -203,3 +204,17 @@ def _kwargs(store: FeatureStore, run_id: str) -> dict:
     run = store.reader().load_run(run_id)
     attrs = {k: v for k, v in run.attrs.items() if k in ("rounds", "model_label", "seed")}
     return {"features": run.features, "label": run.label, "layers_table": run.layers, "attrs": attrs}
+
+
+def test_runs_of_another_schema_are_sent_to_refeaturize_and_never_dropped(store: FeatureStore) -> None:
+    # repair used to count them as broken and delete every run: labels that cannot be regenerated there
+    meta_file = store.path / "zarr.json"
+    meta = json.loads(meta_file.read_text())
+    meta["attributes"]["schema_version"] = SCHEMA_VERSION + 1
+    meta_file.write_text(json.dumps(meta))
+    report = validate_store(store.path)
+    assert not report.ok and sorted(report.schema_runs) == sorted(r for r, _, _ in RUNS) and report.broken_runs == []
+    text = report.format()
+    assert "store refeaturize" in text and "drops the" not in text  # no fix line that sends the user to repair
+    assert repair_store(store.path) == []
+    assert sorted(validate_store(store.path).schema_runs) == sorted(r for r, _, _ in RUNS)  # all still there

@@ -142,7 +142,9 @@ def _repair(args: argparse.Namespace) -> int:
     for run_id, why in dropped:
         print(f"{verb} {run_id}: {why}")
     if not dropped:
-        print(f"nothing to repair in {args.path}: every run is complete and intact (or being written now)")
+        print(
+            f"nothing to repair in {args.path}: no run is damaged or left incomplete (runs being written now are left alone)"
+        )
     elif not args.dry_run:
         print(f"rerun `autosparse gen` with the same config to regenerate the {len(dropped)} dropped run(s)")
     return 0

@@ -67,6 +67,17 @@ class ValidationReport:
     def valid_runs(self) -> list[str]:
         return [r for r in self.complete_runs if r not in self.run_errors]
 
+    @property
+    def schema_runs(self) -> list[str]:
+        """Runs whose only fault is a feature schema other than the store's: their labels are intact
+        and `store refeaturize` recomputes their features, so they are never dropped."""
+        return [r for r in self.bad_runs if all(e.startswith(SCHEMA_MISMATCH) for e in self.run_errors[r])]
+
+    @property
+    def broken_runs(self) -> list[str]:
+        """What `store repair` drops: runs with damaged data (not merely another schema)."""
+        return [r for r in self.bad_runs if r not in self.schema_runs]
+
     def format(self) -> str:
         lines = [f"feature store {self.path}: {'OK' if self.ok else 'BROKEN'}"]
         if self.schema_version is not None:
@@ -79,9 +90,15 @@ class ValidationReport:
         lines += [f"  store error: {e}" for e in self.store_errors]
         for run_id in self.bad_runs:
             lines += [f"  run {run_id}: {e}" for e in self.run_errors[run_id]]
-        if self.bad_runs:
+        if self.schema_runs:
             lines.append(
-                f"  fix: `autosparse store repair {self.path}` drops the {len(self.bad_runs)} broken run(s) "
+                f"  fix for the {len(self.schema_runs)} run(s) whose schema differs from the store's: "
+                f"`autosparse store refeaturize {self.path} --out NEW.zarr` recomputes their features and keeps their "
+                "labels (`store repair` leaves them alone)"
+            )
+        if self.broken_runs:
+            lines.append(
+                f"  fix: `autosparse store repair {self.path}` drops the {len(self.broken_runs)} broken run(s) "
                 "(or `autosparse store delete-run STORE RUN_ID` one by one); then rerun `autosparse gen` with the "
                 "same config: complete runs are skipped, so only those are regenerated"
             )
@@ -150,6 +167,10 @@ def _check_table(attrs: dict[str, Any], n: int) -> tuple[list[str], np.ndarray |
     return [], np.repeat(np.arange(len(table), dtype=np.int64), [int(e["numel"]) for e in table])
 
 
+#: How a run's schema fault starts: repair leaves such runs to `store refeaturize` (their labels are intact).
+SCHEMA_MISMATCH = "feature schema differs from the store's"
+
+
 def _validate_run(
     path: Path, run_id: str, attrs: dict[str, Any], root: dict[str, Any], check_chunks: bool
 ) -> tuple[list[str], int]:
@@ -160,9 +181,11 @@ def _validate_run(
     chunks = 0
     n_features = len(root["feature_names"])
     if attrs.get("schema_version") != root["schema_version"]:
-        errors.append(f"schema_version {attrs.get('schema_version')} != store's {root['schema_version']}")
+        errors.append(
+            f"{SCHEMA_MISMATCH}: schema_version {attrs.get('schema_version')} != store's {root['schema_version']}"
+        )
     if attrs.get("n_features") != n_features:
-        errors.append(f"n_features {attrs.get('n_features')} != store's {n_features}")
+        errors.append(f"{SCHEMA_MISMATCH}: n_features {attrs.get('n_features')} != store's {n_features}")
     n, rounds = attrs.get("n_weights"), attrs.get("rounds")
     if not isinstance(n, int) or n < 1:
         return [*errors, f"n_weights {n!r} is not a positive int"], chunks
@@ -299,7 +322,7 @@ def repair_store(
     report = validate_store(path, check_chunks=check_chunks)
     if report.store_errors:
         raise StoreError(f"store {path} itself is broken, not just some runs: {report.store_errors[0]}")
-    targets = [(r, f"broken: {report.run_errors[r][0]}") for r in report.bad_runs]
+    targets = [(r, f"broken: {report.run_errors[r][0]}") for r in report.broken_runs]  # never a schema mismatch
     targets += [(r, "incomplete") for r in report.incomplete_runs if r not in report.writing_runs]
     dropped = []
     for run_id, why in sorted(targets):
