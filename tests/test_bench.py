@@ -460,6 +460,19 @@ def test_a_current_cell_written_meanwhile_is_not_set_aside_as_stale(tiny_run, tm
     assert not cell.exists() and len(list((out / "cells_stale").glob("*.json"))) == 1
 
 
+def test_a_job_finished_by_another_process_after_the_plan_counts_as_done_elsewhere(tiny_run, tmp_path: Path) -> None:
+    # it was counted nowhere: "3 cells: 0 were done, 1 jobs ran now, 1 ran in another bench process"
+    from autosparse.bench.cells import execute_job
+    from autosparse.core.claims import is_elsewhere
+    from autosparse.core.executors import JobOutcome
+
+    cfg, out, _ = tiny_run
+    dst = _copy(out, tmp_path)
+    job = plan_jobs(cfg, dst)[0]  # every cell of it already on disk, as another process left it
+    value = execute_job(job)
+    assert value["skipped"] and is_elsewhere(JobOutcome(job.key, True, value))
+
+
 _HOLDER = """
 import os, sys, time
 import yaml

@@ -351,8 +351,8 @@ def execute_job(job: BenchJob) -> dict[str, Any]:
         if not mine:
             return in_progress_elsewhere(job.key)
         missing = job.missing()  # after the claim: another process may have just finished it
-        if not missing:
-            return {"job_id": job.key, "skipped": True, "written": []}
+        if not missing:  # it did (the plan saw it missing): count it as done elsewhere, not nowhere
+            return {"job_id": job.key, "skipped": True, "elsewhere": True, "written": []}
         if job.threads > 0:
             torch.set_num_threads(job.threads)
         if job.spec.method.is_imp:
