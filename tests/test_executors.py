@@ -47,6 +47,16 @@ def test_without_a_terminal_each_finished_job_is_a_progress_line(
     assert [ln.split(" (")[0] for ln in lines] == ["grid: 1 of 3 done", "grid: 2 of 3 done", "grid: 3 of 3 done"]
 
 
+def test_a_job_held_elsewhere_is_not_logged_as_done_here(caplog: pytest.LogCaptureFixture) -> None:
+    # two gen processes on one store: each logged the runs it skipped as "k of N done (RUN)"
+    from autosparse.core.claims import in_progress_elsewhere
+
+    with caplog.at_level("INFO", logger="autosparse.core.executors"):
+        run_jobs(in_progress_elsewhere, ["a"], ["a"], executor="local", desc="grid")
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("grid:")]
+    assert line == "grid: 1 of 1 done (a, in progress elsewhere)"
+
+
 @pytest.mark.parametrize("executor", ["local", "process"])
 def test_a_failing_job_is_reported_and_the_others_finish(executor: str) -> None:
     out = by_key(run_jobs(helpers.fail_on_three, list(range(5)), KEYS, executor=executor, workers=2))

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from autosparse.core.executors import JobOutcome, run_jobs
+from autosparse.core.executors import JobOutcome, is_elsewhere, run_jobs
 from autosparse.core.text import name_list
 
 try:
@@ -158,12 +158,6 @@ def wait_for_release(
 def in_progress_elsewhere(key: str) -> dict[str, Any]:
     """A job's result when a live process holds its claim: skipped here, to be waited for."""
     return {"run_id": key, "skipped": True, "elsewhere": True}
-
-
-def is_elsewhere(outcome: JobOutcome) -> bool:
-    """Whether an outcome is a job another process held (and, once returned by
-    :func:`run_claimed_jobs`, completed)."""
-    return outcome.ok and isinstance(outcome.value, dict) and bool(outcome.value.get("elsewhere"))
 
 
 def run_claimed_jobs(

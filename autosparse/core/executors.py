@@ -59,6 +59,13 @@ class JobOutcome:
     error: str = ""
 
 
+def is_elsewhere(outcome: JobOutcome) -> bool:
+    """Whether an outcome is a job another process held (:func:`autosparse.core.claims.in_progress_elsewhere`;
+    once returned by :func:`~autosparse.core.claims.run_claimed_jobs`, completed there). Here so that a
+    progress line does not read such a job as done by this process, which skipped it."""
+    return outcome.ok and isinstance(outcome.value, dict) and bool(outcome.value.get("elsewhere"))
+
+
 def _call(fn: Callable[[Any], Any], job: Any, key: str) -> JobOutcome:
     try:
         return JobOutcome(key, True, fn(job))
@@ -118,7 +125,7 @@ def run_jobs(
                 len(outcomes),
                 len(jobs),
                 outcome.key,
-                "" if outcome.ok else ", failed",
+                ", failed" if not outcome.ok else ", in progress elsewhere" if is_elsewhere(outcome) else "",
             )
 
     try:
