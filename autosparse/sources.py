@@ -196,7 +196,7 @@ def refeaturize_run(job: RefeaturizeJob) -> dict[str, Any]:
     with dst.claim(job.run_id) as mine:
         if not mine or dst.is_complete(job.run_id):
             return in_progress_elsewhere(job.run_id)
-        src = StoreReader(job.src, where={"run_id": job.run_id})
+        src = StoreReader(job.src, where={"run_id": job.run_id}, same_schema=False)  # its labels, not its features
         run = src.load_run(job.run_id)
         spec = recorded_spec(run.attrs, job.run_id, job.data_root)
         model, dataset, table, _batch = source_features(spec)

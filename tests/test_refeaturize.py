@@ -106,3 +106,27 @@ def test_refeaturize_refuses_to_write_into_its_source(fresh: Path, capsys: pytes
     assert cli_main(["store", "refeaturize", str(fresh), "--out", str(fresh / "inner.zarr")]) == 2
     assert "must be a new store" in capsys.readouterr().err
     assert _digest(fresh) == before
+
+
+def test_runs_whose_schema_disagrees_with_their_store_are_refeaturized_not_dropped(
+    fresh: Path, old: Path, tmp_path: Path
+) -> None:
+    # a root that says another schema than its runs (a store half-migrated by hand): validate sent the
+    # user to `store repair`, which dropped every run, and refeaturize refused them; both keep them now
+    import json
+
+    from autosparse.store import repair_store
+
+    meta_file = old / "zarr.json"
+    meta = json.loads(meta_file.read_text())
+    meta["attributes"]["schema_version"] = SCHEMA_VERSION - 2
+    meta["attributes"]["feature_names"] = ["old_a", "old_b", "old_c"]  # another column count: the usual change
+    meta_file.write_text(json.dumps(meta))
+    report = validate_store(old)
+    assert sorted(report.schema_runs) == sorted(StoreReader(fresh).run_ids) and report.broken_runs == []
+    assert "store refeaturize" in report.format() and "drops the" not in report.format()
+    assert repair_store(old) == [("killed", "incomplete")]  # the incomplete run only
+    new = tmp_path / "new.zarr"
+    done = sources.refeaturize_store(old, new)
+    assert not done.failed and len(StoreReader(new).run_ids) == 2
+    assert_same_store(new, fresh, ignore={"refeaturized"})

@@ -133,7 +133,11 @@ class StoreReader:
         exclude: Filter | str = None,
         schema_version: int | None = None,
         feature_names: Sequence[str] | None = None,
+        same_schema: bool = True,
     ) -> None:
+        """``same_schema=False`` keeps runs written under another schema than the store's root (their
+        features do not fit the store's columns): for `store refeaturize`, which reads only their labels,
+        layers and spec, and is what such runs need."""
         from zarr.storage import LocalStore
 
         self.path = Path(path).absolute()
@@ -142,6 +146,7 @@ class StoreReader:
         self.schema_version = int(self.root_attrs["schema_version"])
         self.feature_names: list[str] = list(self.root_attrs["feature_names"])
         self.where, self.exclude = parse_filter(where), parse_filter(exclude)
+        self.same_schema = same_schema
         self._zstore = LocalStore(self.path, read_only=True)
         self.refresh()
 
@@ -157,16 +162,20 @@ class StoreReader:
                 self._skipped_incomplete += 1
                 continue
             assert attrs is not None
-            if attrs.get("schema_version") != self.schema_version or attrs.get("n_features") != len(self.feature_names):
+            if not matches(run_id, attrs, self.where) or (
+                self.exclude is not None and matches(run_id, attrs, self.exclude)
+            ):
+                continue  # a run the filter leaves out is not this reader's to judge
+            if self.same_schema and (
+                attrs.get("schema_version") != self.schema_version or attrs.get("n_features") != len(self.feature_names)
+            ):
                 raise StoreError(
                     f"run {run_id!r} in {self.path} was written with schema v{attrs.get('schema_version')} / "
                     f"{attrs.get('n_features')} features, the store is v{self.schema_version} / "
-                    f"{len(self.feature_names)}: delete that run and regenerate it"
+                    f"{len(self.feature_names)}: recompute its features with `autosparse store refeaturize "
+                    f"{self.path} --out NEW.zarr` (its labels are kept)"
                 )
-            if matches(run_id, attrs, self.where) and not (
-                self.exclude is not None and matches(run_id, attrs, self.exclude)
-            ):
-                runs[run_id] = attrs
+            runs[run_id] = attrs
         self._runs = runs
         self._run_ids = list(runs)
 
@@ -315,7 +324,11 @@ class StoreReader:
         attrs = copy.deepcopy(self._runs[run_id])
         n = int(attrs["n_weights"])
         feats = arrays["features"]
-        if feats.shape != (n, self.n_features) or arrays["label"].shape != (n,) or arrays["layer"].shape != (n,):
+        names = self.feature_names
+        if not self.same_schema and attrs.get("n_features") != self.n_features:
+            # a run of another schema (read for its labels): its own columns, which this store cannot name
+            names = [f"column_{i}" for i in range(int(attrs.get("n_features") or feats.shape[-1]))]
+        if feats.shape != (n, len(names)) or arrays["label"].shape != (n,) or arrays["layer"].shape != (n,):
             raise StoreError(
                 f"run {run_id!r}: array shapes {feats.shape}/{arrays['label'].shape}/{arrays['layer'].shape} do not "
                 f"match n_weights={n}; delete the run and regenerate it"
@@ -323,7 +336,7 @@ class StoreReader:
         data = RunData(
             run_id=run_id,
             attrs=attrs,
-            feature_names=self.feature_names if col_idx is None else [self.feature_names[i] for i in col_idx],
+            feature_names=names if col_idx is None else [names[i] for i in col_idx],
             features=feats if col_idx is None else np.ascontiguousarray(feats[:, col_idx]),
             label=arrays["label"],
             layer=arrays["layer"],

@@ -186,6 +186,8 @@ def _validate_run(
         )
     if attrs.get("n_features") != n_features:
         errors.append(f"{SCHEMA_MISMATCH}: n_features {attrs.get('n_features')} != store's {n_features}")
+        if isinstance(attrs.get("n_features"), int) and attrs["n_features"] > 0:
+            n_features = attrs["n_features"]  # its arrays are checked against its own columns: they are its data
     n, rounds = attrs.get("n_weights"), attrs.get("rounds")
     if not isinstance(n, int) or n < 1:
         return [*errors, f"n_weights {n!r} is not a positive int"], chunks
