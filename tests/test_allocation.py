@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -106,6 +107,9 @@ def test_a_density_that_is_not_a_number_is_refused(bad: object) -> None:
     with pytest.raises(DensityError, match="must be a number"):
         check_density(sparsity=True)  # type: ignore[arg-type]
     assert check_density(0.25) == 0.25 and check_density(sparsity=0.75) == 0.25
+    assert check_density(torch.tensor(0.5)) == 0.5 and check_density(np.float32(0.5)) == 0.5  # numbers stay welcome
+    with pytest.raises(DensityError, match="must be a number"):
+        check_density(torch.tensor([0.5]))  # a vector is not a density
 
 
 def test_both_density_and_sparsity_is_ambiguous() -> None:

@@ -266,6 +266,9 @@ def test_a_number_is_taken_as_written_or_refused() -> None:
     ok = from_dict(Numbers, {"n_train": 256.0, "lr": "0.05", "seeds": ["12345678901234567890", 2]})
     assert (ok.n_train, ok.lr, ok.seeds) == (256, 0.05, (12345678901234567890, 2))
     assert type(ok.n_train) is int
+    import numpy as np
+
+    assert from_dict(Numbers, {"n_train": np.int64(2**53 + 1)}).n_train == 2**53 + 1  # exact, no float detour
 
 
 def test_a_list_error_gives_an_example_of_its_own_kind() -> None:

@@ -177,3 +177,7 @@ def test_a_damaged_mask_file_is_refused_not_trained(tmp_path) -> None:
         Masks.load(out)
     save_file(raw, str(out / "masks.safetensors"))
     assert Masks.load(out).report()["kept"] == int(sum(t.sum() for t in raw.values()))
+    # torch's own weight_mask is float 0/1: a valid mask in any dtype
+    floats = {k: v.float() for k, v in raw.items()}
+    save_file(floats, str(tmp_path / "torch_masks.safetensors"))
+    assert Masks.load(tmp_path / "torch_masks.safetensors").report()["kept"] == int(sum(t.sum() for t in raw.values()))

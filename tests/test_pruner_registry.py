@@ -211,3 +211,12 @@ def test_targets_past_the_last_class_are_named(method: str) -> None:
     data = (torch.randn(5, 8), torch.tensor([0, 1, 2, 3, 4]))
     with pytest.raises(ConfigError, match=r"targets run from 0 to 4, but the model outputs 3 classes"):
         prune(model, method, density=0.5, data=data)
+
+
+def test_ignored_targets_are_not_classes() -> None:
+    from autosparse.core.model_io import class_targets
+
+    y = torch.tensor([0, 2, -100, 1])  # cross-entropy's ignore_index
+    assert class_targets(torch.zeros(4, 3), y) is y
+    with pytest.raises(ConfigError, match="run from -1 to 0"):
+        class_targets(torch.zeros(2, 3), torch.tensor([-1, 0]))

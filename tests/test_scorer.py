@@ -152,13 +152,19 @@ def test_a_bad_out_or_feature_fails_before_training(store, tmp_path) -> None:
         train_scorer(store, holdout=None, out=tmp_path / "new", config=cfg)
 
 
-def test_holdout_that_matches_nothing(store, tmp_path) -> None:
+def test_holdout_that_matches_nothing(store, tmp_path, caplog) -> None:
     with pytest.raises(StoreError, match="matches no complete run"):
         train_scorer(store, holdout="model=resnet20", out=tmp_path / "x", config=ScorerConfig(steps=1))
-    # a misspelt key is named as the typo, with the keys the runs do record
-    with pytest.raises(StoreError, match=r"no run in .* records 'model_lable'.*keys the runs record: .*model_label"):
+    # a misspelt key is named as the typo, with the keys the runs do record; an existing scorer in --out
+    # is not announced as replaced first (the store and filter are checked before the output folder)
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / CARD_FILE).write_text("{}")
+    with (
+        caplog.at_level("WARNING", logger="autosparse.scorer.training"),
+        pytest.raises(StoreError, match=r"no run in .* records 'model_lable'.*keys the runs record: .*model_label"),
+    ):
         train_scorer(store, holdout="model_lable=mlp", out=tmp_path / "x", config=ScorerConfig(steps=1))
-    assert not (tmp_path / "x").exists()  # refused before the output folder is touched
+    assert not [r for r in caplog.records if "replacing the scorer" in r.getMessage()]
 
 
 def test_unit_head_is_trained_and_recorded(scorer_dir) -> None:

@@ -252,6 +252,9 @@ def plan_jobs(config: BenchConfig, out_dir: str | Path, threads: int = 0) -> lis
     return imp_jobs + jobs
 
 
+_IMP_PACE_SAID: set[tuple[str, tuple[float, ...]]] = set()
+
+
 def _say_imp_pace(method: MethodSpec, schedule: list[float]) -> None:
     """Warn when an IMP row prunes most of its survivors in one round.
 
@@ -263,7 +266,9 @@ def _say_imp_pace(method: MethodSpec, schedule: list[float]) -> None:
     prev, worst = 1.0, 0.0
     for d in schedule:
         worst, prev = max(worst, 1.0 - d / prev), d
-    if worst > 0.5:
+    said = (method.title(), tuple(schedule))
+    if worst > 0.5 and said not in _IMP_PACE_SAID:  # once: the report plans the grid again
+        _IMP_PACE_SAID.add(said)
         log.warning(
             "%s prunes up to %.0f%% of its surviving weights in one round (%d round(s) to %.3g); lottery-ticket IMP "
             "prunes at most 20%% a round: give it hparams {max_prune_fraction: 0.2} for that pace",

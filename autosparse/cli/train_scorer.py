@@ -108,11 +108,16 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from autosparse.core.errors import ConfigError
     from autosparse.scorer.config import ScorerConfig
     from autosparse.scorer.metrics import heldout_table
     from autosparse.scorer.training import train_scorer
 
     (cfg,) = resolve(args, ScorerConfig)
+    if args.keep_student_points and not args.add_student_evidence:
+        raise ConfigError(
+            "--keep-student-points only goes with --add-student-evidence BENCH_DIR …; add that, or drop it"
+        )
     if args.add_student_evidence:
         from autosparse.bench.student_evidence import add_student_evidence, student_table
 
@@ -124,8 +129,6 @@ def run(args: argparse.Namespace) -> int:
         print(student_table(card))
         return 0
     if args.store is None:
-        from autosparse.core.errors import ConfigError
-
         raise ConfigError("train-scorer needs --store PATH (the feature store written by `autosparse gen`)")
     if args.add_coverage:
         from autosparse.scorer.training import add_coverage

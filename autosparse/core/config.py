@@ -19,6 +19,7 @@ import hashlib
 import inspect
 import io
 import json
+import numbers
 import textwrap
 import tokenize
 import types
@@ -438,6 +439,8 @@ def _number(value: Any, tp: type, where: str) -> int | float:
     try:
         if tp is int and isinstance(value, str) and value.strip().lstrip("+-").isdigit():
             return int(value)  # exact, however long
+        if tp is int and isinstance(value, numbers.Integral):
+            return int(value)  # numpy ints too, exactly (a float detour rounds past 2**53)
         number = float(value) if tp is float or not isinstance(value, int) else value
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where} must be {tp.__name__}, got {value!r}") from exc

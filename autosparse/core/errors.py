@@ -40,6 +40,16 @@ class UnknownNameError(AutosparseError, KeyError):
         return str(self.args[0])
 
 
+def _is_number(value: object) -> bool:
+    if isinstance(value, numbers.Real):
+        return True
+    try:
+        float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return getattr(value, "ndim", 0) == 0  # a 0-d tensor or array, not a vector that happens to have one item
+
+
 def _closest(name: str, known: list[str]) -> str | None:
     """The known name ``name`` was most likely meant as: names are case-sensitive (they end up in
     cell ids and folder names), so ``SNIP`` is refused, but it should point at ``snip``."""
@@ -98,8 +108,9 @@ def check_density(density: float | None = None, sparsity: float | None = None) -
             "--sparsity 0.99 or --density 0.01)"
         )
     for name, value in (("density", density), ("sparsity", sparsity)):
-        # float(True) is 1.0 and float("0.1") parses: a dense mask or a string slipping through unnoticed
-        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+        # float(True) is 1.0 and float("0.1") parses: a dense mask or a string slipping through unnoticed;
+        # numpy floats, 0-d tensors and Decimals are numbers and stay welcome
+        if value is not None and (isinstance(value, (bool, str, bytes)) or not _is_number(value)):
             raise DensityError(
                 f"{name} must be a number, e.g. {name}={0.99 if name == 'sparsity' else 0.01}; got {value!r}"
             )

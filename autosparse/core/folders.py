@@ -21,8 +21,12 @@ def check_output_path(path: str | Path, flag: str = "--out") -> Path:
         if part.exists() and not part.is_dir():
             where = "is" if part == path else f"is inside {part}, which is"
             raise ConfigError(f"{flag} {path} {where} a file; give a folder path")
-        if part.exists():  # the nearest existing folder, where the rest will be created
-            _probe(part, path, flag)
+        if part.exists():  # the nearest existing folder
+            if part == path:  # nothing to create; and a probe inside could race a writer that renames onto it
+                if not os.access(path, os.W_OK | os.X_OK):
+                    raise ConfigError(f"{flag} {path}: cannot write in it; give a folder you can write to")
+            else:
+                _probe(part, path, flag)  # where the rest will be created
             break
     return path
 

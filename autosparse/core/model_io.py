@@ -51,6 +51,10 @@ def logits(output: Any) -> torch.Tensor:
     )
 
 
+#: cross-entropy's default ``ignore_index``: targets with this value are skipped, not classes
+IGNORE_INDEX = -100
+
+
 def class_targets(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``y``, after checking that every target is a class of ``out``'s logits.
 
@@ -59,7 +63,10 @@ def class_targets(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """
     n = out.shape[-1]
     if y.numel() and not y.is_floating_point():
-        lo, hi = int(y.min()), int(y.max())
+        lo, hi = (int(v) for v in torch.aminmax(y))  # one pass, one device sync
+        if lo < 0:  # cross-entropy skips IGNORE_INDEX targets: judge the others
+            kept = y[y != IGNORE_INDEX]
+            lo, hi = (int(v) for v in torch.aminmax(kept)) if kept.numel() else (0, 0)
         if lo < 0 or hi >= n:
             raise ConfigError(
                 f"the pruning data's targets run from {lo} to {hi}, but the model outputs {n} classes: targets are "

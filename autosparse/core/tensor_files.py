@@ -14,9 +14,21 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-# Read once, at import (single-threaded): os.umask can only be read by setting it.
+# Read once, at import, where /proc is missing: os.umask can only be read by setting it (not thread-safe).
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+
+
+def _umask() -> int:
+    """The process's umask now: Linux reports it in /proc/self/status, without setting it."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return _UMASK
 
 
 def save_tensors(
@@ -25,5 +37,5 @@ def save_tensors(
     """``save_file`` then the mode a plain ``open(path, "w")`` would have given (0666 minus the umask)."""
     path = Path(path)
     save_file(dict(tensors), str(path), metadata=dict(metadata) if metadata is not None else None)
-    os.chmod(path, 0o666 & ~_UMASK)
+    os.chmod(path, 0o666 & ~_umask())
     return path

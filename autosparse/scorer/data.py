@@ -78,7 +78,8 @@ def open_split(
             "with `autosparse gen` or widen the filters (`autosparse store info` lists the runs)"
         )
     if val is not None and val.n_runs == 0:
-        missing, known = unknown_keys(hold, train.runs())
+        everything = StoreReader(store, **kw).runs()  # not just the training runs: --train-on may leave a key out
+        missing, known = unknown_keys(hold, everything)
         if missing:
             raise StoreError(
                 f"no run in {store} records {', '.join(repr(k) for k in missing)}, so the holdout filter {holdout!r} "
