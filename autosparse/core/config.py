@@ -432,7 +432,7 @@ def _number(value: Any, tp: type, where: str) -> int | float:
 
     Why: ``int(256.5)`` is 256 and ``float(True)`` is 1.0, so a YAML ``n_train: 256.5`` or
     ``seed: 1.9`` ran as something else than written, while the same value as a CLI flag was
-    refused. A float with an integral value (``epochs`` counts aside, ``n_train: 1000.0``) is kept.
+    refused. A float with a whole value (``n_train: 1000.0``) is taken as that int.
     """
     if isinstance(value, bool):
         raise ConfigError(f"{where} must be {tp.__name__}, got {value!r}")
