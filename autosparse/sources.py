@@ -29,6 +29,7 @@ from torch import nn
 from autosparse.core.config import config_hash, from_dict, to_dict
 from autosparse.core.errors import ConfigError, StoreError
 from autosparse.core.executors import JobOutcome
+from autosparse.core.folders import check_output_path
 from autosparse.core.versions import package_versions
 from autosparse.data import Dataset, pruning_batch
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION, FeatureTable, compute_features
@@ -269,6 +270,7 @@ def refeaturize_store(
         log.info(
             "skipping %d incomplete or unreadable run(s) of %s: %s", len(not_complete), src, ", ".join(not_complete)
         )
+    check_output_path(dst_path, flag="--out")  # the flag this command has (the store writer would say --store)
     target = FeatureStore(dst_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
     done = [r for r in complete if target.is_complete(r)]
     todo = [r for r in complete if r not in done]

@@ -55,6 +55,9 @@ def test_bad_copies_are_one_clear_error(src: FeatureStore, tmp_path: Path) -> No
     )
     with pytest.raises(SchemaMismatchError):
         copy_runs(src.path, other.path)
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(ConfigError, match=r"^--out .*afile, which is a file"):  # the command's flag, not --store
+        copy_runs(src.path, tmp_path / "afile" / "d.zarr")
 
 
 def test_copying_across_schemas_names_the_store_to_refeaturize(src: FeatureStore, tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from autosparse.core.errors import ConfigError, SchemaMismatchError, StoreError
+from autosparse.core.folders import check_output_path
 from autosparse.features.schema import SCHEMA_VERSION
 from autosparse.store.filters import Filter
 from autosparse.store.layout import RESERVED_ATTRS, read_root_attrs
@@ -76,6 +77,7 @@ def copy_runs(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, where
             f"no complete run of {src} matches {where!r}; `autosparse store info {src}` lists the runs and their columns"
         )
     _check_same_schema(src_path, reader.schema_version, reader.feature_names, dst_path)
+    check_output_path(dst_path, flag="--out")  # the flag this command has (the store writer would say --store)
     target = FeatureStore(dst_path, schema_version=reader.schema_version, feature_names=reader.feature_names)
     report = CopyReport()
     for run_id in reader.run_ids:
