@@ -4,7 +4,8 @@ The public API is re-exported here lazily so ``import autosparse`` (and the CLI'
 stays fast and does not import torch-geometric, zarr or Ray until they are used:
 
 - pruning: ``prune``, ``prune_timed``, ``available_methods``, ``Masks``, ``allocate``, ``PruningData``,
-  ``pruning_batch``;
+  ``pruning_batch``; after training, ``remove_masks`` makes the pruning permanent and
+  ``safe_deepcopy`` copies a model with masks attached (``copy.deepcopy`` refuses it after a forward);
 - models and data: ``build_model``, ``available_models``, ``model_info``, ``load_dataset``,
   ``available_datasets``, ``Dataset`` (your own tensors, for ``train``);
 - training: ``train``, ``evaluate``, ``TrainConfig``;
@@ -30,6 +31,8 @@ _EXPORTS = {
     "PruningData": "autosparse.data",
     "Dataset": "autosparse.data",
     "Masks": "autosparse.core.masks",
+    "remove_masks": "autosparse.core.masks",
+    "safe_deepcopy": "autosparse.core.layers",
     "allocate": "autosparse.core.allocation",
     "build_model": "autosparse.models",
     "available_models": "autosparse.models",

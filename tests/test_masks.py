@@ -181,3 +181,27 @@ def test_a_damaged_mask_file_is_refused_not_trained(tmp_path) -> None:
     floats = {k: v.float() for k, v in raw.items()}
     save_file(floats, str(tmp_path / "torch_masks.safetensors"))
     assert Masks.load(tmp_path / "torch_masks.safetensors").report()["kept"] == int(sum(t.sum() for t in raw.values()))
+
+
+def test_scores_passed_as_a_mask_are_refused() -> None:
+    # casting kept every nonzero score: a silent 100% density
+    with pytest.raises(MaskError, match=r"values other than 0 and 1 .*autosparse\.allocate"):
+        Masks({"w": torch.rand(3, 4) + 0.1})
+    assert Masks({"w": torch.tensor([[1.0, 0.0]])}).kept == 1  # 0/1 in any dtype is a mask
+
+
+def test_a_masked_model_copies_and_unmasks_through_the_public_api() -> None:
+    import copy
+
+    import autosparse
+
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    masks = Masks({"0.weight": torch.rand(3, 4) > 0.5, "2.weight": torch.ones(2, 3, dtype=torch.bool)})
+    masks.apply(model)
+    model(torch.randn(5, 4)).sum().backward()
+    with pytest.raises(RuntimeError):
+        copy.deepcopy(model)  # torch's limitation, which the README names
+    twin = autosparse.safe_deepcopy(model)
+    autosparse.remove_masks(twin)
+    assert not hasattr(twin[0], "weight_orig") and not hasattr(twin[0], "weight_mask")
+    assert bool((twin[0].weight[~masks["0.weight"]] == 0).all())  # the zeros are baked in

@@ -50,8 +50,10 @@ class LayerReport:
 class Masks(Mapping[str, torch.Tensor]):
     """A validated ``dict[param_name, BoolTensor]``.
 
-    It is a read-only mapping so a mask cannot drift from the report it was validated against;
-    build a new one to change it.
+    A mapping without setters, whose tensors are the masks themselves, not copies (a ResNet-50's
+    masks are 23 MB): do not change them in place — ``kept``, the report and ``init`` (θ0's
+    rescaling, computed for these masks) would no longer describe them. Build a new ``Masks`` to
+    change one (``Masks({**masks.to_dict(), name: new})``).
     """
 
     def __init__(
@@ -65,6 +67,12 @@ class Masks(Mapping[str, torch.Tensor]):
         for name, m in masks.items():
             if not isinstance(m, torch.Tensor):
                 raise MaskError(f"mask {name!r} is a {type(m).__name__}, expected a torch.Tensor")
+            if m.dtype != torch.bool and not bool(((m == 0) | (m == 1)).all()):
+                # casting would keep every nonzero weight: scores passed for a mask, a silent 100% density
+                raise MaskError(
+                    f"mask {name!r} holds values other than 0 and 1 ({m.dtype}): a mask says keep (1) or prune (0); "
+                    "to keep the best-scored weights use autosparse.allocate(scores, density)"
+                )
             clean[name] = m.detach().to(device="cpu", dtype=torch.bool).contiguous()
         if not clean:
             raise MaskError("empty mask set: give one boolean tensor per prunable weight")
@@ -108,12 +116,15 @@ class Masks(Mapping[str, torch.Tensor]):
         return 1.0 - self.density
 
     def layers(self) -> list[LayerReport]:
+        """Kept and total weights of each layer, in the model's order."""
         return [LayerReport(n, int(m.sum()), m.numel()) for n, m in self._masks.items()]
 
     def empty_layers(self) -> list[str]:
+        """Layers that keep no weight: they cut every path through them (layer collapse)."""
         return [n for n, m in self._masks.items() if not bool(m.any())]
 
     def report(self) -> dict[str, object]:
+        """What ``report.json`` holds: kept / total / density overall and per layer, and ``meta``."""
         return {
             "kept": self.kept,
             "total": self.total,
@@ -194,6 +205,7 @@ class Masks(Mapping[str, torch.Tensor]):
         return model
 
     def to_dict(self) -> dict[str, torch.Tensor]:
+        """A new dict of the same mask tensors (not copies of them: see the class note)."""
         return dict(self._masks)
 
     # Persistence

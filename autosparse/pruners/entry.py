@@ -63,6 +63,13 @@ def prune(
     ``robust``: kept weights rescaled), that change made once; otherwise the model is left
     untouched. With ``check`` (default) a layer left empty or with no input-to-output path is
     warned about once and recorded in ``masks.meta["diagnostics"]``.
+
+    ``data`` (data-dependent methods: SNIP, GraSP, ``autos``…) is an ``(inputs, targets)`` batch, a
+    list of such batches or a DataLoader — every batch it yields is read, so pass a few (GraSP's
+    and SynFlow's recipe is ten examples per class), not a whole training loader. ``seed`` seeds the
+    method's own randomness (random masks, tie-breaking), not the model's weights. ``**hparams``
+    are the method's hyperparameters (``autosparse methods METHOD`` lists them, e.g. ``scorer=`` for
+    ``autos``); ``config`` is the same as a dataclass or mapping.
     """
     return prune_timed(
         model,

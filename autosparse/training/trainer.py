@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 class TrainConfig:
     """A training recipe.
 
-    Defaults are the Fashion-MNIST LeNet recipe of DESIGN.md: SGD with Nesterov momentum and a
+    Defaults are the Fashion-MNIST LeNet recipe of the benches (docs/RESULTS.md): SGD with Nesterov momentum and a
     one-cycle schedule, which reaches ~89% in 5 epochs on a dense LeNet-300-100.
     """
 
@@ -158,7 +158,7 @@ def train(
     desc: str = "train",
     keep_masks_attached: bool = False,
 ) -> TrainResult:
-    """Train ``model`` (optionally under ``masks``) and report test accuracy.
+    """Train ``model`` (optionally under ``masks``); return a :class:`TrainResult` (test accuracy, curve, time).
 
     ``dataset`` is an :class:`autosparse.data.Dataset` (in-memory ``x_train``, ``y_train``,
     ``x_test``, ``y_test``). ``on_step(step, model)`` is called before each optimiser step —
