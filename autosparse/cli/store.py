@@ -137,11 +137,12 @@ def _delete(args: argparse.Namespace) -> int:
 def _repair(args: argparse.Namespace) -> int:
     from autosparse.store import repair_store, validate_store
 
-    dropped = repair_store(args.path, check_chunks=not args.quick, dry_run=args.dry_run)
+    report = validate_store(args.path, check_chunks=not args.quick)
+    dropped = repair_store(args.path, dry_run=args.dry_run, report=report)
     verb = "would drop" if args.dry_run else "dropped"
     for run_id, why in dropped:
         print(f"{verb} {run_id}: {why}")
-    schema_runs = validate_store(args.path, check_chunks=False).schema_runs
+    schema_runs = report.schema_runs
     if schema_runs:  # left alone on purpose: say so, or "nothing to repair" reads as "all is well"
         print(
             f"left {len(schema_runs)} run(s) of another feature schema than the store's; their labels are intact: "

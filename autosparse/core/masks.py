@@ -67,7 +67,7 @@ class Masks(Mapping[str, torch.Tensor]):
         for name, m in masks.items():
             if not isinstance(m, torch.Tensor):
                 raise MaskError(f"mask {name!r} is a {type(m).__name__}, expected a torch.Tensor")
-            if m.dtype != torch.bool and not bool(((m == 0) | (m == 1)).all()):
+            if not _zeros_and_ones(m):
                 # casting would keep every nonzero weight: scores passed for a mask, a silent 100% density
                 raise MaskError(
                     f"mask {name!r} holds values other than 0 and 1 ({m.dtype}): a mask says keep (1) or prune (0); "
@@ -236,8 +236,7 @@ class Masks(Mapping[str, torch.Tensor]):
             tensors = load_file(str(file))
         except Exception as exc:  # safetensors raises its own error types
             raise MaskError(f"cannot read mask file {file}: {exc}; it is corrupt — prune again") from exc
-        # any dtype (torch's own weight_mask is float 0/1), but nothing other than 0 and 1
-        bad = [n for n, t in tensors.items() if t.dtype != torch.bool and not bool(((t == 0) | (t == 1)).all())]
+        bad = [n for n, t in tensors.items() if not _zeros_and_ones(t)]
         if bad:
             raise MaskError(
                 f"mask file {file} holds values other than 0 and 1 in {', '.join(bad[:3])}"
@@ -268,6 +267,11 @@ class Masks(Mapping[str, torch.Tensor]):
                     granularity=str(described.get("granularity", "")),
                 )
         return cls({n: t.bool() for n, t in tensors.items()}, meta=meta, init=init)
+
+
+def _zeros_and_ones(t: torch.Tensor) -> bool:
+    """A mask in any dtype (torch's own ``weight_mask`` is float 0/1) holds nothing but 0 and 1."""
+    return t.dtype == torch.bool or bool(((t == 0) | (t == 1)).all())
 
 
 def _check_counts(file: Path, tensors: Mapping[str, torch.Tensor], report: Mapping[str, object]) -> None:

@@ -311,17 +311,23 @@ def validate_store(
 
 
 def repair_store(
-    path: str | os.PathLike[str], *, check_chunks: bool = True, dry_run: bool = False
+    path: str | os.PathLike[str],
+    *,
+    check_chunks: bool = True,
+    dry_run: bool = False,
+    report: ValidationReport | None = None,
 ) -> list[tuple[str, str]]:
     """Drop every broken run and every incomplete run nobody is writing, so a rerun of
     ``autosparse gen`` regenerates exactly those; returns ``[(run_id, why)]`` of what was (or,
     with ``dry_run``, would be) dropped. Runs being written now and intact runs are never touched.
 
     Dropping an incomplete run keeps its IRP round checkpoints (outside the store), so the
-    rerun resumes it rather than starting over.
+    rerun resumes it rather than starting over. ``report``: a :func:`validate_store` of ``path``
+    the caller already made (it also reads what repair leaves alone), so the store is not read twice.
     """
     path = Path(path).absolute()
-    report = validate_store(path, check_chunks=check_chunks)
+    if report is None:
+        report = validate_store(path, check_chunks=check_chunks)
     if report.store_errors:
         raise StoreError(f"store {path} itself is broken, not just some runs: {report.store_errors[0]}")
     targets = [(r, f"broken: {report.run_errors[r][0]}") for r in report.broken_runs]  # never a schema mismatch
