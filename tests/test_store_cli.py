@@ -206,7 +206,9 @@ def _kwargs(store: FeatureStore, run_id: str) -> dict:
     return {"features": run.features, "label": run.label, "layers_table": run.layers, "attrs": attrs}
 
 
-def test_runs_of_another_schema_are_sent_to_refeaturize_and_never_dropped(store: FeatureStore) -> None:
+def test_runs_of_another_schema_are_sent_to_refeaturize_and_never_dropped(
+    store: FeatureStore, capsys: pytest.CaptureFixture[str]
+) -> None:
     # repair used to count them as broken and delete every run: labels that cannot be regenerated there
     meta_file = store.path / "zarr.json"
     meta = json.loads(meta_file.read_text())
@@ -218,3 +220,6 @@ def test_runs_of_another_schema_are_sent_to_refeaturize_and_never_dropped(store:
     assert "store refeaturize" in text and "drops the" not in text  # no fix line that sends the user to repair
     assert repair_store(store.path) == []
     assert sorted(validate_store(store.path).schema_runs) == sorted(r for r, _, _ in RUNS)  # all still there
+    assert cli_main(["store", "repair", str(store.path)]) == 0
+    out = capsys.readouterr().out
+    assert f"left {len(RUNS)} run(s) of another feature schema" in out and "dropped run" not in out

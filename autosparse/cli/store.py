@@ -152,7 +152,7 @@ def _repair(args: argparse.Namespace) -> int:
         print(
             f"nothing to repair in {args.path}: no run is damaged or left incomplete (runs being written now are left alone)"
         )
-    elif not args.dry_run:
+    elif dropped and not args.dry_run:
         print(f"rerun `autosparse gen` with the same config to regenerate the {len(dropped)} dropped run(s)")
     return 0
 
