@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from autosparse.core.allocation import (
     topk_mask,
     uniform_counts,
 )
-from autosparse.core.errors import DensityError, UnknownNameError
+from autosparse.core.errors import DensityError, ScoreError, UnknownNameError
 
 
 def _scores(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -52,9 +53,27 @@ def test_ties_break_by_index_deterministically() -> None:
     assert m.tolist() == [True] * 3 + [False] * 7
 
 
-def test_nan_scores_are_never_kept_first() -> None:
+def test_nan_scores_are_never_kept_first_and_say_so() -> None:
     s = torch.tensor([float("nan"), 1.0, 2.0])
-    assert topk_mask(s, 2).tolist() == [False, True, True]
+    with pytest.warns(RuntimeWarning, match="NaN"):
+        assert topk_mask(s, 2).tolist() == [False, True, True]
+    with pytest.warns(RuntimeWarning, match="NaN"):  # below -inf too, as before the fast path
+        assert topk_mask(torch.tensor([float("nan"), -math.inf, 1.0]), 2).tolist() == [False, True, True]
+
+
+def test_scores_without_nan_rank_as_written_and_warn_nothing() -> None:
+    s = torch.tensor([math.inf, -math.inf, 1.0, -math.inf, math.inf, 0.5], dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert topk_mask(s, 3).tolist() == [True, False, True, False, True, False]
+        assert topk_mask(s, 5).tolist() == [True, True, True, False, True, True]  # -inf ties: lower index
+
+
+def test_all_nan_scores_are_an_error_naming_the_cause() -> None:
+    with pytest.raises(ScoreError, match="diverged"):
+        topk_mask(torch.full((4,), float("nan")), 2)
+    with pytest.raises(ScoreError, match="diverged"):
+        allocate({"a": torch.full((2, 3), float("nan"))}, 0.5)
 
 
 def test_uniform_counts_are_proportional() -> None:

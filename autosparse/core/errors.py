@@ -80,6 +80,10 @@ class MaskError(AutosparseError, ValueError):
     """A mask that does not fit the model (names, shapes, dtype)."""
 
 
+class ScoreError(AutosparseError, ValueError):
+    """Pruning scores that rank nothing (e.g. every score NaN)."""
+
+
 class StoreError(AutosparseError):
     """A feature store that is missing, corrupt, incomplete or of another schema version."""
 

@@ -124,7 +124,8 @@ class Thinning:
         concatenation once every pruned weight scores ``-inf``: its k-th largest value is a
         survivor's whenever at least ``k`` survivors have a score (not NaN, not ``-inf``), and then
         it keeps the same weights. With fewer (a diverging score), pruned weights stay pruned and
-        the NaN survivors fill the count by index.
+        the NaN survivors fill the count by index, with a warning; if every survivor is NaN the
+        round is a :class:`~autosparse.core.errors.ScoreError`.
         """
         if k > sum(a.numel() for a in self.alive):
             raise AssertionError("a pruning schedule must not grow the kept count")
