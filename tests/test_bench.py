@@ -325,6 +325,28 @@ def test_cli_report_only_prints_the_table(tiny_run, tmp_path: Path, capsys: pyte
     assert "holds no bench cells" in capsys.readouterr().err and not (tmp_path / "typo").exists()
 
 
+def test_cli_check_plans_against_the_cells_and_writes_nothing(
+    tiny_run, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out, _ = tiny_run
+    dst = _copy(out, tmp_path)
+    cfg_path = tmp_path / "tiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(TINY))
+    before = sorted(p.name for p in dst.rglob("*"))
+    assert main(["bench", "--config", str(cfg_path), "--out", str(dst), "--check"]) == 0
+    assert "12 already in" in capsys.readouterr().out and sorted(p.name for p in dst.rglob("*")) == before
+    # a new density is planned, not computed, and an empty folder is not created
+    new = tmp_path / "new"
+    assert main(["bench", "--config", str(cfg_path), "--out", str(new), "--check", "--densities", "0.05"]) == 0
+    assert "0 already in" in capsys.readouterr().out and not new.exists()
+    # a row whose scorer is missing fails here, as the run would, naming the row
+    bad = {**TINY, "methods": [*TINY["methods"], {"method": "autos", "hparams": {"scorer": str(tmp_path / "none")}}]}
+    cfg_path.write_text(yaml.safe_dump(bad))
+    assert main(["bench", "--config", str(cfg_path), "--out", str(new), "--check"]) == 2
+    assert "bench row 'autos(scorer=" in capsys.readouterr().err and not new.exists()
+    assert main(["bench", "--config", str(cfg_path), "--out", str(dst), "--check", "--report-only"]) == 2
+
+
 def test_methods_filter_runs_a_subset(tmp_path: Path) -> None:
     cfg = tiny_config(methods=["random", "magnitude", "imp"], densities=[0.1], seeds=[0])
     run = run_bench(cfg, tmp_path / "b", methods=["magnitude"])

@@ -88,6 +88,48 @@ def _preflight(config: BenchConfig, todo: list[BenchJob], selected: list[str] | 
     raise cls(text + hint) from first
 
 
+@dataclass
+class BenchPlan:
+    """What a bench would do in a folder: its jobs, those still to run, and the cells they hold."""
+
+    jobs: list[BenchJob]
+    todo: list[BenchJob]
+    cells_total: int
+    cells_done: int
+
+
+def plan_bench(
+    config: BenchConfig,
+    out_dir: str | Path,
+    *,
+    executor: str = "local",
+    workers: int = 0,
+    methods: list[str] | None = None,
+) -> BenchPlan:
+    """Validate ``config`` and plan it against the cells in ``out_dir``, writing nothing.
+
+    Every check a run makes before its first cell happens here (names, hyperparameters, the
+    device, each row's scorer), so ``bench --check`` fails exactly where a run would, hours
+    earlier and without creating ``out_dir``.
+    """
+    if executor not in EXECUTORS:
+        raise UnknownNameError("executor", executor, EXECUTORS)
+    config.validate()
+    if executor != "ray":  # a Ray cluster's workers may have the GPU its driver lacks
+        resolve_device(config.train.device)  # before any cell loads data: one error, not one per cell
+    jobs = plan_jobs(config, out_dir, threads=_threads_per_job(config, executor, workers))
+    if methods:
+        titles = config.method_titles()
+        unknown = [m for m in methods if m not in titles]
+        if unknown:
+            raise UnknownNameError("method label", unknown[0], titles, hint="labels are the rows of the bench config")
+        jobs = [j for j in jobs if j.spec.method.title() in methods]
+    todo: list[BenchJob] = [j for j in jobs if not j.is_complete()]
+    _preflight(config, todo, methods)
+    cells_total = sum(len(j.densities) for j in jobs)
+    return BenchPlan(jobs, todo, cells_total, cells_total - sum(len(j.missing()) for j in todo))
+
+
 def run_bench(
     config: BenchConfig,
     out_dir: str | Path,
@@ -104,24 +146,10 @@ def run_bench(
     new method is still being written); their cells are the same ones a full run would make.
     The config is validated first, so a typo in a method name fails before any training.
     """
-    if executor not in EXECUTORS:
-        raise UnknownNameError("executor", executor, EXECUTORS)
-    config.validate()
-    if executor != "ray":  # a Ray cluster's workers may have the GPU its driver lacks
-        resolve_device(config.train.device)  # before any cell loads data: one error, not one per cell
+    plan = plan_bench(config, out_dir, executor=executor, workers=workers, methods=methods)
     out = make_output_dir(out_dir)
     (out / CONFIG_FILE).write_text(dump_yaml(config))
-    jobs = plan_jobs(config, out, threads=_threads_per_job(config, executor, workers))
-    if methods:
-        titles = config.method_titles()
-        unknown = [m for m in methods if m not in titles]
-        if unknown:
-            raise UnknownNameError("method label", unknown[0], titles, hint="labels are the rows of the bench config")
-        jobs = [j for j in jobs if j.spec.method.title() in methods]
-    todo: list[BenchJob] = [j for j in jobs if not j.is_complete()]
-    _preflight(config, todo, methods)
-    cells_total = sum(len(j.densities) for j in jobs)
-    cells_before = cells_total - sum(len(j.missing()) for j in todo)
+    jobs, todo, cells_total, cells_before = plan.jobs, plan.todo, plan.cells_total, plan.cells_done
     log.info("%d cells in the grid, %d already done; running %d jobs", cells_total, cells_before, len(todo))
     by_key = {j.key: j for j in todo}
     outcomes = run_claimed_jobs(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,12 @@ def add_options(p: argparse.ArgumentParser) -> None:
     add_config_argument(p, help="bench config (see configs/bench/): a YAML of the options below; flags override it")
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/bench/<config name>)")
     p.add_argument("--report-only", action="store_true", help="only rewrite the report from the cells on disk")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="validate the config (names, hyperparameters, device, every row's scorer), say how many cells "
+        "--out already holds and how many a run would compute, and exit without writing anything",
+    )
     add_arguments(p.add_argument_group("the grid"), BenchConfig, exclude=("kind",))
     accuracy = [f.name for f in dataclasses.fields(BenchConfig)]
     add_arguments(p.add_argument_group("speed bench only (kind: speed)"), SpeedConfig, exclude=accuracy)
@@ -67,9 +74,41 @@ def run(args: argparse.Namespace) -> int:
         return _train_speed(args)
     cfg, where = resolve_bench(args)
     out = Path(args.out) if args.out else Path("runs") / "bench" / (Path(args.config).stem if args.config else cfg.kind)
+    if args.check:
+        if args.report_only:
+            raise ConfigError("--check and --report-only: give one of them")
+        return _check(cfg, where, out, args.config)
     if isinstance(cfg, SpeedConfig):
         return _speed(cfg, where, args.report_only, out)
     return _accuracy(cfg, where, args.report_only, out)
+
+
+def _check(cfg: Any, where: Any, out: Path, config: str | None) -> int:
+    """``bench --check``: every check a run makes before its first cell, then the plan; nothing written."""
+    from autosparse.bench.runner import plan_bench
+    from autosparse.bench.speed import SpeedConfig, measurement_path, plan_measurements
+
+    name = config or "the bench config"
+    if isinstance(cfg, SpeedConfig):
+        cfg.validate()
+        cases = plan_measurements(cfg)
+        done = sum(1 for c in cases if _ok_measurement(measurement_path(out, c)))
+        print(f"{name}: valid. {len(cases)} measurements; {done} already in {out}, {len(cases) - done} to take.")
+        return 0
+    plan = plan_bench(cfg, out, executor=where.executor, workers=where.workers)
+    todo = plan.cells_total - plan.cells_done
+    print(
+        f"{name}: valid; every row's method and scorer loads. {plan.cells_total} cells in {len(plan.jobs)} jobs; "
+        f"{plan.cells_done} already in {out}, {todo} to compute in {len(plan.todo)} jobs."
+    )
+    return 0
+
+
+def _ok_measurement(path: Path) -> bool:
+    try:
+        return bool(json.loads(path.read_text()).get("ok"))
+    except (OSError, ValueError):
+        return False
 
 
 def resolve_bench(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -170,6 +209,10 @@ def _train_speed(args: argparse.Namespace) -> int:
             "pass --config configs/bench/speed_train.yaml"
         )
     stray = {**given(args, BenchConfig), **given(args, SpeedConfig), **given(args, ExecutorConfig)}
+    if args.check and not (stray or args.report_only):
+        TrainSpeedConfig.from_yaml(args.config)
+        print(f"{args.config}: valid (a training-speed bench writes its measurements at the end).")
+        return 0
     if stray or args.report_only:
         flags = ", ".join("--" + k.replace("_", "-") for k in stray) or "--report-only"
         raise ConfigError(f"{flags}: the training-speed bench takes only --config and --out; drop them")
