@@ -210,8 +210,9 @@ class Masks(Mapping[str, torch.Tensor]):
 
     # Persistence
     def save(self, directory: str | Path) -> Path:
-        """Write ``masks.safetensors`` (uint8 tensors: safetensors has no bool in every reader)
-        and ``report.json``; return the directory."""
+        """Write ``masks.safetensors`` (uint8 tensors: safetensors has no bool in every reader),
+        ``report.json`` and, when the masks rescale θ0 (``autos``, ``robust``),
+        ``init_factors.safetensors``; return the directory."""
         directory = Path(directory)
         make_output_dir(directory, "masks folder")
         tensors = {n: m.to(torch.uint8) for n, m in self._masks.items()}

@@ -1,4 +1,4 @@
-"""Throughput of the feature store (``autosparse bench store``) and synthetic runs to measure it on.
+"""Throughput of the feature store (``python -m data_gen.throughput store``) and synthetic runs to measure it on.
 
 Chunk size and compression are a trade-off between write speed (IRP workers must not wait on
 zstd), read speed (the scorer's data loader must keep up with training) and disk size. These
