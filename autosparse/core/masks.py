@@ -27,6 +27,7 @@ from autosparse.core.errors import MaskError
 from autosparse.core.folders import make_output_dir
 from autosparse.core.init_transform import PREPARED_ATTR, InitTransform
 from autosparse.core.layers import prunable_layers
+from autosparse.core.stale_weights import refresh_uncalled
 from autosparse.core.tensor_files import save_tensors
 
 log = logging.getLogger(__name__)
@@ -198,10 +199,11 @@ class Masks(Mapping[str, torch.Tensor]):
         if self.init and getattr(model, PREPARED_ATTR, None) == self.init.token:
             log.warning("these masks were already applied to this model; its weights are not rescaled again")
         self.prepare(model)
+        names = {id(m): n for n, m in model.named_modules()}
         for layer in prunable_layers(model):
             mask = self._masks[layer.name].to(layer.parameter.device)
             prune.custom_from_mask(layer.module, layer.param_name, mask)
-        _refresh_attention_out_proj(model)
+        refresh_uncalled(model, [(names[id(la.module)], la.param_name) for la in prunable_layers(model)])
         return model
 
     def to_dict(self) -> dict[str, torch.Tensor]:
@@ -293,31 +295,6 @@ def _check_counts(file: Path, tensors: Mapping[str, torch.Tensor], report: Mappi
                 f"mask file {file} keeps {kept} weights of {entry['name']} where its report.json says {entry['kept']}: "
                 "the file is damaged (or the folder mixes two masks) — prune again"
             )
-
-
-def _refresh_attention_out_proj(model: nn.Module) -> None:
-    """Keep a pruned ``nn.MultiheadAttention.out_proj`` masked on every forward.
-
-    ``MultiheadAttention`` never *calls* its ``out_proj`` — it passes ``out_proj.weight`` to the
-    functional attention — so torch's pre-hook on ``out_proj`` never runs, and the weight computed
-    when the mask was attached (a tensor from that moment's graph) would be reused by every
-    forward: the second backward fails ("Trying to backward through the graph a second time") and
-    the mask would not follow training. A pre-hook on the attention module recomputes it each call.
-    """
-    for module in model.modules():
-        if (
-            isinstance(module, nn.MultiheadAttention)
-            and hasattr(module.out_proj, "weight_mask")
-            and not getattr(module, "_autosparse_out_proj_hook", False)
-        ):
-            module.register_forward_pre_hook(_mask_out_proj)
-            module._autosparse_out_proj_hook = True  # type: ignore[assignment]
-
-
-def _mask_out_proj(module: nn.Module, _inputs: object) -> None:
-    out_proj = module.out_proj  # type: ignore[attr-defined]
-    if hasattr(out_proj, "weight_orig") and hasattr(out_proj, "weight_mask"):
-        out_proj.weight = out_proj.weight_orig * out_proj.weight_mask
 
 
 def remove_masks(model: nn.Module) -> nn.Module:
