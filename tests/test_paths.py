@@ -304,3 +304,21 @@ def test_multihead_attention_counts_the_paths_of_the_same_attention_written_out(
     sdpa_dense = {lyr.name: torch.ones_like(lyr.parameter, dtype=torch.bool) for lyr in prunable_layers(_WithSDPA())}
     sdpa = path_stats(_WithSDPA(), sdpa_dense, input_shape=(5, 8))
     assert mha.log_paths == pytest.approx(sdpa.log_paths, rel=1e-12) and mha.effective_params == sdpa.effective_params
+
+
+def test_contiguous_after_permute_gives_a_viewable_signal() -> None:
+    """Swin, MaxViT and ShuffleNet `.permute(...).contiguous().view(...)`: the path run's `contiguous`
+    kept the permuted strides (a plain clone) and the `.view` failed, so `autos` crashed there."""
+
+    class Permuted(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.o = nn.Linear(2, 2), nn.Linear(12, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.o(self.a(x).permute(0, 2, 1, 3).contiguous().view(x.shape[0], -1))
+
+    model = Permuted()
+    masks = {la.name: torch.ones_like(la.parameter, dtype=torch.bool) for la in prunable_layers(model)}
+    # 12 inputs, each reaching 2 outputs of `a`, each of the 12 feeding the one output
+    assert math.isclose(math.exp(log_path_count(model, masks, (2, 3, 2))), 24, rel_tol=1e-12)

@@ -137,7 +137,10 @@ class PathMode(TorchFunctionMode):
         inplace = name.endswith("_") and not name.startswith("_")
         out: Any
         if base in IDENTITY_OPS and is_signal(args[0] if args else None):
-            out = args[0] if inplace else args[0].clone()  # a cast too: the path network stays float64
+            # a cast too: the path network stays float64; `contiguous` must give contiguous strides (a
+            # `.view` follows it: Swin, MaxViT, ShuffleNet), which a plain clone of a permuted tensor keeps
+            fmt = torch.contiguous_format if base == "contiguous" else torch.preserve_format
+            out = args[0] if inplace else args[0].clone(memory_format=fmt)
         elif base in JOIN_OPS and len(args) >= 2:
             out = _join(func, base, inplace, args, kwargs)
         elif base in MATMUL_OPS and len(args) >= 2 and is_signal(args[0]) and is_signal(args[1]):
