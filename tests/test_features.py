@@ -60,6 +60,28 @@ def test_gradient_features_equal_autograd(setup) -> None:
     assert torch.allclose(table.layers[0].column("grad"), first.grad.reshape(-1), atol=1e-6)
 
 
+def test_a_frozen_layer_gets_the_gradients_a_trainable_one_would(setup) -> None:
+    """autos crashed on a model with a frozen layer ("One of the differentiated Tensors does not
+    require grad"), where SNIP and the rest score it; the caller's flag must stay as it was."""
+    import copy
+
+    model, data = setup
+    frozen = copy.deepcopy(model)
+    first = next(p for n, p in frozen.named_parameters() if n.endswith("weight"))
+    first.requires_grad_(False)
+    want = compute_features(model, data, names=["grad"]).dense()
+    assert torch.equal(compute_features(frozen, data, names=["grad"]).dense(), want)
+    assert not first.requires_grad
+
+
+def test_a_bfloat16_model_gets_its_inputs_in_bfloat16(setup) -> None:
+    import copy
+
+    model, data = setup
+    table = compute_features(copy.deepcopy(model).to(torch.bfloat16), data, names=["grad"])
+    assert torch.isfinite(table.dense()).all() and bool((table.dense() != 0).any())
+
+
 def test_masked_features_see_the_mask(setup) -> None:
     model, data = setup
     from autosparse.core.layers import prunable_layers

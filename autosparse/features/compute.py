@@ -17,7 +17,7 @@ from torch import nn
 from autosparse.core.errors import ConfigError, SchemaMismatchError
 from autosparse.core.layers import PrunableLayer, prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks
-from autosparse.core.model_io import class_targets, logits
+from autosparse.core.model_io import class_targets, logits, model_input, param_dtype
 from autosparse.core.parallel import map_layers
 from autosparse.core.ranking import pct_rank, rank_values, scatter_ranks, sort_key, stable_order
 from autosparse.data.pruning_data import PruningData
@@ -108,12 +108,14 @@ def _gradients(model: nn.Module, data: PruningData) -> dict[str, torch.Tensor]:
     """
     layers = prunable_layers(model)
     params = [layer.parameter for layer in layers]
+    for p in params:  # a frozen layer (requires_grad=False) is scored like any other: this is a copy
+        p.requires_grad_(True)
     model.train()
     total = sum(len(y) for _, y in data)
-    device = params[0].device
+    device, dtype = params[0].device, param_dtype(model)
     acc: list[torch.Tensor] | None = None
     for x, y in data:
-        out = logits(model(x.to(device)))
+        out = logits(model(model_input(x, device, dtype)))  # as SNIP feeds it: the model's dtype (bfloat16 nets)
         loss = F.cross_entropy(out, class_targets(out, y.to(device)), reduction="sum") / total
         raw = torch.autograd.grad(loss, params, allow_unused=True)  # a layer the forward never uses: zero
         grads = [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(params, raw, strict=True)]
