@@ -255,3 +255,43 @@ def test_torchvision_googlenet_with_its_auxiliary_heads() -> None:
     for method in ("snip", "autos"):
         masks = prune(model, method, density=0.05, data=data)
         assert masks.kept == round(0.05 * masks.total)
+
+
+def _normed(kind: str) -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Flatten(), nn.Linear(28 * 28, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 10)
+    )
+    wrap = getattr(torch.nn.utils.parametrizations, kind)
+    wrap(model[3])
+    return model
+
+
+@pytest.mark.parametrize("kind", ["weight_norm", "spectral_norm"])
+@pytest.mark.parametrize("method", ["snip", "magnitude", "synflow", "autos"])
+def test_a_parametrized_layer_stays_dense_and_the_rest_trains_masked(kind: str, method: str) -> None:
+    """weight_norm / spectral_norm weights are computed: every method kept none of them, `apply`
+    failed, autos' path count overflowed and spectral_norm's paths read as none (review)."""
+    model = _normed(kind)
+    masks = prune(model, method, density=0.1, data=batch(20), seed=0)
+    assert sorted(masks.to_dict()) == ["1.weight", "5.weight"] and masks.kept == round(0.1 * masks.total)
+    masks.apply(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = batch(20)
+    for _ in range(2):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    assert_masks_exact(model, masks)
+
+
+@pytest.mark.parametrize("kind", ["weight_norm", "spectral_norm"])
+def test_paths_count_a_parametrized_layer_as_dense_and_leave_the_model_alone(kind: str) -> None:
+    import math
+
+    from autosparse.topology.paths import log_path_count
+
+    model = _normed(kind)
+    ones = {"1.weight": torch.ones(32, 784, dtype=torch.bool), "5.weight": torch.ones(10, 32, dtype=torch.bool)}
+    assert math.isclose(log_path_count(model, ones, (1, 28, 28)), math.log(784 * 32 * 32 * 10), rel_tol=1e-12)
+    assert model[3].weight.shape == (32, 32)  # the copy's parametrization was baked, not the caller's class

@@ -95,8 +95,19 @@ def prunable_layers(model: nn.Module, *, include_attention: bool = True) -> list
     owner: dict[int, str] = {}
     for layer in candidates:
         param = layer.parameter
-        if not isinstance(param, nn.Parameter):  # computed each access (torch parametrizations): never tied here
-            layers.append(layer)
+        if not isinstance(param, nn.Parameter):  # computed on each access: a torch parametrization
+            # (weight_norm, spectral_norm). torch's pruning cannot attach to it and no gradient reaches it, so
+            # every method kept none of its weights and `apply` failed: it stays dense, as an embedding does.
+            if layer.name not in _warned_computed:
+                _warned_computed.add(layer.name)
+                log.warning(
+                    "%s is computed by a torch parametrization (e.g. weight_norm or spectral_norm): it stays dense. "
+                    "To prune it, remove the parametrization first "
+                    "(torch.nn.utils.parametrize.remove_parametrizations(model.%s, %r))",
+                    layer.name,
+                    layer.module_name,
+                    layer.param_name,
+                )
             continue
         key = id(param)  # a Parameter lives on its module, so its id stays unique while we look
         if key in dense:
@@ -126,6 +137,7 @@ def prunable_layers(model: nn.Module, *, include_attention: bool = True) -> list
 
 
 _warned_tied: set[tuple[str, str]] = set()  # (layer, tied to): warned once per process
+_warned_computed: set[str] = set()  # parametrized layers: warned once per process
 
 
 def _has(module: nn.Module, attr: str) -> bool:

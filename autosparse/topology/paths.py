@@ -43,6 +43,7 @@ from typing import Literal
 import torch
 from torch import nn
 from torch.func import functional_call
+from torch.nn.utils import parametrize
 
 from autosparse.core.errors import ConfigError, MaskError
 from autosparse.core.layers import PrunableLayer, prunable_layers, safe_deepcopy
@@ -148,15 +149,22 @@ class PathNetwork:
         self.device = torch.device(device)
         net = safe_deepcopy(model)
         remove_masks(net)  # a torch-pruned model: bake weight_orig*weight_mask into a plain weight
+        _bake_parametrizations(net)
         net = net.to(device=self.device, dtype=torch.float64).eval()
         to_path_modules(net)
-        self.layers: list[PrunableLayer] = prunable_layers(net)
+        pruned = {layer.name for layer in src_layers}
+        every = prunable_layers(net)
+        self.layers: list[PrunableLayer] = [layer for layer in every if layer.name in pruned]
         self.names = [layer.name for layer in self.layers]
         prunable = set(self.names)
+        dense = {layer.name for layer in every} - prunable  # a parametrized weight, left dense: every edge is there
         with torch.no_grad():
             for pname, p in net.named_parameters():
                 p.requires_grad_(False)
                 if pname in prunable:
+                    continue
+                if pname in dense:
+                    p.fill_(1.0)
                     continue
                 if pname.rsplit(".", 1)[-1].endswith("bias"):
                     p.zero_()  # a bias is not an edge: it would add "paths" that start mid-network
@@ -453,3 +461,22 @@ def effective_nodes(model: nn.Module, masks: Mapping[str, torch.Tensor] | None, 
 def layer_collapse(model: nn.Module, masks: Mapping[str, torch.Tensor] | None, input_shape: Sequence[int]) -> list[str]:
     """Layers that keep no weight, or through which no input→output path runs."""
     return path_stats(model, masks, input_shape).collapsed
+
+
+def _bake_parametrizations(net: nn.Module) -> None:
+    """Turn the copy's parametrized tensors (weight_norm, spectral_norm) into plain ones.
+
+    Their parts would be treated as scales (made absolute) and recombined by the parametrization,
+    so a dense weight-normed layer counted ~4 paths per input where it has 64, and spectral_norm's
+    power iteration left none at all (a false "collapsed").
+    """
+    for module in list(net.modules()):
+        if parametrize.is_parametrized(module):
+            names = list(module.parametrizations.keys())  # type: ignore[union-attr]
+            values = {name: getattr(module, name).detach().clone() for name in names}
+            # not parametrize.remove_parametrizations: it deletes the property from the parametrized
+            # class, which a deep copy shares with the caller's model (whose layer then has no weight)
+            module.__class__ = module.__class__.__bases__[0]
+            delattr(module, "parametrizations")
+            for name, value in values.items():
+                module.register_parameter(name, nn.Parameter(value, requires_grad=False))
