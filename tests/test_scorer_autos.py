@@ -174,3 +174,25 @@ def test_flow_refine_stays_within_allowed_positions_unless_they_cannot_hold_the_
     out = flow_refine(net, masks, flow_priors("learned", scores, model), 10, {first: roomy, last: tight})
     assert {n: int(m.sum()) for n, m in out.items()} == {n: 20 for n in scores}
     assert not bool((out[first] & ~roomy).any())
+
+
+class _UnusedHead(torch.nn.Module):
+    """A 1000-way head the forward never calls: the learned allocation gave it 85% of the budget."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.o, self.aux = torch.nn.Linear(32, 64), torch.nn.Linear(64, 10), torch.nn.Linear(64, 1000)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.o(torch.relu(self.a(x)))
+
+
+def test_a_layer_the_forward_never_calls_keeps_one_weight_unless_the_rest_cannot_hold_the_budget() -> None:
+    torch.manual_seed(0)
+    data = (torch.randn(20, 32), torch.arange(20) % 10)
+    masks = prune(_UnusedHead(), "autos", density=0.02, data=data)
+    assert int(masks["aux.weight"].sum()) == 1 and masks.kept == round(0.02 * masks.total)
+    # at 5% the two used layers (2,688 weights) cannot hold 3,334: the unused head takes only the rest
+    masks = prune(_UnusedHead(), "autos", density=0.05, data=data)
+    counts = {n: int(m.sum()) for n, m in masks.to_dict().items()}
+    assert counts == {"a.weight": 2048, "o.weight": 640, "aux.weight": 3334 - 2688}

@@ -177,6 +177,7 @@ class PathNetwork:
         for layer in self.layers:
             layer.module.register_forward_hook(self._hook(layer.name))
         self._order: list[str] | None = None
+        self._unreached: list[str] = []
 
     @property
     def approximate(self) -> tuple[str, ...]:
@@ -219,6 +220,14 @@ class PathNetwork:
     def _set_order(self, caps: Mapping[str, object]) -> None:
         if self._order is None:  # dicts keep first-insertion order = first call order
             self._order = list(caps) + [n for n in self.names if n not in caps]
+            self._unreached = [n for n in self.names if n not in caps]
+
+    @property
+    def unreached(self) -> list[str]:
+        """Prunable layers the forward never calls (an unused head, an auxiliary head that runs in
+        training only): no input→output path crosses them, whatever the mask."""
+        self.order  # noqa: B018 (the dense pass that finds them, once)
+        return list(self._unreached)
 
     def ones_input(self, log2_scale: int = 0, *, requires_grad: bool = False) -> torch.Tensor:
         x = torch.full((1, *self.input_shape), 2.0**log2_scale, dtype=torch.float64, device=self.device)

@@ -9,12 +9,13 @@ below are the ablation knobs of docs/SCORER.md (SynFlow-blended ranking, an ERK 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping
 
 import torch
 
-from autosparse.core.allocation import allocate, counts_from_shares, erk_densities, masks_from_counts
+from autosparse.core.allocation import allocate, counts_from_shares, erk_densities, masks_from_counts, target_count
 from autosparse.core.masks import Masks
 from autosparse.core.parallel import single_threaded_torch
 from autosparse.core.ranking import pct_rank
@@ -66,6 +67,8 @@ def learned_masks(call: Call, *, force: bool = False) -> Masks:
                     dens = erk_floor(table, shapes, d, dens, cfg.erk_floor)
                 shares = {lf.name: p * lf.numel for lf, p in zip(table.layers, dens)}
                 caps = {n: int(m.sum()) for n, m in masks.items()} if masks is not None else None
+                if call.shape and (unused := call.paths.network.unreached):
+                    caps = _cap_unreached(shapes, d, caps, unused)
                 counts = counts_from_shares(shapes, d, shares, caps=caps)
                 scale = cfg.unit_scale or None
                 fractions = scorer.unit_fractions(table, d, scale) if cfg.units != "off" else None
@@ -105,6 +108,25 @@ def learned_masks(call: Call, *, force: bool = False) -> Masks:
         meta["guard"] = {"fallback": cfg.guard, "layers": sorted(guarded), "distances": guarded, "reason": "range"}
     out = Masks(masks.to_dict(), meta=meta)
     call.paths.remember(out, flow)
+    return out
+
+
+def _cap_unreached(
+    shapes: Mapping[str, torch.Size], density: float, caps: Mapping[str, int] | None, unused: list[str]
+) -> dict[str, int]:
+    """Caps that keep layers the forward never calls to one weight each (every layer keeps one).
+
+    Why: no path crosses them, so their share is wasted, and the learned allocation gave an unused
+    1000-way head 85% of a small net's budget; SNIP's zero gradient gives it nothing. Only when the
+    used layers cannot hold the budget do the unused ones take the rest, in proportion to size.
+    """
+    out = dict(caps) if caps is not None else {n: shapes[n].numel() for n in shapes}
+    need = target_count(sum(s.numel() for s in shapes.values()), density)
+    room = sum(c for n, c in out.items() if n not in unused)
+    extra = max(0, need - room - len(unused))
+    size = sum(out[n] for n in unused)
+    for n in unused:
+        out[n] = min(out[n], 1 + math.ceil(extra * out[n] / size)) if size else out[n]
     return out
 
 
