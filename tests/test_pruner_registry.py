@@ -220,3 +220,37 @@ def test_ignored_targets_are_not_classes() -> None:
     assert class_targets(torch.zeros(4, 3), y) is y
     with pytest.raises(ConfigError, match="run from -1 to 0"):
         class_targets(torch.zeros(2, 3), torch.tensor([-1, 0]))
+
+
+def test_inputs_given_as_a_tuple_or_dict_name_the_wrapper_to_write() -> None:
+    """data=((x, z), y) read as a batch of two tensors ("inputs and targets of shapes (20, 32) and
+    (20, 32)") and a dict as "item 0 is dict" (review): one error saying how to wrap the model."""
+    x, z, y = torch.randn(6, 4), torch.randn(6, 4), torch.arange(6) % 3
+    for data in [((x, z), y), ({"pixel_values": x}, y), [((x, z), y)]]:
+        with pytest.raises(ConfigError, match=r"runs the model on one input tensor\. Wrap the model"):
+            PruningData.coerce(data)
+
+
+def test_every_method_takes_input_shape_and_a_wrapped_model_is_named() -> None:
+    """magnitude, random and phew refused input_shape where synflow took it, so one loop over the
+    data-free methods broke; DataParallel gave torch's "stateless API" error (review)."""
+    from autosparse.pruners import prune
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3))
+    for method in ["magnitude", "random", "phew", "synflow"]:
+        masks = prune(model, method, density=0.2, input_shape=(3, 2, 2))
+        assert masks.kept == round(0.2 * masks.total) and masks.meta["diagnostics"]["paths"] == "exact"
+    with pytest.raises(ConfigError, match=r"prune model.module"):
+        prune(nn.DataParallel(model), "magnitude", density=0.2)
+
+
+def test_layers_left_dense_by_type_are_named_once(caplog: pytest.LogCaptureFixture) -> None:
+    from autosparse.pruners import prune
+
+    model = nn.Sequential(nn.Conv3d(1, 8, 3), nn.Flatten(), nn.LazyLinear(3))
+    model(torch.randn(1, 1, 4, 4, 4))  # materialise the lazy layer
+    with caplog.at_level("WARNING", logger="autosparse"):
+        masks = prune(model, "magnitude", density=0.5)
+        prune(model, "magnitude", density=0.5)
+    assert caplog.text.count("weights in Conv3d layers are not pruned") == 1
+    assert f"the masks keep {masks.kept} of {masks.total} prunable weights, {masks.kept + 216}" in caplog.text

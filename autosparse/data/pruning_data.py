@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,13 @@ class PruningData:
                 "pruning data is a pair of numpy arrays; convert them to tensors: "
                 "data=(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y).long())"
             )
+        if (
+            isinstance(data, (tuple, list))
+            and len(data) == 2
+            and isinstance(data[0], (tuple, list, Mapping))
+            and isinstance(data[1], torch.Tensor)
+        ):
+            raise ConfigError(_SEVERAL_INPUTS.format(kind=type(data[0]).__name__))
         if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
             batches = [_batch(data, 0)]  # one (inputs, targets) pair, as a tuple or a list (misshapen: said so)
         elif isinstance(data, Iterable) and not isinstance(data, torch.Tensor):
@@ -63,6 +70,11 @@ class PruningData:
         return cls(batches, num_classes)
 
 
+_SEVERAL_INPUTS = (
+    "the pruning data's inputs are a {kind}: autosparse runs the model on one input tensor. Wrap the model "
+    "so that its forward takes one tensor (e.g. a module whose forward(x) returns model(x, other) with the "
+    "other inputs fixed, or model(**{{'pixel_values': x}})), prune the wrapper, and pass data=(x, targets)"
+)
 _FORM = "pass data=(inputs, targets): a batch of inputs and a 1-D tensor of class indices, or a list of such pairs"
 
 
@@ -80,6 +92,8 @@ def _is_batch(data: Any) -> bool:
 
 def _batch(item: Any, i: int) -> Batch:
     """One batch of a list or a DataLoader: its first two entries, as DataLoaders of (x, y, index) give."""
+    if isinstance(item, (tuple, list)) and len(item) >= 2 and isinstance(item[0], (tuple, list, Mapping)):
+        raise ConfigError(_SEVERAL_INPUTS.format(kind=type(item[0]).__name__))
     if isinstance(item, (tuple, list)) and len(item) >= 2 and _is_batch(item[:2]):
         if not are_class_indices(item[1]):
             raise ConfigError(
