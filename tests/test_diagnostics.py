@@ -49,3 +49,25 @@ def test_a_cut_network_is_said_to_train_to_chance(caplog) -> None:
     assert diag["log10_paths"] == float("-inf")
     [record] = caplog.records
     assert "trains to chance accuracy" in record.message and "inp.weight" in record.message
+
+
+class _Recurrent(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp, self.rnn, self.out = nn.Linear(4, 6), nn.LSTM(6, 6, batch_first=True), nn.Linear(6, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, _ = self.rnn(self.inp(x))
+        return self.out(h[:, -1])
+
+
+def test_an_empty_layer_before_an_unmodelled_op_claims_no_paths_elsewhere(caplog) -> None:
+    """An emptied input layer before an LSTM was said to leave "paths elsewhere" (review): the path
+    run does not model the LSTM, so it cannot tell."""
+    model = _Recurrent()
+    masks = Masks({"inp.weight": torch.zeros(6, 4, dtype=torch.bool), "out.weight": torch.ones(2, 6, dtype=torch.bool)})
+    with caplog.at_level(logging.WARNING, logger="autosparse.topology.diagnostics"):
+        diag = mask_diagnostics(model, masks, (3, 4))
+    assert diag["paths"].startswith("approximate") and diag["empty_layers"] == ["inp.weight"]
+    [record] = caplog.records
+    assert "paths remain elsewhere" not in record.message and "is unknown" in record.message

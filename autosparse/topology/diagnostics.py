@@ -90,7 +90,11 @@ def warn_collapse(diag: dict[str, Any]) -> None:
         parts.append(f"{len(no_path)} layer(s) have no input-to-output path: {name_list(no_path)}")
     if parts:
         paths = diag.get("log10_paths")
-        if paths is not None and paths > float("-inf"):
+        if str(diag.get("paths", "")).startswith("approximate"):
+            # the ops the path run did not model (an LSTM, …) may carry paths it cannot see, or
+            # show paths that do not exist: an emptied input layer before an LSTM trains to chance
+            reason = f"whether input-to-output paths remain is unknown: the path counts are {diag['paths']}"
+        elif paths is not None and paths > float("-inf"):
             # e.g. a dead residual branch: its shortcut still carries the signal, so the network
             # trains, only without these layers' capacity
             reason = "these layers carry no signal, though input-to-output paths remain elsewhere"
