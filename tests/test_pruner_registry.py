@@ -254,3 +254,24 @@ def test_layers_left_dense_by_type_are_named_once(caplog: pytest.LogCaptureFixtu
         prune(model, "magnitude", density=0.5)
     assert caplog.text.count("weights in Conv3d layers are not pruned") == 1
     assert f"the masks keep {masks.kept} of {masks.total} prunable weights, {masks.kept + 216}" in caplog.text
+
+
+def test_inputs_the_model_cannot_take_are_one_error_naming_what_to_pass() -> None:
+    """torch's "must match the size of tensor" (a fixed position embedding) and uint8 images into a
+    model that does not convert them came through raw (review)."""
+    from autosparse.pruners import prune
+
+    class Positional(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.pos, self.o = nn.Linear(4, 4), nn.Parameter(torch.zeros(1, 49, 4)), nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.o((self.a(x) + self.pos).mean(1))
+
+    with pytest.raises(ConfigError, match=r"inputs of shape \(N, 4, 4\).*of the shape the model takes"):
+        prune(Positional(), "snip", density=0.5, data=(torch.randn(6, 4, 4), torch.arange(6) % 3))
+    conv = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(144, 3))
+    images = torch.randint(0, 255, (6, 3, 8, 8), dtype=torch.uint8)
+    with pytest.raises(ConfigError, match=r"torch.uint8 inputs, which it does not convert.*x.float\(\) / 255"):
+        prune(conv, "snip", density=0.5, data=(images, torch.arange(6) % 3))

@@ -86,13 +86,25 @@ def prune(
 
 
 #: torch's words for an input the model's first layers cannot take
-_SHAPE_WORDS = ("cannot be multiplied", "size mismatch", "expected input", "sizes of tensors must match", "shape '[")
+_SHAPE_WORDS = (
+    "cannot be multiplied",
+    "size mismatch",
+    "expected input",
+    "sizes of tensors must match",
+    "shape '[",
+    "must match the size of tensor",  # e.g. a fixed position embedding (timm EfficientFormer) at another size
+)
 
 
 def _shape_error(exc: RuntimeError, method: str, data: PruningData | None, configured: Any) -> Exception:
     """The model could not run on the inputs it was given: say which inputs and what to pass, with
     torch's own message; any other runtime error is returned as it is."""
     text = str(exc)
+    if data is not None and not data.batches[0][0].is_floating_point() and "input type" in text.lower():
+        return ConfigError(
+            f"{method} could not run the model on {data.batches[0][0].dtype} inputs, which it does not convert: "
+            f"{text.splitlines()[0]}; pass the inputs as your training loop feeds them (e.g. x.float() / 255)"
+        )
     if not any(w in text.lower() for w in _SHAPE_WORDS):
         return exc
     given = f"inputs of shape (N, {', '.join(map(str, data.input_shape))})" if data is not None else "its inputs"
