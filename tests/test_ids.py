@@ -74,7 +74,7 @@ BENCH = [
         "resnet20-w0.5__fashion-mnist__autos__d0.005__s1__0948d9abaf",
         "4e98ca2f0417",
         "5b009b49ca90",
-        "d1f49a9f0599",
+        "19ac05aad94d",
     ),
     (
         "fmnist_lenet.yaml",
@@ -83,7 +83,7 @@ BENCH = [
         "lenet_300_100__fashion-mnist__autos__d0.001__s2__e45676f99d",
         "0b45f22eb5d4",
         "c5241018b90d",
-        "4df0445bfe45",
+        "b325ed904a4a",
     ),
     (
         "fmnist_lenet_baselines.yaml",
@@ -119,7 +119,7 @@ BENCH = [
         "cnn1d__mnist1d__autos__d0.01__s2__d7edae603e",
         "351cab46237a",
         "d16d74226482",
-        "8037bd76c080",
+        "7b1c72027525",
     ),
 ]
 
