@@ -96,3 +96,10 @@ def test_torchvision_swin_trains_masked() -> None:
             layer = name[: -len("_orig")]
             weight = model.get_submodule(layer.rsplit(".", 1)[0]).weight
             assert bool((weight.detach()[~masks[layer]] == 0).all())
+
+
+def test_a_model_that_is_itself_the_layer_is_not_refreshed_twice() -> None:
+    model = nn.Linear(4, 3)
+    Masks({"weight": torch.rand(3, 4, generator=torch.Generator().manual_seed(0)) < 0.5}).apply(model)
+    model(torch.randn(2, 4))
+    assert getattr(model, _STATE)["uncalled"] == []

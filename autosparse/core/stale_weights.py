@@ -38,7 +38,7 @@ def refresh_uncalled(model: nn.Module, layers: Iterable[tuple[str, str]]) -> Non
             module.register_forward_pre_hook(_mark_called)
             setattr(module, _MARKED, True)
     if first:
-        model.register_forward_pre_hook(_refresh)
+        model.register_forward_pre_hook(_refresh, prepend=True)  # before any layer's marker (the root may be one)
         model.register_forward_hook(_learn)
 
 
