@@ -144,3 +144,32 @@ def test_scores_leave_model_unchanged() -> None:
 
 def test_scores_on_a_torch_pruned_model() -> None:
     check_scores_on_torch_pruned_model("synflow", None, input_shape=(6,))
+
+
+class _CastsToFloat32(nn.Module):
+    """As timm's EfficientViT attention does (q.float()): a float32 step inside a float64 copy."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float().to(x.dtype)
+
+
+def _deep(cast: bool) -> nn.Module:
+    torch.manual_seed(0)
+    layers = [nn.Linear(4, 4, bias=False), nn.Linear(4, 4, bias=False), nn.Linear(4, 2, bias=False)]
+    with torch.no_grad():
+        for layer in layers[:2]:
+            layer.weight.mul_(1e20)  # the flow of an all-ones input passes float32's 3.4e38 after two layers
+    return nn.Sequential(layers[0], layers[1], *([_CastsToFloat32()] if cast else []), layers[2])
+
+
+def test_a_flow_that_overflows_inside_the_model_is_taken_at_a_smaller_input() -> None:
+    """timm's efficientvit_b0: SynFlow (and autos, which reads its one-shot scores) failed with
+    'all scores are NaN' (review); a smaller all-equal input keeps the ranking (no biases here)."""
+    from autosparse.pruners.synflow import synflow_scores
+
+    got = synflow_scores(_deep(cast=True), (4,))
+    want = synflow_scores(_deep(cast=False), (4,))  # float64 throughout: no overflow, the reference
+    for g, w in zip(got.values(), want.values(), strict=True):  # the same layers; the cast shifts one name
+        assert torch.isfinite(g).all()
+        ratio = g / w
+        assert torch.allclose(ratio, ratio.flatten()[0].expand_as(ratio), rtol=1e-6)  # one scale for all

@@ -76,8 +76,8 @@ def _nan_lowest(flat: torch.Tensor) -> torch.Tensor:
     if nan == flat.numel():
         raise ScoreError(
             f"all {nan} scores are NaN, so there is nothing to rank: the method's pass diverged on this "
-            "model or data. Check the inputs' scale and the model's initialization, or use a method "
-            "that reads neither (e.g. 'erk' or 'magnitude')."
+            "model (or its data). Check the model's initialization (and the inputs' scale, for a method "
+            "that reads data), or use a method that runs no pass (e.g. 'magnitude' or 'random_erk')."
         )
     warnings.warn(
         "some pruning scores are NaN; they rank lowest, so those weights are pruned first. A NaN "

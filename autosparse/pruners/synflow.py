@@ -57,11 +57,27 @@ def flow_scores(positive: nn.Module, input_shape: Sequence[int]) -> Scores:
     """
     names, params = named_prunable(positive)
     shape = (1, *tuple(int(d) for d in input_shape))
-    x = torch.ones(shape, dtype=params[0].dtype, device=model_device(positive))
-    grads = torch.autograd.grad(logits(positive(x)).sum(), params, allow_unused=True)
-    return to_scores(
-        names, [(p.detach() * g).abs_() if g is not None else torch.zeros_like(p) for p, g in zip(params, grads)]
-    )
+    scores: list[torch.Tensor] = []
+    for log2 in _INPUT_LOG2_SCALES:
+        # an all-ones input first (the reference); if the flow overflows — a model that casts to float32
+        # inside (timm's EfficientViT attention: q.float()) — a smaller one: the flow is linear in the
+        # input but for the biases, so the ranking is kept where the ones overflowed to inf/NaN
+        x = torch.full(shape, 2.0**log2, dtype=params[0].dtype, device=model_device(positive))
+        total = logits(positive(x)).sum()
+        if not torch.isfinite(total):
+            continue
+        grads = torch.autograd.grad(total, params, allow_unused=True)
+        scores = [(p.detach() * g).abs_() if g is not None else torch.zeros_like(p) for p, g in zip(params, grads)]
+        if all(bool(torch.isfinite(s.sum())) for s in scores):
+            break
+    else:
+        if not scores:  # every scale overflowed: NaN scores, which the selection names
+            scores = [torch.full_like(p, float("nan")) for p in params]
+    return to_scores(names, scores)
+
+
+#: log2 of the all-ones input's scale, tried in turn while the flow is not finite
+_INPUT_LOG2_SCALES = (0, -32, -64, -96, -128)
 
 
 def synflow_scores(model: nn.Module, input_shape: Sequence[int], *, float64: bool = True) -> Scores:
