@@ -8,7 +8,7 @@ from torch import nn
 
 from autosparse.core.layers import prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks, remove_masks
-from autosparse.core.stale_weights import _STATE
+from autosparse.core.stale_weights import uncalled_layers
 
 
 class ReadsWeights(nn.Module):
@@ -48,14 +48,14 @@ def test_a_weight_read_without_its_layer_trains_masked() -> None:
     want = model.head(torch.relu(F.linear(x, inner.weight_orig * inner.weight_mask, inner.bias)))
     assert torch.allclose(model(x), want)  # the forward used the trained weights under the mask, not step one's
     assert bool((model.inner.weight.detach()[~masks["inner.weight"]] == 0).all())
-    assert getattr(model, _STATE)["uncalled"] == [("inner", "weight")]
+    assert uncalled_layers(model) == ["inner"]
 
 
 def test_a_model_that_calls_every_layer_refreshes_nothing_after_its_first_forward() -> None:
     model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 3))
     _masks(model).apply(model)
     model(torch.randn(2, 8))
-    assert getattr(model, _STATE)["uncalled"] == []
+    assert uncalled_layers(model) == []
     _steps(model)
 
 
@@ -89,7 +89,7 @@ def test_torchvision_swin_trains_masked() -> None:
         opt.zero_grad()
         F.cross_entropy(model(x), y).backward()
         opt.step()
-    uncalled = {n for n, _ in getattr(model, _STATE)["uncalled"]}
+    uncalled = set(uncalled_layers(model))
     assert any(n.endswith("attn.qkv") for n in uncalled) and any(n.endswith("attn.proj") for n in uncalled)
     for name, _ in model.named_parameters():
         if name.endswith("weight_orig"):
@@ -102,4 +102,30 @@ def test_a_model_that_is_itself_the_layer_is_not_refreshed_twice() -> None:
     model = nn.Linear(4, 3)
     Masks({"weight": torch.rand(3, 4, generator=torch.Generator().manual_seed(0)) < 0.5}).apply(model)
     model(torch.randn(2, 4))
-    assert getattr(model, _STATE)["uncalled"] == []
+    assert uncalled_layers(model) == []
+    _steps_linear(model)
+
+
+def _steps_linear(model: nn.Module) -> None:
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    for _ in range(2):
+        opt.zero_grad()
+        model(torch.randn(3, 4)).square().sum().backward()
+        opt.step()
+
+
+def test_a_loop_that_calls_the_models_parts_keeps_them_fresh() -> None:
+    """A loop that runs the encoder and the head itself (timm's forward_features + forward_head)
+    never calls the model: the refresh lives on the module that reads the weight (review)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(ReadsWeights())
+    masks = _masks(model)
+    masks.apply(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    x, y = torch.randn(16, 8), torch.arange(16) % 3
+    for _ in range(3):
+        opt.zero_grad()
+        F.cross_entropy(model[0](x), y).backward()  # the inner module, not the model
+        opt.step()
+    assert uncalled_layers(model) == ["0.inner"]
+    assert bool((model[0].inner.weight.detach()[~masks["0.inner.weight"]] == 0).all())
