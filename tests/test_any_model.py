@@ -295,3 +295,41 @@ def test_paths_count_a_parametrized_layer_as_dense_and_leave_the_model_alone(kin
     ones = {"1.weight": torch.ones(32, 784, dtype=torch.bool), "5.weight": torch.ones(10, 32, dtype=torch.bool)}
     assert math.isclose(log_path_count(model, ones, (1, 28, 28)), math.log(784 * 32 * 32 * 10), rel_tol=1e-12)
     assert model[3].weight.shape == (32, 32)  # the copy's parametrization was baked, not the caller's class
+
+
+def _legacy_normed() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(28 * 28, 16),
+        nn.ReLU(),
+        nn.utils.weight_norm(nn.Linear(16, 16)),
+        nn.ReLU(),
+        nn.utils.spectral_norm(nn.Linear(16, 16)),
+        nn.ReLU(),
+        nn.Linear(16, 10),
+    )
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.parametrize("method", ["snip", "synflow", "autos"])
+def test_the_old_hook_based_norms_stay_dense_and_the_rest_trains_masked(method: str) -> None:
+    """torch.nn.utils.weight_norm / spectral_norm (hooks, not parametrizations): apply failed in
+    custom_from_mask, and spectral_norm's own weight_orig read as torch pruning's (review)."""
+    import math
+
+    from autosparse.topology.paths import log_path_count
+
+    model = _legacy_normed()
+    masks = prune(model, method, density=0.1, data=batch(20), seed=0)
+    assert sorted(masks.to_dict()) == ["1.weight", "7.weight"] and masks.kept == round(0.1 * masks.total)
+    ones = {n: torch.ones_like(m) for n, m in masks.to_dict().items()}
+    assert math.isclose(log_path_count(model, ones, SHAPE), math.log(784 * 16 * 16 * 16 * 10), rel_tol=1e-12)
+    masks.apply(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = batch(20)
+    for _ in range(2):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    assert_masks_exact(model, masks)

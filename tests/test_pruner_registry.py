@@ -275,3 +275,17 @@ def test_inputs_the_model_cannot_take_are_one_error_naming_what_to_pass() -> Non
     images = torch.randint(0, 255, (6, 3, 8, 8), dtype=torch.uint8)
     with pytest.raises(ConfigError, match=r"torch.uint8 inputs, which it does not convert.*x.float\(\) / 255"):
         prune(conv, "snip", density=0.5, data=(images, torch.arange(6) % 3))
+
+
+def test_integer_targets_of_any_width_are_class_indices() -> None:
+    """int32 targets crashed SNIP, GraSP and the rest with torch's "expected target dtype to be
+    Long or Byte" (autos took them): the pruning data holds them as int64 (review)."""
+    from autosparse.pruners import prune
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3))
+    x = torch.randn(6, 3, 2, 2)
+    for dtype in (torch.int32, torch.int16, torch.int8):
+        y = (torch.arange(6) % 3).to(dtype)
+        assert PruningData.coerce((x, y)).batches[0][1].dtype == torch.int64
+        for method in ("snip", "grasp"):
+            assert prune(model, method, density=0.3, data=(x, y)).kept == round(0.3 * 120)

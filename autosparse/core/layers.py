@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils.spectral_norm import SpectralNorm
+from torch.nn.utils.weight_norm import WeightNorm
 
 from autosparse.core.errors import NoPrunableLayersError, TiedWeightsError
 
@@ -94,6 +96,19 @@ def prunable_layers(model: nn.Module, *, include_attention: bool = True) -> list
     layers: list[PrunableLayer] = []
     owner: dict[int, str] = {}
     for layer in candidates:
+        legacy = _legacy_norm(layer)
+        if legacy:  # its `weight` is a plain attribute the hook recomputes, its `weight_orig` not torch pruning's
+            if layer.name not in _warned_computed:
+                _warned_computed.add(layer.name)
+                log.warning(
+                    "%s is computed by a %s hook: it stays dense. To prune it, remove the hook first "
+                    "(torch.nn.utils.remove_%s(model.%s))",
+                    layer.name,
+                    legacy,
+                    legacy,
+                    layer.module_name,
+                )
+            continue
         param = layer.parameter
         if not isinstance(param, nn.Parameter):  # computed on each access: a torch parametrization
             # (weight_norm, spectral_norm). torch's pruning cannot attach to it and no gradient reaches it, so
@@ -134,6 +149,19 @@ def prunable_layers(model: nn.Module, *, include_attention: bool = True) -> list
             "nn.MultiheadAttention); autosparse prunes the weights of those modules only"
         )
     return layers
+
+
+def _legacy_norm(layer: PrunableLayer) -> str:
+    """``weight_norm`` / ``spectral_norm`` when the old hook-based torch.nn.utils version computes
+    the layer's weight (masks.apply failed there, and spectral_norm's ``weight_orig`` read as
+    torch pruning's), else ``""``."""
+    for hook in layer.module._forward_pre_hooks.values():
+        if getattr(hook, "name", None) == layer.param_name:
+            if isinstance(hook, WeightNorm):
+                return "weight_norm"
+            if isinstance(hook, SpectralNorm):
+                return "spectral_norm"
+    return ""
 
 
 _warned_tied: set[tuple[str, str]] = set()  # (layer, tied to): warned once per process

@@ -99,7 +99,8 @@ def _batch(item: Any, i: int) -> Batch:
             raise ConfigError(
                 f"pruning data item {i} has {item[1].dtype} targets; targets are integer class indices (y.long())"
             )
-        return item[0], item[1]
+        y = item[1] if item[1].dtype == torch.int64 else item[1].long()  # cross-entropy takes int64 (int32 crashed)
+        return item[0], y
     if isinstance(item, (tuple, list)) and len(item) >= 2 and all(isinstance(t, torch.Tensor) for t in item[:2]):
         shapes = f"{tuple(item[0].shape)} and {tuple(item[1].shape)}"
         raise ConfigError(f"pruning data item {i} has inputs and targets of shapes {shapes}; {_FORM}")

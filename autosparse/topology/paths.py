@@ -44,6 +44,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 from torch.nn.utils import parametrize
+from torch.nn.utils.spectral_norm import SpectralNorm
+from torch.nn.utils.weight_norm import WeightNorm
 
 from autosparse.core.errors import ConfigError, MaskError
 from autosparse.core.layers import PrunableLayer, prunable_layers, safe_deepcopy
@@ -480,6 +482,11 @@ def _bake_parametrizations(net: nn.Module) -> None:
     power iteration left none at all (a false "collapsed").
     """
     for module in list(net.modules()):
+        for hook in list(module._forward_pre_hooks.values()):  # the old hook-based torch.nn.utils versions
+            if isinstance(hook, WeightNorm):
+                nn.utils.remove_weight_norm(module, hook.name)
+            elif isinstance(hook, SpectralNorm):
+                nn.utils.remove_spectral_norm(module, hook.name)
         if parametrize.is_parametrized(module):
             names = list(module.parametrizations.keys())  # type: ignore[union-attr]
             values = {name: getattr(module, name).detach().clone() for name in names}
