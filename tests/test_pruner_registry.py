@@ -289,3 +289,23 @@ def test_integer_targets_of_any_width_are_class_indices() -> None:
         assert PruningData.coerce((x, y)).batches[0][1].dtype == torch.int64
         for method in ("snip", "grasp"):
             assert prune(model, method, density=0.3, data=(x, y)).kept == round(0.3 * 120)
+
+
+def test_a_zero_initialised_head_is_named_and_a_flat_signal_is_refused(caplog: pytest.LogCaptureFixture) -> None:
+    """torchvision's ViT and timm's MLP-Mixer zero their heads: SNIP and SynFlow scored every weight
+    0, and the mask was the first weights in layer order, with a generic collapse warning (review)."""
+    from autosparse.core.errors import ScoreError
+    from autosparse.pruners import prune
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3))
+    nn.init.zeros_(model[3].weight)
+    data = (torch.randn(6, 3, 2, 2), torch.arange(6) % 3)
+    for method in ("snip", "synflow"):
+        with (
+            caplog.at_level("WARNING", logger="autosparse"),
+            pytest.raises(ScoreError, match="all 120 scores are equal"),
+        ):
+            prune(model, method, density=0.2, data=data)
+        assert "3.weight: all zero at initialisation" in caplog.text
+        caplog.clear()
+    assert prune(model, "phew", density=0.2, data=data).kept == 24  # a method that does not multiply through it

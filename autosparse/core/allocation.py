@@ -89,6 +89,23 @@ def _nan_lowest(flat: torch.Tensor) -> torch.Tensor:
     return torch.nan_to_num(flat, nan=-math.inf)
 
 
+def check_ranks_something(flat: torch.Tensor, k: int) -> None:
+    """Refuse a global selection among scores that are all equal: the kept weights would be the
+    first ``k`` in layer order, which is no mask at all. It happens when a layer's weight is all
+    zero at initialisation (torchvision's ViT and timm's MLP-Mixer zero their heads): every
+    gradient- and flow-based score is then zero everywhere."""
+    if flat.numel() < 2 or not 0 < k < flat.numel():
+        return
+    lo, hi = torch.aminmax(flat.detach())
+    if bool(lo == hi):
+        raise ScoreError(
+            f"all {flat.numel()} scores are equal ({float(lo):g}), so the kept weights would be the first ones in "
+            "layer order: the method's signal is zero everywhere, which a layer whose weight is all zero (a "
+            "zero-initialised classifier head) causes. Re-initialise that layer before pruning, or use a method "
+            "that does not multiply through it (random, random_erk, phew)"
+        )
+
+
 def _largest_remainder(ideal: list[float], caps: list[int], total: int) -> list[int]:
     """Integer counts close to ``ideal`` (each <= cap) summing exactly to ``total``."""
     counts = [min(c, int(math.floor(x))) for x, c in zip(ideal, caps, strict=True)]
@@ -239,6 +256,7 @@ def allocate(
         names = list(scores)
         flat = torch.cat([scores[n].detach().reshape(-1).to(torch.float64).cpu() for n in names])
         total = flat.numel()
+        check_ranks_something(flat, target_count(total, density))
         keep = topk_mask(flat, target_count(total, density))
         out, offset = {}, 0
         for n in names:

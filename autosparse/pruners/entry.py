@@ -22,8 +22,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from autosparse.core.errors import ConfigError, check_density
 from autosparse.core.init_transform import InitTransform, fingerprint, rescale_factors
-from autosparse.core.layers import prunable_layers, safe_deepcopy
+from autosparse.core.layers import PrunableLayer, prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks
+from autosparse.core.text import name_list
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.inputs import input_shape_of, require_data
 from autosparse.pruners.registry import Pruner, PrunerConfig, available, get_pruner, make_pruner
@@ -157,7 +158,7 @@ def prune_timed(
     pruner = make_pruner(method, config, **hparams)
     if shape is not None and hasattr(pruner.config, "input_shape"):
         pruner = make_pruner(method, config, **hparams, input_shape=shape)
-    prunable_layers(model)  # fail early and clearly on a model with nothing to prune
+    _warn_zero_layers(prunable_layers(model))  # and fail early and clearly on a model with nothing to prune
     pdata = require_data(data, method) if pruner.data_dependent else PruningData.coerce(data)
     _check_own_inputs(pruner, method, model, pdata)
     work = twice_differentiable(safe_deepcopy(model))
@@ -186,6 +187,21 @@ def prune_timed(
     if apply:
         masks.apply(model)
     return PruneResult(masks, seconds, method, dataclasses.asdict(pruner.config))
+
+
+def _warn_zero_layers(layers: list[PrunableLayer]) -> None:
+    """Name the layers whose weight is all zero at initialisation (torchvision's ViT and timm's
+    MLP-Mixer zero their heads): gradient- and flow-based scores are zero in every layer then, and
+    magnitude keeps none of them; the user should hear which layer, before any error."""
+    zero = [la.name for la in layers if not bool(la.weight.detach().any())]
+    if zero:
+        log.warning(
+            "%s: all zero at initialisation, so every score that multiplies through it (snip, grasp, synflow, "
+            "ntk_sap, prospr, autos' features) is zero, and magnitude keeps none of it. Re-initialise it before "
+            "pruning (e.g. nn.init.kaiming_uniform_(weight, a=5 ** 0.5), as nn.Linear does), or use random, "
+            "random_erk or phew",
+            name_list(zero),
+        )
 
 
 #: weight-bearing layers autosparse leaves dense (README: "Not supported")

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from autosparse.core.allocation import Scope, allocate, target_count, topk_mask
+from autosparse.core.allocation import Scope, allocate, check_ranks_something, target_count, topk_mask
 from autosparse.core.errors import ConfigError
 from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
@@ -203,6 +203,8 @@ def iterate(
     for d in tqdm(schedule_densities(density, rounds, schedule), desc=desc, leave=False, disable=None):
         scores = score_fn(work, masks)
         state.restore_state()
+        if masks is None and scope == "global":  # the first round sees every weight: a flat signal is no ranking
+            check_ranks_something(torch.cat([scores[n].detach().reshape(-1).cpu() for n in state.names]), 1)
         if scope == "global":
             state.keep_global(scores, target_count(state.total, d))
         else:
