@@ -257,6 +257,18 @@ def test_torchvision_googlenet_with_its_auxiliary_heads() -> None:
         assert masks.kept == round(0.05 * masks.total)
 
 
+def _train_two_steps_masked(model: nn.Module, masks: Masks) -> None:
+    """Attach the masks, take two SGD steps, and check no pruned weight came back."""
+    masks.apply(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x, y = batch(20)
+    for _ in range(2):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    assert_masks_exact(model, masks)
+
+
 def _normed(kind: str) -> nn.Module:
     torch.manual_seed(0)
     model = nn.Sequential(
@@ -275,14 +287,7 @@ def test_a_parametrized_layer_stays_dense_and_the_rest_trains_masked(kind: str, 
     model = _normed(kind)
     masks = prune(model, method, density=0.1, data=batch(20), seed=0)
     assert sorted(masks.to_dict()) == ["1.weight", "5.weight"] and masks.kept == round(0.1 * masks.total)
-    masks.apply(model)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    x, y = batch(20)
-    for _ in range(2):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-    assert_masks_exact(model, masks)
+    _train_two_steps_masked(model, masks)
 
 
 @pytest.mark.parametrize("kind", ["weight_norm", "spectral_norm"])
@@ -325,11 +330,4 @@ def test_the_old_hook_based_norms_stay_dense_and_the_rest_trains_masked(method: 
     assert sorted(masks.to_dict()) == ["1.weight", "7.weight"] and masks.kept == round(0.1 * masks.total)
     ones = {n: torch.ones_like(m) for n, m in masks.to_dict().items()}
     assert math.isclose(log_path_count(model, ones, SHAPE), math.log(784 * 16 * 16 * 16 * 10), rel_tol=1e-12)
-    masks.apply(model)
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    x, y = batch(20)
-    for _ in range(2):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-    assert_masks_exact(model, masks)
+    _train_two_steps_masked(model, masks)
