@@ -196,3 +196,16 @@ def test_a_layer_the_forward_never_calls_keeps_one_weight_unless_the_rest_cannot
     masks = prune(_UnusedHead(), "autos", density=0.05, data=data)
     counts = {n: int(m.sum()) for n, m in masks.to_dict().items()}
     assert counts == {"a.weight": 2048, "o.weight": 640, "aux.weight": 3334 - 2688}
+
+
+def test_weights_read_without_calling_their_layer_are_reached() -> None:
+    """Swin reads qkv.weight and proj.weight without calling those layers: counting only called
+    layers as reached would have given its attention one weight each."""
+    from torchvision.models.swin_transformer import SwinTransformer
+
+    from autosparse.topology.paths import PathNetwork
+
+    torch.manual_seed(0)
+    model = SwinTransformer(patch_size=[4, 4], embed_dim=8, depths=[1, 1], num_heads=[1, 2], window_size=[2, 2])
+    assert PathNetwork(model, (3, 16, 16)).unreached == []
+    assert PathNetwork(_UnusedHead(), (32,)).unreached == ["aux.weight"]

@@ -32,7 +32,7 @@ say so instead of reporting a collapse they cannot prove.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -117,9 +117,11 @@ def op_name(func: Callable[..., Any]) -> str:
 class PathMode(TorchFunctionMode):
     """Run a forward with every op on a signal read as its path graph (see the module doc)."""
 
-    def __init__(self) -> None:
+    def __init__(self, watch: Mapping[int, str] | None = None) -> None:
         super().__init__()
         self.unmodelled: set[str] = set()
+        self.watch = dict(watch or {})  # id of a weight tensor -> its name: which ones an op on a signal read
+        self.read: set[str] = set()
 
     def __torch_function__(
         self,
@@ -132,6 +134,8 @@ class PathMode(TorchFunctionMode):
         flat, _ = tree_flatten((args, kwargs))
         if not any(is_signal(a) for a in flat):
             return func(*args, **kwargs)
+        if self.watch:  # a weight the signal meets, whether or not its layer was called (Swin's qkv.weight)
+            self.read.update(self.watch[id(a)] for a in flat if isinstance(a, torch.Tensor) and id(a) in self.watch)
         name = op_name(func)
         base = name.rstrip("_")
         inplace = name.endswith("_") and not name.startswith("_")

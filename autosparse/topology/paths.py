@@ -180,6 +180,7 @@ class PathNetwork:
             layer.module.register_forward_hook(self._hook(layer.name))
         self._order: list[str] | None = None
         self._unreached: list[str] = []
+        self._read: set[str] = set()  # weights the last capturing pass's signal met (called or read)
 
     @property
     def approximate(self) -> tuple[str, ...]:
@@ -222,12 +223,13 @@ class PathNetwork:
     def _set_order(self, caps: Mapping[str, object]) -> None:
         if self._order is None:  # dicts keep first-insertion order = first call order
             self._order = list(caps) + [n for n in self.names if n not in caps]
-            self._unreached = [n for n in self.names if n not in caps]
+            self._unreached = [n for n in self.names if n not in caps and n not in self._read]
 
     @property
     def unreached(self) -> list[str]:
-        """Prunable layers the forward never calls (an unused head, an auxiliary head that runs in
-        training only): no input→output path crosses them, whatever the mask."""
+        """Prunable layers whose weight the signal never meets (an unused head, an auxiliary head
+        that runs in training only): no input→output path crosses them, whatever the mask. A weight
+        read without calling its layer (Swin's ``qkv.weight``) is met, so it is not among them."""
         self.order  # noqa: B018 (the dense pass that finds them, once)
         return list(self._unreached)
 
@@ -246,7 +248,7 @@ class PathNetwork:
         for log2 in _LOG2_SCALES:
             self._captures = {}
             self._capture = capture
-            mode = PathMode()
+            mode = PathMode(watch={id(t): n for n, t in params.items()} if capture else None)
             try:
                 x = mark_signal(self.ones_input(log2, requires_grad=input_grad))
                 with self._threads(), mode:
@@ -257,6 +259,7 @@ class PathNetwork:
             self.unmodelled |= mode.unmodelled
             if torch.isfinite(total):
                 caps, self._captures = self._captures, {}
+                self._read = mode.read
                 return total, log2, caps
         raise OverflowError(
             "the number of paths exceeds 2**1792 even with a rescaled input; this network is too "
