@@ -58,7 +58,7 @@ def prune(
 ) -> Masks:
     """Prune ``model`` at initialisation with a registered ``method``.
 
-    Returns masks keeping exactly ``round(density * total)`` weights. With ``apply=True`` the
+    Returns masks keeping exactly ``max(1, round(density * total))`` weights. With ``apply=True`` the
     masks are also applied to ``model`` through :meth:`Masks.apply`: attached the torch way
     (``weight_orig``/``weight_mask``) *and*, for methods that change θ0 besides masking (``autos``,
     ``robust``: kept weights rescaled), that change made once; otherwise the model is left
