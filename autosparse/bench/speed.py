@@ -197,6 +197,12 @@ def measurement_path(out: Path, case: Measurement) -> Path:
     )
 
 
+def finished_measurement(path: Path) -> dict[str, Any] | None:
+    """The row a successful measurement left at ``path`` (reused, not taken again), else ``None``."""
+    row = json.loads(path.read_text()) if path.exists() else None
+    return row if row is not None and row.get("ok") else None
+
+
 def run_speed(config: SpeedConfig, out_dir: str | Path) -> SpeedResult:
     """Measure every (model, method) one at a time and write speed.json/csv, a plot and report.md.
 
@@ -212,8 +218,8 @@ def run_speed(config: SpeedConfig, out_dir: str | Path) -> SpeedResult:
     bar = tqdm(cases, desc="speed", unit="measurement", disable=None)
     for case in bar:
         path = measurement_path(out, case)
-        previous = json.loads(path.read_text()) if path.exists() else None
-        if previous is not None and previous.get("ok"):
+        previous = finished_measurement(path)
+        if previous is not None:
             log.info("speed %s / %s: reusing %s", case.task.model.label(), case.label(), path.name)
             rows.append({**previous, "round": case.round})
             continue

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -86,13 +85,13 @@ def run(args: argparse.Namespace) -> int:
 def _check(cfg: Any, where: Any, out: Path, config: str | None) -> int:
     """``bench --check``: every check a run makes before its first cell, then the plan; nothing written."""
     from autosparse.bench.runner import plan_bench
-    from autosparse.bench.speed import SpeedConfig, measurement_path, plan_measurements
+    from autosparse.bench.speed import SpeedConfig, finished_measurement, measurement_path, plan_measurements
 
     name = config or "the bench config"
     if isinstance(cfg, SpeedConfig):
         cfg.validate()
         cases = plan_measurements(cfg)
-        done = sum(1 for c in cases if _ok_measurement(measurement_path(out, c)))
+        done = sum(1 for c in cases if finished_measurement(measurement_path(out, c)) is not None)
         print(f"{name}: valid. {len(cases)} measurements; {done} already in {out}, {len(cases) - done} to take.")
         return 0
     plan = plan_bench(cfg, out, executor=where.executor, workers=where.workers)
@@ -102,13 +101,6 @@ def _check(cfg: Any, where: Any, out: Path, config: str | None) -> int:
         f"{plan.cells_done} already in {out}, {todo} to compute in {len(plan.todo)} jobs."
     )
     return 0
-
-
-def _ok_measurement(path: Path) -> bool:
-    try:
-        return bool(json.loads(path.read_text()).get("ok"))
-    except (OSError, ValueError):
-        return False
 
 
 def resolve_bench(args: argparse.Namespace) -> tuple[Any, Any]:

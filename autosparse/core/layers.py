@@ -96,34 +96,18 @@ def prunable_layers(model: nn.Module, *, include_attention: bool = True) -> list
     layers: list[PrunableLayer] = []
     owner: dict[int, str] = {}
     for layer in candidates:
-        legacy = _legacy_norm(layer)
-        if legacy:  # its `weight` is a plain attribute the hook recomputes, its `weight_orig` not torch pruning's
+        # A weight computed from others — the old hook-based weight_norm/spectral_norm (whose `weight_orig` is
+        # not torch pruning's) or a torch parametrization (not a Parameter) — takes no torch pruning mask and
+        # no gradient: every method kept none of it and `apply` failed. It stays dense, as an embedding does.
+        computed = _computed_by(layer)
+        if computed:
             if layer.name not in _warned_computed:
                 _warned_computed.add(layer.name)
                 log.warning(
-                    "%s is computed by a %s hook: it stays dense. To prune it, remove the hook first "
-                    "(torch.nn.utils.remove_%s(model.%s))",
-                    layer.name,
-                    legacy,
-                    legacy,
-                    layer.module_name,
+                    "%s is computed by %s: it stays dense. To prune it, remove that first (%s)", layer.name, *computed
                 )
             continue
         param = layer.parameter
-        if not isinstance(param, nn.Parameter):  # computed on each access: a torch parametrization
-            # (weight_norm, spectral_norm). torch's pruning cannot attach to it and no gradient reaches it, so
-            # every method kept none of its weights and `apply` failed: it stays dense, as an embedding does.
-            if layer.name not in _warned_computed:
-                _warned_computed.add(layer.name)
-                log.warning(
-                    "%s is computed by a torch parametrization (e.g. weight_norm or spectral_norm): it stays dense. "
-                    "To prune it, remove the parametrization first "
-                    "(torch.nn.utils.parametrize.remove_parametrizations(model.%s, %r))",
-                    layer.name,
-                    layer.module_name,
-                    layer.param_name,
-                )
-            continue
         key = id(param)  # a Parameter lives on its module, so its id stays unique while we look
         if key in dense:
             if (layer.name, dense[key]) not in _warned_tied:
@@ -151,17 +135,29 @@ def prunable_layers(model: nn.Module, *, include_attention: bool = True) -> list
     return layers
 
 
-def _legacy_norm(layer: PrunableLayer) -> str:
-    """``weight_norm`` / ``spectral_norm`` when the old hook-based torch.nn.utils version computes
-    the layer's weight (masks.apply failed there, and spectral_norm's ``weight_orig`` read as
-    torch pruning's), else ``""``."""
-    for hook in layer.module._forward_pre_hooks.values():
-        if getattr(hook, "name", None) == layer.param_name:
-            if isinstance(hook, WeightNorm):
-                return "weight_norm"
-            if isinstance(hook, SpectralNorm):
-                return "spectral_norm"
-    return ""
+def legacy_norms(module: nn.Module) -> list[tuple[str, str]]:
+    """``(norm, parameter)`` for each old hook-based torch.nn.utils ``weight_norm`` / ``spectral_norm``
+    on ``module``; ``torch.nn.utils.remove_<norm>(module, parameter)`` removes it."""
+    out = []
+    for hook in module._forward_pre_hooks.values():
+        for kind, norm in ((WeightNorm, "weight_norm"), (SpectralNorm, "spectral_norm")):
+            if isinstance(hook, kind):
+                out.append((norm, str(hook.name)))
+    return out
+
+
+def _computed_by(layer: PrunableLayer) -> tuple[str, str] | None:
+    """What computes the layer's weight and the call that removes it, or ``None`` for a stored weight."""
+    where = f"model.{layer.module_name}"
+    for norm, param in legacy_norms(layer.module):
+        if param == layer.param_name:
+            return f"a {norm} hook", f"torch.nn.utils.remove_{norm}({where})"
+    if not isinstance(layer.parameter, nn.Parameter):
+        return (
+            "a torch parametrization (e.g. weight_norm or spectral_norm)",
+            f"torch.nn.utils.parametrize.remove_parametrizations({where}, {layer.param_name!r})",
+        )
+    return None
 
 
 _warned_tied: set[tuple[str, str]] = set()  # (layer, tied to): warned once per process

@@ -199,26 +199,26 @@ class Masks(Mapping[str, torch.Tensor]):
         if self.init and getattr(model, PREPARED_ATTR, None) == self.init.token:
             log.warning("these masks were already applied to this model; its weights are not rescaled again")
         self.prepare(model)
-        names = {id(m): n for n, m in model.named_modules()}
+        layers = prunable_layers(model)
         lost: dict[str, int] = {}
-        for layer in prunable_layers(model):
+        for layer in layers:
             mask = self._masks[layer.name].to(layer.parameter.device)
             old = getattr(layer.module, layer.param_name + "_mask", None)
-            if old is not None and int((mask & ~old.bool()).sum()):
-                lost[layer.name] = int((mask & ~old.bool()).sum())
+            pruned_before = int((mask & ~old.bool()).sum()) if old is not None else 0
+            if pruned_before:
+                lost[layer.name] = pruned_before
             prune.custom_from_mask(layer.module, layer.param_name, mask)
         if lost:
-            kept = sum(int(m.sum()) for m in self._masks.values())
             log.warning(
                 "the model already carried torch pruning masks, and torch combines masks (logical and): %d of "
                 "these masks' %d kept weights were pruned before (%s), so the model is sparser than they say. "
                 "Apply them to a model without masks, or prune after autosparse.remove_masks(model), which makes "
                 "the old zeros part of the weights every method scores",
                 sum(lost.values()),
-                kept,
+                self.kept,
                 ", ".join(f"{n}: {k}" for n, k in list(lost.items())[:4]) + (" …" if len(lost) > 4 else ""),
             )
-        refresh_uncalled(model, [(names[id(la.module)], la.param_name) for la in prunable_layers(model)])
+        refresh_uncalled(model, [(la.module_name, la.param_name) for la in layers])
         return model
 
     def to_dict(self) -> dict[str, torch.Tensor]:

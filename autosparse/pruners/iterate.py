@@ -117,7 +117,7 @@ class Thinning:
         """The masks so far, as a snapshot the score function may keep."""
         return Masks({n: m.clone() for n, m in zip(self.names, self.masks, strict=True)})
 
-    def keep_global(self, scores: dict[str, torch.Tensor], k: int) -> None:
+    def keep_global(self, scores: dict[str, torch.Tensor], k: int, *, first: bool = False) -> None:
         """Keep the ``k`` best-scored survivors over all layers; exact, lowest flat index wins ties.
 
         The survivors' scores in flat order are what :func:`topk_mask` sees of the whole
@@ -135,7 +135,10 @@ class Thinning:
             if s.numel() != m.numel():
                 raise ValueError(f"score of {n} has {s.numel()} values for a weight of {m.numel()}")
             values.append(s.reshape(-1).cpu().index_select(0, idx).to(torch.float64))
-        keep = topk_mask(torch.cat(values), k)
+        flat = torch.cat(values)
+        if first:  # the first round sees every weight: a flat signal is no ranking
+            check_ranks_something(flat, k)
+        keep = topk_mask(flat, k)
         offset = 0
         for i, idx in enumerate(self.alive):
             kept = keep[offset : offset + idx.numel()]
@@ -203,10 +206,8 @@ def iterate(
     for d in tqdm(schedule_densities(density, rounds, schedule), desc=desc, leave=False, disable=None):
         scores = score_fn(work, masks)
         state.restore_state()
-        if masks is None and scope == "global":  # the first round sees every weight: a flat signal is no ranking
-            check_ranks_something(torch.cat([scores[n].detach().reshape(-1).cpu() for n in state.names]), 1)
         if scope == "global":
-            state.keep_global(scores, target_count(state.total, d))
+            state.keep_global(scores, target_count(state.total, d), first=masks is None)
         else:
             state.keep_allocated(allocate(state.scores_with_pruned_lowest(scores), d, scope=scope))
         masks = state.current()

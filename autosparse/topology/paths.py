@@ -44,11 +44,9 @@ import torch
 from torch import nn
 from torch.func import functional_call
 from torch.nn.utils import parametrize
-from torch.nn.utils.spectral_norm import SpectralNorm
-from torch.nn.utils.weight_norm import WeightNorm
 
 from autosparse.core.errors import ConfigError, MaskError
-from autosparse.core.layers import PrunableLayer, prunable_layers, safe_deepcopy
+from autosparse.core.layers import PrunableLayer, legacy_norms, prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks, current_masks, remove_masks
 from autosparse.core.parallel import single_threaded_torch
 from autosparse.topology.log_counts import LogCounts, log_count
@@ -485,11 +483,8 @@ def _bake_parametrizations(net: nn.Module) -> None:
     power iteration left none at all (a false "collapsed").
     """
     for module in list(net.modules()):
-        for hook in list(module._forward_pre_hooks.values()):  # the old hook-based torch.nn.utils versions
-            if isinstance(hook, WeightNorm):
-                nn.utils.remove_weight_norm(module, hook.name)
-            elif isinstance(hook, SpectralNorm):
-                nn.utils.remove_spectral_norm(module, hook.name)
+        for norm, param in legacy_norms(module):  # the old hook-based torch.nn.utils versions
+            getattr(nn.utils, f"remove_{norm}")(module, param)
         if parametrize.is_parametrized(module):
             names = list(module.parametrizations.keys())  # type: ignore[union-attr]
             values = {name: getattr(module, name).detach().clone() for name in names}
