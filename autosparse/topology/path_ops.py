@@ -122,6 +122,7 @@ class PathMode(TorchFunctionMode):
         self.unmodelled: set[str] = set()
         self.watch = dict(watch or {})  # id of a weight tensor -> its name: which ones an op on a signal read
         self.read: set[str] = set()
+        self.paused = False  # ops run plainly (a hook's own bookkeeping, not the model's forward)
 
     def __torch_function__(
         self,
@@ -131,6 +132,8 @@ class PathMode(TorchFunctionMode):
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
         kwargs = kwargs or {}
+        if self.paused:
+            return func(*args, **kwargs)
         flat, _ = tree_flatten((args, kwargs))
         if not any(is_signal(a) for a in flat):
             return func(*args, **kwargs)

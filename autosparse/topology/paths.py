@@ -35,7 +35,7 @@ channels of a Conv), and a node is effective when at least one path runs through
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Literal
@@ -117,6 +117,9 @@ class PathFlow:
     out_unit_log_paths: dict[str, torch.Tensor]  # log #paths through each output unit of the layer
     in_unit_log_paths: dict[str, torch.Tensor]  # log #paths through each input unit of the layer
     approximate: tuple[str, ...] = ()  # ops not modelled on the path graph (empty: exact)
+    #: with ``flow(..., out_grads=True)``: per layer called once, the scaled path counts from each
+    #: of its output positions to the network's output (only which are non-zero is meaningful)
+    out_grads: Mapping[str, torch.Tensor] = field(default_factory=dict)
 
     def effective(self) -> dict[str, torch.Tensor]:
         """Kept weights on at least one path."""
@@ -174,8 +177,11 @@ class PathNetwork:
         self.unmodelled: set[str] = set()  # ops the path graph does not model (see path_ops)
         self._captures: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self._capture = False
+        self._visit: Callable[[str, torch.Tensor], None] | None = None  # see sweep()
+        self._mode: PathMode | None = None  # the running pass's
         for layer in self.layers:
             layer.module.register_forward_hook(self._hook(layer.name))
+            layer.module.register_forward_pre_hook(self._pre_hook(layer.name))
         self._order: list[str] | None = None
         self._unreached: list[str] = []
         self._read: set[str] = set()  # weights the last capturing pass's signal met (called or read)
@@ -205,6 +211,43 @@ class PathNetwork:
                 self._captures.setdefault(name, [])
 
         return hook
+
+    def _pre_hook(self, name: str):
+        def hook(module: nn.Module, inputs: tuple[object, ...]) -> None:
+            visit, mode = self._visit, self._mode
+            if visit is not None and mode is not None and inputs and isinstance(inputs[0], torch.Tensor):
+                self._visit = None  # the visitor may call the layer itself
+                mode.paused = True  # and its ops are not the model's
+                try:
+                    visit(name, inputs[0])
+                finally:
+                    self._visit, mode.paused = visit, False
+
+        return hook
+
+    def sweep(self, weights: dict[str, torch.Tensor], visit: Callable[[str, torch.Tensor], None]) -> None:
+        """One forward pass that calls ``visit(name, input)`` before each prunable layer runs.
+
+        Why: the visitor may change ``weights[name]`` in place (they are float64 on this network's
+        device, as :meth:`weights` makes them), and every later layer then sees the input reach
+        of the changed layer — a whole chain of layers decided in one pass instead of one each.
+        """
+        self._visit = visit
+        try:
+            with torch.no_grad():
+                self.forward(weights)
+        finally:
+            self._visit = None
+
+    def weight_potential(self, name: str, x: torch.Tensor, out_grad: torch.Tensor) -> torch.Tensor:
+        """Which weights of layer ``name`` would lie on a path: input reach ``x`` (as captured before
+        the layer) meets output reach ``out_grad`` (:attr:`PathFlow.out_grads`); one local backward."""
+        layer = self.layers[self.names.index(name)]
+        w = torch.ones_like(getattr(layer.module, layer.param_name)).requires_grad_(True)
+        with torch.enable_grad(), self._threads():
+            y = functional_call(layer.module, {layer.param_name: w}, (x.detach(),))
+            (g,) = torch.autograd.grad(y, w, grad_outputs=out_grad, allow_unused=True)
+        return torch.zeros(w.shape, dtype=torch.bool) if g is None else (g > 0).cpu()
 
     @property
     def order(self) -> list[str]:
@@ -247,13 +290,14 @@ class PathNetwork:
             self._captures = {}
             self._capture = capture
             mode = PathMode(watch={id(t): n for n, t in params.items()} if capture else None)
+            self._mode = mode
             try:
                 x = mark_signal(self.ones_input(log2, requires_grad=input_grad))
                 with self._threads(), mode:
                     out = functional_call(self.net, params, (x,))
                 total = _total(out)
             finally:
-                self._capture = False
+                self._capture, self._mode = False, None
             self.unmodelled |= mode.unmodelled
             if torch.isfinite(total):
                 caps, self._captures = self._captures, {}
@@ -298,8 +342,9 @@ class PathNetwork:
             _, _, caps = self.forward(weights, capture=True)
         return {n: pairs[0][0] for n, pairs in caps.items() if pairs}
 
-    def flow(self, weights: Mapping[str, torch.Tensor]) -> PathFlow:
-        """Path counts through every weight and unit (one forward + one backward pass)."""
+    def flow(self, weights: Mapping[str, torch.Tensor], *, out_grads: bool = False) -> PathFlow:
+        """Path counts through every weight and unit (one forward + one backward pass);
+        ``out_grads`` also keeps :attr:`PathFlow.out_grads`."""
         leaves = {
             n: w.detach().to(device=self.device, dtype=torch.float64).requires_grad_(True) for n, w in weights.items()
         }
@@ -354,6 +399,12 @@ class PathNetwork:
             if layer.name not in in_units:
                 n_in = w.shape[1] * (getattr(layer.module, "groups", 1) if layer.kind == "conv" else 1)
                 in_units[layer.name] = torch.full((n_in,), -math.inf, dtype=torch.float64)
+        kept_grads: dict[str, torch.Tensor] = {}
+        if out_grads:
+            for k, (n, _, _out) in enumerate(pairs):
+                g_out = grads[len(self.names) + 2 * k + 1]
+                if len(caps[n]) == 1 and g_out is not None:  # a layer called more than once has no one reach
+                    kept_grads[n] = g_out.detach()
         return PathFlow(
             list(self.order),
             log_paths,
@@ -362,6 +413,7 @@ class PathNetwork:
             out_units,
             in_units,
             self.approximate,
+            kept_grads,
         )
 
 
