@@ -19,7 +19,7 @@ SHAPE = (3, 32, 32)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["tv:resnet18", "tv:mobilenet_v3_small"])
-def test_default_autos_keeps_every_layer_alive_and_connected_at_99_percent(name: str, tmp_path) -> None:
+def test_default_autos_keeps_every_layer_alive_and_connected_at_99_percent(name: str, tmp_path, caplog) -> None:
     torch.set_num_threads(1)
     model = build_model(name, SHAPE, 10, seed=0)
     g = torch.Generator().manual_seed(0)
@@ -39,5 +39,8 @@ def test_default_autos_keeps_every_layer_alive_and_connected_at_99_percent(name:
     assert layer_collapse(model, guarded, SHAPE) == []
     if name == "tv:resnet18":
         assert guarded.meta["guard"]["reason"] == "density" and guarded.meta["guard"]["mended"]["empty"]
+        # the hand-off says the mask is SynFlow's mended, not SynFlow's as made, and that the mend connected it
+        said = [r.getMessage() for r in caplog.records if "SynFlow's mask left" in r.getMessage()]
+        assert len(said) == 1 and "every layer now lies on a path" in said[0]
     else:
         assert "declined" in guarded.meta["density_guard"]

@@ -95,6 +95,30 @@ class Autos(ScoringPruner):
         return measured[1], measured[2]
 
 
+def _say_mended(call: Call, mask: Masks, stats: PathStats) -> None:
+    """Say that the mask handed over is SynFlow's *mended*, and whether the mend connected it.
+
+    Why: "using SynFlow's mask" alone read as SynFlow's mask as made, yet ``synflow`` and ``autos``
+    then differ, and where no free position of a layer lies on a path (a ShuffleNet branch whose
+    channels no later layer reads) the mended layers still carry no signal.
+    """
+    mended = mask.meta.get("guard", {}).get("mended")
+    if not mended:
+        return
+    broken = sorted(set(mended["empty"]) | set(mended["off_path"]))
+    still = stats.collapsed
+    warn_once(
+        ("mended", call.cfg.scorer, f"{call.density:.6g}", *broken),
+        "autos: SynFlow's mask left %d layer(s) empty or off every input-to-output path (%s); they got "
+        "weights from its most crowded layers, the learned ranker choosing, then the connectivity repair: %s",
+        len(broken),
+        name_list(broken),
+        "every layer now lies on a path"
+        if not still
+        else f"{len(still)} still carry no signal ({name_list(still)}): no free position in them lies on a path",
+    )
+
+
 @dataclass(frozen=True)
 class _Handoff:
     """A guard's decision, made before any learned pass, to hand the network to SynFlow's mask."""
@@ -137,6 +161,7 @@ def _guarded_masks(call: Call) -> tuple[Masks, Measured | None]:
         fallback_stats = paths.stats(fallback)
         if len(fallback_stats.collapsed) <= len(stats.collapsed):
             handoff.warn()
+            _say_mended(call, fallback, fallback_stats)
             return fallback, (fallback, paths.shape, fallback_stats)
         # SynFlow's mask, even mended, leaves more layers off every path than the learned one
         # (MobileNet-v3's squeeze-excitation layers at 1%): a mask is only as good as its paths
