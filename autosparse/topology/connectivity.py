@@ -14,6 +14,10 @@ when a move leaves weights dead, the next step measures the potential again with
 is exact: every weight it places lies on a path, and the repair stops there. On MobileNet-v3-small
 at 1% the old loop of cheap moves never settled (8156, 2513, 1670 weights moved, 13% of the mask
 still dead after three rounds and 12% after twelve).
+
+Where a layer keeps dead weights with no on-path room because its neighbours are dead too (a
+residual branch the shortcut bypasses), a last step lays the branch again as a chain, in forward
+order (:func:`_revive`).
 """
 
 from __future__ import annotations
@@ -193,9 +197,10 @@ def _move_dead(
     dead: Mapping[str, torch.Tensor] | None = None,
 ) -> int:
     """Move each layer's dead weights to its best-scored free positions of ``flow``'s potential
-    (a tensor: one layer's, for the only layer in ``dead``) (the preferred ones first); the best-scored of those it has no room for stay. ``dead``
+    (the preferred ones first); the best-scored of those it has no room for stay. ``dead``
     (default: kept and not in ``eff``) are weights already taken out of ``current``; only its
-    layers move. Updates ``current`` in place; returns how many moved."""
+    layers move. ``flow`` may instead be one layer's potential, with that layer alone in ``dead``
+    (the chain step measures it layer by layer). Updates ``current``; returns how many moved."""
     moved = 0
     for name in current if dead is None else dead:
         m = current[name]
