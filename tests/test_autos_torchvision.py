@@ -12,7 +12,7 @@ from test_scorer_evidence import _scorer_with_evidence
 
 from autosparse.api import prune
 from autosparse.models import build_model
-from autosparse.topology.paths import layer_collapse
+from autosparse.topology.paths import layer_collapse, path_stats
 
 SHAPE = (3, 32, 32)
 
@@ -44,3 +44,17 @@ def test_default_autos_keeps_every_layer_alive_and_connected_at_99_percent(name:
         assert len(said) == 1 and "every layer now lies on a path" in said[0]
     else:
         assert "declined" in guarded.meta["density_guard"]
+
+
+def test_autos_puts_mobilenet_v3_weights_on_paths_at_half_a_percent() -> None:
+    """At 0.5% (32 px) whole inverted-residual branches of the learned mask were dead, the shortcut
+    carrying the signal around them, and 90% of the kept weights lay on no path: no single layer had
+    an on-path position for its dead weights. The repair's chain step lays those branches again."""
+    torch.set_num_threads(1)
+    model = build_model("tv:mobilenet_v3_small", SHAPE, 10, seed=0)
+    g = torch.Generator().manual_seed(0)
+    data = (torch.randn(64, *SHAPE, generator=g), torch.arange(64) % 10)
+    masks = prune(model, "autos", density=0.005, data=data, seed=0)
+    assert masks.kept == round(0.005 * masks.total)
+    stats = path_stats(model, masks, SHAPE)
+    assert stats.effective_params >= 0.9 * masks.kept, (stats.effective_params, masks.kept)
