@@ -150,3 +150,66 @@ def test_a_dead_branch_is_revived_as_a_chain() -> None:
     assert flow is not None and stats_from_flow(flow, repaired) == path_stats(model, repaired, (3,))
     fed = repaired["up.weight"].any(1)  # hidden units the branch's first layer feeds ...
     assert bool(repaired["mid.weight"][:, fed].any())  # ... are the ones its next layer reads
+
+
+class _DeepResidual(nn.Module):
+    """150 residual blocks: made dense, the branches' path count is past float64's range."""
+
+    def __init__(self, blocks: int = 150, width: int = 32) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.stem, self.head = nn.Linear(8, width), nn.Linear(width, 4)
+        self.ups = nn.ModuleList(nn.Linear(width, width) for _ in range(blocks))
+        self.mids = nn.ModuleList(nn.Linear(width, width) for _ in range(blocks))
+        self.downs = nn.ModuleList(nn.Linear(width, width) for _ in range(blocks))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.stem(x))
+        for up, mid, down in zip(self.ups, self.mids, self.downs):
+            h = h + down(torch.relu(mid(torch.relu(up(h)))))
+        return self.head(h)
+
+
+def test_a_chain_too_deep_to_count_is_skipped_not_raised() -> None:
+    """The chain step's dense pass overflows float64 on this net; the repair it follows worked
+    before the step existed, so it must still return, with the mask the earlier steps made."""
+    model = _DeepResidual()
+    masks = {}
+    for n, p in model.named_parameters():
+        if n.endswith("weight"):
+            m = torch.zeros(p.shape, dtype=torch.bool)
+            if n.startswith(("stem", "head")):
+                m[:] = True
+            elif n.startswith("ups"):
+                m[0, :4] = True  # feeds branch unit 0 ...
+            elif n.startswith("mids"):
+                m[0, 1:5] = True  # ... reads units 1-4, which nothing feeds
+            else:
+                m[:4, 1] = True
+            masks[n] = m
+    masks = Masks(masks)
+    scores = {n: torch.rand(m.shape, generator=torch.Generator().manual_seed(3)) for n, m in masks.items()}
+    net = PathNetwork(model, (8,))
+    plain, moved_plain, _ = repair_with_flow(net, masks, scores, chains=False)
+    repaired, moved, flow = repair_with_flow(net, masks, scores)
+    assert moved == moved_plain and all(torch.equal(repaired[n], plain[n]) for n in plain)
+    assert flow is not None and stats_from_flow(flow, repaired) == path_stats(model, repaired, (8,))
+
+
+def test_exact_and_chain_steps_run_after_the_cheap_moves_take_every_iteration() -> None:
+    """With no path to measure from, each iteration is a cheap move; a path that appears only after
+    the last one still gets the exact and chain steps, instead of leaving placeable weights dead."""
+    model, masks, scores = _dead_branch()
+    masks = Masks({**masks.to_dict(), "stem.weight": torch.zeros(4, 3, dtype=torch.bool)})  # no path at all
+    masks["stem.weight"][0, 0] = True  # ... a stem weight into a unit the head does not read yet
+    masks = Masks({**masks.to_dict(), "head.weight": masks["head.weight"] & torch.tensor([False, True, True, True])})
+    net = PathNetwork(model, (3,))
+    repaired, moved, flow = repair_with_flow(net, masks, scores, iterations=1)
+    assert len(moved) > 1  # a step ran after the single cheap move
+    assert [int(repaired[n].sum()) for n in repaired] == [int(masks[n].sum()) for n in masks]
+    live = net.flow(net.weights(repaired))
+    eff = live.effective()
+    live_flow = net.flow(net.weights({n: repaired[n] & eff[n] for n in repaired}))
+    for n in repaired:  # only weights without any on-path room stay dead
+        if bool((repaired[n] & ~eff[n]).any()):
+            assert not bool((~repaired[n] & live_flow.potential(n)).any()), n

@@ -41,7 +41,8 @@ def repair_connectivity(
     iterations: int = 3,
     prefer: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[Masks, list[int]]:
-    """Return repaired masks and the number of weights moved in each iteration.
+    """Return repaired masks and the number of weights moved in each step (the cheap moves, the
+    exact move, the chain step and its stragglers' move, as far as each ran).
 
     ``scores`` (higher = better) choose among the candidate positions; ties go to the lower
     index, so the result is deterministic. ``prefer`` (per layer, a boolean tensor broadcastable
@@ -76,12 +77,14 @@ def repair_with_flow(
     moved_per_iter: list[int] = []
     current = {n: m.clone() for n, m in masks.items()}
     flow: PathFlow | None = None
+    settled = False
     for it in range(iterations):
         flow = net.flow(net.weights(current))
         eff = flow.effective()
         dead = {n: m & ~eff[n] for n, m in current.items()}
         if not any(bool(d.any()) for d in dead.values()):
             moved_per_iter.append(0)
+            settled = True
             break
         if it == 0 or not any(bool(e.any()) for e in eff.values()):
             # the potential of this pass, dead weights and all: cheap, and exact where the dead carry no
@@ -91,22 +94,49 @@ def repair_with_flow(
                 flow = None  # it measured the masks before the move
                 continue
             if not any(bool(e.any()) for e in eff.values()):
+                settled = True
                 break  # no path at all, and no weight could move onto one
             # nothing could move one layer at a time: only a chain can help
-        # Still dead after a move: the potential it used counted reach through weights it then removed.
-        # Measured again without them it is exact, so every weight placed now lies on a path and
-        # nothing is left to iterate (the module doc has the case that needed it).
-        if any(bool((~current[n] & flow.potential(n)).any()) for n, d in dead.items() if d.any()):
-            moved_per_iter.append(_exact_move(net, current, eff, dead, scores, prefer))
-            flow = None  # that pass measured the live weights, not the result
-        else:
-            moved_per_iter.append(0)  # no layer with dead weights has room even now: nothing can move
-        if chains:
-            flow = _revive(net, current, scores, prefer, moved_per_iter, flow)
+        flow = _settle(net, current, flow, eff, dead, scores, prefer, moved_per_iter, chains)
+        settled = True
         break
+    if not settled and iterations > 0:
+        # the cheap moves took every iteration (no path to measure from until the last one): where a
+        # path exists now, the exact and chain steps still place what is dead
+        flow = net.flow(net.weights(current))
+        eff = flow.effective()
+        dead = {n: m & ~eff[n] for n, m in current.items()}
+        if any(bool(d.any()) for d in dead.values()) and any(bool(e.any()) for e in eff.values()):
+            flow = _settle(net, current, flow, eff, dead, scores, prefer, moved_per_iter, chains)
     if final_flow and flow is None:
         flow = net.flow(net.weights(current))  # the masks changed after the last pass
     return Masks(current, meta=dict(masks.meta)), moved_per_iter, flow if final_flow else None
+
+
+def _settle(
+    net: PathNetwork,
+    current: dict[str, torch.Tensor],
+    flow: PathFlow,
+    eff: Mapping[str, torch.Tensor],
+    dead: Mapping[str, torch.Tensor],
+    scores: Mapping[str, torch.Tensor],
+    prefer: Mapping[str, torch.Tensor] | None,
+    moved_per_iter: list[int],
+    chains: bool,
+) -> PathFlow | None:
+    """The exact move, then the chain step; ``flow`` measured ``current`` with its dead weights.
+
+    Still dead after a move: the potential it used counted reach through weights it then removed.
+    Measured again without them it is exact, so every weight placed now lies on a path (the module
+    doc has the case that needed it). Returns the flow of the result, or None where it changed.
+    """
+    if any(bool((~current[n] & flow.potential(n)).any()) for n, d in dead.items() if d.any()):
+        moved_per_iter.append(_exact_move(net, current, eff, dead, scores, prefer))
+        out: PathFlow | None = None  # that pass measured the live weights, not the result
+    else:
+        moved_per_iter.append(0)  # no layer with dead weights has room even now: nothing can move
+        out = flow
+    return _revive(net, current, scores, prefer, moved_per_iter, out) if chains else out
 
 
 def _exact_move(
@@ -143,10 +173,12 @@ def _revive(
     MobileNet-v3-small at 0.5% (32 px) 90%. So each such layer, in forward order, places its dead
     weights where they would lie on a path if the stuck layers after it were dense; the layers
     after it then see the input reach those weights made. One pass with the stuck layers dense
-    gives every layer's reach to the output (it does not depend on the layers before it), and one
-    forward sweep places them all. Weights a later layer did not continue are placed exactly
-    once more at the end. Per-layer counts stay. Updates ``current`` and ``moved_per_iter``;
-    returns the flow of the result, or None where the masks changed after the last pass.
+    gives each layer's reach to the output (with the layers before it dense too, an
+    over-approximation: what it leaves dead is placed again below), and one forward sweep places
+    them all. Weights a later layer did not continue are placed exactly once more at the end.
+    Per-layer counts stay. Where the dense pass overflows float64 (a very deep residual net), the
+    step is skipped. Updates ``current`` and ``moved_per_iter``; returns the flow of the result,
+    or None where the masks changed after the last pass.
     """
     flow = flow if flow is not None else net.flow(net.weights(current))
     eff = flow.effective()
@@ -154,13 +186,42 @@ def _revive(
     stuck = {n for n in net.names if kinds[n] != "attention" and bool((current[n] & ~eff[n]).any())}
     if not stuck:
         return flow
+    before = dict(current)  # place() swaps in new tensors, so this is the undo
+    try:
+        moved = _chain(net, current, eff, stuck, scores, prefer)
+    except OverflowError:  # the dense pass of a very deep net: no chain, the mask as it was
+        current.update(before)
+        return flow
+    if not moved:
+        return flow
+    moved_per_iter.append(moved)
+    flow = net.flow(net.weights(current))
+    eff = flow.effective()
+    dead = {n: m & ~eff[n] for n, m in current.items()}
+    if any(bool(d.any()) for d in dead.values()):  # a chain's stragglers: placed exactly
+        moved_per_iter.append(_exact_move(net, current, eff, dead, scores, prefer))
+        return None
+    return flow
+
+
+def _chain(
+    net: PathNetwork,
+    current: dict[str, torch.Tensor],
+    eff: Mapping[str, torch.Tensor],
+    stuck: set[str],
+    scores: Mapping[str, torch.Tensor],
+    prefer: Mapping[str, torch.Tensor] | None,
+) -> int:
+    """The two passes of :func:`_revive`; returns how many weights were placed."""
     dead = {n: current[n] & ~eff[n] for n in stuck}
     dense = dict(current)
     for n in stuck:
         dense[n] = torch.ones_like(current[n])
-    reach = net.flow(net.weights(dense), out_grads=True)
+    reach = net.flow(net.weights(dense), out_grads=stuck)
     # a layer with no free on-path position even with every stuck layer dense cannot be revived
     stuck = {n for n in stuck if n in reach.out_grads and bool((~current[n] & reach.potential(n)).any())}
+    if not stuck:
+        return 0
     weights = net.weights({n: m & ~dead[n] if n in stuck else m for n, m in current.items()})
     moved = 0
 
@@ -175,16 +236,7 @@ def _revive(
         weights[name].copy_(current[name].reshape(weights[name].shape))
 
     net.sweep(weights, place)
-    if not moved:
-        return flow
-    moved_per_iter.append(moved)
-    flow = net.flow(net.weights(current))
-    eff = flow.effective()
-    dead = {n: m & ~eff[n] for n, m in current.items()}
-    if any(bool(d.any()) for d in dead.values()):  # a chain's stragglers: placed exactly
-        moved_per_iter.append(_exact_move(net, current, eff, dead, scores, prefer))
-        return None
-    return flow
+    return moved
 
 
 def _move_dead(

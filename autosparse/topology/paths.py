@@ -35,7 +35,7 @@ channels of a Conv), and a node is effective when at least one path runs through
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Literal
@@ -117,8 +117,8 @@ class PathFlow:
     out_unit_log_paths: dict[str, torch.Tensor]  # log #paths through each output unit of the layer
     in_unit_log_paths: dict[str, torch.Tensor]  # log #paths through each input unit of the layer
     approximate: tuple[str, ...] = ()  # ops not modelled on the path graph (empty: exact)
-    #: with ``flow(..., out_grads=True)``: per layer called once, the scaled path counts from each
-    #: of its output positions to the network's output (only which are non-zero is meaningful)
+    #: with ``flow(..., out_grads=names)``: for those layers called once, the scaled path counts from
+    #: each of their output positions to the network's output (only which are non-zero is meaningful)
     out_grads: Mapping[str, torch.Tensor] = field(default_factory=dict)
 
     def effective(self) -> dict[str, torch.Tensor]:
@@ -231,6 +231,8 @@ class PathNetwork:
         Why: the visitor may change ``weights[name]`` in place (they are float64 on this network's
         device, as :meth:`weights` makes them), and every later layer then sees the input reach
         of the changed layer — a whole chain of layers decided in one pass instead of one each.
+        Where the pass overflows and is run again at a smaller input scale, the visitor sees each
+        layer again, so it must decide a layer once.
         """
         self._visit = visit
         try:
@@ -290,14 +292,14 @@ class PathNetwork:
             self._captures = {}
             self._capture = capture
             mode = PathMode(watch={id(t): n for n, t in params.items()} if capture else None)
-            self._mode = mode
+            outer, self._mode = self._mode, mode  # a pass inside a visitor must not end the sweep's
             try:
                 x = mark_signal(self.ones_input(log2, requires_grad=input_grad))
                 with self._threads(), mode:
                     out = functional_call(self.net, params, (x,))
                 total = _total(out)
             finally:
-                self._capture, self._mode = False, None
+                self._capture, self._mode = False, outer
             self.unmodelled |= mode.unmodelled
             if torch.isfinite(total):
                 caps, self._captures = self._captures, {}
@@ -342,9 +344,9 @@ class PathNetwork:
             _, _, caps = self.forward(weights, capture=True)
         return {n: pairs[0][0] for n, pairs in caps.items() if pairs}
 
-    def flow(self, weights: Mapping[str, torch.Tensor], *, out_grads: bool = False) -> PathFlow:
+    def flow(self, weights: Mapping[str, torch.Tensor], *, out_grads: Collection[str] = ()) -> PathFlow:
         """Path counts through every weight and unit (one forward + one backward pass);
-        ``out_grads`` also keeps :attr:`PathFlow.out_grads`."""
+        ``out_grads`` names the layers whose :attr:`PathFlow.out_grads` to keep."""
         leaves = {
             n: w.detach().to(device=self.device, dtype=torch.float64).requires_grad_(True) for n, w in weights.items()
         }
@@ -403,7 +405,9 @@ class PathNetwork:
         if out_grads:
             for k, (n, _, _out) in enumerate(pairs):
                 g_out = grads[len(self.names) + 2 * k + 1]
-                if len(caps[n]) == 1 and g_out is not None:  # a layer called more than once has no one reach
+                if (
+                    n in out_grads and len(caps[n]) == 1 and g_out is not None
+                ):  # a layer called more than once has no one reach
                     kept_grads[n] = g_out.detach()
         return PathFlow(
             list(self.order),

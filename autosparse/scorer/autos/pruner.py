@@ -106,16 +106,23 @@ def _say_mended(call: Call, mask: Masks, stats: PathStats) -> None:
     if not mended:
         return
     broken = sorted(set(mended["empty"]) | set(mended["off_path"]))
-    still = stats.collapsed
+    repair = " and the connectivity repair" if call.cfg.repair > 0 else ""
+    if stats.approximate:
+        outcome = (
+            f"whether they carry signal is unknown (the path counts are approximate: {', '.join(stats.approximate)})"
+        )
+    elif stats.collapsed:
+        outcome = f"{len(stats.collapsed)} layer(s) still carry no signal: {name_list(stats.collapsed)}"
+    else:
+        outcome = "every layer now lies on an input-to-output path"
     warn_once(
         ("mended", call.cfg.scorer, f"{call.density:.6g}", *broken),
-        "autos: SynFlow's mask left %d layer(s) empty or off every input-to-output path (%s); they got "
-        "weights from its most crowded layers, the learned ranker choosing, then the connectivity repair: %s",
+        "autos: SynFlow's mask left %d layer(s) empty or off every input-to-output path (%s); it was mended: "
+        "they got weights from its most crowded layers, the learned ranker choosing%s; %s",
         len(broken),
         name_list(broken),
-        "every layer now lies on a path"
-        if not still
-        else f"{len(still)} still carry no signal ({name_list(still)}): no free position in them lies on a path",
+        repair,
+        outcome,
     )
 
 
