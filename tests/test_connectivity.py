@@ -204,7 +204,7 @@ def test_exact_and_chain_steps_run_after_the_cheap_moves_take_every_iteration() 
     masks["stem.weight"][0, 0] = True  # ... a stem weight into a unit the head does not read yet
     masks = Masks({**masks.to_dict(), "head.weight": masks["head.weight"] & torch.tensor([False, True, True, True])})
     net = PathNetwork(model, (3,))
-    repaired, moved, flow = repair_with_flow(net, masks, scores, iterations=1)
+    repaired, moved, _ = repair_with_flow(net, masks, scores, iterations=1)
     assert len(moved) > 1  # a step ran after the single cheap move
     assert [int(repaired[n].sum()) for n in repaired] == [int(masks[n].sum()) for n in masks]
     live = net.flow(net.weights(repaired))
