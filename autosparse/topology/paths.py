@@ -401,14 +401,11 @@ class PathNetwork:
             if layer.name not in in_units:
                 n_in = w.shape[1] * (getattr(layer.module, "groups", 1) if layer.kind == "conv" else 1)
                 in_units[layer.name] = torch.full((n_in,), -math.inf, dtype=torch.float64)
-        kept_grads: dict[str, torch.Tensor] = {}
-        if out_grads:
-            for k, (n, _, _out) in enumerate(pairs):
-                g_out = grads[len(self.names) + 2 * k + 1]
-                if (
-                    n in out_grads and len(caps[n]) == 1 and g_out is not None
-                ):  # a layer called more than once has no one reach
-                    kept_grads[n] = g_out.detach()
+        kept_grads: dict[str, torch.Tensor] = {}  # a layer called more than once has no one reach
+        for k, (n, _, _out) in enumerate(pairs):
+            g_out = grads[len(self.names) + 2 * k + 1]
+            if n in out_grads and len(caps[n]) == 1 and g_out is not None:
+                kept_grads[n] = g_out.detach()
         return PathFlow(
             list(self.order),
             log_paths,
