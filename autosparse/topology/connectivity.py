@@ -77,40 +77,46 @@ def repair_with_flow(
     moved_per_iter: list[int] = []
     current = {n: m.clone() for n, m in masks.items()}
     flow: PathFlow | None = None
-    settled = False
     for it in range(iterations):
-        flow = net.flow(net.weights(current))
-        eff = flow.effective()
-        dead = {n: m & ~eff[n] for n, m in current.items()}
-        if not any(bool(d.any()) for d in dead.values()):
+        flow, eff, dead = _measure(net, current)
+        if not _any(dead):
             moved_per_iter.append(0)
-            settled = True
             break
-        if it == 0 or not any(bool(e.any()) for e in eff.values()):
+        if it == 0 or not _any(eff):
             # the potential of this pass, dead weights and all: cheap, and exact where the dead carry no
             # reach; also the only move with a chance where no path is left to measure from
             moved_per_iter.append(_move_dead(current, eff, flow, scores, prefer))
             if moved_per_iter[-1] > 0:
                 flow = None  # it measured the masks before the move
                 continue
-            if not any(bool(e.any()) for e in eff.values()):
-                settled = True
+            if not _any(eff):
                 break  # no path at all, and no weight could move onto one
             # nothing could move one layer at a time: only a chain can help
         flow = _settle(net, current, flow, eff, dead, scores, prefer, moved_per_iter, chains)
-        settled = True
         break
-    if not settled and iterations > 0:
-        # the cheap moves took every iteration (no path to measure from until the last one): where a
-        # path exists now, the exact and chain steps still place what is dead
-        flow = net.flow(net.weights(current))
-        eff = flow.effective()
-        dead = {n: m & ~eff[n] for n, m in current.items()}
-        if any(bool(d.any()) for d in dead.values()) and any(bool(e.any()) for e in eff.values()):
-            flow = _settle(net, current, flow, eff, dead, scores, prefer, moved_per_iter, chains)
+    else:
+        if iterations > 0:
+            # the cheap moves took every iteration (no path to measure from until the last one): where a
+            # path exists now, the exact and chain steps still place what is dead
+            flow, eff, dead = _measure(net, current)
+            if _any(dead) and _any(eff):
+                flow = _settle(net, current, flow, eff, dead, scores, prefer, moved_per_iter, chains)
     if final_flow and flow is None:
         flow = net.flow(net.weights(current))  # the masks changed after the last pass
     return Masks(current, meta=dict(masks.meta)), moved_per_iter, flow if final_flow else None
+
+
+def _measure(
+    net: PathNetwork, current: Mapping[str, torch.Tensor]
+) -> tuple[PathFlow, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """One path pass over ``current``: its flow, the kept weights on a path, and those on none."""
+    flow = net.flow(net.weights(current))
+    eff = flow.effective()
+    return flow, eff, {n: m & ~eff[n] for n, m in current.items()}
+
+
+def _any(masks: Mapping[str, torch.Tensor]) -> bool:
+    return any(bool(m.any()) for m in masks.values())
 
 
 def _settle(
@@ -195,10 +201,8 @@ def _revive(
     if not moved:
         return flow
     moved_per_iter.append(moved)
-    flow = net.flow(net.weights(current))
-    eff = flow.effective()
-    dead = {n: m & ~eff[n] for n, m in current.items()}
-    if any(bool(d.any()) for d in dead.values()):  # a chain's stragglers: placed exactly
+    flow, eff, dead = _measure(net, current)
+    if _any(dead):  # a chain's stragglers: placed exactly
         moved_per_iter.append(_exact_move(net, current, eff, dead, scores, prefer))
         return None
     return flow
