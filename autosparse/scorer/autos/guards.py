@@ -235,7 +235,7 @@ def synflow_fallback(call: Call, *, reason: str, mend: bool = True, **record: An
     mended = masks_from_counts(prio, counts)
     moved: list[int] = []
     if cfg.repair > 0 and paths.shape:
-        mended, moved, flow = repair_with_flow(paths.network, mended, prio, iterations=cfg.repair)
+        mended, moved, flow = repair_with_flow(paths.network, mended, prio, iterations=cfg.repair, rehome=cfg.rehome)
     else:
         flow = None
     guard["mended"] = {"empty": empty, "off_path": off_path}

@@ -96,7 +96,7 @@ def learned_masks(call: Call, *, force: bool = False) -> Masks:
     if cfg.repair > 0 and call.shape:
         # batch-1 float64 passes: small ops, single-threaded inside PathNetwork (see above)
         masks, moved, flow = repair_with_flow(
-            call.paths.network, masks, scores, iterations=cfg.repair, prefer=prefer or None
+            call.paths.network, masks, scores, iterations=cfg.repair, prefer=prefer or None, rehome=cfg.rehome
         )
     else:
         flow = None
