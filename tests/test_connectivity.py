@@ -99,7 +99,7 @@ def test_only_weights_without_room_stay_dead(seed: int) -> None:
     weights, no free position of it lies on a path."""
     model, masks, scores = _deep_mlp_case(seed)
     net = PathNetwork(model, (12,))
-    repaired, moved, flow = repair_with_flow(net, masks, scores, iterations=3)
+    repaired, moved, flow = repair_with_flow(net, masks, scores, iterations=3, rehome=False)
     assert [int(repaired[n].sum()) for n in repaired] == [int(masks[n].sum()) for n in masks]
     assert len(moved) <= 4 and moved[0] > 0
     eff = net.flow(net.weights(repaired)).effective()
@@ -108,6 +108,71 @@ def test_only_weights_without_room_stay_dead(seed: int) -> None:
         if bool((repaired[n] & ~eff[n]).any()):
             assert not bool((~repaired[n] & live_flow.potential(n)).any()), n
     assert flow is not None and flow.log_paths == net.flow(net.weights(repaired)).log_paths
+
+
+def test_rehome_gives_dead_weights_to_layers_with_room() -> None:
+    """What the in-layer steps leave dead (its layer has no on-path room) goes to layers that have
+    room: the kept count is exact, no live weight moves, no layer empties, every weight given lands
+    on a path, and weights stay dead only where no layer anywhere has room left."""
+    rehomed = 0
+    for seed in (2, 5, 13, 17):
+        model, masks, scores = _deep_mlp_case(seed)
+        net = PathNetwork(model, (12,))
+        in_layer, moved_in_layer, _ = repair_with_flow(net, masks, scores, rehome=False)
+        repaired, moved, flow = repair_with_flow(net, masks, scores)
+        assert moved[: len(moved_in_layer)] == moved_in_layer  # the in-layer steps ran as before
+        assert repaired.kept == masks.kept and all(bool(m.any()) for m in repaired.values())
+        before = net.flow(net.weights(in_layer)).effective()
+        eff = net.flow(net.weights(repaired)).effective()
+        assert all(not bool((in_layer[n] & before[n] & ~repaired[n]).any()) for n in repaired)  # live weights stay
+        gained = {n: repaired[n] & ~in_layer[n] for n in repaired}
+        assert all(not bool((g & ~eff[n]).any()) for n, g in gained.items())  # each lands on a path
+        given = sum(int(g.sum()) for g in gained.values())
+        assert given == sum(moved[len(moved_in_layer) :])
+        live = net.flow(net.weights({n: repaired[n] & eff[n] for n in repaired}))
+        if any(bool((repaired[n] & ~eff[n]).any()) and bool(eff[n].any()) for n in repaired):
+            assert not any(bool((~repaired[n] & live.potential(n)).any()) for n in repaired)
+        assert flow is not None and flow.log_paths == net.flow(net.weights(repaired)).log_paths
+        rehomed += given
+    assert rehomed > 0  # seed 5 leaves one weight dead in a full layer: not a vacuous check
+
+
+class _Grouped(nn.Module):
+    """1x1 conv -> grouped 3x3 conv -> 1x1 conv -> head: RegNet's block, where the 1x1 convs decide
+    which channels of the grouped conv can carry a path (12 inputs, so the first conv has room)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b, self.c = nn.Conv2d(12, 8, 1), nn.Conv2d(8, 8, 3, padding=1, groups=4), nn.Conv2d(8, 4, 1)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.c(torch.relu(self.b(torch.relu(self.a(x))))))
+        return self.head(h.mean((2, 3)))
+
+
+def test_rehome_opens_a_grouped_conv_starved_by_its_neighbours() -> None:
+    """The grouped conv keeps many weights, its 1x1 neighbours few (one channel open each side):
+    only that channel's kernel can carry a path, so the in-layer steps leave the rest of the
+    grouped conv's weights dead. The rehome step gives them to a layer with on-path room (the
+    first conv's unused inputs into the open channel)."""
+    model = _Grouped()
+    masks = {n: torch.zeros(p.shape, dtype=torch.bool) for n, p in model.named_parameters() if n.endswith("weight")}
+    masks["a.weight"][0, 0] = True  # input 0 -> channel 0
+    masks["b.weight"][:, :, 1, 1] = True  # every centre tap: 8 weights, 6 of them outside channel 0's group
+    masks["c.weight"][0, 0] = True  # channel 0 -> out 0
+    masks["head.weight"][:, 0] = True
+    masks = Masks(masks)
+    scores = {n: torch.rand(m.shape, generator=torch.Generator().manual_seed(2)) for n, m in masks.items()}
+    net = PathNetwork(model, (12, 5, 5))
+    kept, _, _ = repair_with_flow(net, masks, scores, rehome=False)
+    assert path_stats(model, kept, (12, 5, 5)).effective_params < kept.kept
+    repaired, moved, _ = repair_with_flow(net, masks, scores)
+    assert repaired.kept == masks.kept and moved[-1] > 0
+    assert path_stats(model, repaired, (12, 5, 5)).effective_params == repaired.kept
+    counts = {n: int(repaired[n].sum()) - int(masks[n].sum()) for n in masks}
+    assert counts["b.weight"] < 0 < counts["a.weight"], counts  # from the grouped conv to the first conv
 
 
 class _Residual(nn.Module):
@@ -204,7 +269,7 @@ def test_exact_and_chain_steps_run_after_the_cheap_moves_take_every_iteration() 
     masks["stem.weight"][0, 0] = True  # ... a stem weight into a unit the head does not read yet
     masks = Masks({**masks.to_dict(), "head.weight": masks["head.weight"] & torch.tensor([False, True, True, True])})
     net = PathNetwork(model, (3,))
-    repaired, moved, _ = repair_with_flow(net, masks, scores, iterations=1)
+    repaired, moved, _ = repair_with_flow(net, masks, scores, iterations=1, rehome=False)
     assert len(moved) > 1  # a step ran after the single cheap move
     assert [int(repaired[n].sum()) for n in repaired] == [int(masks[n].sum()) for n in masks]
     live = net.flow(net.weights(repaired))

@@ -1,23 +1,24 @@
-"""Connectivity repair: spend every kept weight on an input→output path, same per-layer counts.
+"""Connectivity repair: spend every kept weight on an input→output path, keeping the exact count.
 
 A one-shot ranker scores weights independently, so at extreme sparsity some kept weights end at
 a unit nothing reads, or start at a unit nothing feeds: they cost budget and carry no signal.
 On LeNet-300-100 at 0.5% density about a fifth of an unrepaired ``autos`` mask was such dead
 weight, while IMP's masks have none. Repair moves exactly those weights, layer by layer, to the
 best-scored pruned positions that *would* lie on a path (the path "potential" of
-:mod:`autosparse.topology.paths`). Per-layer counts — the allocation — are untouched, so the exact
-kept count is preserved; a layer with fewer on-path positions than dead weights keeps the rest.
+:mod:`autosparse.topology.paths`). These steps keep per-layer counts — the allocation.
 
 One move can leave weights dead: the potential it read counted reach through dead weights it
 then removed (a dead weight can carry the input halfway to a unit that reaches the output). So
 when a move leaves weights dead, the next step measures the potential again without them, which
-is exact: every weight it places lies on a path, and the repair stops there. On MobileNet-v3-small
-at 1% the old loop of cheap moves never settled (8156, 2513, 1670 weights moved, 13% of the mask
-still dead after three rounds and 12% after twelve).
+is exact: every weight it places lies on a path. On MobileNet-v3-small at 1% the old loop of
+cheap moves never settled (8156, 2513, 1670 weights moved, 13% of the mask still dead after
+three rounds and 12% after twelve).
 
 Where a layer keeps dead weights with no on-path room because its neighbours are dead too (a
-residual branch the shortcut bypasses), a last step lays the branch again as a chain, in forward
-order (:func:`_revive`).
+residual branch the shortcut bypasses), a chain step lays the branch again, in forward order
+(:func:`_revive`). Where its neighbours are live but open too few units (the grouped convs of a
+RegNet), the last step gives the surplus to other layers with on-path room (:func:`_rehome`);
+only that step changes per-layer counts, and ``rehome=False`` turns it off.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def repair_connectivity(
     prefer: Mapping[str, torch.Tensor] | None = None,
 ) -> tuple[Masks, list[int]]:
     """Return repaired masks and the number of weights moved in each step (the cheap moves, the
-    exact move, the chain step and its stragglers' move, as far as each ran).
+    exact move, the chain step and its stragglers' move, the rehome step, as far as each ran).
 
     ``scores`` (higher = better) choose among the candidate positions; ties go to the lower
     index, so the result is deterministic. ``prefer`` (per layer, a boolean tensor broadcastable
@@ -73,7 +74,8 @@ def repair_with_flow(
     Why: a caller that checks the result's paths afterwards (``autos``' collapse check, then
     ``prune``'s diagnostics) would otherwise build a second float64 copy of the model and run the
     pass the repair's last iteration already ran — a third of ``autos``' time on MobileNet-v3.
-    The flow costs one extra pass only when the masks changed after the last pass.
+    The flow costs one extra pass only when the masks changed after the last pass. ``chains`` and
+    ``rehome`` switch those steps off (ablations; ``autos rehome=false``).
     """
     moved_per_iter: list[int] = []
     current = {n: m.clone() for n, m in masks.items()}
