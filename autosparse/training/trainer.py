@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from autosparse.core.errors import ConfigError
 from autosparse.core.masks import Masks, assert_masks_exact, remove_masks
 from autosparse.core.model_io import logits, model_input, param_dtype
+from autosparse.training.batchnorm import recalibrate_lagging_batchnorm
 from autosparse.training.masking import MaskedParameters
 
 log = logging.getLogger(__name__)
@@ -229,6 +230,7 @@ def train(
         running, seen = epoch_loss, epoch_seen
         record = {"epoch": len(history) + 1, "train_loss": running / max(1, seen)}
         if cfg.eval_every_epoch:
+            recalibrate_lagging_batchnorm(model, x_train, cfg.batch_size, device, dtype)
             record["test_accuracy"] = evaluate(model, dataset.x_test, dataset.y_test, cfg.eval_batch_size)  # type: ignore[attr-defined]
         history.append(record)
         bar.set_postfix(loss=f"{record['train_loss']:.3f}")
@@ -241,6 +243,8 @@ def train(
             masks.without_init().apply(model)
         else:
             remove_masks(model)  # a model the caller had pruned with torch's hooks comes back plain
+    # running statistics that average over more steps than this recipe has (torchvision's mobile nets)
+    recalibrate_lagging_batchnorm(model, x_train, cfg.batch_size, device, dtype)
     acc = evaluate(model, dataset.x_test, dataset.y_test, cfg.eval_batch_size)  # type: ignore[attr-defined]
     seconds = time.perf_counter() - start
     return TrainResult(acc, running / max(1, seen), seconds, step, history)
