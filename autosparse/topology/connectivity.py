@@ -246,7 +246,7 @@ def _rehome(
     if not givers:
         return flow
     weights = net.weights({n: m & ~givers[n] if n in givers else m for n, m in current.items()})
-    reach = net.flow(weights)  # the live weights alone: every position it says is on a path, is
+    reach = net.flow(weights)  # the live weights alone, so a position it puts on a path is on one
     room: dict[str, torch.Tensor] = {}
     for n in names:
         free = ~current[n] & reach.potential(n)
