@@ -195,8 +195,7 @@ def _revive(
     """
     flow = flow if flow is not None else net.flow(net.weights(current))
     eff = flow.effective()
-    kinds = {layer.name: layer.kind for layer in net.layers}
-    stuck = {n for n in net.names if kinds[n] != "attention" and bool((current[n] & ~eff[n]).any())}
+    stuck = {n for n in _movable(net) if bool((current[n] & ~eff[n]).any())}
     if not stuck:
         return flow
     before = dict(current)  # place() swaps in new tensors, so this is the undo
@@ -213,6 +212,13 @@ def _revive(
         moved_per_iter.append(_exact_move(net, current, eff, dead, scores, prefer))
         return None
     return flow
+
+
+def _movable(net: PathNetwork) -> list[str]:
+    """The layers, in forward order, whose weights the chain and rehome steps may move: not
+    attention layers, whose path measure is approximate."""
+    kinds = {layer.name: layer.kind for layer in net.layers}
+    return [n for n in net.names if kinds[n] != "attention"]
 
 
 def _rehome(
@@ -238,11 +244,10 @@ def _rehome(
     """
     flow = flow if flow is not None else net.flow(net.weights(current))
     eff = flow.effective()
-    kinds = {layer.name: layer.kind for layer in net.layers}
-    names = [n for n in net.names if kinds[n] != "attention"]
+    names = _movable(net)
     live = {n: current[n] & eff[n] for n in names}
-    givers = {n: current[n] & ~eff[n] for n in names if bool(live[n].any())}
-    givers = {n: d for n, d in givers.items() if bool(d.any())}
+    dead = {n: current[n] & ~eff[n] for n in names}
+    givers = {n: d for n, d in dead.items() if bool(d.any()) and bool(live[n].any())}
     if not givers:
         return flow
     weights = net.weights({n: m & ~givers[n] if n in givers else m for n, m in current.items()})
