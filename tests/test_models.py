@@ -34,6 +34,7 @@ ZOO: dict[str, tuple[dict[str, Any], list[tuple[int, ...]]]] = {
     "resnet32": ({"width": 0.25}, [CIFAR]),
     "resnet56": ({"width": 0.25}, [CIFAR]),
     "vgg11": ({"width": 0.0625}, IMAGES),
+    "vgg13": ({"width": 0.0625}, IMAGES),
     "vgg16": ({"width": 0.0625}, IMAGES),
     "vgg19": ({"width": 0.0625}, [CIFAR]),
     "cnn1d": ({"channels": 4}, [MNIST1D, (40,)]),

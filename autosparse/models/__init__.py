@@ -9,7 +9,7 @@ name                      what                                        inputs
 ``lenet5``                LeNet-5                                     images >= 28x28
 ``conv2/4/6``             Frankle & Carbin's lottery-ticket conv nets  images >= 2/4/8 px
 ``resnet20/32/56``        CIFAR ResNets (option-B shortcuts, BN)      images >= 8x8
-``vgg11/16/19``           CIFAR VGG-BN, one linear classifier         images >= 8x8
+``vgg11/13/16/19``        CIFAR VGG-BN, one linear classifier         images >= 8x8
 ``cnn1d``                 MNIST-1D's 1-D CNN                          1-D signals only
 ``mobilenet``             MobileNet-v1, depthwise-separable convs     images >= 4x4
 ``vit_tiny``              small ViT with nn.MultiheadAttention        images, patch | size

@@ -1,6 +1,6 @@
-"""CIFAR VGG-11/16/19 with BatchNorm, as in open_lth and Synaptic-Flow's lottery VGGs.
+"""CIFAR VGG-11/13/16/19 with BatchNorm, as in open_lth and Synaptic-Flow's lottery VGGs.
 
-The convolutional plan of Simonyan & Zisserman's configurations A, D and E (3x3 conv-BN-ReLU,
+The convolutional plan of Simonyan & Zisserman's configurations A, B, D and E (3x3 conv-BN-ReLU,
 2x2 max pooling between stages), then global average pooling and *one* linear classifier
 (512 -> classes) instead of ImageNet VGG's three 4096-wide layers: this is the VGG-16-BN
 whose Synaptic-Flow numbers the design notes quote. On 32x32 the last feature map is 2x2 and
@@ -24,6 +24,7 @@ from autosparse.models.registry import register_model
 
 _PLANS: dict[int, list[int | str]] = {
     11: [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],
+    13: [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512],
     16: [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512],
     19: [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512],
 }
