@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from autosparse.core.allocation import (
     allocate,
+    apportion,
     counts_from_shares,
     erk_counts,
     erk_densities,
@@ -108,6 +109,37 @@ def test_counts_from_shares_respects_caps() -> None:
     shapes = {"a": torch.Size([1000]), "b": torch.Size([1000])}
     counts = counts_from_shares(shapes, 0.1, {"a": 1.0, "b": 1.0}, caps={"a": 20, "b": 1000})
     assert counts == {"a": 20, "b": 180}
+
+
+def test_apportion_is_proportional_and_exact() -> None:
+    # 10 in proportion 1:3: 2.5 / 7.5, the tie of remainders goes to the earlier key
+    assert apportion(10, {"a": 1, "b": 3}, {"a": 100, "b": 100}) == {"a": 3, "b": 7}
+    assert apportion(7, {"a": 1, "b": 1, "c": 1}, {"a": 9, "b": 9, "c": 9}) == {"a": 3, "b": 2, "c": 2}
+
+
+def test_apportion_gives_what_a_cap_cannot_take_to_the_others() -> None:
+    # "b" would get 90 of 100 but holds 5; the other 95 split 1:1 between "a" and "c"
+    assert apportion(100, {"a": 1, "b": 18, "c": 1}, {"a": 100, "b": 5, "c": 100}) == {"a": 48, "b": 5, "c": 47}
+
+
+def test_apportion_stops_at_the_caps_and_feeds_unweighted_keys_last() -> None:
+    assert apportion(50, {"a": 1, "b": 1}, {"a": 10, "b": 20}) == {"a": 10, "b": 20}
+    assert apportion(12, {"a": 1, "b": 0}, {"a": 10, "b": 10}) == {"a": 10, "b": 2}
+    assert apportion(0, {"a": 1}, {"a": 10}) == {"a": 0}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    weights=st.lists(st.integers(0, 50), min_size=1, max_size=6),
+    caps=st.lists(st.integers(0, 40), min_size=6, max_size=6),
+    total=st.integers(0, 300),
+)
+def test_property_apportion_sums_exactly_within_caps(weights: list[int], caps: list[int], total: int) -> None:
+    names = [f"l{i}" for i in range(len(weights))]
+    cap = dict(zip(names, caps))
+    out = apportion(total, dict(zip(names, weights)), cap)
+    assert sum(out.values()) == min(total, sum(cap.values()))
+    assert all(0 <= out[n] <= cap[n] for n in names)
 
 
 @pytest.mark.parametrize("bad", [0.0, -0.1, 1.5])

@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from autosparse.core.allocation import topk_mask
+from autosparse.core.allocation import apportion, topk_mask
 from autosparse.core.masks import Masks
 from autosparse.topology.paths import PathFlow, PathNetwork
 
@@ -260,12 +260,13 @@ def _rehome(
         if bool(free.any()):
             room[n] = free
     pool = sum(int(d.sum()) for d in givers.values())
-    gets = _shares(pool, {n: int(live[n].sum()) for n in room}, {n: int(r.sum()) for n, r in room.items()})
+    # in proportion to live counts; a layer with room but nothing live counts as one
+    gets = apportion(pool, {n: max(int(live[n].sum()), 1) for n in room}, {n: int(r.sum()) for n, r in room.items()})
     placed = sum(gets.values())
     if placed == 0:
         return flow
     counts = {n: int(d.sum()) for n, d in givers.items()}
-    stays = _shares(pool - placed, counts, counts)  # what found no room: each layer keeps its share
+    stays = apportion(pool - placed, counts, counts)  # what found no room: each layer keeps its share
     for n, d in givers.items():
         current[n] = (current[n] & ~d) | _best_among(_float_scores(scores[n], d), d, stays[n])
     for n, k in gets.items():
@@ -273,34 +274,6 @@ def _rehome(
             current[n] = current[n] | _best_among(_float_scores(scores[n], room[n]), room[n], k)
     moved_per_iter.append(placed)
     return None
-
-
-def _shares(total: int, weight: Mapping[str, int], cap: Mapping[str, int]) -> dict[str, int]:
-    """``total`` split over ``cap``'s keys in proportion to ``weight`` (at least 1 each), none over
-    its cap, largest remainders first (ties: key order); what a capped key cannot take goes to
-    the others."""
-    out = dict.fromkeys(cap, 0)
-    while total > 0:
-        open_ = [n for n in cap if out[n] < cap[n]]
-        if not open_:
-            break
-        norm = sum(max(weight.get(n, 0), 1) for n in open_)
-        exact = {n: total * max(weight.get(n, 0), 1) / norm for n in open_}
-        give = {n: min(int(exact[n]), cap[n] - out[n]) for n in open_}
-        rest = total - sum(give.values())
-        for n in sorted(open_, key=lambda n: exact[n] - int(exact[n]), reverse=True):
-            if rest == 0:
-                break
-            if give[n] < cap[n] - out[n]:
-                give[n] += 1
-                rest -= 1
-        given = sum(give.values())
-        if given == 0:
-            break
-        for n in open_:
-            out[n] += give[n]
-        total -= given
-    return out
 
 
 def _chain(
