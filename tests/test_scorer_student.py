@@ -123,3 +123,24 @@ def test_an_unknown_student_guard_is_one_clear_error() -> None:
 
     with pytest.raises(ConfigError, match="student_guard"):
         make_pruner("autos", {"student_guard": "on"})
+
+
+# What docs/RESULTS.md and the README report the shipped cards deciding at the bench's densities (checks 8-12,
+# docs/SCORER.md). A retrained card or new evidence that moves one of these moves a reported result: rerun
+# the test cells it touches and update the docs, then this table.
+SHIPPED_VERDICTS = {
+    ("autos_mlp", "plain-conv"): {0.02: False, 0.01: True, 0.005: True},
+    ("autos_mlp", "residual"): {0.02: False, 0.01: False, 0.005: False},
+    ("autos_mlp", "plain"): {0.01: False, 0.005: False, 0.002: False},
+    ("autos_gnn", "plain-conv"): {0.02: False, 0.01: False, 0.005: True},
+    ("autos_gnn", "residual"): {0.02: False, 0.01: False, 0.005: False},
+}
+
+
+@pytest.mark.parametrize(("scorer", "kind"), list(SHIPPED_VERDICTS))
+def test_the_shipped_cards_decide_what_the_results_report(scorer: str, kind: str) -> None:
+    card = json.loads((SHIPPED_DIR / scorer / "card.json").read_text())
+    evidence = StudentEvidence.from_card(card["student"])
+    assert evidence is not None
+    got = {d: evidence.verdict(kind, d).prefer_synflow for d in SHIPPED_VERDICTS[(scorer, kind)]}
+    assert got == SHIPPED_VERDICTS[(scorer, kind)]
