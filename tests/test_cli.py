@@ -361,6 +361,11 @@ def test_train_builds_the_model_the_masks_were_made_for(tmp_path) -> None:
         {"widths": [16]},
         "fake:fashion-mnist",
     )
+    assert "the model and dataset as the masks were made (--model / --dataset choose otherwise)" in proc.stderr
+    # a dataset named on the command line is the user's, and the line says only the model came from the masks
+    proc = run("train", "--epochs", "0.1", "--masks", str(masks), "--dataset", "fake:fashion-mnist")
+    assert proc.returncode == 0, proc.stderr
+    assert "the model as the masks were made (--model chooses otherwise)" in proc.stderr
     # a model named on the command line wins, and a misfit names the flags of the masks' own model
     other = ["--model", "mlp", "--model-kwargs", '{"widths": [8]}']
     assert_user_error(
@@ -372,6 +377,13 @@ def test_argparse_errors_are_one_line_without_the_usage_block() -> None:
     proc = run("train", "--optimizer", "adamw")
     assert_user_error(proc, "adamw", "--help")
     assert "usage:" not in proc.stderr
+
+
+def test_a_mistyped_option_is_refused_by_its_subcommand_naming_the_one_meant() -> None:
+    # argparse's own message came from the top-level parser: "autosparse: error: unrecognized arguments"
+    proc = run("prune", "--modle", "lenet5", "--desnity=0.1")
+    assert_user_error(proc, "autosparse prune: error:", "--modle (did you mean --model?)", "(did you mean --density?)")
+    assert_user_error(run("models", "lenet5"), "autosparse models: error: unrecognized arguments: lenet5")
 
 
 def test_an_unknown_device_is_refused_before_the_data_loads(tmp_path) -> None:

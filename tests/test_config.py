@@ -93,7 +93,7 @@ def test_list_of_dataclasses_takes_short_forms() -> None:
     assert from_dict(Grid, {"rows": "snip, grasp"}).rows == [Row("snip"), Row("grasp")]
     assert from_dict(Grid, {"rows": {"method": "snip"}}).rows == [Row("snip")]
     # a one-key mapping whose key is a field, or whose value is no mapping, is read as fields (typos stay errors)
-    with pytest.raises(ConfigError, match="unknown key metod"):
+    with pytest.raises(ConfigError, match=r"unknown key metod \(did you mean method\?\)"):
         from_dict(Grid, {"rows": [{"metod": "snip"}]})
     # a single dataclass (not a list item) has no short form: a typo in `inner` must not become its first field
     with pytest.raises(ConfigError, match="mapping"):
@@ -122,7 +122,9 @@ def test_resolve_is_defaults_then_yaml_then_flags(tmp_path) -> None:
     (cfg,) = resolve(p.parse_args([]), Grid)
     assert cfg == Grid()
     yaml_file.write_text("seedz: [1]\n")
-    with pytest.raises(ConfigError, match=r"unknown keys seedz .* valid keys: inner, rows, seeds"):
+    with pytest.raises(
+        ConfigError, match=r"unknown key seedz \(did you mean seeds\?\) in .* valid keys: inner, rows, seeds"
+    ):
         resolve(p.parse_args(["--config", str(yaml_file)]), Grid)
 
 

@@ -8,7 +8,7 @@ import torchvision
 from torch import nn
 from torch.nn.utils import prune
 
-from autosparse.core.errors import MaskError, NoPrunableLayersError, TiedWeightsError
+from autosparse.core.errors import ConfigError, MaskError, NoPrunableLayersError, TiedWeightsError
 from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks, assert_masks_exact, current_masks, remove_masks
 
@@ -59,6 +59,34 @@ def test_corrupt_mask_file(tmp_path) -> None:
     (tmp_path / "masks.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(MaskError, match="corrupt"):
         Masks.load(tmp_path)
+
+
+def test_a_file_of_another_kind_is_named_as_such_not_as_a_corrupt_mask(tmp_path) -> None:
+    folder = _random_masks(_mlp()).save(tmp_path / "m")
+    with pytest.raises(MaskError, match=r"report.json is not a mask file; pass the masks folder") as info:
+        Masks.load(folder / "report.json")
+    assert "corrupt" not in str(info.value)
+
+
+def test_a_resnet_stem_of_the_other_kind_names_the_option_that_builds_it() -> None:
+    imagenet, cifar = nn.Sequential(nn.Conv2d(3, 8, 7, bias=False)), nn.Sequential(nn.Conv2d(3, 8, 3, bias=False))
+    masks = Masks({"0.weight": torch.ones(8, 3, 7, 7, dtype=torch.bool)})
+    with pytest.raises(MaskError, match=r"a 7x7 ResNet stem against a 3x3 one: .*\{\"cifar_stem\": false\}"):
+        masks.validate(cifar)
+    masks = Masks({"0.weight": torch.ones(8, 3, 3, 3, dtype=torch.bool)})
+    with pytest.raises(MaskError, match=r"\{\"cifar_stem\": true\}"):
+        masks.validate(imagenet)
+    with pytest.raises(MaskError) as info:  # any other misfit keeps the plain message
+        Masks({"0.weight": torch.ones(4, 3, 3, 3, dtype=torch.bool)}).validate(cifar)
+    assert "stem" not in str(info.value)
+
+
+def test_a_lazy_layer_not_yet_run_names_the_forward_pass_that_materialises_it() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.LazyLinear(10))
+    with pytest.raises(ConfigError, match=r"1\.weight is of a lazy module .* run the model once"):
+        prunable_layers(model)
+    model(torch.randn(2, 5))
+    assert [la.name for la in prunable_layers(model)] == ["1.weight"]
 
 
 def test_model_without_prunable_layers() -> None:

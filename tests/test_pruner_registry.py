@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 from torch import nn
@@ -191,6 +193,35 @@ def test_inputs_the_model_cannot_take_are_one_error_naming_their_shape(model: nn
         autosparse.prune(model, "snip", density=0.1, data=data)
     with pytest.raises(ConfigError, match=r"^synflow could not run the model on input_shape=\(3, 32, 32\)"):
         autosparse.prune(model, "synflow", density=0.1, input_shape=(3, 32, 32), rounds=2)
+
+
+@pytest.mark.parametrize("method", ["snip", "synflow", "autos"])
+def test_flattened_inputs_to_a_conv_net_are_the_same_one_error(method: str, caplog: pytest.LogCaptureFixture) -> None:
+    # torch words these failures differently ("Expected 3D (unbatched) or 4D", BatchNorm's ValueError
+    # "expected 4D input (got 2D input)"); each used to escape as a raw traceback, and autos warned first
+    import autosparse
+
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10)
+    )
+    data = (torch.randn(10, 784), torch.arange(10))
+    with pytest.raises(ConfigError, match=rf"^{method} could not run the model on inputs of shape \(N, 784\): "):
+        autosparse.prune(model, method, density=0.1, data=data)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    with pytest.raises(ConfigError, match=r"could not run the model on input_shape=\(28, 28\): expected 4D input"):
+        autosparse.prune(
+            nn.Sequential(nn.BatchNorm2d(1), nn.Flatten(), nn.Linear(784, 10)),
+            "synflow",
+            density=0.1,
+            input_shape=(28, 28),
+        )
+
+
+def test_a_model_name_instead_of_a_model_names_the_builder() -> None:
+    import autosparse
+
+    with pytest.raises(ConfigError, match=r"prune takes the model itself .* autosparse\.build_model\("):
+        autosparse.prune("resnet18", "random", density=0.1)
 
 
 def test_python_keywords_are_typed_as_the_yaml_and_the_cli_type_them() -> None:

@@ -84,7 +84,7 @@ def test_cli_task_from_yaml_and_flags(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         parser.parse_args(["--name", "x"])
     yaml.write_text("name: x\n")
-    with pytest.raises(ConfigError, match="unknown keys name"):
+    with pytest.raises(ConfigError, match="unknown key name"):
         resolve_task(parser.parse_args(["--config", str(yaml)]), Job)
 
 

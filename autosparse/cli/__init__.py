@@ -14,6 +14,7 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import importlib.metadata
 import logging
@@ -72,9 +73,24 @@ def configure_logging(verbose: int) -> None:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose >= 1 else logging.INFO)
 
 
+def _refuse_extra(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
+    """Words no option took, refused by the subcommand they were typed for, with the option each
+    mistyped one was likely meant as: argparse's own message comes from the top-level parser and
+    names neither."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
+    options = sorted(o for o in sub._option_string_actions if o.startswith("--"))
+    words = []
+    for word in extra:
+        meant = difflib.get_close_matches(word.split("=")[0], options, n=1) if word.startswith("--") else []
+        words.append(f"{word} (did you mean {meant[0]}?)" if meant else word)
+    sub.error(f"unrecognized arguments: {' '.join(words)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _refuse_extra(parser, args, extra)
     configure_logging(args.verbose)
     try:
         return int(args.func(args) or 0)

@@ -23,14 +23,29 @@ MODEL_FAMILIES = [
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("methods", help="list pruning methods and their hyperparameters")
+    p = sub.add_parser(
+        "methods",
+        help="list pruning methods and their hyperparameters",
+        description="List the registered pruning methods; with a METHOD, each of its hyperparameters (pass them "
+        "as `prune --hp KEY=VALUE`, in YAML under `hp:`, or as keywords of autosparse.prune).",
+    )
     p.add_argument(
         "method", nargs="?", default=None, help="one method: each hyperparameter with its default and what it does"
     )
     p.set_defaults(func=_methods)
-    p = sub.add_parser("models", help="list models in the zoo with their inputs and options")
+    p = sub.add_parser(
+        "models",
+        help="list models in the zoo with their inputs and options",
+        description="List the zoo's models with the inputs they take and their options (`--model-kwargs`). "
+        "Any torchvision classifier is `tv:<name>` and any timm model `timm:<name>` (with the timm extra).",
+    )
     p.set_defaults(func=_models)
-    p = sub.add_parser("datasets", help="list datasets with their shapes and sizes")
+    p = sub.add_parser(
+        "datasets",
+        help="list datasets with their shapes and sizes",
+        description="List the datasets with their input shapes, classes and sizes; `fake:<name>` generates "
+        "random data of a dataset's shape, for smoke tests.",
+    )
     p.set_defaults(func=_datasets)
 
 

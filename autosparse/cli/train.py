@@ -104,11 +104,15 @@ def _task_of_masks(args: argparse.Namespace, task: Task, masks: Masks) -> Task:
         data = dataclasses.replace(data, dataset=str(made_on))
     if (model, data) != (task.model, task.data):
         kwargs = f" {json.dumps(model.model_kwargs)}" if model.model_kwargs else ""
+        taken = [w for w, changed in (("model", model != task.model), ("dataset", data != task.data)) if changed]
         log.info(
-            "training %s%s on %s, as the masks were made (--model / --dataset choose otherwise)",
+            "training %s%s on %s: the %s as the masks were made (--%s choose%s otherwise)",
             model.model,
             kwargs,
             data.dataset,
+            " and ".join(taken),
+            " / --".join(taken),
+            "s" if len(taken) == 1 else "",
         )
     return Task(model, data)
 

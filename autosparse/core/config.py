@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import difflib
 import functools
 import hashlib
 import inspect
@@ -300,9 +301,7 @@ def resolve(
     owned = [{f.name for f in dataclasses.fields(c)} - set(exclude) for c in classes]
     unknown = sorted(set(yaml_data) - set().union(*owned))
     if unknown:
-        valid = sorted(set().union(*owned))
-        where = getattr(args, "config", None) or "the config"
-        raise ConfigError(f"unknown keys {', '.join(unknown)} in {where}; valid keys: {', '.join(valid)}")
+        raise unknown_keys(unknown, set().union(*owned), f" in {getattr(args, 'config', None) or 'the config'}")
     out = []
     for cls, names in zip(classes, owned, strict=True):
         section = {k: v for k, v in yaml_data.items() if k in names}
@@ -470,6 +469,16 @@ def typed_scalars(cls: type, values: Mapping[str, Any], *, where: str = "") -> d
     return out
 
 
+def unknown_keys(unknown: Sequence[str], valid: set[str], where: str) -> ConfigError:
+    """The error for keys no setting has, with the key each was likely meant as: a YAML typo
+    should get the hint a mistyped flag gets."""
+    meant = {k: difflib.get_close_matches(k, sorted(valid), n=1) for k in unknown}
+    named = ", ".join(f"{k} (did you mean {m[0]}?)" if m else k for k, m in meant.items())
+    return ConfigError(
+        f"unknown {'key' if len(unknown) == 1 else 'keys'} {named}{where}; valid keys: {', '.join(sorted(valid))}"
+    )
+
+
 def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
     """Build a dataclass from a (YAML) mapping; unknown keys are an error listing valid ones."""
     hints = _hints(cls)  # type: ignore[arg-type]
@@ -477,10 +486,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
     normalised = {str(k).replace("-", "_"): v for k, v in data.items()}
     unknown = sorted(set(normalised) - names)
     if unknown:
-        raise ConfigError(
-            f"unknown {'key' if len(unknown) == 1 else 'keys'} {', '.join(unknown)}"
-            f"{' in ' + where if where else ''}; valid keys: {', '.join(sorted(names))}"
-        )
+        raise unknown_keys(unknown, names, f" in {where}" if where else "")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     kwargs = {}
     for k, v in normalised.items():

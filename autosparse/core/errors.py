@@ -57,7 +57,11 @@ def _closest(name: str, known: list[str]) -> str | None:
     if name.lower() in by_lower:
         return by_lower[name.lower()]
     close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
-    return by_lower[close[0]] if close else None
+    if close:
+        return by_lower[close[0]]
+    # a short name for one longer one, as papers write it: "erk" for random_erk, "npb" for a variant
+    parts = [k for k in by_lower if name.lower() in k.replace("-", "_").split("_")]
+    return by_lower[parts[0]] if len(parts) == 1 else None
 
 
 class DensityError(AutosparseError, ValueError):

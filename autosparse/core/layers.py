@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
-from autosparse.core.errors import NoPrunableLayersError, TiedWeightsError
+from autosparse.core.errors import ConfigError, NoPrunableLayersError, TiedWeightsError
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +127,13 @@ def prunable_layers(model: nn.Module, *, include_attention: bool = True) -> list
             )
         owner[key] = layer.name
         layers.append(layer)
+    lazy = [la.name for la in layers if isinstance(la.parameter, nn.parameter.UninitializedParameter)]
+    if lazy:
+        raise ConfigError(
+            f"{', '.join(lazy[:3])}{' and more' if len(lazy) > 3 else ''} {'is' if len(lazy) == 1 else 'are'} of a "
+            "lazy module whose shape is not known yet: run the model once on a batch of its inputs (model(x)) so its "
+            "weights materialise, then prune it"
+        )
     if not layers:
         raise NoPrunableLayersError(
             f"{type(model).__name__} has no prunable layer (nn.Linear, nn.Conv1d, nn.Conv2d or "

@@ -154,14 +154,27 @@ class Masks(Mapping[str, torch.Tensor]):
         missing = sorted(set(expected) - set(self._masks))
         extra = sorted(set(self._masks) - set(expected))
         if missing or extra:
+            parts = [
+                f"{what} {names[:3]}{'…' if len(names) > 3 else ''}"
+                for what, names in (("missing", missing), ("unexpected", extra))
+                if names
+            ]
             raise MaskError(
-                f"mask does not fit {type(model).__name__}: missing {missing[:3]}{'…' if len(missing) > 3 else ''}, "
-                f"unexpected {extra[:3]}{'…' if len(extra) > 3 else ''}; {self._made_for('another model')}"
+                f"mask does not fit {type(model).__name__}: {', '.join(parts)}; {self._made_for('another model')}"
             )
         for name, shape in expected.items():
-            if tuple(self._masks[name].shape) != shape:
+            made = tuple(self._masks[name].shape)
+            if made != shape:
+                stem = ""
+                if {made[2:], shape[2:]} == {(7, 7), (3, 3)} and made[:2] == shape[:2]:
+                    # torchvision's ResNet stem is 7x7; the zoo's `tv:` ResNets swap in a 3x3 one below 64 px
+                    want = "false" if made[2:] == (7, 7) else "true"
+                    stem = (
+                        f" (a {made[2]}x{made[3]} ResNet stem against a {shape[2]}x{shape[3]} one: build the `tv:` ResNet "
+                        f'with model_kwargs {{"cifar_stem": {want}}}, --model-kwargs \'{{"cifar_stem": {want}}}\')'
+                    )
                 raise MaskError(
-                    f"mask {name!r} has shape {tuple(self._masks[name].shape)} but the weight has {shape}; "
+                    f"mask {name!r} has shape {made} but the weight has {shape}{stem}; "
                     f"{self._made_for('another width or input shape')}"
                 )
         return self
@@ -175,7 +188,11 @@ class Masks(Mapping[str, torch.Tensor]):
         flags = f"--model {model}" + (f" --model-kwargs '{json.dumps(kwargs)}'" if kwargs else "")
         dataset = self.meta.get("dataset")
         on = f" on {dataset}" if dataset else ""
-        return f"the mask was made for {model} {json.dumps(kwargs)}{on}: build that model ({flags}), or prune this one"
+        call = f"build_model({model!r}, …{''.join(f', {k}={v!r}' for k, v in kwargs.items())})"
+        return (
+            f"the mask was made for {model} {json.dumps(kwargs)}{on}: build that model ({flags}; in Python "
+            f"autosparse.{call}), or prune this one"
+        )
 
     # Application
     def prepare(self, model: nn.Module) -> bool:
@@ -250,6 +267,8 @@ class Masks(Mapping[str, torch.Tensor]):
         file = path / MASKS_FILE if path.is_dir() else path
         if not file.exists():
             raise MaskError(f"no mask at {file}; write one with `autosparse prune … --out {path}`")
+        if file.suffix != ".safetensors":  # e.g. the folder's report.json: a file of another kind, not a broken mask
+            raise MaskError(f"{file} is not a mask file; pass the masks folder ({file.parent}) or its {MASKS_FILE}")
         try:
             tensors = load_file(str(file))
         except Exception as exc:  # safetensors raises its own error types

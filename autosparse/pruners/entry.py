@@ -94,10 +94,18 @@ _SHAPE_WORDS = (
     "sizes of tensors must match",
     "shape '[",
     "must match the size of tensor",  # e.g. a fixed position embedding (timm EfficientFormer) at another size
+    "(unbatched) or",  # conv/pool on flattened inputs: "Expected 3D (unbatched) or 4D (batched) input"
+    "d input (got",  # BatchNorm on inputs of the wrong rank: "expected 4D input (got 3D input)"
 )
 
 
-def _shape_error(exc: RuntimeError, method: str, data: PruningData | None, configured: Any) -> Exception:
+def is_shape_error(exc: BaseException) -> bool:
+    """Whether torch refused the inputs' shape: such a failure is the user's inputs, whichever pass met it
+    first, and is reported once as :func:`prune`'s shape error."""
+    return isinstance(exc, (RuntimeError, ValueError)) and any(w in str(exc).lower() for w in _SHAPE_WORDS)
+
+
+def _shape_error(exc: Exception, method: str, data: PruningData | None, configured: Any) -> Exception:
     """The model could not run on the inputs it was given: say which inputs and what to pass, with
     torch's own message; any other runtime error is returned as it is."""
     text = str(exc)
@@ -106,7 +114,7 @@ def _shape_error(exc: RuntimeError, method: str, data: PruningData | None, confi
             f"{method} could not run the model on {data.batches[0][0].dtype} inputs, which it does not convert: "
             f"{text.splitlines()[0]}; pass the inputs as your training loop feeds them (e.g. x.float() / 255)"
         )
-    if not any(w in text.lower() for w in _SHAPE_WORDS):
+    if not is_shape_error(exc):
         return exc
     given = f"inputs of shape (N, {', '.join(map(str, data.input_shape))})" if data is not None else "its inputs"
     if configured:
@@ -147,6 +155,11 @@ def prune_timed(
     """:func:`prune` that also reports the wall time spent computing the mask (the diagnostics of
     ``check`` are not in that time)."""
     d = check_density(density, sparsity)
+    if not isinstance(model, nn.Module):
+        raise ConfigError(
+            f"prune takes the model itself (an nn.Module), got {type(model).__name__} {model!r:.60}; build one first, "
+            "e.g. autosparse.build_model('tv:resnet18', (3, 32, 32), 10)"
+        )
     if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
         raise ConfigError(
             f"the model is wrapped in {type(model).__name__}: prune model.module (the masks name its layers), "
@@ -169,8 +182,11 @@ def prune_timed(
         start = time.perf_counter()
         try:
             masks = pruner.masks(work, pdata, d, seed=seed)
-        except RuntimeError as exc:
-            raise _shape_error(exc, method, pdata, getattr(pruner.config, "input_shape", None) or shape) from exc
+        except (RuntimeError, ValueError) as exc:  # ValueError: BatchNorm's rank check
+            told = _shape_error(exc, method, pdata, getattr(pruner.config, "input_shape", None) or shape)
+            if told is exc:
+                raise
+            raise told from exc
         seconds = time.perf_counter() - start
     measured = pruner.measured_paths(masks)
     masks = Masks(

@@ -29,6 +29,7 @@ from autosparse.core.masks import Masks
 from autosparse.core.ranking import pct_rank
 from autosparse.core.text import name_list
 from autosparse.features import FeatureTable, compute_features
+from autosparse.pruners.entry import is_shape_error
 from autosparse.scorer.autos.call import Call
 from autosparse.scorer.evidence import Verdict
 from autosparse.scorer.student import StudentVerdict
@@ -154,6 +155,8 @@ def _kind(call: Call) -> str | None:
     try:
         return call.network_kind()
     except ProbeError as exc:
+        if exc.__cause__ is not None and is_shape_error(exc.__cause__):
+            raise exc.__cause__ from None  # the inputs' shape: prune reports it once, as for any method
         warn_once(
             ("probe", call.cfg.scorer, type(call.model).__name__),
             "autos: cannot tell whether %s has skip connections (%s), so the density and student guards stay "
