@@ -211,6 +211,17 @@ def test_snip_criterion(fmnist: Dataset, reference: IRPResult) -> None:
         run_irp(make_model(), fmnist, irp, TRAIN, seed=0)
 
 
+def test_flow_criterion_keeps_the_schedule_and_chooses_otherwise(fmnist: Dataset, reference: IRPResult) -> None:
+    import autosparse.pruners  # noqa: F401  (registers the flow criterion)
+
+    res = run_irp(make_model(), fmnist, IRPConfig(rounds=R, criterion="flow"), TRAIN, seed=0)
+    # exact counts every round also rule out a regrown weight: it would be alive yet labelled pruned
+    assert [alive(res.labels, r) for r in range(R + 1)] == expected_alive(total_weights(res.labels), 0.5, R)
+    assert any(not torch.equal(res.labels[n], reference.labels[n]) for n in res.labels)
+    again = run_irp(make_model(), fmnist, IRPConfig(rounds=R, criterion="flow"), TRAIN, seed=0)
+    assert_same(res, again)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -220,6 +231,7 @@ def test_snip_criterion(fmnist: Dataset, reference: IRPResult) -> None:
         ({"prune_fraction": 0.0}, "prune_fraction"),
         ({"criterion": "grasp"}, "criterion"),
         ({"scope": "erk"}, "scope"),
+        ({"criterion": "flow", "scope": "layerwise"}, "use scope global"),
         ({"rewind_step": -1}, "rewind_step"),
         ({"target_densities": (0.5, 0.6)}, "strictly decreasing"),
         ({"target_densities": (1.0,)}, "strictly decreasing"),

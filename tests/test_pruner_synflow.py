@@ -173,3 +173,23 @@ def test_a_flow_that_overflows_inside_the_model_is_taken_at_a_smaller_input() ->
         assert torch.isfinite(g).all()
         ratio = g / w
         assert torch.allclose(ratio, ratio.flatten()[0].expand_as(ratio), rtol=1e-6)  # one scale for all
+
+
+def test_thin_by_flow_drops_weights_that_feed_a_dead_unit_first() -> None:
+    # IRP's flow criterion: hidden unit 0 of this trained net has no kept outgoing weight, so the
+    # weights into it carry no path flow, whatever their size, and go before any live weight
+    from autosparse.pruners.synflow import thin_by_flow
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 3, bias=False), nn.ReLU(), nn.Linear(3, 2, bias=False))
+    with torch.no_grad():
+        net[0].weight[0] = 10.0  # the largest weights of the net: magnitude would keep them
+    masks = {"0.weight": torch.ones(3, 4, dtype=torch.bool), "2.weight": torch.ones(2, 3, dtype=torch.bool)}
+    masks["2.weight"][:, 0] = False
+    with torch.no_grad():
+        net[2].weight[:, 0] = 0.0  # pruned weights are zero in a net trained under the mask
+    keep = 18 - 2 - 4  # 18 weights, 2 pruned already; the 4 into the dead unit go
+    out = thin_by_flow(net, masks, keep, final_density=0.1, input_shape=(4,))
+    assert sum(int(m.sum()) for m in out.values()) == keep
+    assert not bool(out["0.weight"][0].any())
+    assert bool(out["0.weight"][1:].all()) and torch.equal(out["2.weight"], masks["2.weight"])

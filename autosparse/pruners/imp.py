@@ -35,7 +35,7 @@ class ImpConfig(PrunerConfig):
     epochs: float = 8  # training per round
     lr: float = 0.1  # peak learning rate of each round's training
     batch_size: int = 128  # training batch size
-    criterion: str = "magnitude"  # what each round prunes by: magnitude | snip
+    criterion: str = "magnitude"  # what each round prunes by: magnitude | snip | flow (SynFlow on the trained net)
 
     def train_data(self, seed: int) -> DataSpec:
         """The training set IMP trains on; its subset follows the pruning seed, as a source run's does."""

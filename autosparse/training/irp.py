@@ -59,7 +59,9 @@ class IRPConfig:
 
     rounds: int = 10  # pruning rounds after the dense training (labels 0..rounds)
     prune_fraction: float = 0.5  # of the remaining weights, per round
-    criterion: Literal["magnitude", "snip"] = "magnitude"  # what each round prunes by, after training
+    criterion: Literal["magnitude", "snip", "flow"] = "magnitude"  # what each round prunes by, after training
+    """magnitude: |θ| (IMP); snip: |θ·g| on the pruning batch; flow: SynFlow's path flow of the *trained*
+    network, re-scored as it thins (docs/SCORER.md, "A teacher above SynFlow")"""
     scope: Literal["global", "layerwise"] = "global"  # rank weights across the whole model or within each layer
     rewind_step: int = 0  # 0 rewinds to θ0; k > 0 to the weights after k steps of the dense run
     target_densities: tuple[float, ...] = ()
@@ -79,10 +81,12 @@ class IRPConfig:
             raise ConfigError(f"rounds={self.rounds} does not fit the int8 labels; use at most {_MAX_ROUNDS} rounds")
         if not 0.0 < self.prune_fraction < 1.0:
             raise ConfigError(f"prune_fraction must be in (0, 1), got {self.prune_fraction}")
-        if self.criterion not in ("magnitude", "snip"):
-            raise ConfigError(f"unknown IRP criterion {self.criterion!r}; use magnitude or snip")
+        if self.criterion not in ("magnitude", "snip", "flow"):
+            raise ConfigError(f"unknown IRP criterion {self.criterion!r}; use magnitude, snip or flow")
         if self.scope not in ("global", "layerwise"):
             raise ConfigError(f"unknown IRP scope {self.scope!r}; use global or layerwise")
+        if self.criterion == "flow" and self.scope != "global":
+            raise ConfigError("the flow criterion ranks the whole network's path flow: use scope global with it")
         if self.rewind_step < 0:
             raise ConfigError("rewind_step must be >= 0")
 
@@ -127,14 +131,41 @@ def _criterion_scores(model: nn.Module, cfg: IRPConfig, batch: tuple[torch.Tenso
     }
 
 
+def _keep_count(cfg: IRPConfig, r: int, alive: int, numel: int) -> int:
+    """How many of ``numel`` weights (``alive`` of them left) round ``r`` keeps."""
+    if cfg.target_densities:
+        return max(1, int(round(cfg.target_densities[r] * numel)))
+    return max(1, int(round(alive * (1.0 - cfg.prune_fraction))))
+
+
+#: A criterion that is more than a score per weight: ``step(net, masks, keep, final_density, input_shape)``
+#: returns the ``keep`` survivors of ``masks`` in the trained ``net`` (``final_density``: the run's last).
+RoundStep = Callable[[nn.Module, dict[str, torch.Tensor], int, float, tuple[int, ...]], dict[str, torch.Tensor]]
+_ROUND_STEPS: dict[str, RoundStep] = {}
+
+
+def register_round_step(criterion: str, step: RoundStep) -> None:
+    """Give IRP a criterion owned by a module above training (``flow``: :mod:`autosparse.pruners.synflow`),
+    which registers it on import, as methods register with the pruner registry."""
+    _ROUND_STEPS[criterion] = step
+
+
+def _round_step(cfg: IRPConfig, r: int, net: nn.Module, masks: dict, input_shape: tuple[int, ...]) -> dict:
+    step = _ROUND_STEPS.get(cfg.criterion)
+    if step is None:
+        raise ConfigError(
+            f"IRP criterion {cfg.criterion!r} is registered by autosparse.pruners; import autosparse.pruners first"
+        )
+    alive, total = sum(int(m.sum()) for m in masks.values()), sum(m.numel() for m in masks.values())
+    return step(net, masks, _keep_count(cfg, r, alive, total), cfg.densities()[-1], input_shape)
+
+
 def _prune_step(scores: dict, masks: dict, cfg: IRPConfig, r: int) -> dict[str, torch.Tensor]:
     """Remove ``prune_fraction`` of the weights still alive (or prune to the round's target density)."""
     total = sum(m.numel() for m in masks.values())
 
     def keep_count(alive: int, numel: int) -> int:
-        if cfg.target_densities:
-            return max(1, int(round(cfg.target_densities[r] * numel)))
-        return max(1, int(round(alive * (1.0 - cfg.prune_fraction))))
+        return _keep_count(cfg, r, alive, numel)
 
     if cfg.scope == "global":
         names = list(scores)
@@ -307,8 +338,10 @@ def _run_irp(
         )
         log.info("IRP round %d/%d density %.5f accuracy %.4f", r, R, cur.density, result.test_accuracy)
         if r < R:
-            scores = _criterion_scores(net, irp, criterion_batch)
-            new = _prune_step(scores, masks, irp, r)
+            if irp.criterion in ("magnitude", "snip"):
+                new = _prune_step(_criterion_scores(net, irp, criterion_batch), masks, irp, r)
+            else:
+                new = _round_step(irp, r, net, masks, tuple(dataset.x_train.shape[1:]))  # type: ignore[attr-defined]
             for n in names:
                 labels[n][masks[n] & ~new[n]] = r
             masks = new
