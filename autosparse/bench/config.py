@@ -62,9 +62,7 @@ class ImpSettings:
     """
 
     rewind_step: int = 0  # 0 rewinds survivors to θ0; k > 0 to the weights after k steps of dense training
-    criterion: Literal["magnitude", "snip", "flow"] = (
-        "magnitude"  # what each round prunes by (flow: SynFlow on the trained net)
-    )
+    criterion: Literal["magnitude", "snip", "flow"] = "magnitude"  # what each round prunes by
     scope: Literal["global", "layerwise"] = "global"  # rank weights across the whole model or per layer
     max_prune_fraction: float = 0.0  # most of the survivors one round may remove (extra rounds); 0 = no extra rounds
 

@@ -59,7 +59,7 @@ def _closest(name: str, known: list[str]) -> str | None:
     close = difflib.get_close_matches(name.lower(), list(by_lower), n=1)
     if close:
         return by_lower[close[0]]
-    # a short name for one longer one, as papers write it: "erk" for random_erk, "npb" for a variant
+    # a short name for one longer one, as papers write it: "erk" for random_erk
     parts = [k for k in by_lower if name.lower() in k.replace("-", "_").split("_")]
     return by_lower[parts[0]] if len(parts) == 1 else None
 

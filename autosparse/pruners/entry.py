@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from autosparse.core.errors import ConfigError, check_density
+from autosparse.core.errors import AutosparseError, ConfigError, check_density
 from autosparse.core.init_transform import InitTransform, fingerprint, rescale_factors
 from autosparse.core.layers import PrunableLayer, prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks
@@ -95,14 +95,16 @@ _SHAPE_WORDS = (
     "shape '[",
     "must match the size of tensor",  # e.g. a fixed position embedding (timm EfficientFormer) at another size
     "(unbatched) or",  # conv/pool on flattened inputs: "Expected 3D (unbatched) or 4D (batched) input"
-    "d input (got",  # BatchNorm on inputs of the wrong rank: "expected 4D input (got 3D input)"
+    *(f"{k}d input (got" for k in range(1, 6)),  # BatchNorm on the wrong rank: "expected 4D input (got 3D input)"
 )
 
 
 def is_shape_error(exc: BaseException) -> bool:
     """Whether torch refused the inputs' shape: such a failure is the user's inputs, whichever pass met it
     first, and is reported once as :func:`prune`'s shape error."""
-    return isinstance(exc, (RuntimeError, ValueError)) and any(w in str(exc).lower() for w in _SHAPE_WORDS)
+    if isinstance(exc, AutosparseError) or not isinstance(exc, (RuntimeError, ValueError)):
+        return False  # our own errors already name their fix
+    return any(w in str(exc).lower() for w in _SHAPE_WORDS)
 
 
 def _shape_error(exc: Exception, method: str, data: PruningData | None, configured: Any) -> Exception:
