@@ -108,9 +108,8 @@ def thin_by_flow(
     work = positive_copy(net)
     state = Thinning(work)
     state.keep_allocated(Masks({n: masks[n] for n in state.names}))  # start from the round's survivors
-    shape = tuple(input_shape)
     for count in [*(int(round(d * total)) for d in between), keep]:
-        scores = flow_scores(work, shape)
+        scores = flow_scores(work, input_shape)
         state.restore_state()
         state.keep_global(scores, count)
     return {n: m.to(torch.bool).cpu() for n, m in state.current().items()}

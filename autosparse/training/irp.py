@@ -163,16 +163,12 @@ def _round_step(cfg: IRPConfig, r: int, net: nn.Module, masks: dict, input_shape
 def _prune_step(scores: dict, masks: dict, cfg: IRPConfig, r: int) -> dict[str, torch.Tensor]:
     """Remove ``prune_fraction`` of the weights still alive (or prune to the round's target density)."""
     total = sum(m.numel() for m in masks.values())
-
-    def keep_count(alive: int, numel: int) -> int:
-        return _keep_count(cfg, r, alive, numel)
-
     if cfg.scope == "global":
         names = list(scores)
         alive = torch.cat([masks[n].reshape(-1) for n in names])
         flat = torch.cat([scores[n].reshape(-1).to(torch.float64) for n in names])
         flat = torch.where(alive, flat, torch.full_like(flat, -math.inf))
-        keep = topk_mask(flat, keep_count(int(alive.sum()), total))
+        keep = topk_mask(flat, _keep_count(cfg, r, int(alive.sum()), total))
         out, off = {}, 0
         for n in names:
             k = scores[n].numel()
@@ -182,7 +178,7 @@ def _prune_step(scores: dict, masks: dict, cfg: IRPConfig, r: int) -> dict[str, 
     out = {}
     for n, s in scores.items():
         s = torch.where(masks[n], s.to(torch.float64), torch.full_like(s, -math.inf, dtype=torch.float64))
-        out[n] = topk_mask(s, keep_count(int(masks[n].sum()), masks[n].numel()))
+        out[n] = topk_mask(s, _keep_count(cfg, r, int(masks[n].sum()), masks[n].numel()))
     return out
 
 
