@@ -42,7 +42,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import autosparse.api as api
@@ -55,6 +54,7 @@ from autosparse.pruners.registry import make_pruner
 from autosparse.scorer.autos.flow import flow_refine
 from autosparse.task import DataSpec, ModelSpec
 from autosparse.topology.paths import PathNetwork
+from autosparse.training.irp import _load_checkpoint
 from autosparse.training.trainer import TrainConfig, train
 
 NETS = {
@@ -72,18 +72,17 @@ class _Stop(Exception):
 
 
 def teacher_labels(bench: Path, net: str, seed: int) -> tuple[dict[str, torch.Tensor], list[float]]:
-    """The flow teacher's labels (round pruned in) and its round densities, from the bench's IRP."""
+    """The flow teacher's labels (round pruned in) and its round densities, from the bench's IRP
+    checkpoint, read by IRP's own loader (the checkpoint's one format)."""
     found = sorted((bench / "work").glob(f"{net}__fashion-mnist__imp-flow__s{seed}__*"))
-    if not found:
+    state = _load_checkpoint(found[0]) if found else None
+    if state is None:
         raise SystemExit(f"no imp-flow checkpoint for {net} seed {seed} under {bench}/work: run that bench first")
-    ck = found[0] / "checkpoint"
-    state = load_file(str(ck / "state.safetensors"))
-    labels = {k.removeprefix("label/"): v.long() for k, v in state.items() if k.startswith("label/")}
-    return labels, json.loads((ck / "meta.json").read_text())["densities"]
+    return {n: lab.long() for n, lab in state["labels"].items()}, state["densities"]
 
 
-def counts(masks: Masks | dict[str, torch.Tensor]) -> dict[str, int]:
-    return {n: int(m.sum()) for n, m in masks.items()}
+def counts(masks: Masks) -> dict[str, int]:
+    return {layer.name: layer.kept for layer in masks.layers()}
 
 
 def warmed(fresh: Callable[[], torch.nn.Module], data, cfg: TrainConfig, steps: int) -> torch.nn.Module:
@@ -173,7 +172,6 @@ def main() -> None:
                 mask = api.prune(warm[v], "synflow", density=d, data=batch, seed=seed)
             elif v[1:].startswith("F@"):
                 prior, c = v[0], v[3:]
-                start = Masks({n: torch.ones_like(m) for n, m in own["T"].items()})
                 allowed = None
                 if prior == "U":  # the teacher's alive output and input units
                     allowed = {}
@@ -181,7 +179,7 @@ def main() -> None:
                         t2 = t.reshape(t.shape[0], t.shape[1], -1).any(2)
                         both = t2.any(1)[:, None] & t2.any(0)[None, :]
                         allowed[n] = both.reshape(*both.shape, *([1] * (t.dim() - 2))).expand_as(t)
-                with_counts = Masks({n: _first(start[n], n_of[c][n]) for n in start})
+                with_counts = Masks({n: _first(t, n_of[c][n]) for n, t in own["T"].items()})
                 mask = flow_refine(paths, with_counts, mag if prior == "U" else priors[prior], 100, allowed)
             else:
                 ranking, c = v.split("@")
