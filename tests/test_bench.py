@@ -21,6 +21,7 @@ from autosparse.bench.speed import SpeedConfig
 from autosparse.bench.train_speed import TrainSpeedConfig
 from autosparse.cli import main
 from autosparse.core.errors import CheckpointError, ConfigError, UnknownNameError
+from autosparse.core.masks import Masks
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -248,6 +249,32 @@ def test_imp_schedule_passes_through_bench_densities() -> None:
         prev = d
     with pytest.raises(ConfigError):
         ImpSettings(max_prune_fraction=1.0)
+
+
+def test_imp_with_short_rounds_retrains_each_mask_with_the_recipe(tmp_path, train_calls) -> None:
+    # round_epochs prices the rounds: IRP trains 0.5 epochs a round, each cell is its mask trained
+    # from θ0 with the bench's recipe, the same training a one-shot cell's mask gets
+    short = {"method": "imp", "hparams": {"criterion": "flow", "round_epochs": 0.5}, "label": "imp-short"}
+    cfg = tiny_config(methods=[short], seeds=[0])
+    run_bench(cfg, tmp_path / "b")
+    cells = _cells(tmp_path / "b")
+    assert len(cells) == 2 and len(train_calls) == 3 + 2  # dense + two pruning rounds, then one retrain a cell
+    (work,) = (tmp_path / "b" / "work").iterdir()
+    labels = autosparse.training.irp._load_checkpoint(work)["labels"]
+    (job,) = plan_jobs(cfg, tmp_path / "b")
+    dataset = job.spec.task.data.load()
+    for rec in cells.values():
+        assert rec["imp_round_epochs"] == 0.5 and rec["kept"] == round(rec["density"] * rec["total"])
+        r = rec["imp_round"]
+        masks = Masks({n: lab >= r for n, lab in labels.items()})
+        again = autosparse.training.trainer.train(
+            job.spec.task.build_model(dataset, 0), dataset, job.spec.train_config(1), masks=masks
+        )
+        assert rec["test_accuracy"] == again.test_accuracy
+    with pytest.raises(ConfigError, match="drop rewind_step or round_epochs"):
+        ImpSettings(round_epochs=1, rewind_step=5)
+    with pytest.raises(ConfigError, match="round_epochs must be >= 0"):
+        ImpSettings(round_epochs=-1)
 
 
 def test_an_imp_row_that_prunes_most_survivors_at_once_says_so(tmp_path, caplog) -> None:

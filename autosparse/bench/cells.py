@@ -16,6 +16,7 @@ folder divide the grid between them instead of both computing the same cell.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime
 import functools
@@ -417,23 +418,32 @@ def _run_imp(job: BenchJob, densities: list[float]) -> list[str]:
     if settings.criterion == "snip":
         batch = pruning_batch(dataset, samples_per_class=spec.data.samples_per_class, seed=spec.seed).batches[0]
     cfg = spec.train_config(job.threads)
+    round_cfg = dataclasses.replace(cfg, epochs=settings.round_epochs) if settings.round_epochs else cfg
     workdir = Path(job.out_dir) / WORK_DIR / job.key
     # another bench process on this folder may hold the run: wait for it, then resume its finished rounds
-    res = run_irp(model, dataset, irp_cfg, cfg, seed=spec.seed, workdir=workdir, criterion_batch=batch, wait=True)
+    res = run_irp(model, dataset, irp_cfg, round_cfg, seed=spec.seed, workdir=workdir, criterion_batch=batch, wait=True)
     round_seconds = [float(h["seconds"]) for h in res.history]  # type: ignore[arg-type]
     rounds = {1.0: 0} | {d: i + 1 for i, d in enumerate(spec.schedule)}
     written = []
     for d in densities:
         r = rounds[float(d)]
         record = _base_record(spec, d, dataset)
-        record.update(_mask_fields(res.masks_at_round(r)))
+        masks = res.masks_at_round(r)
+        record.update(_mask_fields(masks))
+        accuracy, loss, seconds = res.accuracies[r], None, round_seconds[r]
+        if settings.round_epochs:
+            # short rounds find the mask; the cell is that mask trained from θ0 (run_irp left `model`
+            # at θ0) with the recipe every one-shot cell gets
+            trained = train(copy.deepcopy(model), dataset, cfg, masks=masks, desc=f"{spec.method.title()} d={d:g}")
+            accuracy, loss, seconds = trained.test_accuracy, trained.train_loss, trained.seconds
+            record.update({"imp_round_epochs": settings.round_epochs, "imp_round_accuracy": res.accuracies[r]})
         record.update(
             {
-                "test_accuracy": res.accuracies[r],
-                "train_loss": None,
+                "test_accuracy": accuracy,
+                "train_loss": loss,
                 # finding an IMP mask costs the training of every earlier round
                 "time_to_mask": sum(round_seconds[:r]),
-                "train_seconds": round_seconds[r],
+                "train_seconds": seconds,
                 "imp_round": r,
                 "imp_rounds": res.rounds,
                 "imp_schedule": list(spec.schedule),

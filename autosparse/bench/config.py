@@ -59,12 +59,18 @@ class ImpSettings:
     every one-shot method starts from. ``max_prune_fraction`` inserts extra rounds so no round
     removes more than that fraction of the surviving weights (the lottery-ticket recipe uses 0.2);
     it costs more training but gives IMP its usual strength at the first bench density.
+    ``round_epochs`` prices the rounds: each pruning round trains that long instead of the
+    bench's recipe, and each cell then trains its mask from θ₀ with the recipe, like a one-shot
+    cell, so the row says what the mask is worth when finding it costs less.
     """
 
     rewind_step: int = 0  # 0 rewinds survivors to θ0; k > 0 to the weights after k steps of dense training
     criterion: Literal["magnitude", "snip", "flow"] = "magnitude"  # what each round prunes by
     scope: Literal["global", "layerwise"] = "global"  # rank weights across the whole model or per layer
     max_prune_fraction: float = 0.0  # most of the survivors one round may remove (extra rounds); 0 = no extra rounds
+    round_epochs: float = 0.0
+    """epochs each pruning round trains (0 = the bench's train.epochs, and a cell is its round's training);
+    when set, every cell retrains its round's mask from θ0 with the bench's recipe"""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_prune_fraction < 1.0:
@@ -73,6 +79,15 @@ class ImpSettings:
             )
         if self.rewind_step < 0:
             raise ConfigError(f"imp rewind_step must be >= 0, got {self.rewind_step}")
+        if self.round_epochs < 0:
+            raise ConfigError(
+                f"imp round_epochs must be >= 0, got {self.round_epochs}; 0 trains each round as the bench does"
+            )
+        if self.round_epochs and self.rewind_step:
+            raise ConfigError(
+                "imp round_epochs retrains each cell's mask from θ0, so it cannot rewind to a later step: "
+                "drop rewind_step or round_epochs"
+            )
 
     def schedule(self, densities: list[float] | tuple[float, ...]) -> list[float]:
         """The IRP target densities (strictly decreasing, < 1) that pass through every bench density."""
