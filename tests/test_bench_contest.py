@@ -9,17 +9,17 @@ import pytest
 from autosparse.bench import run_bench
 from autosparse.bench.config import bench_config_from_dict
 from autosparse.bench.contest import contest_table, contests
+from autosparse.core.errors import ConfigError
 
-CFG = bench_config_from_dict(
-    {
-        "name": "c",
-        "models": ["lenet_300_100"],
-        "datasets": ["fashion-mnist"],
-        "methods": ["synflow", "phew", "autos", "imp"],
-        "densities": [0.02, 0.005],
-        "seeds": [0, 1, 2],
-    }
-)
+BASE = {
+    "name": "c",
+    "models": ["lenet_300_100"],
+    "datasets": ["fashion-mnist"],
+    "methods": ["synflow", "phew", "autos", "imp"],
+    "densities": [0.02, 0.005],
+    "seeds": [0, 1, 2],
+}
+CFG = bench_config_from_dict(BASE)
 MODEL = CFG.models[0].label()
 
 
@@ -54,6 +54,31 @@ def test_best_classic_by_mean_paired_seeds_and_share_of_the_gap() -> None:
     table = contest_table([shallow, deep])
     assert "| autos | 98% | phew 75.2 | -0.2 | 1 of 3 | imp 74.5 | none: IMP is not above it |" in table
     assert "| autos | 99.5% | phew 38.1 | +14.9 | 3 of 3 | imp 53.8 | 95% |" in table
+
+
+def test_the_gap_is_measured_to_the_imp_row_the_config_names() -> None:
+    # a grid with magnitude IMP and the flow teacher: the first imp row by default, the named one with gap_to
+    rows = ["synflow", "autos", "imp", {"method": "imp", "hparams": {"criterion": "flow"}, "label": "imp-flow"}]
+    records = _records(
+        {
+            ("synflow", 0.005): [40.0, 40.0, 40.0],
+            ("autos", 0.005): [45.0, 45.0, 45.0],
+            ("imp", 0.005): [10.0, 10.0, 10.0],
+            ("imp-flow", 0.005): [50.0, 50.0, 50.0],
+        }
+    )
+    default = bench_config_from_dict({**BASE, "methods": rows})
+    (first,) = [c for c in contests(default, records, MODEL, "fashion-mnist") if c.density == 0.005]
+    assert first.imp == "imp" and first.gap_share is None
+    named = bench_config_from_dict({**BASE, "methods": rows, "gap_to": "imp-flow"}).validate()
+    (flow,) = [c for c in contests(named, records, MODEL, "fashion-mnist") if c.density == 0.005]
+    assert flow.imp == "imp-flow" and flow.gap_share == pytest.approx(0.5)
+    with pytest.raises(
+        ConfigError, match="gap_to 'imp_lth' is not an imp row of this bench; use one of: imp, imp-flow"
+    ):
+        bench_config_from_dict({**BASE, "methods": rows, "gap_to": "imp_lth"}).validate()
+    with pytest.raises(ConfigError, match="add that row to --methods, or drop --gap-to"):
+        bench_config_from_dict({**BASE, "methods": ["synflow"], "gap_to": "imp-flow"}).validate()
 
 
 def test_a_loss_says_so_and_missing_rows_are_left_out() -> None:

@@ -160,6 +160,9 @@ class BenchConfig:
     samples_per_class: int = 10  # pruning batch of data-dependent methods
     num_cpus: float = 1.0  # CPUs each job reserves on a Ray cluster (--executor ray)
     num_gpus: float = 0.0  # GPUs each job reserves on a Ray cluster (--executor ray)
+    gap_to: str = ""
+    """label of the imp row the learned rows' share of the gap is measured to (default: a row labelled
+    with lth, else the first imp row)"""
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> BenchConfig:
@@ -203,6 +206,12 @@ class BenchConfig:
                     hint="list them with `autosparse methods` (imp is the bench's IRP reference)",
                 )
             check_hparams(spec)
+        imps = [m.title() for m in self.methods if m.is_imp]
+        if self.gap_to and self.gap_to not in imps:
+            raise ConfigError(
+                f"gap_to {self.gap_to!r} is not an imp row of this bench; "
+                + (f"use one of: {', '.join(imps)}" if imps else "add that row to --methods, or drop --gap-to")
+            )
         for ds in self.datasets:
             dataset_info(ds)
         for m in self.models:

@@ -66,8 +66,8 @@ def contests(config: BenchConfig, records: Sequence[dict[str, Any]], model: str,
     learned = [m.title() for m in config.methods if m.method in LEARNED_METHODS]
     classic = [m.title() for m in config.methods if m.method not in LEARNED_METHODS and not m.is_imp]
     imps = [m.title() for m in config.methods if m.is_imp]
-    # the lottery-ticket pace (imp_lth: at most 20% a round) is "IMP" where a grid has both
-    imp = next((t for t in imps if "lth" in t), imps[0] if imps else None)
+    # the row the config names; else the lottery-ticket pace (imp_lth: at most 20% a round) where a grid has both
+    imp = config.gap_to or next((t for t in imps if "lth" in t), imps[0] if imps else None)
     out = []
     for d in config.sorted_densities():
         present = [c for c in classic if acc.get((c, d))]
