@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from torch import nn
 
+from autosparse.core.errors import ConfigError
 from autosparse.data import Dataset, load_dataset
 from autosparse.models import build_model
 
@@ -40,6 +41,16 @@ class ModelSpec:
     model: str = "lenet_300_100"  # a zoo model, tv:<name> or timm:<name> (see `autosparse models`)
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # the model's options, e.g. {"widths": [500, 150]}
     name: str = ""  # short label for run ids; defaults to the model name plus its options
+
+    def __post_init__(self) -> None:
+        # the data fixes these; as options they reached build_model twice and failed with a TypeError
+        fixed = sorted(set(self.model_kwargs) & {"input_shape", "num_classes", "seed"})
+        if fixed:
+            raise ConfigError(
+                f"{', '.join(fixed)} is not a model option of {self.model}: the input shape and the class "
+                "count come from the dataset and the seed from the run; drop it from the model options "
+                "(--model-kwargs / model_kwargs)"
+            )
 
     def label(self) -> str:
         if self.name:

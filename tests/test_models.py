@@ -293,6 +293,13 @@ def test_tv_unknown_name_and_listing() -> None:
     assert not any(n.startswith("tv:") for n in available_models())
 
 
+def test_timm_in_chans_comes_from_the_data() -> None:
+    # it failed as "does not accept option(s) in_chans: ... got multiple values for keyword argument"
+    pytest.importorskip("timm")
+    with pytest.raises(ConfigError, match=r"in_chans is set from the data \(1 channel here\); drop it"):
+        build_model("timm:resnet18", FMNIST, 10, in_chans=3)
+
+
 def test_an_unknown_timm_name_lists_similar_names_or_says_its_list_is_examples() -> None:
     pytest.importorskip("timm")
     with pytest.raises(UnknownNameError, match=r"did you mean 'resnet18'.*similar timm names: .*resnet18d"):

@@ -38,6 +38,14 @@ def test_model_spec_builds_what_the_registry_builds() -> None:
     assert not _same_weights(model, spec.build(data, seed=4))
 
 
+def test_options_the_data_fixes_are_one_error_naming_the_fix() -> None:
+    # `--model-kwargs '{"num_classes": 5}'` ended in a TypeError traceback from build_model's call
+    with pytest.raises(ConfigError, match=r"num_classes is not a model option of tv:resnet18: .* drop it"):
+        ModelSpec("tv:resnet18", {"num_classes": 5})
+    with pytest.raises(ConfigError, match="input_shape, seed is not a model option of mlp"):
+        ModelSpec("mlp", {"seed": 1, "input_shape": (1, 4)})
+
+
 def test_data_spec_loads_the_seeded_subset() -> None:
     spec = DataSpec("fake:cifar10", n_train=60, n_test=30, data_seed=5)
     ds = spec.load()

@@ -78,6 +78,11 @@ def build_timm(name: str, input_shape: tuple[int, ...], num_classes: int, **kwar
     full = TIMM_PREFIX + name
     check_image_call(full, "timm", input_shape, kwargs, _FORBIDDEN)
     c, h, w = input_shape
+    if "in_chans" in kwargs:
+        raise ConfigError(
+            f"{full}: option in_chans is set from the data ({c} channel{'s' if c != 1 else ''} here); "
+            "drop it from the model options"
+        )
     options = {k: literal(v) for k, v in kwargs.items()}
 
     def create(**extra: Any) -> nn.Module:
