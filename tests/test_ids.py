@@ -170,7 +170,7 @@ DEMO = [
         "e7d728d3d98a",
         "lenet_300_100__fashion-mnist__imp__d0.02__s0__f1586dcdef",
         "lenet_300_100__fashion-mnist__synflow__d0.005__s0__213b54e130",
-        "de06833204a5",
+        "15589ae60335",
     ),
     (
         "mnist1d",
@@ -184,7 +184,7 @@ DEMO = [
         "eea7a54b47eb",
         "cnn1d-channels32__mnist1d__imp__d0.2__s0__664438da1c",
         "cnn1d-channels32__mnist1d__synflow__d0.05__s2__d5f67d259d",
-        "0f6f2df9124d",
+        "2f643c6d39cb",
     ),
 ]
 
