@@ -216,6 +216,14 @@ def test_unsupported_shapes(name: str, shape: tuple[int, ...], match: str) -> No
         build_model(name, shape, 10)
 
 
+def test_wrong_kind_error_suggests_no_size_the_model_cannot_take() -> None:
+    """lenet5 on a signal: the message once offered (1, 8, 8) as an example image, which lenet5 rejects."""
+    with pytest.raises(ConfigError, match="images") as info:
+        build_model("lenet5", MNIST1D, 10)
+    assert "(1, 8, 8)" not in str(info.value)
+    assert "autosparse models" in str(info.value)
+
+
 def test_bad_num_classes_and_seed() -> None:
     with pytest.raises(ConfigError, match="num_classes"):
         build_model("mlp", FMNIST, 0)
