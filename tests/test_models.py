@@ -308,6 +308,18 @@ def test_timm_in_chans_comes_from_the_data() -> None:
         build_model("timm:resnet18", FMNIST, 10, in_chans=3)
 
 
+def test_a_bad_option_value_is_blamed_on_the_option_not_the_input_shape() -> None:
+    # timm reads drop_rate only in the forward; the build-time forward check once said
+    # "cannot take input shape (1, 28, 28) ... designed for larger images"
+    pytest.importorskip("timm")
+    with pytest.raises(ConfigError, match=r"fails with option\(s\) drop_rate='abc'.*without them it builds") as info:
+        build_model("timm:resnet18", FMNIST, 10, drop_rate="abc")
+    assert "input shape (1, 28, 28)" in str(info.value) and "larger images" not in str(info.value)
+    # a shape the model cannot take is still the shape's fault, options or not
+    with pytest.raises(ConfigError, match="cannot take input shape"):
+        build_model("timm:convnext_atto", DIGITS, 10, drop_rate=0.1)
+
+
 def test_an_unknown_timm_name_lists_similar_names_or_says_its_list_is_examples() -> None:
     pytest.importorskip("timm")
     with pytest.raises(UnknownNameError, match=r"did you mean 'resnet18'.*similar timm names: .*resnet18d"):

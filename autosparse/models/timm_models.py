@@ -25,7 +25,7 @@ from torch import nn
 
 from autosparse.core.errors import ConfigError, UnknownNameError
 from autosparse.models.info import TIMM_PREFIX, ModelInfo
-from autosparse.models.torchvision_models import check_forward, check_image_call, first_line, literal
+from autosparse.models.torchvision_models import check_forward, check_image_call, first_line, literal, option_error
 
 _FORBIDDEN = ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path", "weights", "cache_dir")
 _EXAMPLES = ("resnet18", "convnext_atto", "efficientnet_b0", "mobilenetv3_small_050", "deit_tiny_patch16_224")
@@ -85,6 +85,9 @@ def build_timm(name: str, input_shape: tuple[int, ...], num_classes: int, **kwar
         )
     options = {k: literal(v) for k, v in kwargs.items()}
 
+    def default() -> nn.Module:
+        return build_timm(name, input_shape, num_classes)
+
     def create(**extra: Any) -> nn.Module:
         return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=c, **options, **extra)
 
@@ -104,6 +107,8 @@ def build_timm(name: str, input_shape: tuple[int, ...], num_classes: int, **kwar
             f"the keyword arguments of timm's {name}"
         ) from None
     except (ValueError, AssertionError, RuntimeError) as exc:
-        raise ConfigError(f"{full} cannot be built for input shape {input_shape}: {first_line(exc)}") from None
-    check_forward(model, full, input_shape)
+        raise option_error(full, input_shape, exc, kwargs, default) or ConfigError(
+            f"{full} cannot be built for input shape {input_shape}: {first_line(exc)}"
+        ) from None
+    check_forward(model, full, input_shape, kwargs, default)
     return model

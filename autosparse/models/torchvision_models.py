@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import math
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -119,6 +120,10 @@ def build_torchvision(
     if cifar_stem and not _is_resnet(name):
         raise ConfigError(f"{full}: option cifar_stem applies only to torchvision ResNet/ResNeXt/Wide-ResNet models")
     options = {k: literal(v) for k, v in kwargs.items()}
+
+    def default() -> nn.Module:
+        return build_torchvision(name, input_shape, num_classes, cifar_stem=cifar_stem)
+
     if name.startswith("vit_"):
         patch = int(name.rsplit("_", 1)[1])
         if h != w or h % patch:
@@ -142,12 +147,14 @@ def build_torchvision(
             f"arguments of torchvision.models.{name} (and cifar_stem for ResNets)"
         ) from None
     except ValueError as exc:  # torchvision's own checks, e.g. MaxViT's partition size vs. the input size
-        raise ConfigError(f"{full} cannot be built for input shape {input_shape}: {first_line(exc)}") from None
+        raise option_error(full, input_shape, exc, kwargs, default) or ConfigError(
+            f"{full} cannot be built for input shape {input_shape}: {first_line(exc)}"
+        ) from None
 
     if _is_resnet(name) and (cifar_stem if cifar_stem is not None else min(h, w) < SMALL_IMAGE):
         _cifar_stem(model, c)
     _adapt_first_conv(model, full, c)
-    check_forward(model, full, input_shape)
+    check_forward(model, full, input_shape, kwargs, default)
     return model
 
 
@@ -188,21 +195,53 @@ def _adapt_first_conv(model: nn.Module, full: str, channels: int) -> None:
     setattr(parent, attr, new)
 
 
-def check_forward(model: nn.Module, full: str, input_shape: tuple[int, ...]) -> None:
-    """One forward on a zero batch, so a model too small for its input fails at build time."""
+def check_forward(
+    model: nn.Module,
+    full: str,
+    input_shape: tuple[int, ...],
+    options: dict[str, Any] | None = None,
+    default: Callable[[], nn.Module] | None = None,
+) -> None:
+    """One forward on a zero batch, so a model too small for its input fails at build time.
+
+    A forward can also fail on a bad option value (timm reads ``drop_rate`` only in the forward);
+    ``default`` rebuilds the model without the user's ``options`` so the error blames the options
+    when the model runs without them, not the input shape.
+    """
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             model(torch.zeros(1, *input_shape))
     except (RuntimeError, ValueError, AssertionError, IndexError) as exc:
-        raise ConfigError(
+        raise option_error(full, input_shape, exc, options, default) or ConfigError(
             f"{full} cannot take input shape {input_shape} ({first_line(exc)}); it was designed for larger images "
             "(e.g. 224x224): shrink its stem with --model-kwargs where the model has such an option "
             """(timm ConvNeXt: '{"patch_size": 1}'), or pick another model"""
         ) from None
     finally:
         model.train(was_training)
+
+
+def option_error(
+    full: str,
+    input_shape: tuple[int, ...],
+    exc: BaseException,
+    options: dict[str, Any] | None,
+    default: Callable[[], nn.Module] | None,
+) -> ConfigError | None:
+    """The error that blames the user's options, if the model builds and runs on ``input_shape`` without them."""
+    if not options or default is None:
+        return None
+    try:
+        default()
+    except Exception:  # the model fails without the options too: they are not the cause
+        return None
+    given = ", ".join(f"{k}={v!r}" for k, v in sorted(options.items()))
+    return ConfigError(
+        f"{full} fails with option(s) {given} ({first_line(exc)}); without them it builds and runs on input "
+        f"shape {input_shape}: check those values (--model-kwargs / model_kwargs)"
+    )
 
 
 def first_line(exc: BaseException) -> str:
