@@ -386,6 +386,18 @@ def test_a_mistyped_option_is_refused_by_its_subcommand_naming_the_one_meant() -
     assert_user_error(run("models", "lenet5"), "autosparse models: error: unrecognized arguments: lenet5")
 
 
+def test_a_method_hyperparameter_typed_as_a_flag_is_shown_as_hp() -> None:
+    # `--scorer X` and `--hparams` were refused with a nearest flag that had nothing to do with them
+    proc = run("prune", "--method", "autos", "--scorer", "mine", "--density", "0.1")
+    assert_user_error(proc, "--scorer (a hyperparameter of autos: give it as --hp scorer=mine)")
+    assert_user_error(run("prune", "--method", "synflow", "--rounds=5"), "give it as --hp rounds=5")
+    assert_user_error(run("prune", "--hparams", "rounds=5"), "--hparams (did you mean --hp?)")
+    # a flag that is no hyperparameter of the chosen method is not offered as one
+    proc = run("prune", "--method", "random", "--rounds", "5")
+    assert_user_error(proc, "unrecognized arguments: --rounds")
+    assert "hyperparameter of" not in proc.stderr
+
+
 def test_an_unknown_device_is_refused_before_the_data_loads(tmp_path) -> None:
     nodata = ["--dataset", "fashion-mnist", "--data-root", str(tmp_path)]  # the data would fail otherwise
     assert_user_error(run("train", *nodata, "--device", "gpu"), "use auto, cpu, cuda")

@@ -14,6 +14,7 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import importlib
 import importlib.metadata
@@ -79,11 +80,35 @@ def _refuse_extra(parser: argparse.ArgumentParser, args: argparse.Namespace, ext
     names neither."""
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
     options = sorted(o for o in sub._option_string_actions if o.startswith("--"))
+    hparams = _method_hparams(args) if "--hp" in options else set()
     words = []
-    for word in extra:
-        meant = difflib.get_close_matches(word.split("=")[0], options, n=1) if word.startswith("--") else []
+    for i, word in enumerate(extra):
+        flag, _, value = word.partition("=")
+        key = flag.lstrip("-").replace("-", "_")
+        if word.startswith("--") and key in hparams:
+            # a method hyperparameter typed as a flag (`--scorer X`): say how it is given
+            if not value and i + 1 < len(extra) and not extra[i + 1].startswith("--"):
+                value = extra[i + 1]
+            words.append(f"{word} (a hyperparameter of {args.method}: give it as --hp {key}={value or 'VALUE'})")
+            continue
+        meant = ["--hp"] if "--hp" in options and key in _HP_ALIASES else []
+        meant = meant or (difflib.get_close_matches(flag, options, n=1) if word.startswith("--") else [])
         words.append(f"{word} (did you mean {meant[0]}?)" if meant else word)
     sub.error(f"unrecognized arguments: {' '.join(words)}")
+
+
+#: what users type for ``--hp`` (the Python API's keyword is ``hparams``)
+_HP_ALIASES = {"hparams", "hparam", "hyperparameters", "hyperparams", "hyper_parameters"}
+
+
+def _method_hparams(args: argparse.Namespace) -> set[str]:
+    """Hyperparameter names of the method the command line chose; none if it names no known method."""
+    from autosparse.pruners import available, get_pruner
+
+    method = getattr(args, "method", None)
+    if not isinstance(method, str) or method not in available():
+        return set()
+    return {f.name for f in dataclasses.fields(get_pruner(method).Config)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
