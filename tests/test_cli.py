@@ -249,6 +249,10 @@ def test_bench_takes_a_yaml_then_flags() -> None:
         resolve_bench(parse(*argv, "--density", "0.02"))
     cfg, _ = resolve_bench(parse("bench", "--methods", "snip,synflow", "--models", "mlp", "--seeds", "0"))
     assert isinstance(cfg, BenchConfig) and cfg.method_titles() == ["snip", "synflow"] and cfg.seeds == [0]
+    # a name that is neither a row nor a method: the rows are listed, the near label offered
+    # (it was "unknown pruning method 'autos_gnn'" with only the bare methods listed)
+    with pytest.raises(ConfigError, match=r"'autos_gnn' is neither a row.*did you mean 'autos-gnn'.*rows: autos-mlp"):
+        resolve_bench(parse(*argv, "--methods", "autos_gnn,snip"))
 
 
 def test_demo_takes_the_executor_options() -> None:

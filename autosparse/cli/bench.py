@@ -139,6 +139,30 @@ def pick_labelled_rows(args: argparse.Namespace, cls: type, data: dict[str, Any]
     for key, label in (("methods", MethodSpec.title), ("models", ModelSpec.label)):
         if hasattr(args, key) and key in data:
             setattr(args, key, pick_rows(getattr(args, key), getattr(base, key), label))
+    if hasattr(args, "methods") and "methods" in data:
+        _check_method_names(args.methods, [m.title() for m in base.methods])
+
+
+def _check_method_names(given: Any, labels: list[str]) -> None:
+    """A ``--methods`` name that is neither a row of the YAML nor a method: one error listing the rows.
+
+    Why: the method registry's own error lists only bare methods, while a mistyped row label
+    (``imp_flow`` for ``imp-flow``) is the likelier slip on a config whose rows carry labels.
+    """
+    import difflib
+
+    from autosparse.pruners import available
+
+    known = set(available())
+    for name in given if isinstance(given, (list, tuple)) else ():
+        if isinstance(name, str) and name not in known:
+            close = difflib.get_close_matches(name, labels + sorted(known), n=1)
+            raise ConfigError(
+                f"--methods {name!r} is neither a row of this config nor a pruning method"
+                + (f" (did you mean {close[0]!r}?)" if close else "")
+                + f"; the config's rows: {', '.join(labels)}; a method name (`autosparse methods`) adds a row "
+                "with its default hyperparameters"
+            )
 
 
 def _accuracy(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
