@@ -16,7 +16,7 @@ import autosparse.training.irp
 import autosparse.training.trainer
 from autosparse.bench import BenchConfig, ImpSettings, MethodSpec, plan_jobs, read_cell, run_bench
 from autosparse.bench.config import bench_config_from_dict, config_kind
-from autosparse.bench.report import RESULTS_CSV, RESULTS_JSON, collect, format_stat
+from autosparse.bench.report import RESULTS_CSV, RESULTS_JSON, collect, dense_accuracy, format_stat
 from autosparse.bench.speed import SpeedConfig
 from autosparse.bench.train_speed import TrainSpeedConfig
 from autosparse.cli import main
@@ -271,6 +271,10 @@ def test_imp_with_short_rounds_retrains_each_mask_with_the_recipe(tmp_path, trai
             job.spec.task.build_model(dataset, 0), dataset, job.spec.train_config(1), masks=masks
         )
         assert rec["test_accuracy"] == again.test_accuracy
+        # its round 0 trained half an epoch: not the dense net the report's "Dense network" line names
+        assert rec["dense_accuracy"] is None
+    stale = [dict(r, dense_accuracy=0.5) for r in cells.values()]  # a cell written before that rule
+    assert dense_accuracy(stale, *[stale[0][k] for k in ("model", "dataset")]) is None
     with pytest.raises(ConfigError, match="drop rewind_step or round_epochs"):
         ImpSettings(round_epochs=1, rewind_step=5)
     with pytest.raises(ConfigError, match="round_epochs must be >= 0"):

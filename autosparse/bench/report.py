@@ -207,11 +207,18 @@ def time_table(config: BenchConfig, records: Sequence[dict[str, Any]], model: st
 
 
 def dense_accuracy(records: Sequence[dict[str, Any]], model: str, dataset: str) -> Stat | None:
-    """Dense accuracy comes free from IMP's round 0 (one value per seed)."""
+    """Dense accuracy comes free from IMP's round 0 (one value per seed).
+
+    Not from an imp row with ``round_epochs``: its round 0 trained briefly, not with the recipe
+    (cells written before that row stopped recording it still carry the short round's value).
+    """
     per_seed = {
         r["seed"]: r["dense_accuracy"]
         for r in records
-        if r["model"] == model and r["dataset"] == dataset and r.get("dense_accuracy") is not None
+        if r["model"] == model
+        and r["dataset"] == dataset
+        and r.get("dense_accuracy") is not None
+        and not r.get("imp_round_epochs")
     }
     return Stat([float(v) for v in per_seed.values()]) if per_seed else None
 
