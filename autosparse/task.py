@@ -46,10 +46,11 @@ class ModelSpec:
         # the data fixes these; as options they reached build_model twice and failed with a TypeError
         fixed = sorted(set(self.model_kwargs) & {"input_shape", "num_classes", "seed"})
         if fixed:
+            one = len(fixed) == 1
             raise ConfigError(
-                f"{', '.join(fixed)} is not a model option of {self.model}: the input shape and the class "
-                "count come from the dataset and the seed from the run; drop it from the model options "
-                "(--model-kwargs / model_kwargs)"
+                f"{', '.join(fixed)} {'is not a model option' if one else 'are not model options'} of {self.model}: "
+                "the input shape and the class count come from the dataset and the seed from the run; "
+                f"drop {'it' if one else 'them'} from the model options (--model-kwargs / model_kwargs)"
             )
 
     def label(self) -> str:

@@ -74,11 +74,15 @@ def test_the_gap_is_measured_to_the_imp_row_the_config_names() -> None:
     (flow,) = [c for c in contests(named, records, MODEL, "fashion-mnist") if c.density == 0.005]
     assert flow.imp == "imp-flow" and flow.gap_share == pytest.approx(0.5)
     with pytest.raises(
-        ConfigError, match="gap_to 'imp_lth' is not an imp row of this bench; use one of: imp, imp-flow"
+        ConfigError,
+        match=r"gap_to 'imp_lth' \(the config's or --gap-to\) is not an imp row of this bench; use one of: imp, imp-flow",
     ):
         bench_config_from_dict({**BASE, "methods": rows, "gap_to": "imp_lth"}).validate()
-    with pytest.raises(ConfigError, match="add that row to --methods, or drop --gap-to"):
-        bench_config_from_dict({**BASE, "methods": ["synflow"], "gap_to": "imp-flow"}).validate()
+    # --methods that keeps no imp row (the baselines alone) measures no gap: the config's gap_to stands
+    only = bench_config_from_dict({**BASE, "methods": ["synflow"], "gap_to": "imp-flow"}).validate()
+    assert only.gap_to == "imp-flow"
+    with pytest.raises(ConfigError, match=r"add the row 'imp-flow' to --methods, or clear it with --gap-to ''"):
+        bench_config_from_dict({**BASE, "methods": ["synflow", "imp"], "gap_to": "imp-flow"}).validate()
 
 
 def test_a_loss_says_so_and_missing_rows_are_left_out() -> None:

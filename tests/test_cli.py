@@ -393,8 +393,11 @@ def test_a_mistyped_option_is_refused_by_its_subcommand_naming_the_one_meant() -
 def test_a_method_hyperparameter_typed_as_a_flag_is_shown_as_hp() -> None:
     # `--scorer X` and `--hparams` were refused with a nearest flag that had nothing to do with them
     proc = run("prune", "--method", "autos", "--scorer", "mine", "--density", "0.1")
-    assert_user_error(proc, "--scorer (a hyperparameter of autos: give it as --hp scorer=mine)")
-    assert_user_error(run("prune", "--method", "synflow", "--rounds=5"), "give it as --hp rounds=5")
+    assert_user_error(proc, "--scorer mine (a hyperparameter of autos: give it as --hp scorer=mine) (`")
+    assert_user_error(
+        run("prune", "--method", "synflow", "--rounds=5"),
+        "--rounds=5 (a hyperparameter of synflow: give it as --hp rounds=5)",
+    )
     assert_user_error(run("prune", "--hparams", "rounds=5"), "--hparams (did you mean --hp?)")
     # a flag that is no hyperparameter of the chosen method is not offered as one
     proc = run("prune", "--method", "random", "--rounds", "5")

@@ -42,7 +42,7 @@ def test_options_the_data_fixes_are_one_error_naming_the_fix() -> None:
     # `--model-kwargs '{"num_classes": 5}'` ended in a TypeError traceback from build_model's call
     with pytest.raises(ConfigError, match=r"num_classes is not a model option of tv:resnet18: .* drop it"):
         ModelSpec("tv:resnet18", {"num_classes": 5})
-    with pytest.raises(ConfigError, match="input_shape, seed is not a model option of mlp"):
+    with pytest.raises(ConfigError, match="input_shape, seed are not model options of mlp"):
         ModelSpec("mlp", {"seed": 1, "input_shape": (1, 4)})
 
 

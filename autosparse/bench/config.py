@@ -207,10 +207,11 @@ class BenchConfig:
                 )
             check_hparams(spec)
         imps = [m.title() for m in self.methods if m.is_imp]
-        if self.gap_to and self.gap_to not in imps:
+        # with no imp row (--methods ran only the baselines) there is no gap to measure, and nothing to refuse
+        if self.gap_to and imps and self.gap_to not in imps:
             raise ConfigError(
-                f"gap_to {self.gap_to!r} is not an imp row of this bench; "
-                + (f"use one of: {', '.join(imps)}" if imps else "add that row to --methods, or drop --gap-to")
+                f"gap_to {self.gap_to!r} (the config's or --gap-to) is not an imp row of this bench; use one of: "
+                f"{', '.join(imps)}, add the row {self.gap_to!r} to --methods, or clear it with --gap-to ''"
             )
         for ds in self.datasets:
             dataset_info(ds)

@@ -81,15 +81,19 @@ def _refuse_extra(parser: argparse.ArgumentParser, args: argparse.Namespace, ext
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
     options = sorted(o for o in sub._option_string_actions if o.startswith("--"))
     hparams = _method_hparams(args) if "--hp" in options else set()
-    words = []
+    words: list[str] = []
+    taken = -1  # the value word a hyperparameter flag's hint already shows
     for i, word in enumerate(extra):
+        if i == taken:
+            continue
         flag, _, value = word.partition("=")
         key = flag.lstrip("-").replace("-", "_")
         if word.startswith("--") and key in hparams:
             # a method hyperparameter typed as a flag (`--scorer X`): say how it is given
             if not value and i + 1 < len(extra) and not extra[i + 1].startswith("--"):
-                value = extra[i + 1]
-            words.append(f"{word} (a hyperparameter of {args.method}: give it as --hp {key}={value or 'VALUE'})")
+                value, taken = extra[i + 1], i + 1
+            typed = word if taken != i + 1 else f"{word} {value}"  # as the user wrote it
+            words.append(f"{typed} (a hyperparameter of {args.method}: give it as --hp {key}={value or 'VALUE'})")
             continue
         meant = ["--hp"] if "--hp" in options and key in _HP_ALIASES else []
         meant = meant or (difflib.get_close_matches(flag, options, n=1) if word.startswith("--") else [])
