@@ -45,6 +45,26 @@ def test_masks_stay_exact_and_training_is_deterministic(small_fmnist) -> None:
     assert torch.equal(weights[0], weights[1])
 
 
+def test_dropout_draws_are_seeded_by_the_recipe_and_the_callers_stream_is_kept(small_fmnist) -> None:
+    # dropout drew from torch's global generator: the same cell trained differently after other work
+    results = []
+    for noise in (1, 2):
+        torch.manual_seed(0)  # the same initial weights each time
+        model = torch.nn.Sequential(
+            torch.nn.Flatten(),
+            torch.nn.Linear(784, 64),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(0.5),
+            torch.nn.Linear(64, 10),
+        )
+        torch.manual_seed(noise)  # whatever ran before in this process
+        state = torch.random.get_rng_state()
+        result = train(model, small_fmnist, TrainConfig(epochs=0.5, seed=3))
+        assert torch.equal(torch.random.get_rng_state(), state)  # the caller's stream goes on where it was
+        results.append((result.test_accuracy, model[1].weight.detach().clone()))
+    assert results[0][0] == results[1][0] and torch.equal(results[0][1], results[1][1])
+
+
 @pytest.mark.parametrize("schedule", ["onecycle", "cosine", "step", "constant"])
 def test_every_schedule_runs(small_fmnist, schedule: str) -> None:
     model = build_model("mlp", (1, 28, 28), 10, seed=0, widths=(32,))

@@ -149,6 +149,11 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     return correct / max(1, len(x))
 
 
+def _cuda_devices(device: torch.device) -> list[int]:
+    """The CUDA devices whose generators the seeded block must restore (none on a CPU run)."""
+    return list(range(torch.cuda.device_count())) if device.type == "cuda" else []
+
+
 def train(
     model: nn.Module,
     dataset: object,
@@ -199,42 +204,49 @@ def train(
     else:
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total_steps))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    history: list[dict[str, float]] = []
-    start = time.perf_counter()
-    model.train()
-    step, running, seen = 0, 0.0, 0
-    bar = tqdm(total=total_steps, desc=desc, leave=False, disable=None, unit="step")
-    while step < total_steps:
-        perm = torch.randperm(n, generator=gen)
-        epoch_loss, epoch_seen = 0.0, 0
-        for i in range(0, n, cfg.batch_size):
-            if step >= total_steps:
-                break
-            idx = perm[i : i + cfg.batch_size]
-            xb = model_input(x_train[idx], device, dtype, non_blocking=True)
-            yb = y_train[idx].to(device, non_blocking=True)
-            if on_step is not None:
-                on_step(step, model)
-            loss = F.cross_entropy(logits(model(xb)), yb, label_smoothing=cfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if masked is not None:
-                masked.mask_gradients()
-            opt.step()
-            sched.step()
-            step += 1
-            epoch_loss += loss.item() * len(idx)
-            epoch_seen += len(idx)
-            bar.update(1)
-        running, seen = epoch_loss, epoch_seen
-        record = {"epoch": len(history) + 1, "train_loss": running / max(1, seen)}
-        if cfg.eval_every_epoch:
-            recalibrate_lagging_batchnorm(model, x_train, cfg.batch_size, device, dtype)
-            record["test_accuracy"] = evaluate(model, dataset.x_test, dataset.y_test, cfg.eval_batch_size)  # type: ignore[attr-defined]
-        history.append(record)
-        bar.set_postfix(loss=f"{record['train_loss']:.3f}")
-    bar.close()
+    # dropout and stochastic depth (torchvision's VGG and MobileNet heads, timm's drop rates) draw from
+    # torch's global generator: seeded here, and the caller's stream restored after, so a cell trains the
+    # same whatever ran before it in the process
+    with torch.random.fork_rng(devices=_cuda_devices(device)):
+        torch.random.default_generator.manual_seed(cfg.seed)
+        if device.type == "cuda":
+            torch.cuda.manual_seed_all(cfg.seed)  # every device's state is restored by fork_rng
+        gen = torch.Generator().manual_seed(cfg.seed)
+        history: list[dict[str, float]] = []
+        start = time.perf_counter()
+        model.train()
+        step, running, seen = 0, 0.0, 0
+        bar = tqdm(total=total_steps, desc=desc, leave=False, disable=None, unit="step")
+        while step < total_steps:
+            perm = torch.randperm(n, generator=gen)
+            epoch_loss, epoch_seen = 0.0, 0
+            for i in range(0, n, cfg.batch_size):
+                if step >= total_steps:
+                    break
+                idx = perm[i : i + cfg.batch_size]
+                xb = model_input(x_train[idx], device, dtype, non_blocking=True)
+                yb = y_train[idx].to(device, non_blocking=True)
+                if on_step is not None:
+                    on_step(step, model)
+                loss = F.cross_entropy(logits(model(xb)), yb, label_smoothing=cfg.label_smoothing)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if masked is not None:
+                    masked.mask_gradients()
+                opt.step()
+                sched.step()
+                step += 1
+                epoch_loss += loss.item() * len(idx)
+                epoch_seen += len(idx)
+                bar.update(1)
+            running, seen = epoch_loss, epoch_seen
+            record = {"epoch": len(history) + 1, "train_loss": running / max(1, seen)}
+            if cfg.eval_every_epoch:
+                recalibrate_lagging_batchnorm(model, x_train, cfg.batch_size, device, dtype)
+                record["test_accuracy"] = evaluate(model, dataset.x_test, dataset.y_test, cfg.eval_batch_size)  # type: ignore[attr-defined]
+            history.append(record)
+            bar.set_postfix(loss=f"{record['train_loss']:.3f}")
+        bar.close()
     if not math.isfinite(running):
         log.warning("training diverged (loss %s); lower --lr", running)
     if masks is not None:
