@@ -51,7 +51,7 @@ class TrainConfig:
     step_gamma: float = 0.1  # factor of the "step" schedule at each milestone
     warmup_fraction: float = 0.15  # one-cycle's rising phase
     label_smoothing: float = 0.0  # cross-entropy label smoothing
-    seed: int = 0  # seed of the batch order
+    seed: int = 0  # seed of the batch order and of dropout / stochastic-depth draws
     num_threads: int = 0  # torch threads; 0 = every core of this machine
     device: str = "auto"  # auto | cpu | cuda
     eval_batch_size: int = 1024  # examples per forward pass when testing
