@@ -27,6 +27,12 @@ def add_options(p: argparse.ArgumentParser) -> None:
     from data_gen.grid import GenConfig
 
     p.add_argument("--store", required=True, metavar="PATH", help="zarr store to create or extend")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="validate the grid (every model built for its dataset, the store's schema) and say which runs a "
+        "generation would compute; nothing is written",
+    )
     add_config_argument(p, help="generation grid (see configs/gen/): a YAML of the options below; flags override it")
     add_arguments(p.add_argument_group("the grid"), GenConfig)
     add_arguments(p.add_argument_group("where the runs execute"), ExecutorConfig)
@@ -37,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from data_gen.grid import GenConfig, expand_grid, generate
 
     cfg, where = resolve(args, GenConfig, ExecutorConfig)
+    if args.check:
+        return _check(cfg, args.store, args.config)
     outcomes = generate(cfg, args.store, **where.options())
     total = len(expand_grid(cfg))
     failed = [o for o in outcomes if not o.ok]
@@ -52,3 +60,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"FAILED {o.key}: {o.error.splitlines()[0] if o.error else ''}")
     print(f"store: {args.store}  (inspect with `autosparse store info {args.store}`)")
     return 1 if failed else 0
+
+
+def _check(cfg: object, store: str, config: str | None) -> int:
+    from data_gen.grid import check_grid
+
+    plan = check_grid(cfg, store)  # type: ignore[arg-type]
+    print(
+        f"{config or 'the generation grid'}: valid; every model builds for its dataset. "
+        f"{len(plan.runs)} run{'s' if len(plan.runs) != 1 else ''}; "
+        f"{len(plan.complete)} already complete in {store}, {len(plan.todo)} to generate" + (":" if plan.todo else ".")
+    )
+    for run_id in plan.todo:
+        print(f"  {run_id}")
+    return 0

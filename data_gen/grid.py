@@ -18,10 +18,12 @@ from typing import Any
 
 from autosparse.core.config import load_config
 from autosparse.core.errors import ConfigError
+from autosparse.data import dataset_info
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
 from autosparse.sources import RunJob, RunSpec, execute_run
 from autosparse.store import FeatureStore
 from autosparse.store.jobs import run_store_jobs
+from autosparse.store.layout import run_is_complete
 from autosparse.task import ModelSpec
 from autosparse.training.irp import IRPConfig
 from autosparse.training.trainer import TrainConfig
@@ -97,3 +99,35 @@ def generate(
         num_gpus=cfg.num_gpus,
         desc="IRP runs",
     )
+
+
+@dataclass
+class GridCheck:
+    """What ``gen`` would do with a grid and a store: the runs, and which of them the store already holds."""
+
+    runs: list[str]
+    complete: list[str]
+
+    @property
+    def todo(self) -> list[str]:
+        done = set(self.complete)
+        return [r for r in self.runs if r not in done]
+
+
+def check_grid(cfg: GenConfig, store_path: str | Path) -> GridCheck:
+    """Every check a ``gen`` run makes before its first IRP round, writing nothing.
+
+    Why: a grid of hours fails late otherwise (a model option misspelt in the fifth model, a store
+    made under another feature schema), after the first runs have taken their CPU time. Each model
+    is built once for each dataset's shape (no data is loaded), and an existing store's schema is
+    checked against this code's features.
+    """
+    specs = expand_grid(cfg)
+    for m in cfg.models:
+        for d in cfg.datasets:
+            m.build(dataset_info(d), seed=0)
+    path = Path(store_path).absolute()
+    if not (path.exists() and any(path.iterdir()) if path.is_dir() else path.exists()):
+        return GridCheck([s.run_id for s in specs], [])
+    FeatureStore(path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES), create=False)
+    return GridCheck([s.run_id for s in specs], [s.run_id for s in specs if run_is_complete(path, s.run_id)])

@@ -154,6 +154,28 @@ def test_complete_runs_are_skipped_not_rewritten(tiny_store: Path, tmp_path: Pat
     assert not (tmp_path / "work").exists(), "a skipped run must not even start its IRP"
 
 
+def test_check_validates_the_grid_and_lists_what_a_run_would_compute(
+    tiny_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg_path = write_config(tmp_path / "tiny.yaml")
+    (run_id,) = StoreReader(tiny_store).run_ids
+    fresh = tmp_path / "new.zarr"
+    assert cli_main(["gen", "--config", str(cfg_path), "--store", str(fresh), "--check"]) == 0
+    assert f"1 run; 0 already complete in {fresh}, 1 to generate:\n  {run_id}\n" in capsys.readouterr().out
+    assert not fresh.exists()  # nothing written
+    before = _mtimes(tiny_store / "runs" / run_id)
+    assert cli_main(["gen", "--config", str(cfg_path), "--store", str(tiny_store), "--check"]) == 0
+    assert "1 already complete" in capsys.readouterr().out and _mtimes(tiny_store / "runs" / run_id) == before
+    # a model option misspelt: refused before any IRP round, not when its run comes up
+    bad = ["--models", '[{"model": "mlp", "model_kwargs": {"widht": [8]}}]']
+    assert cli_main(["gen", "--config", str(cfg_path), "--store", str(fresh), "--check", *bad]) == 2
+    assert "has no option 'widht'" in _one_line_error(capsys, "gen")
+    other = tmp_path / "o.zarr"  # a store of another schema
+    FeatureStore(other, schema_version=SCHEMA_VERSION + 98, feature_names=FEATURE_NAMES)
+    assert cli_main(["gen", "--config", str(cfg_path), "--store", str(other), "--check"]) == 2
+    assert "was asked for" in _one_line_error(capsys, "gen")
+
+
 # ------------------------------------------------------------------------------------ kill -9
 
 
