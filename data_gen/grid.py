@@ -23,7 +23,7 @@ from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
 from autosparse.sources import RunJob, RunSpec, execute_run
 from autosparse.store import FeatureStore
 from autosparse.store.jobs import run_store_jobs
-from autosparse.store.layout import run_is_complete
+from autosparse.store.writer import store_exists
 from autosparse.task import ModelSpec
 from autosparse.training.irp import IRPConfig
 from autosparse.training.trainer import TrainConfig
@@ -126,8 +126,8 @@ def check_grid(cfg: GenConfig, store_path: str | Path) -> GridCheck:
     for m in cfg.models:
         for d in cfg.datasets:
             m.build(dataset_info(d), seed=0)
-    path = Path(store_path).absolute()
-    if not (path.exists() and any(path.iterdir()) if path.is_dir() else path.exists()):
-        return GridCheck([s.run_id for s in specs], [])
-    FeatureStore(path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES), create=False)
-    return GridCheck([s.run_id for s in specs], [s.run_id for s in specs if run_is_complete(path, s.run_id)])
+    runs = [s.run_id for s in specs]
+    if not store_exists(store_path):
+        return GridCheck(runs, [])
+    store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES), create=False)
+    return GridCheck(runs, [r for r in runs if store.is_complete(r)])

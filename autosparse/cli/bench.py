@@ -149,17 +149,16 @@ def _check_method_names(given: Any, labels: list[str]) -> None:
     Why: the method registry's own error lists only bare methods, while a mistyped row label
     (``imp_flow`` for ``imp-flow``) is the likelier slip on a config whose rows carry labels.
     """
-    import difflib
-
+    from autosparse.core.errors import closest_name
     from autosparse.pruners import available
 
     known = set(available())
     for name in given if isinstance(given, (list, tuple)) else ():
         if isinstance(name, str) and name not in known:
-            close = difflib.get_close_matches(name, labels + sorted(known), n=1)
+            close = closest_name(name, labels + sorted(known))
             raise ConfigError(
                 f"--methods {name!r} is neither a row of this config nor a pruning method"
-                + (f" (did you mean {close[0]!r}?)" if close else "")
+                + (f" (did you mean {close!r}?)" if close else "")
                 + f"; the config's rows: {', '.join(labels)}; a method name (`autosparse methods`) adds a row "
                 "with its default hyperparameters"
             )

@@ -27,7 +27,7 @@ class UnknownNameError(AutosparseError, KeyError):
         otherwise (``"similar names"``, ``"for example"``) — a partial list must not read as the only choices."""
         known = sorted(known)
         msg = f"unknown {kind} {name!r}"
-        close = _closest(name, known)
+        close = closest_name(name, known)
         if close:
             msg += f" (did you mean {close!r}?)"
         msg += f"; {listed}: {', '.join(known)}"
@@ -50,7 +50,7 @@ def _is_number(value: object) -> bool:
     return getattr(value, "ndim", 0) == 0  # a 0-d tensor or array, not a vector that happens to have one item
 
 
-def _closest(name: str, known: list[str]) -> str | None:
+def closest_name(name: str, known: list[str]) -> str | None:
     """The known name ``name`` was most likely meant as: names are case-sensitive (they end up in
     cell ids and folder names), so ``SNIP`` is refused, but it should point at ``snip``."""
     by_lower = {k.lower(): k for k in known}

@@ -141,7 +141,7 @@ class FeatureStore:
         self.root_attrs = dict(attrs)
 
     def _exists(self) -> bool:
-        return self.path.exists() and not (self.path.is_dir() and not any(self.path.iterdir()))
+        return store_exists(self.path)
 
     def _create(self, schema_version: int, feature_names: list[str], label_kind: str) -> None:
         """Build the root in a sibling temp dir and rename it into place.
@@ -395,6 +395,12 @@ class FeatureStore:
         return validate_store(self.path, **kwargs)
 
 
+def store_exists(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` holds something a store would be opened from (an empty folder is created into)."""
+    path = Path(path)
+    return path.exists() and not (path.is_dir() and not any(path.iterdir()))
+
+
 def open_store(
     path: str | os.PathLike[str], *, storage: StorageOptions | None = None, durable: bool = True
 ) -> FeatureStore:
@@ -402,4 +408,4 @@ def open_store(
     return FeatureStore._open(Path(path), storage, durable)
 
 
-__all__ = ["RECORDED_PACKAGES", "FeatureStore", "open_store"]
+__all__ = ["RECORDED_PACKAGES", "FeatureStore", "open_store", "store_exists"]
