@@ -405,6 +405,18 @@ def test_a_method_hyperparameter_typed_as_a_flag_is_shown_as_hp() -> None:
     assert "hyperparameter of" not in proc.stderr
 
 
+def test_a_hyperparameter_flag_is_shown_as_hp_when_the_method_is_in_the_config(tmp_path) -> None:
+    # with the method only in --config, `--scorer X` got no hint: the flag's method was None
+    config = tmp_path / "prune.yaml"
+    config.write_text("method: autos\ndensity: 0.1\n")
+    proc = run("prune", "--config", str(config), "--scorer", "mine")
+    assert_user_error(proc, "--scorer mine (a hyperparameter of autos: give it as --hp scorer=mine)")
+    # a config that cannot be read gives no hint here; the command reports it once the flags are right
+    proc = run("prune", "--config", str(tmp_path / "missing.yaml"), "--scorer", "mine")
+    assert_user_error(proc, "unrecognized arguments: --scorer mine")
+    assert "hyperparameter of" not in proc.stderr
+
+
 def test_an_unknown_device_is_refused_before_the_data_loads(tmp_path) -> None:
     nodata = ["--dataset", "fashion-mnist", "--data-root", str(tmp_path)]  # the data would fail otherwise
     assert_user_error(run("train", *nodata, "--device", "gpu"), "use auto, cpu, cuda")

@@ -80,7 +80,7 @@ def _refuse_extra(parser: argparse.ArgumentParser, args: argparse.Namespace, ext
     names neither."""
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
     options = sorted(o for o in sub._option_string_actions if o.startswith("--"))
-    hparams = _method_hparams(args) if "--hp" in options else set()
+    method, hparams = _method_hparams(args) if "--hp" in options else (None, set())
     words: list[str] = []
     taken = -1  # the value word a hyperparameter flag's hint already shows
     for i, word in enumerate(extra):
@@ -93,7 +93,7 @@ def _refuse_extra(parser: argparse.ArgumentParser, args: argparse.Namespace, ext
             if not value and i + 1 < len(extra) and not extra[i + 1].startswith("--"):
                 value, taken = extra[i + 1], i + 1
             typed = word if taken != i + 1 else f"{word} {value}"  # as the user wrote it
-            words.append(f"{typed} (a hyperparameter of {args.method}: give it as --hp {key}={value or 'VALUE'})")
+            words.append(f"{typed} (a hyperparameter of {method}: give it as --hp {key}={value or 'VALUE'})")
             continue
         meant = ["--hp"] if "--hp" in options and key in _HP_ALIASES else []
         meant = meant or (difflib.get_close_matches(flag, options, n=1) if word.startswith("--") else [])
@@ -105,14 +105,22 @@ def _refuse_extra(parser: argparse.ArgumentParser, args: argparse.Namespace, ext
 _HP_ALIASES = {"hparams", "hparam", "hyperparameters", "hyperparams", "hyper_parameters"}
 
 
-def _method_hparams(args: argparse.Namespace) -> set[str]:
-    """Hyperparameter names of the method the command line chose; none if it names no known method."""
+def _method_hparams(args: argparse.Namespace) -> tuple[str | None, set[str]]:
+    """The method the command line (or its ``--config``) chose and its hyperparameter names; none
+    if it names no known method."""
+    from autosparse.core.config import read_config
+    from autosparse.core.errors import AutosparseError
     from autosparse.pruners import available, get_pruner
 
     method = getattr(args, "method", None)
+    if method is None and getattr(args, "config", None):
+        try:  # only for the hint: a bad config is reported by the command itself, in full
+            method = read_config(args).get("method")
+        except (AutosparseError, OSError):
+            method = None
     if not isinstance(method, str) or method not in available():
-        return set()
-    return {f.name for f in dataclasses.fields(get_pruner(method).Config)}
+        return None, set()
+    return method, {f.name for f in dataclasses.fields(get_pruner(method).Config)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
