@@ -153,6 +153,36 @@ def test_prune_without_out_says_the_masks_were_not_saved() -> None:
     assert "masks not saved: rerun with --out DIR" in proc.stdout
 
 
+def test_models_lists_the_names_a_pattern_matches(capsys: pytest.CaptureFixture[str]) -> None:
+    # tv:/timm: names had to be found outside the tool (python -c "import timm; ...")
+    from autosparse.cli import main
+
+    assert main(["models", "vgg1*"]) == 0
+    table = capsys.readouterr().out.split("\n\n")[0]  # the footnote on inputs follows a blank line
+    rows = [line.split()[0] for line in table.splitlines()[1:] if line[:1].strip()]
+    assert rows == ["vgg11", "vgg13", "vgg16", "vgg19"]
+    assert main(["models", "tv:resnet*"]) == 0
+    names = capsys.readouterr().out.split()
+    assert "tv:resnet18" in names and "tv:resnet50" in names and all(n.startswith("tv:resnet") for n in names)
+    for pattern, words in [
+        ("tv:resnet1", ["no tv: model matches 'resnet1'", "similar names: tv:resnet18"]),
+        ("foo*", ["no zoo model matches 'foo*'", "lenet5", "autosparse models tv:"]),
+        ("keras:x", ["unknown model family 'keras:'", "tv: (torchvision) and timm: (timm)"]),
+    ]:
+        assert main(["models", pattern]) == 2
+        err = capsys.readouterr().err
+        assert all(w in err for w in words), err
+
+
+def test_models_lists_timm_names_by_pattern(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("timm")
+    from autosparse.cli import main
+
+    assert main(["models", "timm:convnext_at*"]) == 0
+    names = capsys.readouterr().out.split()
+    assert "timm:convnext_atto" in names and all(n.startswith("timm:convnext_at") for n in names)
+
+
 def test_models_and_datasets_print_tables(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     from autosparse.cli import main
 
@@ -387,7 +417,7 @@ def test_a_mistyped_option_is_refused_by_its_subcommand_naming_the_one_meant() -
     # argparse's own message came from the top-level parser: "autosparse: error: unrecognized arguments"
     proc = run("prune", "--modle", "lenet5", "--desnity=0.1")
     assert_user_error(proc, "autosparse prune: error:", "--modle (did you mean --model?)", "(did you mean --density?)")
-    assert_user_error(run("models", "lenet5"), "autosparse models: error: unrecognized arguments: lenet5")
+    assert_user_error(run("datasets", "mnist"), "autosparse datasets: error: unrecognized arguments: mnist")
 
 
 def test_a_method_hyperparameter_typed_as_a_flag_is_shown_as_hp() -> None:

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
+import fnmatch
 import shutil
 import textwrap
 from collections.abc import Sequence
+
+from autosparse.core.errors import ConfigError
 
 #: name families outside the zoo's list, one line each (name pattern, what it is)
 MODEL_FAMILIES = [
     (
         "tv:<name>",
-        "any torchvision classification model, e.g. tv:resnet18 (options: cifar_stem, and torchvision's own)",
+        "any torchvision classification model, e.g. tv:resnet18 (options: cifar_stem, and torchvision's own; "
+        "list them with: autosparse models tv:)",
     ),
     (
         "timm:<name>",
         "any timm model, e.g. timm:convnext_atto (optional extra: pip install 'autosparse[timm]'; "
-        'list them with: python -c "import timm; print(timm.list_models())")',
+        "list them with: autosparse models 'timm:GLOB', e.g. 'timm:convnext*')",
     ),
 ]
 
@@ -37,7 +42,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "models",
         help="list models in the zoo with their inputs and options",
         description="List the zoo's models with the inputs they take and their options (`--model-kwargs`). "
-        "Any torchvision classifier is `tv:<name>` and any timm model `timm:<name>` (with the timm extra).",
+        "Any torchvision classifier is `tv:<name>` and any timm model `timm:<name>` (with the timm extra); "
+        "`autosparse models tv:` and `autosparse models 'timm:convnext*'` list their names.",
+    )
+    p.add_argument(
+        "pattern",
+        nargs="?",
+        default=None,
+        help="only the names matching this glob: a zoo name (e.g. 'resnet*'), or tv:[GLOB] / timm:[GLOB] for "
+        "torchvision's classifiers and timm's models, one per line as --model takes them",
     )
     p.set_defaults(func=_models)
     p = sub.add_parser(
@@ -134,17 +147,63 @@ def _default(f: dataclasses.Field) -> object:
 def _models(args: argparse.Namespace) -> int:
     from autosparse.models import available_models, model_info
 
+    pattern = getattr(args, "pattern", None)
+    if pattern is not None and ":" in pattern:
+        return _family_names(pattern)
+    names = [n for n in available_models() if pattern is None or fnmatch.fnmatchcase(n, pattern)]
+    if not names:
+        raise ConfigError(
+            f"no zoo model matches {pattern!r}; the zoo has {', '.join(available_models())}. torchvision's and "
+            "timm's models are listed with `autosparse models tv:` and `autosparse models 'timm:GLOB'`"
+        )
     rows = []
-    for name in available_models():
+    for name in names:
         info = model_info(name)
         opts = ", ".join(f"{k}={v}" for k, v in info.options.items()) or "none"
         rows.append([name, ", ".join(info.inputs), opts, info.description])
-    rows += [[pattern, "", "", what] for pattern, what in MODEL_FAMILIES]
+    if pattern is None:
+        rows += [[family, "", "", what] for family, what in MODEL_FAMILIES]
     print(text_table(["model", "inputs", "options (defaults)", "description"], rows))
     print("\ninputs: flat = any shape, flattened; signal = 1-D (C, L); image = (C, H, W). Set options with")
     print(
         "--model-kwargs JSON or model_kwargs: in a config, e.g. --model mlp --model-kwargs '{\"widths\": [500, 150]}'"
     )
+    return 0
+
+
+def _family_names(pattern: str) -> int:
+    """``tv:GLOB`` / ``timm:GLOB``: the names a family can build, prefixed as ``--model`` takes them.
+
+    Why: timm has ~1,400 architectures and torchvision ~80; a user choosing one should not have to
+    leave the tool (``python -c "import timm; ..."``) to see which names exist.
+    """
+    from autosparse.models.info import TIMM_PREFIX, TV_PREFIX
+
+    prefix, _, glob = pattern.partition(":")
+    prefix += ":"
+    glob = glob or "*"
+    if prefix == TV_PREFIX:
+        from autosparse.models.torchvision_models import torchvision_names
+
+        names = torchvision_names()
+    elif prefix == TIMM_PREFIX:
+        from autosparse.models.timm_models import timm_names
+
+        names = timm_names()
+    else:
+        raise ConfigError(
+            f"unknown model family {prefix!r} in {pattern!r}; the families are {TV_PREFIX} (torchvision) and "
+            f"{TIMM_PREFIX} (timm), e.g. `autosparse models tv:resnet*`"
+        )
+    found = [n for n in names if fnmatch.fnmatchcase(n, glob)]
+    if not found:
+        near = difflib.get_close_matches(glob, names, n=5, cutoff=0.5)
+        raise ConfigError(
+            f"no {prefix} model matches {glob!r}"
+            + (f"; similar names: {', '.join(prefix + n for n in near)}" if near else "")
+            + f" (globs: * any text, ? one character; `autosparse models {prefix}` lists all {len(names)})"
+        )
+    print("\n".join(prefix + n for n in found))
     return 0
 
 

@@ -11,7 +11,7 @@ unchanged (CLI strings are read as Python literals: ``depth="2"`` -> 2), e.g. ``
 
 Every model is checked with one forward pass on a zero batch at build time, as ``tv:`` models
 are, so a model that cannot take the input size fails here with a ConfigError naming the shape.
-List the names with ``python -c "import timm; print(timm.list_models())"`` (about 1,400).
+List the names with ``autosparse models timm:`` (about 1,400; ``autosparse models 'timm:convnext*'`` filters).
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ def _check_name(name: str) -> None:
             name,
             near or list(_EXAMPLES),
             listed="similar timm names" if near else "no similar timm name; for example",
-            hint=f'Write it as {TIMM_PREFIX}<name>; list every name with: python -c "import timm; '
-            'print(timm.list_models())"',
+            hint=f"Write it as {TIMM_PREFIX}<name>; list the names with `autosparse models 'timm:GLOB'`, e.g. "
+            "`autosparse models 'timm:convnext*'`",
         )
 
 
