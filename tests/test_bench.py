@@ -232,6 +232,8 @@ def test_unknown_method_fails_before_anything_runs(tmp_path: Path) -> None:
         run_bench(tiny_config(methods=[{"method": "imp", "hparams": {"wrong_key": 1}}]), out)
     with pytest.raises(ConfigError, match="duplicate method label"):
         tiny_config(methods=["random", "random"]).validate()
+    with pytest.raises(ConfigError, match=r"model mlp has no option 'widht' \(did you mean 'widths'\?\)"):
+        tiny_config(models=[{"model": "mlp", "model_kwargs": {"widht": [8]}}]).validate()
     assert not (out / "cells").exists()
     # the CLI prints it in one line and exits 2
     cfg_path = tmp_path / "bad.yaml"

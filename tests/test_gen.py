@@ -169,7 +169,7 @@ def test_check_validates_the_grid_and_lists_what_a_run_would_compute(
     # a model option misspelt: refused before any IRP round, not when its run comes up
     bad = ["--models", '[{"model": "mlp", "model_kwargs": {"widht": [8]}}]']
     assert cli_main(["gen", "--config", str(cfg_path), "--store", str(fresh), "--check", *bad]) == 2
-    assert "has no option 'widht'" in _one_line_error(capsys, "gen")
+    assert "has no option 'widht' (did you mean 'widths'?)" in _one_line_error(capsys, "gen")
     other = tmp_path / "o.zarr"  # a store of another schema
     FeatureStore(other, schema_version=SCHEMA_VERSION + 98, feature_names=FEATURE_NAMES)
     assert cli_main(["gen", "--config", str(cfg_path), "--store", str(other), "--check"]) == 2

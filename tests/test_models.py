@@ -179,6 +179,7 @@ def test_unknown_model_suggests_a_close_name() -> None:
     ("name", "kwargs", "match"),
     [
         ("resnet20", {"depth": 3}, "has no option 'depth'.*width"),
+        ("resnet20", {"widht": 0.5}, r"has no option 'widht' \(did you mean 'width'\?\)"),
         ("mlp", {"widths": "300,abc"}, "positive integers"),
         ("mlp", {"widths": (300, 0)}, "positive integers"),
         ("conv2", {"width": 0}, "width"),

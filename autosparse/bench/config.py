@@ -20,6 +20,7 @@ from autosparse.core.config import from_dict, load_yaml, to_dict
 from autosparse.core.errors import ConfigError, DensityError, UnknownNameError
 from autosparse.data import dataset_info
 from autosparse.models import model_info
+from autosparse.models.info import unknown_options
 from autosparse.pruners import available, make_pruner
 from autosparse.task import DataSpec, ModelSpec
 from autosparse.training.trainer import TrainConfig
@@ -220,10 +221,7 @@ class BenchConfig:
             if not info.open_options:
                 unknown = sorted(set(m.model_kwargs) - set(info.options))
                 if unknown:
-                    raise ConfigError(
-                        f"model {m.model} has no option {', '.join(unknown)}; its options are: "
-                        f"{', '.join(sorted(info.options)) or 'none'}"
-                    )
+                    raise unknown_options(f"model {m.model}", unknown, info.options)
         return self
 
 

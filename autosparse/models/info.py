@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from autosparse.core.errors import ConfigError
+from autosparse.core.errors import ConfigError, closest_name
 
 TV_PREFIX = "tv:"
 TIMM_PREFIX = "timm:"
@@ -46,9 +46,20 @@ def coerce_options(model: str, defaults: dict[str, Any], given: dict[str, Any]) 
     """Check option names and coerce CLI/YAML strings to the type of each option's default."""
     unknown = sorted(set(given) - set(defaults))
     if unknown:
-        valid = ", ".join(f"{k} (default {v!r})" for k, v in defaults.items()) or "none"
-        raise ConfigError(f"{model} has no option {', '.join(map(repr, unknown))}; its options are: {valid}")
+        raise unknown_options(model, unknown, defaults)
     return {k: coerce_value(model, k, v, defaults[k]) for k, v in given.items()}
+
+
+def unknown_options(model: str, unknown: list[str], defaults: dict[str, Any]) -> ConfigError:
+    """One error for options a model does not take: each one's likely meaning, then every option.
+
+    Why one function: the bench checks a config's options before any cell runs, and the model
+    builder checks them again; both should name a typo's fix (``widht`` → ``width``) the same way.
+    """
+    meant = {u: closest_name(u, list(defaults)) for u in unknown}
+    named = ", ".join(f"{u!r} (did you mean {m!r}?)" if m else repr(u) for u, m in meant.items())
+    valid = ", ".join(f"{k} (default {v!r})" for k, v in defaults.items()) or "none"
+    return ConfigError(f"{model} has no option {named}; its options are: {valid}")
 
 
 _TRUE = {"1", "true", "yes", "on", "y"}
