@@ -83,6 +83,9 @@ def test_mask_for_another_model(tmp_path) -> None:
     assert run("prune", *SMALL, "--method", "random", "--sparsity", "0.5", "--out", str(out)).returncode == 0
     other = ["--model", "mlp", "--model-kwargs", '{"widths": [17]}', "--dataset", "fake:fashion-mnist"]
     assert_user_error(run("train", *other, "--masks", str(out), "--epochs", "0.1"), "the mask was made for mlp")
+    # another zoo model is named as typed, not by its class (lenet5 is a bare Sequential)
+    lenet = ["--model", "lenet5", "--dataset", "fake:fashion-mnist", "--masks", str(out), "--epochs", "0.1"]
+    assert_user_error(run("train", *lenet), "mask does not fit lenet5: missing", "the mask was made for mlp")
 
 
 def test_missing_dataset(tmp_path) -> None:

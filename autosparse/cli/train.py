@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = task.load_data()
     model = task.build_model(dataset, seed=init_seed)
     if masks is not None:
-        masks.validate(model)
+        masks.validate(model, task.model.model)
         _check_init(masks, model, init_seed)
     result = train(model, dataset, cfg, masks=masks, desc=f"train {task.model.model}")
     density = f", density {masks.density:.4f}" if masks else ""

@@ -148,8 +148,9 @@ class Masks(Mapping[str, torch.Tensor]):
         return "\n".join(lines)
 
     # Validation
-    def validate(self, model: nn.Module) -> Masks:
-        """Check names, shapes and dtype against ``model``; return self for chaining."""
+    def validate(self, model: nn.Module, label: str | None = None) -> Masks:
+        """Check names, shapes and dtype against ``model``; return self for chaining. ``label`` names
+        the model in the error (the zoo name a command built: its class may be a bare Sequential)."""
         expected = {layer.name: tuple(layer.shape) for layer in prunable_layers(model)}
         missing = sorted(set(expected) - set(self._masks))
         extra = sorted(set(self._masks) - set(expected))
@@ -160,7 +161,8 @@ class Masks(Mapping[str, torch.Tensor]):
                 if names
             ]
             raise MaskError(
-                f"mask does not fit {type(model).__name__}: {', '.join(parts)}; {self._made_for('another model')}"
+                f"mask does not fit {label or type(model).__name__}: {', '.join(parts)}; "
+                f"{self._made_for('another model')}"
             )
         for name, shape in expected.items():
             made = tuple(self._masks[name].shape)
