@@ -86,6 +86,22 @@ def test_bad_recipe_values() -> None:
         TrainConfig(lr=0)
     with pytest.raises(ConfigError, match=r"num_threads must be >= 0 \(0: every core\), got -1"):
         TrainConfig(num_threads=-1)  # was taken silently as "every core"
+    # torch refused these mid-run (label smoothing at the first loss, eval_batch_size after training) or
+    # trained nonsense with them (momentum 5): refused when the recipe is built, so `--check` sees them
+    for bad, match in [
+        ({"label_smoothing": 2}, r"label_smoothing must be in \[0, 1\)"),
+        ({"weight_decay": -1}, "weight_decay must be >= 0"),
+        ({"eval_batch_size": 0}, "eval_batch_size must be >= 1"),
+        ({"momentum": 5}, r"momentum must be in \[0, 1\)"),
+        ({"warmup_fraction": 1.5}, "warmup_fraction"),
+        ({"step_gamma": -1}, "step_gamma must be > 0"),
+        ({"step_milestones": (0.5, 1.5)}, r"step_milestones must be fractions of training in \(0, 1\)"),
+        ({"momentum": 0}, "Nesterov SGD needs momentum > 0"),
+    ]:
+        with pytest.raises(ConfigError, match=match):
+            TrainConfig(**bad)
+    TrainConfig(momentum=0, nesterov=False)  # plain SGD stays allowed
+    TrainConfig(optimizer="adam", momentum=0)  # Adam reads no momentum
 
 
 def _hook_masked_training(model, dataset, cfg: TrainConfig, masks: Masks) -> dict[str, torch.Tensor]:

@@ -71,6 +71,32 @@ class TrainConfig:
         if self.optimizer not in ("sgd", "adam"):
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; use sgd or adam")
         self.step_milestones = tuple(float(m) for m in self.step_milestones)
+        self._check_ranges()
+
+    def _check_ranges(self) -> None:
+        """Values torch would refuse mid-run (after the data loaded, or after a whole IRP round had
+        trained, in `gen` and `bench`) or accept and train nonsense with, refused when the recipe
+        is built, so `--check` catches them too."""
+        checks = [
+            (0 <= self.momentum < 1, "momentum", "in [0, 1), e.g. 0.9"),
+            (self.weight_decay >= 0, "weight_decay", ">= 0, e.g. 5e-4"),
+            (0 <= self.label_smoothing < 1, "label_smoothing", "in [0, 1), e.g. 0.1"),
+            (0 <= self.warmup_fraction < 1, "warmup_fraction", "in [0, 1), e.g. 0.15"),
+            (self.step_gamma > 0, "step_gamma", "> 0, e.g. 0.1"),
+            (self.eval_batch_size >= 1, "eval_batch_size", ">= 1, e.g. 1024"),
+            (
+                all(0 < m < 1 for m in self.step_milestones),
+                "step_milestones",
+                "fractions of training in (0, 1), e.g. 0.5,0.75",
+            ),
+        ]
+        for ok, name, want in checks:
+            if not ok:
+                raise ConfigError(f"{name} must be {want}; got {getattr(self, name)!r}")
+        if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:
+            raise ConfigError(
+                "Nesterov SGD needs momentum > 0: give momentum (e.g. 0.9) or nesterov false (--nesterov false)"
+            )
 
 
 @dataclass
