@@ -97,6 +97,10 @@ def test_a_loss_says_so_and_missing_rows_are_left_out() -> None:
         "fashion-mnist",
     )
     assert "none: below it" in contest_table(rows)
+    # past IMP the ratio only measured how small IMP's lead was (a bench showed 1950%)
+    above = _records({("synflow", 0.005): [21.5], ("autos", 0.005): [36.7], ("imp", 0.005): [22.3]})
+    table = contest_table(contests(CFG, above, MODEL, "fashion-mnist"))
+    assert "| imp 22.3 | all: +14.4 over IMP |" in table and "%" not in table.splitlines()[-1].split("|")[-2]
     assert contest_table(contests(CFG, _records({("synflow", 0.005): [40.0]}), MODEL, "fashion-mnist")) == ""
 
 
