@@ -286,6 +286,9 @@ def test_unknown_dataset_name() -> None:
         load_dataset("fake:nope")
     with pytest.raises(UnknownNameError):
         dataset_info("imagenet")
+    # an alias one letter off is the meaning, not another dataset (fmnst once pointed at mnist)
+    with pytest.raises(UnknownNameError, match=r"did you mean 'fmnist'\?"):
+        dataset_info("fmnst")
 
 
 def test_registry_lists_and_registers(monkeypatch: pytest.MonkeyPatch) -> None:

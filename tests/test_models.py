@@ -328,6 +328,10 @@ def test_an_unknown_timm_name_lists_similar_names_or_says_its_list_is_examples()
     with pytest.raises(UnknownNameError, match=r"no similar timm name; for example: convnext_atto") as exc:
         build_model("timm:notamodel", CIFAR, 10)
     assert "choose one of" not in str(exc.value)  # five examples of ~1,400 are not the choices
+    # the family comes first, and a nearest spelling from another family is not offered as the meaning
+    with pytest.raises(UnknownNameError, match=r"similar timm names: resnet18, resnet26") as exc:
+        build_model("timm:resnet_nonexist", CIFAR, 10)
+    assert "did you mean" not in str(exc.value)
 
 
 def test_errors_are_project_errors() -> None:

@@ -21,13 +21,24 @@ class UnknownNameError(AutosparseError, KeyError):
     """A name (model, dataset, pruner, scorer, executor) that no registry knows."""
 
     def __init__(
-        self, kind: str, name: str, known: Iterable[str], hint: str = "", *, listed: str = "choose one of"
+        self,
+        kind: str,
+        name: str,
+        known: Iterable[str],
+        hint: str = "",
+        *,
+        listed: str = "choose one of",
+        aliases: Iterable[str] = (),
+        suggest: bool = True,
     ) -> None:
         """``listed`` introduces ``known``: keep the default for a complete list, say what it is
-        otherwise (``"similar names"``, ``"for example"``) — a partial list must not read as the only choices."""
+        otherwise (``"similar names"``, ``"for example"``) — a partial list must not read as the only choices.
+        ``aliases`` are accepted names left out of the list; the likely meaning may be one (``fmnst``
+        is ``fmnist``, not ``mnist``). ``suggest=False``: no "did you mean" (the caller knows the
+        nearest spelling is the wrong family)."""
         known = sorted(known)
         msg = f"unknown {kind} {name!r}"
-        close = closest_name(name, known)
+        close = closest_name(name, [*known, *aliases]) if suggest else None
         if close:
             msg += f" (did you mean {close!r}?)"
         msg += f"; {listed}: {', '.join(known)}"

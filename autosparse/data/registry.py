@@ -91,6 +91,7 @@ def _canonical(name: str) -> tuple[str, bool]:
                 name,
                 available_datasets(),
                 hint=f"prefix any of them with {FAKE_PREFIX!r} (e.g. fake:cifar10) for random data of that shape",
+                aliases=_ALIASES,
             )
     return base, fake
 

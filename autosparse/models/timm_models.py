@@ -17,13 +17,14 @@ List the names with ``autosparse models timm:`` (about 1,400; ``autosparse model
 from __future__ import annotations
 
 import difflib
+import re
 from functools import cache
 from types import ModuleType
 from typing import Any
 
 from torch import nn
 
-from autosparse.core.errors import ConfigError, UnknownNameError
+from autosparse.core.errors import ConfigError, UnknownNameError, closest_name
 from autosparse.models.info import TIMM_PREFIX, ModelInfo
 from autosparse.models.torchvision_models import check_forward, check_image_call, first_line, literal, option_error
 
@@ -49,6 +50,11 @@ def timm_names() -> list[str]:
 def _check_name(name: str) -> None:
     if not _timm().is_model(name.split(".", 1)[0]):
         near = difflib.get_close_matches(name, timm_names(), n=8, cutoff=0.6)
+        # the family first: `resnet_nonexist` is closer in letters to test_convnext than to resnet18
+        stem = re.match(r"[a-z]+", name.lower())
+        family = sorted((n for n in timm_names() if stem and n.startswith(stem.group())), key=len)[:4]
+        near = (family + [n for n in near if n not in family])[:8]
+        close = closest_name(name, near)
         raise UnknownNameError(  # the near names only: all ~1,400 would bury the message
             "timm model",
             name,
@@ -56,6 +62,7 @@ def _check_name(name: str) -> None:
             listed="similar timm names" if near else "no similar timm name; for example",
             hint=f"Write it as {TIMM_PREFIX}<name>; list the names with `autosparse models 'timm:GLOB'`, e.g. "
             "`autosparse models 'timm:convnext*'`",
+            suggest=not family or bool(close and close.startswith(stem.group() if stem else "")),
         )
 
 
