@@ -321,6 +321,16 @@ def test_a_bad_option_value_is_blamed_on_the_option_not_the_input_shape() -> Non
         build_model("timm:convnext_atto", DIGITS, 10, drop_rate=0.1)
 
 
+def test_a_timm_option_error_names_the_option_timm_refused() -> None:
+    # every option given was named, img_size (which mixer takes) among them
+    pytest.importorskip("timm")
+    with pytest.raises(ConfigError, match=r"mixer_s16_224 sets option num_blocks itself.*'timm:mixer\*'") as exc:
+        build_model("timm:mixer_s16_224", CIFAR, 10, img_size=32, num_blocks=1)
+    assert "img_size" not in str(exc.value)
+    with pytest.raises(ConfigError, match=r"timm:resnet18 does not take option bogus \(.*unexpected keyword"):
+        build_model("timm:resnet18", CIFAR, 10, bogus=1)
+
+
 def test_an_unknown_timm_name_lists_similar_names_or_says_its_list_is_examples() -> None:
     pytest.importorskip("timm")
     with pytest.raises(UnknownNameError, match=r"did you mean 'resnet18'.*similar timm names: .*resnet18d"):

@@ -78,6 +78,28 @@ def timm_info(name: str) -> ModelInfo:
     )
 
 
+def _keyword_error(full: str, name: str, options: dict[str, Any], exc: TypeError) -> ConfigError:
+    """Name the one option timm refused, and why, instead of every option given.
+
+    Why: a variant such as mixer_s16_224 fixes its size (``num_blocks``, ``embed_dim``, ``patch_size``)
+    itself, so timm says "multiple values for keyword argument 'num_blocks'"; listing every option
+    given blamed ``img_size`` too, which that model takes.
+    """
+    found = re.search(r"keyword argument '(\w+)'", str(exc))
+    key = found.group(1) if found else None
+    if key in options:
+        if "multiple values" in str(exc):
+            return ConfigError(
+                f"{full} sets option {key} itself (the variant name fixes it): drop {key}, or pick the timm "
+                f"variant with the {key} you want (`autosparse models 'timm:{name.split('_')[0]}*'` lists them)"
+            )
+        return ConfigError(f"{full} does not take option {key} ({first_line(exc)}); drop it from the model options")
+    return ConfigError(
+        f"{full} does not accept option(s) {', '.join(sorted(options))}: {first_line(exc)}. Valid options are "
+        f"the keyword arguments of timm's {name}"
+    )
+
+
 def build_timm(name: str, input_shape: tuple[int, ...], num_classes: int, **kwargs: Any) -> nn.Module:
     """Build ``timm:<name>`` for ``input_shape`` (see the module docstring)."""
     timm = _timm()
@@ -109,10 +131,7 @@ def build_timm(name: str, input_shape: tuple[int, ...], num_classes: int, **kwar
                     raise
                 model = create()  # a model without a fixed image size (CNNs)
     except TypeError as exc:
-        raise ConfigError(
-            f"{full} does not accept option(s) {', '.join(sorted(options))}: {first_line(exc)}. Valid options are "
-            f"the keyword arguments of timm's {name}"
-        ) from None
+        raise _keyword_error(full, name, options, exc) from None
     except (ValueError, AssertionError, RuntimeError) as exc:
         raise option_error(full, input_shape, exc, kwargs, default) or ConfigError(
             f"{full} cannot be built for input shape {input_shape}: {first_line(exc)}"
