@@ -438,6 +438,22 @@ def test_a_method_hyperparameter_typed_as_a_flag_is_shown_as_hp() -> None:
     assert "hyperparameter of" not in proc.stderr
 
 
+def test_hp_values_with_commas_or_without_a_value() -> None:
+    from autosparse.cli.prune import parse_hparams
+    from autosparse.core.errors import ConfigError
+
+    # the flag parser split `--hp input_shape=1,28,28` at its commas into three items ("'28' must look like KEY=VALUE")
+    assert parse_hparams("synflow", ("input_shape=1", "28", "28", "rounds=5")) == {
+        "input_shape": (1, 28, 28),
+        "rounds": 5,
+    }
+    # `scorer=` was read as the path '.' ("holds no card.json")
+    with pytest.raises(ConfigError, match=r"scorer has no value: give --hp scorer=VALUE.*default: 'autos_mlp'"):
+        parse_hparams("autos", ("scorer=",))
+    with pytest.raises(ConfigError, match="must look like KEY=VALUE"):
+        parse_hparams("synflow", ("rounds",))
+
+
 def test_a_hyperparameter_flag_is_shown_as_hp_when_the_method_is_in_the_config(tmp_path) -> None:
     # with the method only in --config, `--scorer X` got no hint: the flag's method was None
     config = tmp_path / "prune.yaml"

@@ -29,14 +29,29 @@ def parse_hparams(method: str, items: tuple[str, ...]) -> dict[str, object]:
     from autosparse.pruners import get_pruner
 
     raw: dict[str, str] = {}
+    last = ""
     for item in items:
+        if "=" not in item and last:
+            # the flag parser splits a list-valued --hp at its commas: `input_shape=1,28,28` came as three items
+            raw[last] += "," + item.strip()
+            continue
         if "=" not in item:
             raise ConfigError(
                 f"hyperparameter {item!r} must look like KEY=VALUE, e.g. --hp rounds=10 (in a YAML config: hp: {{rounds: 10}})"
             )
         k, v = item.split("=", 1)
-        raw[k.strip()] = v.strip()
-    cfg = from_dict(get_pruner(method).Config, raw, where=method)
+        last = k.strip()
+        raw[last] = v.strip()
+    config_cls = get_pruner(method).Config
+    empty = [k for k, v in raw.items() if not v]
+    if empty:
+        defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
+        k = empty[0]
+        default = f" (its default: {defaults[k]!r})" if k in defaults and defaults[k] is not dataclasses.MISSING else ""
+        raise ConfigError(
+            f"hyperparameter {k} has no value: give --hp {k}=VALUE, or leave it out for the default{default}"
+        )
+    cfg = from_dict(config_cls, raw, where=method)
     return {k: getattr(cfg, k) for k in raw if k.replace("-", "_") in {f.name for f in dataclasses.fields(cfg)}}
 
 
