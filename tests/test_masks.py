@@ -48,6 +48,20 @@ def test_save_load_roundtrip_and_report(tmp_path) -> None:
     assert [r["name"] for r in report["layers"]] == list(masks)
 
 
+def test_a_mask_file_copied_alone_warns_that_its_record_is_missing(tmp_path, caplog) -> None:
+    # `autos` masks rescale θ0 from a file beside them; copied alone they trained without it, silently
+    masks = _random_masks(_mlp())
+    masks.save(tmp_path / "folder")
+    lone = tmp_path / "lone.safetensors"
+    lone.write_bytes((tmp_path / "folder" / "masks.safetensors").read_bytes())
+    with caplog.at_level("WARNING", logger="autosparse.core.masks"):
+        Masks.load(tmp_path / "folder")
+        assert not caplog.records
+        loaded = Masks.load(lone)
+    assert loaded.kept == masks.kept
+    assert "no report.json beside" in caplog.text and "keep the masks folder whole" in caplog.text
+
+
 def test_mask_for_another_model_is_a_clear_error() -> None:
     masks = _random_masks(_mlp())
     other = nn.Sequential(nn.Linear(16, 9), nn.ReLU(), nn.Linear(9, 4))

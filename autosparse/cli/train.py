@@ -58,7 +58,8 @@ def _init_seed(job: TrainJob, masks: Masks | None) -> int:
     if job.init_seed is None:
         if masks is not None and made_on is None:
             log.warning(
-                "the masks do not record the seed of the weights they were pruned from (masks saved from Python); "
+                "the masks do not record the seed of the weights they were pruned from (saved from Python, or a "
+                "mask file without its folder's report.json); "
                 "training them on --init-seed 0 — pass --init-seed if they were pruned from another draw"
             )
         return int(made_on) if made_on is not None else 0
@@ -93,7 +94,8 @@ def _task_of_masks(args: argparse.Namespace, task: Task, masks: Masks) -> Task:
     if not made_for and "model" not in named:
         # building the default model would only end in "made for another model" after the data loaded
         raise ConfigError(
-            "these masks do not record which model they were pruned from (masks saved from Python): pass --model "
+            "these masks do not record which model they were pruned from (saved from Python, or a mask file "
+            "without its folder's report.json): pass --model "
             "(with --model-kwargs and --dataset as needed) naming the network they fit, or train them in Python "
             "with masks.apply(model)"
         )

@@ -284,7 +284,15 @@ class Masks(Mapping[str, torch.Tensor]):
         meta: dict[str, object] = {}
         init = None
         report = file.parent / REPORT_FILE
-        if report.exists():
+        if not report.exists():
+            # a mask file copied alone: `autos` / `robust` masks also rescale θ0, which lives beside it
+            log.warning(
+                "no %s beside %s: loaded without its record (model, seeds) and without any rescale of the "
+                "initial weights its method made (autos, robust); keep the masks folder whole",
+                REPORT_FILE,
+                file,
+            )
+        else:
             data = json.loads(report.read_text())
             _check_counts(file, tensors, data)
             meta = dict(data.get("meta", {}))
