@@ -37,13 +37,14 @@ def _net_and_data() -> tuple[nn.Module, PruningData]:
 
 
 def _hand_theta_hg(model: nn.Module, data: PruningData) -> dict[str, torch.Tensor]:
-    """θ ⊙ (H g) with H, g of L(w) = Σ_b CE(f(x_b; w) / T, y_b) w.r.t. the weights, biases fixed."""
+    """θ ⊙ (H g) with H, g of L(w) = Σ_b (n_b / n̄) CE(f(x_b; w) / T, y_b) w.r.t. the weights, biases fixed."""
     w1, b1, w2, b2 = (p.detach().clone() for p in model.parameters())
     n1 = w1.numel()
 
     def loss(flat: torch.Tensor) -> torch.Tensor:
         a, c = flat[:n1].reshape(w1.shape), flat[n1:].reshape(w2.shape)
-        return sum(F.cross_entropy((torch.tanh(x @ a.T + b1) @ c.T + b2) / T, y) for x, y in data)
+        mean_size = sum(len(y) for _, y in data) / len(data.batches)  # batch means weighted by size
+        return sum(len(y) / mean_size * F.cross_entropy((torch.tanh(x @ a.T + b1) @ c.T + b2) / T, y) for x, y in data)
 
     theta = torch.cat([w1.reshape(-1), w2.reshape(-1)])
     g = torch.autograd.functional.jacobian(loss, theta)

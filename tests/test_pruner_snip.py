@@ -48,7 +48,11 @@ def _hand_gradient(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 def test_snip_equals_hand_gradient_summed_over_batches() -> None:
     data = PruningData([(X1, Y1), (X2, Y2)], num_classes=4)
-    g = _hand_gradient(X1, Y1) + _hand_gradient(X2, Y2)
+    # batch means weighted by size over the mean size (2 and 3 images: 0.8 and 1.2), so the sum is the
+    # number of batches times the mean over all five images, however they are split
+    g = 0.8 * _hand_gradient(X1, Y1) + 1.2 * _hand_gradient(X2, Y2)
+    whole = _hand_gradient(torch.cat([X1, X2]), torch.cat([Y1, Y2]))
+    torch.testing.assert_close(g, 2 * whole, rtol=1e-12, atol=1e-14)
     raw = (W * g).abs()
     scores = get_pruner("snip")(normalize=False).scores(_softmax_regression(), data)
     torch.testing.assert_close(scores["weight"], raw, rtol=1e-12, atol=1e-14)
@@ -126,3 +130,18 @@ def test_scores_leave_model_unchanged() -> None:
 
 def test_scores_on_a_torch_pruned_model() -> None:
     check_scores_on_torch_pruned_model("snip", bn_data())
+
+
+@pytest.mark.parametrize("method", ["snip", "grasp", "iter_snip"])
+def test_the_mask_does_not_depend_on_how_the_batch_is_split(method: str) -> None:
+    # a DataLoader's short last batch (30 + 10 images) counted as much as a full one: 61 of 182 kept weights moved
+    from torch.utils.data import DataLoader, TensorDataset
+
+    import autosparse as A
+
+    torch.manual_seed(0)
+    x, y = torch.randn(40, 20), torch.randint(0, 5, (40,))
+    net = nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 5))
+    whole = A.prune(copy.deepcopy(net), method, density=0.1, data=(x, y))
+    split = A.prune(copy.deepcopy(net), method, density=0.1, data=DataLoader(TensorDataset(x, y), batch_size=30))
+    assert all(torch.equal(whole[n], split[n]) for n in whole)

@@ -22,17 +22,25 @@ Reduction = Literal["sum", "mean"]
 
 
 def batch_losses(model: nn.Module, data: PruningData, *, temperature: float = 1.0) -> Iterator[torch.Tensor]:
-    """One cross-entropy loss (mean over the batch) per pruning batch, logits divided by ``temperature``.
+    """One cross-entropy loss per pruning batch (its mean, times its size over the mean batch size),
+    logits divided by ``temperature``.
 
+    The size weight: the reference loops add batch means, so a DataLoader's short last batch (10
+    images after three of 30) counted as much as a full one and the mask depended on how the same
+    images were split. Weighted, the sum is the number of batches times the mean over every image;
+    with equal batches every weight is exactly 1, so those masks are the reference's.
     A generator, so each batch's graph is freed before the next is built (GraSP holds a
     second-order graph per batch; keeping them all alive would multiply its memory).
     """
     device, dtype = model_device(model), param_dtype(model)
-    for x, y in data:
+    sizes = [len(y) for _, y in data]
+    mean_size = sum(sizes) / len(sizes) if sizes else 1.0
+    for (x, y), size in zip(data, sizes, strict=True):
         out = logits(model(model_input(x, device, dtype)))
         if temperature != 1.0:
             out = out / temperature
-        yield F.cross_entropy(out, class_targets(out, y.to(device)))
+        loss = F.cross_entropy(out, class_targets(out, y.to(device)))
+        yield loss if size == mean_size else loss * (size / mean_size)
 
 
 def loss_gradients(

@@ -4,7 +4,8 @@ Sign convention — exactly the reference code's, stated once because it is easy
 
 * Hg is the Hessian of the pruning loss times its (stopped) gradient g, computed in two
   passes: first g = Σ_b ∇L_b with no graph, then Σ_b ∇_θ (g · ∇L_b) with a graph. Each L_b is
-  the batch-mean cross-entropy of the logits divided by the temperature T = 200.
+  the batch-mean cross-entropy of the logits divided by the temperature T = 200, weighted by
+  the batch's size over the mean size (1 for equal batches; see ``pruners.gradients``).
 * The original GraSP code (alecwangcq/GraSP) forms ``-θ ⊙ Hg`` and *removes* the largest of
   those values; Synaptic-Flow's ``GraSP`` forms ``θ ⊙ Hg`` and *keeps* the largest (its
   "negate to remove top percent" comment describes that equivalence; no negation is applied).

@@ -6,7 +6,9 @@ layers because it ignores how removing one weight changes the gradients of the o
 (what GraSP, iterative SNIP/FORCE and SynFlow address).
 
 Following Synaptic-Flow's ``SNIP`` (itself after mi-lad/snip): the gradient is accumulated
-over all pruning batches (one backward of the batch-mean cross-entropy per batch, summed),
+over all pruning batches (one backward of the batch-mean cross-entropy per batch, summed;
+each weighted by its size over the mean size, 1 for equal batches, so a short last batch does
+not count as a full one),
 the model is in eval mode unless ``train_mode`` is set, and scores are divided by their
 global sum (ranking-neutral; it makes values comparable across networks).
 """
