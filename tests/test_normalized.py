@@ -42,3 +42,23 @@ def test_rescale_skips_normalized_layers_unless_asked() -> None:
     assert everything.init is not None and len(everything.init.factors) == 9
     assert torch.equal(everything.init.factors["fc.weight"], default.init.factors["fc.weight"])
     assert all(torch.equal(default[n], everything[n]) for n in default)  # the masks themselves are the same
+
+
+def test_the_probe_leaves_the_callers_model_as_it_was() -> None:
+    # the probe's forward ran on the user's model: a call counter kept in a buffer counted it
+    class Counting(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc1, self.bn, self.fc2 = nn.Linear(20, 32), nn.BatchNorm1d(32), nn.Linear(32, 5)
+            self.register_buffer("calls", torch.zeros(()))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            return self.fc2(torch.relu(self.bn(self.fc1(x))))
+
+    net = Counting().train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    assert normalized_layers(net, torch.randn(4, 20)) == {"fc1.weight"}
+    prune(net, "autos", density=0.1, data=(torch.randn(40, 20), torch.randint(0, 5, (40,))))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # the counter included
+    assert net.training and net.bn.training

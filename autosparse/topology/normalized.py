@@ -20,7 +20,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from autosparse.core.layers import prunable_layers
+from autosparse.core.layers import prunable_layers, safe_deepcopy
 
 #: modules that standardise their input by its own statistics (per batch, group or sample)
 NORM_TYPES: tuple[type[nn.Module], ...] = (
@@ -34,15 +34,17 @@ NORM_TYPES: tuple[type[nn.Module], ...] = (
 def normalized_layers(model: nn.Module, example: torch.Tensor | Iterable[torch.Tensor]) -> set[str]:
     """Names of the prunable weights whose layer output goes straight into a normalization module.
 
-    ``example`` is one input batch (or the positional inputs) the model accepts; the model's
-    train/eval modes are restored afterwards and its BatchNorm statistics are not updated.
+    ``example`` is one input batch (or the positional inputs) the model accepts. The pass runs on
+    a copy, as every other pass of a pruner does: the caller's model, its buffers and modes are
+    left as they were (a forward counter kept in a user's model counted this probe).
     """
+    if not any(isinstance(m, NORM_TYPES) for m in model.modules()):
+        return set()
+    model = safe_deepcopy(model)
     layers = prunable_layers(model)
     by_module: dict[int, list[str]] = {}
     for layer in layers:
         by_module.setdefault(id(layer.module), []).append(layer.name)
-    if not any(isinstance(m, NORM_TYPES) for m in model.modules()):
-        return set()
     produced: dict[int, list[str]] = {}
     keep_alive: list[torch.Tensor] = []  # so an id is never reused by a later tensor during the pass
     found: set[str] = set()
@@ -63,15 +65,12 @@ def normalized_layers(model: nn.Module, example: torch.Tensor | Iterable[torch.T
             seen.add(id(layer.module))
             handles.append(layer.module.register_forward_hook(after_layer))
     handles += [m.register_forward_pre_hook(before_norm) for m in model.modules() if isinstance(m, NORM_TYPES)]
-    modes = {m: m.training for m in model.modules()}
     args = (example,) if isinstance(example, torch.Tensor) else tuple(example)
+    model.eval()  # running statistics untouched (on the copy, too: its hooks see eval-mode outputs)
     try:
-        model.eval()
         with torch.no_grad():
             model(*args)
     finally:
         for h in handles:
             h.remove()
-        for m, mode in modes.items():
-            m.training = mode
     return found
