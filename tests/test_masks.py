@@ -46,6 +46,9 @@ def test_save_load_roundtrip_and_report(tmp_path) -> None:
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["kept"] == masks.kept
     assert [r["name"] for r in report["layers"]] == list(masks)
+    # `==` compares the kept weights (it raised: Mapping's == asked a tensor for one truth value)
+    assert loaded == masks
+    assert loaded != _random_masks(model, density=0.5)
 
 
 def test_a_mask_file_copied_alone_warns_that_its_record_is_missing(tmp_path, caplog) -> None:

@@ -99,6 +99,20 @@ class Masks(Mapping[str, torch.Tensor]):
     def __len__(self) -> int:
         return len(self._masks)
 
+    def __eq__(self, other: object) -> bool:
+        """The same layers keep the same weights; ``meta`` and the θ0 rescale are not compared.
+
+        Why: Mapping's ``==`` compares the values as Python booleans, which a mask tensor refuses
+        ("Boolean value of Tensor ... is ambiguous"), so ``Masks.load(d) == masks`` raised.
+        """
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        return set(self) == set(other) and all(
+            isinstance(other[n], torch.Tensor) and torch.equal(m, other[n].to(m.device).bool()) for n, m in self.items()
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable tensors inside, as for dict
+
     # Counting
     @property
     def kept(self) -> int:
