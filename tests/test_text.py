@@ -1,8 +1,8 @@
-"""Name lists in messages: a few names, then how many more."""
+"""Name lists in messages (a few names, then how many more) and counts with their noun."""
 
 from __future__ import annotations
 
-from autosparse.core.text import name_list
+from autosparse.core.text import count_of, name_list
 
 
 def test_a_long_list_shows_its_first_names_and_the_count_of_the_rest() -> None:
@@ -10,3 +10,8 @@ def test_a_long_list_shows_its_first_names_and_the_count_of_the_rest() -> None:
     assert name_list([f"l{i}" for i in range(80)]) == "l0, l1, l2, l3, l4, l5, l6, l7 and 72 more"
     assert name_list((n for n in "abcdef"), shown=5) == "a, b, c, d, e and 1 more"
     assert name_list([]) == ""
+
+
+def test_a_count_takes_the_plural_unless_it_is_one() -> None:
+    # a bench report's plot title read "1 epochs"
+    assert [count_of(n, "epoch") for n in (1, 1.0, 6, 0.5)] == ["1 epoch", "1 epoch", "6 epochs", "0.5 epochs"]

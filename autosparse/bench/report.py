@@ -24,6 +24,7 @@ from autosparse.bench.plots import Series, plot_accuracy, plot_layer_densities
 from autosparse.core.config import config_hash, to_dict
 from autosparse.core.executors import JobOutcome
 from autosparse.core.folders import make_output_dir
+from autosparse.core.text import count_of
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +269,7 @@ def _plots(
         )
     dense = dense_accuracy(records, model, dataset)
     stem = f"{slug(model)}__{slug(dataset)}"
-    title = f"{model} on {dataset} ({len(config.seeds)} seeds, {config.train.epochs:g} epochs)"
+    title = f"{model} on {dataset} ({count_of(len(config.seeds), 'seed')}, {count_of(config.train.epochs, 'epoch')})"
     paths = [
         plot_accuracy(
             out_dir / PLOTS_DIR / f"accuracy__{stem}.png",
@@ -325,7 +326,7 @@ def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence
         f"Test accuracy (%) after masked training, mean ± std (sample std) over {n_seeds} seed"
         f"{'s' if n_seeds != 1 else ''} ({', '.join(map(str, config.seeds))}); the seed sets the initial weights, "
         "the pruning batch and the training order. Every method is trained with the same recipe: "
-        f"{t.epochs:g} epochs, {t.optimizer} lr {t.lr:g}, batch {t.batch_size}, {t.schedule} schedule, "
+        f"{count_of(t.epochs, 'epoch')}, {t.optimizer} lr {t.lr:g}, batch {t.batch_size}, {t.schedule} schedule, "
         f"weight decay {t.weight_decay:g}; {_data_size(config)}.",
         "",
         "**Bold**: best pruning-at-initialisation method in the column. *(reference)*: IMP — iterative "

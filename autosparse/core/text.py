@@ -17,4 +17,9 @@ def name_list(names: Iterable[str], shown: int = 8) -> str:
     return f"{', '.join(names[:shown])} and {len(names) - shown} more"
 
 
-__all__ = ["name_list"]
+def count_of(n: float, noun: str) -> str:
+    """``1 epoch``, ``6 epochs``, ``0.5 epochs``, ``1 seed``: a number with its noun, plural unless 1."""
+    return f"{n:g} {noun}{'' if n == 1 else 's'}"
+
+
+__all__ = ["count_of", "name_list"]
