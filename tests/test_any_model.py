@@ -220,8 +220,21 @@ class WithAuxOutputs(nn.Module):
         return (self.head(h), self.aux(h)) if self.training else self.head(h)
 
 
+class WithDictOutput(nn.Module):
+    """Returns ``{"logits": …, "features": …}``, as HuggingFace-style heads do (refused before)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(28 * 28, 32)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = torch.relu(self.a(x.flatten(1)))
+        return {"logits": self.head(h), "features": h}
+
+
 @pytest.mark.parametrize("method", [m for m in available() if m != "imp"])
-@pytest.mark.parametrize("model_cls", [WithUnusedLayer, WithAuxOutputs])
+@pytest.mark.parametrize("model_cls", [WithUnusedLayer, WithAuxOutputs, WithDictOutput])
 def test_unused_layers_and_auxiliary_outputs_work_with_every_method(model_cls: type, method: str) -> None:
     # autos, ntk_sap and prospr crashed on an unused layer ("differentiated Tensor … not used in
     # the graph"); autos' train-mode gradient pass crashed on a (logits, aux) output

@@ -11,6 +11,7 @@ instead of failing deep inside a layer or a loss.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -36,17 +37,19 @@ def model_input(
 
 
 def logits(output: Any) -> torch.Tensor:
-    """The main logits of ``output``: the tensor itself, its ``.logits``, or a tuple's first tensor."""
+    """The main logits of ``output``: the tensor itself, its ``.logits`` (or ``["logits"]`` of a
+    dict, as HuggingFace-style heads return), or a tuple's first tensor."""
     if isinstance(output, torch.Tensor):
         return output
-    main = getattr(output, "logits", None)
+    main = output.get("logits") if isinstance(output, Mapping) else getattr(output, "logits", None)
     if isinstance(main, torch.Tensor):
         return main
     if isinstance(output, (tuple, list)) and output and isinstance(output[0], torch.Tensor):
         return output[0]
     raise ConfigError(
         f"the model returned {type(output).__name__}, not class logits; autosparse needs a forward that returns a "
-        "(batch, classes) tensor (or an object with .logits, or a tuple whose first item is the logits): wrap the "
+        "(batch, classes) tensor (or an object with .logits, a dict with a 'logits' key, or a tuple whose first "
+        "item is the logits): wrap the "
         "model so it does"
     )
 
