@@ -208,7 +208,7 @@ def test_a_scalar_where_a_list_is_expected_is_a_one_item_list() -> None:
 
     grid = from_dict(Grid, {"densities": 0.05, "seeds": 3})
     assert grid.densities == [0.05] and grid.seeds == (3,)
-    assert from_dict(TrainConfig, {"step_milestones": 5}).step_milestones == (5.0,)
+    assert from_dict(TrainConfig, {"step_milestones": 0.5}).step_milestones == (0.5,)
 
 
 def test_an_empty_yaml_key_means_the_field_default() -> None:
