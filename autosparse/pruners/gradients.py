@@ -26,7 +26,7 @@ def batch_losses(model: nn.Module, data: PruningData, *, temperature: float = 1.
     logits divided by ``temperature``.
 
     The size weight: the reference loops add batch means, so a DataLoader's short last batch (10
-    images after three of 30) counted as much as a full one and the mask depended on how the same
+    images after one of 30) counted as much as a full one and the mask depended on how the same
     images were split. Weighted, the sum is the number of batches times the mean over every image;
     with equal batches every weight is exactly 1, so those masks are the reference's.
     A generator, so each batch's graph is freed before the next is built (GraSP holds a
