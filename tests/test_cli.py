@@ -442,16 +442,20 @@ def test_hp_values_with_commas_or_without_a_value() -> None:
     from autosparse.cli.prune import parse_hparams
     from autosparse.core.errors import ConfigError
 
-    # the flag parser split `--hp input_shape=1,28,28` at its commas into three items ("'28' must look like KEY=VALUE")
-    assert parse_hparams("synflow", ("input_shape=1", "28", "28", "rounds=5")) == {
-        "input_shape": (1, 28, 28),
-        "rounds": 5,
-    }
+    # the flag parser splits `--hp input_shape=1,28,28` at its commas into three items: the error says how to
+    # write a list (rejoining them would also glue a stray word of another --hp onto the value before it)
+    with pytest.raises(ConfigError, match=r"'28' must look like KEY=VALUE.*--hp input_shape=\[1,28,28\]"):
+        parse_hparams("synflow", ("input_shape=1", "28", "28"))
+    assert parse_hparams("synflow", ("input_shape=[1,28,28]", "rounds=5")) == {"input_shape": (1, 28, 28), "rounds": 5}
     # `scorer=` was read as the path '.' ("holds no card.json")
     with pytest.raises(ConfigError, match=r"scorer has no value: give --hp scorer=VALUE.*default: 'autos_mlp'"):
         parse_hparams("autos", ("scorer=",))
     with pytest.raises(ConfigError, match="must look like KEY=VALUE"):
         parse_hparams("synflow", ("rounds",))
+    with pytest.raises(ConfigError, match="inner_lr has no value"):  # the dashed spelling finds its field
+        parse_hparams("prospr", ("inner-lr=",))
+    with pytest.raises(ConfigError, match="bogus"):  # an unknown key is reported as unknown, not as empty
+        parse_hparams("synflow", ("bogus=",))
 
 
 def test_a_hyperparameter_flag_is_shown_as_hp_when_the_method_is_in_the_config(tmp_path) -> None:

@@ -49,6 +49,9 @@ def test_save_load_roundtrip_and_report(tmp_path) -> None:
     # `==` compares the kept weights (it raised: Mapping's == asked a tensor for one truth value)
     assert loaded == masks
     assert loaded != _random_masks(model, density=0.5)
+    assert loaded == {n: m.float() for n, m in masks.items()}  # torch's own float 0/1 weight_mask
+    scores = {n: m.float() * 0.3 for n, m in masks.items()}  # same support, but scores are not a mask
+    assert loaded != scores
 
 
 def test_a_mask_file_copied_alone_warns_that_its_record_is_missing(tmp_path, caplog) -> None:

@@ -335,13 +335,17 @@ def test_an_unknown_timm_name_lists_similar_names_or_says_its_list_is_examples()
     pytest.importorskip("timm")
     with pytest.raises(UnknownNameError, match=r"did you mean 'resnet18'.*similar timm names: .*resnet18d"):
         build_model("timm:resnet181", CIFAR, 10)
-    with pytest.raises(UnknownNameError, match=r"no similar timm name; for example: convnext_atto") as exc:
+    with pytest.raises(UnknownNameError, match=r"no similar timm name; for example: resnet18, convnext_atto") as exc:
         build_model("timm:notamodel", CIFAR, 10)
     assert "choose one of" not in str(exc.value)  # five examples of ~1,400 are not the choices
-    # the family comes first, and a nearest spelling from another family is not offered as the meaning
-    with pytest.raises(UnknownNameError, match=r"similar timm names: resnet18, resnet26") as exc:
+    # the family comes first, and the meaning is offered from within it: `resnet_nonexist` got test_convnext
+    with pytest.raises(UnknownNameError) as exc:
         build_model("timm:resnet_nonexist", CIFAR, 10)
-    assert "did you mean" not in str(exc.value)
+    listed = str(exc.value).split("similar timm names: ")[1].split(". ")[0].split(", ")
+    assert all(n.startswith("resnet") for n in listed[:4]) and "test_convnext" in listed[4:]
+    assert "did you mean 'resnet" in str(exc.value)
+    with pytest.raises(UnknownNameError, match=r"did you mean 'deit_tiny_patch16_224'"):  # none was offered
+        build_model("timm:deit_tiny", CIFAR, 10)
 
 
 def test_errors_are_project_errors() -> None:

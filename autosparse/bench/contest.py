@@ -118,7 +118,7 @@ def contest_table(rows: Sequence[Contest]) -> str:
                 share_text = "none: level with it"
             elif c.margin < 0:
                 share_text = "none: below it"
-            elif c.mean >= c.imp_mean:  # past the reference, the ratio only says how small the gap was (1950%)
+            elif c.mean > c.imp_mean:  # past the reference, the ratio only says how small the gap was (1950%)
                 share_text = f"all: {c.mean - c.imp_mean:+.1f} over IMP"
             else:
                 share_text = f"{100 * share:.0f}%"

@@ -116,7 +116,7 @@ def _method_hparams(args: argparse.Namespace) -> tuple[str | None, set[str]]:
     if method is None and getattr(args, "config", None):
         try:  # only for the hint: a bad config is reported by the command itself, in full
             method = read_config(args).get("method")
-        except (AutosparseError, OSError):
+        except (AutosparseError, OSError, ValueError):  # ValueError: a binary file (UnicodeDecodeError)
             method = None
     if not isinstance(method, str) or method not in available():
         return None, set()

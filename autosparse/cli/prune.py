@@ -31,23 +31,27 @@ def parse_hparams(method: str, items: tuple[str, ...]) -> dict[str, object]:
     raw: dict[str, str] = {}
     last = ""
     for item in items:
-        if "=" not in item and last:
-            # the flag parser splits a list-valued --hp at its commas: `input_shape=1,28,28` came as three items
-            raw[last] += "," + item.strip()
-            continue
         if "=" not in item:
+            # the flag parser splits --hp values at commas and spaces, so `input_shape=1,28,28` came as three items
+            listed = (
+                f"; a list value is written in brackets, e.g. --hp {last}=[1,28,28] (commas split --hp values)"
+                if last
+                else ""
+            )
             raise ConfigError(
-                f"hyperparameter {item!r} must look like KEY=VALUE, e.g. --hp rounds=10 (in a YAML config: hp: {{rounds: 10}})"
+                f"hyperparameter {item!r} must look like KEY=VALUE, e.g. --hp rounds=10 (in a YAML config: hp: "
+                f"{{rounds: 10}}){listed}"
             )
         k, v = item.split("=", 1)
         last = k.strip()
         raw[last] = v.strip()
     config_cls = get_pruner(method).Config
-    empty = [k for k, v in raw.items() if not v]
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    empty = [k for k, v in raw.items() if not v and k.replace("-", "_") in fields]  # an unknown key: from_dict says so
     if empty:
-        defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
-        k = empty[0]
-        default = f" (its default: {defaults[k]!r})" if k in defaults and defaults[k] is not dataclasses.MISSING else ""
+        f = fields[empty[0].replace("-", "_")]
+        k = f.name
+        default = f" (its default: {f.default!r})" if f.default is not dataclasses.MISSING else ""
         raise ConfigError(
             f"hyperparameter {k} has no value: give --hp {k}=VALUE, or leave it out for the default{default}"
         )

@@ -29,16 +29,21 @@ class UnknownNameError(AutosparseError, KeyError):
         *,
         listed: str = "choose one of",
         aliases: Iterable[str] = (),
-        suggest: bool = True,
+        suggest: bool | str = True,
+        ordered: bool = False,
     ) -> None:
         """``listed`` introduces ``known``: keep the default for a complete list, say what it is
         otherwise (``"similar names"``, ``"for example"``) — a partial list must not read as the only choices.
         ``aliases`` are accepted names left out of the list; the likely meaning may be one (``fmnst``
-        is ``fmnist``, not ``mnist``). ``suggest=False``: no "did you mean" (the caller knows the
-        nearest spelling is the wrong family)."""
-        known = sorted(known)
+        is ``fmnist``, not ``mnist``). ``suggest``: a name the caller chose as the likely meaning, or
+        False for none (the nearest spelling is of another family). ``ordered``: list ``known`` in the
+        caller's order (most relevant first) instead of sorted."""
+        known = list(known) if ordered else sorted(known)
         msg = f"unknown {kind} {name!r}"
-        close = closest_name(name, [*known, *aliases]) if suggest else None
+        if isinstance(suggest, str):
+            close: str | None = suggest
+        else:
+            close = closest_name(name, [*known, *aliases]) if suggest else None
         if close:
             msg += f" (did you mean {close!r}?)"
         msg += f"; {listed}: {', '.join(known)}"

@@ -107,11 +107,7 @@ class Masks(Mapping[str, torch.Tensor]):
         """
         if not isinstance(other, Mapping):
             return NotImplemented
-        return set(self) == set(other) and all(
-            isinstance(other[n], torch.Tensor) and torch.equal(m, other[n].to(m.device).bool()) for n, m in self.items()
-        )
-
-    __hash__ = None  # type: ignore[assignment]  # mutable tensors inside, as for dict
+        return set(self) == set(other) and all(_same_mask(m, other[n]) for n, m in self.items())
 
     # Counting
     @property
@@ -353,6 +349,15 @@ def _check_counts(file: Path, tensors: Mapping[str, torch.Tensor], report: Mappi
                 f"mask file {file} keeps {kept} weights of {entry['name']} where its report.json says {entry['kept']}: "
                 "the file is damaged (or the folder mixes two masks) — prune again"
             )
+
+
+def _same_mask(mask: torch.Tensor, other: object) -> bool:
+    """``other`` holds 0s and 1s (of any dtype) exactly where ``mask`` keeps and prunes: a score map
+    is not a mask, whatever its nonzero entries."""
+    if not isinstance(other, torch.Tensor) or other.shape != mask.shape:
+        return False
+    other = other.to(mask.device)
+    return _zeros_and_ones(other) and torch.equal(mask, other.bool())
 
 
 def remove_masks(model: nn.Module) -> nn.Module:

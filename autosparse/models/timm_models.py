@@ -50,11 +50,12 @@ def timm_names() -> list[str]:
 def _check_name(name: str) -> None:
     if not _timm().is_model(name.split(".", 1)[0]):
         near = difflib.get_close_matches(name, timm_names(), n=8, cutoff=0.6)
-        # the family first: `resnet_nonexist` is closer in letters to test_convnext than to resnet18
-        stem = re.match(r"[a-z]+", name.lower())
-        family = sorted((n for n in timm_names() if stem and n.startswith(stem.group())), key=len)[:4]
+        # the family first (`resnet_nonexist` is closer in letters to test_convnext than to resnet18), and the
+        # likely meaning only from within it; a family is the name's first word without its digits (vit, not vitamin)
+        family = [n for n in timm_names() if _family(n) == _family(name)]
+        close: str | bool = closest_name(name, family) or False if family else True
+        family = difflib.get_close_matches(name, family, n=4, cutoff=0) or sorted(family, key=len)[:4]
         near = (family + [n for n in near if n not in family])[:8]
-        close = closest_name(name, near)
         raise UnknownNameError(  # the near names only: all ~1,400 would bury the message
             "timm model",
             name,
@@ -62,8 +63,14 @@ def _check_name(name: str) -> None:
             listed="similar timm names" if near else "no similar timm name; for example",
             hint=f"Write it as {TIMM_PREFIX}<name>; list the names with `autosparse models 'timm:GLOB'`, e.g. "
             "`autosparse models 'timm:convnext*'`",
-            suggest=not family or bool(close and close.startswith(stem.group() if stem else "")),
+            suggest=close,
+            ordered=True,
         )
+
+
+def _family(name: str) -> str:
+    """``resnet`` for resnet18 and resnet_nonexist, ``vit`` for vit_tiny_patch16_224 (not vitamin_small)."""
+    return re.sub(r"\d+$", "", name.lower().split("_", 1)[0])
 
 
 def timm_info(name: str) -> ModelInfo:

@@ -78,7 +78,7 @@ class TrainConfig:
         trained, in `gen` and `bench`) or accept and train nonsense with, refused when the recipe
         is built, so `--check` catches them too."""
         checks = [
-            (0 <= self.momentum < 1, "momentum", "in [0, 1), e.g. 0.9"),
+            (self.optimizer != "sgd" or 0 <= self.momentum < 1, "momentum", "in [0, 1), e.g. 0.9"),  # Adam reads none
             (self.weight_decay >= 0, "weight_decay", ">= 0, e.g. 5e-4"),
             (0 <= self.label_smoothing < 1, "label_smoothing", "in [0, 1), e.g. 0.1"),
             (0 <= self.warmup_fraction < 1, "warmup_fraction", "in [0, 1), e.g. 0.15"),
@@ -93,10 +93,6 @@ class TrainConfig:
         for ok, name, want in checks:
             if not ok:
                 raise ConfigError(f"{name} must be {want}; got {getattr(self, name)!r}")
-        if self.optimizer == "sgd" and self.nesterov and self.momentum == 0:
-            raise ConfigError(
-                "Nesterov SGD needs momentum > 0: give momentum (e.g. 0.9) or nesterov false (--nesterov false)"
-            )
 
 
 @dataclass
