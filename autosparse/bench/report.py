@@ -317,14 +317,13 @@ def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence
     out = make_output_dir(out_dir)
     records, missing = collect(config, out)
     write_results(records, config, out)
-    n_seeds = len(config.seeds)
     name = config.name or out.name
     t = config.train
     md = [
         f"# Bench: {name}",
         "",
-        f"Test accuracy (%) after masked training, mean ± std (sample std) over {n_seeds} seed"
-        f"{'s' if n_seeds != 1 else ''} ({', '.join(map(str, config.seeds))}); the seed sets the initial weights, "
+        f"Test accuracy (%) after masked training, mean ± std (sample std) over {count_of(len(config.seeds), 'seed')}"
+        f" ({', '.join(map(str, config.seeds))}); the seed sets the initial weights, "
         "the pruning batch and the training order. Every method is trained with the same recipe: "
         f"{count_of(t.epochs, 'epoch')}, {t.optimizer} lr {t.lr:g}, batch {t.batch_size}, {t.schedule} schedule, "
         f"weight decay {t.weight_decay:g}; {_data_size(config)}.",

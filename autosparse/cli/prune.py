@@ -56,7 +56,7 @@ def parse_hparams(method: str, items: tuple[str, ...]) -> dict[str, object]:
             f"hyperparameter {k} has no value: give --hp {k}=VALUE, or leave it out for the default{default}"
         )
     cfg = from_dict(config_cls, raw, where=method)
-    return {k: getattr(cfg, k) for k in raw if k.replace("-", "_") in {f.name for f in dataclasses.fields(cfg)}}
+    return {k: getattr(cfg, k) for k in raw if k.replace("-", "_") in fields}
 
 
 def _path_summary(diag: dict[str, object]) -> str:

@@ -98,7 +98,7 @@ def _keyword_error(full: str, name: str, options: dict[str, Any], exc: TypeError
         if "multiple values" in str(exc):
             return ConfigError(
                 f"{full} sets option {key} itself (the variant name fixes it): drop {key}, or pick the timm "
-                f"variant with the {key} you want (`autosparse models 'timm:{name.split('_')[0]}*'` lists them)"
+                f"variant with the {key} you want (`autosparse models 'timm:{_family(name)}*'` lists them)"
             )
         return ConfigError(f"{full} does not take option {key} ({first_line(exc)}); drop it from the model options")
     return ConfigError(
