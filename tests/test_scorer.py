@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
 
+from autosparse.cli import main as cli_main
 from autosparse.core.errors import CheckpointError, ConfigError, SchemaMismatchError, StoreError, UnknownNameError
 from autosparse.data import load_dataset, pruning_batch
 from autosparse.models import build_model
@@ -150,6 +152,28 @@ def test_a_bad_out_or_feature_fails_before_training(store, tmp_path) -> None:
     cfg = ScorerConfig(steps=1, ranker_features=("abs_theta_rank", "no_such_feature"))
     with pytest.raises(ConfigError, match=r"no_such_feature are not in store .*; its features: "):
         train_scorer(store, holdout=None, out=tmp_path / "new", config=cfg)
+
+
+def test_a_finished_scorer_is_not_replaced_without_overwrite(store, scorer_dir, tmp_path, caplog) -> None:
+    """Its card may hold evidence measured over hours of bench cells: retraining into it must be asked for."""
+    copy = tmp_path / "done"
+    shutil.copytree(scorer_dir, copy)
+    card = json.loads((copy / CARD_FILE).read_text())
+    card["evidence"] = {"points": [1]}
+    (copy / CARD_FILE).write_text(json.dumps(card))
+    before = (copy / CARD_FILE).read_text()
+    with pytest.raises(ConfigError, match=r"already holds the trained scorer 'tiny' \(its card also holds evidence"):
+        train_scorer(store, holdout=None, out=copy, config=ScorerConfig(ranker_features=FEATS, steps=1))
+    assert (copy / CARD_FILE).read_text() == before  # refused before anything was written
+    assert cli_main(["train-scorer", "--store", str(store), "--out", str(copy), "--steps", "1"]) != 0
+    with caplog.at_level("WARNING", logger="autosparse.scorer.training"):
+        cfg = ScorerConfig(ranker_features=FEATS, steps=1, alloc_steps=1, unit_head=False)
+        train_scorer(store, holdout=None, out=copy, config=cfg, overwrite=True)
+    assert any("replacing the scorer" in r.getMessage() for r in caplog.records)
+    assert json.loads((copy / CARD_FILE).read_text())["evidence"] == {}
+    # a card whose weights do not match (a run killed between the two writes) is half-written: replaced
+    (copy / WEIGHTS_FILE).write_bytes(b"partial")
+    check_scorer_out(copy)
 
 
 def test_holdout_that_matches_nothing(store, tmp_path, caplog) -> None:

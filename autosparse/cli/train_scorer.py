@@ -50,6 +50,12 @@ def add_options(p: argparse.ArgumentParser) -> None:
         "--name", default=None, metavar="TEXT", help="scorer name on its card (default: the out directory's name)"
     )
     p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a finished scorer already in --out (its card's evidence goes with it); without this flag "
+        "such an --out is refused before training",
+    )
+    p.add_argument(
         "--add-unit-head",
         action="store_true",
         help="only train the unit head (alive units per layer) of the existing scorer in --out, on its own "
@@ -172,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
         name=args.name,
         command=command,
         train_on=args.train_on,
+        overwrite=args.overwrite,
     )
     print(f"scorer written to {args.out} ({cfg.arch}; {len(trained.card.training['train_runs'])} training runs)")
     for run_id, per in trained.card.metrics.items():

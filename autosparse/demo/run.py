@@ -179,6 +179,7 @@ def run_demo(
             config=scorer_cfg,
             name="demo_scorer",
             command="autosparse demo",
+            overwrite=True,  # its own folder: a run killed before the stamp left a scorer of these runs
         )
         stamp.write_text(json.dumps({"key": key}))
     else:

@@ -105,6 +105,23 @@ def resolve_scorer(name_or_path: str | Path) -> Path:
     )
 
 
+def finished_checkpoint(directory: str | Path) -> dict[str, Any] | None:
+    """The card of a complete scorer in ``directory`` (card and weights that belong together), else None.
+
+    Why: training into a folder must tell a finished scorer — whose card may hold evidence measured
+    over hours of bench cells — from what a killed run left half-written, which is safe to replace.
+    """
+    directory = Path(directory)
+    card, weights = directory / CARD_FILE, directory / WEIGHTS_FILE
+    try:
+        raw = json.loads(card.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(raw, dict) or not raw.get("weights_sha256") or not weights.is_file():
+        return None
+    return raw if _sha256(weights) == raw["weights_sha256"] else None
+
+
 def scorer_weights_sha256(name_or_path: str | Path) -> str:
     """The weights hash a scorer's card records (loading verifies it), without reading the weights."""
     card = resolve_scorer(name_or_path) / CARD_FILE

@@ -25,7 +25,15 @@ from autosparse.core.errors import ConfigError, StoreError
 from autosparse.core.folders import check_output_path
 from autosparse.features import SCHEMA_VERSION
 from autosparse.scorer.archs.base import TrainingSplit, get_arch
-from autosparse.scorer.checkpoint import CARD_FILE, WEIGHTS_FILE, Card, load_checkpoint, resolve_scorer, save_checkpoint
+from autosparse.scorer.checkpoint import (
+    CARD_FILE,
+    WEIGHTS_FILE,
+    Card,
+    finished_checkpoint,
+    load_checkpoint,
+    resolve_scorer,
+    save_checkpoint,
+)
 from autosparse.scorer.config import ScorerConfig
 from autosparse.scorer.coverage import Coverage, source_label
 from autosparse.scorer.data import RunSamples, load_samples, open_split
@@ -55,13 +63,18 @@ def train_scorer(
     name: str | None = None,
     command: str | None = None,
     train_on: str | None = None,
+    overwrite: bool = False,
 ) -> TrainedScorer:
-    """Train a scorer on the store's runs matched by ``train_on`` (default: all) and not by ``holdout``."""
+    """Train a scorer on the store's runs matched by ``train_on`` (default: all) and not by ``holdout``.
+
+    A finished scorer already in ``out`` is refused unless ``overwrite``: its card may carry evidence
+    that took hours of bench cells to measure. What a killed run left half-written is replaced.
+    """
     cfg = config or ScorerConfig()
     arch = get_arch(cfg.arch)
     start = time.perf_counter()
     train_reader, val_reader = open_split(str(store), holdout, train_on)  # a wrong store or filter first: cheap
-    check_scorer_out(out)
+    check_scorer_out(out, overwrite=overwrite)
     baseline_feats = tuple(f for f in BASELINE_RANKERS.values())
     train_runs = load_samples(
         train_reader,
@@ -296,14 +309,24 @@ def add_coverage(scorer: str | Path, store: str | Path) -> Card:
     return card
 
 
-def check_scorer_out(out: str | Path) -> None:
-    """Refuse an ``out`` that training would end by failing on (a file) or by mixing into (a folder of
-    other things) before the minutes of training, not after; replacing a scorer there is said."""
+def check_scorer_out(out: str | Path, *, overwrite: bool = False) -> None:
+    """Refuse an ``out`` that training would end by failing on (a file), by mixing into (a folder of
+    other things) or by replacing a finished scorer without ``overwrite``, before the minutes of
+    training, not after; replacing a scorer there is said."""
     path = check_output_path(out)
     if path.is_dir() and any(path.iterdir()):
         if not ((path / CARD_FILE).exists() or (path / WEIGHTS_FILE).exists()):
             raise ConfigError(f"--out {path} holds other files and no scorer; give a new or empty directory")
-        log.warning("replacing the scorer in %s", path)  # a finished one, or one a killed run left half-written
+        card = finished_checkpoint(path)
+        if card is not None and not overwrite:
+            extra = [k for k in ("evidence", "student", "coverage", "units") if card.get(k)]
+            kept = f" (its card also holds {', '.join(extra)}, which retraining drops)" if extra else ""
+            raise ConfigError(
+                f"--out {path} already holds the trained scorer {card.get('name', path.name)!r}{kept}; "
+                "give a new directory, or pass --overwrite (overwrite=True) to replace it"
+            )
+        # a finished one the caller chose to replace, or one a killed run left half-written
+        log.warning("replacing the scorer in %s", path)
 
 
 def _plot_curve(curve: list[dict[str, float]], path: Path) -> None:
