@@ -289,6 +289,9 @@ def test_unknown_dataset_name() -> None:
     # an alias one letter off is the meaning, not another dataset (fmnst once pointed at mnist)
     with pytest.raises(UnknownNameError, match=r"did you mean 'fmnist'\?"):
         dataset_info("fmnst")
+    # a fake name's suggestion keeps its prefix: 'fmnist' would swap the random data for the real download
+    with pytest.raises(UnknownNameError, match=r"did you mean 'fake:fmnist'\?"):
+        dataset_info("fake:fmnst")
 
 
 def test_registry_lists_and_registers(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from autosparse.core.errors import UnknownNameError
+from autosparse.core.errors import UnknownNameError, closest_name
 from autosparse.data.convert import to_dataset
 from autosparse.data.dataset import Dataset, DatasetInfo, Loader
 from autosparse.data.fake import FAKE_PREFIX, fake_dataset, fake_info
@@ -86,10 +86,12 @@ def _canonical(name: str) -> tuple[str, bool]:
                 base = _ALIASES.get(key, key)
                 break
         else:
+            near = closest_name(base, [*_REGISTRY, *_ALIASES])
             raise UnknownNameError(
                 "dataset",
                 name,
                 available_datasets(),
+                suggest=(FAKE_PREFIX + near if fake else near) if near else False,
                 hint=f"prefix any of them with {FAKE_PREFIX!r} (e.g. fake:cifar10) for random data of that shape",
                 aliases=_ALIASES,
             )
