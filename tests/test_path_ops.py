@@ -186,3 +186,87 @@ def test_autos_prunes_a_batch_first_transformer_layer(scorer: str) -> None:
     assert masks.kept == round(0.5 * masks.total)
     assert masks.meta["diagnostics"]["paths"] == "exact"
     assert masks.meta["diagnostics"]["collapsed_layers"] == []
+
+
+class Affine(nn.Module):
+    """ResMLP's affine layer, ``addcmul(β, α, x)``, between two linear maps."""
+
+    def __init__(self, as_addcmul: bool) -> None:
+        super().__init__()
+        self.as_addcmul = as_addcmul
+        self.a, self.out = nn.Linear(5, 4, bias=False), nn.Linear(4, 3, bias=False)
+        self.alpha = nn.Parameter(torch.tensor([1.0, -2.0, 0.5, 3.0]))
+        self.beta = nn.Parameter(torch.full((4,), 7.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        return self.out(torch.addcmul(self.beta, self.alpha, h) if self.as_addcmul else h * self.alpha)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_addcmul_is_modelled_a_constant_addend_starting_no_path(seed: int) -> None:
+    m = _masks(Affine(True), seed)
+    exact = path_stats(Affine(False), m, (5,))  # the product alone: |α| weights its edge, β adds nothing
+    stats = path_stats(Affine(True), m, (5,))
+    assert stats.approximate == ()
+    assert stats.log_paths == pytest.approx(exact.log_paths, rel=1e-12)
+    assert stats.params_per_layer == exact.params_per_layer
+
+
+class PositionalProjection(nn.Module):
+    """ConViT's positional attention in miniature: a layer that only ever reads constant coordinates."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.pos, self.out = nn.Linear(4, 3, bias=False), nn.Linear(2, 3, bias=False), nn.Linear(3, 2)
+        self.register_buffer("coords", torch.tensor([[0.0, 1.0]]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.a(x) + self.pos(self.coords))
+
+
+def test_a_layer_no_mask_could_connect_is_input_independent_not_collapsed(caplog) -> None:
+    model = PositionalProjection()
+    dense = Masks({n: torch.ones(p.shape, dtype=torch.bool) for n, p in model.named_parameters() if "weight" in n})
+    with caplog.at_level(logging.WARNING):
+        diag = mask_diagnostics(model, dense, (4,))
+    assert diag["collapsed_layers"] == [] and diag["no_path_layers"] == []
+    assert diag["input_independent_layers"] == ["pos.weight"]
+    assert not caplog.records  # no collapse warning for a mask that keeps everything
+    # a real collapse is still one: with `a` emptied nothing reaches `out`
+    cut = Masks({**dense.to_dict(), "a.weight": torch.zeros(3, 4, dtype=torch.bool)})
+    diag = mask_diagnostics(model, cut, (4,), warn=False)
+    assert diag["collapsed_layers"] == ["a.weight", "out.weight"]
+    assert diag["input_independent_layers"] == ["pos.weight"]
+
+
+def _std_net(conv: type[nn.Module], **kw: object) -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        conv(3, 4, 3, **kw), nn.ReLU(), conv(4, 4, 3, stride=2, **kw), nn.Flatten(), nn.LazyLinear(3, bias=False)
+    )
+
+
+@pytest.mark.parametrize("kind", ["StdConv2d", "ScaledStdConv2d", "StdConv2dSame", "ScaledStdConv2dSame"])
+def test_weight_standardized_convs_count_the_mask_graph_and_prune_says_what_the_forward_uses(kind, caplog) -> None:
+    layers = pytest.importorskip("timm.layers")
+    std_conv = getattr(layers, kind)
+    same = kind.endswith("Same")
+    std = _std_net(std_conv, padding="same" if same else 1) if same else _std_net(std_conv, padding=1)
+    x = torch.ones(1, 3, 9, 9)
+    std(x)  # the lazy head
+    plain = _std_net(nn.Conv2d, padding=0 if same else 1)
+    if same:  # TensorFlow "same" on 9 px, stride 2: pad 1 before, 1 after; stride 1: 1 and 1
+        plain[0].padding, plain[2].padding = (1, 1), (1, 1)
+    plain(x)
+    m = _masks(std, 0, density=0.7)
+    stats = path_stats(std, m, (3, 9, 9))
+    assert stats.collapsed == [] and stats.approximate == ()
+    assert stats.log_paths == pytest.approx(path_stats(plain, m, (3, 9, 9)).log_paths, rel=1e-12)
+    with caplog.at_level(logging.WARNING, logger="autosparse.pruners.entry"):
+        masks = prune(std, "random", density=0.05, input_shape=(3, 9, 9), seed=1)
+    (record,) = [r for r in caplog.records if "standardise their weights" in r.getMessage()]
+    kept = int(masks["0.weight"].sum() + masks["2.weight"].sum())
+    used = sum(int(masks[n].flatten(1).any(1).sum()) * masks[n][0].numel() for n in ("0.weight", "2.weight"))
+    assert f"keep {kept} of their 252 weights; their forward uses {used}" in record.getMessage()
+    assert kept < used < 252  # a channel keeping one weight is dense in the forward

@@ -68,6 +68,15 @@ def _path_summary(diag: dict[str, object]) -> str:
         text += f" (path counts {diag['paths']})"
     if diag["collapsed_layers"]:
         text += f"; {len(diag['collapsed_layers'])} collapsed layer(s), named in the warning above"  # type: ignore[arg-type]
+    independent = diag.get("input_independent_layers") or []
+    if independent:
+        from autosparse.core.text import name_list
+
+        # their kept weights count as effective nowhere: say why, or the gap reads as a collapse
+        text += (
+            f"; {len(independent)} layer(s) read no input even when dense (e.g. a positional projection), "  # type: ignore[arg-type]
+            f"so their weights lie on no input-to-output path: {name_list(independent)}"  # type: ignore[arg-type]
+        )
     return text
 
 

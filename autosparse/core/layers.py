@@ -153,6 +153,18 @@ def legacy_norms(module: nn.Module) -> list[tuple[str, str]]:
     return out
 
 
+def is_weight_standardized(module: nn.Module) -> bool:
+    """A convolution that standardises its weight in every forward (timm's ``StdConv2d`` /
+    ``ScaledStdConv2d``: NF-Nets, BiT ResNet-v2, hybrid ViTs; the common ``WSConv2d``).
+
+    Why it matters: the forward re-centres each output channel's weights, so a masked (zero) weight
+    becomes ``-mean/std``: a channel that keeps any weight is dense in the forward, and only the
+    channels that keep none are pruned. Found by class name, as the libraries name them.
+    """
+    name = type(module).__name__
+    return isinstance(module, nn.Conv2d) and ("StdConv" in name or "WSConv" in name)
+
+
 def _computed_by(layer: PrunableLayer) -> tuple[str, str] | None:
     """What computes the layer's weight and the call that removes it, or ``None`` for a stored weight."""
     where = f"model.{layer.module_name}"

@@ -22,7 +22,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from autosparse.core.errors import AutosparseError, ConfigError, check_density
 from autosparse.core.init_transform import InitTransform, fingerprint, rescale_factors
-from autosparse.core.layers import PrunableLayer, prunable_layers, safe_deepcopy
+from autosparse.core.layers import PrunableLayer, is_weight_standardized, prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks
 from autosparse.core.text import name_list
 from autosparse.data.pruning_data import PruningData
@@ -199,6 +199,7 @@ def prune_timed(
     masks.validate(model)
     log.debug("%s: %d of %d weights kept (density %.4g) in %.2fs", method, masks.kept, masks.total, d, seconds)
     _warn_unprunable(model, masks)
+    _warn_standardized(model, masks)
     if check:
         configured = getattr(pruner.config, "input_shape", None) or shape
         record_collapse(model, masks, pdata, configured, method, measured=measured)
@@ -256,6 +257,40 @@ def _warn_unprunable(model: nn.Module, masks: Masks) -> None:
         masks.kept + dense,
         masks.total + dense,
         (masks.kept + dense) / (masks.total + dense),
+    )
+
+
+_warned_standardized: set[tuple[str, ...]] = set()
+
+
+def _warn_standardized(model: nn.Module, masks: Masks) -> None:
+    """Say once what a mask does to weight-standardised convs: less than it reads.
+
+    The forward re-centres each output channel's weights, so the masked ones are not zero there; only
+    channels that keep no weight are pruned. A user training an NF-Net at "1% density" should know
+    how many weights its forward really uses (the masks, and every count in the report, are of the
+    stored weights).
+    """
+    layers = {la.name: la for la in prunable_layers(model) if la.name in masks}
+    std = [n for n, la in layers.items() if is_weight_standardized(la.module)]
+    key = (*std, *sorted({type(layers[n].module).__name__ for n in std}), str(masks.kept))
+    if not std or key in _warned_standardized:
+        return
+    _warned_standardized.add(key)
+    kept = sum(int(masks[n].sum()) for n in std)
+    used = sum(int(masks[n].flatten(1).any(1).sum()) * masks[n][0].numel() for n in std)
+    total = sum(masks[n].numel() for n in std)
+    log.warning(
+        "%d layer(s) standardise their weights in the forward (%s: %s): a masked weight is re-centred to a "
+        "non-zero value there, so only output channels that keep no weight are pruned. The masks keep %d of "
+        "their %d weights; their forward uses %d. For a mask that is sparse in the forward, use a variant "
+        "without weight standardisation (e.g. timm:resnet26 for timm:nf_resnet26)",
+        len(std),
+        ", ".join(sorted({type(layers[n].module).__name__ for n in std})),
+        name_list(std),
+        kept,
+        total,
+        used,
     )
 
 

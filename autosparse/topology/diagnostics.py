@@ -7,7 +7,9 @@ bench and warnings — and says how far they can be trusted: ``paths`` is ``exac
 graph models every op of the forward), ``approximate (...)`` (it ran, but ops it does not model
 were on the way: a layer without a found path is then reported as *unverified*, never as
 collapsed), or ``unavailable (...)`` (the path pass could not run on this model at all; only
-empty layers are reported).
+empty layers are reported). A layer no path runs through even with every weight kept (a positional
+projection of constant coordinates, a query of a constant class token) is listed apart, as
+``input_independent_layers``: no mask could collapse it.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ def mask_diagnostics(
         "log10_paths": None,
         "no_path_layers": [],
         "unverified_layers": [],
+        "input_independent_layers": [],
         "paths": "unavailable (no input shape)",
     }
     if input_shape is not None:
@@ -70,6 +73,7 @@ def mask_diagnostics(
                 log10_paths=stats.log_paths / math.log(10) if math.isfinite(stats.log_paths) else float("-inf"),
                 no_path_layers=[n for n in stats.collapsed if n not in empty],
                 unverified_layers=list(stats.unverified),
+                input_independent_layers=list(stats.input_independent),
                 paths=f"approximate (ops not modelled: {', '.join(stats.approximate)})"
                 if stats.approximate
                 else "exact",

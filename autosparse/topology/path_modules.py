@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autosparse.core.layers import is_weight_standardized
 from autosparse.topology.fx_trace import encoder_layer_slow_path, encoder_slow_path
 
 _NORMS: tuple[type[nn.Module], ...] = (
@@ -166,6 +167,24 @@ def path_attention_forward(
     return out, None
 
 
+def mask_graph_conv_forward(m: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """A weight-standardised conv's forward on the path graph: the convolution of its stored weight.
+
+    Why: standardising an all-ones (dense) mask gives zeros, so every such layer looked collapsed
+    (30 of an NF-ResNet-26's 35 layers, dense). The graph counted is the mask's, as for every other
+    layer; that the forward re-centres masked weights is said when pruning
+    (:func:`~autosparse.core.layers.is_weight_standardized`). timm's ``...Same`` variants pad as
+    TensorFlow's "same" where ``same_pad`` is set.
+    """
+    if getattr(m, "same_pad", False):
+        pads: list[int] = []
+        for size, k, s, d in reversed(list(zip(x.shape[-2:], m.kernel_size, m.stride, m.dilation))):
+            total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
+            pads += [total // 2, total - total // 2]
+        x = F.pad(x, pads)
+    return F.conv2d(x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups)
+
+
 def to_path_modules(root: nn.Module) -> None:
     """Swap, in place, every module that is not a linear map of non-negative signals."""
     for name, module in list(root.named_modules()):
@@ -175,6 +194,8 @@ def to_path_modules(root: nn.Module) -> None:
             module.forward = functools.partial(encoder_layer_slow_path, module)  # type: ignore[method-assign]
         elif isinstance(module, nn.TransformerEncoder):
             module.forward = functools.partial(encoder_slow_path, module)  # type: ignore[method-assign]
+        elif is_weight_standardized(module):
+            module.forward = functools.partial(mask_graph_conv_forward, module)  # type: ignore[method-assign]
         if not name:
             continue
         new: nn.Module | None = None

@@ -18,6 +18,7 @@ input) takes its meaning on the computation DAG, where a path is a chain of edge
 element to an output element and a node reading several operands has an edge from each:
 
 * two signals joined element-wise (``*``, ``+``, ``-``, ``/``, maximum...): paths add, ``a + b``;
+  ``addcmul`` / ``addcdiv`` are that rule twice (the product, then the sum);
 * ``A @ B`` with two signals: ``C_ij`` reads ``A_ik`` and ``B_kj`` for every ``k``, so
   ``A @ 1 + 1 @ B``; scaled-dot-product attention is that rule applied to ``(q kᵀ) v``;
 * a constant operand is dropped (a python number, or a tensor not computed from the input, in
@@ -150,6 +151,8 @@ class PathMode(TorchFunctionMode):
             out = args[0] if inplace else args[0].clone(memory_format=fmt)
         elif base in JOIN_OPS and len(args) >= 2:
             out = _join(func, base, inplace, args, kwargs)
+        elif base in ("addcmul", "addcdiv") and len(args) >= 3:
+            out = _add_product(base, inplace, args)
         elif base in MATMUL_OPS and len(args) >= 2 and is_signal(args[0]) and is_signal(args[1]):
             out = _matmul_paths(args[0], args[1])
         elif func is F.scaled_dot_product_attention:
@@ -183,6 +186,22 @@ def _join(
         z = torch.zeros_like(other)
         return sig.add_(z) if inplace and sa else sig + z
     return sig if inplace and sa else sig.clone()  # a constant number adds no path and scales none
+
+
+def _add_product(base: str, inplace: bool, args: tuple[Any, ...]) -> torch.Tensor:
+    """``addcmul(input, t1, t2)`` = ``input + value·t1·t2`` (``t1/t2`` for ``addcdiv``): the product's
+    node by the join rule, then the sum's; ``value``, a number, scales no path.
+
+    Why: ResMLP's affine layers are ``addcmul(β, α, x)``; run literally, the constant ``β`` adds
+    paths that start mid-network, and the counts of every ResMLP were only approximate.
+    """
+    inp, t1, t2 = args[:3]
+    op = "mul" if base == "addcmul" else "div"
+    if is_signal(t1) or is_signal(t2):
+        prod = mark_signal(_join(getattr(torch, op), op, False, (t1, t2), {}))
+    else:  # a constant product adds no path; it keeps the broadcast shape
+        prod = torch.zeros_like(torch.broadcast_tensors(t1, t2)[0])
+    return _join(torch.add, "add", inplace, (inp, prod), {})
 
 
 def _matmul_paths(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

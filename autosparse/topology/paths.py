@@ -183,6 +183,7 @@ class PathNetwork:
             layer.module.register_forward_hook(self._hook(layer.name))
             layer.module.register_forward_pre_hook(self._pre_hook(layer.name))
         self._order: list[str] | None = None
+        self._independent: frozenset[str] | None = None  # see input_independent()
         self._unreached: list[str] = []
         self._read: set[str] = set()  # weights the last capturing pass's signal met (called or read)
 
@@ -191,6 +192,24 @@ class PathNetwork:
         """Ops on the input's signal that :mod:`~autosparse.topology.path_ops` does not model
         (empty: the counts are exact on the path graph; otherwise they are an approximation)."""
         return tuple(sorted(self.unmodelled))
+
+    def input_independent(self) -> frozenset[str]:
+        """Layers no input-to-output path runs through even with every weight kept.
+
+        Why: they are not *collapsed* — no mask could connect them. ConViT's positional projections
+        read constant patch coordinates, XCiT's and EdgeNeXt's Fourier position encodings likewise, and
+        the first class-attention query of CaiT, VOLO and XCiT reads the constant class token; a random
+        50% mask was reported as collapsing them (10 of ConViT-tiny's layers). One dense pass, on
+        demand and once per network; where it overflows float64, none is assumed.
+        """
+        if self._independent is None:
+            dense = {layer.name: torch.ones(layer.shape, dtype=torch.bool) for layer in self.layers}
+            try:
+                eff = self.flow(self.weights(dense)).effective()
+            except OverflowError:
+                eff = {}
+            self._independent = frozenset(n for n, e in eff.items() if not bool(e.any()))
+        return self._independent
 
     def _threads(self) -> AbstractContextManager[None]:
         """Batch-1 float64 passes are many small ops: on the CPU, one thread (see single_threaded_torch)."""
@@ -432,6 +451,7 @@ class PathStats:
     collapsed: list[str]  # no kept weight, or (exact counts only) no path through the layer
     approximate: tuple[str, ...] = ()  # ops the path graph does not model: counts are approximate
     unverified: list[str] = field(default_factory=list)  # no path found, but the counts are approximate
+    input_independent: list[str] = field(default_factory=list)  # kept weights, no path even when dense
 
     @property
     def effective_paths(self) -> float:
@@ -462,17 +482,25 @@ def path_flow(
 def path_stats(model: nn.Module, masks: Mapping[str, torch.Tensor] | None, input_shape: Sequence[int]) -> PathStats:
     """Paths, effective nodes, effective params and collapsed layers in one pass."""
     m = _resolve_masks(model, masks)
-    flow = path_flow(model, m, input_shape)
-    return stats_from_flow(flow, m)
+    net = PathNetwork(model, input_shape)
+    return stats_from_flow(net.flow(net.weights(m)), m, net)
 
 
-def stats_from_flow(flow: PathFlow, masks: Mapping[str, torch.Tensor]) -> PathStats:
+def stats_from_flow(flow: PathFlow, masks: Mapping[str, torch.Tensor], net: PathNetwork | None = None) -> PathStats:
+    """``flow``'s summary; ``net`` (the network that measured it) tells the layers no mask could put
+    on a path (:meth:`PathNetwork.input_independent`) from collapsed ones."""
     eff = flow.effective()
     params = {n: int(e.sum()) for n, e in eff.items()}
     nodes = {n: int(torch.isfinite(flow.out_unit_log_paths[n]).sum()) for n in eff}
     total_nodes = sum(int(flow.out_unit_log_paths[n].numel()) for n in eff)
     empty = [n for n in eff if not bool(masks[n].any())]
     no_path = [n for n in eff if n not in empty and params[n] == 0]
+    # a dense pass of its own, once per network, only where some layer has no path and the counts are
+    # exact (an approximate dense pass proves nothing: such layers stay unverified)
+    independent = (
+        sorted(net.input_independent() & set(no_path)) if net is not None and no_path and not flow.approximate else []
+    )
+    no_path = [n for n in no_path if n not in independent]
     # an approximate count proves no collapse: such layers are reported, not called collapsed
     collapsed = empty if flow.approximate else [n for n in eff if n in empty or n in no_path]
     return PathStats(
@@ -486,6 +514,7 @@ def stats_from_flow(flow: PathFlow, masks: Mapping[str, torch.Tensor]) -> PathSt
         collapsed=collapsed,
         approximate=flow.approximate,
         unverified=no_path if flow.approximate else [],
+        input_independent=independent,
     )
 
 

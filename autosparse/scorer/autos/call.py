@@ -50,7 +50,7 @@ class PathCache:
         if flow is None:
             flow = self.network.flow(self.network.weights(masks))
             self._flows.append((masks, flow))
-        return stats_from_flow(flow, masks)
+        return stats_from_flow(flow, masks, self.network)
 
     def known(self, masks: Masks) -> tuple[Masks, tuple[int, ...], PathStats] | None:
         """The statistics of ``masks`` if a pass already measured them (no new pass)."""
