@@ -59,6 +59,14 @@ def test_other_weights_are_refused_not_rescaled() -> None:
     masks.without_init().apply(other)  # plain masks fit any weights of the right shapes
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float64])
+def test_the_same_weights_cast_to_another_dtype_are_accepted_others_are_not(dtype: torch.dtype) -> None:
+    masks = _rescaled(_mlp(0), _masks(_mlp(0)))
+    masks.apply(_mlp(0).to(dtype))  # θ0 cast after pruning: the fingerprint allows the cast's rounding
+    with pytest.raises(MaskError, match="freshly initialised"):
+        masks.apply(_mlp(1).to(dtype))
+
+
 def test_save_load_apply_gives_the_same_weights_as_apply(tmp_path) -> None:
     a, b = _mlp(), _mlp()
     masks = _rescaled(a, _masks(a))

@@ -340,3 +340,55 @@ def test_a_zero_initialised_head_is_named_and_a_flat_signal_is_refused(caplog: p
         assert "3.weight: all zero at initialisation" in caplog.text
         caplog.clear()
     assert prune(model, "phew", density=0.2, data=data).kept == 24  # a method that does not multiply through it
+
+
+def _conv_bn(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
+
+
+@pytest.mark.parametrize("method", ["snip", "synflow", "npb", "grasp"])
+def test_a_callers_no_grad_or_inference_mode_changes_nothing(method: str) -> None:
+    """Set-up code often runs under torch.no_grad(): the gradient methods raised there, and NPB under
+    inference_mode returned a mask with no path at all."""
+    data = (torch.randn(20, 1, 8, 8), torch.arange(20) % 10)
+    ref = prune(_conv_bn(), method, density=0.1, data=data)
+    with torch.no_grad():
+        assert prune(_conv_bn(), method, density=0.1, data=data) == ref
+    with torch.inference_mode():
+        made_here = (torch.randn(20, 1, 8, 8), torch.arange(20) % 10)  # inference tensors
+        assert prune(_conv_bn(), method, density=0.1, data=data) == ref
+        assert prune(_conv_bn(), method, density=0.1, data=made_here).kept == ref.kept
+        assert torch.is_inference_mode_enabled()  # the caller's mode is back
+    assert torch.is_grad_enabled()
+
+
+@pytest.mark.parametrize("method", ["prospr", "autos", "robust"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_float32_data_prunes_a_model_of_another_dtype(method: str, dtype: torch.dtype) -> None:
+    """ProsPr's inner steps and the normalization probe of the rescaling methods fed float32 data as it
+    came; every other pass casts it to the model's dtype."""
+    data = (torch.randn(20, 1, 8, 8), torch.arange(20) % 10)
+    hp = {"rescale_normalized": False} if method == "robust" else {}
+    masks = prune(_conv_bn().to(dtype), method, density=0.05, data=data, **hp)
+    assert masks.kept == round(0.05 * (36 + 1440))
+
+
+def test_a_bad_seed_or_an_empty_batch_is_one_error() -> None:
+    data = (torch.randn(20, 1, 8, 8), torch.arange(20) % 10)
+    with pytest.raises(ConfigError, match="seed must be an integer"):
+        prune(_conv_bn(), "snip", density=0.1, data=data, seed=None)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="pruning data item 0 holds no examples"):
+        prune(_conv_bn(), "snip", density=0.1, data=(data[0][:0], data[1][:0]))
+
+
+def test_fewer_weights_than_layers_keeps_one_per_layer_and_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 4), nn.ReLU(), nn.Linear(4, 10))
+    with caplog.at_level(logging.WARNING, logger="autosparse.pruners.entry"):
+        masks = prune(model, "random_erk", density=1e-4, input_shape=(784,))
+    assert masks.kept == 2 and all(bool(m.any()) for m in masks.values())
+    assert any("kept 2 weights, not the 1 asked for" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="autosparse.pruners.entry"):
+        assert prune(model, "random", density=1e-4, input_shape=(784,)).kept == 1  # global: the count as asked
+    assert not any("asked for" in r.getMessage() for r in caplog.records)

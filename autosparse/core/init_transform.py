@@ -136,12 +136,16 @@ class InitTransform:
         if not self.factors or not self.fingerprint:
             return
         now = fingerprint(model)
+        # the same θ0 cast to bfloat16 / float16 moves each weight by up to half its precision
+        dtypes = {layer.name: layer.parameter.dtype for layer in prunable_layers(model)}
         for name, (s1, s2) in self.fingerprint.items():
             if name not in now:
                 raise MaskError(f"the masks' rescaling names layer {name!r}, which this model does not have")
             t1, t2 = now[name]
-            if not math.isclose(t2, s2, rel_tol=FINGERPRINT_RTOL) or not math.isclose(
-                t1, s1, rel_tol=FINGERPRINT_RTOL, abs_tol=FINGERPRINT_RTOL * math.sqrt(max(s2, 0.0))
+            dtype = dtypes[name]
+            rtol = max(FINGERPRINT_RTOL, torch.finfo(dtype).eps if dtype.is_floating_point else 0.0)
+            if not math.isclose(t2, s2, rel_tol=rtol) or not math.isclose(
+                t1, s1, rel_tol=rtol, abs_tol=rtol * math.sqrt(max(s2, 0.0))
             ):
                 raise MaskError(
                     f"layer {name!r} does not hold the weights these masks were computed on (rescaling them again "

@@ -99,8 +99,11 @@ def _batch(item: Any, i: int) -> Batch:
             raise ConfigError(
                 f"pruning data item {i} has {item[1].dtype} targets; targets are integer class indices (y.long())"
             )
+        if item[1].numel() == 0:
+            raise ConfigError(f"pruning data item {i} holds no examples; {_FORM}")
         y = item[1] if item[1].dtype == torch.int64 else item[1].long()  # cross-entropy takes int64 (int32 crashed)
-        return item[0], y
+        # made under torch.inference_mode(), a tensor cannot be saved for a backward: an ordinary copy
+        return tuple(t.clone() if t.is_inference() else t for t in (item[0], y))  # type: ignore[return-value]
     if isinstance(item, (tuple, list)) and len(item) >= 2 and all(isinstance(t, torch.Tensor) for t in item[:2]):
         shapes = f"{tuple(item[0].shape)} and {tuple(item[1].shape)}"
         raise ConfigError(f"pruning data item {i} has inputs and targets of shapes {shapes}; {_FORM}")

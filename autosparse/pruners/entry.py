@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import numbers
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from autosparse.core.allocation import target_count
 from autosparse.core.errors import AutosparseError, ConfigError, check_density
 from autosparse.core.init_transform import InitTransform, fingerprint, rescale_factors
 from autosparse.core.layers import PrunableLayer, is_weight_standardized, prunable_layers, safe_deepcopy
@@ -58,7 +60,9 @@ def prune(
 ) -> Masks:
     """Prune ``model`` at initialisation with a registered ``method``.
 
-    Returns masks keeping exactly ``max(1, round(density * total))`` weights. With ``apply=True`` the
+    Returns masks keeping exactly ``max(1, round(density * total))`` weights — except where that is
+    fewer than the layers and the method allocates per layer (ERK, uniform, NPB, DPaI, ``autos``):
+    those keep one weight in every layer, and ``prune`` says so. With ``apply=True`` the
     masks are also applied to ``model`` through :meth:`Masks.apply`: attached the torch way
     (``weight_orig``/``weight_mask``) *and*, for methods that change θ0 besides masking (``autos``,
     ``robust``: kept weights rescaled), that change made once; otherwise the model is left
@@ -141,6 +145,11 @@ def _check_own_inputs(pruner: Pruner, method: str, model: nn.Module, data: Pruni
     )
 
 
+# gradients on, inference mode off: a caller's `with torch.no_grad()` (or `inference_mode`) around its
+# set-up made SNIP, GraSP, SynFlow… raise "does not require grad", and NPB silently return a mask
+# with no path (its solver's steps ran as inference tensors)
+@torch.inference_mode(False)
+@torch.enable_grad()
 def prune_timed(
     model: nn.Module,
     method: str,
@@ -157,6 +166,9 @@ def prune_timed(
     """:func:`prune` that also reports the wall time spent computing the mask (the diagnostics of
     ``check`` are not in that time)."""
     d = check_density(density, sparsity)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ConfigError(f"seed must be an integer (it seeds the method's own randomness), got {seed!r}")
+    seed = int(seed)
     if not isinstance(model, nn.Module):
         raise ConfigError(
             f"prune takes the model itself (an nn.Module), got {type(model).__name__} {model!r:.60}; build one first, "
@@ -197,6 +209,18 @@ def prune_timed(
         init=_init_transform(model, masks, pruner.config, pdata, method, rescale=pruner.rescales(masks)),
     )
     masks.validate(model)
+    asked = target_count(masks.total, d)
+    if masks.kept != asked and asked < len(masks):  # the only case a method may miss the count by
+        log.warning(
+            "%s kept %d weights, not the %d asked for (density %.4g of %d): it keeps at least one weight in "
+            "each of the %d layers",
+            method,
+            masks.kept,
+            asked,
+            d,
+            masks.total,
+            len(masks),
+        )
     log.debug("%s: %d of %d weights kept (density %.4g) in %.2fs", method, masks.kept, masks.total, d, seconds)
     _warn_unprunable(model, masks)
     _warn_standardized(model, masks)

@@ -32,14 +32,14 @@ from torch.func import functional_call
 
 from autosparse.core.errors import ConfigError
 from autosparse.core.masks import Masks
-from autosparse.core.model_io import class_targets, logits
+from autosparse.core.model_io import class_targets, logits, model_input, param_dtype
 from autosparse.data.pruning_data import Batch, PruningData
 from autosparse.pruners.inputs import require_data
 from autosparse.pruners.iterate import iterate
 from autosparse.pruners.registry import PrunerConfig, ScoringPruner, register
 from autosparse.pruners.scores import Scores
 from autosparse.pruners.weights import param_keys
-from autosparse.pruners.workspace import working_copy
+from autosparse.pruners.workspace import model_device, working_copy
 
 
 @dataclass
@@ -101,11 +101,11 @@ def meta_gradient_scores(
             fast[k] = base.clone().requires_grad_(True)
         else:
             fast[k] = base
-    device = next(iter(named.values())).device
+    device, dtype = model_device(model), param_dtype(model)
 
     def batch(i: int) -> Batch:
         x, y = batches[i % len(batches)] if new_data_in_inner else batches[0]
-        return x.to(device), y.to(device)
+        return model_input(x, device, dtype), y.to(device)  # the model's dtype, as every other method feeds it
 
     momentum_buf: dict[str, torch.Tensor] = {}
     for step in range(inner_steps):

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from autosparse.core.layers import prunable_layers, safe_deepcopy
+from autosparse.core.model_io import model_input, param_dtype
 
 #: modules that standardise their input by its own statistics (per batch, group or sample)
 NORM_TYPES: tuple[type[nn.Module], ...] = (
@@ -65,7 +66,9 @@ def normalized_layers(model: nn.Module, example: torch.Tensor | Iterable[torch.T
             seen.add(id(layer.module))
             handles.append(layer.module.register_forward_hook(after_layer))
     handles += [m.register_forward_pre_hook(before_norm) for m in model.modules() if isinstance(m, NORM_TYPES)]
-    args = (example,) if isinstance(example, torch.Tensor) else tuple(example)
+    device, dtype = next(model.parameters()).device, param_dtype(model)
+    # in the model's dtype, as every pass feeds it: a float64 or bfloat16 net refused float32 data
+    args = tuple(model_input(t, device, dtype) for t in ((example,) if isinstance(example, torch.Tensor) else example))
     model.eval()  # running statistics untouched (on the copy, too: its hooks see eval-mode outputs)
     try:
         with torch.no_grad():
