@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -66,14 +67,24 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        dataset = self.dataset.replace(":", "-")  # store group names allow no ':' (fake:cifar10)
-        return f"{self.model.label()}__{dataset}__s{self.seed}__{config_hash(self)}"
+        # store group names allow letters, digits and ._+=- only: "tv:resnet18" and "fake:cifar10" keep
+        # their words with '-' for the rest (every id valid before is unchanged)
+        label, dataset = _id_part(self.model.label()), _id_part(self.dataset)
+        tail = f"__{dataset}__s{self.seed}__{config_hash(self)}"
+        return f"{label[: _MAX_ID - len(tail)]}{tail}"
 
     @property
     def task(self) -> Task:
         """The run's model on its data; a source run's data subset follows its seed."""
         data = DataSpec(self.dataset, self.n_train, self.n_test, self.data_root, data_seed=self.seed)
         return Task(self.model, data)
+
+
+_MAX_ID = 200  # characters of a store group name (store.layout.check_name)
+
+
+def _id_part(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._+=-]", "-", text).lstrip("._+=-") or "x"  # must start with a letter or digit
 
 
 RECORDED_PACKAGES = ("autosparse", "torch", "torchvision", "zarr", "numpy")  # recorded with every run

@@ -12,13 +12,14 @@ only when every run of the grid has ended (see :mod:`autosparse.store.jobs`).
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from autosparse.core.config import load_config
 from autosparse.core.errors import ConfigError
-from autosparse.data import dataset_info
+from autosparse.data import canonical_dataset, dataset_info
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
 from autosparse.sources import RunJob, RunSpec, execute_run
 from autosparse.store import FeatureStore
@@ -48,6 +49,14 @@ class GenConfig:
     num_cpus: float = 1.0  # CPUs each run reserves on a Ray cluster (--executor ray)
     num_gpus: float = 0.0  # GPUs each run reserves on a Ray cluster (--executor ray)
 
+    def __post_init__(self) -> None:
+        for name in ("n_train", "n_test"):
+            n = getattr(self, name)
+            if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+                raise ConfigError(f"{name} must be a positive number of examples (or omitted: all), got {n!r}")
+        if self.samples_per_class < 1:
+            raise ConfigError(f"samples_per_class must be >= 1, got {self.samples_per_class}")
+
     @classmethod
     def from_yaml(cls, path: str | Path) -> GenConfig:
         return load_config(cls, path)
@@ -56,14 +65,26 @@ class GenConfig:
 def expand_grid(cfg: GenConfig) -> list[RunSpec]:
     if not cfg.models or not cfg.datasets or not cfg.seeds:
         raise ConfigError("a generation grid needs at least one model, one dataset and one seed")
+    # one spelling per dataset: "Digits" and "digits" hashed to two ids for the same computation
+    datasets = [canonical_dataset(d) for d in cfg.datasets]
     # Seeds outermost: the first runs to finish already cover every architecture, so a scorer can
     # be trained on a partly generated store.
-    return [
+    specs = [
         RunSpec(m, d, s, cfg.irp, cfg.train, cfg.n_train, cfg.n_test, cfg.data_root, cfg.samples_per_class)
         for s in cfg.seeds
         for m in cfg.models
-        for d in cfg.datasets
+        for d in datasets
     ]
+    first: dict[str, RunSpec] = {}
+    for spec in specs:
+        first.setdefault(spec.run_id, spec)  # the first of each, in grid order
+    unique = list(first.values())
+    if len(unique) < len(specs):
+        log.warning(
+            "the grid lists %d run(s) more than once (a model, dataset or seed repeated); each is generated once",
+            len(specs) - len(unique),
+        )
+    return unique
 
 
 def generate(
@@ -123,6 +144,8 @@ def check_grid(cfg: GenConfig, store_path: str | Path) -> GridCheck:
     checked against this code's features.
     """
     specs = expand_grid(cfg)
+    for d in cfg.datasets:
+        _check_sizes(cfg, d)
     for m in cfg.models:
         for d in cfg.datasets:
             m.build(dataset_info(d), seed=0)
@@ -131,3 +154,22 @@ def check_grid(cfg: GenConfig, store_path: str | Path) -> GridCheck:
         return GridCheck(runs, [])
     store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES), create=False)
     return GridCheck(runs, [r for r in runs if store.is_complete(r)])
+
+
+def _check_sizes(cfg: GenConfig, dataset: str) -> None:
+    """The subset sizes and the rewind step against the dataset's nominal sizes, which are known
+    without loading it: each failed every run of the grid after its data had loaded, or after its
+    round 0 had trained."""
+    info = dataset_info(dataset)
+    for name, have in (("n_train", info.n_train), ("n_test", info.n_test)):
+        n = getattr(cfg, name)
+        if n is not None and have is not None and n > have:
+            raise ConfigError(f"{name}={n} is more than {dataset}'s {have} examples; pass 1..{have} or omit it")
+    n = cfg.n_train if cfg.n_train is not None else info.n_train
+    if cfg.irp.rewind_step > 0 and n is not None:
+        steps = max(1, int(round(cfg.train.epochs * max(1, math.ceil(n / cfg.train.batch_size)))))
+        if cfg.irp.rewind_step > steps:
+            raise ConfigError(
+                f"irp.rewind_step={cfg.irp.rewind_step} is beyond the {steps} steps of round 0's training "
+                f"({cfg.train.epochs:g} epochs of {n} examples in batches of {cfg.train.batch_size}); pass 1..{steps}"
+            )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -72,6 +73,63 @@ def test_run_id_names_the_run_and_hashes_every_setting(tmp_path: Path) -> None:
         other = expand_grid(GenConfig.from_yaml(write_config(tmp_path / "o.yaml", **change)))[0]
         assert other.run_id != spec.run_id, change
     assert ModelSpec("mlp", {"widths": [8]}, name="tiny").label() == "tiny"
+
+
+def test_run_ids_of_tv_timm_and_odd_names_are_valid_and_old_ids_unchanged(tmp_path: Path) -> None:
+    """``gen`` crashed on a tv:/timm: model (':' is not allowed in a store group name) after creating
+    the store, while ``--check`` called the grid valid."""
+    from autosparse.store.layout import check_name
+
+    models = [
+        {"model": "tv:resnet18"},
+        {"model": "timm:resnet18"},
+        {"model": "mlp", "name": "my net (v2)"},
+        {"model": "mlp", "model_kwargs": {"widths": [8]}, "name": "x" * 250},
+    ]
+    cfg = GenConfig.from_yaml(write_config(tmp_path / "g.yaml", models=models, datasets=["fake:fashion-mnist"]))
+    ids = [s.run_id for s in expand_grid(cfg)]
+    assert all(check_name(i) == i for i in ids)
+    assert ids[0].startswith("tv-resnet18__fake-fashion-mnist__s0__")
+    assert ids[2].startswith("my-net--v2-__") and len(ids[3]) == 200
+    assert len(set(ids)) == 4
+
+
+def test_dataset_spellings_and_repeats_make_one_run_each(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``Digits`` and ``digits`` were two run ids (and two stored copies) of one computation: a holdout of
+    one trained the scorer on the other."""
+    canonical = expand_grid(GenConfig.from_yaml(write_config(tmp_path / "a.yaml", datasets=["fashion-mnist"])))
+    for spelling in ("Fashion-MNIST", "fmnist", "fashion_mnist"):
+        other = expand_grid(GenConfig.from_yaml(write_config(tmp_path / "b.yaml", datasets=[spelling])))
+        assert [s.run_id for s in other] == [s.run_id for s in canonical] and other[0].dataset == "fashion-mnist"
+    with caplog.at_level("WARNING", logger="data_gen.grid"):
+        cfg = GenConfig.from_yaml(
+            write_config(tmp_path / "c.yaml", datasets=["digits", "Digits"], seeds=[0, 0, 1], models=["mlp", "mlp"])
+        )
+        specs = expand_grid(cfg)
+    assert [(s.seed, s.dataset) for s in specs] == [(0, "digits"), (1, "digits")]
+    assert any("more than once" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"n_train": 0}, "n_train must be a positive number"),
+        ({"n_train": 100000}, "n_train=100000 is more than fashion-mnist's 60000"),
+        ({"samples_per_class": 0}, "samples_per_class must be >= 1"),
+        ({"train": {"device": "gpu"}}, "unknown device 'gpu'"),
+        ({"train": {"epochs": float("nan")}}, "epochs must be > 0"),
+        ({"train": {"epochs": float("inf")}}, "epochs must be > 0"),
+        ({"irp": {"rewind_step": 100000}}, r"irp.rewind_step=100000 is beyond the 16 steps of round 0"),
+        ({"irp": {"target_densities": [0.5, 0.25], "rounds": 5}}, r"target_densities sets the rounds \(2\)"),
+    ],
+)
+def test_check_refuses_what_would_fail_every_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict, message: str
+) -> None:
+    cfg_path = write_config(tmp_path / "g.yaml", **change)
+    assert cli_main(["gen", "--config", str(cfg_path), "--store", str(tmp_path / "s.zarr"), "--check"]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "s.zarr").exists()
 
 
 def test_bad_grid_is_a_config_error(tmp_path: Path) -> None:

@@ -15,7 +15,13 @@ from autosparse.data.dataset import Dataset, DatasetInfo, TensorBatches
 from autosparse.data.fake import FAKE_PREFIX
 from autosparse.data.idx import read_idx
 from autosparse.data.pruning_data import PruningData, pruning_batch
-from autosparse.data.registry import available_datasets, dataset_info, load_dataset, register_dataset
+from autosparse.data.registry import (
+    available_datasets,
+    canonical_dataset,
+    dataset_info,
+    load_dataset,
+    register_dataset,
+)
 from autosparse.data.roots import cache_dir, default_data_root, resolve_data_root
 from autosparse.data.sampling import stratified_indices
 
@@ -27,6 +33,7 @@ __all__ = [
     "TensorBatches",
     "available_datasets",
     "cache_dir",
+    "canonical_dataset",
     "dataset_info",
     "default_data_root",
     "load_dataset",

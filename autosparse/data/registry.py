@@ -72,6 +72,14 @@ def available_datasets(include_fake: bool = False) -> list[str]:
     return names + [FAKE_PREFIX + n for n in names] if include_fake else names
 
 
+def canonical_dataset(name: str) -> str:
+    """The registered name ``name`` spells (``Fashion-MNIST``, ``fmnist`` → ``fashion-mnist``; a
+    ``fake:`` prefix kept). Why: a name hashed into a run id must be one spelling, or the same run is
+    generated and stored twice and a holdout filter matches only one of the copies."""
+    base, fake = _canonical(name)
+    return FAKE_PREFIX + base if fake else base
+
+
 def _canonical(name: str) -> tuple[str, bool]:
     """Resolve aliases; returns (canonical base name, is_fake)."""
     raw = name.strip().lower()

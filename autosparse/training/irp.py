@@ -74,6 +74,11 @@ class IRPConfig:
             ds = self.target_densities
             if any(not 0.0 < d < 1.0 for d in ds) or any(b >= a for a, b in itertools.pairwise(ds)):
                 raise ConfigError(f"target_densities must be strictly decreasing values in (0, 1), got {list(ds)}")
+            if self.rounds not in (len(ds), _DEFAULT_ROUNDS):  # a rounds the user set, which the schedule overrules
+                raise ConfigError(
+                    f"target_densities sets the rounds ({len(ds)}), but rounds={self.rounds} was given; "
+                    "drop rounds, or give that many densities"
+                )
             self.rounds = len(ds)
         if self.rounds < 1:
             raise ConfigError(f"IRP needs at least one round, got rounds={self.rounds}")
@@ -95,6 +100,9 @@ class IRPConfig:
         if self.target_densities:
             return [1.0, *self.target_densities]
         return [(1.0 - self.prune_fraction) ** r for r in range(self.rounds + 1)]
+
+
+_DEFAULT_ROUNDS: int = IRPConfig.__dataclass_fields__["rounds"].default  # type: ignore[assignment]
 
 
 @dataclass

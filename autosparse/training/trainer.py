@@ -58,11 +58,11 @@ class TrainConfig:
     eval_every_epoch: bool = False  # also measure test accuracy after every epoch (the history), not only at the end
 
     def __post_init__(self) -> None:
-        if self.epochs <= 0:
+        if not (math.isfinite(self.epochs) and self.epochs > 0):
             raise ConfigError(f"epochs must be > 0, got {self.epochs}")
         if self.batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.lr <= 0:
+        if not (math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.num_threads < 0:
             raise ConfigError(f"num_threads must be >= 0 (0: every core), got {self.num_threads}")
@@ -72,6 +72,7 @@ class TrainConfig:
             raise ConfigError(f"unknown optimizer {self.optimizer!r}; use sgd or adam")
         self.step_milestones = tuple(float(m) for m in self.step_milestones)
         self._check_ranges()
+        check_device_name(self.device)
 
     def _check_ranges(self) -> None:
         """Values torch would refuse mid-run (after the data loaded, or after a whole IRP round had
@@ -106,6 +107,14 @@ class TrainResult:
 
 #: where to say the device is set: the flag of `train` and of the speed bench, and an accuracy bench's
 _DEVICE_FIX = "set it to cpu or auto (--device cpu; in an accuracy bench, --train.device cpu)"
+
+
+def check_device_name(device: str) -> None:
+    """Refuse a device no machine has (``gpu``) when the recipe is built, so ``--check`` says so;
+    whether this machine has the GPU is :func:`resolve_device`'s question, asked where it trains."""
+    text = str(device).strip().lower()
+    if text not in ("auto", "cpu", "cuda", "mps") and not (text.startswith("cuda:") and text[5:].isdigit()):
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
 
 
 def resolve_device(device: str) -> torch.device:
