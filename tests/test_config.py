@@ -276,3 +276,18 @@ def test_a_number_is_taken_as_written_or_refused() -> None:
 def test_a_list_error_gives_an_example_of_its_own_kind() -> None:
     with pytest.raises(ConfigError, match=r"seeds must be a list of int \(e\.g\. \[0, 1, 2\]\)"):
         from_dict(Numbers, {"seeds": "zero"})
+
+
+def test_a_command_line_option_in_the_yaml_says_to_pass_it_as_a_flag(tmp_path) -> None:
+    """`store:` in a train-scorer YAML read as an unknown key "(did you mean steps?)"."""
+    from autosparse.cli import build_parser
+
+    path = tmp_path / "s.yaml"
+    path.write_text("steps: 5\nstore: runs/s.zarr\nholdout: seed=1\n")
+    args = build_parser().parse_args(["train-scorer", "--config", str(path), "--out", "o"])
+    from autosparse.scorer.config import ScorerConfig
+
+    with pytest.raises(
+        ConfigError, match=r"^holdout, store in .* are command-line options .*: pass --holdout, --store$"
+    ):
+        resolve(args, ScorerConfig)

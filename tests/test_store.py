@@ -372,7 +372,7 @@ def test_schema_mismatch(store: FeatureStore) -> None:
         SchemaMismatchError, match=r"schema v1, and schema v2 was asked for.*autosparse store refeaturize"
     ):
         FeatureStore(store.path, schema_version=2, feature_names=NAMES)
-    with pytest.raises(SchemaMismatchError, match=r"missing \['new'\], unexpected \['snip'\]"):
+    with pytest.raises(SchemaMismatchError, match=r"missing \['new'\], unexpected \['snip'\].*store refeaturize"):
         FeatureStore(store.path, schema_version=1, feature_names=[n if n != "snip" else "new" for n in NAMES])
     with pytest.raises(SchemaMismatchError, match="another order"):
         FeatureStore(store.path, schema_version=1, feature_names=NAMES[::-1])
@@ -381,6 +381,19 @@ def test_schema_mismatch(store: FeatureStore) -> None:
     with pytest.raises(SchemaMismatchError, match="use the autosparse that wrote it"):
         StoreReader(store.path, schema_version=0)
     assert StoreReader(store.path, schema_version=1, feature_names=NAMES).run_ids == ["a"]
+    # a label kind the reader's caller cannot train on is named, not "no complete training runs"
+    with pytest.raises(SchemaMismatchError, match="labels of kind 'irp_round', expected 'other'"):
+        StoreReader(store.path, label_kind="other")
+
+
+def test_a_malformed_schema_version_is_one_store_error(store: FeatureStore) -> None:
+    zarr.open_group(str(store.path), mode="r+").attrs.update({"schema_version": "1"})
+    for open_it in (
+        lambda: StoreReader(store.path, schema_version=1),
+        lambda: FeatureStore(store.path, schema_version=1, feature_names=NAMES),
+    ):
+        with pytest.raises(StoreError, match=r"malformed schema_version '1'; run `autosparse store validate"):
+            open_it()
 
 
 # ---------------------------------------------------------------------------------------------- reading

@@ -300,8 +300,15 @@ def resolve(
     yaml_data = read_config(args) if data is None else dict(data)
     owned = [{f.name for f in dataclasses.fields(c)} - set(exclude) for c in classes]
     unknown = sorted(set(yaml_data) - set().union(*owned))
+    where = getattr(args, "config", None) or "the config"
+    flags = [k for k in unknown if k not in ("func", "resumes") and hasattr(args, str(k).replace("-", "_"))]
+    if flags:  # `store:` / `out:` in a train-scorer YAML: where things go stays on the command line
+        raise ConfigError(
+            f"{', '.join(flags)} in {where} {'is a command-line option' if len(flags) == 1 else 'are command-line options'}"
+            f" of this command, not a config key: pass {', '.join('--' + str(k).replace('_', '-') for k in flags)}"
+        )
     if unknown:
-        raise unknown_keys(unknown, set().union(*owned), f" in {getattr(args, 'config', None) or 'the config'}")
+        raise unknown_keys(unknown, set().union(*owned), f" in {where}")
     out = []
     for cls, names in zip(classes, owned, strict=True):
         section = {k: v for k, v in yaml_data.items() if k in names}

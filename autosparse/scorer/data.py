@@ -24,7 +24,7 @@ import torch
 
 from autosparse.core.errors import ConfigError, StoreError
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
-from autosparse.store import StoreReader, parse_filter
+from autosparse.store import LABEL_KIND, StoreReader, parse_filter
 from autosparse.store.filters import unknown_keys
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def open_split(
     ``train_on`` narrows the training runs further (e.g. ``dataset=fashion-mnist`` for a scorer
     that must never have seen the dataset it is tested on); held-out runs are never trained on.
     """
-    kw = {"schema_version": SCHEMA_VERSION, "feature_names": list(FEATURE_NAMES)}
+    kw = {"schema_version": SCHEMA_VERSION, "feature_names": list(FEATURE_NAMES), "label_kind": LABEL_KIND}
     hold = parse_filter(holdout)  # typed, several keys, `!=`: see autosparse.store.filters
     train = StoreReader(store, where=parse_filter(train_on), exclude=hold or None, **kw)
     val = StoreReader(store, where=hold, **kw) if hold else None

@@ -175,8 +175,9 @@ def store_info(path: str | os.PathLike[str]) -> str:
         lines.append(f"  incomplete (will be regenerated): {', '.join(by_status['incomplete'])}")
     if by_status["broken"]:
         lines.append(
-            f"  broken: {', '.join(by_status['broken'])} — `autosparse store validate {path}` says why; "
-            f"`autosparse store repair {path}` drops them so `autosparse gen` regenerates them"
+            f"  broken: {', '.join(by_status['broken'])} — `autosparse store validate {path}` says why and what "
+            "fixes each (`store repair` drops damaged runs for `gen` to regenerate; `store refeaturize` recomputes "
+            "the features of runs of another schema, keeping their labels)"
         )
     return "\n".join(lines)
 

@@ -256,6 +256,8 @@ def check_schema(
 ) -> None:
     """Refuse to mix feature schemas (or label kinds): misaligned columns would train silently wrong."""
     have_v = attrs["schema_version"]
+    if isinstance(have_v, bool) or not isinstance(have_v, int):
+        raise StoreError(f"store {path} records a malformed schema_version {have_v!r}; {validate_hint(path)}")
     if schema_version is not None and have_v != schema_version:
         if have_v < schema_version:
             fix = (
@@ -273,8 +275,9 @@ def check_schema(
         extra = [f for f in have_names if f not in feature_names]
         detail = f"missing {missing}, unexpected {extra}" if missing or extra else "same names in another order"
         raise SchemaMismatchError(
-            f"store {path} (schema v{have_v}) has different feature columns ({detail}); the feature code changed "
-            "without a schema_version bump — bump it and regenerate the store"
+            f"store {path} (schema v{have_v}) has different feature columns ({detail}) than this autosparse's; "
+            f"recompute them, keeping its IRP labels (no IRP rerun): `autosparse store refeaturize {path} --out "
+            "NEW.zarr` (the feature code changed without a schema_version bump: bump it too)"
         )
     if label_kind is not None and attrs["label_kind"] != label_kind:
         raise SchemaMismatchError(

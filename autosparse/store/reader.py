@@ -134,6 +134,7 @@ class StoreReader:
         schema_version: int | None = None,
         feature_names: Sequence[str] | None = None,
         same_schema: bool = True,
+        label_kind: str | None = None,
     ) -> None:
         """``same_schema=False`` keeps runs written under another schema than the store's root (their
         features do not fit the store's columns): for `store refeaturize`, which reads only their labels,
@@ -142,7 +143,8 @@ class StoreReader:
 
         self.path = Path(path).absolute()
         self.root_attrs = read_root_attrs(self.path)
-        check_schema(self.path, self.root_attrs, schema_version, list(feature_names) if feature_names else None)
+        names = list(feature_names) if feature_names else None
+        check_schema(self.path, self.root_attrs, schema_version, names, label_kind)
         self.schema_version = int(self.root_attrs["schema_version"])
         self.feature_names: list[str] = list(self.root_attrs["feature_names"])
         self.where, self.exclude = parse_filter(where), parse_filter(exclude)
