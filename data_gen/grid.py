@@ -19,7 +19,7 @@ from typing import Any
 
 from autosparse.core.config import load_config
 from autosparse.core.errors import ConfigError
-from autosparse.data import canonical_dataset, dataset_info
+from autosparse.data import canonical_dataset, dataset_info, default_data_root
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
 from autosparse.sources import RunJob, RunSpec, execute_run
 from autosparse.store import FeatureStore
@@ -67,10 +67,11 @@ def expand_grid(cfg: GenConfig) -> list[RunSpec]:
         raise ConfigError("a generation grid needs at least one model, one dataset and one seed")
     # one spelling per dataset: "Digits" and "digits" hashed to two ids for the same computation
     datasets = [canonical_dataset(d) for d in cfg.datasets]
+    root = _data_root(cfg.data_root)
     # Seeds outermost: the first runs to finish already cover every architecture, so a scorer can
     # be trained on a partly generated store.
     specs = [
-        RunSpec(m, d, s, cfg.irp, cfg.train, cfg.n_train, cfg.n_test, cfg.data_root, cfg.samples_per_class)
+        RunSpec(m, d, s, cfg.irp, cfg.train, cfg.n_train, cfg.n_test, root, cfg.samples_per_class)
         for s in cfg.seeds
         for m in cfg.models
         for d in datasets
@@ -85,6 +86,16 @@ def expand_grid(cfg: GenConfig) -> list[RunSpec]:
             len(specs) - len(unique),
         )
     return unique
+
+
+def _data_root(root: str | None) -> str | None:
+    """One spelling of the data folder, as it is hashed into the run ids: the default folder given
+    explicitly is no folder given, and a relative one is made absolute (a Ray worker's working
+    directory is not the driver's). Before, each spelling regenerated every run of the grid."""
+    if root is None:
+        return None
+    path = Path(root).expanduser().absolute()
+    return None if path == default_data_root().expanduser().absolute() else str(path)
 
 
 def generate(

@@ -101,6 +101,16 @@ def test_dataset_spellings_and_repeats_make_one_run_each(tmp_path: Path, caplog:
     for spelling in ("Fashion-MNIST", "fmnist", "fashion_mnist"):
         other = expand_grid(GenConfig.from_yaml(write_config(tmp_path / "b.yaml", datasets=[spelling])))
         assert [s.run_id for s in other] == [s.run_id for s in canonical] and other[0].dataset == "fashion-mnist"
+    # the data folder: given as the default, or relative, it is the same folder and the same runs
+    from autosparse.data import default_data_root
+
+    explicit = write_config(tmp_path / "d.yaml", datasets=["fashion-mnist"], data_root=str(default_data_root()))
+    assert [s.run_id for s in expand_grid(GenConfig.from_yaml(explicit))] == [s.run_id for s in canonical]
+    rel, absolute = (
+        expand_grid(GenConfig.from_yaml(write_config(tmp_path / f"{k}.yaml", data_root=root)))[0]
+        for k, root in (("r", "some/data"), ("abs", str(Path.cwd() / "some/data")))
+    )
+    assert rel.run_id == absolute.run_id and rel.data_root == str(Path.cwd() / "some/data")
     with caplog.at_level("WARNING", logger="data_gen.grid"):
         cfg = GenConfig.from_yaml(
             write_config(tmp_path / "c.yaml", datasets=["digits", "Digits"], seeds=[0, 0, 1], models=["mlp", "mlp"])
