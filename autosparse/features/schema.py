@@ -12,7 +12,7 @@ Features come in four groups, kept apart so a scorer can *fold* the cheap ones:
 - ``layer``:  one value per layer, broadcast to all its weights.
 
 Only the weight group costs O(n_weights) memory per feature; a scorer whose first layer is
-linear can apply it to rows, columns and layers once and add (see ``autosparse.scorer.mlp``),
+linear can apply it to rows, columns and layers once and add (see ``autosparse.scorer.nets``),
 which is what keeps ``autos`` within a small factor of SNIP on 10M-weight models.
 
 Scale-free features (within-layer ranks, z-scores, log-ratios to the layer mean) are what let a

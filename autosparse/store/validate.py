@@ -1,4 +1,4 @@
-"""Checking a feature store end to end, and summarising it for humans.
+"""Checking a feature store end to end (the human summary is :mod:`autosparse.store.info`).
 
 Scorer training trusts the store; a flipped bit or a chunk lost to a full disk would otherwise
 show up as a mysteriously worse scorer weeks later. ``validate_store`` reads every chunk and

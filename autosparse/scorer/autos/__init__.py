@@ -14,7 +14,7 @@ failed, an allocation that disconnects the net — guards hand over to a safe ru
 
 The package reads in the order of a call: :mod:`.config` (the options), :mod:`.call` (what one
 call shares: the path network, SynFlow's mask, the learned scores), :mod:`.learned` (the learned
-mask; :mod:`.flow` its ``flow_rounds`` ablation), :mod:`.guards` (the range and density guards, SynFlow's mask as a fallback) and
+mask; :mod:`.flow` its ``flow_rounds`` ablation), :mod:`.guards` (the range, density and student guards, SynFlow's mask as a fallback) and
 :mod:`.pruner` (the registered pruner and the order of the checks). Importing the package
 registers the method (the ``autosparse.methods`` entry point names it).
 """
