@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from autosparse.core.allocation import (
     allocate,
     apportion,
+    check_ranks_something,
     counts_from_shares,
     erk_counts,
     erk_densities,
@@ -208,3 +209,11 @@ def test_unit_topk_raises_units_to_fit_k() -> None:
     score = torch.rand(10, 4, 3, 3)
     mask = unit_topk_mask(score, 100, units=1)  # 36 weights per unit: needs 3 units
     assert int(mask.sum()) == 100 and int(mask.reshape(10, -1).any(1).sum()) == 3
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_equal_half_precision_scores_name_the_underflow_not_a_zero_head(dtype: torch.dtype) -> None:
+    with pytest.raises(ScoreError, match=r"half precision .* underflow to zero; prune the float32 model"):
+        check_ranks_something(torch.zeros(10, dtype=dtype), 3)
+    with pytest.raises(ScoreError, match="zero-initialised classifier head"):
+        check_ranks_something(torch.zeros(10), 3)

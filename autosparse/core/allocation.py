@@ -97,6 +97,12 @@ def check_ranks_something(flat: torch.Tensor, k: int) -> None:
     if flat.numel() < 2 or not 0 < k < flat.numel():
         return
     lo, hi = torch.aminmax(flat.detach())
+    if bool(lo == hi) and flat.dtype in (torch.float16, torch.bfloat16):
+        raise ScoreError(
+            f"all {flat.numel()} scores are equal ({float(lo):g}) in {str(flat.dtype).removeprefix('torch.')}: "
+            "in half precision the method's gradients (or flows) underflow to zero; prune the float32 model and "
+            "cast it after pruning (the masks apply to the cast model)"
+        )
     if bool(lo == hi):
         raise ScoreError(
             f"all {flat.numel()} scores are equal ({float(lo):g}), so the kept weights would be the first ones in "
