@@ -53,3 +53,17 @@ def _can_write(folder) -> bool:
         return False
     (folder / ".w").rmdir()
     return True
+
+
+def test_private_tmp_names_differ_per_call_and_write_text_leaves_none(tmp_path) -> None:
+    """Two processes finishing one bench wrote its report through one temporary name; one renamed it
+    away under the other."""
+    from autosparse.bench.report import write_text
+    from autosparse.core.folders import private_tmp
+
+    target = tmp_path / "report.md"
+    assert private_tmp(target) != private_tmp(target)
+    assert private_tmp(target).parent == tmp_path and private_tmp(target, ".tmp.png").name.endswith(".tmp.png")
+    write_text(target, "a")
+    write_text(target, "b")
+    assert target.read_text() == "b" and sorted(p.name for p in tmp_path.iterdir()) == ["report.md"]

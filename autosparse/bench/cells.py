@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import socket
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from autosparse.bench.config import IMP, BenchConfig, CellData, ImpSettings, Met
 from autosparse.core.claims import claim, holder_name, in_progress_elsewhere
 from autosparse.core.config import config_hash, to_dict
 from autosparse.core.errors import CheckpointError, UnknownNameError
+from autosparse.core.folders import private_tmp
 from autosparse.core.masks import Masks
 from autosparse.core.versions import package_versions
 from autosparse.data import Dataset, pruning_batch
@@ -217,7 +217,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     the old file or the complete new one, never half a cell.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = private_tmp(path)
     try:
         with open(tmp, "w") as fh:
             json.dump(data, fh, indent=1, sort_keys=False)

@@ -23,7 +23,7 @@ from autosparse.bench.contest import contest_table, contests
 from autosparse.bench.plots import Series, plot_accuracy, plot_layer_densities
 from autosparse.core.config import config_hash, to_dict
 from autosparse.core.executors import JobOutcome
-from autosparse.core.folders import make_output_dir
+from autosparse.core.folders import make_output_dir, private_tmp
 from autosparse.core.text import count_of
 
 log = logging.getLogger(__name__)
@@ -241,9 +241,12 @@ def write_results(records: Sequence[dict[str, Any]], config: BenchConfig, out_di
 
 
 def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    tmp = private_tmp(path)
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _pairs(config: BenchConfig) -> list[tuple[str, str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from pathlib import Path
 
 from autosparse.core.errors import ConfigError
@@ -50,3 +51,12 @@ def make_output_dir(path: str | Path, flag: str = "--out") -> Path:
     except OSError as exc:  # a read-only or special file system (/proc, /sys): one line, not a traceback
         raise ConfigError(f"cannot create {flag} {path}: {exc.strerror}; give a folder you can write to") from None
     return path
+
+
+def private_tmp(path: Path, suffix: str = ".tmp") -> Path:
+    """A temporary name beside ``path``, unique to this process and call, to write then rename over it.
+
+    Why unique: two processes finishing one bench folder wrote the report through the same temporary
+    name; one renamed it away under the other (FileNotFoundError, or a report with no plots).
+    """
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}")
