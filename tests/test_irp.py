@@ -10,6 +10,7 @@ shapes and ranges.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -353,6 +354,39 @@ def test_checkpoint_of_another_run_is_refused(fmnist: Dataset, tmp_path: Path) -
             run_irp(model, fmnist, cfg, TRAIN, seed=seed, workdir=tmp_path)
     with pytest.raises(CheckpointError):
         run_irp(make_model(), fmnist, irp, TrainConfig(epochs=2, num_threads=1), seed=0, workdir=tmp_path)
+
+
+def test_a_checkpoint_resumes_under_other_threads_or_eval_batch(
+    fmnist: Dataset, reference: IRPResult, tmp_path: Path
+) -> None:
+    """A bench IMP job killed under one thread count refused to resume under another ("different run"),
+    though the bench's cell hash ignores both fields and offers no other workdir."""
+    irp = IRPConfig(rounds=R, prune_fraction=0.5)
+    with pytest.raises(Stop):
+        run_irp(make_model(), fmnist, irp, TRAIN, seed=0, workdir=tmp_path, on_round=stop_after(0))
+    other = dataclasses.replace(TRAIN, num_threads=TRAIN.num_threads + 1, eval_batch_size=77)
+    rounds: list[int] = []
+    res = run_irp(make_model(), fmnist, irp, other, seed=0, workdir=tmp_path, on_round=recorder(rounds))
+    assert rounds == [1, 2, 3]
+    assert res.accuracies[0] == reference.accuracies[0]  # round 0 came from the checkpoint
+
+
+def test_a_checkpoint_fingerprinted_with_every_field_still_resumes(
+    fmnist: Dataset, reference: IRPResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checkpoints written before the cosmetic fields were left out carry the full fingerprint."""
+    import autosparse.training.irp as irp_mod
+
+    full = irp_mod._fingerprint
+    monkeypatch.setattr(irp_mod, "_fingerprint", lambda *a, cosmetic=False: full(*a, cosmetic=True))
+    irp = IRPConfig(rounds=R, prune_fraction=0.5)
+    with pytest.raises(Stop):
+        run_irp(make_model(), fmnist, irp, TRAIN, seed=0, workdir=tmp_path, on_round=stop_after(0))
+    monkeypatch.setattr(irp_mod, "_fingerprint", full)
+    rounds: list[int] = []
+    res = run_irp(make_model(), fmnist, irp, TRAIN, seed=0, workdir=tmp_path, on_round=recorder(rounds))
+    assert rounds == [1, 2, 3]
+    assert_same(reference, res)
 
 
 def test_masks_at_round_matches_labels(reference: IRPResult) -> None:

@@ -43,7 +43,7 @@ from autosparse.pruners import prune_timed
 from autosparse.pruners.registry import make_pruner
 from autosparse.task import DataSpec, ModelSpec, Task
 from autosparse.training.irp import IRPConfig, run_irp
-from autosparse.training.trainer import TrainConfig, resolve_device, train
+from autosparse.training.trainer import COSMETIC_TRAIN_FIELDS, TrainConfig, resolve_device, train
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,6 @@ STALE_DIR = "cells_stale"  # cells of another version of their scorer (weights, 
 CELLS_DIR = "cells"
 WORK_DIR = "work"
 CLAIMS_DIR = ".claims"  # one lock file per job: which process is computing it (never deleted)
-# Fields that do not change a result: left out of the hash so editing them reuses finished cells.
-_COSMETIC_TRAIN = ("num_threads", "eval_batch_size", "eval_every_epoch")
 RECORDED_PACKAGES = ("autosparse", "torch", "numpy")  # recorded in every cell: what can move its accuracy
 
 
@@ -75,7 +73,7 @@ class CellSpec:
         d["method"].pop("label", None)
         d["data"].pop("data_root", None)  # where the same files live
         d["data"].pop("download", None)
-        for k in _COSMETIC_TRAIN:
+        for k in COSMETIC_TRAIN_FIELDS:  # editing them reuses finished cells
             d["train"].pop(k, None)
         d["train"].pop("seed", None)  # the cell seed drives training order; see train_config()
         # seed and density are spelled out in the cell id, so the hash names the recipe: every

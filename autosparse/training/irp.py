@@ -39,7 +39,7 @@ from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
 from autosparse.core.model_io import logits
 from autosparse.core.tensor_files import save_tensors
-from autosparse.training.trainer import TrainConfig, train
+from autosparse.training.trainer import COSMETIC_TRAIN_FIELDS, TrainConfig, train
 
 try:  # POSIX advisory locks guard a workdir against two concurrent resumers
     import fcntl
@@ -287,7 +287,10 @@ def _run_irp(
     if wd is not None:
         state = _load_checkpoint(wd)
         if state is not None:
-            if state.get("fingerprint", fingerprint) != fingerprint:
+            made_by = state.get("fingerprint", fingerprint)
+            if made_by != fingerprint and made_by != _fingerprint(
+                theta0, irp, train_cfg, seed, criterion_batch, cosmetic=True
+            ):  # (a checkpoint written before the cosmetic fields were left out is still this run's)
                 raise CheckpointError(
                     f"the IRP checkpoint in {wd} was made by a different run (model init, IRP or training config, "
                     "seed or criterion batch differ); delete that directory or pass another workdir"
@@ -379,9 +382,19 @@ def _fingerprint(
     train_cfg: TrainConfig,
     seed: int,
     batch: tuple[torch.Tensor, torch.Tensor] | None,
+    *,
+    cosmetic: bool = False,
 ) -> str:
-    """Digest of everything a checkpoint's contents depend on, so a reused workdir never mixes two runs."""
-    h = hashlib.sha256(json.dumps([to_dict(irp), to_dict(train_cfg), seed], sort_keys=True, default=str).encode())
+    """Digest of everything a checkpoint's contents depend on, so a reused workdir never mixes two runs.
+
+    The recipe's cosmetic fields (threads, evaluation batch) are left out unless ``cosmetic``: a bench
+    IMP job killed under one thread count resumes under another (the bench's cell hash ignores them
+    too), where it refused with "made by a different run" and the bench has no other workdir to give.
+    """
+    train = to_dict(train_cfg)
+    if not cosmetic:
+        train = {k: v for k, v in train.items() if k not in COSMETIC_TRAIN_FIELDS}
+    h = hashlib.sha256(json.dumps([to_dict(irp), train, seed], sort_keys=True, default=str).encode())
     tensors = sorted(theta0.items()) + ([("batch.x", batch[0]), ("batch.y", batch[1])] if batch is not None else [])
     for name, t in tensors:
         t = t.detach().cpu().contiguous()

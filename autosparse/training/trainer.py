@@ -31,6 +31,11 @@ from autosparse.training.masking import MaskedParameters
 log = logging.getLogger(__name__)
 
 
+#: recipe fields that do not change what training computes (how fast, how often it reports): a bench
+#: cell's hash and an IRP checkpoint's fingerprint leave them out
+COSMETIC_TRAIN_FIELDS = ("num_threads", "eval_batch_size", "eval_every_epoch")
+
+
 @dataclass
 class TrainConfig:
     """A training recipe.
