@@ -291,3 +291,17 @@ def test_a_command_line_option_in_the_yaml_says_to_pass_it_as_a_flag(tmp_path) -
         ConfigError, match=r"^holdout, store in .* are command-line options .*: pass --holdout, --store$"
     ):
         resolve(args, ScorerConfig)
+
+
+def test_a_missing_required_key_and_a_null_hyperparameter_read_as_the_yaml_says() -> None:
+    """`methods: [{hparams: {}}]` raised a TypeError from __init__; `rounds: null` reached SynFlow as None."""
+    import torch
+
+    import autosparse
+    from autosparse.bench.config import MethodSpec
+
+    with pytest.raises(ConfigError, match=r"^methods\[0\]: method is required \(no default\): give method: …$"):
+        from_dict(MethodSpec, {"hparams": {}}, where="methods[0]")
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    masks = autosparse.prune(net, "synflow", density=0.5, rounds=None, scope=None, input_shape=(4,))
+    assert masks.kept == 24 and masks.meta["method"] == "synflow"
