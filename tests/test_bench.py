@@ -386,6 +386,22 @@ def test_methods_filter_runs_a_subset(tmp_path: Path) -> None:
         run_bench(cfg, tmp_path / "b", methods=["snip"])
 
 
+def test_a_run_of_part_of_the_grid_keeps_the_folders_record_and_report(tiny_run, tmp_path: Path) -> None:
+    """`--methods random` rewrote bench.yaml and the report with that row alone: the folder forgot its grid."""
+    _, out, _ = tiny_run
+    dst = _copy(out, tmp_path)
+    record = (dst / "bench.yaml").read_text()
+    part = tiny_config(methods=["random"], seeds=[1])
+    run = run_bench(part, dst)
+    assert run.jobs_run == 0 and (dst / "bench.yaml").read_text() == record
+    assert "| magnitude |" in run.report.path.read_text() and "| imp" in run.report.path.read_text()
+    # another recipe is another grid: it becomes the folder's record, as before
+    other = tiny_config(methods=["random"], seeds=[1], n_test=128)
+    run_bench(other, dst)
+    assert "n_test: 128" in (dst / "bench.yaml").read_text()
+    assert "| magnitude |" not in (dst / "report.md").read_text()
+
+
 def test_format_stat() -> None:
     from autosparse.bench.report import Stat
 

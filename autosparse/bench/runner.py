@@ -10,6 +10,7 @@ computed here only if that process dies or fails before finishing it).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from autosparse.bench.cells import BenchJob, claim_path, execute_job, plan_jobs
 from autosparse.bench.config import BenchConfig
 from autosparse.bench.report import BenchReport, write_report
 from autosparse.core.claims import is_elsewhere, run_claimed_jobs
-from autosparse.core.config import dump_yaml
+from autosparse.core.config import dump_yaml, load_config, to_dict
 from autosparse.core.errors import AutosparseError, CheckpointError, ConfigError, UnknownNameError
 from autosparse.core.executors import EXECUTORS, JobOutcome
 from autosparse.core.folders import make_output_dir
@@ -148,7 +149,13 @@ def run_bench(
     """
     plan = plan_bench(config, out_dir, executor=executor, workers=workers, methods=methods)
     out = make_output_dir(out_dir)
-    (out / CONFIG_FILE).write_text(dump_yaml(config))
+    folder = folder_config(out, config)
+    if folder is config:
+        (out / CONFIG_FILE).write_text(dump_yaml(config))
+    else:  # a part of the folder's grid (`--methods snip`): its record and its report stay the whole grid's
+        log.info(
+            "this run is a part of the grid in %s: that record and the report stay the whole grid's", out / CONFIG_FILE
+        )
     jobs, todo, cells_total, cells_before = plan.jobs, plan.todo, plan.cells_total, plan.cells_done
     log.info("%d cells in the grid, %d already done; running %d jobs", cells_total, cells_before, len(todo))
     by_key = {j.key: j for j in todo}
@@ -176,5 +183,36 @@ def run_bench(
         failures=[o for o in outcomes if not o.ok],
     )
     if report:
-        run.report = write_report(config, out, failures=run.failures)
+        run.report = write_report(folder, out, failures=run.failures)
     return run
+
+
+#: the lists a run may take a part of, as `--methods`, `--seeds`, `--densities`, `--models`, `--datasets` do
+_PARTS = ("models", "datasets", "methods", "densities", "seeds")
+
+
+def folder_config(out: Path, config: BenchConfig) -> BenchConfig:
+    """The grid ``out`` records when ``config`` is a part of it (fewer rows, seeds, densities, models or
+    datasets, the same recipe otherwise), else ``config``, which then becomes the folder's record.
+
+    Why: a run of some rows (``--methods snip`` while a new method is still being written) rewrote
+    bench.yaml and the report with those rows alone, so the folder forgot its grid, and the report's
+    verdict picked the best classic method among the rows of that run only.
+    """
+    path = out / CONFIG_FILE
+    if not path.exists():
+        return config
+    try:
+        recorded = load_config(BenchConfig, path)
+    except AutosparseError:
+        return config  # a record this code cannot read: replaced, as before
+    mine, theirs = to_dict(config), to_dict(recorded)
+    if any(mine[k] != theirs[k] for k in mine if k not in _PARTS):
+        return config
+    if mine == theirs:
+        return config
+    for k in _PARTS:
+        have = [json.dumps(v, sort_keys=True) for v in theirs[k]]
+        if any(json.dumps(v, sort_keys=True) not in have for v in mine[k]):
+            return config
+    return recorded
