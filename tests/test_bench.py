@@ -402,6 +402,24 @@ def test_a_run_of_part_of_the_grid_keeps_the_folders_record_and_report(tiny_run,
     assert "| magnitude |" not in (dst / "report.md").read_text()
 
 
+def test_renaming_a_row_or_a_model_recomputes_nothing(tiny_run, tmp_path: Path, train_calls: list[str]) -> None:
+    """Labels name the cell files but are not hashed: a renamed imp row retrained its whole IRP run."""
+    _, out, _ = tiny_run
+    dst = _copy(out, tmp_path)
+    renamed = tiny_config(
+        models=[{"model": "mlp", "model_kwargs": {"widths": [32]}, "name": "my-mlp"}],
+        methods=["random", {"method": "magnitude", "label": "MAG"}, {"method": "imp", "label": "IMP-ref"}],
+    )
+    run = run_bench(renamed, dst)
+    assert run.jobs_run == 0 and train_calls == [] and run.cells_done_before == 12
+    md = run.report.path.read_text()
+    assert "| MAG |" in md and "IMP-ref" in md and "## my-mlp on" in md
+    assert not run.report.missing
+    old = json.loads(next((dst / "cells").glob("mlp-widths32__*__magnitude__d0.1__s0__*.json")).read_text())
+    new = json.loads(next((dst / "cells").glob("my-mlp__*__MAG__d0.1__s0__*.json")).read_text())
+    assert new["test_accuracy"] == old["test_accuracy"] and new["label"] == "MAG" and new["model"] == "my-mlp"
+
+
 def test_format_stat() -> None:
     from autosparse.bench.report import Stat
 

@@ -142,11 +142,47 @@ class BenchJob:
         return [cell_path(self.out_dir, c) for c in self.cell_ids()]
 
     def missing(self) -> list[tuple[float, Path]]:
+        """The cells still to compute: neither written under this id nor under another label (:meth:`adopt`)."""
         identity = self.spec.method_identity()
-        return [(d, p) for d, p in zip(self.densities, self.cell_paths()) if read_current_cell(p, identity) is None]
+        return [
+            (d, p)
+            for d, p in zip(self.densities, self.cell_paths())
+            if read_current_cell(p, identity) is None and _relabelled(p, identity) is None
+        ]
+
+    def adopt(self) -> int:
+        """Copy each cell this job lacks but finds under another row or model label to its own id.
+
+        Why: labels name the cell files but are not hashed (renaming a row must not recompute it,
+        an IMP row's whole IRP run least of all); the copy carries the new labels, so the report,
+        which reads cells by id, shows them. The old files stay for a config that still uses the old
+        names. Returns how many were copied.
+        """
+        identity = self.spec.method_identity()
+        copied = 0
+        for d, path in zip(self.densities, self.cell_paths()):
+            if read_current_cell(path, identity) is not None:
+                continue
+            record = _relabelled(path, identity)
+            if record is None:
+                continue
+            record.update(cell_id=self.spec.cell_id(d), model=self.spec.model.label(), label=self.spec.method.title())
+            write_json_atomic(path, record)
+            copied += 1
+        return copied
 
     def is_complete(self) -> bool:
         return not self.missing()
+
+
+def _relabelled(path: Path, identity: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A current cell of the same computation as ``path`` under other labels: same density, seed and
+    recipe hash (the id's last three parts), another model or row label (the first ones)."""
+    same = "__" + "__".join(path.stem.split("__")[-3:]) + ".json"
+    for other in sorted(path.parent.glob(f"*{same}")) if path.parent.is_dir() else ():
+        if other != path and (record := read_current_cell(other, identity)) is not None:
+            return record
+    return None
 
 
 def cell_path(out_dir: str | Path, cell_id: str) -> Path:

@@ -113,6 +113,7 @@ def collect(config: BenchConfig, out_dir: str | Path) -> tuple[list[dict[str, An
     missing: list[str] = []
     for job in plan_jobs(config, out_dir):
         identity = job.spec.method_identity()
+        job.adopt()  # a row or model renamed since its cells were written: copied under the new id
         for cid, path in zip(job.cell_ids(), job.cell_paths()):
             rec = read_current_cell(path, identity)
             if rec is None:
