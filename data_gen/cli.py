@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         return _check(cfg, args.store, args.config)
     outcomes = generate(cfg, args.store, **where.options())
-    total = len(expand_grid(cfg))
+    total = len(expand_grid(cfg, warn=False))  # generate() warned about repeats
     failed = [o for o in outcomes if not o.ok]
     ran = [o for o in outcomes if o.ok and not (o.value or {}).get("skipped")]
     # Runs another process on this store generated while this one ran (it waited for them).

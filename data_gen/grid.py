@@ -12,21 +12,20 @@ only when every run of the grid has ended (see :mod:`autosparse.store.jobs`).
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from autosparse.core.config import load_config
 from autosparse.core.errors import ConfigError
-from autosparse.data import canonical_dataset, dataset_info, default_data_root
+from autosparse.data import canonical_dataset, check_subset_sizes, dataset_info, default_data_root
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
 from autosparse.sources import RunJob, RunSpec, execute_run
 from autosparse.store import FeatureStore
 from autosparse.store.jobs import run_store_jobs
 from autosparse.store.writer import store_exists
 from autosparse.task import ModelSpec
-from autosparse.training.irp import IRPConfig
+from autosparse.training.irp import IRPConfig, check_rewind_step
 from autosparse.training.trainer import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -50,10 +49,6 @@ class GenConfig:
     num_gpus: float = 0.0  # GPUs each run reserves on a Ray cluster (--executor ray)
 
     def __post_init__(self) -> None:
-        for name in ("n_train", "n_test"):
-            n = getattr(self, name)
-            if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-                raise ConfigError(f"{name} must be a positive number of examples (or omitted: all), got {n!r}")
         if self.samples_per_class < 1:
             raise ConfigError(f"samples_per_class must be >= 1, got {self.samples_per_class}")
 
@@ -62,40 +57,52 @@ class GenConfig:
         return load_config(cls, path)
 
 
-def expand_grid(cfg: GenConfig) -> list[RunSpec]:
+def expand_grid(cfg: GenConfig, *, warn: bool = True) -> list[RunSpec]:
+    """The grid's runs, each once, in grid order (seeds outermost: the first runs to finish already
+    cover every architecture, so a scorer can be trained on a partly generated store)."""
+    return [spec for spec, _ in _grid(cfg, warn=warn)]
+
+
+def _grid(cfg: GenConfig, *, warn: bool = True) -> list[tuple[RunSpec, str]]:
+    """Each run of the grid with the id it had before dataset names and the default data folder were
+    hashed in one spelling (the same id where nothing was respelled): a store written then holds it
+    under that id, which :func:`generate` counts as this run."""
     if not cfg.models or not cfg.datasets or not cfg.seeds:
         raise ConfigError("a generation grid needs at least one model, one dataset and one seed")
-    # one spelling per dataset: "Digits" and "digits" hashed to two ids for the same computation
-    datasets = [canonical_dataset(d) for d in cfg.datasets]
     root = _data_root(cfg.data_root)
-    # Seeds outermost: the first runs to finish already cover every architecture, so a scorer can
-    # be trained on a partly generated store.
-    specs = [
-        RunSpec(m, d, s, cfg.irp, cfg.train, cfg.n_train, cfg.n_test, root, cfg.samples_per_class)
+    pairs = [
+        (
+            RunSpec(
+                m, canonical_dataset(d), s, cfg.irp, cfg.train, cfg.n_train, cfg.n_test, root, cfg.samples_per_class
+            ),
+            RunSpec(m, d, s, cfg.irp, cfg.train, cfg.n_train, cfg.n_test, cfg.data_root, cfg.samples_per_class).run_id,
+        )
         for s in cfg.seeds
         for m in cfg.models
-        for d in datasets
+        for d in cfg.datasets
     ]
-    first: dict[str, RunSpec] = {}
-    for spec in specs:
-        first.setdefault(spec.run_id, spec)  # the first of each, in grid order
-    unique = list(first.values())
-    if len(unique) < len(specs):
+    first: dict[str, tuple[RunSpec, str]] = {}
+    for spec, legacy in pairs:
+        first.setdefault(spec.run_id, (spec, legacy))  # the first of each, in grid order
+    if warn and len(first) < len(pairs):
         log.warning(
-            "the grid lists %d run(s) more than once (a model, dataset or seed repeated); each is generated once",
-            len(specs) - len(unique),
+            "the grid lists %d run(s) more than once (a model, dataset or seed repeated, or one dataset spelled "
+            "two ways); each is generated once",
+            len(pairs) - len(first),
         )
-    return unique
+    return list(first.values())
 
 
 def _data_root(root: str | None) -> str | None:
-    """One spelling of the data folder, as it is hashed into the run ids: the default folder given
-    explicitly is no folder given, and a relative one is made absolute (a Ray worker's working
-    directory is not the driver's). Before, each spelling regenerated every run of the grid."""
+    """The data folder as it is hashed into the run ids: the default folder written out is no folder
+    given (before, it regenerated every run of the grid). Other folders are hashed as written."""
     if root is None:
         return None
-    path = Path(root).expanduser().absolute()
-    return None if path == default_data_root().expanduser().absolute() else str(path)
+    return None if Path(root).expanduser().absolute() == default_data_root().expanduser().absolute() else root
+
+
+def _done(store: FeatureStore, spec: RunSpec, legacy: str) -> bool:
+    return store.is_complete(spec.run_id) or (legacy != spec.run_id and store.is_complete(legacy))
 
 
 def generate(
@@ -113,9 +120,11 @@ def generate(
     """
     # Absolute, because workers write the store themselves and a Ray worker's cwd is not the driver's.
     store_path = Path(store_path).absolute()
+    grid = _grid(cfg)
+    specs = [spec for spec, _ in grid]
+    check_settings(cfg)  # before the store is made: a grid that cannot run leaves nothing behind
     store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
-    specs = expand_grid(cfg)
-    todo = [s for s in specs if not store.is_complete(s.run_id)]
+    todo = [spec for spec, legacy in grid if not _done(store, spec, legacy)]
     log.info("%d runs in the grid, %d already complete", len(specs), len(specs) - len(todo))
     workdir = str(Path(str(store_path).rstrip("/") + ".work"))
     jobs = [RunJob(s, str(store_path), workdir) for s in todo]
@@ -154,33 +163,26 @@ def check_grid(cfg: GenConfig, store_path: str | Path) -> GridCheck:
     is built once for each dataset's shape (no data is loaded), and an existing store's schema is
     checked against this code's features.
     """
-    specs = expand_grid(cfg)
-    for d in cfg.datasets:
-        _check_sizes(cfg, d)
-    for m in cfg.models:
-        for d in cfg.datasets:
-            m.build(dataset_info(d), seed=0)
-    runs = [s.run_id for s in specs]
+    grid = _grid(cfg)
+    check_settings(cfg)
+    runs = [spec.run_id for spec, _ in grid]
     if not store_exists(store_path):
         return GridCheck(runs, [])
     store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES), create=False)
-    return GridCheck(runs, [r for r in runs if store.is_complete(r)])
+    return GridCheck(runs, [spec.run_id for spec, legacy in grid if _done(store, spec, legacy)])
 
 
-def _check_sizes(cfg: GenConfig, dataset: str) -> None:
-    """The subset sizes and the rewind step against the dataset's nominal sizes, which are known
-    without loading it: each failed every run of the grid after its data had loaded, or after its
-    round 0 had trained."""
-    info = dataset_info(dataset)
-    for name, have in (("n_train", info.n_train), ("n_test", info.n_test)):
-        n = getattr(cfg, name)
-        if n is not None and have is not None and n > have:
-            raise ConfigError(f"{name}={n} is more than {dataset}'s {have} examples; pass 1..{have} or omit it")
-    n = cfg.n_train if cfg.n_train is not None else info.n_train
-    if cfg.irp.rewind_step > 0 and n is not None:
-        steps = max(1, int(round(cfg.train.epochs * max(1, math.ceil(n / cfg.train.batch_size)))))
-        if cfg.irp.rewind_step > steps:
-            raise ConfigError(
-                f"irp.rewind_step={cfg.irp.rewind_step} is beyond the {steps} steps of round 0's training "
-                f"({cfg.train.epochs:g} epochs of {n} examples in batches of {cfg.train.batch_size}); pass 1..{steps}"
-            )
+def check_settings(cfg: GenConfig) -> None:
+    """Each model built for each dataset's shape, the subset sizes and the rewind step against the
+    dataset's nominal sizes: all known without loading data, and each otherwise failed every run of
+    the grid (after its data loaded, or after its round 0 trained)."""
+    for d in cfg.datasets:
+        check_subset_sizes(d, cfg.n_train, cfg.n_test)
+        n = cfg.n_train if cfg.n_train is not None else dataset_info(d).n_train
+        try:
+            check_rewind_step(cfg.irp.rewind_step, cfg.train, n)
+        except ConfigError as e:
+            raise ConfigError(f"irp.{e}") from None
+    for m in cfg.models:
+        for d in cfg.datasets:
+            m.build(dataset_info(d), seed=0)

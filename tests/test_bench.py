@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import statistics
 from pathlib import Path
@@ -375,6 +376,32 @@ def test_cli_check_plans_against_the_cells_and_writes_nothing(
     assert main(["bench", "--config", str(cfg_path), "--out", str(new), "--check"]) == 2
     assert "bench row 'autos(scorer=" in capsys.readouterr().err and not new.exists()
     assert main(["bench", "--config", str(cfg_path), "--out", str(dst), "--check", "--report-only"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"models": [{"model": "mlp", "model_kwargs": {"widths": "abc"}}]}, "widths"),
+        ({"models": [{"model": "conv2", "model_kwargs": {"width": -1}}]}, "width"),
+        ({"models": ["cnn1d"]}, "cnn1d"),
+        ({"n_train": -5}, "n_train must be a positive number"),
+        ({"datasets": ["digits"], "n_train": 100000}, "n_train=100000 is more than digits' 1438|digits's 1438"),
+        ({"samples_per_class": 0}, "samples_per_class must be >= 1"),
+        (
+            {"methods": [{"method": "imp", "hparams": {"rewind_step": 100000}}]},
+            r"bench row 'imp\(rewind_step=100000\)': imp rewind_step=100000 is beyond the 8 steps .*\(1 epoch of",
+        ),
+    ],
+)
+def test_check_refuses_what_would_fail_every_cell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict, message: str
+) -> None:
+    """Each passed `bench --check`, then failed one cell after another."""
+    cfg_path = tmp_path / "b.yaml"
+    cfg_path.write_text(yaml.safe_dump({**TINY, **change}))
+    assert main(["bench", "--config", str(cfg_path), "--out", str(tmp_path / "o"), "--check"]) == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "o").exists()
 
 
 def test_methods_filter_runs_a_subset(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -101,16 +102,11 @@ def test_dataset_spellings_and_repeats_make_one_run_each(tmp_path: Path, caplog:
     for spelling in ("Fashion-MNIST", "fmnist", "fashion_mnist"):
         other = expand_grid(GenConfig.from_yaml(write_config(tmp_path / "b.yaml", datasets=[spelling])))
         assert [s.run_id for s in other] == [s.run_id for s in canonical] and other[0].dataset == "fashion-mnist"
-    # the data folder: given as the default, or relative, it is the same folder and the same runs
+    # the data folder written out as the default is no folder given
     from autosparse.data import default_data_root
 
     explicit = write_config(tmp_path / "d.yaml", datasets=["fashion-mnist"], data_root=str(default_data_root()))
     assert [s.run_id for s in expand_grid(GenConfig.from_yaml(explicit))] == [s.run_id for s in canonical]
-    rel, absolute = (
-        expand_grid(GenConfig.from_yaml(write_config(tmp_path / f"{k}.yaml", data_root=root)))[0]
-        for k, root in (("r", "some/data"), ("abs", str(Path.cwd() / "some/data")))
-    )
-    assert rel.run_id == absolute.run_id and rel.data_root == str(Path.cwd() / "some/data")
     with caplog.at_level("WARNING", logger="data_gen.grid"):
         cfg = GenConfig.from_yaml(
             write_config(tmp_path / "c.yaml", datasets=["digits", "Digits"], seeds=[0, 0, 1], models=["mlp", "mlp"])
@@ -118,6 +114,27 @@ def test_dataset_spellings_and_repeats_make_one_run_each(tmp_path: Path, caplog:
         specs = expand_grid(cfg)
     assert [(s.seed, s.dataset) for s in specs] == [(0, "digits"), (1, "digits")]
     assert any("more than once" in r.getMessage() for r in caplog.records)
+
+
+def test_a_store_written_under_another_spelling_counts_its_runs_as_done(
+    tiny_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Runs stored before dataset names were hashed in one spelling keep their ids; a grid spelling the
+    dataset that way finds them complete instead of regenerating (and duplicating) every one."""
+    from dataclasses import replace
+
+    store = tmp_path / "s.zarr"
+    shutil.copytree(tiny_store, store)
+    (run_id,) = StoreReader(store).run_ids
+    cfg_path = write_config(tmp_path / "f.yaml", datasets=["fmnist"])
+    (spec,) = expand_grid(GenConfig.from_yaml(cfg_path))
+    assert spec.run_id == run_id  # one spelling: the stored id
+    legacy = replace(spec, dataset="fmnist").run_id  # what `fmnist` hashed to before
+    assert legacy != run_id
+    (store / "runs" / run_id).rename(store / "runs" / legacy)  # a store written then
+    assert cli_main(["gen", "--config", str(cfg_path), "--store", str(store), "--check"]) == 0
+    assert "1 already complete" in capsys.readouterr().out
+    assert generate(GenConfig.from_yaml(cfg_path), store) == []
 
 
 @pytest.mark.parametrize(
@@ -130,6 +147,7 @@ def test_dataset_spellings_and_repeats_make_one_run_each(tmp_path: Path, caplog:
         ({"train": {"epochs": float("nan")}}, "epochs must be > 0"),
         ({"train": {"epochs": float("inf")}}, "epochs must be > 0"),
         ({"irp": {"rewind_step": 100000}}, r"irp.rewind_step=100000 is beyond the 16 steps of round 0"),
+        ({"irp": {"rewind_step": 16}}, r"beyond the 16 steps .*pass 1\.\.15"),  # steps 0..15 are the ones taken
         ({"irp": {"target_densities": [0.5, 0.25], "rounds": 5}}, r"target_densities sets the rounds \(2\)"),
     ],
 )

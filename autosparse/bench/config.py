@@ -18,11 +18,12 @@ from typing import Any, Literal
 
 from autosparse.core.config import from_dict, load_yaml, to_dict
 from autosparse.core.errors import ConfigError, DensityError, UnknownNameError
-from autosparse.data import dataset_info
+from autosparse.data import check_subset_sizes, dataset_info
 from autosparse.models import model_info
 from autosparse.models.info import unknown_options
 from autosparse.pruners import available, make_pruner
 from autosparse.task import DataSpec, ModelSpec
+from autosparse.training.irp import check_rewind_step
 from autosparse.training.trainer import TrainConfig
 
 IMP = "imp"  # iterative magnitude pruning from an IRP run: the reference row, not a registered pruner
@@ -214,15 +215,33 @@ class BenchConfig:
                 f"gap_to {self.gap_to!r} (the config's or --gap-to) is not an imp row of this bench; use one of: "
                 f"{', '.join(imps)}, add the row {self.gap_to!r} to --methods, or clear it with --gap-to ''"
             )
+        if self.samples_per_class < 1:
+            raise ConfigError(f"samples_per_class must be >= 1, got {self.samples_per_class}")
         for ds in self.datasets:
-            dataset_info(ds)
+            check_subset_sizes(ds, self.n_train, self.n_test)
         for m in self.models:
             info = model_info(m.model)
             if not info.open_options:
                 unknown = sorted(set(m.model_kwargs) - set(info.options))
                 if unknown:
                     raise unknown_options(f"model {m.model}", unknown, info.options)
+        for spec in self.methods:
+            if spec.is_imp:
+                for ds in self.datasets:
+                    n = self.n_train if self.n_train is not None else dataset_info(ds).n_train
+                    try:
+                        check_rewind_step(imp_settings(spec).rewind_step, self.train, n)
+                    except ConfigError as e:
+                        raise ConfigError(f"bench row {spec.title()!r}: imp {e}") from None
         return self
+
+    def check_models(self) -> None:
+        """Build each model for each dataset's input shape (no data is loaded): a bad option value
+        (``widths: abc``, a negative width) or a model that cannot take the data (a 1-D conv net on
+        images) failed every one of its cells, after ``--check`` had called the grid valid."""
+        for m in self.models:
+            for ds in self.datasets:
+                m.build(dataset_info(ds), seed=0)
 
 
 def check_unique(what: str, values: list[Any]) -> None:

@@ -118,6 +118,7 @@ def plan_bench(
     config.validate()
     if executor != "ray":  # a Ray cluster's workers may have the GPU its driver lacks
         resolve_device(config.train.device)  # before any cell loads data: one error, not one per cell
+    config.check_models()
     jobs = plan_jobs(config, out_dir, threads=_threads_per_job(config, executor, workers))
     if methods:
         titles = config.method_titles()

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from autosparse.core.errors import UnknownNameError, closest_name
+from autosparse.core.errors import ConfigError, UnknownNameError, closest_name
 from autosparse.data.convert import to_dataset
 from autosparse.data.dataset import Dataset, DatasetInfo, Loader
 from autosparse.data.fake import FAKE_PREFIX, fake_dataset, fake_info
@@ -70,6 +70,22 @@ def available_datasets(include_fake: bool = False) -> list[str]:
     """Canonical dataset names (``fake:<name>`` variants too if asked)."""
     names = sorted(_REGISTRY)
     return names + [FAKE_PREFIX + n for n in names] if include_fake else names
+
+
+def check_subset_sizes(dataset: str, n_train: int | None, n_test: int | None) -> None:
+    """Refuse subset sizes the dataset cannot give, from its nominal sizes (nothing is loaded).
+
+    Why here: a grid (``gen``, ``bench``) failed every one of its runs on them, after the data had
+    loaded; ``--check`` called it valid.
+    """
+    info = dataset_info(dataset)
+    for name, n, have in (("n_train", n_train, info.n_train), ("n_test", n_test, info.n_test)):
+        if n is None:
+            continue
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"{name} must be a positive number of examples (or omitted: all), got {n!r}")
+        if have is not None and n > have and not dataset.strip().lower().startswith(FAKE_PREFIX):  # any size
+            raise ConfigError(f"{name}={n} is more than {dataset}'s {have} examples; pass 1..{have} or omit it")
 
 
 def canonical_dataset(name: str) -> str:

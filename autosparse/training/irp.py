@@ -39,6 +39,7 @@ from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
 from autosparse.core.model_io import logits
 from autosparse.core.tensor_files import save_tensors
+from autosparse.core.text import count_of
 from autosparse.training.trainer import COSMETIC_TRAIN_FIELDS, TrainConfig, train
 
 try:  # POSIX advisory locks guard a workdir against two concurrent resumers
@@ -77,7 +78,7 @@ class IRPConfig:
             if self.rounds not in (len(ds), _DEFAULT_ROUNDS):  # a rounds the user set, which the schedule overrules
                 raise ConfigError(
                     f"target_densities sets the rounds ({len(ds)}), but rounds={self.rounds} was given; "
-                    "drop rounds, or give that many densities"
+                    "drop rounds (from the config file too), or give that many densities"
                 )
             self.rounds = len(ds)
         if self.rounds < 1:
@@ -103,6 +104,24 @@ class IRPConfig:
 
 
 _DEFAULT_ROUNDS: int = IRPConfig.__dataclass_fields__["rounds"].default  # type: ignore[assignment]
+
+
+def check_rewind_step(rewind_step: int, train: TrainConfig, n_examples: int | None) -> None:
+    """Refuse a rewind step past round 0's training, from the recipe and the training set's size.
+
+    Why before the run: :func:`run_irp` can only tell after round 0 has trained, and a grid
+    (``gen``, a bench's imp row) then failed every run that way.
+    """
+    if rewind_step <= 0 or n_examples is None:
+        return
+    steps = max(1, int(round(train.epochs * max(1, math.ceil(n_examples / train.batch_size)))))
+    # the rewind point is taken after a step of round 0 and before its last one ends (steps 0..steps-1)
+    if rewind_step >= steps:
+        raise ConfigError(
+            f"rewind_step={rewind_step} is beyond the {steps} steps of round 0's training "
+            f"({count_of(train.epochs, 'epoch')} of {n_examples} examples in batches of {train.batch_size}); "
+            f"pass 1..{steps - 1}"
+        )
 
 
 @dataclass
