@@ -361,6 +361,14 @@ def test_a_callers_no_grad_or_inference_mode_changes_nothing(method: str) -> Non
         assert prune(_conv_bn(), method, density=0.1, data=made_here).kept == ref.kept
         assert torch.is_inference_mode_enabled()  # the caller's mode is back
     assert torch.is_grad_enabled()
+    # `apply` runs in the caller's mode: under no_grad the masked weight is no graph node, so the
+    # model still deep-copies as it did
+    import copy
+
+    with torch.no_grad():
+        model = _conv_bn()
+        prune(model, method, density=0.1, data=data, apply=True)
+        copy.deepcopy(model)
 
 
 @pytest.mark.parametrize("method", ["prospr", "autos", "robust"])

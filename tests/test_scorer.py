@@ -154,7 +154,7 @@ def test_a_bad_out_or_feature_fails_before_training(store, tmp_path) -> None:
         train_scorer(store, holdout=None, out=tmp_path / "new", config=cfg)
 
 
-def test_a_finished_scorer_is_not_replaced_without_overwrite(store, scorer_dir, tmp_path, caplog) -> None:
+def test_a_finished_scorer_is_not_replaced_without_overwrite(store, scorer_dir, tmp_path, caplog, capsys) -> None:
     """Its card may hold evidence measured over hours of bench cells: retraining into it must be asked for."""
     copy = tmp_path / "done"
     shutil.copytree(scorer_dir, copy)
@@ -165,7 +165,8 @@ def test_a_finished_scorer_is_not_replaced_without_overwrite(store, scorer_dir, 
     with pytest.raises(ConfigError, match=r"already holds the trained scorer 'tiny' \(its card also holds evidence"):
         train_scorer(store, holdout=None, out=copy, config=ScorerConfig(ranker_features=FEATS, steps=1))
     assert (copy / CARD_FILE).read_text() == before  # refused before anything was written
-    assert cli_main(["train-scorer", "--store", str(store), "--out", str(copy), "--steps", "1"]) != 0
+    assert cli_main(["train-scorer", "--store", str(store), "--out", str(copy), "--steps", "1"]) == 2
+    assert "already holds the trained scorer 'tiny'" in capsys.readouterr().err
     with caplog.at_level("WARNING", logger="autosparse.scorer.training"):
         cfg = ScorerConfig(ranker_features=FEATS, steps=1, alloc_steps=1, unit_head=False)
         train_scorer(store, holdout=None, out=copy, config=cfg, overwrite=True)

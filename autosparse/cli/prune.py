@@ -74,8 +74,8 @@ def _path_summary(diag: dict[str, object]) -> str:
 
         # their kept weights count as effective nowhere: say why, or the gap reads as a collapse
         text += (
-            f"; {len(independent)} layer(s) read no input even when dense (e.g. a positional projection), "  # type: ignore[arg-type]
-            f"so their weights lie on no input-to-output path: {name_list(independent)}"  # type: ignore[arg-type]
+            f"; {len(independent)} layer(s) lie on no input-to-output path even with every weight kept (e.g. a "  # type: ignore[arg-type]
+            f"positional projection of constants), so no mask could: {name_list(independent)}"  # type: ignore[arg-type]
         )
     return text
 

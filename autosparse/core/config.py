@@ -285,6 +285,10 @@ def read_config(args: argparse.Namespace) -> dict[str, Any]:
     return {str(k).replace("-", "_"): v for k, v in load_yaml(path).items()} if path else {}
 
 
+#: attributes the CLI sets on its namespace that are not options (a YAML key of that name is just unknown)
+_NOT_OPTIONS = frozenset({"func", "resumes", "command", "asked_kind"})
+
+
 def resolve(
     args: argparse.Namespace,
     *classes: type,
@@ -301,7 +305,7 @@ def resolve(
     owned = [{f.name for f in dataclasses.fields(c)} - set(exclude) for c in classes]
     unknown = sorted(set(yaml_data) - set().union(*owned))
     where = getattr(args, "config", None) or "the config"
-    flags = [k for k in unknown if k not in ("func", "resumes") and hasattr(args, str(k).replace("-", "_"))]
+    flags = [k for k in unknown if k not in _NOT_OPTIONS and hasattr(args, str(k).replace("-", "_"))]
     if flags:  # `store:` / `out:` in a train-scorer YAML: where things go stays on the command line
         raise ConfigError(
             f"{', '.join(flags)} in {where} {'is a command-line option' if len(flags) == 1 else 'are command-line options'}"

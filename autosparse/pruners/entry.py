@@ -145,11 +145,6 @@ def _check_own_inputs(pruner: Pruner, method: str, model: nn.Module, data: Pruni
     )
 
 
-# gradients on, inference mode off: a caller's `with torch.no_grad()` (or `inference_mode`) around its
-# set-up made SNIP, GraSP, SynFlow… raise "does not require grad", and NPB silently return a mask
-# with no path (its solver's steps ran as inference tensors)
-@torch.inference_mode(False)
-@torch.enable_grad()
 def prune_timed(
     model: nn.Module,
     method: str,
@@ -179,54 +174,59 @@ def prune_timed(
             f"the model is wrapped in {type(model).__name__}: prune model.module (the masks name its layers), "
             "then wrap it again"
         )
-    # every method takes input_shape, so one loop can run them all: the data-free ones that run the
-    # model read it, the others use it for the path diagnostics only
-    shape = hparams.pop("input_shape", None)
-    pruner = make_pruner(method, config, **hparams)
-    if shape is not None and hasattr(pruner.config, "input_shape"):
-        pruner = make_pruner(method, config, **hparams, input_shape=shape)
-    _warn_zero_layers(prunable_layers(model))  # and fail early and clearly on a model with nothing to prune
-    pdata = require_data(data, method) if pruner.data_dependent else PruningData.coerce(data)
-    _check_own_inputs(pruner, method, model, pdata)
-    work = twice_differentiable(safe_deepcopy(model))
-    # the math attention kernel: torch's fused CPU/flash kernels have no double backward, which
-    # GraSP's Hessian-gradient product and ProsPr's meta-gradient take through every attention
-    with torch.random.fork_rng(devices=[]), sdpa_kernel(SDPBackend.MATH):
-        torch.manual_seed(seed)
-        start = time.perf_counter()
-        try:
-            masks = pruner.masks(work, pdata, d, seed=seed)
-        except (RuntimeError, ValueError) as exc:  # ValueError: BatchNorm's rank check
-            told = _shape_error(exc, method, pdata, getattr(pruner.config, "input_shape", None) or shape)
-            if told is exc:
-                raise
-            raise told from exc
-        seconds = time.perf_counter() - start
-    measured = pruner.measured_paths(masks)
-    masks = Masks(
-        masks.to_dict(),
-        meta={**masks.meta, "method": method, "density": d, "seed": seed},
-        init=_init_transform(model, masks, pruner.config, pdata, method, rescale=pruner.rescales(masks)),
-    )
-    masks.validate(model)
-    asked = target_count(masks.total, d)
-    if masks.kept != asked and asked < len(masks):  # the only case a method may miss the count by
-        log.warning(
-            "%s kept %d weights, not the %d asked for (density %.4g of %d): it keeps at least one weight in "
-            "each of the %d layers",
-            method,
-            masks.kept,
-            asked,
-            d,
-            masks.total,
-            len(masks),
+    # gradients on, inference mode off, for the pruning only: a caller's `with torch.no_grad()` (or
+    # `inference_mode`) around its set-up made SNIP, GraSP, SynFlow… raise "does not require grad", and
+    # NPB silently return a mask with no path (its solver's steps ran as inference tensors); `apply`
+    # below runs in the caller's mode, as before
+    with torch.inference_mode(False), torch.enable_grad():
+        # every method takes input_shape, so one loop can run them all: the data-free ones that run the
+        # model read it, the others use it for the path diagnostics only
+        shape = hparams.pop("input_shape", None)
+        pruner = make_pruner(method, config, **hparams)
+        if shape is not None and hasattr(pruner.config, "input_shape"):
+            pruner = make_pruner(method, config, **hparams, input_shape=shape)
+        _warn_zero_layers(prunable_layers(model))  # and fail early and clearly on a model with nothing to prune
+        pdata = require_data(data, method) if pruner.data_dependent else PruningData.coerce(data)
+        _check_own_inputs(pruner, method, model, pdata)
+        work = twice_differentiable(safe_deepcopy(model))
+        # the math attention kernel: torch's fused CPU/flash kernels have no double backward, which
+        # GraSP's Hessian-gradient product and ProsPr's meta-gradient take through every attention
+        with torch.random.fork_rng(devices=[]), sdpa_kernel(SDPBackend.MATH):
+            torch.manual_seed(seed)
+            start = time.perf_counter()
+            try:
+                masks = pruner.masks(work, pdata, d, seed=seed)
+            except (RuntimeError, ValueError) as exc:  # ValueError: BatchNorm's rank check
+                told = _shape_error(exc, method, pdata, getattr(pruner.config, "input_shape", None) or shape)
+                if told is exc:
+                    raise
+                raise told from exc
+            seconds = time.perf_counter() - start
+        measured = pruner.measured_paths(masks)
+        masks = Masks(
+            masks.to_dict(),
+            meta={**masks.meta, "method": method, "density": d, "seed": seed},
+            init=_init_transform(model, masks, pruner.config, pdata, method, rescale=pruner.rescales(masks)),
         )
-    log.debug("%s: %d of %d weights kept (density %.4g) in %.2fs", method, masks.kept, masks.total, d, seconds)
-    _warn_unprunable(model, masks)
-    _warn_standardized(model, masks)
-    if check:
-        configured = getattr(pruner.config, "input_shape", None) or shape
-        record_collapse(model, masks, pdata, configured, method, measured=measured)
+        masks.validate(model)
+        asked = target_count(masks.total, d)
+        if masks.kept != asked and asked < len(masks):  # the only case a method may miss the count by
+            log.warning(
+                "%s kept %d weights, not the %d asked for (density %.4g of %d): it keeps at least one weight in "
+                "each of the %d layers",
+                method,
+                masks.kept,
+                asked,
+                d,
+                masks.total,
+                len(masks),
+            )
+        log.debug("%s: %d of %d weights kept (density %.4g) in %.2fs", method, masks.kept, masks.total, d, seconds)
+        _warn_unprunable(model, masks)
+        _warn_standardized(model, masks)
+        if check:
+            configured = getattr(pruner.config, "input_shape", None) or shape
+            record_collapse(model, masks, pdata, configured, method, measured=measured)
     if apply:
         masks.apply(model)
     return PruneResult(masks, seconds, method, dataclasses.asdict(pruner.config))

@@ -498,7 +498,9 @@ def stats_from_flow(flow: PathFlow, masks: Mapping[str, torch.Tensor], net: Path
     # a dense pass of its own, once per network, only where some layer has no path and the counts are
     # exact (an approximate dense pass proves nothing: such layers stay unverified)
     independent = (
-        sorted(net.input_independent() & set(no_path)) if net is not None and no_path and not flow.approximate else []
+        [n for n in no_path if n in net.input_independent()]
+        if net is not None and no_path and not flow.approximate
+        else []
     )
     no_path = [n for n in no_path if n not in independent]
     # an approximate count proves no collapse: such layers are reported, not called collapsed
