@@ -305,3 +305,23 @@ def test_demo_on_fashion_mnist_runs_end_to_end_and_resumes(tmp_path) -> None:
     again = run_demo(cfg, choice=choice, say=lambda _: None)
     assert again.text == first.text
     assert (again.runs_generated, again.scorer_trained, again.bench_jobs_run) == (0, False, 0)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"baselines": ("snipp",)}, "unknown pruning method 'snipp'"),
+        ({"baselines": ("imp",)}, "duplicate method label 'imp'"),
+        ({"heldout_model": "lenet_300_10"}, "lenet_300_10"),
+        ({"densities": (2.0,)}, "densities must be in"),
+        ({"shipped_scorer": "nope"}, "nope"),
+    ],
+)
+def test_a_bad_demo_option_fails_before_any_irp_run(tmp_path: Path, change: dict, message: str) -> None:
+    """Each surfaced only at step 3, after the minutes of IRP generation and scorer training."""
+    cfg = DemoConfig(out=str(tmp_path / "demo"), dataset="fashion-mnist", **change)
+    choice = DataChoice("fashion-mnist", None, "test")
+    said: list[str] = []
+    with pytest.raises(Exception, match=message):
+        run_demo(cfg, choice=choice, say=said.append)
+    assert not any(s.startswith("[1/3 ") for s in said) and not (tmp_path / "demo").exists()

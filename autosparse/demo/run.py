@@ -31,6 +31,7 @@ from autosparse.core.folders import make_output_dir
 from autosparse.demo.config import DemoConfig, Setting
 from autosparse.demo.data import DataChoice, choose_dataset
 from autosparse.demo.summary import AUTOS_LABEL, SHIPPED_LABEL, describe, model_sizes
+from autosparse.pruners.registry import make_pruner
 from autosparse.scorer.config import ScorerConfig
 from autosparse.scorer.training import train_scorer
 from autosparse.sources import RunJob, RunSpec, execute_run
@@ -150,10 +151,15 @@ def run_demo(
         choice = choose_dataset(cfg.dataset, cfg.data_root, fetch=cfg.fetch)
     say(f"demo data: {choice.source}")
     setting = cfg.setting(choice.dataset)
-    out = make_output_dir(Path(cfg.out) / choice.dataset.replace(":", "-"))  # one store, scorer and bench per dataset
-
+    out = Path(cfg.out) / choice.dataset.replace(":", "-")  # one store, scorer and bench per dataset
     specs = source_specs(setting, choice.dataset, choice.data_root)
     store = (out / "store.zarr").absolute()
+    scorer_cfg = ScorerConfig(steps=setting.scorer_steps, eval_every=max(1, setting.scorer_steps // 6))
+    key = scorer_key(specs, scorer_cfg)
+    scorer_dir = out / f"scorer-{key}"
+    bench = bench_config(cfg, setting, choice, scorer_dir)
+    _check_bench(bench, cfg)  # before anything is made or trained
+    out = make_output_dir(out)
     progress.step(
         1,
         f"IRP source runs: {len(specs)} models on {choice.dataset}, {setting.irp_rounds} rounds x "
@@ -161,9 +167,6 @@ def run_demo(
     )
     generated = _source_runs(specs, store, where, progress)
 
-    scorer_cfg = ScorerConfig(steps=setting.scorer_steps, eval_every=max(1, setting.scorer_steps // 6))
-    key = scorer_key(specs, scorer_cfg)
-    scorer_dir = out / f"scorer-{key}"
     stamp = scorer_dir / "demo_config.json"
     trained = not (stamp.exists() and json.loads(stamp.read_text()).get("key") == key)
     if trained:
@@ -185,7 +188,6 @@ def run_demo(
     else:
         progress.step(2, f"scorer: reused {scorer_dir} (same runs and config)")
 
-    bench = bench_config(cfg, setting, choice, scorer_dir)
     bench_dir = out / "bench"
     n_cells = len(bench.densities) * len(bench.seeds)
     progress.step(
@@ -210,6 +212,16 @@ def run_demo(
     say(text)
     say(result.final_line())
     return result
+
+
+def _check_bench(bench: BenchConfig, cfg: DemoConfig) -> None:
+    """Step 3's grid checked before step 1: a misspelt baseline, held-out model or option, a density
+    out of range or a missing shipped scorer surfaced only after the minutes of IRP and scorer training.
+    The demo's own scorer is not there yet; every other row is preflighted as the bench will."""
+    bench.validate()
+    bench.check_models()
+    if cfg.shipped_scorer:
+        make_pruner("autos", {"scorer": cfg.shipped_scorer}).config.preflight()
 
 
 def _source_runs(specs: list[RunSpec], store: Path, where: ExecutorConfig, progress: Progress) -> int:
