@@ -408,6 +408,9 @@ def test_train_builds_the_model_the_masks_were_made_for(tmp_path) -> None:
     assert_user_error(
         run("train", *other, "--epochs", "0.1", "--masks", str(masks)), """--model-kwargs '{"widths": [16]}'"""
     )
+    # --model-kwargs alone is about the masks' model, not the default lenet ("has no option 'widths'")
+    proc = run("train", "--model-kwargs", '{"widths": [8]}', "--epochs", "0.1", "--masks", str(masks))
+    assert_user_error(proc, "has shape (16, 784) but the weight has (8, 784)")
 
 
 def test_argparse_errors_are_one_line_without_the_usage_block() -> None:

@@ -99,8 +99,11 @@ def _task_of_masks(args: argparse.Namespace, task: Task, masks: Masks) -> Task:
             "(with --model-kwargs and --dataset as needed) naming the network they fit, or train them in Python "
             "with masks.apply(model)"
         )
-    if made_for and not named & {"model", "model_kwargs"}:
-        model = dataclasses.replace(model, model=str(made_for), model_kwargs=dict(masks.meta.get("model_kwargs") or {}))
+    if made_for and "model" not in named:
+        # --model-kwargs alone is about the masks' model (its width), not the default one's: a masks'
+        # mlp given {"widths": …} was refused as lenet_300_100 "has no option 'widths'"
+        kwargs = task.model.model_kwargs if "model_kwargs" in named else dict(masks.meta.get("model_kwargs") or {})
+        model = dataclasses.replace(model, model=str(made_for), model_kwargs=dict(kwargs))
     made_on = masks.meta.get("dataset")
     if made_on and "dataset" not in named:
         data = dataclasses.replace(data, dataset=str(made_on))
