@@ -387,6 +387,7 @@ def test_cli_check_plans_against_the_cells_and_writes_nothing(
         ({"n_train": -5}, "n_train must be a positive number"),
         ({"datasets": ["digits"], "n_train": 100000}, "n_train=100000 is more than digits' 1438|digits's 1438"),
         ({"samples_per_class": 0}, "samples_per_class must be >= 1"),
+        ({"train": {**TINY["train"], "seed": 5}}, r"train.seed=5 has no effect in a bench: .*--seeds"),
         (
             {"methods": [{"method": "imp", "hparams": {"rewind_step": 100000}}]},
             r"bench row 'imp\(rewind_step=100000\)': imp rewind_step=100000 is beyond the 8 steps .*\(1 epoch of",

@@ -217,6 +217,11 @@ class BenchConfig:
             )
         if self.samples_per_class < 1:
             raise ConfigError(f"samples_per_class must be >= 1, got {self.samples_per_class}")
+        if self.train.seed != 0:  # silently overruled before: the run looked seeded and was not
+            raise ConfigError(
+                f"train.seed={self.train.seed} has no effect in a bench: each cell's seed (seeds: "
+                f"{list(self.seeds)}) sets its training order; choose the seeds with --seeds"
+            )
         for ds in self.datasets:
             check_subset_sizes(ds, self.n_train, self.n_test)
         for m in self.models:
