@@ -423,11 +423,25 @@ def test_a_run_of_part_of_the_grid_keeps_the_folders_record_and_report(tiny_run,
     run = run_bench(part, dst)
     assert run.jobs_run == 0 and (dst / "bench.yaml").read_text() == record
     assert "| magnitude |" in run.report.path.read_text() and "| imp" in run.report.path.read_text()
+    # --report-only with the part reports the whole grid too
+    assert main(["bench", "--out", str(dst), "--report-only", "--methods", "random"]) == 0
+    assert "| magnitude |" in (dst / "report.md").read_text()
     # another recipe is another grid: it becomes the folder's record, as before
     other = tiny_config(methods=["random"], seeds=[1], n_test=128)
     run_bench(other, dst)
     assert "n_test: 128" in (dst / "bench.yaml").read_text()
     assert "| magnitude |" not in (dst / "report.md").read_text()
+
+
+def test_two_parts_run_into_a_fresh_folder_are_recorded_and_reported_together(tmp_path: Path) -> None:
+    first = tiny_config(methods=["random"], densities=[0.1], seeds=[0])
+    second = tiny_config(methods=["magnitude"], densities=[0.1], seeds=[0])
+    run_bench(first, tmp_path / "b")
+    run = run_bench(second, tmp_path / "b")
+    record = (tmp_path / "b" / "bench.yaml").read_text()
+    assert "random" in record and "magnitude" in record
+    md = run.report.path.read_text()
+    assert "| random |" in md and "| magnitude |" in md and not run.report.missing
 
 
 def test_renaming_a_row_or_a_model_recomputes_nothing(tiny_run, tmp_path: Path, train_calls: list[str]) -> None:
@@ -446,6 +460,8 @@ def test_renaming_a_row_or_a_model_recomputes_nothing(tiny_run, tmp_path: Path, 
     old = json.loads(next((dst / "cells").glob("mlp-widths32__*__magnitude__d0.1__s0__*.json")).read_text())
     new = json.loads(next((dst / "cells").glob("my-mlp__*__MAG__d0.1__s0__*.json")).read_text())
     assert new["test_accuracy"] == old["test_accuracy"] and new["label"] == "MAG" and new["model"] == "my-mlp"
+    assert new["spec"]["method"]["label"] == "MAG" and new["spec"]["model"]["name"] == "my-mlp"
+    assert new["job_id"].startswith("my-mlp__") and new["cell_id"].startswith("my-mlp__")
 
 
 def test_format_stat() -> None:

@@ -361,14 +361,16 @@ def test_a_callers_no_grad_or_inference_mode_changes_nothing(method: str) -> Non
         assert prune(_conv_bn(), method, density=0.1, data=made_here).kept == ref.kept
         assert torch.is_inference_mode_enabled()  # the caller's mode is back
     assert torch.is_grad_enabled()
-    # `apply` runs in the caller's mode: under no_grad the masked weight is no graph node, so the
-    # model still deep-copies as it did
+    # with apply=True, in any mode, the model deep-copies and trains afterwards
     import copy
 
-    with torch.no_grad():
-        model = _conv_bn()
-        prune(model, method, density=0.1, data=data, apply=True)
+    for mode in (torch.no_grad, torch.inference_mode, torch.enable_grad):
+        model = _conv_bn()  # (one built under inference_mode could never train: its tensors are frozen)
+        with mode():
+            prune(model, method, density=0.1, data=data, apply=True)
         copy.deepcopy(model)
+        torch.nn.functional.cross_entropy(model(data[0]), data[1]).backward()
+        assert model[0].weight_orig.grad is not None
 
 
 @pytest.mark.parametrize("method", ["prospr", "autos", "robust"])

@@ -166,7 +166,15 @@ class BenchJob:
             record = _relabelled(path, identity)
             if record is None:
                 continue
-            record.update(cell_id=self.spec.cell_id(d), model=self.spec.model.label(), label=self.spec.method.title())
+            record.update(
+                cell_id=self.spec.cell_id(d),
+                job_id=self.key,
+                model=self.spec.model.label(),
+                label=self.spec.method.title(),
+            )
+            if isinstance(record.get("spec"), dict):  # the names in the recorded spec too
+                record["spec"]["model"]["name"] = self.spec.model.name
+                record["spec"]["method"]["label"] = self.spec.method.label
             write_json_atomic(path, record)
             copied += 1
         return copied

@@ -220,7 +220,8 @@ class BenchConfig:
         if self.train.seed != 0:  # silently overruled before: the run looked seeded and was not
             raise ConfigError(
                 f"train.seed={self.train.seed} has no effect in a bench: each cell's seed (seeds: "
-                f"{list(self.seeds)}) sets its training order; choose the seeds with --seeds"
+                f"{list(self.seeds)}) sets its training order; remove train.seed from the config (its cells do "
+                "not depend on it) and choose the seeds with --seeds"
             )
         for ds in self.datasets:
             check_subset_sizes(ds, self.n_train, self.n_test)

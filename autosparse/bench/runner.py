@@ -18,9 +18,9 @@ from pathlib import Path
 
 from autosparse.bench.cells import BenchJob, claim_path, execute_job, plan_jobs
 from autosparse.bench.config import BenchConfig
-from autosparse.bench.report import BenchReport, write_report
+from autosparse.bench.report import BenchReport, write_report, write_text
 from autosparse.core.claims import is_elsewhere, run_claimed_jobs
-from autosparse.core.config import dump_yaml, load_config, to_dict
+from autosparse.core.config import dump_yaml, from_dict, load_config, to_dict
 from autosparse.core.errors import AutosparseError, CheckpointError, ConfigError, UnknownNameError
 from autosparse.core.executors import EXECUTORS, JobOutcome
 from autosparse.core.folders import make_output_dir
@@ -150,13 +150,8 @@ def run_bench(
     """
     plan = plan_bench(config, out_dir, executor=executor, workers=workers, methods=methods)
     out = make_output_dir(out_dir)
-    folder = folder_config(out, config)
-    if folder is config:
-        (out / CONFIG_FILE).write_text(dump_yaml(config))
-    else:  # a part of the folder's grid (`--methods snip`): its record and its report stay the whole grid's
-        log.info(
-            "this run is a part of the grid in %s: that record and the report stay the whole grid's", out / CONFIG_FILE
-        )
+    folder = folder_config(out, config)  # a part of the folder's grid (`--methods snip`) keeps the whole grid
+    record_config(out, folder)
     jobs, todo, cells_total, cells_before = plan.jobs, plan.todo, plan.cells_total, plan.cells_done
     log.info("%d cells in the grid, %d already done; running %d jobs", cells_total, cells_before, len(todo))
     by_key = {j.key: j for j in todo}
@@ -193,12 +188,14 @@ _PARTS = ("models", "datasets", "methods", "densities", "seeds")
 
 
 def folder_config(out: Path, config: BenchConfig) -> BenchConfig:
-    """The grid ``out`` records when ``config`` is a part of it (fewer rows, seeds, densities, models or
-    datasets, the same recipe otherwise), else ``config``, which then becomes the folder's record.
+    """The grid ``out`` records once this run's ``config`` joins it: where the recipe is the same
+    (everything but the rows, models, datasets, densities and seeds), the union of the two — the
+    recorded entries first, in their order, then the new ones; otherwise ``config`` itself.
 
     Why: a run of some rows (``--methods snip`` while a new method is still being written) rewrote
     bench.yaml and the report with those rows alone, so the folder forgot its grid, and the report's
-    verdict picked the best classic method among the rows of that run only.
+    verdict picked the best classic method among the rows of that run only. A grid is never shrunk
+    by a run: deleting bench.yaml does that (the cells stay).
     """
     path = out / CONFIG_FILE
     if not path.exists():
@@ -208,12 +205,24 @@ def folder_config(out: Path, config: BenchConfig) -> BenchConfig:
     except AutosparseError:
         return config  # a record this code cannot read: replaced, as before
     mine, theirs = to_dict(config), to_dict(recorded)
-    if any(mine[k] != theirs[k] for k in mine if k not in _PARTS):
+    if mine == theirs or any(mine[k] != theirs[k] for k in mine if k not in _PARTS):
         return config
-    if mine == theirs:
-        return config
+    merged = dict(theirs)
     for k in _PARTS:
-        have = [json.dumps(v, sort_keys=True) for v in theirs[k]]
-        if any(json.dumps(v, sort_keys=True) not in have for v in mine[k]):
-            return config
-    return recorded
+        have = {json.dumps(v, sort_keys=True) for v in theirs[k]}
+        merged[k] = [*theirs[k], *(v for v in mine[k] if json.dumps(v, sort_keys=True) not in have)]
+    try:
+        union = from_dict(BenchConfig, merged, where=str(path)).validate()
+    except AutosparseError:
+        return config  # e.g. two rows of one label: the new grid replaces the record, as before
+    log.warning(
+        "%s records a larger grid than this run's; the record and the report keep all of it (delete that "
+        "file to shrink the grid; the cells stay)",
+        path,
+    )
+    return union
+
+
+def record_config(out: Path, config: BenchConfig) -> None:
+    """Write the folder's bench.yaml through a temporary name: another bench process may be reading it."""
+    write_text(out / CONFIG_FILE, dump_yaml(config))

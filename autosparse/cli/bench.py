@@ -166,7 +166,7 @@ def _check_method_names(given: Any, labels: list[str]) -> None:
 
 def _accuracy(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
     from autosparse.bench.report import write_report
-    from autosparse.bench.runner import run_bench
+    from autosparse.bench.runner import folder_config, run_bench
 
     if report_only:
         cfg.validate()
@@ -177,7 +177,7 @@ def _accuracy(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
                 f"--report-only: {out} holds no bench cells ({out / CELLS_DIR}/*.json); point --out at the folder a "
                 "bench wrote, or run the bench without --report-only"
             )
-        report = write_report(cfg, out)
+        report = write_report(folder_config(out, cfg), out)  # the folder's whole grid, as a run reports it
         print(report.tables)
         print(f"\n{len(report.records)} cells on disk, {len(report.missing)} missing; report: {report.path}")
         return 0

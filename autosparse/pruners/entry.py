@@ -176,8 +176,7 @@ def prune_timed(
         )
     # gradients on, inference mode off, for the pruning only: a caller's `with torch.no_grad()` (or
     # `inference_mode`) around its set-up made SNIP, GraSP, SynFlow… raise "does not require grad", and
-    # NPB silently return a mask with no path (its solver's steps ran as inference tensors); `apply`
-    # below runs in the caller's mode, as before
+    # NPB silently return a mask with no path (its solver's steps ran as inference tensors)
     with torch.inference_mode(False), torch.enable_grad():
         # every method takes input_shape, so one loop can run them all: the data-free ones that run the
         # model read it, the others use it for the path diagnostics only
@@ -228,7 +227,10 @@ def prune_timed(
             configured = getattr(pruner.config, "input_shape", None) or shape
             record_collapse(model, masks, pdata, configured, method, measured=measured)
     if apply:
-        masks.apply(model)
+        # the attached weight is no graph node and no inference tensor, whatever the caller's mode: the
+        # model deep-copies and trains afterwards (torch's pre-hook recomputes it at each forward)
+        with torch.inference_mode(False), torch.no_grad():
+            masks.apply(model)
     return PruneResult(masks, seconds, method, dataclasses.asdict(pruner.config))
 
 
