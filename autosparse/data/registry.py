@@ -78,13 +78,14 @@ def check_subset_sizes(dataset: str, n_train: int | None, n_test: int | None) ->
     Why here: a grid (``gen``, ``bench``) failed every one of its runs on them, after the data had
     loaded; ``--check`` called it valid.
     """
-    info = dataset_info(dataset)
+    base, fake = _canonical(dataset)
+    info = _REGISTRY[base].info
     for name, n, have in (("n_train", n_train, info.n_train), ("n_test", n_test, info.n_test)):
         if n is None:
             continue
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ConfigError(f"{name} must be a positive number of examples (or omitted: all), got {n!r}")
-        if have is not None and n > have and not dataset.strip().lower().startswith(FAKE_PREFIX):  # any size
+        if have is not None and n > have and not fake:  # fake data comes in any size
             raise ConfigError(f"{name}={n} is more than {dataset}'s {have} examples; pass 1..{have} or omit it")
 
 

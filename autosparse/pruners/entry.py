@@ -299,7 +299,8 @@ def _warn_standardized(model: nn.Module, masks: Masks) -> None:
     """
     layers = {la.name: la for la in prunable_layers(model) if la.name in masks}
     std = [n for n, la in layers.items() if is_weight_standardized(la.module)]
-    key = (*std, *sorted({type(layers[n].module).__name__ for n in std}), str(masks.kept))
+    kinds = sorted({type(layers[n].module).__name__ for n in std})
+    key = (*std, *kinds, str(masks.kept))
     if not std or key in _warned_standardized:
         return
     _warned_standardized.add(key)
@@ -312,7 +313,7 @@ def _warn_standardized(model: nn.Module, masks: Masks) -> None:
         "their %d weights; their forward uses %d. For a mask that is sparse in the forward, use a variant "
         "without weight standardisation (e.g. timm:resnet26 for timm:nf_resnet26)",
         len(std),
-        ", ".join(sorted({type(layers[n].module).__name__ for n in std})),
+        ", ".join(kinds),
         name_list(std),
         kept,
         total,

@@ -40,7 +40,7 @@ from autosparse.core.masks import Masks
 from autosparse.core.model_io import logits
 from autosparse.core.tensor_files import save_tensors
 from autosparse.core.text import count_of
-from autosparse.training.trainer import COSMETIC_TRAIN_FIELDS, TrainConfig, train
+from autosparse.training.trainer import COSMETIC_TRAIN_FIELDS, TrainConfig, train, training_steps
 
 try:  # POSIX advisory locks guard a workdir against two concurrent resumers
     import fcntl
@@ -114,7 +114,7 @@ def check_rewind_step(rewind_step: int, train: TrainConfig, n_examples: int | No
     """
     if rewind_step <= 0 or n_examples is None:
         return
-    steps = max(1, int(round(train.epochs * max(1, math.ceil(n_examples / train.batch_size)))))
+    steps = training_steps(train, n_examples)
     # the rewind point is taken after a step of round 0 and before its last one ends (steps 0..steps-1)
     if rewind_step >= steps:
         raise ConfigError(

@@ -128,23 +128,27 @@ def resolve_device(device: str) -> torch.device:
     Why checked by name first: ``torch.device("gpu")`` fails with a list of twenty backend names,
     and one that torch knows but this build lacks (``mps``) fails only at the first tensor moved.
     """
+    check_device_name(device)
     text = str(device).strip().lower()
     if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if text == "cpu":
         return torch.device("cpu")
-    if text == "cuda" or (text.startswith("cuda:") and text[5:].isdigit()):
+    if text.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ConfigError(f"device {device!r} requested but no GPU is visible; {_DEVICE_FIX}")
         index = int(text[5:]) if ":" in text else 0
         if index >= torch.cuda.device_count():
             raise ConfigError(f"device {device!r}: only {torch.cuda.device_count()} GPU(s) are visible; use cuda:0")
         return torch.device(text)
-    if text == "mps":
-        if not torch.backends.mps.is_available():
-            raise ConfigError(f"device 'mps' requested but this torch build has no MPS backend; {_DEVICE_FIX}")
-        return torch.device("mps")
-    raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
+    if not torch.backends.mps.is_available():  # mps, the one name left
+        raise ConfigError(f"device 'mps' requested but this torch build has no MPS backend; {_DEVICE_FIX}")
+    return torch.device("mps")
+
+
+def training_steps(cfg: TrainConfig, n_examples: int) -> int:
+    """Optimizer steps :func:`train` takes on ``n_examples`` (a fractional epoch rounds to whole steps)."""
+    return max(1, int(round(cfg.epochs * max(1, math.ceil(n_examples / cfg.batch_size)))))
 
 
 def set_threads(num_threads: int = 0) -> None:
@@ -226,8 +230,7 @@ def train(
         masked = MaskedParameters(model, masks)
     x_train, y_train = dataset.x_train, dataset.y_train  # type: ignore[attr-defined]
     n = len(x_train)
-    steps_per_epoch = max(1, math.ceil(n / cfg.batch_size))
-    total_steps = max(1, int(round(cfg.epochs * steps_per_epoch)))
+    total_steps = training_steps(cfg, n)
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "sgd":
         opt: torch.optim.Optimizer = torch.optim.SGD(
