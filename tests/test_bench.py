@@ -464,6 +464,41 @@ def test_renaming_a_row_or_a_model_recomputes_nothing(tiny_run, tmp_path: Path, 
     assert new["job_id"].startswith("my-mlp__") and new["cell_id"].startswith("my-mlp__")
 
 
+def test_a_dataset_respelled_plans_the_same_cells(tmp_path: Path) -> None:
+    ids = {c for j in plan_jobs(tiny_config(), tmp_path) for c in j.cell_ids()}
+    respelled = {c for j in plan_jobs(tiny_config(datasets=["fake:FMNIST"]), tmp_path) for c in j.cell_ids()}
+    assert respelled == ids
+    with pytest.raises(ConfigError, match="spelled two ways"):
+        tiny_config(datasets=["fake:fmnist", "fake:fashion-mnist"]).validate()
+
+
+def test_cells_of_a_dataset_hashed_as_written_are_reused(tiny_run, tmp_path: Path, train_calls: list[str]) -> None:
+    """Before 2026-12-04 a cell id hashed the dataset as the config spelled it: a folder made then
+    with ``fmnist`` recomputed every cell (an IMP row its whole IRP run) under the registered name."""
+    from autosparse.bench.cells import recipe_hash
+
+    _, out, _ = tiny_run
+    dst = _copy(out, tmp_path)
+    for path in (dst / "cells").glob("*.json"):  # the folder as the old code wrote it for "fake:fmnist"
+        record = json.loads(path.read_text())
+        record["spec"]["data"]["dataset"] = record["dataset"] = "fake:fmnist"
+        stem, density, seed, _ = path.stem.rsplit("__", 3)
+        old_id = (
+            f"{stem.replace('fake-fashion-mnist', 'fake-fmnist')}__{density}__{seed}__{recipe_hash(record['spec'])}"
+        )
+        record["cell_id"] = old_id
+        path.unlink()
+        (path.parent / f"{old_id}.json").write_text(json.dumps(record))
+    run = run_bench(tiny_config(datasets=["fake:fmnist"]), dst)
+    assert run.jobs_run == 0 and train_calls == [] and run.cells_done_before == 12
+    assert not run.report.missing and "## mlp-widths32 on fake:fashion-mnist" in run.report.path.read_text()
+    adopted = _cells(dst)
+    canonical = [c for c in adopted.values() if "__fake-fashion-mnist__" in c["cell_id"]]
+    assert len(canonical) == 12 and {c["dataset"] for c in canonical} == {"fake:fashion-mnist"}
+    assert all(c["spec"]["data"]["dataset"] == "fake:fashion-mnist" for c in canonical)
+    assert all(recipe_hash(c["spec"]) == c["cell_id"].rsplit("__", 1)[1] for c in canonical)
+
+
 def test_format_stat() -> None:
     from autosparse.bench.report import Stat
 

@@ -34,11 +34,11 @@ import torch
 from autosparse.bench.config import IMP, BenchConfig, CellData, ImpSettings, MethodSpec, imp_settings, slug
 from autosparse.core.claims import claim, holder_name, in_progress_elsewhere
 from autosparse.core.config import config_hash, to_dict
-from autosparse.core.errors import CheckpointError, UnknownNameError
+from autosparse.core.errors import AutosparseError, CheckpointError, UnknownNameError
 from autosparse.core.folders import private_tmp
 from autosparse.core.masks import Masks
 from autosparse.core.versions import package_versions
-from autosparse.data import Dataset, pruning_batch
+from autosparse.data import Dataset, canonical_dataset, pruning_batch
 from autosparse.pruners import prune_timed
 from autosparse.pruners.registry import make_pruner
 from autosparse.task import DataSpec, ModelSpec, Task
@@ -68,20 +68,7 @@ class CellSpec:
     schedule: tuple[float, ...] = ()  # IMP: the IRP target densities (the whole path determines each point)
 
     def hash(self) -> str:
-        d = to_dict(self)
-        d["model"].pop("name", None)
-        d["method"].pop("label", None)
-        d["data"].pop("data_root", None)  # where the same files live
-        d["data"].pop("download", None)
-        for k in COSMETIC_TRAIN_FIELDS:  # editing them reuses finished cells
-            d["train"].pop(k, None)
-        d["train"].pop("seed", None)  # the cell seed drives training order; see train_config()
-        # seed and density are spelled out in the cell id, so the hash names the recipe: every
-        # cell of one method under one recipe shares it
-        d.pop("seed")
-        d.pop("density")
-        d["schema"] = CELL_SCHEMA
-        return config_hash(d)
+        return recipe_hash(to_dict(self))
 
     def method_identity(self) -> dict[str, Any] | None:
         """What decides the method's masks beyond its hparams as written (PrunerConfig.identity,
@@ -122,6 +109,25 @@ class CellSpec:
         return dataclasses.replace(self.train, seed=self.seed, num_threads=num_threads)
 
 
+def recipe_hash(spec: dict[str, Any]) -> str:
+    """The hash a cell id ends with, of a spec in its :func:`to_dict` form (a cell's recorded ``spec``
+    gives its own id's hash back): everything that determines the number, nothing that only names it."""
+    d = copy.deepcopy(spec)
+    d["model"].pop("name", None)
+    d["method"].pop("label", None)
+    d["data"].pop("data_root", None)  # where the same files live
+    d["data"].pop("download", None)
+    for k in COSMETIC_TRAIN_FIELDS:  # editing them reuses finished cells
+        d["train"].pop(k, None)
+    d["train"].pop("seed", None)  # the cell seed drives training order; see train_config()
+    # seed and density are spelled out in the cell id, so the hash names the recipe: every
+    # cell of one method under one recipe shares it
+    d.pop("seed")
+    d.pop("density")
+    d["schema"] = CELL_SCHEMA
+    return config_hash(d)
+
+
 @dataclass
 class BenchJob:
     """What an executor runs: one spec, the cells it writes, and where."""
@@ -147,7 +153,7 @@ class BenchJob:
         return [
             (d, p)
             for d, p in zip(self.densities, self.cell_paths())
-            if read_current_cell(p, identity) is None and _relabelled(p, identity) is None
+            if read_current_cell(p, identity) is None and self._elsewhere(p, identity) is None
         ]
 
     def adopt(self) -> int:
@@ -163,7 +169,7 @@ class BenchJob:
         for d, path in zip(self.densities, self.cell_paths()):
             if read_current_cell(path, identity) is not None:
                 continue
-            record = _relabelled(path, identity)
+            record = self._elsewhere(path, identity)
             if record is None:
                 continue
             record.update(
@@ -171,16 +177,22 @@ class BenchJob:
                 job_id=self.key,
                 model=self.spec.model.label(),
                 label=self.spec.method.title(),
+                dataset=self.spec.data.dataset,
             )
             if isinstance(record.get("spec"), dict):  # the names in the recorded spec too
                 record["spec"]["model"]["name"] = self.spec.model.name
                 record["spec"]["method"]["label"] = self.spec.method.label
+                record["spec"]["data"]["dataset"] = self.spec.data.dataset
             write_json_atomic(path, record)
             copied += 1
         return copied
 
     def is_complete(self) -> bool:
         return not self.missing()
+
+    def _elsewhere(self, path: Path, identity: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A current cell of this computation under another id: relabelled, or its dataset respelled."""
+        return _relabelled(path, identity) or _respelled(path, self.spec, identity)
 
 
 def _relabelled(path: Path, identity: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -190,6 +202,32 @@ def _relabelled(path: Path, identity: dict[str, Any] | None) -> dict[str, Any] |
     for other in sorted(path.parent.glob(f"*{same}")) if path.parent.is_dir() else ():
         if other != path and (record := read_current_cell(other, identity)) is not None:
             return record
+    return None
+
+
+def _respelled(path: Path, spec: CellSpec, identity: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A current cell of ``spec``'s computation at ``path``'s density, written when the bench hashed
+    its dataset as the config spelled it (``fmnist``): same labels, seed and density, and a recorded
+    spec that hashes to this id's recipe once its dataset is in the registered spelling.
+
+    Why: cell ids name the dataset as registered since 2026-12-04; without this, a folder made
+    before would recompute every cell (an IMP row its whole IRP run) on the next run.
+    """
+    if not path.parent.is_dir():
+        return None
+    want = spec.hash()
+    stem = f"{slug(spec.model.label())}__*__{slug(spec.method.title())}__{path.stem.split('__')[-3]}__s{spec.seed}__*"
+    for other in sorted(path.parent.glob(stem + ".json")):
+        record = read_current_cell(other, identity) if other != path else None
+        if record is None or not isinstance(recorded := record.get("spec"), dict):
+            continue
+        try:
+            respelled = copy.deepcopy(recorded)
+            respelled["data"]["dataset"] = canonical_dataset(str(respelled["data"]["dataset"]))
+            if recipe_hash(respelled) == want:
+                return record
+        except (AutosparseError, KeyError, TypeError):
+            continue  # a dataset this code no longer knows, or a spec of another shape: not this cell
     return None
 
 

@@ -4,7 +4,8 @@ A bench is judged by two things — accuracy at each sparsity next to baselines,
 someone else can reproduce it — so everything that determines a number lives here (models,
 datasets, methods with their hyperparameters, densities, seeds, the one training recipe every
 method shares, data subset sizes) and is hashed into the id of each result. Whatever is only
-cosmetic (labels, thread counts) is left out of the hash so renaming a row never recomputes it.
+cosmetic (labels, thread counts) is left out of the hash so renaming a row never recomputes it,
+and a dataset is hashed in its registered spelling (``fmnist`` is ``fashion-mnist``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Literal
 
 from autosparse.core.config import from_dict, load_yaml, to_dict
 from autosparse.core.errors import ConfigError, DensityError, UnknownNameError
-from autosparse.data import check_subset_sizes, dataset_info
+from autosparse.data import canonical_dataset, check_subset_sizes, dataset_info
 from autosparse.models import model_info
 from autosparse.models.info import unknown_options
 from autosparse.pruners import available, make_pruner
@@ -173,10 +174,21 @@ class BenchConfig:
     def method_titles(self) -> list[str]:
         return [m.title() for m in self.methods]
 
+    def dataset_names(self) -> list[str]:
+        """The datasets in their registered spelling (``fmnist`` → ``fashion-mnist``), as cells hash
+        and record them. Why: one dataset spelled two ways was computed twice, under two cell ids."""
+        return [canonical_dataset(d) for d in self.datasets]
+
     def cell_data(self, dataset: str) -> CellData:
         """The data every cell on ``dataset`` trains and is tested on (one subset for all seeds)."""
         return CellData(
-            dataset, self.n_train, self.n_test, self.data_root, self.data_seed, self.download, self.samples_per_class
+            canonical_dataset(dataset),
+            self.n_train,
+            self.n_test,
+            self.data_root,
+            self.data_seed,
+            self.download,
+            self.samples_per_class,
         )
 
     def sorted_densities(self) -> list[float]:
@@ -193,6 +205,10 @@ class BenchConfig:
         check_unique("density", self.densities)
         check_unique("seed", self.seeds)
         check_unique("dataset", self.datasets)
+        if len(set(self.dataset_names())) < len(self.datasets):
+            raise ConfigError(
+                f"datasets {self.datasets} name one dataset more than once, spelled two ways; list each once"
+            )
         check_unique("model label", [m.label() for m in self.models])
         check_unique("method label", self.method_titles())
         known = available()

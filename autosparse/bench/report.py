@@ -251,7 +251,7 @@ def write_text(path: Path, text: str) -> None:
 
 
 def _pairs(config: BenchConfig) -> list[tuple[str, str]]:
-    return [(m.label(), ds) for m in config.models for ds in config.datasets]
+    return [(m.label(), ds) for m in config.models for ds in config.dataset_names()]
 
 
 def _plots(

@@ -39,7 +39,7 @@ def model_sizes(model: ModelSpec, dataset: str) -> Sizes:
 def reading(records: Sequence[dict[str, Any]], bench: BenchConfig, autos: str = AUTOS_LABEL) -> str:
     """``autos vs best baseline: +0.4 points at 98% (synflow 83.0), …``: per column, the bench's
     verdict (:mod:`autosparse.bench.contest`) in the printed (rounded) means, so it agrees with the table."""
-    model, dataset = bench.models[0].label(), bench.datasets[0]
+    model, dataset = bench.models[0].label(), bench.dataset_names()[0]
     verdicts = {c.density: c for c in contests(bench, records, model, dataset) if c.learned == autos}
     parts = []
     for d in bench.sorted_densities():
@@ -64,7 +64,7 @@ def describe(
     sizes: Sizes,
 ) -> str:
     """The setting, the table, the reading and where the plot and report are."""
-    model, dataset = bench.models[0].label(), bench.datasets[0]
+    model, dataset = bench.models[0].label(), bench.dataset_names()[0]
     info = dataset_info(dataset)
     n_train = bench.n_train if bench.n_train is not None else info.n_train
     n_test = bench.n_test if bench.n_test is not None else info.n_test
