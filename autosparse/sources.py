@@ -14,6 +14,7 @@ change must never force rerunning IRP — and refeaturized features come from th
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -32,7 +33,7 @@ from autosparse.core.errors import ConfigError, StoreError
 from autosparse.core.executors import JobOutcome
 from autosparse.core.folders import check_output_path
 from autosparse.core.versions import package_versions
-from autosparse.data import Dataset, pruning_batch
+from autosparse.data import Dataset, absolute_root, pruning_batch
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION, FeatureTable, compute_features
 from autosparse.store import LABEL_KIND, FeatureStore, StoreReader, open_store
 from autosparse.store.jobs import in_progress_elsewhere, run_store_jobs
@@ -95,6 +96,9 @@ class RunJob:
     spec: RunSpec
     store: str
     workdir: str
+    #: where the worker reads the data: the spec's folder made absolute where the job was planned (a
+    #: Ray worker's working folder is not the driver's); the spec keeps the spelling its run id hashes
+    data_root: str | None = None
 
 
 def source_features(spec: RunSpec) -> tuple[nn.Module, Dataset, FeatureTable, tuple[torch.Tensor, torch.Tensor]]:
@@ -131,11 +135,13 @@ def execute_run(job: RunJob) -> dict[str, Any]:
             return in_progress_elsewhere(run_id)
         if store.is_complete(run_id):  # completed by another process between the check and the claim
             return in_progress_elsewhere(run_id)
-        return _generate(spec, store, Path(job.workdir) / run_id)
+        return _generate(spec, store, Path(job.workdir) / run_id, job.data_root)
 
 
-def _generate(spec: RunSpec, store: FeatureStore, workdir: Path) -> dict[str, Any]:
-    model, dataset, table, batch = source_features(spec)
+def _generate(spec: RunSpec, store: FeatureStore, workdir: Path, data_root: str | None = None) -> dict[str, Any]:
+    model, dataset, table, batch = source_features(
+        dataclasses.replace(spec, data_root=data_root) if data_root else spec
+    )
     result = run_irp(model, dataset, spec.irp, spec.train, seed=spec.seed, workdir=workdir, criterion_batch=batch)
     label = torch.cat([result.labels[lf.name].reshape(-1) for lf in table.layers]).numpy().astype(np.int8)
     attrs = {
@@ -294,7 +300,7 @@ def refeaturize_store(
         SCHEMA_VERSION,
         len(done),
     )
-    jobs = [RefeaturizeJob(str(src_path), str(dst_path), r, data_root) for r in todo]
+    jobs = [RefeaturizeJob(str(src_path), str(dst_path), r, absolute_root(data_root)) for r in todo]
     outcomes = run_store_jobs(
         refeaturize_run, jobs, todo, dst_path, executor=executor, workers=workers, address=address, desc="refeaturize"
     )

@@ -18,7 +18,7 @@ from typing import Any
 
 from autosparse.core.config import load_config
 from autosparse.core.errors import ConfigError
-from autosparse.data import canonical_dataset, check_subset_sizes, dataset_info, default_data_root
+from autosparse.data import absolute_root, canonical_dataset, check_subset_sizes, dataset_info, default_data_root
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
 from autosparse.sources import RunJob, RunSpec, execute_run
 from autosparse.store import FeatureStore
@@ -127,7 +127,7 @@ def generate(
     todo = [spec for spec, legacy in grid if not _done(store, spec, legacy)]
     log.info("%d runs in the grid, %d already complete", len(specs), len(specs) - len(todo))
     workdir = str(Path(str(store_path).rstrip("/") + ".work"))
-    jobs = [RunJob(s, str(store_path), workdir) for s in todo]
+    jobs = [RunJob(s, str(store_path), workdir, absolute_root(s.data_root)) for s in todo]
     return run_store_jobs(
         execute_run,
         jobs,

@@ -137,6 +137,35 @@ def test_a_store_written_under_another_spelling_counts_its_runs_as_done(
     assert generate(GenConfig.from_yaml(cfg_path), store) == []
 
 
+def test_a_relative_data_root_is_read_by_a_worker_in_another_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ray worker's working folder is not the driver's: the jobs carry the data folder made absolute,
+    while the run id keeps hashing the folder as the config spells it."""
+    import data_gen.grid
+
+    system = Path("/usr/share/datasets/fashion-mnist")
+    if not system.is_dir():
+        pytest.skip("needs the dataset-fashion-mnist package")
+    (tmp_path / "driver").mkdir()
+    (tmp_path / "driver" / "fm").symlink_to(system)
+    (tmp_path / "worker").mkdir()
+    monkeypatch.chdir(tmp_path / "driver")
+    cfg = GenConfig.from_yaml(write_config(tmp_path / "g.yaml", data_root="fm", n_train=500, n_test=100))
+    (spec,) = expand_grid(cfg)
+    assert spec.data_root == "fm"
+    real = data_gen.grid.run_store_jobs
+
+    def in_another_folder(fn, jobs, *args, **kwargs):  # what a worker started elsewhere sees
+        monkeypatch.chdir(tmp_path / "worker")
+        return real(fn, jobs, *args, **kwargs)
+
+    monkeypatch.setattr(data_gen.grid, "run_store_jobs", in_another_folder)
+    outcomes = generate(cfg, tmp_path / "s.zarr")
+    assert [o.ok for o in outcomes] == [True], [o.error for o in outcomes]
+    assert StoreReader(tmp_path / "s.zarr").run_ids == [spec.run_id]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

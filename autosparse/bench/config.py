@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from autosparse.core.config import from_dict, load_yaml, to_dict
 from autosparse.core.errors import ConfigError, DensityError, UnknownNameError
-from autosparse.data import canonical_dataset, check_subset_sizes, dataset_info
+from autosparse.data import absolute_root, canonical_dataset, check_subset_sizes, dataset_info
 from autosparse.models import model_info
 from autosparse.models.info import unknown_options
 from autosparse.pruners import available, make_pruner
@@ -185,7 +185,7 @@ class BenchConfig:
             canonical_dataset(dataset),
             self.n_train,
             self.n_test,
-            self.data_root,
+            absolute_root(self.data_root),  # for workers in another folder; not hashed into the cell ids
             self.data_seed,
             self.download,
             self.samples_per_class,

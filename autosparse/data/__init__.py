@@ -23,7 +23,7 @@ from autosparse.data.registry import (
     load_dataset,
     register_dataset,
 )
-from autosparse.data.roots import cache_dir, default_data_root, resolve_data_root
+from autosparse.data.roots import absolute_root, cache_dir, default_data_root, resolve_data_root
 from autosparse.data.sampling import stratified_indices
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "DatasetInfo",
     "PruningData",
     "TensorBatches",
+    "absolute_root",
     "available_datasets",
     "cache_dir",
     "canonical_dataset",

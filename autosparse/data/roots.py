@@ -30,3 +30,13 @@ def default_data_root() -> Path:
 def resolve_data_root(root: str | Path | None = None) -> Path:
     """An explicit ``root`` (``--data-root``) wins; otherwise the default under the cache dir."""
     return Path(root).expanduser() if root is not None else default_data_root()
+
+
+def absolute_root(root: str | None) -> str | None:
+    """``root`` as a worker in another working folder finds it (None: the default data folder).
+
+    Why: jobs run on Ray workers whose working folder is not the driver's, so a relative
+    ``--data-root`` read there is another folder. Where a root is hashed into an id, the id keeps
+    the spelling as written; only the job reads through this.
+    """
+    return None if root is None else str(Path(root).expanduser().absolute())

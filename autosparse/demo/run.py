@@ -28,6 +28,7 @@ from autosparse.core.config import config_hash, to_dict
 from autosparse.core.errors import AutosparseError
 from autosparse.core.executors import ExecutorConfig, run_jobs
 from autosparse.core.folders import make_output_dir
+from autosparse.data import absolute_root
 from autosparse.demo.config import DemoConfig, Setting
 from autosparse.demo.data import DataChoice, choose_dataset
 from autosparse.demo.summary import AUTOS_LABEL, SHIPPED_LABEL, describe, model_sizes
@@ -232,7 +233,7 @@ def _source_runs(specs: list[RunSpec], store: Path, where: ExecutorConfig, progr
     machine this step fell from 69 to 40 s, and on a busy one a single thread per run is what
     keeps it sane.
     """
-    jobs = [RunJob(spec, str(store), str(store) + ".work") for spec in specs]
+    jobs = [RunJob(spec, str(store), str(store) + ".work", absolute_root(spec.data_root)) for spec in specs]
     if where.executor == "local":
         generated = 0
         for i, (spec, job) in enumerate(zip(specs, jobs, strict=True), 1):
