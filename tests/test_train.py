@@ -45,6 +45,19 @@ def test_masks_stay_exact_and_training_is_deterministic(small_fmnist) -> None:
     assert torch.equal(weights[0], weights[1])
 
 
+def test_a_diverging_masked_run_warns_as_a_dense_one_does(small_fmnist, caplog: pytest.LogCaptureFixture) -> None:
+    """NaN gradients times the mask's 0 are NaN: the run ended on "pruned weights are non-zero after
+    training" (an AssertionError) where the same run without masks warned "training diverged"."""
+    model = build_model("lenet_300_100", (1, 28, 28), 10, seed=0)
+    masks = _masks(model, 0.05)
+    with caplog.at_level("WARNING", logger="autosparse.training.trainer"):
+        result = train(model, small_fmnist, TrainConfig(epochs=1, lr=1e6, seed=3), masks=masks)
+    assert result.train_loss != result.train_loss or result.train_loss == float("inf")
+    assert any("training diverged" in r.getMessage() for r in caplog.records)
+    for layer in prunable_layers(model):
+        assert torch.all(layer.weight[~masks[layer.name]] == 0)
+
+
 def test_dropout_draws_are_seeded_by_the_recipe_and_the_callers_stream_is_kept(small_fmnist) -> None:
     # dropout drew from torch's global generator: the same cell trained differently after other work
     results = []

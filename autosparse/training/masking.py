@@ -38,6 +38,18 @@ class MaskedParameters:
             for p, m in zip(self.params, self.masks, strict=True):
                 p.mul_(m)
 
+    def zero_pruned(self) -> None:
+        """Set the pruned weights to zero again.
+
+        Why: a diverging run's NaN gradient times the mask's 0 is still NaN, so pruned weights can
+        turn NaN (a fill in every step instead of the multiply costs 12x as much); the trainer calls
+        this once when the loss is no longer finite, so the run ends on its "training diverged"
+        warning, not on a false "pruned weights leaked".
+        """
+        with torch.no_grad():
+            for p, m in zip(self.params, self.masks, strict=True):
+                p.masked_fill_(m == 0, 0.0)
+
     def mask_gradients(self) -> None:
         """Zero the gradients of pruned weights (call between ``backward`` and ``optimizer.step``)."""
         for p, m in zip(self.params, self.masks, strict=True):

@@ -288,6 +288,8 @@ def train(
         bar.close()
     if not math.isfinite(running):
         log.warning("training diverged (loss %s); lower --lr", running)
+        if masked is not None:
+            masked.zero_pruned()  # NaN gradients times 0 are NaN; see zero_pruned
     if masks is not None:
         assert_masks_exact(model, masks)
         if keep_masks_attached:
