@@ -528,3 +528,47 @@ def test_masks_saved_from_python_need_their_model_named(tmp_path) -> None:
     assert_user_error(proc, "do not record which model", "--model")
     proc = run("train", *SMALL, "--masks", str(tmp_path / "m"), "--epochs", "0.1", "--init-seed", "0")
     assert proc.returncode == 0, proc.stderr  # named, they train
+
+
+def test_a_trained_checkpoint_of_robust_resnet_masks_reloads_with_their_branch_scales(tmp_path) -> None:
+    """model.safetensors holds no forward hooks: reloaded into a plain ResNet, robust's 1/sqrt(L)
+    branch scales were lost and the checkpoint tested at 8.5% where training reported 14.5%."""
+    import torch
+
+    from autosparse.core.masks import Masks
+    from autosparse.data import load_dataset
+    from autosparse.models import build_model
+    from autosparse.training.trainer import evaluate
+
+    net = ["--model", "resnet20", "--model-kwargs", '{"width": 0.25}', "--dataset", "fake:cifar10"]
+    sizes = ["--n-train", "256", "--n-test", "128"]
+    masks, t = tmp_path / "m", tmp_path / "t"
+    proc = run(
+        "prune",
+        *net,
+        *sizes,
+        "--method",
+        "robust",
+        "--hp",
+        "stable_resnet=true",
+        "--density",
+        "0.2",
+        "--out",
+        str(masks),
+    )
+    assert proc.returncode == 0, proc.stderr
+    proc = run("train", *sizes, "--epochs", "1", "--masks", str(masks), "--out", str(t))
+    assert proc.returncode == 0, proc.stderr
+    assert "without_init().prepare(model)" in proc.stdout
+    metrics = json.loads((t / "metrics.json").read_text())
+    assert metrics["branch_scale"]
+    data = load_dataset("fake:cifar10", n_train=256, n_test=128, seed=0)
+    model = build_model("resnet20", data.input_shape, 10, width=0.25)
+    from safetensors.torch import load_file
+
+    model.load_state_dict(load_file(str(t / "model.safetensors")))
+    Masks.load(masks).without_init().prepare(model)
+    model.eval()
+    with torch.no_grad():
+        acc = evaluate(model, data.x_test, data.y_test, 128)
+    assert acc == pytest.approx(metrics["test_accuracy"])

@@ -112,3 +112,37 @@ def test_attention_out_proj_trains_under_torch_pruning() -> None:
         opt.step()
     for pl in prunable_layers(layer):
         assert torch.all(pl.weight[~masks[pl.name]] == 0), pl.name
+
+
+def test_a_checkpoint_loads_with_its_branch_scales_through_without_init(tmp_path) -> None:
+    """README's checkpoint flow, ``without_init().apply(fresh)`` then ``load_state_dict``, dropped
+    robust's 1/√L branch scales with the θ0 rescale: the reloaded ResNet's logits were off by up to 87."""
+    model = _mlp()
+    masks = _rescaled(model, _masks(model))
+    masks = masks.with_init(InitTransform(masks.init.factors, {"2": 0.25}, masks.init.fingerprint, "unit"))
+    masks.save(tmp_path / "m")
+    masks.apply(model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        model(torch.randn(8, 20)).pow(2).mean().backward()
+        opt.step()
+    state = model.state_dict()
+    x = torch.randn(5, 20)
+    fresh = _mlp(1)  # other weights: the θ0 rescale must not apply, the branch scale must
+    plain = Masks.load(tmp_path / "m").without_init()
+    assert plain.init is not None and not plain.init.factors and plain.init.branch_scale == {"2": 0.25}
+    plain.apply(fresh)
+    fresh.load_state_dict(state)
+    torch.testing.assert_close(fresh(x), model(x))
+
+
+def test_prepare_then_apply_is_one_preparation_without_a_warning(caplog) -> None:
+    model, twin = _mlp(), _mlp()
+    masks = _rescaled(model, _masks(model))
+    with caplog.at_level(logging.WARNING):
+        masks.prepare(model)
+        masks.apply(model)  # the README's order for attaching masks yourself, then apply
+    assert not any("already applied" in r.message for r in caplog.records)
+    masks.apply(twin)
+    assert torch.equal(model[0].weight, twin[0].weight)

@@ -214,9 +214,14 @@ def test_a_damaged_mask_file_is_refused_not_trained(tmp_path) -> None:
     ).save(tmp_path / "m")
     raw = load_file(str(out / "masks.safetensors"))
     # bytes that are no longer 0 or 1
-    save_file({**raw, "a.weight": raw["a.weight"] * 7}, str(out / "masks.safetensors"))
+    mine = {"format": "autosparse-masks-v1"}  # damaged bytes keep the file's header
+    save_file({**raw, "a.weight": raw["a.weight"] * 7}, str(out / "masks.safetensors"), metadata=mine)
     with pytest.raises(MaskError, match=r"values other than 0 and 1 in a\.weight"):
         Masks.load(out)
+    # a file of weights (a checkpoint of `autosparse train --out`) is named as such
+    save_file({**raw, "a.weight": raw["a.weight"] * 0.3}, str(tmp_path / "model.safetensors"))
+    with pytest.raises(MaskError, match="holds weights, not masks"):
+        Masks.load(tmp_path / "model.safetensors")
     # still 0 and 1, but not the mask the report describes: another density would train silently
     flipped = raw["a.weight"].clone()
     flipped.view(-1)[:100] = 1
@@ -272,3 +277,64 @@ def test_applying_over_torch_masks_says_how_much_sparser_the_model_gets(caplog: 
     with caplog.at_level("WARNING", logger="autosparse"):
         masks.apply(fresh)
     assert "pruned before" not in caplog.text
+
+
+def test_masks_apply_leaves_a_model_that_deep_copies() -> None:
+    """Attached outside no_grad, the masked weight was a graph node, and ``copy.deepcopy`` refused the
+    model at once (the README said: only after a forward with gradients)."""
+    import copy
+
+    model = _mlp()
+    _random_masks(model).apply(model)
+    twin = copy.deepcopy(model)
+    assert torch.equal(twin[1].weight, model[1].weight)
+
+
+def test_a_damaged_masks_folder_is_one_error_naming_the_fix(tmp_path) -> None:
+    from autosparse.core.init_transform import InitTransform, fingerprint, rescale_factors
+
+    model = _mlp()
+    masks = _random_masks(model)
+    masks = masks.with_init(InitTransform(rescale_factors(model, masks), fingerprint=fingerprint(model)))
+    for damage in ("empty report", "null meta", "layers of another shape", "cut factors"):
+        folder = masks.save(tmp_path / damage.replace(" ", "_"))
+        report = json.loads((folder / "report.json").read_text())
+        if damage == "empty report":
+            (folder / "report.json").write_text("")
+        elif damage == "null meta":
+            report["meta"] = None
+            (folder / "report.json").write_text(json.dumps(report))
+        elif damage == "layers of another shape":
+            report["layers"] = ["1.weight"]
+            (folder / "report.json").write_text(json.dumps(report))
+        else:
+            data = (folder / "init_factors.safetensors").read_bytes()
+            (folder / "init_factors.safetensors").write_bytes(data[:100])
+        if damage == "null meta":
+            assert Masks.load(folder).meta == {}  # nothing is lost by a null meta
+            continue
+        with pytest.raises(MaskError, match="prune again"):
+            Masks.load(folder)
+
+
+def test_loaded_masks_keep_the_models_layer_order(tmp_path) -> None:
+    model = nn.Sequential()
+    model.add_module("z_stem", nn.Linear(4, 4))
+    model.add_module("a_head", nn.Linear(4, 2))
+    masks = Masks({layer.name: torch.ones(layer.shape, dtype=torch.bool) for layer in prunable_layers(model)})
+    loaded = Masks.load(masks.save(tmp_path / "m"))
+    assert list(loaded) == ["z_stem.weight", "a_head.weight"]  # safetensors sorts its keys
+    assert [r.name for r in loaded.layers()] == ["z_stem.weight", "a_head.weight"]
+
+
+def test_a_save_writes_each_file_whole_through_a_temporary_name(tmp_path) -> None:
+    model = _mlp()
+    folder = _random_masks(model).save(tmp_path / "m")
+    assert sorted(p.name for p in folder.iterdir()) == ["masks.safetensors", "report.json"]  # no temporaries left
+
+
+def test_torch_pruning_buffers_saved_as_masks_name_the_renaming() -> None:
+    model = _mlp()
+    buffers = {f"{layer.name}_mask": torch.ones(layer.shape, dtype=torch.bool) for layer in prunable_layers(model)}
+    with pytest.raises(MaskError, match="torch's pruning buffers: name each mask by its weight"):
+        Masks(buffers).validate(model)

@@ -110,12 +110,14 @@ def _task_of_masks(args: argparse.Namespace, task: Task, masks: Masks) -> Task:
     if (model, data) != (task.model, task.data):
         kwargs = f" {json.dumps(model.model_kwargs)}" if model.model_kwargs else ""
         taken = [w for w, changed in (("model", model != task.model), ("dataset", data != task.data)) if changed]
+        own = " (its options from --model-kwargs)" if "model_kwargs" in named and "model" in taken else ""
         log.info(
-            "training %s%s on %s: the %s as the masks were made (--%s choose%s otherwise)",
+            "training %s%s on %s: the %s as the masks were made%s (--%s choose%s otherwise)",
             model.model,
             kwargs,
             data.dataset,
             " and ".join(taken),
+            own,
             " / --".join(taken),
             "s" if len(taken) == 1 else "",
         )
@@ -185,5 +187,13 @@ def run(args: argparse.Namespace) -> int:
             "history": result.history,
             "density": masks.density if masks else 1.0,
         }
+        scales = masks.init.branch_scale if masks is not None and masks.init else {}
+        if scales:  # forward hooks, not in a state dict: the weights compute nothing right without them
+            metrics["branch_scale"] = scales
+            print(
+                f"{len(scales)} residual branch(es) of this model are scaled by the masks (robust); a state dict does "
+                f"not hold that: after loading model.safetensors call Masks.load({job.masks!r}).without_init()"
+                ".prepare(model)"
+            )
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return 0

@@ -17,14 +17,16 @@ import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
 from torch.nn.utils import prune
 
 from autosparse.core.errors import MaskError
-from autosparse.core.folders import make_output_dir
+from autosparse.core.folders import make_output_dir, private_tmp
 from autosparse.core.init_transform import PREPARED_ATTR, InitTransform
 from autosparse.core.layers import prunable_layers
 from autosparse.core.stale_weights import refresh_uncalled
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 MASKS_FILE = "masks.safetensors"
 INIT_FILE = "init_factors.safetensors"  # the rescaling factors, apart from the masks a plain loader reads
 REPORT_FILE = "report.json"
+MASKS_FORMAT = "autosparse-masks-v1"  # the metadata format of masks.safetensors
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,14 @@ class Masks(Mapping[str, torch.Tensor]):
         return Masks(self._masks, self.meta, init=init)
 
     def without_init(self) -> Masks:
-        """The same masks without any rescaling or branch scaling (e.g. to apply them to trained weights)."""
+        """The same masks without the rescale of θ0 (e.g. to apply them to trained weights).
+
+        Branch scales (``robust``'s 1/√L on residual branches) stay: they are part of the function
+        the weights were trained under, not of θ0, and a checkpoint loaded without them computed
+        logits off by up to 87 on a ResNet-20.
+        """
+        if self.init and self.init.branch_scale:
+            return Masks(self._masks, self.meta, init=InitTransform(branch_scale=dict(self.init.branch_scale)))
         return Masks(self._masks, self.meta)
 
     # Mapping protocol
@@ -170,10 +180,13 @@ class Masks(Mapping[str, torch.Tensor]):
                 for what, names in (("missing", missing), ("unexpected", extra))
                 if names
             ]
-            raise MaskError(
-                f"mask does not fit {label or type(model).__name__}: {', '.join(parts)}; "
-                f"{self._made_for('another model')}"
-            )
+            renamed = {n.removesuffix("_mask") for n in extra}
+            if extra and all(n.endswith("_mask") for n in extra) and renamed <= set(expected):
+                # torch's own pruning buffers, saved from a state dict (`fc1.weight_mask`)
+                fix = "these are torch's pruning buffers: name each mask by its weight (`fc1.weight`, not `fc1.weight_mask`)"
+            else:
+                fix = self._made_for("another model")
+            raise MaskError(f"mask does not fit {label or type(model).__name__}: {', '.join(parts)}; {fix}")
         for name, shape in expected.items():
             made = tuple(self._masks[name].shape)
             if made != shape:
@@ -225,18 +238,21 @@ class Masks(Mapping[str, torch.Tensor]):
         masks the torch way (logical and); a second ``apply`` of masks that rescale θ0 does not
         rescale again (it warns).
         """
-        if self.init and getattr(model, PREPARED_ATTR, None) == self.init.token:
+        if self.init and getattr(model, PREPARED_ATTR, None) == self.init.token and _masked(model):
             log.warning("these masks were already applied to this model; its weights are not rescaled again")
-        self.prepare(model)
         layers = prunable_layers(model)
         lost: dict[str, int] = {}
-        for layer in layers:
-            mask = self._masks[layer.name].to(layer.parameter.device)
-            old = getattr(layer.module, layer.param_name + "_mask", None)
-            pruned_before = int((mask & ~old.bool()).sum()) if old is not None else 0
-            if pruned_before:
-                lost[layer.name] = pruned_before
-            prune.custom_from_mask(layer.module, layer.param_name, mask)
+        # the attached weight is no graph node and no inference tensor, whatever the caller's mode: the
+        # model deep-copies and trains afterwards (torch's pre-hook recomputes it at each forward)
+        with torch.inference_mode(False), torch.no_grad():
+            self.prepare(model)
+            for layer in layers:
+                mask = self._masks[layer.name].to(layer.parameter.device)
+                old = getattr(layer.module, layer.param_name + "_mask", None)
+                pruned_before = int((mask & ~old.bool()).sum()) if old is not None else 0
+                if pruned_before:
+                    lost[layer.name] = pruned_before
+                prune.custom_from_mask(layer.module, layer.param_name, mask)
         if lost:
             log.warning(
                 "the model already carried torch pruning masks, and torch combines masks (logical and): %d of "
@@ -262,14 +278,19 @@ class Masks(Mapping[str, torch.Tensor]):
         directory = Path(directory)
         make_output_dir(directory, "masks folder")
         tensors = {n: m.to(torch.uint8) for n, m in self._masks.items()}
-        save_tensors(tensors, str(directory / MASKS_FILE), metadata={"format": "autosparse-masks-v1"})
+        save_tensors(tensors, str(directory / MASKS_FILE), metadata={"format": MASKS_FORMAT})
         init_file = directory / INIT_FILE
         if self.init and self.init.factors:
             factors = {n: f.contiguous() for n, f in self.init.factors.items()}
             save_tensors(factors, str(init_file), metadata={"format": "autosparse-init-factors-v1"})
         elif init_file.exists():
             init_file.unlink()  # a stale file from masks saved here before must not be read back with these
-        (directory / REPORT_FILE).write_text(json.dumps(self.report(), indent=2, default=str))
+        report, tmp = directory / REPORT_FILE, private_tmp(directory / REPORT_FILE)
+        try:  # last and whole: a killed save leaves no report that vouches for half-written masks
+            tmp.write_text(json.dumps(self.report(), indent=2, default=str))
+            tmp.replace(report)
+        finally:
+            tmp.unlink(missing_ok=True)
         return directory
 
     @classmethod
@@ -286,6 +307,11 @@ class Masks(Mapping[str, torch.Tensor]):
         except Exception as exc:  # safetensors raises its own error types
             raise MaskError(f"cannot read mask file {file}: {exc}; it is corrupt — prune again") from exc
         bad = [n for n, t in tensors.items() if not _zeros_and_ones(t)]
+        if bad and _file_format(file) != MASKS_FORMAT:
+            raise MaskError(
+                f"{file} holds weights, not masks (e.g. the model.safetensors of `autosparse train --out`): pass the "
+                "folder `autosparse prune --out` wrote"
+            )
         if bad:
             raise MaskError(
                 f"mask file {file} holds values other than 0 and 1 in {', '.join(bad[:3])}"
@@ -303,27 +329,58 @@ class Masks(Mapping[str, torch.Tensor]):
                 file,
             )
         else:
-            data = json.loads(report.read_text())
-            _check_counts(file, tensors, data)
-            meta = dict(data.get("meta", {}))
-            described = data.get("init") or None
-            if described:
-                init_file = file.parent / INIT_FILE
-                factors = {}
-                if described.get("rescale"):
-                    if not init_file.exists():
-                        raise MaskError(
-                            f"{report} says the masks rescale θ0 but {init_file} is missing; copy the whole mask "
-                            "folder, or prune again"
-                        )
-                    factors = load_file(str(init_file))
-                init = InitTransform(
-                    factors=factors,
-                    branch_scale={k: float(v) for k, v in described.get("branch_scale", {}).items()},
-                    fingerprint={k: [float(a) for a in v] for k, v in described.get("fingerprint", {}).items()},
-                    granularity=str(described.get("granularity", "")),
-                )
+            try:
+                data = json.loads(report.read_text())
+                _check_counts(file, tensors, data)
+                meta = dict(data.get("meta") or {})
+                described = data.get("init") or None
+                if described:
+                    init = _load_init(report, file.parent / INIT_FILE, described)
+                order = [e["name"] for e in data.get("layers") or [] if e.get("name") in tensors]
+            except MaskError:
+                raise
+            except Exception as exc:  # not JSON, or JSON of another shape
+                raise MaskError(
+                    f"cannot read {report} ({type(exc).__name__}: {exc}); the masks folder is damaged — prune again"
+                ) from exc
+            # safetensors sorts its keys; the report lists the layers in the model's order
+            listed = set(order)
+            tensors = {n: tensors[n] for n in [*order, *(n for n in tensors if n not in listed)]}
         return cls({n: t.bool() for n, t in tensors.items()}, meta=meta, init=init)
+
+
+def _load_init(report: Path, init_file: Path, described: Mapping[str, Any]) -> InitTransform:
+    """The θ0 rescale and branch scales ``report`` describes, with the factors from ``init_file``."""
+    factors = {}
+    if described.get("rescale"):
+        if not init_file.exists():
+            raise MaskError(
+                f"{report} says the masks rescale θ0 but {init_file} is missing; copy the whole mask folder, or prune again"
+            )
+        try:
+            factors = load_file(str(init_file))
+        except Exception as exc:  # safetensors raises its own error types
+            raise MaskError(f"cannot read {init_file}: {exc}; it is corrupt — prune again") from exc
+    return InitTransform(
+        factors=factors,
+        branch_scale={k: float(v) for k, v in (described.get("branch_scale") or {}).items()},
+        fingerprint={k: [float(a) for a in v] for k, v in (described.get("fingerprint") or {}).items()},
+        granularity=str(described.get("granularity", "")),
+    )
+
+
+def _file_format(file: Path) -> str | None:
+    """The ``format`` a safetensors file records in its metadata (None: none, or unreadable)."""
+    try:
+        with safe_open(str(file), framework="pt") as f:
+            return (f.metadata() or {}).get("format")
+    except Exception:  # safetensors raises its own error types
+        return None
+
+
+def _masked(model: nn.Module) -> bool:
+    """Some prunable layer carries torch's ``weight_mask`` (masks were attached, not only prepared)."""
+    return any(hasattr(la.module, la.param_name + "_mask") for la in prunable_layers(model))
 
 
 def _zeros_and_ones(t: torch.Tensor) -> bool:

@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
+from autosparse.core.folders import private_tmp
+
 # Read once, at import, where /proc is missing: os.umask can only be read by setting it (not thread-safe).
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -34,8 +36,14 @@ def _umask() -> int:
 def save_tensors(
     tensors: Mapping[str, torch.Tensor], path: str | Path, metadata: Mapping[str, str] | None = None
 ) -> Path:
-    """``save_file`` then the mode a plain ``open(path, "w")`` would have given (0666 minus the umask)."""
+    """``save_file`` then the mode a plain ``open(path, "w")`` would have given (0666 minus the umask),
+    through a temporary name: a killed save leaves the old file or the new one, never half of one."""
     path = Path(path)
-    save_file(dict(tensors), str(path), metadata=dict(metadata) if metadata is not None else None)
-    os.chmod(path, 0o666 & ~_umask())
+    tmp = private_tmp(path)
+    try:
+        save_file(dict(tensors), str(tmp), metadata=dict(metadata) if metadata is not None else None)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path

@@ -227,10 +227,7 @@ def prune_timed(
             configured = getattr(pruner.config, "input_shape", None) or shape
             record_collapse(model, masks, pdata, configured, method, measured=measured)
     if apply:
-        # the attached weight is no graph node and no inference tensor, whatever the caller's mode: the
-        # model deep-copies and trains afterwards (torch's pre-hook recomputes it at each forward)
-        with torch.inference_mode(False), torch.no_grad():
-            masks.apply(model)
+        masks.apply(model)  # in any caller mode (see Masks.apply)
     return PruneResult(masks, seconds, method, dataclasses.asdict(pruner.config))
 
 
