@@ -53,6 +53,9 @@ def test_ties_break_by_index_deterministically() -> None:
     s = torch.zeros(10)
     m = topk_mask(s, 3)
     assert m.tolist() == [True] * 3 + [False] * 7
+    spread = topk_mask(torch.tensor([5.0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), 4, ties="spread")
+    assert spread.tolist() == [True, True, False, False, True, False, False, True, False, False]
+    assert topk_mask(torch.zeros(7), 7, ties="spread").all()
 
 
 def test_nan_scores_are_never_kept_first_and_say_so() -> None:

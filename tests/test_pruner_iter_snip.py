@@ -95,3 +95,20 @@ def test_scores_leave_model_unchanged() -> None:
 
 def test_scores_on_a_torch_pruned_model() -> None:
     check_scores_on_torch_pruned_model("iter_snip", bn_data())
+
+
+def test_tied_scores_in_a_global_round_are_not_kept_by_layer_order() -> None:
+    """NTK-SAP scores exactly 0 on the weights of dead units: the first layers kept all of theirs and
+    the last layers lost all of theirs, round after round, until lenet5 at 20% had fc2 and fc3 empty."""
+    from torch import nn
+
+    from autosparse.pruners.iterate import Thinning
+
+    work = nn.Sequential(nn.Linear(10, 10), nn.Linear(10, 10))
+    thin = Thinning(work)
+    scores = {"0.weight": torch.zeros(10, 10), "1.weight": torch.zeros(10, 10)}
+    scores["0.weight"][0] = 1.0  # ten real scores, then 190 zeros of which 90 stay
+    thin.keep_global(scores, 100, first=False)
+    kept = [int(m.sum()) for m in thin.masks]
+    # the 90 places among 190 tied zeros go to each layer in proportion to its zeros, not all to layer 0
+    assert sum(kept) == 100 and abs(kept[1] - 90 * 100 / 190) <= 1

@@ -32,8 +32,9 @@ def target_count(total: int, density: float) -> int:
     return max(1, min(total, int(round(density * total))))
 
 
-def topk_mask(score: torch.Tensor, k: int) -> torch.Tensor:
-    """Boolean mask of the ``k`` highest scores; ties go to the lower flat index.
+def topk_mask(score: torch.Tensor, k: int, *, ties: Literal["first", "spread"] = "first") -> torch.Tensor:
+    """Boolean mask of the ``k`` highest scores; ties go to the lower flat index (``ties="spread"``:
+    to indices evenly spaced over the tied ones, so no part of the flat order is favoured).
 
     NaN scores rank lowest, so a diverging saliency is never kept ahead of a real score, and a
     ``RuntimeWarning`` says that some were NaN; if every score is NaN the order would be the
@@ -57,7 +58,10 @@ def topk_mask(score: torch.Tensor, k: int) -> torch.Tensor:
     mask = flat > t
     short = k - int(mask.sum())
     if short > 0:
-        mask[torch.nonzero(flat == t).squeeze(1)[:short]] = True
+        tied = torch.nonzero(flat == t).squeeze(1)
+        if ties == "spread":
+            tied = tied[torch.arange(short, dtype=torch.int64) * tied.numel() // short]
+        mask[tied[:short]] = True
     return mask.reshape(score.shape)
 
 

@@ -4,7 +4,7 @@ SynFlow, iterative SNIP, NTK-SAP and ProsPr's rounds all prune in rounds: score,
 re-score the thinned network. They differ only in the score, so the rounds live here once:
 densities follow an exponential (d_r = d^(r/R), SynFlow's schedule) or linear schedule, weights
 pruned in an earlier round stay pruned, and each round keeps exactly ``round(d_r * total)``
-weights with the shared allocation's lowest-index tie rule.
+weights; ties at the threshold are spread evenly over the flat order (not to its start).
 
 Why the rounds cost what their scores cost: the caller's model is copied (and converted, e.g. to
 SynFlow's float64) once, not every round; each round's mask is applied to that copy in place
@@ -118,7 +118,7 @@ class Thinning:
         return Masks({n: m.clone() for n, m in zip(self.names, self.masks, strict=True)})
 
     def keep_global(self, scores: dict[str, torch.Tensor], k: int, *, first: bool = False) -> None:
-        """Keep the ``k`` best-scored survivors over all layers; exact, lowest flat index wins ties.
+        """Keep the ``k`` best-scored survivors over all layers; exact, ties spread over the flat order.
 
         The survivors' scores in flat order are what :func:`topk_mask` sees of the whole
         concatenation once every pruned weight scores ``-inf``: its k-th largest value is a
@@ -138,7 +138,10 @@ class Thinning:
         flat = torch.cat(values)
         if first:  # the first round sees every weight: a flat signal is no ranking
             check_ranks_something(flat, k)
-        keep = topk_mask(flat, k)
+        # ties spread over the flat order, not to its start: a score of exactly 0 shared by many weights
+        # (NTK-SAP's dead units) kept the first layers' and pruned the last layers', round after round,
+        # until a lenet5 at 20% had its two classifier layers empty
+        keep = topk_mask(flat, k, ties="spread")
         offset = 0
         for i, idx in enumerate(self.alive):
             kept = keep[offset : offset + idx.numel()]
