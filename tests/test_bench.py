@@ -574,6 +574,33 @@ def test_a_retrained_scorer_recomputes_its_cells_under_the_same_ids(tmp_path: Pa
     assert len(stale) == 1 and json.loads(stale[0].read_text()) == before[autos_id]  # nothing lost
 
 
+def test_a_card_edit_that_moves_the_masks_recomputes_the_cells(tmp_path: Path) -> None:
+    """``train-scorer --add-unit-head --unit-scale`` rewrites the card and leaves the weights' hash: the
+    bench kept the old scale's cell. Cells made before the card was hashed are judged by what they record."""
+    from autosparse.bench.cells import read_current_cell
+
+    scorer = tmp_path / "scorer"
+    shutil.copytree(ROOT / "trained_scorers" / "autos_mlp", scorer)
+    cfg = tiny_config(
+        methods=[{"method": "autos", "hparams": {"scorer": str(scorer)}, "label": "autos"}], densities=[0.1], seeds=[0]
+    )
+    out = tmp_path / "out"
+    run_bench(cfg, out)
+    (cell,) = (out / "cells").glob("*.json")
+    identity = json.loads(cell.read_text())["method_identity"]
+    assert identity["card_sha256"]
+    older = {k: v for k, v in identity.items() if k != "card_sha256"}  # a cell written before 2026-12-04
+    record = json.loads(cell.read_text())
+    cell.write_text(json.dumps({**record, "method_identity": older}))
+    assert read_current_cell(cell, identity) is not None
+    cell.write_text(json.dumps(record))
+    card = json.loads((scorer / "card.json").read_text())
+    card["units"]["scale"] = 0.123  # what the unit head's rescaling writes
+    (scorer / "card.json").write_text(json.dumps(card))
+    records, missing = collect(cfg, out)
+    assert missing and not records
+
+
 def test_a_missing_scorer_does_not_stop_planning(tmp_path: Path) -> None:
     """A scorer a later step trains (the demo's) or that is missing: ids plan (running refuses it: preflight)."""
     cfg = tiny_config(methods=["magnitude", {"method": "autos", "hparams": {"scorer": str(tmp_path / "later")}}])

@@ -260,13 +260,20 @@ def read_current_cell(path: str | Path, identity: dict[str, Any] | None) -> dict
     """:func:`read_cell`, but None for a cell whose recorded method identity (a scorer's weights)
     differs from ``identity``: a scorer retrained under the same name must not reuse cells of the
     old weights. Cells that record none (made before 2026-12-01) and an unresolvable ``identity``
-    count as current."""
+    count as current, and a key the cell's record predates is not compared."""
     record = read_cell(path)
     if record is None or not identity or "method_identity" not in record:
         return record
-    if record["method_identity"] != identity:
+    recorded = record["method_identity"]
+    if not isinstance(recorded, dict) or any(
+        recorded.get(k) != v for k, v in identity.items() if k in recorded or k not in _IDENTITY_ADDED_LATER
+    ):
         return None  # _set_aside_stale says so when it is recomputed
     return record
+
+
+#: identity keys cells made before them do not record: those cells are judged by the keys they have
+_IDENTITY_ADDED_LATER = frozenset({"card_sha256"})  # 2026-12-04
 
 
 def _set_aside_stale(path: Path, identity: dict[str, Any] | None) -> None:

@@ -148,6 +148,25 @@ def scorer_evidence_sha256(name_or_path: str | Path) -> str:
     return hashlib.sha256(json.dumps(read, sort_keys=True).encode()).hexdigest()
 
 
+#: card fields that do not shape a mask: what the scorer is called, how it was made and measured, and
+#: the guards' evidence (hashed on their own, only where those guards can act)
+_NOT_SHAPING = ("name", "training", "metrics", "evidence", "student", "weights_sha256", "format")
+
+
+def scorer_card_sha256(name_or_path: str | Path) -> str:
+    """A hash of what else on a scorer's card shapes its masks besides the weights: the features and
+    their normalisation, the architectures' settings, the unit head's scale, the coverage the range
+    guard reads. Why: ``train-scorer --add-unit-head --unit-scale`` changes the masks and leaves the
+    weights' hash as it was, so a bench kept cells of the old card."""
+    card = resolve_scorer(name_or_path) / CARD_FILE
+    try:
+        raw = json.loads(card.read_text())
+        shaping = {k: v for k, v in raw.items() if k not in _NOT_SHAPING}
+    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+        raise CheckpointError(f"cannot read {card}: {exc}; the checkpoint is damaged — retrain or re-copy it") from exc
+    return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def scorer_student_sha256(name_or_path: str | Path) -> str:
     """A hash of what the student guard reads from a scorer's card ("" if it has no student
     evidence), without reading the weights: the points, margin and reach (not where they came from)."""

@@ -10,6 +10,7 @@ from autosparse.core.errors import ConfigError
 from autosparse.pruners.registry import PrunerConfig
 from autosparse.scorer.checkpoint import (
     load_checkpoint,
+    scorer_card_sha256,
     scorer_evidence_sha256,
     scorer_student_sha256,
     scorer_weights_sha256,
@@ -91,9 +92,10 @@ class AutosConfig(PrunerConfig):
         load_checkpoint(self.scorer)
 
     def identity(self) -> dict[str, Any]:
-        """The scorer's weights, and what the density and student guards read from its card when they
-        can act: evidence (and the coverage it votes through) changes masks without changing weights."""
-        out = {"scorer_sha256": scorer_weights_sha256(self.scorer)}
+        """The scorer's weights and the rest of its card that shapes masks, and what the density and student
+        guards read from it when they can act: evidence (and the coverage it votes through) changes masks
+        without changing weights."""
+        out = {"scorer_sha256": scorer_weights_sha256(self.scorer), "card_sha256": scorer_card_sha256(self.scorer)}
         if self.density_guard != "off" and self.guarded:
             evidence = scorer_evidence_sha256(self.scorer)
             if evidence:
