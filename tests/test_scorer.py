@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -133,8 +134,27 @@ def test_unknown_scorer_name() -> None:
 def test_scorer_path_that_does_not_exist_says_so(tmp_path) -> None:
     with pytest.raises(CheckpointError, match="does not exist; pass a shipped scorer's name"):
         load_scorer(tmp_path / "nope")
-    with pytest.raises(CheckpointError, match=r"holds no card\.json"):
-        load_scorer(tmp_path)  # exists, but is not a scorer
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match=r"holds no card\.json.*train a scorer there"):
+        load_scorer(tmp_path / "empty")  # exists, but is not a scorer
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("mine")
+    with pytest.raises(CheckpointError, match=r"holds no card\.json.*train one into a new folder"):
+        load_scorer(tmp_path / "notes")  # training there would be refused: say what works
+    with pytest.raises(CheckpointError, match="no scorer named ''"):
+        load_scorer("")
+
+
+def test_a_shipped_name_is_the_shipped_scorer_whatever_folder_the_user_is_in(tmp_path, monkeypatch, caplog) -> None:
+    """A folder ./autos_mlp silently replaced the default scorer of every `autos` call made there."""
+    from autosparse.scorer.checkpoint import SHIPPED_DIR, resolve_scorer
+
+    shutil.copytree(SHIPPED_DIR / "autos_mlp_fmnist", tmp_path / "autos_mlp")
+    monkeypatch.chdir(tmp_path)
+    with caplog.at_level("WARNING", logger="autosparse.scorer.checkpoint"):
+        assert resolve_scorer("autos_mlp") == SHIPPED_DIR / "autos_mlp"
+    assert any("pass ./autos_mlp" in r.getMessage() for r in caplog.records)
+    assert resolve_scorer("./autos_mlp") == Path("./autos_mlp")
 
 
 def test_a_bad_out_or_feature_fails_before_training(store, tmp_path) -> None:
@@ -328,6 +348,49 @@ def test_allocator_ensemble_is_the_mean_of_its_members() -> None:
         AllocatorEnsemble([Allocator(("a",), (4,)), Allocator(("b",), (4,))])
     with pytest.raises(ConfigError, match="alloc_members must be >= 1"):
         ScorerConfig(alloc_members=0)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"eval_every": 0}, "eval_every must be >= 1"),  # was a ZeroDivisionError after the store was read
+        ({"hidden": ()}, "hidden must be one or more widths"),
+        ({"hidden": (32, 0)}, "hidden must be one or more widths"),  # was a constant ranker, exit 0
+        ({"alloc_hidden": (0,)}, "alloc_hidden must be one or more widths"),
+        ({"lr": -1.0}, "lr must be a positive number"),
+        ({"alloc_lr": 0.0}, "alloc_lr must be a positive number"),
+        ({"weight_decay": -1.0}, "weight_decay must be >= 0"),
+        ({"max_per_layer": 0}, "max_per_layer must be >= 1"),
+        ({"alloc_steps": 0}, "alloc_steps must be >= 1"),
+        ({"seed": -1}, r"seed must be in \[0, 2\*\*32\)"),
+        ({"min_round_accuracy": 1.2}, r"min_round_accuracy must be in \[0, 1\]"),  # was "regenerate the store"
+        ({"ranker_features": ("",)}, "ranker_features must name one or more features"),
+        ({"group_size": 1}, "group_size must be >= 2"),
+    ],
+)
+def test_a_recipe_that_cannot_train_is_refused_when_built(bad: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        ScorerConfig(**bad)
+
+
+def test_a_change_in_place_is_one_per_call_and_refuses_options_it_would_ignore(scorer_dir, tmp_path, capsys) -> None:
+    from autosparse.cli import main
+
+    for argv, message in [
+        (["--add-coverage", "--add-unit-head"], "--add-coverage and --add-unit-head each change the scorer"),
+        (["--add-unit-head", "--holdout", "seed=1", "--steps", "5"], "--holdout, --steps would do nothing"),
+        (["--replace-allocator", "--alloc-lr", "0.5"], "--alloc-lr would do nothing"),
+    ]:
+        assert main(["train-scorer", *argv, "--store", str(tmp_path / "s.zarr"), "--out", str(scorer_dir)]) == 2
+        assert message in capsys.readouterr().err
+
+
+def test_a_change_in_place_never_rewrites_a_shipped_scorer_named_bare(tmp_path, monkeypatch) -> None:
+    from autosparse.scorer.training import add_coverage
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError, match=r"names a shipped scorer .*copy it first"):
+        add_coverage("autos_mlp", tmp_path / "s.zarr")
 
 
 def test_replace_allocator_keeps_ranker_and_units_and_member_zero(store, scorer_dir, tmp_path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from autosparse.bench.cells import CELLS_DIR, read_cell
 from autosparse.core.errors import ConfigError, StoreError
 from autosparse.models import build_model
-from autosparse.scorer.checkpoint import Card, load_checkpoint, resolve_scorer, save_checkpoint
+from autosparse.scorer.checkpoint import Card, load_checkpoint, local_scorer, save_checkpoint
 from autosparse.scorer.coverage import source_label
 from autosparse.scorer.evidence import DensityEvidence, Point
 from autosparse.store.reader import StoreReader
@@ -126,7 +126,7 @@ def add_evidence(scorer: str | Path, store: str | Path, folders: Sequence[str | 
     """Record the density evidence of an existing scorer's training runs on its card, in place
     (weights untouched). Folders are bench output folders whose SynFlow cells trained the source
     shapes with the sources' recipes."""
-    directory = resolve_scorer(scorer)
+    directory = local_scorer(scorer)
     card, tensors = load_checkpoint(directory)
     train_ids = list(card.training.get("train_runs", []))
     reader = StoreReader(str(store))

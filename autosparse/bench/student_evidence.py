@@ -22,7 +22,7 @@ from autosparse.bench.evidence import read_cells, training_recipe
 from autosparse.core.errors import ConfigError
 from autosparse.data.registry import dataset_info
 from autosparse.models import build_model
-from autosparse.scorer.checkpoint import Card, load_checkpoint, resolve_scorer, save_checkpoint
+from autosparse.scorer.checkpoint import Card, load_checkpoint, local_scorer, save_checkpoint
 from autosparse.scorer.student import StudentEvidence, StudentPoint
 from autosparse.topology.merges import ProbeError, network_kind
 
@@ -101,7 +101,7 @@ def add_student_evidence(scorer: str | Path, folders: Sequence[str | Path], *, k
     2026-12-03 changed 12 of 42 cells) needs only those cells measured again; the other points stay
     what they were, and the provenance lists both sources.
     """
-    directory = resolve_scorer(scorer)
+    directory = local_scorer(scorer)
     card, tensors = load_checkpoint(directory)
     evidence = collect_student_evidence(read_cells(folders), card.weights_sha256)
     old = StudentEvidence.from_card(card.student) if keep_other_points else None

@@ -113,6 +113,56 @@ def add_options(p: argparse.ArgumentParser) -> None:
     add_arguments(p, ScorerConfig)
 
 
+#: the options each change-in-place mode reads besides --out (the rest of its recipe is the card's)
+_MODE_READS: dict[str, frozenset[str]] = {
+    "--add-student-evidence": frozenset({"keep_student_points"}),
+    "--add-coverage": frozenset({"store"}),
+    "--add-evidence": frozenset({"store"}),
+    "--replace-allocator / --allocator-from": frozenset({"store", "alloc_members"}),
+    "--add-unit-head": frozenset({"store", "unit_scale"}),
+}
+
+
+def _check_one_change(args: argparse.Namespace) -> None:
+    """One change to the scorer in --out per call, and no option it would ignore.
+
+    Why: the modes ran as an if-chain, so ``--add-coverage --add-unit-head`` added the coverage only,
+    and ``--add-unit-head --holdout seed=1 --steps 5`` exited 0 with both options unused.
+    """
+    from autosparse.core.config import given, read_config
+    from autosparse.core.errors import ConfigError
+    from autosparse.scorer.config import ScorerConfig
+
+    chosen = [
+        mode
+        for mode, on in (
+            ("--add-student-evidence", bool(args.add_student_evidence)),
+            ("--add-coverage", args.add_coverage),
+            ("--add-evidence", bool(args.add_evidence)),
+            ("--replace-allocator / --allocator-from", bool(args.replace_allocator or args.allocator_from)),
+            ("--add-unit-head", args.add_unit_head),
+        )
+        if on
+    ]
+    if len(chosen) > 1:
+        raise ConfigError(f"{' and '.join(chosen)} each change the scorer in --out: run them one call at a time")
+    if not chosen:
+        return
+    reads = _MODE_READS[chosen[0]]
+    options = {**read_config(args), **given(args, ScorerConfig)}
+    named = {"store": args.store, "holdout": args.holdout, "train_on": args.train_on, "name": args.name}
+    options.update({k: v for k, v in named.items() if v is not None})
+    if args.overwrite:
+        options["overwrite"] = True
+    idle = sorted(k for k in options if k not in reads)
+    if idle:
+        flags = ", ".join("--" + k.replace("_", "-") for k in idle)
+        raise ConfigError(
+            f"{chosen[0]} changes the scorer in --out with the recipe on its card, so {flags} would do nothing; "
+            "drop them (to train a new scorer with them, leave out " + chosen[0] + ")"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from autosparse.core.errors import ConfigError
     from autosparse.scorer.config import ScorerConfig
@@ -120,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
     from autosparse.scorer.training import train_scorer
 
     (cfg,) = resolve(args, ScorerConfig)
+    _check_one_change(args)
     if args.keep_student_points and not args.add_student_evidence:
         raise ConfigError(
             "--keep-student-points only goes with --add-student-evidence BENCH_DIR …; add that, or drop it"

@@ -25,7 +25,7 @@ from typing import Any
 from autosparse.bench.config import IMP, BenchConfig, MethodSpec
 from autosparse.bench.runner import run_bench
 from autosparse.core.config import config_hash, to_dict
-from autosparse.core.errors import AutosparseError
+from autosparse.core.errors import AutosparseError, ConfigError
 from autosparse.core.executors import ExecutorConfig, run_jobs
 from autosparse.core.folders import make_output_dir
 from autosparse.data import absolute_root
@@ -155,6 +155,8 @@ def run_demo(
     out = Path(cfg.out) / choice.dataset.replace(":", "-")  # one store, scorer and bench per dataset
     specs = source_specs(setting, choice.dataset, choice.data_root)
     store = (out / "store.zarr").absolute()
+    if setting.scorer_steps < 1:  # the message names the demo's option, not ScorerConfig's field
+        raise ConfigError(f"--scorer-steps must be >= 1, got {setting.scorer_steps}")
     scorer_cfg = ScorerConfig(steps=setting.scorer_steps, eval_every=max(1, setting.scorer_steps // 6))
     key = scorer_key(specs, scorer_cfg)
     scorer_dir = out / f"scorer-{key}"

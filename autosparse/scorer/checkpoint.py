@@ -9,8 +9,10 @@ half-copied checkpoint — are refused rather than producing a silently wrong ma
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,8 @@ CARD_FORMAT = "autosparse-scorer-v1"
 # Shipped scorers live in the repository's trained_scorers/ folder, next to the package; a wheel
 # installs that folder beside it too (pyproject.toml), so the path is the same in both.
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "trained_scorers"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -78,22 +82,39 @@ def shipped_scorers() -> list[str]:
 
 
 def resolve_scorer(name_or_path: str | Path) -> Path:
-    """A shipped scorer's name, or a directory holding card.json + model.safetensors."""
+    """A shipped scorer's name, or a directory holding card.json + model.safetensors.
+
+    A bare shipped name means the shipped scorer even where the working folder has a folder of
+    that name (``./autos_mlp`` is the way to name that one, and a warning says so): the default
+    ``autos_mlp`` was silently replaced by whatever scorer a user had saved under that name there.
+    """
+    text = str(name_or_path)
+    if not text.strip():
+        raise CheckpointError(
+            f"no scorer named {text!r}: pass a shipped scorer's name ({', '.join(shipped_scorers())}) or a path"
+        )
     path = Path(name_or_path)
+    shipped = SHIPPED_DIR / text
+    bare = Path(text).name == text and text not in (".", "..")
+    if bare and (shipped / CARD_FILE).exists():
+        if (path / CARD_FILE).exists() and path.resolve() != shipped.resolve():
+            _warn_shadowed(text)
+        return shipped
     if (path / CARD_FILE).exists():
         return path
-    shipped = SHIPPED_DIR / str(name_or_path)
-    if (shipped / CARD_FILE).exists():
-        return shipped
     if "/" in str(name_or_path) and not path.exists():
         raise CheckpointError(
             f"no scorer at {path}: the directory does not exist; pass a shipped scorer's name "
             f"({', '.join(shipped_scorers())}) or train one there with `autosparse train-scorer --out {path}`"
         )
     if path.exists():
-        raise CheckpointError(
-            f"{path} holds no {CARD_FILE}; train a scorer there with `autosparse train-scorer --out {path}`"
+        empty = path.is_dir() and not any(path.iterdir())
+        fix = (
+            f"train a scorer there with `autosparse train-scorer --out {path}`"
+            if empty
+            else "pass a scorer's folder, or train one into a new folder with `autosparse train-scorer --out DIR`"
         )
+        raise CheckpointError(f"{path} holds no {CARD_FILE}, so it is no scorer; {fix}")
     if not shipped_scorers():
         raise CheckpointError(
             f"no scorer named {name_or_path!r}: this installation has no shipped scorers (looked in {SHIPPED_DIR}); "
@@ -102,6 +123,34 @@ def resolve_scorer(name_or_path: str | Path) -> Path:
         )
     raise UnknownNameError(
         "scorer", str(name_or_path), shipped_scorers(), hint="or pass the path of a trained scorer directory"
+    )
+
+
+def local_scorer(out: str | Path) -> Path:
+    """The folder a command changes a scorer in (``train-scorer --add-… --out``): a path, never a bare
+    name resolved to the shipped scorer of that name, which those commands rewrote inside the install."""
+    path = Path(out)
+    if (path / CARD_FILE).exists():
+        return path
+    shipped = SHIPPED_DIR / str(out)
+    hint = ""
+    if Path(str(out)).name == str(out) and (shipped / CARD_FILE).exists():
+        hint = (
+            f"; {out!r} names a shipped scorer ({shipped}): copy it first (cp -r {shipped} {out}) to change a copy, "
+            "or pass that path to change it in place"
+        )
+    raise CheckpointError(f"--out {out} holds no scorer ({CARD_FILE}) to change{hint}")
+
+
+@functools.cache
+def _warn_shadowed(name: str) -> None:
+    """Once per name: ``autos`` resolves its scorer several times a call."""
+    log.warning(
+        "scorer %r is the shipped one (%s), not the folder ./%s here: pass ./%s (a path) to use that one",
+        name,
+        SHIPPED_DIR / name,
+        name,
+        name,
     )
 
 

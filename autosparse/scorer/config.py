@@ -83,8 +83,42 @@ class ScorerConfig:
 
     def __post_init__(self) -> None:
         arch_class(self.arch)  # an unknown arch is a ConfigError naming the registered ones
-        if self.steps < 1 or self.group_size < 2 or self.groups_per_step < 1:
-            raise ConfigError("steps, groups_per_step must be >= 1 and group_size >= 2")
+        # each refused here, not as a traceback (ZeroDivisionError, AdamW's ValueError) or a silently
+        # useless scorer (hidden width 0: a constant ranker) after the store was read
+        for name in (
+            "steps",
+            "groups_per_step",
+            "eval_every",
+            "alloc_steps",
+            "max_per_layer",
+            "gnn_hidden",
+            "gnn_layers",
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.group_size < 2:
+            raise ConfigError(f"group_size must be >= 2 (a group is a list to rank), got {self.group_size}")
+        for name in ("hidden", "alloc_hidden"):
+            widths = getattr(self, name)
+            if not widths or any(w < 1 for w in widths):
+                raise ConfigError(f"{name} must be one or more widths >= 1, e.g. 32,16; got {list(widths)}")
+        for name in ("lr", "alloc_lr"):
+            if not 0.0 < getattr(self, name) < float("inf"):
+                raise ConfigError(f"{name} must be a positive number, got {getattr(self, name)}")
+        for name in ("weight_decay", "alloc_weight_decay"):
+            if not 0.0 <= getattr(self, name) < float("inf"):
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.min_round_accuracy <= 1.0:
+            raise ConfigError(
+                f"min_round_accuracy must be in [0, 1] (a share of the dense accuracy), got {self.min_round_accuracy}"
+            )
+        if not 0.0 < self.eval_min_round_density <= 1.0:
+            raise ConfigError(f"eval_min_round_density must be in (0, 1], got {self.eval_min_round_density}")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"seed must be in [0, 2**32), got {self.seed}")
+        for name in ("ranker_features", "allocator_features"):
+            if not getattr(self, name) or any(not str(f).strip() for f in getattr(self, name)):
+                raise ConfigError(f"{name} must name one or more features (`autosparse store info` lists them)")
         if self.alloc_members < 1:
             raise ConfigError(f"alloc_members must be >= 1 (1: a single allocator), got {self.alloc_members}")
         if not 0.0 < self.unit_scale <= 1.0:

@@ -31,6 +31,7 @@ from autosparse.scorer.checkpoint import (
     Card,
     finished_checkpoint,
     load_checkpoint,
+    local_scorer,
     resolve_scorer,
     save_checkpoint,
 )
@@ -148,7 +149,7 @@ def add_unit_head(
     """
     if not 0.0 < scale <= 1.0:
         raise ConfigError(f"unit scale must be in (0, 1], got {scale}")
-    directory = resolve_scorer(scorer)
+    directory = local_scorer(scorer)
     card, tensors = load_checkpoint(directory)
     cfg = config or card_config(card)
     train_ids = list(card.training.get("train_runs", []))
@@ -220,7 +221,7 @@ def replace_allocator(scorer: str | Path, store: str | Path, *, members: int, so
     ``--add-student-evidence``); the density evidence and the coverage are about the training runs
     and stay. A retrained allocator follows the card's recipe (widths, steps, rate, seed).
     """
-    directory = resolve_scorer(scorer)
+    directory = local_scorer(scorer)
     card, tensors = load_checkpoint(directory)
     train_ids = list(card.training.get("train_runs", []))
     val_ids = list(card.training.get("val_runs", []))
@@ -299,7 +300,7 @@ def add_coverage(scorer: str | Path, store: str | Path) -> Card:
     For scorers trained before cards carried it: the runs are read back from ``store`` by the ids
     the card lists, so the coverage is exactly that of the layers the allocator was fitted on.
     """
-    directory = resolve_scorer(scorer)
+    directory = local_scorer(scorer)
     card, tensors = load_checkpoint(directory)
     train_ids = list(card.training.get("train_runs", []))
     by_id = _layer_level_runs(card, store, card_config(card), train_ids)
