@@ -70,6 +70,15 @@ def test_yaml_errors(tmp_path) -> None:
     bad.write_text("- a list\n- not a mapping\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_yaml(bad)
+    # a folder, a binary file and a key given twice were a traceback or a silent choice of the last
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_yaml(tmp_path)
+    (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00\x81")
+    with pytest.raises(ConfigError, match="cannot read .* as text"):
+        load_yaml(tmp_path / "bin.yaml")
+    (tmp_path / "twice.yaml").write_text("method: synflow\ndensity: 0.1\nmethod: snip\n")
+    with pytest.raises(ConfigError, match=r"key 'method' is given twice \(line 3\)"):
+        load_yaml(tmp_path / "twice.yaml")
 
 
 @dataclass
@@ -305,3 +314,18 @@ def test_a_missing_required_key_and_a_null_hyperparameter_read_as_the_yaml_says(
     net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
     masks = autosparse.prune(net, "synflow", density=0.5, rounds=None, scope=None, input_shape=(4,))
     assert masks.kept == 24 and masks.meta["method"] == "synflow"
+
+
+def test_yaml_pitfalls_are_named_not_run() -> None:
+    """An empty list item, an unquoted off, a list for a one-value key and a flag's dotted spelling
+    each gave a traceback or a misleading message (`unknown autos units 'False'`)."""
+    with pytest.raises(ConfigError, match=r"seeds\[1\] is empty \(null\)"):
+        from_dict(Grid, {"seeds": [0, None]})
+    with pytest.raises(ConfigError, match=r"rows\[0\] is empty"):
+        from_dict(Grid, {"rows": [None]})
+    with pytest.raises(ConfigError, match="YAML reads an unquoted off, no or false as False; quote it"):
+        from_dict(Outer, {"name": False})
+    with pytest.raises(ConfigError, match="takes one value"):
+        from_dict(Outer, {"name": ["a"]})
+    with pytest.raises(ConfigError, match=r"inner.x .*in YAML nest it: inner: \{x: …\}"):
+        from_dict(Outer, {"inner.x": 3})

@@ -339,13 +339,38 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; pass a YAML file (configs/ has examples)")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read {path} as text ({exc.reason}); pass a YAML file") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"cannot parse {path} as YAML: {exc}".splitlines()[0]) from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of field: value, got {type(data).__name__}")
     return data
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (it silently kept the last:
+    ``method: synflow`` then, lines later, ``method: snip`` ran snip)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} is given twice (line {key_node.start_mark.line + 1}); keep one",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def list_item(cls: type, value: Any) -> Any:
@@ -404,6 +429,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             ]  # KEY=VALUE pairs as a mapping (`hp: {rounds: 10}`)
         elif not isinstance(value, (list, tuple, Mapping)):
             value = [value]  # one item written without the list (`seeds: 0`, `densities: 0.1`)
+        nulls = [i for i, v in enumerate(value) if v is None] if isinstance(value, (list, tuple)) else []
+        if nulls:  # `- ` left empty, or `[0.1, null]`: a TypeError or AttributeError further on
+            raise ConfigError(f"{where}[{nulls[0]}] is empty (null); give it a value or remove it")
         if dataclasses.is_dataclass(inner):
             value = [list_item(inner, v) for v in value]  # type: ignore[arg-type]
         try:
@@ -433,6 +461,13 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp in (int, float):
         return _number(value, tp, where)
     if tp is str:
+        if isinstance(value, bool):  # YAML 1.1 reads unquoted off / no / on / yes as booleans
+            word = "on, yes or true" if value else "off, no or false"
+            raise ConfigError(
+                f"{where} must be text, got {value}: YAML reads an unquoted {word} as {value}; quote it ('off')"
+            )
+        if isinstance(value, (list, tuple, Mapping)):
+            raise ConfigError(f"{where} takes one value, got {value!r}")
         return str(value)
     return value
 
@@ -499,6 +534,13 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
     names = {f.name for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     normalised = {str(k).replace("-", "_"): v for k, v in data.items()}
     unknown = sorted(set(normalised) - names)
+    dotted = [k for k in unknown if "." in k and k.split(".", 1)[0] in names]
+    if dotted:  # the flags' spelling (--irp.rounds) written as a YAML key
+        outer, inner = dotted[0].split(".", 1)
+        raise ConfigError(
+            f"key {dotted[0]}{' in ' + where if where else ''} is a flag's spelling; in YAML nest it: "
+            f"{outer}: {{{inner}: …}}"
+        )
     if unknown:
         raise unknown_keys(unknown, names, f" in {where}" if where else "")
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
