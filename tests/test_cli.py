@@ -572,3 +572,15 @@ def test_a_trained_checkpoint_of_robust_resnet_masks_reloads_with_their_branch_s
     with torch.no_grad():
         acc = evaluate(model, data.x_test, data.y_test, 128)
     assert acc == pytest.approx(metrics["test_accuracy"])
+
+
+def test_a_flag_amount_replaces_the_configs_other_spelling(tmp_path) -> None:
+    """`--sparsity` over a YAML `density` said "give exactly one", though flags override the YAML."""
+    cfg = tmp_path / "p.yaml"
+    cfg.write_text(
+        "model: mlp\nmodel_kwargs: {widths: [16]}\ndataset: fake:fashion-mnist\nmethod: random\ndensity: 0.1\n"
+    )
+    proc = run("prune", "--config", str(cfg), "--sparsity", "0.95")
+    assert proc.returncode == 0, proc.stderr
+    assert "kept 635 of 12704 weights" in proc.stdout
+    assert_user_error(run("prune", "--config", str(cfg), "--sparsity", "0.95", "--density", "0.2"), "exactly one")

@@ -74,7 +74,7 @@ def test_yaml_errors(tmp_path) -> None:
     with pytest.raises(ConfigError, match="is a folder"):
         load_yaml(tmp_path)
     (tmp_path / "bin.yaml").write_bytes(b"\xff\xfe\x00\x81")
-    with pytest.raises(ConfigError, match="cannot read .* as text"):
+    with pytest.raises(ConfigError, match=r"cannot read .* as text"):
         load_yaml(tmp_path / "bin.yaml")
     (tmp_path / "twice.yaml").write_text("method: synflow\ndensity: 0.1\nmethod: snip\n")
     with pytest.raises(ConfigError, match=r"key 'method' is given twice \(line 3\)"):

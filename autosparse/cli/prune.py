@@ -96,12 +96,30 @@ def add_options(p: argparse.ArgumentParser) -> None:
     add_task_arguments(p, PruneJob)
 
 
+def _flag_amount_wins(args: argparse.Namespace, job: PruneJob) -> PruneJob:
+    """``--sparsity`` on the command line replaces the config's ``density`` (and the other way round):
+    flags override the YAML, and the two are one setting spelled two ways."""
+    import dataclasses
+
+    from autosparse.core.config import given
+
+    if job.density is None or job.sparsity is None:
+        return job
+    flags = given(args, PruneJob)
+    if "density" in flags and "sparsity" not in flags:
+        return dataclasses.replace(job, sparsity=None)
+    if "sparsity" in flags and "density" not in flags:
+        return dataclasses.replace(job, density=None)
+    return job  # both from one place: check_density says to give one
+
+
 def run(args: argparse.Namespace) -> int:
     from autosparse.core.errors import check_density
     from autosparse.core.folders import check_output_path
     from autosparse.models import model_info
 
     task, (job,) = resolve_task(args, PruneJob)
+    job = _flag_amount_wins(args, job)
     if job.out:
         check_output_path(job.out)  # before the pruning, not when saving its result
     # the cheap checks before the dataset loads: a typo should not wait for the data
