@@ -97,6 +97,17 @@ def test_erk_floor_outside_zero_one_is_one_clear_error() -> None:
         make_pruner("autos", erk_floor=0.5, allocation="erk")
 
 
+def test_scope_is_refused_naming_allocation() -> None:
+    """`scope` (every pruner's) was accepted and ignored: scope=erk gave the default mask."""
+    import pytest
+
+    from autosparse.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="pass allocation='erk'"):
+        make_pruner("autos", scope="erk")
+    make_pruner("autos", scope="global")  # the inherited default, written out
+
+
 def test_flow_rounds_keep_every_layers_count_and_put_the_kept_weights_on_paths() -> None:
     """``flow_rounds`` re-chooses weights within each layer only: the learned allocation's counts are
     kept to the weight, the unit head's chosen units still bound the hidden layers, and far more of

@@ -47,6 +47,11 @@ class AutosConfig(PrunerConfig):
     flow_prior: str = "learned"  # the flow's edge values: learned (within-layer percentile) | magnitude (|θ|)
 
     def __post_init__(self) -> None:
+        if self.scope != "global":  # inherited from every pruner's config; autos' counts come from `allocation`
+            raise ConfigError(
+                f"autos has no scope (got {self.scope!r}): its per-layer counts are `allocation` "
+                f"({', '.join(ALLOCATIONS)}); pass allocation={self.scope!r} for that classic allocation"
+            )
         if self.allocation not in ALLOCATIONS:
             raise ConfigError(f"unknown autos allocation {self.allocation!r}; use {', '.join(ALLOCATIONS)}")
         if self.units not in UNIT_MODES:
