@@ -535,3 +535,32 @@ def test_add_coverage_records_the_coverage_training_wrote(store, scorer_dir, tmp
     (copy / CARD_FILE).write_text(json.dumps(card))
     with pytest.raises(StoreError, match="lacks 1 of the scorer's runs"):
         add_coverage(copy, store)
+
+
+def test_two_trainings_into_one_out_do_not_both_succeed(store, tmp_path) -> None:
+    """Both ran, both said "scorer written", and the later one silently replaced the first."""
+    import threading
+
+    from autosparse.core.claims import claim
+    from autosparse.scorer.training import LOCK_FILE
+
+    out = tmp_path / "s"
+    held, release = threading.Event(), threading.Event()
+
+    def other_training() -> None:
+        with claim(out / LOCK_FILE) as mine:
+            assert mine
+            held.set()
+            release.wait(30)
+
+    worker = threading.Thread(target=other_training)
+    worker.start()
+    try:
+        held.wait(30)
+        with pytest.raises(ConfigError, match="is being written by another train-scorer"):
+            train_scorer(store, holdout=None, out=out, config=ScorerConfig(steps=1))
+    finally:
+        release.set()
+        worker.join()
+    train_scorer(store, holdout=None, out=out, config=ScorerConfig(steps=1, alloc_steps=1))  # the lock is no content
+    assert (out / "card.json").exists()

@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file
 
 from autosparse.core.errors import CheckpointError, UnknownNameError
+from autosparse.core.folders import private_tmp
 from autosparse.core.tensor_files import save_tensors
 from autosparse.features import check_schema
 
@@ -71,7 +72,12 @@ def save_checkpoint(directory: str | Path, tensors: dict[str, torch.Tensor], car
         {k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(weights), metadata={"format": CARD_FORMAT}
     )
     card.weights_sha256 = _sha256(weights)
-    (directory / CARD_FILE).write_text(card.to_json())
+    tmp = private_tmp(directory / CARD_FILE)
+    try:  # whole or not at all: a card cut short reads as a damaged checkpoint
+        tmp.write_text(card.to_json())
+        tmp.replace(directory / CARD_FILE)
+    finally:
+        tmp.unlink(missing_ok=True)
     return directory
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from autosparse.core.claims import claim, holder
 from autosparse.core.config import to_dict
 from autosparse.core.errors import ConfigError, StoreError
 from autosparse.core.folders import check_output_path
@@ -43,6 +44,7 @@ from autosparse.scorer.fit import fit_ranker
 from autosparse.scorer.heads import train_allocator, train_allocators, unit_card
 from autosparse.scorer.loaded import load_scorer
 from autosparse.scorer.nets import LayerHead
+from autosparse.store.reader import StoreReader
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +74,36 @@ def train_scorer(
     that took hours of bench cells to measure. What a killed run left half-written is replaced.
     """
     cfg = config or ScorerConfig()
-    arch = get_arch(cfg.arch)
-    start = time.perf_counter()
     train_reader, val_reader = open_split(str(store), holdout, train_on)  # a wrong store or filter first: cheap
     check_scorer_out(out, overwrite=overwrite)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    with claim(Path(out) / LOCK_FILE) as mine:
+        if not mine:  # two runs into one --out: the later one replaced the first, both reporting success
+            raise ConfigError(
+                f"--out {out} is being written by another train-scorer ({holder(Path(out) / LOCK_FILE)}); "
+                "wait for it to finish, or choose another --out"
+            )
+        check_scorer_out(out, overwrite=overwrite, quiet=True)  # a scorer finished there meanwhile is refused too
+        return _train(store, train_reader, val_reader, holdout, out, cfg, name, command, train_on)
+
+
+#: held for the whole of a training into a folder (autosparse.core.claims); never deleted
+LOCK_FILE = ".train-scorer.lock"
+
+
+def _train(
+    store: str | Path,
+    train_reader: StoreReader,
+    val_reader: StoreReader | None,
+    holdout: str | None,
+    out: str | Path,
+    cfg: ScorerConfig,
+    name: str | None,
+    command: str | None,
+    train_on: str | None,
+) -> TrainedScorer:
+    arch = get_arch(cfg.arch)
+    start = time.perf_counter()
     baseline_feats = tuple(f for f in BASELINE_RANKERS.values())
     train_runs = load_samples(
         train_reader,
@@ -310,12 +338,12 @@ def add_coverage(scorer: str | Path, store: str | Path) -> Card:
     return card
 
 
-def check_scorer_out(out: str | Path, *, overwrite: bool = False) -> None:
+def check_scorer_out(out: str | Path, *, overwrite: bool = False, quiet: bool = False) -> None:
     """Refuse an ``out`` that training would end by failing on (a file), by mixing into (a folder of
     other things) or by replacing a finished scorer without ``overwrite``, before the minutes of
     training, not after; replacing a scorer there is said."""
     path = check_output_path(out)
-    if path.is_dir() and any(path.iterdir()):
+    if path.is_dir() and any(not p.name.startswith(".") for p in path.iterdir()):  # the lock file is no content
         if not ((path / CARD_FILE).exists() or (path / WEIGHTS_FILE).exists()):
             raise ConfigError(f"--out {path} holds other files and no scorer; give a new or empty directory")
         card = finished_checkpoint(path)
@@ -327,7 +355,8 @@ def check_scorer_out(out: str | Path, *, overwrite: bool = False) -> None:
                 "give a new directory, or pass --overwrite (overwrite=True) to replace it"
             )
         # a finished one the caller chose to replace, or one a killed run left half-written
-        log.warning("replacing the scorer in %s", path)
+        if not quiet:
+            log.warning("replacing the scorer in %s", path)
 
 
 def _plot_curve(curve: list[dict[str, float]], path: Path) -> None:
