@@ -584,3 +584,20 @@ def test_a_flag_amount_replaces_the_configs_other_spelling(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "kept 635 of 12704 weights" in proc.stdout
     assert_user_error(run("prune", "--config", str(cfg), "--sparsity", "0.95", "--density", "0.2"), "exactly one")
+
+
+def test_bench_flag_mistakes_get_the_flag_they_meant(tmp_path) -> None:
+    # the value of a mistyped flag was taken as the bench kind ("invalid choice: '1'")
+    assert_user_error(run("bench", "--check", "--epochs", "1"), "--epochs (did you mean --train.epochs?)")
+    assert_user_error(run("bench", "spee", "--check"), "unknown bench kind 'spee'")
+    # the speed bench's flags typed for an accuracy bench: name the accuracy bench's own
+    assert_user_error(
+        run("bench", "--check", "--seed", "1", "--device", "cpu"), "--seed → --seeds", "--device → --train.device"
+    )
+    # --check says what the run would refuse, and a config of another kind is refused by name
+    assert_user_error(run("bench", "speed", "--check", "--executor", "process"), "drop --executor")
+    train_speed = str(Path(__file__).resolve().parents[1] / "configs" / "bench" / "speed_train.yaml")
+    assert_user_error(run("bench", "speed", "--check", "--config", train_speed), "is a train_speed bench")
+    bad = tmp_path / "ts.yaml"
+    bad.write_text("kind: train_speed\nmodels: [{model: resnet20}]\ndataset: fake:cifar10\n")
+    assert_user_error(run("bench", "--check", "--config", str(bad)), "fake data needs n_train")

@@ -34,7 +34,7 @@ from autosparse.data import FAKE_PREFIX, dataset_info
 from autosparse.models import model_info
 from autosparse.pruners import prune
 from autosparse.task import DataSpec, ModelSpec, Task
-from autosparse.training.trainer import TrainConfig, set_threads, train
+from autosparse.training.trainer import TrainConfig, check_device_name, set_threads, train
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,16 @@ class TrainSpeedConfig:
             raise ConfigError(f"unknown variants {unknown}; use some of {', '.join(VARIANTS)}")
         if self.runs < 1 or self.epochs <= 0:
             raise ConfigError("runs must be >= 1 and epochs > 0")
+        if self.batch_size < 1 or self.num_threads < 0:
+            raise ConfigError(
+                f"batch_size must be >= 1 and num_threads >= 0 (0: every core), got {self.batch_size} and "
+                f"{self.num_threads}"
+            )
+        check_device_name(self.device)
         for m in self.models:
             model_info(m.model)
             dataset_info(m.dataset or self.dataset)
+            self.task(m)  # fake data without n_train failed only when that model's turn came
         return self
 
     def task(self, model: TrainSpeedModel) -> Task:

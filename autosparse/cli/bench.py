@@ -40,9 +40,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "asked_kind",  # not `kind`: that is a field of the configs, and a given flag would override it
         metavar="{accuracy,speed,train_speed}",
-        nargs="?",
-        choices=KINDS,
-        default=None,
+        nargs="?",  # no `choices`: the value of a mistyped flag (`--epochs 1`) lands here, and the flag's
+        default=None,  # own did-you-mean error must win over "invalid choice: '1'" (checked in run)
         help="accuracy (default), speed or train_speed; taken from the config's `kind` when omitted",
     )
     add_config_argument(p, help="bench config (see configs/bench/): a YAML of the options below; flags override it")
@@ -65,11 +64,17 @@ def run(args: argparse.Namespace) -> int:
     from autosparse.bench.runner import CONFIG_FILE
     from autosparse.bench.speed import SpeedConfig
 
+    if args.asked_kind is not None and args.asked_kind not in KINDS:
+        raise ConfigError(f"unknown bench kind {args.asked_kind!r}; use one of {', '.join(KINDS)} (or none: accuracy)")
     if not args.config and args.out and (Path(args.out) / CONFIG_FILE).exists():
         # `bench --out DIR [--report-only]`: the grid that folder holds, not the default one
         args.config = str(Path(args.out) / CONFIG_FILE)
         log.info("reading the bench config %s", args.config)
     if args.asked_kind == "train_speed" or (args.config and config_kind(args.config) == "train_speed"):
+        if args.asked_kind not in (None, "train_speed"):
+            raise ConfigError(
+                f"{args.config} is a train_speed bench (its `kind`), but `autosparse bench {args.asked_kind}` was asked"
+            )
         return _train_speed(args)
     cfg, where = resolve_bench(args)
     out = Path(args.out) if args.out else Path("runs") / "bench" / (Path(args.config).stem if args.config else cfg.kind)
@@ -89,6 +94,7 @@ def _check(cfg: Any, where: Any, out: Path, config: str | None) -> int:
 
     name = config or "the bench config"
     if isinstance(cfg, SpeedConfig):
+        _speed_runs_here(where, report_only=False)
         cfg.validate()
         cases = plan_measurements(cfg)
         done = sum(1 for c in cases if finished_measurement(measurement_path(out, c)) is not None)
@@ -120,10 +126,30 @@ def resolve_bench(args: argparse.Namespace) -> tuple[Any, Any]:
     if stray:
         flags = ", ".join("--" + k.replace("_", "-") + (".…" if isinstance(v, dict) else "") for k, v in stray.items())
         other_kind = "accuracy" if kind == "speed" else "speed"
-        raise ConfigError(f"{flags}: only for the {other_kind} bench, and this is {_a(kind)} bench; drop them")
+        meant = _own_spelling(cls, [k for k, v in stray.items() if not isinstance(v, dict)])
+        hint = f" (this bench's: {', '.join(meant)})" if meant else ""
+        raise ConfigError(f"{flags}: only for the {other_kind} bench, and this is {_a(kind)} bench; drop them{hint}")
     pick_labelled_rows(args, cls, data)
     cfg, where = resolve(args, cls, ExecutorConfig, data=data)
     return cfg, where
+
+
+def _own_spelling(cls: type, names: list[str]) -> list[str]:
+    """This bench kind's flags the other kind's ``names`` likely meant (``--seed`` → ``--seeds``,
+    ``--device`` → ``--train.device``): a typo for one kind is often the other kind's option."""
+    import difflib
+
+    default, own = cls(), []
+    for f in dataclasses.fields(cls):
+        own.append(f.name)
+        if dataclasses.is_dataclass(inner := getattr(default, f.name)):
+            own += [f"{f.name}.{g.name}" for g in dataclasses.fields(inner)]
+    out = []
+    for name in names:
+        match = difflib.get_close_matches(name, own, n=1, cutoff=0.6)
+        if match:
+            out.append(f"--{name.replace('_', '-')} → --{match[0].replace('_', '-')}")
+    return out
 
 
 def _a(kind: str) -> str:
@@ -197,6 +223,17 @@ def _accuracy(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
 
 def _speed(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
     from autosparse.bench.speed import run_speed
+
+    _speed_runs_here(where, report_only)
+    result = run_speed(cfg, out)
+    print(result.tables)
+    failed = [r for r in result.rows if not r.get("ok")]
+    print(f"\n{len(result.rows)} measurements, {len(failed)} failed; report: {result.path}")
+    return 1 if failed else 0
+
+
+def _speed_runs_here(where: Any, report_only: bool) -> None:
+    """What a speed bench refuses, refused by ``--check`` too (it said "valid" to ``--executor process``)."""
     from autosparse.core.executors import ExecutorConfig
 
     if where != ExecutorConfig() or report_only:
@@ -204,11 +241,6 @@ def _speed(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
             "the speed bench measures one method at a time on this machine; drop --executor/--address/--workers "
             "and --report-only"
         )
-    result = run_speed(cfg, out)
-    print(result.tables)
-    failed = [r for r in result.rows if not r.get("ok")]
-    print(f"\n{len(result.rows)} measurements, {len(failed)} failed; report: {result.path}")
-    return 1 if failed else 0
 
 
 def _train_speed(args: argparse.Namespace) -> int:
