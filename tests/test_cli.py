@@ -601,3 +601,10 @@ def test_bench_flag_mistakes_get_the_flag_they_meant(tmp_path) -> None:
     bad = tmp_path / "ts.yaml"
     bad.write_text("kind: train_speed\nmodels: [{model: resnet20}]\ndataset: fake:cifar10\n")
     assert_user_error(run("bench", "--check", "--config", str(bad)), "fake data needs n_train")
+
+
+def test_a_mistyped_option_of_a_store_action_is_refused_by_that_action() -> None:
+    """The error named `autosparse store` and no did-you-mean: it looked one parser level too high."""
+    assert_user_error(
+        run("store", "validate", "/nonexistent.zarr", "--quik"), "store validate", "did you mean --quick?"
+    )

@@ -79,6 +79,12 @@ def _refuse_extra(parser: argparse.ArgumentParser, args: argparse.Namespace, ext
     mistyped one was likely meant as: argparse's own message comes from the top-level parser and
     names neither."""
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
+    while True:  # down to the action typed (`store info`): its options, and its name in the error
+        nested = next((a for a in sub._actions if isinstance(a, argparse._SubParsersAction)), None)
+        chosen = getattr(args, nested.dest, None) if nested is not None else None
+        if nested is None or chosen not in nested.choices:
+            break
+        sub = nested.choices[chosen]
     options = sorted(o for o in sub._option_string_actions if o.startswith("--"))
     method, hparams = _method_hparams(args) if "--hp" in options else (None, set())
     words: list[str] = []
