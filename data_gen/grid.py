@@ -18,6 +18,7 @@ from typing import Any
 
 from autosparse.core.config import load_config
 from autosparse.core.errors import ConfigError
+from autosparse.core.executors import check_resources
 from autosparse.data import absolute_root, canonical_dataset, check_subset_sizes, dataset_info, default_data_root
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
 from autosparse.sources import RunJob, RunSpec, execute_run
@@ -49,6 +50,7 @@ class GenConfig:
     num_gpus: float = 0.0  # GPUs each run reserves on a Ray cluster (--executor ray)
 
     def __post_init__(self) -> None:
+        check_resources(self.num_cpus, self.num_gpus)
         if self.samples_per_class < 1:
             raise ConfigError(f"samples_per_class must be >= 1, got {self.samples_per_class}")
 

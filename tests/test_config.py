@@ -329,3 +329,19 @@ def test_yaml_pitfalls_are_named_not_run() -> None:
         from_dict(Outer, {"name": ["a"]})
     with pytest.raises(ConfigError, match=r"inner.x .*in YAML nest it: inner: \{x: …\}"):
         from_dict(Outer, {"inner.x": 3})
+
+
+def test_seeds_and_ray_resources_out_of_range_are_config_errors() -> None:
+    """A seed past torch's range was an OverflowError from inside torch; negative Ray resources passed --check."""
+    from autosparse.bench.config import bench_config_from_dict
+    from autosparse.models import build_model
+    from data_gen.grid import GenConfig
+
+    with pytest.raises(ConfigError, match=r"seed must be in \[0, 2\*\*63\)"):
+        TrainConfig(seed=2**64)
+    with pytest.raises(ConfigError, match=r"seed must be in \[0, 2\*\*63\)"):
+        build_model("mlp", (1, 4, 4), 2, seed=-1, widths=(4,))
+    with pytest.raises(ConfigError, match="num_cpus and num_gpus must be >= 0"):
+        GenConfig(num_gpus=-1)
+    with pytest.raises(ConfigError, match="num_cpus and num_gpus must be >= 0"):
+        bench_config_from_dict({"num_cpus": -1}).validate()

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from autosparse.core.config import from_dict, load_yaml, to_dict
 from autosparse.core.errors import ConfigError, DensityError, UnknownNameError
+from autosparse.core.executors import check_resources
 from autosparse.data import absolute_root, canonical_dataset, check_subset_sizes, dataset_info
 from autosparse.models import model_info
 from autosparse.models.info import unknown_options
@@ -204,6 +205,7 @@ class BenchConfig:
                 raise DensityError(f"bench densities must be in (0, 1], got {d}; e.g. 0.01 keeps 1% of the weights")
         check_unique("density", self.densities)
         check_unique("seed", self.seeds)
+        check_resources(self.num_cpus, self.num_gpus)
         check_unique("dataset", self.datasets)
         if len(set(self.dataset_names())) < len(self.datasets):
             raise ConfigError(

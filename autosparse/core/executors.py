@@ -45,10 +45,22 @@ class ExecutorConfig:
             raise UnknownNameError("executor", self.executor, EXECUTORS)
         if self.workers < 0:
             raise ConfigError(f"workers must be >= 0 (0 = one per core), got {self.workers}")
+        if self.workers and self.executor != "process":
+            log.warning(
+                "--workers %d counts processes of --executor process; the %s executor ignores it",
+                self.workers,
+                self.executor,
+            )
 
     def options(self) -> dict[str, Any]:
         """The keyword arguments of :func:`run_jobs` (and of the drivers that pass them on)."""
         return {"executor": self.executor, "address": self.address, "workers": self.workers}
+
+
+def check_resources(num_cpus: float, num_gpus: float) -> None:
+    """What each job reserves on a Ray cluster, checked with the config (Ray refused it only at submission)."""
+    if not (num_cpus >= 0 and num_gpus >= 0):
+        raise ConfigError(f"num_cpus and num_gpus must be >= 0, got {num_cpus} and {num_gpus}")
 
 
 @dataclass
