@@ -39,7 +39,9 @@ class ModelSpec:
     """Which model, with which options."""
 
     model: str = "lenet_300_100"  # a zoo model, tv:<name> or timm:<name> (see `autosparse models`)
-    model_kwargs: dict[str, Any] = field(default_factory=dict)  # the model's options, e.g. {"widths": [500, 150]}
+    model_kwargs: dict[str, Any] = field(
+        default_factory=dict
+    )  # the model's options, e.g. {"widths": [500, 150]} for --model mlp
     name: str = ""  # short label for run ids; defaults to the model name plus its options
 
     def __post_init__(self) -> None:

@@ -564,3 +564,24 @@ def test_two_trainings_into_one_out_do_not_both_succeed(store, tmp_path) -> None
         worker.join()
     train_scorer(store, holdout=None, out=out, config=ScorerConfig(steps=1, alloc_steps=1))  # the lock is no content
     assert (out / "card.json").exists()
+
+
+def test_runs_of_different_teachers_are_said_and_can_be_narrowed(store, tmp_path, caplog) -> None:
+    import zarr
+
+    from autosparse.scorer.data import open_split
+
+    mixed = tmp_path / "mixed.zarr"
+    shutil.copytree(store, mixed)
+    runs = zarr.open_group(str(mixed / "runs"), mode="r+")
+    first = sorted(runs.group_keys())[0]
+    spec = dict(runs[first].attrs["spec"])
+    spec["irp"] = {**spec["irp"], "criterion": "snip"}
+    runs[first].attrs["spec"] = spec
+    with caplog.at_level("WARNING", logger="autosparse.scorer.data"):
+        open_split(str(mixed), None)
+    assert any("2 different IRP teachers" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="autosparse.scorer.data"):
+        train, _ = open_split(str(mixed), None, "spec.irp.criterion=magnitude")  # the hint's narrowing works
+    assert first not in train.run_ids and not any("teachers" in r.getMessage() for r in caplog.records)

@@ -88,7 +88,33 @@ def open_split(
         raise StoreError(
             f"the holdout filter {holdout!r} matches no complete run in {store}; check `autosparse store info`"
         )
+    _warn_mixed_teachers(train)
     return train, val
+
+
+#: IRP settings that make a run another teacher (what the labels imitate), not another source
+_TEACHER_KEYS = ("criterion", "scope", "rewind_step")
+
+
+def _warn_mixed_teachers(reader: StoreReader) -> None:
+    """Say when the training runs were labelled by different teachers (IRP by magnitude and by SNIP,
+    global and per-layer): the scorer learns their average, which neither teacher is, and its card
+    lists only run ids. Mixing can be meant; it should not be silent."""
+    teachers: dict[tuple[Any, ...], int] = {}
+    for attrs in reader.runs().values():
+        irp = (attrs.get("spec") or {}).get("irp") or {}
+        key = tuple((k, irp.get(k)) for k in _TEACHER_KEYS)
+        teachers[key] = teachers.get(key, 0) + 1
+    if len(teachers) > 1:
+        described = "; ".join(
+            f"{n} run(s) with " + ", ".join(f"{k} {v}" for k, v in key) for key, n in sorted(teachers.items(), key=str)
+        )
+        log.warning(
+            "the training runs were labelled by %d different IRP teachers (%s): the scorer learns a blend of them; "
+            "narrow them with --train-on (e.g. --train-on 'spec.irp.criterion=magnitude') if that is not meant",
+            len(teachers),
+            described,
+        )
 
 
 def load_samples(

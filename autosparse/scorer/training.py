@@ -132,7 +132,7 @@ def _train(
     metrics: dict[str, Any] = {}
     if val_runs:
         metrics = evaluate_scorer(lambda run: arch.score_run(ranker, val_reader, run), alloc, val_runs)
-    name = name or Path(out).name
+    name = name or Path(out).absolute().resolve().name  # `--out .` is named after its folder, not ""
     card = Card(
         name=name,
         arch=cfg.arch,
