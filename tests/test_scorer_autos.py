@@ -220,3 +220,12 @@ def test_weights_read_without_calling_their_layer_are_reached() -> None:
     model = SwinTransformer(patch_size=[4, 4], embed_dim=8, depths=[1, 1], num_heads=[1, 2], window_size=[2, 2])
     assert PathNetwork(model, (3, 16, 16)).unreached == []
     assert PathNetwork(_UnusedHead(), (32,)).unreached == ["aux.weight"]
+
+
+def test_a_scorer_given_as_a_list_is_one_config_error() -> None:
+    import pytest
+
+    from autosparse.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="scorer takes one value"):  # was a TypeError from pathlib
+        make_pruner("autos", scorer=["autos_mlp"])

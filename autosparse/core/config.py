@@ -515,6 +515,8 @@ def typed_scalars(cls: type, values: Mapping[str, Any], *, where: str = "") -> d
             base = _base_type(hints[key])
             if base in (int, float, str, bool) or get_origin(base) is Literal:
                 out[key] = _coerce(value, hints[key], f"{where}{'.' if where else ''}{key}")
+        elif key in hints and _base_type(hints[key]) is str and isinstance(value, (list, tuple, Mapping)):
+            raise ConfigError(f"{where}{'.' if where else ''}{key} takes one value, got {value!r}")
     return out
 
 
