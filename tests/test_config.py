@@ -79,6 +79,8 @@ def test_yaml_errors(tmp_path) -> None:
     (tmp_path / "twice.yaml").write_text("method: synflow\ndensity: 0.1\nmethod: snip\n")
     with pytest.raises(ConfigError, match=r"key 'method' is given twice \(line 3\)"):
         load_yaml(tmp_path / "twice.yaml")
+    (tmp_path / "merge.yaml").write_text("base: &b {epochs: 1, lr: 0.1}\ntrain:\n  <<: *b\n  lr: 0.2\n")
+    assert load_yaml(tmp_path / "merge.yaml")["train"] == {"epochs": 1, "lr": 0.2}  # a merge's key overridden
 
 
 @dataclass
