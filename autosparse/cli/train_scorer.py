@@ -25,7 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def add_options(p: argparse.ArgumentParser) -> None:
     from autosparse.scorer.config import ScorerConfig
 
-    add_config_argument(p)
+    add_config_argument(
+        p,
+        help="YAML file of the recipe options (the ones after --keep-student-points, without the --; see "
+        "configs/scorer/); --store, --holdout, --out and the other flags above stay on the command line; flags "
+        "override the YAML",
+    )
     p.add_argument(
         "--store",
         default=None,
