@@ -89,7 +89,9 @@ def test_a_loss_says_so_and_missing_rows_are_left_out() -> None:
     records = _records({("synflow", 0.005): [40.0, 41.0, 42.0], ("autos", 0.005): [30.0, 31.0, 29.0]})
     rows = contests(CFG, records, MODEL, "fashion-mnist")
     assert len(rows) == 1 and rows[0].imp_mean is None  # no IMP cells, no cells at 98%
-    assert "| autos | 99.5% | synflow 41.0 | -11.0 | 0 of 3 | – | – |" in contest_table(rows)
+    # the grid's other classic row has no cells here: the verdict says it compared one of two
+    table = contest_table(rows)
+    assert "| autos | 99.5% | synflow 41.0 (1 of 2 classic rows have cells) | -11.0 | 0 of 3 | – | – |" in table
     rows = contests(
         CFG,
         _records({("synflow", 0.005): [40.0], ("autos", 0.005): [30.0], ("imp", 0.005): [60.0]}),
@@ -111,6 +113,15 @@ def test_the_margin_compares_the_same_seeds() -> None:
     (row,) = contests(CFG, records, MODEL, "fashion-mnist")
     assert (row.mean, row.best_mean, row.seeds_paired, row.imp_mean) == (45.0, 40.0, 1, 50.0)
     assert row.gap_share == pytest.approx(0.5)
+
+
+def test_the_best_classic_row_is_the_best_on_the_seeds_the_margin_is_measured_on() -> None:
+    """Picked by all-seed means, one row won, and the margin over the learned row's seeds overstated it:
+    on those seeds another classic row was level with it."""
+    records = _records({("synflow", 0.005): [10.0, 30.0, 30.0], ("phew", 0.005): [18.0, 18.0, 18.0]})
+    records += _records({("autos", 0.005): [18.0]})  # seed 0 only: phew 18 beats synflow 10 there
+    (row,) = contests(CFG, records, MODEL, "fashion-mnist")
+    assert (row.best, row.margin, row.seeds_paired) == ("phew", 0.0, 1)
 
 
 def test_the_report_states_the_verdict(tmp_path: Path) -> None:

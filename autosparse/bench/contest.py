@@ -5,7 +5,7 @@ A learned pruner (``autos``) is worth using at a density only if its masks train
 those of *every* classic pruning-at-initialisation method there, and its purpose is to close the
 gap to IMP, which finds its masks by training many times. The bench's accuracy table shows the
 numbers; this module states the verdict the same way every time — the best classic method
-chosen per density by mean accuracy, the margin, on how many seeds the learned method was above
+chosen per density by mean accuracy on the seeds it shares with the learned row, the margin, on how many seeds the learned method was above
 it (paired by seed: same initial weights, same training order), and its share of the gap to IMP
 — so a report is not read by eye, and a loss is printed as plainly as a win.
 """
@@ -36,6 +36,8 @@ class Contest:
     seeds_paired: int
     imp_mean: float | None = None  # over the same seeds where IMP finished them all, else all of IMP's
     imp: str = "imp"
+    classic_rows: int = 0  # classic rows of the grid; fewer with cells at this density are said in the table
+    classic_compared: int = 0
 
     @property
     def margin(self) -> float:
@@ -73,13 +75,17 @@ def contests(config: BenchConfig, records: Sequence[dict[str, Any]], model: str,
         present = [c for c in classic if acc.get((c, d))]
         if not present:
             continue
-        best = max(present, key=lambda c: statistics.fmean(acc[(c, d)].values()))
         imp_cells = acc.get((imp, d)) if imp else None
         for name in learned:
-            mine = acc.get((name, d))
-            paired = sorted(set(mine or ()) & set(acc[(best, d)]))
-            if not paired:  # a margin between different seeds would not be one
+            mine = acc.get((name, d)) or {}
+            # the best classic row on the seeds it shares with this one, where the margin is measured: picked
+            # by its mean over all its seeds, it could be another row than the best on the paired ones
+            pairs = {c: sorted(set(mine) & set(acc[(c, d)])) for c in present}
+            rivals = [c for c in present if pairs[c]]
+            if not rivals:  # a margin between different seeds would not be one
                 continue
+            best = max(rivals, key=lambda c: statistics.fmean(acc[(c, d)][s] for s in pairs[c]))
+            paired = pairs[best]
             theirs = acc[(best, d)]
             imp_seeds = paired if imp_cells and set(paired) <= set(imp_cells) else list(imp_cells or ())
             out.append(
@@ -93,6 +99,8 @@ def contests(config: BenchConfig, records: Sequence[dict[str, Any]], model: str,
                     seeds_paired=len(paired),
                     imp_mean=statistics.fmean(imp_cells[s] for s in imp_seeds) if imp_cells else None,
                     imp=imp or "imp",
+                    classic_rows=len(classic),
+                    classic_compared=len(rivals),
                 )
             )
     return out
@@ -122,8 +130,13 @@ def contest_table(rows: Sequence[Contest]) -> str:
                 share_text = f"all: {c.mean - c.imp_mean:+.1f} over IMP"
             else:
                 share_text = f"{100 * share:.0f}%"
+        among = (
+            f" ({c.classic_compared} of {c.classic_rows} classic rows have cells)"
+            if c.classic_compared < c.classic_rows
+            else ""
+        )
         lines.append(
-            f"| {c.learned} | {100 * (1 - c.density):.4g}% | {c.best} {c.best_mean:.1f} | {c.margin:+.1f} | "
+            f"| {c.learned} | {100 * (1 - c.density):.4g}% | {c.best} {c.best_mean:.1f}{among} | {c.margin:+.1f} | "
             f"{c.seeds_above} of {c.seeds_paired} | {imp_text} | {share_text} |"
         )
     return "\n".join(lines)
