@@ -347,6 +347,11 @@ def test_cli_report_only_prints_the_table(tiny_run, tmp_path: Path, capsys: pyte
     # without --config, the folder's own grid (it once rewrote the report for the default grid)
     assert main(["bench", "--out", str(dst), "--report-only"]) == 0
     assert "12 cells on disk, 0 missing" in capsys.readouterr().out
+    # ... and with bench.yaml deleted (the README's way to shrink a grid), no default grid's empty report
+    (dst / "bench.yaml").unlink()
+    before = (dst / "report.md").read_text()
+    assert main(["bench", "--out", str(dst), "--report-only"]) == 2
+    assert "pass --config" in capsys.readouterr().err and (dst / "report.md").read_text() == before
     # a file where the folder must go is one line, before any work
     (tmp_path / "afile").write_text("x")
     assert main(["bench", "--config", str(cfg_path), "--out", str(tmp_path / "afile" / "sub")]) == 2

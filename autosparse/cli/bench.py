@@ -70,6 +70,12 @@ def run(args: argparse.Namespace) -> int:
         # `bench --out DIR [--report-only]`: the grid that folder holds, not the default one
         args.config = str(Path(args.out) / CONFIG_FILE)
         log.info("reading the bench config %s", args.config)
+    elif not args.config and args.report_only:
+        # the default grid's report of a folder made with another grid: every row "–", the old report gone
+        raise ConfigError(
+            f"--report-only needs the grid to report: {Path(args.out or '.') / CONFIG_FILE} is missing, so pass "
+            "--config with the bench's YAML"
+        )
     if args.asked_kind == "train_speed" or (args.config and config_kind(args.config) == "train_speed"):
         if args.asked_kind not in (None, "train_speed"):
             raise ConfigError(
