@@ -1,0 +1,55 @@
+"""YAML files as configs are read: one mapping of keys, each given once, and errors naming the fix.
+
+Apart from :mod:`autosparse.core.config` (the dataclasses those mappings become) because reading a
+file well is its own job: a folder or a binary file given as ``--config``, a key given twice (YAML
+keeps the last silently), merge keys.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from autosparse.core.errors import ConfigError
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {path} does not exist; see configs/ for examples")
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; pass a YAML file (configs/ has examples)")
+    try:
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read {path} as text ({exc.reason}); pass a YAML file") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"cannot parse {path} as YAML: {exc}".splitlines()[0]) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of field: value, got {type(data).__name__}")
+    return data
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key given twice in one mapping (it silently kept the last:
+    ``method: synflow`` then, lines later, ``method: snip`` ran snip)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` merges (its keys may be overridden); complex keys are the loader's
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} is given twice (line {key_node.start_mark.line + 1}); keep one",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
