@@ -462,6 +462,10 @@ def test_renaming_a_row_or_a_model_recomputes_nothing(tiny_run, tmp_path: Path, 
     md = run.report.path.read_text()
     assert "| MAG |" in md and "IMP-ref" in md and "## my-mlp on" in md
     assert not run.report.missing
+    # the folder's grid renames the rows too: the old labels were kept beside the new ones, same numbers
+    assert "| magnitude |" not in md and "## mlp-widths32 on" not in md
+    recorded = yaml.safe_load((dst / "bench.yaml").read_text())
+    assert [m.get("label") for m in recorded["methods"]] == ["", "MAG", "IMP-ref"]
     old = json.loads(next((dst / "cells").glob("mlp-widths32__*__magnitude__d0.1__s0__*.json")).read_text())
     new = json.loads(next((dst / "cells").glob("my-mlp__*__MAG__d0.1__s0__*.json")).read_text())
     assert new["test_accuracy"] == old["test_accuracy"] and new["label"] == "MAG" and new["model"] == "my-mlp"

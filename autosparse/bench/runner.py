@@ -10,11 +10,13 @@ computed here only if that process dies or fails before finishing it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from autosparse.bench.cells import BenchJob, claim_path, execute_job, plan_jobs
 from autosparse.bench.config import BenchConfig
@@ -24,6 +26,7 @@ from autosparse.core.config import dump_yaml, from_dict, load_config, to_dict
 from autosparse.core.errors import AutosparseError, CheckpointError, ConfigError, UnknownNameError
 from autosparse.core.executors import EXECUTORS, JobOutcome
 from autosparse.core.folders import make_output_dir
+from autosparse.data import canonical_dataset
 from autosparse.pruners.registry import make_pruner
 from autosparse.training.trainer import resolve_device
 
@@ -209,8 +212,9 @@ def folder_config(out: Path, config: BenchConfig) -> BenchConfig:
         return config
     merged = dict(theirs)
     for k in _PARTS:
-        have = {json.dumps(v, sort_keys=True) for v in theirs[k]}
-        merged[k] = [*theirs[k], *(v for v in mine[k] if json.dumps(v, sort_keys=True) not in have)]
+        merged[k] = _union(k, theirs[k], mine[k])
+    if merged == mine:
+        return config  # this run's grid renames entries of the record and adds none
     try:
         union = from_dict(BenchConfig, merged, where=str(path)).validate()
     except AutosparseError:
@@ -221,6 +225,33 @@ def folder_config(out: Path, config: BenchConfig) -> BenchConfig:
         path,
     )
     return union
+
+
+def _union(part: str, recorded: list[Any], new: list[Any]) -> list[Any]:
+    """The recorded entries in their order, each replaced by this run's entry of the same computation
+    (a row or model relabelled, a dataset respelled), then this run's other entries.
+
+    Why: a relabelled row was kept under both labels, with the same numbers, forever.
+    """
+
+    def same(v: Any) -> str:
+        if part == "methods" and isinstance(v, dict):
+            v = {"method": v.get("method"), "hparams": v.get("hparams")}
+        elif part == "models" and isinstance(v, dict):
+            v = {"model": v.get("model"), "model_kwargs": v.get("model_kwargs")}
+        elif part == "datasets" and isinstance(v, str):
+            with contextlib.suppress(AutosparseError):  # an unknown name is refused by validate()
+                v = canonical_dataset(v)
+        return json.dumps(v, sort_keys=True)
+
+    mine: dict[str, list[Any]] = {}
+    for v in new:
+        mine.setdefault(same(v), []).append(v)
+    counts: dict[str, int] = {}
+    for v in recorded:
+        counts[same(v)] = counts.get(same(v), 0) + 1
+    out = [mine[same(v)][0] if len(mine.get(same(v), ())) == 1 and counts[same(v)] == 1 else v for v in recorded]
+    return [*out, *(v for v in new if same(v) not in counts)]
 
 
 def record_config(out: Path, config: BenchConfig) -> None:
