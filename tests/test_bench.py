@@ -772,3 +772,31 @@ def test_the_report_says_how_much_data_the_cells_saw(tiny_run) -> None:
     assert (
         "a stratified subset of 512 training examples, accuracy on 256 test examples" in (out / "report.md").read_text()
     )
+
+
+def test_layer_density_panels_keep_one_colour_per_method_and_list_every_method(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A method missing from the first panel lost its legend entry and shifted every colour after it."""
+    from autosparse.bench import plots
+
+    drawn: list[tuple[str, str]] = []
+    real = plots._save
+
+    def keep(fig, path):
+        for ax in fig.axes:
+            drawn.extend(
+                (line.get_label(), line.get_color()) for line in ax.get_lines() if not line.get_label().startswith("_")
+            )
+        legend = [t.get_text() for lg in fig.legends for t in lg.get_texts()]
+        drawn.append(("legend", ",".join(legend)))
+        return real(fig, path)
+
+    layers = ["a", "b"]
+    per_density = {0.1: {"random": {"a": 0.1, "b": 0.1}}, 0.05: {"magnitude": {"a": 0.05}, "random": {"a": 0.05}}}
+    monkeypatch.setattr(plots, "_save", keep)
+    plots.plot_layer_densities(tmp_path / "l.png", layers, per_density, title="t")
+    colours = {}
+    for label, colour in drawn[:-1]:
+        assert colours.setdefault(label, colour) == colour, label
+    assert drawn[-1] == ("legend", "random,magnitude") and (tmp_path / "l.png").exists()

@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from autosparse.core.folders import private_tmp
 
@@ -111,12 +112,21 @@ def plot_layer_densities(
     x = list(range(len(layers)))
     positive = [v for d in densities for dens in per_density[d].values() for v in dens.values() if v > 0]
     floor = min([_FLOOR * 1e3, *positive, *densities]) / 4  # where an empty layer is drawn
+    # one colour per method across panels, and one legend of every method: each panel restarted the
+    # cycle and the legend was the first panel's, so a method missing there shifted the colours after it
+    methods = list(dict.fromkeys(label for d in densities for label in per_density[d]))
+    from matplotlib import rcParams  # imported where drawn, as _figure does: the package stays light
+
+    cycle = rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = {m: cycle[i % len(cycle)] for i, m in enumerate(m for m in methods if m != reference)}
+    legend: dict[str, Any] = {}
     for i, d in enumerate(densities):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         for label, dens in per_density[d].items():
             ys = [max(floor, dens.get(name, 0.0)) for name in layers]
-            style = {"color": "black", "linestyle": "--"} if label == reference else {}
+            style = {"color": "black", "linestyle": "--"} if label == reference else {"color": colours[label]}
             (line,) = ax.plot(x, ys, marker="o", markersize=3, linewidth=1.1, label=label, **style)
+            legend.setdefault(label, line)
             empty = [xi for xi, name in zip(x, layers) if dens.get(name, 0.0) <= 0.0]
             if empty:
                 ax.plot(empty, [floor] * len(empty), "x", color=line.get_color(), markersize=7)
@@ -132,7 +142,8 @@ def plot_layer_densities(
         ax.grid(True, alpha=0.3)
         if i % ncols == 0:
             ax.set_ylabel("layer density")
-    handles, labels = fig.axes[0].get_legend_handles_labels() if fig.axes else ([], [])
+    labels = [m for m in methods if m in legend]
+    handles = [legend[m] for m in labels]
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8)
     fig.suptitle(title, fontsize=10)

@@ -381,7 +381,8 @@ def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence
     done = len(records)
     md += ["## Status", "", f"{done} of {done + len(missing)} cells finished."]
     if missing:
-        md += ["", "Missing cells (rerun the same command to compute them):", ""]
+        # the folder's whole grid (bench.yaml: the union of every run into it), not only the last run's part
+        md += ["", f"Missing cells (`autosparse bench --out {out}` computes the folder's whole grid):", ""]
         md += [f"- `{cid}`" for cid in missing[:50]]
         if len(missing) > 50:
             md.append(f"- … and {len(missing) - 50} more")
