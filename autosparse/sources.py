@@ -183,6 +183,9 @@ class RefeaturizeJob:
     dst: str
     run_id: str
     data_root: str | None = None  # where the run's dataset is now, if not where it was generated
+    #: the driver's working folder, which a relative data_root the run recorded is relative to (a Ray
+    #: worker's is another)
+    base: str = "."
 
 
 def recorded_spec(attrs: dict[str, Any], run_id: str, data_root: str | None = None) -> RunSpec:
@@ -217,6 +220,9 @@ def refeaturize_run(job: RefeaturizeJob) -> dict[str, Any]:
         src = StoreReader(job.src, where={"run_id": job.run_id}, same_schema=False)  # its labels, not its features
         run = src.load_run(job.run_id)
         spec = recorded_spec(run.attrs, job.run_id, job.data_root)
+        if spec.data_root is not None and not Path(spec.data_root).expanduser().is_absolute():
+            # read where the driver meant; the run keeps its recorded id and attrs
+            spec = dataclasses.replace(spec, data_root=str(Path(job.base) / spec.data_root))
         model, dataset, table, _batch = source_features(spec)
         new_layers = table.layer_table()
         if [(e["name"], list(e["shape"])) for e in new_layers] != [(e["name"], list(e["shape"])) for e in run.layers]:
@@ -300,7 +306,7 @@ def refeaturize_store(
         SCHEMA_VERSION,
         len(done),
     )
-    jobs = [RefeaturizeJob(str(src_path), str(dst_path), r, absolute_root(data_root)) for r in todo]
+    jobs = [RefeaturizeJob(str(src_path), str(dst_path), r, absolute_root(data_root), os.getcwd()) for r in todo]
     outcomes = run_store_jobs(
         refeaturize_run, jobs, todo, dst_path, executor=executor, workers=workers, address=address, desc="refeaturize"
     )

@@ -608,6 +608,8 @@ def test_a_card_edit_that_moves_the_masks_recomputes_the_cells(tmp_path: Path) -
     (scorer / "card.json").write_text(json.dumps(card))
     records, missing = collect(cfg, out)
     assert missing and not records
+    # a key recorded but no longer in the identity (evidence taken off the card) makes a cell stale too
+    assert read_current_cell(cell, {k: v for k, v in identity.items() if k != "scorer_sha256"}) is None
 
 
 def test_a_missing_scorer_does_not_stop_planning(tmp_path: Path) -> None:

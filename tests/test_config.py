@@ -339,10 +339,12 @@ def test_seeds_and_ray_resources_out_of_range_are_config_errors() -> None:
     from autosparse.models import build_model
     from data_gen.grid import GenConfig
 
-    with pytest.raises(ConfigError, match=r"seed must be in \[0, 2\*\*63\)"):
+    with pytest.raises(ConfigError, match=r"seed must be in \[-2\*\*63, 2\*\*64\)"):
         TrainConfig(seed=2**64)
-    with pytest.raises(ConfigError, match=r"seed must be in \[0, 2\*\*63\)"):
-        build_model("mlp", (1, 4, 4), 2, seed=-1, widths=(4,))
+    with pytest.raises(ConfigError, match=r"seed must be in \[-2\*\*63, 2\*\*64\)"):
+        build_model("mlp", (1, 4, 4), 2, seed=-(2**63) - 1, widths=(4,))
+    build_model("mlp", (1, 4, 4), 2, seed=-1, widths=(4,))  # torch takes negative seeds, and so did we
+    TrainConfig(seed=-3)
     with pytest.raises(ConfigError, match="num_cpus and num_gpus must be >= 0"):
         GenConfig(num_gpus=-1)
     with pytest.raises(ConfigError, match="num_cpus and num_gpus must be >= 0"):

@@ -146,3 +146,16 @@ def test_prepare_then_apply_is_one_preparation_without_a_warning(caplog) -> None
     assert not any("already applied" in r.message for r in caplog.records)
     masks.apply(twin)
     assert torch.equal(model[0].weight, twin[0].weight)
+
+
+def test_branch_scales_alone_leave_a_prepared_models_token(tmp_path) -> None:
+    """`train(keep_masks_attached=True)` ends with `without_init().apply`: its branch-only transform took over
+    the model's token, and the masks' own apply afterwards read the trained weights as foreign."""
+    model = _mlp()
+    masks = _rescaled(model, _masks(model))
+    masks = masks.with_init(InitTransform(masks.init.factors, {"2": 0.25}, masks.init.fingerprint, "unit"))
+    masks.apply(model)
+    with torch.no_grad():
+        model[0].weight_orig.add_(0.1)  # trained
+    masks.without_init().apply(model)
+    masks.apply(model)  # raised "does not hold the weights these masks were computed on"

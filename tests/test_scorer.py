@@ -154,7 +154,14 @@ def test_a_shipped_name_is_the_shipped_scorer_whatever_folder_the_user_is_in(tmp
     with caplog.at_level("WARNING", logger="autosparse.scorer.checkpoint"):
         assert resolve_scorer("autos_mlp") == SHIPPED_DIR / "autos_mlp"
     assert any("pass ./autos_mlp" in r.getMessage() for r in caplog.records)
-    assert resolve_scorer("./autos_mlp") == Path("./autos_mlp")
+    local = (tmp_path / "autos_mlp").absolute()
+    assert resolve_scorer("./autos_mlp") == local and resolve_scorer(Path("autos_mlp")) == local
+    # resolved again downstream (load_checkpoint), the local folder stays the local one
+    from autosparse.scorer.checkpoint import load_checkpoint, local_scorer
+
+    card, _ = load_checkpoint(local_scorer("autos_mlp"))
+    assert card.weights_sha256 == json.loads((local / "card.json").read_text())["weights_sha256"]
+    assert card.weights_sha256 != json.loads((SHIPPED_DIR / "autos_mlp" / "card.json").read_text())["weights_sha256"]
 
 
 def test_a_bad_out_or_feature_fails_before_training(store, tmp_path) -> None:

@@ -265,10 +265,13 @@ def read_current_cell(path: str | Path, identity: dict[str, Any] | None) -> dict
     if record is None or not identity or "method_identity" not in record:
         return record
     recorded = record["method_identity"]
-    if not isinstance(recorded, dict) or any(
-        recorded.get(k) != v for k, v in identity.items() if k in recorded or k not in _IDENTITY_ADDED_LATER
-    ):
-        return None  # _set_aside_stale says so when it is recomputed
+    if not isinstance(recorded, dict):
+        return None
+    for key in set(recorded) | set(identity):  # a key on one side only differs too (evidence removed)
+        if key in _IDENTITY_ADDED_LATER and key not in recorded:
+            continue
+        if recorded.get(key) != identity.get(key):
+            return None  # _set_aside_stale says so when it is recomputed
     return record
 
 

@@ -123,7 +123,8 @@ _MODE_READS: dict[str, frozenset[str]] = {
     "--add-student-evidence": frozenset({"keep_student_points"}),
     "--add-coverage": frozenset({"store"}),
     "--add-evidence": frozenset({"store"}),
-    "--replace-allocator / --allocator-from": frozenset({"store", "alloc_members"}),
+    "--replace-allocator": frozenset({"store", "alloc_members"}),
+    "--allocator-from": frozenset({"store"}),  # a copy: how many members it has is the source's
     "--add-unit-head": frozenset({"store", "unit_scale"}),
 }
 
@@ -144,7 +145,8 @@ def _check_one_change(args: argparse.Namespace) -> None:
             ("--add-student-evidence", bool(args.add_student_evidence)),
             ("--add-coverage", args.add_coverage),
             ("--add-evidence", bool(args.add_evidence)),
-            ("--replace-allocator / --allocator-from", bool(args.replace_allocator or args.allocator_from)),
+            ("--replace-allocator", bool(args.replace_allocator and not args.allocator_from)),
+            ("--allocator-from", bool(args.allocator_from)),
             ("--add-unit-head", args.add_unit_head),
         )
         if on

@@ -162,7 +162,14 @@ class InitTransform:
         """
         if not self:
             return False
-        if getattr(model, PREPARED_ATTR, None) == self.token:
+        prepared = getattr(model, PREPARED_ATTR, None)
+        if prepared == self.token:
+            return False
+        if not self.factors and prepared is not None:
+            # branch scales alone (``Masks.without_init``) on a prepared model: its hooks are there (adding
+            # them is idempotent) and its token must stay the full transform's, or the masks' own apply
+            # afterwards reads the trained weights as foreign
+            scale_branches(model, self.branch_scale)
             return False
         self.check_weights(model)
         if self.branch_scale:

@@ -168,8 +168,8 @@ def seeded(seed: int | None) -> Iterator[None]:
         value = operator.index(seed)  # accepts numpy integers, rejects floats
     except TypeError:
         raise ConfigError(f"seed must be an integer, got {seed!r}") from None
-    if not 0 <= value < 2**63:  # torch.manual_seed's range
-        raise ConfigError(f"seed must be in [0, 2**63), got {value}")
+    if not -(2**63) <= value < 2**64:  # torch.manual_seed's range
+        raise ConfigError(f"seed must be in [-2**63, 2**64) (torch's range), got {value}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(value)
         yield

@@ -164,8 +164,8 @@ def prune_timed(
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise ConfigError(f"seed must be an integer (it seeds the method's own randomness), got {seed!r}")
     seed = int(seed)
-    if not 0 <= seed < 2**63:  # torch.manual_seed's range: past it, an OverflowError from inside torch
-        raise ConfigError(f"seed must be in [0, 2**63), got {seed}")
+    if not -(2**63) <= seed < 2**64:  # torch.manual_seed's range: past it, an OverflowError from inside torch
+        raise ConfigError(f"seed must be in [-2**63, 2**64) (torch's range), got {seed}")
     if not isinstance(model, nn.Module):
         raise ConfigError(
             f"prune takes the model itself (an nn.Module), got {type(model).__name__} {model!r:.60}; build one first, "

@@ -101,20 +101,21 @@ def resolve_scorer(name_or_path: str | Path) -> Path:
         )
     path = Path(name_or_path)
     shipped = SHIPPED_DIR / text
-    bare = Path(text).name == text and text not in (".", "..")
+    # a Path is a folder whatever its spelling (Path("./autos_mlp") prints as "autos_mlp"); only a str names
+    bare = isinstance(name_or_path, str) and Path(text).name == text and text not in (".", "..")
     if bare and (shipped / CARD_FILE).exists():
         if (path / CARD_FILE).exists() and path.resolve() != shipped.resolve():
             _warn_shadowed(text)
         return shipped
     if (path / CARD_FILE).exists():
-        return path
+        return path.absolute()  # resolved again downstream, it must still name this folder
     if "/" in str(name_or_path) and not path.exists():
         raise CheckpointError(
             f"no scorer at {path}: the directory does not exist; pass a shipped scorer's name "
             f"({', '.join(shipped_scorers())}) or train one there with `autosparse train-scorer --out {path}`"
         )
     if path.exists():
-        empty = path.is_dir() and not any(path.iterdir())
+        empty = path.is_dir() and not any(not p.name.startswith(".") for p in path.iterdir())  # a lock is no content
         fix = (
             f"train a scorer there with `autosparse train-scorer --out {path}`"
             if empty
@@ -137,7 +138,7 @@ def local_scorer(out: str | Path) -> Path:
     name resolved to the shipped scorer of that name, which those commands rewrote inside the install."""
     path = Path(out)
     if (path / CARD_FILE).exists():
-        return path
+        return path.absolute()  # a Path, resolved again by load_checkpoint: never the shipped one of that name
     shipped = SHIPPED_DIR / str(out)
     hint = ""
     if Path(str(out)).name == str(out) and (shipped / CARD_FILE).exists():
@@ -208,15 +209,17 @@ def scorer_evidence_sha256(name_or_path: str | Path) -> str:
 _NOT_SHAPING = ("name", "training", "metrics", "evidence", "student", "weights_sha256", "format")
 
 
-def scorer_card_sha256(name_or_path: str | Path) -> str:
+def scorer_card_sha256(name_or_path: str | Path, *, coverage: bool = True) -> str:
     """A hash of what else on a scorer's card shapes its masks besides the weights: the features and
-    their normalisation, the architectures' settings, the unit head's scale, the coverage the range
-    guard reads. Why: ``train-scorer --add-unit-head --unit-scale`` changes the masks and leaves the
+    their normalisation, the architectures' settings, the unit head's scale, and (``coverage``: where
+    the range guard can act) the coverage it reads. Why: ``train-scorer --add-unit-head --unit-scale`` changes the masks and leaves the
     weights' hash as it was, so a bench kept cells of the old card."""
     card = resolve_scorer(name_or_path) / CARD_FILE
     try:
         raw = json.loads(card.read_text())
-        shaping = {k: v for k, v in raw.items() if k not in _NOT_SHAPING}
+        shaping = {k: v for k, v in raw.items() if k not in _NOT_SHAPING and (coverage or k != "coverage")}
+        if isinstance(shaping.get("units"), dict):  # its held-out metrics measure it, they do not shape masks
+            shaping["units"] = {k: v for k, v in shaping["units"].items() if k != "heldout"}
     except (OSError, json.JSONDecodeError, AttributeError) as exc:
         raise CheckpointError(f"cannot read {card}: {exc}; the checkpoint is damaged — retrain or re-copy it") from exc
     return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()

@@ -63,8 +63,8 @@ class TrainConfig:
     eval_every_epoch: bool = False  # also measure test accuracy after every epoch (the history), not only at the end
 
     def __post_init__(self) -> None:
-        if not 0 <= self.seed < 2**63:  # torch.manual_seed's range
-            raise ConfigError(f"seed must be in [0, 2**63), got {self.seed}")
+        if not -(2**63) <= self.seed < 2**64:  # torch.manual_seed's range
+            raise ConfigError(f"seed must be in [-2**63, 2**64) (torch's range), got {self.seed}")
         if not (math.isfinite(self.epochs) and self.epochs > 0):
             raise ConfigError(f"epochs must be > 0, got {self.epochs}")
         if self.batch_size < 1:

@@ -100,7 +100,10 @@ class AutosConfig(PrunerConfig):
         """The scorer's weights and the rest of its card that shapes masks, and what the density and student
         guards read from it when they can act: evidence (and the coverage it votes through) changes masks
         without changing weights."""
-        out = {"scorer_sha256": scorer_weights_sha256(self.scorer), "card_sha256": scorer_card_sha256(self.scorer)}
+        out = {
+            "scorer_sha256": scorer_weights_sha256(self.scorer),
+            "card_sha256": scorer_card_sha256(self.scorer, coverage=self.guarded),
+        }
         if self.density_guard != "off" and self.guarded:
             evidence = scorer_evidence_sha256(self.scorer)
             if evidence:
