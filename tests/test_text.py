@@ -15,3 +15,13 @@ def test_a_long_list_shows_its_first_names_and_the_count_of_the_rest() -> None:
 def test_a_count_takes_the_plural_unless_it_is_one() -> None:
     # a bench report's plot title read "1 epochs"
     assert [count_of(n, "epoch") for n in (1, 1.0, 6, 0.5)] == ["1 epoch", "1 epoch", "6 epochs", "0.5 epochs"]
+
+
+def test_sparsity_headers_stay_as_they_were_and_never_collide_at_100() -> None:
+    from autosparse.core.text import sparsity_percent
+
+    assert [sparsity_percent(d) for d in (0.02, 0.01, 0.005, 0.0001, 1 / 3, 1.0)] == [
+        "98%", "99%", "99.5%", "99.99%", "66.67%", "0%"
+    ]  # fmt: skip
+    # four significant digits read 100% for both: two columns of one name
+    assert (sparsity_percent(0.00005), sparsity_percent(0.00002)) == ("99.995%", "99.998%")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autosparse.bench.config import BenchConfig
+from autosparse.core.text import sparsity_percent
 
 #: Registered methods that learn their masks from IRP sources (the contestants).
 LEARNED_METHODS = ("autos",)
@@ -136,7 +137,7 @@ def contest_table(rows: Sequence[Contest]) -> str:
             else ""
         )
         lines.append(
-            f"| {c.learned} | {100 * (1 - c.density):.4g}% | {c.best} {c.best_mean:.1f}{among} | {c.margin:+.1f} | "
+            f"| {c.learned} | {sparsity_percent(c.density)} | {c.best} {c.best_mean:.1f}{among} | {c.margin:+.1f} | "
             f"{c.seeds_above} of {c.seeds_paired} | {imp_text} | {share_text} |"
         )
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from autosparse.core.folders import private_tmp
+from autosparse.core.text import sparsity_percent
 
 _FLOOR = 1e-5  # lowest layer density a panel shows by default (log axis)
 
@@ -39,7 +40,7 @@ def _figure(width: float, height: float):  # -> matplotlib.figure.Figure
 
 
 def _sparsity_label(d: float) -> str:
-    return f"{100 * (1 - d):.4g}%"
+    return sparsity_percent(d)
 
 
 def plot_accuracy(

@@ -24,7 +24,7 @@ from autosparse.bench.plots import Series, plot_accuracy, plot_layer_densities
 from autosparse.core.config import config_hash, to_dict
 from autosparse.core.executors import JobOutcome
 from autosparse.core.folders import make_output_dir, private_tmp
-from autosparse.core.text import count_of
+from autosparse.core.text import count_of, sparsity_percent
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def format_seconds(s: float) -> str:
 
 
 def sparsity_header(d: float) -> str:
-    return f"{100 * (1 - d):.4g}%"
+    return sparsity_percent(d)
 
 
 @dataclass

@@ -23,3 +23,15 @@ def count_of(n: float, noun: str) -> str:
 
 
 __all__ = ["count_of", "name_list"]
+
+
+def sparsity_percent(density: float) -> str:
+    """The sparsity of ``density`` in percent, as every table and plot heads it: four significant digits
+    (``99%``, ``99.5%``, ``99.99%``), more where four would round it off (99.995% and 99.998% both read
+    ``100%``, two columns of one name)."""
+    sparsity = 100 * (1 - float(density))
+    digits, text = 4, f"{sparsity:.4g}"
+    while float(text) == 100 and sparsity < 100 and digits < 12:
+        digits += 1
+        text = f"{sparsity:.{digits}g}"
+    return f"{text}%"
