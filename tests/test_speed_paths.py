@@ -220,7 +220,16 @@ def ref_iterate(score_fn, model: nn.Module, density: float, rounds: int, scope: 
             scores = score_fn(work, masks)
         if masks is not None:
             scores = {n: torch.where(masks[n], s.double(), -math.inf) for n, s in scores.items()}
-        masks = allocate(scores, d, scope=scope)
+        if scope == "global":  # one top-k over every weight, ties spread over the flat order (iterate's rule)
+            names = list(scores)
+            flat = torch.cat([scores[n].reshape(-1).double() for n in names])
+            keep = topk_mask(flat, target_count(flat.numel(), d), ties="spread")
+            parts = keep.split([scores[n].numel() for n in names])
+            masks = Masks(
+                {n: part.reshape(scores[n].shape) for n, part in zip(names, parts)}, meta={"scope": scope, "density": d}
+            )
+        else:
+            masks = allocate(scores, d, scope=scope)
     return masks
 
 
