@@ -549,7 +549,7 @@ def test_two_trainings_into_one_out_do_not_both_succeed(store, tmp_path) -> None
     import threading
 
     from autosparse.core.claims import claim
-    from autosparse.scorer.training import LOCK_FILE
+    from autosparse.scorer.checkpoint import LOCK_FILE
 
     out = tmp_path / "s"
     held, release = threading.Event(), threading.Event()
@@ -592,3 +592,32 @@ def test_runs_of_different_teachers_are_said_and_can_be_narrowed(store, tmp_path
     with caplog.at_level("WARNING", logger="autosparse.scorer.data"):
         train, _ = open_split(str(mixed), None, "spec.irp.criterion=magnitude")  # the hint's narrowing works
     assert first not in train.run_ids and not any("teachers" in r.getMessage() for r in caplog.records)
+
+
+def test_a_change_in_place_waits_for_no_one_and_loses_no_change(scorer_dir, store, tmp_path) -> None:
+    """Two changes in place each saved the card they had read: the first one's change was lost."""
+    import threading
+
+    from autosparse.core.claims import claim
+    from autosparse.scorer.checkpoint import LOCK_FILE
+    from autosparse.scorer.training import add_coverage
+
+    mine = tmp_path / "s"
+    shutil.copytree(scorer_dir, mine)
+    held, release = threading.Event(), threading.Event()
+
+    def other_change() -> None:
+        with claim(mine / LOCK_FILE):
+            held.set()
+            release.wait(30)
+
+    worker = threading.Thread(target=other_change)
+    worker.start()
+    try:
+        held.wait(30)
+        with pytest.raises(ConfigError, match=r"being written by another change to that scorer \(add_coverage\)"):
+            add_coverage(mine, store)
+    finally:
+        release.set()
+        worker.join()
+    assert add_coverage(mine, store).coverage  # free again

@@ -18,7 +18,7 @@ from typing import Any
 from autosparse.bench.cells import CELLS_DIR, read_cell
 from autosparse.core.errors import ConfigError, StoreError
 from autosparse.models import build_model
-from autosparse.scorer.checkpoint import Card, load_checkpoint, local_scorer, save_checkpoint
+from autosparse.scorer.checkpoint import Card, changes_scorer_in_place, load_checkpoint, local_scorer, save_checkpoint
 from autosparse.scorer.coverage import source_label
 from autosparse.scorer.evidence import DensityEvidence, Point
 from autosparse.store.reader import StoreReader
@@ -122,6 +122,7 @@ def source_kinds(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, bool]:
     return kinds
 
 
+@changes_scorer_in_place
 def add_evidence(scorer: str | Path, store: str | Path, folders: Sequence[str | Path]) -> Card:
     """Record the density evidence of an existing scorer's training runs on its card, in place
     (weights untouched). Folders are bench output folders whose SynFlow cells trained the source

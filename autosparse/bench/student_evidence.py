@@ -22,7 +22,7 @@ from autosparse.bench.evidence import read_cells, training_recipe
 from autosparse.core.errors import ConfigError
 from autosparse.data.registry import dataset_info
 from autosparse.models import build_model
-from autosparse.scorer.checkpoint import Card, load_checkpoint, local_scorer, save_checkpoint
+from autosparse.scorer.checkpoint import Card, changes_scorer_in_place, load_checkpoint, local_scorer, save_checkpoint
 from autosparse.scorer.student import StudentEvidence, StudentPoint
 from autosparse.topology.merges import ProbeError, network_kind
 
@@ -92,6 +92,7 @@ def collect_student_evidence(cells: Sequence[dict[str, Any]], weights_sha256: st
     return StudentEvidence(dict(points))
 
 
+@changes_scorer_in_place
 def add_student_evidence(scorer: str | Path, folders: Sequence[str | Path], *, keep_other_points: bool = False) -> Card:
     """Record the student evidence from bench output folders on an existing scorer's card, in place
     (weights untouched). Replaces any student evidence the card had — or, with ``keep_other_points``,

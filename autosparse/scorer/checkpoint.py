@@ -9,10 +9,12 @@ half-copied checkpoint — are refused rather than producing a silently wrong ma
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from autosparse.core.errors import CheckpointError, UnknownNameError
+from autosparse.core.claims import claim, holder
+from autosparse.core.errors import CheckpointError, ConfigError, UnknownNameError
 from autosparse.core.folders import private_tmp
 from autosparse.core.tensor_files import save_tensors
 from autosparse.features import check_schema
@@ -131,6 +134,40 @@ def resolve_scorer(name_or_path: str | Path) -> Path:
     raise UnknownNameError(
         "scorer", str(name_or_path), shipped_scorers(), hint="or pass the path of a trained scorer directory"
     )
+
+
+#: held while a scorer folder is written (a training into it, or a change in place); never deleted
+LOCK_FILE = ".train-scorer.lock"
+
+
+@contextlib.contextmanager
+def writing_scorer(directory: str | Path, what: str = "train-scorer") -> Iterator[Path]:
+    """Hold the claim on a scorer folder for the whole of a write (autosparse.core.claims).
+
+    Why: two runs into one folder both reported success while the later replaced the first, and two
+    changes in place (``--add-coverage`` beside ``--add-student-evidence``) each saved the card they
+    had read, so one change was lost without a word.
+    """
+    path = Path(directory)
+    path.mkdir(parents=True, exist_ok=True)
+    with claim(path / LOCK_FILE) as mine:
+        if not mine:
+            raise ConfigError(
+                f"--out {directory} is being written by another {what} ({holder(path / LOCK_FILE)}); wait for it "
+                "to finish, or choose another --out"
+            )
+        yield path
+
+
+def changes_scorer_in_place(fn: Callable[..., Card]) -> Callable[..., Card]:
+    """Run a change in place (its first argument names the scorer) under :func:`writing_scorer`."""
+
+    @functools.wraps(fn)
+    def wrapper(scorer: str | Path, *args: Any, **kwargs: Any) -> Card:
+        with writing_scorer(local_scorer(scorer), f"change to that scorer ({fn.__name__})"):
+            return fn(scorer, *args, **kwargs)
+
+    return wrapper
 
 
 def local_scorer(out: str | Path) -> Path:

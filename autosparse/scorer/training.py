@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 
-from autosparse.core.claims import claim, holder
 from autosparse.core.config import to_dict
 from autosparse.core.errors import ConfigError, StoreError
 from autosparse.core.folders import check_output_path
@@ -30,11 +29,13 @@ from autosparse.scorer.checkpoint import (
     CARD_FILE,
     WEIGHTS_FILE,
     Card,
+    changes_scorer_in_place,
     finished_checkpoint,
     load_checkpoint,
     local_scorer,
     resolve_scorer,
     save_checkpoint,
+    writing_scorer,
 )
 from autosparse.scorer.config import ScorerConfig
 from autosparse.scorer.coverage import Coverage, source_label
@@ -76,19 +77,9 @@ def train_scorer(
     cfg = config or ScorerConfig()
     train_reader, val_reader = open_split(str(store), holdout, train_on)  # a wrong store or filter first: cheap
     check_scorer_out(out, overwrite=overwrite)
-    Path(out).mkdir(parents=True, exist_ok=True)
-    with claim(Path(out) / LOCK_FILE) as mine:
-        if not mine:  # two runs into one --out: the later one replaced the first, both reporting success
-            raise ConfigError(
-                f"--out {out} is being written by another train-scorer ({holder(Path(out) / LOCK_FILE)}); "
-                "wait for it to finish, or choose another --out"
-            )
+    with writing_scorer(out):  # two runs into one --out: the later one replaced the first, both reporting success
         check_scorer_out(out, overwrite=overwrite, quiet=True)  # a scorer finished there meanwhile is refused too
         return _train(store, train_reader, val_reader, holdout, out, cfg, name, command, train_on)
-
-
-#: held for the whole of a training into a folder (autosparse.core.claims); never deleted
-LOCK_FILE = ".train-scorer.lock"
 
 
 def _train(
@@ -165,6 +156,7 @@ def _train(
     return TrainedScorer(ranker, alloc, card, curve)
 
 
+@changes_scorer_in_place
 def add_unit_head(
     scorer: str | Path, store: str | Path, *, scale: float = 0.5, config: ScorerConfig | None = None
 ) -> Card:
@@ -235,6 +227,7 @@ def allocator_entry(cfg: ScorerConfig) -> dict[str, Any]:
     return entry
 
 
+@changes_scorer_in_place
 def replace_allocator(scorer: str | Path, store: str | Path, *, members: int, source: str | Path | None = None) -> Card:
     """Retrain the allocator of an existing scorer, as ``members`` networks, on its own training runs, in
     place; or, with ``source``, copy that scorer's allocator instead of training one.
@@ -322,6 +315,7 @@ def fit_coverage(features: tuple[str, ...] | list[str], runs: list[RunSamples]) 
     return Coverage.fit(features, [r.layer_feats for r in runs], [source_label(r.attrs, r.run_id) for r in runs])
 
 
+@changes_scorer_in_place
 def add_coverage(scorer: str | Path, store: str | Path) -> Card:
     """Record the coverage of an existing scorer's training runs on its card, in place (weights untouched).
 
