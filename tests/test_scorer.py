@@ -621,3 +621,10 @@ def test_a_change_in_place_waits_for_no_one_and_loses_no_change(scorer_dir, stor
         release.set()
         worker.join()
     assert add_coverage(mine, store).coverage  # free again
+
+
+def test_a_path_spelled_like_a_shipped_name_without_such_a_folder_is_the_shipped_scorer(tmp_path, monkeypatch) -> None:
+    from autosparse.scorer.checkpoint import SHIPPED_DIR, resolve_scorer
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_scorer(Path("autos_mlp")) == SHIPPED_DIR / "autos_mlp"

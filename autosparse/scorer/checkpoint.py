@@ -112,6 +112,8 @@ def resolve_scorer(name_or_path: str | Path) -> Path:
         return shipped
     if (path / CARD_FILE).exists():
         return path.absolute()  # resolved again downstream, it must still name this folder
+    if Path(text).name == text and (shipped / CARD_FILE).exists():
+        return shipped  # Path("autos_mlp") where no such folder is: the shipped one, as before
     if "/" in str(name_or_path) and not path.exists():
         raise CheckpointError(
             f"no scorer at {path}: the directory does not exist; pass a shipped scorer's name "
