@@ -352,6 +352,12 @@ def test_cli_report_only_prints_the_table(tiny_run, tmp_path: Path, capsys: pyte
     before = (dst / "report.md").read_text()
     assert main(["bench", "--out", str(dst), "--report-only"]) == 2
     assert "pass --config" in capsys.readouterr().err and (dst / "report.md").read_text() == before
+    # the grid given as flags is a grid: the README's way to report a shrunk one
+    grid = ["--models", json.dumps(TINY["models"]), "--datasets", "fake:fashion-mnist", "--methods", "random"]
+    grid += ["--densities", "0.1", "--seeds", "0", "--n-train", "512", "--n-test", "256"]
+    grid += ["--train.epochs", "1", "--train.batch-size", "64"]
+    assert main(["bench", "--out", str(dst), "--report-only", *grid]) == 0
+    assert "1 cells on disk, 0 missing" in capsys.readouterr().out
     # a file where the folder must go is one line, before any work
     (tmp_path / "afile").write_text("x")
     assert main(["bench", "--config", str(cfg_path), "--out", str(tmp_path / "afile" / "sub")]) == 2
@@ -802,3 +808,17 @@ def test_layer_density_panels_keep_one_colour_per_method_and_list_every_method(
     for label, colour in drawn[:-1]:
         assert colours.setdefault(label, colour) == colour, label
     assert drawn[-1] == ("legend", "random,magnitude") and (tmp_path / "l.png").exists()
+
+
+def test_the_folder_grid_renames_one_to_one_and_keeps_every_new_row() -> None:
+    from autosparse.bench.runner import _union
+
+    def row(label: str) -> dict:
+        return {"method": "synflow", "hparams": {}, "label": label}
+
+    assert [r["label"] for r in _union("methods", [row("A")], [row("B")])] == ["B"]  # a rename
+    # not one to one: nothing renamed and no new row dropped (the first version kept only A)
+    assert [r["label"] for r in _union("methods", [row("A")], [row("B"), row("C")])] == ["A", "B", "C"]
+    assert [r["label"] for r in _union("methods", [row("A"), row("B")], [row("C")])] == ["A", "B", "C"]
+    assert _union("datasets", ["fmnist"], ["fashion-mnist"]) == ["fashion-mnist"]
+    assert _union("seeds", [0, 1], [1, 2]) == [0, 1, 2]

@@ -91,7 +91,7 @@ def test_a_loss_says_so_and_missing_rows_are_left_out() -> None:
     assert len(rows) == 1 and rows[0].imp_mean is None  # no IMP cells, no cells at 98%
     # the grid's other classic row has no cells here: the verdict says it compared one of two
     table = contest_table(rows)
-    assert "| autos | 99.5% | synflow 41.0 (1 of 2 classic rows have cells) | -11.0 | 0 of 3 | – | – |" in table
+    assert "| autos | 99.5% | synflow 41.0 (1 of 2 classic rows share its seeds) | -11.0 | 0 of 3 | – | – |" in table
     rows = contests(
         CFG,
         _records({("synflow", 0.005): [40.0], ("autos", 0.005): [30.0], ("imp", 0.005): [60.0]}),
@@ -122,6 +122,11 @@ def test_the_best_classic_row_is_the_best_on_the_seeds_the_margin_is_measured_on
     records += _records({("autos", 0.005): [18.0]})  # seed 0 only: phew 18 beats synflow 10 there
     (row,) = contests(CFG, records, MODEL, "fashion-mnist")
     assert (row.best, row.margin, row.seeds_paired) == ("phew", 0.0, 1)
+    # the reviewer's case: synflow (two paired seeds) is below autos, phew (one) is above it on its seed
+    records = _records({("autos", 0.005): [50.0, 10.0], ("synflow", 0.005): [45.0, 9.0]})
+    records += [dict(r, seed=1) for r in _records({("phew", 0.005): [12.0]})]
+    (row,) = contests(CFG, records, MODEL, "fashion-mnist")
+    assert (row.best, row.margin, row.seeds_above, row.seeds_paired) == ("phew", -2.0, 0, 1)
 
 
 def test_the_report_states_the_verdict(tmp_path: Path) -> None:

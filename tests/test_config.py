@@ -349,3 +349,17 @@ def test_seeds_and_ray_resources_out_of_range_are_config_errors() -> None:
         GenConfig(num_gpus=-1)
     with pytest.raises(ConfigError, match="num_cpus and num_gpus must be >= 0"):
         bench_config_from_dict({"num_cpus": -1}).validate()
+
+
+def test_every_seed_torch_takes_builds_and_prunes() -> None:
+    """Negative seeds reached numpy (phew, npb), which takes none: a raw ValueError at run time."""
+    import torch
+
+    import autosparse
+    from autosparse.models import build_model
+
+    build_model("mlp", (1, 4, 4), 2, seed=2**64 - 1, widths=(4,))
+    data = (torch.randn(8, 1, 8, 8), torch.arange(8) % 4)
+    for method in ("phew", "npb", "random"):
+        model = build_model("mlp", (1, 8, 8), 4, seed=-1, widths=(16,))
+        assert autosparse.prune(model, method, density=0.2, seed=-1, data=data, check=False).kept == round(0.2 * 1088)

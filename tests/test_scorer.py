@@ -564,7 +564,7 @@ def test_two_trainings_into_one_out_do_not_both_succeed(store, tmp_path) -> None
     worker.start()
     try:
         held.wait(30)
-        with pytest.raises(ConfigError, match="is being written by another train-scorer"):
+        with pytest.raises(ConfigError, match="is being written by another process"):
             train_scorer(store, holdout=None, out=out, config=ScorerConfig(steps=1))
     finally:
         release.set()
@@ -615,7 +615,7 @@ def test_a_change_in_place_waits_for_no_one_and_loses_no_change(scorer_dir, stor
     worker.start()
     try:
         held.wait(30)
-        with pytest.raises(ConfigError, match=r"being written by another change to that scorer \(add_coverage\)"):
+        with pytest.raises(ConfigError, match="is being written by another process"):
             add_coverage(mine, store)
     finally:
         release.set()
@@ -628,3 +628,25 @@ def test_a_path_spelled_like_a_shipped_name_without_such_a_folder_is_the_shipped
 
     monkeypatch.chdir(tmp_path)
     assert resolve_scorer(Path("autos_mlp")) == SHIPPED_DIR / "autos_mlp"
+
+
+def test_what_the_card_hash_leaves_out_and_what_a_lock_file_is(scorer_dir, tmp_path) -> None:
+    from autosparse.cli import main
+    from autosparse.scorer.checkpoint import LOCK_FILE, resolve_scorer, scorer_card_sha256
+
+    mine = tmp_path / "s"
+    shutil.copytree(scorer_dir, mine)
+    card_path = mine / "card.json"
+    before, without_coverage = scorer_card_sha256(mine), scorer_card_sha256(mine, coverage=False)
+    card = json.loads(card_path.read_text())
+    card["units"]["heldout"] = {"anything": 1.0}  # metrics of the unit head: they shape no mask
+    card["coverage"] = {"points": [[0.0]], "threshold": 9.0}  # read by the range guard only
+    card_path.write_text(json.dumps(card))
+    assert scorer_card_sha256(mine, coverage=False) == without_coverage and scorer_card_sha256(mine) != before
+    # --allocator-from copies the source's allocator: --alloc-members would be ignored, so it is refused
+    assert main(["train-scorer", "--allocator-from", "autos_mlp", "--alloc-members", "5", "--out", str(mine)]) == 2
+    # a folder holding only the claims' lock file is an empty folder to train into
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / LOCK_FILE).write_text("")
+    with pytest.raises(CheckpointError, match="train a scorer there"):
+        resolve_scorer(tmp_path / "empty")

@@ -150,7 +150,7 @@ def add_evidence(scorer: str | Path, store: str | Path, folders: Sequence[str | 
     card.evidence = evidence.to_card()
     folders_arg = " ".join(str(f) for f in folders)
     card.training["evidence_command"] = (
-        f"autosparse train-scorer --add-evidence {folders_arg} --store {store} --out {directory}"
+        f"autosparse train-scorer --add-evidence {folders_arg} --store {store} --out {scorer}"
     )
     save_checkpoint(directory, tensors, card)
     return card

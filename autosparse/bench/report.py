@@ -382,7 +382,12 @@ def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence
     md += ["## Status", "", f"{done} of {done + len(missing)} cells finished."]
     if missing:
         # the folder's whole grid (bench.yaml: the union of every run into it), not only the last run's part
-        md += ["", f"Missing cells (`autosparse bench --out {out}` computes the folder's whole grid):", ""]
+        md += [
+            "",
+            f"Missing cells (`autosparse bench --out {out}` computes the grid its bench.yaml records; "
+            "`--config YAML --out …` another grid's):",
+            "",
+        ]
         md += [f"- `{cid}`" for cid in missing[:50]]
         if len(missing) > 50:
             md.append(f"- … and {len(missing) - 50} more")

@@ -244,14 +244,22 @@ def _union(part: str, recorded: list[Any], new: list[Any]) -> list[Any]:
                 v = canonical_dataset(v)
         return json.dumps(v, sort_keys=True)
 
-    mine: dict[str, list[Any]] = {}
-    for v in new:
-        mine.setdefault(same(v), []).append(v)
+    mine: dict[str, list[int]] = {}
+    for i, v in enumerate(new):
+        mine.setdefault(same(v), []).append(i)
     counts: dict[str, int] = {}
     for v in recorded:
         counts[same(v)] = counts.get(same(v), 0) + 1
-    out = [mine[same(v)][0] if len(mine.get(same(v), ())) == 1 and counts[same(v)] == 1 else v for v in recorded]
-    return [*out, *(v for v in new if same(v) not in counts)]
+    out, used = [], set()
+    for v in recorded:  # a rename only where one recorded entry and one new entry do that computation
+        ours = mine.get(same(v), [])
+        if len(ours) == 1 and counts[same(v)] == 1:
+            out.append(new[ours[0]])
+            used.add(ours[0])
+        else:
+            out.append(v)
+    have = {json.dumps(v, sort_keys=True) for v in out}
+    return [*out, *(v for i, v in enumerate(new) if i not in used and json.dumps(v, sort_keys=True) not in have)]
 
 
 def record_config(out: Path, config: BenchConfig) -> None:

@@ -118,9 +118,7 @@ def add_student_evidence(scorer: str | Path, folders: Sequence[str | Path], *, k
     flag = " --keep-student-points" if old is not None else ""
     evidence.provenance = [*(old.provenance if old is not None else []), *(str(f) for f in folders)]
     card.student = evidence.to_card()
-    command = (
-        f"autosparse train-scorer --add-student-evidence {' '.join(str(f) for f in folders)}{flag} --out {directory}"
-    )
+    command = f"autosparse train-scorer --add-student-evidence {' '.join(str(f) for f in folders)}{flag} --out {scorer}"
     if old is not None and card.training.get("student_command"):
         command = f"{card.training['student_command']}; then {command}"
     card.training["student_command"] = command

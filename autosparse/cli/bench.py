@@ -70,11 +70,12 @@ def run(args: argparse.Namespace) -> int:
         # `bench --out DIR [--report-only]`: the grid that folder holds, not the default one
         args.config = str(Path(args.out) / CONFIG_FILE)
         log.info("reading the bench config %s", args.config)
-    elif not args.config and args.report_only:
+    elif not args.config and args.report_only and not _grid_flags(args):
         # the default grid's report of a folder made with another grid: every row "–", the old report gone
+        folder = Path(args.out) if args.out else Path("runs") / "bench" / "accuracy"
         raise ConfigError(
-            f"--report-only needs the grid to report: {Path(args.out or '.') / CONFIG_FILE} is missing, so pass "
-            "--config with the bench's YAML"
+            f"--report-only needs the grid to report: {folder / CONFIG_FILE} is missing, so pass --config with the "
+            "bench's YAML (or the grid as flags: --models, --methods, --densities, …)"
         )
     if args.asked_kind == "train_speed" or (args.config and config_kind(args.config) == "train_speed"):
         if args.asked_kind not in (None, "train_speed"):
@@ -91,6 +92,13 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(cfg, SpeedConfig):
         return _speed(cfg, where, args.report_only, out)
     return _accuracy(cfg, where, args.report_only, out)
+
+
+def _grid_flags(args: argparse.Namespace) -> bool:
+    """Some part of the accuracy grid was given as a flag (a report of that grid is what was asked)."""
+    from autosparse.bench.config import BenchConfig
+
+    return bool(given(args, BenchConfig))
 
 
 def _check(cfg: Any, where: Any, out: Path, config: str | None) -> int:

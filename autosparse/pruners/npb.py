@@ -154,7 +154,7 @@ class NPB(Pruner):
         else:
             raise ConfigError("npb needs per-layer budgets: use scope='erk' (the reference's) or scope='uniform'")
         gen = torch.Generator().manual_seed(int(seed))
-        rng = np.random.default_rng(int(seed))
+        rng = np.random.default_rng(int(seed) % 2**64)  # torch's seeds may be negative, numpy's may not
         theta = {layer.name: layer.weight.detach() for layer in prunable_layers(model)}
         weights = {n: torch.ones(s, dtype=torch.float64) for n, s in shapes.items()}
         modules = {layer.name: layer.module for layer in net.layers}

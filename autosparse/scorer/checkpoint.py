@@ -143,7 +143,7 @@ LOCK_FILE = ".train-scorer.lock"
 
 
 @contextlib.contextmanager
-def writing_scorer(directory: str | Path, what: str = "train-scorer") -> Iterator[Path]:
+def writing_scorer(directory: str | Path) -> Iterator[Path]:
     """Hold the claim on a scorer folder for the whole of a write (autosparse.core.claims).
 
     Why: two runs into one folder both reported success while the later replaced the first, and two
@@ -155,8 +155,8 @@ def writing_scorer(directory: str | Path, what: str = "train-scorer") -> Iterato
     with claim(path / LOCK_FILE) as mine:
         if not mine:
             raise ConfigError(
-                f"--out {directory} is being written by another {what} ({holder(path / LOCK_FILE)}); wait for it "
-                "to finish, or choose another --out"
+                f"--out {directory} is being written by another process ({holder(path / LOCK_FILE)}: a training "
+                "into it or a change to it); wait for it to finish, or choose another --out"
             )
         yield path
 
@@ -166,7 +166,7 @@ def changes_scorer_in_place(fn: Callable[..., Card]) -> Callable[..., Card]:
 
     @functools.wraps(fn)
     def wrapper(scorer: str | Path, *args: Any, **kwargs: Any) -> Card:
-        with writing_scorer(local_scorer(scorer), f"change to that scorer ({fn.__name__})"):
+        with writing_scorer(local_scorer(scorer)):
             return fn(scorer, *args, **kwargs)
 
     return wrapper

@@ -180,7 +180,7 @@ def add_unit_head(
     tensors.update({f"units.{k}": v for k, v in units.state_dict().items()})
     card.units = unit_card(units, card.allocator["features"], cfg.alloc_hidden, scale, [by_id[i] for i in val_ids])
     card.training["unit_head_command"] = (
-        f"autosparse train-scorer --add-unit-head --unit-scale {scale:g} --store {store} --out {directory}"
+        f"autosparse train-scorer --add-unit-head --unit-scale {scale:g} --store {store} --out {scorer}"
     )
     save_checkpoint(directory, tensors, card)
     return card
@@ -254,11 +254,11 @@ def replace_allocator(scorer: str | Path, store: str | Path, *, members: int, so
         alloc = train_allocators([by_id[i] for i in train_ids], cfg)
         entry, recipe = allocator_entry(cfg), {"alloc_members": members}
         command = (
-            f"autosparse train-scorer --replace-allocator --alloc-members {members} --store {store} --out {directory}"
+            f"autosparse train-scorer --replace-allocator --alloc-members {members} --store {store} --out {scorer}"
         )
     else:
         alloc, entry, recipe = copied
-        command = f"autosparse train-scorer --allocator-from {source} --store {store} --out {directory}"
+        command = f"autosparse train-scorer --allocator-from {source} --store {store} --out {scorer}"
     alloc.eval()
     if val_ids:
         _, val_reader = open_split(str(store), f"run_id={','.join(val_ids)}")
@@ -327,7 +327,7 @@ def add_coverage(scorer: str | Path, store: str | Path) -> Card:
     train_ids = list(card.training.get("train_runs", []))
     by_id = _layer_level_runs(card, store, card_config(card), train_ids)
     card.coverage = fit_coverage(card.allocator["features"], [by_id[i] for i in train_ids]).to_card()
-    card.training["coverage_command"] = f"autosparse train-scorer --add-coverage --store {store} --out {directory}"
+    card.training["coverage_command"] = f"autosparse train-scorer --add-coverage --store {store} --out {scorer}"
     save_checkpoint(directory, tensors, card)
     return card
 
