@@ -170,9 +170,8 @@ def walk_order(
     layers = [_Layer(layer) for layer in plist]
     total = sum(lay.abs_flat.size for lay in layers)
     target = min(int(target), total)
-    walker = _Walker(
-        layers, target, kernel_conserved, np.random.default_rng(int(seed) % 2**64)
-    )  # a negative torch seed too
+    rng = np.random.default_rng(int(seed) % 2**64)  # torch's seeds may be negative, numpy's may not
+    walker = _Walker(layers, target, kernel_conserved, rng)
     limit = max_walks if max_walks is not None else 10 * target + 1000
     n_in, n_out = layers[0].inp, layers[-1].out
     walks = 0
