@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -546,29 +548,9 @@ def test_add_coverage_records_the_coverage_training_wrote(store, scorer_dir, tmp
 
 def test_two_trainings_into_one_out_do_not_both_succeed(store, tmp_path) -> None:
     """Both ran, both said "scorer written", and the later one silently replaced the first."""
-    import threading
-
-    from autosparse.core.claims import claim
-    from autosparse.scorer.checkpoint import LOCK_FILE
-
     out = tmp_path / "s"
-    held, release = threading.Event(), threading.Event()
-
-    def other_training() -> None:
-        with claim(out / LOCK_FILE) as mine:
-            assert mine
-            held.set()
-            release.wait(30)
-
-    worker = threading.Thread(target=other_training)
-    worker.start()
-    try:
-        held.wait(30)
-        with pytest.raises(ConfigError, match="is being written by another process"):
-            train_scorer(store, holdout=None, out=out, config=ScorerConfig(steps=1))
-    finally:
-        release.set()
-        worker.join()
+    with _held_by_another_thread(out), pytest.raises(ConfigError, match="is being written by another process"):
+        train_scorer(store, holdout=None, out=out, config=ScorerConfig(steps=1))
     train_scorer(store, holdout=None, out=out, config=ScorerConfig(steps=1, alloc_steps=1))  # the lock is no content
     assert (out / "card.json").exists()
 
@@ -596,31 +578,37 @@ def test_runs_of_different_teachers_are_said_and_can_be_narrowed(store, tmp_path
 
 def test_a_change_in_place_waits_for_no_one_and_loses_no_change(scorer_dir, store, tmp_path) -> None:
     """Two changes in place each saved the card they had read: the first one's change was lost."""
-    import threading
-
-    from autosparse.core.claims import claim
-    from autosparse.scorer.checkpoint import LOCK_FILE
     from autosparse.scorer.training import add_coverage
 
     mine = tmp_path / "s"
     shutil.copytree(scorer_dir, mine)
+    with _held_by_another_thread(mine), pytest.raises(ConfigError, match="is being written by another process"):
+        add_coverage(mine, store)
+    assert add_coverage(mine, store).coverage  # free again
+
+
+@contextlib.contextmanager
+def _held_by_another_thread(folder: Path):
+    """The scorer folder's claim held elsewhere (a claim is re-entrant in its own thread) for the block."""
+    from autosparse.core.claims import claim
+    from autosparse.scorer.checkpoint import LOCK_FILE
+
     held, release = threading.Event(), threading.Event()
 
-    def other_change() -> None:
-        with claim(mine / LOCK_FILE):
+    def hold() -> None:
+        with claim(folder / LOCK_FILE) as mine:
+            assert mine
             held.set()
             release.wait(30)
 
-    worker = threading.Thread(target=other_change)
+    worker = threading.Thread(target=hold)
     worker.start()
     try:
         held.wait(30)
-        with pytest.raises(ConfigError, match="is being written by another process"):
-            add_coverage(mine, store)
+        yield
     finally:
         release.set()
         worker.join()
-    assert add_coverage(mine, store).coverage  # free again
 
 
 def test_a_path_spelled_like_a_shipped_name_without_such_a_folder_is_the_shipped_scorer(tmp_path, monkeypatch) -> None:
