@@ -58,8 +58,7 @@ def _can_write(folder) -> bool:
 def test_private_tmp_names_differ_per_call_and_write_text_leaves_none(tmp_path) -> None:
     """Two processes finishing one bench wrote its report through one temporary name; one renamed it
     away under the other."""
-    from autosparse.bench.report import write_text
-    from autosparse.core.folders import private_tmp
+    from autosparse.core.folders import private_tmp, write_text
 
     target = tmp_path / "report.md"
     assert private_tmp(target) != private_tmp(target)
@@ -67,3 +66,13 @@ def test_private_tmp_names_differ_per_call_and_write_text_leaves_none(tmp_path) 
     write_text(target, "a")
     write_text(target, "b")
     assert target.read_text() == "b" and sorted(p.name for p in tmp_path.iterdir()) == ["report.md"]
+
+
+def test_dot_files_are_no_folder_content(tmp_path) -> None:
+    from autosparse.core.folders import has_content
+
+    assert not has_content(tmp_path / "missing")
+    (tmp_path / ".train-scorer.lock").write_text("")  # a claim's lock file
+    assert not has_content(tmp_path)
+    (tmp_path / "card.json").write_text("{}")
+    assert has_content(tmp_path)

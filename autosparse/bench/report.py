@@ -23,7 +23,7 @@ from autosparse.bench.contest import contest_table, contests
 from autosparse.bench.plots import Series, plot_accuracy, plot_layer_densities
 from autosparse.core.config import config_hash, to_dict
 from autosparse.core.executors import JobOutcome
-from autosparse.core.folders import make_output_dir, private_tmp
+from autosparse.core.folders import make_output_dir, write_text
 from autosparse.core.text import count_of, sparsity_percent
 
 log = logging.getLogger(__name__)
@@ -239,15 +239,6 @@ def write_results(records: Sequence[dict[str, Any]], config: BenchConfig, out_di
         out_dir / RESULTS_JSON,
         json.dumps({"config": to_dict(config), "config_hash": config_hash(config), "cells": list(records)}, indent=1),
     )
-
-
-def write_text(path: Path, text: str) -> None:
-    tmp = private_tmp(path)
-    try:
-        tmp.write_text(text)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _pairs(config: BenchConfig) -> list[tuple[str, str]]:

@@ -20,12 +20,12 @@ from typing import Any
 
 from autosparse.bench.cells import BenchJob, claim_path, execute_job, plan_jobs
 from autosparse.bench.config import BenchConfig
-from autosparse.bench.report import BenchReport, write_report, write_text
+from autosparse.bench.report import BenchReport, write_report
 from autosparse.core.claims import is_elsewhere, run_claimed_jobs
 from autosparse.core.config import dump_yaml, from_dict, load_config, to_dict
 from autosparse.core.errors import AutosparseError, CheckpointError, ConfigError, UnknownNameError
 from autosparse.core.executors import EXECUTORS, JobOutcome
-from autosparse.core.folders import make_output_dir
+from autosparse.core.folders import make_output_dir, write_text
 from autosparse.data import canonical_dataset
 from autosparse.pruners.registry import make_pruner
 from autosparse.training.trainer import resolve_device

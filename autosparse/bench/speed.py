@@ -30,10 +30,10 @@ from autosparse.bench.config import IMP, MethodSpec, check_hparams, check_unique
 from autosparse.bench.floors import floor_config
 from autosparse.bench.measure import Measurement, measure, measure_isolated
 from autosparse.bench.plots import plot_speed
-from autosparse.bench.report import format_seconds, markdown_table, write_text
+from autosparse.bench.report import format_seconds, markdown_table
 from autosparse.core.config import config_hash, from_dict, load_yaml, to_dict
 from autosparse.core.errors import ConfigError, UnknownNameError, check_density
-from autosparse.core.folders import make_output_dir
+from autosparse.core.folders import make_output_dir, write_text
 from autosparse.data import FAKE_PREFIX, dataset_info
 from autosparse.models import model_info
 from autosparse.pruners import available

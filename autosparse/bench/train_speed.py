@@ -26,10 +26,10 @@ from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
-from autosparse.bench.report import markdown_table, write_text
+from autosparse.bench.report import markdown_table
 from autosparse.core.config import from_dict, load_yaml, to_dict
 from autosparse.core.errors import ConfigError, check_density
-from autosparse.core.folders import make_output_dir
+from autosparse.core.folders import make_output_dir, write_text
 from autosparse.data import FAKE_PREFIX, dataset_info
 from autosparse.models import model_info
 from autosparse.pruners import prune

@@ -120,6 +120,14 @@ class ConfigError(AutosparseError, ValueError):
     """A configuration value that cannot work (e.g. zero rounds, negative epochs)."""
 
 
+def check_seed(seed: int) -> int:
+    """``seed`` if torch's generators take it (``[-2**63, 2**64)``): past that, an OverflowError from
+    inside torch, after the data had loaded."""
+    if not -(2**63) <= seed < 2**64:
+        raise ConfigError(f"seed must be in [-2**63, 2**64) (torch's range), got {seed}")
+    return seed
+
+
 def check_density(density: float | None = None, sparsity: float | None = None) -> float:
     """Resolve exactly one of ``density`` / ``sparsity`` to a density in (0, 1].
 

@@ -60,3 +60,19 @@ def private_tmp(path: Path, suffix: str = ".tmp") -> Path:
     name; one renamed it away under the other (FileNotFoundError, or a report with no plots).
     """
     return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` whole, through a :func:`private_tmp` name: a reader (another process,
+    or the next run after a kill) finds the old file or the new one, never half of one."""
+    tmp = private_tmp(path)
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def has_content(folder: Path) -> bool:
+    """Whether ``folder`` holds anything but dot-files (the claims' lock files, temporaries being written)."""
+    return folder.is_dir() and any(not p.name.startswith(".") for p in folder.iterdir())

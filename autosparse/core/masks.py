@@ -26,7 +26,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from autosparse.core.errors import MaskError
-from autosparse.core.folders import make_output_dir, private_tmp
+from autosparse.core.folders import make_output_dir, write_text
 from autosparse.core.init_transform import PREPARED_ATTR, InitTransform
 from autosparse.core.layers import prunable_layers
 from autosparse.core.stale_weights import refresh_uncalled
@@ -285,12 +285,8 @@ class Masks(Mapping[str, torch.Tensor]):
             save_tensors(factors, str(init_file), metadata={"format": "autosparse-init-factors-v1"})
         elif init_file.exists():
             init_file.unlink()  # a stale file from masks saved here before must not be read back with these
-        report, tmp = directory / REPORT_FILE, private_tmp(directory / REPORT_FILE)
-        try:  # last and whole: a killed save leaves no report that vouches for half-written masks
-            tmp.write_text(json.dumps(self.report(), indent=2, default=str))
-            tmp.replace(report)
-        finally:
-            tmp.unlink(missing_ok=True)
+        # last and whole: a killed save leaves no report that vouches for half-written masks
+        write_text(directory / REPORT_FILE, json.dumps(self.report(), indent=2, default=str))
         return directory
 
     @classmethod

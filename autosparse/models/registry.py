@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from autosparse.core.errors import ConfigError, UnknownNameError
+from autosparse.core.errors import ConfigError, UnknownNameError, check_seed
 from autosparse.models.info import INPUT_KINDS, TIMM_PREFIX, TV_PREFIX, ModelInfo, coerce_options
 from autosparse.models.timm_models import build_timm, timm_info
 from autosparse.models.torchvision_models import build_torchvision, torchvision_info, torchvision_names
@@ -168,8 +168,7 @@ def seeded(seed: int | None) -> Iterator[None]:
         value = operator.index(seed)  # accepts numpy integers, rejects floats
     except TypeError:
         raise ConfigError(f"seed must be an integer, got {seed!r}") from None
-    if not -(2**63) <= value < 2**64:  # torch.manual_seed's range
-        raise ConfigError(f"seed must be in [-2**63, 2**64) (torch's range), got {value}")
+    check_seed(value)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(value)
         yield

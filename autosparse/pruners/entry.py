@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from autosparse.core.allocation import target_count
-from autosparse.core.errors import AutosparseError, ConfigError, check_density
+from autosparse.core.errors import AutosparseError, ConfigError, check_density, check_seed
 from autosparse.core.init_transform import InitTransform, fingerprint, rescale_factors
 from autosparse.core.layers import PrunableLayer, is_weight_standardized, prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks
@@ -163,9 +163,7 @@ def prune_timed(
     d = check_density(density, sparsity)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise ConfigError(f"seed must be an integer (it seeds the method's own randomness), got {seed!r}")
-    seed = int(seed)
-    if not -(2**63) <= seed < 2**64:  # torch.manual_seed's range: past it, an OverflowError from inside torch
-        raise ConfigError(f"seed must be in [-2**63, 2**64) (torch's range), got {seed}")
+    seed = check_seed(int(seed))
     if not isinstance(model, nn.Module):
         raise ConfigError(
             f"prune takes the model itself (an nn.Module), got {type(model).__name__} {model!r:.60}; build one first, "

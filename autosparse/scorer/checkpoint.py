@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 
 from autosparse.core.claims import claim, holder
 from autosparse.core.errors import CheckpointError, ConfigError, UnknownNameError
-from autosparse.core.folders import private_tmp
+from autosparse.core.folders import has_content, write_text
 from autosparse.core.tensor_files import save_tensors
 from autosparse.features import check_schema
 
@@ -75,12 +75,7 @@ def save_checkpoint(directory: str | Path, tensors: dict[str, torch.Tensor], car
         {k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(weights), metadata={"format": CARD_FORMAT}
     )
     card.weights_sha256 = _sha256(weights)
-    tmp = private_tmp(directory / CARD_FILE)
-    try:  # whole or not at all: a card cut short reads as a damaged checkpoint
-        tmp.write_text(card.to_json())
-        tmp.replace(directory / CARD_FILE)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text(directory / CARD_FILE, card.to_json())  # whole: a card cut short reads as a damaged checkpoint
     return directory
 
 
@@ -120,7 +115,7 @@ def resolve_scorer(name_or_path: str | Path) -> Path:
             f"({', '.join(shipped_scorers())}) or train one there with `autosparse train-scorer --out {path}`"
         )
     if path.exists():
-        empty = path.is_dir() and not any(not p.name.startswith(".") for p in path.iterdir())  # a lock is no content
+        empty = path.is_dir() and not has_content(path)  # a lock file is no content
         fix = (
             f"train a scorer there with `autosparse train-scorer --out {path}`"
             if empty

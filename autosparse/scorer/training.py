@@ -22,7 +22,7 @@ import torch
 
 from autosparse.core.config import to_dict
 from autosparse.core.errors import ConfigError, StoreError
-from autosparse.core.folders import check_output_path
+from autosparse.core.folders import check_output_path, has_content
 from autosparse.features import SCHEMA_VERSION
 from autosparse.scorer.archs.base import TrainingSplit, get_arch
 from autosparse.scorer.checkpoint import (
@@ -337,7 +337,7 @@ def check_scorer_out(out: str | Path, *, overwrite: bool = False, quiet: bool = 
     other things) or by replacing a finished scorer without ``overwrite``, before the minutes of
     training, not after; replacing a scorer there is said."""
     path = check_output_path(out)
-    if path.is_dir() and any(not p.name.startswith(".") for p in path.iterdir()):  # the lock file is no content
+    if has_content(path):  # the lock file is no content
         if not ((path / CARD_FILE).exists() or (path / WEIGHTS_FILE).exists()):
             raise ConfigError(f"--out {path} holds other files and no scorer; give a new or empty directory")
         card = finished_checkpoint(path)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from autosparse.core.errors import ConfigError
+from autosparse.core.errors import ConfigError, check_seed
 from autosparse.core.masks import Masks, assert_masks_exact, remove_masks
 from autosparse.core.model_io import logits, model_input, param_dtype
 from autosparse.training.batchnorm import recalibrate_lagging_batchnorm
@@ -63,8 +63,7 @@ class TrainConfig:
     eval_every_epoch: bool = False  # also measure test accuracy after every epoch (the history), not only at the end
 
     def __post_init__(self) -> None:
-        if not -(2**63) <= self.seed < 2**64:  # torch.manual_seed's range
-            raise ConfigError(f"seed must be in [-2**63, 2**64) (torch's range), got {self.seed}")
+        check_seed(self.seed)
         if not (math.isfinite(self.epochs) and self.epochs > 0):
             raise ConfigError(f"epochs must be > 0, got {self.epochs}")
         if self.batch_size < 1:
