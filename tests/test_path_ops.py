@@ -270,3 +270,76 @@ def test_weight_standardized_convs_count_the_mask_graph_and_prune_says_what_the_
     used = sum(int(masks[n].flatten(1).any(1).sum()) * masks[n][0].numel() for n in ("0.weight", "2.weight"))
     assert f"keep {kept} of their 252 weights; their forward uses {used}" in record.getMessage()
     assert kept < used < 252  # a channel keeping one weight is dense in the forward
+
+
+class StatsPool(nn.Module):
+    """x-vector statistics pooling: ``cat(mean, std)`` over time, then a linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tdnn, self.head = nn.Conv1d(4, 8, 3, bias=False), nn.Linear(16, 5, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.tdnn(x))
+        return self.head(torch.cat([h.mean(-1), h.std(-1)], 1))
+
+
+class MaxEnsemble(nn.Module):
+    """Maxout over two heads, ``stack(...).amax(0)``, and ``max(dim)``'s values read off."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.h1, self.h2 = nn.Linear(6, 8, bias=False), nn.Linear(8, 3, bias=False), nn.Linear(8, 3, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.a(x)
+        return torch.stack([self.h1(h), self.h2(h)]).amax(0) + torch.stack([h[:, :3], h[:, 3:6]], 1).max(dim=1)[0]
+
+
+def test_a_std_statistic_carries_paths_a_constant_input_would_zero() -> None:
+    """On an all-ones input a std is 0; read literally, a head fed only by it looked collapsed."""
+    model = StatsPool()
+    head = torch.zeros(5, 16, dtype=torch.bool)
+    head[:, 8:] = True  # only the weights that read the std half
+    m = Masks({"tdnn.weight": torch.ones(8, 4, 3, dtype=torch.bool), "head.weight": head})
+    diag = mask_diagnostics(model, m, (4, 20), warn=False)
+    assert diag["paths"] == "exact"
+    assert diag["collapsed_layers"] == []
+    # every head weight reads one channel's window of 18 positions, each with 4·3 paths in
+    assert math.isclose(diag["log10_paths"], math.log10(5 * 8 * 18 * 12), rel_tol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_max_reductions_count_every_operand_as_a_sum_does(seed: int) -> None:
+    model = MaxEnsemble()
+    m = _masks(model, seed)
+    a, h1, h2 = (m[f"{k}.weight"].double() for k in ("a", "h1", "h2"))
+    reach = a @ torch.ones(6, dtype=torch.float64)  # paths into each unit of a
+    expected = float((h1 @ reach).sum() + (h2 @ reach).sum() + reach[:6].sum())
+    stats = path_stats(model, m, (6,))
+    assert stats.approximate == ()
+    assert math.isclose(math.exp(stats.log_paths), expected, rel_tol=1e-9)
+
+
+class FunctionalPool(nn.Module):
+    """PyTorch's MNIST example: ``F.max_pool2d`` called as a function, not a module."""
+
+    def __init__(self, functional: bool) -> None:
+        super().__init__()
+        self.functional = functional
+        self.conv, self.fc = nn.Conv2d(1, 4, 3, bias=False), nn.Linear(4 * 6 * 6, 10, bias=False)
+        self.pool = nn.MaxPool2d(2, ceil_mode=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.conv(x))
+        h = torch.nn.functional.max_pool2d(h, 2, ceil_mode=True) if self.functional else self.pool(h)
+        return self.fc(torch.flatten(h, 1))
+
+
+def test_a_functional_max_pool_counts_as_the_module_does() -> None:
+    module, functional = FunctionalPool(False), FunctionalPool(True)
+    functional.load_state_dict(module.state_dict())
+    m = _masks(module, 3)
+    ref, got = path_stats(module, m, (1, 13, 13)), path_stats(functional, m, (1, 13, 13))
+    assert got.approximate == ()
+    assert math.isclose(got.log_paths, ref.log_paths, rel_tol=1e-12)

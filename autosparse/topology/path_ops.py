@@ -23,9 +23,13 @@ element to an output element and a node reading several operands has an edge fro
   ``A @ 1 + 1 @ B``; scaled-dot-product attention is that rule applied to ``(q kᵀ) v``;
 * a constant operand is dropped (a python number, or a tensor not computed from the input, in
   a sum); a product with a constant tensor (layer scale) keeps its ``|value|``, as before;
-* element-wise activations, normalisations, dropout and softmax are the identity.
+* element-wise activations, normalisations, dropout and softmax are the identity;
+* a reduction that selects or spreads its window (``amax``, ``max(dim)``, ``std``, ``var``,
+  ``norm``, ``prod``, ``logsumexp``) and a functional max pool are read as the window's sum: every
+  element is an edge to the result. Run literally, an all-ones input's std is 0 and a max keeps one
+  operand, and a head fed by either was reported collapsed.
 
-Everything else (reshapes, convolutions, pooling, reductions) runs unchanged: on non-negative
+Everything else (reshapes, convolutions, average pools, sums and means) runs unchanged: on non-negative
 signals it already is its path graph. Ops on a signal that are in none of these tables are
 recorded in :attr:`PathMode.unmodelled`; the counts are then an approximation, and the callers
 say so instead of reporting a collapse they cannot prove.
@@ -41,6 +45,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten, tree_map
 
+from autosparse.topology.path_modules import AdaptiveSumPool, SumPool
 from autosparse.topology.replay_ops import (
     CONST_FUNCS,
     CONST_METHODS,
@@ -69,6 +74,18 @@ IDENTITY_OPS = frozenset(
         "softmax log_softmax softmin dropout dropout1d dropout2d dropout3d alpha_dropout feature_alpha_dropout "
         "layer_norm batch_norm group_norm instance_norm rms_norm local_response_norm normalize "
         "float double half to type_as clone detach contiguous"
+    )
+)
+#: reductions that *select* or combine their window non-linearly (a max, a spread, a product):
+#: every element of the window is an edge to the result, so on the path graph each is a sum.
+#: Run literally on an all-ones input, a std is 0 and a max picks one operand: false collapses.
+SELECT_REDUCTIONS = frozenset(_words("amax amin max min std var norm prod logsumexp"))
+#: functional max pools (``F.max_pool2d``, as in PyTorch's MNIST example), read as their window sums
+#: exactly as :class:`~autosparse.topology.path_modules.SumPool` reads the modules
+MAX_POOLS = frozenset(
+    _words(
+        "max_pool1d max_pool2d max_pool1d_with_indices max_pool2d_with_indices "
+        "adaptive_max_pool1d adaptive_max_pool2d adaptive_max_pool1d_with_indices adaptive_max_pool2d_with_indices"
     )
 )
 #: element-wise joins of two operands
@@ -157,6 +174,15 @@ class PathMode(TorchFunctionMode):
             out = _matmul_paths(args[0], args[1])
         elif func is F.scaled_dot_product_attention:
             out = attention_paths(*args[:3])
+        elif base in ("max", "min") and len(args) >= 2 and isinstance(args[1], torch.Tensor):
+            out = _join(func, base, inplace, args, kwargs)  # torch.max(a, b): element-wise, as maximum
+        elif base in SELECT_REDUCTIONS and is_signal(args[0] if args else None):
+            out = _reduction_paths(func, base, args, kwargs)
+            if out is None:
+                self.unmodelled.add(name)
+                out = func(*args, **kwargs)
+        elif base.lstrip("_") in MAX_POOLS and is_signal(args[0] if args else None):
+            out = _max_pool_paths(func, base.lstrip("_"), args, kwargs)
         elif base in ("cat", "concat", "concatenate", "stack") and args:
             out = func([t if is_signal(t) else torch.zeros_like(t) for t in args[0]], *args[1:], **kwargs)
         else:
@@ -213,3 +239,53 @@ def attention_paths(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.
     """``softmax(q kᵀ) v`` on the path graph, softmax read element-wise (shapes ``(..., L, E)``)."""
     scores = _matmul_paths(q, k.transpose(-2, -1))
     return _matmul_paths(scores, v)
+
+
+def _reduction_paths(func: Callable[..., Any], base: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A max/min/std/var/norm/prod/logsumexp reduction read as a sum over the same window.
+
+    Returns None where the arguments do not say which window (the caller then runs the op
+    literally and calls the counts approximate). A ``max(dim=...)`` keeps its literal indices.
+    """
+    x = args[0]
+    ref = func(*args, **kwargs)
+    values = ref[0] if isinstance(ref, tuple) else ref
+    if not isinstance(values, torch.Tensor):
+        return None
+    at = 2 if base == "norm" else 1  # norm(input, p, dim, keepdim)
+    dim = kwargs.get("dim", args[at] if len(args) > at else None)
+    if isinstance(dim, bool):  # std(input, unbiased)
+        dim = None
+    keep_at = 3 if base in ("std", "var", "norm") else 2
+    keepdim = kwargs.get("keepdim", args[keep_at] if len(args) > keep_at else False)
+    if not isinstance(keepdim, bool) or not (dim is None or isinstance(dim, (int, tuple, list))):
+        return None
+    summed = x.sum() if dim is None or len(dim if isinstance(dim, (tuple, list)) else [dim]) == 0 else None
+    if summed is None:
+        summed = x.sum(dim=dim, keepdim=keepdim)
+    if summed.shape != values.shape:
+        if summed.numel() != values.numel():
+            return None
+        summed = summed.reshape(values.shape)
+    return type(ref)((summed, *ref[1:])) if isinstance(ref, tuple) else summed
+
+
+_POOL_ARGS = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+
+
+def _max_pool_paths(func: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A functional max pool as its window sum (the module's :class:`SumPool`); indices stay literal."""
+    dims = 1 if "1d" in name else 2
+    adaptive = name.startswith("adaptive")
+    names = ("output_size", "return_indices") if adaptive else _POOL_ARGS
+    given = {**dict(zip(names, args[1:])), **kwargs}
+    with_indices = name.endswith("_with_indices") or bool(given.pop("return_indices", False))
+    if adaptive:
+        pool: torch.nn.Module = (torch.nn.AdaptiveMaxPool1d if dims == 1 else torch.nn.AdaptiveMaxPool2d)(**given)
+        summed = AdaptiveSumPool(pool)(args[0])
+    else:
+        pool = (torch.nn.MaxPool1d if dims == 1 else torch.nn.MaxPool2d)(**given)
+        summed = SumPool(pool)(args[0])
+    if with_indices:
+        return summed, func(*args, **kwargs)[1]
+    return summed
