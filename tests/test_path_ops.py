@@ -343,3 +343,23 @@ def test_a_functional_max_pool_counts_as_the_module_does() -> None:
     ref, got = path_stats(module, m, (1, 13, 13)), path_stats(functional, m, (1, 13, 13))
     assert got.approximate == ()
     assert math.isclose(got.log_paths, ref.log_paths, rel_tol=1e-12)
+
+
+class WithFeatures(nn.Module):
+    """Returns ``(logits, features)``, as many research models do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.head = nn.Linear(6, 16), nn.Linear(16, 5)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = torch.relu(self.a(x))
+        return self.head(f), f
+
+
+def test_paths_are_counted_to_the_logits_training_reads_not_to_side_outputs() -> None:
+    model = WithFeatures()
+    m = Masks({"a.weight": torch.ones(16, 6, dtype=torch.bool), "head.weight": torch.zeros(5, 16, dtype=torch.bool)})
+    diag = mask_diagnostics(model, m, (6,), warn=False)
+    assert diag["log10_paths"] == -math.inf
+    assert diag["collapsed_layers"] == ["a.weight", "head.weight"]

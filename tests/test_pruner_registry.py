@@ -244,6 +244,14 @@ def test_targets_past_the_last_class_are_named(method: str) -> None:
         prune(model, method, density=0.5, data=data)
 
 
+@pytest.mark.parametrize("method", ["snip", "grasp", "prospr", "autos"])
+def test_logits_per_token_are_one_error_naming_the_pooling_wrapper(method: str) -> None:
+    model = nn.Sequential(nn.Linear(8, 6), nn.ReLU(), nn.Linear(6, 3))  # (batch, tokens, classes)
+    data = (torch.randn(5, 4, 8), torch.tensor([0, 1, 2, 0, 1]))
+    with pytest.raises(ConfigError, match=r"logits have shape \(5, 4, 3\) for targets of shape \(5,\).*out\.mean\(1\)"):
+        prune(model, method, density=0.5, data=data)
+
+
 def test_ignored_targets_are_not_classes() -> None:
     from autosparse.core.model_io import class_targets
 
@@ -273,6 +281,26 @@ def test_every_method_takes_input_shape_and_a_wrapped_model_is_named() -> None:
         assert masks.kept == round(0.2 * masks.total) and masks.meta["diagnostics"]["paths"] == "exact"
     with pytest.raises(ConfigError, match=r"prune model.module"):
         prune(nn.DataParallel(model), "magnitude", density=0.2)
+
+
+def test_a_compiled_or_meta_model_is_one_error_and_wrapped_names_get_the_unwrapping_fix() -> None:
+    from autosparse.core.errors import MaskError
+    from autosparse.core.masks import Masks
+    from autosparse.pruners import prune
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3))
+    compiled = torch.compile(model)  # building the wrapper compiles nothing yet
+    with pytest.raises(ConfigError, match=r"compiled \(torch.compile\): prune model._orig_mod"):
+        prune(compiled, "magnitude", density=0.2)
+    masks = prune(model, "magnitude", density=0.2)
+    with pytest.raises(MaskError, match=r"wrapped by torch.compile.*apply them to model._orig_mod"):
+        masks.apply(compiled)
+    with pytest.raises(MaskError, match=r"made on a DataParallel wrapper.*prune model.module instead"):
+        Masks({f"module.{n}": m for n, m in masks.items()}).apply(model)
+    with torch.device("meta"):
+        on_meta = nn.Sequential(nn.Linear(4, 3))
+    with pytest.raises(ConfigError, match=r"meta device.*to_empty\(device='cpu'\)"):
+        prune(on_meta, "random", density=0.5)
 
 
 def test_layers_left_dense_by_type_are_named_once(caplog: pytest.LogCaptureFixture) -> None:

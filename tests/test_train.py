@@ -195,6 +195,9 @@ def test_training_input_in_the_wrong_form_is_one_error_naming_the_fix() -> None:
     data = autosparse.Dataset("mine", x, y, x, y, 10, (1, 28, 28))
     result = train(model.double(), data, TrainConfig(epochs=1, batch_size=32))  # float64 model, float32 data
     assert 0.0 <= result.test_accuracy <= 1.0
+    per_token = torch.nn.Sequential(torch.nn.Flatten(1, 2), torch.nn.Linear(28, 10))  # (batch, 28 rows, classes)
+    with pytest.raises(ConfigError, match=r"logits have shape \(32, 28, 10\).*pool over its tokens"):
+        train(per_token, data, TrainConfig(epochs=1, batch_size=32))
 
 
 def test_a_device_is_checked_by_name_with_the_choices_in_the_error() -> None:

@@ -74,8 +74,9 @@ def _path_summary(diag: dict[str, object]) -> str:
 
         # their kept weights count as effective nowhere: say why, or the gap reads as a collapse
         text += (
-            f"; {len(independent)} layer(s) lie on no input-to-output path even with every weight kept (e.g. a "  # type: ignore[arg-type]
-            f"positional projection of constants), so no mask could: {name_list(independent)}"  # type: ignore[arg-type]
+            f"; {len(independent)} layer(s) lie on no input-to-output path of the eval-mode forward even with every "  # type: ignore[arg-type]
+            "weight kept (a positional projection of constants, a branch only training runs, a part run under "
+            f"no_grad), so no mask could connect them: {name_list(independent)}"  # type: ignore[arg-type]
         )
     return text
 

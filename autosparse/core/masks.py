@@ -185,7 +185,7 @@ class Masks(Mapping[str, torch.Tensor]):
                 # torch's own pruning buffers, saved from a state dict (`fc1.weight_mask`)
                 fix = "these are torch's pruning buffers: name each mask by its weight (`fc1.weight`, not `fc1.weight_mask`)"
             else:
-                fix = self._made_for("another model")
+                fix = _wrapper_fix(set(self._masks), set(expected)) or self._made_for("another model")
             raise MaskError(f"mask does not fit {label or type(model).__name__}: {', '.join(parts)}; {fix}")
         for name, shape in expected.items():
             made = tuple(self._masks[name].shape)
@@ -343,6 +343,23 @@ class Masks(Mapping[str, torch.Tensor]):
             listed = set(order)
             tensors = {n: tensors[n] for n in [*order, *(n for n in tensors if n not in listed)]}
         return cls({n: t.bool() for n, t in tensors.items()}, meta=meta, init=init)
+
+
+#: prefixes a wrapper adds to every parameter name: torch.compile's module, then (Distributed)DataParallel's
+_WRAPPERS = {"_orig_mod.": ("torch.compile", "model._orig_mod"), "module.": ("DataParallel", "model.module")}
+
+
+def _wrapper_fix(masked: set[str], expected: set[str]) -> str | None:
+    """The fix when the names differ only by a wrapper's prefix, on either side."""
+    for prefix, (wrapper, inner) in _WRAPPERS.items():
+        if {prefix + n for n in masked} == expected:
+            return f"the model is wrapped by {wrapper} and the masks name its inner layers: apply them to {inner}"
+        if {n.removeprefix(prefix) for n in masked} == expected and all(n.startswith(prefix) for n in masked):
+            return (
+                f"the masks were made on a {wrapper} wrapper (their names start {prefix!r}): prune {inner} instead, "
+                "and apply them to the unwrapped model"
+            )
+    return None
 
 
 def _load_init(report: Path, init_file: Path, described: Mapping[str, Any]) -> InitTransform:

@@ -64,6 +64,12 @@ def class_targets(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     Why: cross-entropy on a target past the last class fails deep in torch with "Target 17 is out
     of bounds" (or silently on some devices), which says nothing about the pruning data.
     """
+    if out.dim() != 2 or (y.dim() >= 1 and out.shape[0] != y.shape[0]):
+        raise ConfigError(
+            f"the model's logits have shape {tuple(out.shape)} for targets of shape {tuple(y.shape)}: autosparse "
+            "prunes and trains classifiers whose forward returns (batch, classes) logits; wrap the model so it does "
+            "(a sequence model: pool over its tokens, e.g. return out.mean(1) or out[:, 0])"
+        )
     n = out.shape[-1]
     if y.numel() and not y.is_floating_point():
         lo, hi = (int(v) for v in torch.aminmax(y))  # one pass, one device sync

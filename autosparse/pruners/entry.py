@@ -174,6 +174,17 @@ def prune_timed(
             f"the model is wrapped in {type(model).__name__}: prune model.module (the masks name its layers), "
             "then wrap it again"
         )
+    if isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile's OptimizedModule
+        raise ConfigError(
+            "the model is compiled (torch.compile): prune model._orig_mod (the masks name its layers, and the path "
+            "pass would compile every copy), apply the masks to it, then compile it again"
+        )
+    if any(p.is_meta for p in model.parameters()):
+        raise ConfigError(
+            "the model's weights are on the meta device (shapes without values), and pruning at initialisation "
+            "reads the initial weights: materialise and initialise it first, e.g. model.to_empty(device='cpu') and "
+            "then each module's reset_parameters() (or build it without device='meta')"
+        )
     # gradients on, inference mode off, for the pruning only: a caller's `with torch.no_grad()` (or
     # `inference_mode`) around its set-up made SNIP, GraSP, SynFlow… raise "does not require grad", and
     # NPB silently return a mask with no path (its solver's steps ran as inference tensors)

@@ -8,8 +8,9 @@ graph models every op of the forward), ``approximate (...)`` (it ran, but ops it
 were on the way: a layer without a found path is then reported as *unverified*, never as
 collapsed), or ``unavailable (...)`` (the path pass could not run on this model at all; only
 empty layers are reported). A layer no path runs through even with every weight kept (a positional
-projection of constant coordinates, a query of a constant class token) is listed apart, as
-``input_independent_layers``: no mask could collapse it.
+projection of constant coordinates, a query of a constant class token, but also a branch the
+forward runs only in training or a part it runs under ``no_grad``: the pass sees the eval-mode
+forward through autograd) is listed apart, as ``input_independent_layers``: no mask could collapse it.
 """
 
 from __future__ import annotations

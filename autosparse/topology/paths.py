@@ -48,6 +48,7 @@ from torch.nn.utils import parametrize
 from autosparse.core.errors import ConfigError, MaskError
 from autosparse.core.layers import PrunableLayer, legacy_norms, prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks, current_masks, remove_masks
+from autosparse.core.model_io import logits
 from autosparse.core.parallel import single_threaded_torch
 from autosparse.topology.log_counts import LogCounts, log_count
 from autosparse.topology.path_modules import to_path_modules
@@ -60,15 +61,25 @@ _LOG2_SCALES: tuple[int, ...] = (0, -256, -512, -768)
 
 
 def _total(out: object) -> torch.Tensor:
-    """Sum of every output tensor (models returning tuples or dicts count all their heads)."""
+    """Sum of the logits that training reads (:func:`~autosparse.core.model_io.logits`).
+
+    Why not every output: a model returning ``(logits, features)`` with an empty classifier
+    still had paths to its features, and the verdict was "no signal in head.weight" instead of
+    the collapse it is. Only an output with no logits to find counts all its tensors.
+    """
+    try:
+        return logits(out).sum()
+    except ConfigError:
+        return _all_outputs(out)
+
+
+def _all_outputs(out: object) -> torch.Tensor:
     if isinstance(out, torch.Tensor):
         return out.sum()
     if isinstance(out, Mapping):
-        return sum((_total(v) for v in out.values()), torch.zeros((), dtype=torch.float64))
+        return sum((_all_outputs(v) for v in out.values()), torch.zeros((), dtype=torch.float64))
     if isinstance(out, (tuple, list)):
-        return sum((_total(v) for v in out), torch.zeros((), dtype=torch.float64))
-    if isinstance(getattr(out, "logits", None), torch.Tensor):  # an output object carrying its logits
-        return out.logits.sum()
+        return sum((_all_outputs(v) for v in out), torch.zeros((), dtype=torch.float64))
     return torch.zeros((), dtype=torch.float64)
 
 

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from autosparse.core.errors import ConfigError, check_seed
 from autosparse.core.masks import Masks, assert_masks_exact, remove_masks
-from autosparse.core.model_io import logits, model_input, param_dtype
+from autosparse.core.model_io import class_targets, logits, model_input, param_dtype
 from autosparse.training.batchnorm import recalibrate_lagging_batchnorm
 from autosparse.training.masking import MaskedParameters
 
@@ -268,7 +268,10 @@ def train(
                 yb = y_train[idx].to(device, non_blocking=True)
                 if on_step is not None:
                     on_step(step, model)
-                loss = F.cross_entropy(logits(model(xb)), yb, label_smoothing=cfg.label_smoothing)
+                out = logits(model(xb))
+                if step == 0:  # one clear error for (batch, tokens, classes) logits or labels past the classes
+                    class_targets(out, yb)
+                loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if masked is not None:
