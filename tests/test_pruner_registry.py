@@ -430,3 +430,14 @@ def test_fewer_weights_than_layers_keeps_one_per_layer_and_says_so(caplog: pytes
     with caplog.at_level(logging.WARNING, logger="autosparse.pruners.entry"):
         assert prune(model, "random", density=1e-4, input_shape=(784,)).kept == 1  # global: the count as asked
     assert not any("asked for" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("method", sorted(scoring_methods()))
+def test_scores_take_a_plain_batch_as_prune_does(method: str) -> None:
+    """ntk_sap's scores() raised "'tuple' object has no attribute 'input_shape'" on (x, y) (audit)."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3))
+    fast = {"synflow": {"rounds": 2}, "iter_snip": {"rounds": 2}, "ntk_sap": {"rounds": 1, "num_samples": 4}}
+    x, y = torch.randn(6, 3, 2, 2), torch.arange(6) % 3
+    scores = make_scoring_pruner(method, **fast.get(method, {})).scores(model, (x, y))
+    assert set(scores) == {"1.weight", "3.weight"}
+    assert all(s.shape == p.shape for s, p in zip(scores.values(), (model[1].weight, model[3].weight), strict=True))

@@ -30,7 +30,7 @@ class ImpConfig(PrunerConfig):
     dataset: str = ""  # required: the training set IMP trains on each round
     data_root: str | None = None  # where the dataset's files are (default: the dataset's usual place)
     n_train: int | None = None  # a stratified subset of this many training examples (default: all)
-    prune_fraction: float = 0.5  # per round, as in Frankle & Carbin for fully-connected nets
+    prune_fraction: float = 0.5  # per round, globally (the lottery-ticket pace is 0.2: the bench's imp_lth)
     rewind_step: int = 0  # 0 rewinds survivors to θ0; k > 0 to the weights after k steps of dense training
     epochs: float = 8  # training per round
     lr: float = 0.1  # peak learning rate of each round's training

@@ -43,6 +43,7 @@ def input_shape_of(
     ``configured`` counts as not given (a scalar input is never meant).
     """
     from_config = tuple(int(d) for d in configured) if configured else None
+    data = PruningData.coerce(data)  # a plain (x, y) batch, as a direct `scores(model, (x, y))` call passes
     from_data = tuple(int(d) for d in data.input_shape) if data is not None else None
     for shape in (from_data, from_config) if data_first else (from_config, from_data):
         if shape is not None:

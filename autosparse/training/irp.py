@@ -56,7 +56,9 @@ _MAX_ROUNDS = 127
 @dataclass
 class IRPConfig:
     """How the labels are made. Defaults: 10 rounds of 50% global magnitude pruning (density
-    0.1% after the last), rewinding to initialisation — the lottery-ticket recipe for MLPs."""
+    0.1% after the last), rewinding to initialisation: the lottery-ticket procedure at twice its
+    pace and with the output layer in the global pool (docs/BASELINES.md, ``imp``), so that one
+    source run labels every density down to 0.1% in ten trainings."""
 
     rounds: int = 10  # pruning rounds after the dense training (labels 0..rounds)
     prune_fraction: float = 0.5  # of the remaining weights, per round

@@ -37,6 +37,7 @@ from autosparse.core.masks import Masks
 from autosparse.core.text import name_list
 from autosparse.data.pruning_data import PruningData
 from autosparse.features import compute_features
+from autosparse.pruners.inputs import require_data
 from autosparse.pruners.registry import ScoringPruner, register
 from autosparse.pruners.scores import Scores
 from autosparse.scorer.autos.call import Call
@@ -71,6 +72,7 @@ class Autos(ScoringPruner):
     def scores(self, model: nn.Module, data: PruningData | None, *, seed: int = 0) -> Scores:
         cfg: AutosConfig = self.config  # type: ignore[assignment]
         scorer = self._scorer()
+        data = require_data(data, self.name)  # a plain (x, y) batch from a direct call, as prune() takes it
         table = compute_features(model, data, names=scorer.features, seed=seed)
         return scorer.score_layers(table, model, data.input_shape if data else (tuple(cfg.input_shape) or None))
 
