@@ -68,10 +68,21 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
+        """The store group of this run. Where the data files are is not part of it: the same run read
+        from another folder duplicated every run of a store (as bench cells, which never hashed it)."""
+        return self._id(dataclasses.replace(self, data_root=None))
+
+    @property
+    def id_with_data_root(self) -> str:
+        """The id earlier code gave this run, with its data folder hashed as written (a store written
+        then holds it under this id; where no folder was given it is :attr:`run_id`)."""
+        return self._id(self)
+
+    def _id(self, hashed: RunSpec) -> str:
         # store group names allow letters, digits and ._+=- only: "tv:resnet18" and "fake:cifar10" keep
         # their words with '-' for the rest (every id valid before is unchanged)
         label, dataset = _id_part(self.model.label()), _id_part(self.dataset)
-        tail = f"__{dataset}__s{self.seed}__{config_hash(self)}"
+        tail = f"__{dataset}__s{self.seed}__{config_hash(hashed)}"
         return f"{label[: _MAX_ID - len(tail)]}{tail}"
 
     @property
@@ -198,7 +209,7 @@ def recorded_spec(attrs: dict[str, Any], run_id: str, data_root: str | None = No
     spec = from_dict(RunSpec, attrs["spec"], where=f"run {run_id} spec")
     if data_root is not None:
         spec.data_root = data_root  # where the data lives does not change it (the run id keeps the recorded one)
-    elif spec.run_id != run_id:
+    elif run_id not in (spec.run_id, spec.id_with_data_root):
         log.warning(
             "run %s: its recorded spec now hashes to %s (a RunSpec field changed since it was generated); "
             "refeaturizing it under its old id — `autosparse gen` with this code would generate it anew",

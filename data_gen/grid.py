@@ -53,6 +53,12 @@ class GenConfig:
         check_resources(self.num_cpus, self.num_gpus)
         if self.samples_per_class < 1:
             raise ConfigError(f"samples_per_class must be >= 1, got {self.samples_per_class}")
+        if self.train.seed != 0:  # each round's order follows the run seed: this one changed the ids alone
+            raise ConfigError(
+                f"train.seed={self.train.seed} has no effect in gen: each run's seed (seeds: {list(self.seeds)}) sets "
+                "its weights, data subset and every round's training order; remove train.seed and choose the runs' "
+                "seeds with seeds"
+            )
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> GenConfig:
@@ -65,27 +71,28 @@ def expand_grid(cfg: GenConfig, *, warn: bool = True) -> list[RunSpec]:
     return [spec for spec, _ in _grid(cfg, warn=warn)]
 
 
-def _grid(cfg: GenConfig, *, warn: bool = True) -> list[tuple[RunSpec, str]]:
-    """Each run of the grid with the id it had before dataset names and the default data folder were
-    hashed in one spelling (the same id where nothing was respelled): a store written then holds it
-    under that id, which :func:`generate` counts as this run."""
+def _grid(cfg: GenConfig, *, warn: bool = True) -> list[tuple[RunSpec, tuple[str, ...]]]:
+    """Each run of the grid with the ids earlier code gave it: before dataset names were hashed in one
+    spelling, and while the data folder was hashed in. A store written then holds it under one of
+    them, which :func:`generate` counts as this run."""
     if not cfg.models or not cfg.datasets or not cfg.seeds:
         raise ConfigError("a generation grid needs at least one model, one dataset and one seed")
     root = _data_root(cfg.data_root)
-    pairs = [
-        (
-            RunSpec(
-                m, canonical_dataset(d), s, cfg.irp, cfg.train, cfg.n_train, cfg.n_test, root, cfg.samples_per_class
-            ),
-            RunSpec(m, d, s, cfg.irp, cfg.train, cfg.n_train, cfg.n_test, cfg.data_root, cfg.samples_per_class).run_id,
-        )
-        for s in cfg.seeds
-        for m in cfg.models
-        for d in cfg.datasets
-    ]
-    first: dict[str, tuple[RunSpec, str]] = {}
-    for spec, legacy in pairs:
-        first.setdefault(spec.run_id, (spec, legacy))  # the first of each, in grid order
+    pairs = []
+    for s in cfg.seeds:
+        for m in cfg.models:
+            for d in cfg.datasets:
+                spec = RunSpec(
+                    m, canonical_dataset(d), s, cfg.irp, cfg.train, cfg.n_train, cfg.n_test, root, cfg.samples_per_class
+                )
+                written = RunSpec(
+                    m, d, s, cfg.irp, cfg.train, cfg.n_train, cfg.n_test, cfg.data_root, cfg.samples_per_class
+                )
+                earlier = (spec.id_with_data_root, written.id_with_data_root)
+                pairs.append((spec, tuple(dict.fromkeys(i for i in earlier if i != spec.run_id))))
+    first: dict[str, tuple[RunSpec, tuple[str, ...]]] = {}
+    for spec, earlier in pairs:
+        first.setdefault(spec.run_id, (spec, earlier))  # the first of each, in grid order
     if warn and len(first) < len(pairs):
         log.warning(
             "the grid lists %d run(s) more than once (a model, dataset or seed repeated, or one dataset spelled "
@@ -96,15 +103,15 @@ def _grid(cfg: GenConfig, *, warn: bool = True) -> list[tuple[RunSpec, str]]:
 
 
 def _data_root(root: str | None) -> str | None:
-    """The data folder as it is hashed into the run ids: the default folder written out is no folder
-    given (before, it regenerated every run of the grid). Other folders are hashed as written."""
+    """The data folder as the runs record it: the default folder written out is no folder given.
+    Run ids no longer hash the folder (:attr:`RunSpec.run_id`); earlier ones did, as written."""
     if root is None:
         return None
     return None if Path(root).expanduser().absolute() == default_data_root().expanduser().absolute() else root
 
 
-def _done(store: FeatureStore, spec: RunSpec, legacy: str) -> bool:
-    return store.is_complete(spec.run_id) or (legacy != spec.run_id and store.is_complete(legacy))
+def _done(store: FeatureStore, spec: RunSpec, earlier: tuple[str, ...]) -> bool:
+    return any(store.is_complete(run_id) for run_id in (spec.run_id, *earlier))
 
 
 def generate(
@@ -126,7 +133,7 @@ def generate(
     specs = [spec for spec, _ in grid]
     check_settings(cfg)  # before the store is made: a grid that cannot run leaves nothing behind
     store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
-    todo = [spec for spec, legacy in grid if not _done(store, spec, legacy)]
+    todo = [spec for spec, earlier in grid if not _done(store, spec, earlier)]
     log.info("%d runs in the grid, %d already complete", len(specs), len(specs) - len(todo))
     workdir = str(Path(str(store_path).rstrip("/") + ".work"))
     jobs = [RunJob(s, str(store_path), workdir, absolute_root(s.data_root)) for s in todo]
@@ -171,7 +178,7 @@ def check_grid(cfg: GenConfig, store_path: str | Path) -> GridCheck:
     if not store_exists(store_path):
         return GridCheck(runs, [])
     store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES), create=False)
-    return GridCheck(runs, [spec.run_id for spec, legacy in grid if _done(store, spec, legacy)])
+    return GridCheck(runs, [spec.run_id for spec, earlier in grid if _done(store, spec, earlier)])
 
 
 def check_settings(cfg: GenConfig) -> None:

@@ -137,11 +137,29 @@ def test_a_store_written_under_another_spelling_counts_its_runs_as_done(
     assert generate(GenConfig.from_yaml(cfg_path), store) == []
 
 
+def test_where_the_data_is_does_not_change_a_run_and_stores_that_hashed_it_are_found(
+    tiny_store: Path, tmp_path: Path
+) -> None:
+    """The same files under another --data-root spelling regenerated every run under new ids, and a
+    scorer trained on that store counted each run twice (audit)."""
+    store = tmp_path / "s.zarr"
+    shutil.copytree(tiny_store, store)
+    (run_id,) = StoreReader(store).run_ids
+    cfg_path = write_config(tmp_path / "r.yaml", data_root=str(tmp_path / "elsewhere"))
+    (spec,) = expand_grid(GenConfig.from_yaml(cfg_path))
+    assert spec.run_id == run_id and spec.data_root == str(tmp_path / "elsewhere")  # recorded, not hashed
+    assert spec.id_with_data_root != run_id
+    (store / "runs" / run_id).rename(store / "runs" / spec.id_with_data_root)  # a store written when it was
+    assert generate(GenConfig.from_yaml(cfg_path), store) == []
+    with pytest.raises(ConfigError, match=r"train.seed=3 has no effect in gen.*seeds"):
+        GenConfig.from_yaml(write_config(tmp_path / "t.yaml", train={"seed": 3}))
+
+
 def test_a_relative_data_root_is_read_by_a_worker_in_another_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A Ray worker's working folder is not the driver's: the jobs carry the data folder made absolute,
-    while the run id keeps hashing the folder as the config spells it."""
+    while the run records the folder as the config spells it."""
     import data_gen.grid
 
     system = Path("/usr/share/datasets/fashion-mnist")

@@ -212,3 +212,19 @@ def test_a_device_is_checked_by_name_with_the_choices_in_the_error() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="--device cpu"):
             resolve_device("cuda:0")
+
+
+def test_training_leaves_the_callers_thread_count_as_it_was() -> None:
+    """train() set torch's global thread count to every core and left it there (audit)."""
+    import autosparse
+
+    x, y = torch.randn(64, 8), torch.arange(64) % 3
+    data = autosparse.Dataset("mine", x, y, x, y, 3, (8,))
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    torch.set_num_threads(other)
+    try:
+        train(build_model("mlp", (8,), 3, widths=[8]), data, TrainConfig(epochs=1, num_threads=0))
+        assert torch.get_num_threads() == other
+    finally:
+        torch.set_num_threads(before)

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from autosparse.core.errors import ConfigError, check_seed
 from autosparse.core.masks import Masks, assert_masks_exact, remove_masks
 from autosparse.core.model_io import class_targets, logits, model_input, param_dtype
+from autosparse.core.parallel import torch_threads
 from autosparse.training.batchnorm import recalibrate_lagging_batchnorm
 from autosparse.training.masking import MaskedParameters
 
@@ -152,8 +153,16 @@ def training_steps(cfg: TrainConfig, n_examples: int) -> int:
     return max(1, int(round(cfg.epochs * max(1, math.ceil(n_examples / cfg.batch_size)))))
 
 
+def thread_count(num_threads: int = 0) -> int:
+    """``num_threads``, or for 0 every core this process may run on (its CPU affinity, as in a container)."""
+    if num_threads > 0:
+        return num_threads
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, cores or 1)
+
+
 def set_threads(num_threads: int = 0) -> None:
-    torch.set_num_threads(num_threads if num_threads > 0 else max(1, os.cpu_count() or 1))
+    torch.set_num_threads(thread_count(num_threads))
 
 
 def _lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
@@ -214,6 +223,23 @@ def train(
     zero (:class:`~autosparse.training.masking.MaskedParameters`); with ``keep_masks_attached``
     the model ends with torch's ``weight_orig`` + ``weight_mask`` attached.
     """
+    threads = (config or TrainConfig()).num_threads
+    with torch_threads(thread_count(threads)):  # the caller's thread count is restored after
+        return _train(
+            model, dataset, config, masks=masks, on_step=on_step, desc=desc, keep_masks_attached=keep_masks_attached
+        )
+
+
+def _train(
+    model: nn.Module,
+    dataset: object,
+    config: TrainConfig | None = None,
+    *,
+    masks: Masks | None = None,
+    on_step: Callable[[int, nn.Module], None] | None = None,
+    desc: str = "train",
+    keep_masks_attached: bool = False,
+) -> TrainResult:
     if not all(hasattr(dataset, a) for a in ("x_train", "y_train", "x_test", "y_test")):
         raise ConfigError(
             f"train needs an autosparse Dataset (in-memory tensors), not {type(dataset).__name__}: "
@@ -221,7 +247,6 @@ def train(
             "autosparse.Dataset(name, x_train, y_train, x_test, y_test, num_classes, input_shape)"
         )
     cfg = config or TrainConfig()
-    set_threads(cfg.num_threads)
     device = resolve_device(cfg.device)
     model.to(device)
     dtype = param_dtype(model)  # a float64 model is fed float32 data
