@@ -16,6 +16,7 @@ import autosparse.bench.cells
 import autosparse.training.irp
 import autosparse.training.trainer
 from autosparse.bench import BenchConfig, ImpSettings, MethodSpec, plan_jobs, read_cell, run_bench
+from autosparse.bench.cells import recipe_hash
 from autosparse.bench.config import bench_config_from_dict, config_kind
 from autosparse.bench.report import RESULTS_CSV, RESULTS_JSON, collect, dense_accuracy, format_stat
 from autosparse.bench.speed import SpeedConfig
@@ -95,7 +96,8 @@ def test_end_to_end_writes_every_cell(tiny_run) -> None:
         assert set(rec["layer_densities"]) == {"fc1.weight", "fc2.weight"}
         assert rec["time_to_mask"] >= 0 and rec["train_seconds"] > 0
         assert isinstance(rec["empty_layers"], list)
-        assert rec["spec"]["seed"] == rec["seed"]
+        assert rec["spec"]["seed"] == rec["spec"]["train"]["seed"] == rec["seed"]  # the seed it trained with
+        assert recipe_hash(rec["spec"]) == cid.rsplit("__", 1)[1]
     imp = [r for r in cells.values() if r["method"] == "imp"]
     assert len(imp) == 4 and all(r["reference"] and r["dense_accuracy"] is not None for r in imp)
     # IMP's time to mask at the sparser density includes the training of the earlier round
@@ -490,7 +492,6 @@ def test_a_dataset_respelled_plans_the_same_cells(tmp_path: Path) -> None:
 def test_cells_of_a_dataset_hashed_as_written_are_reused(tiny_run, tmp_path: Path, train_calls: list[str]) -> None:
     """Before 2026-12-04 a cell id hashed the dataset as the config spelled it: a folder made then
     with ``fmnist`` recomputed every cell (an IMP row its whole IRP run) under the registered name."""
-    from autosparse.bench.cells import recipe_hash
 
     _, out, _ = tiny_run
     dst = _copy(out, tmp_path)

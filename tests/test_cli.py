@@ -338,6 +338,13 @@ def test_repeated_hp_flags_add_up_and_the_report_records_every_hyperparameter(tm
     assert_user_error(run("prune", *SMALL, "--density", "0.1", "--out", str(out / "report.json")), "is a file")
 
 
+def test_imp_refuses_a_data_seed_it_would_ignore(capsys: pytest.CaptureFixture[str]) -> None:
+    from autosparse.cli import main
+
+    assert main(["prune", *SMALL, "--method", "imp", "--density", "0.5", "--n-train", "100", "--data-seed", "1"]) == 2
+    assert "imp trains on the subset its seed draws (--seed 0)" in capsys.readouterr().err
+
+
 def test_train_uses_the_seed_the_masks_were_made_on(tmp_path) -> None:
     # training snip masks made at --init-seed 3 on seed 0's weights used to pass silently
     masks, t = tmp_path / "m", tmp_path / "t"
@@ -347,6 +354,11 @@ def test_train_uses_the_seed_the_masks_were_made_on(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads((t / "metrics.json").read_text())
     assert metrics["init_seed"] == 3 and metrics["model"] == "mlp" and metrics["n_test"] > 0
+    # what reproduces both from disk alone: the recipe with its seed, the data subset, the scorer's hashes
+    assert metrics["train"]["epochs"] == 0.1 and metrics["train"]["seed"] == 0 and metrics["data"]["data_seed"] == 0
+    meta = json.loads((masks / "report.json").read_text())["meta"]
+    assert meta["data"]["dataset"] == "fake:fashion-mnist" and meta["samples_per_class"] == 10
+    assert len(meta["identity"]["scorer_sha256"]) == 64 and len(meta["identity"]["card_sha256"]) == 64
     # autos rescaled seed 3's weights: another seed is refused with the flag that fixes it
     proc = run("train", *SMALL, "--epochs", "0.1", "--masks", str(masks), "--init-seed", "1")
     assert_user_error(proc, "--init-seed 3")

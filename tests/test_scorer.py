@@ -70,6 +70,9 @@ def test_card_records_training_and_heldout_metrics(scorer_dir) -> None:
     card = json.loads((scorer_dir / CARD_FILE).read_text())
     assert card["arch"] == "mlp" and card["schema_version"] == 1
     assert len(card["training"]["train_runs"]) == 1 and len(card["training"]["val_runs"]) == 1
+    assert (
+        card["training"]["torch_threads"] == torch.get_num_threads() and card["training"]["torch"] == torch.__version__
+    )
     (run_metrics,) = card["metrics"].values()
     assert -1.0 <= run_metrics["spearman"] <= 1.0
     r = run_metrics["rounds"]["3"]

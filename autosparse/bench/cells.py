@@ -424,9 +424,11 @@ def _mask_fields(masks: Masks) -> dict[str, Any]:
 
 
 def _finish(record: dict[str, Any], spec: CellSpec, device: str) -> dict[str, Any]:
+    recorded = to_dict(spec)
+    recorded["train"]["seed"] = spec.seed  # what it trained with (train_config): the config's 0 misled a rerun
     record.update(
         {
-            "spec": to_dict(spec),
+            "spec": recorded,
             "device": device,
             "host": socket.gethostname(),
             "written_by": holder_name(),

@@ -114,7 +114,22 @@ def _flag_amount_wins(args: argparse.Namespace, job: PruneJob) -> PruneJob:
     return job  # both from one place: check_density says to give one
 
 
+def _check_imp_data_seed(args: argparse.Namespace, task: object, job: PruneJob) -> None:
+    """imp draws its training subset with the pruning seed, as a source run does: a --data-seed that
+    says otherwise was ignored without a word (two data seeds, one mask)."""
+    from autosparse.core.config import given
+    from autosparse.task import DataSpec
+
+    data_seed = task.data.data_seed  # type: ignore[attr-defined]
+    if data_seed != job.seed and ("data_seed" in given(args, DataSpec) or data_seed != 0):
+        raise ConfigError(
+            f"imp trains on the subset its seed draws (--seed {job.seed}), as a source run does, so --data-seed "
+            f"{data_seed} would not change its mask: drop --data-seed, or give the subset's seed as --seed"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
+    from autosparse.core.config import to_dict
     from autosparse.core.errors import check_density
     from autosparse.core.folders import check_output_path
     from autosparse.models import model_info
@@ -132,6 +147,7 @@ def run(args: argparse.Namespace) -> int:
 
     hparams = parse_hparams(job.method, job.hp)
     if job.method == "imp":  # imp trains on the task's data, subset and folder unless --hp says otherwise
+        _check_imp_data_seed(args, task, job)
         for key, value in (
             ("dataset", task.data.dataset),
             ("n_train", task.data.n_train),
@@ -152,6 +168,10 @@ def run(args: argparse.Namespace) -> int:
             "init_seed": job.init_seed,
             "model_kwargs": task.model.model_kwargs,
             "hparams": result.config,  # every hyperparameter the method ran with, given or default
+            # the data the masks were made on: subset, its seed, the pruning batch (four runs differing only
+            # here gave four masks with one report)
+            "data": to_dict(task.data),
+            "samples_per_class": job.samples_per_class,
         }
     )
     diag = masks.meta.get("diagnostics") or mask_diagnostics(model, masks, tuple(dataset.input_shape), warn=False)

@@ -143,6 +143,7 @@ def _check_init(masks: Masks, model: nn.Module, init_seed: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from autosparse.core.config import to_dict
     from autosparse.core.folders import check_output_path, make_output_dir
     from autosparse.core.masks import Masks
     from autosparse.training.trainer import TrainConfig, resolve_device, train
@@ -181,6 +182,8 @@ def run(args: argparse.Namespace) -> int:
             "n_train": len(dataset.y_train),
             "n_test": len(dataset.y_test),
             "init_seed": init_seed,
+            "data": to_dict(task.data),  # the subset's seed and folder as well as its sizes
+            "train": to_dict(cfg),  # the recipe and its seed: two seeds' runs wrote the same file but the numbers
             "masks": job.masks,
             "test_accuracy": result.test_accuracy,
             "seconds": result.seconds,

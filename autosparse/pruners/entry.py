@@ -215,7 +215,8 @@ def prune_timed(
         measured = pruner.measured_paths(masks)
         masks = Masks(
             masks.to_dict(),
-            meta={**masks.meta, "method": method, "density": d, "seed": seed},
+            # what else decides the mask (a learned scorer's weights and card), so a saved mask says what made it
+            meta={**masks.meta, "method": method, "density": d, "seed": seed, **_identity(pruner)},
             init=_init_transform(model, masks, pruner.config, pdata, method, rescale=pruner.rescales(masks)),
         )
         masks.validate(model)
@@ -240,6 +241,11 @@ def prune_timed(
     if apply:
         masks.apply(model)  # in any caller mode (see Masks.apply)
     return PruneResult(masks, seconds, method, dataclasses.asdict(pruner.config))
+
+
+def _identity(pruner: Any) -> dict[str, Any]:
+    identity = pruner.config.identity()
+    return {"identity": identity} if identity else {}
 
 
 def _warn_zero_layers(layers: list[PrunableLayer]) -> None:

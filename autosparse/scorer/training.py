@@ -140,6 +140,9 @@ def _train(
             "config": to_dict(cfg),
             "command": command or " ".join(shlex.quote(a) for a in sys.argv),
             "seconds": round(time.perf_counter() - start, 1),
+            # the GNN's summed messages round differently with more threads: its weights reproduce at this count
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
             "curve": curve,
         },
         metrics=metrics,
