@@ -129,6 +129,18 @@ def test_a_model_the_path_pass_cannot_run_gets_unavailable_not_an_error() -> Non
     assert masks.kept == 4
 
 
+def test_an_input_shape_the_model_cannot_take_is_said_by_methods_that_never_run_it(caplog) -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
+    with caplog.at_level(logging.WARNING):
+        masks = prune(model, "random", density=0.2, input_shape=(5, 8, 8))
+    assert masks.meta["diagnostics"]["paths"].startswith("unavailable (RuntimeError")
+    assert "could not run the model on the input_shape given, (5, 8, 8)" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        prune(model, "random", density=0.2, input_shape=(3, 8, 8))
+    assert caplog.text == ""
+
+
 class Chain(nn.Module):
     input_shape = (4,)
 

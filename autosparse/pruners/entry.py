@@ -385,7 +385,15 @@ def record_collapse(
     # the method's own measurement of these masks, when it made one on the same input shape
     # (the working copy it pruned has the caller's weights, so the counts are the same)
     stats = measured[1] if measured is not None and shape is not None and tuple(measured[0]) == tuple(shape) else None
-    masks.meta["diagnostics"] = mask_diagnostics(model, masks, shape, warn=True, stats=stats)
+    diag = masks.meta["diagnostics"] = mask_diagnostics(model, masks, shape, warn=True, stats=stats)
+    if configured and shape == tuple(configured) and str(diag["paths"]).startswith("unavailable ("):
+        # a method that never runs the model (random, magnitude) took a wrong shape without a word
+        log.warning(
+            "the path diagnostics could not run the model on the input_shape given, %s: %s; give the shape of one "
+            "example, without the batch axis (e.g. input_shape=(3, 32, 32))",
+            tuple(configured),
+            diag["paths"].removeprefix("unavailable (").removesuffix(")"),
+        )
 
 
 def _init_transform(
