@@ -108,7 +108,7 @@ class RunJob:
     store: str
     workdir: str
     #: where the worker reads the data: the spec's folder made absolute where the job was planned (a
-    #: Ray worker's working folder is not the driver's); the spec keeps the spelling its run id hashes
+    #: Ray worker's working folder is not the driver's); the spec records the folder as it was spelled
     data_root: str | None = None
 
 
@@ -138,8 +138,9 @@ def execute_run(job: RunJob) -> dict[str, Any]:
     spec = job.spec
     run_id = spec.run_id
     store = FeatureStore(job.store, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
-    if store.is_complete(run_id):
-        return {"run_id": run_id, "skipped": True}
+    for held in dict.fromkeys((run_id, spec.id_with_data_root)):  # a store written while the folder was hashed
+        if store.is_complete(held):
+            return {"run_id": held, "skipped": True}
     with store.claim(run_id) as mine:
         if not mine:
             log.info("run %s: in progress elsewhere (%s); skipping it for now", run_id, holder(store.path, run_id))

@@ -151,6 +151,10 @@ def test_where_the_data_is_does_not_change_a_run_and_stores_that_hashed_it_are_f
     assert spec.id_with_data_root != run_id
     (store / "runs" / run_id).rename(store / "runs" / spec.id_with_data_root)  # a store written when it was
     assert generate(GenConfig.from_yaml(cfg_path), store) == []
+    # the demo runs its sources through execute_run itself: the same store is complete there too
+    done = execute_run(RunJob(spec, str(store), str(tmp_path / "work")))
+    assert done == {"run_id": spec.id_with_data_root, "skipped": True}
+    assert StoreReader(store).run_ids == [spec.id_with_data_root]
     with pytest.raises(ConfigError, match=r"train.seed=3 has no effect in gen.*seeds"):
         GenConfig.from_yaml(write_config(tmp_path / "t.yaml", train={"seed": 3}))
 

@@ -336,7 +336,7 @@ def test_max_reductions_count_every_operand_as_a_sum_does(seed: int) -> None:
 class FunctionalPool(nn.Module):
     """PyTorch's MNIST example: ``F.max_pool2d`` called as a function, not a module."""
 
-    def __init__(self, functional: bool) -> None:
+    def __init__(self, functional: bool | str) -> None:
         super().__init__()
         self.functional = functional
         self.conv, self.fc = nn.Conv2d(1, 4, 3, bias=False), nn.Linear(4 * 6 * 6, 10, bias=False)
@@ -344,17 +344,25 @@ class FunctionalPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.conv(x))
-        h = torch.nn.functional.max_pool2d(h, 2, ceil_mode=True) if self.functional else self.pool(h)
+        if self.functional == "indices":  # SegNet's encoder keeps the indices for its unpooling
+            h = torch.nn.functional.max_pool2d(h, 2, ceil_mode=True, return_indices=True)[0]
+        elif self.functional:
+            h = torch.nn.functional.max_pool2d(h, 2, stride=[], ceil_mode=True)  # []: the kernel size
+        else:
+            h = self.pool(h)
         return self.fc(torch.flatten(h, 1))
 
 
-def test_a_functional_max_pool_counts_as_the_module_does() -> None:
-    module, functional = FunctionalPool(False), FunctionalPool(True)
-    functional.load_state_dict(module.state_dict())
+@pytest.mark.parametrize("functional", [True, "indices"])
+def test_a_functional_max_pool_counts_as_the_module_does(functional: bool | str) -> None:
+    module, other = FunctionalPool(False), FunctionalPool(functional)
+    other.load_state_dict(module.state_dict())
     m = _masks(module, 3)
-    ref, got = path_stats(module, m, (1, 13, 13)), path_stats(functional, m, (1, 13, 13))
+    ref, got = path_stats(module, m, (1, 13, 13)), path_stats(other, m, (1, 13, 13))
     assert got.approximate == ()
     assert math.isclose(got.log_paths, ref.log_paths, rel_tol=1e-12)
+    masks = prune(other, "npb", density=0.3, input_shape=(1, 13, 13), time_limit=5.0)  # it optimises through the pool
+    assert masks.kept == round(0.3 * masks.total) and masks.meta["diagnostics"]["paths"] == "exact"
 
 
 class WithFeatures(nn.Module):
@@ -375,3 +383,14 @@ def test_paths_are_counted_to_the_logits_training_reads_not_to_side_outputs() ->
     diag = mask_diagnostics(model, m, (6,), warn=False)
     assert diag["log10_paths"] == -math.inf
     assert diag["collapsed_layers"] == ["a.weight", "head.weight"]
+
+
+def test_a_reduced_mask_stays_a_mask_and_only_counts_are_summed() -> None:
+    from autosparse.topology.path_ops import PathMode, mark_signal
+
+    x = mark_signal(torch.ones(2, 3, dtype=torch.float64))
+    with PathMode() as mode:
+        gate = (x > 0).amax(1)  # torch.where(gate, ...) needs it bool
+        total = x.amax(1)
+    assert gate.dtype == torch.bool and gate.tolist() == [True, True]
+    assert total.tolist() == [3.0, 3.0] and not mode.unmodelled

@@ -170,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
             "hparams": result.config,  # every hyperparameter the method ran with, given or default
             # the data the masks were made on: subset, its seed, the pruning batch (four runs differing only
             # here gave four masks with one report)
-            "data": to_dict(task.data),
+            # imp trains on the subset its --seed draws (ImpConfig.train_data), not --data-seed's
+            "data": to_dict(dataclasses.replace(task.data, data_seed=job.seed) if job.method == "imp" else task.data),
             "samples_per_class": job.samples_per_class,
         }
     )

@@ -30,8 +30,8 @@ element to an output element and a node reading several operands has an edge fro
   operand, and a head fed by either was reported collapsed.
 
 Everything else (reshapes, convolutions, average pools, sums and means) runs unchanged: on non-negative
-signals it already is its path graph. Ops on a signal that are in none of these tables are
-recorded in :attr:`PathMode.unmodelled`; the counts are then an approximation, and the callers
+signals it already is its path graph. Ops on a signal that are in none of these tables, and the
+3-d max pools (run literally), are recorded in :attr:`PathMode.unmodelled`; the counts are then an approximation, and the callers
 say so instead of reporting a collapse they cannot prove.
 """
 
@@ -87,6 +87,10 @@ MAX_POOLS = frozenset(
         "max_pool1d max_pool2d max_pool1d_with_indices max_pool2d_with_indices "
         "adaptive_max_pool1d adaptive_max_pool2d adaptive_max_pool1d_with_indices adaptive_max_pool2d_with_indices"
     )
+)
+#: 3-d max pools run literally (a volume's window sum is not written): their counts are approximate
+MAX_POOLS_3D = frozenset(
+    _words("max_pool3d max_pool3d_with_indices adaptive_max_pool3d adaptive_max_pool3d_with_indices")
 )
 #: element-wise joins of two operands
 JOIN_OPS = frozenset(_words("add sub subtract mul multiply div divide true_divide maximum minimum fmax fmin rsub"))
@@ -188,7 +192,8 @@ class PathMode(TorchFunctionMode):
         else:
             known = func in _PLAIN_FUNCS or name in _PLAIN_METHODS or base in _PLAIN_NAMES or name in _PLAIN_NAMES
             mixes_signals = (func in _MIX or name in _MIX) and sum(is_signal(a) for a in flat) > 1
-            if not known or mixes_signals:  # e.g. einsum of two signals: a product, not a path sum
+            literal_max = base.lstrip("_") in MAX_POOLS_3D  # one operand per window, as the 1-d/2-d ones were
+            if not known or mixes_signals or literal_max:  # e.g. einsum of two signals: a product, not a path sum
                 self.unmodelled.add(name or repr(func))
             out = func(*args, **kwargs)
         return tree_map(lambda t: mark_signal(t) if isinstance(t, torch.Tensor) else t, out)
@@ -250,8 +255,8 @@ def _reduction_paths(func: Callable[..., Any], base: str, args: tuple[Any, ...],
     x = args[0]
     ref = func(*args, **kwargs)
     values = ref[0] if isinstance(ref, tuple) else ref
-    if not isinstance(values, torch.Tensor):
-        return None
+    if not isinstance(values, torch.Tensor) or not values.is_floating_point():
+        return ref  # a reduced mask or index (``(x > 0).amax(1)``) is no path count: its literal value
     at = 2 if base == "norm" else 1  # norm(input, p, dim, keepdim)
     dim = kwargs.get("dim", args[at] if len(args) > at else None)
     if isinstance(dim, bool):  # std(input, unbiased)
@@ -279,7 +284,9 @@ def _max_pool_paths(func: Callable[..., Any], name: str, args: tuple[Any, ...], 
     adaptive = name.startswith("adaptive")
     names = ("output_size", "return_indices") if adaptive else _POOL_ARGS
     given = {**dict(zip(names, args[1:])), **kwargs}
-    with_indices = name.endswith("_with_indices") or bool(given.pop("return_indices", False))
+    with_indices = bool(given.pop("return_indices", False)) or name.endswith("_with_indices")
+    if not adaptive and not given.get("stride"):  # None or [] (F.max_pool2d's "the kernel size")
+        given["stride"] = None
     if adaptive:
         pool: torch.nn.Module = (torch.nn.AdaptiveMaxPool1d if dims == 1 else torch.nn.AdaptiveMaxPool2d)(**given)
         summed = AdaptiveSumPool(pool)(args[0])
