@@ -370,6 +370,45 @@ def test_a_zero_initialised_head_is_named_and_a_flat_signal_is_refused(caplog: p
     assert prune(model, "phew", density=0.2, data=data).kept == 24  # a method that does not multiply through it
 
 
+def test_non_finite_weights_are_named_and_half_precision_gets_the_float32_signal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from autosparse.pruners import prune
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.ReLU(), nn.Linear(8, 3))
+    with torch.no_grad():
+        model[1].weight[0, 0] = float("inf")
+    with caplog.at_level("WARNING", logger="autosparse"):
+        prune(model, "random", density=0.5)
+    assert "1.weight: NaN or infinite weights at initialisation" in caplog.text
+    # GraSP's Hessian-gradient products underflowed in float16 and it kept the first weights by index
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 3))
+    data = (torch.randn(30, 3, 2, 2), torch.arange(30) % 3)
+    full = prune(model, "grasp", density=0.1, data=data)
+    half = prune(model.half(), "grasp", density=0.1, data=(data[0].half(), data[1]))
+    assert all(torch.equal(full[n], half[n]) for n in full)
+
+
+def test_ntk_sap_takes_its_sample_count_from_the_model_and_runs_in_its_dtype() -> None:
+    """It followed the batch's labels (one class: a tenth of the samples) and a float64 model crashed."""
+    from autosparse.pruners.ntk_sap import NTKSAP
+
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 5))
+    x = torch.randn(4, 6)
+    for y in (torch.zeros(4, dtype=torch.long), torch.arange(4)):
+        assert NTKSAP()._plan(model, (x, y)) == ((6,), 50)
+    masks = prune(model.double(), "ntk_sap", density=0.3, input_shape=(6,), rounds=1, num_samples=4)
+    assert masks.kept == round(0.3 * masks.total)
+
+
+def test_uint8_inputs_a_linear_model_cannot_take_are_one_error_naming_the_cast() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    data = (torch.randint(0, 255, (6, 3, 2, 2), dtype=torch.uint8), torch.arange(6) % 3)
+    with pytest.raises(ConfigError, match=r"torch.uint8 inputs, which it does not convert.*x.float\(\) / 255"):
+        prune(model, "snip", density=0.5, data=data)
+
+
 def _conv_bn(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))

@@ -110,9 +110,11 @@ def check_ranks_something(flat: torch.Tensor, k: int) -> None:
     if bool(lo == hi):
         raise ScoreError(
             f"all {flat.numel()} scores are equal ({float(lo):g}), so the kept weights would be the first ones in "
-            "layer order: the method's signal is zero everywhere, which a layer whose weight is all zero (a "
-            "zero-initialised classifier head) causes. Re-initialise that layer before pruning, or use a method "
-            "that does not multiply through it (random, random_erk, phew)"
+            "layer order: the method's signal is zero everywhere. A layer whose weight is all zero (a "
+            "zero-initialised classifier head, named in a warning above if there is one) causes it: re-initialise "
+            "that layer, or use a method that does not multiply through it (random, random_erk, phew). So do "
+            "weights initialised so small that the signal underflows (use the layers' default init), and a pruning "
+            "batch whose targets are all ignore_index (-100)"
         )
 
 

@@ -115,7 +115,8 @@ def _shape_error(exc: Exception, method: str, data: PruningData | None, configur
     """The model could not run on the inputs it was given: say which inputs and what to pass, with
     torch's own message; any other runtime error is returned as it is."""
     text = str(exc)
-    if data is not None and not data.batches[0][0].is_floating_point() and "input type" in text.lower():
+    dtype_words = ("input type", "must have the same dtype", "expected scalar type")  # conv, linear, others
+    if data is not None and not data.batches[0][0].is_floating_point() and any(w in text.lower() for w in dtype_words):
         return ConfigError(
             f"{method} could not run the model on {data.batches[0][0].dtype} inputs, which it does not convert: "
             f"{text.splitlines()[0]}; pass the inputs as your training loop feeds them (e.g. x.float() / 255)"
@@ -253,6 +254,13 @@ def _warn_zero_layers(layers: list[PrunableLayer]) -> None:
     MLP-Mixer zero their heads): gradient- and flow-based scores are zero in every layer then, and
     magnitude keeps none of them; the user should hear which layer, before any error."""
     zero = [la.name for la in layers if not bool(la.weight.detach().any())]
+    broken = [la.name for la in layers if not bool(torch.isfinite(la.weight.detach()).all())]
+    if broken:  # magnitude and random keep them, and the gradient methods blame their own pass
+        log.warning(
+            "%s: NaN or infinite weights at initialisation; every mask made from them is meaningless and a kept "
+            "one poisons training. Re-initialise the model (check its init code or the checkpoint it loaded)",
+            name_list(broken),
+        )
     if zero:
         log.warning(
             "%s: all zero at initialisation, so every score that multiplies through it (snip, grasp, synflow, "

@@ -41,7 +41,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from autosparse.core.errors import ConfigError
 from autosparse.core.masks import Masks
-from autosparse.core.model_io import logits
+from autosparse.core.model_io import logits, param_dtype
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.inputs import input_shape_of
 from autosparse.pruners.iterate import iterate
@@ -170,7 +170,7 @@ def ntk_sap_scores(
 def _num_outputs(model: nn.Module, input_shape: Sequence[int]) -> int:
     model.eval()
     with torch.no_grad():
-        out = logits(model(torch.zeros((2, *input_shape), device=model_device(model))))
+        out = logits(model(torch.zeros((2, *input_shape), device=model_device(model), dtype=param_dtype(model))))
     return int(out.shape[-1])
 
 
@@ -190,8 +190,9 @@ class NTKSAP(ScoringPruner):
         shape = input_shape_of(self.name, cfg.input_shape, data, model, data_first=True)
         if cfg.num_samples is not None:
             return shape, int(cfg.num_samples)
-        classes = data.num_classes if data is not None else _num_outputs(working_copy(model), shape)
-        return shape, 10 * classes
+        # the model's own output count, not the batch's labels: a data-free method's mask must not follow
+        # them (one class in the batch gave a tenth of the samples; ignored labels a negative count)
+        return shape, 10 * _num_outputs(working_copy(model), shape)
 
     def _round(
         self,
