@@ -381,6 +381,9 @@ def test_non_finite_weights_are_named_and_half_precision_gets_the_float32_signal
     with caplog.at_level("WARNING", logger="autosparse"):
         prune(model, "random", density=0.5)
     assert "1.weight: NaN or infinite weights at initialisation" in caplog.text
+    if hasattr(torch, "float8_e4m3fn"):  # a dtype without isfinite is not refused
+        eight = nn.Sequential(nn.Linear(6, 4)).to(torch.float8_e4m3fn)
+        assert prune(eight, "random", density=0.5).kept == 12
     # GraSP's Hessian-gradient products underflowed in float16 and it kept the first weights by index
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 16), nn.ReLU(), nn.Linear(16, 3))
@@ -401,12 +404,28 @@ def test_ntk_sap_takes_its_sample_count_from_the_model_and_runs_in_its_dtype() -
     masks = prune(model.double(), "ntk_sap", density=0.3, input_shape=(6,), rounds=1, num_samples=4)
     assert masks.kept == round(0.3 * masks.total)
 
+    class Scaled(nn.Module):  # a float32 logit scale ahead of float64 layers: the probe meets the weights' dtype
+        def __init__(self) -> None:
+            super().__init__()
+            self.temperature = nn.Parameter(torch.ones(()))
+            self.fc1, self.fc2 = nn.Linear(6, 8).double(), nn.Linear(8, 3).double()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc2(torch.relu(self.fc1(x))) * self.temperature.to(x.dtype)
+
+    assert NTKSAP()._plan(Scaled(), (x.double(), torch.arange(4) % 3)) == ((6,), 30)
+
 
 def test_uint8_inputs_a_linear_model_cannot_take_are_one_error_naming_the_cast() -> None:
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
     data = (torch.randint(0, 255, (6, 3, 2, 2), dtype=torch.uint8), torch.arange(6) % 3)
     with pytest.raises(ConfigError, match=r"torch.uint8 inputs, which it does not convert.*x.float\(\) / 255"):
         prune(model, "snip", density=0.5, data=data)
+    # token ids are right for an embedding: a dtype clash further in is the model's, and told as torch's
+    tokens = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(12, 3).double())
+    with pytest.raises(RuntimeError, match="must have the same dtype") as told:
+        prune(tokens, "snip", density=0.5, data=(torch.randint(0, 10, (6, 3)), torch.arange(6) % 3))
+    assert not isinstance(told.value, ConfigError)
 
 
 def _conv_bn(seed: int = 0) -> nn.Module:

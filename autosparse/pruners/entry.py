@@ -111,12 +111,30 @@ def is_shape_error(exc: BaseException) -> bool:
     return any(w in str(exc).lower() for w in _SHAPE_WORDS)
 
 
+#: how torch's dtype errors spell an integer input dtype: a conv's C type, a matmul's scalar type name
+_INT_SPELLINGS = {
+    torch.uint8: ("unsigned char", "Byte"),
+    torch.int8: ("signed char", "Char"),
+    torch.int16: ("short int", "Short"),
+    torch.int32: ("int", "Int"),
+    torch.int64: ("long int", "Long"),
+}
+
+
+def _names_input_dtype(text: str, dtype: torch.dtype) -> bool:
+    """Whether torch's error is the inputs' integer dtype meeting a float layer (uint8 images fed as they
+    are), not another dtype clash inside the model (a float64 head after an embedding of token ids)."""
+    if dtype not in _INT_SPELLINGS:
+        return False
+    c_type, scalar = _INT_SPELLINGS[dtype]
+    return f"Input type ({c_type})" in text or f"got {scalar} and" in text
+
+
 def _shape_error(exc: Exception, method: str, data: PruningData | None, configured: Any) -> Exception:
     """The model could not run on the inputs it was given: say which inputs and what to pass, with
     torch's own message; any other runtime error is returned as it is."""
     text = str(exc)
-    dtype_words = ("input type", "must have the same dtype", "expected scalar type")  # conv, linear, others
-    if data is not None and not data.batches[0][0].is_floating_point() and any(w in text.lower() for w in dtype_words):
+    if data is not None and _names_input_dtype(text, data.batches[0][0].dtype):
         return ConfigError(
             f"{method} could not run the model on {data.batches[0][0].dtype} inputs, which it does not convert: "
             f"{text.splitlines()[0]}; pass the inputs as your training loop feeds them (e.g. x.float() / 255)"
@@ -249,12 +267,22 @@ def _identity(pruner: Any) -> dict[str, Any]:
     return {"identity": identity} if identity else {}
 
 
+def _finite(w: torch.Tensor) -> bool:
+    """No NaN or inf in ``w``: its extremes say it without a weight-sized temporary (float8 has no isfinite)."""
+    if w.numel() == 0:
+        return True
+    try:
+        return bool(torch.isfinite(torch.stack([w.amax(), w.amin()]).float()).all())
+    except (NotImplementedError, RuntimeError):
+        return True  # a dtype without these reductions: nothing said, nothing refused
+
+
 def _warn_zero_layers(layers: list[PrunableLayer]) -> None:
     """Name the layers whose weight is all zero at initialisation (torchvision's ViT and timm's
     MLP-Mixer zero their heads): gradient- and flow-based scores are zero in every layer then, and
     magnitude keeps none of them; the user should hear which layer, before any error."""
     zero = [la.name for la in layers if not bool(la.weight.detach().any())]
-    broken = [la.name for la in layers if not bool(torch.isfinite(la.weight.detach()).all())]
+    broken = [la.name for la in layers if not _finite(la.weight.detach())]
     if broken:  # magnitude and random keep them, and the gradient methods blame their own pass
         log.warning(
             "%s: NaN or infinite weights at initialisation; every mask made from them is meaningless and a kept "
@@ -394,7 +422,8 @@ def record_collapse(
     # (the working copy it pruned has the caller's weights, so the counts are the same)
     stats = measured[1] if measured is not None and shape is not None and tuple(measured[0]) == tuple(shape) else None
     diag = masks.meta["diagnostics"] = mask_diagnostics(model, masks, shape, warn=True, stats=stats)
-    if configured and shape == tuple(configured) and str(diag["paths"]).startswith("unavailable ("):
+    failed = str(diag["paths"]).lower()
+    if data is None and configured and shape == tuple(configured) and any(w in failed for w in _SHAPE_WORDS):
         # a method that never runs the model (random, magnitude) took a wrong shape without a word
         log.warning(
             "the path diagnostics could not run the model on the input_shape given, %s: %s; give the shape of one "

@@ -168,10 +168,14 @@ def ntk_sap_scores(
 
 
 def _num_outputs(model: nn.Module, input_shape: Sequence[int]) -> int:
+    """The model's class count: cross-entropy's class axis (dim 1) of its logits on zeros, in the dtype of
+    the weights the noise inputs meet (as :func:`ntk_sap_scores` draws them)."""
     model.eval()
+    keys, named = param_keys(model), dict(model.named_parameters())
+    dtype = named[next(iter(keys.values()))].dtype if keys else param_dtype(model)
     with torch.no_grad():
-        out = logits(model(torch.zeros((2, *input_shape), device=model_device(model), dtype=param_dtype(model))))
-    return int(out.shape[-1])
+        out = logits(model(torch.zeros((2, *input_shape), device=model_device(model), dtype=dtype)))
+    return int(out.shape[1] if out.dim() >= 2 else out.shape[-1])
 
 
 @register("ntk_sap")
