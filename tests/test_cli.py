@@ -620,3 +620,31 @@ def test_a_mistyped_option_of_a_store_action_is_refused_by_that_action() -> None
     assert_user_error(
         run("store", "validate", "/nonexistent.zarr", "--quik"), "store validate", "did you mean --quick?"
     )
+
+
+@pytest.mark.slow
+def test_train_killed_resumes_into_its_out_and_a_finished_one_returns_at_once(tmp_path) -> None:
+    import time
+
+    real = ["--model", "lenet_300_100", "--dataset", "fashion-mnist", "--n-train", "20000", "--num-threads", "1"]
+    if not Path("/usr/share/datasets/fashion-mnist").is_dir():
+        pytest.skip("needs the dataset-fashion-mnist package")
+    cmd = [*CLI, "train", *real, "--epochs", "12", "--out"]
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    proc = subprocess.Popen([*cmd, str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (killed / "train-state.pt").is_file() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert (killed / "train-state.pt").is_file() and not (killed / "metrics.json").exists()
+    resumed = subprocess.run([*cmd, str(killed)], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming train lenet_300_100 after epoch" in resumed.stderr
+    assert subprocess.run([*cmd, str(whole)], capture_output=True, text=True, timeout=300).returncode == 0
+    assert (killed / "model.safetensors").read_bytes() == (whole / "model.safetensors").read_bytes()
+    assert not (killed / "train-state.pt").exists()
+    again = run("train", *real, "--epochs", "12", "--out", str(killed))
+    assert again.returncode == 0 and "already trained into" in again.stdout

@@ -228,3 +228,40 @@ def test_training_leaves_the_callers_thread_count_as_it_was() -> None:
         assert torch.get_num_threads() == other
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_killed_training_resumes_bit_identical_from_its_checkpoint(tmp_path) -> None:
+    """A long masked training lost every finished epoch to a kill; now each epoch is kept."""
+    from autosparse.training.resume import STATE_FILE
+
+    data = load_dataset("digits")
+    cfg = TrainConfig(epochs=3, batch_size=64, num_threads=1)
+
+    def fresh() -> torch.nn.Module:
+        return build_model("mlp", data.input_shape, data.num_classes, widths=[32], seed=0)
+
+    masks = _masks(fresh(), 0.3)
+    straight = fresh()
+    whole = train(straight, data, cfg, masks=masks)
+
+    class Killed(Exception):
+        pass
+
+    def kill_in_epoch_two(step: int, _model: torch.nn.Module) -> None:
+        if step == -(-len(data.y_train) // 64) + 3:
+            raise Killed
+
+    state = tmp_path / STATE_FILE
+    with pytest.raises(Killed):
+        train(fresh(), data, cfg, masks=masks, checkpoint=state, on_step=kill_in_epoch_two)
+    assert state.is_file()
+    resumed_model = fresh()
+    resumed = train(resumed_model, data, cfg, masks=masks, checkpoint=state)
+    assert resumed.test_accuracy == whole.test_accuracy and resumed.history == whole.history
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed_model.state_dict().values()))
+    assert not state.exists()  # finished: nothing left to resume
+    # a checkpoint of another training is refused, never continued
+    with pytest.raises(Killed):
+        train(fresh(), data, cfg, masks=masks, checkpoint=state, on_step=kill_in_epoch_two)
+    with pytest.raises(ConfigError, match=r"checkpoint of another, unfinished training \(after epoch 1"):
+        train(fresh(), data, TrainConfig(epochs=3, batch_size=64, lr=0.05), masks=masks, checkpoint=state)

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autosparse.cli.arguments import add_task_arguments, resolve_task
@@ -142,11 +143,22 @@ def _check_init(masks: Masks, model: nn.Module, init_seed: int) -> None:
         ) from None
 
 
+def _finished(out: Path, fingerprint: str) -> dict | None:
+    """The metrics of the same training, finished earlier into ``out`` (None: train it)."""
+    try:
+        metrics = json.loads((out / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return None
+    same = isinstance(metrics, dict) and metrics.get("fingerprint") == fingerprint
+    return metrics if same and (out / "model.safetensors").is_file() else None
+
+
 def run(args: argparse.Namespace) -> int:
     from autosparse.core.config import to_dict
-    from autosparse.core.folders import check_output_path, make_output_dir
+    from autosparse.core.folders import check_output_path, make_output_dir, write_text
     from autosparse.core.masks import Masks
-    from autosparse.training.trainer import TrainConfig, resolve_device, train
+    from autosparse.training.resume import STATE_FILE
+    from autosparse.training.trainer import TrainConfig, resolve_device, train, train_fingerprint
 
     task, (job, cfg) = resolve_task(args, TrainJob, TrainConfig)
 
@@ -162,7 +174,19 @@ def run(args: argparse.Namespace) -> int:
     if masks is not None:
         masks.validate(model, task.model.model)
         _check_init(masks, model, init_seed)
-    result = train(model, dataset, cfg, masks=masks, desc=f"train {task.model.model}")
+    fp, state = "", None
+    if job.out:
+        fp = train_fingerprint(model, masks, cfg, dataset)
+        done = _finished(Path(job.out), fp)
+        if done is not None:  # open_lth's rule: a job that finds its result done returns at once
+            print(
+                f"{task.model.model} on {task.data.dataset}: already trained into {job.out} (test accuracy "
+                f"{100 * done['test_accuracy']:.2f}%); delete {Path(job.out) / 'metrics.json'} to train it again"
+            )
+            return 0
+        state = make_output_dir(job.out) / STATE_FILE
+        args.resumes = True  # each finished epoch is kept there
+    result = train(model, dataset, cfg, masks=masks, desc=f"train {task.model.model}", checkpoint=state)
     density = f", density {masks.density:.4f}" if masks else ""
     print(
         f"{task.model.model} on {task.data.dataset}: test accuracy {100 * result.test_accuracy:.2f}% "
@@ -182,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
             "n_train": len(dataset.y_train),
             "n_test": len(dataset.y_test),
             "init_seed": init_seed,
+            "fingerprint": fp,  # what a rerun into this folder compares with, to return at once
             "data": to_dict(task.data),  # the subset's seed and folder as well as its sizes
             "train": to_dict(cfg),  # the recipe and its seed: two seeds' runs wrote the same file but the numbers
             "masks": job.masks,
@@ -198,5 +223,5 @@ def run(args: argparse.Namespace) -> int:
                 f"not hold that: after loading model.safetensors call Masks.load({job.masks!r}).without_init()"
                 ".prepare(model)"
             )
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     return 0

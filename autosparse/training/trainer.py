@@ -15,6 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -22,12 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from autosparse.core.config import to_dict
 from autosparse.core.errors import ConfigError, check_seed
 from autosparse.core.masks import Masks, assert_masks_exact, remove_masks
 from autosparse.core.model_io import class_targets, logits, model_input, param_dtype
 from autosparse.core.parallel import torch_threads
 from autosparse.training.batchnorm import recalibrate_lagging_batchnorm
 from autosparse.training.masking import MaskedParameters
+from autosparse.training.resume import TrainState, load_state, save_state, training_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -213,6 +216,7 @@ def train(
     on_step: Callable[[int, nn.Module], None] | None = None,
     desc: str = "train",
     keep_masks_attached: bool = False,
+    checkpoint: str | Path | None = None,
 ) -> TrainResult:
     """Train ``model`` (optionally under ``masks``); return a :class:`TrainResult` (test accuracy, curve, time).
 
@@ -221,13 +225,29 @@ def train(
     IRP uses it to save the rewind point θ_k. With masks, θ0 is first prepared as the masks
     prescribe (``masks.prepare``: e.g. rescaled kept weights), and pruned weights stay exactly
     zero (:class:`~autosparse.training.masking.MaskedParameters`); with ``keep_masks_attached``
-    the model ends with torch's ``weight_orig`` + ``weight_mask`` attached.
+    the model ends with torch's ``weight_orig`` + ``weight_mask`` attached. With ``checkpoint`` (a
+    file path) the state after each epoch is saved there and a rerun resumes from it, bit-identical
+    to a run never stopped (:mod:`autosparse.training.resume`); the file is removed at the end.
     """
     threads = (config or TrainConfig()).num_threads
     with torch_threads(thread_count(threads)):  # the caller's thread count is restored after
         return _train(
-            model, dataset, config, masks=masks, on_step=on_step, desc=desc, keep_masks_attached=keep_masks_attached
+            model,
+            dataset,
+            config,
+            masks=masks,
+            on_step=on_step,
+            desc=desc,
+            keep_masks_attached=keep_masks_attached,
+            checkpoint=checkpoint,
         )
+
+
+def train_fingerprint(model: nn.Module, masks: Masks | None, config: TrainConfig, dataset: object) -> str:
+    """What a training computes from, as a digest (:func:`~autosparse.training.resume.training_fingerprint`):
+    a checkpoint or a finished result carries it, so a rerun knows whether it is the same training."""
+    recipe = {k: v for k, v in to_dict(config).items() if k not in COSMETIC_TRAIN_FIELDS}
+    return training_fingerprint(model, masks, recipe, dataset)
 
 
 def _train(
@@ -239,6 +259,7 @@ def _train(
     on_step: Callable[[int, nn.Module], None] | None = None,
     desc: str = "train",
     keep_masks_attached: bool = False,
+    checkpoint: str | Path | None = None,
 ) -> TrainResult:
     if not all(hasattr(dataset, a) for a in ("x_train", "y_train", "x_test", "y_test")):
         raise ConfigError(
@@ -248,6 +269,9 @@ def _train(
         )
     cfg = config or TrainConfig()
     device = resolve_device(cfg.device)
+    state_path = Path(checkpoint) if checkpoint is not None else None
+    fp = train_fingerprint(model, masks, cfg, dataset) if state_path is not None else ""
+    resumed = load_state(state_path, fp) if state_path is not None else None
     model.to(device)
     dtype = param_dtype(model)  # a float64 model is fed float32 data
     masked: MaskedParameters | None = None
@@ -269,6 +293,11 @@ def _train(
     else:
         opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total_steps))
+    if resumed is not None:
+        model.load_state_dict(resumed.model)
+        opt.load_state_dict(resumed.optimizer)
+        sched.load_state_dict(resumed.scheduler)
+        log.info("resuming %s after epoch %d (step %d of %d)", desc, len(resumed.history), resumed.step, total_steps)
     # dropout and stochastic depth (torchvision's VGG and MobileNet heads, timm's drop rates) draw from
     # torch's global generator: seeded here, and the caller's stream restored after, so a cell trains the
     # same whatever ran before it in the process
@@ -278,10 +307,17 @@ def _train(
             torch.cuda.manual_seed_all(cfg.seed)  # every device's state is restored by fork_rng
         gen = torch.Generator().manual_seed(cfg.seed)
         history: list[dict[str, float]] = []
-        start = time.perf_counter()
+        start, before = time.perf_counter(), 0.0
         model.train()
         step, running, seen = 0, 0.0, 0
-        bar = tqdm(total=total_steps, desc=desc, leave=False, disable=None, unit="step")
+        if resumed is not None:
+            torch.random.set_rng_state(resumed.rng)
+            gen.set_state(resumed.order_rng)
+            if device.type == "cuda" and resumed.cuda_rng:
+                torch.cuda.set_rng_state_all(resumed.cuda_rng)
+            step, history, before = resumed.step, list(resumed.history), resumed.seconds
+            running, seen = history[-1]["train_loss"], 1
+        bar = tqdm(total=total_steps, initial=step, desc=desc, leave=False, disable=None, unit="step")
         while step < total_steps:
             perm = torch.randperm(n, generator=gen)
             epoch_loss, epoch_seen = 0.0, 0
@@ -314,6 +350,21 @@ def _train(
                 record["test_accuracy"] = evaluate(model, dataset.x_test, dataset.y_test, cfg.eval_batch_size)  # type: ignore[attr-defined]
             history.append(record)
             bar.set_postfix(loss=f"{record['train_loss']:.3f}")
+            if state_path is not None and step < total_steps:
+                state = TrainState(
+                    fp,
+                    step,
+                    total_steps,
+                    before + time.perf_counter() - start,
+                    history,
+                    model.state_dict(),
+                    opt.state_dict(),
+                    sched.state_dict(),
+                    torch.random.get_rng_state(),
+                    gen.get_state(),
+                    torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+                )
+                save_state(state_path, state)
         bar.close()
     if not math.isfinite(running):
         log.warning("training diverged (loss %s); lower --lr", running)
@@ -328,5 +379,7 @@ def _train(
     # running statistics that average over more steps than this recipe has (torchvision's mobile nets)
     recalibrate_lagging_batchnorm(model, x_train, cfg.batch_size, device, dtype)
     acc = evaluate(model, dataset.x_test, dataset.y_test, cfg.eval_batch_size)  # type: ignore[attr-defined]
-    seconds = time.perf_counter() - start
+    seconds = before + time.perf_counter() - start
+    if state_path is not None:
+        state_path.unlink(missing_ok=True)  # finished: the caller's result replaces it
     return TrainResult(acc, running / max(1, seen), seconds, step, history)
