@@ -622,6 +622,22 @@ def test_a_mistyped_option_of_a_store_action_is_refused_by_that_action() -> None
     )
 
 
+def test_a_finished_training_returns_at_once_only_when_nothing_that_matters_changed(
+    tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from autosparse.cli import main
+
+    base = ["train", "--model", "mlp", "--model-kwargs", '{"widths": [8]}', "--dataset", "digits", "--epochs", "1"]
+    out = ["--out", str(tmp_path / "t")]
+    assert main([*base, *out]) == 0 and "test accuracy" in capsys.readouterr().out
+    assert main([*base, "--num-threads", "1", *out]) == 0  # threads change no number
+    assert "already trained into" in capsys.readouterr().out
+    for changed in (["--n-test", "100"], ["--eval-every-epoch", "true"]):  # the test subset; the curve asked for
+        assert main([*base, *changed, *out]) == 0
+        assert "already trained" not in capsys.readouterr().out, changed
+    assert not (tmp_path / "t" / "train-state.pt").exists()
+
+
 @pytest.mark.slow
 def test_train_killed_resumes_into_its_out_and_a_finished_one_returns_at_once(tmp_path) -> None:
     import time

@@ -263,5 +263,10 @@ def test_a_killed_training_resumes_bit_identical_from_its_checkpoint(tmp_path) -
     # a checkpoint of another training is refused, never continued
     with pytest.raises(Killed):
         train(fresh(), data, cfg, masks=masks, checkpoint=state, on_step=kill_in_epoch_two)
-    with pytest.raises(ConfigError, match=r"checkpoint of another, unfinished training \(after epoch 1"):
+    with pytest.raises(ConfigError, match=r"another, unfinished training \(after epoch 1.*differs in train.lr"):
         train(fresh(), data, TrainConfig(epochs=3, batch_size=64, lr=0.05), masks=masks, checkpoint=state)
+    stale = tmp_path / f".{STATE_FILE}.4242.deadbeef.tmp"  # a save killed midway
+    stale.write_bytes(b"half")
+    moved = TrainConfig(epochs=3, batch_size=64, num_threads=1, device="cpu")  # another device spelling resumes
+    assert train(fresh(), data, moved, masks=masks, checkpoint=state).history == whole.history
+    assert not stale.exists()

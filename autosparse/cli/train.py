@@ -143,14 +143,16 @@ def _check_init(masks: Masks, model: nn.Module, init_seed: int) -> None:
         ) from None
 
 
-def _finished(out: Path, fingerprint: str) -> dict | None:
-    """The metrics of the same training, finished earlier into ``out`` (None: train it)."""
+def _finished(out: Path, fingerprint: str, *, per_epoch: bool) -> dict | None:
+    """The metrics of the same training, finished earlier into ``out`` (None: train it). A run that asks
+    for the per-epoch test curve is not answered by one that did not record it."""
     try:
         metrics = json.loads((out / "metrics.json").read_text())
     except (OSError, ValueError):
         return None
     same = isinstance(metrics, dict) and metrics.get("fingerprint") == fingerprint
-    return metrics if same and (out / "model.safetensors").is_file() else None
+    curve = not per_epoch or all("test_accuracy" in h for h in metrics.get("history") or [{}])
+    return metrics if same and curve and (out / "model.safetensors").is_file() else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -175,9 +177,11 @@ def run(args: argparse.Namespace) -> int:
         masks.validate(model, task.model.model)
         _check_init(masks, model, init_seed)
     fp, state = "", None
+    # what the weights do not show: model options (a ViT's heads), the data subsets and seeds, the masks' folder
+    known = {"model": to_dict(task.model), "data": to_dict(task.data), "init_seed": init_seed}
     if job.out:
-        fp = train_fingerprint(model, masks, cfg, dataset)
-        done = _finished(Path(job.out), fp)
+        fp = train_fingerprint(model, masks, cfg, dataset, known)
+        done = _finished(Path(job.out), fp, per_epoch=cfg.eval_every_epoch)
         if done is not None:  # open_lth's rule: a job that finds its result done returns at once
             print(
                 f"{task.model.model} on {task.data.dataset}: already trained into {job.out} (test accuracy "
@@ -186,7 +190,17 @@ def run(args: argparse.Namespace) -> int:
             return 0
         state = make_output_dir(job.out) / STATE_FILE
         args.resumes = True  # each finished epoch is kept there
-    result = train(model, dataset, cfg, masks=masks, desc=f"train {task.model.model}", checkpoint=state)
+    # the checkpoint is removed below, once the result is written: a kill before that keeps every epoch
+    result = train(
+        model,
+        dataset,
+        cfg,
+        masks=masks,
+        desc=f"train {task.model.model}",
+        checkpoint=state,
+        task=known,
+        keep_checkpoint=True,
+    )
     density = f", density {masks.density:.4f}" if masks else ""
     print(
         f"{task.model.model} on {task.data.dataset}: test accuracy {100 * result.test_accuracy:.2f}% "
@@ -224,4 +238,6 @@ def run(args: argparse.Namespace) -> int:
                 ".prepare(model)"
             )
         write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+        if state is not None:
+            state.unlink(missing_ok=True)
     return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,22 +46,31 @@ class TrainState:
     rng: torch.Tensor  # torch's global generator: dropout, stochastic depth
     order_rng: torch.Tensor  # the data-order generator
     cuda_rng: list[torch.Tensor]  # every CUDA device's generator (empty on a CPU run)
+    described: dict[str, Any]  # the settings the fingerprint hashed, to name what differs when it does not match
 
 
 def training_fingerprint(
-    model: nn.Module, masks: Mapping[str, torch.Tensor] | None, train: Mapping[str, Any], data: Any
+    model: nn.Module, masks: Mapping[str, torch.Tensor] | None, described: Mapping[str, Any], data: Any
 ) -> str:
-    """A digest of what a training computes from: initial weights, masks (and what they do to θ0), the
-    recipe without its cosmetic fields, and the training data (sizes, labels, a checksum of the inputs)."""
-    h = hashlib.sha256(json.dumps(dict(train), sort_keys=True, default=str).encode())
+    """A digest of what a training computes from: ``described`` (the recipe without its cosmetic fields,
+    and whatever the caller knows of the task: model options that leave no trace in the weights, such as
+    a ViT's heads), the model's structure and initial weights, the masks and what they do to θ0 (factors,
+    branch scales), and the training and test data (sizes, labels, a checksum of the inputs)."""
+    h = hashlib.sha256(json.dumps(dict(described), sort_keys=True, default=str).encode())
+    h.update(re.sub(r" at 0x[0-9a-fA-F]+", "", repr(model)).encode())  # a lambda's address differs per process
     tensors = sorted(model.state_dict().items())
     if masks is not None:
         tensors += sorted((f"mask/{n}", m) for n, m in masks.items())
         init = getattr(masks, "init", None)
-        h.update(json.dumps(init.describe() if init else None, sort_keys=True, default=str).encode())
-    x, y = data.x_train, data.y_train
-    h.update(f"x:{tuple(x.shape)}:{float(x.double().sum()) if x.numel() else 0.0}".encode())
-    tensors.append(("y", y))
+        if init is not None:
+            h.update(json.dumps(init.describe(), sort_keys=True, default=str).encode())
+            tensors += sorted((f"factor/{n}", f) for n, f in init.factors.items())
+            h.update(json.dumps(dict(init.branch_scale), sort_keys=True).encode())
+    for part in ("train", "test"):
+        x, y = getattr(data, f"x_{part}"), getattr(data, f"y_{part}")
+        total = float(x.sum(dtype=torch.float64)) if x.numel() else 0.0  # no float64 copy of the inputs
+        h.update(f"x_{part}:{tuple(x.shape)}:{total!r}".encode())
+        tensors.append((f"y_{part}", y))
     for name, t in tensors:
         t = t.detach().cpu().contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
@@ -73,44 +83,39 @@ def save_state(path: Path, state: TrainState) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = private_tmp(path)
     try:
-        torch.save(
-            {
-                "fingerprint": state.fingerprint,
-                "step": state.step,
-                "total_steps": state.total_steps,
-                "seconds": state.seconds,
-                "history": state.history,
-                "model": {k: v.detach().cpu() for k, v in state.model.items()},
-                "optimizer": state.optimizer,
-                "scheduler": state.scheduler,
-                "rng": state.rng,
-                "order_rng": state.order_rng,
-                "cuda_rng": [t.cpu() for t in state.cuda_rng],
-            },
-            tmp,
-        )
+        fields = {k: getattr(state, k) for k in TrainState.__dataclass_fields__}
+        fields["model"] = {k: v.detach().cpu() for k, v in state.model.items()}
+        fields["cuda_rng"] = [t.cpu() for t in state.cuda_rng]
+        torch.save(fields, tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def load_state(path: Path, fingerprint: str) -> TrainState | None:
+def load_state(path: Path, fingerprint: str, described: Mapping[str, Any]) -> TrainState | None:
     """The state saved at ``path`` (None where there is none); one made by another training is refused."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a save killed midway (its pid is gone)
+        stale.unlink(missing_ok=True)
     if not path.is_file():
         return None
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-        state = TrainState(**raw)
-    except Exception as exc:  # a damaged file: say so, keep it for a look
+        state = TrainState(**torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
         raise ConfigError(
-            f"cannot read the training checkpoint {path} ({type(exc).__name__}: {exc}); delete it to train from "
-            "the start"
+            f"the training checkpoint {path} is damaged ({type(exc).__name__}: {first}); delete it"
         ) from None
     if state.fingerprint != fingerprint:
-        epoch = len(state.history)
+        old = state.described or {}
+        changed = sorted(k for k in {*old, *described} if old.get(k) != described.get(k))
+        what = (
+            f"it differs in {', '.join(changed)}"
+            if changed
+            else "it differs in the initial weights, the masks or the data"
+        )
         raise ConfigError(
-            f"{path} is the checkpoint of another, unfinished training (after epoch {epoch}, step {state.step} of "
-            f"{state.total_steps}): rerun that training to finish it, give another --out, or delete {path} to "
-            "start this one"
+            f"{path} is the checkpoint of another, unfinished training (after epoch {len(state.history)}, step "
+            f"{state.step} of {state.total_steps}; {what}): rerun that training to finish it, give another --out, "
+            f"or delete {path} to start this one"
         )
     return state

@@ -13,10 +13,10 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -217,6 +217,8 @@ def train(
     desc: str = "train",
     keep_masks_attached: bool = False,
     checkpoint: str | Path | None = None,
+    task: Mapping[str, Any] | None = None,
+    keep_checkpoint: bool = False,
 ) -> TrainResult:
     """Train ``model`` (optionally under ``masks``); return a :class:`TrainResult` (test accuracy, curve, time).
 
@@ -227,7 +229,9 @@ def train(
     zero (:class:`~autosparse.training.masking.MaskedParameters`); with ``keep_masks_attached``
     the model ends with torch's ``weight_orig`` + ``weight_mask`` attached. With ``checkpoint`` (a
     file path) the state after each epoch is saved there and a rerun resumes from it, bit-identical
-    to a run never stopped (:mod:`autosparse.training.resume`); the file is removed at the end.
+    to a run never stopped (:mod:`autosparse.training.resume`); the file is removed at the end unless
+    ``keep_checkpoint`` (a caller that writes its result first, then removes it). ``task`` (settings the
+    weights do not show, e.g. model options) joins the fingerprint that a checkpoint must match.
     """
     threads = (config or TrainConfig()).num_threads
     with torch_threads(thread_count(threads)):  # the caller's thread count is restored after
@@ -240,14 +244,24 @@ def train(
             desc=desc,
             keep_masks_attached=keep_masks_attached,
             checkpoint=checkpoint,
+            task=task,
+            keep_checkpoint=keep_checkpoint,
         )
 
 
-def train_fingerprint(model: nn.Module, masks: Masks | None, config: TrainConfig, dataset: object) -> str:
+def describe_training(config: TrainConfig, task: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The settings a training's fingerprint hashes: the recipe without its cosmetic fields (and the
+    device: a run moved to another device resumes) and what the caller knows of the task."""
+    recipe = {k: v for k, v in to_dict(config).items() if k not in (*COSMETIC_TRAIN_FIELDS, "device")}
+    return {**{f"train.{k}": v for k, v in recipe.items()}, **dict(task or {})}
+
+
+def train_fingerprint(
+    model: nn.Module, masks: Masks | None, config: TrainConfig, dataset: object, task: Mapping[str, Any] | None = None
+) -> str:
     """What a training computes from, as a digest (:func:`~autosparse.training.resume.training_fingerprint`):
     a checkpoint or a finished result carries it, so a rerun knows whether it is the same training."""
-    recipe = {k: v for k, v in to_dict(config).items() if k not in COSMETIC_TRAIN_FIELDS}
-    return training_fingerprint(model, masks, recipe, dataset)
+    return training_fingerprint(model, masks, describe_training(config, task), dataset)
 
 
 def _train(
@@ -260,6 +274,8 @@ def _train(
     desc: str = "train",
     keep_masks_attached: bool = False,
     checkpoint: str | Path | None = None,
+    task: Mapping[str, Any] | None = None,
+    keep_checkpoint: bool = False,
 ) -> TrainResult:
     if not all(hasattr(dataset, a) for a in ("x_train", "y_train", "x_test", "y_test")):
         raise ConfigError(
@@ -270,8 +286,9 @@ def _train(
     cfg = config or TrainConfig()
     device = resolve_device(cfg.device)
     state_path = Path(checkpoint) if checkpoint is not None else None
-    fp = train_fingerprint(model, masks, cfg, dataset) if state_path is not None else ""
-    resumed = load_state(state_path, fp) if state_path is not None else None
+    described = describe_training(cfg, task)
+    fp = training_fingerprint(model, masks, described, dataset) if state_path is not None else ""
+    resumed = load_state(state_path, fp, described) if state_path is not None else None
     model.to(device)
     dtype = param_dtype(model)  # a float64 model is fed float32 data
     masked: MaskedParameters | None = None
@@ -363,6 +380,7 @@ def _train(
                     torch.random.get_rng_state(),
                     gen.get_state(),
                     torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+                    described,
                 )
                 save_state(state_path, state)
         bar.close()
@@ -380,6 +398,6 @@ def _train(
     recalibrate_lagging_batchnorm(model, x_train, cfg.batch_size, device, dtype)
     acc = evaluate(model, dataset.x_test, dataset.y_test, cfg.eval_batch_size)  # type: ignore[attr-defined]
     seconds = before + time.perf_counter() - start
-    if state_path is not None:
+    if state_path is not None and not keep_checkpoint:
         state_path.unlink(missing_ok=True)  # finished: the caller's result replaces it
     return TrainResult(acc, running / max(1, seen), seconds, step, history)
