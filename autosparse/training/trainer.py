@@ -235,18 +235,132 @@ def train(
     """
     threads = (config or TrainConfig()).num_threads
     with torch_threads(thread_count(threads)):  # the caller's thread count is restored after
-        return _train(
-            model,
-            dataset,
-            config,
-            masks=masks,
-            on_step=on_step,
-            desc=desc,
-            keep_masks_attached=keep_masks_attached,
-            checkpoint=checkpoint,
-            task=task,
-            keep_checkpoint=keep_checkpoint,
-        )
+        if not all(hasattr(dataset, a) for a in ("x_train", "y_train", "x_test", "y_test")):
+            raise ConfigError(
+                f"train needs an autosparse Dataset (in-memory tensors), not {type(dataset).__name__}: "
+                "autosparse.load_dataset(NAME) gives one, or wrap your tensors as "
+                "autosparse.Dataset(name, x_train, y_train, x_test, y_test, num_classes, input_shape)"
+            )
+        cfg = config or TrainConfig()
+        device = resolve_device(cfg.device)
+        state_path = Path(checkpoint) if checkpoint is not None else None
+        described = describe_training(cfg, task)
+        fp = training_fingerprint(model, masks, described, dataset) if state_path is not None else ""
+        resumed = load_state(state_path, fp, described) if state_path is not None else None
+        model.to(device)
+        dtype = param_dtype(model)  # a float64 model is fed float32 data
+        masked: MaskedParameters | None = None
+        if masks is not None:
+            masks.prepare(model)
+            masked = MaskedParameters(model, masks)
+        x_train, y_train = dataset.x_train, dataset.y_train  # type: ignore[attr-defined]
+        n = len(x_train)
+        total_steps = training_steps(cfg, n)
+        params = [p for p in model.parameters() if p.requires_grad]
+        if cfg.optimizer == "sgd":
+            opt: torch.optim.Optimizer = torch.optim.SGD(
+                params,
+                lr=cfg.lr,
+                momentum=cfg.momentum,
+                nesterov=cfg.nesterov and cfg.momentum > 0,
+                weight_decay=cfg.weight_decay,
+            )
+        else:
+            opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total_steps))
+        if resumed is not None:
+            model.load_state_dict(resumed.model)
+            opt.load_state_dict(resumed.optimizer)
+            sched.load_state_dict(resumed.scheduler)
+            log.info(
+                "resuming %s after epoch %d (step %d of %d)", desc, len(resumed.history), resumed.step, total_steps
+            )
+        # dropout and stochastic depth (torchvision's VGG and MobileNet heads, timm's drop rates) draw from
+        # torch's global generator: seeded here, and the caller's stream restored after, so a cell trains the
+        # same whatever ran before it in the process
+        with torch.random.fork_rng(devices=_cuda_devices(device)):
+            torch.random.default_generator.manual_seed(cfg.seed)
+            if device.type == "cuda":
+                torch.cuda.manual_seed_all(cfg.seed)  # every device's state is restored by fork_rng
+            gen = torch.Generator().manual_seed(cfg.seed)
+            history: list[dict[str, float]] = []
+            start, before = time.perf_counter(), 0.0
+            model.train()
+            step, running, seen = 0, 0.0, 0
+            if resumed is not None:
+                torch.random.set_rng_state(resumed.rng)
+                gen.set_state(resumed.order_rng)
+                if device.type == "cuda" and resumed.cuda_rng:
+                    torch.cuda.set_rng_state_all(resumed.cuda_rng)
+                step, history, before = resumed.step, list(resumed.history), resumed.seconds
+                running, seen = history[-1]["train_loss"], 1
+            bar = tqdm(total=total_steps, initial=step, desc=desc, leave=False, disable=None, unit="step")
+            while step < total_steps:
+                perm = torch.randperm(n, generator=gen)
+                epoch_loss, epoch_seen = 0.0, 0
+                for i in range(0, n, cfg.batch_size):
+                    if step >= total_steps:
+                        break
+                    idx = perm[i : i + cfg.batch_size]
+                    xb = model_input(x_train[idx], device, dtype, non_blocking=True)
+                    yb = y_train[idx].to(device, non_blocking=True)
+                    if on_step is not None:
+                        on_step(step, model)
+                    out = logits(model(xb))
+                    if step == 0:  # one clear error for (batch, tokens, classes) logits or labels past the classes
+                        class_targets(out, yb)
+                    loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if masked is not None:
+                        masked.mask_gradients()
+                    opt.step()
+                    sched.step()
+                    step += 1
+                    epoch_loss += loss.item() * len(idx)
+                    epoch_seen += len(idx)
+                    bar.update(1)
+                running, seen = epoch_loss, epoch_seen
+                record = {"epoch": len(history) + 1, "train_loss": running / max(1, seen)}
+                if cfg.eval_every_epoch:
+                    recalibrate_lagging_batchnorm(model, x_train, cfg.batch_size, device, dtype)
+                    record["test_accuracy"] = evaluate(model, dataset.x_test, dataset.y_test, cfg.eval_batch_size)  # type: ignore[attr-defined]
+                history.append(record)
+                bar.set_postfix(loss=f"{record['train_loss']:.3f}")
+                if state_path is not None and step < total_steps:
+                    state = TrainState(
+                        fp,
+                        step,
+                        total_steps,
+                        before + time.perf_counter() - start,
+                        history,
+                        model.state_dict(),
+                        opt.state_dict(),
+                        sched.state_dict(),
+                        torch.random.get_rng_state(),
+                        gen.get_state(),
+                        torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
+                        described,
+                    )
+                    save_state(state_path, state)
+            bar.close()
+        if not math.isfinite(running):
+            log.warning("training diverged (loss %s); lower --lr", running)
+            if masked is not None:
+                masked.zero_pruned()  # NaN gradients times 0 are NaN; see zero_pruned
+        if masks is not None:
+            assert_masks_exact(model, masks)
+            if keep_masks_attached:
+                masks.without_init().apply(model)
+            else:
+                remove_masks(model)  # a model the caller had pruned with torch's hooks comes back plain
+        # running statistics that average over more steps than this recipe has (torchvision's mobile nets)
+        recalibrate_lagging_batchnorm(model, x_train, cfg.batch_size, device, dtype)
+        acc = evaluate(model, dataset.x_test, dataset.y_test, cfg.eval_batch_size)  # type: ignore[attr-defined]
+        seconds = before + time.perf_counter() - start
+        if state_path is not None and not keep_checkpoint:
+            state_path.unlink(missing_ok=True)  # finished: the caller's result replaces it
+        return TrainResult(acc, running / max(1, seen), seconds, step, history)
 
 
 def describe_training(config: TrainConfig, task: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -262,142 +376,3 @@ def train_fingerprint(
     """What a training computes from, as a digest (:func:`~autosparse.training.resume.training_fingerprint`):
     a checkpoint or a finished result carries it, so a rerun knows whether it is the same training."""
     return training_fingerprint(model, masks, describe_training(config, task), dataset)
-
-
-def _train(
-    model: nn.Module,
-    dataset: object,
-    config: TrainConfig | None = None,
-    *,
-    masks: Masks | None = None,
-    on_step: Callable[[int, nn.Module], None] | None = None,
-    desc: str = "train",
-    keep_masks_attached: bool = False,
-    checkpoint: str | Path | None = None,
-    task: Mapping[str, Any] | None = None,
-    keep_checkpoint: bool = False,
-) -> TrainResult:
-    if not all(hasattr(dataset, a) for a in ("x_train", "y_train", "x_test", "y_test")):
-        raise ConfigError(
-            f"train needs an autosparse Dataset (in-memory tensors), not {type(dataset).__name__}: "
-            "autosparse.load_dataset(NAME) gives one, or wrap your tensors as "
-            "autosparse.Dataset(name, x_train, y_train, x_test, y_test, num_classes, input_shape)"
-        )
-    cfg = config or TrainConfig()
-    device = resolve_device(cfg.device)
-    state_path = Path(checkpoint) if checkpoint is not None else None
-    described = describe_training(cfg, task)
-    fp = training_fingerprint(model, masks, described, dataset) if state_path is not None else ""
-    resumed = load_state(state_path, fp, described) if state_path is not None else None
-    model.to(device)
-    dtype = param_dtype(model)  # a float64 model is fed float32 data
-    masked: MaskedParameters | None = None
-    if masks is not None:
-        masks.prepare(model)
-        masked = MaskedParameters(model, masks)
-    x_train, y_train = dataset.x_train, dataset.y_train  # type: ignore[attr-defined]
-    n = len(x_train)
-    total_steps = training_steps(cfg, n)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(
-            params,
-            lr=cfg.lr,
-            momentum=cfg.momentum,
-            nesterov=cfg.nesterov and cfg.momentum > 0,
-            weight_decay=cfg.weight_decay,
-        )
-    else:
-        opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total_steps))
-    if resumed is not None:
-        model.load_state_dict(resumed.model)
-        opt.load_state_dict(resumed.optimizer)
-        sched.load_state_dict(resumed.scheduler)
-        log.info("resuming %s after epoch %d (step %d of %d)", desc, len(resumed.history), resumed.step, total_steps)
-    # dropout and stochastic depth (torchvision's VGG and MobileNet heads, timm's drop rates) draw from
-    # torch's global generator: seeded here, and the caller's stream restored after, so a cell trains the
-    # same whatever ran before it in the process
-    with torch.random.fork_rng(devices=_cuda_devices(device)):
-        torch.random.default_generator.manual_seed(cfg.seed)
-        if device.type == "cuda":
-            torch.cuda.manual_seed_all(cfg.seed)  # every device's state is restored by fork_rng
-        gen = torch.Generator().manual_seed(cfg.seed)
-        history: list[dict[str, float]] = []
-        start, before = time.perf_counter(), 0.0
-        model.train()
-        step, running, seen = 0, 0.0, 0
-        if resumed is not None:
-            torch.random.set_rng_state(resumed.rng)
-            gen.set_state(resumed.order_rng)
-            if device.type == "cuda" and resumed.cuda_rng:
-                torch.cuda.set_rng_state_all(resumed.cuda_rng)
-            step, history, before = resumed.step, list(resumed.history), resumed.seconds
-            running, seen = history[-1]["train_loss"], 1
-        bar = tqdm(total=total_steps, initial=step, desc=desc, leave=False, disable=None, unit="step")
-        while step < total_steps:
-            perm = torch.randperm(n, generator=gen)
-            epoch_loss, epoch_seen = 0.0, 0
-            for i in range(0, n, cfg.batch_size):
-                if step >= total_steps:
-                    break
-                idx = perm[i : i + cfg.batch_size]
-                xb = model_input(x_train[idx], device, dtype, non_blocking=True)
-                yb = y_train[idx].to(device, non_blocking=True)
-                if on_step is not None:
-                    on_step(step, model)
-                out = logits(model(xb))
-                if step == 0:  # one clear error for (batch, tokens, classes) logits or labels past the classes
-                    class_targets(out, yb)
-                loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if masked is not None:
-                    masked.mask_gradients()
-                opt.step()
-                sched.step()
-                step += 1
-                epoch_loss += loss.item() * len(idx)
-                epoch_seen += len(idx)
-                bar.update(1)
-            running, seen = epoch_loss, epoch_seen
-            record = {"epoch": len(history) + 1, "train_loss": running / max(1, seen)}
-            if cfg.eval_every_epoch:
-                recalibrate_lagging_batchnorm(model, x_train, cfg.batch_size, device, dtype)
-                record["test_accuracy"] = evaluate(model, dataset.x_test, dataset.y_test, cfg.eval_batch_size)  # type: ignore[attr-defined]
-            history.append(record)
-            bar.set_postfix(loss=f"{record['train_loss']:.3f}")
-            if state_path is not None and step < total_steps:
-                state = TrainState(
-                    fp,
-                    step,
-                    total_steps,
-                    before + time.perf_counter() - start,
-                    history,
-                    model.state_dict(),
-                    opt.state_dict(),
-                    sched.state_dict(),
-                    torch.random.get_rng_state(),
-                    gen.get_state(),
-                    torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
-                    described,
-                )
-                save_state(state_path, state)
-        bar.close()
-    if not math.isfinite(running):
-        log.warning("training diverged (loss %s); lower --lr", running)
-        if masked is not None:
-            masked.zero_pruned()  # NaN gradients times 0 are NaN; see zero_pruned
-    if masks is not None:
-        assert_masks_exact(model, masks)
-        if keep_masks_attached:
-            masks.without_init().apply(model)
-        else:
-            remove_masks(model)  # a model the caller had pruned with torch's hooks comes back plain
-    # running statistics that average over more steps than this recipe has (torchvision's mobile nets)
-    recalibrate_lagging_batchnorm(model, x_train, cfg.batch_size, device, dtype)
-    acc = evaluate(model, dataset.x_test, dataset.y_test, cfg.eval_batch_size)  # type: ignore[attr-defined]
-    seconds = before + time.perf_counter() - start
-    if state_path is not None and not keep_checkpoint:
-        state_path.unlink(missing_ok=True)  # finished: the caller's result replaces it
-    return TrainResult(acc, running / max(1, seen), seconds, step, history)
