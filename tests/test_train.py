@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -265,8 +267,14 @@ def test_a_killed_training_resumes_bit_identical_from_its_checkpoint(tmp_path) -
         train(fresh(), data, cfg, masks=masks, checkpoint=state, on_step=kill_in_epoch_two)
     with pytest.raises(ConfigError, match=r"another, unfinished training \(after epoch 1.*differs in train.lr"):
         train(fresh(), data, TrainConfig(epochs=3, batch_size=64, lr=0.05), masks=masks, checkpoint=state)
-    stale = tmp_path / f".{STATE_FILE}.4242.deadbeef.tmp"  # a save killed midway
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".{STATE_FILE}.{gone.stdout.strip()}.deadbeef.tmp"  # a save killed midway
     stale.write_bytes(b"half")
+    live = tmp_path / f".{STATE_FILE}.{os.getpid()}.cafe0000.tmp"  # another trainer's save in progress
+    live.write_bytes(b"half")
     moved = TrainConfig(epochs=3, batch_size=64, num_threads=1, device="cpu")  # another device spelling resumes
     assert train(fresh(), data, moved, masks=masks, checkpoint=state).history == whole.history
-    assert not stale.exists()
+    assert not stale.exists() and live.exists()

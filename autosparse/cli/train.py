@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         masks.validate(model, task.model.model)
         _check_init(masks, model, init_seed)
     fp, state = "", None
-    # what the weights do not show: model options (a ViT's heads), the data subsets and seeds, the masks' folder
+    # what the weights do not show: model options (a ViT's heads), the data subsets and their seeds, the init seed
     known = {"model": to_dict(task.model), "data": to_dict(task.data), "init_seed": init_seed}
     if job.out:
         fp = train_fingerprint(model, masks, cfg, dataset, known)

@@ -92,10 +92,24 @@ def save_state(path: Path, state: TrainState) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _alive(pid: str) -> bool:
+    """Whether the process that named a temporary file still runs (unknown: assume it does)."""
+    try:
+        os.kill(int(pid), 0)
+    except ValueError:
+        return True
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process
+        return True
+    return True
+
+
 def load_state(path: Path, fingerprint: str, described: Mapping[str, Any]) -> TrainState | None:
     """The state saved at ``path`` (None where there is none); one made by another training is refused."""
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a save killed midway (its pid is gone)
-        stale.unlink(missing_ok=True)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a save killed midway: its writer is gone
+        if not _alive(stale.name.removeprefix(f".{path.name}.").split(".")[0]):
+            stale.unlink(missing_ok=True)
     if not path.is_file():
         return None
     try:
