@@ -457,6 +457,24 @@ def test_two_parts_run_into_a_fresh_folder_are_recorded_and_reported_together(tm
     assert "| random |" in md and "| magnitude |" in md and not run.report.missing
 
 
+def test_one_model_listed_twice_is_computed_once_and_not_said_to_run_elsewhere(
+    tmp_path: Path, train_calls: list[str]
+) -> None:
+    twice = tiny_config(
+        models=[
+            {"model": "mlp", "model_kwargs": {"widths": [8]}, "name": "small"},
+            {"model": "mlp", "model_kwargs": {"widths": [8]}, "name": "same-again"},
+        ],
+        methods=["random"],
+        densities=[0.1],
+        seeds=[0],
+    )
+    run = run_bench(twice, tmp_path / "b")
+    assert len(train_calls) == 1 and run.jobs_run == 1
+    assert run.jobs_same == 1 and run.jobs_elsewhere == 0  # it said "1 ran in another bench process"
+    assert not run.report.missing
+
+
 def test_renaming_a_row_or_a_model_recomputes_nothing(tiny_run, tmp_path: Path, train_calls: list[str]) -> None:
     """Labels name the cell files but are not hashed: a renamed imp row retrained its whole IRP run."""
     _, out, _ = tiny_run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -84,6 +85,13 @@ def test_isolated_measurement_reports_peak_memory() -> None:
     assert not late["ok"] and late["timed_out"] and "timed out" in late["error"]
 
 
+def test_a_model_that_cannot_take_its_data_fails_the_check_not_every_measurement() -> None:
+    with pytest.raises(ConfigError):
+        tiny_speed(models=[{"model": "resnet20", "dataset": "fake:mnist1d", "name": "bad"}]).validate()
+    with pytest.raises(ConfigError):
+        TrainSpeedConfig(models=[TrainSpeedModel("mlp", {"widths": [-4]})], dataset="fake:fashion-mnist").validate()
+
+
 def test_unknown_method_names_it() -> None:
     with pytest.raises(UnknownNameError, match="'autos_v0'"):
         tiny_speed(methods=[{"method": "autos_v0", "hparams": {"scorer": "mlp_fmnist"}}]).validate()
@@ -94,17 +102,19 @@ def test_unknown_method_names_it() -> None:
 
 
 def test_failed_measurement_is_recorded_not_fatal(tmp_path: Path) -> None:
-    # resnet20 cannot take 1-D signals: that measurement fails, the others go on
+    # SynFlow in float32 overflows on a 300-layer MLP: that measurement fails, the others go on
+    deep = {"widths": [8] * 300}
     cfg = tiny_speed(
         models=[
             {"model": "mlp", "model_kwargs": {"widths": [8]}, "dataset": "fake:fashion-mnist", "name": "ok"},
-            {"model": "resnet20", "dataset": "fake:mnist1d", "name": "bad"},
+            {"model": "mlp", "model_kwargs": deep, "dataset": "fake:fashion-mnist", "name": "bad"},
         ],
-        methods=["random"],
+        methods=[{"method": "synflow", "hparams": {"rounds": 2, "float64": False}}],
     )
     result = run_speed(cfg, tmp_path)
-    bad = [r for r in result.rows if r["model"] == "bad"]
+    bad = [r for r in result.rows if r["model"] == "bad" and not r["floor"]]  # its float64 floor loop runs
     assert bad and not any(r["ok"] for r in bad) and all(r["error"] for r in bad)
+    assert all(r["ok"] for r in result.rows if r["model"] == "ok")
     assert "failed" in result.tables
 
 
@@ -162,6 +172,10 @@ def test_speed_resumes_per_measurement(tmp_path: Path) -> None:
     assert rows["snip"]["seconds"] == 123.0
     assert rows["random"]["ok"] and rows["random"]["seconds"] < 123.0
     assert json.loads(random_file.read_text())["ok"]
+    # a row measured in one process is not reused for an isolated run (its peak memory means another thing)
+    assert json.loads(snip_file.read_text())["isolated"] is False
+    isolated = {r["label"]: r for r in run_speed(dataclasses.replace(cfg, isolate=True), tmp_path).rows}
+    assert isolated["snip"]["seconds"] != 123.0 and isolated["snip"]["isolated"] is True
     # a changed setting is a different measurement, not a reused one
     cfg.density = 0.5
     third = run_speed(cfg, tmp_path)

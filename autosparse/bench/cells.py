@@ -449,7 +449,10 @@ def execute_job(job: BenchJob) -> dict[str, Any]:
         if not mine:
             return in_progress_elsewhere(job.key)
         missing = job.missing()  # after the claim: another process may have just finished it
-        if not missing:  # it did (the plan saw it missing): count it as done elsewhere, not nowhere
+        if not missing:
+            if job.adopt():  # a row of this grid doing the same computation under another name wrote them
+                return {"job_id": job.key, "skipped": True, "same_as_another_row": True, "written": []}
+            # another process did (the plan saw it missing): count it as done elsewhere, not nowhere
             return {"job_id": job.key, "skipped": True, "elsewhere": True, "written": []}
         if job.threads > 0:
             torch.set_num_threads(job.threads)

@@ -8,6 +8,7 @@ program (or notebook) that imports autosparse.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +85,7 @@ def plot_accuracy(
         ax.set_xlim(hi * 1.25, lo / 1.25)  # inverted: denser on the left, sparser on the right
     ax.set_xlabel("sparsity (top) / density (bottom), log scale")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_wrapped(title, fig), fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
@@ -146,9 +147,13 @@ def plot_layer_densities(
     labels = [m for m in methods if m in legend]
     handles = [legend[m] for m in labels]
     if handles:
-        fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.08 if handles else 0, 1, 0.96))
+        # as many columns as the figure is wide: one panel (one density) is 3.6 in, and six columns cut
+        # off the first and last methods; the legend hangs below the panels and the saved image takes it in
+        per_entry = 0.075 * max(len(label) for label in labels) + 0.6  # inches at fontsize 8, marker included
+        ncol = max(1, min(len(labels), int(fig.get_figwidth() // per_entry)))
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=ncol, fontsize=8)
+    fig.suptitle(_wrapped(title, fig), fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     return _save(fig, path)
 
 
@@ -172,12 +177,17 @@ def plot_speed(
     ax.set_yscale("log")
     ax.set_xlabel("prunable weights")
     ax.set_ylabel("time to mask (s)")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(_wrapped(title, fig), fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _wrapped(title: str, fig: Any) -> str:
+    """``title`` in lines that fit the figure's width (a long model name ran off both sides)."""
+    return textwrap.fill(title, width=max(20, int(fig.get_figwidth() * 13)))
 
 
 def _short(name: str) -> str:
@@ -189,7 +199,7 @@ def _save(fig, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = private_tmp(path, ".tmp.png")
     try:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", bbox_inches="tight")  # a legend below the panels is part of the picture
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

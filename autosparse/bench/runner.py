@@ -45,6 +45,7 @@ class BenchRun:
     cells_total: int
     cells_done_before: int
     jobs_elsewhere: int = 0  # jobs another bench process on the folder computed while this one ran
+    jobs_same: int = 0  # jobs whose cells another row of the grid computed (one computation, two names)
     failures: list[JobOutcome] = field(default_factory=list)
     report: BenchReport | None = None
 
@@ -177,6 +178,7 @@ def run_bench(
         jobs_total=len(jobs),
         jobs_run=sum(1 for o in outcomes if o.ok and not (o.value or {}).get("skipped")),
         jobs_elsewhere=sum(1 for o in outcomes if is_elsewhere(o)),
+        jobs_same=sum(1 for o in outcomes if o.ok and (o.value or {}).get("same_as_another_row")),
         cells_total=cells_total,
         cells_done_before=cells_before,
         failures=[o for o in outcomes if not o.ok],

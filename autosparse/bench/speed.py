@@ -138,7 +138,9 @@ class SpeedConfig:
             check_hparams(spec)
         for m in self.models:
             model_info(m.model)
-            dataset_info(m.dataset or self.dataset)
+            # built on its data's shape (no data loaded): a bad option or a model that cannot take the data
+            # failed every measurement of it, after --check had called the config valid
+            m.build(dataset_info(m.dataset or self.dataset), seed=0)
         resolve_device(self.device)  # one error now, not one per measurement
         return self
 
@@ -219,6 +221,8 @@ def run_speed(config: SpeedConfig, out_dir: str | Path) -> SpeedResult:
     for case in bar:
         path = measurement_path(out, case)
         previous = finished_measurement(path)
+        if previous is not None and previous.get("isolated", True) != config.isolate:
+            previous = None  # peak memory in a shared process is not a fresh process's: measured again
         if previous is not None:
             log.info("speed %s / %s: reusing %s", case.task.model.label(), case.label(), path.name)
             rows.append({**previous, "round": case.round})
@@ -235,6 +239,7 @@ def run_speed(config: SpeedConfig, out_dir: str | Path) -> SpeedResult:
         row.setdefault("label", case.label())
         row.setdefault("method", case.method.method)
         row.setdefault("floor", case.floor)
+        row["isolated"] = config.isolate
         if not row.get("ok"):
             log.error("speed %s / %s failed: %s", case.task.model.label(), case.label(), row.get("error"))
         write_text(path, json.dumps(row, indent=1))

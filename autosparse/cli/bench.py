@@ -228,6 +228,7 @@ def _accuracy(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
     print(
         f"\n{result.cells_total} cells: {result.cells_done_before} were done, {result.jobs_run} jobs ran now, "
         + (f"{result.jobs_elsewhere} ran in another bench process, " if result.jobs_elsewhere else "")
+        + (f"{result.jobs_same} were another row's computation (cells copied), " if result.jobs_same else "")
         + f"{len(result.failures)} failed; report: {report.path}"
     )
     for f in result.failures:
