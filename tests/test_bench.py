@@ -457,6 +457,16 @@ def test_two_parts_run_into_a_fresh_folder_are_recorded_and_reported_together(tm
     assert "| random |" in md and "| magnitude |" in md and not run.report.missing
 
 
+def test_a_relative_out_is_the_drivers_folder_for_every_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, train_calls: list[str]
+) -> None:
+    """A Ray worker's folder is not the driver's: its cells went there, and a rerun resubmitted forever."""
+    monkeypatch.chdir(tmp_path)
+    cfg = tiny_config(methods=["random"], densities=[0.1], seeds=[0])
+    run = run_bench(cfg, "rel")
+    assert run.out_dir == tmp_path / "rel" and all(Path(j.out_dir).is_absolute() for j in plan_jobs(cfg, "rel"))
+
+
 def test_one_model_listed_twice_is_computed_once_and_not_said_to_run_elsewhere(
     tmp_path: Path, train_calls: list[str]
 ) -> None:

@@ -13,7 +13,7 @@ import pytest
 from _gen_helpers import assert_same_store, write_config
 
 from autosparse.cli import main as cli_main
-from autosparse.core.errors import StoreError, UnknownNameError
+from autosparse.core.errors import ConfigError, StoreError, UnknownNameError
 from autosparse.core.executors import JobOutcome, run_jobs
 from data_gen.grid import GenConfig, expand_grid, generate
 
@@ -141,6 +141,9 @@ def test_ray_executor_writes_the_same_store(local_ray: object, grid: Path, local
     assert not out["job3"].ok and "three is not allowed" in out["job3"].error
     assert all(out[k].ok for k in KEYS if k != "job3")
     assert local_ray.is_initialized()  # run_jobs leaves a Ray it did not start running
+    # a job no node can hold was queued forever without a word
+    with pytest.raises(ConfigError, match=r"num_cpus=4, but the largest node of the Ray cluster has 2 CPUs"):
+        run_jobs(helpers.fail_on_three, [0], ["job0"], executor="ray", num_cpus=4)
 
 
 @pytest.mark.slow
@@ -168,3 +171,6 @@ def test_unreachable_ray_cluster_is_one_line_fast(tmp_path: Path, capsys: pytest
     assert cli_main([*args, "--address", "127.0.0.1:1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("autosparse gen: error: cannot reach the Ray cluster at '127.0.0.1:1'")
+    assert cli_main([*args, "--address", "bogus"]) == 2  # was a 30-line ValueError traceback
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'bogus' is not a Ray address" in err[0] and "6379" in err[0]

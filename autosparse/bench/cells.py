@@ -320,7 +320,9 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def plan_jobs(config: BenchConfig, out_dir: str | Path, threads: int = 0) -> list[BenchJob]:
-    """Every job of the grid; IMP jobs first because they are the longest (better packing on a pool)."""
+    """Every job of the grid; IMP jobs first because they are the longest (better packing on a pool).
+    Their folder is absolute: a Ray worker resolves a relative one in its own working folder."""
+    out_dir = Path(out_dir).absolute()
     imp_jobs: list[BenchJob] = []
     jobs: list[BenchJob] = []
     bench_densities = tuple(config.sorted_densities())

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
+from pathlib import Path
 from typing import Any, Literal
 
 from tqdm.auto import tqdm
@@ -166,9 +167,8 @@ def run_jobs(
                 raise
             pool.shutdown()
         else:
-            outcomes_ray = _run_ray(fn, jobs, keys, address=address, num_cpus=num_cpus, num_gpus=num_gpus)
-            for outcome in outcomes_ray:
-                done(outcome)
+            # each outcome as it arrives: a grid of hours showed its progress (and its failures) only at the end
+            _run_ray(fn, jobs, keys, address=address, num_cpus=num_cpus, num_gpus=num_gpus, done=done)
     finally:
         bar.close()
     return outcomes
@@ -191,6 +191,19 @@ def _check_reachable(address: str | None) -> None:
         ) from exc
 
 
+def _check_fits(ray: Any, num_cpus: float, num_gpus: float) -> None:
+    """Refuse a job no node of the cluster can hold: Ray queues it forever, and with its logs kept
+    from the driver the run printed nothing (a 4-CPU job on a 2-CPU cluster)."""
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    for what, asked, flag in (("CPU", num_cpus, "num_cpus"), ("GPU", num_gpus, "num_gpus")):
+        largest = max((float(r.get(what, 0.0)) for r in nodes), default=0.0)
+        if asked > largest:
+            raise ConfigError(
+                f"each job asks for {flag}={asked:g}, but the largest node of the Ray cluster has {largest:g} "
+                f"{what}s: lower {flag} in the config (or its flag), or add a node with enough"
+            )
+
+
 def _run_ray(
     fn: Callable[[Any], Any],
     jobs: Sequence[Any],
@@ -199,7 +212,8 @@ def _run_ray(
     address: str | None,
     num_cpus: float,
     num_gpus: float,
-) -> list[JobOutcome]:
+    done: Callable[[JobOutcome], None],
+) -> None:
     try:
         import ray
     except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -209,24 +223,35 @@ def _run_ray(
         _check_reachable(address)
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
-        except ConnectionError as exc:
+        except ValueError as exc:  # "Invalid address format: bogus" came as a traceback
             raise ConfigError(
-                f"cannot reach the Ray cluster at {address!r}: {exc}; start one with `ray start --head`"
+                f"--address {address!r} is not a Ray address ({exc}): give host:port (the head's port, usually "
+                "6379), auto on a node of the cluster, or ray://host:10001"
+            ) from None
+        except ConnectionError as exc:
+            token = Path("~/.ray/auth_token").expanduser().is_file() and not os.environ.get("RAY_AUTH_MODE")
+            raise ConfigError(
+                f"cannot reach the Ray cluster at {address!r}: {exc}; "
+                + (
+                    "this machine holds a Ray auth token (~/.ray/auth_token): a cluster started with token "
+                    "authentication needs RAY_AUTH_MODE=token in the environment, or --address auto"
+                    if token
+                    else "start one with `ray start --head`"
+                )
             ) from exc
         started = True
     try:
+        _check_fits(ray, num_cpus, num_gpus)
         remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)(_call)
         refs = {remote.remote(fn, job, key): key for job, key in zip(jobs, keys, strict=True)}
         pending = list(refs)
-        out: list[JobOutcome] = []
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)
             for ref in ready:
                 try:
-                    out.append(ray.get(ref))
+                    done(ray.get(ref))
                 except Exception as exc:  # a worker that died (OOM, killed) is a failed job, not a failed grid
-                    out.append(JobOutcome(refs[ref], False, error=f"ray task died: {exc}"))
-        return out
+                    done(JobOutcome(refs[ref], False, error=f"ray task died: {exc}"))
     finally:
         if started and address is None:
             ray.shutdown()
