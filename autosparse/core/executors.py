@@ -249,9 +249,10 @@ def _run_ray(
             ready, pending = ray.wait(pending, num_returns=1)
             for ref in ready:
                 try:
-                    done(ray.get(ref))
+                    outcome = ray.get(ref)
                 except Exception as exc:  # a worker that died (OOM, killed) is a failed job, not a failed grid
-                    done(JobOutcome(refs[ref], False, error=f"ray task died: {exc}"))
+                    outcome = JobOutcome(refs[ref], False, error=f"ray task died: {exc}")
+                done(outcome)
     finally:
         if started and address is None:
             ray.shutdown()
