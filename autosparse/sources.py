@@ -19,6 +19,7 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -129,6 +130,15 @@ def source_features(spec: RunSpec) -> tuple[nn.Module, Dataset, FeatureTable, tu
     return model, dataset, table, pdata.batches[0]
 
 
+def held_id(store: FeatureStore, spec: RunSpec, earlier: Iterable[str] = ()) -> str | None:
+    """The id ``store`` holds ``spec``'s run complete under, if any: its own, the one earlier code hashed the
+    data folder into, or one of ``earlier`` (ids of other spellings a caller knows)."""
+    for run_id in dict.fromkeys((spec.run_id, spec.id_with_data_root, *earlier)):
+        if store.is_complete(run_id):
+            return run_id
+    return None
+
+
 def execute_run(job: RunJob) -> dict[str, Any]:
     """One IRP run, end to end: θ0 features, IRP labels, store group (marked complete last).
 
@@ -138,9 +148,9 @@ def execute_run(job: RunJob) -> dict[str, Any]:
     spec = job.spec
     run_id = spec.run_id
     store = FeatureStore(job.store, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
-    for held in dict.fromkeys((run_id, spec.id_with_data_root)):  # a store written while the folder was hashed
-        if store.is_complete(held):
-            return {"run_id": held, "skipped": True}
+    held = held_id(store, spec)
+    if held is not None:
+        return {"run_id": held, "skipped": True}
     with store.claim(run_id) as mine:
         if not mine:
             log.info("run %s: in progress elsewhere (%s); skipping it for now", run_id, holder(store.path, run_id))

@@ -21,7 +21,7 @@ from autosparse.core.errors import ConfigError
 from autosparse.core.executors import check_resources
 from autosparse.data import absolute_root, canonical_dataset, check_subset_sizes, dataset_info, default_data_root
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
-from autosparse.sources import RunJob, RunSpec, execute_run
+from autosparse.sources import RunJob, RunSpec, execute_run, held_id
 from autosparse.store import FeatureStore
 from autosparse.store.jobs import run_store_jobs
 from autosparse.store.writer import store_exists
@@ -88,8 +88,7 @@ def _grid(cfg: GenConfig, *, warn: bool = True) -> list[tuple[RunSpec, tuple[str
                 written = RunSpec(
                     m, d, s, cfg.irp, cfg.train, cfg.n_train, cfg.n_test, cfg.data_root, cfg.samples_per_class
                 )
-                earlier = (spec.id_with_data_root, written.id_with_data_root)
-                pairs.append((spec, tuple(dict.fromkeys(i for i in earlier if i != spec.run_id))))
+                pairs.append((spec, (written.id_with_data_root,)))  # its own earlier id: held_id looks there
     first: dict[str, tuple[RunSpec, tuple[str, ...]]] = {}
     for spec, earlier in pairs:
         first.setdefault(spec.run_id, (spec, earlier))  # the first of each, in grid order
@@ -111,7 +110,7 @@ def _data_root(root: str | None) -> str | None:
 
 
 def _done(store: FeatureStore, spec: RunSpec, earlier: tuple[str, ...]) -> bool:
-    return any(store.is_complete(run_id) for run_id in (spec.run_id, *earlier))
+    return held_id(store, spec, earlier) is not None
 
 
 def generate(

@@ -40,10 +40,6 @@ def _figure(width: float, height: float):  # -> matplotlib.figure.Figure
     return fig
 
 
-def _sparsity_label(d: float) -> str:
-    return sparsity_percent(d)
-
-
 def plot_accuracy(
     path: str | Path,
     series: Sequence[Series],
@@ -78,7 +74,7 @@ def plot_accuracy(
     ax.set_xscale("log")
     ticks = sorted(set(densities))
     ax.set_xticks(ticks)
-    ax.set_xticklabels([f"{_sparsity_label(d)}\n{d:g}" for d in ticks], fontsize=8)
+    ax.set_xticklabels([f"{sparsity_percent(d)}\n{d:g}" for d in ticks], fontsize=8)
     ax.minorticks_off()
     if ticks:
         lo, hi = min(ticks), max(ticks)
@@ -135,7 +131,7 @@ def plot_layer_densities(
         ax.axhline(d, color="grey", linestyle=":", linewidth=1)
         ax.set_yscale("log")
         ax.set_ylim(floor / 2, 1.5)
-        ax.set_title(f"density {d:g} (sparsity {_sparsity_label(d)})", fontsize=9)
+        ax.set_title(f"density {d:g} (sparsity {sparsity_percent(d)})", fontsize=9)
         ax.set_xticks(x)
         if len(layers) <= 12:
             ax.set_xticklabels([_short(name) for name in layers], rotation=60, ha="right", fontsize=7)

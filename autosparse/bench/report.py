@@ -92,10 +92,6 @@ def format_seconds(s: float) -> str:
     return f"{s:.2g}"
 
 
-def sparsity_header(d: float) -> str:
-    return sparsity_percent(d)
-
-
 @dataclass
 class BenchReport:
     """The report as written: where it is, its accuracy tables (what the CLI prints), and gaps."""
@@ -187,7 +183,7 @@ def accuracy_table(config: BenchConfig, records: Sequence[dict[str, Any]], model
                 text += f" (n={st.n})"
             row.append(text)
         rows.append(row)
-    return markdown_table(["method", *[sparsity_header(d) for d in densities]], rows)
+    return markdown_table(["method", *[sparsity_percent(d) for d in densities]], rows)
 
 
 def time_table(config: BenchConfig, records: Sequence[dict[str, Any]], model: str, dataset: str) -> str:
@@ -205,7 +201,7 @@ def time_table(config: BenchConfig, records: Sequence[dict[str, Any]], model: st
         tr = [v for d in densities if (st := train.get((model, dataset, m.title(), d))) for v in st.values]
         row.append(format_seconds(statistics.fmean(tr)) if tr else "–")
         rows.append(row)
-    return markdown_table(["method", *[sparsity_header(d) for d in densities], "train (s/cell)"], rows)
+    return markdown_table(["method", *[sparsity_percent(d) for d in densities], "train (s/cell)"], rows)
 
 
 def dense_accuracy(records: Sequence[dict[str, Any]], model: str, dataset: str) -> Stat | None:

@@ -119,9 +119,6 @@ def plan_bench(
     """
     if executor not in EXECUTORS:
         raise UnknownNameError("executor", executor, EXECUTORS)
-    # absolute, as gen's store is: a Ray worker's folder is not the driver's (its cells went to the workers'
-    # folder, the report showed none, and a rerun resubmitted the jobs forever)
-    out_dir = Path(out_dir).absolute()
     config.validate()
     if executor != "ray":  # a Ray cluster's workers may have the GPU its driver lacks
         resolve_device(config.train.device)  # before any cell loads data: one error, not one per cell
@@ -155,7 +152,7 @@ def run_bench(
     new method is still being written); their cells are the same ones a full run would make.
     The config is validated first, so a typo in a method name fails before any training.
     """
-    out_dir = Path(out_dir).absolute()
+    out_dir = Path(out_dir).absolute()  # as plan_jobs' jobs carry it: a Ray worker's folder is not the driver's
     plan = plan_bench(config, out_dir, executor=executor, workers=workers, methods=methods)
     out = make_output_dir(out_dir)
     folder = folder_config(out, config)  # a part of the folder's grid (`--methods snip`) keeps the whole grid

@@ -100,8 +100,6 @@ def add_options(p: argparse.ArgumentParser) -> None:
 def _flag_amount_wins(args: argparse.Namespace, job: PruneJob) -> PruneJob:
     """``--sparsity`` on the command line replaces the config's ``density`` (and the other way round):
     flags override the YAML, and the two are one setting spelled two ways."""
-    import dataclasses
-
     from autosparse.core.config import given
 
     if job.density is None or job.sparsity is None:
@@ -114,13 +112,12 @@ def _flag_amount_wins(args: argparse.Namespace, job: PruneJob) -> PruneJob:
     return job  # both from one place: check_density says to give one
 
 
-def _check_imp_data_seed(args: argparse.Namespace, task: object, job: PruneJob) -> None:
+def _check_imp_data_seed(args: argparse.Namespace, data_seed: int, job: PruneJob) -> None:
     """imp draws its training subset with the pruning seed, as a source run does: a --data-seed that
     says otherwise was ignored without a word (two data seeds, one mask)."""
     from autosparse.core.config import given
     from autosparse.task import DataSpec
 
-    data_seed = task.data.data_seed  # type: ignore[attr-defined]
     if data_seed != job.seed and ("data_seed" in given(args, DataSpec) or data_seed != 0):
         raise ConfigError(
             f"imp trains on the subset its seed draws (--seed {job.seed}), as a source run does, so --data-seed "
@@ -147,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
 
     hparams = parse_hparams(job.method, job.hp)
     if job.method == "imp":  # imp trains on the task's data, subset and folder unless --hp says otherwise
-        _check_imp_data_seed(args, task, job)
+        _check_imp_data_seed(args, task.data.data_seed, job)
         for key, value in (
             ("dataset", task.data.dataset),
             ("n_train", task.data.n_train),

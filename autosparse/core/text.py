@@ -22,9 +22,6 @@ def count_of(n: float, noun: str) -> str:
     return f"{n:g} {noun}{'' if n == 1 else 's'}"
 
 
-__all__ = ["count_of", "name_list"]
-
-
 def sparsity_percent(density: float) -> str:
     """The sparsity of ``density`` in percent, as every table and plot heads it: four significant digits
     (``99%``, ``99.5%``, ``99.99%``), more where four would round it off (99.995% and 99.998% both read
@@ -35,3 +32,6 @@ def sparsity_percent(density: float) -> str:
         digits += 1
         text = f"{sparsity:.{digits}g}"
     return f"{text}%"
+
+
+__all__ = ["count_of", "name_list", "sparsity_percent"]

@@ -14,8 +14,9 @@ from typing import Any
 
 from autosparse.bench.config import BenchConfig
 from autosparse.bench.contest import contests
-from autosparse.bench.report import BenchReport, accuracy_table, dense_accuracy, format_stat, sparsity_header
+from autosparse.bench.report import BenchReport, accuracy_table, dense_accuracy, format_stat
 from autosparse.core.layers import count_prunable
+from autosparse.core.text import sparsity_percent
 from autosparse.data import dataset_info
 from autosparse.task import ModelSpec
 
@@ -45,10 +46,10 @@ def reading(records: Sequence[dict[str, Any]], bench: BenchConfig, autos: str = 
     for d in bench.sorted_densities():
         c = verdicts.get(d)
         if c is None:
-            parts.append(f"– at {sparsity_header(d)}")
+            parts.append(f"– at {sparsity_percent(d)}")
             continue
         diff = round(c.mean, 1) - round(c.best_mean, 1)
-        parts.append(f"{diff:+.1f} at {sparsity_header(d)} ({c.best} {c.best_mean:.1f})")
+        parts.append(f"{diff:+.1f} at {sparsity_percent(d)} ({c.best} {c.best_mean:.1f})")
     if parts and parts[0][0] in "+-":
         parts[0] = parts[0].replace(" at ", " points at ", 1)
     return f"{autos} vs best baseline: " + ", ".join(parts)

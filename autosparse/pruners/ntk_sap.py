@@ -190,7 +190,6 @@ class NTKSAP(ScoringPruner):
 
     def _plan(self, model: nn.Module, data: PruningData | None) -> tuple[tuple[int, ...], int]:
         cfg: NTKSAPConfig = self.config  # type: ignore[assignment]
-        data = PruningData.coerce(data)  # a plain (x, y) batch from a direct scores() call
         shape = input_shape_of(self.name, cfg.input_shape, data, model, data_first=True)
         if cfg.num_samples is not None:
             return shape, int(cfg.num_samples)

@@ -265,9 +265,8 @@ def _reduction_paths(func: Callable[..., Any], base: str, args: tuple[Any, ...],
     keepdim = kwargs.get("keepdim", args[keep_at] if len(args) > keep_at else False)
     if not isinstance(keepdim, bool) or not (dim is None or isinstance(dim, (int, tuple, list))):
         return None
-    summed = x.sum() if dim is None or len(dim if isinstance(dim, (tuple, list)) else [dim]) == 0 else None
-    if summed is None:
-        summed = x.sum(dim=dim, keepdim=keepdim)
+    whole = dim is None or (isinstance(dim, (tuple, list)) and not dim)  # amax(dim=()) reduces everything
+    summed = x.sum() if whole else x.sum(dim=dim, keepdim=keepdim)
     if summed.shape != values.shape:
         if summed.numel() != values.numel():
             return None
