@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class TrainJob:
     masks: str | None = None  # train under these masks: a directory or .safetensors written by `autosparse prune`
-    out: str | None = None  # directory for metrics.json and the trained weights (none: print the accuracy only)
+    out: str | None = None  # folder for metrics.json and the weights; a killed run resumes there (none: print only)
     init_seed: int | None = None  # seed of the initial weights (unset: the one the masks were made on, else 0)
 
 
