@@ -271,12 +271,37 @@ def test_applying_over_torch_masks_says_how_much_sparser_the_model_gets(caplog: 
     lost = int((masks["0.weight"] & ~model[0].weight_mask.bool()).sum())
     with caplog.at_level("WARNING", logger="autosparse"):
         masks.apply(model)
-    assert f"{lost} of these masks' {masks.kept} kept weights were pruned before" in caplog.text
+    assert f"remove {lost} of these masks' {masks.kept} kept weights" in caplog.text
     caplog.clear()
     fresh = nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Linear(64, 10))
     with caplog.at_level("WARNING", logger="autosparse"):
         masks.apply(fresh)
-    assert "pruned before" not in caplog.text
+    assert "torch pruning masks" not in caplog.text
+
+
+def test_pruning_and_training_a_model_torch_pruned_before_say_so(caplog: pytest.LogCaptureFixture) -> None:
+    """A model pruned with torch in an earlier experiment: random's 132 kept weights trained as 68,
+    and neither prune nor train said a word (review). prune warns; train refuses, naming the fix."""
+    import autosparse
+    from autosparse.core.errors import MaskError
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(10, 20), nn.ReLU(), nn.Linear(20, 20), nn.ReLU(), nn.Linear(20, 3))
+    for i in (0, 2, 4):
+        prune.l1_unstructured(model[i], "weight", amount=0.5)
+    with caplog.at_level("WARNING", logger="autosparse"):
+        masks = autosparse.prune(model, "random", density=0.2)
+    lost = masks.pruned_before(model)
+    assert sum(lost.values()) > 0 and f"remove {sum(lost.values())} of these masks'" in caplog.text
+    x, y = torch.randn(64, 10), torch.randint(0, 3, (64,))
+    data = autosparse.Dataset("d", x, y, x, y, 3, (10,))
+    cfg = autosparse.TrainConfig(epochs=1, batch_size=16, num_threads=1)
+    with pytest.raises(MaskError, match="remove_masks"):
+        autosparse.train(model, data, cfg, masks=masks)
+    autosparse.remove_masks(model)
+    autosparse.train(model, data, cfg, masks=masks)
+    assert sum(int((m.weight != 0).sum()) for m in model if isinstance(m, nn.Linear)) <= masks.kept
+    assert masks.pruned_before(model) == {}
 
 
 def test_masks_apply_leaves_a_model_that_deep_copies() -> None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.spectral_norm import SpectralNorm
 from torch.nn.utils.weight_norm import WeightNorm
 
@@ -95,6 +96,7 @@ def prunable_layers(model: nn.Module, *, include_attention: bool = True) -> list
                 dense.setdefault(id(p), prefix + pname)
     layers: list[PrunableLayer] = []
     owner: dict[int, str] = {}
+    zero_size: list[str] = []
     for layer in candidates:
         # A weight computed from others — the old hook-based weight_norm/spectral_norm (whose `weight_orig` is
         # not torch pruning's) or a torch parametrization (not a Parameter) — takes no torch pruning mask and
@@ -108,6 +110,9 @@ def prunable_layers(model: nn.Module, *, include_attention: bool = True) -> list
                 )
             continue
         param = layer.parameter
+        if not isinstance(param, nn.parameter.UninitializedParameter) and param.numel() == 0:
+            zero_size.append(layer.name)  # a zero-width layer (nn.Linear(8, 0)) has nothing to keep or prune
+            continue
         key = id(param)  # a Parameter lives on its module, so its id stays unique while we look
         if key in dense:
             if (layer.name, dense[key]) not in _warned_tied:
@@ -133,6 +138,16 @@ def prunable_layers(model: nn.Module, *, include_attention: bool = True) -> list
             f"{', '.join(lazy[:3])}{' and more' if len(lazy) > 3 else ''} {'is' if len(lazy) == 1 else 'are'} of a "
             "lazy module whose shape is not known yet: run the model once on a batch of its inputs (model(x)) so its "
             "weights materialise, then prune it"
+        )
+    if not layers and isinstance(model, torch.jit.ScriptModule):
+        raise NoPrunableLayersError(
+            f"{type(model).__name__} is a TorchScript module, whose layers are not nn.Linear / nn.Conv2d objects: "
+            "prune the eager model (before torch.jit.script or torch.jit.trace), then script the pruned one"
+        )
+    if not layers and zero_size:
+        raise NoPrunableLayersError(
+            f"{type(model).__name__}'s prunable layers hold no weight ({', '.join(zero_size[:3])} "
+            f"{'is' if len(zero_size) == 1 else 'are'} zero-size): there is nothing to prune"
         )
     if not layers:
         raise NoPrunableLayersError(
@@ -171,7 +186,9 @@ def _computed_by(layer: PrunableLayer) -> tuple[str, str] | None:
     for norm, param in legacy_norms(layer.module):
         if param == layer.param_name:
             return f"a {norm} hook", f"torch.nn.utils.remove_{norm}({where})"
-    if not isinstance(layer.parameter, nn.Parameter):
+    # asked before reading the weight: reading a parametrized weight runs its parametrization, and spectral_norm's
+    # power iteration rewrites its `_u`/`_v` buffers in train mode, which would change the caller's model
+    if parametrize.is_parametrized(layer.module, layer.param_name) or not isinstance(layer.parameter, nn.Parameter):
         return (
             "a torch parametrization (e.g. weight_norm or spectral_norm)",
             f"torch.nn.utils.parametrize.remove_parametrizations({where}, {layer.param_name!r})",

@@ -230,6 +230,31 @@ class Masks(Mapping[str, torch.Tensor]):
         self.validate(model)
         return self.init.apply(model, self._masks) if self.init else False
 
+    def pruned_before(self, model: nn.Module) -> dict[str, int]:
+        """Per layer, how many of these masks' kept weights a torch pruning mask already on ``model`` removes.
+
+        Why: torch combines masks (logical and), and a model pruned in an earlier experiment keeps its
+        hooks, so training such a model under these masks trains fewer weights than they say.
+        """
+        lost: dict[str, int] = {}
+        for layer in prunable_layers(model):
+            old = getattr(layer.module, layer.param_name + "_mask", None)
+            if old is not None and layer.name in self._masks:
+                n = int((self._masks[layer.name].to(old.device) & ~old.bool()).sum())
+                if n:
+                    lost[layer.name] = n
+        return lost
+
+    def pruned_before_text(self, lost: Mapping[str, int], effect: str) -> str:
+        """The sentence that names what :meth:`pruned_before` found, and the fix."""
+        where = ", ".join(f"{n}: {k}" for n, k in list(lost.items())[:4]) + (" …" if len(lost) > 4 else "")
+        return (
+            f"the model already carries torch pruning masks that remove {sum(lost.values())} of these masks' "
+            f"{self.kept} kept weights ({where}); {effect} the model is sparser than the masks say. Use a model "
+            "without masks, or call autosparse.remove_masks(model) first, which makes the old zeros part of the "
+            "weights"
+        )
+
     def apply(self, model: nn.Module) -> nn.Module:
         """Prepare θ0 (:meth:`prepare`) and attach masks with ``torch.nn.utils.prune``.
 
@@ -241,28 +266,17 @@ class Masks(Mapping[str, torch.Tensor]):
         if self.init and getattr(model, PREPARED_ATTR, None) == self.init.token and _masked(model):
             log.warning("these masks were already applied to this model; its weights are not rescaled again")
         layers = prunable_layers(model)
-        lost: dict[str, int] = {}
+        lost = self.pruned_before(model)
         # the attached weight is no graph node and no inference tensor, whatever the caller's mode: the
         # model deep-copies and trains afterwards (torch's pre-hook recomputes it at each forward)
         with torch.inference_mode(False), torch.no_grad():
             self.prepare(model)
             for layer in layers:
-                mask = self._masks[layer.name].to(layer.parameter.device)
-                old = getattr(layer.module, layer.param_name + "_mask", None)
-                pruned_before = int((mask & ~old.bool()).sum()) if old is not None else 0
-                if pruned_before:
-                    lost[layer.name] = pruned_before
-                prune.custom_from_mask(layer.module, layer.param_name, mask)
+                prune.custom_from_mask(
+                    layer.module, layer.param_name, self._masks[layer.name].to(layer.parameter.device)
+                )
         if lost:
-            log.warning(
-                "the model already carried torch pruning masks, and torch combines masks (logical and): %d of "
-                "these masks' %d kept weights were pruned before (%s), so the model is sparser than they say. "
-                "Apply them to a model without masks, or prune after autosparse.remove_masks(model), which makes "
-                "the old zeros part of the weights every method scores",
-                sum(lost.values()),
-                self.kept,
-                ", ".join(f"{n}: {k}" for n, k in list(lost.items())[:4]) + (" …" if len(lost) > 4 else ""),
-            )
+            log.warning("%s", self.pruned_before_text(lost, "torch combines masks (logical and), so"))
         refresh_uncalled(model, [(la.module_name, la.param_name) for la in layers])
         return model
 

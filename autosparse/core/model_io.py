@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from autosparse.core.errors import ConfigError
 
@@ -71,6 +72,11 @@ def class_targets(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             "(a sequence model: pool over its tokens, e.g. return out.mean(1) or out[:, 0])"
         )
     n = out.shape[-1]
+    if n == 1:
+        raise ConfigError(
+            "the model outputs one logit: cross-entropy over a single class is always 0, so no weight scores or "
+            "learns anything; a binary classifier needs 2 outputs (nn.Linear(…, 2)) with targets 0/1"
+        )
     if y.numel() and not y.is_floating_point():
         lo, hi = (int(v) for v in torch.aminmax(y))  # one pass, one device sync
         if lo < 0:  # cross-entropy skips IGNORE_INDEX targets: judge the others
@@ -84,4 +90,21 @@ def class_targets(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return y
 
 
-__all__ = ["class_targets", "logits", "model_input", "param_dtype"]
+def call_with(model: nn.Module, params: Mapping[str, torch.Tensor], args: tuple[Any, ...]) -> Any:
+    """``torch.func.functional_call``, leaving the model's own parameters in place afterwards.
+
+    Why: where one module is registered under two names (``self.head = self.layers[-1]``), torch
+    2.x restores only one of them and leaves the other's weight a plain tensor on the module, so
+    the next look at the model's layers no longer finds that weight (NTK-SAP raised ``KeyError``).
+    """
+    saved = [(m, dict(m._parameters)) for m in model.modules()]
+    try:
+        return functional_call(model, dict(params), args)
+    finally:
+        for module, own in saved:
+            for name, value in own.items():
+                if module._parameters.get(name) is not value:
+                    module._parameters[name] = value
+
+
+__all__ = ["call_with", "class_targets", "logits", "model_input", "param_dtype"]

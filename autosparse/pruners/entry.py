@@ -24,11 +24,17 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from autosparse.core.allocation import target_count
 from autosparse.core.errors import AutosparseError, ConfigError, check_density, check_seed
 from autosparse.core.init_transform import InitTransform, fingerprint, rescale_factors
-from autosparse.core.layers import PrunableLayer, is_weight_standardized, prunable_layers, safe_deepcopy
+from autosparse.core.layers import (
+    PRUNABLE_TYPES,
+    PrunableLayer,
+    is_weight_standardized,
+    prunable_layers,
+    safe_deepcopy,
+)
 from autosparse.core.masks import Masks
 from autosparse.core.text import name_list
 from autosparse.data.pruning_data import PruningData
-from autosparse.pruners.inputs import input_shape_of, require_data
+from autosparse.pruners.inputs import input_shape_of, require_data, shape_argument
 from autosparse.pruners.registry import Pruner, PrunerConfig, available, get_pruner, make_pruner
 from autosparse.topology.diagnostics import mask_diagnostics
 from autosparse.topology.normalized import normalized_layers
@@ -210,7 +216,7 @@ def prune_timed(
     with torch.inference_mode(False), torch.enable_grad():
         # every method takes input_shape, so one loop can run them all: the data-free ones that run the
         # model read it, the others use it for the path diagnostics only
-        shape = hparams.pop("input_shape", None)
+        shape = shape_argument(hparams.pop("input_shape", None))
         pruner = make_pruner(method, config, **hparams)
         if shape is not None and hasattr(pruner.config, "input_shape"):
             pruner = make_pruner(method, config, **hparams, input_shape=shape)
@@ -254,6 +260,11 @@ def prune_timed(
         log.debug("%s: %d of %d weights kept (density %.4g) in %.2fs", method, masks.kept, masks.total, d, seconds)
         _warn_unprunable(model, masks)
         _warn_standardized(model, masks)
+        lost = masks.pruned_before(model)
+        if lost and not apply:  # apply says it itself
+            log.warning(
+                "%s", masks.pruned_before_text(lost, "applied to this model or trained on it, the two combine, and")
+            )
         if check:
             configured = getattr(pruner.config, "input_shape", None) or shape
             record_collapse(model, masks, pdata, configured, method, measured=measured)
@@ -299,24 +310,32 @@ def _warn_zero_layers(layers: list[PrunableLayer]) -> None:
         )
 
 
-#: weight-bearing layers autosparse leaves dense (README: "Not supported")
-UNPRUNABLE_TYPES: tuple[type[nn.Module], ...] = (
-    nn.Conv3d,
-    nn.ConvTranspose1d,
-    nn.ConvTranspose2d,
-    nn.ConvTranspose3d,
-    nn.RNNBase,
+#: modules whose weights are pruned (or reported) elsewhere, or are lookup tables, not connections
+_NOT_DENSE_WEIGHTS: tuple[type[nn.Module], ...] = (
+    *PRUNABLE_TYPES,
+    nn.MultiheadAttention,
+    nn.Embedding,
+    nn.EmbeddingBag,
 )
 _warned_unprunable: set[tuple[str, ...]] = set()
 
 
 def _warn_unprunable(model: nn.Module, masks: Masks) -> None:
     """Say once when layers autosparse does not prune hold weights: a Conv3d net's report read
-    density 0.05 while 96% of its weights stayed dense (review)."""
+    density 0.05 while 96% of its weights stayed dense (review), and an ``nn.Bilinear`` or a user's
+    own layer (``self.weight`` and ``F.linear``) stays dense just as silently. A weight is a
+    parameter named ``*weight*`` with two or more axes (a class token or position embedding is not)."""
+    pruned = {id(layer.parameter) for layer in prunable_layers(model)}
     found: dict[str, int] = {}
-    for module in model.modules():
-        if isinstance(module, UNPRUNABLE_TYPES):
-            n = sum(p.numel() for name, p in module.named_parameters() if "weight" in name)
+    for mname, module in model.named_modules():
+        if isinstance(module, _NOT_DENSE_WEIGHTS) or "parametrizations" in mname.split("."):
+            continue
+        n = sum(
+            p.numel()
+            for name, p in module.named_parameters(recurse=False)
+            if "weight" in name and p.dim() >= 2 and id(p) not in pruned
+        )
+        if n:
             found[type(module).__name__] = found.get(type(module).__name__, 0) + n
     key = tuple(sorted(found))
     if not found or key in _warned_unprunable:

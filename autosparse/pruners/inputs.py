@@ -26,6 +26,30 @@ def require_data(data: Any, method: str) -> PruningData:
     return pdata
 
 
+def shape_argument(shape: Any) -> tuple[int, ...] | None:
+    """A caller's ``input_shape`` as a tuple: an int is one axis (``784`` means ``(784,)``).
+
+    Why: ``input_shape=784`` failed deep in a method ("'int' object is not iterable"), after the
+    mask had been computed, and the string ``"784"`` was read digit by digit as ``(7, 8, 4)``.
+    """
+    if shape is None:
+        return None
+    if isinstance(shape, (bool, str, bytes)):
+        raise ConfigError(f"input_shape must be a tuple of ints, e.g. (1, 28, 28) or (784,), got {shape!r}")
+    if isinstance(shape, int) or (hasattr(shape, "__index__") and not hasattr(shape, "__len__")):
+        shape = (shape,)
+    try:
+        out = tuple(int(d) for d in shape)
+        whole = all(d == o for d, o in zip(shape, out, strict=True))
+    except (TypeError, ValueError):
+        whole = False
+    if not whole:
+        raise ConfigError(f"input_shape must be a tuple of ints, e.g. (1, 28, 28) or (784,), got {shape!r}")
+    if any(d <= 0 for d in out):
+        raise ConfigError(f"input_shape's sizes must be positive (one example, no batch axis), got {out}")
+    return out
+
+
 def input_shape_of(
     method: str,
     configured: Sequence[int] | None,

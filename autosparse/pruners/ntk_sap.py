@@ -36,12 +36,11 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import functional_call
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from autosparse.core.errors import ConfigError
 from autosparse.core.masks import Masks
-from autosparse.core.model_io import logits, param_dtype
+from autosparse.core.model_io import call_with, logits, param_dtype
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.inputs import input_shape_of
 from autosparse.pruners.iterate import iterate
@@ -150,9 +149,9 @@ def ntk_sap_scores(
                     for bn in norms:
                         bn.reset_running_stats()
                     model.train()
-                    functional_call(model, clean, (x,))
+                    call_with(model, clean, (x,))
             model.eval()
-            diff = logits(functional_call(model, clean, (x,))) - logits(functional_call(model, noisy, (x,)))
+            diff = logits(call_with(model, clean, (x,))) - logits(call_with(model, noisy, (x,)))
             jac_approx = diff.reshape(size, -1).pow(2).sum()
             step = torch.autograd.grad(jac_approx, [cvars[n] for n in base], allow_unused=True)
             for n, g in zip(base, step, strict=True):

@@ -28,11 +28,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 from autosparse.core.errors import ConfigError
 from autosparse.core.masks import Masks
-from autosparse.core.model_io import class_targets, logits, model_input, param_dtype
+from autosparse.core.model_io import call_with, class_targets, logits, model_input, param_dtype
 from autosparse.data.pruning_data import Batch, PruningData
 from autosparse.pruners.inputs import require_data
 from autosparse.pruners.iterate import iterate
@@ -110,7 +109,7 @@ def meta_gradient_scores(
     momentum_buf: dict[str, torch.Tensor] = {}
     for step in range(inner_steps):
         x, y = batch(step)
-        out = logits(functional_call(model, fast, (x,)))
+        out = logits(call_with(model, fast, (x,)))
         loss = F.cross_entropy(out, class_targets(out, y))
         grads = torch.autograd.grad(loss, [fast[k] for k in trainable], create_graph=not first_order, allow_unused=True)
         new_fast = dict(fast)
@@ -124,7 +123,7 @@ def meta_gradient_scores(
         fast = new_fast
 
     x, y = batch(inner_steps)
-    out = logits(functional_call(model, fast, (x,)))
+    out = logits(call_with(model, fast, (x,)))
     meta_loss = F.cross_entropy(out, class_targets(out, y))
     names = list(cvars)
     meta_grads = torch.autograd.grad(meta_loss, [cvars[n] for n in names], allow_unused=True)

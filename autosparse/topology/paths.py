@@ -48,7 +48,7 @@ from torch.nn.utils import parametrize
 from autosparse.core.errors import ConfigError, MaskError
 from autosparse.core.layers import PrunableLayer, legacy_norms, prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks, current_masks, remove_masks
-from autosparse.core.model_io import logits
+from autosparse.core.model_io import call_with, logits
 from autosparse.core.parallel import single_threaded_torch
 from autosparse.topology.log_counts import LogCounts, log_count
 from autosparse.topology.path_modules import to_path_modules
@@ -326,7 +326,7 @@ class PathNetwork:
             try:
                 x = mark_signal(self.ones_input(log2, requires_grad=input_grad))
                 with self._threads(), mode:
-                    out = functional_call(self.net, params, (x,))
+                    out = call_with(self.net, params, (x,))
                 total = _total(out)
             finally:
                 self._capture, self._mode = False, outer

@@ -24,7 +24,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from autosparse.core.config import to_dict
-from autosparse.core.errors import ConfigError, check_seed
+from autosparse.core.errors import ConfigError, MaskError, check_seed
 from autosparse.core.masks import Masks, assert_masks_exact, remove_masks
 from autosparse.core.model_io import class_targets, logits, model_input, param_dtype
 from autosparse.core.parallel import torch_threads
@@ -251,6 +251,9 @@ def train(
         dtype = param_dtype(model)  # a float64 model is fed float32 data
         masked: MaskedParameters | None = None
         if masks is not None:
+            lost = masks.pruned_before(model)
+            if lost:
+                raise MaskError(masks.pruned_before_text(lost, "trained under both,"))
             masks.prepare(model)
             masked = MaskedParameters(model, masks)
         x_train, y_train = dataset.x_train, dataset.y_train  # type: ignore[attr-defined]
