@@ -382,6 +382,8 @@ def test_pruning_data_in_the_wrong_form_names_the_right_one() -> None:
         PruningData.coerce([x])
     idx = torch.arange(6)
     assert PruningData.coerce([(x, y, idx)]).batches[0][1] is y  # a DataLoader of (x, y, index) batches
+    one = PruningData.coerce((x, y, torch.rand(6)))  # one (x, y, sample weights) batch, read as a DataLoader item
+    assert len(one.batches) == 1 and one.batches[0][0] is x and one.batches[0][1] is y
     with pytest.raises(ConfigError, match=r"shapes \(6, 3\) and \(6, 1\)"):
         PruningData.coerce((x, y.view(-1, 1)))  # 2-D targets: the shapes are named
     with pytest.raises(ConfigError, match=r"torch\.float32 targets; targets are integer class indices"):

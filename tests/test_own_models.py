@@ -126,3 +126,23 @@ def test_a_scripted_model_is_refused_naming_the_eager_one() -> None:
     scripted = torch.jit.script(nn.Sequential(nn.Linear(8, 20), nn.ReLU(), nn.Linear(20, 3)))
     with pytest.raises(NoPrunableLayersError, match="eager model"):
         autosparse.prune(scripted, "random", density=0.5)
+
+
+class WithUnusedHead(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(8, 16)
+        self.aux = nn.Linear(8, 100)  # built, never called
+        self.b = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(torch.relu(self.a(x)))
+
+
+def test_kept_weights_in_a_layer_the_forward_never_calls_are_named(caplog: pytest.LogCaptureFixture) -> None:
+    """random spent 163 of 195 kept weights on an unused head; only the CLI's summary line said so."""
+    with caplog.at_level("WARNING", logger="autosparse"):
+        masks = autosparse.prune(WithUnusedHead(), "random", density=0.2, data=_batch())
+    assert int(masks["aux.weight"].sum()) > 0
+    assert "aux.weight keep weights but lie on no input-to-output path" in caplog.text
+    assert masks.meta["diagnostics"]["input_independent_layers"] == ["aux.weight"]

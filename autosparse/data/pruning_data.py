@@ -59,6 +59,13 @@ class PruningData:
             raise ConfigError(_SEVERAL_INPUTS.format(kind=type(data[0]).__name__))
         if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
             batches = [_batch(data, 0)]  # one (inputs, targets) pair, as a tuple or a list (misshapen: said so)
+        elif (
+            isinstance(data, (tuple, list))
+            and len(data) > 2
+            and _is_batch(data[:2])
+            and all(isinstance(t, torch.Tensor) for t in data)
+        ):
+            batches = [_batch(data, 0)]  # one (x, y, weights…) batch: its first two entries, as a DataLoader item's
         elif isinstance(data, Iterable) and not isinstance(data, torch.Tensor):
             batches = [_batch(b, i) for i, b in enumerate(data)]
         else:

@@ -112,3 +112,13 @@ def warn_collapse(diag: dict[str, Any]) -> None:
             name_list(diag["unverified_layers"]),
             diag["paths"],
         )
+    independent = [n for n in diag.get("input_independent_layers") or [] if n not in diag["empty_layers"]]
+    if independent:
+        # random, magnitude, GraSP, PHEW and NPB spent 11-20% of a budget on an auxiliary head the forward never
+        # called (review); a branch run only in training (GoogLeNet's aux heads) is said here too, and is fine
+        log.warning(
+            "%s keep weights but lie on no input-to-output path of the eval-mode forward even when dense (a layer "
+            "the forward never calls, a branch only training runs, a projection of constants): if the forward "
+            "never uses them, remove them from the model before pruning, so the budget goes to layers it does use",
+            name_list(independent),
+        )
