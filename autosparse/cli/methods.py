@@ -93,7 +93,7 @@ def _methods(args: argparse.Namespace) -> int:
     rows = []
     for name in available():
         cls = get_pruner(name)
-        rows.append([name, "yes" if cls.data_dependent else "no", cls.description])
+        rows.append([name, _data_word(cls), cls.description])
     print(text_table(["method", "data", "what it does"], rows))
     print(
         "\nhyperparameters (defaults; set with `autosparse prune --hp KEY=VALUE`, `hp: {KEY: VALUE}` in a prune config or `hparams:` in a bench config):"
@@ -109,6 +109,16 @@ def _methods(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_word(cls: type) -> str:
+    """Whether a method reads the pruning batch; imp reads none but trains on a whole training set
+    (its ``dataset`` hyperparameter), which a bare "no" hid (docs review)."""
+    if cls.data_dependent:
+        return "yes"
+    if any(f.name == "dataset" for f in dataclasses.fields(cls.Config)):
+        return "trains"
+    return "no"
+
+
 def _one_method(name: str) -> int:
     """Why: the defaults alone do not say what ``collapse`` or ``rescale_normalized`` change; the
     meaning lives in the comment on each config field, which is also the CLI's --help text."""
@@ -116,7 +126,12 @@ def _one_method(name: str) -> int:
 
     cls = get_pruner(name)  # an unknown name: one error listing the methods
     print(f"{name}: {cls.description}")
-    print(f"needs data: {'yes' if cls.data_dependent else 'no'}\n")
+    word = _data_word(cls)
+    print(
+        "needs data: no pruning batch; trains on its dataset (hyperparameter)\n"
+        if word == "trains"
+        else f"needs data: {word}\n"
+    )
     print(_hparam_table(cls.Config))
     if name == "imp":  # the bench's imp row is an IRP run with the bench's own data and recipe
         from autosparse.bench.config import ImpSettings

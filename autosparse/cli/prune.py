@@ -16,7 +16,7 @@ class PruneJob:
     method: str = "synflow"  # a registered pruning method (list them with `autosparse methods`)
     density: float | None = None  # fraction of the weights to keep, e.g. 0.01 (give this or --sparsity)
     sparsity: float | None = None  # fraction of the weights to remove, e.g. 0.99 (give this or --density)
-    out: str | None = None  # directory for masks.safetensors + report.json (none: the masks are not saved)
+    out: str | None = None  # folder for masks.safetensors + report.json (+ init_factors.safetensors: autos, robust)
     seed: int = 0  # seed of the pruner (random methods, batch choice)
     init_seed: int = 0  # seed of the model's initial weights
     samples_per_class: int = 10  # size of the pruning batch for data-dependent methods
