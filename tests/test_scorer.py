@@ -641,3 +641,65 @@ def test_what_the_card_hash_leaves_out_and_what_a_lock_file_is(scorer_dir, tmp_p
     (tmp_path / "empty" / LOCK_FILE).write_text("")
     with pytest.raises(CheckpointError, match="train a scorer there"):
         resolve_scorer(tmp_path / "empty")
+
+
+class _Killed(Exception):
+    """Stands in for a kill -9 at one point of a save."""
+
+
+@pytest.mark.parametrize("where", ["before the record", "between the moves"])
+def test_a_save_killed_midway_leaves_one_whole_scorer(scorer_dir, tmp_path, monkeypatch, where: str) -> None:
+    """A kill between the weights and the card left new weights under the old card: the scorer no longer
+    loaded and its old weights were gone; a kill before metrics.json left the old scorer's metrics (review).
+    Killed before its record, a save leaves the old scorer; after it, the next reader finishes it."""
+    from autosparse.scorer import checkpoint
+
+    copy = tmp_path / "copy"
+    shutil.copytree(scorer_dir, copy)
+    card, tensors = checkpoint.load_checkpoint(copy)
+    old_metrics = (copy / "metrics.json").read_bytes()
+    first = next(iter(tensors))
+    changed = {**tensors, first: tensors[first] + 1}
+    card.name = "changed"
+    if where == "before the record":
+        real = checkpoint.write_text
+
+        def write_text(path: Path, text: str) -> None:
+            if path.name == f".{CARD_FILE}.pending":
+                raise _Killed
+            real(path, text)
+
+        monkeypatch.setattr(checkpoint, "write_text", write_text)
+    else:
+        real_replace = Path.replace
+
+        def replace(self: Path, target: Path) -> Path:
+            if Path(target).name == CARD_FILE:
+                raise _Killed
+            return real_replace(self, target)
+
+        monkeypatch.setattr(Path, "replace", replace)
+    with pytest.raises(_Killed):
+        checkpoint.save_checkpoint(copy, changed, card, {"metrics.json": b'{"new": 1}'})
+    monkeypatch.undo()
+    loaded, weights = checkpoint.load_checkpoint(copy)  # never "does not match its card"
+    if where == "before the record":
+        assert loaded.name != "changed" and torch.equal(weights[first], tensors[first])
+        assert (copy / "metrics.json").read_bytes() == old_metrics
+    else:
+        assert loaded.name == "changed" and torch.equal(weights[first], changed[first])
+        assert (copy / "metrics.json").read_bytes() == b'{"new": 1}'
+        assert not list(copy.glob(".*.pending"))
+    checkpoint.save_checkpoint(copy, changed, card)  # and the next save goes through
+    assert checkpoint.load_checkpoint(copy)[0].name == "changed"
+
+
+def test_an_accuracy_filter_that_keeps_no_round_names_itself(store, monkeypatch) -> None:
+    """Every run cut back to its dense round read "the store's runs carry no per-round layer densities;
+    regenerate them", after the ranker had trained (review): the filter is named, before any training."""
+    from autosparse.scorer import data as scorer_data
+    from autosparse.store import StoreReader
+
+    monkeypatch.setattr(scorer_data, "healthy_rounds", lambda accuracies, fraction: 0)
+    with pytest.raises(ConfigError, match=r"min_round_accuracy 0\.9 keeps no pruning round"):
+        scorer_data.load_samples(StoreReader(store), FEATS, ("rel_depth",), min_round_accuracy=0.9)

@@ -48,6 +48,10 @@ def test_copied_runs_read_back_identical_and_the_copy_resumes(src: FeatureStore,
 def test_bad_copies_are_one_clear_error(src: FeatureStore, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="must differ"):
         copy_runs(src.path, src.path)
+    for inside in (src.path / "runs" / "x.zarr", src.path / "inner.zarr"):  # read back as an incomplete run of src
+        with pytest.raises(ConfigError, match="must be a store outside"):
+            copy_runs(src.path, inside)
+        assert not inside.exists()
     with pytest.raises(StoreError, match=r"no complete run .* matches .*store info"):
         copy_runs(src.path, tmp_path / "d.zarr", where="model_label=nope")
     other = FeatureStore(

@@ -14,7 +14,7 @@ import functools
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 
 from autosparse.core.claims import claim, holder
 from autosparse.core.errors import CheckpointError, ConfigError, UnknownNameError
-from autosparse.core.folders import has_content, write_text
+from autosparse.core.folders import has_content, private_tmp, write_text
 from autosparse.core.tensor_files import save_tensors
 from autosparse.features import check_schema
 
@@ -67,16 +67,57 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint(directory: str | Path, tensors: dict[str, torch.Tensor], card: Card) -> Path:
+def _pending(directory: Path, name: str) -> Path:
+    """Where a save writes ``name`` before it is moved into place (a dot-file: no folder content)."""
+    return directory / f".{name}.pending"
+
+
+def save_checkpoint(
+    directory: str | Path, tensors: dict[str, torch.Tensor], card: Card, files: Mapping[str, bytes] | None = None
+) -> Path:
+    """Write the weights, the card and ``files`` (e.g. ``metrics.json``) as one change.
+
+    Why: each file was replaced whole, but not as a set. A kill between the weights and the card left
+    new weights under the old card, which no longer loaded and whose old weights were gone; a kill
+    before ``metrics.json`` left the old scorer's metrics beside the new card. So every file is first
+    written under a pending name, the pending card last, as the record that the set is complete; then
+    they are moved into place, the card last. A kill before the record leaves the old scorer; after it,
+    the next look at the folder (:func:`complete_pending`) finishes the moves.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    weights = directory / WEIGHTS_FILE
+    complete_pending(directory)
+    for name, data in (files or {}).items():
+        tmp = private_tmp(_pending(directory, name))
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(_pending(directory, name))
+        finally:
+            tmp.unlink(missing_ok=True)
+    weights = _pending(directory, WEIGHTS_FILE)
     save_tensors(
         {k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(weights), metadata={"format": CARD_FORMAT}
     )
     card.weights_sha256 = _sha256(weights)
-    write_text(directory / CARD_FILE, card.to_json())  # whole: a card cut short reads as a damaged checkpoint
+    write_text(_pending(directory, CARD_FILE), card.to_json())  # the record: the set is complete
+    complete_pending(directory)
     return directory
+
+
+def complete_pending(directory: str | Path) -> None:
+    """Finish a save whose pending card was written (:func:`save_checkpoint`): move its files into place,
+    the card last. Idempotent, so a reader and the writer may both run it."""
+    directory = Path(directory)
+    record = _pending(directory, CARD_FILE)
+    if not record.is_file():
+        return
+    suffix = ".pending"
+    for path in sorted(directory.glob(f".*{suffix}")):
+        if path != record:
+            with contextlib.suppress(FileNotFoundError):  # another process moved it first
+                path.replace(directory / path.name[1 : -len(suffix)])
+    with contextlib.suppress(FileNotFoundError):
+        record.replace(directory / CARD_FILE)
 
 
 def shipped_scorers() -> list[str]:
@@ -99,6 +140,7 @@ def resolve_scorer(name_or_path: str | Path) -> Path:
         )
     path = Path(name_or_path)
     shipped = SHIPPED_DIR / text
+    complete_pending(path)  # a save a kill cut short after its record: finished, not refused as damaged
     # a Path is a folder whatever its spelling (Path("./autos_mlp") prints as "autos_mlp"); only a str names
     bare = isinstance(name_or_path, str) and Path(text).name == text and text not in (".", "..")
     if bare and (shipped / CARD_FILE).exists():
@@ -171,6 +213,7 @@ def local_scorer(out: str | Path) -> Path:
     """The folder a command changes a scorer in (``train-scorer --add-… --out``): a path, never a bare
     name resolved to the shipped scorer of that name, which those commands rewrote inside the install."""
     path = Path(out)
+    complete_pending(path)
     if (path / CARD_FILE).exists():
         return path.absolute()  # a Path, resolved again by load_checkpoint: never the shipped one of that name
     shipped = SHIPPED_DIR / str(out)
@@ -202,6 +245,7 @@ def finished_checkpoint(directory: str | Path) -> dict[str, Any] | None:
     over hours of bench cells — from what a killed run left half-written, which is safe to replace.
     """
     directory = Path(directory)
+    complete_pending(directory)
     card, weights = directory / CARD_FILE, directory / WEIGHTS_FILE
     try:
         raw = json.loads(card.read_text())

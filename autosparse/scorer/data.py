@@ -148,6 +148,7 @@ def load_samples(
     bcols = {f: names.index(f) for f in baseline_features}
     rng = np.random.default_rng(seed)
     out = []
+    cut_to_dense: list[str] = []  # runs the accuracy filter left with their dense round only
     for run_id in reader.run_ids:
         run = reader.load_run(run_id)
         feats = np.asarray(run.features, dtype=np.float32)
@@ -157,6 +158,8 @@ def load_samples(
         if healthy is not None and healthy + 1 < n_rounds:
             n_rounds = healthy + 1
             label = np.minimum(label, healthy)
+            if healthy == 0:
+                cut_to_dense.append(run_id)
         rounds = min(int(run.attrs["rounds"]), n_rounds - 1) if n_rounds else int(run.attrs["rounds"])
         groups, lrows, numels, units = [], [], [], []
         for entry in run.layers:
@@ -194,6 +197,13 @@ def load_samples(
             samples.full_features = torch.from_numpy(feats[:, rcols])
             samples.extra_features = {f: torch.from_numpy(feats[:, c]) for f, c in bcols.items()}
         out.append(samples)
+    if out and len(cut_to_dense) == len(out):
+        # not "the store's runs carry no per-round layer densities", after the ranker had trained (review)
+        raise ConfigError(
+            f"min_round_accuracy {min_round_accuracy} keeps no pruning round of any of the {len(out)} run(s) "
+            f"of {reader.path} (every round 1 is below {min_round_accuracy} x its dense accuracy, e.g. "
+            f"{cut_to_dense[0]}): lower --min-round-accuracy, or train on other runs"
+        )
     return out
 
 

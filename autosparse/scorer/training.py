@@ -153,9 +153,10 @@ def _train(
     tensors.update({f"allocator.{k}": v for k, v in alloc.state_dict().items()})
     if units is not None:
         tensors.update({f"units.{k}": v for k, v in units.state_dict().items()})
-    save_checkpoint(out, tensors, card)
-    _plot_curve(curve, Path(out) / "training_curve.png")
-    (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    files = {"metrics.json": json.dumps(metrics, indent=2).encode()}
+    if curve:
+        files["training_curve.png"] = _curve_png(curve)
+    save_checkpoint(out, tensors, card, files)  # the card with its metrics and curve, or the old set: never a mix
     return TrainedScorer(ranker, alloc, card, curve)
 
 
@@ -285,8 +286,7 @@ def replace_allocator(scorer: str | Path, store: str | Path, *, members: int, so
     if card.student:
         log.warning("dropping the student evidence of %s: it measured the replaced allocator's masks", directory)
         card.student = {}
-    save_checkpoint(directory, tensors, card)
-    (directory / "metrics.json").write_text(json.dumps(card.metrics, indent=2))
+    save_checkpoint(directory, tensors, card, {"metrics.json": json.dumps(card.metrics, indent=2).encode()})
     return card
 
 
@@ -356,9 +356,10 @@ def check_scorer_out(out: str | Path, *, overwrite: bool = False, quiet: bool = 
             log.warning("replacing the scorer in %s", path)
 
 
-def _plot_curve(curve: list[dict[str, float]], path: Path) -> None:
-    if not curve:
-        return
+def _curve_png(curve: list[dict[str, float]]) -> bytes:
+    """The training curve as PNG bytes, saved with the card as one change (:func:`save_checkpoint`)."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -373,5 +374,7 @@ def _plot_curve(curve: list[dict[str, float]], path: Path) -> None:
     ax[1].set(xlabel="step", title="held-out runs")
     ax[1].legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
+    return buf.getvalue()

@@ -71,6 +71,9 @@ def copy_runs(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, where
     src_path, dst_path = Path(src).absolute(), Path(dst).absolute()
     if src_path == dst_path:
         raise ConfigError(f"the target store must differ from the source {src}")
+    if dst_path.is_relative_to(src_path) or src_path.is_relative_to(dst_path):
+        # a copy inside the source read as an incomplete run of it, which `store repair` would delete (review)
+        raise ConfigError(f"--out {dst} must be a store outside {src}, and not around it: the source is never changed")
     reader = StoreReader(src_path, where=where)
     if reader.n_runs == 0:
         raise StoreError(
