@@ -27,7 +27,7 @@ from autosparse.store.jobs import run_store_jobs
 from autosparse.store.writer import store_exists
 from autosparse.task import ModelSpec
 from autosparse.training.irp import IRPConfig, check_rewind_step
-from autosparse.training.trainer import TrainConfig
+from autosparse.training.trainer import TrainConfig, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,8 @@ def generate(
     grid = _grid(cfg)
     specs = [spec for spec, _ in grid]
     check_settings(cfg)  # before the store is made: a grid that cannot run leaves nothing behind
+    if executor != "ray":  # Ray's workers may hold the GPU the driver lacks; here each run would fail the same way
+        resolve_device(cfg.train.device)
     store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
     todo = [spec for spec, earlier in grid if not _done(store, spec, earlier)]
     log.info("%d runs in the grid, %d already complete", len(specs), len(specs) - len(todo))

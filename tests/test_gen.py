@@ -211,6 +211,15 @@ def test_check_refuses_what_would_fail_every_run(
     assert not (tmp_path / "s.zarr").exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the GPU the grid asks for is here")
+def test_a_grid_asking_for_a_gpu_this_machine_lacks_fails_once_before_the_store(tmp_path: Path) -> None:
+    """Every run failed the same way, one after the other (review): now one error, and no store."""
+    cfg = GenConfig.from_yaml(write_config(tmp_path / "g.yaml", train={**TINY["train"], "device": "cuda"}))
+    with pytest.raises(ConfigError, match="no GPU is visible"):
+        generate(cfg, tmp_path / "s.zarr")
+    assert not (tmp_path / "s.zarr").exists()
+
+
 def test_bad_grid_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="at least one model"):
         expand_grid(GenConfig(seeds=[]))
