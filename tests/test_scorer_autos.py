@@ -229,3 +229,43 @@ def test_a_scorer_given_as_a_list_is_one_config_error() -> None:
 
     with pytest.raises(ConfigError, match="scorer takes one value"):  # was a TypeError from pathlib
         make_pruner("autos", scorer=["autos_mlp"])
+
+
+class _HeadLast(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.head = torch.nn.Linear(784, 300), torch.nn.Linear(300, 100), torch.nn.Linear(100, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.fc2(torch.relu(self.fc1(x.flatten(1))))))
+
+
+class _HeadFirst(_HeadLast):
+    def __init__(self) -> None:
+        torch.nn.Module.__init__(self)
+        self.head = torch.nn.Linear(100, 10)  # registered first, called last
+        self.fc1, self.fc2 = torch.nn.Linear(784, 300), torch.nn.Linear(300, 100)
+
+
+class _AuxLast(_HeadLast):
+    def __init__(self) -> None:
+        super().__init__()
+        self.aux = torch.nn.Linear(300, 10)  # registered after the head, never called
+
+
+def test_the_order_layers_are_registered_in_does_not_change_the_mask() -> None:
+    """Depth and the output layer came from registration order: a head registered first read as the first
+    layer, and an unused head registered after the classifier left 5 of 10 classes without a weight (review).
+    They now come from the forward."""
+    torch.manual_seed(0)
+    last = _HeadLast()
+    first, aux = _HeadFirst(), _AuxLast()
+    first.load_state_dict(last.state_dict())
+    aux.load_state_dict(last.state_dict(), strict=False)
+    g = torch.Generator().manual_seed(1)
+    data = (torch.randn(100, 1, 28, 28, generator=g), torch.randint(0, 10, (100,), generator=g))
+    a = prune(last, "autos", density=0.01, data=data, guard="off")
+    b = prune(first, "autos", density=0.01, data=data, guard="off")
+    assert all(torch.equal(a[n], b[n]) for n in a)
+    c = prune(aux, "autos", density=0.01, data=data)
+    assert bool(c["head.weight"].any(1).all())  # every class keeps a weight

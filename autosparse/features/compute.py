@@ -24,6 +24,7 @@ from autosparse.data.pruning_data import PruningData
 from autosparse.features.schema import FEATURE_NAMES, SCHEMA_VERSION, SPECS, FeatureTable, LayerFeatures, check_schema
 from autosparse.pruners.iterate import masked_weights
 from autosparse.pruners.registry import make_scoring_pruner
+from autosparse.topology.call_order import CallOrder, call_order
 
 
 def _z(x: torch.Tensor) -> torch.Tensor:
@@ -146,6 +147,7 @@ class _Passes:
     synflow: dict[str, torch.Tensor]
     total: int
     n_layers: int
+    order: CallOrder  # the layers in forward order: depth, first and last layer read from it, not registration
 
 
 def _layer_features(passes: _Passes, i: int, layer: PrunableLayer) -> LayerFeatures:
@@ -242,9 +244,9 @@ def _layer_features(passes: _Passes, i: int, layer: PrunableLayer) -> LayerFeatu
         "log_kernel": math.log(kernel),
         "log_in_units": math.log(in_units),
         "log_out_units": math.log(shape[0]),
-        "rel_depth": i / max(1, n_layers - 1),
-        "is_first": float(i == 0),
-        "is_last": float(i == n_layers - 1),
+        "rel_depth": passes.order.positions()[i] / max(1, n_layers - 1),
+        "is_first": float(passes.order.order[0] == i),
+        "is_last": float(passes.order.last == i),
         "log_total": math.log10(total),
         "layer_density": float(mask.float().mean()) if mask is not None else 1.0,
     }
@@ -291,12 +293,14 @@ def compute_features(
             grasp = make_scoring_pruner("grasp").scores(work, data, seed=seed)
         if "synflow" in passes:
             synflow = make_scoring_pruner("synflow", input_shape=input_shape).scores(work, data, seed=seed)
+    first = data.batches[0][0][:1] if data is not None and data.batches else None
+    order = call_order(model, prunable_layers(model) if work is not model else layers, first)  # kept per model
     measured = _Passes(
-        names, masks, grads, grasp, synflow, sum(layer.parameter.numel() for layer in layers), len(layers)
+        names, masks, grads, grasp, synflow, sum(layer.parameter.numel() for layer in layers), len(layers), order
     )
     out = map_layers(
         lambda item: _layer_features(measured, *item),
         list(enumerate(layers)),
         sizes=[layer.parameter.numel() for layer in layers],
     )
-    return FeatureTable(names, out)
+    return FeatureTable(names, out, output_layer=layers[order.last].name if layers else None)

@@ -147,6 +147,7 @@ class FeatureTable:
     names: tuple[str, ...]
     layers: list[LayerFeatures]
     schema_version: int = SCHEMA_VERSION
+    output_layer: str | None = None  # the layer the forward reaches last (None: the last registered)
 
     @property
     def n_weights(self) -> int:

@@ -20,10 +20,13 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import nn
 
+from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
 from autosparse.core.text import name_list
+from autosparse.topology.call_order import call_order
 from autosparse.topology.fx_trace import short_error
 from autosparse.topology.paths import PathStats, path_stats
 
@@ -80,6 +83,7 @@ def mask_diagnostics(
                 else "exact",
             )
     out["collapsed_layers"] = [n for n in masks if n in set(empty) | set(out["no_path_layers"])]
+    out["unreached_layers"] = _unreached(model, out["input_independent_layers"], input_shape)
     if warn:
         warn_collapse(out)
     return out
@@ -112,13 +116,27 @@ def warn_collapse(diag: dict[str, Any]) -> None:
             name_list(diag["unverified_layers"]),
             diag["paths"],
         )
-    independent = [n for n in diag.get("input_independent_layers") or [] if n not in diag["empty_layers"]]
-    if independent:
+    unreached = [n for n in diag.get("unreached_layers") or [] if n not in diag["empty_layers"]]
+    if unreached:
         # random, magnitude, GraSP, PHEW and NPB spent 11-20% of a budget on an auxiliary head the forward never
         # called (review); a branch run only in training (GoogLeNet's aux heads) is said here too, and is fine
         log.warning(
-            "%s keep weights but lie on no input-to-output path of the eval-mode forward even when dense (a layer "
-            "the forward never calls, a branch only training runs, a projection of constants): if the forward "
-            "never uses them, remove them from the model before pruning, so the budget goes to layers it does use",
-            name_list(independent),
+            "%s keep weights, but the eval-mode forward never reaches them (an unused head, or a branch only "
+            "training runs): if the model never uses them, remove them before pruning, so the budget goes to "
+            "layers it does use",
+            name_list(unreached),
         )
+
+
+def _unreached(model: nn.Module, independent: Sequence[str], input_shape: Sequence[int] | None) -> list[str]:
+    """Of the layers no path reaches, those the eval-mode forward never calls (a projection of constants
+    is called, and used: no warning for it)."""
+    if not independent or input_shape is None:
+        return []
+    layers = prunable_layers(model)
+    x = torch.zeros((1, *input_shape))
+    order = call_order(model, layers, x)
+    if order.called == len(layers) and list(order.order) == list(range(len(layers))):
+        return []  # every layer reached (or the pass could not run: registration order, nothing said)
+    reached = {layers[i].name for i in order.order[: order.called]}
+    return [n for n in independent if n not in reached]

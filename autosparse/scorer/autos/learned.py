@@ -177,7 +177,7 @@ def unit_budget(
     0.8% density on Conv-2/4/6 (docs/SCORER.md), and a channel budget per conv without the
     matching input side left most of a ResNet-18 mask dead with the MLP-only head.
     """
-    last = table.layers[-1].name
+    last = table.output_layer or table.layers[-1].name  # from the forward: a head registered first is still the head
     return {
         lf.name: round(f * lf.shape[0])
         if (lf.kind == "linear" or (convs and lf.kind == "conv")) and lf.name != last and lf.name not in (outside or {})
