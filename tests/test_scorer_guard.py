@@ -138,6 +138,16 @@ def test_a_disconnected_learned_mask_falls_back_to_synflows_mask(monkeypatch, ca
     assert fallback.kept == round(0.02 * fallback.total)
 
 
+def test_each_network_handed_to_synflow_is_told_once(monkeypatch, caplog) -> None:
+    """The hand-off was said once per process and density: a second, different model got SynFlow's mask
+    without a word (review). Once per network: the same model again is not told twice."""
+    _cut_a_layer_of_the_learned_mask(monkeypatch)
+    with caplog.at_level(logging.WARNING, logger="autosparse.scorer.autos"):
+        for widths in ((300, 100), (64, 32), (300, 100)):
+            prune(build_model("mlp", SHAPE, 10, seed=0, widths=widths), "autos", density=0.02, data=_data(), seed=3)
+    assert len([r for r in caplog.records if "using SynFlow's mask instead" in r.message]) == 2
+
+
 def test_a_disconnected_learned_mask_can_fall_back_to_the_guard_allocation(monkeypatch, caplog) -> None:
     """``collapse="guard"``: the learned ranker under ERK's allocation for every layer (the ablation)."""
     model = build_model("lenet_300_100", SHAPE, 10, seed=0)

@@ -8,11 +8,13 @@ pruner kept by a caller must not hold the last call's tensors). A :class:`Call` 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
+from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.registry import make_pruner
@@ -82,6 +84,13 @@ class Call:
     def shape(self) -> tuple[int, ...]:
         """The model's input shape (empty when neither data nor ``input_shape`` says it)."""
         return tuple(self.data.input_shape) if self.data else tuple(self.cfg.input_shape)
+
+    @property
+    def network(self) -> str:
+        """The network's layer set (names and shapes) as a short digest: the guards' warnings are said once
+        per network, not once per process (a second model handed to SynFlow's mask was told nothing)."""
+        layers = tuple((layer.name, tuple(layer.shape)) for layer in prunable_layers(self.model))
+        return hashlib.sha256(repr(layers).encode()).hexdigest()[:12]
 
     def network_kind(self) -> str:
         """``plain-conv``, ``plain`` or ``residual``, probed once per call (one batch-1 forward pass);

@@ -13,7 +13,7 @@
   layer empty or off every path. The collapse check (a learned allocation with no input→output
   path) uses it too; its order with the learned mask is the pruner's (:mod:`.pruner`).
 
-Each warns once per scorer, density and layer set, so a bench grid prints each reason once.
+Each warns once per scorer, density and network (its layer set), so a bench grid prints each reason once.
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def student_verdict(call: Call) -> StudentVerdict | None:
 def warn_student(call: Call, verdict: StudentVerdict) -> None:
     cfg = call.cfg
     warn_once(
-        ("student", cfg.scorer, verdict.kind, f"{call.density:.6g}"),
+        ("student", cfg.scorer, verdict.kind, f"{call.density:.6g}", call.network),
         "autos: at density %.4g, on validation nets of this network's kind (%s), SynFlow's masks trained %.1f "
         "points above the learned masks of scorer %s (SynFlow minus learned per net: %s); using SynFlow's mask "
         "(student_guard=off keeps the learned mask)",
@@ -194,7 +194,7 @@ def warn_student(call: Call, verdict: StudentVerdict) -> None:
 def warn_density(call: Call, verdict: Verdict) -> None:
     cfg = call.cfg
     warn_once(
-        ("density", cfg.scorer, f"{call.density:.6g}", *sorted(verdict.per_source)),
+        ("density", cfg.scorer, f"{call.density:.6g}", call.network, *sorted(verdict.per_source)),
         "autos: at density %.4g, on the sources nearest this network's layers, SynFlow's masks trained %.1f "
         "points above those of IMP, the teacher of scorer %s (weighted by the layers' weights; SynFlow minus IMP "
         "per source: %s); using SynFlow's mask (density_guard=off keeps the learned mask)",

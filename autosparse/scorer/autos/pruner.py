@@ -192,7 +192,7 @@ def _guarded_masks(call: Call) -> tuple[Masks, Measured | None]:
         "SynFlow's mask" if cfg.collapse == "synflow" else f"{fallback_name(cfg.guard)}'s allocation for every layer"
     )
     warn_once(
-        ("collapse", cfg.scorer, cfg.guard, cfg.collapse, f"{density:.6g}"),
+        ("collapse", cfg.scorer, cfg.guard, cfg.collapse, f"{density:.6g}", call.network),
         "autos: the learned allocation of scorer %s leaves no input-to-output path at density %.4g "
         "(%d layers cut off: %s); using %s instead (collapse=guard keeps the learned ranker under "
         "the guard's allocation, guard=off keeps the learned mask)",
