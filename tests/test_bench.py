@@ -457,6 +457,50 @@ def test_two_parts_run_into_a_fresh_folder_are_recorded_and_reported_together(tm
     assert "| random |" in md and "| magnitude |" in md and not run.report.missing
 
 
+def test_a_run_of_fewer_densities_keeps_imp_on_the_folders_schedule(tiny_run, tmp_path: Path) -> None:
+    """`--densities 0.05` in a folder of 0.1 / 0.02 ran an IRP on [0.05] alone, whose cells no report read:
+    the IMP row went empty in every column, and the demo then asked for a rerun forever (review)."""
+    _, out, _ = tiny_run
+    dst = _copy(out, tmp_path)
+    run = run_bench(tiny_config(densities=[0.05], seeds=[0]), dst)
+    imp = next(line for line in run.report.path.read_text().splitlines() if line.startswith("| imp"))
+    assert "–" not in imp.split("|", 2)[2] and imp.count("|") == 5  # 90 / 95 / 98%: every column filled
+    assert {c["density"] for c in _cells(dst).values() if c["method"] == "imp" and c["seed"] == 0} >= {0.1, 0.05, 0.02}
+
+
+def test_rows_whose_labels_share_a_file_name_are_refused() -> None:
+    """ "r a" and "r-a" wrote one cell file: one row showed nothing, the other a mean over both (review)."""
+    rows = [{"method": "random", "label": "r a"}, {"method": "random", "label": "r-a"}]
+    with pytest.raises(ConfigError, match="same in a file name"):
+        tiny_config(methods=rows).validate()
+
+
+def test_an_out_that_is_a_file_is_one_error(tmp_path: Path, caplog) -> None:
+    (tmp_path / "f").write_text("x")
+    with caplog.at_level("WARNING"), pytest.raises(ConfigError, match="is a file"):
+        run_bench(tiny_config(), tmp_path / "f")
+    assert "unreadable" not in caplog.text
+
+
+def test_the_report_reads_the_grid_as_it_is_when_written(tmp_path: Path, monkeypatch) -> None:
+    """Two benches on one folder: the one that finished last wrote the report from the grid it had read at
+    its start, without the other's rows (review). The grid is read again for the report."""
+    import autosparse.bench.runner as runner
+
+    out = tmp_path / "b"
+    real = runner.run_claimed_jobs
+
+    def other_bench_meanwhile(*args, **kwargs):  # type: ignore[no-untyped-def]
+        outcomes = real(*args, **kwargs)
+        monkeypatch.setattr(runner, "run_claimed_jobs", real)
+        run_bench(tiny_config(methods=["magnitude"], densities=[0.1], seeds=[0]), out, report=False)
+        return outcomes
+
+    monkeypatch.setattr(runner, "run_claimed_jobs", other_bench_meanwhile)
+    md = run_bench(tiny_config(methods=["random"], densities=[0.1], seeds=[0]), out).report.path.read_text()
+    assert "| random |" in md and "| magnitude |" in md
+
+
 def test_a_relative_out_is_the_drivers_folder_for_every_worker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, train_calls: list[str]
 ) -> None:

@@ -202,6 +202,30 @@ def test_the_reading_compares_autos_with_the_best_classic_method_of_each_column(
     )
 
 
+def test_the_printed_table_is_this_runs_seeds_and_rows(tmp_path: Path) -> None:
+    """A rerun with --seeds 0 --baselines random in a folder of seeds 0-1 and snip printed "1 seed (0)" over
+    the two seeds' means, and left out snip, which had beaten autos (review)."""
+    from autosparse.bench.report import BenchReport
+    from autosparse.demo.summary import Sizes, describe
+
+    bench = BenchConfig(
+        models=[ModelSpec("mlp")],
+        datasets=["mnist1d"],
+        methods=[MethodSpec("autos", {"scorer": "x"}, label="autos"), MethodSpec("random")],
+        densities=[0.1],
+        seeds=[0],
+    )
+    acc = {("autos", 0): 0.30, ("autos", 1): 0.18, ("random", 0): 0.20, ("random", 1): 0.14, ("snip", 0): 0.5}
+    records = [
+        {"model": "mlp", "dataset": "mnist1d", "label": lbl, "density": 0.1, "seed": seed, "test_accuracy": a}
+        for (lbl, seed), a in acc.items()
+    ]
+    report = BenchReport(tmp_path / "report.md", "", records)
+    text = describe(bench, report, source="s", n_sources=2, shipped="", sizes=Sizes(10, 10))
+    assert "| autos | **30.0** |" in text and "snip" not in text
+    assert "+10.0 points at 90% (random 20.0)" in text
+
+
 def test_the_mnist1d_setting_trains_far_above_chance(tmp_path: Path) -> None:
     """The fallback's recipe on its held-out model: dense, IMP and autos at the top density all far above chance."""
     s = MNIST1D_SETTING

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -319,25 +320,33 @@ def write_json_atomic(path: Path, data: Any) -> None:
             tmp.unlink()
 
 
-def plan_jobs(config: BenchConfig, out_dir: str | Path, threads: int = 0) -> list[BenchJob]:
+def plan_jobs(
+    config: BenchConfig, out_dir: str | Path, threads: int = 0, *, imp_densities: Sequence[float] | None = None
+) -> list[BenchJob]:
     """Every job of the grid; IMP jobs first because they are the longest (better packing on a pool).
-    Their folder is absolute: a Ray worker resolves a relative one in its own working folder."""
+    Their folder is absolute: a Ray worker resolves a relative one in its own working folder.
+
+    ``imp_densities``: the densities IMP's schedule passes through, when the folder's grid has more
+    than this run's (``--densities 0.1`` in a folder of 0.5, 0.2): one IRP run makes every density's
+    cell, and the report reads the cells of the folder's schedule; IMP on this run's densities alone
+    made cells no report read, and emptied the IMP row (review)."""
     out_dir = Path(out_dir).absolute()
     imp_jobs: list[BenchJob] = []
     jobs: list[BenchJob] = []
     bench_densities = tuple(config.sorted_densities())
+    imp_grid = tuple(sorted(set(imp_densities), reverse=True)) if imp_densities else bench_densities
     for method in config.methods:
         if method.is_imp:
-            _say_imp_pace(method, imp_settings(method).schedule(bench_densities))
+            _say_imp_pace(method, imp_settings(method).schedule(imp_grid))
     for model in config.models:
         for ds in config.datasets:
             data = config.cell_data(ds)
             for method in config.methods:
                 for seed in config.seeds:
                     if method.is_imp:
-                        schedule = tuple(imp_settings(method).schedule(bench_densities))
+                        schedule = tuple(imp_settings(method).schedule(imp_grid))
                         spec = CellSpec(model, data, method, seed, config.train, schedule=schedule)
-                        imp_jobs.append(BenchJob(spec, bench_densities, str(out_dir), threads))
+                        imp_jobs.append(BenchJob(spec, imp_grid, str(out_dir), threads))
                         continue
                     for d in bench_densities:
                         spec = CellSpec(model, data, method, seed, config.train, density=d)

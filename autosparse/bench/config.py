@@ -213,6 +213,15 @@ class BenchConfig:
             )
         check_unique("model label", [m.label() for m in self.models])
         check_unique("method label", self.method_titles())
+        for what, labels in (("model label", [m.label() for m in self.models]), ("method label", self.method_titles())):
+            by_file: dict[str, str] = {}
+            for text in labels:  # a cell's file name is the slug: "r a" and "r-a" shared one cell (review)
+                if slug(text) in by_file:
+                    raise ConfigError(
+                        f"{what}s {by_file[slug(text)]!r} and {text!r} are the same in a file name ({slug(text)!r}): "
+                        "their cells would overwrite each other; rename one"
+                    )
+                by_file[slug(text)] = text
         known = available()
         for spec in self.methods:
             if spec.is_imp:

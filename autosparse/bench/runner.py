@@ -21,11 +21,11 @@ from typing import Any
 from autosparse.bench.cells import BenchJob, claim_path, execute_job, plan_jobs
 from autosparse.bench.config import BenchConfig
 from autosparse.bench.report import BenchReport, write_report
-from autosparse.core.claims import is_elsewhere, run_claimed_jobs
+from autosparse.core.claims import exclusive, is_elsewhere, run_claimed_jobs
 from autosparse.core.config import dump_yaml, from_dict, load_config, to_dict
 from autosparse.core.errors import AutosparseError, CheckpointError, ConfigError, UnknownNameError
 from autosparse.core.executors import EXECUTORS, JobOutcome
-from autosparse.core.folders import make_output_dir, write_text
+from autosparse.core.folders import check_output_path, make_output_dir, write_text
 from autosparse.data import canonical_dataset
 from autosparse.pruners.registry import make_pruner
 from autosparse.training.trainer import resolve_device
@@ -123,7 +123,11 @@ def plan_bench(
     if executor != "ray":  # a Ray cluster's workers may have the GPU its driver lacks
         resolve_device(config.train.device)  # before any cell loads data: one error, not one per cell
     config.check_models()
-    jobs = plan_jobs(config, out_dir, threads=_threads_per_job(config, executor, workers))
+    out = check_output_path(out_dir)  # a file given as --out: one error, not a warning per cell it cannot read
+    folder = folder_config(out, config, say=False)  # IMP passes through the folder's densities (plan_jobs)
+    jobs = plan_jobs(
+        config, out_dir, threads=_threads_per_job(config, executor, workers), imp_densities=folder.densities
+    )
     if methods:
         titles = config.method_titles()
         unknown = [m for m in methods if m not in titles]
@@ -155,8 +159,9 @@ def run_bench(
     out_dir = Path(out_dir).absolute()  # as plan_jobs' jobs carry it: a Ray worker's folder is not the driver's
     plan = plan_bench(config, out_dir, executor=executor, workers=workers, methods=methods)
     out = make_output_dir(out_dir)
-    folder = folder_config(out, config)  # a part of the folder's grid (`--methods snip`) keeps the whole grid
-    record_config(out, folder)
+    with exclusive(out / GRID_LOCK):  # another bench on this folder merges its rows in as well, not over ours
+        folder = folder_config(out, config)  # a part of the folder's grid (`--methods snip`) keeps the whole grid
+        record_config(out, folder)
     jobs, todo, cells_total, cells_before = plan.jobs, plan.todo, plan.cells_total, plan.cells_done
     log.info("%d cells in the grid, %d already done; running %d jobs", cells_total, cells_before, len(todo))
     by_key = {j.key: j for j in todo}
@@ -185,6 +190,8 @@ def run_bench(
         failures=[o for o in outcomes if not o.ok],
     )
     if report:
+        with exclusive(out / GRID_LOCK):  # the grid as it is now: a bench started beside this one added its rows
+            folder = folder_config(out, config, say=False)
         run.report = write_report(folder, out, failures=run.failures)
     return run
 
@@ -193,7 +200,11 @@ def run_bench(
 _PARTS = ("models", "datasets", "methods", "densities", "seeds")
 
 
-def folder_config(out: Path, config: BenchConfig) -> BenchConfig:
+#: held while the folder's bench.yaml is read, merged and written
+GRID_LOCK = ".bench-grid.lock"
+
+
+def folder_config(out: Path, config: BenchConfig, *, say: bool = True) -> BenchConfig:
     """The grid ``out`` records once this run's ``config`` joins it: where the recipe is the same
     (everything but the rows, models, datasets, densities and seeds), the union of the two — the
     recorded entries first, in their order, then the new ones; otherwise ``config`` itself.
@@ -222,11 +233,12 @@ def folder_config(out: Path, config: BenchConfig) -> BenchConfig:
         union = from_dict(BenchConfig, merged, where=str(path)).validate()
     except AutosparseError:
         return config  # e.g. two rows of one label: the new grid replaces the record, as before
-    log.warning(
-        "%s records a larger grid than this run's; the record and the report keep all of it (delete that "
-        "file to shrink the grid; the cells stay)",
-        path,
-    )
+    if say:
+        log.warning(
+            "%s records a larger grid than this run's; the record and the report keep all of it (delete that "
+            "file to shrink the grid; the cells stay)",
+            path,
+        )
     return union
 
 

@@ -110,6 +110,27 @@ def claim(lock: Path, *, on_takeover: Callable[[str], None] | None = None) -> It
         os.close(fd)  # releases the flock
 
 
+@contextlib.contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """Hold ``lock`` for a short read-modify-write, waiting for another process that holds it.
+
+    Why: two bench processes on one folder each read the recorded grid, merged their own rows into
+    it and wrote it back; the later write dropped the earlier one's rows. Unlike :func:`claim` this
+    blocks, since the section it guards takes milliseconds.
+    """
+    if fcntl is None:
+        yield
+        return
+    lock = Path(lock).absolute()
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the flock
+
+
 def holder(lock: Path) -> str:
     """Who holds ``lock``, as written in it (``"another process"`` if it does not say)."""
     try:
