@@ -74,9 +74,9 @@ FEATURES: tuple[FeatureSpec, ...] = (
     FeatureSpec("log_kernel", "layer", "", "log of the kernel size (0 for linear)"),
     FeatureSpec("log_in_units", "layer", "", "log of input units (features / channels)"),
     FeatureSpec("log_out_units", "layer", "", "log of output units"),
-    FeatureSpec("rel_depth", "layer", "", "layer index / (layers − 1)"),
-    FeatureSpec("is_first", "layer", "", "1 for the first prunable layer"),
-    FeatureSpec("is_last", "layer", "", "1 for the last prunable layer"),
+    FeatureSpec("rel_depth", "layer", "", "place in forward order / (layers − 1) (topology.call_order)"),
+    FeatureSpec("is_first", "layer", "", "1 for the first prunable layer the forward reaches"),
+    FeatureSpec("is_last", "layer", "", "1 for the last prunable layer the forward reaches (the output layer)"),
     FeatureSpec("log_total", "layer", "", "log10 of the network's prunable weight count"),
     FeatureSpec("layer_density", "layer", "", "kept fraction of the layer under the current mask (1 at init)"),
 )
