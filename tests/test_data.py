@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import autosparse
 import autosparse.data as data
 from autosparse.core.errors import ConfigError, DatasetNotFoundError, UnknownNameError
 from autosparse.data import (
@@ -145,6 +146,24 @@ def test_corrupt_idx_file_is_a_dataset_error(tmp_path: Path) -> None:
     bad.write_bytes(b"not gzip")
     with pytest.raises(DatasetNotFoundError, match=r"re-download|reinstall"):
         read_idx(bad)
+    bad.write_bytes(gzip.compress(bytes([0, 0, 8, 3, 0, 0])))  # cut inside its header: a raw ValueError before
+    with pytest.raises(DatasetNotFoundError, match="ends inside its IDX header"):
+        read_idx(bad)
+
+
+def test_a_dataset_built_by_hand_is_checked_where_it_is_made() -> None:
+    """An empty train split looped forever in train(); uint8 inputs and int32 labels crashed inside it (review)."""
+    x, y = torch.randn(16, 1, 8, 8), torch.arange(16) % 10
+    with pytest.raises(ConfigError, match="x_train holds no examples"):
+        autosparse.Dataset("mine", x[:0], y[:0], x, y, 10, (1, 8, 8))
+    with pytest.raises(ConfigError, match=r"uint8.*x\.float\(\) / 255"):
+        autosparse.Dataset("mine", x.to(torch.uint8), y, x, y, 10, (1, 8, 8))
+    assert autosparse.Dataset("mine", x, y.int(), x, y, 10, (1, 8, 8)).y_train.dtype == torch.int64
+    for n in (2.5, True):  # 2.5 gave 2 examples, True one
+        with pytest.raises(ConfigError, match="whole number"):
+            load_dataset("digits", n_train=n)
+        with pytest.raises(ConfigError, match="whole number"):
+            load_dataset("fake:digits", n_train=n)
 
 
 # ---------------------------------------------------------------- torchvision datasets
@@ -232,6 +251,10 @@ def test_mnist1d_root_cache_and_corrupt_cache(
     again = load_dataset("mnist1d", root=root)
     assert torch.equal(first.x_train, again.x_train)
     assert np.load(path)["x"].shape == (400, 40), "the corrupt cache was rewritten"
+    good = path.read_bytes()
+    for damaged in (good[: len(good) // 2], good[:-30] + b"\0" * 30):  # cut short, or its end overwritten
+        path.write_bytes(damaged)  # zipfile.BadZipFile escaped the handler (review)
+        assert torch.equal(first.x_train, load_dataset("mnist1d", root=root).x_train)
 
 
 # ---------------------------------------------------------------- digits, fakes, registry

@@ -278,3 +278,34 @@ def test_a_killed_training_resumes_bit_identical_from_its_checkpoint(tmp_path) -
     moved = TrainConfig(epochs=3, batch_size=64, num_threads=1, device="cpu")  # another device spelling resumes
     assert train(fresh(), data, moved, masks=masks, checkpoint=state).history == whole.history
     assert not stale.exists() and live.exists()
+
+
+def test_evaluate_refuses_what_it_would_score_wrongly() -> None:
+    """(N, 1) targets broadcast to an "accuracy" of 36.4; 256 inputs against 359 labels, batch_size -1 and no
+    examples all gave a number (review)."""
+    d = load_dataset("digits")
+    model = build_model("mlp", d.input_shape, 10, seed=0, widths=[16])
+    for x, y, bs in (
+        (d.x_test, d.y_test[:, None], 1024),
+        (d.x_test[:256], d.y_test, 128),
+        (d.x_test, d.y_test, -1),
+        (d.x_test[:0], d.y_test[:0], 1024),
+    ):
+        with pytest.raises(ConfigError):
+            evaluate(model, x, y, batch_size=bs)
+    assert 0.0 <= evaluate(model, d.x_test, d.y_test) <= 1.0
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"nesterov": "false"}, {"epochs": "1"}, {"batch_size": 2.5}, {"seed": 1.5}, {"step_milestones": "0.5,0.75"}],
+)
+def test_a_recipe_built_in_python_takes_values_of_its_types(change: dict) -> None:
+    """nesterov="false" trained with Nesterov on; "1" and 2.5 failed inside torch, mid-run (review)."""
+    with pytest.raises(ConfigError, match=f"TrainConfig.{next(iter(change))} must be"):
+        TrainConfig(**change)
+
+
+def test_a_model_width_must_be_finite() -> None:
+    with pytest.raises(ConfigError, match="finite number"):
+        build_model("conv2", (1, 8, 8), 10, width="inf")

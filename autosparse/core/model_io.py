@@ -84,7 +84,7 @@ def class_targets(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             lo, hi = (int(v) for v in torch.aminmax(kept)) if kept.numel() else (0, 0)
         if lo < 0 or hi >= n:
             raise ConfigError(
-                f"the pruning data's targets run from {lo} to {hi}, but the model outputs {n} classes: targets are "
+                f"the targets run from {lo} to {hi}, but the model outputs {n} classes: targets are "
                 f"class indices 0..{n - 1}; build the model with as many outputs as classes, or remap the labels"
             )
     return y

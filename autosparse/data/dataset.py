@@ -51,6 +51,13 @@ class Dataset:
     def __post_init__(self) -> None:
         self.input_shape = tuple(int(s) for s in self.input_shape)
         for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
+            if x.shape[0] == 0:  # training on none looped forever (review); a test split of none scored 0.0
+                raise ConfigError(f"{self.name}: x_{split} holds no examples; give each split at least one")
+            if x.dtype == torch.uint8:
+                raise ConfigError(
+                    f"{self.name}: x_{split} is uint8 (raw pixels); give float inputs, e.g. x.float() / 255, "
+                    "then normalise them"
+                )
             if tuple(x.shape[1:]) != self.input_shape:
                 raise ConfigError(
                     f"{self.name}: x_{split} has shape {tuple(x.shape)}, expected (N, *{self.input_shape})"
@@ -59,6 +66,9 @@ class Dataset:
                 raise ConfigError(f"{self.name}: y_{split} has shape {tuple(y.shape)} for {x.shape[0]} inputs")
             if not are_class_indices(y):
                 raise ConfigError(f"{self.name}: y_{split} must hold integer class indices, not {y.dtype} (y.long())")
+            if y.dtype != torch.int64:  # int32 labels crashed inside cross-entropy (review)
+                y = y.long()
+                setattr(self, f"y_{split}", y)
             if len(y) and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
                 raise ConfigError(
                     f"{self.name}: y_{split} holds classes {int(y.min())}..{int(y.max())}, outside "

@@ -5,6 +5,7 @@ Needs no file on disk, so every command can be tried (and every test run) on a b
 
 from __future__ import annotations
 
+import numbers
 import zlib
 
 import torch
@@ -23,6 +24,9 @@ def fake_dataset(info: DatasetInfo, n_train: int | None, n_test: int | None, see
     The class prototypes depend only on the dataset name (a fake dataset is one fixed task);
     ``seed`` picks the samples.
     """
+    for n in (n_train, n_test):
+        if n is not None and (isinstance(n, bool) or not isinstance(n, numbers.Integral)):
+            raise ConfigError(f"fake dataset sizes must be whole numbers of examples, got {n!r}")
     n_tr = FAKE_SIZES[0] if n_train is None else int(n_train)
     n_te = FAKE_SIZES[1] if n_test is None else int(n_test)
     if n_tr <= 0 or n_te <= 0:

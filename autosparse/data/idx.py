@@ -43,6 +43,10 @@ def read_idx(path: Path) -> np.ndarray:
     if len(buf) < 4 or buf[0] != 0 or buf[1] != 0 or buf[2] != 0x08:
         raise DatasetNotFoundError(f"{path} is not an unsigned-byte IDX file; delete it and re-download the dataset")
     ndim = buf[3]
+    if len(buf) < 4 + 4 * ndim:
+        raise DatasetNotFoundError(
+            f"{path} ends inside its IDX header: truncated; delete it and re-download the dataset"
+        )
     dims = tuple(int(d) for d in np.frombuffer(buf, dtype=">i4", count=ndim, offset=4))
     data = np.frombuffer(buf, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != math.prod(dims):

@@ -9,6 +9,7 @@ import os
 import random
 import tempfile
 import time
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -74,8 +75,13 @@ def _load_mnist1d(root: Path | None, download: bool) -> RawSplits:
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in ("x", "y", "x_test", "y_test")}
-        except (OSError, ValueError, KeyError, zlib.error) as e:
+        except (OSError, ValueError, KeyError, zlib.error, zipfile.BadZipFile) as e:
             log.warning("ignoring unreadable MNIST-1D cache %s (%s); regenerating", path, e)
+        if arrays is not None and (
+            len(arrays["x"]) != len(arrays["y"]) or len(arrays["x_test"]) != len(arrays["y_test"])
+        ):
+            log.warning("ignoring MNIST-1D cache %s (inputs and labels of different lengths); regenerating", path)
+            arrays = None
     if arrays is None:
         t0 = time.perf_counter()
         arrays = _generate_mnist1d(args)

@@ -6,6 +6,8 @@ the same rule as a run's ``n_train``/``n_test`` subset.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 import torch
 
@@ -44,6 +46,8 @@ def subset_index(
 ) -> torch.Tensor | None:
     if n is None:
         return None
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):  # 2.5 gave 2 examples, True one (review)
+        raise ConfigError(f"{what} subset size must be a whole number of examples, got {n!r}")
     n = int(n)
     total = int(y.shape[0])
     if n <= 0 or n > total:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from torch import nn
 
 from autosparse.core.errors import ConfigError, UnknownNameError
@@ -36,8 +38,8 @@ def scaled(channels: int, width: float) -> int:
 
 
 def check_width(model: str, width: float) -> None:
-    if not width > 0:
-        raise ConfigError(f"{model} option width={width} must be > 0 (1.0 is the published size)")
+    if not (isinstance(width, (int, float)) and not isinstance(width, bool) and 0 < width < math.inf):
+        raise ConfigError(f"{model} option width={width!r} must be a finite number > 0 (1.0 is the published size)")
 
 
 def conv_out(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:

@@ -9,8 +9,10 @@ per-sample Python transforms — that is what makes LeNet-300-100 train in secon
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -67,6 +69,7 @@ class TrainConfig:
     eval_every_epoch: bool = False  # also measure test accuracy after every epoch (the history), not only at the end
 
     def __post_init__(self) -> None:
+        self._check_types()
         check_seed(self.seed)
         if not (math.isfinite(self.epochs) and self.epochs > 0):
             raise ConfigError(f"epochs must be > 0, got {self.epochs}")
@@ -83,6 +86,17 @@ class TrainConfig:
         self.step_milestones = tuple(float(m) for m in self.step_milestones)
         self._check_ranges()
         check_device_name(self.device)
+
+    def _check_types(self) -> None:
+        """A recipe built in Python takes its values as given (the CLI and YAML convert them first): the
+        string "false" read as True for nesterov, and "0.1" or 2.5 failed inside torch, mid-run (review)."""
+        kinds = {"bool": (bool,), "int": (numbers.Integral,), "float": (numbers.Real,)}
+        for f in dataclasses.fields(self):
+            want, value = kinds.get(str(f.type)), getattr(self, f.name)
+            if want and (not isinstance(value, want) or (isinstance(value, bool) and bool not in want)):
+                raise ConfigError(f"TrainConfig.{f.name} must be {f.type}, got {value!r} ({type(value).__name__})")
+        if isinstance(self.step_milestones, (str, bytes)) or not isinstance(self.step_milestones, (list, tuple)):
+            raise ConfigError(f"TrainConfig.step_milestones must be a list of fractions, got {self.step_milestones!r}")
 
     def _check_ranges(self) -> None:
         """Values torch would refuse mid-run (after the data loaded, or after a whole IRP round had
@@ -191,6 +205,16 @@ def _lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
     """Top-1 accuracy in [0, 1]."""
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
+        raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise ConfigError("evaluate takes tensors: evaluate(model, torch.as_tensor(x), torch.as_tensor(y))")
+    if y.dim() != 1 or len(x) != len(y) or len(x) == 0:
+        # (N, 1) targets broadcast against (N,) predictions to an N x N "accuracy" of 36.4 (review)
+        raise ConfigError(
+            f"evaluate needs inputs (N, ...) and a 1-D tensor of N class indices, N > 0; got {tuple(x.shape)} and "
+            f"{tuple(y.shape)}"
+        )
     was_training = model.training
     model.eval()
     device, dtype = next(model.parameters()).device, param_dtype(model)
