@@ -309,3 +309,10 @@ def test_a_recipe_built_in_python_takes_values_of_its_types(change: dict) -> Non
 def test_a_model_width_must_be_finite() -> None:
     with pytest.raises(ConfigError, match="finite number"):
         build_model("conv2", (1, 8, 8), 10, width="inf")
+
+
+def test_a_model_built_for_other_inputs_is_named_at_the_first_batch() -> None:
+    model = build_model("mlp", (1, 8, 8), 10, seed=0, widths=[16])
+    data = load_dataset("fake:fashion-mnist", n_train=64, n_test=32)
+    with pytest.raises(ConfigError, match=r"build it for the dataset's input_shape \(1, 28, 28\)"):
+        train(model, data, TrainConfig(epochs=1, num_threads=1))

@@ -333,7 +333,17 @@ def train(
                     yb = y_train[idx].to(device, non_blocking=True)
                     if on_step is not None:
                         on_step(step, model)
-                    out = logits(model(xb))
+                    try:
+                        out = logits(model(xb))
+                    except RuntimeError as exc:
+                        if step == 0 and any(w in str(exc) for w in ("shape", "size", "channels", "dimension")):
+                            # a model built for other inputs: torch's "mat1 and mat2 shapes cannot be multiplied"
+                            raise ConfigError(
+                                f"the model cannot take this data's inputs, of shape {tuple(xb.shape[1:])} "
+                                f"({str(exc).splitlines()[0]}): build it for the dataset's input_shape "
+                                f"{tuple(dataset.input_shape)}"  # type: ignore[attr-defined]
+                            ) from exc
+                        raise
                     if step == 0:  # one clear error for (batch, tokens, classes) logits or labels past the classes
                         class_targets(out, yb)
                     loss = F.cross_entropy(out, yb, label_smoothing=cfg.label_smoothing)
