@@ -665,7 +665,7 @@ def test_a_save_killed_midway_leaves_one_whole_scorer(scorer_dir, tmp_path, monk
         real = checkpoint.write_text
 
         def write_text(path: Path, text: str) -> None:
-            if path.name == f".{CARD_FILE}.pending":
+            if path.name.startswith(f".{CARD_FILE}.") and path.name.endswith(".pending"):
                 raise _Killed
             real(path, text)
 
@@ -690,8 +690,25 @@ def test_a_save_killed_midway_leaves_one_whole_scorer(scorer_dir, tmp_path, monk
         assert loaded.name == "changed" and torch.equal(weights[first], changed[first])
         assert (copy / "metrics.json").read_bytes() == b'{"new": 1}'
         assert not list(copy.glob(".*.pending"))
-    checkpoint.save_checkpoint(copy, changed, card)  # and the next save goes through
+    checkpoint.save_checkpoint(copy, changed, card)  # and the next save goes through, adopting nothing
     assert checkpoint.load_checkpoint(copy)[0].name == "changed"
+    expected = old_metrics if where == "before the record" else b'{"new": 1}'
+    assert (copy / "metrics.json").read_bytes() == expected and not list(copy.glob(".*.pending"))
+
+
+def test_a_reader_finishing_a_save_moves_that_saves_files_only(scorer_dir, tmp_path) -> None:
+    """A reader that found one save's record and moved files after the writer had begun the next save
+    installed the next save's weights under the old card (review): moves are tied to the record's save."""
+    from autosparse.scorer import checkpoint
+
+    copy = tmp_path / "copy"
+    shutil.copytree(scorer_dir, copy)
+    _, tensors = checkpoint.load_checkpoint(copy)
+    first = next(iter(tensors))
+    (copy / f".{WEIGHTS_FILE}.othersave.pending").write_bytes(b"a save still being written")
+    checkpoint.complete_pending(copy)  # no record of that save: nothing moves
+    assert checkpoint.load_checkpoint(copy)[1][first].equal(tensors[first])
+    assert (copy / f".{WEIGHTS_FILE}.othersave.pending").exists()
 
 
 def test_an_accuracy_filter_that_keeps_no_round_names_itself(store, monkeypatch) -> None:

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,9 +68,12 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _pending(directory: Path, name: str) -> Path:
-    """Where a save writes ``name`` before it is moved into place (a dot-file: no folder content)."""
-    return directory / f".{name}.pending"
+_PENDING = ".pending"
+
+
+def _pending(directory: Path, name: str, token: str) -> Path:
+    """Where save ``token`` writes ``name`` before it is moved into place (a dot-file: no folder content)."""
+    return directory / f".{name}.{token}{_PENDING}"
 
 
 def save_checkpoint(
@@ -80,44 +84,53 @@ def save_checkpoint(
     Why: each file was replaced whole, but not as a set. A kill between the weights and the card left
     new weights under the old card, which no longer loaded and whose old weights were gone; a kill
     before ``metrics.json`` left the old scorer's metrics beside the new card. So every file is first
-    written under a pending name, the pending card last, as the record that the set is complete; then
-    they are moved into place, the card last. A kill before the record leaves the old scorer; after it,
-    the next look at the folder (:func:`complete_pending`) finishes the moves.
+    written under a pending name carrying this save's token, the pending card last, as the record that
+    the set is complete; then they are moved into place, the card last. A kill before the record leaves
+    the old scorer (its pending files are removed by the next save); after it, the next look at the
+    folder (:func:`complete_pending`) finishes the moves of that save's files only. Callers hold the
+    folder's writing claim (:func:`writing_scorer`).
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     complete_pending(directory)
+    for stale in directory.glob(f".*{_PENDING}"):  # a save killed before its record: never to be installed
+        stale.unlink(missing_ok=True)
+    token = uuid.uuid4().hex[:12]
     for name, data in (files or {}).items():
-        tmp = private_tmp(_pending(directory, name))
+        target = _pending(directory, name, token)
+        tmp = private_tmp(target)
         try:
             tmp.write_bytes(data)
-            tmp.replace(_pending(directory, name))
+            tmp.replace(target)
         finally:
             tmp.unlink(missing_ok=True)
-    weights = _pending(directory, WEIGHTS_FILE)
+    weights = _pending(directory, WEIGHTS_FILE, token)
     save_tensors(
         {k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(weights), metadata={"format": CARD_FORMAT}
     )
     card.weights_sha256 = _sha256(weights)
-    write_text(_pending(directory, CARD_FILE), card.to_json())  # the record: the set is complete
+    write_text(_pending(directory, CARD_FILE, token), card.to_json())  # the record: the set is complete
     complete_pending(directory)
     return directory
 
 
 def complete_pending(directory: str | Path) -> None:
-    """Finish a save whose pending card was written (:func:`save_checkpoint`): move its files into place,
-    the card last. Idempotent, so a reader and the writer may both run it."""
+    """Finish a save whose pending card (its record) was written (:func:`save_checkpoint`): move that
+    save's files into place, the card last. Idempotent, so a reader and the writer may both run it; a
+    reader that may not write there leaves it to the next writer (the files in place still agree)."""
     directory = Path(directory)
-    record = _pending(directory, CARD_FILE)
-    if not record.is_file():
-        return
-    suffix = ".pending"
-    for path in sorted(directory.glob(f".*{suffix}")):
-        if path != record:
-            with contextlib.suppress(FileNotFoundError):  # another process moved it first
-                path.replace(directory / path.name[1 : -len(suffix)])
-    with contextlib.suppress(FileNotFoundError):
-        record.replace(directory / CARD_FILE)
+    prefix = f".{CARD_FILE}."
+    for record in directory.glob(f"{prefix}*{_PENDING}"):
+        token = record.name[len(prefix) : -len(_PENDING)]
+        try:
+            for path in directory.glob(f".*.{token}{_PENDING}"):
+                if path != record:
+                    with contextlib.suppress(FileNotFoundError):  # another process moved it first
+                        path.replace(directory / path.name[1 : -len(f".{token}{_PENDING}")])
+            with contextlib.suppress(FileNotFoundError):
+                record.replace(directory / CARD_FILE)
+        except PermissionError:
+            return
 
 
 def shipped_scorers() -> list[str]:

@@ -1,15 +1,16 @@
-"""The order in which a forward pass reaches the prunable layers, whatever order they were registered in.
+"""The order in which a forward pass reads the prunable weights, whatever order they were registered in.
 
 Why: ``prunable_layers`` lists layers in registration order (``__init__``'s), and the learned scorer's
 layer descriptors (relative depth, first and last layer) and its "never drop a class" rule read depth
 from that list. A classifier registered before the body, or an auxiliary head registered after it, was
 taken for a hidden layer, and ``autos`` left half of a model's classes without a weight (review,
-2026-12-04). The forward knows the real order; one pass of one example with hooks on every module reads it.
+2026-12-04). The forward knows the real order: one pass of one example records when each weight is
+first handed to a torch op (``F.linear``, ``F.conv2d``, attention's fused kernel …), so weights read
+through ``F.linear(x, self.qkv.weight)`` or a module's ``.forward`` called directly count as well.
 
-A layer whose module is never called itself takes the place of its nearest called ancestor (right after
-it): ``nn.MultiheadAttention`` reads its ``out_proj`` weight without calling that module. A layer no
-called module contains (an auxiliary head the forward skips) goes after every called one; it is no
-network's output.
+A weight the forward never reads (an auxiliary head the eval-mode pass skips) keeps its place after
+the weight registered just before it, so a model whose forward reads its layers in registration
+order keeps exactly that order; such a layer is never taken for the first or the output layer.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from __future__ import annotations
 import logging
 import weakref
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from autosparse.core.layers import PrunableLayer
 from autosparse.core.model_io import model_input, param_dtype
@@ -29,14 +32,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CallOrder:
-    """``order``: indices into the layer list, in forward order; ``called``: how many of them the forward reached."""
+    """``order``: indices into the layer list, in forward order; ``first`` / ``last``: the first and last
+    layer the forward read (the input and the output layer)."""
 
     order: tuple[int, ...]
-    called: int
+    first: int
+    last: int
 
     @classmethod
     def registration(cls, n: int) -> CallOrder:
-        return cls(tuple(range(n)), n)
+        return cls(tuple(range(n)), 0, max(0, n - 1))
 
     def positions(self) -> list[int]:
         """Each layer's place in forward order (``positions()[i]`` for the layer list's ``i``)."""
@@ -45,10 +50,29 @@ class CallOrder:
             pos[i] = p
         return pos
 
-    @property
-    def last(self) -> int:
-        """The index of the output layer: the last one the forward reached."""
-        return self.order[max(0, self.called - 1)]
+
+class _FirstUse(TorchFunctionMode):
+    """Records, for each watched tensor, when a torch function first takes it as an argument."""
+
+    def __init__(self, watched: dict[int, int]) -> None:
+        super().__init__()
+        self.watched = watched
+        self.first: dict[int, int] = {}
+
+    def _see(self, value: Any) -> None:
+        if isinstance(value, (list, tuple)):
+            for v in value:
+                self._see(v)
+        elif isinstance(value, torch.Tensor):
+            i = self.watched.get(id(value))
+            if i is not None and i not in self.first:
+                self.first[i] = len(self.first)
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        self._see(args)
+        self._see(tuple(kwargs.values()))
+        return func(*args, **kwargs)
 
 
 #: the last order read per model: ``autos`` reads its features two or three times a call (10-20 ms a pass
@@ -58,7 +82,8 @@ _LAST: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[object, ...], CallOrder]
 
 def call_order(model: nn.Module, layers: list[PrunableLayer], x: torch.Tensor | None) -> CallOrder:
     """The forward order of ``layers`` on input ``x`` (one example is enough), or registration order where
-    no input is at hand or the forward fails (said at debug level: depth then reads as before).
+    no input is at hand, the forward fails or reads none of them (said at debug level: depth then reads
+    as before).
 
     The pass runs in eval mode under ``no_grad`` and leaves every module's mode as it found it, so
     BatchNorm statistics and random streams are untouched.
@@ -75,51 +100,55 @@ def call_order(model: nn.Module, layers: list[PrunableLayer], x: torch.Tensor | 
     return order
 
 
+def reached(model: nn.Module, layers: list[PrunableLayer], x: torch.Tensor, *, train: bool = False) -> set[int]:
+    """The indices of ``layers`` whose weight a forward on ``x`` reads (in train mode with ``train``: on a
+    model the caller no longer needs, since BatchNorm statistics move); raises where the forward fails."""
+    watched = {id(layer.parameter): i for i, layer in enumerate(layers)}
+    modes = [(m, m.training) for m in model.modules()]
+    mode = _FirstUse(watched)
+    x = model_input(x, _device(model), param_dtype(model))  # outside the mode: these read the first weight
+    try:
+        model.train(train)
+        with torch.no_grad(), torch.random.fork_rng(devices=[]), mode:
+            model(x)
+    finally:
+        for m, was in modes:
+            m.train(was)
+    return set(mode.first)
+
+
 def _read(model: nn.Module, layers: list[PrunableLayer], x: torch.Tensor) -> CallOrder:
     n = len(layers)
-    first: dict[int, int] = {}  # id(module) -> first call's tick
-    names = {id(m): name for name, m in model.named_modules()}
-
-    def hook(module: nn.Module, _args: object) -> None:
-        first.setdefault(id(module), len(first))
-
-    handles = [m.register_forward_pre_hook(hook) for m in model.modules()]
+    watched = {id(layer.parameter): i for i, layer in enumerate(layers)}
     modes = [(m, m.training) for m in model.modules()]
+    mode = _FirstUse(watched)
+    x = model_input(x, _device(model), param_dtype(model))  # outside the mode: these read the first weight
     try:
         model.eval()
-        with torch.no_grad(), torch.random.fork_rng(devices=[]):
-            model(model_input(x, _device(model), param_dtype(model)))
+        with torch.no_grad(), torch.random.fork_rng(devices=[]), mode:
+            model(x)
     except Exception as exc:  # a model this pass cannot run keeps registration order, as before
         log.debug("the forward order of the layers is unknown (%s: %s); registration order", type(exc).__name__, exc)
         return CallOrder.registration(n)
     finally:
-        for h in handles:
-            h.remove()
-        for m, mode in modes:
-            m.train(mode)
-    ticks = {names[k]: t for k, t in first.items() if k in names}
-    keys: list[tuple[float, int]] = []
-    called = 0
-    for i, layer in enumerate(layers):
-        tick = _tick(layer.module_name, ticks)
-        called += tick is not None
-        keys.append((tick if tick is not None else float("inf"), i))
-    return CallOrder(tuple(i for _, i in sorted(keys)), called)
-
-
-def _tick(module_name: str, ticks: dict[str, int]) -> float | None:
-    """When the forward reached ``module_name``: its own first call, else just after its nearest called
-    ancestor's where that ancestor ran none of its submodules, so it read this weight itself (attention's
-    ``out_proj``). A module skipped beside called siblings (an unused head) was not reached."""
-    if module_name in ticks:
-        return float(ticks[module_name])
-    parts = module_name.split(".")
-    for k in range(len(parts) - 1, 0, -1):
-        parent = ".".join(parts[:k])
-        if parent in ticks:
-            inside = parent + "."
-            return None if any(name.startswith(inside) for name in ticks) else ticks[parent] + 0.5
-    return None
+        for m, was in modes:
+            m.train(was)
+    first = mode.first
+    if not first:
+        return CallOrder.registration(n)
+    read = sorted(first, key=first.__getitem__)
+    # each weight never read goes right after the one registered before it (at the front if none is)
+    follows: dict[int, list[int]] = {}
+    anchor = -1
+    for i in range(n):
+        if i in first:
+            anchor = i
+        else:
+            follows.setdefault(anchor, []).append(i)
+    order = list(follows.get(-1, []))
+    for i in read:
+        order += [i, *follows.get(i, [])]
+    return CallOrder(tuple(order), read[0], read[-1])
 
 
 def _device(model: nn.Module) -> torch.device:

@@ -23,10 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from autosparse.core.layers import prunable_layers
+from autosparse.core.layers import prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks
 from autosparse.core.text import name_list
-from autosparse.topology.call_order import call_order
+from autosparse.topology.call_order import reached
 from autosparse.topology.fx_trace import short_error
 from autosparse.topology.paths import PathStats, path_stats
 
@@ -129,14 +129,19 @@ def warn_collapse(diag: dict[str, Any]) -> None:
 
 
 def _unreached(model: nn.Module, independent: Sequence[str], input_shape: Sequence[int] | None) -> list[str]:
-    """Of the layers no path reaches, those the eval-mode forward never calls (a projection of constants
-    is called, and used: no warning for it)."""
+    """Of the layers no path reaches, those whose weight no forward reads, in eval mode nor in train mode
+    (GoogLeNet's auxiliary heads run in training: no warning for them, nor for a projection of constants,
+    which is read). Nothing is said where a pass cannot run."""
     if not independent or input_shape is None:
         return []
     layers = prunable_layers(model)
-    x = torch.zeros((1, *input_shape))
-    order = call_order(model, layers, x)
-    if order.called == len(layers) and list(order.order) == list(range(len(layers))):
-        return []  # every layer reached (or the pass could not run: registration order, nothing said)
-    reached = {layers[i].name for i in order.order[: order.called]}
-    return [n for n in independent if n not in reached]
+    x = torch.zeros((2, *input_shape))  # two examples: a train-mode BatchNorm needs more than one value
+    try:
+        seen = reached(model, layers, x)
+        left = [i for i, layer in enumerate(layers) if i not in seen and layer.name in set(independent)]
+        if left:
+            copy = safe_deepcopy(model)  # train mode moves BatchNorm statistics: not the caller's model
+            seen |= reached(copy, prunable_layers(copy), x, train=True)  # a copy lists its layers in the same order
+    except Exception:  # a diagnostic never breaks the pruning it reports on
+        return []
+    return [layers[i].name for i in left if i not in seen]

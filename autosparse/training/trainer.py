@@ -205,7 +205,7 @@ def _lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
     """Top-1 accuracy in [0, 1]."""
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size <= 0:
+    if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size <= 0:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
         raise ConfigError("evaluate takes tensors: evaluate(model, torch.as_tensor(x), torch.as_tensor(y))")
