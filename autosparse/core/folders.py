@@ -65,9 +65,14 @@ def private_tmp(path: Path, suffix: str = ".tmp") -> Path:
 def write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` whole, through a :func:`private_tmp` name: a reader (another process,
     or the next run after a kill) finds the old file or the new one, never half of one."""
+    write_bytes(path, text.encode())
+
+
+def write_bytes(path: Path, data: bytes) -> None:
+    """:func:`write_text` for bytes (a PNG, a JSON already encoded)."""
     tmp = private_tmp(path)
     try:
-        tmp.write_text(text)
+        tmp.write_bytes(data)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

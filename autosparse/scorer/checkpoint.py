@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 
 from autosparse.core.claims import claim, holder
 from autosparse.core.errors import CheckpointError, ConfigError, UnknownNameError
-from autosparse.core.folders import has_content, private_tmp, write_text
+from autosparse.core.folders import has_content, write_bytes, write_text
 from autosparse.core.tensor_files import save_tensors
 from autosparse.features import check_schema
 
@@ -97,13 +97,7 @@ def save_checkpoint(
         stale.unlink(missing_ok=True)
     token = uuid.uuid4().hex[:12]
     for name, data in (files or {}).items():
-        target = _pending(directory, name, token)
-        tmp = private_tmp(target)
-        try:
-            tmp.write_bytes(data)
-            tmp.replace(target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_bytes(_pending(directory, name, token), data)
     weights = _pending(directory, WEIGHTS_FILE, token)
     save_tensors(
         {k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(weights), metadata={"format": CARD_FORMAT}
