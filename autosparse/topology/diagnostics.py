@@ -119,11 +119,10 @@ def warn_collapse(diag: dict[str, Any]) -> None:
     unreached = [n for n in diag.get("unreached_layers") or [] if n not in diag["empty_layers"]]
     if unreached:
         # random, magnitude, GraSP, PHEW and NPB spent 11-20% of a budget on an auxiliary head the forward never
-        # called (review); a branch run only in training (GoogLeNet's aux heads) is said here too, and is fine
+        # called (review); a branch only training runs (GoogLeNet's aux heads) is read, so not said here
         log.warning(
-            "%s keep weights, but the eval-mode forward never reaches them (an unused head, or a branch only "
-            "training runs): if the model never uses them, remove them before pruning, so the budget goes to "
-            "layers it does use",
+            "%s keep weights, but no forward reads them, in eval or train mode (an unused head?): remove them "
+            "from the model before pruning, so the budget goes to layers it uses",
             name_list(unreached),
         )
 
