@@ -136,6 +136,10 @@ def test_idx_root_layouts_and_uncompressed(tmp_path: Path) -> None:
         flat.mkdir(exist_ok=True)
         (flat / stem).write_bytes(gzip.decompress((tmp_path / "tv" / "MNIST" / "raw" / f"{stem}.gz").read_bytes()))
     assert torch.equal(load_dataset("mnist", root=flat).x_train, ds.x_train)
+    # the test labels copied over the train labels: the pair is named, not "y_train has shape (20,)"
+    (flat / "train-labels-idx1-ubyte").write_bytes((flat / "t10k-labels-idx1-ubyte").read_bytes())
+    with pytest.raises(DatasetNotFoundError, match=r"holds 30 images but .*train-labels-idx1-ubyte 20 labels"):
+        load_dataset("mnist", root=flat)
 
 
 def test_corrupt_idx_file_is_a_dataset_error(tmp_path: Path) -> None:

@@ -127,7 +127,7 @@ def _delete(args: argparse.Namespace) -> int:
             f"no run {', '.join(map(repr, unknown))} in {args.path}; `autosparse store info {args.path}` lists the run "
             "ids (nothing was deleted)"
         )
-    for run_id in args.run_ids:
+    for run_id in dict.fromkeys(args.run_ids):  # an id given twice is deleted, and said, once
         store.delete_run(run_id)
         print(f"deleted {run_id}")
     print(f"rerun `autosparse gen` with the same config to regenerate {'it' if len(args.run_ids) == 1 else 'them'}")

@@ -101,6 +101,13 @@ def _load_idx_dataset(
             looked = ", ".join(str(d) for d in dirs)
             raise DatasetNotFoundError(f"{name} not found (looked in {looked}); " + ", or ".join(fixes))
         arrays = {k: read_idx(p) for k, p in files.items()}
+        for split in ("train", "test"):  # e.g. the t10k labels copied over the train labels
+            n_x, n_y = len(arrays[f"x_{split}"]), len(arrays[f"y_{split}"])
+            if n_x != n_y:
+                raise DatasetNotFoundError(
+                    f"{files[f'x_{split}']} holds {n_x} images but {files[f'y_{split}']} {n_y} labels: the two files "
+                    "are not a pair; delete them and reinstall or re-download the dataset"
+                )
         return arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
 
     return loader
