@@ -163,6 +163,10 @@ def test_a_dataset_built_by_hand_is_checked_where_it_is_made() -> None:
     with pytest.raises(ConfigError, match=r"uint8.*x\.float\(\) / 255"):
         autosparse.Dataset("mine", x.to(torch.uint8), y, x, y, 10, (1, 8, 8))
     assert autosparse.Dataset("mine", x, y.int(), x, y, 10, (1, 8, 8)).y_train.dtype == torch.int64
+    nan = x.clone()
+    nan[3, 0, 2, 2] = float("nan")
+    with pytest.raises(ConfigError, match="x_test holds NaN"):
+        autosparse.Dataset("mine", x, y, nan, y, 10, (1, 8, 8))
     for n in (2.5, True):  # 2.5 gave 2 examples, True one
         with pytest.raises(ConfigError, match="whole number"):
             load_dataset("digits", n_train=n)

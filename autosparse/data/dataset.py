@@ -58,6 +58,9 @@ class Dataset:
                     f"{self.name}: x_{split} is uint8 (raw pixels); give float inputs, e.g. x.float() / 255, "
                     "then normalise them"
                 )
+            if x.is_floating_point() and not bool(torch.isfinite(x.sum())) and not bool(torch.isfinite(x).all()):
+                # a NaN input made training "diverge", and the warning said to lower the lr (review)
+                raise ConfigError(f"{self.name}: x_{split} holds NaN or infinite values; clean or impute them first")
             if tuple(x.shape[1:]) != self.input_shape:
                 raise ConfigError(
                     f"{self.name}: x_{split} has shape {tuple(x.shape)}, expected (N, *{self.input_shape})"
