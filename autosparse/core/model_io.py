@@ -29,6 +29,13 @@ def param_dtype(model: nn.Module) -> torch.dtype:
     return torch.get_default_dtype()
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for a parameter-free module)."""
+    for p in model.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
 def model_input(
     x: torch.Tensor, device: torch.device | str, dtype: torch.dtype, *, non_blocking: bool = False
 ) -> torch.Tensor:
@@ -107,4 +114,4 @@ def call_with(model: nn.Module, params: Mapping[str, torch.Tensor], args: tuple[
                     module._parameters[name] = value
 
 
-__all__ = ["call_with", "class_targets", "logits", "model_input", "param_dtype"]
+__all__ = ["call_with", "class_targets", "logits", "model_device", "model_input", "param_dtype"]

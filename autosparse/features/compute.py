@@ -244,7 +244,7 @@ def _layer_features(passes: _Passes, i: int, layer: PrunableLayer) -> LayerFeatu
         "log_kernel": math.log(kernel),
         "log_in_units": math.log(in_units),
         "log_out_units": math.log(shape[0]),
-        "rel_depth": passes.order.positions()[i] / max(1, n_layers - 1),
+        "rel_depth": passes.order.positions[i] / max(1, n_layers - 1),
         "is_first": float(passes.order.first == i),
         "is_last": float(passes.order.last == i),
         "log_total": math.log10(total),

@@ -14,9 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autosparse.core.model_io import class_targets, logits, model_input, param_dtype
+from autosparse.core.model_io import class_targets, logits, model_device, model_input, param_dtype
 from autosparse.data.pruning_data import PruningData
-from autosparse.pruners.workspace import model_device
 
 Reduction = Literal["sum", "mean"]
 

@@ -40,14 +40,14 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from autosparse.core.errors import ConfigError
 from autosparse.core.masks import Masks
-from autosparse.core.model_io import call_with, logits, param_dtype
+from autosparse.core.model_io import call_with, logits, model_device, param_dtype
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.inputs import input_shape_of
 from autosparse.pruners.iterate import iterate
 from autosparse.pruners.registry import PrunerConfig, ScoringPruner, register
 from autosparse.pruners.scores import Scores
 from autosparse.pruners.weights import param_keys
-from autosparse.pruners.workspace import generator, model_device, working_copy
+from autosparse.pruners.workspace import generator, working_copy
 
 REINITS = ("layer_std", "kaiming_normal", "none")
 

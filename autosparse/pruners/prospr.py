@@ -31,14 +31,14 @@ from torch import nn
 
 from autosparse.core.errors import ConfigError
 from autosparse.core.masks import Masks
-from autosparse.core.model_io import call_with, class_targets, logits, model_input, param_dtype
+from autosparse.core.model_io import call_with, class_targets, logits, model_device, model_input, param_dtype
 from autosparse.data.pruning_data import Batch, PruningData
 from autosparse.pruners.inputs import require_data
 from autosparse.pruners.iterate import iterate
 from autosparse.pruners.registry import PrunerConfig, ScoringPruner, register
 from autosparse.pruners.scores import Scores
 from autosparse.pruners.weights import param_keys
-from autosparse.pruners.workspace import model_device, working_copy
+from autosparse.pruners.workspace import working_copy
 
 
 @dataclass

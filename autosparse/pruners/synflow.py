@@ -23,14 +23,14 @@ import torch
 from torch import nn
 
 from autosparse.core.masks import Masks
-from autosparse.core.model_io import logits
+from autosparse.core.model_io import logits, model_device
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.inputs import input_shape_of
 from autosparse.pruners.iterate import Thinning, check_schedule, iterate, schedule_densities
 from autosparse.pruners.registry import PrunerConfig, ScoringPruner, register
 from autosparse.pruners.scores import Scores, to_scores
 from autosparse.pruners.weights import named_prunable
-from autosparse.pruners.workspace import model_device, working_copy
+from autosparse.pruners.workspace import working_copy
 from autosparse.training.irp import register_round_step
 
 

@@ -19,13 +19,7 @@ import torch
 from torch import nn
 
 from autosparse.core.layers import safe_deepcopy
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (CPU for a parameter-free module)."""
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
+from autosparse.core.model_io import model_device
 
 
 def working_copy(model: nn.Module, *, train_mode: bool | None = None, dtype: torch.dtype | None = None) -> nn.Module:

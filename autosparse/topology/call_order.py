@@ -15,6 +15,7 @@ order keeps exactly that order; such a layer is never taken for the first or the
 
 from __future__ import annotations
 
+import functools
 import logging
 import weakref
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from autosparse.core.layers import PrunableLayer
-from autosparse.core.model_io import model_input, param_dtype
+from autosparse.core.model_io import model_device, model_input, param_dtype
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,10 @@ class CallOrder:
     def registration(cls, n: int) -> CallOrder:
         return cls(tuple(range(n)), 0, max(0, n - 1))
 
+    @functools.cached_property
     def positions(self) -> list[int]:
-        """Each layer's place in forward order (``positions()[i]`` for the layer list's ``i``)."""
+        """Each layer's place in forward order (``positions[i]`` for the layer list's ``i``); computed once,
+        since every layer's features read it."""
         pos = [0] * len(self.order)
         for p, i in enumerate(self.order):
             pos[i] = p
@@ -103,10 +106,15 @@ def call_order(model: nn.Module, layers: list[PrunableLayer], x: torch.Tensor | 
 def reached(model: nn.Module, layers: list[PrunableLayer], x: torch.Tensor, *, train: bool = False) -> set[int]:
     """The indices of ``layers`` whose weight a forward on ``x`` reads (in train mode with ``train``: on a
     model the caller no longer needs, since BatchNorm statistics move); raises where the forward fails."""
-    watched = {id(layer.parameter): i for i, layer in enumerate(layers)}
+    return set(_first_reads(model, layers, x, train=train))
+
+
+def _first_reads(model: nn.Module, layers: list[PrunableLayer], x: torch.Tensor, *, train: bool) -> dict[int, int]:
+    """Layer index -> the tick of the first torch op that took its weight, over one forward under
+    ``no_grad`` in the mode asked; every module's mode is restored and the random streams are forked."""
+    mode = _FirstUse({id(layer.parameter): i for i, layer in enumerate(layers)})
     modes = [(m, m.training) for m in model.modules()]
-    mode = _FirstUse(watched)
-    x = model_input(x, _device(model), param_dtype(model))  # outside the mode: these read the first weight
+    x = model_input(x, model_device(model), param_dtype(model))  # outside the mode: these read the first weight
     try:
         model.train(train)
         with torch.no_grad(), torch.random.fork_rng(devices=[]), mode:
@@ -114,26 +122,16 @@ def reached(model: nn.Module, layers: list[PrunableLayer], x: torch.Tensor, *, t
     finally:
         for m, was in modes:
             m.train(was)
-    return set(mode.first)
+    return mode.first
 
 
 def _read(model: nn.Module, layers: list[PrunableLayer], x: torch.Tensor) -> CallOrder:
     n = len(layers)
-    watched = {id(layer.parameter): i for i, layer in enumerate(layers)}
-    modes = [(m, m.training) for m in model.modules()]
-    mode = _FirstUse(watched)
-    x = model_input(x, _device(model), param_dtype(model))  # outside the mode: these read the first weight
     try:
-        model.eval()
-        with torch.no_grad(), torch.random.fork_rng(devices=[]), mode:
-            model(x)
+        first = _first_reads(model, layers, x, train=False)
     except Exception as exc:  # a model this pass cannot run keeps registration order, as before
         log.debug("the forward order of the layers is unknown (%s: %s); registration order", type(exc).__name__, exc)
         return CallOrder.registration(n)
-    finally:
-        for m, was in modes:
-            m.train(was)
-    first = mode.first
     if not first:
         return CallOrder.registration(n)
     read = sorted(first, key=first.__getitem__)
@@ -149,9 +147,3 @@ def _read(model: nn.Module, layers: list[PrunableLayer], x: torch.Tensor) -> Cal
     for i in read:
         order += [i, *follows.get(i, [])]
     return CallOrder(tuple(order), read[0], read[-1])
-
-
-def _device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")

@@ -133,11 +133,11 @@ def _unreached(model: nn.Module, independent: Sequence[str], input_shape: Sequen
     which is read). Nothing is said where a pass cannot run."""
     if not independent or input_shape is None:
         return []
-    layers = prunable_layers(model)
+    layers, wanted = prunable_layers(model), set(independent)
     x = torch.zeros((2, *input_shape))  # two examples: a train-mode BatchNorm needs more than one value
     try:
         seen = reached(model, layers, x)
-        left = [i for i, layer in enumerate(layers) if i not in seen and layer.name in set(independent)]
+        left = [i for i, layer in enumerate(layers) if i not in seen and layer.name in wanted]
         if left:
             copy = safe_deepcopy(model)  # train mode moves BatchNorm statistics: not the caller's model
             seen |= reached(copy, prunable_layers(copy), x, train=True)  # a copy lists its layers in the same order

@@ -67,6 +67,7 @@ from torch import Tensor, nn
 
 from autosparse.core.errors import ConfigError
 from autosparse.core.layers import prunable_layers
+from autosparse.core.model_io import model_device, param_dtype
 from autosparse.topology.assemble import assemble_graph
 from autosparse.topology.chain import chain_graph
 from autosparse.topology.fx_trace import Untraceable, short_error, trace_layers
@@ -90,7 +91,7 @@ def trace_graph(model: nn.Module, input_shape: Iterable[int], *, example_input: 
     shape = _check_shape(input_shape)
     layers = prunable_layers(model)
     if example_input is None:
-        example_input = torch.zeros((1, *shape), dtype=_float_dtype(model), device=_device(model))
+        example_input = torch.zeros((1, *shape), dtype=param_dtype(model), device=model_device(model))
     elif tuple(example_input.shape[1:]) != shape:
         raise ConfigError(
             f"example_input has shape {tuple(example_input.shape)} but input_shape is {shape}; "
@@ -136,16 +137,3 @@ def _check_shape(input_shape: Iterable[int]) -> tuple[int, ...]:
             f"input_shape must be a non-empty tuple of positive ints (one sample, no batch dim), got {shape}"
         )
     return shape
-
-
-def _float_dtype(model: nn.Module) -> torch.dtype:
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    return torch.get_default_dtype()
-
-
-def _device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
