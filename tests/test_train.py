@@ -60,6 +60,22 @@ def test_a_diverging_masked_run_warns_as_a_dense_one_does(small_fmnist, caplog: 
         assert torch.all(layer.weight[~masks[layer.name]] == 0)
 
 
+def test_a_loss_that_blew_up_but_stayed_finite_is_called_divergence(caplog: pytest.LogCaptureFixture) -> None:
+    """Adam at lr 1 ended at a finite loss and chance accuracy with no warning; the rule reads the
+    epochs' losses against chance's ln C, so a healthy run (lr 0.1, first epoch above ln C) says nothing."""
+    data = load_dataset("fashion-mnist", n_train=1024, n_test=256, seed=0)
+    said = {}
+    for lr, optimizer in ((1.0, "adam"), (0.1, "sgd")):
+        model = build_model("lenet_300_100", (1, 28, 28), 10, seed=0)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="autosparse.training.trainer"):
+            result = train(model, data, TrainConfig(epochs=2, lr=lr, optimizer=optimizer))
+        assert all(r["train_loss"] == r["train_loss"] for r in result.history)  # finite: not the NaN case
+        said[optimizer] = [r.getMessage() for r in caplog.records if "diverged" in r.getMessage()]
+    assert len(said["adam"]) == 1 and "chance" in said["adam"][0], said
+    assert said["sgd"] == []
+
+
 def test_dropout_draws_are_seeded_by_the_recipe_and_the_callers_stream_is_kept(small_fmnist) -> None:
     # dropout drew from torch's global generator: the same cell trained differently after other work
     results = []

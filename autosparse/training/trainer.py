@@ -381,10 +381,11 @@ def train(
                     )
                     save_state(state_path, state)
             bar.close()
-        if not math.isfinite(running):
-            log.warning("training diverged (loss %s); lower --lr", running)
-            if masked is not None:
-                masked.zero_pruned()  # NaN gradients times 0 are NaN; see zero_pruned
+        said = _divergence(history, running / max(1, seen), getattr(dataset, "num_classes", 0))
+        if said:
+            log.warning("training diverged (%s); lower --lr", said)
+        if not math.isfinite(running) and masked is not None:
+            masked.zero_pruned()  # NaN gradients times 0 are NaN; see zero_pruned
         if masks is not None:
             assert_masks_exact(model, masks)
             if keep_masks_attached:
@@ -398,6 +399,22 @@ def train(
         if state_path is not None and not keep_checkpoint:
             state_path.unlink(missing_ok=True)  # finished: the caller's result replaces it
         return TrainResult(acc, running / max(1, seen), seconds, step, history)
+
+
+def _divergence(history: list[dict[str, float]], final_loss: float, num_classes: int) -> str | None:
+    """What says a run diverged, or None. Not only a NaN: a loss that blew up to 4e13 and came back to
+    chance, or one that ended above twice chance's ln(C), trained to chance with no warning (Adam at
+    lr 1 ended at loss 6.5 and 10% test accuracy, review). A net that cannot learn (a mask with no
+    path) sits at ln(C), so twice it is past anything training would leave."""
+    if not math.isfinite(final_loss):
+        return f"loss {final_loss}"
+    chance = math.log(num_classes) if num_classes >= 2 else math.log(2)
+    peak = max(history, key=lambda r: r["train_loss"], default=None)
+    if peak is not None and peak["train_loss"] > 100 * chance:
+        return f"the loss reached {peak['train_loss']:.3g} in epoch {peak['epoch']}, over 100x chance's ln C = {chance:.2f}"
+    if final_loss > 2 * chance:
+        return f"the last epoch's loss {final_loss:.3g} is over twice chance's ln C = {chance:.2f}"
+    return None
 
 
 def describe_training(config: TrainConfig, task: Mapping[str, Any] | None = None) -> dict[str, Any]:
