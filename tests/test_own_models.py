@@ -102,11 +102,11 @@ def test_one_logit_is_refused_naming_two_outputs() -> None:
 
 
 class WithBilinear(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, width: int = 32) -> None:
         super().__init__()
         self.fc0 = nn.Linear(6, 6)
-        self.bil = nn.Bilinear(6, 6, 32)
-        self.fc = nn.Linear(32, 3)
+        self.bil = nn.Bilinear(6, 6, width)
+        self.fc = nn.Linear(width, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(torch.relu(self.bil(self.fc0(x), x)))
@@ -119,6 +119,10 @@ def test_weights_of_layers_not_pruned_are_counted_in_the_warning(caplog: pytest.
         masks = autosparse.prune(WithBilinear(), "snip", density=0.05, data=(x, y))
     assert "1152 weights in Bilinear layers are not pruned" in caplog.text
     assert sorted(masks.to_dict()) == ["fc.weight", "fc0.weight"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="autosparse"):  # another net with the same layer types is told too
+        autosparse.prune(WithBilinear(width=8), "snip", density=0.05, data=(x, y))
+    assert "288 weights in Bilinear layers are not pruned" in caplog.text
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")

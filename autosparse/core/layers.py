@@ -103,8 +103,9 @@ def prunable_layers(model: nn.Module, *, include_attention: bool = True) -> list
         # no gradient: every method kept none of it and `apply` failed. It stays dense, as an embedding does.
         computed = _computed_by(layer)
         if computed:
-            if layer.name not in _warned_computed:
-                _warned_computed.add(layer.name)
+            said = (layer.name, *computed)  # not its shape: reading a parametrized weight runs its parametrization
+            if said not in _warned_computed:
+                _warned_computed.add(said)
                 log.warning(
                     "%s is computed by %s: it stays dense. To prune it, remove that first (%s)", layer.name, *computed
                 )
@@ -197,7 +198,7 @@ def _computed_by(layer: PrunableLayer) -> tuple[str, str] | None:
 
 
 _warned_tied: set[tuple[str, str]] = set()  # (layer, tied to): warned once per process
-_warned_computed: set[str] = set()  # parametrized layers: warned once per process
+_warned_computed: set[tuple[str, ...]] = set()  # parametrized layers: warned once per name and cause
 
 
 def _has(module: nn.Module, attr: str) -> bool:

@@ -337,16 +337,16 @@ def _warn_unprunable(model: nn.Module, masks: Masks) -> None:
         )
         if n:
             found[type(module).__name__] = found.get(type(module).__name__, 0) + n
-    key = tuple(sorted(found))
+    dense = sum(found.values())
+    key = (*sorted(found), str(dense), str(masks.total))  # once per kind of network, not once per layer type
     if not found or key in _warned_unprunable:
         return
     _warned_unprunable.add(key)
-    dense = sum(found.values())
     log.warning(
         "%d weights in %s layers are not pruned (autosparse prunes Linear, Conv1d/2d and attention): the "
         "masks keep %d of %d prunable weights, %d of %d weights in all (density %.4g)",
         dense,
-        ", ".join(key),
+        ", ".join(sorted(found)),
         masks.kept,
         masks.total,
         masks.kept + dense,
