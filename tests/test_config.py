@@ -333,8 +333,10 @@ def test_yaml_pitfalls_are_named_not_run() -> None:
         from_dict(Outer, {"inner.x": 3})
 
 
-def test_seeds_and_ray_resources_out_of_range_are_config_errors() -> None:
+def test_seeds_and_ray_resources_out_of_range_are_config_errors(caplog: pytest.LogCaptureFixture) -> None:
     """A seed past torch's range was an OverflowError from inside torch; negative Ray resources passed --check."""
+    import torch
+
     from autosparse.bench.config import bench_config_from_dict
     from autosparse.models import build_model
     from data_gen.grid import GenConfig
@@ -345,6 +347,10 @@ def test_seeds_and_ray_resources_out_of_range_are_config_errors() -> None:
         build_model("mlp", (1, 4, 4), 2, seed=-(2**63) - 1, widths=(4,))
     build_model("mlp", (1, 4, 4), 2, seed=-1, widths=(4,))  # torch takes negative seeds, and so did we
     TrainConfig(seed=-3)
+    with caplog.at_level("WARNING", logger="autosparse"):  # but its CPU generator reads 32 bits: say so
+        a = build_model("mlp", (1, 4, 4), 2, seed=2**32 + 7, widths=(4,))
+    assert "seed 4294967303 draws what seed 7 draws" in caplog.text
+    assert torch.equal(a.fc1.weight, build_model("mlp", (1, 4, 4), 2, seed=7, widths=(4,)).fc1.weight)
     with pytest.raises(ConfigError, match="num_cpus and num_gpus must be >= 0"):
         GenConfig(num_gpus=-1)
     with pytest.raises(ConfigError, match="num_cpus and num_gpus must be >= 0"):

@@ -9,6 +9,7 @@ traceback so it can be reported.
 from __future__ import annotations
 
 import difflib
+import logging
 import numbers
 from collections.abc import Iterable
 
@@ -120,11 +121,24 @@ class ConfigError(AutosparseError, ValueError):
     """A configuration value that cannot work (e.g. zero rounds, negative epochs)."""
 
 
+_told_aliased: set[int] = set()
+
+
 def check_seed(seed: int) -> int:
     """``seed`` if torch's generators take it (``[-2**63, 2**64)``): past that, an OverflowError from
-    inside torch, after the data had loaded."""
+    inside torch, after the data had loaded. Torch's CPU generator reads only a seed's low 32 bits,
+    and the data subsets follow it, so a seed outside ``[0, 2**32)`` draws what a smaller one does:
+    said once, as a "second seed" of 2**32 would otherwise repeat seed 0's run in silence."""
     if not -(2**63) <= seed < 2**64:
         raise ConfigError(f"seed must be in [-2**63, 2**64) (torch's range), got {seed}")
+    if not 0 <= seed < 2**32 and seed not in _told_aliased:
+        _told_aliased.add(seed)
+        logging.getLogger("autosparse").warning(
+            "seed %d draws what seed %d draws: torch's CPU generator reads a seed's low 32 bits; "
+            "use seeds in [0, 2**32) to get distinct runs",
+            seed,
+            seed % 2**32,
+        )
     return seed
 
 
