@@ -95,6 +95,17 @@ def test_subset_is_stratified_seeded_and_reproducible(fmnist: Dataset) -> None:
 
 
 @needs_fmnist
+def test_a_subset_smaller_than_the_classes_is_told(fmnist: Dataset, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("WARNING", logger="autosparse.data"):
+        small = fmnist.subset(5, 200, seed=0)
+    assert "train subset of 5 examples leaves 5 of its 10 classes without an example; pass at least 10" in caplog.text
+    assert len(torch.unique(small.y_train)) == 5
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="autosparse.data"):
+        fmnist.subset(10, 200, seed=0)
+    assert "without an example" not in caplog.text
+
+
 def test_subset_rejects_impossible_sizes(fmnist: Dataset) -> None:
     with pytest.raises(ConfigError, match="60000"):
         fmnist.subset(70000, None)

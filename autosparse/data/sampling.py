@@ -6,12 +6,15 @@ the same rule as a run's ``n_train``/``n_test`` subset.
 
 from __future__ import annotations
 
+import logging
 import numbers
 
 import numpy as np
 import torch
 
 from autosparse.core.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def seeded_rng(seed: int, stream: int) -> np.random.Generator:
@@ -54,4 +57,15 @@ def subset_index(
         raise ConfigError(f"{what} subset of {n} examples is impossible: it has {total}; pass 1..{total} or omit it")
     if n == total:
         return None
-    return stratified_indices(y, n, num_classes, seed, stream)
+    idx = stratified_indices(y, n, num_classes, seed, stream)
+    present, kept = (len(torch.unique(t)) for t in (y, y[idx]))
+    if kept < present:  # 5 training examples of 10 classes trained without complaint, half the classes unseen
+        log.warning(
+            "the %s subset of %d examples leaves %d of its %d classes without an example; pass at least %d",
+            what,
+            n,
+            present - kept,
+            present,
+            present,
+        )
+    return idx
