@@ -11,7 +11,7 @@ from torch import nn
 from autosparse.core.errors import MaskError
 from autosparse.core.init_transform import InitTransform, fingerprint, rescale_factors
 from autosparse.core.layers import prunable_layers
-from autosparse.core.masks import Masks
+from autosparse.core.masks import Masks, remove_masks
 
 
 def _mlp(seed: int = 0) -> nn.Module:
@@ -49,6 +49,34 @@ def test_second_apply_does_not_rescale_again_and_warns(caplog) -> None:
         masks.apply(model)
     assert torch.equal(model[0].weight.detach(), once)
     assert any("already applied" in r.message for r in caplog.records)
+
+
+def test_a_model_reset_to_theta0_is_rescaled_again() -> None:
+    """The marker outlived load_state_dict(θ0): a seed loop's second run trained from the plain θ0."""
+    model = _mlp()
+    theta0 = {k: v.clone() for k, v in model.state_dict().items()}
+    masks = _rescaled(model, _masks(model))
+    masks.apply(model)
+    first = model[0].weight.detach().clone()
+    remove_masks(model)
+    model.load_state_dict(theta0)
+    masks.apply(model)
+    assert torch.equal(model[0].weight.detach(), first)
+
+
+def test_two_rescales_of_one_theta0_are_told_apart() -> None:
+    """Masks at two densities from one θ0 had one token: the second's factors were skipped as done."""
+    model = _mlp()
+    a, b = _rescaled(model, _masks(model, 0.5)), _rescaled(model, _masks(model, 0.1))
+    assert a.init.token != b.init.token
+    fresh = _mlp()
+    b.apply(fresh)
+    expected = fresh[0].weight.detach().clone()
+    a.apply(model)
+    remove_masks(model)
+    with pytest.raises(MaskError, match="freshly initialised"):  # a's rescaled weights are not b's θ0
+        b.apply(model)
+    assert not torch.equal(model[0].weight.detach(), expected)
 
 
 def test_other_weights_are_refused_not_rescaled() -> None:

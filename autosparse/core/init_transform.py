@@ -14,6 +14,7 @@ the method that produced it.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -118,9 +119,15 @@ class InitTransform:
 
     @property
     def token(self) -> str:
-        """Identifies this transform on a model it was applied to (see :data:`PREPARED_ATTR`)."""
+        """Identifies this transform on a model it was applied to (see :data:`PREPARED_ATTR`). The
+        factors' digest is part of it: two masks pruned from one θ0 at two densities had one token, so
+        the second's rescale was skipped as done (review)."""
         sums = sorted((k, round(v[0], 9), round(v[1], 9)) for k, v in self.fingerprint.items())
-        return repr((sums, sorted(self.branch_scale.items()), self.granularity))
+        h = hashlib.sha256()
+        for name in sorted(self.factors):
+            f = self.factors[name].detach().to("cpu", torch.float64).contiguous()
+            h.update(f"{name}:{tuple(f.shape)}".encode() + f.numpy().tobytes())
+        return repr((sums, sorted(self.branch_scale.items()), self.granularity, h.hexdigest()[:16]))
 
     def describe(self) -> dict[str, object]:
         """The JSON part (the factors themselves go to a safetensors file)."""
@@ -133,25 +140,32 @@ class InitTransform:
 
     def check_weights(self, model: nn.Module) -> None:
         """Raise unless ``model``'s prunable weights are the θ0 this transform was computed on."""
+        wrong = self._not_theta0(model)
+        if wrong is not None:
+            raise MaskError(wrong)
+
+    def _not_theta0(self, model: nn.Module) -> str | None:
+        """Why ``model``'s prunable weights are not this transform's θ0, or None when they are."""
         if not self.factors or not self.fingerprint:
-            return
+            return None
         now = fingerprint(model)
         # the same θ0 cast to bfloat16 / float16 moves each weight by up to half its precision
         dtypes = {layer.name: layer.parameter.dtype for layer in prunable_layers(model)}
         for name, (s1, s2) in self.fingerprint.items():
             if name not in now:
-                raise MaskError(f"the masks' rescaling names layer {name!r}, which this model does not have")
+                return f"the masks' rescaling names layer {name!r}, which this model does not have"
             t1, t2 = now[name]
             dtype = dtypes[name]
             rtol = max(FINGERPRINT_RTOL, torch.finfo(dtype).eps if dtype.is_floating_point else 0.0)
             if not math.isclose(t2, s2, rel_tol=rtol) or not math.isclose(
                 t1, s1, rel_tol=rtol, abs_tol=rtol * math.sqrt(max(s2, 0.0))
             ):
-                raise MaskError(
+                return (
                     f"layer {name!r} does not hold the weights these masks were computed on (rescaling them again "
                     "would be wrong): apply the masks to the freshly initialised model they were pruned from "
                     "(same model, same seed), or drop the rescaling with masks.without_init()"
                 )
+        return None
 
     def apply(self, model: nn.Module, masks: Mapping[str, torch.Tensor] | None = None) -> bool:
         """Rescale the kept weights and scale the branches of ``model`` in place, once.
@@ -163,7 +177,9 @@ class InitTransform:
         if not self:
             return False
         prepared = getattr(model, PREPARED_ATTR, None)
-        if prepared == self.token:
+        if prepared == self.token and (not self.factors or self._not_theta0(model) is not None):
+            # prepared, and its weights are not θ0 again: a model reset by load_state_dict(θ0) is the
+            # exception, as its marker outlives the reset (a seed loop's second run had trained unscaled)
             return False
         if not self.factors and prepared is not None:
             # branch scales alone (``Masks.without_init``) on a prepared model: its hooks are there (adding
