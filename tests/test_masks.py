@@ -75,6 +75,11 @@ def test_mask_for_another_model_is_a_clear_error() -> None:
         masks.validate(other)
 
 
+def test_a_zero_size_mask_is_refused_where_it_is_made() -> None:
+    with pytest.raises(MaskError, match="no elements"):  # its density divided by zero later
+        Masks({"x": torch.zeros(0, dtype=torch.bool)})
+
+
 def test_corrupt_mask_file(tmp_path) -> None:
     (tmp_path / "masks.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(MaskError, match="corrupt"):

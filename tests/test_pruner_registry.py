@@ -14,6 +14,7 @@ from autosparse.core.layers import prunable_layers
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners import (
     Pruner,
+    PrunerConfig,
     ScoringPruner,
     as_scoring,
     available,
@@ -57,6 +58,14 @@ def test_make_scoring_pruner_passes_hyperparameters() -> None:
     pruner = make_scoring_pruner("synflow", {"rounds": 3}, input_shape=(12,))
     assert isinstance(pruner, ScoringPruner)
     assert pruner.config.rounds == 3 and pruner.config.input_shape == (12,)
+
+
+def test_another_methods_config_is_refused_naming_the_fix() -> None:
+    """SynFlow's config given to random was recorded as random's settings; to snip, an AttributeError."""
+    for name, config in (("random", make_pruner("synflow").config), ("snip", PrunerConfig(scope="erk"))):
+        with pytest.raises(ConfigError, match=rf"{name} takes a \w+Config, got a \w+: pass its hyperparameters"):
+            make_pruner(name, config)
+    assert make_pruner("synflow", make_pruner("synflow", rounds=4).config).config.rounds == 4
 
 
 def test_a_scoring_pruner_masks_by_scores_then_allocation() -> None:

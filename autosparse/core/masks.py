@@ -77,6 +77,8 @@ class Masks(Mapping[str, torch.Tensor]):
                     f"mask {name!r} holds values other than 0 and 1 ({m.dtype}): a mask says keep (1) or prune (0); "
                     "to keep the best-scored weights use autosparse.allocate(scores, density)"
                 )
+            if m.numel() == 0:  # a zero-size layer is no prunable layer (prune skips it); density divided by 0
+                raise MaskError(f"mask {name!r} has no elements: a zero-size layer has nothing to prune, leave it out")
             clean[name] = m.detach().to(device="cpu", dtype=torch.bool).contiguous()
         if not clean:
             raise MaskError("empty mask set: give one boolean tensor per prunable weight")

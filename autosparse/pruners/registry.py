@@ -57,6 +57,10 @@ class PrunerConfig:
         calls it before its first cell trains, so the grid does not find out hours in."""
 
 
+def _field_names(config_type: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(config_type)}
+
+
 class Pruner(ABC):
     """A method that chooses a mask. Subclasses set ``name`` (by :func:`register`), ``Config`` and
     implement :meth:`masks`; a method with a density-free ranking subclasses :class:`ScoringPruner`."""
@@ -71,6 +75,12 @@ class Pruner(ABC):
 
     def __init__(self, config: PrunerConfig | None = None, **overrides: Any) -> None:
         cfg = config if config is not None else self.Config()
+        if not isinstance(cfg, self.Config) or _field_names(type(cfg)) != _field_names(self.Config):
+            # another method's config failed deep inside (no 'train_mode'), or was recorded as this one's settings
+            raise ConfigError(
+                f"{self.name} takes a {self.Config.__name__}, got a {type(cfg).__name__}: pass its hyperparameters "
+                f"as a dict or keywords, or start from make_pruner({self.name!r}).config"
+            )
         if overrides:
             known = {f.name for f in dataclasses.fields(cfg)}
             unknown = sorted(set(overrides) - known)
