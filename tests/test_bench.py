@@ -895,3 +895,20 @@ def test_the_folder_grid_renames_one_to_one_and_keeps_every_new_row() -> None:
     assert [r["label"] for r in _union("methods", [row("A"), row("B")], [row("C")])] == ["A", "B", "C"]
     assert _union("datasets", ["fmnist"], ["fashion-mnist"]) == ["fashion-mnist"]
     assert _union("seeds", [0, 1], [1, 2]) == [0, 1, 2]
+
+
+def test_a_diverged_cell_is_strict_json_marked_and_not_the_best(tmp_path: Path) -> None:
+    """A NaN loss was written as a bare NaN (JSON other readers refuse), and a diverged row's chance
+    accuracy was bolded as the column's best."""
+    methods = ["random", {"method": "snip", "label": "snip | wild"}]
+    cfg = tiny_config(methods=methods, densities=[0.1], seeds=[0], train={"epochs": 1, "lr": 1e6, "num_threads": 1})
+    run_bench(cfg, tmp_path / "b")
+    for path in [*(tmp_path / "b" / "cells").glob("*.json"), tmp_path / "b" / RESULTS_JSON]:
+        json.loads(path.read_text(), parse_constant=pytest.fail)  # a bare NaN or Infinity fails here
+    cells = list(_cells(tmp_path / "b").values())
+    assert all(c["diverged"] for c in cells)
+    report = (tmp_path / "b" / "report.md").read_text()
+    rows = [line for line in report.splitlines() if line.startswith(("| random", "| snip"))][:2]  # accuracy
+    assert rows[0].count(" | ") == rows[1].count(" | ") == 1, rows  # "snip \| wild" stays one cell
+    assert all("‡" in row and "**" not in row for row in rows), rows
+    assert "diverged" in (tmp_path / "b" / RESULTS_CSV).read_text().splitlines()[0]

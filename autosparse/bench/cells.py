@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from autosparse.bench.config import IMP, BenchConfig, CellData, ImpSettings, MethodSpec, imp_settings, slug
+from autosparse.core import json_text
 from autosparse.core.claims import claim, holder_name, in_progress_elsewhere
 from autosparse.core.config import config_hash, to_dict
 from autosparse.core.errors import AutosparseError, CheckpointError, UnknownNameError
@@ -311,7 +312,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     tmp = private_tmp(path)
     try:
         with open(tmp, "w") as fh:
-            json.dump(data, fh, indent=1, sort_keys=False)
+            fh.write(json_text.dumps(data, indent=1))  # a diverged cell's NaN loss as null: readable outside Python
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -493,6 +494,7 @@ def _run_one_shot(job: BenchJob) -> str:
         {
             "test_accuracy": result.test_accuracy,
             "train_loss": result.train_loss,
+            "diverged": result.diverged,  # what said so, or None; the report marks the cell
             "time_to_mask": pruned.seconds,
             "train_seconds": result.seconds,
             "pruner_config": pruned.config,
@@ -536,17 +538,19 @@ def _run_imp(job: BenchJob, densities: list[float]) -> list[str]:
         record = _base_record(spec, d, dataset)
         masks = res.masks_at_round(r)
         record.update(_mask_fields(masks))
-        accuracy, loss, seconds = res.accuracies[r], None, round_seconds[r]
+        accuracy, loss, seconds, diverged = res.accuracies[r], None, round_seconds[r], None
         if settings.round_epochs:
             # short rounds find the mask; the cell is that mask trained from θ0 (run_irp left `model`
             # at θ0) with the recipe every one-shot cell gets
             trained = train(copy.deepcopy(model), dataset, cfg, masks=masks, desc=f"{spec.method.title()} d={d:g}")
             accuracy, loss, seconds = trained.test_accuracy, trained.train_loss, trained.seconds
+            diverged = trained.diverged
             record.update({"imp_round_epochs": settings.round_epochs, "imp_round_accuracy": res.accuracies[r]})
         record.update(
             {
                 "test_accuracy": accuracy,
                 "train_loss": loss,
+                "diverged": diverged,
                 # finding an IMP mask costs the training of every earlier round
                 "time_to_mask": sum(round_seconds[:r]),
                 "train_seconds": seconds,

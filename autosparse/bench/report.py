@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import statistics
 from collections.abc import Iterable, Sequence
@@ -21,6 +20,7 @@ from autosparse.bench.cells import plan_jobs, read_current_cell
 from autosparse.bench.config import BenchConfig, slug
 from autosparse.bench.contest import contest_table, contests
 from autosparse.bench.plots import Series, plot_accuracy, plot_layer_densities
+from autosparse.core import json_text
 from autosparse.core.config import config_hash, to_dict
 from autosparse.core.executors import JobOutcome
 from autosparse.core.folders import make_output_dir, write_text
@@ -51,6 +51,8 @@ CSV_FIELDS = [
     "empty_layers",
     "time_to_mask",
     "train_seconds",
+    "train_loss",
+    "diverged",
     "config_hash",
     "device",
 ]
@@ -137,9 +139,14 @@ def _row_name(title: str, reference: bool) -> str:
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+    """A "|" inside a cell (a label "snip | layerwise") is escaped: it split the row, and the
+    accuracy showed under the wrong column."""
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    rows_text = [line(header), "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    return "\n".join(rows_text + [line(row) for row in rows])
 
 
 def accuracy_table(config: BenchConfig, records: Sequence[dict[str, Any]], model: str, dataset: str) -> str:
@@ -150,11 +157,10 @@ def accuracy_table(config: BenchConfig, records: Sequence[dict[str, Any]], model
     find its mask, so beating it at init is the goal, not the baseline.
     """
     stats = group(r for r in records if r["model"] == model and r["dataset"] == dataset)
-    empties = {
-        (r["label"], float(r["density"]))
-        for r in records
-        if r["model"] == model and r["dataset"] == dataset and r.get("empty_layers")
-    }
+    mine = [r for r in records if r["model"] == model and r["dataset"] == dataset]
+    empties = {(r["label"], float(r["density"])) for r in mine if r.get("empty_layers")}
+    # a run whose loss blew up trains to chance: it is marked, and its column's best is among the others
+    diverged = {(r["label"], float(r["density"])) for r in mine if r.get("diverged")}
     densities = config.sorted_densities()
     n_seeds = len(config.seeds)
     best: dict[float, float] = {}
@@ -162,7 +168,7 @@ def accuracy_table(config: BenchConfig, records: Sequence[dict[str, Any]], model
         vals = [
             round(100 * stats[(model, dataset, m.title(), d)].mean, 1)
             for m in config.methods
-            if not m.is_imp and (model, dataset, m.title(), d) in stats
+            if not m.is_imp and (model, dataset, m.title(), d) in stats and (m.title(), d) not in diverged
         ]
         if vals:
             best[d] = max(vals)
@@ -175,10 +181,12 @@ def accuracy_table(config: BenchConfig, records: Sequence[dict[str, Any]], model
                 row.append("–")
                 continue
             text = format_stat(st)
-            if not m.is_imp and d in best and round(100 * st.mean, 1) == best[d]:
+            if not m.is_imp and d in best and round(100 * st.mean, 1) == best[d] and (m.title(), d) not in diverged:
                 text = f"**{text}**"
             if (m.title(), d) in empties:
                 text += " †"
+            if (m.title(), d) in diverged:
+                text += " ‡"
             if st.n < n_seeds:
                 text += f" (n={st.n})"
             row.append(text)
@@ -233,7 +241,9 @@ def write_results(records: Sequence[dict[str, Any]], config: BenchConfig, out_di
     write_text(out_dir / RESULTS_CSV, buf.getvalue())
     write_text(
         out_dir / RESULTS_JSON,
-        json.dumps({"config": to_dict(config), "config_hash": config_hash(config), "cells": list(records)}, indent=1),
+        json_text.dumps(
+            {"config": to_dict(config), "config_hash": config_hash(config), "cells": list(records)}, indent=1
+        ),
     )
 
 
@@ -321,7 +331,8 @@ def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence
         "",
         "**Bold**: best pruning-at-initialisation method in the column. *(reference)*: IMP — iterative "
         "magnitude pruning with rewinding, which trains once per round to find its mask; it is the target, "
-        "not a competitor. †: at least one seed emptied a whole layer. (n=k): only k seeds finished.",
+        "not a competitor. †: at least one seed emptied a whole layer. ‡: at least one seed's training "
+        "diverged (its cell's `diverged` says how; lower the lr). (n=k): only k seeds finished.",
         "",
     ]
     tables: list[str] = []

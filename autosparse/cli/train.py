@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -156,19 +155,8 @@ def _finished(out: Path, fingerprint: str, *, per_epoch: bool) -> dict | None:
     return metrics if same and curve and (out / "model.safetensors").is_file() else None
 
 
-def _strict_json(value: object) -> object:
-    """NaN and infinities as null: a diverged run's loss was written as a bare NaN, which strict JSON readers
-    refuse (review)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_strict_json(v) for v in value]
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
+    from autosparse.core import json_text
     from autosparse.core.config import to_dict
     from autosparse.core.folders import check_output_path, make_output_dir, write_text
     from autosparse.core.masks import Masks
@@ -250,7 +238,7 @@ def run(args: argparse.Namespace) -> int:
                 f"not hold that: after loading model.safetensors call Masks.load({job.masks!r}).without_init()"
                 ".prepare(model)"
             )
-        write_text(out / "metrics.json", json.dumps(_strict_json(metrics), indent=2, allow_nan=False))
+        write_text(out / "metrics.json", json_text.dumps(metrics, indent=2))
         if state is not None:
             state.unlink(missing_ok=True)
     return 0

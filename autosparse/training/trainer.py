@@ -127,6 +127,7 @@ class TrainResult:
     seconds: float
     steps: int
     history: list[dict[str, float]] = field(default_factory=list)
+    diverged: str | None = None  # what said the run diverged (a NaN, a loss far above chance), or None
 
 
 #: where to say the device is set: the flag of `train` and of the speed bench, and an accuracy bench's
@@ -398,7 +399,7 @@ def train(
         seconds = before + time.perf_counter() - start
         if state_path is not None and not keep_checkpoint:
             state_path.unlink(missing_ok=True)  # finished: the caller's result replaces it
-        return TrainResult(acc, running / max(1, seen), seconds, step, history)
+        return TrainResult(acc, running / max(1, seen), seconds, step, history, said)
 
 
 def _divergence(history: list[dict[str, float]], final_loss: float, num_classes: int) -> str | None:
