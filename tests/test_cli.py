@@ -664,14 +664,3 @@ def test_train_killed_resumes_into_its_out_and_a_finished_one_returns_at_once(tm
     assert not (killed / "train-state.pt").exists()
     again = run("train", *real, "--epochs", "12", "--out", str(killed))
     assert again.returncode == 0 and "already trained into" in again.stdout
-
-
-def test_train_metrics_are_strict_json() -> None:
-    """A diverged run's loss was written as a bare NaN, which strict JSON readers refuse (review)."""
-    import json
-    import math
-
-    from autosparse.cli.train import _strict_json
-
-    text = json.dumps(_strict_json({"history": [{"train_loss": math.nan}], "x": (1.0, math.inf)}), allow_nan=False)
-    assert json.loads(text) == {"history": [{"train_loss": None}], "x": [1.0, None]}
