@@ -349,6 +349,13 @@ def test_cli_report_only_prints_the_table(tiny_run, tmp_path: Path, capsys: pyte
     # without --config, the folder's own grid (it once rewrote the report for the default grid)
     assert main(["bench", "--out", str(dst), "--report-only"]) == 0
     assert "12 cells on disk, 0 missing" in capsys.readouterr().out
+    # another bench's config: its report would replace this folder's under this bench.yaml
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({**TINY, "name": "other", "n_train": 256}))
+    before = (dst / "report.md").read_text()
+    assert main(["bench", "--config", str(other), "--out", str(dst), "--report-only"]) == 2
+    assert "records another bench (n_train, name differ" in capsys.readouterr().err
+    assert (dst / "report.md").read_text() == before
     # ... and with bench.yaml deleted (the README's way to shrink a grid), no default grid's empty report
     (dst / "bench.yaml").unlink()
     before = (dst / "report.md").read_text()
@@ -359,7 +366,7 @@ def test_cli_report_only_prints_the_table(tiny_run, tmp_path: Path, capsys: pyte
     grid += ["--densities", "0.1", "--seeds", "0", "--n-train", "512", "--n-test", "256"]
     grid += ["--train.epochs", "1", "--train.batch-size", "64"]
     assert main(["bench", "--out", str(dst), "--report-only", *grid]) == 0
-    assert "1 cells on disk, 0 missing" in capsys.readouterr().out
+    assert "1 cell on disk, 0 missing" in capsys.readouterr().out
     # a file where the folder must go is one line, before any work
     (tmp_path / "afile").write_text("x")
     assert main(["bench", "--config", str(cfg_path), "--out", str(tmp_path / "afile" / "sub")]) == 2

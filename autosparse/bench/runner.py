@@ -204,6 +204,21 @@ _PARTS = ("models", "datasets", "methods", "densities", "seeds")
 GRID_LOCK = ".bench-grid.lock"
 
 
+def settings_unlike_record(out: Path, config: BenchConfig) -> list[str]:
+    """The settings outside the grid's parts (name, recipe, data sizes…) where ``config`` differs from
+    the bench ``out`` records; none when it records none or one this code cannot read. A report of
+    such a config is another bench's, under this folder's bench.yaml (review: `--report-only
+    --config OTHER` replaced the folder's report with a grid of "–")."""
+    try:
+        recorded = load_config(BenchConfig, out / CONFIG_FILE) if (out / CONFIG_FILE).exists() else None
+    except AutosparseError:
+        return []
+    if recorded is None:
+        return []
+    mine, theirs = to_dict(config), to_dict(recorded)
+    return sorted(k for k in mine if k not in _PARTS and mine[k] != theirs.get(k))
+
+
 def folder_config(out: Path, config: BenchConfig, *, say: bool = True) -> BenchConfig:
     """The grid ``out`` records once this run's ``config`` joins it: where the recipe is the same
     (everything but the rows, models, datasets, densities and seeds), the union of the two — the

@@ -10,6 +10,7 @@ from typing import Any
 
 from autosparse.core.config import add_arguments, add_config_argument, from_dict, given, read_config, resolve
 from autosparse.core.errors import ConfigError
+from autosparse.core.text import count_of
 
 KINDS = ("accuracy", "speed", "train_speed")
 
@@ -112,13 +113,16 @@ def _check(cfg: Any, where: Any, out: Path, config: str | None) -> int:
         cfg.validate()
         cases = plan_measurements(cfg)
         done = sum(1 for c in cases if finished_measurement(measurement_path(out, c)) is not None)
-        print(f"{name}: valid. {len(cases)} measurements; {done} already in {out}, {len(cases) - done} to take.")
+        print(
+            f"{name}: valid. {count_of(len(cases), 'measurement')}; {done} already in {out}, {len(cases) - done} to take."
+        )
         return 0
     plan = plan_bench(cfg, out, executor=where.executor, workers=where.workers)
     todo = plan.cells_total - plan.cells_done
     print(
-        f"{name}: valid; every row's method and scorer loads. {plan.cells_total} cells in {len(plan.jobs)} jobs; "
-        f"{plan.cells_done} already in {out}, {todo} to compute in {len(plan.todo)} jobs."
+        f"{name}: valid; every row's method and scorer loads. {count_of(plan.cells_total, 'cell')} in "
+        f"{count_of(len(plan.jobs), 'job')}; {plan.cells_done} already in {out}, {todo} to compute in "
+        f"{count_of(len(plan.todo), 'job')}."
     )
     return 0
 
@@ -206,10 +210,17 @@ def _check_method_names(given: Any, labels: list[str]) -> None:
 
 def _accuracy(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
     from autosparse.bench.report import write_report
-    from autosparse.bench.runner import folder_config, run_bench
+    from autosparse.bench.runner import CONFIG_FILE, folder_config, run_bench, settings_unlike_record
 
     if report_only:
         cfg.validate()
+        unlike = settings_unlike_record(out, cfg)
+        if unlike:
+            raise ConfigError(
+                f"--report-only: {out / CONFIG_FILE} records another bench ({', '.join(unlike)} differ from the "
+                "config given), and its report would replace this folder's; drop --config to report the folder's "
+                "own grid, or run the bench without --report-only (with another --out) to compute this one"
+            )
         from autosparse.bench.cells import CELLS_DIR
 
         if not any((out / CELLS_DIR).glob("*.json")):  # a mistyped --out would get an empty "report" and exit 0
@@ -219,7 +230,9 @@ def _accuracy(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
             )
         report = write_report(folder_config(out, cfg), out)  # the folder's whole grid, as a run reports it
         print(report.tables)
-        print(f"\n{len(report.records)} cells on disk, {len(report.missing)} missing; report: {report.path}")
+        print(
+            f"\n{count_of(len(report.records), 'cell')} on disk, {len(report.missing)} missing; report: {report.path}"
+        )
         return 0
     result = run_bench(cfg, out, **where.options())
     report = result.report
