@@ -10,7 +10,6 @@ from typing import Any
 
 from autosparse.core.config import add_arguments, add_config_argument, from_dict, given, read_config, resolve
 from autosparse.core.errors import ConfigError
-from autosparse.core.text import count_of
 
 KINDS = ("accuracy", "speed", "train_speed")
 
@@ -106,6 +105,7 @@ def _check(cfg: Any, where: Any, out: Path, config: str | None) -> int:
     """``bench --check``: every check a run makes before its first cell, then the plan; nothing written."""
     from autosparse.bench.runner import plan_bench
     from autosparse.bench.speed import SpeedConfig, finished_measurement, measurement_path, plan_measurements
+    from autosparse.core.text import count_of
 
     name = config or "the bench config"
     if isinstance(cfg, SpeedConfig):
@@ -211,6 +211,7 @@ def _check_method_names(given: Any, labels: list[str]) -> None:
 def _accuracy(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
     from autosparse.bench.report import write_report
     from autosparse.bench.runner import CONFIG_FILE, folder_config, run_bench, settings_unlike_record
+    from autosparse.core.text import count_of
 
     if report_only:
         cfg.validate()
