@@ -664,3 +664,11 @@ def test_train_killed_resumes_into_its_out_and_a_finished_one_returns_at_once(tm
     assert not (killed / "train-state.pt").exists()
     again = run("train", *real, "--epochs", "12", "--out", str(killed))
     assert again.returncode == 0 and "already trained into" in again.stdout
+
+
+def test_a_mistyped_command_names_the_close_one_in_one_line() -> None:
+    """`autosparse prun` listed the commands (usage block above) but did not say "prune"."""
+    proc = run("prun")
+    assert_user_error(proc, "autosparse: error:", "did you mean 'prune'?")
+    assert "usage:" not in proc.stderr
+    assert_user_error(run("store", "inf", "/tmp/x.zarr"), "autosparse store: error:", "did you mean 'info'?")

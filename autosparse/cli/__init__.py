@@ -25,7 +25,7 @@ import sys
 from collections.abc import Sequence
 
 from autosparse import __version__
-from autosparse.cli.arguments import VERBOSE_HELP, CommandParser
+from autosparse.cli.arguments import VERBOSE_HELP, CommandParser, TopParser
 from autosparse.core.errors import AutosparseError
 
 ENTRY_POINTS = "autosparse.commands"
@@ -36,7 +36,7 @@ OUR_LOGGERS = ("autosparse", "data_gen")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = TopParser(
         prog="autosparse",
         description="Learn to prune neural networks at initialisation from iterative pruning.",
     )

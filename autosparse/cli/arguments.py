@@ -11,10 +11,12 @@ flags of "this model on this data" shared by ``train`` and ``prune``.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from autosparse.core.config import add_arguments, resolve
+from autosparse.core.errors import closest_name
 
 if TYPE_CHECKING:
     from autosparse.task import Task
@@ -23,6 +25,24 @@ VERBOSE_HELP = "-v: debug lines of autosparse (progress lines are on by default)
 
 #: fields of the task that are not flags of a single run: ``name`` only labels runs of a grid
 TASK_EXCLUDE = ("name",)
+
+
+def one_line_error(prog: str, message: str) -> str:
+    """argparse's error as the CLI's one line, naming the choice a mistyped one was likely meant as
+    (`autosparse prun` listed the commands but did not say "prune")."""
+    invalid = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if invalid:
+        close = closest_name(invalid.group(1), re.findall(r"'([^']*)'", invalid.group(2)))
+        if close:
+            message += f"; did you mean {close!r}?"
+    return f"{prog}: error: {message} (`{prog} --help` lists the options)\n"
+
+
+class TopParser(argparse.ArgumentParser):
+    """``autosparse``'s own parser: its errors in one line, as its subcommands' are."""
+
+    def error(self, message: str) -> NoReturn:  # type: ignore[override]
+        self.exit(2, one_line_error(self.prog, message))
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -43,7 +63,7 @@ class CommandParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # type: ignore[override]
         """One line, as every other user error of the CLI: argparse's default puts the whole usage
         block (forty lines for ``bench``) above it."""
-        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` lists the options)\n")
+        self.exit(2, one_line_error(self.prog, message))
 
     def add_pending_arguments(self) -> None:
         """Add the deferred options now (parsing and help do this themselves)."""
