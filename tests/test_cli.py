@@ -447,6 +447,11 @@ def test_a_method_hyperparameter_typed_as_a_flag_is_shown_as_hp() -> None:
         "--rounds=5 (a hyperparameter of synflow: give it as --hp rounds=5)",
     )
     assert_user_error(run("prune", "--hparams", "rounds=5"), "--hparams (did you mean --hp?)")
+    # a value the method refuses is not offered as the fix (snip then refused --hp scope=layerwise)
+    assert_user_error(
+        run("prune", "--method", "snip", "--scope", "layerwise", "--density", "0.1"),
+        "--hp scope=VALUE, but not 'layerwise': unknown allocation scope 'layerwise'; choose one of: erk, global",
+    )
     # a flag that is no hyperparameter of the chosen method is not offered as one
     proc = run("prune", "--method", "random", "--rounds", "5")
     assert_user_error(proc, "unrecognized arguments: --rounds")

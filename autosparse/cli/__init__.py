@@ -99,12 +99,26 @@ def _refuse_extra(parser: argparse.ArgumentParser, args: argparse.Namespace, ext
             if not value and i + 1 < len(extra) and not extra[i + 1].startswith("--"):
                 value, taken = extra[i + 1], i + 1
             typed = word if taken != i + 1 else f"{word} {value}"  # as the user wrote it
-            words.append(f"{typed} (a hyperparameter of {method}: give it as --hp {key}={value or 'VALUE'})")
+            words.append(f"{typed} (a hyperparameter of {method}: give it as {_hp_hint(method, key, value)})")
             continue
         meant = ["--hp"] if "--hp" in options and key in _HP_ALIASES else []
         meant = meant or (difflib.get_close_matches(flag, options, n=1) if word.startswith("--") else [])
         words.append(f"{word} (did you mean {meant[0]}?)" if meant else word)
     sub.error(f"unrecognized arguments: {' '.join(words)}")
+
+
+def _hp_hint(method: str | None, key: str, value: str) -> str:
+    """``--hp key=value`` where the method takes that value; else what it takes (`--scope layerwise`
+    was told `--hp scope=layerwise`, which snip then refused)."""
+    from autosparse.pruners import make_pruner
+
+    if not value or method is None:
+        return f"--hp {key}=VALUE"
+    try:
+        make_pruner(method, **{key: value})
+    except AutosparseError as exc:
+        return f"--hp {key}=VALUE, but not {value!r}: {exc}"
+    return f"--hp {key}={value}"
 
 
 #: what users type for ``--hp`` (the Python API's keyword is ``hparams``)
