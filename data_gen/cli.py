@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "fields, from --config and then flags (e.g. --seeds 0 --train.epochs 2). Complete runs are skipped; "
         "a killed run resumes at its last finished round; several gen processes (or machines) on one store and grid "
         "divide its runs and each exits 0 once every run is complete. Example: "
-        "autosparse gen --config configs/gen/fmnist_mlps.yaml --store runs/fmnist.zarr",
+        "autosparse gen --config configs/gen/fmnist_mlps.yaml --store runs/fmnist_mlps.zarr",
         arguments=add_options,
     )
     p.set_defaults(func=run)

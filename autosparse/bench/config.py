@@ -143,7 +143,7 @@ class BenchConfig:
     """
 
     kind: Literal["accuracy"] = "accuracy"  # accuracy vs sparsity (a `kind: speed` config times the methods)
-    name: str = ""  # the bench's name in its report
+    name: str = ""  # the bench's name in its report; empty: the --out folder's name
     models: list[ModelSpec] = field(default_factory=lambda: [ModelSpec("lenet_300_100")])
     """models to prune: names (lenet_300_100,conv4) or mappings with model, model_kwargs, name (YAML or
     JSON); a name that labels a model of --config picks that entry"""
@@ -165,8 +165,8 @@ class BenchConfig:
     num_cpus: float = 1.0  # CPUs each job reserves on a Ray cluster (--executor ray)
     num_gpus: float = 0.0  # GPUs each job reserves on a Ray cluster (--executor ray)
     gap_to: str = ""
-    """label of the imp row the learned rows' share of the gap is measured to (default: a row labelled
-    with lth, else the first imp row)"""
+    """label of the imp row the learned rows' share of the gap is measured to; empty: a row labelled
+    with lth, else the first imp row"""
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> BenchConfig:

@@ -45,7 +45,11 @@ def add_options(p: argparse.ArgumentParser) -> None:
         help="accuracy (default), speed or train_speed; taken from the config's `kind` when omitted",
     )
     add_config_argument(p, help="bench config (see configs/bench/): a YAML of the options below; flags override it")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: runs/bench/<config name>)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="output folder (default: runs/bench/<the --config file's name>; without --config, runs/bench/<kind>)",
+    )
     p.add_argument("--report-only", action="store_true", help="only rewrite the report from the cells on disk")
     p.add_argument(
         "--check",

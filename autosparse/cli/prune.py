@@ -181,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if job.out:
         path = masks.save(job.out)
-        print(f"masks written to {path}")
+        rescaled = " (with init_factors.safetensors: θ0's rescale, which `train --masks` applies)"
+        print(f"masks written to {path}" + (rescaled if masks.init and masks.init.factors else ""))
     else:
         print(
             "masks not saved: rerun with --out DIR to save them (then `autosparse train --masks DIR` trains under them)"
