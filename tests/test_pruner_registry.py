@@ -508,3 +508,16 @@ def test_scores_take_a_plain_batch_as_prune_does(method: str) -> None:
     scores = make_scoring_pruner(method, **fast.get(method, {})).scores(model, (x, y))
     assert set(scores) == {"1.weight", "3.weight"}
     assert all(s.shape == p.shape for s, p in zip(scores.values(), (model[1].weight, model[3].weight), strict=True))
+
+
+def test_prune_and_build_model_leave_the_callers_cuda_streams_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.manual_seed reseeds every CUDA generator, which fork_rng(devices=[]) does not restore: on a GPU
+    machine the caller's CUDA stream came back reset to the seed. A CPU model touches no CUDA generator."""
+    import autosparse
+    from autosparse.models import build_model
+
+    calls: list[int] = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", lambda seed: calls.append(seed))
+    model = build_model("mlp", (1, 4, 4), 3, seed=5, widths=(8,))
+    masks = autosparse.prune(model, "snip", density=0.3, seed=7, data=(torch.randn(6, 1, 4, 4), torch.arange(6) % 3))
+    assert calls == [] and masks.meta["torch_threads"] == torch.get_num_threads()

@@ -296,6 +296,30 @@ def test_a_killed_training_resumes_bit_identical_from_its_checkpoint(tmp_path) -
     assert not stale.exists() and live.exists()
 
 
+def test_a_resume_at_another_thread_count_says_so(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    """The thread count orders float sums: a run killed at 1 thread and resumed at 2 matched neither."""
+    from autosparse.training.resume import STATE_FILE
+
+    data = load_dataset("digits")
+    model = build_model("mlp", data.input_shape, data.num_classes, widths=[16], seed=0)
+    steps_per_epoch = -(-len(data.y_train) // 64)
+
+    class Killed(Exception):
+        pass
+
+    def kill(step: int, _model: torch.nn.Module) -> None:
+        if step == steps_per_epoch + 1:
+            raise Killed
+
+    state = tmp_path / STATE_FILE
+    with pytest.raises(Killed):
+        train(model, data, TrainConfig(epochs=2, batch_size=64, num_threads=1), checkpoint=state, on_step=kill)
+    fresh = build_model("mlp", data.input_shape, data.num_classes, widths=[16], seed=0)
+    with caplog.at_level("WARNING", logger="autosparse.training.trainer"):
+        train(fresh, data, TrainConfig(epochs=2, batch_size=64, num_threads=2), checkpoint=state)
+    assert "resuming at 2 torch threads where the epochs before ran at 1" in caplog.text
+
+
 def test_evaluate_refuses_what_it_would_score_wrongly() -> None:
     """(N, 1) targets broadcast to an "accuracy" of 36.4; 256 inputs against 359 labels, batch_size -1 and no
     examples all gave a number (review)."""

@@ -24,6 +24,8 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from autosparse.core.allocation import target_count
 from autosparse.core.layers import prunable_layers
+from autosparse.core.model_io import model_device
+from autosparse.core.seeding import seeded
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners import get_pruner
 from autosparse.pruners.iter_snip import IterSnipConfig
@@ -173,8 +175,7 @@ def run_floor(
     method: str, model: nn.Module, data: PruningData, density: float, cfg: PrunerConfig, seed: int
 ) -> list[torch.Tensor]:
     """The method's floor loop under a seeded, private random stream; returns the final masks."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed, model_device(model)):
         return FLOORS[method](model, data, density, cfg, seed)
 
 

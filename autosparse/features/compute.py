@@ -17,9 +17,10 @@ from torch import nn
 from autosparse.core.errors import ConfigError, SchemaMismatchError
 from autosparse.core.layers import PrunableLayer, prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks
-from autosparse.core.model_io import class_targets, logits, model_input, param_dtype
+from autosparse.core.model_io import class_targets, logits, model_device, model_input, param_dtype
 from autosparse.core.parallel import map_layers
 from autosparse.core.ranking import pct_rank, rank_values, scatter_ranks, sort_key, stable_order
+from autosparse.core.seeding import seeded
 from autosparse.data.pruning_data import PruningData
 from autosparse.features.schema import FEATURE_NAMES, SCHEMA_VERSION, SPECS, FeatureTable, LayerFeatures, check_schema
 from autosparse.pruners.iterate import masked_weights
@@ -285,8 +286,7 @@ def compute_features(
     layers = prunable_layers(work)
     if input_shape is None and data is not None:
         input_shape = data.input_shape
-    with torch.random.fork_rng(devices=[]), masked_weights(work, masks):
-        torch.manual_seed(seed)
+    with seeded(seed, model_device(work)), masked_weights(work, masks):
         grads = _gradients(work, data) if "grad" in passes and data is not None else {}
         grasp = synflow = {}
         if "grasp" in passes:

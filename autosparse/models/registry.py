@@ -24,10 +24,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import torch
 from torch import nn
 
 from autosparse.core.errors import ConfigError, UnknownNameError, check_seed
+from autosparse.core.seeding import seeded as core_seeded
 from autosparse.models.info import INPUT_KINDS, TIMM_PREFIX, TV_PREFIX, ModelInfo, coerce_options
 from autosparse.models.timm_models import build_timm, timm_info
 from autosparse.models.torchvision_models import build_torchvision, torchvision_info, torchvision_names
@@ -169,8 +169,7 @@ def seeded(seed: int | None) -> Iterator[None]:
     except TypeError:
         raise ConfigError(f"seed must be an integer, got {seed!r}") from None
     check_seed(value)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(value)
+    with core_seeded(value):  # the CPU generator only: the caller's CUDA streams are not touched
         yield
 
 

@@ -32,6 +32,8 @@ from autosparse.core.layers import (
     safe_deepcopy,
 )
 from autosparse.core.masks import Masks
+from autosparse.core.model_io import model_device
+from autosparse.core.seeding import seeded
 from autosparse.core.text import name_list
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.inputs import input_shape_of, require_data, shape_argument
@@ -226,8 +228,7 @@ def prune_timed(
         work = twice_differentiable(safe_deepcopy(model))
         # the math attention kernel: torch's fused CPU/flash kernels have no double backward, which
         # GraSP's Hessian-gradient product and ProsPr's meta-gradient take through every attention
-        with torch.random.fork_rng(devices=[]), sdpa_kernel(SDPBackend.MATH):
-            torch.manual_seed(seed)
+        with seeded(seed, model_device(model)), sdpa_kernel(SDPBackend.MATH):
             start = time.perf_counter()
             try:
                 masks = pruner.masks(work, pdata, d, seed=seed)
@@ -241,7 +242,15 @@ def prune_timed(
         masks = Masks(
             masks.to_dict(),
             # what else decides the mask (a learned scorer's weights and card), so a saved mask says what made it
-            meta={**masks.meta, "method": method, "density": d, "seed": seed, **_identity(pruner)},
+            # the thread count orders float sums: ProsPr's meta-gradient swapped a few kept weights at another
+            meta={
+                **masks.meta,
+                "method": method,
+                "density": d,
+                "seed": seed,
+                "torch_threads": torch.get_num_threads(),
+                **_identity(pruner),
+            },
             init=_init_transform(model, masks, pruner.config, pdata, method, rescale=pruner.rescales(masks)),
         )
         masks.validate(model)

@@ -32,6 +32,7 @@ from torch import nn
 from autosparse.core.errors import ConfigError
 from autosparse.core.masks import Masks
 from autosparse.core.model_io import call_with, class_targets, logits, model_device, model_input, param_dtype
+from autosparse.core.seeding import seeded
 from autosparse.data.pruning_data import Batch, PruningData
 from autosparse.pruners.inputs import require_data
 from autosparse.pruners.iterate import iterate
@@ -155,8 +156,7 @@ class ProsPr(ScoringPruner):
         )
 
     def scores(self, model: nn.Module, data: PruningData | None, *, seed: int = 0) -> Scores:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)  # dropout in train mode must not make the score depend on global state
+        with seeded(seed, model_device(model)):  # dropout in train mode must not make the score depend on global state
             return self._score(working_copy(model), require_data(data, self.name))
 
     def masks(self, model: nn.Module, data: PruningData | None, density: float, *, seed: int = 0) -> Masks:
@@ -170,8 +170,7 @@ class ProsPr(ScoringPruner):
             # batch-norm statistics the inner steps change, so no round leaks into the next.
             return self._score(m, pdata)
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed, model_device(model)):
             return iterate(
                 score_fn,
                 model,

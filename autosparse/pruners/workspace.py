@@ -20,6 +20,7 @@ from torch import nn
 
 from autosparse.core.layers import safe_deepcopy
 from autosparse.core.model_io import model_device
+from autosparse.core.seeding import seeded as core_seeded
 
 
 def working_copy(model: nn.Module, *, train_mode: bool | None = None, dtype: torch.dtype | None = None) -> nn.Module:
@@ -45,13 +46,7 @@ def working_copy(model: nn.Module, *, train_mode: bool | None = None, dtype: tor
 def seeded(seed: int, model: nn.Module | None = None) -> Iterator[None]:
     """Fork the RNG and seed it, so stochastic layers (Dropout in train mode) give the same
     scores for the same seed without disturbing the caller's random stream."""
-    devices: list[int] = []
-    if model is not None:
-        dev = model_device(model)
-        if dev.type == "cuda":
-            devices = [dev.index if dev.index is not None else torch.cuda.current_device()]
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
+    with core_seeded(seed, model_device(model) if model is not None else None):
         yield
 
 

@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 
 #: recipe fields that do not change what training computes (how fast, how often it reports): a bench
-#: cell's hash and an IRP checkpoint's fingerprint leave them out
+#: cell's hash and an IRP checkpoint's fingerprint leave them out. The thread count changes the order of
+#: float sums, so results agree bit for bit only at one count; a resume at another count is warned about
 COSMETIC_TRAIN_FIELDS = ("num_threads", "eval_batch_size", "eval_every_epoch")
 
 
@@ -303,6 +304,14 @@ def train(
             log.info(
                 "resuming %s after epoch %d (step %d of %d)", desc, len(resumed.history), resumed.step, total_steps
             )
+            if resumed.threads and resumed.threads != torch.get_num_threads():
+                log.warning(
+                    "resuming at %d torch threads where the epochs before ran at %d: float sums are ordered by the "
+                    "thread count, so the result is that of neither count bit for bit (--num-threads %d matches)",
+                    torch.get_num_threads(),
+                    resumed.threads,
+                    resumed.threads,
+                )
         # dropout and stochastic depth (torchvision's VGG and MobileNet heads, timm's drop rates) draw from
         # torch's global generator: seeded here, and the caller's stream restored after, so a cell trains the
         # same whatever ran before it in the process
@@ -379,6 +388,7 @@ def train(
                         gen.get_state(),
                         torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
                         described,
+                        torch.get_num_threads(),
                     )
                     save_state(state_path, state)
             bar.close()

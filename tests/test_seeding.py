@@ -1,0 +1,23 @@
+"""Seeded blocks: the same draws for one seed, and the caller's streams back afterwards."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from autosparse.core.seeding import seeded
+
+
+def test_a_seed_fixes_the_draws_and_the_callers_stream_continues(monkeypatch: pytest.MonkeyPatch) -> None:
+    reseeded: list[int] = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", reseeded.append)  # what torch.manual_seed also does
+    monkeypatch.setattr(torch.cuda, "manual_seed", reseeded.append)
+    torch.random.default_generator.manual_seed(99)
+    expected_next = torch.rand(3, generator=torch.Generator().manual_seed(99))
+    draws = []
+    for _ in range(2):
+        with seeded(5, torch.device("cpu")):
+            draws.append(torch.rand(4))
+    assert torch.equal(draws[0], draws[1])
+    assert torch.equal(torch.rand(3), expected_next)  # as if the blocks had not run
+    assert reseeded == []  # a CPU block leaves every CUDA generator alone
