@@ -431,3 +431,12 @@ def test_a_waiting_caller_runs_once_the_holder_lets_go(fmnist: Dataset, referenc
     assert time.monotonic() - start >= 0.9  # it waited for the holder
     release.join()
     assert_same(reference, res)
+
+
+def test_round_seeds_stay_in_the_range_torch_reads() -> None:
+    """seed * 1000 + r passed 2**32 for run seeds from 4,294,968 on, and every round warned that its
+    derived seed aliased, though the user's seed was in range (review); the CPU draws are unchanged."""
+    from autosparse.training.irp import _round_seed
+
+    assert _round_seed(20240101, 3) == (20240101 * 1000 + 3) % 2**32 < 2**32
+    assert _round_seed(7, 2) == 7002  # small seeds, as every store's runs were generated

@@ -134,7 +134,7 @@ def check_seed(seed: int) -> int:
     if not 0 <= seed < 2**32 and seed not in _told_aliased:
         _told_aliased.add(seed)
         logging.getLogger("autosparse").warning(
-            "seed %d draws what seed %d draws: torch's CPU generator reads a seed's low 32 bits; "
+            "seed %d draws what seed %d draws on the CPU: torch's CPU generator reads a seed's low 32 bits; "
             "use seeds in [0, 2**32) to get distinct runs",
             seed,
             seed % 2**32,

@@ -212,7 +212,10 @@ def _prune_step(scores: dict, masks: dict, cfg: IRPConfig, r: int) -> dict[str, 
 
 
 def _round_seed(seed: int, r: int) -> int:
-    return seed * 1000 + r
+    """Round ``r``'s training seed, in [0, 2**32): torch's CPU generator reads no more bits, so the draws
+    are those of ``seed * 1000 + r`` as before, and a large run seed is not told once per round that
+    its derived seed aliases (review)."""
+    return (seed * 1000 + r) % 2**32
 
 
 def run_irp(
