@@ -354,8 +354,11 @@ def test_cli_report_only_prints_the_table(tiny_run, tmp_path: Path, capsys: pyte
     other.write_text(yaml.safe_dump({**TINY, "name": "other", "n_train": 256}))
     before = (dst / "report.md").read_text()
     assert main(["bench", "--config", str(other), "--out", str(dst), "--report-only"]) == 2
-    assert "records another bench (n_train, name differ" in capsys.readouterr().err
+    assert "records another bench (its n_train differs from this command's)" in capsys.readouterr().err
     assert (dst / "report.md").read_text() == before
+    # a title or a gap row of its own is this bench's report still (review)
+    assert main(["bench", "--out", str(dst), "--report-only", "--name", "Nice title", "--gap-to", "imp"]) == 0
+    assert "# Bench: Nice title" in (dst / "report.md").read_text()
     # ... and with bench.yaml deleted (the README's way to shrink a grid), no default grid's empty report
     (dst / "bench.yaml").unlink()
     before = (dst / "report.md").read_text()

@@ -205,7 +205,7 @@ GRID_LOCK = ".bench-grid.lock"
 
 
 def settings_unlike_record(out: Path, config: BenchConfig) -> list[str]:
-    """The settings outside the grid's parts (name, recipe, data sizes…) where ``config`` differs from
+    """The settings outside the grid's parts that its cells depend on (recipe, data sizes…) where ``config`` differs from
     the bench ``out`` records; none when it records none or one this code cannot read. A report of
     such a config is another bench's, under this folder's bench.yaml (review: `--report-only
     --config OTHER` replaced the folder's report with a grid of "–")."""
@@ -216,7 +216,11 @@ def settings_unlike_record(out: Path, config: BenchConfig) -> list[str]:
     if recorded is None:
         return []
     mine, theirs = to_dict(config), to_dict(recorded)
-    return sorted(k for k in mine if k not in _PARTS and mine[k] != theirs.get(k))
+    return sorted(k for k in mine if k not in (*_PARTS, *_PRESENTATION) and mine[k] != theirs.get(k))
+
+
+#: settings no cell depends on: a report under another title, gap row or cluster request is this bench's
+_PRESENTATION = ("name", "gap_to", "num_cpus", "num_gpus", "data_root", "download")
 
 
 def folder_config(out: Path, config: BenchConfig, *, say: bool = True) -> BenchConfig:

@@ -222,9 +222,10 @@ def _accuracy(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
         unlike = settings_unlike_record(out, cfg)
         if unlike:
             raise ConfigError(
-                f"--report-only: {out / CONFIG_FILE} records another bench ({', '.join(unlike)} differ from the "
-                "config given), and its report would replace this folder's; drop --config to report the folder's "
-                "own grid, or run the bench without --report-only (with another --out) to compute this one"
+                f"--report-only: {out / CONFIG_FILE} records another bench (its {', '.join(unlike)} "
+                f"{'differs' if len(unlike) == 1 else 'differ'} from this command's), and its report would replace "
+                f"this folder's; `autosparse bench --out {out} --report-only` alone reports the folder's own grid, "
+                "and a run without --report-only (with another --out) computes this one"
             )
         from autosparse.bench.cells import CELLS_DIR
 
