@@ -447,6 +447,14 @@ def test_a_method_hyperparameter_typed_as_a_flag_is_shown_as_hp() -> None:
         "--rounds=5 (a hyperparameter of synflow: give it as --hp rounds=5)",
     )
     assert_user_error(run("prune", "--hparams", "rounds=5"), "--hparams (did you mean --hp?)")
+    # a value that is a list is offered in brackets (--hp splits at commas); one the hint cannot build is no crash
+    assert_user_error(
+        run("prune", "--method", "synflow", "--input-shape", "1,8,8", "--density", "0.1"),
+        "--input-shape 1,8,8 (a hyperparameter of synflow: give it as --hp input_shape=[1,8,8])",
+    )
+    assert_user_error(
+        run("prune", "--method", "robust", "--base-config", "{}", "--density", "0.1"), "--hp base_config="
+    )
     # a value the method refuses is not offered as the fix (snip then refused --hp scope=layerwise)
     assert_user_error(
         run("prune", "--method", "snip", "--scope", "layerwise", "--density", "0.1"),

@@ -109,16 +109,21 @@ def _refuse_extra(parser: argparse.ArgumentParser, args: argparse.Namespace, ext
 
 def _hp_hint(method: str | None, key: str, value: str) -> str:
     """``--hp key=value`` where the method takes that value; else what it takes (`--scope layerwise`
-    was told `--hp scope=layerwise`, which snip then refused)."""
+    was told `--hp scope=layerwise`, which snip then refused). A list value is shown in brackets, as
+    ``--hp`` splits at commas."""
+    from autosparse.cli.prune import parse_hparams
     from autosparse.pruners import make_pruner
 
     if not value or method is None:
         return f"--hp {key}=VALUE"
+    written = f"[{value}]" if ("," in value or " " in value) and not value.startswith(("[", "{")) else value
     try:
-        make_pruner(method, **{key: value})
+        make_pruner(method, **parse_hparams(method, (f"{key}={written}",)))
     except AutosparseError as exc:
         return f"--hp {key}=VALUE, but not {value!r}: {exc}"
-    return f"--hp {key}={value}"
+    except Exception:  # the hint must never replace the error it decorates with a traceback (review)
+        return f"--hp {key}=VALUE"
+    return f"--hp {key}={written}"
 
 
 #: what users type for ``--hp`` (the Python API's keyword is ``hparams``)
