@@ -64,6 +64,19 @@ def test_a_model_reset_to_theta0_is_rescaled_again() -> None:
     assert torch.equal(model[0].weight.detach(), first)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_a_near_dense_rescale_in_low_precision_is_applied_once(dtype: torch.dtype) -> None:
+    """Weights still as prepared were read as θ0 again within bfloat16's tolerance and rescaled twice."""
+    for seed in range(3):
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100)).to(dtype)
+        masks = _rescaled(model, _masks(model, 0.9999 if dtype == torch.float16 else 0.999, seed))
+        assert masks.prepare(model)
+        once = [p.detach().clone() for p in model.parameters()]
+        assert not masks.prepare(model)
+        assert all(torch.equal(a, b.detach()) for a, b in zip(once, model.parameters()))
+
+
 def test_two_rescales_of_one_theta0_are_told_apart() -> None:
     """Masks at two densities from one θ0 had one token: the second's factors were skipped as done."""
     model = _mlp()

@@ -28,7 +28,7 @@ from autosparse.core.layers import prunable_layers
 #: ``paper``: one factor per (output unit, kernel position) — the sum over input channels, as in
 #: Hayou et al.; ``unit``: one factor per output unit (linear: identical to ``paper``).
 GRANULARITIES = ("paper", "unit")
-#: the module attribute that marks a model as prepared, holding the transform's token
+#: the module attribute that marks a model as prepared: (the transform's token, the weights' fingerprint after it)
 PREPARED_ATTR = "_autosparse_init_transform"
 BRANCH_SCALE_ATTR = "_autosparse_branch_scale"
 #: relative tolerance of the θ0 fingerprint: float64 sums of the same float32 weights agree to ~1e-12
@@ -105,6 +105,12 @@ def scale_branches(model: nn.Module, branch_scale: Mapping[str, float]) -> None:
         module.register_forward_hook(_scale_output)
 
 
+def prepared_token(model: nn.Module) -> str | None:
+    """The token of the transform that prepared ``model`` (see :data:`PREPARED_ATTR`), or None."""
+    marker = getattr(model, PREPARED_ATTR, None)
+    return marker[0] if isinstance(marker, tuple) else marker
+
+
 @dataclass
 class InitTransform:
     """Rescaling factors and branch scales a method prescribes for θ0 (see the module docstring)."""
@@ -176,10 +182,8 @@ class InitTransform:
         """
         if not self:
             return False
-        prepared = getattr(model, PREPARED_ATTR, None)
-        if prepared == self.token and (not self.factors or self._not_theta0(model) is not None):
-            # prepared, and its weights are not θ0 again: a model reset by load_state_dict(θ0) is the
-            # exception, as its marker outlives the reset (a seed loop's second run had trained unscaled)
+        prepared = prepared_token(model)
+        if prepared == self.token and not self._reset_to_theta0(model):
             return False
         if not self.factors and prepared is not None:
             # branch scales alone (``Masks.without_init``) on a prepared model: its hooks are there (adding
@@ -203,5 +207,17 @@ class InitTransform:
                             masks[layer.name].to(p.device), f, torch.ones((), dtype=p.dtype, device=p.device)
                         )
                     p.mul_(f)
-        setattr(model, PREPARED_ATTR, self.token)
+        setattr(model, PREPARED_ATTR, (self.token, fingerprint(model)))
         return True
+
+    def _reset_to_theta0(self, model: nn.Module) -> bool:
+        """Whether a model this transform prepared holds θ0 again: a reset by load_state_dict(θ0) keeps
+        the marker, and a seed loop's second run trained from the plain θ0 (review). Weights still as
+        prepared (their fingerprint unchanged to the bit) are not: in bfloat16 a near-dense rescale
+        stays within θ0's tolerance, and was applied twice."""
+        if not self.factors:
+            return False
+        marker = getattr(model, PREPARED_ATTR, None)
+        if isinstance(marker, tuple) and fingerprint(model) == marker[1]:
+            return False
+        return self._not_theta0(model) is None

@@ -27,7 +27,7 @@ from torch.nn.utils import prune
 
 from autosparse.core.errors import MaskError
 from autosparse.core.folders import make_output_dir, write_text
-from autosparse.core.init_transform import PREPARED_ATTR, InitTransform
+from autosparse.core.init_transform import InitTransform, prepared_token
 from autosparse.core.layers import prunable_layers
 from autosparse.core.stale_weights import refresh_uncalled
 from autosparse.core.tensor_files import save_tensors
@@ -265,14 +265,14 @@ class Masks(Mapping[str, torch.Tensor]):
         masks the torch way (logical and); a second ``apply`` of masks that rescale θ0 does not
         rescale again (it warns).
         """
-        if self.init and getattr(model, PREPARED_ATTR, None) == self.init.token and _masked(model):
-            log.warning("these masks were already applied to this model; its weights are not rescaled again")
+        again = bool(self.init) and prepared_token(model) == self.init.token and _masked(model)
         layers = prunable_layers(model)
         lost = self.pruned_before(model)
         # the attached weight is no graph node and no inference tensor, whatever the caller's mode: the
         # model deep-copies and trains afterwards (torch's pre-hook recomputes it at each forward)
         with torch.inference_mode(False), torch.no_grad():
-            self.prepare(model)
+            if not self.prepare(model) and again:  # said only when it is true (a reset θ0 is rescaled)
+                log.warning("these masks were already applied to this model; its weights are not rescaled again")
             for layer in layers:
                 prune.custom_from_mask(
                     layer.module, layer.param_name, self._masks[layer.name].to(layer.parameter.device)
