@@ -24,6 +24,7 @@ from autosparse.data import (
     resolve_data_root,
 )
 from autosparse.data import mnist1d as mnist1d_loader
+from autosparse.data.sampling import subset_index
 
 FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 needs_fmnist = pytest.mark.skipif(
@@ -98,12 +99,19 @@ def test_subset_is_stratified_seeded_and_reproducible(fmnist: Dataset) -> None:
 def test_a_subset_smaller_than_the_classes_is_told(fmnist: Dataset, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level("WARNING", logger="autosparse.data"):
         small = fmnist.subset(5, 200, seed=0)
-    assert "train subset of 5 examples leaves 5 of its 10 classes without an example; pass at least 10" in caplog.text
+    assert "train subset of 5 examples leaves 5 of its 10 classes without an example; 10 examples cover" in caplog.text
     assert len(torch.unique(small.y_train)) == 5
     caplog.clear()
     with caplog.at_level("WARNING", logger="autosparse.data"):
         fmnist.subset(10, 200, seed=0)
     assert "without an example" not in caplog.text
+    # a rare class: more examples than classes still miss it, and the size named covers it (review)
+    rare = torch.cat([torch.arange(9).repeat_interleave(1000), torch.full((20,), 9)])
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="autosparse.data"):
+        idx = subset_index(rare, 50, 10, seed=0, stream=0, what="train")
+    assert 9 not in rare[idx] and "leaves 1 of its 10 classes without an example; 451 examples cover" in caplog.text
+    assert 9 in rare[subset_index(rare, 451, 10, seed=0, stream=0, what="train")]
 
 
 def test_subset_rejects_impossible_sizes(fmnist: Dataset) -> None:

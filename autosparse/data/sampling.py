@@ -58,14 +58,17 @@ def subset_index(
     if n == total:
         return None
     idx = stratified_indices(y, n, num_classes, seed, stream)
-    present, kept = (len(torch.unique(t)) for t in (y, y[idx]))
+    counts = torch.bincount(y, minlength=num_classes)
+    present, kept = int((counts > 0).sum()), len(torch.unique(y[idx]))
     if kept < present:  # 5 training examples of 10 classes trained without complaint, half the classes unseen
+        # a stratified subset gives every class floor(n * its share) or one more: this n gives the rarest one
+        covers = min(total, -(-total // int(counts[counts > 0].min())))
         log.warning(
-            "the %s subset of %d examples leaves %d of its %d classes without an example; pass at least %d",
+            "the %s subset of %d examples leaves %d of its %d classes without an example; %d examples cover them all",
             what,
             n,
             present - kept,
             present,
-            present,
+            covers,
         )
     return idx
