@@ -91,6 +91,19 @@ def test_guard_fires_once_on_unseen_layer_kinds_and_uses_erk_there(caplog) -> No
     assert guarded.kept == forced.kept == round(0.05 * guarded.total)
 
 
+def test_guarded_layers_get_erks_count_while_the_others_share_the_rest() -> None:
+    """The guard wrote ERK's density beside the allocator's raw predictions, which on an unseen net sum to
+    several times the budget: normalised together, a guarded layer got ERK's count divided by that
+    factor (LeNet-5's first conv one weight of 150, ERK's 12; review). Here only fc2 is out of range."""
+    model = build_model("mlp", (1, 8, 8), 10, seed=0, widths=[32, 16])
+    data = (torch.randn(20, 1, 8, 8, generator=torch.Generator().manual_seed(100)), torch.arange(20) % 10)
+    masks = prune(model, "autos", density=0.05, data=data, seed=0)
+    assert masks.meta["guard"]["layers"] == ["fc2.weight"]
+    erk = erk_densities({n: m.shape for n, m in masks.items()}, 0.05)
+    assert abs(int(masks["fc2.weight"].sum()) - erk["fc2.weight"] * masks["fc2.weight"].numel()) <= 1
+    assert masks.kept == round(0.05 * masks.total)
+
+
 def test_a_scorer_without_coverage_says_how_to_add_it(tmp_path, caplog) -> None:
     import json
     import shutil

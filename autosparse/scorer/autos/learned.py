@@ -66,6 +66,7 @@ def learned_masks(call: Call, *, force: bool = False) -> Masks:
                 if cfg.erk_floor > 0:
                     dens = erk_floor(table, shapes, d, dens, cfg.erk_floor)
                 shares = {lf.name: p * lf.numel for lf, p in zip(table.layers, dens)}
+                shares = _guarded_shares(shares, outside, d * sum(lf.numel for lf in table.layers))
                 caps = {n: int(m.sum()) for n, m in masks.items()} if masks is not None else None
                 if call.shape and (unused := call.paths.network.unreached):
                     caps = _cap_unreached(shapes, d, caps, unused)
@@ -150,6 +151,23 @@ def mix_synflow(scores: dict[str, torch.Tensor], table: FeatureTable, mix: float
         learned = pct_rank(s)
         out[lf.name] = ((1.0 - mix) * learned + mix * lf.weight["synflow_rank"]).reshape(s.shape)
     return out
+
+
+def _guarded_shares(shares: dict[str, float], outside: Mapping[str, float], budget: float) -> dict[str, float]:
+    """Budget shares in which the range guard's layers keep their fallback density as a count, and the
+    other layers split the rest by the learned prediction.
+
+    Why: the guard wrote ERK's *absolute* density for its layers next to the allocator's raw
+    predictions, whose sum on an unseen net is off the budget (2.7x on torchvision ResNet-18, 11x for
+    the MLP-only scorer on LeNet-5); normalising them together gave the guarded layers ERK's density
+    divided by that factor — LeNet-5's first conv one weight of 150 where ERK keeps 12, a mask with
+    no path (review)."""
+    fixed = sum(v for n, v in shares.items() if n in outside)
+    free = sum(v for n, v in shares.items() if n not in outside)
+    if not outside or free <= 0 or fixed >= budget:
+        return shares  # none guarded, all guarded (ERK's counts fill the budget), or the guard's take all of it
+    scale = (budget - fixed) / free
+    return {n: v if n in outside else v * scale for n, v in shares.items()}
 
 
 def erk_floor(
