@@ -50,6 +50,19 @@ def test_coverage_threshold_comes_from_the_sources_and_flags_far_points() -> Non
     assert again is not None and again.points == cov.points and again.threshold == cov.threshold
 
 
+def test_a_feature_no_source_varied_puts_a_target_that_differs_out_of_range() -> None:
+    """A kind flag every source shared (kind_conv 0 in a store of MLPs) counted one standardised unit,
+    under a threshold of 4: a user's MLP-only scorer read a conv as in range (review)."""
+    from autosparse.features import LayerFeatures
+
+    mlps = [torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 0.0]]), torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])]
+    cov = Coverage.fit(("size", "depth", "kind_conv"), mlps, ["A", "B"], quantile=1.0, margin=1.25)
+    mlp = LayerFeatures("fc", (1, 1), "linear", layer={"size": 0.5, "depth": 0.5, "kind_conv": 0.0})
+    conv = LayerFeatures("conv", (1, 1), "conv", layer={"size": 0.5, "depth": 0.5, "kind_conv": 1.0})
+    assert cov.out_of_range([mlp, conv]) == [False, True]
+    assert cov.nearest_sources([mlp]) == cov.nearest_sources([conv])  # the same on every source: same nearest
+
+
 def test_shipped_mlp_scorer_has_coverage_and_it_spans_mlps_only() -> None:
     scorer = load_scorer(MLP_ONLY)
     assert scorer.coverage is not None and all(s.startswith("mlp") for s in scorer.coverage.sources)

@@ -30,6 +30,8 @@ from autosparse.features import LayerFeatures
 #: other architectures, by 25% — chosen so the held-out source shapes stay in range (docs/SCORER.md)
 QUANTILE = 0.95
 MARGIN = 1.25
+#: how far one unit of change counts, in standardised units, on a feature no source layer varied in
+CONSTANT_SCALE = 1000.0
 
 
 def source_label(attrs: Mapping[str, Any], run_id: str) -> str:
@@ -93,8 +95,18 @@ class Coverage:
 
     def _cdist(self, layers: Sequence[LayerFeatures]) -> torch.Tensor:
         x = torch.tensor([[lf.layer[f] for f in self.features] for lf in layers], dtype=torch.float64)
-        z = (x - torch.tensor(self.mean, dtype=torch.float64)) / torch.tensor(self.std, dtype=torch.float64)
-        return torch.cdist(z, torch.tensor(self.points, dtype=torch.float64))
+        std = torch.tensor(self.std, dtype=torch.float64)
+        z = (x - torch.tensor(self.mean, dtype=torch.float64)) / std
+        points = torch.tensor(self.points, dtype=torch.float64)
+        # a feature every source layer shares (fit stores std 1 for it, every point at 0): a target that
+        # differs there is off every source, yet a flip of kind_conv added only 1 to the distance, under a
+        # threshold of 4, so a scorer of MLPs alone read a conv as in range (review); the same on every
+        # point keeps the nearest source, and the threshold, as they were
+        constant = (
+            (std == 1.0) & (points.abs().amax(0) == 0) if len(points) else torch.zeros_like(std, dtype=torch.bool)
+        )
+        z[:, constant] *= CONSTANT_SCALE
+        return torch.cdist(z, points)
 
     def distances(self, layers: Sequence[LayerFeatures]) -> list[float]:
         """Each layer's distance to its nearest source layer (standardised units)."""
