@@ -910,7 +910,7 @@ def test_the_folder_grid_renames_one_to_one_and_keeps_every_new_row() -> None:
 def test_a_diverged_cell_is_strict_json_marked_and_not_the_best(tmp_path: Path) -> None:
     """A NaN loss was written as a bare NaN (JSON other readers refuse), and a diverged row's chance
     accuracy was bolded as the column's best."""
-    methods = ["random", {"method": "snip", "label": "snip | wild"}]
+    methods = ["random", {"method": "snip", "label": "snip | wild"}, "imp"]  # imp: its IRP round's divergence
     cfg = tiny_config(methods=methods, densities=[0.1], seeds=[0], train={"epochs": 1, "lr": 1e6, "num_threads": 1})
     run_bench(cfg, tmp_path / "b")
     for path in [*(tmp_path / "b" / "cells").glob("*.json"), tmp_path / "b" / RESULTS_JSON]:

@@ -538,7 +538,8 @@ def _run_imp(job: BenchJob, densities: list[float]) -> list[str]:
         record = _base_record(spec, d, dataset)
         masks = res.masks_at_round(r)
         record.update(_mask_fields(masks))
-        accuracy, loss, seconds, diverged = res.accuracies[r], None, round_seconds[r], None
+        accuracy, loss, seconds = res.accuracies[r], None, round_seconds[r]
+        diverged = res.history[r].get("diverged") if r < len(res.history) else None  # type: ignore[union-attr]
         if settings.round_epochs:
             # short rounds find the mask; the cell is that mask trained from θ0 (run_irp left `model`
             # at θ0) with the recipe every one-shot cell gets

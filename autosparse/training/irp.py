@@ -364,9 +364,10 @@ def _run_irp(
         accuracies.append(result.test_accuracy)
         densities.append(cur.density)
         layer_densities.append({n: float(masks[n].float().mean()) for n in names})
-        history.append(
-            {"round": r, "density": cur.density, "accuracy": result.test_accuracy, "seconds": result.seconds}
-        )
+        record = {"round": r, "density": cur.density, "accuracy": result.test_accuracy, "seconds": result.seconds}
+        if result.diverged:  # only then: a healthy run's history (and a store's attrs) stays as it was
+            record["diverged"] = result.diverged
+        history.append(record)
         log.info("IRP round %d/%d density %.5f accuracy %.4f", r, R, cur.density, result.test_accuracy)
         if r < R:
             if irp.criterion in ("magnitude", "snip"):
