@@ -64,14 +64,16 @@ def test_autos_spends_regnet_weights_on_paths_across_layers() -> None:
     """RegNet-X-400MF at 1% (32 px): the allocation gave block 4's grouped 3x3 convs thousands of
     weights and the 1x1 convs around them a few hundred, all live, so few channels were open and
     64% of the kept weights lay on no path; no step that keeps per-layer counts can place them. The
-    rehome step gives them to layers with on-path room."""
+    rehome step gives them to layers with on-path room. Since the range guard's layers get ERK's
+    count (2026-12-05; 51 of 72 layers are out of range here) the allocation itself leaves only
+    43 of 50,611 off every path; rehome still places those."""
     torch.set_num_threads(1)
     model = build_model("tv:regnet_x_400mf", SHAPE, 10, seed=0)
     g = torch.Generator().manual_seed(0)
     data = (torch.randn(64, *SHAPE, generator=g), torch.arange(64) % 10)
     kept_counts = prune(model, "autos", density=0.01, data=data, seed=0, rehome=False)
     before = path_stats(model, kept_counts, SHAPE)
-    assert before.effective_params < 0.5 * kept_counts.kept, (before.effective_params, kept_counts.kept)
+    assert before.effective_params < kept_counts.kept, (before.effective_params, kept_counts.kept)
     masks = prune(model, "autos", density=0.01, data=data, seed=0, rehome=True)
     assert masks.kept == kept_counts.kept == round(0.01 * masks.total)
     assert [n for n, m in masks.items() if not bool(m.any())] == []
