@@ -55,11 +55,16 @@ def test_a_feature_no_source_varied_puts_a_target_that_differs_out_of_range() ->
     under a threshold of 4: a user's MLP-only scorer read a conv as in range (review)."""
     from autosparse.features import LayerFeatures
 
-    mlps = [torch.tensor([[0.0, 0.0, 0.0], [1.0, 1.0, 0.0]]), torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])]
-    cov = Coverage.fit(("size", "depth", "kind_conv"), mlps, ["A", "B"], quantile=1.0, margin=1.25)
-    mlp = LayerFeatures("fc", (1, 1), "linear", layer={"size": 0.5, "depth": 0.5, "kind_conv": 0.0})
-    conv = LayerFeatures("conv", (1, 1), "conv", layer={"size": 0.5, "depth": 0.5, "kind_conv": 1.0})
-    assert cov.out_of_range([mlp, conv]) == [False, True]
+    mlps = [
+        torch.tensor([[0.0, 0.0, 0.0, 3.0], [1.0, 1.0, 0.0, 3.0]]),
+        torch.tensor([[1.0, 0.0, 0.0, 3.0], [0.0, 1.0, 0.0, 3.0]]),
+    ]
+    cov = Coverage.fit(("size", "depth", "kind_conv", "log_total"), mlps, ["A", "B"], quantile=1.0, margin=1.25)
+    mlp = LayerFeatures("fc", (1, 1), "linear", layer={"size": 0.5, "depth": 0.5, "kind_conv": 0.0, "log_total": 3.0})
+    conv = LayerFeatures("conv", (1, 1), "conv", layer={"size": 0.5, "depth": 0.5, "kind_conv": 1.0, "log_total": 3.0})
+    # a size all sources shared by chance (a store of one shape) is a size, not a kind: a little larger stays near
+    wider = LayerFeatures("fc", (1, 1), "linear", layer={"size": 0.5, "depth": 0.5, "kind_conv": 0.0, "log_total": 3.1})
+    assert cov.out_of_range([mlp, conv, wider]) == [False, True, False]
     assert cov.nearest_sources([mlp]) == cov.nearest_sources([conv])  # the same on every source: same nearest
 
 

@@ -30,8 +30,11 @@ from autosparse.features import LayerFeatures
 #: other architectures, by 25% — chosen so the held-out source shapes stay in range (docs/SCORER.md)
 QUANTILE = 0.95
 MARGIN = 1.25
-#: how far one unit of change counts, in standardised units, on a feature no source layer varied in
+#: how far one unit of change counts, in standardised units, on a layer-kind feature no source layer varied in
 CONSTANT_SCALE = 1000.0
+#: the features that say what kind of layer it is: a kind no source had is off every source. A size or a
+#: depth that all sources shared only by chance (a store of one shape) is not: 310x100 is near 300x100 (review)
+KIND_FEATURES = frozenset({"kind_linear", "kind_conv", "kind_attention", "log_kernel"})
 
 
 def source_label(attrs: Mapping[str, Any], run_id: str) -> str:
@@ -98,14 +101,13 @@ class Coverage:
         std = torch.tensor(self.std, dtype=torch.float64)
         z = (x - torch.tensor(self.mean, dtype=torch.float64)) / std
         points = torch.tensor(self.points, dtype=torch.float64)
-        # a feature every source layer shares (fit stores std 1 for it, every point at 0): a target that
+        # a layer kind every source layer shares (fit stores std 1 for it, every point at 0): a target that
         # differs there is off every source, yet a flip of kind_conv added only 1 to the distance, under a
         # threshold of 4, so a scorer of MLPs alone read a conv as in range (review); the same on every
         # point keeps the nearest source, and the threshold, as they were
-        constant = (
-            (std == 1.0) & (points.abs().amax(0) == 0) if len(points) else torch.zeros_like(std, dtype=torch.bool)
-        )
-        z[:, constant] *= CONSTANT_SCALE
+        kinds = torch.tensor([f in KIND_FEATURES for f in self.features], dtype=torch.bool)
+        if len(points):
+            z[:, kinds & (std == 1.0) & (points.abs().amax(0) == 0)] *= CONSTANT_SCALE
         return torch.cdist(z, points)
 
     def distances(self, layers: Sequence[LayerFeatures]) -> list[float]:
