@@ -321,6 +321,8 @@ def test_a_resume_at_another_thread_count_says_so(tmp_path, caplog: pytest.LogCa
     state = tmp_path / STATE_FILE
     with pytest.raises(Killed):
         train(model, data, TrainConfig(epochs=2, batch_size=64, num_threads=1), checkpoint=state, on_step=kill)
+    saved = torch.load(state, weights_only=True)
+    assert saved["threads"] == 1 and saved["start_loss"] > 0  # the first step's loss: divergence is judged as unbroken
     fresh = build_model("mlp", data.input_shape, data.num_classes, widths=[16], seed=0)
     with caplog.at_level("WARNING", logger="autosparse.training.trainer"):
         train(fresh, data, TrainConfig(epochs=2, batch_size=64, num_threads=2), checkpoint=state)

@@ -48,6 +48,7 @@ class TrainState:
     cuda_rng: list[torch.Tensor]  # every CUDA device's generator (empty on a CPU run)
     described: dict[str, Any]  # the settings the fingerprint hashed, to name what differs when it does not match
     threads: int = 0  # torch's intra-op threads the epochs ran with (0: a checkpoint from before it was kept)
+    start_loss: float = float("nan")  # the first step's loss, what divergence is measured against (NaN: not kept)
 
 
 def training_fingerprint(

@@ -324,8 +324,11 @@ def train(
             start, before = time.perf_counter(), 0.0
             model.train()
             step, running, seen = 0, 0.0, 0
-            # a resumed run saw no first step: its first epoch's loss and the data's classes stand in
-            start_loss = resumed.history[0]["train_loss"] if resumed is not None and resumed.history else None
+            # a resumed run saw no first step: its checkpoint kept it (an older one: the first epoch's loss)
+            start_loss = None
+            if resumed is not None:
+                first = resumed.history[0]["train_loss"] if resumed.history else None
+                start_loss = resumed.start_loss if math.isfinite(resumed.start_loss) else first
             classes = int(getattr(dataset, "num_classes", 0) or 0)
             if resumed is not None:
                 torch.random.set_rng_state(resumed.rng)
@@ -394,6 +397,7 @@ def train(
                         torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
                         described,
                         torch.get_num_threads(),
+                        start_loss if start_loss is not None else float("nan"),
                     )
                     save_state(state_path, state)
             bar.close()
