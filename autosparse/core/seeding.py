@@ -17,11 +17,20 @@ import torch
 
 @contextmanager
 def seeded(seed: int, device: torch.device | None = None) -> Iterator[None]:
-    """Run the block with torch's CPU generator (and ``device``'s, when it is a CUDA device) seeded
+    """Run the block with torch's CPU generator (and ``device``'s, when it is an accelerator) seeded
     with ``seed``; the caller's states of those generators are back after it."""
+    kind = device.type if device is not None else "cpu"
+    if kind not in ("cpu", "cuda", "meta"):
+        # MPS, XPU…: that backend's generator forked and, with the CPU's, seeded by torch.manual_seed (no
+        # CUDA on such a machine to reset), so a mask made there is seeded as before (review)
+        index = device.index if device is not None and device.index is not None else 0
+        with torch.random.fork_rng(devices=[index], device_type=kind):
+            torch.manual_seed(seed)
+            yield
+        return
     cuda: list[int] = []
-    if device is not None and device.type == "cuda":
-        cuda = [device.index if device.index is not None else torch.cuda.current_device()]
+    if kind == "cuda":
+        cuda = [device.index if device.index is not None else torch.cuda.current_device()]  # type: ignore[union-attr]
     with torch.random.fork_rng(devices=cuda):
         torch.random.default_generator.manual_seed(seed)
         for index in cuda:

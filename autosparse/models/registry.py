@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import torch
 from torch import nn
 
 from autosparse.core.errors import ConfigError, UnknownNameError, check_seed
@@ -169,7 +170,9 @@ def seeded(seed: int | None) -> Iterator[None]:
     except TypeError:
         raise ConfigError(f"seed must be an integer, got {seed!r}") from None
     check_seed(value)
-    with core_seeded(value):  # the CPU generator only: the caller's CUDA streams are not touched
+    # the generator of the device modules are built on (the CPU, unless the caller set another default);
+    # the caller's other streams are not touched
+    with core_seeded(value, torch.get_default_device()):
         yield
 
 
