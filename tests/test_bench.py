@@ -359,6 +359,7 @@ def test_cli_report_only_prints_the_table(tiny_run, tmp_path: Path, capsys: pyte
     # a title or a gap row of its own is this bench's report still (review)
     assert main(["bench", "--out", str(dst), "--report-only", "--name", "Nice title", "--gap-to", "imp"]) == 0
     assert "# Bench: Nice title" in (dst / "report.md").read_text()
+    assert main(["bench", "--out", str(dst), "--report-only", "--train.num-threads", "2"]) == 0  # changes no cell
     # ... and with bench.yaml deleted (the README's way to shrink a grid), no default grid's empty report
     (dst / "bench.yaml").unlink()
     before = (dst / "report.md").read_text()

@@ -455,6 +455,9 @@ def test_a_method_hyperparameter_typed_as_a_flag_is_shown_as_hp() -> None:
     assert_user_error(
         run("prune", "--method", "robust", "--base-config", "{}", "--density", "0.1"), "--hp base_config="
     )
+    from autosparse.cli import _hp_hint
+
+    assert _hp_hint("autos", "scorer", "my,scorer") == "--hp scorer=my,scorer"  # brackets only for a list field
     # a value the method refuses is not offered as the fix (snip then refused --hp scope=layerwise)
     assert_user_error(
         run("prune", "--method", "snip", "--scope", "layerwise", "--density", "0.1"),

@@ -28,7 +28,7 @@ from autosparse.core.executors import EXECUTORS, JobOutcome
 from autosparse.core.folders import check_output_path, make_output_dir, write_text
 from autosparse.data import canonical_dataset
 from autosparse.pruners.registry import make_pruner
-from autosparse.training.trainer import resolve_device
+from autosparse.training.trainer import COSMETIC_TRAIN_FIELDS, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -216,6 +216,8 @@ def settings_unlike_record(out: Path, config: BenchConfig) -> list[str]:
     if recorded is None:
         return []
     mine, theirs = to_dict(config), to_dict(recorded)
+    for side in (mine, theirs):  # threads and test batches change no cell (their hashes leave them out)
+        side["train"] = {k: v for k, v in side["train"].items() if k not in COSMETIC_TRAIN_FIELDS}
     return sorted(k for k in mine if k not in (*_PARTS, *_PRESENTATION) and mine[k] != theirs.get(k))
 
 

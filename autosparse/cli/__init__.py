@@ -112,11 +112,13 @@ def _hp_hint(method: str | None, key: str, value: str) -> str:
     was told `--hp scope=layerwise`, which snip then refused). A list value is shown in brackets, as
     ``--hp`` splits at commas."""
     from autosparse.cli.prune import parse_hparams
-    from autosparse.pruners import make_pruner
+    from autosparse.pruners import get_pruner, make_pruner
 
     if not value or method is None:
         return f"--hp {key}=VALUE"
-    written = f"[{value}]" if ("," in value or " " in value) and not value.startswith(("[", "{")) else value
+    fields = {f.name: str(f.type) for f in dataclasses.fields(get_pruner(method).Config)}
+    listed = fields.get(key, "").startswith(("tuple", "list", "Sequence"))  # a list value: in brackets, as --hp splits
+    written = f"[{value}]" if listed and not value.startswith("[") else value
     try:
         make_pruner(method, **parse_hparams(method, (f"{key}={written}",)))
     except AutosparseError as exc:
