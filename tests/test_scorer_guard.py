@@ -214,3 +214,18 @@ def test_default_scorer_covers_conv_and_residual_nets() -> None:
     model = build_model("resnet20", SHAPE, 10, seed=0, width=0.25)
     masks = prune(model, "autos", density=0.05, data=_data(), seed=0)
     assert "guard" not in masks.meta and masks.kept == round(0.05 * masks.total)
+
+
+def test_a_guarded_layer_stays_at_its_count_when_a_free_layer_is_full() -> None:
+    """A free layer filled to its size spilled its surplus over every layer: a guarded layer at ERK's
+    47.6 weights ended with 82 (review). The other free layers take the surplus now."""
+    from autosparse.core.allocation import counts_from_shares
+    from autosparse.scorer.autos.learned import _guard_caps, _guarded_shares
+
+    shapes = {"a": torch.Size([1000]), "b": torch.Size([10]), "c": torch.Size([1000])}
+    density = 100 / 2010
+    shares = _guarded_shares({"a": 47.6, "b": 10.0, "c": 1.0}, {"a": 3.0}, 100.0)
+    caps = _guard_caps(shapes, density, shares, {"a": 3.0}, None)
+    counts = counts_from_shares(shapes, density, shares, caps=caps)
+    assert counts["a"] <= 48 and counts["b"] == 10 and sum(counts.values()) == 100, counts
+    assert counts_from_shares(shapes, density, shares)["a"] > 48  # what the caps prevent

@@ -70,7 +70,7 @@ def learned_masks(call: Call, *, force: bool = False) -> Masks:
                 caps = {n: int(m.sum()) for n, m in masks.items()} if masks is not None else None
                 if call.shape and (unused := call.paths.network.unreached):
                     caps = _cap_unreached(shapes, d, caps, unused)
-                counts = counts_from_shares(shapes, d, shares, caps=caps)
+                counts = counts_from_shares(shapes, d, shares, caps=_guard_caps(shapes, d, shares, outside, caps))
                 scale = cfg.unit_scale or None
                 fractions = scorer.unit_fractions(table, d, scale) if cfg.units != "off" else None
                 units = (
@@ -168,6 +168,25 @@ def _guarded_shares(shares: dict[str, float], outside: Mapping[str, float], budg
         return shares  # none guarded, all guarded (ERK's counts fill the budget), or the guard's take all of it
     scale = (budget - fixed) / free
     return {n: v if n in outside else v * scale for n, v in shares.items()}
+
+
+def _guard_caps(
+    shapes: Mapping[str, torch.Size],
+    density: float,
+    shares: Mapping[str, float],
+    outside: Mapping[str, float],
+    caps: Mapping[str, int] | None,
+) -> dict[str, int] | None:
+    """``caps`` with each guarded layer held to its fallback count, where the other layers can take the
+    rest: a free layer filled to its size spilled its surplus over every layer, so a guarded one
+    ended above ERK's count (review). Left as given when the free layers cannot hold the rest."""
+    if not outside:
+        return dict(caps) if caps is not None else None
+    sizes = {n: math.prod(s) for n, s in shapes.items()}
+    held = {n: min(sizes[n], caps[n]) if caps is not None else sizes[n] for n in sizes}
+    for n in outside:
+        held[n] = min(held[n], max(1, math.ceil(shares[n])))
+    return held if sum(held.values()) >= target_count(sum(sizes.values()), density) else (dict(caps) if caps else None)
 
 
 def erk_floor(
