@@ -21,3 +21,12 @@ def test_a_seed_fixes_the_draws_and_the_callers_stream_continues(monkeypatch: py
     assert torch.equal(draws[0], draws[1])
     assert torch.equal(torch.rand(3), expected_next)  # as if the blocks had not run
     assert reseeded == []  # a CPU block leaves every CUDA generator alone
+
+
+def test_a_device_without_a_usable_backend_takes_the_cpu_path() -> None:
+    """fork_rng(device_type="xla") raised where no torch.xla module is registered (review)."""
+    draws = []
+    for _ in range(2):
+        with seeded(3, torch.device("xla")):
+            draws.append(torch.rand(2))
+    assert torch.equal(draws[0], draws[1])

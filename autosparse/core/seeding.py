@@ -20,13 +20,19 @@ def seeded(seed: int, device: torch.device | None = None) -> Iterator[None]:
     """Run the block with torch's CPU generator (and ``device``'s, when it is an accelerator) seeded
     with ``seed``; the caller's states of those generators are back after it."""
     kind = device.type if device is not None else "cpu"
-    if kind not in ("cpu", "cuda", "meta"):
-        # MPS, XPU…: that backend's generator forked and, with the CPU's, seeded by torch.manual_seed (no
-        # CUDA on such a machine to reset), so a mask made there is seeded as before (review)
-        index = device.index if device is not None and device.index is not None else 0
-        with torch.random.fork_rng(devices=[index], device_type=kind):
-            torch.manual_seed(seed)
+    backend = getattr(torch, kind, None) if kind in ("mps", "xpu") else None
+    available = getattr(backend, "is_available", None)
+    if backend is not None and callable(available) and available():
+        # that backend's generator seeded too and given back by hand (fork_rng's call of get_rng_state(0)
+        # differs across torch versions for MPS); other device types (xla, lazy…) take the CPU path
+        cpu, state = torch.random.get_rng_state(), backend.get_rng_state()
+        try:
+            torch.random.default_generator.manual_seed(seed)
+            backend.manual_seed(seed)
             yield
+        finally:
+            torch.random.set_rng_state(cpu)
+            backend.set_rng_state(state)
         return
     cuda: list[int] = []
     if kind == "cuda":

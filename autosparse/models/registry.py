@@ -172,7 +172,8 @@ def seeded(seed: int | None) -> Iterator[None]:
     check_seed(value)
     # the generator of the device modules are built on (the CPU, unless the caller set another default);
     # the caller's other streams are not touched
-    with core_seeded(value, torch.get_default_device()):
+    default = getattr(torch, "get_default_device", None)  # torch >= 2.3; before it, modules were built on the CPU
+    with core_seeded(value, default() if default is not None else None):
         yield
 
 

@@ -34,7 +34,7 @@ MARGIN = 1.25
 CONSTANT_SCALE = 1000.0
 #: the features that say what kind of layer it is: a kind no source had is off every source. A size or a
 #: depth that all sources shared only by chance (a store of one shape) is not: 310x100 is near 300x100 (review)
-KIND_FEATURES = frozenset({"kind_linear", "kind_conv", "kind_attention", "log_kernel"})
+KIND_FEATURES = frozenset({"kind_linear", "kind_conv", "kind_attention"})  # not log_kernel: a size (3x3 vs 5x5)
 
 
 def source_label(attrs: Mapping[str, Any], run_id: str) -> str:
