@@ -453,3 +453,20 @@ def test_numpy_pruning_data_is_told_to_become_tensors() -> None:
 
     with pytest.raises(ConfigError, match=r"numpy arrays; convert them to tensors"):
         PruningData.coerce((np.zeros((4, 3), dtype=np.float32), np.zeros(4, dtype=np.int64)))
+
+
+def test_pruning_data_built_by_hand_is_checked_as_a_tuple_is() -> None:
+    """It reached the pruners unchecked: "too many values to unpack", an IndexError, torch's dtype errors."""
+    from autosparse.data.pruning_data import PruningData
+
+    x, y = torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 1])
+    for batches, classes, fix in [
+        ((x, y), 3, r"a list of \(inputs, targets\) batches: PruningData\(\[\(x, y\)\]"),
+        ([], 3, "non-empty list"),
+        ([(x, y.float())], 3, r"targets are integer class indices \(y.long\(\)\)"),
+        ([(x.numpy(), y.numpy())], 3, "numpy arrays; convert them to tensors"),
+        ([(x, y)], 2, "class index 2, past num_classes=2"),
+    ]:
+        with pytest.raises(ConfigError, match=fix):
+            PruningData(batches, classes)
+    assert PruningData([(x, y.int())], 3).batches[0][1].dtype == torch.int64

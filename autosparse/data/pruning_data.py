@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import numbers
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,29 @@ class PruningData:
 
     batches: list[Batch]
     num_classes: int
+
+    def __post_init__(self) -> None:
+        """Checked as ``data=(x, y)`` is: one built by hand reached the pruners unchecked and failed there
+        with "too many values to unpack", an IndexError or torch's dtype errors (review)."""
+        if not isinstance(self.batches, list) and _is_batch(self.batches):
+            raise ConfigError(
+                "PruningData takes a list of (inputs, targets) batches: PruningData([(x, y)], num_classes)"
+            )
+        if not isinstance(self.batches, (list, tuple)) or not self.batches:
+            raise ConfigError(f"PruningData needs a non-empty list of (inputs, targets) batches; {_FORM}")
+        self.batches = [_batch(b, i) for i, b in enumerate(self.batches)]
+        if (
+            isinstance(self.num_classes, bool)
+            or not isinstance(self.num_classes, numbers.Integral)
+            or self.num_classes < 1
+        ):
+            raise ConfigError(f"PruningData's num_classes must be a positive integer, got {self.num_classes!r}")
+        top = max(int(y.max()) for _, y in self.batches)
+        if top >= self.num_classes:
+            raise ConfigError(
+                f"the pruning data has class index {top}, past num_classes={self.num_classes}: pass the number of "
+                "classes the model predicts"
+            )
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -99,6 +123,11 @@ def _is_batch(data: Any) -> bool:
 
 def _batch(item: Any, i: int) -> Batch:
     """One batch of a list or a DataLoader: its first two entries, as DataLoaders of (x, y, index) give."""
+    if isinstance(item, (tuple, list)) and any(type(t).__module__ == "numpy" for t in item[:2]):
+        raise ConfigError(
+            f"pruning data item {i} holds numpy arrays; convert them to tensors: "
+            "(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y).long())"
+        )
     if isinstance(item, (tuple, list)) and len(item) >= 2 and isinstance(item[0], (tuple, list, Mapping)):
         raise ConfigError(_SEVERAL_INPUTS.format(kind=type(item[0]).__name__))
     if isinstance(item, (tuple, list)) and len(item) >= 2 and _is_batch(item[:2]):
