@@ -366,3 +366,14 @@ def test_mobilenet_blocks_are_depthwise_then_pointwise() -> None:
     assert pw.groups == 1 and pw.kernel_size == (1, 1)
     sizes = [model.features[: i + 1](torch.zeros(1, *FMNIST)).shape[-1] for i in range(len(model.features))]
     assert sizes[-1] == 4  # strides 2 at blocks 2, 4 and 6: 28 -> 14 -> 7 -> 4
+
+
+def test_num_classes_takes_numpy_and_tensor_integers() -> None:
+    """`y.max() + 1` (a tensor) or a numpy count was refused as "not a positive integer" (helper)."""
+    import numpy as np
+
+    for count in (np.int64(3), torch.tensor(2) + 1):
+        assert build_model("mlp", (1, 8, 8), count, widths=[4]).fc2.out_features == 3
+    for bad in (2.5, True, torch.tensor(3.0)):
+        with pytest.raises(ConfigError, match="num_classes must be a positive integer"):
+            build_model("mlp", (1, 8, 8), bad, widths=[4])

@@ -127,7 +127,13 @@ def build_model(
     if not name.startswith((TV_PREFIX, TIMM_PREFIX)) and name not in _REGISTRY:
         raise _unknown(name)
     shape = _check_shape(name, input_shape)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+    try:  # numpy and 0-d tensor integers too (y.max() + 1), as input_shape and seed take them (review)
+        if isinstance(num_classes, bool) or (isinstance(num_classes, torch.Tensor) and num_classes.is_floating_point()):
+            raise TypeError
+        num_classes = operator.index(num_classes)
+    except TypeError:
+        raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}") from None
+    if num_classes < 1:
         raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
     if name.startswith(TV_PREFIX):
 
