@@ -132,3 +132,20 @@ def test_conv_features() -> None:
     assert torch.isfinite(table.dense()).all()
     conv = next(lf for lf in table.layers if len(lf.shape) == 4)
     assert conv.layer["log_kernel"] == pytest.approx(torch.log(torch.tensor(9.0)).item())
+
+
+def test_compute_features_takes_data_as_prune_does_and_names_what_needs_it() -> None:
+    """A tuple failed with "no attribute input_shape"; data=None said only "no pruning data was given";
+    a misspelt feature was told to regenerate the store (helper)."""
+    import autosparse
+    from autosparse.core.errors import ConfigError, SchemaMismatchError
+
+    m = autosparse.build_model("lenet_300_100", (1, 28, 28), 10, seed=0)
+    x, y = torch.randn(8, 1, 28, 28), torch.arange(8) % 10
+    assert len(autosparse.compute_features(m, (x, y), names=["grad", "log_fan_in"]).layers) == 3
+    with pytest.raises(ConfigError, match=r"need data \(gradients, GraSP\), so pass data=\(inputs, targets\)"):
+        autosparse.compute_features(m, None, input_shape=(1, 28, 28))
+    free = autosparse.compute_features(m, None, names=["synflow_rank", "log_fan_in"], input_shape=(1, 28, 28))
+    assert len(free.layers) == 3
+    with pytest.raises(SchemaMismatchError, match="did you mean 'log_fan_in'"):
+        autosparse.compute_features(m, (x, y), names=["fan_in"])

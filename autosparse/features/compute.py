@@ -21,6 +21,7 @@ from autosparse.core.model_io import class_targets, logits, model_device, model_
 from autosparse.core.parallel import map_layers
 from autosparse.core.ranking import pct_rank, rank_values, scatter_ranks, sort_key, stable_order
 from autosparse.core.seeding import seeded
+from autosparse.core.text import name_list
 from autosparse.data.pruning_data import PruningData
 from autosparse.features.schema import FEATURE_NAMES, SCHEMA_VERSION, SPECS, FeatureTable, LayerFeatures, check_schema
 from autosparse.pruners.iterate import masked_weights
@@ -279,8 +280,14 @@ def compute_features(
     names = tuple(names or FEATURE_NAMES)
     check_schema(SCHEMA_VERSION, names)
     passes = needed_passes(names)
-    if "grad" in passes and data is None:
-        raise SchemaMismatchError("features needing gradients were requested but no pruning data was given")
+    data = PruningData.coerce(data)  # (x, y), a list of batches or a DataLoader, as prune takes it (helper)
+    if passes & {"grad", "grasp"} and data is None:
+        needing = [n for n in names if needed_passes((n,)) & {"grad", "grasp"}]
+        raise ConfigError(
+            f"features {name_list(needing)} need data (gradients, GraSP), so pass data=(inputs, targets); or ask "
+            "only for others with names=[…] (the weights, the layer descriptors and the SynFlow features need only "
+            "input_shape)"
+        )
     # a pass or a mask changes the model (train-mode statistics, zeroed weights); reading the weights alone does not
     work = safe_deepcopy(model) if passes or masks is not None else model
     layers = prunable_layers(work)

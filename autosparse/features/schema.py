@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from autosparse.core.errors import SchemaMismatchError
+from autosparse.core.errors import SchemaMismatchError, closest_name
 
 SCHEMA_VERSION = 1
 
@@ -95,8 +95,13 @@ def check_schema(version: int, names: Sequence[str] | None = None) -> None:
     if names is not None:
         unknown = [n for n in names if n not in SPECS]
         if unknown:
+            close = {n: closest_name(n, list(SPECS)) for n in unknown}
+            meant = "; ".join(f"{n}: did you mean {c!r}?" for n, c in close.items() if c)
             raise SchemaMismatchError(
-                f"features {unknown} are not in schema v{SCHEMA_VERSION}; regenerate the store or retrain the scorer"
+                f"features {unknown} are not in schema v{SCHEMA_VERSION}"
+                + (f" ({meant})" if meant else "")
+                + f"; its features: {', '.join(SPECS)}. A store or scorer that names them was made by another "
+                "version: regenerate the store or retrain the scorer"
             )
 
 
