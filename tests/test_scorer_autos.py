@@ -3,6 +3,7 @@ measurements reach ``prune``'s diagnostics, and the borrowed SynFlow allocation.
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from autosparse.api import prune
@@ -269,3 +270,15 @@ def test_the_order_layers_are_registered_in_does_not_change_the_mask() -> None:
     assert all(torch.equal(a[n], b[n]) for n in a)
     c = prune(aux, "autos", density=0.01, data=data)
     assert bool(c["head.weight"].any(1).all())  # every class keeps a weight
+
+
+def test_a_loaded_scorer_object_is_refused_naming_the_name_or_path() -> None:
+    """load_scorer's Scorer passed as scorer= failed in Path() with a TypeError (helper); a Path works."""
+    from pathlib import Path
+
+    from autosparse.core.errors import ConfigError
+    from autosparse.scorer.loaded import load_scorer
+
+    with pytest.raises(ConfigError, match="pass the name or the path you loaded it from"):
+        make_pruner("autos", scorer=load_scorer("autos_mlp"))
+    assert make_pruner("autos", scorer=Path("some/folder")).config.scorer == "some/folder"

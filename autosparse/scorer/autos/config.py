@@ -3,6 +3,7 @@ the bench config's ``hparams`` at once, validated when it is built (one error na
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,13 @@ class AutosConfig(PrunerConfig):
     flow_prior: str = "learned"  # the flow's edge values: learned (within-layer percentile) | magnitude (|θ|)
 
     def __post_init__(self) -> None:
+        if isinstance(self.scorer, os.PathLike):
+            self.scorer = os.fspath(self.scorer)  # a Path names a folder as its string does
+        if not isinstance(self.scorer, str):  # a loaded Scorer failed in Path() with a TypeError (helper)
+            raise ConfigError(
+                f"autos' scorer is a shipped scorer's name or a scorer folder, got a {type(self.scorer).__name__}: "
+                "pass the name or the path you loaded it from (e.g. scorer='autos_mlp')"
+            )
         if self.scope != "global":  # inherited from every pruner's config; autos' counts come from `allocation`
             raise ConfigError(
                 f"autos has no scope (got {self.scope!r}): its per-layer counts are `allocation` "
