@@ -186,6 +186,9 @@ def test_a_dataset_built_by_hand_is_checked_where_it_is_made() -> None:
     nan[3, 0, 2, 2] = float("nan")
     with pytest.raises(ConfigError, match="x_test holds NaN"):
         autosparse.Dataset("mine", x, y, nan, y, 10, (1, 8, 8))
+    with pytest.raises(ConfigError, match=r"x_train is a ndarray; give tensors, e.g. torch.as_tensor"):
+        autosparse.Dataset("mine", x.numpy(), y.numpy(), x, y, 10, (1, 8, 8))  # failed on .is_floating_point
+    assert autosparse.Dataset("mine", x.flatten(1), y, x.flatten(1), y, 10, 64).input_shape == (64,)
     for n in (2.5, True):  # 2.5 gave 2 examples, True one
         with pytest.raises(ConfigError, match="whole number"):
             load_dataset("digits", n_train=n)

@@ -8,6 +8,7 @@ of running per-sample Python transforms, which is what dominates small-model tra
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +50,15 @@ class Dataset:
     description: str = ""
 
     def __post_init__(self) -> None:
+        if isinstance(self.input_shape, numbers.Integral):  # a flat input given as 64, as prune's input_shape takes it
+            self.input_shape = (int(self.input_shape),)
         self.input_shape = tuple(int(s) for s in self.input_shape)
+        for field_name in ("x_train", "y_train", "x_test", "y_test"):
+            if not isinstance(getattr(self, field_name), torch.Tensor):  # numpy failed on .is_floating_point (helper)
+                raise ConfigError(
+                    f"{self.name}: {field_name} is a {type(getattr(self, field_name)).__name__}; give tensors, e.g. "
+                    "torch.as_tensor(x, dtype=torch.float32) and torch.as_tensor(y).long()"
+                )
         for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
             if x.shape[0] == 0:  # training on none looped forever (review); a test split of none scored 0.0
                 raise ConfigError(f"{self.name}: x_{split} holds no examples; give each split at least one")
