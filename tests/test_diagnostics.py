@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 import torch
 from torch import nn
 
@@ -71,3 +72,17 @@ def test_an_empty_layer_before_an_unmodelled_op_claims_no_paths_elsewhere(caplog
     assert diag["paths"].startswith("approximate") and diag["empty_layers"] == ["inp.weight"]
     [record] = caplog.records
     assert "paths remain elsewhere" not in record.message and "is unknown" in record.message
+
+
+def test_diagnostics_take_a_dict_and_a_wrong_shape_is_one_error() -> None:
+    """mask_diagnostics refused a dict (its siblings take one); path_stats gave torch's raw shape error (helper)."""
+    import autosparse
+    from autosparse.core.errors import ConfigError
+
+    m = autosparse.build_model("lenet5", (1, 28, 28), 10, seed=0)
+    x, y = torch.randn(8, 1, 28, 28), torch.arange(8) % 10
+    masks = autosparse.prune(m, "snip", density=0.1, data=(x, y), check=False)
+    diag = autosparse.mask_diagnostics(m, dict(masks), (1, 28, 28), warn=False)
+    assert diag["effective_params"] == autosparse.path_stats(m, masks, (1, 28, 28)).effective_params
+    with pytest.raises(ConfigError, match=r"input_shape=\(3, 32, 32\).*without the batch dimension"):
+        autosparse.path_stats(m, masks, (3, 32, 32))

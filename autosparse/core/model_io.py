@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from autosparse.core.errors import ConfigError
+from autosparse.core.errors import AutosparseError, ConfigError
 
 
 def param_dtype(model: nn.Module) -> torch.dtype:
@@ -115,3 +115,24 @@ def call_with(model: nn.Module, params: Mapping[str, torch.Tensor], args: tuple[
 
 
 __all__ = ["call_with", "class_targets", "logits", "model_device", "model_input", "param_dtype"]
+
+
+#: torch's words for an input the model's first layers cannot take
+SHAPE_WORDS = (
+    "cannot be multiplied",
+    "size mismatch",
+    "expected input",
+    "sizes of tensors must match",
+    "shape '[",
+    "must match the size of tensor",  # e.g. a fixed position embedding (timm EfficientFormer) at another size
+    "(unbatched) or",  # conv/pool on flattened inputs: "Expected 3D (unbatched) or 4D (batched) input"
+    *(f"{k}d input (got" for k in range(1, 6)),  # BatchNorm on the wrong rank: "expected 4D input (got 3D input)"
+)
+
+
+def is_shape_error(exc: BaseException) -> bool:
+    """Whether torch refused the inputs' shape: such a failure is the user's inputs, whichever pass met it
+    first, and is reported once as :func:`prune`'s shape error."""
+    if isinstance(exc, AutosparseError) or not isinstance(exc, (RuntimeError, ValueError)):
+        return False  # our own errors already name their fix
+    return any(w in str(exc).lower() for w in SHAPE_WORDS)

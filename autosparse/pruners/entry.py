@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from autosparse.core.allocation import target_count
-from autosparse.core.errors import AutosparseError, ConfigError, check_density, check_seed
+from autosparse.core.errors import ConfigError, check_density, check_seed
 from autosparse.core.init_transform import InitTransform, fingerprint, rescale_factors
 from autosparse.core.layers import (
     PRUNABLE_TYPES,
@@ -32,7 +32,7 @@ from autosparse.core.layers import (
     safe_deepcopy,
 )
 from autosparse.core.masks import Masks
-from autosparse.core.model_io import model_device
+from autosparse.core.model_io import SHAPE_WORDS, is_shape_error, model_device
 from autosparse.core.seeding import seeded
 from autosparse.core.text import name_list
 from autosparse.data.pruning_data import PruningData
@@ -96,27 +96,6 @@ def prune(
         check=check,
         **hparams,
     ).masks
-
-
-#: torch's words for an input the model's first layers cannot take
-_SHAPE_WORDS = (
-    "cannot be multiplied",
-    "size mismatch",
-    "expected input",
-    "sizes of tensors must match",
-    "shape '[",
-    "must match the size of tensor",  # e.g. a fixed position embedding (timm EfficientFormer) at another size
-    "(unbatched) or",  # conv/pool on flattened inputs: "Expected 3D (unbatched) or 4D (batched) input"
-    *(f"{k}d input (got" for k in range(1, 6)),  # BatchNorm on the wrong rank: "expected 4D input (got 3D input)"
-)
-
-
-def is_shape_error(exc: BaseException) -> bool:
-    """Whether torch refused the inputs' shape: such a failure is the user's inputs, whichever pass met it
-    first, and is reported once as :func:`prune`'s shape error."""
-    if isinstance(exc, AutosparseError) or not isinstance(exc, (RuntimeError, ValueError)):
-        return False  # our own errors already name their fix
-    return any(w in str(exc).lower() for w in _SHAPE_WORDS)
 
 
 #: how torch's dtype errors spell an integer input dtype: a conv's C type, a matmul's scalar type name
@@ -451,7 +430,7 @@ def record_collapse(
     stats = measured[1] if measured is not None and shape is not None and tuple(measured[0]) == tuple(shape) else None
     diag = masks.meta["diagnostics"] = mask_diagnostics(model, masks, shape, warn=True, stats=stats)
     failed = str(diag["paths"]).lower()
-    if data is None and configured and shape == tuple(configured) and any(w in failed for w in _SHAPE_WORDS):
+    if data is None and configured and shape == tuple(configured) and any(w in failed for w in SHAPE_WORDS):
         # a method that never runs the model (random, magnitude) took a wrong shape without a word
         log.warning(
             "the path diagnostics could not run the model on the input_shape given, %s: %s; give the shape of one "

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 def mask_diagnostics(
     model: nn.Module,
-    masks: Masks,
+    masks: Masks | Mapping[str, torch.Tensor],
     input_shape: Sequence[int] | None,
     *,
     warn: bool = True,
@@ -48,6 +48,8 @@ def mask_diagnostics(
     Without an ``input_shape`` only empty layers can be found. ``stats``: the path statistics of
     exactly these masks on ``input_shape``, when the caller already has them (the pass is skipped).
     """
+    if not isinstance(masks, Masks):  # a dict of mask tensors, as path_stats and layer_collapse take (helper)
+        masks = Masks(masks)
     empty = masks.empty_layers()
     out: dict[str, Any] = {
         "kept": masks.kept,

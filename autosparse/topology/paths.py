@@ -48,7 +48,7 @@ from torch.nn.utils import parametrize
 from autosparse.core.errors import ConfigError, MaskError
 from autosparse.core.layers import PrunableLayer, legacy_norms, prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks, current_masks, remove_masks
-from autosparse.core.model_io import call_with, logits
+from autosparse.core.model_io import call_with, is_shape_error, logits
 from autosparse.core.parallel import single_threaded_torch
 from autosparse.topology.log_counts import LogCounts, log_count
 from autosparse.topology.path_modules import to_path_modules
@@ -493,8 +493,16 @@ def path_flow(
 def path_stats(model: nn.Module, masks: Mapping[str, torch.Tensor] | None, input_shape: Sequence[int]) -> PathStats:
     """Paths, effective nodes, effective params and collapsed layers in one pass."""
     m = _resolve_masks(model, masks)
-    net = PathNetwork(model, input_shape)
-    return stats_from_flow(net.flow(net.weights(m)), m, net)
+    try:
+        net = PathNetwork(model, input_shape)
+        return stats_from_flow(net.flow(net.weights(m)), m, net)
+    except (RuntimeError, ValueError) as exc:  # torch's raw shape error, as prune names it (helper)
+        if not is_shape_error(exc):
+            raise
+        raise ConfigError(
+            f"path_stats could not run the model on input_shape={tuple(input_shape)}: {str(exc).splitlines()[0]}; "
+            "pass the shape of one example as the model takes it, without the batch dimension (e.g. (1, 28, 28))"
+        ) from exc
 
 
 def stats_from_flow(flow: PathFlow, masks: Mapping[str, torch.Tensor], net: PathNetwork | None = None) -> PathStats:

@@ -26,10 +26,10 @@ import torch
 
 from autosparse.core.allocation import counts_from_shares, erk_densities, masks_from_counts
 from autosparse.core.masks import Masks
+from autosparse.core.model_io import is_shape_error
 from autosparse.core.ranking import pct_rank
 from autosparse.core.text import name_list
 from autosparse.features import FeatureTable, compute_features
-from autosparse.pruners.entry import is_shape_error
 from autosparse.scorer.autos.call import Call
 from autosparse.scorer.evidence import Verdict
 from autosparse.scorer.student import StudentVerdict
