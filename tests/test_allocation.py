@@ -20,7 +20,7 @@ from autosparse.core.allocation import (
     topk_mask,
     uniform_counts,
 )
-from autosparse.core.errors import DensityError, ScoreError, UnknownNameError
+from autosparse.core.errors import ConfigError, DensityError, ScoreError, UnknownNameError
 
 
 def _scores(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -220,3 +220,13 @@ def test_equal_half_precision_scores_name_the_underflow_not_a_zero_head(dtype: t
         check_ranks_something(torch.zeros(10, dtype=dtype), 3)
     with pytest.raises(ScoreError, match="zero-initialised classifier head"):
         check_ranks_something(torch.zeros(10), 3)
+
+
+def test_scores_that_are_not_tensors_are_one_error_naming_the_cast() -> None:
+    """numpy scores failed on .detach and a list on .items (helper)."""
+    import numpy as np
+
+    with pytest.raises(ConfigError, match=r"the scores of 'a' are a ndarray; give tensors"):
+        allocate({"a": np.ones(10)}, 0.5)
+    with pytest.raises(ConfigError, match="mapping of layer name to a score tensor, got a list"):
+        allocate([torch.ones(10)], 0.5)  # type: ignore[arg-type]

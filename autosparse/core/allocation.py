@@ -300,15 +300,22 @@ def allocate(
     *,
     sparsity: float | None = None,
 ) -> Masks:
-    """Turn scores into masks that keep exactly ``round(density * total)`` weights.
+    """Turn scores into masks that keep exactly ``max(1, round(density * total))`` weights.
 
     ``global`` ranks every weight against every other (what SNIP, GraSP, SynFlow prescribe);
     ``uniform`` keeps the same fraction of each layer; ``erk`` uses ERK layer densities and
     ranks within each layer.
     """
     density = check_density(density, sparsity)
+    if not isinstance(scores, Mapping):
+        raise ConfigError(f"scores are a mapping of layer name to a score tensor, got a {type(scores).__name__}")
     if not scores:
         raise DensityError("no scores to allocate; the model has no prunable layer")
+    wrong = [n for n, v in scores.items() if not isinstance(v, torch.Tensor)]
+    if wrong:  # numpy scores failed on .detach (helper)
+        raise ConfigError(
+            f"the scores of {wrong[0]!r} are a {type(scores[wrong[0]]).__name__}; give tensors (torch.as_tensor(s))"
+        )
     shapes = {n: s.shape for n, s in scores.items()}
     if scope == "global":
         names = list(scores)
