@@ -103,6 +103,18 @@ def test_round_trip(store: FeatureStore) -> None:
         reader.load_run("a", columns=["snp"])
 
 
+def test_a_filter_key_no_run_records_is_said(store: FeatureStore, caplog: pytest.LogCaptureFixture) -> None:
+    """where={"modle": …} selected no run in silence (helper)."""
+    store.write_run("a", **make_run())
+    with caplog.at_level("WARNING", logger="autosparse.store"):
+        assert StoreReader(store.path, where={"modle": "mlp"}).run_ids == []
+    assert "where filter key(s) 'modle': no run in" in caplog.text and "keys the runs record:" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="autosparse.store"):
+        StoreReader(store.path, where={"model": "no-such-model"})  # a known key, a value no run has: no warning
+    assert "filter key" not in caplog.text
+
+
 def test_torch_inputs_are_accepted(store: FeatureStore) -> None:
     run = make_run()
     feats = torch.from_numpy(run["features"]).requires_grad_(True)

@@ -11,6 +11,7 @@ pure function of the seed.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from autosparse.core.errors import StoreError, UnknownNameError
-from autosparse.store.filters import Filter, display_name, lookup, matches, parse_filter
+from autosparse.store.filters import Filter, display_name, lookup, matches, parse_filter, unknown_keys
 from autosparse.store.layout import (
     RUNS,
     check_name,
@@ -36,6 +37,8 @@ from autosparse.store.layout import (
 
 if TYPE_CHECKING:
     import torch
+
+log = logging.getLogger(__name__)
 
 
 class Batch(NamedTuple):
@@ -157,6 +160,7 @@ class StoreReader:
     def refresh(self) -> None:
         """Re-list ``runs/``; only runs whose ``complete`` flag is set and that pass the filter are kept."""
         runs: dict[str, dict[str, Any]] = {}
+        complete: dict[str, dict[str, Any]] = {}
         self._skipped_incomplete = 0
         for run_id in list_run_dirs(self.path):
             attrs = read_run_attrs(self.path, run_id)
@@ -164,6 +168,7 @@ class StoreReader:
                 self._skipped_incomplete += 1
                 continue
             assert attrs is not None
+            complete[run_id] = attrs
             if not matches(run_id, attrs, self.where) or (
                 self.exclude is not None and matches(run_id, attrs, self.exclude)
             ):
@@ -178,6 +183,18 @@ class StoreReader:
                     f"{self.path} --out NEW.zarr` (its labels are kept)"
                 )
             runs[run_id] = attrs
+        if not runs and complete:  # where={"modle": …} selected nothing in silence (helper): a key no run records
+            for name, spec in (("where", self.where), ("exclude", self.exclude)):
+                missing, known = unknown_keys(spec, complete)
+                if missing:
+                    log.warning(
+                        "%s filter key(s) %s: no run in %s records them, so they match nothing; keys the runs "
+                        "record: %s",
+                        name,
+                        ", ".join(map(repr, missing)),
+                        self.path,
+                        ", ".join(known),
+                    )
         self._runs = runs
         self._run_ids = list(runs)
 
