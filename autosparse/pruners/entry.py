@@ -82,7 +82,8 @@ def prune(
     and SynFlow's recipe is ten examples per class), not a whole training loader. ``seed`` seeds the
     method's own randomness (random masks, tie-breaking), not the model's weights. ``**hparams``
     are the method's hyperparameters (``autosparse methods METHOD`` lists them, e.g. ``scorer=`` for
-    ``autos``); ``config`` is the same as a dataclass or mapping.
+    ``autos``); ``config`` is the same as a dataclass or mapping, and a keyword given in both
+    takes the keyword's value.
     """
     return prune_timed(
         model,
