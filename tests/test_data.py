@@ -473,3 +473,22 @@ def test_pruning_data_built_by_hand_is_checked_as_a_tuple_is() -> None:
         with pytest.raises(ConfigError, match=fix):
             PruningData(batches, classes)
     assert PruningData([(x, y.int())], 3).batches[0][1].dtype == torch.int64
+
+
+def test_a_tensor_class_count_and_inference_tensors_reach_the_pruning_batch() -> None:
+    """A Dataset kept num_classes=y.max()+1 as a tensor, which PruningData then refused; a PruningData
+    built under inference_mode kept inference tensors (its clone ran inside the mode); negative labels
+    passed the check (review)."""
+    from autosparse.data.pruning_data import PruningData, pruning_batch
+
+    x, y = torch.randn(40, 8), torch.arange(40) % 4
+    ds = autosparse.Dataset("t", x, y, x[:8], y[:8], y.max() + 1, 8)
+    assert ds.num_classes == 4 and type(ds.num_classes) is int
+    assert pruning_batch(ds, samples_per_class=2).num_classes == 4
+    with torch.inference_mode():
+        made = PruningData([(torch.randn(4, 8), torch.tensor([0, 1, 2, 3]))], 4)
+    assert not any(t.is_inference() for t in made.batches[0])
+    with pytest.raises(ConfigError, match="negative class index"):
+        PruningData([(torch.randn(4, 8), torch.tensor([0, -1, 2, 3]))], 4)
+    with pytest.raises(ConfigError, match="input_shape must be a shape"):
+        autosparse.Dataset("t", x, y, x[:8], y[:8], 4, True)

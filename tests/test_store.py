@@ -113,6 +113,9 @@ def test_a_filter_key_no_run_records_is_said(store: FeatureStore, caplog: pytest
     with caplog.at_level("WARNING", logger="autosparse.store"):
         StoreReader(store.path, where={"model": "no-such-model"})  # a known key, a value no run has: no warning
     assert "filter key" not in caplog.text
+    with caplog.at_level("WARNING", logger="autosparse.store"):  # a misspelt holdout kept every run in silence
+        assert StoreReader(store.path, exclude={"modle": "mlp"}).run_ids == ["a"]
+    assert "exclude filter key(s) 'modle'" in caplog.text
 
 
 def test_torch_inputs_are_accepted(store: FeatureStore) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import numbers
+import operator
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,12 +41,18 @@ class PruningData:
         if not isinstance(self.batches, (list, tuple)) or not self.batches:
             raise ConfigError(f"PruningData needs a non-empty list of (inputs, targets) batches; {_FORM}")
         self.batches = [_batch(b, i) for i, b in enumerate(self.batches)]
-        if (
-            isinstance(self.num_classes, bool)
-            or not isinstance(self.num_classes, numbers.Integral)
-            or self.num_classes < 1
-        ):
+        try:  # a numpy or 0-d tensor count too (a Dataset's y.max() + 1, review)
+            if isinstance(self.num_classes, bool):
+                raise TypeError
+            self.num_classes = operator.index(self.num_classes)
+        except TypeError:
+            raise ConfigError(
+                f"PruningData's num_classes must be a positive integer, got {self.num_classes!r}"
+            ) from None
+        if self.num_classes < 1:
             raise ConfigError(f"PruningData's num_classes must be a positive integer, got {self.num_classes!r}")
+        if min(int(y.min()) for _, y in self.batches) < 0:
+            raise ConfigError("the pruning data has a negative class index; targets are class indices 0..num_classes-1")
         top = max(int(y.max()) for _, y in self.batches)
         if top >= self.num_classes:
             raise ConfigError(
@@ -138,8 +144,10 @@ def _batch(item: Any, i: int) -> Batch:
         if item[1].numel() == 0:
             raise ConfigError(f"pruning data item {i} holds no examples; {_FORM}")
         y = item[1] if item[1].dtype == torch.int64 else item[1].long()  # cross-entropy takes int64 (int32 crashed)
-        # made under torch.inference_mode(), a tensor cannot be saved for a backward: an ordinary copy
-        return tuple(t.clone() if t.is_inference() else t for t in (item[0], y))  # type: ignore[return-value]
+        # made under torch.inference_mode(), a tensor cannot be saved for a backward: an ordinary copy (made
+        # outside that mode: a clone inside it is an inference tensor again, review)
+        with torch.inference_mode(False):
+            return tuple(t.clone() if t.is_inference() else t for t in (item[0], y))  # type: ignore[return-value]
     if isinstance(item, (tuple, list)) and len(item) >= 2 and all(isinstance(t, torch.Tensor) for t in item[:2]):
         shapes = f"{tuple(item[0].shape)} and {tuple(item[1].shape)}"
         raise ConfigError(f"pruning data item {i} has inputs and targets of shapes {shapes}; {_FORM}")

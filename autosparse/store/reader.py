@@ -183,8 +183,11 @@ class StoreReader:
                     f"{self.path} --out NEW.zarr` (its labels are kept)"
                 )
             runs[run_id] = attrs
-        if not runs and complete:  # where={"modle": …} selected nothing in silence (helper): a key no run records
-            for name, spec in (("where", self.where), ("exclude", self.exclude)):
+        # where={"modle": …} selected nothing in silence, exclude={"modle": …} nothing away (helper): a key no
+        # run records; a where key is named only when nothing was selected, an exclude key always
+        checks = [("where", self.where)] if not runs else []
+        if complete:
+            for name, spec in [*checks, ("exclude", self.exclude)]:
                 missing, known = unknown_keys(spec, complete)
                 if missing:
                     log.warning(

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from autosparse.core.errors import ConfigError
 from autosparse.core.layers import prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks
 from autosparse.core.text import name_list
@@ -70,7 +71,10 @@ def mask_diagnostics(
         try:
             stats = stats if stats is not None else path_stats(model, masks, tuple(input_shape))
         except Exception as exc:  # a diagnostic must never break the pruning it reports on
-            out["paths"] = f"unavailable ({type(exc).__name__}: {short_error(exc)})"
+            cause = exc.__cause__ if isinstance(exc, ConfigError) and exc.__cause__ is not None else exc
+            out["paths"] = (
+                f"unavailable ({type(cause).__name__}: {short_error(cause)})"  # torch's words, as prune reads them
+            )
         else:
             out.update(
                 effective_params=stats.effective_params,

@@ -496,7 +496,7 @@ def path_stats(model: nn.Module, masks: Mapping[str, torch.Tensor] | None, input
     try:
         net = PathNetwork(model, input_shape)
         return stats_from_flow(net.flow(net.weights(m)), m, net)
-    except (RuntimeError, ValueError) as exc:  # torch's raw shape error, as prune names it (helper)
+    except (RuntimeError, ValueError) as exc:  # torch's raw shape error, named as prune names it (helper)
         if not is_shape_error(exc):
             raise
         raise ConfigError(
