@@ -521,3 +521,30 @@ def test_prune_and_build_model_leave_the_callers_cuda_streams_alone(monkeypatch:
     model = build_model("mlp", (1, 4, 4), 3, seed=5, widths=(8,))
     masks = autosparse.prune(model, "snip", density=0.3, seed=7, data=(torch.randn(6, 1, 4, 4), torch.arange(6) % 3))
     assert calls == [] and masks.meta["torch_threads"] == torch.get_num_threads()
+
+
+@pytest.mark.parametrize(
+    "method,hparams,fix",
+    [
+        ("imp", {"prune_fraction": 0.0, "dataset": "digits"}, r"prune_fraction must be in \(0, 1\)"),
+        ("imp", {"prune_fraction": float("nan"), "dataset": "digits"}, r"prune_fraction must be in \(0, 1\)"),
+        ("grasp", {"eps": -1.0}, "eps must be >= 0"),
+        ("prospr", {"rounds": 0}, "rounds must be a positive integer"),
+        ("prospr", {"schedule": "foo"}, "unknown schedule 'foo'"),
+        ("prospr", {"inner_lr": float("nan")}, "inner_lr must be > 0"),
+        ("prospr", {"inner_momentum": 5.0}, r"inner_momentum must be in \[0, 1\)"),
+        ("ntk_sap", {"epsilon": float("nan"), "rounds": 2}, "epsilon must be > 0"),
+        ("dpai", {"lr": float("nan"), "steps": 3}, "lr must be > 0"),
+        ("dpai", {"log_every": -5}, "log_every must be >= 0"),
+        ("npb", {"time_limit": float("nan")}, "time_limit must be > 0"),
+        ("npb", {"mip_rel_gap": -1.0}, r"mip_rel_gap must be in \[0, 1\)"),
+        ("npb", {"beta": float("nan")}, "beta must be >= 0"),
+        ("npb", {"conv_chunk_threshold": -1}, "chunk_threshold must be >= 1"),
+    ],
+)
+def test_a_hyperparameter_out_of_its_range_is_one_error(method: str, hparams: dict, fix: str) -> None:
+    """Each was accepted, or failed deep inside (ZeroDivisionError, NaN scores, Adam's own check) (helper)."""
+    data = (torch.randn(20, 1, 8, 8), torch.arange(20) % 10)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    with pytest.raises(ConfigError, match=fix):
+        prune(model, method, density=0.1, data=data, check=False, **hparams)

@@ -95,6 +95,8 @@ class GraspConfig(PrunerConfig):
     def __post_init__(self) -> None:
         if not self.temperature > 0:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if not self.eps >= 0:  # a negative divisor reversed the ranking in silence (helper)
+            raise ConfigError(f"grasp eps must be >= 0, got {self.eps}")
 
 
 @register("grasp")

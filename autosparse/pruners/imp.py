@@ -37,6 +37,10 @@ class ImpConfig(PrunerConfig):
     batch_size: int = 128  # training batch size
     criterion: str = "magnitude"  # what each round prunes by: magnitude | snip | flow (SynFlow on the trained net)
 
+    def __post_init__(self) -> None:
+        if not 0 < self.prune_fraction < 1:  # 0 and 1 failed in the rounds' log, -0.5 trained (helper)
+            raise ConfigError(f"imp prune_fraction must be in (0, 1), e.g. 0.2 a round, got {self.prune_fraction}")
+
     def train_data(self, seed: int) -> DataSpec:
         """The training set IMP trains on; its subset follows the pruning seed, as a source run's does."""
         return DataSpec(self.dataset, n_train=self.n_train, data_root=self.data_root, data_seed=seed)

@@ -279,7 +279,7 @@ def _reassign(net: PathNetwork, masks: dict[str, torch.Tensor], gen: torch.Gener
 def _check(cfg: NPBConfig) -> None:
     if not 0.0 <= cfg.alpha <= 1.0:
         raise ConfigError(f"npb alpha must be in [0, 1], got {cfg.alpha}")
-    if cfg.beta < 0:
+    if not cfg.beta >= 0:  # written so NaN fails too
         raise ConfigError(f"npb beta must be >= 0, got {cfg.beta}")
     if cfg.path_norm not in PATH_NORMS:
         raise ConfigError(f"npb path_norm must be one of {PATH_NORMS}, got {cfg.path_norm!r}")
@@ -291,5 +291,9 @@ def _check(cfg: NPBConfig) -> None:
         raise ConfigError(f"npb max_param_per_kernel must be >= 1 or None, got {cfg.max_param_per_kernel}")
     if cfg.min_param_to_node < 1 or cfg.chunk_size < 1 or cfg.linear_chunk_size < 1:
         raise ConfigError("npb min_param_to_node, chunk_size and linear_chunk_size must be >= 1")
-    if cfg.time_limit <= 0:
+    if not cfg.time_limit > 0:
         raise ConfigError(f"npb time_limit must be > 0 seconds, got {cfg.time_limit}")
+    if not 0 <= cfg.mip_rel_gap < 1:
+        raise ConfigError(f"npb mip_rel_gap must be in [0, 1) (HiGHS's default 1e-4), got {cfg.mip_rel_gap}")
+    if cfg.conv_chunk_threshold < 1 or cfg.linear_chunk_threshold < 1:
+        raise ConfigError("npb conv_chunk_threshold and linear_chunk_threshold must be >= 1")

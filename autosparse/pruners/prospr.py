@@ -35,7 +35,7 @@ from autosparse.core.model_io import call_with, class_targets, logits, model_dev
 from autosparse.core.seeding import seeded
 from autosparse.data.pruning_data import Batch, PruningData
 from autosparse.pruners.inputs import require_data
-from autosparse.pruners.iterate import iterate
+from autosparse.pruners.iterate import check_schedule, iterate
 from autosparse.pruners.registry import PrunerConfig, ScoringPruner, register
 from autosparse.pruners.scores import Scores
 from autosparse.pruners.weights import param_keys
@@ -52,6 +52,15 @@ class ProsPrConfig(PrunerConfig):
     meta_batch_size: int | None = None  # re-split the pruning data into batches of this size (reference: 128)
     rounds: int = 1  # reference prunes in one shot; > 1 re-scores the thinned net (iterate)
     schedule: str = "exp"  # density schedule across rounds when rounds > 1
+
+    def __post_init__(self) -> None:
+        """Checked where the config is made: rounds=0 and an unknown schedule passed in silence, and a
+        NaN inner_lr surfaced as "all scores are NaN … check the model's initialization" (helper)."""
+        check_schedule(self.rounds, self.schedule)
+        if not self.inner_lr > 0:
+            raise ConfigError(f"prospr inner_lr must be > 0, got {self.inner_lr}")
+        if not 0 <= self.inner_momentum < 1:
+            raise ConfigError(f"prospr inner_momentum must be in [0, 1), got {self.inner_momentum}")
 
 
 def _split(batches: list[Batch], size: int | None) -> list[Batch]:

@@ -29,6 +29,7 @@ FLOW_PRIORS = ("learned", "magnitude")
 
 @dataclass
 class AutosConfig(PrunerConfig):
+    scope: str = "global"  # autos has no scope: its per-layer counts are `allocation` (inherited; only global)
     scorer: str = DEFAULT_SCORER  # a shipped scorer's name or a scorer directory
     allocation: str = "learned"  # learned | synflow (SynFlow's per-layer shares) | global | uniform | erk
     rounds: int = 1  # > 1: re-score the surviving weights on an exponential schedule down to the density
