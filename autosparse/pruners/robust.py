@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class RobustConfig(PrunerConfig):
     base_method: str = "snip"  # the paper's SBP uses SNIP's sensitivity |θ g|
-    base_config: dict[str, Any] = field(default_factory=dict)  # hyperparameters of the base method
+    base_config: dict[str, Any] = field(default_factory=dict)  # the base method's hyperparameters (its scope wins)
     rescale: bool = True  # the paper's rescaling trick (Prop. 2)
     rescale_granularity: str = "paper"  # the paper's: per (output unit, kernel position)
     rescale_normalized: bool = True  # the paper rescales every layer, BatchNorm'd or not (a faithful baseline)
