@@ -30,3 +30,15 @@ def test_a_short_name_in_several_names_suggests_none() -> None:
     with pytest.raises(UnknownNameError) as info:
         raise UnknownNameError("pruning method", "zzz", METHODS)
     assert "did you mean" not in str(info.value)
+
+
+def test_class_counts_take_integers_of_any_kind_and_nothing_else() -> None:
+    import numpy as np
+    import torch
+
+    from autosparse.core.errors import ConfigError, check_class_count
+
+    assert [check_class_count(v) for v in (3, np.int64(3), torch.tensor(2) + 1)] == [3, 3, 3]
+    for bad in (0, -1, 2.5, True, torch.tensor(3.0), "3", None):
+        with pytest.raises(ConfigError, match="num_classes must be a positive integer"):
+            check_class_count(bad)

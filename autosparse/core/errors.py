@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import logging
 import numbers
+import operator
 from collections.abc import Iterable
 
 
@@ -140,6 +141,21 @@ def check_seed(seed: int) -> int:
             seed % 2**32,
         )
     return seed
+
+
+def check_class_count(value: object, where: str = "") -> int:
+    """``value`` as a positive int: a numpy integer or a 0-d tensor counts (``y.max() + 1``), a bool, a
+    float or a float tensor does not. One rule for the model builder, a Dataset and PruningData, which
+    had each taken their own (a tensor count passed one and failed the next, review)."""
+    try:
+        if isinstance(value, bool) or (hasattr(value, "is_floating_point") and value.is_floating_point()):  # type: ignore[attr-defined]
+            raise TypeError
+        count = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        count = 0
+    if count < 1:
+        raise ConfigError(f"{where}num_classes must be a positive integer, got {value!r}")
+    return count
 
 
 def check_density(density: float | None = None, sparsity: float | None = None) -> float:

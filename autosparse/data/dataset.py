@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autosparse.core.errors import ConfigError
+from autosparse.core.errors import ConfigError, check_class_count
 from autosparse.data.sampling import subset_index
 
 ArrayLike = np.ndarray | torch.Tensor
@@ -57,14 +56,8 @@ class Dataset:
             )
         if isinstance(self.input_shape, numbers.Integral):  # a flat input given as 64, as prune's input_shape takes it
             self.input_shape = (int(self.input_shape),)
-        try:  # one int, whatever gave it (y.max() + 1 is a tensor): pruning_batch refused a tensor count (review)
-            if isinstance(self.num_classes, bool):
-                raise TypeError
-            self.num_classes = operator.index(self.num_classes)
-        except TypeError:
-            raise ConfigError(
-                f"{self.name}: num_classes must be a positive integer, got {self.num_classes!r}"
-            ) from None
+        # one int, whatever gave it (y.max() + 1 is a tensor): pruning_batch refused a tensor count (review)
+        self.num_classes = check_class_count(self.num_classes, f"{self.name}: ")
         self.input_shape = tuple(int(s) for s in self.input_shape)
         for field_name in ("x_train", "y_train", "x_test", "y_test"):
             if not isinstance(getattr(self, field_name), torch.Tensor):  # numpy failed on .is_floating_point (helper)

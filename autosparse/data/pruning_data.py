@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import operator
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from autosparse.core.errors import ConfigError
+from autosparse.core.errors import ConfigError, check_class_count
 from autosparse.data.dataset import Dataset, are_class_indices
 from autosparse.data.sampling import seeded_rng
 
@@ -41,16 +40,7 @@ class PruningData:
         if not isinstance(self.batches, (list, tuple)) or not self.batches:
             raise ConfigError(f"PruningData needs a non-empty list of (inputs, targets) batches; {_FORM}")
         self.batches = [_batch(b, i) for i, b in enumerate(self.batches)]
-        try:  # a numpy or 0-d tensor count too (a Dataset's y.max() + 1, review)
-            if isinstance(self.num_classes, bool):
-                raise TypeError
-            self.num_classes = operator.index(self.num_classes)
-        except TypeError:
-            raise ConfigError(
-                f"PruningData's num_classes must be a positive integer, got {self.num_classes!r}"
-            ) from None
-        if self.num_classes < 1:
-            raise ConfigError(f"PruningData's num_classes must be a positive integer, got {self.num_classes!r}")
+        self.num_classes = check_class_count(self.num_classes, "PruningData's ")  # y.max() + 1 counts too
         if min(int(y.min()) for _, y in self.batches) < 0:
             raise ConfigError("the pruning data has a negative class index; targets are class indices 0..num_classes-1")
         top = max(int(y.max()) for _, y in self.batches)

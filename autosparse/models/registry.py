@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from autosparse.core.errors import ConfigError, UnknownNameError, check_seed
+from autosparse.core.errors import ConfigError, UnknownNameError, check_class_count, check_seed
 from autosparse.core.seeding import seeded as core_seeded
 from autosparse.models.info import INPUT_KINDS, TIMM_PREFIX, TV_PREFIX, ModelInfo, coerce_options
 from autosparse.models.timm_models import build_timm, timm_info
@@ -127,14 +127,7 @@ def build_model(
     if not name.startswith((TV_PREFIX, TIMM_PREFIX)) and name not in _REGISTRY:
         raise _unknown(name)
     shape = _check_shape(name, input_shape)
-    try:  # numpy and 0-d tensor integers too (y.max() + 1), as input_shape and seed take them (review)
-        if isinstance(num_classes, bool) or (isinstance(num_classes, torch.Tensor) and num_classes.is_floating_point()):
-            raise TypeError
-        num_classes = operator.index(num_classes)
-    except TypeError:
-        raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}") from None
-    if num_classes < 1:
-        raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
+    num_classes = check_class_count(num_classes)  # numpy and 0-d tensor integers too (y.max() + 1)
     if name.startswith(TV_PREFIX):
 
         def make() -> nn.Module:
