@@ -239,6 +239,15 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
     )
     print(f"scorer written to {args.out} ({cfg.arch}; {len(trained.card.training['train_runs'])} training runs)")
+    if trained.card.units:
+        # 0.5 was chosen for the shipped scorers on their held-out source; a store where IMP keeps every unit
+        # then has autos keep half of them, which said nothing (helper)
+        print(
+            f"unit head: autos keeps {trained.card.units.get('scale', 1.0):g} x the alive units IMP keeps in each hidden "
+            "layer (the shipped scorers' scale, chosen on their held-out source: docs/SCORER.md); choose yours with "
+            f"`autosparse train-scorer --add-unit-head --unit-scale S --store {args.store} --out {args.out}`, or "
+            "prune with units=off"
+        )
     for run_id, per in trained.card.metrics.items():
         rounds = per.get("rounds", {})
         deep = [r for r in rounds.values() if r["density"] <= 0.011]
