@@ -225,7 +225,7 @@ class InitTransform:
     def _reset_to_theta0(self, model: nn.Module) -> bool:
         """Whether a model this transform prepared holds θ0 again: a reset by load_state_dict(θ0) keeps
         the marker, and a seed loop's second run trained from the plain θ0 (review). Weights still as
-        prepared (their fingerprint unchanged to the bit) are not: in bfloat16 a near-dense rescale
+        prepared (their fingerprint unchanged, to 1e-10) are not: in bfloat16 a near-dense rescale
         stays within θ0's tolerance, and was applied twice."""
         if not self.factors:
             return False
