@@ -114,9 +114,6 @@ def call_with(model: nn.Module, params: Mapping[str, torch.Tensor], args: tuple[
                     module._parameters[name] = value
 
 
-__all__ = ["call_with", "class_targets", "logits", "model_device", "model_input", "param_dtype"]
-
-
 #: torch's words for an input the model's first layers cannot take
 SHAPE_WORDS = (
     "cannot be multiplied",
@@ -136,3 +133,15 @@ def is_shape_error(exc: BaseException) -> bool:
     if isinstance(exc, AutosparseError) or not isinstance(exc, (RuntimeError, ValueError)):
         return False  # our own errors already name their fix
     return any(w in str(exc).lower() for w in SHAPE_WORDS)
+
+
+__all__ = [
+    "SHAPE_WORDS",
+    "call_with",
+    "class_targets",
+    "is_shape_error",
+    "logits",
+    "model_device",
+    "model_input",
+    "param_dtype",
+]

@@ -3,8 +3,8 @@
 Why not ``torch.manual_seed`` inside ``torch.random.fork_rng(devices=[])``, the pattern this replaced:
 ``manual_seed`` reseeds every CUDA generator as well, and ``fork_rng([])`` restores none of them, so
 on a GPU machine ``prune`` or ``build_model(seed=)`` gave the caller's CUDA stream back reset to the
-seed. Here only the CPU generator and, for work running on a CUDA device, that device's generator
-are seeded, and both are restored.
+seed. Here only the CPU generator and, for work running on an accelerator (CUDA, MPS, XPU), that
+device's generator are seeded, and both are restored.
 """
 
 from __future__ import annotations

@@ -27,14 +27,15 @@ import torch
 from torch import nn
 
 from autosparse.core.errors import ConfigError
-from autosparse.core.model_io import param_dtype
+from autosparse.core.model_io import model_device, param_dtype
+from autosparse.core.seeding import seeded
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.gradients import batch_losses, loss_gradients
 from autosparse.pruners.inputs import require_data
 from autosparse.pruners.registry import PrunerConfig, ScoringPruner, register
 from autosparse.pruners.scores import Scores, normalize_by_sum, to_scores
 from autosparse.pruners.weights import named_prunable
-from autosparse.pruners.workspace import seeded, working_copy
+from autosparse.pruners.workspace import working_copy
 
 
 def hessian_gradient_product(
@@ -76,7 +77,7 @@ def grasp_scores(
         # weights 0 and kept the first ones by index; the scores rank the same weights in float32
         work = work.float()
     names, params = named_prunable(work)
-    with seeded(seed, work):
+    with seeded(seed, model_device(work)):
         hg = hessian_gradient_product(work, data, params, temperature=temperature)
     scores = to_scores(names, [p.detach() * h for p, h in zip(params, hg)])
     return normalize_by_sum(scores, absolute_sum=True, eps=eps) if normalize else scores

@@ -20,13 +20,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from autosparse.core.model_io import model_device
+from autosparse.core.seeding import seeded
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.gradients import Reduction, loss_gradients
 from autosparse.pruners.inputs import require_data
 from autosparse.pruners.registry import PrunerConfig, ScoringPruner, register
 from autosparse.pruners.scores import Scores, normalize_by_sum, to_scores
 from autosparse.pruners.weights import named_prunable
-from autosparse.pruners.workspace import seeded, working_copy
+from autosparse.pruners.workspace import working_copy
 
 
 def snip_scores(
@@ -48,7 +50,7 @@ def snip_scores(
     """
     work = working_copy(model, train_mode=train_mode) if copy else model.train(train_mode)
     names, params = named_prunable(work)
-    with seeded(seed, work):
+    with seeded(seed, model_device(work)):
         grads = loss_gradients(work, data, params, reduction=reduction)
     scores = to_scores(names, [torch.abs(p.detach() * g) for p, g in zip(params, grads)])
     return normalize_by_sum(scores) if normalize else scores

@@ -7,20 +7,16 @@ users); computing gradients or switching BatchNorm to eval on the caller's own m
 leave ``.grad`` buffers, changed running statistics or a changed train/eval mode behind.
 Copying is the one rule that makes all of those impossible at once, and its cost (one copy of
 the weights) is small next to a forward/backward pass. Likewise a seed must fix a score
-whatever else ran before, without consuming the caller's random stream.
+whatever else ran before, without consuming the caller's random stream
+(:func:`autosparse.core.seeding.seeded`, or :func:`generator` for a private one).
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import torch
 from torch import nn
 
 from autosparse.core.layers import safe_deepcopy
-from autosparse.core.model_io import model_device
-from autosparse.core.seeding import seeded as core_seeded
 
 
 def working_copy(model: nn.Module, *, train_mode: bool | None = None, dtype: torch.dtype | None = None) -> nn.Module:
@@ -40,14 +36,6 @@ def working_copy(model: nn.Module, *, train_mode: bool | None = None, dtype: tor
     for p in work.parameters():
         p.grad = None
     return work
-
-
-@contextmanager
-def seeded(seed: int, model: nn.Module | None = None) -> Iterator[None]:
-    """Fork the RNG and seed it, so stochastic layers (Dropout in train mode) give the same
-    scores for the same seed without disturbing the caller's random stream."""
-    with core_seeded(seed, model_device(model) if model is not None else None):
-        yield
 
 
 def generator(seed: int, device: torch.device) -> torch.Generator:
