@@ -15,7 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autosparse.core import ranking
 from autosparse.core.allocation import allocate, target_count, topk_mask
+from autosparse.core.errors import ConfigError
 from autosparse.core.layers import prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks
 from autosparse.core.parallel import map_layers, single_threaded_torch, torch_threads
@@ -185,6 +187,35 @@ def test_packed_stable_order_equals_torch_stable_sort() -> None:
     wide = key.to(torch.int64) << 33  # 64-bit keys take torch's own sort
     assert torch.equal(torch.from_numpy(stable_order(wide)[1]), torch.sort(wide, stable=True).indices)
     assert torch.equal(torch.from_numpy(stable_permutation(wide)), torch.sort(wide, stable=True).indices)
+
+
+@pytest.mark.parametrize("backend", ["packed", "radix"])
+def test_either_sort_backend_gives_the_exact_ranks(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whichever sort the CPU timing picks, every rank and order is the stable argsort's."""
+    monkeypatch.setattr(ranking, "_backend", backend)
+    for x in _awkward_vectors():
+        assert torch.equal(pct_rank(x), ref_rank(x))
+        x64 = x.to(torch.float64)
+        assert torch.equal(rank_float64(x64, rank_values(x64.numel())), ref_rank(x64))
+    key = torch.randint(-4, 4, (5000,), generator=torch.Generator().manual_seed(1), dtype=torch.int32)
+    ranked, order = stable_order(key)
+    ref_ranked, ref_order = torch.sort(key, stable=True)
+    assert torch.equal(ranked, ref_ranked) and torch.equal(torch.from_numpy(order).to(torch.int64), ref_order)
+
+
+def test_sort_backend_is_timed_once_or_fixed_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ranking, "_backend", None)
+    monkeypatch.delenv(ranking.SORT_ENV, raising=False)
+    chosen = ranking.sort_backend()
+    assert chosen in ranking.SORT_BACKENDS and ranking.sort_backend() is chosen  # cached: timed once
+    for forced in ranking.SORT_BACKENDS:
+        monkeypatch.setattr(ranking, "_backend", None)
+        monkeypatch.setenv(ranking.SORT_ENV, forced.upper())
+        assert ranking.sort_backend() == forced
+    monkeypatch.setattr(ranking, "_backend", None)
+    monkeypatch.setenv(ranking.SORT_ENV, "quick")
+    with pytest.raises(ConfigError, match="packed or radix"):
+        ranking.sort_backend()
 
 
 def test_float64_key_spends_its_bits_on_the_layers_own_range() -> None:

@@ -3,14 +3,22 @@
 Ranks are the scale-free currency of the learned scorer (every ``*_rank`` feature) and of the
 unit budget (a unit's quality is a sum of its weights' percentiles), so one implementation
 serves both: ties get distinct ranks by position, NaN ranks highest, and the sort is done on
-order-preserving integer keys. A float32 layer's keys are packed with their positions into unique
-64-bit integers and sorted by numpy's vectorised sort, which needs no stability to be stable.
+order-preserving integer keys. A float32 layer's 32-bit keys are sorted by whichever of two exact
+stable sorts is faster on this CPU (:func:`sort_backend`, timed once per process): torch's radix
+sort, or numpy's vectorised sort of the keys packed with their positions into unique 64-bit
+integers, which needs no stability to be stable. Both give the same permutation.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+
 import numpy as np
 import torch
+
+from autosparse.core.errors import ConfigError
 
 
 def sort_key(flat: torch.Tensor) -> torch.Tensor:
@@ -90,14 +98,55 @@ def _packed_sort(key: torch.Tensor) -> np.ndarray:
     return packed
 
 
+#: Environment variable that fixes :func:`sort_backend` instead of timing it (A/B speed runs).
+SORT_ENV = "AUTOSPARSE_RANK_SORT"
+SORT_BACKENDS = ("packed", "radix")
+_backend: str | None = None
+_backend_lock = threading.Lock()
+
+
+def sort_backend() -> str:
+    """``"packed"`` (numpy, :func:`_packed_sort`) or ``"radix"`` (torch's stable sort): the faster
+    exact sort of 32-bit keys on this CPU, timed once per process on 65,536 random keys (~10 ms).
+
+    Why time it: the two give the same permutation, but which is faster flips with the CPU. On the
+    Intel Xeon of docs/SPEED.md (2026-12-02) the packed sort of a 2.36M-weight layer took 35 ms
+    and torch's 143; on the AMD EPYC VM of 2026-12-05 numpy's SIMD sort is not used, so the packed
+    sort took 134 ms and torch's 34 — and the four ranks of ResNet-18 cost `autos` 2.3 s there.
+    ``AUTOSPARSE_RANK_SORT=packed|radix`` fixes the choice (for A/B timing); the masks are the same.
+    """
+    global _backend
+    if _backend is not None:
+        return _backend
+    with _backend_lock:  # map_layers ranks layers from several threads at once
+        if _backend is None:
+            forced = os.environ.get(SORT_ENV, "").strip().lower()
+            if forced and forced not in SORT_BACKENDS:
+                raise ConfigError(f"{SORT_ENV}={forced!r} is not a sort; set it to packed or radix, or unset it")
+            _backend = forced or _time_backends()
+    return _backend
+
+
+def _time_backends() -> str:
+    """The faster backend by the best of three alternating timings of each (a busy core slows both)."""
+    key = torch.randint(-(2**31), 2**31 - 1, (1 << 16,), generator=torch.Generator().manual_seed(0), dtype=torch.int32)
+    best = {b: float("inf") for b in SORT_BACKENDS}
+    for _ in range(3):
+        for b in SORT_BACKENDS:
+            start = time.perf_counter()
+            _packed_sort(key) if b == "packed" else torch.sort(key, stable=True)
+            best[b] = min(best[b], time.perf_counter() - start)
+    return min(SORT_BACKENDS, key=best.__getitem__)
+
+
 def stable_permutation(key: torch.Tensor) -> np.ndarray:
     """The permutation (numpy int64) that a stable ascending sort of integer ``key`` gives.
 
-    A 32-bit key (every float32 layer) is sorted packed with its positions (:func:`_packed_sort`),
-    and the positions are masked out in place, so the permutation costs no further array. 64-bit
-    keys (float64 values, integers) keep torch's stable sort.
+    A 32-bit key (every float32 layer) is sorted by :func:`sort_backend`'s choice; packed with its
+    positions, the positions are masked out in place, so the permutation costs no further array.
+    64-bit keys (float64 values, integers) keep torch's stable sort.
     """
-    if not _packable(key):
+    if not _packable(key) or sort_backend() == "radix":
         return torch.sort(key, stable=True).indices.numpy()
     packed = _packed_sort(key)
     packed &= _LOW32
@@ -107,7 +156,7 @@ def stable_permutation(key: torch.Tensor) -> np.ndarray:
 def stable_order(key: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
     """The sorted keys and the permutation a stable ascending sort of integer ``key`` gives
     (:func:`stable_permutation` plus the keys, for a caller that looks for ties among them)."""
-    if not _packable(key):
+    if not _packable(key) or sort_backend() == "radix":
         ranked, order = torch.sort(key, stable=True)
         return ranked, order.numpy()
     packed = _packed_sort(key)
