@@ -30,3 +30,17 @@ def test_a_device_without_a_usable_backend_takes_the_cpu_path() -> None:
         with seeded(3, torch.device("xla")):
             draws.append(torch.rand(2))
     assert torch.equal(draws[0], draws[1])
+
+
+def test_kept_streams_gives_the_callers_stream_back_unseeded() -> None:
+    """The probes' passes (dropout in a train-mode forward) draw from the caller's stream and hand it
+    back where it was; nothing is seeded."""
+    from autosparse.core.seeding import kept_streams
+
+    torch.random.default_generator.manual_seed(11)
+    expected = torch.rand(3, generator=torch.Generator().manual_seed(11))
+    with kept_streams(torch.device("cpu")) as accelerators:
+        inside = torch.rand(3)
+    assert accelerators == []  # nothing to seed on a CPU model
+    assert torch.equal(inside, expected)  # the caller's stream, not a seeded one
+    assert torch.equal(torch.rand(3), expected)  # and back where it was

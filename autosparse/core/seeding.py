@@ -9,7 +9,8 @@ device's generator are seeded, and both are restored.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -19,17 +20,31 @@ import torch
 def seeded(seed: int, device: torch.device | None = None) -> Iterator[None]:
     """Run the block with torch's CPU generator (and ``device``'s, when it is an accelerator) seeded
     with ``seed``; the caller's states of those generators are back after it."""
+    with kept_streams(device) as backends:
+        torch.random.default_generator.manual_seed(seed)
+        for seed_device in backends:
+            seed_device(seed)
+        yield
+
+
+@contextmanager
+def kept_streams(device: torch.device | None = None) -> Iterator[list[Callable[[int], None]]]:
+    """Run the block on the caller's random streams and give them back as they were: the CPU
+    generator and, for work on an accelerator, that device's. Yields the accelerator's seeding
+    function (none on the CPU), for :func:`seeded`.
+
+    Why not ``fork_rng(devices=[])``: a pass that draws on the model's device (dropout in a
+    train-mode probe on a GPU) would move the caller's CUDA stream, which that call leaves out.
+    """
     kind = device.type if device is not None else "cpu"
     backend = getattr(torch, kind, None) if kind in ("mps", "xpu") else None
     available = getattr(backend, "is_available", None)
     if backend is not None and callable(available) and available():
-        # that backend's generator seeded too and given back by hand (fork_rng's call of get_rng_state(0)
-        # differs across torch versions for MPS); other device types (xla, lazy…) take the CPU path
+        # that backend's generator given back by hand (fork_rng's call of get_rng_state(0) differs
+        # across torch versions for MPS); other device types (xla, lazy…) take the CPU path
         cpu, state = torch.random.get_rng_state(), backend.get_rng_state()
         try:
-            torch.random.default_generator.manual_seed(seed)
-            backend.manual_seed(seed)
-            yield
+            yield [backend.manual_seed]
         finally:
             torch.random.set_rng_state(cpu)
             backend.set_rng_state(state)
@@ -38,8 +53,9 @@ def seeded(seed: int, device: torch.device | None = None) -> Iterator[None]:
     if kind == "cuda":
         cuda = [device.index if device.index is not None else torch.cuda.current_device()]  # type: ignore[union-attr]
     with torch.random.fork_rng(devices=cuda):
-        torch.random.default_generator.manual_seed(seed)
-        for index in cuda:
-            with torch.cuda.device(index):
-                torch.cuda.manual_seed(seed)
-        yield
+        yield [functools.partial(_seed_cuda, index) for index in cuda]
+
+
+def _seed_cuda(index: int, seed: int) -> None:
+    with torch.cuda.device(index):
+        torch.cuda.manual_seed(seed)

@@ -27,6 +27,7 @@ from torch.overrides import TorchFunctionMode
 
 from autosparse.core.layers import PrunableLayer
 from autosparse.core.model_io import model_device, model_input, param_dtype
+from autosparse.core.seeding import kept_streams
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def _first_reads(model: nn.Module, layers: list[PrunableLayer], x: torch.Tensor,
     x = model_input(x, model_device(model), param_dtype(model))  # outside the mode: these read the first weight
     try:
         model.train(train)
-        with torch.no_grad(), torch.random.fork_rng(devices=[]), mode:
+        with torch.no_grad(), kept_streams(x.device), mode:
             model(x)
     finally:
         for m, was in modes:

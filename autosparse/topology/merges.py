@@ -24,6 +24,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
 from autosparse.core.layers import prunable_layers
+from autosparse.core.seeding import kept_streams
 
 _ADDS = {"add", "add_", "__add__", "__radd__", "__iadd__"}
 
@@ -68,7 +69,7 @@ def residual_kind(model: nn.Module, input_shape: Sequence[int]) -> bool:
         x = torch.zeros(1, *input_shape, dtype=first.dtype, device=first.device)
         model.eval()
         watch = _FollowInput(x)
-        with torch.random.fork_rng(devices=[]), torch.no_grad(), watch:
+        with kept_streams(first.device), torch.no_grad(), watch:
             model(x)
     except Exception as exc:  # the probe reports any failure; it never crashes its caller
         raise ProbeError(f"its forward pass on a zero input of shape {tuple(input_shape)} failed: {exc}") from exc

@@ -16,6 +16,8 @@ from torch import nn
 
 from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
+from autosparse.core.model_io import model_device
+from autosparse.core.seeding import kept_streams
 from autosparse.data.pruning_data import PruningData
 from autosparse.pruners.registry import make_pruner
 from autosparse.scorer.autos.config import AutosConfig
@@ -103,6 +105,6 @@ class Call:
         """SynFlow's own mask at ``density`` (100 rounds; data-free and seed-free), computed once
         per call: the guard's SynFlow shares and the collapse and density fallbacks all read it."""
         if density not in self._synflow:
-            with torch.random.fork_rng(devices=[]):
+            with kept_streams(model_device(self.model)):
                 self._synflow[density] = make_pruner("synflow").masks(self.model, self.data, density)
         return self._synflow[density]
