@@ -401,11 +401,15 @@ def train(
                     )
                     save_state(state_path, state)
             bar.close()
+        if masked is not None and not _weights_finite(model):
+            masked.zero_pruned()  # NaN gradients times 0 are NaN; see zero_pruned
         said = _divergence(history, running / max(1, seen), start_loss, classes)
+        if said is None and not _weights_finite(model):
+            # the last step's gradients were NaN while its loss was still finite (a timm MobileNet's
+            # fourth step of four, helper): the loss alone called this run healthy
+            said = "the weights turned NaN or infinite in the last steps, with the loss still finite"
         if said:
             log.warning("training diverged (%s); lower --lr", said)
-        if not math.isfinite(running) and masked is not None:
-            masked.zero_pruned()  # NaN gradients times 0 are NaN; see zero_pruned
         if masks is not None:
             assert_masks_exact(model, masks)
             if keep_masks_attached:
@@ -419,6 +423,14 @@ def train(
         if state_path is not None and not keep_checkpoint:
             state_path.unlink(missing_ok=True)  # finished: the caller's result replaces it
         return TrainResult(acc, running / max(1, seen), seconds, step, history, said)
+
+
+def _weights_finite(model: nn.Module) -> bool:
+    """Every parameter finite: one sum per tensor (a NaN or inf anywhere makes it non-finite)."""
+    with torch.no_grad():
+        return all(
+            bool(torch.isfinite(p.sum(dtype=torch.float64))) for p in model.parameters() if p.is_floating_point()
+        )
 
 
 def _divergence(history: list[dict[str, float]], final_loss: float, start: float | None, classes: int) -> str | None:
