@@ -230,3 +230,19 @@ def test_scores_that_are_not_tensors_are_one_error_naming_the_cast() -> None:
         allocate({"a": np.ones(10)}, 0.5)
     with pytest.raises(ConfigError, match="mapping of layer name to a score tensor, got a list"):
         allocate([torch.ones(10)], 0.5)  # type: ignore[arg-type]
+
+
+def test_a_global_mask_chosen_mostly_by_position_among_ties_says_so() -> None:
+    """timm's zero-initialised BatchNorm scales made SNIP's scores zero on every residual branch, and
+    73% of the mask was the first zero-scored weights in layer order, with no word (helper)."""
+    scores = {"a": torch.zeros(100), "b": torch.zeros(100), "c": torch.linspace(1, 2, 10)}
+    with pytest.warns(
+        RuntimeWarning, match=r"40 of the 50 kept weights \(80%\) were chosen by position.*zero_init_last"
+    ):
+        masks = allocate(scores, 50 / 210)
+    assert int(masks["a"].sum()) == 40 and int(masks["b"].sum()) == 0  # what the warning describes
+    few = {"a": torch.arange(100.0), "b": torch.zeros(100)}  # one zero tie decided by position: ordinary
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        allocate(few, 0.2)
+        allocate({"a": torch.zeros(100), "b": torch.ones(5)}, 5 / 105)  # every tie kept: nothing chosen by position
