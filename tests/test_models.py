@@ -331,6 +331,15 @@ def test_a_timm_option_error_names_the_option_timm_refused() -> None:
         build_model("timm:resnet18", CIFAR, 10, bogus=1)
 
 
+def test_a_torchvision_option_error_names_the_option_torchvision_refused() -> None:
+    """tv:vit_b_16 with image_size and patch_size blamed image_size too, which it takes (helper)."""
+    with pytest.raises(ConfigError, match=r"vit_b_16 sets option patch_size itself.*drop patch_size") as exc:
+        build_model("tv:vit_b_16", CIFAR, 10, image_size=32, patch_size=4, num_layers=2)
+    assert "image_size" not in str(exc.value)
+    with pytest.raises(ConfigError, match=r"tv:resnet18 does not take option bogus \(.*unexpected keyword"):
+        build_model("tv:resnet18", CIFAR, 10, bogus=1)
+
+
 def test_an_unknown_timm_name_lists_similar_names_or_says_its_list_is_examples() -> None:
     pytest.importorskip("timm")
     with pytest.raises(UnknownNameError, match=r"did you mean 'resnet18'.*similar timm names: .*resnet18d"):

@@ -26,7 +26,14 @@ from torch import nn
 
 from autosparse.core.errors import ConfigError, UnknownNameError, closest_name
 from autosparse.models.info import TIMM_PREFIX, ModelInfo
-from autosparse.models.torchvision_models import check_forward, check_image_call, first_line, literal, option_error
+from autosparse.models.torchvision_models import (
+    check_forward,
+    check_image_call,
+    first_line,
+    keyword_error,
+    literal,
+    option_error,
+)
 
 _FORBIDDEN = ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path", "weights", "cache_dir")
 _EXAMPLES = ("resnet18", "convnext_atto", "efficientnet_b0", "mobilenetv3_small_050", "deit_tiny_patch16_224")
@@ -86,24 +93,12 @@ def timm_info(name: str) -> ModelInfo:
 
 
 def _keyword_error(full: str, name: str, options: dict[str, Any], exc: TypeError) -> ConfigError:
-    """Name the one option timm refused, and why, instead of every option given.
-
-    Why: a variant such as mixer_s16_224 fixes its size (``num_blocks``, ``embed_dim``, ``patch_size``)
-    itself, so timm says "multiple values for keyword argument 'num_blocks'"; listing every option
-    given blamed ``img_size`` too, which that model takes.
-    """
-    found = re.search(r"keyword argument '(\w+)'", str(exc))
-    key = found.group(1) if found else None
-    if key in options:
-        if "multiple values" in str(exc):
-            return ConfigError(
-                f"{full} sets option {key} itself (the variant name fixes it): drop {key}, or pick the timm "
-                f"variant with the {key} you want (`autosparse models 'timm:{_family(name)}*'` lists them)"
-            )
-        return ConfigError(f"{full} does not take option {key} ({first_line(exc)}); drop it from the model options")
-    return ConfigError(
-        f"{full} does not accept option(s) {', '.join(sorted(options))}: {first_line(exc)}. Valid options are "
-        f"the keyword arguments of timm's {name}"
+    return keyword_error(
+        full,
+        options,
+        exc,
+        builder=f"timm's {name}",
+        variant=f"or pick the timm variant with the {{key}} you want (`autosparse models 'timm:{_family(name)}*'` lists them)",
     )
 
 

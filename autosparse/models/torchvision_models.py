@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -142,9 +143,12 @@ def build_torchvision(
     try:
         model = torchvision.models.get_model(name, weights=None, num_classes=num_classes, **options)
     except TypeError as exc:
-        raise ConfigError(
-            f"{full} does not accept option(s) {', '.join(sorted(options))}: {exc}. Valid options are the keyword "
-            f"arguments of torchvision.models.{name} (and cifar_stem for ResNets)"
+        raise keyword_error(
+            full,
+            options,
+            exc,
+            builder=f"torchvision.models.{name} (and cifar_stem for ResNets)",
+            variant="or build the architecture's torchvision class yourself with the {key} you want and prune that module",
         ) from None
     except ValueError as exc:  # torchvision's own checks, e.g. MaxViT's partition size vs. the input size
         raise option_error(full, input_shape, exc, kwargs, default) or ConfigError(
@@ -241,6 +245,28 @@ def option_error(
     return ConfigError(
         f"{full} fails with option(s) {given} ({first_line(exc)}); without them it builds and runs on input "
         f"shape {input_shape}: check those values (--model-kwargs / model_kwargs)"
+    )
+
+
+def keyword_error(full: str, options: dict[str, Any], exc: TypeError, *, builder: str, variant: str) -> ConfigError:
+    """Name the one option the library refused, and why, instead of every option given.
+
+    Why: a variant such as timm's mixer_s16_224 or torchvision's vit_b_16 fixes its size (``patch_size``,
+    ``num_layers``…) itself, so the builder says "multiple values for keyword argument 'patch_size'";
+    listing every option given blamed ``image_size`` too, which that model takes (helper). ``variant``
+    says what to do instead, with ``{key}`` for the option.
+    """
+    found = re.search(r"keyword argument '(\w+)'", str(exc))
+    key = found.group(1) if found else None
+    if key in options:
+        if "multiple values" in str(exc):
+            return ConfigError(
+                f"{full} sets option {key} itself (the variant name fixes it): drop {key}, {variant.format(key=key)}"
+            )
+        return ConfigError(f"{full} does not take option {key} ({first_line(exc)}); drop it from the model options")
+    return ConfigError(
+        f"{full} does not accept option(s) {', '.join(sorted(options))}: {first_line(exc)}. Valid options are "
+        f"the keyword arguments of {builder}"
     )
 
 
