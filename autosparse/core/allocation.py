@@ -48,18 +48,18 @@ def topk_mask(score: torch.Tensor, k: int, *, ties: Literal["first", "spread"] =
     return _select(score, k, ties)[0]
 
 
-def _select(score: torch.Tensor, k: int, ties: Literal["first", "spread"]) -> tuple[torch.Tensor, int, int]:
-    """:func:`topk_mask`, and how many of the kept were taken among equal scores by position (and
-    how many scores were tied at the threshold), for :func:`allocate`'s warning."""
+def _select(score: torch.Tensor, k: int, ties: Literal["first", "spread"]) -> tuple[torch.Tensor, int, int, float]:
+    """:func:`topk_mask`, and how many of the kept were taken among equal scores by position, how many
+    scores were tied at the threshold and the threshold itself, for :func:`allocate`'s warning."""
     flat = score.detach().reshape(-1)
     if not flat.is_floating_point() or flat.dtype in (torch.float16, torch.bfloat16):
         flat = flat.to(torch.float64)  # numpy partitions float32/float64 natively and exactly
     flat = _nan_lowest(flat.cpu())
     n = flat.numel()
     if k <= 0:
-        return torch.zeros(score.shape, dtype=torch.bool), 0, 0
+        return torch.zeros(score.shape, dtype=torch.bool), 0, 0, math.inf
     if k >= n:
-        return torch.ones(score.shape, dtype=torch.bool), 0, 0
+        return torch.ones(score.shape, dtype=torch.bool), 0, 0, -math.inf
     t = float(np.partition(flat.numpy(), n - k)[n - k])  # the k-th largest score
     mask = flat > t
     short = k - int(mask.sum())
@@ -70,7 +70,7 @@ def _select(score: torch.Tensor, k: int, ties: Literal["first", "spread"]) -> tu
         if ties == "spread":
             tied = tied[torch.arange(short, dtype=torch.int64) * tied.numel() // short]
         mask[tied[:short]] = True
-    return mask.reshape(score.shape), short, n_tied
+    return mask.reshape(score.shape), short, n_tied, t
 
 
 #: The share of a global selection that may be decided by position among tied scores before
@@ -78,7 +78,7 @@ def _select(score: torch.Tensor, k: int, ties: Literal["first", "spread"]) -> tu
 TIE_SHARE_WARNED = 0.1
 
 
-def _warn_position_fill(k: int, short: int, n_tied: int) -> None:
+def _warn_position_fill(k: int, short: int, n_tied: int, score: float) -> None:
     """Say when a large part of a global mask was chosen by layer order among equal scores.
 
     Why: timm's ResNets zero every block's last BatchNorm scale at init (``zero_init_last``), so SNIP's
@@ -90,8 +90,8 @@ def _warn_position_fill(k: int, short: int, n_tied: int) -> None:
         return
     warnings.warn(
         f"{short} of the {k} kept weights ({100 * short / k:.0f}%) were chosen by position among {n_tied} "
-        "weights of equal score, so the first layers fill up and the last keep nothing. Scores equal (zero) over "
-        "whole layers mean the method's signal does not reach them: a normalisation scale initialised to zero "
+        f"weights of equal score ({score:g}), so the first layers fill up and the last keep nothing. Scores equal "
+        "(zero) over whole layers mean the method's signal does not reach them: a normalisation scale initialised to zero "
         "(timm's zero_init_last, torchvision's zero_init_residual) stops every gradient and flow through its "
         "residual branch. Build the model without it for pruning (timm: --model-kwargs "
         "'{\"zero_init_last\": false}'), or use a method that does not multiply through it (random_erk, phew)",
@@ -358,8 +358,8 @@ def allocate(
         total = flat.numel()
         k = target_count(total, density)
         check_ranks_something(flat, k)
-        keep, short, n_tied = _select(flat, k, "first")
-        _warn_position_fill(k, short, n_tied)
+        keep, short, n_tied, threshold = _select(flat, k, "first")
+        _warn_position_fill(k, short, n_tied, threshold)
         out, offset = {}, 0
         for n in names:
             size = scores[n].numel()

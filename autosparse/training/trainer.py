@@ -401,10 +401,12 @@ def train(
                     )
                     save_state(state_path, state)
             bar.close()
-        if masked is not None and not _weights_finite(model):
+        finite = _weights_finite(model)
+        if not finite and masked is not None:
             masked.zero_pruned()  # NaN gradients times 0 are NaN; see zero_pruned
+            finite = _weights_finite(model)  # NaN on pruned positions only is no divergence
         said = _divergence(history, running / max(1, seen), start_loss, classes)
-        if said is None and not _weights_finite(model):
+        if said is None and not finite:
             # the last step's gradients were NaN while its loss was still finite (a timm MobileNet's
             # fourth step of four, helper): the loss alone called this run healthy
             said = "the weights turned NaN or infinite in the last steps, with the loss still finite"
