@@ -237,7 +237,8 @@ def test_a_global_mask_chosen_mostly_by_position_among_ties_says_so() -> None:
     73% of the mask was the first zero-scored weights in layer order, with no word (helper)."""
     scores = {"a": torch.zeros(100), "b": torch.zeros(100), "c": torch.linspace(1, 2, 10)}
     with pytest.warns(
-        RuntimeWarning, match=r"40 of the 50 kept weights \(80%\) were chosen by position among 200 weights of equal score \(0\).*zero_init_last"
+        RuntimeWarning,
+        match=r"40 of the 50 kept weights \(80%\) were chosen by position among 200 weights of equal score \(0\).*zero_init_last",
     ):
         masks = allocate(scores, 50 / 210)
     assert int(masks["a"].sum()) == 40 and int(masks["b"].sum()) == 0  # what the warning describes
