@@ -12,6 +12,8 @@ only when every run of the grid has ended (see :mod:`autosparse.store.jobs`).
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
 from autosparse.sources import RunJob, RunSpec, execute_run, held_id
 from autosparse.store import FeatureStore
 from autosparse.store.jobs import run_store_jobs
+from autosparse.store.layout import RUNS
 from autosparse.store.writer import store_exists
 from autosparse.task import ModelSpec
 from autosparse.training.irp import IRPConfig, check_rewind_step
@@ -135,6 +138,7 @@ def generate(
         resolve_device(cfg.train.device)
     store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
     todo = [spec for spec, earlier in grid if not _done(store, spec, earlier)]
+    _check_writable(store_path, len(todo))
     log.info("%d runs in the grid, %d already complete", len(specs), len(specs) - len(todo))
     workdir = str(Path(str(store_path).rstrip("/") + ".work"))
     jobs = [RunJob(s, str(store_path), workdir, absolute_root(s.data_root)) for s in todo]
@@ -179,7 +183,25 @@ def check_grid(cfg: GenConfig, store_path: str | Path) -> GridCheck:
     if not store_exists(store_path):
         return GridCheck(runs, [])
     store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES), create=False)
-    return GridCheck(runs, [spec.run_id for spec, earlier in grid if _done(store, spec, earlier)])
+    done = [spec.run_id for spec, earlier in grid if _done(store, spec, earlier)]
+    _check_writable(store_path, len(runs) - len(done))
+    return GridCheck(runs, done)
+
+
+def _check_writable(store_path: str | Path, todo: int) -> None:
+    """Refuse a store this grid must write to but cannot: a read-only one passed ``--check``, then
+    failed every run on its lock file (helper). A probe folder, not ``os.access``, which says yes to
+    root on a read-only mount."""
+    if todo == 0:
+        return
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".autosparse-probe-", dir=Path(store_path) / RUNS))
+    except OSError as exc:
+        raise ConfigError(
+            f"--store {store_path} cannot be written ({exc.strerror}), and {todo} run(s) of this grid are still to "
+            f"generate there; give a store you can write to (`autosparse store copy {store_path} --out COPY.zarr` "
+            "copies its runs)"
+        ) from None
 
 
 def check_settings(cfg: GenConfig) -> None:

@@ -131,10 +131,18 @@ def test_a_store_written_under_another_spelling_counts_its_runs_as_done(
     assert spec.run_id == run_id  # one spelling: the stored id
     legacy = replace(spec, dataset="fmnist").run_id  # what `fmnist` hashed to before
     assert legacy != run_id
-    (store / "runs" / run_id).rename(store / "runs" / legacy)  # a store written then
+    rename_run(store, run_id, legacy)  # a store written then
     assert cli_main(["gen", "--config", str(cfg_path), "--store", str(store), "--check"]) == 0
     assert "1 already complete" in capsys.readouterr().out
     assert generate(GenConfig.from_yaml(cfg_path), store) == []
+
+
+def rename_run(store: Path, old: str, new: str) -> None:
+    """Make run ``old`` the run an older autosparse wrote under id ``new``: its folder and the id it records."""
+    import zarr
+
+    (store / "runs" / old).rename(store / "runs" / new)
+    zarr.open_group(str(store / "runs" / new), mode="r+").attrs.update({"run_id": new})
 
 
 def test_where_the_data_is_does_not_change_a_run_and_stores_that_hashed_it_are_found(
@@ -149,7 +157,7 @@ def test_where_the_data_is_does_not_change_a_run_and_stores_that_hashed_it_are_f
     (spec,) = expand_grid(GenConfig.from_yaml(cfg_path))
     assert spec.run_id == run_id and spec.data_root == str(tmp_path / "elsewhere")  # recorded, not hashed
     assert spec.id_with_data_root != run_id
-    (store / "runs" / run_id).rename(store / "runs" / spec.id_with_data_root)  # a store written when it was
+    rename_run(store, run_id, spec.id_with_data_root)  # a store written when it was
     assert generate(GenConfig.from_yaml(cfg_path), store) == []
     # the demo runs its sources through execute_run itself: the same store is complete there too
     done = execute_run(RunJob(spec, str(store), str(tmp_path / "work")))

@@ -523,3 +523,77 @@ def test_storage_options_are_recorded_and_any_layout_is_readable(tmp_path: Path)
     assert [c["name"] for c in meta["codecs"]] == ["bytes", "blosc"]
     assert StoreReader(store.path).attrs("a")["storage"]["cname"] == "lz4"
     np.testing.assert_array_equal(StoreReader(store.path).load_run("a").features, run["features"])
+
+
+def test_entries_of_runs_that_are_no_run_are_reported_and_never_dropped(store: FeatureStore) -> None:
+    """A scorer trained into STORE/runs/, a store made there, a folder whose name is no run id and a
+    copy of a run (recording another run id) were incomplete runs that `store repair` deleted, a
+    traceback, or a run trained on twice (helper)."""
+    import shutil
+
+    from autosparse.store import repair_store
+
+    store.write_run("r0", **make_run(seed=0))
+    store.write_run("r1", **make_run(seed=1))
+    runs = store.path / "runs"
+    shutil.copytree(runs / "r0", runs / "r0.bak")
+    (runs / "my_scorer").mkdir()
+    (runs / "my_scorer" / "card.json").write_text("{}")
+    (runs / "old runs").mkdir()
+    FeatureStore(store.path.parent / "elsewhere.zarr", schema_version=1, feature_names=NAMES, durable=False)
+    shutil.copytree(store.path.parent / "elsewhere.zarr", runs / "inner.zarr")
+    (runs / "killed").mkdir()  # a run killed before its metadata: still an incomplete run
+    report = validate_store(store.path)
+    assert report.ok and report.valid_runs == ["r0", "r1"] and report.incomplete_runs == ["killed"]
+    for name, why in [
+        ("r0.bak", "records run id 'r0'"),
+        ("my_scorer", "without run metadata"),
+        ("old runs", "name is no run id"),
+        ("inner.zarr", "another store"),
+    ]:
+        line = next(w for w in report.warnings if f"{runs / name} is no run of this store" in w)
+        assert why in line and "move it out of runs/" in line
+    assert "not runs" in store_info(store.path) and "my_scorer" in store_info(store.path)
+    assert StoreReader(store.path).run_ids == ["r0", "r1"]  # the copy is not read twice
+    assert repair_store(store.path) == [("killed", "incomplete")]
+    assert all((runs / n).is_dir() for n in ("r0.bak", "my_scorer", "old runs", "inner.zarr"))
+
+
+def test_a_store_or_a_scorer_inside_a_store_is_refused(store: FeatureStore, tmp_path: Path) -> None:
+    from autosparse.core.errors import ConfigError
+    from autosparse.scorer.training import check_scorer_out
+
+    store.write_run("r0", **make_run())
+    with pytest.raises(ConfigError, match="is inside the feature store"):
+        FeatureStore(store.path / "runs" / "inner.zarr", schema_version=1, feature_names=NAMES)
+    with pytest.raises(ConfigError, match="is inside the feature store"):
+        check_scorer_out(store.path / "runs" / "my_scorer")
+    check_scorer_out(tmp_path / "beside" / "my_scorer")  # beside a store is fine
+
+
+def test_a_bad_run_id_is_one_store_error_and_still_a_value_error(store: FeatureStore) -> None:
+    for bad in ("a b", "../x"):
+        with pytest.raises(StoreError, match="invalid run id"):
+            store.delete_run(bad)
+        with pytest.raises(ValueError, match="invalid run id"):
+            store.is_complete(bad)
+
+
+def test_a_lock_in_a_read_only_folder_is_one_error_naming_the_fix(
+    store: FeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only store gave an OSError traceback from the lock file (delete-run, repair) (helper)."""
+    import errno
+    import os
+
+    from autosparse.core import claims
+    from autosparse.core.errors import UnwritableError
+
+    def read_only(*args: object, **kwargs: object) -> int:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    store.write_run("r0", **make_run())
+    monkeypatch.setattr(claims.os, "open", read_only)
+    with pytest.raises(UnwritableError, match=r"cannot write .*\.locks \(Read-only file system\).*store copy"):
+        store.delete_run("r0")
+    assert isinstance(UnwritableError("x"), PermissionError) and os.path.isdir(store.path / "runs" / "r0")

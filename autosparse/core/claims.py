@@ -18,6 +18,7 @@ and the bench's cell claims are both this.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import platform
@@ -27,6 +28,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from autosparse.core.errors import UnwritableError
 from autosparse.core.executors import JobOutcome, is_elsewhere, run_jobs
 from autosparse.core.text import name_list
 
@@ -85,8 +87,17 @@ def claim(lock: Path, *, on_takeover: Callable[[str], None] | None = None) -> It
                 with _held_guard:
                     _held[key] -= 1
         return
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        # a read-only store gave a traceback from here (delete-run, repair) or one per run (gen) (helper)
+        raise UnwritableError(
+            f"cannot write {lock.parent} ({exc.strerror}): work needs its lock there; work on a writable copy "
+            "(e.g. `autosparse store copy STORE --out COPY.zarr` for a feature store), or fix its permissions"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

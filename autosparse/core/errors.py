@@ -118,6 +118,10 @@ class CheckpointError(AutosparseError):
     """A scorer checkpoint that is missing, tampered with or unreadable."""
 
 
+class UnwritableError(AutosparseError, PermissionError):
+    """A folder work must write in (a store's locks, a run's checkpoints) that cannot be written."""
+
+
 class ConfigError(AutosparseError, ValueError):
     """A configuration value that cannot work (e.g. zero rounds, negative epochs)."""
 

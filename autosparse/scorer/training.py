@@ -45,6 +45,7 @@ from autosparse.scorer.fit import fit_ranker
 from autosparse.scorer.heads import train_allocator, train_allocators, unit_card
 from autosparse.scorer.loaded import load_scorer
 from autosparse.scorer.nets import LayerHead
+from autosparse.store.layout import check_outside_stores
 from autosparse.store.reader import StoreReader
 
 log = logging.getLogger(__name__)
@@ -340,6 +341,7 @@ def check_scorer_out(out: str | Path, *, overwrite: bool = False, quiet: bool = 
     other things) or by replacing a finished scorer without ``overwrite``, before the minutes of
     training, not after; replacing a scorer there is said."""
     path = check_output_path(out)
+    check_outside_stores(path, "--out")
     if has_content(path):  # the lock file is no content
         if not ((path / CARD_FILE).exists() or (path / WEIGHTS_FILE).exists()):
             raise ConfigError(f"--out {path} holds other files and no scorer; give a new or empty directory")

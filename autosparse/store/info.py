@@ -20,7 +20,7 @@ import numpy as np
 
 from autosparse.core.errors import StoreError
 from autosparse.store.filters import display_name, lookup
-from autosparse.store.layout import read_root_attrs, read_run_attrs, run_dir
+from autosparse.store.layout import foreign_entries, read_root_attrs, read_run_attrs, run_dir
 from autosparse.store.validate import validate_store
 
 #: Columns of the run table: (header, row key).
@@ -178,6 +178,12 @@ def store_info(path: str | os.PathLike[str]) -> str:
             f"  broken: {', '.join(by_status['broken'])} — `autosparse store validate {path}` says why and what "
             "fixes each (`store repair` drops damaged runs for `gen` to regenerate; `store refeaturize` recomputes "
             "the features of runs of another schema, keeping their labels)"
+        )
+    foreign = foreign_entries(path)
+    if foreign:
+        lines.append(
+            f"  not runs (readers and `store repair` leave them alone): {', '.join(sorted(foreign))} — "
+            f"`autosparse store validate {path}` says what each is"
         )
     return "\n".join(lines)
 

@@ -8,6 +8,7 @@ the rule for "complete" is written exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Mapping
@@ -15,7 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autosparse.core.errors import SchemaMismatchError, StoreError
+from autosparse.core.errors import ConfigError, SchemaMismatchError, StoreError
+
+
+class InvalidNameError(StoreError, ValueError):
+    """A run id (or store entry name) that could escape ``runs/``: a :class:`StoreError`, so the CLI
+    says it in one line, and a ``ValueError``, as it always was for API callers."""
+
 
 #: Version of the *directory layout* (not of the feature schema): bump it when runs/<id>/ changes shape.
 STORE_FORMAT = 1
@@ -112,7 +119,7 @@ class StorageOptions:
 def check_name(name: str, what: str = "run id") -> str:
     """Reject names that could escape ``runs/`` or collide with hidden bookkeeping directories."""
     if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ValueError(
+        raise InvalidNameError(
             f"invalid {what} {name!r}: use 1-200 characters from letters, digits and ._+=- "
             "starting with a letter or digit (e.g. 'lenet_300_100-fmnist-s0')"
         )
@@ -177,13 +184,79 @@ def run_dir(path: Path, run_id: str) -> Path:
 
 
 def list_run_dirs(path: Path) -> list[str]:
-    """Run ids present on disk (complete or not), sorted; hidden/temporary entries are skipped."""
-    runs = path / RUNS
+    """Run ids present on disk (complete or not), sorted; hidden/temporary entries and entries that
+    are no run of this store (:func:`foreign_entries`) are skipped."""
+    return sorted(name for name, why in _run_entries(path) if why is None)
+
+
+def enclosing_store(path: str | Path) -> Path | None:
+    """The feature store ``path`` lies inside (not the store ``path`` itself), or None."""
+    path = Path(path).absolute()
+    for part in path.parents:
+        meta = part / "zarr.json"
+        if meta.is_file() and (part / RUNS).is_dir():
+            with contextlib.suppress(OSError, UnicodeDecodeError, ValueError, AttributeError):
+                if "feature_names" in json.loads(meta.read_text()).get("attributes", {}):
+                    return part
+    return None
+
+
+def check_outside_stores(path: str | Path, flag: str) -> None:
+    """Refuse to write a store or a scorer inside another feature store.
+
+    Why: one written under ``STORE/runs/`` read as an incomplete run, which ``store repair`` deleted;
+    anywhere else inside the store it is clutter zarr does not know (helper).
+    """
+    outer = enclosing_store(path)
+    if outer is not None:
+        raise ConfigError(f"{flag} {path} is inside the feature store {outer}; give a path outside it")
+
+
+def foreign_entries(path: Path) -> dict[str, str]:
+    """Entries of ``runs/`` that are no run of this store, and why: readers skip them, and
+    ``store repair`` never deletes them.
+
+    Why: every directory under ``runs/`` was taken for a run, so a scorer trained into
+    ``STORE/runs/my_scorer`` (no run metadata) or a store made inside it read as an incomplete run
+    that ``store repair`` deleted; a name that is no run id crashed ``info``; and a copy
+    ``runs/R.bak`` (recording run id R) was trained on twice (helper). A run's metadata records its
+    own id from the moment it is created, so an entry without it is not one, except an empty folder
+    (a run killed before its metadata was written).
+    """
+    return {name: why for name, why in _run_entries(path) if why is not None}
+
+
+def _run_entries(path: Path) -> list[tuple[str, str | None]]:
     try:
-        entries = list(runs.iterdir())
-    except FileNotFoundError:
+        entries = list((path / RUNS).iterdir())
+    except (FileNotFoundError, NotADirectoryError):
         return []
-    return sorted(e.name for e in entries if e.is_dir() and not e.name.startswith((".", "_")))
+    # files are the runs group's own (its zarr.json)
+    return [(e.name, _not_a_run(e)) for e in entries if e.is_dir() and not e.name.startswith((".", "_"))]
+
+
+def _not_a_run(entry: Path) -> str | None:
+    """Why ``entry`` is no run of the store, or None where it is one (complete, incomplete or broken)."""
+    if not _NAME_RE.match(entry.name):
+        return "its name is no run id"
+    meta = entry / "zarr.json"
+    if not meta.exists():
+        return None if not any(entry.iterdir()) else "a folder without run metadata (zarr.json)"
+    try:
+        attrs = json.loads(meta.read_text()).get("attributes", {})
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None  # unreadable metadata: a broken run, which validate reports and repair drops
+    if not isinstance(attrs, dict):
+        return None
+    if "run_id" not in attrs:
+        return (
+            "a zarr group that is no run (it records no run id); another store?"
+            if "feature_names" in attrs
+            else ("a zarr group that records no run id")
+        )
+    if attrs["run_id"] != entry.name:
+        return f"it records run id {attrs['run_id']!r}: a copy or a renamed run"
+    return None
 
 
 def read_run_attrs(path: Path, run_id: str) -> dict[str, Any] | None:

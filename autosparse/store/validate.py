@@ -26,6 +26,7 @@ from autosparse.store.durability import unpublish_run
 from autosparse.store.layout import (
     RUNS,
     TRASH,
+    foreign_entries,
     is_complete_attrs,
     list_run_dirs,
     read_root_attrs,
@@ -302,6 +303,11 @@ def validate_store(
             report.run_errors[run_id] = errors
         else:
             report.n_weights += int(attrs["n_weights"])
+    for name, why in sorted(foreign_entries(path).items()):
+        report.warnings.append(
+            f"{path / RUNS / name} is no run of this store ({why}); readers and `store repair` leave it alone: "
+            "move it out of runs/"
+        )
     for entry in path.parent.glob(f".{path.name}.tmp-*"):
         report.warnings.append(f"leftover temporary store {entry} from an interrupted creation; safe to delete")
     trash = path / TRASH

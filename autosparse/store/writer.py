@@ -40,6 +40,7 @@ from autosparse.store.layout import (
     STORE_FORMAT,
     StorageOptions,
     check_name,
+    check_outside_stores,
     check_schema,
     is_complete_attrs,
     list_run_dirs,
@@ -153,6 +154,7 @@ class FeatureStore:
         from zarr.storage import LocalStore
 
         check_output_path(self.path, flag="--store")
+        check_outside_stores(self.path, "--store")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.parent / f".{self.path.name}.tmp-{uuid.uuid4().hex}"
         attrs = {
