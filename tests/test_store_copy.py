@@ -77,3 +77,33 @@ def test_copying_across_schemas_names_the_store_to_refeaturize(src: FeatureStore
     with pytest.raises(SchemaMismatchError, match=rf"{new.path} was written by a newer autosparse"):
         copy_runs(src.path, new.path)
     assert set(StoreReader(src.path).run_ids) == {r for r, _, _ in RUNS}  # nothing written anywhere
+
+
+def test_a_copy_waits_for_a_run_another_copy_holds_and_takes_over_what_it_left(
+    src: FeatureStore, tmp_path: Path
+) -> None:
+    """A second copy into the same target exited 0 saying "1 being written by another process", and the
+    first, killed, left that run incomplete for good: no `gen` regenerates a copied run (helper)."""
+    import threading
+
+    from autosparse.store.locks import claim_run
+
+    dst = tmp_path / "dst.zarr"
+    FeatureStore(dst, schema_version=SCHEMA_VERSION, feature_names=FEATURE_NAMES, durable=False)
+    first = RUNS[0][0]
+    taken, release = threading.Event(), threading.Event()
+
+    def other_copy_killed_mid_run() -> None:
+        with claim_run(dst, first):
+            taken.set()
+            release.wait(30)  # holds the run, then dies without writing it
+
+    t = threading.Thread(target=other_copy_killed_mid_run)
+    t.start()
+    taken.wait(30)
+    threading.Timer(1.5, release.set).start()
+    report = copy_runs(src.path, dst)
+    t.join()
+    assert sorted(report.copied) == sorted(r for r, _, _ in RUNS)  # the held one too, after the wait
+    assert report.elsewhere == [] and "0 copied by another process" in report.format()
+    assert set(StoreReader(dst).run_ids) == {r for r, _, _ in RUNS}

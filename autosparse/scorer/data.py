@@ -73,9 +73,12 @@ def open_split(
     train = StoreReader(store, where=parse_filter(train_on), exclude=hold or None, **kw)
     val = StoreReader(store, where=hold, **kw) if hold else None
     if train.n_runs == 0:
+        filters = ", ".join(f"{k} {v!r}" for k, v in (("holdout", holdout), ("train_on", train_on)) if v)
         raise StoreError(
-            f"no complete training runs in {store} (holdout {holdout!r}, train_on {train_on!r}); generate some "
-            "with `autosparse gen` or widen the filters (`autosparse store info` lists the runs)"
+            f"no complete training runs in {store}" + (f" ({filters})" if filters else "") + "; generate some "
+            "with `autosparse gen`"
+            + (" or widen the filters" if filters else "")
+            + " (`autosparse store info` lists the runs)"
         )
     if val is not None and val.n_runs == 0:
         everything = StoreReader(store, **kw).runs()  # not just the training runs: --train-on may leave a key out

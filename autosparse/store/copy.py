@@ -20,6 +20,7 @@ from autosparse.core.folders import check_output_path
 from autosparse.features.schema import SCHEMA_VERSION
 from autosparse.store.filters import Filter
 from autosparse.store.layout import RESERVED_ATTRS, read_root_attrs
+from autosparse.store.locks import wait_for_release
 from autosparse.store.reader import StoreReader
 from autosparse.store.writer import FeatureStore
 
@@ -30,12 +31,13 @@ class CopyReport:
 
     copied: list[str] = field(default_factory=list)
     already: list[str] = field(default_factory=list)
-    elsewhere: list[str] = field(default_factory=list)
+    elsewhere: list[str] = field(default_factory=list)  # copied by another process while this one waited
+    waited: set[str] = field(default_factory=set, repr=False)
 
     def format(self) -> str:
         return (
             f"{len(self.copied)} run(s) copied, {len(self.already)} already complete in the target, "
-            f"{len(self.elsewhere)} being written by another process"
+            f"{len(self.elsewhere)} copied by another process"
         )
 
 
@@ -77,33 +79,50 @@ def copy_runs(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, where
     reader = StoreReader(src_path, where=where)
     if reader.n_runs == 0:
         raise StoreError(
-            f"no complete run of {src} matches {where!r}; `autosparse store info {src}` lists the runs and their columns"
+            f"no complete run of {src}" + (f" matches {where!r}" if where else "") + f"; `autosparse store info {src}` "
+            "lists the runs and their columns"
         )
     _check_same_schema(src_path, reader.schema_version, reader.feature_names, dst_path)
     check_output_path(dst_path, flag="--out")  # the flag this command has (the store writer would say --store)
     target = FeatureStore(dst_path, schema_version=reader.schema_version, feature_names=reader.feature_names)
     report = CopyReport()
-    for run_id in reader.run_ids:
-        if target.is_complete(run_id):
-            report.already.append(run_id)
-            continue
-        with target.claim(run_id) as mine:
-            if not mine or target.is_complete(run_id):
-                report.elsewhere.append(run_id)
+    pending = list(reader.run_ids)
+    while pending:
+        held = []
+        for run_id in pending:
+            if target.is_complete(run_id):
+                (report.elsewhere if run_id in report.waited else report.already).append(run_id)
                 continue
-            run = reader.load_run(run_id)
-            attrs = {k: v for k, v in run.attrs.items() if k not in RESERVED_ATTRS}
-            note = {"from_store": str(src_path), "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-            attrs["copied"] = [*attrs.get("copied", []), note]
-            target.write_run(
-                run_id,
-                features=run.features,
-                label=run.label,
-                layer=run.layer,
-                layers_table=run.layers,
-                attrs=attrs,
-                graph=run.graph,
-                extra=run.extra,
-            )
-            report.copied.append(run_id)
+            with target.claim(run_id) as mine:
+                if not mine:
+                    held.append(run_id)
+                    continue
+                if target.is_complete(run_id):  # completed between the check and the claim
+                    report.elsewhere.append(run_id)
+                    continue
+                _copy_run(reader, target, run_id, src_path)
+                report.copied.append(run_id)
+        if held:
+            # another copy is writing them: wait, then take over what it left (a copy killed mid-run had
+            # left one incomplete and this one exited 0 saying "being written by another process", helper)
+            wait_for_release(dst_path, held)
+            report.waited.update(held)
+        pending = held
     return report
+
+
+def _copy_run(reader: StoreReader, target: FeatureStore, run_id: str, src_path: Path) -> None:
+    run = reader.load_run(run_id)
+    attrs = {k: v for k, v in run.attrs.items() if k not in RESERVED_ATTRS}
+    note = {"from_store": str(src_path), "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    attrs["copied"] = [*attrs.get("copied", []), note]
+    target.write_run(
+        run_id,
+        features=run.features,
+        label=run.label,
+        layer=run.layer,
+        layers_table=run.layers,
+        attrs=attrs,
+        graph=run.graph,
+        extra=run.extra,
+    )
