@@ -58,6 +58,12 @@ def run(args: argparse.Namespace) -> int:
     )
     for o in failed:
         print(f"FAILED {o.key}: {o.error.splitlines()[0] if o.error else ''}")
+    if any("No space left on device" in (o.error or "") for o in failed):
+        # each run failed on a bare OSError (or a SafetensorError) with no fix named (helper)
+        print(
+            "the disk is full: free space (or move --store and its .work folder elsewhere) and rerun the same "
+            "command; finished runs are kept and the failed ones resume from their last IRP round"
+        )
     print(f"store: {args.store}  (inspect with `autosparse store info {args.store}`)")
     return 1 if failed else 0
 

@@ -688,3 +688,22 @@ def test_a_mistyped_command_names_the_close_one_in_one_line() -> None:
     assert_user_error(proc, "autosparse: error:", "did you mean 'prune'?")
     assert "usage:" not in proc.stderr
     assert_user_error(run("store", "inf", "/tmp/x.zarr"), "autosparse store: error:", "did you mean 'info'?")
+
+
+@pytest.mark.parametrize(
+    "argv, what",
+    [
+        (["gen", "--store", "", "--models", "mlp", "--datasets", "digits"], "--store"),
+        (["store", "info", " "], "the store path"),
+        (
+            ["prune", "--model", "mlp", "--dataset", "digits", "--method", "random", "--density", "0.1", "--out", ""],
+            "--out",
+        ),
+    ],
+)
+def test_an_empty_path_is_one_error_not_the_working_folder(argv: list[str], what: str, capsys) -> None:
+    """`gen --store ''` read the working folder as the store ("not a feature store (no zarr.json)") (helper)."""
+    from autosparse.cli import main
+
+    assert main(argv) == 2
+    assert f"error: {what} is empty (it would be the working folder); give a path" in capsys.readouterr().err

@@ -81,6 +81,13 @@ def test_yaml_errors(tmp_path) -> None:
         load_yaml(tmp_path / "twice.yaml")
     (tmp_path / "merge.yaml").write_text("base: &b {epochs: 1, lr: 0.1}\ntrain:\n  <<: *b\n  lr: 0.2\n")
     assert load_yaml(tmp_path / "merge.yaml")["train"] == {"epochs": 1, "lr": 0.2}  # a merge's key overridden
+    # an empty file ran every default (gen: hours of the default grid) for a file not yet written (helper)
+    for text in ("", "# models: [lenet_300_100]\n\n"):
+        (tmp_path / "empty.yaml").write_text(text)
+        with pytest.raises(ConfigError, match=r"empty.yaml is empty .*drop --config to run the defaults"):
+            load_yaml(tmp_path / "empty.yaml")
+    (tmp_path / "blank.yaml").write_text("{}\n")  # an explicit empty mapping: every default, as written
+    assert load_yaml(tmp_path / "blank.yaml") == {}
 
 
 @dataclass

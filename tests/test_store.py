@@ -369,6 +369,9 @@ def test_corrupt_or_missing_store(tmp_path: Path, store: FeatureStore) -> None:
     (other / "notes.txt").write_text("hi")
     with pytest.raises(StoreError, match="not a feature store"):
         FeatureStore(other, schema_version=1, feature_names=NAMES)
+    zarr.open_group(str(tmp_path / "v2.zarr"), mode="w", zarr_format=2)
+    with pytest.raises(StoreError, match=r"is a zarr v2 group \(\.zgroup\), not a feature store"):
+        open_store(tmp_path / "v2.zarr")
     zarr.open_group(str(tmp_path / "plain.zarr"), mode="w")
     with pytest.raises(StoreError, match="not an autosparse feature store"):
         open_store(tmp_path / "plain.zarr")

@@ -150,12 +150,31 @@ def _method_hparams(args: argparse.Namespace) -> tuple[str | None, set[str]]:
     return method, {f.name for f in dataclasses.fields(get_pruner(method).Config)}
 
 
+#: Path arguments (by dest) that an empty string would turn into the working folder, and how to name them.
+_PATH_ARGUMENTS = {
+    "store": "--store",
+    "path": "the store path",
+    "out": "--out",
+    "masks": "--masks",
+    "config": "--config",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
         _refuse_extra(parser, args, extra)
     configure_logging(args.verbose)
+    for key, what in _PATH_ARGUMENTS.items():
+        value = getattr(args, key, None)
+        if isinstance(value, str) and not value.strip():
+            # '' is Path('.'): `gen --store ''` read the working folder as the store (helper)
+            print(
+                f"autosparse {args.command}: error: {what} is empty (it would be the working folder); give a path",
+                file=sys.stderr,
+            )
+            return 2
     try:
         return int(args.func(args) or 0)
     except AutosparseError as exc:

@@ -22,13 +22,20 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         raise ConfigError(f"config file {path} is a folder; pass a YAML file (configs/ has examples)")
     try:
-        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader) or {}
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)
     except UnicodeDecodeError as exc:
         raise ConfigError(f"cannot read {path} as text ({exc.reason}); pass a YAML file") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"cannot parse {path} as YAML: {exc}".splitlines()[0]) from exc
+    if data is None:
+        # an empty file ran every default: `gen --config empty.yaml` started full Fashion-MNIST, 10 rounds of 8
+        # epochs, for a file the user had not written yet (helper)
+        raise ConfigError(
+            f"config file {path} is empty (nothing but comments or blank lines); write the fields to set, or drop "
+            "--config to run the defaults"
+        )
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of field: value, got {type(data).__name__}")
     return data

@@ -154,6 +154,11 @@ def read_root_attrs(path: Path) -> dict[str, Any]:
         raise StoreError(f"{path} is a file, not a feature store directory; point at the store.zarr directory")
     meta_file = path / "zarr.json"
     if not meta_file.exists():
+        if (path / ".zgroup").exists():
+            raise StoreError(
+                f"{path} is a zarr v2 group (.zgroup), not a feature store: autosparse writes zarr v3 stores; point at "
+                "the folder `autosparse gen --store` wrote"
+            )
         raise StoreError(
             f"{path} is not a feature store (no zarr.json); point at the folder `autosparse gen --store` wrote"
         )
