@@ -26,7 +26,7 @@ from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
 from autosparse.sources import RunJob, RunSpec, execute_run, held_id
 from autosparse.store import FeatureStore
 from autosparse.store.jobs import run_store_jobs
-from autosparse.store.layout import RUNS
+from autosparse.store.layout import RUNS, check_outside_stores, foreign_entries
 from autosparse.store.writer import store_exists
 from autosparse.task import ModelSpec
 from autosparse.training.irp import IRPConfig, check_rewind_step
@@ -139,6 +139,7 @@ def generate(
     store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
     todo = [spec for spec, earlier in grid if not _done(store, spec, earlier)]
     _check_writable(store_path, len(todo))
+    _check_not_in_the_way(store_path, [s.run_id for s in todo])
     log.info("%d runs in the grid, %d already complete", len(specs), len(specs) - len(todo))
     workdir = str(Path(str(store_path).rstrip("/") + ".work"))
     jobs = [RunJob(s, str(store_path), workdir, absolute_root(s.data_root)) for s in todo]
@@ -179,13 +180,27 @@ def check_grid(cfg: GenConfig, store_path: str | Path) -> GridCheck:
     """
     grid = _grid(cfg)
     check_settings(cfg)
+    check_outside_stores(store_path, "--store")  # what the writer refuses, said by --check too
     runs = [spec.run_id for spec, _ in grid]
     if not store_exists(store_path):
         return GridCheck(runs, [])
     store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES), create=False)
     done = [spec.run_id for spec, earlier in grid if _done(store, spec, earlier)]
     _check_writable(store_path, len(runs) - len(done))
+    _check_not_in_the_way(store_path, [r for r in runs if r not in done])
     return GridCheck(runs, done)
+
+
+def _check_not_in_the_way(store_path: str | Path, todo: list[str]) -> None:
+    """Refuse, before any training, a grid whose run would land on a folder that is no run of the store
+    (a copy of another run, a scorer): the store never replaces such a folder (review)."""
+    foreign = foreign_entries(Path(store_path))
+    clash = [r for r in todo if r in foreign]
+    if clash:
+        raise ConfigError(
+            f"{Path(store_path) / RUNS / clash[0]} is in the way of run {clash[0]!r} and is no run of this store "
+            f"({foreign[clash[0]]}); move it out of {RUNS}/ and rerun"
+        )
 
 
 def _check_writable(store_path: str | Path, todo: int) -> None:

@@ -282,7 +282,7 @@ def test_tv_vit_b_16_small_images() -> None:
     ("name", "shape", "kwargs", "match"),
     [
         ("tv:resnet18", CIFAR, {"weights": "DEFAULT"}, "never loads pretrained"),
-        ("tv:resnet18", CIFAR, {"bogus": 1}, "does not accept"),
+        ("tv:resnet18", CIFAR, {"bogus": 1}, "does not take option bogus"),
         ("tv:resnet18", MNIST1D, {}, r"images \(C, H, W\)"),
         ("tv:vit_b_16", FMNIST, {}, "multiple of its patch size 16"),
         ("tv:mobilenet_v2", CIFAR, {"cifar_stem": True}, "only to torchvision ResNet"),

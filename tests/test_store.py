@@ -562,7 +562,9 @@ def test_entries_of_runs_that_are_no_run_are_reported_and_never_dropped(store: F
     assert all((runs / n).is_dir() for n in ("r0.bak", "my_scorer", "old runs", "inner.zarr"))
 
 
-def test_a_store_or_a_scorer_inside_a_store_is_refused(store: FeatureStore, tmp_path: Path) -> None:
+def test_a_store_or_a_scorer_inside_a_store_is_refused(
+    store: FeatureStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from autosparse.core.errors import ConfigError
     from autosparse.scorer.training import check_scorer_out
 
@@ -572,6 +574,12 @@ def test_a_store_or_a_scorer_inside_a_store_is_refused(store: FeatureStore, tmp_
     with pytest.raises(ConfigError, match="is inside the feature store"):
         check_scorer_out(store.path / "runs" / "my_scorer")
     check_scorer_out(tmp_path / "beside" / "my_scorer")  # beside a store is fine
+    from autosparse.cli import main as cli_main
+
+    inner = str(store.path / "runs" / "inner.zarr")
+    assert cli_main(["gen", "--check", "--store", inner, "--models", "mlp", "--datasets", "digits"]) == 2
+    assert "is inside the feature store" in capsys.readouterr().err
+    assert not (store.path / "runs" / "inner.zarr").exists()
 
 
 def test_a_bad_run_id_is_one_store_error_and_still_a_value_error(store: FeatureStore) -> None:
@@ -600,3 +608,54 @@ def test_a_lock_in_a_read_only_folder_is_one_error_naming_the_fix(
     with pytest.raises(UnwritableError, match=r"cannot write .*\.locks \(Read-only file system\).*store copy"):
         store.delete_run("r0")
     assert isinstance(UnwritableError("x"), PermissionError) and os.path.isdir(store.path / "runs" / "r0")
+
+
+def test_a_run_killed_in_its_first_metadata_write_or_that_lost_it_is_still_a_run(store: FeatureStore) -> None:
+    """zarr writes zarr.json through zarr.<uuid>.partial: a run killed there, or one whose zarr.json was
+    lost beside its arrays, holds zarr's files only, so it is an incomplete run repair drops, not a
+    foreign folder left alone (review)."""
+    from autosparse.store import repair_store
+
+    store.write_run("r0", **make_run(seed=0))
+    store.write_run("r1", **make_run(seed=1))
+    runs = store.path / "runs"
+    (runs / "r9").mkdir()
+    (runs / "r9" / "zarr.0123abcd.partial").write_text("{")
+    (runs / "r1" / "zarr.json").unlink()
+    report = validate_store(store.path)
+    assert sorted(report.incomplete_runs) == ["r1", "r9"] and not report.warnings
+    assert sorted(r for r, _ in repair_store(store.path)) == ["r1", "r9"]
+
+
+def test_a_folder_recording_another_run_id_is_not_that_run_and_is_never_written_over(store: FeatureStore) -> None:
+    import shutil
+
+    from data_gen.grid import _check_not_in_the_way
+
+    store.write_run("r0", **make_run(seed=0))
+    shutil.copytree(store.path / "runs" / "r0", store.path / "runs" / "r5")  # a copy, or a renamed run
+    assert not store.is_complete("r5") and store.complete_runs() == ["r0"]  # gen would not count it as done...
+    with pytest.raises(StoreError, match=r"in the way of run 'r5' .*records run id 'r0'.*move it out of runs/"):
+        store.write_run("r5", **make_run(seed=5))  # ...nor write over it
+    with pytest.raises(AutosparseError, match=r"in the way of run 'r5'"):
+        _check_not_in_the_way(store.path, ["r4", "r5"])  # gen says so before any training
+    assert (store.path / "runs" / "r5" / "zarr.json").exists()
+
+
+def test_gen_refuses_a_store_it_cannot_write_before_any_run(
+    store: FeatureStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only store passed --check, then every run failed on its lock file (helper)."""
+    import errno
+
+    import data_gen.grid as grid
+
+    def read_only(*args: object, **kwargs: object) -> str:
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(grid.tempfile, "mkdtemp", read_only)
+    with pytest.raises(
+        AutosparseError, match=r"cannot be written \(Read-only file system\), and 2 run\(s\).*store copy"
+    ):
+        grid._check_writable(store.path, 2)
+    grid._check_writable(store.path, 0)  # nothing to generate: nothing to write

@@ -105,5 +105,5 @@ def test_a_copy_waits_for_a_run_another_copy_holds_and_takes_over_what_it_left(
     report = copy_runs(src.path, dst)
     t.join()
     assert sorted(report.copied) == sorted(r for r, _, _ in RUNS)  # the held one too, after the wait
-    assert report.elsewhere == [] and "0 copied by another process" in report.format()
+    assert report.elsewhere == [] and "0 written by another process" in report.format()
     assert set(StoreReader(dst).run_ids) == {r for r, _, _ in RUNS}

@@ -88,13 +88,17 @@ def _warn_position_fill(k: int, short: int, n_tied: int, score: float) -> None:
     """
     if short <= TIE_SHARE_WARNED * k or n_tied <= short:
         return
+    cause = (
+        " Scores equal to zero over whole layers mean the method's signal does not reach them: a normalisation scale "
+        "initialised to zero (timm's zero_init_last, torchvision's zero_init_residual) stops every gradient and flow "
+        "through its residual branch. Build the model without it for pruning (timm: --model-kwargs "
+        "'{\"zero_init_last\": false}'), or use a method that does not multiply through it (random_erk, phew)"
+        if score == 0
+        else " The method cannot tell these weights apart; a method with a finer signal (or a lower density) can"
+    )
     warnings.warn(
         f"{short} of the {k} kept weights ({100 * short / k:.0f}%) were chosen by position among {n_tied} "
-        f"weights of equal score ({score:g}), so the first layers fill up and the last keep nothing. Scores equal "
-        "(zero) over whole layers mean the method's signal does not reach them: a normalisation scale initialised to zero "
-        "(timm's zero_init_last, torchvision's zero_init_residual) stops every gradient and flow through its "
-        "residual branch. Build the model without it for pruning (timm: --model-kwargs "
-        "'{\"zero_init_last\": false}'), or use a method that does not multiply through it (random_erk, phew)",
+        f"weights of equal score ({score:g}), so the first layers fill up and the last keep nothing.{cause}",
         RuntimeWarning,
         stacklevel=3,
     )

@@ -107,7 +107,7 @@ _backend_lock = threading.Lock()
 
 def sort_backend() -> str:
     """``"packed"`` (numpy, :func:`_packed_sort`) or ``"radix"`` (torch's stable sort): the faster
-    exact sort of 32-bit keys on this CPU, timed once per process on 65,536 random keys (~10 ms).
+    exact sort of 32-bit keys on this CPU, timed once per process on 65,536 random keys (~15 ms).
 
     Why time it: the two give the same permutation, but which is faster flips with the CPU. On the
     Intel Xeon of docs/SPEED.md (2026-12-02) the packed sort of a 2.36M-weight layer took 35 ms

@@ -31,13 +31,13 @@ class CopyReport:
 
     copied: list[str] = field(default_factory=list)
     already: list[str] = field(default_factory=list)
-    elsewhere: list[str] = field(default_factory=list)  # copied by another process while this one waited
+    elsewhere: list[str] = field(default_factory=list)  # written by another process while this one waited
     waited: set[str] = field(default_factory=set, repr=False)
 
     def format(self) -> str:
         return (
             f"{len(self.copied)} run(s) copied, {len(self.already)} already complete in the target, "
-            f"{len(self.elsewhere)} copied by another process"
+            f"{len(self.elsewhere)} written by another process while this one waited (not compared with the source)"
         )
 
 

@@ -225,10 +225,16 @@ def foreign_entries(path: Path) -> dict[str, str]:
     ``STORE/runs/my_scorer`` (no run metadata) or a store made inside it read as an incomplete run
     that ``store repair`` deleted; a name that is no run id crashed ``info``; and a copy
     ``runs/R.bak`` (recording run id R) was trained on twice (helper). A run's metadata records its
-    own id from the moment it is created, so an entry without it is not one, except an empty folder
-    (a run killed before its metadata was written).
+    own id from the moment it is created, so an entry without it is not one, except a folder of zarr's
+    own files only (a run killed before its metadata was written, or one that lost it).
     """
     return {name: why for name, why in _run_entries(path) if why is not None}
+
+
+def not_a_run(path: Path, run_id: str) -> str | None:
+    """Why ``runs/<run_id>`` is something other than a run of this store, or None (a run, or nothing there)."""
+    entry = run_dir(path, run_id)
+    return _not_a_run(entry) if entry.is_dir() else None
 
 
 def _run_entries(path: Path) -> list[tuple[str, str | None]]:
@@ -240,13 +246,24 @@ def _run_entries(path: Path) -> list[tuple[str, str | None]]:
     return [(e.name, _not_a_run(e)) for e in entries if e.is_dir() and not e.name.startswith((".", "_"))]
 
 
+def _zarr_content(entry: Path) -> bool:
+    """A file or folder zarr writes inside a group: a metadata file being written, or an array."""
+    if entry.is_file():
+        return entry.name.startswith("zarr.") and entry.name.endswith(".partial")
+    return entry.is_dir() and all(
+        e.name == "zarr.json" or _zarr_content(e) or e.name.isdigit() or e.name == "c" for e in entry.iterdir()
+    )
+
+
 def _not_a_run(entry: Path) -> str | None:
     """Why ``entry`` is no run of the store, or None where it is one (complete, incomplete or broken)."""
     if not _NAME_RE.match(entry.name):
         return "its name is no run id"
     meta = entry / "zarr.json"
     if not meta.exists():
-        return None if not any(entry.iterdir()) else "a folder without run metadata (zarr.json)"
+        # a run killed in its first metadata write (zarr writes through zarr.<uuid>.partial) or one that lost
+        # its metadata holds nothing but zarr's own files: an incomplete (or broken) run; a scorer does not
+        return None if all(_zarr_content(e) for e in entry.iterdir()) else "a folder without run metadata (zarr.json)"
     try:
         attrs = json.loads(meta.read_text()).get("attributes", {})
     except (OSError, UnicodeDecodeError, ValueError, AttributeError):
@@ -290,9 +307,11 @@ def run_is_complete(path: Path, run_id: str) -> bool:
     """Whether ``run_id`` in the store at ``path`` is complete; corrupt metadata counts as not complete
     (such a run is not trustworthy: it is regenerated, not read)."""
     try:
-        return is_complete_attrs(read_run_attrs(Path(path), run_id))
+        attrs = read_run_attrs(Path(path), run_id)
     except StoreError:
         return False
+    # a copy recording another run id is no run of this store (foreign_entries): not complete under this name
+    return is_complete_attrs(attrs) and attrs is not None and attrs.get("run_id", run_id) == run_id
 
 
 def jsonable(obj: Any, where: str = "attrs") -> Any:

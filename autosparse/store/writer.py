@@ -44,6 +44,7 @@ from autosparse.store.layout import (
     check_schema,
     is_complete_attrs,
     list_run_dirs,
+    not_a_run,
     read_root_attrs,
     read_run_attrs,
     run_dir,
@@ -293,6 +294,12 @@ class FeatureStore:
             "complete": False,
         }
         with run_lock(self.path, run_id):
+            foreign = not_a_run(self.path, run_id)
+            if foreign is not None:  # never replaced: it is not this store's run (a scorer, a copy, ...)
+                raise StoreError(
+                    f"{run_dir(self.path, run_id)} is in the way of run {run_id!r} and is no run of this store "
+                    f"({foreign}); move it out of {RUNS}/ and rerun"
+                )
             try:
                 previous = read_run_attrs(self.path, run_id)
             except StoreError:

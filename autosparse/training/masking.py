@@ -43,8 +43,9 @@ class MaskedParameters:
 
         Why: a diverging run's NaN gradient times the mask's 0 is still NaN, so pruned weights can
         turn NaN (a fill in every step instead of the multiply costs 12x as much); the trainer calls
-        this once at the end of a run whose weights are not all finite, so a diverged run ends on its "training diverged" warning
-        (and a NaN that reached only pruned positions, on nothing), not on a false "pruned weights leaked"."""
+        this once at the end of a run whose weights are not all finite, so a diverged run ends on its
+        "training diverged" warning (and a NaN that reached only pruned positions, on nothing), not on a
+        false "pruned weights leaked"."""
         with torch.no_grad():
             for p, m in zip(self.params, self.masks, strict=True):
                 p.masked_fill_(m == 0, 0.0)
