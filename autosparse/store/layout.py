@@ -9,6 +9,7 @@ the rule for "complete" is written exactly once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 from collections.abc import Mapping
@@ -265,20 +266,36 @@ def _not_a_run(entry: Path) -> str | None:
         # its metadata holds nothing but zarr's own files: an incomplete (or broken) run; a scorer does not
         return None if all(_zarr_content(e) for e in entry.iterdir()) else "a folder without run metadata (zarr.json)"
     try:
-        attrs = json.loads(meta.read_text()).get("attributes", {})
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        stat = meta.stat()
+        recorded = _recorded_id(str(meta), stat.st_mtime_ns, stat.st_size)
+    except OSError:
         return None  # unreadable metadata: a broken run, which validate reports and repair drops
+    if recorded is None or recorded == entry.name:
+        return None
+    if recorded == _NO_RUN_ID:
+        return "a zarr group that records no run id"
+    if recorded == _A_STORE:
+        return "a zarr group that is no run (it records no run id); another store?"
+    return f"it records run id {recorded!r}: a copy or a renamed run"
+
+
+_NO_RUN_ID, _A_STORE = "\0none", "\0store"  # never a run id (the name pattern has no NUL)
+
+
+@functools.lru_cache(maxsize=65536)
+def _recorded_id(meta: str, mtime_ns: int, size: int) -> str | None:
+    """The run id a group's metadata records (or a marker), None where it is unreadable; cached by the
+    file's version, so listing a store again (every reader does) parses no metadata twice (review: a
+    3000-run store's listing went from 0.016 to 0.22 s when every listing parsed every run's layer table)."""
+    try:
+        attrs = json.loads(Path(meta).read_text()).get("attributes", {})
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
     if not isinstance(attrs, dict):
         return None
     if "run_id" not in attrs:
-        return (
-            "a zarr group that is no run (it records no run id); another store?"
-            if "feature_names" in attrs
-            else ("a zarr group that records no run id")
-        )
-    if attrs["run_id"] != entry.name:
-        return f"it records run id {attrs['run_id']!r}: a copy or a renamed run"
-    return None
+        return _A_STORE if "feature_names" in attrs else _NO_RUN_ID
+    return str(attrs["run_id"])
 
 
 def read_run_attrs(path: Path, run_id: str) -> dict[str, Any] | None:
