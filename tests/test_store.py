@@ -659,3 +659,39 @@ def test_gen_refuses_a_store_it_cannot_write_before_any_run(
     ):
         grid._check_writable(store.path, 2)
     grid._check_writable(store.path, 0)  # nothing to generate: nothing to write
+
+
+def test_folders_of_other_things_are_never_taken_for_runs(store: FeatureStore) -> None:
+    """My first rule took a folder of runs staged in a subfolder, a scorer's empty checkpoints folder and
+    a sweep's lr/0/ for a run's arrays, and repair deleted them; two links back up hung every listing
+    (review)."""
+    import os
+    import shutil
+
+    from autosparse.store import repair_store
+
+    store.write_run("r0", **make_run(seed=0))
+    runs = store.path / "runs"
+    shutil.copytree(runs / "r0", runs / "imported" / "a0")
+    (runs / "my_scorer" / "checkpoints").mkdir(parents=True)
+    (runs / "sweep" / "lr" / "0").mkdir(parents=True)
+    (runs / "sweep" / "lr" / "0" / "model.pt").write_bytes(b"x")
+    (runs / "loop" / "0").mkdir(parents=True)
+    os.symlink("..", runs / "loop" / "0" / "up")
+    os.symlink("..", runs / "loop" / "0" / "parent")
+    report = validate_store(store.path)
+    assert report.valid_runs == ["r0"] and report.incomplete_runs == [] and len(report.warnings) == 4
+    assert repair_store(store.path) == []
+    assert all((runs / n).is_dir() for n in ("imported", "my_scorer", "sweep", "loop"))
+
+
+def test_a_run_that_records_no_run_id_is_neither_complete_nor_read(store: FeatureStore) -> None:
+    store.write_run("r0", **make_run(seed=0))
+    store.write_run("r5", **make_run(seed=1))
+    meta = store.path / "runs" / "r5" / "zarr.json"
+    data = json.loads(meta.read_text())
+    del data["attributes"]["run_id"]
+    meta.write_text(json.dumps(data))
+    assert not store.is_complete("r5") and store.complete_runs() == ["r0"]
+    with pytest.raises(StoreError, match=r"'r5' .* is no run of this store \(a zarr group that records no run id\)"):
+        StoreReader(store.path).load_run("r5")

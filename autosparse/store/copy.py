@@ -37,7 +37,7 @@ class CopyReport:
     def format(self) -> str:
         return (
             f"{len(self.copied)} run(s) copied, {len(self.already)} already complete in the target, "
-            f"{len(self.elsewhere)} written by another process while this one waited (not compared with the source)"
+            f"{len(self.elsewhere)} written by another process while this one waited"
         )
 
 
@@ -98,7 +98,7 @@ def copy_runs(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, where
                     held.append(run_id)
                     continue
                 if target.is_complete(run_id):  # completed between the check and the claim
-                    report.elsewhere.append(run_id)
+                    (report.elsewhere if run_id in report.waited else report.already).append(run_id)
                     continue
                 _copy_run(reader, target, run_id, src_path)
                 report.copied.append(run_id)

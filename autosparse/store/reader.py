@@ -30,6 +30,7 @@ from autosparse.store.layout import (
     check_schema,
     is_complete_attrs,
     list_run_dirs,
+    not_a_run,
     read_root_attrs,
     read_run_attrs,
     validate_hint,
@@ -267,6 +268,9 @@ class StoreReader:
                 f"no run {run_id!r} in {self.path}; selected runs: {', '.join(self._run_ids) or 'none'} "
                 f"(`autosparse store info {self.path}` lists every run and its status)"
             )
+        foreign = not_a_run(self.path, run_id)
+        if foreign is not None:
+            raise StoreError(f"{run_id!r} in {self.path} is no run of this store ({foreign}); readers never read it")
         if not is_complete_attrs(read_run_attrs(self.path, run_id)):
             raise StoreError(
                 f"run {run_id!r} in {self.path} is not complete (killed or still being written); "
