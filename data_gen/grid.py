@@ -12,8 +12,6 @@ only when every run of the grid has ended (see :mod:`autosparse.store.jobs`).
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 from autosparse.core.config import load_config
 from autosparse.core.errors import ConfigError
 from autosparse.core.executors import check_resources
+from autosparse.core.folders import cannot_create_in
 from autosparse.data import absolute_root, canonical_dataset, check_subset_sizes, dataset_info, default_data_root
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
 from autosparse.sources import RunJob, RunSpec, execute_run, held_id
@@ -138,8 +137,7 @@ def generate(
         resolve_device(cfg.train.device)
     store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
     todo = [spec for spec, earlier in grid if not _done(store, spec, earlier)]
-    _check_writable(store_path, len(todo))
-    _check_not_in_the_way(store_path, [s.run_id for s in todo])
+    _check_store_takes(store_path, [s.run_id for s in todo])
     log.info("%d runs in the grid, %d already complete", len(specs), len(specs) - len(todo))
     workdir = str(Path(str(store_path).rstrip("/") + ".work"))
     jobs = [RunJob(s, str(store_path), workdir, absolute_root(s.data_root)) for s in todo]
@@ -186,14 +184,26 @@ def check_grid(cfg: GenConfig, store_path: str | Path) -> GridCheck:
         return GridCheck(runs, [])
     store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES), create=False)
     done = [spec.run_id for spec, earlier in grid if _done(store, spec, earlier)]
-    _check_writable(store_path, len(runs) - len(done))
-    _check_not_in_the_way(store_path, [r for r in runs if r not in done])
+    _check_store_takes(store_path, [r for r in runs if r not in done])
     return GridCheck(runs, done)
 
 
-def _check_not_in_the_way(store_path: str | Path, todo: list[str]) -> None:
-    """Refuse, before any training, a grid whose run would land on a folder that is no run of the store
-    (a copy of another run, a scorer): the store never replaces such a folder (review)."""
+def _check_store_takes(store_path: str | Path, todo: list[str]) -> None:
+    """Refuse, before any training, a store this grid cannot write its ``todo`` runs into.
+
+    Why: a read-only store passed ``--check``, then failed every run on its lock file (helper); and a
+    run would land on a folder that is no run of the store (a copy of another run, a scorer), which the
+    store never replaces (review).
+    """
+    if not todo:
+        return
+    why = cannot_create_in(Path(store_path) / RUNS)
+    if why is not None:
+        raise ConfigError(
+            f"--store {store_path} cannot be written ({why}), and {len(todo)} run(s) of this grid are still to "
+            f"generate there; give a store you can write to (`autosparse store copy {store_path} --out COPY.zarr` "
+            "copies its runs)"
+        )
     foreign = foreign_entries(Path(store_path))
     clash = [r for r in todo if r in foreign]
     if clash:
@@ -201,22 +211,6 @@ def _check_not_in_the_way(store_path: str | Path, todo: list[str]) -> None:
             f"{Path(store_path) / RUNS / clash[0]} is in the way of run {clash[0]!r} and is no run of this store "
             f"({foreign[clash[0]]}); move it out of {RUNS}/ and rerun"
         )
-
-
-def _check_writable(store_path: str | Path, todo: int) -> None:
-    """Refuse a store this grid must write to but cannot: a read-only one passed ``--check``, then
-    failed every run on its lock file (helper). A probe folder, not ``os.access``, which says yes to
-    root on a read-only mount."""
-    if todo == 0:
-        return
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".autosparse-probe-", dir=Path(store_path) / RUNS))
-    except OSError as exc:
-        raise ConfigError(
-            f"--store {store_path} cannot be written ({exc.strerror}), and {todo} run(s) of this grid are still to "
-            f"generate there; give a store you can write to (`autosparse store copy {store_path} --out COPY.zarr` "
-            "copies its runs)"
-        ) from None
 
 
 def check_settings(cfg: GenConfig) -> None:

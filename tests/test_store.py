@@ -630,7 +630,7 @@ def test_a_run_killed_in_its_first_metadata_write_or_that_lost_it_is_still_a_run
 def test_a_folder_recording_another_run_id_is_not_that_run_and_is_never_written_over(store: FeatureStore) -> None:
     import shutil
 
-    from data_gen.grid import _check_not_in_the_way
+    from data_gen.grid import _check_store_takes
 
     store.write_run("r0", **make_run(seed=0))
     shutil.copytree(store.path / "runs" / "r0", store.path / "runs" / "r5")  # a copy, or a renamed run
@@ -638,7 +638,7 @@ def test_a_folder_recording_another_run_id_is_not_that_run_and_is_never_written_
     with pytest.raises(StoreError, match=r"in the way of run 'r5' .*records run id 'r0'.*move it out of runs/"):
         store.write_run("r5", **make_run(seed=5))  # ...nor write over it
     with pytest.raises(AutosparseError, match=r"in the way of run 'r5'"):
-        _check_not_in_the_way(store.path, ["r4", "r5"])  # gen says so before any training
+        _check_store_takes(store.path, ["r4", "r5"])  # gen says so before any training
     assert (store.path / "runs" / "r5" / "zarr.json").exists()
 
 
@@ -649,16 +649,17 @@ def test_gen_refuses_a_store_it_cannot_write_before_any_run(
     import errno
 
     import data_gen.grid as grid
+    from autosparse.core import folders
 
     def read_only(*args: object, **kwargs: object) -> str:
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(grid.tempfile, "mkdtemp", read_only)
+    monkeypatch.setattr(folders.tempfile, "mkdtemp", read_only)
     with pytest.raises(
         AutosparseError, match=r"cannot be written \(Read-only file system\), and 2 run\(s\).*store copy"
     ):
-        grid._check_writable(store.path, 2)
-    grid._check_writable(store.path, 0)  # nothing to generate: nothing to write
+        grid._check_store_takes(store.path, ["r1", "r2"])
+    grid._check_store_takes(store.path, [])  # nothing to generate: nothing to write
 
 
 def test_folders_of_other_things_are_never_taken_for_runs(store: FeatureStore) -> None:

@@ -32,15 +32,21 @@ def check_output_path(path: str | Path, flag: str = "--out") -> Path:
     return path
 
 
-def _probe(folder: Path, path: Path, flag: str) -> None:
-    """Make and remove a folder in ``folder``: the one test that also catches /proc-like file
-    systems and read-only mounts (where ``os.access`` says yes to root), before any work is done."""
+def cannot_create_in(folder: str | Path) -> str | None:
+    """Why no folder can be made in ``folder`` (the system's words), or None: a folder is made and
+    removed, the one test that also catches /proc-like file systems and read-only mounts (where
+    ``os.access`` says yes to root), before any work is done."""
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".autosparse-probe-", dir=folder))
     except OSError as exc:
-        raise ConfigError(
-            f"{flag} {path}: cannot create folders in {folder} ({exc.strerror}); give a folder you can write to"
-        ) from None
+        return exc.strerror or str(exc)
+    return None
+
+
+def _probe(folder: Path, path: Path, flag: str) -> None:
+    why = cannot_create_in(folder)
+    if why is not None:
+        raise ConfigError(f"{flag} {path}: cannot create folders in {folder} ({why}); give a folder you can write to")
 
 
 def make_output_dir(path: str | Path, flag: str = "--out") -> Path:
