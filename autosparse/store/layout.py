@@ -192,7 +192,7 @@ def run_dir(path: Path, run_id: str) -> Path:
 def list_run_dirs(path: Path) -> list[str]:
     """Run ids present on disk (complete or not), sorted; hidden/temporary entries and entries that
     are no run of this store (:func:`foreign_entries`) are skipped."""
-    return sorted(name for name, why in _run_entries(path) if why is None)
+    return run_entries(path)[0]
 
 
 def enclosing_store(path: str | Path) -> Path | None:
@@ -229,7 +229,13 @@ def foreign_entries(path: Path) -> dict[str, str]:
     own id from the moment it is created, so an entry without it is not one, except a folder of zarr's
     own files only (a run killed before its metadata was written, or one that lost it).
     """
-    return {name: why for name, why in _run_entries(path) if why is not None}
+    return run_entries(path)[1]
+
+
+def run_entries(path: Path) -> tuple[list[str], dict[str, str]]:
+    """:func:`list_run_dirs` and :func:`foreign_entries` from one reading of ``runs/`` (what validate needs)."""
+    entries = _run_entries(path)
+    return sorted(n for n, why in entries if why is None), {n: why for n, why in entries if why is not None}
 
 
 def not_a_run(path: Path, run_id: str) -> str | None:

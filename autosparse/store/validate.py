@@ -26,12 +26,11 @@ from autosparse.store.durability import unpublish_run
 from autosparse.store.layout import (
     RUNS,
     TRASH,
-    foreign_entries,
     is_complete_attrs,
-    list_run_dirs,
     read_root_attrs,
     read_run_attrs,
     run_dir,
+    run_entries,
 )
 from autosparse.store.locks import claim_run, is_being_written
 
@@ -284,7 +283,8 @@ def validate_store(
     report.schema_version, report.n_features = root["schema_version"], len(names)
     if code_schema is not None:
         report.schema_note = schema_note(path, root["schema_version"], names, *code_schema)
-    for run_id in tqdm(list_run_dirs(path), desc="validate runs", unit="run", disable=None):
+    runs, foreign = run_entries(path)
+    for run_id in tqdm(runs, desc="validate runs", unit="run", disable=None):
         try:
             attrs = read_run_attrs(path, run_id)
         except StoreError as exc:
@@ -303,7 +303,7 @@ def validate_store(
             report.run_errors[run_id] = errors
         else:
             report.n_weights += int(attrs["n_weights"])
-    for name, why in sorted(foreign_entries(path).items()):
+    for name, why in sorted(foreign.items()):
         report.warnings.append(
             f"{path / RUNS / name} is no run of this store ({why}); readers and `store repair` leave it alone: "
             "move it out of runs/"
