@@ -75,7 +75,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
         help="copy complete runs (all, or those matching --runs) into another store, e.g. to train on both",
         description="Copy every complete run of SRC matching --runs into the store --out (created with SRC's "
         "feature schema, or extended: runs complete there are skipped, so an interrupted copy resumes). SRC is never "
-        "changed. Example: autosparse store copy runs/sources_deep_rewind.zarr --out runs/combined.zarr",
+        "changed; runs another process is writing into --out are waited for, then copied if it left them unfinished. "
+        "Example: autosparse store copy runs/sources_deep_rewind.zarr --out runs/combined.zarr",
     )
     copy.add_argument("path", metavar="SRC", help="the store to read (never written)")
     copy.add_argument("--out", required=True, metavar="DST", help="the store to copy into (created if missing)")
