@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -648,10 +649,77 @@ def test_a_finished_training_returns_at_once_only_when_nothing_that_matters_chan
     assert main([*base, *out]) == 0 and "test accuracy" in capsys.readouterr().out
     assert main([*base, "--num-threads", "1", *out]) == 0  # threads change no number
     assert "already trained into" in capsys.readouterr().out
-    for changed in (["--n-test", "100"], ["--eval-every-epoch", "true"]):  # the test subset; the curve asked for
-        assert main([*base, *changed, *out]) == 0
-        assert "already trained" not in capsys.readouterr().out, changed
+    assert main([*base, "--eval-every-epoch", "true", *out]) == 0  # the same run, its curve asked for: trained
+    assert "already trained" not in capsys.readouterr().out
+    assert main([*base, "--eval-every-epoch", "true", *out]) == 0
+    assert "already trained into" in capsys.readouterr().out
     assert not (tmp_path / "t" / "train-state.pt").exists()
+
+
+def test_train_refuses_to_replace_a_finished_result_that_is_not_its_own(tmp_path, capsys) -> None:
+    """Another recipe into a finished --out silently replaced the first result; a scorer's folder lost
+    its weights to the model's; a feature store took a model's files (helper)."""
+    from autosparse.cli import main
+
+    base = ["train", "--model", "mlp", "--model-kwargs", '{"widths": [8]}', "--dataset", "digits", "--epochs", "1"]
+    t = tmp_path / "t"
+    assert main([*base, "--out", str(t)]) == 0
+    before = (t / "metrics.json").read_bytes(), (t / "model.safetensors").read_bytes()
+    assert main([*base, "--lr", "0.2", "--n-test", "100", "--out", str(t)]) == 2
+    said = capsys.readouterr().err
+    assert "finished result of another training (it differs in data, train.lr" in said and "delete" in said
+    assert ((t / "metrics.json").read_bytes(), (t / "model.safetensors").read_bytes()) == before
+    from autosparse.scorer.checkpoint import SHIPPED_DIR
+
+    shutil.copytree(SHIPPED_DIR / "autos_mlp", tmp_path / "scorer")
+    assert main([*base, "--out", str(tmp_path / "scorer")]) == 2
+    assert "holds a scorer" in capsys.readouterr().err
+    (tmp_path / "w").mkdir()
+    (tmp_path / "w" / "model.safetensors").write_bytes(b"someone's weights")
+    assert main([*base, "--out", str(tmp_path / "w")]) == 2
+    assert "of no training" in capsys.readouterr().err
+    store = tmp_path / "s.zarr"
+    (store / "runs").mkdir(parents=True)
+    (store / "zarr.json").write_text(json.dumps({"attributes": {"feature_names": ["theta"]}}))
+    for inside in (store, store / "runs" / "x"):
+        assert main([*base, "--out", str(inside)]) == 2
+        assert "feature store" in capsys.readouterr().err
+
+
+def test_train_into_a_folder_another_process_trains_into_is_refused(tmp_path, capsys) -> None:
+    import threading
+
+    from autosparse.cli import main
+    from autosparse.core.claims import claim
+
+    t, held, release = tmp_path / "t", threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with claim(t / ".train.lock"):
+            held.set()
+            release.wait(30)
+
+    other = threading.Thread(target=hold)
+    other.start()
+    try:
+        assert held.wait(30)
+        assert main(["train", "--model", "mlp", "--dataset", "digits", "--epochs", "1", "--out", str(t)]) == 2
+        assert "being trained into by another process" in capsys.readouterr().err
+    finally:
+        release.set()
+        other.join()
+    assert not (t / "metrics.json").exists()
+
+
+def test_a_diverged_training_is_recorded_and_said_again_when_it_returns_at_once(tmp_path, capsys) -> None:
+    from autosparse.cli import main
+
+    argv = ["train", "--model", "mlp", "--dataset", "digits", "--epochs", "2", "--lr", "1e6", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert json.loads((tmp_path / "metrics.json").read_text())["diverged"]
+    assert main(argv) == 0
+    assert "already trained into" in (said := capsys.readouterr().out) and "it diverged" in said
 
 
 @pytest.mark.slow

@@ -19,8 +19,10 @@ if TYPE_CHECKING:
 
     from autosparse.core.masks import Masks
     from autosparse.task import Task
+    from autosparse.training.trainer import TrainConfig
 
 log = logging.getLogger(__name__)
+METRICS, WEIGHTS, LOCK = "metrics.json", "model.safetensors", ".train.lock"
 
 
 @dataclass
@@ -145,23 +147,70 @@ def _check_init(masks: Masks, model: nn.Module, init_seed: int) -> None:
 
 def _finished(out: Path, fingerprint: str, *, per_epoch: bool) -> dict | None:
     """The metrics of the same training, finished earlier into ``out`` (None: train it). A run that asks
-    for the per-epoch test curve is not answered by one that did not record it."""
+    for the per-epoch test curve is not answered by one that did not ask for it; one that asked and was
+    resumed from epochs trained without it (their points cannot be measured again) answers it, or each
+    rerun would train it anew."""
+    metrics = _recorded(out)
+    if metrics is None or metrics.get("fingerprint") != fingerprint or not (out / WEIGHTS).is_file():
+        return None
+    asked = (metrics.get("train") or {}).get("eval_every_epoch") is True
+    curve = not per_epoch or asked or all("test_accuracy" in h for h in metrics.get("history") or [{}])
+    return metrics if curve else None
+
+
+def _recorded(out: Path) -> dict | None:
+    """``out``'s metrics.json, or None where there is none (or it is no JSON object)."""
     try:
-        metrics = json.loads((out / "metrics.json").read_text())
+        metrics = json.loads((out / METRICS).read_text())
     except (OSError, ValueError):
         return None
-    same = isinstance(metrics, dict) and metrics.get("fingerprint") == fingerprint
-    curve = not per_epoch or all("test_accuracy" in h for h in metrics.get("history") or [{}])
-    return metrics if same and curve and (out / "model.safetensors").is_file() else None
+    return metrics if isinstance(metrics, dict) else None
+
+
+def _check_out_holds_nothing_else(out: Path, fingerprint: str, described: dict) -> None:
+    """Refuse an ``--out`` whose finished result this training would replace: another training's, a
+    scorer's, weights of unknown origin, or a feature store.
+
+    Why: a rerun with another recipe (or two trainings started into one folder) replaced the first
+    result without a word, and a scorer trained there lost its weights to this model's (helper). A
+    result of the *same* training without the per-epoch curve now asked for is replaced: that is the
+    same run, measured more often.
+    """
+    from autosparse.core import json_text
+    from autosparse.scorer.checkpoint import CARD_FILE
+    from autosparse.store.layout import check_outside_stores, enclosing_store
+    from autosparse.training.resume import STATE_FILE
+
+    described = json.loads(json_text.dumps(described))  # as the record reads back: lists, not tuples
+    check_outside_stores(out, "--out")
+    if enclosing_store(out / WEIGHTS) is not None:
+        raise ConfigError(f"--out {out} is a feature store; give a folder outside it")
+    if (out / CARD_FILE).exists():
+        raise ConfigError(
+            f"--out {out} holds a scorer ({CARD_FILE}), whose weights this training would replace; give another --out"
+        )
+    metrics = _recorded(out)
+    if metrics is not None and metrics.get("fingerprint") != fingerprint:
+        old = metrics.get("described") if isinstance(metrics.get("described"), dict) else None
+        changed = sorted(k for k in {*old, *described} if old.get(k) != described.get(k)) if old else []
+        what = f"it differs in {', '.join(changed)}" if changed else "another model, recipe, data or masks"
+        acc = metrics.get("test_accuracy")
+        score = f", test accuracy {100 * acc:.2f}%" if isinstance(acc, (int, float)) else ""
+        raise ConfigError(
+            f"--out {out} holds the finished result of another training ({what}{score}); give another --out, "
+            f"or delete {out / METRICS} to train this one there"
+        )
+    if metrics is None and (out / METRICS).exists():
+        raise ConfigError(f"--out {out} holds a {METRICS} that no training wrote; give another --out")
+    if metrics is None and (out / WEIGHTS).exists() and not (out / STATE_FILE).exists():
+        raise ConfigError(f"--out {out} holds {WEIGHTS} of no training of autosparse's; give another --out")
 
 
 def run(args: argparse.Namespace) -> int:
-    from autosparse.core import json_text
     from autosparse.core.config import to_dict
-    from autosparse.core.folders import check_output_path, make_output_dir, write_text
+    from autosparse.core.folders import check_output_path
     from autosparse.core.masks import Masks
-    from autosparse.training.resume import STATE_FILE
-    from autosparse.training.trainer import TrainConfig, resolve_device, train, train_fingerprint
+    from autosparse.training.trainer import TrainConfig, resolve_device
 
     task, (job, cfg) = resolve_task(args, TrainJob, TrainConfig)
 
@@ -177,20 +226,55 @@ def run(args: argparse.Namespace) -> int:
     if masks is not None:
         masks.validate(model, task.model.model)
         _check_init(masks, model, init_seed)
-    fp, state = "", None
     # what the weights do not show: model options (a ViT's heads), the data subsets and their seeds, the init seed
     known = {"model": to_dict(task.model), "data": to_dict(task.data), "init_seed": init_seed}
-    if job.out:
-        fp = train_fingerprint(model, masks, cfg, dataset, known)
-        done = _finished(Path(job.out), fp, per_epoch=cfg.eval_every_epoch)
-        if done is not None:  # open_lth's rule: a job that finds its result done returns at once
-            print(
-                f"{task.model.model} on {task.data.dataset}: already trained into {job.out} (test accuracy "
-                f"{100 * done['test_accuracy']:.2f}%); delete {Path(job.out) / 'metrics.json'} to train it again"
+    if not job.out:
+        _train(task, job, cfg, model, dataset, masks, known, None)
+        return 0
+    from autosparse.core.claims import claim, holder
+
+    out = Path(job.out)
+    args.resumes = True  # each finished epoch is kept there
+    with claim(out / LOCK) as mine:  # two trainings into one folder: the later replaced the first (helper)
+        if not mine:
+            raise ConfigError(
+                f"--out {out} is being trained into by another process ({holder(out / LOCK)}); wait for it to "
+                "finish (rerun then to return its result at once), or choose another --out"
             )
-            return 0
-        state = make_output_dir(job.out) / STATE_FILE
-        args.resumes = True  # each finished epoch is kept there
+        _train(task, job, cfg, model, dataset, masks, known, out)
+    return 0
+
+
+def _train(
+    task: Task,
+    job: TrainJob,
+    cfg: TrainConfig,
+    model: nn.Module,
+    dataset: object,
+    masks: Masks | None,
+    known: dict,
+    out: Path | None,
+) -> None:
+    """Train, print the result and, with ``out``, keep it there (each finished epoch while it runs)."""
+    from autosparse.core import json_text
+    from autosparse.core.config import to_dict
+    from autosparse.core.folders import make_output_dir, write_text
+    from autosparse.training.resume import STATE_FILE
+    from autosparse.training.trainer import describe_training, train, train_fingerprint
+
+    fp, state = "", None
+    if out is not None:
+        fp = train_fingerprint(model, masks, cfg, dataset, known)
+        done = _finished(out, fp, per_epoch=cfg.eval_every_epoch)
+        if done is not None:  # open_lth's rule: a job that finds its result done returns at once
+            diverged = f"; it diverged ({done['diverged']})" if done.get("diverged") else ""
+            print(
+                f"{task.model.model} on {task.data.dataset}: already trained into {out} (test accuracy "
+                f"{100 * done['test_accuracy']:.2f}%{diverged}); delete {out / METRICS} to train it again"
+            )
+            return
+        _check_out_holds_nothing_else(out, fp, describe_training(cfg, known))
+        state = make_output_dir(out) / STATE_FILE
     # the checkpoint is removed below, once the result is written: a kill before that keeps every epoch
     result = train(
         model,
@@ -207,38 +291,38 @@ def run(args: argparse.Namespace) -> int:
         f"{task.model.model} on {task.data.dataset}: test accuracy {100 * result.test_accuracy:.2f}% "
         f"after {cfg.epochs:g} epoch{'' if cfg.epochs == 1 else 's'} in {result.seconds:.1f}s{density}"
     )
-    if job.out:
-        out = make_output_dir(job.out)
-        from autosparse.core.tensor_files import save_tensors
+    if out is None:
+        return
+    out = make_output_dir(out)
+    from autosparse.core.tensor_files import save_tensors
 
-        save_tensors(
-            {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(out / "model.safetensors")
+    save_tensors({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(out / WEIGHTS))
+    metrics = {
+        "model": task.model.model,
+        "model_kwargs": task.model.model_kwargs,
+        "dataset": task.data.dataset,
+        "n_train": len(dataset.y_train),  # type: ignore[attr-defined]
+        "n_test": len(dataset.y_test),  # type: ignore[attr-defined]
+        "init_seed": known["init_seed"],
+        "fingerprint": fp,  # what a rerun into this folder compares with, to return at once
+        "described": describe_training(cfg, known),  # what a rerun of another training is told differs
+        "data": to_dict(task.data),  # the subset's seed and folder as well as its sizes
+        "train": to_dict(cfg),  # the recipe and its seed: two seeds' runs wrote the same file but the numbers
+        "masks": job.masks,
+        "test_accuracy": result.test_accuracy,
+        "diverged": result.diverged,  # what said so (None: it did not); a rerun that returns at once repeats it
+        "seconds": result.seconds,
+        "history": result.history,
+        "density": masks.density if masks else 1.0,
+    }
+    scales = masks.init.branch_scale if masks is not None and masks.init else {}
+    if scales:  # forward hooks, not in a state dict: the weights compute nothing right without them
+        metrics["branch_scale"] = scales
+        print(
+            f"{len(scales)} residual branch(es) of this model are scaled by the masks (robust); a state dict does "
+            f"not hold that: after loading model.safetensors call Masks.load({job.masks!r}).without_init()"
+            ".prepare(model)"
         )
-        metrics = {
-            "model": task.model.model,
-            "model_kwargs": task.model.model_kwargs,
-            "dataset": task.data.dataset,
-            "n_train": len(dataset.y_train),
-            "n_test": len(dataset.y_test),
-            "init_seed": init_seed,
-            "fingerprint": fp,  # what a rerun into this folder compares with, to return at once
-            "data": to_dict(task.data),  # the subset's seed and folder as well as its sizes
-            "train": to_dict(cfg),  # the recipe and its seed: two seeds' runs wrote the same file but the numbers
-            "masks": job.masks,
-            "test_accuracy": result.test_accuracy,
-            "seconds": result.seconds,
-            "history": result.history,
-            "density": masks.density if masks else 1.0,
-        }
-        scales = masks.init.branch_scale if masks is not None and masks.init else {}
-        if scales:  # forward hooks, not in a state dict: the weights compute nothing right without them
-            metrics["branch_scale"] = scales
-            print(
-                f"{len(scales)} residual branch(es) of this model are scaled by the masks (robust); a state dict does "
-                f"not hold that: after loading model.safetensors call Masks.load({job.masks!r}).without_init()"
-                ".prepare(model)"
-            )
-        write_text(out / "metrics.json", json_text.dumps(metrics, indent=2))
-        if state is not None:
-            state.unlink(missing_ok=True)
-    return 0
+    write_text(out / METRICS, json_text.dumps(metrics, indent=2))
+    if state is not None:
+        state.unlink(missing_ok=True)
