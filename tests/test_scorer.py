@@ -181,6 +181,10 @@ def test_a_bad_out_or_feature_fails_before_training(store, tmp_path) -> None:
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "model.safetensors").write_bytes(b"partial")
     check_scorer_out(tmp_path / "half")
+    # a trained network's folder holds a file of that name too: not a scorer's leftover (helper)
+    (tmp_path / "half" / "metrics.json").write_text(json.dumps({"fingerprint": "f", "test_accuracy": 0.8}))
+    with pytest.raises(ConfigError, match="holds the result of `autosparse train`"):
+        check_scorer_out(tmp_path / "half")
     cfg = ScorerConfig(steps=1, ranker_features=("abs_theta_rank", "no_such_feature"))
     with pytest.raises(ConfigError, match=r"no_such_feature are not in store .*; its features: "):
         train_scorer(store, holdout=None, out=tmp_path / "new", config=cfg)

@@ -47,6 +47,7 @@ from autosparse.scorer.loaded import load_scorer
 from autosparse.scorer.nets import LayerHead
 from autosparse.store.layout import check_outside_stores
 from autosparse.store.reader import StoreReader
+from autosparse.training.resume import STATE_FILE
 
 log = logging.getLogger(__name__)
 
@@ -345,6 +346,12 @@ def check_scorer_out(out: str | Path, *, overwrite: bool = False, quiet: bool = 
     if has_content(path):  # the lock file is no content
         if not ((path / CARD_FILE).exists() or (path / WEIGHTS_FILE).exists()):
             raise ConfigError(f"--out {path} holds other files and no scorer; give a new or empty directory")
+        if not (path / CARD_FILE).exists() and _trained_model_in(path):
+            # its weights file has a scorer's name but is a trained network's: not a killed run's leftover (helper)
+            raise ConfigError(
+                f"--out {path} holds the result of `autosparse train` (a trained model, no scorer); give a new or "
+                "empty directory"
+            )
         card = finished_checkpoint(path)
         if card is not None and not overwrite:
             extra = [k for k in ("evidence", "student", "coverage", "units") if card.get(k)]
@@ -356,6 +363,18 @@ def check_scorer_out(out: str | Path, *, overwrite: bool = False, quiet: bool = 
         # a finished one the caller chose to replace, or one a killed run left half-written
         if not quiet:
             log.warning("replacing the scorer in %s", path)
+
+
+def _trained_model_in(path: Path) -> bool:
+    """Whether ``path`` holds what ``autosparse train --out`` writes: its checkpoint, or a metrics.json
+    with the training's fingerprint (a scorer's metrics.json maps held-out runs to their metrics)."""
+    if (path / STATE_FILE).exists():
+        return True
+    try:
+        metrics = json.loads((path / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(metrics, dict) and "fingerprint" in metrics and "test_accuracy" in metrics
 
 
 def _curve_png(curve: list[dict[str, float]]) -> bytes:
