@@ -419,3 +419,17 @@ def test_nan_gradients_on_the_last_step_are_no_false_mask_leak(
     said = [r.getMessage() for r in caplog.records if "training diverged" in r.getMessage()]
     assert (result.diverged is not None) == kept_too == bool(said)
     assert model.steps == 4 and result.train_loss == result.train_loss  # the loss stayed finite throughout
+
+
+@pytest.mark.parametrize("content", [b"not a checkpoint", b"pickle"])
+def test_a_damaged_checkpoint_is_named_without_advice_to_unpickle_it(tmp_path, content: bytes) -> None:
+    """torch's error advised `weights_only=False`, which would run whatever code the file holds (helper)."""
+    import pickle
+
+    from autosparse.training.resume import load_state
+
+    path = tmp_path / "train-state.pt"
+    path.write_bytes(pickle.dumps(os.getcwd) if content == b"pickle" else content)
+    with pytest.raises(ConfigError, match=r"is damaged .*; delete it") as err:
+        load_state(path, "fingerprint", {})
+    assert "weights_only" not in str(err.value)

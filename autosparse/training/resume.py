@@ -16,7 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,6 +109,15 @@ def _alive(pid: str) -> bool:
     return True
 
 
+def _why_unreadable(exc: Exception) -> str:
+    """torch's reason, without its advice to load the file with ``weights_only=False``: for a damaged
+    or foreign file that advice is wrong, and it would unpickle whatever code the file holds (helper)."""
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in str(exc):
+        return "it is not a file of tensors and numbers alone, which is all a checkpoint of autosparse's holds"
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first.split('. ')[0].rstrip('.')}"
+
+
 def load_state(path: Path, fingerprint: str, described: Mapping[str, Any]) -> TrainState | None:
     """The state saved at ``path`` (None where there is none); one made by another training is refused."""
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a save killed midway: its writer is gone
@@ -115,12 +126,11 @@ def load_state(path: Path, fingerprint: str, described: Mapping[str, Any]) -> Tr
     if not path.is_file():
         return None
     try:
-        state = TrainState(**torch.load(path, map_location="cpu", weights_only=True))
+        with warnings.catch_warnings():  # torch's note on a foreign pickle protocol: the error below says it all
+            warnings.simplefilter("ignore")
+            state = TrainState(**torch.load(path, map_location="cpu", weights_only=True))
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise ConfigError(
-            f"the training checkpoint {path} is damaged ({type(exc).__name__}: {first}); delete it"
-        ) from None
+        raise ConfigError(f"the training checkpoint {path} is damaged ({_why_unreadable(exc)}); delete it") from None
     if state.fingerprint != fingerprint:
         old = state.described or {}
         changed = sorted(k for k in {*old, *described} if old.get(k) != described.get(k))
