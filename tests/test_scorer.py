@@ -188,6 +188,9 @@ def test_a_bad_out_or_feature_fails_before_training(store, tmp_path) -> None:
     cfg = ScorerConfig(steps=1, ranker_features=("abs_theta_rank", "no_such_feature"))
     with pytest.raises(ConfigError, match=r"no_such_feature are not in store .*; its features: "):
         train_scorer(store, holdout=None, out=tmp_path / "new", config=cfg)
+    assert not (tmp_path / "new").exists()  # refused before --out was made (it was left holding its lock)
+    with pytest.raises(ConfigError, match="ranker_features names abs_theta_rank twice"):
+        ScorerConfig(steps=1, ranker_features=("abs_theta_rank", "abs_theta_rank"))
 
 
 def test_a_finished_scorer_is_not_replaced_without_overwrite(store, scorer_dir, tmp_path, caplog, capsys) -> None:
@@ -726,3 +729,25 @@ def test_an_accuracy_filter_that_keeps_no_round_names_itself(store, monkeypatch)
     monkeypatch.setattr(scorer_data, "healthy_rounds", lambda accuracies, fraction: 0)
     with pytest.raises(ConfigError, match=r"min_round_accuracy 0\.9 keeps no pruning round"):
         scorer_data.load_samples(StoreReader(store), FEATS, ("rel_depth",), min_round_accuracy=0.9)
+
+
+@pytest.mark.parametrize(
+    "edit, said",
+    [
+        (lambda c: c.update(ranker="x"), "field 'ranker' should be dict"),
+        (lambda c: c.update(schema_version="7"), "field 'schema_version' should be int"),
+        (lambda c: c["ranker"].pop("hidden"), "no key 'hidden'"),
+        (lambda c: c["units"].update(scale="abc"), "could not convert"),
+    ],
+)
+def test_a_hand_edited_card_is_refused_in_one_line(tmp_path, edit, said: str) -> None:
+    """The weights' hash does not cover the card: an edit gave a traceback from the architecture's code (helper)."""
+    from autosparse.scorer.checkpoint import SHIPPED_DIR
+
+    copy = tmp_path / "edited"
+    shutil.copytree(SHIPPED_DIR / "autos_mlp", copy)
+    card = json.loads((copy / CARD_FILE).read_text())
+    edit(card)
+    (copy / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(CheckpointError, match=said):
+        load_scorer(copy)

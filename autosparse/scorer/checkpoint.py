@@ -60,6 +60,23 @@ class Card:
         return json.dumps(self.__dict__, indent=2, sort_keys=False, default=str)
 
 
+_CARD_TYPES = {"str": str, "int": int, "dict[str, Any]": dict}
+
+
+def check_card_types(card: Card, where: str | Path) -> None:
+    """Refuse a card whose fields are not of their kind (a hand edit: ``"ranker": "x"``), naming the
+    field, rather than fail on it later with a traceback (helper). The weights' hash does not cover the
+    card, which ``train-scorer``'s changes in place rewrite."""
+    for name, f in Card.__dataclass_fields__.items():
+        kind = _CARD_TYPES.get(str(f.type))
+        value = getattr(card, name)
+        if kind is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise CheckpointError(
+                f"{where}: field {name!r} should be {kind.__name__}, got {type(value).__name__} ({value!r:.40}); the "
+                "card was edited by hand or damaged — restore it from a copy, or retrain the scorer"
+            )
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -341,6 +358,7 @@ def load_checkpoint(name_or_path: str | Path) -> tuple[Card, dict[str, torch.Ten
         card = Card(**raw)
     except TypeError as exc:
         raise CheckpointError(f"{card_path} is missing fields ({exc}); retrain the scorer") from exc
+    check_card_types(card, card_path)
     if not weights.exists():
         raise CheckpointError(f"{weights} is missing; re-copy the whole scorer directory")
     digest = _sha256(weights)

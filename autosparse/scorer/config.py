@@ -119,6 +119,9 @@ class ScorerConfig:
         for name in ("ranker_features", "allocator_features"):
             if not getattr(self, name) or any(not str(f).strip() for f in getattr(self, name)):
                 raise ConfigError(f"{name} must name one or more features (`autosparse store info` lists them)")
+            twice = sorted({f for f in getattr(self, name) if list(getattr(self, name)).count(f) > 1})
+            if twice:
+                raise ConfigError(f"{name} names {', '.join(twice)} twice; give each feature once")
         if self.alloc_members < 1:
             raise ConfigError(f"alloc_members must be >= 1 (1: a single allocator), got {self.alloc_members}")
         if not 0.0 < self.unit_scale <= 1.0:

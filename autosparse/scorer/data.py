@@ -120,6 +120,16 @@ def _warn_mixed_teachers(reader: StoreReader) -> None:
         )
 
 
+def check_features(reader: StoreReader, features: Sequence[str]) -> None:
+    """Refuse features the store does not hold, naming those it does."""
+    names = list(reader.feature_names)
+    unknown = [f for f in features if f not in names]
+    if unknown:
+        raise ConfigError(
+            f"feature(s) {', '.join(unknown)} are not in store {reader.path}; its features: {', '.join(names)}"
+        )
+
+
 def load_samples(
     reader: StoreReader,
     ranker_features: Sequence[str],
@@ -141,11 +151,7 @@ def load_samples(
     layer heads' targets and the ranker's labels are capped at the last healthy round.
     """
     names = list(reader.feature_names)
-    unknown = [f for f in (*ranker_features, *allocator_features, *baseline_features) if f not in names]
-    if unknown:
-        raise ConfigError(
-            f"feature(s) {', '.join(unknown)} are not in store {reader.path}; its features: {', '.join(names)}"
-        )
+    check_features(reader, (*ranker_features, *allocator_features, *baseline_features))
     rcols = [names.index(f) for f in ranker_features]
     acols = [names.index(f) for f in allocator_features]
     bcols = {f: names.index(f) for f in baseline_features}

@@ -79,9 +79,18 @@ def _load_cached(path: str, mtime: int, card_mtime: int) -> Scorer:
             "use the version that trained it or retrain the scorer"
         )
     arch = get_arch(card.arch)
-    ranker = arch.from_card(card)
-    allocator = allocator_from_card(card.allocator)
-    units = Allocator(card.units["features"], card.units["hidden"]) if card.units else None
+    try:
+        ranker = arch.from_card(card)
+        allocator = allocator_from_card(card.allocator)
+        units = Allocator(card.units["features"], card.units["hidden"]) if card.units else None
+        float(card.units.get("scale", 1.0))  # read at prune time: a bad one failed there, mid-call
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # a hand-edited card gave a traceback from the architecture's code (helper)
+        what = f"no key {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+        raise CheckpointError(
+            f"the card of {path} does not describe a scorer this autosparse can build ({what}); it was edited or "
+            "damaged — restore it from a copy, or retrain the scorer"
+        ) from None
     try:
         ranker.load_state_dict(_split(tensors, "ranker."))
         allocator.load_state_dict(_split(tensors, "allocator."))

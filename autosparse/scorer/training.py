@@ -39,7 +39,7 @@ from autosparse.scorer.checkpoint import (
 )
 from autosparse.scorer.config import ScorerConfig
 from autosparse.scorer.coverage import Coverage, source_label
-from autosparse.scorer.data import RunSamples, load_samples, open_split
+from autosparse.scorer.data import RunSamples, check_features, load_samples, open_split
 from autosparse.scorer.evaluation import BASELINE_RANKERS, evaluate_scorer
 from autosparse.scorer.fit import fit_ranker
 from autosparse.scorer.heads import train_allocator, train_allocators, unit_card
@@ -78,6 +78,8 @@ def train_scorer(
     """
     cfg = config or ScorerConfig()
     train_reader, val_reader = open_split(str(store), holdout, train_on)  # a wrong store or filter first: cheap
+    # before --out is made: a refused run left it behind holding only its lock (helper)
+    check_features(train_reader, (*cfg.ranker_features, *cfg.allocator_features))
     check_scorer_out(out, overwrite=overwrite)
     with writing_scorer(out):  # two runs into one --out: the later one replaced the first, both reporting success
         check_scorer_out(out, overwrite=overwrite, quiet=True)  # a scorer finished there meanwhile is refused too
