@@ -34,7 +34,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
         "generation would compute; nothing is written",
     )
     add_config_argument(p, help="generation grid (see configs/gen/): a YAML of the options below; flags override it")
-    add_arguments(p.add_argument_group("the grid"), GenConfig)
+    # --train.seed is refused (each run's seed comes from --seeds): parsed to say so, not offered
+    add_arguments(p.add_argument_group("the grid"), GenConfig, hide=("train.seed",))
     add_arguments(p.add_argument_group("where the runs execute"), ExecutorConfig)
 
 

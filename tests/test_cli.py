@@ -138,6 +138,22 @@ def test_every_option_of_every_subcommand_has_help() -> None:
     assert not missing, "options without help text (add a comment to the field): " + ", ".join(missing)
 
 
+@pytest.mark.parametrize("sub, refusal", [("gen", "has no effect in gen"), ("bench", "has no effect in a bench")])
+def test_a_flag_the_command_refuses_is_not_offered_but_still_refused_with_the_reason(
+    sub: str, refusal: str, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`gen --help` and `bench --help` offered --train.seed, which both refuse whatever its value (helper)."""
+    from autosparse.cli import main
+
+    with pytest.raises(SystemExit):
+        main([sub, "--help"])
+    shown = capsys.readouterr().out
+    assert "--train.seed" not in shown and "--train.lr" in shown
+    where = ["--store", str(tmp_path / "s.zarr")] if sub == "gen" else ["--out", str(tmp_path / "b")]
+    assert main([sub, "--models", "mlp", "--datasets", "digits", *where, "--train.seed", "3", "--check"]) == 2
+    assert refusal in capsys.readouterr().err
+
+
 def test_top_level_help_imports_no_torch() -> None:
     """`autosparse --help` lists subcommands only; their options (and torch) load when one is used."""
     code = "import sys\nfrom autosparse.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"

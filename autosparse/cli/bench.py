@@ -57,7 +57,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
         help="validate the config (names, hyperparameters, device, every row's scorer), say how many cells "
         "--out already holds and how many a run would compute, and exit without writing anything",
     )
-    add_arguments(p.add_argument_group("the grid"), BenchConfig, exclude=("kind",))
+    # --train.seed is refused (each cell's seed comes from --seeds): parsed to say so, not offered
+    add_arguments(p.add_argument_group("the grid"), BenchConfig, exclude=("kind",), hide=("train.seed",))
     accuracy = [f.name for f in dataclasses.fields(BenchConfig)]
     add_arguments(p.add_argument_group("speed bench only (kind: speed)"), SpeedConfig, exclude=accuracy)
     add_arguments(p.add_argument_group("where the jobs run (accuracy bench)"), ExecutorConfig)

@@ -201,8 +201,13 @@ def add_dataclass_arguments(
     *,
     prefix: str = "",
     exclude: Sequence[str] = (),
+    hide: Sequence[str] = (),
 ) -> None:
-    """Add one ``--flag`` per field. Defaults are SUPPRESSed so we can tell what was given."""
+    """Add one ``--flag`` per field. Defaults are SUPPRESSed so we can tell what was given.
+
+    ``hide`` names fields (a nested one dotted: ``train.seed``) whose flag stays out of ``--help``:
+    one the command refuses whatever its value (``gen --help`` offered ``--train.seed``, helper),
+    still parsed so that the refusal says why."""
     hints = _hints(cls)
     docs = field_docs(cls)
     for f in dataclasses.fields(cls):
@@ -210,7 +215,8 @@ def add_dataclass_arguments(
             continue
         tp = hints[f.name]
         if dataclasses.is_dataclass(_base_type(tp)):
-            add_dataclass_arguments(parser, _base_type(tp), prefix=f"{prefix}{f.name}.", exclude=())
+            inner = tuple(h.split(".", 1)[1] for h in hide if h.startswith(f"{f.name}."))
+            add_dataclass_arguments(parser, _base_type(tp), prefix=f"{prefix}{f.name}.", hide=inner)
             continue
         conv, extra = _converter(tp)
         default = (
@@ -228,7 +234,7 @@ def add_dataclass_arguments(
             dest=prefix + f.name,
             type=conv,
             default=argparse.SUPPRESS,
-            help=text.replace("%", "%%"),  # argparse formats help with %
+            help=argparse.SUPPRESS if f.name in hide else text.replace("%", "%%"),  # argparse formats help with %
             **extra,
         )
 
@@ -271,12 +277,15 @@ def add_config_argument(parser: argparse.ArgumentParser, help: str = "") -> None
 
 
 def add_arguments(
-    parser: argparse.ArgumentParser | argparse._ArgumentGroup, *classes: type, exclude: Sequence[str] = ()
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup,
+    *classes: type,
+    exclude: Sequence[str] = (),
+    hide: Sequence[str] = (),
 ) -> None:
     """One flag per field of ``classes``; a field name shared by two classes is one flag (the first's)."""
     seen: set[str] = set(exclude)
     for cls in classes:
-        add_dataclass_arguments(parser, cls, exclude=tuple(seen))
+        add_dataclass_arguments(parser, cls, exclude=tuple(seen), hide=hide)
         seen.update(f.name for f in dataclasses.fields(cls))
 
 
