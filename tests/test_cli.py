@@ -669,6 +669,12 @@ def test_a_finished_training_returns_at_once_only_when_nothing_that_matters_chan
     assert "already trained" not in capsys.readouterr().out
     assert main([*base, "--eval-every-epoch", "true", *out]) == 0
     assert "already trained into" in capsys.readouterr().out
+    # resumed from epochs trained without the curve, it could not test them: its rerun still returns at once
+    metrics = json.loads((tmp_path / "t" / "metrics.json").read_text())
+    metrics["history"][0].pop("test_accuracy")
+    (tmp_path / "t" / "metrics.json").write_text(json.dumps(metrics))
+    assert main([*base, "--eval-every-epoch", "true", *out]) == 0
+    assert "already trained into" in capsys.readouterr().out
     assert not (tmp_path / "t" / "train-state.pt").exists()
 
 
