@@ -76,8 +76,10 @@ def test_cells_of_other_weights_are_not_the_students_evidence(bench, tmp_path) -
     shutil.copytree(SHIPPED_DIR / "autos_gnn", other)  # another scorer's weights: none of these cells are its
     with pytest.raises(ConfigError, match="current weights"):
         add_student_evidence(other, [folder])
-    with pytest.raises(ConfigError, match="holds no bench cells"):
+    # the hint names the student's bench, not the source evidence's
+    with pytest.raises(ConfigError, match=r"holds no bench cells .*fmnist_student_evidence\.yaml") as err:
         add_student_evidence(other, [tmp_path / "nowhere"])
+    assert "source_evidence" not in str(err.value)
 
 
 def test_a_rescued_collapse_is_not_the_students_mask(bench, tmp_path) -> None:

@@ -58,14 +58,21 @@ def _matches(cell: dict[str, Any], attrs: dict[str, Any]) -> bool:
     )
 
 
-def read_cells(folders: Sequence[str | Path]) -> list[dict[str, Any]]:
+#: the bench whose cells the source (density) evidence reads
+SOURCE_CONFIG = "configs/bench/fmnist_source_evidence.yaml"
+
+
+def read_cells(folders: Sequence[str | Path], *, config: str = SOURCE_CONFIG) -> list[dict[str, Any]]:
+    """Every readable cell of ``folders``; ``config`` is the bench the hint of a folder without cells
+    names, since the source and the student evidence read the cells of different benches (the
+    student's hint sent users to the source bench)."""
     cells: list[dict[str, Any]] = []
     for folder in folders:
         cell_dir = Path(folder) / CELLS_DIR
         if not cell_dir.is_dir():
             raise ConfigError(
-                f"{folder} holds no bench cells ({cell_dir} is missing); run the source bench first, e.g. "
-                "`autosparse bench --config configs/bench/fmnist_source_evidence.yaml`"
+                f"{folder} holds no bench cells ({cell_dir} is missing); run its bench first, e.g. "
+                f"`autosparse bench --config {config} --out {folder}`"
             )
         cells.extend(c for p in sorted(cell_dir.glob("*.json")) if (c := read_cell(p)) is not None)
     return cells
@@ -144,7 +151,7 @@ def add_evidence(scorer: str | Path, store: str | Path, folders: Sequence[str | 
         raise ConfigError(
             f"no SynFlow cell in {', '.join(map(str, folders))} matches a training run of {directory} (same net, "
             "seed, data subset and recipe as the run's IRP rounds); bench the source shapes with the sources' recipe, "
-            "e.g. `autosparse bench --config configs/bench/fmnist_source_evidence.yaml`"
+            f"e.g. `autosparse bench --config {SOURCE_CONFIG}`"
         )
     evidence.provenance = [str(f) for f in folders]
     card.evidence = evidence.to_card()

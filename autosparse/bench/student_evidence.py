@@ -28,6 +28,8 @@ from autosparse.topology.merges import ProbeError, network_kind
 
 #: the hparams a learned cell may carry: the scorer, and every check that can hand over to SynFlow off
 _LEARNED_OFF = {"density_guard": "off", "student_guard": "off", "collapse": "off"}
+#: the bench whose cells the student evidence reads
+STUDENT_CONFIG = "configs/bench/fmnist_student_evidence.yaml"
 
 
 def _is_learned(cell: dict[str, Any], weights_sha256: str) -> bool:
@@ -104,7 +106,7 @@ def add_student_evidence(scorer: str | Path, folders: Sequence[str | Path], *, k
     """
     directory = local_scorer(scorer)
     card, tensors = load_checkpoint(directory)
-    evidence = collect_student_evidence(read_cells(folders), card.weights_sha256)
+    evidence = collect_student_evidence(read_cells(folders, config=STUDENT_CONFIG), card.weights_sha256)
     old = StudentEvidence.from_card(card.student) if keep_other_points else None
     if old is not None and evidence.points:
         evidence = _merged(old, evidence)
@@ -113,7 +115,7 @@ def add_student_evidence(scorer: str | Path, folders: Sequence[str | Path], *, k
             f"no cell in {', '.join(map(str, folders))} pairs the learned mask of {directory} (autos with its current "
             "weights, density_guard, student_guard and collapse off) with SynFlow's on the same "
             "net, seed, density and recipe; bench the validation shapes first, e.g. "
-            "`autosparse bench --config configs/bench/fmnist_student_evidence.yaml`"
+            f"`autosparse bench --config {STUDENT_CONFIG}`"
         )
     flag = " --keep-student-points" if old is not None else ""
     evidence.provenance = [*(old.provenance if old is not None else []), *(str(f) for f in folders)]
