@@ -101,6 +101,19 @@ def test_unknown_method_names_it() -> None:
         speed_config_from_dict({"kind": "accuracy"})
 
 
+@pytest.mark.parametrize("timeout", [0.0, -5.0, float("nan"), float("inf")])
+def test_a_timeout_that_is_no_time_is_refused_by_the_check_too(
+    timeout: float, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0 timed every measurement out, NaN or -5 too, and --check had called the config valid."""
+    with pytest.raises(ConfigError, match="timeout_s must be a positive number of seconds"):
+        tiny_speed(timeout_s=timeout).validate()
+    from autosparse.cli import main
+
+    assert main(["bench", "speed", "--check", "--timeout-s", str(timeout), "--out", str(tmp_path / "s")]) == 2
+    assert "timeout_s must be a positive" in capsys.readouterr().err and not (tmp_path / "s").exists()
+
+
 def test_failed_measurement_is_recorded_not_fatal(tmp_path: Path) -> None:
     # SynFlow in float32 overflows on a 300-layer MLP: that measurement fails, the others go on
     deep = {"widths": [8] * 300}

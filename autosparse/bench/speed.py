@@ -18,6 +18,7 @@ import dataclasses
 import io
 import json
 import logging
+import math
 import os
 import statistics
 from dataclasses import dataclass, field
@@ -124,6 +125,11 @@ class SpeedConfig:
             raise ConfigError(f"repeats must be >= 1, got {self.repeats}")
         if self.rounds < 1:
             raise ConfigError(f"rounds must be >= 1, got {self.rounds}")
+        if not math.isfinite(self.timeout_s) or self.timeout_s <= 0:  # 0 timed every measurement out, unasked
+            raise ConfigError(
+                f"timeout_s must be a positive number of seconds per measurement, got {self.timeout_s}; "
+                "e.g. --timeout-s 1800"
+            )
         check_unique("model label", [m.label() for m in self.models])
         check_unique("method label", [m.title() for m in self.all_methods()])
         known = available()
