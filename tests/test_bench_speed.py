@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,9 @@ from autosparse.bench import MethodSpec, SpeedConfig, SpeedModel, run_speed
 from autosparse.bench.config import config_kind
 from autosparse.bench.floors import floor_config, run_floor
 from autosparse.bench.measure import Measurement, measure_isolated
-from autosparse.bench.speed import speed_config_from_dict
+from autosparse.bench.speed import MEASURING_LOCK, speed_config_from_dict
 from autosparse.bench.train_speed import TrainSpeedConfig, TrainSpeedModel, run_train_speed
+from autosparse.core.claims import claim
 from autosparse.core.errors import ConfigError, UnknownNameError
 from autosparse.data.pruning_data import PruningData
 from autosparse.models import build_model
@@ -112,6 +114,40 @@ def test_a_timeout_that_is_no_time_is_refused_by_the_check_too(
 
     assert main(["bench", "speed", "--check", "--timeout-s", str(timeout), "--out", str(tmp_path / "s")]) == 2
     assert "timeout_s must be a positive" in capsys.readouterr().err and not (tmp_path / "s").exists()
+
+
+def test_a_folder_another_process_measures_into_is_refused(tmp_path: Path) -> None:
+    """Two speed benches on one --out each measured everything beside the other, so every time was skewed:
+    the second one is refused before it measures anything, and the folder is free again once released."""
+    lock = tmp_path / MEASURING_LOCK
+    held, release = threading.Event(), threading.Event()
+
+    def other_process() -> None:  # a claim taken in another thread is, to flock, another holder
+        with claim(lock) as mine:
+            assert mine
+            held.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=other_process)
+    thread.start()
+    cfg = tiny_speed(models=[{"model": "mlp", "model_kwargs": {"widths": [8]}, "dataset": "fake:fashion-mnist"}])
+    cfg.methods = [MethodSpec("random")]
+    try:
+        assert held.wait(30)
+        with pytest.raises(
+            ConfigError, match=r"is being measured by another process \(pid \d+ on .*choose another --out"
+        ):
+            run_speed(cfg, tmp_path)
+        assert not list((tmp_path / "measurements").glob("*.json")) and not (tmp_path / "report.md").exists()
+        train = TrainSpeedConfig(
+            models=[TrainSpeedModel("mlp", {"widths": [8]}, dataset="fake:fashion-mnist", n_train=64)]
+        )
+        with pytest.raises(ConfigError, match="is being measured by another process"):
+            run_train_speed(train, tmp_path)
+    finally:
+        release.set()
+        thread.join()
+    assert run_speed(cfg, tmp_path).rows[0]["ok"]
 
 
 def test_failed_measurement_is_recorded_not_fatal(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ An iterative method (SynFlow, iterative SNIP, NTK-SAP) is also measured against 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import io
@@ -21,6 +22,7 @@ import logging
 import math
 import os
 import statistics
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -32,6 +34,7 @@ from autosparse.bench.floors import floor_config
 from autosparse.bench.measure import Measurement, measure, measure_isolated
 from autosparse.bench.plots import plot_speed
 from autosparse.bench.report import format_seconds, markdown_table
+from autosparse.core.claims import claim, holder
 from autosparse.core.config import config_hash, from_dict, load_yaml, to_dict
 from autosparse.core.errors import ConfigError, UnknownNameError, check_density
 from autosparse.core.folders import make_output_dir, write_text
@@ -47,6 +50,8 @@ SPEED_JSON = "speed.json"
 MEASUREMENTS = "measurements"  # one JSON row per finished measurement: what a rerun resumes from
 SPEED_CSV = "speed.csv"
 REPORT_FILE = "report.md"
+#: held by the process measuring into a folder, for its whole run (never deleted: see core.claims)
+MEASURING_LOCK = ".measuring.lock"
 
 
 @dataclass
@@ -211,6 +216,23 @@ def finished_measurement(path: Path) -> dict[str, Any] | None:
     return row if row is not None and row.get("ok") else None
 
 
+@contextlib.contextmanager
+def measuring(out: Path) -> Iterator[None]:
+    """Hold ``out`` for a whole speed (or training-speed) run, refusing it while another process does.
+
+    Why refuse rather than divide the work as two accuracy benches on one folder do: two benches
+    measuring at once compete for the cores and the memory bandwidth, so every time either takes
+    is skewed, and a table of such times is worse than none.
+    """
+    lock = out / MEASURING_LOCK
+    with claim(lock) as mine:
+        if not mine:
+            raise ConfigError(
+                f"--out {out} is being measured by another process ({holder(lock)}); wait for it or choose another --out"
+            )
+        yield
+
+
 def run_speed(config: SpeedConfig, out_dir: str | Path) -> SpeedResult:
     """Measure every (model, method) one at a time and write speed.json/csv, a plot and report.md.
 
@@ -221,6 +243,11 @@ def run_speed(config: SpeedConfig, out_dir: str | Path) -> SpeedResult:
     config.validate()
     out = Path(out_dir)
     make_output_dir(out / MEASUREMENTS)
+    with measuring(out):
+        return _measure_all(config, out)
+
+
+def _measure_all(config: SpeedConfig, out: Path) -> SpeedResult:
     rows: list[dict[str, Any]] = []
     cases = plan_measurements(config)
     bar = tqdm(cases, desc="speed", unit="measurement", disable=None)
