@@ -268,6 +268,33 @@ def test_train_speed_times_every_variant_interleaved(tmp_path: Path) -> None:
         TrainSpeedConfig(variants=["sparse"]).validate()
 
 
+@pytest.mark.parametrize(
+    ("n_train", "says"),
+    [(-5, "mlp-widths8: n_train must be a positive number"), (70000, "n_train=70000 is more than fashion-mnist's")],
+)
+def test_train_speed_refuses_an_epoch_its_data_cannot_give(
+    n_train: int, says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--check called these valid; the run then failed once the data had loaded."""
+    model = TrainSpeedModel("mlp", {"widths": [8]}, dataset="fashion-mnist", n_train=n_train)
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        TrainSpeedConfig(models=[model]).validate()
+    cfg = tmp_path / "ts.yaml"
+    cfg.write_text(
+        f"kind: train_speed\nmodels: [{{model: mlp, model_kwargs: {{widths: [8]}}, dataset: fashion-mnist, "
+        f"n_train: {n_train}}}]\n"
+    )
+    from autosparse.cli import main
+
+    assert main(["bench", "--check", "--config", str(cfg)]) == 2
+    assert says in capsys.readouterr().err
+    # fake data comes in any size, and 0 is the whole training set
+    TrainSpeedConfig(
+        models=[TrainSpeedModel("mlp", {"widths": [8]}, dataset="fake:fashion-mnist", n_train=70000)]
+    ).validate()
+    TrainSpeedConfig(models=[TrainSpeedModel("mlp", {"widths": [8]}, dataset="fashion-mnist")]).validate()
+
+
 def test_an_autos_row_carries_its_own_split_of_the_time() -> None:
     from autosparse.bench.measure import measure
 

@@ -31,7 +31,7 @@ from autosparse.bench.speed import measuring
 from autosparse.core.config import from_dict, load_yaml, to_dict
 from autosparse.core.errors import ConfigError, check_density
 from autosparse.core.folders import make_output_dir, write_text
-from autosparse.data import FAKE_PREFIX, dataset_info
+from autosparse.data import FAKE_PREFIX, check_subset_sizes, dataset_info
 from autosparse.models import model_info
 from autosparse.pruners import prune
 from autosparse.task import DataSpec, ModelSpec, Task
@@ -106,6 +106,10 @@ class TrainSpeedConfig:
             # failed every measurement of it, after --check had called the config valid
             m.build(dataset_info(m.dataset or self.dataset), seed=0)
             self.task(m)  # fake data without n_train failed only when that model's turn came
+            try:  # a negative n_train, or more than the dataset holds, failed only once its data had loaded
+                check_subset_sizes(m.dataset or self.dataset, m.n_train or None, None)
+            except ConfigError as e:
+                raise ConfigError(f"{m.label()}: {e}") from None
         return self
 
     def task(self, model: TrainSpeedModel) -> Task:
