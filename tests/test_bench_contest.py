@@ -106,6 +106,38 @@ def test_a_loss_says_so_and_missing_rows_are_left_out() -> None:
     assert contest_table(contests(CFG, _records({("synflow", 0.005): [40.0]}), MODEL, "fashion-mnist")) == ""
 
 
+def test_a_diverged_row_is_not_the_best_classic_one_and_a_diverged_learned_row_gets_no_verdict() -> None:
+    """As in the accuracy table: a classic row that diverged (any seed) is no candidate for the best one,
+    and the learned row's own divergence is said, not counted as a margin."""
+    records = _records(
+        {
+            ("synflow", 0.005): [90.0, 90.0, 90.0],  # high, but one seed diverged: not the best classic row
+            ("phew", 0.005): [40.0, 41.0, 42.0],
+            ("autos", 0.005): [50.0, 50.0, 50.0],
+            ("imp", 0.005): [60.0, 60.0, 60.0],
+            ("synflow", 0.02): [70.0, 70.0, 70.0],
+            ("phew", 0.02): [60.0, 60.0, 60.0],
+            ("autos", 0.02): [10.0, 75.0, 75.0],  # seed 0 diverged
+        }
+    )
+    for r in records:
+        if (r["label"], r["density"], r["seed"]) in {("synflow", 0.005, 1), ("autos", 0.02, 0)}:
+            r["diverged"] = "loss 4e13 at epoch 1"
+    by_density = {c.density: c for c in contests(CFG, records, MODEL, "fashion-mnist")}
+    deep, shallow = by_density[0.005], by_density[0.02]
+    assert (deep.best, deep.margin, deep.seeds_above, deep.diverged) == ("phew", pytest.approx(9.0), 3, False)
+    assert (deep.classic_compared, deep.classic_diverged) == (1, 1)
+    assert shallow.diverged and shallow.best == "synflow" and shallow.gap_share is None
+    table = contest_table([shallow, deep])
+    assert "| autos ‡ | 98% | synflow 70.0 | – | – | – | none: its training diverged ‡ |" in table
+    assert "| autos | 99.5% | phew 41.0 (1 of 2 classic rows compared: 1 diverged) | +9.0 | 3 of 3 |" in table
+    # every classic row diverged: nothing to compare with
+    only = [
+        dict(r, diverged="nan") if r["label"] in ("synflow", "phew") and r["density"] == 0.005 else r for r in records
+    ]
+    assert [c.density for c in contests(CFG, only, MODEL, "fashion-mnist")] == [0.02]
+
+
 def test_the_margin_compares_the_same_seeds() -> None:
     # a grid still running: autos has seed 0 only, PHEW all three; the margin is seed 0's
     records = _records({("phew", 0.005): [40.0, 30.0, 20.0], ("imp", 0.005): [50.0, 50.0, 50.0]})

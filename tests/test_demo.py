@@ -200,6 +200,8 @@ def test_the_reading_compares_autos_with_the_best_classic_method_of_each_column(
     assert (
         reading(records, bench) == "autos vs best baseline: +2.0 points at 98% (snip 80.0), -1.5 at 99% (random 70.0)"
     )
+    records[0]["diverged"] = "nan loss"  # autos at 98%: no verdict, as in the bench's
+    assert reading(records, bench) == "autos vs best baseline: – at 98% (autos diverged), -1.5 at 99% (random 70.0)"
 
 
 def test_the_printed_table_is_this_runs_seeds_and_rows(tmp_path: Path) -> None:

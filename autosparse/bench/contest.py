@@ -8,6 +8,11 @@ numbers; this module states the verdict the same way every time — the hardest 
 density (the smallest margin, each on the seeds it shares with the learned row), the margin, on how many seeds the learned method was above
 it (paired by seed: same initial weights, same training order), and its share of the gap to IMP
 — so a report is not read by eye, and a loss is printed as plainly as a win.
+
+A row whose training diverged at a density (any seed: its cell's ``diverged``) trained towards
+chance, which says nothing about its mask: as in the accuracy table, such a classic row is not a
+candidate for the best one there, and a learned row that diverged gets no verdict, only a line
+that says so.
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ class Contest:
     imp: str = "imp"
     classic_rows: int = 0  # classic rows of the grid; fewer with cells at this density are said in the table
     classic_compared: int = 0
+    classic_diverged: int = 0  # classic rows left out here because their training diverged
+    diverged: bool = False  # the learned row's training diverged here: no verdict
 
     @property
     def margin(self) -> float:
@@ -47,8 +54,9 @@ class Contest:
     @property
     def gap_share(self) -> float | None:
         """Share of the gap from the best classic method to IMP that the learned one closes; None
-        when IMP is not above the best classic method (then there is no gap to close)."""
-        if self.imp_mean is None or self.imp_mean <= self.best_mean:
+        when IMP is not above the best classic method (then there is no gap to close) or the learned
+        row diverged (then its accuracy is no measure of its mask)."""
+        if self.diverged or self.imp_mean is None or self.imp_mean <= self.best_mean:
             return None
         return self.margin / (self.imp_mean - self.best_mean)
 
@@ -63,9 +71,19 @@ def _accuracies(
     return out
 
 
+def _diverged(records: Sequence[dict[str, Any]], model: str, dataset: str) -> set[tuple[str, float]]:
+    """(label, density) pairs where some seed's training diverged: the rows the accuracy table marks ‡."""
+    return {
+        (r["label"], float(r["density"]))
+        for r in records
+        if r["model"] == model and r["dataset"] == dataset and r.get("diverged")
+    }
+
+
 def contests(config: BenchConfig, records: Sequence[dict[str, Any]], model: str, dataset: str) -> list[Contest]:
-    """Every learned row of ``config`` at every density where it and a classic row have cells."""
+    """Every learned row of ``config`` at every density where it and a classic row that did not diverge have cells."""
     acc = _accuracies(records, model, dataset)
+    diverged = _diverged(records, model, dataset)
     learned = [m.title() for m in config.methods if m.method in LEARNED_METHODS]
     classic = [m.title() for m in config.methods if m.method not in LEARNED_METHODS and not m.is_imp]
     imps = [m.title() for m in config.methods if m.is_imp]
@@ -73,7 +91,7 @@ def contests(config: BenchConfig, records: Sequence[dict[str, Any]], model: str,
     imp = config.gap_to or next((t for t in imps if "lth" in t), imps[0] if imps else None)
     out = []
     for d in config.sorted_densities():
-        present = [c for c in classic if acc.get((c, d))]
+        present = [c for c in classic if acc.get((c, d)) and (c, d) not in diverged]
         if not present:
             continue
         imp_cells = acc.get((imp, d)) if imp else None
@@ -103,6 +121,8 @@ def contests(config: BenchConfig, records: Sequence[dict[str, Any]], model: str,
                     imp=imp or "imp",
                     classic_rows=len(classic),
                     classic_compared=len(rivals),
+                    classic_diverged=sum((c, d) in diverged for c in classic if acc.get((c, d))),
+                    diverged=(name, d) in diverged,
                 )
             )
     return out
@@ -124,28 +144,33 @@ def contest_table(rows: Sequence[Contest]) -> str:
     ]
     for c in rows:
         share = c.gap_share
-        if c.imp_mean is None:
-            share_text, imp_text = "–", "–"
+        margin, above = f"{c.margin:+.1f}", f"{c.seeds_above} of {c.seeds_paired}"
+        imp_text = "–" if c.imp_mean is None else f"{c.imp} {c.imp_mean:.1f}"
+        if c.diverged:  # trained towards chance: its margin would measure the divergence, not the mask
+            margin, above, share_text = "–", "–", "none: its training diverged ‡"
+        elif c.imp_mean is None:
+            share_text = "–"
+        elif share is None:
+            share_text = "none: IMP is not above it"
+        elif c.margin == 0:
+            share_text = "none: level with it"
+        elif c.margin < 0:
+            share_text = "none: below it"
+        elif c.mean > c.imp_mean:  # past the reference, the ratio only says how small the gap was (1950%)
+            share_text = f"all: {c.mean - c.imp_mean:+.1f} over IMP"
         else:
-            imp_text = f"{c.imp} {c.imp_mean:.1f}"
-            if share is None:
-                share_text = "none: IMP is not above it"
-            elif c.margin == 0:
-                share_text = "none: level with it"
-            elif c.margin < 0:
-                share_text = "none: below it"
-            elif c.mean > c.imp_mean:  # past the reference, the ratio only says how small the gap was (1950%)
-                share_text = f"all: {c.mean - c.imp_mean:+.1f} over IMP"
-            else:
-                share_text = f"{100 * share:.0f}%"
-        among = (
-            f" ({c.classic_compared} of {c.classic_rows} classic rows share its seeds)"
-            if c.classic_compared < c.classic_rows
-            else ""
-        )
+            share_text = f"{100 * share:.0f}%"
+        among = ""
+        if c.classic_diverged:
+            others = c.classic_rows - c.classic_compared - c.classic_diverged
+            among = f" ({c.classic_compared} of {c.classic_rows} classic rows compared: {c.classic_diverged} diverged"
+            among += f", {others} share none of its seeds)" if others else ")"
+        elif c.classic_compared < c.classic_rows:
+            among = f" ({c.classic_compared} of {c.classic_rows} classic rows share its seeds)"
+        learned = f"{c.learned} ‡" if c.diverged else c.learned
         lines.append(
-            f"| {c.learned} | {sparsity_percent(c.density)} | {c.best} {c.best_mean:.1f}{among} | {c.margin:+.1f} | "
-            f"{c.seeds_above} of {c.seeds_paired} | {imp_text} | {share_text} |"
+            f"| {learned} | {sparsity_percent(c.density)} | {c.best} {c.best_mean:.1f}{among} | {margin} | "
+            f"{above} | {imp_text} | {share_text} |"
         )
     return "\n".join(lines)
 

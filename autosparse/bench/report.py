@@ -353,7 +353,8 @@ def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence
             md += [
                 versus,
                 "",
-                "Best classic: the pruning-at-initialisation method with the highest mean at that sparsity. Seeds "
+                "Best classic: the pruning-at-initialisation method with the highest mean at that sparsity (a row "
+                "whose training diverged, ‡, is not one, and a learned row that diverged gets no verdict). Seeds "
                 "above it: paired by seed (same initial weights, pruning batch and training order). Share of the gap: "
                 "(learned − best classic) / (IMP − best classic).",
                 "",

@@ -48,6 +48,9 @@ def reading(records: Sequence[dict[str, Any]], bench: BenchConfig, autos: str = 
         if c is None:
             parts.append(f"– at {sparsity_percent(d)}")
             continue
+        if c.diverged:  # no verdict, as in the bench's (its margin would measure the divergence)
+            parts.append(f"– at {sparsity_percent(d)} ({autos} diverged)")
+            continue
         diff = round(c.mean, 1) - round(c.best_mean, 1)
         parts.append(f"{diff:+.1f} at {sparsity_percent(d)} ({c.best} {c.best_mean:.1f})")
     if parts and parts[0][0] in "+-":
