@@ -13,6 +13,7 @@ from autosparse.core.config import (
     from_dict,
     given,
     load_yaml,
+    parse_items,
     resolve,
     show_default,
     to_dict,
@@ -127,6 +128,23 @@ def test_flags_of_a_list_of_dataclasses_read_like_yaml() -> None:
     assert from_dict(Grid, given(ns, Grid)).rows == [Row("snip", label="s"), Row("grasp")]
     with pytest.raises(SystemExit):
         p.parse_args(["--rows", "[{not json"])
+
+
+def test_a_list_of_dataclasses_flag_takes_yaml_flow_syntax_as_the_help_says() -> None:
+    """The help said "(YAML or JSON)", and `[{method: synflow, hparams: {rounds: 10}}]` was "not valid JSON"."""
+    p = argparse.ArgumentParser()
+    add_dataclass_arguments(p, Grid)
+    as_yaml = p.parse_args(["--rows", "[{method: synflow, hparams: {rounds: 10}}, grasp]"])
+    as_json = p.parse_args(["--rows", '[{"method": "synflow", "hparams": {"rounds": 10}}, "grasp"]'])
+    expected = [Row("synflow", {"rounds": 10}), Row("grasp")]
+    assert from_dict(Grid, given(as_yaml, Grid)).rows == from_dict(Grid, given(as_json, Grid)).rows == expected
+    assert parse_items("{method: snip, label: s}") == ({"method": "snip", "label": "s"},)
+    assert parse_items('[{"hparams": {"lr": 1e3}}]') == ({"hparams": {"lr": 1000.0}},)  # JSON's number stays one
+    assert parse_items("snip, synflow") == ("snip", "synflow")  # a plain list as before
+    with pytest.raises(
+        argparse.ArgumentTypeError, match=r"^not valid YAML or JSON \(expected ',' or '}'.* column \d+\)$"
+    ):
+        parse_items("[{not: closed")
 
 
 def test_resolve_is_defaults_then_yaml_then_flags(tmp_path) -> None:

@@ -73,7 +73,7 @@ def _converter(tp: Any) -> tuple[Any, dict[str, Any]]:
         args = [a for a in get_args(tp) if a is not Ellipsis]
         inner = _base_type(args[0]) if args else str
         if dataclasses.is_dataclass(inner):
-            return parse_items, {"metavar": "A,B,…|JSON"}
+            return parse_items, {"metavar": "A,B,…|YAML"}
         return _list_of(inner), {"metavar": "A,B,…"}
     if origin in (dict, Mapping) or tp is dict:
         return _json_mapping, {"metavar": "JSON"}
@@ -139,16 +139,23 @@ def split_list(text: str) -> list[str]:
 
 
 def parse_items(text: str) -> tuple[Any, ...]:
-    """A flag for a list of dataclasses: names (``snip,synflow``) or JSON (``[{"method": "snip"}]``).
+    """A flag for a list of dataclasses: names (``snip,synflow``) or a list or mapping in YAML flow
+    syntax (``[{method: synflow, hparams: {rounds: 10}}]``) or JSON (``[{"method": "snip"}]``).
 
     The items stay raw (strings or mappings) so they are read by :func:`from_dict` exactly like
-    the same list in YAML: one rule for both.
+    the same list in YAML: one rule for both, and a line of a config file can be pasted as the
+    flag. JSON is read first: PyYAML reads YAML 1.1, where JSON's ``1e3`` would be a string.
     """
     if str(text).lstrip()[:1] in ("[", "{"):
         try:
             value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise argparse.ArgumentTypeError(f"not valid JSON ({exc})") from exc
+        except json.JSONDecodeError:
+            try:
+                value = yaml.safe_load(text)
+            except yaml.YAMLError as exc:  # its own text spans five lines, drawing the input twice
+                mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None) or type(exc).__name__
+                where = f" at column {mark.column + 1}" if mark is not None else ""
+                raise argparse.ArgumentTypeError(f"not valid YAML or JSON ({problem}{where})") from None
         return tuple(value) if isinstance(value, list) else (value,)
     return tuple(split_list(text))
 
