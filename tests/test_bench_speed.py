@@ -119,12 +119,12 @@ def test_a_timeout_that_is_no_time_is_refused_by_the_check_too(
 def test_a_folder_another_process_measures_into_is_refused(tmp_path: Path) -> None:
     """Two speed benches on one --out each measured everything beside the other, so every time was skewed:
     the second one is refused before it measures anything, and the folder is free again once released."""
-    lock = tmp_path / MEASURING_LOCK
+    speed_out, train_out = tmp_path / "speed", tmp_path / "train"  # one folder a kind: the other is refused by kind
     held, release = threading.Event(), threading.Event()
 
     def other_process() -> None:  # a claim taken in another thread is, to flock, another holder
-        with claim(lock) as mine:
-            assert mine
+        with claim(speed_out / MEASURING_LOCK) as mine, claim(train_out / MEASURING_LOCK) as also:
+            assert mine and also
             held.set()
             release.wait(30)
 
@@ -137,17 +137,80 @@ def test_a_folder_another_process_measures_into_is_refused(tmp_path: Path) -> No
         with pytest.raises(
             ConfigError, match=r"is being measured by another process \(pid \d+ on .*choose another --out"
         ):
-            run_speed(cfg, tmp_path)
-        assert not list((tmp_path / "measurements").glob("*.json")) and not (tmp_path / "report.md").exists()
+            run_speed(cfg, speed_out)
+        assert not list((speed_out / "measurements").glob("*.json")) and not (speed_out / "report.md").exists()
         train = TrainSpeedConfig(
             models=[TrainSpeedModel("mlp", {"widths": [8]}, dataset="fake:fashion-mnist", n_train=64)]
         )
         with pytest.raises(ConfigError, match="is being measured by another process"):
-            run_train_speed(train, tmp_path)
+            run_train_speed(train, train_out)
     finally:
         release.set()
         thread.join()
-    assert run_speed(cfg, tmp_path).rows[0]["ok"]
+    assert run_speed(cfg, speed_out).rows[0]["ok"]
+
+
+def test_a_bench_of_one_kind_refuses_a_folder_holding_another_kind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each kind writes its own report.md into --out: a speed bench run into an accuracy bench's folder
+    replaced that bench's report, and the reverse. Refused before any work, by --check too."""
+    from autosparse.bench import run_bench
+    from autosparse.bench.config import bench_config_from_dict
+    from autosparse.cli import main
+    from autosparse.core.config import dump_yaml
+
+    accuracy = bench_config_from_dict(
+        {
+            "models": [{"model": "mlp", "model_kwargs": {"widths": [8]}}],
+            "datasets": ["fake:fashion-mnist"],
+            "methods": ["random"],
+            "densities": [0.1],
+            "seeds": [0],
+            "n_train": 64,
+            "n_test": 32,
+        }
+    )
+    acc = tmp_path / "acc"
+    (acc / "cells").mkdir(parents=True)
+    (acc / "bench.yaml").write_text(dump_yaml(accuracy))
+    (acc / "report.md").write_text("the accuracy bench's report\n")
+    speed = tiny_speed(models=[{"model": "mlp", "model_kwargs": {"widths": [8]}, "dataset": "fake:fashion-mnist"}])
+    speed.methods = [MethodSpec("random")]
+    with pytest.raises(
+        ConfigError, match=r"--out .*acc holds an accuracy bench \(bench\.yaml\), .*choose another --out"
+    ):
+        run_speed(speed, acc)
+    model = TrainSpeedModel("mlp", {"widths": [8]}, dataset="fake:fashion-mnist", n_train=64)
+    with pytest.raises(ConfigError, match="holds an accuracy bench"):
+        run_train_speed(TrainSpeedConfig(models=[model], runs=1), acc)
+    assert (acc / "report.md").read_text() == "the accuracy bench's report\n" and not (acc / "measurements").exists()
+    speed_yaml = tmp_path / "speed.yaml"
+    speed_yaml.write_text(
+        "kind: speed\nmodels: [{model: mlp, model_kwargs: {widths: [8]}, dataset: fake:fashion-mnist}]\n"
+        "methods: [random]\n"
+    )
+    train_yaml = tmp_path / "train.yaml"
+    train_yaml.write_text(
+        "kind: train_speed\nmodels: [{model: mlp, model_kwargs: {widths: [8]}, dataset: fake:fashion-mnist, "
+        "n_train: 64}]\n"
+    )
+    for config in (speed_yaml, train_yaml):
+        assert main(["bench", "--check", "--config", str(config), "--out", str(acc)]) == 2
+        assert "holds an accuracy bench (bench.yaml)" in capsys.readouterr().err
+    # and the reverse: an accuracy bench into a speed bench's folder
+    sp = tmp_path / "sp"
+    run_speed(speed, sp)
+    before = (sp / "report.md").read_text()
+    with pytest.raises(ConfigError, match=r"holds a speed bench \(speed\.json\), whose report\.md this accuracy bench"):
+        run_bench(accuracy, sp)
+    acc_yaml = tmp_path / "acc.yaml"
+    acc_yaml.write_text(dump_yaml(accuracy))
+    for mode in ("--check", "--report-only"):
+        assert main(["bench", mode, "--config", str(acc_yaml), "--out", str(sp)]) == 2
+        assert "holds a speed bench" in capsys.readouterr().err
+    assert (sp / "report.md").read_text() == before and not (sp / "cells").exists() and not (sp / "bench.yaml").exists()
+    assert main(["bench", "--check", "--config", str(speed_yaml), "--out", str(sp)]) == 0  # its own kind: fine
 
 
 def test_failed_measurement_is_recorded_not_fatal(tmp_path: Path) -> None:

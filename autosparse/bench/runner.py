@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from autosparse.bench.cells import BenchJob, claim_path, execute_job, plan_jobs
-from autosparse.bench.config import BenchConfig
+from autosparse.bench.config import BenchConfig, check_folder_kind
 from autosparse.bench.report import BenchReport, write_report
 from autosparse.core.claims import exclusive, is_elsewhere, run_claimed_jobs
 from autosparse.core.config import dump_yaml, from_dict, load_config, to_dict
@@ -124,6 +124,7 @@ def plan_bench(
         resolve_device(config.train.device)  # before any cell loads data: one error, not one per cell
     config.check_models()
     out = check_output_path(out_dir)  # a file given as --out: one error, not a warning per cell it cannot read
+    check_folder_kind(out, "accuracy")  # a speed bench's folder: its report.md would be replaced
     folder = folder_config(out, config, say=False)  # IMP passes through the folder's densities (plan_jobs)
     jobs = plan_jobs(
         config, out_dir, threads=_threads_per_job(config, executor, workers), imp_densities=folder.densities

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
-from autosparse.bench.config import IMP, MethodSpec, check_hparams, check_unique, slug
+from autosparse.bench.config import IMP, MethodSpec, check_folder_kind, check_hparams, check_unique, slug
 from autosparse.bench.floors import floor_config
 from autosparse.bench.measure import Measurement, measure, measure_isolated
 from autosparse.bench.plots import plot_speed
@@ -242,6 +242,7 @@ def run_speed(config: SpeedConfig, out_dir: str | Path) -> SpeedResult:
     """
     config.validate()
     out = Path(out_dir)
+    check_folder_kind(out, "speed")
     make_output_dir(out / MEASUREMENTS)
     with measuring(out):
         return _measure_all(config, out)

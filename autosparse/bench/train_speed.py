@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
+from autosparse.bench.config import check_folder_kind
 from autosparse.bench.report import markdown_table
 from autosparse.bench.speed import measuring
 from autosparse.core.config import from_dict, load_yaml, to_dict
@@ -146,6 +147,7 @@ def run_train_speed(config: TrainSpeedConfig, out_dir: str | Path) -> dict[str, 
     """Time every variant ``runs`` times per model, interleaved; write train_speed.json and report.md."""
     config.validate()
     out = Path(out_dir)
+    check_folder_kind(out, "train_speed")
     make_output_dir(out)
     with measuring(out):  # two benches timing at once skew each other's every number
         return _time_all(config, out)

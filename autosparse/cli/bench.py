@@ -108,6 +108,7 @@ def _grid_flags(args: argparse.Namespace) -> bool:
 
 def _check(cfg: Any, where: Any, out: Path, config: str | None) -> int:
     """``bench --check``: every check a run makes before its first cell, then the plan; nothing written."""
+    from autosparse.bench.config import check_folder_kind
     from autosparse.bench.runner import plan_bench
     from autosparse.bench.speed import SpeedConfig, finished_measurement, measurement_path, plan_measurements
     from autosparse.core.text import count_of
@@ -116,6 +117,7 @@ def _check(cfg: Any, where: Any, out: Path, config: str | None) -> int:
     if isinstance(cfg, SpeedConfig):
         _speed_runs_here(where, report_only=False)
         cfg.validate()
+        check_folder_kind(out, "speed")
         cases = plan_measurements(cfg)
         done = sum(1 for c in cases if finished_measurement(measurement_path(out, c)) is not None)
         print(
@@ -214,12 +216,14 @@ def _check_method_names(given: Any, labels: list[str]) -> None:
 
 
 def _accuracy(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
+    from autosparse.bench.config import check_folder_kind
     from autosparse.bench.report import write_report
     from autosparse.bench.runner import CONFIG_FILE, folder_config, run_bench, settings_unlike_record
     from autosparse.core.text import count_of
 
     if report_only:
         cfg.validate()
+        check_folder_kind(out, "accuracy")
         unlike = settings_unlike_record(out, cfg)
         if unlike:
             raise ConfigError(
@@ -280,7 +284,7 @@ def _speed_runs_here(where: Any, report_only: bool) -> None:
 
 def _train_speed(args: argparse.Namespace) -> int:
     args.resumes = False  # it writes its measurements at the end: an interrupt keeps nothing
-    from autosparse.bench.config import BenchConfig
+    from autosparse.bench.config import BenchConfig, check_folder_kind
     from autosparse.bench.speed import SpeedConfig
     from autosparse.bench.train_speed import REPORT_FILE, TrainSpeedConfig, run_train_speed
     from autosparse.core.executors import ExecutorConfig
@@ -291,14 +295,15 @@ def _train_speed(args: argparse.Namespace) -> int:
             "pass --config configs/bench/speed_train.yaml"
         )
     stray = {**given(args, BenchConfig), **given(args, SpeedConfig), **given(args, ExecutorConfig)}
+    out = Path(args.out) if args.out else Path("runs") / "bench" / Path(args.config).stem
     if args.check and not (stray or args.report_only):
         TrainSpeedConfig.from_yaml(args.config)
+        check_folder_kind(out, "train_speed")
         print(f"{args.config}: valid (a training-speed bench writes its measurements at the end).")
         return 0
     if stray or args.report_only:
         flags = ", ".join("--" + k.replace("_", "-") for k in stray) or "--report-only"
         raise ConfigError(f"{flags}: the training-speed bench takes only --config and --out; drop them")
-    out = Path(args.out) if args.out else Path("runs") / "bench" / Path(args.config).stem
     run_train_speed(TrainSpeedConfig.from_yaml(args.config), out)
     print((out / REPORT_FILE).read_text())
     return 0
