@@ -22,7 +22,7 @@ from autosparse.bench.report import RESULTS_CSV, RESULTS_JSON, collect, dense_ac
 from autosparse.bench.speed import SpeedConfig
 from autosparse.bench.train_speed import TrainSpeedConfig
 from autosparse.cli import main
-from autosparse.core.errors import CheckpointError, ConfigError, UnknownNameError
+from autosparse.core.errors import CheckpointError, ConfigError, DatasetNotFoundError, UnknownNameError
 from autosparse.core.masks import Masks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -400,6 +400,38 @@ def test_cli_check_plans_against_the_cells_and_writes_nothing(
     assert main(["bench", "--config", str(cfg_path), "--out", str(new), "--check"]) == 2
     assert "bench row 'autos(scorer=" in capsys.readouterr().err and not new.exists()
     assert main(["bench", "--config", str(cfg_path), "--out", str(dst), "--check", "--report-only"]) == 2
+
+
+def test_a_dataset_without_its_files_fails_the_check_and_the_run_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], train_calls: list[str]
+) -> None:
+    """Every cell failed alone with the same "not found", after --check had called the grid valid."""
+    from autosparse.data import load_dataset
+
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    grid = {**TINY, "datasets": ["cifar10", "fake:fashion-mnist"], "methods": ["random"], "data_root": str(empty)}
+    cfg_path = tmp_path / "grid.yaml"
+    cfg_path.write_text(yaml.safe_dump(grid))
+    out = tmp_path / "out"
+    assert main(["bench", "--config", str(cfg_path), "--out", str(out), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"cifar10 not found in .*no-data .*cifar-10-batches-py/data_batch_1 is missing.*--download", err)
+    assert not out.exists()
+    with pytest.raises(DatasetNotFoundError, match="cifar10 not found"):
+        run_bench(bench_config_from_dict(grid), out)
+    assert not train_calls and not (out / "cells").exists()  # not one job started
+    # an MNIST-format dataset is looked for in the root the same way; fake data and digits need no files
+    with pytest.raises(DatasetNotFoundError, match=r"fashion-mnist not found \(looked in .*no-data") as checked:
+        run_bench(bench_config_from_dict({**grid, "datasets": ["fashion-mnist"]}), out)
+    with pytest.raises(DatasetNotFoundError) as loaded:
+        load_dataset("fashion-mnist", empty)
+    assert str(checked.value) == str(loaded.value)  # the loader's own error, said once
+    assert (
+        main(["bench", "--config", str(cfg_path), "--out", str(out), "--check", "--datasets", "digits,fake:fmnist"])
+        == 0
+    )
+    assert "valid" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

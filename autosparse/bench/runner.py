@@ -26,7 +26,7 @@ from autosparse.core.config import dump_yaml, from_dict, load_config, to_dict
 from autosparse.core.errors import AutosparseError, CheckpointError, ConfigError, UnknownNameError
 from autosparse.core.executors import EXECUTORS, JobOutcome
 from autosparse.core.folders import check_output_path, make_output_dir, write_text
-from autosparse.data import canonical_dataset
+from autosparse.data import canonical_dataset, check_dataset_files
 from autosparse.pruners.registry import make_pruner
 from autosparse.training.trainer import COSMETIC_TRAIN_FIELDS, resolve_device
 
@@ -114,7 +114,7 @@ def plan_bench(
     """Validate ``config`` and plan it against the cells in ``out_dir``, writing nothing.
 
     Every check a run makes before its first cell happens here (names, hyperparameters, the
-    device, each row's scorer), so ``bench --check`` fails exactly where a run would, hours
+    device, each row's scorer, that each dataset still to be trained on has its files), so ``bench --check`` fails exactly where a run would, hours
     earlier and without creating ``out_dir``.
     """
     if executor not in EXECUTORS:
@@ -137,6 +137,9 @@ def plan_bench(
         jobs = [j for j in jobs if j.spec.method.title() in methods]
     todo: list[BenchJob] = [j for j in jobs if not j.is_complete()]
     _preflight(config, todo, methods)
+    # each job still to run reads its data: one "not found" now, not one per cell (no file is read here)
+    for data in dict.fromkeys(j.spec.data for j in todo):
+        check_dataset_files(data.dataset, data.data_root, download=data.download)
     cells_total = sum(len(j.densities) for j in jobs)
     return BenchPlan(jobs, todo, cells_total, cells_total - sum(len(j.missing()) for j in todo))
 

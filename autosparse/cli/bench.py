@@ -54,8 +54,8 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--check",
         action="store_true",
-        help="validate the config (names, hyperparameters, device, every row's scorer), say how many cells "
-        "--out already holds and how many a run would compute, and exit without writing anything",
+        help="validate the config (names, hyperparameters, device, every row's scorer, each dataset's files), say "
+        "how many cells --out already holds and how many a run would compute, and exit without writing anything",
     )
     # --train.seed is refused (each cell's seed comes from --seeds): parsed to say so, not offered
     add_arguments(p.add_argument_group("the grid"), BenchConfig, exclude=("kind",), hide=("train.seed",))

@@ -18,6 +18,7 @@ from autosparse.data.pruning_data import PruningData, pruning_batch
 from autosparse.data.registry import (
     available_datasets,
     canonical_dataset,
+    check_dataset_files,
     check_subset_sizes,
     dataset_info,
     load_dataset,
@@ -36,6 +37,7 @@ __all__ = [
     "available_datasets",
     "cache_dir",
     "canonical_dataset",
+    "check_dataset_files",
     "check_subset_sizes",
     "dataset_info",
     "default_data_root",

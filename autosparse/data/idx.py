@@ -6,6 +6,7 @@ An explicit root is the only place looked in; otherwise the system package (Debi
 
 from __future__ import annotations
 
+import functools
 import gzip
 import logging
 import math
@@ -79,12 +80,13 @@ def idx_dirs(root: Path, name: str, tv_class: str) -> list[Path]:
     return [root, root / tv_class / "raw", root / name]
 
 
-def _load_idx_dataset(
+def _idx_files(
     name: str, tv_class: str, system_dir: str, apt_package: str | None
-) -> Callable[[Path | None, bool], RawSplits]:
-    """Loader for an MNIST-format dataset: explicit root, else the system package, else the cache."""
+) -> Callable[[Path | None, bool], dict[str, Path]]:
+    """The four IDX files of an MNIST-format dataset: explicit root, else the system package, else the
+    cache (downloaded there if allowed); one function for the loader and the check that reads nothing."""
 
-    def loader(root: Path | None, download: bool) -> RawSplits:
+    def locate(root: Path | None, download: bool) -> dict[str, Path]:
         data_root = resolve_data_root(root)
         here = idx_dirs(data_root, name, tv_class)
         dirs = here if root is not None else [SYSTEM_DATASETS / system_dir, *here]
@@ -100,6 +102,18 @@ def _load_idx_dataset(
             fixes.append(f"allow download with --download (download=True) into {data_root}")
             looked = ", ".join(str(d) for d in dirs)
             raise DatasetNotFoundError(f"{name} not found (looked in {looked}); " + ", or ".join(fixes))
+        return files
+
+    return locate
+
+
+def _load_idx_dataset(
+    locate: Callable[[Path | None, bool], dict[str, Path]],
+) -> Callable[[Path | None, bool], RawSplits]:
+    """Loader for an MNIST-format dataset whose files ``locate`` finds."""
+
+    def loader(root: Path | None, download: bool) -> RawSplits:
+        files = locate(root, download)
         arrays = {k: read_idx(p) for k, p in files.items()}
         for split in ("train", "test"):  # e.g. the t10k labels copied over the train labels
             n_x, n_y = len(arrays[f"x_{split}"]), len(arrays[f"y_{split}"])
@@ -129,6 +143,9 @@ def _torchvision_download(tv_class: str, data_root: Path, name: str) -> None:
         ) from e
 
 
+_FMNIST = _idx_files("fashion-mnist", "FashionMNIST", "fashion-mnist", "dataset-fashion-mnist")
+_MNIST = _idx_files("mnist", "MNIST", "mnist", None)
+
 register_dataset(
     "fashion-mnist",
     input_shape=(1, 28, 28),
@@ -137,7 +154,8 @@ register_dataset(
     n_train=60000,
     n_test=10000,
     aliases=("fmnist", "fashion_mnist", "fashionmnist"),
-)(_load_idx_dataset("fashion-mnist", "FashionMNIST", "fashion-mnist", "dataset-fashion-mnist"))
+    locate=functools.partial(_FMNIST, download=False),
+)(_load_idx_dataset(_FMNIST))
 
 register_dataset(
     "mnist",
@@ -146,4 +164,5 @@ register_dataset(
     description="MNIST handwritten digits: 28x28 greyscale, 10 classes",
     n_train=60000,
     n_test=10000,
-)(_load_idx_dataset("mnist", "MNIST", "mnist", None))
+    locate=functools.partial(_MNIST, download=False),
+)(_load_idx_dataset(_MNIST))
