@@ -18,11 +18,14 @@ from torch import nn
 from autosparse.core.errors import ConfigError
 from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
-from autosparse.data.pruning_data import PruningData
+from autosparse.data.pruning_data import PruningData, pruning_batch
 from autosparse.pruners.registry import Pruner, PrunerConfig, register
 from autosparse.task import DataSpec
 from autosparse.training.irp import IRPConfig, run_irp
 from autosparse.training.trainer import TrainConfig
+
+#: the pruners' scopes imp can follow, as IRP's: within each layer, every layer loses the same share
+_SCOPES = {"global": "global", "uniform": "layerwise"}
 
 
 @dataclass
@@ -40,6 +43,16 @@ class ImpConfig(PrunerConfig):
     def __post_init__(self) -> None:
         if not 0 < self.prune_fraction < 1:  # 0 and 1 failed in the rounds' log, -0.5 trained (helper)
             raise ConfigError(f"imp prune_fraction must be in (0, 1), e.g. 0.2 a round, got {self.prune_fraction}")
+        if not isinstance(self.dataset, str):  # a loaded Dataset gave an AttributeError from the registry (helper)
+            raise ConfigError(
+                f"imp's dataset is a registered dataset's name (`autosparse datasets` lists them), got a "
+                f"{type(self.dataset).__name__}; to run IMP on data of your own, use autosparse.training.irp.run_irp"
+            )
+        if self.scope not in _SCOPES:  # every round prunes within its scope; ERK is a one-shot allocation
+            raise ConfigError(
+                f"imp prunes each round globally or by the same share in every layer: scope global or uniform, "
+                f"got {self.scope!r}"
+            )
 
     def train_data(self, seed: int) -> DataSpec:
         """The training set IMP trains on; its subset follows the pruning seed, as a source run's does."""
@@ -69,10 +82,14 @@ class ImpPruner(Pruner):
         dataset = cfg.train_data(seed).load()
         irp = IRPConfig(
             criterion=cfg.criterion,  # type: ignore[arg-type]
+            scope=_SCOPES[cfg.scope],  # type: ignore[arg-type]  (scope was silently global, helper)
             rewind_step=cfg.rewind_step,
             target_densities=targets,
         )
         train_cfg = TrainConfig(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=seed)
-        result = run_irp(model, dataset, irp, train_cfg, seed=seed)
+        batch = None
+        if irp.criterion == "snip":  # scored on a batch: the one given, else one of the training set (as the bench)
+            batch = data.batches[0] if data is not None else pruning_batch(dataset, seed=seed).batches[0]
+        result = run_irp(model, dataset, irp, train_cfg, seed=seed, criterion_batch=batch)
         # the last round's mask: weights that survived every pruning step
         return Masks({n: lab >= irp.rounds for n, lab in result.labels.items()})
