@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from autosparse.bench.config import IMP, BenchConfig, CellData, ImpSettings, MethodSpec, imp_settings, slug
+from autosparse.bench.outputs import CELLS_DIR
 from autosparse.core import json_text
 from autosparse.core.claims import claim, holder_name, in_progress_elsewhere
 from autosparse.core.config import config_hash, to_dict
@@ -51,7 +52,6 @@ log = logging.getLogger(__name__)
 
 CELL_SCHEMA = 1  # bump when a cell's meaning changes: every cell id changes with it
 STALE_DIR = "cells_stale"  # cells of another version of their scorer (weights, evidence), set aside
-CELLS_DIR = "cells"
 WORK_DIR = "work"
 CLAIMS_DIR = ".claims"  # one lock file per job: which process is computing it (never deleted)
 RECORDED_PACKAGES = ("autosparse", "torch", "numpy")  # recorded in every cell: what can move its accuracy

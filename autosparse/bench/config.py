@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from autosparse.core.config import from_dict, load_yaml, to_dict
-from autosparse.core.errors import AutosparseError, ConfigError, DensityError, UnknownNameError
+from autosparse.core.errors import ConfigError, DensityError, UnknownNameError
 from autosparse.core.executors import check_resources
 from autosparse.data import absolute_root, canonical_dataset, check_subset_sizes, dataset_info
 from autosparse.models import model_info
@@ -316,41 +316,6 @@ BENCH_KINDS = ("accuracy", "speed", "train_speed")
 def config_kind(path: str | Path) -> str:
     """``accuracy``, ``speed`` or ``train_speed``: what a bench YAML describes (its ``kind`` key, accuracy if absent)."""
     return kind_of(load_yaml(path), str(path))
-
-
-def folder_kind(out: Path) -> tuple[str, str] | None:
-    """(kind, the file that says so) of the bench whose output ``out`` holds; None for a new or foreign folder."""
-    from autosparse.bench.cells import CELLS_DIR
-    from autosparse.bench.runner import CONFIG_FILE
-    from autosparse.bench.speed import MEASUREMENTS, SPEED_JSON
-    from autosparse.bench.train_speed import RESULTS_FILE
-
-    if (out / CONFIG_FILE).is_file():
-        try:
-            return config_kind(out / CONFIG_FILE), CONFIG_FILE
-        except (AutosparseError, OSError):
-            return "accuracy", CONFIG_FILE  # only the accuracy bench writes one
-    marks = (("accuracy", CELLS_DIR + "/"), ("speed", SPEED_JSON), ("speed", MEASUREMENTS + "/"))
-    for kind, name in (*marks, ("train_speed", RESULTS_FILE)):
-        if (out / name).exists():
-            return kind, name
-    return None
-
-
-def check_folder_kind(out: str | Path, kind: str) -> None:
-    """Refuse to run a ``kind`` bench (or ``--check`` one) into a folder holding another kind's output.
-
-    Why: every kind writes its own report.md there, so a speed bench run into an accuracy bench's
-    folder replaced that bench's report (and the reverse), and the folder then held two benches'
-    files under one report.
-    """
-    found = folder_kind(Path(out))
-    if found is not None and found[0] != kind:
-        article = "an" if found[0][0] in "aeiou" else "a"
-        raise ConfigError(
-            f"--out {out} holds {article} {found[0]} bench ({found[1]}), whose report.md this {kind} bench would "
-            "overwrite; choose another --out"
-        )
 
 
 def kind_of(data: Mapping[str, Any], where: str) -> str:

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from autosparse.bench.cells import BenchJob, claim_path, execute_job, plan_jobs
-from autosparse.bench.config import BenchConfig, check_folder_kind
+from autosparse.bench.config import BenchConfig
+from autosparse.bench.outputs import CONFIG_FILE, check_folder_kind
 from autosparse.bench.report import BenchReport, write_report
 from autosparse.core.claims import exclusive, is_elsewhere, run_claimed_jobs
 from autosparse.core.config import dump_yaml, from_dict, load_config, to_dict
@@ -31,8 +32,6 @@ from autosparse.pruners.registry import make_pruner
 from autosparse.training.trainer import COSMETIC_TRAIN_FIELDS, resolve_device
 
 log = logging.getLogger(__name__)
-
-CONFIG_FILE = "bench.yaml"
 
 
 @dataclass

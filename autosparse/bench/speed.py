@@ -29,9 +29,10 @@ from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
-from autosparse.bench.config import IMP, MethodSpec, check_folder_kind, check_hparams, check_unique, slug
+from autosparse.bench.config import IMP, MethodSpec, check_hparams, check_unique, slug
 from autosparse.bench.floors import floor_config
 from autosparse.bench.measure import Measurement, measure, measure_isolated
+from autosparse.bench.outputs import MEASUREMENTS, SPEED_JSON, check_folder_kind
 from autosparse.bench.plots import plot_speed
 from autosparse.bench.report import format_seconds, markdown_table
 from autosparse.core.claims import claim, holder
@@ -46,8 +47,6 @@ from autosparse.training.trainer import resolve_device
 
 log = logging.getLogger(__name__)
 
-SPEED_JSON = "speed.json"
-MEASUREMENTS = "measurements"  # one JSON row per finished measurement: what a rerun resumes from
 SPEED_CSV = "speed.csv"
 REPORT_FILE = "report.md"
 #: held by the process measuring into a folder, for its whole run (never deleted: see core.claims)

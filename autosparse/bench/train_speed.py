@@ -26,7 +26,8 @@ from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
-from autosparse.bench.config import check_folder_kind
+from autosparse.bench.outputs import TRAIN_SPEED_JSON as RESULTS_FILE
+from autosparse.bench.outputs import check_folder_kind
 from autosparse.bench.report import markdown_table
 from autosparse.bench.speed import measuring
 from autosparse.core.config import from_dict, load_yaml, to_dict
@@ -41,7 +42,6 @@ from autosparse.training.trainer import TrainConfig, check_device_name, set_thre
 log = logging.getLogger(__name__)
 
 VARIANTS = ("dense", "masked", "hooks")
-RESULTS_FILE = "train_speed.json"
 REPORT_FILE = "report.md"
 
 

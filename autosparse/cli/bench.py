@@ -108,7 +108,7 @@ def _grid_flags(args: argparse.Namespace) -> bool:
 
 def _check(cfg: Any, where: Any, out: Path, config: str | None) -> int:
     """``bench --check``: every check a run makes before its first cell, then the plan; nothing written."""
-    from autosparse.bench.config import check_folder_kind
+    from autosparse.bench.outputs import check_folder_kind
     from autosparse.bench.runner import plan_bench
     from autosparse.bench.speed import SpeedConfig, finished_measurement, measurement_path, plan_measurements
     from autosparse.core.text import count_of
@@ -216,7 +216,7 @@ def _check_method_names(given: Any, labels: list[str]) -> None:
 
 
 def _accuracy(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
-    from autosparse.bench.config import check_folder_kind
+    from autosparse.bench.outputs import check_folder_kind
     from autosparse.bench.report import write_report
     from autosparse.bench.runner import CONFIG_FILE, folder_config, run_bench, settings_unlike_record
     from autosparse.core.text import count_of
@@ -284,7 +284,8 @@ def _speed_runs_here(where: Any, report_only: bool) -> None:
 
 def _train_speed(args: argparse.Namespace) -> int:
     args.resumes = False  # it writes its measurements at the end: an interrupt keeps nothing
-    from autosparse.bench.config import BenchConfig, check_folder_kind
+    from autosparse.bench.config import BenchConfig
+    from autosparse.bench.outputs import check_folder_kind
     from autosparse.bench.speed import SpeedConfig
     from autosparse.bench.train_speed import REPORT_FILE, TrainSpeedConfig, run_train_speed
     from autosparse.core.executors import ExecutorConfig
