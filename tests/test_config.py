@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import argparse
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -394,3 +396,31 @@ def test_every_seed_torch_takes_builds_and_prunes() -> None:
     for method in ("phew", "npb", "random"):
         model = build_model("mlp", (1, 8, 8), 4, seed=-1, widths=(16,))
         assert autosparse.prune(model, method, density=0.2, seed=-1, data=data, check=False).kept == round(0.2 * 1088)
+
+
+def test_python_hyperparameters_of_a_one_value_or_mapping_field_are_read_or_refused_in_one_line() -> None:
+    """`rounds=[1]`, `rounds=torch.tensor(3)` and `base_config='{"rounds": 2}'` reached the methods as raw
+    TypeErrors and ValueErrors (helper)."""
+    import numpy as np
+    import torch
+
+    from autosparse.core.config import typed_scalars
+
+    @dataclass
+    class Settings:
+        rounds: int = 1
+        scorer: str = "x"
+        base: dict = field(default_factory=dict)
+
+    read = typed_scalars(Settings, {"rounds": torch.tensor(3), "base": '{"rounds": 2}'}, where="m")
+    assert read == {"rounds": 3, "base": {"rounds": 2}} and type(read["rounds"]) is int
+    assert typed_scalars(Settings, {"rounds": np.int64(2)}) == {"rounds": 2}
+    assert typed_scalars(Settings, {"scorer": Path("./s")}) == {"scorer": Path("./s")}  # built on purpose
+    for bad, said in (
+        ({"rounds": [1]}, "m.rounds takes one value, got [1]"),
+        ({"rounds": torch.ones(2)}, "m.rounds takes one value, got a Tensor of 2 values"),
+        ({"base": [1, 2]}, "m.base takes a mapping"),
+        ({"base": "{not json"}, "m.base takes a mapping"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            typed_scalars(Settings, bad, where="m")

@@ -25,13 +25,14 @@ import textwrap
 import tokenize
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
 from autosparse.core.errors import ConfigError
+from autosparse.core.flag_text import json_mapping, list_of, parse_bool, parse_items, split_list
 from autosparse.core.yaml_files import load_yaml
 
 T = TypeVar("T")
@@ -51,21 +52,12 @@ def _base_type(tp: Any) -> Any:
     return tp
 
 
-def _parse_bool(text: str) -> bool:
-    low = str(text).lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
-
-
 def _converter(tp: Any) -> tuple[Any, dict[str, Any]]:
     """argparse ``type=`` and extra kwargs for a field type."""
     tp = _base_type(tp)
     origin = get_origin(tp)
     if tp is bool:
-        return _parse_bool, {"metavar": "BOOL"}
+        return parse_bool, {"metavar": "BOOL"}
     if origin is Literal:
         choices = list(get_args(tp))
         return type(choices[0]), {"choices": choices}
@@ -74,38 +66,14 @@ def _converter(tp: Any) -> tuple[Any, dict[str, Any]]:
         inner = _base_type(args[0]) if args else str
         if dataclasses.is_dataclass(inner):
             return parse_items, {"metavar": "A,B,…|YAML"}
-        return _list_of(inner), {"metavar": "A,B,…"}
+        return list_of(inner), {"metavar": "A,B,…"}
     if origin in (dict, Mapping) or tp is dict:
-        return _json_mapping, {"metavar": "JSON"}
+        return json_mapping, {"metavar": "JSON"}
     if tp in (int, float, str):
         return tp, {"metavar": {int: "INT", float: "FLOAT", str: "TEXT"}[tp]}
     if tp is Path:
         return Path, {"metavar": "PATH"}
     return str, {"metavar": "TEXT"}
-
-
-def _list_of(inner: Any) -> Callable[[str], tuple[Any, ...]]:
-    """A list flag's converter, whose error says what an item must be (argparse names the function)."""
-    kind = getattr(inner, "__name__", "value")
-
-    def convert(text: str) -> tuple[Any, ...]:
-        try:
-            return tuple(inner(v) for v in split_list(text))
-        except (TypeError, ValueError):
-            raise argparse.ArgumentTypeError(f"expected a list of {kind} such as 1,2 — got {text!r}") from None
-
-    return convert
-
-
-def _json_mapping(text: str) -> dict[str, Any]:
-    """A ``JSON`` flag: one object, so a list or a bare word is an argparse error, not a traceback later."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON ({exc}); write an object, e.g. '{{\"width\": 0.5}}'") from exc
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object such as '{{\"width\": 0.5}}', got {text!r}")
-    return value
 
 
 def _flag_text(value: Any) -> str:
@@ -115,49 +83,6 @@ def _flag_text(value: Any) -> str:
     if isinstance(value, Mapping):
         return json.dumps(value)
     return str(value)
-
-
-def split_list(text: str) -> list[str]:
-    """``"a,b c"`` -> ``["a", "b", "c"]``: how a list is written on the command line (or as one YAML string).
-
-    Commas and spaces inside brackets or braces do not split, so one item may carry a list or a
-    mapping: ``--hp input_shape=[1,28,28]`` is one hyperparameter, not three.
-    """
-    items, current, depth = [], [], 0
-    for ch in str(text):
-        depth += ch in "[{("
-        depth -= ch in "]})"
-        if depth <= 0 and (ch == "," or ch.isspace()):
-            if current:
-                items.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-    if current:
-        items.append("".join(current))
-    return items
-
-
-def parse_items(text: str) -> tuple[Any, ...]:
-    """A flag for a list of dataclasses: names (``snip,synflow``) or a list or mapping in YAML flow
-    syntax (``[{method: synflow, hparams: {rounds: 10}}]``) or JSON (``[{"method": "snip"}]``).
-
-    The items stay raw (strings or mappings) so they are read by :func:`from_dict` exactly like
-    the same list in YAML: one rule for both, and a line of a config file can be pasted as the
-    flag. JSON is read first: PyYAML reads YAML 1.1, where JSON's ``1e3`` would be a string.
-    """
-    if str(text).lstrip()[:1] in ("[", "{"):
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            try:
-                value = yaml.safe_load(text)
-            except yaml.YAMLError as exc:  # its own text spans five lines, drawing the input twice
-                mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None) or type(exc).__name__
-                where = f" at column {mark.column + 1}" if mark is not None else ""
-                raise argparse.ArgumentTypeError(f"not valid YAML or JSON ({problem}{where})") from None
-        return tuple(value) if isinstance(value, list) else (value,)
-    return tuple(split_list(text))
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -425,7 +350,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, bool):
             return value
         try:
-            return _parse_bool(value)
+            return parse_bool(value)
         except argparse.ArgumentTypeError:
             raise ConfigError(f"{where} must be true or false, got {value!r}") from None
     if (origin in (dict, Mapping) or tp is dict) and isinstance(value, str) and value.lstrip().startswith("{"):
@@ -481,22 +406,56 @@ def typed_scalars(cls: type, values: Mapping[str, Any], *, where: str = "") -> d
     """``values`` with each scalar (text, bool, number) read as its field of ``cls`` reads it from YAML.
 
     Why: Python callers pass hyperparameters as keywords (``prune(model, "synflow", rounds="ten")``)
-    that skip the YAML/CLI path, so a wrong type surfaced as a ``ValueError`` deep in the method. Other
-    values (tensors, mappings, objects) pass unchanged: the caller built them on purpose.
+    that skip the YAML/CLI path, so a wrong type surfaced as a ``ValueError`` deep in the method. A
+    one-value field takes a numpy number or a one-element tensor as its item and refuses a list; a
+    mapping field takes its JSON text as the command line does. Other objects (a ``Path``, a
+    ``torch.device``) pass unchanged: the caller built them on purpose.
     """
     hints = _hints(cls)
     out = dict(values)
     for key, value in values.items():
-        if value is None and key in hints and not _allows_none(hints[key]):
+        if key not in hints:
+            continue
+        if value is None and not _allows_none(hints[key]):
             out.pop(key)  # `rounds: null` in a bench YAML: the default, as from_dict reads an empty key
             continue
-        if key in hints and isinstance(value, (str, bool, int, float)):
-            base = _base_type(hints[key])
-            if base in (int, float, str, bool) or get_origin(base) is Literal:
-                out[key] = _coerce(value, hints[key], f"{where}{'.' if where else ''}{key}")
-        elif key in hints and _base_type(hints[key]) is str and isinstance(value, (list, tuple, Mapping)):
-            raise ConfigError(f"{where}{'.' if where else ''}{key} takes one value, got {value!r}")
+        base, name = _base_type(hints[key]), f"{where}{'.' if where else ''}{key}"
+        if base in (int, float, str, bool) or get_origin(base) is Literal:
+            value = _one_value(value, name)
+            if isinstance(value, (str, bool, int, float)):
+                out[key] = _coerce(value, hints[key], name)
+        elif (base is dict or get_origin(base) in (dict, Mapping)) and value is not None:
+            out[key] = _mapping_value(value, name)
     return out
+
+
+def _one_value(value: Any, where: str) -> Any:
+    """A one-value field's value as a Python scalar: a numpy number or a one-element tensor or array
+    read as its item; a list, a mapping or a tensor of several values refused, which reached the
+    method as a raw ``TypeError`` (``rounds=[1]``, ``rounds=torch.tensor(3)``; helper)."""
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (list, tuple, set, Mapping)):
+        raise ConfigError(f"{where} takes one value, got {value!r}")
+    if not hasattr(value, "item"):
+        return value  # a Path for a scorer, a torch.device: objects the caller built on purpose pass unchanged
+    count = value.numel() if callable(getattr(value, "numel", None)) else getattr(value, "size", None)  # torch, numpy
+    if isinstance(value, numbers.Number) or count == 1:
+        return value.item()
+    raise ConfigError(f"{where} takes one value, got a {type(value).__name__} of {count} values")
+
+
+def _mapping_value(value: Any, where: str) -> Mapping[str, Any]:
+    """A mapping field's value: a mapping, or its JSON text as the command line writes it
+    (``base_config='{"rounds": 2}'``, which raised a ``ValueError`` from Python; helper)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ConfigError(f'{where} takes a mapping, e.g. {{"rounds": 2}}; got {value!r}') from None
+    if not isinstance(value, Mapping):
+        raise ConfigError(f'{where} takes a mapping, e.g. {{"rounds": 2}}; got {value!r}')
+    return value
 
 
 def unknown_keys(unknown: Sequence[str], valid: set[str], where: str) -> ConfigError:
