@@ -548,3 +548,12 @@ def test_a_hyperparameter_out_of_its_range_is_one_error(method: str, hparams: di
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
     with pytest.raises(ConfigError, match=fix):
         prune(model, method, density=0.1, data=data, check=False, **hparams)
+
+
+@pytest.mark.parametrize("name", [None, 3, object])
+def test_a_method_that_is_no_string_is_refused_in_one_line(name: object) -> None:
+    """None or a class crashed with an AttributeError in the did-you-mean lookup (helper)."""
+    from autosparse.pruners.registry import get_pruner
+
+    with pytest.raises(ConfigError, match="named by a string such as 'snip'"):
+        get_pruner(name)  # type: ignore[arg-type]

@@ -174,6 +174,10 @@ def scoring_methods() -> list[str]:
 
 
 def get_pruner(name: str) -> type[Pruner]:
+    if not isinstance(name, str):  # None or a class crashed in the did-you-mean lookup (helper)
+        raise ConfigError(
+            f"a pruning method is named by a string such as 'snip', got {name!r}; list them with `autosparse methods`"
+        )
     if name not in _REGISTRY:
         _load_plugins()
     if name not in _REGISTRY:
