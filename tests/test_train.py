@@ -433,3 +433,12 @@ def test_a_damaged_checkpoint_is_named_without_advice_to_unpickle_it(tmp_path, c
     with pytest.raises(ConfigError, match=r"is damaged .*; delete it") as err:
         load_state(path, "fingerprint", {})
     assert "weights_only" not in str(err.value)
+
+
+def test_train_takes_its_recipe_as_a_mapping_as_prune_takes_one() -> None:
+    """`train(model, data, {"epochs": 1})` failed on a missing attribute of the dict (helper)."""
+    data = load_dataset("digits", n_train=200, n_test=100)
+    model = build_model("mlp", (1, 8, 8), 10, seed=0)
+    assert train(model, data, {"epochs": 1, "num_threads": 1}).history[-1]["epoch"] == 1
+    with pytest.raises(ConfigError, match="did you mean epochs"):
+        train(model, data, {"epochz": 1})

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from autosparse.core.config import to_dict
+from autosparse.core.config import from_dict, to_dict
 from autosparse.core.errors import ConfigError, MaskError, check_seed
 from autosparse.core.masks import Masks, assert_masks_exact, remove_masks
 from autosparse.core.model_io import class_targets, logits, model_input, param_dtype
@@ -236,7 +236,7 @@ def _cuda_devices(device: torch.device) -> list[int]:
 def train(
     model: nn.Module,
     dataset: object,
-    config: TrainConfig | None = None,
+    config: TrainConfig | Mapping[str, Any] | None = None,
     *,
     masks: Masks | None = None,
     on_step: Callable[[int, nn.Module], None] | None = None,
@@ -258,7 +258,10 @@ def train(
     to a run never stopped (:mod:`autosparse.training.resume`); the file is removed at the end unless
     ``keep_checkpoint`` (a caller that writes its result first, then removes it). ``task`` (settings the
     weights do not show, e.g. model options) joins the fingerprint that a checkpoint must match.
+    ``config`` may be a mapping of the recipe's fields (``{"epochs": 1}``), read as its YAML would be.
     """
+    if isinstance(config, Mapping):  # as prune() takes one; a dict failed on a missing attribute (helper)
+        config = from_dict(TrainConfig, config, where="train config")
     threads = (config or TrainConfig()).num_threads
     with torch_threads(thread_count(threads)):  # the caller's thread count is restored after
         if not all(hasattr(dataset, a) for a in ("x_train", "y_train", "x_test", "y_test")):
