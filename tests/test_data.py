@@ -492,3 +492,22 @@ def test_a_tensor_class_count_and_inference_tensors_reach_the_pruning_batch() ->
         PruningData([(torch.randn(4, 8), torch.tensor([0, -1, 2, 3]))], 4)
     with pytest.raises(ConfigError, match="input_shape must be a shape"):
         autosparse.Dataset("t", x, y, x[:8], y[:8], 4, True)
+
+
+def test_pruning_data_in_a_wrong_form_names_the_form_that_works() -> None:
+    """A Dataset got the (x, y) hint without the helper that draws a batch; a dict was "item 0 is str";
+    pruning_batch of a pair or a name failed on a missing attribute, and 2.5 per class in numpy (helper)."""
+    from autosparse.data.pruning_data import PruningData
+
+    ds = load_dataset("digits", n_train=200, n_test=50)
+    with pytest.raises(ConfigError, match=r"data=autosparse.pruning_batch\(dataset\)"):
+        PruningData.coerce(ds)
+    with pytest.raises(ConfigError, match=r"pruning data is a mapping \(x, y\); pass data=\(inputs, targets\)"):
+        PruningData.coerce({"x": ds.x_train, "y": ds.y_train})
+    for bad in ((ds.x_train, ds.y_train), "digits"):
+        with pytest.raises(ConfigError, match="pruning_batch draws from an autosparse Dataset"):
+            pruning_batch(bad)  # type: ignore[arg-type]
+    for kw in ({"samples_per_class": 2.5}, {"batch_size": 2.5}, {"samples_per_class": 0}):
+        with pytest.raises(ConfigError, match="must be a positive whole number"):
+            pruning_batch(ds, **kw)  # type: ignore[arg-type]
+    assert pruning_batch(ds, samples_per_class=2, batch_size=5).batches[0][0].shape[0] == 5

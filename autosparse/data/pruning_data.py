@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import numbers
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,12 @@ class PruningData:
         """Accept a PruningData, one (x, y) batch, a list of batches or a DataLoader."""
         if data is None or isinstance(data, PruningData):
             return data
+        if isinstance(data, Dataset):  # the error named the (x, y) form only, not the helper that draws one (helper)
+            raise ConfigError(
+                "pruning data is a whole Dataset; pass a class-balanced batch of it: data=autosparse.pruning_batch(dataset)"
+            )
+        if isinstance(data, Mapping):  # iterated by its keys, it was "item 0 is str" (helper)
+            raise ConfigError(f"pruning data is a mapping ({', '.join(map(str, list(data)[:4]))}); {_FORM}")
         if isinstance(data, (tuple, list)) and len(data) == 2 and any(type(t).__module__ == "numpy" for t in data):
             raise ConfigError(
                 "pruning data is a pair of numpy arrays; convert them to tensors: "
@@ -154,10 +161,15 @@ def pruning_batch(
     ``seed`` and then shuffled so any split into batches of ``batch_size`` mixes classes. Fixed
     rather than a live loader so the same seed reproduces the same scores and the same features.
     """
-    if samples_per_class <= 0:
-        raise ConfigError(f"samples_per_class must be positive, got {samples_per_class}")
-    if batch_size is not None and batch_size <= 0:
-        raise ConfigError(f"batch_size must be positive, got {batch_size}")
+    if not all(hasattr(dataset, a) for a in ("y_train", "x_train", "num_classes")):  # a (x, y) pair, a name (helper)
+        raise ConfigError(
+            f"pruning_batch draws from an autosparse Dataset (autosparse.load_dataset(name)), not a "
+            f"{type(dataset).__name__}; a batch of your own goes to prune(..., data=(inputs, targets)) as it is"
+        )
+    for name, value in (("samples_per_class", samples_per_class), ("batch_size", batch_size)):
+        whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        if value is not None and (not whole or value <= 0):  # 2.5 failed in numpy, or was cut to 2 (helper)
+            raise ConfigError(f"{name} must be a positive whole number, got {value!r}")
     labels = dataset.y_train.cpu().numpy()
     rng = seeded_rng(seed, 2)
     picked, short = [], []
