@@ -368,3 +368,16 @@ def test_torch_pruning_buffers_saved_as_masks_name_the_renaming() -> None:
     buffers = {f"{layer.name}_mask": torch.ones(layer.shape, dtype=torch.bool) for layer in prunable_layers(model)}
     with pytest.raises(MaskError, match="torch's pruning buffers: name each mask by its weight"):
         Masks(buffers).validate(model)
+
+
+def test_masks_built_or_applied_wrongly_say_what_they_take() -> None:
+    """A list of tensors, a text meta, an int name and a string model failed deep inside (helper)."""
+    ones = torch.ones(2, 2)
+    for bad, said in (
+        (lambda: Masks([ones]), "Masks takes a mapping of weight name"),  # type: ignore[arg-type]
+        (lambda: Masks({"w": ones}, meta="x"), "meta is a mapping"),  # type: ignore[arg-type]
+        (lambda: Masks({1: ones}), "mask names are the weights' names"),  # type: ignore[dict-item]
+        (lambda: Masks({"w": ones}).apply("model"), "masks apply to an nn.Module"),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(MaskError, match=said):
+            bad()

@@ -165,6 +165,8 @@ def test_user_errors() -> None:
         prune(model, "dpai", density=0.01, input_shape=(1, 10, 10), alpha=1.5)
     with pytest.raises(ConfigError, match="steps"):
         prune(model, "dpai", density=0.01, input_shape=(1, 10, 10), steps=-1)
+    with pytest.raises(ConfigError, match="lr must be a finite number"):  # inf gave a mask of NaN scores (helper)
+        prune(model, "dpai", density=0.01, input_shape=(1, 10, 10), lr=float("inf"))
     with pytest.raises(ConfigError, match="density"):  # its scores only mean something at one density
         make_scoring_pruner("dpai")
     assert get_pruner("dpai").data_dependent is False

@@ -130,6 +130,7 @@ def test_bad_recipe_values() -> None:
     for bad, match in [
         ({"label_smoothing": 2}, r"label_smoothing must be in \[0, 1\)"),
         ({"weight_decay": -1}, "weight_decay must be >= 0"),
+        ({"weight_decay": float("inf")}, "weight_decay must be >= 0 and finite"),  # trained NaN (helper)
         ({"eval_batch_size": 0}, "eval_batch_size must be >= 1"),
         ({"momentum": 5}, r"momentum must be in \[0, 1\)"),
         ({"warmup_fraction": 1.5}, "warmup_fraction"),

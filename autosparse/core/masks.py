@@ -67,8 +67,17 @@ class Masks(Mapping[str, torch.Tensor]):
         *,
         init: InitTransform | None = None,
     ) -> None:
+        if not isinstance(masks, Mapping):  # a list of tensors failed on .items() (helper)
+            raise MaskError(
+                f"Masks takes a mapping of weight name to boolean tensor (as model.named_parameters() names them), "
+                f"got a {type(masks).__name__}"
+            )
+        if meta is not None and not isinstance(meta, Mapping):
+            raise MaskError(f"Masks meta is a mapping of what the method recorded, got a {type(meta).__name__}")
         clean: dict[str, torch.Tensor] = {}
         for name, m in masks.items():
+            if not isinstance(name, str):
+                raise MaskError(f"mask names are the weights' names ('fc1.weight'), got {name!r}")
             if not isinstance(m, torch.Tensor):
                 raise MaskError(f"mask {name!r} is a {type(m).__name__}, expected a torch.Tensor")
             if not _zeros_and_ones(m):
@@ -265,6 +274,8 @@ class Masks(Mapping[str, torch.Tensor]):
         masks the torch way (logical and); a second ``apply`` of masks that rescale θ0 does not
         rescale again (it warns).
         """
+        if not isinstance(model, nn.Module):
+            raise MaskError(f"masks apply to an nn.Module, got a {type(model).__name__}")
         again = bool(self.init) and prepared_token(model) == self.init.token and _masked(model)
         layers = prunable_layers(model)
         lost = self.pruned_before(model)

@@ -219,7 +219,7 @@ def _check(cfg: DPaIConfig) -> None:
         raise ConfigError(f"dpai alpha and beta must be in [0, 1], got alpha={cfg.alpha}, beta={cfg.beta}")
     if cfg.steps < 0:
         raise ConfigError(f"dpai steps must be >= 0, got {cfg.steps}")
-    if not cfg.lr > 0:  # written so NaN fails too (it reached Adam's own check)
-        raise ConfigError(f"dpai lr must be > 0, got {cfg.lr}")
+    if not 0 < cfg.lr < math.inf:  # written so NaN fails too (it reached Adam's own check); inf gave NaN scores
+        raise ConfigError(f"dpai lr must be a finite number > 0, got {cfg.lr}")
     if cfg.log_every < 0:
         raise ConfigError(f"dpai log_every must be >= 0 (0: no progress lines), got {cfg.log_every}")

@@ -105,7 +105,7 @@ class TrainConfig:
         is built, so `--check` catches them too."""
         checks = [
             (self.optimizer != "sgd" or 0 <= self.momentum < 1, "momentum", "in [0, 1), e.g. 0.9"),  # Adam reads none
-            (self.weight_decay >= 0, "weight_decay", ">= 0, e.g. 5e-4"),
+            (0 <= self.weight_decay < math.inf, "weight_decay", ">= 0 and finite, e.g. 5e-4"),  # inf trained NaN
             (0 <= self.label_smoothing < 1, "label_smoothing", "in [0, 1), e.g. 0.1"),
             (0 <= self.warmup_fraction < 1, "warmup_fraction", "in [0, 1), e.g. 0.15"),
             (self.step_gamma > 0, "step_gamma", "> 0, e.g. 0.1"),
