@@ -443,3 +443,15 @@ def test_train_takes_its_recipe_as_a_mapping_as_prune_takes_one() -> None:
     assert train(model, data, {"epochs": 1, "num_threads": 1}).history[-1]["epoch"] == 1
     with pytest.raises(ConfigError, match="did you mean epochs"):
         train(model, data, {"epochz": 1})
+
+
+def test_evaluate_names_inputs_of_another_shape_and_targets_that_are_no_class_indices() -> None:
+    """Both passed silently or as a raw torch error, where train() said them in one line (helper)."""
+    model = build_model("mlp", (1, 8, 8), 10, seed=0)
+    x, y = torch.randn(6, 1, 8, 8), torch.arange(6)
+    assert 0.0 <= evaluate(model, x, y) <= 1.0
+    with pytest.raises(ConfigError, match=r"cannot take inputs of shape \(1, 7, 7\)"):
+        evaluate(model, torch.randn(6, 1, 7, 7), y)
+    with pytest.raises(ConfigError, match=r"class indices.*pass y.long\(\)"):
+        evaluate(model, x, y.float())
+    assert model.training  # the mode it had, back after a refusal too

@@ -28,8 +28,9 @@ from tqdm.auto import tqdm
 from autosparse.core.config import from_dict, to_dict
 from autosparse.core.errors import ConfigError, MaskError, check_seed
 from autosparse.core.masks import Masks, assert_masks_exact, remove_masks
-from autosparse.core.model_io import class_targets, logits, model_input, param_dtype
+from autosparse.core.model_io import class_targets, is_shape_error, logits, model_input, param_dtype
 from autosparse.core.parallel import torch_threads
+from autosparse.data.dataset import are_class_indices
 from autosparse.training.batchnorm import recalibrate_lagging_batchnorm
 from autosparse.training.masking import MaskedParameters
 from autosparse.training.resume import TrainState, load_state, save_state, training_fingerprint
@@ -217,14 +218,26 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
             f"evaluate needs inputs (N, ...) and a 1-D tensor of N class indices, N > 0; got {tuple(x.shape)} and "
             f"{tuple(y.shape)}"
         )
+    if not are_class_indices(y):  # float targets compared equal to class ids by value, silently (helper)
+        raise ConfigError(f"evaluate needs class indices as targets (an integer tensor), got {y.dtype}: pass y.long()")
     was_training = model.training
     model.eval()
     device, dtype = next(model.parameters()).device, param_dtype(model)
     correct = 0
-    for i in range(0, len(x), batch_size):
-        out = logits(model(model_input(x[i : i + batch_size], device, dtype)))
-        correct += int((out.argmax(1).cpu() == y[i : i + batch_size]).sum())
-    model.train(was_training)
+    try:
+        for i in range(0, len(x), batch_size):
+            try:
+                out = logits(model(model_input(x[i : i + batch_size], device, dtype)))
+            except RuntimeError as exc:
+                if i == 0 and is_shape_error(exc):  # as train() says it: a raw torch error before (helper)
+                    raise ConfigError(
+                        f"the model cannot take inputs of shape {tuple(x.shape[1:])} ({str(exc).splitlines()[0]}): "
+                        "evaluate it on inputs of the shape it was built for"
+                    ) from exc
+                raise
+            correct += int((out.argmax(1).cpu() == y[i : i + batch_size]).sum())
+    finally:
+        model.train(was_training)
     return correct / max(1, len(x))
 
 
