@@ -86,3 +86,14 @@ def test_diagnostics_take_a_dict_and_a_wrong_shape_is_one_error() -> None:
     assert diag["effective_params"] == autosparse.path_stats(m, masks, (1, 28, 28)).effective_params
     with pytest.raises(ConfigError, match=r"input_shape=\(3, 32, 32\).*without the batch dimension"):
         autosparse.path_stats(m, masks, (3, 32, 32))
+
+
+def test_an_input_size_given_as_one_int_is_read_as_prune_reads_it() -> None:
+    """`prune(input_shape=784)` works; the diagnostics said "unavailable ('int' object is not iterable)" (helper)."""
+    model = _Residual()
+    masks = _masks(model, "")
+    assert (
+        mask_diagnostics(model, masks, 4, warn=False)["log10_paths"]
+        == mask_diagnostics(model, masks, (4,), warn=False)["log10_paths"]
+        > 0
+    )

@@ -51,6 +51,8 @@ def mask_diagnostics(
     """
     if not isinstance(masks, Masks):  # a dict of mask tensors, as path_stats and layer_collapse take (helper)
         masks = Masks(masks)
+    if isinstance(input_shape, int) and not isinstance(input_shape, bool):
+        input_shape = (input_shape,)  # as prune(input_shape=784) takes it; "'int' object is not iterable" (helper)
     empty = masks.empty_layers()
     out: dict[str, Any] = {
         "kept": masks.kept,
