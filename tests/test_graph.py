@@ -445,3 +445,13 @@ def test_small_torchvision_vit_traces() -> None:
     assert g.predecessors(g.index("encoder.layers.encoder_layer_1.mlp.0.weight")) == [0, 2, 4, 6]
     check_consistent(g)
     check_unit_edges(g)
+
+
+def test_an_input_of_the_wrong_shape_is_one_error_without_torchs_fake_kernel_traceback(capfd) -> None:
+    """torch logged ~20 lines of a failed fake kernel's traceback before our one-line error (helper)."""
+    import autosparse
+
+    model = autosparse.build_model("mlp", (1, 8, 8), 10, seed=0)
+    with pytest.raises(ConfigError, match=r"cannot run on an input of shape \(1, 7\)"):
+        autosparse.trace_graph(model, (7,))
+    assert "Traceback" not in capfd.readouterr().err

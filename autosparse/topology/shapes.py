@@ -50,8 +50,16 @@ def record_shapes(model: nn.Module, gm: fx.GraphModule, example: Tensor) -> dict
             try:
                 from torch._subclasses.fake_tensor import FakeTensorMode
 
-                with FakeTensorMode(allow_non_fake_inputs=True) as mode:
-                    Recorder(gm).run(mode.from_tensor(example))
+                # torch logs a failed fake kernel's traceback at ERROR, ~20 lines before our own one-line
+                # error for an input of the wrong shape (helper); the real pass below says what failed
+                quiet = logging.getLogger("torch._subclasses.fake_tensor")
+                level = quiet.level
+                quiet.setLevel(logging.CRITICAL)
+                try:
+                    with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+                        Recorder(gm).run(mode.from_tensor(example))
+                finally:
+                    quiet.setLevel(level)
                 return shapes
             except Exception as exc:  # a missing fake kernel is not the user's problem
                 logger.debug("fake-tensor shape pass failed (%s); running real tensors", short_error(exc))
