@@ -97,3 +97,15 @@ def test_an_input_size_given_as_one_int_is_read_as_prune_reads_it() -> None:
         == mask_diagnostics(model, masks, (4,), warn=False)["log10_paths"]
         > 0
     )
+
+
+def test_an_input_shape_unlike_the_datas_is_said_when_the_diagnostics_cannot_run_on_it(caplog) -> None:
+    """It overrides the data's shape for the path counts, which then read "unavailable" without a word (helper)."""
+    import autosparse
+
+    model = autosparse.build_model("mlp", (1, 8, 8), 10, seed=0)
+    x, y = torch.randn(20, 1, 8, 8), torch.arange(20) % 10
+    with caplog.at_level(logging.WARNING, logger="autosparse.pruners.entry"):
+        masks = autosparse.prune(model, "snip", density=0.1, data=(x, y), input_shape=(7,))
+    assert str(masks.meta["diagnostics"]["paths"]).startswith("unavailable")
+    assert any("examples are (1, 8, 8): drop input_shape" in r.getMessage() for r in caplog.records)

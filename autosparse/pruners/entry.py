@@ -431,13 +431,20 @@ def record_collapse(
     stats = measured[1] if measured is not None and shape is not None and tuple(measured[0]) == tuple(shape) else None
     diag = masks.meta["diagnostics"] = mask_diagnostics(model, masks, shape, warn=True, stats=stats)
     failed = str(diag["paths"]).lower()
-    if data is None and configured and shape == tuple(configured) and any(w in failed for w in SHAPE_WORDS):
-        # a method that never runs the model (random, magnitude) took a wrong shape without a word
+    if configured and shape == tuple(configured) and any(w in failed for w in SHAPE_WORDS):
+        # a method that never runs the model (random, magnitude) took a wrong shape without a word; with
+        # data, input_shape overrides its shape for these counts, also silently (helper)
+        own = PruningData.coerce(data).input_shape if data is not None else None  # type: ignore[union-attr]
+        hint = (
+            f"the pruning data's examples are {tuple(own)}: drop input_shape, or make it match"
+            if own is not None and tuple(own) != tuple(configured)
+            else "give the shape of one example, without the batch axis (e.g. input_shape=(3, 32, 32))"
+        )
         log.warning(
-            "the path diagnostics could not run the model on the input_shape given, %s: %s; give the shape of one "
-            "example, without the batch axis (e.g. input_shape=(3, 32, 32))",
+            "the path diagnostics could not run the model on the input_shape given, %s: %s; %s",
             tuple(configured),
             diag["paths"].removeprefix("unavailable (").removesuffix(")"),
+            hint,
         )
 
 
