@@ -699,16 +699,25 @@ def test_train_refuses_to_replace_a_finished_result_that_is_not_its_own(tmp_path
     (tmp_path / "w").mkdir()
     (tmp_path / "w" / "model.safetensors").write_bytes(b"someone's weights")
     assert main([*base, "--out", str(tmp_path / "w")]) == 2
-    assert "of no training" in capsys.readouterr().err
+    assert "that no training of autosparse's wrote there" in capsys.readouterr().err
     store = tmp_path / "s.zarr"
     (store / "runs").mkdir(parents=True)
     (store / "zarr.json").write_text(json.dumps({"attributes": {"feature_names": ["theta"]}}))
     for inside in (store, store / "runs" / "x"):
         assert main([*base, "--out", str(inside)]) == 2
         assert "feature store" in capsys.readouterr().err
+    assert sorted(p.name for p in store.rglob("*")) == ["runs", "zarr.json"]  # refused before its lock was made
+    # the advice given: delete metrics.json, and this training trains there (the weights left are ours)
+    (t / "metrics.json").unlink()
+    assert main([*base, "--lr", "0.2", "--out", str(t)]) == 0
+    assert json.loads((t / "metrics.json").read_text())["train"]["lr"] == 0.2
 
 
-def test_train_into_a_folder_another_process_trains_into_is_refused(tmp_path, capsys) -> None:
+@pytest.mark.parametrize(
+    "lock, said", [(".train.lock", "being trained into by another process"), (".train-scorer.lock", "scorer training")]
+)
+def test_train_into_a_folder_another_process_writes_is_refused(tmp_path, capsys, lock: str, said: str) -> None:
+    """Two trainings, or a training and a scorer training, into one folder: the later save replaced the first."""
     import threading
 
     from autosparse.cli import main
@@ -717,7 +726,7 @@ def test_train_into_a_folder_another_process_trains_into_is_refused(tmp_path, ca
     t, held, release = tmp_path / "t", threading.Event(), threading.Event()
 
     def hold() -> None:
-        with claim(t / ".train.lock"):
+        with claim(t / lock):
             held.set()
             release.wait(30)
 
@@ -726,7 +735,7 @@ def test_train_into_a_folder_another_process_trains_into_is_refused(tmp_path, ca
     try:
         assert held.wait(30)
         assert main(["train", "--model", "mlp", "--dataset", "digits", "--epochs", "1", "--out", str(t)]) == 2
-        assert "being trained into by another process" in capsys.readouterr().err
+        assert said in capsys.readouterr().err
     finally:
         release.set()
         other.join()

@@ -565,6 +565,10 @@ def test_two_trainings_into_one_out_do_not_both_succeed(store, tmp_path) -> None
         train_scorer(store, holdout=None, out=out, config=ScorerConfig(steps=1))
     train_scorer(store, holdout=None, out=out, config=ScorerConfig(steps=1, alloc_steps=1))  # the lock is no content
     assert (out / "card.json").exists()
+    # `autosparse train` into the folder: its save and the scorer's replaced each other's files (review)
+    busy = tmp_path / "busy"
+    with _held_by_another_thread(busy, ".train.lock"), pytest.raises(ConfigError, match="by `autosparse train`"):
+        train_scorer(store, holdout=None, out=busy, config=ScorerConfig(steps=1))
 
 
 def test_runs_of_different_teachers_are_said_and_can_be_narrowed(store, tmp_path, caplog) -> None:
@@ -600,15 +604,15 @@ def test_a_change_in_place_waits_for_no_one_and_loses_no_change(scorer_dir, stor
 
 
 @contextlib.contextmanager
-def _held_by_another_thread(folder: Path):
-    """The scorer folder's claim held elsewhere (a claim is re-entrant in its own thread) for the block."""
+def _held_by_another_thread(folder: Path, lock: str = ""):
+    """The scorer folder's claim (or ``lock``) held elsewhere (a claim is re-entrant in its own thread) for the block."""
     from autosparse.core.claims import claim
     from autosparse.scorer.checkpoint import LOCK_FILE
 
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with claim(folder / LOCK_FILE) as mine:
+        with claim(folder / (lock or LOCK_FILE)) as mine:
             assert mine
             held.set()
             release.wait(30)

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from autosparse.training.trainer import TrainConfig
 
 log = logging.getLogger(__name__)
-METRICS, WEIGHTS, LOCK = "metrics.json", "model.safetensors", ".train.lock"
+METRICS, WEIGHTS = "metrics.json", "model.safetensors"
 
 
 @dataclass
@@ -167,21 +167,15 @@ def _recorded(out: Path) -> dict | None:
     return metrics if isinstance(metrics, dict) else None
 
 
-def _check_out_holds_nothing_else(out: Path, fingerprint: str, described: dict) -> None:
-    """Refuse an ``--out`` whose finished result this training would replace: another training's, a
-    scorer's, weights of unknown origin, or a feature store.
+def _check_out_is_no_store_or_scorer(out: Path) -> None:
+    """Refuse an ``--out`` that is, or lies in, a feature store, or holds a scorer: read only, so it runs
+    before the data loads and before the claim makes its lock file there (which cluttered a store, review).
 
-    Why: a rerun with another recipe (or two trainings started into one folder) replaced the first
-    result without a word, and a scorer trained there lost its weights to this model's (helper). A
-    result of the *same* training without the per-epoch curve now asked for is replaced: that is the
-    same run, measured more often.
+    Why: a scorer trained there lost its weights to this model's, and a store took a model's files (helper).
     """
-    from autosparse.core import json_text
     from autosparse.scorer.checkpoint import CARD_FILE
     from autosparse.store.layout import check_outside_stores, enclosing_store
-    from autosparse.training.resume import STATE_FILE
 
-    described = json.loads(json_text.dumps(described))  # as the record reads back: lists, not tuples
     check_outside_stores(out, "--out")
     if enclosing_store(out / WEIGHTS) is not None:
         raise ConfigError(f"--out {out} is a feature store; give a folder outside it")
@@ -189,6 +183,20 @@ def _check_out_holds_nothing_else(out: Path, fingerprint: str, described: dict) 
         raise ConfigError(
             f"--out {out} holds a scorer ({CARD_FILE}), whose weights this training would replace; give another --out"
         )
+
+
+def _check_out_holds_nothing_else(out: Path, fingerprint: str, described: dict, *, trained_here: bool) -> None:
+    """Refuse an ``--out`` whose finished result this training would replace: another training's, or
+    weights no training of ours left there (``trained_here``: the folder held our lock before this run).
+
+    Why: a rerun with another recipe (or two trainings started into one folder) replaced the first
+    result without a word (helper). A result of the *same* training without the per-epoch curve now
+    asked for is replaced: that is the same run, measured more often.
+    """
+    from autosparse.core import json_text
+    from autosparse.training.resume import STATE_FILE
+
+    described = json.loads(json_text.dumps(described))  # as the record reads back: lists, not tuples
     metrics = _recorded(out)
     if metrics is not None and metrics.get("fingerprint") != fingerprint:
         old = metrics.get("described") if isinstance(metrics.get("described"), dict) else None
@@ -202,8 +210,11 @@ def _check_out_holds_nothing_else(out: Path, fingerprint: str, described: dict) 
         )
     if metrics is None and (out / METRICS).exists():
         raise ConfigError(f"--out {out} holds a {METRICS} that no training wrote; give another --out")
-    if metrics is None and (out / WEIGHTS).exists() and not (out / STATE_FILE).exists():
-        raise ConfigError(f"--out {out} holds {WEIGHTS} of no training of autosparse's; give another --out")
+    if metrics is None and (out / WEIGHTS).exists() and not (out / STATE_FILE).exists() and not trained_here:
+        raise ConfigError(
+            f"--out {out} holds {WEIGHTS} that no training of autosparse's wrote there; give another --out, or "
+            "delete it to train there"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -217,6 +228,7 @@ def run(args: argparse.Namespace) -> int:
     resolve_device(cfg.device)  # before the data loads
     if job.out:
         check_output_path(job.out)  # before the training, not when saving its result
+        _check_out_is_no_store_or_scorer(Path(job.out))
     masks = Masks.load(job.masks) if job.masks else None
     if masks is not None:
         task = _task_of_masks(args, task, masks)
@@ -231,17 +243,24 @@ def run(args: argparse.Namespace) -> int:
     if not job.out:
         _train(task, job, cfg, model, dataset, masks, known, None)
         return 0
-    from autosparse.core.claims import claim, holder
+    from autosparse.core.claims import claim, holder, is_held
+    from autosparse.scorer.checkpoint import LOCK_FILE as SCORER_LOCK
+    from autosparse.training.resume import LOCK_FILE
 
     out = Path(job.out)
     args.resumes = True  # each finished epoch is kept there
-    with claim(out / LOCK) as mine:  # two trainings into one folder: the later replaced the first (helper)
+    trained_here = (out / LOCK_FILE).exists()  # before the claim makes it: weights there are a training's of ours
+    with claim(out / LOCK_FILE) as mine:  # two trainings into one folder: the later replaced the first (helper)
         if not mine:
             raise ConfigError(
-                f"--out {out} is being trained into by another process ({holder(out / LOCK)}); wait for it to "
+                f"--out {out} is being trained into by another process ({holder(out / LOCK_FILE)}); wait for it to "
                 "finish (rerun then to return its result at once), or choose another --out"
             )
-        _train(task, job, cfg, model, dataset, masks, known, out)
+        if is_held(out / SCORER_LOCK):  # its save would replace this model's files, or the reverse (review)
+            raise ConfigError(
+                f"--out {out} is being written by a scorer training ({holder(out / SCORER_LOCK)}); choose another --out"
+            )
+        _train(task, job, cfg, model, dataset, masks, known, out, trained_here=trained_here)
     return 0
 
 
@@ -254,6 +273,8 @@ def _train(
     masks: Masks | None,
     known: dict,
     out: Path | None,
+    *,
+    trained_here: bool = False,
 ) -> None:
     """Train, print the result and, with ``out``, keep it there (each finished epoch while it runs)."""
     from autosparse.core import json_text
@@ -273,7 +294,7 @@ def _train(
                 f"{100 * done['test_accuracy']:.2f}%{diverged}); delete {out / METRICS} to train it again"
             )
             return
-        _check_out_holds_nothing_else(out, fp, describe_training(cfg, known))
+        _check_out_holds_nothing_else(out, fp, describe_training(cfg, known), trained_here=trained_here)
         state = make_output_dir(out) / STATE_FILE
     # the checkpoint is removed below, once the result is written: a kill before that keeps every epoch
     result = train(

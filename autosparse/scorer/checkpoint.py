@@ -23,11 +23,12 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
-from autosparse.core.claims import claim, holder
+from autosparse.core.claims import claim, holder, is_held
 from autosparse.core.errors import CheckpointError, ConfigError, UnknownNameError
 from autosparse.core.folders import has_content, write_bytes, write_text
 from autosparse.core.tensor_files import save_tensors
 from autosparse.features import check_schema
+from autosparse.training.resume import LOCK_FILE as TRAIN_LOCK
 
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "card.json"
@@ -218,6 +219,11 @@ def writing_scorer(directory: str | Path) -> Iterator[Path]:
             raise ConfigError(
                 f"--out {directory} is being written by another process ({holder(path / LOCK_FILE)}: a training "
                 "into it or a change to it); wait for it to finish, or choose another --out"
+            )
+        if is_held(path / TRAIN_LOCK):  # `autosparse train` into the same folder: one save replaced the other (review)
+            raise ConfigError(
+                f"--out {directory} is being trained into by `autosparse train` ({holder(path / TRAIN_LOCK)}); "
+                "choose another --out"
             )
         yield path
 

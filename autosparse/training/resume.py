@@ -31,6 +31,8 @@ from autosparse.core.errors import ConfigError
 from autosparse.core.folders import private_tmp
 
 STATE_FILE = "train-state.pt"
+#: held by `autosparse train --out` while it trains into a folder; never deleted (autosparse.core.claims)
+LOCK_FILE = ".train.lock"
 
 
 @dataclass
