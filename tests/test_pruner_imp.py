@@ -7,6 +7,7 @@ import torch
 
 import autosparse
 from autosparse.core.errors import ConfigError
+from autosparse.pruners import make_pruner
 
 QUICK = {"dataset": "digits", "n_train": 100, "epochs": 0.2}
 
@@ -23,6 +24,8 @@ def test_scope_uniform_keeps_the_same_share_of_every_layer_and_erk_is_refused() 
     assert len({round(float(m.float().mean()), 3) for m in overall.values()}) > 1  # global: shares differ
     with pytest.raises(ConfigError, match="scope global or uniform"):
         autosparse.prune(_model(), "imp", density=0.3, scope="erk", **QUICK)
+    with pytest.raises(ConfigError, match="use it with scope global"):  # before any data loads (review)
+        make_pruner("imp", dataset="digits", criterion="flow", scope="uniform")
 
 
 def test_the_snip_criterion_scores_on_the_batch_given_or_one_of_the_training_set() -> None:

@@ -33,7 +33,8 @@ class ImpConfig(PrunerConfig):
     dataset: str = ""  # required: the training set IMP trains on each round
     data_root: str | None = None  # where the dataset's files are (default: the dataset's usual place)
     n_train: int | None = None  # a stratified subset of this many training examples (default: all)
-    prune_fraction: float = 0.5  # per round, globally (the lottery-ticket pace is 0.2: the bench's imp_lth)
+    prune_fraction: float = 0.5  # of the remaining weights per round (the lottery-ticket pace is 0.2: the bench's imp_lth)
+    scope: str = "global"  # what each round ranks across: global (the whole net) | uniform (each layer, the same share)
     rewind_step: int = 0  # 0 rewinds survivors to θ0; k > 0 to the weights after k steps of dense training
     epochs: float = 8  # training per round
     lr: float = 0.1  # peak learning rate of each round's training
@@ -53,6 +54,8 @@ class ImpConfig(PrunerConfig):
                 f"imp prunes each round globally or by the same share in every layer: scope global or uniform, "
                 f"got {self.scope!r}"
             )
+        if self.criterion == "flow" and self.scope != "global":  # IRP refused it only after the data loaded (review)
+            raise ConfigError("imp's flow criterion ranks the whole network's path flow: use it with scope global")
 
     def train_data(self, seed: int) -> DataSpec:
         """The training set IMP trains on; its subset follows the pruning seed, as a source run's does."""
