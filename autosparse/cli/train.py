@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 METRICS, WEIGHTS = "metrics.json", "model.safetensors"
+WEIGHTS_FORMAT = "autosparse-train-v1"  # the weights file's own metadata: saved by `autosparse train`
 
 
 @dataclass
@@ -185,9 +186,22 @@ def _check_out_is_no_store_or_scorer(out: Path) -> None:
         )
 
 
-def _check_out_holds_nothing_else(out: Path, fingerprint: str, described: dict, *, trained_here: bool) -> None:
+def _ours(weights: Path) -> bool:
+    """Whether ``autosparse train`` saved these weights: its files say so in their own metadata (the
+    lock file said it first, but a refused run leaves that too, so a rerun took a stranger's weights
+    for ours; review)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(weights), "pt") as f:
+            return (f.metadata() or {}).get("format") == WEIGHTS_FORMAT
+    except Exception:  # not a safetensors file at all: nobody's we know
+        return False
+
+
+def _check_out_holds_nothing_else(out: Path, fingerprint: str, described: dict) -> None:
     """Refuse an ``--out`` whose finished result this training would replace: another training's, or
-    weights no training of ours left there (``trained_here``: the folder held our lock before this run).
+    weights no training of ours saved there.
 
     Why: a rerun with another recipe (or two trainings started into one folder) replaced the first
     result without a word (helper). A result of the *same* training without the per-epoch curve now
@@ -210,7 +224,7 @@ def _check_out_holds_nothing_else(out: Path, fingerprint: str, described: dict, 
         )
     if metrics is None and (out / METRICS).exists():
         raise ConfigError(f"--out {out} holds a {METRICS} that no training wrote; give another --out")
-    if metrics is None and (out / WEIGHTS).exists() and not (out / STATE_FILE).exists() and not trained_here:
+    if metrics is None and (out / WEIGHTS).exists() and not (out / STATE_FILE).exists() and not _ours(out / WEIGHTS):
         raise ConfigError(
             f"--out {out} holds {WEIGHTS} that no training of autosparse's wrote there; give another --out, or "
             "delete it to train there"
@@ -249,7 +263,6 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(job.out)
     args.resumes = True  # each finished epoch is kept there
-    trained_here = (out / LOCK_FILE).exists()  # before the claim makes it: weights there are a training's of ours
     with claim(out / LOCK_FILE) as mine:  # two trainings into one folder: the later replaced the first (helper)
         if not mine:
             raise ConfigError(
@@ -260,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"--out {out} is being written by a scorer training ({holder(out / SCORER_LOCK)}); choose another --out"
             )
-        _train(task, job, cfg, model, dataset, masks, known, out, trained_here=trained_here)
+        _train(task, job, cfg, model, dataset, masks, known, out)
     return 0
 
 
@@ -273,8 +286,6 @@ def _train(
     masks: Masks | None,
     known: dict,
     out: Path | None,
-    *,
-    trained_here: bool = False,
 ) -> None:
     """Train, print the result and, with ``out``, keep it there (each finished epoch while it runs)."""
     from autosparse.core import json_text
@@ -294,7 +305,7 @@ def _train(
                 f"{100 * done['test_accuracy']:.2f}%{diverged}); delete {out / METRICS} to train it again"
             )
             return
-        _check_out_holds_nothing_else(out, fp, describe_training(cfg, known), trained_here=trained_here)
+        _check_out_holds_nothing_else(out, fp, describe_training(cfg, known))
         state = make_output_dir(out) / STATE_FILE
     # the checkpoint is removed below, once the result is written: a kill before that keeps every epoch
     result = train(
@@ -317,7 +328,8 @@ def _train(
     out = make_output_dir(out)
     from autosparse.core.tensor_files import save_tensors
 
-    save_tensors({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(out / WEIGHTS))
+    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    save_tensors(weights, str(out / WEIGHTS), metadata={"format": WEIGHTS_FORMAT})  # what a rerun tells ours by
     metrics = {
         "model": task.model.model,
         "model_kwargs": task.model.model_kwargs,
