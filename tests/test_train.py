@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 import torch
+from torch import nn
 
 from autosparse.core.allocation import allocate
 from autosparse.core.errors import ConfigError
@@ -455,3 +456,16 @@ def test_evaluate_names_inputs_of_another_shape_and_targets_that_are_no_class_in
     with pytest.raises(ConfigError, match=r"class indices.*pass y.long\(\)"):
         evaluate(model, x, y.float())
     assert model.training  # the mode it had, back after a refusal too
+
+
+def test_train_refuses_float_targets_of_a_plain_dataset_before_training() -> None:
+    """A duck-typed dataset with float y_test trained the whole run, then failed in evaluate() (review)."""
+    from types import SimpleNamespace
+
+    x, y = torch.randn(64, 8), torch.arange(64) % 3
+    data = SimpleNamespace(name="m", x_train=x, y_train=y, x_test=x[:32], y_test=y[:32].float(), num_classes=3)
+    model = nn.Sequential(nn.Linear(8, 3))
+    before = [p.clone() for p in model.parameters()]
+    with pytest.raises(ConfigError, match=r"y_test are torch.float32; train needs class indices"):
+        train(model, data, {"epochs": 1, "num_threads": 1})
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))

@@ -283,6 +283,10 @@ def train(
                 "autosparse.load_dataset(NAME) gives one, or wrap your tensors as "
                 "autosparse.Dataset(name, x_train, y_train, x_test, y_test, num_classes, input_shape)"
             )
+        for split in ("y_train", "y_test"):  # float test targets failed in evaluate() after the whole run (review)
+            targets = getattr(dataset, split)
+            if isinstance(targets, torch.Tensor) and not are_class_indices(targets):
+                raise ConfigError(f"the dataset's {split} are {targets.dtype}; train needs class indices: pass .long()")
         cfg = config or TrainConfig()
         device = resolve_device(cfg.device)
         state_path = Path(checkpoint) if checkpoint is not None else None
