@@ -455,3 +455,17 @@ def test_an_input_of_the_wrong_shape_is_one_error_without_torchs_fake_kernel_tra
     with pytest.raises(ConfigError, match=r"cannot run on an input of shape \(1, 7\)"):
         autosparse.trace_graph(model, (7,))
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_the_fake_pass_leaves_torchs_logger_as_it_was_even_when_it_fails() -> None:
+    """Two threads saving and restoring the shared level left it silenced for good (review): a filter of
+    the call's own is added and removed instead."""
+    import autosparse
+
+    quiet = logging.getLogger("torch._subclasses.fake_tensor")
+    level, filters = quiet.level, list(quiet.filters)
+    model = autosparse.build_model("mlp", (1, 8, 8), 10, seed=0)
+    with pytest.raises(ConfigError):
+        autosparse.trace_graph(model, (7,))
+    autosparse.trace_graph(model, (1, 8, 8))
+    assert (quiet.level, quiet.filters) == (level, filters)

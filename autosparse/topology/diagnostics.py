@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -51,8 +52,8 @@ def mask_diagnostics(
     """
     if not isinstance(masks, Masks):  # a dict of mask tensors, as path_stats and layer_collapse take (helper)
         masks = Masks(masks)
-    if isinstance(input_shape, int) and not isinstance(input_shape, bool):
-        input_shape = (input_shape,)  # as prune(input_shape=784) takes it; "'int' object is not iterable" (helper)
+    if isinstance(input_shape, numbers.Integral) and not isinstance(input_shape, bool):
+        input_shape = (int(input_shape),)  # as prune(input_shape=784) takes it; "'int' object is not iterable" (helper)
     empty = masks.empty_layers()
     out: dict[str, Any] = {
         "kept": masks.kept,

@@ -25,6 +25,13 @@ logger = logging.getLogger(__name__)
 NOT_TENSOR = object()
 
 
+class _DropAll(logging.Filter):
+    """Drops every record of the logger it is added to, for as long as it is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
 def record_shapes(model: nn.Module, gm: fx.GraphModule, example: Tensor) -> dict[fx.Node, Any]:
     """Shape (or nested structure of shapes) of every node's value, from one forward pass.
 
@@ -52,14 +59,15 @@ def record_shapes(model: nn.Module, gm: fx.GraphModule, example: Tensor) -> dict
 
                 # torch logs a failed fake kernel's traceback at ERROR, ~20 lines before our own one-line
                 # error for an input of the wrong shape (helper); the real pass below says what failed
-                quiet = logging.getLogger("torch._subclasses.fake_tensor")
-                level = quiet.level
-                quiet.setLevel(logging.CRITICAL)
+                # (a filter of this call's own, not the shared level: two threads' save and restore of a
+                # level left it silenced for good; review)
+                quiet, drop = logging.getLogger("torch._subclasses.fake_tensor"), _DropAll()
+                quiet.addFilter(drop)
                 try:
                     with FakeTensorMode(allow_non_fake_inputs=True) as mode:
                         Recorder(gm).run(mode.from_tensor(example))
                 finally:
-                    quiet.setLevel(level)
+                    quiet.removeFilter(drop)
                 return shapes
             except Exception as exc:  # a missing fake kernel is not the user's problem
                 logger.debug("fake-tensor shape pass failed (%s); running real tensors", short_error(exc))
