@@ -136,6 +136,11 @@ def test_a_diverged_row_is_not_the_best_classic_one_and_a_diverged_learned_row_g
         dict(r, diverged="nan") if r["label"] in ("synflow", "phew") and r["density"] == 0.005 else r for r in records
     ]
     assert [c.density for c in contests(CFG, only, MODEL, "fashion-mnist")] == [0.02]
+    # IMP diverged: no share of a gap to it (it was measured against IMP's chance-level accuracy; helper)
+    imp_off = [dict(r, diverged="nan") if r["label"] == "imp" and r["seed"] == 2 else r for r in records]
+    row = {c.density: c for c in contests(CFG, imp_off, MODEL, "fashion-mnist")}[0.005]
+    assert row.imp_diverged and row.imp_mean is None and row.gap_share is None and row.margin == pytest.approx(9.0)
+    assert "| imp ‡ | none: IMP's training diverged ‡ |" in contest_table([row])
 
 
 def test_the_margin_compares_the_same_seeds() -> None:

@@ -46,6 +46,7 @@ class Contest:
     classic_compared: int = 0
     classic_diverged: int = 0  # classic rows left out here because their training diverged
     diverged: bool = False  # the learned row's training diverged here: no verdict
+    imp_diverged: bool = False  # IMP's training diverged here: no gap to measure against it
 
     @property
     def margin(self) -> float:
@@ -94,7 +95,9 @@ def contests(config: BenchConfig, records: Sequence[dict[str, Any]], model: str,
         present = [c for c in classic if acc.get((c, d)) and (c, d) not in diverged]
         if not present:
             continue
-        imp_cells = acc.get((imp, d)) if imp else None
+        # a diverged IMP trained towards chance: a gap to it would measure the divergence (helper)
+        imp_diverged = bool(imp) and (imp, d) in diverged
+        imp_cells = acc.get((imp, d)) if imp and not imp_diverged else None
         for name in learned:
             mine = acc.get((name, d)) or {}
             # the hardest classic row: the smallest margin, each measured on the seeds it shares with this
@@ -123,6 +126,7 @@ def contests(config: BenchConfig, records: Sequence[dict[str, Any]], model: str,
                     classic_compared=len(rivals),
                     classic_diverged=sum((c, d) in diverged for c in classic if acc.get((c, d))),
                     diverged=(name, d) in diverged,
+                    imp_diverged=imp_diverged,
                 )
             )
     return out
@@ -145,9 +149,11 @@ def contest_table(rows: Sequence[Contest]) -> str:
     for c in rows:
         share = c.gap_share
         margin, above = f"{c.margin:+.1f}", f"{c.seeds_above} of {c.seeds_paired}"
-        imp_text = "–" if c.imp_mean is None else f"{c.imp} {c.imp_mean:.1f}"
+        imp_text = f"{c.imp} ‡" if c.imp_diverged else "–" if c.imp_mean is None else f"{c.imp} {c.imp_mean:.1f}"
         if c.diverged:  # trained towards chance: its margin would measure the divergence, not the mask
             margin, above, share_text = "–", "–", "none: its training diverged ‡"
+        elif c.imp_diverged:
+            share_text = "none: IMP's training diverged ‡"
         elif c.imp_mean is None:
             share_text = "–"
         elif share is None:
