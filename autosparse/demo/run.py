@@ -24,6 +24,8 @@ from typing import Any
 
 from autosparse.bench.config import IMP, BenchConfig, MethodSpec
 from autosparse.bench.runner import run_bench
+from autosparse.core.claims import is_held
+from autosparse.core.claims import wait_for_release as wait_for_claims
 from autosparse.core.config import config_hash, to_dict
 from autosparse.core.errors import AutosparseError, ConfigError
 from autosparse.core.executors import ExecutorConfig, run_jobs
@@ -33,9 +35,11 @@ from autosparse.demo.config import DemoConfig, Setting
 from autosparse.demo.data import DataChoice, choose_dataset
 from autosparse.demo.summary import AUTOS_LABEL, SHIPPED_LABEL, describe, model_sizes
 from autosparse.pruners.registry import make_pruner
+from autosparse.scorer.checkpoint import LOCK_FILE as SCORER_LOCK
 from autosparse.scorer.config import ScorerConfig
 from autosparse.scorer.training import train_scorer
 from autosparse.sources import RunJob, RunSpec, execute_run
+from autosparse.store.locks import wait_for_release
 from autosparse.training.irp import IRPConfig
 from autosparse.training.trainer import TrainConfig, set_threads
 
@@ -100,7 +104,9 @@ def _minutes(seconds: float) -> str:
 
 def source_specs(setting: Setting, dataset: str, data_root: str | None) -> list[RunSpec]:
     """Step 1's IRP runs: one per source model, seed 0."""
-    train_gen = TrainConfig(epochs=setting.gen_epochs, num_threads=setting.num_threads)
+    # epochs as a float, as YAML, a flag and a folder's recorded grid read it back: 4 and 4.0 named different
+    # runs and cells, so a rerun with --bench-epochs 4 (or after --baselines snip) recomputed them all (helper)
+    train_gen = TrainConfig(epochs=float(setting.gen_epochs), num_threads=setting.num_threads)
     irp = IRPConfig(rounds=setting.irp_rounds, prune_fraction=setting.irp_prune_fraction)
     return [
         RunSpec(m, dataset, 0, irp, train_gen, setting.n_train, setting.n_test, data_root)
@@ -127,7 +133,7 @@ def bench_config(cfg: DemoConfig, setting: Setting, choice: DataChoice, scorer_d
         methods=methods,
         densities=list(setting.densities),
         seeds=list(setting.seeds),
-        train=TrainConfig(epochs=setting.bench_epochs, num_threads=setting.num_threads),
+        train=TrainConfig(epochs=float(setting.bench_epochs), num_threads=setting.num_threads),  # as source_specs
         n_train=setting.n_train,
         n_test=setting.n_test,
         data_root=choice.data_root,
@@ -171,6 +177,9 @@ def run_demo(
     generated = _source_runs(specs, store, where, progress)
 
     stamp = scorer_dir / "demo_config.json"
+    if is_held(scorer_dir / SCORER_LOCK):  # a second demo into this --out failed here; it now waits to reuse it
+        progress.note("the scorer is being trained by another process: waiting for it")
+        wait_for_claims({"scorer": scorer_dir / SCORER_LOCK}, what="scorer training")
     trained = not (stamp.exists() and json.loads(stamp.read_text()).get("key") == key)
     if trained:
         progress.step(
@@ -237,14 +246,17 @@ def _source_runs(specs: list[RunSpec], store: Path, where: ExecutorConfig, progr
     """
     jobs = [RunJob(spec, str(store), str(store) + ".work", absolute_root(spec.data_root)) for spec in specs]
     if where.executor == "local":
-        generated = 0
+        generated, elsewhere = 0, []
         for i, (spec, job) in enumerate(zip(specs, jobs, strict=True), 1):
             progress.note(f"run {i}/{len(specs)}: {spec.model.label()}")
-            if execute_run(job).get("skipped"):
+            outcome = execute_run(job)
+            if outcome.get("elsewhere"):
+                elsewhere.append(job)
+            elif outcome.get("skipped"):
                 progress.note(f"run {i}/{len(specs)}: reused (complete in the store)")
             else:
                 generated += 1
-        return generated
+        return generated + _await_runs(elsewhere, store, progress)
     progress.note(f"{len(specs)} runs on {where.executor} workers: {', '.join(s.model.label() for s in specs)}")
     outcomes = run_jobs(execute_run, jobs, [s.run_id for s in specs], desc="IRP source runs", **where.options())
     failed = [o for o in outcomes if not o.ok]
@@ -254,10 +266,28 @@ def _source_runs(specs: list[RunSpec], store: Path, where: ExecutorConfig, progr
             f"{len(failed)} source run(s) failed, first {failed[0].key}: {first[0]} — rerun `autosparse demo` to "
             "resume (finished runs are kept), or run with --executor local to see the traceback"
         )
-    reused = sum(1 for o in outcomes if (o.value or {}).get("skipped"))
+    elsewhere = [j for j, o in zip(jobs, outcomes, strict=True) if (o.value or {}).get("elsewhere")]
+    reused = sum(1 for o in outcomes if (o.value or {}).get("skipped")) - len(elsewhere)
     if reused:
         progress.note(f"{reused} of {len(specs)} runs reused (complete in the store)")
-    return len(specs) - reused
+    return len(specs) - reused - len(elsewhere) + _await_runs(elsewhere, store, progress)
+
+
+def _await_runs(jobs: list[RunJob], store: Path, progress: Progress) -> int:
+    """Wait for runs another process is generating (a second demo into this --out), then finish any it
+    left; return how many were generated here.
+
+    Why: such a run was reported "reused" and the scorer trained without it, under a key naming all
+    the runs, so every later rerun reused that scorer (helper).
+    """
+    generated = 0
+    while jobs:
+        progress.note(f"{len(jobs)} run(s) being generated by another process: waiting for them")
+        wait_for_release(store, [j.spec.run_id for j in jobs])
+        outcomes = [execute_run(j) for j in jobs]  # complete now: skipped; left unfinished (killed): resumed here
+        generated += sum(not o.get("skipped") for o in outcomes)
+        jobs = [j for j, o in zip(jobs, outcomes, strict=True) if o.get("elsewhere")]
+    return generated
 
 
 def _bench_jobs(bench: BenchConfig, bench_dir: Path, where: ExecutorConfig, progress: Progress, n_cells: int) -> int:
