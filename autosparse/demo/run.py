@@ -30,7 +30,7 @@ from autosparse.core.config import config_hash, to_dict
 from autosparse.core.errors import AutosparseError, ConfigError
 from autosparse.core.executors import ExecutorConfig, run_jobs
 from autosparse.core.folders import make_output_dir
-from autosparse.data import absolute_root
+from autosparse.data import absolute_root, dataset_info
 from autosparse.demo.config import DemoConfig, Setting
 from autosparse.demo.data import DataChoice, choose_dataset
 from autosparse.demo.summary import AUTOS_LABEL, SHIPPED_LABEL, describe, model_sizes
@@ -168,6 +168,8 @@ def run_demo(
     scorer_dir = out / f"scorer-{key}"
     bench = bench_config(cfg, setting, choice, scorer_dir)
     _check_bench(bench, cfg)  # before anything is made or trained
+    for spec in specs:  # a misspelt source model failed only after the runs before it had trained (helper)
+        spec.model.build(dataset_info(choice.dataset), seed=0)
     out = make_output_dir(out)
     progress.step(
         1,
