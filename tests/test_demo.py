@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from autosparse.bench.config import IMP, BenchConfig, MethodSpec
-from autosparse.core.errors import DatasetNotFoundError
+from autosparse.core.errors import ConfigError, DatasetNotFoundError
 from autosparse.core.executors import ExecutorConfig
 from autosparse.data import pruning_batch
 from autosparse.data.idx import IDX_FILES
@@ -417,3 +417,17 @@ def test_a_misspelt_source_model_is_refused_before_any_run_trains(tmp_path) -> N
     with pytest.raises(UnknownNameError, match="unknown model 'foo'"):
         run_demo(cfg, choice=DataChoice("digits", None, "test"), say=lambda _: None)
     assert not (tmp_path / "d").exists()
+
+
+def test_an_out_in_a_feature_store_is_refused_before_anything_is_made(tmp_path) -> None:
+    """It made its dataset folder inside the store, then named a --store the demo has no option for (helper)."""
+    import json
+
+    store = tmp_path / "s.zarr"
+    (store / "runs").mkdir(parents=True)
+    (store / "zarr.json").write_text(json.dumps({"attributes": {"feature_names": ["theta"]}}))
+    for out in (store, store / "runs"):
+        cfg = DemoConfig(out=str(out), n_train=500, n_test=200)
+        with pytest.raises(ConfigError, match="feature store; give a folder outside it"):
+            run_demo(cfg, choice=DataChoice("digits", None, "test"), say=lambda _: None)
+    assert sorted(p.name for p in store.rglob("*")) == ["runs", "zarr.json"]

@@ -39,6 +39,7 @@ from autosparse.scorer.checkpoint import LOCK_FILE as SCORER_LOCK
 from autosparse.scorer.config import ScorerConfig
 from autosparse.scorer.training import train_scorer
 from autosparse.sources import RunJob, RunSpec, execute_run
+from autosparse.store.layout import enclosing_store
 from autosparse.store.locks import wait_for_release
 from autosparse.training.irp import IRPConfig
 from autosparse.training.trainer import TrainConfig, set_threads
@@ -170,6 +171,8 @@ def run_demo(
     _check_bench(bench, cfg)  # before anything is made or trained
     for spec in specs:  # a misspelt source model failed only after the runs before it had trained (helper)
         spec.model.build(dataset_info(choice.dataset), seed=0)
+    if enclosing_store(out / "x") is not None:  # a store made its folders inside it, then named a --store (helper)
+        raise ConfigError(f"--out {cfg.out} is, or lies in, a feature store; give a folder outside it")
     out = make_output_dir(out)
     progress.step(
         1,
