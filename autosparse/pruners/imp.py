@@ -33,7 +33,7 @@ class ImpConfig(PrunerConfig):
     dataset: str = ""  # required: the training set IMP trains on each round
     data_root: str | None = None  # where the dataset's files are (default: the dataset's usual place)
     n_train: int | None = None  # a stratified subset of this many training examples (default: all)
-    prune_fraction: float = 0.5  # of the remaining weights per round (the lottery-ticket pace is 0.2: the bench's imp_lth)
+    prune_fraction: float = 0.5  # of the survivors per round (the lottery-ticket pace is 0.2: the bench's imp_lth)
     scope: str = "global"  # what each round ranks across: global (the whole net) | uniform (each layer, the same share)
     rewind_step: int = 0  # 0 rewinds survivors to θ0; k > 0 to the weights after k steps of dense training
     epochs: float = 8  # training per round
