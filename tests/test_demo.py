@@ -431,3 +431,26 @@ def test_an_out_in_a_feature_store_is_refused_before_anything_is_made(tmp_path) 
         with pytest.raises(ConfigError, match="feature store; give a folder outside it"):
             run_demo(cfg, choice=DataChoice("digits", None, "test"), say=lambda _: None)
     assert sorted(p.name for p in store.rglob("*")) == ["runs", "zarr.json"]
+
+
+def test_on_a_pool_the_run_waited_for_is_the_one_another_process_holds(tmp_path, monkeypatch) -> None:
+    """Outcomes come back as runs finish, not as submitted: pairing them by position waited for the wrong
+    run, and the scorer trained without the one really held elsewhere (review)."""
+    from types import SimpleNamespace
+
+    import autosparse.demo.run as demo_run
+    from autosparse.core.executors import JobOutcome
+
+    specs = [SimpleNamespace(run_id=r, data_root=None, model=SimpleNamespace(label=lambda r=r: r)) for r in "ab"]
+    finished_first = [
+        JobOutcome("b", True, {"run_id": "b", "skipped": True, "elsewhere": True}),
+        JobOutcome("a", True, {"run_id": "a"}),
+    ]
+    monkeypatch.setattr(demo_run, "run_jobs", lambda *a, **k: finished_first)
+    awaited: list[str] = []
+    monkeypatch.setattr(
+        demo_run, "_await_runs", lambda jobs, store, progress: awaited.extend(j.spec.run_id for j in jobs) or 1
+    )
+    where = ExecutorConfig("process", workers=2)
+    done = demo_run._source_runs(specs, tmp_path / "s.zarr", where, SimpleNamespace(note=lambda _: None))  # type: ignore[arg-type]
+    assert awaited == ["b"] and done == 2  # "a" generated here, "b" once the other process let go

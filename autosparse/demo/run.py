@@ -24,7 +24,7 @@ from typing import Any
 
 from autosparse.bench.config import IMP, BenchConfig, MethodSpec
 from autosparse.bench.runner import run_bench
-from autosparse.core.claims import is_held
+from autosparse.core.claims import claim
 from autosparse.core.claims import wait_for_release as wait_for_claims
 from autosparse.core.config import config_hash, to_dict
 from autosparse.core.errors import AutosparseError, ConfigError
@@ -181,29 +181,7 @@ def run_demo(
     )
     generated = _source_runs(specs, store, where, progress)
 
-    stamp = scorer_dir / "demo_config.json"
-    if is_held(scorer_dir / SCORER_LOCK):  # a second demo into this --out failed here; it now waits to reuse it
-        progress.note("the scorer is being trained by another process: waiting for it")
-        wait_for_claims({"scorer": scorer_dir / SCORER_LOCK}, what="scorer training")
-    trained = not (stamp.exists() and json.loads(stamp.read_text()).get("key") == key)
-    if trained:
-        progress.step(
-            2, f"scorer: training {setting.scorer_steps} ranker steps on the {len(specs)} runs -> {scorer_dir}"
-        )
-        set_threads(setting.num_threads)  # on a busy machine a second thread made this 13x slower, not faster
-        train_scorer(
-            store,
-            holdout=None,
-            train_on="run_id=" + ",".join(s.run_id for s in specs),  # this setting's runs, not older ones
-            out=scorer_dir,
-            config=scorer_cfg,
-            name="demo_scorer",
-            command="autosparse demo",
-            overwrite=True,  # its own folder: a run killed before the stamp left a scorer of these runs
-        )
-        stamp.write_text(json.dumps({"key": key}))
-    else:
-        progress.step(2, f"scorer: reused {scorer_dir} (same runs and config)")
+    trained = _demo_scorer(store, specs, scorer_dir, scorer_cfg, key, setting, progress)
 
     bench_dir = out / "bench"
     n_cells = len(bench.densities) * len(bench.seeds)
@@ -229,6 +207,48 @@ def run_demo(
     say(text)
     say(result.final_line())
     return result
+
+
+def _demo_scorer(
+    store: Path,
+    specs: list[RunSpec],
+    scorer_dir: Path,
+    scorer_cfg: ScorerConfig,
+    key: str,
+    setting: Setting,
+    progress: Progress,
+) -> bool:
+    """Train the demo's scorer, or reuse the one its folder's stamp names; return whether it trained.
+
+    The folder's claim is held from reading the stamp to writing it (``train_scorer`` re-enters it in
+    this thread): a second demo into this --out failed on the busy folder, or, waking between the
+    save and the stamp, trained it again (review). It waits for the first, then reads the stamp.
+    """
+    stamp, lock = scorer_dir / "demo_config.json", scorer_dir / SCORER_LOCK
+    while True:
+        with claim(lock) as mine:
+            if mine:
+                if stamp.exists() and json.loads(stamp.read_text()).get("key") == key:
+                    progress.step(2, f"scorer: reused {scorer_dir} (same runs and config)")
+                    return False
+                progress.step(
+                    2, f"scorer: training {setting.scorer_steps} ranker steps on the {len(specs)} runs -> {scorer_dir}"
+                )
+                set_threads(setting.num_threads)  # on a busy machine a second thread made this 13x slower
+                train_scorer(
+                    store,
+                    holdout=None,
+                    train_on="run_id=" + ",".join(s.run_id for s in specs),  # this setting's runs, not older ones
+                    out=scorer_dir,
+                    config=scorer_cfg,
+                    name="demo_scorer",
+                    command="autosparse demo",
+                    overwrite=True,  # its own folder: a run killed before the stamp left a scorer of these runs
+                )
+                stamp.write_text(json.dumps({"key": key}))
+                return True
+        progress.note("the scorer is being trained by another process: waiting for it")
+        wait_for_claims({"scorer": lock}, what="scorer training")
 
 
 def _check_bench(bench: BenchConfig, cfg: DemoConfig) -> None:
@@ -271,7 +291,8 @@ def _source_runs(specs: list[RunSpec], store: Path, where: ExecutorConfig, progr
             f"{len(failed)} source run(s) failed, first {failed[0].key}: {first[0]} — rerun `autosparse demo` to "
             "resume (finished runs are kept), or run with --executor local to see the traceback"
         )
-    elsewhere = [j for j, o in zip(jobs, outcomes, strict=True) if (o.value or {}).get("elsewhere")]
+    by_key = {s.run_id: j for s, j in zip(specs, jobs, strict=True)}  # outcomes come back as runs finish (review)
+    elsewhere = [by_key[o.key] for o in outcomes if (o.value or {}).get("elsewhere")]
     reused = sum(1 for o in outcomes if (o.value or {}).get("skipped")) - len(elsewhere)
     if reused:
         progress.note(f"{reused} of {len(specs)} runs reused (complete in the store)")
