@@ -700,7 +700,7 @@ def test_train_refuses_to_replace_a_finished_result_that_is_not_its_own(tmp_path
     (tmp_path / "w" / "model.safetensors").write_bytes(b"someone's weights")
     for _ in range(2):  # a refused run leaves its lock file: the rerun took the stranger's weights for ours (review)
         assert main([*base, "--out", str(tmp_path / "w")]) == 2
-        assert "that no training of autosparse's wrote there" in capsys.readouterr().err
+        assert "without the mark `autosparse train` saves its weights with" in capsys.readouterr().err
     assert (tmp_path / "w" / "model.safetensors").read_bytes() == b"someone's weights"
     store = tmp_path / "s.zarr"
     (store / "runs").mkdir(parents=True)

@@ -226,8 +226,8 @@ def _check_out_holds_nothing_else(out: Path, fingerprint: str, described: dict) 
         raise ConfigError(f"--out {out} holds a {METRICS} that no training wrote; give another --out")
     if metrics is None and (out / WEIGHTS).exists() and not (out / STATE_FILE).exists() and not _ours(out / WEIGHTS):
         raise ConfigError(
-            f"--out {out} holds {WEIGHTS} that no training of autosparse's wrote there; give another --out, or "
-            "delete it to train there"
+            f"--out {out} holds {WEIGHTS} without the mark `autosparse train` saves its weights with (another "
+            "program's, or autosparse's from before 2026-12-05); give another --out, or delete it to train there"
         )
 
 
