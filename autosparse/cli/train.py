@@ -178,7 +178,7 @@ def _check_out_is_no_store_or_scorer(out: Path) -> None:
     from autosparse.store.layout import check_outside_stores, enclosing_store
 
     check_outside_stores(out, "--out")
-    if enclosing_store(out / WEIGHTS) is not None:
+    if enclosing_store(out, itself=True) is not None:
         raise ConfigError(f"--out {out} is a feature store; give a folder outside it")
     if (out / CARD_FILE).exists():
         raise ConfigError(

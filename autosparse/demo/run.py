@@ -172,7 +172,7 @@ def run_demo(
     for spec in specs:  # a misspelt source model failed only after the runs before it had trained (helper)
         spec.model.build(dataset_info(choice.dataset), seed=0)
     # a store made its folders inside it, then named a --store the demo has no option for (helper)
-    if enclosing_store(out / "x") is not None:
+    if enclosing_store(out, itself=True) is not None:
         raise ConfigError(f"--out {cfg.out} is, or lies in, a feature store; give a folder outside it")
     out = make_output_dir(out)
     progress.step(

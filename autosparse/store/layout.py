@@ -195,10 +195,10 @@ def list_run_dirs(path: Path) -> list[str]:
     return run_entries(path)[0]
 
 
-def enclosing_store(path: str | Path) -> Path | None:
-    """The feature store ``path`` lies inside (not the store ``path`` itself), or None."""
+def enclosing_store(path: str | Path, *, itself: bool = False) -> Path | None:
+    """The feature store ``path`` lies inside (with ``itself``, also ``path`` when it is one), or None."""
     path = Path(path).absolute()
-    for part in path.parents:
+    for part in ([path] if itself else []) + list(path.parents):
         meta = part / "zarr.json"
         if meta.is_file() and (part / RUNS).is_dir():
             with contextlib.suppress(OSError, UnicodeDecodeError, ValueError, AttributeError):
