@@ -216,19 +216,23 @@ def finished_measurement(path: Path) -> dict[str, Any] | None:
 
 
 @contextlib.contextmanager
-def measuring(out: Path) -> Iterator[None]:
-    """Hold ``out`` for a whole speed (or training-speed) run, refusing it while another process does.
+def measuring(out: Path, kind: str) -> Iterator[None]:
+    """Hold ``out`` for a whole ``kind`` (speed or training-speed) run, refusing it while another process
+    does, and refusing a folder of another kind of bench.
 
     Why refuse rather than divide the work as two accuracy benches on one folder do: two benches
     measuring at once compete for the cores and the memory bandwidth, so every time either takes
-    is skewed, and a table of such times is worse than none.
+    is skewed, and a table of such times is worse than none. The kind is checked under the claim, so
+    two runs of other kinds started together cannot both pass it.
     """
+    make_output_dir(out)  # a file there is refused in one line before the claim makes its lock
     lock = out / MEASURING_LOCK
     with claim(lock) as mine:
         if not mine:
             raise ConfigError(
                 f"--out {out} is being measured by another process ({holder(lock)}); wait for it or choose another --out"
             )
+        check_folder_kind(out, kind)
         yield
 
 
@@ -241,9 +245,7 @@ def run_speed(config: SpeedConfig, out_dir: str | Path) -> SpeedResult:
     """
     config.validate()
     out = Path(out_dir)
-    make_output_dir(out)  # a file there is refused in one line before the claim makes its lock
-    with measuring(out):  # the kind checked under the claim: two speed runs of other kinds cannot both pass it
-        check_folder_kind(out, "speed")
+    with measuring(out, "speed"):
         make_output_dir(out / MEASUREMENTS)
         return _measure_all(config, out)
 
