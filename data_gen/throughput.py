@@ -1,7 +1,7 @@
 """How much data generation costs beyond the training it cannot avoid, and how fast the store is.
 
 IRP with R rounds of E epochs trains (R + 1) × E epochs; that part is irreducible. Everything
-else — masks applied through torch's pruning hooks, a deep copy and rewind per round, one test
+else — masking (pruned weights zeroed once, their gradients masked each step), a deep copy and rewind per round, one test
 evaluation per round (the IMP curve), the magnitude top-k, a checkpoint per round — is
 overhead, and the target is to keep it within 10% of plain training of the same epochs.
 :func:`irp_overhead` measures exactly that ratio, in one process, alternating the two so a

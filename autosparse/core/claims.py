@@ -11,8 +11,10 @@ left by a process that died. Lock files are never deleted: deleting one while he
 second process lock a new file of the same name.
 
 Claims are re-entrant per thread, so a job holding its claim can call code that claims it too.
-POSIX only; elsewhere claims always succeed. The store's run locks (:mod:`autosparse.store.locks`)
-and the bench's cell claims are both this.
+POSIX only; elsewhere claims always succeed. The store's run locks (:mod:`autosparse.store.locks`),
+the bench's cell claims, the speed benches' ``.measuring.lock``, ``train --out``'s ``.train.lock``
+and a scorer folder's ``.train-scorer.lock`` are all this; :func:`exclusive` is the blocking kind,
+for millisecond sections such as the bench's grid file.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ every ``nn.Linear``, ``nn.Conv1d``, ``nn.Conv2d`` and the input/output projectio
 removing them changes what the network can represent rather than how sparse it is.
 
 Order is module-registration order, which for every model in the zoo and for torchvision is
-the forward order; ``graph.py`` refines it with traced topology where that matters.
+the forward order; where it is not, :mod:`autosparse.topology.call_order` gives the order a
+forward pass reaches them, which the scorer's depth and output-layer descriptors use.
 
 Tied weights: a prunable layer whose weight *is* the parameter of a module that is never pruned
 (a language model's head tied to its ``nn.Embedding``) stays dense with it, said once in a

@@ -14,6 +14,7 @@ name                      what                                        inputs
 ``mobilenet``             MobileNet-v1, depthwise-separable convs     images >= 4x4
 ``vit_tiny``              small ViT with nn.MultiheadAttention        images, patch | size
 ``tv:<name>``             any torchvision classifier, never pretrained  images
+``timm:<name>``           any timm model (optional extra), never pretrained  images
 ========================  ==========================================  ==================
 
 Every prunable layer is an ``nn.Linear``, ``nn.Conv1d``, ``nn.Conv2d`` or

@@ -5,7 +5,9 @@ package (which any ``autosparse.pruners.*`` import does first) imports every mod
 adding a method is adding a file. The shared machinery (registry, entry, iterate, workspace,
 weights, gradients, inputs, scores, sanity, npb_program) is imported too and registers nothing.
 The learned method ``autos`` lives with the scorer it applies (:mod:`autosparse.scorer.autos`)
-and is registered when :mod:`autosparse.api` is imported.
+and is registered through the ``autosparse.methods`` entry point when the registry first lists
+its methods or meets a name it does not know (and by importing :mod:`autosparse.api`, for an
+uninstalled checkout).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Why a GNN at all: the MLP ranker scores a weight from its own features and its two units'
 summaries, so it cannot know that a unit feeds a layer that is itself nearly dead, or that a
 channel sits on a residual path that every later block reads. Message passing over the unit
-graph (:mod:`autosparse.topology.graph`, re-packed by :mod:`autosparse.scorer.gnn_data`, described
+graph (:mod:`autosparse.topology.graph`, re-packed by :mod:`autosparse.topology.graph_arrays`, described
 to the network by :mod:`autosparse.scorer.gnn_inputs`) lets each unit's embedding carry that
 context, and the per-weight head reads the embeddings of the weight's two ends.
 

@@ -1,4 +1,6 @@
-"""The learned scorer's two networks: a per-weight ranker and a per-layer allocator.
+"""The MLP ranker and the layer heads' network (the allocator, the unit head, an ensemble of allocators).
+
+The GNN ranker is :mod:`autosparse.scorer.gnn_net`.
 
 Why two: a per-weight regressor with a global top-k empties whole layers (DESIGN §7) because
 "how many weights does this layer keep" is a property of the layer, while "which weights" is a

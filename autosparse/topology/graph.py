@@ -1,8 +1,11 @@
 """The network's topology: prunable layers, which feeds which, and the unit graph the GNN runs on.
 
-Everything topology-aware (the GNN scorer, neuron-level features, SynFlow-style path counts,
-effective-path diagnostics) reads one :class:`NetworkGraph` built here, so that "layer 7 feeds
-layer 9 through a residual add" is decided once, by tracing, rather than guessed per caller.
+The GNN scorer and the stored source runs (through :mod:`~autosparse.topology.graph_arrays`) read
+one :class:`NetworkGraph` built here, so that "layer 7 feeds layer 9 through a residual add" is
+decided once, by tracing, rather than guessed per caller. Path counts, the diagnostics, the
+connectivity repair, NPB and DPaI need no graph: they run the model itself
+(:mod:`~autosparse.topology.paths`), which also reads the gates and functional ops a unit graph
+leaves out.
 
 How it is built
 ---------------

@@ -5,7 +5,8 @@ Why: the density guard compares a target with its nearest source layers, and lay
 wide ResNet's convs look like a VGG's. On the sources, what decides whether IMP or SynFlow is the
 better teacher at extreme density is exactly this: IMP beat SynFlow by 5-28 points on every
 residual source and lost by 57-72 on the deep plain VGG-11 (docs/SCORER.md). So a target only
-listens to sources of its own kind, plain or residual.
+listens to sources of its own kind, plain or residual; the student guard reads a finer kind,
+:func:`network_kind`: residual, plain-conv or plain.
 
 How: one eval-mode forward pass of a single example under a torch-function mode that follows
 which tensors were computed from the input; an addition of two such tensors is a skip
