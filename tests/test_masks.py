@@ -381,3 +381,32 @@ def test_masks_built_or_applied_wrongly_say_what_they_take() -> None:
     ):
         with pytest.raises(MaskError, match=said):
             bad()
+
+
+def test_a_folder_mixing_two_saves_is_refused(tmp_path) -> None:
+    """A save replaces the masks first and the report last: one interrupted in between left another
+    prune's report beside the new masks, and the folder loaded as one (helper)."""
+    shape = (8, 8)
+    seed0 = Masks({"a.weight": torch.arange(64).reshape(shape) % 2 == 0}, meta={"seed": 0}).save(tmp_path / "s0")
+    seed1 = Masks({"a.weight": torch.arange(64).reshape(shape) % 2 == 1}, meta={"seed": 1}).save(tmp_path / "s1")
+    assert Masks.load(seed0).meta["seed"] == 0
+    # the same layer, the same count, other weights: only the digest tells them apart
+    (seed0 / "masks.safetensors").write_bytes((seed1 / "masks.safetensors").read_bytes())
+    with pytest.raises(MaskError, match="describes other masks"):
+        Masks.load(seed0)
+    # another model's layers under the first one's report
+    other = Masks({"b.weight": torch.ones(4, 4, dtype=torch.bool)}).save(tmp_path / "other")
+    (seed1 / "masks.safetensors").write_bytes((other / "masks.safetensors").read_bytes())
+    with pytest.raises(MaskError, match="describes other masks"):
+        Masks.load(seed1)
+    # a folder saved before reports carried the digest still loads
+    report = json.loads((other / "report.json").read_text())
+    del report["masks_sha256"]
+    (other / "report.json").write_text(json.dumps(report))
+    assert Masks.load(other).kept == 16
+
+
+def test_a_mask_that_does_not_fit_names_the_dataset_it_was_made_for() -> None:
+    masks = Masks({"a.weight": torch.ones(3, 3, dtype=torch.bool)}, meta={"model": "resnet20", "dataset": "cifar10"})
+    with pytest.raises(MaskError, match="--model resnet20 --dataset cifar10"):
+        masks.validate(nn.Sequential(nn.Linear(2, 2)))

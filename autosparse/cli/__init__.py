@@ -187,7 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("interrupted; finished steps are kept and a rerun resumes", file=sys.stderr)
         else:
             print(
-                f"interrupted; {args.command} writes its result when it ends, so nothing was written", file=sys.stderr
+                f"interrupted; {args.command} writes its result when it ends, so nothing was written"
+                + getattr(args, "interrupted_save", ""),
+                file=sys.stderr,
             )
         return 130
     except BrokenPipeError:  # `autosparse store info S | head`: the reader left, which is not an error

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 from autosparse.cli.arguments import add_task_arguments, resolve_task
 from autosparse.core.config import add_config_argument
@@ -16,10 +17,10 @@ class PruneJob:
     method: str = "synflow"  # a registered pruning method (list them with `autosparse methods`)
     density: float | None = None  # fraction of the weights to keep, e.g. 0.01 (give this or --sparsity)
     sparsity: float | None = None  # fraction of the weights to remove, e.g. 0.99 (give this or --density)
-    out: str | None = None  # folder for masks.safetensors + report.json (+ init_factors.safetensors: autos, robust)
+    out: str | None = None  # folder for masks.safetensors + report.json (+ init_factors.safetensors: θ0's rescale)
     seed: int = 0  # seed of the pruner (random methods, batch choice)
     init_seed: int = 0  # seed of the model's initial weights
-    samples_per_class: int = 10  # size of the pruning batch for data-dependent methods
+    samples_per_class: int = 10  # examples per class in the pruning batch of data-dependent methods
     hp: tuple[str, ...] = ()  # method hyperparameters KEY=VALUE, repeatable (see `autosparse methods`)
 
 
@@ -89,7 +90,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Example: autosparse prune --model lenet_300_100 --dataset fashion-mnist --method snip --sparsity 0.99 --out m/",
         arguments=add_options,
     )
-    p.set_defaults(func=run, resumes=False)
+    # masks.save writes three files: one interrupted between them leaves a folder Masks.load refuses
+    p.set_defaults(func=run, resumes=False, interrupted_save=" (or, if it was saving, a folder refused when read)")
 
 
 def add_options(p: argparse.ArgumentParser) -> None:
@@ -125,16 +127,43 @@ def _check_imp_data_seed(args: argparse.Namespace, data_seed: int, job: PruneJob
         )
 
 
+def _check_out(out: Path) -> None:
+    """Refuse an ``--out`` holding what the masks would replace or clutter, read only and before pruning.
+
+    Why: prune wrote its three files into a `train` result, a scorer, a feature store and over a
+    user's own report.json without a word (helper); only its own earlier masks are replaced.
+    """
+    from autosparse.cli.train import METRICS, WEIGHTS
+    from autosparse.core.folders import check_output_path
+    from autosparse.core.masks import foreign_mask_files
+    from autosparse.scorer.checkpoint import CARD_FILE
+    from autosparse.store.layout import check_outside_stores, enclosing_store
+
+    check_output_path(out)
+    check_outside_stores(out, "--out")
+    if enclosing_store(out, itself=True) is not None:
+        raise ConfigError(f"--out {out} is a feature store; give a folder outside it")
+    for name, what in ((CARD_FILE, "a scorer"), (METRICS, "a training's result"), (WEIGHTS, "a training's result")):
+        if (out / name).exists():
+            raise ConfigError(f"--out {out} holds {what} ({name}); give another --out for the masks")
+    foreign = foreign_mask_files(out)
+    if foreign:
+        raise ConfigError(
+            f"--out {out} holds {', '.join(foreign)} that no `autosparse prune` wrote, which the masks would replace; "
+            "give another --out (or move them away)"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from autosparse.core.config import to_dict
     from autosparse.core.errors import check_density
-    from autosparse.core.folders import check_output_path
     from autosparse.models import model_info
 
     task, (job,) = resolve_task(args, PruneJob)
     job = _flag_amount_wins(args, job)
-    if job.out:
-        check_output_path(job.out)  # before the pruning, not when saving its result
+    out = Path(job.out).expanduser() if job.out else None  # a YAML's `out: ~/masks` is no folder named ~
+    if out is not None:
+        _check_out(out)  # before the pruning, not when saving its result
     # the cheap checks before the dataset loads: a typo should not wait for the data
     check_density(job.density, job.sparsity)
     model_info(task.model.model)
@@ -179,8 +208,8 @@ def run(args: argparse.Namespace) -> int:
         f"{job.method}: kept {masks.kept} of {masks.total} weights (density {masks.density:.4%}) "
         f"in {result.seconds:.2f}s; {_path_summary(diag)}"
     )
-    if job.out:
-        path = masks.save(job.out)
+    if out is not None:
+        path = masks.save(out)
         rescaled = " (with init_factors.safetensors: θ0's rescale, which `train --masks` applies)"
         print(f"masks written to {path}" + (rescaled if masks.init and masks.init.factors else ""))
     else:

@@ -128,7 +128,7 @@ def _task_of_masks(args: argparse.Namespace, task: Task, masks: Masks) -> Task:
     return Task(model, data)
 
 
-def _check_init(masks: Masks, model: nn.Module, init_seed: int) -> None:
+def _check_init(masks: Masks, model: nn.Module, init_seed: int, model_kwargs: dict) -> None:
     """Masks that rescale θ0 fit only the draw they were made on; say which flag rebuilds it."""
     from autosparse.core.errors import MaskError
 
@@ -137,6 +137,14 @@ def _check_init(masks: Masks, model: nn.Module, init_seed: int) -> None:
     try:
         masks.init.check_weights(model)
     except MaskError:
+        pruned_with = masks.meta.get("model_kwargs")
+        if isinstance(pruned_with, dict) and pruned_with != model_kwargs:
+            # the same shapes from other model options (an init scheme): the seed was not what differed (helper)
+            raise ConfigError(
+                f"the model built with --model-kwargs '{json.dumps(model_kwargs)}' does not hold the weights these "
+                f"masks were pruned from, so their θ0 rescaling cannot be applied: pass the options they were pruned "
+                f"with, --model-kwargs '{json.dumps(pruned_with)}'"
+            ) from None
         raise ConfigError(
             f"the model built with --init-seed {init_seed} does not hold the weights these masks were pruned from, "
             f"so their θ0 rescaling cannot be applied: pass the --init-seed they were pruned with. Masks pruned in "
@@ -238,6 +246,8 @@ def run(args: argparse.Namespace) -> int:
     from autosparse.training.trainer import TrainConfig, resolve_device
 
     task, (job, cfg) = resolve_task(args, TrainJob, TrainConfig)
+    # a YAML's `out: ~/run` is a folder in the home, not one named ~ (the shell expands only flags)
+    job = dataclasses.replace(job, **{k: str(Path(v).expanduser()) for k in ("out", "masks") if (v := getattr(job, k))})
 
     resolve_device(cfg.device)  # before the data loads
     if job.out:
@@ -251,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
     model = task.build_model(dataset, seed=init_seed)
     if masks is not None:
         masks.validate(model, task.model.model)
-        _check_init(masks, model, init_seed)
+        _check_init(masks, model, init_seed, dict(task.model.model_kwargs or {}))
     # what the weights do not show: model options (a ViT's heads), the data subsets and their seeds, the init seed
     known = {"model": to_dict(task.model), "data": to_dict(task.data), "init_seed": init_seed}
     if not job.out:

@@ -19,6 +19,12 @@ def check_output_path(path: str | Path, flag: str = "--out") -> Path:
     """``path`` if it and its parents can be folders, else a ConfigError naming the file in the way."""
     path = Path(path)
     for part in (path, *path.parents):
+        if part.is_symlink() and not part.exists():  # read as absent, then mkdir failed after the whole job
+            where = "is" if part == path else f"is inside {part}, which is"
+            raise ConfigError(
+                f"{flag} {path} {where} a link to {os.readlink(part)}, which does not exist; create its target or "
+                "give another path"
+            )
         if part.exists() and not part.is_dir():
             where = "is" if part == path else f"is inside {part}, which is"
             raise ConfigError(f"{flag} {path} {where} a file; give a folder path")

@@ -12,6 +12,7 @@ ResNet branch scales): that travels with the masks as ``masks.init``
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Iterator, Mapping
@@ -28,6 +29,7 @@ from torch.nn.utils import prune
 from autosparse.core.errors import MaskError
 from autosparse.core.folders import make_output_dir, write_text
 from autosparse.core.init_transform import InitTransform, prepared_token
+from autosparse.core.json_text import dumps as strict_dumps
 from autosparse.core.layers import prunable_layers
 from autosparse.core.stale_weights import refresh_uncalled
 from autosparse.core.tensor_files import save_tensors
@@ -221,8 +223,9 @@ class Masks(Mapping[str, torch.Tensor]):
         model, kwargs = self.meta.get("model"), self.meta.get("model_kwargs") or {}
         if not model:
             return f"the mask was made for {otherwise} — prune this model again (autosparse prune --model …)"
-        flags = f"--model {model}" + (f" --model-kwargs '{json.dumps(kwargs)}'" if kwargs else "")
         dataset = self.meta.get("dataset")
+        flags = f"--model {model}" + (f" --model-kwargs '{json.dumps(kwargs)}'" if kwargs else "")
+        flags += f" --dataset {dataset}" if dataset else ""  # its channels and classes shape the model too
         on = f" on {dataset}" if dataset else ""
         call = f"build_model({model!r}, …{''.join(f', {k}={v!r}' for k, v in kwargs.items())})"
         return (
@@ -312,8 +315,10 @@ class Masks(Mapping[str, torch.Tensor]):
             save_tensors(factors, str(init_file), metadata={"format": "autosparse-init-factors-v1"})
         elif init_file.exists():
             init_file.unlink()  # a stale file from masks saved here before must not be read back with these
-        # last and whole: a killed save leaves no report that vouches for half-written masks
-        write_text(directory / REPORT_FILE, json.dumps(self.report(), indent=2, default=str))
+        # last and whole, naming the masks it describes: a save killed before this line leaves the
+        # old report beside the new masks, which load() then refuses instead of reading as one folder
+        report = {**self.report(), DIGEST_KEY: _digest(tensors)}
+        write_text(directory / REPORT_FILE, strict_dumps(report, indent=2, default=str))
         return directory
 
     @classmethod
@@ -354,7 +359,8 @@ class Masks(Mapping[str, torch.Tensor]):
         else:
             try:
                 data = json.loads(report.read_text())
-                _check_counts(file, tensors, data)
+                _check_counts(file, tensors, data)  # the more telling message first: which layer differs
+                _check_same_save(file, tensors, data)
                 meta = dict(data.get("meta") or {})
                 described = data.get("init") or None
                 if described:
@@ -409,6 +415,18 @@ def _load_init(report: Path, init_file: Path, described: Mapping[str, Any]) -> I
     )
 
 
+def foreign_mask_files(folder: str | Path) -> list[str]:
+    """The files of a masks folder in ``folder`` that no :meth:`Masks.save` wrote (empty: nothing of
+    ours would be replaced but our own masks).
+
+    Why: ``prune --out`` wrote over a user's own report.json without a word (helper).
+    """
+    folder = Path(folder)
+    masks_ours = (folder / MASKS_FILE).is_file() and _file_format(folder / MASKS_FILE) == MASKS_FORMAT
+    names = (MASKS_FILE, REPORT_FILE, INIT_FILE)
+    return [n for n in names if (folder / n).exists() and not (masks_ours and (folder / n).is_file())]
+
+
 def _file_format(file: Path) -> str | None:
     """The ``format`` a safetensors file records in its metadata (None: none, or unreadable)."""
     try:
@@ -426,6 +444,36 @@ def _masked(model: nn.Module) -> bool:
 def _zeros_and_ones(t: torch.Tensor) -> bool:
     """A mask in any dtype (torch's own ``weight_mask`` is float 0/1) holds nothing but 0 and 1."""
     return t.dtype == torch.bool or bool(((t == 0) | (t == 1)).all())
+
+
+#: report.json's key for the digest of the masks file it was written with (since 2026-12-05)
+DIGEST_KEY = "masks_sha256"
+
+
+def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
+    """sha256 of the masks as saved (uint8), layer by layer in name order."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        h.update(name.encode() + b"\0")
+        h.update(tensors[name].to(torch.uint8).contiguous().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _check_same_save(file: Path, tensors: Mapping[str, torch.Tensor], report: Mapping[str, object]) -> None:
+    """The report must describe the masks beside it.
+
+    Why: a save replaces the masks first and the report last, so one killed in between (Ctrl-C,
+    a full disk) left another prune's report beside the new masks, and the folder loaded as one:
+    LeNet's masks under a conv net's record, or seed 1's masks under seed 0's.
+    """
+    listed = report.get("layers")
+    names = {e.get("name") for e in listed if isinstance(e, Mapping)} if isinstance(listed, list) else None
+    recorded = report.get(DIGEST_KEY)
+    if (names is not None and names != set(tensors)) or (isinstance(recorded, str) and recorded != _digest(tensors)):
+        raise MaskError(
+            f"{file.parent}'s {REPORT_FILE} describes other masks than {file.name} (a save into this folder was "
+            "interrupted, or files of two folders were mixed): prune again into it"
+        )
 
 
 def _check_counts(file: Path, tensors: Mapping[str, torch.Tensor], report: Mapping[str, object]) -> None:
