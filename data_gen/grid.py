@@ -20,7 +20,14 @@ from autosparse.core.config import load_config
 from autosparse.core.errors import ConfigError
 from autosparse.core.executors import check_resources
 from autosparse.core.folders import cannot_create_in
-from autosparse.data import absolute_root, canonical_dataset, check_subset_sizes, dataset_info, default_data_root
+from autosparse.data import (
+    absolute_root,
+    canonical_dataset,
+    check_dataset_files,
+    check_subset_sizes,
+    dataset_info,
+    default_data_root,
+)
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
 from autosparse.sources import RunJob, RunSpec, execute_run, held_id
 from autosparse.store import FeatureStore
@@ -135,9 +142,12 @@ def generate(
     check_settings(cfg)  # before the store is made: a grid that cannot run leaves nothing behind
     if executor != "ray":  # Ray's workers may hold the GPU the driver lacks; here each run would fail the same way
         resolve_device(cfg.train.device)
+    if not store_exists(store_path):
+        _check_dataset_files(specs)  # before the store is made
     store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
     todo = [spec for spec, earlier in grid if not _done(store, spec, earlier)]
     _check_store_takes(store_path, [s.run_id for s in todo])
+    _check_dataset_files(todo)
     log.info("%d runs in the grid, %d already complete", len(specs), len(specs) - len(todo))
     workdir = str(Path(str(store_path).rstrip("/") + ".work"))
     jobs = [RunJob(s, str(store_path), workdir, absolute_root(s.data_root)) for s in todo]
@@ -181,11 +191,23 @@ def check_grid(cfg: GenConfig, store_path: str | Path) -> GridCheck:
     check_outside_stores(store_path, "--store")  # what the writer refuses, said by --check too
     runs = [spec.run_id for spec, _ in grid]
     if not store_exists(store_path):
+        _check_dataset_files([spec for spec, _ in grid])
         return GridCheck(runs, [])
     store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES), create=False)
     done = [spec.run_id for spec, earlier in grid if _done(store, spec, earlier)]
     _check_store_takes(store_path, [r for r in runs if r not in done])
+    _check_dataset_files([spec for spec, _ in grid if spec.run_id not in done])
     return GridCheck(runs, done)
+
+
+def _check_dataset_files(todo: list[RunSpec]) -> None:
+    """Each dataset a run still to generate reads has its files (none is read here).
+
+    Why: `gen --check` called a grid on a missing dataset valid, and the run then failed every run of
+    it with the same "not found" (helper); the bench checked this already.
+    """
+    for dataset, root in dict.fromkeys((s.dataset, s.data_root) for s in todo):
+        check_dataset_files(dataset, root)
 
 
 def _check_store_takes(store_path: str | Path, todo: list[str]) -> None:

@@ -194,6 +194,19 @@ def test_models_lists_the_names_a_pattern_matches(capsys: pytest.CaptureFixture[
         assert all(w in err for w in words), err
 
 
+def test_datasets_says_which_are_found_and_how_to_get_the_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A dataset listed like any other turned out missing only when a load failed (helper)."""
+    from autosparse.cli import main
+
+    assert main(["datasets", "--data-root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    found = {line.split()[0]: line.split()[4] for line in out.split("\n\n")[0].splitlines()[1:] if line[:1].strip()}
+    assert found["fashion-mnist"] == "no" and found["digits"] == "yes" and found["mnist1d"] == "yes"
+    assert f"fashion-mnist not found (looked in {tmp_path}" in out and "--download true" in out
+
+
 def test_models_lists_timm_names_by_pattern(capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("timm")
     from autosparse.cli import main

@@ -24,7 +24,7 @@ import torch
 from _gen_helpers import REPO, TINY, assert_same_store, run_cli, snapshot, write_config
 
 from autosparse.cli import main as cli_main
-from autosparse.core.errors import ConfigError
+from autosparse.core.errors import ConfigError, DatasetNotFoundError
 from autosparse.data import dataset_info, load_dataset, pruning_batch
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION, compute_features
 from autosparse.models import build_model
@@ -217,6 +217,19 @@ def test_check_refuses_what_would_fail_every_run(
     assert cli_main(["gen", "--config", str(cfg_path), "--store", str(tmp_path / "s.zarr"), "--check"]) == 2
     assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "s.zarr").exists()
+
+
+def test_a_dataset_without_its_files_is_refused_by_check_and_before_the_store(tmp_path: Path) -> None:
+    """`--check` called such a grid valid, then every run of it failed with the same "not found" (helper)."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cfg_path = write_config(tmp_path / "g.yaml", data_root=str(empty))
+    store = tmp_path / "s.zarr"
+    proc = run_cli("gen", "--config", str(cfg_path), "--store", str(store), "--check")
+    assert proc.returncode == 2 and "fashion-mnist not found" in proc.stderr, proc.stderr
+    with pytest.raises(DatasetNotFoundError, match="fashion-mnist not found"):
+        generate(GenConfig.from_yaml(cfg_path), store)
+    assert not store.exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the GPU the grid asks for is here")

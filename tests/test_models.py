@@ -386,3 +386,14 @@ def test_num_classes_takes_numpy_and_tensor_integers() -> None:
     for bad in (2.5, True, torch.tensor(3.0)):
         with pytest.raises(ConfigError, match="num_classes must be a positive integer"):
             build_model("mlp", (1, 8, 8), bad, widths=[4])
+
+
+def test_a_timm_patch_embedding_that_would_skip_pixels_is_refused() -> None:
+    """timm's ViTs drop what does not fill a whole patch: deit at 28×28 read only 16×16 pixels (helper)."""
+    pytest.importorskip("timm")
+    small = {"embed_dim": 48, "num_heads": 3, "depth": 1}
+    with pytest.raises(ConfigError, match=r"528 of the 28×28 input's 784 pixels.*'\{\"patch_size\": 14\}'"):
+        build_model("timm:deit_tiny_patch16_224", FMNIST, 10, **small)
+    model = build_model("timm:deit_tiny_patch16_224", FMNIST, 10, patch_size=7, **small)
+    assert model(torch.randn(2, *FMNIST)).shape == (2, 10)
+    assert build_model("timm:deit_tiny_patch16_224", CIFAR, 10, **small) is not None  # 32 = 2 × 16

@@ -56,8 +56,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "datasets",
         help="list datasets with their shapes and sizes",
-        description="List the datasets with their input shapes, classes and sizes; `fake:<name>` generates "
-        "random data of a dataset's shape, for smoke tests.",
+        description="List the datasets with their input shapes, classes and sizes, and whether their files are "
+        "found (in --data-root, else the default data folders); `fake:<name>` generates random data of a "
+        "dataset's shape, for smoke tests.",
+    )
+    p.add_argument(
+        "--data-root", default=None, help="look for the datasets' files here, as --data-root of train/prune/bench"
     )
     p.set_defaults(func=_datasets)
 
@@ -223,14 +227,23 @@ def _family_names(pattern: str) -> int:
 
 
 def _datasets(args: argparse.Namespace) -> int:
-    from autosparse.data import available_datasets, dataset_info
+    from autosparse.core.errors import DatasetNotFoundError
+    from autosparse.data import available_datasets, check_dataset_files, dataset_info
 
-    rows = []
+    rows, missing = [], []
     for name in available_datasets():
         info = dataset_info(name)
         sizes = f"{info.n_train or '?'}/{info.n_test or '?'}"
         shape = "x".join(map(str, info.input_shape))
-        rows.append([name, shape, str(info.num_classes), sizes, ", ".join(info.aliases), info.description])
-    print(text_table(["dataset", "input", "classes", "train/test", "aliases", "description"], rows))
+        try:  # looks for the files, reads none: why a user's first load would fail, said before it
+            check_dataset_files(name, args.data_root)
+            found = "yes"
+        except DatasetNotFoundError as exc:
+            found = "no"
+            missing.append(str(exc))
+        rows.append([name, shape, str(info.num_classes), sizes, found, ", ".join(info.aliases), info.description])
+    print(text_table(["dataset", "input", "classes", "train/test", "found", "aliases", "description"], rows))
+    for why in missing:
+        print(f"\n{why}")
     print("\nfake:<name> gives random data of <name>'s shapes (no files), e.g. fake:cifar10 for timing")
     return 0

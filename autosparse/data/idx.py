@@ -99,7 +99,9 @@ def _idx_files(
             if apt_package:
                 fixes.append(f"apt-get install {apt_package}" + (" and omit --data-root" if root is not None else ""))
             fixes.append(f"pass --data-root DIR containing {IDX_FILES['x_train']}.gz and the other three IDX files")
-            fixes.append(f"allow download with --download (download=True) into {data_root}")
+            fixes.append(
+                f"let train, prune or bench download it with --download true (download=True in Python) into {data_root}"
+            )
             looked = ", ".join(str(d) for d in dirs)
             raise DatasetNotFoundError(f"{name} not found (looked in {looked}); " + ", or ".join(fixes))
         return files

@@ -43,7 +43,10 @@ def _not_found(name: str, data_root: Path, reason: str, download: bool) -> Datas
     fix = (
         "check the network, or download the files yourself and pass --data-root DIR"
         if download
-        else f"allow download with --download (download=True), or pass --data-root DIR holding torchvision's {name} files"
+        else (
+            f"pass --data-root DIR holding torchvision's {name} files, or let train, prune or bench download them "
+            "with --download true (download=True in Python)"
+        )
     )
     return DatasetNotFoundError(f"{name} not found in {data_root} ({reason}); {fix}")
 

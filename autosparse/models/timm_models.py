@@ -17,6 +17,7 @@ List the names with ``autosparse models timm:`` (about 1,400; ``autosparse model
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from functools import cache
 from types import ModuleType
@@ -138,5 +139,32 @@ def build_timm(name: str, input_shape: tuple[int, ...], num_classes: int, **kwar
         raise option_error(full, input_shape, exc, kwargs, default) or ConfigError(
             f"{full} cannot be built for input shape {input_shape}: {first_line(exc)}"
         ) from None
+    _check_patches(model, full, (h, w))
     check_forward(model, full, input_shape, kwargs, default)
     return model
+
+
+def _check_patches(model: nn.Module, full: str, size: tuple[int, int]) -> None:
+    """Refuse a patch embedding that would never read part of the image.
+
+    Why: timm's ViTs and Mixers cut the image into whole patches and drop the rest, so
+    ``timm:deit_tiny_patch16_224`` on 28×28 Fashion-MNIST read only its top-left 16×16 pixels, with
+    no word (helper); torchvision's ViTs refuse such a size themselves.
+    """
+    h, w = size
+    for module in model.modules():
+        patch = getattr(module, "patch_size", None)
+        if type(module).__name__ != "PatchEmbed" or getattr(module, "dynamic_img_pad", False):
+            continue
+        if not (isinstance(patch, tuple) and len(patch) == 2 and all(isinstance(p, int) and p > 0 for p in patch)):
+            continue
+        ph, pw = patch
+        read = (h // ph) * ph * ((w // pw) * pw)
+        if read < h * w:
+            side = math.gcd(h, w)
+            fits = max(d for d in range(1, min(ph, side) + 1) if side % d == 0)
+            raise ConfigError(
+                f"{full} reads its input in {ph}×{pw} patches, so {h * w - read} of the {h}×{w} input's {h * w} "
+                "pixels would never be read: pick a variant whose patch size divides the image, or set it where "
+                f"the model takes the option (--model-kwargs '{{\"patch_size\": {fits}}}')"
+            )
