@@ -122,6 +122,25 @@ def test_subset_rejects_impossible_sizes(fmnist: Dataset) -> None:
     assert fmnist.subset(None, None).x_train is fmnist.x_train
 
 
+@needs_fmnist
+def test_one_mnist_format_dataset_is_not_read_as_another(tmp_path: Path) -> None:
+    """The four files share their names: `mnist` with Fashion-MNIST's --data-root trained on Fashion-MNIST (helper)."""
+    with pytest.raises(DatasetNotFoundError, match=r"are fashion-mnist's .*not mnist's: point --data-root at mnist's"):
+        load_dataset("mnist", root=FMNIST_DIR)
+    with pytest.raises(DatasetNotFoundError, match="not mnist's"):
+        data.check_dataset_files("mnist", FMNIST_DIR)  # what --check and `autosparse datasets` ask
+    # a folder of MNIST's files (its test labels begin 7 2 1 0 4 …) is refused for fashion-mnist in turn
+    fake = tmp_path / "mnist"
+    fake.mkdir()
+    for stem in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte"):
+        (fake / f"{stem}.gz").symlink_to(FMNIST_DIR / f"{stem}.gz")
+    labels = bytes([0, 0, 8, 1]) + struct.pack(">i", 12) + bytes([7, 2, 1, 0, 4, 1, 4, 9, 5, 9, 0, 6])
+    (fake / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
+    with pytest.raises(DatasetNotFoundError, match="are mnist's"):
+        data.check_dataset_files("fashion-mnist", fake)
+    assert load_dataset("fashion-mnist", root=FMNIST_DIR, n_train=100, n_test=100).num_classes == 10
+
+
 def test_fashion_mnist_missing_root_names_the_fix(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()

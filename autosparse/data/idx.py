@@ -71,6 +71,34 @@ def find_idx(dirs: Sequence[Path]) -> dict[str, Path] | None:
     return None
 
 
+#: the first test labels of each MNIST-format dataset: the files share their names, so only their contents tell them apart
+TEST_LABELS_BEGIN = {
+    "fashion-mnist": (9, 2, 1, 1, 6, 1, 4, 6, 5, 7, 4, 5),
+    "mnist": (7, 2, 1, 0, 4, 1, 4, 9, 5, 9, 0, 6),
+}
+
+
+def _check_is(name: str, test_labels: Path) -> None:
+    """Refuse another MNIST-format dataset's files found where ``name``'s were looked for.
+
+    Why: a root folder holding four IDX files is read as any of these datasets, so `mnist` with the
+    `--data-root` of Fashion-MNIST trained on Fashion-MNIST under MNIST's name (helper). Twelve bytes
+    of the test labels are read; files of neither dataset (a user's own) pass.
+    """
+    opener = gzip.open if test_labels.suffix == ".gz" else open
+    try:
+        with opener(test_labels, "rb") as f:
+            head = tuple(f.read(8 + 12)[8:])
+    except (OSError, EOFError, zlib.error):
+        return  # read_idx says what is wrong with the file, when the data load
+    for other, begin in TEST_LABELS_BEGIN.items():
+        if other != name and head == begin:
+            raise DatasetNotFoundError(
+                f"the IDX files in {test_labels.parent} are {other}'s (their test labels begin "
+                f"{' '.join(map(str, begin[:5]))} …), not {name}'s: point --data-root at {name}'s files"
+            )
+
+
 def idx_dirs(root: Path, name: str, tv_class: str) -> list[Path]:
     """The folders under one data root that may hold a dataset's IDX files.
 
@@ -104,6 +132,7 @@ def _idx_files(
             )
             looked = ", ".join(str(d) for d in dirs)
             raise DatasetNotFoundError(f"{name} not found (looked in {looked}); " + ", or ".join(fixes))
+        _check_is(name, files["y_test"])
         return files
 
     return locate
