@@ -147,31 +147,86 @@ def run_jobs(
                 bar.set_postfix_str(key[-40:])
                 done(_call(fn, job, key))
         elif executor == "process":
-            n = workers or max(1, (os.cpu_count() or 1))
-            pool = ProcessPoolExecutor(
-                max_workers=n, mp_context=get_context("spawn"), initializer=_exit_with_parent, initargs=(os.getpid(),)
-            )
-            try:
-                futures = {pool.submit(_call, fn, job, key): key for job, key in zip(jobs, keys, strict=True)}
-                for fut in as_completed(futures):
-                    try:
-                        done(fut.result())
-                    except Exception as exc:  # the worker died (OOM, kill -9): BrokenProcessPool fails every job left
-                        done(JobOutcome(futures[fut], False, error=f"worker process died: {type(exc).__name__}: {exc}"))
-            except BaseException:
-                # Interrupted (Ctrl-C, SIGTERM): stop the workers now rather than leaving them
-                # running jobs nobody waits for; their unfinished jobs resume on the next run.
-                for proc in list((getattr(pool, "_processes", None) or {}).values()):
-                    proc.terminate()
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
-            pool.shutdown()
+            _run_pool(fn, list(zip(jobs, keys, strict=True)), workers or max(1, (os.cpu_count() or 1)), done)
         else:
             # each outcome as it arrives: a grid of hours showed its progress (and its failures) only at the end
             _run_ray(fn, jobs, keys, address=address, num_cpus=num_cpus, num_gpus=num_gpus, done=done)
     finally:
         bar.close()
     return outcomes
+
+
+#: how many pool breaks a job may be running through before it is failed rather than tried again
+POOL_TRIES = 2
+
+_started: Any = None  # in a pool's worker: the queue that tells the parent which job it took
+
+
+def _pool_worker(parent_pid: int, started: Any) -> None:
+    """Pool initializer: exit with the parent, and report each job taken on ``started``."""
+    global _started
+    _started = started
+    _exit_with_parent(parent_pid)
+
+
+def _call_in_pool(fn: Callable[[Any], Any], job: Any, key: str) -> JobOutcome:
+    _started.put(key)  # before the work: if this worker dies, the parent knows what it was running
+    return _call(fn, job, key)
+
+
+def _run_pool(
+    fn: Callable[[Any], Any], todo: list[tuple[Any, str]], n: int, done: Callable[[JobOutcome], None]
+) -> None:
+    """The jobs on a pool of ``n`` spawned processes; a pool broken by a dying worker is replaced.
+
+    Why replace it: when one worker dies (out of memory, ``kill -9``) the pool fails every job
+    left, those of the healthy workers and those not yet started included, so one killed run
+    stopped a grid of hours (helper). The unfinished jobs go to a fresh pool; a job that had
+    started before ``POOL_TRIES`` breaks (the one killing its worker, most likely) fails instead.
+    """
+    ctx = get_context("spawn")
+    tries: dict[str, int] = {}
+    while todo:
+        started = ctx.SimpleQueue()
+        pool = ProcessPoolExecutor(
+            max_workers=n, mp_context=ctx, initializer=_pool_worker, initargs=(os.getpid(), started)
+        )
+        broken: list[tuple[Any, str]] = []
+        try:
+            futures = {pool.submit(_call_in_pool, fn, job, key): (job, key) for job, key in todo}
+            for fut in as_completed(futures):
+                try:
+                    done(fut.result())
+                except Exception as exc:  # BrokenProcessPool: a worker died, and with it this pool
+                    broken.append(futures[fut])
+                    error = f"{type(exc).__name__}: {exc}"
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM): stop the workers now rather than leaving them
+            # running jobs nobody waits for; their unfinished jobs resume on the next run.
+            for proc in list((getattr(pool, "_processes", None) or {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+        taken = set()
+        while broken and not started.empty():
+            taken.add(started.get())
+        todo = []
+        if broken and not taken:  # no worker took any job: the pool cannot run here, and a new one would not either
+            for _job, key in broken:
+                done(JobOutcome(key, False, error=f"the process pool could not run a job: {error}"))
+            broken = []
+        for job, key in broken:
+            tries[key] = tries.get(key, 0) + (key in taken)
+            if tries[key] >= POOL_TRIES:
+                done(JobOutcome(key, False, error=f"its worker process died {POOL_TRIES} times running it: {error}"))
+            else:
+                todo.append((job, key))
+        if todo:
+            log.warning(
+                "a worker process died (out of memory, or killed); %d unfinished job(s) go to a fresh pool", len(todo)
+            )
+        started.close()
 
 
 def _check_reachable(address: str | None) -> None:
