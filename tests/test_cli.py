@@ -821,3 +821,20 @@ def test_an_empty_path_is_one_error_not_the_working_folder(argv: list[str], what
 
     assert main(argv) == 2
     assert f"error: {what} is empty (it would be the working folder); give a path" in capsys.readouterr().err
+
+
+def test_sigterm_stops_a_command_as_ctrl_c_does() -> None:
+    """SIGTERM (a scheduler's stop, `kill`) left no word, or Ray's crash dump (helper): now one line and 143."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [*CLI, "train", *SMALL, "--epochs", "100000", "--n-train", "256", "--n-test", "64"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(8)  # imports, the data, the first epochs
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "terminated;" in err and "Traceback" not in err, err

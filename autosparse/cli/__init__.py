@@ -21,7 +21,9 @@ import importlib.metadata
 import logging
 import os
 import pkgutil
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from autosparse import __version__
@@ -160,7 +162,31 @@ _PATH_ARGUMENTS = {
 }
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is, so it stops as on Ctrl-C: workers stopped, finished
+    steps kept, one line said (it printed nothing, or Ray's crash dump; helper)."""
+
+
+_signals: list[int] = []  # SIGTERM received during this command (a library may re-raise it as a KeyboardInterrupt)
+
+
+def _terminate(signum: int, frame: object) -> None:
+    _signals.append(signum)
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)  # only the main thread may set a signal handler
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    _signals.clear()
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
@@ -180,18 +206,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AutosparseError as exc:
         print(f"autosparse {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         # only the long jobs (gen, bench, store copy/refeaturize, demo) keep finished steps; a command that
         # writes its result at the end says so (resumes=False in its set_defaults)
+        terminated = isinstance(exc, Terminated) or bool(_signals)  # ray.wait re-raises it as a KeyboardInterrupt
+        stopped = "terminated" if terminated else "interrupted"
         if getattr(args, "resumes", True):
-            print("interrupted; finished steps are kept and a rerun resumes", file=sys.stderr)
+            print(f"{stopped}; finished steps are kept and a rerun resumes", file=sys.stderr)
         else:
             print(
-                f"interrupted; {args.command} writes its result when it ends, so nothing was written"
+                f"{stopped}; {args.command} writes its result when it ends, so nothing was written"
                 + getattr(args, "interrupted_save", ""),
                 file=sys.stderr,
             )
-        return 130
+        return 143 if terminated else 130  # 128 + the signal, as a shell reports it
     except BrokenPipeError:  # `autosparse store info S | head`: the reader left, which is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail again
         return 0

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -229,6 +231,16 @@ def _run_pool(
         started.close()
 
 
+def _take_back_sigterm(handler: Any) -> None:
+    """Give SIGTERM back to the handler it had before ``ray.init`` (the CLI's: stop as on Ctrl-C).
+
+    Why: ``ray.init`` installs its own handlers, so a SIGTERM to a Ray-driving `gen` or `bench`
+    printed Ray's crash dump and exited with SIGABRT, or exited 1 without a word (helper).
+    """
+    if threading.current_thread() is threading.main_thread() and handler is not None:
+        signal.signal(signal.SIGTERM, handler)
+
+
 def _check_reachable(address: str | None) -> None:
     """Ray retries an unreachable ``host:port`` for minutes with log spam; fail in seconds instead."""
     if not address or address == "auto" or "://" in address:
@@ -276,6 +288,7 @@ def _run_ray(
     started = False
     if not ray.is_initialized():
         _check_reachable(address)
+        on_sigterm = signal.getsignal(signal.SIGTERM)
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
         except ValueError as exc:  # "Invalid address format: bogus" came as a traceback
@@ -295,6 +308,7 @@ def _run_ray(
                 )
             ) from exc
         started = True
+        _take_back_sigterm(on_sigterm)
     try:
         _check_fits(ray, num_cpus, num_gpus)
         remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=0)(_call)
