@@ -176,3 +176,12 @@ def die_on_three(x: int) -> int:
     if x == 3:
         os._exit(1)
     return x * x
+
+
+def warn_and_square(x: int) -> int:
+    """A job that logs a warning and an info line."""
+    import logging
+
+    logging.getLogger("autosparse.jobtest").warning("job %d warns", x)
+    logging.getLogger("autosparse.jobtest").info("job %d informs", x)
+    return x * x

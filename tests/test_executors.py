@@ -6,6 +6,7 @@ A failing job is reported without stopping the others, a worker that dies is a f
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import _gen_helpers as helpers
@@ -182,3 +183,41 @@ def test_unreachable_ray_cluster_is_one_line_fast(tmp_path: Path, capsys: pytest
     assert cli_main([*args, "--address", "bogus"]) == 2  # was a 30-line ValueError traceback
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'bogus' is not a Ray address" in err[0] and "6379" in err[0]
+
+
+def test_pool_workers_log_as_the_parent_and_draw_no_bars(tmp_path: Path) -> None:
+    """A spawned worker starts with logging unset (its warnings came without level and name) and drew
+    its jobs' bars over the parent's (helper); it now logs warnings in the parent's format, no bars."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import logging, sys\n"
+        "import _gen_helpers as helpers\n"
+        "from autosparse.core.executors import run_jobs\n"
+        "if __name__ == '__main__':\n"
+        "    logging.basicConfig(format='%(levelname)s %(name)s: %(message)s')\n"
+        "    logging.getLogger('autosparse').setLevel(logging.INFO)\n"
+        "    out = run_jobs(helpers.warn_and_square, [2, 3], ['a', 'b'], executor='process', workers=2)\n"
+        "    print(sorted(o.value for o in out))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[4, 9]"
+    assert "WARNING autosparse.jobtest: job 2 warns" in proc.stderr
+    assert "job 2 informs" not in proc.stderr  # info stays in the worker: the parent says each job's end
+
+
+def test_a_progress_line_names_jobs_this_process_did_not_compute() -> None:
+    from autosparse.core.executors import JobOutcome, _state
+
+    assert _state(JobOutcome("k", True, {"run_id": "k"})) == ""
+    assert _state(JobOutcome("k", False, error="x")) == ", failed"
+    assert _state(JobOutcome("k", True, {"skipped": True, "elsewhere": True})) == ", in progress elsewhere"
+    # complete when its turn came (another process finished it after this one planned): not "done" here
+    assert _state(JobOutcome("k", True, {"skipped": True})) == ", done by another process"
+    assert (
+        _state(JobOutcome("k", True, {"skipped": True, "same_as_another_row": True})) == ", the same as another row's"
+    )

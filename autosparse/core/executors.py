@@ -8,10 +8,12 @@ reported without stopping the others, and a killed job is simply rerun.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import traceback
 from collections.abc import Callable, Sequence
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from autosparse.core.errors import AutosparseError, ConfigError, UnknownNameError
 
@@ -79,6 +82,19 @@ def is_elsewhere(outcome: JobOutcome) -> bool:
     once returned by :func:`~autosparse.core.claims.run_claimed_jobs`, completed there). Here so that a
     progress line does not read such a job as done by this process, which skipped it."""
     return outcome.ok and isinstance(outcome.value, dict) and bool(outcome.value.get("elsewhere"))
+
+
+def _state(outcome: JobOutcome) -> str:
+    """How a progress line names a finished job that this process did not compute."""
+    if not outcome.ok:
+        return ", failed"
+    if is_elsewhere(outcome):
+        return ", in progress elsewhere"
+    value = outcome.value if isinstance(outcome.value, dict) else {}
+    if value.get("same_as_another_row"):
+        return ", the same as another row's"
+    # found complete when its turn came: another process finished it after this one planned (helper)
+    return ", done by another process" if value.get("skipped") else ""
 
 
 def _call(fn: Callable[[Any], Any], job: Any, key: str) -> JobOutcome:
@@ -140,19 +156,22 @@ def run_jobs(
                 len(outcomes),
                 len(jobs),
                 outcome.key,
-                ", failed" if not outcome.ok else ", in progress elsewhere" if is_elsewhere(outcome) else "",
+                _state(outcome),
             )
 
+    # log lines through the bar (tqdm.write) where it draws: on a terminal they were glued onto its line
+    redirect = logging_redirect_tqdm() if not bar.disable else contextlib.nullcontext()
     try:
-        if executor == "local":
-            for job, key in zip(jobs, keys, strict=True):
-                bar.set_postfix_str(key[-40:])
-                done(_call(fn, job, key))
-        elif executor == "process":
-            _run_pool(fn, list(zip(jobs, keys, strict=True)), workers or max(1, (os.cpu_count() or 1)), done)
-        else:
-            # each outcome as it arrives: a grid of hours showed its progress (and its failures) only at the end
-            _run_ray(fn, jobs, keys, address=address, num_cpus=num_cpus, num_gpus=num_gpus, done=done)
+        with redirect:
+            if executor == "local":
+                for job, key in zip(jobs, keys, strict=True):
+                    bar.set_postfix_str(key[-40:])
+                    done(_call(fn, job, key))
+            elif executor == "process":
+                _run_pool(fn, list(zip(jobs, keys, strict=True)), workers or max(1, (os.cpu_count() or 1)), done)
+            else:
+                # each outcome as it arrives: a grid of hours showed its progress (and its failures) only at the end
+                _run_ray(fn, jobs, keys, address=address, num_cpus=num_cpus, num_gpus=num_gpus, done=done)
     finally:
         bar.close()
     return outcomes
@@ -164,11 +183,47 @@ POOL_TRIES = 2
 _started: Any = None  # in a pool's worker: the queue that tells the parent which job it took
 
 
-def _pool_worker(parent_pid: int, started: Any) -> None:
-    """Pool initializer: exit with the parent, and report each job taken on ``started``."""
+def _logging_setup() -> tuple[str | None, dict[str, int]]:
+    """The parent's log format and the levels set on its loggers, for a spawned worker to repeat."""
+    root = logging.getLogger()
+    fmt = next((h.formatter._fmt for h in root.handlers if h.formatter is not None), None)
+    levels = {"": root.level}
+    for name, logger in logging.root.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger) and logger.level != logging.NOTSET:
+            levels[name] = logger.level
+    return fmt, levels
+
+
+class _NoTerminal:
+    """A worker's stderr that says it is no terminal: its jobs' progress bars stay off."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _pool_worker(parent_pid: int, started: Any, logs: tuple[str | None, dict[str, int]]) -> None:
+    """Pool initializer: exit with the parent, report each job taken on ``started``, and log as the parent.
+
+    Why the last two: each worker drew its jobs' round bars over the parent's bar line, the
+    workers' bars interleaving, and printed its warnings without the parent's format (a spawned
+    process starts with logging unset; helper).
+    """
     global _started
     _started = started
     _exit_with_parent(parent_pid)
+    sys.stderr = _NoTerminal(sys.stderr)
+    fmt, levels = logs
+    logging.basicConfig(format=fmt) if fmt else logging.basicConfig()
+    for name, level in levels.items():
+        # warnings and errors only: a worker's lines reach the terminal beside the parent's bar, which
+        # cannot make room for them, and the parent already says each job's end
+        logging.getLogger(name or None).setLevel(max(level, logging.WARNING))
 
 
 def _call_in_pool(fn: Callable[[Any], Any], job: Any, key: str) -> JobOutcome:
@@ -191,7 +246,7 @@ def _run_pool(
     while todo:
         started = ctx.SimpleQueue()
         pool = ProcessPoolExecutor(
-            max_workers=n, mp_context=ctx, initializer=_pool_worker, initargs=(os.getpid(), started)
+            max_workers=n, mp_context=ctx, initializer=_pool_worker, initargs=(os.getpid(), started, _logging_setup())
         )
         broken: list[tuple[Any, str]] = []
         try:
