@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from data_gen.grid import GenConfig, expand_grid, generate
 
     cfg, where = resolve(args, GenConfig, ExecutorConfig)
+    where.check_fits_here(cfg.num_cpus)
     if args.check:
         return _check(cfg, args.store, args.config)
     outcomes = generate(cfg, args.store, **where.options())

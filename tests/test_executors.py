@@ -221,3 +221,20 @@ def test_a_progress_line_names_jobs_this_process_did_not_compute() -> None:
     assert (
         _state(JobOutcome("k", True, {"skipped": True, "same_as_another_row": True})) == ", the same as another row's"
     )
+
+
+def test_a_job_larger_than_the_local_ray_is_refused_before_anything_is_made(tmp_path: Path) -> None:
+    from autosparse.core.errors import ConfigError
+    from autosparse.core.executors import ExecutorConfig
+
+    cores = os.cpu_count() or 1
+    with pytest.raises(ConfigError, match=f"num_cpus={cores + 1}, but the local Ray .* {cores} CPUs"):
+        ExecutorConfig("ray").check_fits_here(cores + 1)
+    ExecutorConfig("ray").check_fits_here(cores)
+    ExecutorConfig("ray", address="auto").check_fits_here(cores + 1)  # a joined cluster is checked when joined
+    ExecutorConfig("process").check_fits_here(cores + 1)  # Ray's reservation: the pool ignores it
+    proc = helpers.run_cli(
+        "gen", "--config", str(helpers.write_config(tmp_path / "g.yaml")), "--store", str(tmp_path / "s.zarr"),
+        "--executor", "ray", "--num-cpus", str(cores + 1), "--check",
+    )  # fmt: skip
+    assert proc.returncode == 2 and "local Ray" in proc.stderr and not (tmp_path / "s.zarr").exists()

@@ -156,6 +156,8 @@ def resolve_bench(args: argparse.Namespace) -> tuple[Any, Any]:
         raise ConfigError(f"{flags}: only for the {other_kind} bench, and this is {_a(kind)} bench; drop them{hint}")
     pick_labelled_rows(args, cls, data)
     cfg, where = resolve(args, cls, ExecutorConfig, data=data)
+    if hasattr(cfg, "num_cpus"):  # the accuracy bench's jobs: the speed benches measure here, one at a time
+        where.check_fits_here(cfg.num_cpus)
     return cfg, where
 
 

@@ -58,6 +58,20 @@ class ExecutorConfig:
                 self.executor,
             )
 
+    def check_fits_here(self, num_cpus: float) -> None:
+        """Refuse, before anything is made, a job larger than the local Ray this command would start.
+
+        Why: the cluster's check ran only once Ray had started and the store been created, so a
+        ``num_cpus: 4`` grid on a 2-core machine passed ``--check`` and left an empty store (helper).
+        A cluster joined with ``--address`` is checked when joined, as before.
+        """
+        cores = os.cpu_count() or 1
+        if self.executor == "ray" and self.address is None and num_cpus > cores:
+            raise ConfigError(
+                f"each job asks for num_cpus={num_cpus:g}, but the local Ray this command starts has this machine's "
+                f"{cores} CPUs: lower num_cpus in the config (or its flag), or join a larger cluster with --address"
+            )
+
     def options(self) -> dict[str, Any]:
         """The keyword arguments of :func:`run_jobs` (and of the drivers that pass them on)."""
         return {"executor": self.executor, "address": self.address, "workers": self.workers}
