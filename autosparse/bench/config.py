@@ -70,7 +70,9 @@ class ImpSettings:
 
     rewind_step: int = 0  # 0 rewinds survivors to θ0; k > 0 to the weights after k steps of dense training
     criterion: Literal["magnitude", "snip", "flow"] = "magnitude"  # what each round prunes by
-    scope: Literal["global", "layerwise"] = "global"  # rank weights across the whole model or per layer
+    scope: Literal["global", "layerwise"] = (
+        "global"  # global: rank weights across the whole model | layerwise: per layer
+    )
     max_prune_fraction: float = 0.0  # most of the survivors one round may remove (extra rounds); 0 = no extra rounds
     round_epochs: float = 0.0
     """epochs each pruning round trains (0 = the bench's train.epochs, and a cell is its round's training);

@@ -87,7 +87,7 @@ def grasp_scores(
 class GraspConfig(PrunerConfig):
     """Defaults of Synaptic-Flow's ``GraSP`` (temp = 200, eps = 1e-10) and ``prune_loop``."""
 
-    scope: str = "global"  # --mask-scope global
+    scope: str = "global"  # global (one top-k over all layers, the paper's) | uniform | erk: per-layer counts
     temperature: float = 200.0  # logits / T in both passes (GraSP paper and both codes: T = 200)
     eps: float = 1e-10  # normaliser |Σ score| + eps
     train_mode: bool = False  # --prune-train-mode False: BatchNorm uses running stats

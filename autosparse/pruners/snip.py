@@ -60,7 +60,7 @@ def snip_scores(
 class SnipConfig(PrunerConfig):
     """Defaults of Synaptic-Flow (Tanaka et al. 2020, ``main.py`` / ``prune.py``)."""
 
-    scope: str = "global"  # --mask-scope global
+    scope: str = "global"  # global (one top-k over all layers, the paper's) | uniform | erk: per-layer counts
     train_mode: bool = False  # --prune-train-mode False: BatchNorm uses running stats
     normalize: bool = True  # SNIP.score divides by the global sum
 

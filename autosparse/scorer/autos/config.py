@@ -37,7 +37,9 @@ class AutosConfig(PrunerConfig):
     unit_scale: float = 0.0  # > 0 overrides the scorer card's unit scale (for validation sweeps)
     repair: int = 3  # connectivity-repair iterations (0 = off), see autosparse.topology.connectivity
     rehome: bool = True  # the repair gives dead weights its in-layer steps cannot place to layers with room
-    input_shape: tuple[int, ...] = ()  # not read: autos takes the shape from its pruning data (kept for every method)
+    input_shape: tuple[
+        int, ...
+    ] = ()  # one example's shape, where no pruning data gives it (the diagnostics read it too)
     rescale: bool = True  # keep extreme masks trainable at depth: rescale kept weights at θ0 (docs/SCORER.md)
     guard: str = "erk"  # layers out of the scorer's training range get this allocation: erk | synflow | off
     collapse: str = "synflow"  # no input→output path left: synflow (SynFlow's mask) | guard (guard's allocation) | off
