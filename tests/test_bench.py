@@ -482,11 +482,34 @@ def test_a_run_of_part_of_the_grid_keeps_the_folders_record_and_report(tiny_run,
     # --report-only with the part reports the whole grid too
     assert main(["bench", "--out", str(dst), "--report-only", "--methods", "random"]) == 0
     assert "| magnitude |" in (dst / "report.md").read_text()
-    # another recipe is another grid: it becomes the folder's record, as before
-    other = tiny_config(methods=["random"], seeds=[1], n_test=128)
-    run_bench(other, dst)
-    assert "n_test: 128" in (dst / "bench.yaml").read_text()
-    assert "| magnitude |" not in (dst / "report.md").read_text()
+
+
+def test_a_run_of_another_recipe_into_a_folder_is_refused_before_any_cell(
+    tiny_run, tmp_path: Path, capsys: pytest.CaptureFixture[str], train_calls: list[str]
+) -> None:
+    """`--train.epochs 2` into a folder of 1 replaced bench.yaml and the report with the new grid: the folder's
+    cells stayed in cells/ with nothing mentioning them, and --report-only could no longer show them."""
+    _, out, _ = tiny_run
+    dst = _copy(out, tmp_path)
+    record, report = (dst / "bench.yaml").read_text(), (dst / "report.md").read_text()
+    other = tiny_config(methods=["random"], seeds=[1], n_test=128, train={**TINY["train"], "epochs": 2})
+    with pytest.raises(
+        ConfigError, match=r"another recipe \(n_test 256 there, 128 here, train.epochs 1.* there, 2.* here"
+    ):
+        run_bench(other, dst)
+    assert (dst / "bench.yaml").read_text() == record and (dst / "report.md").read_text() == report
+    assert not train_calls
+    # --check says the same, and the CLI's one line names the fix
+    assert main(["bench", "--out", str(dst), "--check", "--train.epochs", "2"]) == 2
+    assert "train.epochs" in (err := capsys.readouterr().err) and "another --out" in err
+    assert main(["bench", "--out", str(dst), "--train.epochs", "2"]) == 2
+    assert "another --out" in capsys.readouterr().err and not train_calls
+    # cosmetic settings and a title are this bench still: a run of part of it keeps the whole grid
+    run = run_bench(
+        tiny_config(methods=["random"], seeds=[0], name="renamed", train={**TINY["train"], "num_threads": 2}), dst
+    )
+    md = run.report.path.read_text()
+    assert run.jobs_run == 0 and "# Bench: renamed" in md and "| magnitude |" in md
 
 
 def test_two_parts_run_into_a_fresh_folder_are_recorded_and_reported_together(tmp_path: Path) -> None:

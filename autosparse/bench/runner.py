@@ -209,19 +209,59 @@ GRID_LOCK = ".bench-grid.lock"
 
 def settings_unlike_record(out: Path, config: BenchConfig) -> list[str]:
     """The settings outside the grid's parts that its cells depend on (recipe, data sizes…) where ``config`` differs from
-    the bench ``out`` records; none when it records none or one this code cannot read. A report of
-    such a config is another bench's, under this folder's bench.yaml (review: `--report-only
-    --config OTHER` replaced the folder's report with a grid of "–")."""
+    the bench ``out`` records, each as ``name`` (``train.epochs``: a nested one by its flag's path); none when it
+    records none or one this code cannot read. A report of such a config is another bench's, under this folder's
+    bench.yaml (review: `--report-only --config OTHER` replaced the folder's report with a grid of "–")."""
+    return [name for name, _, _ in _recipe_changes(out, config)]
+
+
+def _recipe_changes(out: Path, config: BenchConfig) -> list[tuple[str, Any, Any]]:
+    """(setting, this config's value, the record's) for each setting :func:`settings_unlike_record` names."""
     try:
         recorded = load_config(BenchConfig, out / CONFIG_FILE) if (out / CONFIG_FILE).exists() else None
     except AutosparseError:
         return []
     if recorded is None:
         return []
-    mine, theirs = to_dict(config), to_dict(recorded)
-    for side in (mine, theirs):  # threads and test batches change no cell (their hashes leave them out)
-        side["train"] = {k: v for k, v in side["train"].items() if k not in COSMETIC_TRAIN_FIELDS}
-    return sorted(k for k in mine if k not in (*_PARTS, *_PRESENTATION) and mine[k] != theirs.get(k))
+    mine, theirs = _recipe(config), _recipe(recorded)
+    changes = []
+    for k in sorted(set(mine) | set(theirs)):
+        a, b = mine.get(k), theirs.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):  # train: one name per field, as its flags spell it
+            changes += [(f"{k}.{f}", a.get(f), b.get(f)) for f in sorted(set(a) | set(b)) if a.get(f) != b.get(f)]
+        elif a != b:
+            changes.append((k, a, b))
+    return changes
+
+
+def _recipe(config: BenchConfig) -> dict[str, Any]:
+    """The settings of ``config`` its cells depend on, beyond the grid's parts."""
+    d = {k: v for k, v in to_dict(config).items() if k not in (*_PARTS, *_PRESENTATION)}
+    # threads and test batches change no cell (their hashes leave them out)
+    d["train"] = {k: v for k, v in d["train"].items() if k not in COSMETIC_TRAIN_FIELDS}
+    return d
+
+
+def refuse_another_bench(out: Path, config: BenchConfig) -> None:
+    """Refuse a run of ``config`` into ``out`` when the folder records a bench of another recipe.
+
+    Why: such a run replaced bench.yaml and the report with its own grid, so the folder's earlier cells
+    stayed in cells/ with nothing mentioning them, and ``--report-only`` could no longer show them.
+    """
+    changes = _recipe_changes(out, config)
+    if not changes:
+        return
+    said = ", ".join(f"{k} {_short(b)} there, {_short(a)} here" for k, a, b in changes)
+    raise ConfigError(
+        f"--out {out} holds another bench: its {CONFIG_FILE} records another recipe ({said}), and this run would "
+        f"replace that record and its report, leaving its cells unreported; run this grid into another --out "
+        f"(the same recipe grows the folder's grid)"
+    )
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= 40 else text[:37] + "…"
 
 
 #: settings no cell depends on: a report under another title, gap row or cluster request is this bench's
@@ -229,14 +269,16 @@ _PRESENTATION = ("name", "gap_to", "num_cpus", "num_gpus", "data_root", "downloa
 
 
 def folder_config(out: Path, config: BenchConfig, *, say: bool = True) -> BenchConfig:
-    """The grid ``out`` records once this run's ``config`` joins it: where the recipe is the same
-    (everything but the rows, models, datasets, densities and seeds), the union of the two — the
-    recorded entries first, in their order, then the new ones; otherwise ``config`` itself.
+    """The grid ``out`` records once this run's ``config`` joins it: the union of the two — the recorded
+    entries first, in their order, then the new ones — with this run's title, gap row, cluster request,
+    data root and cosmetic training fields (the ones no cell depends on).
 
     Why: a run of some rows (``--methods snip`` while a new method is still being written) rewrote
     bench.yaml and the report with those rows alone, so the folder forgot its grid, and the report's
     verdict picked the best classic method among the rows of that run only. A grid is never shrunk
-    by a run: deleting bench.yaml does that (the cells stay).
+    by a run: deleting bench.yaml does that (the cells stay). A ``config`` of another recipe is
+    another bench, refused (:func:`refuse_another_bench`): it replaced the record, and the folder's
+    cells went unreported.
     """
     path = out / CONFIG_FILE
     if not path.exists():
@@ -245,14 +287,13 @@ def folder_config(out: Path, config: BenchConfig, *, say: bool = True) -> BenchC
         recorded = load_config(BenchConfig, path)
     except AutosparseError:
         return config  # a record this code cannot read: replaced, as before
+    refuse_another_bench(out, config)
     mine, theirs = to_dict(config), to_dict(recorded)
-    if mine == theirs or any(mine[k] != theirs[k] for k in mine if k not in _PARTS):
-        return config
-    merged = dict(theirs)
+    merged = dict(mine)
     for k in _PARTS:
         merged[k] = _union(k, theirs[k], mine[k])
     if merged == mine:
-        return config  # this run's grid renames entries of the record and adds none
+        return config  # this run's grid holds the record's (or renames entries of it) and adds none
     try:
         union = from_dict(BenchConfig, merged, where=str(path)).validate()
     except AutosparseError:
