@@ -4,10 +4,13 @@ much of the way to IMP does it get?
 A learned pruner (``autos``) is worth using at a density only if its masks train better than
 those of *every* classic pruning-at-initialisation method there, and its purpose is to close the
 gap to IMP, which finds its masks by training many times. The bench's accuracy table shows the
-numbers; this module states the verdict the same way every time — the hardest classic method per
-density (the smallest margin, each on the seeds it shares with the learned row), the margin, on how many seeds the learned method was above
-it (paired by seed: same initial weights, same training order), and its share of the gap to IMP
-— so a report is not read by eye, and a loss is printed as plainly as a win.
+numbers; this module states the verdict the same way every time — the best classic method per
+density (the highest mean over the seeds it finished, as the report's footnote says and the table's bold
+shows), the margin on the seeds it shares with the learned row, on how many of them the learned method was
+above it (paired by seed: same initial weights, same training order), and its share of the gap to IMP
+— so a report is not read by eye, and a loss is printed as plainly as a win. Where the best row lacks
+seeds the learned row has (its cells failed or are still to run), the verdict says so: its margin is
+then on fewer seeds than the learned row's mean.
 
 A row whose training diverged at a density (any seed: its cell's ``diverged``) trained towards
 chance, which says nothing about its mask: as in the accuracy table, such a classic row is not a
@@ -45,12 +48,20 @@ class Contest:
     classic_rows: int = 0  # classic rows of the grid; fewer with cells at this density are said in the table
     classic_compared: int = 0
     classic_diverged: int = 0  # classic rows left out here because their training diverged
+    classic_absent: int = 0  # classic rows with no cell at this density (not "sharing none of its seeds")
+    best_lacks: tuple[int, ...] = ()  # seeds the learned row finished and the best classic row did not
     diverged: bool = False  # the learned row's training diverged here: no verdict
     imp_diverged: bool = False  # IMP's training diverged here: no gap to measure against it
 
     @property
     def margin(self) -> float:
         return self.mean - self.best_mean
+
+    @property
+    def shown_margin(self) -> float:
+        """The margin as printed (0.1 points): a win, level or a loss is said by this, so "-0.0" never
+        stands next to "below it" (and 0.0 is never signed)."""
+        return round(self.margin, 1) + 0.0  # + 0.0: -0.0 becomes 0.0
 
     @property
     def gap_share(self) -> float | None:
@@ -100,14 +111,15 @@ def contests(config: BenchConfig, records: Sequence[dict[str, Any]], model: str,
         imp_cells = acc.get((imp, d)) if imp and not imp_diverged else None
         for name in learned:
             mine = acc.get((name, d)) or {}
-            # the hardest classic row: the smallest margin, each measured on the seeds it shares with this
-            # one (picked by all-seed means, the best row could be beaten on the paired seeds while another
-            # row, with fewer seeds, was above the learned one on its own)
+            # the best classic row as the footnote and the table's bold say: the highest mean over the seeds it
+            # finished (the first in the grid's order on a tie), among the rows that share a seed with this one —
+            # a margin between different seeds would not be one. It was the smallest margin on shared seeds,
+            # which named a row missing seeds (one whose other cells failed) for its one weak seed.
             pairs = {c: sorted(set(mine) & set(acc[(c, d)])) for c in present}
             rivals = [c for c in present if pairs[c]]
-            if not rivals:  # a margin between different seeds would not be one
+            if not rivals:
                 continue
-            best = min(rivals, key=lambda c, d=d, mine=mine, pairs=pairs: _paired_margin(mine, acc[(c, d)], pairs[c]))
+            best = max(rivals, key=lambda c, d=d: statistics.fmean(acc[(c, d)].values()))
             paired = pairs[best]
             theirs = acc[(best, d)]
             imp_seeds = paired if imp_cells and set(paired) <= set(imp_cells) else list(imp_cells or ())
@@ -125,17 +137,13 @@ def contests(config: BenchConfig, records: Sequence[dict[str, Any]], model: str,
                     classic_rows=len(classic),
                     classic_compared=len(rivals),
                     classic_diverged=sum((c, d) in diverged for c in classic if acc.get((c, d))),
+                    classic_absent=sum(not acc.get((c, d)) for c in classic),
+                    best_lacks=tuple(sorted(set(mine) - set(theirs))),
                     diverged=(name, d) in diverged,
                     imp_diverged=imp_diverged,
                 )
             )
     return out
-
-
-def _paired_margin(mine: dict[int, float], theirs: dict[int, float], seeds: Sequence[int]) -> tuple[float, float]:
-    """(learned − classic mean over ``seeds``, − classic mean): the smaller, the harder the rival."""
-    theirs_mean = statistics.fmean(theirs[s] for s in seeds)
-    return statistics.fmean(mine[s] for s in seeds) - theirs_mean, -theirs_mean
 
 
 def contest_table(rows: Sequence[Contest]) -> str:
@@ -147,8 +155,8 @@ def contest_table(rows: Sequence[Contest]) -> str:
         "|---|---:|---|---:|---:|---:|---:|",
     ]
     for c in rows:
-        share = c.gap_share
-        margin, above = f"{c.margin:+.1f}", f"{c.seeds_above} of {c.seeds_paired}"
+        share, shown = c.gap_share, c.shown_margin
+        margin, above = f"{shown:+.1f}" if shown else "0.0", f"{c.seeds_above} of {c.seeds_paired}"
         imp_text = f"{c.imp} ‡" if c.imp_diverged else "–" if c.imp_mean is None else f"{c.imp} {c.imp_mean:.1f}"
         if c.diverged:  # trained towards chance: its margin would measure the divergence, not the mask
             margin, above, share_text = "–", "–", "none: its training diverged ‡"
@@ -158,27 +166,39 @@ def contest_table(rows: Sequence[Contest]) -> str:
             share_text = "–"
         elif share is None:
             share_text = "none: IMP is not above it"
-        elif c.margin == 0:
+        elif shown == 0:
             share_text = "none: level with it"
-        elif c.margin < 0:
+        elif shown < 0:
             share_text = "none: below it"
         elif c.mean > c.imp_mean:  # past the reference, the ratio only says how small the gap was (1950%)
             share_text = f"all: {c.mean - c.imp_mean:+.1f} over IMP"
         else:
             share_text = f"{100 * share:.0f}%"
-        among = ""
-        if c.classic_diverged:
-            others = c.classic_rows - c.classic_compared - c.classic_diverged
-            among = f" ({c.classic_compared} of {c.classic_rows} classic rows compared: {c.classic_diverged} diverged"
-            among += f", {others} share none of its seeds)" if others else ")"
-        elif c.classic_compared < c.classic_rows:
-            among = f" ({c.classic_compared} of {c.classic_rows} classic rows share its seeds)"
         learned = f"{c.learned} ‡" if c.diverged else c.learned
         lines.append(
-            f"| {learned} | {sparsity_percent(c.density)} | {c.best} {c.best_mean:.1f}{among} | {margin} | "
+            f"| {learned} | {sparsity_percent(c.density)} | {c.best} {c.best_mean:.1f}{_notes(c)} | {margin} | "
             f"{above} | {imp_text} | {share_text} |"
         )
     return "\n".join(lines)
+
+
+def _notes(c: Contest) -> str:
+    """What the best classic entry needs said: seeds the named row lacks (its margin is on fewer seeds than
+    the learned row has), and why fewer classic rows than the grid's were compared — diverged, no cell at
+    this sparsity, or no seed in common (a row without cells here was counted as sharing none)."""
+    notes = []
+    if c.best_lacks:
+        seeds = ", ".join(map(str, c.best_lacks))
+        notes.append(f"lacks seed{'s' if len(c.best_lacks) > 1 else ''} {seeds} of {c.learned}'s")
+    unshared = c.classic_rows - c.classic_compared - c.classic_diverged - c.classic_absent
+    why = [f"{c.classic_diverged} diverged"] if c.classic_diverged else []
+    why += (
+        [f"{c.classic_absent} {'has' if c.classic_absent == 1 else 'have'} no cells here"] if c.classic_absent else []
+    )
+    why += [f"{unshared} share{'s' if unshared == 1 else ''} none of its seeds"] if unshared > 0 else []
+    if why:
+        notes.append(f"{c.classic_compared} of {c.classic_rows} classic rows compared: {', '.join(why)}")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 __all__ = ["LEARNED_METHODS", "Contest", "contest_table", "contests"]

@@ -353,10 +353,11 @@ def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence
             md += [
                 versus,
                 "",
-                "Best classic: the pruning-at-initialisation method with the highest mean at that sparsity (a row "
-                "whose training diverged, ‡, is not one, and a learned row that diverged gets no verdict). Seeds "
-                "above it: paired by seed (same initial weights, pruning batch and training order). Share of the gap: "
-                "(learned − best classic) / (IMP − best classic).",
+                "Best classic: the pruning-at-initialisation method with the highest mean at that sparsity over the "
+                "seeds it finished, among those sharing a seed with the learned row (a row whose training diverged, ‡, "
+                "is not one, and a learned row that diverged gets no verdict); its mean, the margin and the seeds "
+                "above it are on the seeds the two share (paired by seed: same initial weights, pruning batch and "
+                "training order). Share of the gap: (learned − best classic) / (IMP − best classic).",
                 "",
             ]
         if has:
