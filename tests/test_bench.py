@@ -963,12 +963,20 @@ def test_the_folder_grid_renames_one_to_one_and_keeps_every_new_row() -> None:
     assert _union("seeds", [0, 1], [1, 2]) == [0, 1, 2]
 
 
-def test_a_diverged_cell_is_strict_json_marked_and_not_the_best(tmp_path: Path) -> None:
+def test_a_diverged_cell_is_strict_json_marked_and_not_the_best(tmp_path: Path, monkeypatch) -> None:
     """A NaN loss was written as a bare NaN (JSON other readers refuse), and a diverged row's chance
-    accuracy was bolded as the column's best."""
+    accuracy was bolded as the column's best (and drawn in the plot as an ordinary point)."""
+    import autosparse.bench.report as report_module
+
+    drawn: list = []
+    real = report_module.plot_accuracy
+    monkeypatch.setattr(
+        report_module, "plot_accuracy", lambda p, series, *a, **k: drawn.extend(series) or real(p, series, *a, **k)
+    )
     methods = ["random", {"method": "snip", "label": "snip | wild"}, "imp"]  # imp: its IRP round's divergence
     cfg = tiny_config(methods=methods, densities=[0.1], seeds=[0], train={"epochs": 1, "lr": 1e6, "num_threads": 1})
     run_bench(cfg, tmp_path / "b")
+    assert [s.diverged for s in drawn] == [[True]] * 3  # drawn hollow and apart, as the table marks them ‡
     for path in [*(tmp_path / "b" / "cells").glob("*.json"), tmp_path / "b" / RESULTS_JSON]:
         json.loads(path.read_text(), parse_constant=pytest.fail)  # a bare NaN or Infinity fails here
     cells = list(_cells(tmp_path / "b").values())

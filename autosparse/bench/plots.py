@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import textwrap
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,48 @@ class Series:
     means: list[float]
     stds: list[float]
     reference: bool = False
+    diverged: list[bool] = field(default_factory=list)  # per density: some seed's training diverged (‡)
+
+
+#: markers cycled against the 10 colours; 9, coprime with 10, so the first 90 rows differ in both
+_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">")
+_LINESTYLES: tuple[Any, ...] = ("-", "--", ":", "-.")
+_POINTS: dict[str, Any] = {"capsize": 3, "linewidth": 1.4, "markersize": 5}
+#: more rows than this put the legend beside the axes: "best" found no free corner and sat on the data
+_LEGEND_INSIDE = 6
+
+
+def row_style(i: int) -> dict[str, Any]:
+    """The colour, marker and line style of a figure's ``i``-th (non-reference) row, different for every ``i``.
+
+    Why: past 10 rows the colour cycle repeated with one marker for all, so rows 0 and 10 were drawn alike.
+    The colour is ``i`` mod 10 and the marker ``i`` mod 9, which together tell apart ``i`` mod 90; the line
+    style counts the blocks of 90 (solid, dashed, dotted, dash-dot, then ever longer dashes).
+    """
+    from matplotlib import rcParams  # imported where drawn, as _figure does: the package stays light
+
+    cycle = rcParams["axes.prop_cycle"].by_key()["color"]
+    colours = cycle if len(cycle) >= 10 else [f"C{k}" for k in range(10)]
+    block = i // (10 * len(_MARKERS))
+    style = _LINESTYLES[block] if block < len(_LINESTYLES) else (0, (block, 1.5, 1, 1.5))
+    return {"color": colours[i % 10], "marker": _MARKERS[i % len(_MARKERS)], "linestyle": style}
+
+
+#: the reference row (IMP): black and dashed, in no other row's style
+REFERENCE_STYLE: dict[str, Any] = {"color": "black", "linestyle": "--", "marker": "s", "zorder": 3}
+
+
+def _legend(ax: Any, entries: int) -> None:
+    """Inside the axes for a few entries; to the right of them for more (the saved image takes it in).
+    The rows first, in their order, then the lines that explain them (dense, diverged)."""
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda k: not hasattr(handles[k], "lines"))  # errorbar containers
+    handles, labels = [handles[k] for k in order], [labels[k] for k in order]
+    if entries <= _LEGEND_INSIDE:
+        ax.legend(handles, labels, fontsize=8, loc="best")
+        return
+    ncol = 1 if entries <= 24 else 2
+    ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, ncol=ncol)
 
 
 def _figure(width: float, height: float):  # -> matplotlib.figure.Figure
@@ -51,24 +93,48 @@ def plot_accuracy(
     """Accuracy vs density on a log axis (sparsity grows to the right), error bars = std over seeds.
 
     A log density axis is what separates methods: on a linear sparsity axis 99%, 99.5% and 99.9%
-    crowd into the last few pixels, exactly where pruning methods differ.
+    crowd into the last few pixels, exactly where pruning methods differ. A point where some seed's
+    training diverged (the table's ‡, left out of its bold and the verdict) is drawn hollow and not
+    joined into its row's line: its mean measures the divergence, not the mask.
     """
     fig = _figure(7.0, 4.6)
     ax = fig.add_subplot(1, 1, 1)
+    entries, any_diverged, i = 0, False, 0
     for s in series:
         if not s.densities:
             continue
-        style = {"color": "black", "linestyle": "--", "marker": "s", "zorder": 3} if s.reference else {"marker": "o"}
-        ax.errorbar(
-            s.densities,
-            [100 * m for m in s.means],
-            yerr=[100 * v for v in s.stds],
-            label=s.label + (" (reference)" if s.reference else ""),
-            capsize=3,
-            linewidth=1.4,
-            markersize=4,
-            **style,
+        if s.reference:
+            style = dict(REFERENCE_STYLE)
+        else:
+            style, i = row_style(i), i + 1
+        label = s.label + (" (reference)" if s.reference else "")
+        bad = [bool(b) for b in s.diverged] + [False] * (len(s.densities) - len(s.diverged))
+        # the line runs through the other points and breaks at a diverged one (NaN): not joined across it
+        ys = [math.nan if b else 100 * m for m, b in zip(s.means, bad)]
+        if not all(bad):
+            ax.errorbar(s.densities, ys, yerr=[100 * v for v in s.stds], label=label, **_POINTS, **style)
+        lost = [k for k, b in enumerate(bad) if b]
+        if lost:
+            ax.errorbar(
+                [s.densities[k] for k in lost],
+                [100 * s.means[k] for k in lost],
+                yerr=[100 * s.stds[k] for k in lost],
+                label=label if all(bad) else None,
+                **{**_POINTS, **style, "linestyle": "none", "markerfacecolor": "white", "markersize": 7},
+            )
+            any_diverged = True
+        entries += 1
+    if any_diverged:  # one entry, last, says what a hollow point is
+        ax.plot(
+            [],
+            [],
+            linestyle="none",
+            marker="o",
+            color="grey",
+            markerfacecolor="white",
+            label="‡ diverged (hollow, not joined)",
         )
+        entries += 1
     if dense is not None:
         ax.axhline(100 * dense[0], color="grey", linestyle=":", linewidth=1, label=f"dense {100 * dense[0]:.1f}%")
     ax.set_xscale("log")
@@ -83,7 +149,7 @@ def plot_accuracy(
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(_wrapped(title, fig), fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    _legend(ax, entries + (dense is not None))
     fig.tight_layout()
     return _save(fig, path)
 
@@ -95,8 +161,11 @@ def plot_layer_densities(
     *,
     title: str,
     reference: str | None = None,
+    rows: Sequence[str] = (),
 ) -> Path:
     """Per-layer density (mean over seeds) of every method, one panel per bench density.
+
+    ``rows`` (the grid's row order) gives each method the style it has in the accuracy figure.
 
     Layer allocation is half of what makes a mask work at high sparsity (magnitude's collapse of
     the first layer, SynFlow's balance), so it is shown next to accuracy. Empty layers are drawn
@@ -112,18 +181,18 @@ def plot_layer_densities(
     floor = min([_FLOOR * 1e3, *positive, *densities]) / 4  # where an empty layer is drawn
     # one colour per method across panels, and one legend of every method: each panel restarted the
     # cycle and the legend was the first panel's, so a method missing there shifted the colours after it
-    methods = list(dict.fromkeys(label for d in densities for label in per_density[d]))
-    from matplotlib import rcParams  # imported where drawn, as _figure does: the package stays light
-
-    cycle = rcParams["axes.prop_cycle"].by_key()["color"]
-    colours = {m: cycle[i % len(cycle)] for i, m in enumerate(m for m in methods if m != reference)}
+    drawn = dict.fromkeys(label for d in densities for label in per_density[d])
+    methods = [m for m in rows if m in drawn] + [m for m in drawn if m not in rows]
+    # a marker and line style as well as a colour: past 10 methods the colours repeated (row_style)
+    styles = {m: row_style(i) for i, m in enumerate(m for m in methods if m != reference)}
+    if reference is not None:
+        styles[reference] = {k: v for k, v in REFERENCE_STYLE.items() if k != "zorder"}
     legend: dict[str, Any] = {}
     for i, d in enumerate(densities):
         ax = fig.add_subplot(nrows, ncols, i + 1)
         for label, dens in per_density[d].items():
             ys = [max(floor, dens.get(name, 0.0)) for name in layers]
-            style = {"color": "black", "linestyle": "--"} if label == reference else {"color": colours[label]}
-            (line,) = ax.plot(x, ys, marker="o", markersize=3, linewidth=1.1, label=label, **style)
+            (line,) = ax.plot(x, ys, markersize=4, linewidth=1.1, label=label, **styles[label])
             legend.setdefault(label, line)
             empty = [xi for xi, name in zip(x, layers) if dens.get(name, 0.0) <= 0.0]
             if empty:

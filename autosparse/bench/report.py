@@ -254,7 +254,9 @@ def _pairs(config: BenchConfig) -> list[tuple[str, str]]:
 def _plots(
     config: BenchConfig, records: Sequence[dict[str, Any]], out_dir: Path, model: str, dataset: str
 ) -> list[Path]:
-    stats = group(r for r in records if r["model"] == model and r["dataset"] == dataset)
+    mine = [r for r in records if r["model"] == model and r["dataset"] == dataset]
+    stats = group(mine)
+    diverged = {(r["label"], float(r["density"])) for r in mine if r.get("diverged")}  # the table's ‡
     densities = config.sorted_densities()
     series = []
     for m in config.methods:
@@ -266,6 +268,7 @@ def _plots(
                 [stats[(model, dataset, m.title(), d)].mean for d in ds],
                 [stats[(model, dataset, m.title(), d)].std for d in ds],
                 reference=m.is_imp,
+                diverged=[(m.title(), d) in diverged for d in ds],
             )
         )
     dense = dense_accuracy(records, model, dataset)
@@ -301,6 +304,7 @@ def _plots(
                 per_density,
                 title=f"per-layer density, {model} on {dataset} (mean over seeds)",
                 reference=imp,
+                rows=[m.title() for m in config.methods],
             )
         )
     return paths
