@@ -211,6 +211,35 @@ def test_a_bench_of_one_kind_refuses_a_folder_holding_another_kind(
         assert "holds a speed bench" in capsys.readouterr().err
     assert (sp / "report.md").read_text() == before and not (sp / "cells").exists() and not (sp / "bench.yaml").exists()
     assert main(["bench", "--check", "--config", str(speed_yaml), "--out", str(sp)]) == 0  # its own kind: fine
+    # its folder without --config: the way that works, not "pass --config", then "drop --report-only" (a loop)
+    for extra in (["--report-only"], []):
+        assert main(["bench", "--out", str(sp), *extra]) == 2
+        err = capsys.readouterr().err
+        assert f"autosparse bench --config THAT.yaml --out {sp}" in err and "measurement is reused" in err, err
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    (trained / "train_speed.json").write_text("{}")
+    assert main(["bench", "--out", str(trained), "--report-only"]) == 2
+    assert "holds a train_speed bench" in (err := capsys.readouterr().err) and "--config THAT.yaml" in err
+
+
+def test_a_bench_whose_every_measurement_failed_draws_no_empty_plot(tmp_path: Path, monkeypatch) -> None:
+    """It wrote and linked an empty figure, and its header said "? torch threads"."""
+    import autosparse.bench.speed as speed_module
+
+    one = {"model": "mlp", "model_kwargs": {"widths": [16]}, "dataset": "fake:fashion-mnist", "name": "mlp16"}
+    cfg = tiny_speed(models=[one], methods=["random"])
+    run_speed(cfg, tmp_path)
+    plot = next((tmp_path / "plots").glob("speed__*.png"))  # an earlier run's figure
+    monkeypatch.setattr(speed_module, "measure", lambda case: 1 / 0)
+    for p in (tmp_path / "measurements").glob("*.json"):
+        p.unlink()
+    result = run_speed(cfg, tmp_path)
+    assert not any(r["ok"] for r in result.rows)
+    md = (tmp_path / "report.md").read_text()
+    assert "plots/" not in md and not plot.exists()
+    assert "1 torch thread asked for," in md and "? torch" not in md
+    assert speed_module._fmt_weights(266) == "266" and speed_module._fmt_weights(2500) == "2.5k"
 
 
 def test_failed_measurement_is_recorded_not_fatal(tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ from autosparse.core.claims import claim, holder
 from autosparse.core.config import config_hash, from_dict, load_yaml, to_dict
 from autosparse.core.errors import ConfigError, UnknownNameError, check_density
 from autosparse.core.folders import make_output_dir, write_text
+from autosparse.core.text import count_of
 from autosparse.data import FAKE_PREFIX, dataset_info
 from autosparse.models import model_info
 from autosparse.pruners import available
@@ -357,9 +358,24 @@ def combine_rounds(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _fmt_weights(n: int | None) -> str:
+    """``0.27M``, ``44k``, ``2.5k``, ``266``: a model under 500 weights printed as "0k"."""
     if not n:
         return "?"
-    return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.0f}k"
+    if n >= 1e5:
+        return f"{n / 1e6:.2f}M"
+    if n >= 1e4:
+        return f"{n / 1e3:.0f}k"
+    return f"{n / 1e3:.1f}k" if n >= 1e3 else str(n)
+
+
+def _threads_text(first: dict[str, Any], config: SpeedConfig) -> str:
+    """How many torch threads the measurements ran with: "1 torch thread", and what was asked for where
+    no measurement finished to say (it printed "? torch threads")."""
+    if first.get("threads"):
+        return count_of(int(first["threads"]), "torch thread")
+    if config.num_threads > 0:
+        return count_of(config.num_threads, "torch thread") + " asked for"
+    return "torch threads: every core asked for (no measurement finished to say how many)"
 
 
 def speed_tables(config: SpeedConfig, rows: list[dict[str, Any]]) -> str:
@@ -466,19 +482,22 @@ def _write(
         if r.get("ok") and not r.get("floor"):
             series.setdefault(r["label"], []).append((int(r["weights"]), float(r["seconds"])))
     plot_name = f"speed__{slug(config.name or 'models')}.png"
-    plot_speed(
-        out / "plots" / plot_name,
-        series,
-        title=f"time to mask at density {config.density:g}",
-        reference=config.reference_spec().title(),
-    )
+    if series:
+        plot_speed(
+            out / "plots" / plot_name,
+            series,
+            title=f"time to mask at density {config.density:g}",
+            reference=config.reference_spec().title(),
+        )
+    else:  # every measurement failed: an empty figure says nothing, and an earlier run's would be another run's
+        (out / "plots" / plot_name).unlink(missing_ok=True)
     first = next((r for r in rows if r.get("ok")), {})
     failed = [r for r in rows if not r.get("ok")]
     md = [
         f"# Speed bench: {config.name or out.name}",
         "",
         f"Density {config.density:g}, pruning batch of {config.samples_per_class} samples per class, seed "
-        f"{config.seed}, device {first.get('device', config.device)}, {first.get('threads', '?')} torch threads, "
+        f"{config.seed}, device {first.get('device', config.device)}, {_threads_text(first, config)}, "
         f"{'one fresh process per measurement' if config.isolate else 'all in one process'}, minimum of "
         f"{config.repeats} repeat(s)"
         + (
@@ -491,8 +510,7 @@ def _write(
         "",
         tables,
         "",
-        f"![time to mask vs weights](plots/{plot_name})",
-        "",
+        *([f"![time to mask vs weights](plots/{plot_name})", ""] if series else []),
     ]
     if failed:
         md += ["Failed measurements:", ""]

@@ -75,7 +75,9 @@ def run(args: argparse.Namespace) -> int:
         # `bench --out DIR [--report-only]`: the grid that folder holds, not the default one
         args.config = str(Path(args.out) / CONFIG_FILE)
         log.info("reading the bench config %s", args.config)
-    elif not args.config and args.report_only and not _grid_flags(args):
+    elif not args.config and args.out and args.asked_kind is None and not _grid_flags(args):
+        _refuse_a_timing_folder(Path(args.out))  # the folder's own bench was asked for, and it has no bench.yaml
+    if not args.config and args.report_only and not _grid_flags(args):
         # the default grid's report of a folder made with another grid: every row "–", the old report gone
         folder = Path(args.out) if args.out else Path("runs") / "bench" / "accuracy"
         raise ConfigError(
@@ -97,6 +99,30 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(cfg, SpeedConfig):
         return _speed(cfg, where, args.report_only, out)
     return _accuracy(cfg, where, args.report_only, out)
+
+
+def _refuse_a_timing_folder(out: Path) -> None:
+    """``bench --out DIR [--report-only]`` on a speed or train_speed bench's folder: the way that works.
+
+    Why: the messages sent the user in a loop — "bench.yaml is missing, so pass --config", then "drop
+    --report-only", then "--out holds a speed bench" — while the way to the report is a rerun with the
+    bench's own YAML (a speed bench reuses every finished measurement).
+    """
+    from autosparse.bench.outputs import CONFIG_FILE, folder_kind
+
+    found = folder_kind(out)
+    if found is None or found[0] not in ("speed", "train_speed"):
+        return
+    kind, mark = found
+    again = (
+        "every finished measurement is reused, only failed ones are taken again, and the report is rewritten"
+        if kind == "speed"
+        else "it times every variant again: a train_speed bench has no --report-only"
+    )
+    raise ConfigError(
+        f"--out {out} holds a {kind} bench ({mark}), which has no {CONFIG_FILE} to report from: rerun it with the YAML it "
+        f"was run with, `autosparse bench --config THAT.yaml --out {out}` ({again})"
+    )
 
 
 def _grid_flags(args: argparse.Namespace) -> bool:
