@@ -16,7 +16,7 @@ from autosparse.bench.config import config_kind
 from autosparse.bench.floors import floor_config, run_floor
 from autosparse.bench.measure import Measurement, measure_isolated
 from autosparse.bench.speed import MEASURING_LOCK, speed_config_from_dict
-from autosparse.bench.train_speed import TrainSpeedConfig, TrainSpeedModel, run_train_speed
+from autosparse.bench.train_speed import TrainSpeedConfig, TrainSpeedModel, report, run_train_speed
 from autosparse.core.claims import claim
 from autosparse.core.errors import ConfigError, UnknownNameError
 from autosparse.data.pruning_data import PruningData
@@ -353,6 +353,10 @@ def test_train_speed_times_every_variant_interleaved(tmp_path: Path) -> None:
     assert row["ratio_to_dense"]["masked"] == pytest.approx(row["median"]["masked"] / row["median"]["dense"])
     md = (tmp_path / "report.md").read_text()
     assert "mlp-widths16 (256)" in md and "(×1.000)" in md
+    # a fast epoch in the accuracy report's seconds (":.2f" printed 0.00), and no "(× dense)" without dense
+    fast = {**row, "median": {"masked": 0.004, "hooks": 0.0031}, "seconds": {"masked": [0.004], "hooks": [0.0031]}}
+    text = report(dataclasses.replace(cfg, variants=["masked", "hooks"]), [{**fast, "ratio_to_dense": {}}])
+    assert "| 0.004 | 0.0031 |" in text and "× dense" not in text and "0.00 " not in text
     shipped = TrainSpeedConfig.from_yaml(REPO / "configs" / "bench" / "speed_train.yaml")
     assert [m.label() for m in shipped.models] == ["lenet_300_100", "resnet20"]
     assert config_kind(REPO / "configs" / "bench" / "speed_train.yaml") == "train_speed"

@@ -27,11 +27,12 @@ from typing import Any, Literal
 from tqdm.auto import tqdm
 
 from autosparse.bench.outputs import TRAIN_SPEED_JSON as RESULTS_FILE
-from autosparse.bench.report import markdown_table
+from autosparse.bench.report import format_seconds, markdown_table
 from autosparse.bench.speed import measuring
 from autosparse.core.config import from_dict, load_yaml, to_dict
 from autosparse.core.errors import ConfigError, check_density
 from autosparse.core.folders import write_text
+from autosparse.core.text import count_of
 from autosparse.data import FAKE_PREFIX, check_subset_sizes, dataset_info
 from autosparse.models import model_info
 from autosparse.pruners import prune
@@ -183,23 +184,30 @@ def _time_all(config: TrainSpeedConfig, out: Path) -> dict[str, Any]:
 
 
 def report(config: TrainSpeedConfig, rows: list[dict[str, Any]]) -> str:
-    header = ["model (examples per epoch)", *[f"{v} s (× dense)" for v in config.variants]]
+    """The table of medians, in the accuracy report's :func:`format_seconds` (a fixed ``:.2f`` printed a
+    fast epoch as 0.00), with the ratio to dense only where ``dense`` is a variant (the header said
+    "(× dense)" over columns of seconds alone)."""
+    ratio = " (× dense)" if "dense" in config.variants else ""
+    header = ["model (examples per epoch)", *[f"{v} s{ratio}" for v in config.variants]]
     body = []
     for r in rows:
         cells = [f"{r['model']} ({r['n_train']})"]
         for v in config.variants:
-            ratio = r["ratio_to_dense"].get(v)
-            cells.append(f"{r['median'][v]:.2f}" + (f" (×{ratio:.3f})" if ratio is not None else ""))
+            times = r["ratio_to_dense"].get(v)
+            cells.append(format_seconds(r["median"][v]) + (f" (×{times:.3f})" if times is not None else ""))
         body.append(cells)
     runs = "; ".join(
-        f"{r['model']} {v}: " + ", ".join(f"{t:.2f}" for t in r["seconds"][v]) for r in rows for v in config.variants
+        f"{r['model']} {v}: " + ", ".join(format_seconds(t) for t in r["seconds"][v])
+        for r in rows
+        for v in config.variants
     )
+    threads = count_of(config.num_threads, "torch thread") if config.num_threads else "all cores' torch threads"
     return "\n".join(
         [
             f"# Training speed: {config.name or 'masked vs dense'}",
             "",
             f"Median of {config.runs} runs of {config.epochs:g} epoch(s), variants interleaved; batch "
-            f"{config.batch_size}, {config.num_threads or 'all'} torch thread(s), device {config.device}, random "
+            f"{config.batch_size}, {threads}, device {config.device}, random "
             f"mask at density {config.density:g}. Seconds per `train` call, mask set-up and the final check included.",
             "",
             markdown_table(header, body),
