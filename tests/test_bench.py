@@ -986,3 +986,34 @@ def test_a_diverged_cell_is_strict_json_marked_and_not_the_best(tmp_path: Path, 
     assert rows[0].count(" | ") == rows[1].count(" | ") == 1, rows  # "snip \| wild" stays one cell
     assert all("‡" in row and "**" not in row for row in rows), rows
     assert "diverged" in (tmp_path / "b" / RESULTS_CSV).read_text().splitlines()[0]
+
+
+def test_labels_are_literal_in_the_tables_and_stale_figures_go(tmp_path: Path, monkeypatch) -> None:
+    """A row `random_*uniform*` rendered italic; a renamed model's figures stayed in plots/, unreferenced; and
+    a plot's title said "2 seeds" over the one seed that had finished."""
+    import autosparse.bench.report as report_module
+    from autosparse.bench.contest import contest_table, contests
+    from autosparse.bench.report import accuracy_table, write_report
+
+    rows = [{"method": "random", "label": "random_*uniform*"}, {"method": "magnitude", "label": "mag | x"}]
+    cfg = tiny_config(methods=[*rows, "autos"], densities=[0.1], seeds=[0, 1])
+    records = [
+        {"model": "m", "dataset": "d", "label": label, "density": 0.1, "seed": 0, "test_accuracy": acc}
+        for label, acc in (("random_*uniform*", 0.5), ("mag | x", 0.4), ("autos", 0.45))
+    ]
+    table = accuracy_table(cfg, records, "m", "d")
+    assert "| random\\_\\*uniform\\* | **50.0** (n=1) |" in table and "| mag \\| x | 40.0 (n=1) |" in table
+    verdict = contest_table(contests(cfg, records, "m", "d"))
+    assert "| autos | 90% | random\\_\\*uniform\\* 50.0 |" in verdict
+    # a report of a folder holding a figure of a model no longer in the grid, and a file of someone else's
+    out = tmp_path / "b"
+    grid = tiny_config(methods=["random"], densities=[0.1], seeds=[0], n_train=128, n_test=64)
+    run_bench(grid, out)
+    stale, other = out / "plots" / "accuracy__gone__fake-fashion-mnist.png", out / "plots" / "mine.png"
+    stale.write_bytes(b"old"), other.write_bytes(b"keep")
+    titles: list[str] = []
+    real = report_module.plot_accuracy
+    monkeypatch.setattr(report_module, "plot_accuracy", lambda *a, **k: titles.append(k["title"]) or real(*a, **k))
+    report = write_report(tiny_config(methods=["random"], densities=[0.1], seeds=[0, 1], n_train=128, n_test=64), out)
+    assert not stale.exists() and other.exists() and all(p.exists() for p in report.plots)
+    assert titles and "(1 of 2 seeds finished, 1 epoch)" in titles[0]

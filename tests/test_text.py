@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autosparse.core.text import count_of, name_list
+from autosparse.core.text import count_of, markdown_literal, name_list
 
 
 def test_a_long_list_shows_its_first_names_and_the_count_of_the_rest() -> None:
@@ -25,3 +25,9 @@ def test_sparsity_headers_stay_as_they_were_and_never_collide_at_100() -> None:
     ]  # fmt: skip
     # four significant digits read 100% for both: two columns of one name
     assert (sparsity_percent(0.00005), sparsity_percent(0.00002)) == ("99.995%", "99.998%")
+
+
+def test_a_label_is_its_own_text_in_markdown() -> None:
+    """``random_*uniform*`` rendered "uniform" in italics in a report's tables."""
+    assert markdown_literal("random_*uniform*") == "random\\_\\*uniform\\*"
+    assert markdown_literal("a\\b`c`~d~") == "a\\\\b\\`c\\`\\~d\\~" and markdown_literal("snip") == "snip"

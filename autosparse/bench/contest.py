@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autosparse.bench.config import BenchConfig
-from autosparse.core.text import sparsity_percent
+from autosparse.core.text import markdown_literal, sparsity_percent
 
 #: Registered methods that learn their masks from IRP sources (the contestants).
 LEARNED_METHODS = ("autos",)
@@ -157,7 +157,8 @@ def contest_table(rows: Sequence[Contest]) -> str:
     for c in rows:
         share, shown = c.gap_share, c.shown_margin
         margin, above = f"{shown:+.1f}" if shown else "0.0", f"{c.seeds_above} of {c.seeds_paired}"
-        imp_text = f"{c.imp} ‡" if c.imp_diverged else "–" if c.imp_mean is None else f"{c.imp} {c.imp_mean:.1f}"
+        imp = _cell(c.imp)
+        imp_text = f"{imp} ‡" if c.imp_diverged else "–" if c.imp_mean is None else f"{imp} {c.imp_mean:.1f}"
         if c.diverged:  # trained towards chance: its margin would measure the divergence, not the mask
             margin, above, share_text = "–", "–", "none: its training diverged ‡"
         elif c.imp_diverged:
@@ -174,12 +175,18 @@ def contest_table(rows: Sequence[Contest]) -> str:
             share_text = f"all: {c.mean - c.imp_mean:+.1f} over IMP"
         else:
             share_text = f"{100 * share:.0f}%"
-        learned = f"{c.learned} ‡" if c.diverged else c.learned
+        learned = _cell(c.learned) + (" ‡" if c.diverged else "")
+        best = _cell(c.best)
         lines.append(
-            f"| {learned} | {sparsity_percent(c.density)} | {c.best} {c.best_mean:.1f}{_notes(c)} | {margin} | "
+            f"| {learned} | {sparsity_percent(c.density)} | {best} {c.best_mean:.1f}{_notes(c)} | {margin} | "
             f"{above} | {imp_text} | {share_text} |"
         )
     return "\n".join(lines)
+
+
+def _cell(label: str) -> str:
+    """A row label as its own text in a table cell: no emphasis, and a "|" that does not split the row."""
+    return markdown_literal(label).replace("|", "\\|")
 
 
 def _notes(c: Contest) -> str:
@@ -189,7 +196,7 @@ def _notes(c: Contest) -> str:
     notes = []
     if c.best_lacks:
         seeds = ", ".join(map(str, c.best_lacks))
-        notes.append(f"lacks seed{'s' if len(c.best_lacks) > 1 else ''} {seeds} of {c.learned}'s")
+        notes.append(f"lacks seed{'s' if len(c.best_lacks) > 1 else ''} {seeds} of {_cell(c.learned)}'s")
     unshared = c.classic_rows - c.classic_compared - c.classic_diverged - c.classic_absent
     why = [f"{c.classic_diverged} diverged"] if c.classic_diverged else []
     why += (

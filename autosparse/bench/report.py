@@ -24,7 +24,7 @@ from autosparse.core import json_text
 from autosparse.core.config import config_hash, to_dict
 from autosparse.core.executors import JobOutcome
 from autosparse.core.folders import make_output_dir, write_text
-from autosparse.core.text import count_of, sparsity_percent
+from autosparse.core.text import count_of, markdown_literal, sparsity_percent
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def group(records: Iterable[dict[str, Any]], field_name: str = "test_accuracy") 
 
 
 def _row_name(title: str, reference: bool) -> str:
-    return f"{title} *(reference)*" if reference else title
+    return f"{markdown_literal(title)} *(reference)*" if reference else markdown_literal(title)
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -273,7 +273,12 @@ def _plots(
         )
     dense = dense_accuracy(records, model, dataset)
     stem = f"{slug(model)}__{slug(dataset)}"
-    title = f"{model} on {dataset} ({count_of(len(config.seeds), 'seed')}, {count_of(config.train.epochs, 'epoch')})"
+    # the seeds the points are means over: the grid's count, while some have no cell yet, said so
+    done = {r["seed"] for r in mine}
+    seeds = count_of(len(config.seeds), "seed")
+    if len(done) < len(config.seeds):
+        seeds = f"{len(done)} of {seeds} finished"
+    title = f"{model} on {dataset} ({seeds}, {count_of(config.train.epochs, 'epoch')})"
     paths = [
         plot_accuracy(
             out_dir / PLOTS_DIR / f"accuracy__{stem}.png",
@@ -308,6 +313,23 @@ def _plots(
             )
         )
     return paths
+
+
+#: the names this report gives its figures (``_plots``): only these are its to remove
+_PLOT_PATTERNS = ("accuracy__*.png", "layers__*.png")
+
+
+def _remove_stale_plots(out: Path, drawn: Sequence[Path]) -> None:
+    """Remove this report's figures that it no longer draws (a renamed model's, a removed dataset's).
+
+    Why: they stayed in plots/ beside the new ones, unreferenced, and read as this grid's. Only files of
+    the names the report itself gives are touched; anything else in plots/ is someone else's.
+    """
+    keep = {p.name for p in drawn}
+    for pattern in _PLOT_PATTERNS:
+        for path in (out / PLOTS_DIR).glob(pattern):
+            if path.name not in keep and path.is_file():
+                path.unlink(missing_ok=True)
 
 
 def _data_size(config: BenchConfig) -> str:
@@ -382,6 +404,7 @@ def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence
                 time_table(config, records, model, dataset),
                 "",
             ]
+    _remove_stale_plots(out, plots)
     done = len(records)
     md += ["## Status", "", f"{done} of {done + len(missing)} cells finished."]
     if missing:

@@ -39,7 +39,7 @@ from autosparse.core.claims import claim, holder
 from autosparse.core.config import config_hash, from_dict, load_yaml, to_dict
 from autosparse.core.errors import ConfigError, UnknownNameError, check_density
 from autosparse.core.folders import make_output_dir, write_text
-from autosparse.core.text import count_of
+from autosparse.core.text import count_of, markdown_literal
 from autosparse.data import FAKE_PREFIX, dataset_info
 from autosparse.models import model_info
 from autosparse.pruners import available
@@ -386,7 +386,7 @@ def speed_tables(config: SpeedConfig, rows: list[dict[str, Any]]) -> str:
     methods = [label for label in methods if not label.endswith(" floor") or label[: -len(" floor")] in floored]
     models = [m.label() for m in config.models]
     weights = {m: next((r.get("weights") for r in rows if r["model"] == m and r.get("weights")), None) for m in models}
-    header = ["method", *[f"{m} ({_fmt_weights(weights[m])})" for m in models]]
+    header = ["method", *[f"{markdown_literal(m)} ({_fmt_weights(weights[m])})" for m in models]]
     ref = config.reference_spec().title()
 
     def cell(model: str, label: str) -> dict[str, Any] | None:
@@ -395,7 +395,7 @@ def speed_tables(config: SpeedConfig, rows: list[dict[str, Any]]) -> str:
     def table(fmt: Any, labels: list[str] = methods) -> str:
         body = []
         for label in labels:
-            row = [label + (" *(reference)*" if label == ref else "")]
+            row = [markdown_literal(label) + (" *(reference)*" if label == ref else "")]
             for model in models:
                 r = cell(model, label)
                 if r is None:

@@ -32,7 +32,7 @@ from autosparse.bench.speed import measuring
 from autosparse.core.config import from_dict, load_yaml, to_dict
 from autosparse.core.errors import ConfigError, check_density
 from autosparse.core.folders import write_text
-from autosparse.core.text import count_of
+from autosparse.core.text import count_of, markdown_literal
 from autosparse.data import FAKE_PREFIX, check_subset_sizes, dataset_info
 from autosparse.models import model_info
 from autosparse.pruners import prune
@@ -191,7 +191,7 @@ def report(config: TrainSpeedConfig, rows: list[dict[str, Any]]) -> str:
     header = ["model (examples per epoch)", *[f"{v} s{ratio}" for v in config.variants]]
     body = []
     for r in rows:
-        cells = [f"{r['model']} ({r['n_train']})"]
+        cells = [f"{markdown_literal(r['model'])} ({r['n_train']})"]
         for v in config.variants:
             times = r["ratio_to_dense"].get(v)
             cells.append(format_seconds(r["median"][v]) + (f" (×{times:.3f})" if times is not None else ""))

@@ -34,4 +34,14 @@ def sparsity_percent(density: float) -> str:
     return f"{text}%"
 
 
-__all__ = ["count_of", "name_list", "sparsity_percent"]
+#: what markdown reads as emphasis, code, strikethrough or an escape
+_MARKUP = str.maketrans({c: "\\" + c for c in "\\*_`~"})
+
+
+def markdown_literal(label: str) -> str:
+    """``label`` as its own text in markdown: a bench row ``random_*uniform*`` rendered "uniform" in
+    italics in a report's tables (``|``, which splits a table's row, is the table's to escape)."""
+    return label.translate(_MARKUP)
+
+
+__all__ = ["count_of", "markdown_literal", "name_list", "sparsity_percent"]
