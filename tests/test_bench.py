@@ -712,7 +712,8 @@ def test_a_retrained_scorer_recomputes_its_cells_under_the_same_ids(tmp_path: Pa
     autos_id = next(c for c in before if "__autos__" in c)
     old_sha = json.loads((scorer / "card.json").read_text())["weights_sha256"]
     assert before[autos_id]["method_identity"]["scorer_sha256"] == old_sha
-    assert "method_identity" not in next(v for c, v in before.items() if "__magnitude__" in c)
+    magnitude = next(v for c, v in before.items() if "__magnitude__" in c)
+    assert set(magnitude["method_identity"]) == {"config_sha256"}  # its hyperparameters as resolved, no scorer
 
     # "retrain": another valid scorer under the same path
     shutil.rmtree(scorer)
@@ -730,7 +731,9 @@ def test_a_retrained_scorer_recomputes_its_cells_under_the_same_ids(tmp_path: Pa
 
 def test_a_card_edit_that_moves_the_masks_recomputes_the_cells(tmp_path: Path) -> None:
     """``train-scorer --add-unit-head --unit-scale`` rewrites the card and leaves the weights' hash: the
-    bench kept the old scale's cell. Cells made before the card was hashed are judged by what they record."""
+    bench kept the old scale's cell. A cell made before the card was hashed (2026-12-04) or before cells
+    recorded any identity (2026-12-01) cannot show it was made with this card: it is recomputed (helper:
+    such cells were reused after the scorer changed)."""
     from autosparse.bench.cells import read_current_cell
 
     scorer = tmp_path / "scorer"
@@ -746,8 +749,11 @@ def test_a_card_edit_that_moves_the_masks_recomputes_the_cells(tmp_path: Path) -
     older = {k: v for k, v in identity.items() if k != "card_sha256"}  # a cell written before 2026-12-04
     record = json.loads(cell.read_text())
     cell.write_text(json.dumps({**record, "method_identity": older}))
-    assert read_current_cell(cell, identity) is not None
+    assert read_current_cell(cell, identity) is None
+    cell.write_text(json.dumps({k: v for k, v in record.items() if k != "method_identity"}))
+    assert read_current_cell(cell, identity) is None
     cell.write_text(json.dumps(record))
+    assert read_current_cell(cell, identity) is not None
     card = json.loads((scorer / "card.json").read_text())
     card["units"]["scale"] = 0.123  # what the unit head's rescaling writes
     (scorer / "card.json").write_text(json.dumps(card))
@@ -755,6 +761,30 @@ def test_a_card_edit_that_moves_the_masks_recomputes_the_cells(tmp_path: Path) -
     assert missing and not records
     # a key recorded but no longer in the identity (evidence taken off the card) makes a cell stale too
     assert read_current_cell(cell, {k: v for k, v in identity.items() if k != "scorer_sha256"}) is None
+
+
+def test_a_changed_default_recomputes_a_cell_and_older_cells_are_judged_by_their_config(tmp_path: Path) -> None:
+    """A default added or changed since a cell (autos' rehome, 2026-12-03) changes masks that the
+    hparams as written, and so the cell id, do not show: the old cell was reused (helper)."""
+    from autosparse.bench.cells import read_current_cell
+
+    cfg = tiny_config(methods=["magnitude"], densities=[0.1], seeds=[0])
+    out = tmp_path / "out"
+    run_bench(cfg, out)
+    (cell,) = (out / "cells").glob("*.json")
+    record = json.loads(cell.read_text())
+    (job,) = plan_jobs(cfg.validate(), out)
+    identity = job.spec.method_identity()
+    assert read_current_cell(cell, identity) is not None
+    # a cell from before cells recorded an identity: judged by the configuration it recorded
+    bare = {k: v for k, v in record.items() if k != "method_identity"}
+    cell.write_text(json.dumps(bare))
+    assert read_current_cell(cell, identity) is not None
+    cell.write_text(json.dumps({**bare, "pruner_config": {**record["pruner_config"], "scope": "erk"}}))
+    assert read_current_cell(cell, identity) is None and job.missing()
+    # one recording neither (the oldest) cannot be judged by it, and is kept
+    cell.write_text(json.dumps({k: v for k, v in bare.items() if k != "pruner_config"}))
+    assert read_current_cell(cell, identity) is not None
 
 
 def test_a_missing_scorer_does_not_stop_planning(tmp_path: Path) -> None:

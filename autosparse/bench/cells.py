@@ -9,7 +9,8 @@ A cell id is readable (``lenet_300_100__fashion-mnist__snip__d0.01__s0``) and en
 hash of everything that determines the number, so a changed recipe makes new cells instead of
 silently reusing old ones, while adding a method or a seed leaves existing cells valid. Files
 are written to a temporary name and renamed, so a killed job leaves either nothing or a
-complete cell; a complete cell is never recomputed. A job claims ``.claims/<job id>.lock``
+complete cell; a complete cell is never recomputed unless its method changed under it (a default,
+a scorer's weights or card: :func:`read_current_cell`), and then the old one is kept. A job claims ``.claims/<job id>.lock``
 (:mod:`autosparse.core.claims`) before it computes anything, so two bench processes on one
 folder divide the grid between them instead of both computing the same cell.
 """
@@ -84,9 +85,13 @@ class CellSpec:
         if self.method.is_imp:
             return {}
         try:
-            return make_pruner(self.method.method, self.method.hparams).config.identity()
+            config = make_pruner(self.method.method, self.method.hparams).config
+            identity = config.identity()
         except (CheckpointError, UnknownNameError):
             return None
+        # every hyperparameter as resolved, defaults included: a default changed or added since the cell
+        # (autos' rehome) changes masks that the hparams as written, and so the cell id, do not show
+        return {**identity, CONFIG_KEY: config_sha256(dataclasses.asdict(config))}
 
     def stem(self) -> str:
         return "__".join(slug(p) for p in (self.model.label(), self.data.dataset, self.method.title()))
@@ -259,26 +264,39 @@ def read_cell(path: str | Path) -> dict[str, Any] | None:
 
 
 def read_current_cell(path: str | Path, identity: dict[str, Any] | None) -> dict[str, Any] | None:
-    """:func:`read_cell`, but None for a cell whose recorded method identity (a scorer's weights)
-    differs from ``identity``: a scorer retrained under the same name must not reuse cells of the
-    old weights. Cells that record none (made before 2026-12-01) and an unresolvable ``identity``
-    count as current, and a key the cell's record predates is not compared."""
+    """:func:`read_cell`, but None for a cell whose recorded method identity differs from ``identity``:
+    a scorer retrained under the same name, or a method whose resolved hyperparameters changed (a
+    default), must not reuse cells made the old way.
+
+    A cell made before a key was recorded differs in it too: an ``autos`` cell from before 2026-12-01
+    (no identity) or 2026-12-04 (no card hash) was reused after the scorer changed (helper). Its
+    resolved hyperparameters are read from its ``pruner_config`` where its identity lacks their hash;
+    a cell recording neither is judged by the rest. An unresolvable ``identity`` counts as current.
+    """
     record = read_cell(path)
-    if record is None or not identity or "method_identity" not in record:
+    if record is None or not identity:
         return record
-    recorded = record["method_identity"]
+    recorded = record.get("method_identity", {})
     if not isinstance(recorded, dict):
         return None
+    if CONFIG_KEY not in recorded and isinstance(record.get("pruner_config"), dict):
+        recorded = {**recorded, CONFIG_KEY: config_sha256(record["pruner_config"])}
     for key in set(recorded) | set(identity):  # a key on one side only differs too (evidence removed)
-        if key in _IDENTITY_ADDED_LATER and key not in recorded:
-            continue
+        if key == CONFIG_KEY and key not in recorded:
+            continue  # a cell from before cells recorded their configuration: nothing to compare
         if recorded.get(key) != identity.get(key):
             return None  # _set_aside_stale says so when it is recomputed
     return record
 
 
-#: identity keys cells made before them do not record: those cells are judged by the keys they have
-_IDENTITY_ADDED_LATER = frozenset({"card_sha256"})  # 2026-12-04
+#: the identity key of a method's hyperparameters as resolved (defaults included)
+CONFIG_KEY = "config_sha256"
+
+
+def config_sha256(config: dict[str, Any]) -> str:
+    """A hash of a pruner configuration as a cell's JSON holds it (tuples as lists, NaN as null)."""
+    text = json.dumps(json.loads(json_text.dumps(config, default=str)), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _set_aside_stale(path: Path, identity: dict[str, Any] | None) -> None:
@@ -295,8 +313,8 @@ def _set_aside_stale(path: Path, identity: dict[str, Any] | None) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     os.replace(path, dst)
     log.warning(
-        "bench cell %s was made with another version of its scorer (weights, density or student evidence): recomputing "
-        "it; the old one is in %s",
+        "bench cell %s was made with another version of its method (its scorer's weights, card or evidence, or a "
+        "hyperparameter default; or by an autosparse that did not record them): recomputing it; the old one is in %s",
         path.name,
         dst,
     )
