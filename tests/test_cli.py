@@ -704,6 +704,12 @@ def test_train_refuses_to_replace_a_finished_result_that_is_not_its_own(tmp_path
     said = capsys.readouterr().err
     assert "finished result of another training (it differs in data, train.lr" in said and "delete" in said
     assert ((t / "metrics.json").read_bytes(), (t / "model.safetensors").read_bytes()) == before
+    # an older autosparse's result records no fingerprint: not "another training", which it may not be (helper)
+    older = {k: v for k, v in json.loads(before[0]).items() if k not in ("fingerprint", "described")}
+    (t / "metrics.json").write_text(json.dumps(older))
+    assert main([*base, "--out", str(t)]) == 2
+    said = capsys.readouterr().err
+    assert "a training by an older autosparse" in said and "another training" not in said
     from autosparse.scorer.checkpoint import SHIPPED_DIR
 
     shutil.copytree(SHIPPED_DIR / "autos_mlp", tmp_path / "scorer")

@@ -220,6 +220,12 @@ def _check_out_holds_nothing_else(out: Path, fingerprint: str, described: dict) 
 
     described = json.loads(json_text.dumps(described))  # as the record reads back: lists, not tuples
     metrics = _recorded(out)
+    if metrics is not None and "fingerprint" not in metrics:
+        # an older autosparse's result: it cannot be matched to this training, which may well be the same (helper)
+        raise ConfigError(
+            f"--out {out} holds the result of a training by an older autosparse, which recorded no fingerprint to "
+            f"tell whether it is this one; delete {out / METRICS} to train this one there, or give another --out"
+        )
     if metrics is not None and metrics.get("fingerprint") != fingerprint:
         old = metrics.get("described") if isinstance(metrics.get("described"), dict) else None
         changed = sorted(k for k in {*old, *described} if old.get(k) != described.get(k)) if old else []
