@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from autosparse.core.config import add_arguments, add_config_argument, resolve
+from autosparse.core.errors import disk_full
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for o in failed:
         print(f"FAILED {o.key}: {o.error.splitlines()[0] if o.error else ''}")
-    if any("No space left on device" in (o.error or "") for o in failed):
+    if any(disk_full(o.error) for o in failed):
         # each run failed on a bare OSError (or a SafetensorError) with no fix named (helper)
         print(
             "the disk is full: free space (or move --store and its .work folder elsewhere) and rerun the same "

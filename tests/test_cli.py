@@ -844,3 +844,39 @@ def test_sigterm_stops_a_command_as_ctrl_c_does() -> None:
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143 and "terminated;" in err and "Traceback" not in err, err
+
+
+def test_a_full_disk_is_one_line_naming_the_fix(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """Every writer but gen died with a traceback from whichever library was writing (helper)."""
+    import errno
+
+    import autosparse.cli as cli
+
+    real = cli.build_parser
+    raised: list[BaseException] = []
+
+    def full(args: argparse.Namespace) -> int:
+        raise raised[-1]
+
+    def parser() -> argparse.ArgumentParser:
+        p = real()
+        p._subparsers._group_actions[0].choices["prune"].set_defaults(func=full)  # type: ignore[union-attr]
+        return p
+
+    monkeypatch.setattr(cli, "build_parser", parser)
+    try:  # torch.save through a Python file: its own error, raised while handling the file's ENOSPC
+        raise OSError(errno.ENOSPC, "No space left on device", "/data/out/train-state.pt.tmp")
+    except OSError:
+        try:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+        except RuntimeError as exc:
+            raised.append(exc)
+    raised.append(RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)"))
+    for _ in range(2):
+        assert cli.main(["prune"]) == 2
+        err = capsys.readouterr().err
+        assert "error: the disk is full" in err and "free space" in err and "Traceback" not in err, err
+        raised.pop()
+    raised.append(RuntimeError("a bug"))
+    with pytest.raises(RuntimeError, match="a bug"):  # anything else keeps its traceback
+        cli.main(["prune"])

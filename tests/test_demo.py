@@ -467,3 +467,28 @@ def test_on_a_pool_the_run_waited_for_is_the_one_another_process_holds(tmp_path,
     where = ExecutorConfig("process", workers=2)
     done = demo_run._source_runs(specs, tmp_path / "s.zarr", where, SimpleNamespace(note=lambda _: None))  # type: ignore[arg-type]
     assert calls == [["a", "b"], ["b"]] and done == 2  # "a" generated here, "b" once the other process let go
+
+
+def test_an_unreadable_scorer_stamp_means_train_again(tmp_path: Path) -> None:
+    """A stamp left empty by a full disk failed every later demo with a JSONDecodeError (helper)."""
+    from autosparse.demo.run import _stamp_key
+
+    stamp = tmp_path / "demo_config.json"
+    assert _stamp_key(stamp) is None
+    for text in ("", "[1]", '{"key": 3}', "{"):
+        stamp.write_text(text)
+        assert _stamp_key(stamp) is None, text
+    stamp.write_text('{"key": "k"}')
+    assert _stamp_key(stamp) == "k"
+
+
+def test_the_demo_command_fails_when_bench_jobs_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """It exited 0 with failed cells in its table, so a script or CI read it as success (helper)."""
+    import types
+
+    import autosparse.demo as demo
+    from autosparse.cli import main
+
+    for failed, code in ((2, 1), (0, 0)):
+        monkeypatch.setattr(demo, "run_demo", lambda cfg, executor, n=failed: types.SimpleNamespace(failed_jobs=n))
+        assert main(["demo"]) == code

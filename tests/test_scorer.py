@@ -724,6 +724,29 @@ def test_a_reader_finishing_a_save_moves_that_saves_files_only(scorer_dir, tmp_p
     assert (copy / f".{WEIGHTS_FILE}.othersave.pending").exists()
 
 
+def test_a_reader_on_a_read_only_mount_leaves_an_unfinished_save(scorer_dir, tmp_path, monkeypatch) -> None:
+    """EROFS is no PermissionError: loading a scorer on a read-only mount with an unfinished save raised
+    a traceback from the move (helper); the reader leaves it to the next writer, and loads."""
+    import errno
+    import pathlib
+
+    from autosparse.scorer import checkpoint
+
+    copy = tmp_path / "copy"
+    shutil.copytree(scorer_dir, copy)
+    (copy / f".{checkpoint.CARD_FILE}.tok.pending").write_text((copy / checkpoint.CARD_FILE).read_text())
+
+    def read_only(self, target):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(pathlib.Path, "replace", read_only)
+    checkpoint.complete_pending(copy)
+    assert checkpoint.load_checkpoint(copy)[1]
+    monkeypatch.setattr(pathlib.Path, "replace", lambda self, t: (_ for _ in ()).throw(OSError(errno.EIO, "I/O")))
+    with pytest.raises(OSError, match="I/O"):  # any other failure is not read as "may not write"
+        checkpoint.complete_pending(copy)
+
+
 def test_an_accuracy_filter_that_keeps_no_round_names_itself(store, monkeypatch) -> None:
     """Every run cut back to its dense round read "the store's runs carry no per-round layer densities;
     regenerate them", after the ranker had trained (review): the filter is named, before any training."""

@@ -35,5 +35,5 @@ def run(args: argparse.Namespace) -> int:
     from autosparse.demo import DemoConfig, run_demo
 
     cfg, where = resolve(args, DemoConfig, ExecutorConfig)
-    run_demo(cfg, executor=where)  # prints its progress, the table and the total time
-    return 0
+    result = run_demo(cfg, executor=where)  # prints its progress, the table and the total time
+    return 1 if result.failed_jobs else 0  # a script must not read a table with failed cells as success

@@ -9,6 +9,7 @@ traceback so it can be reported.
 from __future__ import annotations
 
 import difflib
+import errno
 import logging
 import numbers
 import operator
@@ -193,3 +194,32 @@ def check_density(density: float | None = None, sparsity: float | None = None) -
             f"density must be in (0, 1], got {density}; e.g. density=0.01 (--density 0.01) keeps 1% of weights"
         )
     return density
+
+
+#: what a full disk says through each layer that writes: the OS, safetensors' Rust, torch's C++ streams
+_DISK_FULL_TEXT = ("No space left on device", "os error 28", "Disk quota exceeded", "os error 122")
+
+#: the fix of a write that failed for want of space, for a command whose finished steps are kept
+DISK_FULL_FIX = "free space (or write elsewhere) and rerun the same command: what finished is kept and the rest resumes"
+
+
+def disk_full(error: BaseException | str | None) -> bool:
+    """Whether ``error`` (an exception, its chain, or an outcome's error text) is a full disk.
+
+    Why: a full disk reached users as a traceback from whichever library was writing (safetensors,
+    zarr, torch, json; helper), none naming the fix.
+    """
+    if error is None:
+        return False
+    if isinstance(error, str):
+        return any(t in error for t in _DISK_FULL_TEXT)
+    seen: set[int] = set()
+    exc: BaseException | None = error
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(t in str(exc) for t in _DISK_FULL_TEXT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -29,7 +29,7 @@ from autosparse.core.claims import wait_for_release as wait_for_claims
 from autosparse.core.config import config_hash, to_dict
 from autosparse.core.errors import AutosparseError, ConfigError
 from autosparse.core.executors import ExecutorConfig, JobOutcome
-from autosparse.core.folders import make_output_dir
+from autosparse.core.folders import make_output_dir, write_text
 from autosparse.data import absolute_root, dataset_info
 from autosparse.demo.config import DemoConfig, Setting
 from autosparse.demo.data import DataChoice, choose_dataset
@@ -83,6 +83,7 @@ class DemoResult:
     bench_jobs_run: int  # bench jobs computed by this call (IMP is one job for all densities)
     seconds: float
     records: list[dict[str, Any]] = field(default_factory=list)  # the bench cells, as in results.json
+    failed_jobs: int = 0  # bench jobs that failed again in the last pass: the command then exits 1
 
     def __str__(self) -> str:
         return self.text
@@ -205,7 +206,9 @@ def run_demo(
         shipped=cfg.shipped_scorer,
         sizes=model_sizes(bench.models[0], choice.dataset),
     )
-    result = DemoResult(text, choice, generated, trained, jobs_run, progress.elapsed(), final.report.records)
+    result = DemoResult(
+        text, choice, generated, trained, jobs_run, progress.elapsed(), final.report.records, len(final.failures)
+    )
     say(text)
     say(result.final_line())
     return result
@@ -230,7 +233,7 @@ def _demo_scorer(
     while True:
         with claim(lock) as mine:
             if mine:
-                if stamp.exists() and json.loads(stamp.read_text()).get("key") == key:
+                if _stamp_key(stamp) == key:
                     progress.step(2, f"scorer: reused {scorer_dir} (same runs and config)")
                     return False
                 progress.step(
@@ -247,10 +250,20 @@ def _demo_scorer(
                     command="autosparse demo",
                     overwrite=True,  # its own folder: a run killed before the stamp left a scorer of these runs
                 )
-                stamp.write_text(json.dumps({"key": key}))
+                write_text(stamp, json.dumps({"key": key}))  # whole: a half-written stamp failed every rerun
                 return True
         progress.note("the scorer is being trained by another process: waiting for it")
         wait_for_claims({"scorer": lock}, what="scorer training")
+
+
+def _stamp_key(stamp: Path) -> str | None:
+    """The key the scorer folder's stamp names; None where there is none or it cannot be read (then the
+    scorer is trained again: a stamp left empty by a full disk failed every later demo; helper)."""
+    try:
+        key = json.loads(stamp.read_text()).get("key")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return key if isinstance(key, str) else None
 
 
 def _check_bench(bench: BenchConfig, cfg: DemoConfig) -> None:

@@ -10,6 +10,7 @@ half-copied checkpoint — are refused rather than producing a silently wrong ma
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import hashlib
 import json
@@ -141,8 +142,10 @@ def complete_pending(directory: str | Path) -> None:
                         path.replace(directory / path.name[1 : -len(f".{token}{_PENDING}")])
             with contextlib.suppress(FileNotFoundError):
                 record.replace(directory / CARD_FILE)
-        except PermissionError:
-            return
+        except OSError as exc:  # a read-only mount (EROFS) as well as a folder of another user's
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                return
+            raise
 
 
 def shipped_scorers() -> list[str]:

@@ -92,7 +92,8 @@ def save_state(path: Path, state: TrainState) -> None:
         fields = {k: getattr(state, k) for k in TrainState.__dataclass_fields__}
         fields["model"] = {k: v.detach().cpu() for k, v in state.model.items()}
         fields["cuda_rng"] = [t.cpu() for t in state.cuda_rng]
-        torch.save(fields, tmp)
+        with open(tmp, "wb") as f:  # through Python's file: a full disk then shows as ENOSPC, not a C++ stream error
+            torch.save(fields, f)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
