@@ -185,3 +185,14 @@ def warn_and_square(x: int) -> int:
     logging.getLogger("autosparse.jobtest").warning("job %d warns", x)
     logging.getLogger("autosparse.jobtest").info("job %d informs", x)
     return x * x
+
+
+def slow_die_on_three(x: int) -> int:
+    """die_on_three with jobs that last: the other worker's job is running when the pool breaks."""
+    import time
+
+    if x == 3:
+        time.sleep(0.3)
+        os._exit(1)
+    time.sleep(0.8)
+    return x * x

@@ -77,17 +77,26 @@ def test_user_errors_are_reported_without_traceback() -> None:
 def test_a_dying_worker_fails_its_own_job_only(caplog: pytest.LogCaptureFixture) -> None:
     """A dead worker broke the pool, which failed every job left, the other worker's and those not
     started included: one killed run stopped a whole grid (helper). A fresh pool takes them over."""
-    out = by_key(run_jobs(helpers.die_on_three, list(range(5)), KEYS, executor="process", workers=2))
-    assert set(out) == set(KEYS)
-    assert not out["job3"].ok and "worker process died 2 times running it" in out["job3"].error
-    assert all(out[k].ok and out[k].value == int(k[-1]) ** 2 for k in KEYS if k != "job3")
-    assert "go to a fresh pool" in caplog.text
+    for fn in (helpers.die_on_three, helpers.slow_die_on_three):  # the second: a bystander is running at the break
+        out = by_key(run_jobs(fn, list(range(5)), KEYS, executor="process", workers=2))
+        assert set(out) == set(KEYS)
+        assert not out["job3"].ok and "worker process died running it alone" in out["job3"].error
+        assert all(out[k].ok and out[k].value == int(k[-1]) ** 2 for k in KEYS if k != "job3"), out
+    assert "tried again one at a time" in caplog.text
+
+
+def test_a_long_grid_on_a_pool_does_not_stall() -> None:
+    """Each worker reports the job it takes through a pipe; read only after a break, it filled at ~700
+    bench-length keys and every worker stalled on it (review)."""
+    keys = [f"lenet_300_100__fashion-mnist__random_erk__d0.001__s{i}__0123456789abcdef" for i in range(1500)]
+    out = run_jobs(helpers.square, list(range(1500)), keys, executor="process", workers=2)
+    assert len(out) == 1500 and all(o.ok for o in out)
 
 
 def test_a_job_no_worker_can_take_fails_once_not_forever() -> None:
     # a function the pool cannot send to its workers: no worker ever starts it, so no fresh pool would either
     (outcome,) = run_jobs(lambda x: x, [1], ["a"], executor="process", workers=1)
-    assert not outcome.ok and "the process pool could not run a job" in outcome.error
+    assert not outcome.ok and "pickle" in outcome.error.lower()  # its own failure, not a dead worker's
 
 
 def test_unknown_executor_and_empty_job_list() -> None:

@@ -18,6 +18,7 @@ import threading
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -191,9 +192,6 @@ def run_jobs(
     return outcomes
 
 
-#: how many pool breaks a job may be running through before it is failed rather than tried again
-POOL_TRIES = 2
-
 _started: Any = None  # in a pool's worker: the queue that tells the parent which job it took
 
 
@@ -252,52 +250,76 @@ def _run_pool(
 
     Why replace it: when one worker dies (out of memory, ``kill -9``) the pool fails every job
     left, those of the healthy workers and those not yet started included, so one killed run
-    stopped a grid of hours (helper). The unfinished jobs go to a fresh pool; a job that had
-    started before ``POOL_TRIES`` breaks (the one killing its worker, most likely) fails instead.
+    stopped a grid of hours (helper). The jobs that had started go to a pool of one worker, one
+    at a time, so a death there is its own job's (which fails: out of memory, most likely, or
+    killed); those not yet started go to a fresh pool of ``n``.
     """
     ctx = get_context("spawn")
-    tries: dict[str, int] = {}
-    while todo:
-        started = ctx.SimpleQueue()
-        pool = ProcessPoolExecutor(
-            max_workers=n, mp_context=ctx, initializer=_pool_worker, initargs=(os.getpid(), started, _logging_setup())
-        )
-        broken: list[tuple[Any, str]] = []
-        try:
-            futures = {pool.submit(_call_in_pool, fn, job, key): (job, key) for job, key in todo}
-            for fut in as_completed(futures):
-                try:
-                    done(fut.result())
-                except Exception as exc:  # BrokenProcessPool: a worker died, and with it this pool
-                    broken.append(futures[fut])
-                    error = f"{type(exc).__name__}: {exc}"
-        except BaseException:
-            # Interrupted (Ctrl-C, SIGTERM): stop the workers now rather than leaving them
-            # running jobs nobody waits for; their unfinished jobs resume on the next run.
-            for proc in list((getattr(pool, "_processes", None) or {}).values()):
-                proc.terminate()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown()
-        taken = set()
-        while broken and not started.empty():
-            taken.add(started.get())
-        todo = []
-        if broken and not taken:  # no worker took any job: the pool cannot run here, and a new one would not either
+    suspects: list[tuple[Any, str]] = []
+    while todo or suspects:
+        alone = bool(suspects)
+        batch, suspects = (suspects, []) if alone else (todo, suspects)
+        if not alone:
+            todo = []
+        broken, taken, error = _one_pool(ctx, fn, batch, 1 if alone else n, done)
+        if broken and not taken & {key for _, key in broken}:
+            # no job was running when it broke: the pool cannot run here, and a new one would not either
             for _job, key in broken:
                 done(JobOutcome(key, False, error=f"the process pool could not run a job: {error}"))
-            broken = []
+            continue
         for job, key in broken:
-            tries[key] = tries.get(key, 0) + (key in taken)
-            if tries[key] >= POOL_TRIES:
-                done(JobOutcome(key, False, error=f"its worker process died {POOL_TRIES} times running it: {error}"))
+            if alone and key in taken:  # the one job running in a pool of one
+                why = f"its worker process died running it alone (out of memory? killed?): {error}"
+                done(JobOutcome(key, False, error=why))
+            elif alone:
+                suspects.append((job, key))
             else:
-                todo.append((job, key))
-        if todo:
+                (suspects if key in taken else todo).append((job, key))
+        if broken and not alone:
             log.warning(
-                "a worker process died (out of memory, or killed); %d unfinished job(s) go to a fresh pool", len(todo)
+                "a worker process died (out of memory, or killed); the %d job(s) it may have been running are "
+                "tried again one at a time, and the other %d go to a fresh pool",
+                len(suspects),
+                len(todo),
             )
-        started.close()
+
+
+def _one_pool(
+    ctx: Any, fn: Callable[[Any], Any], jobs: list[tuple[Any, str]], n: int, done: Callable[[JobOutcome], None]
+) -> tuple[list[tuple[Any, str]], set[str], str]:
+    """Run ``jobs`` on one pool until it ends or breaks: (the jobs a break failed, the keys of the jobs
+    workers had taken, the break's error)."""
+    started = ctx.SimpleQueue()
+    pool = ProcessPoolExecutor(
+        max_workers=n, mp_context=ctx, initializer=_pool_worker, initargs=(os.getpid(), started, _logging_setup())
+    )
+    broken: list[tuple[Any, str]] = []
+    taken: set[str] = set()
+    error = ""
+    try:
+        futures = {pool.submit(_call_in_pool, fn, job, key): (job, key) for job, key in jobs}
+        for fut in as_completed(futures):
+            while not started.empty():  # read as it comes: a full pipe stalled every worker (review)
+                taken.add(started.get())
+            try:
+                done(fut.result())
+            except BrokenProcessPool as exc:  # a worker died, and with it this pool
+                broken.append(futures[fut])
+                error = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # its job or result could not be sent (pickling): this job's failure alone
+                done(JobOutcome(futures[fut][1], False, error=f"{type(exc).__name__}: {exc}"))
+    except BaseException:
+        # Interrupted (Ctrl-C, SIGTERM): stop the workers now rather than leaving them
+        # running jobs nobody waits for; their unfinished jobs resume on the next run.
+        for proc in list((getattr(pool, "_processes", None) or {}).values()):
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    while not started.empty():
+        taken.add(started.get())
+    started.close()
+    return broken, taken, error
 
 
 def _take_back_sigterm(handler: Any) -> None:
