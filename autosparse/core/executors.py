@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import traceback
 from collections.abc import Callable, Sequence
@@ -67,7 +68,9 @@ class ExecutorConfig:
         A cluster joined with ``--address`` is checked when joined, as before.
         """
         cores = os.cpu_count() or 1
-        if self.executor == "ray" and self.address is None and num_cpus > cores:
+        # ray.init without an address joins RAY_ADDRESS's cluster, or the one `ray start` left running here
+        joins = os.environ.get("RAY_ADDRESS") or (Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster").exists()
+        if self.executor == "ray" and self.address is None and not joins and num_cpus > cores:
             raise ConfigError(
                 f"each job asks for num_cpus={num_cpus:g}, but the local Ray this command starts has this machine's "
                 f"{cores} CPUs: lower num_cpus in the config (or its flag), or join a larger cluster with --address"
