@@ -125,7 +125,10 @@ def test_subset_rejects_impossible_sizes(fmnist: Dataset) -> None:
 @needs_fmnist
 def test_one_mnist_format_dataset_is_not_read_as_another(tmp_path: Path) -> None:
     """The four files share their names: `mnist` with Fashion-MNIST's --data-root trained on Fashion-MNIST (helper)."""
-    with pytest.raises(DatasetNotFoundError, match=r"are fashion-mnist's .*not mnist's: point --data-root at mnist's"):
+    with pytest.raises(
+        DatasetNotFoundError,
+        match=r"are fashion-mnist's .*not mnist's, and no folder looked in holds mnist's .*point --data-root",
+    ):
         load_dataset("mnist", root=FMNIST_DIR)
     with pytest.raises(DatasetNotFoundError, match="not mnist's"):
         data.check_dataset_files("mnist", FMNIST_DIR)  # what --check and `autosparse datasets` ask
@@ -138,6 +141,10 @@ def test_one_mnist_format_dataset_is_not_read_as_another(tmp_path: Path) -> None
     (fake / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
     with pytest.raises(DatasetNotFoundError, match="are mnist's"):
         data.check_dataset_files("fashion-mnist", fake)
+    # torchvision's layout under the same root holds the right ones: those are found (review)
+    (fake / "FashionMNIST").mkdir()
+    (fake / "FashionMNIST" / "raw").symlink_to(FMNIST_DIR)
+    data.check_dataset_files("fashion-mnist", fake)
     assert load_dataset("fashion-mnist", root=FMNIST_DIR, n_train=100, n_test=100).num_classes == 10
 
 

@@ -57,8 +57,11 @@ def read_idx(path: Path) -> np.ndarray:
     return data.reshape(dims)
 
 
-def find_idx(dirs: Sequence[Path]) -> dict[str, Path] | None:
-    """The first directory holding all four IDX files (gzipped or not)."""
+def find_idx(
+    dirs: Sequence[Path], name: str | None = None, others: list[tuple[Path, str]] | None = None
+) -> dict[str, Path] | None:
+    """The first directory holding all four IDX files (gzipped or not); with ``name``, the first
+    whose files are not another MNIST-format dataset's (those are listed in ``others``)."""
     for d in dirs:
         found = {}
         for key, stem in IDX_FILES.items():
@@ -67,7 +70,11 @@ def find_idx(dirs: Sequence[Path]) -> dict[str, Path] | None:
                     found[key] = cand
                     break
         if len(found) == len(IDX_FILES):
-            return found
+            other = _whose(name, found["y_test"]) if name else None
+            if other is None:
+                return found
+            if others is not None:
+                others.append((d, other))
     return None
 
 
@@ -78,25 +85,20 @@ TEST_LABELS_BEGIN = {
 }
 
 
-def _check_is(name: str, test_labels: Path) -> None:
-    """Refuse another MNIST-format dataset's files found where ``name``'s were looked for.
+def _whose(name: str, test_labels: Path) -> str | None:
+    """The other MNIST-format dataset whose files these are, or None (``name``'s, or a user's own).
 
     Why: a root folder holding four IDX files is read as any of these datasets, so `mnist` with the
     `--data-root` of Fashion-MNIST trained on Fashion-MNIST under MNIST's name (helper). Twelve bytes
-    of the test labels are read; files of neither dataset (a user's own) pass.
+    of the test labels are read.
     """
     opener = gzip.open if test_labels.suffix == ".gz" else open
     try:
         with opener(test_labels, "rb") as f:
             head = tuple(f.read(8 + 12)[8:])
     except (OSError, EOFError, zlib.error):
-        return  # read_idx says what is wrong with the file, when the data load
-    for other, begin in TEST_LABELS_BEGIN.items():
-        if other != name and head == begin:
-            raise DatasetNotFoundError(
-                f"the IDX files in {test_labels.parent} are {other}'s (their test labels begin "
-                f"{' '.join(map(str, begin[:5]))} …), not {name}'s: point --data-root at {name}'s files"
-            )
+        return None  # read_idx says what is wrong with the file, when the data load
+    return next((o for o, begin in TEST_LABELS_BEGIN.items() if o != name and head == begin), None)
 
 
 def idx_dirs(root: Path, name: str, tv_class: str) -> list[Path]:
@@ -118,10 +120,18 @@ def _idx_files(
         data_root = resolve_data_root(root)
         here = idx_dirs(data_root, name, tv_class)
         dirs = here if root is not None else [SYSTEM_DATASETS / system_dir, *here]
-        files = find_idx(dirs)
+        others: list[tuple[Path, str]] = []
+        files = find_idx(dirs, name, others)
         if files is None and download:
             _torchvision_download(tv_class, data_root, name)
-            files = find_idx(here)
+            files = find_idx(here, name, others)
+        if files is None and others:
+            where, whose = others[0]
+            begin = " ".join(map(str, TEST_LABELS_BEGIN[whose][:5]))
+            raise DatasetNotFoundError(
+                f"the IDX files in {where} are {whose}'s (their test labels begin {begin} …), not {name}'s, and "
+                f"no folder looked in holds {name}'s ({', '.join(str(d) for d in dirs)}): point --data-root at them"
+            )
         if files is None:
             fixes = []
             if apt_package:
@@ -132,7 +142,6 @@ def _idx_files(
             )
             looked = ", ".join(str(d) for d in dirs)
             raise DatasetNotFoundError(f"{name} not found (looked in {looked}); " + ", or ".join(fixes))
-        _check_is(name, files["y_test"])
         return files
 
     return locate

@@ -49,7 +49,7 @@ class DataChoice:
 
 
 def _has_fashion(root: Path) -> bool:
-    return find_idx(idx_dirs(root, FASHION, _TV_CLASS)) is not None
+    return find_idx(idx_dirs(root, FASHION, _TV_CLASS), FASHION) is not None
 
 
 def install_debian_package(package: str = APT_PACKAGE, say: Callable[[str], None] = print) -> str | None:
@@ -125,14 +125,14 @@ def choose_dataset(
     looked = [*([f"--data-root {data_root}"] if data_root else []), str(system_dir), str(cache)]
     if data_root and _has_fashion(Path(data_root).expanduser()):
         return DataChoice(FASHION, data_root, f"Fashion-MNIST from --data-root {data_root}")
-    if find_idx([system_dir]) is not None:
+    if find_idx([system_dir], FASHION) is not None:
         return DataChoice(FASHION, None, f"Fashion-MNIST from {system_dir} (Debian package {APT_PACKAGE})")
     if _has_fashion(cache):
         return DataChoice(FASHION, None, f"Fashion-MNIST from the earlier download in {cache}")
     why = [f"not in {', '.join(looked)}"]
     if fetch:
         reason = install()
-        if reason is None and find_idx([system_dir]) is not None:
+        if reason is None and find_idx([system_dir], FASHION) is not None:
             return DataChoice(FASHION, None, f"Fashion-MNIST from {system_dir} (just installed {APT_PACKAGE})")
         why.append(f"no apt install: {reason or f'{APT_PACKAGE} installed nothing in {system_dir}'}")
         target = Path(data_root).expanduser() if data_root else cache
