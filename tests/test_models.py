@@ -397,3 +397,7 @@ def test_a_timm_patch_embedding_that_would_skip_pixels_is_refused() -> None:
     model = build_model("timm:deit_tiny_patch16_224", FMNIST, 10, patch_size=7, **small)
     assert model(torch.randn(2, *FMNIST)).shape == (2, 10)
     assert build_model("timm:deit_tiny_patch16_224", CIFAR, 10, **small) is not None  # 32 = 2 × 16
+    # a Mixer sets its patch size itself: the option would be refused, so it is not offered (review)
+    with pytest.raises(ConfigError, match="resize the data to sides that are multiples of 16") as info:
+        build_model("timm:mixer_s16_224", FMNIST, 10)
+    assert "patch_size" not in str(info.value)

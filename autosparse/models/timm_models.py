@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Callable
 from functools import cache
 from types import ModuleType
 from typing import Any
@@ -139,12 +140,20 @@ def build_timm(name: str, input_shape: tuple[int, ...], num_classes: int, **kwar
         raise option_error(full, input_shape, exc, kwargs, default) or ConfigError(
             f"{full} cannot be built for input shape {input_shape}: {first_line(exc)}"
         ) from None
-    _check_patches(model, full, (h, w))
+
+    def takes_patch(size: int) -> bool:  # a trial build: Mixers fix their patch size themselves
+        try:
+            create(patch_size=size, **({} if "img_size" in options else {"img_size": (h, w)}))
+        except Exception:  # whatever timm raises for an option it refuses
+            return False
+        return True
+
+    _check_patches(model, full, (h, w), takes_patch)
     check_forward(model, full, input_shape, kwargs, default)
     return model
 
 
-def _check_patches(model: nn.Module, full: str, size: tuple[int, int]) -> None:
+def _check_patches(model: nn.Module, full: str, size: tuple[int, int], takes_patch: Callable[[int], bool]) -> None:
     """Refuse a patch embedding that would never read part of the image.
 
     Why: timm's ViTs and Mixers cut the image into whole patches and drop the rest, so
@@ -163,8 +172,12 @@ def _check_patches(model: nn.Module, full: str, size: tuple[int, int]) -> None:
         if read < h * w:
             side = math.gcd(h, w)
             fits = max(d for d in range(1, min(ph, side) + 1) if side % d == 0)
+            fix = (
+                f"or set it: --model-kwargs '{{\"patch_size\": {fits}}}'"
+                if takes_patch(fits)
+                else f"or resize the data to sides that are multiples of {ph} (this model sets its patch size itself)"
+            )
             raise ConfigError(
                 f"{full} reads its input in {ph}×{pw} patches, so {h * w - read} of the {h}×{w} input's {h * w} "
-                "pixels would never be read: pick a variant whose patch size divides the image, or set it where "
-                f"the model takes the option (--model-kwargs '{{\"patch_size\": {fits}}}')"
+                f"pixels would never be read: pick a variant whose patch size divides the image, {fix}"
             )
