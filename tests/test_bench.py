@@ -1047,3 +1047,25 @@ def test_labels_are_literal_in_the_tables_and_stale_figures_go(tmp_path: Path, m
     report = write_report(tiny_config(methods=["random"], densities=[0.1], seeds=[0, 1], n_train=128, n_test=64), out)
     assert not stale.exists() and other.exists() and all(p.exists() for p in report.plots)
     assert titles and "(1 of 2 seeds finished, 1 epoch)" in titles[0]
+
+
+def test_a_figure_that_cannot_be_drawn_removes_no_figure(tmp_path: Path, monkeypatch) -> None:
+    """A full disk while drawing the per-layer figure deleted both figures, the accuracy one just
+    redrawn among them, as stale (review)."""
+    import errno
+
+    import autosparse.bench.report as report_module
+    from autosparse.bench.report import write_report
+
+    out = tmp_path / "b"
+    grid = tiny_config(methods=["random"], densities=[0.1], seeds=[0], n_train=128, n_test=64)
+    run_bench(grid, out)
+    figures = sorted((out / "plots").glob("*.png"))
+    assert len(figures) == 2
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(report_module, "plot_layer_densities", full)
+    write_report(grid, out)
+    assert sorted((out / "plots").glob("*.png")) == figures

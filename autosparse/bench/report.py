@@ -363,6 +363,7 @@ def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence
     ]
     tables: list[str] = []
     plots: list[Path] = []
+    failed = False  # a figure could not be drawn
     for model, dataset in _pairs(config):
         has = any(r["model"] == model and r["dataset"] == dataset for r in records)
         head = f"## {model} on {dataset}"
@@ -391,7 +392,7 @@ def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence
                 ps = _plots(config, records, out, model, dataset)
             except Exception as exc:  # a plotting problem must not lose the tables
                 log.warning("could not draw plots for %s on %s: %s", model, dataset, exc)
-                ps = []
+                ps, failed = [], True
             plots += ps
             for p in ps:
                 kind = "accuracy vs sparsity" if p.name.startswith("accuracy") else "per-layer density"
@@ -404,7 +405,8 @@ def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence
                 time_table(config, records, model, dataset),
                 "",
             ]
-    _remove_stale_plots(out, plots)
+    if not failed:  # a failed drawing would read its own figures (one just redrawn among them) as stale (review)
+        _remove_stale_plots(out, plots)
     done = len(records)
     md += ["## Status", "", f"{done} of {done + len(missing)} cells finished."]
     if missing:
