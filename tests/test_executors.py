@@ -260,3 +260,32 @@ def test_a_job_larger_than_the_local_ray_is_refused_before_anything_is_made(
     (tmp_path / "ray").mkdir()
     (tmp_path / "ray" / "ray_current_cluster").write_text("127.0.0.1:6379")
     ExecutorConfig("ray").check_fits_here(cores + 1)  # ray.init joins that cluster: checked when joined
+
+
+def test_log_lines_go_through_the_bars_at_the_console_handlers_level() -> None:
+    """tqdm's redirect dropped the handler's level (INFO reached a WARNING console) and added a console
+    handler where a library caller had none (review)."""
+    import logging
+    import sys
+
+    from autosparse.core.executors import _BarSafeHandler, _log_through_bars
+
+    root = logging.getLogger()
+    saved = list(root.handlers)
+    try:
+        for h in saved:
+            root.removeHandler(h)
+        with _log_through_bars():
+            assert root.handlers == []  # none added
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(logging.WARNING)
+        root.addHandler(console)
+        with _log_through_bars():
+            (swapped,) = root.handlers
+            assert isinstance(swapped, _BarSafeHandler) and swapped.level == logging.WARNING
+        assert root.handlers == [console]
+    finally:
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        for h in saved:
+            root.addHandler(h)

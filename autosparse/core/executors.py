@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tqdm.auto import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from autosparse.core.errors import AutosparseError, ConfigError, UnknownNameError
 
@@ -178,7 +177,7 @@ def run_jobs(
             )
 
     # log lines through the bar (tqdm.write) where it draws: on a terminal they were glued onto its line
-    redirect = logging_redirect_tqdm() if not bar.disable else contextlib.nullcontext()
+    redirect = _log_through_bars() if not bar.disable else contextlib.nullcontext()
     try:
         with redirect:
             if executor == "local":
@@ -207,6 +206,43 @@ def _logging_setup() -> tuple[str | None, dict[str, int]]:
         if isinstance(logger, logging.Logger) and logger.level != logging.NOTSET:
             levels[name] = logger.level
     return fmt, levels
+
+
+class _BarSafeHandler(logging.Handler):
+    """A console handler's records written with ``tqdm.write``, which clears the bars and redraws them."""
+
+    def __init__(self, like: logging.StreamHandler) -> None:
+        super().__init__(like.level)  # tqdm's own redirect dropped the level: INFO reached a WARNING console
+        self.setFormatter(like.formatter)
+        self.filters = list(like.filters)
+        self.stream = like.stream
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # as logging's own handlers do
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _log_through_bars() -> Iterator[None]:
+    """The root logger's console handlers, for the block, write through the bars: a line logged while a
+    bar was drawn was glued onto it (helper). No handler is added where there was none."""
+    root = logging.getLogger()
+    swapped = [
+        (h, _BarSafeHandler(h))
+        for h in root.handlers
+        if type(h) is logging.StreamHandler and h.stream in (sys.stderr, sys.stdout)
+    ]
+    for old, new in swapped:
+        root.removeHandler(old)
+        root.addHandler(new)
+    try:
+        yield
+    finally:
+        for old, new in swapped:
+            root.removeHandler(new)
+            root.addHandler(old)
 
 
 class _NoTerminal:
