@@ -492,3 +492,22 @@ def test_the_demo_command_fails_when_bench_jobs_failed(monkeypatch: pytest.Monke
     for failed, code in ((2, 1), (0, 0)):
         monkeypatch.setattr(demo, "run_demo", lambda cfg, executor, n=failed: types.SimpleNamespace(failed_jobs=n))
         assert main(["demo"]) == code
+
+
+def test_a_demo_bench_of_another_recipe_is_refused_in_the_demos_words(tmp_path: Path) -> None:
+    """The bench's refusal named `--out DEMO/mnist1d/bench`, an option the demo does not have (review)."""
+    import dataclasses
+
+    from autosparse.bench.runner import record_config
+    from autosparse.demo.run import bench_config
+
+    cfg = DemoConfig(out=str(tmp_path / "demo"), dataset="mnist1d")
+    choice = choose_dataset("mnist1d", None)
+    bench = bench_config(cfg, cfg.setting(choice.dataset), choice, tmp_path / "scorer")
+    other = dataclasses.replace(bench, train=dataclasses.replace(bench.train, epochs=bench.train.epochs + 1))
+    folder = tmp_path / "demo" / "mnist1d" / "bench"
+    folder.mkdir(parents=True)
+    record_config(folder, other)
+    with pytest.raises(ConfigError, match=r"--out .*demo holds this demo's bench of another recipe \(train\.epochs"):
+        run_demo(cfg)
+    assert not (tmp_path / "demo" / "mnist1d" / "store.zarr").exists()  # refused before step 1

@@ -242,16 +242,20 @@ def _recipe(config: BenchConfig) -> dict[str, Any]:
     return d
 
 
+def recipe_changes(out: Path, config: BenchConfig) -> str:
+    """How the recipe ``out``'s bench.yaml records differs from ``config``'s, in words ('' where it does not)."""
+    return ", ".join(f"{k} {_short(b)} there, {_short(a)} here" for k, a, b in _recipe_changes(out, config))
+
+
 def refuse_another_bench(out: Path, config: BenchConfig) -> None:
     """Refuse a run of ``config`` into ``out`` when the folder records a bench of another recipe.
 
     Why: such a run replaced bench.yaml and the report with its own grid, so the folder's earlier cells
     stayed in cells/ with nothing mentioning them, and ``--report-only`` could no longer show them.
     """
-    changes = _recipe_changes(out, config)
-    if not changes:
+    said = recipe_changes(out, config)
+    if not said:
         return
-    said = ", ".join(f"{k} {_short(b)} there, {_short(a)} here" for k, a, b in changes)
     raise ConfigError(
         f"--out {out} holds another bench: its {CONFIG_FILE} records another recipe ({said}), and this run would "
         f"replace that record and its report, leaving its cells unreported; run this grid into another --out "

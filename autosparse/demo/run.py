@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from autosparse.bench.config import IMP, BenchConfig, MethodSpec
-from autosparse.bench.runner import refuse_another_bench, run_bench
+from autosparse.bench.runner import recipe_changes, run_bench
 from autosparse.core.claims import claim
 from autosparse.core.claims import wait_for_release as wait_for_claims
 from autosparse.core.config import config_hash, to_dict
@@ -170,7 +170,12 @@ def run_demo(
     scorer_dir = out / f"scorer-{key}"
     bench = bench_config(cfg, setting, choice, scorer_dir)
     _check_bench(bench, cfg)  # before anything is made or trained
-    refuse_another_bench(out / "bench", bench)  # a rerun with another --bench-epochs: not after steps 1-2
+    changed = recipe_changes(out / "bench", bench)  # a rerun with another --bench-epochs: not after steps 1-2
+    if changed:  # in the demo's words: the bench's own message named a --out the demo does not have (review)
+        raise ConfigError(
+            f"--out {cfg.out} holds this demo's bench of another recipe ({changed}): rerun with the options that "
+            f"made it, give another --out, or delete {out / 'bench'} to run this recipe there"
+        )
     for spec in specs:  # a misspelt source model failed only after the runs before it had trained (helper)
         spec.model.build(dataset_info(choice.dataset), seed=0)
     # a store made its folders inside it, then named a --store the demo has no option for (helper)
