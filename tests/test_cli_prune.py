@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from autosparse.core.errors import MaskError
 from autosparse.core.masks import Masks
 
 SMALL = ["--model", "mlp", "--model-kwargs", '{"widths": [16]}', "--dataset", "fake:fashion-mnist"]
@@ -94,3 +95,18 @@ def test_train_names_the_model_options_that_differ_not_the_seed(
     code = main(["train", "--masks", str(out), "--model-kwargs", '{"widths": [16], "init": "torch"}', "--epochs", "1"])
     err = capsys.readouterr().err
     assert code == 2 and "--model-kwargs '{\"widths\": [16]}'" in err and "--init-seed" not in err, err
+
+
+def test_a_folder_mixing_two_saves_theta0_factors_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The digest covered the masks only: another save's init_factors under this one's report loaded (review)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out, seed in ((a, "0"), (b, "1")):
+        assert prune(capsys, "--density", "0.5", "--hp", "rescale=true", "--init-seed", seed, "--out", str(out))[0] == 0
+    assert Masks.load(a).init is not None
+    (a / "init_factors.safetensors").write_bytes((b / "init_factors.safetensors").read_bytes())
+    # random's masks depend on --seed only: the two folders differ in their factors alone, as in the review's case
+    assert (a / "masks.safetensors").read_bytes() == (b / "masks.safetensors").read_bytes()
+    with pytest.raises(MaskError, match="describes other masks"):
+        Masks.load(a)

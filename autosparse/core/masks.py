@@ -318,6 +318,8 @@ class Masks(Mapping[str, torch.Tensor]):
         # last and whole, naming the masks it describes: a save killed before this line leaves the
         # old report beside the new masks, which load() then refuses instead of reading as one folder
         report = {**self.report(), DIGEST_KEY: _digest(tensors)}
+        if self.init and self.init.factors:  # they rescale θ0: of the same save, or the folder is refused too
+            report[INIT_DIGEST_KEY] = _digest(self.init.factors)
         write_text(directory / REPORT_FILE, strict_dumps(report, indent=2, default=str))
         return directory
 
@@ -365,6 +367,9 @@ class Masks(Mapping[str, torch.Tensor]):
                 described = data.get("init") or None
                 if described:
                     init = _load_init(report, file.parent / INIT_FILE, described)
+                recorded = data.get(INIT_DIGEST_KEY)
+                if isinstance(recorded, str) and (init is None or _digest(init.factors or {}) != recorded):
+                    raise MaskError(_mixed(file))
                 order = [e["name"] for e in data.get("layers") or [] if e.get("name") in tensors]
             except MaskError:
                 raise
@@ -446,8 +451,8 @@ def _zeros_and_ones(t: torch.Tensor) -> bool:
     return t.dtype == torch.bool or bool(((t == 0) | (t == 1)).all())
 
 
-#: report.json's key for the digest of the masks file it was written with (since 2026-12-05)
-DIGEST_KEY = "masks_sha256"
+#: report.json's keys for the digests of the masks and θ0 factors it was written with (since 2026-12-05)
+DIGEST_KEY, INIT_DIGEST_KEY = "masks_sha256", "init_sha256"
 
 
 def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
@@ -455,7 +460,8 @@ def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
     h = hashlib.sha256()
     for name in sorted(tensors):
         h.update(name.encode() + b"\0")
-        h.update(tensors[name].to(torch.uint8).contiguous().cpu().numpy().tobytes())
+        t = tensors[name].detach().contiguous().cpu()
+        h.update(str(t.dtype).encode() + t.reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 
@@ -470,10 +476,14 @@ def _check_same_save(file: Path, tensors: Mapping[str, torch.Tensor], report: Ma
     names = {e.get("name") for e in listed if isinstance(e, Mapping)} if isinstance(listed, list) else None
     recorded = report.get(DIGEST_KEY)
     if (names is not None and names != set(tensors)) or (isinstance(recorded, str) and recorded != _digest(tensors)):
-        raise MaskError(
-            f"{file.parent}'s {REPORT_FILE} describes other masks than {file.name} (a save into this folder was "
-            "interrupted, or files of two folders were mixed): prune again into it"
-        )
+        raise MaskError(_mixed(file))
+
+
+def _mixed(file: Path) -> str:
+    return (
+        f"{file.parent}'s {REPORT_FILE} describes other masks than those beside it (a save into this folder was "
+        "interrupted, two prunes wrote into it at once, or files of two folders were mixed): prune again into it"
+    )
 
 
 def _check_counts(file: Path, tensors: Mapping[str, torch.Tensor], report: Mapping[str, object]) -> None:
