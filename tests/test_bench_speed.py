@@ -317,6 +317,12 @@ def test_speed_resumes_per_measurement(tmp_path: Path) -> None:
     assert json.loads(snip_file.read_text())["isolated"] is False
     isolated = {r["label"]: r for r in run_speed(dataclasses.replace(cfg, isolate=True), tmp_path).rows}
     assert isolated["snip"]["seconds"] != 123.0 and isolated["snip"]["isolated"] is True
+    # a row another autosparse's code took is taken again: the table's ratios are "in this run" (helper)
+    snip_row = json.loads(snip_file.read_text())
+    snip_file.write_text(json.dumps({**snip_row, "seconds": 123.0, "isolated": False}))
+    assert {r["label"]: r for r in run_speed(cfg, tmp_path).rows}["snip"]["seconds"] == 123.0  # same code: reused
+    snip_file.write_text(json.dumps({**snip_row, "seconds": 123.0, "isolated": False, "code": "an older one"}))
+    assert {r["label"]: r for r in run_speed(cfg, tmp_path).rows}["snip"]["seconds"] != 123.0
     # a changed setting is a different measurement, not a reused one
     cfg.density = 0.5
     third = run_speed(cfg, tmp_path)

@@ -40,6 +40,7 @@ from autosparse.core.config import config_hash, from_dict, load_yaml, to_dict
 from autosparse.core.errors import ConfigError, UnknownNameError, check_density
 from autosparse.core.folders import make_output_dir, write_text
 from autosparse.core.text import count_of, markdown_literal
+from autosparse.core.versions import code_fingerprint
 from autosparse.data import FAKE_PREFIX, dataset_info
 from autosparse.models import model_info
 from autosparse.pruners import available
@@ -260,6 +261,12 @@ def _measure_all(config: SpeedConfig, out: Path) -> SpeedResult:
         previous = finished_measurement(path)
         if previous is not None and previous.get("isolated", True) != config.isolate:
             previous = None  # peak memory in a shared process is not a fresh process's: measured again
+        if previous is not None and previous.get("code") != code_fingerprint():
+            # every ratio is "in this run": one code's times, not two versions' (an upgrade reused older rows)
+            log.info(
+                "speed %s / %s: taken by other autosparse code; measuring again", case.task.model.label(), case.label()
+            )
+            previous = None
         if previous is not None:
             log.info("speed %s / %s: reusing %s", case.task.model.label(), case.label(), path.name)
             rows.append({**previous, "round": case.round})
@@ -277,6 +284,7 @@ def _measure_all(config: SpeedConfig, out: Path) -> SpeedResult:
         row.setdefault("method", case.method.method)
         row.setdefault("floor", case.floor)
         row["isolated"] = config.isolate
+        row["code"] = code_fingerprint()  # which autosparse took it (see the reuse above)
         if not row.get("ok"):
             log.error("speed %s / %s failed: %s", case.task.model.label(), case.label(), row.get("error"))
         write_text(path, json.dumps(row, indent=1))

@@ -8,9 +8,12 @@ torch-geometric would cost seconds).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.metadata
 import platform
 from collections.abc import Sequence
+from pathlib import Path
 
 #: What a result records unless its writer needs more.
 DEFAULT_PACKAGES: tuple[str, ...] = ("autosparse", "torch", "torchvision", "zarr", "numpy")
@@ -38,3 +41,17 @@ def package_versions(packages: Sequence[str] = DEFAULT_PACKAGES, *, missing: str
         elif missing is not None:
             out[pkg] = missing
     return out
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """A hash of this autosparse's own source files (its version string never changes between commits).
+
+    Why: a speed bench reused rows measured by an older autosparse after an upgrade had made the
+    method faster, and its table, "× snip in this run", mixed two versions' times (helper).
+    """
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()[:16]
