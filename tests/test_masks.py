@@ -410,3 +410,13 @@ def test_a_mask_that_does_not_fit_names_the_dataset_it_was_made_for() -> None:
     masks = Masks({"a.weight": torch.ones(3, 3, dtype=torch.bool)}, meta={"model": "resnet20", "dataset": "cifar10"})
     with pytest.raises(MaskError, match="--model resnet20 --dataset cifar10"):
         masks.validate(nn.Sequential(nn.Linear(2, 2)))
+
+
+def test_the_masks_digest_is_the_one_folders_were_first_saved_with(tmp_path) -> None:
+    """A changed formula refused every masks folder saved before it as "interrupted" (review)."""
+    import hashlib
+
+    keep = torch.arange(20).reshape(4, 5) % 3 == 0
+    h = hashlib.sha256(b"a.weight\0" + keep.to(torch.uint8).numpy().tobytes()).hexdigest()
+    folder = Masks({"a.weight": keep}).save(tmp_path / "m")
+    assert json.loads((folder / "report.json").read_text())["masks_sha256"] == h

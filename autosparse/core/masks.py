@@ -319,7 +319,7 @@ class Masks(Mapping[str, torch.Tensor]):
         # old report beside the new masks, which load() then refuses instead of reading as one folder
         report = {**self.report(), DIGEST_KEY: _digest(tensors)}
         if self.init and self.init.factors:  # they rescale θ0: of the same save, or the folder is refused too
-            report[INIT_DIGEST_KEY] = _digest(self.init.factors)
+            report[INIT_DIGEST_KEY] = _digest(self.init.factors, as_saved=True)
         write_text(directory / REPORT_FILE, strict_dumps(report, indent=2, default=str))
         return directory
 
@@ -368,7 +368,9 @@ class Masks(Mapping[str, torch.Tensor]):
                 if described:
                     init = _load_init(report, file.parent / INIT_FILE, described)
                 recorded = data.get(INIT_DIGEST_KEY)
-                if isinstance(recorded, str) and (init is None or _digest(init.factors or {}) != recorded):
+                if isinstance(recorded, str) and (
+                    init is None or _digest(init.factors or {}, as_saved=True) != recorded
+                ):
                     raise MaskError(_mixed(file))
                 order = [e["name"] for e in data.get("layers") or [] if e.get("name") in tensors]
             except MaskError:
@@ -455,13 +457,18 @@ def _zeros_and_ones(t: torch.Tensor) -> bool:
 DIGEST_KEY, INIT_DIGEST_KEY = "masks_sha256", "init_sha256"
 
 
-def _digest(tensors: Mapping[str, torch.Tensor]) -> str:
-    """sha256 of the masks as saved (uint8), layer by layer in name order."""
+def _digest(tensors: Mapping[str, torch.Tensor], *, as_saved: bool = False) -> str:
+    """sha256 of tensors layer by layer in name order: masks as saved (uint8, the digest of
+    ``masks_sha256`` since it was first written), or ``as_saved`` any tensor's own bytes and dtype
+    (the θ0 factors)."""
     h = hashlib.sha256()
     for name in sorted(tensors):
         h.update(name.encode() + b"\0")
         t = tensors[name].detach().contiguous().cpu()
-        h.update(str(t.dtype).encode() + t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        if as_saved:
+            h.update(str(t.dtype).encode() + t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            h.update(t.to(torch.uint8).numpy().tobytes())
     return h.hexdigest()
 
 
