@@ -880,3 +880,26 @@ def test_a_full_disk_is_one_line_naming_the_fix(monkeypatch: pytest.MonkeyPatch,
     raised.append(RuntimeError("a bug"))
     with pytest.raises(RuntimeError, match="a bug"):  # anything else keeps its traceback
         cli.main(["prune"])
+
+
+def test_a_bug_while_handling_a_full_disk_keeps_its_traceback() -> None:
+    """disk_full followed every exception's context, so a KeyError raised in an ENOSPC handler read as a
+    full disk and lost its traceback (review)."""
+    import errno
+
+    from autosparse.core.errors import disk_full
+
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            {}["key"]  # the bug in the handler
+    except KeyError as exc:
+        assert not disk_full(exc)
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as inner:
+            raise RuntimeError("unexpected pos 704 vs 598") from inner
+    except RuntimeError as exc:
+        assert disk_full(exc)  # a library's error over the OS's

@@ -22,6 +22,7 @@ from autosparse.bench.contest import contest_table, contests
 from autosparse.bench.plots import Series, plot_accuracy, plot_layer_densities
 from autosparse.core import json_text
 from autosparse.core.config import config_hash, to_dict
+from autosparse.core.errors import disk_full
 from autosparse.core.executors import JobOutcome
 from autosparse.core.folders import make_output_dir, write_text
 from autosparse.core.text import count_of, markdown_literal, sparsity_percent
@@ -391,6 +392,8 @@ def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence
             try:
                 ps = _plots(config, records, out, model, dataset)
             except Exception as exc:  # a plotting problem must not lose the tables
+                if disk_full(exc):  # not a plotting problem: the report files would fail next, or be lost
+                    raise
                 log.warning("could not draw plots for %s on %s: %s", model, dataset, exc)
                 ps, failed = [], True
             plots += ps

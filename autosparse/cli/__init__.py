@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 from autosparse import __version__
 from autosparse.cli.arguments import VERBOSE_HELP, CommandParser, TopParser
-from autosparse.core.errors import DISK_FULL_FIX, AutosparseError, disk_full
+from autosparse.core.errors import DISK_FULL_FIX, AutosparseError, disk_full, full_disk_error
 
 ENTRY_POINTS = "autosparse.commands"
 
@@ -227,22 +227,13 @@ def _main(argv: Sequence[str] | None) -> int:
         if not disk_full(exc):
             raise  # a bug: its traceback is what gets it fixed
         # whichever library was writing (safetensors, zarr, torch, json) said it its own way, in a traceback
-        where = next((e.filename for e in _chain(exc) if isinstance(e, OSError) and e.filename), None)
+        full = full_disk_error(exc)
+        where = full.filename if isinstance(full, OSError) and full.filename else None  # that write's file, no other
         print(
             f"autosparse {args.command}: error: the disk is full{f' (writing {where})' if where else ''}: {DISK_FULL_FIX}",
             file=sys.stderr,
         )
         return 2
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """``exc`` and the exceptions it was raised from or while handling."""
-    out: list[BaseException] = []
-    cur: BaseException | None = exc
-    while cur is not None and all(cur is not e for e in out):
-        out.append(cur)
-        cur = cur.__cause__ or cur.__context__
-    return out
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -213,13 +213,26 @@ def disk_full(error: BaseException | str | None) -> bool:
         return False
     if isinstance(error, str):
         return any(t in error for t in _DISK_FULL_TEXT)
+    return full_disk_error(error) is not None
+
+
+def full_disk_error(error: BaseException) -> BaseException | None:
+    """The exception in ``error``'s chain that says the disk is full, or None.
+
+    The chain is followed through what a writing library raises while handling the OS's error
+    (torch's RuntimeError over an OSError), never through a bug in our own handling of it: a
+    KeyError raised while handling ENOSPC is a bug, and keeps its traceback (review).
+    """
     seen: set[int] = set()
     exc: BaseException | None = error
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if any(t in str(exc) for t in _DISK_FULL_TEXT):
-            return True
-        exc = exc.__cause__ or exc.__context__
-    return False
+            return exc
+        if isinstance(exc, (OSError, RuntimeError)) or type(exc).__module__ != "builtins":
+            if any(t in str(exc) for t in _DISK_FULL_TEXT):
+                return exc
+            exc = exc.__cause__ or exc.__context__
+        else:
+            exc = exc.__cause__
+    return None
