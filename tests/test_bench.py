@@ -780,6 +780,12 @@ def test_a_changed_default_recomputes_a_cell_and_older_cells_are_judged_by_their
     bare = {k: v for k, v in record.items() if k != "method_identity"}
     cell.write_text(json.dumps(bare))
     assert read_current_cell(cell, identity) is not None
+    # a field added since, at its default, changed nothing it measured (review: every 2026-11 cell was recomputed)
+    older = {k: v for k, v in record["pruner_config"].items() if k != "rescale_normalized"}
+    assert len(older) < len(record["pruner_config"])
+    cell.write_text(json.dumps({**bare, "pruner_config": older}))
+    assert read_current_cell(cell, identity) is not None and not job.missing()
+    assert "_defaults" not in json.dumps(record)  # what judges old cells is never recorded in new ones
     cell.write_text(json.dumps({**bare, "pruner_config": {**record["pruner_config"], "scope": "erk"}}))
     assert read_current_cell(cell, identity) is None and job.missing()
     # one recording neither (the oldest) cannot be judged by it, and is kept
@@ -824,17 +830,17 @@ def test_every_row_that_cannot_run_is_named_in_one_error(tmp_path: Path, train_c
 
 def test_a_current_cell_written_meanwhile_is_not_set_aside_as_stale(tiny_run, tmp_path: Path) -> None:
     # two bench processes on one folder: the later writer found the earlier one's (current) cell
-    from autosparse.bench.cells import _set_aside_stale
+    from autosparse.bench.cell_records import set_aside_stale
 
     _, out, _ = tiny_run
     out = _copy(out, tmp_path)
     cell = next((out / "cells").glob("*__random__*.json"))
-    _set_aside_stale(cell, None)
+    set_aside_stale(cell, None)
     assert cell.exists() and not (out / "cells_stale").exists()
     record = json.loads(cell.read_text())
     record["method_identity"] = {"scorer_sha256": "old"}
     cell.write_text(json.dumps(record))
-    _set_aside_stale(cell, {"scorer_sha256": "new"})  # a real stale cell still moves
+    set_aside_stale(cell, {"scorer_sha256": "new"})  # a real stale cell still moves
     assert not cell.exists() and len(list((out / "cells_stale").glob("*.json"))) == 1
 
 
@@ -1063,9 +1069,17 @@ def test_a_figure_that_cannot_be_drawn_removes_no_figure(tmp_path: Path, monkeyp
     figures = sorted((out / "plots").glob("*.png"))
     assert len(figures) == 2
 
+    def broken(*args, **kwargs):
+        raise RuntimeError("no font")
+
+    monkeypatch.setattr(report_module, "plot_layer_densities", broken)
+    write_report(grid, out)
+    assert sorted((out / "plots").glob("*.png")) == figures
+
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(report_module, "plot_layer_densities", full)
-    write_report(grid, out)
+    with pytest.raises(OSError):  # a full disk is no plotting problem: the command says so, and fails
+        write_report(grid, out)
     assert sorted((out / "plots").glob("*.png")) == figures

@@ -21,8 +21,6 @@ import copy
 import dataclasses
 import datetime
 import functools
-import hashlib
-import json
 import logging
 import os
 import socket
@@ -33,6 +31,15 @@ from typing import Any
 
 import torch
 
+from autosparse.bench.cell_records import (
+    CONFIG_KEY,
+    DEFAULTS_KEY,
+    config_sha256,
+    defaults_of,
+    read_cell,
+    read_current_cell,
+    set_aside_stale,
+)
 from autosparse.bench.config import IMP, BenchConfig, CellData, ImpSettings, MethodSpec, imp_settings, slug
 from autosparse.bench.outputs import CELLS_DIR
 from autosparse.core import json_text
@@ -52,7 +59,6 @@ from autosparse.training.trainer import COSMETIC_TRAIN_FIELDS, TrainConfig, reso
 log = logging.getLogger(__name__)
 
 CELL_SCHEMA = 1  # bump when a cell's meaning changes: every cell id changes with it
-STALE_DIR = "cells_stale"  # cells of another version of their scorer (weights, evidence), set aside
 WORK_DIR = "work"
 CLAIMS_DIR = ".claims"  # one lock file per job: which process is computing it (never deleted)
 RECORDED_PACKAGES = ("autosparse", "torch", "numpy")  # recorded in every cell: what can move its accuracy
@@ -91,7 +97,7 @@ class CellSpec:
             return None
         # every hyperparameter as resolved, defaults included: a default changed or added since the cell
         # (autos' rehome) changes masks that the hparams as written, and so the cell id, do not show
-        return {**identity, CONFIG_KEY: config_sha256(dataclasses.asdict(config))}
+        return {**identity, CONFIG_KEY: config_sha256(dataclasses.asdict(config)), **defaults_of(config)}
 
     def stem(self) -> str:
         return "__".join(slug(p) for p in (self.model.label(), self.data.dataset, self.method.title()))
@@ -245,79 +251,6 @@ def cell_path(out_dir: str | Path, cell_id: str) -> Path:
 def claim_path(out_dir: str | Path, job_id: str) -> Path:
     """The lock file a job holds while it computes (see :mod:`autosparse.core.claims`)."""
     return Path(out_dir) / CLAIMS_DIR / f"{job_id}.lock"
-
-
-def read_cell(path: str | Path) -> dict[str, Any] | None:
-    """A finished cell's record, or None if absent or unreadable (an unreadable one is recomputed)."""
-    path = Path(path)
-    try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        log.warning("ignoring unreadable bench cell %s; it will be recomputed", path)
-        return None
-    if not isinstance(record, dict) or record.get("cell_id") != path.stem:
-        log.warning("ignoring bench cell %s whose cell_id does not match its name; it will be recomputed", path)
-        return None
-    return record
-
-
-def read_current_cell(path: str | Path, identity: dict[str, Any] | None) -> dict[str, Any] | None:
-    """:func:`read_cell`, but None for a cell whose recorded method identity differs from ``identity``:
-    a scorer retrained under the same name, or a method whose resolved hyperparameters changed (a
-    default), must not reuse cells made the old way.
-
-    A cell made before a key was recorded differs in it too: an ``autos`` cell from before 2026-12-01
-    (no identity) or 2026-12-04 (no card hash) was reused after the scorer changed (helper). Its
-    resolved hyperparameters are read from its ``pruner_config`` where its identity lacks their hash;
-    a cell recording neither is judged by the rest. An unresolvable ``identity`` counts as current.
-    """
-    record = read_cell(path)
-    if record is None or not identity:
-        return record
-    recorded = record.get("method_identity", {})
-    if not isinstance(recorded, dict):
-        return None
-    if CONFIG_KEY not in recorded and isinstance(record.get("pruner_config"), dict):
-        recorded = {**recorded, CONFIG_KEY: config_sha256(record["pruner_config"])}
-    for key in set(recorded) | set(identity):  # a key on one side only differs too (evidence removed)
-        if key == CONFIG_KEY and key not in recorded:
-            continue  # a cell from before cells recorded their configuration: nothing to compare
-        if recorded.get(key) != identity.get(key):
-            return None  # _set_aside_stale says so when it is recomputed
-    return record
-
-
-#: the identity key of a method's hyperparameters as resolved (defaults included)
-CONFIG_KEY = "config_sha256"
-
-
-def config_sha256(config: dict[str, Any]) -> str:
-    """A hash of a pruner configuration as a cell's JSON holds it (tuples as lists, NaN as null)."""
-    text = json.dumps(json.loads(json_text.dumps(config, default=str)), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _set_aside_stale(path: Path, identity: dict[str, Any] | None) -> None:
-    """Keep a stale cell (see :func:`read_current_cell`) under cells_stale/ instead of overwriting it.
-
-    Only a stale one: a current cell there was written by another bench process on the same
-    folder while this one computed it (the same result), and is simply replaced.
-    """
-    if not path.exists() or read_current_cell(path, identity) is not None:
-        return
-    record = read_cell(path) or {}
-    tag = hashlib.sha256(json.dumps(record.get("method_identity"), sort_keys=True).encode()).hexdigest()[:10]
-    dst = path.parent.parent / STALE_DIR / f"{path.stem}.{tag}.json"
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(path, dst)
-    log.warning(
-        "bench cell %s was made with another version of its method (its scorer's weights, card or evidence, or a "
-        "hyperparameter default; or by an autosparse that did not record them): recomputing it; the old one is in %s",
-        path.name,
-        dst,
-    )
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -506,7 +439,7 @@ def _run_one_shot(job: BenchJob) -> str:
     result = train(model, dataset, cfg, masks=pruned.masks, desc=f"{spec.method.title()} d={spec.density:g}")
     record = _base_record(spec, spec.density, dataset)
     if identity:
-        record["method_identity"] = identity
+        record["method_identity"] = {k: v for k, v in identity.items() if k != DEFAULTS_KEY}
     record.update(_mask_fields(pruned.masks))
     record.update(
         {
@@ -519,7 +452,7 @@ def _run_one_shot(job: BenchJob) -> str:
         }
     )
     path = cell_path(job.out_dir, spec.cell_id())
-    _set_aside_stale(path, identity)
+    set_aside_stale(path, identity)
     write_json_atomic(path, _finish(record, spec, str(resolve_device(cfg.device))))
     log.info("%s: accuracy %.4f", spec.cell_id(), result.test_accuracy)
     return path.name

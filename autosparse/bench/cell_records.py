@@ -1,0 +1,112 @@
+"""A bench cell's record on disk: reading it, and whether it is still this grid's result.
+
+Why apart from :mod:`autosparse.bench.cells`: the cells compute results; this judges the ones on
+disk — a cell made by another version of its method (a scorer's weights or card, a changed
+default, or an autosparse that recorded neither) is stale, recomputed, and kept under
+``cells_stale/`` rather than lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from autosparse.core import json_text
+
+log = logging.getLogger(__name__)
+
+STALE_DIR = "cells_stale"  # cells of another version of their method (scorer, evidence, defaults), set aside
+
+
+def read_cell(path: str | Path) -> dict[str, Any] | None:
+    """A finished cell's record, or None if absent or unreadable (an unreadable one is recomputed)."""
+    path = Path(path)
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        log.warning("ignoring unreadable bench cell %s; it will be recomputed", path)
+        return None
+    if not isinstance(record, dict) or record.get("cell_id") != path.stem:
+        log.warning("ignoring bench cell %s whose cell_id does not match its name; it will be recomputed", path)
+        return None
+    return record
+
+
+def read_current_cell(path: str | Path, identity: dict[str, Any] | None) -> dict[str, Any] | None:
+    """:func:`read_cell`, but None for a cell whose recorded method identity differs from ``identity``:
+    a scorer retrained under the same name, or a method whose resolved hyperparameters changed (a
+    default), must not reuse cells made the old way.
+
+    A cell made before a key was recorded differs in it too: an ``autos`` cell from before 2026-12-01
+    (no identity) or 2026-12-04 (no card hash) was reused after the scorer changed (helper). Its
+    resolved hyperparameters are read from its ``pruner_config`` where its identity lacks their hash;
+    a cell recording neither is judged by the rest. An unresolvable ``identity`` counts as current.
+    """
+    record = read_cell(path)
+    if record is None or not identity:
+        return record
+    recorded = record.get("method_identity", {})
+    if not isinstance(recorded, dict):
+        return None
+    identity = dict(identity)
+    defaults = identity.pop(DEFAULTS_KEY, {})
+    if CONFIG_KEY not in recorded and isinstance(record.get("pruner_config"), dict):
+        # a field added since, at its default, changed nothing the cell measured (review: every classic cell
+        # of 2026-11 was recomputed for `rescale_normalized`); a default changed for a field it records does
+        recorded = {**recorded, CONFIG_KEY: config_sha256({**defaults, **record["pruner_config"]})}
+    for key in set(recorded) | set(identity):  # a key on one side only differs too (evidence removed)
+        if key == CONFIG_KEY and key not in recorded:
+            continue  # a cell from before cells recorded their configuration: nothing to compare
+        if recorded.get(key) != identity.get(key):
+            return None  # _set_aside_stale says so when it is recomputed
+    return record
+
+
+#: the identity key of a method's hyperparameters as resolved (defaults included)
+CONFIG_KEY = "config_sha256"
+#: the method's defaults, carried beside the identity for judging cells that predate CONFIG_KEY (never recorded)
+DEFAULTS_KEY = "_defaults"
+
+
+def defaults_of(config: Any) -> dict[str, Any]:
+    """``{DEFAULTS_KEY: the method's default configuration}``, as a cell's JSON would record it."""
+    try:
+        default = type(config)()
+    except TypeError:  # a configuration without a default for every field: cells are judged without
+        return {}
+    return {DEFAULTS_KEY: json.loads(json_text.dumps(dataclasses.asdict(default), default=str))}
+
+
+def config_sha256(config: dict[str, Any]) -> str:
+    """A hash of a pruner configuration as a cell's JSON holds it (tuples as lists, NaN as null)."""
+    text = json.dumps(json.loads(json_text.dumps(config, default=str)), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def set_aside_stale(path: Path, identity: dict[str, Any] | None) -> None:
+    """Keep a stale cell (see :func:`read_current_cell`) under cells_stale/ instead of overwriting it.
+
+    Only a stale one: a current cell there was written by another bench process on the same
+    folder while this one computed it (the same result), and is simply replaced.
+    """
+    if not path.exists() or read_current_cell(path, identity) is not None:
+        return
+    record = read_cell(path) or {}
+    # of the whole record: cells recording no identity got one tag, and a second stale copy replaced the first (review)
+    tag = hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    dst = path.parent.parent / STALE_DIR / f"{path.stem}.{tag}.json"
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(path, dst)
+    log.warning(
+        "bench cell %s was made with another version of its method (its scorer's weights, card or evidence, or a "
+        "hyperparameter default; or by an autosparse that did not record them): recomputing it; the old one is in %s",
+        path.name,
+        dst,
+    )
