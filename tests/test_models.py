@@ -401,3 +401,6 @@ def test_a_timm_patch_embedding_that_would_skip_pixels_is_refused() -> None:
     with pytest.raises(ConfigError, match="resize the data to sides that are multiples of 16") as info:
         build_model("timm:mixer_s16_224", FMNIST, 10)
     assert "patch_size" not in str(info.value)
+    # a patch size the user gave that does not divide the image: the option is offered over it (review)
+    with pytest.raises(ConfigError, match=r"5×5 patches.*'\{\"patch_size\": 4\}'"):
+        build_model("timm:deit_tiny_patch16_224", FMNIST, 10, patch_size=5, **small)

@@ -24,6 +24,7 @@ from functools import cache
 from types import ModuleType
 from typing import Any
 
+import torch
 from torch import nn
 
 from autosparse.core.errors import ConfigError, UnknownNameError, closest_name
@@ -141,10 +142,16 @@ def build_timm(name: str, input_shape: tuple[int, ...], num_classes: int, **kwar
             f"{full} cannot be built for input shape {input_shape}: {first_line(exc)}"
         ) from None
 
-    def takes_patch(size: int) -> bool:  # a trial build: Mixers fix their patch size themselves
+    def takes_patch(size: int) -> bool:
+        """Whether a build with ``patch_size=size`` works (Mixers set it themselves): on the meta device, so
+        a refused ViT-L is not built twice in memory (review), and over a patch_size the user gave."""
+        trial = {**options, "patch_size": size}
+        if "img_size" not in trial:
+            trial["img_size"] = (h, w)
         try:
-            create(patch_size=size, **({} if "img_size" in options else {"img_size": (h, w)}))
-        except Exception:  # whatever timm raises for an option it refuses
+            with torch.device("meta"):
+                timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=c, **trial)
+        except (TypeError, ValueError, AssertionError, RuntimeError):  # how timm refuses an option
             return False
         return True
 
