@@ -277,8 +277,8 @@ def _pool_worker(parent_pid: int, started: Any, logs: tuple[str | None, dict[str
         logging.getLogger(name or None).setLevel(max(level, logging.WARNING))
 
 
-def _call_in_pool(fn: Callable[[Any], Any], job: Any, key: str) -> JobOutcome:
-    _started.put(key)  # before the work: if this worker dies, the parent knows what it was running
+def _call_in_pool(fn: Callable[[Any], Any], job: Any, key: str, token: int) -> JobOutcome:
+    _started.put(token)  # before the work: if this worker dies, the parent knows what it was running
     return _call(fn, job, key)
 
 
@@ -289,54 +289,63 @@ def _run_pool(
 
     Why replace it: when one worker dies (out of memory, ``kill -9``) the pool fails every job
     left, those of the healthy workers and those not yet started included, so one killed run
-    stopped a grid of hours (helper). The jobs that had started go to a pool of one worker, one
-    at a time, so a death there is its own job's (which fails: out of memory, most likely, or
-    killed); those not yet started go to a fresh pool of ``n``.
+    stopped a grid of hours (helper). The unfinished jobs go to a fresh pool of ``n``; a job that
+    was running at two breaks is tried once more alone, in a pool of one worker, where a death
+    is its own (it fails: out of memory, most likely, or killed). Running every bystander alone
+    after the first break cost a grid of hour-long jobs its parallelism (review).
     """
     ctx = get_context("spawn")
-    suspects: list[tuple[Any, str]] = []
-    while todo or suspects:
-        alone = bool(suspects)
-        batch, suspects = (suspects, []) if alone else (todo, suspects)
-        if not alone:
-            todo = []
-        broken, taken, error = _one_pool(ctx, fn, batch, 1 if alone else n, done)
-        if broken and not taken & {key for _, key in broken}:
+    pending = list(enumerate(todo))  # (token, (job, key)): keys may repeat, tokens do not
+    strikes: dict[int, int] = {}
+    alone: list[tuple[int, tuple[Any, str]]] = []
+    while pending or alone:
+        solo = bool(alone)
+        batch = alone if solo else pending
+        broken, taken, error = _one_pool(ctx, fn, batch, 1 if solo else n, done)
+        if solo:
+            alone = []
+        else:
+            pending = []
+        if broken and not taken & {token for token, _ in broken}:
             # no job was running when it broke: the pool cannot run here, and a new one would not either
-            for _job, key in broken:
+            for _, (_job, key) in broken:
                 done(JobOutcome(key, False, error=f"the process pool could not run a job: {error}"))
             continue
-        for job, key in broken:
-            if alone and key in taken:  # the one job running in a pool of one
+        for token, item in broken:
+            if token not in taken:
+                (alone if solo else pending).append((token, item))
+            elif solo:  # the one job running in a pool of one
                 why = f"its worker process died running it alone (out of memory? killed?): {error}"
-                done(JobOutcome(key, False, error=why))
-            elif alone:
-                suspects.append((job, key))
+                done(JobOutcome(item[1], False, error=why))
             else:
-                (suspects if key in taken else todo).append((job, key))
-        if broken and not alone:
+                strikes[token] = strikes.get(token, 0) + 1
+                (alone if strikes[token] >= 2 else pending).append((token, item))
+        if broken and not solo:
             log.warning(
-                "a worker process died (out of memory, or killed); the %d job(s) it may have been running are "
-                "tried again one at a time, and the other %d go to a fresh pool",
-                len(suspects),
-                len(todo),
+                "a worker process died (out of memory, or killed); %d unfinished job(s) go to a fresh pool%s",
+                len(pending),
+                f", and {len(alone)} running at two such deaths are tried alone first" if alone else "",
             )
 
 
 def _one_pool(
-    ctx: Any, fn: Callable[[Any], Any], jobs: list[tuple[Any, str]], n: int, done: Callable[[JobOutcome], None]
-) -> tuple[list[tuple[Any, str]], set[str], str]:
-    """Run ``jobs`` on one pool until it ends or breaks: (the jobs a break failed, the keys of the jobs
-    workers had taken, the break's error)."""
+    ctx: Any,
+    fn: Callable[[Any], Any],
+    jobs: list[tuple[int, tuple[Any, str]]],
+    n: int,
+    done: Callable[[JobOutcome], None],
+) -> tuple[list[tuple[int, tuple[Any, str]]], set[int], str]:
+    """Run ``jobs`` on one pool until it ends or breaks: (the jobs a break failed, the tokens of the
+    jobs workers had taken, the break's error)."""
     started = ctx.SimpleQueue()
     pool = ProcessPoolExecutor(
         max_workers=n, mp_context=ctx, initializer=_pool_worker, initargs=(os.getpid(), started, _logging_setup())
     )
-    broken: list[tuple[Any, str]] = []
-    taken: set[str] = set()
+    broken: list[tuple[int, tuple[Any, str]]] = []
+    taken: set[int] = set()
     error = ""
     try:
-        futures = {pool.submit(_call_in_pool, fn, job, key): (job, key) for job, key in jobs}
+        futures = {pool.submit(_call_in_pool, fn, job, key, token): (token, (job, key)) for token, (job, key) in jobs}
         for fut in as_completed(futures):
             while not started.empty():  # read as it comes: a full pipe stalled every worker (review)
                 taken.add(started.get())
@@ -346,7 +355,7 @@ def _one_pool(
                 broken.append(futures[fut])
                 error = f"{type(exc).__name__}: {exc}"
             except Exception as exc:  # its job or result could not be sent (pickling): this job's failure alone
-                done(JobOutcome(futures[fut][1], False, error=f"{type(exc).__name__}: {exc}"))
+                done(JobOutcome(futures[fut][1][1], False, error=f"{type(exc).__name__}: {exc}"))
     except BaseException:
         # Interrupted (Ctrl-C, SIGTERM): stop the workers now rather than leaving them
         # running jobs nobody waits for; their unfinished jobs resume on the next run.
