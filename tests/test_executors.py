@@ -242,6 +242,7 @@ def test_a_job_larger_than_the_local_ray_is_refused_before_anything_is_made(
     from autosparse.core.executors import ExecutorConfig
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("RAY_TMPDIR", raising=False)
     monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))  # no cluster `ray start` left running here
     cores = os.cpu_count() or 1
     with pytest.raises(ConfigError, match=f"num_cpus={cores + 1}, but the local Ray .* {cores} CPUs"):
@@ -260,6 +261,11 @@ def test_a_job_larger_than_the_local_ray_is_refused_before_anything_is_made(
     (tmp_path / "ray").mkdir()
     (tmp_path / "ray" / "ray_current_cluster").write_text("127.0.0.1:6379")
     ExecutorConfig("ray").check_fits_here(cores + 1)  # ray.init joins that cluster: checked when joined
+    (tmp_path / "ray" / "ray_current_cluster").unlink()
+    (tmp_path / "elsewhere" / "ray").mkdir(parents=True)
+    (tmp_path / "elsewhere" / "ray" / "ray_current_cluster").write_text("127.0.0.1:6379")
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path / "elsewhere"))  # Ray reads it before TMPDIR
+    ExecutorConfig("ray").check_fits_here(cores + 1)
 
 
 def test_log_lines_go_through_the_bars_at_the_console_handlers_level() -> None:

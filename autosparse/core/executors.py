@@ -68,7 +68,8 @@ class ExecutorConfig:
         """
         cores = os.cpu_count() or 1
         # ray.init without an address joins RAY_ADDRESS's cluster, or the one `ray start` left running here
-        joins = os.environ.get("RAY_ADDRESS") or (Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster").exists()
+        ray_tmp = Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir())  # where Ray itself looks (review)
+        joins = os.environ.get("RAY_ADDRESS") or (ray_tmp / "ray" / "ray_current_cluster").exists()
         if self.executor == "ray" and self.address is None and not joins and num_cpus > cores:
             raise ConfigError(
                 f"each job asks for num_cpus={num_cpus:g}, but the local Ray this command starts has this machine's "
