@@ -508,6 +508,6 @@ def test_a_demo_bench_of_another_recipe_is_refused_in_the_demos_words(tmp_path: 
     folder = tmp_path / "demo" / "mnist1d" / "bench"
     folder.mkdir(parents=True)
     record_config(folder, other)
-    with pytest.raises(ConfigError, match=r"--out .*demo holds this demo's bench of another recipe \(train\.epochs"):
+    with pytest.raises(ConfigError, match=r"--out .*demo holds this demo's bench of another recipe \(--bench-epochs"):
         run_demo(cfg)
     assert not (tmp_path / "demo" / "mnist1d" / "store.zarr").exists()  # refused before step 1

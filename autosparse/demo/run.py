@@ -171,6 +171,8 @@ def run_demo(
     bench = bench_config(cfg, setting, choice, scorer_dir)
     _check_bench(bench, cfg)  # before anything is made or trained
     changed = recipe_changes(out / "bench", bench)  # a rerun with another --bench-epochs: not after steps 1-2
+    for key, flag in _DEMO_FLAGS.items():  # the demo's options, not the bench's keys (review)
+        changed = changed.replace(f"{key} ", f"{flag} ")
     if changed:  # in the demo's words: the bench's own message named a --out the demo does not have (review)
         raise ConfigError(
             f"--out {cfg.out} holds this demo's bench of another recipe ({changed}): rerun with the options that "
@@ -259,6 +261,15 @@ def _demo_scorer(
                 return True
         progress.note("the scorer is being trained by another process: waiting for it")
         wait_for_claims({"scorer": lock}, what="scorer training")
+
+
+#: the bench keys the demo sets from its own options, as a user typed them
+_DEMO_FLAGS = {
+    "train.epochs": "--bench-epochs",
+    "n_train": "--n-train",
+    "n_test": "--n-test",
+    "data_root": "--data-root",
+}
 
 
 def _stamp_key(stamp: Path) -> str | None:
