@@ -1083,3 +1083,36 @@ def test_a_figure_that_cannot_be_drawn_removes_no_figure(tmp_path: Path, monkeyp
     with pytest.raises(OSError):  # a full disk is no plotting problem: the command says so, and fails
         write_report(grid, out)
     assert sorted((out / "plots").glob("*.png")) == figures
+
+
+def test_an_older_cell_is_read_with_added_fields_as_they_behaved_then(tmp_path: Path) -> None:
+    """A field added with a default that changed masks (rescale_normalized: before it, rescale=True rescaled
+    every layer) read at its default made a pre-change cell current (review); one that changed nothing for
+    the cell (rescale off) keeps it current."""
+    import dataclasses as dc
+
+    from autosparse.bench.cell_records import read_current_cell
+    from autosparse.bench.cells import CellData, CellSpec
+    from autosparse.pruners.registry import make_pruner
+    from autosparse.task import ModelSpec
+    from autosparse.training.trainer import TrainConfig
+
+    def old_cell(rescale: bool) -> tuple[Path, dict]:
+        spec = CellSpec(
+            model=ModelSpec("mlp", {"widths": [8]}),
+            data=CellData("fake:fashion-mnist"),
+            method=MethodSpec("synflow", {"rescale": rescale}),
+            seed=0,
+            train=TrainConfig(epochs=1),
+            density=0.1,
+        )
+        now = dc.asdict(make_pruner("synflow", {"rescale": rescale}).config)
+        before = {k: v for k, v in json.loads(json.dumps(now)).items() if k != "rescale_normalized"}
+        cell = tmp_path / f"c{rescale}.json"
+        cell.write_text(json.dumps({"cell_id": cell.stem, "pruner_config": before}))
+        return cell, spec.method_identity()
+
+    cell, identity = old_cell(rescale=True)
+    assert read_current_cell(cell, identity) is None  # trained with every layer rescaled: recomputed
+    cell, identity = old_cell(rescale=False)
+    assert read_current_cell(cell, identity) is not None  # the field changed nothing for it

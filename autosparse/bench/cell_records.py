@@ -58,15 +58,36 @@ def read_current_cell(path: str | Path, identity: dict[str, Any] | None) -> dict
     identity = dict(identity)
     defaults = identity.pop(DEFAULTS_KEY, {})
     if CONFIG_KEY not in recorded and isinstance(record.get("pruner_config"), dict):
-        # a field added since, at its default, changed nothing the cell measured (review: every classic cell
-        # of 2026-11 was recomputed for `rescale_normalized`); a default changed for a field it records does
-        recorded = {**recorded, CONFIG_KEY: config_sha256({**defaults, **record["pruner_config"]})}
+        recorded = {**recorded, CONFIG_KEY: config_sha256(as_configured_now(record["pruner_config"], defaults))}
     for key in set(recorded) | set(identity):  # a key on one side only differs too (evidence removed)
         if key == CONFIG_KEY and key not in recorded:
             continue  # a cell from before cells recorded their configuration: nothing to compare
         if recorded.get(key) != identity.get(key):
             return None  # _set_aside_stale says so when it is recomputed
     return record
+
+
+#: fields added with a default that changed what earlier cells did: the value that reproduces those cells
+#: from what they recorded (a review found `rescale_normalized` read at its default made old cells current)
+_BEHAVIOUR_BEFORE = {
+    # ab33a85, 2026-12-01: before it, rescale=True rescaled the layers a normalisation layer follows too
+    "rescale_normalized": lambda old: bool(old.get("rescale")),
+    # e65668d, 2026-12-03: before it, autos' repair had no rehome step
+    "rehome": lambda old: False,
+}
+
+
+def as_configured_now(old: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """An older cell's recorded configuration in today's fields: each field added since at the value that
+    reproduces what the cell did (its default where the field changed nothing).
+
+    Why: read as "differs", every classic cell of 2026-11 was recomputed for one neutral field (review);
+    read at its default, a field that changed masks (rescale_normalized) made old cells current (review).
+    """
+    added = {
+        k: (_BEHAVIOUR_BEFORE[k](old) if k in _BEHAVIOUR_BEFORE else v) for k, v in defaults.items() if k not in old
+    }
+    return {**old, **added}
 
 
 #: the identity key of a method's hyperparameters as resolved (defaults included)
