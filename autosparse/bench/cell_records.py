@@ -63,7 +63,7 @@ def read_current_cell(path: str | Path, identity: dict[str, Any] | None) -> dict
         if key == CONFIG_KEY and key not in recorded:
             continue  # a cell from before cells recorded their configuration: nothing to compare
         if recorded.get(key) != identity.get(key):
-            return None  # _set_aside_stale says so when it is recomputed
+            return None  # set_aside_stale says so when it is recomputed
     return record
 
 
