@@ -1109,7 +1109,7 @@ def test_an_older_cell_is_read_with_added_fields_as_they_behaved_then(tmp_path: 
         now = dc.asdict(make_pruner("synflow", {"rescale": rescale}).config)
         before = {k: v for k, v in json.loads(json.dumps(now)).items() if k != "rescale_normalized"}
         cell = tmp_path / f"c{rescale}.json"
-        cell.write_text(json.dumps({"cell_id": cell.stem, "pruner_config": before}))
+        cell.write_text(json.dumps({"cell_id": cell.stem, "method": "synflow", "pruner_config": before}))
         return cell, spec.method_identity()
 
     cell, identity = old_cell(rescale=True)

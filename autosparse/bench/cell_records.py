@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from autosparse.core import json_text
+from autosparse.core.errors import UnknownNameError
+from autosparse.pruners import get_pruner
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +57,9 @@ def read_current_cell(path: str | Path, identity: dict[str, Any] | None) -> dict
     recorded = record.get("method_identity", {})
     if not isinstance(recorded, dict):
         return None
-    identity = dict(identity)
-    defaults = identity.pop(DEFAULTS_KEY, {})
     if CONFIG_KEY not in recorded and isinstance(record.get("pruner_config"), dict):
-        recorded = {**recorded, CONFIG_KEY: config_sha256(as_configured_now(record["pruner_config"], defaults))}
+        now = as_configured_now(record["pruner_config"], _defaults(record.get("method")))
+        recorded = {**recorded, CONFIG_KEY: config_sha256(now)}
     for key in set(recorded) | set(identity):  # a key on one side only differs too (evidence removed)
         if key == CONFIG_KEY and key not in recorded:
             continue  # a cell from before cells recorded their configuration: nothing to compare
@@ -92,17 +93,16 @@ def as_configured_now(old: dict[str, Any], defaults: dict[str, Any]) -> dict[str
 
 #: the identity key of a method's hyperparameters as resolved (defaults included)
 CONFIG_KEY = "config_sha256"
-#: the method's defaults, carried beside the identity for judging cells that predate CONFIG_KEY (never recorded)
-DEFAULTS_KEY = "_defaults"
 
 
-def defaults_of(config: Any) -> dict[str, Any]:
-    """``{DEFAULTS_KEY: the method's default configuration}``, as a cell's JSON would record it."""
+def _defaults(method: object) -> dict[str, Any]:
+    """The default configuration of the method a cell records, as a cell's JSON would hold it (empty for
+    a method no longer registered, or one without a default for every field: nothing is filled in)."""
     try:
-        default = type(config)()
-    except TypeError:  # a configuration without a default for every field: cells are judged without
+        default = get_pruner(str(method)).Config()
+    except (UnknownNameError, TypeError):
         return {}
-    return {DEFAULTS_KEY: json.loads(json_text.dumps(dataclasses.asdict(default), default=str))}
+    return json.loads(json_text.dumps(dataclasses.asdict(default), default=str))
 
 
 def config_sha256(config: dict[str, Any]) -> str:

@@ -33,9 +33,7 @@ import torch
 
 from autosparse.bench.cell_records import (
     CONFIG_KEY,
-    DEFAULTS_KEY,
     config_sha256,
-    defaults_of,
     read_cell,
     read_current_cell,
     set_aside_stale,
@@ -97,7 +95,7 @@ class CellSpec:
             return None
         # every hyperparameter as resolved, defaults included: a default changed or added since the cell
         # (autos' rehome) changes masks that the hparams as written, and so the cell id, do not show
-        return {**identity, CONFIG_KEY: config_sha256(dataclasses.asdict(config)), **defaults_of(config)}
+        return {**identity, CONFIG_KEY: config_sha256(dataclasses.asdict(config))}
 
     def stem(self) -> str:
         return "__".join(slug(p) for p in (self.model.label(), self.data.dataset, self.method.title()))
@@ -439,7 +437,7 @@ def _run_one_shot(job: BenchJob) -> str:
     result = train(model, dataset, cfg, masks=pruned.masks, desc=f"{spec.method.title()} d={spec.density:g}")
     record = _base_record(spec, spec.density, dataset)
     if identity:
-        record["method_identity"] = {k: v for k, v in identity.items() if k != DEFAULTS_KEY}
+        record["method_identity"] = identity
     record.update(_mask_fields(pruned.masks))
     record.update(
         {
