@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -242,9 +243,12 @@ def _recipe(config: BenchConfig) -> dict[str, Any]:
     return d
 
 
-def recipe_changes(out: Path, config: BenchConfig) -> str:
-    """How the recipe ``out``'s bench.yaml records differs from ``config``'s, in words ('' where it does not)."""
-    return ", ".join(f"{k} {_short(b)} there, {_short(a)} here" for k, a, b in _recipe_changes(out, config))
+def recipe_changes(out: Path, config: BenchConfig, names: Mapping[str, str] | None = None) -> str:
+    """How the recipe ``out``'s bench.yaml records differs from ``config``'s, in words ('' where it does not);
+    a setting is named as ``names`` says where it does (the demo's own flags)."""
+    names = names or {}
+    changes = _recipe_changes(out, config)
+    return ", ".join(f"{names.get(k, k)} {_short(b)} there, {_short(a)} here" for k, a, b in changes)
 
 
 def refuse_another_bench(out: Path, config: BenchConfig) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from autosparse.core.config import add_arguments, resolve
@@ -97,3 +98,24 @@ def resolve_task(args: argparse.Namespace, *classes: type) -> tuple[Task, list[A
 
     model, data, *rest = resolve(args, ModelSpec, DataSpec, *classes, exclude=TASK_EXCLUDE)
     return Task(model, data), rest
+
+
+def check_out_is_no_store_or_scorer(out: Path, writer: str) -> None:
+    """Refuse an ``--out`` that is, or lies in, a feature store, or holds a scorer, whose files ``writer``
+    ("this training", "the masks") would replace: read only, so it runs before any data loads and before
+    a claim makes its lock file there (which cluttered a store, review).
+
+    Why: a scorer trained there lost its weights to a model's, and a store took a model's or a mask's
+    files (helpers).
+    """
+    from autosparse.core.errors import ConfigError
+    from autosparse.scorer.checkpoint import CARD_FILE
+    from autosparse.store.layout import check_outside_stores, enclosing_store
+
+    check_outside_stores(out, "--out")
+    if enclosing_store(out, itself=True) is not None:
+        raise ConfigError(f"--out {out} is a feature store; give a folder outside it")
+    if (out / CARD_FILE).exists():
+        raise ConfigError(
+            f"--out {out} holds a scorer ({CARD_FILE}), whose files {writer} would replace; give another --out"
+        )

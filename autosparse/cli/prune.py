@@ -7,7 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from autosparse.cli.arguments import add_task_arguments, resolve_task
+from autosparse.cli.arguments import add_task_arguments, check_out_is_no_store_or_scorer, resolve_task
 from autosparse.core.config import add_config_argument
 from autosparse.core.errors import ConfigError
 
@@ -136,16 +136,12 @@ def _check_out(out: Path) -> None:
     from autosparse.cli.train import METRICS, WEIGHTS
     from autosparse.core.folders import check_output_path
     from autosparse.core.masks import foreign_mask_files
-    from autosparse.scorer.checkpoint import CARD_FILE
-    from autosparse.store.layout import check_outside_stores, enclosing_store
 
     check_output_path(out)
-    check_outside_stores(out, "--out")
-    if enclosing_store(out, itself=True) is not None:
-        raise ConfigError(f"--out {out} is a feature store; give a folder outside it")
-    for name, what in ((CARD_FILE, "a scorer"), (METRICS, "a training's result"), (WEIGHTS, "a training's result")):
+    check_out_is_no_store_or_scorer(out, writer="the masks")
+    for name in (METRICS, WEIGHTS):
         if (out / name).exists():
-            raise ConfigError(f"--out {out} holds {what} ({name}); give another --out for the masks")
+            raise ConfigError(f"--out {out} holds a training's result ({name}); give another --out for the masks")
     foreign = foreign_mask_files(out)
     if foreign:
         raise ConfigError(

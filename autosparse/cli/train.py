@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autosparse.cli.arguments import add_task_arguments, resolve_task
+from autosparse.cli.arguments import add_task_arguments, check_out_is_no_store_or_scorer, resolve_task
 from autosparse.core.config import add_config_argument
 from autosparse.core.errors import ConfigError
 
@@ -176,24 +176,6 @@ def _recorded(out: Path) -> dict | None:
     return metrics if isinstance(metrics, dict) else None
 
 
-def _check_out_is_no_store_or_scorer(out: Path) -> None:
-    """Refuse an ``--out`` that is, or lies in, a feature store, or holds a scorer: read only, so it runs
-    before the data loads and before the claim makes its lock file there (which cluttered a store, review).
-
-    Why: a scorer trained there lost its weights to this model's, and a store took a model's files (helper).
-    """
-    from autosparse.scorer.checkpoint import CARD_FILE
-    from autosparse.store.layout import check_outside_stores, enclosing_store
-
-    check_outside_stores(out, "--out")
-    if enclosing_store(out, itself=True) is not None:
-        raise ConfigError(f"--out {out} is a feature store; give a folder outside it")
-    if (out / CARD_FILE).exists():
-        raise ConfigError(
-            f"--out {out} holds a scorer ({CARD_FILE}), whose weights this training would replace; give another --out"
-        )
-
-
 def _ours(weights: Path) -> bool:
     """Whether ``autosparse train`` saved these weights: its files say so in their own metadata (the
     lock file said it first, but a refused run leaves that too, so a rerun took a stranger's weights
@@ -258,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
     resolve_device(cfg.device)  # before the data loads
     if job.out:
         check_output_path(job.out)  # before the training, not when saving its result
-        _check_out_is_no_store_or_scorer(Path(job.out))
+        check_out_is_no_store_or_scorer(Path(job.out), writer="this training")
     masks = Masks.load(job.masks) if job.masks else None
     if masks is not None:
         task = _task_of_masks(args, task, masks)

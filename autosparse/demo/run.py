@@ -170,9 +170,8 @@ def run_demo(
     scorer_dir = out / f"scorer-{key}"
     bench = bench_config(cfg, setting, choice, scorer_dir)
     _check_bench(bench, cfg)  # before anything is made or trained
-    changed = recipe_changes(out / "bench", bench)  # a rerun with another --bench-epochs: not after steps 1-2
-    for key, flag in _DEMO_FLAGS.items():  # the demo's options, not the bench's keys (review)
-        changed = changed.replace(f"{key} ", f"{flag} ")
+    # a rerun with another --bench-epochs: refused before steps 1-2, named by the demo's options (review)
+    changed = recipe_changes(out / "bench", bench, names=_DEMO_FLAGS)
     if changed:  # in the demo's words: the bench's own message named a --out the demo does not have (review)
         raise ConfigError(
             f"--out {cfg.out} holds this demo's bench of another recipe ({changed}): rerun with the options that "
@@ -268,7 +267,6 @@ _DEMO_FLAGS = {
     "train.epochs": "--bench-epochs",
     "n_train": "--n-train",
     "n_test": "--n-test",
-    "data_root": "--data-root",
 }
 
 
