@@ -206,10 +206,10 @@ def _main(argv: Sequence[str] | None) -> int:
     except AutosparseError as exc:
         print(f"autosparse {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as exc:
+    except KeyboardInterrupt:
         # only the long jobs (gen, bench, store copy/refeaturize, demo) keep finished steps; a command that
         # writes its result at the end says so (resumes=False in its set_defaults)
-        terminated = isinstance(exc, Terminated) or bool(_signals)  # ray.wait re-raises it as a KeyboardInterrupt
+        terminated = bool(_signals)  # what the handler saw: ray.wait re-raises Terminated as a plain KeyboardInterrupt
         stopped = "terminated" if terminated else "interrupted"
         if getattr(args, "resumes", True):
             print(f"{stopped}; finished steps are kept and a rerun resumes", file=sys.stderr)
