@@ -240,6 +240,12 @@ def test_models_and_datasets_print_tables(capsys: pytest.CaptureFixture[str], mo
     out = capsys.readouterr().out
     collapse = next(line for line in out.splitlines() if line.startswith("collapse "))
     assert "'synflow'" in collapse and "SynFlow's mask" in collapse
+    assert "input_shape=(C, H, W)" not in out  # autos lists input_shape itself
+    # a method whose table has no input_shape still says that the API takes it (entry.prune pops it)
+    assert main(["methods", "snip"]) == 0
+    assert "autosparse.prune(..., input_shape=(C, H, W))" in capsys.readouterr().out
+    assert main(["methods"]) == 0
+    assert "autosparse.prune(..., input_shape=(C, H, W))" in capsys.readouterr().out
 
 
 def test_every_method_hyperparameter_says_what_it_does() -> None:

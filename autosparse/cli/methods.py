@@ -27,6 +27,15 @@ MODEL_FAMILIES = [
 ]
 
 
+#: every method takes input_shape (autosparse.pruners.entry.prune); only the methods that run the model
+#: without data list it among their hyperparameters, so a user reading the others' tables would not know
+INPUT_SHAPE_NOTE = (
+    "autosparse.prune(..., input_shape=(C, H, W)) takes the shape of one example (no batch axis) with every "
+    "method: the data-free methods that list it run the model on it; for the others it is what the path "
+    "diagnostics run when no pruning data is given (the CLI always has its --dataset's)"
+)
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "methods",
@@ -106,9 +115,8 @@ def _methods(args: argparse.Namespace) -> int:
         cls = get_pruner(name)
         hps = [f"{f.name}={_default(f)!r}" for f in dataclasses.fields(cls.Config)]
         print(textwrap.fill(", ".join(hps) or "none", 100, initial_indent=f"  {name:12s} ", subsequent_indent=" " * 15))
-    print(
-        "\nin a bench config an imp row takes other hparams (it trains with the bench's data): autosparse methods imp"
-    )
+    print(f"\n{INPUT_SHAPE_NOTE}")
+    print("in a bench config an imp row takes other hparams (it trains with the bench's data): autosparse methods imp")
     print("what each one does: autosparse methods METHOD")
     return 0
 
@@ -137,6 +145,8 @@ def _one_method(name: str) -> int:
         else f"needs data: {word}\n"
     )
     print(_hparam_table(cls.Config))
+    if not any(f.name == "input_shape" for f in dataclasses.fields(cls.Config)):
+        print(f"\n{INPUT_SHAPE_NOTE}")
     if name == "imp":  # the bench's imp row is an IRP run with the bench's own data and recipe
         from autosparse.bench.config import ImpSettings
 
