@@ -42,3 +42,22 @@ def test_class_counts_take_integers_of_any_kind_and_nothing_else() -> None:
     for bad in (0, -1, 2.5, True, torch.tensor(3.0), "3", None):
         with pytest.raises(ConfigError, match="num_classes must be a positive integer"):
             check_class_count(bad)
+
+
+def test_failure_lines_name_each_failed_job_and_the_disk_fix_once() -> None:
+    """gen, bench and store refeaturize print these; a full disk fails every job after it, each
+    with a bare OSError, so the fix is said once after them, in the command's own words."""
+    from autosparse.core.errors import DISK_FULL_FIX, failure_lines
+
+    full = "OSError: [Errno 28] No space left on device: '/x'\nTraceback ..."
+    lines = failure_lines([("a", "ValueError: bad\nmore"), ("b", full), ("c", full), ("d", None), ("e", "")])
+    assert lines == [
+        "FAILED a: ValueError: bad",
+        "FAILED b: OSError: [Errno 28] No space left on device: '/x'",
+        "FAILED c: OSError: [Errno 28] No space left on device: '/x'",
+        "FAILED d: ",
+        "FAILED e: ",
+        f"the disk is full: {DISK_FULL_FIX}",
+    ]
+    assert failure_lines([("a", "ValueError: bad")], "own fix") == ["FAILED a: ValueError: bad"]
+    assert failure_lines([("b", full)], "own fix")[-1] == "the disk is full: own fix"

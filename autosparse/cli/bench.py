@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from autosparse.core.config import add_arguments, add_config_argument, from_dict, given, read_config, resolve
-from autosparse.core.errors import DISK_FULL_FIX, ConfigError, disk_full
+from autosparse.core.errors import ConfigError, failure_lines
 
 KINDS = ("accuracy", "speed", "train_speed")
 
@@ -283,10 +283,8 @@ def _accuracy(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
         + (f"{result.jobs_same} were another row's computation (cells copied), " if result.jobs_same else "")
         + f"{len(result.failures)} failed; report: {report.path}"
     )
-    for f in result.failures:
-        print(f"FAILED {f.key}: {(f.error.splitlines() or [''])[0]}")
-    if any(disk_full(f.error) for f in result.failures):
-        print(f"the disk is full: {DISK_FULL_FIX}")
+    for line in failure_lines((f.key, f.error) for f in result.failures):
+        print(line)
     return 1 if result.failures else 0
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from autosparse.cli.arguments import add_arguments
-from autosparse.core.errors import DISK_FULL_FIX, disk_full
+from autosparse.core.errors import failure_lines
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -177,10 +177,8 @@ def _refeaturize(args: argparse.Namespace) -> int:
     )
     if report.not_complete:
         print(f"skipped {len(report.not_complete)} incomplete or unreadable run(s) of {args.path}")
-    for o in report.failed:
-        print(f"FAILED {o.key}: {o.error.splitlines()[0] if o.error else ''}")
-    if any(disk_full(o.error) for o in report.failed):
-        print(f"the disk is full: {DISK_FULL_FIX}")
+    for line in failure_lines((o.key, o.error) for o in report.failed):
+        print(line)
     print(f"store: {args.out}  (inspect with `autosparse store info {args.out}`)")
     return 1 if report.failed else 0
 

@@ -216,6 +216,22 @@ def disk_full(error: BaseException | str | None) -> bool:
     return full_disk_error(error) is not None
 
 
+def failure_lines(failed: Iterable[tuple[str, str | None]], fix: str = DISK_FULL_FIX) -> list[str]:
+    """One ``FAILED key: first line`` per failed job (key, error text), then the disk's fix where a
+    full disk failed any of them.
+
+    Why one place: gen, bench and store refeaturize each printed these lines, and a full disk fails
+    every job after it, each with a bare OSError that names no fix (helper).
+    """
+    lines, full = [], False
+    for key, error in failed:
+        lines.append(f"FAILED {key}: {(error.splitlines() or [''])[0] if error else ''}")
+        full = full or disk_full(error)
+    if full:
+        lines.append(f"the disk is full: {fix}")
+    return lines
+
+
 def full_disk_error(error: BaseException) -> BaseException | None:
     """The exception in ``error``'s chain that says the disk is full, or None.
 
