@@ -196,3 +196,17 @@ def slow_die_on_three(x: int) -> int:
         os._exit(1)
     time.sleep(0.8)
     return x * x
+
+
+def note_pid_and_wait(job: tuple[str, bool]) -> int:
+    """Write this worker's pid into the folder ``job[0]``, then wait for a minute; with ``job[1]``
+    the worker ignores SIGTERM first (a job stuck where the signal cannot stop it)."""
+    import signal
+    import time
+
+    folder, deaf = job
+    if deaf:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    (Path(folder) / f"{os.getpid()}.pid").write_text("")
+    time.sleep(60)
+    return 0

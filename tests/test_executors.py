@@ -219,6 +219,44 @@ def test_pool_workers_log_as_the_parent_and_draw_no_bars(tmp_path: Path) -> None
     assert "job 2 informs" not in proc.stderr  # info stays in the worker: the parent says each job's end
 
 
+def test_an_interrupted_pool_stops_every_worker_and_leaks_nothing(tmp_path: Path) -> None:
+    """Ctrl-C left the pool's thread holding its queues past exit, and the resource tracker warned of
+    "leaked semaphore objects"; a worker ignoring SIGTERM would also have outlived the run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import signal, sys\n"
+        "import _gen_helpers as helpers\n"
+        "from autosparse.core.executors import run_jobs\n"
+        "if __name__ == '__main__':\n"
+        "    signal.signal(signal.SIGINT, signal.default_int_handler)  # a background job starts with it ignored\n"
+        "    try:\n"
+        f"        run_jobs(helpers.note_pid_and_wait, [({str(pids)!r}, True), ({str(pids)!r}, False), "
+        f"({str(pids)!r}, False)], ['a', 'b', 'c'], executor='process', workers=2)\n"
+        "    except KeyboardInterrupt:\n"
+        "        sys.exit(130)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120
+    while len(list(pids.iterdir())) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert len(list(pids.iterdir())) == 2, "the two workers did not start their jobs"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "leaked" not in err, err
+    for pid in (int(p.stem) for p in pids.iterdir()):  # the SIGTERM-deaf worker was killed too
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
 def test_a_progress_line_names_jobs_this_process_did_not_compute() -> None:
     from autosparse.core.executors import JobOutcome, _state
 

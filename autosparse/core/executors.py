@@ -16,6 +16,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -360,15 +361,31 @@ def _one_pool(
     except BaseException:
         # Interrupted (Ctrl-C, SIGTERM): stop the workers now rather than leaving them
         # running jobs nobody waits for; their unfinished jobs resume on the next run.
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            proc.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
+        _stop_workers(pool)
+        # then wait for the pool's own thread to close its queues: left running, it held their
+        # semaphores past exit and the resource tracker warned of "leaked semaphore objects"
+        pool.shutdown(wait=True, cancel_futures=True)
+        started.close()
         raise
     pool.shutdown()
     while not started.empty():
         taken.add(started.get())
     started.close()
     return broken, taken, error
+
+
+def _stop_workers(pool: ProcessPoolExecutor, grace_s: float = 5.0) -> None:
+    """Terminate the pool's workers; one that has not ended after ``grace_s`` seconds is killed, so
+    that waiting for the pool afterwards cannot hang on a worker ignoring SIGTERM."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in procs:
+        proc.terminate()
+    deadline = time.monotonic() + grace_s
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
 
 
 def _take_back_sigterm(handler: Any) -> None:
