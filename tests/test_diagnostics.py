@@ -110,3 +110,15 @@ def test_an_input_shape_unlike_the_datas_is_said_when_the_diagnostics_cannot_run
         masks = autosparse.prune(model, "snip", density=0.1, data=(x, y), input_shape=(7,))
     assert str(masks.meta["diagnostics"]["paths"]).startswith("unavailable")
     assert any("examples are (1, 8, 8): drop input_shape" in r.getMessage() for r in caplog.records)
+
+
+def test_masks_of_another_model_are_refused_not_reported_clean() -> None:
+    """Without an input shape the counts were the masks' own ("nothing collapsed"); with one the
+    mismatch was swallowed into "paths: unavailable" (helper)."""
+    from autosparse.core.errors import MaskError
+
+    masks = Masks({"0.weight": torch.ones(4, 3, dtype=torch.bool)})
+    other = nn.Sequential(nn.Linear(5, 4))
+    for shape in (None, (5,)):
+        with pytest.raises(MaskError, match="made for another width or input shape"):
+            mask_diagnostics(other, masks, shape, warn=False)

@@ -149,3 +149,14 @@ def test_compute_features_takes_data_as_prune_does_and_names_what_needs_it() -> 
     assert len(free.layers) == 3
     with pytest.raises(SchemaMismatchError, match="did you mean 'log_fan_in'"):
         autosparse.compute_features(m, (x, y), names=["fan_in"])
+
+
+def test_masks_of_another_model_are_refused_naming_the_mismatch() -> None:
+    """They failed deep in torch on a size mismatch (helper)."""
+    from autosparse.core.errors import MaskError
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(8, 4))
+    masks = Masks({"1.weight": torch.ones(4, 9, dtype=torch.bool)})
+    x, y = torch.randn(6, 8), torch.randint(0, 4, (6,))
+    with pytest.raises(MaskError, match=r"1\.weight"):
+        compute_features(model, (x, y), masks=masks)

@@ -420,3 +420,19 @@ def test_the_masks_digest_is_the_one_folders_were_first_saved_with(tmp_path) -> 
     h = hashlib.sha256(b"a.weight\0" + keep.to(torch.uint8).numpy().tobytes()).hexdigest()
     folder = Masks({"a.weight": keep}).save(tmp_path / "m")
     assert json.loads((folder / "report.json").read_text())["masks_sha256"] == h
+
+
+def test_functions_that_walk_a_model_refuse_what_is_not_one() -> None:
+    """A name or a state dict where the model belongs failed deep inside with an AttributeError
+    ('str' object has no attribute 'named_modules'; helper)."""
+    from autosparse.core.layers import safe_deepcopy
+
+    masks = Masks({"weight": torch.ones(2, 3, dtype=torch.bool)})
+    for call in (
+        lambda: remove_masks("resnet18"),  # type: ignore[arg-type]
+        lambda: safe_deepcopy({"weight": torch.ones(2)}),  # type: ignore[type-var]
+        lambda: masks.validate("resnet18"),  # type: ignore[arg-type]
+        lambda: masks.prepare("resnet18"),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(ConfigError, match=r"takes the model itself \(an nn.Module\), got .*build_model"):
+            call()

@@ -557,3 +557,15 @@ def test_a_method_that_is_no_string_is_refused_in_one_line(name: object) -> None
 
     with pytest.raises(ConfigError, match="named by a string such as 'snip'"):
         get_pruner(name)  # type: ignore[arg-type]
+
+
+def test_prune_refuses_flags_that_are_not_bools_and_leaves_the_model_alone() -> None:
+    """apply="False" is true to Python: the masks were attached to the caller's model, which
+    prune without apply=True promises never to change (helper)."""
+    from autosparse.api import prune
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(8, 4))
+    for key in ("apply", "check"):
+        with pytest.raises(ConfigError, match=f"{key} takes True or False, got 'False'"):
+            prune(model, "random", density=0.5, **{key: "False"})
+    assert not hasattr(model[1], "weight_mask")

@@ -696,3 +696,20 @@ def test_a_run_that_records_no_run_id_is_neither_complete_nor_read(store: Featur
     assert not store.is_complete("r5") and store.complete_runs() == ["r0"]
     with pytest.raises(StoreError, match=r"'r5' .* is no run of this store \(a zarr group that records no run id\)"):
         StoreReader(store.path).load_run("r5")
+
+
+def test_feature_names_must_be_a_list_of_distinct_names(tmp_path: Path) -> None:
+    """A string is a sequence too: "theta" became five one-letter features, and a repeated name a
+    bare ValueError naming no fix (helper)."""
+    from autosparse.core.errors import ConfigError
+
+    for names, said in (
+        (("theta"), "got the string 'theta'"),
+        (["a", "b", "a"], r"\['a'\] more than once"),
+        ([], "empty"),
+    ):
+        with pytest.raises(ConfigError, match=said):
+            FeatureStore(tmp_path / "s.zarr", schema_version=1, feature_names=names)
+    with pytest.raises(ConfigError, match="SCHEMA_VERSION"):
+        FeatureStore(tmp_path / "s.zarr", schema_version="1", feature_names=["a"])  # type: ignore[arg-type]
+    assert not (tmp_path / "s.zarr").exists()  # refused before anything was written

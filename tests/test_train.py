@@ -469,3 +469,23 @@ def test_train_refuses_float_targets_of_a_plain_dataset_before_training() -> Non
     with pytest.raises(ConfigError, match=r"y_test are torch.float32; train needs class indices"):
         train(model, data, {"epochs": 1, "num_threads": 1})
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_train_takes_masks_as_a_mapping_and_refuses_a_non_model_and_string_flags() -> None:
+    """masks.to_dict() failed on a missing attribute, a string model deep inside, and
+    keep_masks_attached="no" (true to Python) kept the masks attached (helper)."""
+    from autosparse.data import Dataset
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(32, 4, generator=g), torch.randint(0, 3, (32,), generator=g)
+    data = Dataset("tiny", x, y, x, y, 3, (4,))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    masks = Masks({"1.weight": torch.rand(3, 4, generator=torch.Generator().manual_seed(1)) > 0.5})
+    train(model, data, {"epochs": 1, "batch_size": 8}, masks=masks.to_dict())
+    assert torch.equal(model[1].weight.detach() != 0, masks["1.weight"])
+    with pytest.raises(ConfigError, match="train takes the model itself"):
+        train("lenet_300_100", data, {"epochs": 1})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="evaluate takes the model itself"):
+        evaluate("lenet_300_100", data.x_test, data.y_test)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="keep_masks_attached takes True or False, got 'no'"):
+        train(model, data, {"epochs": 1}, masks=masks, keep_masks_attached="no")  # type: ignore[arg-type]

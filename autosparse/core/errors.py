@@ -130,6 +130,14 @@ class ConfigError(AutosparseError, ValueError):
 _told_aliased: set[int] = set()
 
 
+def check_flag(value: object, name: str) -> bool:
+    """``value`` if it is a bool (numpy's too): a string like ``"False"`` is true to Python, so
+    ``prune(..., apply="False")`` attached the masks to the caller's model (helper)."""
+    if isinstance(value, bool) or type(value).__name__ == "bool_":
+        return bool(value)
+    raise ConfigError(f"{name} takes True or False, got {value!r}")
+
+
 def check_seed(seed: int) -> int:
     """``seed`` if torch's generators take it (``[-2**63, 2**64)``): past that, an OverflowError from
     inside torch, after the data had loaded. Torch's CPU generator reads only a seed's low 32 bits,

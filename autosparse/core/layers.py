@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -76,12 +77,27 @@ class PrunableLayer:
         return int(w.shape[0] * (w[0, 0].numel() if w.dim() > 2 else 1))
 
 
+#: the caller's own model class, kept through functions that hand the model back (``MyNet`` stays ``MyNet``)
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def require_module(model: object, what: str) -> None:
+    """One clear error where a model is expected and something else came (a name, a state dict):
+    the functions that walk the model's modules failed deep inside with an AttributeError (helper)."""
+    if not isinstance(model, nn.Module):
+        raise ConfigError(
+            f"{what} takes the model itself (an nn.Module), got {type(model).__name__} {model!r:.60}; build one "
+            "first, e.g. autosparse.build_model('tv:resnet18', (3, 32, 32), 10)"
+        )
+
+
 def prunable_layers(model: nn.Module, *, include_attention: bool = True) -> list[PrunableLayer]:
     """All prunable weights of ``model`` in registration order.
 
     Raises :class:`NoPrunableLayersError` for a model with none, because every caller would
     otherwise fail later with a confusing empty-tensor error.
     """
+    require_module(model, "autosparse")
     candidates: list[PrunableLayer] = []
     dense: dict[int, str] = {}  # parameters of modules that are never pruned (embeddings, norms, …)
     for mname, module in model.named_modules():
@@ -215,13 +231,14 @@ def count_prunable(model: nn.Module) -> int:
     return sum(layer.parameter.numel() for layer in prunable_layers(model))
 
 
-def safe_deepcopy(model: nn.Module) -> nn.Module:
+def safe_deepcopy(model: ModuleT) -> ModuleT:
     """``copy.deepcopy`` that also works on a model pruned with ``torch.nn.utils.prune``.
 
     Torch pruning stores the masked weight as a plain attribute computed from ``weight_orig``
     (a non-leaf tensor), and ``deepcopy`` refuses non-leaf tensors. Such attributes are
     recomputed by the pruning hook on every forward, so the copy gets a detached value.
     """
+    require_module(model, "safe_deepcopy")
     swapped: list[tuple[nn.Module, str, torch.Tensor]] = []
     for module in model.modules():
         for key, value in list(vars(module).items()):

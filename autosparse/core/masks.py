@@ -30,7 +30,7 @@ from autosparse.core.errors import MaskError
 from autosparse.core.folders import make_output_dir, write_text
 from autosparse.core.init_transform import InitTransform, prepared_token
 from autosparse.core.json_text import dumps as strict_dumps
-from autosparse.core.layers import prunable_layers
+from autosparse.core.layers import ModuleT, prunable_layers, require_module
 from autosparse.core.stale_weights import refresh_uncalled
 from autosparse.core.tensor_files import save_tensors
 
@@ -94,7 +94,7 @@ class Masks(Mapping[str, torch.Tensor]):
         if not clean:
             raise MaskError("empty mask set: give one boolean tensor per prunable weight")
         self._masks = clean
-        self.meta: dict[str, object] = dict(meta or {})
+        self.meta: dict[str, Any] = dict(meta or {})
         self.init: InitTransform | None = init if init else None
 
     def with_init(self, init: InitTransform | None) -> Masks:
@@ -157,7 +157,7 @@ class Masks(Mapping[str, torch.Tensor]):
         """Layers that keep no weight: they cut every path through them (layer collapse)."""
         return [n for n, m in self._masks.items() if not bool(m.any())]
 
-    def report(self) -> dict[str, object]:
+    def report(self) -> dict[str, Any]:
         """What ``report.json`` holds: kept / total / density overall and per layer, and ``meta``."""
         return {
             "kept": self.kept,
@@ -269,7 +269,7 @@ class Masks(Mapping[str, torch.Tensor]):
             "weights"
         )
 
-    def apply(self, model: nn.Module) -> nn.Module:
+    def apply(self, model: ModuleT) -> ModuleT:
         """Prepare θ0 (:meth:`prepare`) and attach masks with ``torch.nn.utils.prune``.
 
         The torch way — ``weight_orig`` + ``weight_mask`` and a forward pre-hook — so the result
@@ -522,8 +522,9 @@ def _same_mask(mask: torch.Tensor, other: object) -> bool:
     return _zeros_and_ones(other) and torch.equal(mask, other.bool())
 
 
-def remove_masks(model: nn.Module) -> nn.Module:
+def remove_masks(model: ModuleT) -> ModuleT:
     """Make masks permanent (zeros baked into ``weight``), removing the torch pruning hooks."""
+    require_module(model, "remove_masks")
     for layer in prunable_layers(model):
         if prune.is_pruned(layer.module) and hasattr(layer.module, layer.param_name + "_mask"):
             prune.remove(layer.module, layer.param_name)

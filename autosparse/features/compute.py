@@ -7,8 +7,9 @@ The same function runs when IRP data are generated and when ``autos`` prunes a n
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -261,11 +262,11 @@ def _layer_features(passes: _Passes, i: int, layer: PrunableLayer) -> LayerFeatu
 
 def compute_features(
     model: nn.Module,
-    data: PruningData | None,
+    data: PruningData | tuple[torch.Tensor, torch.Tensor] | Iterable[Any] | None,
     *,
     names: Sequence[str] | None = None,
     masks: Masks | None = None,
-    input_shape: tuple[int, ...] | None = None,
+    input_shape: Sequence[int] | None = None,
     seed: int = 0,
 ) -> FeatureTable:
     """Measure the requested features (default: the whole schema) of ``model`` at its current weights.
@@ -288,6 +289,8 @@ def compute_features(
             "only for others with names=[…] (the weights, the layer descriptors and the SynFlow features need only "
             "input_shape)"
         )
+    if masks is not None:  # another model's masks failed deep in torch, on a size mismatch (helper)
+        masks.validate(model)
     # a pass or a mask changes the model (train-mode statistics, zeroed weights); reading the weights alone does not
     work = safe_deepcopy(model) if passes or masks is not None else model
     layers = prunable_layers(work)

@@ -22,13 +22,14 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from autosparse.core.allocation import target_count
-from autosparse.core.errors import ConfigError, check_density, check_seed
+from autosparse.core.errors import ConfigError, check_density, check_flag, check_seed
 from autosparse.core.init_transform import InitTransform, fingerprint, rescale_factors
 from autosparse.core.layers import (
     PRUNABLE_TYPES,
     PrunableLayer,
     is_weight_standardized,
     prunable_layers,
+    require_module,
     safe_deepcopy,
 )
 from autosparse.core.masks import Masks
@@ -171,11 +172,8 @@ def prune_timed(
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise ConfigError(f"seed must be an integer (it seeds the method's own randomness), got {seed!r}")
     seed = check_seed(int(seed))
-    if not isinstance(model, nn.Module):
-        raise ConfigError(
-            f"prune takes the model itself (an nn.Module), got {type(model).__name__} {model!r:.60}; build one first, "
-            "e.g. autosparse.build_model('tv:resnet18', (3, 32, 32), 10)"
-        )
+    require_module(model, "prune")
+    apply, check = check_flag(apply, "apply"), check_flag(check, "check")
     if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
         raise ConfigError(
             f"the model is wrapped in {type(model).__name__}: prune model.module (the masks name its layers), "

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from autosparse.core.errors import StoreError
+from autosparse.core.errors import ConfigError, StoreError
 from autosparse.core.folders import check_output_path
 from autosparse.core.versions import package_version, package_versions
 from autosparse.store.durability import fsync_path, fsync_tree, unpublish_run
@@ -114,13 +114,21 @@ class FeatureStore:
         self.storage = storage or StorageOptions()
         #: fsync a run's files before marking it complete (survives power loss, not just kill -9).
         self.durable = durable
+        if isinstance(feature_names, str):  # a string is a sequence of one-letter names (helper)
+            raise ConfigError(
+                f"feature_names takes a list of names, got the string {feature_names!r}: pass [{feature_names!r}], "
+                "or autosparse.features.FEATURE_NAMES for the whole schema"
+            )
         feature_names = [str(f) for f in feature_names]
-        if len(set(feature_names)) != len(feature_names):
-            raise ValueError("feature_names has duplicates")
+        twice = sorted({f for f in feature_names if feature_names.count(f) > 1})
+        if twice:
+            raise ConfigError(f"feature_names names {twice} more than once: give each feature once")
         if not feature_names:
-            raise ValueError("feature_names is empty")
+            raise ConfigError("feature_names is empty: give at least one (autosparse.features.FEATURE_NAMES: all)")
         if isinstance(schema_version, bool) or not isinstance(schema_version, (int, np.integer)):
-            raise ValueError(f"schema_version must be an int, got {schema_version!r}")
+            raise ConfigError(
+                f"schema_version must be an int, got {schema_version!r} (autosparse.features.SCHEMA_VERSION: this code's)"
+            )
         if create and not self._exists():
             self._create(int(schema_version), feature_names, label_kind)
         attrs = read_root_attrs(self.path)

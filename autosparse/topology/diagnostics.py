@@ -52,6 +52,9 @@ def mask_diagnostics(
     """
     if not isinstance(masks, Masks):  # a dict of mask tensors, as path_stats and layer_collapse take (helper)
         masks = Masks(masks)
+    # masks of another model: without an input shape the counts were the masks' own, "nothing collapsed";
+    # with one, the mismatch was swallowed into "paths: unavailable" below (helper)
+    masks.validate(model)
     if isinstance(input_shape, numbers.Integral) and not isinstance(input_shape, bool):
         input_shape = (int(input_shape),)  # as prune(input_shape=784) takes it; "'int' object is not iterable" (helper)
     empty = masks.empty_layers()

@@ -26,7 +26,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from autosparse.core.config import from_dict, to_dict
-from autosparse.core.errors import ConfigError, MaskError, check_seed
+from autosparse.core.errors import ConfigError, MaskError, check_flag, check_seed
+from autosparse.core.layers import require_module
 from autosparse.core.masks import Masks, assert_masks_exact, remove_masks
 from autosparse.core.model_io import class_targets, is_shape_error, logits, model_input, param_dtype
 from autosparse.core.parallel import torch_threads
@@ -208,6 +209,7 @@ def _lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
     """Top-1 accuracy in [0, 1]."""
+    require_module(model, "evaluate")
     if not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool) or batch_size <= 0:
         raise ConfigError(f"batch_size must be a positive integer, got {batch_size!r}")
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
@@ -251,7 +253,7 @@ def train(
     dataset: object,
     config: TrainConfig | Mapping[str, Any] | None = None,
     *,
-    masks: Masks | None = None,
+    masks: Masks | Mapping[str, torch.Tensor] | None = None,
     on_step: Callable[[int, nn.Module], None] | None = None,
     desc: str = "train",
     keep_masks_attached: bool = False,
@@ -259,7 +261,7 @@ def train(
     task: Mapping[str, Any] | None = None,
     keep_checkpoint: bool = False,
 ) -> TrainResult:
-    """Train ``model`` (optionally under ``masks``); return a :class:`TrainResult` (test accuracy, curve, time).
+    """Train ``model`` (optionally under ``masks``: a Masks, or name -> 0/1 tensor); return a :class:`TrainResult`.
 
     ``dataset`` is an :class:`autosparse.data.Dataset` (in-memory ``x_train``, ``y_train``,
     ``x_test``, ``y_test``). ``on_step(step, model)`` is called before each optimiser step —
@@ -273,8 +275,12 @@ def train(
     weights do not show, e.g. model options) joins the fingerprint that a checkpoint must match.
     ``config`` may be a mapping of the recipe's fields (``{"epochs": 1}``), read as its YAML would be.
     """
+    require_module(model, "train")
+    keep_masks_attached = check_flag(keep_masks_attached, "keep_masks_attached")
     if isinstance(config, Mapping):  # as prune() takes one; a dict failed on a missing attribute (helper)
         config = from_dict(TrainConfig, config, where="train config")
+    if masks is not None and not isinstance(masks, Masks):  # masks.to_dict() failed on an attribute (helper)
+        masks = Masks(masks)
     threads = (config or TrainConfig()).num_threads
     with torch_threads(thread_count(threads)):  # the caller's thread count is restored after
         if not all(hasattr(dataset, a) for a in ("x_train", "y_train", "x_test", "y_test")):
