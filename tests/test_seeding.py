@@ -44,3 +44,23 @@ def test_kept_streams_gives_the_callers_stream_back_unseeded() -> None:
     assert accelerators == []  # nothing to seed on a CPU model
     assert torch.equal(inside, expected)  # the caller's stream, not a seeded one
     assert torch.equal(torch.rand(3), expected)  # and back where it was
+
+
+def test_a_shuffled_loader_gives_the_seeds_mask_and_leaves_the_callers_stream() -> None:
+    """A shuffled DataLoader draws its order from torch's generator as prune reads it: the global
+    state, not the seed, chose iter_snip's batches, and the caller's stream moved (helper)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    import autosparse
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 8), torch.nn.ReLU(), torch.nn.Linear(8, 4))
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 12, generator=g), torch.arange(40) % 4
+    loader = DataLoader(TensorDataset(x, y), batch_size=10, shuffle=True)
+    masks = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        before = torch.get_rng_state()
+        masks.append(autosparse.prune(model, "iter_snip", density=0.1, data=loader, seed=0, rounds=3))
+        assert torch.equal(before, torch.get_rng_state())
+    assert all(torch.equal(masks[0][n], masks[1][n]) for n in masks[0])

@@ -201,7 +201,10 @@ def prune_timed(
         if shape is not None and hasattr(pruner.config, "input_shape"):
             pruner = make_pruner(method, config, **hparams, input_shape=shape)
         _warn_zero_layers(prunable_layers(model))  # and fail early and clearly on a model with nothing to prune
-        pdata = require_data(data, method) if pruner.data_dependent else PruningData.coerce(data)
+        # a shuffled DataLoader draws its order from torch's generator as it is read: under the seed, the
+        # mask is the seed's and the caller's stream is left as it was (the global state decided it; helper)
+        with seeded(seed, model_device(model)):
+            pdata = require_data(data, method) if pruner.data_dependent else PruningData.coerce(data)
         _check_own_inputs(pruner, method, model, pdata)
         work = twice_differentiable(safe_deepcopy(model))
         # the math attention kernel: torch's fused CPU/flash kernels have no double backward, which
