@@ -569,3 +569,24 @@ def test_prune_refuses_flags_that_are_not_bools_and_leaves_the_model_alone() -> 
         with pytest.raises(ConfigError, match=f"{key} takes True or False, got 'False'"):
             prune(model, "random", density=0.5, **{key: "False"})
     assert not hasattr(model[1], "weight_mask")
+
+
+def test_a_compiled_part_of_the_model_is_refused_naming_it() -> None:
+    """Only a compiled whole model was caught; a compiled child reached torch, where GraSP's double
+    backward failed on "donated buffers" and the other methods spent seconds recompiling (helper)."""
+    from autosparse.api import prune
+
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 8))
+    model.body = torch.compile(nn.Sequential(nn.Linear(8, 4)))  # registered, never called: no compile runs
+    with pytest.raises(ConfigError, match=r"part of the model is compiled \(torch.compile\): body; prune"):
+        prune(model, "random", density=0.5)
+
+
+def test_a_train_mode_pass_on_one_example_says_what_to_give() -> None:
+    """A DataLoader's last batch of one example failed in BatchNorm with torch's bare ValueError (helper)."""
+    from autosparse.api import prune
+
+    model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    x, y = torch.randn(1, 6), torch.tensor([1])
+    with pytest.raises(ConfigError, match=r"batch of one example.*two or more examples.*drop_last=True"):
+        prune(model, "iter_snip", density=0.2, data=(x, y), rounds=2)

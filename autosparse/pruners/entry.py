@@ -128,6 +128,12 @@ def _shape_error(exc: Exception, method: str, data: PruningData | None, configur
             f"{method} could not run the model on {data.batches[0][0].dtype} inputs, which it does not convert: "
             f"{text.splitlines()[0]}; pass the inputs as your training loop feeds them (e.g. x.float() / 255)"
         )
+    if "more than 1 value per channel when training" in text:  # a train-mode BatchNorm on one example
+        return ConfigError(
+            f"{method} ran the model in train mode on a batch of one example, which BatchNorm cannot normalise "
+            f"({text.splitlines()[0]}): give pruning batches of two or more examples (a DataLoader's last batch "
+            "too: drop_last=True)"
+        )
     if not is_shape_error(exc):
         return exc
     given = f"inputs of shape (N, {', '.join(map(str, data.input_shape))})" if data is not None else "its inputs"
@@ -183,6 +189,12 @@ def prune_timed(
         raise ConfigError(
             "the model is compiled (torch.compile): prune model._orig_mod (the masks name its layers, and the path "
             "pass would compile every copy), apply the masks to it, then compile it again"
+        )
+    compiled = [n for n, m in model.named_modules() if n and isinstance(getattr(m, "_orig_mod", None), nn.Module)]
+    if compiled:  # a compiled part reached torch: GraSP's double backward failed on "donated buffers" (helper)
+        raise ConfigError(
+            f"part of the model is compiled (torch.compile): {name_list(compiled)}; prune the model before compiling "
+            "that part (build it uncompiled), apply the masks, then compile it"
         )
     if any(p.is_meta for p in model.parameters()):
         raise ConfigError(
