@@ -590,3 +590,28 @@ def test_a_train_mode_pass_on_one_example_says_what_to_give() -> None:
     x, y = torch.randn(1, 6), torch.tensor([1])
     with pytest.raises(ConfigError, match=r"batch of one example.*two or more examples.*drop_last=True"):
         prune(model, "iter_snip", density=0.2, data=(x, y), rounds=2)
+
+
+def test_attention_with_its_own_key_width_says_its_projections_stay_dense(caplog: pytest.LogCaptureFixture) -> None:
+    """With kdim/vdim, nn.MultiheadAttention holds q/k/v_proj_weight instead of in_proj_weight: they
+    stayed dense without a word, and the density read as if they were pruned (helper)."""
+    from autosparse.api import prune
+
+    class Net(nn.Module):
+        def __init__(self, kdim: int) -> None:
+            super().__init__()
+            self.att = nn.MultiheadAttention(16, 2, kdim=kdim, vdim=kdim, batch_first=True)
+            self.kv = nn.Linear(16, kdim)
+            self.fc = nn.Linear(16, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            kv = self.kv(x)
+            return self.fc(self.att(x, kv, kv)[0].mean(1))
+
+    data = (torch.randn(4, 5, 16), torch.tensor([0, 1, 2, 0]))
+    with caplog.at_level(logging.WARNING, logger="autosparse"):
+        prune(Net(16), "random", density=0.5, data=data)
+    assert "not pruned" not in caplog.text  # in_proj_weight is pruned
+    with caplog.at_level(logging.WARNING, logger="autosparse"):
+        prune(Net(8), "random", density=0.5, data=data)
+    assert "512 weights in MultiheadAttention layers are not pruned" in caplog.text

@@ -312,10 +312,10 @@ def _warn_zero_layers(layers: list[PrunableLayer]) -> None:
         )
 
 
-#: modules whose weights are pruned (or reported) elsewhere, or are lookup tables, not connections
+#: modules whose weights are pruned (or reported) elsewhere, or are lookup tables, not connections; not
+#: nn.MultiheadAttention: its in_proj_weight is pruned, but with kdim/vdim its q/k/v_proj_weight are not (helper)
 _NOT_DENSE_WEIGHTS: tuple[type[nn.Module], ...] = (
     *PRUNABLE_TYPES,
-    nn.MultiheadAttention,
     nn.Embedding,
     nn.EmbeddingBag,
 )
@@ -345,7 +345,8 @@ def _warn_unprunable(model: nn.Module, masks: Masks) -> None:
         return
     _warned_unprunable.add(key)
     log.warning(
-        "%d weights in %s layers are not pruned (autosparse prunes Linear, Conv1d/2d and attention): the "
+        "%d weights in %s layers are not pruned (autosparse prunes Linear, Conv1d/2d and attention without "
+        "kdim/vdim): the "
         "masks keep %d of %d prunable weights, %d of %d weights in all (density %.4g)",
         dense,
         ", ".join(sorted(found)),
