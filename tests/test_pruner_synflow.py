@@ -193,3 +193,29 @@ def test_thin_by_flow_drops_weights_that_feed_a_dead_unit_first() -> None:
     assert sum(int(m.sum()) for m in out.values()) == keep
     assert not bool(out["0.weight"][0].any())
     assert bool(out["0.weight"][1:].all()) and torch.equal(out["2.weight"], masks["2.weight"])
+
+
+def test_a_round_decided_by_position_among_zero_scores_is_said() -> None:
+    """A branch behind a zero-initialised norm scale scores exactly 0: SNIP said that most of its
+    mask was chosen by position, the iterative methods kept the same share in silence (helper)."""
+    import warnings
+
+    class TwoBranches(nn.Module):
+        def __init__(self, gamma: float) -> None:
+            super().__init__()
+            self.a1, self.bn, self.a2 = nn.Linear(8, 16), nn.BatchNorm1d(16), nn.Linear(16, 4)
+            nn.init.constant_(self.bn.weight, gamma)
+            self.b = nn.Linear(8, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.a2(torch.relu(self.bn(self.a1(x)))) + self.b(x)
+
+    said = {}
+    for gamma in (0.0, 1.0):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            prune(TwoBranches(gamma), "synflow", density=0.5, input_shape=(8,), rounds=5)
+        said[gamma] = [str(w.message) for w in caught if "chosen by position" in str(w.message)]
+    assert not said[1.0]
+    assert len(said[0.0]) == 1 and "spread evenly over the layers' order" in said[0.0][0]
+    assert "zero_init_residual" in said[0.0][0]  # the cause of exact zeros, and the fix

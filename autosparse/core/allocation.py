@@ -45,12 +45,12 @@ def topk_mask(score: torch.Tensor, k: int, *, ties: Literal["first", "spread"] =
     t, every score above t is kept, and the remaining places go to the scores equal to t with the
     lowest indices. A full sort of 11M scores cost more than the rest of SNIP's allocation.
     """
-    return _select(score, k, ties)[0]
+    return select_top(score, k, ties)[0]
 
 
-def _select(score: torch.Tensor, k: int, ties: Literal["first", "spread"]) -> tuple[torch.Tensor, int, int, float]:
+def select_top(score: torch.Tensor, k: int, ties: Literal["first", "spread"]) -> tuple[torch.Tensor, int, int, float]:
     """:func:`topk_mask`, and how many of the kept were taken among equal scores by position, how many
-    scores were tied at the threshold and the threshold itself, for :func:`allocate`'s warning."""
+    scores were tied at the threshold and the threshold itself, for :func:`warn_position_fill`."""
     flat = score.detach().reshape(-1)
     if not flat.is_floating_point() or flat.dtype in (torch.float16, torch.bfloat16):
         flat = flat.to(torch.float64)  # numpy partitions float32/float64 natively and exactly
@@ -78,8 +78,11 @@ def _select(score: torch.Tensor, k: int, ties: Literal["first", "spread"]) -> tu
 TIE_SHARE_WARNED = 0.1
 
 
-def _warn_position_fill(k: int, short: int, n_tied: int, score: float) -> None:
-    """Say when a large part of a global mask was chosen by layer order among equal scores.
+def warn_position_fill(
+    k: int, short: int, n_tied: int, score: float, ties: Literal["first", "spread"] = "first", stacklevel: int = 3
+) -> None:
+    """Say when a large part of a global mask was chosen by layer order among equal scores
+    (``ties="spread"``: by evenly spaced positions, as the iterative methods break ties).
 
     Why: timm's ResNets zero every block's last BatchNorm scale at init (``zero_init_last``), so SNIP's
     scores are exactly zero on every residual branch; 410k of the 559k weights SNIP kept at 5% on
@@ -96,11 +99,16 @@ def _warn_position_fill(k: int, short: int, n_tied: int, score: float) -> None:
         if score == 0
         else " The method cannot tell these weights apart; a method with a finer signal (or a lower density) can"
     )
+    where = (
+        "so the first layers fill up and the last keep nothing"
+        if ties == "first"
+        else "spread evenly over the layers' order, not chosen by the method"
+    )
     warnings.warn(
         f"{short} of the {k} kept weights ({100 * short / k:.0f}%) were chosen by position among {n_tied} "
-        f"weights of equal score ({score:g}), so the first layers fill up and the last keep nothing.{cause}",
+        f"weights of equal score ({score:g}), {where}.{cause}",
         RuntimeWarning,
-        stacklevel=3,
+        stacklevel=stacklevel,
     )
 
 
@@ -362,8 +370,8 @@ def allocate(
         total = flat.numel()
         k = target_count(total, density)
         check_ranks_something(flat, k)
-        keep, short, n_tied, threshold = _select(flat, k, "first")
-        _warn_position_fill(k, short, n_tied, threshold)
+        keep, short, n_tied, threshold = select_top(flat, k, "first")
+        warn_position_fill(k, short, n_tied, threshold)
         out, offset = {}, 0
         for n in names:
             size = scores[n].numel()

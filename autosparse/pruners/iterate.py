@@ -25,7 +25,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from autosparse.core.allocation import Scope, allocate, check_ranks_something, target_count, topk_mask
+from autosparse.core.allocation import (
+    Scope,
+    allocate,
+    check_ranks_something,
+    select_top,
+    target_count,
+    warn_position_fill,
+)
 from autosparse.core.errors import ConfigError
 from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
@@ -117,7 +124,7 @@ class Thinning:
         """The masks so far, as a snapshot the score function may keep."""
         return Masks({n: m.clone() for n, m in zip(self.names, self.masks, strict=True)})
 
-    def keep_global(self, scores: dict[str, torch.Tensor], k: int, *, first: bool = False) -> None:
+    def keep_global(self, scores: dict[str, torch.Tensor], k: int, *, first: bool = False, last: bool = False) -> None:
         """Keep the ``k`` best-scored survivors over all layers; exact, ties spread over the flat order.
 
         The survivors' scores in flat order are what :func:`topk_mask` sees of the whole
@@ -141,7 +148,9 @@ class Thinning:
         # ties spread over the flat order, not to its start: a score of exactly 0 shared by many weights
         # (NTK-SAP's dead units) kept the first layers' and pruned the last layers', round after round,
         # until a lenet5 at 20% had its two classifier layers empty
-        keep = topk_mask(flat, k, ties="spread")
+        keep, short, n_tied, threshold = select_top(flat, k, "spread")
+        if last:  # the mask returned: earlier rounds' ties (zero flow into a 1x1 map's edge taps) go later
+            warn_position_fill(k, short, n_tied, threshold, "spread", stacklevel=2)
         offset = 0
         for i, idx in enumerate(self.alive):
             kept = keep[offset : offset + idx.numel()]
@@ -206,11 +215,12 @@ def iterate(
     work = prepare(model)
     state = Thinning(work, keep_original=scope != "global")
     masks: Masks | None = None
-    for d in tqdm(schedule_densities(density, rounds, schedule), desc=desc, leave=False, disable=None):
+    densities = schedule_densities(density, rounds, schedule)
+    for i, d in enumerate(tqdm(densities, desc=desc, leave=False, disable=None)):
         scores = score_fn(work, masks)
         state.restore_state()
         if scope == "global":
-            state.keep_global(scores, target_count(state.total, d), first=masks is None)
+            state.keep_global(scores, target_count(state.total, d), first=masks is None, last=i == len(densities) - 1)
         else:
             state.keep_allocated(allocate(state.scores_with_pruned_lowest(scores), d, scope=scope))
         masks = state.current()
