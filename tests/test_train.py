@@ -124,7 +124,7 @@ def test_bad_recipe_values() -> None:
         TrainConfig(schedule="linear")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="lr"):
         TrainConfig(lr=0)
-    with pytest.raises(ConfigError, match=r"num_threads must be >= 0 \(0: every core\), got -1"):
+    with pytest.raises(ConfigError, match=r"num_threads must be >= 0 \(0: OMP_NUM_THREADS, else every core\), got -1"):
         TrainConfig(num_threads=-1)  # was taken silently as "every core"
     # torch refused these mid-run (label smoothing at the first loss, eval_batch_size after training) or
     # trained nonsense with them (momentum 5): refused when the recipe is built, so `--check` sees them
@@ -489,3 +489,19 @@ def test_train_takes_masks_as_a_mapping_and_refuses_a_non_model_and_string_flags
         evaluate("lenet_300_100", data.x_test, data.y_test)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="keep_masks_attached takes True or False, got 'no'"):
         train(model, data, {"epochs": 1}, masks=masks, keep_masks_attached="no")  # type: ignore[arg-type]
+
+
+def test_every_core_means_omp_num_threads_where_it_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README tells users of a busy machine to set OMP_NUM_THREADS=1; num_threads 0 (the default)
+    took every core regardless, in train, gen, bench and imp (helper)."""
+    from autosparse.training.trainer import thread_count
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert thread_count(0) == 1
+    assert thread_count(3) == 3  # an explicit count wins
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    for unusable in ("", "0", "two"):
+        monkeypatch.setenv("OMP_NUM_THREADS", unusable)
+        assert thread_count(0) == cores
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert thread_count(0) == cores

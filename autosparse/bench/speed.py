@@ -96,7 +96,7 @@ class SpeedConfig:
     drifts over minutes moves a method and its reference together"""
     isolate: bool = True  # one fresh process per measurement: needed for peak memory
     timeout_s: float = 1800.0  # per measurement (isolate only): a slow method is recorded, not waited on forever
-    num_threads: int = 0  # torch threads; 0 = every core
+    num_threads: int = 0  # torch threads; 0 = OMP_NUM_THREADS where set, else every core
     device: str = "cpu"  # cpu | cuda | auto
     data_root: str | None = None  # where real datasets are read from (none: the default data folder)
 

@@ -74,7 +74,7 @@ class TrainSpeedConfig:
     epochs: float = 1.0
     batch_size: int = 128
     seed: int = 0
-    num_threads: int = 1  # torch threads; 1 is steadier on a shared machine, 0 = every core
+    num_threads: int = 1  # torch threads; 1 is steadier on a shared machine, 0 = OMP_NUM_THREADS, else every core
     device: str = "cpu"
 
     @classmethod

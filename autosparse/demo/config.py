@@ -34,7 +34,7 @@ class Setting:
     bench_epochs: float  # training epochs of every pruned held-out model (and of IMP's rounds)
     seeds: tuple[int, ...]  # bench seeds (initial weights, pruning batch, training order)
     scorer_steps: int  # ranker training steps of the demo's scorer
-    num_threads: int  # torch threads per training (0: every core)
+    num_threads: int  # torch threads per training (0: OMP_NUM_THREADS where set, else every core)
 
     def heldout(self) -> ModelSpec:
         return ModelSpec(self.heldout_model, dict(self.heldout_kwargs))
@@ -125,7 +125,9 @@ class DemoConfig:
     bench_epochs: float | None = None  # training epochs of every pruned held-out model (unset: the dataset's setting)
     seeds: tuple[int, ...] | None = None  # bench seeds: initial weights, pruning batch, order (unset: the setting's)
     scorer_steps: int | None = None  # ranker training steps of the demo's scorer (unset: the dataset's setting)
-    num_threads: int | None = None  # torch threads per training, 0 = every core (unset: the dataset's setting)
+    num_threads: int | None = (
+        None  # torch threads per training, 0 = OMP_NUM_THREADS where set, else every core (unset: the dataset's setting)
+    )
 
     def setting(self, dataset: str) -> Setting:
         """The dataset's calibrated setting with every size this config gives in its place."""

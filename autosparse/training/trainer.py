@@ -66,7 +66,7 @@ class TrainConfig:
     warmup_fraction: float = 0.15  # one-cycle's rising phase
     label_smoothing: float = 0.0  # cross-entropy label smoothing
     seed: int = 0  # seed of the batch order and of dropout / stochastic-depth draws
-    num_threads: int = 0  # torch threads; 0 = every core of this machine
+    num_threads: int = 0  # torch threads; 0 = OMP_NUM_THREADS where set, else every core of this machine
     device: str = "auto"  # auto | cpu | cuda
     eval_batch_size: int = 1024  # examples per forward pass when testing
     eval_every_epoch: bool = False  # also measure test accuracy after every epoch (the history), not only at the end
@@ -81,7 +81,7 @@ class TrainConfig:
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.num_threads < 0:
-            raise ConfigError(f"num_threads must be >= 0 (0: every core), got {self.num_threads}")
+            raise ConfigError(f"num_threads must be >= 0 (0: OMP_NUM_THREADS, else every core), got {self.num_threads}")
         if self.schedule not in ("onecycle", "cosine", "step", "constant"):
             raise ConfigError(f"unknown schedule {self.schedule!r}; use onecycle, cosine, step or constant")
         if self.optimizer not in ("sgd", "adam"):
@@ -175,9 +175,17 @@ def training_steps(cfg: TrainConfig, n_examples: int) -> int:
 
 
 def thread_count(num_threads: int = 0) -> int:
-    """``num_threads``, or for 0 every core this process may run on (its CPU affinity, as in a container)."""
+    """``num_threads``; for 0, ``OMP_NUM_THREADS`` where it is set, else every core this process may run
+    on (its CPU affinity, as in a container).
+
+    Why the variable: the README tells users of a busy machine to set it, and 0 (the default) took
+    every core regardless, in train, gen, bench and imp (helper).
+    """
     if num_threads > 0:
         return num_threads
+    told = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if told.isdigit() and int(told) > 0:
+        return int(told)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, cores or 1)
 
