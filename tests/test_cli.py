@@ -436,7 +436,20 @@ def test_a_closed_pipe_is_not_a_traceback(tmp_path) -> None:
 def test_train_builds_the_model_the_masks_were_made_for(tmp_path) -> None:
     # `train --masks DIR` used the default model and sent the user back to prune
     masks, t = tmp_path / "m", tmp_path / "t"
-    proc = run("prune", *SMALL, "--method", "random", "--density", "0.2", "--out", str(masks))
+    proc = run(
+        "prune",
+        *SMALL,
+        "--n-train",
+        "96",
+        "--n-test",
+        "40",
+        "--method",
+        "random",
+        "--density",
+        "0.2",
+        "--out",
+        str(masks),
+    )
     assert proc.returncode == 0, proc.stderr
     proc = run("train", "--epochs", "0.1", "--masks", str(masks), "--out", str(t))
     assert proc.returncode == 0, proc.stderr
@@ -446,7 +459,9 @@ def test_train_builds_the_model_the_masks_were_made_for(tmp_path) -> None:
         {"widths": [16]},
         "fake:fashion-mnist",
     )
-    assert "the model and dataset as the masks were made (--model / --dataset choose otherwise)" in proc.stderr
+    assert "the model and dataset as the masks were made (--model / --dataset / --n-train / --n-test" in proc.stderr
+    # with the subset prune drew from, not the whole dataset (minutes where seconds were planned; helper)
+    assert (metrics["data"]["n_train"], metrics["data"]["n_test"]) == (96, 40)
     # a dataset named on the command line is the user's, and the line says only the model came from the masks
     proc = run("train", "--epochs", "0.1", "--masks", str(masks), "--dataset", "fake:fashion-mnist")
     assert proc.returncode == 0, proc.stderr
