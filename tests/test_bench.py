@@ -1116,3 +1116,21 @@ def test_an_older_cell_is_read_with_added_fields_as_they_behaved_then(tmp_path: 
     assert read_current_cell(cell, identity) is None  # trained with every layer rescaled: recomputed
     cell, identity = old_cell(rescale=False)
     assert read_current_cell(cell, identity) is not None  # the field changed nothing for it
+
+
+def test_check_loads_the_scorer_of_a_row_whose_cells_are_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A row whose cells were all done skipped the scorer check, so `--check` printed "every row's
+    method and scorer loads" for a relative scorer path that loaded nowhere from here (helper)."""
+    from autosparse.bench.cells import BenchJob
+    from autosparse.bench.runner import plan_bench
+
+    monkeypatch.setattr(BenchJob, "is_complete", lambda self: True)  # every cell done, as in a finished folder
+    bad = {**TINY, "methods": ["random", {"method": "autos", "hparams": {"scorer": "scorer_not_here"}}]}
+    cfg_path = tmp_path / "b.yaml"
+    cfg_path.write_text(yaml.safe_dump(bad))
+    assert main(["bench", "--config", str(cfg_path), "--out", str(tmp_path / "o"), "--check"]) == 2
+    assert "bench row 'autos(scorer=scorer_not_here)'" in capsys.readouterr().err
+    # a run reuses the done cells as they are: it needs no scorer to report them
+    assert plan_bench(bench_config_from_dict(bad), tmp_path / "o").todo == []

@@ -110,12 +110,15 @@ def plan_bench(
     executor: str = "local",
     workers: int = 0,
     methods: list[str] | None = None,
+    every_row: bool = False,
 ) -> BenchPlan:
     """Validate ``config`` and plan it against the cells in ``out_dir``, writing nothing.
 
     Every check a run makes before its first cell happens here (names, hyperparameters, the
     device, each row's scorer, that each dataset still to be trained on has its files), so ``bench --check`` fails exactly where a run would, hours
-    earlier and without creating ``out_dir``.
+    earlier and without creating ``out_dir``. ``every_row`` checks the scorers of rows whose cells
+    are all done too: ``--check`` says that every row's scorer loads, and a relative scorer path run
+    from another folder loaded nowhere while the done cells hid it (helper).
     """
     if executor not in EXECUTORS:
         raise UnknownNameError("executor", executor, EXECUTORS)
@@ -136,7 +139,7 @@ def plan_bench(
             raise UnknownNameError("method label", unknown[0], titles, hint="labels are the rows of the bench config")
         jobs = [j for j in jobs if j.spec.method.title() in methods]
     todo: list[BenchJob] = [j for j in jobs if not j.is_complete()]
-    _preflight(config, todo, methods)
+    _preflight(config, jobs if every_row else todo, methods)
     # each job still to run reads its data: one "not found" now, not one per cell (no file is read here)
     for data in dict.fromkeys(j.spec.data for j in todo):
         check_dataset_files(data.dataset, data.data_root, download=data.download)

@@ -150,7 +150,7 @@ def _check(cfg: Any, where: Any, out: Path, config: str | None) -> int:
             f"{name}: valid. {count_of(len(cases), 'measurement')}; {done} already in {out}, {len(cases) - done} to take."
         )
         return 0
-    plan = plan_bench(cfg, out, executor=where.executor, workers=where.workers)
+    plan = plan_bench(cfg, out, executor=where.executor, workers=where.workers, every_row=True)
     todo = plan.cells_total - plan.cells_done
     print(
         f"{name}: valid; every row's method and scorer loads. {count_of(plan.cells_total, 'cell')} in "
