@@ -148,15 +148,26 @@ def test_one_mnist_format_dataset_is_not_read_as_another(tmp_path: Path) -> None
     assert load_dataset("fashion-mnist", root=FMNIST_DIR, n_train=100, n_test=100).num_classes == 10
 
 
-def test_fashion_mnist_missing_root_names_the_fix(tmp_path: Path) -> None:
+def test_fashion_mnist_missing_root_names_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import autosparse.data.idx as idx
+
     empty = tmp_path / "empty"
     empty.mkdir()
+    monkeypatch.setattr(idx, "SYSTEM_DATASETS", tmp_path / "no-system-package")
     with pytest.raises(DatasetNotFoundError) as err:
         load_dataset("fashion-mnist", root=empty)
     msg = str(err.value)
     assert "--data-root" in msg and "--download" in msg and "train-images-idx3-ubyte.gz" in msg
     assert "apt-get install dataset-fashion-mnist" in msg
     assert isinstance(err.value, FileNotFoundError)  # callers catching the builtin still work
+    # with the package installed, installing it is no fix: leaving out --data-root is (helper)
+    system = tmp_path / "system"
+    system.mkdir()
+    (system / "fashion-mnist").symlink_to(FMNIST_DIR, target_is_directory=True)
+    monkeypatch.setattr(idx, "SYSTEM_DATASETS", system)
+    with pytest.raises(DatasetNotFoundError, match=r"omit --data-root to read the installed copy in .*system") as err:
+        load_dataset("fashion-mnist", root=empty)
+    assert "apt-get" not in str(err.value)
 
 
 def test_idx_root_layouts_and_uncompressed(tmp_path: Path) -> None:

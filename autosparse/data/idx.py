@@ -138,7 +138,11 @@ def _idx_files(
             )
         if files is None:
             fixes = []
-            if apt_package:
+            system = SYSTEM_DATASETS / system_dir
+            if root is not None and find_idx([system], name, []) is not None:
+                # the system package is installed: telling the user to install it sent them in a circle (helper)
+                fixes.append(f"omit --data-root to read the installed copy in {system}")
+            elif apt_package:
                 fixes.append(f"apt-get install {apt_package}" + (" and omit --data-root" if root is not None else ""))
             fixes.append(f"pass --data-root DIR containing {IDX_FILES['x_train']}.gz and the other three IDX files")
             fixes.append(
