@@ -353,7 +353,9 @@ def test_train_scorer_summary_explains_precision_only_when_its_table_has_it(
     out = capsys.readouterr().out
     assert "held-out ranking quality" in out and "read it as optimistic:" in out and "Spearman" in out
     assert "prec. @" not in out and "share of IMP's survivors" not in out
-    assert "Spearman only: precision is shown for rounds at <= 5% density; these runs end at 0.064" in out
+    assert (
+        "Spearman only: precision is shown for rounds at <= 5% density; the deepest round measured is at 0.064" in out
+    )
     assert "unit head: autos keeps 0.5 x the alive units IMP keeps" in out and "--add-unit-head --unit-scale S" in out
 
 

@@ -266,8 +266,11 @@ def run(args: argparse.Namespace) -> int:
             explain = " (precision: share of IMP's survivors among the top-scored weights)"
         else:
             lowest = min(r["density"] for per in trained.card.metrics.values() for r in per.get("rounds", {}).values())
+            # the rounds measured are those the scorer learned from: min_round_accuracy drops the collapsed
+            # last rounds, so "these runs end at 0.2" read wrong for runs whose store went to 0.1 (helper)
             explain = (
-                f" (Spearman only: precision is shown for rounds at <= 5% density; these runs end at {lowest:.3g})"
+                f" (Spearman only: precision is shown for rounds at <= 5% density; the deepest round measured is at "
+                f"{lowest:.3g}, rounds below min_round_accuracy x the dense accuracy are left out)"
             )
         # the same runs chose the training step kept (early stopping), so they flatter it a little (review)
         print(
