@@ -143,6 +143,13 @@ def test_a_list_of_dataclasses_flag_takes_yaml_flow_syntax_as_the_help_says() ->
     assert parse_items("{method: snip, label: s}") == ({"method": "snip", "label": "s"},)
     assert parse_items('[{"hparams": {"lr": 1e3}}]') == ({"hparams": {"lr": 1000.0}},)  # JSON's number stays one
     assert parse_items("snip, synflow") == ("snip", "synflow")  # a plain list as before
+    # names and mappings mixed, without the brackets: the mapping was read as a method named "{method: …}" (helper)
+    assert parse_items("random,{method: snip, hparams: {scope: erk}}") == (
+        "random",
+        {"method": "snip", "hparams": {"scope": "erk"}},
+    )
+    with pytest.raises(argparse.ArgumentTypeError, match="not valid YAML or JSON"):
+        parse_items("random,{method: snip")
     with pytest.raises(
         argparse.ArgumentTypeError, match=r"^not valid YAML or JSON \(expected ',' or '}'.* column \d+\)$"
     ):

@@ -71,21 +71,28 @@ def split_list(text: str) -> list[str]:
 
 def parse_items(text: str) -> tuple[Any, ...]:
     """A flag for a list of dataclasses: names (``snip,synflow``) or a list or mapping in YAML flow
-    syntax (``[{method: synflow, hparams: {rounds: 10}}]``) or JSON (``[{"method": "snip"}]``).
+    syntax (``[{method: synflow, hparams: {rounds: 10}}]``) or JSON (``[{"method": "snip"}]``), or
+    names and mappings mixed (``random,{method: snip, label: s}``: a stranger's first try, which was
+    read as a method named ``{method: snip, …}``; helper).
 
     The items stay raw (strings or mappings) so they are read by :func:`from_dict` exactly like
     the same list in YAML: one rule for both, and a line of a config file can be pasted as the
     flag. JSON is read first: PyYAML reads YAML 1.1, where JSON's ``1e3`` would be a string.
     """
     if str(text).lstrip()[:1] in ("[", "{"):
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            try:
-                value = yaml.safe_load(text)
-            except yaml.YAMLError as exc:  # its own text spans five lines, drawing the input twice
-                mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None) or type(exc).__name__
-                where = f" at column {mark.column + 1}" if mark is not None else ""
-                raise argparse.ArgumentTypeError(f"not valid YAML or JSON ({problem}{where})") from None
+        value = _flow_value(text)
         return tuple(value) if isinstance(value, list) else (value,)
-    return tuple(split_list(text))
+    return tuple(_flow_value(item) if item[:1] == "{" else item for item in split_list(text))
+
+
+def _flow_value(text: str) -> Any:
+    """One value written in JSON or YAML flow syntax."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:  # its own text spans five lines, drawing the input twice
+            mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None) or type(exc).__name__
+            where = f" at column {mark.column + 1}" if mark is not None else ""
+            raise argparse.ArgumentTypeError(f"not valid YAML or JSON ({problem}{where})") from None
