@@ -104,3 +104,30 @@ def test_verbose_prune_says_where_autos_spent_its_time() -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "features" in proc.stderr and "repair" in proc.stderr and "weights kept" in proc.stderr
+
+
+def test_our_warnings_are_one_log_line_in_the_cli_and_others_stay_warnings(caplog: pytest.LogCaptureFixture) -> None:
+    """SNIP's tie warning printed as `…/registry.py:127: RuntimeWarning: …` among one-line
+    `WARNING autosparse…` messages (helper); another library's warnings keep Python's form."""
+    import warnings
+
+    from autosparse.cli import configure_logging
+    from autosparse.core.allocation import warn_position_fill
+
+    saved = warnings.showwarning
+    theirs: list[str] = []
+    warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: theirs.append(
+        f"{filename}:{lineno}: {category.__name__}: {message}"
+    )
+    try:
+        configure_logging(0)
+        configure_logging(0)  # a second main() in one process does not wrap it twice
+        with warnings.catch_warnings(), caplog.at_level(logging.WARNING, logger="autosparse"):
+            warnings.simplefilter("always")
+            warn_position_fill(100, 50, 400, 0.0, stacklevel=1)
+            warnings.warn_explicit("theirs", RuntimeWarning, "/elsewhere/lib.py", 7)
+    finally:
+        warnings.showwarning = saved
+    ours = [r for r in caplog.records if r.name == "autosparse.core.allocation"]
+    assert len(ours) == 1 and ours[0].getMessage().startswith("50 of the 100 kept weights")
+    assert theirs == ["/elsewhere/lib.py:7: RuntimeWarning: theirs"]  # passed on once, as Python shows it

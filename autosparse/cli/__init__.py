@@ -24,7 +24,10 @@ import pkgutil
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from autosparse import __version__
 from autosparse.cli.arguments import VERBOSE_HELP, CommandParser, TopParser
@@ -74,6 +77,28 @@ def configure_logging(verbose: int) -> None:
     )
     for name in OUR_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose >= 1 else logging.INFO)
+    warnings.showwarning = _our_warnings_as_log_lines(warnings.showwarning)
+
+
+def _our_warnings_as_log_lines(show: Any) -> Any:
+    """Warnings our own code raises (``warnings.warn``: SNIP's ties, NaN scores) as the one-line
+    ``WARNING autosparse…`` every other message is; they printed as ``…/registry.py:127:
+    RuntimeWarning: …`` (helper). Python callers keep real warnings; other libraries' stay as they are."""
+    if getattr(show, "autosparse_lines", False):
+        return show
+    package = str(Path(__file__).resolve().parents[1])
+
+    def showwarning(
+        message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+    ) -> None:
+        if str(Path(filename).resolve()).startswith(package + os.sep):
+            module = Path(filename).resolve().relative_to(Path(package).parent).with_suffix("")
+            logging.getLogger(".".join(module.parts)).warning("%s", message)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    showwarning.autosparse_lines = True  # type: ignore[attr-defined]
+    return showwarning
 
 
 def _refuse_extra(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
