@@ -135,5 +135,6 @@ __all__ = [
 
 
 def __dir__() -> list[str]:
-    """The lazy exports too: ``dir(autosparse)`` and tab completion listed none of the API."""
-    return sorted(set(globals()) | set(__all__))
+    """The lazy exports too: ``dir(autosparse)`` and tab completion listed none of the API, and
+    offered this module's own imports (``Any``, ``importlib``) beside it (helper)."""
+    return sorted({n for n in globals() if n.startswith("__")} | set(__all__))

@@ -88,3 +88,9 @@ def test_a_users_script_is_type_checked_against_our_annotations(tmp_path) -> Non
     errors = [line for line in proc.stdout.splitlines() if ": error:" in line]
     assert len(errors) == 1, proc.stdout + proc.stderr
     assert ':18: error: Argument "density" to "prune" has incompatible type "str"' in errors[0]
+
+
+def test_dir_offers_the_api_not_this_modules_imports() -> None:
+    names = dir(autosparse)
+    assert not {"Any", "importlib", "annotations", "TYPE_CHECKING"} & set(names)
+    assert "__version__" in names and "prune" in names

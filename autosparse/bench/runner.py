@@ -28,6 +28,7 @@ from autosparse.core.config import dump_yaml, from_dict, load_config, to_dict
 from autosparse.core.errors import AutosparseError, CheckpointError, ConfigError, UnknownNameError
 from autosparse.core.executors import EXECUTORS, JobOutcome
 from autosparse.core.folders import check_output_path, make_output_dir, write_text
+from autosparse.core.text import count_of
 from autosparse.data import canonical_dataset, check_dataset_files
 from autosparse.pruners.registry import make_pruner
 from autosparse.training.trainer import COSMETIC_TRAIN_FIELDS, resolve_device
@@ -170,7 +171,7 @@ def run_bench(
         folder = folder_config(out, config)  # a part of the folder's grid (`--methods snip`) keeps the whole grid
         record_config(out, folder)
     jobs, todo, cells_total, cells_before = plan.jobs, plan.todo, plan.cells_total, plan.cells_done
-    log.info("%d cells in the grid, %d already done; running %d jobs", cells_total, cells_before, len(todo))
+    log.info("%d cells in the grid, %d already done; running %s", cells_total, cells_before, count_of(len(todo), "job"))
     by_key = {j.key: j for j in todo}
     outcomes = run_claimed_jobs(
         execute_job,

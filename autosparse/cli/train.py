@@ -335,10 +335,12 @@ def _train(
         task=known,
         keep_checkpoint=True,
     )
+    from autosparse.core.text import count_of
+
     density = f", density {masks.density:.4f}" if masks else ""
     print(
         f"{task.model.model} on {task.data.dataset}: test accuracy {100 * result.test_accuracy:.2f}% "
-        f"after {cfg.epochs:g} epoch{'' if cfg.epochs == 1 else 's'} in {result.seconds:.1f}s{density}"
+        f"after {count_of(cfg.epochs, 'epoch')} in {result.seconds:.{2 if result.seconds < 10 else 0}f}s{density}"
     )
     if out is None:
         return

@@ -50,8 +50,8 @@ class UnknownNameError(AutosparseError, KeyError):
         if close:
             msg += f" (did you mean {close!r}?)"
         msg += f"; {listed}: {', '.join(known)}"
-        if hint:
-            msg += f". {hint}"
+        if hint:  # the hints are clauses ("or pass the path …"): after a full stop they read as a stray one
+            msg += f"; {hint}"
         super().__init__(msg)
         self.kind, self.name, self.known = kind, name, known
 

@@ -125,9 +125,7 @@ class DemoConfig:
     bench_epochs: float | None = None  # training epochs of every pruned held-out model (unset: the dataset's setting)
     seeds: tuple[int, ...] | None = None  # bench seeds: initial weights, pruning batch, order (unset: the setting's)
     scorer_steps: int | None = None  # ranker training steps of the demo's scorer (unset: the dataset's setting)
-    num_threads: int | None = (
-        None  # torch threads per training, 0 = OMP_NUM_THREADS where set, else every core (unset: the dataset's setting)
-    )
+    num_threads: int | None = None  # torch threads per training, 0 = OMP_NUM_THREADS or every core (unset: setting's)
 
     def setting(self, dataset: str) -> Setting:
         """The dataset's calibrated setting with every size this config gives in its place."""
