@@ -75,6 +75,12 @@ def layer_stds(model: nn.Module) -> dict[str, float]:
     return out
 
 
+def _randn(shape: Sequence[int], gen: torch.Generator, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Gaussian draws in float32, then in ``dtype``: drawn in the model's dtype, the seed's stream
+    differed between a float32 and a float64 model, and so did 167 of 221 kept weights (helper)."""
+    return torch.randn(tuple(shape), generator=gen, device=device, dtype=torch.float32).to(dtype)
+
+
 def _sample_weights(
     base: dict[str, torch.Tensor], std: dict[str, float], how: str, gen: torch.Generator
 ) -> dict[str, torch.Tensor]:
@@ -83,11 +89,11 @@ def _sample_weights(
         if how == "none":
             out[name] = w
         elif how == "layer_std":
-            out[name] = torch.randn(w.shape, generator=gen, device=w.device, dtype=w.dtype) * std[name]
+            out[name] = _randn(w.shape, gen, w.device, w.dtype) * std[name]
         else:  # kaiming_normal, fan_in, gain sqrt(2): torch's default for nn.init.kaiming_normal_
             fan_in = w[0].numel() if w.dim() > 1 else 1
             scale = math.sqrt(2.0 / fan_in)
-            out[name] = torch.randn(w.shape, generator=gen, device=w.device, dtype=w.dtype) * scale
+            out[name] = _randn(w.shape, gen, w.device, w.dtype) * scale
     return out
 
 
@@ -134,13 +140,12 @@ def ntk_sap_scores(
     for _ in range(resamples):
         for size in sizes:
             theta = _sample_weights(base, std, reinit, gen)
-            x = torch.randn((size, *input_shape), generator=gen, device=device, dtype=dtype)
+            x = _randn((size, *input_shape), gen, device, dtype)
             clean = {**others, **{keys[n]: theta[n] * cvars[n] for n in theta}}
             noisy = {
                 **others,
                 **{
-                    keys[n]: (theta[n] + epsilon * torch.randn(t.shape, generator=gen, device=device, dtype=t.dtype))
-                    * cvars[n]
+                    keys[n]: (theta[n] + epsilon * _randn(t.shape, gen, device, t.dtype)) * cvars[n]
                     for n, t in theta.items()
                 },
             }
