@@ -130,6 +130,21 @@ def test_apply_rescale_through_torch_pruning_and_baked_zeros() -> None:
         apply_rescale(baked, masks)
 
 
+def test_an_initialisation_with_zeros_of_its_own_is_rescaled_as_theta0() -> None:
+    """nn.init.sparse_ zeroes half of each column at θ0; magnitude prunes those zeros first, and the
+    guard against baked-in masks (every pruned weight zero) refused the rescale (helper)."""
+    torch.manual_seed(0)
+    lin = nn.Linear(12, 64)
+    nn.init.sparse_(lin.weight, sparsity=0.5)
+    zeros = torch.nonzero(lin.weight.detach().flatten() == 0).squeeze(1)
+    keep = torch.ones(768, dtype=torch.bool)
+    keep[zeros[:230]] = False  # what magnitude prunes at 70% density: 230 of the 384 zeros
+    keep = keep.view(64, 12)
+    assert zeros.numel() == 384 and bool((lin.weight.detach()[~keep] == 0).all())
+    rho = rescale_factors(nn.Sequential(lin), {"0.weight": keep}, "unit")["0.weight"]
+    torch.testing.assert_close(rho, torch.ones_like(rho))  # the pruned zeros held no variance to restore
+
+
 @pytest.mark.skipif("snip" not in available(), reason="needs the snip pruner")
 def test_robust_pruner_exact_count_meta_and_prepare() -> None:
     net = lenet()

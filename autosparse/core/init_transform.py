@@ -65,7 +65,9 @@ def rescale_factors(
         if tuple(keep.shape) != tuple(w.shape):
             raise MaskError(f"mask {layer.name} has shape {tuple(keep.shape)}, the weight {tuple(w.shape)}")
         w64 = w.to(torch.float64)
-        if bool((~keep).any()) and bool((w64[~keep] == 0).all()) and bool((w64 != 0).any()):
+        # the pruned weights, and only they, are zero: a mask baked in already (remove_masks, training). An
+        # initialisation with zeros of its own (nn.init.sparse_) keeps some of them too, and is θ0 (helper)
+        if bool((~keep).any()) and bool(keep.any()) and bool(((w64 == 0) == ~keep).all()):
             raise ConfigError(
                 f"every pruned weight of {layer.name} is already zero, so the dense variance to restore is lost; "
                 "compute the rescaling on θ0, before the masks are baked in (before remove_masks or training)"
