@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -592,6 +593,9 @@ def test_imp_from_the_command_line_trains_on_the_task_data(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     hp = json.loads((out / "report.json").read_text())["meta"]["hparams"]
     assert (hp["dataset"], hp["n_train"]) == ("fake:fashion-mnist", 64)
+    assert hp["n_test"] == 32  # each round's accuracy was measured on the whole test set (helper)
+    accuracies = [float(a) for a in re.findall(r"IRP round \d+/\d+ density [\d.]+ accuracy ([\d.]+)", proc.stderr)]
+    assert accuracies and all(abs(a * 32 - round(a * 32)) < 0.01 for a in accuracies)  # counts out of 32
     proc = run("prune", *SMALL, "--method", "imp", "--density", "0.5", "--hp", "n_train=32", "--hp", "epochs=0.2")
     assert proc.returncode == 0, proc.stderr  # --hp still wins
 

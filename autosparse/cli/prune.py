@@ -173,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
         for key, value in (
             ("dataset", task.data.dataset),
             ("n_train", task.data.n_train),
+            ("n_test", task.data.n_test),  # each round's accuracy was measured on the whole test set (helper)
             ("data_root", task.data.data_root),
         ):
             hparams.setdefault(key, value)

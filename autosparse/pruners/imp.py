@@ -33,6 +33,7 @@ class ImpConfig(PrunerConfig):
     dataset: str = ""  # required: the training set IMP trains on each round
     data_root: str | None = None  # where the dataset's files are (default: the dataset's usual place)
     n_train: int | None = None  # a stratified subset of this many training examples (default: all)
+    n_test: int | None = None  # test examples each round's accuracy is measured on, a stratified subset (default: all)
     prune_fraction: float = 0.5  # of the survivors per round (the lottery-ticket pace is 0.2: the bench's imp_lth)
     scope: str = "global"  # what each round ranks across: global (the whole net) | uniform (each layer, the same share)
     rewind_step: int = 0  # 0 rewinds survivors to θ0; k > 0 to the weights after k steps of dense training
@@ -59,7 +60,9 @@ class ImpConfig(PrunerConfig):
 
     def train_data(self, seed: int) -> DataSpec:
         """The training set IMP trains on; its subset follows the pruning seed, as a source run's does."""
-        return DataSpec(self.dataset, n_train=self.n_train, data_root=self.data_root, data_seed=seed)
+        return DataSpec(
+            self.dataset, n_train=self.n_train, n_test=self.n_test, data_root=self.data_root, data_seed=seed
+        )
 
 
 @register("imp")
