@@ -92,8 +92,10 @@ def warn_position_fill(
     if short <= TIE_SHARE_WARNED * k or n_tied <= short:
         return
     cause = (
-        " Scores equal to zero over whole layers mean the method's signal does not reach them: a normalisation scale "
-        "initialised to zero (timm's zero_init_last, torchvision's zero_init_residual) stops every gradient and flow "
+        " Scores equal to zero mean the method's signal does not reach those weights: weights that are zero at θ0 "
+        "(a sparse initialisation), kernel taps that only ever read padding (a 3x3 conv on a 1x1 map), or, over "
+        "whole layers, a normalisation scale "
+        "initialised to zero (timm's zero_init_last, torchvision's zero_init_residual) that stops every gradient and flow "
         "through its residual branch. Build the model without it for pruning (timm: --model-kwargs "
         "'{\"zero_init_last\": false}'), or use a method that does not multiply through it (random_erk, phew)"
         if score == 0
