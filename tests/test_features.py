@@ -160,3 +160,5 @@ def test_masks_of_another_model_are_refused_naming_the_mismatch() -> None:
     x, y = torch.randn(6, 8), torch.randint(0, 4, (6,))
     with pytest.raises(MaskError, match=r"1\.weight"):
         compute_features(model, (x, y), masks=masks)
+    own = Masks({"1.weight": torch.rand(4, 8, generator=torch.Generator().manual_seed(0)) > 0.5})
+    assert compute_features(model, (x, y), masks=own.to_dict()).n_weights == 32  # a dict of masks, as before (review)

@@ -7,7 +7,7 @@ The same function runs when IRP data are generated and when ``autos`` prunes a n
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -265,7 +265,7 @@ def compute_features(
     data: PruningData | tuple[torch.Tensor, torch.Tensor] | Iterable[Any] | None,
     *,
     names: Sequence[str] | None = None,
-    masks: Masks | None = None,
+    masks: Masks | Mapping[str, torch.Tensor] | None = None,
     input_shape: Sequence[int] | None = None,
     seed: int = 0,
 ) -> FeatureTable:
@@ -290,7 +290,7 @@ def compute_features(
             "input_shape)"
         )
     if masks is not None:  # another model's masks failed deep in torch, on a size mismatch (helper)
-        masks.validate(model)
+        masks = (masks if isinstance(masks, Masks) else Masks(masks)).validate(model)  # a dict, as before
     # a pass or a mask changes the model (train-mode statistics, zeroed weights); reading the weights alone does not
     work = safe_deepcopy(model) if passes or masks is not None else model
     layers = prunable_layers(work)
