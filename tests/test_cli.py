@@ -460,7 +460,10 @@ def test_train_builds_the_model_the_masks_were_made_for(tmp_path) -> None:
         {"widths": [16]},
         "fake:fashion-mnist",
     )
-    assert "the model and dataset as the masks were made (--model / --dataset / --n-train / --n-test" in proc.stderr
+    assert (
+        "the model and dataset as the masks were made (--model / --dataset / --n-train / --n-test / --data-seed"
+        in proc.stderr
+    )
     # with the subset prune drew from, not the whole dataset (minutes where seconds were planned; helper)
     assert (metrics["data"]["n_train"], metrics["data"]["n_test"]) == (96, 40)
     # a dataset named on the command line is the user's, and the line says only the model came from the masks
@@ -598,6 +601,17 @@ def test_imp_from_the_command_line_trains_on_the_task_data(tmp_path) -> None:
     assert accuracies and all(abs(a * 32 - round(a * 32)) < 0.01 for a in accuracies)  # counts out of 32
     proc = run("prune", *SMALL, "--method", "imp", "--density", "0.5", "--hp", "n_train=32", "--hp", "epochs=0.2")
     assert proc.returncode == 0, proc.stderr  # --hp still wins
+    # train --masks takes imp's subset sizes, not the draw of its --seed: every method's masks pruned with the
+    # same flags then train and test on the same examples (review)
+    seeded = tmp_path / "imp3"
+    proc = run(
+        "prune", *SMALL, "--n-train", "64", "--n-test", "32", "--seed", "3", "--method", "imp", "--density", "0.5",
+        "--hp", "epochs=0.2", "--out", str(seeded),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    proc = run("train", "--epochs", "0.1", "--masks", str(seeded))
+    assert proc.returncode == 0, proc.stderr
+    assert "(n_train 64, n_test 32, data seed 0)" in proc.stderr
 
 
 def test_masks_saved_from_python_need_their_model_named(tmp_path) -> None:

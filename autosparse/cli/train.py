@@ -124,7 +124,7 @@ def _task_of_masks(args: argparse.Namespace, task: Task, masks: Masks) -> Task:
             f"{data.dataset} ({', '.join(sizes)}, data seed {data.data_seed})" if sizes else data.dataset,
             " and ".join(taken),
             own,
-            " / --".join([*taken, *(["n-train / --n-test"] if sizes and "dataset" in taken else [])]),
+            " / --".join([*taken, *(["n-train / --n-test / --data-seed"] if sizes and "dataset" in taken else [])]),
             "s" if len(taken) == 1 and not sizes else "",
         )
     return Task(model, data)
@@ -140,7 +140,10 @@ def _subset_of_masks(masks: Masks, dataset: str, named: set[str]) -> dict[str, A
     recorded = masks.meta.get("data")
     if not isinstance(recorded, Mapping) or recorded.get("dataset") != dataset:
         return {}
-    out = {k: recorded[k] for k in ("n_train", "n_test", "data_seed") if k in recorded and k not in named}
+    # imp records the subset it trained on, drawn by its --seed; prune takes no --data-seed for imp, so the
+    # masks of every method pruned with the same flags train and test on the default draw (review)
+    keys = ("n_train", "n_test") if masks.meta.get("method") == "imp" else ("n_train", "n_test", "data_seed")
+    out = {k: recorded[k] for k in keys if k in recorded and k not in named}
     root = recorded.get("data_root")
     if root and "data_root" not in named and Path(str(root)).is_dir():
         out["data_root"] = str(root)
