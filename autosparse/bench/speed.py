@@ -383,7 +383,7 @@ def _threads_text(first: dict[str, Any], config: SpeedConfig) -> str:
         return count_of(int(first["threads"]), "torch thread")
     if config.num_threads > 0:
         return count_of(config.num_threads, "torch thread") + " asked for"
-    return "torch threads: every core asked for (no measurement finished to say how many)"
+    return "torch threads: OMP_NUM_THREADS or every core asked for (no measurement finished to say how many)"
 
 
 def speed_tables(config: SpeedConfig, rows: list[dict[str, Any]]) -> str:

@@ -97,7 +97,7 @@ class TrainSpeedConfig:
             raise ConfigError("runs must be >= 1 and epochs > 0")
         if self.batch_size < 1 or self.num_threads < 0:
             raise ConfigError(
-                f"batch_size must be >= 1 and num_threads >= 0 (0: every core), got {self.batch_size} and "
+                f"batch_size must be >= 1 and num_threads >= 0 (0: OMP_NUM_THREADS, else every core), got {self.batch_size} and "
                 f"{self.num_threads}"
             )
         check_device_name(self.device)
@@ -201,7 +201,11 @@ def report(config: TrainSpeedConfig, rows: list[dict[str, Any]]) -> str:
         for r in rows
         for v in config.variants
     )
-    threads = count_of(config.num_threads, "torch thread") if config.num_threads else "all cores' torch threads"
+    threads = (
+        count_of(config.num_threads, "torch thread")
+        if config.num_threads
+        else "the torch threads of OMP_NUM_THREADS, else of every core"
+    )
     return "\n".join(
         [
             f"# Training speed: {config.name or 'masked vs dense'}",
