@@ -210,3 +210,11 @@ def note_pid_and_wait(job: tuple[str, bool]) -> int:
     (Path(folder) / f"{os.getpid()}.pid").write_text("")
     time.sleep(60)
     return 0
+
+
+def warn_ties(x: int) -> int:
+    """A job whose pruning warns through ``warnings.warn`` from our code (SNIP's ties)."""
+    from autosparse.core.allocation import warn_position_fill
+
+    warn_position_fill(100, 50, 400, 0.0, stacklevel=1)
+    return x

@@ -61,3 +61,17 @@ def test_failure_lines_name_each_failed_job_and_the_disk_fix_once() -> None:
     ]
     assert failure_lines([("a", "ValueError: bad")], "own fix") == ["FAILED a: ValueError: bad"]
     assert failure_lines([("b", full)], "own fix")[-1] == "the disk is full: own fix"
+
+
+def test_check_flag_takes_bools_numpy_bools_and_zero_or_one_but_no_strings() -> None:
+    """numpy 2 names its bool type "bool" (review); 0 and 1 were accepted before the check."""
+    import numpy as np
+    import pytest
+
+    from autosparse.core.errors import ConfigError, check_flag
+
+    for value, expected in ((True, True), (np.False_, False), (np.True_, True), (1, True), (0, False)):
+        assert check_flag(value, "apply") is expected
+    for bad in ("False", "no", 2, None):
+        with pytest.raises(ConfigError, match="apply takes True or False"):
+            check_flag(bad, "apply")

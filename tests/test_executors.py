@@ -219,6 +219,28 @@ def test_pool_workers_log_as_the_parent_and_draw_no_bars(tmp_path: Path) -> None
     assert "job 2 informs" not in proc.stderr  # info stays in the worker: the parent says each job's end
 
 
+def test_pool_workers_show_our_warnings_as_the_cli_does(tmp_path: Path) -> None:
+    """The CLI shows our warnings as log lines; its pool workers printed them as
+    `…/allocation.py:107: RuntimeWarning: …` (review)."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import _gen_helpers as helpers\n"
+        "from autosparse.cli import configure_logging\n"
+        "from autosparse.core.executors import run_jobs\n"
+        "if __name__ == '__main__':\n"
+        "    configure_logging(0)\n"
+        "    print([o.ok for o in run_jobs(helpers.warn_ties, [1], ['a'], executor='process', workers=1)])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[True]", proc.stderr
+    assert "WARNING autosparse.core.allocation: 50 of the 100 kept weights" in proc.stderr
+    assert "RuntimeWarning" not in proc.stderr
+
+
 def test_an_interrupted_pool_stops_every_worker_and_leaks_nothing(tmp_path: Path) -> None:
     """Ctrl-C left the pool's thread holding its queues past exit, and the resource tracker warned of
     "leaked semaphore objects"; a worker ignoring SIGTERM would also have outlived the run."""

@@ -128,6 +128,12 @@ def test_our_warnings_are_one_log_line_in_the_cli_and_others_stay_warnings(caplo
             warnings.warn_explicit("theirs", RuntimeWarning, "/elsewhere/lib.py", 7)
     finally:
         warnings.showwarning = saved
+    # a command's main() gives the caller's showwarning back: a notebook's later calls keep real warnings (review)
+    from autosparse.cli import main
+
+    before = warnings.showwarning
+    assert main(["methods"]) == 0
+    assert warnings.showwarning is before
     ours = [r for r in caplog.records if r.name == "autosparse.core.allocation"]
     assert len(ours) == 1 and ours[0].getMessage().startswith("50 of the 100 kept weights")
     assert theirs == ["/elsewhere/lib.py:7: RuntimeWarning: theirs"]  # passed on once, as Python shows it

@@ -26,12 +26,10 @@ import sys
 import threading
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 from autosparse import __version__
 from autosparse.cli.arguments import VERBOSE_HELP, CommandParser, TopParser
-from autosparse.core.errors import DISK_FULL_FIX, AutosparseError, disk_full, full_disk_error
+from autosparse.core.errors import DISK_FULL_FIX, AutosparseError, disk_full, full_disk_error, log_our_warnings
 
 ENTRY_POINTS = "autosparse.commands"
 
@@ -77,28 +75,7 @@ def configure_logging(verbose: int) -> None:
     )
     for name in OUR_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if verbose >= 1 else logging.INFO)
-    warnings.showwarning = _our_warnings_as_log_lines(warnings.showwarning)
-
-
-def _our_warnings_as_log_lines(show: Any) -> Any:
-    """Warnings our own code raises (``warnings.warn``: SNIP's ties, NaN scores) as the one-line
-    ``WARNING autosparse…`` every other message is; they printed as ``…/registry.py:127:
-    RuntimeWarning: …`` (helper). Python callers keep real warnings; other libraries' stay as they are."""
-    if getattr(show, "autosparse_lines", False):
-        return show
-    package = str(Path(__file__).resolve().parents[1])
-
-    def showwarning(
-        message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
-    ) -> None:
-        if str(Path(filename).resolve()).startswith(package + os.sep):
-            module = Path(filename).resolve().relative_to(Path(package).parent).with_suffix("")
-            logging.getLogger(".".join(module.parts)).warning("%s", message)
-        else:
-            show(message, category, filename, lineno, file, line)
-
-    showwarning.autosparse_lines = True  # type: ignore[attr-defined]
-    return showwarning
+    log_our_warnings()
 
 
 def _refuse_extra(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
@@ -212,6 +189,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
+    # our warnings are log lines for this command only: a notebook or test calling main() keeps real
+    # warnings for its later Python calls (review)
+    shown = warnings.showwarning
+    try:
+        return _command(argv)
+    finally:
+        warnings.showwarning = shown
+
+
+def _command(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:

@@ -13,7 +13,10 @@ import errno
 import logging
 import numbers
 import operator
+import warnings
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 
 class AutosparseError(Exception):
@@ -131,9 +134,11 @@ _told_aliased: set[int] = set()
 
 
 def check_flag(value: object, name: str) -> bool:
-    """``value`` if it is a bool (numpy's too): a string like ``"False"`` is true to Python, so
-    ``prune(..., apply="False")`` attached the masks to the caller's model (helper)."""
-    if isinstance(value, bool) or type(value).__name__ == "bool_":
+    """``value`` as a bool where it is one (numpy's too) or the integer 0 or 1: a string like ``"False"``
+    is true to Python, so ``prune(..., apply="False")`` attached the masks to the caller's model (helper)."""
+    if isinstance(value, bool) or (type(value).__module__ == "numpy" and type(value).__name__ in ("bool", "bool_")):
+        return bool(value)
+    if isinstance(value, numbers.Integral) and value in (0, 1):  # accepted before the check (review)
         return bool(value)
     raise ConfigError(f"{name} takes True or False, got {value!r}")
 
@@ -260,3 +265,31 @@ def full_disk_error(error: BaseException) -> BaseException | None:
         else:
             exc = exc.__cause__
     return None
+
+
+def log_our_warnings() -> None:
+    """Show the warnings autosparse's own code raises (``warnings.warn``: SNIP's ties, NaN scores) as
+    the one-line ``WARNING autosparse…`` log messages every other message of a command is; they
+    printed as ``…/registry.py:127: RuntimeWarning: …`` (helper). Other libraries' warnings are shown
+    as before. For the CLI and its pool workers: Python callers keep real warnings."""
+    show = warnings.showwarning
+    if logs_our_warnings():
+        return
+    package = Path(__file__).resolve().parents[1]
+
+    def showwarning(
+        message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+    ) -> None:
+        path = Path(filename).resolve()
+        if package in path.parents:
+            logging.getLogger(".".join(path.relative_to(package.parent).with_suffix("").parts)).warning("%s", message)
+        else:
+            show(message, category, filename, lineno, file, line)
+
+    showwarning.autosparse_lines = True  # type: ignore[attr-defined]
+    warnings.showwarning = showwarning
+
+
+def logs_our_warnings() -> bool:
+    """Whether :func:`log_our_warnings` is in effect (a pool worker repeats what its parent does)."""
+    return bool(getattr(warnings.showwarning, "autosparse_lines", False))

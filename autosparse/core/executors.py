@@ -28,7 +28,13 @@ from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
-from autosparse.core.errors import AutosparseError, ConfigError, UnknownNameError
+from autosparse.core.errors import (
+    AutosparseError,
+    ConfigError,
+    UnknownNameError,
+    log_our_warnings,
+    logs_our_warnings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -199,15 +205,16 @@ def run_jobs(
 _started: Any = None  # in a pool's worker: the queue that tells the parent which job it took
 
 
-def _logging_setup() -> tuple[str | None, dict[str, int]]:
-    """The parent's log format and the levels set on its loggers, for a spawned worker to repeat."""
+def _logging_setup() -> tuple[str | None, dict[str, int], bool]:
+    """The parent's log format, the levels set on its loggers, and whether our warnings are log lines
+    there (the CLI), for a spawned worker to repeat."""
     root = logging.getLogger()
     fmt = next((h.formatter._fmt for h in root.handlers if h.formatter is not None), None)
     levels = {"": root.level}
     for name, logger in logging.root.manager.loggerDict.items():
         if isinstance(logger, logging.Logger) and logger.level != logging.NOTSET:
             levels[name] = logger.level
-    return fmt, levels
+    return fmt, levels, logs_our_warnings()
 
 
 class _BarSafeHandler(logging.Handler):
@@ -260,7 +267,7 @@ class _NoTerminal:
         return getattr(self._stream, name)
 
 
-def _pool_worker(parent_pid: int, started: Any, logs: tuple[str | None, dict[str, int]]) -> None:
+def _pool_worker(parent_pid: int, started: Any, logs: tuple[str | None, dict[str, int], bool]) -> None:
     """Pool initializer: exit with the parent, report each job taken on ``started``, and log as the parent.
 
     Why the last two: each worker drew its jobs' round bars over the parent's bar line, the
@@ -271,8 +278,10 @@ def _pool_worker(parent_pid: int, started: Any, logs: tuple[str | None, dict[str
     _started = started
     _exit_with_parent(parent_pid)
     sys.stderr = _NoTerminal(sys.stderr)
-    fmt, levels = logs
+    fmt, levels, ours = logs
     logging.basicConfig(format=fmt) if fmt else logging.basicConfig()
+    if ours:  # SNIP's ties in a bench cell printed as "…/registry.py:127: RuntimeWarning: …" (review)
+        log_our_warnings()
     for name, level in levels.items():
         # warnings and errors only: a worker's lines reach the terminal beside the parent's bar, which
         # cannot make room for them, and the parent already says each job's end

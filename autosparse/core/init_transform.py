@@ -69,8 +69,10 @@ def rescale_factors(
         # initialisation with zeros of its own (nn.init.sparse_) keeps some of them too, and is θ0 (helper)
         if bool((~keep).any()) and bool(keep.any()) and bool(((w64 == 0) == ~keep).all()):
             raise ConfigError(
-                f"every pruned weight of {layer.name} is already zero, so the dense variance to restore is lost; "
-                "compute the rescaling on θ0, before the masks are baked in (before remove_masks or training)"
+                f"every pruned weight of {layer.name} is already zero, and every kept one is not: the masks look "
+                "baked in, so the dense variance to restore is lost; compute the rescaling on θ0, before the masks "
+                "are baked in (before remove_masks or training). If those zeros are θ0's own (a sparse "
+                "initialisation), the rescale has nothing to restore there: pass rescale=False"
             )
         sq = w64.pow(2)
         dims = (1,) if granularity == "paper" or w.dim() <= 2 else tuple(range(1, w.dim()))

@@ -132,7 +132,7 @@ def _shape_error(exc: Exception, method: str, data: PruningData | None, configur
         return ConfigError(
             f"{method} ran the model in train mode on a batch of one example, which BatchNorm cannot normalise "
             f"({text.splitlines()[0]}): give pruning batches of two or more examples (a DataLoader's last batch "
-            "too: drop_last=True)"
+            "too: drop_last=True; ntk_sap's own inputs: num_samples and batch_size that leave no chunk of one)"
         )
     if not is_shape_error(exc):
         return exc
