@@ -247,3 +247,19 @@ def test_a_global_mask_chosen_mostly_by_position_among_ties_says_so() -> None:
         warnings.simplefilter("error")
         allocate(few, 0.2)
         allocate({"a": torch.zeros(100), "b": torch.ones(5)}, 5 / 105)  # every tie kept: nothing chosen by position
+
+
+def test_a_selection_with_nothing_to_rank_by_says_the_mask_carries_no_signal() -> None:
+    """NTK-SAP on LeNet-5 at 1% scored every survivor 0 in a middle round: the warning blamed a zero
+    norm scale the net does not have (review). Every kept weight chosen by position says why."""
+    import warnings
+
+    from autosparse.core.allocation import warn_position_fill
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn_position_fill(1226, 1226, 1544, 0.0, "spread", stacklevel=1)
+        warn_position_fill(100, 50, 400, 0.0, stacklevel=1)
+    first, second = (str(w.message) for w in caught)
+    assert "Every weight left scored zero" in first and "no input-to-output path" in first
+    assert "zero_init_residual" not in first and "zero_init_residual" in second

@@ -92,7 +92,11 @@ def warn_position_fill(
     if short <= TIE_SHARE_WARNED * k or n_tied <= short:
         return
     cause = (
-        " Scores equal to zero mean the method's signal does not reach those weights: weights that are zero at θ0 "
+        " Every weight left scored zero: no signal reaches the output through the weights kept so far (the mask "
+        "has no input-to-output path), so nothing ranks them; a higher density, or a method that keeps paths "
+        "(synflow, phew), can"
+        if score == 0 and short >= k
+        else " Scores equal to zero mean the method's signal does not reach those weights: weights that are zero at θ0 "
         "(a sparse initialisation), kernel taps that only ever read padding (a 3x3 conv on a 1x1 map), or, over "
         "whole layers, a normalisation scale "
         "initialised to zero (timm's zero_init_last, torchvision's zero_init_residual) that stops every gradient and flow "

@@ -26,6 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from autosparse.core.allocation import (
+    TIE_SHARE_WARNED,
     Scope,
     allocate,
     check_ranks_something,
@@ -111,6 +112,7 @@ class Thinning:
         # Only a per-layer allocation can bring a weight back (its count may round up by one in a later
         # round); the weight then scores with its initial value again, as when every round masked θ0.
         self.original = [p.detach().clone() for p in self.params] if keep_original else None
+        self.told_ties = False  # the position-fill warning, said once per pruning
 
     def restore_state(self) -> None:
         """Buffers and modes as the copy was prepared (parameters are the caller's business)."""
@@ -149,7 +151,10 @@ class Thinning:
         # (NTK-SAP's dead units) kept the first layers' and pruned the last layers', round after round,
         # until a lenet5 at 20% had its two classifier layers empty
         keep, short, n_tied, threshold = select_top(flat, k, "spread")
-        if last:  # the mask returned: earlier rounds' ties (zero flow into a 1x1 map's edge taps) go later
+        # the mask returned (earlier rounds' ties, zero flow into a 1x1 map's edge taps, go later), or a round
+        # that had nothing to rank by at all: what it kept by position, later rounds can only thin (review)
+        if not self.told_ties and (last or (short >= k and n_tied > short)):
+            self.told_ties = short > TIE_SHARE_WARNED * k and n_tied > short
             warn_position_fill(k, short, n_tied, threshold, "spread", stacklevel=2)
         offset = 0
         for i, idx in enumerate(self.alive):
