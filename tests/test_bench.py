@@ -1122,7 +1122,8 @@ def test_check_loads_the_scorer_of_a_row_whose_cells_are_done(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A row whose cells were all done skipped the scorer check, so `--check` printed "every row's
-    method and scorer loads" for a relative scorer path that loaded nowhere from here (helper)."""
+    method and scorer loads" for a relative scorer path that loaded nowhere from here (helper); it now
+    names such rows and, as a run does, reuses their cells (review)."""
     from autosparse.bench.cells import BenchJob
     from autosparse.bench.runner import plan_bench
 
@@ -1130,7 +1131,10 @@ def test_check_loads_the_scorer_of_a_row_whose_cells_are_done(
     bad = {**TINY, "methods": ["random", {"method": "autos", "hparams": {"scorer": "scorer_not_here"}}]}
     cfg_path = tmp_path / "b.yaml"
     cfg_path.write_text(yaml.safe_dump(bad))
-    assert main(["bench", "--config", str(cfg_path), "--out", str(tmp_path / "o"), "--check"]) == 2
-    assert "bench row 'autos(scorer=scorer_not_here)'" in capsys.readouterr().err
-    # a run reuses the done cells as they are: it needs no scorer to report them
+    assert main(["bench", "--config", str(cfg_path), "--out", str(tmp_path / "o"), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "every row still to compute loads" in out and "every row's method and scorer loads" not in out
+    assert "note: bench row 'autos(scorer=scorer_not_here)' does not load here" in out
+    assert "its cells are done and are reused as they are" in out
+    # as a run does: it needs no scorer to reuse done cells, so --check fails exactly where a run would
     assert plan_bench(bench_config_from_dict(bad), tmp_path / "o").todo == []

@@ -71,17 +71,23 @@ def _threads_per_job(config: BenchConfig, executor: str, workers: int) -> int:
     return 0
 
 
-def _preflight(config: BenchConfig, todo: list[BenchJob], selected: list[str] | None = None) -> None:
-    """Check what each method still to run will need (``autos``: its scorer) before any cell trains,
-    so a grid does not find out hours in; the error names every row that cannot run and the
-    ``--methods`` that runs all the others (e.g. validation rows whose scorers a later step trains)."""
-    rows = {j.spec.method.title(): j.spec.method for j in todo if not j.spec.method.is_imp}
+def unloadable_rows(jobs: list[BenchJob]) -> dict[str, AutosparseError]:
+    """The rows of ``jobs`` whose method cannot run here, by label, with why (``autos``: its scorer)."""
+    rows = {j.spec.method.title(): j.spec.method for j in jobs if not j.spec.method.is_imp}
     failed: dict[str, AutosparseError] = {}
     for label, spec in rows.items():
         try:
             make_pruner(spec.method, spec.hparams).config.preflight()
         except AutosparseError as e:  # a missing or broken scorer, an unknown name, another schema…
             failed[label] = e
+    return failed
+
+
+def _preflight(config: BenchConfig, todo: list[BenchJob], selected: list[str] | None = None) -> None:
+    """Check what each method still to run will need (``autos``: its scorer) before any cell trains,
+    so a grid does not find out hours in; the error names every row that cannot run and the
+    ``--methods`` that runs all the others (e.g. validation rows whose scorers a later step trains)."""
+    failed = unloadable_rows(todo)
     if not failed:
         return
     others = [t for t in (selected or config.method_titles()) if t not in failed]
@@ -111,15 +117,12 @@ def plan_bench(
     executor: str = "local",
     workers: int = 0,
     methods: list[str] | None = None,
-    every_row: bool = False,
 ) -> BenchPlan:
     """Validate ``config`` and plan it against the cells in ``out_dir``, writing nothing.
 
     Every check a run makes before its first cell happens here (names, hyperparameters, the
     device, each row's scorer, that each dataset still to be trained on has its files), so ``bench --check`` fails exactly where a run would, hours
-    earlier and without creating ``out_dir``. ``every_row`` checks the scorers of rows whose cells
-    are all done too: ``--check`` says that every row's scorer loads, and a relative scorer path run
-    from another folder loaded nowhere while the done cells hid it (helper).
+    earlier and without creating ``out_dir``.
     """
     if executor not in EXECUTORS:
         raise UnknownNameError("executor", executor, EXECUTORS)
@@ -140,7 +143,7 @@ def plan_bench(
             raise UnknownNameError("method label", unknown[0], titles, hint="labels are the rows of the bench config")
         jobs = [j for j in jobs if j.spec.method.title() in methods]
     todo: list[BenchJob] = [j for j in jobs if not j.is_complete()]
-    _preflight(config, jobs if every_row else todo, methods)
+    _preflight(config, todo, methods)
     # each job still to run reads its data: one "not found" now, not one per cell (no file is read here)
     for data in dict.fromkeys(j.spec.data for j in todo):
         check_dataset_files(data.dataset, data.data_root, download=data.download)
