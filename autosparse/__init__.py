@@ -137,4 +137,5 @@ __all__ = [
 def __dir__() -> list[str]:
     """The lazy exports too: ``dir(autosparse)`` and tab completion listed none of the API, and
     offered this module's own imports (``Any``, ``importlib``) beside it (helper)."""
-    return sorted({n for n in globals() if n.startswith("__")} | set(__all__))
+    loaded = {n for n, v in globals().items() if getattr(v, "__name__", "").startswith("autosparse.")}  # submodules
+    return sorted({n for n in globals() if n.startswith("__")} | set(__all__) | loaded)

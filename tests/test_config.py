@@ -150,6 +150,7 @@ def test_a_list_of_dataclasses_flag_takes_yaml_flow_syntax_as_the_help_says() ->
     )
     with pytest.raises(argparse.ArgumentTypeError, match="not valid YAML or JSON"):
         parse_items("random,{method: snip")
+    assert parse_items("{method: snip}, random") == ({"method": "snip"}, "random")  # a mapping first (review)
     with pytest.raises(
         argparse.ArgumentTypeError, match=r"^not valid YAML or JSON \(expected ',' or '}'.* column \d+\)$"
     ):

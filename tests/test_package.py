@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import pytest
 
 import autosparse
@@ -94,3 +96,5 @@ def test_dir_offers_the_api_not_this_modules_imports() -> None:
     names = dir(autosparse)
     assert not {"Any", "importlib", "annotations", "TYPE_CHECKING"} & set(names)
     assert "__version__" in names and "prune" in names
+    importlib.import_module("autosparse.core")  # a submodule imported is an attribute: dir() lists it (review)
+    assert "core" in dir(autosparse)

@@ -79,10 +79,11 @@ def parse_items(text: str) -> tuple[Any, ...]:
     the same list in YAML: one rule for both, and a line of a config file can be pasted as the
     flag. JSON is read first: PyYAML reads YAML 1.1, where JSON's ``1e3`` would be a string.
     """
-    if str(text).lstrip()[:1] in ("[", "{"):
+    items = split_list(text)
+    if str(text).lstrip()[:1] == "[" or (len(items) == 1 and items[0][:1] == "{"):
         value = _flow_value(text)
         return tuple(value) if isinstance(value, list) else (value,)
-    return tuple(_flow_value(item) if item[:1] == "{" else item for item in split_list(text))
+    return tuple(_flow_value(item) if item[:1] == "{" else item for item in items)
 
 
 def _flow_value(text: str) -> Any:

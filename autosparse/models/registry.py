@@ -97,7 +97,7 @@ def _unknown(name: str) -> UnknownNameError:
         "model",
         name,
         _REGISTRY,
-        hint=f"Or use {TV_PREFIX}<name> for any torchvision classification model (e.g. {TV_PREFIX}resnet18), "
+        hint=f"or use {TV_PREFIX}<name> for any torchvision classification model (e.g. {TV_PREFIX}resnet18), "
         f"or {TIMM_PREFIX}<name> for any timm model (e.g. {TIMM_PREFIX}convnext_atto; needs the timm extra)",
     )
 

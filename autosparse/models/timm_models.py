@@ -71,7 +71,7 @@ def _check_name(name: str) -> None:
             name,
             near or list(_EXAMPLES),
             listed="similar timm names" if near else "no similar timm name; for example",
-            hint=f"Write it as {TIMM_PREFIX}<name>; list the names with `autosparse models 'timm:GLOB'`, e.g. "
+            hint=f"write it as {TIMM_PREFIX}<name>; list the names with `autosparse models 'timm:GLOB'`, e.g. "
             "`autosparse models 'timm:convnext*'`",
             suggest=close,
             ordered=True,

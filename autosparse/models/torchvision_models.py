@@ -57,7 +57,7 @@ def _check_name(name: str) -> None:
     names = torchvision_names()
     if name not in names:
         raise UnknownNameError(
-            "torchvision model", name, names, hint=f"Write it as {TV_PREFIX}<name>, e.g. {TV_PREFIX}resnet18"
+            "torchvision model", name, names, hint=f"write it as {TV_PREFIX}<name>, e.g. {TV_PREFIX}resnet18"
         )
 
 
