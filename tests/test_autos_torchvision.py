@@ -41,9 +41,12 @@ def test_default_autos_keeps_every_layer_alive_and_connected_at_99_percent(name:
         assert guarded.meta["guard"]["reason"] == "density" and guarded.meta["guard"]["mended"]["empty"]
         # the hand-off says the mask is SynFlow's mended, not SynFlow's as made, and that the mend connected it
         said = [r.getMessage() for r in caplog.records if "SynFlow's mask left" in r.getMessage()]
-        assert len(said) == 1 and "every layer now lies on an input-to-output path" in said[0]
+        assert len(said) == 1 and "every layer a forward reads now lies on an input-to-output path" in said[0]
     else:
         assert "declined" in guarded.meta["density_guard"]
+        # and said, not only recorded in the meta (helper)
+        said = [r.getMessage() for r in caplog.records if "the learned mask is kept" in r.getMessage()]
+        assert len(said) == 1 and said[0].startswith("autos: the density guard would hand this net to SynFlow's")
 
 
 def test_autos_puts_mobilenet_v3_weights_on_paths_at_half_a_percent() -> None:

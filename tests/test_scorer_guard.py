@@ -229,3 +229,65 @@ def test_a_guarded_layer_stays_at_its_count_when_a_free_layer_is_full() -> None:
     counts = counts_from_shares(shapes, density, shares, caps=caps)
     assert counts["a"] <= 48 and counts["b"] == 10 and sum(counts.values()) == 100, counts
     assert counts_from_shares(shapes, density, shares)["a"] > 48  # what the caps prevent
+
+
+def test_the_range_warning_is_said_only_for_a_learned_mask_that_is_returned(caplog: pytest.LogCaptureFixture) -> None:
+    """ShuffleNet at 0.5%: the range warning named layers that "get ERK's allocation", then the student
+    guard handed the net to SynFlow's mask, where they do not (helper)."""
+    model = build_model("tv:shufflenet_v2_x0_5", (3, 32, 32), 10, seed=0)
+    g = torch.Generator().manual_seed(0)
+    data = (torch.randn(20, 3, 32, 32, generator=g), torch.arange(20) % 10)
+    with caplog.at_level(logging.WARNING, logger="autosparse"):
+        handed = prune(model, "autos", density=0.005, data=data, check=False)
+    assert handed.meta["guard"]["fallback"] == "synflow-mask" and handed.meta["allocation"] == "synflow-mask"
+    assert "outside the range" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="autosparse"):
+        kept = prune(
+            model,
+            "autos",
+            density=0.005,
+            data=data,
+            check=False,
+            student_guard="off",
+            density_guard="off",
+            collapse="off",
+        )
+    assert kept.meta["guard"]["reason"] == "range"
+    said = [r.getMessage() for r in caplog.records if "outside the range" in r.getMessage()]
+    assert len(said) == 1 and "rehome=false keeps them" in said[0]
+
+
+def test_the_range_warning_is_said_once_per_network() -> None:
+    """Keyed by layer names alone, a second network with the same names (LeNet-5 on another input)
+    heard nothing (helper)."""
+    said: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("autosparse").addHandler(handler)
+    try:
+        for shape in ((1, 28, 28), (3, 32, 32)):
+            model = build_model("lenet5", shape, 10, seed=0)
+            g = torch.Generator().manual_seed(0)
+            data = (torch.randn(20, *shape, generator=g), torch.arange(20) % 10)
+            for _ in range(2):
+                prune(model, "autos", density=0.01, data=data, check=False, guard="erk", scorer="autos_mlp_fmnist")
+    finally:
+        logging.getLogger("autosparse").removeHandler(handler)
+    assert sum("outside the range" in m for m in said) == 2
+
+
+def test_units_are_recorded_as_applied_and_scope_names_a_valid_fix() -> None:
+    from autosparse.core.errors import ConfigError
+
+    model = build_model("lenet_300_100", (1, 28, 28), 10, seed=0)
+    masks = prune(model, "autos", density=0.05, data=_mnist_like(), allocation="erk", check=False)
+    assert masks.meta["units"] == "off"  # the unit head acts on the learned allocation only (helper)
+    with pytest.raises(ConfigError, match="autos has no scope") as err:
+        prune(model, "autos", density=0.05, data=_mnist_like(), scope="layer")
+    assert "allocation='layer'" not in str(err.value)
+
+
+def _mnist_like() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(20, 1, 28, 28, generator=g), torch.arange(20) % 10

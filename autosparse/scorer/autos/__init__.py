@@ -7,7 +7,8 @@ counts, at least one per layer. With a unit head on the scorer (``units="learned
 hidden linear layer's weights go to its best ``scale ×`` (predicted alive fraction) output
 units — IMP's structure inside a layer, not only its allocation across layers (docs/SCORER.md).
 Then the connectivity repair puts every kept weight on an input→output path. ``allocation`` can
-instead borrow a classic rule (global, uniform, ERK, SynFlow's per-layer share) to study ranking alone.
+instead borrow a classic rule (global, uniform, ERK, SynFlow's per-layer share) to study ranking alone;
+those keep the rule's own counts (``global`` has no one-per-layer floor, and can empty a layer).
 
 Where the scorer would extrapolate — layers unlike its sources', densities where its teacher
 failed, an allocation that disconnects the net — guards hand over to a safe rule and say so.

@@ -9,6 +9,7 @@ pruner kept by a caller must not hold the last call's tensors). A :class:`Call` 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -76,6 +77,8 @@ class Call:
     paths: PathCache = field(init=False)
     #: the learned scores of the last learned mask (the SynFlow fallback's mend chooses by them)
     scores: dict[str, torch.Tensor] | None = field(default=None, init=False)
+    #: warnings about the learned mask, said only if it is the one returned (a guard may hand the net over)
+    about_learned: list[Callable[[], None]] = field(default_factory=list, init=False)
     _synflow: dict[float, Masks] = field(default_factory=dict, init=False)
     _kind: str | None = field(default=None, init=False)
 

@@ -33,7 +33,7 @@ class AutosConfig(PrunerConfig):
     scorer: str = DEFAULT_SCORER  # a shipped scorer's name or a scorer directory
     allocation: str = "learned"  # learned | synflow (SynFlow's per-layer shares) | global | uniform | erk
     rounds: int = 1  # > 1: re-score the surviving weights on an exponential schedule down to the density
-    units: str = "learned"  # learned: hidden linear layers keep the unit head's alive units | all: convs too | off
+    units: str = "learned"  # learned allocation only: learned (hidden linears' alive units) | all: convs too | off
     unit_scale: float = 0.0  # > 0 overrides the scorer card's unit scale (for validation sweeps)
     repair: int = 3  # connectivity-repair iterations (0 = off), see autosparse.topology.connectivity
     rehome: bool = True  # the repair gives dead weights its in-layer steps cannot place to layers with room
@@ -41,7 +41,7 @@ class AutosConfig(PrunerConfig):
         int, ...
     ] = ()  # one example's shape, where no pruning data gives it (the diagnostics read it too)
     rescale: bool = True  # keep extreme masks trainable at depth: rescale kept weights at θ0 (docs/SCORER.md)
-    guard: str = "erk"  # layers out of the scorer's training range get this allocation: erk | synflow | off
+    guard: str = "erk"  # out-of-range layers get this allocation: erk | synflow | off (no other guard acts either)
     collapse: str = "synflow"  # no input→output path left: synflow (SynFlow's mask) | guard (guard's allocation) | off
     synflow_mix: float = 0.0  # weight of SynFlow's within-layer percentile in the ranking (0 = learned only)
     erk_floor: float = 0.0  # raise each layer's learned density to this x ERK's, then renormalise (0 = off)
@@ -61,7 +61,8 @@ class AutosConfig(PrunerConfig):
         if self.scope != "global":  # inherited from every pruner's config; autos' counts come from `allocation`
             raise ConfigError(
                 f"autos has no scope (got {self.scope!r}): its per-layer counts are `allocation` "
-                f"({', '.join(ALLOCATIONS)}); pass allocation={self.scope!r} for that classic allocation"
+                f"({', '.join(ALLOCATIONS)})"
+                + (f"; pass allocation={self.scope!r} for that classic allocation" if self.scope in ALLOCATIONS else "")
             )
         if self.allocation not in ALLOCATIONS:
             raise ConfigError(f"unknown autos allocation {self.allocation!r}; use {', '.join(ALLOCATIONS)}")

@@ -103,7 +103,9 @@ def learned_masks(call: Call, *, force: bool = False) -> Masks:
         flow = None
     _lap(spent, "repair", clock)
     log.debug("autos (%s): %s", cfg.scorer, ", ".join(f"{k} {v:.2f}s" for k, v in spent.items()))
-    meta = {"scorer": cfg.scorer, "allocation": cfg.allocation, "units": cfg.units, "repaired": moved}
+    # the unit head acts on the learned allocation only: a classic one recorded units it never applied (helper)
+    units_applied = cfg.units if cfg.allocation == "learned" else "off"
+    meta = {"scorer": cfg.scorer, "allocation": cfg.allocation, "units": units_applied, "repaired": moved}
     meta["stage_seconds"] = {k: round(v, 4) for k, v in spent.items()}  # the speed bench reports them
     if guarded:
         meta["guard"] = {"fallback": cfg.guard, "layers": sorted(guarded), "distances": guarded, "reason": "range"}

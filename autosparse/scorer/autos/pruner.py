@@ -115,10 +115,10 @@ def _say_mended(call: Call, mask: Masks, stats: PathStats) -> None:
         )
     elif stats.collapsed:
         outcome = f"{len(stats.collapsed)} layer(s) still carry no signal: {name_list(stats.collapsed)}"
-    else:
-        outcome = "every layer now lies on an input-to-output path"
+    else:  # a layer no forward reads is not among them: prune's diagnostics name it (helper)
+        outcome = "every layer a forward reads now lies on an input-to-output path"
     warn_once(
-        ("mended", call.cfg.scorer, f"{call.density:.6g}", *broken),
+        ("mended", call.cfg.scorer, f"{call.density:.6g}", call.network, *broken),
         "autos: SynFlow's mask left %d layer(s) empty or off every input-to-output path (%s); it was mended: "
         "they got weights from its most crowded layers, the learned ranker choosing%s; %s",
         len(broken),
@@ -149,6 +149,15 @@ def _handoff(call: Call) -> _Handoff | None:
     return None
 
 
+def _learned(call: Call, masks: Masks) -> Masks:
+    """``masks``, the learned mask, returned: say now what was found while making it (the range guard's
+    layers), which a hand-off to SynFlow's mask would have made untrue (helper)."""
+    for say in call.about_learned:
+        say()
+    call.about_learned.clear()
+    return masks
+
+
 def _guarded_masks(call: Call) -> tuple[Masks, Measured | None]:
     """The mask to return, and its path statistics where a pass already measured them."""
     cfg, paths, density = call.cfg, call.paths, call.density
@@ -162,7 +171,7 @@ def _guarded_masks(call: Call) -> tuple[Masks, Measured | None]:
             return fallback, paths.known(fallback)
     masks = learned_masks(call)
     if not guarded:
-        return masks, paths.known(masks)
+        return _learned(call, masks), paths.known(masks)
     stats = paths.stats(masks)
     if handoff is not None:
         # SynFlow left a layer empty or off every path: mend it, the learned ranker choosing
@@ -174,12 +183,20 @@ def _guarded_masks(call: Call) -> tuple[Masks, Measured | None]:
             return fallback, (fallback, paths.shape, fallback_stats)
         # SynFlow's mask, even mended, leaves more layers off every path than the learned one
         # (MobileNet-v3's squeeze-excitation layers at 1%): a mask is only as good as its paths
-        masks.meta[f"{handoff.reason}_guard"] = {
-            **next(iter(handoff.record.values())),
-            "declined": f"SynFlow's mask leaves {len(fallback_stats.collapsed)} layers off every path",
-        }
+        why = f"SynFlow's mask leaves {len(fallback_stats.collapsed)} layers off every path"
+        masks.meta[f"{handoff.reason}_guard"] = {**next(iter(handoff.record.values())), "declined": why}
+        warn_once(  # the decision was recorded in the masks' meta alone (helper)
+            ("declined", handoff.reason, cfg.scorer, f"{density:.6g}", call.network),
+            "autos: the %s guard would hand this net to SynFlow's mask, but %s, even mended (the learned mask: "
+            "%d): the learned mask is kept (%s_guard=off skips the guard)",
+            handoff.reason,
+            why,
+            len(stats.collapsed),
+            handoff.reason,
+        )
     if stats.log_paths > -math.inf or stats.approximate or cfg.collapse == "off":
-        return masks, (masks, paths.shape, stats)  # collapse="off": the student's own mask, for its record
+        # collapse="off": the student's own mask, for its record
+        return _learned(call, masks), (masks, paths.shape, stats)
     if cfg.collapse == "synflow":
         # as SynFlow made it: the rule was measured so (docs/SCORER.md); mending is the density guard's
         fallback, _ = synflow_fallback(call, reason="collapse", mend=False)
@@ -187,20 +204,23 @@ def _guarded_masks(call: Call) -> tuple[Masks, Measured | None]:
         fallback = learned_masks(call, force=True)
     fallback_stats = paths.stats(fallback)
     if fallback_stats.log_paths == -math.inf:
-        return masks, (masks, paths.shape, stats)  # the fallback is no better; prune() reports the collapse
+        # the fallback is no better; prune() reports the collapse
+        return _learned(call, masks), (masks, paths.shape, stats)
     instead = (
         "SynFlow's mask" if cfg.collapse == "synflow" else f"{fallback_name(cfg.guard)}'s allocation for every layer"
     )
     warn_once(
         ("collapse", cfg.scorer, cfg.guard, cfg.collapse, f"{density:.6g}", call.network),
         "autos: the learned allocation of scorer %s leaves no input-to-output path at density %.4g "
-        "(%d layers cut off: %s); using %s instead (collapse=guard keeps the learned ranker under "
-        "the guard's allocation, guard=off keeps the learned mask)",
+        "(%d layers cut off: %s); using %s instead (%s, collapse=off keeps the learned mask)",
         cfg.scorer,
         density,
         len(stats.collapsed),
         name_list(stats.collapsed),
         instead,
+        "collapse=synflow hands it to SynFlow's mask"
+        if cfg.collapse == "guard"
+        else "collapse=guard keeps the learned ranker under the guard's allocation",
     )
     fallback.meta["guard"] = {**fallback.meta.get("guard", {}), "reason": "collapse", "collapsed": stats.collapsed}
     return fallback, (fallback, paths.shape, fallback_stats)
