@@ -66,7 +66,9 @@ def test_a_users_script_is_type_checked_against_our_annotations(tmp_path) -> Non
         "same: Net = masks.apply(net)\n"
         "copy: Net = autosparse.safe_deepcopy(same)\n"
         "result: autosparse.TrainResult\n"
-        "autosparse.prune(net, 'snip', density='0.1', data=data)  # the one error\n"
+        "autosparse.prune(net, 'snip', density='0.1', data=data)  # an error\n"
+        "def typo(store: autosparse.FeatureStore) -> None:\n"
+        "    store.reader(wher={'model': 'mlp'})  # an error: reader(**kwargs) passed it (helper)\n"
     )
     root = str(Path(autosparse.__file__).parents[1])  # the editable install is an import hook mypy cannot follow
     env = {"MYPYPATH": root, "PATH": "/usr/bin:/bin"}
@@ -88,8 +90,9 @@ def test_a_users_script_is_type_checked_against_our_annotations(tmp_path) -> Non
         timeout=600,
     )
     errors = [line for line in proc.stdout.splitlines() if ": error:" in line]
-    assert len(errors) == 1, proc.stdout + proc.stderr
+    assert len(errors) == 2, proc.stdout + proc.stderr
     assert ':18: error: Argument "density" to "prune" has incompatible type "str"' in errors[0]
+    assert ':20: error: Unexpected keyword argument "wher" for "reader" of "FeatureStore"' in errors[1]
 
 
 def test_dir_offers_the_api_not_this_modules_imports() -> None:

@@ -372,10 +372,12 @@ class StoreReader:
         )
         return data.to_tensors() if as_tensors else data
 
-    def iter_run_data(self, **kwargs: Any) -> Iterator[RunData]:
-        """Every selected run in turn (for per-network work such as GNN batches)."""
+    def iter_run_data(
+        self, *, columns: Sequence[str | int] | None = None, as_tensors: bool = False
+    ) -> Iterator[RunData]:
+        """Every selected run in turn (for per-network work such as GNN batches), as :meth:`load_run` loads it."""
         for run_id in self._run_ids:
-            yield self.load_run(run_id, **kwargs)
+            yield self.load_run(run_id, columns=columns, as_tensors=as_tensors)
 
     # ------------------------------------------------------------------ streaming
 

@@ -31,6 +31,7 @@ from autosparse.core.errors import ConfigError, StoreError
 from autosparse.core.folders import check_output_path
 from autosparse.core.versions import package_version, package_versions
 from autosparse.store.durability import fsync_path, fsync_tree, unpublish_run
+from autosparse.store.filters import Filter
 from autosparse.store.layout import (
     FEATURES_FILL,
     LABEL_FILL,
@@ -404,12 +405,17 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ conveniences
 
-    def reader(self, **kwargs: Any) -> StoreReader:
-        """A :class:`StoreReader` over this store's complete runs (kwargs: where=, exclude=)."""
-        return StoreReader(self.path, **kwargs)
+    def reader(self, *, where: Filter | str = None, exclude: Filter | str = None) -> StoreReader:
+        """A :class:`StoreReader` over this store's complete runs, filtered as ``StoreReader`` filters.
 
-    def validate(self, **kwargs: Any) -> ValidationReport:
-        return validate_store(self.path, **kwargs)
+        Explicit keywords, not ``**kwargs``: a type checker passed ``wher=`` (helper)."""
+        return StoreReader(self.path, where=where, exclude=exclude)
+
+    def validate(
+        self, *, check_chunks: bool = True, code_schema: tuple[int, Sequence[str]] | None = None
+    ) -> ValidationReport:
+        """:func:`validate_store` on this store."""
+        return validate_store(self.path, check_chunks=check_chunks, code_schema=code_schema)
 
 
 def store_exists(path: str | os.PathLike[str]) -> bool:
