@@ -548,3 +548,8 @@ def test_pruning_data_in_a_wrong_form_names_the_form_that_works() -> None:
         with pytest.raises(ConfigError, match="must be a positive whole number"):
             pruning_batch(ds, **kw)  # type: ignore[arg-type]
     assert pruning_batch(ds, samples_per_class=2, batch_size=5).batches[0][0].shape[0] == 5
+
+
+def test_a_dataset_name_that_is_no_string_is_one_clear_error() -> None:
+    with pytest.raises(ConfigError, match=r"a dataset is named by a string.*autosparse.Dataset"):
+        load_dataset(3)  # type: ignore[arg-type]

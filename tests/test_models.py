@@ -404,3 +404,11 @@ def test_a_timm_patch_embedding_that_would_skip_pixels_is_refused() -> None:
     # a patch size the user gave that does not divide the image: the option is offered over it (review)
     with pytest.raises(ConfigError, match=r"5×5 patches.*'\{\"patch_size\": 4\}'"):
         build_model("timm:deit_tiny_patch16_224", FMNIST, 10, patch_size=5, **small)
+
+
+def test_a_model_where_its_name_belongs_is_one_clear_error() -> None:
+    """build_model(my_net, …) failed in str.startswith (typed-API hunt)."""
+    with pytest.raises(ConfigError, match=r"build_model takes a model's name.*got a Linear"):
+        build_model(torch.nn.Linear(2, 2), (2,), 2)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="model_info takes a model's name"):
+        model_info(3)  # type: ignore[arg-type]

@@ -120,6 +120,11 @@ def canonical_dataset(name: str) -> str:
 
 def _canonical(name: str) -> tuple[str, bool]:
     """Resolve aliases; returns (canonical base name, is_fake)."""
+    if not isinstance(name, str):  # load_dataset(3) failed in str.strip (helper)
+        raise ConfigError(
+            f"a dataset is named by a string (`autosparse datasets` lists them), got a {type(name).__name__}; "
+            "data of your own goes in autosparse.Dataset(name, x_train, y_train, x_test, y_test, classes, shape)"
+        )
     raw = name.strip().lower()
     fake = raw.startswith(FAKE_PREFIX)
     base = raw[len(FAKE_PREFIX) :] if fake else raw

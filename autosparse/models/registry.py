@@ -102,8 +102,18 @@ def _unknown(name: str) -> UnknownNameError:
     )
 
 
+def _check_name(name: object, what: str) -> None:
+    """A model's name, not the model: ``build_model(my_net, …)`` failed in ``str.startswith`` (helper)."""
+    if not isinstance(name, str):
+        raise ConfigError(
+            f"{what} takes a model's name (`autosparse models` lists them; tv:<name>, timm:<name>), got a "
+            f"{type(name).__name__}; a model you built yourself needs no building: pass it to prune or train as it is"
+        )
+
+
 def model_info(name: str) -> ModelInfo:
     """Description, accepted input kinds and options (with defaults) of a model."""
+    _check_name(name, "model_info")
     if name.startswith(TV_PREFIX):
         return torchvision_info(name[len(TV_PREFIX) :])
     if name.startswith(TIMM_PREFIX):
@@ -124,6 +134,7 @@ def build_model(
     the model's options (see :func:`model_info`); strings such as ``"0.5"`` or ``"500,150"`` are
     coerced to the option's type because they arrive from the CLI and YAML.
     """
+    _check_name(name, "build_model")
     if not name.startswith((TV_PREFIX, TIMM_PREFIX)) and name not in _REGISTRY:
         raise _unknown(name)
     shape = _check_shape(name, input_shape)
