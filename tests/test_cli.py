@@ -601,8 +601,7 @@ def test_imp_from_the_command_line_trains_on_the_task_data(tmp_path) -> None:
     assert accuracies and all(abs(a * 32 - round(a * 32)) < 0.01 for a in accuracies)  # counts out of 32
     proc = run("prune", *SMALL, "--method", "imp", "--density", "0.5", "--hp", "n_train=32", "--hp", "epochs=0.2")
     assert proc.returncode == 0, proc.stderr  # --hp still wins
-    # train --masks takes imp's subset sizes, not the draw of its --seed: every method's masks pruned with the
-    # same flags then train and test on the same examples (review)
+    # train --masks takes imp's subset as imp drew it, by its --seed: the examples the masks were made on
     seeded = tmp_path / "imp3"
     proc = run(
         "prune", *SMALL, "--n-train", "64", "--n-test", "32", "--seed", "3", "--method", "imp", "--density", "0.5",
@@ -611,7 +610,7 @@ def test_imp_from_the_command_line_trains_on_the_task_data(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     proc = run("train", "--epochs", "0.1", "--masks", str(seeded))
     assert proc.returncode == 0, proc.stderr
-    assert "(n_train 64, n_test 32, data seed 0)" in proc.stderr
+    assert "(n_train 64, n_test 32, data seed 3)" in proc.stderr
 
 
 def test_masks_saved_from_python_need_their_model_named(tmp_path) -> None:

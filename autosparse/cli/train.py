@@ -140,10 +140,8 @@ def _subset_of_masks(masks: Masks, dataset: str, named: set[str]) -> dict[str, A
     recorded = masks.meta.get("data")
     if not isinstance(recorded, Mapping) or recorded.get("dataset") != dataset:
         return {}
-    # imp records the subset it trained on, drawn by its --seed; prune takes no --data-seed for imp, so the
-    # masks of every method pruned with the same flags train and test on the default draw (review)
-    keys = ("n_train", "n_test") if masks.meta.get("method") == "imp" else ("n_train", "n_test", "data_seed")
-    out = {k: recorded[k] for k in keys if k in recorded and k not in named}
+    # imp's record is the draw of its --seed, the subset it trained on: the masks were made on that one
+    out = {k: recorded[k] for k in ("n_train", "n_test", "data_seed") if k in recorded and k not in named}
     root = recorded.get("data_root")
     if root and "data_root" not in named and Path(str(root)).is_dir():
         out["data_root"] = str(root)
