@@ -41,7 +41,7 @@ def test_default_autos_keeps_every_layer_alive_and_connected_at_99_percent(name:
         assert guarded.meta["guard"]["reason"] == "density" and guarded.meta["guard"]["mended"]["empty"]
         # the hand-off says the mask is SynFlow's mended, not SynFlow's as made, and that the mend connected it
         said = [r.getMessage() for r in caplog.records if "SynFlow's mask left" in r.getMessage()]
-        assert len(said) == 1 and "every layer a forward reads now lies on an input-to-output path" in said[0]
+        assert len(said) == 1 and "every layer the input reaches now lies on an input-to-output path" in said[0]
     else:
         assert "declined" in guarded.meta["density_guard"]
         # and said, not only recorded in the meta (helper)

@@ -231,14 +231,32 @@ def test_a_guarded_layer_stays_at_its_count_when_a_free_layer_is_full() -> None:
     assert counts_from_shares(shapes, density, shares)["a"] > 48  # what the caps prevent
 
 
-def test_the_range_warning_is_said_only_for_a_learned_mask_that_is_returned(caplog: pytest.LogCaptureFixture) -> None:
+def test_the_range_warning_is_said_only_for_a_learned_mask_that_is_returned(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """ShuffleNet at 0.5%: the range warning named layers that "get ERK's allocation", then the student
     guard handed the net to SynFlow's mask, where they do not (helper)."""
     model = build_model("tv:shufflenet_v2_x0_5", (3, 32, 32), 10, seed=0)
     g = torch.Generator().manual_seed(0)
     data = (torch.randn(20, 3, 32, 32, generator=g), torch.arange(20) % 10)
-    with caplog.at_level(logging.WARNING, logger="autosparse"):
-        handed = prune(model, "autos", density=0.005, data=data, check=False)
+    import gc
+    import weakref
+
+    calls: list[weakref.ref] = []
+    real = pruner_module._guarded_masks
+
+    def spy(call):
+        calls.append(weakref.ref(call))
+        return real(call)
+
+    monkeypatch.setattr(pruner_module, "_guarded_masks", spy)
+    gc.disable()  # the deferred warning held the call in a cycle: its tensors lived until a collection (review)
+    try:
+        with caplog.at_level(logging.WARNING, logger="autosparse"):
+            handed = prune(model, "autos", density=0.005, data=data, check=False)
+        assert calls and calls[0]() is None
+    finally:
+        gc.enable()
     assert handed.meta["guard"]["fallback"] == "synflow-mask" and handed.meta["allocation"] == "synflow-mask"
     assert "outside the range" not in caplog.text
     caplog.clear()

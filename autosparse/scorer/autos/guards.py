@@ -86,17 +86,19 @@ def range_guard(
     # the repair's rehome step then moves weights that lie on no path to layers with room: their counts
     # can end far from the rule's (MobileNet-v3 at 1%: 78 where ERK gives 502; helper)
     moved = " as a start (the repair's rehome step may move their dead weights elsewhere: rehome=false keeps them)"
-    # said once per network (and scorer, guard), and only if the learned mask is the one returned (helper)
+    # said once per network (and scorer, guard), and only if the learned mask is the one returned (helper);
+    # the closure holds no reference to the call, whose tensors must not outlive it (review)
+    network, threshold = call.network, scorer.coverage.threshold
     call.about_learned.append(
         lambda: warn_once(
-            (cfg.scorer, cfg.guard, call.network, *sorted(outside)),
+            (cfg.scorer, cfg.guard, network, *sorted(outside)),
             "autos: %d of %d layers are outside the range of scorer %s's source layers (distance > %.2f): %s — "
             "they get %s's allocation%s; the learned ranker still chooses their weights (guard=off forces the "
             "learned allocation, allocation=erk uses ERK everywhere)",
             len(outside),
             len(table.layers),
             cfg.scorer,
-            scorer.coverage.threshold,
+            threshold,
             name_list(sorted(outside)),
             fallback_name(cfg.guard),
             moved if cfg.repair > 0 and cfg.rehome else "",

@@ -104,7 +104,7 @@ def learned_masks(call: Call, *, force: bool = False) -> Masks:
     _lap(spent, "repair", clock)
     log.debug("autos (%s): %s", cfg.scorer, ", ".join(f"{k} {v:.2f}s" for k, v in spent.items()))
     # the unit head acts on the learned allocation only: a classic one recorded units it never applied (helper)
-    units_applied = cfg.units if cfg.allocation == "learned" else "off"
+    units_applied = cfg.units if cfg.allocation == "learned" and not force else "off"  # force: every layer guarded
     meta = {"scorer": cfg.scorer, "allocation": cfg.allocation, "units": units_applied, "repaired": moved}
     meta["stage_seconds"] = {k: round(v, 4) for k, v in spent.items()}  # the speed bench reports them
     if guarded:

@@ -115,8 +115,8 @@ def _say_mended(call: Call, mask: Masks, stats: PathStats) -> None:
         )
     elif stats.collapsed:
         outcome = f"{len(stats.collapsed)} layer(s) still carry no signal: {name_list(stats.collapsed)}"
-    else:  # a layer no forward reads is not among them: prune's diagnostics name it (helper)
-        outcome = "every layer a forward reads now lies on an input-to-output path"
+    else:  # a layer no forward reads, or that reads constants, is not among them: prune's diagnostics name it
+        outcome = "every layer the input reaches now lies on an input-to-output path"
     warn_once(
         ("mended", call.cfg.scorer, f"{call.density:.6g}", call.network, *broken),
         "autos: SynFlow's mask left %d layer(s) empty or off every input-to-output path (%s); it was mended: "
