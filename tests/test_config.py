@@ -151,6 +151,7 @@ def test_a_list_of_dataclasses_flag_takes_yaml_flow_syntax_as_the_help_says() ->
     with pytest.raises(argparse.ArgumentTypeError, match="not valid YAML or JSON"):
         parse_items("random,{method: snip")
     assert parse_items("{method: snip}, random") == ({"method": "snip"}, "random")  # a mapping first (review)
+    assert parse_items('{method: snip, label: "a) b"}') == ({"method": "snip", "label": "a) b"},)  # quotes (review)
     with pytest.raises(
         argparse.ArgumentTypeError, match=r"^not valid YAML or JSON \(expected ',' or '}'.* column \d+\)$"
     ):

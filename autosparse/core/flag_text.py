@@ -79,11 +79,18 @@ def parse_items(text: str) -> tuple[Any, ...]:
     the same list in YAML: one rule for both, and a line of a config file can be pasted as the
     flag. JSON is read first: PyYAML reads YAML 1.1, where JSON's ``1e3`` would be a string.
     """
-    items = split_list(text)
-    if str(text).lstrip()[:1] == "[" or (len(items) == 1 and items[0][:1] == "{"):
-        value = _flow_value(text)
-        return tuple(value) if isinstance(value, list) else (value,)
-    return tuple(_flow_value(item) if item[:1] == "{" else item for item in items)
+    first = str(text).lstrip()[:1]
+    if first in ("[", "{"):
+        try:
+            value = _flow_value(text)
+        except argparse.ArgumentTypeError:
+            # a mapping followed by more items ('{method: snip}, random'); one mapping stays one value, whatever
+            # brackets its quoted strings hold (split_list does not read quotes; review)
+            if first == "[" or len(split_list(text)) == 1:
+                raise
+        else:
+            return tuple(value) if isinstance(value, list) else (value,)
+    return tuple(_flow_value(item) if item[:1] == "{" else item for item in split_list(text))
 
 
 def _flow_value(text: str) -> Any:

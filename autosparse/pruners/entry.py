@@ -131,8 +131,12 @@ def _shape_error(exc: Exception, method: str, data: PruningData | None, configur
     if "more than 1 value per channel when training" in text:  # a train-mode BatchNorm on one example
         return ConfigError(
             f"{method} ran the model in train mode on a batch of one example, which BatchNorm cannot normalise "
-            f"({text.splitlines()[0]}): give pruning batches of two or more examples (a DataLoader's last batch "
-            "too: drop_last=True; ntk_sap's own inputs: num_samples and batch_size that leave no chunk of one)"
+            f"({text.splitlines()[0]}): "
+            + (
+                "choose num_samples and batch_size that leave no chunk of one example (its own inputs)"
+                if method == "ntk_sap"
+                else "give pruning batches of two or more examples (a DataLoader's last batch too: drop_last=True)"
+            )
         )
     if not is_shape_error(exc):
         return exc

@@ -405,11 +405,28 @@ class FeatureStore:
 
     # ------------------------------------------------------------------ conveniences
 
-    def reader(self, *, where: Filter | str = None, exclude: Filter | str = None) -> StoreReader:
-        """A :class:`StoreReader` over this store's complete runs, filtered as ``StoreReader`` filters.
+    def reader(
+        self,
+        *,
+        where: Filter | str = None,
+        exclude: Filter | str = None,
+        schema_version: int | None = None,
+        feature_names: Sequence[str] | None = None,
+        same_schema: bool = True,
+        label_kind: str | None = None,
+    ) -> StoreReader:
+        """A :class:`StoreReader` over this store's complete runs, with its keywords.
 
         Explicit keywords, not ``**kwargs``: a type checker passed ``wher=`` (helper)."""
-        return StoreReader(self.path, where=where, exclude=exclude)
+        return StoreReader(
+            self.path,
+            where=where,
+            exclude=exclude,
+            schema_version=schema_version,
+            feature_names=feature_names,
+            same_schema=same_schema,
+            label_kind=label_kind,
+        )
 
     def validate(
         self, *, check_chunks: bool = True, code_schema: tuple[int, Sequence[str]] | None = None
