@@ -70,6 +70,13 @@ def _imports() -> dict[str, list[tuple[str, bool, int]]]:
         mod = _module_name(path)
         tree = ast.parse(path.read_text())
         edges: list[tuple[str, bool, int]] = []
+        # `if TYPE_CHECKING:` imports never run: what a type checker reads (autosparse/__init__.py), not late imports
+        typing_only = {
+            id(inner)
+            for node in tree.body
+            if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+            for inner in ast.walk(node)
+        }
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
@@ -82,7 +89,7 @@ def _imports() -> dict[str, list[tuple[str, bool, int]]]:
                     continue
                 target = _resolve(t, known)
                 if target and target != mod:
-                    edges.append((target, node.col_offset > 0, node.lineno))
+                    edges.append((target, node.col_offset > 0 and id(node) not in typing_only, node.lineno))
         out[mod] = edges
     return out
 
