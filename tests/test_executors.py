@@ -7,6 +7,8 @@ A failing job is reported without stopping the others, a worker that dies is a f
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import _gen_helpers as helpers
@@ -194,11 +196,20 @@ def test_unreachable_ray_cluster_is_one_line_fast(tmp_path: Path, capsys: pytest
     assert len(err) == 1 and "'bogus' is not a Ray address" in err[0] and "6379" in err[0]
 
 
+def _helpers_env() -> dict[str, str]:
+    """A script's environment in which it, and the pool workers it spawns, import tests/_gen_helpers."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
+
+
+def _run_script(script: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=_helpers_env(), timeout=120
+    )
+
+
 def test_pool_workers_log_as_the_parent_and_draw_no_bars(tmp_path: Path) -> None:
     """A spawned worker starts with logging unset (its warnings came without level and name) and drew
     its jobs' bars over the parent's (helper); it now logs warnings in the parent's format, no bars."""
-    import subprocess
-    import sys
 
     script = tmp_path / "run.py"
     script.write_text(
@@ -211,8 +222,7 @@ def test_pool_workers_log_as_the_parent_and_draw_no_bars(tmp_path: Path) -> None
         "    out = run_jobs(helpers.warn_and_square, [2, 3], ['a', 'b'], executor='process', workers=2)\n"
         "    print(sorted(o.value for o in out))\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    proc = _run_script(script)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[4, 9]"
     assert "WARNING autosparse.jobtest: job 2 warns" in proc.stderr
@@ -222,8 +232,6 @@ def test_pool_workers_log_as_the_parent_and_draw_no_bars(tmp_path: Path) -> None
 def test_pool_workers_show_our_warnings_as_the_cli_does(tmp_path: Path) -> None:
     """The CLI shows our warnings as log lines; its pool workers printed them as
     `…/allocation.py:107: RuntimeWarning: …` (review)."""
-    import subprocess
-    import sys
 
     script = tmp_path / "run.py"
     script.write_text(
@@ -234,8 +242,7 @@ def test_pool_workers_show_our_warnings_as_the_cli_does(tmp_path: Path) -> None:
         "    configure_logging(0)\n"
         "    print([o.ok for o in run_jobs(helpers.warn_ties, [1], ['a'], executor='process', workers=1)])\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    proc = _run_script(script)
     assert proc.returncode == 0 and proc.stdout.strip() == "[True]", proc.stderr
     assert "WARNING autosparse.core.allocation: 50 of the 100 kept weights" in proc.stderr
     assert "RuntimeWarning" not in proc.stderr
@@ -245,8 +252,6 @@ def test_an_interrupted_pool_stops_every_worker_and_leaks_nothing(tmp_path: Path
     """Ctrl-C left the pool's thread holding its queues past exit, and the resource tracker warned of
     "leaked semaphore objects"; a worker ignoring SIGTERM would also have outlived the run."""
     import signal
-    import subprocess
-    import sys
     import time
 
     pids = tmp_path / "pids"
@@ -264,8 +269,7 @@ def test_an_interrupted_pool_stops_every_worker_and_leaks_nothing(tmp_path: Path
         "    except KeyboardInterrupt:\n"
         "        sys.exit(130)\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True, env=_helpers_env())
     deadline = time.monotonic() + 120
     while len(list(pids.iterdir())) < 2 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
@@ -332,7 +336,6 @@ def test_log_lines_go_through_the_bars_at_the_console_handlers_level() -> None:
     """tqdm's redirect dropped the handler's level (INFO reached a WARNING console) and added a console
     handler where a library caller had none (review)."""
     import logging
-    import sys
 
     from autosparse.core.executors import _BarSafeHandler, _log_through_bars
 
