@@ -436,3 +436,17 @@ def test_functions_that_walk_a_model_refuse_what_is_not_one() -> None:
     ):
         with pytest.raises(ConfigError, match=r"takes the model itself \(an nn.Module\), got .*build_model"):
             call()
+
+
+def test_a_path_argument_that_is_no_path_is_one_clear_error(tmp_path) -> None:
+    """Masks.load(3) / save(3) and load_scorer(3) failed in pathlib with a TypeError (typed-API hunt)."""
+    from autosparse.scorer.loaded import load_scorer
+
+    masks = Masks({"weight": torch.ones(2, 3, dtype=torch.bool)})
+    with pytest.raises(ConfigError, match=r"Masks.save takes a path \(a str or a pathlib.Path\), got a int"):
+        masks.save(3)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"Masks\.load takes a path"):
+        Masks.load(3)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="a scorer is a shipped scorer's name"):
+        load_scorer(3)  # type: ignore[arg-type]
+    assert Masks.load(masks.save(tmp_path / "m")).kept == 6  # a Path, as before

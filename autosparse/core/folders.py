@@ -15,6 +15,14 @@ from pathlib import Path
 from autosparse.core.errors import ConfigError
 
 
+def as_path(value: object, what: str) -> Path:
+    """``value`` as a Path where it is a str or a path-like; one clear error otherwise (``Masks.load(3)``
+    failed in pathlib with a TypeError naming neither the argument nor what it takes; typed-API hunt)."""
+    if isinstance(value, (str, os.PathLike)):
+        return Path(value)
+    raise ConfigError(f"{what} takes a path (a str or a pathlib.Path), got a {type(value).__name__}: {value!r:.60}")
+
+
 def check_output_path(path: str | Path, flag: str = "--out") -> Path:
     """``path`` if it and its parents can be folders, else a ConfigError naming the file in the way."""
     path = Path(path)

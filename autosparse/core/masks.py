@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from autosparse.core.errors import MaskError
-from autosparse.core.folders import make_output_dir, write_text
+from autosparse.core.folders import as_path, make_output_dir, write_text
 from autosparse.core.init_transform import InitTransform, prepared_token
 from autosparse.core.json_text import dumps as strict_dumps
 from autosparse.core.layers import ModuleT, prunable_layers, require_module
@@ -305,7 +305,7 @@ class Masks(Mapping[str, torch.Tensor]):
         """Write ``masks.safetensors`` (uint8 tensors: safetensors has no bool in every reader),
         ``report.json`` and, when the masks rescale θ0 (``autos``, ``robust``),
         ``init_factors.safetensors``; return the directory."""
-        directory = Path(directory)
+        directory = as_path(directory, "Masks.save")
         make_output_dir(directory, "masks folder")
         tensors = {n: m.to(torch.uint8) for n, m in self._masks.items()}
         save_tensors(tensors, str(directory / MASKS_FILE), metadata={"format": MASKS_FORMAT})
@@ -326,7 +326,7 @@ class Masks(Mapping[str, torch.Tensor]):
     @classmethod
     def load(cls, path: str | Path) -> Masks:
         """Load from a directory written by :meth:`save` or from the ``.safetensors`` file."""
-        path = Path(path)
+        path = as_path(path, "Masks.load")
         file = path / MASKS_FILE if path.is_dir() else path
         if not file.exists():
             raise MaskError(f"no mask at {file}; write one with `autosparse prune … --out {path}`")

@@ -15,6 +15,7 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -161,6 +162,11 @@ def resolve_scorer(name_or_path: str | Path) -> Path:
     that name (``./autos_mlp`` is the way to name that one, and a warning says so): the default
     ``autos_mlp`` was silently replaced by whatever scorer a user had saved under that name there.
     """
+    if not isinstance(name_or_path, (str, os.PathLike)):  # load_scorer(3) failed in pathlib (typed-API hunt)
+        raise ConfigError(
+            f"a scorer is a shipped scorer's name (autos_mlp) or a scorer folder's path, got a "
+            f"{type(name_or_path).__name__}"
+        )
     text = str(name_or_path)
     if not text.strip():
         raise CheckpointError(
