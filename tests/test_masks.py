@@ -450,3 +450,46 @@ def test_a_path_argument_that_is_no_path_is_one_clear_error(tmp_path) -> None:
     with pytest.raises(ConfigError, match="a scorer is a shipped scorer's name"):
         load_scorer(3)  # type: ignore[arg-type]
     assert Masks.load(masks.save(tmp_path / "m")).kept == 6  # a Path, as before
+
+
+def test_remove_masks_leaves_a_plain_torch_model() -> None:
+    """apply's refresh hooks stayed after remove_masks: the model could not be scripted nor unpickled
+    without autosparse, where torch's prune.remove leaves a plain model (helper)."""
+    import pickle
+
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    Masks({"0.weight": torch.rand(16, 8) > 0.5, "2.weight": torch.rand(4, 16) > 0.5}).apply(model)
+    model(torch.randn(2, 8))
+    remove_masks(model)
+    for module in model.modules():
+        assert not module._forward_pre_hooks and not module._forward_hooks, module
+        assert not [k for k in vars(module) if k.startswith("_autosparse")], module
+    assert b"autosparse" not in pickle.dumps(model)  # loads where autosparse is not installed
+
+
+def test_mask_folder_messages_name_the_layer_and_the_way_to_keep_an_edit(tmp_path) -> None:
+    """An edited masks.safetensors read as "damaged — prune again", which throws the edit away; a
+    removed layer was not named; a training's folder was met with "write one with prune --out",
+    which prune refuses; save("x.safetensors") made a folder of that name (helper)."""
+    from safetensors.torch import load_file, save_file
+
+    masks = Masks({"a.weight": torch.rand(4, 3) > 0.5, "b.weight": torch.rand(2, 4) > 0.5})
+    folder = masks.save(tmp_path / "m")
+    tensors = load_file(str(folder / "masks.safetensors"))
+    tensors["b.weight"] = torch.ones(2, 4, dtype=torch.uint8)  # the head kept dense, by hand
+    save_file(tensors, str(folder / "masks.safetensors"), metadata={"format": "autosparse-masks-v1"})
+    with pytest.raises(MaskError, match=r"b\.weight.*load it from a folder of its own") as err:
+        Masks.load(folder)
+    assert "Masks(tensors).save(folder)" in str(err.value)
+    del tensors["b.weight"]
+    save_file(tensors, str(folder / "masks.safetensors"), metadata={"format": "autosparse-masks-v1"})
+    with pytest.raises(MaskError, match=r"\(layers missing b\.weight\)"):
+        Masks.load(folder)
+    trained = tmp_path / "t"
+    trained.mkdir()
+    (trained / "metrics.json").write_text("{}")
+    with pytest.raises(MaskError, match="holds a training's result, not masks"):
+        Masks.load(trained)
+    with pytest.raises(MaskError, match="writes a folder"):
+        masks.save(tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()

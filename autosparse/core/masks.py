@@ -31,8 +31,9 @@ from autosparse.core.folders import as_path, make_output_dir, write_text
 from autosparse.core.init_transform import InitTransform, prepared_token
 from autosparse.core.json_text import dumps as strict_dumps
 from autosparse.core.layers import ModuleT, prunable_layers, require_module
-from autosparse.core.stale_weights import refresh_uncalled
+from autosparse.core.stale_weights import forget_refresh, refresh_uncalled
 from autosparse.core.tensor_files import save_tensors
+from autosparse.core.text import name_list
 
 log = logging.getLogger(__name__)
 
@@ -306,6 +307,11 @@ class Masks(Mapping[str, torch.Tensor]):
         ``report.json`` and, when the masks rescale θ0 (``autos``, ``robust``),
         ``init_factors.safetensors``; return the directory."""
         directory = as_path(directory, "Masks.save")
+        if directory.suffix == ".safetensors":  # it made a folder of that name, where a file was expected (helper)
+            raise MaskError(
+                f"Masks.save writes a folder ({MASKS_FILE}, {REPORT_FILE}), not one file: give a folder, e.g. "
+                f"{directory.with_suffix('')}"
+            )
         make_output_dir(directory, "masks folder")
         tensors = {n: m.to(torch.uint8) for n, m in self._masks.items()}
         save_tensors(tensors, str(directory / MASKS_FILE), metadata={"format": MASKS_FORMAT})
@@ -329,6 +335,12 @@ class Masks(Mapping[str, torch.Tensor]):
         path = as_path(path, "Masks.load")
         file = path / MASKS_FILE if path.is_dir() else path
         if not file.exists():
+            if path.is_dir() and any((path / n).exists() for n in ("model.safetensors", "metrics.json")):
+                # prune --out refuses such a folder, so "write one there" contradicted itself (helper)
+                raise MaskError(
+                    f"{path} holds a training's result, not masks: load the masks folder that training read "
+                    "(its `autosparse train --masks` argument)"
+                )
             raise MaskError(f"no mask at {file}; write one with `autosparse prune … --out {path}`")
         if file.suffix != ".safetensors":  # e.g. the folder's report.json: a file of another kind, not a broken mask
             raise MaskError(f"{file} is not a mask file; pass the masks folder ({file.parent}) or its {MASKS_FILE}")
@@ -482,14 +494,28 @@ def _check_same_save(file: Path, tensors: Mapping[str, torch.Tensor], report: Ma
     listed = report.get("layers")
     names = {e.get("name") for e in listed if isinstance(e, Mapping)} if isinstance(listed, list) else None
     recorded = report.get(DIGEST_KEY)
-    if (names is not None and names != set(tensors)) or (isinstance(recorded, str) and recorded != _digest(tensors)):
+    if names is not None and names != set(tensors):
+        missing, extra = sorted(names - set(tensors)), sorted(set(tensors) - names)  # type: ignore[operator]
+        said = ", ".join(
+            f"{what} {name_list(layers, 3)}" for what, layers in (("missing", missing), ("not listed", extra)) if layers
+        )
+        raise MaskError(_mixed(file, f" (layers {said})"))
+    if isinstance(recorded, str) and recorded != _digest(tensors):
         raise MaskError(_mixed(file))
 
 
-def _mixed(file: Path) -> str:
+#: how to keep a mask file edited by hand, which its folder's report.json no longer describes (helper)
+_EDITED = (
+    "; if you edited the mask file on purpose, load it from a folder of its own (a mask file without "
+    "report.json loads as it is) or save the edit with Masks(tensors).save(folder)"
+)
+
+
+def _mixed(file: Path, detail: str = "") -> str:
     return (
-        f"{file.parent}'s {REPORT_FILE} describes other masks than those beside it (a save into this folder was "
-        "interrupted, two prunes wrote into it at once, or files of two folders were mixed): prune again into it"
+        f"{file.parent}'s {REPORT_FILE} describes other masks than those beside it{detail} (a save into this folder "
+        f"was interrupted, two prunes wrote into it at once, or files of two folders were mixed): prune again into "
+        f"it{_EDITED}"
     )
 
 
@@ -509,7 +535,7 @@ def _check_counts(file: Path, tensors: Mapping[str, torch.Tensor], report: Mappi
         if isinstance(entry.get("kept"), int) and kept != entry["kept"]:
             raise MaskError(
                 f"mask file {file} keeps {kept} weights of {entry['name']} where its report.json says {entry['kept']}: "
-                "the file is damaged (or the folder mixes two masks) — prune again"
+                f"the file is damaged (or the folder mixes two masks) — prune again{_EDITED}"
             )
 
 
@@ -528,6 +554,7 @@ def remove_masks(model: ModuleT) -> ModuleT:
     for layer in prunable_layers(model):
         if prune.is_pruned(layer.module) and hasattr(layer.module, layer.param_name + "_mask"):
             prune.remove(layer.module, layer.param_name)
+    forget_refresh(model)  # apply's refresh hooks too: a plain torch model, as prune.remove leaves one
     return model
 
 

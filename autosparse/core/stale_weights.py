@@ -88,3 +88,24 @@ def _learn(parent: nn.Module, _inputs: object, _output: object) -> None:
     if not state or state["uncalled"] is not None:
         return
     state["uncalled"] = [(c, p) for c, p in state["params"] if not getattr(parent.get_submodule(c), _CALLED, False)]
+
+
+def forget_refresh(model: nn.Module) -> None:
+    """Take off every hook and flag :func:`refresh_uncalled` put on ``model``.
+
+    Why: after ``remove_masks`` there is nothing left to refresh, yet the hooks stayed: the model
+    could not be scripted (``torch.jit.script``) nor unpickled where autosparse is not installed,
+    while torch's own ``prune.remove`` leaves a plain model (helper).
+    """
+    ours = (_mark_called, _refresh, _learn)
+    for module in model.modules():
+        for hooks in (module._forward_pre_hooks, module._forward_hooks):
+            for key, hook in list(hooks.items()):
+                if hook in ours:
+                    del hooks[key]
+                    for extra in ("_forward_pre_hooks_with_kwargs", "_forward_hooks_with_kwargs"):
+                        getattr(module, extra, {}).pop(key, None)
+                    getattr(module, "_forward_hooks_always_called", {}).pop(key, None)
+        for attr in (_STATE, _CALLED, _MARKED):
+            if attr in vars(module):
+                delattr(module, attr)
