@@ -210,7 +210,8 @@ class Masks(Mapping[str, torch.Tensor]):
                     want = "false" if made[2:] == (7, 7) else "true"
                     stem = (
                         f" (a {made[2]}x{made[3]} ResNet stem against a {shape[2]}x{shape[3]} one: build the `tv:` ResNet "
-                        f'with model_kwargs {{"cifar_stem": {want}}}, --model-kwargs \'{{"cifar_stem": {want}}}\')'
+                        f'with model_kwargs {{"cifar_stem": {want}}}, --model-kwargs \'{{"cifar_stem": {want}}}\'; a '
+                        "ResNet from torchvision's own constructor has the 7x7 one, so prune that model itself)"
                     )
                 raise MaskError(
                     f"mask {name!r} has shape {made} but the weight has {shape}{stem}; "
