@@ -713,3 +713,28 @@ def test_feature_names_must_be_a_list_of_distinct_names(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="SCHEMA_VERSION"):
         FeatureStore(tmp_path / "s.zarr", schema_version="1", feature_names=["a"])  # type: ignore[arg-type]
     assert not (tmp_path / "s.zarr").exists()  # refused before anything was written
+
+
+def test_what_an_interrupted_write_leaves_is_an_incomplete_run_that_a_rerun_replaces(store: FeatureStore) -> None:
+    """Ctrl-C during write_run: the write was undone, but zarr's I/O thread went on and recreated the run's
+    bare group (no attributes) or a chunk alone; every rerun refused it as "no run of this store" (helper)."""
+    from autosparse.store import repair_store
+
+    store.write_run("r0", **make_run(seed=0))
+    runs = store.path / "runs"
+    bare = {"zarr_format": 3, "node_type": "group", "attributes": {}}
+    (runs / "r9" / "graph" / "in_pairs").mkdir(parents=True)
+    (runs / "r9" / "zarr.json").write_text(json.dumps(bare))  # the bare group, and a member's metadata
+    (runs / "r9" / "graph" / "in_pairs" / "zarr.json").write_text(json.dumps(bare))
+    (runs / "r8" / "label" / "c").mkdir(parents=True)
+    (runs / "r8" / "label" / "c" / "1").write_bytes(b"\\x00")
+    report = validate_store(store.path)
+    assert report.valid_runs == ["r0"] and sorted(report.incomplete_runs) == ["r8", "r9"], report.warnings
+    store.write_run("r9", **make_run(seed=9))  # the rerun replaces it
+    assert store.is_complete("r9")
+    assert repair_store(store.path) == [("r8", "incomplete")]
+    # a group holding a run's arrays whose run id was lost is still no run of this store (not replaced)
+    (runs / "r7").mkdir()
+    (runs / "r7" / "zarr.json").write_text(json.dumps({**bare, "attributes": {"complete": True}}))
+    with pytest.raises(StoreError, match="records no run id"):
+        store.write_run("r7", **make_run(seed=7))

@@ -264,7 +264,18 @@ def _zarr_content(entry: Path) -> bool:
         return False
     if entry.is_file():
         return bool(_PARTIAL_RE.match(entry.name))
-    return entry.name in _RUN_MEMBERS and (entry / "zarr.json").is_file()
+    # a member whose own zarr.json is not written yet counts too: zarr's I/O thread, left running by an
+    # interrupt, can leave a chunk (label/c/1) without it after the write was undone (helper)
+    return entry.name in _RUN_MEMBERS
+
+
+def _bare_group(meta: Path) -> bool:
+    """Whether ``meta`` is a zarr group's metadata with no attributes at all."""
+    try:
+        data = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("node_type") == "group" and not data.get("attributes")
 
 
 def _not_a_run(entry: Path) -> str | None:
@@ -284,6 +295,10 @@ def _not_a_run(entry: Path) -> str | None:
     if recorded is None or recorded == entry.name:
         return None
     if recorded == _NO_RUN_ID:
+        if _bare_group(meta) and all(e.name == "zarr.json" or _zarr_content(e) for e in entry.iterdir()):
+            # the group our write creates before its attributes, recreated by zarr's I/O thread after an
+            # interrupt undid the write: an incomplete run, which a rerun replaces (it refused it; helper)
+            return None
         return "a zarr group that records no run id"
     if recorded == _A_STORE:
         return "a zarr group that is no run (it records no run id); another store?"
