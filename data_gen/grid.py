@@ -12,11 +12,12 @@ only when every run of the grid has ended (see :mod:`autosparse.store.jobs`).
 from __future__ import annotations
 
 import logging
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autosparse.core.config import load_config
+from autosparse.core.config import from_dict, load_config
 from autosparse.core.errors import ConfigError
 from autosparse.core.executors import check_resources
 from autosparse.core.folders import cannot_create_in
@@ -59,6 +60,7 @@ class GenConfig:
     num_gpus: float = 0.0  # GPUs each run reserves on a Ray cluster (--executor ray)
 
     def __post_init__(self) -> None:
+        self._as_the_yaml_gives_it()
         check_resources(self.num_cpus, self.num_gpus)
         if self.samples_per_class < 1:
             raise ConfigError(f"samples_per_class must be >= 1, got {self.samples_per_class}")
@@ -68,6 +70,33 @@ class GenConfig:
                 "its weights, data subset and every round's training order; remove train.seed and choose the runs' "
                 "seeds with seeds"
             )
+
+    def _as_the_yaml_gives_it(self) -> None:
+        """A grid built in Python takes what its YAML takes: model names or mappings, one dataset or seed
+        where a list belongs, mappings for irp and train. They failed deep inside (a name had no
+        ``.label``; "fake:fashion-mnist" read as the datasets f, a, k, …) or every run failed after the
+        store was made (seeds ["0"]; Python-jobs hunt)."""
+        if isinstance(self.models, (str, ModelSpec, dict)):
+            self.models = [self.models]  # type: ignore[list-item]
+        self.models = [
+            ModelSpec(m)
+            if isinstance(m, str)
+            else from_dict(ModelSpec, m, where="a grid model")
+            if isinstance(m, dict)
+            else m
+            for m in self.models
+        ]
+        if isinstance(self.datasets, str):
+            self.datasets = [self.datasets]
+        if isinstance(self.seeds, int) and not isinstance(self.seeds, bool):
+            self.seeds = [self.seeds]
+        bad = [s for s in self.seeds if isinstance(s, bool) or not isinstance(s, numbers.Integral)]
+        if bad:
+            raise ConfigError(f"seeds are integers (e.g. [0, 1]), got {bad[0]!r} ({type(bad[0]).__name__})")
+        if isinstance(self.irp, dict):
+            self.irp = from_dict(IRPConfig, self.irp, where="irp")
+        if isinstance(self.train, dict):
+            self.train = from_dict(TrainConfig, self.train, where="train")
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> GenConfig:

@@ -617,3 +617,26 @@ def test_store_throughput_benchmark(tmp_path: Path) -> None:
     assert res["weights_per_run"] == 784 * 16 + 16 * 10 and res["n_features"] == len(FEATURE_NAMES)
     assert res["write_mb_s"] > 0 and res["read_shuffled_mb_s"] > 0 and res["n_runs"] == 2
     assert main(["store", "--model", "mlp", "--model-kwargs", '{"widths": [8]}', "--runs", "1", "--repeats", "1"]) == 0
+
+
+def test_a_grid_built_in_python_takes_what_its_yaml_takes() -> None:
+    """GenConfig(models=["mlp"]) failed on a name's missing .label, datasets="fake:…" read as the datasets
+    f, a, k…, and seeds=["0"] failed every run after the store was made (Python-jobs hunt)."""
+    from autosparse.core.config import from_dict
+    from autosparse.core.errors import ConfigError
+    from data_gen.grid import GenConfig, expand_grid
+
+    python = GenConfig(models=["mlp"], datasets="fake:fashion-mnist", seeds=1, irp={"rounds": 2}, train={"epochs": 1})
+    yaml_like = from_dict(
+        GenConfig,
+        {
+            "models": ["mlp"],
+            "datasets": ["fake:fashion-mnist"],
+            "seeds": [1],
+            "irp": {"rounds": 2},
+            "train": {"epochs": 1},
+        },
+    )
+    assert [s.run_id for s in expand_grid(python)] == [s.run_id for s in expand_grid(yaml_like)]
+    with pytest.raises(ConfigError, match="seeds are integers"):
+        GenConfig(seeds=["0"])
