@@ -364,3 +364,17 @@ def test_a_repeated_key_is_not_blamed_for_its_twins_death() -> None:
     """Jobs were tracked by key: a harmless job sharing the killer's key failed with it (review)."""
     out = run_jobs(helpers.die_on_three, [3, 2, 1], ["a", "a", "b"], executor="process", workers=2)
     assert sorted((o.key, o.ok, o.value) for o in out) == [("a", False, None), ("a", True, 4), ("b", True, 1)]
+
+
+def test_a_script_without_the_spawn_guard_is_told_so(tmp_path: Path) -> None:
+    """Spawned workers re-run a script's top level: without `if __name__ == "__main__":` each died before
+    taking a job, and every job failed with "terminated abruptly", naming no fix (Python-jobs hunt)."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import _gen_helpers as helpers\n"
+        "from autosparse.core.executors import run_jobs\n"
+        "out = run_jobs(helpers.square, [1, 2], ['a', 'b'], executor='process', workers=1)\n"
+        "print([not o.ok and 'under `if __name__ == \"__main__\":`' in o.error for o in out])\n"
+    )
+    proc = _run_script(script)
+    assert proc.stdout.strip().splitlines()[-1] == "[True, True]", proc.stdout + proc.stderr[-500:]

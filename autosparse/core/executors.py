@@ -293,6 +293,14 @@ def _call_in_pool(fn: Callable[[Any], Any], job: Any, key: str, token: int) -> J
     return _call(fn, job, key)
 
 
+#: what a pool whose workers die before any job says: the most common cause, a script without the spawn
+#: guard, printed only the children's tracebacks and "terminated abruptly" for every job (Python-jobs hunt)
+_NO_START_HINT = (
+    " (its workers died before taking a job: a script that runs the process executor must make its calls "
+    'under `if __name__ == "__main__":`; the workers\' own error is printed above)'
+)
+
+
 def _run_pool(
     fn: Callable[[Any], Any], todo: list[tuple[Any, str]], n: int, done: Callable[[JobOutcome], None]
 ) -> None:
@@ -320,7 +328,7 @@ def _run_pool(
         if broken and not taken & {token for token, _ in broken}:
             # no job was running when it broke: the pool cannot run here, and a new one would not either
             for _, (_job, key) in broken:
-                done(JobOutcome(key, False, error=f"the process pool could not run a job: {error}"))
+                done(JobOutcome(key, False, error=f"the process pool could not run a job: {error}{_NO_START_HINT}"))
             continue
         for token, item in broken:
             if token not in taken:
