@@ -12,12 +12,11 @@ only when every run of the grid has ended (see :mod:`autosparse.store.jobs`).
 from __future__ import annotations
 
 import logging
-import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autosparse.core.config import from_dict, load_config
+from autosparse.core.config import check_integers, from_dict, listed, load_config
 from autosparse.core.errors import ConfigError
 from autosparse.core.executors import check_resources
 from autosparse.core.folders import cannot_create_in
@@ -76,23 +75,9 @@ class GenConfig:
         where a list belongs, mappings for irp and train. They failed deep inside (a name had no
         ``.label``; "fake:fashion-mnist" read as the datasets f, a, k, …) or every run failed after the
         store was made (seeds ["0"]; Python-jobs hunt)."""
-        if isinstance(self.models, (str, ModelSpec, dict)):
-            self.models = [self.models]  # type: ignore[list-item]
-        self.models = [
-            ModelSpec(m)
-            if isinstance(m, str)
-            else from_dict(ModelSpec, m, where="a grid model")
-            if isinstance(m, dict)
-            else m
-            for m in self.models
-        ]
-        if isinstance(self.datasets, str):
-            self.datasets = [self.datasets]
-        if isinstance(self.seeds, int) and not isinstance(self.seeds, bool):
-            self.seeds = [self.seeds]
-        bad = [s for s in self.seeds if isinstance(s, bool) or not isinstance(s, numbers.Integral)]
-        if bad:
-            raise ConfigError(f"seeds are integers (e.g. [0, 1]), got {bad[0]!r} ({type(bad[0]).__name__})")
+        self.models = listed(self.models, ModelSpec, where="a grid model")
+        self.datasets, self.seeds = listed(self.datasets), listed(self.seeds)
+        check_integers(self.seeds, "seeds")
         if isinstance(self.irp, dict):
             self.irp = from_dict(IRPConfig, self.irp, where="irp")
         if isinstance(self.train, dict):

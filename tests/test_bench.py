@@ -1138,3 +1138,24 @@ def test_check_loads_the_scorer_of_a_row_whose_cells_are_done(
     assert "its cells are done and are reused as they are" in out
     # as a run does: it needs no scorer to reuse done cells, so --check fails exactly where a run would
     assert plan_bench(bench_config_from_dict(bad), tmp_path / "o").todo == []
+
+
+def test_a_bench_built_in_python_takes_what_its_yaml_takes() -> None:
+    """BenchConfig(methods=["random"]) failed on a name's missing .is_imp; one dataset read as its letters;
+    seeds ["0"] and densities ["0.1"] failed every cell after the folder was made (Python-jobs hunt)."""
+    python = BenchConfig(
+        models="mlp", methods=["random", {"method": "snip"}], datasets="fake:fashion-mnist", seeds=0, densities=0.1
+    )
+    yaml_like = tiny_config(
+        models=["mlp"], methods=["random", "snip"], datasets=["fake:fashion-mnist"], seeds=[0], densities=[0.1]
+    )
+    assert (python.models, python.methods, python.datasets, python.seeds, python.densities) == (
+        yaml_like.models,
+        yaml_like.methods,
+        yaml_like.datasets,
+        yaml_like.seeds,
+        yaml_like.densities,
+    )
+    for bad, said in (({"seeds": ["0"]}, "seeds are integers"), ({"densities": ["0.1"]}, "densities are numbers")):
+        with pytest.raises(ConfigError, match=said):
+            BenchConfig(**bad)

@@ -11,13 +11,14 @@ and a dataset is hashed in its registered spelling (``fmnist`` is ``fashion-mnis
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from autosparse.core.config import from_dict, load_yaml, to_dict
+from autosparse.core.config import check_integers, from_dict, listed, load_yaml, to_dict
 from autosparse.core.errors import ConfigError, DensityError, UnknownNameError
 from autosparse.core.executors import check_resources
 from autosparse.data import absolute_root, canonical_dataset, check_subset_sizes, dataset_info
@@ -193,6 +194,21 @@ class BenchConfig:
             self.download,
             self.samples_per_class,
         )
+
+    def __post_init__(self) -> None:
+        """Built in Python, the grid takes what its YAML takes: names or mappings for models and methods,
+        one value where a list belongs, a mapping for train. Names failed deep inside (no ``.is_imp``),
+        one dataset read as its letters, seeds ["0"] and densities ["0.1"] failed every cell after the
+        folder was made (Python-jobs hunt)."""
+        self.models = listed(self.models, ModelSpec, where="a bench model")
+        self.methods = listed(self.methods, MethodSpec, where="a bench method")
+        self.datasets, self.seeds, self.densities = listed(self.datasets), listed(self.seeds), listed(self.densities)
+        check_integers(self.seeds, "seeds")
+        bad = [d for d in self.densities if isinstance(d, bool) or not isinstance(d, numbers.Real)]
+        if bad:
+            raise ConfigError(f"densities are numbers (e.g. [0.1, 0.01]), got {bad[0]!r} ({type(bad[0]).__name__})")
+        if isinstance(self.train, Mapping):
+            self.train = from_dict(TrainConfig, self.train, where="train")
 
     def sorted_densities(self) -> list[float]:
         """Densities from dense to sparse: the column order of every table (sparsity increasing)."""

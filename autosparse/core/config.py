@@ -555,6 +555,31 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def listed(value: Any, item: type | None = None, *, where: str = "") -> list[Any]:
+    """A list field of a config built in Python, as its YAML gives it: one value where a list belongs
+    becomes a list of it (``datasets="fake:fashion-mnist"`` was read as the datasets f, a, k, …), and
+    with ``item`` (a dataclass whose first field a bare name fills) a name or a mapping becomes one."""
+    values = (
+        [value]
+        if isinstance(value, (str, bytes, numbers.Number, Mapping)) or dataclasses.is_dataclass(value)
+        else value
+    )
+    if item is None:
+        return list(values)
+    return [
+        item(v) if isinstance(v, str) else from_dict(item, v, where=where) if isinstance(v, Mapping) else v
+        for v in values
+    ]
+
+
+def check_integers(values: Sequence[Any], what: str) -> None:
+    """One clear error for a seed given as "0": it passed the grid's checks and failed every job after
+    the store or the bench folder was made (Python-jobs hunt)."""
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Integral)]
+    if bad:
+        raise ConfigError(f"{what} are integers (e.g. [0, 1]), got {bad[0]!r} ({type(bad[0]).__name__})")
+
+
 def config_hash(obj: Any, length: int = 10) -> str:
     """A stable short hash of a config: run folders and store run ids are named by it."""
     blob = json.dumps(to_dict(obj), sort_keys=True, default=str).encode()
