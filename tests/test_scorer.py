@@ -70,6 +70,9 @@ def test_card_records_training_and_heldout_metrics(scorer_dir) -> None:
     card = json.loads((scorer_dir / CARD_FILE).read_text())
     assert card["arch"] == "mlp" and card["schema_version"] == 1
     assert len(card["training"]["train_runs"]) == 1 and len(card["training"]["val_runs"]) == 1
+    # trained from Python, the card records that call, not the test runner's argv (Python-jobs hunt)
+    assert card["training"]["command"].startswith("autosparse.scorer.training.train_scorer(")
+    assert "holdout='model_label=mlp-widths40'" in card["training"]["command"]
     assert (
         card["training"]["torch_threads"] == torch.get_num_threads() and card["training"]["torch"] == torch.__version__
     )

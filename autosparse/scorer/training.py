@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shlex
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,7 +140,13 @@ def _train(
             "train_runs": train_reader.run_ids,
             "val_runs": val_reader.run_ids if val_reader is not None else [],
             "config": to_dict(cfg),
-            "command": command or " ".join(shlex.quote(a) for a in sys.argv),
+            # called from Python (a script, a notebook), sys.argv is the script's or the kernel's: the call
+            # itself reproduces it, with the config recorded beside it (Python-jobs hunt)
+            "command": command
+            or (
+                f"autosparse.scorer.training.train_scorer({str(store)!r}, holdout={holdout!r}, out={str(out)!r}, "
+                f"train_on={train_on!r}, config=ScorerConfig(**card.training['config']))"
+            ),
             "seconds": round(time.perf_counter() - start, 1),
             # the GNN's summed messages round differently with more threads: its weights reproduce at this count
             "torch_threads": torch.get_num_threads(),
