@@ -433,3 +433,16 @@ def test_python_hyperparameters_of_a_one_value_or_mapping_field_are_read_or_refu
     ):
         with pytest.raises(ConfigError, match=re.escape(said)):
             typed_scalars(Settings, bad, where="m")
+
+
+def test_configs_built_in_python_refuse_a_string_where_a_number_belongs() -> None:
+    """ScorerConfig(steps="20") and IRPConfig(rounds="2") failed in a comparison with a TypeError naming
+    no field; TrainConfig said it clearly (Python-jobs hunt)."""
+    from autosparse.scorer.config import ScorerConfig
+    from autosparse.training.irp import IRPConfig
+
+    with pytest.raises(ConfigError, match=r"ScorerConfig\.steps must be int, got '20' \(str\)"):
+        ScorerConfig(steps="20")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"IRPConfig\.rounds must be int"):
+        IRPConfig(rounds="2")  # type: ignore[arg-type]
+    assert IRPConfig(rounds=2, prune_fraction=0.2).rounds == 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from autosparse.core.config import check_scalar_types
 from autosparse.core.errors import ConfigError
 from autosparse.scorer.archs.registry import arch_class
 
@@ -82,6 +83,7 @@ class ScorerConfig:
     gnn_layers: int = 2  # GNN only: rounds of message passing (each one forward and one backward)
 
     def __post_init__(self) -> None:
+        check_scalar_types(self)  # ScorerConfig(steps="20") failed in a comparison (Python-jobs hunt)
         arch_class(self.arch)  # an unknown arch is a ConfigError naming the registered ones
         # each refused here, not as a traceback (ZeroDivisionError, AdamW's ValueError) or a silently
         # useless scorer (hidden width 0: a constant ranker) after the store was read

@@ -33,7 +33,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from autosparse.core.allocation import topk_mask
-from autosparse.core.config import to_dict
+from autosparse.core.config import check_scalar_types, to_dict
 from autosparse.core.errors import CheckpointError, ConfigError
 from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
@@ -72,6 +72,7 @@ class IRPConfig:
     prunable weights); sets rounds. The bench uses it so IMP passes through exactly its densities"""
 
     def __post_init__(self) -> None:
+        check_scalar_types(self)  # IRPConfig(rounds="2") failed in a comparison (Python-jobs hunt)
         self.target_densities = tuple(float(d) for d in self.target_densities)
         if self.target_densities:
             ds = self.target_densities

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from autosparse.core.config import from_dict, to_dict
+from autosparse.core.config import check_scalar_types, from_dict, to_dict
 from autosparse.core.errors import ConfigError, MaskError, check_flag, check_seed
 from autosparse.core.layers import require_module
 from autosparse.core.masks import Masks, assert_masks_exact, remove_masks
@@ -93,11 +93,9 @@ class TrainConfig:
     def _check_types(self) -> None:
         """A recipe built in Python takes its values as given (the CLI and YAML convert them first): the
         string "false" read as True for nesterov, and "0.1" or 2.5 failed inside torch, mid-run (review)."""
-        kinds = {"bool": (bool,), "int": (numbers.Integral,), "float": (numbers.Real,)}
+        check_scalar_types(self)
         for f in dataclasses.fields(self):
-            want, value = kinds.get(str(f.type)), getattr(self, f.name)
-            if want and (not isinstance(value, want) or (isinstance(value, bool) and bool not in want)):
-                raise ConfigError(f"TrainConfig.{f.name} must be {f.type}, got {value!r} ({type(value).__name__})")
+            value = getattr(self, f.name)
             if str(f.type) == "float" and isinstance(value, numbers.Integral) and value != f.default:
                 # as the CLI and YAML give it: hashed as an int, epochs=1 named another store run and bench cell
                 # than --epochs 1 and ran the same work twice (helper). A field's own default keeps its form,
