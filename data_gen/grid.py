@@ -77,7 +77,7 @@ class GenConfig:
         store was made (seeds ["0"]; Python-jobs hunt)."""
         self.models = listed(self.models, ModelSpec, where="a grid model")
         self.datasets, self.seeds = listed(self.datasets), listed(self.seeds)
-        check_integers(self.seeds, "seeds")
+        self.seeds = check_integers(self.seeds, "seeds")
         if isinstance(self.irp, dict):
             self.irp = from_dict(IRPConfig, self.irp, where="irp")
         if isinstance(self.train, dict):

@@ -1156,6 +1156,10 @@ def test_a_bench_built_in_python_takes_what_its_yaml_takes() -> None:
         yaml_like.seeds,
         yaml_like.densities,
     )
+    # the short forms and comma lists YAML takes (review)
+    short = BenchConfig(methods=[{"synflow": {"rounds": 10}}, "snip"])
+    assert [(m.method, m.hparams) for m in short.methods] == [("synflow", {"rounds": 10}), ("snip", {})]
+    assert [m.method for m in BenchConfig(methods="snip,synflow").methods] == ["snip", "synflow"]
     for bad, said in (({"seeds": ["0"]}, "seeds are integers"), ({"densities": ["0.1"]}, "densities are numbers")):
         with pytest.raises(ConfigError, match=said):
             BenchConfig(**bad)

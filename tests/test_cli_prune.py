@@ -110,3 +110,18 @@ def test_a_folder_mixing_two_saves_theta0_factors_is_refused(
     assert (a / "masks.safetensors").read_bytes() == (b / "masks.safetensors").read_bytes()
     with pytest.raises(MaskError, match="describes other masks"):
         Masks.load(a)
+
+
+def test_an_out_named_like_a_mask_file_is_refused_before_pruning(tmp_path) -> None:
+    """Masks.save refuses a folder named x.safetensors; prune said so only after pruning, losing the work (review)."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "m.safetensors"
+    proc = subprocess.run(
+        [sys.executable, "-m", "autosparse.cli", "prune", "--model", "mlp", "--model-kwargs", '{"widths": [8]}',
+         "--dataset", "fake:fashion-mnist", "--method", "random", "--density", "0.1", "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "give a folder, e.g. --out" in proc.stderr, proc.stderr
+    assert "kept" not in proc.stdout and not out.exists()  # before the pruning: no report printed

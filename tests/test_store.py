@@ -733,6 +733,14 @@ def test_what_an_interrupted_write_leaves_is_an_incomplete_run_that_a_rerun_repl
     store.write_run("r9", **make_run(seed=9))  # the rerun replaces it
     assert store.is_complete("r9")
     assert repair_store(store.path) == [("r8", "incomplete")]
+    # a user's folders named like a run's members, holding other files, are no run: repair keeps them (review)
+    (runs / "notes" / "features").mkdir(parents=True)
+    (runs / "notes" / "features" / "my.csv").write_text("a,b")
+    (runs / "mygroup" / "extra").mkdir(parents=True)
+    (runs / "mygroup" / "zarr.json").write_text(json.dumps(bare))
+    (runs / "mygroup" / "extra" / "data.npy").write_bytes(b"x")
+    assert repair_store(store.path) == []
+    assert (runs / "notes" / "features" / "my.csv").exists() and (runs / "mygroup" / "extra" / "data.npy").exists()
     # a group holding a run's arrays whose run id was lost is still no run of this store (not replaced)
     (runs / "r7").mkdir()
     (runs / "r7" / "zarr.json").write_text(json.dumps({**bare, "attributes": {"complete": True}}))

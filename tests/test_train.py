@@ -505,14 +505,3 @@ def test_every_core_means_omp_num_threads_where_it_is_set(monkeypatch: pytest.Mo
         assert thread_count(0) == cores
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert thread_count(0) == cores
-
-
-def test_a_recipe_built_in_python_hashes_as_the_cli_and_yaml_give_it() -> None:
-    """TrainConfig(epochs=1) hashed the int 1 where the CLI and YAML give 1.0: another store run id and
-    bench cell id for the same work, computed twice (helper)."""
-    from autosparse.core.config import config_hash, from_dict
-
-    python = TrainConfig(epochs=1, weight_decay=0, lr=1)
-    assert isinstance(python.epochs, float) and isinstance(python.weight_decay, float)
-    assert config_hash(python) == config_hash(from_dict(TrainConfig, {"epochs": "1", "weight_decay": 0, "lr": 1}))
-    assert TrainConfig(epochs=8).epochs == 8 and type(TrainConfig(epochs=8).epochs) is int  # the default's own form

@@ -203,7 +203,7 @@ class BenchConfig:
         self.models = listed(self.models, ModelSpec, where="a bench model")
         self.methods = listed(self.methods, MethodSpec, where="a bench method")
         self.datasets, self.seeds, self.densities = listed(self.datasets), listed(self.seeds), listed(self.densities)
-        check_integers(self.seeds, "seeds")
+        self.seeds = check_integers(self.seeds, "seeds")
         bad = [d for d in self.densities if isinstance(d, bool) or not isinstance(d, numbers.Real)]
         if bad:
             raise ConfigError(f"densities are numbers (e.g. [0.1, 0.01]), got {bad[0]!r} ({type(bad[0]).__name__})")

@@ -138,6 +138,8 @@ def _check_out(out: Path) -> None:
     from autosparse.core.masks import foreign_mask_files
 
     check_output_path(out)
+    if out.suffix == ".safetensors" and not out.is_dir():  # Masks.save refuses it: said before the pruning (review)
+        raise ConfigError(f"--out is the masks' folder, not one file: give a folder, e.g. --out {out.with_suffix('')}")
     check_out_is_no_store_or_scorer(out, writer="the masks")
     for name in (METRICS, WEIGHTS):
         if (out / name).exists():

@@ -559,25 +559,25 @@ def listed(value: Any, item: type | None = None, *, where: str = "") -> list[Any
     """A list field of a config built in Python, as its YAML gives it: one value where a list belongs
     becomes a list of it (``datasets="fake:fashion-mnist"`` was read as the datasets f, a, k, …), and
     with ``item`` (a dataclass whose first field a bare name fills) a name or a mapping becomes one."""
-    values = (
-        [value]
-        if isinstance(value, (str, bytes, numbers.Number, Mapping)) or dataclasses.is_dataclass(value)
-        else value
-    )
+    if isinstance(value, str):
+        values: list[Any] = split_list(value)  # "snip,synflow", as a YAML string or a flag gives it
+    elif isinstance(value, (bytes, numbers.Number, Mapping)) or dataclasses.is_dataclass(value):
+        values = [value]
+    else:
+        values = list(value)
     if item is None:
-        return list(values)
-    return [
-        item(v) if isinstance(v, str) else from_dict(item, v, where=where) if isinstance(v, Mapping) else v
-        for v in values
-    ]
+        return values
+    # the short forms YAML takes too (`snip`, `{synflow: {rounds: 10}}`): list_item, the same rule (review)
+    return [v if isinstance(v, item) else from_dict(item, list_item(item, v), where=where) for v in values]
 
 
-def check_integers(values: Sequence[Any], what: str) -> None:
+def check_integers(values: Sequence[Any], what: str) -> list[int]:
     """One clear error for a seed given as "0": it passed the grid's checks and failed every job after
     the store or the bench folder was made (Python-jobs hunt)."""
     bad = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Integral)]
     if bad:
         raise ConfigError(f"{what} are integers (e.g. [0, 1]), got {bad[0]!r} ({type(bad[0]).__name__})")
+    return [int(v) for v in values]  # numpy's too, which hashed as text (review)
 
 
 def check_scalar_types(obj: Any) -> None:

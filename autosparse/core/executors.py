@@ -297,7 +297,8 @@ def _call_in_pool(fn: Callable[[Any], Any], job: Any, key: str, token: int) -> J
 #: guard, printed only the children's tracebacks and "terminated abruptly" for every job (Python-jobs hunt)
 _NO_START_HINT = (
     " (its workers died before taking a job: a script that runs the process executor must make its calls "
-    'under `if __name__ == "__main__":`; the workers\' own error is printed above)'
+    'under `if __name__ == "__main__":`, and define the job\'s function in a module the workers can import, '
+    "not in a notebook or `python -c`; the workers' own error is printed above)"
 )
 
 

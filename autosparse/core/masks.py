@@ -210,8 +210,12 @@ class Masks(Mapping[str, torch.Tensor]):
                     want = "false" if made[2:] == (7, 7) else "true"
                     stem = (
                         f" (a {made[2]}x{made[3]} ResNet stem against a {shape[2]}x{shape[3]} one: build the `tv:` ResNet "
-                        f'with model_kwargs {{"cifar_stem": {want}}}, --model-kwargs \'{{"cifar_stem": {want}}}\'; a '
-                        "ResNet from torchvision's own constructor has the 7x7 one, so prune that model itself)"
+                        f'with model_kwargs {{"cifar_stem": {want}}}, --model-kwargs \'{{"cifar_stem": {want}}}\''
+                        + (
+                            "; a ResNet from torchvision's own constructor has the 7x7 one, so prune that model itself)"
+                            if want == "true"
+                            else ")"
+                        )
                     )
                 raise MaskError(
                     f"mask {name!r} has shape {made} but the weight has {shape}{stem}; "
@@ -308,7 +312,9 @@ class Masks(Mapping[str, torch.Tensor]):
         ``report.json`` and, when the masks rescale θ0 (``autos``, ``robust``),
         ``init_factors.safetensors``; return the directory."""
         directory = as_path(directory, "Masks.save")
-        if directory.suffix == ".safetensors":  # it made a folder of that name, where a file was expected (helper)
+        if (
+            directory.suffix == ".safetensors" and not directory.is_dir()
+        ):  # a folder of that name, where a file was meant
             raise MaskError(
                 f"Masks.save writes a folder ({MASKS_FILE}, {REPORT_FILE}), not one file: give a folder, e.g. "
                 f"{directory.with_suffix('')}"

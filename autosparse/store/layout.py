@@ -264,9 +264,23 @@ def _zarr_content(entry: Path) -> bool:
         return False
     if entry.is_file():
         return bool(_PARTIAL_RE.match(entry.name))
-    # a member whose own zarr.json is not written yet counts too: zarr's I/O thread, left running by an
-    # interrupt, can leave a chunk (label/c/1) without it after the write was undone (helper)
-    return entry.name in _RUN_MEMBERS
+    # a member whose own zarr.json is not written yet counts too, if it holds zarr's files alone: zarr's I/O
+    # thread, left running by an interrupt, can leave a chunk (label/c/1) after the write was undone (helper);
+    # a user's folder that happens to be named like one (features/my.csv) is not (review)
+    return entry.name in _RUN_MEMBERS and _zarr_files_only(entry)
+
+
+def _zarr_files_only(folder: Path) -> bool:
+    """Every file under ``folder`` is zarr's: metadata (``zarr.json``, its ``.partial``) or a chunk under a
+    ``c/`` folder; no link."""
+    for path in folder.rglob("*"):
+        if path.is_symlink():
+            return False
+        if path.is_file() and not (
+            path.name == "zarr.json" or _PARTIAL_RE.match(path.name) or "c" in path.relative_to(folder).parts[:-1]
+        ):
+            return False
+    return True
 
 
 def _bare_group(meta: Path) -> bool:

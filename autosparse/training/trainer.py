@@ -9,7 +9,6 @@ per-sample Python transforms — that is what makes LeNet-300-100 train in secon
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import numbers
@@ -94,13 +93,6 @@ class TrainConfig:
         """A recipe built in Python takes its values as given (the CLI and YAML convert them first): the
         string "false" read as True for nesterov, and "0.1" or 2.5 failed inside torch, mid-run (review)."""
         check_scalar_types(self)
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if str(f.type) == "float" and isinstance(value, numbers.Integral) and value != f.default:
-                # as the CLI and YAML give it: hashed as an int, epochs=1 named another store run and bench cell
-                # than --epochs 1 and ran the same work twice (helper). A field's own default keeps its form,
-                # so the ids of configs that leave it unset do not move (tests/test_ids.py)
-                setattr(self, f.name, float(value))
         if isinstance(self.step_milestones, (str, bytes)) or not isinstance(self.step_milestones, (list, tuple)):
             raise ConfigError(f"TrainConfig.step_milestones must be a list of fractions, got {self.step_milestones!r}")
 
