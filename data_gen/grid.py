@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autosparse.core.config import check_integers, from_dict, listed, load_config
-from autosparse.core.errors import ConfigError
+from autosparse.core.config import from_dict, listed, load_config
+from autosparse.core.errors import ConfigError, check_integers
 from autosparse.core.executors import check_resources
 from autosparse.core.folders import cannot_create_in
 from autosparse.data import (

@@ -571,26 +571,6 @@ def listed(value: Any, item: type | None = None, *, where: str = "") -> list[Any
     return [v if isinstance(v, item) else from_dict(item, list_item(item, v), where=where) for v in values]
 
 
-def check_integers(values: Sequence[Any], what: str) -> list[int]:
-    """One clear error for a seed given as "0": it passed the grid's checks and failed every job after
-    the store or the bench folder was made (Python-jobs hunt)."""
-    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Integral)]
-    if bad:
-        raise ConfigError(f"{what} are integers (e.g. [0, 1]), got {bad[0]!r} ({type(bad[0]).__name__})")
-    return [int(v) for v in values]  # numpy's too, which hashed as text (review)
-
-
-def check_scalar_types(obj: Any) -> None:
-    """One clear error where a config built in Python holds a value of another type in a bool, int or
-    float field (the CLI and YAML convert them first): ``steps="20"`` failed in a comparison with a
-    TypeError naming no field (Python-jobs hunt)."""
-    kinds = {"bool": (bool,), "int": (numbers.Integral,), "float": (numbers.Real,)}
-    for f in dataclasses.fields(obj):
-        want, value = kinds.get(str(f.type)), getattr(obj, f.name)
-        if want and (not isinstance(value, want) or (isinstance(value, bool) and bool not in want)):
-            raise ConfigError(f"{type(obj).__name__}.{f.name} must be {f.type}, got {value!r} ({type(value).__name__})")
-
-
 def config_hash(obj: Any, length: int = 10) -> str:
     """A stable short hash of a config: run folders and store run ids are named by it."""
     blob = json.dumps(to_dict(obj), sort_keys=True, default=str).encode()

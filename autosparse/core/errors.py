@@ -8,13 +8,14 @@ traceback so it can be reported.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import errno
 import logging
 import numbers
 import operator
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,26 @@ def check_flag(value: object, name: str) -> bool:
     if isinstance(value, numbers.Integral) and value in (0, 1):  # accepted before the check (review)
         return bool(value)
     raise ConfigError(f"{name} takes True or False, got {value!r}")
+
+
+def check_integers(values: Sequence[Any], what: str) -> list[int]:
+    """One clear error for a seed given as "0": it passed the grid's checks and failed every job after
+    the store or the bench folder was made (Python-jobs hunt)."""
+    bad = [v for v in values if isinstance(v, bool) or not isinstance(v, numbers.Integral)]
+    if bad:
+        raise ConfigError(f"{what} are integers (e.g. [0, 1]), got {bad[0]!r} ({type(bad[0]).__name__})")
+    return [int(v) for v in values]  # numpy's too, which hashed as text (review)
+
+
+def check_scalar_types(obj: Any) -> None:
+    """One clear error where a config built in Python holds a value of another type in a bool, int or
+    float field (the CLI and YAML convert them first): ``steps="20"`` failed in a comparison with a
+    TypeError naming no field (Python-jobs hunt)."""
+    kinds = {"bool": (bool,), "int": (numbers.Integral,), "float": (numbers.Real,)}
+    for f in dataclasses.fields(obj):
+        want, value = kinds.get(str(f.type)), getattr(obj, f.name)
+        if want and (not isinstance(value, want) or (isinstance(value, bool) and bool not in want)):
+            raise ConfigError(f"{type(obj).__name__}.{f.name} must be {f.type}, got {value!r} ({type(value).__name__})")
 
 
 def check_seed(seed: int) -> int:

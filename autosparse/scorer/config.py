@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from autosparse.core.config import check_scalar_types
-from autosparse.core.errors import ConfigError
+from autosparse.core.errors import ConfigError, check_scalar_types
 from autosparse.scorer.archs.registry import arch_class
 
 DEFAULT_RANKER_FEATURES = (

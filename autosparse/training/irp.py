@@ -33,8 +33,8 @@ from safetensors.torch import load_file
 from torch import nn
 
 from autosparse.core.allocation import topk_mask
-from autosparse.core.config import check_scalar_types, to_dict
-from autosparse.core.errors import CheckpointError, ConfigError
+from autosparse.core.config import to_dict
+from autosparse.core.errors import CheckpointError, ConfigError, check_scalar_types
 from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
 from autosparse.core.model_io import logits

@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from autosparse.core.config import check_scalar_types, from_dict, to_dict
-from autosparse.core.errors import ConfigError, MaskError, check_flag, check_seed
+from autosparse.core.config import from_dict, to_dict
+from autosparse.core.errors import ConfigError, MaskError, check_flag, check_scalar_types, check_seed
 from autosparse.core.layers import require_module
 from autosparse.core.masks import Masks, assert_masks_exact, remove_masks
 from autosparse.core.model_io import class_targets, is_shape_error, logits, model_input, param_dtype
