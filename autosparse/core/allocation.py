@@ -80,9 +80,9 @@ TIE_SHARE_WARNED = 0.1
 
 def warn_position_fill(
     k: int, short: int, n_tied: int, score: float, ties: Literal["first", "spread"] = "first", stacklevel: int = 3
-) -> None:
+) -> bool:
     """Say when a large part of a global mask was chosen by layer order among equal scores
-    (``ties="spread"``: by evenly spaced positions, as the iterative methods break ties).
+    (``ties="spread"``: by evenly spaced positions, as the iterative methods break ties); returns whether it did.
 
     Why: timm's ResNets zero every block's last BatchNorm scale at init (``zero_init_last``), so SNIP's
     scores are exactly zero on every residual branch; 410k of the 559k weights SNIP kept at 5% on
@@ -90,7 +90,7 @@ def warn_position_fill(
     nothing, with no word of why (helper).
     """
     if short <= TIE_SHARE_WARNED * k or n_tied <= short:
-        return
+        return False
     cause = (
         " Every weight left scored zero: no signal reaches the output through the weights kept so far (the mask "
         "has no input-to-output path), so nothing ranks them; a higher density, or a method that keeps paths "
@@ -116,6 +116,7 @@ def warn_position_fill(
         RuntimeWarning,
         stacklevel=stacklevel,
     )
+    return True
 
 
 def _nan_lowest(flat: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from autosparse.core.allocation import (
-    TIE_SHARE_WARNED,
     Scope,
     allocate,
     check_ranks_something,
@@ -154,8 +153,7 @@ class Thinning:
         # the mask returned (earlier rounds' ties, zero flow into a 1x1 map's edge taps, go later), or a round
         # that had nothing to rank by at all: what it kept by position, later rounds can only thin (review)
         if not self.told_ties and (last or (short >= k and n_tied > short)):
-            self.told_ties = short > TIE_SHARE_WARNED * k and n_tied > short
-            warn_position_fill(k, short, n_tied, threshold, "spread", stacklevel=2)
+            self.told_ties = warn_position_fill(k, short, n_tied, threshold, "spread", stacklevel=2)
         offset = 0
         for i, idx in enumerate(self.alive):
             kept = keep[offset : offset + idx.numel()]
