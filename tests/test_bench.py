@@ -1163,3 +1163,20 @@ def test_a_bench_built_in_python_takes_what_its_yaml_takes() -> None:
     for bad, said in (({"seeds": ["0"]}, "seeds are integers"), ({"densities": ["0.1"]}, "densities are numbers")):
         with pytest.raises(ConfigError, match=said):
             BenchConfig(**bad)
+
+
+def test_report_commands_run_from_the_folder_its_relative_paths_are_read_from(tmp_path: Path, monkeypatch) -> None:
+    """bench.yaml keeps a row's scorer path as written (cell ids hash it so); the report's commands, run
+    from another folder, could not find it once a cell was missing."""
+    from autosparse.bench.report import write_report
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sc").mkdir()
+    rows = ["random", {"method": "autos", "hparams": {"scorer": "sc"}}]
+    grid = tiny_config(methods=rows, densities=[0.1], seeds=[0], n_train=128, n_test=64)
+    text = write_report(grid, tmp_path / "b").path.read_text()
+    assert f"cd {tmp_path.as_posix()} && autosparse bench --config {tmp_path.as_posix()}/b/bench.yaml" in text
+    assert f"(`cd {tmp_path.as_posix()} && autosparse bench --out" in text  # the missing cells' line too
+    absolute = tiny_config(methods=["random", {"method": "autos", "hparams": {"scorer": str(tmp_path / "sc")}}])
+    text = write_report(absolute, tmp_path / "c").path.read_text()
+    assert "\nautosparse bench --config" in text and "cd " not in text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import shlex
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -411,12 +412,13 @@ def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence
     if not failed:  # a failed drawing would read its own figures (one just redrawn among them) as stale (review)
         _remove_stale_plots(out, plots)
     done = len(records)
+    run_from = _run_from(config)
     md += ["## Status", "", f"{done} of {done + len(missing)} cells finished."]
     if missing:
         # the folder's whole grid (bench.yaml: the union of every run into it), not only the last run's part
         md += [
             "",
-            f"Missing cells (`autosparse bench --out {out}` computes the grid its bench.yaml records; "
+            f"Missing cells (`{run_from}autosparse bench --out {out}` computes the grid its bench.yaml records; "
             "`--config YAML --out …` another grid's):",
             "",
         ]
@@ -432,7 +434,7 @@ def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence
         "## Reproduce",
         "",
         "```",
-        f"autosparse bench --config {out.as_posix()}/bench.yaml --out {out.as_posix()}",
+        f"{run_from}autosparse bench --config {out.as_posix()}/bench.yaml --out {out.as_posix()}",
         "```",
         "",
         f"Config hash {config_hash(config)}; every cell file in `cells/` holds its full spec, its config hash, "
@@ -443,3 +445,14 @@ def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence
     path = out / REPORT_FILE
     write_text(path, "\n".join(md) + "\n")
     return BenchReport(path, "\n\n".join(tables), records, missing, plots)
+
+
+def _run_from(config: BenchConfig) -> str:
+    """``cd <this folder> && `` where the config names paths relative to it (a row's ``scorer``, the
+    ``data_root``), which bench.yaml keeps as written (cell ids hash them so): the report's commands,
+    run from another folder, failed to find them once a cell was missing."""
+    named = [m.hparams.get("scorer") for m in config.methods] + [config.data_root]
+    relative = [
+        p for p in named if isinstance(p, str) and p and not Path(p).expanduser().is_absolute() and Path(p).exists()
+    ]
+    return f"cd {shlex.quote(Path.cwd().as_posix())} && " if relative else ""
