@@ -75,3 +75,28 @@ def test_recalibration_lifts_a_net_whose_statistics_lag_far_behind(data) -> None
             m.reset_running_stats()  # what 16 steps at momentum 0.001 leave, to within 2%
     good, bad = evaluate(model, data.x_test, data.y_test), evaluate(stale, data.x_test, data.y_test)
     assert good > bad + 0.05, (good, bad)  # 68.6% against 57.4% on this data
+
+
+def test_recalibrating_between_epochs_leaves_the_training_as_it_was(data) -> None:
+    """eval_every_epoch is cosmetic (it is hashed into no cell or run id), but the train-mode passes
+    of a recalibration between epochs drew dropout masks from the training's stream, so every later
+    draw moved: another training than the one the id names (hunt). The caller's stream is kept too."""
+
+    def dropout_net() -> nn.Module:
+        net = _net(0.01)
+        net.insert(4, nn.Dropout(0.5))
+        return net
+
+    trained = []
+    for every_epoch in (False, True):
+        net = dropout_net()
+        cfg = TrainConfig(epochs=3, batch_size=128, num_threads=1, eval_every_epoch=every_epoch)
+        train(net, data, cfg)
+        trained.append(net.state_dict())
+    assert all(torch.equal(trained[0][k], trained[1][k]) for k in trained[0])
+
+    net = dropout_net().train()
+    torch.manual_seed(7)
+    before = torch.random.get_rng_state()
+    assert recalibrate_lagging_batchnorm(net, data.x_train[:256], 64, torch.device("cpu"), torch.float32) == 1
+    assert torch.equal(torch.random.get_rng_state(), before)

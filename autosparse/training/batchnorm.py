@@ -19,6 +19,7 @@ from torch import nn
 from torch.optim.swa_utils import update_bn
 
 from autosparse.core.model_io import model_input
+from autosparse.core.seeding import kept_streams
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,10 @@ def recalibrate_lagging_batchnorm(
             yield model_input(x[i : i + batch_size], device, dtype)
 
     was_training = model.training
-    update_bn(batches(), model)  # resets, averages over every batch, restores each momentum
+    # on the caller's streams, given back: the train-mode passes draw dropout masks, which moved every
+    # later draw of a training that recalibrates between epochs (eval_every_epoch, a cosmetic field; hunt)
+    with kept_streams(device):
+        update_bn(batches(), model)  # resets, averages over every batch, restores each momentum
     model.train(was_training)
     log.info(
         "recomputed the running BatchNorm statistics over the training set: %d layer(s) average over "
