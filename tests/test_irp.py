@@ -440,3 +440,31 @@ def test_round_seeds_stay_in_the_range_torch_reads() -> None:
 
     assert _round_seed(20240101, 3) == (20240101 * 1000 + 3) % 2**32 < 2**32
     assert _round_seed(7, 2) == 7002  # small seeds, as every store's runs were generated
+
+
+def test_snip_criterion_follows_the_run_seed_not_the_callers_stream(fmnist: Dataset) -> None:
+    """The trained net came back from evaluation in train mode, so IRP's snip scores drew dropout masks
+    from the caller's stream: the same run gave other labels after another torch.manual_seed (hunt)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 10))
+    batch = pruning_batch(fmnist, samples_per_class=5, seed=0).batches[0]
+    labels = []
+    for caller_seed in (123, 456):
+        torch.manual_seed(caller_seed)
+        irp = IRPConfig(rounds=2, criterion="snip")
+        labels.append(run_irp(model, fmnist, irp, TRAIN, seed=0, criterion_batch=batch).labels)
+        assert torch.equal(torch.random.get_rng_state(), torch.manual_seed(caller_seed).get_state())
+    assert all(torch.equal(labels[0][n], labels[1][n]) for n in labels[0])
+
+
+@pytest.mark.parametrize("scope", ["global", "layerwise"])
+def test_a_diverged_rounds_nan_weights_never_bring_pruned_ones_back(scope: str) -> None:
+    """NaN scores (a diverged round's weights) ranked level with the pruned weights' -inf: with fewer
+    finite scores than the round keeps, pruned weights were picked again (hunt)."""
+    from autosparse.training.irp import _prune_step
+
+    masks = {"a": torch.tensor([True, True, True, True, False, False, False, False])}
+    scores = {"a": torch.tensor([float("nan"), 3.0, float("nan"), float("nan"), 9.0, 8.0, 7.0, 6.0])}
+    new = _prune_step(scores, masks, IRPConfig(rounds=2, prune_fraction=0.5, scope=scope), 0)
+    assert int(new["a"].sum()) == 2 and not (new["a"] & ~masks["a"]).any()
+    assert bool(new["a"][1])  # the one finite live score first

@@ -38,6 +38,7 @@ from autosparse.core.errors import CheckpointError, ConfigError, check_scalar_ty
 from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
 from autosparse.core.model_io import logits
+from autosparse.core.seeding import kept_streams
 from autosparse.core.tensor_files import save_tensors
 from autosparse.core.text import count_of
 from autosparse.training.trainer import COSMETIC_TRAIN_FIELDS, TrainConfig, train, training_steps
@@ -151,7 +152,16 @@ def _criterion_scores(model: nn.Module, cfg: IRPConfig, batch: tuple[torch.Tenso
         raise ConfigError("IRP criterion 'snip' needs a pruning batch")
     model.zero_grad(set_to_none=True)
     x, y = batch
-    torch.nn.functional.cross_entropy(logits(model(x)), y).backward()
+    # eval mode, as the snip method scores (Synaptic-Flow's default): the trained net came back from
+    # evaluation in train mode, so its dropout drew on the caller's stream and the labels followed
+    # that stream, not the run's seed (hunt)
+    was_training = model.training
+    model.eval()
+    try:
+        with kept_streams(next(model.parameters()).device):
+            torch.nn.functional.cross_entropy(logits(model(x)), y).backward()
+    finally:
+        model.train(was_training)
     return {
         # no gradient: a layer the forward never uses scores zero
         layer.name: (layer.weight.detach() * layer.parameter.grad.detach()).abs().cpu()
@@ -196,8 +206,7 @@ def _prune_step(scores: dict, masks: dict, cfg: IRPConfig, r: int) -> dict[str, 
     if cfg.scope == "global":
         names = list(scores)
         alive = torch.cat([masks[n].reshape(-1) for n in names])
-        flat = torch.cat([scores[n].reshape(-1).to(torch.float64) for n in names])
-        flat = torch.where(alive, flat, torch.full_like(flat, -math.inf))
+        flat = _alive_first(torch.cat([scores[n].reshape(-1) for n in names]), alive)
         keep = topk_mask(flat, _keep_count(cfg, r, int(alive.sum()), total))
         out, off = {}, 0
         for n in names:
@@ -207,9 +216,18 @@ def _prune_step(scores: dict, masks: dict, cfg: IRPConfig, r: int) -> dict[str, 
         return out
     out = {}
     for n, s in scores.items():
-        s = torch.where(masks[n], s.to(torch.float64), torch.full_like(s, -math.inf, dtype=torch.float64))
-        out[n] = topk_mask(s, _keep_count(cfg, r, int(masks[n].sum()), masks[n].numel()))
+        out[n] = topk_mask(_alive_first(s, masks[n]), _keep_count(cfg, r, int(masks[n].sum()), masks[n].numel()))
     return out
+
+
+def _alive_first(scores: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
+    """``scores`` in float64 with every pruned weight below every live one, whatever the live scores are.
+
+    Why: a diverged round leaves NaN weights, which the top-k ranks lowest, level with the pruned
+    weights' -inf; with fewer finite scores than the round keeps, pruned weights came back (hunt)."""
+    s = torch.nan_to_num(scores.to(torch.float64), nan=-math.inf)
+    floor = torch.finfo(torch.float64).min  # a live weight's lowest score, above the pruned ones' -inf
+    return torch.where(alive, s.clamp(min=floor), torch.full_like(s, -math.inf))
 
 
 def _round_seed(seed: int, r: int) -> int:
