@@ -285,7 +285,7 @@ class Masks(Mapping[str, torch.Tensor]):
         """
         if not isinstance(model, nn.Module):
             raise MaskError(f"masks apply to an nn.Module, got a {type(model).__name__}")
-        again = bool(self.init) and prepared_token(model) == self.init.token and _masked(model)
+        again = bool(self.init) and prepared_token(model) == self.init.token and carries_masks(model)
         layers = prunable_layers(model)
         lost = self.pruned_before(model)
         # the attached weight is no graph node and no inference tensor, whatever the caller's mode: the
@@ -462,7 +462,7 @@ def _file_format(file: Path) -> str | None:
         return None
 
 
-def _masked(model: nn.Module) -> bool:
+def carries_masks(model: nn.Module) -> bool:
     """Some prunable layer carries torch's ``weight_mask`` (masks were attached, not only prepared)."""
     return any(hasattr(la.module, la.param_name + "_mask") for la in prunable_layers(model))
 

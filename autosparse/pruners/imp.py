@@ -9,20 +9,23 @@ remaining weights each, landing exactly on the requested density in the last rou
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from autosparse.core.errors import ConfigError
+from autosparse.core.errors import ConfigError, MaskError
 from autosparse.core.layers import prunable_layers
-from autosparse.core.masks import Masks
+from autosparse.core.masks import Masks, carries_masks
 from autosparse.data.pruning_data import PruningData, pruning_batch
 from autosparse.pruners.registry import Pruner, PrunerConfig, register
 from autosparse.task import DataSpec
 from autosparse.training.irp import IRPConfig, run_irp
 from autosparse.training.trainer import TrainConfig
+
+log = logging.getLogger(__name__)
 
 #: the pruners' scopes imp can follow, as IRP's: within each layer, every layer loses the same share
 _SCOPES = {"global": "global", "uniform": "layerwise"}
@@ -79,6 +82,20 @@ class ImpPruner(Pruner):
             raise ConfigError(
                 "imp trains the network: give its dataset, e.g. prune(model, 'imp', dataset='fashion-mnist')"
             )
+        if carries_masks(model):  # round 0 trained under the old hooks, then round 1 failed on them (hunt)
+            raise MaskError(
+                "imp trains the model, and it carries torch pruning masks from an earlier pruning, which would "
+                "train with it; call autosparse.remove_masks(model) first (the old zeros become part of θ0) or "
+                "prune a model without masks"
+            )
+        if cfg.rewind_step > 0:  # the bench's imp rows train from θ_k themselves; these masks cannot carry it
+            log.warning(
+                "imp with rewind_step=%d: its rounds rewind to the weights after %d steps, but the masks carry "
+                "no weights, so training them from this model's θ0 is not late-rewinding IMP; the bench's imp "
+                "row (hparams: rewind_step) measures the tickets from θ_k",
+                cfg.rewind_step,
+                cfg.rewind_step,
+            )
         if density >= 1.0:
             return Masks(
                 {layer.name: torch.ones_like(layer.parameter, dtype=torch.bool) for layer in prunable_layers(model)}
@@ -96,6 +113,7 @@ class ImpPruner(Pruner):
         batch = None
         if irp.criterion == "snip":  # scored on a batch: the one given, else one of the training set (as the bench)
             batch = data.batches[0] if data is not None else pruning_batch(dataset, seed=seed).batches[0]
-        result = run_irp(model, dataset, irp, train_cfg, seed=seed, criterion_batch=batch)
+        # the last round would train the final mask only to measure it: the caller trains it
+        result = run_irp(model, dataset, irp, train_cfg, seed=seed, criterion_batch=batch, train_last=False)
         # the last round's mask: weights that survived every pruning step
         return Masks({n: lab >= irp.rounds for n, lab in result.labels.items()})

@@ -248,6 +248,7 @@ def run_irp(
     criterion_batch: tuple[torch.Tensor, torch.Tensor] | None = None,
     on_round: Callable[[int, float, float], None] | None = None,
     wait: bool = False,
+    train_last: bool = True,
 ) -> IRPResult:
     """Run IRP on ``model`` (whose current weights are θ0) and return labels and the IMP curve.
 
@@ -257,9 +258,13 @@ def run_irp(
     accuracy)`` is called after round r is checkpointed, so raising from it stops the run
     cleanly. A workdir is used by one process at a time: a second one fails with a
     CheckpointError, or with ``wait`` waits for the first and then resumes after its last round
-    (no training where it finished). The caller's model is not modified.
+    (no training where it finished). The caller's model is not modified. ``train_last=False`` skips
+    training the last round's mask, which only measures it: the labels are the same, and the curve
+    (accuracies, densities) ends at round R-1 — for a caller that wants the mask alone (``imp``).
     """
-    kwargs = {"seed": seed, "criterion_batch": criterion_batch, "on_round": on_round}
+    n_train = getattr(getattr(dataset, "x_train", None), "shape", (None,))[0]
+    check_rewind_step(irp.rewind_step, train_cfg, n_train)  # not after round 0 has trained (hunt)
+    kwargs = {"seed": seed, "criterion_batch": criterion_batch, "on_round": on_round, "train_last": train_last}
     if workdir is None:
         return _run_irp(model, dataset, irp, train_cfg, workdir=None, **kwargs)
     with _workdir_lock(Path(workdir), wait=wait):
@@ -310,6 +315,7 @@ def _run_irp(
     workdir: Path | None,
     criterion_batch: tuple[torch.Tensor, torch.Tensor] | None,
     on_round: Callable[[int, float, float], None] | None,
+    train_last: bool,
 ) -> IRPResult:
     start = time.perf_counter()
     theta0 = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -356,7 +362,7 @@ def _run_irp(
                     "resuming IRP at round %d of %d: %s finished before (checkpoint in %s)", first_round, R, done, wd
                 )
 
-    for r in range(first_round, R + 1):
+    for r in range(first_round, R + 1 if train_last else R):
         net = copy.deepcopy(model)
         net.load_state_dict(rewind if (r > 0 and rewind is not None) else theta0)
         captured: dict[str, dict[str, torch.Tensor]] = {}
