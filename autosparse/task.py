@@ -83,7 +83,7 @@ class DataSpec:
     dataset: str = "fashion-mnist"  # a registered dataset or fake:<name> (list them with `autosparse datasets`)
     n_train: int | None = None  # training examples, a stratified subset chosen by data_seed (none: all)
     n_test: int | None = None  # test examples, a stratified subset chosen by data_seed (none: all)
-    data_root: str | None = None  # where datasets are read from (none: the default data folder)
+    data_root: str | None = None  # where datasets are read from (none: a system copy, then the default folder)
     data_seed: int = 0  # which subset n_train/n_test take
     download: bool = False  # download a missing torchvision dataset instead of failing
 

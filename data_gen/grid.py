@@ -53,7 +53,7 @@ class GenConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     n_train: int | None = None  # training examples per run, a stratified subset chosen by the seed (none: all)
     n_test: int | None = None  # test examples per run (none: all)
-    data_root: str | None = None  # where datasets are read from (none: the default data folder)
+    data_root: str | None = None  # where datasets are read from (none: a system copy, then the default folder)
     samples_per_class: int = 10  # examples per class in the batch the data-dependent features are computed on
     num_cpus: float = 1.0  # CPUs each run reserves on a Ray cluster (--executor ray)
     num_gpus: float = 0.0  # GPUs each run reserves on a Ray cluster (--executor ray)

@@ -161,7 +161,7 @@ class BenchConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     n_train: int | None = None  # training examples, one stratified subset for every cell (none: all)
     n_test: int | None = None  # test examples (none: all)
-    data_root: str | None = None  # where datasets are read from (none: the default data folder)
+    data_root: str | None = None  # where datasets are read from (none: a system copy, then the default folder)
     data_seed: int = 0  # picks the train/test subset; the same for every cell so seeds vary only the run
     download: bool = False  # download a missing torchvision dataset instead of failing
     samples_per_class: int = 10  # pruning batch of data-dependent methods

@@ -98,7 +98,7 @@ class SpeedConfig:
     timeout_s: float = 1800.0  # per measurement (isolate only): a slow method is recorded, not waited on forever
     num_threads: int = 0  # torch threads; 0 = OMP_NUM_THREADS where set, else every core
     device: str = "cpu"  # cpu | cuda | auto
-    data_root: str | None = None  # where real datasets are read from (none: the default data folder)
+    data_root: str | None = None  # where real datasets are read from (none: a system copy, then the default folder)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> SpeedConfig:
