@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
@@ -295,7 +296,11 @@ def test_mnist1d_generates_then_caches(_isolated_cache: Path, monkeypatch: pytes
     a = load_dataset("mnist1d")
     assert np.random.random() == before, "generation must not reseed the caller's numpy RNG"
     assert len(calls) == 1
-    assert list(_isolated_cache.glob("data/mnist1d/mnist1d-*.npz"))
+    (cached,) = _isolated_cache.glob("data/mnist1d/mnist1d-*.npz")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert cached.stat().st_mode & 0o777 == 0o666 & ~umask  # readable by a shared root's other users (hunt)
+    assert not [p for p in cached.parent.iterdir() if p != cached]  # no temporary left beside it
     b = load_dataset("mnist-1d")
     assert len(calls) == 1, "second load must come from the .npz cache"
     assert (a.n_train, a.n_test, a.input_shape, a.num_classes) == (4000, 1000, (1, 40), 10)
@@ -553,3 +558,14 @@ def test_pruning_data_in_a_wrong_form_names_the_form_that_works() -> None:
 def test_a_dataset_name_that_is_no_string_is_one_clear_error() -> None:
     with pytest.raises(ConfigError, match=r"a dataset is named by a string.*autosparse.Dataset"):
         load_dataset(3)  # type: ignore[arg-type]
+
+
+def test_subset_sizes_take_numpy_integers_as_the_loader_does() -> None:
+    """gen's check refused np.int64(100), which load_dataset and the bench accept (hunt)."""
+    from autosparse.data.registry import check_subset_sizes
+
+    check_subset_sizes("digits", np.int64(100), np.int32(50))
+    with pytest.raises(autosparse.AutosparseError, match="n_train must be a positive number"):
+        check_subset_sizes("digits", np.float64(100.0), None)
+    with pytest.raises(autosparse.AutosparseError, match="n_test=5000 is more than digits"):
+        check_subset_sizes("digits", None, np.int64(5000))

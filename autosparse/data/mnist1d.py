@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
-import os
 import random
-import tempfile
 import time
 import zipfile
 import zlib
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from autosparse.core.errors import DatasetNotFoundError
+from autosparse.core.folders import write_bytes
 from autosparse.data.dataset import RawSplits
 from autosparse.data.registry import register_dataset
 from autosparse.data.roots import resolve_data_root
@@ -97,16 +97,14 @@ def _load_mnist1d(root: Path | None, download: bool) -> RawSplits:
 
 
 def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write then rename, so concurrent workers never read a half-written cache; a read-only root is not fatal."""
+    """Write then rename, so concurrent workers never read a half-written cache; a read-only root is not fatal.
+
+    Through :func:`write_bytes`, so the file gets the umask's mode: mkstemp's 0600 made a shared data root's
+    cache unreadable to other users, who regenerated it on every load (hunt)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name, suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        write_bytes(path, buffer.getvalue())
     except OSError as e:
         log.warning("could not cache MNIST-1D at %s (%s); it will be regenerated next time", path, e)

@@ -8,6 +8,7 @@ is a :class:`~autosparse.core.errors.DatasetNotFoundError` that says how to get 
 from __future__ import annotations
 
 import logging
+import numbers
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -90,7 +91,7 @@ def check_subset_sizes(dataset: str, n_train: int | None, n_test: int | None) ->
     for name, n, have in (("n_train", n_train, info.n_train), ("n_test", n_test, info.n_test)):
         if n is None:
             continue
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:  # numpy ints as the loader (hunt)
             raise ConfigError(f"{name} must be a positive number of examples (or omitted: all), got {n!r}")
         if have is not None and n > have and not fake:  # fake data comes in any size
             raise ConfigError(f"{name}={n} is more than {dataset}'s {have} examples; pass 1..{have} or omit it")
