@@ -234,6 +234,22 @@ def test_holdout_that_matches_nothing(store, tmp_path, caplog) -> None:
     assert not [r for r in caplog.records if "replacing the scorer" in r.getMessage()]
 
 
+def test_a_listed_value_that_matches_no_run_is_said(store, caplog) -> None:
+    """`model_label=a,b` held out a's runs and said nothing of b, a typo or a net not generated yet, whose
+    runs a later store would train on; the shipped cards' two conv holdouts were such values (hunt)."""
+    from autosparse.scorer.data import open_split
+
+    with caplog.at_level("WARNING", logger="autosparse.scorer.data"):
+        _, val = open_split(str(store), "model_label=mlp-widths40,conv4-width0.375;seed=0,7")
+    assert val is not None and val.n_runs == 1
+    said = [r.getMessage() for r in caplog.records if "match" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("--holdout: model_label=conv4-width0.375, seed=7 match no run")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="autosparse.scorer.data"):
+        open_split(str(store), "model_label=mlp-widths40", train_on="model_label=mlp-widths48x24,mlp-widths40")
+    assert not [r for r in caplog.records if "match" in r.getMessage()]
+
+
 def test_unit_head_is_trained_and_recorded(scorer_dir) -> None:
     card = json.loads((scorer_dir / CARD_FILE).read_text())
     assert card["units"]["features"] == card["allocator"]["features"]

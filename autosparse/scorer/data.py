@@ -25,7 +25,7 @@ import torch
 from autosparse.core.errors import ConfigError, StoreError
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
 from autosparse.store import LABEL_KIND, StoreReader, parse_filter
-from autosparse.store.filters import unknown_keys
+from autosparse.store.filters import unknown_keys, unmatched_values
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,19 @@ def open_split(
         raise StoreError(
             f"the holdout filter {holdout!r} matches no complete run in {store}; check `autosparse store info`"
         )
+    everything = StoreReader(store, **kw).runs()
+    for option, where in (("--holdout", hold), ("--train-on", parse_filter(train_on))):
+        if unmatched := unmatched_values(where, everything):
+            log.warning(
+                "%s: %s match%s no run of %s, so nothing of %s is %s (a typo, or runs not generated yet?); "
+                "`autosparse store info` lists the runs",
+                option,
+                ", ".join(unmatched),
+                "es" if len(unmatched) == 1 else "",
+                store,
+                "it" if len(unmatched) == 1 else "them",
+                "held out" if option == "--holdout" else "trained on",
+            )
     _warn_mixed_teachers(train)
     return train, val
 

@@ -182,6 +182,29 @@ def unknown_keys(where: Filter, runs: Mapping[str, Mapping[str, Any]]) -> tuple[
     return missing, sorted(known)
 
 
+def unmatched_values(where: Filter, runs: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """``key=value`` for each listed value of a mapping filter's "any of" conditions that no run matches.
+
+    Why: ``model_label=a,b`` matches the runs of ``a`` when ``b`` is a typo or not generated yet, so a
+    holdout that meant to keep ``b``'s runs out of training said nothing (hunt).
+    """
+    if not isinstance(where, Mapping):
+        return []
+    out = []
+    for key, want in where.items():
+        if isinstance(want, Condition) and not want.negate:
+            values: tuple[Any, ...] = want.values
+        elif isinstance(want, (list, tuple, set, frozenset)):
+            values = tuple(want)
+        else:
+            continue  # one value (its run count is the caller's check), a predicate, or "none of"
+        for value in values if len(values) > 1 else ():
+            one = {key: Condition((value,))}
+            if not any(matches(run_id, attrs, one) for run_id, attrs in runs.items()):
+                out.append(f"{key}={value}")
+    return out
+
+
 __all__ = [
     "Condition",
     "Filter",
@@ -193,4 +216,5 @@ __all__ = [
     "read_as",
     "same",
     "unknown_keys",
+    "unmatched_values",
 ]
