@@ -194,6 +194,12 @@ def test_a_bad_out_or_feature_fails_before_training(store, tmp_path) -> None:
     assert not (tmp_path / "new").exists()  # refused before --out was made (it was left holding its lock)
     with pytest.raises(ConfigError, match="ranker_features names abs_theta_rank twice"):
         ScorerConfig(steps=1, ranker_features=("abs_theta_rank", "abs_theta_rank"))
+    # a weight's or a row's feature trained the allocator on each layer's first weight, then `autos` failed
+    # on it with a KeyError (hunt)
+    with pytest.raises(
+        ConfigError, match=r"not abs_theta_rank \(per weight\), row_mass \(per row\): give them to ranker"
+    ):
+        ScorerConfig(allocator_features=("log_fan_in", "abs_theta_rank", "row_mass"))
 
 
 def test_a_finished_scorer_is_not_replaced_without_overwrite(store, scorer_dir, tmp_path, caplog, capsys) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from autosparse.core.errors import ConfigError, check_scalar_types
+from autosparse.features.schema import SPECS
 from autosparse.scorer.archs.registry import arch_class
 
 DEFAULT_RANKER_FEATURES = (
@@ -123,6 +124,14 @@ class ScorerConfig:
             twice = sorted({f for f in getattr(self, name) if list(getattr(self, name)).count(f) > 1})
             if twice:
                 raise ConfigError(f"{name} names {', '.join(twice)} twice; give each feature once")
+        per_weight = [f for f in self.allocator_features if f in SPECS and SPECS[f].group != "layer"]
+        if per_weight:  # trained on each layer's first weight, then a KeyError at prune time (hunt)
+            layer_level = ", ".join(f.name for f in SPECS.values() if f.group == "layer")
+            named = ", ".join(f"{f} (per {SPECS[f].group})" for f in per_weight)
+            raise ConfigError(
+                f"allocator_features are per-layer features, not {named}: give "
+                f"{'it' if len(per_weight) == 1 else 'them'} to ranker_features, or choose among {layer_level}"
+            )
         if self.alloc_members < 1:
             raise ConfigError(f"alloc_members must be >= 1 (1: a single allocator), got {self.alloc_members}")
         if not 0.0 < self.unit_scale <= 1.0:
