@@ -781,8 +781,32 @@ def test_an_accuracy_filter_that_keeps_no_round_names_itself(store, monkeypatch)
     from autosparse.store import StoreReader
 
     monkeypatch.setattr(scorer_data, "healthy_rounds", lambda accuracies, fraction: 0)
-    with pytest.raises(ConfigError, match=r"min_round_accuracy 0\.9 keeps no pruning round"):
+    with pytest.raises(ConfigError, match=r"min_round_accuracy 0\.9 keeps no pruning round.*train on other runs"):
         scorer_data.load_samples(StoreReader(store), FEATS, ("rel_depth",), min_round_accuracy=0.9)
+    # held-out runs: the fix is to hold out others (it said to train on other runs; hunt)
+    with pytest.raises(ConfigError, match=r"of the 2 held-out run\(s\).*or hold out other runs"):
+        scorer_data.load_samples(StoreReader(store), FEATS, ("rel_depth",), min_round_accuracy=0.9, role="held-out")
+
+
+def test_a_collapsed_held_out_run_is_left_out_of_the_metrics(store, monkeypatch, caplog) -> None:
+    """A held-out run whose round 1 fell below the accuracy filter kept its dense round only, where every
+    ranker's precision is 1: averaged in, it inflated the held-out precision, and its table was NaN (hunt)."""
+    from autosparse.scorer import data as scorer_data
+    from autosparse.store import StoreReader
+
+    collapsed = StoreReader(store).run_ids[0]
+    real = scorer_data.healthy_rounds
+    monkeypatch.setattr(
+        scorer_data,
+        "healthy_rounds",
+        lambda acc, f: 0 if acc == StoreReader(store).attrs(collapsed)["accuracies"] else real(acc, f),
+    )
+    with caplog.at_level("WARNING", logger="autosparse.scorer.data"):
+        runs = scorer_data.load_samples(
+            StoreReader(store), FEATS, ("rel_depth",), min_round_accuracy=0.5, role="held-out"
+        )
+    assert [r.run_id for r in runs] == [i for i in StoreReader(store).run_ids if i != collapsed]
+    assert f"held-out run(s) {collapsed} keep no pruning round" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -153,6 +153,7 @@ def load_samples(
     baseline_features: Sequence[str] = (),
     seed: int = 0,
     min_round_accuracy: float = 0.0,
+    role: str = "training",
 ) -> list[RunSamples]:
     """Load every run of ``reader`` into per-layer groups (subsampling very large layers).
 
@@ -221,11 +222,22 @@ def load_samples(
         out.append(samples)
     if out and len(cut_to_dense) == len(out):
         # not "the store's runs carry no per-round layer densities", after the ranker had trained (review)
+        other = "hold out other runs" if role == "held-out" else "train on other runs"
         raise ConfigError(
-            f"min_round_accuracy {min_round_accuracy} keeps no pruning round of any of the {len(out)} run(s) "
+            f"min_round_accuracy {min_round_accuracy} keeps no pruning round of any of the {len(out)} {role} run(s) "
             f"of {reader.path} (every round 1 is below {min_round_accuracy} x its dense accuracy, e.g. "
-            f"{cut_to_dense[0]}): lower --min-round-accuracy, or train on other runs"
+            f"{cut_to_dense[0]}): lower --min-round-accuracy, or {other}"
         )
+    if cut_to_dense and role == "held-out":
+        # their only round left is the dense one, where every ranker's precision is 1: averaged into the
+        # held-out precision, it inflated it, and their metrics table was all NaN (hunt)
+        log.warning(
+            "held-out run(s) %s keep no pruning round (round 1 is below %s x the dense accuracy): left out of "
+            "early stopping and the held-out metrics",
+            ", ".join(cut_to_dense),
+            min_round_accuracy,
+        )
+        out = [r for r in out if r.run_id not in set(cut_to_dense)]
     return out
 
 

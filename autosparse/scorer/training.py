@@ -114,6 +114,7 @@ def _train(
             keep_full=True,
             baseline_features=baseline_feats,
             min_round_accuracy=cfg.min_round_accuracy,
+            role="held-out",
         )
         if val_reader is not None
         else []
@@ -282,6 +283,7 @@ def replace_allocator(scorer: str | Path, store: str | Path, *, members: int, so
             keep_full=True,
             baseline_features=tuple(BASELINE_RANKERS.values()),
             min_round_accuracy=cfg.min_round_accuracy,
+            role="held-out",
         )
         arch = get_arch(card.arch)
         ranker = load_scorer(directory).ranker
