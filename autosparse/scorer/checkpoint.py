@@ -1,7 +1,8 @@
 """Scorer checkpoints: safetensors weights + a JSON card. Loading never unpickles code.
 
 The card records what the scorer needs to be used correctly (architecture, feature schema
-version and the features it reads, normalisation statistics) and what it is worth (training
+version and the features it reads; the features' normalisation statistics are buffers in the
+weights file, which the hash below covers) and what it is worth (training
 runs, held-out runs and metrics, the command that reproduces it). It also records the SHA-256
 of the weights file, so a card and weights that do not belong together — a tampered or
 half-copied checkpoint — are refused rather than producing a silently wrong mask.
@@ -49,7 +50,7 @@ class Card:
     schema_version: int
     ranker: dict[str, Any]  # architecture hyperparameters and feature names per group
     allocator: dict[str, Any]
-    normalisation: dict[str, Any]  # feature -> [mean, std]
+    normalisation: dict[str, Any]  # always {}: the statistics are buffers in the weights (kept for the card format)
     training: dict[str, Any] = field(default_factory=dict)  # runs, holdout filter, config, command
     metrics: dict[str, Any] = field(default_factory=dict)  # held-out metrics
     units: dict[str, Any] = field(default_factory=dict)  # optional unit head (alive units per layer); {} = none
