@@ -85,6 +85,15 @@ def test_full_size_weight_counts_match_the_papers(name: str, shape: tuple[int, .
     assert n == pytest.approx(expected, rel=0.02)  # the papers round to two significant figures
 
 
+def test_conv6_matches_the_papers_convolutions_and_its_stated_classifier() -> None:
+    """Fig. 2's 1.7M total for Conv-6 does not follow from the architecture it describes (a 4*4*256-input
+    classifier gives 2.26M); its 1.1M convolution weights do (conv.py's docstring)."""
+    layers = prunable_layers(build_model("conv6", CIFAR, 10, seed=0))
+    convs = sum(la.parameter.numel() for la in layers if isinstance(la.module, torch.nn.Conv2d))
+    assert convs == pytest.approx(1.1e6, rel=0.05) and convs == 1_144_512
+    assert sum(la.parameter.numel() for la in layers) == 1_144_512 + 4096 * 256 + 256 * 256 + 256 * 10
+
+
 def test_seed_reproducible_and_global_rng_untouched() -> None:
     state = torch.get_rng_state()
     a = build_model("resnet20", CIFAR, 10, seed=3, width=0.25).state_dict()

@@ -9,8 +9,9 @@ from torch import nn
 from autosparse.core.errors import ConfigError, UnknownNameError
 
 #: ``kaiming_normal``: He-normal weights (fan-in, ReLU gain) on every Linear/Conv, zero biases,
-#: BatchNorm gamma=1, beta=0 -- the initialisation of open_lth's and Synaptic-Flow's lottery-ticket
-#: models, which the reference numbers in the design notes were measured with. ``torch``:
+#: BatchNorm gamma=1, beta=0 -- Synaptic-Flow's initialisation of its lottery-ticket models, which the
+#: reference numbers in the design notes were measured with (open_lth's defaults to gamma ~ U[0, 1],
+#: its ``batchnorm_init='uniform'``; its conv and linear weights are He-normal too). ``torch``:
 #: PyTorch's own defaults (Kaiming-uniform with a=sqrt(5)), for comparison with code that uses them.
 INITS = ("kaiming_normal", "torch")
 

@@ -8,6 +8,9 @@ model, which is what it is for: the learned scorer must see 1-D kernels as well 
 Only 1-D inputs are supported -- ``(C, L)``, or ``(L,)`` which is read as one channel. Images
 are rejected rather than silently flattened into a long signal, which would give a network
 whose receptive fields straddle image rows and mean nothing.
+
+Weights are He-normal like the rest of the zoo (``init="kaiming_normal"``); the baseline used
+PyTorch's default initialisation, which ``init="torch"`` restores.
 """
 
 from __future__ import annotations

@@ -163,7 +163,7 @@ def build_torchvision(
 
 
 def _cifar_stem(model: nn.Module, in_channels: int) -> None:
-    """3x3 stride-1 stem, no max pool (He et al.'s CIFAR setting); He-normal like torchvision's ResNet init."""
+    """3x3 stride-1 stem, no max pool (Synaptic-Flow's CIFAR ResNet-18); He-normal like torchvision's ResNet init."""
     old = model.conv1
     model.conv1 = nn.Conv2d(in_channels, old.out_channels, 3, stride=1, padding=1, bias=False)
     nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")

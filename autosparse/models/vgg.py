@@ -5,7 +5,10 @@ The convolutional plan of Simonyan & Zisserman's configurations A, B, D and E (3
 (512 -> classes) instead of ImageNet VGG's three 4096-wide layers: this is the VGG-16-BN
 whose Synaptic-Flow numbers the design notes quote. On 32x32 the last feature map is 2x2 and
 the average pool is the references' ``AvgPool2d(2)``; an adaptive pool makes the same network
-accept 28x28. Convolutions have no bias (the following BatchNorm would cancel it).
+accept 28x28: there the maps go 28 -> 14 -> 7 -> 3 -> 1, so the last stage's convolutions (VGG-16's
+last three) see 1x1 maps and only their kernels' centre taps ever read data, about 43% of VGG-16's
+weights (docs/BASELINES.md says what that does to the baselines). Convolutions have no bias (the
+following BatchNorm would cancel it).
 
 Small inputs: a max pool is dropped when the feature map is already 1 pixel, so 8x8 digits
 run with three poolings instead of four; images below 8x8 are rejected.
