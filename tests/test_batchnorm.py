@@ -100,3 +100,22 @@ def test_recalibrating_between_epochs_leaves_the_training_as_it_was(data) -> Non
     before = torch.random.get_rng_state()
     assert recalibrate_lagging_batchnorm(net, data.x_train[:256], 64, torch.device("cpu"), torch.float32) == 1
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_the_last_recalibration_follows_the_recipe_seed_not_the_callers_stream(data) -> None:
+    """After training, the recalibration drew its dropout masks from the caller's stream: with a dropout
+    before a lagging BatchNorm, the same training gave another accuracy after another torch.manual_seed,
+    and the caller's stream moved (hunt)."""
+    results = []
+    for caller_seed in (0, 1):
+        torch.manual_seed(5)
+        net = nn.Sequential(
+            nn.Flatten(), nn.Linear(784, 64), nn.ReLU(), nn.Dropout(0.5),
+            nn.BatchNorm1d(64, momentum=0.01), nn.Linear(64, 10),
+        )  # fmt: skip
+        torch.manual_seed(caller_seed)
+        before = torch.random.get_rng_state()
+        result = train(net, data, TrainConfig(epochs=1, batch_size=128, num_threads=1))
+        assert torch.equal(torch.random.get_rng_state(), before)
+        results.append((result.test_accuracy, net[4].running_mean.clone()))
+    assert results[0][0] == results[1][0] and torch.equal(results[0][1], results[1][1])

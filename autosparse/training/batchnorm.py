@@ -19,7 +19,7 @@ from torch import nn
 from torch.optim.swa_utils import update_bn
 
 from autosparse.core.model_io import model_input
-from autosparse.core.seeding import kept_streams
+from autosparse.core.seeding import seeded
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def lagging_batchnorms(model: nn.Module) -> list[str]:
 
 @torch.no_grad()
 def recalibrate_lagging_batchnorm(
-    model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device, dtype: torch.dtype
+    model: nn.Module, x: torch.Tensor, batch_size: int, device: torch.device, dtype: torch.dtype, *, seed: int = 0
 ) -> int:
     """Recompute every BatchNorm's running statistics over ``x`` (the training inputs) in train
     mode when any of them lags (:func:`lagging_batchnorms`); returns how many layers lagged (0: the
@@ -55,9 +55,11 @@ def recalibrate_lagging_batchnorm(
             yield model_input(x[i : i + batch_size], device, dtype)
 
     was_training = model.training
-    # on the caller's streams, given back: the train-mode passes draw dropout masks, which moved every
-    # later draw of a training that recalibrates between epochs (eval_every_epoch, a cosmetic field; hunt)
-    with kept_streams(device):
+    # on streams seeded with ``seed`` and given back: the train-mode passes draw dropout masks, which moved
+    # every later draw of a training that recalibrates between epochs (eval_every_epoch, a cosmetic field),
+    # and after training took them from the caller's stream, so a dropout before a BatchNorm made the
+    # statistics, and the accuracy, follow whatever the caller had drawn (hunts)
+    with seeded(seed, device):
         update_bn(batches(), model)  # resets, averages over every batch, restores each momentum
     model.train(was_training)
     log.info(
