@@ -11,6 +11,7 @@ instead of failing deep inside a layer or a loss.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -145,3 +146,15 @@ __all__ = [
     "model_input",
     "param_dtype",
 ]
+
+
+def load_weights(model: nn.Module, state: Mapping[str, torch.Tensor]) -> None:
+    """``model.load_state_dict(state)`` for a state rebuilt as a plain dict (cloned tensors, a safetensors
+    file), with the module versions ``model``'s own state dict records.
+
+    Why: modules that read their version while loading (torchvision's MNASNet) refused a state without
+    ``_metadata`` — IRP's θ0 copy — with "version should be set to 1 or 2" (hunt).
+    """
+    versioned: Any = OrderedDict(state)
+    versioned._metadata = getattr(state, "_metadata", None) or getattr(model.state_dict(), "_metadata", None)
+    model.load_state_dict(versioned)

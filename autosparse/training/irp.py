@@ -37,7 +37,7 @@ from autosparse.core.config import to_dict
 from autosparse.core.errors import CheckpointError, ConfigError, check_scalar_types
 from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
-from autosparse.core.model_io import logits
+from autosparse.core.model_io import load_weights, logits
 from autosparse.core.seeding import kept_streams
 from autosparse.core.tensor_files import save_tensors
 from autosparse.core.text import count_of
@@ -364,7 +364,7 @@ def _run_irp(
 
     for r in range(first_round, R + 1 if train_last else R):
         net = copy.deepcopy(model)
-        net.load_state_dict(rewind if (r > 0 and rewind is not None) else theta0)
+        load_weights(net, rewind if (r > 0 and rewind is not None) else theta0)
         captured: dict[str, dict[str, torch.Tensor]] = {}
 
         def on_step(step: int, m: nn.Module, _captured: dict = captured, _r: int = r) -> None:

@@ -28,7 +28,7 @@ from autosparse.core.config import from_dict, to_dict
 from autosparse.core.errors import ConfigError, MaskError, check_flag, check_scalar_types, check_seed
 from autosparse.core.layers import require_module
 from autosparse.core.masks import Masks, assert_masks_exact, remove_masks
-from autosparse.core.model_io import class_targets, is_shape_error, logits, model_input, param_dtype
+from autosparse.core.model_io import class_targets, is_shape_error, load_weights, logits, model_input, param_dtype
 from autosparse.core.parallel import torch_threads
 from autosparse.data.dataset import are_class_indices
 from autosparse.training.batchnorm import recalibrate_lagging_batchnorm
@@ -327,7 +327,7 @@ def train(
             opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total_steps))
         if resumed is not None:
-            model.load_state_dict(resumed.model)
+            load_weights(model, resumed.model)
             opt.load_state_dict(resumed.optimizer)
             sched.load_state_dict(resumed.scheduler)
             log.info(
@@ -407,7 +407,7 @@ def train(
                 running, seen = epoch_loss, epoch_seen
                 record = {"epoch": len(history) + 1, "train_loss": running / max(1, seen)}
                 if cfg.eval_every_epoch:
-                    recalibrate_lagging_batchnorm(model, x_train, cfg.batch_size, device, dtype)
+                    recalibrate_lagging_batchnorm(model, x_train, cfg.batch_size, device, dtype, seed=cfg.seed)
                     record["test_accuracy"] = evaluate(model, dataset.x_test, dataset.y_test, cfg.eval_batch_size)  # type: ignore[attr-defined]
                 history.append(record)
                 bar.set_postfix(loss=f"{record['train_loss']:.3f}")
@@ -448,7 +448,7 @@ def train(
             else:
                 remove_masks(model)  # a model the caller had pruned with torch's hooks comes back plain
         # running statistics that average over more steps than this recipe has (torchvision's mobile nets)
-        recalibrate_lagging_batchnorm(model, x_train, cfg.batch_size, device, dtype)
+        recalibrate_lagging_batchnorm(model, x_train, cfg.batch_size, device, dtype, seed=cfg.seed)
         acc = evaluate(model, dataset.x_test, dataset.y_test, cfg.eval_batch_size)  # type: ignore[attr-defined]
         seconds = before + time.perf_counter() - start
         if state_path is not None and not keep_checkpoint:
