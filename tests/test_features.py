@@ -162,3 +162,29 @@ def test_masks_of_another_model_are_refused_naming_the_mismatch() -> None:
         compute_features(model, (x, y), masks=masks)
     own = Masks({"1.weight": torch.rand(4, 8, generator=torch.Generator().manual_seed(0)) > 0.5})
     assert compute_features(model, (x, y), masks=own.to_dict()).n_weights == 32  # a dict of masks, as before (review)
+
+
+def test_grasp_features_of_a_hard_sigmoid_net_and_depth_without_data() -> None:
+    """gen failed on torchvision's MobileNet-v3: GraSP's Hessian product through its hard sigmoid, which
+    the pruner's working copy replaced but the features' did not; and without data, an input_shape
+    read the depth descriptors in registration order, not the forward's (hunt)."""
+    data = pruning_batch(load_dataset("fashion-mnist", n_train=200, n_test=50, seed=0), samples_per_class=1, seed=0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.Hardswish(), nn.Linear(16, 16), nn.Hardsigmoid())
+    net.append(nn.Linear(16, 10))
+    table = compute_features(net, data, seed=0, names=["grasp_rank"])
+    assert all(torch.isfinite(lf.weight["grasp_rank"]).all() for lf in table.layers)
+    assert all("forward" not in vars(m) for m in net.modules())  # the caller's model keeps its own
+
+    class HeadFirst(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head, self.stem = nn.Linear(16, 10), nn.Linear(784, 16)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(torch.relu(self.stem(x.flatten(1))))
+
+    names = ["rel_depth", "is_first", "is_last"]
+    with_data = compute_features(HeadFirst(), data, names=names)
+    shape_only = compute_features(HeadFirst(), None, names=names, input_shape=(1, 28, 28))
+    assert [lf.layer for lf in shape_only.layers] == [lf.layer for lf in with_data.layers]
+    assert shape_only.output_layer == with_data.output_layer == "head.weight"

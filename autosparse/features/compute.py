@@ -25,6 +25,7 @@ from autosparse.core.seeding import seeded
 from autosparse.core.text import name_list
 from autosparse.data.pruning_data import PruningData
 from autosparse.features.schema import FEATURE_NAMES, SCHEMA_VERSION, SPECS, FeatureTable, LayerFeatures, check_schema
+from autosparse.pruners.differentiable import twice_differentiable
 from autosparse.pruners.iterate import masked_weights
 from autosparse.pruners.registry import make_scoring_pruner
 from autosparse.topology.call_order import CallOrder, call_order
@@ -293,6 +294,8 @@ def compute_features(
         masks = (masks if isinstance(masks, Masks) else Masks(masks)).validate(model)  # a dict, as before
     # a pass or a mask changes the model (train-mode statistics, zeroed weights); reading the weights alone does not
     work = safe_deepcopy(model) if passes or masks is not None else model
+    if "grasp" in passes:  # its Hessian-gradient product failed on MobileNet-v3's hard sigmoid (gen; hunt)
+        twice_differentiable(work)
     layers = prunable_layers(work)
     if input_shape is None and data is not None:
         input_shape = data.input_shape
@@ -304,6 +307,8 @@ def compute_features(
         if "synflow" in passes:
             synflow = make_scoring_pruner("synflow", input_shape=input_shape).scores(work, data, seed=seed)
     first = data.batches[0][0][:1] if data is not None and data.batches else None
+    if first is None and input_shape is not None:  # data-free: the descriptors read the forward order too (hunt)
+        first = torch.zeros((1, *input_shape), dtype=param_dtype(model), device=model_device(model))
     order = call_order(model, prunable_layers(model) if work is not model else layers, first)  # kept per model
     measured = _Passes(
         names, masks, grads, grasp, synflow, sum(layer.parameter.numel() for layer in layers), len(layers), order

@@ -11,6 +11,16 @@ Features come in four groups, kept apart so a scorer can *fold* the cheap ones:
 - ``col``:    one value per input unit (in-feature / in-channel), broadcast to its weights;
 - ``layer``:  one value per layer, broadcast to all its weights.
 
+An input unit is an index of the weight's dimension 1. For a grouped or depthwise convolution that is
+an in-channel *within its group*, so the column features and ``log_in_units`` / ``log_fan_out`` read
+the group's slice (a depthwise conv has one column, holding the whole layer); the GNN's unit graph
+(``scorer/gnn_inputs``) wires the groups exactly. Kept as it is: the shipped scorers were trained on it.
+
+Two passes share one working copy: the gradient features' train-mode pass moves its BatchNorm running
+statistics before the GraSP and SynFlow passes score it in eval mode, so on a BatchNorm net those
+features differ slightly from the GraSP / SynFlow methods' own scores at θ0 (a feature set without a
+gradient feature gets the methods' exact scores). Stores and `autos` compute them the same way.
+
 Only the weight group costs O(n_weights) memory per feature; a scorer whose first layer is
 linear can apply it to rows, columns and layers once and add (see ``autosparse.scorer.nets``),
 which is what keeps ``autos`` within a small factor of SNIP on 10M-weight models.

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -37,6 +36,7 @@ from autosparse.core.model_io import SHAPE_WORDS, is_shape_error, model_device, 
 from autosparse.core.seeding import seeded
 from autosparse.core.text import name_list
 from autosparse.data.pruning_data import PruningData
+from autosparse.pruners.differentiable import twice_differentiable
 from autosparse.pruners.inputs import input_shape_of, require_data, shape_argument
 from autosparse.pruners.registry import Pruner, PrunerConfig, available, get_pruner, make_pruner
 from autosparse.topology.diagnostics import mask_diagnostics
@@ -400,33 +400,6 @@ def _warn_standardized(model: nn.Module, masks: Masks) -> None:
         total,
         used,
     )
-
-
-def hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
-    """``nn.Hardsigmoid``'s values, with the double backward torch's own kernel lacks."""
-    return F.relu6(x + 3.0) / 6.0
-
-
-def hard_swish(x: torch.Tensor) -> torch.Tensor:
-    """``nn.Hardswish``'s values, with a double backward."""
-    return x * F.relu6(x + 3.0) / 6.0
-
-
-def twice_differentiable(work: nn.Module) -> nn.Module:
-    """Give the pruner's working copy activations whose backward torch can differentiate.
-
-    GraSP (Hessian-gradient product) and ProsPr (meta-gradient) differentiate through the
-    backward pass; on MobileNet-v3 or EfficientNet-style squeeze-excitation they failed with
-    "derivative for aten::hardsigmoid_backward is not implemented". Only ``forward`` is replaced,
-    with the same values: module types (which features and graphs read) stay, and the caller's
-    model is never touched.
-    """
-    for module in work.modules():
-        if isinstance(module, nn.Hardsigmoid):
-            module.forward = hard_sigmoid  # type: ignore[method-assign]
-        elif isinstance(module, nn.Hardswish):
-            module.forward = hard_swish  # type: ignore[method-assign]
-    return work
 
 
 def record_collapse(
