@@ -91,6 +91,14 @@ def test_yaml_errors(tmp_path) -> None:
             load_yaml(tmp_path / "empty.yaml")
     (tmp_path / "blank.yaml").write_text("{}\n")  # an explicit empty mapping: every default, as written
     assert load_yaml(tmp_path / "blank.yaml") == {}
+    # YAML 1.1 read `seed: 010` as seed 8 and `1:30` as 90, where the flags read 10 and refuse (hunt)
+    (tmp_path / "numbers.yaml").write_text("a: 010\nb: 1:30\nc: [0, -007, 0x10, 1_000, 2.5, 1:30.5]\n")
+    assert load_yaml(tmp_path / "numbers.yaml") == {"a": 10, "b": "1:30", "c": [0, -7, 16, 1000, 2.5, "1:30.5"]}
+    assert parse_items("[010, 1:30]") == (10, "1:30")
+    # a tab's error named neither the tab nor where it was (hunt)
+    (tmp_path / "tab.yaml").write_text("train:\n\tepochs: 2\n")
+    with pytest.raises(ConfigError, match=r"found character '\\t' that cannot start any token \(line 2, column 1\)"):
+        load_yaml(tmp_path / "tab.yaml")
 
 
 @dataclass

@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from autosparse.core.yaml_files import yaml_value
+
 
 def parse_bool(text: str) -> bool:
     low = str(text).lower()
@@ -99,7 +101,7 @@ def _flow_value(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         try:
-            return yaml.safe_load(text)
+            return yaml_value(text)
         except yaml.YAMLError as exc:  # its own text spans five lines, drawing the input twice
             mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None) or type(exc).__name__
             where = f" at column {mark.column + 1}" if mark is not None else ""

@@ -7,6 +7,7 @@ keeps the last silently), merge keys.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"cannot parse {path} as YAML: {exc}".splitlines()[0]) from exc
+        raise ConfigError(f"cannot parse {path} as YAML: {_where(exc)}") from exc
     if data is None:
         # an empty file ran every default: `gen --config empty.yaml` started full Fashion-MNIST, 10 rounds of 8
         # epochs, for a file the user had not written yet (helper)
@@ -39,6 +40,26 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of field: value, got {type(data).__name__}")
     return data
+
+
+def yaml_value(text: str) -> Any:
+    """One value written in YAML, read as config files are (``010`` is 10, ``1:30`` stays text)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
+def _where(exc: yaml.YAMLError) -> str:
+    """The parser's complaint with its line and column: its first line alone ("while scanning for the
+    next token") named neither the problem (a tab) nor where it was (hunt)."""
+    problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+    if problem and mark is not None:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return str(exc).splitlines()[0]
+
+
+#: YAML 1.1 integers a flag reads otherwise: ``010`` (octal 8 to PyYAML, 10 to ``--seed 010``) and
+#: base-60 ``1:30`` (90 to PyYAML, no number to a flag)
+_OCTAL = re.compile(r"[-+]?0[0-7_]+")
+_BASE_60 = re.compile(r"[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -60,3 +81,20 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
+        """Read ``010`` as 10, as the command line does; keep base-60 ``1:30`` as the text it is (a number
+        field then refuses it by name). PyYAML read ``seed: 010`` as seed 8 and ``1:30`` as 90 (hunt)."""
+        text = str(node.value)
+        if _OCTAL.fullmatch(text):
+            return int(text.replace("_", ""), 10)
+        if _BASE_60.fullmatch(text):
+            return text
+        return super().construct_yaml_int(node)
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> Any:
+        return str(node.value) if _BASE_60.fullmatch(str(node.value)) else super().construct_yaml_float(node)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _UniqueKeyLoader.construct_yaml_int)
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:float", _UniqueKeyLoader.construct_yaml_float)
