@@ -569,3 +569,12 @@ def test_subset_sizes_take_numpy_integers_as_the_loader_does() -> None:
         check_subset_sizes("digits", np.float64(100.0), None)
     with pytest.raises(autosparse.AutosparseError, match="n_test=5000 is more than digits"):
         check_subset_sizes("digits", None, np.int64(5000))
+
+
+def test_a_data_seed_past_32_bits_is_said_to_repeat_a_smaller_one(caplog) -> None:
+    """2**32 picked seed 0's subset with no word, where the model and pruner seeds warn (hunt)."""
+    with caplog.at_level("WARNING", logger="autosparse"):
+        far = load_dataset("digits", n_train=40, n_test=20, seed=2**32 + 5)
+    near = load_dataset("digits", n_train=40, n_test=20, seed=5)
+    assert torch.equal(far.y_train, near.y_train)
+    assert f"seed {2**32 + 5} draws what seed 5 draws" in caplog.text

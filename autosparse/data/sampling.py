@@ -12,14 +12,17 @@ import numbers
 import numpy as np
 import torch
 
-from autosparse.core.errors import ConfigError
+from autosparse.core.errors import ConfigError, check_seed
 
 log = logging.getLogger(__name__)
 
 
 def seeded_rng(seed: int, stream: int) -> np.random.Generator:
-    """One seed, independent streams (train subset 0, test subset 1, pruning batch 2): changing one never moves another."""
-    return np.random.default_rng(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, stream]))
+    """One seed, independent streams (train subset 0, test subset 1, pruning batch 2): changing one never moves another.
+
+    Its low 32 bits, as torch's generator reads a seed; one outside ``[0, 2**32)`` is said (check_seed),
+    as the model and pruner seeds are: a data seed of 2**32 took seed 0's subset in silence (hunt)."""
+    return np.random.default_rng(np.random.SeedSequence([check_seed(int(seed)) & 0xFFFFFFFF, stream]))
 
 
 def stratified_indices(y: torch.Tensor, n: int, num_classes: int, seed: int = 0, stream: int = 0) -> torch.Tensor:
