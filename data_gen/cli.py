@@ -42,12 +42,13 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from autosparse.core.executors import ExecutorConfig
+    from autosparse.training.trainer import gpus_here
     from data_gen.grid import GenConfig, expand_grid, generate
 
     cfg, where = resolve(args, GenConfig, ExecutorConfig)
-    where.check_fits_here(cfg.num_cpus)
+    where.check_fits_here(cfg.num_cpus, cfg.num_gpus, gpus_here())
     if args.check:
-        return _check(cfg, args.store, args.config)
+        return _check(cfg, args.store, args.config, where.executor)
     outcomes = generate(cfg, args.store, **where.options())
     total = len(expand_grid(cfg, warn=False))  # generate() warned about repeats
     failed = [o for o in outcomes if not o.ok]
@@ -69,10 +70,10 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _check(cfg: object, store: str, config: str | None) -> int:
+def _check(cfg: object, store: str, config: str | None, executor: str) -> int:
     from data_gen.grid import check_grid
 
-    plan = check_grid(cfg, store)  # type: ignore[arg-type]
+    plan = check_grid(cfg, store, executor=executor)  # type: ignore[arg-type]
     print(
         f"{config or 'the generation grid'}: valid; every model builds for its dataset. "
         f"{len(plan.runs)} run{'s' if len(plan.runs) != 1 else ''}; "

@@ -36,7 +36,7 @@ from autosparse.store.layout import RUNS, check_outside_stores, foreign_entries
 from autosparse.store.writer import store_exists
 from autosparse.task import ModelSpec
 from autosparse.training.irp import IRPConfig, check_rewind_step
-from autosparse.training.trainer import TrainConfig, resolve_device
+from autosparse.training.trainer import TrainConfig, check_job_device
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +154,7 @@ def generate(
     grid = _grid(cfg)
     specs = [spec for spec, _ in grid]
     check_settings(cfg)  # before the store is made: a grid that cannot run leaves nothing behind
-    if executor != "ray":  # Ray's workers may hold the GPU the driver lacks; here each run would fail the same way
-        resolve_device(cfg.train.device)
+    check_job_device(cfg.train.device, executor, cfg.num_gpus)  # here each run would fail the same way
     if not store_exists(store_path):
         _check_dataset_files(specs)  # before the store is made
     store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
@@ -192,7 +191,7 @@ class GridCheck:
         return [r for r in self.runs if r not in done]
 
 
-def check_grid(cfg: GenConfig, store_path: str | Path) -> GridCheck:
+def check_grid(cfg: GenConfig, store_path: str | Path, *, executor: str = "local") -> GridCheck:
     """Every check a ``gen`` run makes before its first IRP round, writing nothing.
 
     Why: a grid of hours fails late otherwise (a model option misspelt in the fifth model, a store
@@ -202,6 +201,7 @@ def check_grid(cfg: GenConfig, store_path: str | Path) -> GridCheck:
     """
     grid = _grid(cfg)
     check_settings(cfg)
+    check_job_device(cfg.train.device, executor, cfg.num_gpus)  # as generate() does (it said valid; hunt)
     check_outside_stores(store_path, "--store")  # what the writer refuses, said by --check too
     runs = [spec.run_id for spec, _ in grid]
     if not store_exists(store_path):

@@ -313,6 +313,11 @@ def test_a_job_larger_than_the_local_ray_is_refused_before_anything_is_made(
         ExecutorConfig("ray").check_fits_here(cores + 1)
     ExecutorConfig("ray").check_fits_here(cores)
     ExecutorConfig("ray", address="auto").check_fits_here(cores + 1)  # a joined cluster is checked when joined
+    # GPUs too: num_gpus above this machine's passed --check and failed once Ray had started (hunt)
+    with pytest.raises(ConfigError, match=r"num_gpus=1, but the local Ray .* 0 GPU\(s\)"):
+        ExecutorConfig("ray").check_fits_here(1, num_gpus=1, gpus_here=0)
+    ExecutorConfig("ray").check_fits_here(1, num_gpus=1, gpus_here=1)
+    ExecutorConfig("process").check_fits_here(1, num_gpus=4, gpus_here=0)  # not a Ray job's reservation
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.5:6379")  # where ray.init without an address goes (review)
     ExecutorConfig("ray").check_fits_here(cores + 1)
     monkeypatch.delenv("RAY_ADDRESS")
@@ -378,3 +383,15 @@ def test_a_script_without_the_spawn_guard_is_told_so(tmp_path: Path) -> None:
     )
     proc = _run_script(script)
     assert proc.stdout.strip().splitlines()[-1] == "[True, True]", proc.stdout + proc.stderr[-500:]
+
+
+def test_a_gpu_device_on_ray_without_a_gpu_reserved_is_refused() -> None:
+    """Ray hands a job a GPU only when it reserves one: `device: cuda` with num_gpus 0 passed --check and
+    failed every cell (hunt)."""
+    from autosparse.core.errors import ConfigError
+    from autosparse.training.trainer import check_job_device
+
+    with pytest.raises(ConfigError, match=r"device 'cuda:0' on Ray with num_gpus 0: .*--num-gpus 1"):
+        check_job_device("cuda:0", "ray", 0)
+    check_job_device("cuda", "ray", 0.5)  # the driver needs no GPU of its own
+    check_job_device("cpu", "ray", 0)

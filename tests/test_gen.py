@@ -208,6 +208,12 @@ def test_a_relative_data_root_is_read_by_a_worker_in_another_folder(
         ({"irp": {"rewind_step": 100000}}, r"irp.rewind_step=100000 is beyond the 16 steps of round 0"),
         ({"irp": {"rewind_step": 16}}, r"beyond the 16 steps .*pass 1\.\.15"),  # steps 0..15 are the ones taken
         ({"irp": {"target_densities": [0.5, 0.25], "rounds": 5}}, r"target_densities sets the rounds \(2\)"),
+        # --check said valid for a device every run then refused (hunt); this machine is a CPU one in CI
+        pytest.param(
+            {"train": {"device": "cuda"}},
+            "device 'cuda' requested but no GPU is visible",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible here"),
+        ),
     ],
 )
 def test_check_refuses_what_would_fail_every_run(

@@ -31,7 +31,7 @@ from autosparse.core.folders import check_output_path, make_output_dir, write_te
 from autosparse.core.text import count_of
 from autosparse.data import canonical_dataset, check_dataset_files
 from autosparse.pruners.registry import make_pruner
-from autosparse.training.trainer import COSMETIC_TRAIN_FIELDS, resolve_device
+from autosparse.training.trainer import COSMETIC_TRAIN_FIELDS, check_job_device
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,7 @@ def plan_bench(
     if executor not in EXECUTORS:
         raise UnknownNameError("executor", executor, EXECUTORS)
     config.validate()
-    if executor != "ray":  # a Ray cluster's workers may have the GPU its driver lacks
-        resolve_device(config.train.device)  # before any cell loads data: one error, not one per cell
+    check_job_device(config.train.device, executor, config.num_gpus)  # before any cell: one error, not one per cell
     config.check_models()
     out = check_output_path(out_dir)  # a file given as --out: one error, not a warning per cell it cannot read
     check_folder_kind(out, "accuracy")  # a speed bench's folder: its report.md would be replaced

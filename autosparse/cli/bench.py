@@ -172,6 +172,7 @@ def resolve_bench(args: argparse.Namespace) -> tuple[Any, Any]:
     from autosparse.bench.config import BenchConfig, kind_of
     from autosparse.bench.speed import SpeedConfig
     from autosparse.core.executors import ExecutorConfig
+    from autosparse.training.trainer import gpus_here
 
     data = read_config(args)
     asked = args.asked_kind
@@ -190,7 +191,7 @@ def resolve_bench(args: argparse.Namespace) -> tuple[Any, Any]:
     pick_labelled_rows(args, cls, data)
     cfg, where = resolve(args, cls, ExecutorConfig, data=data)
     if hasattr(cfg, "num_cpus"):  # the accuracy bench's jobs: the speed benches measure here, one at a time
-        where.check_fits_here(cfg.num_cpus)
+        where.check_fits_here(cfg.num_cpus, cfg.num_gpus, gpus_here())
     return cfg, where
 
 

@@ -66,7 +66,7 @@ class ExecutorConfig:
                 self.executor,
             )
 
-    def check_fits_here(self, num_cpus: float) -> None:
+    def check_fits_here(self, num_cpus: float, num_gpus: float = 0.0, gpus_here: int = 0) -> None:
         """Refuse, before anything is made, a job larger than the local Ray this command would start.
 
         Why: the cluster's check ran only once Ray had started and the store been created, so a
@@ -81,6 +81,13 @@ class ExecutorConfig:
             raise ConfigError(
                 f"each job asks for num_cpus={num_cpus:g}, but the local Ray this command starts has this machine's "
                 f"{cores} CPUs: lower num_cpus in the config (or its flag), or join a larger cluster with --address"
+            )
+        # ``gpus_here``: the GPUs torch sees, which the caller counts (this layer does not import torch); a
+        # num_gpus above them passed --check and failed once Ray had started and the folder been made (hunt)
+        if self.executor == "ray" and self.address is None and not joins and num_gpus > gpus_here:
+            raise ConfigError(
+                f"each job asks for num_gpus={num_gpus:g}, but the local Ray this command starts has this machine's "
+                f"{gpus_here} GPU(s): lower num_gpus (0 for CPU jobs), or join a cluster with GPUs with --address"
             )
 
     def options(self) -> dict[str, Any]:

@@ -140,6 +140,25 @@ def check_device_name(device: str) -> None:
         raise ConfigError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
 
 
+def gpus_here() -> int:
+    """The GPUs torch sees on this machine: what a local Ray cluster started here offers its jobs."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def check_job_device(device: str, executor: str, num_gpus: float) -> None:
+    """Refuse, before a grid starts, a device its jobs will not have: here (any executor but Ray, whose
+    workers may hold a GPU the driver lacks), and on Ray a GPU device with no GPU reserved, which Ray
+    never gives a job. Why: ``gen --check`` said valid for a device every run then refused, and a Ray
+    grid with ``device: cuda`` and ``num_gpus: 0`` failed every cell (hunt)."""
+    if executor != "ray":
+        resolve_device(device)
+    elif str(device).strip().lower().startswith("cuda") and not num_gpus > 0:
+        raise ConfigError(
+            f"device {device!r} on Ray with num_gpus 0: Ray hands a job a GPU only when it reserves one; set "
+            "num_gpus (e.g. --num-gpus 1), or the device to auto or cpu"
+        )
+
+
 def resolve_device(device: str) -> torch.device:
     """``auto``, ``cpu``, ``cuda``/``cuda:N`` or ``mps`` as a torch device that exists here.
 
