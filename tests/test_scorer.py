@@ -220,8 +220,20 @@ def test_a_finished_scorer_is_not_replaced_without_overwrite(store, scorer_dir, 
         train_scorer(store, holdout=None, out=copy, config=cfg, overwrite=True)
     assert any("replacing the scorer" in r.getMessage() for r in caplog.records)
     assert json.loads((copy / CARD_FILE).read_text())["evidence"] == {}
-    # a card whose weights do not match (a run killed between the two writes) is half-written: replaced
+    # a card whose weights no longer match it is damage, not a killed save (a save moves its weights into
+    # place before its card): it was replaced, evidence and all, without --overwrite (hunt)
+    card = json.loads((copy / CARD_FILE).read_text())
+    (copy / CARD_FILE).write_text(json.dumps({**card, "evidence": {"points": [1]}}))  # its own hash untouched
     (copy / WEIGHTS_FILE).write_bytes(b"partial")
+    with pytest.raises(
+        ConfigError, match=r"model.safetensors is missing or damaged .*card holds evidence.*--overwrite"
+    ):
+        check_scorer_out(copy)
+    (copy / WEIGHTS_FILE).unlink()
+    with pytest.raises(ConfigError, match="is missing or damaged"):
+        check_scorer_out(copy)
+    check_scorer_out(copy, overwrite=True)
+    (copy / CARD_FILE).write_bytes(b"\x8a\xff not json")  # an unreadable card, beside no weights: nothing to keep
     check_scorer_out(copy)
 
 
@@ -829,3 +841,15 @@ def test_a_hand_edited_card_is_refused_in_one_line(tmp_path, edit, said: str) ->
     (copy / CARD_FILE).write_text(json.dumps(card))
     with pytest.raises(CheckpointError, match=said):
         load_scorer(copy)
+
+
+def test_a_card_of_undecodable_bytes_is_refused_in_one_line(tmp_path) -> None:
+    """Random bytes in card.json gave a UnicodeDecodeError traceback from prune and every train-scorer change (hunt)."""
+    from autosparse.scorer.checkpoint import SHIPPED_DIR, scorer_card_sha256, scorer_weights_sha256
+
+    copy = tmp_path / "noise"
+    shutil.copytree(SHIPPED_DIR / "autos_mlp", copy)
+    (copy / CARD_FILE).write_bytes(b"\x8a\xff\x00" * 50)
+    for read in (load_scorer, scorer_weights_sha256, scorer_card_sha256):
+        with pytest.raises(CheckpointError, match="the checkpoint is damaged"):
+            read(copy)

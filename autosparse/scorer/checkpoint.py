@@ -284,16 +284,36 @@ def finished_checkpoint(directory: str | Path) -> dict[str, Any] | None:
     Why: training into a folder must tell a finished scorer — whose card may hold evidence measured
     over hours of bench cells — from what a killed run left half-written, which is safe to replace.
     """
-    directory = Path(directory)
-    complete_pending(directory)
-    card, weights = directory / CARD_FILE, directory / WEIGHTS_FILE
-    try:
-        raw = json.loads(card.read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    if not isinstance(raw, dict) or not raw.get("weights_sha256") or not weights.is_file():
+    raw = _recorded_card(directory)
+    weights = Path(directory) / WEIGHTS_FILE
+    if raw is None or not weights.is_file():
         return None
     return raw if _sha256(weights) == raw["weights_sha256"] else None
+
+
+def damaged_checkpoint(directory: str | Path) -> dict[str, Any] | None:
+    """The card of a scorer whose weights file no longer matches it (missing, truncated, replaced), else None.
+
+    Why apart from a killed run's leftovers: a save moves its weights into place before its card
+    (:func:`complete_pending`, which ran first), so a card in place with other weights is damage, not an
+    interrupted save — and training into the folder replaced it, evidence and all, without --overwrite (hunt).
+    """
+    raw = _recorded_card(directory)
+    weights = Path(directory) / WEIGHTS_FILE
+    if raw is None:
+        return None
+    return raw if not weights.is_file() or _sha256(weights) != raw["weights_sha256"] else None
+
+
+def _recorded_card(directory: str | Path) -> dict[str, Any] | None:
+    """The card in place once any pending save is completed, if it reads as one recording its weights."""
+    directory = Path(directory)
+    complete_pending(directory)
+    try:
+        raw = json.loads((directory / CARD_FILE).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    return raw if isinstance(raw, dict) and raw.get("weights_sha256") else None
 
 
 def scorer_weights_sha256(name_or_path: str | Path) -> str:
@@ -301,7 +321,7 @@ def scorer_weights_sha256(name_or_path: str | Path) -> str:
     card = resolve_scorer(name_or_path) / CARD_FILE
     try:
         return str(json.loads(card.read_text()).get("weights_sha256", ""))
-    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
         raise CheckpointError(f"cannot read {card}: {exc}; the checkpoint is damaged — retrain or re-copy it") from exc
 
 
@@ -314,7 +334,7 @@ def scorer_evidence_sha256(name_or_path: str | Path) -> str:
         raw = json.loads(card.read_text())
         evidence = {k: v for k, v in (raw.get("evidence") or {}).items() if k != "provenance"}
         coverage = raw.get("coverage") or {}
-    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
         raise CheckpointError(f"cannot read {card}: {exc}; the checkpoint is damaged — retrain or re-copy it") from exc
     if not evidence:
         return ""
@@ -338,7 +358,7 @@ def scorer_card_sha256(name_or_path: str | Path, *, coverage: bool = True) -> st
         shaping = {k: v for k, v in raw.items() if k not in _NOT_SHAPING and (coverage or k != "coverage")}
         if isinstance(shaping.get("units"), dict):  # its held-out metrics measure it, they do not shape masks
             shaping["units"] = {k: v for k, v in shaping["units"].items() if k != "heldout"}
-    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
         raise CheckpointError(f"cannot read {card}: {exc}; the checkpoint is damaged — retrain or re-copy it") from exc
     return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -349,7 +369,7 @@ def scorer_student_sha256(name_or_path: str | Path) -> str:
     card = resolve_scorer(name_or_path) / CARD_FILE
     try:
         student = {k: v for k, v in (json.loads(card.read_text()).get("student") or {}).items() if k != "provenance"}
-    except (OSError, json.JSONDecodeError, AttributeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
         raise CheckpointError(f"cannot read {card}: {exc}; the checkpoint is damaged — retrain or re-copy it") from exc
     return hashlib.sha256(json.dumps(student, sort_keys=True).encode()).hexdigest() if student.get("points") else ""
 
@@ -360,7 +380,7 @@ def load_checkpoint(name_or_path: str | Path) -> tuple[Card, dict[str, torch.Ten
     card_path, weights = directory / CARD_FILE, directory / WEIGHTS_FILE
     try:
         raw = json.loads(card_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CheckpointError(
             f"cannot read {card_path}: {exc}; the checkpoint is damaged — retrain or re-copy it"
         ) from exc

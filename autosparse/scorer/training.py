@@ -28,6 +28,7 @@ from autosparse.scorer.checkpoint import (
     WEIGHTS_FILE,
     Card,
     changes_scorer_in_place,
+    damaged_checkpoint,
     finished_checkpoint,
     load_checkpoint,
     local_scorer,
@@ -367,6 +368,15 @@ def check_scorer_out(out: str | Path, *, overwrite: bool = False, quiet: bool = 
             raise ConfigError(
                 f"--out {path} already holds the trained scorer {card.get('name', path.name)!r}{kept}; "
                 "give a new directory, or pass --overwrite (overwrite=True) to replace it"
+            )
+        damaged = damaged_checkpoint(path) if not overwrite else None
+        if damaged is not None:
+            extra = [k for k in ("evidence", "student", "coverage", "units") if damaged.get(k)]
+            kept = f"; its card holds {', '.join(extra)}, which retraining drops" if extra else ""
+            raise ConfigError(
+                f"--out {path} holds the scorer {damaged.get('name', path.name)!r} whose {WEIGHTS_FILE} is missing or "
+                f"damaged (it no longer matches its card){kept}: restore {WEIGHTS_FILE} from a copy, or pass "
+                "--overwrite (overwrite=True) to replace the scorer"
             )
         # a finished one the caller chose to replace, or one a killed run left half-written
         if not quiet:
