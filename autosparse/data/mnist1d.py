@@ -48,6 +48,17 @@ def _generate_mnist1d(args: dict[str, Any]) -> dict[str, np.ndarray]:
     return {"x": d["x"], "y": d["y"], "x_test": d["x_test"], "y_test": d["y_test"]}
 
 
+def _cache_shapes(arrays: dict[str, np.ndarray]) -> tuple[tuple[int, ...], ...]:
+    return tuple(tuple(arrays[k].shape) for k in ("x", "y", "x_test", "y_test"))
+
+
+def _expected_shapes(args: dict[str, Any]) -> tuple[tuple[int, ...], ...]:
+    """What the generator makes of ``args``: its train / test split of ``num_samples`` signals."""
+    n = int(args["num_samples"])
+    n_train, length = int(n * float(args["train_split"])), int(args["final_seq_length"])
+    return (n_train, length), (n_train,), (n - n_train, length), (n - n_train,)
+
+
 @register_dataset(
     "mnist1d",
     input_shape=(1, 40),
@@ -75,12 +86,11 @@ def _load_mnist1d(root: Path | None, download: bool) -> RawSplits:
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in ("x", "y", "x_test", "y_test")}
-        except (OSError, ValueError, KeyError, zlib.error, zipfile.BadZipFile) as e:
+        except (OSError, EOFError, ValueError, KeyError, zlib.error, zipfile.BadZipFile) as e:  # EOF: zero bytes (hunt)
             log.warning("ignoring unreadable MNIST-1D cache %s (%s); regenerating", path, e)
-        if arrays is not None and (
-            len(arrays["x"]) != len(arrays["y"]) or len(arrays["x_test"]) != len(arrays["y_test"])
-        ):
-            log.warning("ignoring MNIST-1D cache %s (inputs and labels of different lengths); regenerating", path)
+        if arrays is not None and (shapes := _cache_shapes(arrays)) != (want := _expected_shapes(args)):
+            # a cache cut short loaded fewer examples without a word, a narrower one failed on a reshape (hunt)
+            log.warning("ignoring MNIST-1D cache %s (arrays of shapes %s, not %s); regenerating", path, shapes, want)
             arrays = None
     if arrays is None:
         t0 = time.perf_counter()
