@@ -335,6 +335,11 @@ def _run_irp(
     fingerprint = _fingerprint(theta0, irp, train_cfg, seed, criterion_batch) if wd is not None else ""
     if wd is not None:
         state = _load_checkpoint(wd)
+        if state is not None and (damage := _damage(state, shapes, R, set(theta0))):
+            # read as valid, a checkpoint with zeroed masks trained its last rounds on nothing (and the store
+            # said complete); one of another shape failed every rerun with a KeyError (hunt)
+            log.warning("discarding the damaged IRP checkpoint in %s (%s); the run restarts from round 0", wd, damage)
+            state = None
         if state is not None:
             made_by = state.get("fingerprint", fingerprint)
             if made_by != fingerprint and made_by != _fingerprint(
@@ -476,6 +481,28 @@ def _save_checkpoint(wd: Path, *, next_round: int, masks: dict, labels: dict, re
     tmp.rename(final)
     if old.exists():
         shutil.rmtree(old)
+
+
+_CHECKPOINT_KEYS = ("next_round", "accuracies", "densities", "layer_densities", "history", "seconds_train")
+
+
+def _damage(state: dict, shapes: dict[str, torch.Size], rounds: int, theta_keys: set[str]) -> str:
+    """What makes a readable checkpoint not one of these rounds ('' when it is): its meta's keys, its
+    tensors' names and shapes, and the masks it resumes with against its labels (a weight alive for round
+    r was pruned in no earlier round: mask == label >= r)."""
+    if missing := [k for k in _CHECKPOINT_KEYS if k not in state]:
+        return f"meta.json lacks {', '.join(missing)}"
+    r = state["next_round"]
+    if not isinstance(r, int) or not 1 <= r <= rounds + 1 or len(state["accuracies"]) != r:
+        return f"its next round {r!r} does not fit {rounds} rounds and {len(state['accuracies'])} trained"
+    for what in ("masks", "labels"):
+        if {n: tuple(t.shape) for n, t in state[what].items()} != {n: tuple(v) for n, v in shapes.items()}:
+            return f"its {what} are not this model's layers"
+    if set(state["rewind"]) != theta_keys:
+        return "its rewind point is not this model's weights"
+    if any(not torch.equal(state["masks"][n], state["labels"][n] >= min(r, rounds)) for n in shapes):
+        return "its masks disagree with its labels"
+    return ""
 
 
 def _load_checkpoint(wd: Path) -> dict | None:
