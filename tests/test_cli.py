@@ -727,6 +727,19 @@ def test_a_finished_training_returns_at_once_only_when_nothing_that_matters_chan
     assert main([*base, "--eval-every-epoch", "true", *out]) == 0
     assert "already trained into" in capsys.readouterr().out
     assert not (tmp_path / "t" / "train-state.pt").exists()
+    # its weights cut short: "already trained" answered for weights that were not; it trains again (hunt)
+    weights = tmp_path / "t" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    assert main([*base, "--eval-every-epoch", "true", *out]) == 0
+    assert "already trained" not in capsys.readouterr().out
+    from safetensors.torch import load_file
+
+    assert load_file(str(weights))  # whole again
+    # a metrics.json cut short was "no training's", as if another program's (hunt)
+    metrics_file = tmp_path / "t" / "metrics.json"
+    metrics_file.write_text(metrics_file.read_text()[:40])
+    assert main([*base, *out]) == 2
+    assert "holds a metrics.json that is no training's record (damaged" in capsys.readouterr().err
 
 
 def test_train_refuses_to_replace_a_finished_result_that_is_not_its_own(tmp_path, capsys) -> None:

@@ -182,6 +182,11 @@ def _finished(out: Path, fingerprint: str, *, per_epoch: bool) -> dict | None:
     metrics = _recorded(out)
     if metrics is None or metrics.get("fingerprint") != fingerprint or not (out / WEIGHTS).is_file():
         return None
+    if (
+        _ours(out / WEIGHTS) is None
+    ):  # cut short or overwritten: "already trained" answered for unreadable weights (hunt)
+        log.warning("%s is damaged (no safetensors file can be read from it); training it again", out / WEIGHTS)
+        return None
     asked = (metrics.get("train") or {}).get("eval_every_epoch") is True
     curve = not per_epoch or asked or all("test_accuracy" in h for h in metrics.get("history") or [{}])
     return metrics if curve else None
@@ -196,17 +201,17 @@ def _recorded(out: Path) -> dict | None:
     return metrics if isinstance(metrics, dict) else None
 
 
-def _ours(weights: Path) -> bool:
+def _ours(weights: Path) -> bool | None:
     """Whether ``autosparse train`` saved these weights: its files say so in their own metadata (the
     lock file said it first, but a refused run leaves that too, so a rerun took a stranger's weights
-    for ours; review)."""
+    for ours; review). None: no safetensors file can be read there (damaged, or another format)."""
     from safetensors import safe_open
 
     try:
         with safe_open(str(weights), "pt") as f:
             return (f.metadata() or {}).get("format") == WEIGHTS_FORMAT
     except Exception:  # not a safetensors file at all: nobody's we know
-        return False
+        return None
 
 
 def _check_out_holds_nothing_else(out: Path, fingerprint: str, described: dict) -> None:
@@ -238,8 +243,11 @@ def _check_out_holds_nothing_else(out: Path, fingerprint: str, described: dict) 
             f"--out {out} holds the finished result of another training ({what}{score}); give another --out, "
             f"or delete {out / METRICS} to train this one there"
         )
-    if metrics is None and (out / METRICS).exists():
-        raise ConfigError(f"--out {out} holds a {METRICS} that no training wrote; give another --out")
+    if metrics is None and (out / METRICS).exists():  # "that no training wrote" for one cut short (hunt)
+        raise ConfigError(
+            f"--out {out} holds a {METRICS} that is no training's record (damaged, or another program's); delete it to "
+            "train there, or give another --out"
+        )
     if metrics is None and (out / WEIGHTS).exists() and not (out / STATE_FILE).exists() and not _ours(out / WEIGHTS):
         raise ConfigError(
             f"--out {out} holds {WEIGHTS} without the mark `autosparse train` saves its weights with (another "
