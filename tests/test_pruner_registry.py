@@ -531,9 +531,12 @@ def test_prune_and_build_model_leave_the_callers_cuda_streams_alone(monkeypatch:
         ("grasp", {"eps": -1.0}, "eps must be >= 0"),
         ("prospr", {"rounds": 0}, "rounds must be a positive integer"),
         ("prospr", {"schedule": "foo"}, "unknown schedule 'foo'"),
-        ("prospr", {"inner_lr": float("nan")}, "inner_lr must be > 0"),
+        ("prospr", {"inner_lr": float("nan")}, "inner_lr must be a finite number > 0"),
+        ("prospr", {"inner_lr": float("inf")}, "inner_lr must be a finite number > 0"),  # all NaN scores (hunt)
+        ("grasp", {"temperature": float("inf")}, "temperature must be a finite number > 0"),  # "all scores equal"
         ("prospr", {"inner_momentum": 5.0}, r"inner_momentum must be in \[0, 1\)"),
-        ("ntk_sap", {"epsilon": float("nan"), "rounds": 2}, "epsilon must be > 0"),
+        ("ntk_sap", {"epsilon": float("nan"), "rounds": 2}, "epsilon must be a finite number > 0"),
+        ("ntk_sap", {"epsilon": float("inf"), "rounds": 2}, "epsilon must be a finite number > 0"),
         ("dpai", {"lr": float("nan"), "steps": 3}, "lr must be a finite number > 0"),
         ("dpai", {"log_every": -5}, "log_every must be >= 0"),
         ("npb", {"time_limit": float("nan")}, "time_limit must be > 0"),

@@ -21,6 +21,7 @@ False``); the original GraSP scored in train mode, available as ``train_mode=Tru
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -94,8 +95,8 @@ class GraspConfig(PrunerConfig):
     normalize: bool = True  # divide the scores by |Σ score| + eps, as both reference codes do
 
     def __post_init__(self) -> None:
-        if not self.temperature > 0:
-            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if not 0 < self.temperature < math.inf:  # inf read as "all scores are equal" after the data loaded (hunt)
+            raise ConfigError(f"temperature must be a finite number > 0, got {self.temperature}")
         if not self.eps >= 0:  # a negative divisor reversed the ranking in silence (helper)
             raise ConfigError(f"grasp eps must be >= 0, got {self.eps}")
 

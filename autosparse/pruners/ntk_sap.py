@@ -119,8 +119,8 @@ def ntk_sap_scores(
         raise ConfigError(f"unknown reinit {reinit!r}; use one of {', '.join(REINITS)}")
     if resamples < 1 or num_samples < 1 or batch_size < 1:
         raise ConfigError("resamples, num_samples and batch_size must all be >= 1")
-    if not epsilon > 0:  # written so NaN fails too (it made every score NaN)
-        raise ConfigError(f"epsilon must be > 0, got {epsilon}")
+    if not 0 < epsilon < math.inf:  # written so NaN fails too (it made every score NaN), and inf (hunt)
+        raise ConfigError(f"epsilon must be a finite number > 0, got {epsilon}")
     device = model_device(model)
     keys = param_keys(model)
     named = dict(model.named_parameters())

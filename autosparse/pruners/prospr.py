@@ -23,6 +23,7 @@ model are held constant instead of being updated.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -57,8 +58,8 @@ class ProsPrConfig(PrunerConfig):
         """Checked where the config is made: rounds=0 and an unknown schedule passed in silence, and a
         NaN inner_lr surfaced as "all scores are NaN … check the model's initialization" (helper)."""
         check_schedule(self.rounds, self.schedule)
-        if not self.inner_lr > 0:
-            raise ConfigError(f"prospr inner_lr must be > 0, got {self.inner_lr}")
+        if not 0 < self.inner_lr < math.inf:  # inf: "all scores are NaN" after the data loaded (hunt)
+            raise ConfigError(f"prospr inner_lr must be a finite number > 0, got {self.inner_lr}")
         if not 0 <= self.inner_momentum < 1:
             raise ConfigError(f"prospr inner_momentum must be in [0, 1), got {self.inner_momentum}")
 
