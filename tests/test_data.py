@@ -171,7 +171,7 @@ def test_fashion_mnist_missing_root_names_the_fix(tmp_path: Path, monkeypatch: p
     assert "apt-get" not in str(err.value)
 
 
-def test_idx_root_layouts_and_uncompressed(tmp_path: Path) -> None:
+def test_idx_root_layouts_and_uncompressed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """A plain directory of the four files or torchvision's <root>/MNIST/raw layout both load."""
     rng = np.random.default_rng(0)
     arrays = {
@@ -182,7 +182,9 @@ def test_idx_root_layouts_and_uncompressed(tmp_path: Path) -> None:
     }
     for stem, arr in arrays.items():
         _write_idx(tmp_path / "tv" / "MNIST" / "raw" / f"{stem}.gz", arr)
-    ds = load_dataset("mnist", root=tmp_path / "tv")
+    with caplog.at_level("WARNING", logger="autosparse.data.idx"):
+        ds = load_dataset("mnist", root=tmp_path / "tv")
+    assert "30 training and 20 test images where mnist has 60000 and 10000" in caplog.text  # not the real split
     assert ds.x_train.shape == (30, 1, 28, 28) and ds.y_test.tolist() == arrays["t10k-labels-idx1-ubyte"].tolist()
     raw = arrays["train-images-idx3-ubyte"].astype(np.float64)
     expect = (raw - raw.mean()) / raw.std()
@@ -196,6 +198,10 @@ def test_idx_root_layouts_and_uncompressed(tmp_path: Path) -> None:
     # the test labels copied over the train labels: the pair is named, not "y_train has shape (20,)"
     (flat / "train-labels-idx1-ubyte").write_bytes((flat / "t10k-labels-idx1-ubyte").read_bytes())
     with pytest.raises(DatasetNotFoundError, match=r"holds 30 images but .*train-labels-idx1-ubyte 20 labels"):
+        load_dataset("mnist", root=flat)
+    # the test images copied over the training images too: it trained on the test set in silence (hunt)
+    (flat / "train-images-idx3-ubyte").write_bytes((flat / "t10k-images-idx3-ubyte").read_bytes())
+    with pytest.raises(DatasetNotFoundError, match=r"train-images-idx3-ubyte holds the same images as .*t10k"):
         load_dataset("mnist", root=flat)
 
 

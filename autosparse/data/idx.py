@@ -156,9 +156,9 @@ def _idx_files(
 
 
 def _load_idx_dataset(
-    locate: Callable[[Path | None, bool], dict[str, Path]],
+    locate: Callable[[Path | None, bool], dict[str, Path]], name: str, sizes: tuple[int, int]
 ) -> Callable[[Path | None, bool], RawSplits]:
-    """Loader for an MNIST-format dataset whose files ``locate`` finds."""
+    """Loader for an MNIST-format dataset whose files ``locate`` finds; ``sizes``: its published split."""
 
     def loader(root: Path | None, download: bool) -> RawSplits:
         files = locate(root, download)
@@ -170,6 +170,23 @@ def _load_idx_dataset(
                     f"{files[f'x_{split}']} holds {n_x} images but {files[f'y_{split}']} {n_y} labels: the two files "
                     "are not a pair; delete them and reinstall or re-download the dataset"
                 )
+        x_train, x_test = arrays["x_train"], arrays["x_test"]
+        if x_train.shape == x_test.shape and np.array_equal(x_train, x_test):
+            # the test images copied over the training ones trained on the test set in silence (hunt)
+            raise DatasetNotFoundError(
+                f"{files['x_train']} holds the same images as {files['x_test']}: the training file is the test file "
+                "(copied over it?); delete them and reinstall or re-download the dataset"
+            )
+        if (len(x_train), len(x_test)) != sizes:
+            log.warning(
+                "%s: %d training and %d test images where %s has %d and %d; these files are not the published "
+                "split (cut, or replaced)",
+                files["x_train"].parent,
+                len(x_train),
+                len(x_test),
+                name,
+                *sizes,
+            )
         return arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"]
 
     return loader
@@ -203,7 +220,7 @@ register_dataset(
     n_test=10000,
     aliases=("fmnist", "fashion_mnist", "fashionmnist"),
     locate=functools.partial(_FMNIST, download=False),
-)(_load_idx_dataset(_FMNIST))
+)(_load_idx_dataset(_FMNIST, "fashion-mnist", (60000, 10000)))
 
 register_dataset(
     "mnist",
@@ -213,4 +230,4 @@ register_dataset(
     n_train=60000,
     n_test=10000,
     locate=functools.partial(_MNIST, download=False),
-)(_load_idx_dataset(_MNIST))
+)(_load_idx_dataset(_MNIST, "mnist", (60000, 10000)))
