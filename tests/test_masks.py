@@ -327,7 +327,7 @@ def test_a_damaged_masks_folder_is_one_error_naming_the_fix(tmp_path) -> None:
     model = _mlp()
     masks = _random_masks(model)
     masks = masks.with_init(InitTransform(rescale_factors(model, masks), fingerprint=fingerprint(model)))
-    for damage in ("empty report", "null meta", "layers of another shape", "cut factors"):
+    for damage in ("empty report", "null meta", "layers of another shape", "cut factors", "foreign report"):
         folder = masks.save(tmp_path / damage.replace(" ", "_"))
         report = json.loads((folder / "report.json").read_text())
         if damage == "empty report":
@@ -335,6 +335,8 @@ def test_a_damaged_masks_folder_is_one_error_naming_the_fix(tmp_path) -> None:
         elif damage == "null meta":
             report["meta"] = None
             (folder / "report.json").write_text(json.dumps(report))
+        elif damage == "foreign report":  # the factors beside it were dropped in silence (hunt)
+            (folder / "report.json").write_text('{"a": 1}')
         elif damage == "layers of another shape":
             report["layers"] = ["1.weight"]
             (folder / "report.json").write_text(json.dumps(report))

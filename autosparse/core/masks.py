@@ -386,6 +386,11 @@ class Masks(Mapping[str, torch.Tensor]):
                 described = data.get("init") or None
                 if described:
                     init = _load_init(report, file.parent / INIT_FILE, described)
+                elif (file.parent / INIT_FILE).exists():  # the factors were dropped in silence (hunt)
+                    raise MaskError(
+                        f"{file.parent / INIT_FILE} holds θ0 rescaling factors that {report} does not describe: the "
+                        "report is not this folder's (replaced, or damaged); prune again"
+                    )
                 recorded = data.get(INIT_DIGEST_KEY)
                 if isinstance(recorded, str) and (
                     init is None or _digest(init.factors or {}, as_saved=True) != recorded
