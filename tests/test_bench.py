@@ -1180,3 +1180,25 @@ def test_report_commands_run_from_the_folder_its_relative_paths_are_read_from(tm
     absolute = tiny_config(methods=["random", {"method": "autos", "hparams": {"scorer": str(tmp_path / "sc")}}])
     text = write_report(absolute, tmp_path / "c").path.read_text()
     assert "\nautosparse bench --config" in text and "cd " not in text
+
+
+def test_a_bench_yaml_cut_short_is_refused_not_read_as_another_grid(tiny_run, tmp_path: Path) -> None:
+    """Cut in half it still parsed, as a grid whose defaults filled what was cut: --check said valid,
+    --report-only rewrote the report with every cell missing, and a run computed another recipe's cells
+    beside the old ones (hunt)."""
+    from autosparse.bench.outputs import RECORD_HEAD, RECORD_TAIL
+
+    _, out, _ = tiny_run
+    dst = _copy(out, tmp_path)
+    text = (dst / "bench.yaml").read_text()
+    assert text.startswith(RECORD_HEAD + "\n") and text.endswith(RECORD_TAIL + "\n")
+    (dst / "bench.yaml").write_text(text[: len(text) // 2])
+    report = (dst / "report.md").read_text()
+    for extra in ([], ["--report-only"], ["--check"]):
+        assert main(["bench", "--out", str(dst), *extra]) == 2
+    with pytest.raises(ConfigError, match=r"bench.yaml is cut short .*restore it from a copy"):
+        run_bench(tiny_config(), dst)
+    assert (dst / "report.md").read_text() == report
+    hand = text.split("\n", 1)[1].replace(RECORD_TAIL, "")  # without the marks (by hand, or older): read as it is
+    (dst / "bench.yaml").write_text(hand)
+    assert main(["bench", "--out", str(dst), "--check"]) == 0

@@ -19,6 +19,34 @@ MEASUREMENTS = "measurements"  # one JSON row per finished measurement: what a r
 TRAIN_SPEED_JSON = "train_speed.json"  # a train_speed bench's results
 
 
+#: the first and last lines of a bench.yaml a run writes: a file cut short keeps the first and loses the
+#: last, and a cut YAML still parses — as another grid, whose defaults fill what was cut (hunt)
+RECORD_HEAD = "# autosparse bench: this folder's whole grid, written by its runs (ends with '# end of bench.yaml')"
+RECORD_TAIL = "# end of bench.yaml"
+
+
+def record_text(yaml_text: str) -> str:
+    """A folder's bench.yaml: the grid's YAML between :data:`RECORD_HEAD` and :data:`RECORD_TAIL`."""
+    return f"{RECORD_HEAD}\n{yaml_text.rstrip()}\n{RECORD_TAIL}\n"
+
+
+def check_record_whole(path: Path) -> None:
+    """Refuse a folder's bench.yaml that a run wrote (its first line says so) but that lacks its last line:
+    cut short, it read as a valid grid of other settings, and a run or ``--report-only`` acted on that grid
+    (a report of every cell missing, new cells of another recipe). One written by hand, or before the
+    marks, has no first line and is read as it is."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return  # the reader that follows says what is wrong with it
+    if lines and lines[0] == RECORD_HEAD and RECORD_TAIL not in (line.strip() for line in lines[-2:]):
+        raise ConfigError(
+            f"{path} is cut short (its last line, {RECORD_TAIL!r}, is missing): restore it from a copy, or delete it "
+            f"and rerun with the bench's YAML (--config), whose grid the finished cells in {path.parent / CELLS_DIR} "
+            "still match"
+        )
+
+
 def folder_kind(out: Path) -> tuple[str, str] | None:
     """(kind, the file that says so) of the bench whose output ``out`` holds; None for a new or foreign folder."""
     if (out / CONFIG_FILE).is_file():

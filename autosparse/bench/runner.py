@@ -21,7 +21,7 @@ from typing import Any
 
 from autosparse.bench.cells import BenchJob, claim_path, execute_job, plan_jobs
 from autosparse.bench.config import BenchConfig
-from autosparse.bench.outputs import CONFIG_FILE, check_folder_kind
+from autosparse.bench.outputs import CONFIG_FILE, check_folder_kind, check_record_whole, record_text
 from autosparse.bench.report import BenchReport, write_report
 from autosparse.core.claims import exclusive, is_elsewhere, run_claimed_jobs
 from autosparse.core.config import dump_yaml, from_dict, load_config, to_dict
@@ -297,6 +297,7 @@ def folder_config(out: Path, config: BenchConfig, *, say: bool = True) -> BenchC
     path = out / CONFIG_FILE
     if not path.exists():
         return config
+    check_record_whole(path)  # cut short, it read as another grid (and was replaced as one; hunt)
     try:
         recorded = load_config(BenchConfig, path)
     except AutosparseError:
@@ -358,4 +359,4 @@ def _union(part: str, recorded: list[Any], new: list[Any]) -> list[Any]:
 
 def record_config(out: Path, config: BenchConfig) -> None:
     """Write the folder's bench.yaml through a temporary name: another bench process may be reading it."""
-    write_text(out / CONFIG_FILE, dump_yaml(config))
+    write_text(out / CONFIG_FILE, record_text(dump_yaml(config)))

@@ -66,6 +66,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from autosparse.bench.config import config_kind
+    from autosparse.bench.outputs import check_record_whole
     from autosparse.bench.runner import CONFIG_FILE
     from autosparse.bench.speed import SpeedConfig
 
@@ -73,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"unknown bench kind {args.asked_kind!r}; use one of {', '.join(KINDS)} (or none: accuracy)")
     if not args.config and args.out and (Path(args.out) / CONFIG_FILE).exists():
         # `bench --out DIR [--report-only]`: the grid that folder holds, not the default one
+        check_record_whole(Path(args.out) / CONFIG_FILE)
         args.config = str(Path(args.out) / CONFIG_FILE)
         log.info("reading the bench config %s", args.config)
     elif not args.config and args.out and args.asked_kind is None and not _grid_flags(args):
