@@ -375,11 +375,20 @@ def test_corrupt_or_missing_store(tmp_path: Path, store: FeatureStore) -> None:
     zarr.open_group(str(tmp_path / "plain.zarr"), mode="w")
     with pytest.raises(StoreError, match="not an autosparse feature store"):
         open_store(tmp_path / "plain.zarr")
+    root = (store.path / "zarr.json").read_text()
     (store.path / "zarr.json").write_text('{"zarr_format": 3, "node_type": "gro')
-    with pytest.raises(StoreError, match=r"unreadable metadata.*regenerate"):
+    # the fix named was to delete the store, every intact run with it (hunt)
+    with pytest.raises(
+        StoreError, match=r"unreadable metadata.*restore that file from a backup; the runs are untouched"
+    ):
         open_store(store.path)
     report = validate_store(store.path)
     assert not report.ok and "unreadable metadata" in report.store_errors[0]
+    (store.path / "runs").mkdir(exist_ok=True)
+    (store.path / "zarr.json").unlink()  # "not a feature store" for the folder gen wrote
+    with pytest.raises(StoreError, match=r"holds a feature store's runs but not its root record"):
+        open_store(store.path)
+    (store.path / "zarr.json").write_text(root)
     assert issubclass(StoreError, AutosparseError)
 
 

@@ -160,10 +160,16 @@ def read_root_attrs(path: Path) -> dict[str, Any]:
                 f"{path} is a zarr v2 group (.zgroup), not a feature store: autosparse writes zarr v3 stores; point at "
                 "the folder `autosparse gen --store` wrote"
             )
+        if (path / "runs").is_dir():  # "not a feature store" for the folder gen wrote, runs and all (hunt)
+            raise StoreError(
+                f"{path} holds a feature store's runs but not its root record ({path / 'zarr.json'}): restore that file "
+                "from a backup; the runs are untouched"
+            )
         raise StoreError(
             f"{path} is not a feature store (no zarr.json); point at the folder `autosparse gen --store` wrote"
         )
-    fix = f"the store root is corrupt: restore it from a backup or delete {path} and regenerate the store"
+    # not "delete the store": the root holds the schema and format only, and every run beside it is intact (hunt)
+    fix = f"the store root record {meta_file} is damaged: restore that file from a backup; the runs are untouched"
     meta = read_json(meta_file, f"store {path}", fix)
     attrs = meta.get("attributes", {})
     if meta.get("node_type") != "group":
