@@ -7,7 +7,7 @@ import os
 import pytest
 
 from autosparse.core.errors import ConfigError
-from autosparse.core.folders import check_output_path, make_output_dir
+from autosparse.core.folders import check_output_path, make_output_dir, write_text
 
 
 def test_a_new_folder_is_made_with_its_parents(tmp_path) -> None:
@@ -76,3 +76,27 @@ def test_dot_files_are_no_folder_content(tmp_path) -> None:
     assert not has_content(tmp_path)
     (tmp_path / "card.json").write_text("{}")
     assert has_content(tmp_path)
+
+
+def test_a_folder_where_a_file_or_a_lock_goes_is_one_error(tmp_path) -> None:
+    """A folder named like a report, a weights file or a lock gave IsADirectoryError tracebacks, after the
+    work was done (hunt); nothing of the folder is touched and no temporary is left."""
+    import torch
+
+    from autosparse.core.claims import claim
+    from autosparse.core.tensor_files import save_tensors
+
+    for name in ("report.md", "model.safetensors", "x.lock"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "mine.txt").write_text("keep")
+    with pytest.raises(ConfigError, match=r"report.md is a folder where autosparse writes a file; move it away"):
+        write_text(tmp_path / "report.md", "# report")
+    with pytest.raises(ConfigError, match=r"model.safetensors is a folder where autosparse writes a file"):
+        save_tensors({"w": torch.ones(2)}, tmp_path / "model.safetensors")
+    with (
+        pytest.raises(ConfigError, match=r"cannot open the lock file .*x.lock: is a directory"),
+        claim(tmp_path / "x.lock"),
+    ):
+        pass
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors", "report.md", "x.lock"]
+    assert all((tmp_path / n / "mine.txt").read_text() == "keep" for n in ("report.md", "model.safetensors", "x.lock"))

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from autosparse.core.errors import UnwritableError
+from autosparse.core.errors import ConfigError, UnwritableError
 from autosparse.core.executors import JobOutcome, is_elsewhere, run_jobs
 from autosparse.core.text import name_list
 
@@ -93,6 +93,11 @@ def claim(lock: Path, *, on_takeover: Callable[[str], None] | None = None) -> It
         lock.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
+        if exc.errno in (errno.EISDIR, errno.ENOTDIR):  # a folder where the lock goes, or a file above it (hunt)
+            raise ConfigError(
+                f"cannot open the lock file {lock}: {exc.strerror.lower() if exc.strerror else exc}; autosparse "
+                "keeps its lock there, so move that folder or file away"
+            ) from None
         if exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise
         # a read-only store gave a traceback from here (delete-run, repair) or one per run (gen) (helper)

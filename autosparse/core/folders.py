@@ -93,9 +93,18 @@ def write_bytes(path: Path, data: bytes) -> None:
     tmp = private_tmp(path)
     try:
         tmp.write_bytes(data)
-        tmp.replace(path)
+        replace_into(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def replace_into(tmp: Path, path: Path) -> None:
+    """``os.replace(tmp, path)``, with a folder standing where the file goes said in one line: it was a
+    traceback, after the work was done (a training's weights, a bench report; hunt)."""
+    try:
+        os.replace(tmp, path)
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder where autosparse writes a file; move it away and rerun") from None
 
 
 def has_content(folder: Path) -> bool:

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from autosparse.core.folders import private_tmp
+from autosparse.core.folders import private_tmp, replace_into
 
 # Read once, at import, where /proc is missing: os.umask can only be read by setting it (not thread-safe).
 _UMASK = os.umask(0o022)
@@ -43,7 +43,7 @@ def save_tensors(
     try:
         save_file(dict(tensors), str(tmp), metadata=dict(metadata) if metadata is not None else None)
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        replace_into(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from autosparse.core.errors import ConfigError
-from autosparse.core.folders import private_tmp
+from autosparse.core.folders import private_tmp, replace_into
 
 STATE_FILE = "train-state.pt"
 #: held by `autosparse train --out` while it trains into a folder; never deleted (autosparse.core.claims)
@@ -94,7 +94,7 @@ def save_state(path: Path, state: TrainState) -> None:
         fields["cuda_rng"] = [t.cpu() for t in state.cuda_rng]
         with open(tmp, "wb") as f:  # through Python's file: a full disk then shows as ENOSPC, not a C++ stream error
             torch.save(fields, f)
-        os.replace(tmp, path)
+        replace_into(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
