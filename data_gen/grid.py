@@ -20,6 +20,7 @@ from autosparse.core.config import from_dict, listed, load_config
 from autosparse.core.errors import ConfigError, check_integers
 from autosparse.core.executors import check_resources
 from autosparse.core.folders import cannot_create_in
+from autosparse.core.text import count_of
 from autosparse.data import (
     absolute_root,
     canonical_dataset,
@@ -32,7 +33,7 @@ from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
 from autosparse.sources import RunJob, RunSpec, execute_run, held_id
 from autosparse.store import FeatureStore
 from autosparse.store.jobs import run_store_jobs
-from autosparse.store.layout import RUNS, check_outside_stores, foreign_entries
+from autosparse.store.layout import RUNS, check_outside_stores, foreign_entries, missing_arrays
 from autosparse.store.writer import store_exists
 from autosparse.task import ModelSpec
 from autosparse.training.irp import IRPConfig, check_rewind_step
@@ -132,6 +133,20 @@ def _data_root(root: str | None) -> str | None:
     return None if Path(root).expanduser().absolute() == default_data_root().expanduser().absolute() else root
 
 
+def _say_broken(store_path: Path, done: list[str]) -> None:
+    """Name the runs counted complete whose arrays' metadata is gone: left as they are (nothing written is
+    removed by gen), with the commands that regenerate them."""
+    broken = [run_id for run_id in done if missing_arrays(store_path, run_id)]
+    if broken:
+        log.warning(
+            "%s counted complete but broken (array metadata missing): %s; `autosparse store repair %s` sets "
+            "them aside, then this command regenerates them",
+            count_of(len(broken), "run"),
+            ", ".join(broken[:4]) + (" …" if len(broken) > 4 else ""),
+            store_path,
+        )
+
+
 def _done(store: FeatureStore, spec: RunSpec, earlier: tuple[str, ...]) -> bool:
     return held_id(store, spec, earlier) is not None
 
@@ -159,6 +174,7 @@ def generate(
         _check_dataset_files(specs)  # before the store is made
     store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
     todo = [spec for spec, earlier in grid if not _done(store, spec, earlier)]
+    _say_broken(store_path, [held for spec, earlier in grid if (held := held_id(store, spec, earlier)) is not None])
     _check_store_takes(store_path, [s.run_id for s in todo])
     _check_dataset_files(todo)
     log.info("%d runs in the grid, %d already complete", len(specs), len(specs) - len(todo))

@@ -491,7 +491,7 @@ def test_gen_on_a_truncated_store_is_one_clear_error(
     meta.write_bytes(meta.read_bytes()[:40])
     assert cli_main(["gen", "--config", str(tiny_cfg), "--store", str(store)]) == 2
     msg = _one_line_error(capsys, "gen")
-    assert "unreadable metadata" in msg and "regenerate" in msg
+    assert "unreadable metadata" in msg and "restore that file from a backup; the runs are untouched" in msg
     assert cli_main(["store", "validate", str(store)]) == 1
     out = capsys.readouterr().out
     assert "BROKEN" in out and "unreadable metadata" in out
@@ -646,3 +646,19 @@ def test_a_grid_built_in_python_takes_what_its_yaml_takes() -> None:
     assert [s.run_id for s in expand_grid(python)] == [s.run_id for s in expand_grid(yaml_like)]
     with pytest.raises(ConfigError, match="seeds are integers"):
         GenConfig(seeds=["0"])
+
+
+def test_a_complete_run_whose_arrays_lost_their_metadata_is_named(
+    tiny_store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """gen said "already complete" of a run `store info` calls broken; it is named, with the commands that
+    regenerate it, and left as it is (hunt)."""
+    store = tmp_path / "s.zarr"
+    shutil.copytree(tiny_store, store)
+    (run_id,) = StoreReader(store).run_ids
+    (store / "runs" / run_id / "features" / "zarr.json").unlink()
+    cfg = GenConfig.from_yaml(write_config(tmp_path / "tiny.yaml"))
+    with caplog.at_level("WARNING", logger="data_gen.grid"):
+        assert generate(cfg, store) == []
+    assert f"1 run counted complete but broken (array metadata missing): {run_id}" in caplog.text
+    assert f"autosparse store repair {store}" in caplog.text

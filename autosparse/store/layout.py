@@ -378,6 +378,17 @@ def run_is_complete(path: Path, run_id: str) -> bool:
     return is_complete_attrs(attrs) and attrs is not None and attrs.get("run_id") == run_id
 
 
+#: the arrays every run holds (graph and extra are optional)
+_REQUIRED_ARRAYS = ("features", "label", "layer")
+
+
+def missing_arrays(path: Path, run_id: str) -> list[str]:
+    """The arrays of a run whose metadata file is gone: a cheap look, for runs counted complete by their
+    attributes alone (``gen`` said "already complete" of a run ``store info`` calls broken; hunt)."""
+    folder = run_dir(Path(path), run_id)
+    return [name for name in _REQUIRED_ARRAYS if not (folder / name / "zarr.json").is_file()]
+
+
 def jsonable(obj: Any, where: str = "attrs") -> Any:
     """Convert numpy scalars/arrays, tuples and paths to plain JSON types, or say which key is not.
 
