@@ -207,6 +207,13 @@ def test_deleted_cells_recompute_alone(tiny_run, tmp_path: Path, train_calls: li
     (dst / "cells" / f"{victim}.json").write_text("{not json")
     assert read_cell(dst / "cells" / f"{victim}.json") is None
     assert run_bench(cfg, dst).jobs_run == 1
+    # a cell holding its id alone: a KeyError in every report until deleted; without its accuracy: a "–"
+    # never recomputed (hunt)
+    for stub in ({"cell_id": victim}, {k: v for k, v in original[victim].items() if k != "test_accuracy"}):
+        (dst / "cells" / f"{victim}.json").write_text(json.dumps(stub))
+        assert read_cell(dst / "cells" / f"{victim}.json") is None
+        assert run_bench(cfg, dst).jobs_run == 1
+        assert _cells(dst)[victim]["test_accuracy"] == original[victim]["test_accuracy"]
 
 
 def test_partial_results_report_missing_cells(tiny_run, tmp_path: Path) -> None:
@@ -1109,7 +1116,9 @@ def test_an_older_cell_is_read_with_added_fields_as_they_behaved_then(tmp_path: 
         now = dc.asdict(make_pruner("synflow", {"rescale": rescale}).config)
         before = {k: v for k, v in json.loads(json.dumps(now)).items() if k != "rescale_normalized"}
         cell = tmp_path / f"c{rescale}.json"
-        cell.write_text(json.dumps({"cell_id": cell.stem, "method": "synflow", "pruner_config": before}))
+        reported = {"model": "mlp-widths8", "dataset": "fake:fashion-mnist", "label": "synflow", "density": 0.1}
+        record = {"cell_id": cell.stem, "method": "synflow", "pruner_config": before, "seed": 0, "test_accuracy": 0.5}
+        cell.write_text(json.dumps({**record, **reported}))
         return cell, spec.method_identity()
 
     cell, identity = old_cell(rescale=True)

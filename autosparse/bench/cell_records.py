@@ -38,7 +38,14 @@ def read_cell(path: str | Path) -> dict[str, Any] | None:
     if not isinstance(record, dict) or record.get("cell_id") != path.stem:
         log.warning("ignoring bench cell %s whose cell_id does not match its name; it will be recomputed", path)
         return None
+    if lacking := [k for k in _REPORTED if k not in record]:  # a KeyError in every report, or a "–" never recomputed
+        log.warning("ignoring bench cell %s, which lacks %s; it will be recomputed", path, ", ".join(lacking))
+        return None
     return record
+
+
+#: what every report reads of a cell: one without them is damaged (hunt)
+_REPORTED = ("model", "dataset", "label", "density", "seed", "test_accuracy")
 
 
 def read_current_cell(path: str | Path, identity: dict[str, Any] | None) -> dict[str, Any] | None:
