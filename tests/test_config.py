@@ -454,3 +454,17 @@ def test_configs_built_in_python_refuse_a_string_where_a_number_belongs() -> Non
     with pytest.raises(ConfigError, match=r"IRPConfig\.rounds must be int"):
         IRPConfig(rounds="2")  # type: ignore[arg-type]
     assert IRPConfig(rounds=2, prune_fraction=0.2).rounds == 2
+
+
+def test_a_key_of_a_nested_section_at_the_top_says_where_it_goes() -> None:
+    """`epochs:` at the top of a gen or bench YAML got "unknown key" and the valid keys; the flag --epochs
+    gets "did you mean --train.epochs?" (hunt)."""
+    from autosparse.bench.config import bench_config_from_dict
+    from data_gen.grid import GenConfig
+
+    with pytest.raises(
+        ConfigError, match=r"epochs \(a field of train: write train: \{epochs: …\}\), rounds \(a field of irp"
+    ):
+        from_dict(GenConfig, {"epochs": 2, "rounds": 3})
+    with pytest.raises(ConfigError, match=r"lr \(a field of train: .*modles \(did you mean models\?\)"):
+        bench_config_from_dict({"lr": 0.1, "modles": ["mlp"]})

@@ -458,11 +458,22 @@ def _mapping_value(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
-def unknown_keys(unknown: Sequence[str], valid: set[str], where: str) -> ConfigError:
+def unknown_keys(
+    unknown: Sequence[str], valid: set[str], where: str, nested: Mapping[str, str] | None = None
+) -> ConfigError:
     """The error for keys no setting has, with the key each was likely meant as: a YAML typo
-    should get the hint a mistyped flag gets."""
+    should get the hint a mistyped flag gets. ``nested``: keys that are a field of a nested section
+    (``epochs`` of ``train``), named with where they go, as the flag's did-you-mean names ``--train.epochs``."""
+    nested = nested or {}
     meant = {k: difflib.get_close_matches(k, sorted(valid), n=1) for k in unknown}
-    named = ", ".join(f"{k} (did you mean {m[0]}?)" if m else k for k, m in meant.items())
+    named = ", ".join(
+        f"{k} (a field of {nested[k]}: write {nested[k]}: {{{k}: …}})"
+        if k in nested
+        else f"{k} (did you mean {m[0]}?)"
+        if m
+        else k
+        for k, m in meant.items()
+    )
     return ConfigError(
         f"unknown {'key' if len(unknown) == 1 else 'keys'} {named}{where}; valid keys: {', '.join(sorted(valid))}"
     )
@@ -482,7 +493,9 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, where: str = "") -> T:
             f"{outer}: {{{inner}: …}}"
         )
     if unknown:
-        raise unknown_keys(unknown, names, f" in {where}" if where else "")
+        sections = {n: tp for n, tp in hints.items() if n in names and dataclasses.is_dataclass(tp)}
+        nested = {k: n for k in unknown for n, tp in sections.items() if k in {f.name for f in dataclasses.fields(tp)}}
+        raise unknown_keys(unknown, names, f" in {where}" if where else "", nested)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     required = [
         k
