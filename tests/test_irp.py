@@ -501,6 +501,31 @@ def test_a_diverged_rounds_nan_weights_never_bring_pruned_ones_back(scope: str) 
     assert bool(new["a"][1])  # the one finite live score first
 
 
+def test_a_round_of_nan_scores_is_said(caplog: pytest.LogCaptureFixture) -> None:
+    """With every surviving score NaN the choice is by position: said, as topk's own error said before (review)."""
+    from autosparse.training.irp import _prune_step
+
+    masks = {"a": torch.tensor([True, True, True, True, False, False])}
+    scores = {"a": torch.full((6,), float("nan"))}
+    with caplog.at_level(logging.WARNING, logger="autosparse.training.irp"):
+        new = _prune_step(scores, masks, IRPConfig(rounds=2, prune_fraction=0.5), 0)
+    assert int(new["a"].sum()) == 2 and not (new["a"] & ~masks["a"]).any()
+    assert "4 of 4 surviving weights score NaN (the round diverged)" in caplog.text and "by position" in caplog.text
+
+
+def test_another_models_checkpoint_is_refused_not_discarded(fmnist: Dataset, tmp_path: Path) -> None:
+    """The damage check ran before the fingerprint, so another architecture's checkpoint was discarded and
+    overwritten where it had been a CheckpointError (review)."""
+    irp = IRPConfig(rounds=R, prune_fraction=0.5)
+    with pytest.raises(Stop):
+        run_irp(make_model(), fmnist, irp, TRAIN, seed=0, workdir=tmp_path, on_round=stop_after(1))
+    before = (tmp_path / "checkpoint" / "state.safetensors").read_bytes()
+    other = build_model("mlp", (1, 28, 28), 10, seed=0, widths=(16,))
+    with pytest.raises(CheckpointError, match="made by a different run"):
+        run_irp(other, fmnist, irp, TRAIN, seed=0, workdir=tmp_path)
+    assert (tmp_path / "checkpoint" / "state.safetensors").read_bytes() == before
+
+
 class _Versioned(nn.Linear):
     """Reads its version while loading, as torchvision's MNASNet does."""
 

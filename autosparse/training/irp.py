@@ -38,7 +38,7 @@ from autosparse.core.errors import CheckpointError, ConfigError, check_scalar_ty
 from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks
 from autosparse.core.model_io import load_weights, logits
-from autosparse.core.seeding import kept_streams
+from autosparse.core.seeding import seeded
 from autosparse.core.tensor_files import save_tensors
 from autosparse.core.text import count_of
 from autosparse.training.trainer import COSMETIC_TRAIN_FIELDS, TrainConfig, train, training_steps
@@ -131,7 +131,7 @@ def check_rewind_step(rewind_step: int, train: TrainConfig, n_examples: int | No
 @dataclass
 class IRPResult:
     labels: dict[str, torch.Tensor]  # int8, the round each weight was pruned in (R = survived)
-    accuracies: list[float]  # test accuracy after training in round r (R + 1 entries)
+    accuracies: list[float]  # test accuracy after training in round r (R + 1 entries; R with train_last=False)
     densities: list[float]  # actual density trained in round r
     layer_densities: list[dict[str, float]]  # per-layer density in round r
     seconds_train: float
@@ -144,7 +144,9 @@ class IRPResult:
         return Masks({n: lab >= r for n, lab in self.labels.items()})
 
 
-def _criterion_scores(model: nn.Module, cfg: IRPConfig, batch: tuple[torch.Tensor, torch.Tensor] | None) -> dict:
+def _criterion_scores(
+    model: nn.Module, cfg: IRPConfig, batch: tuple[torch.Tensor, torch.Tensor] | None, seed: int = 0
+) -> dict:
     layers = prunable_layers(model)
     if cfg.criterion == "magnitude":
         return {layer.name: layer.weight.detach().abs().cpu() for layer in layers}
@@ -152,16 +154,11 @@ def _criterion_scores(model: nn.Module, cfg: IRPConfig, batch: tuple[torch.Tenso
         raise ConfigError("IRP criterion 'snip' needs a pruning batch")
     model.zero_grad(set_to_none=True)
     x, y = batch
-    # eval mode, as the snip method scores (Synaptic-Flow's default): the trained net came back from
-    # evaluation in train mode, so its dropout drew on the caller's stream and the labels followed
-    # that stream, not the run's seed (hunt)
-    was_training = model.training
-    model.eval()
-    try:
-        with kept_streams(next(model.parameters()).device):
-            torch.nn.functional.cross_entropy(logits(model(x)), y).backward()
-    finally:
-        model.train(was_training)
+    # in the mode the trained net is in (train: BatchNorm's batch statistics, as the labels always were), on
+    # streams seeded by the round and given back: its dropout drew on the caller's stream, so the labels
+    # followed that stream, not the run's seed, and a resumed run differed from an uninterrupted one (hunt)
+    with seeded(seed, next(model.parameters()).device):
+        torch.nn.functional.cross_entropy(logits(model(x)), y).backward()
     return {
         # no gradient: a layer the forward never uses scores zero
         layer.name: (layer.weight.detach() * layer.parameter.grad.detach()).abs().cpu()
@@ -225,6 +222,14 @@ def _alive_first(scores: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
 
     Why: a diverged round leaves NaN weights, which the top-k ranks lowest, level with the pruned
     weights' -inf; with fewer finite scores than the round keeps, pruned weights came back (hunt)."""
+    nan = int((torch.isnan(scores) & alive).sum())
+    if nan:  # the trainer warned that the round diverged; say what that does to the choice
+        log.warning(
+            "%d of %d surviving weights score NaN (the round diverged): they rank below every finite score%s",
+            nan,
+            int(alive.sum()),
+            ", so this round's choice among them is by position" if nan == int(alive.sum()) else "",
+        )
     s = torch.nan_to_num(scores.to(torch.float64), nan=-math.inf)
     floor = torch.finfo(torch.float64).min  # a live weight's lowest score, above the pruned ones' -inf
     return torch.where(alive, s.clamp(min=floor), torch.full_like(s, -math.inf))
@@ -335,11 +340,6 @@ def _run_irp(
     fingerprint = _fingerprint(theta0, irp, train_cfg, seed, criterion_batch) if wd is not None else ""
     if wd is not None:
         state = _load_checkpoint(wd)
-        if state is not None and (damage := _damage(state, shapes, R, set(theta0))):
-            # read as valid, a checkpoint with zeroed masks trained its last rounds on nothing (and the store
-            # said complete); one of another shape failed every rerun with a KeyError (hunt)
-            log.warning("discarding the damaged IRP checkpoint in %s (%s); the run restarts from round 0", wd, damage)
-            state = None
         if state is not None:
             made_by = state.get("fingerprint", fingerprint)
             if made_by != fingerprint and made_by != _fingerprint(
@@ -349,6 +349,13 @@ def _run_irp(
                     f"the IRP checkpoint in {wd} was made by a different run (model init, IRP or training config, "
                     "seed or criterion batch differ); delete that directory or pass another workdir"
                 )
+        # after the fingerprint, which refuses another run's checkpoint rather than discard it (review): read as
+        # valid, one with zeroed masks trained its last rounds on nothing (and the store said complete); one of
+        # another shape failed every rerun with a KeyError (hunt)
+        if state is not None and (damage := _damage(state, shapes, R, set(theta0))):
+            log.warning("discarding the damaged IRP checkpoint in %s (%s); the run restarts from round 0", wd, damage)
+            state = None
+        if state is not None:
             first_round = state["next_round"]
             masks, labels, rewind = state["masks"], state["labels"], state["rewind"]
             accuracies, densities = state["accuracies"], state["densities"]
@@ -401,7 +408,8 @@ def _run_irp(
         log.info("IRP round %d/%d density %.5f accuracy %.4f", r, R, cur.density, result.test_accuracy)
         if r < R:
             if irp.criterion in ("magnitude", "snip"):
-                new = _prune_step(_criterion_scores(net, irp, criterion_batch), masks, irp, r)
+                scores = _criterion_scores(net, irp, criterion_batch, _round_seed(seed, r))
+                new = _prune_step(scores, masks, irp, r)
             else:
                 new = _round_step(irp, r, net, masks, tuple(dataset.x_train.shape[1:]))  # type: ignore[attr-defined]
             for n in names:
