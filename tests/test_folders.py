@@ -98,5 +98,9 @@ def test_a_folder_where_a_file_or_a_lock_goes_is_one_error(tmp_path) -> None:
         claim(tmp_path / "x.lock"),
     ):
         pass
+    (tmp_path / "f").write_text("a file where the lock's folder goes")  # review: FileExistsError from mkdir
+    with pytest.raises(ConfigError, match=r"cannot open the lock file .*f/lock"), claim(tmp_path / "f" / "lock"):
+        pass
+    (tmp_path / "f").unlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors", "report.md", "x.lock"]
     assert all((tmp_path / n / "mine.txt").read_text() == "keep" for n in ("report.md", "model.safetensors", "x.lock"))

@@ -93,7 +93,7 @@ def claim(lock: Path, *, on_takeover: Callable[[str], None] | None = None) -> It
         lock.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
-        if exc.errno in (errno.EISDIR, errno.ENOTDIR):  # a folder where the lock goes, or a file above it (hunt)
+        if exc.errno in (errno.EISDIR, errno.ENOTDIR, errno.EEXIST):  # a folder where the lock goes, a file above it
             raise ConfigError(
                 f"cannot open the lock file {lock}: {exc.strerror.lower() if exc.strerror else exc}; autosparse "
                 "keeps its lock there, so move that folder or file away"

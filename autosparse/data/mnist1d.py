@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from autosparse.core.errors import DatasetNotFoundError
+from autosparse.core.errors import ConfigError, DatasetNotFoundError
 from autosparse.core.folders import write_bytes
 from autosparse.data.dataset import RawSplits
 from autosparse.data.registry import register_dataset
@@ -54,7 +54,7 @@ def _cache_shapes(arrays: dict[str, np.ndarray]) -> tuple[tuple[int, ...], ...]:
 
 def _expected_shapes(args: dict[str, Any]) -> tuple[tuple[int, ...], ...]:
     """What the generator makes of ``args``: its train / test split of ``num_samples`` signals."""
-    n = int(args["num_samples"])
+    n = int(args["num_samples"]) // 10 * 10  # the generator makes as many of each of its 10 templates
     n_train, length = int(n * float(args["train_split"])), int(args["final_seq_length"])
     return (n_train, length), (n_train,), (n - n_train, length), (n - n_train,)
 
@@ -116,5 +116,5 @@ def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
         write_bytes(path, buffer.getvalue())
-    except OSError as e:
+    except (OSError, ConfigError) as e:  # ConfigError: a folder where the cache file goes
         log.warning("could not cache MNIST-1D at %s (%s); it will be regenerated next time", path, e)

@@ -308,7 +308,8 @@ def compute_features(
             synflow = make_scoring_pruner("synflow", input_shape=input_shape).scores(work, data, seed=seed)
     first = data.batches[0][0][:1] if data is not None and data.batches else None
     if first is None and input_shape is not None:  # data-free: the descriptors read the forward order too (hunt)
-        first = torch.zeros((1, *input_shape), dtype=param_dtype(model), device=model_device(model))
+        shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)  # an int, as prune takes it
+        first = torch.zeros((1, *shape), dtype=param_dtype(model), device=model_device(model))
     order = call_order(model, prunable_layers(model) if work is not model else layers, first)  # kept per model
     measured = _Passes(
         names, masks, grads, grasp, synflow, sum(layer.parameter.numel() for layer in layers), len(layers), order
