@@ -140,10 +140,11 @@ def _say_broken(store_path: Path, done: list[str]) -> None:
     if broken:
         log.warning(
             "%s counted complete but broken (array metadata missing): %s; `autosparse store repair %s` sets "
-            "them aside, then this command regenerates them",
+            "%s aside, then this command regenerates %s",
             count_of(len(broken), "run"),
             ", ".join(broken[:4]) + (" …" if len(broken) > 4 else ""),
             store_path,
+            *(("it", "it") if len(broken) == 1 else ("them", "them")),
         )
 
 

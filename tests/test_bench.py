@@ -1191,7 +1191,7 @@ def test_report_commands_run_from_the_folder_its_relative_paths_are_read_from(tm
     assert "\nautosparse bench --config" in text and "cd " not in text
 
 
-def test_a_bench_yaml_cut_short_is_refused_not_read_as_another_grid(tiny_run, tmp_path: Path) -> None:
+def test_a_bench_yaml_cut_short_is_refused_not_read_as_another_grid(tiny_run, tmp_path: Path, capsys) -> None:
     """Cut in half it still parsed, as a grid whose defaults filled what was cut: --check said valid,
     --report-only rewrote the report with every cell missing, and a run computed another recipe's cells
     beside the old ones (hunt)."""
@@ -1208,6 +1208,12 @@ def test_a_bench_yaml_cut_short_is_refused_not_read_as_another_grid(tiny_run, tm
     with pytest.raises(ConfigError, match=r"bench.yaml is cut short .*restore it from a copy"):
         run_bench(tiny_config(), dst)
     assert (dst / "report.md").read_text() == report
+    (dst / "bench.yaml").write_text(text + "\n\n")  # blank lines an editor added after the last mark (review)
+    assert main(["bench", "--out", str(dst), "--check"]) == 0
+    (dst / "bench.yaml").write_text(text[: len(text) // 2])
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(TINY))  # --report-only with a config read it first (review)
+    assert main(["bench", "--config", str(tmp_path / "tiny.yaml"), "--out", str(dst), "--report-only"]) == 2
+    assert "is cut short" in capsys.readouterr().err
     hand = text.split("\n", 1)[1].replace(RECORD_TAIL, "")  # without the marks (by hand, or older): read as it is
     (dst / "bench.yaml").write_text(hand)
     assert main(["bench", "--out", str(dst), "--check"]) == 0

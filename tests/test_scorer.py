@@ -197,7 +197,7 @@ def test_a_bad_out_or_feature_fails_before_training(store, tmp_path) -> None:
     # a weight's or a row's feature trained the allocator on each layer's first weight, then `autos` failed
     # on it with a KeyError (hunt)
     with pytest.raises(
-        ConfigError, match=r"not abs_theta_rank \(per weight\), row_mass \(per row\): give them to ranker"
+        ConfigError, match=r"not abs_theta_rank \(per weight\), row_mass \(per output unit\): give them to ranker"
     ):
         ScorerConfig(allocator_features=("log_fan_in", "abs_theta_rank", "row_mass"))
 

@@ -36,10 +36,12 @@ def check_record_whole(path: Path) -> None:
     (a report of every cell missing, new cells of another recipe). One written by hand, or before the
     marks, has no first line and is read as it is."""
     try:
-        lines = path.read_text(errors="replace").splitlines()
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines()]
     except OSError:
         return  # the reader that follows says what is wrong with it
-    if lines and lines[0] == RECORD_HEAD and RECORD_TAIL not in (line.strip() for line in lines[-2:]):
+    while lines and not lines[-1]:  # blank lines an editor added after the last mark (review)
+        lines.pop()
+    if lines and lines[0] == RECORD_HEAD and lines[-1] != RECORD_TAIL:
         raise ConfigError(
             f"{path} is cut short (its last line, {RECORD_TAIL!r}, is missing): restore it from a copy, or delete it "
             f"and rerun with the bench's YAML (--config), whose grid the finished cells in {path.parent / CELLS_DIR} "

@@ -224,6 +224,8 @@ def settings_unlike_record(out: Path, config: BenchConfig) -> list[str]:
 
 def _recipe_changes(out: Path, config: BenchConfig) -> list[tuple[str, Any, Any]]:
     """(setting, this config's value, the record's) for each setting :func:`settings_unlike_record` names."""
+    if (out / CONFIG_FILE).exists():
+        check_record_whole(out / CONFIG_FILE)  # cut short, it read as "another recipe" (review)
     try:
         recorded = load_config(BenchConfig, out / CONFIG_FILE) if (out / CONFIG_FILE).exists() else None
     except AutosparseError:

@@ -127,7 +127,8 @@ class ScorerConfig:
         per_weight = [f for f in self.allocator_features if f in SPECS and SPECS[f].group != "layer"]
         if per_weight:  # trained on each layer's first weight, then a KeyError at prune time (hunt)
             layer_level = ", ".join(f.name for f in SPECS.values() if f.group == "layer")
-            named = ", ".join(f"{f} (per {SPECS[f].group})" for f in per_weight)
+            unit = {"weight": "weight", "row": "output unit", "col": "input unit"}
+            named = ", ".join(f"{f} (per {unit.get(SPECS[f].group, SPECS[f].group)})" for f in per_weight)
             raise ConfigError(
                 f"allocator_features are per-layer features, not {named}: give "
                 f"{'it' if len(per_weight) == 1 else 'them'} to ranker_features, or choose among {layer_level}"

@@ -140,7 +140,10 @@ def _train(
             "holdout": holdout,
             "train_on": train_on,
             "train_runs": train_reader.run_ids,
-            "val_runs": val_reader.run_ids if val_reader is not None else [],
+            # the held-out runs early stopping and the metrics read: not those the accuracy filter cut to their
+            # dense round, which are listed apart (review)
+            "val_runs": [r.run_id for r in val_runs],
+            **_left_out(val_reader, val_runs),
             "config": to_dict(cfg),
             # called from Python (a script, a notebook), sys.argv is the script's or the kernel's: the call
             # itself reproduces it, with the config recorded beside it (Python-jobs hunt)
@@ -375,12 +378,20 @@ def check_scorer_out(out: str | Path, *, overwrite: bool = False, quiet: bool = 
             kept = f"; its card holds {', '.join(extra)}, which retraining drops" if extra else ""
             raise ConfigError(
                 f"--out {path} holds the scorer {damaged.get('name', path.name)!r} whose {WEIGHTS_FILE} is missing or "
-                f"damaged (it no longer matches its card){kept}: restore {WEIGHTS_FILE} from a copy, or pass "
-                "--overwrite (overwrite=True) to replace the scorer"
+                f"damaged (it no longer matches its card){kept}: pass --overwrite (overwrite=True) to replace the "
+                f"scorer, or restore {WEIGHTS_FILE} from a copy (an interrupted save of autosparse before 2026-12-04 "
+                "leaves this too)"
             )
         # a finished one the caller chose to replace, or one a killed run left half-written
         if not quiet:
             log.warning("replacing the scorer in %s", path)
+
+
+def _left_out(val_reader: StoreReader | None, val_runs: list[Any]) -> dict[str, list[str]]:
+    """``{"val_runs_left_out": [...]}`` for held-out runs no metric read, else nothing (the card as before)."""
+    used = {r.run_id for r in val_runs}
+    left = [r for r in (val_reader.run_ids if val_reader is not None else []) if r not in used]
+    return {"val_runs_left_out": left} if left else {}
 
 
 def _trained_model_in(path: Path) -> bool:
