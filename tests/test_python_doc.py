@@ -19,7 +19,7 @@ def _example() -> str:
 @pytest.mark.slow
 def test_python_pipeline_example_runs_and_reruns_at_once(tmp_path, monkeypatch, capsys) -> None:
     from autosparse import AutosparseError
-    from autosparse.bench.runner import run_bench
+    from autosparse.scorer.training import train_scorer
     from autosparse.store.reader import StoreReader
 
     monkeypatch.chdir(tmp_path)
@@ -34,9 +34,11 @@ def test_python_pipeline_example_runs_and_reruns_at_once(tmp_path, monkeypatch, 
     assert {r["method"] for r in report.records} == {"snip", "synflow", "autos"}
     assert str(report.path) in capsys.readouterr().out
 
+    card = (tmp_path / "runs/py/scorer/card.json").read_text()
     again: dict[str, object] = {}
-    with pytest.raises(AutosparseError, match="already holds the trained scorer"):
-        exec(compile(_example(), "docs/PYTHON.md", "exec"), again)  # as the page says: not overwritten
-    assert again["outcomes"] == []  # every run complete: nothing recomputed before the refusal
-    run = run_bench(scope["bench"], "runs/py/bench")  # type: ignore[arg-type]
-    assert (run.jobs_run, run.cells_done_before) == (0, 3)
+    exec(compile(_example(), "docs/PYTHON.md", "exec"), again)  # a rerun of the whole script (review)
+    assert again["outcomes"] == []  # every run complete
+    assert "trained" not in again and (tmp_path / "runs/py/scorer/card.json").read_text() == card
+    assert (again["run"].jobs_run, again["run"].cells_done_before) == (0, 3)  # type: ignore[attr-defined]
+    with pytest.raises(AutosparseError, match="already holds the trained scorer"):  # as the page says
+        train_scorer("runs/py/store.zarr", holdout=None, out="runs/py/scorer")
