@@ -389,6 +389,10 @@ def test_corrupt_or_missing_store(tmp_path: Path, store: FeatureStore) -> None:
     with pytest.raises(StoreError, match=r"holds a feature store's runs but not its root record"):
         open_store(store.path)
     (store.path / "zarr.json").write_text(root)
+    project = tmp_path / "project"  # a folder that merely holds runs/ (this project keeps its stores there; review)
+    (project / "runs" / "st.zarr").mkdir(parents=True)
+    with pytest.raises(StoreError, match=r"is not a feature store \(no zarr.json\); point at the folder"):
+        open_store(project)
     assert issubclass(StoreError, AutosparseError)
 
 

@@ -160,7 +160,7 @@ def read_root_attrs(path: Path) -> dict[str, Any]:
                 f"{path} is a zarr v2 group (.zgroup), not a feature store: autosparse writes zarr v3 stores; point at "
                 "the folder `autosparse gen --store` wrote"
             )
-        if (path / "runs").is_dir():  # "not a feature store" for the folder gen wrote, runs and all (hunt)
+        if (path / RUNS / "zarr.json").is_file():  # "not a feature store" for the folder gen wrote, runs and all (hunt)
             raise StoreError(
                 f"{path} holds a feature store's runs but not its root record ({path / 'zarr.json'}): restore that file "
                 "from a backup; the runs are untouched"
@@ -169,11 +169,14 @@ def read_root_attrs(path: Path) -> dict[str, Any]:
             f"{path} is not a feature store (no zarr.json); point at the folder `autosparse gen --store` wrote"
         )
     # not "delete the store": the root holds the schema and format only, and every run beside it is intact (hunt)
-    fix = f"the store root record {meta_file} is damaged: restore that file from a backup; the runs are untouched"
-    meta = read_json(meta_file, f"store {path}", fix)
+    damaged = f"the store root record {meta_file} is damaged: restore that file from a backup; the runs are untouched"
+    meta = read_json(meta_file, f"store {path}", damaged)
     attrs = meta.get("attributes", {})
+    fix = f"restore it from a backup or delete {path} and regenerate the store"
     if meta.get("node_type") != "group":
-        raise StoreError(f"{path} holds a zarr array, not a feature store; {fix}")
+        raise StoreError(
+            f"{path} holds a zarr array, not a feature store; point at the folder `autosparse gen --store` wrote"
+        )
     missing = [k for k in ("schema_version", "feature_names", "label_kind") if k not in attrs]
     if missing:
         raise StoreError(
