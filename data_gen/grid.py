@@ -226,6 +226,9 @@ def check_grid(cfg: GenConfig, store_path: str | Path, *, executor: str = "local
         return GridCheck(runs, [])
     store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES), create=False)
     done = [spec.run_id for spec, earlier in grid if _done(store, spec, earlier)]
+    _say_broken(
+        Path(store_path), [held for spec, earlier in grid if (held := held_id(store, spec, earlier)) is not None]
+    )
     _check_store_takes(store_path, [r for r in runs if r not in done])
     _check_dataset_files([spec for spec, _ in grid if spec.run_id not in done])
     return GridCheck(runs, done)

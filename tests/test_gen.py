@@ -33,7 +33,7 @@ from autosparse.store import FeatureStore, StoreReader, validate_store
 from autosparse.task import ModelSpec
 from autosparse.training.irp import IRPConfig
 from autosparse.training.trainer import TrainConfig
-from data_gen.grid import GenConfig, expand_grid, generate
+from data_gen.grid import GenConfig, check_grid, expand_grid, generate
 
 CONFIGS = sorted((REPO / "configs" / "gen").glob("*.yaml"))
 
@@ -662,3 +662,7 @@ def test_a_complete_run_whose_arrays_lost_their_metadata_is_named(
         assert generate(cfg, store) == []
     assert f"1 run counted complete but broken (array metadata missing): {run_id}" in caplog.text
     assert f"autosparse store repair {store}" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="data_gen.grid"):
+        check_grid(cfg, store)  # --check says so too (review)
+    assert f"broken (array metadata missing): {run_id}" in caplog.text
