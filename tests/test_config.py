@@ -468,3 +468,18 @@ def test_a_key_of_a_nested_section_at_the_top_says_where_it_goes() -> None:
         from_dict(GenConfig, {"epochs": 2, "rounds": 3})
     with pytest.raises(ConfigError, match=r"lr \(a field of train: .*modles \(did you mean models\?\)"):
         bench_config_from_dict({"lr": 0.1, "modles": ["mlp"]})
+
+
+def test_a_percentage_where_a_fraction_belongs_says_so() -> None:
+    """`--density 1%` got argparse's "invalid float value: '1%'" (hunt)."""
+    import argparse
+
+    from autosparse.core.flag_text import float_text, list_of
+
+    assert float_text(" 0.01 ") == 0.01 and list_of(float)("0.1, 1e-2") == (0.1, 0.01)
+    with pytest.raises(argparse.ArgumentTypeError, match=r"'1%' is a percentage; write the fraction, 0.01"):
+        float_text("1%")
+    with pytest.raises(argparse.ArgumentTypeError, match=r"'0.5%' is a percentage; write the fraction, 0.005"):
+        list_of(float)("0.1,0.5%")
+    with pytest.raises(ValueError):
+        float_text("x%")

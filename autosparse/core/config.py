@@ -32,7 +32,7 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 import yaml
 
 from autosparse.core.errors import ConfigError
-from autosparse.core.flag_text import json_mapping, list_of, parse_bool, parse_items, split_list
+from autosparse.core.flag_text import float_text, json_mapping, list_of, parse_bool, parse_items, split_list
 from autosparse.core.yaml_files import load_yaml
 
 T = TypeVar("T")
@@ -70,7 +70,7 @@ def _converter(tp: Any) -> tuple[Any, dict[str, Any]]:
     if origin in (dict, Mapping) or tp is dict:
         return json_mapping, {"metavar": "JSON"}
     if tp in (int, float, str):
-        return tp, {"metavar": {int: "INT", float: "FLOAT", str: "TEXT"}[tp]}
+        return float_text if tp is float else tp, {"metavar": {int: "INT", float: "FLOAT", str: "TEXT"}[tp]}
     if tp is Path:
         return Path, {"metavar": "PATH"}
     return str, {"metavar": "TEXT"}

@@ -26,13 +26,31 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
 
 
+def float_text(text: str) -> float:
+    """A float flag's converter: ``1%`` is said to be a percentage where a fraction belongs (argparse
+    said only "invalid float value: '1%'"; hunt). Named ``float`` so argparse's own errors read as before."""
+    stripped = str(text).strip()
+    if stripped.endswith("%"):
+        try:
+            fraction = float(stripped[:-1]) / 100
+        except ValueError:
+            raise ValueError(text) from None
+        raise argparse.ArgumentTypeError(f"{text!r} is a percentage; write the fraction, {fraction:g}")
+    return float(stripped)
+
+
+float_text.__name__ = "float"
+
+
 def list_of(inner: Any) -> Callable[[str], tuple[Any, ...]]:
     """A list flag's converter, whose error says what an item must be (argparse names the function)."""
     kind = getattr(inner, "__name__", "value")
 
     def convert(text: str) -> tuple[Any, ...]:
         try:
-            return tuple(inner(v) for v in split_list(text))
+            return tuple((float_text if inner is float else inner)(v) for v in split_list(text))
+        except argparse.ArgumentTypeError:
+            raise
         except (TypeError, ValueError):
             raise argparse.ArgumentTypeError(f"expected a list of {kind} such as 1,2 — got {text!r}") from None
 
