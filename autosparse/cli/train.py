@@ -182,9 +182,8 @@ def _finished(out: Path, fingerprint: str, *, per_epoch: bool) -> dict | None:
     metrics = _recorded(out)
     if metrics is None or metrics.get("fingerprint") != fingerprint or not (out / WEIGHTS).is_file():
         return None
-    if (
-        _ours(out / WEIGHTS) is None
-    ):  # cut short or overwritten: "already trained" answered for unreadable weights (hunt)
+    # cut short or overwritten: "already trained" was answered for unreadable weights (hunt)
+    if _ours(out / WEIGHTS) is None:
         log.warning("%s is damaged (no safetensors file can be read from it); training it again", out / WEIGHTS)
         return None
     asked = (metrics.get("train") or {}).get("eval_every_epoch") is True
