@@ -125,3 +125,18 @@ def test_an_out_named_like_a_mask_file_is_refused_before_pruning(tmp_path) -> No
     )  # fmt: skip
     assert proc.returncode == 2 and "give a folder, e.g. --out" in proc.stderr, proc.stderr
     assert "kept" not in proc.stdout and not out.exists()  # before the pruning: no report printed
+
+
+def test_an_unquoted_off_in_a_yaml_hp_is_said_to_need_quotes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`hp: {guard: off}` reached autos as 'False' and was "unknown autos guard 'False'"; the bench's hparams
+    said to quote it, prune's hp did not (hunt). A boolean hyperparameter still takes false."""
+    from autosparse.cli import main
+
+    config = tmp_path / "p.yaml"
+    config.write_text("method: autos\ndensity: 0.1\nhp: {guard: off}\n")
+    assert main(["prune", *SMALL, "--config", str(config)]) == 2
+    assert "hyperparameter guard takes text, got False: a YAML config reads an unquoted off" in capsys.readouterr().err
+    config.write_text("method: snip\ndensity: 0.1\nhp: {rescale: false}\n")
+    assert main(["prune", *SMALL, "--config", str(config)]) == 0

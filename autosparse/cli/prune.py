@@ -56,8 +56,25 @@ def parse_hparams(method: str, items: tuple[str, ...]) -> dict[str, object]:
         raise ConfigError(
             f"hyperparameter {k} has no value: give --hp {k}=VALUE, or leave it out for the default{default}"
         )
+    _refuse_yaml_booleans(config_cls, raw)
     cfg = from_dict(config_cls, raw, where=method)
     return {k: getattr(cfg, k) for k in raw if k.replace("-", "_") in fields}
+
+
+def _refuse_yaml_booleans(config_cls: type, raw: dict[str, str]) -> None:
+    """A text hyperparameter given ``False`` / ``True``: what a YAML ``hp: {guard: off}`` becomes (YAML 1.1
+    reads an unquoted off as False), which the method then called an unknown 'False' (hunt). The bench's
+    ``hparams:`` say so already; this says it for ``hp:``."""
+    import typing
+
+    hints = typing.get_type_hints(config_cls)
+    for key, value in raw.items():
+        if value in ("False", "True") and hints.get(key.replace("-", "_")) is str:
+            word = "off, no or false" if value == "False" else "on, yes or true"
+            raise ConfigError(
+                f"hyperparameter {key} takes text, got {value}: a YAML config reads an unquoted {word} as {value}; "
+                f"quote it (hp: {{{key}: '{'off' if value == 'False' else 'on'}'}})"
+            )
 
 
 def _path_summary(diag: dict[str, object]) -> str:
