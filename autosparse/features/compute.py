@@ -26,6 +26,7 @@ from autosparse.core.text import name_list
 from autosparse.data.pruning_data import PruningData
 from autosparse.features.schema import FEATURE_NAMES, SCHEMA_VERSION, SPECS, FeatureTable, LayerFeatures, check_schema
 from autosparse.pruners.differentiable import twice_differentiable
+from autosparse.pruners.inputs import shape_argument
 from autosparse.pruners.iterate import masked_weights
 from autosparse.pruners.registry import make_scoring_pruner
 from autosparse.topology.call_order import CallOrder, call_order
@@ -308,7 +309,7 @@ def compute_features(
             synflow = make_scoring_pruner("synflow", input_shape=input_shape).scores(work, data, seed=seed)
     first = data.batches[0][0][:1] if data is not None and data.batches else None
     if first is None and input_shape is not None:  # data-free: the descriptors read the forward order too (hunt)
-        shape = (input_shape,) if isinstance(input_shape, int) else tuple(input_shape)  # an int, as prune takes it
+        shape = shape_argument(input_shape) or ()  # an int too, as prune takes it
         first = torch.zeros((1, *shape), dtype=param_dtype(model), device=model_device(model))
     order = call_order(model, prunable_layers(model) if work is not model else layers, first)  # kept per model
     measured = _Passes(
