@@ -148,8 +148,10 @@ def _say_broken(store_path: Path, done: list[str]) -> None:
         )
 
 
-def _done(store: FeatureStore, spec: RunSpec, earlier: tuple[str, ...]) -> bool:
-    return held_id(store, spec, earlier) is not None
+def _held(store: FeatureStore, grid: list[tuple[RunSpec, tuple[str, ...]]]) -> dict[str, str | None]:
+    """Each run of the grid (by its id) and the id the store holds it complete under, if any: read once
+    for what is left to do and for :func:`_say_broken`."""
+    return {spec.run_id: held_id(store, spec, earlier) for spec, earlier in grid}
 
 
 def generate(
@@ -174,8 +176,9 @@ def generate(
     if not store_exists(store_path):
         _check_dataset_files(specs)  # before the store is made
     store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
-    todo = [spec for spec, earlier in grid if not _done(store, spec, earlier)]
-    _say_broken(store_path, [held for spec, earlier in grid if (held := held_id(store, spec, earlier)) is not None])
+    held = _held(store, grid)
+    todo = [spec for spec, _ in grid if held[spec.run_id] is None]
+    _say_broken(store_path, [h for h in held.values() if h is not None])
     _check_store_takes(store_path, [s.run_id for s in todo])
     _check_dataset_files(todo)
     log.info("%d runs in the grid, %d already complete", len(specs), len(specs) - len(todo))
@@ -225,10 +228,9 @@ def check_grid(cfg: GenConfig, store_path: str | Path, *, executor: str = "local
         _check_dataset_files([spec for spec, _ in grid])
         return GridCheck(runs, [])
     store = FeatureStore(store_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES), create=False)
-    done = [spec.run_id for spec, earlier in grid if _done(store, spec, earlier)]
-    _say_broken(
-        Path(store_path), [held for spec, earlier in grid if (held := held_id(store, spec, earlier)) is not None]
-    )
+    held = _held(store, grid)
+    done = [spec.run_id for spec, _ in grid if held[spec.run_id] is not None]
+    _say_broken(Path(store_path), [h for h in held.values() if h is not None])
     _check_store_takes(store_path, [r for r in runs if r not in done])
     _check_dataset_files([spec for spec, _ in grid if spec.run_id not in done])
     return GridCheck(runs, done)
