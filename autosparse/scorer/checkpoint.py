@@ -278,31 +278,19 @@ def _warn_shadowed(name: str) -> None:
     )
 
 
-def finished_checkpoint(directory: str | Path) -> dict[str, Any] | None:
-    """The card of a complete scorer in ``directory`` (card and weights that belong together), else None.
+def recorded_scorer(directory: str | Path) -> tuple[dict[str, Any] | None, bool]:
+    """The card of the scorer in ``directory`` (None where none reads as one), and whether the weights file
+    there is the one that card records.
 
     Why: training into a folder must tell a finished scorer — whose card may hold evidence measured
-    over hours of bench cells — from what a killed run left half-written, which is safe to replace.
-    """
-    raw = _recorded_card(directory)
-    weights = Path(directory) / WEIGHTS_FILE
-    if raw is None or not weights.is_file():
-        return None
-    return raw if _sha256(weights) == raw["weights_sha256"] else None
-
-
-def damaged_checkpoint(directory: str | Path) -> dict[str, Any] | None:
-    """The card of a scorer whose weights file no longer matches it (missing, truncated, replaced), else None.
-
-    Why apart from a killed run's leftovers: a save moves its weights into place before its card
-    (:func:`complete_pending`, which ran first), so a card in place with other weights is damage, not an
+    over hours of bench cells — from what a killed run left half-written (no card in place), which is
+    safe to replace; and a card in place with other weights from both: a save moves its weights into
+    place before its card (:func:`complete_pending`, which runs first), so that is damage, not an
     interrupted save — and training into the folder replaced it, evidence and all, without --overwrite (hunt).
     """
-    raw = _recorded_card(directory)
+    card = _recorded_card(directory)
     weights = Path(directory) / WEIGHTS_FILE
-    if raw is None:
-        return None
-    return raw if not weights.is_file() or _sha256(weights) != raw["weights_sha256"] else None
+    return card, card is not None and weights.is_file() and _sha256(weights) == card["weights_sha256"]
 
 
 def _recorded_card(directory: str | Path) -> dict[str, Any] | None:

@@ -28,10 +28,9 @@ from autosparse.scorer.checkpoint import (
     WEIGHTS_FILE,
     Card,
     changes_scorer_in_place,
-    damaged_checkpoint,
-    finished_checkpoint,
     load_checkpoint,
     local_scorer,
+    recorded_scorer,
     resolve_scorer,
     save_checkpoint,
     writing_scorer,
@@ -364,20 +363,19 @@ def check_scorer_out(out: str | Path, *, overwrite: bool = False, quiet: bool = 
                 f"--out {path} holds the result of `autosparse train` (a trained model, no scorer); give a new or "
                 "empty directory"
             )
-        card = finished_checkpoint(path)
+        card, whole = recorded_scorer(path)
         if card is not None and not overwrite:
-            extra = [k for k in ("evidence", "student", "coverage", "units") if card.get(k)]
-            kept = f" (its card also holds {', '.join(extra)}, which retraining drops)" if extra else ""
+            extra = ", ".join(k for k in ("evidence", "student", "coverage", "units") if card.get(k))
+            name = card.get("name", path.name)
+            if whole:
+                kept = f" (its card also holds {extra}, which retraining drops)" if extra else ""
+                raise ConfigError(
+                    f"--out {path} already holds the trained scorer {name!r}{kept}; "
+                    "give a new directory, or pass --overwrite (overwrite=True) to replace it"
+                )
+            kept = f"; its card holds {extra}, which retraining drops" if extra else ""
             raise ConfigError(
-                f"--out {path} already holds the trained scorer {card.get('name', path.name)!r}{kept}; "
-                "give a new directory, or pass --overwrite (overwrite=True) to replace it"
-            )
-        damaged = damaged_checkpoint(path) if not overwrite else None
-        if damaged is not None:
-            extra = [k for k in ("evidence", "student", "coverage", "units") if damaged.get(k)]
-            kept = f"; its card holds {', '.join(extra)}, which retraining drops" if extra else ""
-            raise ConfigError(
-                f"--out {path} holds the scorer {damaged.get('name', path.name)!r} whose {WEIGHTS_FILE} is missing or "
+                f"--out {path} holds the scorer {name!r} whose {WEIGHTS_FILE} is missing or "
                 f"damaged (it no longer matches its card){kept}: pass --overwrite (overwrite=True) to replace the "
                 f"scorer, or restore {WEIGHTS_FILE} from a copy (an interrupted save of autosparse before 2026-12-04 "
                 "leaves this too)"
