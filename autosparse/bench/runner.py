@@ -222,14 +222,22 @@ def settings_unlike_record(out: Path, config: BenchConfig) -> list[str]:
     return [name for name, _, _ in _recipe_changes(out, config)]
 
 
+def _recorded_grid(out: Path) -> BenchConfig | None:
+    """The grid ``out``'s bench.yaml records; None where there is none or this code cannot read it. One cut
+    short is refused: it read as another grid, and was replaced or reported as one (hunt, review)."""
+    path = out / CONFIG_FILE
+    if not path.exists():
+        return None
+    check_record_whole(path)
+    try:
+        return load_config(BenchConfig, path)
+    except AutosparseError:
+        return None
+
+
 def _recipe_changes(out: Path, config: BenchConfig) -> list[tuple[str, Any, Any]]:
     """(setting, this config's value, the record's) for each setting :func:`settings_unlike_record` names."""
-    if (out / CONFIG_FILE).exists():
-        check_record_whole(out / CONFIG_FILE)  # cut short, it read as "another recipe" (review)
-    try:
-        recorded = load_config(BenchConfig, out / CONFIG_FILE) if (out / CONFIG_FILE).exists() else None
-    except AutosparseError:
-        return []
+    recorded = _recorded_grid(out)
     if recorded is None:
         return []
     mine, theirs = _recipe(config), _recipe(recorded)
@@ -297,13 +305,9 @@ def folder_config(out: Path, config: BenchConfig, *, say: bool = True) -> BenchC
     cells went unreported.
     """
     path = out / CONFIG_FILE
-    if not path.exists():
-        return config
-    check_record_whole(path)  # cut short, it read as another grid (and was replaced as one; hunt)
-    try:
-        recorded = load_config(BenchConfig, path)
-    except AutosparseError:
-        return config  # a record this code cannot read: replaced, as before
+    recorded = _recorded_grid(out)
+    if recorded is None:
+        return config  # none yet, or a record this code cannot read: replaced, as before
     refuse_another_bench(out, config)
     mine, theirs = to_dict(config), to_dict(recorded)
     merged = dict(mine)
