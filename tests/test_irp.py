@@ -300,46 +300,41 @@ def test_resume_with_rewind_step_is_identical(fmnist: Dataset, tmp_path: Path) -
     assert_same(full, run_irp(make_model(), fmnist, irp, TRAIN, seed=3, workdir=tmp_path))
 
 
-def test_unreadable_checkpoint_restarts_from_round_zero(
-    fmnist: Dataset, reference: IRPResult, tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        ("cut state file", "discarding unreadable IRP checkpoint"),
+        # read as valid, zeroed masks in a valid file trained the last rounds on nothing and the store said
+        # complete; a meta.json of another shape or a missing label failed every rerun with a KeyError (hunt)
+        ("zeroed masks", "discarding the damaged IRP checkpoint"),
+        ("meta of another shape", "discarding the damaged IRP checkpoint"),
+        ("a label missing", "discarding the damaged IRP checkpoint"),
+    ],
+)
+def test_a_damaged_checkpoint_restarts_from_round_zero(
+    fmnist: Dataset, reference: IRPResult, tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str, said: str
 ) -> None:
-    irp = IRPConfig(rounds=R, prune_fraction=0.5)
-    with pytest.raises(Stop):
-        run_irp(make_model(), fmnist, irp, TRAIN, seed=0, workdir=tmp_path, on_round=stop_after(1))
-    state = tmp_path / "checkpoint" / "state.safetensors"
-    state.write_bytes(state.read_bytes()[:50])
-    rounds: list[int] = []
-    with caplog.at_level(logging.WARNING, logger="autosparse.training.irp"):
-        res = run_irp(make_model(), fmnist, irp, TRAIN, seed=0, workdir=tmp_path, on_round=recorder(rounds))
-    assert "discarding unreadable IRP checkpoint" in caplog.text
-    assert rounds == [0, 1, 2, 3]
-    assert_same(reference, res)
-
-
-@pytest.mark.parametrize("damage", ["zeroed masks", "meta of another shape", "a label missing"])
-def test_a_readable_but_damaged_checkpoint_restarts_from_round_zero(
-    fmnist: Dataset, reference: IRPResult, tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: str
-) -> None:
-    """Zeroed masks in a valid file resumed as valid (the last rounds trained nothing, the store said
-    complete); a meta.json of another shape or a missing label failed every rerun with a KeyError (hunt)."""
     from safetensors.torch import save_file
 
     irp = IRPConfig(rounds=R, prune_fraction=0.5)
     with pytest.raises(Stop):
         run_irp(make_model(), fmnist, irp, TRAIN, seed=0, workdir=tmp_path, on_round=stop_after(1))
     folder = tmp_path / "checkpoint"
-    state = load_file(str(folder / "state.safetensors"))
-    if damage == "zeroed masks":
-        state = {k: torch.zeros_like(v) if k.startswith("mask/") else v for k, v in state.items()}
-    elif damage == "a label missing":
-        state.pop(next(k for k in state if k.startswith("label/")))
-    else:
+    if damage == "cut state file":
+        (folder / "state.safetensors").write_bytes((folder / "state.safetensors").read_bytes()[:50])
+    elif damage == "meta of another shape":
         (folder / "meta.json").write_text('{"a": 1}')
-    save_file(state, str(folder / "state.safetensors"))
+    else:
+        state = load_file(str(folder / "state.safetensors"))
+        if damage == "zeroed masks":
+            state = {k: torch.zeros_like(v) if k.startswith("mask/") else v for k, v in state.items()}
+        else:
+            state.pop(next(k for k in state if k.startswith("label/")))
+        save_file(state, str(folder / "state.safetensors"))
     rounds: list[int] = []
     with caplog.at_level(logging.WARNING, logger="autosparse.training.irp"):
         res = run_irp(make_model(), fmnist, irp, TRAIN, seed=0, workdir=tmp_path, on_round=recorder(rounds))
-    assert "discarding the damaged IRP checkpoint" in caplog.text
+    assert said in caplog.text
     assert rounds == [0, 1, 2, 3]
     assert_same(reference, res)
 
