@@ -1,5 +1,7 @@
 # Two entry points for a fresh machine: `make demo` and `make test`.
 # Both create .venv and install the package only when .venv is missing or pyproject.toml changed.
+# --no-cache-dir: torch's CUDA wheels are ~4 GB; a copy in pip's cache beside the ~6.3 GB venv
+# filled a CI machine's disk (stop 53). A reinstall downloads again instead.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -11,8 +13,8 @@ PYTEST_ARGS ?=
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-cache-dir --upgrade pip
+	$(BIN)/python -m pip install --quiet --no-cache-dir -e '.[dev]'
 	@touch $(STAMP)
 
 install: $(STAMP)
