@@ -29,7 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from autosparse.core.config import config_hash, from_dict, to_dict
+from autosparse.core.config import from_dict
+from autosparse.core.config_record import config_hash, to_dict
 from autosparse.core.errors import ConfigError, StoreError
 from autosparse.core.executors import JobOutcome
 from autosparse.core.folders import check_output_path

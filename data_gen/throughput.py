@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from autosparse.core.config import to_dict
+from autosparse.core.config_record import to_dict
 from autosparse.core.layers import prunable_layers
 from autosparse.data import Dataset, DatasetInfo
 from autosparse.features import FEATURE_NAMES

@@ -158,7 +158,7 @@ def test_a_bench_of_one_kind_refuses_a_folder_holding_another_kind(
     from autosparse.bench import run_bench
     from autosparse.bench.config import bench_config_from_dict
     from autosparse.cli import main
-    from autosparse.core.config import dump_yaml
+    from autosparse.core.config_record import dump_yaml
 
     accuracy = bench_config_from_dict(
         {

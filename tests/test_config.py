@@ -11,15 +11,14 @@ from autosparse.core.config import (
     add_arguments,
     add_config_argument,
     add_dataclass_arguments,
-    config_hash,
     from_dict,
     given,
     load_yaml,
     parse_items,
     resolve,
     show_default,
-    to_dict,
 )
+from autosparse.core.config_record import config_hash, to_dict
 from autosparse.core.errors import ConfigError
 from autosparse.training.trainer import TrainConfig
 

@@ -360,7 +360,8 @@ def test_the_demos_grid_names_the_same_cells_once_its_folder_reads_it_back(datas
     import yaml
 
     from autosparse.bench.cells import plan_jobs
-    from autosparse.core.config import dump_yaml, from_dict
+    from autosparse.core.config import from_dict
+    from autosparse.core.config_record import dump_yaml
     from autosparse.demo import DataChoice, bench_config, source_specs
 
     cfg = DemoConfig()

@@ -18,7 +18,7 @@ import pytest
 from autosparse.bench.cells import plan_jobs
 from autosparse.bench.config import BenchConfig
 from autosparse.bench.speed import SpeedConfig
-from autosparse.core.config import to_dict
+from autosparse.core.config_record import to_dict
 from autosparse.demo import DataChoice, DemoConfig, bench_config, source_specs
 from data_gen.grid import GenConfig, expand_grid
 

@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from autosparse.core.config import to_dict
+from autosparse.core.config_record import to_dict
 from autosparse.core.errors import CheckpointError, ConfigError
 from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks

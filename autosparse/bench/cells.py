@@ -42,7 +42,7 @@ from autosparse.bench.config import IMP, BenchConfig, CellData, ImpSettings, Met
 from autosparse.bench.outputs import CELLS_DIR
 from autosparse.core import json_text
 from autosparse.core.claims import claim, holder_name, in_progress_elsewhere
-from autosparse.core.config import config_hash, to_dict
+from autosparse.core.config_record import config_hash, to_dict
 from autosparse.core.errors import AutosparseError, CheckpointError, UnknownNameError
 from autosparse.core.folders import private_tmp
 from autosparse.core.masks import Masks

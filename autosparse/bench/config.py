@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from autosparse.core.config import from_dict, listed, load_yaml, to_dict
+from autosparse.core.config import from_dict, listed, load_yaml
+from autosparse.core.config_record import to_dict
 from autosparse.core.errors import ConfigError, DensityError, UnknownNameError, check_integers
 from autosparse.core.executors import check_resources
 from autosparse.data import absolute_root, canonical_dataset, check_subset_sizes, dataset_info

@@ -22,7 +22,7 @@ from autosparse.bench.config import BenchConfig, slug
 from autosparse.bench.contest import contest_table, contests
 from autosparse.bench.plots import Series, plot_accuracy, plot_layer_densities
 from autosparse.core import json_text
-from autosparse.core.config import config_hash, to_dict
+from autosparse.core.config_record import config_hash, to_dict
 from autosparse.core.errors import disk_full
 from autosparse.core.executors import JobOutcome
 from autosparse.core.folders import make_output_dir, write_text

@@ -24,7 +24,8 @@ from autosparse.bench.config import BenchConfig
 from autosparse.bench.outputs import CONFIG_FILE, check_folder_kind, check_record_whole, record_text
 from autosparse.bench.report import BenchReport, write_report
 from autosparse.core.claims import exclusive, is_elsewhere, run_claimed_jobs
-from autosparse.core.config import dump_yaml, from_dict, load_config, to_dict
+from autosparse.core.config import from_dict, load_config
+from autosparse.core.config_record import dump_yaml, to_dict
 from autosparse.core.errors import AutosparseError, CheckpointError, ConfigError, UnknownNameError
 from autosparse.core.executors import EXECUTORS, JobOutcome
 from autosparse.core.folders import check_output_path, make_output_dir, write_text

@@ -36,7 +36,8 @@ from autosparse.bench.outputs import MEASUREMENTS, SPEED_JSON, check_folder_kind
 from autosparse.bench.plots import plot_speed
 from autosparse.bench.report import format_seconds, markdown_table
 from autosparse.core.claims import claim, holder
-from autosparse.core.config import config_hash, from_dict, load_yaml, to_dict
+from autosparse.core.config import from_dict, load_yaml
+from autosparse.core.config_record import config_hash, to_dict
 from autosparse.core.errors import ConfigError, UnknownNameError, check_density
 from autosparse.core.folders import make_output_dir, write_text
 from autosparse.core.text import count_of, markdown_literal

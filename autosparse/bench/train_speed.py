@@ -29,7 +29,8 @@ from tqdm.auto import tqdm
 from autosparse.bench.outputs import TRAIN_SPEED_JSON as RESULTS_FILE
 from autosparse.bench.report import format_seconds, markdown_table
 from autosparse.bench.speed import measuring
-from autosparse.core.config import from_dict, load_yaml, to_dict
+from autosparse.core.config import from_dict, load_yaml
+from autosparse.core.config_record import to_dict
 from autosparse.core.errors import ConfigError, check_density
 from autosparse.core.folders import write_text
 from autosparse.core.text import count_of, markdown_literal

@@ -170,7 +170,7 @@ def _check_out(out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from autosparse.core.config import to_dict
+    from autosparse.core.config_record import to_dict
     from autosparse.core.errors import check_density
     from autosparse.models import model_info
 

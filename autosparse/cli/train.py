@@ -255,7 +255,7 @@ def _check_out_holds_nothing_else(out: Path, fingerprint: str, described: dict) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from autosparse.core.config import to_dict
+    from autosparse.core.config_record import to_dict
     from autosparse.core.folders import check_output_path
     from autosparse.core.masks import Masks
     from autosparse.training.trainer import TrainConfig, resolve_device
@@ -314,7 +314,7 @@ def _train(
 ) -> None:
     """Train, print the result and, with ``out``, keep it there (each finished epoch while it runs)."""
     from autosparse.core import json_text
-    from autosparse.core.config import to_dict
+    from autosparse.core.config_record import to_dict
     from autosparse.core.folders import make_output_dir, write_text
     from autosparse.training.resume import STATE_FILE
     from autosparse.training.trainer import describe_training, train, train_fingerprint

@@ -16,7 +16,6 @@ import ast
 import dataclasses
 import difflib
 import functools
-import hashlib
 import inspect
 import io
 import json
@@ -29,8 +28,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
-import yaml
-
+from autosparse.core.config_record import to_dict
 from autosparse.core.errors import ConfigError
 from autosparse.core.flag_text import float_text, json_mapping, list_of, parse_bool, parse_items, split_list
 from autosparse.core.yaml_files import load_yaml
@@ -555,19 +553,6 @@ def _pairs(value: Mapping[str, Any] | Sequence[str]) -> dict[str, Any]:
     return {str(k).strip().replace("-", "_"): v.strip() if isinstance(v, str) else v for k, v in items}
 
 
-def to_dict(obj: Any) -> Any:
-    """JSON/YAML-safe form of a (nested) dataclass: tuples become lists."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [to_dict(v) for v in obj]
-    if isinstance(obj, Mapping):
-        return {str(k): to_dict(v) for k, v in obj.items()}
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def listed(value: Any, item: type | None = None, *, where: str = "") -> list[Any]:
     """A list field of a config built in Python, as its YAML gives it: one value where a list belongs
     becomes a list of it (``datasets="fake:fashion-mnist"`` was read as the datasets f, a, k, …), and
@@ -582,13 +567,3 @@ def listed(value: Any, item: type | None = None, *, where: str = "") -> list[Any
         return values
     # the short forms YAML takes too (`snip`, `{synflow: {rounds: 10}}`): list_item, the same rule (review)
     return [v if isinstance(v, item) else from_dict(item, list_item(item, v), where=where) for v in values]
-
-
-def config_hash(obj: Any, length: int = 10) -> str:
-    """A stable short hash of a config: run folders and store run ids are named by it."""
-    blob = json.dumps(to_dict(obj), sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:length]
-
-
-def dump_yaml(obj: Any) -> str:
-    return yaml.safe_dump(to_dict(obj), sort_keys=False)

@@ -26,7 +26,7 @@ from autosparse.bench.config import IMP, BenchConfig, MethodSpec
 from autosparse.bench.runner import recipe_changes, run_bench
 from autosparse.core.claims import claim
 from autosparse.core.claims import wait_for_release as wait_for_claims
-from autosparse.core.config import config_hash, to_dict
+from autosparse.core.config_record import config_hash, to_dict
 from autosparse.core.errors import AutosparseError, ConfigError
 from autosparse.core.executors import ExecutorConfig, JobOutcome
 from autosparse.core.folders import make_output_dir, write_text

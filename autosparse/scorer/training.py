@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from autosparse.core.config import to_dict
+from autosparse.core.config_record import to_dict
 from autosparse.core.errors import ConfigError, StoreError
 from autosparse.core.folders import check_output_path, has_content
 from autosparse.features import SCHEMA_VERSION

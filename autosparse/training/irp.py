@@ -33,7 +33,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from autosparse.core.allocation import topk_mask
-from autosparse.core.config import to_dict
+from autosparse.core.config_record import to_dict
 from autosparse.core.errors import CheckpointError, ConfigError, check_scalar_types
 from autosparse.core.layers import prunable_layers
 from autosparse.core.masks import Masks

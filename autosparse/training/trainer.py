@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from autosparse.core.config import from_dict, to_dict
+from autosparse.core.config import from_dict
+from autosparse.core.config_record import to_dict
 from autosparse.core.errors import ConfigError, MaskError, check_flag, check_scalar_types, check_seed
 from autosparse.core.layers import require_module
 from autosparse.core.masks import Masks, assert_masks_exact, remove_masks

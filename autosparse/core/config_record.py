@@ -1,0 +1,66 @@
+"""What a config records and is named by: its JSON/YAML dict, and the hash run folders and ids carry.
+
+Apart from ``config`` (dataclass ⇄ flags ⇄ YAML) because this side must never move: tests/test_ids.py
+pins the hashes of every shipped config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+
+
+@functools.cache
+def _float_fields(cls: type) -> dict[str, int | float | None]:
+    try:
+        hints = typing.get_type_hints(cls)
+    except (NameError, TypeError):  # a forward reference only a type checker resolves
+        return {}
+    unions, fields = (typing.Union, types.UnionType), dataclasses.fields(cls)
+    floaty = [
+        n for n, t in hints.items() if get_origin(t) in unions and float in get_args(t) and int not in get_args(t)
+    ]
+    floats = {n for n, t in hints.items() if t is float} | set(floaty)
+    return {f.name: f.default if type(f.default) in (int, float) else None for f in fields if f.name in floats}
+
+
+def _as_float(value: Any, default: int | float | None) -> Any:
+    """An int in a float field hashes as the float a flag or YAML gives (``TrainConfig(epochs=1)`` and
+    ``--epochs 1`` named two runs), except the declared default's own spelling (``epochs: float = 8``
+    left out), which pinned ids were hashed with; so ``--epochs 8`` (8.0) still names another run than
+    leaving it out (tests/test_ids.py)."""
+    return float(value) if type(value) is int and value != default else value
+
+
+def to_dict(obj: Any) -> Any:
+    """JSON/YAML-safe form of a (nested) dataclass: tuples become lists, numbers in float fields one spelling."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out = {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        floats = _float_fields(type(obj))
+        return {k: _as_float(v, floats[k]) if k in floats else v for k, v in out.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, Mapping):
+        return {str(k): to_dict(v) for k, v in obj.items()}
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def config_hash(obj: Any, length: int = 10) -> str:
+    """A stable short hash of a config: run folders and store run ids are named by it."""
+    blob = json.dumps(to_dict(obj), sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:length]
+
+
+def dump_yaml(obj: Any) -> str:
+    return yaml.safe_dump(to_dict(obj), sort_keys=False)

@@ -1,0 +1,37 @@
+"""What a config is hashed as: equal configs name one run, whichever way they were written."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from autosparse.core.config import from_dict
+from autosparse.core.config_record import config_hash, to_dict
+from autosparse.training.trainer import TrainConfig
+
+
+def test_an_int_in_a_float_field_hashes_as_the_flag_gives_it() -> None:
+    """``TrainConfig(epochs=1)`` in Python and ``--epochs 1`` (read as 1.0) named two runs."""
+    from_flag = from_dict(TrainConfig, {"epochs": "1"})
+    assert from_flag.epochs == 1.0 and isinstance(from_flag.epochs, float)
+    assert config_hash(TrainConfig(epochs=1)) == config_hash(from_flag)
+    assert to_dict(TrainConfig(epochs=1))["epochs"] == 1.0
+
+
+def test_the_default_keeps_its_declared_spelling() -> None:
+    """Every pinned id was hashed with ``epochs: float = 8`` as 8 (tests/test_ids.py)."""
+    assert to_dict(TrainConfig())["epochs"] == 8 and isinstance(to_dict(TrainConfig())["epochs"], int)
+    assert config_hash(TrainConfig(epochs=8)) == config_hash(TrainConfig())
+
+
+@dataclasses.dataclass
+class _Mixed:
+    rate: float | None = None
+    count: int | float = 3
+    name: str = "x"
+
+
+def test_optional_floats_coerce_and_int_or_float_fields_do_not() -> None:
+    assert to_dict(_Mixed(rate=2, count=5)) == {"rate": 2.0, "count": 5, "name": "x"}
+    assert isinstance(to_dict(_Mixed(rate=2))["rate"], float)
+    assert isinstance(to_dict(_Mixed(count=5))["count"], int)
+    assert to_dict(_Mixed(rate=True))["rate"] is True  # a bool is not a number here
