@@ -164,7 +164,7 @@ def test_top_level_help_imports_no_torch() -> None:
     assert "usage: autosparse" in proc.stdout and "gen" in proc.stdout
     assert (
         proc.stdout.strip().splitlines()[-1]
-        == "['autosparse.core', 'autosparse.core.config', 'autosparse.core.errors', 'autosparse.core.flag_text', 'autosparse.core.yaml_files']"
+        == "['autosparse.core', 'autosparse.core.config', 'autosparse.core.config_record', 'autosparse.core.errors', 'autosparse.core.flag_text', 'autosparse.core.yaml_files']"
     )
 
 
