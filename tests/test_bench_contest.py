@@ -8,7 +8,7 @@ import pytest
 
 from autosparse.bench import run_bench
 from autosparse.bench.config import bench_config_from_dict
-from autosparse.bench.contest import contest_table, contests
+from autosparse.bench.contest import contest_table, contests, no_verdicts
 from autosparse.core.errors import ConfigError
 
 BASE = {
@@ -202,3 +202,40 @@ def test_the_report_states_the_verdict(tmp_path: Path) -> None:
     text = (tmp_path / "out" / "report.md").read_text()
     assert "### The learned method against the best classic one" in text
     assert "| autos | 90% | magnitude " in text and "the learned method against" in run.report.tables.lower()
+
+
+def test_a_share_of_the_gap_needs_imp_on_the_margins_seeds() -> None:
+    """IMP's mean over seed 0 against a margin over seeds 0-2 turned a loss into a share of the gap (helper)."""
+    records = _records({("synflow", 0.005): [40.0, 41.0, 42.0], ("autos", 0.005): [45.0, 46.0, 47.0]})
+    records += _records({("imp", 0.005): [60.0]})
+    (row,) = contests(CFG, records, MODEL, "fashion-mnist")
+    assert row.imp_lacks == (1, 2) and row.imp_mean == 60.0 and row.gap_share is None
+    assert "| imp 60.0 (lacks seeds 1, 2) | none: IMP lacks seeds 1, 2 of the margin's |" in contest_table([row])
+    # IMP with every seed of the margin (and more) measures the share on the margin's seeds
+    records = _records({("synflow", 0.005): [40.0], ("autos", 0.005): [45.0], ("imp", 0.005): [50.0, 90.0]})
+    (row,) = contests(CFG, records, MODEL, "fashion-mnist")
+    assert row.imp_lacks == () and row.imp_mean == 50.0 and row.gap_share == pytest.approx(0.5)
+
+
+def test_seeds_the_learned_row_lacks_are_said() -> None:
+    records = _records({("synflow", 0.005): [40.0, 41.0, 42.0], ("imp", 0.005): [60.0, 60.0, 60.0]})
+    records += _records({("autos", 0.005): [45.0]})
+    (row,) = contests(CFG, records, MODEL, "fashion-mnist")
+    assert row.learned_lacks == (1, 2)
+    assert "| autos (lacks seeds 1, 2) | 99.5% | synflow 40.0 (1 of 2 classic rows compared" in contest_table([row])
+
+
+def test_every_density_without_a_verdict_says_why() -> None:
+    """A density missing from the verdict table read as never run (helper)."""
+    records = _records({("synflow", 0.02): [70.0, 70.0, 70.0], ("synflow", 0.005): [40.0, 40.0, 40.0]})
+    records += _records({("autos", 0.005): [45.0, 45.0, 45.0], ("phew", 0.005): [41.0, 41.0, 41.0]})
+    rows = contests(CFG, records, MODEL, "fashion-mnist")
+    assert [c.density for c in rows] == [0.005]
+    assert no_verdicts(CFG, records, MODEL, "fashion-mnist", rows) == [
+        "No verdict for autos at 98% sparsity: autos has no finished cell here."
+    ]
+    diverged = [dict(r, diverged="loss nan") if r["label"] in ("synflow", "phew") else r for r in records]
+    assert no_verdicts(CFG, diverged, MODEL, "fashion-mnist", contests(CFG, diverged, MODEL, "fashion-mnist")) == [
+        "No verdict for autos at 98% sparsity: autos has no finished cell here.",
+        "No verdict for autos at 99.5% sparsity: every classic row's training diverged here ‡.",
+    ]

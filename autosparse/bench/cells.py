@@ -489,13 +489,20 @@ def _run_imp(job: BenchJob, densities: list[float]) -> list[str]:
         record.update(_mask_fields(masks))
         accuracy, loss, seconds = res.accuracies[r], None, round_seconds[r]
         diverged = res.history[r].get("diverged") if r < len(res.history) else None  # type: ignore[union-attr]
+        # the mask of round r was chosen from the weights rounds before it trained: a divergence there left
+        # NaN scores, the mask arbitrary, and the cell at chance marked as a valid reference (helper)
+        earlier = next(
+            (f"round {i}: {h['diverged']}" for i, h in enumerate(res.history[:r]) if h.get("diverged")), None
+        )
         if settings.round_epochs:
             # short rounds find the mask; the cell is that mask trained from θ0 (run_irp left `model`
             # at θ0) with the recipe every one-shot cell gets
             trained = train(copy.deepcopy(model), dataset, cfg, masks=masks, desc=f"{spec.method.title()} d={d:g}")
             accuracy, loss, seconds = trained.test_accuracy, trained.train_loss, trained.seconds
-            diverged = trained.diverged
+            diverged = trained.diverged or earlier
             record.update({"imp_round_epochs": settings.round_epochs, "imp_round_accuracy": res.accuracies[r]})
+        else:
+            diverged = diverged or earlier
         record.update(
             {
                 "test_accuracy": accuracy,
@@ -509,6 +516,7 @@ def _run_imp(job: BenchJob, densities: list[float]) -> list[str]:
                 "imp_schedule": list(spec.schedule),
                 # short rounds trained round 0 briefly: it is not the dense net under the recipe
                 "dense_accuracy": None if settings.round_epochs else res.accuracies[0],
+                "dense_diverged": None if settings.round_epochs else res.history[0].get("diverged"),
                 "imp_curve": [{"density": dd, "accuracy": a} for dd, a in zip(res.densities, res.accuracies)],
             }
         )

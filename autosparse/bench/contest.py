@@ -5,12 +5,14 @@ A learned pruner (``autos``) is worth using at a density only if its masks train
 those of *every* classic pruning-at-initialisation method there, and its purpose is to close the
 gap to IMP, which finds its masks by training many times. The bench's accuracy table shows the
 numbers; this module states the verdict the same way every time — the best classic method per
-density (the highest mean over the seeds it finished, as the report's footnote says and the table's bold
-shows), the margin on the seeds it shares with the learned row, on how many of them the learned method was
+density (the highest mean over the seeds it finished, as the report's footnote says; the table's bold where
+every row finished every seed), the margin on the seeds it shares with the learned row, on how many of them the learned method was
 above it (paired by seed: same initial weights, same training order), and its share of the gap to IMP
 — so a report is not read by eye, and a loss is printed as plainly as a win. Where the best row lacks
 seeds the learned row has (its cells failed or are still to run), the verdict says so: its margin is
-then on fewer seeds than the learned row's mean.
+then on fewer seeds than the learned row's mean; seeds the learned row lacks are said too. IMP's share of
+the gap is measured on the margin's own seeds only: where IMP lacks one, its mean is shown with the seeds it
+lacks and no share (a gap over other seeds than the margin's flipped a loss into "44% of the gap").
 
 A row whose training diverged at a density (any seed: its cell's ``diverged``) trained towards
 chance, which says nothing about its mask: as in the accuracy table, such a classic row is not a
@@ -50,6 +52,8 @@ class Contest:
     classic_diverged: int = 0  # classic rows left out here because their training diverged
     classic_absent: int = 0  # classic rows with no cell at this density (not "sharing none of its seeds")
     best_lacks: tuple[int, ...] = ()  # seeds the learned row finished and the best classic row did not
+    learned_lacks: tuple[int, ...] = ()  # seeds of the grid the learned row has not finished here
+    imp_lacks: tuple[int, ...] = ()  # seeds of the margin IMP has not finished: no share of the gap
     diverged: bool = False  # the learned row's training diverged here: no verdict
     imp_diverged: bool = False  # IMP's training diverged here: no gap to measure against it
 
@@ -68,7 +72,7 @@ class Contest:
         """Share of the gap from the best classic method to IMP that the learned one closes; None
         when IMP is not above the best classic method (then there is no gap to close) or the learned
         row diverged (then its accuracy is no measure of its mask)."""
-        if self.diverged or self.imp_mean is None or self.imp_mean <= self.best_mean:
+        if self.diverged or self.imp_lacks or self.imp_mean is None or self.imp_mean <= self.best_mean:
             return None
         return self.margin / (self.imp_mean - self.best_mean)
 
@@ -122,7 +126,8 @@ def contests(config: BenchConfig, records: Sequence[dict[str, Any]], model: str,
             best = max(rivals, key=lambda c, d=d: statistics.fmean(acc[(c, d)].values()))
             paired = pairs[best]
             theirs = acc[(best, d)]
-            imp_seeds = paired if imp_cells and set(paired) <= set(imp_cells) else list(imp_cells or ())
+            imp_lacks = tuple(s for s in paired if s not in (imp_cells or {})) if imp_cells else ()
+            imp_seeds = list(imp_cells or ()) if imp_lacks else paired
             out.append(
                 Contest(
                     learned=name,
@@ -139,10 +144,38 @@ def contests(config: BenchConfig, records: Sequence[dict[str, Any]], model: str,
                     classic_diverged=sum((c, d) in diverged for c in classic if acc.get((c, d))),
                     classic_absent=sum(not acc.get((c, d)) for c in classic),
                     best_lacks=tuple(sorted(set(mine) - set(theirs))),
+                    learned_lacks=tuple(s for s in config.seeds if s not in mine),
+                    imp_lacks=imp_lacks,
                     diverged=(name, d) in diverged,
                     imp_diverged=imp_diverged,
                 )
             )
+    return out
+
+
+def no_verdicts(
+    config: BenchConfig, records: Sequence[dict[str, Any]], model: str, dataset: str, rows: Sequence[Contest]
+) -> list[str]:
+    """A line for each learned row and density of the grid that :func:`contests` gave no verdict, saying
+    why: a density missing from the verdict table was read as not run (helper)."""
+    acc, diverged = _accuracies(records, model, dataset), _diverged(records, model, dataset)
+    classic = [m.title() for m in config.methods if m.method not in LEARNED_METHODS and not m.is_imp]
+    judged = {(c.learned, c.density) for c in rows}
+    out = []
+    for d in config.sorted_densities():
+        cells = [c for c in classic if acc.get((c, d))]
+        for name in [m.title() for m in config.methods if m.method in LEARNED_METHODS]:
+            if (name, d) in judged:
+                continue
+            if not acc.get((name, d)):
+                why = f"{_cell(name)} has no finished cell here"
+            elif not cells:
+                why = "no classic row has a finished cell here"
+            elif all((c, d) in diverged for c in cells):
+                why = "every classic row's training diverged here ‡"
+            else:
+                why = f"no classic row that did not diverge shares a seed with {_cell(name)}"
+            out.append(f"No verdict for {_cell(name)} at {sparsity_percent(d)} sparsity: {why}.")
     return out
 
 
@@ -159,12 +192,16 @@ def contest_table(rows: Sequence[Contest]) -> str:
         margin, above = f"{shown:+.1f}" if shown else "0.0", f"{c.seeds_above} of {c.seeds_paired}"
         imp = _cell(c.imp)
         imp_text = f"{imp} ‡" if c.imp_diverged else "–" if c.imp_mean is None else f"{imp} {c.imp_mean:.1f}"
+        if c.imp_lacks and not c.imp_diverged:
+            imp_text += f" ({_lacks(c.imp_lacks)})"
         if c.diverged:  # trained towards chance: its margin would measure the divergence, not the mask
             margin, above, share_text = "–", "–", "none: its training diverged ‡"
         elif c.imp_diverged:
             share_text = "none: IMP's training diverged ‡"
         elif c.imp_mean is None:
             share_text = "–"
+        elif c.imp_lacks:
+            share_text = f"none: IMP {_lacks(c.imp_lacks)} of the margin's"
         elif share is None:
             share_text = "none: IMP is not above it"
         elif shown == 0:
@@ -175,7 +212,11 @@ def contest_table(rows: Sequence[Contest]) -> str:
             share_text = f"all: {c.mean - c.imp_mean:+.1f} over IMP"
         else:
             share_text = f"{100 * share:.0f}%"
-        learned = _cell(c.learned) + (" ‡" if c.diverged else "")
+        learned = (
+            _cell(c.learned)
+            + (" ‡" if c.diverged else "")
+            + (f" ({_lacks(c.learned_lacks)})" if c.learned_lacks else "")
+        )
         best = _cell(c.best)
         lines.append(
             f"| {learned} | {sparsity_percent(c.density)} | {best} {c.best_mean:.1f}{_notes(c)} | {margin} | "
@@ -189,14 +230,17 @@ def _cell(label: str) -> str:
     return markdown_literal(label).replace("|", "\\|")
 
 
+def _lacks(seeds: Sequence[int]) -> str:
+    return f"lacks seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+
+
 def _notes(c: Contest) -> str:
     """What the best classic entry needs said: seeds the named row lacks (its margin is on fewer seeds than
     the learned row has), and why fewer classic rows than the grid's were compared — diverged, no cell at
     this sparsity, or no seed in common (a row without cells here was counted as sharing none)."""
     notes = []
     if c.best_lacks:
-        seeds = ", ".join(map(str, c.best_lacks))
-        notes.append(f"lacks seed{'s' if len(c.best_lacks) > 1 else ''} {seeds} of {_cell(c.learned)}'s")
+        notes.append(f"{_lacks(c.best_lacks)} of {_cell(c.learned)}'s")
     unshared = c.classic_rows - c.classic_compared - c.classic_diverged - c.classic_absent
     why = [f"{c.classic_diverged} diverged"] if c.classic_diverged else []
     why += (
@@ -208,4 +252,4 @@ def _notes(c: Contest) -> str:
     return f" ({'; '.join(notes)})" if notes else ""
 
 
-__all__ = ["LEARNED_METHODS", "Contest", "contest_table", "contests"]
+__all__ = ["LEARNED_METHODS", "Contest", "contest_table", "contests", "no_verdicts"]
