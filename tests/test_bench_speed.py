@@ -116,6 +116,24 @@ def test_a_timeout_that_is_no_time_is_refused_by_the_check_too(
     assert "timeout_s must be a positive" in capsys.readouterr().err and not (tmp_path / "s").exists()
 
 
+def test_a_row_whose_scorer_is_not_there_is_refused_before_measuring_and_by_the_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every `autos` measurement failed after the others' time was spent, and --check said valid (helper)."""
+    from autosparse.cli import main
+    from autosparse.core.errors import CheckpointError
+
+    row = {"method": "autos", "hparams": {"scorer": str(tmp_path / "nowhere")}, "label": "x"}
+    with pytest.raises(CheckpointError, match=r"bench row 'x': .*nowhere.*; or leave it out: --methods (snip,)?random$"):
+        run_speed(tiny_speed(methods=["random", row]), tmp_path / "s")
+    assert not (tmp_path / "s" / "measurements").exists()
+    methods = json.dumps(
+        ["random", {"method": "autos", "hparams": {"scorer": str(tmp_path / "nowhere")}, "label": "x"}]
+    )
+    assert main(["bench", "speed", "--check", "--methods", methods, "--out", str(tmp_path / "s")]) == 2
+    assert "bench row 'x'" in capsys.readouterr().err
+
+
 def test_a_folder_another_process_measures_into_is_refused(tmp_path: Path) -> None:
     """Two speed benches on one --out each measured everything beside the other, so every time was skewed:
     the second one is refused before it measures anything, and the folder is free again once released."""

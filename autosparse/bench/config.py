@@ -13,14 +13,21 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from autosparse.core.config import from_dict, listed, load_yaml
 from autosparse.core.config_record import to_dict
-from autosparse.core.errors import ConfigError, DensityError, UnknownNameError, check_integers
+from autosparse.core.errors import (
+    AutosparseError,
+    CheckpointError,
+    ConfigError,
+    DensityError,
+    UnknownNameError,
+    check_integers,
+)
 from autosparse.core.executors import check_resources
 from autosparse.data import absolute_root, canonical_dataset, check_subset_sizes, dataset_info
 from autosparse.models import model_info
@@ -124,6 +131,32 @@ def check_hparams(spec: MethodSpec) -> None:
         make_pruner(spec.method, spec.hparams)
     except ConfigError as exc:
         raise ConfigError(f"method {spec.title()!r}: {exc}") from exc
+
+
+def unloadable_methods(specs: Iterable[MethodSpec]) -> dict[str, AutosparseError]:
+    """The rows among ``specs`` whose method cannot run here, by label, with why (``autos``: its scorer)."""
+    failed: dict[str, AutosparseError] = {}
+    for label, spec in {s.title(): s for s in specs if not s.is_imp}.items():
+        try:
+            make_pruner(spec.method, spec.hparams).config.preflight()
+        except AutosparseError as e:  # a missing or broken scorer, an unknown name, another schema…
+            failed[label] = e
+    return failed
+
+
+def refuse_unloadable(failed: dict[str, AutosparseError], titles: Sequence[str]) -> None:
+    """One error naming every row that cannot run and the ``--methods`` that runs all the others (e.g.
+    validation rows whose scorers a later step trains), before the first cell or measurement."""
+    if not failed:
+        return
+    others = [t for t in titles if t not in failed]
+    hint = ""
+    if others and not any("," in t for t in others):  # --methods splits at commas
+        hint = f"; or leave {'it' if len(failed) == 1 else 'them'} out: --methods {','.join(others)}"
+    first = next(iter(failed.values()))
+    text = "; ".join(f"bench row {label!r}: {e}" for label, e in failed.items())
+    cls = type(first) if type(first) in (CheckpointError, ConfigError) else ConfigError  # one-message classes
+    raise cls(text + hint) from first
 
 
 @dataclass(frozen=True)

@@ -20,18 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from autosparse.bench.cells import BenchJob, claim_path, execute_job, plan_jobs
-from autosparse.bench.config import BenchConfig
+from autosparse.bench.config import BenchConfig, refuse_unloadable, unloadable_methods
 from autosparse.bench.outputs import CONFIG_FILE, check_folder_kind, check_record_whole, record_text
 from autosparse.bench.report import BenchReport, write_report
 from autosparse.core.claims import exclusive, is_elsewhere, run_claimed_jobs
 from autosparse.core.config import from_dict, load_config
 from autosparse.core.config_record import dump_yaml, to_dict
-from autosparse.core.errors import AutosparseError, CheckpointError, ConfigError, UnknownNameError
+from autosparse.core.errors import AutosparseError, ConfigError, UnknownNameError
 from autosparse.core.executors import EXECUTORS, JobOutcome
 from autosparse.core.folders import check_output_path, make_output_dir, write_text
 from autosparse.core.text import count_of
 from autosparse.data import canonical_dataset, check_dataset_files
-from autosparse.pruners.registry import make_pruner
 from autosparse.training.trainer import COSMETIC_TRAIN_FIELDS, check_job_device
 
 log = logging.getLogger(__name__)
@@ -74,31 +73,13 @@ def _threads_per_job(config: BenchConfig, executor: str, workers: int) -> int:
 
 def unloadable_rows(jobs: list[BenchJob]) -> dict[str, AutosparseError]:
     """The rows of ``jobs`` whose method cannot run here, by label, with why (``autos``: its scorer)."""
-    rows = {j.spec.method.title(): j.spec.method for j in jobs if not j.spec.method.is_imp}
-    failed: dict[str, AutosparseError] = {}
-    for label, spec in rows.items():
-        try:
-            make_pruner(spec.method, spec.hparams).config.preflight()
-        except AutosparseError as e:  # a missing or broken scorer, an unknown name, another schema…
-            failed[label] = e
-    return failed
+    return unloadable_methods(j.spec.method for j in jobs)
 
 
 def _preflight(config: BenchConfig, todo: list[BenchJob], selected: list[str] | None = None) -> None:
     """Check what each method still to run will need (``autos``: its scorer) before any cell trains,
-    so a grid does not find out hours in; the error names every row that cannot run and the
-    ``--methods`` that runs all the others (e.g. validation rows whose scorers a later step trains)."""
-    failed = unloadable_rows(todo)
-    if not failed:
-        return
-    others = [t for t in (selected or config.method_titles()) if t not in failed]
-    hint = ""
-    if others and not any("," in t for t in others):  # --methods splits at commas
-        hint = f"; or leave {'it' if len(failed) == 1 else 'them'} out: --methods {','.join(others)}"
-    first = next(iter(failed.values()))
-    text = "; ".join(f"bench row {label!r}: {e}" for label, e in failed.items())
-    cls = type(first) if type(first) in (CheckpointError, ConfigError) else ConfigError  # one-message classes
-    raise cls(text + hint) from first
+    so a grid does not find out hours in."""
+    refuse_unloadable(unloadable_rows(todo), selected or config.method_titles())
 
 
 @dataclass

@@ -29,7 +29,15 @@ from typing import Any, Literal
 
 from tqdm.auto import tqdm
 
-from autosparse.bench.config import IMP, MethodSpec, check_hparams, check_unique, slug
+from autosparse.bench.config import (
+    IMP,
+    MethodSpec,
+    check_hparams,
+    check_unique,
+    refuse_unloadable,
+    slug,
+    unloadable_methods,
+)
 from autosparse.bench.floors import floor_config
 from autosparse.bench.measure import Measurement, measure, measure_isolated
 from autosparse.bench.outputs import MEASUREMENTS, SPEED_JSON, check_folder_kind
@@ -248,9 +256,17 @@ def run_speed(config: SpeedConfig, out_dir: str | Path) -> SpeedResult:
     """
     config.validate()
     out = Path(out_dir)
+    preflight_speed(config, out)
     with measuring(out, "speed"):
         make_output_dir(out / MEASUREMENTS)
         return _measure_all(config, out)
+
+
+def preflight_speed(config: SpeedConfig, out: Path) -> None:
+    """Refuse a row still to measure whose method cannot run here (``autos``: a scorer not there), as an
+    accuracy bench does: each of its measurements failed after the others' hours, and ``--check`` said valid."""
+    todo = [c.method for c in plan_measurements(config) if finished_measurement(measurement_path(out, c)) is None]
+    refuse_unloadable(unloadable_methods(todo), [m.title() for m in config.all_methods()])
 
 
 def _measure_all(config: SpeedConfig, out: Path) -> SpeedResult:

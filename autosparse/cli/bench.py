@@ -138,7 +138,13 @@ def _check(cfg: Any, where: Any, out: Path, config: str | None) -> int:
     """``bench --check``: every check a run makes before its first cell, then the plan; nothing written."""
     from autosparse.bench.outputs import check_folder_kind
     from autosparse.bench.runner import plan_bench, unloadable_rows
-    from autosparse.bench.speed import SpeedConfig, finished_measurement, measurement_path, plan_measurements
+    from autosparse.bench.speed import (
+        SpeedConfig,
+        finished_measurement,
+        measurement_path,
+        plan_measurements,
+        preflight_speed,
+    )
     from autosparse.core.text import count_of
 
     name = config or "the bench config"
@@ -146,10 +152,12 @@ def _check(cfg: Any, where: Any, out: Path, config: str | None) -> int:
         _speed_runs_here(where, report_only=False)
         cfg.validate()
         check_folder_kind(out, "speed")
+        preflight_speed(cfg, out)
         cases = plan_measurements(cfg)
         done = sum(1 for c in cases if finished_measurement(measurement_path(out, c)) is not None)
         print(
-            f"{name}: valid. {count_of(len(cases), 'measurement')}; {done} already in {out}, {len(cases) - done} to take."
+            f"{name}: valid; every row still to measure loads. {count_of(len(cases), 'measurement')}; {done} already "
+            f"in {out}, {len(cases) - done} to take."
         )
         return 0
     plan = plan_bench(cfg, out, executor=where.executor, workers=where.workers)
