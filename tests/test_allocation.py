@@ -20,7 +20,7 @@ from autosparse.core.allocation import (
     topk_mask,
     uniform_counts,
 )
-from autosparse.core.errors import ConfigError, DensityError, ScoreError, UnknownNameError
+from autosparse.core.errors import ConfigError, DensityError, MaskError, ScoreError, UnknownNameError
 
 
 def _scores(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -263,3 +263,24 @@ def test_a_selection_with_nothing_to_rank_by_says_the_mask_carries_no_signal() -
     first, second = (str(w.message) for w in caught)
     assert "Every weight left scored zero" in first and "no input-to-output path" in first
     assert "zero_init_residual" not in first and "zero_init_residual" in second
+
+
+def test_a_per_layer_scope_says_when_layers_were_filled_by_position() -> None:
+    """A residual branch behind a zero BatchNorm scale scores all zero: under scope=erk each such layer kept
+    its first k weights in flat order with no word, where the global scope warns (helper)."""
+    scores = {"a": torch.rand(40, 40), "b": torch.zeros(40, 40), "c": torch.zeros(40, 40), "d": torch.rand(10, 40)}
+    with pytest.warns(
+        RuntimeWarning, match=r"by position .* each keeping its first weights in flat order \(2 layers: b, c\)"
+    ):
+        masks = allocate(scores, 0.2, "erk")
+    assert bool(masks["b"].reshape(-1)[: int(masks["b"].sum())].all())  # what it says: the first ones
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        allocate({n: torch.rand_like(s) for n, s in scores.items()}, 0.2, "uniform")  # nothing tied: nothing said
+
+
+@pytest.mark.parametrize("scope", ["global", "uniform", "erk"])
+def test_a_zero_size_layer_is_one_error_in_every_scope(scope: str) -> None:
+    """erk divided by the layer's zero size: a raw ZeroDivisionError (helper)."""
+    with pytest.raises(MaskError, match="mask 'a' has no elements"):
+        allocate({"a": torch.rand(0, 3), "b": torch.rand(4, 4)}, 0.5, scope)

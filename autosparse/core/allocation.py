@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from autosparse.core.errors import ConfigError, DensityError, ScoreError, UnknownNameError, check_density
+from autosparse.core.errors import ConfigError, DensityError, MaskError, ScoreError, UnknownNameError, check_density
 from autosparse.core.masks import Masks
 from autosparse.core.parallel import map_layers
 from autosparse.core.ranking import pct_rank
@@ -79,7 +79,13 @@ TIE_SHARE_WARNED = 0.1
 
 
 def warn_position_fill(
-    k: int, short: int, n_tied: int, score: float, ties: Literal["first", "spread"] = "first", stacklevel: int = 3
+    k: int,
+    short: int,
+    n_tied: int,
+    score: float,
+    ties: Literal["first", "spread"] = "first",
+    stacklevel: int = 3,
+    where: str = "",
 ) -> bool:
     """Say when a large part of a global mask was chosen by layer order among equal scores
     (``ties="spread"``: by evenly spaced positions, as the iterative methods break ties); returns whether it did.
@@ -105,7 +111,7 @@ def warn_position_fill(
         if score == 0
         else " The method cannot tell these weights apart; a method with a finer signal (or a lower density) can"
     )
-    where = (
+    where = where or (
         "so the first layers fill up and the last keep nothing"
         if ties == "first"
         else "spread evenly over the layers' order, not chosen by the method"
@@ -332,18 +338,41 @@ def counts_from_shares(
 
 
 def masks_from_counts(
-    scores: Mapping[str, torch.Tensor], counts: Mapping[str, int], units: Mapping[str, int] | None = None
+    scores: Mapping[str, torch.Tensor],
+    counts: Mapping[str, int],
+    units: Mapping[str, int] | None = None,
+    *,
+    say_ties: bool = False,
 ) -> Masks:
     """Per layer, the ``counts[name]`` best-scored weights (layers in parallel threads); with
-    ``units``, drawn from the layer's ``units[name]`` best output units only (:func:`unit_topk_mask`)."""
+    ``units``, drawn from the layer's ``units[name]`` best output units only (:func:`unit_topk_mask`).
+
+    ``say_ties``: warn, as the global scope does, when much of the mask was taken by position among
+    equal scores: a residual branch behind a zero-initialised BatchNorm scale scores all zero, and each
+    such layer kept its first k weights in flat order with no word (``scope=erk``; helper)."""
+    ties: dict[str, tuple[int, int, float]] = {}
 
     def one(n: str) -> torch.Tensor:
         if units is None:
-            return topk_mask(scores[n], int(counts[n]))
+            mask, short, n_tied, t = select_top(scores[n], int(counts[n]), "first")
+            ties[n] = (short, n_tied, t)
+            return mask
         return unit_topk_mask(scores[n], int(counts[n]), int(units[n]))
 
     names = list(scores)
     masks = map_layers(one, names, sizes=[scores[n].numel() for n in names])
+    if say_ties and ties:
+        tied = [n for n in names if n in ties and ties[n][0] and ties[n][1] > ties[n][0]]  # in layer order
+        zero = all(ties[n][2] == 0 for n in tied)
+        warn_position_fill(
+            sum(int(counts[n]) for n in names),
+            sum(ties[n][0] for n in tied),
+            sum(ties[n][1] for n in tied),
+            0.0 if zero else ties[tied[0]][2] if tied else 0.0,
+            stacklevel=4,
+            where=f"each keeping its first weights in flat order ({len(tied)} layers: {', '.join(tied[:4])}"
+            + (", …)" if len(tied) > 4 else ")"),
+        )
     return Masks(dict(zip(names, masks, strict=True)))
 
 
@@ -370,6 +399,8 @@ def allocate(
         raise ConfigError(
             f"the scores of {wrong[0]!r} are a {type(scores[wrong[0]]).__name__}; give tensors (torch.as_tensor(s))"
         )
+    if empty := [n for n, v in scores.items() if v.numel() == 0]:  # erk divided by its zero size (helper)
+        raise MaskError(f"mask {empty[0]!r} has no elements: a zero-size layer has nothing to prune, leave it out")
     shapes = {n: s.shape for n, s in scores.items()}
     if scope == "global":
         names = list(scores)
@@ -391,7 +422,7 @@ def allocate(
         counts = erk_counts(shapes, density)
     else:
         raise UnknownNameError("allocation scope", str(scope), SCOPES)
-    masks = masks_from_counts(scores, counts)
+    masks = masks_from_counts(scores, counts, say_ties=True)
     return Masks(masks.to_dict(), meta={"scope": scope, "density": density})
 
 
