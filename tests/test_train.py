@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -456,6 +457,45 @@ def test_evaluate_names_inputs_of_another_shape_and_targets_that_are_no_class_in
     with pytest.raises(ConfigError, match=r"class indices.*pass y.long\(\)"):
         evaluate(model, x, y.float())
     assert model.training  # the mode it had, back after a refusal too
+
+
+def test_evaluate_refuses_sequence_logits_and_labels_past_the_classes() -> None:
+    """(batch, tokens, classes) logits scored an "accuracy" of 1.4, labels 50 or -1 scored 0 (helper)."""
+    tokens = nn.Sequential(nn.Unflatten(1, (4, 5)), nn.Linear(5, 10))
+    with pytest.raises(ConfigError, match=r"logits have shape \(10, 4, 10\).*pool over its tokens"):
+        evaluate(tokens, torch.randn(10, 20), torch.randint(0, 10, (10,)))
+    for label in (50, -1):
+        with pytest.raises(ConfigError, match=rf"targets run from {label} to {label}, but the model outputs 10"):
+            evaluate(nn.Linear(20, 10), torch.randn(8, 20), torch.full((8,), label))
+
+
+def test_a_last_batch_of_one_example_is_left_out_for_a_batchnorm_model(caplog: pytest.LogCaptureFixture) -> None:
+    """17 examples in batches of 16 ended the run in a raw torch ValueError at the first epoch's end (helper)."""
+    from types import SimpleNamespace
+
+    x, y = torch.randn(17, 8), torch.arange(17) % 3
+    data = SimpleNamespace(name="m", x_train=x, y_train=y, x_test=x[:8], y_test=y[:8], num_classes=3)
+    model = nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16, momentum=0.01), nn.ReLU(), nn.Linear(16, 3))
+    with caplog.at_level("WARNING", logger="autosparse.training.trainer"):
+        result = train(model, data, {"epochs": 2, "batch_size": 16, "num_threads": 1})
+    assert len(result.history) == 2 and 0.0 <= result.test_accuracy <= 1.0
+    assert sum("leave a last batch of one" in r.getMessage() for r in caplog.records) == 1  # said once
+    one = SimpleNamespace(name="m", x_train=x[:1], y_train=y[:1], x_test=x[:8], y_test=y[:8], num_classes=3)
+    with pytest.raises(ConfigError, match="one training example and the model a BatchNorm"):
+        train(model, one, {"epochs": 1, "batch_size": 16, "num_threads": 1})
+
+
+def test_a_frozen_model_and_a_checkpoint_folder_are_refused_before_training(tmp_path: Path) -> None:
+    """torch's "optimizer got an empty parameter list"; a checkpoint= folder failed with IsADirectoryError
+    once the whole training had run, its result lost (helper)."""
+    from types import SimpleNamespace
+
+    x, y = torch.randn(32, 8), torch.arange(32) % 3
+    data = SimpleNamespace(name="m", x_train=x, y_train=y, x_test=x[:8], y_test=y[:8], num_classes=3)
+    with pytest.raises(ConfigError, match=r"no parameter of the model requires grad.*requires_grad_\(\)"):
+        train(nn.Linear(8, 3).requires_grad_(False), data, {"epochs": 1, "num_threads": 1})
+    with pytest.raises(ConfigError, match=r"checkpoint .* is a folder; give the path of a file there"):
+        train(nn.Linear(8, 3), data, {"epochs": 1, "num_threads": 1}, checkpoint=tmp_path)
 
 
 def test_train_refuses_float_targets_of_a_plain_dataset_before_training() -> None:

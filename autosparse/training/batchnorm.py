@@ -51,8 +51,11 @@ def recalibrate_lagging_batchnorm(
         return 0
 
     def batches() -> Iterator[torch.Tensor]:
-        for i in range(0, len(x), batch_size):
-            yield model_input(x[i : i + batch_size], device, dtype)
+        starts = list(range(0, len(x), batch_size))
+        if len(starts) > 1 and len(x) - starts[-1] == 1:  # a last batch of one: BatchNorm cannot normalise it
+            starts.pop()
+        for a, b in zip(starts, [*starts[1:], len(x)]):
+            yield model_input(x[a:b], device, dtype)
 
     was_training = model.training
     # on streams seeded with ``seed`` and given back: the train-mode passes draw dropout masks, which moved

@@ -126,6 +126,10 @@ def load_state(path: Path, fingerprint: str, described: Mapping[str, Any]) -> Tr
     for stale in path.parent.glob(f".{path.name}.*.tmp"):  # a save killed midway: its writer is gone
         if not _alive(stale.name.removeprefix(f".{path.name}.").split(".")[0]):
             stale.unlink(missing_ok=True)
+    if path.is_dir():  # the whole training ran, then removing its state failed with IsADirectoryError (helper)
+        raise ConfigError(
+            f"checkpoint {path} is a folder; give the path of a file there, e.g. {path / 'train_state.pt'}"
+        )
     if not path.is_file():
         return None
     try:

@@ -260,6 +260,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
                         "evaluate it on inputs of the shape it was built for"
                     ) from exc
                 raise
+            # (batch, tokens, classes) logits gave an "accuracy" of 1.4, labels past the classes 0 (helper)
+            class_targets(out, y[i : i + batch_size])
             correct += int((out.argmax(1).cpu() == y[i : i + batch_size]).sum())
     finally:
         model.train(was_training)
@@ -318,6 +320,10 @@ def train(
                 raise ConfigError(f"the dataset's {split} are {targets.dtype}; train needs class indices: pass .long()")
         cfg = config or TrainConfig()
         device = resolve_device(cfg.device)
+        if not any(p.requires_grad for p in model.parameters()):  # torch's "optimizer got an empty parameter list"
+            raise ConfigError(
+                "no parameter of the model requires grad, so training has nothing to train: model.requires_grad_()"
+            )
         state_path = Path(checkpoint) if checkpoint is not None else None
         described = describe_training(cfg, task)
         fp = training_fingerprint(model, masks, described, dataset) if state_path is not None else ""
@@ -387,6 +393,7 @@ def train(
                 step, history, before = resumed.step, list(resumed.history), resumed.seconds
                 running, seen = history[-1]["train_loss"], 1
             bar = tqdm(total=total_steps, initial=step, desc=desc, leave=False, disable=None, unit="step")
+            one_left_out = False
             while step < total_steps:
                 perm = torch.randperm(n, generator=gen)
                 epoch_loss, epoch_seen = 0.0, 0
@@ -400,6 +407,28 @@ def train(
                         on_step(step, model)
                     try:
                         out = logits(model(xb))
+                    except ValueError as exc:
+                        if len(idx) > 1 or "more than 1 value per channel" not in str(exc):
+                            raise
+                        if n == 1:
+                            raise ConfigError(
+                                "train has one training example and the model a BatchNorm, which cannot normalise "
+                                "a batch of one: give it more examples"
+                            ) from exc
+                        # the last batch of an epoch held one example (n_train % batch_size == 1): a raw torch
+                        # error ended the run there (helper); that example is left out of this epoch
+                        if not one_left_out:
+                            log.warning(
+                                "train: %d examples in batches of %d leave a last batch of one, which the model's "
+                                "BatchNorm cannot normalise; it is left out of each epoch (another --batch-size "
+                                "or --n-train keeps it)",
+                                n,
+                                cfg.batch_size,
+                            )
+                        one_left_out = True
+                        step += 1
+                        bar.update(1)
+                        continue
                     except RuntimeError as exc:
                         if step == 0 and any(w in str(exc) for w in ("shape", "size", "channels", "dimension")):
                             # a model built for other inputs: torch's "mat1 and mat2 shapes cannot be multiplied"
