@@ -142,6 +142,17 @@ def test_an_input_shape_the_model_cannot_take_is_said_by_methods_that_never_run_
         tokens = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(24, 3))
         prune(tokens, "magnitude", density=0.5, input_shape=(6,))
     assert "input_shape given" not in caplog.text
+    # the same mismatch given as data: diagnostics "unavailable" with no word (helper)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        prune(model, "random", density=0.2, data=(torch.randn(4, 5, 8, 8), torch.arange(4)))
+    assert (
+        "pruning data's examples, of shape (5, 8, 8)" in caplog.text and "random does not run the model" in caplog.text
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        prune(model, "random", density=0.2, data=(torch.randn(4, 3, 8, 8), torch.arange(4)))
+    assert "pruning data's examples" not in caplog.text
 
 
 class Chain(nn.Module):

@@ -202,6 +202,10 @@ def test_inputs_the_model_cannot_take_are_one_error_naming_their_shape(model: nn
         autosparse.prune(model, "snip", density=0.1, data=data)
     with pytest.raises(ConfigError, match=r"^synflow could not run the model on input_shape=\(3, 32, 32\)"):
         autosparse.prune(model, "synflow", density=0.1, input_shape=(3, 32, 32), rounds=2)
+    # batches of several shapes: the first one's was named where another had failed (helper)
+    mixed = [data, (torch.randn(4, 3, 28, 28), torch.arange(4))]
+    with pytest.raises(ConfigError, match=r"several input shapes, \(N, 3, 32, 32\), \(N, 3, 28, 28\)"):
+        autosparse.prune(model, "snip", density=0.1, data=mixed)
 
 
 @pytest.mark.parametrize("method", ["snip", "synflow", "autos"])

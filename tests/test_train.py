@@ -496,6 +496,8 @@ def test_a_frozen_model_and_a_checkpoint_folder_are_refused_before_training(tmp_
         train(nn.Linear(8, 3).requires_grad_(False), data, {"epochs": 1, "num_threads": 1})
     with pytest.raises(ConfigError, match=r"checkpoint .* is a folder; give the path of a file there"):
         train(nn.Linear(8, 3), data, {"epochs": 1, "num_threads": 1}, checkpoint=tmp_path)
+    with pytest.raises(ConfigError, match=r"on_step is called as on_step\(step, model\)"):
+        train(nn.Linear(8, 3), data, {"epochs": 1, "num_threads": 1}, on_step=5)  # type: ignore[arg-type]
 
 
 def test_train_refuses_float_targets_of_a_plain_dataset_before_training() -> None:

@@ -141,6 +141,11 @@ def _shape_error(exc: Exception, method: str, data: PruningData | None, configur
     if not is_shape_error(exc):
         return exc
     given = f"inputs of shape (N, {', '.join(map(str, data.input_shape))})" if data is not None else "its inputs"
+    shapes = list(dict.fromkeys(tuple(x.shape[1:]) for x, _ in data.batches)) if data is not None else []
+    if len(shapes) > 1:  # the first batch's shape was named where another batch had failed (helper)
+        given = "pruning batches of several input shapes, " + ", ".join(
+            f"(N, {', '.join(map(str, s))})" for s in shapes
+        )
     if configured:
         given = f"input_shape={tuple(configured)}"
     return ConfigError(
@@ -441,6 +446,15 @@ def record_collapse(
             tuple(configured),
             diag["paths"].removeprefix("unavailable (").removesuffix(")"),
             hint,
+        )
+    elif data is not None and shape is not None and any(w in failed for w in SHAPE_WORDS):
+        # a method that never runs the model took data the model cannot take without a word (helper)
+        log.warning(
+            "the path diagnostics could not run the model on the pruning data's examples, of shape %s: %s; %s does "
+            "not run the model itself, so nothing else noticed: give data of the shape the model takes",
+            tuple(shape),
+            diag["paths"].removeprefix("unavailable (").removesuffix(")"),
+            method,
         )
 
 

@@ -320,6 +320,8 @@ def train(
                 raise ConfigError(f"the dataset's {split} are {targets.dtype}; train needs class indices: pass .long()")
         cfg = config or TrainConfig()
         device = resolve_device(cfg.device)
+        if on_step is not None and not callable(on_step):  # a TypeError inside the training loop (helper)
+            raise ConfigError(f"on_step is called as on_step(step, model) before each step; got {on_step!r}")
         if not any(p.requires_grad for p in model.parameters()):  # torch's "optimizer got an empty parameter list"
             raise ConfigError(
                 "no parameter of the model requires grad, so training has nothing to train: model.requires_grad_()"
