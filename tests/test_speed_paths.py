@@ -8,6 +8,7 @@ what a feature or a mask means without failing a test.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import pytest
@@ -260,7 +261,7 @@ def ref_iterate(score_fn, model: nn.Module, density: float, rounds: int, scope: 
                 {n: part.reshape(scores[n].shape) for n, part in zip(names, parts)}, meta={"scope": scope, "density": d}
             )
         else:
-            masks = allocate(scores, d, scope=scope)
+            masks = allocate(scores, d, scope=scope, warn_ties=False)
     return masks
 
 
@@ -293,9 +294,12 @@ def test_iterate_equals_fresh_copy_every_round(scope: str) -> None:
             assert torch.equal(b, before[k]), k
         return tied_scores(work, masks)
 
-    with torch_threads(1):  # tiny tensors: threads only add contention
+    with torch_threads(1), warnings.catch_warnings(record=True) as said:  # tiny tensors: threads only add contention
+        warnings.simplefilter("always")
         got = iterate(score_fn, model, 0.05, 8, scope=scope)
         want = ref_iterate(tied_scores, model, 0.05, 8, scope)
+    # ties said once, of the mask returned: the per-layer scopes said them in every round (8 here)
+    assert sum("chosen by position" in str(w.message) for w in said) == 1
     assert all(torch.equal(got[n], want[n]) for n in want)
     assert got.meta == want.meta and got.kept == want.kept
     assert len(seen) == 8 and all(w is seen[0] for w in seen) and seen[0] is not model  # one copy, reused

@@ -382,12 +382,14 @@ def allocate(
     scope: Scope = "global",
     *,
     sparsity: float | None = None,
+    warn_ties: bool = True,
 ) -> Masks:
     """Turn scores into masks that keep exactly ``max(1, round(density * total))`` weights.
 
     ``global`` ranks every weight against every other (what SNIP, GraSP, SynFlow prescribe);
     ``uniform`` keeps the same fraction of each layer; ``erk`` uses ERK layer densities and
-    ranks within each layer.
+    ranks within each layer. ``warn_ties``: say when much of the mask was taken by position among equal
+    scores (an iterative method's rounds before its last leave it to the last).
     """
     density = check_density(density, sparsity)
     if not isinstance(scores, Mapping):
@@ -409,7 +411,8 @@ def allocate(
         k = target_count(total, density)
         check_ranks_something(flat, k)
         keep, short, n_tied, threshold = select_top(flat, k, "first")
-        warn_position_fill(k, short, n_tied, threshold)
+        if warn_ties:
+            warn_position_fill(k, short, n_tied, threshold)
         out, offset = {}, 0
         for n in names:
             size = scores[n].numel()
@@ -422,7 +425,7 @@ def allocate(
         counts = erk_counts(shapes, density)
     else:
         raise UnknownNameError("allocation scope", str(scope), SCOPES)
-    masks = masks_from_counts(scores, counts, say_ties=True)
+    masks = masks_from_counts(scores, counts, say_ties=warn_ties)
     return Masks(masks.to_dict(), meta={"scope": scope, "density": density})
 
 

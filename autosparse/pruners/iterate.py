@@ -225,7 +225,9 @@ def iterate(
         if scope == "global":
             state.keep_global(scores, target_count(state.total, d), first=masks is None, last=i == len(densities) - 1)
         else:
-            state.keep_allocated(allocate(state.scores_with_pruned_lowest(scores), d, scope=scope))
+            # ties said once, of the mask returned: every round's warning was printed (19 a SynFlow run)
+            last = i == len(densities) - 1
+            state.keep_allocated(allocate(state.scores_with_pruned_lowest(scores), d, scope=scope, warn_ties=last))
         masks = state.current()
     assert masks is not None
     return Masks(masks.to_dict(), meta={"scope": scope, "density": d})
