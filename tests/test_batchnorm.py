@@ -119,3 +119,22 @@ def test_the_last_recalibration_follows_the_recipe_seed_not_the_callers_stream(d
         assert torch.equal(torch.random.get_rng_state(), before)
         results.append((result.test_accuracy, net[4].running_mean.clone()))
     assert results[0][0] == results[1][0] and torch.equal(results[0][1], results[1][1])
+
+
+def test_recalibration_joins_a_last_batch_of_one_only_where_it_fails() -> None:
+    """A last batch of one example ended the run in a raw ValueError where a BatchNorm sees one value per
+    channel; joining it to the batch before everywhere moved the statistics of nets it never failed (review)."""
+    cpu = torch.device("cpu")
+    x = torch.randn(17, 3, 4, 4, generator=torch.Generator().manual_seed(0))
+
+    def conv() -> nn.Module:  # 4x4 maps: one example is 16 values per channel, which BatchNorm takes
+        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4, momentum=0.01))
+
+    net = conv()
+    want = copy.deepcopy(net)  # by hand: every batch as it comes, the last one of one example included
+    assert recalibrate_lagging_batchnorm(net, x, 16, cpu, torch.float32) == 1
+    torch.optim.swa_utils.update_bn([x[:16], x[16:]], want)
+    assert torch.equal(net[1].running_mean, want[1].running_mean) and net[1].momentum == 0.01
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(48, 4), nn.BatchNorm1d(4, momentum=0.01))  # one value per channel
+    assert recalibrate_lagging_batchnorm(flat, x, 16, cpu, torch.float32) == 1
+    assert flat[2].momentum == 0.01 and bool(torch.isfinite(flat[2].running_var).all())

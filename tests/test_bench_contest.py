@@ -239,3 +239,10 @@ def test_every_density_without_a_verdict_says_why() -> None:
         "No verdict for autos at 98% sparsity: autos has no finished cell here.",
         "No verdict for autos at 99.5% sparsity: every classic row's training diverged here ‡.",
     ]
+
+
+def test_a_grid_without_classic_rows_asks_no_verdict() -> None:
+    """A screen of scorers (learned rows only) got a "no classic row has a finished cell" line per density (review)."""
+    cfg = bench_config_from_dict({**BASE, "methods": ["autos", {"method": "autos", "label": "autos-b"}, "imp"]})
+    records = _records({("autos", 0.005): [45.0, 45.0, 45.0], ("autos-b", 0.005): [44.0, 44.0, 44.0]})
+    assert no_verdicts(cfg, records, MODEL, "fashion-mnist", contests(cfg, records, MODEL, "fashion-mnist")) == []

@@ -21,6 +21,12 @@ def test_the_default_keeps_its_declared_spelling() -> None:
     """Every pinned id was hashed with ``epochs: float = 8`` as 8 (tests/test_ids.py)."""
     assert to_dict(TrainConfig())["epochs"] == 8 and isinstance(to_dict(TrainConfig())["epochs"], int)
     assert config_hash(TrainConfig(epochs=8)) == config_hash(TrainConfig())
+    # a float default that is a whole number is spelled as the float it is (review: 0 hashed apart from 0.0)
+    assert (
+        config_hash(TrainConfig(label_smoothing=0))
+        == config_hash(TrainConfig())
+        == config_hash(from_dict(TrainConfig, {"label_smoothing": "0"}))
+    )
 
 
 @dataclasses.dataclass

@@ -481,8 +481,12 @@ def test_a_last_batch_of_one_example_is_left_out_for_a_batchnorm_model(caplog: p
     assert len(result.history) == 2 and 0.0 <= result.test_accuracy <= 1.0
     assert sum("leave a last batch of one" in r.getMessage() for r in caplog.records) == 1  # said once
     one = SimpleNamespace(name="m", x_train=x[:1], y_train=y[:1], x_test=x[:8], y_test=y[:8], num_classes=3)
-    with pytest.raises(ConfigError, match="one training example and the model a BatchNorm"):
+    with pytest.raises(ConfigError, match="every batch here is one: give batch_size"):
         train(model, one, {"epochs": 1, "batch_size": 16, "num_threads": 1})
+    before = [p.clone() for p in model.parameters()]  # batches of one everywhere trained nothing, in silence (review)
+    with pytest.raises(ConfigError, match=r"give batch_size \(--batch-size\) 2 or more"):
+        train(model, data, {"epochs": 1, "batch_size": 1, "num_threads": 1})
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
 def test_a_frozen_model_and_a_checkpoint_folder_are_refused_before_training(tmp_path: Path) -> None:

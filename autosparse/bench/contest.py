@@ -160,6 +160,8 @@ def no_verdicts(
     why: a density missing from the verdict table was read as not run (helper)."""
     acc, diverged = _accuracies(records, model, dataset), _diverged(records, model, dataset)
     classic = [m.title() for m in config.methods if m.method not in LEARNED_METHODS and not m.is_imp]
+    if not classic:  # a grid of learned rows only (a screen of scorers) asks no verdict (review)
+        return []
     judged = {(c.learned, c.density) for c in rows}
     out = []
     for d in config.sorted_densities():

@@ -160,7 +160,7 @@ def accuracy_table(config: BenchConfig, records: Sequence[dict[str, Any]], model
     """Rows = methods, columns = sparsity; mean ± std of test accuracy (%) over seeds.
 
     The best pruning-at-initialisation method of each column is bold (ties on the printed value all
-    bold), among the rows with the most finished seeds there: a partial row's mean is over other seeds.
+    bold), where its rows finished as many seeds: a partial row's mean is over other seeds, so none is then.
     IMP is marked as the reference and not in the contest — it trains many times to find its mask,
     so beating it at init is the goal, not the baseline.
     """
@@ -171,16 +171,17 @@ def accuracy_table(config: BenchConfig, records: Sequence[dict[str, Any]], model
     diverged = {(r["label"], float(r["density"])) for r in mine if r.get("diverged")}
     densities = config.sorted_densities()
     n_seeds = len(config.seeds)
-    best: dict[float, tuple[float, int]] = {}  # the bold: best printed mean among the rows with the most seeds
+    best: dict[float, tuple[float, int]] = {}  # the bold: best printed mean, where every row finished as many seeds
     for d in densities:
         cands = [
             stats[(model, dataset, m.title(), d)]
             for m in config.methods
             if not m.is_imp and (model, dataset, m.title(), d) in stats and (m.title(), d) not in diverged
         ]
-        if cands:
-            most = max(st.n for st in cands)  # a one-seed mean is no rival to a three-seed one (helper)
-            best[d] = (max(round(st.scaled_mean(), 1) for st in cands if st.n == most), most)
+        # means over different seeds are no contest: a one-seed row was bold over a two-seed one (helper), and
+        # bolding among the rows with the most seeds gave it to the worst row where the others each lacked one (review)
+        if cands and len({st.n for st in cands}) == 1:
+            best[d] = (max(round(st.scaled_mean(), 1) for st in cands), cands[0].n)
     rows = []
     for m in config.methods:
         row = [_row_name(m.title(), m.is_imp)]
@@ -369,7 +370,7 @@ def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence
         f"{count_of(t.epochs, 'epoch')}, {t.optimizer} lr {t.lr:g}, batch {t.batch_size}, {t.schedule} schedule, "
         f"weight decay {t.weight_decay:g}; {_data_size(config)}.",
         "",
-        "**Bold**: best pruning-at-initialisation method in the column, among its rows with the most seeds. *(reference)*: IMP — iterative "
+        "**Bold**: best pruning-at-initialisation method in the column (none where its rows finished different numbers of seeds). *(reference)*: IMP — iterative "
         "magnitude pruning with rewinding, which trains once per round to find its mask; it is the target, "
         "not a competitor. †: at least one seed emptied a whole layer. ‡: at least one seed's training "
         "diverged (its cell's `diverged` says how; lower the lr). (n=k): only k seeds finished.",

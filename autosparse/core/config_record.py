@@ -35,10 +35,10 @@ def _float_fields(cls: type) -> dict[str, int | float | None]:
 
 def _as_float(value: Any, default: int | float | None) -> Any:
     """An int in a float field hashes as the float a flag or YAML gives (``TrainConfig(epochs=1)`` and
-    ``--epochs 1`` named two runs), except the declared default's own spelling (``epochs: float = 8``
-    left out), which pinned ids were hashed with; so ``--epochs 8`` (8.0) still names another run than
-    leaving it out (tests/test_ids.py)."""
-    return float(value) if type(value) is int and value != default else value
+    ``--epochs 1`` named two runs), except an int default's own spelling (``epochs: float = 8`` left out),
+    which pinned ids were hashed with; so ``--epochs 8`` (8.0) still names another run than leaving it
+    out (tests/test_ids.py). ``label_smoothing=0`` is 0.0, its default's spelling."""
+    return float(value) if type(value) is int and not (type(default) is int and value == default) else value
 
 
 def to_dict(obj: Any) -> Any:

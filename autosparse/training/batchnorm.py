@@ -50,9 +50,9 @@ def recalibrate_lagging_batchnorm(
     if not lagging:
         return 0
 
-    def batches() -> Iterator[torch.Tensor]:
+    def batches(merge_last: bool) -> Iterator[torch.Tensor]:
         starts = list(range(0, len(x), batch_size))
-        if len(starts) > 1 and len(x) - starts[-1] == 1:  # a last batch of one: BatchNorm cannot normalise it
+        if merge_last and len(starts) > 1 and len(x) - starts[-1] == 1:  # a last batch of one joins the one before
             starts.pop()
         for a, b in zip(starts, [*starts[1:], len(x)]):
             yield model_input(x[a:b], device, dtype)
@@ -62,8 +62,22 @@ def recalibrate_lagging_batchnorm(
     # every later draw of a training that recalibrates between epochs (eval_every_epoch, a cosmetic field),
     # and after training took them from the caller's stream, so a dropout before a BatchNorm made the
     # statistics, and the accuracy, follow whatever the caller had drawn (hunts)
-    with seeded(seed, device):
-        update_bn(batches(), model)  # resets, averages over every batch, restores each momentum
+    momenta = {m: m.momentum for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    try:
+        with seeded(seed, device):
+            update_bn(batches(False), model)  # resets, averages over every batch, restores each momentum
+    except ValueError as exc:
+        # a last batch of one example that a BatchNorm cannot normalise (one value per channel) ended the
+        # training in a raw error; only then is it joined to the batch before, so what ran before is unchanged
+        if "more than 1 value per channel" not in str(exc):
+            raise
+        for m, momentum in momenta.items():  # update_bn left them None when it failed
+            m.momentum = momentum
+        with seeded(seed, device):
+            update_bn(batches(True), model)
+    finally:
+        for m, momentum in momenta.items():
+            m.momentum = momentum
     model.train(was_training)
     log.info(
         "recomputed the running BatchNorm statistics over the training set: %d layer(s) average over "

@@ -412,10 +412,10 @@ def train(
                     except ValueError as exc:
                         if len(idx) > 1 or "more than 1 value per channel" not in str(exc):
                             raise
-                        if n == 1:
+                        if n == 1 or cfg.batch_size == 1:  # every batch is one example: nothing would train (review)
                             raise ConfigError(
-                                "train has one training example and the model a BatchNorm, which cannot normalise "
-                                "a batch of one: give it more examples"
+                                "the model's BatchNorm cannot normalise a batch of one example, and every batch here "
+                                "is one: give batch_size (--batch-size) 2 or more, and two or more examples"
                             ) from exc
                         # the last batch of an epoch held one example (n_train % batch_size == 1): a raw torch
                         # error ended the run there (helper); that example is left out of this epoch
