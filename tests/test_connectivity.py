@@ -34,6 +34,23 @@ def test_dead_weight_moves_to_a_path_and_counts_stay() -> None:
     assert after.effective_params == repaired.kept
 
 
+def test_a_mask_with_no_path_at_all_gets_one_where_its_counts_allow() -> None:
+    """No layer's weight could move onto a path alone (each layer's neighbours are off every path too), and
+    the repair stopped there: a ResNet-20 at 0.2% kept all 22 layers' weights on no path, then autos handed
+    the net to SynFlow's mask, 12 layers empty (helper). The chain step lays a path through them all."""
+    torch.manual_seed(0)
+    model = nn.Sequential(*[m for _ in range(3) for m in (nn.Linear(4, 4, bias=False), nn.ReLU())], nn.Linear(4, 4))
+    names = ["0.weight", "2.weight", "4.weight", "6.weight"]
+    masks = Masks({n: torch.zeros(4, 4, dtype=torch.bool) for n in names})
+    for name, (out, inp) in zip(names, [(0, 0), (1, 2), (2, 3), (0, 1)]):  # every link misses the next one
+        masks[name][out, inp] = True
+    assert path_stats(model, masks, (4,)).effective_params == 0
+    scores = {n: torch.rand(4, 4) for n in names}
+    repaired, moved = repair_connectivity(model, masks, scores, (4,))
+    assert [int(repaired[n].sum()) for n in names] == [1, 1, 1, 1]  # per-layer counts unchanged
+    assert path_stats(model, repaired, (4,)).effective_params == 4, moved
+
+
 def test_nothing_moves_when_every_weight_is_effective() -> None:
     model = _net()
     masks = Masks({"0.weight": torch.ones(3, 4, dtype=torch.bool), "2.weight": torch.ones(2, 3, dtype=torch.bool)})

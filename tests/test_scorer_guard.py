@@ -235,8 +235,10 @@ def test_the_range_warning_is_said_only_for_a_learned_mask_that_is_returned(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """ShuffleNet at 0.5%: the range warning named layers that "get ERK's allocation", then the student
-    guard handed the net to SynFlow's mask, where they do not (helper)."""
-    model = build_model("tv:shufflenet_v2_x0_5", (3, 32, 32), 10, seed=0)
+    guard handed the net to SynFlow's mask, where they do not (helper). Since the repair lays a path
+    through a mask with none, ShuffleNet's learned mask is kept there; a wide Conv-6 (a plain conv net,
+    whose last conv is out of the scorer's range) is handed over."""
+    model = build_model("conv6", (3, 32, 32), 10, seed=0, width=2.0)
     g = torch.Generator().manual_seed(0)
     data = (torch.randn(20, 3, 32, 32, generator=g), torch.arange(20) % 10)
     import gc
