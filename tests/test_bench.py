@@ -1255,3 +1255,17 @@ def test_an_imp_cell_after_a_diverged_round_is_marked(tmp_path: Path) -> None:
     assert all(c["diverged"] for c in imp), [c["diverged"] for c in imp]
     dense = [ln for ln in (tmp_path / "b" / "report.md").read_text().splitlines() if ln.startswith("Dense network")]
     assert len(dense) == 1 and "‡" in dense[0]
+
+
+def test_a_recorded_grid_names_the_cells_of_its_run(tmp_path: Path) -> None:
+    """fmnist_lenet_baselines leaves train.epochs out: its recorded bench.yaml read back as epochs 8.0, another
+    hash, so a rerun into the folder or its report named none of the cells the run had made (review)."""
+    from autosparse.bench.runner import record_config
+    from autosparse.core.config import load_config
+
+    cfg = BenchConfig.from_yaml(ROOT / "configs" / "bench" / "fmnist_lenet_baselines.yaml")
+    record_config(tmp_path, cfg)
+    back = load_config(BenchConfig, tmp_path / "bench.yaml")
+    assert [c for j in plan_jobs(back, "/x") for c in j.cell_ids()] == [
+        c for j in plan_jobs(cfg, "/x") for c in j.cell_ids()
+    ]

@@ -25,7 +25,7 @@ from autosparse.bench.outputs import CONFIG_FILE, check_folder_kind, check_recor
 from autosparse.bench.report import BenchReport, write_report
 from autosparse.core.claims import exclusive, is_elsewhere, run_claimed_jobs
 from autosparse.core.config import from_dict, load_config
-from autosparse.core.config_record import dump_yaml, to_dict
+from autosparse.core.config_record import dump_yaml, record_dict, to_dict
 from autosparse.core.errors import AutosparseError, ConfigError, UnknownNameError
 from autosparse.core.executors import EXECUTORS, JobOutcome
 from autosparse.core.folders import check_output_path, make_output_dir, write_text
@@ -291,7 +291,7 @@ def folder_config(out: Path, config: BenchConfig, *, say: bool = True) -> BenchC
     if recorded is None:
         return config  # none yet, or a record this code cannot read: replaced, as before
     refuse_another_bench(out, config)
-    mine, theirs = to_dict(config), to_dict(recorded)
+    mine, theirs = record_dict(config), record_dict(recorded)  # read back by from_dict below: its own ids
     merged = dict(mine)
     for k in _PARTS:
         merged[k] = _union(k, theirs[k], mine[k])
@@ -347,4 +347,4 @@ def _union(part: str, recorded: list[Any], new: list[Any]) -> list[Any]:
 
 def record_config(out: Path, config: BenchConfig) -> None:
     """Write the folder's bench.yaml through a temporary name: another bench process may be reading it."""
-    write_text(out / CONFIG_FILE, record_text(dump_yaml(config)))
+    write_text(out / CONFIG_FILE, record_text(dump_yaml(config, record=True)))

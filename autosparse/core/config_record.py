@@ -43,14 +43,36 @@ def _as_float(value: Any, default: int | float | None) -> Any:
 
 def to_dict(obj: Any) -> Any:
     """JSON/YAML-safe form of a (nested) dataclass: tuples become lists, numbers in float fields one spelling."""
+    return _as_dict(obj, record=False)
+
+
+def record_dict(obj: Any) -> Any:
+    """:func:`to_dict` for a record that ``from_dict`` reads back as the same config (a bench folder's
+    bench.yaml): a float field holding its int default (``epochs`` left out: 8) is left out of it too.
+
+    Why: read back, YAML's 8 becomes the float 8.0, which hashes apart from the default's 8 (the pinned
+    spelling), so a folder's recorded grid named other cells than its own run's: every cell of a grid
+    that left ``epochs`` out was computed again, and its report found none of them (review)."""
+    return _as_dict(obj, record=True)
+
+
+def _as_dict(obj: Any, record: bool) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        out = {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
         floats = _float_fields(type(obj))
-        return {k: _as_float(v, floats[k]) if k in floats else v for k, v in out.items()}
+        out = {}
+        for f in dataclasses.fields(obj):
+            v = _as_dict(getattr(obj, f.name), record)
+            if f.name in floats:
+                default = floats[f.name]
+                v = _as_float(v, default)
+                if record and type(v) is int and type(default) is int and v == default:
+                    continue
+            out[f.name] = v
+        return out
     if isinstance(obj, (list, tuple)):
-        return [to_dict(v) for v in obj]
+        return [_as_dict(v, record) for v in obj]
     if isinstance(obj, Mapping):
-        return {str(k): to_dict(v) for k, v in obj.items()}
+        return {str(k): _as_dict(v, record) for k, v in obj.items()}
     if isinstance(obj, Path):
         return str(obj)
     return obj
@@ -62,5 +84,6 @@ def config_hash(obj: Any, length: int = 10) -> str:
     return hashlib.sha256(blob).hexdigest()[:length]
 
 
-def dump_yaml(obj: Any) -> str:
-    return yaml.safe_dump(to_dict(obj), sort_keys=False)
+def dump_yaml(obj: Any, *, record: bool = False) -> str:
+    """YAML of a config (``record``: of :func:`record_dict`, to be read back as the same config)."""
+    return yaml.safe_dump(record_dict(obj) if record else to_dict(obj), sort_keys=False)
