@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from autosparse.core.config import from_dict
-from autosparse.core.config_record import config_hash, to_dict
+from autosparse.core.config_record import config_hash, respelled, to_dict
 from autosparse.core.errors import ConfigError, StoreError
 from autosparse.core.executors import JobOutcome
 from autosparse.core.folders import check_output_path
@@ -218,7 +218,7 @@ def recorded_spec(attrs: dict[str, Any], run_id: str, data_root: str | None = No
             f"run {run_id!r} records no spec (model, data, seed), so its features cannot be recomputed; "
             "regenerate it with `autosparse gen`"
         )
-    spec = from_dict(RunSpec, attrs["spec"], where=f"run {run_id} spec")
+    spec = respelled(from_dict(RunSpec, attrs["spec"], where=f"run {run_id} spec"), attrs["spec"])
     if data_root is not None:
         spec.data_root = data_root  # where the data lives does not change it (the run id keeps the recorded one)
     elif run_id not in (spec.run_id, spec.id_with_data_root):

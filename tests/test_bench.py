@@ -1265,7 +1265,14 @@ def test_a_recorded_grid_names_the_cells_of_its_run(tmp_path: Path) -> None:
 
     cfg = BenchConfig.from_yaml(ROOT / "configs" / "bench" / "fmnist_lenet_baselines.yaml")
     record_config(tmp_path, cfg)
-    back = load_config(BenchConfig, tmp_path / "bench.yaml")
-    assert [c for j in plan_jobs(back, "/x") for c in j.cell_ids()] == [
-        c for j in plan_jobs(cfg, "/x") for c in j.cell_ids()
-    ]
+    back = load_config(BenchConfig, tmp_path / "bench.yaml")  # as `bench --config DIR/bench.yaml` reads it
+    want = [c for j in plan_jobs(cfg, "/x") for c in j.cell_ids()]
+    assert [c for j in plan_jobs(back, "/x") for c in j.cell_ids()] == want
+    # a record older code wrote (epochs: 8), read as the folder's own grid
+    from autosparse.bench.outputs import record_text
+    from autosparse.bench.runner import _recorded_grid
+    from autosparse.core.config_record import dump_yaml
+
+    (tmp_path / "bench.yaml").write_text(record_text(dump_yaml(cfg)))
+    old = _recorded_grid(tmp_path)
+    assert old is not None and [c for j in plan_jobs(old, "/x") for c in j.cell_ids()] == want

@@ -7,7 +7,7 @@ import dataclasses
 import yaml
 
 from autosparse.core.config import from_dict
-from autosparse.core.config_record import config_hash, dump_yaml, record_dict, to_dict
+from autosparse.core.config_record import config_hash, dump_yaml, record_dict, respelled, to_dict
 from autosparse.training.trainer import TrainConfig
 
 
@@ -52,3 +52,10 @@ def test_a_record_reads_back_as_the_config_it_records() -> None:
         back = from_dict(TrainConfig, yaml.safe_load(dump_yaml(config, record=True)))
         assert config_hash(back) == config_hash(config)
     assert "epochs" not in record_dict(TrainConfig()) and record_dict(TrainConfig(epochs=8.0))["epochs"] == 8.0
+
+
+def test_respelled_gives_a_record_the_hash_of_the_config_that_wrote_it() -> None:
+    for raw, default_spelled in (({"epochs": 8}, True), ({"epochs": 8.0}, False), ({"epochs": 3}, False)):
+        back = respelled(from_dict(TrainConfig, raw), raw)
+        assert (config_hash(back) == config_hash(TrainConfig())) is default_spelled
+        assert back.epochs == raw["epochs"]

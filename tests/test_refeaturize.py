@@ -130,3 +130,21 @@ def test_runs_whose_schema_disagrees_with_their_store_are_refeaturized_not_dropp
     done = sources.refeaturize_store(old, new)
     assert not done.failed and len(StoreReader(new).run_ids) == 2
     assert_same_store(new, fresh, ignore={"refeaturized"})
+
+
+def test_a_recorded_spec_with_the_int_default_epochs_keeps_its_id(caplog: pytest.LogCaptureFixture) -> None:
+    """A run whose config left train.epochs out recorded 8; read back as 8.0 it hashed to another id, and
+    every refeaturize warned that a RunSpec field had changed (review)."""
+    import dataclasses
+    import json
+
+    from autosparse.core.config_record import to_dict
+    from autosparse.sources import recorded_spec
+    from data_gen.grid import GenConfig, expand_grid
+
+    run = expand_grid(GenConfig.from_yaml(Path(__file__).parents[1] / "configs" / "gen" / "fmnist_mlps.yaml"))[0]
+    run = dataclasses.replace(run, train=dataclasses.replace(run.train, epochs=8))  # the default, left out
+    attrs = {"spec": json.loads(json.dumps(to_dict(run)))}  # as the store's attrs keep it
+    with caplog.at_level("WARNING", logger="autosparse"):
+        assert recorded_spec(attrs, run.run_id).run_id == run.run_id
+    assert "now hashes to" not in caplog.text

@@ -56,6 +56,30 @@ def record_dict(obj: Any) -> Any:
     return _as_dict(obj, record=True)
 
 
+def respelled(obj: Any, raw: Any) -> Any:
+    """``obj`` (built by ``from_dict`` from the record ``raw``) with every float field that ``raw`` gives as
+    its int default spelled as that default again, so the record hashes as the config that wrote it.
+
+    Why: ``from_dict`` reads YAML's and JSON's 8 as 8.0, which hashes apart from the default's 8 (the
+    pinned spelling): a store run's recorded spec was warned of as changed, and a folder's bench.yaml
+    written before :func:`record_dict` named other cells than its run's (review)."""
+    if not (dataclasses.is_dataclass(obj) and not isinstance(obj, type) and isinstance(raw, Mapping)):
+        return obj
+    floats, changes = _float_fields(type(obj)), {}
+    for f in dataclasses.fields(obj):
+        if not f.init or f.name not in raw:
+            continue
+        value, given = getattr(obj, f.name), raw[f.name]
+        if f.name in floats and type(given) is int and type(floats[f.name]) is int and given == floats[f.name]:
+            changes[f.name] = given
+        elif dataclasses.is_dataclass(value):
+            changes[f.name] = respelled(value, given)
+        elif isinstance(value, (list, tuple)) and isinstance(given, (list, tuple)) and len(value) == len(given):
+            changes[f.name] = type(value)(respelled(v, g) for v, g in zip(value, given))
+    changed = {k: v for k, v in changes.items() if v is not getattr(obj, k)}
+    return dataclasses.replace(obj, **changed) if changed else obj
+
+
 def _as_dict(obj: Any, record: bool) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         floats = _float_fields(type(obj))
