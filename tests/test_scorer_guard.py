@@ -186,7 +186,7 @@ def test_a_disconnected_learned_mask_can_fall_back_to_the_guard_allocation(monke
     with caplog.at_level(logging.WARNING, logger="autosparse.scorer.autos"):
         fallback = prune(model, "autos", density=0.02, data=_data(), seed=0, collapse="guard")
         prune(model, "autos", density=0.02, data=_data(), seed=1, collapse="guard")
-    assert len([r for r in caplog.records if "autos: the learned allocation" in r.message]) == 1
+    assert len([r for r in caplog.records if "autos: the learned mask of scorer" in r.message]) == 1
     guard = fallback.meta["guard"]
     assert guard["reason"] == "collapse" and guard["fallback"] == "erk" and guard["collapsed"]
     assert all(bool(m.any()) for m in fallback.values()) and fallback.kept == round(0.02 * fallback.total)

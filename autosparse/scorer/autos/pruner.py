@@ -211,7 +211,7 @@ def _guarded_masks(call: Call) -> tuple[Masks, Measured | None]:
     )
     warn_once(
         ("collapse", cfg.scorer, cfg.guard, cfg.collapse, f"{density:.6g}", call.network),
-        "autos: the learned allocation of scorer %s leaves no input-to-output path at density %.4g "
+        "autos: the learned mask of scorer %s (its allocation, ranking and repair) leaves no input-to-output path at density %.4g "
         "(%d layers cut off: %s); using %s instead (%s, collapse=off keeps the learned mask)",
         cfg.scorer,
         density,
