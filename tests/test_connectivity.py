@@ -51,6 +51,23 @@ def test_a_mask_with_no_path_at_all_gets_one_where_its_counts_allow() -> None:
     assert path_stats(model, repaired, (4,)).effective_params == 4, moved
 
 
+def test_no_path_after_cheap_moves_in_every_iteration_still_gets_the_chain_step() -> None:
+    """The cheap moves moved a few weights in each of the three iterations without forming a path, and the
+    step after them required a path to exist: LeNet-300-100 at 0.05% kept 133 weights on none (review)."""
+    from autosparse.core.allocation import allocate
+    from autosparse.core.layers import prunable_layers
+    from autosparse.models import build_model
+
+    model = build_model("lenet_300_100", (1, 28, 28), 10, seed=0)
+    g = torch.Generator().manual_seed(3)
+    scores = {layer.name: torch.rand(layer.shape, generator=g) for layer in prunable_layers(model)}
+    masks = allocate(scores, 0.0005)
+    assert path_stats(model, masks, (1, 28, 28)).effective_params == 0
+    repaired, moved, _ = repair_with_flow(PathNetwork(model, (1, 28, 28)), masks, scores)
+    assert moved[:3] == [13, 13, 13] and repaired.kept == masks.kept
+    assert path_stats(model, repaired, (1, 28, 28)).effective_params == repaired.kept
+
+
 def test_nothing_moves_when_every_weight_is_effective() -> None:
     model = _net()
     masks = Masks({"0.weight": torch.ones(3, 4, dtype=torch.bool), "2.weight": torch.ones(2, 3, dtype=torch.bool)})

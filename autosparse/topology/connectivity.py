@@ -105,7 +105,7 @@ def repair_with_flow(
             # the cheap moves took every iteration (no path to measure from until the last one): where a
             # path exists now, the exact and chain steps still place what is dead
             flow, eff, dead = r.measure()
-            if _any(dead) and _any(eff):
+            if _any(dead):  # no path at all yet too: the chain step lays one (review)
                 flow = r.settle(flow, eff, dead, chains)
     if rehome and iterations > 0 and not clean:
         flow = r.rehome(flow)
