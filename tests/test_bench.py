@@ -1276,3 +1276,22 @@ def test_a_recorded_grid_names_the_cells_of_its_run(tmp_path: Path) -> None:
     (tmp_path / "bench.yaml").write_text(record_text(dump_yaml(cfg)))
     old = _recorded_grid(tmp_path)
     assert old is not None and [c for j in plan_jobs(old, "/x") for c in j.cell_ids()] == want
+
+
+def test_a_folder_recorded_before_record_dict_keeps_its_cells_from_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`bench --out DIR` read a record that left epochs out (`epochs: 8`, written before record_dict) as 8.0:
+    "0 already in DIR", every cell computed again and the record rewritten as 8.0 (review)."""
+    from autosparse.bench.outputs import record_text
+    from autosparse.cli import main
+    from autosparse.core.config_record import dump_yaml
+
+    train = {"batch_size": 64, "num_threads": 1}  # epochs left out: the int default 8
+    cfg = tiny_config(methods=["random"], densities=[0.1], seeds=[0], n_train=128, n_test=64, train=train)
+    out = tmp_path / "b"
+    run_bench(cfg, out)
+    (out / "bench.yaml").write_text(record_text(dump_yaml(cfg)))  # as older code wrote it
+    for argv in (["--out", str(out)], ["--config", str(out / "bench.yaml"), "--out", str(out)]):
+        assert main(["bench", *argv, "--check"]) == 0
+        assert "1 already in" in capsys.readouterr().out

@@ -49,6 +49,15 @@ def check_record_whole(path: Path) -> None:
         )
 
 
+def is_record(path: str | Path) -> bool:
+    """Whether ``path`` is a bench.yaml a run wrote (its first line is :data:`RECORD_HEAD`)."""
+    try:
+        with open(path, errors="replace") as fh:
+            return fh.readline().strip() == RECORD_HEAD
+    except OSError:
+        return False
+
+
 def folder_kind(out: Path) -> tuple[str, str] | None:
     """(kind, the file that says so) of the bench whose output ``out`` holds; None for a new or foreign folder."""
     if (out / CONFIG_FILE).is_file():

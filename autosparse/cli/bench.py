@@ -8,7 +8,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from autosparse.core.config import add_arguments, add_config_argument, from_dict, given, read_config, resolve
+from autosparse.core.config import add_arguments, add_config_argument, from_dict, given, merge, read_config, resolve
+from autosparse.core.config_record import respelled
 from autosparse.core.errors import ConfigError, failure_lines
 
 KINDS = ("accuracy", "speed", "train_speed")
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
         # `bench --out DIR [--report-only]`: the grid that folder holds, not the default one
         check_record_whole(Path(args.out) / CONFIG_FILE)
         args.config = str(Path(args.out) / CONFIG_FILE)
+        args.config_is_record = True  # one written before the head mark too
         log.info("reading the bench config %s", args.config)
     elif not args.config and args.out and args.asked_kind is None and not _grid_flags(args):
         _refuse_a_timing_folder(Path(args.out))  # the folder's own bench was asked for, and it has no bench.yaml
@@ -180,6 +182,7 @@ def _check(cfg: Any, where: Any, out: Path, config: str | None) -> int:
 def resolve_bench(args: argparse.Namespace) -> tuple[Any, Any]:
     """The bench config (accuracy or speed, by the YAML's ``kind``) and the executor, from YAML < flags."""
     from autosparse.bench.config import BenchConfig, kind_of
+    from autosparse.bench.outputs import is_record
     from autosparse.bench.speed import SpeedConfig
     from autosparse.core.executors import ExecutorConfig
     from autosparse.training.trainer import gpus_here
@@ -200,6 +203,10 @@ def resolve_bench(args: argparse.Namespace) -> tuple[Any, Any]:
         raise ConfigError(f"{flags}: only for the {other_kind} bench, and this is {_a(kind)} bench; drop them{hint}")
     pick_labelled_rows(args, cls, data)
     cfg, where = resolve(args, cls, ExecutorConfig, data=data)
+    if cls is BenchConfig and args.config and (getattr(args, "config_is_record", False) or is_record(args.config)):
+        # a folder's record: YAML's 8 is the int default a run that left the field out recorded, read as 8.0 it
+        # named other cells than the folder's (a flag's value, given as a float, stays one; review)
+        cfg = respelled(cfg, merge(data, given(args, cls)))
     if hasattr(cfg, "num_cpus"):  # the accuracy bench's jobs: the speed benches measure here, one at a time
         where.check_fits_here(cfg.num_cpus, cfg.num_gpus, gpus_here())
     return cfg, where
