@@ -76,6 +76,16 @@ def test_a_diverged_point_is_hollow_and_not_joined_into_its_line(tmp_path: Path,
     assert any("diverged" in t.get_text() for t in ax.get_legend().get_texts())
 
 
+def test_a_point_over_fewer_seeds_than_the_grids_says_how_many(tmp_path: Path, figures: list) -> None:
+    """A one-seed point drew like a point of zero spread, under a title of the grid's seeds (helper)."""
+    rows = _rows(2)
+    rows[0].partial = [0, 1, 0]
+    plot_accuracy(tmp_path / "a.png", rows, DENSITIES, title="t")
+    (ax,) = figures[-1].axes
+    notes = [t for t in ax.texts if t.get_text().startswith("n=")]
+    assert [(t.get_text(), t.xy) for t in notes] == [("n=1", (0.05, pytest.approx(80.0)))]
+
+
 def test_layer_panels_give_every_method_its_own_style_in_the_grids_order(tmp_path: Path, figures: list) -> None:
     layers = ["a", "b"]
     rows = [f"m{i}" for i in range(12)]

@@ -30,6 +30,7 @@ class Series:
     stds: list[float]
     reference: bool = False
     diverged: list[bool] = field(default_factory=list)  # per density: some seed's training diverged (‡)
+    partial: list[int] = field(default_factory=list)  # per density: seeds finished where fewer than the grid's, else 0
 
 
 #: markers cycled against the 10 colours; 9, coprime with 10, so the first 90 rows differ in both
@@ -123,6 +124,9 @@ def plot_accuracy(
                 **{**_POINTS, **style, "linestyle": "none", "markerfacecolor": "white", "markersize": 7},
             )
             any_diverged = True
+        for x, m, n in zip(s.densities, s.means, s.partial):
+            if n:  # one seed's point drew like a point of zero spread, under a title of the grid's seeds (helper)
+                ax.annotate(f"n={n}", (x, 100 * m), xytext=(4, 4), textcoords="offset points", fontsize=7)
         entries += 1
     if any_diverged:  # one entry, last, says what a hollow point is
         ax.plot(

@@ -284,6 +284,7 @@ def _plots(
                 [stats[(model, dataset, m.title(), d)].std for d in ds],
                 reference=m.is_imp,
                 diverged=[(m.title(), d) in diverged for d in ds],
+                partial=[n if (n := stats[(model, dataset, m.title(), d)].n) < len(config.seeds) else 0 for d in ds],
             )
         )
     dense = dense_accuracy(records, model, dataset)
