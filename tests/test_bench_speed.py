@@ -124,7 +124,9 @@ def test_a_row_whose_scorer_is_not_there_is_refused_before_measuring_and_by_the_
     from autosparse.core.errors import CheckpointError
 
     row = {"method": "autos", "hparams": {"scorer": str(tmp_path / "nowhere")}, "label": "x"}
-    with pytest.raises(CheckpointError, match=r"bench row 'x': .*nowhere.*; or leave it out: --methods (snip,)?random$"):
+    with pytest.raises(
+        CheckpointError, match=r"bench row 'x': .*nowhere.*; or leave it out: --methods (snip,)?random$"
+    ):
         run_speed(tiny_speed(methods=["random", row]), tmp_path / "s")
     assert not (tmp_path / "s" / "measurements").exists()
     methods = json.dumps(
