@@ -428,6 +428,11 @@ def _check_reachable(address: str | None) -> None:
     if not address or address == "auto" or "://" in address:
         return
     host, _, port = address.rpartition(":")
+    if ":" in address and not host:  # ray.init logged its own traceback for ":6379" before our error (helper)
+        raise ConfigError(
+            f"--address {address!r} has no host: give host:port (the head's port, usually 6379), auto on a node "
+            "of the cluster, or ray://host:10001"
+        )
     if not host or not port.isdigit():
         return
     try:
@@ -479,12 +484,17 @@ def _run_ray(
                 "6379), auto on a node of the cluster, or ray://host:10001"
             ) from None
         except ConnectionError as exc:
+            if "Could not find any running Ray instance" in str(exc):  # nothing to join: token advice misled (helper)
+                raise ConfigError(
+                    f"--address {address}: no Ray cluster is running on this machine; start one with "
+                    "`ray start --head`, or leave --address out to start a local one for this run"
+                ) from exc
             token = Path("~/.ray/auth_token").expanduser().is_file() and not os.environ.get("RAY_AUTH_MODE")
             raise ConfigError(
                 f"cannot reach the Ray cluster at {address!r}: {exc}; "
                 + (
                     "this machine holds a Ray auth token (~/.ray/auth_token): a cluster started with token "
-                    "authentication needs RAY_AUTH_MODE=token in the environment, or --address auto"
+                    "authentication needs RAY_AUTH_MODE=token in the environment"
                     if token
                     else "start one with `ray start --head`"
                 )
