@@ -191,6 +191,10 @@ def test_unreachable_ray_cluster_is_one_line_fast(tmp_path: Path, capsys: pytest
     assert cli_main([*args, "--address", "127.0.0.1:1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("autosparse gen: error: cannot reach the Ray cluster at '127.0.0.1:1'")
+    # --check called an address nothing listens on valid; the run then refused it after making the store (helper)
+    assert not (tmp_path / "s.zarr").exists()
+    assert cli_main([*args, "--address", "127.0.0.1:1", "--check"]) == 2
+    assert "cannot reach the Ray cluster at '127.0.0.1:1'" in capsys.readouterr().err
     assert cli_main([*args, "--address", "bogus"]) == 2  # was a 30-line ValueError traceback
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'bogus' is not a Ray address" in err[0] and "6379" in err[0]

@@ -71,8 +71,12 @@ class ExecutorConfig:
 
         Why: the cluster's check ran only once Ray had started and the store been created, so a
         ``num_cpus: 4`` grid on a 2-core machine passed ``--check`` and left an empty store (helper).
-        A cluster joined with ``--address`` is checked when joined, as before.
+        A cluster joined with ``--address`` is checked when joined, as before; only whether its host:port
+        answers is checked here.
         """
+        if self.executor == "ray":
+            # a host:port nothing listens on passed --check, and the run refused it after making the store (helper)
+            _check_reachable(self.address)
         cores = os.cpu_count() or 1
         # ray.init without an address joins RAY_ADDRESS's cluster, or the one `ray start` left running here
         ray_tmp = Path(os.environ.get("RAY_TMPDIR") or tempfile.gettempdir())  # where Ray itself looks (review)
