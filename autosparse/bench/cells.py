@@ -490,7 +490,7 @@ def _run_imp(job: BenchJob, densities: list[float]) -> list[str]:
         accuracy, loss, seconds = res.accuracies[r], None, round_seconds[r]
         diverged = res.history[r].get("diverged") if r < len(res.history) else None  # type: ignore[union-attr]
         # the mask of round r was chosen from the weights rounds before it trained: a divergence there left
-        # NaN scores, the mask arbitrary, and the cell at chance marked as a valid reference (helper)
+        # diverged (or NaN) scores, the mask arbitrary, and the cell at chance marked as a valid reference (helper)
         earlier = next(
             (f"round {i}: {h['diverged']}" for i, h in enumerate(res.history[:r]) if h.get("diverged")), None
         )

@@ -387,7 +387,9 @@ def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence
         dense = dense_accuracy(records, model, dataset)
         dense_line = f"Dense network (IMP round 0): {format_stat(dense)}%" if dense else ""
         if dense and any(r.get("dense_diverged") for r in records if (r["model"], r["dataset"]) == (model, dataset)):
-            dense_line += " ‡ (at least one seed's dense training diverged: IMP's masks are chosen from NaN scores)"
+            dense_line += (
+                " ‡ (at least one seed's dense training diverged: IMP chose its masks from the diverged weights)"
+            )
         rows = contests(config, records, model, dataset)
         verdict = "\n\n".join(
             filter(None, [contest_table(rows), "\n".join(no_verdicts(config, records, model, dataset, rows))])
