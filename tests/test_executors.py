@@ -198,6 +198,7 @@ def test_unreachable_ray_cluster_is_one_line_fast(tmp_path: Path, capsys: pytest
     assert cli_main([*args, "--address", "bogus"]) == 2  # was a 30-line ValueError traceback
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "'bogus' is not a Ray address" in err[0] and "6379" in err[0]
+    assert not (tmp_path / "s.zarr").exists()  # refused before the store is made (helper)
     assert cli_main([*args, "--address", ":6379"]) == 2  # Ray's own traceback came first (helper)
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err + captured.out and "':6379' has no host" in captured.err

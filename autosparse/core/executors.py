@@ -429,8 +429,13 @@ def _take_back_sigterm(handler: Any) -> None:
 
 def _check_reachable(address: str | None) -> None:
     """Ray retries an unreachable ``host:port`` for minutes with log spam; fail in seconds instead."""
-    if not address or address == "auto" or "://" in address:
+    if not address or address in ("auto", "local") or "://" in address:
         return
+    if ":" not in address:  # Ray refused it only after gen had made the store (helper)
+        raise ConfigError(
+            f"--address {address!r} is not a Ray address: give host:port (the head's port, usually 6379), auto on "
+            "a node of the cluster, or ray://host:10001"
+        )
     host, _, port = address.rpartition(":")
     if ":" in address and not host:  # ray.init logged its own traceback for ":6379" before our error (helper)
         raise ConfigError(
