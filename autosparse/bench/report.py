@@ -171,7 +171,7 @@ def accuracy_table(config: BenchConfig, records: Sequence[dict[str, Any]], model
     diverged = {(r["label"], float(r["density"])) for r in mine if r.get("diverged")}
     densities = config.sorted_densities()
     n_seeds = len(config.seeds)
-    best: dict[float, tuple[float, int]] = {}  # the bold: best printed mean, where every row finished as many seeds
+    best: dict[float, float] = {}  # the bold: best printed mean, where every row finished as many seeds
     for d in densities:
         cands = [
             stats[(model, dataset, m.title(), d)]
@@ -181,7 +181,7 @@ def accuracy_table(config: BenchConfig, records: Sequence[dict[str, Any]], model
         # means over different seeds are no contest: a one-seed row was bold over a two-seed one (helper), and
         # bolding among the rows with the most seeds gave it to the worst row where the others each lacked one (review)
         if cands and len({st.n for st in cands}) == 1:
-            best[d] = (max(round(st.scaled_mean(), 1) for st in cands), cands[0].n)
+            best[d] = max(round(st.scaled_mean(), 1) for st in cands)
     rows = []
     for m in config.methods:
         row = [_row_name(m.title(), m.is_imp)]
@@ -191,12 +191,7 @@ def accuracy_table(config: BenchConfig, records: Sequence[dict[str, Any]], model
                 row.append("–")
                 continue
             text = format_stat(st)
-            if (
-                not m.is_imp
-                and d in best
-                and (round(st.scaled_mean(), 1), st.n) == best[d]
-                and (m.title(), d) not in diverged
-            ):
+            if not m.is_imp and d in best and round(st.scaled_mean(), 1) == best[d] and (m.title(), d) not in diverged:
                 text = f"**{text}**"
             if (m.title(), d) in empties:
                 text += " †"

@@ -24,7 +24,7 @@ from autosparse.bench.config import BenchConfig, refuse_unloadable, unloadable_m
 from autosparse.bench.outputs import CONFIG_FILE, check_folder_kind, check_record_whole, record_text
 from autosparse.bench.report import BenchReport, write_report
 from autosparse.core.claims import exclusive, is_elsewhere, run_claimed_jobs
-from autosparse.core.config import from_dict, load_config, load_yaml
+from autosparse.core.config import from_dict, load_yaml
 from autosparse.core.config_record import dump_yaml, record_dict, respelled, to_dict
 from autosparse.core.errors import AutosparseError, ConfigError, UnknownNameError
 from autosparse.core.executors import EXECUTORS, JobOutcome
@@ -212,7 +212,8 @@ def _recorded_grid(out: Path) -> BenchConfig | None:
         return None
     check_record_whole(path)
     try:
-        return respelled(load_config(BenchConfig, path), load_yaml(path))  # a record written before record_dict
+        data = load_yaml(path)
+        return respelled(from_dict(BenchConfig, data, where=str(path)), data)  # a record written before record_dict
     except AutosparseError:
         return None
 

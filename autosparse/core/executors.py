@@ -427,22 +427,22 @@ def _take_back_sigterm(handler: Any) -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
+#: what --address takes, said by each error about one it cannot take
+_ADDRESS_FORMS = "give host:port (the head's port, usually 6379), auto on a node of the cluster, or ray://host:10001"
+
+
 def _check_reachable(address: str | None) -> None:
     """Ray retries an unreachable ``host:port`` for minutes with log spam; fail in seconds instead."""
     if not address or address in ("auto", "local") or "://" in address:
         return
-    if ":" not in address:  # Ray refused it only after gen had made the store (helper)
+    host, colon, port = address.rpartition(":")
+    # no colon: Ray refused it only after gen had made the store; no host (":6379"): ray.init logged its own
+    # traceback before our error (helper)
+    if not colon or not host:
         raise ConfigError(
-            f"--address {address!r} is not a Ray address: give host:port (the head's port, usually 6379), auto on "
-            "a node of the cluster, or ray://host:10001"
+            f"--address {address!r} {'has no host' if colon else 'is not a Ray address'}: {_ADDRESS_FORMS}"
         )
-    host, _, port = address.rpartition(":")
-    if ":" in address and not host:  # ray.init logged its own traceback for ":6379" before our error (helper)
-        raise ConfigError(
-            f"--address {address!r} has no host: give host:port (the head's port, usually 6379), auto on a node "
-            "of the cluster, or ray://host:10001"
-        )
-    if not host or not port.isdigit():
+    if not port.isdigit():
         return
     try:
         with socket.create_connection((host, int(port)), timeout=10):
@@ -488,10 +488,7 @@ def _run_ray(
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
         except ValueError as exc:  # "Invalid address format: bogus" came as a traceback
-            raise ConfigError(
-                f"--address {address!r} is not a Ray address ({exc}): give host:port (the head's port, usually "
-                "6379), auto on a node of the cluster, or ray://host:10001"
-            ) from None
+            raise ConfigError(f"--address {address!r} is not a Ray address ({exc}): {_ADDRESS_FORMS}") from None
         except ConnectionError as exc:
             if "Could not find any running Ray instance" in str(exc):  # nothing to join: token advice misled (helper)
                 raise ConfigError(
