@@ -304,13 +304,21 @@ def _recorded_card(directory: str | Path) -> dict[str, Any] | None:
     return raw if isinstance(raw, dict) and raw.get("weights_sha256") else None
 
 
+@contextlib.contextmanager
+def _damaged_card(card: Path) -> Iterator[None]:
+    """A card that cannot be read, or whose fields are not what a card holds (a list where a mapping
+    goes), as one :class:`CheckpointError` naming the fix."""
+    try:
+        yield
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        raise CheckpointError(f"cannot read {card}: {exc}; the checkpoint is damaged — retrain or re-copy it") from exc
+
+
 def scorer_weights_sha256(name_or_path: str | Path) -> str:
     """The weights hash a scorer's card records (loading verifies it), without reading the weights."""
     card = resolve_scorer(name_or_path) / CARD_FILE
-    try:
+    with _damaged_card(card):
         return str(json.loads(card.read_text()).get("weights_sha256", ""))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
-        raise CheckpointError(f"cannot read {card}: {exc}; the checkpoint is damaged — retrain or re-copy it") from exc
 
 
 def scorer_evidence_sha256(name_or_path: str | Path) -> str:
@@ -318,12 +326,10 @@ def scorer_evidence_sha256(name_or_path: str | Path) -> str:
     without reading the weights: the evidence (not where it came from) and the coverage's points
     and their owners (each target layer votes through them)."""
     card = resolve_scorer(name_or_path) / CARD_FILE
-    try:
+    with _damaged_card(card):
         raw = json.loads(card.read_text())
         evidence = {k: v for k, v in (raw.get("evidence") or {}).items() if k != "provenance"}
         coverage = raw.get("coverage") or {}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
-        raise CheckpointError(f"cannot read {card}: {exc}; the checkpoint is damaged — retrain or re-copy it") from exc
     if not evidence:
         return ""
     read = {"evidence": evidence, "points": coverage.get("points"), "owners": coverage.get("owners")}
@@ -341,13 +347,11 @@ def scorer_card_sha256(name_or_path: str | Path, *, coverage: bool = True) -> st
     the range guard can act) the coverage it reads. Why: ``train-scorer --add-unit-head --unit-scale`` changes the masks and leaves the
     weights' hash as it was, so a bench kept cells of the old card."""
     card = resolve_scorer(name_or_path) / CARD_FILE
-    try:
+    with _damaged_card(card):
         raw = json.loads(card.read_text())
         shaping = {k: v for k, v in raw.items() if k not in _NOT_SHAPING and (coverage or k != "coverage")}
         if isinstance(shaping.get("units"), dict):  # its held-out metrics measure it, they do not shape masks
             shaping["units"] = {k: v for k, v in shaping["units"].items() if k != "heldout"}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
-        raise CheckpointError(f"cannot read {card}: {exc}; the checkpoint is damaged — retrain or re-copy it") from exc
     return hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -355,10 +359,8 @@ def scorer_student_sha256(name_or_path: str | Path) -> str:
     """A hash of what the student guard reads from a scorer's card ("" if it has no student
     evidence), without reading the weights: the points, margin and reach (not where they came from)."""
     card = resolve_scorer(name_or_path) / CARD_FILE
-    try:
+    with _damaged_card(card):
         student = {k: v for k, v in (json.loads(card.read_text()).get("student") or {}).items() if k != "provenance"}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
-        raise CheckpointError(f"cannot read {card}: {exc}; the checkpoint is damaged — retrain or re-copy it") from exc
     return hashlib.sha256(json.dumps(student, sort_keys=True).encode()).hexdigest() if student.get("points") else ""
 
 
@@ -366,12 +368,8 @@ def load_checkpoint(name_or_path: str | Path) -> tuple[Card, dict[str, torch.Ten
     """Read and verify a checkpoint: card format, weights hash, feature schema."""
     directory = resolve_scorer(name_or_path)
     card_path, weights = directory / CARD_FILE, directory / WEIGHTS_FILE
-    try:
+    with _damaged_card(card_path):
         raw = json.loads(card_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(
-            f"cannot read {card_path}: {exc}; the checkpoint is damaged — retrain or re-copy it"
-        ) from exc
     if not isinstance(raw, dict) or raw.get("format") != CARD_FORMAT:
         raise CheckpointError(f"{card_path} is not an autosparse scorer card ({CARD_FORMAT}); retrain the scorer")
     known = set(Card.__dataclass_fields__)

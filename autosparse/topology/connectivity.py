@@ -102,10 +102,10 @@ def repair_with_flow(
         break
     else:
         if iterations > 0:
-            # the cheap moves took every iteration (no path to measure from until the last one): where a
-            # path exists now, the exact and chain steps still place what is dead
+            # the cheap moves took every iteration: the exact and chain steps still place what is dead, and
+            # where no path exists yet the chain step lays one (review)
             flow, eff, dead = r.measure()
-            if _any(dead):  # no path at all yet too: the chain step lays one (review)
+            if _any(dead):
                 flow = r.settle(flow, eff, dead, chains)
     if rehome and iterations > 0 and not clean:
         flow = r.rehome(flow)
