@@ -219,3 +219,24 @@ def test_a_round_decided_by_position_among_zero_scores_is_said() -> None:
     assert not said[1.0]
     assert len(said[0.0]) == 1 and "spread evenly over the layers' order" in said[0.0][0]
     assert "zero_init_residual" in said[0.0][0]  # the cause of exact zeros, and the fix
+
+
+def test_a_weight_a_parametrization_computes_is_taken_positive_where_it_is_used() -> None:
+    # a Householder-orthogonal weight rebuilt from |original| keeps its signs: its ReLU outputs were all zero,
+    # so every score was 0 and the call failed blaming "a layer whose weight is all zero"
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 4))
+    nn.utils.parametrizations.orthogonal(model[2], orthogonal_map="householder")
+    # the same network with that layer's computed weight stored as a buffer: also left dense, and
+    # SynFlow takes |·| of every buffer, so both must give the same masks
+    frozen = nn.Linear(16, 16)
+    del frozen.weight
+    frozen.register_buffer("weight", model[2].weight.detach().clone())
+    frozen.bias = model[2].bias
+    reference = nn.Sequential(model[0], model[1], frozen, model[3], model[4])
+    chain = len(model[2].parametrizations.weight)
+    masks = prune(model, "synflow", density=0.1, input_shape=(20,))
+    expected = prune(reference, "synflow", density=0.1, input_shape=(20,))
+    assert sorted(masks) == ["0.weight", "4.weight"]
+    assert all(torch.equal(masks[name], expected[name]) for name in masks)
+    assert len(model[2].parametrizations.weight) == chain  # the caller's chain is left as it was

@@ -20,7 +20,7 @@ from __future__ import annotations
 import copy
 import logging
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import torch
 from torch import nn
@@ -184,6 +184,28 @@ def legacy_norms(module: nn.Module) -> list[tuple[str, str]]:
             if isinstance(hook, kind):
                 out.append((norm, str(hook.name)))
     return out
+
+
+def bake_parametrizations(net: nn.Module, *, keep_as: Literal["parameter", "buffer"]) -> None:
+    """Replace each ``torch.nn.utils.parametrize`` tensor of a *copy* by the value it computes now.
+
+    For the passes that transform a network's stored tensors (SynFlow's |·|, the path count's
+    scales): a parametrization would recombine its transformed parts into something else. Kept as a
+    frozen parameter or a buffer (a buffer is never a prunable weight, as the original's was not).
+    Not ``parametrize.remove_parametrizations``: it deletes the property from the parametrized
+    class, which a deep copy shares with the caller's model (whose layer then has no weight).
+    """
+    for module in list(net.modules()):
+        if parametrize.is_parametrized(module):
+            names = list(module.parametrizations.keys())  # type: ignore[union-attr]
+            values = {name: getattr(module, name).detach().clone() for name in names}
+            module.__class__ = module.__class__.__bases__[0]
+            delattr(module, "parametrizations")
+            for name, value in values.items():
+                if keep_as == "buffer":
+                    module.register_buffer(name, value)
+                else:
+                    module.register_parameter(name, nn.Parameter(value, requires_grad=False))
 
 
 def is_weight_standardized(module: nn.Module) -> bool:

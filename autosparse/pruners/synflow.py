@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from autosparse.core.layers import bake_parametrizations
 from autosparse.core.masks import Masks
 from autosparse.core.model_io import logits, model_device
 from autosparse.data.pruning_data import PruningData
@@ -44,6 +45,10 @@ def positive_copy(model: nn.Module, *, float64: bool = True) -> nn.Module:
     of this same copy, and ``|0| = 0``, so it equals linearising each round's thinned network.
     """
     work = working_copy(model, train_mode=False, dtype=torch.float64 if float64 else None)
+    # a tensor a parametrization computes (left dense) is taken as its value: |·| of its stored parts
+    # is not |value| for every map (a Householder-orthogonal weight rebuilt from |original| kept
+    # negative entries and zeroed the whole flow behind its ReLU)
+    bake_parametrizations(work, keep_as="buffer")
     with torch.no_grad():
         for t in work.state_dict(keep_vars=True).values():
             if t.is_floating_point():

@@ -43,10 +43,9 @@ from typing import Literal
 import torch
 from torch import nn
 from torch.func import functional_call
-from torch.nn.utils import parametrize
 
 from autosparse.core.errors import ConfigError, MaskError
-from autosparse.core.layers import PrunableLayer, legacy_norms, prunable_layers, safe_deepcopy
+from autosparse.core.layers import PrunableLayer, bake_parametrizations, legacy_norms, prunable_layers, safe_deepcopy
 from autosparse.core.masks import Masks, current_masks, remove_masks
 from autosparse.core.model_io import call_with, is_shape_error, logits
 from autosparse.core.parallel import single_threaded_torch
@@ -163,7 +162,13 @@ class PathNetwork:
         self.device = torch.device(device)
         net = safe_deepcopy(model)
         remove_masks(net)  # a torch-pruned model: bake weight_orig*weight_mask into a plain weight
-        _bake_parametrizations(net)
+        # their parts would be treated as scales (made absolute) and recombined by the parametrization,
+        # so a dense weight-normed layer counted ~4 paths per input where it has 64, and spectral_norm's
+        # power iteration left none at all (a false "collapsed")
+        for module in list(net.modules()):
+            for norm, param in legacy_norms(module):  # the old hook-based torch.nn.utils versions
+                getattr(nn.utils, f"remove_{norm}")(module, param)
+        bake_parametrizations(net, keep_as="parameter")
         net = net.to(device=self.device, dtype=torch.float64).eval()
         to_path_modules(net)
         pruned = {layer.name for layer in src_layers}
@@ -576,24 +581,3 @@ def effective_nodes(model: nn.Module, masks: Mapping[str, torch.Tensor] | None, 
 def layer_collapse(model: nn.Module, masks: Mapping[str, torch.Tensor] | None, input_shape: Sequence[int]) -> list[str]:
     """Layers that keep no weight, or through which no input→output path runs."""
     return path_stats(model, masks, input_shape).collapsed
-
-
-def _bake_parametrizations(net: nn.Module) -> None:
-    """Turn the copy's parametrized tensors (weight_norm, spectral_norm) into plain ones.
-
-    Their parts would be treated as scales (made absolute) and recombined by the parametrization,
-    so a dense weight-normed layer counted ~4 paths per input where it has 64, and spectral_norm's
-    power iteration left none at all (a false "collapsed").
-    """
-    for module in list(net.modules()):
-        for norm, param in legacy_norms(module):  # the old hook-based torch.nn.utils versions
-            getattr(nn.utils, f"remove_{norm}")(module, param)
-        if parametrize.is_parametrized(module):
-            names = list(module.parametrizations.keys())  # type: ignore[union-attr]
-            values = {name: getattr(module, name).detach().clone() for name in names}
-            # not parametrize.remove_parametrizations: it deletes the property from the parametrized
-            # class, which a deep copy shares with the caller's model (whose layer then has no weight)
-            module.__class__ = module.__class__.__bases__[0]
-            delattr(module, "parametrizations")
-            for name, value in values.items():
-                module.register_parameter(name, nn.Parameter(value, requires_grad=False))
