@@ -876,7 +876,7 @@ out, key, finish = sys.argv[1], sys.argv[2], sys.argv[3] == "finish"
 cfg = bench_config_from_dict(yaml.safe_load(open(sys.argv[4])))
 job = {j.key: j for j in plan_jobs(cfg, out, threads=1)}[key]
 go = sys.argv[5]
-with claim(claim_path(out, key)) as mine:
+with claim(claim_path(out, job.claim_key)) as mine:
     assert mine
     print("claimed", flush=True)
     deadline = time.monotonic() + 120
@@ -949,6 +949,56 @@ def test_two_bench_processes_divide_the_grid(
             f"pid {child.pid} "
         )
         assert any("without finishing" in r.getMessage() for r in caplog.records)
+
+
+def test_a_second_label_of_a_computation_another_process_holds_waits_for_it(
+    tmp_path: Path, train_calls: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # claims went by the row's label: the second label computed the same cell beside the holder
+    import subprocess
+    import sys
+
+    from autosparse.core.config_record import dump_yaml
+
+    cfg = tiny_config(methods=["random", {"method": "random", "label": "again"}], densities=[0.1], seeds=[0])
+    out = tmp_path / "b"
+    first = plan_jobs(cfg, out)[0]
+    (tmp_path / "bench.yaml").write_text(dump_yaml(cfg))
+    go = tmp_path / "go"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(out), first.key, "finish", str(tmp_path / "bench.yaml"), str(go)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+    class ReleaseWhenWaiting(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "in progress elsewhere" in record.getMessage():
+                go.touch()
+
+    handler = ReleaseWhenWaiting()
+    logging.getLogger("autosparse").addHandler(handler)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "claimed"
+        with caplog.at_level("INFO", logger="autosparse"):
+            run = run_bench(cfg, out)
+    finally:
+        logging.getLogger("autosparse").removeHandler(handler)
+        go.touch()
+        assert child.wait(timeout=120) == 0
+    cells = _cells(out)
+    assert train_calls == [] and run.jobs_run == 0 and run.jobs_elsewhere == 2 and not run.report.missing
+    assert len(cells) == 2 and all(c["written_by"].startswith(f"pid {child.pid} ") for c in cells.values())
+
+
+@pytest.mark.slow
+def test_two_labels_of_one_computation_are_computed_once_by_process_workers(tmp_path: Path) -> None:
+    cfg = tiny_config(methods=["random", {"method": "random", "label": "again"}], densities=[0.1], seeds=[0])
+    run = run_bench(cfg, tmp_path / "b", executor="process", workers=2)
+    cells = list(_cells(tmp_path / "b").values())
+    assert run.jobs_run == 1 and run.jobs_same == 1 and run.jobs_elsewhere == 0
+    assert len(cells) == 2 and cells[0]["written_by"] == cells[1]["written_by"]
 
 
 def test_a_bad_device_fails_the_bench_before_any_cell(tmp_path: Path) -> None:

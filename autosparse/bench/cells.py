@@ -110,6 +110,14 @@ class CellSpec:
             return f"{self.stem()}__s{self.seed}__{self.hash()}"
         return self.cell_id()
 
+    def computation_id(self) -> str:
+        """The job id without its labels: what two rows (or models) that differ only in name share.
+
+        Jobs claim this, not their id, so a second label of one computation waits for the first
+        and copies its cells (:meth:`BenchJob.adopt`) instead of computing them again beside it.
+        """
+        return self.job_id()[len(self.stem()) + 2 :]
+
     @property
     def task(self) -> Task:
         return Task(self.model, self.data)
@@ -151,6 +159,11 @@ class BenchJob:
     @property
     def key(self) -> str:
         return self.spec.job_id()
+
+    @property
+    def claim_key(self) -> str:
+        """The claim's name: :meth:`CellSpec.computation_id`."""
+        return self.spec.computation_id()
 
     def cell_ids(self) -> list[str]:
         return [self.spec.cell_id(d) for d in self.densities]
@@ -201,6 +214,15 @@ class BenchJob:
     def is_complete(self) -> bool:
         return not self.missing()
 
+    def settle(self) -> bool:
+        """After the process that held this job's computation let it go: whether the job is done,
+        its cells copied from another label's where that process computed them under that label."""
+        with claim(claim_path(self.out_dir, self.claim_key)) as mine:
+            if not mine:  # taken again meanwhile: waited for once more
+                return False
+            self.adopt()
+            return self.is_complete()
+
     def _elsewhere(self, path: Path, identity: dict[str, Any] | None) -> dict[str, Any] | None:
         """A current cell of this computation under another id: relabelled, or its dataset respelled."""
         return _relabelled(path, identity) or _respelled(path, self.spec, identity)
@@ -246,9 +268,10 @@ def cell_path(out_dir: str | Path, cell_id: str) -> Path:
     return Path(out_dir) / CELLS_DIR / f"{cell_id}.json"
 
 
-def claim_path(out_dir: str | Path, job_id: str) -> Path:
-    """The lock file a job holds while it computes (see :mod:`autosparse.core.claims`)."""
-    return Path(out_dir) / CLAIMS_DIR / f"{job_id}.lock"
+def claim_path(out_dir: str | Path, claim_key: str) -> Path:
+    """The lock file a job holds while it computes (see :mod:`autosparse.core.claims`), named by its
+    :attr:`BenchJob.claim_key`."""
+    return Path(out_dir) / CLAIMS_DIR / f"{claim_key}.lock"
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -406,7 +429,7 @@ def execute_job(job: BenchJob) -> dict[str, Any]:
     Returns :func:`~autosparse.core.claims.in_progress_elsewhere` when another live process holds
     the job's claim; :func:`~autosparse.bench.runner.run_bench` waits for it then.
     """
-    with claim(claim_path(job.out_dir, job.key)) as mine:
+    with claim(claim_path(job.out_dir, job.claim_key)) as mine:
         if not mine:
             return in_progress_elsewhere(job.key)
         missing = job.missing()  # after the claim: another process may have just finished it

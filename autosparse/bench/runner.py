@@ -161,8 +161,8 @@ def run_bench(
         execute_job,
         todo,
         [j.key for j in todo],
-        lock_of=lambda key: claim_path(out, key),
-        is_done=lambda key: by_key[key].is_complete(),
+        lock_of=lambda key: claim_path(out, by_key[key].claim_key),
+        is_done=lambda key: by_key[key].settle(),
         what="bench job",
         executor=executor,
         workers=workers,
@@ -171,12 +171,17 @@ def run_bench(
         num_gpus=config.num_gpus,
         desc="bench jobs",
     )
+    ran = [o for o in outcomes if o.ok and not (o.value or {}).get("skipped")]
+    # a row waited for another row of this run doing its computation (process/Ray workers), then copied it
+    ran_here = {by_key[o.key].claim_key for o in ran}
+    waited = [o for o in outcomes if is_elsewhere(o)]
+    same_here = sum(1 for o in waited if by_key[o.key].claim_key in ran_here)
     run = BenchRun(
         out_dir=out,
         jobs_total=len(jobs),
-        jobs_run=sum(1 for o in outcomes if o.ok and not (o.value or {}).get("skipped")),
-        jobs_elsewhere=sum(1 for o in outcomes if is_elsewhere(o)),
-        jobs_same=sum(1 for o in outcomes if o.ok and (o.value or {}).get("same_as_another_row")),
+        jobs_run=len(ran),
+        jobs_elsewhere=len(waited) - same_here,
+        jobs_same=same_here + sum(1 for o in outcomes if o.ok and (o.value or {}).get("same_as_another_row")),
         cells_total=cells_total,
         cells_done_before=cells_before,
         failures=[o for o in outcomes if not o.ok],
