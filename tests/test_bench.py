@@ -251,6 +251,15 @@ def test_unknown_method_fails_before_anything_runs(tmp_path: Path) -> None:
     assert main(["bench", "--config", str(cfg_path), "--out", str(out)]) == 2
 
 
+def test_two_densities_one_column_name_are_refused() -> None:
+    # 1 - 0.999 is not 0.001: two cells of the grid, two report columns both headed 99.9%
+    with pytest.raises(ConfigError, match=r"0.001 and 0.0010000000000000009 both read 99.9% sparsity"):
+        tiny_config(densities=[0.001, 1 - 0.999]).validate()
+    with pytest.raises(ConfigError, match="duplicate density 0.1 in the bench config; list each once"):
+        tiny_config(densities=[0.1, 0.1]).validate()
+    tiny_config(densities=[0.00005, 0.00002]).validate()  # 99.995% and 99.998%: two names
+
+
 def test_imp_schedule_passes_through_bench_densities() -> None:
     assert ImpSettings().schedule([0.02, 1.0, 0.1]) == [0.1, 0.02]
     sched = ImpSettings(max_prune_fraction=0.5).schedule([0.1, 0.02])
@@ -377,6 +386,10 @@ def test_cli_report_only_prints_the_table(tiny_run, tmp_path: Path, capsys: pyte
     grid += ["--densities", "0.1", "--seeds", "0", "--n-train", "512", "--n-test", "256"]
     grid += ["--train.epochs", "1", "--train.batch-size", "64"]
     assert main(["bench", "--out", str(dst), "--report-only", *grid]) == 0
+    assert "1 cell on disk, 0 missing" in capsys.readouterr().out
+    # ... and recorded: the report's Reproduce command names bench.yaml (it pointed at no file)
+    assert "--config" in (dst / "report.md").read_text() and (dst / "bench.yaml").exists()
+    assert main(["bench", "--out", str(dst), "--report-only"]) == 0
     assert "1 cell on disk, 0 missing" in capsys.readouterr().out
     # a file where the folder must go is one line, before any work
     (tmp_path / "afile").write_text("x")

@@ -29,6 +29,7 @@ from autosparse.core.errors import (
     check_integers,
 )
 from autosparse.core.executors import check_resources
+from autosparse.core.text import sparsity_percent
 from autosparse.data import absolute_root, canonical_dataset, check_subset_sizes, dataset_info
 from autosparse.models import model_info
 from autosparse.models.info import unknown_options
@@ -256,6 +257,14 @@ class BenchConfig:
             if not 0.0 < float(d) <= 1.0:
                 raise DensityError(f"bench densities must be in (0, 1], got {d}; e.g. 0.01 keeps 1% of the weights")
         check_unique("density", self.densities)
+        headed: dict[str, float] = {}
+        for d in self.densities:  # 1 - 0.999 is not 0.001: two cells, two columns both headed 99.9%
+            if (head := sparsity_percent(d)) in headed:
+                raise ConfigError(
+                    f"densities {headed[head]!r} and {d!r} both read {head} sparsity in the report's tables "
+                    "and plots, as two columns of one name; list that density once"
+                )
+            headed[head] = d
         check_unique("seed", self.seeds)
         check_resources(self.num_cpus, self.num_gpus)
         check_unique("dataset", self.datasets)
@@ -333,7 +342,8 @@ def check_unique(what: str, values: list[Any]) -> None:
     seen: set[Any] = set()
     dup = [v for v in values if v in seen or seen.add(v)]  # type: ignore[func-returns-value]
     if dup:
-        raise ConfigError(f"duplicate {what} {dup[0]!r} in the bench config; give each a distinct value or label")
+        fix = "give each a distinct label" if what.endswith("label") else "list each once"
+        raise ConfigError(f"duplicate {what} {dup[0]!r} in the bench config; {fix}")
 
 
 def bench_config_from_dict(data: dict[str, Any], *, where: str = "") -> BenchConfig:
