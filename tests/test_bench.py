@@ -255,7 +255,7 @@ def test_two_densities_one_column_name_are_refused() -> None:
     # 1 - 0.999 is not 0.001: two cells of the grid, two report columns both headed 99.9%
     with pytest.raises(ConfigError, match=r"0.001 and 0.0010000000000000009 both read 99.9% sparsity"):
         tiny_config(densities=[0.001, 1 - 0.999]).validate()
-    with pytest.raises(ConfigError, match="duplicate density 0.1 in the bench config; list each once"):
+    with pytest.raises(ConfigError, match=r"duplicate density 0\.1 in the bench config; list each once"):
         tiny_config(densities=[0.1, 0.1]).validate()
     tiny_config(densities=[0.00005, 0.00002]).validate()  # 99.995% and 99.998%: two names
 
