@@ -685,6 +685,7 @@ def test_a_flag_amount_replaces_the_configs_other_spelling(tmp_path) -> None:
 def test_bench_flag_mistakes_get_the_flag_they_meant(tmp_path) -> None:
     # the value of a mistyped flag was taken as the bench kind ("invalid choice: '1'")
     assert_user_error(run("bench", "--check", "--epochs", "1"), "--epochs (did you mean --train.epochs?)")
+    assert_user_error(run("bench", "--check", "--train.wd", "0"), "--train.wd (did you mean --train.weight-decay?)")
     assert_user_error(run("bench", "spee", "--check"), "unknown bench kind 'spee'")
     # the speed bench's flags typed for an accuracy bench: name the accuracy bench's own
     assert_user_error(

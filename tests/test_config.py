@@ -49,6 +49,9 @@ def test_flags_override_yaml_override_defaults(tmp_path) -> None:
 def test_unknown_key_lists_valid_keys() -> None:
     with pytest.raises(ConfigError, match=r"valid keys: .*epochs"):
         from_dict(TrainConfig, {"epoch": 3})
+    # other libraries' names for a setting, which no likeness finds (hunt)
+    with pytest.raises(ConfigError, match=r"unknown key learning_rate \(did you mean lr\?\)"):
+        from_dict(TrainConfig, {"learning_rate": 0.1})
 
 
 def test_bad_values_are_config_errors() -> None:

@@ -100,7 +100,7 @@ def test_subset_is_stratified_seeded_and_reproducible(fmnist: Dataset) -> None:
 def test_a_subset_smaller_than_the_classes_is_told(fmnist: Dataset, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level("WARNING", logger="autosparse.data"):
         small = fmnist.subset(5, 200, seed=0)
-    assert "train subset of 5 examples leaves 5 of its 10 classes without an example; 10 examples cover" in caplog.text
+    assert "train subset of 5 examples leaves 5 of its 10 classes without an example; 10 or more cover" in caplog.text
     assert len(torch.unique(small.y_train)) == 5
     caplog.clear()
     with caplog.at_level("WARNING", logger="autosparse.data"):
@@ -111,8 +111,16 @@ def test_a_subset_smaller_than_the_classes_is_told(fmnist: Dataset, caplog: pyte
     caplog.clear()
     with caplog.at_level("WARNING", logger="autosparse.data"):
         idx = subset_index(rare, 50, 10, seed=0, stream=0, what="train")
-    assert 9 not in rare[idx] and "leaves 1 of its 10 classes without an example; 451 examples cover" in caplog.text
-    assert 9 in rare[subset_index(rare, 451, 10, seed=0, stream=0, what="train")]
+    assert 9 not in rare[idx] and "leaves 1 of its 10 classes without an example; 406 or more cover" in caplog.text
+    assert all(9 in rare[subset_index(rare, m, 10, seed=0, stream=0, what="train")] for m in range(406, 460))
+    assert 9 not in rare[subset_index(rare, 405, 10, seed=0, stream=0, what="train")]
+    # sklearn digits' class counts: 10 examples take one of each (the size named was 11)
+    digits = torch.cat([torch.full((k,), c) for c, k in enumerate((178, 182, 177, 183, 181, 182, 181, 179, 174, 180))])
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="autosparse.data"):
+        subset_index(digits, 9, 10, seed=0, stream=0, what="train")
+    assert "10 or more cover them all" in caplog.text
+    assert len(torch.unique(digits[subset_index(digits, 10, 10, seed=0, stream=0, what="train")])) == 10
 
 
 def test_subset_rejects_impossible_sizes(fmnist: Dataset) -> None:

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 
 from autosparse import __version__
 from autosparse.cli.arguments import VERBOSE_HELP, CommandParser, TopParser
+from autosparse.core.config import OTHER_NAMES
 from autosparse.core.errors import DISK_FULL_FIX, AutosparseError, disk_full, full_disk_error, log_our_warnings
 
 ENTRY_POINTS = "autosparse.commands"
@@ -106,6 +107,9 @@ def _refuse_extra(parser: argparse.ArgumentParser, args: argparse.Namespace, ext
             words.append(f"{typed} (a hyperparameter of {method}: give it as {_hp_hint(method, key, value)})")
             continue
         meant = ["--hp"] if "--hp" in options and key in _HP_ALIASES else []
+        section, dot, last = key.rpartition(".")
+        other = f"--{section}{dot}{OTHER_NAMES.get(last, '')}".replace("_", "-")  # --learning-rate: --lr
+        meant = meant or ([other] if other in options else [])
         meant = meant or (difflib.get_close_matches(flag, options, n=1) if word.startswith("--") else [])
         words.append(f"{word} (did you mean {meant[0]}?)" if meant else word)
     sub.error(f"unrecognized arguments: {' '.join(words)}")

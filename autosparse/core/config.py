@@ -24,7 +24,7 @@ import textwrap
 import tokenize
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
@@ -456,6 +456,18 @@ def _mapping_value(value: Any, where: str) -> Mapping[str, Any]:
     return value
 
 
+#: the names other libraries give these settings, which difflib finds no likeness in (a YAML's or a flag's)
+OTHER_NAMES = {"learning_rate": "lr", "wd": "weight_decay", "bs": "batch_size", "max_epochs": "epochs"}
+
+
+def meant_key(key: str, valid: Collection[str]) -> str | None:
+    """The setting ``key`` was likely meant as: ``learning_rate`` for ``lr``, a typo for its field."""
+    if (other := OTHER_NAMES.get(key)) in valid:
+        return other
+    close = difflib.get_close_matches(key, sorted(valid), n=1)
+    return close[0] if close else None
+
+
 def unknown_keys(
     unknown: Sequence[str], valid: set[str], where: str, nested: Mapping[str, str] | None = None
 ) -> ConfigError:
@@ -463,11 +475,11 @@ def unknown_keys(
     should get the hint a mistyped flag gets. ``nested``: keys that are a field of a nested section
     (``epochs`` of ``train``), named with where they go, as the flag's did-you-mean names ``--train.epochs``."""
     nested = nested or {}
-    meant = {k: difflib.get_close_matches(k, sorted(valid), n=1) for k in unknown}
+    meant = {k: meant_key(k, valid) for k in unknown}
     named = ", ".join(
         f"{k} (a field of {nested[k]}: write {nested[k]}: {{{k}: …}})"
         if k in nested
-        else f"{k} (did you mean {m[0]}?)"
+        else f"{k} (did you mean {m}?)"
         if m
         else k
         for k, m in meant.items()

@@ -32,19 +32,23 @@ def stratified_indices(y: torch.Tensor, n: int, num_classes: int, seed: int = 0,
     always selects the same examples.
     """
     labels = y.cpu().numpy()
-    counts = np.bincount(labels, minlength=num_classes)
-    total = int(counts.sum())
-    exact = counts * (n / total)
+    take = _per_class(np.bincount(labels, minlength=num_classes), n)
+    rng = seeded_rng(seed, stream)
+    chosen = [rng.choice(np.flatnonzero(labels == c), size=int(k), replace=False) for c, k in enumerate(take) if k > 0]
+    idx = np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
+    return torch.from_numpy(idx.astype(np.int64)).to(y.device)
+
+
+def _per_class(counts: np.ndarray, n: int) -> np.ndarray:
+    """How many of each class a stratified subset of ``n`` takes: largest-remainder rounding."""
+    exact = counts * (n / int(counts.sum()))
     take = np.floor(exact).astype(np.int64)
     remainder = n - int(take.sum())
     if remainder:
         # largest fractional part first; ties to the lower class index (stable sort)
         order = np.argsort(-(exact - take), kind="stable")
         take[order[:remainder]] += 1
-    rng = seeded_rng(seed, stream)
-    chosen = [rng.choice(np.flatnonzero(labels == c), size=int(k), replace=False) for c, k in enumerate(take) if k > 0]
-    idx = np.sort(np.concatenate(chosen)) if chosen else np.empty(0, dtype=np.int64)
-    return torch.from_numpy(idx.astype(np.int64)).to(y.device)
+    return take
 
 
 def subset_index(
@@ -64,10 +68,14 @@ def subset_index(
     counts = torch.bincount(y, minlength=num_classes)
     present, kept = int((counts > 0).sum()), len(torch.unique(y[idx]))
     if kept < present:  # 5 training examples of 10 classes trained without complaint, half the classes unseen
-        # a stratified subset gives every class floor(n * its share) or one more: this n gives the rarest one
-        covers = min(total, -(-total // int(counts[counts > 0].min())))
+        # every size from total / the rarest count on gives each class one; the rounding gives it to a few
+        # sizes below too: the smallest size from which every larger one does (not monotone below it)
+        present_counts = counts.cpu().numpy()
+        covers = min(total, -(-total // int(present_counts[present_counts > 0].min())))
+        while covers - 1 > n and (_per_class(present_counts, covers - 1)[present_counts > 0] > 0).all():
+            covers -= 1
         log.warning(
-            "the %s subset of %d examples leaves %d of its %d classes without an example; %d examples cover them all",
+            "the %s subset of %d examples leaves %d of its %d classes without an example; %d or more cover them all",
             what,
             n,
             present - kept,
