@@ -260,6 +260,17 @@ def test_two_densities_one_column_name_are_refused() -> None:
     tiny_config(densities=[0.00005, 0.00002]).validate()  # 99.995% and 99.998%: two names
 
 
+def test_rows_written_apart_that_resolve_alike_are_said(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # cell ids hash hyperparameters as written: these rows are two computations of one result
+    from autosparse.bench.runner import plan_bench
+
+    rows = ["random", {"method": "random", "hparams": {"scope": "global"}}, {"method": "random", "label": "again"}]
+    with caplog.at_level("WARNING", logger="autosparse"):
+        plan_bench(tiny_config(methods=rows), tmp_path / "b")
+    said = [r.getMessage() for r in caplog.records if "same settings" in r.getMessage()]
+    assert len(said) == 1 and "'random' and 'random(scope=global)'" in said[0]  # not 'again': one computation
+
+
 def test_imp_schedule_passes_through_bench_densities() -> None:
     assert ImpSettings().schedule([0.02, 1.0, 0.1]) == [0.1, 0.02]
     sched = ImpSettings(max_prune_fraction=0.5).schedule([0.1, 0.02])

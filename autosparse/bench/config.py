@@ -134,6 +134,30 @@ def check_hparams(spec: MethodSpec) -> None:
         raise ConfigError(f"method {spec.title()!r}: {exc}") from exc
 
 
+def same_settings(specs: Iterable[MethodSpec]) -> list[tuple[str, str]]:
+    """Pairs of rows (labels) whose hyperparameters are written differently but resolve to the same
+    settings of one method (``synflow`` and ``synflow`` with ``rounds: 100``, its default).
+
+    Why: cell ids hash the hyperparameters as written (they name results on disk), so such rows are
+    two computations with one result; rows written alike share one (:meth:`CellSpec.computation_id`).
+    """
+    seen: list[tuple[MethodSpec, Any]] = []
+    pairs = []
+    for spec in specs:
+        if spec.is_imp:
+            continue
+        try:
+            resolved = make_pruner(spec.method, spec.hparams).config
+        except AutosparseError:
+            continue  # refused by validate, with its own error
+        alike = [s for s, c in seen if s.method == spec.method and c == resolved]
+        twin = next((s for s in alike if s.hparams != spec.hparams), None)
+        if twin is not None and all(s.hparams != spec.hparams for s in alike):  # else one computation already
+            pairs.append((twin.title(), spec.title()))
+        seen.append((spec, resolved))
+    return pairs
+
+
 def unloadable_methods(specs: Iterable[MethodSpec]) -> dict[str, AutosparseError]:
     """The rows among ``specs`` whose method cannot run here, by label, with why (``autos``: its scorer)."""
     failed: dict[str, AutosparseError] = {}

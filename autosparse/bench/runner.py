@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from autosparse.bench.cells import BenchJob, claim_path, execute_job, plan_jobs
-from autosparse.bench.config import BenchConfig, refuse_unloadable, unloadable_methods
+from autosparse.bench.config import BenchConfig, refuse_unloadable, same_settings, unloadable_methods
 from autosparse.bench.outputs import CONFIG_FILE, check_folder_kind, check_record_whole, record_text
 from autosparse.bench.report import BenchReport, write_report
 from autosparse.core.claims import exclusive, is_elsewhere, run_claimed_jobs
@@ -109,6 +109,13 @@ def plan_bench(
     if executor not in EXECUTORS:
         raise UnknownNameError("executor", executor, EXECUTORS)
     config.validate()
+    for first, second in same_settings(config.methods):
+        log.warning(
+            "bench rows %r and %r run one method with the same settings (a default written out): their cells "
+            "are computed twice and give the same numbers; drop one, or give it a setting of its own",
+            first,
+            second,
+        )
     check_job_device(config.train.device, executor, config.num_gpus)  # before any cell: one error, not one per cell
     config.check_models()
     out = check_output_path(out_dir)  # a file given as --out: one error, not a warning per cell it cannot read
