@@ -22,7 +22,7 @@ TIMM_PREFIX = "timm:"
 INPUT_KINDS: dict[str, str] = {
     "flat": "any shape, flattened (e.g. (1, 28, 28), (3, 32, 32), (1, 8, 8), (1, 40))",
     "signal": "1-D signals (C, L) or (L,), e.g. (1, 40) for MNIST-1D",
-    "image": "images (C, H, W), e.g. (1, 28, 28) or (3, 32, 32); the model's own minimum size is in `autosparse models`",
+    "image": "images (C, H, W), e.g. (1, 28, 28) or (3, 32, 32)",
 }
 
 
