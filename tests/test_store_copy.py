@@ -73,6 +73,14 @@ def test_copying_across_schemas_names_the_store_to_refeaturize(src: FeatureStore
     for a, b in ((old.path, src.path), (src.path, old.path)):
         with pytest.raises(SchemaMismatchError, match=rf"store refeaturize {old.path} --out NEW\.zarr"):
             copy_runs(a, b)
+    # one schema version, other columns: the store that differs from this code's, either way round (the
+    # destination was named always, and refeaturizing it, current already, led to the same error; hunt)
+    swapped = [FEATURE_NAMES[1], FEATURE_NAMES[0], *FEATURE_NAMES[2:]]
+    odd = FeatureStore(tmp_path / "odd.zarr", schema_version=SCHEMA_VERSION, feature_names=swapped)
+    _write(odd, run_id, label, seed)
+    for a, b in ((odd.path, src.path), (src.path, odd.path)):
+        with pytest.raises(SchemaMismatchError, match=rf"other feature columns.*store refeaturize {odd.path} --out"):
+            copy_runs(a, b)
     new = FeatureStore(tmp_path / "new.zarr", schema_version=SCHEMA_VERSION + 1, feature_names=FEATURE_NAMES)
     with pytest.raises(SchemaMismatchError, match=rf"{new.path} was written by a newer autosparse"):
         copy_runs(src.path, new.path)

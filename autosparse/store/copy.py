@@ -17,7 +17,7 @@ from pathlib import Path
 
 from autosparse.core.errors import ConfigError, SchemaMismatchError, StoreError
 from autosparse.core.folders import check_output_path
-from autosparse.features.schema import SCHEMA_VERSION
+from autosparse.features.schema import FEATURE_NAMES, SCHEMA_VERSION
 from autosparse.store.filters import Filter
 from autosparse.store.layout import RESERVED_ATTRS, read_root_attrs
 from autosparse.store.locks import wait_for_release
@@ -56,13 +56,17 @@ def _check_same_schema(src: Path, version: int, names: list[str], dst: Path) -> 
             f"cannot copy runs of {src} (feature schema v{version}) into {dst} (v{have_v}): {newer} was written by a "
             f"newer autosparse than this one (schema v{SCHEMA_VERSION}); run the copy with that version"
         )
-    older = src if version < have_v else dst
+    # the stores to bring up to this code's schema: not simply the destination where the versions tie
+    # (refeaturizing it, current already, led to the same error again; hunt)
+    current = (SCHEMA_VERSION, list(FEATURE_NAMES))
+    stale = [p for p, key in ((src, (version, list(names))), (dst, (have_v, have_names))) if key != current]
+    stale = stale or [src if version < have_v else dst]
+    commands = " and ".join(f"`autosparse store refeaturize {p} --out NEW.zarr`" for p in stale)
     raise SchemaMismatchError(
         f"cannot copy runs of {src} (feature schema v{version}) into {dst} (v{have_v}"
         + (", other feature columns" if have_v == version else "")
-        + "): one store holds one schema. Recompute the older store's features under this autosparse's schema, "
-        f"keeping its IRP labels: `autosparse store refeaturize {older} --out NEW.zarr`, then copy with NEW.zarr "
-        "in its place"
+        + f"): one store holds one schema. Recompute the features of {' and '.join(map(str, stale))} under this "
+        f"autosparse's schema, keeping the IRP labels: {commands}, then copy with the new store in its place"
     )
 
 
