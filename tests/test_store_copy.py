@@ -64,6 +64,25 @@ def test_bad_copies_are_one_clear_error(src: FeatureStore, tmp_path: Path) -> No
         copy_runs(src.path, tmp_path / "afile" / "d.zarr")
 
 
+def test_a_damaged_run_is_said_and_the_others_are_copied(
+    src: FeatureStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # one corrupt chunk in the source stopped the copy of every run (hunt)
+    from autosparse.store.kept import kept_per_round
+
+    bad = RUNS[0][0]
+    (chunk,) = [p for p in (src.path / "runs" / bad / "features").rglob("*") if p.is_file() and p.name != "zarr.json"]
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(data))
+    dst = tmp_path / "dst.zarr"
+    assert cli_main(["store", "copy", str(src.path), "--out", str(dst)]) == 1
+    out = capsys.readouterr().out
+    assert f"FAILED {bad}: run {bad!r}: cannot read features" in out and "1 unreadable in the source" in out
+    assert set(StoreReader(dst).run_ids) == {r for r, _, _ in RUNS} - {bad}
+    assert kept_per_round(src.path, bad).rounds == 3  # its labels are whole: `store kept` reads no feature
+
+
 def test_copying_across_schemas_names_the_store_to_refeaturize(src: FeatureStore, tmp_path: Path) -> None:
     # one store holds one feature schema; the fix is to bring the older store up to date, not to
     # "use the autosparse that wrote it"

@@ -197,5 +197,7 @@ def _copy(args: argparse.Namespace) -> int:
     from autosparse.store.copy import copy_runs
 
     report = copy_runs(args.path, args.out, where=args.runs)
+    for run_id, why in report.failed.items():
+        print(f"FAILED {run_id}: {why}")
     print(f"{args.path} -> {args.out}: {report.format()}")
-    return 0
+    return 1 if report.failed else 0

@@ -21,7 +21,7 @@ from autosparse.features.schema import FEATURE_NAMES, SCHEMA_VERSION
 from autosparse.store.filters import Filter
 from autosparse.store.layout import RESERVED_ATTRS, read_root_attrs
 from autosparse.store.locks import wait_for_release
-from autosparse.store.reader import StoreReader
+from autosparse.store.reader import RunData, StoreReader
 from autosparse.store.writer import FeatureStore
 
 
@@ -32,12 +32,15 @@ class CopyReport:
     copied: list[str] = field(default_factory=list)
     already: list[str] = field(default_factory=list)
     elsewhere: list[str] = field(default_factory=list)  # written by another process while this one waited
+    #: runs the source could not give (a corrupt chunk), with why: the others are copied all the same
+    failed: dict[str, str] = field(default_factory=dict)
     waited: set[str] = field(default_factory=set, repr=False)
 
     def format(self) -> str:
         return (
             f"{len(self.copied)} run(s) copied, {len(self.already)} already complete in the target, "
             f"{len(self.elsewhere)} written by another process while this one waited"
+            + (f", {len(self.failed)} unreadable in the source (not copied)" if self.failed else "")
         )
 
 
@@ -104,7 +107,12 @@ def copy_runs(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, where
                 if target.is_complete(run_id):  # completed between the check and the claim
                     (report.elsewhere if run_id in report.waited else report.already).append(run_id)
                     continue
-                _copy_run(reader, target, run_id, src_path)
+                try:
+                    run = reader.load_run(run_id)
+                except StoreError as exc:  # one damaged run stopped the copy of every other (hunt)
+                    report.failed[run_id] = str(exc)
+                    continue
+                _copy_run(run, target, src_path)
                 report.copied.append(run_id)
         if held:
             # another copy is writing them: wait, then take over what it left (a copy killed mid-run had
@@ -115,8 +123,8 @@ def copy_runs(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, where
     return report
 
 
-def _copy_run(reader: StoreReader, target: FeatureStore, run_id: str, src_path: Path) -> None:
-    run = reader.load_run(run_id)
+def _copy_run(run: RunData, target: FeatureStore, src_path: Path) -> None:
+    run_id = run.run_id
     attrs = {k: v for k, v in run.attrs.items() if k not in RESERVED_ATTRS}
     note = {"from_store": str(src_path), "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     attrs["copied"] = [*attrs.get("copied", []), note]

@@ -343,18 +343,21 @@ class StoreReader:
         self._check_run(run_id)
         col_idx = resolve_columns(self.feature_names, columns)
         arrays = {}
-        for name in ("features", "label", "layer"):
+        # columns=[] (the labels alone, as `store kept` reads them) reads no feature chunk: a damaged one
+        # failed a table that never uses them
+        for name in ("features", "label", "layer") if col_idx is None or len(col_idx) else ("label", "layer"):
             arr = self._array(run_id, name)
             self._check_all_chunks(run_id, arr, name)
             arrays[name] = self._read(run_id, arr, ..., name)
         attrs = copy.deepcopy(self._runs[run_id])
         n = int(attrs["n_weights"])
-        feats = arrays["features"]
+        feats = arrays.get("features", np.zeros((n, 0), dtype=np.float32))  # no column asked for
         names = self.feature_names
         if not self.same_schema and attrs.get("n_features") != self.n_features:
             # a run of another schema (read for its labels): its own columns, which this store cannot name
             names = [f"column_{i}" for i in range(int(attrs.get("n_features") or feats.shape[-1]))]
-        if feats.shape != (n, len(names)) or arrays["label"].shape != (n,) or arrays["layer"].shape != (n,):
+        features_fit = "features" not in arrays or feats.shape == (n, len(names))
+        if not features_fit or arrays["label"].shape != (n,) or arrays["layer"].shape != (n,):
             raise StoreError(
                 f"run {run_id!r}: array shapes {feats.shape}/{arrays['label'].shape}/{arrays['layer'].shape} do not "
                 f"match n_weights={n}; delete the run and regenerate it"
