@@ -31,7 +31,7 @@ from torch import nn
 
 from autosparse.core.config import from_dict
 from autosparse.core.config_record import config_hash, respelled, to_dict
-from autosparse.core.errors import ConfigError, StoreError
+from autosparse.core.errors import AutosparseError, ConfigError, StoreError
 from autosparse.core.executors import JobOutcome
 from autosparse.core.folders import check_output_path
 from autosparse.core.versions import package_versions
@@ -44,7 +44,7 @@ from autosparse.store.locks import holder
 from autosparse.task import DataSpec, ModelSpec, Task
 from autosparse.topology.graph_arrays import graph_arrays
 from autosparse.training.irp import IRPConfig, run_irp
-from autosparse.training.trainer import TrainConfig, set_threads
+from autosparse.training.trainer import COSMETIC_TRAIN_FIELDS, TrainConfig, set_threads
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +79,20 @@ class RunSpec:
         """The id earlier code gave this run, with its data folder hashed as written (a store written
         then holds it under this id; where no folder was given it is :attr:`run_id`)."""
         return self._id(self)
+
+    @property
+    def recipe_id(self) -> str:
+        """What the run's labels and features depend on: its id's hash less the training fields that only
+        say how it ran (threads, the evaluation batch, per-epoch evaluation: ``COSMETIC_TRAIN_FIELDS``,
+        which the bench's cells and IRP's checkpoints leave out too).
+
+        Not the run id, which keeps its hash (ids name runs on disk; tests/test_ids.py): a grid
+        rerun with ``--train.eval-batch-size 256`` finds its runs by this (:func:`runs_by_recipe`)
+        instead of generating each again as a duplicate.
+        """
+        spec = to_dict(dataclasses.replace(self, data_root=None))
+        spec["train"] = {k: v for k, v in spec["train"].items() if k not in COSMETIC_TRAIN_FIELDS}
+        return config_hash(spec)
 
     def _id(self, hashed: RunSpec) -> str:
         # store group names allow letters, digits and ._+=- only: "tv:resnet18" and "fake:cifar10" keep
@@ -138,6 +152,18 @@ def held_id(store: FeatureStore, spec: RunSpec, earlier: Iterable[str] = ()) -> 
         if store.is_complete(run_id):
             return run_id
     return None
+
+
+def runs_by_recipe(store: FeatureStore) -> dict[str, str]:
+    """Each complete run of ``store`` by its recorded spec's :attr:`RunSpec.recipe_id` (the first, in
+    id order); runs that record no readable spec are left out."""
+    out: dict[str, str] = {}
+    for run_id in sorted(store.complete_runs()):
+        try:
+            out.setdefault(recorded_spec(store.run_attrs(run_id), run_id, quiet=True).recipe_id, run_id)
+        except (AutosparseError, KeyError, TypeError, ValueError):
+            continue  # a run of another shape: found by its id or not at all
+    return out
 
 
 def execute_run(job: RunJob) -> dict[str, Any]:
@@ -211,7 +237,7 @@ class RefeaturizeJob:
     base: str = "."
 
 
-def recorded_spec(attrs: dict[str, Any], run_id: str, data_root: str | None = None) -> RunSpec:
+def recorded_spec(attrs: dict[str, Any], run_id: str, data_root: str | None = None, *, quiet: bool = False) -> RunSpec:
     """The :class:`RunSpec` a source run recorded (``attrs["spec"]``), to recompute its θ0 from."""
     if not isinstance(attrs.get("spec"), dict):
         raise StoreError(
@@ -221,7 +247,7 @@ def recorded_spec(attrs: dict[str, Any], run_id: str, data_root: str | None = No
     spec = respelled(from_dict(RunSpec, attrs["spec"], where=f"run {run_id} spec"), attrs["spec"])
     if data_root is not None:
         spec.data_root = data_root  # where the data lives does not change it (the run id keeps the recorded one)
-    elif run_id not in (spec.run_id, spec.id_with_data_root):
+    elif not quiet and run_id not in (spec.run_id, spec.id_with_data_root):
         log.warning(
             "run %s: its recorded spec now hashes to %s (a RunSpec field changed since it was generated); "
             "refeaturizing it under its old id — `autosparse gen` with this code would generate it anew",

@@ -167,6 +167,26 @@ def test_where_the_data_is_does_not_change_a_run_and_stores_that_hashed_it_are_f
         GenConfig.from_yaml(write_config(tmp_path / "t.yaml", train={"seed": 3}))
 
 
+def test_settings_no_result_depends_on_find_the_run_they_ran(
+    tiny_store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rerun with --train.eval-batch-size 256 or other threads generated every run again under a new id:
+    identical labels, and a scorer trained on the store counted each run twice (hunt)."""
+    store = tmp_path / "s.zarr"
+    shutil.copytree(tiny_store, store)
+    (run_id,) = StoreReader(store).run_ids
+    train = {**TINY["train"], "eval_batch_size": 256, "num_threads": 2, "eval_every_epoch": True}
+    cfg = GenConfig.from_yaml(write_config(tmp_path / "c.yaml", train=train))
+    (spec,) = expand_grid(cfg)
+    assert spec.run_id != run_id  # ids keep their hash (tests/test_ids.py)
+    with caplog.at_level("INFO", logger="data_gen"):
+        assert generate(cfg, store) == [] and check_grid(cfg, store).todo == []
+    assert f"{spec.run_id} as {run_id}" in caplog.text and StoreReader(store).run_ids == [run_id]
+    # what a result depends on is still another run
+    other = GenConfig.from_yaml(write_config(tmp_path / "o.yaml", train={**TINY["train"], "batch_size": 64}))
+    assert check_grid(other, store).todo == [expand_grid(other)[0].run_id]
+
+
 def test_a_relative_data_root_is_read_by_a_worker_in_another_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

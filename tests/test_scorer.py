@@ -631,6 +631,30 @@ def test_runs_of_different_teachers_are_said_and_can_be_narrowed(store, tmp_path
     assert first not in train.run_ids and not any("teachers" in r.getMessage() for r in caplog.records)
 
 
+def test_one_run_stored_twice_is_said(store, tmp_path, caplog) -> None:
+    # gen with --train.eval-batch-size 256 wrote every run again under a new id; training counted each twice
+    import zarr
+
+    from autosparse.scorer.data import open_split
+
+    twice = tmp_path / "twice.zarr"
+    shutil.copytree(store, twice)
+    first = sorted(p.name for p in (twice / "runs").iterdir())[0]
+    shutil.copytree(twice / "runs" / first, twice / "runs" / "copy-of-it")
+    group = zarr.open_group(str(twice / "runs" / "copy-of-it"), mode="r+")
+    spec = dict(group.attrs["spec"])
+    spec["train"] = {**spec["train"], "eval_batch_size": 256, "num_threads": 2}
+    group.attrs.update({"spec": spec, "run_id": "copy-of-it"})
+    with caplog.at_level("WARNING", logger="autosparse.scorer.data"):
+        open_split(str(twice), None)
+    said = [r.getMessage() for r in caplog.records if "same run as another" in r.getMessage()]
+    assert len(said) == 1 and f"copy-of-it = {first}" in said[0] and "1 run of the training runs is" in said[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="autosparse.scorer.data"):
+        open_split(str(store), None)
+    assert not any("same run" in r.getMessage() for r in caplog.records)
+
+
 def test_a_change_in_place_waits_for_no_one_and_loses_no_change(scorer_dir, store, tmp_path) -> None:
     """Two changes in place each saved the card they had read: the first one's change was lost."""
     from autosparse.scorer.training import add_coverage

@@ -22,8 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from autosparse.core.errors import ConfigError, StoreError
+from autosparse.core.errors import AutosparseError, ConfigError, StoreError
+from autosparse.core.text import count_of
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
+from autosparse.sources import recorded_spec
 from autosparse.store import LABEL_KIND, StoreReader, parse_filter
 from autosparse.store.filters import unknown_keys, unmatched_values
 
@@ -105,7 +107,31 @@ def open_split(
                 "held out" if option == "--holdout" else "trained on",
             )
     _warn_mixed_teachers(train)
+    _warn_duplicate_runs(train)
     return train, val
+
+
+def _warn_duplicate_runs(reader: StoreReader) -> None:
+    """Say when training runs are one run under several ids: written with settings no result depends on
+    (``--train.eval-batch-size``, threads) before ``gen`` found such runs, each was generated again, and
+    the scorer weighs that run once per copy."""
+    ids: dict[str, list[str]] = {}
+    for run_id, attrs in reader.runs().items():
+        try:
+            ids.setdefault(recorded_spec(attrs, run_id, quiet=True).recipe_id, []).append(run_id)
+        except (AutosparseError, KeyError, TypeError, ValueError):
+            continue  # a run that records no spec: nothing to compare
+    copies = [sorted(group) for group in ids.values() if len(group) > 1]
+    if copies:
+        log.warning(
+            "%s of the training runs %s the same run as another (the same model, data, seed and IRP; only threads "
+            "or evaluation settings differ), so the scorer counts %s more than once: %s; `autosparse store "
+            "delete-run STORE RUN` removes a copy",
+            count_of(sum(len(g) - 1 for g in copies), "run"),
+            "is" if sum(len(g) - 1 for g in copies) == 1 else "are",
+            "it" if len(copies) == 1 else "them",
+            "; ".join(" = ".join(g) for g in copies[:3]) + (" …" if len(copies) > 3 else ""),
+        )
 
 
 #: IRP settings that make a run another teacher (what the labels imitate), not another source
