@@ -31,7 +31,7 @@ from torch import nn
 
 from autosparse.core.config import from_dict
 from autosparse.core.config_record import config_hash, respelled, to_dict
-from autosparse.core.errors import AutosparseError, ConfigError, StoreError
+from autosparse.core.errors import AutosparseError, ConfigError, DatasetNotFoundError, StoreError
 from autosparse.core.executors import JobOutcome
 from autosparse.core.folders import check_output_path
 from autosparse.core.versions import package_versions
@@ -272,7 +272,23 @@ def refeaturize_run(job: RefeaturizeJob) -> dict[str, Any]:
         if spec.data_root is not None and not Path(spec.data_root).expanduser().is_absolute():
             # read where the driver meant; the run keeps its recorded id and attrs
             spec = dataclasses.replace(spec, data_root=str(Path(job.base) / spec.data_root))
-        model, dataset, table, _batch = source_features(spec)
+        try:
+            model, dataset, table, _batch = source_features(spec)
+        except DatasetNotFoundError as exc:
+            if job.data_root is not None:
+                raise
+            # its advice (--download, "omit --data-root") is train's; this folder came from the run's record
+            recorded = run.attrs["spec"].get("data_root")
+            where = f"the data folder the run recorded, {recorded!r}" if recorded else "the default data folder"
+            raise DatasetNotFoundError(
+                f"run {job.run_id!r}: {spec.dataset} is not in {where}"
+                + (
+                    f" (read from {job.base}, where this command runs)"
+                    if recorded and spec.data_root != recorded
+                    else ""
+                )
+                + f"; pass `--data-root DIR` with the folder that holds it now ({str(exc).split(';')[0]})"
+            ) from None
         new_layers = table.layer_table()
         if [(e["name"], list(e["shape"])) for e in new_layers] != [(e["name"], list(e["shape"])) for e in run.layers]:
             raise StoreError(

@@ -188,7 +188,7 @@ def test_settings_no_result_depends_on_find_the_run_they_ran(
 
 
 def test_a_relative_data_root_is_read_by_a_worker_in_another_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A Ray worker's working folder is not the driver's: the jobs carry the data folder made absolute,
     while the run records the folder as the config spells it."""
@@ -214,6 +214,16 @@ def test_a_relative_data_root_is_read_by_a_worker_in_another_folder(
     outcomes = generate(cfg, tmp_path / "s.zarr")
     assert [o.ok for o in outcomes] == [True], [o.error for o in outcomes]
     assert StoreReader(tmp_path / "s.zarr").run_ids == [spec.run_id]
+    # refeaturized from a folder without fm/: the recorded folder is named, with --data-root (it was told
+    # to omit a --data-root it was never given, and to --download, which refeaturize lacks; hunt)
+    out = tmp_path / "re.zarr"
+    assert cli_main(["store", "refeaturize", str(tmp_path / "s.zarr"), "--out", str(out)]) == 1
+    said = capsys.readouterr().out
+    assert "not in the data folder the run recorded, 'fm'" in said and "pass `--data-root DIR`" in said
+    assert "--download" not in said
+    assert (
+        cli_main(["store", "refeaturize", str(tmp_path / "s.zarr"), "--out", str(out), "--data-root", str(system)]) == 0
+    )
 
 
 @pytest.mark.parametrize(
