@@ -852,6 +852,9 @@ def test_a_collapsed_held_out_run_is_left_out_of_the_metrics(store, monkeypatch,
         (lambda c: c.update(schema_version="7"), "field 'schema_version' should be int"),
         (lambda c: c["ranker"].pop("hidden"), "no key 'hidden'"),
         (lambda c: c["units"].update(scale="abc"), "could not convert"),
+        # a card of another version: told to retrain it, as if it were no card (hunt)
+        (lambda c: c.update(format="autosparse-scorer-v99"), "format 'autosparse-scorer-v99'.*version that wrote it"),
+        (lambda c: c.update(format="x"), "is not an autosparse scorer card"),
     ],
 )
 def test_a_hand_edited_card_is_refused_in_one_line(tmp_path, edit, said: str) -> None:

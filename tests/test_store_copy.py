@@ -45,9 +45,21 @@ def test_copied_runs_read_back_identical_and_the_copy_resumes(src: FeatureStore,
     assert set(StoreReader(src.path).run_ids) == {r for r, _, _ in RUNS}
 
 
-def test_bad_copies_are_one_clear_error(src: FeatureStore, tmp_path: Path) -> None:
+def test_bad_copies_are_one_clear_error(
+    src: FeatureStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     with pytest.raises(ConfigError, match="must differ"):
         copy_runs(src.path, src.path)
+    # the source under another spelling is the source (copied into itself, or "a store inside" it; hunt)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.zarr").symlink_to(src.path)
+    for spelling in (tmp_path / "sub" / ".." / src.path.name, tmp_path / "link.zarr"):
+        with pytest.raises(ConfigError, match="must differ"):
+            copy_runs(src.path, spelling)
+    # a --runs value no run has is said, as train-scorer's --holdout says it
+    with caplog.at_level("WARNING", logger="autosparse.store.copy"):
+        copy_runs(src.path, tmp_path / "some.zarr", where="model_label=mlp-widths300,nothing")
+    assert "--runs: model_label=nothing match no run of" in caplog.text
     for inside in (src.path / "runs" / "x.zarr", src.path / "inner.zarr"):  # read back as an incomplete run of src
         with pytest.raises(ConfigError, match="must be a store outside"):
             copy_runs(src.path, inside)

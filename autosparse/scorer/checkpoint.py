@@ -371,6 +371,12 @@ def load_checkpoint(name_or_path: str | Path) -> tuple[Card, dict[str, torch.Ten
     with _damaged_card(card_path):
         raw = json.loads(card_path.read_text())
     if not isinstance(raw, dict) or raw.get("format") != CARD_FORMAT:
+        found = raw.get("format") if isinstance(raw, dict) else None
+        if isinstance(found, str) and found.startswith("autosparse-scorer-"):  # a card of another version
+            raise CheckpointError(
+                f"{card_path} is a scorer card of format {found!r}, and this autosparse reads {CARD_FORMAT!r}: load it "
+                "with the autosparse version that wrote it, or retrain it with this one"
+            )
         raise CheckpointError(f"{card_path} is not an autosparse scorer card ({CARD_FORMAT}); retrain the scorer")
     known = set(Card.__dataclass_fields__)
     unknown = sorted(set(raw) - known)

@@ -10,6 +10,7 @@ runs between them through the writer's per-run claims.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,11 +19,13 @@ from pathlib import Path
 from autosparse.core.errors import ConfigError, SchemaMismatchError, StoreError
 from autosparse.core.folders import check_output_path
 from autosparse.features.schema import FEATURE_NAMES, SCHEMA_VERSION
-from autosparse.store.filters import Filter
+from autosparse.store.filters import Filter, parse_filter, unmatched_values
 from autosparse.store.layout import RESERVED_ATTRS, read_root_attrs
 from autosparse.store.locks import wait_for_release
 from autosparse.store.reader import RunData, StoreReader
 from autosparse.store.writer import FeatureStore
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -78,12 +81,16 @@ def copy_runs(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, where
     feature schema if missing; an existing ``dst`` must have the same schema). Runs already complete
     in ``dst`` are skipped, so an interrupted copy resumes. ``src`` is never written."""
     src_path, dst_path = Path(src).absolute(), Path(dst).absolute()
-    if src_path == dst_path:
+    # resolved for the comparisons: `../runs/s.zarr` or a link to the source is the source (it was copied
+    # into itself, "0 copied"; `s.zarr/../s.zarr` was refused as a store inside itself; hunt)
+    if src_path.resolve() == dst_path.resolve():
         raise ConfigError(f"the target store must differ from the source {src}")
-    if dst_path.is_relative_to(src_path) or src_path.is_relative_to(dst_path):
+    if dst_path.resolve().is_relative_to(src_path.resolve()) or src_path.resolve().is_relative_to(dst_path.resolve()):
         # a copy inside the source read as an incomplete run of it, which `store repair` would delete (review)
         raise ConfigError(f"--out {dst} must be a store outside {src}, and not around it: the source is never changed")
     reader = StoreReader(src_path, where=where)
+    if unmatched := unmatched_values(parse_filter(where), StoreReader(src_path).runs()):  # as --holdout says
+        log.warning("--runs: %s match no run of %s, so nothing of it is copied", ", ".join(unmatched), src)
     if reader.n_runs == 0:
         raise StoreError(
             f"no complete run of {src}" + (f" matches {where!r}" if where else "") + f"; `autosparse store info {src}` "
