@@ -39,7 +39,7 @@ from autosparse.data import Dataset, absolute_root, pruning_batch
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION, FeatureTable, compute_features
 from autosparse.store import LABEL_KIND, FeatureStore, StoreReader, open_store
 from autosparse.store.jobs import in_progress_elsewhere, run_store_jobs
-from autosparse.store.layout import RESERVED_ATTRS
+from autosparse.store.layout import RESERVED_ATTRS, check_outside_stores
 from autosparse.store.locks import holder
 from autosparse.task import DataSpec, ModelSpec, Task
 from autosparse.topology.graph_arrays import graph_arrays
@@ -359,6 +359,7 @@ def refeaturize_store(
             "skipping %d incomplete or unreadable run(s) of %s: %s", len(not_complete), src, ", ".join(not_complete)
         )
     check_output_path(dst_path, flag="--out")  # the flag this command has (the store writer would say --store)
+    check_outside_stores(dst_path, "--out")
     target = FeatureStore(dst_path, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES))
     done = [r for r in complete if target.is_complete(r)]
     todo = [r for r in complete if r not in done]

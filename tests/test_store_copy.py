@@ -71,6 +71,8 @@ def test_bad_copies_are_one_clear_error(
     )
     with pytest.raises(SchemaMismatchError):
         copy_runs(src.path, other.path)
+    with pytest.raises(ConfigError, match=r"^--out .*is inside the feature store"):  # it named --store (hunt)
+        copy_runs(src.path, other.path / "runs" / "x.zarr")
     (tmp_path / "afile").write_text("x")
     with pytest.raises(ConfigError, match=r"^--out .*afile, which is a file"):  # the command's flag, not --store
         copy_runs(src.path, tmp_path / "afile" / "d.zarr")

@@ -20,7 +20,7 @@ from autosparse.core.errors import ConfigError, SchemaMismatchError, StoreError
 from autosparse.core.folders import check_output_path
 from autosparse.features.schema import FEATURE_NAMES, SCHEMA_VERSION
 from autosparse.store.filters import Filter, parse_filter, unmatched_values
-from autosparse.store.layout import RESERVED_ATTRS, read_root_attrs
+from autosparse.store.layout import RESERVED_ATTRS, check_outside_stores, read_root_attrs
 from autosparse.store.locks import wait_for_release
 from autosparse.store.reader import RunData, StoreReader
 from autosparse.store.writer import FeatureStore
@@ -98,6 +98,7 @@ def copy_runs(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, where
         )
     _check_same_schema(src_path, reader.schema_version, reader.feature_names, dst_path)
     check_output_path(dst_path, flag="--out")  # the flag this command has (the store writer would say --store)
+    check_outside_stores(dst_path, "--out")
     target = FeatureStore(dst_path, schema_version=reader.schema_version, feature_names=reader.feature_names)
     report = CopyReport()
     pending = list(reader.run_ids)
