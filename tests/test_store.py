@@ -185,7 +185,7 @@ def test_reader_never_sees_incomplete_run_and_rewrite_replaces_it(store: Feature
         reader.load_run("killed")
     report = validate_store(store.path)
     assert report.ok and report.incomplete_runs == ["born_dead", "killed"] and report.complete_runs == ["done"]
-    assert "will be regenerated" in report.format()
+    assert "rerun as it was completes them" in report.format()
 
     store.write_run("killed", **make_run(seed=7, n_layers=3))  # the restarted job rewrites it from scratch
     reader.refresh()
@@ -522,7 +522,28 @@ def test_store_info_and_bench(store: FeatureStore, tmp_path: Path) -> None:
     mark_incomplete(store, "c")
     info = store_info(store.path)
     assert "2 complete, 1 incomplete" in info and "lenet_300_100" in info and "compression x" in info
-    assert "incomplete (will be regenerated): c" in info
+    assert "incomplete (killed jobs; rerunning the command that wrote them completes them): c" in info
+    # a run gen is generating has no group until its IRP ends: its claim says so (info read "0 incomplete"; hunt)
+    import threading
+
+    from autosparse.store.locks import claim_run
+
+    taken, done = threading.Event(), threading.Event()
+
+    def generating() -> None:
+        with claim_run(store.path, "d"):
+            taken.set()
+            done.wait(30)
+
+    worker = threading.Thread(target=generating)
+    worker.start()
+    try:
+        assert taken.wait(30)
+        assert "being generated now (IRP rounds, no group yet): d" in store_info(store.path)
+    finally:
+        done.set()
+        worker.join()
+    assert "being generated now" not in store_info(store.path)  # a lock file left behind is no run
 
     result = measure_write_read(tmp_path / "bench", 20_000, 8, storage=StorageOptions(chunk_bytes=64 * 1024))
     assert result["write_mb_s"] > 0 and result["read_shuffled_mb_s"] > 0 and result["compression_ratio"] > 1

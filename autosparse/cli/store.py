@@ -155,7 +155,10 @@ def _repair(args: argparse.Namespace) -> int:
             f"nothing to repair in {args.path}: no run is damaged or left incomplete (runs being written now are left alone)"
         )
     elif dropped and not args.dry_run:
-        print(f"rerun `autosparse gen` with the same config to regenerate the {len(dropped)} dropped run(s)")
+        print(
+            f"rerun the command that wrote the {len(dropped)} dropped run(s) to make them again: `autosparse gen` with the "
+            "same config, or the `store copy` / `store refeaturize` that made this store (seconds, no IRP)"
+        )
     return 0
 
 

@@ -20,7 +20,8 @@ import numpy as np
 
 from autosparse.core.errors import StoreError
 from autosparse.store.filters import display_name, lookup
-from autosparse.store.layout import foreign_entries, read_root_attrs, read_run_attrs, run_dir
+from autosparse.store.layout import LOCKS, foreign_entries, read_root_attrs, read_run_attrs, run_dir
+from autosparse.store.locks import is_being_written
 from autosparse.store.validate import validate_store
 
 #: Columns of the run table: (header, row key).
@@ -172,7 +173,16 @@ def store_info(path: str | os.PathLike[str]) -> str:
             "  filter runs by these columns, e.g. --holdout 'model_label!=NAME;seed=2' (values in the stored type)"
         )
     if by_status["incomplete"]:
-        lines.append(f"  incomplete (will be regenerated): {', '.join(by_status['incomplete'])}")
+        lines.append(
+            f"  incomplete (killed jobs; rerunning the command that wrote them completes them): "
+            f"{', '.join(by_status['incomplete'])}"
+        )
+    # a run `gen` is generating has no group until its IRP ends: only its claim says so (it read "0 incomplete")
+    known = {row["run_id"] for row in rows}
+    claimed = sorted(p.stem for p in (path / LOCKS).glob("*.lock")) if (path / LOCKS).is_dir() else []
+    generating = [r for r in claimed if r not in known and is_being_written(path, r)]
+    if generating:
+        lines.append(f"  being generated now (IRP rounds, no group yet): {', '.join(generating)}")
     if by_status["broken"]:
         lines.append(
             f"  broken: {', '.join(by_status['broken'])} — `autosparse store validate {path}` says why and what "

@@ -104,7 +104,10 @@ class ValidationReport:
             )
         stale = [r for r in self.incomplete_runs if r not in self.writing_runs]
         if stale:
-            lines.append(f"  {len(stale)} incomplete run(s) (killed jobs; will be regenerated): {', '.join(stale)}")
+            lines.append(
+                f"  {len(stale)} incomplete run(s) (killed jobs; the command that was writing them — `gen`, `store copy` "
+                f"or `store refeaturize` — rerun as it was completes them): {', '.join(stale)}"
+            )
         if self.writing_runs:
             lines.append(f"  {len(self.writing_runs)} run(s) being written now: {', '.join(self.writing_runs)}")
         lines += [f"  warning: {w}" for w in self.warnings]
