@@ -72,6 +72,13 @@ def open_split(
     """
     kw = {"schema_version": SCHEMA_VERSION, "feature_names": list(FEATURE_NAMES), "label_kind": LABEL_KIND}
     hold = parse_filter(holdout)  # typed, several keys, `!=`: see autosparse.store.filters
+    everything = StoreReader(store, **kw).runs()  # not just the training runs: --train-on may leave a key out
+    missing, known = unknown_keys(hold, everything)
+    if missing:  # before the readers below: each warned of it first, the error then said it a third time
+        raise StoreError(
+            f"no run in {store} records {', '.join(repr(k) for k in missing)}, so the holdout filter {holdout!r} "
+            f"matches nothing; keys the runs record: {', '.join(known)}"
+        )
     train = StoreReader(store, where=parse_filter(train_on), exclude=hold or None, **kw)
     val = StoreReader(store, where=hold, **kw) if hold else None
     if train.n_runs == 0:
@@ -83,17 +90,9 @@ def open_split(
             + " (`autosparse store info` lists the runs)"
         )
     if val is not None and val.n_runs == 0:
-        everything = StoreReader(store, **kw).runs()  # not just the training runs: --train-on may leave a key out
-        missing, known = unknown_keys(hold, everything)
-        if missing:
-            raise StoreError(
-                f"no run in {store} records {', '.join(repr(k) for k in missing)}, so the holdout filter {holdout!r} "
-                f"matches nothing; keys the runs record: {', '.join(known)}"
-            )
         raise StoreError(
             f"the holdout filter {holdout!r} matches no complete run in {store}; check `autosparse store info`"
         )
-    everything = StoreReader(store, **kw).runs()
     for option, where in (("--holdout", hold), ("--train-on", parse_filter(train_on))):
         if unmatched := unmatched_values(where, everything):
             log.warning(

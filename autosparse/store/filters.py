@@ -26,8 +26,9 @@ _TRUE, _FALSE, _NONE = ("true", "yes", "1"), ("false", "no", "0"), ("none", "nul
 def lookup(attrs: Mapping[str, Any], key: str) -> tuple[bool, Any]:
     """Find ``key`` (dotted paths allowed) in a run's attrs, then inside its ``config``.
 
-    Runs record ``config = {model, dataset, seed, irp...}``; letting ``where={"model": ...}``
-    reach into it keeps filters short without the writer having to duplicate keys.
+    Runs record their settings as ``spec`` (reached as ``spec.irp.criterion``, ``spec.train.lr``);
+    the first stores recorded them as ``config = {model, dataset, seed, irp...}``, which a short key
+    such as ``irp.rounds`` still reaches, so filters written for those stores keep working.
     """
     for base in (attrs, attrs.get("config")):
         if not isinstance(base, Mapping):
