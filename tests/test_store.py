@@ -409,8 +409,10 @@ def test_schema_mismatch(store: FeatureStore) -> None:
         FeatureStore(store.path, schema_version=1, feature_names=NAMES[::-1])
     with pytest.raises(SchemaMismatchError, match="store refeaturize"):
         StoreReader(store.path, schema_version=2)
-    with pytest.raises(SchemaMismatchError, match="use the autosparse that wrote it"):
-        StoreReader(store.path, schema_version=0)
+    with pytest.raises(SchemaMismatchError, match=r"use the autosparse that wrote it \(schema v1\)$"):
+        StoreReader(store.path, schema_version=0)  # a reader is not told to write to another store (hunt)
+    with pytest.raises(SchemaMismatchError, match="use the autosparse that wrote it .*, or write to another store"):
+        FeatureStore(store.path, schema_version=0, feature_names=NAMES)
     assert StoreReader(store.path, schema_version=1, feature_names=NAMES).run_ids == ["a"]
     # a label kind the reader's caller cannot train on is named, not "no complete training runs"
     with pytest.raises(SchemaMismatchError, match="labels of kind 'irp_round', expected 'other'"):

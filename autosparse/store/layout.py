@@ -428,8 +428,11 @@ def check_schema(
     schema_version: int | None = None,
     feature_names: list[str] | None = None,
     label_kind: str | None = None,
+    *,
+    writing: bool = False,
 ) -> None:
-    """Refuse to mix feature schemas (or label kinds): misaligned columns would train silently wrong."""
+    """Refuse to mix feature schemas (or label kinds): misaligned columns would train silently wrong.
+    ``writing``: the caller would add runs (a reader is not told to write elsewhere)."""
     have_v = attrs["schema_version"]
     if isinstance(have_v, bool) or not isinstance(have_v, int):
         raise StoreError(f"store {path} records a malformed schema_version {have_v!r}; {validate_hint(path)}")
@@ -440,7 +443,9 @@ def check_schema(
                 f"`autosparse store refeaturize {path} --out NEW.zarr`"
             )
         else:
-            fix = f"use the autosparse that wrote it (schema v{have_v}), or write to another store"
+            fix = f"use the autosparse that wrote it (schema v{have_v})" + (
+                ", or write to another store" if writing else ""
+            )
         raise SchemaMismatchError(
             f"store {path} holds features of schema v{have_v}, and schema v{schema_version} was asked for here; {fix}"
         )

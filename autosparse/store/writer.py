@@ -133,7 +133,7 @@ class FeatureStore:
         if create and not self._exists():
             self._create(int(schema_version), feature_names, label_kind)
         attrs = read_root_attrs(self.path)
-        check_schema(self.path, attrs, int(schema_version), feature_names, label_kind)
+        check_schema(self.path, attrs, int(schema_version), feature_names, label_kind, writing=True)
         self._load_root(attrs)
 
     @classmethod
