@@ -25,6 +25,8 @@ def test_sparsity_headers_stay_as_they_were_and_never_collide_at_100() -> None:
     ]  # fmt: skip
     # four significant digits read 100% for both: two columns of one name
     assert (sparsity_percent(0.00005), sparsity_percent(0.00002)) == ("99.995%", "99.998%")
+    # a sparsity under 0.0001% is written out, not in exponent form ("1e-06%"; hunt)
+    assert (sparsity_percent(0.99999999), sparsity_percent(0.999999)) == ("0.000001%", "0.0001%")
 
 
 def test_a_label_is_its_own_text_in_markdown() -> None:

@@ -31,6 +31,8 @@ def sparsity_percent(density: float) -> str:
     while float(text) == 100 and sparsity < 100 and digits < 12:
         digits += 1
         text = f"{sparsity:.{digits}g}"
+    if "e" in text:  # a density of 0.99999999 read "1e-06%": the same digits, written out
+        text = f"{float(text):.12f}".rstrip("0").rstrip(".")
     return f"{text}%"
 
 
