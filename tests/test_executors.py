@@ -55,7 +55,7 @@ def test_a_job_held_elsewhere_is_not_logged_as_done_here(caplog: pytest.LogCaptu
     with caplog.at_level("INFO", logger="autosparse.core.executors"):
         run_jobs(in_progress_elsewhere, ["a"], ["a"], executor="local", desc="grid")
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("grid:")]
-    assert line == "grid: 1 of 1 done (a, in progress elsewhere)"
+    assert line == "grid: 1 of 1 done (a, in progress in another process: waited for at the end)"
 
 
 @pytest.mark.parametrize("executor", ["local", "process"])

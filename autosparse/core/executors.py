@@ -125,7 +125,7 @@ def _state(outcome: JobOutcome) -> str:
     if not outcome.ok:
         return ", failed"
     if is_elsewhere(outcome):
-        return ", in progress elsewhere"
+        return ", in progress in another process: waited for at the end"
     value = outcome.value if isinstance(outcome.value, dict) else {}
     if value.get("same_as_another_row"):
         return ", the same as another row's"
