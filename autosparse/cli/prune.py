@@ -31,11 +31,17 @@ def parse_hparams(method: str, items: tuple[str, ...]) -> dict[str, object]:
 
     raw: dict[str, str] = {}
     last = ""
+    config_cls = get_pruner(method).Config
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
     for item in items:
         if "=" not in item:
             # the flag parser splits --hp values at commas and spaces, so `input_shape=1,28,28` came as three items
+            text = last in fields and fields[last].type in (str, "str", "str | None")
             listed = (
-                f"; a list value is written in brackets, e.g. --hp {last}=[1,28,28] (commas split --hp values)"
+                f"; --hp splits its values at spaces and commas, so a value holding one (a path with a space?) goes "
+                f"in a YAML config: hp: {{{last}: '{raw[last]} {item}'}}"
+                if text
+                else f"; a list value is written in brackets, e.g. --hp {last}=[1,28,28] (commas split --hp values)"
                 if last
                 else ""
             )
@@ -46,8 +52,6 @@ def parse_hparams(method: str, items: tuple[str, ...]) -> dict[str, object]:
         k, v = item.split("=", 1)
         last = k.strip()
         raw[last] = v.strip()
-    config_cls = get_pruner(method).Config
-    fields = {f.name: f for f in dataclasses.fields(config_cls)}
     empty = [k for k, v in raw.items() if not v and k.replace("-", "_") in fields]  # an unknown key: from_dict says so
     if empty:
         f = fields[empty[0].replace("-", "_")]
