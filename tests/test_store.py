@@ -411,7 +411,7 @@ def test_schema_mismatch(store: FeatureStore) -> None:
         StoreReader(store.path, schema_version=2)
     with pytest.raises(SchemaMismatchError, match=r"use the autosparse that wrote it \(schema v1\)$"):
         StoreReader(store.path, schema_version=0)  # a reader is not told to write to another store (hunt)
-    with pytest.raises(SchemaMismatchError, match="use the autosparse that wrote it .*, or write to another store"):
+    with pytest.raises(SchemaMismatchError, match=r"use the autosparse that wrote it .*, or write to another store"):
         FeatureStore(store.path, schema_version=0, feature_names=NAMES)
     assert StoreReader(store.path, schema_version=1, feature_names=NAMES).run_ids == ["a"]
     # a label kind the reader's caller cannot train on is named, not "no complete training runs"
