@@ -204,9 +204,13 @@ def note_pid_and_wait(job: tuple[str, bool]) -> int:
     import signal
     import time
 
+    from tqdm.auto import tqdm
+
     folder, deaf = job
     if deaf:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for _ in tqdm(range(2), disable=None):  # as a job's training bars do: tqdm's lock is made in the worker
+        pass
     (Path(folder) / f"{os.getpid()}.pid").write_text("")
     time.sleep(60)
     return 0

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tqdm.auto import tqdm
+from tqdm.std import TqdmDefaultWriteLock
 
 from autosparse.core.errors import (
     AutosparseError,
@@ -288,6 +289,10 @@ def _pool_worker(parent_pid: int, started: Any, logs: tuple[str | None, dict[str
     global _started
     _started = started
     _exit_with_parent(parent_pid)
+    # a worker's bars are off (no terminal), yet each makes tqdm create a multiprocessing lock, which a
+    # worker stopped by terminate() never releases: "resource_tracker: … leaked semaphore objects" at the
+    # parent's exit after Ctrl-C or SIGTERM. A thread lock is all one process's bars need.
+    TqdmDefaultWriteLock.mp_lock = None
     sys.stderr = _NoTerminal(sys.stderr)
     fmt, levels, ours = logs
     logging.basicConfig(format=fmt) if fmt else logging.basicConfig()
