@@ -296,7 +296,10 @@ def test_a_progress_line_names_jobs_this_process_did_not_compute() -> None:
 
     assert _state(JobOutcome("k", True, {"run_id": "k"})) == ""
     assert _state(JobOutcome("k", False, error="x")) == ", failed"
-    assert _state(JobOutcome("k", True, {"skipped": True, "elsewhere": True})) == ", in progress elsewhere"
+    assert (
+        _state(JobOutcome("k", True, {"skipped": True, "elsewhere": True}))
+        == ", in progress in another process: waited for at the end"
+    )
     # complete when its turn came (another process finished it after this one planned): not "done" here
     assert _state(JobOutcome("k", True, {"skipped": True})) == ", done by another process"
     assert (
