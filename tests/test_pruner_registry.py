@@ -527,6 +527,20 @@ def test_prune_and_build_model_leave_the_callers_cuda_streams_alone(monkeypatch:
     assert calls == [] and masks.meta["torch_threads"] == torch.get_num_threads()
 
 
+def test_masks_from_python_record_every_hyperparameter(tmp_path) -> None:
+    # only the CLI recorded them: a saved non-default mask read as a default one (hunt)
+    import json
+
+    import autosparse
+    from autosparse.models import build_model
+
+    model = build_model("mlp", (1, 4, 4), 3, seed=5, widths=(8,))
+    masks = autosparse.prune(model, "synflow", density=0.3, input_shape=(1, 4, 4), rounds=3)
+    assert masks.meta["hparams"]["rounds"] == 3 and masks.meta["hparams"]["schedule"] == "exp"  # given and default
+    masks.save(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "report.json").read_text())["meta"]["hparams"]["rounds"] == 3
+
+
 @pytest.mark.parametrize(
     "method,hparams,fix",
     [

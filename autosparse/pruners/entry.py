@@ -256,6 +256,9 @@ def prune_timed(
                 "density": d,
                 "seed": seed,
                 "torch_threads": torch.get_num_threads(),
+                # every hyperparameter the method ran with, given or default: from Python too (only the CLI
+                # recorded them, so a saved non-default mask read as a default one; hunt)
+                "hparams": dataclasses.asdict(pruner.config),
                 **_identity(pruner),
             },
             init=_init_transform(model, masks, pruner.config, pdata, method, rescale=pruner.rescales(masks)),
