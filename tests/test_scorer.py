@@ -153,6 +153,15 @@ def test_scorer_path_that_does_not_exist_says_so(tmp_path) -> None:
         load_scorer("")
 
 
+def test_a_scorer_path_under_home_is_found(tmp_path, monkeypatch) -> None:
+    # `scorer=~/s` (quoted, or in YAML) named no folder: "does not exist; … train one there" (hunt)
+    from autosparse.scorer.checkpoint import SHIPPED_DIR, resolve_scorer
+
+    shutil.copytree(SHIPPED_DIR / "autos_mlp", tmp_path / "mine")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert resolve_scorer("~/mine") == tmp_path / "mine"
+
+
 def test_a_shipped_name_is_the_shipped_scorer_whatever_folder_the_user_is_in(tmp_path, monkeypatch, caplog) -> None:
     """A folder ./autos_mlp silently replaced the default scorer of every `autos` call made there."""
     from autosparse.scorer.checkpoint import SHIPPED_DIR, resolve_scorer

@@ -173,7 +173,7 @@ def resolve_scorer(name_or_path: str | Path) -> Path:
         raise CheckpointError(
             f"no scorer named {text!r}: pass a shipped scorer's name ({', '.join(shipped_scorers())}) or a path"
         )
-    path = Path(name_or_path)
+    path = Path(name_or_path).expanduser()  # as --data-root is: `scorer=~/s` (quoted, or in YAML) named no folder
     shipped = SHIPPED_DIR / text
     complete_pending(path)  # a save a kill cut short after its record: finished, not refused as damaged
     # a Path is a folder whatever its spelling (Path("./autos_mlp") prints as "autos_mlp"); only a str names
