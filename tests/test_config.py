@@ -221,6 +221,8 @@ def test_key_value_lists_may_be_written_as_a_mapping() -> None:
 
     assert from_dict(Job, {"hp": {"rounds": 3, "scope": "uniform"}}).hp == ("rounds=3", "scope=uniform")
     assert from_dict(Job, {"hp": ["rounds=3"]}).hp == ("rounds=3",)
+    # a key left empty is its default, as a setting's is (`hp: {scorer: }` asked for a scorer 'None'; hunt)
+    assert from_dict(Job, {"hp": {"scorer": None, "scope": "uniform"}}).hp == ("scope=uniform",)
 
 
 def test_key_value_flags_merge_into_a_yaml_mapping_key_by_key() -> None:

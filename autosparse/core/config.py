@@ -326,9 +326,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         elif isinstance(value, Mapping) and dataclasses.is_dataclass(inner):
             value = [value]  # one entry written without the list
         elif isinstance(value, Mapping) and inner is str:
-            value = [
-                f"{k}={_flag_text(v)}" for k, v in value.items()
-            ]  # KEY=VALUE pairs as a mapping (`hp: {rounds: 10}`)
+            # KEY=VALUE pairs as a mapping (`hp: {rounds: 10}`); a key left empty means its default, as a
+            # setting's does (`hp: {scorer: }` asked for a scorer named 'None'; hunt)
+            value = [f"{k}={_flag_text(v)}" for k, v in value.items() if v is not None]
         elif not isinstance(value, (list, tuple, Mapping)):
             value = [value]  # one item written without the list (`seeds: 0`, `densities: 0.1`)
         nulls = [i for i, v in enumerate(value) if v is None] if isinstance(value, (list, tuple)) else []
