@@ -36,12 +36,16 @@ def parse_hparams(method: str, items: tuple[str, ...]) -> dict[str, object]:
     for item in items:
         if "=" not in item:
             # the flag parser splits --hp values at commas and spaces, so `input_shape=1,28,28` came as three items
-            text = last in fields and fields[last].type in (str, "str", "str | None")
+            kind = str(fields[last].type) if last in fields else ""
             listed = (
-                f"; --hp splits its values at spaces and commas, so a value holding one (a path with a space?) goes "
-                f"in a YAML config: hp: {{{last}: '{raw[last]} {item}'}}"
-                if text
-                else f"; a list value is written in brackets, e.g. --hp {last}=[1,28,28] (commas split --hp values)"
+                f"; a list value is written in brackets, e.g. --hp {last}=[1,28,28] (commas split --hp values)"
+                if "tuple" in kind or "list" in kind or (last and not kind)
+                # a path with a space or a comma: the flag cannot carry it (it was told to write a list; hunt)
+                else f"; --hp splits its values at spaces and commas, so a {last} holding one goes in a YAML "
+                f"config: hp: {{{last}: 'the whole value, quoted'}}"
+                if kind.startswith("str")
+                else f"; {last} takes one value (a decimal is written with a point: {last}=0.5), and --hp splits "
+                "its values at spaces and commas"
                 if last
                 else ""
             )
