@@ -105,6 +105,19 @@ def test_where_the_student_held_its_own_autos_keeps_the_learned_mask(tmp_path) -
     assert all(torch.equal(guarded[n], plain[n]) for n in plain)
 
 
+def test_sparser_than_the_student_evidence_the_learned_mask_is_used_and_said(tmp_path, caplog) -> None:
+    # the guard stopped acting below its evidence without a word: SynFlow's mask at 0.25%, the learned one at
+    # 0.24% although the nearest evidence says SynFlow trained 17.5 points above it (hunt)
+    scorer = _scorer_with_student(tmp_path, {"plain-conv": [_pt("vgg", 0.02, 0.40, 0.80)]})
+    model = build_model("conv2", SHAPE, 10, seed=0, width=0.25)
+    with caplog.at_level(logging.WARNING, logger="autosparse.scorer.autos"):
+        masks = prune(model, "autos", density=0.005, data=_data(), seed=3, scorer=scorer)
+        prune(model, "autos", density=0.2, data=_data(), seed=3, scorer=scorer)  # denser than it: no word
+    said = [r.message for r in caplog.records if "beyond the student evidence" in r.message]
+    assert len(said) == 1 and "density 0.005 is beyond" in said[0] and "vgg at density 0.02" in said[0]
+    assert "+40.0 points" in said[0] and masks.meta.get("guard", {}).get("reason") != "student"
+
+
 def test_student_evidence_changes_the_cell_identity_only_where_it_can_act(tmp_path) -> None:
     from autosparse.pruners.registry import make_pruner
 

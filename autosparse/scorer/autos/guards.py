@@ -19,6 +19,7 @@ Each warns once per scorer, density and network (its layer set), so a bench grid
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -182,7 +183,28 @@ def student_verdict(call: Call) -> StudentVerdict | None:
     if call.cfg.student_guard == "off" or call.scorer.student is None:
         return None
     kind = _kind(call)
-    return None if kind is None else call.scorer.student.verdict(kind, call.density)
+    if kind is None:
+        return None
+    verdict = call.scorer.student.verdict(kind, call.density)
+    points = call.scorer.student.points.get(kind, [])
+    # sparser than any evidence: the guard stopped acting without a word (hunt); denser, the learned masks
+    # are not where they lose
+    if not verdict.per_net and points and call.density < min(p.density for p in points):
+        near = min(points, key=lambda p: abs(math.log(p.density / call.density)))
+        warn_once(
+            ("student-reach", call.cfg.scorer, kind, f"{call.density:.6g}", call.network),
+            "autos: density %.4g is beyond the student evidence of scorer %s for %s nets (nearest: %s at density "
+            "%.4g, SynFlow minus learned %+.1f points; it speaks within a factor %g), so the student guard cannot "
+            "decide and the learned mask is used; prune with method synflow to compare",
+            call.density,
+            call.cfg.scorer,
+            kind,
+            near.net,
+            near.density,
+            100 * near.gap,
+            call.scorer.student.reach,
+        )
+    return verdict
 
 
 def warn_student(call: Call, verdict: StudentVerdict) -> None:
