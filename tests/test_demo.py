@@ -7,6 +7,7 @@ and every test passes stand-ins for them.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 from pathlib import Path
 
@@ -226,6 +227,12 @@ def test_the_printed_table_is_this_runs_seeds_and_rows(tmp_path: Path) -> None:
     text = describe(bench, report, source="s", n_sources=2, shipped="", sizes=Sizes(10, 10))
     assert "| autos | **30.0** |" in text and "snip" not in text
     assert "+10.0 points at 90% (random 20.0)" in text
+    # the folder's other cells are no missing cells of this run ("rerun to compute them" after every rerun)
+    report.missing = ["mlp__mnist1d__snip__d0.1__s1__x"]
+    assert "missing" not in describe(bench, report, source="s", n_sources=2, shipped="", sizes=Sizes(10, 10))
+    report.records = [r for r in records if (r["label"], r["seed"]) != ("random", 0)]
+    text = describe(bench, report, source="s", n_sources=2, shipped="", sizes=Sizes(10, 10))
+    assert "1 cells missing" in text
 
 
 def test_the_mnist1d_setting_trains_far_above_chance(tmp_path: Path) -> None:
@@ -301,6 +308,9 @@ def test_demo_on_mnist1d_is_far_above_chance_and_a_rerun_trains_nothing(tmp_path
     assert (again.runs_generated, again.scorer_trained, again.bench_jobs_run) == (0, False, 0)
     assert again.text == first.text
     assert printed[-1].endswith("computed: nothing (every step reused)")
+    # another thread count is no other run: --num-threads 2 regenerated every source run, then the scorer (helper)
+    threads = run_demo(dataclasses.replace(cfg, num_threads=2), choice=fallback, say=lambda _: None)
+    assert (threads.runs_generated, threads.scorer_trained, threads.bench_jobs_run) == (0, False, 0)
 
 
 @pytest.mark.slow
@@ -341,6 +351,9 @@ def test_demo_on_fashion_mnist_runs_end_to_end_and_resumes(tmp_path) -> None:
         ({"heldout_model": "lenet_300_10"}, "lenet_300_10"),
         ({"densities": (2.0,)}, "densities must be in"),
         ({"shipped_scorer": "nope"}, "nope"),
+        # a source model, or one of its shapes (plain mlp is LeNet-300-100), was printed "(held out)" (helper)
+        ({"heldout_model": "mlp", "heldout_kwargs": {"widths": [500, 150]}}, "has the layers of source model"),
+        ({"source_models": [ModelSpec("mlp")]}, "lenet_300_100 has the layers of source model mlp"),
     ],
 )
 def test_a_bad_demo_option_fails_before_any_irp_run(tmp_path: Path, change: dict, message: str) -> None:
@@ -422,7 +435,10 @@ def test_a_misspelt_source_model_is_refused_before_any_run_trains(tmp_path) -> N
     from autosparse.core.errors import UnknownNameError
 
     cfg = DemoConfig(
-        out=str(tmp_path / "d"), source_models=[ModelSpec("mlp"), ModelSpec("foo")], n_train=500, n_test=200
+        out=str(tmp_path / "d"),
+        source_models=[ModelSpec("mlp", {"widths": [64]}), ModelSpec("foo")],
+        n_train=500,
+        n_test=200,
     )
     with pytest.raises(UnknownNameError, match="unknown model 'foo'"):
         run_demo(cfg, choice=DataChoice("digits", None, "test"), say=lambda _: None)

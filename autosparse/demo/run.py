@@ -30,17 +30,21 @@ from autosparse.core.config_record import config_hash, to_dict
 from autosparse.core.errors import AutosparseError, ConfigError
 from autosparse.core.executors import ExecutorConfig, JobOutcome
 from autosparse.core.folders import make_output_dir, write_text
+from autosparse.core.layers import prunable_layers
 from autosparse.data import absolute_root, dataset_info
 from autosparse.demo.config import DemoConfig, Setting
 from autosparse.demo.data import DataChoice, choose_dataset
 from autosparse.demo.summary import AUTOS_LABEL, SHIPPED_LABEL, describe, model_sizes
+from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
 from autosparse.pruners.registry import make_pruner
 from autosparse.scorer.checkpoint import LOCK_FILE as SCORER_LOCK
 from autosparse.scorer.config import ScorerConfig
 from autosparse.scorer.training import train_scorer
-from autosparse.sources import RunJob, RunSpec, execute_run
+from autosparse.sources import RunJob, RunSpec, execute_run, held_id, runs_by_recipe
+from autosparse.store import FeatureStore
 from autosparse.store.jobs import run_store_jobs
 from autosparse.store.layout import enclosing_store
+from autosparse.store.writer import store_exists
 from autosparse.training.irp import IRPConfig
 from autosparse.training.trainer import TrainConfig, set_threads
 
@@ -116,10 +120,27 @@ def source_specs(setting: Setting, dataset: str, data_root: str | None) -> list[
     ]
 
 
-def scorer_key(specs: list[RunSpec], scorer_cfg: ScorerConfig) -> str:
+def scorer_key(run_ids: list[str], scorer_cfg: ScorerConfig) -> str:
     """The demo's scorer is a function of its runs and config; its folder is named by this hash, so a
     changed setting trains a new scorer (and new ``autos`` cells) instead of reusing a stale one."""
-    return config_hash({"gen": [s.run_id for s in specs], "scorer": to_dict(scorer_cfg)})
+    return config_hash({"gen": list(run_ids), "scorer": to_dict(scorer_cfg)})
+
+
+def _stored_ids(store: Path, specs: list[RunSpec]) -> list[str | None]:
+    """Each source run's id where the store holds it complete: its own, an earlier spelling's, or that of
+    the run written with other threads (:attr:`RunSpec.recipe_id`); None for a run still to generate.
+
+    Why: `--num-threads 2` regenerated every source run (the thread count is in the run id) and then
+    trained the scorer again on the copies (helper).
+    """
+    if not store_exists(store):
+        return [None] * len(specs)
+    fs = FeatureStore(store, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES), create=False)
+    found = [held_id(fs, spec) for spec in specs]
+    if None in found:
+        by_recipe = runs_by_recipe(fs)
+        found = [f or by_recipe.get(spec.recipe_id) for f, spec in zip(found, specs, strict=True)]
+    return found
 
 
 def bench_config(cfg: DemoConfig, setting: Setting, choice: DataChoice, scorer_dir: Path) -> BenchConfig:
@@ -166,7 +187,9 @@ def run_demo(
     if setting.scorer_steps < 1:  # the message names the demo's option, not ScorerConfig's field
         raise ConfigError(f"--scorer-steps must be >= 1, got {setting.scorer_steps}")
     scorer_cfg = ScorerConfig(steps=setting.scorer_steps, eval_every=max(1, setting.scorer_steps // 6))
-    key = scorer_key(specs, scorer_cfg)
+    stored = _stored_ids(store, specs)
+    run_ids = [found or spec.run_id for found, spec in zip(stored, specs, strict=True)]
+    key = scorer_key(run_ids, scorer_cfg)
     scorer_dir = out / f"scorer-{key}"
     bench = bench_config(cfg, setting, choice, scorer_dir)
     _check_bench(bench, cfg)  # before anything is made or trained
@@ -177,8 +200,14 @@ def run_demo(
             f"--out {cfg.out} holds this demo's bench of another recipe ({changed}): rerun with the options that "
             f"made it, give another --out, or delete {out / 'bench'} to run this recipe there"
         )
+    info = dataset_info(choice.dataset)
+    held_out = _layer_shapes(bench.models[0].build(info, seed=0))
     for spec in specs:  # a misspelt source model failed only after the runs before it had trained (helper)
-        spec.model.build(dataset_info(choice.dataset), seed=0)
+        if _layer_shapes(spec.model.build(info, seed=0)) == held_out:  # it was printed "(held out)" (helper)
+            raise ConfigError(
+                f"the held-out model {bench.models[0].label()} has the layers of source model {spec.model.label()}, "
+                "so the scorer would have seen it: give another --heldout-model, or leave it out of --source-models"
+            )
     # a store made its folders inside it, then named a --store the demo has no option for (helper)
     if enclosing_store(out, itself=True) is not None:
         raise ConfigError(f"--out {cfg.out} is, or lies in, a feature store; give a folder outside it")
@@ -188,9 +217,12 @@ def run_demo(
         f"IRP source runs: {len(specs)} models on {choice.dataset}, {setting.irp_rounds} rounds x "
         f"{setting.gen_epochs:g} epochs each -> {store}",
     )
-    generated = _source_runs(specs, store, where, progress)
+    todo = [spec for found, spec in zip(stored, specs, strict=True) if found is None]
+    if len(todo) < len(specs):  # not handed to a pool only to be found complete there ("done by another process")
+        progress.note(f"{len(specs) - len(todo)} of {len(specs)} runs reused (complete in the store)")
+    generated = _source_runs(todo, store, where, progress) if todo else 0
 
-    trained = _demo_scorer(store, specs, scorer_dir, scorer_cfg, key, setting, progress)
+    trained = _demo_scorer(store, run_ids, scorer_dir, scorer_cfg, key, setting, progress)
 
     bench_dir = out / "bench"
     n_cells = len(bench.densities) * len(bench.seeds)
@@ -222,7 +254,7 @@ def run_demo(
 
 def _demo_scorer(
     store: Path,
-    specs: list[RunSpec],
+    run_ids: list[str],
     scorer_dir: Path,
     scorer_cfg: ScorerConfig,
     key: str,
@@ -243,13 +275,14 @@ def _demo_scorer(
                     progress.step(2, f"scorer: reused {scorer_dir} (same runs and config)")
                     return False
                 progress.step(
-                    2, f"scorer: training {setting.scorer_steps} ranker steps on the {len(specs)} runs -> {scorer_dir}"
+                    2,
+                    f"scorer: training {setting.scorer_steps} ranker steps on the {len(run_ids)} runs -> {scorer_dir}",
                 )
                 set_threads(setting.num_threads)  # on a busy machine a second thread made this 13x slower
                 train_scorer(
                     store,
                     holdout=None,
-                    train_on="run_id=" + ",".join(s.run_id for s in specs),  # this setting's runs, not older ones
+                    train_on="run_id=" + ",".join(run_ids),  # this setting's runs, not older ones
                     out=scorer_dir,
                     config=scorer_cfg,
                     name="demo_scorer",
@@ -278,6 +311,11 @@ def _stamp_key(stamp: Path) -> str | None:
     except (OSError, ValueError, AttributeError):
         return None
     return key if isinstance(key, str) else None
+
+
+def _layer_shapes(model: Any) -> list[tuple[int, ...]]:
+    """What makes two models one architecture to the scorer: their prunable layers' shapes, in order."""
+    return [tuple(layer.parameter.shape) for layer in prunable_layers(model)]
 
 
 def _check_bench(bench: BenchConfig, cfg: DemoConfig) -> None:
