@@ -345,7 +345,8 @@ def _train(
     )
     from autosparse.core.text import count_of
 
-    density = f", density {masks.density:.4f}" if masks else ""
+    # kept weights as well: one kept weight of 300k read "density 0.0000" (demo hunt)
+    density = f", density {masks.density:.4g} ({masks.kept:,} weights kept)" if masks else ""
     print(
         f"{task.model.model} on {task.data.dataset}: test accuracy {100 * result.test_accuracy:.2f}% "
         f"after {count_of(cfg.epochs, 'epoch')} in {result.seconds:.{2 if result.seconds < 10 else 0}f}s{density}"

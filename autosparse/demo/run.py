@@ -31,6 +31,7 @@ from autosparse.core.errors import AutosparseError, ConfigError
 from autosparse.core.executors import ExecutorConfig, JobOutcome
 from autosparse.core.folders import make_output_dir, write_text
 from autosparse.core.layers import prunable_layers
+from autosparse.core.text import count_of
 from autosparse.data import absolute_root, dataset_info
 from autosparse.demo.config import DemoConfig, Setting
 from autosparse.demo.data import DataChoice, choose_dataset
@@ -215,7 +216,7 @@ def run_demo(
     progress.step(
         1,
         f"IRP source runs: {len(specs)} models on {choice.dataset}, {setting.irp_rounds} rounds x "
-        f"{setting.gen_epochs:g} epochs each -> {store}",
+        f"{count_of(setting.gen_epochs, 'epoch')} each -> {store}",
     )
     todo = [spec for found, spec in zip(stored, specs, strict=True) if found is None]
     if len(todo) < len(specs):  # not handed to a pool only to be found complete there ("done by another process")
@@ -229,7 +230,7 @@ def run_demo(
     progress.step(
         3,
         f"bench: {bench.models[0].label()} (held out) pruned by {len(bench.methods) - 1} methods at "
-        f"{len(bench.densities)} densities + IMP, {n_cells} masks each trained {setting.bench_epochs:g} epochs "
+        f"{len(bench.densities)} densities + IMP, {n_cells} masks each trained {count_of(setting.bench_epochs, 'epoch')} "
         f"-> {bench_dir}",
     )
     jobs_run = _bench_jobs(bench, bench_dir, where, progress, n_cells)

@@ -16,7 +16,7 @@ from autosparse.bench.config import BenchConfig
 from autosparse.bench.contest import contests
 from autosparse.bench.report import BenchReport, accuracy_table, dense_accuracy, format_stat
 from autosparse.core.layers import count_prunable
-from autosparse.core.text import sparsity_percent
+from autosparse.core.text import count_of, sparsity_percent
 from autosparse.data import dataset_info
 from autosparse.task import ModelSpec
 
@@ -90,7 +90,7 @@ def describe(
         f"Dataset: {dataset} ({n_train} train / {n_test} test) — {source}",
         f"Held-out model: {model}, {sizes.parameters:,} parameters ({sizes.prunable:,} prunable weights), "
         f"not among the {n_sources} source models",
-        f"Recipe: every mask trained {t.epochs:g} epochs ({t.optimizer} lr {t.lr:g}, batch {t.batch_size}, "
+        f"Recipe: every mask trained {count_of(t.epochs, 'epoch')} ({t.optimizer} lr {t.lr:g}, batch {t.batch_size}, "
         f"{t.schedule}); {len(bench.seeds)} seed{'s' if len(bench.seeds) != 1 else ''} ({seeds}); "
         "IMP (reference) = iterative magnitude pruning with rewinding, trained once per round",
         f"Rows: {rows}",
