@@ -53,6 +53,13 @@ def test_prune_then_train_with_the_saved_mask(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "density 0.09997 (1,270 weights kept)" in proc.stdout  # one kept weight read "density 0.0000"
     assert json.loads((tmp_path / "t" / "metrics.json").read_text())["density"] == pytest.approx(0.1, abs=1e-3)
+    # a prune's folder as --out of a training under other masks, or none: its weights sat beside those masks
+    other = tmp_path / "r"
+    assert run("prune", *SMALL, "--method", "random", "--sparsity", "0.9", "--out", str(other)).returncode == 0
+    train = ("train", *SMALL, "--epochs", "0.2", "--out", str(out))
+    assert_user_error(run(*train, "--masks", str(other)), "holds masks", "other than the --masks")
+    assert_user_error(run(*train), "holds masks", "this training runs dense")
+    assert not (out / "metrics.json").exists()
 
 
 def test_unknown_model() -> None:

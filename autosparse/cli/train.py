@@ -254,6 +254,28 @@ def _check_out_holds_nothing_else(out: Path, fingerprint: str, described: dict) 
         )
 
 
+def _check_out_masks(out: Path, masks: Any) -> None:
+    """Refuse an ``--out`` holding masks (a prune's folder) other than the ones this training runs under.
+
+    Why: the trained weights were saved beside another method's masks, and the folder then read as
+    "these weights, trained under these masks" (demo hunt). Training into the folder of its own
+    ``--masks`` is fine.
+    """
+    import torch
+
+    from autosparse.core.masks import MASKS_FILE, Masks
+
+    if not (out / MASKS_FILE).is_file():
+        return
+    there = Masks.load(out)
+    if masks is None or set(there) != set(masks) or not all(torch.equal(there[n], masks[n]) for n in masks):
+        raise ConfigError(
+            f"--out {out} holds masks ({MASKS_FILE}, a prune's folder) "
+            + ("and this training runs dense" if masks is None else "other than the --masks this training runs under")
+            + f": its weights would sit beside masks they were not trained under; give another --out (or --masks {out})"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from autosparse.core.config_record import to_dict
     from autosparse.core.folders import check_output_path
@@ -269,6 +291,8 @@ def run(args: argparse.Namespace) -> int:
         check_output_path(job.out)  # before the training, not when saving its result
         check_out_is_no_store_or_scorer(Path(job.out), writer="this training")
     masks = Masks.load(job.masks) if job.masks else None
+    if job.out:
+        _check_out_masks(Path(job.out), masks)
     if masks is not None:
         task = _task_of_masks(args, task, masks)
     init_seed = _init_seed(job, masks)
