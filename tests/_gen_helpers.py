@@ -187,6 +187,14 @@ def warn_and_square(x: int) -> int:
     return x * x
 
 
+def warn_the_same(x: int) -> int:
+    """A job whose warning reads the same in every job (as a check each worker says once)."""
+    import logging
+
+    logging.getLogger("autosparse.jobtest").warning("the same in every job")
+    return x
+
+
 def slow_die_on_three(x: int) -> int:
     """die_on_three with jobs that last: the other worker's job is running when the pool breaks."""
     import time

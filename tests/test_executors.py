@@ -237,6 +237,25 @@ def test_pool_workers_log_as_the_parent_and_draw_no_bars(tmp_path: Path) -> None
     assert "job 2 informs" not in proc.stderr  # info stays in the worker: the parent says each job's end
 
 
+def test_pool_workers_log_through_the_parent_each_warning_once(tmp_path: Path) -> None:
+    """Each worker wrote to the terminal itself: its warnings were glued onto the parent's bar line, and
+    a warning each worker says once (autos' guards) came once per worker (helper)."""
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import logging, sys\n"
+        "import _gen_helpers as helpers\n"
+        "from autosparse.core.executors import run_jobs\n"
+        "if __name__ == '__main__':\n"
+        "    logging.basicConfig(format='PARENT %(levelname)s %(name)s: %(message)s')\n"
+        "    out = run_jobs(helpers.warn_the_same, [1, 2, 3, 4], list('abcd'), executor='process', workers=2)\n"
+        "    print(sorted(o.value for o in out))\n"
+    )
+    proc = _run_script(script)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[1, 2, 3, 4]", proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if "the same in every job" in ln]
+    assert lines == ["PARENT WARNING autosparse.jobtest: the same in every job"], proc.stderr
+
+
 def test_pool_workers_show_our_warnings_as_the_cli_does(tmp_path: Path) -> None:
     """The CLI shows our warnings as log lines; its pool workers printed them as
     `…/allocation.py:107: RuntimeWarning: …` (review)."""

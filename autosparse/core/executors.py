@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import logging.handlers
 import os
 import signal
 import socket
@@ -279,7 +280,9 @@ class _NoTerminal:
         return getattr(self._stream, name)
 
 
-def _pool_worker(parent_pid: int, started: Any, logs: tuple[str | None, dict[str, int], bool]) -> None:
+def _pool_worker(
+    parent_pid: int, started: Any, logs: tuple[str | None, dict[str, int], bool], records: Any = None
+) -> None:
     """Pool initializer: exit with the parent, report each job taken on ``started``, and log as the parent.
 
     Why the last two: each worker drew its jobs' round bars over the parent's bar line, the
@@ -299,9 +302,12 @@ def _pool_worker(parent_pid: int, started: Any, logs: tuple[str | None, dict[str
     if ours:  # SNIP's ties in a bench cell printed as "…/registry.py:127: RuntimeWarning: …" (review)
         log_our_warnings()
     for name, level in levels.items():
-        # warnings and errors only: a worker's lines reach the terminal beside the parent's bar, which
-        # cannot make room for them, and the parent already says each job's end
+        # warnings and errors only: the parent already says each job's end
         logging.getLogger(name or None).setLevel(max(level, logging.WARNING))
+    if records is not None:  # to the parent, which writes them through its bars (_Relay)
+        # an exit never waits on the queue: a worker killed while sending would hold its lock for good
+        records.cancel_join_thread()
+        logging.getLogger().handlers = [logging.handlers.QueueHandler(records)]
 
 
 def _call_in_pool(fn: Callable[[Any], Any], job: Any, key: str, token: int) -> JobOutcome:
@@ -374,8 +380,14 @@ def _one_pool(
     """Run ``jobs`` on one pool until it ends or breaks: (the jobs a break failed, the tokens of the
     jobs workers had taken, the break's error)."""
     started = ctx.SimpleQueue()
+    records = ctx.Queue()  # the workers' log records, handled here: through the bars, each warning once
+    relay = logging.handlers.QueueListener(records, _Relay())
+    relay.start()
     pool = ProcessPoolExecutor(
-        max_workers=n, mp_context=ctx, initializer=_pool_worker, initargs=(os.getpid(), started, _logging_setup())
+        max_workers=n,
+        mp_context=ctx,
+        initializer=_pool_worker,
+        initargs=(os.getpid(), started, _logging_setup(), records),
     )
     broken: list[tuple[int, tuple[Any, str]]] = []
     taken: set[int] = set()
@@ -400,12 +412,42 @@ def _one_pool(
         # semaphores past exit and the resource tracker warned of "leaked semaphore objects"
         pool.shutdown(wait=True, cancel_futures=True)
         started.close()
+        _close_relay(relay, records)
         raise
     pool.shutdown()
     while not started.empty():
         taken.add(started.get())
     started.close()
+    _close_relay(relay, records)
     return broken, taken, error
+
+
+class _Relay(logging.Handler):
+    """A worker's log record, handed to this process's logger of its name.
+
+    Why: each worker wrote to the terminal itself, so its warnings were glued onto the parent's bar
+    line, and a warning each worker says once (autos' guards) was printed once per worker (helper).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._said: set[tuple[str, int, str]] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        said = (record.name, record.levelno, record.getMessage())
+        if said in self._said:
+            return
+        self._said.add(said)
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)
+
+
+def _close_relay(relay: logging.handlers.QueueListener, records: Any) -> None:
+    """Hand on what the workers sent last, then close the queue (its semaphores with it)."""
+    relay.stop()
+    records.close()
+    records.join_thread()
 
 
 def _stop_workers(pool: ProcessPoolExecutor, grace_s: float = 5.0) -> None:
