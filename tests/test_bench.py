@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -911,40 +912,19 @@ with claim(claim_path(out, job.claim_key)) as mine:
 """
 
 
-@pytest.mark.parametrize("finish", [True, False], ids=["holder-finishes", "holder-gives-up"])
-def test_two_bench_processes_divide_the_grid(
-    tiny_run, tmp_path: Path, train_calls: list[str], caplog: pytest.LogCaptureFixture, finish: bool
-) -> None:
-    # a second bench process on the folder holds one missing cell's job: this one computes the
-    # other missing cell, waits for the held one, and computes it only if the holder gave it up
+@contextlib.contextmanager
+def _job_held_by_another_process(out: Path, key: str, cfg: BenchConfig, tmp_path: Path, *, finish: bool = True):
+    """Another process holds ``key``'s claim and lets it go (computing the job first with ``finish``)
+    once this one logs that it waits; yields that process."""
     import subprocess
     import sys
 
     from autosparse.core.config_record import dump_yaml
 
-    cfg, out, _ = tiny_run
-    dst = _copy(out, tmp_path)
-    held = next(c for c in _cells(dst) if "__random__d0.1__s0__" in c)  # the first job of the plan
-    other = next(c for c in _cells(dst) if "__magnitude__d0.02__s1__" in c)
-    for c in (held, other):
-        (dst / "cells" / f"{c}.json").unlink()
     (tmp_path / "bench.yaml").write_text(dump_yaml(cfg))
     go = tmp_path / "go"
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            _HOLDER,
-            str(dst),
-            held,
-            "finish" if finish else "quit",
-            str(tmp_path / "bench.yaml"),
-            str(go),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+    args = [str(out), key, "finish" if finish else "quit", str(tmp_path / "bench.yaml"), str(go)]
+    child = subprocess.Popen([sys.executable, "-c", _HOLDER, *args], stdout=subprocess.PIPE, text=True, cwd=ROOT)
 
     class ReleaseWhenWaiting(logging.Handler):  # the holder goes on once this process waits for it
         def emit(self, record: logging.LogRecord) -> None:
@@ -955,12 +935,31 @@ def test_two_bench_processes_divide_the_grid(
     logging.getLogger("autosparse").addHandler(handler)
     try:
         assert child.stdout is not None and child.stdout.readline().strip() == "claimed"
-        with caplog.at_level("INFO", logger="autosparse"):
-            run = run_bench(cfg, dst)
+        yield child
     finally:
         logging.getLogger("autosparse").removeHandler(handler)
         go.touch()
         assert child.wait(timeout=120) == 0
+
+
+@pytest.mark.parametrize("finish", [True, False], ids=["holder-finishes", "holder-gives-up"])
+def test_two_bench_processes_divide_the_grid(
+    tiny_run, tmp_path: Path, train_calls: list[str], caplog: pytest.LogCaptureFixture, finish: bool
+) -> None:
+    # a second bench process on the folder holds one missing cell's job: this one computes the
+    # other missing cell, waits for the held one, and computes it only if the holder gave it up
+
+    cfg, out, _ = tiny_run
+    dst = _copy(out, tmp_path)
+    held = next(c for c in _cells(dst) if "__random__d0.1__s0__" in c)  # the first job of the plan
+    other = next(c for c in _cells(dst) if "__magnitude__d0.02__s1__" in c)
+    for c in (held, other):
+        (dst / "cells" / f"{c}.json").unlink()
+    with (
+        _job_held_by_another_process(dst, held, cfg, tmp_path, finish=finish) as child,
+        caplog.at_level("INFO", logger="autosparse"),
+    ):
+        run = run_bench(cfg, dst)
     cells = _cells(dst)
     assert held in cells and other in cells and run.ok
     assert any("in progress elsewhere" in r.getMessage() for r in caplog.records)
@@ -979,38 +978,15 @@ def test_a_second_label_of_a_computation_another_process_holds_waits_for_it(
     tmp_path: Path, train_calls: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
     # claims went by the row's label: the second label computed the same cell beside the holder
-    import subprocess
-    import sys
-
-    from autosparse.core.config_record import dump_yaml
 
     cfg = tiny_config(methods=["random", {"method": "random", "label": "again"}], densities=[0.1], seeds=[0])
     out = tmp_path / "b"
     first = plan_jobs(cfg, out)[0]
-    (tmp_path / "bench.yaml").write_text(dump_yaml(cfg))
-    go = tmp_path / "go"
-    child = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, str(out), first.key, "finish", str(tmp_path / "bench.yaml"), str(go)],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-
-    class ReleaseWhenWaiting(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            if "in progress elsewhere" in record.getMessage():
-                go.touch()
-
-    handler = ReleaseWhenWaiting()
-    logging.getLogger("autosparse").addHandler(handler)
-    try:
-        assert child.stdout is not None and child.stdout.readline().strip() == "claimed"
-        with caplog.at_level("INFO", logger="autosparse"):
-            run = run_bench(cfg, out)
-    finally:
-        logging.getLogger("autosparse").removeHandler(handler)
-        go.touch()
-        assert child.wait(timeout=120) == 0
+    with (
+        _job_held_by_another_process(out, first.key, cfg, tmp_path) as child,
+        caplog.at_level("INFO", logger="autosparse"),
+    ):
+        run = run_bench(cfg, out)
     cells = _cells(out)
     assert train_calls == [] and run.jobs_run == 0 and run.jobs_elsewhere == 2 and not run.report.missing
     assert len(cells) == 2 and all(c["written_by"].startswith(f"pid {child.pid} ") for c in cells.values())

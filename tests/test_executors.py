@@ -215,22 +215,25 @@ def _run_script(script: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _run_main(tmp_path: Path, *lines: str) -> subprocess.CompletedProcess[str]:
+    """A script of ``lines`` under the spawn guard, with the helpers and ``run_jobs`` imported, run."""
+    script = tmp_path / "run.py"
+    head = "import logging, sys\nimport _gen_helpers as helpers\nfrom autosparse.core.executors import run_jobs\n"
+    script.write_text(head + "if __name__ == '__main__':\n" + "".join(f"    {line}\n" for line in lines))
+    return _run_script(script)
+
+
 def test_pool_workers_log_as_the_parent_and_draw_no_bars(tmp_path: Path) -> None:
     """A spawned worker starts with logging unset (its warnings came without level and name) and drew
     its jobs' bars over the parent's (helper); it now logs warnings in the parent's format, no bars."""
 
-    script = tmp_path / "run.py"
-    script.write_text(
-        "import logging, sys\n"
-        "import _gen_helpers as helpers\n"
-        "from autosparse.core.executors import run_jobs\n"
-        "if __name__ == '__main__':\n"
-        "    logging.basicConfig(format='%(levelname)s %(name)s: %(message)s')\n"
-        "    logging.getLogger('autosparse').setLevel(logging.INFO)\n"
-        "    out = run_jobs(helpers.warn_and_square, [2, 3], ['a', 'b'], executor='process', workers=2)\n"
-        "    print(sorted(o.value for o in out))\n"
+    proc = _run_main(
+        tmp_path,
+        "logging.basicConfig(format='%(levelname)s %(name)s: %(message)s')",
+        "logging.getLogger('autosparse').setLevel(logging.INFO)",
+        "out = run_jobs(helpers.warn_and_square, [2, 3], ['a', 'b'], executor='process', workers=2)",
+        "print(sorted(o.value for o in out))",
     )
-    proc = _run_script(script)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[4, 9]"
     assert "WARNING autosparse.jobtest: job 2 warns" in proc.stderr
@@ -240,17 +243,12 @@ def test_pool_workers_log_as_the_parent_and_draw_no_bars(tmp_path: Path) -> None
 def test_pool_workers_log_through_the_parent_each_warning_once(tmp_path: Path) -> None:
     """Each worker wrote to the terminal itself: its warnings were glued onto the parent's bar line, and
     a warning each worker says once (autos' guards) came once per worker (helper)."""
-    script = tmp_path / "run.py"
-    script.write_text(
-        "import logging, sys\n"
-        "import _gen_helpers as helpers\n"
-        "from autosparse.core.executors import run_jobs\n"
-        "if __name__ == '__main__':\n"
-        "    logging.basicConfig(format='PARENT %(levelname)s %(name)s: %(message)s')\n"
-        "    out = run_jobs(helpers.warn_the_same, [1, 2, 3, 4], list('abcd'), executor='process', workers=2)\n"
-        "    print(sorted(o.value for o in out))\n"
+    proc = _run_main(
+        tmp_path,
+        "logging.basicConfig(format='PARENT %(levelname)s %(name)s: %(message)s')",
+        "out = run_jobs(helpers.warn_the_same, [1, 2, 3, 4], list('abcd'), executor='process', workers=2)",
+        "print(sorted(o.value for o in out))",
     )
-    proc = _run_script(script)
     assert proc.returncode == 0 and proc.stdout.strip() == "[1, 2, 3, 4]", proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if "the same in every job" in ln]
     assert lines == ["PARENT WARNING autosparse.jobtest: the same in every job"], proc.stderr
@@ -260,16 +258,12 @@ def test_pool_workers_show_our_warnings_as_the_cli_does(tmp_path: Path) -> None:
     """The CLI shows our warnings as log lines; its pool workers printed them as
     `…/allocation.py:107: RuntimeWarning: …` (review)."""
 
-    script = tmp_path / "run.py"
-    script.write_text(
-        "import _gen_helpers as helpers\n"
-        "from autosparse.cli import configure_logging\n"
-        "from autosparse.core.executors import run_jobs\n"
-        "if __name__ == '__main__':\n"
-        "    configure_logging(0)\n"
-        "    print([o.ok for o in run_jobs(helpers.warn_ties, [1], ['a'], executor='process', workers=1)])\n"
+    proc = _run_main(
+        tmp_path,
+        "from autosparse.cli import configure_logging",
+        "configure_logging(0)",
+        "print([o.ok for o in run_jobs(helpers.warn_ties, [1], ['a'], executor='process', workers=1)])",
     )
-    proc = _run_script(script)
     assert proc.returncode == 0 and proc.stdout.strip() == "[True]", proc.stderr
     assert "WARNING autosparse.core.allocation: 50 of the 100 kept weights" in proc.stderr
     assert "RuntimeWarning" not in proc.stderr
