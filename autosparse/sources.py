@@ -31,7 +31,7 @@ from torch import nn
 
 from autosparse.core.config import from_dict
 from autosparse.core.config_record import config_hash, respelled, to_dict
-from autosparse.core.errors import AutosparseError, ConfigError, DatasetNotFoundError, StoreError
+from autosparse.core.errors import ConfigError, DatasetNotFoundError, StoreError
 from autosparse.core.executors import JobOutcome
 from autosparse.core.folders import check_output_path
 from autosparse.core.versions import package_versions
@@ -90,9 +90,7 @@ class RunSpec:
         rerun with ``--train.eval-batch-size 256`` finds its runs by this (:func:`runs_by_recipe`)
         instead of generating each again as a duplicate.
         """
-        spec = to_dict(dataclasses.replace(self, data_root=None))
-        spec["train"] = {k: v for k, v in spec["train"].items() if k not in COSMETIC_TRAIN_FIELDS}
-        return config_hash(spec)
+        return recipe_of(to_dict(self))
 
     def _id(self, hashed: RunSpec) -> str:
         # store group names allow letters, digits and ._+=- only: "tv:resnet18" and "fake:cifar10" keep
@@ -154,15 +152,26 @@ def held_id(store: FeatureStore, spec: RunSpec, earlier: Iterable[str] = ()) -> 
     return None
 
 
+def recipe_of(spec: dict[str, Any]) -> str:
+    """:attr:`RunSpec.recipe_id` of a spec in its :func:`to_dict` form, as a run records it.
+
+    Of the record as written, not as read back: reading fills in the defaults of fields added since,
+    and a run made before a field existed would count as a run of its default (review).
+    """
+    spec = {k: v for k, v in spec.items() if k != "data_root"}
+    if isinstance(spec.get("train"), dict):
+        spec["train"] = {k: v for k, v in spec["train"].items() if k not in COSMETIC_TRAIN_FIELDS}
+    return config_hash(spec)
+
+
 def runs_by_recipe(store: FeatureStore) -> dict[str, str]:
-    """Each complete run of ``store`` by its recorded spec's :attr:`RunSpec.recipe_id` (the first, in
-    id order); runs that record no readable spec are left out."""
+    """Each complete run of ``store`` by its recorded spec's recipe (:func:`recipe_of`; the first, in id
+    order); runs that record no spec are left out."""
     out: dict[str, str] = {}
     for run_id in sorted(store.complete_runs()):
-        try:
-            out.setdefault(recorded_spec(store.run_attrs(run_id), run_id, quiet=True).recipe_id, run_id)
-        except (AutosparseError, KeyError, TypeError, ValueError):
-            continue  # a run of another shape: found by its id or not at all
+        recorded = store.run_attrs(run_id).get("spec")
+        if isinstance(recorded, dict):
+            out.setdefault(recipe_of(recorded), run_id)
     return out
 
 
@@ -237,7 +246,7 @@ class RefeaturizeJob:
     base: str = "."
 
 
-def recorded_spec(attrs: dict[str, Any], run_id: str, data_root: str | None = None, *, quiet: bool = False) -> RunSpec:
+def recorded_spec(attrs: dict[str, Any], run_id: str, data_root: str | None = None) -> RunSpec:
     """The :class:`RunSpec` a source run recorded (``attrs["spec"]``), to recompute its θ0 from."""
     if not isinstance(attrs.get("spec"), dict):
         raise StoreError(
@@ -247,7 +256,7 @@ def recorded_spec(attrs: dict[str, Any], run_id: str, data_root: str | None = No
     spec = respelled(from_dict(RunSpec, attrs["spec"], where=f"run {run_id} spec"), attrs["spec"])
     if data_root is not None:
         spec.data_root = data_root  # where the data lives does not change it (the run id keeps the recorded one)
-    elif not quiet and run_id not in (spec.run_id, spec.id_with_data_root):
+    elif run_id not in (spec.run_id, spec.id_with_data_root):
         log.warning(
             "run %s: its recorded spec now hashes to %s (a RunSpec field changed since it was generated); "
             "refeaturizing it under its old id — `autosparse gen` with this code would generate it anew",

@@ -185,6 +185,12 @@ def test_settings_no_result_depends_on_find_the_run_they_ran(
     # what a result depends on is still another run
     other = GenConfig.from_yaml(write_config(tmp_path / "o.yaml", train={**TINY["train"], "batch_size": 64}))
     assert check_grid(other, store).todo == [expand_grid(other)[0].run_id]
+    # and a run recorded before a field existed is not a run of that field's default (review)
+    import zarr
+
+    group = zarr.open_group(str(store / "runs" / run_id), mode="r+")
+    group.attrs["spec"] = {k: v for k, v in group.attrs["spec"].items() if k != "samples_per_class"}
+    assert check_grid(cfg, store).todo == [spec.run_id]
 
 
 def test_a_relative_data_root_is_read_by_a_worker_in_another_folder(

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from autosparse.core.errors import AutosparseError, ConfigError, StoreError
+from autosparse.core.errors import ConfigError, StoreError
 from autosparse.core.text import count_of
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
-from autosparse.sources import recorded_spec
+from autosparse.sources import recipe_of
 from autosparse.store import LABEL_KIND, StoreReader, parse_filter
 from autosparse.store.filters import unknown_keys, unmatched_values
 
@@ -116,10 +116,8 @@ def _warn_duplicate_runs(reader: StoreReader) -> None:
     the scorer weighs that run once per copy."""
     ids: dict[str, list[str]] = {}
     for run_id, attrs in reader.runs().items():
-        try:
-            ids.setdefault(recorded_spec(attrs, run_id, quiet=True).recipe_id, []).append(run_id)
-        except (AutosparseError, KeyError, TypeError, ValueError):
-            continue  # a run that records no spec: nothing to compare
+        if isinstance(attrs.get("spec"), dict):  # a run that records no spec: nothing to compare
+            ids.setdefault(recipe_of(attrs["spec"]), []).append(run_id)
     copies = [sorted(group) for group in ids.values() if len(group) > 1]
     if copies:
         log.warning(
