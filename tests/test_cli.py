@@ -543,8 +543,10 @@ def test_hp_values_with_commas_or_without_a_value() -> None:
     # a text value split at its space (a path): told to bring it in a YAML config, not to write a list (hunt)
     with pytest.raises(ConfigError, match=r"'dir/sc' must look like.*YAML config: hp: \{scorer: 'the whole value"):
         parse_hparams("autos", ("scorer=/tmp/my", "dir/sc"))
-    with pytest.raises(ConfigError, match=r"'5' must look like.*synflow_mix takes one value .*synflow_mix=0\.5"):
+    with pytest.raises(ConfigError, match=r"'5' must look like.*synflow_mix takes one value, .*synflow_mix=0\.5"):
         parse_hparams("autos", ("synflow_mix=0", "5"))  # `synflow_mix=0,5` was told to write [1,28,28]
+    with pytest.raises(ConfigError, match=r"rounds takes one value, and --hp splits its values at spaces and commas$"):
+        parse_hparams("synflow", ("rounds=1", "000"))  # no decimal point for a whole number (review)
     # `scorer=` was read as the path '.' ("holds no card.json")
     with pytest.raises(ConfigError, match=r"scorer has no value: give --hp scorer=VALUE.*default: 'autos_mlp'"):
         parse_hparams("autos", ("scorer=",))

@@ -541,11 +541,13 @@ def test_store_info_and_bench(store: FeatureStore, tmp_path: Path) -> None:
     worker.start()
     try:
         assert taken.wait(30)
-        assert "being generated now (IRP rounds, no group yet): d" in store_info(store.path)
+        assert "claimed by a live process, no group yet (IRP rounds of a gen, or a copy starting): d" in store_info(
+            store.path
+        )
     finally:
         done.set()
         worker.join()
-    assert "being generated now" not in store_info(store.path)  # a lock file left behind is no run
+    assert "claimed by a live process" not in store_info(store.path)  # a lock file left behind is no run
 
     result = measure_write_read(tmp_path / "bench", 20_000, 8, storage=StorageOptions(chunk_bytes=64 * 1024))
     assert result["write_mb_s"] > 0 and result["read_shuffled_mb_s"] > 0 and result["compression_ratio"] > 1

@@ -29,6 +29,14 @@ def test_sparsity_headers_stay_as_they_were_and_never_collide_at_100() -> None:
     assert (sparsity_percent(0.99999999), sparsity_percent(0.999999)) == ("0.000001%", "0.0001%")
 
 
+def test_column_headers_of_different_densities_differ() -> None:
+    from autosparse.core.text import sparsity_headers
+
+    assert sparsity_headers([0.1, 0.0001, 0.00012]) == ["90%", "99.99%", "99.988%"]
+    assert sparsity_headers([0.0012, 0.00125]) == ["99.88%", "99.875%"]
+    assert sparsity_headers([0.02, 0.01]) == ["98%", "99%"]  # as they were where four digits differ
+
+
 def test_a_label_is_its_own_text_in_markdown() -> None:
     """``random_*uniform*`` rendered "uniform" in italics in a report's tables."""
     assert markdown_literal("random_*uniform*") == "random\\_\\*uniform\\*"

@@ -29,7 +29,6 @@ from autosparse.core.errors import (
     check_integers,
 )
 from autosparse.core.executors import check_resources
-from autosparse.core.text import sparsity_percent
 from autosparse.data import absolute_root, canonical_dataset, check_subset_sizes, dataset_info
 from autosparse.models import model_info
 from autosparse.models.info import unknown_options
@@ -281,14 +280,13 @@ class BenchConfig:
             if not 0.0 < float(d) <= 1.0:
                 raise DensityError(f"bench densities must be in (0, 1], got {d}; e.g. 0.01 keeps 1% of the weights")
         check_unique("density", self.densities)
-        headed: dict[str, float] = {}
-        for d in self.densities:  # 1 - 0.999 is not 0.001: two cells, two columns both headed 99.9%
-            if (head := sparsity_percent(d)) in headed:
+        for i, d in enumerate(self.densities):  # 1 - 0.999 is not 0.001: two cells, two columns of one name
+            twin = next((e for e in self.densities[:i] if math.isclose(float(d), float(e), rel_tol=1e-9)), None)
+            if twin is not None:
                 raise ConfigError(
-                    f"densities {headed[head]!r} and {d!r} both read {head} sparsity in the report's tables "
-                    "and plots, as two columns of one name; list that density once"
+                    f"densities {twin!r} and {d!r} differ only by float rounding (both keep the same weights): list "
+                    "that density once"
                 )
-            headed[head] = d
         check_unique("seed", self.seeds)
         check_resources(self.num_cpus, self.num_gpus)
         check_unique("dataset", self.datasets)

@@ -20,13 +20,14 @@ from typing import Any
 from autosparse.bench.cells import plan_jobs, read_current_cell
 from autosparse.bench.config import BenchConfig, slug
 from autosparse.bench.contest import contest_table, contests, no_verdicts
+from autosparse.bench.outputs import CONFIG_FILE
 from autosparse.bench.plots import Series, plot_accuracy, plot_layer_densities
 from autosparse.core import json_text
-from autosparse.core.config_record import config_hash, to_dict
+from autosparse.core.config_record import config_hash, dump_yaml, to_dict
 from autosparse.core.errors import disk_full
 from autosparse.core.executors import JobOutcome
 from autosparse.core.folders import make_output_dir, write_text
-from autosparse.core.text import count_of, markdown_literal, sparsity_percent
+from autosparse.core.text import count_of, markdown_literal, sparsity_headers
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +202,7 @@ def accuracy_table(config: BenchConfig, records: Sequence[dict[str, Any]], model
                 text += f" (n={st.n})"
             row.append(text)
         rows.append(row)
-    return markdown_table(["method", *[sparsity_percent(d) for d in densities]], rows)
+    return markdown_table(["method", *sparsity_headers(densities)], rows)
 
 
 def time_table(config: BenchConfig, records: Sequence[dict[str, Any]], model: str, dataset: str) -> str:
@@ -219,7 +220,7 @@ def time_table(config: BenchConfig, records: Sequence[dict[str, Any]], model: st
         tr = [v for d in densities if (st := train.get((model, dataset, m.title(), d))) for v in st.values]
         row.append(format_seconds(statistics.fmean(tr)) if tr else "–")
         rows.append(row)
-    return markdown_table(["method", *[sparsity_percent(d) for d in densities], "train (s/cell)"], rows)
+    return markdown_table(["method", *sparsity_headers(densities), "train (s/cell)"], rows)
 
 
 def dense_accuracy(records: Sequence[dict[str, Any]], model: str, dataset: str) -> Stat | None:
@@ -450,9 +451,19 @@ def write_report(config: BenchConfig, out_dir: str | Path, *, failures: Sequence
         "",
         "## Reproduce",
         "",
-        "```",
-        f"{run_from}autosparse bench --config {out.as_posix()}/bench.yaml --out {out.as_posix()}",
-        "```",
+        *(
+            ["```", f"{run_from}autosparse bench --config {out.as_posix()}/bench.yaml --out {out.as_posix()}", "```"]
+            if (out / CONFIG_FILE).exists()
+            # --report-only of a folder whose bench.yaml was deleted: the command named a file that was not there
+            else [
+                "This folder records no bench.yaml (deleted to shrink its grid); the grid reported here, saved as "
+                f"a YAML file, reruns with `{run_from}autosparse bench --config THAT.yaml --out {out.as_posix()}`:",
+                "",
+                "```yaml",
+                dump_yaml(config, record=True).rstrip(),
+                "```",
+            ]
+        ),
         "",
         f"Config hash {config_hash(config)}; every cell file in `cells/` holds its full spec, its config hash, "
         "the device and package versions. Per-cell numbers: `results.csv`, `results.json`.",

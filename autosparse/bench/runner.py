@@ -358,19 +358,6 @@ def _union(part: str, recorded: list[Any], new: list[Any]) -> list[Any]:
     return [*out, *(v for i, v in enumerate(new) if i not in used and json.dumps(v, sort_keys=True) not in have)]
 
 
-def report_folder(out: Path, config: BenchConfig) -> BenchReport:
-    """The report of the grid ``out`` records once ``config`` joins it, computing nothing (``--report-only``).
-
-    A folder without a bench.yaml (deleted to shrink its grid, as the README says) gets this grid's:
-    the report's Reproduce command names that file.
-    """
-    with exclusive(out / GRID_LOCK):
-        folder = folder_config(out, config)
-        if not (out / CONFIG_FILE).exists():
-            record_config(out, folder)
-    return write_report(folder, out)
-
-
 def record_config(out: Path, config: BenchConfig) -> None:
     """Write the folder's bench.yaml through a temporary name: another bench process may be reading it."""
     write_text(out / CONFIG_FILE, record_text(dump_yaml(config, record=True)))

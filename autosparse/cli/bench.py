@@ -270,7 +270,8 @@ def _check_method_names(given: Any, labels: list[str]) -> None:
 
 def _accuracy(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
     from autosparse.bench.outputs import check_folder_kind
-    from autosparse.bench.runner import CONFIG_FILE, report_folder, run_bench, settings_unlike_record
+    from autosparse.bench.report import write_report
+    from autosparse.bench.runner import CONFIG_FILE, folder_config, run_bench, settings_unlike_record
     from autosparse.core.text import count_of
 
     if report_only:
@@ -291,7 +292,7 @@ def _accuracy(cfg: Any, where: Any, report_only: bool, out: Path) -> int:
                 f"--report-only: {out} holds no bench cells ({out / CELLS_DIR}/*.json); point --out at the folder a "
                 "bench wrote, or run the bench without --report-only"
             )
-        report = report_folder(out, cfg)  # the folder's whole grid, as a run reports it
+        report = write_report(folder_config(out, cfg), out)  # the folder's whole grid, as a run reports it
         print(report.tables)
         print(
             f"\n{count_of(len(report.records), 'cell')} on disk, {len(report.missing)} missing; report: {report.path}"

@@ -44,8 +44,8 @@ def parse_hparams(method: str, items: tuple[str, ...]) -> dict[str, object]:
                 else f"; --hp splits its values at spaces and commas, so a {last} holding one goes in a YAML "
                 f"config: hp: {{{last}: 'the whole value, quoted'}}"
                 if kind.startswith("str")
-                else f"; {last} takes one value (a decimal is written with a point: {last}=0.5), and --hp splits "
-                "its values at spaces and commas"
+                else f"; {last} takes one value, and --hp splits its values at spaces and commas"
+                + ("" if kind in ("int", "bool") else f" (a decimal is written with a point: {last}=0.5)")
                 if last
                 else ""
             )

@@ -22,18 +22,30 @@ def count_of(n: float, noun: str) -> str:
     return f"{n:g} {noun}{'' if n == 1 else 's'}"
 
 
-def sparsity_percent(density: float) -> str:
+def sparsity_percent(density: float, digits: int = 4) -> str:
     """The sparsity of ``density`` in percent, as every table and plot heads it: four significant digits
     (``99%``, ``99.5%``, ``99.99%``), more where four would round it off (99.995% and 99.998% both read
     ``100%``, two columns of one name)."""
     sparsity = 100 * (1 - float(density))
-    digits, text = 4, f"{sparsity:.4g}"
+    text = f"{sparsity:.{digits}g}"
     while float(text) == 100 and sparsity < 100 and digits < 12:
         digits += 1
         text = f"{sparsity:.{digits}g}"
     if "e" in text:  # a density of 0.99999999 read "1e-06%": the same digits, written out
         text = f"{float(text):.12f}".rstrip("0").rstrip(".")
     return f"{text}%"
+
+
+def sparsity_headers(densities: Iterable[float]) -> list[str]:
+    """:func:`sparsity_percent` of each density, with as many more digits as it takes for different
+    densities to read differently (0.0001 and 0.00012 both read 99.99%: two columns of one name)."""
+    densities = [float(d) for d in densities]
+    heads = [sparsity_percent(d) for d in densities]
+    for digits in range(5, 13):
+        if len(set(heads)) == len(set(densities)):
+            break
+        heads = [sparsity_percent(d, digits) for d in densities]
+    return heads
 
 
 #: what markdown reads as emphasis, code, strikethrough or an escape
@@ -46,4 +58,4 @@ def markdown_literal(label: str) -> str:
     return label.translate(_MARKUP)
 
 
-__all__ = ["count_of", "markdown_literal", "name_list", "sparsity_percent"]
+__all__ = ["count_of", "markdown_literal", "name_list", "sparsity_headers", "sparsity_percent"]

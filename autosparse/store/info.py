@@ -182,7 +182,9 @@ def store_info(path: str | os.PathLike[str]) -> str:
     claimed = sorted(p.stem for p in (path / LOCKS).glob("*.lock")) if (path / LOCKS).is_dir() else []
     generating = [r for r in claimed if r not in known and is_being_written(path, r)]
     if generating:
-        lines.append(f"  being generated now (IRP rounds, no group yet): {', '.join(generating)}")
+        lines.append(
+            f"  claimed by a live process, no group yet (IRP rounds of a gen, or a copy starting): {', '.join(generating)}"
+        )
     if by_status["broken"]:
         lines.append(
             f"  broken: {', '.join(by_status['broken'])} — `autosparse store validate {path}` says why and what "

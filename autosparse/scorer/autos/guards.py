@@ -195,7 +195,8 @@ def student_verdict(call: Call) -> StudentVerdict | None:
             ("student-reach", call.cfg.scorer, kind, f"{call.density:.6g}", call.network),
             "autos: density %.4g is beyond the student evidence of scorer %s for %s nets (nearest: %s at density "
             "%.4g, SynFlow minus learned %+.1f points; it speaks within a factor %g), so the student guard cannot "
-            "decide and the learned mask is used; prune with method synflow to compare",
+            "decide: the learned mask is used unless another check hands the net to SynFlow; prune with method "
+            "synflow to compare",
             call.density,
             call.cfg.scorer,
             kind,
