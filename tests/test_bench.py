@@ -252,6 +252,20 @@ def test_unknown_method_fails_before_anything_runs(tmp_path: Path) -> None:
     assert main(["bench", "--config", str(cfg_path), "--out", str(out)]) == 2
 
 
+def test_a_grid_that_cannot_join_the_record_says_it_replaces_it(
+    tiny_run, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # the folder forgot the rest of its grid without a word (review)
+    from autosparse.bench.runner import folder_config
+
+    _, out, _ = tiny_run
+    dst = _copy(out, tmp_path)
+    twin = tiny_config(densities=[1 - 0.98])  # the record's 0.02, but for float rounding: no valid union
+    with caplog.at_level("WARNING", logger="autosparse"):
+        assert folder_config(dst, twin) is twin
+    assert "do not join (densities 0.02 and 0.020000000000000018 differ only by float rounding" in caplog.text
+
+
 def test_two_densities_never_head_one_column() -> None:
     from autosparse.bench.report import accuracy_table
 

@@ -312,8 +312,15 @@ def folder_config(out: Path, config: BenchConfig, *, say: bool = True) -> BenchC
         return config  # this run's grid holds the record's (or renames entries of it) and adds none
     try:
         union = from_dict(BenchConfig, merged, where=str(path)).validate()
-    except AutosparseError:
-        return config  # e.g. two rows of one label: the new grid replaces the record, as before
+    except AutosparseError as exc:  # e.g. two rows of one label: the new grid replaces the record, as before
+        if say:  # said: the folder forgot the rest of its grid without a word (review)
+            log.warning(
+                "%s and this run's grid do not join (%s); the record and the report become this run's grid (the "
+                "cells stay; rerun the recorded grid to report it again)",
+                path,
+                str(exc).splitlines()[0],
+            )
+        return config
     if say:
         log.warning(
             "%s records a larger grid than this run's; the record and the report keep all of it (delete that "
