@@ -304,9 +304,8 @@ def _pool_worker(
     for name, level in levels.items():
         # warnings and errors only: the parent already says each job's end
         logging.getLogger(name or None).setLevel(max(level, logging.WARNING))
-    if records is not None:  # to the parent, which writes them through its bars (_Relay)
-        # an exit never waits on the queue: a worker killed while sending would hold its lock for good
-        records.cancel_join_thread()
+    if records is not None:  # to the parent, which writes them through its bars (_Relay) and reads the queue
+        # until every worker has exited, so a worker's exit, which flushes what it logged last, cannot block
         logging.getLogger().handlers = [logging.handlers.QueueHandler(records)]
 
 
