@@ -87,7 +87,7 @@ class RunSpec:
         which the bench's cells and IRP's checkpoints leave out too).
 
         Not the run id, which keeps its hash (ids name runs on disk; tests/test_ids.py): a grid
-        rerun with ``--train.eval-batch-size 256`` finds its runs by this (:func:`runs_by_recipe`)
+        rerun with ``--train.eval-batch-size 256`` finds its runs by this (:func:`same_recipe`)
         instead of generating each again as a duplicate.
         """
         return recipe_of(to_dict(self))
@@ -164,15 +164,23 @@ def recipe_of(spec: dict[str, Any]) -> str:
     return config_hash(spec)
 
 
-def runs_by_recipe(store: FeatureStore) -> dict[str, str]:
-    """Each complete run of ``store`` by its recorded spec's recipe (:func:`recipe_of`; the first, in id
-    order); runs that record no spec are left out."""
-    out: dict[str, str] = {}
+def same_recipe(store: FeatureStore, specs: Iterable[RunSpec]) -> dict[str, str]:
+    """Of ``specs`` (runs not held under their own ids), those ``store`` holds as a complete run written with
+    other settings no result depends on: run id -> that run's id (the first, in id order).
+
+    Reads the record of every complete run, once, and only when there is a spec to look for; a run that
+    records no spec is left out. ``gen`` and the demo both ask it (a rerun with other threads or another
+    evaluation batch generated every run again, as duplicates a scorer then trained on twice).
+    """
+    specs = list(specs)
+    if not specs:
+        return {}
+    by_recipe: dict[str, str] = {}
     for run_id in sorted(store.complete_runs()):
         recorded = store.run_attrs(run_id).get("spec")
         if isinstance(recorded, dict):
-            out.setdefault(recipe_of(recorded), run_id)
-    return out
+            by_recipe.setdefault(recipe_of(recorded), run_id)
+    return {s.run_id: by_recipe[s.recipe_id] for s in specs if s.recipe_id in by_recipe}
 
 
 def execute_run(job: RunJob) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from autosparse.data import (
     default_data_root,
 )
 from autosparse.features import FEATURE_NAMES, SCHEMA_VERSION
-from autosparse.sources import RunJob, RunSpec, execute_run, held_id, runs_by_recipe
+from autosparse.sources import RunJob, RunSpec, execute_run, held_id, same_recipe
 from autosparse.store import FeatureStore
 from autosparse.store.jobs import run_store_jobs
 from autosparse.store.layout import RUNS, check_outside_stores, foreign_entries, missing_arrays
@@ -154,21 +154,17 @@ def _held(store: FeatureStore, grid: list[tuple[RunSpec, tuple[str, ...]]]) -> d
     depends on (``--train.eval-batch-size 256``, other threads) is that run: it was generated again, as a
     duplicate a scorer then trained on twice (hunt)."""
     held = {spec.run_id: held_id(store, spec, earlier) for spec, earlier in grid}
-    missing = [spec for spec, _ in grid if held[spec.run_id] is None]
-    if missing:
-        by_recipe = runs_by_recipe(store)
-        found = {spec.run_id: by_recipe[spec.recipe_id] for spec in missing if spec.recipe_id in by_recipe}
-        if found:
-            log.info(
-                "%s of the grid %s complete under the id of a run written with other %s (settings no label or "
-                "feature depends on): not generated again (%s)",
-                count_of(len(found), "run"),
-                "is" if len(found) == 1 else "are",
-                "/".join(COSMETIC_TRAIN_FIELDS),
-                ", ".join(f"{a} as {b}" for a, b in list(found.items())[:3]) + (" …" if len(found) > 3 else ""),
-            )
-        held.update(found)
-    return held
+    found = same_recipe(store, (spec for spec, _ in grid if held[spec.run_id] is None))
+    if found:
+        log.info(
+            "%s of the grid %s complete under the id of a run written with other %s (settings no label or "
+            "feature depends on): not generated again (%s)",
+            count_of(len(found), "run"),
+            "is" if len(found) == 1 else "are",
+            "/".join(COSMETIC_TRAIN_FIELDS),
+            ", ".join(f"{a} as {b}" for a, b in list(found.items())[:3]) + (" …" if len(found) > 3 else ""),
+        )
+    return {**held, **found}
 
 
 def generate(

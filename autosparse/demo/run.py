@@ -41,7 +41,7 @@ from autosparse.pruners.registry import make_pruner
 from autosparse.scorer.checkpoint import LOCK_FILE as SCORER_LOCK
 from autosparse.scorer.config import ScorerConfig
 from autosparse.scorer.training import train_scorer
-from autosparse.sources import RunJob, RunSpec, execute_run, held_id, runs_by_recipe
+from autosparse.sources import RunJob, RunSpec, execute_run, held_id, same_recipe
 from autosparse.store import FeatureStore
 from autosparse.store.jobs import run_store_jobs
 from autosparse.store.layout import enclosing_store
@@ -138,10 +138,8 @@ def _stored_ids(store: Path, specs: list[RunSpec]) -> list[str | None]:
         return [None] * len(specs)
     fs = FeatureStore(store, schema_version=SCHEMA_VERSION, feature_names=list(FEATURE_NAMES), create=False)
     found = [held_id(fs, spec) for spec in specs]
-    if None in found:
-        by_recipe = runs_by_recipe(fs)
-        found = [f or by_recipe.get(spec.recipe_id) for f, spec in zip(found, specs, strict=True)]
-    return found
+    alike = same_recipe(fs, (spec for f, spec in zip(found, specs, strict=True) if f is None))
+    return [f or alike.get(spec.run_id) for f, spec in zip(found, specs, strict=True)]
 
 
 def bench_config(cfg: DemoConfig, setting: Setting, choice: DataChoice, scorer_dir: Path) -> BenchConfig:

@@ -89,7 +89,8 @@ def copy_runs(src: str | os.PathLike[str], dst: str | os.PathLike[str], *, where
         # a copy inside the source read as an incomplete run of it, which `store repair` would delete (review)
         raise ConfigError(f"--out {dst} must be a store outside {src}, and not around it: the source is never changed")
     reader = StoreReader(src_path, where=where)
-    if unmatched := unmatched_values(parse_filter(where), StoreReader(src_path).runs()):  # as --holdout says
+    # as --holdout says; every run's record read again only where a filter names values
+    if where and (unmatched := unmatched_values(parse_filter(where), StoreReader(src_path).runs())):
         log.warning("--runs: %s match no run of %s, so nothing of it is copied", ", ".join(unmatched), src)
     if reader.n_runs == 0:
         raise StoreError(
